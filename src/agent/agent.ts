@@ -1,0 +1,123 @@
+// The agent: one listener in front of one Database. It accepts TCP connections and hands each to the
+// protocol engine; access, audit, credentials and session tracking are shared services engines call.
+import { type Server, type Socket, createServer } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Identity, TokenVerifier } from '../authn/identity.js';
+import { type Decision, checkAccess } from '../authz/engine.js';
+import { DrawbridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CredentialProvider } from '../engines/credentials.js';
+import { credentialProvider } from '../engines/credentials.js';
+import { type AgentRuntime, type Engine, createEngine } from '../engines/types.js';
+import type { AuditSink } from './audit.js';
+import { AgentMetrics } from './metrics.js';
+import { SessionRegistry } from './sessions.js';
+import type { AgentState } from './state.js';
+
+export interface AgentOptions {
+  state: AgentState;
+  serverTls: SecureContext;
+  audit: AuditSink;
+  log: Logger;
+  tokenVerifier?: TokenVerifier;
+  metrics?: AgentMetrics;
+}
+
+export class Agent implements AgentRuntime {
+  readonly state: AgentState;
+  readonly audit: AuditSink;
+  readonly log: Logger;
+  readonly sessions = new SessionRegistry();
+  readonly metrics: AgentMetrics;
+  readonly tokenVerifier?: TokenVerifier;
+  private tlsContext: SecureContext;
+  private provider: { type: string; provider: CredentialProvider } | undefined;
+  private readonly engine: Engine;
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(opts: AgentOptions) {
+    this.state = opts.state;
+    this.audit = opts.audit;
+    this.log = opts.log;
+    this.tokenVerifier = opts.tokenVerifier;
+    this.metrics = opts.metrics ?? new AgentMetrics();
+    this.tlsContext = opts.serverTls;
+    this.engine = createEngine(this.state.database.spec.protocol);
+    this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
+    // Policy changes re-check every live session at once: revocation within the 5 s promise.
+    this.state.on('change', () => {
+      this.provider = undefined;
+      this.sessions.reevaluate(this.state.policy, this.state.database);
+    });
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    // A client error must never take the agent down; engines log and close their own sockets.
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    try {
+      this.engine.handleConnection(socket, this);
+    } catch (err) {
+      this.log.error({ err }, 'engine failed to take a connection');
+      socket.destroy();
+    }
+  }
+
+  serverTls(): SecureContext {
+    return this.tlsContext;
+  }
+
+  setServerTls(ctx: SecureContext): void {
+    this.tlsContext = ctx;
+  }
+
+  credentials(): CredentialProvider {
+    const type = this.state.database.spec.auth.type;
+    if (this.provider?.type !== type) {
+      this.provider = { type, provider: credentialProvider(type, { secrets: this.state, log: this.log }) };
+    }
+    return this.provider.provider;
+  }
+
+  authorize(identity: Identity, dbUser: string, dbName?: string): Decision {
+    const database = this.state.database;
+    const decision = checkAccess(identity, { database, dbUser, dbName }, this.state.policy);
+    if (!decision.allowed) {
+      this.metrics.deniedTotal.inc({ protocol: database.spec.protocol, level: 'session' });
+      this.log.info({ user: identity.user, dbUser, dbName, reason: decision.reason }, 'access denied');
+    }
+    return decision;
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const addr = this.server.address();
+        const bound = typeof addr === 'object' && addr ? addr.port : port;
+        this.log.info({ host, port: bound, database: this.state.database.metadata.name }, 'agent listening');
+        resolve({ host, port: bound });
+      });
+    });
+  }
+
+  /** Stops accepting, lets sessions finish for `drainMs`, then ends the rest with a clear message. */
+  async stop(drainMs = 10_000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      const deadline = setTimeout(() => {
+        this.sessions.terminateAll(
+          new DrawbridgeError('AGENT_SHUTDOWN', 'the agent is shutting down', 'reconnect'),
+        );
+        setTimeout(() => this.sockets.forEach((s) => s.destroy()), 1000).unref();
+      }, drainMs);
+      deadline.unref();
+      if (this.sockets.size === 0) clearTimeout(deadline);
+    });
+    await this.engine.close?.();
+    await this.audit.close();
+  }
+}

@@ -1,0 +1,64 @@
+// Audit events as JSON lines, one per line, to a file or stdout. Writes are buffered by the stream;
+// an event is never dropped silently: a write error is logged and the sink reopens on the next event.
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Logger } from '../log.js';
+
+export type AuditEventType =
+  'session.start' | 'session.end' | 'session.denied' | 'query' | 'command' | 'command.denied';
+
+export interface AuditEvent {
+  type: AuditEventType;
+  sessionId: string;
+  database: string;
+  protocol: string;
+  user: string;
+  dbUser?: string;
+  dbName?: string;
+  [field: string]: unknown;
+}
+
+export interface AuditSink {
+  emit(event: AuditEvent): void;
+  close(): Promise<void>;
+}
+
+export class JsonLinesAudit implements AuditSink {
+  private stream: WriteStream | NodeJS.WritableStream | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {}
+
+  emit(event: AuditEvent): void {
+    const line = JSON.stringify({ time: new Date().toISOString(), ...event }) + '\n';
+    this.open().write(line);
+  }
+
+  private open(): NodeJS.WritableStream {
+    if (this.stream) return this.stream;
+    if (this.path === '-') return (this.stream = process.stdout);
+    const s = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
+    s.on('error', (err) => {
+      this.log.error({ err, path: this.path }, 'audit log write failed; reopening on next event');
+      this.stream = undefined;
+    });
+    return (this.stream = s);
+  }
+
+  async close(): Promise<void> {
+    const s = this.stream;
+    this.stream = undefined;
+    if (!s || s === process.stdout) return;
+    await new Promise<void>((resolve) => (s as WriteStream).end(resolve));
+  }
+}
+
+/** Long values are cut, with their length and a hash, so audit logs stay readable and comparable. */
+export function auditValue(value: string | Buffer, max = 256): string {
+  if (value.length <= max) return typeof value === 'string' ? value : value.toString('utf8');
+  const hash = createHash('sha256').update(value).digest('hex').slice(0, 16);
+  const head = typeof value === 'string' ? value.slice(0, max) : value.subarray(0, max).toString('utf8');
+  return `${head}…[${value.length} bytes sha256:${hash}]`;
+}

@@ -1,0 +1,33 @@
+// Serves /metrics (Prometheus) and /healthz for probes.
+import { type Server, createServer } from 'node:http';
+import type { Logger } from '../log.js';
+import type { AgentMetrics } from './metrics.js';
+
+export function serveMetrics(listen: string, metrics: AgentMetrics, log: Logger): Promise<Server> {
+  const i = listen.lastIndexOf(':');
+  const server = createServer((req, res) => {
+    if (req.url === '/healthz') {
+      res.end('ok');
+      return;
+    }
+    if (req.url !== '/metrics') {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => {
+        res.setHeader('content-type', metrics.registry.contentType);
+        res.end(text);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'metrics collection failed');
+        res.statusCode = 500;
+        res.end();
+      },
+    );
+  });
+  return new Promise((resolve) =>
+    server.listen(Number(listen.slice(i + 1)), listen.slice(0, i), () => resolve(server)),
+  );
+}

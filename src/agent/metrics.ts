@@ -1,0 +1,34 @@
+// Prometheus metrics for the agent, one registry per agent so tests can run several in a process.
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly sessionsActive = new Gauge({
+    name: 'drawbridge_sessions_active',
+    help: 'Client sessions currently open',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  readonly sessionsTotal = new Counter({
+    name: 'drawbridge_sessions_total',
+    help: 'Client sessions by outcome',
+    labelNames: ['protocol', 'outcome'],
+    registers: [this.registry],
+  });
+  readonly deniedTotal = new Counter({
+    name: 'drawbridge_access_denied_total',
+    help: 'Sessions and commands denied by access rules',
+    labelNames: ['protocol', 'level'],
+    registers: [this.registry],
+  });
+  readonly bytesTotal = new Counter({
+    name: 'drawbridge_bytes_total',
+    help: 'Bytes relayed',
+    labelNames: ['protocol', 'direction'],
+    registers: [this.registry],
+  });
+
+  constructor(defaults = false) {
+    if (defaults) collectDefaultMetrics({ register: this.registry });
+  }
+}

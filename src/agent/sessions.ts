@@ -1,0 +1,79 @@
+// Live sessions: each is re-checked when policy changes and ended at its TTL or credential expiry.
+import { randomUUID } from 'node:crypto';
+import type { Identity } from '../authn/identity.js';
+import { type AccessRequest, type Decision, type Policy, checkAccess } from '../authz/engine.js';
+import { DrawbridgeError } from '../errors.js';
+
+export interface LiveSession {
+  readonly id: string;
+  readonly identity: Identity;
+  /** The current request (Redis sessions may switch database user with AUTH). */
+  request(): AccessRequest;
+  /** Ends the session, telling the client why in its own protocol. */
+  terminate(err: DrawbridgeError): void;
+  /** Called after a policy change that still allows the session, e.g. to refresh command rules. */
+  regrant?(decision: Extract<Decision, { allowed: true }>): void;
+}
+
+export function newSessionId(): string {
+  return randomUUID();
+}
+
+export class SessionRegistry {
+  private readonly live = new Map<string, { session: LiveSession; timer: NodeJS.Timeout }>();
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Tracks a session until `release`; schedules its end at the earlier of role TTL and credential expiry. */
+  add(session: LiveSession, ttlMs: number): void {
+    const expiry = session.identity.expiresAt?.getTime();
+    const byCert = expiry === undefined ? Infinity : expiry - Date.now();
+    const ms = Math.max(0, Math.min(ttlMs, byCert));
+    const byRole = ttlMs <= byCert;
+    const timer = setTimeout(
+      () =>
+        session.terminate(
+          new DrawbridgeError(
+            'SESSION_EXPIRED',
+            byRole ? 'session reached the maximum session TTL of its role' : 'client certificate expired',
+            'log in again (kubectl db login NAME) and reconnect',
+          ),
+        ),
+      Math.min(ms, 2 ** 31 - 1),
+    );
+    timer.unref();
+    this.live.set(session.id, { session, timer });
+  }
+
+  release(id: string): void {
+    const entry = this.live.get(id);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    this.live.delete(id);
+  }
+
+  /** Re-runs the access check for every session; those no longer allowed end now. */
+  reevaluate(policy: Policy, database: AccessRequest['database']): void {
+    for (const { session } of [...this.live.values()]) {
+      const req = { ...session.request(), database };
+      const decision = checkAccess(session.identity, req, policy);
+      if (decision.allowed) session.regrant?.(decision);
+      else {
+        session.terminate(
+          new DrawbridgeError(
+            'SESSION_REVOKED',
+            `access revoked: ${decision.reason}`,
+            'ask an admin to restore access',
+          ),
+        );
+      }
+    }
+  }
+
+  /** Ends every session (agent shutdown). */
+  terminateAll(err: DrawbridgeError): void {
+    for (const { session } of [...this.live.values()]) session.terminate(err);
+  }
+}

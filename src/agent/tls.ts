@@ -1,0 +1,48 @@
+// Client-facing TLS. Client certificates are requested but not enforced by the handshake, so a client
+// without one (a workload sending a token as its password) still reaches the protocol layer, where a
+// missing or bad certificate gets an error in the client's own protocol instead of a bare TLS alert.
+import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { type SecureContext, TLSSocket, createSecureContext } from 'node:tls';
+import { type Identity, identityFromCertificate } from '../authn/identity.js';
+import { DrawbridgeError } from '../errors.js';
+
+export interface ServerTlsFiles {
+  certFile: string;
+  keyFile: string;
+  clientCAFile: string;
+}
+
+export function serverContextFromFiles(files: ServerTlsFiles): SecureContext {
+  return createSecureContext({
+    cert: readFileSync(files.certFile),
+    key: readFileSync(files.keyFile),
+    ca: readFileSync(files.clientCAFile),
+    minVersion: 'TLSv1.2',
+  });
+}
+
+/** Wraps an accepted socket in server-side TLS; `head` is any bytes already read past the TLS start. */
+export function acceptTls(socket: Socket, context: SecureContext): TLSSocket {
+  const tls = new TLSSocket(socket, {
+    isServer: true,
+    secureContext: context,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  return tls;
+}
+
+/** The certificate identity, undefined when no certificate was sent, or an error naming why it was rejected. */
+export function certificateIdentity(tls: TLSSocket): Identity | undefined {
+  const cert = tls.getPeerCertificate();
+  if (!cert || Object.keys(cert).length === 0) return undefined;
+  if (!tls.authorized) {
+    throw new DrawbridgeError(
+      'AUTHN_FAILED',
+      `client certificate rejected: ${String(tls.authorizationError)}`,
+      'get a fresh certificate with kubectl db login NAME (it must be issued by the Drawbridge client CA)',
+    );
+  }
+  return identityFromCertificate(cert);
+}

@@ -1,0 +1,40 @@
+// AgentConfig: the standalone agent's own settings (not a CRD). It sits in the same YAML stream as the
+// Database, AccessRole, DatabaseUser and Secret documents it uses.
+import { z } from 'zod';
+import { objectName, resource } from './meta.js';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:5432 or 127.0.0.1:6379');
+
+export const AgentConfigSpec = z.object({
+  listen: hostPort,
+  database: objectName,
+  tls: z.object({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    clientCAFile: z.string().min(1),
+  }),
+  audit: z.object({ path: z.string().min(1).default('-') }).default({ path: '-' }),
+  /** Where Prometheus metrics are served (host:port); off when unset. */
+  metrics: hostPort.optional(),
+});
+
+export const AgentConfig = resource('AgentConfig', AgentConfigSpec, z.object({}).passthrough());
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+/** The subset of a core/v1 Secret the agent reads: `stringData` (as written by people) or `data` (base64). */
+export const Secret = z.object({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('Secret'),
+  metadata: z.object({ name: objectName, namespace: z.string().optional() }),
+  stringData: z.record(z.string(), z.string()).optional(),
+  data: z.record(z.string(), z.string()).optional(),
+});
+export type Secret = z.infer<typeof Secret>;
+
+export function secretValues(secret: Secret): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  return { ...out, ...secret.stringData };
+}

@@ -1,0 +1,6 @@
+export * from './meta.js';
+export * from './database.js';
+export * from './access.js';
+export * from './agent-config.js';
+export * from './config.js';
+export * from './validate.js';

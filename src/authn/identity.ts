@@ -1,0 +1,45 @@
+// Who is connecting. From a client certificate: CN = user, O = groups (the Kubernetes convention).
+// From a ServiceAccount token: the TokenReview's username and groups.
+import type { PeerCertificate } from 'node:tls';
+import { DrawbridgeError } from '../errors.js';
+
+export interface Identity {
+  user: string;
+  groups: string[];
+  source: 'certificate' | 'token';
+  /** When the credential stops being valid; sessions end then. */
+  expiresAt?: Date;
+}
+
+export function identityFromCertificate(cert: PeerCertificate | undefined): Identity {
+  if (!cert || !cert.subject || Object.keys(cert.subject).length === 0) {
+    throw new DrawbridgeError(
+      'AUTHN_FAILED',
+      'no client certificate was presented',
+      'log in first (kubectl db login NAME), or pass the certificate and key to your client',
+    );
+  }
+  const cn = cert.subject.CN;
+  const user = Array.isArray(cn) ? cn[0] : cn;
+  if (!user) {
+    throw new DrawbridgeError('AUTHN_FAILED', 'the client certificate has no common name (CN = user name)');
+  }
+  const o = cert.subject.O;
+  const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
+  return { user, groups, source: 'certificate', expiresAt: new Date(cert.valid_to) };
+}
+
+/** Kubernetes names ServiceAccounts this way in TokenReview results and RBAC. */
+export function serviceAccountUser(namespace: string, name: string): string {
+  return `system:serviceaccount:${namespace}:${name}`;
+}
+
+/** The seam for workload tokens; the operator provides a TokenReview-backed implementation. */
+export interface TokenVerifier {
+  verify(token: string): Promise<Identity>;
+}
+
+/** JWTs have three base64url parts; anything else sent as a password is not a token. */
+export function looksLikeToken(password: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(password) && password.length > 40;
+}

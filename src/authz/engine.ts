@@ -1,0 +1,151 @@
+// The access engine: pure functions of (identity, database, request, policy) → decision with a reason.
+// Semantics follow Teleport RBAC: deny wins; within one role every allow matcher must match; roles
+// combine with OR; the session TTL is the smallest maxSessionTTL among the person's roles.
+import type { AccessRole, DatabaseUser, Subject } from '../api/access.js';
+import type { Database } from '../api/database.js';
+import { parseDuration } from '../api/meta.js';
+import type { Identity } from '../authn/identity.js';
+import { matchAny, matchLabels } from './match.js';
+import { type ExpandedRule, type Traits, expandRule } from './traits.js';
+
+export interface Policy {
+  roles: readonly AccessRole[];
+  users: readonly DatabaseUser[];
+}
+
+export interface AccessRequest {
+  database: Database;
+  /** Database user to log in as (PostgreSQL startup `user`, Redis AUTH user or `default`). */
+  dbUser: string;
+  /** PostgreSQL database name; undefined for protocols without one. */
+  dbName?: string;
+}
+
+/** A role bound to the person, with its rules expanded for their traits. */
+export interface BoundRole {
+  name: string;
+  allow: ExpandedRule;
+  deny: ExpandedRule;
+  maxSessionTTLms: number;
+}
+
+export type Decision =
+  | { allowed: true; reason: string; roles: BoundRole[]; allowedBy: BoundRole[]; ttlMs: number }
+  | { allowed: false; reason: string; role?: string; rule?: 'allow' | 'deny' };
+
+export function subjectMatches(subject: Subject, identity: Identity): boolean {
+  switch (subject.kind) {
+    case 'User':
+      return subject.name === identity.user;
+    case 'Group':
+      return identity.groups.includes(subject.name);
+    case 'ServiceAccount':
+      return identity.user === `system:serviceaccount:${subject.namespace}:${subject.name}`;
+  }
+}
+
+/** The roles bound to `identity` through DatabaseUsers, with merged traits expanded into them. */
+export function bindRoles(identity: Identity, policy: Policy): BoundRole[] {
+  const traits: Record<string, string[]> = {};
+  const names = new Set<string>();
+  for (const u of policy.users) {
+    if (!u.spec.subjects.some((s) => subjectMatches(s, identity))) continue;
+    u.spec.roles.forEach((r) => names.add(r));
+    for (const [k, v] of Object.entries(u.spec.traits ?? {})) {
+      if (v) traits[k] = [...new Set([...(traits[k] ?? []), ...v])];
+    }
+  }
+  const byName = new Map(policy.roles.map((r) => [r.metadata.name, r]));
+  const bound: BoundRole[] = [];
+  for (const name of names) {
+    const role = byName.get(name);
+    if (!role) continue; // A DatabaseUser naming a missing role grants nothing; the operator reports it.
+    bound.push(bindRole(role, traits));
+  }
+  return bound;
+}
+
+function bindRole(role: AccessRole, traits: Traits): BoundRole {
+  return {
+    name: role.metadata.name,
+    allow: expandRule(role.spec.allow, traits),
+    deny: expandRule(role.spec.deny, traits),
+    maxSessionTTLms: parseDuration(role.spec.options.maxSessionTTL),
+  };
+}
+
+function labelsOf(db: Database): Record<string, string> {
+  return db.metadata.labels ?? {};
+}
+
+/** Why a deny rule ends the session, or undefined. A rule with only redisCommands denies commands, not sessions. */
+export function denyReason(rule: ExpandedRule, req: AccessRequest): string | undefined {
+  const scoped = rule.databaseUsers || rule.databaseNames || rule.redisCommands;
+  if (!rule.databaseLabels && !scoped) return undefined;
+  if (rule.databaseLabels && !matchLabels(rule.databaseLabels, labelsOf(req.database)).matched)
+    return undefined;
+  const user = rule.databaseUsers ? matchAny(rule.databaseUsers, req.dbUser) : undefined;
+  if (user !== undefined) return `database user "${req.dbUser}" matches deny.databaseUsers "${user}"`;
+  const name =
+    rule.databaseNames && req.dbName !== undefined ? matchAny(rule.databaseNames, req.dbName) : undefined;
+  if (name !== undefined) return `database name "${req.dbName}" matches deny.databaseNames "${name}"`;
+  if (!scoped) return `database labels match deny.databaseLabels`;
+  return undefined;
+}
+
+/** Why an allow rule does not grant the request, or undefined when it does. */
+export function allowMismatch(rule: ExpandedRule, req: AccessRequest): string | undefined {
+  if (!rule.databaseLabels) return 'allow.databaseLabels is empty';
+  const labels = matchLabels(rule.databaseLabels, labelsOf(req.database));
+  if (!labels.matched) return labels.mismatch;
+  if (!rule.databaseUsers || !matchAny(rule.databaseUsers, req.dbUser)) {
+    return `database user "${req.dbUser}" is not in allow.databaseUsers ${JSON.stringify(rule.databaseUsers ?? [])}`;
+  }
+  if (req.dbName !== undefined && (!rule.databaseNames || !matchAny(rule.databaseNames, req.dbName))) {
+    return `database name "${req.dbName}" is not in allow.databaseNames ${JSON.stringify(rule.databaseNames ?? [])}`;
+  }
+  return undefined;
+}
+
+function describe(req: AccessRequest): string {
+  const name = req.dbName !== undefined ? ` database name "${req.dbName}"` : '';
+  return `access to ${req.database.metadata.name} as database user "${req.dbUser}"${name}`;
+}
+
+/** Decides whether `identity` may open a session; evaluated on every new session and on policy change. */
+export function checkAccess(identity: Identity, req: AccessRequest, policy: Policy): Decision {
+  const roles = bindRoles(identity, policy);
+  if (roles.length === 0) {
+    return {
+      allowed: false,
+      reason: `${describe(req)} denied: user "${identity.user}" (groups ${JSON.stringify(identity.groups)}) is not a subject of any DatabaseUser`,
+    };
+  }
+  for (const role of roles) {
+    const why = denyReason(role.deny, req);
+    if (why)
+      return {
+        allowed: false,
+        reason: `${describe(req)} denied by role "${role.name}": ${why}`,
+        role: role.name,
+        rule: 'deny',
+      };
+  }
+  const allowedBy = roles.filter((r) => allowMismatch(r.allow, req) === undefined);
+  if (allowedBy.length === 0) {
+    const details = roles.map((r) => `role "${r.name}": ${allowMismatch(r.allow, req)}`).join('; ');
+    return {
+      allowed: false,
+      reason: `${describe(req)} denied: no role allows it (${details})`,
+      rule: 'allow',
+    };
+  }
+  const ttlMs = Math.min(...roles.map((r) => r.maxSessionTTLms));
+  return {
+    allowed: true,
+    reason: `allowed by role${allowedBy.length > 1 ? 's' : ''} ${allowedBy.map((r) => `"${r.name}"`).join(', ')}`,
+    roles,
+    allowedBy,
+    ttlMs,
+  };
+}

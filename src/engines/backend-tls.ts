@@ -1,0 +1,42 @@
+// TLS options for the agent → backend connection, from `spec.tls` and the credential.
+import type { ConnectionOptions } from 'node:tls';
+import { checkServerIdentity } from 'node:tls';
+import type { Database } from '../api/database.js';
+import { backendAddress } from '../api/database.js';
+import type { SecretReader } from '../agent/state.js';
+import { DrawbridgeError } from '../errors.js';
+import type { BackendCredential } from './credentials.js';
+
+/** Undefined when `spec.tls.mode` is `disabled` (plaintext to the backend). */
+export function backendTlsOptions(
+  db: Database,
+  secrets: SecretReader,
+  cred?: BackendCredential,
+): ConnectionOptions | undefined {
+  const tls = db.spec.tls;
+  if (tls.mode === 'disabled') return undefined;
+  const addr = backendAddress(db.spec);
+  const opts: ConnectionOptions = { servername: tls.serverName ?? addr.host };
+  if (tls.caSecretRef) {
+    const ca = secrets.secret(tls.caSecretRef.name)?.[tls.caSecretRef.key];
+    if (!ca) {
+      throw new DrawbridgeError(
+        'BACKEND_TLS',
+        `CA Secret "${tls.caSecretRef.name}" key "${tls.caSecretRef.key}" (spec.tls.caSecretRef) is missing`,
+        'create the Secret with the CA certificate that signed the database server certificate',
+      );
+    }
+    opts.ca = ca;
+  }
+  if (tls.mode === 'insecure') opts.rejectUnauthorized = false;
+  // verify-ca: check the chain, not the name (servers addressed by IP or through a load balancer).
+  if (tls.mode === 'verify-ca') opts.checkServerIdentity = () => undefined;
+  if (tls.mode === 'verify-full') {
+    opts.checkServerIdentity = (host, cert) => checkServerIdentity(tls.serverName ?? host, cert);
+  }
+  if (cred?.kind === 'certificate') {
+    opts.cert = cred.certPem;
+    opts.key = cred.keyPem;
+  }
+  return opts;
+}

@@ -1,0 +1,105 @@
+// The seam between engines and backend authentication. An engine asks for a credential per backend
+// connection; providers are registered by `spec.auth.type`, so AWS providers plug in without touching
+// engine code.
+import type { AuthType, Database } from '../api/database.js';
+import type { SecretReader } from '../agent/state.js';
+import { DrawbridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
+
+export interface CredentialRequest {
+  database: Database;
+  dbUser: string;
+  dbName?: string;
+}
+
+export type BackendCredential =
+  /** Log in with a password (SCRAM, md5, cleartext, Redis AUTH). Older passwords are tried on failure. */
+  | { kind: 'password'; user: string; password: string; fallbackPasswords?: string[]; expiresAt?: Date }
+  /** Log in with a client certificate (mutual TLS); the user name still goes in the startup/AUTH. */
+  | { kind: 'certificate'; user: string; certPem: string; keyPem: string }
+  /** Forward what the client itself sent (Redis `passthrough`). */
+  | { kind: 'passthrough'; user: string };
+
+export interface CredentialProvider {
+  get(req: CredentialRequest): Promise<BackendCredential>;
+}
+
+export interface ProviderDeps {
+  secrets: SecretReader;
+  log: Logger;
+}
+
+export type ProviderFactory = (deps: ProviderDeps) => CredentialProvider;
+
+const factories = new Map<AuthType, ProviderFactory>();
+
+export function registerCredentialProvider(type: AuthType, factory: ProviderFactory): void {
+  factories.set(type, factory);
+}
+
+export function credentialProvider(type: AuthType, deps: ProviderDeps): CredentialProvider {
+  const f = factories.get(type);
+  if (!f) {
+    throw new DrawbridgeError(
+      'CREDENTIALS_UNAVAILABLE',
+      `auth type "${type}" is not available in this agent build`,
+      'use one of: ' + [...factories.keys()].join(', '),
+    );
+  }
+  return f(deps);
+}
+
+function secretOf(deps: ProviderDeps, db: Database): Record<string, string> {
+  const name = db.spec.auth.secretRef?.name;
+  if (!name) {
+    throw new DrawbridgeError(
+      'CREDENTIALS_UNAVAILABLE',
+      `Database ${db.metadata.name} has no spec.auth.secretRef`,
+    );
+  }
+  const values = deps.secrets.secret(name);
+  if (!values) {
+    throw new DrawbridgeError(
+      'CREDENTIALS_UNAVAILABLE',
+      `Secret "${name}" named by Database ${db.metadata.name} spec.auth.secretRef does not exist`,
+      `create Secret "${name}" in the Database's namespace`,
+    );
+  }
+  return values;
+}
+
+registerCredentialProvider('password', (deps) => ({
+  async get({ database, dbUser }) {
+    const values = secretOf(deps, database);
+    const password = values[dbUser];
+    if (password === undefined) {
+      throw new DrawbridgeError(
+        'CREDENTIALS_UNAVAILABLE',
+        `Secret "${database.spec.auth.secretRef!.name}" has no password for database user "${dbUser}"`,
+        `add key "${dbUser}" (the database user) with its password to the Secret`,
+      );
+    }
+    return { kind: 'password', user: dbUser, password };
+  },
+}));
+
+registerCredentialProvider('mtls', (deps) => ({
+  async get({ database, dbUser }) {
+    const values = secretOf(deps, database);
+    const certPem = values['tls.crt'];
+    const keyPem = values['tls.key'];
+    if (!certPem || !keyPem) {
+      throw new DrawbridgeError(
+        'CREDENTIALS_UNAVAILABLE',
+        `Secret "${database.spec.auth.secretRef!.name}" needs keys tls.crt and tls.key for mutual TLS`,
+      );
+    }
+    return { kind: 'certificate', user: dbUser, certPem, keyPem };
+  },
+}));
+
+registerCredentialProvider('passthrough', () => ({
+  async get({ dbUser }) {
+    return { kind: 'passthrough', user: dbUser };
+  },
+}));

@@ -1,0 +1,48 @@
+// What an engine gets from the agent, and what the agent needs from an engine.
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Protocol } from '../api/database.js';
+import type { AuditSink } from '../agent/audit.js';
+import type { AgentMetrics } from '../agent/metrics.js';
+import type { SessionRegistry } from '../agent/sessions.js';
+import type { AgentState } from '../agent/state.js';
+import type { Identity, TokenVerifier } from '../authn/identity.js';
+import type { Decision } from '../authz/engine.js';
+import type { Logger } from '../log.js';
+import type { CredentialProvider } from './credentials.js';
+
+export interface AgentRuntime {
+  readonly log: Logger;
+  readonly state: AgentState;
+  readonly audit: AuditSink;
+  readonly sessions: SessionRegistry;
+  readonly metrics: AgentMetrics;
+  /** Verifies projected ServiceAccount tokens sent as passwords; absent in standalone mode. */
+  readonly tokenVerifier?: TokenVerifier;
+  /** The agent's serving certificate, client CA and settings; replaced on reload. */
+  serverTls(): SecureContext;
+  /** Backend credentials for the current Database's `spec.auth.type`. */
+  credentials(): CredentialProvider;
+  /** Access check against the current policy; denials are audited and counted here. */
+  authorize(identity: Identity, dbUser: string, dbName?: string): Decision;
+}
+
+export interface Engine {
+  readonly protocol: Protocol;
+  /** Takes over a freshly accepted plaintext TCP socket; owns it until it closes. */
+  handleConnection(socket: Socket, agent: AgentRuntime): void;
+  /** Releases shared resources (pools, topology refreshers) at agent shutdown. */
+  close?(): Promise<void>;
+}
+
+const engines = new Map<Protocol, () => Engine>();
+
+export function registerEngine(protocol: Protocol, create: () => Engine): void {
+  engines.set(protocol, create);
+}
+
+export function createEngine(protocol: Protocol): Engine {
+  const create = engines.get(protocol);
+  if (!create) throw new Error(`no engine registered for protocol "${protocol}"`);
+  return create();
+}

@@ -1,0 +1,37 @@
+// One error base with a stable `code`: callers branch on the code, never on the message text.
+export type ErrorCode =
+  | 'INVALID_CONFIG'
+  | 'ACCESS_DENIED'
+  | 'AUTHN_FAILED'
+  | 'PROTOCOL_ERROR'
+  | 'MESSAGE_TOO_LARGE'
+  | 'BACKEND_UNREACHABLE'
+  | 'BACKEND_AUTH_FAILED'
+  | 'BACKEND_TLS'
+  | 'CREDENTIALS_UNAVAILABLE'
+  | 'SESSION_EXPIRED'
+  | 'SESSION_REVOKED'
+  | 'AGENT_SHUTDOWN'
+  | 'AWS_ERROR'
+  | 'KUBE_ERROR';
+
+export class DrawbridgeError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** What the person should do about it; sent to clients next to the message. */
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DrawbridgeError';
+  }
+}
+
+export function isDrawbridgeError(err: unknown, code?: ErrorCode): err is DrawbridgeError {
+  return err instanceof DrawbridgeError && (code === undefined || err.code === code);
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
