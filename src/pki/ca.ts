@@ -1,0 +1,162 @@
+// Drawbridge's certificate authority: the agent's serving certificates, short-lived client certificates
+// signed from Kubernetes CSRs, and throwaway CAs for demos and tests. ECDSA P-256 keys: fast to make,
+// accepted by PostgreSQL, Redis and Kubernetes.
+// @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
+import 'reflect-metadata';
+import { webcrypto, randomBytes, createPrivateKey } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+export interface KeyPairPem {
+  certPem: string;
+  keyPem: string;
+}
+
+export type Usage = 'server' | 'client' | 'both';
+
+export interface CertificateRequest {
+  commonName: string;
+  organizations?: string[];
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  /** Default: one year for servers, one hour for clients. */
+  validSeconds?: number;
+  usage: Usage;
+}
+
+function subject(cn: string, orgs: string[] = []): string {
+  const esc = (v: string) => v.replace(/([,+"\\<>;=])/g, '\\$1');
+  return [`CN=${esc(cn)}`, ...orgs.map((o) => `O=${esc(o)}`)].join(', ');
+}
+
+function serial(): string {
+  const b = randomBytes(16);
+  b[0] = b[0]! & 0x7f; // positive
+  return b.toString('hex');
+}
+
+async function exportKey(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+  // PKCS#8 is what OpenSSL, PostgreSQL and Redis all read.
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+async function importKey(pem: string): Promise<CryptoKey> {
+  // Accept PKCS#8 and SEC1 ("EC PRIVATE KEY") by normalising through node:crypto.
+  const pkcs8 = createPrivateKey(pem).export({ type: 'pkcs8', format: 'der' });
+  return webcrypto.subtle.importKey('pkcs8', pkcs8, ALG, true, ['sign']);
+}
+
+function usageExtensions(usage: Usage): x509.Extension[] {
+  const eku = [
+    ...(usage !== 'client' ? [x509.ExtendedKeyUsage.serverAuth] : []),
+    ...(usage !== 'server' ? [x509.ExtendedKeyUsage.clientAuth] : []),
+  ];
+  return [
+    new x509.BasicConstraintsExtension(false, undefined, true),
+    new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
+    new x509.ExtendedKeyUsageExtension(eku),
+  ];
+}
+
+export async function createCA(opts: { commonName: string; validDays?: number }): Promise<KeyPairPem> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: subject(opts.commonName, ['drawbridge']),
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + (opts.validDays ?? 3650) * 86_400_000),
+    keys,
+    signingAlgorithm: SIGN,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certPem: cert.toString('pem'), keyPem: await exportKey(keys.privateKey) };
+}
+
+async function sign(
+  ca: KeyPairPem,
+  publicKey: x509.PublicKey | CryptoKey,
+  req: CertificateRequest,
+): Promise<string> {
+  const caCert = new x509.X509Certificate(ca.certPem);
+  const validSeconds = req.validSeconds ?? (req.usage === 'client' ? 3600 : 365 * 86_400);
+  const now = Date.now();
+  const names = [
+    ...(req.dnsNames ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(req.ipAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
+  ];
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: subject(req.commonName, req.organizations),
+    issuer: caCert.subject,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + validSeconds * 1000),
+    publicKey,
+    signingKey: await importKey(ca.keyPem),
+    signingAlgorithm: SIGN,
+    extensions: [
+      ...usageExtensions(req.usage),
+      ...(names.length ? [new x509.SubjectAlternativeNameExtension(names)] : []),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert),
+    ],
+  });
+  return cert.toString('pem');
+}
+
+export async function issueCertificate(ca: KeyPairPem, req: CertificateRequest): Promise<KeyPairPem> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return { certPem: await sign(ca, keys.publicKey, req), keyPem: await exportKey(keys.privateKey) };
+}
+
+export interface CsrInfo {
+  commonName: string;
+  organizations: string[];
+}
+
+export function parseCsr(csrPem: string): CsrInfo {
+  const csr = new x509.Pkcs10CertificateRequest(csrPem);
+  const name = csr.subjectName;
+  return {
+    commonName: name.getField('CN')[0] ?? '',
+    organizations: name.getField('O'),
+  };
+}
+
+/** Signs a PKCS#10 request after checking its self-signature; the subject is copied from the CSR. */
+export async function signCsr(
+  ca: KeyPairPem,
+  csrPem: string,
+  opts: { validSeconds: number; usage: Usage },
+): Promise<string> {
+  const csr = new x509.Pkcs10CertificateRequest(csrPem);
+  if (!(await csr.verify())) throw new Error('CSR signature does not verify: the request was altered');
+  const info = parseCsr(csrPem);
+  return sign(ca, csr.publicKey, { ...info, usage: opts.usage, validSeconds: opts.validSeconds });
+}
+
+/** A key and a CSR for `kubectl db login`: the key never leaves the person's machine. */
+export async function createCsr(info: CsrInfo): Promise<{ csrPem: string; keyPem: string }> {
+  const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: subject(info.commonName, info.organizations),
+    keys,
+    signingAlgorithm: SIGN,
+  });
+  return { csrPem: csr.toString('pem'), keyPem: await exportKey(keys.privateKey) };
+}
+
+export function certificateExpiry(certPem: string): Date {
+  return new x509.X509Certificate(certPem).notAfter;
+}
