@@ -28,7 +28,8 @@ export function snapshotOf(bundle: ConfigBundle, source: string): StateSnapshot 
 export interface RunningAgent {
   agent: Agent;
   port: number;
-  stop(): Promise<void>;
+  /** Stops accepting and ends sessions still open after `drainMs` (the agent's default when unset). */
+  stop(drainMs?: number): Promise<void>;
 }
 
 export async function runStandaloneAgent(path: string, log: Logger): Promise<RunningAgent> {
@@ -67,10 +68,10 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
   return {
     agent,
     port,
-    async stop() {
+    async stop(drainMs?: number) {
       unwatchFile(path);
       metricsServer?.close();
-      await agent.stop();
+      await agent.stop(drainMs);
     },
   };
 }

@@ -1,0 +1,99 @@
+// An in-process standalone agent for integration tests and benches, run exactly as
+// `drawbridge agent --config agent.yaml` runs it: the helper writes the YAML stream (AgentConfig +
+// the caller's Database, AccessRole, DatabaseUser and Secret documents) and TLS files to a temp dir,
+// starts runStandaloneAgent on 127.0.0.1:0, and can rewrite the file to exercise live reload.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import type { AuditEvent } from '../../src/agent/audit.js';
+import { type RunningAgent, runStandaloneAgent } from '../../src/agent/standalone.js';
+import { type Logger, createLogger } from '../../src/log.js';
+
+export interface AgentTls {
+  /** The agent's serving certificate and key. */
+  certPem: string;
+  keyPem: string;
+  /** CA that issued the client certificates the agent accepts. */
+  clientCaPem: string;
+}
+
+export interface TestAgentOptions {
+  /** Name of the Database document (in `docs`) this agent fronts. */
+  database: string;
+  /** Database, AccessRole, DatabaseUser and Secret documents, as plain objects. */
+  docs: object[];
+  tls: AgentTls;
+  log?: Logger;
+}
+
+export interface TestAgent {
+  readonly host: string;
+  readonly port: number;
+  readonly dir: string;
+  readonly configPath: string;
+  readonly auditPath: string;
+  readonly running: RunningAgent;
+  /** Rewrites agent.yaml with new documents; the agent notices within ~1 s (it polls the file). */
+  writeDocs(docs: object[]): Promise<void>;
+  /** Audit events written so far (the sink buffers: allow a moment after the fact). */
+  auditEvents(): Promise<AuditEvent[]>;
+  /** Stops the agent (drain `drainMs`) and removes the temp dir. Safe to call twice. */
+  stop(drainMs?: number): Promise<void>;
+}
+
+export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-agent-'));
+  const file = (name: string) => path.join(dir, name);
+  await writeFile(file('tls.crt'), opts.tls.certPem);
+  await writeFile(file('tls.key'), opts.tls.keyPem, { mode: 0o600 });
+  await writeFile(file('client-ca.crt'), opts.tls.clientCaPem);
+  const configPath = file('agent.yaml');
+  const auditPath = file('audit.jsonl');
+  const agentConfig = {
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'AgentConfig',
+    metadata: { name: 'test-agent' },
+    spec: {
+      listen: '127.0.0.1:0',
+      database: opts.database,
+      tls: { certFile: file('tls.crt'), keyFile: file('tls.key'), clientCAFile: file('client-ca.crt') },
+      audit: { path: auditPath },
+    },
+  };
+  const writeDocs = (docs: object[]) =>
+    writeFile(configPath, [agentConfig, ...docs].map((d) => stringify(d)).join('---\n'));
+  await writeDocs(opts.docs);
+
+  const log = opts.log ?? createLogger('test-agent', process.env.DRAWBRIDGE_LOG_LEVEL ?? 'warn');
+  let running: RunningAgent;
+  try {
+    running = await runStandaloneAgent(configPath, log);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  let stopped = false;
+  return {
+    host: '127.0.0.1',
+    port: running.port,
+    dir,
+    configPath,
+    auditPath,
+    running,
+    writeDocs,
+    async auditEvents() {
+      const text = await readFile(auditPath, 'utf8').catch(() => '');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as AuditEvent);
+    },
+    async stop(drainMs = 500) {
+      if (stopped) return;
+      stopped = true;
+      await running.stop(drainMs);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
