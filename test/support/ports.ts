@@ -1,39 +1,37 @@
-// Free loopback ports for real servers started by tests and benches. The kernel picks the port
-// (bind 127.0.0.1:0), so parallel suites never collide on a hard-coded number.
+// Free loopback ports for test servers. The kernel picks a free port (bind to 0), so parallel test
+// files never race on a fixed number; the port is released before the server binds it, which is the
+// usual small window every harness of this kind accepts.
 import { createServer } from 'node:net';
 
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function tryBind(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.unref();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.once('error', () => resolve(undefined));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
       const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
+      const bound = typeof addr === 'object' && addr ? addr.port : undefined;
+      srv.close(() => resolve(bound));
     });
   });
 }
 
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
+/** A port on 127.0.0.1 that is free right now. */
+export async function freePort(): Promise<number> {
+  const port = await tryBind(0);
+  if (port === undefined) throw new Error('could not bind any loopback port');
+  return port;
 }
 
 /**
- * A port P with P + offset also free, e.g. a Redis Cluster node and its bus port (offset 10000).
- * P stays at or below 65535 - offset.
+ * A port P such that P and P + offset are both free and P + offset is a valid port — for Redis
+ * Cluster nodes, whose cluster bus listens on P + 10000 (so P ≤ 55535).
  */
 export async function freePortPair(offset: number): Promise<number> {
+  const max = 65535 - offset;
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = await freePort();
-    if (port + offset > 65535) continue;
-    if (await portIsFree(port + offset)) return port;
+    if (port > max) continue;
+    if ((await tryBind(port + offset)) !== undefined && (await tryBind(port)) !== undefined) return port;
   }
-  throw new Error(`no free port pair (P, P+${offset}) found on 127.0.0.1 after 200 attempts`);
+  throw new Error(`no free loopback port P with P+${offset} also free after 200 attempts`);
 }
