@@ -1,0 +1,158 @@
+/**
+ * The AWS emulator for integration tests: moto server plus our extension (test/aws/drawbridge_moto),
+ * started from the cached venv (test/aws/venv.sh) on a free loopback port.
+ *
+ * Code under test reaches it the standard way, through `AWS_ENDPOINT_URL` (see `env`), so nothing in
+ * src/ knows it is talking to an emulator. `onIssue` receives every credential the emulator hands out
+ * (Redshift passwords, ElastiCache ModifyUser passwords) before the API call answers, so a test can
+ * make its real database accept exactly that credential; `verifyPresigned` checks a client-signed
+ * IAM token (RDS, ElastiCache) with botocore and moto's record of the signing key, as AWS would.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../support/ports.js';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const SOURCE_DIR = HERE.endsWith(path.join('dist', 'test', 'aws'))
+  ? path.resolve(HERE, '../../../test/aws')
+  : HERE;
+
+/** What the emulator POSTs for each credential it issues. */
+export type IssueEvent =
+  | {
+      event: 'redshift.credentials' | 'redshift-serverless.credentials';
+      region: string;
+      account: string;
+      resource: string;
+      dbUser: string;
+      dbName: string | null;
+      password: string;
+      expiration: string;
+    }
+  | {
+      event: 'elasticache.user.passwords';
+      region: string;
+      account: string;
+      userId: string;
+      userName: string;
+      passwords: string[];
+    };
+
+export interface VerifyResult {
+  valid: boolean;
+  reason: string;
+  params?: Record<string, string>;
+  principal?: string;
+}
+
+export interface Moto {
+  readonly endpoint: string;
+  /** Environment for code under test: endpoint, region, dummy static credentials. */
+  readonly env: Record<string, string>;
+  /** Receives every issued credential; the API call waits for the handler to finish. */
+  onIssue(handler: ((event: IssueEvent) => Promise<void> | void) | undefined): Promise<void>;
+  verifyPresigned(token: string, service: 'rds-db' | 'elasticache', expect?: Record<string, string>): Promise<VerifyResult>;
+  /** Clears every emulated resource (moto's reset), keeping the process. */
+  reset(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const TEST_ACCOUNT = '123456789012';
+
+/** Creates the venv if needed and returns its python. */
+export function motoPython(): string {
+  const venv = path.join(SOURCE_DIR, 'venv.sh');
+  const made = spawnSync('bash', [venv], { stdio: 'inherit' });
+  if (made.status !== 0) throw new Error(`test/aws/venv.sh failed (exit ${made.status})`);
+  return spawnSync('bash', [venv, '--python'], { encoding: 'utf8' }).stdout.trim();
+}
+
+export async function startMoto(): Promise<Moto> {
+  const python = motoPython();
+  const port = await freePort();
+  const proc = spawn(python, ['-m', 'drawbridge_moto', '--port', String(port)], {
+    cwd: SOURCE_DIR,
+    env: { ...process.env, PYTHONPATH: SOURCE_DIR, PYTHONUNBUFFERED: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  await waitForLine(proc, `listening on ${port}`, () => stderr);
+
+  const endpoint = `http://127.0.0.1:${port}`;
+  let hookServer: Server | undefined;
+  const control = async (call: string, body: object) => {
+    const res = await fetch(`${endpoint}/_drawbridge/${call}`, { method: 'POST', body: JSON.stringify(body) });
+    if (!res.ok) throw new Error(`moto control ${call}: HTTP ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const closeHook = () => new Promise<void>((r) => (hookServer ? hookServer.close(() => r()) : r()));
+
+  return {
+    endpoint,
+    env: {
+      AWS_ENDPOINT_URL: endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+    },
+    async onIssue(handler) {
+      await closeHook();
+      hookServer = undefined;
+      if (!handler) return void (await control('hook', { url: null }));
+      hookServer = createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          Promise.resolve()
+            .then(() => handler(JSON.parse(Buffer.concat(chunks).toString()) as IssueEvent))
+            .then(
+              () => res.writeHead(204).end(),
+              (err: unknown) => res.writeHead(500).end(String(err)),
+            );
+        });
+      });
+      const hookPort = await freePort();
+      await new Promise<void>((r) => hookServer!.listen(hookPort, '127.0.0.1', r));
+      await control('hook', { url: `http://127.0.0.1:${hookPort}/` });
+    },
+    async verifyPresigned(token, service, expect) {
+      return (await control('verify', { token, service, expect })) as VerifyResult;
+    },
+    async reset() {
+      const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+      if (!res.ok) throw new Error(`moto reset: HTTP ${res.status}`);
+    },
+    async stop() {
+      await closeHook();
+      if (proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+function waitForLine(proc: ChildProcess, text: string, stderr: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => fail(new Error('moto did not start within 30 s')), 30_000);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      proc.kill('SIGKILL');
+      reject(new Error(`${err.message}\n${stderr()}`));
+    };
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes(text)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    proc.once('exit', (code) => fail(new Error(`moto exited with ${code}`)));
+  });
+}
