@@ -1,0 +1,112 @@
+// Byte accumulation shared by the request parser and the reply framer. Frames handed out are slices
+// of the socket chunks (no copy) unless a frame spans chunks; then the unconsumed tail and the new
+// chunk are copied into an arena this class owns. The arena only ever grows at its end, past every
+// byte already handed out, so slices given to callers (and still queued in socket writes) are never
+// overwritten. Capacity doubles with the pending frame, so a huge frame of small elements costs O(n)
+// copying, and a bulk of known size (64 MB values) is parked chunk by chunk and copied once.
+import { DrawbridgeError } from '../../errors.js';
+
+const EMPTY = Buffer.alloc(0);
+
+export class ChunkBuffer {
+  /** Unconsumed bytes are `buf[start, end)`; the frame being scanned starts at `start`. */
+  buf: Buffer = EMPTY;
+  start = 0;
+  end = 0;
+  /** Bytes from `start` the pending frame needs at least before another scan can finish it; 0 = unknown. */
+  need = 0;
+  private owned = false;
+  private parked: Buffer[] = [];
+  private parkedLen = 0;
+
+  constructor(
+    /** Largest frame accepted; beyond it the stream is rejected rather than buffered without bound. */
+    private readonly maxFrame: number,
+    private readonly what: string,
+  ) {}
+
+  get pending(): number {
+    return this.end - this.start + this.parkedLen;
+  }
+
+  /** Adds a chunk; false when the pending frame is known to be still incomplete (nothing to scan yet). */
+  append(chunk: Buffer): boolean {
+    const tail = this.end - this.start;
+    if (tail === 0 && this.parkedLen === 0) {
+      this.buf = chunk;
+      this.start = 0;
+      this.end = chunk.length;
+      this.owned = false;
+      return true;
+    }
+    const total = tail + this.parkedLen + chunk.length;
+    if (total > this.maxFrame) {
+      throw new DrawbridgeError(
+        'MESSAGE_TOO_LARGE',
+        `${this.what} larger than ${this.maxFrame} bytes`,
+        'split the value or the pipeline into smaller ones',
+      );
+    }
+    if (this.need > 0 && total < this.need) {
+      this.parked.push(chunk);
+      this.parkedLen += chunk.length;
+      return false;
+    }
+    const incoming = this.parkedLen + chunk.length;
+    if (!this.owned || this.buf.length - this.end < incoming) {
+      const next = Buffer.allocUnsafe(Math.max(total, 2 * tail));
+      this.buf.copy(next, 0, this.start, this.end);
+      this.buf = next;
+      this.start = 0;
+      this.end = tail;
+      this.owned = true;
+    }
+    for (const p of this.parked) this.end += p.copy(this.buf, this.end);
+    this.end += chunk.copy(this.buf, this.end);
+    this.parked.length = 0;
+    this.parkedLen = 0;
+    return true;
+  }
+
+  /** Drops everything (after a protocol error, or when the stream is reset). */
+  clear(): void {
+    this.buf = EMPTY;
+    this.start = this.end = this.need = this.parkedLen = 0;
+    this.parked.length = 0;
+    this.owned = false;
+  }
+}
+
+/** Index of the `\r` of the next `\r\n` at or after `from` and before `end`, or -1. */
+export function findCrlf(buf: Buffer, from: number, end: number): number {
+  let i = from;
+  for (;;) {
+    i = buf.indexOf(0x0d, i);
+    if (i < 0 || i + 1 >= end) return -1;
+    if (buf[i + 1] === 0x0a) return i;
+    i++;
+  }
+}
+
+/**
+ * Parses a RESP integer in `buf[from, to)` the way Redis's string2ll does: optional `-`, digits, no
+ * leading zeros, no `+`, nothing else. Returns NaN when the text is not such an integer.
+ */
+export function parseRespInt(buf: Buffer, from: number, to: number): number {
+  let i = from;
+  let neg = false;
+  if (buf[i] === 0x2d /* - */) {
+    neg = true;
+    i++;
+  }
+  const digits = to - i;
+  if (digits <= 0 || digits > 15) return NaN;
+  if (buf[i] === 0x30 /* 0 */) return digits === 1 && !neg ? 0 : NaN;
+  let n = 0;
+  for (; i < to; i++) {
+    const d = buf[i]! - 0x30;
+    if (d < 0 || d > 9) return NaN;
+    n = n * 10 + d;
+  }
+  return neg ? -n : n;
+}

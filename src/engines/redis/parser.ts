@@ -1,0 +1,173 @@
+// Streaming RESP2 request parser (client → agent). Accepts what Redis accepts from clients: arrays of
+// bulk strings (`*N\r\n$L\r\n...`) and inline commands (`GET key\n`, telnet style, with Redis's quote
+// rules), and is at least as strict as Redis everywhere, so the agent never authorizes one command
+// while the backend runs another. Commands come out as slices of the socket chunks: `args` point into
+// the received bytes and `raw` is the exact command as received, forwarded without re-serialising.
+// Inline commands are the exception: they are re-encoded as RESP arrays, so the backend runs exactly
+// the arguments the agent authorized, whatever its own inline quoting rules.
+import { DrawbridgeError } from '../../errors.js';
+import { ChunkBuffer, findCrlf, parseRespInt } from './chunk-buffer.js';
+import { splitInline } from './inline.js';
+import { REDIS_CONTAINER_COMMANDS, commandName } from './command-name.js';
+import { encodeCommand } from './serializer.js';
+
+export interface RedisCommand {
+  /** Lower-case command name; `parent|sub` for container commands (`config|get`, `client|kill`). */
+  name: string;
+  /** args[0] is the command name as sent; all are slices of the received bytes (inline quotes aside). */
+  args: Buffer[];
+  /** The exact RESP (or inline) bytes of this command, forwardable as is. */
+  raw: Buffer;
+}
+
+export interface RequestParserOptions {
+  /** Largest bulk string (Redis proto-max-bulk-len, 512 MB by default). */
+  maxBulk?: number;
+  /** Most arguments in one command. */
+  maxArgs?: number;
+  /** Longest inline command or header line (Redis PROTO_INLINE_MAX_SIZE, 64 KB). */
+  maxInline?: number;
+  /** Largest command in bytes (Redis client-query-buffer-limit, 1 GB by default). */
+  maxCommand?: number;
+  /** Commands named `parent|sub` (defaults to Redis 7's; the catalog may pass what the backend reports). */
+  containers?: ReadonlySet<string>;
+}
+
+const enum Byte {
+  Array = 0x2a, // *
+  Bulk = 0x24, // $
+  LF = 0x0a,
+  CR = 0x0d,
+}
+
+export function protocolError(message: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'PROTOCOL_ERROR',
+    `Protocol error: ${message}`,
+    'the client sent bytes that are not RESP; use a Redis client library or redis-cli',
+  );
+}
+
+export class RequestParser {
+  private readonly bytes: ChunkBuffer;
+  private readonly maxBulk: number;
+  private readonly maxArgs: number;
+  private readonly maxInline: number;
+  private readonly containers: ReadonlySet<string>;
+  // Progress inside the pending multibulk command, relative to its start so it survives re-buffering.
+  private argc = -1;
+  private pos = 0;
+  private readonly argStart: number[] = [];
+  private readonly argLen: number[] = [];
+
+  constructor(
+    private readonly onCommand: (cmd: RedisCommand) => void,
+    opts: RequestParserOptions = {},
+  ) {
+    this.maxBulk = opts.maxBulk ?? 512 * 1024 * 1024;
+    this.maxArgs = opts.maxArgs ?? 1024 * 1024;
+    this.maxInline = opts.maxInline ?? 64 * 1024;
+    this.containers = opts.containers ?? REDIS_CONTAINER_COMMANDS;
+    this.bytes = new ChunkBuffer(opts.maxCommand ?? 1024 * 1024 * 1024, 'command');
+  }
+
+  /** Bytes received but not yet part of a complete command. */
+  get pending(): number {
+    return this.bytes.pending;
+  }
+
+  /**
+   * Parses every complete command in `chunk` (plus what was pending) and calls `onCommand` for each,
+   * in order. Throws PROTOCOL_ERROR or MESSAGE_TOO_LARGE on bad input; the stream is unusable after.
+   */
+  feed(chunk: Buffer): void {
+    if (!this.bytes.append(chunk)) return;
+    const b = this.bytes;
+    b.need = 0;
+    while (b.start < b.end) {
+      // A pending multibulk command still starts with its `*` at `start`.
+      const done = b.buf[b.start] === Byte.Array ? this.multibulk() : this.inline();
+      if (!done) return;
+    }
+  }
+
+  /** One `*N` command; false when more bytes are needed. */
+  private multibulk(): boolean {
+    const b = this.bytes;
+    const buf = b.buf;
+    const base = b.start;
+    if (this.argc < 0) {
+      const cr = findCrlf(buf, base + 1, b.end);
+      if (cr < 0) {
+        if (b.end - base > this.maxInline) throw protocolError('too big mbulk count string');
+        return false;
+      }
+      const n = parseRespInt(buf, base + 1, cr);
+      if (!(n <= this.maxArgs)) throw protocolError('invalid multibulk length');
+      if (n <= 0) {
+        // Redis skips empty and null arrays without a reply.
+        b.start = cr + 2;
+        return true;
+      }
+      this.argc = n;
+      this.pos = cr + 2 - base;
+      this.argStart.length = 0;
+      this.argLen.length = 0;
+    }
+    while (this.argStart.length < this.argc) {
+      const at = base + this.pos;
+      if (at >= b.end) return false;
+      if (buf[at] !== Byte.Bulk) {
+        throw protocolError(`expected '$', got '${String.fromCharCode(buf[at]!)}'`);
+      }
+      const cr = findCrlf(buf, at + 1, b.end);
+      if (cr < 0) {
+        if (b.end - at > this.maxInline) throw protocolError('too big bulk count string');
+        return false;
+      }
+      const len = parseRespInt(buf, at + 1, cr);
+      if (!(len >= 0 && len <= this.maxBulk)) throw protocolError('invalid bulk length');
+      const body = cr + 2;
+      if (body + len + 2 > b.end) {
+        b.need = body + len + 2 - base;
+        return false;
+      }
+      if (buf[body + len] !== Byte.CR || buf[body + len + 1] !== Byte.LF) {
+        throw protocolError('bulk string not terminated by CRLF');
+      }
+      this.argStart.push(body - base);
+      this.argLen.push(len);
+      this.pos = body + len + 2 - base;
+    }
+    const args = new Array<Buffer>(this.argc);
+    for (let i = 0; i < this.argc; i++) {
+      const s = base + this.argStart[i]!;
+      args[i] = buf.subarray(s, s + this.argLen[i]!);
+    }
+    const end = base + this.pos;
+    this.argc = -1;
+    b.start = end;
+    this.onCommand({ name: commandName(args, this.containers), args, raw: buf.subarray(base, end) });
+    return true;
+  }
+
+  /** One inline command line; false when its newline has not arrived yet. */
+  private inline(): boolean {
+    const b = this.bytes;
+    const base = b.start;
+    const nl = b.buf.indexOf(Byte.LF, base);
+    if (nl < 0 || nl >= b.end) {
+      if (b.end - base > this.maxInline) throw protocolError('too big inline request');
+      return false;
+    }
+    if (nl - base > this.maxInline) throw protocolError('too big inline request');
+    const lineEnd = nl > base && b.buf[nl - 1] === Byte.CR ? nl - 1 : nl;
+    const args = splitInline(b.buf, base, lineEnd);
+    b.start = nl + 1;
+    if (args === undefined) throw protocolError('unbalanced quotes in request');
+    if (args.length > 0) {
+      this.onCommand({ name: commandName(args, this.containers), args, raw: encodeCommand(args) });
+    }
+    return true;
+  }
+}

@@ -1,0 +1,68 @@
+// The seam between a client session and the backend(s). The session parses, authenticates, authorizes
+// and audits; a router only moves allowed commands to the right backend connection and their replies
+// back. StandaloneRouter (standalone-router.ts) pipelines everything over one backend connection; the
+// cluster router (cluster/) routes by key slot across nodes. The session picks one per Database.
+import type { Database } from '../../api/database.js';
+import type { SecretReader } from '../../agent/state.js';
+import type { DrawbridgeError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { BackendCredential } from '../credentials.js';
+import type { RedisCommand } from './parser.js';
+
+/** An error reply the router produced itself (not a backend frame); the session serializes it. */
+export class RedisReplyError {
+  constructor(
+    /** The first word of the reply: ERR, CROSSSLOT, TRYAGAIN, ... */
+    readonly prefix: string,
+    readonly message: string,
+  ) {}
+}
+
+/** How to log in to the backend as one database user. */
+export interface BackendLogin {
+  credential: BackendCredential;
+  /** passthrough only: the password the client sent in its own AUTH/HELLO (never logged). */
+  clientPassword?: string;
+}
+
+export interface RouterOptions {
+  database: Database;
+  secrets: SecretReader;
+  login: BackendLogin;
+  log: Logger;
+  /** The client session this router serves, for log lines. */
+  sessionId: string;
+}
+
+export interface Router {
+  /**
+   * Sends `cmd` on and calls `done` exactly once with its reply: a complete raw RESP frame (or the
+   * frames of a multi-reply command such as SUBSCRIBE a b, concatenated), or an error the router
+   * made. `done` may run out of dispatch order; the session restores the order. Returns false when
+   * backend write buffers are full: the session stops reading the client until `onDrain` fires.
+   */
+  dispatch(cmd: RedisCommand, done: (reply: Buffer | RedisReplyError) => void): boolean;
+  /** Frames that answer no command: pub/sub `message`/`pmessage`/`smessage` pushes, MONITOR lines. */
+  onPush(handler: (frame: Buffer) => void): void;
+  /** Backend buffers have room again after `dispatch` returned false. */
+  onDrain(handler: () => void): void;
+  /**
+   * The router can no longer serve this session (backend closed, protocol error, failed re-login);
+   * called at most once. The session tells the client `err` and closes.
+   */
+  onFailure(handler: (err: DrawbridgeError) => void): void;
+  /**
+   * Logs every backend connection in as another database user, ordered after commands already
+   * dispatched (AUTH switching user). Rejects with BACKEND_AUTH_FAILED and keeps serving as the
+   * previous user when the backend refuses.
+   */
+  relogin(login: BackendLogin): Promise<void>;
+  /** The client is not reading: stop reading backend replies until `resume`. */
+  pause(): void;
+  resume(): void;
+  /** Closes every backend connection; pending `done` callbacks are not called after this. */
+  close(): Promise<void>;
+}
+
+/** Creates a router connected and logged in (rejects with BACKEND_UNREACHABLE/BACKEND_AUTH_FAILED/...). */
+export type RouterFactory = (opts: RouterOptions) => Promise<Router>;
