@@ -1,0 +1,394 @@
+/**
+ * A real 6-node Redis Cluster for tests and demos: 3 masters + 3 replicas on loopback, TLS everywhere
+ * (clients, cluster bus, replication) and ACL users, created the way operators do it
+ * (`redis-cli --cluster create ... --cluster-replicas 1`).
+ *
+ * Everything is asynchronous on purpose: tests run the agent in this same process, and a blocking
+ * spawnSync here would stall the agent under load and fake latency spikes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/ca.js';
+import { freePortPair } from './ports.js';
+
+export const CLUSTER_BUS_OFFSET = 10_000;
+const HOST = '127.0.0.1';
+
+/** ACL users on every node. `repl` is what replicas use to sync from their master. */
+export const CLUSTER_USERS = {
+  default: { password: 'default-secret', rules: '~* &* +@all' },
+  admin: { password: 'admin-secret', rules: '~* &* +@all' },
+  app: { password: 'app-secret', rules: '~* &* +@all -@dangerous +cluster|shards +cluster|slots' },
+  reader: { password: 'reader-secret', rules: '~* &* -@all +@read +@connection' },
+  repl: { password: 'repl-secret', rules: '+psync +replconf +ping' },
+} as const;
+export type ClusterUserName = keyof typeof CLUSTER_USERS;
+
+export interface ClusterNode {
+  readonly port: number;
+  readonly dir: string;
+  readonly logPath: string;
+  child: ChildProcess;
+  exited: boolean;
+}
+
+export interface NodeView {
+  id: string;
+  port: number;
+  role: 'master' | 'replica';
+  /** Master node id, for replicas. */
+  masterId?: string;
+  failed: boolean;
+  /** Slot ranges [start, end] served, for masters. */
+  slots: [number, number][];
+}
+
+export interface ClusterTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  caPem: string;
+}
+
+export interface RedisClusterOptions {
+  /** Passed to every node (`--cluster-node-timeout`); failover takes about twice this. */
+  nodeTimeoutMs?: number;
+  startTimeoutMs?: number;
+}
+
+const live = new Set<RedisCluster>();
+// 'exit' handlers must be synchronous: kill hard, remove directories, no awaiting.
+process.on('exit', () => {
+  for (const c of live) c.killNow();
+});
+
+export class RedisCluster {
+  readonly nodes: ClusterNode[] = [];
+  private reaper: ChildProcess | undefined;
+
+  private constructor(
+    readonly dir: string,
+    readonly tls: ClusterTls,
+    /** CA that signed the node certificate; tests issue client certificates from it. */
+    readonly ca: KeyPairPem,
+    private readonly opts: Required<RedisClusterOptions>,
+  ) {}
+
+  /** Starts 6 nodes, creates the cluster and waits until every node reports cluster_state:ok. */
+  static async start(options: RedisClusterOptions = {}): Promise<RedisCluster> {
+    const opts = { nodeTimeoutMs: 2000, startTimeoutMs: 60_000, ...options };
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-cluster-'));
+    const ca = await createCA({ commonName: 'drawbridge test redis cluster CA' });
+    const server = await issueCertificate(ca, {
+      commonName: 'redis-cluster-node',
+      dnsNames: ['localhost'],
+      ipAddresses: [HOST],
+      usage: 'both', // nodes are TLS clients of each other on the bus and for replication
+    });
+    const tls = {
+      caFile: path.join(dir, 'ca.crt'),
+      certFile: path.join(dir, 'node.crt'),
+      keyFile: path.join(dir, 'node.key'),
+      caPem: ca.certPem,
+    };
+    await writeFile(tls.caFile, ca.certPem);
+    await writeFile(tls.certFile, server.certPem);
+    await writeFile(tls.keyFile, server.keyPem, { mode: 0o600 });
+    const cluster = new RedisCluster(dir, tls, ca, opts);
+    live.add(cluster);
+    try {
+      for (let i = 0; i < 6; i++) await cluster.startNode(i);
+      cluster.reaper = reaperFor(cluster.nodes.map((n) => n.child.pid));
+      await Promise.all(cluster.nodes.map((n) => cluster.waitPing(n)));
+      await cluster.cli(cluster.nodes[0]!.port, [
+        '--cluster',
+        'create',
+        ...cluster.nodes.map((n) => `${HOST}:${n.port}`),
+        '--cluster-replicas',
+        '1',
+        '--cluster-yes',
+      ]);
+      await cluster.waitHealthy();
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  get host(): string {
+    return HOST;
+  }
+
+  get ports(): number[] {
+    return this.nodes.map((n) => n.port);
+  }
+
+  /** The `spec.uri` a Database for this cluster uses (any node is a valid seed). */
+  uri(seedPort = this.nodes[0]!.port): string {
+    return `rediss://${HOST}:${seedPort}?mode=cluster`;
+  }
+
+  /** Runs redis-cli over TLS as `admin` against one node; resolves to stdout. */
+  cli(port: number, args: string[], user: ClusterUserName = 'admin'): Promise<string> {
+    const auth = ['--user', user, '--pass', CLUSTER_USERS[user].password, '--no-auth-warning'];
+    return run('redis-cli', [...this.tlsArgs(), ...auth, '-h', HOST, '-p', String(port), ...args]);
+  }
+
+  /** `--tls --cacert ... --cert ... --key ...` for redis-cli / redis-benchmark talking to the nodes. */
+  tlsArgs(): string[] {
+    return ['--tls', '--cacert', this.tls.caFile, '--cert', this.tls.certFile, '--key', this.tls.keyFile];
+  }
+
+  /** The cluster as one live node sees it (`CLUSTER NODES`). */
+  async view(port?: number): Promise<NodeView[]> {
+    const alive = port ?? this.nodes.find((n) => !n.exited)!.port;
+    return parseClusterNodes(await this.cli(alive, ['CLUSTER', 'NODES']));
+  }
+
+  async masters(): Promise<NodeView[]> {
+    return (await this.view()).filter((n) => n.role === 'master' && !n.failed && n.slots.length > 0);
+  }
+
+  /**
+   * SIGKILLs a master (the first by default) and resolves once its replica has been promoted and every
+   * surviving node reports cluster_state:ok. Returns the killed and the promoted ports.
+   */
+  async killMaster(port?: number): Promise<{ killed: number; promoted: number }> {
+    const before = await this.view();
+    const victim = before.find(
+      (n) => n.role === 'master' && n.slots.length > 0 && (!port || n.port === port),
+    );
+    if (!victim) throw new Error(`no serving master${port ? ` on port ${port}` : ''}`);
+    const replica = before.find((n) => n.masterId === victim.id);
+    if (!replica) throw new Error(`master ${victim.port} has no replica to promote`);
+    const node = this.nodes.find((n) => n.port === victim.port)!;
+    node.child.kill('SIGKILL');
+    await this.until(`replica ${replica.port} promoted after killing ${victim.port}`, async () => {
+      const role = (await this.view(replica.port)).find((n) => n.port === replica.port)?.role;
+      if (role !== 'master') return `replica ${replica.port} is still a ${role}`;
+      const states = await this.clusterStates();
+      return states.every((s) => s === 'ok') || `cluster states ${states.join(',')}`;
+    });
+    return { killed: victim.port, promoted: replica.port };
+  }
+
+  /**
+   * Moves `slots` slots from one master to another with `redis-cli --cluster reshard` (real
+   * MIGRATING/IMPORTING states, so clients see ASK, TRYAGAIN and then MOVED). A small pipeline keeps
+   * each slot in migration long enough for traffic to hit it.
+   */
+  async reshard(fromPort: number, toPort: number, slots: number, pipeline = 10): Promise<void> {
+    const view = await this.view();
+    const id = (p: number) => view.find((n) => n.port === p)?.id ?? fail(`no node on port ${p}`);
+    await this.cli(fromPort, [
+      '--cluster',
+      'reshard',
+      `${HOST}:${fromPort}`,
+      '--cluster-from',
+      id(fromPort),
+      '--cluster-to',
+      id(toPort),
+      '--cluster-slots',
+      String(slots),
+      '--cluster-pipeline',
+      String(pipeline),
+      '--cluster-yes',
+    ]);
+    await this.waitHealthy();
+  }
+
+  /** Waits for cluster_state:ok on every running node and a synced link on every running replica. */
+  async waitHealthy(): Promise<void> {
+    await this.until('cluster_state:ok on every node', async () => {
+      const states = await this.clusterStates();
+      if (!states.every((s) => s === 'ok')) return `cluster states ${states.join(',')}`;
+      const views = await Promise.all(this.running().map((n) => this.view(n.port)));
+      const slotsSeen = views.map((v) =>
+        v
+          .filter((n) => !n.failed && n.slots.length > 0)
+          .map((n) => `${n.id}:${JSON.stringify(n.slots)}`)
+          .sort()
+          .join(' '),
+      );
+      if (new Set(slotsSeen).size !== 1) return `nodes disagree on slots: ${slotsSeen.join(' | ')}`;
+      const links = await Promise.all(this.running().map((n) => this.cli(n.port, ['INFO', 'replication'])));
+      const syncing = links.filter((i) => !i.includes('role:master') && !i.includes('master_link_status:up'));
+      return syncing.length === 0 || `${syncing.length} replicas not in sync`;
+    });
+  }
+
+  /** Stops every node and removes the directory. Safe to call more than once. */
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => terminate(n)));
+    this.reaper?.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+
+  killNow(): void {
+    for (const n of this.nodes) if (!n.exited) n.child.kill('SIGKILL');
+    this.reaper?.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** The last lines of a node's log, for test failure messages. */
+  logTail(port: number, lines = 30): string {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) return '(no such node)';
+    return readFileSync(node.logPath, 'utf8').split('\n').slice(-lines).join('\n');
+  }
+
+  private running(): ClusterNode[] {
+    return this.nodes.filter((n) => !n.exited);
+  }
+
+  private async clusterStates(): Promise<string[]> {
+    return Promise.all(
+      this.running().map(
+        async (n) => /cluster_state:(\w+)/.exec(await this.cli(n.port, ['CLUSTER', 'INFO']))?.[1] ?? '?',
+      ),
+    );
+  }
+
+  private async startNode(index: number): Promise<void> {
+    const port = await freePortPair(CLUSTER_BUS_OFFSET);
+    const dir = path.join(this.dir, `node-${index}`);
+    await mkdir(dir);
+    // Each rule is its own argv word: redis-server quotes a word with spaces as one value.
+    const users = Object.entries(CLUSTER_USERS).flatMap(([name, u]) => [
+      '--user',
+      name,
+      'on',
+      `>${u.password}`,
+      ...u.rules.split(' '),
+    ]);
+    const logPath = path.join(dir, 'redis.log');
+    const args = [
+      '--bind', HOST, '--port', '0', '--tls-port', String(port), '--dir', dir, '--logfile', logPath,
+      '--tls-cert-file', this.tls.certFile, '--tls-key-file', this.tls.keyFile,
+      '--tls-ca-cert-file', this.tls.caFile,
+      // Client certificates are accepted (mtls backends) but not required (password backends).
+      '--tls-auth-clients', 'optional', '--tls-cluster', 'yes', '--tls-replication', 'yes',
+      '--cluster-enabled', 'yes', '--cluster-config-file', path.join(dir, 'nodes.conf'),
+      '--cluster-node-timeout', String(this.opts.nodeTimeoutMs),
+      '--masteruser', 'repl', '--masterauth', CLUSTER_USERS.repl.password,
+      '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...users,
+    ]; // prettier-ignore
+    const out = openSync(path.join(dir, 'stdout.log'), 'a');
+    const child = spawn('redis-server', args, { stdio: ['ignore', out, out] });
+    closeSync(out);
+    const node: ClusterNode = { port, dir, logPath, child, exited: false };
+    child.once('exit', () => (node.exited = true));
+    this.nodes.push(node);
+  }
+
+  private async waitPing(node: ClusterNode): Promise<void> {
+    await this.until(`node ${node.port} answering PING`, async () => {
+      if (node.exited)
+        throw new StartFailed(`redis-server on ${node.port} exited:\n${this.logTail(node.port)}`);
+      return (await this.cli(node.port, ['PING'])).trim() === 'PONG' || 'no PONG';
+    });
+  }
+
+  /** Polls `check` until it returns true; any other value (or error) is why it is not ready yet. */
+  private async until(what: string, check: () => Promise<true | string>): Promise<void> {
+    const deadline = Date.now() + this.opts.startTimeoutMs;
+    let last: unknown;
+    while (Date.now() < deadline) {
+      try {
+        last = await check();
+        if (last === true) return;
+      } catch (err) {
+        if (err instanceof StartFailed) throw err;
+        last = err;
+      }
+      await sleep(100);
+    }
+    throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  }
+}
+
+/** Parses `CLUSTER NODES` output. Pure, exported for unit tests. */
+export function parseClusterNodes(text: string): NodeView[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((line) => {
+      const [id, addr, flags, master, , , , , ...slotFields] = line.split(' ');
+      const flagSet = new Set((flags ?? '').split(','));
+      const port = Number(/:(\d+)@/.exec(addr ?? '')?.[1]);
+      const slots = slotFields
+        .filter((s) => !s.startsWith('['))
+        .map((s): [number, number] => {
+          const [a, b] = s.split('-').map(Number);
+          return [a!, b ?? a!];
+        });
+      return {
+        id: id!,
+        port,
+        role: flagSet.has('master') ? 'master' : 'replica',
+        ...(master && master !== '-' ? { masterId: master } : {}),
+        failed: flagSet.has('fail') || flagSet.has('fail?'),
+        slots,
+      } satisfies NodeView;
+    });
+}
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      // redis-cli prints server errors on stdout with exit code 0 in one-shot mode; treat both as failures.
+      if (code !== 0 || /^(ERR|\(error\))/m.test(stdout)) {
+        reject(
+          new Error(
+            `${cmd} ${args.filter((a) => !a.includes('secret')).join(' ')} → ${code}: ${stderr}${stdout}`,
+          ),
+        );
+      } else resolve(stdout);
+    });
+  });
+}
+
+async function terminate(node: ClusterNode): Promise<void> {
+  if (node.exited) return;
+  const gone = new Promise<void>((r) => node.child.once('exit', () => r()));
+  node.child.kill('SIGTERM');
+  const timer = setTimeout(() => node.child.kill('SIGKILL'), 5_000);
+  await gone;
+  clearTimeout(timer);
+}
+
+/**
+ * One detached shell that SIGKILLs every node once this process is gone, even when no 'exit' handler
+ * runs (a vitest worker killed on timeout): six orphaned redis-servers would otherwise keep a CI box busy.
+ */
+function reaperFor(pids: (number | undefined)[]): ChildProcess | undefined {
+  const known = pids.filter((p): p is number => !!p);
+  if (known.length === 0) return undefined;
+  const script = 'p=$1; shift; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -9 "$@" 2>/dev/null';
+  const r = spawn('sh', ['-c', script, 'reaper', String(process.pid), ...known.map(String)], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  r.unref();
+  return r;
+}
+
+/** Waiting can stop early: the thing waited for can no longer happen. */
+class StartFailed extends Error {}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
