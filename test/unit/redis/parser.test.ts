@@ -1,0 +1,156 @@
+// Request parser: table-driven, every message cut at every byte offset (TCP may split anywhere).
+import { describe, expect, it } from 'vitest';
+import { isDrawbridgeError } from '../../../src/errors.js';
+import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
+import { encodeCommand } from '../../../src/engines/redis/serializer.js';
+
+const resp = (...args: string[]) => encodeCommand(args);
+
+interface Case {
+  name: string;
+  input: Buffer;
+  commands: string[][];
+  names?: string[];
+}
+
+const cases: Case[] = [
+  { name: 'simple GET', input: resp('GET', 'k'), commands: [['GET', 'k']], names: ['get'] },
+  { name: 'empty bulk', input: resp('SET', 'k', ''), commands: [['SET', 'k', '']] },
+  {
+    name: 'binary value with CRLF inside',
+    input: resp('SET', 'k', 'a\r\nb\r\n*2\r\n'),
+    commands: [['SET', 'k', 'a\r\nb\r\n*2\r\n']],
+  },
+  {
+    name: 'pipeline of three',
+    input: Buffer.concat([resp('SET', 'a', '1'), resp('GET', 'a'), resp('PING')]),
+    commands: [['SET', 'a', '1'], ['GET', 'a'], ['PING']],
+    names: ['set', 'get', 'ping'],
+  },
+  {
+    name: 'container command',
+    input: resp('CONFIG', 'GET', 'maxmemory'),
+    commands: [['CONFIG', 'GET', 'maxmemory']],
+    names: ['config|get'],
+  },
+  { name: 'container without sub', input: resp('Client'), commands: [['Client']], names: ['client'] },
+  { name: 'empty and null arrays are skipped', input: Buffer.from('*0\r\n*-1\r\n'), commands: [] },
+  { name: 'inline', input: Buffer.from('GET key\r\n'), commands: [['GET', 'key']], names: ['get'] },
+  { name: 'inline LF only', input: Buffer.from('ping\n'), commands: [['ping']] },
+  { name: 'inline blank line ignored', input: Buffer.from('\r\n  \r\nPING\r\n'), commands: [['PING']] },
+  {
+    name: 'inline quotes',
+    input: Buffer.from(`SET "a b" 'c\\'d' "\\x41\\n"\r\n`),
+    commands: [['SET', 'a b', "c'd", 'A\n']],
+  },
+  {
+    name: 'inline then multibulk',
+    input: Buffer.concat([Buffer.from('PING\r\n'), resp('ECHO', 'x')]),
+    commands: [['PING'], ['ECHO', 'x']],
+  },
+  {
+    name: 'unicode name folds ASCII only',
+    input: resp('gEt', 'ключ'),
+    commands: [['gEt', 'ключ']],
+    names: ['get'],
+  },
+];
+
+function collect(chunks: Buffer[]): RedisCommand[] {
+  const out: RedisCommand[] = [];
+  const p = new RequestParser((c) => out.push(c));
+  for (const c of chunks) p.feed(c);
+  expect(p.pending).toBe(0);
+  return out;
+}
+
+const strings = (cmds: RedisCommand[]) => cmds.map((c) => c.args.map((a) => a.toString('utf8')));
+
+describe('RequestParser', () => {
+  for (const tc of cases) {
+    it(`${tc.name}: whole, at every cut, byte by byte`, () => {
+      const whole = collect([tc.input]);
+      expect(strings(whole)).toEqual(tc.commands);
+      if (tc.names) expect(whole.map((c) => c.name)).toEqual(tc.names);
+      for (let i = 1; i < tc.input.length; i++) {
+        const cut = collect([tc.input.subarray(0, i), tc.input.subarray(i)]);
+        expect(strings(cut), `cut at ${i}`).toEqual(tc.commands);
+      }
+      const bytes = [...tc.input].map((b) => Buffer.from([b]));
+      expect(strings(collect(bytes))).toEqual(tc.commands);
+    });
+  }
+
+  it('raw is the exact multibulk bytes, args are slices of the input', () => {
+    const input = Buffer.concat([resp('SET', 'k', 'v'), resp('GET', 'k')]);
+    const cmds = collect([input]);
+    expect(Buffer.concat(cmds.map((c) => c.raw))).toEqual(input);
+    expect(cmds[0]!.args[2]!.buffer).toBe(input.buffer);
+  });
+
+  it('inline commands are re-encoded as RESP arrays for the backend', () => {
+    const [cmd] = collect([Buffer.from('SET "a b" c\r\n')]);
+    expect(cmd!.raw).toEqual(resp('SET', 'a b', 'c'));
+  });
+
+  it('a 10,000-command pipeline in one chunk', () => {
+    const input = Buffer.concat(Array.from({ length: 10_000 }, (_, i) => resp('SET', `k${i}`, 'v')));
+    const cmds = collect([input]);
+    expect(cmds).toHaveLength(10_000);
+    expect(cmds[9_999]!.args[1]!.toString()).toBe('k9999');
+  });
+
+  it('a 64 MB value in 64 KB chunks', () => {
+    const value = Buffer.alloc(64 * 1024 * 1024, 0x61);
+    value[value.length - 1] = 0x7a;
+    const input = Buffer.concat([
+      resp('SET', 'big'),
+      Buffer.from(`$${value.length}\r\n`),
+      value,
+      Buffer.from('\r\n'),
+    ]);
+    input.write('*3', 0); // the header counted two args; make it three
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < input.length; i += 65536) chunks.push(input.subarray(i, i + 65536));
+    const [cmd] = collect(chunks);
+    expect(cmd!.args[2]!.length).toBe(value.length);
+    expect(cmd!.args[2]![value.length - 1]).toBe(0x7a);
+  });
+
+  const errors: [string, string, string][] = [
+    ['missing $', '*1\r\n+GET\r\n', "expected '$', got '+'"],
+    ['bad multibulk length', '*x\r\n', 'invalid multibulk length'],
+    ['leading zero', '*01\r\n', 'invalid multibulk length'],
+    ['negative bulk', '*1\r\n$-1\r\n', 'invalid bulk length'],
+    ['bulk too large', '*1\r\n$600000000\r\n', 'invalid bulk length'],
+    ['unterminated bulk', '*1\r\n$1\r\nab\r\n', 'not terminated by CRLF'],
+    ['unbalanced quotes', 'SET "a\r\n', 'unbalanced quotes'],
+    ['closing quote glued', 'SET "a"b\r\n', 'unbalanced quotes'],
+    ['NUL in inline', 'GET a\0b\r\n', 'unbalanced quotes'],
+    ['too many args', '*2000000\r\n', 'invalid multibulk length'],
+  ];
+  for (const [name, input, message] of errors) {
+    it(`rejects ${name}`, () => {
+      const p = new RequestParser(() => undefined);
+      let err: unknown;
+      try {
+        p.feed(Buffer.from(input));
+      } catch (e) {
+        err = e;
+      }
+      expect(isDrawbridgeError(err, 'PROTOCOL_ERROR')).toBe(true);
+      expect((err as Error).message).toContain(message);
+    });
+  }
+
+  it('rejects an inline line longer than maxInline without waiting for its end', () => {
+    const p = new RequestParser(() => undefined, { maxInline: 100 });
+    expect(() => p.feed(Buffer.alloc(200, 0x61))).toThrow(/too big inline request/);
+  });
+
+  it('rejects a command larger than maxCommand', () => {
+    const p = new RequestParser(() => undefined, { maxCommand: 1000 });
+    p.feed(Buffer.from('*1\r\n$5000\r\n'));
+    expect(() => p.feed(Buffer.alloc(2000))).toThrow(expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }));
+  });
+});
