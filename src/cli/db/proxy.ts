@@ -1,0 +1,117 @@
+// `kubectl db proxy NAME --port P`: a local plaintext listener for GUI clients that cannot present a
+// client certificate; every connection goes on to the agent over TLS with the stored login. The login
+// is re-read per connection, so `kubectl db login` in another terminal renews a running proxy.
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { Command, InvalidArgumentError } from 'commander';
+import type { Protocol } from '../../api/database.js';
+import { DrawbridgeError, errorMessage } from '../../errors.js';
+import { type AgentAddress, dialAgent, readClientTls } from './dial.js';
+import type { Io } from './io.js';
+import { servePostgresClient } from './pg-local.js';
+import { relay } from './relay.js';
+import { type DatabaseRef, describeRef, requireLogin } from './store.js';
+import { endpointOptions, openDatabase } from './target-db.js';
+
+export interface ProxyOptions {
+  protocol: Protocol;
+  ref: DatabaseRef;
+  agent: AgentAddress;
+  address: string;
+  port: number;
+}
+
+export interface RunningProxy {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Redis clients read the first reply as the answer to their first command: an error there is seen. */
+function redisError(err: unknown): string {
+  const hint = err instanceof DrawbridgeError && err.hint ? ` (${err.hint})` : '';
+  return `-ERR kubectl db proxy: ${errorMessage(err)}${hint}`.replace(/[\r\n]+/g, ' ') + '\r\n';
+}
+
+export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
+  const dial = async () => {
+    const creds = await readClientTls(await requireLogin(opts.ref));
+    return dialAgent(opts.protocol, opts.agent, creds);
+  };
+  const sockets = new Set<Socket>();
+  const serveRedis = (socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    dial().then(
+      (agent) => relay(socket, agent),
+      (err: unknown) => socket.end(redisError(err)),
+    );
+  };
+  const server: Server = createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (opts.protocol === 'postgres') void servePostgresClient(socket, dial);
+    else serveRedis(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        sockets.forEach((s) => s.destroy());
+      }),
+  };
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError('not a port number');
+  return port;
+}
+
+function usage(protocol: Protocol, port: number, dbUser: string): string {
+  return protocol === 'postgres'
+    ? `psql "host=127.0.0.1 port=${port} user=${dbUser} sslmode=disable"`
+    : `redis-cli -p ${port}`;
+}
+
+export function proxyCommand(io: Io): Command {
+  const cmd = new Command('proxy')
+    .description('serve a database on a local port for GUI clients (plaintext locally, TLS to the agent)')
+    .argument('<name>', 'Database name')
+    .option('-p, --port <port>', 'local port (0 picks a free one)', parsePort, 0)
+    .option('--address <ip>', 'local address to listen on', '127.0.0.1');
+  return endpointOptions(cmd).action(
+    async (
+      name: string,
+      opts: { port: number; address: string; endpoint?: string; tlsServerName?: string },
+      self: Command,
+    ) => {
+      const open = await openDatabase(self, name, opts);
+      const { db, login, endpoint, ref } = open;
+      const proxy = await startProxy({
+        protocol: db.spec.protocol,
+        ref,
+        agent: endpoint,
+        address: opts.address,
+        port: opts.port,
+      });
+      io.out(
+        `Proxying ${describeRef(ref)} on ${opts.address}:${proxy.port} (agent ${endpoint.serverName}, via ${endpoint.via}).\n` +
+          `Connect with: ${usage(db.spec.protocol, proxy.port, login.record.dbUser)}\n` +
+          'Press Ctrl+C to stop.\n',
+      );
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await proxy.close();
+      await endpoint.close();
+    },
+  );
+}
