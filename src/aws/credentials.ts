@@ -1,0 +1,93 @@
+// AWS credentials for the agent and the controller: the SDK's default chain (env, shared files, web
+// identity for IRSA, IMDS), optionally followed by `assumeRoleArn` (+ `externalId`) and a further hop
+// for Redshift's `role/NAME` database users — role chaining, each hop signed by the previous one.
+// Results are cached until shortly before they expire; failures come back as classified AwsErrors.
+import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { awsCall } from './errors.js';
+
+/** Where a Database (or discovery matcher) gets its AWS identity. */
+export interface AwsIdentity {
+  region: string;
+  assumeRoleArn?: string;
+  externalId?: string;
+}
+
+/** Refresh this long before expiry, so a token signed now outlives its 15-minute validity. */
+const REFRESH_BEFORE_MS = 16 * 60_000;
+const SESSION_NAME = 'drawbridge';
+
+/** Caches a provider's result until REFRESH_BEFORE_MS before its expiration; one refresh at a time. */
+export function cached(provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+  let current: AwsCredentialIdentity | undefined;
+  let pending: Promise<AwsCredentialIdentity> | undefined;
+  const fresh = (c: AwsCredentialIdentity) =>
+    !c.expiration || c.expiration.getTime() - Date.now() > REFRESH_BEFORE_MS;
+  return async () => {
+    if (current && fresh(current)) return current;
+    pending ??= provider().then(
+      (c) => {
+        current = c;
+        pending = undefined;
+        return c;
+      },
+      (err: unknown) => {
+        pending = undefined;
+        throw err;
+      },
+    );
+    return pending;
+  };
+}
+
+function classified(provider: AwsCredentialIdentityProvider, action: string, roleArn?: string) {
+  return () => awsCall({ action, ...(roleArn ? { roleArn } : {}) }, () => provider());
+}
+
+/** Assumes `roleArn` using `source`'s credentials: one hop of a role chain. */
+export function assumeRole(
+  source: AwsCredentialIdentityProvider,
+  region: string,
+  roleArn: string,
+  externalId?: string,
+): AwsCredentialIdentityProvider {
+  const provider = fromTemporaryCredentials({
+    masterCredentials: source,
+    params: { RoleArn: roleArn, RoleSessionName: SESSION_NAME, ...(externalId ? { ExternalId: externalId } : {}) },
+    clientConfig: { region },
+  });
+  return cached(classified(provider, `sts:AssumeRole ${roleArn}`, roleArn));
+}
+
+/** Process-wide credential cache: one base chain, one provider per (region, role, external ID). */
+export class AwsCredentials {
+  private readonly base: AwsCredentialIdentityProvider;
+  private readonly byIdentity = new Map<string, AwsCredentialIdentityProvider>();
+
+  constructor(base?: AwsCredentialIdentityProvider) {
+    this.base = base ?? cached(classified(fromNodeProviderChain({ timeout: 3000, maxRetries: 1 }), 'load AWS credentials'));
+  }
+
+  /** The credentials for an identity: the base chain, or the base chain then AssumeRole. */
+  for(identity: AwsIdentity): AwsCredentialIdentityProvider {
+    if (!identity.assumeRoleArn) return this.base;
+    const key = `${identity.region}|${identity.assumeRoleArn}|${identity.externalId ?? ''}`;
+    let provider = this.byIdentity.get(key);
+    if (!provider) {
+      provider = assumeRole(this.base, identity.region, identity.assumeRoleArn, identity.externalId);
+      this.byIdentity.set(key, provider);
+    }
+    return provider;
+  }
+
+  /** A further hop from `identity` (role chaining), e.g. for Redshift's `role/NAME` database users. */
+  chained(identity: AwsIdentity, roleArn: string): AwsCredentialIdentityProvider {
+    const key = `${identity.region}|${identity.assumeRoleArn ?? ''}|${identity.externalId ?? ''}|${roleArn}`;
+    let provider = this.byIdentity.get(key);
+    if (!provider) {
+      provider = assumeRole(this.for(identity), identity.region, roleArn);
+      this.byIdentity.set(key, provider);
+    }
+    return provider;
+  }
+}

@@ -1,0 +1,126 @@
+// AWS failures classified where they happen: each becomes a DrawbridgeError whose `reason` is the
+// status-condition reason (CredentialsReady=False, reason ...) and whose hint names the fix — the
+// seeds' troubleshooting sections, turned into code.
+import { DrawbridgeError, type ErrorCode, errorMessage } from '../errors.js';
+
+export const AwsReason = {
+  /** No provider in the SDK chain produced credentials (env, files, IRSA web identity, IMDS). */
+  NoCredentials: 'NoCredentials',
+  /** IMDSv2 unreachable from a pod: the node's PUT response hop limit is 1. */
+  IMDSHopLimit: 'IMDSHopLimit',
+  /** sts:AssumeRole refused: trust policy, external ID or permissions boundary. */
+  AssumeRoleDenied: 'AssumeRoleDenied',
+  /** Any other AccessDenied from an AWS API: the role's policy lacks an action. */
+  AccessDenied: 'AWSAccessDenied',
+  /** AWS endpoint timed out or refused the connection. */
+  Unreachable: 'AWSUnreachable',
+  /** The database has IAM authentication switched off. */
+  IAMAuthDisabled: 'IAMAuthDisabled',
+  /** The ElastiCache user does not use IAM authentication. */
+  UserNotIAMEnabled: 'UserNotIAMEnabled',
+  /** The AWS resource (cluster, workgroup, user, secret) does not exist. */
+  NotFound: 'AWSResourceNotFound',
+  /** The IAM policy Drawbridge needs does not fit the role's limits. */
+  PolicySizeExceeded: 'PolicySizeExceeded',
+  /** Anything else AWS answered with. */
+  ApiError: 'AWSApiError',
+} as const;
+export type AwsReason = (typeof AwsReason)[keyof typeof AwsReason];
+
+export class AwsError extends DrawbridgeError {
+  constructor(
+    readonly reason: AwsReason,
+    message: string,
+    hint: string,
+    options: { cause?: unknown; code?: ErrorCode } = {},
+  ) {
+    super(options.code ?? 'CREDENTIALS_UNAVAILABLE', message, hint, { cause: options.cause });
+    this.name = 'AwsError';
+  }
+}
+
+export function isAwsError(err: unknown, reason?: AwsReason): err is AwsError {
+  return err instanceof AwsError && (reason === undefined || err.reason === reason);
+}
+
+/** What was being attempted, for the message: "GetClusterCredentials on cluster my-redshift". */
+export interface AwsCallContext {
+  action: string;
+  roleArn?: string;
+}
+
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+function errorName(err: unknown): string {
+  const e = err as { name?: string; Code?: string; code?: string } | undefined;
+  return e?.name ?? e?.Code ?? e?.code ?? '';
+}
+
+/** Turns whatever the SDK threw into an AwsError; an AwsError passes through unchanged. */
+export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
+  if (err instanceof AwsError) return err;
+  const name = errorName(err);
+  const text = errorMessage(err);
+  const what = `${ctx.action}: ${text}`;
+  if (/EC2 Metadata|IMDS|instance metadata|169\.254\.169\.254/i.test(text)) {
+    return new AwsError(
+      AwsReason.IMDSHopLimit,
+      `no AWS credentials from the EC2 instance metadata service (${what})`,
+      'in a pod, use IRSA (annotate the ServiceAccount with eks.amazonaws.com/role-arn) or raise the node\'s ' +
+        'IMDSv2 PUT response hop limit to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)',
+      { cause: err },
+    );
+  }
+  if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(text)) {
+    return new AwsError(
+      AwsReason.NoCredentials,
+      `no AWS credentials: no valid providers in chain (${what})`,
+      'give the pod an IAM role through IRSA (ServiceAccount annotation eks.amazonaws.com/role-arn), an ' +
+        'instance profile, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY',
+      { cause: err },
+    );
+  }
+  if (/AssumeRole/.test(ctx.action) && /AccessDenied/i.test(name + text)) {
+    return new AwsError(
+      AwsReason.AssumeRoleDenied,
+      `not allowed to assume ${ctx.roleArn ?? 'the role'} (${what})`,
+      `let the caller assume it: name its role (or account) as Principal in the trust policy of ${ctx.roleArn ?? 'the role'}` +
+        ', match sts:ExternalId if the trust policy requires one, and allow sts:AssumeRole in the caller\'s policy ' +
+        'and permissions boundary; test with aws sts assume-role',
+      { cause: err },
+    );
+  }
+  if (/AccessDenied|UnauthorizedOperation|NotAuthorized/i.test(name)) {
+    return new AwsError(
+      AwsReason.AccessDenied,
+      `AWS denied ${what}`,
+      'add the permission to the role Drawbridge runs as: `drawbridge iam print` shows the policy it needs, or ' +
+        'turn on IAM bootstrap in the Helm values',
+      { cause: err },
+    );
+  }
+  if (name === 'TimeoutError' || TIMEOUT_CODES.has((err as { code?: string })?.code ?? '') || /timed? ?out/i.test(text)) {
+    return new AwsError(
+      AwsReason.Unreachable,
+      `AWS did not answer ${what}`,
+      'check outbound HTTPS from the pod to the AWS endpoints (security groups, NAT, VPC endpoints, proxies)',
+      { cause: err, code: 'AWS_ERROR' },
+    );
+  }
+  if (/NotFound/i.test(name)) {
+    return new AwsError(AwsReason.NotFound, what, 'check the identifiers in the Database spec.aws', {
+      cause: err,
+      code: 'AWS_ERROR',
+    });
+  }
+  return new AwsError(AwsReason.ApiError, what, 'see the AWS error above', { cause: err, code: 'AWS_ERROR' });
+}
+
+/** Runs one AWS call and classifies its failure. */
+export async function awsCall<T>(ctx: AwsCallContext, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw classifyAwsError(err, ctx);
+  }
+}
