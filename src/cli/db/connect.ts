@@ -137,7 +137,10 @@ export function connectCommand(io: Io): Command {
       opts: { dbUser?: string; dbName?: string; endpoint?: string; tlsServerName?: string },
       self: Command,
     ) => {
-      const open = await openDatabase(self, name, opts);
+      const open = await openDatabase(self, name, {
+        ...opts,
+        onForwardError: (e) => io.err(`${e.message}\n`),
+      });
       try {
         const client = await clientCommand(open, opts, extra);
         if (open.endpoint.via === 'port-forward')

@@ -3,10 +3,8 @@
 // credentials; the annotations say which database and database user the certificate is for.
 import type * as k8s from '@kubernetes/client-node';
 import { DrawbridgeError } from '../../errors.js';
+import { ANNOTATION_DATABASE, ANNOTATION_DB_USER, SIGNER_NAME } from '../../operator/names.js';
 
-export const SIGNER_NAME = 'drawbridge.dev/database-client';
-export const DATABASE_ANNOTATION = 'drawbridge.dev/database';
-export const DB_USER_ANNOTATION = 'drawbridge.dev/db-user';
 /** The API server rejects expirationSeconds below ten minutes. */
 export const MIN_EXPIRATION_SECONDS = 600;
 
@@ -29,8 +27,8 @@ export function csrObject(req: CsrRequest): k8s.V1CertificateSigningRequest {
     metadata: {
       generateName: `${prefix}-`,
       annotations: {
-        [DATABASE_ANNOTATION]: `${req.namespace}/${req.database}`,
-        [DB_USER_ANNOTATION]: req.dbUser,
+        [ANNOTATION_DATABASE]: `${req.namespace}/${req.database}`,
+        [ANNOTATION_DB_USER]: req.dbUser,
       },
     },
     spec: {
@@ -100,7 +98,7 @@ export async function waitForCertificate(csrName: string, opts: WaitOptions): Pr
   const waitingFor = state.phase === 'approved' ? 'the signed certificate' : 'a decision';
   throw new DrawbridgeError(
     'KUBE_ERROR',
-    `no ${waitingFor} on certificate request ${csrName} after ${Math.round(opts.timeoutMs / 1000)}s`,
+    `certificate request ${csrName}: still waiting for ${waitingFor} after ${Math.round(opts.timeoutMs / 1000)}s`,
     `check that the drawbridge controller is running (kubectl get csr ${csrName}; kubectl -n drawbridge get pods)`,
   );
 }

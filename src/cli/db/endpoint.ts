@@ -23,6 +23,8 @@ export interface EndpointOptions {
   tlsServerName?: string;
   /** How long status.endpoint gets to accept a TCP connection before we port-forward instead. */
   probeMs?: number;
+  /** Told about port-forwarded connections that failed. */
+  onForwardError?(err: Error): void;
 }
 
 export function parseHostPort(text: string, what: string): { host: string; port: number } {
@@ -75,6 +77,6 @@ export async function resolveEndpoint(
   if (await reachableWithin(host, port, opts.probeMs ?? 1500)) {
     return { host, port, serverName, via: 'status', close: noop };
   }
-  const forward = await forwardToAgent(kc, db, port);
+  const forward = await forwardToAgent(kc, db, port, opts.onForwardError ?? (() => {}));
   return { host: '127.0.0.1', port: forward.port, serverName, via: 'port-forward', close: forward.close };
 }

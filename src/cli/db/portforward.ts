@@ -5,11 +5,14 @@ import { type AddressInfo, type Server, type Socket, createServer } from 'node:n
 import * as k8s from '@kubernetes/client-node';
 import type { Database } from '../../api/database.js';
 import { DrawbridgeError } from '../../errors.js';
+import { agentSelector } from '../../operator/names.js';
 import { kubeError } from './kube.js';
 
-/** Labels the controller puts on agent pods (src/operator); kept in one place for the plugin. */
-export function agentPodSelector(db: Database): string {
-  return `app.kubernetes.io/name=drawbridge-agent,drawbridge.dev/database=${db.metadata.name}`;
+/** The labels the controller's agent Deployment selects its pods by. */
+function podSelector(db: Database): string {
+  return Object.entries(agentSelector(db.metadata.name))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
 }
 
 async function readyAgentPod(kc: k8s.KubeConfig, db: Database): Promise<string> {
@@ -18,7 +21,7 @@ async function readyAgentPod(kc: k8s.KubeConfig, db: Database): Promise<string> 
   try {
     pods = await kc
       .makeApiClient(k8s.CoreV1Api)
-      .listNamespacedPod({ namespace, labelSelector: agentPodSelector(db) });
+      .listNamespacedPod({ namespace, labelSelector: podSelector(db) });
   } catch (err) {
     throw kubeError(err, `finding the agent pods of ${namespace}/${db.metadata.name}`);
   }
@@ -42,10 +45,12 @@ export interface Forwarder {
   close(): Promise<void>;
 }
 
+/** `onError` hears about connections the API server refused to forward (each is closed). */
 export async function forwardToAgent(
   kc: k8s.KubeConfig,
   db: Database,
   targetPort: number,
+  onError: (err: Error) => void,
 ): Promise<Forwarder> {
   const namespace = db.metadata.namespace ?? 'default';
   const pod = await readyAgentPod(kc, db);
@@ -61,7 +66,10 @@ export async function forwardToAgent(
         socketOf?.on('close', () => socket.end());
         socket.once('close', () => socketOf?.close());
       })
-      .catch(() => socket.destroy());
+      .catch((err: unknown) => {
+        onError(kubeError(err, `port-forward to ${namespace}/${pod}`));
+        socket.destroy();
+      });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -92,7 +92,10 @@ export function proxyCommand(io: Io): Command {
       opts: { port: number; address: string; endpoint?: string; tlsServerName?: string },
       self: Command,
     ) => {
-      const open = await openDatabase(self, name, opts);
+      const open = await openDatabase(self, name, {
+        ...opts,
+        onForwardError: (e) => io.err(`${e.message}\n`),
+      });
       const { db, login, endpoint, ref } = open;
       const proxy = await startProxy({
         protocol: db.spec.protocol,

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { conninfoValue, psqlCommand, redisCliCommand } from '../../../src/cli/db/connect.js';
+import { parseHostPort } from '../../../src/cli/db/endpoint.js';
+
+const files = { keyFile: '/h/.drawbridge/c/ns/db/tls.key', certFile: '/h/c/tls.crt', caFile: '/h/c/ca.crt' };
+
+describe('psqlCommand', () => {
+  it('verifies the agent by name and connects to the forwarded address', () => {
+    const cmd = psqlCommand(
+      { hostaddr: '127.0.0.1', port: 40123, serverName: 'drawbridge-orders.shop.svc' },
+      files,
+      'app',
+      'orders',
+      ['-c', 'select 1'],
+    );
+    expect(cmd.command).toBe('psql');
+    expect(cmd.args).toEqual([
+      'host=drawbridge-orders.shop.svc hostaddr=127.0.0.1 port=40123 user=app dbname=orders sslmode=verify-full ' +
+        'sslcert=/h/c/tls.crt sslkey=/h/.drawbridge/c/ns/db/tls.key sslrootcert=/h/c/ca.crt application_name=kubectl-db',
+      '-c',
+      'select 1',
+    ]);
+  });
+
+  it('leaves out hostaddr and dbname when there are none', () => {
+    const [conninfo] = psqlCommand({ port: 5432, serverName: 'db.local' }, files, 'app', undefined, []).args;
+    expect(conninfo).toMatch(/^host=db\.local port=5432 user=app sslmode=verify-full /);
+  });
+});
+
+describe('conninfoValue', () => {
+  it.each([
+    ['plain', 'plain'],
+    ['/Users/Jane Doe/.drawbridge/tls.key', "'/Users/Jane Doe/.drawbridge/tls.key'"],
+    ["o'brien", "'o\\'brien'"],
+    ['back\\slash', "'back\\\\slash'"],
+    ['', "''"],
+  ])('%s → %s', (value, quoted) => expect(conninfoValue(value)).toBe(quoted));
+});
+
+describe('redisCliCommand', () => {
+  it('passes the client certificate, the CA and the server name', () => {
+    expect(
+      redisCliCommand({ host: '127.0.0.1', port: 6390, serverName: 'drawbridge-cache.shop.svc' }, files, [])
+        .args,
+    ).toEqual([
+      '-h',
+      '127.0.0.1',
+      '-p',
+      '6390',
+      '--tls',
+      '--cert',
+      files.certFile,
+      '--key',
+      files.keyFile,
+      '--cacert',
+      files.caFile,
+      '--sni',
+      'drawbridge-cache.shop.svc',
+    ]);
+  });
+
+  it('sends no SNI for an IP address', () => {
+    expect(
+      redisCliCommand({ host: '10.0.0.7', port: 6379, serverName: '10.0.0.7' }, files, ['ping']).args,
+    ).not.toContain('--sni');
+  });
+});
+
+describe('parseHostPort', () => {
+  it.each([
+    ['drawbridge-orders.shop.svc:5432', { host: 'drawbridge-orders.shop.svc', port: 5432 }],
+    ['127.0.0.1:6379', { host: '127.0.0.1', port: 6379 }],
+    ['[::1]:5432', { host: '::1', port: 5432 }],
+  ])('%s', (text, want) => expect(parseHostPort(text, 'x')).toEqual(want));
+
+  it.each(['host', 'host:0', 'host:70000', ':5432', '::1:5432'])('rejects %s', (text) =>
+    expect(() => parseHostPort(text, '--endpoint')).toThrow(/is not host:port/),
+  );
+});
