@@ -1,2 +1,29 @@
-// Engine registration; the postgres engine module is being built (see its issue).
-export {};
+// PostgreSQL engine: the agent speaks the v3 wire protocol to clients and to the database.
+//
+//   client (psql, pgbench, pg)            agent                                  database
+//     │── SSLRequest ───────────────────────▶│                                        │
+//     │◀────────────────────────────── 'S' ──│                                        │
+//     │══ TLS handshake (client cert) ══════▶│                                        │
+//     │── StartupMessage user, database ────▶│ identity = cert CN/O (or SA token)     │
+//     │                                      │ authorize(identity, user, database)    │
+//     │◀── ErrorResponse FATAL 28000 ────────│   denied: names the rule               │
+//     │                                      │── TCP, SSLRequest, TLS (spec.tls) ────▶│
+//     │                                      │── StartupMessage ─────────────────────▶│
+//     │                                      │◀─ SCRAM-SHA-256 / md5 / cert ─────────▶│ credential
+//     │◀── AuthenticationOk, ParameterStatus─│◀─ AuthenticationOk, ParameterStatus ───│
+//     │◀── BackendKeyData (agent's own key) ─│◀─ BackendKeyData (kept by the agent) ──│
+//     │◀── ReadyForQuery ────────────────────│◀─ ReadyForQuery ───────────────────────│
+//     │── Query / Parse / Bind / COPY … ═════│ audit ═══════════════════════════════▶│
+//     │◀══════════════════════════════════════ results ═════════════════════════════│
+//
+//   Cancel (psql Ctrl+C): a new connection with CancelRequest(agent key) ─▶ agent looks the key up
+//   ─▶ new backend connection with CancelRequest(backend key). Unknown keys are silently ignored.
+//
+// Files: messages.ts (codes, shapes), parser.ts (framing, limits), decoders.ts (message bodies),
+// serializer.ts (what the agent writes), frontend.ts (client handshake), backend.ts +
+// backend-auth.ts (database connection and login), engine.ts (the steps), session.ts (relay),
+// audit.ts (query events), cancel.ts (key mapping), errors.ts (SQLSTATE mapping).
+import { registerEngine } from '../types.js';
+import { PostgresEngine } from './engine.js';
+
+registerEngine('postgres', () => new PostgresEngine());

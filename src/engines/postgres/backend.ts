@@ -1,0 +1,147 @@
+// Connections from the agent to the database: TCP, then (per spec.tls) PostgreSQL's SSLRequest and a
+// verified TLS handshake, then startup and login. Used for sessions and for forwarding cancels.
+import { type Socket, isIP, connect as tcpConnect } from 'node:net';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { SecretReader } from '../../agent/state.js';
+import { type Database, backendAddress } from '../../api/database.js';
+import { DrawbridgeError, errorMessage } from '../../errors.js';
+import { backendTlsOptions } from '../backend-tls.js';
+import type { BackendCredential } from '../credentials.js';
+import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
+import { SSL_REQUEST, startupMessage } from './serializer.js';
+import { Wire } from './wire.js';
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+export interface BackendTarget {
+  host: string;
+  port: number;
+  /** Undefined for spec.tls.mode `disabled`. */
+  tls: ConnectionOptions | undefined;
+}
+
+export function backendTarget(db: Database, secrets: SecretReader, cred?: BackendCredential): BackendTarget {
+  const { host, port } = backendAddress(db.spec);
+  return { host, port, tls: backendTlsOptions(db, secrets, cred) };
+}
+
+/** TCP (+ TLS) to the backend, ready for a startup packet or a CancelRequest. */
+export async function openBackend(target: BackendTarget): Promise<Socket> {
+  const raw = await connectTcp(target);
+  if (!target.tls) return raw;
+  try {
+    return await startTls(raw, target, target.tls);
+  } catch (err) {
+    raw.destroy();
+    throw err;
+  }
+}
+
+function connectTcp(target: BackendTarget): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = tcpConnect({ host: target.host, port: target.port, noDelay: true, keepAlive: true });
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(
+        new DrawbridgeError(
+          'BACKEND_UNREACHABLE',
+          `cannot reach the database at ${target.host}:${target.port}: ${why}`,
+          'check the Database spec.uri and that the server accepts connections from the agent',
+        ),
+      );
+    };
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => fail(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`));
+    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+    socket.once('connect', () => {
+      socket.setTimeout(0);
+      socket.removeAllListeners('error');
+      // Later errors surface as 'close' to whoever reads the socket; this keeps them from crashing the agent.
+      socket.on('error', () => undefined);
+      resolve(socket);
+    });
+  });
+}
+
+/** PostgreSQL negotiates TLS in-band: SSLRequest, a one-byte answer, then the handshake. */
+function startTls(raw: Socket, target: BackendTarget, opts: ConnectionOptions): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const tlsError = (message: string, hint: string) =>
+      reject(new DrawbridgeError('BACKEND_TLS', `TLS to the database failed: ${message}`, hint));
+    raw.once('data', (answer: Buffer) => {
+      raw.pause();
+      if (answer[0] === 0x4e) {
+        return tlsError(
+          'the server does not accept TLS (answered N to SSLRequest)',
+          'turn on ssl in the server postgresql.conf, or set spec.tls.mode: disabled (not recommended)',
+        );
+      }
+      // Bytes after 'S' would be unencrypted data injected before the handshake (CVE-2021-23222).
+      if (answer[0] !== 0x53 || answer.length !== 1) {
+        return tlsError(
+          'unexpected answer to SSLRequest',
+          'check that spec.uri points at a PostgreSQL server',
+        );
+      }
+      // SNI may not carry an IP address (RFC 6066); the identity check then uses `host`.
+      const servername = opts.servername && !isIP(opts.servername) ? opts.servername : undefined;
+      const socket = tlsConnect({ ...opts, host: target.host, servername, socket: raw });
+      socket.once('secureConnect', () => {
+        socket.removeAllListeners('error');
+        socket.on('error', () => undefined);
+        resolve(socket);
+      });
+      socket.once('error', (err) =>
+        tlsError(
+          errorMessage(err),
+          'put the CA that signed the server certificate in spec.tls.caSecretRef and check spec.tls.serverName',
+        ),
+      );
+    });
+    raw.once('close', () => tlsError('the server closed the connection', 'check the server log'));
+    raw.write(SSL_REQUEST);
+  });
+}
+
+export interface BackendLogin {
+  target: BackendTarget;
+  credential: BackendCredential;
+  /** Startup parameters; `user` and `database` are the ones the agent was allowed to use. */
+  params: [string, string][];
+  /** Named in hints when the backend rejects a password. */
+  secretName: string;
+  /** Told about each backend socket as it opens, so the caller can close it on abort. */
+  opened?(socket: Socket): void;
+}
+
+/**
+ * Opens a backend connection and logs in. When the password is rejected and the credential carries
+ * fallback passwords (mid-rotation), each is tried on a fresh connection, as the server requires.
+ */
+export async function loginBackend(login: BackendLogin): Promise<Wire> {
+  const cred = login.credential;
+  if (cred.kind === 'passthrough') {
+    throw new DrawbridgeError(
+      'CREDENTIALS_UNAVAILABLE',
+      'auth type passthrough is not supported for PostgreSQL',
+      'use spec.auth.type password, mtls, rds-iam, redshift or redshift-serverless',
+    );
+  }
+  const passwords =
+    cred.kind === 'password' ? [cred.password, ...(cred.fallbackPasswords ?? [])] : [undefined];
+  for (let i = 0; ; i++) {
+    const socket = await openBackend(login.target);
+    login.opened?.(socket);
+    const wire = new Wire(socket, 'database');
+    socket.write(startupMessage(login.params));
+    try {
+      const tls = login.target.tls ? (socket as TLSSocket) : undefined;
+      await authenticate(wire, cred, passwords[i], tls, login.secretName);
+      return wire;
+    } catch (err) {
+      wire.detach();
+      socket.destroy();
+      const retry = err instanceof BackendAuthError && err.sqlState === INVALID_PASSWORD;
+      if (!retry || i + 1 >= passwords.length) throw err;
+    }
+  }
+}

@@ -1,0 +1,198 @@
+// Decoders for the few message bodies the agent reads. Each works on one complete body (a zero-copy view)
+// and throws only DrawbridgeError PROTOCOL_ERROR on malformed input.
+import { DrawbridgeError } from '../../errors.js';
+import {
+  AuthCode,
+  type AuthRequest,
+  type BindMessage,
+  type CloseMessage,
+  type ErrorFields,
+  type ParseMessage,
+} from './messages.js';
+
+/** Sequential reads over one message body; running past its end is a protocol error, never a RangeError. */
+class BodyReader {
+  private off = 0;
+
+  constructor(
+    private readonly body: Buffer,
+    private readonly what: string,
+  ) {}
+
+  private need(n: number): number {
+    const at = this.off;
+    if (n < 0 || at + n > this.body.length) this.fail('is truncated');
+    this.off += n;
+    return at;
+  }
+
+  fail(problem: string): never {
+    throw new DrawbridgeError('PROTOCOL_ERROR', `invalid ${this.what} message: ${problem}`);
+  }
+
+  int16(): number {
+    return this.body.readInt16BE(this.need(2));
+  }
+
+  int32(): number {
+    return this.body.readInt32BE(this.need(4));
+  }
+
+  bytes(n: number): Buffer {
+    const at = this.need(n);
+    return this.body.subarray(at, at + n);
+  }
+
+  cstringBytes(): Buffer {
+    const end = this.body.indexOf(0, this.off);
+    if (end < 0) this.fail('missing string terminator');
+    const value = this.body.subarray(this.off, end);
+    this.off = end + 1;
+    return value;
+  }
+
+  cstring(): string {
+    return this.cstringBytes().toString('utf8');
+  }
+
+  rest(): Buffer {
+    return this.body.subarray(this.off);
+  }
+
+  done(): void {
+    if (this.off !== this.body.length) this.fail('unexpected trailing bytes');
+  }
+}
+
+/** Query ('Q'): the statement text. A truncated capture yields its prefix. */
+export function decodeQuery(body: Buffer, complete = true): Buffer {
+  const end = body.indexOf(0);
+  if (end >= 0) return body.subarray(0, end);
+  if (complete) new BodyReader(body, 'Query').fail('missing string terminator');
+  return body;
+}
+
+/** Parse ('P'): statement name and text; parameter type OIDs are not audited. */
+export function decodeParse(body: Buffer): ParseMessage {
+  const r = new BodyReader(body, 'Parse');
+  const statement = r.cstring();
+  const query = r.cstringBytes();
+  const types = r.int16();
+  if (types < 0) r.fail(`negative parameter type count ${types}`);
+  r.bytes(types * 4);
+  r.done();
+  return { statement, query };
+}
+
+/** What a Parse cut at the capture limit still tells: the statement name and the start of its text. */
+export function decodeParsePrefix(body: Buffer): ParseMessage {
+  const r = new BodyReader(body, 'Parse');
+  const statement = r.cstring();
+  return { statement, query: decodeQuery(r.rest(), false) };
+}
+
+/** Bind ('B'): portal, statement and parameter values (zero-copy views). */
+export function decodeBind(body: Buffer): BindMessage {
+  const r = new BodyReader(body, 'Bind');
+  const portal = r.cstring();
+  const statement = r.cstring();
+  const formatCount = r.int16();
+  if (formatCount < 0) r.fail(`negative format count ${formatCount}`);
+  const formats: number[] = [];
+  for (let i = 0; i < formatCount; i++) formats.push(r.int16());
+  const paramCount = r.int16();
+  if (paramCount < 0) r.fail(`negative parameter count ${paramCount}`);
+  if (formatCount > 1 && formatCount !== paramCount) {
+    r.fail(`${formatCount} parameter formats for ${paramCount} parameters`);
+  }
+  const values: (Buffer | null)[] = [];
+  const binary: boolean[] = [];
+  for (let i = 0; i < paramCount; i++) {
+    const len = r.int32();
+    if (len < -1) r.fail(`invalid parameter length ${len}`);
+    values.push(len === -1 ? null : r.bytes(len));
+    binary.push((formatCount === 1 ? formats[0] : formats[i]) === 1);
+  }
+  const resultFormats = r.int16();
+  if (resultFormats < 0) r.fail(`negative result format count ${resultFormats}`);
+  r.bytes(resultFormats * 2);
+  r.done();
+  return { portal, statement, values, binary };
+}
+
+/** The names a truncated Bind capture still tells: enough to audit which statement ran. */
+export function decodeBindNames(body: Buffer): { portal: string; statement: string } {
+  const r = new BodyReader(body, 'Bind');
+  return { portal: r.cstring(), statement: r.cstring() };
+}
+
+/** Close ('C'): which prepared statement or portal is released. */
+export function decodeClose(body: Buffer): CloseMessage {
+  const r = new BodyReader(body, 'Close');
+  const kind = r.bytes(1)[0];
+  if (kind !== 0x53 && kind !== 0x50) r.fail(`unknown target '${String.fromCharCode(kind ?? 0)}'`);
+  const name = r.cstring();
+  r.done();
+  return { target: kind === 0x53 ? 'statement' : 'portal', name };
+}
+
+/** PasswordMessage ('p') as a password: the text up to its terminator. */
+export function decodePassword(body: Buffer): string {
+  const r = new BodyReader(body, 'PasswordMessage');
+  const password = r.cstring();
+  r.done();
+  return password;
+}
+
+/** Authentication ('R') from the backend. */
+export function decodeAuth(body: Buffer): AuthRequest {
+  const r = new BodyReader(body, 'Authentication');
+  const code = r.int32();
+  switch (code) {
+    case AuthCode.Ok:
+      return { kind: 'ok' };
+    case AuthCode.CleartextPassword:
+      return { kind: 'cleartext' };
+    case AuthCode.MD5Password:
+      return { kind: 'md5', salt: r.bytes(4) };
+    case AuthCode.SASL: {
+      const mechanisms: string[] = [];
+      for (let m = r.cstring(); m !== ''; m = r.cstring()) mechanisms.push(m);
+      return { kind: 'sasl', mechanisms };
+    }
+    case AuthCode.SASLContinue:
+      return { kind: 'sasl-continue', data: r.rest().toString('utf8') };
+    case AuthCode.SASLFinal:
+      return { kind: 'sasl-final', data: r.rest().toString('utf8') };
+    default:
+      return { kind: 'unsupported', code };
+  }
+}
+
+/** BackendKeyData ('K'): the backend's cancel key. */
+export function decodeBackendKey(body: Buffer): { processId: number; secretKey: number } {
+  const r = new BodyReader(body, 'BackendKeyData');
+  return { processId: r.int32(), secretKey: r.int32() };
+}
+
+const ERROR_FIELDS: Record<number, keyof ErrorFields> = {
+  0x56: 'severity', // V: non-localized severity
+  0x43: 'code', // C
+  0x4d: 'message', // M
+  0x44: 'detail', // D
+  0x48: 'hint', // H
+};
+
+/** ErrorResponse / NoticeResponse fields the agent reports; lenient, since they only explain a failure. */
+export function decodeErrorFields(body: Buffer): ErrorFields {
+  const fields: ErrorFields = {};
+  let off = 0;
+  while (off < body.length && body[off] !== 0) {
+    const end = body.indexOf(0, off + 1);
+    if (end < 0) break;
+    const key = ERROR_FIELDS[body[off]!];
+    if (key) fields[key] = body.toString('utf8', off + 1, end);
+    off = end + 1;
+  }
+  return fields;
+}

@@ -1,0 +1,234 @@
+// Connection handling for one PostgreSQL client, from the first byte to an established session.
+// The steps, and why each is where it is, are in the comments below; see index.ts for the diagram.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { newSessionId } from '../../agent/sessions.js';
+import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
+import type { AgentRuntime, Engine } from '../types.js';
+import { type BackendTarget, backendTarget, loginBackend } from './backend.js';
+import { type CancelKey, CancelKeys, forwardCancel } from './cancel.js';
+import { decodeBackendKey } from './decoders.js';
+import { fatalFor } from './errors.js';
+import { identify, negotiate, startupRequest } from './frontend.js';
+import { BackendCode } from './messages.js';
+import { BACKEND_LIMITS } from './parser.js';
+import { AUTHENTICATION_OK, backendKeyData, negotiateProtocolVersion } from './serializer.js';
+import { PostgresSession } from './session.js';
+import type { Wire } from './wire.js';
+
+/** A client must be logged in within this time (PostgreSQL's authentication_timeout is 60 s). */
+const STARTUP_TIMEOUT_MS = 30_000;
+
+const DENIED_HINT =
+  'ask an administrator for an AccessRole that allows it; kubectl db ls shows what you may use';
+
+/**
+ * The sockets of a connection still in its handshake. If either side closes, or the startup deadline
+ * passes, everything opened for it is closed, so nothing half-open outlives its client.
+ */
+class Handshake {
+  client: Socket;
+  private readonly backends = new Set<Socket>();
+  private readonly watched: Socket[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(socket: Socket) {
+    this.client = socket;
+    this.watch(socket);
+    this.timer = setTimeout(() => this.abort(), STARTUP_TIMEOUT_MS);
+    this.timer.unref();
+  }
+
+  private readonly abort = (): void => {
+    this.client.destroy();
+    this.backends.forEach((s) => s.destroy());
+  };
+
+  private watch(s: Socket): void {
+    s.once('close', this.abort);
+    this.watched.push(s);
+  }
+
+  upgraded(tls: TLSSocket): void {
+    this.client = tls;
+    this.watch(tls);
+  }
+
+  backend(s: Socket): void {
+    this.backends.add(s);
+    this.watch(s);
+    if (this.client.destroyed) this.abort();
+  }
+
+  /** The session owns the sockets from here on. */
+  done(): void {
+    clearTimeout(this.timer);
+    this.watched.forEach((s) => s.off('close', this.abort));
+  }
+
+  /** Tells the client why, in its own protocol, then closes everything. */
+  refuse(err: unknown): void {
+    this.done();
+    this.backends.forEach((s) => s.destroy());
+    if (this.client.destroyed) return;
+    this.client.end(fatalFor(err));
+    const client = this.client;
+    setTimeout(() => client.destroy(), 1_000).unref();
+  }
+}
+
+export class PostgresEngine implements Engine {
+  readonly protocol = 'postgres' as const;
+  private readonly cancelKeys = new CancelKeys();
+
+  handleConnection(socket: Socket, agent: AgentRuntime): void {
+    socket.setNoDelay(true);
+    const hs = new Handshake(socket);
+    this.serve(hs, agent).catch((err) => {
+      this.logRefusal(err, agent);
+      hs.refuse(err);
+    });
+  }
+
+  private async serve(hs: Handshake, agent: AgentRuntime): Promise<void> {
+    const socket = hs.client;
+    // 1. Encryption first: SSLRequest → 'S' → TLS. Plaintext startups are refused with a FATAL that
+    //    names the fix; a CancelRequest may arrive here, in plaintext, on its own connection.
+    const hello = await negotiate(socket, agent.serverTls());
+    if (hello.kind === 'cancel') {
+      hs.done();
+      return this.cancel(hello, socket, agent);
+    }
+    const { tls, wire } = hello;
+    hs.upgraded(tls);
+    // 2. Who and what: identity from the client certificate (or a ServiceAccount token), the database
+    //    user and name from the startup packet. Protocol extensions we do not speak are declined now,
+    //    as a server would, so the client continues with plain 3.0.
+    const request = startupRequest(hello.params);
+    if (hello.minor > 0 || request.unsupportedOptions.length > 0) {
+      tls.write(negotiateProtocolVersion(0, request.unsupportedOptions));
+    }
+    const identity = await identify(tls, wire, agent.tokenVerifier);
+    const { dbUser, dbName } = request;
+
+    // 3. Access check before any backend work: a denied person never causes a database connection.
+    const decision = agent.authorize(identity, dbUser, dbName);
+    if (!decision.allowed) {
+      agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'denied' });
+      throw new DrawbridgeError('ACCESS_DENIED', decision.reason, DENIED_HINT);
+    }
+
+    // 4. Backend login with the agent's credential for this database user; the client never sees it.
+    const database = agent.state.database;
+    const credential = await agent.credentials().get({ database, dbUser, dbName });
+    const target = backendTarget(database, agent.state, credential);
+    const backendWire = await loginBackend({
+      target,
+      credential,
+      params: [['user', credential.user], ['database', dbName], ...request.forward],
+      secretName: database.spec.auth.secretRef?.name ?? '',
+      opened: (s) => hs.backend(s),
+    });
+
+    // 5. Replay the backend's session parameters to the client, swapping its cancel key for ours.
+    const key = await this.relayStartup(tls, backendWire, target);
+    if (!key) return hs.done();
+
+    // 6. Relay. The session is tracked so policy changes and TTLs can end it.
+    hs.done();
+    if (tls.destroyed || backendWire.socket.destroyed) {
+      this.cancelKeys.release(key.processId);
+      throw new DrawbridgeError('PROTOCOL_ERROR', 'the connection closed during startup');
+    }
+    const id = newSessionId();
+    const session = new PostgresSession(agent, {
+      id,
+      identity,
+      dbUser,
+      dbName,
+      client: tls,
+      backend: backendWire.socket,
+      clientRest: wire.detach(),
+      backendRest: backendWire.detach(),
+      startFields: {
+        reason: decision.reason,
+        identitySource: identity.source,
+        groups: identity.groups,
+        backendUser: credential.user,
+        clientAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+      },
+      onEnd: () => this.cancelKeys.release(key.processId),
+    });
+    agent.sessions.add(session, decision.ttlMs);
+    agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'established' });
+    agent.metrics.sessionsActive.inc({ protocol: 'postgres' });
+    session.start();
+  }
+
+  /**
+   * Forwards AuthenticationOk, ParameterStatus, notices and ReadyForQuery in one TLS flush. An
+   * ErrorResponse here (e.g. the database name does not exist) is the backend's own: it goes to the
+   * client as is, and the connection ends.
+   */
+  private async relayStartup(
+    tls: TLSSocket,
+    backend: Wire,
+    target: BackendTarget,
+  ): Promise<CancelKey | undefined> {
+    tls.cork();
+    try {
+      tls.write(AUTHENTICATION_OK);
+      let key: CancelKey | undefined;
+      for (;;) {
+        const msg = await backend.message(BACKEND_LIMITS);
+        switch (msg.code) {
+          case BackendCode.BackendKeyData: {
+            if (key) this.cancelKeys.release(key.processId);
+            key = this.cancelKeys.issue({ target, ...decodeBackendKey(msg.body) });
+            tls.write(backendKeyData(key.processId, key.secretKey));
+            break;
+          }
+          case BackendCode.ErrorResponse:
+            if (key) this.cancelKeys.release(key.processId);
+            tls.end(msg.frame);
+            backend.socket.destroy();
+            return undefined;
+          case BackendCode.ReadyForQuery:
+            tls.write(msg.frame);
+            // A backend that sends no key (some poolers) gets one anyway: cancels are then dropped.
+            return key ?? this.cancelKeys.issue({ target, processId: 0, secretKey: 0 });
+          default:
+            tls.write(msg.frame);
+        }
+      }
+    } finally {
+      tls.uncork();
+    }
+  }
+
+  private async cancel(key: CancelKey, socket: Socket, agent: AgentRuntime): Promise<void> {
+    // Like PostgreSQL: no answer either way, so a prober learns nothing about which keys exist.
+    socket.destroy();
+    const backend = this.cancelKeys.lookup(key);
+    if (!backend) {
+      agent.log.debug('cancel request with an unknown key ignored');
+      return;
+    }
+    if (backend.processId === 0) return;
+    await forwardCancel(backend).catch((err) =>
+      agent.log.warn({ err: errorMessage(err) }, 'could not forward a cancel request to the database'),
+    );
+  }
+
+  private logRefusal(err: unknown, agent: AgentRuntime): void {
+    if (!isDrawbridgeError(err)) {
+      agent.log.error({ err }, 'postgres connection failed unexpectedly');
+    } else if (err.code !== 'ACCESS_DENIED') {
+      // Denials are logged and counted by agent.authorize.
+      agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');
+    }
+    if (!isDrawbridgeError(err, 'ACCESS_DENIED')) {
+      agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'failed' });
+    }
+  }
+}

@@ -1,0 +1,270 @@
+// Inbound framing for both directions. Every length field is checked before a byte is buffered or
+// relayed: a bad or oversized frame throws a DrawbridgeError (PROTOCOL_ERROR / MESSAGE_TOO_LARGE), which
+// ends that one session. Nothing here throws anything else, whatever the input (see the fuzz test).
+import { DrawbridgeError } from '../../errors.js';
+import {
+  AUTH_MESSAGE_LIMIT,
+  CANCEL_REQUEST_LENGTH,
+  FrontendCode,
+  type Frame,
+  LARGE_MESSAGE_LIMIT,
+  MAX_STARTUP_LENGTH,
+  SMALL_MESSAGE_LIMIT,
+  StartupCode,
+  type StartupPacket,
+} from './messages.js';
+
+const HEADER_LENGTH = 5; // code byte + int32 length (the length counts itself, not the code)
+const EMPTY = Buffer.alloc(0);
+
+/** Per message code: the largest length field accepted, 0 for codes not allowed at all. */
+export type FrameLimits = Uint32Array;
+
+function limits(entries: [number, number][]): FrameLimits {
+  const table = new Uint32Array(256);
+  for (const [code, max] of entries) table[code] = max;
+  return table;
+}
+
+/** What a client may send once the session is established (PostgreSQL's own per-type caps). */
+export const FRONTEND_LIMITS = limits([
+  [FrontendCode.Query, LARGE_MESSAGE_LIMIT],
+  [FrontendCode.Parse, LARGE_MESSAGE_LIMIT],
+  [FrontendCode.Bind, LARGE_MESSAGE_LIMIT],
+  [FrontendCode.FunctionCall, LARGE_MESSAGE_LIMIT],
+  [FrontendCode.CopyData, LARGE_MESSAGE_LIMIT],
+  [FrontendCode.Close, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.Describe, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.Execute, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.Flush, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.Sync, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.Terminate, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.CopyDone, SMALL_MESSAGE_LIMIT],
+  [FrontendCode.CopyFail, SMALL_MESSAGE_LIMIT],
+]);
+
+/** What a client may send while the agent asks it for a password (a ServiceAccount token). */
+export const PASSWORD_LIMITS = limits([[FrontendCode.Password, AUTH_MESSAGE_LIMIT]]);
+
+/** The backend is trusted to frame correctly; any code, any non-negative length. */
+export const BACKEND_LIMITS = new Uint32Array(256).fill(0x7fff_ffff);
+
+function describeCode(code: number): string {
+  const hex = '0x' + code.toString(16).padStart(2, '0');
+  return code >= 0x20 && code < 0x7f ? `'${String.fromCharCode(code)}' (${hex})` : hex;
+}
+
+/** Validates one frame header; returns the body length. */
+export function checkFrame(code: number, length: number, table: FrameLimits): number {
+  const max = table[code] ?? 0;
+  if (max === 0) {
+    throw new DrawbridgeError(
+      'PROTOCOL_ERROR',
+      `invalid frontend message type ${describeCode(code)}`,
+      'the client does not speak the PostgreSQL v3 protocol correctly; use psql, libpq or a maintained driver',
+    );
+  }
+  if (length < 4) {
+    throw new DrawbridgeError('PROTOCOL_ERROR', `invalid length ${length} in message ${describeCode(code)}`);
+  }
+  if (length > max) {
+    throw new DrawbridgeError(
+      'MESSAGE_TOO_LARGE',
+      `message ${describeCode(code)} of ${length} bytes exceeds the limit of ${max} bytes`,
+      'send smaller statements or parameters (COPY streams large data in chunks)',
+    );
+  }
+  return length - 4;
+}
+
+/**
+ * Pull-side framing for the connection handshake: reads complete packets from an accumulating buffer
+ * and leaves whatever follows untouched, so the relay can take over mid-stream without losing bytes.
+ */
+export class HandshakeBuffer {
+  private buf: Buffer = EMPTY;
+
+  get length(): number {
+    return this.buf.length;
+  }
+
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+  }
+
+  /** The next startup-phase packet (no code byte), or undefined until it is complete. */
+  startup(): StartupPacket | undefined {
+    if (this.buf.length < 4) return undefined;
+    const length = this.buf.readInt32BE(0);
+    if (length < 8 || length > MAX_STARTUP_LENGTH) {
+      throw new DrawbridgeError(
+        'PROTOCOL_ERROR',
+        `invalid startup packet length ${length}`,
+        'connect with a PostgreSQL client (protocol 3.0) and sslmode=require or verify-full',
+      );
+    }
+    if (this.buf.length < length) return undefined;
+    const packet = this.buf.subarray(0, length);
+    this.buf = this.buf.subarray(length);
+    return decodeStartup(packet);
+  }
+
+  /** The next typed message, or undefined until it is complete. */
+  message(table: FrameLimits): Frame | undefined {
+    if (this.buf.length < HEADER_LENGTH) return undefined;
+    const code = this.buf[0]!;
+    const bodyLength = checkFrame(code, this.buf.readInt32BE(1), table);
+    const end = HEADER_LENGTH + bodyLength;
+    if (this.buf.length < end) return undefined;
+    const frame = this.buf.subarray(0, end);
+    this.buf = this.buf.subarray(end);
+    return { code, body: frame.subarray(HEADER_LENGTH), frame };
+  }
+
+  /** Hands over unread bytes (the relay's first input) and empties the buffer. */
+  take(): Buffer {
+    const rest = this.buf;
+    this.buf = EMPTY;
+    return rest;
+  }
+}
+
+export function decodeStartup(packet: Buffer): StartupPacket {
+  const code = packet.readInt32BE(4);
+  const fixed = (expected: number) => {
+    if (packet.length !== expected) {
+      throw new DrawbridgeError('PROTOCOL_ERROR', `startup packet code ${code} with length ${packet.length}`);
+    }
+  };
+  switch (code) {
+    case StartupCode.SSLRequest:
+      fixed(8);
+      return { kind: 'ssl' };
+    case StartupCode.GSSENCRequest:
+      fixed(8);
+      return { kind: 'gssenc' };
+    case StartupCode.CancelRequest:
+      fixed(CANCEL_REQUEST_LENGTH);
+      return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
+  }
+  const major = code >>> 16;
+  const minor = code & 0xffff;
+  if (major !== 3) {
+    throw new DrawbridgeError(
+      'PROTOCOL_ERROR',
+      `unsupported frontend protocol ${major}.${minor}: the agent speaks protocol 3.0`,
+      'use a PostgreSQL client from version 7.4 or later',
+    );
+  }
+  return { kind: 'startup', major, minor, params: decodeParams(packet) };
+}
+
+function decodeParams(packet: Buffer): Map<string, string> {
+  const params = new Map<string, string>();
+  let off = 8;
+  for (;;) {
+    const nameEnd = packet.indexOf(0, off);
+    if (nameEnd < 0) break;
+    if (nameEnd === off) {
+      if (nameEnd !== packet.length - 1) break; // the terminator must be the last byte
+      return params;
+    }
+    const valueEnd = packet.indexOf(0, nameEnd + 1);
+    if (valueEnd < 0) break;
+    params.set(packet.toString('utf8', off, nameEnd), packet.toString('utf8', nameEnd + 1, valueEnd));
+    off = valueEnd + 1;
+  }
+  throw new DrawbridgeError('PROTOCOL_ERROR', 'invalid startup packet layout: expected name/value pairs');
+}
+
+export type MessageCallback = (code: number, body: Buffer, bodyLength: number) => void;
+
+/**
+ * Push-side framing for the relay. It walks frame headers in each TCP chunk without copying; the
+ * chunk itself is relayed as is. Only codes marked in `capture` are handed to the callback — whole
+ * when contiguous (a view into the chunk), otherwise assembled, at most `captureLimit` bytes
+ * (`body.length < bodyLength` then says the message was longer than what was kept).
+ */
+export class MessageScanner {
+  private readonly header = Buffer.alloc(HEADER_LENGTH);
+  private headerHave = 0;
+  private code = 0;
+  private remaining = 0;
+  private bodyLength = 0;
+  private capture: Buffer | undefined;
+  private captured = 0;
+
+  constructor(
+    private readonly table: FrameLimits,
+    private readonly captureCodes: Uint8Array,
+    private readonly captureLimit = 1 << 20,
+  ) {}
+
+  /** True between messages: injecting a message of our own now keeps the stream well-formed. */
+  get atBoundary(): boolean {
+    return this.headerHave === 0 && this.remaining === 0;
+  }
+
+  /**
+   * Scans `chunk`; returns how many bytes were consumed: all of them, or with `untilBoundary` only up to
+   * the end of the message in progress (0 when already at a boundary).
+   */
+  scan(chunk: Buffer, onMessage: MessageCallback, untilBoundary = false): number {
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end) {
+      if (untilBoundary && this.atBoundary) return pos;
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, end - pos);
+        if (this.capture && this.captured < this.capture.length) {
+          this.captured += chunk.copy(this.capture, this.captured, pos, pos + n);
+        }
+        this.remaining -= n;
+        pos += n;
+        if (this.remaining === 0 && this.capture) this.deliver(onMessage);
+        continue;
+      }
+      let code: number;
+      let length: number;
+      if (this.headerHave === 0 && end - pos >= HEADER_LENGTH) {
+        code = chunk[pos]!;
+        length = chunk.readInt32BE(pos + 1);
+        pos += HEADER_LENGTH;
+      } else {
+        const n = Math.min(HEADER_LENGTH - this.headerHave, end - pos);
+        chunk.copy(this.header, this.headerHave, pos, pos + n);
+        this.headerHave += n;
+        pos += n;
+        if (this.headerHave < HEADER_LENGTH) return pos;
+        this.headerHave = 0;
+        code = this.header[0]!;
+        length = this.header.readInt32BE(1);
+      }
+      const bodyLength = checkFrame(code, length, this.table);
+      if (this.captureCodes[code] !== 1) {
+        this.remaining = bodyLength;
+      } else if (end - pos >= bodyLength) {
+        onMessage(code, chunk.subarray(pos, pos + bodyLength), bodyLength);
+        pos += bodyLength;
+      } else {
+        this.code = code;
+        this.bodyLength = this.remaining = bodyLength;
+        this.capture = Buffer.allocUnsafe(Math.min(bodyLength, this.captureLimit));
+        this.captured = 0;
+      }
+    }
+    return pos;
+  }
+
+  private deliver(onMessage: MessageCallback): void {
+    const body = this.capture!;
+    this.capture = undefined;
+    onMessage(this.code, body, this.bodyLength);
+  }
+}
+
+export function codeSet(codes: number[]): Uint8Array {
+  const set = new Uint8Array(256);
+  for (const c of codes) set[c] = 1;
+  return set;
+}

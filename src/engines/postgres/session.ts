@@ -1,0 +1,224 @@
+// An established session: bytes are relayed both ways as they arrive (one write per TCP chunk, with
+// backpressure), while MessageScanner frames each direction to audit statements on the way in and to
+// know where a message ends, so the agent can end a session with a well-formed FATAL of its own.
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { AuditEventType } from '../../agent/audit.js';
+import type { LiveSession } from '../../agent/sessions.js';
+import type { Identity } from '../../authn/identity.js';
+import type { AccessRequest } from '../../authz/engine.js';
+import { DrawbridgeError } from '../../errors.js';
+import type { AgentRuntime } from '../types.js';
+import { AUDITED_CODES, QueryAuditor } from './audit.js';
+import { fatalFor } from './errors.js';
+import { BACKEND_LIMITS, FRONTEND_LIMITS, MessageScanner, codeSet } from './parser.js';
+import { TERMINATE } from './serializer.js';
+
+/** How long a closing socket may take to flush before it is destroyed. */
+const FORCE_CLOSE_MS = 2_000;
+/** Byte counters reach Prometheus in steps of this size (and at session end), not per chunk. */
+const METRICS_STEP = 1 << 20;
+const NOTHING = codeSet([]);
+const ignore = () => undefined;
+
+export interface SessionParams {
+  id: string;
+  identity: Identity;
+  dbUser: string;
+  dbName: string;
+  client: TLSSocket;
+  backend: Socket;
+  /** Bytes each side sent past the handshake, relayed first. */
+  clientRest: Buffer;
+  backendRest: Buffer;
+  /** Extra `session.start` audit fields. */
+  startFields: Record<string, unknown>;
+  /** Called once when the session is over (releases its cancel key). */
+  onEnd(): void;
+}
+
+export class PostgresSession implements LiveSession {
+  readonly id: string;
+  readonly identity: Identity;
+  private readonly frontend = new MessageScanner(FRONTEND_LIMITS, AUDITED_CODES);
+  private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, NOTHING);
+  private readonly auditor = new QueryAuditor((fields) => this.emit('query', fields));
+  private readonly client: TLSSocket;
+  private readonly backend: Socket;
+  private readonly startedAt = Date.now();
+  private fromClient = 0;
+  private toClient = 0;
+  private counted = { fromClient: 0, toClient: 0 };
+  /** Set once the session is ending; `fatal` is still to be sent when the backend reaches a boundary. */
+  private ending: { reason: string; fatal?: Buffer } | undefined;
+  private finished = false;
+
+  constructor(
+    private readonly agent: AgentRuntime,
+    private readonly p: SessionParams,
+  ) {
+    this.id = p.id;
+    this.identity = p.identity;
+    this.client = p.client;
+    this.backend = p.backend;
+  }
+
+  request(): AccessRequest {
+    return { database: this.agent.state.database, dbUser: this.p.dbUser, dbName: this.p.dbName };
+  }
+
+  start(): void {
+    this.client.on('data', this.relayToBackend);
+    this.backend.on('data', this.relayToClient);
+    this.client.once('close', () => this.closed('client disconnected'));
+    this.backend.once('close', () => this.closed('the database closed the connection'));
+    this.emit('session.start', this.p.startFields);
+    if (this.p.backendRest.length > 0) this.relayToClient(this.p.backendRest);
+    if (this.p.clientRest.length > 0) this.relayToBackend(this.p.clientRest);
+    if (!this.ending) {
+      this.client.resume();
+      this.backend.resume();
+    }
+  }
+
+  /** Ends the session with a FATAL naming `err` (policy revoked, TTL, agent shutdown). */
+  terminate(err: DrawbridgeError): void {
+    this.endWith(`${err.code}: ${err.message}`, fatalFor(err));
+  }
+
+  private readonly relayToBackend = (chunk: Buffer): void => {
+    if (this.ending) return;
+    this.fromClient += chunk.length;
+    try {
+      // Audit events are written before the statement reaches the database.
+      this.frontend.scan(chunk, this.auditor.onMessage);
+    } catch (err) {
+      return this.fail(err);
+    }
+    if (!this.backend.write(chunk) && !this.client.isPaused()) {
+      this.client.pause();
+      this.backend.once('drain', this.resumeClient);
+    }
+    if (this.fromClient - this.counted.fromClient > METRICS_STEP) this.countBytes();
+  };
+
+  private readonly relayToClient = (chunk: Buffer): void => {
+    this.toClient += chunk.length;
+    if (this.ending) return this.drainUntilBoundary(chunk);
+    try {
+      this.backendFrames.scan(chunk, ignore);
+    } catch (err) {
+      return this.fail(err);
+    }
+    if (!this.client.write(chunk) && !this.backend.isPaused()) {
+      this.backend.pause();
+      this.client.once('drain', this.resumeBackend);
+    }
+    if (this.toClient - this.counted.toClient > METRICS_STEP) this.countBytes();
+  };
+
+  private readonly resumeClient = (): void => {
+    if (!this.ending) this.client.resume();
+  };
+
+  private readonly resumeBackend = (): void => {
+    this.backend.resume();
+  };
+
+  /** While ending: relay the rest of the backend message in flight, then the FATAL, then close. */
+  private drainUntilBoundary(chunk: Buffer): void {
+    const fatal = this.ending?.fatal;
+    if (!fatal) return;
+    let n: number;
+    try {
+      n = this.backendFrames.scan(chunk, ignore, true);
+    } catch {
+      return this.destroy();
+    }
+    if (n > 0) this.client.write(chunk.subarray(0, n));
+    if (this.backendFrames.atBoundary) this.closeWith(fatal);
+  }
+
+  private fail(err: unknown): void {
+    this.agent.log.info(
+      { sessionId: this.id, err: (err as Error).message },
+      'postgres session protocol error',
+    );
+    this.endWith(
+      err instanceof DrawbridgeError ? `${err.code}: ${err.message}` : 'internal error',
+      fatalFor(err),
+    );
+  }
+
+  private endWith(reason: string, fatal: Buffer): void {
+    if (this.ending) return;
+    this.ending = { reason, fatal };
+    this.client.pause();
+    if (this.backendFrames.atBoundary) return this.closeWith(fatal);
+    // A backend message is half relayed: finish it first, so the client can parse the FATAL.
+    this.backend.resume();
+    setTimeout(() => this.destroy(), FORCE_CLOSE_MS).unref();
+  }
+
+  private closeWith(fatal: Buffer): void {
+    this.ending!.fatal = undefined;
+    this.client.end(fatal);
+    this.closeBackend();
+    setTimeout(() => this.destroy(), FORCE_CLOSE_MS).unref();
+  }
+
+  /** A clean Terminate when the backend is between client messages; otherwise a plain disconnect. */
+  private closeBackend(): void {
+    if (this.frontend.atBoundary && this.backend.writable) this.backend.end(TERMINATE);
+    else this.backend.destroy();
+  }
+
+  private destroy(): void {
+    this.client.destroy();
+    this.backend.destroy();
+  }
+
+  private closed(reason: string): void {
+    this.ending ??= { reason };
+    if (this.client.destroyed) this.closeBackend();
+    // What the backend said last (e.g. its own FATAL from pg_terminate_backend) still reaches the client.
+    else this.client.end();
+    setTimeout(() => this.destroy(), FORCE_CLOSE_MS).unref();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.agent.sessions.release(this.id);
+    this.p.onEnd();
+    this.countBytes();
+    this.agent.metrics.sessionsActive.dec({ protocol: 'postgres' });
+    this.emit('session.end', {
+      reason: this.ending?.reason,
+      durationMs: Date.now() - this.startedAt,
+      bytesFromClient: this.fromClient,
+      bytesToClient: this.toClient,
+    });
+  }
+
+  private countBytes(): void {
+    const bytes = this.agent.metrics.bytesTotal;
+    bytes.inc({ protocol: 'postgres', direction: 'from_client' }, this.fromClient - this.counted.fromClient);
+    bytes.inc({ protocol: 'postgres', direction: 'to_client' }, this.toClient - this.counted.toClient);
+    this.counted = { fromClient: this.fromClient, toClient: this.toClient };
+  }
+
+  private emit(type: AuditEventType, fields: Record<string, unknown>): void {
+    this.agent.audit.emit({
+      type,
+      sessionId: this.id,
+      database: this.agent.state.database.metadata.name,
+      protocol: 'postgres',
+      user: this.identity.user,
+      dbUser: this.p.dbUser,
+      dbName: this.p.dbName,
+      ...fields,
+    });
+  }
+}
