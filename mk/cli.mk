@@ -1,0 +1,22 @@
+# kubectl db plugin, Helm chart, container image and the kind end-to-end run.
+CHART := charts/drawbridge
+IMAGE ?= drawbridge:dev
+K8S_BIN = $(shell bash test/k8s/build.sh --bin-dir)
+
+.PHONY: chart-crds helm-lint image e2e-kind
+
+# The chart ships a copy of crds/ (regenerate those with `make crds` first when the schemas change);
+# test/unit/cli/chart.test.ts fails when the copy drifts.
+chart-crds:
+	rm -f $(CHART)/crds/*.yaml
+	cp crds/*.yaml $(CHART)/crds/
+
+helm-lint: k8s-bin
+	$(K8S_BIN)/helm lint $(CHART) --strict
+
+image:
+	docker build -t $(IMAGE) .
+
+# Needs Docker, kind, kubectl, helm and psql on PATH; cannot run on the CI machine (no Docker engine).
+e2e-kind:
+	IMAGE=$(IMAGE) bash test/e2e-kind/run.sh

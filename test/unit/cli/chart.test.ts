@@ -1,0 +1,33 @@
+// Fast checks on files that ship beside the code: the chart's CRDs are the generated ones, and the
+// e2e-kind sample is valid under the same schemas the controller uses.
+import { readFile, readdir } from 'node:fs/promises';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
+import { Database } from '../../../src/api/database.js';
+
+const root = new URL('../../../', import.meta.url);
+
+describe('charts/drawbridge', () => {
+  it('ships exactly the CRDs in crds/ (run make chart-crds after make crds)', async () => {
+    const generated = (await readdir(new URL('crds/', root))).sort();
+    const shipped = (await readdir(new URL('charts/drawbridge/crds/', root))).sort();
+    expect(shipped).toEqual(generated);
+    for (const file of generated) {
+      const want = await readFile(new URL(`crds/${file}`, root), 'utf8');
+      expect(await readFile(new URL(`charts/drawbridge/crds/${file}`, root), 'utf8'), file).toBe(want);
+    }
+  });
+});
+
+describe('test/e2e-kind/sample.yaml', () => {
+  it('holds a valid Database, AccessRole and DatabaseUser', async () => {
+    const docs = parseAllDocuments(await readFile(new URL('test/e2e-kind/sample.yaml', root), 'utf8')).map(
+      (d) => d.toJS() as { kind: string },
+    );
+    const schemas = { Database, AccessRole, DatabaseUser } as const;
+    const ours = docs.filter((d): d is { kind: keyof typeof schemas } => d.kind in schemas);
+    expect(ours.map((d) => d.kind).sort()).toEqual(['AccessRole', 'Database', 'DatabaseUser']);
+    for (const doc of ours) expect(() => schemas[doc.kind].parse(doc)).not.toThrow();
+  });
+});
