@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { agentCommand } from './commands/agent.js';
 import { crdsCommand } from './commands/crds.js';
+import { iamCommand } from './commands/iam.js';
 
 const program = new Command('drawbridge')
   .description('Least-privilege, audited access to PostgreSQL and Redis without long-lived passwords')
@@ -10,6 +11,7 @@ const program = new Command('drawbridge')
 
 program.addCommand(agentCommand());
 program.addCommand(crdsCommand());
+program.addCommand(iamCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`drawbridge: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,0 +1,147 @@
+// What IAM permissions Drawbridge needs, derived from its Databases and discovery matchers: one grant
+// per action × resource, before compaction (iam-policy.ts). A grant may carry a `wildcard` resource —
+// the per-account/region form — when a matcher already enrols every database of that type there, so
+// widening the resource grants nothing the configuration does not already ask for.
+import type { AwsType, Database } from '../api/database.js';
+import { Identifier } from './clients.js';
+import { type AwsMatcher, accountOfArn, coversRegion, matchesAll } from './matchers.js';
+
+export interface Grant {
+  actions: string[];
+  resource: string;
+  /** Per-account/region resource that may replace `resource` when space runs out. */
+  wildcard?: string;
+}
+
+export interface PolicyInputs {
+  databases: Database[];
+  matchers: AwsMatcher[];
+  /** Types to include even with no Database yet (`drawbridge iam print --types`). */
+  types?: AwsType[];
+  /** Account used where a Database or matcher does not name one (GetCallerIdentity). */
+  defaultAccount: string;
+  /** Manage ElastiCache users' passwords (elasticache-managed). */
+  managedUsers?: boolean;
+}
+
+const DISCOVERY_ACTIONS: Record<AwsType, string[]> = {
+  rds: ['rds:DescribeDBInstances', 'rds:ListTagsForResource', 'rds:ModifyDBInstance'],
+  aurora: ['rds:DescribeDBClusters', 'rds:DescribeDBInstances', 'rds:ListTagsForResource', 'rds:ModifyDBCluster'],
+  redshift: ['redshift:DescribeClusters'],
+  'redshift-serverless': [
+    'redshift-serverless:ListWorkgroups',
+    'redshift-serverless:GetWorkgroup',
+    'redshift-serverless:ListNamespaces',
+    'redshift-serverless:ListTagsForResource',
+  ],
+  elasticache: [
+    'elasticache:DescribeReplicationGroups',
+    'elasticache:DescribeCacheClusters',
+    'elasticache:ListTagsForResource',
+    'elasticache:DescribeUsers',
+  ],
+  'elasticache-serverless': [
+    'elasticache:DescribeServerlessCaches',
+    'elasticache:ListTagsForResource',
+    'elasticache:DescribeUsers',
+  ],
+};
+
+const MANAGED_USER_ACTIONS = ['elasticache:ModifyUser', 'elasticache:DescribeUsers', 'elasticache:ListTagsForResource'];
+const SECRET_ACTIONS = [
+  'secretsmanager:CreateSecret',
+  'secretsmanager:DescribeSecret',
+  'secretsmanager:GetSecretValue',
+  'secretsmanager:PutSecretValue',
+  'secretsmanager:TagResource',
+];
+
+/** Connect grants for one database, with their per-account/region wildcard form. */
+function connectGrants(type: AwsType, r: string, a: string, ids: Record<string, string>): Grant[] {
+  switch (type) {
+    case 'rds':
+    case 'aurora':
+      return [
+        {
+          actions: ['rds-db:connect'],
+          resource: `arn:aws:rds-db:${r}:${a}:dbuser:${ids[Identifier.resourceId] ?? '*'}/*`,
+          wildcard: `arn:aws:rds-db:${r}:${a}:dbuser:*/*`,
+        },
+      ];
+    case 'redshift': {
+      const c = ids[Identifier.cluster] ?? '*';
+      const w = (kind: string) => `arn:aws:redshift:${r}:${a}:${kind}:*/*`;
+      return [
+        { actions: ['redshift:GetClusterCredentials'], resource: `arn:aws:redshift:${r}:${a}:dbuser:${c}/*`, wildcard: w('dbuser') },
+        {
+          actions: ['redshift:GetClusterCredentials', 'redshift:GetClusterCredentialsWithIAM'],
+          resource: `arn:aws:redshift:${r}:${a}:dbname:${c}/*`,
+          wildcard: w('dbname'),
+        },
+        { actions: ['redshift:GetClusterCredentials'], resource: `arn:aws:redshift:${r}:${a}:dbgroup:${c}/*`, wildcard: w('dbgroup') },
+      ];
+    }
+    case 'redshift-serverless':
+      return [
+        {
+          actions: ['redshift-serverless:GetCredentials'],
+          resource: ids.workgroupArn ?? `arn:aws:redshift-serverless:${r}:${a}:workgroup/*`,
+          wildcard: `arn:aws:redshift-serverless:${r}:${a}:workgroup/*`,
+        },
+      ];
+    case 'elasticache':
+    case 'elasticache-serverless': {
+      const kind = type === 'elasticache' ? 'replicationgroup' : 'serverlesscache';
+      const name = ids[type === 'elasticache' ? Identifier.replicationGroup : Identifier.serverlessCache] ?? '*';
+      return [
+        {
+          actions: ['elasticache:Connect'],
+          resource: `arn:aws:elasticache:${r}:${a}:${kind}:${name}`,
+          wildcard: `arn:aws:elasticache:${r}:${a}:${kind}:*`,
+        },
+        { actions: ['elasticache:Connect'], resource: `arn:aws:elasticache:${r}:${a}:user:*` },
+      ];
+    }
+  }
+}
+
+/** Rotating managed ElastiCache users: ModifyUser plus their passwords in Secrets Manager. */
+function managedUserGrants(region: string, account: string): Grant[] {
+  return [
+    { actions: MANAGED_USER_ACTIONS, resource: `arn:aws:elasticache:${region}:${account}:user:*` },
+    { actions: SECRET_ACTIONS, resource: `arn:aws:secretsmanager:${region}:${account}:secret:drawbridge/elasticache/*` },
+  ];
+}
+
+/** Every grant the configuration needs, unordered and uncompacted. */
+export function requiredGrants(inputs: PolicyInputs): Grant[] {
+  const grants: Grant[] = [];
+  const types = new Set<AwsType>(inputs.types ?? []);
+  for (const m of inputs.matchers) for (const t of m.types) types.add(t);
+
+  for (const type of types) grants.push({ actions: DISCOVERY_ACTIONS[type], resource: '*' });
+  for (const m of inputs.matchers) {
+    if (m.assumeRoleArn) grants.push({ actions: ['sts:AssumeRole'], resource: m.assumeRoleArn });
+  }
+  for (const type of inputs.types ?? []) {
+    grants.push(...connectGrants(type, '*', '*', {}).map(({ actions, resource }) => ({ actions, resource })));
+    if (inputs.managedUsers && type.startsWith('elasticache')) grants.push(...managedUserGrants('*', '*'));
+  }
+
+  for (const db of inputs.databases) {
+    const aws = db.spec.aws;
+    if (!aws) continue;
+    const account = aws.accountId ?? accountOfArn(aws.assumeRoleArn) ?? inputs.defaultAccount;
+    if (aws.assumeRoleArn) grants.push({ actions: ['sts:AssumeRole'], resource: aws.assumeRoleArn });
+    const widen = inputs.matchers.some(
+      (m) => matchesAll(m) && coversRegion(m, aws.type, aws.region) && (accountOfArn(m.assumeRoleArn) ?? inputs.defaultAccount) === account,
+    );
+    for (const g of connectGrants(aws.type, aws.region, account, aws.identifiers ?? {})) {
+      grants.push(widen ? g : { actions: g.actions, resource: g.resource });
+    }
+    if (db.spec.auth.type === 'elasticache-managed' || (inputs.managedUsers && aws.type.startsWith('elasticache'))) {
+      grants.push(...managedUserGrants(aws.region, account));
+    }
+  }
+  return grants;
+}

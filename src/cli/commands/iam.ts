@@ -1,0 +1,51 @@
+// `drawbridge iam print --types rds,redshift [--config FILE]`: the IAM policy Drawbridge needs, as it
+// would attach it (compacted, split into managed policies when it does not fit inline).
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError } from 'commander';
+import { parseConfig } from '../../api/config.js';
+import { AWS_TYPES, type AwsType, type Database } from '../../api/database.js';
+import { IAM_LIMITS, planPolicy } from '../../aws/iam-policy.js';
+import { requiredGrants } from '../../aws/iam-statements.js';
+
+function types(value: string): AwsType[] {
+  const list = value.split(',').map((t) => t.trim()).filter(Boolean);
+  for (const t of list) {
+    if (!(AWS_TYPES as readonly string[]).includes(t)) {
+      throw new InvalidArgumentError(`unknown type "${t}": use ${AWS_TYPES.join(', ')}`);
+    }
+  }
+  return list as AwsType[];
+}
+
+export function iamCommand(): Command {
+  const iam = new Command('iam').description('IAM policies for AWS databases');
+  iam
+    .command('print')
+    .description('print the IAM policy the controller and agents need')
+    .option('--types <list>', `comma-separated: ${AWS_TYPES.join(',')}`, types, [] as AwsType[])
+    .option('--config <file>', 'a YAML stream of Database documents to grant access to')
+    .option('--account <id>', 'AWS account ID for resources that do not name one', '*')
+    .option('--managed-users', 'include ElastiCache managed-user rotation (Secrets Manager)', false)
+    .option('--user', 'size for an IAM user (2,048-character inline limit) instead of a role', false)
+    .action(async (opts: { types: AwsType[]; config?: string; account: string; managedUsers: boolean; user: boolean }) => {
+      const databases = opts.config ? await loadDatabases(opts.config) : [];
+      const grants = requiredGrants({
+        databases,
+        matchers: [],
+        types: opts.types,
+        defaultAccount: opts.account,
+        managedUsers: opts.managedUsers,
+      });
+      const plan = planPolicy(grants, {
+        inlineRoom: opts.user ? IAM_LIMITS.userInline : IAM_LIMITS.roleInline,
+        managedSlots: IAM_LIMITS.managedPoliciesPerRole,
+      });
+      const out = plan.inline ? plan.inline : { managedPolicies: plan.managed };
+      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    });
+  return iam;
+}
+
+async function loadDatabases(file: string): Promise<Database[]> {
+  return parseConfig(await readFile(file, 'utf8'), file).databases;
+}
