@@ -30,6 +30,14 @@ export function acceptTls(socket: Socket, context: SecureContext): TLSSocket {
     requestCert: true,
     rejectUnauthorized: false,
   });
+  // tls.Server records the chain check on its sockets ('secure' → authorized / authorizationError); a
+  // TLSSocket wrapped by hand never does, so without this every client certificate looks unverified.
+  tls.once('secure', () => {
+    const handle = (tls as unknown as { _handle?: { verifyError(): Error | null } })._handle;
+    const err = handle?.verifyError();
+    if (err) tls.authorizationError = err;
+    else tls.authorized = true;
+  });
   return tls;
 }
 
@@ -40,9 +48,13 @@ export function certificateIdentity(tls: TLSSocket): Identity | undefined {
   if (!tls.authorized) {
     throw new DrawbridgeError(
       'AUTHN_FAILED',
-      `client certificate rejected: ${String(tls.authorizationError)}`,
+      `client certificate rejected: ${tlsErrorCode(tls.authorizationError)}`,
       'get a fresh certificate with kubectl db login NAME (it must be issued by the Drawbridge client CA)',
     );
   }
   return identityFromCertificate(cert);
+}
+
+function tlsErrorCode(err: unknown): string {
+  return (err as NodeJS.ErrnoException | undefined)?.code ?? String(err);
 }
