@@ -1,0 +1,271 @@
+/**
+ * The Helm chart against a real API server: lint, render, validate the rendered objects with a
+ * server-side dry run, install it, and check with `kubectl auth can-i --as` that the controller's
+ * ServiceAccount may do its job and nothing beyond it.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startControlPlane, type ControlPlane } from '../../k8s/controlplane.js';
+
+const run = promisify(execFile);
+const CHART = path.resolve('charts/drawbridge');
+const NS = 'drawbridge';
+const SA = `system:serviceaccount:${NS}:drawbridge`;
+
+let plane: ControlPlane;
+let admin: k8s.AuthorizationV1Api;
+
+/** Runs helm against the test cluster with its caches inside the plane's temp dir. */
+async function helm(args: string[]): Promise<string> {
+  const env = {
+    ...process.env,
+    KUBECONFIG: plane.kubeconfigPath,
+    HELM_CACHE_HOME: path.join(plane.dir, 'helm/cache'),
+    HELM_CONFIG_HOME: path.join(plane.dir, 'helm/config'),
+    HELM_DATA_HOME: path.join(plane.dir, 'helm/data'),
+  };
+  const { stdout } = await run(path.join(plane.binDir, 'helm'), args, { env, maxBuffer: 16 << 20 });
+  return stdout;
+}
+
+type Doc = { kind: string; metadata: { name: string; annotations?: Record<string, string> } } & Record<
+  string,
+  unknown
+>;
+
+async function template(...set: string[]): Promise<Doc[]> {
+  const out = await helm(['template', 'drawbridge', CHART, '-n', NS, ...set.flatMap((s) => ['--set', s])]);
+  return parseAllDocuments(out).map((d) => {
+    expect(d.errors).toEqual([]);
+    return d.toJS() as Doc;
+  });
+}
+
+interface Access {
+  verb: string;
+  /** `group:resource[/subresource]`, the core group empty: `:secrets`, `apps:deployments`. */
+  on: string;
+  namespace?: string;
+  name?: string;
+}
+
+/**
+ * The API server's own RBAC decision (a SubjectAccessReview, what `kubectl auth can-i --as` sends),
+ * spelled out fully so subresources and resource names are unambiguous.
+ */
+async function allowed(user: string, groups: string[], a: Access): Promise<boolean> {
+  const [group, rest] = a.on.split(':') as [string, string];
+  const [resource, subresource] = rest.split('/');
+  const review = await admin.createSubjectAccessReview({
+    body: {
+      spec: {
+        user,
+        groups,
+        resourceAttributes: {
+          verb: a.verb,
+          group,
+          resource,
+          subresource,
+          namespace: a.namespace,
+          name: a.name,
+        },
+      },
+    },
+  });
+  return review.status?.allowed === true;
+}
+
+const controllerGroups = ['system:serviceaccounts', `system:serviceaccounts:${NS}`, 'system:authenticated'];
+
+beforeAll(async () => {
+  plane = await startControlPlane();
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(plane.kubeconfigPath);
+  admin = kc.makeApiClient(k8s.AuthorizationV1Api);
+  await plane.kubectl(['create', 'namespace', NS]);
+});
+
+afterAll(async () => {
+  await plane?.stop();
+});
+
+describe('charts/drawbridge', () => {
+  it('passes helm lint --strict, with default and with AWS values', async () => {
+    await helm(['lint', CHART, '--strict']);
+    await helm([
+      'lint',
+      CHART,
+      '--strict',
+      '--set',
+      'aws.roleArn=arn:aws:iam::123456789012:role/drawbridge',
+      '--set',
+      'aws.matchers[0].types={rds,elasticache}',
+      '--set',
+      'aws.matchers[0].regions={eu-west-1}',
+    ]);
+  });
+
+  it('renders the controller, its least-privilege RBAC and the IRSA annotation', async () => {
+    const docs = await template(
+      'aws.roleArn=arn:aws:iam::123456789012:role/drawbridge',
+      'users.groups={devs}',
+    );
+    const kinds = docs.map((d) => `${d.kind}/${d.metadata.name}`).sort();
+    expect(kinds).toEqual([
+      'ClusterRole/drawbridge-controller',
+      'ClusterRole/drawbridge-user',
+      'ClusterRoleBinding/drawbridge-controller',
+      'ClusterRoleBinding/drawbridge-user',
+      'ConfigMap/drawbridge-controller',
+      'Deployment/drawbridge-controller',
+      'PodDisruptionBudget/drawbridge-controller',
+      'Role/drawbridge-ca-reader',
+      'Role/drawbridge-controller',
+      'RoleBinding/drawbridge-ca-reader',
+      'RoleBinding/drawbridge-controller',
+      'ServiceAccount/drawbridge',
+    ]);
+    const sa = docs.find((d) => d.kind === 'ServiceAccount')!;
+    expect(sa.metadata.annotations).toEqual({
+      'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/drawbridge',
+    });
+    const deploy = docs.find((d) => d.kind === 'Deployment') as Doc & {
+      spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
+    };
+    expect(deploy.spec.replicas).toBe(2);
+    expect(deploy.spec.template.spec.containers[0]!.args).toContain('--leader-elect');
+  });
+
+  it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {
+    const docs = await template('controller.replicas=1', 'controller.leaderElection=false');
+    expect(docs.some((d) => d.kind === 'PodDisruptionBudget')).toBe(false);
+    const deploy = docs.find((d) => d.kind === 'Deployment') as Doc & {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    expect(deploy.spec.template.spec.containers[0]!.args).not.toContain('--leader-elect');
+  });
+
+  it.each([
+    ['controller.replicas=0', /replicas/],
+    ['aws.roleArn=my-role', /roleArn/],
+    ['image.pullPolicy=Sometimes', /pullPolicy/],
+    ['controllr.replicas=2', /controllr/],
+  ])('rejects %s through values.schema.json', async (value, field) => {
+    const err = (await template(value).catch((e: unknown) => e)) as { stderr?: string };
+    expect(err.stderr).toMatch(/values don't meet the specifications of the schema/);
+    expect(err.stderr).toMatch(field);
+  });
+
+  it('rejects an AWS matcher with an unknown database type', async () => {
+    const err = (await template('aws.matchers[0].types={mysql}', 'aws.matchers[0].regions={us-east-1}').catch(
+      (e: unknown) => e,
+    )) as { stderr?: string };
+    expect(err.stderr).toMatch(/types/);
+  });
+
+  it('renders objects the API server accepts (server-side dry run)', async () => {
+    const out = await helm(['template', 'drawbridge', CHART, '-n', NS, '--set', 'users.groups={devs}']);
+    const applied = await plane.kubectl(['apply', '--dry-run=server', '-n', NS, '-f', '-'], { input: out });
+    expect(applied).toMatch(/deployment.apps\/drawbridge-controller created \(server dry run\)/);
+  });
+});
+
+describe('helm install into the test cluster', () => {
+  beforeAll(async () => {
+    // No kubelet runs here, so --wait would wait forever for pods: install and inspect the objects.
+    await helm(['install', 'drawbridge', CHART, '-n', NS, '--set', 'users.groups={devs}']);
+  });
+
+  it('creates the CRDs and the controller objects', async () => {
+    for (const crd of ['databases', 'accessroles', 'databaseusers']) {
+      await plane.kubectl([
+        'wait',
+        '--for=condition=Established',
+        `crd/${crd}.drawbridge.dev`,
+        '--timeout=60s',
+      ]);
+    }
+    const names = await plane.kubectl(['get', 'deploy,sa,cm,pdb,role,rolebinding', '-n', NS, '-o', 'name']);
+    for (const obj of [
+      'deployment.apps/drawbridge-controller',
+      'serviceaccount/drawbridge',
+      'configmap/drawbridge-controller',
+      'poddisruptionbudget.policy/drawbridge-controller',
+      'role.rbac.authorization.k8s.io/drawbridge-controller',
+    ]) {
+      expect(names).toContain(obj);
+    }
+  });
+
+  it('accepts the e2e-kind sample under the installed CRDs', async () => {
+    await plane.kubectl(['create', 'namespace', 'shop']);
+    const out = await plane.kubectl(['apply', '--dry-run=server', '-f', 'test/e2e-kind/sample.yaml']);
+    expect(out).toMatch(/database.drawbridge.dev\/orders created \(server dry run\)/);
+  });
+
+  // What the controller does (src/operator) — every one must be allowed.
+  it.each<Access>([
+    { verb: 'watch', on: 'drawbridge.dev:databases' },
+    { verb: 'list', on: 'drawbridge.dev:accessroles' },
+    { verb: 'list', on: 'drawbridge.dev:databaseusers' },
+    { verb: 'patch', on: 'drawbridge.dev:databases/status', namespace: 'shop' },
+    { verb: 'update', on: 'drawbridge.dev:databases/finalizers', namespace: 'shop' },
+    { verb: 'patch', on: 'drawbridge.dev:databases', namespace: 'shop' },
+    { verb: 'create', on: 'apps:deployments', namespace: 'shop' },
+    { verb: 'delete', on: ':services', namespace: 'shop' },
+    { verb: 'patch', on: ':serviceaccounts', namespace: 'shop' },
+    { verb: 'create', on: 'policy:poddisruptionbudgets', namespace: 'shop' },
+    { verb: 'create', on: 'rbac.authorization.k8s.io:roles', namespace: 'shop' },
+    { verb: 'create', on: 'rbac.authorization.k8s.io:rolebindings', namespace: 'shop' },
+    { verb: 'get', on: ':secrets', namespace: 'shop' },
+    { verb: 'create', on: ':events', namespace: 'shop' },
+    { verb: 'watch', on: 'certificates.k8s.io:certificatesigningrequests' },
+    { verb: 'update', on: 'certificates.k8s.io:certificatesigningrequests/approval', name: 'db-x' },
+    { verb: 'update', on: 'certificates.k8s.io:certificatesigningrequests/status', name: 'db-x' },
+    { verb: 'approve', on: 'certificates.k8s.io:signers', name: 'drawbridge.dev/database-client' },
+    { verb: 'sign', on: 'certificates.k8s.io:signers', name: 'drawbridge.dev/database-client' },
+    { verb: 'create', on: 'authentication.k8s.io:tokenreviews' },
+    { verb: 'update', on: 'coordination.k8s.io:leases', namespace: NS, name: 'drawbridge-controller' },
+    { verb: 'patch', on: ':configmaps', namespace: NS, name: 'drawbridge-ca' },
+  ])('lets the controller $verb $on $namespace $name', async (access) => {
+    expect(await allowed(SA, controllerGroups, access)).toBe(true);
+  });
+
+  // Beyond its job — every one must be refused.
+  it.each<Access>([
+    { verb: 'approve', on: 'certificates.k8s.io:signers', name: 'kubernetes.io/kube-apiserver-client' },
+    { verb: 'sign', on: 'certificates.k8s.io:signers', name: 'kubernetes.io/kubelet-serving' },
+    { verb: 'create', on: 'drawbridge.dev:databases', namespace: 'shop' },
+    { verb: 'delete', on: 'drawbridge.dev:accessroles', namespace: 'shop' },
+    { verb: 'update', on: 'drawbridge.dev:accessroles/status', namespace: 'shop' },
+    { verb: 'create', on: 'rbac.authorization.k8s.io:clusterroles' },
+    { verb: 'create', on: 'rbac.authorization.k8s.io:clusterrolebindings' },
+    { verb: 'escalate', on: 'rbac.authorization.k8s.io:roles', namespace: 'shop' },
+    { verb: 'bind', on: 'rbac.authorization.k8s.io:clusterroles', name: 'cluster-admin' },
+    { verb: 'create', on: ':pods', namespace: 'shop' },
+    { verb: 'create', on: ':pods/exec', namespace: 'shop' },
+    { verb: 'delete', on: ':namespaces', name: 'shop' },
+    { verb: 'update', on: 'coordination.k8s.io:leases', namespace: 'kube-system', name: 'kube-scheduler' },
+    { verb: 'patch', on: ':configmaps', namespace: NS, name: 'kube-root-ca.crt' },
+  ])('refuses the controller $verb $on $namespace $name', async (access) => {
+    expect(await allowed(SA, controllerGroups, access)).toBe(false);
+  });
+
+  it('lets people bound by users.groups log in, and everyone read the CA certificate only', async () => {
+    const dev = (a: Access) => allowed('alice', ['devs', 'system:authenticated'], a);
+    const other = (a: Access) => allowed('bob', ['system:authenticated'], a);
+    const csr = 'certificates.k8s.io:certificatesigningrequests';
+    expect(await dev({ verb: 'create', on: csr })).toBe(true);
+    expect(await dev({ verb: 'list', on: 'drawbridge.dev:databases', namespace: 'shop' })).toBe(true);
+    expect(await dev({ verb: 'create', on: ':pods/portforward', namespace: 'shop', name: 'x' })).toBe(false);
+    expect(await other({ verb: 'create', on: csr })).toBe(false);
+    expect(await other({ verb: 'get', on: ':configmaps', namespace: NS, name: 'drawbridge-ca' })).toBe(true);
+    expect(
+      await other({ verb: 'get', on: ':configmaps', namespace: NS, name: 'drawbridge-controller' }),
+    ).toBe(false);
+  });
+});
