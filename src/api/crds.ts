@@ -56,6 +56,22 @@ const CRDS: CrdInput[] = [
   },
 ];
 
+// String formats the API server's OpenAPI validation knows.
+const K8S_FORMATS = new Set([
+  'uri',
+  'email',
+  'hostname',
+  'ipv4',
+  'ipv6',
+  'cidr',
+  'mac',
+  'uuid',
+  'byte',
+  'date',
+  'date-time',
+  'duration',
+]);
+
 /** Rewrites draft-2020 JSON Schema from zod into a Kubernetes structural OpenAPI v3 schema. */
 export function toStructural(schema: JSONSchema): JSONSchema {
   const out: JSONSchema = {};
@@ -87,6 +103,13 @@ export function toStructural(schema: JSONSchema): JSONSchema {
         else out['x-kubernetes-preserve-unknown-fields'] = true;
         break;
       }
+      case 'format':
+        // zod emits formats of its own (`starts_with`) that the API server warns about; the pattern stays.
+        if (K8S_FORMATS.has(value as string)) out.format = value;
+        break;
+      case 'propertyNames':
+        // Not part of Kubernetes' OpenAPI subset (the API server rejects the CRD); zod checks map keys.
+        break;
       case 'pattern':
         // Go's RE2 has no lookarounds; ours do not use them, so patterns pass through unchanged.
         out.pattern = value;
