@@ -137,7 +137,13 @@ describe('charts/drawbridge', () => {
       spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
     };
     expect(deploy.spec.replicas).toBe(2);
-    expect(deploy.spec.template.spec.containers[0]!.args).toContain('--leader-elect');
+    expect(deploy.spec.template.spec.containers[0]!.args).toEqual([
+      'controller',
+      '--agent-image=ghcr.io/drawbridge-dev/drawbridge:0.1.0',
+      '--agent-pull-policy=IfNotPresent',
+      '--identity=$(POD_NAME)',
+      '--health-listen=0.0.0.0:8081',
+    ]);
   });
 
   it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {
@@ -146,7 +152,14 @@ describe('charts/drawbridge', () => {
     const deploy = docs.find((d) => d.kind === 'Deployment') as Doc & {
       spec: { template: { spec: { containers: { args: string[] }[] } } };
     };
-    expect(deploy.spec.template.spec.containers[0]!.args).not.toContain('--leader-elect');
+    expect(deploy.spec.template.spec.containers[0]!.args).toContain('--no-leader-elect');
+  });
+
+  it('refuses several replicas without leader election', async () => {
+    const err = (await template('controller.leaderElection=false').catch((e: unknown) => e)) as {
+      stderr?: string;
+    };
+    expect(err.stderr).toMatch(/controller.leaderElection=false needs controller.replicas=1/);
   });
 
   it.each([
@@ -230,6 +243,13 @@ describe('helm install into the test cluster', () => {
     { verb: 'sign', on: 'certificates.k8s.io:signers', name: 'drawbridge.dev/database-client' },
     { verb: 'create', on: 'authentication.k8s.io:tokenreviews' },
     { verb: 'update', on: 'coordination.k8s.io:leases', namespace: NS, name: 'drawbridge-controller' },
+    { verb: 'create', on: 'coordination.k8s.io:leases', namespace: NS },
+    { verb: 'patch', on: 'rbac.authorization.k8s.io:clusterroles', name: 'drawbridge-agent-tokenreview' },
+    {
+      verb: 'watch',
+      on: 'rbac.authorization.k8s.io:clusterrolebindings',
+      name: 'drawbridge-agent-tokenreview',
+    },
     { verb: 'patch', on: ':configmaps', namespace: NS, name: 'drawbridge-ca' },
   ])('lets the controller $verb $on $namespace $name', async (access) => {
     expect(await allowed(SA, controllerGroups, access)).toBe(true);
@@ -242,14 +262,16 @@ describe('helm install into the test cluster', () => {
     { verb: 'create', on: 'drawbridge.dev:databases', namespace: 'shop' },
     { verb: 'delete', on: 'drawbridge.dev:accessroles', namespace: 'shop' },
     { verb: 'update', on: 'drawbridge.dev:accessroles/status', namespace: 'shop' },
-    { verb: 'create', on: 'rbac.authorization.k8s.io:clusterroles' },
-    { verb: 'create', on: 'rbac.authorization.k8s.io:clusterrolebindings' },
+    { verb: 'patch', on: 'rbac.authorization.k8s.io:clusterroles', name: 'admin' },
+    { verb: 'patch', on: 'rbac.authorization.k8s.io:clusterrolebindings', name: 'cluster-admin' },
+    { verb: 'list', on: 'rbac.authorization.k8s.io:clusterrolebindings' },
     { verb: 'escalate', on: 'rbac.authorization.k8s.io:roles', namespace: 'shop' },
     { verb: 'bind', on: 'rbac.authorization.k8s.io:clusterroles', name: 'cluster-admin' },
     { verb: 'create', on: ':pods', namespace: 'shop' },
     { verb: 'create', on: ':pods/exec', namespace: 'shop' },
     { verb: 'delete', on: ':namespaces', name: 'shop' },
     { verb: 'update', on: 'coordination.k8s.io:leases', namespace: 'kube-system', name: 'kube-scheduler' },
+    { verb: 'update', on: 'coordination.k8s.io:leases', namespace: NS, name: 'someone-else' },
     { verb: 'patch', on: ':configmaps', namespace: NS, name: 'kube-root-ca.crt' },
   ])('refuses the controller $verb $on $namespace $name', async (access) => {
     expect(await allowed(SA, controllerGroups, access)).toBe(false);
