@@ -1,0 +1,129 @@
+// Managed ElastiCache users (AWS tag drawbridge.dev/managed=true): the controller rotates each one's
+// password every 15 minutes into Secrets Manager (drawbridge/elasticache/<region>/<account>/user/<id>)
+// and sets it on the user with ModifyUser, keeping the previous password valid alongside the new one
+// so agents that still hold the old one keep logging in (they fall back to AWSPREVIOUS).
+//
+// Two controller replicas may rotate at once. The PutSecretValue idempotency token is derived from
+// (secret, 15-minute slot, current version): both replicas send the same token, Secrets Manager keeps
+// the first value and refuses the second (ResourceExistsException), and the loser adopts the
+// winner's password — one rotation per slot, and both replicas then ModifyUser the same pair.
+import { createHash, randomBytes } from 'node:crypto';
+import { DescribeUsersCommand, ListTagsForResourceCommand, ModifyUserCommand } from '@aws-sdk/client-elasticache';
+import {
+  CreateSecretCommand,
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  PutSecretValueCommand,
+} from '@aws-sdk/client-secrets-manager';
+import type { AwsClients } from './clients.js';
+import type { AwsIdentity } from './credentials.js';
+import { managedUserSecretId } from './backend/elasticache.js';
+import { AwsReason, awsCall, classifyAwsError, isAwsError } from './errors.js';
+
+export const MANAGED_TAG = 'drawbridge.dev/managed';
+export const ROTATION_PERIOD_MS = 15 * 60_000;
+
+export type RotationOutcome = 'rotated' | 'adopted' | 'current';
+
+/** 128 hex characters: 512 random bits, within ElastiCache's 16–128 character password rule. */
+export function newPassword(): string {
+  return randomBytes(64).toString('hex');
+}
+
+/** Same inputs → same token on every replica; 32 hex digits formatted as a UUID. */
+export function rotationToken(secretId: string, slot: number, currentVersion: string | undefined): string {
+  const h = createHash('sha256').update(`${secretId}|${slot}|${currentVersion ?? 'initial'}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+export async function findManagedUsers(clients: AwsClients, id: AwsIdentity): Promise<string[]> {
+  const ec = clients.elasticache(id);
+  const users = await awsCall({ action: 'elasticache:DescribeUsers' }, () => ec.send(new DescribeUsersCommand({})));
+  const managed: string[] = [];
+  for (const u of users.Users ?? []) {
+    if (!u.ARN || !u.UserId || u.UserName === 'default') continue;
+    const tags = await awsCall({ action: `elasticache:ListTagsForResource ${u.UserId}` }, () =>
+      ec.send(new ListTagsForResourceCommand({ ResourceName: u.ARN })),
+    );
+    if (tags.TagList?.some((t) => t.Key === MANAGED_TAG && t.Value === 'true')) managed.push(u.UserId);
+  }
+  return managed;
+}
+
+export async function rotateManagedUser(
+  clients: AwsClients,
+  id: AwsIdentity,
+  account: string,
+  userId: string,
+  now: Date = new Date(),
+): Promise<RotationOutcome> {
+  const sm = clients.secrets(id);
+  const secretId = managedUserSecretId(id.region, account, userId);
+  const current = await readCurrent(clients, id, secretId, userId);
+  const slot = Math.floor(now.getTime() / ROTATION_PERIOD_MS);
+  if (current?.CreatedDate && Math.floor(current.CreatedDate.getTime() / ROTATION_PERIOD_MS) === slot) return 'current';
+
+  let password = newPassword();
+  let outcome: RotationOutcome = 'rotated';
+  const token = rotationToken(secretId, slot, current?.VersionId);
+  try {
+    await sm.send(new PutSecretValueCommand({ SecretId: secretId, SecretString: password, ClientRequestToken: token }));
+  } catch (err) {
+    if ((err as { name?: string }).name !== 'ResourceExistsException') {
+      throw classifyAwsError(err, { action: `secretsmanager:PutSecretValue ${secretId}` });
+    }
+    // Another replica rotated this slot first: use its password.
+    const winner = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: token }));
+    password = winner.SecretString!;
+    outcome = 'adopted';
+  }
+  const passwords = current?.SecretString && current.SecretString !== password ? [current.SecretString, password] : [password];
+  await awsCall({ action: `elasticache:ModifyUser ${userId}` }, () =>
+    clients.elasticache(id).send(new ModifyUserCommand({ UserId: userId, Passwords: passwords })),
+  );
+  return outcome;
+}
+
+/** The AWSCURRENT version, creating the (empty) secret on first use; undefined when it has no value yet. */
+async function readCurrent(
+  clients: AwsClients,
+  id: AwsIdentity,
+  secretId: string,
+  userId: string,
+): Promise<GetSecretValueCommandOutput | undefined> {
+  const sm = clients.secrets(id);
+  try {
+    return await awsCall({ action: `secretsmanager:GetSecretValue ${secretId}` }, () =>
+      sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: 'AWSCURRENT' })),
+    );
+  } catch (err) {
+    if (!isAwsError(err, AwsReason.NotFound)) throw err;
+  }
+  await sm
+    .send(
+      new CreateSecretCommand({
+        Name: secretId,
+        Description: `Password of ElastiCache user ${userId}, rotated by Drawbridge`,
+        Tags: [{ Key: MANAGED_TAG, Value: 'true' }],
+      }),
+    )
+    .catch((err: unknown) => {
+      // The other replica created it a moment ago: fine.
+      if ((err as { name?: string }).name !== 'ResourceExistsException') throw err;
+    });
+  return undefined;
+}
+
+/** Rotates every managed user of an identity's region; per-user failures are returned, not thrown. */
+export async function rotateAll(clients: AwsClients, id: AwsIdentity, now = new Date()) {
+  const account = await clients.account(id);
+  const results: { userId: string; outcome?: RotationOutcome; error?: unknown }[] = [];
+  for (const userId of await findManagedUsers(clients, id)) {
+    try {
+      results.push({ userId, outcome: await rotateManagedUser(clients, id, account, userId, now) });
+    } catch (error) {
+      results.push({ userId, error });
+    }
+  }
+  return results;
+}
