@@ -2,6 +2,7 @@
 // `drawbridge`: the agent, the controller and admin tools in one binary.
 import { Command } from 'commander';
 import { agentCommand } from './commands/agent.js';
+import { controllerCommand } from './commands/controller.js';
 import { crdsCommand } from './commands/crds.js';
 import { iamCommand } from './commands/iam.js';
 
@@ -10,6 +11,7 @@ const program = new Command('drawbridge')
   .showHelpAfterError();
 
 program.addCommand(agentCommand());
+program.addCommand(controllerCommand());
 program.addCommand(crdsCommand());
 program.addCommand(iamCommand());
 

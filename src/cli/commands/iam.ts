@@ -8,7 +8,10 @@ import { IAM_LIMITS, planPolicy } from '../../aws/iam-policy.js';
 import { requiredGrants } from '../../aws/iam-statements.js';
 
 function types(value: string): AwsType[] {
-  const list = value.split(',').map((t) => t.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   for (const t of list) {
     if (!(AWS_TYPES as readonly string[]).includes(t)) {
       throw new InvalidArgumentError(`unknown type "${t}": use ${AWS_TYPES.join(', ')}`);
@@ -27,22 +30,30 @@ export function iamCommand(): Command {
     .option('--account <id>', 'AWS account ID for resources that do not name one', '*')
     .option('--managed-users', 'include ElastiCache managed-user rotation (Secrets Manager)', false)
     .option('--user', 'size for an IAM user (2,048-character inline limit) instead of a role', false)
-    .action(async (opts: { types: AwsType[]; config?: string; account: string; managedUsers: boolean; user: boolean }) => {
-      const databases = opts.config ? await loadDatabases(opts.config) : [];
-      const grants = requiredGrants({
-        databases,
-        matchers: [],
-        types: opts.types,
-        defaultAccount: opts.account,
-        managedUsers: opts.managedUsers,
-      });
-      const plan = planPolicy(grants, {
-        inlineRoom: opts.user ? IAM_LIMITS.userInline : IAM_LIMITS.roleInline,
-        managedSlots: IAM_LIMITS.managedPoliciesPerRole,
-      });
-      const out = plan.inline ? plan.inline : { managedPolicies: plan.managed };
-      process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-    });
+    .action(
+      async (opts: {
+        types: AwsType[];
+        config?: string;
+        account: string;
+        managedUsers: boolean;
+        user: boolean;
+      }) => {
+        const databases = opts.config ? await loadDatabases(opts.config) : [];
+        const grants = requiredGrants({
+          databases,
+          matchers: [],
+          types: opts.types,
+          defaultAccount: opts.account,
+          managedUsers: opts.managedUsers,
+        });
+        const plan = planPolicy(grants, {
+          inlineRoom: opts.user ? IAM_LIMITS.userInline : IAM_LIMITS.roleInline,
+          managedSlots: IAM_LIMITS.managedPoliciesPerRole,
+        });
+        const out = plan.inline ? plan.inline : { managedPolicies: plan.managed };
+        process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+      },
+    );
   return iam;
 }
 

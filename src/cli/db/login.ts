@@ -54,7 +54,12 @@ export function loginCommand(io: Io): Command {
     .action(async (name: string, opts: LoginOptions, cmd: Command) => {
       const target = loadTarget(cmd.optsWithGlobals<GlobalOptions>());
       const ref = { context: target.context, namespace: target.namespace, name };
-      const [db, identity] = await Promise.all([getDatabase(target, name), whoami(target.kc)]);
+      // The CA first: without it the controller is not running and no CSR would ever be signed.
+      const [db, identity, caPem] = await Promise.all([
+        getDatabase(target, name),
+        whoami(target.kc),
+        fetchAgentCA(target.kc, opts.controllerNamespace),
+      ]);
 
       // The signer checks that the subject is the requester: CN = user, O = groups, as the API server
       // authenticated us.
@@ -94,7 +99,6 @@ export function loginCommand(io: Io): Command {
         progress.done();
       }
 
-      const caPem = await fetchAgentCA(target.kc, [target.namespace, opts.controllerNamespace]);
       const expiresAt = certificateExpiry(certPem);
       const login = await saveLogin(
         ref,

@@ -1,0 +1,86 @@
+import { createServer } from 'node:http';
+import { Command, InvalidArgumentError } from 'commander';
+import { KubeConfig } from '@kubernetes/client-node';
+import { parseDuration } from '../../api/meta.js';
+import { createLogger } from '../../log.js';
+import { startController } from '../../operator/manager.js';
+import { splitHostPort } from '../../agent/standalone.js';
+
+interface ControllerFlags {
+  kubeconfig?: string;
+  namespace: string;
+  agentImage: string;
+  agentCommand: string;
+  agentPullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  leaderElect: boolean;
+  identity?: string;
+  workers: number;
+  healthInterval: string;
+  healthListen?: string;
+}
+
+const positiveInt = (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+/** Loads the kubeconfig like kubectl: --kubeconfig, then $KUBECONFIG, ~/.kube/config, in-cluster. */
+export function loadKubeConfig(file?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function controllerCommand(): Command {
+  return new Command('controller')
+    .description('run the operator: agents for Databases, the CSR signer for drawbridge.dev/database-client')
+    .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)')
+    .option(
+      '--namespace <ns>',
+      'namespace for the CA Secret and the leader Lease',
+      process.env.POD_NAMESPACE ?? 'drawbridge-system',
+    )
+    .option(
+      '--agent-image <image>',
+      'agent container image',
+      process.env.DRAWBRIDGE_AGENT_IMAGE ?? 'ghcr.io/drawbridge-dev/drawbridge:latest',
+    )
+    .option('--agent-command <cmd>', 'agent entrypoint, words separated by spaces', 'drawbridge')
+    .option('--agent-pull-policy <policy>', 'imagePullPolicy of agent containers')
+    .option('--no-leader-elect', 'run without leader election (one replica only)')
+    .option('--identity <id>', 'leader election identity (default: hostname_pid)')
+    .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 8)
+    .option('--health-interval <duration>', 'how often backends are probed', '60s')
+    .option('--health-listen <host:port>', 'serve /healthz for liveness probes')
+    .action(async (flags: ControllerFlags) => {
+      const log = createLogger('controller');
+      const running = await startController({
+        kubeConfig: loadKubeConfig(flags.kubeconfig),
+        namespace: flags.namespace,
+        agent: {
+          image: flags.agentImage,
+          command: flags.agentCommand.split(/\s+/).filter(Boolean),
+          ...(flags.agentPullPolicy ? { imagePullPolicy: flags.agentPullPolicy } : {}),
+        },
+        log,
+        identity: flags.identity,
+        leaderElection: flags.leaderElect ? {} : false,
+        workers: flags.workers,
+        healthIntervalMs: parseDuration(flags.healthInterval),
+        onLostLeadership: () => process.exit(1),
+      });
+      running.active.catch(() => process.exit(1));
+      if (flags.healthListen) {
+        const [host, port] = splitHostPort(flags.healthListen);
+        createServer((_req, res) => res.end('ok')).listen(Number(port), host);
+      }
+      const shutdown = (signal: string) => {
+        log.info({ signal }, 'stopping');
+        void running.stop().then(() => process.exit(0));
+      };
+      process.once('SIGTERM', () => shutdown('SIGTERM'));
+      process.once('SIGINT', () => shutdown('SIGINT'));
+    });
+}
