@@ -11,15 +11,9 @@ import {
   decodeQuery,
 } from './decoders.js';
 import { FrontendCode } from './messages.js';
-import { codeSet } from './parser.js';
 
 /** The frontend codes the auditor reads; the relay passes every other message without a look. */
-export const AUDITED_CODES = codeSet([
-  FrontendCode.Query,
-  FrontendCode.Parse,
-  FrontendCode.Bind,
-  FrontendCode.Close,
-]);
+export const AUDITED_CODES = [FrontendCode.Query, FrontendCode.Parse, FrontendCode.Bind, FrontendCode.Close];
 
 /** Prepared statements remembered per session; beyond this the oldest are forgotten (audited by name). */
 const MAX_STATEMENTS = 10_000;

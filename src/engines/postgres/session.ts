@@ -11,6 +11,7 @@ import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
 import { AUDITED_CODES, QueryAuditor } from './audit.js';
 import { fatalFor } from './errors.js';
+import { FrontendCode } from './messages.js';
 import { BACKEND_LIMITS, FRONTEND_LIMITS, MessageScanner, codeSet } from './parser.js';
 import { TERMINATE } from './serializer.js';
 
@@ -19,6 +20,8 @@ const FORCE_CLOSE_MS = 2_000;
 /** Byte counters reach Prometheus in steps of this size (and at session end), not per chunk. */
 const METRICS_STEP = 1 << 20;
 const NOTHING = codeSet([]);
+/** Audited statements, and Terminate so the session knows the client ended it on purpose. */
+const SCANNED_CODES = codeSet([...AUDITED_CODES, FrontendCode.Terminate]);
 const ignore = () => undefined;
 
 export interface SessionParams {
@@ -40,7 +43,7 @@ export interface SessionParams {
 export class PostgresSession implements LiveSession {
   readonly id: string;
   readonly identity: Identity;
-  private readonly frontend = new MessageScanner(FRONTEND_LIMITS, AUDITED_CODES);
+  private readonly frontend = new MessageScanner(FRONTEND_LIMITS, SCANNED_CODES);
   private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, NOTHING);
   private readonly auditor = new QueryAuditor((fields) => this.emit('query', fields));
   private readonly client: TLSSocket;
@@ -52,6 +55,8 @@ export class PostgresSession implements LiveSession {
   /** Set once the session is ending; `fatal` is still to be sent when the backend reaches a boundary. */
   private ending: { reason: string; fatal?: Buffer } | undefined;
   private finished = false;
+  /** The client sent Terminate: whichever socket closes first, the client ended the session. */
+  private clientTerminated = false;
 
   constructor(
     private readonly agent: AgentRuntime,
@@ -91,7 +96,7 @@ export class PostgresSession implements LiveSession {
     this.fromClient += chunk.length;
     try {
       // Audit events are written before the statement reaches the database.
-      this.frontend.scan(chunk, this.auditor.onMessage);
+      this.frontend.scan(chunk, this.onClientMessage);
     } catch (err) {
       return this.fail(err);
     }
@@ -115,6 +120,11 @@ export class PostgresSession implements LiveSession {
       this.client.once('drain', this.resumeBackend);
     }
     if (this.toClient - this.counted.toClient > METRICS_STEP) this.countBytes();
+  };
+
+  private readonly onClientMessage = (code: number, body: Buffer, bodyLength: number): void => {
+    if (code === FrontendCode.Terminate) this.clientTerminated = true;
+    else this.auditor.onMessage(code, body, bodyLength);
   };
 
   private readonly resumeClient = (): void => {
@@ -179,7 +189,7 @@ export class PostgresSession implements LiveSession {
   }
 
   private closed(reason: string): void {
-    this.ending ??= { reason };
+    this.ending ??= { reason: this.clientTerminated ? 'client disconnected' : reason };
     if (this.client.destroyed) this.closeBackend();
     // What the backend said last (e.g. its own FATAL from pg_terminate_backend) still reaches the client.
     else this.client.end();

@@ -1,7 +1,7 @@
 // Shared set-up for the PostgreSQL integration suites: a real PostgreSQL 15 (SCRAM + md5 roles, TLS),
 // a client CA with certificates for the test people, the agent's documents, and psql / pg clients
 // pointed at the agent.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -174,22 +174,31 @@ export interface RunResult {
   ms: number;
 }
 
-/** Runs a client binary asynchronously (the agent runs in this process: never block it). */
-export function runClient(bin: string, args: string[], input?: string, env: object = {}): Promise<RunResult> {
+/** Starts a client binary asynchronously (the agent runs in this process: never block it). */
+export function spawnClient(
+  bin: string,
+  args: string[],
+  input?: string,
+): { child: ChildProcess; result: Promise<RunResult> } {
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(path.join(PG_BIN, bin), args, {
-      env: { ...process.env, PGCONNECT_TIMEOUT: '10', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+  const child = spawn(path.join(PG_BIN, bin), args, {
+    env: { ...process.env, PGCONNECT_TIMEOUT: '10' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  child.stdin!.end(input ?? '');
+  const result = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
-    child.stdin.end(input ?? '');
   });
+  return { child, result };
+}
+
+export function runClient(bin: string, args: string[], input?: string): Promise<RunResult> {
+  return spawnClient(bin, args, input).result;
 }
 
 export function psql(conninfo: string, sql: string, input?: string): Promise<RunResult> {
