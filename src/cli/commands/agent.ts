@@ -1,15 +1,42 @@
 import { Command } from 'commander';
+import { runInClusterAgent } from '../../agent/incluster.js';
 import { runStandaloneAgent } from '../../agent/standalone.js';
 import { createLogger } from '../../log.js';
+import { loadKubeConfig } from './controller.js';
+
+interface AgentFlags {
+  config?: string;
+  database?: string;
+  listen: string;
+  tlsDir: string;
+  metrics?: string;
+  audit?: string;
+  kubeconfig?: string;
+}
 
 export function agentCommand(): Command {
   return new Command('agent')
     .description('run a database agent (proxy) in front of one Database')
     .option('--config <file>', 'standalone mode: YAML with an AgentConfig and the documents it uses')
-    .action(async (opts: { config?: string }) => {
+    .option('--database <ns/name>', 'in-cluster mode: serve this Database, read through watches')
+    .option('--listen <host:port>', 'in-cluster mode: client listener', '0.0.0.0:5432')
+    .option('--tls-dir <dir>', 'in-cluster mode: tls.crt, tls.key, ca.crt', '/etc/drawbridge/tls')
+    .option('--metrics <host:port>', 'in-cluster mode: serve /metrics and /healthz')
+    .option('--audit <path>', 'in-cluster mode: audit log file ("-" for stdout)')
+    .option('--kubeconfig <file>', 'in-cluster mode: kubeconfig (default: $KUBECONFIG, then in-cluster)')
+    .action(async (opts: AgentFlags) => {
       const log = createLogger('agent');
-      if (!opts.config) throw new Error('pass --config agent.yaml (standalone mode)');
-      const running = await runStandaloneAgent(opts.config, log);
+      if (!opts.config && !opts.database) {
+        throw new Error('pass --config agent.yaml (standalone) or --database NAMESPACE/NAME (in cluster)');
+      }
+      const running = opts.config
+        ? await runStandaloneAgent(opts.config, log)
+        : await runInClusterAgent({
+            ...opts,
+            database: opts.database!,
+            kubeConfig: loadKubeConfig(opts.kubeconfig),
+            log,
+          });
       const shutdown = (signal: string) => {
         log.info({ signal }, 'draining sessions');
         void running.stop().then(() => process.exit(0));

@@ -1,0 +1,150 @@
+// Database status conditions. Every reason is a constant a person can search for, and every message
+// says what to do next. `Ready` summarises the other three.
+import type { Condition } from '../../api/meta.js';
+import type { KubeObject } from '../kube/types.js';
+import { metaTime } from '../kube/types.js';
+
+export const CONDITION = {
+  Ready: 'Ready',
+  AgentReady: 'AgentReady',
+  BackendReachable: 'BackendReachable',
+  CredentialsReady: 'CredentialsReady',
+} as const;
+
+export const REASON = {
+  // Ready
+  Ready: 'Ready',
+  InvalidSpec: 'InvalidSpec',
+  // AgentReady
+  AgentAvailable: 'AgentAvailable',
+  AgentPodsNotReady: 'AgentPodsNotReady',
+  AgentScaledToZero: 'AgentScaledToZero',
+  AgentDeploying: 'AgentDeploying',
+  // BackendReachable
+  BackendReachable: 'BackendReachable',
+  BackendUnreachable: 'BackendUnreachable',
+  BackendDNSFailed: 'BackendDNSFailed',
+  BackendTLSFailed: 'BackendTLSFailed',
+  BackendTLSUnavailable: 'BackendTLSUnavailable',
+  Probing: 'Probing',
+  // CredentialsReady
+  SecretFound: 'SecretFound',
+  SecretNotFound: 'SecretNotFound',
+  SecretKeyMissing: 'SecretKeyMissing',
+  SecretUnreadable: 'SecretUnreadable',
+  CASecretNotFound: 'CASecretNotFound',
+  CredentialsFromCloudIdentity: 'CredentialsFromCloudIdentity',
+  Passthrough: 'Passthrough',
+  Checking: 'Checking',
+} as const;
+export type Reason = (typeof REASON)[keyof typeof REASON];
+
+export interface ConditionState {
+  type: (typeof CONDITION)[keyof typeof CONDITION];
+  status: 'True' | 'False' | 'Unknown';
+  reason: Reason;
+  message: string;
+}
+
+/**
+ * The new condition list: a condition keeps its lastTransitionTime while its status stays the same,
+ * so the timestamp says how long it has been that way.
+ */
+export function mergeConditions(
+  previous: readonly Condition[] | undefined,
+  next: readonly ConditionState[],
+  generation: number | undefined,
+  now = new Date(),
+): Condition[] {
+  return next.map((c) => {
+    const old = previous?.find((p) => p.type === c.type);
+    const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : metaTime(now);
+    return {
+      ...c,
+      lastTransitionTime,
+      ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    };
+  });
+}
+
+/** Ready is True when the other three are; otherwise it carries the first failing one's reason. */
+export function readyCondition(parts: readonly ConditionState[], endpoint: string): ConditionState {
+  const failing = parts.find((p) => p.status === 'False') ?? parts.find((p) => p.status !== 'True');
+  if (!failing) {
+    return {
+      type: CONDITION.Ready,
+      status: 'True',
+      reason: REASON.Ready,
+      message: `agent serving at ${endpoint}`,
+    };
+  }
+  return {
+    type: CONDITION.Ready,
+    status: failing.status,
+    reason: failing.reason,
+    message: `${failing.type}: ${failing.message}`,
+  };
+}
+
+interface DeploymentStatus {
+  replicas?: number;
+  readyReplicas?: number;
+  updatedReplicas?: number;
+  observedGeneration?: number;
+}
+
+/** AgentReady from the agent Deployment's status (undefined: not created yet). */
+export function agentCondition(
+  deployment: KubeObject | undefined,
+  wanted: number,
+  where: string,
+): ConditionState {
+  const type = CONDITION.AgentReady;
+  if (wanted === 0) {
+    return {
+      type,
+      status: 'False',
+      reason: REASON.AgentScaledToZero,
+      message: 'spec.agent.replicas is 0; set it to 1 or more to serve clients',
+    };
+  }
+  const status = (deployment?.status ?? {}) as DeploymentStatus;
+  if (!deployment || status.observedGeneration === undefined) {
+    return {
+      type,
+      status: 'Unknown',
+      reason: REASON.AgentDeploying,
+      message: `agent Deployment ${where} is being created`,
+    };
+  }
+  const ready = status.readyReplicas ?? 0;
+  if (ready >= 1) {
+    return {
+      type,
+      status: 'True',
+      reason: REASON.AgentAvailable,
+      message: `${ready}/${wanted} agent replicas ready`,
+    };
+  }
+  return {
+    type,
+    status: 'False',
+    reason: REASON.AgentPodsNotReady,
+    message: `0/${wanted} agent replicas ready; see kubectl describe deployment ${where} and its pods' logs`,
+  };
+}
+
+/** Condition fields compared for "did the status change?"; timestamps excluded. */
+export function sameConditions(a: readonly Condition[] | undefined, b: readonly Condition[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  return b.every((c, i) => {
+    const o = a[i]!;
+    return (
+      o.type === c.type &&
+      o.status === c.status &&
+      o.reason === c.reason &&
+      o.message === c.message &&
+      o.observedGeneration === c.observedGeneration
+    );
+  });
+}

@@ -1,0 +1,189 @@
+// What the controller runs for one Database, as plain manifests: a pure function of the Database, the
+// agent settings and the serving certificate, so it is unit-tested without an API server and applied
+// with server-side apply unchanged.
+import type { Database } from '../../api/database.js';
+import { apiVersionOf } from '../kube/resources.js';
+import type { KubeObject, OwnerReference } from '../kube/types.js';
+import {
+  AGENT_METRICS_PORT,
+  AGENT_TLS_DIR,
+  ANNOTATION_DATABASE,
+  ANNOTATION_TLS_DIGEST,
+  agentLabels,
+  agentName,
+  agentPort,
+  agentSelector,
+  agentTlsSecretName,
+} from '../names.js';
+
+export interface AgentSettings {
+  /** Container image of the agent (the drawbridge image). */
+  image: string;
+  /** Entrypoint; `agent --database NS/NAME ...` follows as args. */
+  command: string[];
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+}
+
+/** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
+export type StoredDatabase = Database & { metadata: { namespace: string; uid: string } };
+
+export function ownerReference(db: StoredDatabase): OwnerReference {
+  return {
+    apiVersion: db.apiVersion,
+    kind: 'Database',
+    name: db.metadata.name,
+    uid: db.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function meta(db: StoredDatabase, name: string) {
+  return {
+    name,
+    namespace: db.metadata.namespace,
+    labels: agentLabels(db.metadata.name),
+    annotations: { [ANNOTATION_DATABASE]: `${db.metadata.namespace}/${db.metadata.name}` },
+    ownerReferences: [ownerReference(db)],
+  };
+}
+
+/** Secrets the agent reads through the API: backend credentials and the backend CA. */
+export function referencedSecrets(db: Database): string[] {
+  const names = [db.spec.auth.secretRef?.name, db.spec.tls.caSecretRef?.name].filter((n): n is string => !!n);
+  return [...new Set(names)].sort();
+}
+
+export function agentArgs(db: StoredDatabase): string[] {
+  return [
+    'agent',
+    '--database',
+    `${db.metadata.namespace}/${db.metadata.name}`,
+    '--listen',
+    `0.0.0.0:${agentPort(db.spec.protocol)}`,
+    '--tls-dir',
+    AGENT_TLS_DIR,
+    '--metrics',
+    `0.0.0.0:${AGENT_METRICS_PORT}`,
+  ];
+}
+
+export function tlsSecretManifest(db: StoredDatabase, data: Record<string, string>): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(db, agentTlsSecretName(db.metadata.name)),
+    type: 'kubernetes.io/tls',
+    data,
+  };
+}
+
+/** Every object but the TLS Secret, in apply order (the Deployment last: it needs the rest). */
+export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsDigest: string): KubeObject[] {
+  const name = agentName(db.metadata.name);
+  const port = agentPort(db.spec.protocol);
+  const secrets = referencedSecrets(db);
+  const rbac = 'rbac.authorization.k8s.io';
+  const read = ['get', 'list', 'watch'];
+  const objects: KubeObject[] = [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(db, name) },
+    {
+      apiVersion: apiVersionOf('Role'),
+      kind: 'Role',
+      metadata: meta(db, name),
+      // Least privilege: its own Database, the namespace's access rules, and only the Secrets it names.
+      rules: [
+        {
+          apiGroups: ['drawbridge.dev'],
+          resources: ['databases'],
+          resourceNames: [db.metadata.name],
+          verbs: read,
+        },
+        { apiGroups: ['drawbridge.dev'], resources: ['accessroles', 'databaseusers'], verbs: read },
+        ...(secrets.length
+          ? [{ apiGroups: [''], resources: ['secrets'], resourceNames: secrets, verbs: read }]
+          : []),
+      ],
+    },
+    {
+      apiVersion: apiVersionOf('RoleBinding'),
+      kind: 'RoleBinding',
+      metadata: meta(db, name),
+      roleRef: { apiGroup: rbac, kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: db.metadata.namespace }],
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(db, name),
+      spec: {
+        type: db.spec.agent.serviceType,
+        selector: agentSelector(db.metadata.name),
+        ports: [{ name: db.spec.protocol, port, targetPort: db.spec.protocol, protocol: 'TCP' }],
+      },
+    },
+  ];
+  if (db.spec.agent.replicas > 1) objects.push(pdbManifest(db));
+  objects.push(deploymentManifest(db, settings, tlsDigest));
+  return objects;
+}
+
+export function pdbManifest(db: StoredDatabase): KubeObject {
+  return {
+    apiVersion: apiVersionOf('PodDisruptionBudget'),
+    kind: 'PodDisruptionBudget',
+    metadata: meta(db, agentName(db.metadata.name)),
+    spec: { maxUnavailable: 1, selector: { matchLabels: agentSelector(db.metadata.name) } },
+  };
+}
+
+function deploymentManifest(db: StoredDatabase, settings: AgentSettings, tlsDigest: string): KubeObject {
+  const name = agentName(db.metadata.name);
+  const resources = db.spec.agent.resources;
+  return {
+    apiVersion: apiVersionOf('Deployment'),
+    kind: 'Deployment',
+    metadata: meta(db, name),
+    spec: {
+      replicas: db.spec.agent.replicas,
+      selector: { matchLabels: agentSelector(db.metadata.name) },
+      template: {
+        metadata: {
+          labels: agentLabels(db.metadata.name),
+          annotations: { [ANNOTATION_TLS_DIGEST]: tlsDigest },
+        },
+        spec: {
+          serviceAccountName: name,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'agent',
+              image: settings.image,
+              ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
+              command: settings.command,
+              args: agentArgs(db),
+              ports: [
+                { name: db.spec.protocol, containerPort: agentPort(db.spec.protocol), protocol: 'TCP' },
+                { name: 'metrics', containerPort: AGENT_METRICS_PORT, protocol: 'TCP' },
+              ],
+              readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 5 },
+              ...(resources ? { resources } : {}),
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
+              volumeMounts: [{ name: 'tls', mountPath: AGENT_TLS_DIR, readOnly: true }],
+            },
+          ],
+          volumes: [{ name: 'tls', secret: { secretName: agentTlsSecretName(db.metadata.name) } }],
+        },
+      },
+    },
+  };
+}

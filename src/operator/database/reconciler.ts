@@ -1,0 +1,213 @@
+// Reconciles one Database into its agent: TLS Secret, ServiceAccount, Role, RoleBinding, Service,
+// PodDisruptionBudget (replicas > 1) and Deployment, then writes status. Level-based: it gets a key,
+// reads the Database and everything it owns from informer caches, and applies only what differs.
+//
+// Outcomes (see controller.ts): `{ requeueAfterMs }` for the periodic health re-check and certificate
+// renewal; TerminalError when the spec is invalid (reported as Ready=False InvalidSpec, waits for an
+// edit); any other error (API conflict, network) is retried with backoff.
+import { Database } from '../../api/database.js';
+import type { Condition } from '../../api/meta.js';
+import { formatIssue } from '../../api/validate.js';
+import { parseAs } from '../policy.js';
+import type { KeyPairPem } from '../../pki/ca.js';
+import type { Logger } from '../../log.js';
+import { type ReconcileResult, type Reconciler, TerminalError } from '../controller.js';
+import type { EventSink } from '../events.js';
+import type { Kind } from '../kube/resources.js';
+import { containsDesired } from '../kube/subset.js';
+import { type KubeObject, splitKey } from '../kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
+import { FINALIZER, agentEndpoint, agentName, agentTlsSecretName } from '../names.js';
+import {
+  CONDITION,
+  type ConditionState,
+  REASON,
+  agentCondition,
+  mergeConditions,
+  readyCondition,
+  sameConditions,
+} from './conditions.js';
+import type { HealthChecker } from './health.js';
+import { type AgentSettings, type StoredDatabase, agentManifests, tlsSecretManifest } from './manifests.js';
+import { servingCert } from './serving-cert.js';
+
+export const OWNED_KINDS = [
+  'Secret',
+  'ServiceAccount',
+  'Role',
+  'RoleBinding',
+  'Service',
+  'PodDisruptionBudget',
+  'Deployment',
+] as const satisfies readonly Kind[];
+export type OwnedKind = (typeof OWNED_KINDS)[number];
+
+export interface DatabaseReconcilerDeps {
+  databases: ObjectCache;
+  owned: Record<OwnedKind, ObjectCache>;
+  writer: ObjectWriter;
+  events: EventSink;
+  health: Pick<HealthChecker, 'request' | 'result' | 'forget'>;
+  ca: () => KeyPairPem;
+  agent: AgentSettings;
+  healthIntervalMs: number;
+  log: Logger;
+}
+
+interface DatabaseStatus {
+  conditions?: Condition[];
+  endpoint?: string;
+  observedGeneration?: number;
+}
+
+export class DatabaseReconciler implements Reconciler {
+  readonly name = 'database';
+
+  constructor(private readonly deps: DatabaseReconcilerDeps) {}
+
+  async reconcile(key: string): Promise<ReconcileResult | void> {
+    const { namespace = '', name } = splitKey(key);
+    const raw = this.deps.databases.get(name, namespace);
+    if (!raw) {
+      this.deps.health.forget(key);
+      return; // Gone; what it owned was removed by the finalizer (and ownerReferences).
+    }
+    if (raw.metadata.deletionTimestamp) return this.finalize(key, raw);
+    if (!raw.metadata.finalizers?.includes(FINALIZER)) {
+      await this.setFinalizers(raw, [...(raw.metadata.finalizers ?? []), FINALIZER]);
+    }
+
+    const parsed = parseAs(Database, 'Database', raw);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map(formatIssue);
+      await this.writeStatus(raw, invalidConditions(issues.join('; ')), undefined);
+      throw new TerminalError(`Database ${key} is invalid: ${issues.join('; ')}`);
+    }
+    const db = parsed.data as StoredDatabase;
+    db.metadata.namespace = namespace;
+    db.metadata.uid = raw.metadata.uid ?? '';
+
+    const owned = this.deps.owned;
+    const cert = await servingCert(
+      owned.Secret.get(agentTlsSecretName(name), namespace),
+      namespace,
+      name,
+      this.deps.ca(),
+    );
+    const desired = [tlsSecretManifest(db, cert.data), ...agentManifests(db, this.deps.agent, cert.digest)];
+    const deploymentExisted = !!owned.Deployment.get(agentName(name), namespace);
+    for (const obj of desired) {
+      const live = owned[obj.kind as OwnedKind].get(obj.metadata.name, namespace);
+      if (!live || !containsDesired(obj, live)) await this.deps.writer.apply(obj);
+    }
+    if (db.spec.agent.replicas <= 1 && owned.PodDisruptionBudget.get(agentName(name), namespace)) {
+      await this.deps.writer.delete('PodDisruptionBudget', agentName(name), namespace);
+    }
+    if (!deploymentExisted) {
+      this.deps.events.record(raw, 'Normal', 'AgentDeployed', `created agent Deployment ${agentName(name)}`);
+    }
+    if (cert.issued && deploymentExisted) {
+      this.deps.events.record(raw, 'Normal', 'CertificateIssued', 'issued a new agent serving certificate');
+    }
+
+    this.deps.health.request(key, db);
+    const health = this.deps.health.result(key);
+    const endpoint = agentEndpoint(namespace, name, db.spec.protocol);
+    const parts: ConditionState[] = [
+      agentCondition(
+        owned.Deployment.get(agentName(name), namespace),
+        db.spec.agent.replicas,
+        `${namespace}/${agentName(name)}`,
+      ),
+      health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
+      health?.credentials ?? unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
+    ];
+    await this.writeStatus(raw, [readyCondition(parts, endpoint), ...parts], endpoint);
+    const renewInMs = cert.renewAt.getTime() - Date.now();
+    return { requeueAfterMs: Math.max(1000, Math.min(this.deps.healthIntervalMs, renewInMs)) };
+  }
+
+  /** Deletes what the agent owned, then lets the Database go. */
+  private async finalize(key: string, raw: KubeObject): Promise<void> {
+    if (!raw.metadata.finalizers?.includes(FINALIZER)) return;
+    const { namespace, name } = raw.metadata;
+    const agent = agentName(name);
+    for (const kind of [...OWNED_KINDS].reverse()) {
+      await this.deps.writer.delete(kind, kind === 'Secret' ? agentTlsSecretName(name) : agent, namespace);
+    }
+    await this.setFinalizers(
+      raw,
+      raw.metadata.finalizers.filter((f) => f !== FINALIZER),
+    );
+    this.deps.health.forget(key);
+    this.deps.log.info({ database: key }, 'removed the agent of a deleted Database');
+  }
+
+  /** Merge patch carrying resourceVersion: a concurrent edit makes it fail with Conflict and retry. */
+  private setFinalizers(raw: KubeObject, finalizers: string[]): Promise<void> {
+    const { name, namespace, resourceVersion } = raw.metadata;
+    return this.deps.writer.mergePatch('Database', name, namespace, {
+      metadata: { finalizers, resourceVersion },
+    });
+  }
+
+  private async writeStatus(
+    raw: KubeObject,
+    next: ConditionState[],
+    endpoint: string | undefined,
+  ): Promise<void> {
+    const old = (raw.status ?? {}) as DatabaseStatus;
+    const generation = raw.metadata.generation;
+    const conditions = mergeConditions(old.conditions, next, generation);
+    if (
+      sameConditions(old.conditions, conditions) &&
+      old.endpoint === endpoint &&
+      old.observedGeneration === generation
+    ) {
+      return;
+    }
+    const status: DatabaseStatus = {
+      conditions,
+      observedGeneration: generation,
+      ...(endpoint ? { endpoint } : {}),
+    };
+    await this.deps.writer.mergePatch(
+      'Database',
+      raw.metadata.name,
+      raw.metadata.namespace,
+      { status },
+      'status',
+    );
+    this.recordReadyTransition(raw, old.conditions, conditions[0]!);
+  }
+
+  private recordReadyTransition(raw: KubeObject, old: Condition[] | undefined, ready: Condition): void {
+    const before = old?.find((c) => c.type === CONDITION.Ready);
+    if (before?.status === ready.status && before.reason === ready.reason) return;
+    if (ready.status === 'True') this.deps.events.record(raw, 'Normal', REASON.Ready, ready.message);
+    else if (ready.status === 'False') this.deps.events.record(raw, 'Warning', ready.reason, ready.message);
+  }
+}
+
+function unknown(
+  type: ConditionState['type'],
+  reason: ConditionState['reason'],
+  message: string,
+): ConditionState {
+  return { type, status: 'Unknown', reason, message };
+}
+
+function invalidConditions(message: string): ConditionState[] {
+  const why = 'the spec is invalid; see the Ready condition';
+  return [
+    {
+      type: CONDITION.Ready,
+      status: 'False',
+      reason: REASON.InvalidSpec,
+      message: `fix the Database: ${message}`,
+    },
+    unknown(CONDITION.AgentReady, REASON.InvalidSpec, why),
+    unknown(CONDITION.BackendReachable, REASON.InvalidSpec, why),
+    unknown(CONDITION.CredentialsReady, REASON.InvalidSpec, why),
+  ];
+}

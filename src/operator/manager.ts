@@ -1,0 +1,170 @@
+// `drawbridge controller`: wires informers, work queues and reconcilers, and runs them only while
+// this replica holds the leader Lease. Caches sync before any worker starts, as controller-runtime
+// does, so a first reconcile never mistakes "not cached yet" for "does not exist".
+import os from 'node:os';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from '../log.js';
+import type { KeyPairPem } from '../pki/ca.js';
+import { AGENT_ACCESS_KEY, AgentAccessReconciler, TOKENREVIEW_ROLE } from './agent-access.js';
+import { loadOrCreateCA } from './ca-store.js';
+import { Controller } from './controller.js';
+import { CsrSigner } from './csr/signer.js';
+import { HealthChecker } from './database/health.js';
+import type { AgentSettings } from './database/manifests.js';
+import { DatabaseReconciler, OWNED_KINDS, type OwnedKind } from './database/reconciler.js';
+import { EventRecorder } from './events.js';
+import { KubeClient } from './kube/client.js';
+import { Informer } from './kube/informer.js';
+import { type KubeObject, objectKey } from './kube/types.js';
+import { clientWriter } from './kube/writer.js';
+import { LeaderElector, type LeaderElectionOptions } from './leader.js';
+import { MANAGED_SELECTOR, SIGNER_NAME } from './names.js';
+import { validPolicy } from './policy.js';
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  /** The controller's own namespace: the CA Secret, the CA ConfigMap and the leader Lease live here. */
+  namespace: string;
+  agent: AgentSettings;
+  log: Logger;
+  /** Unique per replica; defaults to hostname_pid. */
+  identity?: string;
+  /** `false` runs without election (a single replica, tests). */
+  leaderElection?:
+    | false
+    | Partial<Pick<LeaderElectionOptions, 'name' | 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>>;
+  /** Databases reconciled at once (default 8). */
+  workers?: number;
+  /** How often backends are probed and Secrets re-read (default 60 s). */
+  healthIntervalMs?: number;
+  /** Called when leadership is lost; the process should exit so that a fresh start re-campaigns. */
+  onLostLeadership?: () => void;
+}
+
+export interface RunningController {
+  /** Resolves once this replica leads and its caches are synced (never, for a standby). */
+  readonly active: Promise<void>;
+  isLeader(): boolean;
+  /** Stops work, releases the Lease so a standby takes over at once, closes connections. */
+  stop(): Promise<void>;
+}
+
+const ownerKey = (obj: KubeObject): string | undefined => {
+  const ref = obj.metadata.ownerReferences?.find((r) => r.kind === 'Database' && r.controller);
+  return ref && obj.metadata.namespace ? `${obj.metadata.namespace}/${ref.name}` : undefined;
+};
+
+export async function startController(opts: ControllerOptions): Promise<RunningController> {
+  const log = opts.log;
+  const client = await KubeClient.fromKubeConfig(opts.kubeConfig);
+  const identity = opts.identity ?? `${os.hostname()}_${process.pid}`;
+  const abort = new AbortController();
+  const election =
+    opts.leaderElection === false
+      ? undefined
+      : new LeaderElector(
+          client,
+          { namespace: opts.namespace, name: 'drawbridge-controller', identity, ...opts.leaderElection },
+          log,
+        );
+  const stoppers: (() => Promise<void>)[] = [];
+
+  const run = async (): Promise<void> => {
+    if (election && !(await election.run(abort.signal, () => opts.onLostLeadership?.()))) return;
+    const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log);
+    const informer = (
+      kind: ConstructorParameters<typeof Informer>[1],
+      extra: { labelSelector?: string; fieldSelector?: string } = {},
+    ) => {
+      const inf = new Informer<KubeObject>(client, kind, { log, ...extra });
+      stoppers.push(() => inf.stop());
+      return inf;
+    };
+    const databases = informer('Database');
+    const roles = informer('AccessRole');
+    const users = informer('DatabaseUser');
+    const csrs = informer('CertificateSigningRequest', { fieldSelector: `spec.signerName=${SIGNER_NAME}` });
+    const bindings = informer('ClusterRoleBinding', { fieldSelector: `metadata.name=${TOKENREVIEW_ROLE}` });
+    const owned = Object.fromEntries(
+      OWNED_KINDS.map((k) => [k, informer(k, { labelSelector: MANAGED_SELECTOR })]),
+    ) as Record<OwnedKind, Informer<KubeObject>>;
+
+    const writer = clientWriter(client);
+    const events = new EventRecorder(client, 'drawbridge-controller', log);
+    const healthIntervalMs = opts.healthIntervalMs ?? 60_000;
+    const health = new HealthChecker(
+      client,
+      { intervalMs: healthIntervalMs, concurrency: 16, probeTimeoutMs: 3000 },
+      (key) => dbCtl.enqueue(key),
+    );
+    const dbCtl = new Controller(
+      new DatabaseReconciler({
+        databases,
+        owned,
+        writer,
+        events,
+        health,
+        ca: () => ca,
+        agent: opts.agent,
+        healthIntervalMs,
+        log,
+      }),
+      log,
+      opts.workers ?? 8,
+    );
+    const csrCtl = new Controller(
+      new CsrSigner({
+        csrs,
+        writer,
+        events,
+        ca: () => ca,
+        log,
+        access: {
+          database: (ns, name) => databases.get(name, ns),
+          policy: (ns) => validPolicy(roles.list(ns), users.list(ns), log),
+        },
+      }),
+      log,
+      2,
+    );
+    const accessCtl = new Controller(new AgentAccessReconciler(databases, bindings, writer), log, 1);
+    stoppers.unshift(
+      () => dbCtl.stop(),
+      () => csrCtl.stop(),
+      () => accessCtl.stop(),
+    );
+
+    databases.onChange((obj, change) => {
+      dbCtl.enqueue(objectKey(obj));
+      if (change !== 'update' || obj.metadata.deletionTimestamp) accessCtl.enqueue(AGENT_ACCESS_KEY);
+    });
+    for (const inf of Object.values(owned)) {
+      inf.onChange((obj) => {
+        const key = ownerKey(obj);
+        if (key) dbCtl.enqueue(key);
+      });
+    }
+    csrs.onChange((obj, change) => change !== 'delete' && csrCtl.enqueue(obj.metadata.name));
+    bindings.onChange(() => accessCtl.enqueue(AGENT_ACCESS_KEY));
+
+    await Promise.all(
+      [databases, roles, users, csrs, bindings, ...Object.values(owned)].map((i) => i.start()),
+    );
+    accessCtl.enqueue(AGENT_ACCESS_KEY);
+    for (const c of [dbCtl, csrCtl, accessCtl]) c.start();
+    log.info({ identity, namespace: opts.namespace }, 'controller running');
+  };
+
+  const active = run();
+  active.catch((err: unknown) => log.error({ err }, 'controller failed to start'));
+  return {
+    active,
+    isLeader: () => (election ? election.isLeader : true),
+    async stop() {
+      abort.abort();
+      for (const stop of stoppers) await stop();
+      await election?.release();
+      client.close();
+    },
+  };
+}
