@@ -135,8 +135,8 @@ async function login(socket: Socket, attempts: Buffer[], user: string): Promise<
   if (failure) throw failure;
 }
 
-/** One command and its reply on a socket nobody else reads yet. */
-function roundTrip(socket: Socket, command: Buffer): Promise<Buffer> {
+/** One command and its reply (a copy) on a socket nobody else reads yet; leaves the socket paused. */
+export function roundTrip(socket: Socket, command: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const cleanup = () => {
       socket.off('data', onData);

@@ -4,7 +4,7 @@
 // cluster router (cluster/) routes by key slot across nodes. The session picks one per Database.
 import type { Database } from '../../api/database.js';
 import type { SecretReader } from '../../agent/state.js';
-import type { DrawbridgeError } from '../../errors.js';
+import { DrawbridgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { BackendCredential } from '../credentials.js';
 import type { RedisCommand } from './parser.js';
@@ -66,3 +66,26 @@ export interface Router {
 
 /** Creates a router connected and logged in (rejects with BACKEND_UNREACHABLE/BACKEND_AUTH_FAILED/...). */
 export type RouterFactory = (opts: RouterOptions) => Promise<Router>;
+
+export type RouterMode = 'standalone' | 'cluster';
+
+const factories = new Map<RouterMode, RouterFactory>();
+
+/** Each router module registers itself on import (standalone-router.ts, cluster/index.ts). */
+export function registerRouter(mode: RouterMode, factory: RouterFactory): void {
+  factories.set(mode, factory);
+}
+
+export function routerFactory(mode: RouterMode): RouterFactory {
+  const f = factories.get(mode);
+  if (!f) {
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `Redis ${mode} mode is not available in this agent build`,
+      mode === 'cluster'
+        ? 'remove ?mode=cluster from spec.uri or use a build with cluster support'
+        : undefined,
+    );
+  }
+  return f;
+}

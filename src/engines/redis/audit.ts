@@ -1,0 +1,58 @@
+// Audit fields for Redis commands: the name and its arguments, long values cut to their length and a
+// hash (auditValue), and secrets replaced: AUTH and HELLO passwords, MIGRATE AUTH, ACL SETUSER
+// password rules, CONFIG SET requirepass/masterauth.
+import { auditValue } from '../../agent/audit.js';
+import type { RedisCommand } from './parser.js';
+
+const REDACTED = '[redacted]';
+const SECRET_CONFIG = new Set(['requirepass', 'masterauth', 'tls-key-file-pass', 'tls-client-key-file-pass']);
+
+function lower(b: Buffer | undefined): string {
+  return b === undefined ? '' : b.toString('latin1').toLowerCase();
+}
+
+/** Positions of secrets among options `from` onwards: AUTH pass, AUTH user pass, AUTH2 user pass. */
+function authOptions(a: Buffer[], from: number, authTakesUser: boolean): Set<number> {
+  const found = new Set<number>();
+  for (let i = from; i < a.length; i++) {
+    const opt = lower(a[i]);
+    if (opt === 'keys') break; // MIGRATE: key names follow
+    if (opt === 'auth') found.add((i += authTakesUser ? 2 : 1));
+    else if (opt === 'auth2') found.add((i += 2));
+    else if (opt === 'setname') i++;
+  }
+  return found;
+}
+
+const never = (): boolean => false;
+
+/** Whether `cmd.args[i]` must not be written down. */
+function secretArgs(cmd: RedisCommand): (i: number) => boolean {
+  const a = cmd.args;
+  switch (cmd.name) {
+    case 'auth':
+      return (i) => i === a.length - 1;
+    case 'hello': {
+      const at = authOptions(a, 2, true);
+      return (i) => at.has(i);
+    }
+    case 'migrate': {
+      const at = authOptions(a, 6, false); // after host port key db timeout
+      return (i) => at.has(i);
+    }
+    case 'acl|setuser':
+      return (i) => i > 2 && /^[><#!]/.test(a[i]!.toString('latin1', 0, 1));
+    case 'config|set':
+      return (i) => i > 2 && i % 2 === 1 && SECRET_CONFIG.has(lower(a[i - 1]));
+    default:
+      return never;
+  }
+}
+
+/** The arguments after the command name, as written to the audit log. */
+export function auditArgs(cmd: RedisCommand): string[] {
+  const secret = secretArgs(cmd);
+  const out = new Array<string>(cmd.args.length - 1);
+  for (let i = 1; i < cmd.args.length; i++) out[i - 1] = secret(i) ? REDACTED : auditValue(cmd.args[i]!);
+  return out;
+}

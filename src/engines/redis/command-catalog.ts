@@ -1,0 +1,89 @@
+// What the backend says about itself: every command and subcommand with its ACL categories (from
+// `COMMAND`, i.e. COMMAND INFO for all), its version, and whether it runs in cluster mode. Learned
+// once per backend address and cached, so access rules on `@write` or `@dangerous` follow the server
+// actually behind the agent (modules, newer commands) instead of a table kept by hand.
+import type { CommandInfo } from '../../authz/commands.js';
+import { DrawbridgeError, errorMessage } from '../../errors.js';
+import { type BackendConnectOptions, connectBackend, roundTrip } from './backend-auth.js';
+import { RespError, type RespValue, decodeReply } from './reply-parser.js';
+import { encodeCommand } from './serializer.js';
+
+export interface BackendFacts {
+  /** By rule name: `get`, `config|get`. */
+  commands: ReadonlyMap<string, CommandInfo>;
+  /** Commands that have subcommands (their first argument picks one). */
+  containers: ReadonlySet<string>;
+  version: string;
+  clusterEnabled: boolean;
+}
+
+/** Parses the reply of `COMMAND` / `COMMAND INFO` (Redis 7 layout; 6.x entries simply lack subcommands). */
+export function catalogFromCommandReply(reply: RespValue): Pick<BackendFacts, 'commands' | 'containers'> {
+  if (!Array.isArray(reply)) throw new Error('COMMAND did not return an array');
+  const commands = new Map<string, CommandInfo>();
+  const containers = new Set<string>();
+  const add = (entry: RespValue) => {
+    if (!Array.isArray(entry) || (!Buffer.isBuffer(entry[0]) && typeof entry[0] !== 'string')) return;
+    const name = entry[0].toString().toLowerCase();
+    const categories = Array.isArray(entry[6])
+      ? entry[6].map((c) => String(c).replace(/^@/, '').toLowerCase())
+      : [];
+    commands.set(name, { name, categories });
+    const subs = entry[9];
+    if (Array.isArray(subs) && subs.length > 0) {
+      containers.add(name);
+      subs.forEach(add);
+    }
+  };
+  reply.forEach(add);
+  return { commands, containers };
+}
+
+/** `redis_version` and `cluster_enabled` from an INFO reply. */
+export function infoFields(text: string): { version: string; clusterEnabled: boolean } {
+  const field = (name: string) => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(text)?.[1];
+  return { version: field('redis_version') ?? 'unknown', clusterEnabled: field('cluster_enabled') === '1' };
+}
+
+function learnFailed(user: string, detail: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'BACKEND_UNREACHABLE',
+    `cannot learn the backend's commands as "${user}": ${detail}`,
+    `let database user "${user}" run COMMAND and INFO (ACL +@connection +info), or AUTH as one who can`,
+  );
+}
+
+export async function loadBackendFacts(opts: BackendConnectOptions): Promise<BackendFacts> {
+  const user = opts.login.credential.user;
+  const socket = await connectBackend(opts);
+  const ask = async (command: string[]): Promise<RespValue> => {
+    const reply = decodeReply(await roundTrip(socket, encodeCommand(command)));
+    if (reply instanceof RespError) throw learnFailed(user, reply.message);
+    return reply;
+  };
+  try {
+    const catalog = catalogFromCommandReply(await ask(['COMMAND']));
+    const info = await ask(['INFO']);
+    return { ...catalog, ...infoFields(Buffer.isBuffer(info) ? info.toString('utf8') : String(info)) };
+  } catch (err) {
+    throw err instanceof DrawbridgeError ? err : learnFailed(user, errorMessage(err));
+  } finally {
+    socket.destroy();
+  }
+}
+
+const cache = new Map<string, Promise<BackendFacts>>();
+
+/**
+ * The facts for backend `key` (host:port), loaded with the first session's login. A failed load is
+ * forgotten, so the next session (maybe as a user allowed to run COMMAND) tries again.
+ */
+export function backendFacts(key: string, opts: BackendConnectOptions): Promise<BackendFacts> {
+  let facts = cache.get(key);
+  if (!facts) {
+    facts = loadBackendFacts(opts);
+    cache.set(key, facts);
+    facts.catch(() => cache.delete(key));
+  }
+  return facts;
+}

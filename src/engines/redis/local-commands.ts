@@ -1,0 +1,94 @@
+// Commands the agent answers or completes itself, because relaying them as they are would break the
+// session's guarantees: AUTH/HELLO change who the session is, RESET logs the backend connection out,
+// QUIT ends the session, and SYNC/PSYNC or CLIENT REPLY OFF would stop replies matching commands.
+import { auditArgs } from './audit.js';
+import { parseAuth, parseHello } from './client-auth.js';
+import type { RedisCommand } from './parser.js';
+import { RedisReplyError } from './router.js';
+import { NOPROTO, OK, RESET, encodeCommand, errorReply } from './serializer.js';
+import type { RedisSession } from './session.js';
+
+type Handler = (s: RedisSession, cmd: RedisCommand) => void;
+
+const refuse = (s: RedisSession, err: RedisReplyError) =>
+  s.refuseInMulti(errorReply(err.prefix, err.message));
+
+function auth(s: RedisSession, cmd: RedisCommand): void {
+  const req = parseAuth(cmd);
+  if (req instanceof RedisReplyError) return refuse(s, req);
+  if (s.inMulti) return refuse(s, notInMulti('AUTH'));
+  s.runExclusive(async () => {
+    await s.login.auth(req);
+    s.emit('command', { command: 'auth', args: auditArgs(cmd) });
+    s.replies.push(OK);
+  });
+}
+
+/** HELLO 2 (or bare HELLO) goes to the backend without its AUTH part; HELLO 3 is declined (RESP2 only). */
+function hello(s: RedisSession, cmd: RedisCommand): void {
+  const req = parseHello(cmd);
+  if (req instanceof RedisReplyError) return refuse(s, req);
+  if (s.inMulti) return refuse(s, new RedisReplyError('ERR', 'Command not allowed inside a transaction'));
+  if (req.protover !== undefined && req.protover !== 2) return void s.replies.push(NOPROTO);
+  const args: (string | Buffer)[] = ['HELLO'];
+  if (req.protover !== undefined) args.push('2');
+  if (req.setname) args.push('SETNAME', req.setname);
+  const relay: RedisCommand = {
+    name: 'hello',
+    args: args.map((a) => Buffer.from(a)),
+    raw: encodeCommand(args),
+  };
+  const auth = req.auth;
+  if (!auth) return s.forward(relay);
+  s.runExclusive(async () => {
+    await s.login.auth(auth);
+    s.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
+    s.forward(relay);
+  });
+}
+
+function quit(s: RedisSession): void {
+  s.replies.push(OK);
+  s.closeAfterReplies('client sent QUIT');
+}
+
+function reset(s: RedisSession, cmd: RedisCommand): void {
+  s.inMulti = false;
+  if (!s.connected) return void s.replies.push(RESET);
+  s.forward(cmd);
+  s.runExclusive(() => s.login.restore());
+}
+
+function replication(s: RedisSession): void {
+  refuse(
+    s,
+    new RedisReplyError('ERR', 'replication (SYNC/PSYNC) is not available through the drawbridge agent'),
+  );
+}
+
+function clientReply(s: RedisSession, cmd: RedisCommand): void {
+  const mode = cmd.args[2]?.toString('latin1').toLowerCase();
+  if (mode !== 'off' && mode !== 'skip') return s.forward(cmd);
+  refuse(
+    s,
+    new RedisReplyError('ERR', 'CLIENT REPLY OFF|SKIP is not available through the drawbridge agent'),
+  );
+}
+
+function notInMulti(what: string): RedisReplyError {
+  return new RedisReplyError('ERR', `${what} inside MULTI is not available through the drawbridge agent`);
+}
+
+const handlers = new Map<string, Handler>([
+  ['auth', auth],
+  ['hello', hello],
+  ['quit', quit],
+  ['reset', reset],
+  ['sync', replication],
+  ['psync', replication],
+  ['client|reply', clientReply],
+]);
+
+export function localCommand(name: string): Handler | undefined {
+  return handlers.get(name);
+}

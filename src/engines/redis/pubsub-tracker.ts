@@ -1,0 +1,88 @@
+// What a RESP2 connection is subscribed to, learned from the backend's own subscribe/unsubscribe
+// replies. In RESP2 a pub/sub message is an ordinary array, so the relay can only tell a push from a
+// reply by knowing the connection is in subscribed (or MONITOR) mode — where Redis allows no command
+// whose reply could look like one.
+import { decodeReply } from './reply-parser.js';
+
+export const enum SubscriptionKind {
+  Channel = 1,
+  Pattern = 2,
+  ShardChannel = 3,
+}
+
+const MESSAGE = Buffer.from('*3\r\n$7\r\nmessage\r\n');
+const PMESSAGE = Buffer.from('*4\r\n$8\r\npmessage\r\n');
+const SMESSAGE = Buffer.from('*3\r\n$8\r\nsmessage\r\n');
+
+const CHANGES: Record<string, [SubscriptionKind, boolean]> = {
+  subscribe: [SubscriptionKind.Channel, true],
+  unsubscribe: [SubscriptionKind.Channel, false],
+  psubscribe: [SubscriptionKind.Pattern, true],
+  punsubscribe: [SubscriptionKind.Pattern, false],
+  ssubscribe: [SubscriptionKind.ShardChannel, true],
+  sunsubscribe: [SubscriptionKind.ShardChannel, false],
+};
+
+function startsWith(frame: Buffer, prefix: Buffer): boolean {
+  return frame.length > prefix.length && frame.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
+
+export class PubSubTracker {
+  private readonly sets = new Map<SubscriptionKind, Set<string>>([
+    [SubscriptionKind.Channel, new Set()],
+    [SubscriptionKind.Pattern, new Set()],
+    [SubscriptionKind.ShardChannel, new Set()],
+  ]);
+  private monitoring = false;
+  /** True while any frame may be a push: subscribed to something, or in MONITOR mode. */
+  active = false;
+
+  /** A frame that answers no command (call only while `active`). */
+  isPush(frame: Buffer): boolean {
+    return (
+      this.monitoring ||
+      startsWith(frame, MESSAGE) ||
+      startsWith(frame, PMESSAGE) ||
+      startsWith(frame, SMESSAGE)
+    );
+  }
+
+  /** How many frames `UNSUBSCRIBE`-style commands without arguments will get (one when none). */
+  replyCount(kind: SubscriptionKind): number {
+    return Math.max(1, this.sets.get(kind)!.size);
+  }
+
+  /** Updates the subscription sets from a (p|s)(un)subscribe reply frame. */
+  observe(frame: Buffer): void {
+    if (frame[0] !== 0x2a /* * */) return;
+    const reply = decodeReply(frame);
+    if (!Array.isArray(reply) || !Buffer.isBuffer(reply[0])) return;
+    const change = CHANGES[reply[0].toString('latin1')];
+    const name = reply[1];
+    if (!change || !Buffer.isBuffer(name)) return;
+    const set = this.sets.get(change[0])!;
+    if (change[1]) set.add(name.toString('latin1'));
+    else set.delete(name.toString('latin1'));
+    this.update();
+  }
+
+  /** MONITOR answered +OK: every later frame is a monitor line. */
+  monitorStarted(reply: Buffer): void {
+    if (reply[0] === 0x2b /* + */) this.monitoring = true;
+    this.update();
+  }
+
+  /** RESET answered: the backend left subscribed and MONITOR modes. */
+  reset(reply: Buffer): void {
+    if (reply[0] !== 0x2b) return;
+    this.monitoring = false;
+    for (const s of this.sets.values()) s.clear();
+    this.update();
+  }
+
+  private update(): void {
+    let n = 0;
+    for (const s of this.sets.values()) n += s.size;
+    this.active = this.monitoring || n > 0;
+  }
+}

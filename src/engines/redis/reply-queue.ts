@@ -1,0 +1,83 @@
+// Replies leave in the order commands arrived, whoever produced them: the backend (possibly out of
+// order, for a cluster), or the agent itself (NOPERM, AUTH, errors). Each command takes a sequence
+// number; a reply is written once every earlier one has been.
+import type { Writable } from 'node:stream';
+import { WriteBatcher } from './write-batcher.js';
+
+export class ReplyQueue {
+  private readonly out: WriteBatcher;
+  // waiting[head] is the reply with sequence number `next`, the next to write; a head index rather
+  // than shift() keeps 10,000-command pipelines linear.
+  private waiting: (Buffer | undefined)[] = [];
+  private head = 0;
+  private next = 0;
+  private whenEmpty: (() => void) | undefined;
+
+  constructor(private readonly socket: Writable) {
+    this.out = new WriteBatcher(socket);
+  }
+
+  /** Replies reserved but not yet written. */
+  get pending(): number {
+    return this.waiting.length - this.head;
+  }
+
+  /** The client is slow: its socket buffers are over the high-water mark. */
+  get congested(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  /** A place for the reply of the command just received. */
+  reserve(): number {
+    this.waiting.push(undefined);
+    return this.next + this.waiting.length - this.head - 1;
+  }
+
+  fill(seq: number, reply: Buffer): void {
+    if (seq !== this.next) {
+      this.waiting[this.head + seq - this.next] = reply;
+      return;
+    }
+    this.out.write(reply);
+    this.head++;
+    this.next++;
+    while (this.head < this.waiting.length && this.waiting[this.head] !== undefined) {
+      this.out.write(this.waiting[this.head++]!);
+      this.next++;
+    }
+    if (this.head === this.waiting.length) {
+      this.waiting.length = this.head = 0;
+      this.emptied();
+    } else if (this.head >= 4096 && this.head * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** A reply made by the agent for the command just received. */
+  push(reply: Buffer): void {
+    if (this.pending === 0) this.out.write(reply);
+    else this.fill(this.reserve(), reply);
+  }
+
+  /** Out-of-band bytes (pub/sub pushes, a termination notice): written now, ahead of waiting replies. */
+  writeNow(bytes: Buffer): void {
+    this.out.write(bytes);
+  }
+
+  /** Runs `fn` once every reserved reply has been written (at once if none is waiting). */
+  afterAll(fn: () => void): void {
+    this.whenEmpty = fn;
+    if (this.pending === 0) this.emptied();
+  }
+
+  flush(): void {
+    this.out.flush();
+  }
+
+  private emptied(): void {
+    const fn = this.whenEmpty;
+    this.whenEmpty = undefined;
+    fn?.();
+  }
+}

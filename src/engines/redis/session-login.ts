@@ -1,0 +1,158 @@
+// Who a Redis session is and as which database user it reaches the backend. Before any AUTH the
+// database user is `default`, as in Redis. Every AUTH (or HELLO ... AUTH) is checked against the
+// AccessRoles and may switch the user: the backend connection then logs in again with the new
+// user's credential, in command order. The backend login always matches the authorized user.
+import type { Identity } from '../../authn/identity.js';
+import type { Decision } from '../../authz/engine.js';
+import { backendAddress } from '../../api/database.js';
+import { DrawbridgeError, errorMessage } from '../../errors.js';
+import { type AuthRequest, authIdentity } from './client-auth.js';
+import { backendFacts } from './command-catalog.js';
+import { type BackendLogin, routerFactory } from './router.js';
+import type { RedisSession } from './session.js';
+
+type Allowed = Extract<Decision, { allowed: true }>;
+
+const NOBODY: Identity = { user: '', groups: [], source: 'certificate' };
+
+export interface ClientFacts {
+  certificate: Identity | undefined;
+  /** The client sent a certificate the agent does not accept (expired, other CA). */
+  certError: DrawbridgeError | undefined;
+  clientAddress: string;
+}
+
+export class SessionLogin {
+  dbUser = 'default';
+  private current: Identity | undefined;
+  private decision: Allowed | undefined;
+  private backend: BackendLogin | undefined;
+
+  constructor(
+    private readonly s: RedisSession,
+    private readonly client: ClientFacts,
+  ) {
+    this.current = client.certificate;
+  }
+
+  get identity(): Identity {
+    return this.current ?? NOBODY;
+  }
+
+  get user(): string {
+    return this.identity.user;
+  }
+
+  /** The first backend connection, as the current database user. */
+  async connect(): Promise<void> {
+    if (this.client.certError) throw this.client.certError;
+    const identity = this.current;
+    if (!identity) {
+      throw new DrawbridgeError(
+        'AUTHN_FAILED',
+        'Authentication required.',
+        'connect with the client certificate from kubectl db login, or AUTH <db-user> <projected token>',
+      );
+    }
+    await this.audited(this.dbUser, async () => {
+      const decision = this.check(identity, this.dbUser);
+      const login = this.backend ?? (await this.backendLogin(this.dbUser, undefined));
+      await this.open(login);
+      this.commit(identity, this.dbUser, decision, login);
+    });
+  }
+
+  /** AUTH user pass: authenticate, authorize, then log the backend in as `user`. */
+  async auth(req: AuthRequest): Promise<void> {
+    if (this.client.certError) throw this.client.certError;
+    await this.audited(req.user, async () => {
+      const identity = await authIdentity(this.client.certificate, req.password, this.s.agent.tokenVerifier);
+      const decision = this.check(identity, req.user);
+      // With a certificate the password is the client's own database password (passthrough).
+      const password = identity.source === 'certificate' ? req.password : undefined;
+      const login = await this.backendLogin(req.user, password);
+      if (this.s.connected) await this.s.relogin(login);
+      else await this.open(login);
+      this.commit(identity, req.user, decision, login);
+    });
+  }
+
+  /** RESET logs the backend connection out (to `default`); log it back in as the session's user. */
+  async restore(): Promise<void> {
+    if (this.backend) await this.s.relogin(this.backend);
+  }
+
+  /** NOAUTH tells clients to authenticate; other failures keep their code's prefix. */
+  errorPrefix(err: DrawbridgeError): string | undefined {
+    if (err.code === 'AUTHN_FAILED' && !this.decision) return 'NOAUTH';
+    return undefined;
+  }
+
+  private async audited(dbUser: string, step: () => Promise<void>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.s.agent.metrics.sessionsTotal.inc({ protocol: 'redis', outcome: 'denied' });
+      this.s.emit('session.denied', { dbUser, reason: errorMessage(err) });
+      throw err;
+    }
+  }
+
+  private check(identity: Identity, dbUser: string): Allowed {
+    const decision = this.s.agent.authorize(identity, dbUser);
+    if (!decision.allowed) {
+      throw new DrawbridgeError(
+        'ACCESS_DENIED',
+        decision.reason,
+        'ask an admin for an AccessRole allowing this database user, or AUTH as one you are allowed',
+      );
+    }
+    return decision;
+  }
+
+  private async backendLogin(dbUser: string, clientPassword: string | undefined): Promise<BackendLogin> {
+    const agent = this.s.agent;
+    const credential = await agent.credentials().get({ database: agent.state.database, dbUser });
+    if (credential.kind !== 'passthrough') return { credential };
+    if (clientPassword === undefined && dbUser !== 'default') {
+      throw new DrawbridgeError(
+        'AUTHN_FAILED',
+        `passthrough auth forwards the client's own AUTH password, and none was given for "${dbUser}"`,
+        'connect with a client certificate and AUTH <db-user> <database password>',
+      );
+    }
+    return { credential, clientPassword };
+  }
+
+  private async open(login: BackendLogin): Promise<void> {
+    const { state, log } = this.s.agent;
+    const database = state.database;
+    const addr = backendAddress(database.spec);
+    const connect = { database, secrets: state, login };
+    const facts = await backendFacts(`${addr.host}:${addr.port}`, connect);
+    const mode = addr.cluster || facts.clusterEnabled ? 'cluster' : 'standalone';
+    const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id });
+    this.s.attach(router, facts);
+  }
+
+  private commit(identity: Identity, dbUser: string, decision: Allowed, login: BackendLogin): void {
+    const first = this.decision === undefined;
+    this.current = identity;
+    this.dbUser = dbUser;
+    this.decision = decision;
+    this.backend = login;
+    this.s.regrant(decision);
+    // Re-added so the TTL follows the roles of the current user.
+    this.s.agent.sessions.release(this.s.id);
+    this.s.agent.sessions.add(this.s, decision.ttlMs);
+    if (first) {
+      this.s.started({
+        reason: decision.reason,
+        identitySource: identity.source,
+        groups: identity.groups,
+        backendUser: login.credential.user,
+        clientAddress: this.client.clientAddress,
+      });
+    }
+  }
+}

@@ -1,0 +1,319 @@
+// One client connection, after TLS. Each command is parsed, checked and audited here, then handed to
+// the router; replies go back in command order. AUTH, HELLO, QUIT and RESET are answered (or
+// completed) by the agent because they change who the session is; everything else is relayed as the
+// exact bytes the client sent.
+import type { TLSSocket } from 'node:tls';
+import type { AuditEventType } from '../../agent/audit.js';
+import { type LiveSession, newSessionId } from '../../agent/sessions.js';
+import { certificateIdentity } from '../../agent/tls.js';
+import type { Identity } from '../../authn/identity.js';
+import { CommandPolicy } from '../../authz/commands.js';
+import type { AccessRequest, Decision } from '../../authz/engine.js';
+import { DrawbridgeError } from '../../errors.js';
+import type { AgentRuntime } from '../types.js';
+import { auditArgs } from './audit.js';
+import type { BackendFacts } from './command-catalog.js';
+import { type RedisCommand, RequestParser } from './parser.js';
+import { ReplyQueue } from './reply-queue.js';
+import { type BackendLogin, RedisReplyError, type Router } from './router.js';
+import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
+import { SessionLogin } from './session-login.js';
+import { localCommand } from './local-commands.js';
+
+type Allowed = Extract<Decision, { allowed: true }>;
+
+const DISCARD: RedisCommand = {
+  name: 'discard',
+  args: [Buffer.from('DISCARD')],
+  raw: encodeCommand(['DISCARD']),
+};
+
+export class RedisSession implements LiveSession {
+  readonly id = newSessionId();
+  readonly replies: ReplyQueue;
+  readonly login: SessionLogin;
+  private readonly parser: RequestParser;
+  private router: Router | undefined;
+  private facts: BackendFacts | undefined;
+  private policy: CommandPolicy | undefined;
+  // Commands that arrived while an AUTH or a backend connect was in progress, run in order after it.
+  private queue: RedisCommand[] = [];
+  private queueHead = 0;
+  private busy = false;
+  private backendFull = false;
+  private clientSlow = false;
+  inMulti = false;
+  private multiDirty = false;
+  private closing = false;
+  private startedAt = 0;
+  private commands = 0;
+  private denied = 0;
+  private fromClient = 0;
+
+  constructor(
+    readonly client: TLSSocket,
+    readonly agent: AgentRuntime,
+    clientAddress: string,
+  ) {
+    this.replies = new ReplyQueue(client);
+    this.parser = new RequestParser((cmd) => this.onCommand(cmd));
+    let certificate: Identity | undefined;
+    let certError: DrawbridgeError | undefined;
+    try {
+      certificate = certificateIdentity(client);
+    } catch (err) {
+      certError = err as DrawbridgeError;
+    }
+    this.login = new SessionLogin(this, { certificate, certError, clientAddress });
+  }
+
+  get identity(): Identity {
+    return this.login.identity;
+  }
+
+  request(): AccessRequest {
+    return { database: this.agent.state.database, dbUser: this.login.dbUser };
+  }
+
+  start(): void {
+    this.client.on('data', (chunk: Buffer) => {
+      this.fromClient += chunk.length;
+      try {
+        this.parser.feed(chunk);
+      } catch (err) {
+        this.protocolFailure(err as DrawbridgeError);
+      }
+    });
+    this.client.on('drain', () => {
+      if (!this.clientSlow) return;
+      this.clientSlow = false;
+      this.router?.resume();
+    });
+    this.client.on('error', (err) =>
+      this.agent.log.debug({ sessionId: this.id, err: err.message }, 'client error'),
+    );
+    this.client.once('close', () => this.close('client disconnected'));
+  }
+
+  private onCommand(cmd: RedisCommand): void {
+    if (this.busy || this.queueHead < this.queue.length) this.queue.push(cmd);
+    else this.handle(cmd);
+  }
+
+  private handle(cmd: RedisCommand): void {
+    if (this.closing) return;
+    const local = localCommand(cmd.name);
+    if (local) local(this, cmd);
+    else this.forward(cmd);
+  }
+
+  /** Runs an async step (AUTH, backend connect); commands arriving meanwhile wait their turn. */
+  runExclusive(step: () => Promise<void>): void {
+    this.busy = true;
+    this.client.pause();
+    step()
+      .catch((err: unknown) => this.replies.push(this.errorBytes(err)))
+      .finally(() => {
+        this.busy = false;
+        while (!this.busy && !this.closing && this.queueHead < this.queue.length) {
+          this.handle(this.queue[this.queueHead++]!);
+        }
+        if (this.busy) return;
+        this.queue = [];
+        this.queueHead = 0;
+        if (!this.backendFull && !this.closing) this.client.resume();
+      });
+  }
+
+  /** Authorizes, audits and relays one command (connecting to the backend first if needed). */
+  forward(cmd: RedisCommand): void {
+    if (!this.router || !this.facts || !this.policy) {
+      this.runExclusive(async () => {
+        await this.login.connect();
+        this.forward(cmd);
+      });
+      return;
+    }
+    const info = this.facts.commands.get(cmd.name);
+    if (info === undefined) return this.reject(cmd, unknownCommand(cmd, this.facts), 'unknown command');
+    const verdict = this.policy.check(info);
+    if (!verdict.allowed) {
+      this.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command' });
+      return this.reject(cmd, errorReply('NOPERM', `drawbridge: ${verdict.reason}`), verdict.reason);
+    }
+    this.commands++;
+    this.emit('command', { command: cmd.name, args: auditArgs(cmd) });
+    if (this.inMulti || cmd.name === 'multi') {
+      if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
+      this.trackTransaction(cmd.name);
+    }
+    this.dispatch(cmd);
+  }
+
+  /** Hands a command to the router; its reply takes the next place in the reply order. */
+  dispatch(cmd: RedisCommand, translate?: (reply: Buffer) => Buffer): void {
+    const seq = this.replies.reserve();
+    const ok = this.router!.dispatch(cmd, (reply) => {
+      const bytes = Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message);
+      this.replies.fill(seq, translate ? translate(bytes) : bytes);
+      if (!this.clientSlow && this.replies.congested) {
+        this.clientSlow = true;
+        this.router?.pause();
+      }
+    });
+    if (!ok && !this.backendFull) {
+      this.backendFull = true;
+      this.client.pause();
+    }
+  }
+
+  private reject(cmd: RedisCommand, reply: Buffer, reason: string): void {
+    this.denied++;
+    if (this.inMulti) this.multiDirty = true;
+    this.emit('command.denied', { command: cmd.name, args: auditArgs(cmd), reason });
+    this.replies.push(reply);
+  }
+
+  private trackTransaction(name: string): void {
+    if (name === 'multi') {
+      this.inMulti = true;
+    } else if (name === 'exec' || name === 'discard') {
+      this.inMulti = false;
+      this.multiDirty = false;
+    }
+  }
+
+  /** Like Redis after a queueing error: EXEC discards the transaction and answers EXECABORT. */
+  private abortExec(): void {
+    this.inMulti = false;
+    this.multiDirty = false;
+    this.dispatch(DISCARD, () => EXECABORT);
+  }
+
+  /** A command the agent refuses inside MULTI taints the transaction, as a queueing error does. */
+  refuseInMulti(reply: Buffer): void {
+    if (this.inMulti) this.multiDirty = true;
+    this.replies.push(reply);
+  }
+
+  /** Called by SessionLogin once a router is connected for the session's login. */
+  attach(router: Router, facts: BackendFacts): void {
+    if (this.closing) {
+      // The client left while the backend connection was being made.
+      void router.close();
+      throw new DrawbridgeError('PROTOCOL_ERROR', 'the client disconnected during login');
+    }
+    this.router = router;
+    this.facts = facts;
+    router.onPush((frame) => this.replies.writeNow(frame));
+    router.onDrain(() => {
+      if (!this.backendFull) return;
+      this.backendFull = false;
+      if (!this.busy && !this.closing) this.client.resume();
+    });
+    router.onFailure((err) => this.terminate(err));
+  }
+
+  get connected(): Router | undefined {
+    return this.router;
+  }
+
+  /** A new grant (login, user switch, policy change): command rules are rebuilt from it. */
+  regrant(decision: Allowed): void {
+    this.policy = new CommandPolicy(decision.roles, decision.allowedBy, this.agent.state.database);
+  }
+
+  /** Ends the session now, telling the client why. */
+  terminate(err: DrawbridgeError): void {
+    if (this.closing) return;
+    this.replies.writeNow(drawbridgeErrorReply(err));
+    void this.close(err.message);
+  }
+
+  /** Replies then closes (QUIT, malformed input). */
+  closeAfterReplies(reason: string): void {
+    this.closing = true;
+    this.client.pause();
+    this.replies.afterAll(() => void this.close(reason));
+    setTimeout(() => this.client.destroy(), 2000).unref();
+  }
+
+  private protocolFailure(err: DrawbridgeError): void {
+    if (this.closing) return;
+    this.agent.log.info(
+      { sessionId: this.id, reason: err.message },
+      'malformed client input; closing session',
+    );
+    this.replies.push(drawbridgeErrorReply(err));
+    this.closeAfterReplies(err.message);
+  }
+
+  private async close(reason: string): Promise<void> {
+    if (this.startedAt < 0) return;
+    const started = this.startedAt > 0;
+    const durationMs = started ? Date.now() - this.startedAt : 0;
+    this.startedAt = -1;
+    this.closing = true;
+    this.replies.flush();
+    this.client.end();
+    setTimeout(() => this.client.destroy(), 1000).unref();
+    this.agent.sessions.release(this.id);
+    if (started) {
+      this.agent.metrics.sessionsActive.dec({ protocol: 'redis' });
+      this.agent.metrics.bytesTotal.inc({ protocol: 'redis', direction: 'from_client' }, this.fromClient);
+      this.emit('session.end', { reason, durationMs, commands: this.commands, denied: this.denied });
+    }
+    await this.router?.close();
+  }
+
+  /** The session is established (first successful login): tracked, counted, audited. */
+  started(fields: Record<string, unknown>): void {
+    this.startedAt = Date.now();
+    this.agent.metrics.sessionsTotal.inc({ protocol: 'redis', outcome: 'established' });
+    this.agent.metrics.sessionsActive.inc({ protocol: 'redis' });
+    this.emit('session.start', fields);
+  }
+
+  errorBytes(err: unknown): Buffer {
+    if (err instanceof RedisReplyError) return errorReply(err.prefix, err.message);
+    if (err instanceof DrawbridgeError) return drawbridgeErrorReply(err, this.login.errorPrefix(err));
+    this.agent.log.error({ sessionId: this.id, err }, 'unexpected error in redis session');
+    return errorReply('ERR', 'internal error in the drawbridge agent (logged)');
+  }
+
+  emit(type: AuditEventType, fields: Record<string, unknown>): void {
+    this.agent.audit.emit({
+      type,
+      sessionId: this.id,
+      database: this.agent.state.database.metadata.name,
+      protocol: 'redis',
+      user: this.login.user,
+      dbUser: this.login.dbUser,
+      ...fields,
+    });
+  }
+
+  /** Used by SessionLogin to switch the backend login in command order. */
+  relogin(login: BackendLogin): Promise<void> {
+    return this.router!.relogin(login);
+  }
+}
+
+function unknownCommand(cmd: RedisCommand, facts: BackendFacts): Buffer {
+  const bar = cmd.name.indexOf('|');
+  if (bar > 0 && facts.commands.has(cmd.name.slice(0, bar))) {
+    const sub = cmd.args[1]!.toString('utf8');
+    return errorReply(
+      'ERR',
+      `unknown subcommand '${sub}'. Try ${cmd.name.slice(0, bar).toUpperCase()} HELP.`,
+    );
+  }
+  const args = cmd.args
+    .slice(1, 4)
+    .map((a) => `'${a.toString('utf8', 0, 128)}' `)
+    .join('');
+  return errorReply(
+    'ERR',
+    `unknown command '${cmd.args[0]!.toString('utf8', 0, 128)}', with args beginning with: ${args}`,
+  );
+}

@@ -1,0 +1,221 @@
+// One backend connection per client session, fully pipelined: commands go out in order as their raw
+// bytes, replies come back in order as raw frames. What is not one-reply-per-command is tracked here:
+// SUBSCRIBE-family commands answer with one frame per channel, pub/sub messages and MONITOR lines
+// answer nothing (pushes), and RESET leaves both modes.
+import type { Socket } from 'node:net';
+import { DrawbridgeError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { authAttempts, authFailure, connectBackend } from './backend-auth.js';
+import type { RedisCommand } from './parser.js';
+import { ReplyFramer } from './reply-parser.js';
+import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
+import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
+import { WriteBatcher } from './write-batcher.js';
+
+type Done = (reply: Buffer | RedisReplyError) => void;
+
+/**
+ * What answers an in-flight command. Positive: that many subscription reply frames are still due.
+ * Negative: resolved when the first frame arrives (how many channels an argument-less UNSUBSCRIBE
+ * drops is only known then), or a mode change to apply once the reply is seen.
+ */
+const enum Expect {
+  OneFrame = 0,
+  AllChannels = -SubscriptionKind.Channel,
+  AllPatterns = -SubscriptionKind.Pattern,
+  AllShardChannels = -SubscriptionKind.ShardChannel,
+  Monitor = -4,
+  Reset = -5,
+}
+
+const SPECIAL: ReadonlyMap<string, Expect> = new Map([
+  ['unsubscribe', Expect.AllChannels],
+  ['punsubscribe', Expect.AllPatterns],
+  ['sunsubscribe', Expect.AllShardChannels],
+  ['monitor', Expect.Monitor],
+  ['reset', Expect.Reset],
+]);
+const SUBSCRIBE = new Set([
+  'subscribe',
+  'psubscribe',
+  'ssubscribe',
+  'unsubscribe',
+  'punsubscribe',
+  'sunsubscribe',
+]);
+
+export class StandaloneRouter implements Router {
+  private readonly framer = new ReplyFramer((frame) => this.onFrame(frame));
+  private readonly out: WriteBatcher;
+  private readonly pubsub = new PubSubTracker();
+  // In-flight commands, oldest first; a head index instead of shift() keeps dequeue O(1).
+  private dones: Done[] = [];
+  private expects: number[] = [];
+  private head = 0;
+  private parts: Buffer[] = [];
+  private onPushFrame: (frame: Buffer) => void = () => undefined;
+  private onDrained: () => void = () => undefined;
+  private onFailed: (err: DrawbridgeError) => void = () => undefined;
+  private done = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly log: Logger,
+  ) {
+    this.out = new WriteBatcher(socket);
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.framer.feed(chunk);
+      } catch (err) {
+        this.fail(err instanceof DrawbridgeError ? err : lost(errorMessage(err)));
+      }
+    });
+    socket.on('drain', () => this.onDrained());
+    socket.on('error', (err) => this.fail(lost(err.message)));
+    socket.on('close', () => this.fail(lost('the backend closed the connection')));
+    socket.resume();
+  }
+
+  dispatch(cmd: RedisCommand, done: Done): boolean {
+    let expect: number = Expect.OneFrame;
+    const argc = cmd.args.length;
+    // With arguments, each subscription command gets one frame per channel or pattern named.
+    if (argc > 1 && SUBSCRIBE.has(cmd.name)) expect = argc - 1;
+    else expect = SPECIAL.get(cmd.name) ?? Expect.OneFrame;
+    this.enqueue(cmd.raw, done, expect);
+    return !this.socket.writableNeedDrain;
+  }
+
+  private enqueue(raw: Buffer, done: Done, expect: number): void {
+    this.dones.push(done);
+    this.expects.push(expect);
+    this.out.write(raw);
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (this.pubsub.active && this.pubsub.isPush(frame)) {
+      this.onPushFrame(frame);
+      return;
+    }
+    const done = this.dones[this.head];
+    if (done === undefined) {
+      this.fail(lost('the backend sent a reply to no command'));
+      return;
+    }
+    const expect = this.expects[this.head]!;
+    if (expect === Expect.OneFrame) this.complete(done, frame);
+    else this.onSpecialFrame(done, expect, frame);
+  }
+
+  private onSpecialFrame(done: Done, expect: number, frame: Buffer): void {
+    if (expect === Expect.Monitor || expect === Expect.Reset) {
+      if (expect === Expect.Monitor) this.pubsub.monitorStarted(frame);
+      else this.pubsub.reset(frame);
+      this.complete(done, frame);
+      return;
+    }
+    let left = expect > 0 ? expect : this.pubsub.replyCount(-expect as SubscriptionKind);
+    this.pubsub.observe(frame);
+    // An error answers the whole command, however many frames it would have had.
+    left = frame[0] === 0x2d /* - */ ? 0 : left - 1;
+    if (left === 0 && this.parts.length === 0) {
+      this.complete(done, frame);
+      return;
+    }
+    this.parts.push(frame);
+    this.expects[this.head] = left;
+    if (left === 0) {
+      const joined = joinFrames(this.parts);
+      this.parts = [];
+      this.complete(done, joined);
+    }
+  }
+
+  private complete(done: Done, reply: Buffer): void {
+    this.head++;
+    if (this.head === this.dones.length) {
+      this.dones.length = this.expects.length = this.head = 0;
+    } else if (this.head >= 4096 && this.head * 2 >= this.dones.length) {
+      this.dones = this.dones.slice(this.head);
+      this.expects = this.expects.slice(this.head);
+      this.head = 0;
+    }
+    done(reply);
+  }
+
+  onPush(handler: (frame: Buffer) => void): void {
+    this.onPushFrame = handler;
+  }
+
+  onDrain(handler: () => void): void {
+    this.onDrained = handler;
+  }
+
+  onFailure(handler: (err: DrawbridgeError) => void): void {
+    this.onFailed = handler;
+  }
+
+  async relogin(login: BackendLogin): Promise<void> {
+    let failure: DrawbridgeError | undefined;
+    for (const auth of authAttempts(login)) {
+      const reply = await new Promise<Buffer | RedisReplyError>((resolve) =>
+        this.enqueue(auth, resolve, Expect.OneFrame),
+      );
+      failure = Buffer.isBuffer(reply) ? authFailure(reply, login.credential.user) : lost(reply.message);
+      if (!failure) return;
+    }
+    if (failure) throw failure;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.done) this.socket.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    this.out.flush();
+    await new Promise<void>((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+    });
+  }
+
+  private fail(err: DrawbridgeError): void {
+    if (this.done) return;
+    this.done = true;
+    this.log.debug({ code: err.code, reason: err.message }, 'backend connection failed');
+    this.socket.destroy();
+    this.onFailed(err);
+  }
+}
+
+function lost(detail: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'BACKEND_UNREACHABLE',
+    `lost the connection to the backend: ${detail}`,
+    'reconnect; if it persists, check the backend (restarts, maxclients, timeout settings)',
+  );
+}
+
+/** Frames that arrived back to back in one chunk are one view; others are copied together. */
+function joinFrames(parts: Buffer[]): Buffer {
+  const first = parts[0]!;
+  let end = first.byteOffset + first.length;
+  for (let i = 1; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (p.buffer !== first.buffer || p.byteOffset !== end) return Buffer.concat(parts);
+    end += p.length;
+  }
+  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
+}
+
+registerRouter('standalone', async (opts) => {
+  const socket = await connectBackend({ database: opts.database, secrets: opts.secrets, login: opts.login });
+  return new StandaloneRouter(socket, opts.log.child({ sessionId: opts.sessionId }));
+});

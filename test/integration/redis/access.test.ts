@@ -1,0 +1,141 @@
+// Who may do what through the agent, with real redis-cli and ioredis against real Redis 7: database
+// users chosen by AUTH, command rules by name and by category learned from the backend, NOPERM
+// naming the rule, audit events, and the HELLO handshake.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REDIS_USERS } from '../../support/redis.js';
+import { type RedisFixture, startRedisFixture } from './fixture.js';
+
+let f: RedisFixture;
+
+beforeAll(async () => {
+  f = await startRedisFixture();
+});
+
+afterAll(async () => {
+  await f?.stop();
+});
+
+/** redis-cli reading commands from stdin prints one reply per command (errors with a blank line after). */
+const lines = (out: string) => out.split('\n').filter(Boolean);
+
+describe('redis access through the agent', () => {
+  it('alice works as default and app; @dangerous is refused with the rule; the session continues', async () => {
+    const out = await f.cli(
+      'alice',
+      [],
+      [
+        'ACL WHOAMI',
+        'SET greeting hello',
+        'GET greeting',
+        'FLUSHALL',
+        'CONFIG GET maxmemory',
+        'AUTH app x',
+        'ACL WHOAMI',
+        'GET greeting',
+      ].join('\n'),
+    );
+    const [who, set, get, flush, config, auth, who2, get2] = lines(out);
+    expect(who).toBe('default');
+    expect([set, get]).toEqual(['OK', 'hello']);
+    expect(flush).toMatch(/^NOPERM drawbridge: role "developer" denies "@dangerous"/);
+    expect(config).toMatch(/^NOPERM .*"@dangerous"/);
+    expect([auth, who2, get2]).toEqual(['OK', 'app', 'hello']);
+  });
+
+  it('AUTH to a database user the roles do not allow is refused and the user stays the same', async () => {
+    const out = await f.cli('alice', [], ['AUTH app x', 'AUTH admin x', 'ACL WHOAMI'].join('\n'));
+    const [ok, denied, who] = lines(out);
+    expect(ok).toBe('OK');
+    expect(denied).toMatch(/^NOPERM access to cache as database user "admin" denied/);
+    expect(who).toBe('app');
+  });
+
+  it('rita may read but not write (allow list by category), as reader', async () => {
+    const out = await f.cli(
+      'rita',
+      ['--user', 'reader', '--pass', 'ignored', '--no-auth-warning'],
+      'GET greeting\nSET x 1\nCLIENT INFO\n',
+    );
+    const [get, set, info] = lines(out);
+    expect(get).toBe('hello');
+    expect(set).toMatch(
+      /^NOPERM drawbridge: no role allows "set" \(role "readonly" allows \["@read","@connection"\]\)/,
+    );
+    expect(info).toContain(' user=reader ');
+  });
+
+  it('rita cannot be default; mallory has no DatabaseUser at all', async () => {
+    expect(await f.cli('rita', ['PING'])).toMatch(/NOPERM access to cache as database user "default" denied/);
+    expect(await f.cli('mallory', ['PING'])).toMatch(/is not a subject of any DatabaseUser/);
+  });
+
+  it('ops can be admin and run @dangerous commands', async () => {
+    const out = await f.cli(
+      'ops',
+      ['--user', 'admin', '--pass', 'x', '--no-auth-warning'],
+      'ACL WHOAMI\nDBSIZE\nCONFIG GET maxclients\n',
+    );
+    expect(lines(out).slice(0, 1)).toEqual(['admin']);
+    expect(out).toContain('maxclients');
+  });
+
+  it('HELLO 3 gets NOPROTO, HELLO 2 the RESP2 map; ioredis (RESP3 first) falls back and works', async () => {
+    const out = await f.cli('alice', [], 'HELLO 3\nHELLO 2 AUTH app x\n');
+    const [noproto, ...hello] = lines(out);
+    expect(noproto).toMatch(/^NOPROTO/);
+    expect(hello.slice(0, 6)).toEqual([
+      'server',
+      'redis',
+      'version',
+      expect.stringMatching(/^7\./),
+      'proto',
+      '2',
+    ]);
+    const client = f.ioredis('alice', { username: 'app', password: 'whatever' });
+    expect(await client.call('ACL', 'WHOAMI')).toBe('app');
+    await client.set('io', 'redis');
+    expect(await client.get('io')).toBe('redis');
+    await expect(client.flushall()).rejects.toThrow(/NOPERM/);
+    client.disconnect();
+  });
+
+  it('audits session.start, commands (long values cut with a hash, passwords redacted), denials, session.end', async () => {
+    const big = 'v'.repeat(1000);
+    await f.cli(
+      'alice',
+      ['--user', 'app', '--pass', 'secret-pw', '--no-auth-warning'],
+      `SET audited ${big}\nFLUSHALL\n`,
+    );
+    await sleep(200);
+    const events = (await f.agent.auditEvents()).filter(
+      (e) => e.user === 'alice' && e.command !== 'command|docs',
+    );
+    const last = events.slice(events.findLastIndex((e) => e.type === 'session.start'));
+    expect(last.map((e) => e.type)).toEqual([
+      'session.start',
+      'command',
+      'command',
+      'command.denied',
+      'session.end',
+    ]);
+    expect(last[0]).toMatchObject({ protocol: 'redis', dbUser: 'app', identitySource: 'certificate' });
+    expect(last[1]).toMatchObject({ command: 'auth', args: ['app', '[redacted]'] });
+    expect(last[2]!.args).toEqual([
+      'audited',
+      expect.stringMatching(/^v{256}…\[1000 bytes sha256:[0-9a-f]{16}\]$/),
+    ]);
+    expect(last[3]).toMatchObject({ command: 'flushall', reason: 'role "developer" denies "@dangerous"' });
+    expect(last[4]).toMatchObject({ commands: 2, denied: 1 });
+    expect(JSON.stringify(events)).not.toContain('secret-pw');
+    expect(JSON.stringify(events)).not.toContain(REDIS_USERS.app.password);
+  });
+
+  it('a plaintext client gets a RESP error telling it to use TLS', async () => {
+    const { exec } = await import('../../support/redis.js');
+    const out = await exec('redis-cli', ['-h', '127.0.0.1', '-p', String(f.agent.port), 'PING']).catch(
+      (e: Error) => e.message,
+    );
+    expect(out).toMatch(/only accepts TLS connections/);
+  });
+});

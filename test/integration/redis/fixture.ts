@@ -1,0 +1,177 @@
+// Shared set-up for the Redis standalone suites: a real Redis 7 (TLS + ACL users), an agent in front
+// of it, people with client certificates, and redis-cli / ioredis / raw TLS clients aimed at the agent.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { Redis } from 'ioredis';
+import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
+import { type TestAgent, startTestAgent } from '../../support/agent.js';
+import { REDIS_USERS, type RedisServer, exec, startRedis } from '../../support/redis.js';
+
+export const PEOPLE = ['alice', 'rita', 'ops', 'mallory'] as const;
+export type PersonName = (typeof PEOPLE)[number];
+
+export interface Person {
+  certFile: string;
+  keyFile: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface RedisFixture {
+  redis: RedisServer;
+  agent: TestAgent;
+  ca: KeyPairPem;
+  caFile: string;
+  people: Record<PersonName, Person>;
+  /** redis-cli through the agent as `person`; commands as arguments, or lines on stdin. */
+  cli(person: PersonName, args: string[], stdin?: string): Promise<string>;
+  /** `--tls --cacert … --cert … --key …` for redis-cli / redis-benchmark as `person`. */
+  tlsArgs(person: PersonName): string[];
+  /** An ioredis client through the agent (RESP3 first, as ioredis does, then RESP2). */
+  ioredis(person: PersonName, opts?: { username?: string; password?: string }): Redis;
+  /** A raw TLS connection to the agent (for malformed input). */
+  raw(person: PersonName): Promise<TLSSocket>;
+  stop(): Promise<void>;
+}
+
+export function role(name: string, allow: object, deny: object = {}) {
+  return {
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'AccessRole',
+    metadata: { name },
+    spec: { allow, deny },
+  };
+}
+
+export function dbUser(name: string, roles: string[]) {
+  return {
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'DatabaseUser',
+    metadata: { name },
+    spec: { subjects: [{ kind: 'User', name }], roles },
+  };
+}
+
+/** alice: app or default, anything but @dangerous. rita: reader, @read + @connection. ops: anyone, all. */
+export function redisDocs(redis: RedisServer, authType = 'password') {
+  const labels = { databaseLabels: { env: '*' } };
+  return [
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: { name: 'cache', labels: { env: 'prod' } },
+      spec: {
+        protocol: 'redis',
+        uri: `rediss://${redis.host}:${redis.tlsPort}`,
+        tls: { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } },
+        auth: { type: authType, secretRef: { name: 'redis-login' } },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'redis-ca' },
+      stringData: { 'ca.crt': redis.ca.certPem },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'redis-login' },
+      stringData: Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
+    },
+    role('developer', { ...labels, databaseUsers: ['default', 'app'] }, { redisCommands: ['@dangerous'] }),
+    role('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
+    role('admin', { ...labels, databaseUsers: ['*'] }),
+    dbUser('alice', ['developer']),
+    dbUser('rita', ['readonly']),
+    dbUser('ops', ['admin']),
+  ];
+}
+
+export async function startRedisFixture(): Promise<RedisFixture> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redistest-'));
+  const ca = await createCA({ commonName: 'drawbridge test client CA' });
+  const caFile = path.join(dir, 'ca.crt');
+  await writeFile(caFile, ca.certPem);
+  const people = {} as Record<PersonName, Person>;
+  for (const name of PEOPLE) {
+    const cert = await issueCertificate(ca, { commonName: name, usage: 'client' });
+    const certFile = path.join(dir, `${name}.crt`);
+    const keyFile = path.join(dir, `${name}.key`);
+    await writeFile(certFile, cert.certPem);
+    await writeFile(keyFile, cert.keyPem, { mode: 0o600 });
+    people[name] = { certFile, keyFile, ...cert };
+  }
+  const serving = await issueCertificate(ca, {
+    commonName: 'cache agent',
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const redis = await startRedis();
+  let agent: TestAgent;
+  try {
+    agent = await startTestAgent({
+      database: 'cache',
+      docs: redisDocs(redis),
+      tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
+    });
+  } catch (err) {
+    await redis.stop();
+    throw err;
+  }
+  const clients = new Set<Redis>();
+  const tlsArgs = (p: PersonName) => [
+    '--tls',
+    '--cacert',
+    caFile,
+    '--cert',
+    people[p].certFile,
+    '--key',
+    people[p].keyFile,
+  ];
+  return {
+    redis,
+    agent,
+    ca,
+    caFile,
+    people,
+    tlsArgs,
+    cli: (p, args, stdin) =>
+      exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
+    ioredis(p, opts = {}) {
+      const client = new Redis({
+        host: '127.0.0.1',
+        port: agent.port,
+        tls: { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        ...opts,
+      });
+      client.on('error', () => undefined);
+      clients.add(client);
+      return client;
+    },
+    raw: (p) =>
+      new Promise((resolve, reject) => {
+        const s = tlsConnect(
+          {
+            host: '127.0.0.1',
+            port: agent.port,
+            ca: ca.certPem,
+            cert: people[p].certPem,
+            key: people[p].keyPem,
+          },
+          () => resolve(s),
+        );
+        s.once('error', reject);
+      }),
+    async stop() {
+      clients.forEach((c) => c.disconnect());
+      await agent.stop();
+      await redis.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,151 @@
+// A real standalone Redis 7 for tests and benches: TLS on one loopback port (certificate from a
+// throwaway CA, client certificates accepted but not required), plaintext on another (for nutcracker,
+// which speaks no TLS, and for direct baselines), ACL users with distinct rights, no persistence.
+// Started asynchronously (the agent under test runs in this same process) and always torn down.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
+import { freePort } from './ports.js';
+
+const HOST = '127.0.0.1';
+
+/** ACL users of the test server; the agent's password Secret holds the same passwords. */
+export const REDIS_USERS = {
+  default: { password: 'default-pw', rules: '~* &* +@all' },
+  admin: { password: 'admin-pw', rules: '~* &* +@all' },
+  app: { password: 'app-pw', rules: '~* &* +@all -@dangerous' },
+  reader: { password: 'reader-pw', rules: '~* &* -@all +@read +@connection +info' },
+} as const;
+export type RedisUserName = keyof typeof REDIS_USERS;
+
+export interface RedisServer {
+  readonly host: string;
+  readonly tlsPort: number;
+  readonly plainPort: number;
+  readonly dir: string;
+  /** CA of the server certificate; tests issue backend client certificates (mtls) from it. */
+  readonly ca: KeyPairPem;
+  readonly caFile: string;
+  /** Runs redis-cli against the TLS port as `user`; resolves to stdout. */
+  cli(args: string[], user?: RedisUserName): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+
+export async function startRedis(): Promise<RedisServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-'));
+  const file = (name: string) => path.join(dir, name);
+  const ca = await createCA({ commonName: 'drawbridge test redis CA' });
+  const cert = await issueCertificate(ca, {
+    commonName: 'redis',
+    dnsNames: ['localhost'],
+    ipAddresses: [HOST],
+    usage: 'server',
+  });
+  await writeFile(file('ca.crt'), ca.certPem);
+  await writeFile(file('redis.crt'), cert.certPem);
+  await writeFile(file('redis.key'), cert.keyPem, { mode: 0o600 });
+  const [tlsPort, plainPort] = [await freePort(), await freePort()];
+  const users = Object.entries(REDIS_USERS).map(([n, u]) => `user ${n} on >${u.password} ${u.rules}`);
+  await writeFile(
+    file('redis.conf'),
+    [
+      `bind ${HOST}`,
+      `port ${plainPort}`,
+      `tls-port ${tlsPort}`,
+      `tls-cert-file ${file('redis.crt')}`,
+      `tls-key-file ${file('redis.key')}`,
+      `tls-ca-cert-file ${file('ca.crt')}`,
+      'tls-auth-clients optional',
+      `dir ${dir}`,
+      `logfile ${file('redis.log')}`,
+      'save ""',
+      'appendonly no',
+      'maxclients 2000',
+      ...users,
+    ].join('\n') + '\n',
+  );
+  const child = spawn('redis-server', [file('redis.conf')], { stdio: 'ignore' });
+  running.add(child);
+  // A watchdog kills the server if this process dies without running exit handlers (worker killed).
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      'while kill -0 $0 2>/dev/null; do sleep 1; done; kill -9 $1 2>/dev/null',
+      String(process.pid),
+      String(child.pid),
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  watchdog.unref();
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+    running.delete(child);
+  });
+
+  const cli = (args: string[], user: RedisUserName = 'admin') =>
+    exec('redis-cli', [
+      '--tls',
+      '--cacert',
+      file('ca.crt'),
+      '-h',
+      HOST,
+      '-p',
+      String(tlsPort),
+      '--user',
+      user,
+      '--pass',
+      REDIS_USERS[user].password,
+      '--no-auth-warning',
+      ...args,
+    ]);
+  const stop = async () => {
+    if (!exited) {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const force = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(force);
+    }
+    watchdog.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (exited || Date.now() > deadline) {
+      const log = await readFile(file('redis.log'), 'utf8').catch(() => '(no log)');
+      await stop();
+      throw new Error(`redis-server did not start on ${tlsPort}:\n${log.split('\n').slice(-20).join('\n')}`);
+    }
+    if ((await cli(['PING']).catch(() => '')).trim() === 'PONG') break;
+    await sleep(100);
+  }
+  return { host: HOST, tlsPort, plainPort, dir, ca, caFile: file('ca.crt'), cli, stop };
+}
+
+/** Runs a command; resolves to stdout, rejects with stderr on a non-zero exit. */
+export function exec(cmd: string, args: string[], input?: Buffer | string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      const stdout = Buffer.concat(out).toString('utf8');
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`${cmd} exited ${code}: ${Buffer.concat(err).toString('utf8')}${stdout}`));
+    });
+    child.stdin.end(input);
+  });
+}
