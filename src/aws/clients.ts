@@ -33,7 +33,12 @@ export class AwsClients {
 
   /** A client signing with a further role hop (role chaining) from `id`. */
   chained<T>(Client: ClientClass<T>, id: AwsIdentity, roleArn: string): T {
-    return this.cachedClient(Client, `${key(id)}|${roleArn}`, id.region, this.credentials.chained(id, roleArn));
+    return this.cachedClient(
+      Client,
+      `${key(id)}|${roleArn}`,
+      id.region,
+      this.credentials.chained(id, roleArn),
+    );
   }
 
   /** The 12-digit account of an identity (GetCallerIdentity, once). */

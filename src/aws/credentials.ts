@@ -53,7 +53,11 @@ export function assumeRole(
 ): AwsCredentialIdentityProvider {
   const provider = fromTemporaryCredentials({
     masterCredentials: source,
-    params: { RoleArn: roleArn, RoleSessionName: SESSION_NAME, ...(externalId ? { ExternalId: externalId } : {}) },
+    params: {
+      RoleArn: roleArn,
+      RoleSessionName: SESSION_NAME,
+      ...(externalId ? { ExternalId: externalId } : {}),
+    },
     clientConfig: { region },
   });
   return cached(classified(provider, `sts:AssumeRole ${roleArn}`, roleArn));
@@ -65,7 +69,9 @@ export class AwsCredentials {
   private readonly byIdentity = new Map<string, AwsCredentialIdentityProvider>();
 
   constructor(base?: AwsCredentialIdentityProvider) {
-    this.base = base ?? cached(classified(fromNodeProviderChain({ timeout: 3000, maxRetries: 1 }), 'load AWS credentials'));
+    this.base =
+      base ??
+      cached(classified(fromNodeProviderChain({ timeout: 3000, maxRetries: 1 }), 'load AWS credentials'));
   }
 
   /** The credentials for an identity: the base chain, or the base chain then AssumeRole. */

@@ -49,7 +49,14 @@ export interface AwsCallContext {
   roleArn?: string;
 }
 
-const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const TIMEOUT_CODES = new Set([
+  'ETIMEDOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 function errorName(err: unknown): string {
   const e = err as { name?: string; Code?: string; code?: string } | undefined;
@@ -66,7 +73,7 @@ export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
     return new AwsError(
       AwsReason.IMDSHopLimit,
       `no AWS credentials from the EC2 instance metadata service (${what})`,
-      'in a pod, use IRSA (annotate the ServiceAccount with eks.amazonaws.com/role-arn) or raise the node\'s ' +
+      "in a pod, use IRSA (annotate the ServiceAccount with eks.amazonaws.com/role-arn) or raise the node's " +
         'IMDSv2 PUT response hop limit to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)',
       { cause: err },
     );
@@ -85,7 +92,7 @@ export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
       AwsReason.AssumeRoleDenied,
       `not allowed to assume ${ctx.roleArn ?? 'the role'} (${what})`,
       `let the caller assume it: name its role (or account) as Principal in the trust policy of ${ctx.roleArn ?? 'the role'}` +
-        ', match sts:ExternalId if the trust policy requires one, and allow sts:AssumeRole in the caller\'s policy ' +
+        ", match sts:ExternalId if the trust policy requires one, and allow sts:AssumeRole in the caller's policy " +
         'and permissions boundary; test with aws sts assume-role',
       { cause: err },
     );
@@ -99,7 +106,11 @@ export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
       { cause: err },
     );
   }
-  if (name === 'TimeoutError' || TIMEOUT_CODES.has((err as { code?: string })?.code ?? '') || /timed? ?out/i.test(text)) {
+  if (
+    name === 'TimeoutError' ||
+    TIMEOUT_CODES.has((err as { code?: string })?.code ?? '') ||
+    /timed? ?out/i.test(text)
+  ) {
     return new AwsError(
       AwsReason.Unreachable,
       `AWS did not answer ${what}`,

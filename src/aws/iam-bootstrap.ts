@@ -38,7 +38,8 @@ export interface RoleRef {
 export async function ownRole(sts: STSClient, env: NodeJS.ProcessEnv = process.env): Promise<RoleRef> {
   const arn =
     env.AWS_ROLE_ARN ??
-    (await awsCall({ action: 'sts:GetCallerIdentity' }, () => sts.send(new GetCallerIdentityCommand({})))).Arn ??
+    (await awsCall({ action: 'sts:GetCallerIdentity' }, () => sts.send(new GetCallerIdentityCommand({}))))
+      .Arn ??
     '';
   const [, , , , account = '', resource = ''] = arn.split(':');
   const path = resource.split('/');
@@ -67,11 +68,20 @@ export interface BootstrapResult {
   managedArns: string[];
 }
 
-export async function bootstrapRolePolicy(iam: IAMClient, role: RoleRef, grants: Grant[]): Promise<BootstrapResult> {
-  const call = <T>(action: string, fn: () => Promise<T>) => awsCall({ action: `iam:${action} on role ${role.name}` }, fn);
+export async function bootstrapRolePolicy(
+  iam: IAMClient,
+  role: RoleRef,
+  grants: Grant[],
+): Promise<BootstrapResult> {
+  const call = <T>(action: string, fn: () => Promise<T>) =>
+    awsCall({ action: `iam:${action} on role ${role.name}` }, fn);
   const otherInline = await inlineSizeOfOthers(iam, role, call);
-  const attached = (await call('ListAttachedRolePolicies', () => iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role.name }))))
-    .AttachedPolicies ?? [];
+  const attached =
+    (
+      await call('ListAttachedRolePolicies', () =>
+        iam.send(new ListAttachedRolePoliciesCommand({ RoleName: role.name })),
+      )
+    ).AttachedPolicies ?? [];
   const ours = (arn: string) => arn.includes(`:policy${MANAGED_PATH}${role.name}-`);
   const plan = planPolicy(grants, {
     inlineRoom: IAM_LIMITS.roleInline - otherInline,
@@ -85,13 +95,17 @@ export async function bootstrapRolePolicy(iam: IAMClient, role: RoleRef, grants:
     managedArns.push(arn);
     changed = (await syncManaged(iam, arn, doc, call)) || changed;
     if (!attached.some((p) => p.PolicyArn === arn)) {
-      await call('AttachRolePolicy', () => iam.send(new AttachRolePolicyCommand({ RoleName: role.name, PolicyArn: arn })));
+      await call('AttachRolePolicy', () =>
+        iam.send(new AttachRolePolicyCommand({ RoleName: role.name, PolicyArn: arn })),
+      );
       changed = true;
     }
   }
   for (const p of attached) {
     if (!p.PolicyArn || !ours(p.PolicyArn) || managedArns.includes(p.PolicyArn)) continue;
-    await call('DetachRolePolicy', () => iam.send(new DetachRolePolicyCommand({ RoleName: role.name, PolicyArn: p.PolicyArn })));
+    await call('DetachRolePolicy', () =>
+      iam.send(new DetachRolePolicyCommand({ RoleName: role.name, PolicyArn: p.PolicyArn })),
+    );
     await deleteManaged(iam, p.PolicyArn, call);
     changed = true;
   }
@@ -101,16 +115,25 @@ export async function bootstrapRolePolicy(iam: IAMClient, role: RoleRef, grants:
 type Call = <T>(action: string, fn: () => Promise<T>) => Promise<T>;
 
 async function inlineSizeOfOthers(iam: IAMClient, role: RoleRef, call: Call): Promise<number> {
-  const names = (await call('ListRolePolicies', () => iam.send(new ListRolePoliciesCommand({ RoleName: role.name })))).PolicyNames ?? [];
+  const names =
+    (await call('ListRolePolicies', () => iam.send(new ListRolePoliciesCommand({ RoleName: role.name }))))
+      .PolicyNames ?? [];
   let size = 0;
   for (const name of names.filter((n) => n !== INLINE_POLICY_NAME)) {
-    const out = await call('GetRolePolicy', () => iam.send(new GetRolePolicyCommand({ RoleName: role.name, PolicyName: name })));
+    const out = await call('GetRolePolicy', () =>
+      iam.send(new GetRolePolicyCommand({ RoleName: role.name, PolicyName: name })),
+    );
     size += policySize(JSON.parse(decodeURIComponent(out.PolicyDocument ?? '{}')) as PolicyDocument);
   }
   return size;
 }
 
-async function syncInline(iam: IAMClient, role: RoleRef, doc: PolicyDocument | undefined, call: Call): Promise<boolean> {
+async function syncInline(
+  iam: IAMClient,
+  role: RoleRef,
+  doc: PolicyDocument | undefined,
+  call: Call,
+): Promise<boolean> {
   const current = await call('GetRolePolicy', () =>
     iam.send(new GetRolePolicyCommand({ RoleName: role.name, PolicyName: INLINE_POLICY_NAME })),
   ).then(
@@ -123,23 +146,35 @@ async function syncInline(iam: IAMClient, role: RoleRef, doc: PolicyDocument | u
   if (normalized(current) === normalized(doc)) return false;
   if (doc) {
     await call('PutRolePolicy', () =>
-      iam.send(new PutRolePolicyCommand({ RoleName: role.name, PolicyName: INLINE_POLICY_NAME, PolicyDocument: JSON.stringify(doc) })),
+      iam.send(
+        new PutRolePolicyCommand({
+          RoleName: role.name,
+          PolicyName: INLINE_POLICY_NAME,
+          PolicyDocument: JSON.stringify(doc),
+        }),
+      ),
     );
   } else {
-    await call('DeleteRolePolicy', () => iam.send(new DeleteRolePolicyCommand({ RoleName: role.name, PolicyName: INLINE_POLICY_NAME })));
+    await call('DeleteRolePolicy', () =>
+      iam.send(new DeleteRolePolicyCommand({ RoleName: role.name, PolicyName: INLINE_POLICY_NAME })),
+    );
   }
   return true;
 }
 
 async function syncManaged(iam: IAMClient, arn: string, doc: PolicyDocument, call: Call): Promise<boolean> {
   const text = JSON.stringify(doc);
-  const existing = await call('GetPolicy', () => iam.send(new GetPolicyCommand({ PolicyArn: arn }))).catch((err: unknown) => {
-    if (err instanceof AwsError && err.reason === AwsReason.NotFound) return undefined;
-    throw err;
-  });
+  const existing = await call('GetPolicy', () => iam.send(new GetPolicyCommand({ PolicyArn: arn }))).catch(
+    (err: unknown) => {
+      if (err instanceof AwsError && err.reason === AwsReason.NotFound) return undefined;
+      throw err;
+    },
+  );
   if (!existing?.Policy) {
     const name = arn.split('/').pop()!;
-    await call('CreatePolicy', () => iam.send(new CreatePolicyCommand({ PolicyName: name, Path: MANAGED_PATH, PolicyDocument: text })));
+    await call('CreatePolicy', () =>
+      iam.send(new CreatePolicyCommand({ PolicyName: name, Path: MANAGED_PATH, PolicyDocument: text })),
+    );
     return true;
   }
   const version = await call('GetPolicyVersion', () =>
@@ -147,10 +182,14 @@ async function syncManaged(iam: IAMClient, arn: string, doc: PolicyDocument, cal
   );
   if (normalized(version.PolicyVersion?.Document) === normalized(doc)) return false;
   // IAM keeps at most 5 versions: drop the oldest non-default one first.
-  const versions = (await call('ListPolicyVersions', () => iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn })))).Versions ?? [];
+  const versions =
+    (await call('ListPolicyVersions', () => iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))))
+      .Versions ?? [];
   const old = versions.filter((v) => !v.IsDefaultVersion).sort((a, b) => +a.CreateDate! - +b.CreateDate!);
   if (versions.length >= 5 && old[0]) {
-    await call('DeletePolicyVersion', () => iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: old[0]!.VersionId })));
+    await call('DeletePolicyVersion', () =>
+      iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: old[0]!.VersionId })),
+    );
   }
   await call('CreatePolicyVersion', () =>
     iam.send(new CreatePolicyVersionCommand({ PolicyArn: arn, PolicyDocument: text, SetAsDefault: true })),
@@ -159,9 +198,13 @@ async function syncManaged(iam: IAMClient, arn: string, doc: PolicyDocument, cal
 }
 
 async function deleteManaged(iam: IAMClient, arn: string, call: Call): Promise<void> {
-  const versions = (await call('ListPolicyVersions', () => iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn })))).Versions ?? [];
+  const versions =
+    (await call('ListPolicyVersions', () => iam.send(new ListPolicyVersionsCommand({ PolicyArn: arn }))))
+      .Versions ?? [];
   for (const v of versions.filter((x) => !x.IsDefaultVersion)) {
-    await call('DeletePolicyVersion', () => iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: v.VersionId })));
+    await call('DeletePolicyVersion', () =>
+      iam.send(new DeletePolicyVersionCommand({ PolicyArn: arn, VersionId: v.VersionId })),
+    );
   }
   await call('DeletePolicy', () => iam.send(new DeletePolicyCommand({ PolicyArn: arn })));
 }

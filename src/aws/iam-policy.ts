@@ -75,7 +75,11 @@ export function compact(grants: Grant[], widen = false): Statement[] {
   }
   return [...resourcesByActions.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([actions, resources]) => ({ Effect: 'Allow', Action: one(actions.split(',')), Resource: one(resources.sort()) }));
+    .map(([actions, resources]) => ({
+      Effect: 'Allow',
+      Action: one(actions.split(',')),
+      Resource: one(resources.sort()),
+    }));
 }
 
 /** Splits statements into managed policies of at most `max` characters each (first fit, in order). */

@@ -26,7 +26,12 @@ export interface PolicyInputs {
 
 const DISCOVERY_ACTIONS: Record<AwsType, string[]> = {
   rds: ['rds:DescribeDBInstances', 'rds:ListTagsForResource', 'rds:ModifyDBInstance'],
-  aurora: ['rds:DescribeDBClusters', 'rds:DescribeDBInstances', 'rds:ListTagsForResource', 'rds:ModifyDBCluster'],
+  aurora: [
+    'rds:DescribeDBClusters',
+    'rds:DescribeDBInstances',
+    'rds:ListTagsForResource',
+    'rds:ModifyDBCluster',
+  ],
   redshift: ['redshift:DescribeClusters'],
   'redshift-serverless': [
     'redshift-serverless:ListWorkgroups',
@@ -47,7 +52,11 @@ const DISCOVERY_ACTIONS: Record<AwsType, string[]> = {
   ],
 };
 
-const MANAGED_USER_ACTIONS = ['elasticache:ModifyUser', 'elasticache:DescribeUsers', 'elasticache:ListTagsForResource'];
+const MANAGED_USER_ACTIONS = [
+  'elasticache:ModifyUser',
+  'elasticache:DescribeUsers',
+  'elasticache:ListTagsForResource',
+];
 const SECRET_ACTIONS = [
   'secretsmanager:CreateSecret',
   'secretsmanager:DescribeSecret',
@@ -72,13 +81,21 @@ function connectGrants(type: AwsType, r: string, a: string, ids: Record<string, 
       const c = ids[Identifier.cluster] ?? '*';
       const w = (kind: string) => `arn:aws:redshift:${r}:${a}:${kind}:*/*`;
       return [
-        { actions: ['redshift:GetClusterCredentials'], resource: `arn:aws:redshift:${r}:${a}:dbuser:${c}/*`, wildcard: w('dbuser') },
+        {
+          actions: ['redshift:GetClusterCredentials'],
+          resource: `arn:aws:redshift:${r}:${a}:dbuser:${c}/*`,
+          wildcard: w('dbuser'),
+        },
         {
           actions: ['redshift:GetClusterCredentials', 'redshift:GetClusterCredentialsWithIAM'],
           resource: `arn:aws:redshift:${r}:${a}:dbname:${c}/*`,
           wildcard: w('dbname'),
         },
-        { actions: ['redshift:GetClusterCredentials'], resource: `arn:aws:redshift:${r}:${a}:dbgroup:${c}/*`, wildcard: w('dbgroup') },
+        {
+          actions: ['redshift:GetClusterCredentials'],
+          resource: `arn:aws:redshift:${r}:${a}:dbgroup:${c}/*`,
+          wildcard: w('dbgroup'),
+        },
       ];
     }
     case 'redshift-serverless':
@@ -92,7 +109,8 @@ function connectGrants(type: AwsType, r: string, a: string, ids: Record<string, 
     case 'elasticache':
     case 'elasticache-serverless': {
       const kind = type === 'elasticache' ? 'replicationgroup' : 'serverlesscache';
-      const name = ids[type === 'elasticache' ? Identifier.replicationGroup : Identifier.serverlessCache] ?? '*';
+      const name =
+        ids[type === 'elasticache' ? Identifier.replicationGroup : Identifier.serverlessCache] ?? '*';
       return [
         {
           actions: ['elasticache:Connect'],
@@ -109,7 +127,10 @@ function connectGrants(type: AwsType, r: string, a: string, ids: Record<string, 
 function managedUserGrants(region: string, account: string): Grant[] {
   return [
     { actions: MANAGED_USER_ACTIONS, resource: `arn:aws:elasticache:${region}:${account}:user:*` },
-    { actions: SECRET_ACTIONS, resource: `arn:aws:secretsmanager:${region}:${account}:secret:drawbridge/elasticache/*` },
+    {
+      actions: SECRET_ACTIONS,
+      resource: `arn:aws:secretsmanager:${region}:${account}:secret:drawbridge/elasticache/*`,
+    },
   ];
 }
 
@@ -134,12 +155,18 @@ export function requiredGrants(inputs: PolicyInputs): Grant[] {
     const account = aws.accountId ?? accountOfArn(aws.assumeRoleArn) ?? inputs.defaultAccount;
     if (aws.assumeRoleArn) grants.push({ actions: ['sts:AssumeRole'], resource: aws.assumeRoleArn });
     const widen = inputs.matchers.some(
-      (m) => matchesAll(m) && coversRegion(m, aws.type, aws.region) && (accountOfArn(m.assumeRoleArn) ?? inputs.defaultAccount) === account,
+      (m) =>
+        matchesAll(m) &&
+        coversRegion(m, aws.type, aws.region) &&
+        (accountOfArn(m.assumeRoleArn) ?? inputs.defaultAccount) === account,
     );
     for (const g of connectGrants(aws.type, aws.region, account, aws.identifiers ?? {})) {
       grants.push(widen ? g : { actions: g.actions, resource: g.resource });
     }
-    if (db.spec.auth.type === 'elasticache-managed' || (inputs.managedUsers && aws.type.startsWith('elasticache'))) {
+    if (
+      db.spec.auth.type === 'elasticache-managed' ||
+      (inputs.managedUsers && aws.type.startsWith('elasticache'))
+    ) {
       grants.push(...managedUserGrants(aws.region, account));
     }
   }

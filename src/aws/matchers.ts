@@ -14,7 +14,10 @@ export type AwsMatcher = z.infer<typeof AwsMatcher>;
 
 /** `*` and `?` globs, anchored. */
 export function globMatch(pattern: string, value: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`).test(value);
 }
 
@@ -22,7 +25,8 @@ export function globMatch(pattern: string, value: string): boolean {
 export function tagsMatch(selectors: AwsMatcher['tags'], tags: Record<string, string>): boolean {
   return Object.entries(selectors).every(([key, want]) => {
     const patterns = Array.isArray(want) ? want : [want];
-    if (key === '*') return patterns.includes('*') || Object.values(tags).some((v) => patterns.some((p) => globMatch(p, v)));
+    if (key === '*')
+      return patterns.includes('*') || Object.values(tags).some((v) => patterns.some((p) => globMatch(p, v)));
     const value = tags[key];
     return value !== undefined && patterns.some((p) => globMatch(p, value));
   });
@@ -30,7 +34,9 @@ export function tagsMatch(selectors: AwsMatcher['tags'], tags: Record<string, st
 
 /** The matcher selects every database of its types in its regions (no tag filter). */
 export function matchesAll(m: AwsMatcher): boolean {
-  return Object.entries(m.tags).every(([k, v]) => k === '*' && (Array.isArray(v) ? v.includes('*') : v === '*'));
+  return Object.entries(m.tags).every(
+    ([k, v]) => k === '*' && (Array.isArray(v) ? v.includes('*') : v === '*'),
+  );
 }
 
 export function accountOfArn(arn: string | undefined): string | undefined {

@@ -23,7 +23,10 @@ class Sha256 implements Checksum {
   private start() {
     return this.secret === undefined
       ? createHash('sha256')
-      : createHmac('sha256', typeof this.secret === 'string' ? this.secret : Buffer.from(this.secret as Uint8Array));
+      : createHmac(
+          'sha256',
+          typeof this.secret === 'string' ? this.secret : Buffer.from(this.secret as Uint8Array),
+        );
   }
 }
 
@@ -61,5 +64,8 @@ export async function elasticacheAuthToken(req: ElastiCacheTokenRequest): Promis
 
 /** URI encoding as SigV4 defines it (RFC 3986 unreserved characters stay as they are). */
 function rfc3986(value: string): string {
-  return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }

@@ -8,7 +8,11 @@
 // the first value and refuses the second (ResourceExistsException), and the loser adopts the
 // winner's password — one rotation per slot, and both replicas then ModifyUser the same pair.
 import { createHash, randomBytes } from 'node:crypto';
-import { DescribeUsersCommand, ListTagsForResourceCommand, ModifyUserCommand } from '@aws-sdk/client-elasticache';
+import {
+  DescribeUsersCommand,
+  ListTagsForResourceCommand,
+  ModifyUserCommand,
+} from '@aws-sdk/client-elasticache';
 import {
   CreateSecretCommand,
   GetSecretValueCommand,
@@ -32,13 +36,17 @@ export function newPassword(): string {
 
 /** Same inputs → same token on every replica; 32 hex digits formatted as a UUID. */
 export function rotationToken(secretId: string, slot: number, currentVersion: string | undefined): string {
-  const h = createHash('sha256').update(`${secretId}|${slot}|${currentVersion ?? 'initial'}`).digest('hex');
+  const h = createHash('sha256')
+    .update(`${secretId}|${slot}|${currentVersion ?? 'initial'}`)
+    .digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 export async function findManagedUsers(clients: AwsClients, id: AwsIdentity): Promise<string[]> {
   const ec = clients.elasticache(id);
-  const users = await awsCall({ action: 'elasticache:DescribeUsers' }, () => ec.send(new DescribeUsersCommand({})));
+  const users = await awsCall({ action: 'elasticache:DescribeUsers' }, () =>
+    ec.send(new DescribeUsersCommand({})),
+  );
   const managed: string[] = [];
   for (const u of users.Users ?? []) {
     if (!u.ARN || !u.UserId || u.UserName === 'default') continue;
@@ -61,13 +69,16 @@ export async function rotateManagedUser(
   const secretId = managedUserSecretId(id.region, account, userId);
   const current = await readCurrent(clients, id, secretId, userId);
   const slot = Math.floor(now.getTime() / ROTATION_PERIOD_MS);
-  if (current?.CreatedDate && Math.floor(current.CreatedDate.getTime() / ROTATION_PERIOD_MS) === slot) return 'current';
+  if (current?.CreatedDate && Math.floor(current.CreatedDate.getTime() / ROTATION_PERIOD_MS) === slot)
+    return 'current';
 
   let password = newPassword();
   let outcome: RotationOutcome = 'rotated';
   const token = rotationToken(secretId, slot, current?.VersionId);
   try {
-    await sm.send(new PutSecretValueCommand({ SecretId: secretId, SecretString: password, ClientRequestToken: token }));
+    await sm.send(
+      new PutSecretValueCommand({ SecretId: secretId, SecretString: password, ClientRequestToken: token }),
+    );
   } catch (err) {
     if ((err as { name?: string }).name !== 'ResourceExistsException') {
       throw classifyAwsError(err, { action: `secretsmanager:PutSecretValue ${secretId}` });
@@ -77,7 +88,10 @@ export async function rotateManagedUser(
     password = winner.SecretString!;
     outcome = 'adopted';
   }
-  const passwords = current?.SecretString && current.SecretString !== password ? [current.SecretString, password] : [password];
+  const passwords =
+    current?.SecretString && current.SecretString !== password
+      ? [current.SecretString, password]
+      : [password];
   await awsCall({ action: `elasticache:ModifyUser ${userId}` }, () =>
     clients.elasticache(id).send(new ModifyUserCommand({ UserId: userId, Passwords: passwords })),
   );

@@ -53,7 +53,11 @@ export interface Moto {
   readonly env: Record<string, string>;
   /** Receives every issued credential; the API call waits for the handler to finish. */
   onIssue(handler: ((event: IssueEvent) => Promise<void> | void) | undefined): Promise<void>;
-  verifyPresigned(token: string, service: 'rds-db' | 'elasticache', expect?: Record<string, string>): Promise<VerifyResult>;
+  verifyPresigned(
+    token: string,
+    service: 'rds-db' | 'elasticache',
+    expect?: Record<string, string>,
+  ): Promise<VerifyResult>;
   /** Clears every emulated resource (moto's reset), keeping the process. */
   reset(): Promise<void>;
   stop(): Promise<void>;
@@ -86,7 +90,10 @@ export async function startMoto(): Promise<Moto> {
   const endpoint = `http://127.0.0.1:${port}`;
   let hookServer: Server | undefined;
   const control = async (call: string, body: object) => {
-    const res = await fetch(`${endpoint}/_drawbridge/${call}`, { method: 'POST', body: JSON.stringify(body) });
+    const res = await fetch(`${endpoint}/_drawbridge/${call}`, {
+      method: 'POST',
+      body: JSON.stringify(body),
+    });
     if (!res.ok) throw new Error(`moto control ${call}: HTTP ${res.status} ${await res.text()}`);
     return res.json();
   };

@@ -29,7 +29,11 @@ export function elasticacheIamProvider(clients: AwsClients): CredentialProvider 
       const name = database.metadata.name;
       const aws = awsSpec(database.spec, name);
       const serverless = aws.type === 'elasticache-serverless';
-      const resourceName = identifier(aws, name, serverless ? Identifier.serverlessCache : Identifier.replicationGroup);
+      const resourceName = identifier(
+        aws,
+        name,
+        serverless ? Identifier.serverlessCache : Identifier.replicationGroup,
+      );
       const id = identityOf(aws);
       const key = `${aws.region}|${dbUser}`;
       if (Date.now() - (checked.get(key) ?? 0) > USER_CHECK_EVERY_MS) {
@@ -37,7 +41,13 @@ export function elasticacheIamProvider(clients: AwsClients): CredentialProvider 
         checked.set(key, Date.now());
       }
       const credentials = await clients.credentials.for(id)();
-      const password = await elasticacheAuthToken({ resourceName, userId: dbUser, serverless, region: aws.region, credentials });
+      const password = await elasticacheAuthToken({
+        resourceName,
+        userId: dbUser,
+        serverless,
+        region: aws.region,
+        credentials,
+      });
       return {
         kind: 'password',
         user: dbUser,
@@ -48,7 +58,11 @@ export function elasticacheIamProvider(clients: AwsClients): CredentialProvider 
   };
 }
 
-async function checkIamUser(clients: AwsClients, id: ReturnType<typeof identityOf>, userId: string): Promise<void> {
+async function checkIamUser(
+  clients: AwsClients,
+  id: ReturnType<typeof identityOf>,
+  userId: string,
+): Promise<void> {
   const out = await awsCall({ action: `elasticache:DescribeUsers ${userId}` }, () =>
     clients.elasticache(id).send(new DescribeUsersCommand({ UserId: userId })),
   );
@@ -81,7 +95,9 @@ export function elasticacheManagedProvider(clients: AwsClients): CredentialProvi
       const secretId = managedUserSecretId(aws.region, account, dbUser);
       const read = (stage: 'AWSCURRENT' | 'AWSPREVIOUS') =>
         awsCall({ action: `secretsmanager:GetSecretValue ${secretId} (${stage})` }, async () => {
-          const out = await clients.secrets(id).send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
+          const out = await clients
+            .secrets(id)
+            .send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
           return out.SecretString;
         });
       const current = await read('AWSCURRENT').catch((err: unknown) => {

@@ -31,7 +31,9 @@ export function rdsIamProvider(clients: AwsClients, deps: ProviderDeps): Credent
         username: dbUser,
         credentials: clients.credentials.for(id),
       });
-      const password = await awsCall({ action: `rds-db:connect token for ${dbUser}@${host}` }, () => signer.getAuthToken());
+      const password = await awsCall({ action: `rds-db:connect token for ${dbUser}@${host}` }, () =>
+        signer.getAuthToken(),
+      );
       return { kind: 'password', user: dbUser, password, expiresAt: new Date(Date.now() + 15 * 60_000) };
     },
   };
@@ -60,7 +62,9 @@ async function checkIamAuth(
       enabled = out.DBInstances?.[0]?.IAMDatabaseAuthenticationEnabled;
     }
     if (enabled === false) {
-      const target = cluster ? `modify-db-cluster --db-cluster-identifier ${cluster}` : `modify-db-instance --db-instance-identifier ${instance}`;
+      const target = cluster
+        ? `modify-db-cluster --db-cluster-identifier ${cluster}`
+        : `modify-db-instance --db-instance-identifier ${instance}`;
       throw new AwsError(
         AwsReason.IAMAuthDisabled,
         `IAM database authentication is disabled on ${cluster ? `cluster ${cluster}` : `instance ${instance}`} (Database ${name})`,
@@ -71,6 +75,9 @@ async function checkIamAuth(
   } catch (err) {
     // Only a definite "disabled" blocks; a denied Describe must not stop a login that may well work.
     if (isAwsError(err, AwsReason.IAMAuthDisabled)) throw err;
-    deps.log.warn({ err, database: name }, 'could not check whether IAM auth is enabled; trying the token anyway');
+    deps.log.warn(
+      { err, database: name },
+      'could not check whether IAM auth is enabled; trying the token anyway',
+    );
   }
 }

@@ -4,7 +4,11 @@
 //    GetClusterCredentialsWithIAM → user `IAMR:NAME`; Redshift maps the role to a database user.
 //  - Redshift Serverless: GetCredentials(workgroup, database) as the (chained) role.
 // The password is valid for DurationSeconds (900 s) for logging in.
-import { GetClusterCredentialsCommand, GetClusterCredentialsWithIAMCommand, RedshiftClient } from '@aws-sdk/client-redshift';
+import {
+  GetClusterCredentialsCommand,
+  GetClusterCredentialsWithIAMCommand,
+  RedshiftClient,
+} from '@aws-sdk/client-redshift';
 import { GetCredentialsCommand, RedshiftServerlessClient } from '@aws-sdk/client-redshift-serverless';
 import { backendAddress, type Database } from '../../api/database.js';
 import type { BackendCredential, CredentialProvider } from '../../engines/credentials.js';
@@ -29,7 +33,11 @@ function dbNameOf(database: Database, dbName: string | undefined): string | unde
   return dbName ?? backendAddress(database.spec).database;
 }
 
-function password(user: string | undefined, pass: string | undefined, expiration: Date | undefined): BackendCredential {
+function password(
+  user: string | undefined,
+  pass: string | undefined,
+  expiration: Date | undefined,
+): BackendCredential {
   return {
     kind: 'password',
     user: user!,
@@ -48,23 +56,33 @@ export function redshiftProvider(clients: AwsClients): CredentialProvider {
       const role = roleUser(dbUser);
       if (role) {
         const arn = await roleArn(clients, database, role);
-        const out = await awsCall({ action: `redshift:GetClusterCredentialsWithIAM on ${cluster} as ${arn}`, roleArn: arn }, () =>
-          clients
-            .chained(RedshiftClient, id, arn)
-            .send(new GetClusterCredentialsWithIAMCommand({ ClusterIdentifier: cluster, DbName: name, DurationSeconds: DURATION_SECONDS })),
+        const out = await awsCall(
+          { action: `redshift:GetClusterCredentialsWithIAM on ${cluster} as ${arn}`, roleArn: arn },
+          () =>
+            clients
+              .chained(RedshiftClient, id, arn)
+              .send(
+                new GetClusterCredentialsWithIAMCommand({
+                  ClusterIdentifier: cluster,
+                  DbName: name,
+                  DurationSeconds: DURATION_SECONDS,
+                }),
+              ),
         );
         return password(out.DbUser, out.DbPassword, out.Expiration);
       }
-      const out = await awsCall({ action: `redshift:GetClusterCredentials on ${cluster} for ${dbUser}` }, () =>
-        clients.redshift(id).send(
-          new GetClusterCredentialsCommand({
-            ClusterIdentifier: cluster,
-            DbUser: dbUser,
-            DbName: name,
-            AutoCreate: false,
-            DurationSeconds: DURATION_SECONDS,
-          }),
-        ),
+      const out = await awsCall(
+        { action: `redshift:GetClusterCredentials on ${cluster} for ${dbUser}` },
+        () =>
+          clients.redshift(id).send(
+            new GetClusterCredentialsCommand({
+              ClusterIdentifier: cluster,
+              DbUser: dbUser,
+              DbName: name,
+              AutoCreate: false,
+              DurationSeconds: DURATION_SECONDS,
+            }),
+          ),
       );
       return password(out.DbUser, out.DbPassword, out.Expiration);
     },
@@ -79,14 +97,16 @@ export function redshiftServerlessProvider(clients: AwsClients): CredentialProvi
       const id = identityOf(aws);
       // Serverless maps the caller's IAM identity to the database user, so the user is always a role.
       const arn = await roleArn(clients, database, roleUser(dbUser) ?? dbUser);
-      const out = await awsCall({ action: `redshift-serverless:GetCredentials on ${workgroup} as ${arn}`, roleArn: arn }, () =>
-        clients.chained(RedshiftServerlessClient, id, arn).send(
-          new GetCredentialsCommand({
-            workgroupName: workgroup,
-            dbName: dbNameOf(database, dbName),
-            durationSeconds: DURATION_SECONDS,
-          }),
-        ),
+      const out = await awsCall(
+        { action: `redshift-serverless:GetCredentials on ${workgroup} as ${arn}`, roleArn: arn },
+        () =>
+          clients.chained(RedshiftServerlessClient, id, arn).send(
+            new GetCredentialsCommand({
+              workgroupName: workgroup,
+              dbName: dbNameOf(database, dbName),
+              durationSeconds: DURATION_SECONDS,
+            }),
+          ),
       );
       return password(out.dbUser, out.dbPassword, out.expiration);
     },

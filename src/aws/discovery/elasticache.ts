@@ -26,14 +26,18 @@ function authFor(version: string | undefined): AuthType {
   return major >= 7 ? 'elasticache-iam' : 'elasticache-managed';
 }
 
-export async function findReplicationGroups(client: ElastiCacheClient, scope: Scope): Promise<FoundDatabase[]> {
+export async function findReplicationGroups(
+  client: ElastiCacheClient,
+  scope: Scope,
+): Promise<FoundDatabase[]> {
   const members = new Map<string, CacheCluster>();
   for await (const page of paginateDescribeCacheClusters({ client }, {})) {
     for (const c of page.CacheClusters ?? []) if (c.CacheClusterId) members.set(c.CacheClusterId, c);
   }
   const vpcs = new Map<string, string>();
   for await (const page of paginateDescribeCacheSubnetGroups({ client }, {})) {
-    for (const g of page.CacheSubnetGroups ?? []) if (g.CacheSubnetGroupName && g.VpcId) vpcs.set(g.CacheSubnetGroupName, g.VpcId);
+    for (const g of page.CacheSubnetGroups ?? [])
+      if (g.CacheSubnetGroupName && g.VpcId) vpcs.set(g.CacheSubnetGroupName, g.VpcId);
   }
   const out: FoundDatabase[] = [];
   for await (const page of paginateDescribeReplicationGroups({ client }, {})) {
@@ -73,15 +77,28 @@ function groupEndpoints(
   const group = rg.NodeGroups?.[0];
   const out: FoundDatabase[] = [];
   if (group?.PrimaryEndpoint?.Address) {
-    out.push({ ...base, endpointType: 'primary', host: group.PrimaryEndpoint.Address, port: group.PrimaryEndpoint.Port ?? 6379 });
+    out.push({
+      ...base,
+      endpointType: 'primary',
+      host: group.PrimaryEndpoint.Address,
+      port: group.PrimaryEndpoint.Port ?? 6379,
+    });
   }
   if (group?.ReaderEndpoint?.Address) {
-    out.push({ ...base, endpointType: 'reader', host: group.ReaderEndpoint.Address, port: group.ReaderEndpoint.Port ?? 6379 });
+    out.push({
+      ...base,
+      endpointType: 'reader',
+      host: group.ReaderEndpoint.Address,
+      port: group.ReaderEndpoint.Port ?? 6379,
+    });
   }
   return out;
 }
 
-export async function findServerlessCaches(client: ElastiCacheClient, scope: Scope): Promise<FoundDatabase[]> {
+export async function findServerlessCaches(
+  client: ElastiCacheClient,
+  scope: Scope,
+): Promise<FoundDatabase[]> {
   const out: FoundDatabase[] = [];
   for await (const page of paginateDescribeServerlessCaches({ client }, {})) {
     for (const c of page.ServerlessCaches ?? []) {

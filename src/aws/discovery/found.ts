@@ -56,7 +56,8 @@ export function labelKey(raw: string): string | undefined {
   const prefix = slash > 0 ? raw.slice(0, slash).toLowerCase() : '';
   const name = labelValue(slash >= 0 ? raw.slice(slash + 1) : raw);
   if (!name) return undefined;
-  const validPrefix = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(prefix) && prefix.length <= 253;
+  const validPrefix =
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(prefix) && prefix.length <= 253;
   return validPrefix ? `${prefix}/${name}` : labelValue(raw.replace(/\//g, '_')) || undefined;
 }
 
@@ -78,7 +79,9 @@ function suffix(f: FoundDatabase): string {
 
 export function databaseName(f: FoundDatabase): string {
   const override = f.tags[NAME_TAG];
-  return objectNameOf(override ? `${override}${suffix(f)}` : `${f.name}${suffix(f)}-${f.type}-${f.region}-${f.account}`);
+  return objectNameOf(
+    override ? `${override}${suffix(f)}` : `${f.name}${suffix(f)}-${f.type}-${f.region}-${f.account}`,
+  );
 }
 
 export function databaseLabels(f: FoundDatabase): Record<string, string> {
@@ -149,7 +152,11 @@ export interface DiscoveryPlan {
 
 /** What comparison covers: the parts discovery owns. */
 function owned(db: Database): string {
-  return JSON.stringify([db.spec, db.metadata.labels ?? {}, db.metadata.annotations?.[TAGS_ANNOTATION] ?? '']);
+  return JSON.stringify([
+    db.spec,
+    db.metadata.labels ?? {},
+    db.metadata.annotations?.[TAGS_ANNOTATION] ?? '',
+  ]);
 }
 
 /**
@@ -157,7 +164,11 @@ function owned(db: Database): string {
  * updated or deleted; a same-named object someone else created is left alone (not overwritten).
  * `keep` protects objects whose AWS scope could not be listed this round from deletion.
  */
-export function plan(existing: Database[], desired: Database[], keep: (db: Database) => boolean = () => false): DiscoveryPlan {
+export function plan(
+  existing: Database[],
+  desired: Database[],
+  keep: (db: Database) => boolean = () => false,
+): DiscoveryPlan {
   const ours = (db: Database) => db.metadata.labels?.[ORIGIN_LABEL] === ORIGIN_AWS;
   const current = new Map(existing.map((db) => [db.metadata.name, db]));
   const wanted = new Set(desired.map((db) => db.metadata.name));

@@ -41,7 +41,11 @@ export interface DiscoveryResult {
   errors: AwsError[];
 }
 
-export async function runDiscovery(matchers: AwsMatcher[], clients: AwsClients, opts: DiscoveryOptions = {}): Promise<DiscoveryResult> {
+export async function runDiscovery(
+  matchers: AwsMatcher[],
+  clients: AwsClients,
+  opts: DiscoveryOptions = {},
+): Promise<DiscoveryResult> {
   const found: FoundDatabase[] = [];
   const failed = new Set<string>();
   const errors: AwsError[] = [];
@@ -56,7 +60,12 @@ export async function runDiscovery(matchers: AwsMatcher[], clients: AwsClients, 
       try {
         scope = new Scope(identity, await clients.account(identity));
       } catch (err) {
-        errors.push(classifyAwsError(err, { action: `discovery in ${region}`, ...(m.assumeRoleArn ? { roleArn: m.assumeRoleArn } : {}) }));
+        errors.push(
+          classifyAwsError(err, {
+            action: `discovery in ${region}`,
+            ...(m.assumeRoleArn ? { roleArn: m.assumeRoleArn } : {}),
+          }),
+        );
         for (const t of m.types) failed.add(`${t}/${region}/*`);
         continue;
       }
@@ -65,14 +74,18 @@ export async function runDiscovery(matchers: AwsMatcher[], clients: AwsClients, 
           const matched = (await FINDERS[type](clients, scope)).filter((f) => tagsMatch(m.tags, f.tags));
           if (opts.enableIamAuth && (type === 'rds' || type === 'aurora')) {
             const changed = await enableIamAuth(clients.rds(identity), matched);
-            if (changed.length) opts.log?.info({ region, databases: changed }, 'switched on IAM database authentication');
+            if (changed.length)
+              opts.log?.info({ region, databases: changed }, 'switched on IAM database authentication');
           }
           found.push(...matched);
         } catch (err) {
           const e = classifyAwsError(err, { action: `discover ${type} in ${region}` });
           errors.push(e);
           failed.add(scope.key(type));
-          opts.log?.warn({ err: e, type, region }, 'AWS discovery failed for this scope; keeping its Databases');
+          opts.log?.warn(
+            { err: e, type, region },
+            'AWS discovery failed for this scope; keeping its Databases',
+          );
         }
       }
     }
@@ -85,12 +98,20 @@ export function keepFailedScopes(failed: Set<string>): (db: Database) => boolean
   return (db) => {
     const aws = db.spec.aws;
     if (!aws) return false;
-    return failed.has(`${aws.type}/${aws.region}/${aws.accountId ?? ''}`) || failed.has(`${aws.type}/${aws.region}/*`);
+    return (
+      failed.has(`${aws.type}/${aws.region}/${aws.accountId ?? ''}`) ||
+      failed.has(`${aws.type}/${aws.region}/*`)
+    );
   };
 }
 
 /** Discovery and its plan in one call, for the controller's periodic loop. */
-export async function discoverAndPlan(matchers: AwsMatcher[], clients: AwsClients, existing: Database[], opts: DiscoveryOptions = {}) {
+export async function discoverAndPlan(
+  matchers: AwsMatcher[],
+  clients: AwsClients,
+  existing: Database[],
+  opts: DiscoveryOptions = {},
+) {
   const result = await runDiscovery(matchers, clients, opts);
   return { ...result, plan: plan(existing, result.databases, keepFailedScopes(result.failed)) };
 }

@@ -40,7 +40,10 @@ function instance(db: DBInstance, scope: Scope): FoundDatabase {
     engineVersion: db.EngineVersion,
     vpcId: db.DBSubnetGroup?.VpcId,
     tags: tagsOf(db.TagList),
-    identifiers: { [Identifier.instance]: db.DBInstanceIdentifier!, [Identifier.resourceId]: db.DbiResourceId ?? '' },
+    identifiers: {
+      [Identifier.instance]: db.DBInstanceIdentifier!,
+      [Identifier.resourceId]: db.DbiResourceId ?? '',
+    },
     auth: 'rds-iam',
     iamAuthEnabled: db.IAMDatabaseAuthenticationEnabled ?? false,
   };
@@ -76,7 +79,9 @@ function clusterEndpoints(c: DBCluster, scope: Scope): FoundDatabase[] {
     [Identifier.resourceId]: c.DbClusterResourceId ?? '',
     [Identifier.endpoint]: endpoint,
   });
-  const out: FoundDatabase[] = [{ ...base, endpointType: 'primary', host: c.Endpoint!, identifiers: ids('primary') }];
+  const out: FoundDatabase[] = [
+    { ...base, endpointType: 'primary', host: c.Endpoint!, identifiers: ids('primary') },
+  ];
   // A reader endpoint only serves traffic when the cluster has a reader instance.
   const hasReader = (c.DBClusterMembers ?? []).some((m) => !m.IsClusterWriter);
   if (c.ReaderEndpoint && hasReader) {
@@ -96,11 +101,19 @@ export async function enableIamAuth(rds: RDSClient, found: FoundDatabase[]): Pro
     if (f.iamAuthEnabled !== false || done.has(f.name)) continue;
     if (f.type === 'aurora') {
       await rds.send(
-        new ModifyDBClusterCommand({ DBClusterIdentifier: f.name, EnableIAMDatabaseAuthentication: true, ApplyImmediately: true }),
+        new ModifyDBClusterCommand({
+          DBClusterIdentifier: f.name,
+          EnableIAMDatabaseAuthentication: true,
+          ApplyImmediately: true,
+        }),
       );
     } else {
       await rds.send(
-        new ModifyDBInstanceCommand({ DBInstanceIdentifier: f.name, EnableIAMDatabaseAuthentication: true, ApplyImmediately: true }),
+        new ModifyDBInstanceCommand({
+          DBInstanceIdentifier: f.name,
+          EnableIAMDatabaseAuthentication: true,
+          ApplyImmediately: true,
+        }),
       );
     }
     done.add(f.name);

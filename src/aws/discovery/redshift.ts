@@ -34,7 +34,10 @@ export async function findRedshiftClusters(redshift: RedshiftClient, scope: Scop
   return out;
 }
 
-export async function findRedshiftWorkgroups(client: RedshiftServerlessClient, scope: Scope): Promise<FoundDatabase[]> {
+export async function findRedshiftWorkgroups(
+  client: RedshiftServerlessClient,
+  scope: Scope,
+): Promise<FoundDatabase[]> {
   const out: FoundDatabase[] = [];
   for await (const page of paginateListWorkgroups({ client }, {})) {
     for (const wg of page.workgroups ?? []) {
