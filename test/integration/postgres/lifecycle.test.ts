@@ -1,0 +1,123 @@
+// How sessions end: a config reload that revokes access, the role's maxSessionTTL, and malformed or
+// oversized input — each ends the one session concerned, with a FATAL the client can read, while other
+// sessions and the agent carry on.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Fixture, baseDocs, pgClient, role, startFixture, user } from './fixture.js';
+import { rawSession } from './raw-client.js';
+
+let f: Fixture;
+beforeAll(async () => {
+  f = await startFixture();
+});
+afterAll(async () => {
+  await f?.stop();
+});
+
+const docs = (overrides: Parameters<typeof baseDocs>[2] = {}) =>
+  baseDocs(f.pg.port, f.pg.ca.certPem, overrides);
+
+/** Rewrites agent.yaml and waits until the agent has loaded it (it polls the file once a second). */
+async function reload(next: object[], roleName: string) {
+  await f.agent.writeDocs(next);
+  const state = f.agent.running.agent.state;
+  for (let i = 0; i < 100 && !state.policy.roles.some((r) => r.metadata.name === roleName); i++)
+    await sleep(50);
+}
+
+/** Connects a pg client and records the error that ends it, with when it arrived. */
+async function watched(c: pg.Client) {
+  await c.connect();
+  const ended = new Promise<{ err: Error & { code?: string }; at: number }>((resolve) =>
+    c.on('error', (err) => resolve({ err, at: Date.now() })),
+  );
+  return { client: c, ended };
+}
+
+describe('revocation and expiry', () => {
+  it('ends a live session within 5 s when a config reload removes access, and refuses new ones', async () => {
+    const s = await watched(pgClient(f, f.people.dave, 'alice', 'orders'));
+    const other = await watched(pgClient(f, f.people.alice, 'alice', 'orders'));
+    expect((await s.client.query('select 1 as one')).rows[0].one).toBe(1);
+    const rewrittenAt = Date.now();
+    await f.agent.writeDocs(
+      docs({
+        users: [user('alice', ['dev'], { dbUsers: ['alice', 'bob'], dbNames: ['orders'] })],
+      }),
+    );
+    const { err, at } = await s.ended;
+    console.log(`revoked ${at - rewrittenAt} ms after the config was rewritten`);
+    expect(at - rewrittenAt).toBeLessThan(5_000);
+    expect(err.code).toBe('28000');
+    expect(err.message).toContain('access revoked');
+    expect(err.message).toContain('dave');
+    // alice is still allowed: her session is untouched.
+    expect((await other.client.query('select 2 as two')).rows[0].two).toBe(2);
+    await other.client.end();
+    const again = pgClient(f, f.people.dave, 'alice', 'orders');
+    await expect(again.connect()).rejects.toMatchObject({ code: '28000' });
+    await reload(docs(), 'no-secrets');
+  });
+
+  it("ends a session at its role's maxSessionTTL", async () => {
+    await f.agent.writeDocs(
+      docs({
+        roles: [
+          role(
+            'short',
+            { databaseLabels: { env: '*' }, databaseUsers: ['alice'], databaseNames: ['orders'] },
+            {},
+            '2s',
+          ),
+        ],
+        users: [user('alice', ['short'], {})],
+      }),
+    );
+    await sleep(2_500); // the agent polls its config file once a second
+    const s = await watched(pgClient(f, f.people.alice, 'alice', 'orders'));
+    const { err } = await s.ended;
+    expect(err.code).toBe('28000');
+    expect(err.message).toContain('maximum session TTL');
+    await reload(docs(), 'dev');
+  });
+});
+
+describe('malformed input ends one session only', () => {
+  const cases: [string, Buffer, string, string][] = [
+    ['an unknown message type', Buffer.from([0x01, 0, 0, 0, 4]), '08P01', 'invalid frontend message type'],
+    ['a negative length', Buffer.from([0x51, 0xff, 0xff, 0xff, 0xf0]), '08P01', 'invalid length'],
+    ['a 2 GiB Query', Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff]), '08P01', 'exceeds the limit'],
+    ['a Sync of 1 MB', Buffer.from([0x53, 0x00, 0x10, 0x00, 0x00]), '08P01', 'exceeds the limit'],
+    [
+      'a Bind with a bad parameter count',
+      Buffer.from([0x42, 0, 0, 0, 10, 0, 0, 0, 0, 0xff, 0xff]),
+      '08P01',
+      'Bind',
+    ],
+  ];
+
+  it.each(cases)('%s', async (_name, bytes, code, message) => {
+    const bystander = pgClient(f, f.people.alice, 'alice', 'orders');
+    await bystander.connect();
+    try {
+      const s = await rawSession(f, f.people.alice, 'alice', 'orders');
+      s.tls.write(bytes);
+      const err = await s.errorUntilClose();
+      expect(err).toMatchObject({ code, severity: 'FATAL' });
+      expect(err!.message).toContain(message);
+      expect((await bystander.query('select 42 as answer')).rows[0].answer).toBe(42);
+    } finally {
+      await bystander.end();
+    }
+  });
+
+  it('audits the end of the broken session with its reason', async () => {
+    const s = await rawSession(f, f.people.alice, 'bob', 'orders');
+    s.tls.write(Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff]));
+    await s.errorUntilClose();
+    await sleep(200);
+    const ends = (await f.agent.auditEvents()).filter((e) => e.type === 'session.end' && e.dbUser === 'bob');
+    expect(ends.at(-1)!.reason).toMatch(/^MESSAGE_TOO_LARGE: /);
+  });
+});
