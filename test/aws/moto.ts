@@ -9,7 +9,9 @@
  * IAM token (RDS, ElastiCache) with botocore and moto's record of the signing key, as AWS would.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/ports.js';
@@ -47,10 +49,29 @@ export interface VerifyResult {
   principal?: string;
 }
 
+export interface ElastiCacheFrontOptions {
+  /** The local Redis standing in for the cache, and an ACL user that may run ACL SETUSER. */
+  redisPort: number;
+  adminUser: string;
+  adminPassword: string;
+  /** Replication group ID or serverless cache name: the host the IAM token must be signed for. */
+  resource: string;
+  serverless?: boolean;
+}
+
 export interface Moto {
   readonly endpoint: string;
   /** Environment for code under test: endpoint, region, dummy static credentials. */
   readonly env: Record<string, string>;
+  /** LDAP port verifying RDS IAM tokens (pg_hba `ldap`), when started with `ldap: true`. */
+  readonly ldapPort?: number;
+  /**
+   * Environment for code under test that runs as `roleArn` the way IRSA does: a web identity token
+   * file and AWS_ROLE_ARN, so the SDK's default chain calls AssumeRoleWithWebIdentity on the emulator.
+   */
+  irsaEnv(roleArn: string): Record<string, string>;
+  /** Starts ElastiCache's IAM login in front of a local Redis (drawbridge_moto/elasticache_front.py); returns its port. */
+  elasticacheFront(opts: ElastiCacheFrontOptions): Promise<number>;
   /** Receives every issued credential; the API call waits for the handler to finish. */
   onIssue(handler: ((event: IssueEvent) => Promise<void> | void) | undefined): Promise<void>;
   verifyPresigned(
@@ -73,10 +94,18 @@ export function motoPython(): string {
   return spawnSync('bash', [venv, '--python'], { encoding: 'utf8' }).stdout.trim();
 }
 
-export async function startMoto(): Promise<Moto> {
+export async function startMoto(opts: { ldap?: boolean } = {}): Promise<Moto> {
   const python = motoPython();
   const port = await freePort();
-  const proc = spawn(python, ['-m', 'drawbridge_moto', '--port', String(port)], {
+  const ldapPort = opts.ldap ? await freePort() : undefined;
+  const args = [
+    '-m',
+    'drawbridge_moto',
+    '--port',
+    String(port),
+    ...(ldapPort ? ['--ldap-port', String(ldapPort)] : []),
+  ];
+  const proc = spawn(python, args, {
     cwd: SOURCE_DIR,
     env: { ...process.env, PYTHONPATH: SOURCE_DIR, PYTHONUNBUFFERED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -98,14 +127,35 @@ export async function startMoto(): Promise<Moto> {
     return res.json();
   };
   const closeHook = () => new Promise<void>((r) => (hookServer ? hookServer.close(() => r()) : r()));
+  const tokenDir = mkdtempSync(path.join(os.tmpdir(), 'drawbridge-irsa-'));
+  const env = {
+    AWS_ENDPOINT_URL: endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'testing',
+    AWS_SECRET_ACCESS_KEY: 'testing',
+  };
 
   return {
     endpoint,
-    env: {
-      AWS_ENDPOINT_URL: endpoint,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'testing',
-      AWS_SECRET_ACCESS_KEY: 'testing',
+    env,
+    ...(ldapPort ? { ldapPort } : {}),
+    irsaEnv(roleArn) {
+      const tokenFile = path.join(tokenDir, 'token');
+      // The emulator does not check the OIDC token; its presence is what makes the SDK use IRSA.
+      writeFileSync(
+        tokenFile,
+        'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZHJhd2JyaWRnZSJ9.sig',
+      );
+      return {
+        AWS_ENDPOINT_URL: endpoint,
+        AWS_REGION: 'us-east-1',
+        AWS_ROLE_ARN: roleArn,
+        AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+        AWS_ROLE_SESSION_NAME: 'drawbridge-agent',
+      };
+    },
+    async elasticacheFront(front) {
+      return ((await control('elasticache-front', front)) as { port: number }).port;
     },
     async onIssue(handler) {
       await closeHook();
@@ -136,6 +186,7 @@ export async function startMoto(): Promise<Moto> {
     },
     async stop() {
       await closeHook();
+      rmSync(tokenDir, { recursive: true, force: true });
       if (proc.exitCode !== null) return;
       const exited = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');

@@ -45,6 +45,13 @@ def control_app(app):
         if path == "/_drawbridge/hook":
             hooks.set_url(body.get("url"))
             return respond(start_response, "200 OK", {"ok": True})
+        if path == "/_drawbridge/elasticache-front":
+            from .elasticache_front import Front
+
+            front = Front(
+                body["redisPort"], body["adminUser"], body["adminPassword"], body["resource"], body.get("serverless", False)
+            )
+            return respond(start_response, "200 OK", {"port": front.port})
         if path == "/_drawbridge/verify":
             result = verify_presigned(body["token"], body["service"], body.get("expect"))
             return respond(start_response, "200 OK", result)

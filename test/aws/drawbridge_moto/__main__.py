@@ -17,9 +17,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--ldap-port", type=int, help="also verify RDS IAM tokens over LDAP (ldap.py)")
     args = parser.parse_args()
 
     install()
+    if args.ldap_port:
+        from .ldap import serve
+
+        serve(args.host, args.ldap_port)
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

@@ -20,14 +20,52 @@ interface Case {
   serverless?: boolean;
 }
 
-const KEYS = { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' };
-const SESSION = { ...KEYS, accessKeyId: 'ASIAIOSFODNN7EXAMPLE', sessionToken: 'IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+/=' };
+const KEYS = {
+  accessKeyId: 'AKIAIOSFODNN7EXAMPLE',
+  secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+};
+const SESSION = {
+  ...KEYS,
+  accessKeyId: 'ASIAIOSFODNN7EXAMPLE',
+  sessionToken: 'IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ+/=',
+};
 
 const CASES: Case[] = [
-  { kind: 'rds', time: '2026-01-02T03:04:05Z', ...KEYS, region: 'us-east-1', host: 'orders.abc.us-east-1.rds.amazonaws.com', port: 5432, user: 'alice' },
-  { kind: 'rds', time: '2030-12-31T23:59:59Z', ...SESSION, region: 'eu-west-1', host: '127.0.0.1', port: 15432, user: 'user with space+plus' },
-  { kind: 'elasticache', time: '2026-01-02T03:04:05Z', ...KEYS, region: 'us-east-1', host: 'my-replication-group', user: 'iam-user-01' },
-  { kind: 'elasticache', time: '2026-06-30T12:00:00Z', ...SESSION, region: 'ap-northeast-2', host: 'serverless-cache-1', user: 'iam-user-01', serverless: true },
+  {
+    kind: 'rds',
+    time: '2026-01-02T03:04:05Z',
+    ...KEYS,
+    region: 'us-east-1',
+    host: 'orders.abc.us-east-1.rds.amazonaws.com',
+    port: 5432,
+    user: 'alice',
+  },
+  {
+    kind: 'rds',
+    time: '2030-12-31T23:59:59Z',
+    ...SESSION,
+    region: 'eu-west-1',
+    host: '127.0.0.1',
+    port: 15432,
+    user: 'user with space+plus',
+  },
+  {
+    kind: 'elasticache',
+    time: '2026-01-02T03:04:05Z',
+    ...KEYS,
+    region: 'us-east-1',
+    host: 'my-replication-group',
+    user: 'iam-user-01',
+  },
+  {
+    kind: 'elasticache',
+    time: '2026-06-30T12:00:00Z',
+    ...SESSION,
+    region: 'ap-northeast-2',
+    host: 'serverless-cache-1',
+    user: 'iam-user-01',
+    serverless: true,
+  },
 ];
 
 function params(token: string): { host: string; query: Record<string, string> } {
@@ -37,7 +75,10 @@ function params(token: string): { host: string; query: Record<string, string> } 
 
 let reference: string[];
 beforeAll(() => {
-  const run = spawnSync(motoPython(), [path.resolve('test/aws/vectors.py')], { input: JSON.stringify(CASES), encoding: 'utf8' });
+  const run = spawnSync(motoPython(), [path.resolve('test/aws/vectors.py')], {
+    input: JSON.stringify(CASES),
+    encoding: 'utf8',
+  });
   if (run.status !== 0) throw new Error(`vectors.py failed: ${run.stderr}`);
   reference = JSON.parse(run.stdout) as string[];
 });
@@ -47,13 +88,30 @@ afterEach(() => {
 });
 
 async function ours(c: Case): Promise<string> {
-  const credentials = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}) };
+  const credentials = {
+    accessKeyId: c.accessKeyId,
+    secretAccessKey: c.secretAccessKey,
+    ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}),
+  };
   if (c.kind === 'elasticache') {
-    return elasticacheAuthToken({ resourceName: c.host, userId: c.user, serverless: !!c.serverless, region: c.region, credentials, now: new Date(c.time) });
+    return elasticacheAuthToken({
+      resourceName: c.host,
+      userId: c.user,
+      serverless: !!c.serverless,
+      region: c.region,
+      credentials,
+      now: new Date(c.time),
+    });
   }
   vi.useFakeTimers({ toFake: ['Date'] });
   vi.setSystemTime(new Date(c.time));
-  return new Signer({ hostname: c.host, port: c.port!, username: c.user, region: c.region, credentials }).getAuthToken();
+  return new Signer({
+    hostname: c.host,
+    port: c.port!,
+    username: c.user,
+    region: c.region,
+    credentials,
+  }).getAuthToken();
 }
 
 describe('IAM auth tokens equal botocore', () => {
