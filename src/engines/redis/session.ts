@@ -45,6 +45,8 @@ export class RedisSession implements LiveSession {
   inMulti = false;
   private multiDirty = false;
   private closing = false;
+  /** Malformed input: reported after the replies of every command received before it. */
+  private failure: DrawbridgeError | undefined;
   private startedAt = 0;
   private commands = 0;
   private denied = 0;
@@ -77,6 +79,7 @@ export class RedisSession implements LiveSession {
 
   start(): void {
     this.client.on('data', (chunk: Buffer) => {
+      if (this.failure) return;
       this.fromClient += chunk.length;
       try {
         this.parser.feed(chunk);
@@ -121,6 +124,7 @@ export class RedisSession implements LiveSession {
         if (this.busy) return;
         this.queue = [];
         this.queueHead = 0;
+        if (this.failure) return this.failNow(this.failure);
         if (!this.backendFull && !this.closing) this.client.resume();
       });
   }
@@ -239,7 +243,13 @@ export class RedisSession implements LiveSession {
   }
 
   private protocolFailure(err: DrawbridgeError): void {
-    if (this.closing) return;
+    if (this.closing || this.failure) return;
+    this.failure = err;
+    this.client.pause();
+    if (!this.busy && this.queueHead >= this.queue.length) this.failNow(err);
+  }
+
+  private failNow(err: DrawbridgeError): void {
     this.agent.log.info(
       { sessionId: this.id, reason: err.message },
       'malformed client input; closing session',
