@@ -23,7 +23,8 @@ export const CLUSTER_USERS = {
   default: { password: 'default-secret', rules: '~* &* +@all' },
   admin: { password: 'admin-secret', rules: '~* &* +@all' },
   app: { password: 'app-secret', rules: '~* &* +@all -@dangerous +cluster|shards +cluster|slots' },
-  reader: { password: 'reader-secret', rules: '~* &* -@all +@read +@connection' },
+  // The agent learns commands (COMMAND, INFO) and the topology (CLUSTER SHARDS) as the session's user.
+  reader: { password: 'reader-secret', rules: '~* &* -@all +@read +@connection +info +cluster|shards' },
   repl: { password: 'repl-secret', rules: '+psync +replconf +ping' },
 } as const;
 export type ClusterUserName = keyof typeof CLUSTER_USERS;

@@ -1,0 +1,209 @@
+// One logged-in connection to one cluster node, pipelined: commands are written as they come (writes
+// of one event-loop turn are corked into one syscall) and replies matched to them first-in first-out.
+// It exists before its socket does, so commands for a node being connected queue here instead of in
+// every caller; a failed connect fails them as "not sent" (safe to retry elsewhere), a connection lost
+// later fails what was in flight as "sent" (it may have run).
+import type { Socket } from 'node:net';
+import { DrawbridgeError, errorMessage } from '../../../errors.js';
+import { ReplyFramer } from '../reply-parser.js';
+
+/** Why a command got no reply: `sent` says whether the node may have run it. */
+export class NodeUnavailable {
+  constructor(
+    readonly error: DrawbridgeError,
+    readonly sent: boolean,
+  ) {}
+}
+
+export type ReplyHandler = (reply: Buffer | NodeUnavailable) => void;
+
+const ASKING = Buffer.from('*1\r\n$6\r\nASKING\r\n');
+const ignore: ReplyHandler = () => {};
+
+export class NodeConnection {
+  private socket: Socket | undefined;
+  private readonly framer: ReplyFramer;
+  /** Handlers of commands written (or queued while connecting), oldest first from `head`. */
+  private handlers: ReplyHandler[] = [];
+  private head = 0;
+  private unsent: Buffer[] = [];
+  private corked = false;
+  private dead: DrawbridgeError | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private closeListeners: (() => void)[] = [];
+
+  constructor(
+    /** Topology node id this connection serves. */
+    readonly node: number,
+    /** Label for errors and logs, `host:port`. */
+    readonly label: string,
+    connecting: Promise<Socket>,
+    /** When set, every frame goes here instead of to a command handler (pub/sub connections). */
+    private readonly frames?: (frame: Buffer) => void,
+  ) {
+    this.framer = new ReplyFramer((frame) => this.onFrame(frame));
+    connecting.then(
+      (socket) => this.attach(socket),
+      (err: unknown) => this.fail(asDrawbridgeError(err, this.label), false),
+    );
+  }
+
+  get closed(): boolean {
+    return this.dead !== undefined;
+  }
+
+  get ready(): boolean {
+    return this.socket !== undefined && !this.dead;
+  }
+
+  /** Commands waiting for their reply. */
+  get inFlight(): number {
+    return this.handlers.length - this.head;
+  }
+
+  /** Writes `raw` and calls `handler` with its reply. False: buffers are full, wait for onDrain. */
+  send(raw: Buffer, handler: ReplyHandler): boolean {
+    if (this.dead) {
+      handler(new NodeUnavailable(this.dead, false));
+      return true;
+    }
+    this.handlers.push(handler);
+    return this.write(raw);
+  }
+
+  /** `ASKING` then `raw` in one write, so no other command can come between them. */
+  sendAsking(raw: Buffer, handler: ReplyHandler): boolean {
+    if (this.dead) {
+      handler(new NodeUnavailable(this.dead, false));
+      return true;
+    }
+    this.handlers.push(ignore, handler);
+    this.write(ASKING);
+    return this.write(raw);
+  }
+
+  /** Writes without expecting a matched reply (pub/sub connections, whose frames all go to `frames`). */
+  sendUnmatched(raw: Buffer): boolean {
+    if (this.dead) return true;
+    return this.write(raw);
+  }
+
+  /** The error this connection died of, if it did. */
+  get failure(): DrawbridgeError | undefined {
+    return this.dead;
+  }
+
+  /** Runs `fn` once the socket can take more (immediately if it already can). */
+  onDrain(fn: () => void): void {
+    if (!this.socket || !this.socket.writableNeedDrain) fn();
+    else this.drainWaiters.push(fn);
+  }
+
+  onClose(fn: () => void): void {
+    if (this.dead) fn();
+    else this.closeListeners.push(fn);
+  }
+
+  pause(): void {
+    this.socket?.pause();
+  }
+
+  resume(): void {
+    this.socket?.resume();
+  }
+
+  /** Closes the connection; anything in flight fails as sent. */
+  destroy(reason = 'closed by the agent'): void {
+    this.fail(new DrawbridgeError('BACKEND_UNREACHABLE', `connection to ${this.label} ${reason}`), true);
+  }
+
+  private write(raw: Buffer): boolean {
+    const s = this.socket;
+    if (!s) {
+      this.unsent.push(raw);
+      return true;
+    }
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        s.uncork();
+      });
+    }
+    return s.write(raw);
+  }
+
+  private attach(socket: Socket): void {
+    if (this.dead) {
+      socket.destroy();
+      return;
+    }
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.framer.feed(chunk);
+      } catch (err) {
+        this.fail(asDrawbridgeError(err, this.label), true);
+      }
+    });
+    socket.on('drain', () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    });
+    socket.on('error', (err) => this.fail(asDrawbridgeError(err, this.label), true));
+    socket.on('close', () => this.fail(lost(this.label), true));
+    const queued = this.unsent;
+    this.unsent = [];
+    for (const raw of queued) this.write(raw);
+    socket.resume();
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (this.frames) {
+      this.frames(frame);
+      return;
+    }
+    if (this.head >= this.handlers.length) {
+      this.fail(new DrawbridgeError('PROTOCOL_ERROR', `${this.label} sent a reply nobody asked for`), true);
+      return;
+    }
+    const handler = this.handlers[this.head]!;
+    this.handlers[this.head++] = ignore;
+    // Compact now and then instead of shifting on every reply.
+    if (this.head >= 1024 && this.head * 2 >= this.handlers.length) {
+      this.handlers = this.handlers.slice(this.head);
+      this.head = 0;
+    }
+    handler(frame);
+  }
+
+  private fail(err: DrawbridgeError, written: boolean): void {
+    if (this.dead) return;
+    this.dead = err;
+    this.framer.reset();
+    this.socket?.destroy();
+    const pending = this.handlers.slice(this.head);
+    this.handlers = [];
+    this.head = 0;
+    const sent = written && this.socket !== undefined;
+    this.unsent = [];
+    for (const h of pending) h(new NodeUnavailable(err, sent));
+    for (const w of this.drainWaiters.splice(0)) w();
+    for (const l of this.closeListeners.splice(0)) l();
+  }
+}
+
+function lost(label: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'BACKEND_UNREACHABLE',
+    `connection to cluster node ${label} closed`,
+    'the node restarted or failed over; retry the command',
+  );
+}
+
+function asDrawbridgeError(err: unknown, label: string): DrawbridgeError {
+  if (err instanceof DrawbridgeError) return err;
+  return new DrawbridgeError('BACKEND_UNREACHABLE', `cluster node ${label}: ${errorMessage(err)}`);
+}

@@ -1,0 +1,110 @@
+// Backend connections of one database login (user + credential) to every cluster node.
+//
+// Pooling, and why:
+// - Plain commands of every session logged in as the same database user share ONE pipelined
+//   connection per node. Redis runs one command at a time per node anyway, so a second connection
+//   buys no parallelism; one connection turns many clients' small writes into large pipelined writes
+//   and reads (the twemproxy insight), keeps the cluster's connection count at nodes × users instead
+//   of nodes × clients, and makes a new client session cost no backend round trip. Sharing is safe
+//   only per login: the backend's ACL for that user applies to everything on it, and per-person rules
+//   were enforced by the session before dispatch.
+// - Commands that change or hold connection state — MULTI/EXEC/WATCH, blocking pops, (S)SUBSCRIBE —
+//   get a dedicated connection, taken from a small idle list per node and given back only when clean
+//   (nothing in flight, no transaction, no subscription), otherwise closed.
+import type { Socket } from 'node:net';
+import type { BackendLogin } from '../router.js';
+import { NodeConnection } from './node-connection.js';
+
+/** Connects and logs in to one node (the backend-auth module does the work). */
+export type NodeConnector = (node: number, login: BackendLogin) => Promise<Socket>;
+
+const MAX_IDLE_PER_NODE = 4;
+
+export class LoginPool {
+  private readonly shared = new Map<number, NodeConnection>();
+  private readonly idle = new Map<number, NodeConnection[]>();
+  private readonly dedicated = new Set<NodeConnection>();
+  /** Routers currently using this login; the pool closes when the last one leaves (after a grace). */
+  users = 0;
+
+  constructor(
+    readonly key: string,
+    /** Used for new connections; replaced by the newest when credentials rotate (IAM tokens). */
+    public login: BackendLogin,
+    private readonly connector: NodeConnector,
+    private readonly label: (node: number) => string,
+  ) {}
+
+  private connect(node: number): Promise<Socket> {
+    return this.connector(node, this.login);
+  }
+
+  /** The pipelined connection for plain commands to `node`, (re)opened on demand. */
+  sharedTo(node: number): NodeConnection {
+    let c = this.shared.get(node);
+    if (!c || c.closed) {
+      c = new NodeConnection(node, this.label(node), this.connect(node));
+      this.shared.set(node, c);
+    }
+    return c;
+  }
+
+  /** A connection to `node` for one session's exclusive use; give it back with `release`. */
+  take(node: number, frames?: (frame: Buffer) => void): NodeConnection {
+    if (!frames) {
+      const list = this.idle.get(node);
+      while (list?.length) {
+        const c = list.pop()!;
+        if (!c.closed) {
+          this.dedicated.add(c);
+          return c;
+        }
+      }
+    }
+    const c = new NodeConnection(node, this.label(node), this.connect(node), frames);
+    this.dedicated.add(c);
+    c.onClose(() => this.dedicated.delete(c));
+    return c;
+  }
+
+  /** Returns a dedicated connection; `clean` means no transaction, subscription or reply is pending. */
+  release(c: NodeConnection, clean: boolean): void {
+    // Taken from this pool before a relogin switched pools: it belongs to the old login, close it.
+    if (!this.dedicated.delete(c)) {
+      c.destroy('released');
+      return;
+    }
+    const list = this.idle.get(c.node) ?? [];
+    if (!clean || c.closed || !c.ready || c.inFlight > 0 || list.length >= MAX_IDLE_PER_NODE) {
+      c.destroy('released');
+      return;
+    }
+    list.push(c);
+    this.idle.set(c.node, list);
+  }
+
+  /** Closes connections to nodes that left the cluster. */
+  forget(nodes: ReadonlySet<number>): void {
+    for (const [node, c] of this.shared) {
+      if (!nodes.has(node)) {
+        c.destroy('node left the cluster');
+        this.shared.delete(node);
+      }
+    }
+    for (const [node, list] of this.idle) {
+      if (!nodes.has(node)) {
+        for (const c of list) c.destroy('node left the cluster');
+        this.idle.delete(node);
+      }
+    }
+  }
+
+  close(): void {
+    for (const c of this.shared.values()) c.destroy('pool closed');
+    for (const list of this.idle.values()) for (const c of list) c.destroy('pool closed');
+    for (const c of this.dedicated) c.destroy('pool closed');
+    this.shared.clear();
+    this.idle.clear();
+    this.dedicated.clear();
+  }
+}

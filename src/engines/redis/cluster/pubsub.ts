@@ -1,0 +1,348 @@
+// Pub/sub for one client session, on its own subscribed connections.
+// - SUBSCRIBE/PSUBSCRIBE: Redis Cluster broadcasts PUBLISH to every node, so one connection to any
+//   node hears every channel; the session's channels and patterns all live there.
+// - SSUBSCRIBE: a shard channel is only published on the node owning its slot, so channels are
+//   grouped by slot and subscribed on each owner; when a slot moves, the node drops the
+//   subscription (an unasked `sunsubscribe`) and the agent re-subscribes on the new owner.
+// Confirmations are rebuilt by the agent so their counts are the session's totals, as one server
+// would report them; messages are relayed as received. A lost connection is re-established and
+// re-subscribed; if that keeps failing past the retry budget, the session ends with the reason.
+import { DrawbridgeError } from '../../../errors.js';
+import type { RedisCommand } from '../parser.js';
+import { RedisReplyError } from '../router.js';
+import { encodeCommand, encodeValue } from '../serializer.js';
+import { keySlot } from './multi-key.js';
+import { NodeUnavailable } from './node-connection.js';
+import type { LoginPool } from './pool.js';
+import { type Done, type SendContext, parseRedirect, redirectKind } from './sender.js';
+import { type LinkEvents, type LinkOutcome, SubscriberLink } from './subscriber-link.js';
+import { NO_NODE } from './topology.js';
+
+export interface PubSubHost {
+  readonly ctx: SendContext;
+  pool(): LoginPool;
+  push(frame: Buffer): void;
+  fail(err: DrawbridgeError): void;
+}
+
+export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
+  'subscribe',
+  'psubscribe',
+  'ssubscribe',
+  'unsubscribe',
+  'punsubscribe',
+  'sunsubscribe',
+]);
+
+const MAX_MOVES = 5;
+
+function confirm(type: string, channel: Buffer | null, count: number): Buffer {
+  return encodeValue([Buffer.from(type), channel, count]);
+}
+
+function failure(outcome: LinkOutcome): Buffer | RedisReplyError {
+  if (outcome instanceof NodeUnavailable) return new RedisReplyError('ERR', outcome.error.message);
+  return outcome!;
+}
+
+export class PubSub implements LinkEvents {
+  /** Channel bytes as latin1 strings (one char per byte, binary-safe). */
+  private readonly channels = new Set<string>();
+  private readonly patterns = new Set<string>();
+  /** Shard channel → node it is subscribed on. */
+  private readonly shards = new Map<string, number>();
+  private main: SubscriberLink | undefined;
+  private readonly shardLinks = new Map<number, SubscriberLink>();
+  private pending = 0;
+  private paused = false;
+  private closed = false;
+
+  constructor(private readonly host: PubSubHost) {}
+
+  /** RESP2 subscribed mode: only subscribe-family commands, PING, QUIT and RESET are allowed. */
+  get subscribed(): boolean {
+    return this.pending > 0 || this.channels.size + this.patterns.size + this.shards.size > 0;
+  }
+
+  dispatch(cmd: RedisCommand, done: Done): boolean {
+    const names = cmd.args.slice(1);
+    switch (cmd.name) {
+      case 'subscribe':
+      case 'psubscribe':
+        return this.subscribe(cmd.name, names, done);
+      case 'unsubscribe':
+      case 'punsubscribe':
+        return this.unsubscribe(cmd.name, names, done);
+      case 'ssubscribe':
+        return this.ssubscribe(names, done);
+      case 'sunsubscribe':
+        return this.sunsubscribe(names, done);
+      case 'ping': {
+        done(encodeValue([Buffer.from('pong'), names[0] ?? Buffer.alloc(0)]));
+        return true;
+      }
+      default:
+        done(
+          new RedisReplyError(
+            'ERR',
+            `Can't execute '${cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
+          ),
+        );
+        return true;
+    }
+  }
+
+  pause(): void {
+    this.paused = true;
+    for (const l of this.links()) l.conn.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const l of this.links()) l.conn.resume();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const l of this.links()) l.close();
+    this.main = undefined;
+    this.shardLinks.clear();
+  }
+
+  // --- LinkEvents ---
+
+  push(frame: Buffer): void {
+    this.host.push(frame);
+  }
+
+  evicted(channel: Buffer): void {
+    const key = channel.toString('latin1');
+    if (!this.shards.has(key)) return;
+    this.shards.set(key, NO_NODE);
+    void this.host.ctx.topology.refresh().then(() => this.resubscribeShard(channel, 0, Date.now()));
+  }
+
+  lost(link: SubscriberLink): void {
+    if (this.closed) return;
+    if (link === this.main) {
+      this.main = undefined;
+      if (this.channels.size + this.patterns.size > 0) this.resubscribeMain(Date.now());
+      return;
+    }
+    this.shardLinks.delete(link.node);
+    for (const [key, node] of this.shards) {
+      if (node === link.node) this.evicted(Buffer.from(key, 'latin1'));
+    }
+  }
+
+  // --- commands ---
+
+  private subscribe(type: string, names: Buffer[], done: Done): boolean {
+    const set = type === 'subscribe' ? this.channels : this.patterns;
+    this.pending++;
+    return this.mainLink().request(encodeCommand([type, ...names]), names.length, (outcome) => {
+      this.pending--;
+      if (outcome !== undefined) {
+        done(failure(outcome));
+        return;
+      }
+      const frames = names.map((n) => {
+        set.add(n.toString('latin1'));
+        return confirm(type, n, this.channels.size + this.patterns.size);
+      });
+      done(Buffer.concat(frames));
+    });
+  }
+
+  private unsubscribe(type: string, names: Buffer[], done: Done): boolean {
+    const set = type === 'unsubscribe' ? this.channels : this.patterns;
+    const targets = names.length > 0 ? names : [...set].map((k) => Buffer.from(k, 'latin1'));
+    const reply = () => {
+      const frames = targets.map((n) => {
+        set.delete(n.toString('latin1'));
+        return confirm(type, n, this.channels.size + this.patterns.size);
+      });
+      this.closeIdleMain();
+      done(
+        frames.length > 0
+          ? Buffer.concat(frames)
+          : confirm(type, null, this.channels.size + this.patterns.size),
+      );
+    };
+    if (targets.length === 0 || !this.main) {
+      reply();
+      return true;
+    }
+    this.pending++;
+    return this.main.request(encodeCommand([type, ...targets]), targets.length, (outcome) => {
+      this.pending--;
+      if (outcome instanceof NodeUnavailable || outcome === undefined) reply();
+      else done(failure(outcome));
+    });
+  }
+
+  private ssubscribe(names: Buffer[], done: Done): boolean {
+    if (names.length === 0) {
+      done(new RedisReplyError('ERR', "wrong number of arguments for 'ssubscribe' command"));
+      return true;
+    }
+    const bySlot = new Map<number, Buffer[]>();
+    for (const n of names) {
+      const slot = keySlot(n);
+      bySlot.set(slot, [...(bySlot.get(slot) ?? []), n]);
+    }
+    let left = bySlot.size;
+    let error: Buffer | RedisReplyError | undefined;
+    this.pending++;
+    for (const [slot, group] of bySlot) {
+      this.shardSubscribe(slot, group, 0, (outcome, node) => {
+        if (outcome !== undefined) error ??= failure(outcome);
+        else for (const n of group) this.shards.set(n.toString('latin1'), node);
+        if (--left > 0) return;
+        this.pending--;
+        if (error) {
+          done(error);
+          return;
+        }
+        done(Buffer.concat(names.map((n) => confirm('ssubscribe', n, this.shards.size))));
+      });
+    }
+    return true;
+  }
+
+  /** SSUBSCRIBE one slot's channels on its owner, following MOVED a few times. */
+  private shardSubscribe(
+    slot: number,
+    group: Buffer[],
+    moves: number,
+    done: (outcome: LinkOutcome, node: number) => void,
+  ): void {
+    const owner = this.host.ctx.topology.ownerOf(slot);
+    const node = owner === NO_NODE ? this.host.ctx.anyNode() : owner;
+    this.shardLink(node).request(encodeCommand(['SSUBSCRIBE', ...group]), group.length, (outcome) => {
+      const kind = Buffer.isBuffer(outcome) ? redirectKind(outcome) : undefined;
+      if (kind && moves < MAX_MOVES) {
+        const r = kind === 'moved' ? parseRedirect(outcome as Buffer) : undefined;
+        if (r) this.host.ctx.topology.moved(r.slot, r.address);
+        const retry = () => this.shardSubscribe(slot, group, moves + 1, done);
+        if (r) retry();
+        else setTimeout(retry, 100);
+        return;
+      }
+      done(outcome, node);
+    });
+  }
+
+  private sunsubscribe(names: Buffer[], done: Done): boolean {
+    const targets = names.length > 0 ? names : [...this.shards.keys()].map((k) => Buffer.from(k, 'latin1'));
+    const reply = () => {
+      const frames = targets.map((n) => {
+        this.shards.delete(n.toString('latin1'));
+        return confirm('sunsubscribe', n, this.shards.size);
+      });
+      this.closeIdleShardLinks();
+      done(frames.length > 0 ? Buffer.concat(frames) : confirm('sunsubscribe', null, this.shards.size));
+    };
+    const byNode = new Map<number, Buffer[]>();
+    for (const n of targets) {
+      const node = this.shards.get(n.toString('latin1'));
+      if (node !== undefined && this.shardLinks.has(node)) byNode.set(node, [...(byNode.get(node) ?? []), n]);
+    }
+    if (byNode.size === 0) {
+      reply();
+      return true;
+    }
+    let left = byNode.size;
+    this.pending++;
+    for (const [node, group] of byNode) {
+      this.shardLinks.get(node)!.request(encodeCommand(['SUNSUBSCRIBE', ...group]), group.length, () => {
+        if (--left > 0) return;
+        this.pending--;
+        reply();
+      });
+    }
+    return true;
+  }
+
+  // --- links ---
+
+  private links(): SubscriberLink[] {
+    return [...(this.main ? [this.main] : []), ...this.shardLinks.values()];
+  }
+
+  private mainLink(): SubscriberLink {
+    if (!this.main) {
+      this.main = new SubscriberLink(this.host.pool(), this.host.ctx.anyNode(), this);
+      if (this.paused) this.main.conn.pause();
+    }
+    return this.main;
+  }
+
+  private shardLink(node: number): SubscriberLink {
+    let link = this.shardLinks.get(node);
+    if (!link) {
+      link = new SubscriberLink(this.host.pool(), node, this);
+      if (this.paused) link.conn.pause();
+      this.shardLinks.set(node, link);
+    }
+    return link;
+  }
+
+  private closeIdleMain(): void {
+    if (this.main && this.channels.size + this.patterns.size === 0 && this.pending === 0) {
+      const main = this.main;
+      this.main = undefined;
+      main.close();
+    }
+  }
+
+  private closeIdleShardLinks(): void {
+    const used = new Set(this.shards.values());
+    for (const [node, link] of this.shardLinks) {
+      if (!used.has(node)) {
+        this.shardLinks.delete(node);
+        link.close();
+      }
+    }
+  }
+
+  /** After losing the main connection: subscribe everything again elsewhere, within the budget. */
+  private resubscribeMain(since: number): void {
+    const retry = (why: string) => {
+      if (Date.now() - since > this.host.ctx.retryBudgetMs) {
+        this.host.fail(
+          new DrawbridgeError('BACKEND_UNREACHABLE', `lost pub/sub subscriptions: ${why}`, 'subscribe again'),
+        );
+      } else setTimeout(() => this.resubscribeMain(since), 200);
+    };
+    if (this.closed || this.channels.size + this.patterns.size === 0) return;
+    const link = this.mainLink();
+    const again = (outcome: LinkOutcome) => {
+      if (outcome instanceof NodeUnavailable) retry(outcome.error.message);
+    };
+    const channels = [...this.channels].map((k) => Buffer.from(k, 'latin1'));
+    const patterns = [...this.patterns].map((k) => Buffer.from(k, 'latin1'));
+    if (channels.length) link.request(encodeCommand(['SUBSCRIBE', ...channels]), channels.length, again);
+    if (patterns.length) link.request(encodeCommand(['PSUBSCRIBE', ...patterns]), patterns.length, again);
+  }
+
+  private resubscribeShard(channel: Buffer, moves: number, since: number): void {
+    const key = channel.toString('latin1');
+    if (this.closed || this.shards.get(key) !== NO_NODE) return;
+    this.shardSubscribe(keySlot(channel), [channel], moves, (outcome, node) => {
+      if (outcome === undefined) {
+        if (this.shards.has(key)) this.shards.set(key, node);
+        return;
+      }
+      if (Date.now() - since > this.host.ctx.retryBudgetMs) {
+        this.host.fail(
+          new DrawbridgeError(
+            'BACKEND_UNREACHABLE',
+            `lost the shard channel subscription ${key}`,
+            'subscribe again',
+          ),
+        );
+      } else setTimeout(() => this.resubscribeShard(channel, moves, since), 200);
+    });
+  }
+}

@@ -1,0 +1,163 @@
+// Sends one command to the node that owns its slot and keeps at it until there is a reply the
+// client may see: MOVED patches the slot table and resends at once, ASK resends once with ASKING to
+// the importing node, TRYAGAIN/CLUSTERDOWN/LOADING and unreachable nodes back off and retry (after a
+// topology refresh) within a time budget that covers a failover. Redirects never reach the client.
+//
+// A command lost in flight (the node died after it was written) is retried only when it cannot have
+// changed anything (a `readonly` command); otherwise the client gets an error saying it may or may
+// not have run — the agent never replays a write it cannot prove did not happen.
+import type { Logger } from '../../../log.js';
+import { RedisReplyError } from '../router.js';
+import { type NodeConnection, NodeUnavailable } from './node-connection.js';
+import { parseAddress } from './shape.js';
+import { NO_NODE, type Topology } from './topology.js';
+
+export interface SendContext {
+  readonly topology: Topology;
+  readonly log: Logger;
+  /** How long a command may keep retrying (failover, resharding, cluster down) before failing. */
+  readonly retryBudgetMs: number;
+  /** A node for keyless commands (round robin over masters). */
+  anyNode(): number;
+}
+
+export type Lane = (node: number) => NodeConnection;
+export type Done = (reply: Buffer | RedisReplyError) => void;
+
+const MAX_REDIRECTS = 16;
+const enum Ch {
+  Minus = 0x2d,
+  A = 0x41,
+  C = 0x43,
+  L = 0x4c,
+  M = 0x4d,
+  T = 0x54,
+}
+
+type Redirect = 'moved' | 'ask' | 'retry' | undefined;
+
+/** Classifies an error frame by its prefix bytes, without decoding it. */
+export function redirectKind(frame: Buffer): Redirect {
+  if (frame[0] !== Ch.Minus) return undefined;
+  const c = frame[1];
+  if (c === Ch.M && frame.subarray(1, 7).toString('latin1') === 'MOVED ') return 'moved';
+  if (c === Ch.A && frame.subarray(1, 5).toString('latin1') === 'ASK ') return 'ask';
+  if (c === Ch.T && frame.subarray(1, 9).toString('latin1') === 'TRYAGAIN') return 'retry';
+  if (c === Ch.C && frame.subarray(1, 12).toString('latin1') === 'CLUSTERDOWN') return 'retry';
+  if (c === Ch.L && frame.subarray(1, 8).toString('latin1') === 'LOADING') return 'retry';
+  return undefined;
+}
+
+/** `-MOVED 3999 10.0.0.2:6379` → slot and address. */
+export function parseRedirect(
+  frame: Buffer,
+): { slot: number; address: { host: string; port: number } } | undefined {
+  const parts = frame.toString('latin1', 1, frame.length - 2).split(' ');
+  const slot = Number(parts[1]);
+  const address = parseAddress(parts[2] ?? '');
+  return Number.isInteger(slot) && address ? { slot, address } : undefined;
+}
+
+export interface SendSpec {
+  raw: Buffer;
+  /** Slot of the command's keys; -1 for commands routed by `pick` or to any node. */
+  slot: number;
+  /** For keyless commands aimed at one node (fan-out, SCAN): re-evaluated on every attempt. */
+  pick?: () => number;
+  /** Safe to resend after a connection loss in flight (the command cannot have changed data). */
+  idempotent: boolean;
+  lane: Lane;
+  done: Done;
+  /** Told about a connection whose write buffer is full. */
+  onFull?: (conn: NodeConnection) => void;
+}
+
+export class RoutedSend {
+  private redirects = 0;
+  private retries = 0;
+  private startedAt = 0;
+  private askNode = NO_NODE;
+
+  constructor(
+    private readonly ctx: SendContext,
+    private readonly spec: SendSpec,
+  ) {}
+
+  /** First attempt; false when the connection's buffers are full. */
+  start(): boolean {
+    return this.attempt();
+  }
+
+  private target(): number {
+    if (this.askNode !== NO_NODE) return this.askNode;
+    const { slot, pick } = this.spec;
+    if (slot < 0) return pick ? pick() : this.ctx.anyNode();
+    const owner = this.ctx.topology.ownerOf(slot);
+    // Before the first refresh lands, any node will do: its MOVED teaches us the owner.
+    return owner === NO_NODE ? this.ctx.anyNode() : owner;
+  }
+
+  private attempt(): boolean {
+    const conn = this.spec.lane(this.target());
+    const asking = this.askNode !== NO_NODE;
+    this.askNode = NO_NODE;
+    const raw = this.spec.raw;
+    const ok = asking ? conn.sendAsking(raw, this.onReply) : conn.send(raw, this.onReply);
+    if (!ok) this.spec.onFull?.(conn);
+    return ok;
+  }
+
+  private readonly onReply = (reply: Buffer | NodeUnavailable): void => {
+    if (reply instanceof NodeUnavailable) {
+      if (!reply.sent || this.spec.idempotent) {
+        void this.ctx.topology.refresh();
+        this.retryLater(reply.error.message);
+      } else {
+        this.spec.done(
+          new RedisReplyError(
+            'ERR',
+            `${reply.error.message} while the command was in flight; it may or may not have been applied (failover?) — check and retry`,
+          ),
+        );
+      }
+      return;
+    }
+    const kind = redirectKind(reply);
+    if (kind === undefined) {
+      this.spec.done(reply);
+      return;
+    }
+    if (kind === 'retry') {
+      this.retryLater(reply.toString('latin1', 1, reply.length - 2), reply);
+      return;
+    }
+    const redirect = parseRedirect(reply);
+    if (!redirect || ++this.redirects > MAX_REDIRECTS) {
+      this.spec.done(
+        new RedisReplyError(
+          'ERR',
+          `too many cluster redirections (last: ${reply.toString('latin1', 1, reply.length - 2)})`,
+        ),
+      );
+      return;
+    }
+    if (kind === 'moved') this.ctx.topology.moved(redirect.slot, redirect.address);
+    else this.askNode = this.ctx.topology.node(redirect.address).id;
+    this.attempt();
+  };
+
+  /** Backs off 10, 20, 40 ... 500 ms, for at most the retry budget; then the last error goes out. */
+  private retryLater(why: string, lastFrame?: Buffer): void {
+    const now = Date.now();
+    if (this.startedAt === 0) this.startedAt = now;
+    if (now - this.startedAt >= this.ctx.retryBudgetMs) {
+      this.ctx.log.warn({ why, budgetMs: this.ctx.retryBudgetMs }, 'cluster command gave up retrying');
+      this.spec.done(
+        lastFrame ?? new RedisReplyError('CLUSTERDOWN', `${why}; gave up after ${this.ctx.retryBudgetMs} ms`),
+      );
+      return;
+    }
+    const delay = Math.min(500, 10 * 2 ** this.retries++);
+    setTimeout(() => this.attempt(), delay);
+  }
+}

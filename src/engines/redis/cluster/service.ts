@@ -1,0 +1,195 @@
+// Everything the sessions of one agent share about one Redis Cluster: the topology, the routing
+// rules learned from `COMMAND`, and the connection pools per database login. Sessions come and go;
+// this stays, so a new client session costs no CLUSTER SHARDS, no COMMAND and usually no connect.
+import { createHash } from 'node:crypto';
+import type { Database } from '../../../api/database.js';
+import { backendAddress } from '../../../api/database.js';
+import type { SecretReader } from '../../../agent/state.js';
+import { DrawbridgeError, errorMessage } from '../../../errors.js';
+import type { Logger } from '../../../log.js';
+import { connectBackend } from '../backend-auth.js';
+import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
+import type { BackendLogin } from '../router.js';
+import { encodeCommand } from '../serializer.js';
+import { type CommandRules, parseCommandReply } from './command-rules.js';
+import { NodeUnavailable } from './node-connection.js';
+import { LoginPool } from './pool.js';
+import type { SendContext } from './sender.js';
+import { type ClusterShape, parseClusterShards, parseClusterSlots } from './shape.js';
+import { type NodeEntry, Topology } from './topology.js';
+
+export interface ClusterServiceOptions {
+  /** How long commands keep retrying through failovers and resharding (default 20 s). */
+  retryBudgetMs?: number;
+  /** How long a login's connections stay open after its last session ends (default 30 s). */
+  idleCloseMs?: number;
+}
+
+const CLUSTER_SHARDS = encodeCommand(['CLUSTER', 'SHARDS']);
+const CLUSTER_SLOTS = encodeCommand(['CLUSTER', 'SLOTS']);
+const COMMAND = encodeCommand(['COMMAND']);
+
+/**
+ * Pools are shared per login. Rotating credentials (IAM tokens, which carry `expiresAt`) share one
+ * pool per user, and new connections use the newest token; fixed secrets are part of the key, so a
+ * changed password never rides on connections opened with the old one.
+ */
+export function loginKey(login: BackendLogin): string {
+  const c = login.credential;
+  const secret =
+    c.kind === 'password'
+      ? c.expiresAt
+        ? ''
+        : [c.password, ...(c.fallbackPasswords ?? [])].join('\0')
+      : c.kind === 'certificate'
+        ? c.certPem
+        : (login.clientPassword ?? '');
+  return `${c.kind}:${c.user}:${createHash('sha256').update(secret).digest('base64url')}`;
+}
+
+export class ClusterService implements SendContext {
+  readonly topology: Topology;
+  readonly retryBudgetMs: number;
+  private readonly idleCloseMs: number;
+  private readonly pools = new Map<string, { pool: LoginPool; timer?: NodeJS.Timeout }>();
+  private rulesByName: Map<string, CommandRules> | undefined;
+  private loading: Promise<void> | undefined;
+  private lastUsed: LoginPool | undefined;
+  private rr = 0;
+  private readonly tls: boolean;
+
+  constructor(
+    private readonly database: Database,
+    private readonly secrets: SecretReader,
+    readonly log: Logger,
+    opts: ClusterServiceOptions = {},
+  ) {
+    this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
+    this.idleCloseMs = opts.idleCloseMs ?? 30_000;
+    this.tls = database.spec.tls.mode !== 'disabled';
+    const seed = backendAddress(database.spec);
+    this.topology = new Topology({
+      seeds: [{ host: seed.host, port: seed.port }],
+      fetchShape: (node) => this.fetchShape(node),
+      onChange: (epoch) =>
+        this.log.debug({ epoch, masters: this.topology.masters().length }, 'cluster topology changed'),
+      onRefreshError: (err) => this.log.warn({ err: errorMessage(err) }, 'cluster topology refresh failed'),
+    });
+  }
+
+  anyNode(): number {
+    const masters = this.topology.masters();
+    if (masters.length === 0) return 0; // the seed
+    this.rr = (this.rr + 1) % masters.length;
+    return masters[this.rr]!;
+  }
+
+  rules(name: string): CommandRules | undefined {
+    return this.rulesByName?.get(name);
+  }
+
+  /** The pool for `login`, created on first use; pair every call with `leave`. */
+  join(login: BackendLogin): LoginPool {
+    const key = loginKey(login);
+    let entry = this.pools.get(key);
+    if (!entry) {
+      const pool = new LoginPool(
+        key,
+        login,
+        (node, l) => this.connect(node, l),
+        (node) => this.topology.entry(node).key,
+      );
+      entry = { pool };
+      this.pools.set(key, entry);
+    }
+    entry.pool.login = login;
+    clearTimeout(entry.timer);
+    entry.pool.users++;
+    this.lastUsed = entry.pool;
+    return entry.pool;
+  }
+
+  /** A session stopped using `pool`; its connections close after the idle grace. */
+  leave(pool: LoginPool): void {
+    const entry = this.pools.get(pool.key);
+    if (!entry || --pool.users > 0) return;
+    entry.timer = setTimeout(() => {
+      if (pool.users > 0) return;
+      pool.close();
+      this.pools.delete(pool.key);
+      if (this.lastUsed === pool) this.lastUsed = [...this.pools.values()][0]?.pool;
+    }, this.idleCloseMs);
+    entry.timer.unref();
+  }
+
+  /**
+   * Learns the topology and the command rules once (with the first session's login), and proves
+   * `pool`'s login works, so a bad credential fails the session at connect, as it does standalone.
+   */
+  async ready(pool: LoginPool): Promise<void> {
+    if (!this.loading) {
+      this.loading = this.load(pool);
+      this.loading.catch(() => (this.loading = undefined));
+    }
+    await this.loading;
+    await this.query(pool, this.anyNode(), encodeCommand(['PING']));
+  }
+
+  close(): void {
+    for (const { pool, timer } of this.pools.values()) {
+      clearTimeout(timer);
+      pool.close();
+    }
+    this.pools.clear();
+  }
+
+  private async load(pool: LoginPool): Promise<void> {
+    this.lastUsed = pool;
+    await this.topology.refresh();
+    if (this.topology.masters().length === 0) {
+      // refresh() reports errors through onRefreshError; ask once more to surface the reason here.
+      this.topology.apply(await this.fetchShape(this.topology.entry(0)));
+    }
+    const reply = await this.query(pool, this.anyNode(), COMMAND);
+    if (reply instanceof RespError) {
+      throw new DrawbridgeError(
+        'BACKEND_UNREACHABLE',
+        `cannot learn the cluster's commands: ${reply.message}`,
+        'let the database user run COMMAND (ACL +command), or AUTH as one who can',
+      );
+    }
+    this.rulesByName = parseCommandReply(reply);
+  }
+
+  private connect(node: number, login: BackendLogin) {
+    const { host, port } = this.topology.entry(node).address;
+    return connectBackend({ database: this.database, secrets: this.secrets, login, host, port });
+  }
+
+  /** One command on `pool`'s shared connection to `node`, decoded; connection failures reject. */
+  query(pool: LoginPool, node: number, raw: Buffer): Promise<RespValue> {
+    return new Promise((resolve, reject) => {
+      pool.sharedTo(node).send(raw, (reply) => {
+        if (reply instanceof NodeUnavailable) reject(reply.error);
+        else resolve(decodeReply(reply));
+      });
+    });
+  }
+
+  /** CLUSTER SHARDS, or CLUSTER SLOTS on servers (or ACLs) without it. */
+  private async fetchShape(node: NodeEntry): Promise<ClusterShape> {
+    const pool = this.lastUsed;
+    if (!pool) throw new Error('no logged-in connection to ask the cluster its shape');
+    const shards = await this.query(pool, node.id, CLUSTER_SHARDS);
+    if (!(shards instanceof RespError)) return parseClusterShards(shards, this.tls);
+    const slots = await this.query(pool, node.id, CLUSTER_SLOTS);
+    if (slots instanceof RespError) {
+      throw new DrawbridgeError(
+        'BACKEND_UNREACHABLE',
+        `cannot read the cluster topology from ${node.key}: ${shards.message}; ${slots.message}`,
+        'let the database user run CLUSTER SHARDS or CLUSTER SLOTS (ACL +cluster|shards +cluster|slots)',
+      );
+    }
+    return parseClusterSlots(slots);
+  }
+}

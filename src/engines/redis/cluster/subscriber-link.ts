@@ -1,0 +1,100 @@
+// One subscribed connection to one node. Subscribe-family commands are answered by one frame per
+// channel (or one error frame for the whole command), interleaved with message pushes, so replies
+// cannot be matched one-per-command: this link counts confirmation frames per request instead and
+// forwards pushes untouched (the raw frame is relayed, never re-encoded).
+import { DrawbridgeError } from '../../../errors.js';
+import { decodeReply } from '../reply-parser.js';
+import { type NodeConnection, NodeUnavailable } from './node-connection.js';
+import type { LoginPool } from './pool.js';
+
+/** `undefined` = every channel confirmed; otherwise the error frame or the lost connection. */
+export type LinkOutcome = Buffer | NodeUnavailable | undefined;
+
+interface Pending {
+  expected: number;
+  got: number;
+  done: (outcome: LinkOutcome) => void;
+}
+
+/** How message pushes begin; checked on the raw bytes so relaying a message decodes nothing. */
+const PUSH_PREFIXES = ['*3\r\n$7\r\nmessage\r\n', '*4\r\n$8\r\npmessage\r\n', '*3\r\n$8\r\nsmessage\r\n'].map(
+  (p) => Buffer.from(p),
+);
+
+function isPush(frame: Buffer): boolean {
+  for (const p of PUSH_PREFIXES) {
+    if (frame.length > p.length && frame.compare(p, 0, p.length, 0, p.length) === 0) return true;
+  }
+  return false;
+}
+const CONFIRM_TYPES = new Set([
+  'subscribe',
+  'psubscribe',
+  'ssubscribe',
+  'unsubscribe',
+  'punsubscribe',
+  'sunsubscribe',
+]);
+
+export interface LinkEvents {
+  push(frame: Buffer): void;
+  /** A `sunsubscribe` nobody asked for: the node gave the channel's slot away. */
+  evicted(channel: Buffer): void;
+  /** The connection is gone; requests still pending were told. */
+  lost(link: SubscriberLink): void;
+}
+
+export class SubscriberLink {
+  readonly conn: NodeConnection;
+  private readonly pending: Pending[] = [];
+
+  constructor(
+    pool: LoginPool,
+    readonly node: number,
+    private readonly events: LinkEvents,
+  ) {
+    this.conn = pool.take(node, (frame) => this.onFrame(frame));
+    this.conn.onClose(() => {
+      const err =
+        this.conn.failure ??
+        new DrawbridgeError('BACKEND_UNREACHABLE', `subscriber connection to ${this.conn.label} closed`);
+      for (const p of this.pending.splice(0)) p.done(new NodeUnavailable(err, true));
+      this.events.lost(this);
+    });
+  }
+
+  /** Sends a subscribe-family command expecting `expected` confirmation frames. */
+  request(raw: Buffer, expected: number, done: (outcome: LinkOutcome) => void): boolean {
+    this.pending.push({ expected, got: 0, done });
+    return this.conn.sendUnmatched(raw);
+  }
+
+  close(): void {
+    this.conn.destroy('unsubscribed');
+  }
+
+  private onFrame(frame: Buffer): void {
+    if (frame[0] === 0x2d) {
+      // An error answers the whole command at the head of the queue.
+      this.pending.shift()?.done(frame);
+      return;
+    }
+    if (isPush(frame)) {
+      this.events.push(frame);
+      return;
+    }
+    const value = decodeReply(frame);
+    if (!Array.isArray(value) || value.length < 2 || !Buffer.isBuffer(value[0])) return;
+    const type = value[0].toString('latin1');
+    if (!CONFIRM_TYPES.has(type)) return;
+    const head = this.pending[0];
+    if (!head) {
+      if (type === 'sunsubscribe' && Buffer.isBuffer(value[1])) this.events.evicted(value[1]);
+      return;
+    }
+    if (++head.got >= head.expected) {
+      this.pending.shift();
+      head.done(undefined);
+    }
+  }
+}

@@ -1,0 +1,195 @@
+// Who serves which slot. Learned from CLUSTER SHARDS/SLOTS, corrected at once by every MOVED, and
+// guarded by an epoch counter that each applied change bumps. A MOVED is first-hand news from the node
+// that gave the slot away; a refresh may ask a node that has not heard yet (gossip takes a moment),
+// so for a short while a MOVED patch wins over refresh results instead of flip-flopping with them.
+//
+// Nodes get small integer ids that are never reused while the agent runs; the slot table is a
+// Uint16Array of them, so routing a command costs one array read and no string work.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ClusterShape, type NodeAddress, SLOT_COUNT, addressKey } from './shape.js';
+
+export const NO_NODE = 0xffff;
+const MIN_REFRESH_INTERVAL_MS = 100;
+/** Longer than cluster gossip needs to spread a slot's new owner on a healthy network. */
+const PATCH_TRUST_MS = 2000;
+
+export interface NodeEntry {
+  readonly id: number;
+  readonly key: string;
+  readonly address: NodeAddress;
+}
+
+/** How a refresh asks one node for the shape of the cluster. */
+export type ShapeFetcher = (node: NodeEntry) => Promise<ClusterShape>;
+
+export interface TopologyOptions {
+  /** Where to start when nothing is known yet (spec.uri's host and port). */
+  seeds: NodeAddress[];
+  fetchShape: ShapeFetcher;
+  /** Called after every applied change with the new epoch. */
+  onChange?: (epoch: number) => void;
+  onRefreshError?: (err: unknown) => void;
+}
+
+export class Topology {
+  /** Bumped by every applied change (MOVED patch or refresh). */
+  epoch = 0;
+  private readonly owner = new Uint16Array(SLOT_COUNT).fill(NO_NODE);
+  private readonly entries: NodeEntry[] = [];
+  private readonly byKey = new Map<string, NodeEntry>();
+  private masterIds: number[] = [];
+  private replicaIds: number[] = [];
+  private running: Promise<void> | undefined;
+  private again = false;
+  private lastRefreshAt = 0;
+  /** Recent MOVED patches: slot → [node, when]; re-applied over refresh results while fresh. */
+  private readonly patches = new Map<number, [number, number]>();
+
+  constructor(private readonly opts: TopologyOptions) {
+    for (const s of opts.seeds) this.node(s);
+  }
+
+  /** The node serving `slot`, or NO_NODE when no refresh or MOVED has told us yet. */
+  ownerOf(slot: number): number {
+    return this.owner[slot]!;
+  }
+
+  entry(id: number): NodeEntry {
+    return this.entries[id]!;
+  }
+
+  /** The id for an address, registering it on first sight. */
+  node(address: NodeAddress): NodeEntry {
+    const key = addressKey(address);
+    let e = this.byKey.get(key);
+    if (!e) {
+      if (this.entries.length >= NO_NODE) throw new Error('too many cluster node addresses');
+      e = { id: this.entries.length, key, address };
+      this.entries.push(e);
+      this.byKey.set(key, e);
+    }
+    return e;
+  }
+
+  /** Serving masters, ordered by the lowest slot each owns: a stable order for SCAN cursors. */
+  masters(): readonly number[] {
+    return this.masterIds;
+  }
+
+  /** Masters then replicas (for commands Redis says go to all nodes, like SCRIPT LOAD). */
+  allNodes(): number[] {
+    return [...this.masterIds, ...this.replicaIds];
+  }
+
+  /** A MOVED reply: the slot lives at `address` now. Takes effect at once; a refresh follows. */
+  moved(slot: number, address: NodeAddress): number {
+    const id = this.node(address).id;
+    if (this.owner[slot] !== id) {
+      this.owner[slot] = id;
+      this.patches.set(slot, [id, Date.now()]);
+      if (!this.masterIds.includes(id)) this.masterIds = this.orderMasters([...this.masterIds, id]);
+      this.bump();
+    }
+    void this.refresh();
+    return id;
+  }
+
+  /**
+   * Re-reads the whole shape from the cluster. Calls made while one runs share it and cause exactly
+   * one more run afterwards, so a burst of MOVED replies costs at most two CLUSTER SHARDS round trips.
+   */
+  refresh(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.refreshLoop().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async refreshLoop(): Promise<void> {
+    do {
+      // While a node is down every failing command asks for a refresh: one per interval is plenty.
+      const wait = this.lastRefreshAt + MIN_REFRESH_INTERVAL_MS - Date.now();
+      if (wait > 0) await sleep(wait);
+      this.lastRefreshAt = Date.now();
+      this.again = false;
+      try {
+        this.apply(await this.fetchFromAnyNode());
+      } catch (err) {
+        this.opts.onRefreshError?.(err);
+      }
+    } while (this.again);
+  }
+
+  /** Asks known masters first, then replicas, then seeds; the first answer wins. */
+  private async fetchFromAnyNode(): Promise<ClusterShape> {
+    const order = [...new Set([...this.masterIds, ...this.replicaIds, ...this.entries.map((e) => e.id)])];
+    let last: unknown = new Error('no cluster node address known');
+    for (const id of order) {
+      try {
+        return await this.opts.fetchShape(this.entries[id]!);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  /** Replaces the slot table with `shape`, then re-applies recent MOVED patches. */
+  apply(shape: ClusterShape): void {
+    const masters: number[] = [];
+    const replicas: number[] = [];
+    let changed = false;
+    for (const shard of shape.shards) {
+      const id = this.node(shard.master).id;
+      masters.push(id);
+      for (const r of shard.replicas) replicas.push(this.node(r).id);
+      for (const [start, end] of shard.slots) {
+        for (let s = Math.max(0, start); s <= Math.min(end, SLOT_COUNT - 1); s++) {
+          if (this.owner[s] !== id) {
+            this.owner[s] = id;
+            changed = true;
+          }
+        }
+      }
+    }
+    // Slots no shard claims (a shard failed and was left out) keep their last owner: commands then
+    // reach a dead node, fail to connect and wait for the next refresh, instead of going nowhere.
+    const now = Date.now();
+    for (const [slot, [id, at]] of this.patches) {
+      if (now - at > PATCH_TRUST_MS) {
+        this.patches.delete(slot);
+        continue;
+      }
+      if (this.owner[slot] !== id) {
+        this.owner[slot] = id;
+        changed = true;
+      }
+      if (!masters.includes(id)) masters.push(id);
+    }
+    const nextMasters = this.orderMasters(masters);
+    if (changed || !sameList(nextMasters, this.masterIds) || !sameList(replicas, this.replicaIds)) {
+      this.masterIds = nextMasters;
+      this.replicaIds = replicas;
+      this.bump();
+    }
+  }
+
+  private orderMasters(ids: number[]): number[] {
+    const first = new Map<number, number>();
+    for (let s = SLOT_COUNT - 1; s >= 0; s--) first.set(this.owner[s]!, s);
+    return [...new Set(ids)].filter((id) => first.has(id)).sort((a, b) => first.get(a)! - first.get(b)!);
+  }
+
+  private bump(): void {
+    this.epoch++;
+    this.opts.onChange?.(this.epoch);
+  }
+}
+
+function sameList(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}

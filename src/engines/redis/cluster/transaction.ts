@@ -1,0 +1,328 @@
+// MULTI/EXEC/WATCH on a cluster. A transaction runs on one node, so it is pinned to the node of its
+// first key on a dedicated connection (WATCH pins at once; MULTI waits for the first keyed command,
+// answering QUEUED for keyless ones and replaying them when it pins). A key of another slot inside
+// the transaction gets CROSSSLOT and the transaction is discarded on the node at once, so EXEC can
+// only answer EXECABORT: nothing of it ever runs.
+//
+// If the pinned slot moves before EXEC (MOVED/ASK/TRYAGAIN), nothing has run yet — Redis discards a
+// transaction it refuses — so without WATCH the agent replays MULTI + the queued commands on the new
+// owner. With WATCH the guarantee cannot move with it: EXEC answers nil, exactly as if a watched key
+// had changed, and the client's optimistic-locking loop retries.
+import type { RedisCommand } from '../parser.js';
+import { RedisReplyError } from '../router.js';
+import { EXECABORT, OK, QUEUED, encodeCommand } from '../serializer.js';
+import type { CommandRules } from './command-rules.js';
+import { type NodeConnection, NodeUnavailable } from './node-connection.js';
+import type { LoginPool } from './pool.js';
+import { type Done, type SendContext, parseRedirect, redirectKind } from './sender.js';
+import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError } from './slots.js';
+
+const MULTI = encodeCommand(['MULTI']);
+const DISCARD = encodeCommand(['DISCARD']);
+const NULL_ARRAY = Buffer.from('*-1\r\n');
+/** Moves of one transaction the agent follows before giving up with TRYAGAIN. */
+const MAX_REPLAYS = 5;
+
+export interface TransactionHost {
+  readonly ctx: SendContext;
+  pool(): LoginPool;
+  onFull(conn: NodeConnection): void;
+}
+
+export const TRANSACTION_COMMANDS: ReadonlySet<string> = new Set([
+  'multi',
+  'exec',
+  'discard',
+  'watch',
+  'unwatch',
+]);
+
+function arityError(cmd: RedisCommand, rules: CommandRules | undefined): RedisReplyError | undefined {
+  if (!rules) return new RedisReplyError('ERR', `unknown command '${cmd.args[0]!.toString('latin1')}'`);
+  const n = cmd.args.length;
+  if (rules.arity > 0 ? n !== rules.arity : n < -rules.arity) {
+    return new RedisReplyError('ERR', `wrong number of arguments for '${cmd.name}' command`);
+  }
+  return undefined;
+}
+
+export class Transaction {
+  private conn: NodeConnection | undefined;
+  private slot = KEYLESS;
+  private watching = false;
+  private inMulti = false;
+  /** A command was refused while queueing: EXEC can only answer EXECABORT. */
+  private aborted = false;
+  /** Raw commands queued since MULTI, for replay on (re)pinning. */
+  private queued: Buffer[] = [];
+  private replays = 0;
+  /** Bumped whenever the pinned connection changes, so late replies from an old one change nothing. */
+  private gen = 0;
+
+  constructor(private readonly host: TransactionHost) {}
+
+  /** Whether the next command belongs to a transaction (WATCH or MULTI in effect). */
+  get active(): boolean {
+    return this.watching || this.inMulti;
+  }
+
+  dispatch(cmd: RedisCommand, rules: CommandRules | undefined, done: Done): boolean {
+    switch (cmd.name) {
+      case 'multi':
+        return this.multi(cmd, done);
+      case 'exec':
+        return this.exec(cmd, done);
+      case 'discard':
+        return this.discard(cmd, done);
+      case 'watch':
+        return this.watch(cmd, rules, done);
+      case 'unwatch':
+        if (!this.inMulti) return this.unwatch(cmd, done);
+    }
+    if (!this.inMulti) {
+      done(new RedisReplyError('ERR', `${cmd.name} is not part of a transaction`));
+      return true;
+    }
+    return this.enqueue(cmd, rules, done);
+  }
+
+  /** Drops the transaction (session closing, RESET): the connection is closed, nothing runs. */
+  reset(): void {
+    this.finish(false);
+  }
+
+  private multi(cmd: RedisCommand, done: Done): boolean {
+    if (this.inMulti) {
+      done(new RedisReplyError('ERR', 'MULTI calls can not be nested'));
+      return true;
+    }
+    this.inMulti = true;
+    this.aborted = false;
+    this.queued = [];
+    this.replays = 0;
+    if (this.conn) return this.send(cmd.raw, done);
+    done(OK);
+    return true;
+  }
+
+  private watch(cmd: RedisCommand, rules: CommandRules | undefined, done: Done): boolean {
+    if (this.inMulti) {
+      done(new RedisReplyError('ERR', 'WATCH inside MULTI is not allowed'));
+      return true;
+    }
+    const slot = rules ? commandSlot(cmd, rules) : KEYLESS;
+    if (slot === KEYLESS) {
+      done(
+        arityError(cmd, rules) ?? new RedisReplyError('ERR', "wrong number of arguments for 'watch' command"),
+      );
+      return true;
+    }
+    if (slot === CROSS_SLOT || (this.conn && slot !== this.slot)) {
+      done(crossSlotError('WATCH', 'every watched key'));
+      return true;
+    }
+    const first = !this.conn;
+    if (first) this.pin(slot, this.ownerOf(slot), false);
+    this.watching = true;
+    const gen = this.gen;
+    return this.conn!.send(cmd.raw, (reply) => {
+      const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
+      if (gen === this.gen && (redirect || reply instanceof NodeUnavailable)) {
+        this.finish(false);
+        if (first && redirect === 'moved' && this.replays++ < MAX_REPLAYS) {
+          // The slot moved before anything was watched: watch on its new owner instead.
+          this.learnMoved(reply as Buffer);
+          this.watch(cmd, rules, done);
+          return;
+        }
+      }
+      done(this.clientReply(reply, 'the watched slot is moving; retry the transaction'));
+    });
+  }
+
+  private unwatch(cmd: RedisCommand, done: Done): boolean {
+    if (!this.conn) {
+      this.watching = false;
+      done(OK);
+      return true;
+    }
+    return this.conn.send(cmd.raw, (reply) => {
+      this.finish(!(reply instanceof NodeUnavailable));
+      done(this.clientReply(reply));
+    });
+  }
+
+  private enqueue(cmd: RedisCommand, rules: CommandRules | undefined, done: Done): boolean {
+    if (this.aborted) {
+      done(QUEUED);
+      return true;
+    }
+    const invalid = arityError(cmd, rules);
+    if (invalid || cmd.name.endsWith('subscribe')) {
+      this.abort();
+      done(invalid ?? new RedisReplyError('ERR', `${cmd.name} inside MULTI is not supported on a cluster`));
+      return true;
+    }
+    const slot = commandSlot(cmd, rules!);
+    if (slot === CROSS_SLOT || (slot !== KEYLESS && this.slot !== KEYLESS && slot !== this.slot)) {
+      this.abort();
+      done(crossSlotError(cmd.name, 'all keys of a transaction'));
+      return true;
+    }
+    if (!this.conn && slot === KEYLESS) {
+      this.queued.push(cmd.raw);
+      done(QUEUED);
+      return true;
+    }
+    if (!this.conn) this.pin(slot, this.ownerOf(slot), false);
+    this.queued.push(cmd.raw);
+    const gen = this.gen;
+    return this.conn!.send(cmd.raw, (reply) => {
+      if (gen !== this.gen) {
+        done(QUEUED); // superseded by a replay or abort; EXEC reports the outcome
+        return;
+      }
+      const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
+      if (redirect && !this.watching && this.replays++ < MAX_REPLAYS) {
+        // Nothing ran: move the whole transaction to where the slot is now.
+        this.replayAfter(reply as Buffer, redirect);
+        done(QUEUED);
+        return;
+      }
+      const out = this.clientReply(reply, 'the slot moved during the transaction; retry it');
+      if (!Buffer.isBuffer(out) || out[0] === 0x2d) this.aborted = true;
+      done(out);
+    });
+  }
+
+  private exec(cmd: RedisCommand, done: Done): boolean {
+    if (!this.inMulti) {
+      done(new RedisReplyError('ERR', 'EXEC without MULTI'));
+      return true;
+    }
+    if (this.aborted) {
+      this.finish(false);
+      done(EXECABORT);
+      return true;
+    }
+    if (!this.conn) this.pin(KEYLESS, this.host.ctx.anyNode(), false);
+    return this.conn!.send(cmd.raw, (reply) => {
+      const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
+      if (redirect) {
+        if (this.watching || this.replays++ >= MAX_REPLAYS) {
+          this.finish(false);
+          done(NULL_ARRAY);
+          return;
+        }
+        this.replayAfter(reply as Buffer, redirect, () => this.exec(cmd, done));
+        return;
+      }
+      this.finish(!(reply instanceof NodeUnavailable));
+      done(this.clientReply(reply));
+    });
+  }
+
+  private discard(cmd: RedisCommand, done: Done): boolean {
+    if (!this.inMulti) {
+      done(new RedisReplyError('ERR', 'DISCARD without MULTI'));
+      return true;
+    }
+    if (!this.conn) {
+      this.finish(true);
+      done(OK);
+      return true;
+    }
+    return this.conn.send(cmd.raw, (reply) => {
+      this.finish(!(reply instanceof NodeUnavailable));
+      done(this.clientReply(reply));
+    });
+  }
+
+  /** Takes a dedicated connection to `node`, opening the transaction there if MULTI was sent. */
+  private pin(slot: number, node: number, asking: boolean): void {
+    const conn = this.host.pool().take(node);
+    this.conn = conn;
+    this.slot = slot;
+    const gen = ++this.gen;
+    if (!this.inMulti) return;
+    // Replies to the replayed MULTI and commands were already answered (OK/QUEUED); a failure among
+    // them makes the node abort EXEC by itself, and the flag makes sure the agent does too.
+    const swallow = (reply: Buffer | NodeUnavailable) => {
+      if (gen === this.gen && (reply instanceof NodeUnavailable || reply[0] === 0x2d)) this.aborted = true;
+    };
+    if (asking) conn.sendAsking(MULTI, swallow);
+    else conn.send(MULTI, swallow);
+    for (const raw of this.queued) conn.send(raw, swallow);
+  }
+
+  /** After a redirect of a queued command or EXEC: discard here, replay on the slot's owner. */
+  private replayAfter(reply: Buffer, kind: 'moved' | 'ask' | 'retry', then?: () => void): void {
+    const slot = this.slot;
+    this.detach();
+    const target = parseRedirect(reply);
+    const go = () => {
+      if (kind === 'moved' && target) this.host.ctx.topology.moved(target.slot, target.address);
+      const node =
+        kind === 'ask' && target ? this.host.ctx.topology.node(target.address).id : this.ownerOf(slot);
+      // The replay includes the command that was redirected (it is the last one queued).
+      this.pin(slot, node, kind === 'ask');
+      then?.();
+    };
+    if (kind === 'retry') setTimeout(go, 50);
+    else go();
+  }
+
+  private ownerOf(slot: number): number {
+    const owner = slot === KEYLESS ? -1 : this.host.ctx.topology.ownerOf(slot);
+    return owner < 0 || owner === 0xffff ? this.host.ctx.anyNode() : owner;
+  }
+
+  private learnMoved(reply: Buffer): void {
+    const target = parseRedirect(reply);
+    if (target) this.host.ctx.topology.moved(target.slot, target.address);
+  }
+
+  /** A refused command: discard on the node now so nothing can run; EXEC will say EXECABORT. */
+  private abort(): void {
+    this.aborted = true;
+    this.detach();
+  }
+
+  /** Unpins: DISCARD (which also drops WATCHes) and give the connection back once it answers. */
+  private detach(): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    this.gen++;
+    if (!conn) return;
+    const pool = this.host.pool();
+    conn.send(DISCARD, (reply) => pool.release(conn, !(reply instanceof NodeUnavailable)));
+  }
+
+  private finish(clean: boolean): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    this.gen++;
+    if (conn) this.host.pool().release(conn, clean);
+    this.slot = KEYLESS;
+    this.watching = this.inMulti = this.aborted = false;
+    this.queued = [];
+  }
+
+  private send(raw: Buffer, done: Done): boolean {
+    const conn = this.conn!;
+    const ok = conn.send(raw, (reply) => done(this.clientReply(reply)));
+    if (!ok) this.host.onFull(conn);
+    return ok;
+  }
+
+  /** What the client sees: never a redirect, and a lost connection as an error saying what happened. */
+  private clientReply(
+    reply: Buffer | NodeUnavailable,
+    movedText = 'the slot moved; retry',
+  ): Buffer | RedisReplyError {
+    if (reply instanceof NodeUnavailable) {
+      return new RedisReplyError('ERR', `${reply.error.message}; the transaction may or may not have run`);
+    }
+    return redirectKind(reply) ? new RedisReplyError('TRYAGAIN', movedText) : reply;
+  }
+}

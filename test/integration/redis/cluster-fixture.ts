@@ -1,0 +1,139 @@
+// Shared set-up for the Redis Cluster suites: the 6-node TLS + ACL cluster, an agent in front of it
+// (?mode=cluster), people with client certificates, and clients that only know plain Redis aimed at
+// the agent: redis-cli without -c, ioredis without cluster mode, redis-benchmark without --cluster.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
+import { type TestAgent, startTestAgent } from '../../support/agent.js';
+import { exec } from '../../support/redis.js';
+import { CLUSTER_USERS, RedisCluster } from '../../support/redis-cluster.js';
+import { dbUser, role } from './fixture.js';
+
+export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
+export type ClusterPerson = (typeof CLUSTER_PEOPLE)[number];
+
+export interface ClusterFixture {
+  cluster: RedisCluster;
+  agent: TestAgent;
+  ca: KeyPairPem;
+  caFile: string;
+  /** redis-cli (no -c) through the agent as `person`. */
+  cli(person: ClusterPerson, args: string[], stdin?: string): Promise<string>;
+  /** `--tls --cacert … --cert … --key …` for redis-cli / redis-benchmark through the agent. */
+  tlsArgs(person: ClusterPerson): string[];
+  /** A non-cluster ioredis client through the agent. */
+  ioredis(person: ClusterPerson, opts?: { username?: string; password?: string }): Redis;
+  stop(): Promise<void>;
+}
+
+/** alice: default/app without @dangerous. rita: reader, @read + @connection. ops: any user, everything. */
+export function clusterDocs(cluster: RedisCluster): object[] {
+  const labels = { databaseLabels: { env: '*' } };
+  return [
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: { name: 'sessions', labels: { env: 'prod' } },
+      spec: {
+        protocol: 'redis',
+        uri: cluster.uri(),
+        tls: { mode: 'verify-full', caSecretRef: { name: 'cluster-ca', key: 'ca.crt' } },
+        auth: { type: 'password', secretRef: { name: 'cluster-login' } },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'cluster-ca' },
+      stringData: { 'ca.crt': cluster.tls.caPem },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'cluster-login' },
+      stringData: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
+    },
+    role('developer', { ...labels, databaseUsers: ['default', 'app'] }, { redisCommands: ['@dangerous'] }),
+    role('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
+    role('admin', { ...labels, databaseUsers: ['*'] }),
+    dbUser('alice', ['developer']),
+    dbUser('rita', ['readonly']),
+    dbUser('ops', ['admin']),
+  ];
+}
+
+export async function startClusterFixture(existing?: RedisCluster): Promise<ClusterFixture> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-clustertest-'));
+  const ca = await createCA({ commonName: 'drawbridge test client CA' });
+  const caFile = path.join(dir, 'ca.crt');
+  await writeFile(caFile, ca.certPem);
+  const people = {} as Record<
+    ClusterPerson,
+    { certFile: string; keyFile: string; certPem: string; keyPem: string }
+  >;
+  for (const name of CLUSTER_PEOPLE) {
+    const cert = await issueCertificate(ca, { commonName: name, usage: 'client' });
+    const certFile = path.join(dir, `${name}.crt`);
+    const keyFile = path.join(dir, `${name}.key`);
+    await writeFile(certFile, cert.certPem);
+    await writeFile(keyFile, cert.keyPem, { mode: 0o600 });
+    people[name] = { certFile, keyFile, ...cert };
+  }
+  const serving = await issueCertificate(ca, {
+    commonName: 'sessions agent',
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const cluster = existing ?? (await RedisCluster.start());
+  let agent: TestAgent;
+  try {
+    agent = await startTestAgent({
+      database: 'sessions',
+      docs: clusterDocs(cluster),
+      tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
+    });
+  } catch (err) {
+    if (!existing) await cluster.stop();
+    throw err;
+  }
+  const clients = new Set<Redis>();
+  const tlsArgs = (p: ClusterPerson) => [
+    '--tls',
+    '--cacert',
+    caFile,
+    '--cert',
+    people[p].certFile,
+    '--key',
+    people[p].keyFile,
+  ];
+  return {
+    cluster,
+    agent,
+    ca,
+    caFile,
+    tlsArgs,
+    cli: (p, args, stdin) =>
+      exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
+    ioredis(p, opts = {}) {
+      const client = new Redis({
+        host: '127.0.0.1',
+        port: agent.port,
+        tls: { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        ...opts,
+      });
+      client.on('error', () => undefined);
+      clients.add(client);
+      return client;
+    },
+    async stop() {
+      clients.forEach((c) => c.disconnect());
+      await agent.stop();
+      if (!existing) await cluster.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
