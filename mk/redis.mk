@@ -1,0 +1,9 @@
+# Redis engine: parser fuzzing and the standalone benchmark (redis-benchmark direct / agent / nutcracker).
+# The fuzz unit test (a few thousand cases) already runs in `make test`; these are the long runs.
+.PHONY: fuzz-redis bench-redis
+
+fuzz-redis: build
+	node dist/bench/fuzz-redis.js $(or $(FUZZ_INPUTS),1000000)
+
+bench-redis: build
+	bash bench/redis.sh
