@@ -42,8 +42,18 @@ export interface TestAgent {
   stop(drainMs?: number): Promise<void>;
 }
 
-export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-agent-'));
+export interface AgentFiles {
+  configPath: string;
+  auditPath: string;
+  /** Rewrites agent.yaml with new documents (the AgentConfig stays). */
+  writeDocs(docs: object[]): Promise<void>;
+}
+
+/** Writes TLS files and agent.yaml (listening on `listen`) into `dir`, for an in-process or CLI agent. */
+export async function writeAgentConfig(
+  dir: string,
+  opts: Omit<TestAgentOptions, 'log'> & { listen?: string },
+): Promise<AgentFiles> {
   const file = (name: string) => path.join(dir, name);
   await writeFile(file('tls.crt'), opts.tls.certPem);
   await writeFile(file('tls.key'), opts.tls.keyPem, { mode: 0o600 });
@@ -55,7 +65,7 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
     kind: 'AgentConfig',
     metadata: { name: 'test-agent' },
     spec: {
-      listen: '127.0.0.1:0',
+      listen: opts.listen ?? '127.0.0.1:0',
       database: opts.database,
       tls: { certFile: file('tls.crt'), keyFile: file('tls.key'), clientCAFile: file('client-ca.crt') },
       audit: { path: auditPath },
@@ -64,6 +74,12 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
   const writeDocs = (docs: object[]) =>
     writeFile(configPath, [agentConfig, ...docs].map((d) => stringify(d)).join('---\n'));
   await writeDocs(opts.docs);
+  return { configPath, auditPath, writeDocs };
+}
+
+export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-agent-'));
+  const { configPath, auditPath, writeDocs } = await writeAgentConfig(dir, opts);
 
   const log = opts.log ?? createLogger('test-agent', process.env.DRAWBRIDGE_LOG_LEVEL ?? 'warn');
   let running: RunningAgent;
