@@ -118,7 +118,7 @@ export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
       { cause: err, code: 'AWS_ERROR' },
     );
   }
-  if (/NotFound/i.test(name)) {
+  if (/NotFound|NoSuchEntity/i.test(name)) {
     return new AwsError(AwsReason.NotFound, what, 'check the identifiers in the Database spec.aws', {
       cause: err,
       code: 'AWS_ERROR',

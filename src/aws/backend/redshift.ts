@@ -59,15 +59,13 @@ export function redshiftProvider(clients: AwsClients): CredentialProvider {
         const out = await awsCall(
           { action: `redshift:GetClusterCredentialsWithIAM on ${cluster} as ${arn}`, roleArn: arn },
           () =>
-            clients
-              .chained(RedshiftClient, id, arn)
-              .send(
-                new GetClusterCredentialsWithIAMCommand({
-                  ClusterIdentifier: cluster,
-                  DbName: name,
-                  DurationSeconds: DURATION_SECONDS,
-                }),
-              ),
+            clients.chained(RedshiftClient, id, arn).send(
+              new GetClusterCredentialsWithIAMCommand({
+                ClusterIdentifier: cluster,
+                DbName: name,
+                DurationSeconds: DURATION_SECONDS,
+              }),
+            ),
         );
         return password(out.DbUser, out.DbPassword, out.Expiration);
       }

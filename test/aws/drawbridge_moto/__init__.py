@@ -6,12 +6,13 @@ import re
 import moto.backend_index as backend_index
 import moto.backends as backends
 
-from . import elasticache, hooks, redshift, redshift_serverless, sts
+from . import elasticache, hooks, rds, redshift, redshift_serverless, sts
 from .verify import verify_presigned
 
 
 def install() -> None:
     elasticache.install()
+    rds.install()
     redshift.install()
     sts.install()
 

@@ -13,7 +13,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, PaginatedResult
 from moto.core.utils import utcnow
 from moto.elasticache.exceptions import UserNotFound
-from moto.elasticache.models import ElastiCacheBackend
+from moto.elasticache.models import ElastiCacheBackend, ReplicationGroup
 from moto.elasticache.responses import ElastiCacheResponse
 
 from . import hooks
@@ -250,3 +250,15 @@ def install() -> None:
         )
 
     ElastiCacheBackend.__init__ = __init__
+
+    # moto computes the reader endpoint of a cluster-mode-disabled group but does not return it; AWS
+    # does (NodeGroups[].ReaderEndpoint), and discovery turns it into the `-reader` Database.
+    original_group_init = ReplicationGroup.__init__
+
+    def group_init(self, *args, **kwargs) -> None:
+        original_group_init(self, *args, **kwargs)
+        for group in self.node_groups:
+            if "reader_endpoint_address" in group and "reader_endpoint" not in group:
+                group["reader_endpoint"] = {"address": group["reader_endpoint_address"], "port": group["port"]}
+
+    ReplicationGroup.__init__ = group_init
