@@ -30,6 +30,9 @@ fi
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-trimpath
 export GOWORK=off
 mkdir -p "$BIN"
+# Two checkouts (or make -j) building at once would race on the wrapper modules: take turns.
+exec 9>"$ROOT/.lock"
+flock 9
 
 # fresh NAME VERSION: true when $BIN/NAME was built from VERSION (the stamp survives a bump of
 # only one of the pins, so bumping helm does not rebuild the apiserver).

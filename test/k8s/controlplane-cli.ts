@@ -1,0 +1,31 @@
+/**
+ * Starts a test control plane from the shell, for demos and poking around:
+ *
+ *   make k8s-up                     (builds, then runs dist/test/k8s/controlplane-cli.js)
+ *   node dist/test/k8s/controlplane-cli.js [--no-controller-manager]
+ *
+ * Prints how to point kubectl at it and keeps running until Ctrl+C, then removes everything.
+ */
+import { startControlPlane } from './controlplane.js';
+
+const plane = await startControlPlane({
+  controllerManager: !process.argv.includes('--no-controller-manager'),
+});
+process.stdout.write(
+  [
+    `control plane up at ${plane.server} (state and logs in ${plane.dir})`,
+    `  export KUBECONFIG=${plane.kubeconfigPath}`,
+    `  export PATH=${plane.binDir}:$PATH`,
+    'Ctrl+C stops it.',
+    '',
+  ].join('\n'),
+);
+
+let stopping = false;
+async function shutdown(): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await plane.stop();
+  process.exit(0);
+}
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown());
