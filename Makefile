@@ -36,8 +36,8 @@ crds: build
 
 lint: deps
 	tsc -p tsconfig.json --noEmit
-	eslint src test bench
-	prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts"
+	eslint src test bench scripts
+	prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" "scripts/**/*.ts"
 
 test-unit: deps
 	vitest run --project unit

@@ -13,5 +13,5 @@ export default tseslint.config(
     },
   },
   // Tests, benches and scripts may print; the product logs through pino.
-  { files: ['test/**', 'bench/**'], rules: { 'no-console': 'off' } },
+  { files: ['test/**', 'bench/**', 'scripts/**'], rules: { 'no-console': 'off' } },
 );

@@ -1,6 +1,7 @@
 // TLS options for the agent → backend connection, from `spec.tls` and the credential.
 import type { ConnectionOptions } from 'node:tls';
 import { checkServerIdentity } from 'node:tls';
+import { isIP } from 'node:net';
 import type { Database } from '../api/database.js';
 import { backendAddress } from '../api/database.js';
 import type { SecretReader } from '../agent/state.js';
@@ -16,7 +17,9 @@ export function backendTlsOptions(
   const tls = db.spec.tls;
   if (tls.mode === 'disabled') return undefined;
   const addr = backendAddress(db.spec);
-  const opts: ConnectionOptions = { servername: tls.serverName ?? addr.host };
+  const serverName = tls.serverName ?? addr.host;
+  // SNI carries host names only (RFC 6066); an IP address is still checked against the certificate's SANs.
+  const opts: ConnectionOptions = isIP(serverName) ? {} : { servername: serverName };
   if (tls.caSecretRef) {
     const ca = secrets.secret(tls.caSecretRef.name)?.[tls.caSecretRef.key];
     if (!ca) {
