@@ -73,7 +73,7 @@ describe('pki', () => {
     const ca = await createCA({ commonName: 'test-ca' });
     const { csrPem } = await createCsr({ commonName: 'mallory' });
     const body = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-    body[body.length - 5] ^= 0xff;
+    body.writeUInt8(body.readUInt8(body.length - 5) ^ 0xff, body.length - 5);
     const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${body.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
     await expect(signCsr(ca, tampered, { validSeconds: 60, usage: 'client' })).rejects.toThrow(/signature/);
   });
