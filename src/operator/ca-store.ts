@@ -39,7 +39,7 @@ export async function loadOrCreateCA(
         type: 'kubernetes.io/tls',
         data: { 'tls.crt': b64(fresh.certPem), 'tls.key': b64(fresh.keyPem) },
       });
-      log.info({ namespace, name: CA_SECRET_NAME }, 'created the Drawbridge CA Secret');
+      log.info({ namespace, secretName: CA_SECRET_NAME }, 'created the Drawbridge CA Secret');
       ca = fresh;
     } catch (createErr) {
       if (!isReason(createErr, 'AlreadyExists')) throw createErr;

@@ -46,7 +46,9 @@ export async function probeBackend(
   try {
     return outcome(await Promise.race([attempt(db, host, port, tlsOptions, sockets), timer]));
   } finally {
-    sockets.forEach((s) => s.destroy());
+    // The outermost socket only: a TLSSocket owns the TCP socket under it, and destroying that TCP
+    // socket underneath a live TLS wrap crashes Node 20 (segfault in the TLS wrap's cleanup).
+    sockets.at(-1)?.destroy();
   }
 }
 

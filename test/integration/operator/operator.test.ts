@@ -1,0 +1,350 @@
+/**
+ * The operator against a real API server: a Database and its access rules go in, the controller
+ * (two leader-elected processes) creates the agent's objects, the node agent runs the agent, and
+ * people and workloads reach PostgreSQL through it with CSR-issued certificates or projected tokens.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createCsr } from '../../../src/pki/ca.js';
+import {
+  ANNOTATION_DATABASE,
+  ANNOTATION_DB_USER,
+  SIGNER_NAME,
+  agentName,
+} from '../../../src/operator/names.js';
+import { type PostgresServer, startPostgres } from '../../support/postgres.js';
+import { CONTROLLER_NS, type OperatorEnv, eventually, logOf, startOperatorEnv } from './fixture.js';
+
+const NS = 'shop';
+const PASSWORDS = { alice: 'alice-pw', carol: 'carol-pw' };
+const DRAWBRIDGE = 'drawbridge.dev/v1alpha1';
+
+let env: OperatorEnv;
+let postgres: PostgresServer;
+let caPem: string;
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+type Obj = {
+  metadata: Record<string, unknown> & { resourceVersion: string };
+  status?: Record<string, unknown>;
+};
+
+function database(name: string, spec: object = {}, labels = { env: 'prod' }) {
+  return {
+    apiVersion: DRAWBRIDGE,
+    kind: 'Database',
+    metadata: { name, namespace: NS, labels },
+    spec: {
+      protocol: 'postgres',
+      uri: `postgres://127.0.0.1:${postgres.port}/orders`,
+      tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca', key: 'ca.crt' } },
+      auth: { type: 'password', secretRef: { name: 'pg-passwords' } },
+      ...spec,
+    },
+  };
+}
+
+const accessDocs = () => [
+  {
+    apiVersion: DRAWBRIDGE,
+    kind: 'AccessRole',
+    metadata: { name: 'dev', namespace: NS },
+    spec: {
+      allow: { databaseLabels: { env: 'prod' }, databaseUsers: ['{{traits.dbUsers}}'], databaseNames: ['*'] },
+      options: { maxSessionTTL: '1h' },
+    },
+  },
+  {
+    apiVersion: DRAWBRIDGE,
+    kind: 'DatabaseUser',
+    metadata: { name: 'alice', namespace: NS },
+    spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['dev'], traits: { dbUsers: ['alice'] } },
+  },
+  {
+    apiVersion: DRAWBRIDGE,
+    kind: 'DatabaseUser',
+    metadata: { name: 'app', namespace: NS },
+    spec: {
+      subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: NS }],
+      roles: ['dev'],
+      traits: { dbUsers: ['carol'] },
+    },
+  },
+];
+
+function conditions(db: Obj | undefined): Record<string, Condition> {
+  const list = (db?.status?.conditions ?? []) as Condition[];
+  return Object.fromEntries(list.map((c) => [c.type, c]));
+}
+
+async function waitReady(name: string): Promise<Obj> {
+  return eventually(
+    `Database ${name} Ready`,
+    async () => {
+      const db = await env.get<Obj>('database', name, NS);
+      return conditions(db).Ready?.status === 'True' ? db : undefined;
+    },
+    90_000,
+  );
+}
+
+/** What `kubectl db login` does: a CSR created as the person, then the signed certificate. */
+async function login(
+  kubeconfig: string,
+  csrName: string,
+  subject: { cn: string; orgs?: string[] },
+  dbUser?: string,
+) {
+  const { csrPem, keyPem } = await createCsr({ commonName: subject.cn, organizations: subject.orgs ?? [] });
+  const csr = {
+    apiVersion: 'certificates.k8s.io/v1',
+    kind: 'CertificateSigningRequest',
+    metadata: {
+      name: csrName,
+      annotations: {
+        [ANNOTATION_DATABASE]: `${NS}/orders`,
+        ...(dbUser ? { [ANNOTATION_DB_USER]: dbUser } : {}),
+      },
+    },
+    spec: {
+      request: Buffer.from(csrPem).toString('base64'),
+      signerName: SIGNER_NAME,
+      usages: ['client auth', 'digital signature'],
+      expirationSeconds: 86_400,
+    },
+  };
+  await env.plane.kubectl(['create', '-f', '-'], { input: JSON.stringify(csr), kubeconfig });
+  const done = await eventually(`CSR ${csrName} decided`, async () => {
+    const c = await env.get<{ status?: { certificate?: string; conditions?: Condition[] } }>('csr', csrName);
+    const decided = c?.status?.certificate || c?.status?.conditions?.some((x) => x.type === 'Denied');
+    return decided ? c : undefined;
+  });
+  const certificate = done.status?.certificate
+    ? Buffer.from(done.status.certificate, 'base64').toString()
+    : undefined;
+  return { certificate, keyPem, conditions: done.status?.conditions ?? [] };
+}
+
+function client(endpoint: string, user: string, tls: { cert?: string; key?: string }, password?: string) {
+  const [host, port] = endpoint.split(':');
+  return new pg.Client({
+    host,
+    port: Number(port),
+    user,
+    password,
+    database: 'orders',
+    ssl: { ca: caPem, ...tls },
+    connectionTimeoutMillis: 10_000,
+  });
+}
+
+beforeAll(async () => {
+  postgres = await startPostgres({
+    roles: Object.entries(PASSWORDS).map(([name, password]) => ({ name, password })),
+    databases: ['orders'],
+  });
+  env = await startOperatorEnv({ controllers: 2, namespaces: [NS] });
+  await env.apply([
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'pg-ca', namespace: NS },
+      stringData: { 'ca.crt': postgres.ca.certPem },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'pg-passwords', namespace: NS },
+      stringData: PASSWORDS,
+    },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: NS } },
+    ...accessDocs(),
+    database('orders'),
+  ]);
+  const cm = await eventually('CA ConfigMap', () =>
+    env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
+  );
+  caPem = cm.data['ca.crt']!;
+});
+
+afterEach((ctx) => {
+  if (ctx.task.result?.state !== 'fail') return;
+  for (const c of env.controllers)
+    console.log(`controller ${c.identity} (exited: ${c.exited}):\n${logOf(c)}`);
+});
+
+afterAll(async () => {
+  await env?.stop();
+  await postgres?.stop();
+});
+
+describe('Database → agent', () => {
+  it('creates the agent objects, runs the agent and reports every condition', async () => {
+    const db = await waitReady('orders');
+    const c = conditions(db);
+    expect(c.AgentReady).toMatchObject({ status: 'True', reason: 'AgentAvailable' });
+    expect(c.BackendReachable).toMatchObject({ status: 'True', reason: 'BackendReachable' });
+    expect(c.CredentialsReady).toMatchObject({ status: 'True', reason: 'SecretFound' });
+    expect(db.status).toMatchObject({ endpoint: `drawbridge-orders.${NS}.svc:5432`, observedGeneration: 1 });
+    expect(db.metadata.finalizers).toContain('drawbridge.dev/agent-cleanup');
+
+    const name = agentName('orders');
+    for (const kind of ['deployment', 'service', 'serviceaccount', 'role', 'rolebinding']) {
+      const obj = await env.get<{
+        metadata: { ownerReferences: { name: string }[]; managedFields: { manager: string }[] };
+      }>(kind, name, NS);
+      expect(obj?.metadata.ownerReferences[0]?.name, kind).toBe('orders');
+      expect(
+        obj?.metadata.managedFields.map((f) => f.manager),
+        kind,
+      ).toContain('drawbridge');
+    }
+    expect(await env.get('secret', `${name}-tls`, NS)).toBeDefined();
+    expect(await env.get('poddisruptionbudget', name, NS)).toBeUndefined(); // one replica
+  });
+
+  it('changes nothing when the same manifests are applied again', async () => {
+    const name = agentName('orders');
+    const before = await env.get<Obj>('deployment', name, NS);
+    const out = await env.apply([...accessDocs(), database('orders')]);
+    expect(out).not.toMatch(/configured/);
+    await sleep(4000); // more than one health interval: the controller has re-reconciled
+    const after = await env.get<Obj>('deployment', name, NS);
+    expect(after?.metadata.resourceVersion).toBe(before?.metadata.resourceVersion);
+  });
+
+  it('reports an invalid Database with the field to fix', async () => {
+    await env.apply([database('broken', { uri: 'redis://127.0.0.1:6379' })]);
+    const ready = await eventually(
+      'Ready=False',
+      async () => conditions(await env.get<Obj>('database', 'broken', NS)).Ready,
+    );
+    expect(ready).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(ready.message).toMatch(/spec\.uri/);
+    expect(await env.get('deployment', agentName('broken'), NS)).toBeUndefined();
+    await env.plane.kubectl(['delete', 'database', 'broken', '-n', NS]);
+  });
+});
+
+describe('CSR signer and the agent', () => {
+  it("signs alice's CSR, capped at her role's maxSessionTTL, and she runs a query", async () => {
+    const kubeconfig = await env.plane.makeUserKubeconfig('alice', ['devs']);
+    const {
+      certificate,
+      keyPem,
+      conditions: conds,
+    } = await login(kubeconfig, 'alice-1', { cn: 'alice', orgs: ['devs'] }, 'alice');
+    expect(conds.find((x) => x.type === 'Approved')?.reason).toBe('AccessAllowed');
+    const { X509Certificate } = await import('node:crypto');
+    const cert = new X509Certificate(certificate!);
+    const lifetimeS = (Date.parse(cert.validTo) - Date.now()) / 1000;
+    expect(lifetimeS).toBeLessThanOrEqual(3600 + 5);
+    expect(lifetimeS).toBeGreaterThan(3000);
+
+    const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
+    const c = client(endpoint, 'alice', { cert: certificate, key: keyPem });
+    await c.connect();
+    const r = await c.query('select current_user as u');
+    expect(r.rows[0].u).toBe('alice');
+    await c.end();
+  });
+
+  it('denies a person no DatabaseUser names, and a CSR naming someone else, with the reason', async () => {
+    const mallory = await env.plane.makeUserKubeconfig('mallory');
+    const denied = await login(mallory, 'mallory-1', { cn: 'mallory' });
+    expect(denied.certificate).toBeUndefined();
+    const d = denied.conditions.find((x) => x.type === 'Denied')!;
+    expect(d.reason).toBe('AccessDenied');
+    expect(d.message).toMatch(/not a subject of any DatabaseUser/);
+
+    const alice = await env.plane.makeUserKubeconfig('alice');
+    const spoof = await login(alice, 'alice-as-bob', { cn: 'bob' });
+    expect(spoof.conditions.find((x) => x.type === 'Denied')?.reason).toBe('SubjectMismatch');
+  });
+
+  it('accepts a workload token for audience drawbridge.dev as the password, and refuses another audience', async () => {
+    const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
+    const token = async (audience?: string) => {
+      const args = ['create', 'token', 'app', '-n', NS, ...(audience ? [`--audience=${audience}`] : [])];
+      return (await env.plane.kubectl(args)).trim();
+    };
+    const ok = client(endpoint, 'carol', {}, await token('drawbridge.dev'));
+    await ok.connect();
+    expect((await ok.query('select current_user as u')).rows[0].u).toBe('carol');
+    await ok.end();
+
+    const wrong = client(endpoint, 'carol', {}, await token());
+    await expect(wrong.connect()).rejects.toThrow(/token was refused/);
+  });
+
+  it('ends a live session when the role that allowed it is removed', async () => {
+    const kubeconfig = await env.plane.makeUserKubeconfig('alice');
+    const { certificate, keyPem } = await login(kubeconfig, 'alice-2', { cn: 'alice' }, 'alice');
+    const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
+    const c = client(endpoint, 'alice', { cert: certificate, key: keyPem });
+    // pg reports the server's message, then the closed socket: keep listening for both.
+    const ended = new Promise<Error>((resolve) => c.on('error', resolve));
+    await c.connect();
+    await c.query('select 1');
+    await env.plane.kubectl(['delete', 'databaseuser', 'alice', '-n', NS]);
+    expect((await ended).message).toMatch(/revoked/);
+    await env.apply(accessDocs());
+  });
+});
+
+describe('lifecycle', () => {
+  it('removes every agent object when the Database is deleted', async () => {
+    const name = agentName('orders');
+    await env.plane.kubectl(['delete', 'database', 'orders', '-n', NS, '--wait=true', '--timeout=60s']);
+    for (const [kind, n] of [
+      ['deployment', name],
+      ['service', name],
+      ['serviceaccount', name],
+      ['role', name],
+      ['rolebinding', name],
+      ['secret', `${name}-tls`],
+    ] as const) {
+      expect(await env.get(kind, n, NS), kind).toBeUndefined();
+    }
+    await eventually('agent process stopped', async () => env.nodeAgent.endpoints(NS, name).length === 0);
+  });
+
+  it('hands over to the standby when the leader is killed', async () => {
+    const lease = async () =>
+      (await env.get<{ spec: { holderIdentity?: string } }>('lease', 'drawbridge-controller', CONTROLLER_NS))
+        ?.spec.holderIdentity;
+    const leaderId = await eventually('a leader', lease);
+    const leader = env.controllers.find((c) => c.identity === leaderId)!;
+    const killedAt = Date.now();
+    leader.child.kill('SIGKILL');
+
+    await env.apply([database('payments', { agent: { replicas: 2 } })]);
+    const standby = await eventually(
+      'standby leads',
+      async () => {
+        const holder = await lease();
+        return holder && holder !== leaderId ? holder : undefined;
+      },
+      30_000,
+    );
+    const failoverMs = Date.now() - killedAt;
+    console.log(`leader failover took ${failoverMs} ms`);
+    expect(standby).not.toBe(leaderId);
+
+    const name = agentName('payments');
+    await eventually('payments agent objects', () => env.get('deployment', name, NS), 30_000);
+    expect(await env.get('poddisruptionbudget', name, NS)).toBeDefined();
+    await waitReady('payments').catch((err: Error) => {
+      throw new Error(`${err.message}\n${env.controllers.map(logOf).join('\n')}`);
+    });
+    await eventually('both agent replicas ready', async () =>
+      /2\/2/.test(conditions(await env.get<Obj>('database', 'payments', NS)).AgentReady?.message ?? ''),
+    );
+  });
+});
