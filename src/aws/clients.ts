@@ -14,14 +14,32 @@ import { DrawbridgeError } from '../errors.js';
 import { AwsCredentials, type AwsIdentity } from './credentials.js';
 import { awsCall } from './errors.js';
 
-type ClientConfig = { region: string; credentials: AwsCredentialIdentityProvider; maxAttempts: number };
+type ClientConfig = {
+  region: string;
+  credentials: AwsCredentialIdentityProvider;
+  maxAttempts: number;
+  requestHandler: {
+    connectionTimeout: number;
+    requestTimeout: number;
+    socketTimeout: number;
+    throwOnRequestTimeout: true;
+  };
+};
+
+export interface ClientOptions {
+  /** Per-request limit; without one the SDK would wait forever on a silent endpoint. */
+  requestTimeoutMs?: number;
+}
 type ClientClass<T> = new (config: ClientConfig) => T;
 
 export class AwsClients {
   private readonly clients = new Map<string, unknown>();
   private readonly accounts = new Map<string, Promise<string>>();
 
-  constructor(readonly credentials = new AwsCredentials()) {}
+  constructor(
+    readonly credentials = new AwsCredentials(),
+    private readonly opts: ClientOptions = {},
+  ) {}
 
   rds = (id: AwsIdentity) => this.client(RDSClient, id);
   redshift = (id: AwsIdentity) => this.client(RedshiftClient, id);
@@ -69,7 +87,19 @@ export class AwsClients {
     const cacheKey = `${Client.name}|${k}`;
     let client = this.clients.get(cacheKey) as T | undefined;
     if (!client) {
-      client = new Client({ region, credentials, maxAttempts: 3 });
+      const timeout = this.opts.requestTimeoutMs ?? 10_000;
+      client = new Client({
+        region,
+        credentials,
+        maxAttempts: 3,
+        // throwOnRequestTimeout: without it the handler only logs a warning and keeps waiting.
+        requestHandler: {
+          connectionTimeout: Math.min(timeout, 5_000),
+          requestTimeout: timeout,
+          socketTimeout: timeout,
+          throwOnRequestTimeout: true,
+        },
+      });
       this.clients.set(cacheKey, client);
     }
     return client;

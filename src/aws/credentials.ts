@@ -2,9 +2,13 @@
 // identity for IRSA, IMDS), optionally followed by `assumeRoleArn` (+ `externalId`) and a further hop
 // for Redshift's `role/NAME` database users — role chaining, each hop signed by the previous one.
 // Results are cached until shortly before they expire; failures come back as classified AwsErrors.
-import { fromNodeProviderChain, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import {
+  fromInstanceMetadata,
+  fromNodeProviderChain,
+  fromTemporaryCredentials,
+} from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
-import { awsCall } from './errors.js';
+import { AwsReason, awsCall, errorText, imdsUnreachable, isAwsError } from './errors.js';
 
 /** Where a Database (or discovery matcher) gets its AWS identity. */
 export interface AwsIdentity {
@@ -61,6 +65,36 @@ export function assumeRole(
     clientConfig: { region },
   });
   return cached(classified(provider, `sts:AssumeRole ${roleArn}`, roleArn));
+}
+
+export interface ChainOptions {
+  /** Per-attempt timeout for the metadata services (IMDS, ECS), in ms. */
+  timeoutMs?: number;
+}
+
+/**
+ * The SDK's default chain. When it finds nothing it only says "Could not load credentials from any
+ * providers"; then one direct IMDS attempt tells a silent metadata service (the hop-limit symptom in
+ * a pod) from plain absence, so the error can name the right fix.
+ */
+export function defaultChain(opts: ChainOptions = {}): AwsCredentialIdentityProvider {
+  const timeout = opts.timeoutMs ?? 3000;
+  const chain = fromNodeProviderChain({ timeout, maxRetries: 1 });
+  return async () => {
+    try {
+      return await awsCall({ action: 'load AWS credentials' }, () => chain());
+    } catch (err) {
+      if (!isAwsError(err, AwsReason.NoCredentials) || process.env.AWS_EC2_METADATA_DISABLED === 'true')
+        throw err;
+      const imds = await fromInstanceMetadata({ timeout, maxRetries: 0 })().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      if (imds && /time(d)? ?out|ETIMEDOUT|ECONNRESET|socket hang up/i.test(errorText(imds)))
+        throw imdsUnreachable(imds);
+      throw err;
+    }
+  };
 }
 
 /** Process-wide credential cache: one base chain, one provider per (region, role, external ID). */

@@ -58,6 +58,19 @@ const TIMEOUT_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
+/** Name, code and message of an error and its causes, for matching symptoms. */
+export function errorText(err: unknown): string {
+  const parts: string[] = [];
+  for (
+    let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    e = e.cause as typeof e, i++
+  ) {
+    parts.push(e.name ?? '', e.code ?? '', e.message ?? String(e));
+  }
+  return parts.join(' ');
+}
+
 function errorName(err: unknown): string {
   const e = err as { name?: string; Code?: string; code?: string } | undefined;
   return e?.name ?? e?.Code ?? e?.code ?? '';
@@ -69,15 +82,7 @@ export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
   const name = errorName(err);
   const text = errorMessage(err);
   const what = `${ctx.action}: ${text}`;
-  if (/EC2 Metadata|IMDS|instance metadata|169\.254\.169\.254/i.test(text)) {
-    return new AwsError(
-      AwsReason.IMDSHopLimit,
-      `no AWS credentials from the EC2 instance metadata service (${what})`,
-      "in a pod, use IRSA (annotate the ServiceAccount with eks.amazonaws.com/role-arn) or raise the node's " +
-        'IMDSv2 PUT response hop limit to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)',
-      { cause: err },
-    );
-  }
+  if (/EC2 Metadata|IMDS|instance metadata|169\.254\.169\.254/i.test(text)) return imdsUnreachable(err, what);
   if (name === 'CredentialsProviderError' || /Could not load credentials/i.test(text)) {
     return new AwsError(
       AwsReason.NoCredentials,
@@ -125,6 +130,17 @@ export function classifyAwsError(err: unknown, ctx: AwsCallContext): AwsError {
     });
   }
   return new AwsError(AwsReason.ApiError, what, 'see the AWS error above', { cause: err, code: 'AWS_ERROR' });
+}
+
+/** The EC2 instance metadata service did not answer: in a pod, almost always the IMDSv2 hop limit. */
+export function imdsUnreachable(cause: unknown, what = errorMessage(cause)): AwsError {
+  return new AwsError(
+    AwsReason.IMDSHopLimit,
+    `no AWS credentials: the EC2 instance metadata service did not answer (${what})`,
+    "in a pod, use IRSA (annotate the ServiceAccount with eks.amazonaws.com/role-arn) or raise the node's " +
+      'IMDSv2 PUT response hop limit to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2)',
+    { cause },
+  );
 }
 
 /** Runs one AWS call and classifies its failure. */
