@@ -40,10 +40,10 @@ const PREFIX_BY_CODE: Partial<Record<ErrorCode, string>> = {
   BACKEND_AUTH_FAILED: 'WRONGPASS',
 };
 
-/** A typed agent error as a Redis error reply, with its hint; `prefix` overrides the one for its code. */
-export function drawbridgeErrorReply(err: DrawbridgeError, prefix?: string): Buffer {
+/** A typed agent error as a Redis error reply, with its hint. */
+export function drawbridgeErrorReply(err: DrawbridgeError): Buffer {
   const hint = err.hint ? ` (hint: ${err.hint})` : '';
-  return errorReply(prefix ?? PREFIX_BY_CODE[err.code] ?? 'ERR', `${err.message}${hint}`);
+  return errorReply(PREFIX_BY_CODE[err.code] ?? 'ERR', `${err.message}${hint}`);
 }
 
 export function integerReply(n: number): Buffer {

@@ -8,7 +8,7 @@ import { backendAddress } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { type AuthRequest, authIdentity } from './client-auth.js';
 import { backendFacts } from './command-catalog.js';
-import { type BackendLogin, routerFactory } from './router.js';
+import { type BackendLogin, RedisReplyError, routerFactory } from './router.js';
 import type { RedisSession } from './session.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
@@ -48,10 +48,9 @@ export class SessionLogin {
     if (this.client.certError) throw this.client.certError;
     const identity = this.current;
     if (!identity) {
-      throw new DrawbridgeError(
-        'AUTHN_FAILED',
-        'Authentication required.',
-        'connect with the client certificate from kubectl db login, or AUTH <db-user> <projected token>',
+      throw new RedisReplyError(
+        'NOAUTH',
+        'Authentication required. (hint: connect with the client certificate from kubectl db login, or AUTH <db-user> <projected token>)',
       );
     }
     await this.audited(this.dbUser, async () => {
@@ -80,12 +79,6 @@ export class SessionLogin {
   /** RESET logs the backend connection out (to `default`); log it back in as the session's user. */
   async restore(): Promise<void> {
     if (this.backend) await this.s.relogin(this.backend);
-  }
-
-  /** NOAUTH tells clients to authenticate; other failures keep their code's prefix. */
-  errorPrefix(err: DrawbridgeError): string | undefined {
-    if (err.code === 'AUTHN_FAILED' && !this.decision) return 'NOAUTH';
-    return undefined;
   }
 
   private async audited(dbUser: string, step: () => Promise<void>): Promise<void> {

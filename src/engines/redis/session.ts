@@ -286,7 +286,7 @@ export class RedisSession implements LiveSession {
 
   errorBytes(err: unknown): Buffer {
     if (err instanceof RedisReplyError) return errorReply(err.prefix, err.message);
-    if (err instanceof DrawbridgeError) return drawbridgeErrorReply(err, this.login.errorPrefix(err));
+    if (err instanceof DrawbridgeError) return drawbridgeErrorReply(err);
     this.agent.log.error({ sessionId: this.id, err }, 'unexpected error in redis session');
     return errorReply('ERR', 'internal error in the drawbridge agent (logged)');
   }

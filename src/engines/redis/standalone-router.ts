@@ -10,6 +10,7 @@ import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
 import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
+import { RESET } from './serializer.js';
 import { WriteBatcher } from './write-batcher.js';
 
 type Done = (reply: Buffer | RedisReplyError) => void;
@@ -93,7 +94,9 @@ export class StandaloneRouter implements Router {
   }
 
   private onFrame(frame: Buffer): void {
-    if (this.pubsub.active && this.pubsub.isPush(frame)) {
+    // +RESET is the one reply a MONITOR connection still gets (monitor lines are +<timestamp> ...).
+    const resetReply = this.expects[this.head] === Expect.Reset && frame.equals(RESET);
+    if (this.pubsub.active && !resetReply && this.pubsub.isPush(frame)) {
       this.onPushFrame(frame);
       return;
     }

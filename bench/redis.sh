@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Redis standalone benchmark, in one run: redis-benchmark -t get,set -n 200000 -c 50 with -P 1 and -P 16
+# against the same Redis 7
+#   direct-plain   redis-benchmark → Redis (plaintext)
+#   direct-tls     redis-benchmark → Redis (TLS)
+#   nutcracker     redis-benchmark → twemproxy → Redis (plaintext both hops: nutcracker has no TLS)
+#   agent          redis-benchmark ═TLS═▶ agent ═TLS═▶ Redis   (production setting: audit on, rules checked)
+#   agent-plainbe  redis-benchmark ═TLS═▶ agent ──plain──▶ Redis (same backend hop as nutcracker)
+# The agent always requires TLS from clients, so its fair baselines are direct-tls (same client hop) and
+# nutcracker (a proxy hop); both are printed. Then bench/redis-cluster.sh, when present, runs the
+# Redis Cluster part. Usage: bash bench/redis.sh  (after `make build`; `make bench-redis` does both).
+# Env: REQUESTS (200000), CLIENTS (50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${REQUESTS:-200000}
+CLIENTS=${CLIENTS:-50}
+WORK=$(mktemp -d /tmp/drawbridge-redis-bench.XXXXXX)
+ENV_PID=""
+NUT_PID=""
+cleanup() {
+  [ -n "$NUT_PID" ] && kill "$NUT_PID" 2>/dev/null || true
+  [ -n "$ENV_PID" ] && kill "$ENV_PID" 2>/dev/null && wait "$ENV_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Redis + agents (one Node process; its stdin stays open through the fifo until we exit).
+mkfifo "$WORK/stdin"
+node dist/bench/redis-bench-env.js <"$WORK/stdin" >"$WORK/env" 2>"$WORK/env.log" &
+ENV_PID=$!
+exec 3>"$WORK/stdin"
+for _ in $(seq 1 300); do grep -q '^# ready' "$WORK/env" 2>/dev/null && break; sleep 0.1; done
+grep -q '^# ready' "$WORK/env" || { cat "$WORK/env.log"; echo "bench environment did not start" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$WORK/env"
+
+free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+NUT_PORT=$(free_port)
+cat >"$WORK/nutcracker.yml" <<YAML
+bench:
+  listen: 127.0.0.1:${NUT_PORT}
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  redis_auth: ${REDIS_PASSWORD}
+  server_connections: 1
+  servers:
+    - 127.0.0.1:${REDIS_PLAIN_PORT}:1
+YAML
+nutcracker -c "$WORK/nutcracker.yml" -a 127.0.0.1 -s "$(free_port)" -p "$WORK/nutcracker.pid" -o "$WORK/nutcracker.log" &
+NUT_PID=$!
+for _ in $(seq 1 50); do
+  [ "$(redis-cli -p "$NUT_PORT" -a "$REDIS_PASSWORD" --no-auth-warning PING 2>/dev/null)" = PONG ] && break
+  kill -0 "$NUT_PID" 2>/dev/null || { cat "$WORK/nutcracker.log" >&2; echo "nutcracker did not start" >&2; exit 1; }
+  sleep 0.1
+done
+
+AGENT_TLS=(--tls --cacert "$CLIENT_CA" --cert "$CLIENT_CERT" --key "$CLIENT_KEY")
+declare -A ARGS=(
+  [direct-plain]="-p $REDIS_PLAIN_PORT -a $REDIS_PASSWORD"
+  [direct-tls]="-p $REDIS_TLS_PORT -a $REDIS_PASSWORD --tls --cacert $REDIS_CA"
+  [nutcracker]="-p $NUT_PORT -a $REDIS_PASSWORD"
+  [agent]="-p $AGENT_PORT ${AGENT_TLS[*]}"
+  [agent-plainbe]="-p $AGENT_PLAIN_BACKEND_PORT ${AGENT_TLS[*]}"
+)
+TARGETS=(direct-plain direct-tls nutcracker agent agent-plainbe)
+
+# CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+for p in 1 16; do
+  for t in "${TARGETS[@]}"; do
+    # shellcheck disable=SC2086
+    timeout 600 redis-benchmark -h 127.0.0.1 ${ARGS[$t]} -t get,set -n "$REQUESTS" -c "$CLIENTS" -P "$p" --csv 2>"$WORK/err" \
+      | tr -d '"' | awk -F, -v t="$t" -v p="$p" 'NR>1 {print t, p, $1, $2, $5, $7}' >>"$WORK/results"
+    if grep -qi error "$WORK/err"; then echo "redis-benchmark against $t reported errors:" >&2; cat "$WORK/err" >&2; fi
+  done
+done
+
+echo
+echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cores, shared; numbers are indicative)"
+printf '%-14s %3s %-4s %12s %9s %9s\n' target P test ops/s p50_ms p99_ms
+sort -k2,2n -k3,3 -s "$WORK/results" | awk '{printf "%-14s %3s %-4s %12.0f %9.3f %9.3f\n", $1, $2, $3, $4, $5, $6}'
+echo
+echo "ratios (agent = TLS client hop + TLS backend hop, audit on; targets: -P16 >= 0.85 direct and >= 1.0 nutcracker; -P1 p99 <= 1.2 nutcracker)"
+awk '
+  { rps[$1" "$2" "$3] = $4; p99[$1" "$2" "$3] = $6 }
+  END {
+    split("SET GET", tests, " ")
+    for (pi = 1; pi <= 2; pi++) {
+      p = (pi == 1) ? 1 : 16
+      for (ti = 1; ti <= 2; ti++) {
+        t = tests[ti]
+        for (ai = 1; ai <= 2; ai++) {
+          a = (ai == 1) ? "agent" : "agent-plainbe"
+          k = a" "p" "t
+          printf "-P%-2s %-3s %-13s ops/s vs direct-tls %.2f, vs direct-plain %.2f, vs nutcracker %.2f; p99 vs nutcracker %.2f\n", \
+            p, t, a, rps[k] / rps["direct-tls "p" "t], rps[k] / rps["direct-plain "p" "t], \
+            rps[k] / rps["nutcracker "p" "t], p99[k] / p99["nutcracker "p" "t]
+        }
+      }
+    }
+  }' "$WORK/results"
+
+# ---- Redis Cluster part: bench/redis-cluster.sh (owned by the cluster engine) runs here when present.
+if [ -f bench/redis-cluster.sh ]; then
+  echo
+  bash bench/redis-cluster.sh
+fi

@@ -1,0 +1,160 @@
+// Pure parts of the Redis engine: command names, the catalog from COMMAND, audit redaction, reply
+// ordering and write batching.
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { auditArgs } from '../../../src/engines/redis/audit.js';
+import { catalogFromCommandReply, infoFields } from '../../../src/engines/redis/command-catalog.js';
+import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
+import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
+import { decodeReply } from '../../../src/engines/redis/reply-parser.js';
+import { ReplyQueue } from '../../../src/engines/redis/reply-queue.js';
+import { encodeCommand, encodeValue } from '../../../src/engines/redis/serializer.js';
+import { WriteBatcher } from '../../../src/engines/redis/write-batcher.js';
+
+const b = (s: string) => Buffer.from(s);
+const cmd = (...args: string[]): RedisCommand => {
+  let out: RedisCommand | undefined;
+  new RequestParser((c) => (out = c)).feed(encodeCommand(args));
+  return out!;
+};
+
+class Recorder extends Writable {
+  writes: string[] = [];
+  override _writev(chunks: { chunk: Buffer }[], cb: () => void): void {
+    this.writes.push(chunks.map((c) => c.chunk.toString()).join('|'));
+    cb();
+  }
+  override _write(chunk: Buffer, _e: string, cb: () => void): void {
+    this.writes.push(chunk.toString());
+    cb();
+  }
+}
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('command names', () => {
+  it.each([
+    [['GET', 'k'], 'get'],
+    [['Config', 'GET', 'x'], 'config|get'],
+    [['client', 'KILL'], 'client|kill'],
+    [['CONFIG'], 'config'],
+    [['get', 'CONFIG'], 'get'],
+    [['\u00c9CHO'], '\u00c9cho'], // only ASCII letters fold, like Redis's strcasecmp
+  ])('%j → %s', (args, name) => {
+    expect(commandName(args.map((a) => Buffer.from(a, 'latin1')))).toBe(name);
+  });
+
+  it('interns names: the same string object comes back, and colliding names stay correct', () => {
+    expect(lowerAscii(b('SET'))).toBe(lowerAscii(b('set')));
+    const names = Array.from({ length: 5000 }, (_, i) => `cmd${i}`);
+    for (const n of names) expect(lowerAscii(b(n.toUpperCase()))).toBe(n);
+  });
+});
+
+describe('command catalog', () => {
+  const reply = decodeReply(
+    encodeValue([
+      [b('get'), 2, ['readonly', 'fast'], 1, 1, 1, ['@read', '@string', '@fast'], [], [], []],
+      [
+        b('config'),
+        -2,
+        [],
+        0,
+        0,
+        0,
+        ['@slow'],
+        [],
+        [],
+        [
+          [b('config|get'), -3, [], 0, 0, 0, ['@admin', '@slow', '@dangerous'], [], [], []],
+          [b('config|set'), -4, [], 0, 0, 0, ['@admin', '@slow', '@dangerous'], [], [], []],
+        ],
+      ],
+    ]),
+  );
+
+  it('learns categories for commands and subcommands, and which commands are containers', () => {
+    const { commands, containers } = catalogFromCommandReply(reply);
+    expect(commands.get('get')).toEqual({ name: 'get', categories: ['read', 'string', 'fast'] });
+    expect(commands.get('config|get')?.categories).toContain('dangerous');
+    expect([...containers]).toEqual(['config']);
+  });
+
+  it('reads version and cluster mode from INFO', () => {
+    expect(infoFields('# Server\r\nredis_version:7.0.15\r\n# Cluster\r\ncluster_enabled:1\r\n')).toEqual({
+      version: '7.0.15',
+      clusterEnabled: true,
+    });
+    expect(infoFields('redis_version:6.2.1\r\ncluster_enabled:0\r\n').clusterEnabled).toBe(false);
+  });
+});
+
+describe('audit arguments', () => {
+  it.each([
+    [cmd('AUTH', 'pw'), ['[redacted]']],
+    [cmd('AUTH', 'app', 'pw'), ['app', '[redacted]']],
+    [
+      cmd('HELLO', '2', 'SETNAME', 'auth', 'AUTH', 'u', 'pw'),
+      ['2', 'SETNAME', 'auth', 'AUTH', 'u', '[redacted]'],
+    ],
+    [
+      cmd('MIGRATE', 'h', '1', 'auth', '0', '5000', 'AUTH', 'pw', 'KEYS', 'auth'),
+      ['h', '1', 'auth', '0', '5000', 'AUTH', '[redacted]', 'KEYS', 'auth'],
+    ],
+    [
+      cmd('MIGRATE', 'h', '1', '', '0', '5000', 'AUTH2', 'u', 'pw'),
+      ['h', '1', '', '0', '5000', 'AUTH2', 'u', '[redacted]'],
+    ],
+    [
+      cmd('ACL', 'SETUSER', 'bob', 'on', '>pw', '#abc', '~*'),
+      ['SETUSER', 'bob', 'on', '[redacted]', '[redacted]', '~*'],
+    ],
+    [
+      cmd('CONFIG', 'SET', 'requirepass', 'pw', 'maxmemory', '1'),
+      ['SET', 'requirepass', '[redacted]', 'maxmemory', '1'],
+    ],
+    [cmd('SET', 'k', 'v'), ['k', 'v']],
+  ])('%#: %j', (c, expected) => {
+    expect(auditArgs(c)).toEqual(expected);
+  });
+});
+
+describe('ReplyQueue', () => {
+  it('writes replies in reservation order whatever order they are filled in', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    const [a, bb, c] = [q.reserve(), q.reserve(), q.reserve()];
+    q.fill(c, b('C'));
+    q.fill(bb, b('B'));
+    q.push(b('D')); // local reply: after the three reserved ones
+    expect(q.pending).toBe(4);
+    q.fill(a, b('A'));
+    await tick();
+    expect(out.writes.join('|')).toBe('A|B|C|D');
+    expect(q.pending).toBe(0);
+  });
+
+  it('afterAll runs once the last waiting reply is written', () => {
+    const q = new ReplyQueue(new Recorder());
+    const seq = q.reserve();
+    let done = false;
+    q.afterAll(() => (done = true));
+    expect(done).toBe(false);
+    q.fill(seq, b('+OK\r\n'));
+    expect(done).toBe(true);
+  });
+});
+
+describe('WriteBatcher', () => {
+  it('merges adjacent slices of one chunk into one write and batches the rest in one writev', async () => {
+    const out = new Recorder();
+    const w = new WriteBatcher(out);
+    const chunk = b('+A\r\n+B\r\n+C\r\n');
+    w.write(chunk.subarray(0, 4));
+    w.write(chunk.subarray(4, 8));
+    w.write(b('-LOCAL\r\n'));
+    w.write(chunk.subarray(8));
+    expect(out.writes).toEqual([]); // nothing leaves before the end of the turn
+    await tick();
+    expect(out.writes).toEqual(['+A\r\n+B\r\n|-LOCAL\r\n|+C\r\n']);
+  });
+});

@@ -1,0 +1,127 @@
+// The standalone router's reply accounting, with the backend socket faked as a Duplex (the real
+// backend is exercised by the integration suites): one frame per command, one per channel for
+// SUBSCRIBE-family commands, pushes in subscribed and MONITOR modes, RESET, and re-login order.
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { RequestParser, type RedisCommand } from '../../../src/engines/redis/parser.js';
+import { StandaloneRouter } from '../../../src/engines/redis/standalone-router.js';
+import { createLogger } from '../../../src/log.js';
+
+class FakeBackend extends Duplex {
+  written = '';
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    this.written += chunk.toString();
+    cb();
+  }
+  override _read(): void {}
+  reply(text: string): void {
+    this.push(Buffer.from(text));
+  }
+}
+
+function setup() {
+  const backend = new FakeBackend();
+  const router = new StandaloneRouter(backend as unknown as Socket, createLogger('unit', 'silent'));
+  const replies: string[] = [];
+  const pushes: string[] = [];
+  router.onPush((f) => pushes.push(f.toString()));
+  const send = (line: string) => {
+    const cmds: RedisCommand[] = [];
+    new RequestParser((c) => cmds.push(c)).feed(Buffer.from(`${line}\r\n`));
+    router.dispatch(cmds[0]!, (r) => replies.push(Buffer.isBuffer(r) ? r.toString() : `router:${r.message}`));
+  };
+  return { backend, router, replies, pushes, send };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const sub = (kind: string, name: string | null, n: number) =>
+  `*3\r\n$${kind.length}\r\n${kind}\r\n${name === null ? '$-1' : `$${name.length}\r\n${name}`}\r\n:${n}\r\n`;
+const message = (ch: string, msg: string) =>
+  `*3\r\n$7\r\nmessage\r\n$${ch.length}\r\n${ch}\r\n$${msg.length}\r\n${msg}\r\n`;
+
+describe('StandaloneRouter', () => {
+  it('pipelines commands as their raw bytes and matches replies in order', async () => {
+    const { backend, replies, send } = setup();
+    send('SET a 1');
+    send('GET a');
+    await tick();
+    expect(backend.written).toBe('*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\n');
+    backend.reply('+OK\r\n$1\r\n1\r\n');
+    await tick();
+    expect(replies).toEqual(['+OK\r\n', '$1\r\n1\r\n']);
+  });
+
+  it('SUBSCRIBE a b gets both frames as one reply; messages are pushes; argument-less UNSUBSCRIBE counts channels', async () => {
+    const { backend, replies, pushes, send } = setup();
+    send('SUBSCRIBE a b');
+    backend.reply(sub('subscribe', 'a', 1));
+    backend.reply(message('a', 'early') + sub('subscribe', 'b', 2));
+    await tick();
+    expect(replies).toEqual([sub('subscribe', 'a', 1) + sub('subscribe', 'b', 2)]);
+    expect(pushes).toEqual([message('a', 'early')]);
+    send('PING');
+    backend.reply('*2\r\n$4\r\npong\r\n$0\r\n\r\n');
+    send('UNSUBSCRIBE');
+    backend.reply(sub('unsubscribe', 'b', 1) + sub('unsubscribe', 'a', 0));
+    send('GET x'); // normal mode again: an array reply is not a push any more
+    backend.reply(message('looks', 'like-a-push'));
+    await tick();
+    expect(replies.slice(1)).toEqual([
+      '*2\r\n$4\r\npong\r\n$0\r\n\r\n',
+      sub('unsubscribe', 'b', 1) + sub('unsubscribe', 'a', 0),
+      message('looks', 'like-a-push'),
+    ]);
+  });
+
+  it('an error answers a whole SUBSCRIBE; UNSUBSCRIBE with nothing subscribed gets one frame', async () => {
+    const { backend, replies, send } = setup();
+    send('SUBSCRIBE a b c');
+    backend.reply('-NOPERM no channel access\r\n');
+    send('UNSUBSCRIBE');
+    backend.reply(sub('unsubscribe', null, 0));
+    await tick();
+    expect(replies).toEqual(['-NOPERM no channel access\r\n', sub('unsubscribe', null, 0)]);
+  });
+
+  it('after MONITOR +OK every frame is a push, until RESET', async () => {
+    const { backend, replies, pushes, send } = setup();
+    send('MONITOR');
+    backend.reply('+OK\r\n+1700000000.1 [0 127.0.0.1:1] "get" "k"\r\n');
+    send('RESET');
+    send('GET k');
+    backend.reply('+1700000000.2 [0 127.0.0.1:1] "reset"\r\n+RESET\r\n$-1\r\n');
+    await tick();
+    expect(replies).toEqual(['+OK\r\n', '+RESET\r\n', '$-1\r\n']);
+    expect(pushes).toHaveLength(2);
+  });
+
+  it('relogin sends AUTH after what is in flight and consumes its reply; a refusal rejects', async () => {
+    const { backend, router, replies, send } = setup();
+    send('GET a');
+    const ok = router.relogin({ credential: { kind: 'password', user: 'app', password: 'pw' } });
+    await tick();
+    expect(backend.written).toMatch(/GET.*\r\n\*3\r\n\$4\r\nAUTH\r\n\$3\r\napp\r\n\$2\r\npw\r\n$/s);
+    backend.reply('$-1\r\n+OK\r\n');
+    await ok;
+    expect(replies).toEqual(['$-1\r\n']);
+    const refused = router.relogin({
+      credential: { kind: 'password', user: 'app', password: 'new', fallbackPasswords: ['old'] },
+    });
+    backend.reply('-WRONGPASS invalid username-password pair\r\n');
+    await tick();
+    backend.reply('-WRONGPASS invalid username-password pair\r\n');
+    await expect(refused).rejects.toMatchObject({ code: 'BACKEND_AUTH_FAILED' });
+    expect(backend.written).toContain('$3\r\nold\r\n'); // the fallback password was tried too
+  });
+
+  it('a reply to no command, or the backend closing, fails the router once', async () => {
+    const { backend, router } = setup();
+    const failures: string[] = [];
+    router.onFailure((e) => failures.push(e.code));
+    backend.reply('+OK\r\n');
+    backend.destroy();
+    await tick();
+    expect(failures).toEqual(['BACKEND_UNREACHABLE']);
+  });
+});
