@@ -22,7 +22,7 @@ const REFRESH_BEFORE_MS = 16 * 60_000;
 const SESSION_NAME = 'drawbridge';
 
 /** Caches a provider's result until REFRESH_BEFORE_MS before its expiration; one refresh at a time. */
-export function cached(provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
+function cached(provider: AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
   let current: AwsCredentialIdentity | undefined;
   let pending: Promise<AwsCredentialIdentity> | undefined;
   const fresh = (c: AwsCredentialIdentity) =>
@@ -49,7 +49,7 @@ function classified(provider: AwsCredentialIdentityProvider, action: string, rol
 }
 
 /** Assumes `roleArn` using `source`'s credentials: one hop of a role chain. */
-export function assumeRole(
+function assumeRole(
   source: AwsCredentialIdentityProvider,
   region: string,
   roleArn: string,
