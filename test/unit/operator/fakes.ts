@@ -1,0 +1,76 @@
+// Fakes of the operator's own seams (caches, writer, events) for reconcile unit tests.
+import type { EventSink, EventType } from '../../../src/operator/events.js';
+import type { Kind } from '../../../src/operator/kube/resources.js';
+import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../../../src/operator/kube/writer.js';
+
+export class FakeCache implements ObjectCache {
+  private readonly objects = new Map<string, KubeObject>();
+
+  constructor(objects: KubeObject[] = []) {
+    objects.forEach((o) => this.put(o));
+  }
+
+  put(obj: KubeObject): void {
+    this.objects.set(`${obj.metadata.namespace ?? ''}/${obj.metadata.name}`, obj);
+  }
+
+  get(name: string, namespace?: string): KubeObject | undefined {
+    return this.objects.get(`${namespace ?? ''}/${name}`);
+  }
+
+  list(namespace?: string): KubeObject[] {
+    return [...this.objects.values()].filter((o) => !namespace || o.metadata.namespace === namespace);
+  }
+}
+
+export type Write =
+  | { op: 'apply'; kind: string; name: string; obj: KubeObject }
+  | { op: 'patch'; kind: Kind; name: string; patch: unknown; subresource?: string }
+  | { op: 'replace'; kind: string; name: string; obj: KubeObject; subresource?: string }
+  | { op: 'delete'; kind: Kind; name: string };
+
+export class RecordingWriter implements ObjectWriter {
+  readonly writes: Write[] = [];
+
+  async apply(obj: KubeObject): Promise<void> {
+    this.writes.push({ op: 'apply', kind: obj.kind!, name: obj.metadata.name, obj });
+  }
+
+  async mergePatch(kind: Kind, name: string, _ns: string | undefined, patch: unknown, subresource?: string) {
+    this.writes.push({ op: 'patch', kind, name, patch, subresource });
+  }
+
+  async replace(obj: KubeObject, subresource?: string): Promise<KubeObject> {
+    this.writes.push({ op: 'replace', kind: obj.kind!, name: obj.metadata.name, obj, subresource });
+    return {
+      ...obj,
+      metadata: { ...obj.metadata, resourceVersion: String(Number(obj.metadata.resourceVersion ?? 0) + 1) },
+    };
+  }
+
+  async delete(kind: Kind, name: string): Promise<void> {
+    this.writes.push({ op: 'delete', kind, name });
+  }
+
+  /** The status sent by the i-th write, which must be a replace. */
+  replacedStatus<T>(i: number): T {
+    const w = this.writes[i];
+    if (w?.op !== 'replace') throw new Error(`write ${i} is ${w?.op ?? 'missing'}, not a replace`);
+    return w.obj.status as T;
+  }
+
+  ops(): string[] {
+    return this.writes.map(
+      (w) => `${w.op} ${w.kind}${'subresource' in w && w.subresource ? `/${w.subresource}` : ''}`,
+    );
+  }
+}
+
+export class RecordingEvents implements EventSink {
+  readonly events: { type: EventType; reason: string; message: string }[] = [];
+
+  record(_obj: KubeObject, type: EventType, reason: string, message: string): void {
+    this.events.push({ type, reason, message });
+  }
+}

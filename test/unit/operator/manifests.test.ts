@@ -1,0 +1,113 @@
+import { describe, expect, it } from 'vitest';
+import { Database } from '../../../src/api/database.js';
+import { tokenReviewBinding } from '../../../src/operator/agent-access.js';
+import {
+  type StoredDatabase,
+  agentArgs,
+  agentManifests,
+  referencedSecrets,
+} from '../../../src/operator/database/manifests.js';
+import type { KubeObject } from '../../../src/operator/kube/types.js';
+import { agentEndpoint, agentName } from '../../../src/operator/names.js';
+
+function stored(spec: object): StoredDatabase {
+  const db = Database.parse({
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'Database',
+    metadata: { name: 'orders', namespace: 'shop' },
+    spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' }, ...spec },
+  });
+  return { ...db, metadata: { ...db.metadata, namespace: 'shop', uid: 'u-1' } };
+}
+
+const settings = { image: 'img:1', command: ['drawbridge'] };
+const byKind = (objs: KubeObject[]) =>
+  Object.fromEntries(objs.map((o) => [o.kind, o])) as Record<string, KubeObject>;
+
+describe('agent manifests', () => {
+  it('names objects after the Database in a form every kind accepts', () => {
+    expect(agentName('orders')).toBe('drawbridge-orders');
+    expect(agentName('orders.eu')).toBe('drawbridge-orders-eu');
+    const long = agentName('x'.repeat(80));
+    expect(long).toHaveLength(63);
+    expect(long).toMatch(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+    expect(agentName('x'.repeat(80))).not.toBe(agentName(`${'x'.repeat(79)}y`));
+    expect(agentEndpoint('shop', 'orders', 'redis')).toBe('drawbridge-orders.shop.svc:6379');
+  });
+
+  it('runs `drawbridge agent --database NS/NAME` with the TLS Secret mounted', () => {
+    const d = byKind(agentManifests(stored({}), settings, 'digest1')).Deployment!;
+    const pod = (d.spec as { template: { metadata: { annotations: object }; spec: Record<string, unknown> } })
+      .template;
+    expect(agentArgs(stored({})).slice(0, 3)).toEqual(['agent', '--database', 'shop/orders']);
+    expect(pod.metadata.annotations).toEqual({ 'drawbridge.dev/tls-digest': 'digest1' });
+    expect(pod.spec).toMatchObject({
+      serviceAccountName: 'drawbridge-orders',
+      containers: [
+        {
+          image: 'img:1',
+          command: ['drawbridge'],
+          volumeMounts: [{ name: 'tls', mountPath: '/etc/drawbridge/tls' }],
+        },
+      ],
+      volumes: [{ name: 'tls', secret: { secretName: 'drawbridge-orders-tls' } }],
+    });
+    expect(d.metadata.ownerReferences).toEqual([
+      {
+        apiVersion: 'drawbridge.dev/v1alpha1',
+        kind: 'Database',
+        name: 'orders',
+        uid: 'u-1',
+        controller: true,
+        blockOwnerDeletion: true,
+      },
+    ]);
+  });
+
+  it('grants the agent its own Database and only the Secrets it names', () => {
+    const spec = {
+      tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca', key: 'ca.crt' } },
+      auth: { type: 'password', secretRef: { name: 'pg-passwords' } },
+    };
+    expect(referencedSecrets(stored(spec))).toEqual(['pg-ca', 'pg-passwords']);
+    const rules = byKind(agentManifests(stored(spec), settings, 'd')).Role!.rules as {
+      resources: string[];
+      resourceNames?: string[];
+    }[];
+    expect(rules).toMatchObject([
+      { resources: ['databases'], resourceNames: ['orders'] },
+      { resources: ['accessroles', 'databaseusers'] },
+      { resources: ['secrets'], resourceNames: ['pg-ca', 'pg-passwords'] },
+    ]);
+    const noSecrets = byKind(agentManifests(stored({}), settings, 'd')).Role!.rules as object[];
+    expect(noSecrets).toHaveLength(2); // an empty resourceNames would grant every Secret
+  });
+
+  it('adds a PodDisruptionBudget only above one replica', () => {
+    expect(byKind(agentManifests(stored({}), settings, 'd')).PodDisruptionBudget).toBeUndefined();
+    const pdb = byKind(
+      agentManifests(stored({ agent: { replicas: 3 } }), settings, 'd'),
+    ).PodDisruptionBudget!;
+    expect(pdb.spec).toEqual({
+      maxUnavailable: 1,
+      selector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'drawbridge-agent',
+          'app.kubernetes.io/instance': 'drawbridge-orders',
+        },
+      },
+    });
+  });
+
+  it('binds TokenReview for every agent ServiceAccount except those being deleted, in a stable order', () => {
+    const db = (ns: string, name: string, deleting = false): KubeObject => ({
+      metadata: { name, namespace: ns, ...(deleting ? { deletionTimestamp: 'now' } : {}) },
+    });
+    const crb = tokenReviewBinding([db('b', 'x'), db('a', 'y'), db('a', 'gone', true), db('a', 'x')]);
+    expect(crb.subjects).toEqual([
+      { kind: 'ServiceAccount', name: 'drawbridge-x', namespace: 'a' },
+      { kind: 'ServiceAccount', name: 'drawbridge-y', namespace: 'a' },
+      { kind: 'ServiceAccount', name: 'drawbridge-x', namespace: 'b' },
+    ]);
+  });
+});
