@@ -118,8 +118,10 @@ export function sharedAwsClients(): AwsClients {
   return shared;
 }
 
+export type AwsSpec = NonNullable<DatabaseSpec['aws']>;
+
 /** spec.aws of a Database whose auth type needs it, with a fix-naming error when absent. */
-export function awsSpec(spec: DatabaseSpec, name: string): NonNullable<DatabaseSpec['aws']> {
+export function awsSpec(spec: DatabaseSpec, name: string): AwsSpec {
   if (!spec.aws) {
     throw new DrawbridgeError(
       'INVALID_CONFIG',
@@ -131,7 +133,7 @@ export function awsSpec(spec: DatabaseSpec, name: string): NonNullable<DatabaseS
 }
 
 /** The identity a Database's AWS calls run as. */
-export function identityOf(aws: NonNullable<DatabaseSpec['aws']>): AwsIdentity {
+export function identityOf(aws: AwsSpec): AwsIdentity {
   return {
     region: aws.region,
     ...(aws.assumeRoleArn ? { assumeRoleArn: aws.assumeRoleArn } : {}),
@@ -154,7 +156,7 @@ export const Identifier = {
   endpoint: 'endpoint',
 } as const;
 
-export function identifier(aws: NonNullable<DatabaseSpec['aws']>, name: string, which: string): string {
+export function identifier(aws: AwsSpec, name: string, which: string): string {
   const value = aws.identifiers?.[which];
   if (!value) {
     throw new DrawbridgeError(

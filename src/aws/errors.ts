@@ -1,6 +1,7 @@
 // AWS failures classified where they happen: each becomes a DrawbridgeError whose `reason` is the
 // status-condition reason (CredentialsReady=False, reason ...) and whose hint names the fix — the
 // seeds' troubleshooting sections, turned into code.
+import type { Condition } from '../api/meta.js';
 import { DrawbridgeError, type ErrorCode, errorMessage } from '../errors.js';
 
 export const AwsReason = {
@@ -150,4 +151,19 @@ export async function awsCall<T>(ctx: AwsCallContext, call: () => Promise<T>): P
   } catch (err) {
     throw classifyAwsError(err, ctx);
   }
+}
+
+/**
+ * The status condition for an AWS failure, e.g. CredentialsReady=False, reason AssumeRoleDenied, with
+ * the fix in the message — what the controller writes on the Database.
+ */
+export function awsCondition(err: unknown, type = 'CredentialsReady', now = new Date()): Condition {
+  const e = err instanceof AwsError ? err : classifyAwsError(err, { action: 'AWS call' });
+  return {
+    type,
+    status: 'False',
+    reason: e.reason,
+    message: e.hint ? `${e.message}. Fix: ${e.hint}` : e.message,
+    lastTransitionTime: now.toISOString(),
+  };
 }

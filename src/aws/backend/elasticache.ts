@@ -9,6 +9,7 @@ import { DescribeUsersCommand } from '@aws-sdk/client-elasticache';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import type { CredentialProvider } from '../../engines/credentials.js';
 import { Identifier, awsSpec, identifier, identityOf, type AwsClients } from '../clients.js';
+import type { AwsIdentity } from '../credentials.js';
 import { AwsError, AwsReason, awsCall, isAwsError } from '../errors.js';
 import { elasticacheAuthToken } from '../presign.js';
 
@@ -58,11 +59,7 @@ export function elasticacheIamProvider(clients: AwsClients): CredentialProvider 
   };
 }
 
-async function checkIamUser(
-  clients: AwsClients,
-  id: ReturnType<typeof identityOf>,
-  userId: string,
-): Promise<void> {
+async function checkIamUser(clients: AwsClients, id: AwsIdentity, userId: string): Promise<void> {
   const out = await awsCall({ action: `elasticache:DescribeUsers ${userId}` }, () =>
     clients.elasticache(id).send(new DescribeUsersCommand({ UserId: userId })),
   );

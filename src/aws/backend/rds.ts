@@ -6,7 +6,7 @@ import { DescribeDBClustersCommand, DescribeDBInstancesCommand } from '@aws-sdk/
 import { Signer } from '@aws-sdk/rds-signer';
 import { backendAddress } from '../../api/database.js';
 import type { CredentialProvider, ProviderDeps } from '../../engines/credentials.js';
-import { Identifier, awsSpec, identityOf, type AwsClients } from '../clients.js';
+import { Identifier, awsSpec, identityOf, type AwsClients, type AwsSpec } from '../clients.js';
 import { AwsError, AwsReason, awsCall, isAwsError } from '../errors.js';
 
 const CHECK_EVERY_MS = 5 * 60_000;
@@ -41,7 +41,7 @@ export function rdsIamProvider(clients: AwsClients, deps: ProviderDeps): Credent
 
 async function checkIamAuth(
   clients: AwsClients,
-  aws: NonNullable<Parameters<typeof identityOf>[0]>,
+  aws: AwsSpec,
   name: string,
   deps: ProviderDeps,
 ): Promise<void> {

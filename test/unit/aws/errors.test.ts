@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AwsReason, classifyAwsError } from '../../../src/aws/errors.js';
+import { AwsReason, awsCondition, classifyAwsError } from '../../../src/aws/errors.js';
 
 function sdkError(name: string, message: string, extra: object = {}): Error {
   return Object.assign(new Error(message), { name, ...extra });
@@ -58,5 +58,22 @@ describe('classifyAwsError', () => {
   it('passes an already classified error through', () => {
     const once = classifyAwsError(sdkError('TimeoutError', 't'), { action: 'a' });
     expect(classifyAwsError(once, { action: 'b' })).toBe(once);
+  });
+});
+
+describe('awsCondition', () => {
+  it('is CredentialsReady=False with the reason and the fix', () => {
+    const err = classifyAwsError(
+      sdkError('CredentialsProviderError', 'Could not load credentials from any providers'),
+      { action: 'load' },
+    );
+    const c = awsCondition(err, 'CredentialsReady', new Date('2026-01-01T00:00:00Z'));
+    expect(c).toMatchObject({
+      type: 'CredentialsReady',
+      status: 'False',
+      reason: 'NoCredentials',
+      lastTransitionTime: '2026-01-01T00:00:00.000Z',
+    });
+    expect(c.message).toMatch(/no valid providers in chain.*Fix: .*IRSA/);
   });
 });
