@@ -84,7 +84,9 @@ function startTls(socket: Socket, addr: AgentAddress, creds: ClientTls): Promise
       resolve(tls);
     });
     const onError = (err: Error) => {
-      socket.destroy();
+      // Destroy the TLS socket, which owns the TCP one: destroying the TCP socket under a live TLS
+      // wrap crashes Node 20.
+      tls.destroy();
       reject(
         new DrawbridgeError(
           'AUTHN_FAILED',

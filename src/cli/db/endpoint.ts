@@ -20,6 +20,7 @@ export interface Endpoint {
 
 export interface EndpointOptions {
   endpoint?: string;
+  /** Default: the status.endpoint host, which the agent's certificate names; else the --endpoint host. */
   tlsServerName?: string;
   /** How long status.endpoint gets to accept a TCP connection before we port-forward instead. */
   probeMs?: number;
@@ -60,11 +61,12 @@ export async function resolveEndpoint(
   db: Database,
   opts: EndpointOptions,
 ): Promise<Endpoint> {
+  const status = db.status?.endpoint ? parseHostPort(db.status.endpoint, 'status.endpoint') : undefined;
   if (opts.endpoint) {
     const { host, port } = parseHostPort(opts.endpoint, '--endpoint');
-    return { host, port, serverName: opts.tlsServerName ?? host, via: 'endpoint', close: noop };
+    const serverName = opts.tlsServerName ?? status?.host ?? host;
+    return { host, port, serverName, via: 'endpoint', close: noop };
   }
-  const status = db.status?.endpoint;
   if (!status) {
     throw new DrawbridgeError(
       'BACKEND_UNREACHABLE',
@@ -72,11 +74,10 @@ export async function resolveEndpoint(
       `wait for its agent to be ready (kubectl -n ${db.metadata.namespace} get database ${db.metadata.name}), or pass --endpoint host:port`,
     );
   }
-  const { host, port } = parseHostPort(status, 'status.endpoint');
-  const serverName = opts.tlsServerName ?? host;
-  if (await reachableWithin(host, port, opts.probeMs ?? 1500)) {
-    return { host, port, serverName, via: 'status', close: noop };
+  const serverName = opts.tlsServerName ?? status.host;
+  if (await reachableWithin(status.host, status.port, opts.probeMs ?? 1500)) {
+    return { ...status, serverName, via: 'status', close: noop };
   }
-  const forward = await forwardToAgent(kc, db, port, opts.onForwardError ?? (() => {}));
+  const forward = await forwardToAgent(kc, db, status.port, opts.onForwardError ?? (() => {}));
   return { host: '127.0.0.1', port: forward.port, serverName, via: 'port-forward', close: forward.close };
 }

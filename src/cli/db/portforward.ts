@@ -23,6 +23,15 @@ async function readyAgentPod(kc: k8s.KubeConfig, db: Database): Promise<string> 
       .makeApiClient(k8s.CoreV1Api)
       .listNamespacedPod({ namespace, labelSelector: podSelector(db) });
   } catch (err) {
+    if (err instanceof k8s.ApiException && err.code === 403) {
+      throw new DrawbridgeError(
+        'KUBE_ERROR',
+        `the agent of ${namespace}/${db.metadata.name} is not reachable from here, and you may not port-forward to it`,
+        'run where the status.endpoint resolves (inside the cluster network), pass --endpoint host:port, ' +
+          'or ask an admin to set users.portForward=true in the drawbridge Helm chart',
+        { cause: err },
+      );
+    }
     throw kubeError(err, `finding the agent pods of ${namespace}/${db.metadata.name}`);
   }
   const ready = pods.items.find(

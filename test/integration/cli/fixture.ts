@@ -1,0 +1,202 @@
+// The whole `kubectl db` path with real parts: a kube-apiserver with the Helm chart installed, the
+// drawbridge controller running as the chart's ServiceAccount (so the chart's RBAC is what it gets),
+// the test node agent running the controller's agent Deployment as a `drawbridge agent --database`
+// process, and PostgreSQL 15. The plugin runs as people run it: `kubectl db ...` found on PATH by the
+// real kubectl.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { createLogger } from '../../../src/log.js';
+import { type RunningController, startController } from '../../../src/operator/manager.js';
+import { agentName } from '../../../src/operator/names.js';
+import { type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
+import { startNodeAgent } from '../../k8s/node-agent.js';
+import { type PostgresServer, startPostgres } from '../../support/postgres.js';
+
+export const CONTROLLER_NS = 'drawbridge';
+export const NS = 'shop';
+export const DB = 'orders-pg';
+const PLUGIN = path.resolve('dist/src/cli/kubectl-db.js');
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliFixture {
+  plane: ControlPlane;
+  pg: PostgresServer;
+  /** Where the node agent runs the Database's agent (host:port on loopback). */
+  agentAddress: string;
+  /** What the agent process wrote (its audit events go to stdout). */
+  agentLogs(): Promise<string>;
+  /** Drawbridge's CA (the controller's): signs the agent's certificate and every login. */
+  caPem: string;
+  kubeconfigs: { alice: string; mallory: string };
+  home: string;
+  /** `kubectl db ARGS` as a person (KUBECONFIG), to completion. */
+  kubectlDb(kubeconfig: string, args: string[]): Promise<RunResult>;
+  /** `kubectl db ARGS` left running (proxy). */
+  spawnKubectlDb(kubeconfig: string, args: string[]): ChildProcess;
+  stop(): Promise<void>;
+}
+
+function docs(pgPort: number, pgCaPem: string): object[] {
+  const meta = (name: string, extra: object = {}) => ({ name, namespace: NS, ...extra });
+  return [
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: meta(DB, { labels: { env: 'prod', team: 'orders' } }),
+      spec: {
+        protocol: 'postgres',
+        uri: `postgres://127.0.0.1:${pgPort}/orders`,
+        tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca', key: 'ca.crt' }, serverName: 'localhost' },
+        auth: { type: 'password', secretRef: { name: 'pg-passwords' } },
+      },
+    },
+    { apiVersion: 'v1', kind: 'Secret', metadata: meta('pg-ca'), stringData: { 'ca.crt': pgCaPem } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: meta('pg-passwords'), stringData: { alice: 'alice-pw' } },
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'AccessRole',
+      metadata: meta('orders-dev'),
+      spec: {
+        allow: { databaseLabels: { team: 'orders' }, databaseUsers: ['alice'], databaseNames: ['orders'] },
+        options: { maxSessionTTL: '1h' },
+      },
+    },
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'DatabaseUser',
+      metadata: meta('alice'),
+      spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['orders-dev'] },
+    },
+  ];
+}
+
+function exec(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<RunResult> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export async function startCliFixture(): Promise<CliFixture> {
+  if (!existsSync(PLUGIN)) throw new Error(`${PLUGIN} is missing: run make build first`);
+  const cleanup: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
+    for (const fn of cleanup.reverse()) await fn().catch(() => undefined);
+  };
+  try {
+    const home = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-cli-'));
+    cleanup.push(() => rm(home, { recursive: true, force: true }));
+    const pluginDir = path.join(home, 'bin');
+    await mkdir(pluginDir);
+    await writeFile(path.join(pluginDir, 'kubectl-db'), `#!/bin/sh\nexec node ${PLUGIN} "$@"\n`);
+    await chmod(path.join(pluginDir, 'kubectl-db'), 0o755);
+
+    const plane = await startControlPlane();
+    cleanup.push(() => plane.stop());
+    await plane.kubectl(['create', 'namespace', CONTROLLER_NS]);
+    await plane.kubectl(['create', 'namespace', NS]);
+    const helmEnv = {
+      ...process.env,
+      KUBECONFIG: plane.kubeconfigPath,
+      HELM_CACHE_HOME: path.join(home, 'helm'),
+    };
+    const installed = await exec(
+      path.join(plane.binDir, 'helm'),
+      ['install', 'drawbridge', 'charts/drawbridge', '-n', CONTROLLER_NS, '--set', 'users.groups={devs}'],
+      helmEnv,
+    );
+    if (installed.code !== 0) throw new Error(`helm install failed: ${installed.stderr}`);
+
+    const pg = await startPostgres({
+      databases: ['orders'],
+      roles: [{ name: 'alice', password: 'alice-pw' }],
+    });
+    cleanup.push(() => pg.stop());
+    const objects = docs(pg.port, pg.ca.certPem);
+    await plane.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
+
+    // The controller as the chart's ServiceAccount: its RBAC is exactly what the chart grants.
+    const sa = `system:serviceaccount:${CONTROLLER_NS}:drawbridge`;
+    const saConfig = await plane.makeUserKubeconfig(sa, [
+      'system:serviceaccounts',
+      `system:serviceaccounts:${CONTROLLER_NS}`,
+    ]);
+    const kubeConfig = new k8s.KubeConfig();
+    kubeConfig.loadFromFile(saConfig);
+    const controller: RunningController = await startController({
+      kubeConfig,
+      namespace: CONTROLLER_NS,
+      agent: { image: 'drawbridge:test', command: ['drawbridge'] },
+      log: createLogger('controller', 'warn'),
+      leaderElection: false,
+      workers: 2,
+    });
+    cleanup.push(() => controller.stop());
+
+    const admin = new k8s.KubeConfig();
+    admin.loadFromFile(plane.kubeconfigPath);
+    const caMap = await eventually('the controller publishes its CA', () =>
+      admin
+        .makeApiClient(k8s.CoreV1Api)
+        .readNamespacedConfigMap({ name: 'drawbridge-ca', namespace: CONTROLLER_NS })
+        .then((cm) => cm.data?.['ca.crt']),
+    );
+    const nodeAgent = await startNodeAgent({ kubeconfigPath: plane.kubeconfigPath });
+    cleanup.push(() => nodeAgent.stop());
+    const deployment = agentName(DB);
+    const agentAddress = await nodeAgent.waitForEndpoint(NS, deployment, 90_000);
+
+    const env = (kubeconfig: string) => ({
+      ...process.env,
+      KUBECONFIG: kubeconfig,
+      DRAWBRIDGE_HOME: home,
+      PATH: `${pluginDir}:${path.dirname(process.execPath)}:${process.env.PATH}`,
+    });
+    const kubectl = path.join(plane.binDir, 'kubectl');
+    return {
+      plane,
+      pg,
+      agentAddress,
+      agentLogs: async () =>
+        (await Promise.all(nodeAgent.logs(NS, deployment).map((f) => readFile(f, 'utf8')))).join(''),
+      caPem: caMap,
+      home,
+      kubeconfigs: {
+        alice: await plane.makeUserKubeconfig('alice', ['devs']),
+        mallory: await plane.makeUserKubeconfig('mallory', ['devs']),
+      },
+      kubectlDb: (kubeconfig, args) => exec(kubectl, ['db', ...args], env(kubeconfig)),
+      spawnKubectlDb: (kubeconfig, args) =>
+        spawn(kubectl, ['db', ...args], { env: env(kubeconfig), stdio: ['ignore', 'pipe', 'pipe'] }),
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
