@@ -24,7 +24,8 @@ import {
 import { GetCallerIdentityCommand, type STSClient } from '@aws-sdk/client-sts';
 import { awsCall, AwsError, AwsReason } from './errors.js';
 import { IAM_LIMITS, type PolicyDocument, type PolicyPlan, planPolicy, policySize } from './iam-policy.js';
-import type { Grant } from './iam-statements.js';
+import type { AwsClients } from './clients.js';
+import { type Grant, type PolicyInputs, requiredGrants } from './iam-statements.js';
 
 export const INLINE_POLICY_NAME = 'drawbridge';
 const MANAGED_PATH = '/drawbridge/';
@@ -66,6 +67,21 @@ export interface BootstrapResult {
   plan: PolicyPlan;
   changed: boolean;
   managedArns: string[];
+}
+
+/**
+ * The controller's bootstrap in one call: its own role, the grants its Databases and matchers need,
+ * then bootstrapRolePolicy. Throws AwsError (PolicySizeExceeded, AWSAccessDenied, ...) for the condition.
+ */
+export async function bootstrapIam(
+  clients: AwsClients,
+  region: string,
+  inputs: Omit<PolicyInputs, 'defaultAccount'>,
+): Promise<BootstrapResult & { role: RoleRef }> {
+  const id = { region };
+  const role = await ownRole(clients.sts(id));
+  const grants = requiredGrants({ ...inputs, defaultAccount: role.account });
+  return { ...(await bootstrapRolePolicy(clients.iam(id), role, grants)), role };
 }
 
 export async function bootstrapRolePolicy(
