@@ -1,7 +1,13 @@
 // Connections from the agent to the database: TCP, then (per spec.tls) PostgreSQL's SSLRequest and a
 // verified TLS handshake, then startup and login. Used for sessions and for forwarding cancels.
 import { type Socket, isIP, connect as tcpConnect } from 'node:net';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import {
+  type ConnectionOptions,
+  type SecureContext,
+  type TLSSocket,
+  createSecureContext,
+  connect as tlsConnect,
+} from 'node:tls';
 import type { SecretReader } from '../../agent/state.js';
 import { type Database, backendAddress } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
@@ -22,7 +28,28 @@ export interface BackendTarget {
 
 export function backendTarget(db: Database, secrets: SecretReader, cred?: BackendCredential): BackendTarget {
   const { host, port } = backendAddress(db.spec);
-  return { host, port, tls: backendTlsOptions(db, secrets, cred) };
+  const tls = backendTlsOptions(db, secrets, cred);
+  return { host, port, tls: tls && withSharedContext(tls) };
+}
+
+/** Contexts by CA + client certificate; rotated credentials add entries, the oldest are dropped. */
+const contexts = new Map<string, SecureContext>();
+const MAX_CONTEXTS = 16;
+
+/**
+ * Building a TLS context parses the CA and key PEMs and costs an OpenSSL SSL_CTX (CPU on every connect,
+ * and native memory per session): sessions with the same CA and certificate share one.
+ */
+function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
+  const { ca, cert, key, ...rest } = opts;
+  const id = [ca, cert, key].map((v) => (v === undefined ? '' : String(v))).join('\0');
+  let secureContext = contexts.get(id);
+  if (!secureContext) {
+    secureContext = createSecureContext({ ca, cert, key });
+    contexts.set(id, secureContext);
+    if (contexts.size > MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
+  }
+  return { ...rest, secureContext };
 }
 
 /** TCP (+ TLS) to the backend, ready for a startup packet or a CancelRequest. */

@@ -1,0 +1,10 @@
+# PostgreSQL engine: benchmark and parser fuzzing.
+.PHONY: bench-postgres fuzz-postgres
+
+# pgbench direct / agent / pgbouncer, connect latency, RSS with 1,000 idle sessions (BENCH_DURATION=20).
+bench-postgres: deps
+	bash bench/postgres.sh
+
+# A million random and mutated inputs through the PostgreSQL parsers (FUZZ_INPUTS, FUZZ_SEED).
+fuzz-postgres: build
+	node dist/bench/fuzz-postgres.js $(or $(FUZZ_INPUTS),1000000)
