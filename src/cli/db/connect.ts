@@ -15,6 +15,8 @@ import { type OpenDatabase, endpointOptions, openDatabase } from './target-db.js
 export interface ClientCommand {
   command: string;
   args: string[];
+  /** Added to the environment the client inherits. */
+  env?: Record<string, string>;
 }
 
 /** A libpq conninfo value: quoted when it holds spaces, quotes or backslashes, or is empty. */
@@ -50,11 +52,18 @@ export function psqlCommand(
   return { command: 'psql', args: [conninfo, ...extra] };
 }
 
+/**
+ * The agent knows the person from the certificate; AUTH only picks the database user (Redis's own
+ * `default` when there is none). Its password matters only to passthrough backends, so a REDISCLI_AUTH
+ * the person set is kept, and a placeholder stands in otherwise: redis-cli sends no AUTH without one.
+ */
 export function redisCliCommand(
   addr: { host: string; port: number; serverName: string },
   login: Pick<StoredLogin, 'keyFile' | 'certFile' | 'caFile'>,
+  dbUser: string,
   extra: string[],
 ): ClientCommand {
+  const auth = dbUser === 'default' ? [] : ['--user', dbUser];
   return {
     command: 'redis-cli',
     args: [
@@ -70,8 +79,10 @@ export function redisCliCommand(
       '--cacert',
       login.caFile,
       ...(isIP(addr.serverName) ? [] : ['--sni', addr.serverName]),
+      ...auth,
       ...extra,
     ],
+    ...(auth.length ? { env: { REDISCLI_AUTH: process.env.REDISCLI_AUTH ?? 'client-certificate' } } : {}),
   };
 }
 
@@ -87,20 +98,24 @@ export async function clientCommand(
   extra: string[],
 ): Promise<ClientCommand> {
   const { db, login, endpoint } = open;
-  if (db.spec.protocol === 'redis') return redisCliCommand(endpoint, login, extra);
+  const dbUser = opts.dbUser ?? login.record.dbUser;
+  if (db.spec.protocol === 'redis') return redisCliCommand(endpoint, login, dbUser, extra);
   const dbName = opts.dbName ?? backendAddress(db.spec).database;
   const addr = {
     hostaddr: await hostaddrFor(endpoint),
     port: endpoint.port,
     serverName: endpoint.serverName,
   };
-  return psqlCommand(addr, login, opts.dbUser ?? login.record.dbUser, dbName, extra);
+  return psqlCommand(addr, login, dbUser, dbName, extra);
 }
 
 /** Runs the client in the foreground; resolves with its exit code. */
 export function runClient(client: ClientCommand): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(client.command, client.args, { stdio: 'inherit' });
+    const child = spawn(client.command, client.args, {
+      stdio: 'inherit',
+      env: { ...process.env, ...client.env },
+    });
     // Ctrl+C belongs to the client (psql cancels the query); we must not die of it meanwhile.
     const ignore = () => {};
     process.on('SIGINT', ignore);

@@ -39,11 +39,11 @@ describe('conninfoValue', () => {
 });
 
 describe('redisCliCommand', () => {
-  it('passes the client certificate, the CA and the server name', () => {
-    expect(
-      redisCliCommand({ host: '127.0.0.1', port: 6390, serverName: 'drawbridge-cache.shop.svc' }, files, [])
-        .args,
-    ).toEqual([
+  const agent = { host: '127.0.0.1', port: 6390, serverName: 'drawbridge-cache.shop.svc' };
+
+  it('passes the client certificate, the CA and the server name, and no AUTH for default', () => {
+    const cmd = redisCliCommand(agent, files, 'default', []);
+    expect(cmd.args).toEqual([
       '-h',
       '127.0.0.1',
       '-p',
@@ -58,12 +58,32 @@ describe('redisCliCommand', () => {
       '--sni',
       'drawbridge-cache.shop.svc',
     ]);
+    expect(cmd.env).toBeUndefined();
+  });
+
+  it('picks another database user with AUTH, the password coming from the environment', () => {
+    const saved = process.env.REDISCLI_AUTH;
+    delete process.env.REDISCLI_AUTH;
+    try {
+      const cmd = redisCliCommand(agent, files, 'app', ['get', 'k']);
+      expect(cmd.args.slice(-4)).toEqual(['--user', 'app', 'get', 'k']);
+      expect(cmd.env).toEqual({ REDISCLI_AUTH: 'client-certificate' });
+      process.env.REDISCLI_AUTH = 'passthrough-secret';
+      expect(redisCliCommand(agent, files, 'app', []).env).toEqual({ REDISCLI_AUTH: 'passthrough-secret' });
+    } finally {
+      if (saved === undefined) delete process.env.REDISCLI_AUTH;
+      else process.env.REDISCLI_AUTH = saved;
+    }
   });
 
   it('sends no SNI for an IP address', () => {
-    expect(
-      redisCliCommand({ host: '10.0.0.7', port: 6379, serverName: '10.0.0.7' }, files, ['ping']).args,
-    ).not.toContain('--sni');
+    const cmd = redisCliCommand(
+      { host: '10.0.0.7', port: 6379, serverName: '10.0.0.7' },
+      files,
+      'default',
+      [],
+    );
+    expect(cmd.args).not.toContain('--sni');
   });
 });
 
