@@ -86,6 +86,10 @@ export interface Moto {
 
 export const TEST_ACCOUNT = '123456789012';
 
+// Never leave an emulator behind, even when a test file dies mid-way.
+const live = new Set<ChildProcess>();
+process.on('exit', () => live.forEach((p) => p.kill('SIGKILL')));
+
 /** Creates the venv if needed and returns its python. */
 export function motoPython(): string {
   const venv = path.join(SOURCE_DIR, 'venv.sh');
@@ -110,6 +114,8 @@ export async function startMoto(opts: { ldap?: boolean } = {}): Promise<Moto> {
     env: { ...process.env, PYTHONPATH: SOURCE_DIR, PYTHONUNBUFFERED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
