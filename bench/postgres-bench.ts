@@ -177,8 +177,10 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   await sleep(2000);
   const withIdle = rssMb(agent.child.pid!);
   await Promise.all(idle.map((c) => c.end().catch(() => undefined)));
+  const perSessionKb = ((withIdle - before) * 1024) / idle.length;
   console.log(
-    `agent RSS: ${before.toFixed(0)} MB after the runs, ${withIdle.toFixed(0)} MB with ${idle.length} idle sessions`,
+    `agent RSS: ${atStart.toFixed(0)} MB at start, ${before.toFixed(0)} MB after the runs, ` +
+      `${withIdle.toFixed(0)} MB with ${idle.length} idle sessions (${perSessionKb.toFixed(0)} KB per session)`,
   );
 
   const checks: [string, number, string, boolean][] = [
