@@ -24,9 +24,9 @@ import type { Socket } from 'node:net';
 import { acceptTls } from '../../agent/tls.js';
 import { type AgentRuntime, type Engine, registerEngine } from '../types.js';
 import { errorReply } from './serializer.js';
+import { closeClusterServices } from './cluster/index.js';
 import { RedisSession } from './session.js';
 import './standalone-router.js';
-import { closeClusterServices } from './cluster/index.js';
 
 const TLS_HANDSHAKE = 0x16; // first byte of a TLS record carrying a ClientHello
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -37,11 +37,6 @@ const TLS_REQUIRED = errorReply(
 
 export class RedisEngine implements Engine {
   readonly protocol = 'redis' as const;
-
-  /** Cluster sessions share node connections across sessions; close them with the agent. */
-  async close(): Promise<void> {
-    closeClusterServices();
-  }
 
   handleConnection(socket: Socket, agent: AgentRuntime): void {
     socket.setNoDelay(true);
@@ -67,6 +62,10 @@ export class RedisEngine implements Engine {
         new RedisSession(tls, agent, clientAddress).start();
       });
     });
+  }
+
+  async close(): Promise<void> {
+    closeClusterServices();
   }
 }
 

@@ -146,7 +146,7 @@ export class RedisSession implements LiveSession {
       return this.reject(cmd, errorReply('NOPERM', `drawbridge: ${verdict.reason}`), verdict.reason);
     }
     this.commands++;
-    this.emit('command', { command: cmd.name, args: auditArgs(cmd) });
+    this.auditCommand(cmd);
     if (this.inMulti || cmd.name === 'multi') {
       if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
       this.trackTransaction(cmd.name);
@@ -289,6 +289,20 @@ export class RedisSession implements LiveSession {
     if (err instanceof DrawbridgeError) return drawbridgeErrorReply(err);
     this.agent.log.error({ sessionId: this.id, err }, 'unexpected error in redis session');
     return errorReply('ERR', 'internal error in the drawbridge agent (logged)');
+  }
+
+  /** The per-command event, built without copying (it is written for every command relayed). */
+  private auditCommand(cmd: RedisCommand): void {
+    this.agent.audit.emit({
+      type: 'command',
+      sessionId: this.id,
+      database: this.agent.state.database.metadata.name,
+      protocol: 'redis',
+      user: this.login.user,
+      dbUser: this.login.dbUser,
+      command: cmd.name,
+      args: auditArgs(cmd),
+    });
   }
 
   emit(type: AuditEventType, fields: Record<string, unknown>): void {
