@@ -64,6 +64,7 @@ export class RedisEngine implements Engine {
     });
   }
 
+  /** Cluster sessions share node connections across sessions; close them with the agent. */
   async close(): Promise<void> {
     closeClusterServices();
   }
