@@ -59,19 +59,37 @@ export function elasticacheIamProvider(clients: AwsClients): CredentialProvider 
   };
 }
 
+function createUserHint(userId: string): string {
+  return (
+    `create the user with IAM auth (aws elasticache create-user --user-id ${userId} --user-name ${userId} ` +
+    '--authentication-mode Type=iam --engine redis ...), keep user name = user ID, and add it to the user group ' +
+    'of the cache'
+  );
+}
+
 async function checkIamUser(clients: AwsClients, id: AwsIdentity, userId: string): Promise<void> {
   const out = await awsCall({ action: `elasticache:DescribeUsers ${userId}` }, () =>
     clients.elasticache(id).send(new DescribeUsersCommand({ UserId: userId })),
-  );
+  ).catch((err: unknown) => {
+    if (!isAwsError(err, AwsReason.NotFound)) throw err;
+    throw new AwsError(AwsReason.NotFound, `ElastiCache has no user "${userId}"`, createUserHint(userId), {
+      cause: err,
+    });
+  });
   const user = out.Users?.[0];
   const type = user?.Authentication?.Type;
   if (type !== 'iam') {
     throw new AwsError(
       AwsReason.UserNotIAMEnabled,
       `ElastiCache user "${userId}" has authentication type "${type ?? 'unknown'}", not "iam"`,
-      `create the user with IAM auth (aws elasticache create-user --user-id ${userId} --user-name ${userId} ` +
-        '--authentication-mode Type=iam --engine redis ...), keep user name = user ID, add it to the user group ' +
-        'of the cache; or use auth type elasticache-managed for password users',
+      `${createUserHint(userId)}; or use auth type elasticache-managed for password users`,
+    );
+  }
+  if (!user?.UserGroupIds?.length) {
+    throw new AwsError(
+      AwsReason.UserNotIAMEnabled,
+      `ElastiCache user "${userId}" is in no user group, so no cache accepts it`,
+      `add it to the cache's user group: aws elasticache modify-user-group --user-group-id <group> --user-ids-to-add ${userId}`,
     );
   }
   if (user?.UserName !== user?.UserId) {

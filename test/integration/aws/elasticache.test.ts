@@ -99,6 +99,15 @@ beforeAll(async () => {
     }),
   );
   await ec.send(
+    new CreateUserCommand({
+      UserId: 'iam-lonely',
+      UserName: 'iam-lonely',
+      Engine: 'redis',
+      AccessString: 'on ~* +@all',
+      AuthenticationMode: { Type: 'iam' },
+    }),
+  );
+  await ec.send(
     new CreateUserGroupCommand({
       UserGroupId: 'iam-user-group-01',
       Engine: 'redis',
@@ -235,6 +244,18 @@ describe('ElastiCache IAM user (seed 000)', () => {
     expect(out).toContain('AUTH failed');
     expect(out).toContain('has authentication type "password", not "iam"');
     expect(out).toContain('authentication-mode Type=iam');
+  });
+
+  it('says so when the user does not exist in ElastiCache', async () => {
+    const out = await authError(agent, 'nobody');
+    expect(out).toContain('ElastiCache has no user "nobody"');
+    expect(out).toContain('aws elasticache create-user --user-id nobody');
+  });
+
+  it('says so when the IAM user is in no user group', async () => {
+    const out = await authError(agent, 'iam-lonely');
+    expect(out).toContain('is in no user group');
+    expect(out).toContain('--user-ids-to-add iam-lonely');
   });
 });
 
