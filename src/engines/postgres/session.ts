@@ -12,7 +12,7 @@ import type { AgentRuntime } from '../types.js';
 import { AUDITED_CODES, QueryAuditor } from './audit.js';
 import { fatalFor } from './errors.js';
 import { FrontendCode } from './messages.js';
-import { BACKEND_LIMITS, FRONTEND_LIMITS, MessageScanner, codeSet } from './parser.js';
+import { BACKEND_LIMITS, FRONTEND_LIMITS, type MessageCallback, MessageScanner, codeSet } from './parser.js';
 import { TERMINATE } from './serializer.js';
 
 /** How long a closing socket may take to flush before it is destroyed. */
@@ -94,32 +94,15 @@ export class PostgresSession implements LiveSession {
   private readonly relayToBackend = (chunk: Buffer): void => {
     if (this.ending) return;
     this.fromClient += chunk.length;
-    try {
-      // Audit events are written before the statement reaches the database.
-      this.frontend.scan(chunk, this.onClientMessage);
-    } catch (err) {
-      return this.fail(err);
-    }
-    if (!this.backend.write(chunk) && !this.client.isPaused()) {
-      this.client.pause();
-      this.backend.once('drain', this.resumeClient);
-    }
-    if (this.fromClient - this.counted.fromClient > METRICS_STEP) this.countBytes();
+    // Audit events are written before the statement reaches the database.
+    if (this.scanned(this.frontend, chunk, this.onClientMessage))
+      this.forward(this.client, this.backend, chunk);
   };
 
   private readonly relayToClient = (chunk: Buffer): void => {
     this.toClient += chunk.length;
     if (this.ending) return this.drainUntilBoundary(chunk);
-    try {
-      this.backendFrames.scan(chunk, ignore);
-    } catch (err) {
-      return this.fail(err);
-    }
-    if (!this.client.write(chunk) && !this.backend.isPaused()) {
-      this.backend.pause();
-      this.client.once('drain', this.resumeBackend);
-    }
-    if (this.toClient - this.counted.toClient > METRICS_STEP) this.countBytes();
+    if (this.scanned(this.backendFrames, chunk, ignore)) this.forward(this.backend, this.client, chunk);
   };
 
   private readonly onClientMessage = (code: number, body: Buffer, bodyLength: number): void => {
@@ -127,13 +110,27 @@ export class PostgresSession implements LiveSession {
     else this.auditor.onMessage(code, body, bodyLength);
   };
 
-  private readonly resumeClient = (): void => {
-    if (!this.ending) this.client.resume();
-  };
+  /** Frames (and audits) a chunk; a malformed one ends the session instead. */
+  private scanned(scanner: MessageScanner, chunk: Buffer, onMessage: MessageCallback): boolean {
+    try {
+      scanner.scan(chunk, onMessage);
+      return true;
+    } catch (err) {
+      this.fail(err);
+      return false;
+    }
+  }
 
-  private readonly resumeBackend = (): void => {
-    this.backend.resume();
-  };
+  /** Writes a chunk on; when `to` is full, `from` is paused until it drains (backpressure both ways). */
+  private forward(from: Socket, to: Socket, chunk: Buffer): void {
+    if (!to.write(chunk) && !from.isPaused()) {
+      from.pause();
+      // An ending session keeps the client paused; the backend still drains its last message.
+      to.once('drain', () => (this.ending && from === this.client ? undefined : from.resume()));
+    }
+    const uncounted = this.fromClient + this.toClient - this.counted.fromClient - this.counted.toClient;
+    if (uncounted > METRICS_STEP) this.countBytes();
+  }
 
   /** While ending: relay the rest of the backend message in flight, then the FATAL, then close. */
   private drainUntilBoundary(chunk: Buffer): void {

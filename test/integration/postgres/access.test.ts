@@ -175,6 +175,15 @@ describe('backend TLS and certificate login', () => {
   });
   const via = (a: TestAgent, dbUser: string, sql: string) =>
     psql(agentConninfo({ ...f, agent: a }, f.people.alice, dbUser, 'orders'), sql);
+  /** An agent logging in with a password from Secret "pw", verifying the server against `caPem`. */
+  const passwordAgent = (caPem: string, password: string, serverName?: string) =>
+    agentWith(
+      db({
+        tls: { mode: 'verify-full', caSecretRef: { name: 'ca', key: 'ca.crt' }, serverName },
+        auth: { type: 'password', secretRef: { name: 'pw' } },
+      }),
+      [secret('ca', { 'ca.crt': caPem }), secret('pw', { alice: password })],
+    );
 
   it('logs in with a client certificate (spec.auth.type mtls)', async () => {
     const cert = await issueCertificate(backendClientCa, { commonName: 'certuser', usage: 'client' });
@@ -195,43 +204,21 @@ describe('backend TLS and certificate login', () => {
 
   it('refuses a backend whose certificate is not signed by spec.tls.caSecretRef', async () => {
     const rogue = await createCA({ commonName: 'not the server CA' });
-    const a = await agentWith(
-      db({
-        tls: { mode: 'verify-full', caSecretRef: { name: 'ca', key: 'ca.crt' } },
-        auth: { type: 'password', secretRef: { name: 'pw' } },
-      }),
-      [secret('ca', { 'ca.crt': rogue.certPem }), secret('pw', { alice: PASSWORDS.alice })],
-    );
+    const a = await passwordAgent(rogue.certPem, PASSWORDS.alice);
     const r = await via(a, 'alice', 'select 1');
     expect(r.stderr).toContain('TLS to the database failed');
     expect(r.stderr).toContain('spec.tls.caSecretRef');
   });
 
   it('refuses a backend whose certificate does not name spec.tls.serverName (verify-full)', async () => {
-    const a = await agentWith(
-      db({
-        tls: {
-          mode: 'verify-full',
-          caSecretRef: { name: 'ca', key: 'ca.crt' },
-          serverName: 'db.example.com',
-        },
-        auth: { type: 'password', secretRef: { name: 'pw' } },
-      }),
-      [secret('ca', { 'ca.crt': f.pg.ca.certPem }), secret('pw', { alice: PASSWORDS.alice })],
-    );
+    const a = await passwordAgent(f.pg.ca.certPem, PASSWORDS.alice, 'db.example.com');
     const r = await via(a, 'alice', 'select 1');
     expect(r.stderr).toContain('TLS to the database failed');
     expect(r.stderr).toContain('db.example.com');
   });
 
   it('names the Secret when the backend rejects its password, without showing the password', async () => {
-    const a = await agentWith(
-      db({
-        tls: { mode: 'verify-full', caSecretRef: { name: 'ca', key: 'ca.crt' } },
-        auth: { type: 'password', secretRef: { name: 'pw' } },
-      }),
-      [secret('ca', { 'ca.crt': f.pg.ca.certPem }), secret('pw', { alice: 'wrong-password-123' })],
-    );
+    const a = await passwordAgent(f.pg.ca.certPem, 'wrong-password-123');
     const r = await via(a, 'alice', 'select 1');
     expect(r.stderr).toContain('password authentication failed for user "alice"');
     expect(r.stderr).toContain('Secret "pw"');
