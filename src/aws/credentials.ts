@@ -102,30 +102,31 @@ export class AwsCredentials {
   private readonly base: AwsCredentialIdentityProvider;
   private readonly byIdentity = new Map<string, AwsCredentialIdentityProvider>();
 
-  constructor(base?: AwsCredentialIdentityProvider) {
-    this.base =
-      base ??
-      cached(classified(fromNodeProviderChain({ timeout: 3000, maxRetries: 1 }), 'load AWS credentials'));
+  constructor(base: AwsCredentialIdentityProvider = defaultChain()) {
+    this.base = cached(base);
   }
 
   /** The credentials for an identity: the base chain, or the base chain then AssumeRole. */
   for(identity: AwsIdentity): AwsCredentialIdentityProvider {
-    if (!identity.assumeRoleArn) return this.base;
-    const key = `${identity.region}|${identity.assumeRoleArn}|${identity.externalId ?? ''}`;
-    let provider = this.byIdentity.get(key);
-    if (!provider) {
-      provider = assumeRole(this.base, identity.region, identity.assumeRoleArn, identity.externalId);
-      this.byIdentity.set(key, provider);
-    }
-    return provider;
+    const { region, assumeRoleArn, externalId } = identity;
+    if (!assumeRoleArn) return this.base;
+    return this.memo(`${region}|${assumeRoleArn}|${externalId ?? ''}`, () =>
+      assumeRole(this.base, region, assumeRoleArn, externalId),
+    );
   }
 
   /** A further hop from `identity` (role chaining), e.g. for Redshift's `role/NAME` database users. */
   chained(identity: AwsIdentity, roleArn: string): AwsCredentialIdentityProvider {
-    const key = `${identity.region}|${identity.assumeRoleArn ?? ''}|${identity.externalId ?? ''}|${roleArn}`;
+    const { region, assumeRoleArn, externalId } = identity;
+    return this.memo(`${region}|${assumeRoleArn ?? ''}|${externalId ?? ''}|${roleArn}`, () =>
+      assumeRole(this.for(identity), region, roleArn),
+    );
+  }
+
+  private memo(key: string, make: () => AwsCredentialIdentityProvider): AwsCredentialIdentityProvider {
     let provider = this.byIdentity.get(key);
     if (!provider) {
-      provider = assumeRole(this.for(identity), identity.region, roleArn);
+      provider = make();
       this.byIdentity.set(key, provider);
     }
     return provider;
