@@ -15,10 +15,12 @@ import { agentName } from '../../../src/operator/names.js';
 import { type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
 import { startNodeAgent } from '../../k8s/node-agent.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
+import { REDIS_USERS, type RedisServer, startRedis } from '../../support/redis.js';
 
 export const CONTROLLER_NS = 'drawbridge';
 export const NS = 'shop';
 export const DB = 'orders-pg';
+export const CACHE = 'cache';
 const PLUGIN = path.resolve('dist/src/cli/kubectl-db.js');
 
 export interface RunResult {
@@ -30,9 +32,10 @@ export interface RunResult {
 export interface CliFixture {
   plane: ControlPlane;
   pg: PostgresServer;
-  /** Where the node agent runs the Database's agent (host:port on loopback). */
-  agentAddress: string;
-  /** What the agent process wrote (its audit events go to stdout). */
+  redis: RedisServer;
+  /** Where the node agent runs each Database's agent (host:port on loopback). */
+  agentAddress: Record<typeof DB | typeof CACHE, string>;
+  /** What the PostgreSQL agent process wrote (its audit events go to stdout). */
   agentLogs(): Promise<string>;
   /** Drawbridge's CA (the controller's): signs the agent's certificate and every login. */
   caPem: string;
@@ -45,8 +48,21 @@ export interface CliFixture {
   stop(): Promise<void>;
 }
 
-function docs(pgPort: number, pgCaPem: string): object[] {
+/** orders-pg (PostgreSQL) and cache (Redis); alice may reach the first as alice, the second as admin. */
+function docs(pg: PostgresServer, redis: RedisServer): object[] {
   const meta = (name: string, extra: object = {}) => ({ name, namespace: NS, ...extra });
+  const role = (name: string, allow: object, maxSessionTTL = '8h') => ({
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'AccessRole',
+    metadata: meta(name),
+    spec: { allow, options: { maxSessionTTL } },
+  });
+  const secret = (name: string, stringData: Record<string, string>) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(name),
+    stringData,
+  });
   return [
     {
       apiVersion: 'drawbridge.dev/v1alpha1',
@@ -54,27 +70,38 @@ function docs(pgPort: number, pgCaPem: string): object[] {
       metadata: meta(DB, { labels: { env: 'prod', team: 'orders' } }),
       spec: {
         protocol: 'postgres',
-        uri: `postgres://127.0.0.1:${pgPort}/orders`,
+        uri: `postgres://127.0.0.1:${pg.port}/orders`,
         tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca', key: 'ca.crt' }, serverName: 'localhost' },
         auth: { type: 'password', secretRef: { name: 'pg-passwords' } },
       },
     },
-    { apiVersion: 'v1', kind: 'Secret', metadata: meta('pg-ca'), stringData: { 'ca.crt': pgCaPem } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: meta('pg-passwords'), stringData: { alice: 'alice-pw' } },
     {
       apiVersion: 'drawbridge.dev/v1alpha1',
-      kind: 'AccessRole',
-      metadata: meta('orders-dev'),
+      kind: 'Database',
+      metadata: meta(CACHE, { labels: { env: 'prod', app: 'cache' } }),
       spec: {
-        allow: { databaseLabels: { team: 'orders' }, databaseUsers: ['alice'], databaseNames: ['orders'] },
-        options: { maxSessionTTL: '1h' },
+        protocol: 'redis',
+        uri: `rediss://${redis.host}:${redis.tlsPort}`,
+        tls: { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } },
+        auth: { type: 'password', secretRef: { name: 'redis-passwords' } },
       },
     },
+    secret('pg-ca', { 'ca.crt': pg.ca.certPem }),
+    secret('pg-passwords', { alice: 'alice-pw' }),
+    secret('redis-ca', { 'ca.crt': redis.ca.certPem }),
+    // The Redis user needs COMMAND and INFO for the agent to learn the backend's command table.
+    secret('redis-passwords', { admin: REDIS_USERS.admin.password }),
+    role(
+      'orders-dev',
+      { databaseLabels: { team: 'orders' }, databaseUsers: ['alice'], databaseNames: ['orders'] },
+      '1h',
+    ),
+    role('cache-dev', { databaseLabels: { app: 'cache' }, databaseUsers: ['admin'] }),
     {
       apiVersion: 'drawbridge.dev/v1alpha1',
       kind: 'DatabaseUser',
       metadata: meta('alice'),
-      spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['orders-dev'] },
+      spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['orders-dev', 'cache-dev'] },
     },
   ];
 }
@@ -137,7 +164,9 @@ export async function startCliFixture(): Promise<CliFixture> {
       roles: [{ name: 'alice', password: 'alice-pw' }],
     });
     cleanup.push(() => pg.stop());
-    const objects = docs(pg.port, pg.ca.certPem);
+    const redis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const objects = docs(pg, redis);
     await plane.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
 
     // The controller as the chart's ServiceAccount: its RBAC is exactly what the chart grants.
@@ -168,8 +197,10 @@ export async function startCliFixture(): Promise<CliFixture> {
     );
     const nodeAgent = await startNodeAgent({ kubeconfigPath: plane.kubeconfigPath });
     cleanup.push(() => nodeAgent.stop());
-    const deployment = agentName(DB);
-    const agentAddress = await nodeAgent.waitForEndpoint(NS, deployment, 90_000);
+    const agentAddress = {
+      [DB]: await nodeAgent.waitForEndpoint(NS, agentName(DB), 90_000),
+      [CACHE]: await nodeAgent.waitForEndpoint(NS, agentName(CACHE), 90_000),
+    };
 
     const env = (kubeconfig: string) => ({
       ...process.env,
@@ -181,9 +212,10 @@ export async function startCliFixture(): Promise<CliFixture> {
     return {
       plane,
       pg,
+      redis,
       agentAddress,
       agentLogs: async () =>
-        (await Promise.all(nodeAgent.logs(NS, deployment).map((f) => readFile(f, 'utf8')))).join(''),
+        (await Promise.all(nodeAgent.logs(NS, agentName(DB)).map((f) => readFile(f, 'utf8')))).join(''),
       caPem: caMap,
       home,
       kubeconfigs: {

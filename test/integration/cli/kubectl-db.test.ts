@@ -8,14 +8,14 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_BIN } from '../../support/postgres.js';
-import { type CliFixture, DB, NS, type RunResult, startCliFixture } from './fixture.js';
+import { CACHE, type CliFixture, DB, NS, type RunResult, startCliFixture } from './fixture.js';
 
 let f: CliFixture;
 let endpoint: string;
 
 beforeAll(async () => {
   f = await startCliFixture();
-  endpoint = f.agentAddress;
+  endpoint = f.agentAddress[DB];
 });
 
 afterAll(async () => {
@@ -54,7 +54,14 @@ describe('kubectl db ls', () => {
   it('lists the databases a person may reach with the allowed database users', async () => {
     const r = await alice('ls');
     expectOk(r);
-    const [header, row] = r.stdout.trim().split('\n');
+    const [header, ...rows] = r.stdout.trim().split('\n');
+    const row = rows.find((l) => l.startsWith(`${DB} `));
+    expect(
+      rows
+        .find((l) => l.startsWith(`${CACHE} `))!
+        .split(/\s{2,}/)
+        .slice(0, 4),
+    ).toEqual([CACHE, 'redis', 'admin', '-']);
     expect(header!.split(/\s{2,}/)).toEqual([
       'NAME',
       'PROTOCOL',
@@ -102,7 +109,7 @@ describe('kubectl db login', () => {
 
   it('shows the login in kubectl db ls', async () => {
     const r = await alice('ls');
-    expect(r.stdout).toMatch(/alice \((29m|30m)\d*s? left\)/);
+    expect(r.stdout).toMatch(new RegExp(`^${DB} .* alice \\((29m|30m)\\d*s? left\\)$`, 'm'));
   });
 
   it('fails with the denial reason when no role allows the person', async () => {
@@ -171,30 +178,36 @@ describe('kubectl db connect', () => {
   });
 });
 
+/** `kubectl db proxy NAME --port 0` as alice; resolves once it prints the port it listens on. */
+async function startProxy(name: string): Promise<{ proxy: ChildProcess; port: number }> {
+  const proxy = f.spawnKubectlDb(f.kubeconfigs.alice, [
+    '-n',
+    NS,
+    'proxy',
+    name,
+    '--endpoint',
+    f.agentAddress[name as typeof DB],
+    '--port',
+    '0',
+  ]);
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    proxy.stdout!.on('data', (d) => {
+      out += d;
+      const m = /on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    proxy.once('exit', (code) => reject(new Error(`kubectl db proxy exited with ${code}`)));
+  });
+  return { proxy, port };
+}
+
 describe('kubectl db proxy', () => {
   let proxy: ChildProcess;
   let port: number;
 
   beforeAll(async () => {
-    proxy = f.spawnKubectlDb(f.kubeconfigs.alice, [
-      '-n',
-      NS,
-      'proxy',
-      DB,
-      '--endpoint',
-      endpoint,
-      '--port',
-      '0',
-    ]);
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      proxy.stdout!.on('data', (d) => {
-        out += d;
-        const m = /on 127\.0\.0\.1:(\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      proxy.once('exit', (code) => reject(new Error(`kubectl db proxy exited with ${code}`)));
-    });
+    ({ proxy, port } = await startProxy(DB));
   });
 
   afterAll(() => {
@@ -234,5 +247,49 @@ describe('kubectl db proxy', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`kubectl db proxy: not logged in to ${NS}/${DB}`);
     expect(r.stderr).toContain(`HINT:  run kubectl db login ${DB} -n ${NS} --db-user USER`);
+  });
+});
+
+describe('Redis', () => {
+  const redisCli = (args: string[]) =>
+    new Promise<RunResult>((resolve) => {
+      const child = spawn('redis-cli', args);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('logs in and runs redis-cli over TLS as the database user', async () => {
+    expectOk(await alice('login', CACHE, '--db-user', 'admin', '--timeout', '60s'));
+    const r = await alice('connect', CACHE, '--endpoint', f.agentAddress[CACHE], '--', 'acl', 'whoami');
+    expectOk(r);
+    expect(r.stdout.trim()).toBe('admin');
+  });
+
+  it('relays plaintext redis-cli through kubectl db proxy', async () => {
+    const { proxy, port } = await startProxy(CACHE);
+    try {
+      const set = await redisCli([
+        '-p',
+        String(port),
+        '--user',
+        'admin',
+        '--pass',
+        'ignored',
+        '--no-auth-warning',
+        'set',
+        'k',
+        'v',
+      ]);
+      expect(set.stdout.trim()).toBe('OK');
+      expect(await f.redis.cli(['get', 'k'], 'admin')).toBe('v\n');
+      // Without AUTH the session is Redis's `default` user, which no role allows.
+      const anon = await redisCli(['-p', String(port), 'get', 'k']);
+      expect(anon.stdout).toMatch(/default/);
+    } finally {
+      proxy.kill('SIGINT');
+    }
   });
 });
