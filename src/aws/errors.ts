@@ -59,15 +59,15 @@ const TIMEOUT_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
+type ErrorLike = { name?: string; code?: string; message?: string; cause?: unknown };
+
 /** Name, code and message of an error and its causes, for matching symptoms. */
 export function errorText(err: unknown): string {
   const parts: string[] = [];
-  for (
-    let e = err as { name?: string; code?: string; message?: string; cause?: unknown } | undefined, i = 0;
-    e && i < 5;
-    e = e.cause as typeof e, i++
-  ) {
+  let e = err as ErrorLike | undefined;
+  for (let depth = 0; e && depth < 5; depth++) {
     parts.push(e.name ?? '', e.code ?? '', e.message ?? String(e));
+    e = e.cause as ErrorLike | undefined;
   }
   return parts.join(' ');
 }
