@@ -1,6 +1,5 @@
 """Who is calling: maps an access key id to the principal moto knows for it (STS sessions, IAM users)."""
 
-from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
@@ -46,6 +45,3 @@ def redshift_db_user(access_key_id: str) -> str:
         return f"IAM:{who['name']}"
     return f"IAM:{access_key_id}"
 
-
-def account_of(response) -> str:
-    return getattr(response, "current_account", DEFAULT_ACCOUNT_ID)
