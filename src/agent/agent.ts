@@ -1,6 +1,7 @@
 // The agent: one listener in front of one Database. It accepts TCP connections and hands each to the
 // protocol engine; access, audit, credentials and session tracking are shared services engines call.
 import { type Server, type Socket, createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { SecureContext } from 'node:tls';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import { type Decision, checkAccess } from '../authz/engine.js';
@@ -118,6 +119,8 @@ export class Agent implements AgentRuntime {
       if (this.sockets.size === 0) clearTimeout(deadline);
     });
     await this.engine.close?.();
+    // Sessions ended above write their session.end audit events as their sockets finish closing.
+    for (let waited = 0; this.sessions.size > 0 && waited < 2_000; waited += 20) await sleep(20);
     await this.audit.close();
   }
 }

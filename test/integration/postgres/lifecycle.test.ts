@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Fixture, baseDocs, pgClient, role, startFixture, user } from './fixture.js';
+import { startTestAgent } from '../../support/agent.js';
 import { rawSession } from './raw-client.js';
 
 let f: Fixture;
@@ -80,6 +81,22 @@ describe('revocation and expiry', () => {
     expect(err.code).toBe('28000');
     expect(err.message).toContain('maximum session TTL');
     await reload(docs(), 'dev');
+  });
+});
+
+describe('agent shutdown', () => {
+  it('ends open sessions with admin_shutdown (57P01) once the drain time is up', async () => {
+    const extra = await startTestAgent({ database: 'orders-pg', docs: docs(), tls: f.agentTls });
+    try {
+      const s = await watched(pgClient({ ...f, agent: extra }, f.people.alice, 'alice', 'orders'));
+      expect((await s.client.query('select 1 as one')).rows[0].one).toBe(1);
+      await extra.stop(100);
+      const { err } = await s.ended;
+      expect(err.code).toBe('57P01');
+      expect(err.message).toContain('shutting down');
+    } finally {
+      await extra.stop();
+    }
   });
 });
 
