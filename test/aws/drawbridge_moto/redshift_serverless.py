@@ -140,7 +140,7 @@ class RedshiftServerlessResponse(BaseResponse):
                 raise ResourceNotFoundException(f"Resource {arn} not found")
         return ActionResult({"tags": self.backend.tags.get(arn, [])})
 
-    def tag_resource(self, *_args) -> ActionResult:
+    def tag_resource(self) -> ActionResult:
         self._tag(self._get_param("resourceArn"), self._get_param("tags"))
         return ActionResult({})
 

@@ -6,7 +6,7 @@
 //     which accepts it only if it is a genuine rds-db token for that user — RDS's PAM check, PAM-free.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { CreateClusterCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import {
   CreateNamespaceCommand,
@@ -59,6 +59,15 @@ beforeAll(async () => {
       }),
     );
   }
+  await rds.send(
+    new CreateDBClusterCommand({
+      DBClusterIdentifier: 'fleet',
+      Engine: 'aurora-postgresql',
+      MasterUsername: 'admin',
+      MasterUserPassword: 'Admin12345',
+      EnableIAMDatabaseAuthentication: true,
+    }),
+  );
   await new RedshiftClient(aws).send(
     new CreateClusterCommand({
       ClusterIdentifier: 'my-redshift',
@@ -174,6 +183,16 @@ describe('Redshift Serverless', () => {
 describe('RDS (seed 004)', () => {
   it('logs in with an IAM auth token that the verifier accepts', async () => {
     const agent = await agentFor('orders', 'rds-iam', { type: 'rds', identifiers: { instance: 'orders' } });
+    const r = await psql(conninfo(agent, 'rdsalice'), 'select current_user');
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('rdsalice');
+  });
+
+  it('logs in to an Aurora endpoint the same way (IAM auth checked on the cluster)', async () => {
+    const agent = await agentFor('fleet-reader', 'rds-iam', {
+      type: 'aurora',
+      identifiers: { cluster: 'fleet', endpoint: 'reader' },
+    });
     const r = await psql(conninfo(agent, 'rdsalice'), 'select current_user');
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('rdsalice');
