@@ -74,6 +74,10 @@ function parsePort(text: string): number {
   return port;
 }
 
+function isLoopback(address: string): boolean {
+  return address === 'localhost' || address === '::1' || address.startsWith('127.');
+}
+
 function usage(protocol: Protocol, port: number, dbUser: string): string {
   return protocol === 'postgres'
     ? `psql "host=127.0.0.1 port=${port} user=${dbUser} sslmode=disable"`
@@ -92,6 +96,11 @@ export function proxyCommand(io: Io): Command {
       opts: { port: number; address: string; endpoint?: string; tlsServerName?: string },
       self: Command,
     ) => {
+      if (!isLoopback(opts.address)) {
+        io.err(
+          `warning: ${opts.address} is not a loopback address: anyone who reaches it uses the database as you\n`,
+        );
+      }
       const open = await openDatabase(self, name, {
         ...opts,
         onForwardError: (e) => io.err(`${e.message}\n`),
