@@ -35,6 +35,8 @@ export interface PostgresOptions {
   certRoles?: string[];
   /** CA whose client certificates the server accepts (ssl_ca_file). */
   clientCaPem?: string;
+  /** Roles that log in with a cleartext password (pg_hba `password`), e.g. to test that method. */
+  cleartextRoles?: string[];
   maxConnections?: number;
   /** Extra postgresql.conf lines. */
   conf?: string[];
@@ -157,6 +159,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const hba = [
     'local all postgres trust',
     ...(opts.certRoles ?? []).map((r) => `hostssl all ${ident(r)} ${HOST}/32 cert`),
+    ...(opts.cleartextRoles ?? []).map((r) => `host all ${ident(r)} ${HOST}/32 password`),
     `host all all ${HOST}/32 md5`,
   ];
   await writeFile(path.join(data, 'pg_hba.conf'), hba.join('\n') + '\n');

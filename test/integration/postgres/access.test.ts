@@ -15,8 +15,9 @@ let backendClientCa: KeyPairPem;
 beforeAll(async () => {
   backendClientCa = await createCA({ commonName: 'database client CA' });
   f = await startFixture({
-    roles: [{ name: 'certuser' }],
+    roles: [{ name: 'certuser' }, { name: 'plain', password: 'plain-pw' }],
     certRoles: ['certuser'],
+    cleartextRoles: ['plain'],
     clientCaPem: backendClientCa.certPem,
   });
 });
@@ -175,14 +176,14 @@ describe('backend TLS and certificate login', () => {
   });
   const via = (a: TestAgent, dbUser: string, sql: string) =>
     psql(agentConninfo({ ...f, agent: a }, f.people.alice, dbUser, 'orders'), sql);
-  /** An agent logging in with a password from Secret "pw", verifying the server against `caPem`. */
-  const passwordAgent = (caPem: string, password: string, serverName?: string) =>
+  /** An agent logging in with passwords from Secret "pw", verifying the server against `caPem`. */
+  const passwordAgent = (caPem: string, passwords: Record<string, string>, serverName?: string) =>
     agentWith(
       db({
         tls: { mode: 'verify-full', caSecretRef: { name: 'ca', key: 'ca.crt' }, serverName },
         auth: { type: 'password', secretRef: { name: 'pw' } },
       }),
-      [secret('ca', { 'ca.crt': caPem }), secret('pw', { alice: password })],
+      [secret('ca', { 'ca.crt': caPem }), secret('pw', passwords)],
     );
 
   it('logs in with a client certificate (spec.auth.type mtls)', async () => {
@@ -202,23 +203,30 @@ describe('backend TLS and certificate login', () => {
     expect(r.stdout.trim()).toBe('certuser');
   });
 
+  it('logs in where the server asks for a cleartext password (inside TLS)', async () => {
+    const a = await passwordAgent(f.pg.ca.certPem, { plain: 'plain-pw' });
+    const r = await via(a, 'plain', 'select current_user');
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('plain');
+  });
+
   it('refuses a backend whose certificate is not signed by spec.tls.caSecretRef', async () => {
     const rogue = await createCA({ commonName: 'not the server CA' });
-    const a = await passwordAgent(rogue.certPem, PASSWORDS.alice);
+    const a = await passwordAgent(rogue.certPem, { alice: PASSWORDS.alice });
     const r = await via(a, 'alice', 'select 1');
     expect(r.stderr).toContain('TLS to the database failed');
     expect(r.stderr).toContain('spec.tls.caSecretRef');
   });
 
   it('refuses a backend whose certificate does not name spec.tls.serverName (verify-full)', async () => {
-    const a = await passwordAgent(f.pg.ca.certPem, PASSWORDS.alice, 'db.example.com');
+    const a = await passwordAgent(f.pg.ca.certPem, { alice: PASSWORDS.alice }, 'db.example.com');
     const r = await via(a, 'alice', 'select 1');
     expect(r.stderr).toContain('TLS to the database failed');
     expect(r.stderr).toContain('db.example.com');
   });
 
   it('names the Secret when the backend rejects its password, without showing the password', async () => {
-    const a = await passwordAgent(f.pg.ca.certPem, 'wrong-password-123');
+    const a = await passwordAgent(f.pg.ca.certPem, { alice: 'wrong-password-123' });
     const r = await via(a, 'alice', 'select 1');
     expect(r.stderr).toContain('password authentication failed for user "alice"');
     expect(r.stderr).toContain('Secret "pw"');
