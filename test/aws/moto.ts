@@ -32,6 +32,8 @@ export type IssueEvent =
       dbName: string | null;
       password: string;
       expiration: string;
+      /** The IAM principal that asked (an assumed-role session ARN, for instance). */
+      caller: string;
     }
   | {
       event: 'elasticache.user.passwords';

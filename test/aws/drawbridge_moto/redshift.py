@@ -10,14 +10,15 @@ from datetime import datetime, timedelta, timezone
 from moto.core.responses import ActionResult
 from moto.moto_api._internal import mock_random
 from moto.redshift.exceptions import ClusterNotFoundError, InvalidParameterValueError
-from moto.redshift.models import RedshiftBackend
 from moto.redshift.responses import RedshiftResponse
 
 from . import hooks
-from .identity import redshift_db_user
+from .identity import principal, redshift_db_user
 
 
-def _issue(kind: str, region: str, account: str, resource: str, db_user: str, db_name, seconds: int) -> dict:
+def _issue(
+    kind: str, region: str, account: str, resource: str, db_user: str, db_name, seconds: int, caller: str
+) -> dict:
     if seconds < 900 or seconds > 3600:
         raise InvalidParameterValueError("Token duration must be between 900 and 3600 seconds")
     expiration = datetime.now(timezone.utc) + timedelta(seconds=seconds)
@@ -32,27 +33,34 @@ def _issue(kind: str, region: str, account: str, resource: str, db_user: str, db
             "dbName": db_name,
             "password": password,
             "expiration": expiration.isoformat(),
+            "caller": principal(caller).get("arn", caller),
         }
     )
     return {"DbUser": db_user, "DbPassword": password, "Expiration": expiration}
 
 
 def install() -> None:
-    def get_cluster_credentials(self: RedshiftBackend, cluster_identifier, db_user, auto_create, duration_seconds):
-        if cluster_identifier not in self.clusters:
+    # moto's backend method does not see the caller; the response method does.
+    def get_cluster_credentials(self: RedshiftResponse) -> ActionResult:
+        backend = self.redshift_backend
+        cluster_identifier = self._get_param("ClusterIdentifier")
+        if cluster_identifier not in backend.clusters:
             raise ClusterNotFoundError(cluster_identifier)
-        prefix = "IAMA:" if auto_create else "IAM:"
-        return _issue(
-            "redshift.credentials",
-            self.region_name,
-            self.account_id,
-            cluster_identifier,
-            prefix + db_user,
-            None,
-            duration_seconds,
+        prefix = "IAMA:" if self._get_bool_param("AutoCreate", False) else "IAM:"
+        return ActionResult(
+            _issue(
+                "redshift.credentials",
+                backend.region_name,
+                backend.account_id,
+                cluster_identifier,
+                prefix + self._get_param("DbUser"),
+                self._get_param("DbName"),
+                self._get_int_param("DurationSeconds", 900),
+                self.get_access_key(),
+            )
         )
 
-    RedshiftBackend.get_cluster_credentials = get_cluster_credentials
+    RedshiftResponse.get_cluster_credentials = get_cluster_credentials
 
     def get_cluster_credentials_with_iam(self: RedshiftResponse) -> ActionResult:
         backend = self.redshift_backend
@@ -67,6 +75,7 @@ def install() -> None:
             redshift_db_user(self.get_access_key()),
             self._get_param("DbName"),
             self._get_int_param("DurationSeconds", 900),
+            self.get_access_key(),
         )
         issued["NextRefreshTime"] = issued["Expiration"]
         return ActionResult(issued)

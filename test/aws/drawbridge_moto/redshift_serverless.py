@@ -16,7 +16,7 @@ from moto.core.utils import utcnow
 from moto.moto_api._internal import mock_random
 
 from . import hooks
-from .identity import redshift_db_user
+from .identity import principal, redshift_db_user
 
 SERVICE = "redshift-serverless"
 
@@ -165,6 +165,7 @@ class RedshiftServerlessResponse(BaseResponse):
                 "dbName": self._get_param("dbName"),
                 "password": password,
                 "expiration": expiration.isoformat(),
+                "caller": principal(self.get_access_key()).get("arn", self.get_access_key()),
             }
         )
         return ActionResult(

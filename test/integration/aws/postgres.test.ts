@@ -17,25 +17,34 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import { type Fixture, psql, role, startFixture, user } from '../postgres/fixture.js';
-import { createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
+import { AGENT_ROLE, createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
 
 let world: Awaited<ReturnType<typeof startAwsWorld>>;
 let f: Fixture;
 const agents: TestAgent[] = [];
 const issued: string[] = [];
+const callers: string[] = [];
 
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 beforeAll(async () => {
   world = await startAwsWorld({ ldap: true });
   const { moto } = world;
-  f = await startFixture({ roles: [{ name: 'IAM:alice' }, { name: 'IAMR:analyst' }, { name: 'rdsalice' }] });
+  f = await startFixture({
+    roles: [
+      { name: 'IAM:alice' },
+      { name: 'IAMR:analyst' },
+      { name: 'IAMR:chained-analyst' },
+      { name: 'rdsalice' },
+    ],
+  });
   await f.pg.admin('GRANT pg_read_all_stats TO "IAM:alice"');
 
   // What AWS does when it issues a Redshift password: set it in the database, valid until expiry.
   await moto.onIssue(async (e) => {
     if (e.event === 'elasticache.user.passwords') return;
     issued.push(e.dbUser);
+    callers.push(e.caller);
     await f.pg.admin(`ALTER ROLE ${ident(e.dbUser)} PASSWORD '${e.password}' VALID UNTIL '${e.expiration}'`);
   });
   // RDS IAM users authenticate through the emulator's token verifier.
@@ -84,6 +93,10 @@ beforeAll(async () => {
   );
   await createRole(moto, 'analyst', trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:root`));
   await createRole(moto, 'locked', trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:root`, 'only-with-this-id'));
+  // Role chaining: the agent's IRSA role may assume redshift-access (with its external ID), and only
+  // redshift-access may assume chained-analyst.
+  await createRole(moto, 'redshift-access', trustPolicy(AGENT_ROLE, 'ext-1'));
+  await createRole(moto, 'chained-analyst', trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:role/redshift-access`));
 });
 
 afterAll(async () => {
@@ -165,6 +178,47 @@ describe('Redshift (seed 001)', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('not allowed to assume arn:aws:iam::123456789012:role/locked');
     expect(r.stderr).toMatch(/trust policy/);
+  });
+});
+
+describe('role chaining: spec.aws.assumeRoleArn + externalId, then role/NAME', () => {
+  const redshift = (externalId: string) => ({
+    type: 'redshift',
+    identifiers: { cluster: 'my-redshift' },
+    assumeRoleArn: `arn:aws:iam::${TEST_ACCOUNT}:role/redshift-access`,
+    externalId,
+  });
+
+  it('asks AWS as the assumed role', async () => {
+    const agent = await agentFor('chained', 'redshift', redshift('ext-1'));
+    const r = await psql(conninfo(agent, 'alice'), 'select current_user');
+    expect(r.stdout.trim()).toBe('IAM:alice');
+    expect(callers.at(-1)).toBe(`arn:aws:sts::${TEST_ACCOUNT}:assumed-role/redshift-access/drawbridge`);
+  });
+
+  it('chains a second hop for role/NAME (a role only the first hop may assume)', async () => {
+    const agent = await agentFor('chained-2', 'redshift', redshift('ext-1'));
+    const r = await psql(conninfo(agent, 'role/chained-analyst'), 'select current_user');
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('IAMR:chained-analyst');
+    expect(callers.at(-1)).toBe(`arn:aws:sts::${TEST_ACCOUNT}:assumed-role/chained-analyst/drawbridge`);
+  });
+
+  it('without the second hop the same role is refused (the chain is what grants it)', async () => {
+    const agent = await agentFor('unchained', 'redshift', {
+      type: 'redshift',
+      identifiers: { cluster: 'my-redshift' },
+    });
+    const r = await psql(conninfo(agent, 'role/chained-analyst'), 'select 1');
+    expect(r.stderr).toContain('not allowed to assume arn:aws:iam::123456789012:role/chained-analyst');
+  });
+
+  it('a wrong external ID is AssumeRoleDenied, naming sts:ExternalId', async () => {
+    const agent = await agentFor('wrong-external-id', 'redshift', redshift('ext-2'));
+    const r = await psql(conninfo(agent, 'alice'), 'select 1');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('not allowed to assume arn:aws:iam::123456789012:role/redshift-access');
+    expect(r.stderr).toContain('sts:ExternalId');
   });
 });
 
