@@ -19,6 +19,7 @@ import {
   type GetSecretValueCommandOutput,
   PutSecretValueCommand,
 } from '@aws-sdk/client-secrets-manager';
+import type { Logger } from '../log.js';
 import type { AwsClients } from './clients.js';
 import type { AwsIdentity } from './credentials.js';
 import { managedUserSecretId } from './backend/elasticache.js';
@@ -64,13 +65,13 @@ export async function rotateManagedUser(
   account: string,
   userId: string,
   now: Date = new Date(),
+  periodMs = ROTATION_PERIOD_MS,
 ): Promise<RotationOutcome> {
   const sm = clients.secrets(id);
   const secretId = managedUserSecretId(id.region, account, userId);
   const current = await readCurrent(clients, id, secretId, userId);
-  const slot = Math.floor(now.getTime() / ROTATION_PERIOD_MS);
-  if (current?.CreatedDate && Math.floor(current.CreatedDate.getTime() / ROTATION_PERIOD_MS) === slot)
-    return 'current';
+  const slot = Math.floor(now.getTime() / periodMs);
+  if (current?.CreatedDate && Math.floor(current.CreatedDate.getTime() / periodMs) === slot) return 'current';
 
   let password = newPassword();
   let outcome: RotationOutcome = 'rotated';
@@ -128,16 +129,63 @@ async function readCurrent(
   return undefined;
 }
 
+export interface RotationResult {
+  userId: string;
+  outcome?: RotationOutcome;
+  error?: unknown;
+}
+
 /** Rotates every managed user of an identity's region; per-user failures are returned, not thrown. */
-export async function rotateAll(clients: AwsClients, id: AwsIdentity, now = new Date()) {
+export async function rotateAll(
+  clients: AwsClients,
+  id: AwsIdentity,
+  now = new Date(),
+  periodMs = ROTATION_PERIOD_MS,
+): Promise<RotationResult[]> {
   const account = await clients.account(id);
-  const results: { userId: string; outcome?: RotationOutcome; error?: unknown }[] = [];
+  const results: RotationResult[] = [];
   for (const userId of await findManagedUsers(clients, id)) {
     try {
-      results.push({ userId, outcome: await rotateManagedUser(clients, id, account, userId, now) });
+      results.push({ userId, outcome: await rotateManagedUser(clients, id, account, userId, now, periodMs) });
     } catch (error) {
       results.push({ userId, error });
     }
   }
   return results;
+}
+
+/**
+ * The controller's rotation loop: every region's managed users once per period, at the start of each
+ * slot (so replicas contend for the same slot and the idempotency token picks one). Errors are logged
+ * (without secrets) and retried next period.
+ */
+export function startRotation(
+  clients: AwsClients,
+  identities: AwsIdentity[],
+  log: Logger,
+  periodMs = ROTATION_PERIOD_MS,
+): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const round = async () => {
+    for (const id of identities) {
+      try {
+        for (const r of await rotateAll(clients, id, new Date(), periodMs)) {
+          if (r.error)
+            log.warn({ err: r.error, region: id.region, user: r.userId }, 'managed user rotation failed');
+          else log.debug({ region: id.region, user: r.userId, outcome: r.outcome }, 'managed user rotation');
+        }
+      } catch (err) {
+        log.warn({ err, region: id.region }, 'listing managed ElastiCache users failed');
+      }
+    }
+    if (!stopped) timer = setTimeout(() => void round(), periodMs - (Date.now() % periodMs));
+  };
+  void round();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }

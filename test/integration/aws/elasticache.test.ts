@@ -17,10 +17,16 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { managedUserSecretId } from '../../../src/aws/backend/elasticache.js';
 import { AwsClients } from '../../../src/aws/clients.js';
-import { ROTATION_PERIOD_MS, rotateAll, rotateManagedUser } from '../../../src/aws/rotation.js';
+import {
+  ROTATION_PERIOD_MS,
+  rotateAll,
+  rotateManagedUser,
+  startRotation,
+} from '../../../src/aws/rotation.js';
+import { createLogger } from '../../../src/log.js';
 import { createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
@@ -34,6 +40,7 @@ let tls: { certPem: string; keyPem: string; clientCaPem: string };
 const files = { ca: '', cert: '', key: '' };
 const agents: TestAgent[] = [];
 const ID = { region: 'us-east-1' };
+let modifyUserCalls = 0;
 
 beforeAll(async () => {
   world = await startAwsWorld();
@@ -61,6 +68,7 @@ beforeAll(async () => {
     await redis.cli(['ACL', 'SETUSER', u, 'on', '~*', '&*', '+@all']);
   await world.moto.onIssue(async (e) => {
     if (e.event !== 'elasticache.user.passwords') return;
+    modifyUserCalls++;
     await redis.cli(['ACL', 'SETUSER', e.userName, 'resetpass', ...e.passwords.map((p) => `>${p}`)]);
   });
 
@@ -325,6 +333,23 @@ describe('managed users (seed 000, Drawbridge-managed)', () => {
     ]);
     expect(outcomes.filter((o) => o === 'rotated')).toHaveLength(1);
     expect(await versions()).toBe(before + 1);
+    expect((await cli(agent, 'managed-user', ['ACL', 'WHOAMI'])).trim()).toBe('managed-user');
+  });
+
+  it('the controller loop rotates once per period and stops when asked', async () => {
+    const before = modifyUserCalls;
+    const loop = startRotation(clients(), [ID], createLogger('rotation-test', 'silent'), 1_000);
+    try {
+      await vi.waitFor(() => expect(modifyUserCalls).toBeGreaterThanOrEqual(before + 2), {
+        timeout: 5_000,
+        interval: 50,
+      });
+    } finally {
+      loop.stop();
+    }
+    const after = modifyUserCalls;
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(modifyUserCalls).toBe(after);
     expect((await cli(agent, 'managed-user', ['ACL', 'WHOAMI'])).trim()).toBe('managed-user');
   });
 
