@@ -22,6 +22,12 @@ export interface PolicyInputs {
   defaultAccount: string;
   /** Manage ElastiCache users' passwords (elasticache-managed). */
   managedUsers?: boolean;
+  /**
+   * The role the policy is for: undefined for Drawbridge's own role, or one of the `assumeRoleArn`s.
+   * Calls made through an assumed role need their permissions on that role; Drawbridge's own role
+   * then only needs sts:AssumeRole on it.
+   */
+  forRole?: string;
 }
 
 const DISCOVERY_ACTIONS: Record<AwsType, string[]> = {
@@ -134,28 +140,40 @@ function managedUserGrants(region: string, account: string): Grant[] {
   ];
 }
 
-/** Every grant the configuration needs, unordered and uncompacted. */
+/** Every grant the configuration needs on `inputs.forRole`, unordered and uncompacted. */
 export function requiredGrants(inputs: PolicyInputs): Grant[] {
   const grants: Grant[] = [];
-  const types = new Set<AwsType>(inputs.types ?? []);
-  for (const m of inputs.matchers) for (const t of m.types) types.add(t);
+  const own = inputs.forRole === undefined;
+  // Whose permissions a call made as `roleArn` (undefined: Drawbridge's own identity) needs.
+  const mine = (roleArn: string | undefined) => roleArn === inputs.forRole;
+  const assume = (roleArn: string | undefined) => {
+    if (own && roleArn) grants.push({ actions: ['sts:AssumeRole'], resource: roleArn });
+  };
 
-  for (const type of types) grants.push({ actions: DISCOVERY_ACTIONS[type], resource: '*' });
+  const types = new Set<AwsType>(own ? (inputs.types ?? []) : []);
   for (const m of inputs.matchers) {
-    if (m.assumeRoleArn) grants.push({ actions: ['sts:AssumeRole'], resource: m.assumeRoleArn });
+    assume(m.assumeRoleArn);
+    if (mine(m.assumeRoleArn)) for (const t of m.types) types.add(t);
   }
-  for (const type of inputs.types ?? []) {
-    grants.push(...connectGrants(type, '*', '*', {}).map(({ actions, resource }) => ({ actions, resource })));
-    if (inputs.managedUsers && type.startsWith('elasticache')) grants.push(...managedUserGrants('*', '*'));
+  for (const type of types) grants.push({ actions: DISCOVERY_ACTIONS[type], resource: '*' });
+  if (own) {
+    for (const type of inputs.types ?? []) {
+      grants.push(
+        ...connectGrants(type, '*', '*', {}).map(({ actions, resource }) => ({ actions, resource })),
+      );
+      if (inputs.managedUsers && type.startsWith('elasticache')) grants.push(...managedUserGrants('*', '*'));
+    }
   }
 
   for (const db of inputs.databases) {
     const aws = db.spec.aws;
     if (!aws) continue;
+    assume(aws.assumeRoleArn);
+    if (!mine(aws.assumeRoleArn)) continue;
     const account = aws.accountId ?? accountOfArn(aws.assumeRoleArn) ?? inputs.defaultAccount;
-    if (aws.assumeRoleArn) grants.push({ actions: ['sts:AssumeRole'], resource: aws.assumeRoleArn });
     const widen = inputs.matchers.some(
       (m) =>
+        mine(m.assumeRoleArn) &&
         matchesAll(m) &&
         coversRegion(m, aws.type, aws.region) &&
         (accountOfArn(m.assumeRoleArn) ?? inputs.defaultAccount) === account,

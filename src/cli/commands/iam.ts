@@ -30,6 +30,7 @@ export function iamCommand(): Command {
     .option('--account <id>', 'AWS account ID for resources that do not name one', '*')
     .option('--managed-users', 'include ElastiCache managed-user rotation (Secrets Manager)', false)
     .option('--user', 'size for an IAM user (2,048-character inline limit) instead of a role', false)
+    .option('--role-arn <arn>', "the policy for this assumeRoleArn (default: Drawbridge's own role)")
     .action(
       async (opts: {
         types: AwsType[];
@@ -37,6 +38,7 @@ export function iamCommand(): Command {
         account: string;
         managedUsers: boolean;
         user: boolean;
+        roleArn?: string;
       }) => {
         const databases = opts.config ? await loadDatabases(opts.config) : [];
         const grants = requiredGrants({
@@ -45,6 +47,7 @@ export function iamCommand(): Command {
           types: opts.types,
           defaultAccount: opts.account,
           managedUsers: opts.managedUsers,
+          ...(opts.roleArn ? { forRole: opts.roleArn } : {}),
         });
         const plan = planPolicy(grants, {
           inlineRoom: opts.user ? IAM_LIMITS.userInline : IAM_LIMITS.roleInline,

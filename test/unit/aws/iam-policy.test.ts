@@ -153,9 +153,14 @@ describe('requiredGrants', () => {
   it('covers connect, discovery, assume-role and managed-user permissions', () => {
     const [rg] = databases('elasticache', 1);
     rg!.spec.auth.type = 'elasticache-managed';
-    rg!.spec.aws!.assumeRoleArn = `arn:aws:iam::${ACCOUNT}:role/cache-access`;
     const grants = requiredGrants(
-      inputs({ databases: [rg!], matchers: [{ ...allMatcher, types: ['elasticache'] }] }),
+      inputs({
+        databases: [rg!],
+        matchers: [
+          { ...allMatcher, types: ['elasticache'] },
+          { ...allMatcher, types: ['redshift'], assumeRoleArn: `arn:aws:iam::${ACCOUNT}:role/cache-access` },
+        ],
+      }),
     );
     const has = (action: string, resource: string) =>
       grants.some((g) => g.actions.includes(action) && g.resource === resource);
@@ -175,5 +180,36 @@ describe('requiredGrants', () => {
       ),
     ).toBe(true);
     expect(has('elasticache:ModifyUser', `arn:aws:elasticache:us-east-1:${ACCOUNT}:user:*`)).toBe(true);
+  });
+});
+
+describe('assumed roles', () => {
+  const roleArn = `arn:aws:iam::${ACCOUNT}:role/rds-prod`;
+  const behindRole = databases('rds', 3).map((d) => ({
+    ...d,
+    spec: { ...d.spec, aws: { ...d.spec.aws!, assumeRoleArn: roleArn } },
+  }));
+  const direct = databases('redshift', 2);
+  const matchers: AwsMatcher[] = [
+    { types: ['rds'], regions: ['us-east-1'], tags: { '*': '*' }, assumeRoleArn: roleArn },
+  ];
+
+  it("puts a database's permissions on the role it is reached through; the own role only assumes it", () => {
+    const own = requiredGrants(inputs({ databases: [...behindRole, ...direct], matchers }));
+    expect(own.some((g) => g.actions.includes('rds-db:connect'))).toBe(false);
+    expect(own.some((g) => g.actions.includes('rds:DescribeDBInstances'))).toBe(false);
+    expect(own.some((g) => g.actions.includes('redshift:GetClusterCredentials'))).toBe(true);
+    expect(own.some((g) => g.actions.includes('sts:AssumeRole') && g.resource === roleArn)).toBe(true);
+
+    const theirs = requiredGrants(
+      inputs({ databases: [...behindRole, ...direct], matchers, forRole: roleArn }),
+    );
+    expect(theirs.filter((g) => g.actions.includes('rds-db:connect'))).toHaveLength(3);
+    expect(theirs.some((g) => g.actions.includes('rds:DescribeDBInstances'))).toBe(true);
+    expect(
+      theirs.some(
+        (g) => g.actions.includes('redshift:GetClusterCredentials') || g.actions.includes('sts:AssumeRole'),
+      ),
+    ).toBe(false);
   });
 });
