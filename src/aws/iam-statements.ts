@@ -16,7 +16,7 @@ export interface Grant {
 export interface PolicyInputs {
   databases: Database[];
   matchers: AwsMatcher[];
-  /** Types to include even with no Database yet (`drawbridge iam print --types`). */
+  /** Types the target role needs even with no Database yet (`drawbridge iam print --types`). */
   types?: AwsType[];
   /** Account used where a Database or matcher does not name one (GetCallerIdentity). */
   defaultAccount: string;
@@ -150,7 +150,7 @@ export function requiredGrants(inputs: PolicyInputs): Grant[] {
     if (own && roleArn) grants.push({ actions: ['sts:AssumeRole'], resource: roleArn });
   };
 
-  const types = new Set<AwsType>(own ? (inputs.types ?? []) : []);
+  const types = new Set<AwsType>(inputs.types ?? []);
   for (const m of inputs.matchers) {
     assume(m.assumeRoleArn);
     if (mine(m.assumeRoleArn)) for (const t of m.types) types.add(t);
