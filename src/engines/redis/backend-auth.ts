@@ -1,7 +1,6 @@
 // Agent → backend connections: TCP (+ TLS per spec.tls, with the client certificate for `mtls`) and
 // the AUTH that logs in as the session's database user. Used by the standalone and cluster routers.
 import { type Socket, connect as connectTcp } from 'node:net';
-import { X509Certificate } from 'node:crypto';
 import { connect as connectTls } from 'node:tls';
 import type { Database } from '../../api/database.js';
 import { backendAddress } from '../../api/database.js';
@@ -35,26 +34,37 @@ export function authAttempts(login: BackendLogin): Buffer[] {
         ? []
         : [encodeCommand(['AUTH', cred.user, login.clientPassword])];
     case 'certificate':
-      checkCertificateUser(cred.user, cred.certPem);
+      // The server maps the certificate to a user itself; connectBackend checks which one.
       return [];
   }
 }
 
 /**
- * Redis maps a TLS client certificate to a user by itself (`default`, or the certificate's CN with
- * tls-auth-clients-user), and AUTH needs a password the agent does not have; so an mtls backend
- * login can only be the user the certificate stands for.
+ * With mtls the backend user comes from the certificate (Redis: `default`, or the CN with
+ * tls-auth-clients-user) and the agent has no password to AUTH with, so an open connection cannot
+ * change user. Undefined when `next` keeps the user of the connection logged in as `current`.
  */
-function checkCertificateUser(user: string, certPem: string): void {
-  if (user === 'default') return;
-  const cn = /^CN=(.*)$/m.exec(new X509Certificate(certPem).subject)?.[1];
-  if (user !== cn) {
-    throw new DrawbridgeError(
-      'CREDENTIALS_UNAVAILABLE',
-      `mtls backend auth logs in as the certificate's user ("${cn ?? 'default'}" or default), not "${user}"`,
-      'AUTH as that user, or use auth type password for per-user backend logins',
-    );
-  }
+export function certificateSwitchError(current: string, next: BackendLogin): DrawbridgeError | undefined {
+  if (next.credential.kind !== 'certificate' || next.credential.user === current) return undefined;
+  return new DrawbridgeError(
+    'BACKEND_AUTH_FAILED',
+    `mtls backend auth cannot switch an open connection from "${current}" to "${next.credential.user}"`,
+    `reconnect and AUTH as "${next.credential.user}" before any other command`,
+  );
+}
+
+/** The user the backend says this connection is (`ACL WHOAMI`) must be the one authorized. */
+async function checkBackendUser(socket: Socket, user: string): Promise<void> {
+  const reply = decodeReply(await roundTrip(socket, encodeCommand(['ACL', 'WHOAMI'])));
+  const actual = Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply);
+  if (actual === user) return;
+  throw new DrawbridgeError(
+    'BACKEND_AUTH_FAILED',
+    reply instanceof RespError
+      ? `cannot check which user the backend maps the agent's certificate to: ${reply.message}`
+      : `the backend maps the agent's client certificate to user "${actual}", not "${user}"`,
+    'AUTH as that database user, or map certificates to users on the server (tls-auth-clients-user CN)',
+  );
 }
 
 /** Undefined when `frame` (the reply to AUTH) accepts the login; otherwise the error to report. */
@@ -82,6 +92,8 @@ export async function connectBackend(opts: BackendConnectOptions): Promise<Socke
   socket.pause();
   try {
     await login(socket, attempts, opts.login.credential.user);
+    if (opts.login.credential.kind === 'certificate')
+      await checkBackendUser(socket, opts.login.credential.user);
   } catch (err) {
     socket.destroy();
     throw err;

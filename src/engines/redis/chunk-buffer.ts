@@ -68,6 +68,39 @@ export class ChunkBuffer {
     return true;
   }
 
+  /** Offset just past the line read by `readInt`; -1 when that line has not fully arrived. */
+  next = 0;
+
+  /**
+   * Reads `<integer>\r\n` starting at `at` the way Redis's string2ll does (optional `-`, digits, no
+   * leading zeros, at most 15 digits) in one pass over the bytes. Returns the value and sets `next`;
+   * NaN when the bytes cannot be such a line, whether or not all of it has arrived.
+   */
+  readInt(at: number): number {
+    const buf = this.buf;
+    const end = this.end;
+    let i = at;
+    const neg = i < end && buf[i] === 0x2d; /* - */
+    if (neg) i++;
+    const first = i;
+    let n = 0;
+    for (; i < end; i++) {
+      const c = buf[i]!;
+      if (c === 0x0d /* \r */) break;
+      const d = c - 0x30;
+      if (d < 0 || d > 9 || i - first >= 15) return NaN;
+      n = n * 10 + d;
+    }
+    if (i + 1 >= end) {
+      this.next = -1;
+      return 0;
+    }
+    const digits = i - first;
+    if (buf[i + 1] !== 0x0a || digits === 0 || (buf[first] === 0x30 && (digits > 1 || neg))) return NaN;
+    this.next = i + 2;
+    return neg ? -n : n;
+  }
+
   /** Drops everything (after a protocol error, or when the stream is reset). */
   clear(): void {
     this.buf = EMPTY;
@@ -77,15 +110,15 @@ export class ChunkBuffer {
   }
 }
 
-/** Index of the `\r` of the next `\r\n` at or after `from` and before `end`, or -1. */
+/**
+ * Index of the `\r` of the next `\r\n` at or after `from` and before `end`, or -1. A plain loop: the
+ * lines searched (simple strings, errors, integers) are short, where a native indexOf costs more.
+ */
 export function findCrlf(buf: Buffer, from: number, end: number): number {
-  let i = from;
-  for (;;) {
-    i = buf.indexOf(0x0d, i);
-    if (i < 0 || i + 1 >= end) return -1;
-    if (buf[i + 1] === 0x0a) return i;
-    i++;
+  for (let i = from; i + 1 < end; i++) {
+    if (buf[i] === 0x0d && buf[i + 1] === 0x0a) return i;
   }
+  return -1;
 }
 
 /**

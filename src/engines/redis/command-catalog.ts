@@ -1,5 +1,5 @@
 // What the backend says about itself: every command and subcommand with its ACL categories (from
-// `COMMAND`, i.e. COMMAND INFO for all), its version, and whether it runs in cluster mode. Learned
+// `COMMAND`, i.e. COMMAND INFO for all), its version, and whether it runs in cluster mode (HELLO). Learned
 // once per backend address and cached, so access rules on `@write` or `@dangerous` follow the server
 // actually behind the agent (modules, newer commands) instead of a table kept by hand.
 import type { CommandInfo } from '../../authz/commands.js';
@@ -39,17 +39,20 @@ export function catalogFromCommandReply(reply: RespValue): Pick<BackendFacts, 'c
   return { commands, containers };
 }
 
-/** `redis_version` and `cluster_enabled` from an INFO reply. */
-export function infoFields(text: string): { version: string; clusterEnabled: boolean } {
-  const field = (name: string) => new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(text)?.[1];
-  return { version: field('redis_version') ?? 'unknown', clusterEnabled: field('cluster_enabled') === '1' };
+/** Version and mode from the reply of a bare `HELLO` (a flat key/value array in RESP2). */
+export function helloFields(reply: RespValue): { version: string; clusterEnabled: boolean } {
+  const fields = new Map<string, string>();
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) fields.set(String(reply[i]), String(reply[i + 1]));
+  }
+  return { version: fields.get('version') ?? 'unknown', clusterEnabled: fields.get('mode') === 'cluster' };
 }
 
 function learnFailed(user: string, detail: string): DrawbridgeError {
   return new DrawbridgeError(
     'BACKEND_UNREACHABLE',
     `cannot learn the backend's commands as "${user}": ${detail}`,
-    `let database user "${user}" run COMMAND and INFO (ACL +@connection +info), or AUTH as one who can`,
+    `let database user "${user}" run COMMAND and HELLO (ACL +@connection), or AUTH as one who can`,
   );
 }
 
@@ -63,8 +66,8 @@ export async function loadBackendFacts(opts: BackendConnectOptions): Promise<Bac
   };
   try {
     const catalog = catalogFromCommandReply(await ask(['COMMAND']));
-    const info = await ask(['INFO']);
-    return { ...catalog, ...infoFields(Buffer.isBuffer(info) ? info.toString('utf8') : String(info)) };
+    // HELLO (no protocol change) needs only @connection, unlike INFO (@dangerous in Redis 7).
+    return { ...catalog, ...helloFields(await ask(['HELLO'])) };
   } catch (err) {
     throw err instanceof DrawbridgeError ? err : learnFailed(user, errorMessage(err));
   } finally {

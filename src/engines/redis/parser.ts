@@ -6,7 +6,7 @@
 // Inline commands are the exception: they are re-encoded as RESP arrays, so the backend runs exactly
 // the arguments the agent authorized, whatever its own inline quoting rules.
 import { DrawbridgeError } from '../../errors.js';
-import { ChunkBuffer, findCrlf, parseRespInt } from './chunk-buffer.js';
+import { ChunkBuffer } from './chunk-buffer.js';
 import { splitInline } from './inline.js';
 import { REDIS_CONTAINER_COMMANDS, commandName } from './command-name.js';
 import { encodeCommand } from './serializer.js';
@@ -54,11 +54,11 @@ export class RequestParser {
   private readonly maxArgs: number;
   private readonly maxInline: number;
   private readonly containers: ReadonlySet<string>;
-  // Progress inside the pending multibulk command, relative to its start so it survives re-buffering.
-  private argc = -1;
+  // Progress inside the pending multibulk command: its arguments so far, and the next header's offset
+  // relative to the command start (so it survives re-buffering).
+  private args: Buffer[] | undefined;
+  private argi = 0;
   private pos = 0;
-  private readonly argStart: number[] = [];
-  private readonly argLen: number[] = [];
 
   constructor(
     private readonly onCommand: (cmd: RedisCommand) => void,
@@ -96,38 +96,30 @@ export class RequestParser {
     const b = this.bytes;
     const buf = b.buf;
     const base = b.start;
-    if (this.argc < 0) {
-      const cr = findCrlf(buf, base + 1, b.end);
-      if (cr < 0) {
-        if (b.end - base > this.maxInline) throw protocolError('too big mbulk count string');
-        return false;
-      }
-      const n = parseRespInt(buf, base + 1, cr);
+    if (this.args === undefined) {
+      const n = b.readInt(base + 1);
+      if (b.next < 0 && n === 0) return false;
       if (!(n <= this.maxArgs)) throw protocolError('invalid multibulk length');
       if (n <= 0) {
         // Redis skips empty and null arrays without a reply.
-        b.start = cr + 2;
+        b.start = b.next;
         return true;
       }
-      this.argc = n;
-      this.pos = cr + 2 - base;
-      this.argStart.length = 0;
-      this.argLen.length = 0;
+      this.args = new Array<Buffer>(n);
+      this.argi = 0;
+      this.pos = b.next - base;
     }
-    while (this.argStart.length < this.argc) {
+    const args = this.args;
+    while (this.argi < args.length) {
       const at = base + this.pos;
       if (at >= b.end) return false;
       if (buf[at] !== Byte.Bulk) {
         throw protocolError(`expected '$', got '${String.fromCharCode(buf[at]!)}'`);
       }
-      const cr = findCrlf(buf, at + 1, b.end);
-      if (cr < 0) {
-        if (b.end - at > this.maxInline) throw protocolError('too big bulk count string');
-        return false;
-      }
-      const len = parseRespInt(buf, at + 1, cr);
+      const len = b.readInt(at + 1);
+      if (b.next < 0 && len === 0) return false;
       if (!(len >= 0 && len <= this.maxBulk)) throw protocolError('invalid bulk length');
-      const body = cr + 2;
+      const body = b.next;
       if (body + len + 2 > b.end) {
         b.need = body + len + 2 - base;
         return false;
@@ -135,17 +127,12 @@ export class RequestParser {
       if (buf[body + len] !== Byte.CR || buf[body + len + 1] !== Byte.LF) {
         throw protocolError('bulk string not terminated by CRLF');
       }
-      this.argStart.push(body - base);
-      this.argLen.push(len);
+      // Slices of earlier chunks stay valid when the buffer is re-copied: old bytes are never reused.
+      args[this.argi++] = buf.subarray(body, body + len);
       this.pos = body + len + 2 - base;
     }
-    const args = new Array<Buffer>(this.argc);
-    for (let i = 0; i < this.argc; i++) {
-      const s = base + this.argStart[i]!;
-      args[i] = buf.subarray(s, s + this.argLen[i]!);
-    }
     const end = base + this.pos;
-    this.argc = -1;
+    this.args = undefined;
     b.start = end;
     this.onCommand({ name: commandName(args, this.containers), args, raw: buf.subarray(base, end) });
     return true;

@@ -72,25 +72,28 @@ export class ReplyFramer {
     for (;;) {
       const at = base + this.pos;
       if (at >= b.end) return false;
-      const cr = findCrlf(buf, at + 1, b.end);
-      if (cr < 0) return false;
-      let next = cr + 2;
       const type = buf[at];
-      if (type === Byte.Bulk) {
-        const len = parseRespInt(buf, at + 1, cr);
-        if (len >= 0) {
-          next += len + 2;
+      let next: number;
+      if (type === Byte.Bulk || type === Byte.Array) {
+        const n = b.readInt(at + 1);
+        if (b.next < 0 && n === 0) return false;
+        next = b.next;
+        if (type === Byte.Array) {
+          if (n > 0)
+            this.open.push(n + 1); // +1: the close below counts this array header as one element
+          else if (n !== 0 && n !== -1) throw backendProtocolError('invalid array length');
+        } else if (n >= 0) {
+          next += n + 2;
           if (next > b.end) {
             b.need = next - base;
             return false;
           }
-        } else if (len !== -1) throw backendProtocolError('invalid bulk length');
-      } else if (type === Byte.Array) {
-        const n = parseRespInt(buf, at + 1, cr);
-        if (n > 0) {
-          this.open.push(n + 1); // +1: the close below counts this array header as one element
-        } else if (n !== 0 && n !== -1) throw backendProtocolError('invalid array length');
-      } else if (type !== Byte.Simple && type !== Byte.Error && type !== Byte.Integer) {
+        } else if (n !== -1) throw backendProtocolError('invalid bulk length');
+      } else if (type === Byte.Simple || type === Byte.Error || type === Byte.Integer) {
+        const cr = findCrlf(buf, at + 1, b.end);
+        if (cr < 0) return false;
+        next = cr + 2;
+      } else {
         throw backendProtocolError(`unknown type byte 0x${(type ?? 0).toString(16)}`);
       }
       this.pos = next - base;

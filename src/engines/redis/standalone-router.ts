@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { authAttempts, authFailure, connectBackend } from './backend-auth.js';
+import { authAttempts, authFailure, certificateSwitchError, connectBackend } from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
@@ -62,6 +62,8 @@ export class StandaloneRouter implements Router {
   constructor(
     private readonly socket: Socket,
     private readonly log: Logger,
+    /** The database user this connection is logged in as. */
+    private user: string,
   ) {
     this.out = new WriteBatcher(socket);
     socket.on('data', (chunk: Buffer) => {
@@ -159,15 +161,17 @@ export class StandaloneRouter implements Router {
   }
 
   async relogin(login: BackendLogin): Promise<void> {
-    let failure: DrawbridgeError | undefined;
+    let failure = certificateSwitchError(this.user, login);
+    if (failure) throw failure;
     for (const auth of authAttempts(login)) {
       const reply = await new Promise<Buffer | RedisReplyError>((resolve) =>
         this.enqueue(auth, resolve, Expect.OneFrame),
       );
       failure = Buffer.isBuffer(reply) ? authFailure(reply, login.credential.user) : lost(reply.message);
-      if (!failure) return;
+      if (!failure) break;
     }
     if (failure) throw failure;
+    this.user = login.credential.user;
   }
 
   pause(): void {
@@ -220,5 +224,9 @@ function joinFrames(parts: Buffer[]): Buffer {
 
 registerRouter('standalone', async (opts) => {
   const socket = await connectBackend({ database: opts.database, secrets: opts.secrets, login: opts.login });
-  return new StandaloneRouter(socket, opts.log.child({ sessionId: opts.sessionId }));
+  return new StandaloneRouter(
+    socket,
+    opts.log.child({ sessionId: opts.sessionId }),
+    opts.login.credential.user,
+  );
 });

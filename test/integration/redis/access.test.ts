@@ -16,6 +16,14 @@ afterAll(async () => {
   await f?.stop();
 });
 
+async function until(check: () => Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(200);
+  }
+}
+
 /** redis-cli reading commands from stdin prints one reply per command (errors with a blank line after). */
 const lines = (out: string) => out.split('\n').filter(Boolean);
 
@@ -129,6 +137,41 @@ describe('redis access through the agent', () => {
     expect(last[4]).toMatchObject({ commands: 2, denied: 1 });
     expect(JSON.stringify(events)).not.toContain('secret-pw');
     expect(JSON.stringify(events)).not.toContain(REDIS_USERS.app.password);
+  });
+
+  it('a policy change re-checks live sessions: new command rules apply at once, revoked users are cut off', async () => {
+    const { redisDocs, role } = await import('./fixture.js');
+    const named = (d: object, kind: string, name: string) =>
+      (d as { kind: string; metadata: { name: string } }).kind === kind &&
+      (d as { metadata: { name: string } }).metadata.name === name;
+    const alice = f.ioredis('alice');
+    const raw = await f.raw('alice');
+    let rawText = '';
+    raw.on('data', (d: Buffer) => (rawText += d.toString()));
+    const rawClosed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+    raw.write('PING\r\n');
+    await alice.set('before', '1');
+    const docs = redisDocs(f.redis);
+    const tighter = docs.map((d) =>
+      named(d, 'AccessRole', 'developer')
+        ? role(
+            'developer',
+            { databaseLabels: { env: '*' }, databaseUsers: ['default', 'app'] },
+            { redisCommands: ['@dangerous', '@write'] },
+          )
+        : d,
+    );
+    await f.agent.writeDocs(tighter);
+    await until(async () => /@write/.test(await alice.set('after', '1').then(String, String)));
+    expect(await alice.get('before')).toBe('1'); // reads still allowed, same session
+    // Now remove alice's DatabaseUser: her live sessions end with the reason.
+    await f.agent.writeDocs(tighter.filter((d) => !named(d, 'DatabaseUser', 'alice')));
+    await rawClosed;
+    expect(rawText).toMatch(
+      /^\+PONG\r\n-ERR access revoked: access to cache as database user "default" denied: user "alice"/,
+    );
+    await f.agent.writeDocs(docs);
+    await until(async () => (await f.cli('alice', ['PING'])) === 'PONG\n');
   });
 
   it('a plaintext client gets a RESP error telling it to use TLS', async () => {

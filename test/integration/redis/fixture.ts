@@ -33,6 +33,10 @@ export interface RedisFixture {
   ioredis(person: PersonName, opts?: { username?: string; password?: string }): Redis;
   /** A raw TLS connection to the agent (for malformed input). */
   raw(person: PersonName): Promise<TLSSocket>;
+  /** Another agent in front of the same Redis (other auth types); stopped with the fixture. */
+  startAgent(docs: object[]): Promise<TestAgent>;
+  /** redis-cli as `person` through the agent on `port`. */
+  cliAt(port: number, person: PersonName, args: string[], stdin?: string): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -55,7 +59,10 @@ export function dbUser(name: string, roles: string[]) {
 }
 
 /** alice: app or default, anything but @dangerous. rita: reader, @read + @connection. ops: anyone, all. */
-export function redisDocs(redis: RedisServer, authType = 'password') {
+export function redisDocs(
+  redis: RedisServer,
+  auth: { type: 'password' | 'mtls' | 'passthrough'; login?: Record<string, string> } = { type: 'password' },
+) {
   const labels = { databaseLabels: { env: '*' } };
   return [
     {
@@ -66,7 +73,10 @@ export function redisDocs(redis: RedisServer, authType = 'password') {
         protocol: 'redis',
         uri: `rediss://${redis.host}:${redis.tlsPort}`,
         tls: { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } },
-        auth: { type: authType, secretRef: { name: 'redis-login' } },
+        auth: {
+          type: auth.type,
+          ...(auth.type === 'passthrough' ? {} : { secretRef: { name: 'redis-login' } }),
+        },
       },
     },
     {
@@ -79,7 +89,8 @@ export function redisDocs(redis: RedisServer, authType = 'password') {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: 'redis-login' },
-      stringData: Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
+      stringData:
+        auth.login ?? Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
     },
     role('developer', { ...labels, databaseUsers: ['default', 'app'] }, { redisCommands: ['@dangerous'] }),
     role('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
@@ -109,19 +120,19 @@ export async function startRedisFixture(): Promise<RedisFixture> {
     ipAddresses: ['127.0.0.1'],
     usage: 'server',
   });
+  const agentTls = { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem };
   const redis = await startRedis();
   let agent: TestAgent;
   try {
-    agent = await startTestAgent({
-      database: 'cache',
-      docs: redisDocs(redis),
-      tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
-    });
+    agent = await startTestAgent({ database: 'cache', docs: redisDocs(redis), tls: agentTls });
   } catch (err) {
     await redis.stop();
     throw err;
   }
   const clients = new Set<Redis>();
+  const agents: TestAgent[] = [agent];
+  const cliAt = (port: number, p: PersonName, args: string[], stdin?: string) =>
+    exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(port), ...args], stdin);
   const tlsArgs = (p: PersonName) => [
     '--tls',
     '--cacert',
@@ -138,8 +149,13 @@ export async function startRedisFixture(): Promise<RedisFixture> {
     caFile,
     people,
     tlsArgs,
-    cli: (p, args, stdin) =>
-      exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
+    cli: (p, args, stdin) => cliAt(agent.port, p, args, stdin),
+    cliAt,
+    async startAgent(docs) {
+      const extra = await startTestAgent({ database: 'cache', docs, tls: agentTls });
+      agents.push(extra);
+      return extra;
+    },
     ioredis(p, opts = {}) {
       const client = new Redis({
         host: '127.0.0.1',
@@ -169,7 +185,7 @@ export async function startRedisFixture(): Promise<RedisFixture> {
       }),
     async stop() {
       clients.forEach((c) => c.disconnect());
-      await agent.stop();
+      for (const a of agents) await a.stop();
       await redis.stop();
       await rm(dir, { recursive: true, force: true });
     },

@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { auditArgs } from '../../../src/engines/redis/audit.js';
-import { catalogFromCommandReply, infoFields } from '../../../src/engines/redis/command-catalog.js';
+import { catalogFromCommandReply, helloFields } from '../../../src/engines/redis/command-catalog.js';
 import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
 import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
 import { decodeReply } from '../../../src/engines/redis/reply-parser.js';
@@ -79,12 +79,13 @@ describe('command catalog', () => {
     expect([...containers]).toEqual(['config']);
   });
 
-  it('reads version and cluster mode from INFO', () => {
-    expect(infoFields('# Server\r\nredis_version:7.0.15\r\n# Cluster\r\ncluster_enabled:1\r\n')).toEqual({
-      version: '7.0.15',
-      clusterEnabled: true,
-    });
-    expect(infoFields('redis_version:6.2.1\r\ncluster_enabled:0\r\n').clusterEnabled).toBe(false);
+  it('reads version and cluster mode from HELLO', () => {
+    const hello = (mode: string) =>
+      decodeReply(
+        encodeValue([b('server'), b('redis'), b('version'), b('7.0.15'), b('proto'), 2, b('mode'), b(mode)]),
+      );
+    expect(helloFields(hello('cluster'))).toEqual({ version: '7.0.15', clusterEnabled: true });
+    expect(helloFields(hello('standalone')).clusterEnabled).toBe(false);
   });
 });
 

@@ -22,7 +22,11 @@ class FakeBackend extends Duplex {
 
 function setup() {
   const backend = new FakeBackend();
-  const router = new StandaloneRouter(backend as unknown as Socket, createLogger('unit', 'silent'));
+  const router = new StandaloneRouter(
+    backend as unknown as Socket,
+    createLogger('unit', 'silent'),
+    'default',
+  );
   const replies: string[] = [];
   const pushes: string[] = [];
   router.onPush((f) => pushes.push(f.toString()));
