@@ -12,6 +12,7 @@
 //   get a dedicated connection, taken from a small idle list per node and given back only when clean
 //   (nothing in flight, no transaction, no subscription), otherwise closed.
 import type { Socket } from 'node:net';
+import { DrawbridgeError } from '../../../errors.js';
 import type { BackendLogin } from '../router.js';
 import { NodeConnection } from './node-connection.js';
 
@@ -26,6 +27,7 @@ export class LoginPool {
   private readonly dedicated = new Set<NodeConnection>();
   /** Routers currently using this login; the pool closes when the last one leaves (after a grace). */
   users = 0;
+  private closed = false;
 
   constructor(
     readonly key: string,
@@ -35,7 +37,13 @@ export class LoginPool {
     private readonly label: (node: number) => string,
   ) {}
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   private connect(node: number): Promise<Socket> {
+    if (this.closed)
+      return Promise.reject(new DrawbridgeError('AGENT_SHUTDOWN', 'cluster connections are closing'));
     return this.connector(node, this.login);
   }
 
@@ -99,12 +107,13 @@ export class LoginPool {
     }
   }
 
+  /** Closes everything; connections asked for afterwards fail at once (close listeners may ask). */
   close(): void {
-    for (const c of this.shared.values()) c.destroy('pool closed');
-    for (const list of this.idle.values()) for (const c of list) c.destroy('pool closed');
-    for (const c of this.dedicated) c.destroy('pool closed');
+    this.closed = true;
+    const all = [...this.shared.values(), ...[...this.idle.values()].flat(), ...this.dedicated];
     this.shared.clear();
     this.idle.clear();
     this.dedicated.clear();
+    for (const c of all) c.destroy('pool closed');
   }
 }

@@ -1,6 +1,7 @@
 // Pub/sub for one client session, on its own subscribed connections.
-// - SUBSCRIBE/PSUBSCRIBE: Redis Cluster broadcasts PUBLISH to every node, so one connection to any
-//   node hears every channel; the session's channels and patterns all live there.
+// - SUBSCRIBE/PSUBSCRIBE: Redis Cluster broadcasts PUBLISH to every node, so one connection to one
+//   node hears every channel; the session's channels and patterns all live on the "pub/sub home"
+//   master, where PUBLISH is sent too (see SendContext.pubsubHome).
 // - SSUBSCRIBE: a shard channel is only published on the node owning its slot, so channels are
 //   grouped by slot and subscribed on each owner; when a slot moves, the node drops the
 //   subscription (an unasked `sunsubscribe`) and the agent re-subscribes on the new owner.
@@ -126,7 +127,8 @@ export class PubSub implements LinkEvents {
     if (this.closed) return;
     if (link === this.main) {
       this.main = undefined;
-      if (this.channels.size + this.patterns.size > 0) this.resubscribeMain(Date.now());
+      // Not from inside the close event: the pool may be closing, and a node needs a moment to fail over.
+      if (this.channels.size + this.patterns.size > 0) setTimeout(() => this.resubscribeMain(Date.now()), 50);
       return;
     }
     this.shardLinks.delete(link.node);
@@ -272,7 +274,7 @@ export class PubSub implements LinkEvents {
 
   private mainLink(): SubscriberLink {
     if (!this.main) {
-      this.main = new SubscriberLink(this.host.pool(), this.host.ctx.anyNode(), this);
+      this.main = new SubscriberLink(this.host.pool(), this.host.ctx.pubsubHome(), this);
       if (this.paused) this.main.conn.pause();
     }
     return this.main;
@@ -315,7 +317,7 @@ export class PubSub implements LinkEvents {
         );
       } else setTimeout(() => this.resubscribeMain(since), 200);
     };
-    if (this.closed || this.channels.size + this.patterns.size === 0) return;
+    if (this.closed || this.host.pool().isClosed || this.channels.size + this.patterns.size === 0) return;
     const link = this.mainLink();
     const again = (outcome: LinkOutcome) => {
       if (outcome instanceof NodeUnavailable) retry(outcome.error.message);
@@ -328,7 +330,7 @@ export class PubSub implements LinkEvents {
 
   private resubscribeShard(channel: Buffer, moves: number, since: number): void {
     const key = channel.toString('latin1');
-    if (this.closed || this.shards.get(key) !== NO_NODE) return;
+    if (this.closed || this.host.pool().isClosed || this.shards.get(key) !== NO_NODE) return;
     this.shardSubscribe(keySlot(channel), [channel], moves, (outcome, node) => {
       if (outcome === undefined) {
         if (this.shards.has(key)) this.shards.set(key, node);

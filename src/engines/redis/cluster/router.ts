@@ -172,6 +172,17 @@ export class ClusterRouter implements Router {
     const local = this.local(cmd, done);
     if (local !== undefined) return local;
     if (!rules) return this.send(cmd.raw, KEYLESS, false, this.shared, done);
+    if (name === 'publish' || name.startsWith('pubsub|')) {
+      const home = () => this.service.pubsubHome();
+      return new RoutedSend(this.service, {
+        raw: cmd.raw,
+        slot: KEYLESS,
+        pick: home,
+        idempotent: false,
+        lane: this.shared,
+        done,
+      }).start();
+    }
     if (name === 'scan') return scan({ ctx: this.service, lane: this.shared }, cmd, done);
     if (rules.requestPolicy === 'all_shards' || rules.requestPolicy === 'all_nodes') {
       return fanOut({ ctx: this.service, lane: this.shared }, rules, this.capWait(cmd), done);

@@ -19,6 +19,12 @@ export interface SendContext {
   readonly retryBudgetMs: number;
   /** A node for keyless commands (round robin over masters). */
   anyNode(): number;
+  /**
+   * Where every session's SUBSCRIBE/PSUBSCRIBE connection lives and PUBLISH goes. PUBLISH reaches
+   * subscribers on every node anyway (the cluster bus broadcasts it); sending both to one node makes
+   * PUBLISH's receiver count and PUBSUB NUMSUB count the agent's subscribers, as one server would.
+   */
+  pubsubHome(): number;
 }
 
 export type Lane = (node: number) => NodeConnection;

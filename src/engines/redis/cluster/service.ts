@@ -84,6 +84,10 @@ export class ClusterService implements SendContext {
     return masters[this.rr]!;
   }
 
+  pubsubHome(): number {
+    return this.topology.masters()[0] ?? 0;
+  }
+
   rules(name: string): CommandRules | undefined {
     return this.rulesByName?.get(name);
   }
