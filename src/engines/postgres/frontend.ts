@@ -58,15 +58,17 @@ function handshake(socket: Socket, context: SecureContext): Promise<TLSSocket> {
       tls.removeAllListeners('error');
       resolve(tls);
     });
-    tls.once('error', (err) =>
+    tls.once('error', (err) => {
+      // The client has seen a TLS alert; a plaintext ErrorResponse now would only be noise to it.
+      socket.destroy();
       reject(
         new DrawbridgeError(
           'AUTHN_FAILED',
           `TLS handshake with the client failed: ${errorMessage(err)}`,
           TLS_REQUIRED_HINT,
         ),
-      ),
-    );
+      );
+    });
     tls.once('close', () =>
       reject(
         new DrawbridgeError('PROTOCOL_ERROR', 'the client closed the connection during the TLS handshake'),

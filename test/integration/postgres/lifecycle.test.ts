@@ -1,6 +1,7 @@
 // How sessions end: a config reload that revokes access, the role's maxSessionTTL, and malformed or
 // oversized input — each ends the one session concerned, with a FATAL the client can read, while other
 // sessions and the agent carry on.
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +128,34 @@ describe('malformed input ends one session only', () => {
     } finally {
       await bystander.end();
     }
+  });
+
+  it('closes connections that never speak PostgreSQL, and keeps serving', async () => {
+    const exchange = (bytes: Buffer[]) =>
+      new Promise<string>((resolve) => {
+        const sock = connect({ host: '127.0.0.1', port: f.agent.port });
+        let got = '';
+        sock.on('data', (d) => (got += d.toString('latin1')));
+        sock.on('error', () => undefined);
+        sock.on('close', () => resolve(got));
+        sock.on('connect', async () => {
+          for (const b of bytes) {
+            sock.write(b);
+            await sleep(50);
+          }
+        });
+      });
+    // An HTTP request: its first four bytes read as a 1.1 GB startup length.
+    expect(await exchange([Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')])).toContain(
+      'invalid startup packet length',
+    );
+    // SSLRequest answered 'S', then no TLS at all.
+    const sslRequest = Buffer.from([0, 0, 0, 8, 4, 0xd2, 0x16, 0x2f]);
+    expect(await exchange([sslRequest, Buffer.from('not a TLS ClientHello at all')])).toBe('S');
+    const c = pgClient(f, f.people.alice, 'alice', 'orders');
+    await c.connect();
+    expect((await c.query('select 7 as n')).rows[0].n).toBe(7);
+    await c.end();
   });
 
   it('audits the end of the broken session with its reason', async () => {
