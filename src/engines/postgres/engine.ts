@@ -23,8 +23,8 @@ const DENIED_HINT =
   'ask an administrator for an AccessRole that allows it; kubectl db ls shows what you may use';
 
 /**
- * The sockets of a connection still in its handshake. If either side closes, or the startup deadline
- * passes, everything opened for it is closed, so nothing half-open outlives its client.
+ * The sockets of a connection still in its handshake. If the client goes away, or the startup deadline
+ * passes, everything opened for it is closed, so no backend connection outlives its client.
  */
 class Handshake {
   client: Socket;
@@ -54,9 +54,9 @@ class Handshake {
     this.watch(tls);
   }
 
+  /** A backend socket opened for this client. Its own failures reach the login as errors, not here. */
   backend(s: Socket): void {
     this.backends.add(s);
-    this.watch(s);
     if (this.client.destroyed) this.abort();
   }
 
@@ -132,7 +132,10 @@ export class PostgresEngine implements Engine {
 
     // 5. Replay the backend's session parameters to the client, swapping its cancel key for ours.
     const key = await this.relayStartup(tls, backendWire, target);
-    if (!key) return hs.done();
+    if (!key) {
+      agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'failed' });
+      return hs.done();
+    }
 
     // 6. Relay. The session is tracked so policy changes and TTLs can end it.
     hs.done();
