@@ -158,3 +158,16 @@ export function checkHostile(input: Buffer, offsets: number[]): void {
 function sameArgs(a: Buffer[], b: Buffer[]): boolean {
   return a.length === b.length && a.every((x, i) => x.equals(b[i]!));
 }
+
+const offsets = fc.array(fc.nat(), { maxLength: 4 });
+
+/** Every property, labelled; the unit test and the long fuzz run both iterate this list. */
+export const redisFuzzProperties: [string, (params: fc.Parameters<unknown>) => void][] = [
+  ['valid command streams', (p) => fc.assert(fc.property(commandStream, offsets, checkCommands), p)],
+  [
+    'valid reply trees',
+    (p) => fc.assert(fc.property(fc.array(replyValue, { maxLength: 6 }), offsets, checkReplies), p),
+  ],
+  ['random and RESP-shaped bytes', (p) => fc.assert(fc.property(hostileBytes, offsets, checkHostile), p)],
+  ['mutated valid streams', (p) => fc.assert(fc.property(mutatedStream, offsets, checkHostile), p)],
+];

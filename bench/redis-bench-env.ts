@@ -1,14 +1,24 @@
 // The servers bench/redis.sh measures: one real Redis 7 (TLS and plaintext ports) and two agents in
 // front of it — one with TLS to the backend (the production setting) and one plaintext to the backend
-// (the same backend hop nutcracker has). Prints `export NAME=value` lines, then `# ready`, and runs
-// until SIGTERM/SIGINT or stdin closes.
+// (the same backend hop nutcracker has) — plus a bare Node TLS→TLS byte pipe, the floor any Node
+// proxy with both hops encrypted starts from. Prints `export NAME=value` lines, then `# ready`, and
+// runs until SIGTERM/SIGINT or stdin closes.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer, connect as tlsConnect } from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
 import { createCA, issueCertificate } from '../src/pki/ca.js';
 import { createLogger } from '../src/log.js';
 import { type TestAgent, startTestAgent } from '../test/support/agent.js';
-import { REDIS_USERS, startRedis } from '../test/support/redis.js';
+import {
+  REDIS_USERS,
+  accessRole,
+  databaseUser,
+  issuePeople,
+  redisDatabaseDocs,
+  startRedis,
+} from '../test/support/redis.js';
 
 const redis = await startRedis();
 const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-bench-'));
@@ -18,59 +28,26 @@ const serving = await issueCertificate(ca, {
   ipAddresses: ['127.0.0.1'],
   usage: 'server',
 });
-const client = await issueCertificate(ca, { commonName: 'bench', usage: 'client' });
-const files = {
-  ca: path.join(dir, 'ca.crt'),
-  cert: path.join(dir, 'bench.crt'),
-  key: path.join(dir, 'bench.key'),
-};
-await writeFile(files.ca, ca.certPem);
-await writeFile(files.cert, client.certPem);
-await writeFile(files.key, client.keyPem, { mode: 0o600 });
+const { bench } = await issuePeople(ca, dir, ['bench']);
+await writeFile(path.join(dir, 'ca.crt'), ca.certPem);
 
 function docs(backendTls: boolean): object[] {
   return [
-    {
-      apiVersion: 'drawbridge.dev/v1alpha1',
-      kind: 'Database',
-      metadata: { name: 'bench', labels: { env: 'bench' } },
-      spec: {
-        protocol: 'redis',
-        uri: backendTls ? `rediss://127.0.0.1:${redis.tlsPort}` : `redis://127.0.0.1:${redis.plainPort}`,
-        tls: backendTls
-          ? { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } }
-          : { mode: 'disabled' },
-        auth: { type: 'password', secretRef: { name: 'redis-login' } },
-      },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'redis-ca' },
-      stringData: { 'ca.crt': redis.ca.certPem },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'redis-login' },
-      stringData: { default: REDIS_USERS.default.password },
-    },
-    {
-      apiVersion: 'drawbridge.dev/v1alpha1',
-      kind: 'AccessRole',
-      metadata: { name: 'bench' },
-      // A deny rule the hot path evaluates on every command, as in a real policy.
-      spec: {
-        allow: { databaseLabels: { env: '*' }, databaseUsers: ['default'] },
-        deny: { redisCommands: ['shutdown'] },
-      },
-    },
-    {
-      apiVersion: 'drawbridge.dev/v1alpha1',
-      kind: 'DatabaseUser',
-      metadata: { name: 'bench' },
-      spec: { subjects: [{ kind: 'User', name: 'bench' }], roles: ['bench'] },
-    },
+    ...redisDatabaseDocs({
+      name: 'bench',
+      uri: backendTls ? `rediss://127.0.0.1:${redis.tlsPort}` : `redis://127.0.0.1:${redis.plainPort}`,
+      labels: { env: 'bench' },
+      ...(backendTls ? { caPem: redis.ca.certPem } : {}),
+      auth: 'password',
+      login: { default: REDIS_USERS.default.password },
+    }),
+    // A deny rule the hot path evaluates on every command, as in a real policy.
+    accessRole(
+      'bench',
+      { databaseLabels: { env: '*' }, databaseUsers: ['default'] },
+      { redisCommands: ['shutdown'] },
+    ),
+    databaseUser('bench', ['bench']),
   ];
 }
 
@@ -81,7 +58,19 @@ const agents: TestAgent[] = [
   await startTestAgent({ database: 'bench', docs: docs(false), tls, log }),
 ];
 
+// The calibration pipe: no parsing, no rules, no audit; redis-benchmark authenticates itself.
+const pipe = createServer({ cert: serving.certPem, key: serving.keyPem }, (client) => {
+  const backend = tlsConnect({ host: '127.0.0.1', port: redis.tlsPort, ca: redis.ca.certPem });
+  client.setNoDelay(true);
+  backend.setNoDelay(true);
+  client.pipe(backend).pipe(client);
+  client.on('error', () => backend.destroy());
+  backend.on('error', () => client.destroy());
+});
+await new Promise<void>((resolve) => pipe.listen(0, '127.0.0.1', resolve));
+
 const out = {
+  PIPE_PORT: (pipe.address() as AddressInfo).port,
   REDIS_TLS_PORT: redis.tlsPort,
   REDIS_PLAIN_PORT: redis.plainPort,
   REDIS_CA: redis.caFile,
@@ -89,9 +78,9 @@ const out = {
   AGENT_PORT: agents[0]!.port,
   AGENT_PLAIN_BACKEND_PORT: agents[1]!.port,
   AGENT_AUDIT: agents[0]!.auditPath,
-  CLIENT_CA: files.ca,
-  CLIENT_CERT: files.cert,
-  CLIENT_KEY: files.key,
+  CLIENT_CA: path.join(dir, 'ca.crt'),
+  CLIENT_CERT: bench.certFile,
+  CLIENT_KEY: bench.keyFile,
 };
 for (const [k, v] of Object.entries(out)) process.stdout.write(`export ${k}=${v}\n`);
 process.stdout.write('# ready\n');
@@ -100,6 +89,7 @@ let stopping = false;
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
+  pipe.close();
   for (const a of agents) await a.stop(0);
   await redis.stop();
   await rm(dir, { recursive: true, force: true });

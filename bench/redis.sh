@@ -6,6 +6,8 @@
 #   nutcracker     redis-benchmark → twemproxy → Redis (plaintext both hops: nutcracker has no TLS)
 #   agent          redis-benchmark ═TLS═▶ agent ═TLS═▶ Redis   (production setting: audit on, rules checked)
 #   agent-plainbe  redis-benchmark ═TLS═▶ agent ──plain──▶ Redis (same backend hop as nutcracker)
+#   node-tls-pipe  redis-benchmark ═TLS═▶ bare Node byte pipe ═TLS═▶ Redis (no parsing, rules or audit):
+#                  the floor of any Node proxy with both hops encrypted, to read the agent's numbers against
 # The agent always requires TLS from clients, so its fair baselines are direct-tls (same client hop) and
 # nutcracker (a proxy hop); both are printed. Then bench/redis-cluster.sh, when present, runs the
 # Redis Cluster part. Usage: bash bench/redis.sh  (after `make build`; `make bench-redis` does both).
@@ -62,12 +64,13 @@ declare -A ARGS=(
   [nutcracker]="-p $NUT_PORT -a $REDIS_PASSWORD"
   [agent]="-p $AGENT_PORT ${AGENT_TLS[*]}"
   [agent-plainbe]="-p $AGENT_PLAIN_BACKEND_PORT ${AGENT_TLS[*]}"
+  [node-tls-pipe]="-p $PIPE_PORT -a $REDIS_PASSWORD --tls --cacert $CLIENT_CA"
 )
-TARGETS=(direct-plain direct-tls nutcracker agent agent-plainbe)
+TARGETS=(direct-plain direct-tls nutcracker node-tls-pipe agent agent-plainbe)
 
 # CPU time (user+sys, clock ticks) of the proxy process: on a shared machine, proxy CPU per request is
 # steadier than throughput. Direct targets have no proxy.
-declare -A PROXY_PID=([nutcracker]=$NUT_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID)
+declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$ENV_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID)
 ticks() { [ -n "${1:-}" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
 HZ=$(getconf CLK_TCK)
 
@@ -105,9 +108,9 @@ awk '
         for (ai = 1; ai <= 2; ai++) {
           a = (ai == 1) ? "agent" : "agent-plainbe"
           k = a" "p" "t
-          printf "-P%-2s %-3s %-13s ops/s vs direct-tls %.2f, vs direct-plain %.2f, vs nutcracker %.2f; p99 vs nutcracker %.2f\n", \
+          printf "-P%-2s %-3s %-13s ops/s vs direct-tls %.2f, direct-plain %.2f, nutcracker %.2f, node-tls-pipe %.2f; p99 vs nutcracker %.2f\n", \
             p, t, a, rps[k] / rps["direct-tls "p" "t], rps[k] / rps["direct-plain "p" "t], \
-            rps[k] / rps["nutcracker "p" "t], p99[k] / p99["nutcracker "p" "t]
+            rps[k] / rps["nutcracker "p" "t], rps[k] / rps["node-tls-pipe "p" "t], p99[k] / p99["nutcracker "p" "t]
         }
       }
     }

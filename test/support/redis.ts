@@ -149,3 +149,82 @@ export function exec(cmd: string, args: string[], input?: Buffer | string): Prom
     child.stdin.end(input);
   });
 }
+
+const API = 'drawbridge.dev/v1alpha1';
+
+export interface RedisDatabaseDocs {
+  name: string;
+  uri: string;
+  labels: Record<string, string>;
+  /** CA of the server certificate; without it the agent talks plaintext to the backend. */
+  caPem?: string;
+  auth: 'password' | 'mtls' | 'passthrough';
+  /** The login Secret: user → password (password), or tls.crt/tls.key (mtls). */
+  login?: Record<string, string>;
+}
+
+/** The Database document an agent fronts, with its CA and login Secrets. */
+export function redisDatabaseDocs(d: RedisDatabaseDocs): object[] {
+  const secret = (name: string, stringData: Record<string, string>) => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name },
+    stringData,
+  });
+  const login = d.auth === 'passthrough' ? undefined : `${d.name}-login`;
+  return [
+    {
+      apiVersion: API,
+      kind: 'Database',
+      metadata: { name: d.name, labels: d.labels },
+      spec: {
+        protocol: 'redis',
+        uri: d.uri,
+        tls: d.caPem
+          ? { mode: 'verify-full', caSecretRef: { name: `${d.name}-ca`, key: 'ca.crt' } }
+          : { mode: 'disabled' },
+        auth: { type: d.auth, ...(login ? { secretRef: { name: login } } : {}) },
+      },
+    },
+    ...(d.caPem ? [secret(`${d.name}-ca`, { 'ca.crt': d.caPem })] : []),
+    ...(login ? [secret(login, d.login ?? {})] : []),
+  ];
+}
+
+export function accessRole(name: string, allow: object, deny: object = {}): object {
+  return { apiVersion: API, kind: 'AccessRole', metadata: { name }, spec: { allow, deny } };
+}
+
+export function databaseUser(name: string, roles: string[]): object {
+  return {
+    apiVersion: API,
+    kind: 'DatabaseUser',
+    metadata: { name },
+    spec: { subjects: [{ kind: 'User', name }], roles },
+  };
+}
+
+export interface Person {
+  certFile: string;
+  keyFile: string;
+  certPem: string;
+  keyPem: string;
+}
+
+/** Client certificates (CN = the person's name) from `ca`, written to `dir`. */
+export async function issuePeople<N extends string>(
+  ca: KeyPairPem,
+  dir: string,
+  names: readonly N[],
+): Promise<Record<N, Person>> {
+  const people = {} as Record<N, Person>;
+  for (const name of names) {
+    const cert = await issueCertificate(ca, { commonName: name, usage: 'client' });
+    const certFile = path.join(dir, `${name}.crt`);
+    const keyFile = path.join(dir, `${name}.key`);
+    await writeFile(certFile, cert.certPem);
+    await writeFile(keyFile, cert.keyPem, { mode: 0o600 });
+    people[name] = { certFile, keyFile, ...cert };
+  }
+  return people;
+}

@@ -5,7 +5,7 @@
 //     │── HELLO 3 ──────────────────────▶│                                           │
 //     │◀── -NOPROTO ─────────────────────│ RESP2 only: clients fall back             │
 //     │── AUTH app <pass|SA token> ─────▶│ token → TokenVerifier; authorize(app)     │
-//     │                                  │── first time: COMMAND, INFO ─────────────▶│ catalog (cached
+//     │                                  │── first time: COMMAND, HELLO ────────────▶│ catalog (cached
 //     │                                  │◀─ categories per command, cluster mode ───│  per backend)
 //     │                                  │── TCP/TLS (spec.tls), AUTH app <cred> ───▶│ credential
 //     │◀── +OK ──────────────────────────│◀─ +OK ────────────────────────────────────│

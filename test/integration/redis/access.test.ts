@@ -3,7 +3,7 @@
 // naming the rule, audit events, and the HELLO handshake.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_USERS } from '../../support/redis.js';
+import { REDIS_USERS, accessRole } from '../../support/redis.js';
 import { type RedisFixture, startRedisFixture } from './fixture.js';
 
 let f: RedisFixture;
@@ -140,7 +140,7 @@ describe('redis access through the agent', () => {
   });
 
   it('a policy change re-checks live sessions: new command rules apply at once, revoked users are cut off', async () => {
-    const { redisDocs, role } = await import('./fixture.js');
+    const { redisDocs } = await import('./fixture.js');
     const named = (d: object, kind: string, name: string) =>
       (d as { kind: string; metadata: { name: string } }).kind === kind &&
       (d as { metadata: { name: string } }).metadata.name === name;
@@ -154,7 +154,7 @@ describe('redis access through the agent', () => {
     const docs = redisDocs(f.redis);
     const tighter = docs.map((d) =>
       named(d, 'AccessRole', 'developer')
-        ? role(
+        ? accessRole(
             'developer',
             { databaseLabels: { env: '*' }, databaseUsers: ['default', 'app'] },
             { redisCommands: ['@dangerous', '@write'] },

@@ -55,7 +55,7 @@ describe('mtls backend auth', () => {
     await plainCli('ACL', 'SETUSER', 'default', 'resetpass', 'nopass');
     const cert = await issueCertificate(f.redis.ca, { commonName: 'default', usage: 'client' });
     mtls = await f.startAgent(
-      redisDocs(f.redis, { type: 'mtls', login: { 'tls.crt': cert.certPem, 'tls.key': cert.keyPem } }),
+      redisDocs(f.redis, { auth: 'mtls', login: { 'tls.crt': cert.certPem, 'tls.key': cert.keyPem } }),
     );
   });
 
@@ -89,7 +89,7 @@ describe('passthrough backend auth', () => {
   let pass: TestAgent;
 
   beforeAll(async () => {
-    pass = await f.startAgent(redisDocs(f.redis, { type: 'passthrough' }));
+    pass = await f.startAgent(redisDocs(f.redis, { auth: 'passthrough' }));
   });
 
   it("forwards the client's own AUTH password; a wrong one is refused by Redis and changes nothing", async () => {

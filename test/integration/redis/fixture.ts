@@ -7,17 +7,24 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { REDIS_USERS, type RedisServer, exec, startRedis } from '../../support/redis.js';
+import {
+  type Person,
+  REDIS_USERS,
+  type RedisDatabaseDocs,
+  type RedisServer,
+  accessRole,
+  databaseUser,
+  exec,
+  issuePeople,
+  redisDatabaseDocs,
+  startRedis,
+} from '../../support/redis.js';
+
+/** Kept for suites that import them from here; the builders live in test/support/redis.ts. */
+export { accessRole as role, databaseUser as dbUser };
 
 export const PEOPLE = ['alice', 'rita', 'ops', 'mallory'] as const;
 export type PersonName = (typeof PEOPLE)[number];
-
-export interface Person {
-  certFile: string;
-  keyFile: string;
-  certPem: string;
-  keyPem: string;
-}
 
 export interface RedisFixture {
   redis: RedisServer;
@@ -40,64 +47,31 @@ export interface RedisFixture {
   stop(): Promise<void>;
 }
 
-export function role(name: string, allow: object, deny: object = {}) {
-  return {
-    apiVersion: 'drawbridge.dev/v1alpha1',
-    kind: 'AccessRole',
-    metadata: { name },
-    spec: { allow, deny },
-  };
-}
-
-export function dbUser(name: string, roles: string[]) {
-  return {
-    apiVersion: 'drawbridge.dev/v1alpha1',
-    kind: 'DatabaseUser',
-    metadata: { name },
-    spec: { subjects: [{ kind: 'User', name }], roles },
-  };
-}
-
 /** alice: app or default, anything but @dangerous. rita: reader, @read + @connection. ops: anyone, all. */
 export function redisDocs(
   redis: RedisServer,
-  auth: { type: 'password' | 'mtls' | 'passthrough'; login?: Record<string, string> } = { type: 'password' },
-) {
+  auth: Pick<RedisDatabaseDocs, 'auth' | 'login'> = { auth: 'password' },
+): object[] {
   const labels = { databaseLabels: { env: '*' } };
   return [
-    {
-      apiVersion: 'drawbridge.dev/v1alpha1',
-      kind: 'Database',
-      metadata: { name: 'cache', labels: { env: 'prod' } },
-      spec: {
-        protocol: 'redis',
-        uri: `rediss://${redis.host}:${redis.tlsPort}`,
-        tls: { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } },
-        auth: {
-          type: auth.type,
-          ...(auth.type === 'passthrough' ? {} : { secretRef: { name: 'redis-login' } }),
-        },
-      },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'redis-ca' },
-      stringData: { 'ca.crt': redis.ca.certPem },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'redis-login' },
-      stringData:
-        auth.login ?? Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
-    },
-    role('developer', { ...labels, databaseUsers: ['default', 'app'] }, { redisCommands: ['@dangerous'] }),
-    role('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
-    role('admin', { ...labels, databaseUsers: ['*'] }),
-    dbUser('alice', ['developer']),
-    dbUser('rita', ['readonly']),
-    dbUser('ops', ['admin']),
+    ...redisDatabaseDocs({
+      name: 'cache',
+      uri: `rediss://${redis.host}:${redis.tlsPort}`,
+      labels: { env: 'prod' },
+      caPem: redis.ca.certPem,
+      auth: auth.auth,
+      login: auth.login ?? Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
+    }),
+    accessRole(
+      'developer',
+      { ...labels, databaseUsers: ['default', 'app'] },
+      { redisCommands: ['@dangerous'] },
+    ),
+    accessRole('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
+    accessRole('admin', { ...labels, databaseUsers: ['*'] }),
+    databaseUser('alice', ['developer']),
+    databaseUser('rita', ['readonly']),
+    databaseUser('ops', ['admin']),
   ];
 }
 
@@ -106,15 +80,7 @@ export async function startRedisFixture(): Promise<RedisFixture> {
   const ca = await createCA({ commonName: 'drawbridge test client CA' });
   const caFile = path.join(dir, 'ca.crt');
   await writeFile(caFile, ca.certPem);
-  const people = {} as Record<PersonName, Person>;
-  for (const name of PEOPLE) {
-    const cert = await issueCertificate(ca, { commonName: name, usage: 'client' });
-    const certFile = path.join(dir, `${name}.crt`);
-    const keyFile = path.join(dir, `${name}.key`);
-    await writeFile(certFile, cert.certPem);
-    await writeFile(keyFile, cert.keyPem, { mode: 0o600 });
-    people[name] = { certFile, keyFile, ...cert };
-  }
+  const people = await issuePeople(ca, dir, PEOPLE);
   const serving = await issueCertificate(ca, {
     commonName: 'cache agent',
     ipAddresses: ['127.0.0.1'],

@@ -1,30 +1,11 @@
-// Property tests over the RESP parsers (bench/fuzz-redis runs the same harness a million times).
-import fc from 'fast-check';
+// Property tests over the RESP parsers (bench/fuzz-redis runs the same properties a million times):
+// exact parsing of valid streams under any chunking, typed errors only on hostile bytes, and raw
+// command bytes that re-parse to what was authorized.
 import { describe, it } from 'vitest';
-import {
-  checkCommands,
-  checkHostile,
-  checkReplies,
-  commandStream,
-  hostileBytes,
-  mutatedStream,
-  replyValue,
-} from '../../../bench/fuzz-redis-harness.js';
-
-const offsets = fc.array(fc.nat(), { maxLength: 4 });
-const numRuns = 400;
+import { redisFuzzProperties } from '../../../bench/fuzz-redis-harness.js';
 
 describe('RESP fuzz', () => {
-  it('valid command streams parse exactly under any chunking', () => {
-    fc.assert(fc.property(commandStream, offsets, checkCommands), { numRuns });
-  });
-  it('valid reply trees frame and decode exactly under any chunking', () => {
-    fc.assert(fc.property(fc.array(replyValue, { maxLength: 6 }), offsets, checkReplies), { numRuns });
-  });
-  it('hostile bytes end in typed errors only, and accepted commands re-parse identically', () => {
-    fc.assert(fc.property(hostileBytes, offsets, checkHostile), { numRuns: numRuns * 2 });
-  });
-  it('mutated valid streams end in typed errors only', () => {
-    fc.assert(fc.property(mutatedStream, offsets, checkHostile), { numRuns: numRuns * 2 });
-  });
+  for (const [label, property] of redisFuzzProperties) {
+    it(label, () => property({ numRuns: 600 }));
+  }
 });
