@@ -6,6 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import type { KeyPairPem } from '../pki/ca.js';
 import { AGENT_ACCESS_KEY, AgentAccessReconciler, TOKENREVIEW_ROLE } from './agent-access.js';
+import { type AwsSettings, CredentialIssues, startAws } from './aws/index.js';
 import { loadOrCreateCA } from './ca-store.js';
 import { Controller } from './controller.js';
 import { CsrSigner } from './csr/signer.js';
@@ -39,6 +40,8 @@ export interface ControllerOptions {
   healthIntervalMs?: number;
   /** Called when leadership is lost; the process should exit so that a fresh start re-campaigns. */
   onLostLeadership?: () => void;
+  /** AWS discovery, IAM bootstrap and managed-user rotation (`--config`, aws.*); off when absent. */
+  aws?: AwsSettings;
 }
 
 export interface RunningController {
@@ -91,6 +94,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
 
     const writer = clientWriter(client);
     const events = new EventRecorder(client, 'drawbridge-controller', log);
+    // AWS failures shown as CredentialsReady on the Databases they affect (empty when AWS is off).
+    const awsIssues = new CredentialIssues((key) => dbCtl.enqueue(key));
     const healthIntervalMs = opts.healthIntervalMs ?? 60_000;
     const health = new HealthChecker(
       client,
@@ -108,6 +113,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         agent: opts.agent,
         healthIntervalMs,
         log,
+        credentialIssue: (key) => awsIssues.get(key),
       }),
       log,
       opts.workers ?? 8,
@@ -136,7 +142,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
 
     databases.onChange((obj, change) => {
       dbCtl.enqueue(objectKey(obj));
-      if (change !== 'update' || obj.metadata.deletionTimestamp) accessCtl.enqueue(AGENT_ACCESS_KEY);
+      // Coalesced: a burst of new Databases becomes one write of the binding, not one per Database.
+      if (change !== 'update' || obj.metadata.deletionTimestamp) accessCtl.queue.addAfter(AGENT_ACCESS_KEY, 1000);
     });
     for (const inf of Object.values(owned)) {
       inf.onChange((obj) => {
@@ -152,6 +159,18 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     );
     accessCtl.enqueue(AGENT_ACCESS_KEY);
     for (const c of [dbCtl, csrCtl, accessCtl]) c.start();
+    if (opts.aws) {
+      const aws = startAws({
+        ...opts.aws,
+        defaultNamespace: opts.namespace,
+        databases,
+        writer,
+        events,
+        issues: awsIssues,
+        log,
+      });
+      stoppers.unshift(() => aws.stop());
+    }
     log.info({ identity, namespace: opts.namespace }, 'controller running');
   };
 

@@ -150,13 +150,19 @@ export interface DiscoveryPlan {
   delete: Database[];
 }
 
-/** What comparison covers: the parts discovery owns. */
+/**
+ * What comparison covers: the parts discovery owns. Keys are sorted, because the API server returns
+ * maps (labels, identifiers) in key order while discovery builds them in its own.
+ */
 function owned(db: Database): string {
-  return JSON.stringify([
-    db.spec,
-    db.metadata.labels ?? {},
-    db.metadata.annotations?.[TAGS_ANNOTATION] ?? '',
-  ]);
+  const sorted = (_: string, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v;
+  return JSON.stringify(
+    [db.spec, db.metadata.labels ?? {}, db.metadata.annotations?.[TAGS_ANNOTATION] ?? ''],
+    sorted,
+  );
 }
 
 /**

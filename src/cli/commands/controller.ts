@@ -1,8 +1,10 @@
 import { createServer } from 'node:http';
 import { Command, InvalidArgumentError } from 'commander';
 import { KubeConfig } from '@kubernetes/client-node';
+import { loadControllerConfig } from '../../api/controller-config.js';
 import { parseDuration } from '../../api/meta.js';
 import { createLogger } from '../../log.js';
+import { podFromEnv } from '../../operator/aws/index.js';
 import { startController } from '../../operator/manager.js';
 import { splitHostPort } from '../../agent/standalone.js';
 
@@ -17,6 +19,7 @@ interface ControllerFlags {
   workers: number;
   healthInterval: string;
   healthListen?: string;
+  config?: string;
 }
 
 const positiveInt = (v: string) => {
@@ -54,8 +57,14 @@ export function controllerCommand(): Command {
     .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 8)
     .option('--health-interval <duration>', 'how often backends are probed', '60s')
     .option('--health-listen <host:port>', 'serve /healthz for liveness probes')
+    .option(
+      '--config <file>',
+      'settings file (AWS discovery, IAM bootstrap), e.g. /etc/drawbridge/controller.yaml',
+    )
     .action(async (flags: ControllerFlags) => {
       const log = createLogger('controller');
+      // Checked before anything starts: a bad file stops the controller with the field and the fix.
+      const config = flags.config ? await loadControllerConfig(flags.config) : {};
       const running = await startController({
         kubeConfig: loadKubeConfig(flags.kubeconfig),
         namespace: flags.namespace,
@@ -70,6 +79,7 @@ export function controllerCommand(): Command {
         workers: flags.workers,
         healthIntervalMs: parseDuration(flags.healthInterval),
         onLostLeadership: () => process.exit(1),
+        ...(config.aws ? { aws: { config: config.aws, pod: podFromEnv() } } : {}),
       });
       running.active.catch(() => process.exit(1));
       if (flags.healthListen) {

@@ -1,6 +1,7 @@
 // Database status conditions. Every reason is a constant a person can search for, and every message
 // says what to do next. `Ready` summarises the other three.
 import type { Condition } from '../../api/meta.js';
+import type { AwsReason } from '../../aws/errors.js';
 import type { KubeObject } from '../kube/types.js';
 import { metaTime } from '../kube/types.js';
 
@@ -42,7 +43,8 @@ export type Reason = (typeof REASON)[keyof typeof REASON];
 export interface ConditionState {
   type: (typeof CONDITION)[keyof typeof CONDITION];
   status: 'True' | 'False' | 'Unknown';
-  reason: Reason;
+  /** AWS failures (CredentialsReady) carry the AWS module's reasons: AssumeRoleDenied, PolicySizeExceeded, ... */
+  reason: Reason | AwsReason;
   message: string;
 }
 

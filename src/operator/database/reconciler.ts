@@ -52,6 +52,11 @@ export interface DatabaseReconcilerDeps {
   agent: AgentSettings;
   healthIntervalMs: number;
   log: Logger;
+  /**
+   * A CredentialsReady=False found outside this reconcile (AWS discovery, IAM bootstrap); it takes
+   * precedence over the health check's own result while it lasts.
+   */
+  credentialIssue?: (key: string) => ConditionState | undefined;
 }
 
 interface DatabaseStatus {
@@ -120,7 +125,9 @@ export class DatabaseReconciler implements Reconciler {
         `${namespace}/${agentName(name)}`,
       ),
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
-      health?.credentials ?? unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
+      this.deps.credentialIssue?.(key) ??
+        health?.credentials ??
+        unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];
     await this.writeStatus(raw, [readyCondition(parts, endpoint), ...parts], endpoint);
     const renewInMs = cert.renewAt.getTime() - Date.now();

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseControllerConfig } from '../../../src/api/controller-config.js';
 import { startControlPlane, type ControlPlane } from '../../k8s/controlplane.js';
 
 const run = promisify(execFile);
@@ -143,7 +144,52 @@ describe('charts/drawbridge', () => {
       '--agent-pull-policy=IfNotPresent',
       '--identity=$(POD_NAME)',
       '--health-listen=0.0.0.0:8081',
+      '--config=/etc/drawbridge/controller.yaml',
     ]);
+  });
+
+  it('writes a controller.yaml that the controller itself accepts, with every AWS value', async () => {
+    const settings = async (...set: string[]) => {
+      const cm = (await template(...set)).find((d) => d.kind === 'ConfigMap') as Doc & {
+        data: Record<string, string>;
+      };
+      return parseControllerConfig(cm.data['controller.yaml']!, 'controller.yaml');
+    };
+    expect((await settings()).aws).toEqual({
+      matchers: [],
+      discoveryInterval: '5m',
+      iamBootstrap: 'print',
+      managedUsers: { rotationInterval: '15m' },
+      enableIamAuth: false,
+    });
+    const aws = await settings(
+      'aws.iamBootstrap=attach',
+      'aws.discoveryInterval=30s',
+      'aws.namespace=aws-dbs',
+      'aws.enableIamAuth=true',
+      'aws.managedUsers.rotationInterval=5m',
+      'aws.matchers[0].types={rds,elasticache}',
+      'aws.matchers[0].regions={eu-west-1}',
+      'aws.matchers[0].tags.env=prod',
+      'aws.matchers[0].assumeRoleArn=arn:aws:iam::123456789012:role/discovery',
+      'aws.matchers[0].externalId=ext-1',
+    );
+    expect(aws.aws).toEqual({
+      iamBootstrap: 'attach',
+      discoveryInterval: '30s',
+      namespace: 'aws-dbs',
+      enableIamAuth: true,
+      managedUsers: { rotationInterval: '5m' },
+      matchers: [
+        {
+          types: ['rds', 'elasticache'],
+          regions: ['eu-west-1'],
+          tags: { env: 'prod' },
+          assumeRoleArn: 'arn:aws:iam::123456789012:role/discovery',
+          externalId: 'ext-1',
+        },
+      ],
+    });
   });
 
   it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {
@@ -167,6 +213,8 @@ describe('charts/drawbridge', () => {
     ['aws.roleArn=my-role', /roleArn/],
     ['image.pullPolicy=Sometimes', /pullPolicy/],
     ['controllr.replicas=2', /controllr/],
+    ['aws.iamBootstrap=sometimes', /iamBootstrap/],
+    ['aws.discoveryInterval=often', /discoveryInterval/],
   ])('rejects %s through values.schema.json', async (value, field) => {
     const err = (await template(value).catch((e: unknown) => e)) as { stderr?: string };
     expect(err.stderr).toMatch(/values don't meet the specifications of the schema/);

@@ -1,0 +1,67 @@
+// The controller's settings file, `drawbridge controller --config FILE`. The Helm chart writes it from
+// its `aws.*` values into a ConfigMap mounted at /etc/drawbridge/controller.yaml
+// (charts/drawbridge/templates/configmap.yaml): keep the two in step. Validated once at start-up with
+// defaults applied, so the controller works with complete values; unknown keys are errors, because a
+// misspelt `tag:` would otherwise enrol every database in the account.
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { AwsMatcher } from '../aws/matchers.js';
+import { duration, objectName, parseDuration } from './meta.js';
+import { ValidationError, parseOrThrow } from './validate.js';
+
+export const IAM_BOOTSTRAP_MODES = ['off', 'print', 'attach'] as const;
+export type IamBootstrapMode = (typeof IAM_BOOTSTRAP_MODES)[number];
+
+/** Unknown keys name the keys that are allowed, so the fix is in the message. */
+function strict<T extends z.ZodRawShape>(shape: T) {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; allowed: ${known}`
+        : undefined,
+  });
+}
+
+const interval = (min: string) =>
+  duration.refine((v) => parseDuration(v) >= parseDuration(min), `must be at least ${min}`);
+
+const DEFAULT_ROTATION = '15m';
+
+export const ControllerAwsConfig = strict({
+  /** Which AWS databases become Database objects; discovery is off when empty. */
+  matchers: z.array(strict(AwsMatcher.shape)).default([]),
+  /** How often AWS is listed. */
+  discoveryInterval: interval('1s').default('5m'),
+  /** Namespace the discovered Databases are created in (default: the controller's own). */
+  namespace: objectName.optional(),
+  /** `attach`: put the needed policy on the controller's own IAM role; `print`: log it; `off`. */
+  iamBootstrap: z.enum(IAM_BOOTSTRAP_MODES).default('print'),
+  /** ElastiCache users tagged drawbridge.dev/managed=true (auth type elasticache-managed). */
+  managedUsers: strict({ rotationInterval: interval('1m').default(DEFAULT_ROTATION) }).default({
+    rotationInterval: DEFAULT_ROTATION,
+  }),
+  /** Switch IAM database authentication on for discovered RDS/Aurora databases that lack it. */
+  enableIamAuth: z.boolean().default(false),
+});
+export type ControllerAwsConfig = z.infer<typeof ControllerAwsConfig>;
+
+export const ControllerConfig = strict({ aws: ControllerAwsConfig.optional() });
+export type ControllerConfig = z.infer<typeof ControllerConfig>;
+
+/** Parses the YAML text; `source` names the file in errors. */
+export function parseControllerConfig(text: string, source: string): ControllerConfig {
+  let value: unknown;
+  try {
+    value = parse(text) ?? {};
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new ValidationError(`${source}: YAML syntax error: ${message}`, [message]);
+  }
+  return parseOrThrow(ControllerConfig, value, source);
+}
+
+export async function loadControllerConfig(path: string): Promise<ControllerConfig> {
+  return parseControllerConfig(await readFile(path, 'utf8'), path);
+}

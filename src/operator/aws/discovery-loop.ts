@@ -1,0 +1,135 @@
+// AWS discovery in the controller (leader only): every `discoveryInterval`, list AWS with the matchers
+// and make the Database objects in the target namespace match — server-side apply with field manager
+// `drawbridge`, label drawbridge.dev/origin=aws. Only objects with that label are ever updated or
+// deleted; a name someone else already uses is left alone; a scope (type/region/role) that failed to
+// list keeps its Databases, so an AWS outage never empties the cluster.
+//
+// Where failures go (nothing is lost in a log line only):
+// - every AWS failure: a Warning Event on the controller's Pod, reason = the AwsReason, message with
+//   the fix (report.ts);
+// - a failure of the matcher's identity itself (AssumeRoleDenied, NoCredentials, IMDSHopLimit): also
+//   CredentialsReady=False on the Databases that identity reaches in that region, since their agents
+//   sign in the same way. Other discovery failures (a Describe call denied, a timeout) say nothing
+//   about those Databases' credentials and are reported on the Pod only.
+// A Kubernetes write that fails is retried: the round throws after trying every write.
+import type { Database } from '../../api/database.js';
+import { ORIGIN_AWS, ORIGIN_LABEL } from '../../aws/discovery/found.js';
+import {
+  type DiscoveryPlan,
+  type DiscoveryResult,
+  desiredDatabases,
+  keepFailedScopes,
+  plan,
+} from '../../aws/discovery/index.js';
+import { type AwsError, AwsReason, awsCondition } from '../../aws/errors.js';
+import type { AwsMatcher } from '../../aws/matchers.js';
+import type { Logger } from '../../log.js';
+import type { KubeObject } from '../kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
+import { databaseKey, existingDatabases } from './databases.js';
+import type { CredentialIssues } from './issues.js';
+import type { ControllerEvents } from './report.js';
+
+/** Failures of the identity a matcher's Databases share, rather than of one API call. */
+const IDENTITY_REASONS: ReadonlySet<AwsReason> = new Set([
+  AwsReason.AssumeRoleDenied,
+  AwsReason.NoCredentials,
+  AwsReason.IMDSHopLimit,
+]);
+
+export interface DiscoveryLoopDeps {
+  matchers: AwsMatcher[];
+  /** Where discovered Databases live. */
+  namespace: string;
+  databases: ObjectCache;
+  writer: ObjectWriter;
+  issues: CredentialIssues;
+  events: ControllerEvents;
+  /** runDiscovery for one single-region matcher (a seam for unit tests). */
+  discover: (matcher: AwsMatcher) => Promise<DiscoveryResult>;
+  log: Logger;
+}
+
+interface Round {
+  matcher: AwsMatcher;
+  result: DiscoveryResult;
+}
+
+export class DiscoveryLoop {
+  /** One matcher per region: failures are then attributable to an identity and a region. */
+  private readonly units: AwsMatcher[];
+
+  constructor(private readonly deps: DiscoveryLoopDeps) {
+    this.units = deps.matchers.flatMap((m) => m.regions.map((region) => ({ ...m, regions: [region] })));
+  }
+
+  /** One round: list, apply the plan, report. Throws when a Kubernetes write failed (retry). */
+  async run(): Promise<DiscoveryPlan> {
+    const { namespace, writer } = this.deps;
+    const existing = existingDatabases(this.deps.databases, namespace);
+    const rounds: Round[] = [];
+    for (const matcher of this.units) rounds.push({ matcher, result: await this.deps.discover(matcher) });
+
+    const failed = new Set(rounds.flatMap((r) => [...r.result.failed]));
+    const desired = desiredDatabases(
+      rounds.flatMap((r) => r.result.found),
+      namespace,
+    );
+    const changes = plan(existing, desired, keepFailedScopes(failed));
+    const writeErrors: unknown[] = [];
+    const attempt = (write: Promise<void>) => write.catch((err: unknown) => void writeErrors.push(err));
+    for (const db of [...changes.create, ...changes.update]) await attempt(writer.apply(manifest(db)));
+    for (const db of changes.delete) await attempt(writer.delete('Database', db.metadata.name, namespace));
+
+    this.report(rounds, existing, changes);
+    if (writeErrors.length) throw writeErrors[0];
+    return changes;
+  }
+
+  private report(rounds: Round[], existing: Database[], changes: DiscoveryPlan): void {
+    const names = (dbs: Database[]) => dbs.map((d) => d.metadata.name);
+    if (changes.create.length + changes.update.length + changes.delete.length) {
+      this.deps.log.info(
+        {
+          namespace: this.deps.namespace,
+          created: names(changes.create),
+          updated: names(changes.update),
+          deleted: names(changes.delete),
+        },
+        'AWS discovery changed Databases',
+      );
+    }
+    const issues = new Map<string, AwsError>();
+    for (const { matcher, result } of rounds) {
+      for (const err of result.errors) {
+        this.deps.events.warn(err.reason, `AWS discovery: ${awsCondition(err).message}`);
+        if (!IDENTITY_REASONS.has(err.reason)) continue;
+        for (const db of existing.filter((d) => reachedBy(matcher, d))) issues.set(databaseKey(db), err);
+      }
+    }
+    this.deps.issues.replace('discovery', issues);
+  }
+}
+
+/** A discovered Database of this single-region matcher's identity. */
+function reachedBy(matcher: AwsMatcher, db: Database): boolean {
+  const aws = db.spec?.aws;
+  return (
+    db.metadata.labels?.[ORIGIN_LABEL] === ORIGIN_AWS &&
+    !!aws &&
+    matcher.types.includes(aws.type) &&
+    matcher.regions[0] === aws.region &&
+    matcher.assumeRoleArn === aws.assumeRoleArn
+  );
+}
+
+/** What server-side apply sends: the fields discovery owns, nothing the API server assigned. */
+function manifest(db: Database): KubeObject {
+  const { name, namespace, labels, annotations } = db.metadata;
+  return {
+    apiVersion: db.apiVersion,
+    kind: db.kind,
+    metadata: { name, namespace, labels, annotations },
+    spec: db.spec,
+  };
+}
