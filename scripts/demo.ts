@@ -26,7 +26,8 @@ function step(title: string): void {
 function show(cmd: string, args: string[], shown: string): void {
   console.log(`$ ${shown}`);
   const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, PGCONNECT_TIMEOUT: '10' } });
-  process.stdout.write((r.stdout + r.stderr).replace(/^/gm, '  '));
+  const out = (r.stdout + r.stderr).trimEnd();
+  if (out) console.log(out.replace(/^/gm, '  '));
 }
 
 async function startAgent(
@@ -263,10 +264,9 @@ async function main(): Promise<void> {
   for (const p of new Set([pgAgent.auditPath, cacheAgent.auditPath, clusterAgent.auditPath])) {
     const lines = (await readFile(p, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
     console.log(`  ${p} (${lines.length} events), e.g.:`);
-    for (const l of lines
-      .filter((l) => /"type":"(query|command|session.denied|command.denied)"/.test(l))
-      .slice(0, 3))
-      console.log(`    ${l.slice(0, 220)}`);
+    const ofType = (t: string) => lines.filter((l) => l.includes(`"type":"${t}"`));
+    const picks = ['session.denied', 'command.denied', 'query', 'command'].flatMap(ofType);
+    for (const l of picks.slice(0, 3)) console.log(`    ${l.slice(0, 240)}`);
   }
   console.log(`\nDemo files (certificates, agent.yaml, audit logs) stay in ${dir}.`);
 }
