@@ -23,7 +23,7 @@ export interface AgentRuntime {
   serverTls(): SecureContext;
   /** Backend credentials for the current Database's `spec.auth.type`. */
   credentials(): CredentialProvider;
-  /** Access check against the current policy; denials are audited and counted here. */
+  /** Access check against the current policy; denials are logged and counted here, audited by the engine. */
   authorize(identity: Identity, dbUser: string, dbName?: string): Decision;
 }
 

@@ -115,6 +115,16 @@ export class PostgresEngine implements Engine {
     const decision = agent.authorize(identity, dbUser, dbName);
     if (!decision.allowed) {
       agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'denied' });
+      agent.audit.emit({
+        type: 'session.denied',
+        sessionId: newSessionId(),
+        database: agent.state.database.metadata.name,
+        protocol: 'postgres',
+        user: identity.user,
+        dbUser,
+        dbName,
+        reason: decision.reason,
+      });
       throw new DrawbridgeError('ACCESS_DENIED', decision.reason, DENIED_HINT);
     }
 

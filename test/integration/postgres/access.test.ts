@@ -82,6 +82,20 @@ describe('denied, with the rule that denied it', () => {
     expect(err).toContain('deny.databaseNames');
   });
 
+  it('is written to the audit log with the reason', async () => {
+    await denied('alice', 'carol', 'orders');
+    await new Promise((r) => setTimeout(r, 200));
+    const events = (await f.agent.auditEvents()).filter((e) => e.type === 'session.denied');
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        user: 'alice',
+        dbUser: 'carol',
+        dbName: 'orders',
+        reason: expect.stringContaining('database user "carol" is not in allow.databaseUsers'),
+      }),
+    );
+  });
+
   it('without a client certificate (standalone agents take certificates only)', async () => {
     const r = await psql(agentConninfo(f, undefined, 'alice', 'orders'), 'select 1');
     expect(r.stderr).toContain('no client certificate was presented');
