@@ -17,6 +17,11 @@ export class ReplyQueue {
     this.out = new WriteBatcher(socket);
   }
 
+  /** Bytes handed to the client socket so far. */
+  get bytesWritten(): number {
+    return this.out.bytes;
+  }
+
   /** Replies reserved but not yet written. */
   get pending(): number {
     return this.waiting.length - this.head;

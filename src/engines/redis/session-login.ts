@@ -5,13 +5,15 @@
 import type { Identity } from '../../authn/identity.js';
 import type { Decision } from '../../authz/engine.js';
 import { backendAddress } from '../../api/database.js';
-import { DrawbridgeError, errorMessage } from '../../errors.js';
+import { DrawbridgeError, type ErrorCode, errorMessage } from '../../errors.js';
 import { type AuthRequest, authIdentity } from './client-auth.js';
 import { backendFacts } from './command-catalog.js';
 import { type BackendLogin, RedisReplyError, routerFactory } from './router.js';
 import type { RedisSession } from './session.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
+
+const REFUSALS = new Set<ErrorCode>(['ACCESS_DENIED', 'AUTHN_FAILED', 'BACKEND_AUTH_FAILED']);
 
 const NOBODY: Identity = { user: '', groups: [], source: 'certificate' };
 
@@ -27,6 +29,8 @@ export class SessionLogin {
   private current: Identity | undefined;
   private decision: Allowed | undefined;
   private backend: BackendLogin | undefined;
+  /** Who the AUTH in progress turned out to be (audited when it is refused). */
+  private attempt: Identity | undefined;
 
   constructor(
     private readonly s: RedisSession,
@@ -66,11 +70,13 @@ export class SessionLogin {
     if (this.client.certError) throw this.client.certError;
     await this.audited(req.user, async () => {
       const identity = await authIdentity(this.client.certificate, req.password, this.s.agent.tokenVerifier);
+      this.attempt = identity;
       const decision = this.check(identity, req.user);
       // With a certificate the password is the client's own database password (passthrough).
       const password = identity.source === 'certificate' ? req.password : undefined;
       const login = await this.backendLogin(req.user, password);
-      if (this.s.connected) await this.s.relogin(login);
+      const router = this.s.connected;
+      if (router) await router.relogin(login);
       else await this.open(login);
       this.commit(identity, req.user, decision, login);
     });
@@ -78,15 +84,21 @@ export class SessionLogin {
 
   /** RESET logs the backend connection out (to `default`); log it back in as the session's user. */
   async restore(): Promise<void> {
-    if (this.backend) await this.s.relogin(this.backend);
+    if (this.backend) await this.s.connected?.relogin(this.backend);
   }
 
+  /** Refused logins are audited and counted as denied; other failures (backend down) as failed. */
   private async audited(dbUser: string, step: () => Promise<void>): Promise<void> {
     try {
       await step();
     } catch (err) {
-      this.s.agent.metrics.sessionsTotal.inc({ protocol: 'redis', outcome: 'denied' });
-      this.s.emit('session.denied', { dbUser, reason: errorMessage(err) });
+      const refused = err instanceof DrawbridgeError && REFUSALS.has(err.code);
+      this.s.agent.metrics.sessionsTotal.inc({ protocol: 'redis', outcome: refused ? 'denied' : 'failed' });
+      if (refused) {
+        const user = this.attempt?.user ?? this.user;
+        this.s.emit('session.denied', { user, dbUser, reason: errorMessage(err) });
+      }
+      this.attempt = undefined;
       throw err;
     }
   }
@@ -130,6 +142,7 @@ export class SessionLogin {
 
   private commit(identity: Identity, dbUser: string, decision: Allowed, login: BackendLogin): void {
     const first = this.decision === undefined;
+    this.attempt = undefined;
     this.current = identity;
     this.dbUser = dbUser;
     this.decision = decision;

@@ -3,7 +3,7 @@
 // completed) by the agent because they change who the session is; everything else is relayed as the
 // exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
-import type { AuditEventType } from '../../agent/audit.js';
+import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
 import { type LiveSession, newSessionId } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
@@ -15,7 +15,7 @@ import { auditArgs } from './audit.js';
 import type { BackendFacts } from './command-catalog.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
-import { type BackendLogin, RedisReplyError, type Router } from './router.js';
+import { RedisReplyError, type Router } from './router.js';
 import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
 import { SessionLogin } from './session-login.js';
 import { localCommand } from './local-commands.js';
@@ -254,7 +254,7 @@ export class RedisSession implements LiveSession {
       { sessionId: this.id, reason: err.message },
       'malformed client input; closing session',
     );
-    this.replies.push(drawbridgeErrorReply(err));
+    this.replies.push(this.errorBytes(err));
     this.closeAfterReplies(err.message);
   }
 
@@ -270,7 +270,9 @@ export class RedisSession implements LiveSession {
     this.agent.sessions.release(this.id);
     if (started) {
       this.agent.metrics.sessionsActive.dec({ protocol: 'redis' });
-      this.agent.metrics.bytesTotal.inc({ protocol: 'redis', direction: 'from_client' }, this.fromClient);
+      const bytes = this.agent.metrics.bytesTotal;
+      bytes.inc({ protocol: 'redis', direction: 'from_client' }, this.fromClient);
+      bytes.inc({ protocol: 'redis', direction: 'to_client' }, this.replies.bytesWritten);
       this.emit('session.end', { reason, durationMs, commands: this.commands, denied: this.denied });
     }
     await this.router?.close();
@@ -291,35 +293,28 @@ export class RedisSession implements LiveSession {
     return errorReply('ERR', 'internal error in the drawbridge agent (logged)');
   }
 
-  /** The per-command event, built without copying (it is written for every command relayed). */
-  private auditCommand(cmd: RedisCommand): void {
-    this.agent.audit.emit({
-      type: 'command',
-      sessionId: this.id,
-      database: this.agent.state.database.metadata.name,
-      protocol: 'redis',
-      user: this.login.user,
-      dbUser: this.login.dbUser,
-      command: cmd.name,
-      args: auditArgs(cmd),
-    });
-  }
-
-  emit(type: AuditEventType, fields: Record<string, unknown>): void {
-    this.agent.audit.emit({
+  /** The fields every audit event of this session carries. */
+  private event(type: AuditEventType): AuditEvent {
+    return {
       type,
       sessionId: this.id,
       database: this.agent.state.database.metadata.name,
       protocol: 'redis',
       user: this.login.user,
       dbUser: this.login.dbUser,
-      ...fields,
-    });
+    };
   }
 
-  /** Used by SessionLogin to switch the backend login in command order. */
-  relogin(login: BackendLogin): Promise<void> {
-    return this.router!.relogin(login);
+  /** The per-command event (written for every command relayed, so built without copies). */
+  private auditCommand(cmd: RedisCommand): void {
+    const e = this.event('command');
+    e.command = cmd.name;
+    e.args = auditArgs(cmd);
+    this.agent.audit.emit(e);
+  }
+
+  emit(type: AuditEventType, fields: Record<string, unknown>): void {
+    this.agent.audit.emit(Object.assign(this.event(type), fields));
   }
 }
 

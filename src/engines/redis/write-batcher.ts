@@ -10,10 +10,13 @@ export class WriteBatcher {
   private runEnd = 0;
   private scheduled = false;
   private corked = false;
+  /** Bytes written so far (for metrics). */
+  bytes = 0;
 
   constructor(private readonly socket: Writable) {}
 
   write(chunk: Buffer): void {
+    this.bytes += chunk.length;
     if (this.first !== undefined) {
       if (chunk.buffer === this.first.buffer && chunk.byteOffset === this.runEnd) {
         this.runEnd += chunk.length;
