@@ -102,22 +102,19 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       { intervalMs: healthIntervalMs, concurrency: 16, probeTimeoutMs: 3000 },
       (key) => dbCtl.enqueue(key),
     );
-    const dbCtl = new Controller(
-      new DatabaseReconciler({
-        databases,
-        owned,
-        writer,
-        events,
-        health,
-        ca: () => ca,
-        agent: opts.agent,
-        healthIntervalMs,
-        log,
-        credentialIssue: (key) => awsIssues.get(key),
-      }),
+    const databaseReconciler = new DatabaseReconciler({
+      databases,
+      owned,
+      writer,
+      events,
+      health,
+      ca: () => ca,
+      agent: opts.agent,
+      healthIntervalMs,
       log,
-      opts.workers ?? 8,
-    );
+      credentialIssue: (key) => awsIssues.get(key),
+    });
+    const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 8);
     const csrCtl = new Controller(
       new CsrSigner({
         csrs,
@@ -141,9 +138,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     );
 
     databases.onChange((obj, change) => {
+      if (change !== 'delete') databaseReconciler.prefetchHealth(obj);
       dbCtl.enqueue(objectKey(obj));
       // Coalesced: a burst of new Databases becomes one write of the binding, not one per Database.
-      if (change !== 'update' || obj.metadata.deletionTimestamp) accessCtl.queue.addAfter(AGENT_ACCESS_KEY, 1000);
+      if (change !== 'update' || obj.metadata.deletionTimestamp)
+        accessCtl.queue.addAfter(AGENT_ACCESS_KEY, 1000);
     });
     for (const inf of Object.values(owned)) {
       inf.onChange((obj) => {

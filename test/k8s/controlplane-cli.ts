@@ -2,7 +2,7 @@
  * Starts a test control plane from the shell, for demos and poking around:
  *
  *   make k8s-up                     (builds, then runs dist/test/k8s/controlplane-cli.js)
- *   node dist/test/k8s/controlplane-cli.js [--no-controller-manager]
+ *   node dist/test/k8s/controlplane-cli.js [--no-controller-manager] [--apiserver-arg=--flag=value ...]
  *
  * Prints how to point kubectl at it and keeps running until Ctrl+C, then removes everything.
  */
@@ -10,6 +10,7 @@ import { startControlPlane } from './controlplane.js';
 
 const plane = await startControlPlane({
   controllerManager: !process.argv.includes('--no-controller-manager'),
+  apiServerArgs: process.argv.filter((a) => a.startsWith('--apiserver-arg=')).map((a) => a.slice(16)),
 });
 process.stdout.write(
   [

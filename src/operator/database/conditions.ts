@@ -21,6 +21,7 @@ export const REASON = {
   AgentPodsNotReady: 'AgentPodsNotReady',
   AgentScaledToZero: 'AgentScaledToZero',
   AgentDeploying: 'AgentDeploying',
+  AgentApplyFailed: 'AgentApplyFailed',
   // BackendReachable
   BackendReachable: 'BackendReachable',
   BackendUnreachable: 'BackendUnreachable',

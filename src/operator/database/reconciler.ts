@@ -8,6 +8,7 @@
 import { Database } from '../../api/database.js';
 import type { Condition } from '../../api/meta.js';
 import { formatIssue } from '../../api/validate.js';
+import { errorMessage } from '../../errors.js';
 import { parseAs } from '../policy.js';
 import type { KeyPairPem } from '../../pki/ca.js';
 import type { Logger } from '../../log.js';
@@ -15,7 +16,7 @@ import { type ReconcileResult, type Reconciler, TerminalError } from '../control
 import type { EventSink } from '../events.js';
 import type { Kind } from '../kube/resources.js';
 import { containsDesired } from '../kube/subset.js';
-import { type KubeObject, splitKey } from '../kube/types.js';
+import { type KubeObject, objectKey, splitKey } from '../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
 import { FINALIZER, agentEndpoint, agentName, agentTlsSecretName } from '../names.js';
 import {
@@ -101,14 +102,21 @@ export class DatabaseReconciler implements Reconciler {
     );
     const desired = [tlsSecretManifest(db, cert.data), ...agentManifests(db, this.deps.agent, cert.digest)];
     const deploymentExisted = !!owned.Deployment.get(agentName(name), namespace);
-    for (const obj of desired) {
+    // The objects do not depend on each other at apply time, so they go out together (one round trip
+    // of latency, not seven). One failing (say, a full Service IP range) must not hide the rest or the
+    // status: report failures in AgentReady, then raise the first one for a retry.
+    const failures: { obj: KubeObject; err: unknown }[] = [];
+    const stale = desired.filter((obj) => {
       const live = owned[obj.kind as OwnedKind].get(obj.metadata.name, namespace);
-      if (!live || !containsDesired(obj, live)) await this.deps.writer.apply(obj);
-    }
+      return !live || !containsDesired(obj, live);
+    });
+    await Promise.all(
+      stale.map((obj) => this.deps.writer.apply(obj).catch((err: unknown) => failures.push({ obj, err }))),
+    );
     if (db.spec.agent.replicas <= 1 && owned.PodDisruptionBudget.get(agentName(name), namespace)) {
       await this.deps.writer.delete('PodDisruptionBudget', agentName(name), namespace);
     }
-    if (!deploymentExisted) {
+    if (!deploymentExisted && !failures.some((f) => f.obj.kind === 'Deployment')) {
       this.deps.events.record(raw, 'Normal', 'AgentDeployed', `created agent Deployment ${agentName(name)}`);
     }
     if (cert.issued && deploymentExisted) {
@@ -119,19 +127,35 @@ export class DatabaseReconciler implements Reconciler {
     const health = this.deps.health.result(key);
     const endpoint = agentEndpoint(namespace, name, db.spec.protocol);
     const parts: ConditionState[] = [
-      agentCondition(
-        owned.Deployment.get(agentName(name), namespace),
-        db.spec.agent.replicas,
-        `${namespace}/${agentName(name)}`,
-      ),
+      failures.length
+        ? applyFailed(failures)
+        : agentCondition(
+            owned.Deployment.get(agentName(name), namespace),
+            db.spec.agent.replicas,
+            `${namespace}/${agentName(name)}`,
+          ),
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
       this.deps.credentialIssue?.(key) ??
         health?.credentials ??
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];
     await this.writeStatus(raw, [readyCondition(parts, endpoint), ...parts], endpoint);
+    if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
     return { requeueAfterMs: Math.max(1000, Math.min(this.deps.healthIntervalMs, renewInMs)) };
+  }
+
+  /**
+   * Starts the health check when a Database is first seen, while its key still waits in the queue: at
+   * scale the result is in by the time the reconcile runs, and status is written once, not "probing"
+   * first and the result after.
+   */
+  prefetchHealth(raw: KubeObject): void {
+    if (raw.metadata.deletionTimestamp || !raw.metadata.namespace) return;
+    const parsed = parseAs(Database, 'Database', raw);
+    if (!parsed.success) return;
+    const db = { ...parsed.data, metadata: { ...parsed.data.metadata, namespace: raw.metadata.namespace } };
+    this.deps.health.request(objectKey(raw), db);
   }
 
   /** Deletes what the agent owned, then lets the Database go. */
@@ -194,6 +218,16 @@ export class DatabaseReconciler implements Reconciler {
     if (ready.status === 'True') this.deps.events.record(raw, 'Normal', REASON.Ready, ready.message);
     else if (ready.status === 'False') this.deps.events.record(raw, 'Warning', ready.reason, ready.message);
   }
+}
+
+function applyFailed(failures: { obj: KubeObject; err: unknown }[]): ConditionState {
+  const what = failures.map(({ obj, err }) => `${obj.kind} ${obj.metadata.name}: ${errorMessage(err)}`);
+  return {
+    type: CONDITION.AgentReady,
+    status: 'False',
+    reason: REASON.AgentApplyFailed,
+    message: `could not apply ${what.join('; ').slice(0, 600)}; retrying with backoff`,
+  };
 }
 
 function unknown(

@@ -168,6 +168,24 @@ describe('DatabaseReconciler', () => {
     expect(one.writer.ops()).toContain('delete PodDisruptionBudget');
   });
 
+  it('applies the rest when one object fails, reports which in AgentReady, and retries', async () => {
+    const { r, writer } = reconciler(database(), emptyOwned(), healthy);
+    const apply = writer.apply.bind(writer);
+    writer.apply = async (obj) => {
+      if (obj.kind === 'Service') throw new Error('failed to allocate a serviceIP: range is full');
+      return apply(obj);
+    };
+    await expect(r.reconcile('shop/orders')).rejects.toThrow(/range is full/);
+    expect(writer.ops()).toContain('apply Deployment');
+    const status = writer.writes.at(-1) as {
+      patch: { status: { conditions: { type: string; reason: string; message: string }[] } };
+    };
+    const agent = status.patch.status.conditions.find((c) => c.type === 'AgentReady')!;
+    expect(agent.reason).toBe('AgentApplyFailed');
+    expect(agent.message).toMatch(/Service drawbridge-orders: failed to allocate a serviceIP/);
+    expect(status.patch.status.conditions[0]).toMatchObject({ type: 'Ready', reason: 'AgentApplyFailed' });
+  });
+
   it('reports an invalid spec naming the field, creates nothing, and waits for an edit', async () => {
     const { r, writer, events } = reconciler(database({ uri: 'redis://db:6379' }), emptyOwned());
     await expect(r.reconcile('shop/orders')).rejects.toBeInstanceOf(TerminalError);
