@@ -1,8 +1,6 @@
 import { Command } from 'commander';
-import { runInClusterAgent } from '../../agent/incluster.js';
-import { runStandaloneAgent } from '../../agent/standalone.js';
-import { createLogger } from '../../log.js';
-import { loadKubeConfig } from './controller.js';
+import type { RunningAgent } from '../../agent/standalone.js';
+import { type Logger, createLogger } from '../../log.js';
 
 interface AgentFlags {
   config?: string;
@@ -25,18 +23,13 @@ export function agentCommand(): Command {
     .option('--audit <path>', 'in-cluster mode: audit log file ("-" for stdout)')
     .option('--kubeconfig <file>', 'in-cluster mode: kubeconfig (default: $KUBECONFIG, then in-cluster)')
     .action(async (opts: AgentFlags) => {
-      const log = createLogger('agent');
       if (!opts.config && !opts.database) {
         throw new Error('pass --config agent.yaml (standalone) or --database NAMESPACE/NAME (in cluster)');
       }
+      const log = createLogger('agent');
       const running = opts.config
-        ? await runStandaloneAgent(opts.config, log)
-        : await runInClusterAgent({
-            ...opts,
-            database: opts.database!,
-            kubeConfig: loadKubeConfig(opts.kubeconfig),
-            log,
-          });
+        ? await runStandalone(opts.config, log)
+        : await runInCluster({ ...opts, database: opts.database! }, log);
       const shutdown = (signal: string) => {
         log.info({ signal }, 'draining sessions');
         void running.stop().then(() => process.exit(0));
@@ -44,4 +37,18 @@ export function agentCommand(): Command {
       process.once('SIGTERM', () => shutdown('SIGTERM'));
       process.once('SIGINT', () => shutdown('SIGINT'));
     });
+}
+
+// Each mode loads only its own modules: a standalone agent never pays for the Kubernetes client.
+async function runStandalone(config: string, log: Logger): Promise<RunningAgent> {
+  const { runStandaloneAgent } = await import('../../agent/standalone.js');
+  return runStandaloneAgent(config, log);
+}
+
+async function runInCluster(opts: AgentFlags & { database: string }, log: Logger): Promise<RunningAgent> {
+  const [{ runInClusterAgent }, { loadKubeConfig }] = await Promise.all([
+    import('../../agent/incluster.js'),
+    import('./controller.js'),
+  ]);
+  return runInClusterAgent({ ...opts, kubeConfig: await loadKubeConfig(opts.kubeconfig), log });
 }

@@ -1,12 +1,8 @@
 import { createServer } from 'node:http';
 import { Command, InvalidArgumentError } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
-import { loadControllerConfig } from '../../api/controller-config.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { parseDuration } from '../../api/meta.js';
 import { createLogger } from '../../log.js';
-import { podFromEnv } from '../../operator/aws/index.js';
-import { startController } from '../../operator/manager.js';
-import { splitHostPort } from '../../agent/standalone.js';
 
 interface ControllerFlags {
   kubeconfig?: string;
@@ -29,7 +25,9 @@ const positiveInt = (v: string) => {
 };
 
 /** Loads the kubeconfig like kubectl: --kubeconfig, then $KUBECONFIG, ~/.kube/config, in-cluster. */
-export function loadKubeConfig(file?: string): KubeConfig {
+export async function loadKubeConfig(file?: string): Promise<KubeConfig> {
+  // Loaded on use: the Kubernetes client is most of the CLI's memory, and a standalone agent needs none of it.
+  const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
   if (file) kc.loadFromFile(file);
   else kc.loadFromDefault();
@@ -63,10 +61,17 @@ export function controllerCommand(): Command {
     )
     .action(async (flags: ControllerFlags) => {
       const log = createLogger('controller');
+      const [{ loadControllerConfig }, { podFromEnv }, { startController }, { splitHostPort }] =
+        await Promise.all([
+          import('../../api/controller-config.js'),
+          import('../../operator/aws/index.js'),
+          import('../../operator/manager.js'),
+          import('../../agent/standalone.js'),
+        ]);
       // Checked before anything starts: a bad file stops the controller with the field and the fix.
       const config = flags.config ? await loadControllerConfig(flags.config) : {};
       const running = await startController({
-        kubeConfig: loadKubeConfig(flags.kubeconfig),
+        kubeConfig: await loadKubeConfig(flags.kubeconfig),
         namespace: flags.namespace,
         agent: {
           image: flags.agentImage,

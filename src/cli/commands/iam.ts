@@ -2,10 +2,7 @@
 // would attach it (compacted, split into managed policies when it does not fit inline).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
-import { parseConfig } from '../../api/config.js';
 import { AWS_TYPES, type AwsType, type Database } from '../../api/database.js';
-import { IAM_LIMITS, planPolicy } from '../../aws/iam-policy.js';
-import { requiredGrants } from '../../aws/iam-statements.js';
 
 function types(value: string): AwsType[] {
   const list = value
@@ -40,6 +37,10 @@ export function iamCommand(): Command {
         user: boolean;
         roleArn?: string;
       }) => {
+        const [{ IAM_LIMITS, planPolicy }, { requiredGrants }] = await Promise.all([
+          import('../../aws/iam-policy.js'),
+          import('../../aws/iam-statements.js'),
+        ]);
         const databases = opts.config ? await loadDatabases(opts.config) : [];
         const grants = requiredGrants({
           databases,
@@ -61,5 +62,6 @@ export function iamCommand(): Command {
 }
 
 async function loadDatabases(file: string): Promise<Database[]> {
+  const { parseConfig } = await import('../../api/config.js');
   return parseConfig(await readFile(file, 'utf8'), file).databases;
 }
