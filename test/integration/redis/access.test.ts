@@ -174,6 +174,31 @@ describe('redis access through the agent', () => {
     await until(async () => (await f.cli('alice', ['PING'])) === 'PONG\n');
   });
 
+  it("a session ends at its role's maxSessionTTL, with the reason", async () => {
+    const { redisDocs } = await import('./fixture.js');
+    const docs = redisDocs(f.redis).map((d) =>
+      (d as { kind: string }).kind === 'AccessRole'
+        ? { ...d, spec: { ...(d as { spec: object }).spec, options: { maxSessionTTL: '1s' } } }
+        : d,
+    );
+    const short = await f.startAgent(docs);
+    const out = await f.cliAt(short.port, 'alice', [], 'PING\n');
+    expect(out).toBe('PONG\n');
+    const { connect } = await import('node:tls');
+    const { certPem, keyPem } = f.people.alice;
+    const text = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s = connect(
+        { host: '127.0.0.1', port: short.port, ca: f.ca.certPem, cert: certPem, key: keyPem },
+        () => s.write('PING\r\n'),
+      );
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      s.on('close', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(text).toMatch(/^\+PONG\r\n-ERR session reached the maximum session TTL of its role/);
+  });
+
   it('a plaintext client gets a RESP error telling it to use TLS', async () => {
     const { exec } = await import('../../support/redis.js');
     const out = await exec('redis-cli', ['-h', '127.0.0.1', '-p', String(f.agent.port), 'PING']).catch(
