@@ -11,7 +11,7 @@
 # are the controller's own work: informers, reconciles, server-side applies, status, events.
 set -euo pipefail
 N=${1:-1000}
-WORKERS=${2:-8}
+WORKERS=${2:-16}
 NAMESPACES=10
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -62,7 +62,11 @@ count_status() {
 }
 cpu_seconds() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 
+APISERVER_PID=$(pgrep -P "$PLANE_PID" -f kube-apiserver)
+ETCD_PID=$(pgrep -P "$PLANE_PID" -f bin/etcd)
 CPU0=$(cpu_seconds "$CONTROLLER_PID")
+API0=$(cpu_seconds "$APISERVER_PID")
+ETCD0=$(cpu_seconds "$ETCD_PID")
 START=$(date +%s.%N)
 # One kubectl per namespace, concurrently, as a GitOps tool syncing several apps would.
 APPLIERS=()
@@ -87,6 +91,8 @@ while :; do
   sleep 1
 done
 CPU1=$(cpu_seconds "$CONTROLLER_PID")
+API1=$(cpu_seconds "$APISERVER_PID")
+ETCD1=$(cpu_seconds "$ETCD_PID")
 RSS=$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$CONTROLLER_PID/status")
 sleep 10 # steady state: nothing should be written once everything matches
 CPU2=$(cpu_seconds "$CONTROLLER_PID")
@@ -99,14 +105,16 @@ kubectl get --raw /metrics | awk -F'[{}]' '/^apiserver_request_total/ {
   } END { for (k in n) if (n[k] >= 100) printf "  %-40s %6d\n", k, n[k] }' | sort -k3 -nr >"$WORK/requests.txt"
 
 awk -v n="$N" -v w="$WORKERS" -v s="$START" -v a="$APPLIED" -v d="$DEPLOYED" -v e="$DONE" \
-  -v c0="$CPU0" -v c1="$CPU1" -v c2="$CPU2" -v rss="$RSS" 'BEGIN {
-  printf "operator-scale: %d Databases, %d workers, %d cores\n", n, w, '"$(nproc)"'
+  -v c0="$CPU0" -v c1="$CPU1" -v c2="$CPU2" -v rss="$RSS" -v a0="$API0" -v a1="$API1" -v e0="$ETCD0" -v e1="$ETCD1" \
+  -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
+  printf "operator-scale: %d Databases, %d workers, %d cores (load average %s)\n", n, w, '"$(nproc)"', load
   printf "  kubectl apply (server-side)         %6.1f s\n", a - s
   printf "  every agent Deployment exists       %6.1f s after apply started\n", d - s
   printf "  every Database status written       %6.1f s after apply started   (target <= 60 s)\n", e - s
   printf "  controller CPU during the run       %6.1f s\n", c1 - c0
   printf "  controller CPU, 10 s steady state   %6.2f s\n", c2 - c1
   printf "  controller RSS after                %6.0f MiB\n", rss
+  printf "  kube-apiserver / etcd CPU, run      %6.1f s / %.1f s\n", a1 - a0, e1 - e0
 }'
 echo "  API requests served (>= 100, all clients):"
 cat "$WORK/requests.txt"

@@ -34,7 +34,7 @@ export interface ControllerOptions {
   leaderElection?:
     | false
     | Partial<Pick<LeaderElectionOptions, 'name' | 'leaseDurationMs' | 'renewDeadlineMs' | 'retryPeriodMs'>>;
-  /** Databases reconciled at once (default 8). */
+  /** Databases reconciled at once (default 16: reconciles wait on the API server, not the CPU). */
   workers?: number;
   /** How often backends are probed and Secrets re-read (default 60 s). */
   healthIntervalMs?: number;
@@ -114,7 +114,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       log,
       credentialIssue: (key) => awsIssues.get(key),
     });
-    const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 8);
+    const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 16);
     const csrCtl = new Controller(
       new CsrSigner({
         csrs,

@@ -52,7 +52,7 @@ export function controllerCommand(): Command {
     .option('--agent-pull-policy <policy>', 'imagePullPolicy of agent containers')
     .option('--no-leader-elect', 'run without leader election (one replica only)')
     .option('--identity <id>', 'leader election identity (default: hostname_pid)')
-    .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 8)
+    .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 16)
     .option('--health-interval <duration>', 'how often backends are probed', '60s')
     .option('--health-listen <host:port>', 'serve /healthz for liveness probes')
     .option(

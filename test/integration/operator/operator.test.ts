@@ -4,6 +4,7 @@
  * people and workloads reach PostgreSQL through it with CSR-issued certificates or projected tokens.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCsr } from '../../../src/pki/ca.js';
@@ -14,6 +15,7 @@ import {
   agentName,
 } from '../../../src/operator/names.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
+import { CLUSTER_USERS, RedisCluster } from '../../support/redis-cluster.js';
 import { CONTROLLER_NS, type OperatorEnv, eventually, logOf, startOperatorEnv } from './fixture.js';
 
 const NS = 'shop';
@@ -22,6 +24,7 @@ const DRAWBRIDGE = 'drawbridge.dev/v1alpha1';
 
 let env: OperatorEnv;
 let postgres: PostgresServer;
+let cluster: RedisCluster;
 let caPem: string;
 
 interface Condition {
@@ -78,6 +81,71 @@ const accessDocs = () => [
   },
 ];
 
+/** A Database for the 6-node TLS Redis Cluster, reachable as database user `app` by alice and the app workload. */
+const redisDocs = () => [
+  {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'cluster-ca', namespace: NS },
+    stringData: { 'ca.crt': cluster.tls.caPem },
+  },
+  {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: 'cluster-login', namespace: NS },
+    stringData: { app: CLUSTER_USERS.app.password },
+  },
+  {
+    apiVersion: DRAWBRIDGE,
+    kind: 'Database',
+    metadata: { name: 'sessions', namespace: NS, labels: { env: 'prod' } },
+    spec: {
+      protocol: 'redis',
+      uri: cluster.uri(),
+      tls: { mode: 'verify-full', caSecretRef: { name: 'cluster-ca', key: 'ca.crt' } },
+      auth: { type: 'password', secretRef: { name: 'cluster-login' } },
+    },
+  },
+  {
+    apiVersion: DRAWBRIDGE,
+    kind: 'AccessRole',
+    metadata: { name: 'cache', namespace: NS },
+    spec: {
+      allow: { databaseLabels: { env: 'prod' }, databaseUsers: ['app'] },
+      deny: { redisCommands: ['@dangerous'] },
+    },
+  },
+  {
+    apiVersion: DRAWBRIDGE,
+    kind: 'DatabaseUser',
+    metadata: { name: 'cache-users', namespace: NS },
+    spec: {
+      subjects: [
+        { kind: 'User', name: 'alice' },
+        { kind: 'ServiceAccount', name: 'app', namespace: NS },
+      ],
+      roles: ['cache'],
+    },
+  },
+];
+
+function redis(endpoint: string, opts: { cert?: string; key?: string; password: string }): Redis {
+  const [host, port] = endpoint.split(':');
+  const r = new Redis({
+    host,
+    port: Number(port),
+    username: 'app',
+    password: opts.password,
+    tls: { ca: caPem, cert: opts.cert, key: opts.key },
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    lazyConnect: true,
+    enableReadyCheck: false, // INFO is @dangerous, which the role denies
+  });
+  r.on('error', () => undefined);
+  return r;
+}
+
 function conditions(db: Obj | undefined): Record<string, Condition> {
   const list = (db?.status?.conditions ?? []) as Condition[];
   return Object.fromEntries(list.map((c) => [c.type, c]));
@@ -99,7 +167,7 @@ async function login(
   kubeconfig: string,
   csrName: string,
   subject: { cn: string; orgs?: string[] },
-  dbUser?: string,
+  { dbUser, database = 'orders' }: { dbUser?: string; database?: string } = {},
 ) {
   const { csrPem, keyPem } = await createCsr({ commonName: subject.cn, organizations: subject.orgs ?? [] });
   const csr = {
@@ -108,7 +176,7 @@ async function login(
     metadata: {
       name: csrName,
       annotations: {
-        [ANNOTATION_DATABASE]: `${NS}/orders`,
+        [ANNOTATION_DATABASE]: `${NS}/${database}`,
         ...(dbUser ? { [ANNOTATION_DB_USER]: dbUser } : {}),
       },
     },
@@ -131,6 +199,12 @@ async function login(
   return { certificate, keyPem, conditions: done.status?.conditions ?? [] };
 }
 
+/** A projected-style token for the `app` ServiceAccount (TokenRequest), for `audience` or the API server's. */
+async function token(audience?: string): Promise<string> {
+  const args = ['create', 'token', 'app', '-n', NS, ...(audience ? [`--audience=${audience}`] : [])];
+  return (await env.plane.kubectl(args)).trim();
+}
+
 function client(endpoint: string, user: string, tls: { cert?: string; key?: string }, password?: string) {
   const [host, port] = endpoint.split(':');
   return new pg.Client({
@@ -145,6 +219,7 @@ function client(endpoint: string, user: string, tls: { cert?: string; key?: stri
 }
 
 beforeAll(async () => {
+  const clusterStarting = RedisCluster.start();
   postgres = await startPostgres({
     roles: Object.entries(PASSWORDS).map(([name, password]) => ({ name, password })),
     databases: ['orders'],
@@ -167,6 +242,8 @@ beforeAll(async () => {
     ...accessDocs(),
     database('orders'),
   ]);
+  cluster = await clusterStarting;
+  await env.apply(redisDocs());
   const cm = await eventually('CA ConfigMap', () =>
     env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
   );
@@ -182,6 +259,7 @@ afterEach((ctx) => {
 afterAll(async () => {
   await env?.stop();
   await postgres?.stop();
+  await cluster?.stop();
 });
 
 describe('Database → agent', () => {
@@ -239,7 +317,7 @@ describe('CSR signer and the agent', () => {
       certificate,
       keyPem,
       conditions: conds,
-    } = await login(kubeconfig, 'alice-1', { cn: 'alice', orgs: ['devs'] }, 'alice');
+    } = await login(kubeconfig, 'alice-1', { cn: 'alice', orgs: ['devs'] }, { dbUser: 'alice' });
     expect(conds.find((x) => x.type === 'Approved')?.reason).toBe('AccessAllowed');
     const { X509Certificate } = await import('node:crypto');
     const cert = new X509Certificate(certificate!);
@@ -270,10 +348,6 @@ describe('CSR signer and the agent', () => {
 
   it('accepts a workload token for audience drawbridge.dev as the password, and refuses another audience', async () => {
     const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
-    const token = async (audience?: string) => {
-      const args = ['create', 'token', 'app', '-n', NS, ...(audience ? [`--audience=${audience}`] : [])];
-      return (await env.plane.kubectl(args)).trim();
-    };
     const ok = client(endpoint, 'carol', {}, await token('drawbridge.dev'));
     await ok.connect();
     expect((await ok.query('select current_user as u')).rows[0].u).toBe('carol');
@@ -285,7 +359,7 @@ describe('CSR signer and the agent', () => {
 
   it('ends a live session when the role that allowed it is removed', async () => {
     const kubeconfig = await env.plane.makeUserKubeconfig('alice');
-    const { certificate, keyPem } = await login(kubeconfig, 'alice-2', { cn: 'alice' }, 'alice');
+    const { certificate, keyPem } = await login(kubeconfig, 'alice-2', { cn: 'alice' }, { dbUser: 'alice' });
     const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
     const c = client(endpoint, 'alice', { cert: certificate, key: keyPem });
     // pg reports the server's message, then the closed socket: keep listening for both.
@@ -295,6 +369,42 @@ describe('CSR signer and the agent', () => {
     await env.plane.kubectl(['delete', 'databaseuser', 'alice', '-n', NS]);
     expect((await ended).message).toMatch(/revoked/);
     await env.apply(accessDocs());
+  });
+});
+
+describe('Redis Cluster through the agent', () => {
+  it('serves alice (CSR certificate) and the app workload (token) across every slot, and refuses a foreign token', async () => {
+    await waitReady('sessions');
+    const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('sessions'));
+    const kubeconfig = await env.plane.makeUserKubeconfig('alice');
+    const { certificate, keyPem } = await login(
+      kubeconfig,
+      'alice-redis',
+      { cn: 'alice' },
+      { dbUser: 'app', database: 'sessions' },
+    );
+    const alice = redis(endpoint, {
+      cert: certificate,
+      key: keyPem,
+      password: 'ignored: the certificate says who',
+    });
+    await alice.connect();
+    // Keys spread over many slots, so over all three masters of the cluster.
+    for (let i = 0; i < 30; i++) await alice.set(`k${i}`, `v${i}`);
+    expect(await alice.get('k17')).toBe('v17');
+    await expect(alice.flushall()).rejects.toThrow(/dangerous|denied/i);
+    alice.disconnect();
+
+    const app = redis(endpoint, { password: await token('drawbridge.dev') });
+    await app.connect();
+    expect(await app.get('k3')).toBe('v3');
+    app.disconnect();
+
+    const foreign = redis(endpoint, { password: await token() });
+    const refused = new Promise<Error>((resolve) => foreign.on('error', resolve));
+    await expect(foreign.connect()).rejects.toThrow();
+    expect((await refused).message).toMatch(/token was refused/);
+    foreign.disconnect();
   });
 });
 
