@@ -260,6 +260,9 @@ class RunningPlane implements ControlPlane {
         if (code === 0) resolve(Buffer.concat(out).toString());
         else reject(new KubectlError(args, code, Buffer.concat(err).toString()));
       });
+      // kubectl may exit before reading stdin (`get` never does): EPIPE then is no error of ours;
+      // the exit code above says how the command went.
+      child.stdin.on('error', () => undefined);
       child.stdin.end(opts.input ?? '');
     });
   }

@@ -39,6 +39,8 @@ export interface IamSyncDeps {
 export class IamSync {
   private lastInputs: string | undefined;
   private nextRunAt = 0;
+  /** The policy last logged per role (own role: ''), so a log line means the policy changed. */
+  private readonly printed = new Map<string, string>();
 
   constructor(private readonly deps: IamSyncDeps) {}
 
@@ -82,7 +84,7 @@ export class IamSync {
     );
   }
 
-  /** Logs the policy `forRole` needs (undefined: the controller's own role). */
+  /** Logs the policy `forRole` needs (undefined: the controller's own role) when it changed. */
   private print(databases: Database[], forRole: string | undefined): void {
     const grants = requiredGrants({
       databases,
@@ -94,9 +96,11 @@ export class IamSync {
       inlineRoom: IAM_LIMITS.roleInline,
       managedSlots: IAM_LIMITS.managedPoliciesPerRole,
     });
-    const policy = plan.inline ?? { managedPolicies: plan.managed };
+    const policy = JSON.stringify(plan.inline ?? { managedPolicies: plan.managed });
+    if (this.printed.get(forRole ?? '') === policy) return;
+    this.printed.set(forRole ?? '', policy);
     const role = forRole ?? "the controller's own role";
-    this.deps.log.info({ role, policy: JSON.stringify(policy) }, 'IAM policy Drawbridge needs');
+    this.deps.log.info({ role, policy }, 'IAM policy Drawbridge needs');
     if (!forRole) {
       this.deps.events.normal(
         'IAMPolicyNeeded',

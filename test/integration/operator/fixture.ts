@@ -26,8 +26,11 @@ export interface OperatorEnv {
   apply(objects: object[], kubeconfig?: string): Promise<string>;
   /** `kubectl get -o json`; undefined when the object does not exist. */
   get<T = Record<string, unknown>>(kind: string, name: string, namespace?: string): Promise<T | undefined>;
-  /** Starts one more controller replica. */
-  startController(identity: string): ControllerProcess;
+  /** Starts one more controller replica, with extra flags and environment if given. */
+  startController(
+    identity: string,
+    extra?: { args?: string[]; env?: Record<string, string> },
+  ): ControllerProcess;
   stop(): Promise<void>;
 }
 
@@ -54,6 +57,8 @@ export async function eventually<T>(
 export async function startOperatorEnv(opts: {
   controllers: number;
   namespaces: string[];
+  /** Run agent Deployments as processes (default true); tests of the controller alone skip it. */
+  nodeAgent?: boolean;
 }): Promise<OperatorEnv> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`make build\` first`);
   const plane = await startControlPlane();
@@ -84,7 +89,7 @@ export async function startOperatorEnv(opts: {
       ]);
       return out.trim() ? (JSON.parse(out) as T) : undefined;
     },
-    startController(identity) {
+    startController(identity, extra = {}) {
       const logPath = path.join(plane.dir, `controller-${identity}.log`);
       const fd = openSync(logPath, 'a');
       const child = spawn(
@@ -98,8 +103,9 @@ export async function startOperatorEnv(opts: {
           '--agent-image=drawbridge:test',
           '--health-interval=3s',
           '--workers=4',
+          ...(extra.args ?? []),
         ],
-        { stdio: ['ignore', fd, fd], env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'info' } },
+        { stdio: ['ignore', fd, fd], env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'info', ...extra.env } },
       );
       closeSync(fd);
       const proc: ControllerProcess = { identity, child, logPath, exited: false };
@@ -146,7 +152,7 @@ export async function startOperatorEnv(opts: {
       },
     ]);
     for (let i = 0; i < opts.controllers; i++) env.startController(`controller-${i}`);
-    nodeAgent = await startNodeAgent({ kubeconfigPath: plane.kubeconfigPath });
+    if (opts.nodeAgent !== false) nodeAgent = await startNodeAgent({ kubeconfigPath: plane.kubeconfigPath });
   } catch (err) {
     await env.stop();
     throw err;
