@@ -15,17 +15,15 @@ import {
   agentName,
 } from '../../../src/operator/names.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
-import { CLUSTER_USERS, RedisCluster } from '../../support/redis-cluster.js';
+import { RedisCluster } from '../../support/redis-cluster.js';
+import { NS, PASSWORDS, accessDocs, database as pgDatabase, redisDocs, secret } from './docs.js';
 import { CONTROLLER_NS, type OperatorEnv, eventually, logOf, startOperatorEnv } from './fixture.js';
-
-const NS = 'shop';
-const PASSWORDS = { alice: 'alice-pw', carol: 'carol-pw' };
-const DRAWBRIDGE = 'drawbridge.dev/v1alpha1';
 
 let env: OperatorEnv;
 let postgres: PostgresServer;
 let cluster: RedisCluster;
 let caPem: string;
+const database = (name: string, spec: object = {}) => pgDatabase(postgres, name, spec);
 
 interface Condition {
   type: string;
@@ -37,97 +35,6 @@ type Obj = {
   metadata: Record<string, unknown> & { resourceVersion: string };
   status?: Record<string, unknown>;
 };
-
-function database(name: string, spec: object = {}, labels = { env: 'prod' }) {
-  return {
-    apiVersion: DRAWBRIDGE,
-    kind: 'Database',
-    metadata: { name, namespace: NS, labels },
-    spec: {
-      protocol: 'postgres',
-      uri: `postgres://127.0.0.1:${postgres.port}/orders`,
-      tls: { mode: 'verify-full', caSecretRef: { name: 'pg-ca', key: 'ca.crt' } },
-      auth: { type: 'password', secretRef: { name: 'pg-passwords' } },
-      ...spec,
-    },
-  };
-}
-
-const accessDocs = () => [
-  {
-    apiVersion: DRAWBRIDGE,
-    kind: 'AccessRole',
-    metadata: { name: 'dev', namespace: NS },
-    spec: {
-      allow: { databaseLabels: { env: 'prod' }, databaseUsers: ['{{traits.dbUsers}}'], databaseNames: ['*'] },
-      options: { maxSessionTTL: '1h' },
-    },
-  },
-  {
-    apiVersion: DRAWBRIDGE,
-    kind: 'DatabaseUser',
-    metadata: { name: 'alice', namespace: NS },
-    spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['dev'], traits: { dbUsers: ['alice'] } },
-  },
-  {
-    apiVersion: DRAWBRIDGE,
-    kind: 'DatabaseUser',
-    metadata: { name: 'app', namespace: NS },
-    spec: {
-      subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: NS }],
-      roles: ['dev'],
-      traits: { dbUsers: ['carol'] },
-    },
-  },
-];
-
-/** A Database for the 6-node TLS Redis Cluster, reachable as database user `app` by alice and the app workload. */
-const redisDocs = () => [
-  {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'cluster-ca', namespace: NS },
-    stringData: { 'ca.crt': cluster.tls.caPem },
-  },
-  {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    metadata: { name: 'cluster-login', namespace: NS },
-    stringData: { app: CLUSTER_USERS.app.password },
-  },
-  {
-    apiVersion: DRAWBRIDGE,
-    kind: 'Database',
-    metadata: { name: 'sessions', namespace: NS, labels: { env: 'prod' } },
-    spec: {
-      protocol: 'redis',
-      uri: cluster.uri(),
-      tls: { mode: 'verify-full', caSecretRef: { name: 'cluster-ca', key: 'ca.crt' } },
-      auth: { type: 'password', secretRef: { name: 'cluster-login' } },
-    },
-  },
-  {
-    apiVersion: DRAWBRIDGE,
-    kind: 'AccessRole',
-    metadata: { name: 'cache', namespace: NS },
-    spec: {
-      allow: { databaseLabels: { env: 'prod' }, databaseUsers: ['app'] },
-      deny: { redisCommands: ['@dangerous'] },
-    },
-  },
-  {
-    apiVersion: DRAWBRIDGE,
-    kind: 'DatabaseUser',
-    metadata: { name: 'cache-users', namespace: NS },
-    spec: {
-      subjects: [
-        { kind: 'User', name: 'alice' },
-        { kind: 'ServiceAccount', name: 'app', namespace: NS },
-      ],
-      roles: ['cache'],
-    },
-  },
-];
 
 function redis(endpoint: string, opts: { cert?: string; key?: string; password: string }): Redis {
   const [host, port] = endpoint.split(':');
@@ -226,24 +133,14 @@ beforeAll(async () => {
   });
   env = await startOperatorEnv({ controllers: 2, namespaces: [NS] });
   await env.apply([
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'pg-ca', namespace: NS },
-      stringData: { 'ca.crt': postgres.ca.certPem },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'pg-passwords', namespace: NS },
-      stringData: PASSWORDS,
-    },
+    secret('pg-ca', { 'ca.crt': postgres.ca.certPem }),
+    secret('pg-passwords', PASSWORDS),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: NS } },
     ...accessDocs(),
     database('orders'),
   ]);
   cluster = await clusterStarting;
-  await env.apply(redisDocs());
+  await env.apply(redisDocs(cluster));
   const cm = await eventually('CA ConfigMap', () =>
     env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
   );
