@@ -11,7 +11,9 @@
 //   CredentialsReady=False on the Databases that identity reaches in that region, since their agents
 //   sign in the same way. Other discovery failures (a Describe call denied, a timeout) say nothing
 //   about those Databases' credentials and are reported on the Pod only.
-// A Kubernetes write that fails is retried: the round throws after trying every write.
+// A Kubernetes write that fails (RBAC, a conflict) does not stop the others; it is reported on the Pod
+// and the round reports itself incomplete, so the caller looks again soon — without the work queue's
+// millisecond backoff, which would list AWS over and over.
 import type { Database } from '../../api/database.js';
 import { ORIGIN_AWS, ORIGIN_LABEL } from '../../aws/discovery/found.js';
 import {
@@ -23,6 +25,7 @@ import {
 } from '../../aws/discovery/index.js';
 import { type AwsError, AwsReason, awsCondition } from '../../aws/errors.js';
 import type { AwsMatcher } from '../../aws/matchers.js';
+import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { KubeObject } from '../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
@@ -63,8 +66,8 @@ export class DiscoveryLoop {
     this.units = deps.matchers.flatMap((m) => m.regions.map((region) => ({ ...m, regions: [region] })));
   }
 
-  /** One round: list, apply the plan, report. Throws when a Kubernetes write failed (retry). */
-  async run(): Promise<DiscoveryPlan> {
+  /** One round: list, apply the plan, report. `complete` is false when a Kubernetes write failed. */
+  async run(): Promise<DiscoveryPlan & { complete: boolean }> {
     const { namespace, writer } = this.deps;
     const existing = existingDatabases(this.deps.databases, namespace);
     const rounds: Round[] = [];
@@ -76,14 +79,20 @@ export class DiscoveryLoop {
       namespace,
     );
     const changes = plan(existing, desired, keepFailedScopes(failed));
-    const writeErrors: unknown[] = [];
-    const attempt = (write: Promise<void>) => write.catch((err: unknown) => void writeErrors.push(err));
+    const writeErrors: string[] = [];
+    const attempt = (write: Promise<void>) =>
+      write.catch((err: unknown) => void writeErrors.push(errorMessage(err)));
     for (const db of [...changes.create, ...changes.update]) await attempt(writer.apply(manifest(db)));
     for (const db of changes.delete) await attempt(writer.delete('Database', db.metadata.name, namespace));
 
     this.report(rounds, existing, changes);
-    if (writeErrors.length) throw writeErrors[0];
-    return changes;
+    if (writeErrors.length) {
+      this.deps.events.warn(
+        'DiscoveryApplyFailed',
+        `AWS discovery could not write ${writeErrors.length} Database(s) in ${namespace}: ${writeErrors[0]}`,
+      );
+    }
+    return { ...changes, complete: writeErrors.length === 0 };
   }
 
   private report(rounds: Round[], existing: Database[], changes: DiscoveryPlan): void {

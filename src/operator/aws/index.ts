@@ -28,6 +28,8 @@ export const AWS_KEYS = { iam: 'aws/iam', discovery: 'aws/discovery', rotation: 
 
 /** How long Database changes settle before IAM and rotation look at them. */
 const DEBOUNCE_MS = 1000;
+/** When a discovery round could not write everything, the next one comes this soon at the latest. */
+const INCOMPLETE_RETRY_MS = 15_000;
 
 export interface AwsSettings {
   config: ControllerAwsConfig;
@@ -54,13 +56,18 @@ class AwsReconciler implements Reconciler {
     private readonly discoveryIntervalMs: number,
   ) {}
 
-  /** Each key resolves with when to look again; a failed Kubernetes write throws and is retried. */
+  /**
+   * Each key resolves with when to look again (discovery: its interval, sooner after a failed write;
+   * IAM: its re-check); failures are reported by the parts themselves, so nothing throws but bugs.
+   */
   async reconcile(key: string): Promise<ReconcileResult | void> {
     switch (key) {
-      case AWS_KEYS.discovery:
+      case AWS_KEYS.discovery: {
         if (!this.parts.discovery) return;
-        await this.parts.discovery.run();
-        return { requeueAfterMs: this.discoveryIntervalMs };
+        const { complete } = await this.parts.discovery.run();
+        const interval = this.discoveryIntervalMs;
+        return { requeueAfterMs: complete ? interval : Math.min(interval, INCOMPLETE_RETRY_MS) };
+      }
       case AWS_KEYS.iam: {
         const next = await this.parts.iam?.run();
         return next === undefined ? undefined : { requeueAfterMs: next };

@@ -197,15 +197,22 @@ describe('DiscoveryLoop', () => {
     expect(sink.events.map((e) => e.reason)).toEqual(['AWSAccessDenied']);
   });
 
-  it('tries every write, then fails the round so it is retried', async () => {
-    const { loop, writer } = setup(listing());
+  it('tries every write, reports the failures on the Pod and the round as incomplete', async () => {
+    const { loop, writer, sink } = setup(listing());
     const apply = writer.apply.bind(writer);
     writer.apply = async (obj) => {
-      if (obj.metadata.name === ordersName) throw new Error('conflict');
+      if (obj.metadata.name === ordersName) throw new Error('databases.drawbridge.dev is forbidden');
       return apply(obj);
     };
-    await expect(loop.run()).rejects.toThrow('conflict');
+    expect((await loop.run()).complete).toBe(false);
     expect(writer.writes).toHaveLength(2);
+    expect(sink.events).toEqual([
+      {
+        type: 'Warning',
+        reason: 'DiscoveryApplyFailed',
+        message: `AWS discovery could not write 1 Database(s) in ${NS}: databases.drawbridge.dev is forbidden`,
+      },
+    ]);
   });
 });
 
