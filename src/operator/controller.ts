@@ -30,7 +30,6 @@ export class TerminalError extends Error {
 export class Controller {
   readonly queue = new WorkQueue();
   private workers: Promise<void>[] = [];
-  private inFlight = 0;
 
   constructor(
     private readonly reconciler: Reconciler,
@@ -52,20 +51,13 @@ export class Controller {
     await Promise.all(this.workers);
   }
 
-  /** True when nothing is queued or running (tests and benchmarks wait for this). */
-  get idle(): boolean {
-    return this.queue.length === 0 && this.inFlight === 0;
-  }
-
   private async work(): Promise<void> {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
-      this.inFlight++;
       try {
         await this.runOnce(key);
       } finally {
-        this.inFlight--;
         this.queue.done(key);
       }
     }

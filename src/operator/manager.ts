@@ -45,9 +45,8 @@ export interface ControllerOptions {
 }
 
 export interface RunningController {
-  /** Resolves once this replica leads and its caches are synced (never, for a standby). */
+  /** Resolves once this replica leads and its caches are synced (a standby: once it takes over). */
   readonly active: Promise<void>;
-  isLeader(): boolean;
   /** Stops work, releases the Lease so a standby takes over at once, closes connections. */
   stop(): Promise<void>;
 }
@@ -177,7 +176,6 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   active.catch((err: unknown) => log.error({ err }, 'controller failed to start'));
   return {
     active,
-    isLeader: () => (election ? election.isLeader : true),
     async stop() {
       abort.abort();
       for (const stop of stoppers) await stop();

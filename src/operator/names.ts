@@ -24,7 +24,6 @@ export const ANNOTATION_TLS_DIGEST = `${GROUP}/tls-digest`;
 
 export const FINALIZER = `${GROUP}/agent-cleanup`;
 export const SIGNER_NAME = `${GROUP}/database-client`;
-export const TOKEN_AUDIENCE = GROUP;
 
 /** Where the agent's serving certificate, key and client CA are mounted in its pod. */
 export const AGENT_TLS_DIR = '/etc/drawbridge/tls';

@@ -82,10 +82,6 @@ export class Informer<T extends KubeObject> {
     return synced;
   }
 
-  get hasSynced(): boolean {
-    return this.synced;
-  }
-
   get(name: string, namespace?: string): T | undefined {
     return this.lw.get(name, namespace) as T | undefined;
   }

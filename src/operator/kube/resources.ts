@@ -9,7 +9,7 @@ interface ResourceType {
   namespaced: boolean;
 }
 
-export const RESOURCES = {
+const RESOURCES = {
   Database: { apiVersion: API_VERSION, plural: 'databases', namespaced: true },
   AccessRole: { apiVersion: API_VERSION, plural: 'accessroles', namespaced: true },
   DatabaseUser: { apiVersion: API_VERSION, plural: 'databaseusers', namespaced: true },
