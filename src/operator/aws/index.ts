@@ -97,6 +97,7 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
         log,
       })
     : undefined;
+  // IAM is global; its calls still need a region for signing: the pod's (chart value aws.region).
   const iamRegion = process.env.AWS_REGION ?? config.matchers[0]?.regions[0] ?? 'us-east-1';
   const iam =
     config.iamBootstrap === 'off'
