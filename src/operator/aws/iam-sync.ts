@@ -57,12 +57,11 @@ export class IamSync {
       matchers,
     ]);
     if (inputs === this.lastInputs && now < this.nextRunAt) return this.nextRunAt - now;
-    const changed = inputs !== this.lastInputs;
     this.lastInputs = inputs;
     try {
       if (this.deps.mode === 'attach') await this.attach(databases);
-      else if (changed) this.print(databases, undefined);
-      if (changed) this.printAssumedRoles(databases);
+      else this.print(databases, undefined);
+      this.printAssumedRoles(databases);
       this.deps.issues.replace('iam', new Map());
       this.nextRunAt = now + this.deps.resyncMs;
     } catch (err) {
