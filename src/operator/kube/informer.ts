@@ -47,6 +47,7 @@ export class Informer<T extends KubeObject> {
       for (const item of result.items) {
         item.apiVersion ??= apiVersion;
         item.kind ??= kind;
+        stripManagedFields(item);
       }
       this.backoffMs = MIN_BACKOFF_MS;
       // ListWatch fills its cache right after this resolves; mark synced once that has run.
@@ -55,7 +56,7 @@ export class Informer<T extends KubeObject> {
     };
     this.lw = new ListWatch<KubernetesObject>(
       path,
-      new Watch(client.kubeConfig),
+      strippingWatch(new Watch(client.kubeConfig)),
       list as () => Promise<{ items: KubernetesObject[]; metadata: { resourceVersion?: string } }>,
       false,
       opts.labelSelector,
@@ -113,4 +114,29 @@ export class Informer<T extends KubeObject> {
     clearTimeout(this.restartTimer);
     this.restartTimer = setTimeout(() => void this.lw.start(), delay);
   }
+}
+
+/**
+ * managedFields are often the largest part of an object written by server-side apply, and nothing
+ * here reads them: dropping them before caching (as controller-runtime's cache transform does) keeps
+ * the controller's memory proportional to what it uses.
+ */
+function stripManagedFields(obj: { metadata?: { managedFields?: unknown[] } } | undefined): void {
+  if (obj?.metadata) delete obj.metadata.managedFields;
+}
+
+function strippingWatch(watch: Watch): Watch {
+  return {
+    config: watch.config,
+    watch: (path, query, callback, done) =>
+      watch.watch(
+        path,
+        query,
+        (phase, obj: { metadata?: { managedFields?: unknown[] } } | undefined, raw) => {
+          stripManagedFields(obj);
+          callback(phase, obj, raw);
+        },
+        done,
+      ),
+  } as Watch;
 }

@@ -21,6 +21,7 @@ export interface KubeMeta {
   finalizers?: string[];
   deletionTimestamp?: string;
   creationTimestamp?: string;
+  managedFields?: unknown[];
 }
 
 export interface KubeObject {
