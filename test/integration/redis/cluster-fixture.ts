@@ -7,9 +7,8 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { exec } from '../../support/redis.js';
+import { accessRole, databaseUser, exec, issuePeople, redisDatabaseDocs } from '../../support/redis.js';
 import { CLUSTER_USERS, RedisCluster } from '../../support/redis-cluster.js';
-import { dbUser, role } from './fixture.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
 export type ClusterPerson = (typeof CLUSTER_PEOPLE)[number];
@@ -32,35 +31,24 @@ export interface ClusterFixture {
 export function clusterDocs(cluster: RedisCluster): object[] {
   const labels = { databaseLabels: { env: '*' } };
   return [
-    {
-      apiVersion: 'drawbridge.dev/v1alpha1',
-      kind: 'Database',
-      metadata: { name: 'sessions', labels: { env: 'prod' } },
-      spec: {
-        protocol: 'redis',
-        uri: cluster.uri(),
-        tls: { mode: 'verify-full', caSecretRef: { name: 'cluster-ca', key: 'ca.crt' } },
-        auth: { type: 'password', secretRef: { name: 'cluster-login' } },
-      },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'cluster-ca' },
-      stringData: { 'ca.crt': cluster.tls.caPem },
-    },
-    {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'cluster-login' },
-      stringData: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
-    },
-    role('developer', { ...labels, databaseUsers: ['default', 'app'] }, { redisCommands: ['@dangerous'] }),
-    role('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
-    role('admin', { ...labels, databaseUsers: ['*'] }),
-    dbUser('alice', ['developer']),
-    dbUser('rita', ['readonly']),
-    dbUser('ops', ['admin']),
+    ...redisDatabaseDocs({
+      name: 'sessions',
+      uri: cluster.uri(),
+      labels: { env: 'prod' },
+      caPem: cluster.tls.caPem,
+      auth: 'password',
+      login: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
+    }),
+    accessRole(
+      'developer',
+      { ...labels, databaseUsers: ['default', 'app'] },
+      { redisCommands: ['@dangerous'] },
+    ),
+    accessRole('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
+    accessRole('admin', { ...labels, databaseUsers: ['*'] }),
+    databaseUser('alice', ['developer']),
+    databaseUser('rita', ['readonly']),
+    databaseUser('ops', ['admin']),
   ];
 }
 
@@ -69,18 +57,7 @@ export async function startClusterFixture(existing?: RedisCluster): Promise<Clus
   const ca = await createCA({ commonName: 'drawbridge test client CA' });
   const caFile = path.join(dir, 'ca.crt');
   await writeFile(caFile, ca.certPem);
-  const people = {} as Record<
-    ClusterPerson,
-    { certFile: string; keyFile: string; certPem: string; keyPem: string }
-  >;
-  for (const name of CLUSTER_PEOPLE) {
-    const cert = await issueCertificate(ca, { commonName: name, usage: 'client' });
-    const certFile = path.join(dir, `${name}.crt`);
-    const keyFile = path.join(dir, `${name}.key`);
-    await writeFile(certFile, cert.certPem);
-    await writeFile(keyFile, cert.keyPem, { mode: 0o600 });
-    people[name] = { certFile, keyFile, ...cert };
-  }
+  const people = await issuePeople(ca, dir, CLUSTER_PEOPLE);
   const serving = await issueCertificate(ca, {
     commonName: 'sessions agent',
     ipAddresses: ['127.0.0.1'],

@@ -93,9 +93,12 @@ export class NodeConnection {
     return this.dead;
   }
 
-  /** Runs `fn` once the socket can take more (immediately if it already can). */
+  /**
+   * Runs `fn` once the socket can take more. Never synchronously: the caller is usually still inside
+   * a dispatch that is about to return false, and its session pauses the client only after that.
+   */
   onDrain(fn: () => void): void {
-    if (!this.socket || !this.socket.writableNeedDrain) fn();
+    if (this.dead || !this.socket || !this.socket.writableNeedDrain) process.nextTick(fn);
     else this.drainWaiters.push(fn);
   }
 
