@@ -22,7 +22,8 @@ const BINARY_SHOWN = 128;
 export type QueryEventFields = Record<string, unknown>;
 
 export class QueryAuditor {
-  private readonly statements = new Map<string, string>();
+  /** Created on the first Parse: most sessions (simple protocol) never need it. */
+  private statements: Map<string, string> | undefined;
 
   constructor(private readonly emit: (fields: QueryEventFields) => void) {}
 
@@ -42,7 +43,7 @@ export class QueryAuditor {
         break;
       case FrontendCode.Close: {
         const close = decodeClose(body);
-        if (close.target === 'statement') this.statements.delete(close.name);
+        if (close.target === 'statement') this.statements?.delete(close.name);
         break;
       }
     }
@@ -51,11 +52,10 @@ export class QueryAuditor {
   private remember(body: Buffer, complete: boolean): void {
     const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
     const text = complete ? auditValue(query) : auditValue(query) + '…[truncated]';
-    this.statements.delete(statement);
-    this.statements.set(statement, text);
-    if (this.statements.size > MAX_STATEMENTS) {
-      this.statements.delete(this.statements.keys().next().value!);
-    }
+    const statements = (this.statements ??= new Map());
+    statements.delete(statement);
+    statements.set(statement, text);
+    if (statements.size > MAX_STATEMENTS) statements.delete(statements.keys().next().value!);
   }
 
   private bind(body: Buffer, complete: boolean, cut: object | undefined): void {
@@ -70,7 +70,7 @@ export class QueryAuditor {
   }
 
   private statementFields(statement: string): QueryEventFields {
-    const query = this.statements.get(statement) ?? null;
+    const query = this.statements?.get(statement) ?? null;
     return statement === '' ? { query } : { query, statement };
   }
 }

@@ -15,7 +15,7 @@ import { backendTlsOptions } from '../backend-tls.js';
 import type { BackendCredential } from '../credentials.js';
 import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
 import { SSL_REQUEST, startupMessage } from './serializer.js';
-import { Wire } from './wire.js';
+import { Wire, ignoreError } from './wire.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -77,13 +77,18 @@ function connectTcp(target: BackendTarget): Promise<Socket> {
         ),
       );
     };
-    socket.setTimeout(CONNECT_TIMEOUT_MS, () => fail(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`));
-    socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
+    const timer = setTimeout(
+      () => fail(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`),
+      CONNECT_TIMEOUT_MS,
+    );
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      fail(err.code ?? err.message);
+    });
     socket.once('connect', () => {
-      socket.setTimeout(0);
+      clearTimeout(timer);
       socket.removeAllListeners('error');
-      // Later errors surface as 'close' to whoever reads the socket; this keeps them from crashing the agent.
-      socket.on('error', () => undefined);
+      socket.on('error', ignoreError);
       resolve(socket);
     });
   });
@@ -113,8 +118,9 @@ function startTls(raw: Socket, target: BackendTarget, opts: ConnectionOptions): 
       const servername = opts.servername && !isIP(opts.servername) ? opts.servername : undefined;
       const socket = tlsConnect({ ...opts, host: target.host, servername, socket: raw });
       socket.once('secureConnect', () => {
+        raw.off('close', closed);
         socket.removeAllListeners('error');
-        socket.on('error', () => undefined);
+        socket.on('error', ignoreError);
         resolve(socket);
       });
       socket.once('error', (err) =>
@@ -124,7 +130,8 @@ function startTls(raw: Socket, target: BackendTarget, opts: ConnectionOptions): 
         ),
       );
     });
-    raw.once('close', () => tlsError('the server closed the connection', 'check the server log'));
+    const closed = () => tlsError('the server closed the connection', 'check the server log');
+    raw.once('close', closed);
     raw.write(SSL_REQUEST);
   });
 }

@@ -41,6 +41,11 @@ export class CancelKeys {
     this.keys.delete(processId);
   }
 
+  /** `release` for one key, as a callback that holds nothing else. */
+  releaser(processId: number): () => void {
+    return () => this.keys.delete(processId);
+  }
+
   /** The backend key for an agent key, or undefined when the pair does not match a live session. */
   lookup(key: CancelKey): CancelTarget | undefined {
     const entry = this.keys.get(key.processId);

@@ -170,7 +170,8 @@ export class PostgresEngine implements Engine {
         backendUser: credential.user,
         clientAddress: `${socket.remoteAddress}:${socket.remotePort}`,
       },
-      onEnd: () => this.cancelKeys.release(key.processId),
+      // Not a closure over this function's scope: that would keep the whole handshake alive per session.
+      onEnd: this.cancelKeys.releaser(key.processId),
     });
     agent.sessions.add(session, decision.ttlMs);
     agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'established' });

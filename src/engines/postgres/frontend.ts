@@ -9,7 +9,7 @@ import { decodePassword } from './decoders.js';
 import type { CancelKey } from './cancel.js';
 import { PASSWORD_LIMITS } from './parser.js';
 import { AUTHENTICATION_CLEARTEXT, ENCRYPTION_REFUSED, SSL_ACCEPTED } from './serializer.js';
-import { Wire } from './wire.js';
+import { Wire, ignoreError } from './wire.js';
 
 export type ClientHello =
   | ({ kind: 'cancel' } & CancelKey)
@@ -54,8 +54,13 @@ export async function negotiate(socket: Socket, context: SecureContext): Promise
 function handshake(socket: Socket, context: SecureContext): Promise<TLSSocket> {
   const tls = acceptTls(socket, context);
   return new Promise((resolve, reject) => {
+    const closed = () =>
+      reject(
+        new DrawbridgeError('PROTOCOL_ERROR', 'the client closed the connection during the TLS handshake'),
+      );
     tls.once('secure', () => {
       tls.removeAllListeners('error');
+      tls.off('close', closed);
       resolve(tls);
     });
     tls.once('error', (err) => {
@@ -69,17 +74,13 @@ function handshake(socket: Socket, context: SecureContext): Promise<TLSSocket> {
         ),
       );
     });
-    tls.once('close', () =>
-      reject(
-        new DrawbridgeError('PROTOCOL_ERROR', 'the client closed the connection during the TLS handshake'),
-      ),
-    );
+    tls.once('close', closed);
   });
 }
 
 async function startupInTls(tls: TLSSocket): Promise<ClientHello> {
   // Socket errors after the handshake surface as 'close' to the reader and the relay.
-  tls.on('error', () => undefined);
+  tls.on('error', ignoreError);
   const wire = new Wire(tls, 'client');
   const packet = await wire.startup();
   if (packet.kind === 'cancel') {

@@ -186,8 +186,9 @@ export type MessageCallback = (code: number, body: Buffer, bodyLength: number) =
  * (`body.length < bodyLength` then says the message was longer than what was kept).
  */
 export class MessageScanner {
-  private readonly header = Buffer.alloc(HEADER_LENGTH);
+  /** A header split across chunks is assembled here, byte by byte (no buffer per session). */
   private headerHave = 0;
+  private headerLength = 0;
   private code = 0;
   private remaining = 0;
   private bodyLength = 0;
@@ -231,14 +232,18 @@ export class MessageScanner {
         length = chunk.readInt32BE(pos + 1);
         pos += HEADER_LENGTH;
       } else {
-        const n = Math.min(HEADER_LENGTH - this.headerHave, end - pos);
-        chunk.copy(this.header, this.headerHave, pos, pos + n);
-        this.headerHave += n;
-        pos += n;
+        for (; this.headerHave < HEADER_LENGTH && pos < end; this.headerHave++, pos++) {
+          if (this.headerHave === 0) {
+            this.code = chunk[pos]!;
+            this.headerLength = 0;
+          } else {
+            this.headerLength = (this.headerLength << 8) | chunk[pos]!; // signed int32, as readInt32BE
+          }
+        }
         if (this.headerHave < HEADER_LENGTH) return pos;
         this.headerHave = 0;
-        code = this.header[0]!;
-        length = this.header.readInt32BE(1);
+        code = this.code;
+        length = this.headerLength;
       }
       const bodyLength = checkFrame(code, length, this.table);
       if (this.captureCodes[code] !== 1) {

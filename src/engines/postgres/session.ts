@@ -43,11 +43,16 @@ export interface SessionParams {
 export class PostgresSession implements LiveSession {
   readonly id: string;
   readonly identity: Identity;
+  private readonly dbUser: string;
+  private readonly dbName: string;
   private readonly frontend = new MessageScanner(FRONTEND_LIMITS, SCANNED_CODES);
   private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, NOTHING);
   private readonly auditor = new QueryAuditor((fields) => this.emit('query', fields));
   private readonly client: TLSSocket;
   private readonly backend: Socket;
+  private readonly onEnd: () => void;
+  /** What `start` needs once; dropped then, so an idle session holds no startup bytes. */
+  private startup: Pick<SessionParams, 'clientRest' | 'backendRest' | 'startFields'> | undefined;
   private readonly startedAt = Date.now();
   private fromClient = 0;
   private toClient = 0;
@@ -60,26 +65,32 @@ export class PostgresSession implements LiveSession {
 
   constructor(
     private readonly agent: AgentRuntime,
-    private readonly p: SessionParams,
+    p: SessionParams,
   ) {
     this.id = p.id;
     this.identity = p.identity;
+    this.dbUser = p.dbUser;
+    this.dbName = p.dbName;
     this.client = p.client;
     this.backend = p.backend;
+    this.onEnd = p.onEnd;
+    this.startup = p;
   }
 
   request(): AccessRequest {
-    return { database: this.agent.state.database, dbUser: this.p.dbUser, dbName: this.p.dbName };
+    return { database: this.agent.state.database, dbUser: this.dbUser, dbName: this.dbName };
   }
 
   start(): void {
+    const { clientRest, backendRest, startFields } = this.startup!;
+    this.startup = undefined;
     this.client.on('data', this.relayToBackend);
     this.backend.on('data', this.relayToClient);
     this.client.once('close', () => this.closed('client disconnected'));
     this.backend.once('close', () => this.closed('the database closed the connection'));
-    this.emit('session.start', this.p.startFields);
-    if (this.p.backendRest.length > 0) this.relayToClient(this.p.backendRest);
-    if (this.p.clientRest.length > 0) this.relayToBackend(this.p.clientRest);
+    this.emit('session.start', startFields);
+    if (backendRest.length > 0) this.relayToClient(backendRest);
+    if (clientRest.length > 0) this.relayToBackend(clientRest);
     if (!this.ending) {
       this.client.resume();
       this.backend.resume();
@@ -198,7 +209,7 @@ export class PostgresSession implements LiveSession {
     if (this.finished) return;
     this.finished = true;
     this.agent.sessions.release(this.id);
-    this.p.onEnd();
+    this.onEnd();
     this.countBytes();
     this.agent.metrics.sessionsActive.dec({ protocol: 'postgres' });
     this.emit('session.end', {
@@ -223,8 +234,8 @@ export class PostgresSession implements LiveSession {
       database: this.agent.state.database.metadata.name,
       protocol: 'postgres',
       user: this.identity.user,
-      dbUser: this.p.dbUser,
-      dbName: this.p.dbName,
+      dbUser: this.dbUser,
+      dbName: this.dbName,
       ...fields,
     });
   }

@@ -5,6 +5,13 @@ import { DrawbridgeError } from '../../errors.js';
 import type { Frame, StartupPacket } from './messages.js';
 import { type FrameLimits, HandshakeBuffer } from './parser.js';
 
+/**
+ * The 'error' listener of an open socket: errors surface as 'close' to whoever reads it, and this keeps
+ * them from crashing the agent. Shared, not inline, so a session's sockets keep no handshake closure
+ * (and everything it captured) alive.
+ */
+export const ignoreError = (): void => undefined;
+
 /** Past this many unread bytes the socket is paused: a peer cannot make the handshake buffer grow. */
 const PAUSE_AT = 64 * 1024;
 
