@@ -1,7 +1,7 @@
 // The agent logs in to the backend as the database user: SCRAM-SHA-256 (with channel binding when the
 // server offers it over TLS), md5 or cleartext with a password credential; nothing extra with a client
-// certificate (the backend's pg_hba.conf `cert` method checked it during the TLS handshake). SCRAM and
-// the md5 digest come from the `pg` driver, so the agent shares node-postgres's vetted implementation.
+// certificate (the backend's pg_hba.conf `cert` method checked it during the TLS handshake). SCRAM is in
+// scram.ts (on node-postgres's implementation, with derived keys cached); the md5 digest is pg's.
 import { createRequire } from 'node:module';
 import type { TLSSocket } from 'node:tls';
 import { DrawbridgeError } from '../../errors.js';
@@ -9,26 +9,15 @@ import type { BackendCredential } from '../credentials.js';
 import { decodeAuth, decodeErrorFields } from './decoders.js';
 import { BackendCode } from './messages.js';
 import { BACKEND_LIMITS } from './parser.js';
+import { type ScramSession, continueScram, finishScram, startScram } from './scram.js';
 import { passwordMessage, saslInitialResponse, saslResponse } from './serializer.js';
 import type { Wire } from './wire.js';
-
-interface ScramSession {
-  mechanism: string;
-  response: string;
-}
-
-interface ScramClient {
-  startSession(mechanisms: string[], stream?: TLSSocket): ScramSession;
-  continueSession(session: ScramSession, password: string, data: string, stream?: TLSSocket): Promise<void>;
-  finalizeSession(session: ScramSession, data: string): void;
-}
 
 interface PgCryptoUtils {
   postgresMd5PasswordHash(user: string, password: string, salt: Buffer): Promise<string>;
 }
 
 const require = createRequire(import.meta.url);
-const scram = require('pg/lib/crypto/sasl.js') as ScramClient;
 const pgCrypto = require('pg/lib/crypto/utils.js') as PgCryptoUtils;
 
 /** SQLSTATE invalid_password: the one failure a fallback (previous) password may fix. */
@@ -92,18 +81,18 @@ export async function authenticate(
       }
       case 'sasl': {
         needPassword(); // a certificate credential has none: fail before starting the exchange
-        session = await scramStep(async () => scram.startSession(req.mechanisms, tls));
+        session = await scramStep(async () => startScram(req.mechanisms, tls));
         wire.socket.write(saslInitialResponse(session.mechanism, session.response));
         break;
       }
       case 'sasl-continue': {
         const s = requireSession(session);
-        await scramStep(() => scram.continueSession(s, needPassword(), req.data, tls));
+        await scramStep(() => continueScram(s, needPassword(), req.data, tls));
         wire.socket.write(saslResponse(s.response));
         break;
       }
       case 'sasl-final':
-        await scramStep(async () => scram.finalizeSession(requireSession(session), req.data));
+        await scramStep(async () => finishScram(requireSession(session), req.data));
         break;
       case 'unsupported':
         throw new BackendAuthError(
