@@ -147,7 +147,10 @@ export async function signCsr(
 }
 
 /** A key and a CSR for `kubectl db login`: the key never leaves the person's machine. */
-export async function createCsr(info: { commonName: string; organizations?: string[] }): Promise<{ csrPem: string; keyPem: string }> {
+export async function createCsr(info: {
+  commonName: string;
+  organizations?: string[];
+}): Promise<{ csrPem: string; keyPem: string }> {
   const keys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     name: subject(info.commonName, info.organizations),
