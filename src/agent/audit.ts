@@ -20,6 +20,8 @@ export interface AuditEvent {
 
 export interface AuditSink {
   emit(event: AuditEvent): void;
+  /** The same, already serialized as one JSON object (`{"type":…}`): for events written per command. */
+  emitJson?(json: string): void;
   close(): Promise<void>;
 }
 
@@ -40,6 +42,10 @@ export class JsonLinesAudit implements AuditSink {
   private clockIso = '';
 
   emit(event: AuditEvent): void {
+    this.emitJson(JSON.stringify(event));
+  }
+
+  emitJson(json: string): void {
     const now = Date.now();
     if (now !== this.clockMs) {
       this.clockMs = now;
@@ -47,7 +53,7 @@ export class JsonLinesAudit implements AuditSink {
     }
     // `time` first, without copying the event. Events are written in batches (every few ms, or at
     // 64 KB) so a busy relay makes a few file writes per second, not one per command.
-    this.pending += `{"time":"${this.clockIso}",${JSON.stringify(event).slice(1)}\n`;
+    this.pending += `{"time":"${this.clockIso}",${json.slice(1)}\n`;
     if (this.pending.length >= FLUSH_BYTES) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(this.flush, FLUSH_MS);
   }

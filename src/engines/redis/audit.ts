@@ -5,6 +5,8 @@ import { auditValue } from '../../agent/audit.js';
 import type { RedisCommand } from './parser.js';
 
 const REDACTED = '[redacted]';
+const REDACTED_JSON = JSON.stringify(REDACTED);
+const AUDIT_MAX = 256; // auditValue's default cut
 const SECRET_CONFIG = new Set(['requirepass', 'masterauth', 'tls-key-file-pass', 'tls-client-key-file-pass']);
 
 function lower(b: Buffer | undefined): string {
@@ -55,4 +57,27 @@ export function auditArgs(cmd: RedisCommand): string[] {
   const out = new Array<string>(cmd.args.length - 1);
   for (let i = 1; i < cmd.args.length; i++) out[i - 1] = secret(i) ? REDACTED : auditValue(cmd.args[i]!);
   return out;
+}
+
+/** `JSON.stringify(auditArgs(cmd))`, built without the intermediate strings and array. */
+export function auditArgsJson(cmd: RedisCommand): string {
+  const secret = secretArgs(cmd);
+  const a = cmd.args;
+  let out = '[';
+  for (let i = 1; i < a.length; i++) {
+    if (i > 1) out += ',';
+    out += secret(i) ? REDACTED_JSON : argJson(a[i]!);
+  }
+  return out + ']';
+}
+
+/** One argument as a JSON string. Printable ASCII without `"` or `\` (most keys and values) needs no
+ * escaping and decodes the same as latin1 or UTF-8, so it skips the UTF-8 decode and JSON escaper. */
+function argJson(b: Buffer): string {
+  if (b.length > AUDIT_MAX) return JSON.stringify(auditValue(b, AUDIT_MAX));
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(b.toString('utf8'));
+  }
+  return `"${b.toString('latin1')}"`;
 }

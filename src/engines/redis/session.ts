@@ -11,7 +11,7 @@ import { CommandPolicy } from '../../authz/commands.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
-import { auditArgs } from './audit.js';
+import { auditArgs, auditArgsJson } from './audit.js';
 import type { BackendFacts } from './command-catalog.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
@@ -51,6 +51,10 @@ export class RedisSession implements LiveSession {
   private commands = 0;
   private denied = 0;
   private fromClient = 0;
+  // auditCommand's serialized session fields and the last command name it wrote.
+  private commandEvent: { user: string; dbUser?: string; database: string; prefix: string } | undefined;
+  private commandName = '';
+  private commandNameJson = '';
 
   constructor(
     readonly client: TLSSocket,
@@ -305,12 +309,24 @@ export class RedisSession implements LiveSession {
     };
   }
 
-  /** The per-command event (written for every command relayed, so built without copies). */
+  /** The per-command event, written for every command relayed: serialized by hand, from a prefix
+   * holding the session's fields (rebuilt only when the login changes) and the command's own. */
   private auditCommand(cmd: RedisCommand): void {
-    const e = this.event('command');
-    e.command = cmd.name;
-    e.args = auditArgs(cmd);
-    this.agent.audit.emit(e);
+    const { user, dbUser } = this.login;
+    const database = this.agent.state.database.metadata.name;
+    let e = this.commandEvent;
+    if (e === undefined || e.user !== user || e.dbUser !== dbUser || e.database !== database) {
+      const fields = JSON.stringify(this.event('command'));
+      e = this.commandEvent = { user, dbUser, database, prefix: `${fields.slice(0, -1)},"command":` };
+    }
+    if (cmd.name !== this.commandName) {
+      this.commandName = cmd.name;
+      this.commandNameJson = `${JSON.stringify(cmd.name)},"args":`;
+    }
+    const json = `${e.prefix}${this.commandNameJson}${auditArgsJson(cmd)}}`;
+    const audit = this.agent.audit;
+    if (audit.emitJson) audit.emitJson(json);
+    else audit.emit(JSON.parse(json) as AuditEvent);
   }
 
   emit(type: AuditEventType, fields: Record<string, unknown>): void {

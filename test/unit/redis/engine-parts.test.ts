@@ -2,7 +2,7 @@
 // ordering and write batching.
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { auditArgs } from '../../../src/engines/redis/audit.js';
+import { auditArgs, auditArgsJson } from '../../../src/engines/redis/audit.js';
 import { catalogFromCommandReply, helloFields } from '../../../src/engines/redis/command-catalog.js';
 import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
 import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
@@ -116,6 +116,20 @@ describe('audit arguments', () => {
     [cmd('SET', 'k', 'v'), ['k', 'v']],
   ])('%#: %j', (c, expected) => {
     expect(auditArgs(c)).toEqual(expected);
+    expect(JSON.parse(auditArgsJson(c))).toEqual(expected);
+  });
+
+  it('serializes any bytes exactly as JSON.stringify(auditArgs) does', () => {
+    const odd = [
+      Buffer.from('a"b\\c\n\t\u0000\u007f'),
+      Buffer.from('é€😀', 'utf8'),
+      Buffer.from([0xff, 0xc3, 0x28, 0x41]), // invalid UTF-8
+      Buffer.alloc(256, 0x61),
+      Buffer.alloc(257, 0x61), // cut with length and hash
+      Buffer.concat([Buffer.alloc(255, 0x61), Buffer.from('é')]),
+    ];
+    const c: RedisCommand = { name: 'set', args: [b('SET'), ...odd], raw: Buffer.alloc(0) };
+    expect(auditArgsJson(c)).toBe(JSON.stringify(auditArgs(c)));
   });
 });
 
