@@ -276,9 +276,14 @@ async function main(): Promise<void> {
   }
 }
 
-async function cleanup(): Promise<void> {
-  for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
-  cleanups.length = 0;
+let stopping: Promise<void> | undefined;
+
+/** Runs once: Ctrl+C during the final stop waits for that stop instead of starting a second one. */
+function cleanup(): Promise<void> {
+  stopping ??= (async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+  })();
+  return stopping;
 }
 
 process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
