@@ -1,20 +1,15 @@
 // Connections from the agent to the database: TCP, then (per spec.tls) PostgreSQL's SSLRequest and a
 // verified TLS handshake, then startup and login. Used for sessions and for forwarding cancels.
 import { type Socket, isIP, connect as tcpConnect } from 'node:net';
-import {
-  type ConnectionOptions,
-  type SecureContext,
-  type TLSSocket,
-  createSecureContext,
-  connect as tlsConnect,
-} from 'node:tls';
+import { type ConnectionOptions, type TLSSocket, createSecureContext, connect as tlsConnect } from 'node:tls';
 import type { SecretReader } from '../../agent/state.js';
 import { type Database, backendAddress } from '../../api/database.js';
-import { DrawbridgeError, errorMessage } from '../../errors.js';
+import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
 import { backendTlsOptions } from '../backend-tls.js';
 import type { BackendCredential } from '../credentials.js';
 import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
 import { SSL_REQUEST, startupMessage } from './serializer.js';
+import type { SpareBackend } from './spare.js';
 import { Wire, ignoreError } from './wire.js';
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -26,30 +21,31 @@ export interface BackendTarget {
   tls: ConnectionOptions | undefined;
 }
 
+/** Targets by address and TLS settings; reloads and rotated credentials add entries, the oldest go. */
+const targets = new Map<string, BackendTarget>();
+const MAX_TARGETS = 16;
+
+/**
+ * Where and how to connect for a Database (and a client-certificate credential). The same settings give
+ * the same object: its TLS context (parsed CA and key, an OpenSSL SSL_CTX: CPU on every connect and
+ * native memory per session otherwise) is built once, and a spare connection is matched to it.
+ */
 export function backendTarget(db: Database, secrets: SecretReader, cred?: BackendCredential): BackendTarget {
   const { host, port } = backendAddress(db.spec);
   const tls = backendTlsOptions(db, secrets, cred);
-  return { host, port, tls: tls && withSharedContext(tls) };
+  const id = JSON.stringify([host, port, db.spec.tls, tls?.ca, tls?.cert, tls?.key]);
+  let target = targets.get(id);
+  if (!target) {
+    target = { host, port, tls: tls && withContext(tls) };
+    targets.set(id, target);
+    if (targets.size > MAX_TARGETS) targets.delete(targets.keys().next().value!);
+  }
+  return target;
 }
 
-/** Contexts by CA + client certificate; rotated credentials add entries, the oldest are dropped. */
-const contexts = new Map<string, SecureContext>();
-const MAX_CONTEXTS = 16;
-
-/**
- * Building a TLS context parses the CA and key PEMs and costs an OpenSSL SSL_CTX (CPU on every connect,
- * and native memory per session): sessions with the same CA and certificate share one.
- */
-function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
+function withContext(opts: ConnectionOptions): ConnectionOptions {
   const { ca, cert, key, ...rest } = opts;
-  const id = [ca, cert, key].map((v) => (v === undefined ? '' : String(v))).join('\0');
-  let secureContext = contexts.get(id);
-  if (!secureContext) {
-    secureContext = createSecureContext({ ca, cert, key });
-    contexts.set(id, secureContext);
-    if (contexts.size > MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
-  }
-  return { ...rest, secureContext };
+  return { ...rest, secureContext: createSecureContext({ ca, cert, key }) };
 }
 
 /** TCP (+ TLS) to the backend, ready for a startup packet or a CancelRequest. */
@@ -145,11 +141,14 @@ export interface BackendLogin {
   secretName: string;
   /** Told about each backend socket as it opens, so the caller can close it on abort. */
   opened?(socket: Socket): void;
+  /** A connection opened ahead of need, tried first. */
+  spare?: SpareBackend;
 }
 
 /**
- * Opens a backend connection and logs in. When the password is rejected and the credential carries
- * fallback passwords (mid-rotation), each is tried on a fresh connection, as the server requires.
+ * Opens a backend connection (or takes the spare) and logs in. When the password is rejected and the
+ * credential carries fallback passwords (mid-rotation), each is tried on a fresh connection, as the
+ * server requires. A spare the server closed in the meantime is replaced by a fresh connection.
  */
 export async function loginBackend(login: BackendLogin): Promise<Wire> {
   const cred = login.credential;
@@ -162,8 +161,11 @@ export async function loginBackend(login: BackendLogin): Promise<Wire> {
   }
   const passwords =
     cred.kind === 'password' ? [cred.password, ...(cred.fallbackPasswords ?? [])] : [undefined];
-  for (let i = 0; ; i++) {
-    const socket = await openBackend(login.target);
+  let spare = login.spare?.take(login.target);
+  for (let i = 0; ;) {
+    const socket = spare ?? (await openBackend(login.target));
+    const wasSpare = spare !== undefined;
+    spare = undefined;
     login.opened?.(socket);
     const wire = new Wire(socket, 'database');
     socket.write(startupMessage(login.params));
@@ -174,8 +176,9 @@ export async function loginBackend(login: BackendLogin): Promise<Wire> {
     } catch (err) {
       wire.detach();
       socket.destroy();
+      if (wasSpare && isDrawbridgeError(err, 'BACKEND_UNREACHABLE')) continue; // same password, fresh socket
       const retry = err instanceof BackendAuthError && err.sqlState === INVALID_PASSWORD;
-      if (!retry || i + 1 >= passwords.length) throw err;
+      if (!retry || ++i >= passwords.length) throw err;
     }
   }
 }

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { newSessionId } from '../../agent/sessions.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime, Engine } from '../types.js';
-import { type BackendTarget, backendTarget, loginBackend } from './backend.js';
+import { type BackendTarget, backendTarget, loginBackend, openBackend } from './backend.js';
 import { type CancelKey, CancelKeys, forwardCancel } from './cancel.js';
 import { decodeBackendKey } from './decoders.js';
 import { fatalFor } from './errors.js';
@@ -14,6 +14,7 @@ import { BackendCode } from './messages.js';
 import { BACKEND_LIMITS } from './parser.js';
 import { AUTHENTICATION_OK, backendKeyData, negotiateProtocolVersion } from './serializer.js';
 import { PostgresSession } from './session.js';
+import { SpareBackend } from './spare.js';
 import type { Wire } from './wire.js';
 
 /** A client must be logged in within this time (PostgreSQL's authentication_timeout is 60 s). */
@@ -80,6 +81,11 @@ class Handshake {
 export class PostgresEngine implements Engine {
   readonly protocol = 'postgres' as const;
   private readonly cancelKeys = new CancelKeys();
+  private readonly spare = new SpareBackend(openBackend);
+
+  async close(): Promise<void> {
+    this.spare.close();
+  }
 
   handleConnection(socket: Socket, agent: AgentRuntime): void {
     socket.setNoDelay(true);
@@ -138,6 +144,7 @@ export class PostgresEngine implements Engine {
       params: [['user', credential.user], ['database', dbName], ...request.forward],
       secretName: database.spec.auth.secretRef?.name ?? '',
       opened: (s) => hs.backend(s),
+      spare: this.spare,
     });
 
     // 5. Replay the backend's session parameters to the client, swapping its cancel key for ours.

@@ -2,10 +2,12 @@
 // PostgreSQL 15. Allowed and denied by each kind of rule, SCRAM, md5 and certificate backend logins,
 // verify-full TLS to the backend, and the errors a person sees when something is wrong.
 import { writeFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { backendTarget, loginBackend } from '../../../src/engines/postgres/backend.js';
+import { SpareBackend } from '../../../src/engines/postgres/spare.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import { type Fixture, PASSWORDS, agentConninfo, psql, role, startFixture, user } from './fixture.js';
 
@@ -153,6 +155,43 @@ describe('backend errors reach the client', () => {
     expect(err).toMatchObject({ code: 'BACKEND_AUTH_FAILED', sqlState: '28P01' });
     expect((err as Error).message).toContain('password authentication failed for user "alice"');
     expect((err as Error).message).not.toContain('rotated-away');
+  });
+
+  it('logs in on a fresh connection when the spare one was closed by the server meanwhile', async () => {
+    // A "database" that hangs up as soon as it hears the startup packet, as a server whose
+    // authentication_timeout expired would: the spare is opened to it.
+    let startups = 0;
+    const hangUp = createServer((s) => s.once('data', () => (startups++, s.destroy())));
+    await new Promise<void>((resolve) => hangUp.listen(0, '127.0.0.1', resolve));
+    const { port } = hangUp.address() as AddressInfo;
+    let opened!: () => void;
+    const ready = new Promise<void>((resolve) => (opened = resolve));
+    const spare = new SpareBackend(() => {
+      const socket = connect(port, '127.0.0.1');
+      return new Promise((resolve) => socket.once('connect', () => (resolve(socket), opened())));
+    });
+    try {
+      const target = backendTarget(f.agent.running.agent.state.database, f.agent.running.agent.state);
+      spare.take(target);
+      await ready;
+      await new Promise(setImmediate);
+      const wire = await loginBackend({
+        target,
+        credential: { kind: 'password', user: 'alice', password: PASSWORDS.alice },
+        params: [
+          ['user', 'alice'],
+          ['database', 'orders'],
+        ],
+        secretName: 'pg-passwords',
+        spare,
+      });
+      expect(startups).toBe(1);
+      expect(wire.socket.remotePort).toBe(f.pg.port);
+      wire.socket.destroy();
+    } finally {
+      spare.close();
+      hangUp.close();
+    }
   });
 });
 
