@@ -7,7 +7,7 @@
 //     │── StartupMessage user, database ────▶│ identity = cert CN/O (or SA token)     │
 //     │                                      │ authorize(identity, user, database)    │
 //     │◀── ErrorResponse FATAL 28000 ────────│   denied: names the rule               │
-//     │                                      │── TCP, SSLRequest, TLS (spec.tls) ────▶│
+//     │                                      │── TCP, SSLRequest, TLS (spec.tls) ────▶│ (or the spare one)
 //     │                                      │── StartupMessage ─────────────────────▶│
 //     │                                      │◀─ SCRAM-SHA-256 / md5 / cert ─────────▶│ credential
 //     │◀── AuthenticationOk, ParameterStatus─│◀─ AuthenticationOk, ParameterStatus ───│
@@ -21,8 +21,9 @@
 //
 // Files: messages.ts (codes, shapes), parser.ts (framing, limits), decoders.ts (message bodies),
 // serializer.ts (what the agent writes), frontend.ts (client handshake), backend.ts +
-// backend-auth.ts (database connection and login), engine.ts (the steps), session.ts (relay),
-// audit.ts (query events), cancel.ts (key mapping), errors.ts (SQLSTATE mapping).
+// backend-auth.ts + scram.ts (database connection and login), spare.ts (a connection opened ahead of
+// the next login), engine.ts (the steps), session.ts (relay), audit.ts (query events), cancel.ts (key
+// mapping), errors.ts (SQLSTATE mapping).
 import { registerEngine } from '../types.js';
 import { PostgresEngine } from './engine.js';
 
