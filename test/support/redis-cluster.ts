@@ -14,6 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/ca.js';
 import { freePortPair } from './ports.js';
+import { redisDatabaseDocs } from './redis.js';
 
 export const CLUSTER_BUS_OFFSET = 10_000;
 const HOST = '127.0.0.1';
@@ -28,6 +29,22 @@ export const CLUSTER_USERS = {
   repl: { password: 'repl-secret', rules: '+psync +replconf +ping' },
 } as const;
 export type ClusterUserName = keyof typeof CLUSTER_USERS;
+
+/** A Database (`?mode=cluster`, verify-full TLS) for `cluster` with a password Secret for every ACL user. */
+export function clusterDatabaseDocs(
+  cluster: RedisCluster,
+  name = 'sessions',
+  labels = { env: 'prod' },
+): object[] {
+  return redisDatabaseDocs({
+    name,
+    uri: cluster.uri(),
+    labels,
+    caPem: cluster.tls.caPem,
+    auth: 'password',
+    login: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
+  });
+}
 
 export interface ClusterNode {
   readonly port: number;

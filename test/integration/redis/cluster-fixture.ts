@@ -7,8 +7,8 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { accessRole, databaseUser, exec, issuePeople, redisDatabaseDocs } from '../../support/redis.js';
-import { CLUSTER_USERS, RedisCluster } from '../../support/redis-cluster.js';
+import { accessRole, databaseUser, exec, issuePeople } from '../../support/redis.js';
+import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
 export type ClusterPerson = (typeof CLUSTER_PEOPLE)[number];
@@ -31,14 +31,7 @@ export interface ClusterFixture {
 export function clusterDocs(cluster: RedisCluster): object[] {
   const labels = { databaseLabels: { env: '*' } };
   return [
-    ...redisDatabaseDocs({
-      name: 'sessions',
-      uri: cluster.uri(),
-      labels: { env: 'prod' },
-      caPem: cluster.tls.caPem,
-      auth: 'password',
-      login: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
-    }),
+    ...clusterDatabaseDocs(cluster),
     accessRole(
       'developer',
       { ...labels, databaseUsers: ['default', 'app'] },
