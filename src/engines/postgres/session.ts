@@ -3,13 +3,13 @@
 // know where a message ends, so the agent can end a session with a well-formed FATAL of its own.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { AuditEventType } from '../../agent/audit.js';
+import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
-import { AUDITED_CODES, QueryAuditor } from './audit.js';
+import { AUDITED_CODES, QueryAuditor, type QueryEventFields } from './audit.js';
 import { fatalFor } from './errors.js';
 import { FrontendCode } from './messages.js';
 import { BACKEND_LIMITS, FRONTEND_LIMITS, type MessageCallback, MessageScanner, codeSet } from './parser.js';
@@ -47,13 +47,15 @@ export class PostgresSession implements LiveSession {
   private readonly dbName: string;
   private readonly frontend = new MessageScanner(FRONTEND_LIMITS, SCANNED_CODES);
   private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, NOTHING);
-  private readonly auditor = new QueryAuditor((fields) => this.emit('query', fields));
+  private readonly auditor = new QueryAuditor((fields) => this.emitQuery(fields));
   private readonly client: TLSSocket;
   private readonly backend: Socket;
   private readonly onEnd: () => void;
   /** What `start` needs once; dropped then, so an idle session holds no startup bytes. */
   private startup: Pick<SessionParams, 'clientRest' | 'backendRest' | 'startFields'> | undefined;
   private readonly startedAt = Date.now();
+  /** The session's own fields of `query` events, serialized once (per database name). */
+  private queryPrefix: { database: string; json: string } | undefined;
   private fromClient = 0;
   private toClient = 0;
   private counted = { fromClient: 0, toClient: 0 };
@@ -227,8 +229,23 @@ export class PostgresSession implements LiveSession {
     this.counted = { fromClient: this.fromClient, toClient: this.toClient };
   }
 
+  /** `query` events are written per statement: the session's fields are not serialized each time. */
+  private emitQuery(fields: QueryEventFields): void {
+    const audit = this.agent.audit;
+    if (!audit.emitJson) return this.emit('query', fields);
+    const database = this.agent.state.database.metadata.name;
+    if (this.queryPrefix?.database !== database) {
+      this.queryPrefix = { database, json: JSON.stringify(this.event('query', {})).slice(0, -1) + ',' };
+    }
+    audit.emitJson(this.queryPrefix.json + JSON.stringify(fields).slice(1));
+  }
+
   private emit(type: AuditEventType, fields: Record<string, unknown>): void {
-    this.agent.audit.emit({
+    this.agent.audit.emit(this.event(type, fields));
+  }
+
+  private event(type: AuditEventType, fields: Record<string, unknown>): AuditEvent {
+    return {
       type,
       sessionId: this.id,
       database: this.agent.state.database.metadata.name,
@@ -237,6 +254,6 @@ export class PostgresSession implements LiveSession {
       dbUser: this.dbUser,
       dbName: this.dbName,
       ...fields,
-    });
+    };
   }
 }
