@@ -127,9 +127,11 @@ export class NodeConnection {
       return true;
     }
     if (!this.corked) {
+      // Uncork after this loop iteration's I/O callbacks, not after this one: commands of every
+      // client read in the same iteration leave in one TLS write per node (twemproxy-style batching).
       this.corked = true;
       s.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         s.uncork();
       });
