@@ -140,6 +140,9 @@ describe('Redis Cluster through one agent endpoint', () => {
       'changed',
       '0',
     ]);
+    // RESET drops a pinned transaction without running it.
+    const reset = await f.cli('alice', [], 'MULTI\nSET {tx}:a reset\nRESET\nGET {tx}:a\n');
+    expect(lines(reset)).toEqual(['OK', 'QUEUED', 'RESET', 'changed']);
     // The session is usable afterwards, and so is a keyless transaction.
     expect(await a.multi().ping().echo('x').exec()).toEqual([
       [null, 'PONG'],

@@ -26,15 +26,6 @@ export interface PubSubHost {
   fail(err: DrawbridgeError): void;
 }
 
-export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
-  'subscribe',
-  'psubscribe',
-  'ssubscribe',
-  'unsubscribe',
-  'punsubscribe',
-  'sunsubscribe',
-]);
-
 const MAX_MOVES = 5;
 
 function confirm(type: string, channel: Buffer | null, count: number): Buffer {
@@ -103,11 +94,21 @@ export class PubSub implements LinkEvents {
     for (const l of this.links()) l.conn.resume();
   }
 
-  close(): void {
-    this.closed = true;
-    for (const l of this.links()) l.close();
+  /** Unsubscribes from everything (RESET); the session can subscribe again afterwards. */
+  reset(): void {
+    this.channels.clear();
+    this.patterns.clear();
+    this.shards.clear();
+    this.pending = 0;
+    const links = this.links();
     this.main = undefined;
     this.shardLinks.clear();
+    for (const l of links) l.close();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.reset();
   }
 
   // --- LinkEvents ---

@@ -23,8 +23,9 @@ import { fanOut, scan } from './fan-out.js';
 import { SPLITTABLE, mergeSplit, splitBySlot } from './multi-key.js';
 import type { NodeConnection } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { PUBSUB_COMMANDS, PubSub } from './pubsub.js';
+import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend } from './sender.js';
+import { PUBSUB_COMMANDS } from './subscriber-link.js';
 import type { ClusterService } from './service.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';
@@ -63,7 +64,7 @@ export class ClusterRouter implements Router {
     const host = {
       ctx: service,
       pool: () => this.pool,
-      onFull: (conn: NodeConnection) => this.full(conn),
+      onFull: this.onFull,
       push: (frame: Buffer) => this.pushTo(frame),
       fail: (err: DrawbridgeError) => this.failed(err),
     };
@@ -163,25 +164,16 @@ export class ClusterRouter implements Router {
 
   private route(cmd: RedisCommand, done: Done): boolean {
     const name = cmd.name;
+    // RESET ends transactions and subscriptions here; sent on, it would log a pooled connection out.
+    if (name === 'reset') return this.reset(done);
     const rules = this.service.rules(name);
     if (this.tx.active || TRANSACTION_COMMANDS.has(name)) return this.tx.dispatch(cmd, rules, done);
-    if (PUBSUB_COMMANDS.has(name) || this.pubsub.subscribed) {
-      if (name === 'reset') return this.reset(done);
-      return this.pubsub.dispatch(cmd, done);
-    }
+    if (PUBSUB_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
     const local = this.local(cmd, done);
     if (local !== undefined) return local;
     if (!rules) return this.send(cmd.raw, KEYLESS, false, this.shared, done);
     if (name === 'publish' || name.startsWith('pubsub|')) {
-      const home = () => this.service.pubsubHome();
-      return new RoutedSend(this.service, {
-        raw: cmd.raw,
-        slot: KEYLESS,
-        pick: home,
-        idempotent: false,
-        lane: this.shared,
-        done,
-      }).start();
+      return this.send(cmd.raw, KEYLESS, false, this.shared, done, this.pubsubHome);
     }
     if (name === 'scan') return scan({ ctx: this.service, lane: this.shared }, cmd, done);
     if (rules.requestPolicy === 'all_shards' || rules.requestPolicy === 'all_nodes') {
@@ -198,16 +190,27 @@ export class ClusterRouter implements Router {
     return this.send(cmd.raw, slot, rules.flags.has('readonly'), lane, done);
   }
 
-  private send(raw: Buffer, slot: number, idempotent: boolean, lane: Lane, done: Done): boolean {
+  private send(
+    raw: Buffer,
+    slot: number,
+    idempotent: boolean,
+    lane: Lane,
+    done: Done,
+    pick?: () => number,
+  ): boolean {
     return new RoutedSend(this.service, {
       raw,
       slot,
+      pick,
       idempotent,
       lane,
       done,
-      onFull: (c) => this.full(c),
+      onFull: this.onFull,
     }).start();
   }
+
+  private readonly onFull = (conn: NodeConnection): void => this.full(conn);
+  private readonly pubsubHome = (): number => this.service.pubsubHome();
 
   /** Cross-slot MGET/MSET/DEL/UNLINK/EXISTS/TOUCH: one command per slot, in parallel, merged in order. */
   private split(cmd: RedisCommand, rules: CommandRules, done: Done): boolean {
@@ -276,8 +279,6 @@ export class ClusterRouter implements Router {
       case 'client|getname':
         done(this.clientName?.length ? bulkReply(this.clientName) : NULL_BULK);
         return true;
-      case 'reset':
-        return this.reset(done);
       case 'hello': {
         // HELLO [2] [SETNAME name]: the name stays with this session, not on a shared connection.
         const at = cmd.args.findIndex((a) => a.toString('latin1').toLowerCase() === 'setname');
@@ -304,7 +305,7 @@ export class ClusterRouter implements Router {
 
   private reset(done: Done): boolean {
     this.tx.reset();
-    this.pubsub.close();
+    this.pubsub.reset();
     this.releaseBlocking();
     this.clientName = undefined;
     done(RESET);

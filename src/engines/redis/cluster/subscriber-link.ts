@@ -27,7 +27,8 @@ function isPush(frame: Buffer): boolean {
   }
   return false;
 }
-const CONFIRM_TYPES = new Set([
+/** The subscribe family: the commands, and the types of the confirmation frames they get. */
+export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
   'subscribe',
   'psubscribe',
   'ssubscribe',
@@ -86,7 +87,7 @@ export class SubscriberLink {
     const value = decodeReply(frame);
     if (!Array.isArray(value) || value.length < 2 || !Buffer.isBuffer(value[0])) return;
     const type = value[0].toString('latin1');
-    if (!CONFIRM_TYPES.has(type)) return;
+    if (!PUBSUB_COMMANDS.has(type)) return;
     const head = this.pending[0];
     if (!head) {
       if (type === 'sunsubscribe' && Buffer.isBuffer(value[1])) this.events.evicted(value[1]);
