@@ -117,6 +117,16 @@ describe('Redis Cluster through one agent endpoint', () => {
       [null, 2],
       [null, '2'],
     ]);
+    // WATCH, read, then MULTI/EXEC: the optimistic-locking loop clients write.
+    await a.watch('{tx}:a');
+    const seen = Number(await a.get('{tx}:a'));
+    expect(
+      await a
+        .multi()
+        .set('{tx}:a', String(seen + 1))
+        .exec(),
+    ).toEqual([[null, 'OK']]);
+    expect(await a.get('{tx}:a')).toBe('3');
     // WATCH pins too: a change by another session makes EXEC return null.
     const b = f.ioredis('alice');
     await a.watch('{tx}:a');

@@ -143,7 +143,7 @@ export class ClusterRouter implements Router {
   private isBarrier(cmd: RedisCommand): boolean {
     const n = cmd.name;
     if (n === 'exec' || n === 'watch') return true;
-    if (this.tx.active || this.pubsub.subscribed) return false;
+    if (this.tx.queueing || this.pubsub.subscribed) return false;
     const rules = this.service.rules(n);
     return rules !== undefined && (this.isBlocking(cmd, rules) || rules.needsGetKeys);
   }
@@ -167,7 +167,8 @@ export class ClusterRouter implements Router {
     // RESET ends transactions and subscriptions here; sent on, it would log a pooled connection out.
     if (name === 'reset') return this.reset(done);
     const rules = this.service.rules(name);
-    if (this.tx.active || TRANSACTION_COMMANDS.has(name)) return this.tx.dispatch(cmd, rules, done);
+    // Between WATCH and MULTI, reads and writes run as usual (WATCH, a barrier, has been answered).
+    if (this.tx.queueing || TRANSACTION_COMMANDS.has(name)) return this.tx.dispatch(cmd, rules, done);
     if (PUBSUB_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
     const local = this.local(cmd, done);
     if (local !== undefined) return local;

@@ -61,9 +61,9 @@ export class Transaction {
 
   constructor(private readonly host: TransactionHost) {}
 
-  /** Whether the next command belongs to a transaction (WATCH or MULTI in effect). */
-  get active(): boolean {
-    return this.watching || this.inMulti;
+  /** Commands are being queued (MULTI sent): everything goes to the transaction until EXEC/DISCARD. */
+  get queueing(): boolean {
+    return this.inMulti;
   }
 
   dispatch(cmd: RedisCommand, rules: CommandRules | undefined, done: Done): boolean {
