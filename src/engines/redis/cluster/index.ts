@@ -1,5 +1,21 @@
 // Redis Cluster behind one agent endpoint: registers the cluster router with the session's router
 // registry. One ClusterService per backend cluster is shared by every session of the agent.
+//
+//   session ──dispatch──▶ ClusterRouter (router.ts) ──▶ RoutedSend (sender.ts): slot → node, MOVED/ASK/
+//                          │  Transaction, PubSub,       TRYAGAIN/CLUSTERDOWN handled, never shown
+//                          │  fan-out, SCAN, split        │
+//                          ▼                              ▼
+//               ClusterService (service.ts) ── LoginPool per database login (pool.ts) ── NodeConnection
+//               Topology (topology.ts, CLUSTER SHARDS/SLOTS + MOVED, epoch)     per node (node-connection.ts)
+//               CommandRules (command-rules.ts, key specs + tips from COMMAND)
+//
+// What the backend must allow the database users: COMMAND (routing rules), CLUSTER SHARDS or CLUSTER
+// SLOTS (topology; any one logged-in user will do, the first session's is used), plus what their
+// clients run. Differences from one server, by necessity: WAIT's timeout is capped at 1 s (it holds a
+// shared connection); MONITOR, CLIENT TRACKING/CACHING/NO-EVICT/NO-TOUCH are refused (connection
+// state on shared connections); SCAN's guarantee holds while slots do not move during the scan;
+// cross-slot MSET/DEL/... are not atomic across slots; a transaction or subscription begun before an
+// AUTH finishes as the user that began it.
 import { errorMessage } from '../../../errors.js';
 import { registerRouter } from '../router.js';
 import { ClusterRouter } from './router.js';
