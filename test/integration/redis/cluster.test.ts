@@ -50,6 +50,19 @@ describe('Redis Cluster through one agent endpoint', () => {
     }
   });
 
+  it('carries large values and deep pipelines across the masters', async () => {
+    const c = f.ioredis('alice');
+    const big = Buffer.alloc(32 * 1024 * 1024, 'x');
+    const [k1, k2] = keyPerMaster('big:');
+    expect(await c.set(k1!, big)).toBe('OK');
+    expect((await c.getBuffer(k1!))?.equals(big)).toBe(true);
+    const p = c.pipeline();
+    for (let i = 0; i < 5000; i++) p.incr(i % 2 ? k2! : `deep:${i % 97}`);
+    const results = (await p.exec())!;
+    expect(results.every(([err]) => err === null)).toBe(true);
+    expect(await c.get(k2!)).toBe('2500');
+  });
+
   it('splits cross-slot MGET/MSET/DEL/UNLINK/EXISTS/TOUCH per slot and merges in order', async () => {
     const keys = Array.from({ length: 50 }, (_, i) => `split:${i}`);
     const c = f.ioredis('alice');

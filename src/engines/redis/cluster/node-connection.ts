@@ -1,8 +1,8 @@
-// One logged-in connection to one cluster node, pipelined: commands are written as they come (writes
-// of one event-loop turn are corked into one syscall) and replies matched to them first-in first-out.
-// It exists before its socket does, so commands for a node being connected queue here instead of in
-// every caller; a failed connect fails them as "not sent" (safe to retry elsewhere), a connection lost
-// later fails what was in flight as "sent" (it may have run).
+// One logged-in connection to one cluster node, pipelined: commands queued in one event-loop iteration
+// leave in one write, and replies are matched to them first-in first-out. It exists before its socket
+// does, so commands for a node being connected queue here instead of in every caller; a failed
+// connect fails them as "not sent" (safe to retry elsewhere), a connection lost later fails what was
+// written as "sent" (it may have run) and what was still queued as "not sent".
 import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import { ReplyFramer } from '../reply-parser.js';
@@ -18,6 +18,8 @@ export class NodeUnavailable {
 export type ReplyHandler = (reply: Buffer | NodeUnavailable) => void;
 
 const ASKING = Buffer.from('*1\r\n$6\r\nASKING\r\n');
+/** Above this a batch is written without being copied into one buffer first. */
+const MAX_BATCH_BYTES = 256 * 1024;
 const ignore: ReplyHandler = () => {};
 
 export class NodeConnection {
@@ -26,8 +28,10 @@ export class NodeConnection {
   /** Handlers of commands written (or queued while connecting), oldest first from `head`. */
   private handlers: ReplyHandler[] = [];
   private head = 0;
-  private unsent: Buffer[] = [];
-  private corked = false;
+  /** Written this iteration (or before the socket is ready), not yet handed to the socket. */
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private flushing = false;
   private dead: DrawbridgeError | undefined;
   private drainWaiters: (() => void)[] = [];
   private closeListeners: (() => void)[] = [];
@@ -120,24 +124,40 @@ export class NodeConnection {
     this.fail(new DrawbridgeError('BACKEND_UNREACHABLE', `connection to ${this.label} ${reason}`), true);
   }
 
+  /**
+   * Queues `raw` for the next flush. Commands of every client read in this event-loop iteration leave
+   * together after its I/O callbacks (setImmediate), as one TLS write per node: one record and one
+   * syscall instead of one per command, and no per-command stream bookkeeping (twemproxy-style).
+   */
   private write(raw: Buffer): boolean {
+    this.out.push(raw);
+    this.outBytes += raw.length;
     const s = this.socket;
-    if (!s) {
-      this.unsent.push(raw);
-      return true;
+    if (!s) return true; // sent once connected
+    if (!this.flushing) {
+      this.flushing = true;
+      setImmediate(this.flush);
     }
-    if (!this.corked) {
-      // Uncork after this loop iteration's I/O callbacks, not after this one: commands of every
-      // client read in the same iteration leave in one TLS write per node (twemproxy-style batching).
-      this.corked = true;
-      s.cork();
-      setImmediate(() => {
-        this.corked = false;
-        s.uncork();
-      });
-    }
-    return s.write(raw);
+    return !s.writableNeedDrain && this.outBytes < MAX_BATCH_BYTES;
   }
+
+  private readonly flush = (): void => {
+    this.flushing = false;
+    const s = this.socket;
+    const out = this.out;
+    const bytes = this.outBytes;
+    this.out = [];
+    this.outBytes = 0;
+    if (!s || this.dead || out.length === 0) return;
+    if (out.length === 1 || bytes > MAX_BATCH_BYTES) {
+      // Big values are not copied again: write them as they are, in one corked writev.
+      s.cork();
+      for (const b of out) s.write(b);
+      s.uncork();
+    } else {
+      s.write(Buffer.concat(out, bytes));
+    }
+  };
 
   private attach(socket: Socket): void {
     if (this.dead) {
@@ -159,9 +179,7 @@ export class NodeConnection {
     });
     socket.on('error', (err) => this.fail(asDrawbridgeError(err, this.label), true));
     socket.on('close', () => this.fail(lost(this.label), true));
-    const queued = this.unsent;
-    this.unsent = [];
-    for (const raw of queued) this.write(raw);
+    this.flush();
     socket.resume();
   }
 
@@ -192,9 +210,12 @@ export class NodeConnection {
     const pending = this.handlers.slice(this.head);
     this.handlers = [];
     this.head = 0;
-    const sent = written && this.socket !== undefined;
-    this.unsent = [];
-    for (const h of pending) h(new NodeUnavailable(err, sent));
+    // Handlers and queued buffers pair up in order (ASKING has its own): the last `out.length`
+    // commands never left this process, whatever happened to the socket.
+    const firstUnsent = written && this.socket !== undefined ? pending.length - this.out.length : 0;
+    this.out = [];
+    this.outBytes = 0;
+    pending.forEach((h, i) => h(new NodeUnavailable(err, i < firstUnsent)));
     for (const w of this.drainWaiters.splice(0)) w();
     for (const l of this.closeListeners.splice(0)) l();
   }
