@@ -202,21 +202,12 @@ export class RedisCluster {
    */
   async reshard(fromPort: number, toPort: number, slots: number, pipeline = 10): Promise<void> {
     const view = await this.view();
-    const id = (p: number) => view.find((n) => n.port === p)?.id ?? fail(`no node on port ${p}`);
+    const [from, to] = [fromPort, toPort].map((p) => view.find((n) => n.port === p)?.id);
+    if (!from || !to) throw new Error(`no cluster node on port ${from ? toPort : fromPort}`);
     await this.cli(fromPort, [
-      '--cluster',
-      'reshard',
-      `${HOST}:${fromPort}`,
-      '--cluster-from',
-      id(fromPort),
-      '--cluster-to',
-      id(toPort),
-      '--cluster-slots',
-      String(slots),
-      '--cluster-pipeline',
-      String(pipeline),
-      '--cluster-yes',
-    ]);
+      '--cluster', 'reshard', `${HOST}:${fromPort}`, '--cluster-from', from, '--cluster-to', to,
+      '--cluster-slots', String(slots), '--cluster-pipeline', String(pipeline), '--cluster-yes',
+    ]); // prettier-ignore
     await this.waitHealthy();
   }
 
@@ -406,7 +397,3 @@ function reaperFor(pids: (number | undefined)[]): ChildProcess | undefined {
 
 /** Waiting can stop early: the thing waited for can no longer happen. */
 class StartFailed extends Error {}
-
-function fail(message: string): never {
-  throw new Error(message);
-}
