@@ -84,9 +84,12 @@ export async function rotateManagedUser(
     if ((err as { name?: string }).name !== 'ResourceExistsException') {
       throw classifyAwsError(err, { action: `secretsmanager:PutSecretValue ${secretId}` });
     }
-    // Another replica rotated this slot first: use its password.
-    const winner = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: token }));
-    password = winner.SecretString!;
+  }
+  // The version named by the token holds the one password of this slot. AWS refuses a second write of it
+  // (ResourceExistsException); reading it back also covers a store that answered both writers with success.
+  const stored = await sm.send(new GetSecretValueCommand({ SecretId: secretId, VersionId: token }));
+  if (stored.SecretString !== password) {
+    password = stored.SecretString!;
     outcome = 'adopted';
   }
   const passwords =

@@ -219,7 +219,8 @@ describe('Redis Cluster through one agent endpoint', () => {
     const [q, s] = keyPerMaster('block:');
     const order: string[] = [];
     const popped = waiter.blpop(q!, 5).then((r) => (order.push('blpop'), r));
-    const read = f.ioredis('alice').xread('BLOCK', 5000, 'STREAMS', s!, '$');
+    // From 0-0, not $: the XADD below may reach the node before this new connection's XREAD does.
+    const read = f.ioredis('alice').xread('BLOCK', 5000, 'STREAMS', s!, '0-0');
     await other.get(q!).then(() => order.push('get')); // shares the node connection BLPOP does not hold
     await other.rpush(q!, 'job');
     await other.xadd(s!, '*', 'f', 'v');
