@@ -6,7 +6,7 @@ import re
 import moto.backend_index as backend_index
 import moto.backends as backends
 
-from . import elasticache, hooks, rds, redshift, redshift_serverless, sts
+from . import elasticache, hooks, rds, redshift, redshift_serverless, secretsmanager, sts
 from .verify import verify_presigned
 
 
@@ -15,6 +15,7 @@ def install() -> None:
     rds.install()
     redshift.install()
     sts.install()
+    secretsmanager.install()
 
     backend_index.backend_url_patterns.append(
         (redshift_serverless.SERVICE, re.compile(r"https?://redshift-serverless\.(.+)\.amazonaws\.com"))
