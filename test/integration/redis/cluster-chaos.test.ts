@@ -6,7 +6,7 @@
 // One cluster for both (resharding first, while all six nodes are up).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { keySlot } from '../../../src/engines/redis/cluster/multi-key.js';
+import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import { type ClusterFixture, startClusterFixture } from './cluster-fixture.js';
 
 let f: ClusterFixture;

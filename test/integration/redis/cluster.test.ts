@@ -3,7 +3,7 @@
 // single Redis does must work; nothing cluster-specific (MOVED, ASK, CROSSSLOT for splittable
 // commands) may reach the client. One cluster serves every test in this file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keySlot } from '../../../src/engines/redis/cluster/multi-key.js';
+import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import { exec } from '../../support/redis.js';
 import type { NodeView } from '../../support/redis-cluster.js';
 import { type ClusterFixture, startClusterFixture } from './cluster-fixture.js';

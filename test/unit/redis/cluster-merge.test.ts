@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { splitScanReply } from '../../../src/engines/redis/cluster/fan-out.js';
 import { concatArrays, mergeReplies } from '../../../src/engines/redis/cluster/merge.js';
-import { keySlot, mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
+import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
+import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
 import {
   decodeScanCursor,
   encodeScanCursor,
@@ -17,16 +18,6 @@ const b = (s: string) => Buffer.from(s);
 const args = (line: string) => line.split(' ').map(b);
 const text = (r: Buffer | RedisReplyError) =>
   Buffer.isBuffer(r) ? r.toString('latin1') : `${r.prefix} ${r.message}`;
-
-describe('keySlot', () => {
-  it.each([
-    ['foo', 12182],
-    ['{user1}:a', keySlot(b('user1'))],
-    ['{user1}:b', keySlot(b('user1'))],
-    ['a{}b', keySlot(b('a{}b'))],
-    ['123456789', 12739],
-  ])('%s', (key, slot) => expect(keySlot(b(key))).toBe(slot));
-});
 
 describe('slotAt', () => {
   it.each([

@@ -4,11 +4,11 @@
 // of a sharded store cannot observe in a way it could rely on anyway): MSETNX, by contrast, promises
 // "all or none", which per-slot pieces cannot keep, so it and every other cross-slot command get a
 // CROSSSLOT error instead.
-import calculateSlot from 'cluster-key-slot';
 import { decodeReply, type RespValue } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { encodeValue } from '../serializer.js';
 import type { ResponsePolicy } from './command-rules.js';
+import { keySlot } from './key-slot.js';
 import { type Reply, isErrorReply, mergeReplies } from './merge.js';
 
 export const SPLITTABLE: ReadonlySet<string> = new Set(['mget', 'mset', 'del', 'unlink', 'exists', 'touch']);
@@ -19,11 +19,6 @@ export interface SlotGroup {
   units: number[];
   /** The per-slot command: the original name followed by this group's key units. */
   args: Buffer[];
-}
-
-/** Redis's key → slot mapping, hash tags included (`{user1}:a` and `{user1}:b` share a slot). */
-export function keySlot(key: Buffer): number {
-  return calculateSlot(key);
 }
 
 /**

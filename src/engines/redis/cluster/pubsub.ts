@@ -12,7 +12,7 @@ import { DrawbridgeError } from '../../../errors.js';
 import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
 import { encodeCommand, encodeValue } from '../serializer.js';
-import { keySlot } from './multi-key.js';
+import { keySlot } from './key-slot.js';
 import { NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import { type Done, type SendContext, parseRedirect, redirectKind } from './sender.js';

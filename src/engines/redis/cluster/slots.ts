@@ -3,7 +3,7 @@
 import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
-import { keySlot } from './multi-key.js';
+import { keySlot } from './key-slot.js';
 
 export const KEYLESS = -1;
 export const CROSS_SLOT = -2;
