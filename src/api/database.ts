@@ -36,8 +36,13 @@ export const DatabaseTLS = z.object({
 
 export const DatabaseAuth = z.object({
   type: z.enum(AUTH_TYPES),
-  /** password: keys are database user names, values passwords. mtls: `tls.crt` and `tls.key`. */
-  secretRef: SecretRef.optional(),
+  secretRef: SecretRef.optional().describe(
+    'Secret with the backend credentials. password: one key per database user, its value the password; ' +
+      'to rotate a password by hand, put the new one under the user key and the old one under ' +
+      '`<user>.previous` (e.g. `app` and `app.previous`): the agent tries the current password first, ' +
+      'then the previous one, so sessions keep working before and after the server changes; remove ' +
+      '`<user>.previous` once the server has the new password. mtls: keys `tls.crt` and `tls.key`.',
+  ),
 });
 
 export const DatabaseAWS = z.object({

@@ -68,6 +68,12 @@ function secretOf(deps: ProviderDeps, db: Database): Record<string, string> {
   return values;
 }
 
+/**
+ * Secret key suffix for the password a user had before a manual rotation (`app.previous`): the
+ * engines try `app` first, then this one, so sessions keep working whichever the server has.
+ */
+export const PREVIOUS_PASSWORD_SUFFIX = '.previous';
+
 registerCredentialProvider('password', (deps) => ({
   async get({ database, dbUser }) {
     const values = secretOf(deps, database);
@@ -79,7 +85,9 @@ registerCredentialProvider('password', (deps) => ({
         `add key "${dbUser}" (the database user) with its password to the Secret`,
       );
     }
-    return { kind: 'password', user: dbUser, password };
+    const previous = values[`${dbUser}${PREVIOUS_PASSWORD_SUFFIX}`];
+    const fallback = previous && previous !== password ? { fallbackPasswords: [previous] } : {};
+    return { kind: 'password', user: dbUser, password, ...fallback };
   },
 }));
 

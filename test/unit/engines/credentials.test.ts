@@ -1,0 +1,47 @@
+// The `password` provider: the user's key is the current password, `<user>.previous` (mid-rotation)
+// the fallback the engines try next.
+import { describe, expect, it } from 'vitest';
+import { Database } from '../../../src/api/database.js';
+import { credentialProvider } from '../../../src/engines/credentials.js';
+import { createLogger } from '../../../src/log.js';
+
+const database = Database.parse({
+  apiVersion: 'drawbridge.dev/v1alpha1',
+  kind: 'Database',
+  metadata: { name: 'cache' },
+  spec: {
+    protocol: 'redis',
+    uri: 'redis://db:6379',
+    auth: { type: 'password', secretRef: { name: 'login' } },
+  },
+});
+
+function passwordFor(values: Record<string, string>, dbUser = 'app') {
+  const secrets = { secret: (name: string) => (name === 'login' ? values : undefined) };
+  return credentialProvider('password', { secrets, log: createLogger('test', 'silent') }).get({
+    database,
+    dbUser,
+  });
+}
+
+describe('password provider', () => {
+  it.each([
+    ['current only', { app: 'new' }, { password: 'new' }],
+    [
+      'current and previous',
+      { app: 'new', 'app.previous': 'old' },
+      { password: 'new', fallbackPasswords: ['old'] },
+    ],
+    ['previous equal to current', { app: 'new', 'app.previous': 'new' }, { password: 'new' }],
+    ['empty previous', { app: 'new', 'app.previous': '' }, { password: 'new' }],
+    ["another user's previous", { app: 'new', 'other.previous': 'old' }, { password: 'new' }],
+  ])('%s', async (_, values, want) => {
+    expect(await passwordFor(values)).toEqual({ kind: 'password', user: 'app', ...want });
+  });
+
+  it('a previous password alone is no login: the current one is required', async () => {
+    await expect(passwordFor({ 'app.previous': 'old' })).rejects.toMatchObject({
+      code: 'CREDENTIALS_UNAVAILABLE',
+    });
+  });
+});
