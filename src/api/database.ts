@@ -74,6 +74,25 @@ export const DatabaseAgent = z.object({
 
 const uriPattern = /^(postgres|postgresql|redis|rediss):\/\/[^/\s:]+(:\d+)?(\/[^\s?]*)?(\?\S*)?$/;
 
+/** A Redis URI's path is the DB number (`redis://host:6379/3`); Redis Cluster has DB 0 only. */
+function checkRedisDatabase(uri: string, ctx: z.RefinementCtx): void {
+  const [, db = '', query = ''] = /^[a-z]+:\/\/[^/?]*\/?([^?]*)\??(.*)$/.exec(uri) ?? [];
+  if (db === '') return;
+  if (!/^\d+$/.test(db)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['uri'],
+      message: `"/${db}" is not a Redis DB number: use e.g. redis://host:6379/3, or no path for DB 0`,
+    });
+  } else if (Number(db) !== 0 && new URLSearchParams(query).get('mode') === 'cluster') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['uri'],
+      message: `Redis Cluster has only DB 0: remove "/${db}" from the URI (or drop mode=cluster for a standalone server)`,
+    });
+  }
+}
+
 export const DatabaseSpec = z
   .object({
     protocol: z.enum(PROTOCOLS),
@@ -95,6 +114,7 @@ export const DatabaseSpec = z
         message: `scheme "${scheme}" does not match protocol "${spec.protocol}": use ${expected.join(' or ')}://`,
       });
     }
+    if (spec.protocol === 'redis') checkRedisDatabase(spec.uri, ctx);
     if ((spec.auth.type === 'password' || spec.auth.type === 'mtls') && !spec.auth.secretRef) {
       ctx.addIssue({
         code: 'custom',

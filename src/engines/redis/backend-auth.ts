@@ -78,9 +78,38 @@ export function authFailure(frame: Buffer, user: string): DrawbridgeError | unde
   );
 }
 
+/** spec.uri's DB number (`redis://host:6379/3`); 0 when the URI names none (the schema checks digits). */
+export function databaseIndex(database: Database): number {
+  return Number(backendAddress(database.spec).database ?? 0);
+}
+
+/** SELECT of spec.uri's DB, due after every login (a new connection and RESET both start in DB 0). */
+export function selectCommand(database: Database): Buffer | undefined {
+  const db = databaseIndex(database);
+  return db === 0 ? undefined : encodeCommand(['SELECT', String(db)]);
+}
+
+/** Undefined when `frame` (the reply to selectCommand) accepts it; otherwise the error to report. */
+export function selectFailure(frame: Buffer, database: Database): DrawbridgeError | undefined {
+  const reply = decodeReply(frame);
+  if (!(reply instanceof RespError)) return undefined;
+  const db = databaseIndex(database);
+  const message = `the backend refused SELECT ${db} (the DB in spec.uri): ${reply.message}`;
+  if (reply.prefix === 'NOPERM') {
+    return new DrawbridgeError('BACKEND_AUTH_FAILED', message, 'allow SELECT in the backend ACL (+select)');
+  }
+  return new DrawbridgeError(
+    'INVALID_CONFIG',
+    message,
+    /cluster/i.test(reply.message)
+      ? `Redis Cluster has only DB 0: remove "/${db}" from spec.uri`
+      : `use a DB number below the server's \`databases\` setting in spec.uri`,
+  );
+}
+
 /**
- * Connects and logs in. The socket comes back paused with nothing pending: attach 'data' and 'error'
- * handlers, then resume() it.
+ * Connects, logs in and selects spec.uri's DB. The socket comes back paused with nothing pending:
+ * attach 'data' and 'error' handlers, then resume() it.
  */
 export async function connectBackend(opts: BackendConnectOptions): Promise<Socket> {
   const addr = backendAddress(opts.database.spec);
@@ -94,6 +123,9 @@ export async function connectBackend(opts: BackendConnectOptions): Promise<Socke
     await login(socket, attempts, opts.login.credential.user);
     if (opts.login.credential.kind === 'certificate')
       await checkBackendUser(socket, opts.login.credential.user);
+    const select = selectCommand(opts.database);
+    const refused = select && selectFailure(await roundTrip(socket, select), opts.database);
+    if (refused) throw refused;
   } catch (err) {
     socket.destroy();
     throw err;

@@ -57,6 +57,11 @@ export interface Router {
    * previous user when the backend refuses.
    */
   relogin(login: BackendLogin): Promise<void>;
+  /**
+   * After RESET (the backend connection is `default` again, in DB 0): logs in as `login` again and
+   * selects spec.uri's DB, ordered after commands already dispatched.
+   */
+  restore(login: BackendLogin, database: Database): Promise<void>;
   /** The client is not reading: stop reading backend replies until `resume`. */
   pause(): void;
   resume(): void;

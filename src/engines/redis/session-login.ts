@@ -82,9 +82,9 @@ export class SessionLogin {
     });
   }
 
-  /** RESET logs the backend connection out (to `default`); log it back in as the session's user. */
+  /** RESET logs the backend connection out (to `default`, DB 0); log it back in as the session's user. */
   async restore(): Promise<void> {
-    if (this.backend) await this.s.connected?.relogin(this.backend);
+    if (this.backend) await this.s.connected?.restore(this.backend, this.s.agent.state.database);
   }
 
   /** Refused logins are audited and counted as denied; other failures (backend down) as failed. */

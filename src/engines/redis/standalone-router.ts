@@ -3,9 +3,17 @@
 // SUBSCRIBE-family commands answer with one frame per channel, pub/sub messages and MONITOR lines
 // answer nothing (pushes), and RESET leaves both modes.
 import type { Socket } from 'node:net';
+import type { Database } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { authAttempts, authFailure, certificateSwitchError, connectBackend } from './backend-auth.js';
+import {
+  authAttempts,
+  authFailure,
+  certificateSwitchError,
+  connectBackend,
+  selectCommand,
+  selectFailure,
+} from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
@@ -172,6 +180,17 @@ export class StandaloneRouter implements Router {
     }
     if (failure) throw failure;
     this.user = login.credential.user;
+  }
+
+  async restore(login: BackendLogin, database: Database): Promise<void> {
+    await this.relogin(login);
+    const select = selectCommand(database);
+    if (!select) return;
+    const reply = await new Promise<Buffer | RedisReplyError>((resolve) =>
+      this.enqueue(select, resolve, Expect.OneFrame),
+    );
+    const failure = Buffer.isBuffer(reply) ? selectFailure(reply, database) : lost(reply.message);
+    if (failure) throw failure;
   }
 
   pause(): void {

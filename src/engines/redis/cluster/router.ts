@@ -119,6 +119,11 @@ export class ClusterRouter implements Router {
     this.pool = next;
   }
 
+  /** RESET is answered here, never sent (see dispatch), and Redis Cluster has only DB 0. */
+  restore(login: BackendLogin): Promise<void> {
+    return this.relogin(login);
+  }
+
   pause(): void {
     this.pubsub.pause();
     for (const c of this.blocking.values()) c.pause();
