@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Database } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { BackendCredential } from '../credentials.js';
 import {
   authAttempts,
   authFailure,
@@ -18,6 +19,7 @@ import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
 import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
+import { Reauth, type Renew, providerRenew } from './reauth.js';
 import { RESET } from './serializer.js';
 import { WriteBatcher } from './write-batcher.js';
 
@@ -35,6 +37,9 @@ const enum Expect {
   AllShardChannels = -SubscriptionKind.ShardChannel,
   Monitor = -4,
   Reset = -5,
+  // Marks seen only by dispatch (answered as OneFrame): a re-AUTH must not be queued in a transaction.
+  TxStart = -6,
+  TxEnd = -7,
 }
 
 const SPECIAL: ReadonlyMap<string, Expect> = new Map([
@@ -43,6 +48,9 @@ const SPECIAL: ReadonlyMap<string, Expect> = new Map([
   ['sunsubscribe', Expect.AllShardChannels],
   ['monitor', Expect.Monitor],
   ['reset', Expect.Reset],
+  ['multi', Expect.TxStart],
+  ['exec', Expect.TxEnd],
+  ['discard', Expect.TxEnd],
 ]);
 const SUBSCRIBE = new Set([
   'subscribe',
@@ -66,13 +74,27 @@ export class StandaloneRouter implements Router {
   private onDrained: () => void = () => undefined;
   private onFailed: (err: DrawbridgeError) => void = () => undefined;
   private done = false;
+  /** A MULTI was dispatched and no EXEC, DISCARD or RESET after it. */
+  private inTransaction = false;
+  private readonly reauth: Reauth | undefined;
+  private credential: BackendCredential | undefined;
 
   constructor(
     private readonly socket: Socket,
     private readonly log: Logger,
     /** The database user this connection is logged in as. */
     private user: string,
+    /** Where fresh credentials come from when the login's credential expires (IAM tokens). */
+    renew?: Renew,
   ) {
+    this.reauth =
+      renew &&
+      new Reauth({
+        renew,
+        ready: () => this.canReauth(),
+        send: (auth) => this.sendReauth(auth),
+        fail: (err) => this.fail(err),
+      });
     this.out = new WriteBatcher(socket);
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -93,8 +115,39 @@ export class StandaloneRouter implements Router {
     // With arguments, each subscription command gets one frame per channel or pattern named.
     if (argc > 1 && SUBSCRIBE.has(cmd.name)) expect = argc - 1;
     else expect = SPECIAL.get(cmd.name) ?? Expect.OneFrame;
+    if (expect <= Expect.Reset) expect = this.noteTransaction(expect);
     this.enqueue(cmd.raw, done, expect);
     return !this.socket.writableNeedDrain;
+  }
+
+  /** MULTI opens a transaction; EXEC, DISCARD and RESET end it. */
+  private noteTransaction(expect: Expect): Expect {
+    this.inTransaction = expect === Expect.TxStart;
+    return expect === Expect.Reset ? expect : Expect.OneFrame;
+  }
+
+  /** Re-AUTHs before `credential` expires (rotating credentials such as IAM tokens); else nothing. */
+  keepLoggedIn(credential: BackendCredential): void {
+    this.credential = credential;
+    this.reauth?.arm(credential);
+  }
+
+  /** Not while an AUTH would be queued (MULTI) or refused (RESP2 subscribed and MONITOR modes). */
+  private canReauth(): boolean {
+    if (this.done || this.inTransaction || this.pubsub.active) return false;
+    // A subscribe-family, MONITOR or RESET command still unanswered may change the mode AUTH meets.
+    for (let i = this.head; i < this.expects.length; i++) {
+      if (this.expects[i] !== Expect.OneFrame) return false;
+    }
+    return true;
+  }
+
+  /** The re-AUTH, queued in order with the commands. */
+  private sendReauth(auth: Buffer): Promise<Buffer | DrawbridgeError> | undefined {
+    if (!this.canReauth()) return undefined;
+    return new Promise((resolve) =>
+      this.enqueue(auth, (r) => resolve(Buffer.isBuffer(r) ? r : lost(r.message)), Expect.OneFrame),
+    );
   }
 
   private enqueue(raw: Buffer, done: Done, expect: number): void {
@@ -171,6 +224,7 @@ export class StandaloneRouter implements Router {
   async relogin(login: BackendLogin): Promise<void> {
     let failure = certificateSwitchError(this.user, login);
     if (failure) throw failure;
+    this.reauth?.cancel();
     for (const auth of authAttempts(login)) {
       const reply = await new Promise<Buffer | RedisReplyError>((resolve) =>
         this.enqueue(auth, resolve, Expect.OneFrame),
@@ -178,8 +232,12 @@ export class StandaloneRouter implements Router {
       failure = Buffer.isBuffer(reply) ? authFailure(reply, login.credential.user) : lost(reply.message);
       if (!failure) break;
     }
-    if (failure) throw failure;
+    if (failure) {
+      if (this.credential) this.keepLoggedIn(this.credential);
+      throw failure;
+    }
     this.user = login.credential.user;
+    this.keepLoggedIn(login.credential);
   }
 
   async restore(login: BackendLogin, database: Database): Promise<void> {
@@ -204,6 +262,7 @@ export class StandaloneRouter implements Router {
   async close(): Promise<void> {
     if (this.done) return;
     this.done = true;
+    this.reauth?.cancel();
     this.out.flush();
     await new Promise<void>((resolve) => {
       this.socket.once('close', () => resolve());
@@ -215,6 +274,7 @@ export class StandaloneRouter implements Router {
   private fail(err: DrawbridgeError): void {
     if (this.done) return;
     this.done = true;
+    this.reauth?.cancel();
     this.log.debug({ code: err.code, reason: err.message }, 'backend connection failed');
     this.socket.destroy();
     this.onFailed(err);
@@ -242,10 +302,15 @@ function joinFrames(parts: Buffer[]): Buffer {
 }
 
 registerRouter('standalone', async (opts) => {
-  const socket = await connectBackend({ database: opts.database, secrets: opts.secrets, login: opts.login });
-  return new StandaloneRouter(
+  const { database, secrets, login } = opts;
+  const log = opts.log.child({ sessionId: opts.sessionId });
+  const socket = await connectBackend({ database, secrets, login });
+  const router = new StandaloneRouter(
     socket,
-    opts.log.child({ sessionId: opts.sessionId }),
-    opts.login.credential.user,
+    log,
+    login.credential.user,
+    providerRenew(database, secrets, log),
   );
+  router.keepLoggedIn(login.credential);
+  return router;
 });

@@ -119,9 +119,13 @@ export class NodeConnection {
     this.socket?.resume();
   }
 
-  /** Closes the connection; anything in flight fails as sent. */
-  destroy(reason = 'closed by the agent'): void {
-    this.fail(new DrawbridgeError('BACKEND_UNREACHABLE', `connection to ${this.label} ${reason}`), true);
+  /** Closes the connection (for `reason`, or with that error); anything in flight fails as sent. */
+  destroy(reason: string | DrawbridgeError = 'closed by the agent'): void {
+    const err =
+      reason instanceof DrawbridgeError
+        ? reason
+        : new DrawbridgeError('BACKEND_UNREACHABLE', `connection to ${this.label} ${reason}`);
+    this.fail(err, true);
   }
 
   /**

@@ -11,10 +11,15 @@
 // - Commands that change or hold connection state — MULTI/EXEC/WATCH, blocking pops, (S)SUBSCRIBE —
 //   get a dedicated connection, taken from a small idle list per node and given back only when clean
 //   (nothing in flight, no transaction, no subscription), otherwise closed.
+// - Rotating credentials (IAM tokens): each new connection logs in with a fresh one, and re-AUTHs
+//   before it expires while it is shared or idle (reauth.ts). A connection a session holds (a
+//   transaction may be open on it) waits until it is given back; a subscribed one cannot AUTH in
+//   RESP2 and ends at the credential's end of life like a direct client's would.
 import type { Socket } from 'node:net';
 import { DrawbridgeError } from '../../../errors.js';
+import { Reauth, type Renew, expiryOf } from '../reauth.js';
 import type { BackendLogin } from '../router.js';
-import { NodeConnection } from './node-connection.js';
+import { NodeConnection, NodeUnavailable } from './node-connection.js';
 
 /** Connects and logs in to one node (the backend-auth module does the work). */
 export type NodeConnector = (node: number, login: BackendLogin) => Promise<Socket>;
@@ -35,23 +40,63 @@ export class LoginPool {
     public login: BackendLogin,
     private readonly connector: NodeConnector,
     private readonly label: (node: number) => string,
+    /** Fresh credentials for rotating logins; without it connections use `login` as it is. */
+    private readonly renew?: Renew,
   ) {}
 
   get isClosed(): boolean {
     return this.closed;
   }
 
-  private connect(node: number): Promise<Socket> {
-    if (this.closed)
-      return Promise.reject(new DrawbridgeError('AGENT_SHUTDOWN', 'cluster connections are closing'));
-    return this.connector(node, this.login);
+  /** A connection to `node` that stays logged in; `frames` makes it a pub/sub connection. */
+  private open(node: number, frames?: (frame: Buffer) => void): NodeConnection {
+    const login = this.freshLogin();
+    const socket = login.then((l) => this.connector(node, l));
+    const c = new NodeConnection(node, this.label(node), socket, frames);
+    const renew = this.renew;
+    if (renew && !frames) {
+      const reauth = new Reauth({
+        renew,
+        ready: () => this.canReauth(c),
+        send: (auth) => this.sendReauth(c, auth),
+        fail: (err) => c.destroy(err),
+      });
+      Promise.all([login, socket]).then(
+        ([l]) => {
+          if (!c.closed) reauth.arm(l.credential);
+        },
+        () => undefined, // the connection reports its own failure
+      );
+      c.onClose(() => reauth.cancel());
+    }
+    return c;
+  }
+
+  /** The pool's login, with a rotating credential replaced by a fresh one (tokens expire for AUTH). */
+  private async freshLogin(): Promise<BackendLogin> {
+    if (this.closed) throw new DrawbridgeError('AGENT_SHUTDOWN', 'cluster connections are closing');
+    const { credential } = this.login;
+    if (!this.renew || expiryOf(credential) === undefined) return this.login;
+    return { credential: await this.renew(credential.user) };
+  }
+
+  /** Shared and idle connections hold no transaction; one a session holds might (AUTH would queue). */
+  private canReauth(c: NodeConnection): boolean {
+    return !c.closed && !this.dedicated.has(c);
+  }
+
+  private sendReauth(c: NodeConnection, auth: Buffer): Promise<Buffer | DrawbridgeError> | undefined {
+    if (!this.canReauth(c)) return undefined;
+    return new Promise((resolve) =>
+      c.send(auth, (reply) => resolve(reply instanceof NodeUnavailable ? reply.error : reply)),
+    );
   }
 
   /** The pipelined connection for plain commands to `node`, (re)opened on demand. */
   sharedTo(node: number): NodeConnection {
     let c = this.shared.get(node);
     if (!c || c.closed) {
-      c = new NodeConnection(node, this.label(node), this.connect(node));
+      c = this.open(node);
       this.shared.set(node, c);
     }
     return c;
@@ -69,7 +114,7 @@ export class LoginPool {
         }
       }
     }
-    const c = new NodeConnection(node, this.label(node), this.connect(node), frames);
+    const c = this.open(node, frames);
     this.dedicated.add(c);
     c.onClose(() => this.dedicated.delete(c));
     return c;

@@ -8,6 +8,7 @@ import type { SecretReader } from '../../../agent/state.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { connectBackend } from '../backend-auth.js';
+import { type Renew, providerRenew } from '../reauth.js';
 import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
 import type { BackendLogin } from '../router.js';
 import { encodeCommand } from '../serializer.js';
@@ -57,6 +58,7 @@ export class ClusterService implements SendContext {
   private lastUsed: LoginPool | undefined;
   private rr = 0;
   private readonly tls: boolean;
+  private readonly renew: Renew;
 
   constructor(
     private readonly database: Database,
@@ -67,6 +69,7 @@ export class ClusterService implements SendContext {
     this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
     this.idleCloseMs = opts.idleCloseMs ?? 30_000;
     this.tls = database.spec.tls.mode !== 'disabled';
+    this.renew = providerRenew(database, secrets, log);
     const seed = backendAddress(database.spec);
     this.topology = new Topology({
       seeds: [{ host: seed.host, port: seed.port }],
@@ -102,6 +105,7 @@ export class ClusterService implements SendContext {
         login,
         (node, l) => this.connect(node, l),
         (node) => this.topology.entry(node).key,
+        this.renew,
       );
       entry = { pool };
       this.pools.set(key, entry);
