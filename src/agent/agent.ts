@@ -22,6 +22,8 @@ export interface AgentOptions {
   log: Logger;
   tokenVerifier?: TokenVerifier;
   metrics?: AgentMetrics;
+  /** Other replicas of this agent, `host:port` (see AgentRuntime.peers). */
+  peers?: readonly string[];
 }
 
 export class Agent implements AgentRuntime {
@@ -32,6 +34,7 @@ export class Agent implements AgentRuntime {
   readonly metrics: AgentMetrics;
   readonly tokenVerifier?: TokenVerifier;
   private tlsContext: SecureContext;
+  private peerList: readonly string[];
   private provider: { type: string; provider: CredentialProvider } | undefined;
   private readonly engine: Engine;
   private readonly server: Server;
@@ -44,6 +47,7 @@ export class Agent implements AgentRuntime {
     this.tokenVerifier = opts.tokenVerifier;
     this.metrics = opts.metrics ?? new AgentMetrics();
     this.tlsContext = opts.serverTls;
+    this.peerList = opts.peers ?? [];
     this.engine = createEngine(this.state.database.spec.protocol);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
     // Policy changes re-check every live session at once: revocation within the 5 s promise.
@@ -72,6 +76,14 @@ export class Agent implements AgentRuntime {
 
   setServerTls(ctx: SecureContext): void {
     this.tlsContext = ctx;
+  }
+
+  peers(): readonly string[] {
+    return this.peerList;
+  }
+
+  setPeers(peers: readonly string[]): void {
+    this.peerList = peers;
   }
 
   credentials(): CredentialProvider {

@@ -43,6 +43,7 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
     audit: new JsonLinesAudit(config.spec.audit.path, log),
     log,
     metrics,
+    peers: config.spec.peers,
   });
   const [host, portText] = splitHostPort(config.spec.listen);
   const { port } = await agent.listen(host, Number(portText));
@@ -54,6 +55,7 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
     try {
       const next = await loadConfigFile(path);
       agent.setServerTls(serverContextFromFiles(next.agent!.spec.tls));
+      agent.setPeers(next.agent!.spec.peers);
       state.update(snapshotOf(next, path));
       log.info({ path }, 'config reloaded');
     } catch (err) {

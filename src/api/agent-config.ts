@@ -18,6 +18,12 @@ export const AgentConfigSpec = z.object({
   audit: z.object({ path: z.string().min(1).default('-') }).default({ path: '-' }),
   /** Where Prometheus metrics are served (host:port); off when unset. */
   metrics: hostPort.optional(),
+  /**
+   * The other replicas behind the same load balancer (host:port of their listeners; a DNS name may
+   * resolve to several). A PostgreSQL cancel that lands on a replica without the session is relayed
+   * to them, so Ctrl+C works whichever replica the balancer picks.
+   */
+  peers: z.array(hostPort).default([]),
 });
 
 export const AgentConfig = resource('AgentConfig', AgentConfigSpec, z.object({}).passthrough());

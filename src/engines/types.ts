@@ -23,6 +23,11 @@ export interface AgentRuntime {
   serverTls(): SecureContext;
   /** Backend credentials for the current Database's `spec.auth.type`. */
   credentials(): CredentialProvider;
+  /**
+   * The other replicas of this agent (`host:port`; a name may resolve to several addresses), for what
+   * must reach the replica holding a session: PostgreSQL cancels. Empty when there is one replica.
+   */
+  peers(): readonly string[];
   /** Access check against the current policy; denials are logged and counted here, audited by the engine. */
   authorize(identity: Identity, dbUser: string, dbName?: string): Decision;
 }

@@ -25,6 +25,8 @@ export interface TestAgentOptions {
   docs: object[];
   tls: AgentTls;
   log?: Logger;
+  /** Other replicas (`host:port`), written to AgentConfig.spec.peers. */
+  peers?: string[];
 }
 
 export interface TestAgent {
@@ -69,6 +71,7 @@ export async function writeAgentConfig(
       database: opts.database,
       tls: { certFile: file('tls.crt'), keyFile: file('tls.key'), clientCAFile: file('client-ca.crt') },
       audit: { path: auditPath },
+      ...(opts.peers ? { peers: opts.peers } : {}),
     },
   };
   const writeDocs = (docs: object[]) =>

@@ -7,6 +7,7 @@ import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.j
 import type { AgentRuntime, Engine } from '../types.js';
 import { type BackendTarget, backendTarget, loginBackend, openBackend } from './backend.js';
 import { type CancelKey, CancelKeys, forwardCancel } from './cancel.js';
+import { CancelPeers } from './cancel-peers.js';
 import { decodeBackendKey } from './decoders.js';
 import { fatalFor } from './errors.js';
 import { identify, negotiate, startupRequest } from './frontend.js';
@@ -82,6 +83,7 @@ export class PostgresEngine implements Engine {
   readonly protocol = 'postgres' as const;
   private readonly cancelKeys = new CancelKeys();
   private readonly spare = new SpareBackend(openBackend);
+  private peers: CancelPeers | undefined;
 
   async close(): Promise<void> {
     this.spare.close();
@@ -227,12 +229,21 @@ export class PostgresEngine implements Engine {
     }
   }
 
-  private async cancel(key: CancelKey, socket: Socket, agent: AgentRuntime): Promise<void> {
+  private async cancel(
+    key: CancelKey & { fromPeer: boolean },
+    socket: Socket,
+    agent: AgentRuntime,
+  ): Promise<void> {
     // Like PostgreSQL: no answer either way, so a prober learns nothing about which keys exist.
     socket.destroy();
     const backend = this.cancelKeys.lookup(key);
     if (!backend) {
-      agent.log.debug('cancel request with an unknown key ignored');
+      // Another replica may hold the session (cancels arrive on new connections, load-balanced).
+      const peers = key.fromPeer ? [] : agent.peers();
+      if (peers.length === 0) return agent.log.debug('cancel request with an unknown key ignored');
+      this.peers ??= new CancelPeers(agent.log);
+      const reached = await this.peers.relay(key, peers);
+      agent.log.debug({ reached }, 'cancel request with an unknown key relayed to peer replicas');
       return;
     }
     if (backend.processId === 0) return;

@@ -12,7 +12,7 @@ import { AUTHENTICATION_CLEARTEXT, ENCRYPTION_REFUSED, SSL_ACCEPTED } from './se
 import { Wire, ignoreError } from './wire.js';
 
 export type ClientHello =
-  | ({ kind: 'cancel' } & CancelKey)
+  | ({ kind: 'cancel'; fromPeer: boolean } & CancelKey)
   | { kind: 'startup'; tls: TLSSocket; wire: Wire; params: Map<string, string>; minor: number };
 
 const TLS_REQUIRED_HINT =

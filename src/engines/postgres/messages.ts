@@ -8,6 +8,8 @@ export const enum StartupCode {
   CancelRequest = 80877102, // 1234 << 16 | 5678
   SSLRequest = 80877103, // 1234 << 16 | 5679
   GSSENCRequest = 80877104, // 1234 << 16 | 5680
+  /** Drawbridge's own: a CancelRequest one agent replica relays to its peers (never relayed again). */
+  PeerCancelRequest = 80877202, // 1234 << 16 | 5778
 }
 
 /** Client → server message codes (the byte before each message's int32 length). */
@@ -79,7 +81,7 @@ export const enum SqlState {
 export type StartupPacket =
   | { kind: 'ssl' }
   | { kind: 'gssenc' }
-  | { kind: 'cancel'; processId: number; secretKey: number }
+  | { kind: 'cancel'; processId: number; secretKey: number; fromPeer: boolean }
   | { kind: 'startup'; major: number; minor: number; params: Map<string, string> };
 
 /** One framed message: its code, its body (after the length) and the whole frame, both zero-copy views. */

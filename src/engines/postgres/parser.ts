@@ -144,8 +144,14 @@ export function decodeStartup(packet: Buffer): StartupPacket {
       fixed(8);
       return { kind: 'gssenc' };
     case StartupCode.CancelRequest:
+    case StartupCode.PeerCancelRequest:
       fixed(CANCEL_REQUEST_LENGTH);
-      return { kind: 'cancel', processId: packet.readInt32BE(8), secretKey: packet.readInt32BE(12) };
+      return {
+        kind: 'cancel',
+        processId: packet.readInt32BE(8),
+        secretKey: packet.readInt32BE(12),
+        fromPeer: code === StartupCode.PeerCancelRequest,
+      };
   }
   const major = code >>> 16;
   const minor = code & 0xffff;

@@ -89,8 +89,12 @@ export function startupMessage(params: Iterable<[string, string]>): Buffer {
   return w.add(Buffer.from([0])).done();
 }
 
-export function cancelRequest(processId: number, secretKey: number): Buffer {
-  return new MessageWriter().int32(StartupCode.CancelRequest).int32(processId).int32(secretKey).done();
+export function cancelRequest(
+  processId: number,
+  secretKey: number,
+  code = StartupCode.CancelRequest,
+): Buffer {
+  return new MessageWriter().int32(code).int32(processId).int32(secretKey).done();
 }
 
 export function passwordMessage(password: string): Buffer {

@@ -3,7 +3,7 @@
 import { connect as tcpConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { decodeBackendKey, decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
-import type { ErrorFields, Frame } from '../../../src/engines/postgres/messages.js';
+import { type ErrorFields, type Frame, StartupCode } from '../../../src/engines/postgres/messages.js';
 import { BACKEND_LIMITS, HandshakeBuffer } from '../../../src/engines/postgres/parser.js';
 import { SSL_REQUEST, cancelRequest, startupMessage } from '../../../src/engines/postgres/serializer.js';
 import type { Fixture, Person } from './fixture.js';
@@ -104,13 +104,18 @@ export async function cancelOverTls(
   });
 }
 
-/** Sends a plaintext CancelRequest (what psql 15 and pg do), on a new connection. */
-export async function cancelPlain(f: Fixture, processId: number, secretKey: number): Promise<void> {
-  const raw = tcpConnect({ host: '127.0.0.1', port: f.agent.port });
+/** Sends a plaintext CancelRequest (what psql 15 and pg do), on a new connection to `port`. */
+export async function cancelPlain(
+  port: number,
+  processId: number,
+  secretKey: number,
+  code = StartupCode.CancelRequest,
+): Promise<void> {
+  const raw = tcpConnect({ host: '127.0.0.1', port });
   raw.on('error', () => undefined);
   await new Promise<void>((resolve) => {
     raw.once('close', () => resolve());
-    raw.end(cancelRequest(processId, secretKey));
+    raw.end(cancelRequest(processId, secretKey, code));
     raw.resume();
   });
 }

@@ -7,9 +7,12 @@ import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../../src/agent/audit.js';
+import { StartupCode } from '../../../src/engines/postgres/messages.js';
+import { startTestAgent } from '../../support/agent.js';
 import {
   type Fixture,
   agentConninfo,
+  baseDocs,
   pgClient,
   psql,
   runClient,
@@ -224,7 +227,7 @@ describe('cancel', () => {
       const { processID, secretKey } = internals(c);
       const result = sleepQuery(c);
       await waitActive();
-      await cancelPlain(f, processID, secretKey ^ 1);
+      await cancelPlain(f.agent.port, processID, secretKey ^ 1);
       await cancelOverTls(f, f.people.dave, processID ^ 1, secretKey);
       await sleep(300);
       const still = await f.pg.admin(
@@ -234,6 +237,34 @@ describe('cancel', () => {
       await cancelOverTls(f, f.people.alice, processID, secretKey);
       expect((await result).code).toBe('57014');
     });
+  });
+
+  it('cancels through another replica: the key is relayed to its peers, once', async () => {
+    // A second agent in front of the same database, as a load balancer's other target.
+    const replica = await startTestAgent({
+      database: 'orders-pg',
+      docs: baseDocs(f.pg.port, f.pg.ca.certPem),
+      tls: f.agentTls,
+      peers: [`localhost:${f.agent.port}`],
+    });
+    try {
+      await withClient(async (c) => {
+        const { processID, secretKey } = internals(c);
+        // A relayed cancel is never relayed again: sent to the replica as if from a peer, it does nothing.
+        const short = c.query('select pg_sleep(1)');
+        await cancelPlain(replica.port, processID, secretKey, StartupCode.PeerCancelRequest);
+        await expect(short).resolves.toBeDefined();
+
+        const result = sleepQuery(c);
+        await waitActive();
+        await cancelPlain(replica.port, processID, secretKey);
+        const r = await result;
+        expect(r.code).toBe('57014');
+        expect(r.ms).toBeLessThan(10_000);
+      });
+    } finally {
+      await replica.stop();
+    }
   });
 
   it("gives each session the agent's own key, not the backend's", async () => {

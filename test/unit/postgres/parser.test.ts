@@ -1,7 +1,8 @@
 // Framing, cut at every byte offset to mimic TCP chunking (pg-protocol's inbound-parser style).
 import { describe, expect, it } from 'vitest';
 import { DrawbridgeError } from '../../../src/errors.js';
-import type { StartupPacket } from '../../../src/engines/postgres/messages.js';
+import { type StartupPacket, StartupCode } from '../../../src/engines/postgres/messages.js';
+import { cancelRequest } from '../../../src/engines/postgres/serializer.js';
 import {
   BACKEND_LIMITS,
   FRONTEND_LIMITS,
@@ -20,7 +21,16 @@ function* cuts(buf: Buffer): Generator<[Buffer, Buffer]> {
 const startupCases: [string, Buffer, StartupPacket][] = [
   ['SSLRequest', fe.sslRequest(), { kind: 'ssl' }],
   ['GSSENCRequest', fe.gssencRequest(), { kind: 'gssenc' }],
-  ['CancelRequest', fe.cancel(1234, -5678), { kind: 'cancel', processId: 1234, secretKey: -5678 }],
+  [
+    'CancelRequest',
+    fe.cancel(1234, -5678),
+    { kind: 'cancel', processId: 1234, secretKey: -5678, fromPeer: false },
+  ],
+  [
+    'PeerCancelRequest (relayed by another agent replica)',
+    cancelRequest(99, 7, StartupCode.PeerCancelRequest),
+    { kind: 'cancel', processId: 99, secretKey: 7, fromPeer: true },
+  ],
   [
     'StartupMessage 3.0',
     fe.startup({ user: 'alice', database: 'orders', application_name: 'psql' }),
