@@ -1,6 +1,6 @@
 // Database: one backend that an agent fronts.
 import { z } from 'zod';
-import { Condition, SecretKeyRef, SecretRef, resource } from './meta.js';
+import { Condition, SecretKeyRef, SecretRef, duration, parseDuration, resource } from './meta.js';
 
 export const PROTOCOLS = ['postgres', 'redis'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -61,6 +61,18 @@ export const DatabaseAWS = z.object({
   externalId: z.string().optional(),
 });
 
+export const DatabaseRedis = z.object({
+  commandTimeout: duration
+    .refine((d) => parseDuration(d) >= 100, 'must be at least 100ms')
+    .optional()
+    .describe(
+      'Redis Cluster: how long a node may send nothing while commands are in flight before the agent ' +
+        'gives up on it (default 30s). Each reply restarts the clock (like envoy op_timeout); on expiry ' +
+        'the waiting commands fail with a "timed out" error and the connection is replaced. Blocking ' +
+        'commands (BLPOP, XREAD BLOCK, ...) get their own timeout plus this.',
+    ),
+});
+
 export const DatabaseAgent = z.object({
   replicas: z.number().int().min(0).max(100).default(1),
   resources: z
@@ -103,6 +115,7 @@ export const DatabaseSpec = z
     auth: DatabaseAuth.default({ type: 'password' }),
     aws: DatabaseAWS.optional(),
     agent: DatabaseAgent.default({ replicas: 1, serviceType: 'ClusterIP' }),
+    redis: DatabaseRedis.optional(),
   })
   .superRefine((spec, ctx) => {
     const scheme = spec.uri.split(':', 1)[0] ?? '';

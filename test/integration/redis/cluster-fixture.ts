@@ -45,7 +45,10 @@ export function clusterDocs(cluster: RedisCluster): object[] {
   ];
 }
 
-export async function startClusterFixture(existing?: RedisCluster): Promise<ClusterFixture> {
+export async function startClusterFixture(
+  existing?: RedisCluster,
+  docs: (cluster: RedisCluster) => object[] = clusterDocs,
+): Promise<ClusterFixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-clustertest-'));
   const ca = await createCA({ commonName: 'drawbridge test client CA' });
   const caFile = path.join(dir, 'ca.crt');
@@ -61,7 +64,7 @@ export async function startClusterFixture(existing?: RedisCluster): Promise<Clus
   try {
     agent = await startTestAgent({
       database: 'sessions',
-      docs: clusterDocs(cluster),
+      docs: docs(cluster),
       tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
     });
   } catch (err) {

@@ -11,9 +11,10 @@
 //
 // What the backend must allow the database users: COMMAND (routing rules), CLUSTER SHARDS or CLUSTER
 // SLOTS (topology; any one logged-in user will do, the first session's is used), plus what their
-// clients run. Differences from one server, by necessity: WAIT's timeout is capped at 1 s (it holds a
-// shared connection); MONITOR, CLIENT TRACKING/CACHING/NO-EVICT/NO-TOUCH are refused (connection
-// state on shared connections); SCAN's guarantee holds while slots do not move during the scan;
+// clients run. A node that stops answering fails its commands after spec.redis.commandTimeout
+// (hung-nodes.ts). Differences from one server, by necessity: WAIT's timeout is capped at 1 s (it
+// holds a shared connection, and must: see MAX_WAIT_MS in router.ts); MONITOR, CLIENT
+// TRACKING/CACHING/NO-EVICT/NO-TOUCH are refused (connection state on shared connections); SCAN's guarantee holds while slots do not move during the scan;
 // cross-slot MSET/DEL/... are not atomic across slots; a transaction or subscription begun before an
 // AUTH finishes as the user that began it.
 import { errorMessage } from '../../../errors.js';

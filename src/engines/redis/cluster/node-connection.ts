@@ -35,6 +35,10 @@ export class NodeConnection {
   private dead: DrawbridgeError | undefined;
   private drainWaiters: (() => void)[] = [];
   private closeListeners: (() => void)[] = [];
+  /** Data chunks received: the hung-node watch (hung-nodes.ts) sees progress by this changing. */
+  progress = 0;
+  /** How long a reply may take here, when not the command timeout (blocking commands); 0: no limit. */
+  replyLimitMs: number | undefined;
 
   constructor(
     /** Topology node id this connection serves. */
@@ -111,6 +115,11 @@ export class NodeConnection {
     else this.closeListeners.push(fn);
   }
 
+  /** Reading is paused (the client is not reading): silence on this connection is ours, not the node's. */
+  get readPaused(): boolean {
+    return this.socket?.isPaused() ?? false;
+  }
+
   pause(): void {
     this.socket?.pause();
   }
@@ -170,6 +179,7 @@ export class NodeConnection {
     }
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
+      this.progress++;
       try {
         this.framer.feed(chunk);
       } catch (err) {

@@ -152,10 +152,17 @@ export class LoginPool {
     }
   }
 
+  /** Every connection of this login: shared, idle and held by sessions. */
+  *connections(): IterableIterator<NodeConnection> {
+    yield* this.shared.values();
+    for (const list of this.idle.values()) yield* list;
+    yield* this.dedicated;
+  }
+
   /** Closes everything; connections asked for afterwards fail at once (close listeners may ask). */
   close(): void {
     this.closed = true;
-    const all = [...this.shared.values(), ...[...this.idle.values()].flat(), ...this.dedicated];
+    const all = [...this.connections()];
     this.shared.clear();
     this.idle.clear();
     this.dedicated.clear();

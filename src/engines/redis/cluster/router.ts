@@ -18,6 +18,7 @@ import type { RedisCommand } from '../parser.js';
 import { decodeReply } from '../reply-parser.js';
 import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
 import { OK, NULL_BULK, RESET, bulkReply, encodeCommand } from '../serializer.js';
+import { blockingReplyLimitMs } from './blocking.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
 import { fanOut, scan } from './fan-out.js';
 import { SPLITTABLE, mergeSplit, splitBySlot } from './multi-key.js';
@@ -33,7 +34,12 @@ import type { Reply } from './merge.js';
 
 /** A session holding more commands than this behind a barrier stops reading its client. */
 const MAX_HELD = 1024;
-/** WAIT holds the node's shared connection: its timeout is capped (0 = "forever" becomes this). */
+/**
+ * WAIT holds the node's shared connection, so its timeout is capped (0 = "forever" becomes this).
+ * It cannot move to a dedicated connection like BLPOP: WAIT waits for the writes made on the
+ * connection it runs on, and a session's writes went over the shared one; on a dedicated connection
+ * with no writes it would return at once, promising durability it never checked.
+ */
 const MAX_WAIT_MS = 1000;
 
 type Held = [RedisCommand, Done];
@@ -44,7 +50,6 @@ export class ClusterRouter implements Router {
   private readonly pubsub: PubSub;
   private readonly blocking = new Map<number, NodeConnection>();
   private readonly shared: Lane;
-  private readonly blockingLane: Lane;
   private inFlight = 0;
   private held: Held[] | undefined;
   private clientName: Buffer | undefined;
@@ -60,7 +65,6 @@ export class ClusterRouter implements Router {
   ) {
     this.pool = pool;
     this.shared = (node) => this.pool.sharedTo(node);
-    this.blockingLane = (node) => this.dedicated(node);
     const host = {
       ctx: service,
       pool: () => this.pool,
@@ -192,7 +196,7 @@ export class ClusterRouter implements Router {
       done(crossSlotError(name));
       return true;
     }
-    const lane = this.isBlocking(cmd, rules) ? this.blockingLane : this.shared;
+    const lane = this.isBlocking(cmd, rules) ? this.blockingLane(cmd) : this.shared;
     return this.send(cmd.raw, slot, rules.flags.has('readonly'), lane, done);
   }
 
@@ -318,12 +322,26 @@ export class ClusterRouter implements Router {
     return true;
   }
 
-  /** WAIT n 0 would block the shared connection forever; cap its timeout. */
+  /**
+   * WAIT n 0 would block the shared connection forever; cap its timeout, below half the command
+   * timeout so a WAIT never looks like a hung node.
+   */
   private capWait(cmd: RedisCommand): Buffer {
     if (cmd.name !== 'wait' || cmd.args.length !== 3) return cmd.raw;
+    const cap = Math.min(MAX_WAIT_MS, Math.floor(this.service.commandTimeoutMs / 2));
     const t = Number(cmd.args[2]!.toString('latin1'));
-    if (t > 0 && t <= MAX_WAIT_MS) return cmd.raw;
-    return encodeCommand([cmd.args[0]!, cmd.args[1]!, String(MAX_WAIT_MS)]);
+    if (t > 0 && t <= cap) return cmd.raw;
+    return encodeCommand([cmd.args[0]!, cmd.args[1]!, String(cap)]);
+  }
+
+  /** The session's dedicated connection, allowed to stay silent as long as this command may block. */
+  private blockingLane(cmd: RedisCommand): Lane {
+    const limit = blockingReplyLimitMs(cmd, this.service.commandTimeoutMs);
+    return (node) => {
+      const c = this.dedicated(node);
+      c.replyLimitMs = limit;
+      return c;
+    };
   }
 
   private dedicated(node: number): NodeConnection {
@@ -336,7 +354,10 @@ export class ClusterRouter implements Router {
   }
 
   private releaseBlocking(): void {
-    for (const c of this.blocking.values()) this.pool.release(c, c.inFlight === 0);
+    for (const c of this.blocking.values()) {
+      c.replyLimitMs = undefined; // back to the command timeout for whoever takes it next
+      this.pool.release(c, c.inFlight === 0);
+    }
     this.blocking.clear();
   }
 

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Database } from '../../../api/database.js';
 import { backendAddress } from '../../../api/database.js';
+import { parseDuration } from '../../../api/meta.js';
 import type { SecretReader } from '../../../agent/state.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
@@ -13,7 +14,8 @@ import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
 import type { BackendLogin } from '../router.js';
 import { encodeCommand } from '../serializer.js';
 import { type CommandRules, parseCommandReply } from './command-rules.js';
-import { NodeUnavailable } from './node-connection.js';
+import { HungNodeWatch } from './hung-nodes.js';
+import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import { LoginPool } from './pool.js';
 import type { SendContext } from './sender.js';
 import { type ClusterShape, parseClusterShards, parseClusterSlots } from './shape.js';
@@ -25,6 +27,9 @@ export interface ClusterServiceOptions {
   /** How long a login's connections stay open after its last session ends (default 30 s). */
   idleCloseMs?: number;
 }
+
+/** spec.redis.commandTimeout when unset: generous for slow commands (KEYS, big Lua), bounded for a hung node. */
+export const DEFAULT_COMMAND_TIMEOUT = '30s';
 
 const CLUSTER_SHARDS = encodeCommand(['CLUSTER', 'SHARDS']);
 const CLUSTER_SLOTS = encodeCommand(['CLUSTER', 'SLOTS']);
@@ -51,7 +56,10 @@ export function loginKey(login: BackendLogin): string {
 export class ClusterService implements SendContext {
   readonly topology: Topology;
   readonly retryBudgetMs: number;
+  /** spec.redis.commandTimeout: how long a node may stay silent with commands in flight. */
+  readonly commandTimeoutMs: number;
   private readonly idleCloseMs: number;
+  private readonly hung: HungNodeWatch;
   private readonly pools = new Map<string, { pool: LoginPool; timer?: NodeJS.Timeout }>();
   private rulesByName: Map<string, CommandRules> | undefined;
   private loading: Promise<void> | undefined;
@@ -68,6 +76,9 @@ export class ClusterService implements SendContext {
   ) {
     this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
     this.idleCloseMs = opts.idleCloseMs ?? 30_000;
+    this.commandTimeoutMs = parseDuration(database.spec.redis?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT);
+    this.hung = new HungNodeWatch(this.commandTimeoutMs, () => this.connections());
+    this.hung.start();
     this.tls = database.spec.tls.mode !== 'disabled';
     this.renew = providerRenew(database, secrets, log);
     const seed = backendAddress(database.spec);
@@ -78,6 +89,10 @@ export class ClusterService implements SendContext {
         this.log.debug({ epoch, masters: this.topology.masters().length }, 'cluster topology changed'),
       onRefreshError: (err) => this.log.warn({ err: errorMessage(err) }, 'cluster topology refresh failed'),
     });
+  }
+
+  private *connections(): IterableIterator<NodeConnection> {
+    for (const { pool } of this.pools.values()) yield* pool.connections();
   }
 
   anyNode(): number {
@@ -144,6 +159,7 @@ export class ClusterService implements SendContext {
   }
 
   close(): void {
+    this.hung.stop();
     for (const { pool, timer } of this.pools.values()) {
       clearTimeout(timer);
       pool.close();

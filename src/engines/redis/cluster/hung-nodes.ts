@@ -1,0 +1,76 @@
+// Gives up on cluster nodes that stop answering. A node can accept TCP and then say nothing (SIGSTOP,
+// a stuck disk, a kernel hang, a partition that drops packets silently); TCP keepalive takes minutes
+// to notice, and until then every session's commands for that node's slots wait on its pipelined
+// connection. Semantics as envoy's redis_proxy `op_timeout`: a connection with commands in flight
+// that receives no bytes for the command timeout is hung; any reply (even part of one) restarts the
+// clock, so a long pipeline or a large value is never cut short. The hung connection is closed: its
+// commands fail with NodeTimeoutError (they may still run on the node, so they are never retried) and
+// the next command for that node opens a fresh connection. Other nodes' connections are untouched.
+//
+// One sweep per ClusterService every quarter of the timeout, instead of a timer per command, keeps
+// the per-command path free of timers: a connection only counts the data chunks it receives.
+import { DrawbridgeError } from '../../../errors.js';
+import type { NodeConnection } from './node-connection.js';
+
+/** In-flight commands on a hung node connection fail with this; never retried (they may have run). */
+export class NodeTimeoutError extends DrawbridgeError {
+  constructor(label: string, limitMs: number) {
+    super(
+      'BACKEND_UNREACHABLE',
+      `cluster node ${label} sent nothing for ${limitMs} ms; the command timed out and may or may not have run`,
+      'the node may be overloaded or hung: check it (SLOWLOG, LATENCY, host) and retry; spec.redis.commandTimeout sets the limit',
+    );
+  }
+}
+
+/** The fewest milliseconds between sweeps, whatever the timeout. */
+const MIN_TICK_MS = 50;
+
+export class HungNodeWatch {
+  /** Per busy connection: its data count at the last sweep and how many sweeps it has been silent. */
+  private readonly silent = new WeakMap<NodeConnection, { progress: number; ticks: number }>();
+  private readonly tickMs: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    /** The command timeout; a connection's own `replyLimitMs` (blocking commands) overrides it. */
+    private readonly timeoutMs: number,
+    private readonly connections: () => Iterable<NodeConnection>,
+  ) {
+    this.tickMs = Math.max(MIN_TICK_MS, Math.floor(timeoutMs / 4));
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => this.sweep(), this.tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Silence is counted in sweeps, not wall-clock time: an agent whose event loop stalled (replies
+   * waiting unread in the socket) must not blame the node. A timeout fires within a tick after it is due.
+   */
+  sweep(): void {
+    for (const c of this.connections()) {
+      // Connecting is bounded by the connect timeout (backend-auth.ts), as envoy's connect_timeout.
+      if (!c.ready || c.inFlight === 0 || c.readPaused) {
+        this.silent.delete(c);
+        continue;
+      }
+      const seen = this.silent.get(c);
+      if (!seen || seen.progress !== c.progress) {
+        this.silent.set(c, { progress: c.progress, ticks: 0 });
+        continue;
+      }
+      const limitMs = c.replyLimitMs ?? this.timeoutMs;
+      if (limitMs > 0 && ++seen.ticks * this.tickMs >= limitMs) {
+        this.silent.delete(c);
+        c.destroy(new NodeTimeoutError(c.label, limitMs));
+      }
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// A cluster node that accepts connections but stops answering (SIGSTOP on a real master): its commands
+// fail after spec.redis.commandTimeout with a "timed out" error, other masters keep serving, and the
+// node is used again once it answers. Blocking commands get their own timeout, not the command one.
+// The cluster's node timeout is long, so the stopped master is not failed over during the test.
+import type { NodeView } from '../../support/redis-cluster.js';
+import { RedisCluster } from '../../support/redis-cluster.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
+import { type ClusterFixture, clusterDocs, startClusterFixture } from './cluster-fixture.js';
+
+const COMMAND_TIMEOUT = '500ms';
+
+let f: ClusterFixture;
+let victim: NodeView;
+let victimKey: string;
+let otherKey: string;
+
+/** The fixture's documents with spec.redis.commandTimeout set on the Database. */
+function docsWithTimeout(cluster: RedisCluster): object[] {
+  return clusterDocs(cluster).map((d) => {
+    const doc = d as { kind: string; spec: object };
+    return doc.kind === 'Database'
+      ? { ...doc, spec: { ...doc.spec, redis: { commandTimeout: COMMAND_TIMEOUT } } }
+      : d;
+  });
+}
+
+/** A key whose slot `master` serves. */
+function keyOn(master: NodeView, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const slot = keySlot(Buffer.from(`${prefix}${i}`));
+    if (master.slots.some(([a, b]) => slot >= a && slot <= b)) return `${prefix}${i}`;
+  }
+}
+
+/** Sends SIGSTOP to the master's process, runs `fn`, and always sends SIGCONT. */
+async function whileStopped<T>(master: NodeView, fn: () => Promise<T>): Promise<T> {
+  const pid = f.cluster.nodes.find((n) => n.port === master.port)!.child.pid!;
+  process.kill(pid, 'SIGSTOP');
+  try {
+    return await fn();
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+}
+
+beforeAll(async () => {
+  const cluster = await RedisCluster.start({ nodeTimeoutMs: 15_000 });
+  try {
+    f = await startClusterFixture(cluster, docsWithTimeout);
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+  const [a, b] = await cluster.masters();
+  victim = a!;
+  victimKey = keyOn(victim, 'hung');
+  otherKey = keyOn(b!, 'fine');
+});
+
+afterAll(async () => {
+  await f?.stop();
+  await f?.cluster.stop();
+});
+
+describe('a hung cluster node', () => {
+  it('a blocking command waits its own timeout, not the command timeout', async () => {
+    const c = f.ioredis('alice');
+    expect(await c.blpop('cluster-timeout-empty', 1)).toBeNull();
+  });
+
+  it('its commands time out; other masters keep serving; it is used again once it answers', async () => {
+    const hungClient = f.ioredis('alice');
+    const otherClient = f.ioredis('alice');
+    await hungClient.set(victimKey, 'victim-value');
+    await otherClient.set(otherKey, 'other-value');
+
+    const events: string[] = [];
+    const hungError = await whileStopped(victim, async () => {
+      const hung = hungClient.get(victimKey).then(
+        () => 'answered',
+        (err: Error) => (events.push('timed out'), err.message),
+      );
+      expect(await otherClient.get(otherKey)).toBe('other-value');
+      events.push('other master answered');
+      return hung;
+    });
+
+    expect(events).toEqual(['other master answered', 'timed out']);
+    expect(hungError).toMatch(
+      new RegExp(
+        `^ERR drawbridge: cluster node 127\\.0\\.0\\.1:${victim.port} sent nothing for 500 ms; ` +
+          'the command timed out and may or may not have run \\(hint: .*spec\\.redis\\.commandTimeout',
+      ),
+    );
+    expect(await hungClient.get(victimKey)).toBe('victim-value');
+  });
+});

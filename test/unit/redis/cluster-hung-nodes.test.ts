@@ -1,0 +1,108 @@
+// Hung-node detection and blocking-command limits: pure helpers and the sweep over fake connections.
+import { describe, expect, it } from 'vitest';
+import { blockingReplyLimitMs, blockingWaitMs } from '../../../src/engines/redis/cluster/blocking.js';
+import { HungNodeWatch, NodeTimeoutError } from '../../../src/engines/redis/cluster/hung-nodes.js';
+import type { NodeConnection } from '../../../src/engines/redis/cluster/node-connection.js';
+import type { RedisCommand } from '../../../src/engines/redis/parser.js';
+
+const command = (line: string): RedisCommand => {
+  const args = line.split(' ').map((a) => Buffer.from(a));
+  return { name: line.split(' ', 1)[0]!.toLowerCase(), args } as RedisCommand;
+};
+
+describe('blockingWaitMs', () => {
+  it.each([
+    ['BLPOP q 5', 5000],
+    ['BRPOP a b 0.25', 250],
+    ['BLMOVE a b LEFT RIGHT 2', 2000],
+    ['BRPOPLPUSH a b 1', 1000],
+    ['BZPOPMIN z 0', 0],
+    ['BLMPOP 3 2 a b LEFT', 3000],
+    ['BZMPOP 0.5 1 z MIN', 500],
+    ['XREAD COUNT 2 BLOCK 1500 STREAMS s 0', 1500],
+    ['XREADGROUP GROUP g c BLOCK 0 STREAMS s >', 0],
+    ['XREAD STREAMS block 0', undefined],
+    ['BLPOP q soon', undefined],
+    ['BLPOP q -1', undefined],
+    ['GET k', undefined],
+  ])('%s → %s', (line, ms) => expect(blockingWaitMs(command(line))).toBe(ms));
+});
+
+describe('blockingReplyLimitMs', () => {
+  it.each([
+    ['BLPOP q 5', 35_000],
+    ['BLPOP q 0', 0],
+    ['BLPOP q soon', 0],
+    ['XREAD BLOCK 100 STREAMS s $', 30_100],
+  ])('%s → %i', (line, ms) => expect(blockingReplyLimitMs(command(line), 30_000)).toBe(ms));
+});
+
+/** The parts of a NodeConnection the watch reads; `destroyed` records what it was closed with. */
+function fakeConnection(inFlight: number) {
+  const c = {
+    label: '10.0.0.1:6379',
+    ready: true,
+    inFlight,
+    readPaused: false,
+    progress: 0,
+    replyLimitMs: undefined as number | undefined,
+    destroyed: undefined as unknown,
+    destroy(err: unknown) {
+      this.destroyed = err;
+      this.ready = false;
+    },
+  };
+  return c;
+}
+
+describe('HungNodeWatch', () => {
+  // timeout 400 ms → a sweep every 100 ms: hung after 4 silent sweeps following the first sighting.
+  const watchOf = (...conns: ReturnType<typeof fakeConnection>[]) =>
+    new HungNodeWatch(400, () => conns as unknown as NodeConnection[]);
+
+  it('closes a silent busy connection after the timeout, with NodeTimeoutError', () => {
+    const c = fakeConnection(1);
+    const w = watchOf(c);
+    for (let i = 0; i < 4; i++) w.sweep();
+    expect(c.destroyed).toBeUndefined();
+    w.sweep();
+    expect(c.destroyed).toBeInstanceOf(NodeTimeoutError);
+    expect((c.destroyed as NodeTimeoutError).message).toMatch(
+      /^cluster node 10.0.0.1:6379 sent nothing for 400 ms; the command timed out/,
+    );
+  });
+
+  it('any data restarts the clock; idle, paused and connecting connections are not timed', () => {
+    const busy = fakeConnection(3);
+    const idle = fakeConnection(0);
+    const paused = fakeConnection(1);
+    paused.readPaused = true;
+    const connecting = fakeConnection(1);
+    connecting.ready = false;
+    const w = watchOf(busy, idle, paused, connecting);
+    for (let i = 0; i < 20; i++) {
+      if (i % 4 === 0) busy.progress++;
+      w.sweep();
+    }
+    expect([busy, idle, paused, connecting].map((c) => c.destroyed)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it("a connection's own limit overrides the timeout; 0 means none", () => {
+    const blocking = fakeConnection(1);
+    blocking.replyLimitMs = 1000;
+    const forever = fakeConnection(1);
+    forever.replyLimitMs = 0;
+    const w = watchOf(blocking, forever);
+    for (let i = 0; i < 10; i++) w.sweep();
+    expect(blocking.destroyed).toBeUndefined();
+    w.sweep();
+    expect(blocking.destroyed).toBeInstanceOf(NodeTimeoutError);
+    for (let i = 0; i < 100; i++) w.sweep();
+    expect(forever.destroyed).toBeUndefined();
+  });
+});
