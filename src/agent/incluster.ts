@@ -37,6 +37,8 @@ export interface InClusterAgentOptions {
   log: Logger;
   metrics?: string;
   audit?: string;
+  /** Other replicas, `host:port` (the controller passes its headless peers Service). */
+  peers?: string[];
 }
 
 export function parseDatabaseRef(ref: string): { namespace: string; name: string } {
@@ -136,6 +138,7 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
     log,
     metrics,
     tokenVerifier: new TokenReviewVerifier(client),
+    peers: opts.peers ?? [],
   });
 
   // Changes arrive in bursts (a GitOps sync applies many objects): coalesce them into one rebuild.

@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { objectName, resource } from './meta.js';
 
-const hostPort = z
+export const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:5432 or 127.0.0.1:6379');
 

@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
+import { hostPort } from '../../api/agent-config.js';
 import type { RunningAgent } from '../../agent/standalone.js';
 import { type Logger, createLogger } from '../../log.js';
 
@@ -10,6 +11,7 @@ interface AgentFlags {
   metrics?: string;
   audit?: string;
   kubeconfig?: string;
+  peers?: string[];
 }
 
 export function agentCommand(): Command {
@@ -22,6 +24,11 @@ export function agentCommand(): Command {
     .option('--metrics <host:port>', 'in-cluster mode: serve /metrics and /healthz')
     .option('--audit <path>', 'in-cluster mode: audit log file ("-" for stdout)')
     .option('--kubeconfig <file>', 'in-cluster mode: kubeconfig (default: $KUBECONFIG, then in-cluster)')
+    .option(
+      '--peers <host:port,...>',
+      'in-cluster mode: the other replicas (a headless Service name resolves to all); PostgreSQL cancels are relayed to them',
+      parsePeers,
+    )
     .action(async (opts: AgentFlags) => {
       if (!opts.config && !opts.database) {
         throw new Error('pass --config agent.yaml (standalone) or --database NAMESPACE/NAME (in cluster)');
@@ -51,4 +58,13 @@ async function runInCluster(opts: AgentFlags & { database: string }, log: Logger
     import('./controller.js'),
   ]);
   return runInClusterAgent({ ...opts, kubeConfig: await loadKubeConfig(opts.kubeconfig), log });
+}
+
+function parsePeers(list: string): string[] {
+  const peers = list.split(',').filter(Boolean);
+  for (const peer of peers) {
+    const parsed = hostPort.safeParse(peer);
+    if (!parsed.success) throw new InvalidArgumentError(`"${peer}" ${parsed.error.issues[0]!.message}`);
+  }
+  return peers;
 }
