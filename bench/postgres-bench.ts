@@ -67,9 +67,10 @@ async function pgbenchProxy(
   pid: number,
   conninfo: string,
   args: string[],
+  env: object = {},
 ): Promise<PgbenchResult & { cpuUs: number }> {
   const cpu = cpuSeconds(pid);
-  const out = await pgbenchRaw(conninfo, args);
+  const out = await pgbenchRaw(conninfo, args, env);
   return { ...out, cpuUs: ((cpuSeconds(pid) - cpu) * 1e6) / out.transactions };
 }
 
@@ -148,6 +149,8 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   cleanups.push(() => stopProcess(bouncer));
   await waitPort(agent.port, viaCert(agent.port));
   await waitPort(bouncer.port, viaCert(bouncer.port));
+  const pipe = await startPipe(dir, server.port);
+  cleanups.push(() => stopProcess(pipe.child));
   const atStart = rssMb(agent.child.pid!);
 
   const select = ['-S', '-c', '8', '-j', '2', '-T', String(DURATION)];
@@ -162,6 +165,12 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   console.log(`  agent       ${a.tps.toFixed(0).padStart(8)} tps   ${cpu(a)}`);
   const b = await pgbenchProxy(bouncer.pid!, viaCert(bouncer.port), select);
   console.log(`  pgbouncer   ${b.tps.toFixed(0).padStart(8)} tps   ${cpu(b)}`);
+  // The pipe passes SCRAM through; channel binding would bind to its certificate, not the server's.
+  const viaPipe = `${viaCert(pipe.port)} channel_binding=disable`;
+  const p = await pgbenchProxy(pipe.child.pid!, viaPipe, select, pwEnv);
+  console.log(
+    `  node-pipe   ${p.tps.toFixed(0).padStart(8)} tps   ${cpu(p)}  (bare Node TLS pipe: the floor)`,
+  );
 
   console.log(`pgbench -S -C -c 1 -T ${CONNECT_DURATION} (a new TLS connection per transaction)`);
   const dc = await pgbenchRaw(direct, connect, pwEnv);
@@ -183,10 +192,21 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const withIdle = rssMb(agent.child.pid!);
   await Promise.all(idle.map((c) => c.end().catch(() => undefined)));
   const perSessionKb = ((withIdle - before) * 1024) / idle.length;
+  // The same for the bare Node TLS pipe: what 1,000 idle TLS-to-TLS pairs cost Node itself.
+  await sleep(2000);
+  const pipeBefore = rssMb(pipe.child.pid!);
+  const pipeIdle = await openIdleSessions(pipe.port, files, IDLE_SESSIONS, PASSWORD);
+  await sleep(IDLE_SETTLE_MS);
+  const pipeWithIdle = rssMb(pipe.child.pid!);
+  await Promise.all(pipeIdle.map((c) => c.end().catch(() => undefined)));
   console.log(
     `agent RSS: ${atStart.toFixed(0)} MB at start, ${before.toFixed(0)} MB after the runs, ` +
       `${justOpened.toFixed(0)} MB 2 s after opening ${idle.length} idle sessions, ` +
       `${withIdle.toFixed(0)} MB after ${IDLE_SETTLE_MS / 1000} s (${perSessionKb.toFixed(0)} KB per session)`,
+  );
+  console.log(
+    `node-pipe RSS: ${pipeBefore.toFixed(0)} MB before, ${pipeWithIdle.toFixed(0)} MB with ${pipeIdle.length} idle ` +
+      `sessions (${(((pipeWithIdle - pipeBefore) * 1024) / pipeIdle.length).toFixed(0)} KB per session)`,
   );
 
   const checks: [string, number, string, boolean][] = [
@@ -195,12 +215,35 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     ['added connect latency (ms)', ac.connectMs - dc.connectMs, '<= 3', ac.connectMs - dc.connectMs <= 3],
     [`agent RSS, ${IDLE_SESSIONS} idle sessions (MB)`, withIdle, '<= 120', withIdle <= 120],
   ];
+  // Node's own floor, for reading the misses: a proxy that does nothing but TLS on both hops.
+  const floor: [string, number][] = [
+    ['agent / node-pipe TPS', a.tps / p.tps],
+    ['node-pipe / pgbouncer TPS', p.tps / b.tps],
+    [`node-pipe RSS, ${IDLE_SESSIONS} idle sessions (MB)`, pipeWithIdle],
+  ];
   console.log('summary');
   for (const [label, value, target, ok] of checks) {
     console.log(
       `  ${label.padEnd(40)} ${value.toFixed(2).padStart(8)}   target ${target.padEnd(7)} ${ok ? 'met' : 'MISSED'}`,
     );
   }
+  for (const [label, value] of floor) console.log(`  ${label.padEnd(40)} ${value.toFixed(2).padStart(8)}`);
+}
+
+/** bench/pg-tls-pipe.ts in its own process (its CPU and RSS are its own), once it listens. */
+async function startPipe(dir: string, pgPort: number): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const file = (name: string) => path.join(dir, name);
+  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'pg-tls-pipe.js');
+  const args = [file('proxy.crt'), file('proxy.key'), file('ca.crt'), file('pg-ca.crt')];
+  const child = spawn(process.execPath, [script, String(port), String(pgPort), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
+  });
+  return { child, port };
 }
 
 async function startAgent(
@@ -306,6 +349,7 @@ async function openIdleSessions(
   port: number,
   files: [string, string, number][],
   n: number,
+  password?: string,
 ): Promise<pg.Client[]> {
   const pem = (name: string) => files.find(([f]) => f === name)![1];
   const ssl = { ca: pem('ca.crt'), cert: pem('client.crt'), key: pem('client.key'), servername: 'localhost' };
@@ -313,7 +357,7 @@ async function openIdleSessions(
   for (let i = 0; i < n; i += 50) {
     const batch = Array.from(
       { length: Math.min(50, n - i) },
-      () => new pg.Client({ host: '127.0.0.1', port, user: USER, database: USER, ssl }),
+      () => new pg.Client({ host: '127.0.0.1', port, user: USER, database: USER, password, ssl }),
     );
     await Promise.all(batch.map((c) => c.connect()));
     clients.push(...batch);
