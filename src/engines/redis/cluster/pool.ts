@@ -152,6 +152,12 @@ export class LoginPool {
     }
   }
 
+  /** Some connection of this login has logged in and is open. */
+  get loggedIn(): boolean {
+    for (const c of this.connections()) if (c.ready) return true;
+    return false;
+  }
+
   /** Every connection of this login: shared, idle and held by sessions. */
   *connections(): IterableIterator<NodeConnection> {
     yield* this.shared.values();

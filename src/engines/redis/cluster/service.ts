@@ -34,6 +34,7 @@ export const DEFAULT_COMMAND_TIMEOUT = '30s';
 const CLUSTER_SHARDS = encodeCommand(['CLUSTER', 'SHARDS']);
 const CLUSTER_SLOTS = encodeCommand(['CLUSTER', 'SLOTS']);
 const COMMAND = encodeCommand(['COMMAND']);
+const PING = encodeCommand(['PING']);
 
 /**
  * Pools are shared per login. Rotating credentials (IAM tokens, which carry `expiresAt`) share one
@@ -148,6 +149,8 @@ export class ClusterService implements SendContext {
   /**
    * Learns the topology and the command rules once (with the first session's login), and proves
    * `pool`'s login works, so a bad credential fails the session at connect, as it does standalone.
+   * An open connection of the login is proof already: the PING is skipped, so a new session costs no
+   * round trip and does not wait on whichever node the PING would go to (it may be the hung one).
    */
   async ready(pool: LoginPool): Promise<void> {
     if (!this.loading) {
@@ -155,7 +158,7 @@ export class ClusterService implements SendContext {
       this.loading.catch(() => (this.loading = undefined));
     }
     await this.loading;
-    await this.query(pool, this.anyNode(), encodeCommand(['PING']));
+    if (!pool.loggedIn) await this.query(pool, this.anyNode(), PING);
   }
 
   close(): void {
