@@ -72,7 +72,7 @@ function secretOf(deps: ProviderDeps, db: Database): Record<string, string> {
  * Secret key suffix for the password a user had before a manual rotation (`app.previous`): the
  * engines try `app` first, then this one, so sessions keep working whichever the server has.
  */
-export const PREVIOUS_PASSWORD_SUFFIX = '.previous';
+const PREVIOUS_PASSWORD_SUFFIX = '.previous';
 
 registerCredentialProvider('password', (deps) => ({
   async get({ database, dbUser }) {
