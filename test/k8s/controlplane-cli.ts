@@ -6,6 +6,7 @@
  *
  * Prints how to point kubectl at it and keeps running until Ctrl+C, then removes everything.
  */
+import { serveUntilStopped } from '../support/serve-until-stopped.js';
 import { startControlPlane } from './controlplane.js';
 
 const plane = await startControlPlane({
@@ -22,11 +23,4 @@ process.stdout.write(
   ].join('\n'),
 );
 
-let stopping = false;
-async function shutdown(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  await plane.stop();
-  process.exit(0);
-}
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown());
+serveUntilStopped(() => plane.stop());

@@ -6,6 +6,7 @@
  * Prints how to reach a node with redis-cli and keeps running until Ctrl+C, then removes everything.
  */
 import { CLUSTER_USERS, RedisCluster } from './redis-cluster.js';
+import { serveUntilStopped } from './serve-until-stopped.js';
 
 const cluster = await RedisCluster.start();
 const [first] = cluster.ports;
@@ -19,11 +20,4 @@ process.stdout.write(
   ].join('\n'),
 );
 
-let stopping = false;
-async function shutdown(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  await cluster.stop();
-  process.exit(0);
-}
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown());
+serveUntilStopped(() => cluster.stop());
