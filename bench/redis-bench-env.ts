@@ -3,33 +3,17 @@
 // (the same backend hop nutcracker has) — plus a bare Node TLS→TLS byte pipe, the floor any Node
 // proxy with both hops encrypted starts from. Prints `export NAME=value` lines, then `# ready`, and
 // runs until SIGTERM/SIGINT or stdin closes.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer, connect as tlsConnect } from 'node:tls';
-import os from 'node:os';
-import path from 'node:path';
-import { createCA, issueCertificate } from '../src/pki/ca.js';
 import { createLogger } from '../src/log.js';
 import { type TestAgent, startTestAgent } from '../test/support/agent.js';
-import {
-  REDIS_USERS,
-  accessRole,
-  databaseUser,
-  issuePeople,
-  redisDatabaseDocs,
-  startRedis,
-} from '../test/support/redis.js';
+import { REDIS_USERS, redisDatabaseDocs, startRedis } from '../test/support/redis.js';
+import { serveUntilStopped } from '../test/support/serve-until-stopped.js';
+import { announceEnv, benchPolicyDocs, createBenchPki } from './redis-bench-setup.js';
 
 const redis = await startRedis();
-const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-bench-'));
-const ca = await createCA({ commonName: 'drawbridge bench CA' });
-const serving = await issueCertificate(ca, {
-  commonName: 'bench agent',
-  ipAddresses: ['127.0.0.1'],
-  usage: 'server',
-});
-const { bench } = await issuePeople(ca, dir, ['bench']);
-await writeFile(path.join(dir, 'ca.crt'), ca.certPem);
+const pki = await createBenchPki('drawbridge-redis-bench-');
 
 function docs(backendTls: boolean): object[] {
   return [
@@ -41,17 +25,11 @@ function docs(backendTls: boolean): object[] {
       auth: 'password',
       login: { default: REDIS_USERS.default.password },
     }),
-    // A deny rule the hot path evaluates on every command, as in a real policy.
-    accessRole(
-      'bench',
-      { databaseLabels: { env: '*' }, databaseUsers: ['default'] },
-      { redisCommands: ['shutdown'] },
-    ),
-    databaseUser('bench', ['bench']),
+    ...benchPolicyDocs(),
   ];
 }
 
-const tls = { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem };
+const { tls } = pki;
 const log = createLogger('bench-agent', 'warn');
 const agents: TestAgent[] = [
   await startTestAgent({ database: 'bench', docs: docs(true), tls, log }),
@@ -59,7 +37,7 @@ const agents: TestAgent[] = [
 ];
 
 // The calibration pipe: no parsing, no rules, no audit; redis-benchmark authenticates itself.
-const pipe = createServer({ cert: serving.certPem, key: serving.keyPem }, (client) => {
+const pipe = createServer({ cert: pki.serving.certPem, key: pki.serving.keyPem }, (client) => {
   const backend = tlsConnect({ host: '127.0.0.1', port: redis.tlsPort, ca: redis.ca.certPem });
   client.setNoDelay(true);
   backend.setNoDelay(true);
@@ -69,7 +47,7 @@ const pipe = createServer({ cert: serving.certPem, key: serving.keyPem }, (clien
 });
 await new Promise<void>((resolve) => pipe.listen(0, '127.0.0.1', resolve));
 
-const out = {
+announceEnv(pki, {
   PIPE_PORT: (pipe.address() as AddressInfo).port,
   REDIS_TLS_PORT: redis.tlsPort,
   REDIS_PLAIN_PORT: redis.plainPort,
@@ -78,24 +56,14 @@ const out = {
   AGENT_PORT: agents[0]!.port,
   AGENT_PLAIN_BACKEND_PORT: agents[1]!.port,
   AGENT_AUDIT: agents[0]!.auditPath,
-  CLIENT_CA: path.join(dir, 'ca.crt'),
-  CLIENT_CERT: bench.certFile,
-  CLIENT_KEY: bench.keyFile,
-};
-for (const [k, v] of Object.entries(out)) process.stdout.write(`export ${k}=${v}\n`);
-process.stdout.write('# ready\n');
+});
 
-let stopping = false;
-async function stop(): Promise<void> {
-  if (stopping) return;
-  stopping = true;
-  pipe.close();
-  for (const a of agents) await a.stop(0);
-  await redis.stop();
-  await rm(dir, { recursive: true, force: true });
-  process.exit(0);
-}
-process.on('SIGTERM', () => void stop());
-process.on('SIGINT', () => void stop());
-process.stdin.on('end', () => void stop());
-process.stdin.resume();
+serveUntilStopped(
+  async () => {
+    pipe.close();
+    for (const a of agents) await a.stop(0);
+    await redis.stop();
+    await rm(pki.dir, { recursive: true, force: true });
+  },
+  { untilStdinEnds: true },
+);

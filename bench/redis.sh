@@ -14,27 +14,12 @@
 # Env: REQUESTS (200000), CLIENTS (50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REQUESTS=${REQUESTS:-200000}
-CLIENTS=${CLIENTS:-50}
-WORK=$(mktemp -d /tmp/drawbridge-redis-bench.XXXXXX)
-ENV_PID=""
-NUT_PID=""
-cleanup() {
-  [ -n "$NUT_PID" ] && kill "$NUT_PID" 2>/dev/null || true
-  [ -n "$ENV_PID" ] && kill "$ENV_PID" 2>/dev/null && wait "$ENV_PID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_workdir drawbridge-redis-bench
 
-# Redis + agents (one Node process; its stdin stays open through the fifo until we exit).
-mkfifo "$WORK/stdin"
-node dist/bench/redis-bench-env.js <"$WORK/stdin" >"$WORK/env" 2>"$WORK/env.log" &
-ENV_PID=$!
-exec 3>"$WORK/stdin"
-for _ in $(seq 1 300); do grep -q '^# ready' "$WORK/env" 2>/dev/null && break; sleep 0.1; done
-grep -q '^# ready' "$WORK/env" || { cat "$WORK/env.log"; echo "bench environment did not start" >&2; exit 1; }
-# shellcheck disable=SC1091
-source "$WORK/env"
+# Redis + agents (one Node process).
+start_env redis-bench-env.js 300 "bench environment"
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 NUT_PORT=$(free_port)
@@ -51,6 +36,7 @@ bench:
 YAML
 nutcracker -c "$WORK/nutcracker.yml" -a 127.0.0.1 -s "$(free_port)" -p "$WORK/nutcracker.pid" -o "$WORK/nutcracker.log" &
 NUT_PID=$!
+KILL_ON_EXIT+=("$NUT_PID")
 for _ in $(seq 1 50); do
   [ "$(redis-cli -p "$NUT_PORT" -a "$REDIS_PASSWORD" --no-auth-warning PING 2>/dev/null)" = PONG ] && break
   kill -0 "$NUT_PID" 2>/dev/null || { cat "$WORK/nutcracker.log" >&2; echo "nutcracker did not start" >&2; exit 1; }
@@ -68,28 +54,9 @@ declare -A ARGS=(
 )
 TARGETS=(direct-plain direct-tls nutcracker node-tls-pipe agent agent-plainbe)
 
-# CPU time (user+sys, clock ticks) of the proxy process: on a shared machine, proxy CPU per request is
-# steadier than throughput. Direct targets have no proxy.
+# The proxy process whose CPU each target's run is charged (direct targets have no proxy).
 declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$ENV_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID)
-ticks() { [ -n "${1:-}" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
-HZ=$(getconf CLK_TCK)
-
-# CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
-# One run per test, so the CPU used can be attributed to it.
-for p in 1 16; do
-  for t in "${TARGETS[@]}"; do
-    for test in set get; do
-      before=$(ticks "${PROXY_PID[$t]:-}")
-      # shellcheck disable=SC2086
-      line=$(timeout 600 redis-benchmark -h 127.0.0.1 ${ARGS[$t]} -t "$test" -n "$REQUESTS" -c "$CLIENTS" -P "$p" --csv 2>"$WORK/err" | tail -1)
-      after=$(ticks "${PROXY_PID[$t]:-}")
-      cpu="-"
-      [ -n "${PROXY_PID[$t]:-}" ] && cpu=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="$REQUESTS" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
-      echo "$line" | tr -d '"' | awk -F, -v t="$t" -v p="$p" -v cpu="$cpu" '{print t, p, $1, $2, $5, $7, cpu}' >>"$WORK/results"
-      if grep -qi error "$WORK/err"; then echo "redis-benchmark against $t reported errors:" >&2; cat "$WORK/err" >&2; fi
-    done
-  done
-done
+run_benchmarks "${TARGETS[@]}"
 
 echo
 echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cores, shared; numbers are indicative)"

@@ -1,0 +1,62 @@
+// What the Redis bench environments (bench/redis-bench-env.ts, bench/redis-cluster-env.ts) share: the
+// PKI the agent serves with and redis-benchmark presents, the policy the agent evaluates, and the
+// `export NAME=value` / `# ready` lines the bench scripts source.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { type KeyPairPem, createCA, issueCertificate } from '../src/pki/ca.js';
+import { type Person, accessRole, databaseUser, issuePeople } from '../test/support/redis.js';
+
+export interface BenchPki {
+  /** Temporary directory holding the files below; the caller removes it. */
+  dir: string;
+  /** The agent's serving certificate (127.0.0.1). */
+  serving: KeyPairPem;
+  /** The agent's listener TLS: serving certificate, client certificates checked against `ca`. */
+  tls: { certPem: string; keyPem: string; clientCaPem: string };
+  /** The client certificate redis-benchmark presents to the agent. */
+  client: Person;
+  caFile: string;
+}
+
+export async function createBenchPki(dirPrefix: string): Promise<BenchPki> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), dirPrefix));
+  const ca = await createCA({ commonName: 'drawbridge bench CA' });
+  const serving = await issueCertificate(ca, {
+    commonName: 'bench agent',
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const { bench } = await issuePeople(ca, dir, ['bench']);
+  const caFile = path.join(dir, 'ca.crt');
+  await writeFile(caFile, ca.certPem);
+  const tls = { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem };
+  return { dir, serving, tls, client: bench, caFile };
+}
+
+/**
+ * The bench person may use the `default` database user, with a deny rule the hot path evaluates on
+ * every command, as in a real policy.
+ */
+export function benchPolicyDocs(): object[] {
+  return [
+    accessRole(
+      'bench',
+      { databaseLabels: { env: '*' }, databaseUsers: ['default'] },
+      { redisCommands: ['shutdown'] },
+    ),
+    databaseUser('bench', ['bench']),
+  ];
+}
+
+/** Prints `export NAME=value` for the servers and the client PKI, then `# ready`. */
+export function announceEnv(pki: BenchPki, servers: Record<string, string | number>): void {
+  const out = {
+    ...servers,
+    CLIENT_CA: pki.caFile,
+    CLIENT_CERT: pki.client.certFile,
+    CLIENT_KEY: pki.client.keyFile,
+  };
+  for (const [k, v] of Object.entries(out)) process.stdout.write(`export ${k}=${v}\n`);
+  process.stdout.write('# ready\n');
+}
