@@ -47,7 +47,25 @@ export const ControllerAwsConfig = strict({
 });
 export type ControllerAwsConfig = z.infer<typeof ControllerAwsConfig>;
 
-export const ControllerConfig = strict({ aws: ControllerAwsConfig.optional() });
+/** Settings for the agents the controller runs (Helm values agents.*). */
+export const ControllerAgentsConfig = strict({
+  aws: strict({
+    /**
+     * IAM role (EKS IRSA) for the agents of AWS Databases, written to their ServiceAccounts as
+     * eks.amazonaws.com/role-arn unless a Database sets spec.agent.serviceAccountAnnotations.
+     */
+    roleArn: z
+      .string()
+      .regex(/^arn:aws[\w-]*:iam::\d{12}:role\/\S+$/, 'must be an IAM role ARN')
+      .optional(),
+  }).default({}),
+});
+export type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;
+
+export const ControllerConfig = strict({
+  aws: ControllerAwsConfig.optional(),
+  agents: ControllerAgentsConfig.optional(),
+});
 export type ControllerConfig = z.infer<typeof ControllerConfig>;
 
 /** Parses the YAML text; `source` names the file in errors. */

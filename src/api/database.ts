@@ -82,6 +82,13 @@ export const DatabaseAgent = z.object({
     })
     .optional(),
   serviceType: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
+  serviceAccountAnnotations: z
+    .record(z.string(), z.string())
+    .optional()
+    .describe(
+      "Annotations on the agent's ServiceAccount, e.g. eks.amazonaws.com/role-arn: the IAM role (EKS IRSA) " +
+        'the agent of an AWS Database signs in with. Overrides the controller-wide agents.aws.roleArn.',
+    ),
 });
 
 const uriPattern = /^(postgres|postgresql|redis|rediss):\/\/[^/\s:]+(:\d+)?(\/[^\s?]*)?(\?\S*)?$/;

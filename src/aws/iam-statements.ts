@@ -2,7 +2,7 @@
 // per action × resource, before compaction (iam-policy.ts). A grant may carry a `wildcard` resource —
 // the per-account/region form — when a matcher already enrols every database of that type there, so
 // widening the resource grants nothing the configuration does not already ask for.
-import type { AwsType, Database } from '../api/database.js';
+import type { AuthType, AwsType, Database } from '../api/database.js';
 import { Identifier } from './clients.js';
 import { type AwsMatcher, accountOfArn, coversRegion, matchesAll } from './matchers.js';
 
@@ -28,6 +28,13 @@ export interface PolicyInputs {
    * then only needs sts:AssumeRole on it.
    */
   forRole?: string;
+  /**
+   * The policy for the in-cluster agents' role (Helm agents.aws.roleArn) instead of the controller's:
+   * only what agents call at connect time — connect grants, elasticache:DescribeUsers (the IAM user
+   * check), the managed users' passwords (read only) and sts:AssumeRole for assumeRoleArn. No
+   * discovery, no ModifyDB*, no ModifyUser, no writes to Secrets Manager.
+   */
+  agents?: boolean;
 }
 
 const DISCOVERY_ACTIONS: Record<AwsType, string[]> = {
@@ -140,8 +147,57 @@ function managedUserGrants(region: string, account: string): Grant[] {
   ];
 }
 
+/** What the agent of a database of `type` with `auth` calls in region `r`, account `a`. */
+function agentConnectGrants(
+  type: AwsType,
+  auth: AuthType | undefined,
+  r: string,
+  a: string,
+  ids: Record<string, string>,
+): Grant[] {
+  if (auth === 'elasticache-managed') {
+    return [
+      {
+        actions: ['secretsmanager:GetSecretValue'],
+        resource: `arn:aws:secretsmanager:${r}:${a}:secret:drawbridge/elasticache/*`,
+      },
+    ];
+  }
+  const grants = connectGrants(type, r, a, ids).map(({ actions, resource }) => ({ actions, resource }));
+  if (type.startsWith('elasticache')) {
+    grants.push({ actions: ['elasticache:DescribeUsers'], resource: `arn:aws:elasticache:${r}:${a}:user:*` });
+  }
+  return grants;
+}
+
+/** The agents' role: connect-time calls only (see PolicyInputs.agents). */
+function agentGrants(inputs: PolicyInputs): Grant[] {
+  const grants: Grant[] = [];
+  for (const type of inputs.types ?? []) {
+    grants.push(...agentConnectGrants(type, undefined, '*', '*', {}));
+    if (inputs.managedUsers && type.startsWith('elasticache')) {
+      grants.push(...agentConnectGrants(type, 'elasticache-managed', '*', '*', {}));
+    }
+  }
+  for (const db of inputs.databases) {
+    const aws = db.spec.aws;
+    if (!aws) continue;
+    if (aws.assumeRoleArn) {
+      // The calls then run as that role: its policy is the --role-arn one.
+      grants.push({ actions: ['sts:AssumeRole'], resource: aws.assumeRoleArn });
+      continue;
+    }
+    const account = aws.accountId ?? inputs.defaultAccount;
+    grants.push(
+      ...agentConnectGrants(aws.type, db.spec.auth.type, aws.region, account, aws.identifiers ?? {}),
+    );
+  }
+  return grants;
+}
+
 /** Every grant the configuration needs on `inputs.forRole`, unordered and uncompacted. */
 export function requiredGrants(inputs: PolicyInputs): Grant[] {
+  if (inputs.agents) return agentGrants(inputs);
   const grants: Grant[] = [];
   const own = inputs.forRole === undefined;
   // Whose permissions a call made as `roleArn` (undefined: Drawbridge's own identity) needs.
@@ -186,6 +242,13 @@ export function requiredGrants(inputs: PolicyInputs): Grant[] {
       (inputs.managedUsers && aws.type.startsWith('elasticache'))
     ) {
       grants.push(...managedUserGrants(aws.region, account));
+    }
+    // Agents check the IAM user before they connect: a role shared with them needs it too.
+    if (db.spec.auth.type === 'elasticache-iam') {
+      grants.push({
+        actions: ['elasticache:DescribeUsers'],
+        resource: `arn:aws:elasticache:${aws.region}:${account}:user:*`,
+      });
     }
   }
   return grants;

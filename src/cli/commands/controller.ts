@@ -77,6 +77,7 @@ export function controllerCommand(): Command {
           image: flags.agentImage,
           command: flags.agentCommand.split(/\s+/).filter(Boolean),
           ...(flags.agentPullPolicy ? { imagePullPolicy: flags.agentPullPolicy } : {}),
+          ...(config.agents?.aws.roleArn ? { awsRoleArn: config.agents.aws.roleArn } : {}),
         },
         log,
         identity: flags.identity,
@@ -84,7 +85,15 @@ export function controllerCommand(): Command {
         workers: flags.workers,
         healthIntervalMs: parseDuration(flags.healthInterval),
         onLostLeadership: () => process.exit(1),
-        ...(config.aws ? { aws: { config: config.aws, pod: podFromEnv() } } : {}),
+        ...(config.aws
+          ? {
+              aws: {
+                config: config.aws,
+                pod: podFromEnv(),
+                ...(config.agents?.aws.roleArn ? { agentRoleArn: config.agents.aws.roleArn } : {}),
+              },
+            }
+          : {}),
       });
       running.active.catch(() => process.exit(1));
       if (flags.healthListen) {

@@ -28,6 +28,11 @@ export function iamCommand(): Command {
     .option('--managed-users', 'include ElastiCache managed-user rotation (Secrets Manager)', false)
     .option('--user', 'size for an IAM user (2,048-character inline limit) instead of a role', false)
     .option('--role-arn <arn>', "the policy for this assumeRoleArn (default: Drawbridge's own role)")
+    .option(
+      '--agents',
+      "the policy for the agents' role (Helm agents.aws.roleArn): connect-time calls only",
+      false,
+    )
     .action(
       async (opts: {
         types: AwsType[];
@@ -36,6 +41,7 @@ export function iamCommand(): Command {
         managedUsers: boolean;
         user: boolean;
         roleArn?: string;
+        agents: boolean;
       }) => {
         const [{ IAM_LIMITS, planPolicy }, { requiredGrants }] = await Promise.all([
           import('../../aws/iam-policy.js'),
@@ -49,6 +55,7 @@ export function iamCommand(): Command {
           defaultAccount: opts.account,
           managedUsers: opts.managedUsers,
           ...(opts.roleArn ? { forRole: opts.roleArn } : {}),
+          agents: opts.agents,
         });
         const plan = planPolicy(grants, {
           inlineRoom: opts.user ? IAM_LIMITS.userInline : IAM_LIMITS.roleInline,

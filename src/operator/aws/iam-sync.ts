@@ -3,7 +3,8 @@
 // - `attach`: bootstrapIam puts the policy on the controller's own role (idempotent: no write when
 //   nothing changed; removed Databases shrink it);
 // - `print`: logs the policy instead, for someone to attach.
-// Either way the policy each `assumeRoleArn` needs is logged too: those roles are not ours to edit.
+// Either way the policy each `assumeRoleArn` needs is logged too: those roles are not ours to edit;
+// so is the policy of the agents' role (agents.aws.roleArn), a subset: connect-time calls only.
 // A failure (PolicySizeExceeded, IAM AccessDenied, no credentials) becomes CredentialsReady=False on
 // every AWS Database — their permissions come from this policy — and a Warning Event on the Pod.
 import type { Database } from '../../api/database.js';
@@ -34,6 +35,8 @@ export interface IamSyncDeps {
   ) => Promise<BootstrapResult & { role: RoleRef }>;
   resyncMs: number;
   log: Logger;
+  /** The agents' own IAM role, when they have one (agents.aws.roleArn). */
+  agentRoleArn?: string;
 }
 
 export class IamSync {
@@ -62,6 +65,7 @@ export class IamSync {
       if (this.deps.mode === 'attach') await this.attach(databases);
       else this.print(databases, undefined);
       this.printAssumedRoles(databases);
+      if (this.deps.agentRoleArn) this.print(databases, this.deps.agentRoleArn, true);
       this.deps.issues.replace('iam', new Map());
       this.nextRunAt = now + this.deps.resyncMs;
     } catch (err) {
@@ -83,23 +87,31 @@ export class IamSync {
     );
   }
 
-  /** Logs the policy `forRole` needs (undefined: the controller's own role) when it changed. */
-  private print(databases: Database[], forRole: string | undefined): void {
+  /**
+   * Logs the policy `forRole` needs (undefined: the controller's own role; with `agents`, the agents'
+   * role) when it changed.
+   */
+  private print(databases: Database[], forRole: string | undefined, agents = false): void {
     const grants = requiredGrants({
       databases,
       matchers: this.deps.matchers,
       defaultAccount: '*',
-      ...(forRole ? { forRole } : {}),
+      ...(forRole && !agents ? { forRole } : {}),
+      agents,
     });
     const plan = planPolicy(grants, {
       inlineRoom: IAM_LIMITS.roleInline,
       managedSlots: IAM_LIMITS.managedPoliciesPerRole,
     });
     const policy = JSON.stringify(plan.inline ?? { managedPolicies: plan.managed });
-    if (this.printed.get(forRole ?? '') === policy) return;
-    this.printed.set(forRole ?? '', policy);
+    const key = `${agents ? 'agents:' : ''}${forRole ?? ''}`;
+    if (this.printed.get(key) === policy) return;
+    this.printed.set(key, policy);
     const role = forRole ?? "the controller's own role";
-    this.deps.log.info({ role, policy }, 'IAM policy Drawbridge needs');
+    this.deps.log.info(
+      { role, policy },
+      agents ? "IAM policy Drawbridge's agents need" : 'IAM policy Drawbridge needs',
+    );
     if (!forRole) {
       this.deps.events.normal(
         'IAMPolicyNeeded',

@@ -35,6 +35,8 @@ export interface AwsSettings {
   config: ControllerAwsConfig;
   /** The controller's own Pod, where Events about AWS go. */
   pod?: PodRef;
+  /** The agents' IAM role (agents.aws.roleArn): its policy is logged beside the controller's. */
+  agentRoleArn?: string;
 }
 
 export interface AwsControllerOptions extends AwsSettings {
@@ -111,6 +113,7 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
           attach: (inputs) => bootstrapIam(clients, iamRegion, inputs),
           resyncMs: Math.max(discoveryIntervalMs, 5 * 60_000),
           log,
+          ...(opts.agentRoleArn ? { agentRoleArn: opts.agentRoleArn } : {}),
         });
   const rotationMs = parseDuration(config.managedUsers.rotationInterval);
   const rotation = new RotationSync({

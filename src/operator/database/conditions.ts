@@ -36,6 +36,7 @@ export const REASON = {
   SecretUnreadable: 'SecretUnreadable',
   CASecretNotFound: 'CASecretNotFound',
   CredentialsFromCloudIdentity: 'CredentialsFromCloudIdentity',
+  AgentIdentityMissing: 'AgentIdentityMissing',
   Passthrough: 'Passthrough',
   Checking: 'Checking',
 } as const;

@@ -15,6 +15,7 @@ import {
   agentSelector,
   agentTlsSecretName,
 } from '../names.js';
+import { ANNOTATION_AGENT_ROLE, agentRoleArn, agentServiceAccountAnnotations } from './agent-identity.js';
 
 export interface AgentSettings {
   /** Container image of the agent (the drawbridge image). */
@@ -22,6 +23,8 @@ export interface AgentSettings {
   /** Entrypoint; `agent --database NS/NAME ...` follows as args. */
   command: string[];
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** IAM role (EKS IRSA) for agents of AWS Databases that name none themselves (agents.aws.roleArn). */
+  awsRoleArn?: string;
 }
 
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
@@ -85,8 +88,16 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
   const secrets = referencedSecrets(db);
   const rbac = 'rbac.authorization.k8s.io';
   const read = ['get', 'list', 'watch'];
+  const saMeta = meta(db, name);
   const objects: KubeObject[] = [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(db, name) },
+    {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: {
+        ...saMeta,
+        annotations: { ...agentServiceAccountAnnotations(db, settings.awsRoleArn), ...saMeta.annotations },
+      },
+    },
     {
       apiVersion: apiVersionOf('Role'),
       kind: 'Role',
@@ -140,6 +151,7 @@ export function pdbManifest(db: StoredDatabase): KubeObject {
 function deploymentManifest(db: StoredDatabase, settings: AgentSettings, tlsDigest: string): KubeObject {
   const name = agentName(db.metadata.name);
   const resources = db.spec.agent.resources;
+  const role = agentRoleArn(db, settings.awsRoleArn);
   return {
     apiVersion: apiVersionOf('Deployment'),
     kind: 'Deployment',
@@ -150,7 +162,10 @@ function deploymentManifest(db: StoredDatabase, settings: AgentSettings, tlsDige
       template: {
         metadata: {
           labels: agentLabels(db.metadata.name),
-          annotations: { [ANNOTATION_TLS_DIGEST]: tlsDigest },
+          annotations: {
+            [ANNOTATION_TLS_DIGEST]: tlsDigest,
+            ...(role ? { [ANNOTATION_AGENT_ROLE]: role } : {}),
+          },
         },
         spec: {
           serviceAccountName: name,
@@ -159,6 +174,8 @@ function deploymentManifest(db: StoredDatabase, settings: AgentSettings, tlsDige
             runAsUser: 65532,
             runAsGroup: 65532,
             seccompProfile: { type: 'RuntimeDefault' },
+            // The IRSA token is projected readable by the pod's fsGroup only; the agent is not root.
+            ...(role ? { fsGroup: 65532 } : {}),
           },
           containers: [
             {

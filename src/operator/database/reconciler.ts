@@ -28,6 +28,7 @@ import {
   readyCondition,
   sameConditions,
 } from './conditions.js';
+import { agentIdentityCondition } from './agent-identity.js';
 import type { HealthChecker } from './health.js';
 import { type AgentSettings, type StoredDatabase, agentManifests, tlsSecretManifest } from './manifests.js';
 import { servingCert } from './serving-cert.js';
@@ -135,7 +136,8 @@ export class DatabaseReconciler implements Reconciler {
             `${namespace}/${agentName(name)}`,
           ),
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
-      this.deps.credentialIssue?.(key) ??
+      agentIdentityCondition(db, this.deps.agent.awsRoleArn) ??
+        this.deps.credentialIssue?.(key) ??
         health?.credentials ??
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];

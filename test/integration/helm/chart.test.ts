@@ -190,6 +190,11 @@ describe('charts/drawbridge', () => {
         },
       ],
     });
+    const agentRole = 'arn:aws:iam::123456789012:role/drawbridge-agents';
+    expect((await settings(`agents.aws.roleArn=${agentRole}`)).agents).toEqual({
+      aws: { roleArn: agentRole },
+    });
+    expect((await settings()).agents).toBeUndefined();
   });
 
   it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {
@@ -211,6 +216,7 @@ describe('charts/drawbridge', () => {
   it.each([
     ['controller.replicas=0', /replicas/],
     ['aws.roleArn=my-role', /roleArn/],
+    ['agents.aws.roleArn=my-role', /agents\/aws\/roleArn/],
     ['image.pullPolicy=Sometimes', /pullPolicy/],
     ['controllr.replicas=2', /controllr/],
     ['aws.iamBootstrap=sometimes', /iamBootstrap/],

@@ -1,0 +1,60 @@
+// The AWS identity of an in-cluster agent. Agents of AWS Databases sign in to AWS themselves (IAM
+// auth tokens, Redshift credentials, managed-user passwords in Secrets Manager), so their
+// ServiceAccount needs an IAM role: EKS IRSA reads it from the eks.amazonaws.com/role-arn annotation
+// and injects web-identity credentials into pods created after it is set. The role comes from the
+// Database (spec.agent.serviceAccountAnnotations) or the controller-wide default (Helm value
+// agents.aws.roleArn). Without one the agent would only fail at connect time, so the Database says
+// so in its status first.
+import type { AuthType, Database } from '../../api/database.js';
+import { GROUP } from '../../api/meta.js';
+import { CONDITION, type ConditionState, REASON } from './conditions.js';
+
+export const IRSA_ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';
+/** On the agent pod template: the role, so a changed role rolls the pods (IRSA acts at pod creation). */
+export const ANNOTATION_AGENT_ROLE = `${GROUP}/aws-role-arn`;
+
+/** Auth types whose agent calls AWS with its own identity. */
+const AWS_AUTH_TYPES: ReadonlySet<AuthType> = new Set([
+  'rds-iam',
+  'redshift',
+  'redshift-serverless',
+  'elasticache-iam',
+  'elasticache-managed',
+]);
+
+export function needsAwsIdentity(db: Database): boolean {
+  return AWS_AUTH_TYPES.has(db.spec.auth.type);
+}
+
+/** The agent ServiceAccount's annotations: the default role for AWS Databases, then the Database's own. */
+export function agentServiceAccountAnnotations(
+  db: Database,
+  defaultRoleArn: string | undefined,
+): Record<string, string> {
+  const defaults: Record<string, string> =
+    needsAwsIdentity(db) && defaultRoleArn ? { [IRSA_ROLE_ANNOTATION]: defaultRoleArn } : {};
+  return { ...defaults, ...db.spec.agent.serviceAccountAnnotations };
+}
+
+/** The IAM role the agent's pods run as, if any. */
+export function agentRoleArn(db: Database, defaultRoleArn: string | undefined): string | undefined {
+  return agentServiceAccountAnnotations(db, defaultRoleArn)[IRSA_ROLE_ANNOTATION] || undefined;
+}
+
+/** CredentialsReady=False when an AWS Database's agent would have no AWS identity; else undefined. */
+export function agentIdentityCondition(
+  db: Database,
+  defaultRoleArn: string | undefined,
+): ConditionState | undefined {
+  if (!needsAwsIdentity(db) || agentRoleArn(db, defaultRoleArn)) return undefined;
+  return {
+    type: CONDITION.CredentialsReady,
+    status: 'False',
+    reason: REASON.AgentIdentityMissing,
+    message:
+      `auth type ${db.spec.auth.type} needs an AWS identity for the agent, and its ServiceAccount has no ` +
+      `${IRSA_ROLE_ANNOTATION}: set the Helm value agents.aws.roleArn (every AWS Database's agent) or ` +
+      `spec.agent.serviceAccountAnnotations["${IRSA_ROLE_ANNOTATION}"] on this Database to an IAM role ` +
+      'with the policy from `drawbridge iam print --agents`',
+  };
+}
