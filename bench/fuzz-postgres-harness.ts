@@ -3,7 +3,7 @@
 // goes through every parser the agent runs on untrusted bytes. The property: nothing is thrown but a
 // DrawbridgeError with a protocol code, so a bad packet can only ever end its own session.
 import fc from 'fast-check';
-import { isDrawbridgeError } from '../src/errors.js';
+import { typedOnly } from './fuzz-typed-errors.js';
 import { AUDITED_CODES, QueryAuditor } from '../src/engines/postgres/audit.js';
 import { decodeAuth, decodeBackendKey, decodeErrorFields } from '../src/engines/postgres/decoders.js';
 import {
@@ -16,18 +16,6 @@ import {
   codeSet,
 } from '../src/engines/postgres/parser.js';
 import { be, fe } from '../test/unit/postgres/factory.js';
-
-const TYPED = new Set(['PROTOCOL_ERROR', 'MESSAGE_TOO_LARGE']);
-
-/** Runs `fn`; a typed protocol error is an accepted outcome, anything else is rethrown. */
-function typedOnly(fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    if (isDrawbridgeError(err) && TYPED.has(err.code)) return;
-    throw err;
-  }
-}
 
 function drainStartup(chunks: Buffer[]): void {
   const buf = new HandshakeBuffer();

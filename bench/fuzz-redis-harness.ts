@@ -7,22 +7,12 @@
 //  - what the request parser accepts is what the backend will run: a command's `raw` bytes, parsed
 //    again on their own, give the same name and arguments (no desync between agent and backend).
 import fc from 'fast-check';
-import { isDrawbridgeError } from '../src/errors.js';
+import { typedOnly } from './fuzz-typed-errors.js';
 import { type RedisCommand, RequestParser } from '../src/engines/redis/parser.js';
 import { ReplyFramer, type RespValue, decodeReply } from '../src/engines/redis/reply-parser.js';
 import { encodeCommand, encodeValue } from '../src/engines/redis/serializer.js';
 
-const TYPED = new Set(['PROTOCOL_ERROR', 'MESSAGE_TOO_LARGE']);
 const LIMITS = { maxBulk: 4096, maxArgs: 64, maxInline: 512, maxCommand: 64 * 1024 };
-
-function typedOnly(fn: () => void): void {
-  try {
-    fn();
-  } catch (err) {
-    if (isDrawbridgeError(err) && TYPED.has(err.code)) return;
-    throw err;
-  }
-}
 
 /** Splits `input` at the given offsets (taken modulo its length). */
 export function cut(input: Buffer, offsets: number[]): Buffer[] {
