@@ -62,3 +62,22 @@ run_benchmarks() {
     done
   done
 }
+
+# print_results WIDTH CPU_LABEL: $WORK/results as a table, by -P then test, targets in run order.
+print_results() {
+  printf "%-$1s %3s %-4s %12s %9s %9s %14s\n" target P test ops/s p50_ms p99_ms "$2"
+  sort -k2,2n -k3,3 -s "$WORK/results" |
+    awk -v w="$1" '{printf "%-" w "s %3s %-4s %12.0f %9.3f %9.3f %14s\n", $1, $2, $3, $4, $5, $6, $7}'
+}
+
+# print_ratios AWK_ROW: AWK_ROW defines the awk function row(p, t), called for -P 1 and 16 × SET, GET
+# with rps[key] and p99[key] (key "target P TEST") read from $WORK/results; it prints that line's ratios.
+print_ratios() {
+  awk "$1"'
+    { rps[$1" "$2" "$3] = $4; p99[$1" "$2" "$3] = $6 }
+    END {
+      split("SET GET", tests, " ")
+      for (pi = 1; pi <= 2; pi++)
+        for (ti = 1; ti <= 2; ti++) row(pi == 1 ? 1 : 16, tests[ti])
+    }' "$WORK/results"
+}

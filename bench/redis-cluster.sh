@@ -26,20 +26,11 @@ run_benchmarks direct agent
 
 echo "Redis Cluster (3 masters + 3 replicas, TLS): redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS -r 100000"
 echo "(machine: $(nproc) cores, shared with the cluster, the agent and the client; numbers are indicative)"
-printf '%-7s %3s %-4s %12s %9s %9s %14s\n' target P test ops/s p50_ms p99_ms agent_cpu_us/op
-sort -k2,2n -k3,3 -s "$WORK/results" | awk '{printf "%-7s %3s %-4s %12.0f %9.3f %9.3f %14s\n", $1, $2, $3, $4, $5, $6, $7}'
+print_results 7 agent_cpu_us/op
 echo
 echo "ratio agent / direct redis-benchmark --cluster (target >= 0.70)"
-awk '
-  { rps[$1" "$2" "$3] = $4 }
-  END {
-    split("SET GET", tests, " ")
-    for (pi = 1; pi <= 2; pi++) {
-      p = (pi == 1) ? 1 : 16
-      for (ti = 1; ti <= 2; ti++) {
-        t = tests[ti]
-        r = rps["agent "p" "t] / rps["direct "p" "t]
-        printf "-P%-2s %-3s %.2f %s\n", p, t, r, (r >= 0.7 ? "ok" : "BELOW TARGET")
-      }
-    }
-  }' "$WORK/results"
+print_ratios '
+  function row(p, t,  r) {
+    r = rps["agent "p" "t] / rps["direct "p" "t]
+    printf "-P%-2s %-3s %.2f %s\n", p, t, r, (r >= 0.7 ? "ok" : "BELOW TARGET")
+  }'

@@ -60,28 +60,19 @@ run_benchmarks "${TARGETS[@]}"
 
 echo
 echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cores, shared; numbers are indicative)"
-printf '%-14s %3s %-4s %12s %9s %9s %14s\n' target P test ops/s p50_ms p99_ms proxy_cpu_us/op
-sort -k2,2n -k3,3 -s "$WORK/results" | awk '{printf "%-14s %3s %-4s %12.0f %9.3f %9.3f %14s\n", $1, $2, $3, $4, $5, $6, $7}'
+print_results 14 proxy_cpu_us/op
 echo
 echo "ratios (agent = TLS client hop + TLS backend hop, audit on; targets: -P16 >= 0.85 direct and >= 1.0 nutcracker; -P1 p99 <= 1.2 nutcracker)"
-awk '
-  { rps[$1" "$2" "$3] = $4; p99[$1" "$2" "$3] = $6 }
-  END {
-    split("SET GET", tests, " ")
-    for (pi = 1; pi <= 2; pi++) {
-      p = (pi == 1) ? 1 : 16
-      for (ti = 1; ti <= 2; ti++) {
-        t = tests[ti]
-        for (ai = 1; ai <= 2; ai++) {
-          a = (ai == 1) ? "agent" : "agent-plainbe"
-          k = a" "p" "t
-          printf "-P%-2s %-3s %-13s ops/s vs direct-tls %.2f, direct-plain %.2f, nutcracker %.2f, node-tls-pipe %.2f; p99 vs nutcracker %.2f\n", \
-            p, t, a, rps[k] / rps["direct-tls "p" "t], rps[k] / rps["direct-plain "p" "t], \
-            rps[k] / rps["nutcracker "p" "t], rps[k] / rps["node-tls-pipe "p" "t], p99[k] / p99["nutcracker "p" "t]
-        }
-      }
+print_ratios '
+  function row(p, t,  ai, a, k) {
+    for (ai = 1; ai <= 2; ai++) {
+      a = (ai == 1) ? "agent" : "agent-plainbe"
+      k = a" "p" "t
+      printf "-P%-2s %-3s %-13s ops/s vs direct-tls %.2f, direct-plain %.2f, nutcracker %.2f, node-tls-pipe %.2f; p99 vs nutcracker %.2f\n", \
+        p, t, a, rps[k] / rps["direct-tls "p" "t], rps[k] / rps["direct-plain "p" "t], \
+        rps[k] / rps["nutcracker "p" "t], rps[k] / rps["node-tls-pipe "p" "t], p99[k] / p99["nutcracker "p" "t]
     }
-  }' "$WORK/results"
+  }'
 
 # ---- Redis Cluster part: bench/redis-cluster.sh (owned by the cluster engine) runs here when present.
 if [ -f bench/redis-cluster.sh ]; then
