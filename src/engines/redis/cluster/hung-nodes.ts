@@ -10,6 +10,7 @@
 // One sweep per ClusterService every quarter of the timeout, instead of a timer per command, keeps
 // the per-command path free of timers: a connection only counts the data chunks it receives.
 import { DrawbridgeError } from '../../../errors.js';
+import { RedisReplyError } from '../router.js';
 import type { NodeConnection } from './node-connection.js';
 
 /** In-flight commands on a hung node connection fail with this; never retried (they may have run). */
@@ -21,6 +22,11 @@ export class NodeTimeoutError extends DrawbridgeError {
       'the node may be overloaded or hung: check it (SLOWLOG, LATENCY, host) and retry; spec.redis.commandTimeout sets the limit',
     );
   }
+}
+
+/** What the client gets for a command lost to a hung node. */
+export function timeoutReply(err: NodeTimeoutError): RedisReplyError {
+  return new RedisReplyError('ERR', `drawbridge: ${err.message} (hint: ${err.hint})`);
 }
 
 /** The fewest milliseconds between sweeps, whatever the timeout. */
@@ -56,8 +62,9 @@ export class HungNodeWatch {
    */
   sweep(): void {
     for (const c of this.connections()) {
-      // Connecting is bounded by the connect timeout (backend-auth.ts), as envoy's connect_timeout.
-      if (!c.ready || c.inFlight === 0 || c.readPaused) {
+      // A connection still connecting counts too: a stopped node completes the TCP handshake (the
+      // kernel does) but never the TLS one, and the command should not wait for the connect timeout.
+      if (c.closed || c.inFlight === 0 || c.readPaused) {
         this.silent.delete(c);
         continue;
       }

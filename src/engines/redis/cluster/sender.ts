@@ -8,7 +8,7 @@
 // not have run — the agent never replays a write it cannot prove did not happen.
 import type { Logger } from '../../../log.js';
 import { RedisReplyError } from '../router.js';
-import { NodeTimeoutError } from './hung-nodes.js';
+import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import { parseAddress } from './shape.js';
 import { NO_NODE, type Topology } from './topology.js';
@@ -118,9 +118,7 @@ export class RoutedSend {
     if (reply instanceof NodeUnavailable) {
       if (reply.error instanceof NodeTimeoutError) {
         // A retry would wait on the same silent node again; the client decides.
-        this.spec.done(
-          new RedisReplyError('ERR', `drawbridge: ${reply.error.message} (hint: ${reply.error.hint})`),
-        );
+        this.spec.done(timeoutReply(reply.error));
         return;
       }
       if (!reply.sent || this.spec.idempotent) {

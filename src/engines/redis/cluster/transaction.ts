@@ -12,6 +12,7 @@ import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
 import { EXECABORT, OK, QUEUED, encodeCommand } from '../serializer.js';
 import type { CommandRules } from './command-rules.js';
+import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import { type Done, type SendContext, parseRedirect, redirectKind } from './sender.js';
@@ -321,6 +322,7 @@ export class Transaction {
     movedText = 'the slot moved; retry',
   ): Buffer | RedisReplyError {
     if (reply instanceof NodeUnavailable) {
+      if (reply.error instanceof NodeTimeoutError) return timeoutReply(reply.error);
       return new RedisReplyError('ERR', `${reply.error.message}; the transaction may or may not have run`);
     }
     return redirectKind(reply) ? new RedisReplyError('TRYAGAIN', movedText) : reply;
