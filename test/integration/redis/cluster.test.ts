@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import { exec } from '../../support/redis.js';
 import type { NodeView } from '../../support/redis-cluster.js';
-import { type ClusterFixture, startClusterFixture } from './cluster-fixture.js';
+import { type ClusterFixture, clusterDocs, startClusterFixture } from './cluster-fixture.js';
 
 let f: ClusterFixture;
 let masters: NodeView[];
@@ -256,6 +256,27 @@ describe('Redis Cluster through one agent endpoint', () => {
     expect(out).toMatch(/SET: [\d.]+ requests per second/);
     expect(out).toMatch(/MSET \(10 keys\): [\d.]+ requests per second/);
     expect(out).not.toMatch(/error|MOVED|CROSSSLOT/i);
+  });
+
+  it('a DB number in spec.uri is refused with the fix named (Redis Cluster has DB 0 only)', async () => {
+    // Without ?mode=cluster the schema cannot tell; the node's own refusal of SELECT is explained.
+    const seed = masters[0]!.port;
+    const withDb = await startClusterFixture(f.cluster, (cluster) =>
+      clusterDocs(cluster).map((d) => {
+        const doc = d as { kind: string; spec: object };
+        return doc.kind === 'Database'
+          ? { ...doc, spec: { ...doc.spec, uri: `rediss://127.0.0.1:${seed}/3` } }
+          : d;
+      }),
+    );
+    try {
+      const out = await withDb.cli('alice', ['PING']).catch((err: Error) => err.message);
+      expect(out).toMatch(
+        /ERR SELECT is not allowed in cluster mode.*hint: Redis Cluster has only DB 0: remove "\/3" from spec\.uri/,
+      );
+    } finally {
+      await withDb.stop();
+    }
   });
 });
 
