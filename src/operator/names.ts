@@ -29,12 +29,23 @@ export const SIGNER_NAME = `${GROUP}/database-client`;
 export const AGENT_TLS_DIR = '/etc/drawbridge/tls';
 export const AGENT_METRICS_PORT = 9090;
 
-/** `drawbridge-<database>`, made DNS-1035-safe and cut to 63 characters with a hash suffix when needed. */
-export function agentName(database: string): string {
+/**
+ * `drawbridge-<database><suffix>`, made DNS-1035-safe and cut to 63 characters with a hash before the
+ * suffix when needed.
+ */
+export function agentName(database: string, suffix = ''): string {
   const base = `drawbridge-${database.replace(/\./g, '-')}`;
-  if (base.length <= 63) return base;
+  if (base.length + suffix.length <= 63) return base + suffix;
   const hash = createHash('sha256').update(database).digest('hex').slice(0, 8);
-  return `${base.slice(0, 54).replace(/-+$/, '')}-${hash}`;
+  return `${base.slice(0, 54 - suffix.length).replace(/-+$/, '')}-${hash}${suffix}`;
+}
+
+/**
+ * The headless Service resolving to every agent pod of a PostgreSQL Database, ready or not (a draining
+ * pod still holds sessions): where a replica relays a cancel for a session it does not hold.
+ */
+export function agentPeersName(database: string): string {
+  return agentName(database, '-peers');
 }
 
 export function agentTlsSecretName(database: string): string {

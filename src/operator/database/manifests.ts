@@ -11,6 +11,7 @@ import {
   ANNOTATION_TLS_DIGEST,
   agentLabels,
   agentName,
+  agentPeersName,
   agentPort,
   agentSelector,
   agentTlsSecretName,
@@ -68,6 +69,12 @@ export function agentArgs(db: StoredDatabase): string[] {
     AGENT_TLS_DIR,
     '--metrics',
     `0.0.0.0:${AGENT_METRICS_PORT}`,
+    ...(db.spec.protocol === 'postgres'
+      ? [
+          '--peers',
+          `${agentPeersName(db.metadata.name)}.${db.metadata.namespace}.svc:${agentPort('postgres')}`,
+        ]
+      : []),
   ];
 }
 
@@ -134,9 +141,26 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
       },
     },
   ];
+  if (db.spec.protocol === 'postgres') objects.push(peersServiceManifest(db));
   if (db.spec.agent.replicas > 1) objects.push(pdbManifest(db));
   objects.push(deploymentManifest(db, settings, tlsDigest));
   return objects;
+}
+
+/** Headless, and listing pods that are not ready: cancels must reach a draining replica too. */
+export function peersServiceManifest(db: StoredDatabase): KubeObject {
+  const port = agentPort(db.spec.protocol);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(db, agentPeersName(db.metadata.name)),
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: agentSelector(db.metadata.name),
+      ports: [{ name: db.spec.protocol, port, targetPort: db.spec.protocol, protocol: 'TCP' }],
+    },
+  };
 }
 
 export function pdbManifest(db: StoredDatabase): KubeObject {

@@ -18,7 +18,7 @@ import type { Kind } from '../kube/resources.js';
 import { containsDesired } from '../kube/subset.js';
 import { type KubeObject, objectKey, splitKey } from '../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
-import { FINALIZER, agentEndpoint, agentName, agentTlsSecretName } from '../names.js';
+import { FINALIZER, agentEndpoint, agentName, agentPeersName, agentTlsSecretName } from '../names.js';
 import {
   CONDITION,
   type ConditionState,
@@ -117,6 +117,9 @@ export class DatabaseReconciler implements Reconciler {
     if (db.spec.agent.replicas <= 1 && owned.PodDisruptionBudget.get(agentName(name), namespace)) {
       await this.deps.writer.delete('PodDisruptionBudget', agentName(name), namespace);
     }
+    if (db.spec.protocol !== 'postgres' && owned.Service.get(agentPeersName(name), namespace)) {
+      await this.deps.writer.delete('Service', agentPeersName(name), namespace);
+    }
     if (!deploymentExisted && !failures.some((f) => f.obj.kind === 'Deployment')) {
       this.deps.events.record(raw, 'Normal', 'AgentDeployed', `created agent Deployment ${agentName(name)}`);
     }
@@ -136,8 +139,9 @@ export class DatabaseReconciler implements Reconciler {
             `${namespace}/${agentName(name)}`,
           ),
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
-      agentIdentityCondition(db, this.deps.agent.awsRoleArn) ??
-        this.deps.credentialIssue?.(key) ??
+      // An AWS failure already seen (AssumeRoleDenied, RDSCABundleMissing) is the more specific one.
+      this.deps.credentialIssue?.(key) ??
+        agentIdentityCondition(db, this.deps.agent.awsRoleArn) ??
         health?.credentials ??
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];
@@ -168,6 +172,7 @@ export class DatabaseReconciler implements Reconciler {
     for (const kind of [...OWNED_KINDS].reverse()) {
       await this.deps.writer.delete(kind, kind === 'Secret' ? agentTlsSecretName(name) : agent, namespace);
     }
+    await this.deps.writer.delete('Service', agentPeersName(name), namespace);
     await this.setFinalizers(
       raw,
       raw.metadata.finalizers.filter((f) => f !== FINALIZER),

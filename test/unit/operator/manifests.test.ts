@@ -8,7 +8,7 @@ import {
   referencedSecrets,
 } from '../../../src/operator/database/manifests.js';
 import type { KubeObject } from '../../../src/operator/kube/types.js';
-import { agentEndpoint, agentName } from '../../../src/operator/names.js';
+import { agentEndpoint, agentName, agentPeersName } from '../../../src/operator/names.js';
 
 function stored(spec: object): StoredDatabase {
   const db = Database.parse({
@@ -33,6 +33,32 @@ describe('agent manifests', () => {
     expect(long).toMatch(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
     expect(agentName('x'.repeat(80))).not.toBe(agentName(`${'x'.repeat(79)}y`));
     expect(agentEndpoint('shop', 'orders', 'redis')).toBe('drawbridge-orders.shop.svc:6379');
+    const peers = agentPeersName('x'.repeat(80));
+    expect(peers).toHaveLength(63);
+    expect(peers).toMatch(/^drawbridge-x+-[0-9a-f]{8}-peers$/);
+    expect(peers).not.toBe(agentPeersName(`${'x'.repeat(79)}y`));
+  });
+
+  it('gives PostgreSQL agents a headless peers Service, so a cancel reaches the replica holding the session', () => {
+    const objects = agentManifests(stored({}), settings, 'd');
+    const peers = objects.find((o) => o.metadata.name === 'drawbridge-orders-peers')!;
+    expect(peers).toMatchObject({
+      kind: 'Service',
+      spec: {
+        clusterIP: 'None',
+        publishNotReadyAddresses: true,
+        selector: { 'app.kubernetes.io/instance': 'drawbridge-orders' },
+        ports: [{ port: 5432, targetPort: 'postgres' }],
+      },
+    });
+    expect(agentArgs(stored({}))).toEqual(
+      expect.arrayContaining(['--peers', 'drawbridge-orders-peers.shop.svc:5432']),
+    );
+    const redis = stored({ protocol: 'redis', uri: 'redis://cache:6379' });
+    expect(agentManifests(redis, settings, 'd').map((o) => o.metadata.name)).not.toContain(
+      'drawbridge-orders-peers',
+    );
+    expect(agentArgs(redis)).not.toContain('--peers');
   });
 
   it('runs `drawbridge agent --database NS/NAME` with the TLS Secret mounted', () => {

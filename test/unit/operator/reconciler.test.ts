@@ -100,6 +100,7 @@ describe('DatabaseReconciler', () => {
       'apply Role',
       'apply RoleBinding',
       'apply Service',
+      'apply Service', // the headless peers Service (PostgreSQL cancels across replicas)
       'apply Deployment',
       'patch Database/status',
     ]);
@@ -210,6 +211,7 @@ describe('DatabaseReconciler', () => {
       'delete Role',
       'delete ServiceAccount',
       'delete Secret',
+      'delete Service', // peers
       'patch Database',
     ]);
     expect(writer.writes.at(-1)).toMatchObject({ patch: { metadata: { finalizers: ['other'] } } });
