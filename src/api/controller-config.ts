@@ -44,6 +44,12 @@ export const ControllerAwsConfig = strict({
   }),
   /** Switch IAM database authentication on for discovered RDS/Aurora databases that lack it. */
   enableIamAuth: z.boolean().default(false),
+  /**
+   * The Secret (in the discovered Databases' namespace) holding the Amazon RDS CA bundle
+   * (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem): discovered RDS/Aurora
+   * Databases verify their server against it. Without it they report RDSCABundleMissing.
+   */
+  rdsCaSecretRef: strict({ name: objectName, key: z.string().min(1).default('ca.crt') }).optional(),
 });
 export type ControllerAwsConfig = z.infer<typeof ControllerAwsConfig>;
 

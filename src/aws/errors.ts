@@ -23,6 +23,8 @@ export const AwsReason = {
   NotFound: 'AWSResourceNotFound',
   /** The IAM policy Drawbridge needs does not fit the role's limits. */
   PolicySizeExceeded: 'PolicySizeExceeded',
+  /** Discovered RDS/Aurora, and no Secret with the Amazon RDS CA bundle configured to verify them. */
+  RDSCABundleMissing: 'RDSCABundleMissing',
   /** Anything else AWS answered with. */
   ApiError: 'AWSApiError',
 } as const;

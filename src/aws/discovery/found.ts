@@ -4,7 +4,11 @@
 //           AWS tag drawbridge.dev/name (plus the endpoint suffix);
 //   labels: region, account-id, engine, engine-version, endpoint-type, vpc-id, the AWS tags made into
 //           valid label keys/values (never an error), and drawbridge.dev/origin=aws;
-//   the AWS tags verbatim in the annotation drawbridge.dev/aws-tags.
+//   the AWS tags verbatim in the annotation drawbridge.dev/aws-tags;
+//   tls:    verify-full. RDS and Aurora server certificates chain to the Amazon RDS CAs, which are
+//           not public roots, so those get spec.tls.caSecretRef (the bundle's Secret, when the
+//           controller has one). Redshift (ACM) and ElastiCache (Amazon Trust Services) certificates
+//           chain to public roots: system roots.
 import { API_VERSION } from '../../api/meta.js';
 import { type AuthType, type AwsType, Database, type Protocol } from '../../api/database.js';
 
@@ -38,6 +42,17 @@ export interface FoundDatabase {
   iamAuthEnabled?: boolean;
   assumeRoleArn?: string;
   externalId?: string;
+}
+
+/** A Secret key holding the Amazon RDS CA bundle (global-bundle.pem), in the Databases' namespace. */
+export interface CaSecretRef {
+  name: string;
+  key: string;
+}
+
+/** Database types whose server certificates chain to the Amazon RDS CAs. */
+export function needsRdsCa(type: AwsType): boolean {
+  return type === 'rds' || type === 'aurora';
 }
 
 const LABEL_NAME_MAX = 63;
@@ -108,8 +123,20 @@ function uri(f: FoundDatabase): string {
   return `${f.tls ? 'rediss' : 'redis'}://${f.host}:${f.port}${f.cluster ? '?mode=cluster' : ''}`;
 }
 
-/** The Database objects discovery wants to exist, fully defaulted (comparable with what the API server has). */
-export function desiredDatabases(found: FoundDatabase[], namespace?: string): Database[] {
+function tls(f: FoundDatabase, rdsCa: CaSecretRef | undefined) {
+  if (!f.tls) return { mode: 'disabled' };
+  return { mode: 'verify-full', ...(rdsCa && needsRdsCa(f.type) ? { caSecretRef: rdsCa } : {}) };
+}
+
+/**
+ * The Database objects discovery wants to exist, fully defaulted (comparable with what the API server
+ * has). `rdsCa`: the Amazon RDS CA bundle's Secret for RDS/Aurora (see the header).
+ */
+export function desiredDatabases(
+  found: FoundDatabase[],
+  namespace?: string,
+  rdsCa?: CaSecretRef,
+): Database[] {
   const byName = new Map<string, Database>();
   for (const f of found) {
     const name = databaseName(f);
@@ -127,7 +154,7 @@ export function desiredDatabases(found: FoundDatabase[], namespace?: string): Da
         spec: {
           protocol: f.protocol,
           uri: uri(f),
-          tls: { mode: f.tls ? 'verify-full' : 'disabled' },
+          tls: tls(f, rdsCa),
           auth: { type: f.auth },
           aws: {
             type: f.type,

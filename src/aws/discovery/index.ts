@@ -8,12 +8,19 @@ import type { AwsIdentity } from '../credentials.js';
 import { type AwsError, classifyAwsError } from '../errors.js';
 import { type AwsMatcher, tagsMatch } from '../matchers.js';
 import { findReplicationGroups, findServerlessCaches } from './elasticache.js';
-import { type FoundDatabase, desiredDatabases, plan } from './found.js';
+import { type CaSecretRef, type FoundDatabase, desiredDatabases, plan } from './found.js';
 import { enableIamAuth, findAuroraClusters, findRdsInstances } from './rds.js';
 import { findRedshiftClusters, findRedshiftWorkgroups } from './redshift.js';
 import { Scope } from './scope.js';
 
-export { desiredDatabases, plan, type DiscoveryPlan, type FoundDatabase } from './found.js';
+export {
+  desiredDatabases,
+  needsRdsCa,
+  plan,
+  type CaSecretRef,
+  type DiscoveryPlan,
+  type FoundDatabase,
+} from './found.js';
 
 type Finder = (clients: AwsClients, scope: Scope) => Promise<FoundDatabase[]>;
 
@@ -30,6 +37,8 @@ export interface DiscoveryOptions {
   namespace?: string;
   /** Switch IAM database authentication on for RDS/Aurora databases that lack it. */
   enableIamAuth?: boolean;
+  /** The Amazon RDS CA bundle's Secret, for RDS/Aurora spec.tls.caSecretRef. */
+  rdsCa?: CaSecretRef;
   log?: Logger;
 }
 
@@ -90,7 +99,7 @@ export async function runDiscovery(
       }
     }
   }
-  return { databases: desiredDatabases(found, opts.namespace), found, failed, errors };
+  return { databases: desiredDatabases(found, opts.namespace, opts.rdsCa), found, failed, errors };
 }
 
 /** plan()'s `keep`: protects Databases whose scope failed to list this round. */

@@ -10,20 +10,25 @@
 // - a failure of the matcher's identity itself (AssumeRoleDenied, NoCredentials, IMDSHopLimit): also
 //   CredentialsReady=False on the Databases that identity reaches in that region, since their agents
 //   sign in the same way. Other discovery failures (a Describe call denied, a timeout) say nothing
-//   about those Databases' credentials and are reported on the Pod only.
+//   about those Databases' credentials and are reported on the Pod only;
+// - RDS/Aurora found while no Secret with the Amazon RDS CA bundle is configured: CredentialsReady=
+//   False RDSCABundleMissing on those Databases (their verify-full TLS cannot succeed), naming the
+//   Helm value to set.
 // A Kubernetes write that fails (RBAC, a conflict) does not stop the others; it is reported on the Pod
 // and the round reports itself incomplete, so the caller looks again soon — without the work queue's
 // millisecond backoff, which would list AWS over and over.
 import type { Database } from '../../api/database.js';
 import { ORIGIN_AWS, ORIGIN_LABEL } from '../../aws/discovery/found.js';
 import {
+  type CaSecretRef,
   type DiscoveryPlan,
   type DiscoveryResult,
   desiredDatabases,
   keepFailedScopes,
+  needsRdsCa,
   plan,
 } from '../../aws/discovery/index.js';
-import { type AwsError, AwsReason, awsCondition } from '../../aws/errors.js';
+import { AwsError, AwsReason, awsCondition } from '../../aws/errors.js';
 import type { AwsMatcher } from '../../aws/matchers.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -44,6 +49,8 @@ export interface DiscoveryLoopDeps {
   matchers: AwsMatcher[];
   /** Where discovered Databases live. */
   namespace: string;
+  /** The Amazon RDS CA bundle's Secret in `namespace` (Helm aws.rdsCaBundle), for RDS/Aurora TLS. */
+  rdsCa?: CaSecretRef;
   databases: ObjectCache;
   writer: ObjectWriter;
   issues: CredentialIssues;
@@ -77,6 +84,7 @@ export class DiscoveryLoop {
     const desired = desiredDatabases(
       rounds.flatMap((r) => r.result.found),
       namespace,
+      this.deps.rdsCa,
     );
     const changes = plan(existing, desired, keepFailedScopes(failed));
     const writeErrors: string[] = [];
@@ -85,7 +93,7 @@ export class DiscoveryLoop {
     for (const db of [...changes.create, ...changes.update]) await attempt(writer.apply(manifest(db)));
     for (const db of changes.delete) await attempt(writer.delete('Database', db.metadata.name, namespace));
 
-    this.report(rounds, existing, changes);
+    this.report(rounds, existing, changes, desired);
     if (writeErrors.length) {
       this.deps.events.warn(
         'DiscoveryApplyFailed',
@@ -95,7 +103,7 @@ export class DiscoveryLoop {
     return { ...changes, complete: writeErrors.length === 0 };
   }
 
-  private report(rounds: Round[], existing: Database[], changes: DiscoveryPlan): void {
+  private report(rounds: Round[], existing: Database[], changes: DiscoveryPlan, desired: Database[]): void {
     const names = (dbs: Database[]) => dbs.map((d) => d.metadata.name);
     if (changes.create.length + changes.update.length + changes.delete.length) {
       this.deps.log.info(
@@ -116,8 +124,33 @@ export class DiscoveryLoop {
         for (const db of existing.filter((d) => reachedBy(matcher, d))) issues.set(databaseKey(db), err);
       }
     }
+    if (!this.deps.rdsCa) {
+      // Only Databases discovery writes: a same-named object someone else made is not ours to flag.
+      const ours = new Set(
+        [...existing.filter((d) => d.metadata.labels?.[ORIGIN_LABEL] === ORIGIN_AWS), ...changes.create].map(
+          (d) => d.metadata.name,
+        ),
+      );
+      for (const db of desired) {
+        const key = databaseKey(db);
+        if (!ours.has(db.metadata.name) || issues.has(key) || !needsRdsCa(db.spec.aws!.type)) continue;
+        if (db.spec.tls.mode === 'verify-full') issues.set(key, rdsCaMissing(this.deps.namespace));
+      }
+    }
     this.deps.issues.replace('discovery', issues);
   }
+}
+
+function rdsCaMissing(namespace: string): AwsError {
+  return new AwsError(
+    AwsReason.RDSCABundleMissing,
+    'RDS and Aurora server certificates chain to the Amazon RDS CAs, which are not default trusted roots, ' +
+      'so verify-full TLS fails without the bundle, and the controller has none configured',
+    'download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem, run ' +
+      `kubectl -n ${namespace} create secret generic rds-ca-bundle --from-file=ca.crt=global-bundle.pem, ` +
+      'and set the Helm value aws.rdsCaBundle.secretName=rds-ca-bundle (controller config aws.rdsCaSecretRef)',
+    { code: 'INVALID_CONFIG' },
+  );
 }
 
 /** A discovered Database of this single-region matcher's identity. */

@@ -91,6 +91,7 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
     ? new DiscoveryLoop({
         matchers: config.matchers,
         namespace,
+        ...(config.rdsCaSecretRef ? { rdsCa: config.rdsCaSecretRef } : {}),
         databases: opts.databases,
         writer: opts.writer,
         issues: opts.issues,

@@ -173,6 +173,7 @@ describe('charts/drawbridge', () => {
       'aws.matchers[0].tags.env=prod',
       'aws.matchers[0].assumeRoleArn=arn:aws:iam::123456789012:role/discovery',
       'aws.matchers[0].externalId=ext-1',
+      'aws.rdsCaBundle.secretName=rds-ca-bundle',
     );
     expect(aws.aws).toEqual({
       iamBootstrap: 'attach',
@@ -180,6 +181,7 @@ describe('charts/drawbridge', () => {
       namespace: 'aws-dbs',
       enableIamAuth: true,
       managedUsers: { rotationInterval: '5m' },
+      rdsCaSecretRef: { name: 'rds-ca-bundle', key: 'ca.crt' },
       matchers: [
         {
           types: ['rds', 'elasticache'],
@@ -217,6 +219,7 @@ describe('charts/drawbridge', () => {
     ['controller.replicas=0', /replicas/],
     ['aws.roleArn=my-role', /roleArn/],
     ['agents.aws.roleArn=my-role', /agents\/aws\/roleArn/],
+    ['aws.rdsCaBundle.secretName=Bad_Name', /rdsCaBundle\/secretName/],
     ['image.pullPolicy=Sometimes', /pullPolicy/],
     ['controllr.replicas=2', /controllr/],
     ['aws.iamBootstrap=sometimes', /iamBootstrap/],

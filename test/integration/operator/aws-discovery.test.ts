@@ -59,7 +59,7 @@ interface Db {
     labels?: Record<string, string>;
     managedFields?: { manager: string; operation: string }[];
   };
-  spec: { uri: string; auth: { type: string }; aws?: { assumeRoleArn?: string } };
+  spec: { uri: string; auth: { type: string }; tls?: object; aws?: { assumeRoleArn?: string } };
   status?: { conditions?: Condition[] };
 }
 
@@ -159,6 +159,7 @@ const CONFIG = `aws:
   discoveryInterval: 1s
   iamBootstrap: attach
   managedUsers: { rotationInterval: 1h }
+  rdsCaSecretRef: { name: rds-ca-bundle }
   matchers:
     - types: [rds, aurora, elasticache]
       regions: [us-east-1]
@@ -265,6 +266,12 @@ describe('drawbridge controller --config (AWS)', () => {
       env: 'prod',
     });
     expect(billing.spec.auth.type).toBe('rds-iam');
+    // RDS/Aurora verify against the Amazon RDS CA bundle; ElastiCache and Redshift use public roots.
+    const rdsCa = { name: 'rds-ca-bundle', key: 'ca.crt' };
+    expect(billing.spec.tls).toEqual({ mode: 'verify-full', caSecretRef: rdsCa });
+    expect(dbs.get(n('fleet', 'aurora'))!.spec.tls).toEqual({ mode: 'verify-full', caSecretRef: rdsCa });
+    expect(dbs.get(n('sessions', 'elasticache'))!.spec.tls).toEqual({ mode: 'verify-full' });
+    expect(dbs.get(n('warehouse', 'redshift'))!.spec.tls).toEqual({ mode: 'verify-full' });
     expect(billing.metadata.managedFields).toContainEqual(
       expect.objectContaining({ manager: 'drawbridge', operation: 'Apply' }),
     );

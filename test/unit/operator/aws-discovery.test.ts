@@ -70,6 +70,7 @@ function setup(
   existing: KubeObject[] = [],
   changed: string[] = [],
   issues = new CredentialIssues((k) => changed.push(k)),
+  rdsCa?: { name: string; key: string },
 ) {
   const cache = new FakeCache(existing);
   const writer = new RecordingWriter();
@@ -83,6 +84,7 @@ function setup(
     events: new ControllerEvents(sink, POD, log),
     discover: async (m) => listing(m),
     log,
+    ...(rdsCa ? { rdsCa } : {}),
   });
   return { loop, cache, writer, sink, issues, changed };
 }
@@ -147,11 +149,15 @@ describe('DiscoveryLoop', () => {
   });
 
   it('keeps the Databases of a role that cannot be assumed and marks them CredentialsReady=False', async () => {
-    const existing = desiredDatabases([orders, sessions, warehouse], NS).map(stored);
+    const rdsCa = { name: 'rds-ca-bundle', key: 'ca.crt' };
+    const existing = desiredDatabases([orders, sessions, warehouse], NS, rdsCa).map(stored);
     const failing: DiscoveryResult = { ...ok(), failed: new Set(['redshift/us-east-1/*']), errors: [denied] };
     const { loop, writer, sink, issues, changed } = setup(
       listing({ [`${ROLE}|us-east-1`]: failing }),
       existing,
+      [],
+      undefined,
+      rdsCa,
     );
     await loop.run();
     expect(writer.writes).toEqual([]);
@@ -173,7 +179,7 @@ describe('DiscoveryLoop', () => {
 
     // The role is fixed: the condition clears, and the Database is re-queued to show it.
     changed.length = 0;
-    await setup(listing(), existing, changed, issues).loop.run();
+    await setup(listing(), existing, changed, issues, rdsCa).loop.run();
     expect(issues.get(`${NS}/${warehouseName}`)).toBeUndefined();
     expect(changed).toEqual([`${NS}/${warehouseName}`]);
   });
