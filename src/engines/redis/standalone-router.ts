@@ -19,7 +19,7 @@ import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
 import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
-import { Reauth, type Renew, providerRenew } from './reauth.js';
+import { Reauth, type Renew, expiryOf, providerRenew } from './reauth.js';
 import { RESET } from './serializer.js';
 import { WriteBatcher } from './write-batcher.js';
 
@@ -85,7 +85,7 @@ export class StandaloneRouter implements Router {
     /** The database user this connection is logged in as. */
     private user: string,
     /** Where fresh credentials come from when the login's credential expires (IAM tokens). */
-    renew?: Renew,
+    private readonly renew?: Renew,
   ) {
     this.reauth =
       renew &&
@@ -241,7 +241,9 @@ export class StandaloneRouter implements Router {
   }
 
   async restore(login: BackendLogin, database: Database): Promise<void> {
-    await this.relogin(login);
+    // The session's login may be hours old: a rotating credential in it (an IAM token) no longer AUTHs.
+    const rotating = this.renew && expiryOf(login.credential) !== undefined;
+    await this.relogin(rotating ? { credential: await this.renew!(login.credential.user) } : login);
     const select = selectCommand(database);
     if (!select) return;
     const reply = await new Promise<Buffer | RedisReplyError>((resolve) =>

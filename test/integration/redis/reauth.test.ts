@@ -107,6 +107,17 @@ describe('re-AUTH of a rotating backend credential', () => {
     client.disconnect();
   });
 
+  it('logs back in after RESET with a fresh password, not the one the session started with', async () => {
+    const client = f.ioredis('ops', { username: 'rot', password: 'ignored' });
+    expect(await client.call('ACL', 'WHOAMI')).toBe('rot');
+    // After a renewal the server accepts only the newest password: the session's own is stale.
+    const renewed = issued.length;
+    await until('a renewal', () => issued.length > renewed);
+    expect(await client.call('RESET')).toBe('RESET');
+    expect(await client.call('ACL', 'WHOAMI')).toBe('rot');
+    client.disconnect();
+  });
+
   it('ends the session with BACKEND_AUTH_FAILED when the backend refuses the re-AUTH', async () => {
     const socket: TLSSocket = await f.raw('ops');
     let received = '';
