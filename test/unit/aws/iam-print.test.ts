@@ -46,6 +46,15 @@ describe('drawbridge iam print', () => {
     expect(actions(doc)).not.toContain('elasticache:Connect');
   });
 
+  it("--agents prints the agents' role policy: connect-time calls, no discovery or IAM writes", async () => {
+    const doc = (await print(['--types', 'rds,elasticache', '--agents'])) as PolicyDocument;
+    expect([...new Set(actions(doc))].sort()).toEqual([
+      'elasticache:Connect',
+      'elasticache:DescribeUsers',
+      'rds-db:connect',
+    ]);
+  });
+
   it('grants exactly the databases of a config file', async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'iam-print-'));
     const file = path.join(dir, 'dbs.yaml');
