@@ -64,7 +64,12 @@ export const ControllerAgentsConfig = strict({
       .string()
       .regex(/^arn:aws[\w-]*:iam::\d{12}:role\/\S+$/, 'must be an IAM role ARN')
       .optional(),
-  }).default({}),
+    /**
+     * EKS Pod Identity associations give the agent ServiceAccounts (drawbridge-<database>) their role:
+     * no annotation is needed, and none is required before an AWS Database reports ready.
+     */
+    podIdentity: z.boolean().default(false),
+  }).default({ podIdentity: false }),
 });
 export type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;
 

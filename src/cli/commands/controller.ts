@@ -78,6 +78,7 @@ export function controllerCommand(): Command {
           command: flags.agentCommand.split(/\s+/).filter(Boolean),
           ...(flags.agentPullPolicy ? { imagePullPolicy: flags.agentPullPolicy } : {}),
           ...(config.agents?.aws.roleArn ? { awsRoleArn: config.agents.aws.roleArn } : {}),
+          ...(config.agents?.aws.podIdentity ? { awsPodIdentity: true } : {}),
         },
         log,
         identity: flags.identity,

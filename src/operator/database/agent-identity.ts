@@ -4,7 +4,8 @@
 // and injects web-identity credentials into pods created after it is set. The role comes from the
 // Database (spec.agent.serviceAccountAnnotations) or the controller-wide default (Helm value
 // agents.aws.roleArn). Without one the agent would only fail at connect time, so the Database says
-// so in its status first.
+// so in its status first — unless the cluster gives the role itself (EKS Pod Identity associations,
+// Helm value agents.aws.podIdentity), which leaves nothing on the ServiceAccount to check.
 import type { AuthType, Database } from '../../api/database.js';
 import { GROUP } from '../../api/meta.js';
 import { CONDITION, type ConditionState, REASON } from './conditions.js';
@@ -45,8 +46,9 @@ export function agentRoleArn(db: Database, defaultRoleArn: string | undefined): 
 export function agentIdentityCondition(
   db: Database,
   defaultRoleArn: string | undefined,
+  podIdentity = false,
 ): ConditionState | undefined {
-  if (!needsAwsIdentity(db) || agentRoleArn(db, defaultRoleArn)) return undefined;
+  if (podIdentity || !needsAwsIdentity(db) || agentRoleArn(db, defaultRoleArn)) return undefined;
   return {
     type: CONDITION.CredentialsReady,
     status: 'False',
@@ -55,6 +57,7 @@ export function agentIdentityCondition(
       `auth type ${db.spec.auth.type} needs an AWS identity for the agent, and its ServiceAccount has no ` +
       `${IRSA_ROLE_ANNOTATION}: set the Helm value agents.aws.roleArn (every AWS Database's agent) or ` +
       `spec.agent.serviceAccountAnnotations["${IRSA_ROLE_ANNOTATION}"] on this Database to an IAM role ` +
-      'with the policy from `drawbridge iam print --agents`',
+      'with the policy from `drawbridge iam print --agents`; with EKS Pod Identity, associate the role ' +
+      'with the agent ServiceAccount and set agents.aws.podIdentity=true',
   };
 }

@@ -26,6 +26,8 @@ export interface AgentSettings {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** IAM role (EKS IRSA) for agents of AWS Databases that name none themselves (agents.aws.roleArn). */
   awsRoleArn?: string;
+  /** The cluster gives agents their role (EKS Pod Identity, agents.aws.podIdentity): nothing to check. */
+  awsPodIdentity?: boolean;
 }
 
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */

@@ -141,7 +141,7 @@ export class DatabaseReconciler implements Reconciler {
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
       // An AWS failure already seen (AssumeRoleDenied, RDSCABundleMissing) is the more specific one.
       this.deps.credentialIssue?.(key) ??
-        agentIdentityCondition(db, this.deps.agent.awsRoleArn) ??
+        agentIdentityCondition(db, this.deps.agent.awsRoleArn, this.deps.agent.awsPodIdentity) ??
         health?.credentials ??
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];

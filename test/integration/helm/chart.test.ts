@@ -194,8 +194,9 @@ describe('charts/drawbridge', () => {
     });
     const agentRole = 'arn:aws:iam::123456789012:role/drawbridge-agents';
     expect((await settings(`agents.aws.roleArn=${agentRole}`)).agents).toEqual({
-      aws: { roleArn: agentRole },
+      aws: { roleArn: agentRole, podIdentity: false },
     });
+    expect((await settings('agents.aws.podIdentity=true')).agents).toEqual({ aws: { podIdentity: true } });
     expect((await settings()).agents).toBeUndefined();
   });
 

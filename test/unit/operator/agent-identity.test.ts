@@ -63,7 +63,10 @@ describe('agent AWS identity', () => {
   });
 
   it('gives self-hosted databases no AWS role, whatever the default, but keeps their own annotations', () => {
-    const a = agent(stored('passthrough', { serviceAccountAnnotations: { 'example.com/team': 'shop' } }), ROLE);
+    const a = agent(
+      stored('passthrough', { serviceAccountAnnotations: { 'example.com/team': 'shop' } }),
+      ROLE,
+    );
     expect(a.sa).toEqual({ 'drawbridge.dev/database': 'shop/orders', 'example.com/team': 'shop' });
     expect(a.podAnnotations).toEqual({ 'drawbridge.dev/tls-digest': 'digest' });
     expect(a.podSecurity.fsGroup).toBeUndefined();
@@ -80,6 +83,13 @@ describe('agent AWS identity', () => {
       ),
     });
     expect(agent(stored('redshift')).sa['eks.amazonaws.com/role-arn']).toBeUndefined();
+  });
+
+  it('requires no annotation when EKS Pod Identity gives the agents their role', () => {
+    expect(agentIdentityCondition(stored('redshift'), undefined, true)).toBeUndefined();
+    expect(agentIdentityCondition(stored('redshift'), undefined, false)?.message).toMatch(
+      /agents\.aws\.podIdentity=true/,
+    );
   });
 });
 
