@@ -27,6 +27,10 @@ export interface AuditSink {
 
 const FLUSH_MS = 5;
 const FLUSH_BYTES = 64 * 1024;
+/** Room for a full batch plus the line that crosses FLUSH_BYTES. */
+const BATCH_BYTES = FLUSH_BYTES + 16 * 1024;
+/** UTF-8 takes at most 3 bytes per UTF-16 unit: a line of n units surely fits in 3n bytes. */
+const MAX_BYTES_PER_UNIT = 3;
 
 export class JsonLinesAudit implements AuditSink {
   private stream: WriteStream | NodeJS.WritableStream | undefined;
@@ -36,10 +40,13 @@ export class JsonLinesAudit implements AuditSink {
     private readonly log: Logger,
   ) {}
 
-  private pending = '';
+  // Lines are encoded straight into a batch buffer (a new one per batch: the stream keeps the last
+  // until it is written), so a busy relay neither builds nor re-encodes one long string per batch.
+  private batch: Buffer | undefined;
+  private used = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private clockMs = 0;
-  private clockIso = '';
+  private timePrefix = '';
 
   emit(event: AuditEvent): void {
     this.emitJson(JSON.stringify(event));
@@ -49,21 +56,30 @@ export class JsonLinesAudit implements AuditSink {
     const now = Date.now();
     if (now !== this.clockMs) {
       this.clockMs = now;
-      this.clockIso = new Date(now).toISOString();
+      this.timePrefix = `{"time":"${new Date(now).toISOString()}"`;
     }
-    // `time` first, without copying the event. Events are written in batches (every few ms, or at
-    // 64 KB) so a busy relay makes a few file writes per second, not one per command.
-    this.pending += `{"time":"${this.clockIso}",${json.slice(1)}\n`;
-    if (this.pending.length >= FLUSH_BYTES) this.flush();
+    // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
+    const worst = (this.timePrefix.length + json.length + 1) * MAX_BYTES_PER_UNIT;
+    if (this.batch && this.used + worst > this.batch.length) this.flush();
+    const batch = (this.batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, worst)));
+    this.used += batch.write(this.timePrefix, this.used, 'latin1');
+    const written = batch.write(json, this.used, 'utf8');
+    batch[this.used] = 0x2c; // ,
+    this.used += written;
+    batch[this.used++] = 0x0a;
+    if (this.used >= FLUSH_BYTES) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(this.flush, FLUSH_MS);
   }
 
   private readonly flush = (): void => {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    const text = this.pending;
-    this.pending = '';
-    if (text) this.open().write(text);
+    const batch = this.batch;
+    if (!batch || this.used === 0) return;
+    const used = this.used;
+    this.batch = undefined;
+    this.used = 0;
+    this.open().write(batch.subarray(0, used));
   };
 
   private open(): NodeJS.WritableStream {

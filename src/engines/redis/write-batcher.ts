@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 
 export class WriteBatcher {
   private first: Buffer | undefined;
+  private runBuffer: ArrayBufferLike | undefined;
   private runStart = 0;
   private runEnd = 0;
   private scheduled = false;
@@ -18,7 +19,9 @@ export class WriteBatcher {
   write(chunk: Buffer): void {
     this.bytes += chunk.length;
     if (this.first !== undefined) {
-      if (chunk.buffer === this.first.buffer && chunk.byteOffset === this.runEnd) {
+      // byteOffset first: reading `.buffer` is the costly test, and most slices that do not continue
+      // the run already fail the cheap one.
+      if (chunk.byteOffset === this.runEnd && chunk.buffer === this.runBuffer) {
         this.runEnd += chunk.length;
         return;
       }
@@ -30,6 +33,7 @@ export class WriteBatcher {
       this.writeRun();
     }
     this.first = chunk;
+    this.runBuffer = chunk.buffer;
     this.runStart = chunk.byteOffset;
     this.runEnd = chunk.byteOffset + chunk.length;
     if (!this.scheduled) {
@@ -53,6 +57,6 @@ export class WriteBatcher {
     this.first = undefined;
     if (this.socket.destroyed) return;
     const len = this.runEnd - this.runStart;
-    this.socket.write(len === first.length ? first : Buffer.from(first.buffer, this.runStart, len));
+    this.socket.write(len === first.length ? first : Buffer.from(this.runBuffer!, this.runStart, len));
   }
 }

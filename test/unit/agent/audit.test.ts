@@ -1,0 +1,67 @@
+// The audit sink: JSON lines with `time` first, in order, whole, across batch boundaries and for
+// events of any size or script.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type AuditEvent, JsonLinesAudit } from '../../../src/agent/audit.js';
+import { createLogger } from '../../../src/log.js';
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+async function written(emit: (audit: JsonLinesAudit) => void): Promise<string[]> {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-audit-'));
+  const file = path.join(dir, 'audit.jsonl');
+  const audit = new JsonLinesAudit(file, createLogger('test', 'silent'));
+  emit(audit);
+  await audit.close();
+  return (await readFile(file, 'utf8')).split('\n');
+}
+
+const event = (i: number, extra: Record<string, unknown> = {}): AuditEvent => ({
+  type: 'command',
+  sessionId: 's',
+  database: 'db',
+  protocol: 'redis',
+  user: 'alice',
+  command: 'set',
+  args: [`key:${i}`],
+  ...extra,
+});
+
+describe('JsonLinesAudit', () => {
+  it('writes every event as one JSON line, time first, in order, across many batches', async () => {
+    const n = 5_000; // about 150 bytes each: several 64 KB batches
+    const lines = await written((audit) => {
+      for (let i = 0; i < n; i++) {
+        if (i % 2) audit.emit(event(i));
+        else audit.emitJson!(JSON.stringify(event(i)));
+      }
+    });
+    expect(lines.pop()).toBe('');
+    expect(lines).toHaveLength(n);
+    lines.forEach((line, i) => {
+      expect(line.startsWith('{"time":"')).toBe(true);
+      const parsed = JSON.parse(line) as AuditEvent & { time: string };
+      expect(parsed).toEqual({ time: parsed.time, ...event(i) });
+      expect(Number.isNaN(Date.parse(parsed.time))).toBe(false);
+    });
+  });
+
+  it('keeps multi-byte text and events larger than a batch whole', async () => {
+    const big = 'ü€😀'.repeat(40_000); // 360 KB of UTF-8
+    const lines = await written((audit) => {
+      audit.emit(event(1, { query: 'select 1 -- ünïcödé ✓' }));
+      audit.emit(event(2, { query: big }));
+      audit.emit(event(3));
+    });
+    const parsed = lines.filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.map((e) => e.args)).toEqual([['key:1'], ['key:2'], ['key:3']]);
+    expect(parsed[0]!.query).toBe('select 1 -- ünïcödé ✓');
+    expect(parsed[1]!.query).toBe(big);
+  });
+});
