@@ -2,7 +2,7 @@
 // certificates chain to the Amazon RDS CAs, not to public roots), Redshift and ElastiCache keep the
 // system roots, and without a configured bundle the RDS/Aurora Databases say what to set.
 import { describe, expect, it } from 'vitest';
-import type { AwsType } from '../../../src/api/database.js';
+import { AWS_TYPES, type AwsType } from '../../../src/api/database.js';
 import { desiredDatabases } from '../../../src/aws/discovery/found.js';
 import type { AwsMatcher } from '../../../src/aws/matchers.js';
 import { createLogger } from '../../../src/log.js';
@@ -15,15 +15,7 @@ import { FakeCache, RecordingEvents, RecordingWriter } from './fakes.js';
 
 const NS = 'aws-dbs';
 const RDS_CA = { name: 'rds-ca-bundle', key: 'ca.crt' };
-const TYPES: AwsType[] = [
-  'rds',
-  'aurora',
-  'redshift',
-  'redshift-serverless',
-  'elasticache',
-  'elasticache-serverless',
-];
-const all = TYPES.map((t) => found(t, `db-${t}`));
+const all = AWS_TYPES.map((t) => found(t, `db-${t}`));
 const nameOf = (t: AwsType) => `db-${t}-${t}-us-east-1-${ACCOUNT}`;
 
 describe('discovered Databases and the Amazon RDS CA bundle', () => {
