@@ -38,7 +38,7 @@ describe('discovered Databases and the Amazon RDS CA bundle', () => {
     const issues = new CredentialIssues(() => undefined);
     const writer = new RecordingWriter();
     const log = createLogger('test', 'silent');
-    const matcher: AwsMatcher = { types: TYPES, regions: ['us-east-1'], tags: { '*': '*' } };
+    const matcher: AwsMatcher = { types: [...AWS_TYPES], regions: ['us-east-1'], tags: { '*': '*' } };
     const l = new DiscoveryLoop({
       matchers: [matcher],
       namespace: NS,
@@ -66,7 +66,7 @@ describe('discovered Databases and the Amazon RDS CA bundle', () => {
         ),
       });
     }
-    for (const t of TYPES.filter((t) => t !== 'rds' && t !== 'aurora')) {
+    for (const t of AWS_TYPES.filter((t) => t !== 'rds' && t !== 'aurora')) {
       expect(issues.get(`${NS}/${nameOf(t)}`)).toBeUndefined();
     }
   });
@@ -87,7 +87,7 @@ describe('discovered Databases and the Amazon RDS CA bundle', () => {
   it('with a bundle: no condition, and the Databases written carry spec.tls.caSecretRef', async () => {
     const { l, issues, writer } = loop(RDS_CA);
     await l.run();
-    for (const t of TYPES) expect(issues.get(`${NS}/${nameOf(t)}`)).toBeUndefined();
+    for (const t of AWS_TYPES) expect(issues.get(`${NS}/${nameOf(t)}`)).toBeUndefined();
     const applied = writer.writes.flatMap((w) => (w.op === 'apply' ? [w.obj] : []));
     const rds = applied.find((o) => o.metadata.name === nameOf('rds'))!;
     expect((rds.spec as { tls: object }).tls).toEqual({ mode: 'verify-full', caSecretRef: RDS_CA });
