@@ -18,10 +18,18 @@ export interface AuditEvent {
   [field: string]: unknown;
 }
 
+/** Writes one event's JSON, after its opening `{"time":"…"`, straight into the audit batch. */
+export interface AuditEventWriter {
+  /** Writes `,"type":…}` at `at` (at most the `maxBytes` it was given room for); returns where it ends. */
+  writeAuditEvent(buf: Buffer, at: number): number;
+}
+
 export interface AuditSink {
   emit(event: AuditEvent): void;
-  /** The same, already serialized as one JSON object (`{"type":…}`): for events written per command. */
+  /** The same, already serialized as one JSON object (`{"type":…}`): for events written per query. */
   emitJson?(json: string): void;
+  /** The same, serialized by `writer` into the sink's own buffer: for events written per command. */
+  emitWith?(maxBytes: number, writer: AuditEventWriter): void;
   close(): Promise<void>;
 }
 
@@ -53,20 +61,37 @@ export class JsonLinesAudit implements AuditSink {
   }
 
   emitJson(json: string): void {
+    // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
+    const batch = this.begin(json.length * MAX_BYTES_PER_UNIT);
+    const at = this.used;
+    const written = batch.write(json, at, 'utf8');
+    batch[at] = 0x2c; // ,
+    this.end(at + written);
+  }
+
+  emitWith(maxBytes: number, writer: AuditEventWriter): void {
+    const batch = this.begin(maxBytes);
+    this.end(writer.writeAuditEvent(batch, this.used));
+  }
+
+  /** A batch with room for the time prefix and `maxBytes` more, the prefix written at `used`. */
+  private begin(maxBytes: number): Buffer {
     const now = Date.now();
     if (now !== this.clockMs) {
       this.clockMs = now;
       this.timePrefix = `{"time":"${new Date(now).toISOString()}"`;
     }
-    // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
-    const worst = (this.timePrefix.length + json.length + 1) * MAX_BYTES_PER_UNIT;
-    if (this.batch && this.used + worst > this.batch.length) this.flush();
-    const batch = (this.batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, worst)));
+    const room = this.timePrefix.length + maxBytes + 1;
+    if (this.batch && this.used + room > this.batch.length) this.flush();
+    const batch = (this.batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, room)));
     this.used += batch.write(this.timePrefix, this.used, 'latin1');
-    const written = batch.write(json, this.used, 'utf8');
-    batch[this.used] = 0x2c; // ,
-    this.used += written;
-    batch[this.used++] = 0x0a;
+    return batch;
+  }
+
+  /** Ends the line written up to `at`. */
+  private end(at: number): void {
+    this.batch![at] = 0x0a;
+    this.used = at + 1;
     if (this.used >= FLUSH_BYTES) this.flush();
     else if (!this.flushTimer) this.flushTimer = setTimeout(this.flush, FLUSH_MS);
   }

@@ -59,25 +59,47 @@ export function auditArgs(cmd: RedisCommand): string[] {
   return out;
 }
 
-/** `JSON.stringify(auditArgs(cmd))`, built without the intermediate strings and array. */
-export function auditArgsJson(cmd: RedisCommand): string {
-  const secret = secretArgs(cmd);
-  const a = cmd.args;
-  let out = '[';
-  for (let i = 1; i < a.length; i++) {
-    if (i > 1) out += ',';
-    out += secret(i) ? REDACTED_JSON : argJson(a[i]!);
-  }
-  return out + ']';
+/**
+ * Room `writeArgsJson` may need: an argument of n bytes (cut at AUDIT_MAX) takes at most 6 bytes per
+ * byte once JSON-escaped (`\u0000`), plus quotes, a comma and, when cut, its length and hash.
+ */
+export function argsJsonMaxBytes(cmd: RedisCommand): number {
+  let n = 2;
+  for (let i = 1; i < cmd.args.length; i++) n += Math.min(cmd.args[i]!.length, AUDIT_MAX) * 6 + 64;
+  return n;
 }
 
-/** One argument as a JSON string. Printable ASCII without `"` or `\` (most keys and values) needs no
- * escaping and decodes the same as latin1 or UTF-8, so it skips the UTF-8 decode and JSON escaper. */
-function argJson(b: Buffer): string {
-  if (b.length > AUDIT_MAX) return JSON.stringify(auditValue(b, AUDIT_MAX));
+/**
+ * `JSON.stringify(auditArgs(cmd))` as UTF-8, written into `buf` at `at` (with argsJsonMaxBytes of room);
+ * returns where it ends. Printable ASCII without `"` or `\` (most keys and values) needs no escaping
+ * and is the same bytes in UTF-8, so it is copied as is: no string is made for it.
+ */
+export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand): number {
+  const secret = secretArgs(cmd);
+  const a = cmd.args;
+  buf[at++] = 0x5b; // [
+  for (let i = 1; i < a.length; i++) {
+    if (i > 1) buf[at++] = 0x2c; // ,
+    const b = a[i]!;
+    if (secret(i)) {
+      at += buf.write(REDACTED_JSON, at, 'latin1');
+    } else if (b.length <= AUDIT_MAX && plainAscii(b)) {
+      buf[at++] = 0x22; // "
+      buf.set(b, at);
+      at += b.length;
+      buf[at++] = 0x22;
+    } else {
+      at += buf.write(JSON.stringify(auditValue(b, AUDIT_MAX)), at, 'utf8');
+    }
+  }
+  buf[at++] = 0x5d; // ]
+  return at;
+}
+
+function plainAscii(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) {
     const c = b[i]!;
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(b.toString('utf8'));
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
   }
-  return `"${b.toString('latin1')}"`;
+  return true;
 }

@@ -3,7 +3,7 @@
 // completed) by the agent because they change who the session is; everything else is relayed as the
 // exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
-import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
+import type { AuditEvent, AuditEventType, AuditEventWriter } from '../../agent/audit.js';
 import { type LiveSession, newSessionId } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
@@ -11,7 +11,7 @@ import { CommandPolicy } from '../../authz/commands.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
-import { auditArgs, auditArgsJson } from './audit.js';
+import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
 import type { BackendFacts } from './command-catalog.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
@@ -22,13 +22,15 @@ import { localCommand } from './local-commands.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
 
+const EMPTY = Buffer.alloc(0);
+
 const DISCARD: RedisCommand = {
   name: 'discard',
   args: [Buffer.from('DISCARD')],
   raw: encodeCommand(['DISCARD']),
 };
 
-export class RedisSession implements LiveSession {
+export class RedisSession implements LiveSession, AuditEventWriter {
   readonly id = newSessionId();
   readonly replies: ReplyQueue;
   readonly login: SessionLogin;
@@ -51,10 +53,12 @@ export class RedisSession implements LiveSession {
   private commands = 0;
   private denied = 0;
   private fromClient = 0;
-  // auditCommand's serialized session fields and the last command name it wrote.
-  private commandEvent: { user: string; dbUser?: string; database: string; prefix: string } | undefined;
+  // auditCommand's session fields as JSON bytes, the last command name it wrote, and the command it
+  // is writing now.
+  private commandEvent: { user: string; dbUser?: string; database: string; prefix: Buffer } | undefined;
   private commandName = '';
-  private commandNameJson = '';
+  private commandNameJson = EMPTY;
+  private audited: RedisCommand | undefined;
 
   constructor(
     readonly client: TLSSocket,
@@ -309,24 +313,35 @@ export class RedisSession implements LiveSession {
     };
   }
 
-  /** The per-command event, written for every command relayed: serialized by hand, from a prefix
-   * holding the session's fields (rebuilt only when the login changes) and the command's own. */
+  /** The per-command event, written for every command relayed: serialized straight into the audit
+   * batch from the session's fields (encoded once per login) and the command's own bytes. */
   private auditCommand(cmd: RedisCommand): void {
     const { user, dbUser } = this.login;
     const database = this.agent.state.database.metadata.name;
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.emit('command', { command: cmd.name, args: auditArgs(cmd) });
     let e = this.commandEvent;
     if (e === undefined || e.user !== user || e.dbUser !== dbUser || e.database !== database) {
       const fields = JSON.stringify(this.event('command'));
-      e = this.commandEvent = { user, dbUser, database, prefix: `${fields.slice(0, -1)},"command":` };
+      const prefix = Buffer.from(`,${fields.slice(1, -1)},"command":`);
+      e = this.commandEvent = { user, dbUser, database, prefix };
     }
     if (cmd.name !== this.commandName) {
       this.commandName = cmd.name;
-      this.commandNameJson = `${JSON.stringify(cmd.name)},"args":`;
+      this.commandNameJson = Buffer.from(`${JSON.stringify(cmd.name)},"args":`);
     }
-    const json = `${e.prefix}${this.commandNameJson}${auditArgsJson(cmd)}}`;
-    const audit = this.agent.audit;
-    if (audit.emitJson) audit.emitJson(json);
-    else audit.emit(JSON.parse(json) as AuditEvent);
+    this.audited = cmd;
+    audit.emitWith(e.prefix.length + this.commandNameJson.length + argsJsonMaxBytes(cmd) + 1, this);
+    this.audited = undefined;
+  }
+
+  writeAuditEvent(buf: Buffer, at: number): number {
+    buf.set(this.commandEvent!.prefix, at);
+    at += this.commandEvent!.prefix.length;
+    buf.set(this.commandNameJson, at);
+    at = writeArgsJson(buf, at + this.commandNameJson.length, this.audited!);
+    buf[at] = 0x7d; // }
+    return at + 1;
   }
 
   emit(type: AuditEventType, fields: Record<string, unknown>): void {

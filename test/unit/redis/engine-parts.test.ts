@@ -2,7 +2,17 @@
 // ordering and write batching.
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { auditArgs, auditArgsJson } from '../../../src/engines/redis/audit.js';
+import { argsJsonMaxBytes, auditArgs, writeArgsJson } from '../../../src/engines/redis/audit.js';
+
+/** What writeArgsJson puts in the audit batch, as text (within the room it asked for). */
+function auditArgsJson(c: RedisCommand): string {
+  const room = argsJsonMaxBytes(c);
+  const buf = Buffer.alloc(room + 8, 0xee);
+  const end = writeArgsJson(buf, 4, c);
+  expect(end - 4).toBeLessThanOrEqual(room);
+  expect(buf[end]).toBe(0xee); // nothing written past the end it returned
+  return buf.toString('utf8', 4, end);
+}
 import { catalogFromCommandReply, helloFields } from '../../../src/engines/redis/command-catalog.js';
 import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
 import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
@@ -127,6 +137,8 @@ describe('audit arguments', () => {
       Buffer.alloc(256, 0x61),
       Buffer.alloc(257, 0x61), // cut with length and hash
       Buffer.concat([Buffer.alloc(255, 0x61), Buffer.from('é')]),
+      Buffer.alloc(256, 0x01), // the most escaping: \u0001 for every byte
+      Buffer.alloc(100_000, 0x01), // cut, escaped, with its length and hash
     ];
     const c: RedisCommand = { name: 'set', args: [b('SET'), ...odd], raw: Buffer.alloc(0) };
     expect(auditArgsJson(c)).toBe(JSON.stringify(auditArgs(c)));
