@@ -23,6 +23,8 @@ import { localCommand } from './local-commands.js';
 type Allowed = Extract<Decision, { allowed: true }>;
 
 const EMPTY = Buffer.alloc(0);
+/** Past this worst-case size a command's audit event is built as a string, not in the batch buffer. */
+const MAX_DIRECT_AUDIT_BYTES = 1 << 20;
 
 const DISCARD: RedisCommand = {
   name: 'discard',
@@ -319,7 +321,11 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     const { user, dbUser } = this.login;
     const database = this.agent.state.database.metadata.name;
     const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('command', { command: cmd.name, args: auditArgs(cmd) });
+    const room = argsJsonMaxBytes(cmd);
+    // Huge commands (an MSET of a million keys) are serialized exactly instead of reserving the worst case.
+    if (!audit.emitWith || room > MAX_DIRECT_AUDIT_BYTES) {
+      return this.emit('command', { command: cmd.name, args: auditArgs(cmd) });
+    }
     let e = this.commandEvent;
     if (e === undefined || e.user !== user || e.dbUser !== dbUser || e.database !== database) {
       const fields = JSON.stringify(this.event('command'));
@@ -331,7 +337,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
       this.commandNameJson = Buffer.from(`${JSON.stringify(cmd.name)},"args":`);
     }
     this.audited = cmd;
-    audit.emitWith(e.prefix.length + this.commandNameJson.length + argsJsonMaxBytes(cmd) + 1, this);
+    audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this);
     this.audited = undefined;
   }
 

@@ -139,6 +139,19 @@ describe('redis access through the agent', () => {
     expect(JSON.stringify(events)).not.toContain(REDIS_USERS.app.password);
   });
 
+  it('audits a command too large to reserve room for (MSET of 20,000 keys) whole and in order', async () => {
+    const client = f.ioredis('alice');
+    const pairs = Array.from({ length: 20_000 }, (_, i) => [`big-mset:${i}`, `v${i}`]).flat();
+    await client.mset(...pairs);
+    await client.set('after-big-mset', '1');
+    client.disconnect();
+    await sleep(200);
+    const events = (await f.agent.auditEvents()).filter((e) => e.type === 'command' && e.user === 'alice');
+    const at = events.findLastIndex((e) => e.command === 'mset');
+    expect(events[at]!.args).toEqual(pairs);
+    expect(events[at + 1]).toMatchObject({ command: 'set', args: ['after-big-mset', '1'] });
+  });
+
   it('a policy change re-checks live sessions: new command rules apply at once, revoked users are cut off', async () => {
     const { redisDocs } = await import('./fixture.js');
     const named = (d: object, kind: string, name: string) =>
