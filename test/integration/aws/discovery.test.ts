@@ -9,7 +9,6 @@ import {
   ElastiCacheClient,
 } from '@aws-sdk/client-elasticache';
 import {
-  CreateDBClusterCommand,
   CreateDBClusterEndpointCommand,
   CreateDBInstanceCommand,
   DescribeDBInstancesCommand,
@@ -28,7 +27,7 @@ import { discoverAndPlan, runDiscovery } from '../../../src/aws/discovery/index.
 import { AwsReason } from '../../../src/aws/errors.js';
 import type { AwsMatcher } from '../../../src/aws/matchers.js';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
-import { createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
+import { createAuroraCluster, createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
 
 let world: Awaited<ReturnType<typeof startAwsWorld>>;
 const prod = [{ Key: 'env', Value: 'prod' }];
@@ -69,26 +68,10 @@ beforeAll(async () => {
   await instance('legacy', prod, { EnableIAMDatabaseAuthentication: false });
   await instance('scratch', [{ Key: 'env', Value: 'dev' }]);
   await instance('mysql-one', prod, { Engine: 'mysql' });
-  await rds.send(
-    new CreateDBClusterCommand({
-      DBClusterIdentifier: 'fleet',
-      Engine: 'aurora-postgresql',
-      MasterUsername: 'admin',
-      MasterUserPassword: 'Admin12345',
-      EnableIAMDatabaseAuthentication: true,
-      Tags: [...prod, { Key: 'drawbridge.dev/name', Value: 'fleet-db' }],
-    }),
-  );
-  for (const id of ['fleet-1', 'fleet-2']) {
-    await rds.send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: id,
-        DBClusterIdentifier: 'fleet',
-        Engine: 'aurora-postgresql',
-        DBInstanceClass: 'db.r6g.large',
-      }),
-    );
-  }
+  await createAuroraCluster(rds, 'fleet', {
+    tags: [...prod, { Key: 'drawbridge.dev/name', Value: 'fleet-db' }],
+    members: ['fleet-1', 'fleet-2'],
+  });
   await rds.send(
     new CreateDBClusterEndpointCommand({
       DBClusterIdentifier: 'fleet',

@@ -2,6 +2,12 @@
 // the agent's own AWS identity — IRSA-style (AWS_ROLE_ARN + web identity token file), so the code under
 // test resolves credentials through the SDK's default chain exactly as in a pod.
 import { IAMClient, CreateRoleCommand } from '@aws-sdk/client-iam';
+import {
+  CreateDBClusterCommand,
+  CreateDBInstanceCommand,
+  type RDSClient,
+  type Tag,
+} from '@aws-sdk/client-rds';
 import { TEST_ACCOUNT, type Moto, startMoto } from '../../aws/moto.js';
 
 export const AGENT_ROLE = `arn:aws:iam::${TEST_ACCOUNT}:role/drawbridge-agent`;
@@ -69,4 +75,32 @@ export async function startAwsWorld(opts: { ldap?: boolean } = {}) {
       await moto.stop();
     },
   };
+}
+
+/** An Aurora PostgreSQL cluster with IAM authentication on, and its member instances. */
+export async function createAuroraCluster(
+  rds: RDSClient,
+  id: string,
+  opts: { tags?: Tag[]; members?: string[] } = {},
+): Promise<void> {
+  await rds.send(
+    new CreateDBClusterCommand({
+      DBClusterIdentifier: id,
+      Engine: 'aurora-postgresql',
+      MasterUsername: 'admin',
+      MasterUserPassword: 'Admin12345',
+      EnableIAMDatabaseAuthentication: true,
+      ...(opts.tags ? { Tags: opts.tags } : {}),
+    }),
+  );
+  for (const member of opts.members ?? []) {
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: member,
+        DBClusterIdentifier: id,
+        Engine: 'aurora-postgresql',
+        DBInstanceClass: 'db.r6g.large',
+      }),
+    );
+  }
 }

@@ -6,7 +6,7 @@
 //     which accepts it only if it is a genuine rds-db token for that user — RDS's PAM check, PAM-free.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { CreateClusterCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import {
   CreateNamespaceCommand,
@@ -17,7 +17,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import { type Fixture, psql, role, startFixture, user } from '../postgres/fixture.js';
-import { AGENT_ROLE, createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
+import {
+  AGENT_ROLE,
+  createAuroraCluster,
+  createRole,
+  harness,
+  startAwsWorld,
+  trustPolicy,
+} from './fixture.js';
 
 let world: Awaited<ReturnType<typeof startAwsWorld>>;
 let f: Fixture;
@@ -68,15 +75,7 @@ beforeAll(async () => {
       }),
     );
   }
-  await rds.send(
-    new CreateDBClusterCommand({
-      DBClusterIdentifier: 'fleet',
-      Engine: 'aurora-postgresql',
-      MasterUsername: 'admin',
-      MasterUserPassword: 'Admin12345',
-      EnableIAMDatabaseAuthentication: true,
-    }),
-  );
+  await createAuroraCluster(rds, 'fleet');
   await new RedshiftClient(aws).send(
     new CreateClusterCommand({
       ClusterIdentifier: 'my-redshift',

@@ -17,7 +17,6 @@ import {
 import { GetRolePolicyCommand, IAMClient, UpdateAssumeRolePolicyCommand } from '@aws-sdk/client-iam';
 import {
   AddTagsToResourceCommand as AddRdsTags,
-  CreateDBClusterCommand,
   CreateDBInstanceCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
@@ -25,7 +24,7 @@ import { CreateClusterCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ACCOUNT, type Moto, startMoto } from '../../aws/moto.js';
-import { createRole, harness, trustPolicy } from '../aws/fixture.js';
+import { createAuroraCluster, createRole, harness, trustPolicy } from '../aws/fixture.js';
 import {
   CONTROLLER_NS,
   type ControllerProcess,
@@ -99,19 +98,7 @@ async function seedAws(): Promise<void> {
     );
   await instance('orders');
   await instance('billing', { EnableIAMDatabaseAuthentication: true });
-  await rds.send(
-    new CreateDBClusterCommand({
-      DBClusterIdentifier: 'fleet',
-      Engine: 'aurora-postgresql',
-      MasterUsername: 'admin',
-      MasterUserPassword: 'Admin12345',
-      EnableIAMDatabaseAuthentication: true,
-      Tags: prod,
-    }),
-  );
-  for (const id of ['fleet-1', 'fleet-2']) {
-    await instance(id, { DBClusterIdentifier: 'fleet', Engine: 'aurora-postgresql', Tags: undefined });
-  }
+  await createAuroraCluster(rds, 'fleet', { tags: prod, members: ['fleet-1', 'fleet-2'] });
   const ec = new ElastiCacheClient(aws());
   await ec.send(
     new CreateReplicationGroupCommand({
