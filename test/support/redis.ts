@@ -204,6 +204,26 @@ export function databaseUser(name: string, roles: string[]): object {
   };
 }
 
+/**
+ * The test people's access, for any database: alice logs in as default or app, anything but @dangerous;
+ * rita as reader, @read and @connection only; ops as anyone, everything.
+ */
+export function peoplePolicy(): object[] {
+  const labels = { databaseLabels: { env: '*' } };
+  return [
+    accessRole(
+      'developer',
+      { ...labels, databaseUsers: ['default', 'app'] },
+      { redisCommands: ['@dangerous'] },
+    ),
+    accessRole('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
+    accessRole('admin', { ...labels, databaseUsers: ['*'] }),
+    databaseUser('alice', ['developer']),
+    databaseUser('rita', ['readonly']),
+    databaseUser('ops', ['admin']),
+  ];
+}
+
 export interface Person {
   certFile: string;
   keyFile: string;

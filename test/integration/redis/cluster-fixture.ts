@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { accessRole, databaseUser, exec, issuePeople } from '../../support/redis.js';
+import { exec, issuePeople, peoplePolicy } from '../../support/redis.js';
 import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
@@ -27,22 +27,9 @@ export interface ClusterFixture {
   stop(): Promise<void>;
 }
 
-/** alice: default/app without @dangerous. rita: reader, @read + @connection. ops: any user, everything. */
+/** The cluster Database and the test people's access (peoplePolicy). */
 export function clusterDocs(cluster: RedisCluster): object[] {
-  const labels = { databaseLabels: { env: '*' } };
-  return [
-    ...clusterDatabaseDocs(cluster),
-    accessRole(
-      'developer',
-      { ...labels, databaseUsers: ['default', 'app'] },
-      { redisCommands: ['@dangerous'] },
-    ),
-    accessRole('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
-    accessRole('admin', { ...labels, databaseUsers: ['*'] }),
-    databaseUser('alice', ['developer']),
-    databaseUser('rita', ['readonly']),
-    databaseUser('ops', ['admin']),
-  ];
+  return [...clusterDatabaseDocs(cluster), ...peoplePolicy()];
 }
 
 export async function startClusterFixture(

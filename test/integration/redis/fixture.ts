@@ -15,6 +15,7 @@ import {
   accessRole,
   databaseUser,
   exec,
+  peoplePolicy,
   issuePeople,
   redisDatabaseDocs,
   startRedis,
@@ -47,12 +48,11 @@ export interface RedisFixture {
   stop(): Promise<void>;
 }
 
-/** alice: app or default, anything but @dangerous. rita: reader, @read + @connection. ops: anyone, all. */
+/** The `cache` Database and the test people's access (peoplePolicy). */
 export function redisDocs(
   redis: RedisServer,
   auth: Pick<RedisDatabaseDocs, 'auth' | 'login'> = { auth: 'password' },
 ): object[] {
-  const labels = { databaseLabels: { env: '*' } };
   return [
     ...redisDatabaseDocs({
       name: 'cache',
@@ -62,16 +62,7 @@ export function redisDocs(
       auth: auth.auth,
       login: auth.login ?? Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
     }),
-    accessRole(
-      'developer',
-      { ...labels, databaseUsers: ['default', 'app'] },
-      { redisCommands: ['@dangerous'] },
-    ),
-    accessRole('readonly', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),
-    accessRole('admin', { ...labels, databaseUsers: ['*'] }),
-    databaseUser('alice', ['developer']),
-    databaseUser('rita', ['readonly']),
-    databaseUser('ops', ['admin']),
+    ...peoplePolicy(),
   ];
 }
 
