@@ -7,30 +7,17 @@
 // Commands in flight are untouched, so this runs once per credential lifetime per connection, off the
 // per-command path. A connection in a state where AUTH would be answered differently (inside MULTI it
 // is queued, in RESP2 subscribed mode it is refused) is asked again a little later.
-import type { Database } from '../../api/database.js';
-import type { SecretReader } from '../../agent/state.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import { type BackendCredential, type CredentialProvider, credentialProvider } from '../credentials.js';
+import type { BackendCredential } from '../credentials.js';
 import { authFailure } from './backend-auth.js';
 import { encodeCommand } from './serializer.js';
 
-/** A fresh credential for `user` from the Database's provider. */
+/** A fresh credential for `user` from the Database's provider (the agent's, see RouterOptions). */
 export type Renew = (user: string) => Promise<BackendCredential>;
 
 /** The moment a credential stops working for new AUTHs on an open connection, if it does. */
 export function expiryOf(credential: BackendCredential): number | undefined {
   return credential.kind === 'password' ? credential.expiresAt?.getTime() : undefined;
-}
-
-/** Renews credentials from the provider registered for the Database's spec.auth.type. */
-export function providerRenew(database: Database, secrets: SecretReader, log: Logger): Renew {
-  let provider: CredentialProvider | undefined;
-  return (user) =>
-    (provider ??= credentialProvider(database.spec.auth.type, { secrets, log })).get({
-      database,
-      dbUser: user,
-    });
 }
 
 export interface ReauthHooks {

@@ -8,6 +8,7 @@ import { DrawbridgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { BackendCredential } from '../credentials.js';
 import type { RedisCommand } from './parser.js';
+import type { Renew } from './reauth.js';
 
 /** An error reply the router produced itself (not a backend frame); the session serializes it. */
 export class RedisReplyError {
@@ -32,6 +33,8 @@ export interface RouterOptions {
   log: Logger;
   /** The client session this router serves, for log lines. */
   sessionId: string;
+  /** Fresh credentials from the agent's provider, for logins whose credential expires (IAM tokens). */
+  renew: Renew;
 }
 
 export interface Router {

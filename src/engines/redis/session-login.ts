@@ -136,7 +136,9 @@ export class SessionLogin {
     const connect = { database, secrets: state, login };
     const facts = await backendFacts(`${addr.host}:${addr.port}`, connect);
     const mode = addr.cluster || facts.clusterEnabled ? 'cluster' : 'standalone';
-    const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id });
+    const agent = this.s.agent;
+    const renew = (dbUser: string) => agent.credentials().get({ database: agent.state.database, dbUser });
+    const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id, renew });
     this.s.attach(router, facts);
   }
 

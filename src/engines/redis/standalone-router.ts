@@ -19,7 +19,7 @@ import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
 import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
-import { Reauth, type Renew, expiryOf, providerRenew } from './reauth.js';
+import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
 import { WriteBatcher } from './write-batcher.js';
 
@@ -305,14 +305,9 @@ function joinFrames(parts: Buffer[]): Buffer {
 
 registerRouter('standalone', async (opts) => {
   const { database, secrets, login } = opts;
-  const log = opts.log.child({ sessionId: opts.sessionId });
   const socket = await connectBackend({ database, secrets, login });
-  const router = new StandaloneRouter(
-    socket,
-    log,
-    login.credential.user,
-    providerRenew(database, secrets, log),
-  );
+  const log = opts.log.child({ sessionId: opts.sessionId });
+  const router = new StandaloneRouter(socket, log, login.credential.user, opts.renew);
   router.keepLoggedIn(login.credential);
   return router;
 });

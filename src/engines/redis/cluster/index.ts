@@ -29,7 +29,8 @@ registerRouter('cluster', async (opts) => {
   const key = `${spec.uri}|${JSON.stringify(spec.tls)}`;
   let service = services.get(key);
   if (!service) {
-    service = new ClusterService(opts.database, opts.secrets, opts.log.child({ cluster: spec.uri }));
+    const log = opts.log.child({ cluster: spec.uri });
+    service = new ClusterService(opts.database, opts.secrets, log, opts.renew);
     services.set(key, service);
   }
   const pool = service.join(opts.login);

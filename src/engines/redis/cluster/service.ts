@@ -9,7 +9,7 @@ import type { SecretReader } from '../../../agent/state.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { connectBackend } from '../backend-auth.js';
-import { type Renew, providerRenew } from '../reauth.js';
+import type { Renew } from '../reauth.js';
 import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
 import type { BackendLogin } from '../router.js';
 import { encodeCommand } from '../serializer.js';
@@ -67,12 +67,13 @@ export class ClusterService implements SendContext {
   private lastUsed: LoginPool | undefined;
   private rr = 0;
   private readonly tls: boolean;
-  private readonly renew: Renew;
 
   constructor(
     private readonly database: Database,
     private readonly secrets: SecretReader,
     readonly log: Logger,
+    /** Fresh credentials from the agent's provider (shared by every session of this agent). */
+    private readonly renew: Renew,
     opts: ClusterServiceOptions = {},
   ) {
     this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
@@ -81,7 +82,6 @@ export class ClusterService implements SendContext {
     this.hung = new HungNodeWatch(this.commandTimeoutMs, () => this.connections());
     this.hung.start();
     this.tls = database.spec.tls.mode !== 'disabled';
-    this.renew = providerRenew(database, secrets, log);
     const seed = backendAddress(database.spec);
     this.topology = new Topology({
       seeds: [{ host: seed.host, port: seed.port }],
