@@ -1,12 +1,13 @@
 # Drawbridge — `make demo` and `make test` work on a fresh machine: they install what they need.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-export PATH := $(CURDIR)/node_modules/.bin:/usr/lib/postgresql/15/bin:$(PATH)
+# .cache/node/bin holds Node 24 (scripts/node.sh) when the machine's node is older; every target uses it.
+export PATH := $(CURDIR)/.cache/node/bin:$(CURDIR)/node_modules/.bin:/usr/lib/postgresql/15/bin:$(PATH)
 
 APT_PACKAGES := postgresql postgresql-client redis-server redis-tools pgbouncer nutcracker openssl
 STAMP := node_modules/.drawbridge-deps
 
-.PHONY: help deps build crds lint test test-unit test-integration demo clean
+.PHONY: help node deps build crds lint test test-unit test-integration demo clean
 
 help:
 	@echo "make demo              real PostgreSQL + Redis, an agent, psql and redis-cli through it"
@@ -16,8 +17,11 @@ help:
 	@echo "make crds              regenerate crds/ from the zod schemas"
 
 # System packages are installed only when a binary is missing, so a warm machine skips apt entirely.
-deps: $(STAMP)
-$(STAMP): package.json package-lock.json
+node:
+	@bash scripts/node.sh
+
+deps: node $(STAMP)
+$(STAMP): package.json package-lock.json | node
 	@missing=""; \
 	for b in /usr/lib/postgresql/15/bin/initdb psql pgbench redis-server redis-cli redis-benchmark pgbouncer nutcracker openssl; do \
 	  command -v $$b >/dev/null 2>&1 || missing=1; done; \
