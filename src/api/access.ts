@@ -14,8 +14,19 @@ export const AccessRule = z.object({
 });
 export type AccessRule = z.infer<typeof AccessRule>;
 
+export const AllowRule = AccessRule.extend({
+  /**
+   * Redis scripts and functions (EVAL*, FCALL*, FUNCTION LOAD|RESTORE) run commands inside the server
+   * that the agent cannot check; they are refused unless the person's roles allow every command (and,
+   * on a standalone server, where a script could SELECT past the Database's DB number, not even then)
+   * or a role allowing the session sets this. Scripts then do whatever the backend ACL user may.
+   */
+  redisScripting: z.boolean().optional(),
+});
+export type AllowRule = z.infer<typeof AllowRule>;
+
 export const AccessRoleSpec = z.object({
-  allow: AccessRule.default({}),
+  allow: AllowRule.default({}),
   deny: AccessRule.default({}),
   options: z
     .object({

@@ -11,7 +11,36 @@ export interface CommandInfo {
   categories: readonly string[];
 }
 
-export type CommandDecision = { allowed: true } | { allowed: false; reason: string };
+/** `guard`: the engine's check of this command's arguments, run after the roles allow it. */
+export type CommandDecision<G = never> = { allowed: true; guard?: G } | { allowed: false; reason: string };
+
+/**
+ * Commands that run code inside the server (scripts, functions) or install code that later FCALLs run.
+ * The commands a script calls never pass the agent, so these are allowed only on top of the roles'
+ * own rules: see CommandPolicy's scripting rule. SCRIPT LOAD is not here: it runs nothing, and a
+ * script is found by the hash of its own text, so nobody runs loaded code they did not write.
+ */
+export const SCRIPTING_COMMANDS: ReadonlySet<string> = new Set([
+  'eval',
+  'evalsha',
+  'eval_ro',
+  'evalsha_ro',
+  'fcall',
+  'fcall_ro',
+  'function|load',
+  'function|restore',
+]);
+
+export interface CommandPolicyOptions<G> {
+  /**
+   * A limit the agent holds beyond the roles that a script could get past (standalone Redis: the
+   * Database's DB number, which SELECT inside a script leaves): scripting then needs
+   * allow.redisScripting even for a person allowed every command.
+   */
+  scriptLimit?: string;
+  /** The engine's argument checks by command name, handed out with the (cached) decision. */
+  guards?: ReadonlyMap<string, G>;
+}
 
 /** The first entry of `entries` that covers `cmd`, or undefined. */
 export function matchCommand(entries: readonly string[], cmd: CommandInfo): string | undefined {
@@ -31,13 +60,25 @@ const ALLOWED: CommandDecision = { allowed: true };
 /**
  * Per-session command policy. Decisions are cached by command name, so the hot path pays one Map
  * lookup per command after the first of its kind.
+ *
+ * Scripting rule: SCRIPTING_COMMANDS are refused unless a role allowing the session sets
+ * allow.redisScripting, or the person's effective command set (after every allow and deny of their
+ * roles for this database) is all commands and no `scriptLimit` applies.
  */
-export class CommandPolicy {
-  private readonly cache = new Map<string, CommandDecision>();
+export class CommandPolicy<G = never> {
+  private readonly cache = new Map<string, CommandDecision<G>>();
   private readonly denies: { role: string; entries: string[] }[];
   private readonly allows: { role: string; entries: string[] }[] | 'all';
+  /** Why scripting is refused (undefined: allowed as far as command rules allow each command). */
+  private readonly scriptingRefusal: string | undefined;
+  private readonly guards: ReadonlyMap<string, G> | undefined;
 
-  constructor(roles: readonly BoundRole[], allowedBy: readonly BoundRole[], database: Database) {
+  constructor(
+    roles: readonly BoundRole[],
+    allowedBy: readonly BoundRole[],
+    database: Database,
+    opts: CommandPolicyOptions<G> = {},
+  ) {
     const labels = database.metadata.labels ?? {};
     this.denies = roles
       .filter((r) => r.deny.redisCommands?.length)
@@ -46,9 +87,27 @@ export class CommandPolicy {
     this.allows = allowedBy.some((r) => !r.allow.redisCommands)
       ? 'all'
       : allowedBy.map((r) => ({ role: r.name, entries: r.allow.redisCommands! }));
+    this.guards = opts.guards;
+    const granted = allowedBy.find((r) => r.allow.redisScripting);
+    const narrower = this.narrowedBy() ?? opts.scriptLimit;
+    this.scriptingRefusal = granted || narrower === undefined ? undefined : narrower;
   }
 
-  check(cmd: CommandInfo): CommandDecision {
+  /** What makes the effective command set narrower than all commands, or undefined. */
+  private narrowedBy(): string | undefined {
+    const deny = this.denies[0];
+    if (deny) return `role "${deny.role}" denies "${deny.entries[0]}"`;
+    if (this.allows === 'all') return undefined;
+    if (this.allows.some((a) => a.entries.includes('*') || a.entries.includes('@all'))) return undefined;
+    return `no role allows every command (${this.listAllows()})`;
+  }
+
+  private listAllows(): string {
+    if (this.allows === 'all') return '';
+    return this.allows.map((a) => `role "${a.role}" allows ${JSON.stringify(a.entries)}`).join('; ');
+  }
+
+  check(cmd: CommandInfo): CommandDecision<G> {
     let d = this.cache.get(cmd.name);
     if (!d) {
       d = this.decide(cmd);
@@ -57,14 +116,25 @@ export class CommandPolicy {
     return d;
   }
 
-  private decide(cmd: CommandInfo): CommandDecision {
+  private decide(cmd: CommandInfo): CommandDecision<G> {
     for (const d of this.denies) {
       const hit = matchCommand(d.entries, cmd);
       if (hit) return { allowed: false, reason: `role "${d.role}" denies "${hit}"` };
     }
-    if (this.allows === 'all') return ALLOWED;
-    for (const a of this.allows) if (matchCommand(a.entries, cmd)) return ALLOWED;
-    const listed = this.allows.map((a) => `role "${a.role}" allows ${JSON.stringify(a.entries)}`).join('; ');
-    return { allowed: false, reason: `no role allows "${cmd.name}" (${listed})` };
+    if (this.allows !== 'all' && !this.allows.some((a) => matchCommand(a.entries, cmd))) {
+      return { allowed: false, reason: `no role allows "${cmd.name}" (${this.listAllows()})` };
+    }
+    if (this.scriptingRefusal !== undefined && SCRIPTING_COMMANDS.has(cmd.name)) {
+      const what = cmd.name.startsWith('function|') ? 'loads functions, which run' : 'runs';
+      return {
+        allowed: false,
+        reason:
+          `${cmd.name.replace('|', ' ').toUpperCase()} ${what} commands inside the server, where the agent cannot ` +
+          `check them, and ${this.scriptingRefusal}; scripts and functions need a role with ` +
+          `allow.redisScripting: true (they then run with the backend ACL user's rights)`,
+      };
+    }
+    const guard = this.guards?.get(cmd.name);
+    return guard === undefined ? ALLOWED : { allowed: true, guard };
   }
 }

@@ -1,6 +1,6 @@
 // Trait templates: `{{traits.dbUsers}}` in a role expands to that person's values. Teleport's
 // `{{internal.db_users}}` / `{{external.x}}` spellings are accepted too, so its roles port unchanged.
-import type { AccessRule } from '../api/access.js';
+import type { AllowRule } from '../api/access.js';
 
 export type Traits = Record<string, readonly string[]>;
 
@@ -28,9 +28,11 @@ export interface ExpandedRule {
   databaseUsers?: string[];
   databaseNames?: string[];
   redisCommands?: string[];
+  redisScripting?: boolean;
 }
 
-export function expandRule(rule: AccessRule, traits: Traits): ExpandedRule {
+/** Expands an allow or deny rule (deny rules have no redisScripting). */
+export function expandRule(rule: AllowRule, traits: Traits): ExpandedRule {
   const out: ExpandedRule = {};
   if (rule.databaseLabels) {
     out.databaseLabels = Object.fromEntries(
@@ -45,5 +47,6 @@ export function expandRule(rule: AccessRule, traits: Traits): ExpandedRule {
   const names = expandList(rule.databaseNames, traits);
   if (names) out.databaseNames = names;
   if (rule.redisCommands) out.redisCommands = rule.redisCommands.map((c) => c.toLowerCase());
+  if (rule.redisScripting) out.redisScripting = true;
   return out;
 }

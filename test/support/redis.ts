@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
 import { freePort } from './ports.js';
@@ -247,4 +248,15 @@ export async function issuePeople<N extends string>(
     people[name] = { certFile, keyFile, ...cert };
   }
   return people;
+}
+
+/** A raw TLS connection to an agent on 127.0.0.1:`port` (for exact bytes: pipelines, malformed input). */
+export function rawTls(
+  port: number,
+  tls: Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>,
+): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ...tls }, () => resolve(s));
+    s.once('error', reject);
+  });
 }

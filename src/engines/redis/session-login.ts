@@ -139,7 +139,7 @@ export class SessionLogin {
     const agent = this.s.agent;
     const renew = (dbUser: string) => agent.credentials().get({ database: agent.state.database, dbUser });
     const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id, renew });
-    this.s.attach(router, facts);
+    this.s.attach(router, facts, mode === 'cluster');
   }
 
   private commit(identity: Identity, dbUser: string, decision: Allowed, login: BackendLogin): void {

@@ -13,6 +13,7 @@ import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
 import type { BackendFacts } from './command-catalog.js';
+import { STANDALONE_SCRIPT_LIMIT } from './db-boundary.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
 import { RedisReplyError, type Router } from './router.js';
@@ -39,6 +40,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   private readonly parser: RequestParser;
   private router: Router | undefined;
   private facts: BackendFacts | undefined;
+  private cluster = false;
   private policy: CommandPolicy | undefined;
   // Commands that arrived while an AUTH or a backend connect was in progress, run in order after it.
   private queue: RedisCommand[] = [];
@@ -151,10 +153,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     const info = this.facts.commands.get(cmd.name);
     if (info === undefined) return this.reject(cmd, unknownCommand(cmd, this.facts), 'unknown command');
     const verdict = this.policy.check(info);
-    if (!verdict.allowed) {
-      this.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command' });
-      return this.reject(cmd, errorReply('NOPERM', `drawbridge: ${verdict.reason}`), verdict.reason);
-    }
+    if (!verdict.allowed) return this.deny(cmd, verdict.reason);
     this.commands++;
     this.auditCommand(cmd);
     if (this.inMulti || cmd.name === 'multi') {
@@ -179,6 +178,11 @@ export class RedisSession implements LiveSession, AuditEventWriter {
       this.backendFull = true;
       this.client.pause();
     }
+  }
+
+  private deny(cmd: RedisCommand, reason: string): void {
+    this.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command' });
+    this.reject(cmd, errorReply('NOPERM', `drawbridge: ${reason}`), reason);
   }
 
   private reject(cmd: RedisCommand, reply: Buffer, reason: string): void {
@@ -211,7 +215,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   }
 
   /** Called by SessionLogin once a router is connected for the session's login. */
-  attach(router: Router, facts: BackendFacts): void {
+  attach(router: Router, facts: BackendFacts, cluster: boolean): void {
     if (this.closing) {
       // The client left while the backend connection was being made.
       void router.close();
@@ -219,6 +223,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     }
     this.router = router;
     this.facts = facts;
+    this.cluster = cluster;
     router.onPush((frame) => this.replies.writeNow(frame));
     router.onDrain(() => {
       if (!this.backendFull) return;
@@ -234,7 +239,10 @@ export class RedisSession implements LiveSession, AuditEventWriter {
 
   /** A new grant (login, user switch, policy change): command rules are rebuilt from it. */
   regrant(decision: Allowed): void {
-    this.policy = new CommandPolicy(decision.roles, decision.allowedBy, this.agent.state.database);
+    const database = this.agent.state.database;
+    this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
+      scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
+    });
   }
 
   /** Ends the session now, telling the client why. */

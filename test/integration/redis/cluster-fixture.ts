@@ -4,10 +4,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { exec, issuePeople, peoplePolicy } from '../../support/redis.js';
+import { exec, issuePeople, peoplePolicy, rawTls } from '../../support/redis.js';
 import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
@@ -22,6 +23,8 @@ export interface ClusterFixture {
   cli(person: ClusterPerson, args: string[], stdin?: string): Promise<string>;
   /** `--tls --cacert … --cert … --key …` for redis-cli / redis-benchmark through the agent. */
   tlsArgs(person: ClusterPerson): string[];
+  /** A raw TLS connection to the agent (exact bytes). */
+  raw(person: ClusterPerson): Promise<TLSSocket>;
   /** A non-cluster ioredis client through the agent. */
   ioredis(person: ClusterPerson, opts?: { username?: string; password?: string }): Redis;
   stop(): Promise<void>;
@@ -76,6 +79,7 @@ export async function startClusterFixture(
     tlsArgs,
     cli: (p, args, stdin) =>
       exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
+    raw: (p) => rawTls(agent.port, { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem }),
     ioredis(p, opts = {}) {
       const client = new Redis({
         host: '127.0.0.1',

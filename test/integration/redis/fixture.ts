@@ -3,7 +3,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
@@ -17,6 +17,7 @@ import {
   exec,
   peoplePolicy,
   issuePeople,
+  rawTls,
   redisDatabaseDocs,
   startRedis,
 } from '../../support/redis.js';
@@ -41,6 +42,8 @@ export interface RedisFixture {
   ioredis(person: PersonName, opts?: { username?: string; password?: string }): Redis;
   /** A raw TLS connection to the agent (for malformed input). */
   raw(person: PersonName): Promise<TLSSocket>;
+  /** A raw TLS connection to the agent on `port` (one started with startAgent). */
+  rawAt(port: number, person: PersonName): Promise<TLSSocket>;
   /** Another agent in front of the same Redis (other auth types); stopped with the fixture. */
   startAgent(docs: object[]): Promise<TestAgent>;
   /** redis-cli as `person` through the agent on `port`. */
@@ -90,6 +93,8 @@ export async function startRedisFixture(): Promise<RedisFixture> {
   const agents: TestAgent[] = [agent];
   const cliAt = (port: number, p: PersonName, args: string[], stdin?: string) =>
     exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(port), ...args], stdin);
+  const rawAt = (port: number, p: PersonName) =>
+    rawTls(port, { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem });
   const tlsArgs = (p: PersonName) => [
     '--tls',
     '--cacert',
@@ -126,20 +131,8 @@ export async function startRedisFixture(): Promise<RedisFixture> {
       clients.add(client);
       return client;
     },
-    raw: (p) =>
-      new Promise((resolve, reject) => {
-        const s = tlsConnect(
-          {
-            host: '127.0.0.1',
-            port: agent.port,
-            ca: ca.certPem,
-            cert: people[p].certPem,
-            key: people[p].keyPem,
-          },
-          () => resolve(s),
-        );
-        s.once('error', reject);
-      }),
+    raw: (p) => rawAt(agent.port, p),
+    rawAt,
     async stop() {
       clients.forEach((c) => c.disconnect());
       for (const a of agents) await a.stop();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CommandPolicy, matchCommand } from '../../../src/authz/commands.js';
+import { CommandPolicy, type CommandPolicyOptions, matchCommand } from '../../../src/authz/commands.js';
 import { bindRoles } from '../../../src/authz/engine.js';
 import { db, person, role, user } from './fixtures.js';
 
@@ -9,7 +9,15 @@ const set = { name: 'set', categories: ['write', 'string', 'slow'] };
 const flushall = { name: 'flushall', categories: ['keyspace', 'write', 'slow', 'dangerous'] };
 const configGet = { name: 'config|get', categories: ['admin', 'slow', 'dangerous'] };
 
+const evalCmd = { name: 'eval', categories: ['slow', 'scripting'] };
+const functionLoad = { name: 'function|load', categories: ['write', 'slow', 'scripting'] };
+const scriptLoad = { name: 'script|load', categories: ['slow', 'scripting'] };
+
 function policyFor(...roles: ReturnType<typeof role>[]) {
+  return policyWith({}, ...roles);
+}
+
+function policyWith<G>(opts: CommandPolicyOptions<G>, ...roles: ReturnType<typeof role>[]) {
   const bound = bindRoles(person('u'), {
     roles,
     users: [
@@ -20,7 +28,7 @@ function policyFor(...roles: ReturnType<typeof role>[]) {
       ),
     ],
   });
-  return new CommandPolicy(bound, bound, cache);
+  return new CommandPolicy<G>(bound, bound, cache, opts);
 }
 
 describe('matchCommand', () => {
@@ -68,5 +76,63 @@ describe('CommandPolicy', () => {
       role('stg', {}, { databaseLabels: { env: 'staging' }, redisCommands: ['get'] }),
     );
     expect(p.check(get).allowed).toBe(true);
+  });
+});
+
+describe('the scripting rule', () => {
+  const any = { databaseLabels: { '*': '*' }, databaseUsers: ['*'] };
+  const refusedBecause = (p: CommandPolicy<unknown>, why: RegExp) => {
+    for (const cmd of [evalCmd, functionLoad]) {
+      const d = p.check(cmd);
+      expect(d.allowed).toBe(false);
+      if (!d.allowed) {
+        expect(d.reason).toMatch(why);
+        expect(d.reason).toMatch(/allow\.redisScripting: true/);
+      }
+    }
+  };
+
+  it('a person allowed every command may script, unless a limit the agent holds applies', () => {
+    expect(policyFor(role('all', any)).check(evalCmd).allowed).toBe(true);
+    expect(policyFor(role('star', { ...any, redisCommands: ['*'] })).check(evalCmd).allowed).toBe(true);
+    refusedBecause(
+      policyWith({ scriptLimit: 'the DB number' }, role('all', any)),
+      / commands inside the server.*the DB number/,
+    );
+  });
+
+  it('any deny, or an allow list short of everything, refuses scripts and functions (not SCRIPT LOAD)', () => {
+    const denying = policyFor(
+      role('all', any),
+      role('safe', { databaseLabels: { x: 'y' } }, { redisCommands: ['flushdb'] }),
+    );
+    refusedBecause(denying, /role "safe" denies "flushdb"/);
+    expect(denying.check(scriptLoad).allowed).toBe(true);
+    const listing = policyFor(role('ro', { ...any, redisCommands: ['@read', '@scripting'] }));
+    refusedBecause(listing, /no role allows every command \(role "ro" allows \["@read","@scripting"\]\)/);
+    expect(listing.check(functionLoad)).toMatchObject({
+      reason: expect.stringMatching(/^FUNCTION LOAD loads functions/),
+    });
+  });
+
+  it('allow.redisScripting grants scripts on top of the command rules, which still apply to each command', () => {
+    const p = policyWith(
+      { scriptLimit: 'the DB number' },
+      role('dev', any, { redisCommands: ['@dangerous'] }),
+      role('scripts', { ...any, redisScripting: true }),
+    );
+    expect(p.check(evalCmd).allowed).toBe(true);
+    expect(p.check(functionLoad).allowed).toBe(true);
+    expect(p.check(flushall).allowed).toBe(false);
+    const denied = policyFor(role('scripts', { ...any, redisScripting: true }, { redisCommands: ['eval'] }));
+    expect(denied.check(evalCmd)).toEqual({ allowed: false, reason: 'role "scripts" denies "eval"' });
+  });
+
+  it("hands out the engine's guard with an allowed decision, cached per name", () => {
+    const guard = () => 'checked';
+    const p = policyWith({ guards: new Map([['set', guard]]) }, role('all', any));
+    expect(p.check(set)).toEqual({ allowed: true, guard });
+    expect(p.check(get)).toEqual({ allowed: true });
+    expect(p.check(set)).toBe(p.check(set));
   });
 });

@@ -1,5 +1,5 @@
 // Builders for access-engine tests: plain objects, defaults applied by the real zod schemas.
-import { AccessRole, type AccessRule } from '../../../src/api/access.js';
+import { AccessRole, type AllowRule as AccessRule } from '../../../src/api/access.js';
 import { DatabaseUser } from '../../../src/api/access.js';
 import { Database } from '../../../src/api/database.js';
 import type { Identity } from '../../../src/authn/identity.js';

@@ -228,13 +228,17 @@ export class Transaction {
       done(new RedisReplyError('ERR', 'DISCARD without MULTI'));
       return true;
     }
-    if (!this.conn) {
-      this.finish(true);
+    // Over at once: a MULTI pipelined right behind this DISCARD starts a new transaction.
+    const conn = this.conn;
+    this.conn = undefined;
+    this.finish(true);
+    if (!conn) {
       done(OK);
       return true;
     }
-    return this.conn.send(cmd.raw, (reply) => {
-      this.finish(!(reply instanceof NodeUnavailable));
+    const pool = this.host.pool();
+    return conn.send(cmd.raw, (reply) => {
+      pool.release(conn, !(reply instanceof NodeUnavailable));
       done(this.clientReply(reply));
     });
   }

@@ -1,0 +1,69 @@
+// Raw RESP for the hostile suites: an attacker writes exact bytes (pipelines, inline commands, odd
+// framing) and reads the replies back decoded, without a client library smoothing anything over.
+import type { TLSSocket } from 'node:tls';
+import {
+  ReplyFramer,
+  RespError,
+  type RespValue,
+  decodeReply,
+} from '../../../src/engines/redis/reply-parser.js';
+import { encodeCommand } from '../../../src/engines/redis/serializer.js';
+
+/** A reply as text: `+OK` → 'OK', `-ERR x` → '-ERR x', bulks as UTF-8, arrays as arrays. */
+export type Shown = string | number | null | Shown[];
+
+export function show(v: RespValue): Shown {
+  if (v instanceof RespError) return `-${v.message}`;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  if (Array.isArray(v)) return v.map(show);
+  return v;
+}
+
+/** `commands` as one write of RESP arrays (a pipeline). */
+export function pipeline(commands: readonly (readonly string[])[]): Buffer {
+  return Buffer.concat(commands.map((c) => encodeCommand(c)));
+}
+
+/**
+ * Writes `bytes` and resolves with the next `count` replies; rejects if the connection closes first,
+ * with the replies so far in the message.
+ */
+export function exchange(socket: TLSSocket, bytes: Buffer | string, count: number): Promise<Shown[]> {
+  return new Promise((resolve, reject) => {
+    const got: Shown[] = [];
+    const framer = new ReplyFramer((frame) => {
+      got.push(show(decodeReply(frame)));
+      if (got.length === count) finish();
+    });
+    const onData = (chunk: Buffer) => framer.feed(chunk);
+    const onClose = () => {
+      cleanup();
+      reject(new Error(`connection closed after ${JSON.stringify(got)}`));
+    };
+    const cleanup = () => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+    };
+    const finish = () => {
+      cleanup();
+      resolve(got);
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.write(bytes);
+  });
+}
+
+/** Resolves with what arrives until the agent closes the connection (at most `ms`). */
+export function untilClosed(socket: TLSSocket, ms = 5000): Promise<{ replies: Shown[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const replies: Shown[] = [];
+    const framer = new ReplyFramer((frame) => replies.push(show(decodeReply(frame))));
+    socket.on('data', (chunk: Buffer) => framer.feed(chunk));
+    const timer = setTimeout(() => resolve({ replies, closed: false }), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve({ replies, closed: true });
+    });
+  });
+}
