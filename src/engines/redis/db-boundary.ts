@@ -1,4 +1,68 @@
-// Limits the agent holds beyond the roles, which scripts (running inside the server) could get past.
+// A Database's DB number (spec.uri `redis://host:6379/3`; Redis Cluster: DB 0) is a boundary: other
+// DBs of the same server belong to other Databases, with other access rules. So SELECT goes only to
+// this DB (answered by the agent: the connection is already there), and whatever would read or write
+// another DB is refused — SWAPDB, MOVE, COPY ... DB n, MIGRATE to another DB, and on a standalone
+// server FLUSHALL (it empties every DB). These run as guards after the roles allowed the command, so
+// only these few command names pay for them. Scripts could SELECT past the boundary inside the
+// server: on standalone servers the scripting rule accounts for it (STANDALONE_SCRIPT_LIMIT).
+import type { RedisCommand } from './parser.js';
+import { OK } from './serializer.js';
+
+/** undefined: relay the command; `refuse`: the reason it is refused; `answer`: the agent's own reply. */
+export type GuardResult = undefined | { refuse: string } | { answer: Buffer };
+export type CommandGuard = (cmd: RedisCommand, inMulti: boolean) => GuardResult;
 
 export const STANDALONE_SCRIPT_LIMIT =
   "on a standalone server the agent holds the session to its Database's DB number, which SELECT inside a script would leave";
+
+/** The guards for a Database on DB `db` (a cluster: 0). */
+export function dbGuards(db: number, cluster: boolean): ReadonlyMap<string, CommandGuard> {
+  const own = String(db);
+  const ours = (arg: Buffer | undefined) => arg !== undefined && arg.toString('latin1') === own;
+  // Redis reads DB numbers with string2ll: "03", "+3" and " 3" are not 3, so exact text is the rule.
+  const boundary = (what: string) => ({
+    refuse: cluster
+      ? `Redis Cluster has only DB 0: ${what}`
+      : `the DB number is this Database's boundary (DB ${own} in spec.uri): ${what}`,
+  });
+  const guards = new Map<string, CommandGuard>([
+    [
+      'select',
+      (cmd, inMulti) => {
+        if (cmd.args.length !== 2) return undefined; // the server's arity error
+        if (!ours(cmd.args[1])) return boundary(`SELECT ${show(cmd.args[1])} would leave it`);
+        // In MULTI the server queues it (QUEUED, then OK in EXEC's reply): relayed to keep that shape.
+        return inMulti ? undefined : { answer: OK };
+      },
+    ],
+    ['swapdb', () => boundary('SWAPDB exchanges whole DBs')],
+    ['move', () => boundary('MOVE puts a key into another DB')],
+    [
+      'copy',
+      (cmd) => {
+        // COPY src dst [DB n] [REPLACE]: Redis takes the last DB option, so every one must be ours.
+        const a = cmd.args;
+        for (let i = 3; i + 1 < a.length; i++) {
+          if (a[i]!.toString('latin1').toLowerCase() !== 'db') continue;
+          if (!ours(a[++i])) return boundary(`COPY ... DB ${show(a[i])} writes to another DB`);
+        }
+        return undefined;
+      },
+    ],
+    [
+      'migrate',
+      // MIGRATE host port key|"" destination-db timeout ...: the target may be this same server.
+      (cmd) =>
+        cmd.args.length < 6 || ours(cmd.args[4])
+          ? undefined
+          : boundary(`MIGRATE to DB ${show(cmd.args[4])} may write to another DB of this server`),
+    ],
+  ]);
+  if (!cluster)
+    guards.set('flushall', () => boundary('FLUSHALL empties every DB of the server; use FLUSHDB'));
+  return guards;
+}
+
+function show(arg: Buffer | undefined): string {
+  return arg === undefined ? '' : arg.toString('utf8', 0, 32);
+}

@@ -12,8 +12,9 @@ import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
+import { databaseIndex } from './backend-auth.js';
 import type { BackendFacts } from './command-catalog.js';
-import { STANDALONE_SCRIPT_LIMIT } from './db-boundary.js';
+import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
 import { RedisReplyError, type Router } from './router.js';
@@ -41,7 +42,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   private router: Router | undefined;
   private facts: BackendFacts | undefined;
   private cluster = false;
-  private policy: CommandPolicy | undefined;
+  private policy: CommandPolicy<CommandGuard> | undefined;
   // Commands that arrived while an AUTH or a backend connect was in progress, run in order after it.
   private queue: RedisCommand[] = [];
   private queueHead = 0;
@@ -154,8 +155,11 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     if (info === undefined) return this.reject(cmd, unknownCommand(cmd, this.facts), 'unknown command');
     const verdict = this.policy.check(info);
     if (!verdict.allowed) return this.deny(cmd, verdict.reason);
+    const guarded = verdict.guard?.(cmd, this.inMulti);
+    if (guarded !== undefined && 'refuse' in guarded) return this.deny(cmd, guarded.refuse);
     this.commands++;
     this.auditCommand(cmd);
+    if (guarded !== undefined) return void this.replies.push(guarded.answer);
     if (this.inMulti || cmd.name === 'multi') {
       if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
       this.trackTransaction(cmd.name);
@@ -240,8 +244,10 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   /** A new grant (login, user switch, policy change): command rules are rebuilt from it. */
   regrant(decision: Allowed): void {
     const database = this.agent.state.database;
+    const db = this.cluster ? 0 : databaseIndex(database);
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
+      guards: dbGuards(db, this.cluster),
     });
   }
 

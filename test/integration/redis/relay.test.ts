@@ -40,13 +40,14 @@ describe('redis relay through the agent', () => {
     ]);
   });
 
-  it('SELECT switches database for this session only', async () => {
-    const out = await f.cli(
-      'alice',
-      [],
-      'SELECT 3\nSET only3 yes\nSELECT 0\nEXISTS only3\nSELECT 3\nGET only3\n',
-    );
-    expect(out.split('\n').filter(Boolean)).toEqual(['OK', 'OK', 'OK', '0', 'OK', 'yes']);
+  it("SELECT goes only to the Database's own DB (0 here); other DBs are refused", async () => {
+    const out = await f.cli('alice', [], 'SELECT 0\nSET only0 yes\nSELECT 3\nGET only0\n');
+    expect(out.split('\n').filter(Boolean)).toEqual([
+      'OK',
+      'OK',
+      expect.stringMatching(/^NOPERM drawbridge: the DB number is this Database's boundary \(DB 0/),
+      'yes',
+    ]);
   });
 
   it('SUBSCRIBE and PSUBSCRIBE get their replies and messages; PING works while subscribed', async () => {

@@ -1,6 +1,6 @@
 // spec.uri's DB number (`rediss://host:port/3`) against real Redis 7: the agent selects it right after
-// logging in, RESET comes back to it, a client's own SELECT still works, and a DB the server does not
-// have is refused with a hint.
+// logging in, RESET comes back to it, a client's own SELECT goes only there, and a DB the server does
+// not have is refused with a hint.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestAgent } from '../../support/agent.js';
 import { type RedisFixture, redisDocs, startRedisFixture } from './fixture.js';
@@ -43,14 +43,16 @@ describe('spec.uri DB number', () => {
   });
 
   it('RESET returns to that DB, as the same database user', async () => {
-    const out = await through(db3, 'AUTH app x\nSELECT 5\nRESET\nACL WHOAMI\nSET after-reset yes\n');
-    expect(out).toEqual(['OK', 'OK', 'RESET', 'app', 'OK']);
+    const out = await through(db3, 'AUTH app x\nRESET\nACL WHOAMI\nSET after-reset yes\n');
+    expect(out).toEqual(['OK', 'RESET', 'app', 'OK']);
     expect(await direct(3, 'after-reset')).toBe('yes');
   });
 
-  it("the client's own SELECT still works", async () => {
-    expect(await through(db3, 'SELECT 5\nSET selected five\n')).toEqual(['OK', 'OK']);
-    expect(await direct(5, 'selected')).toBe('five');
+  it("the client's own SELECT goes only to that DB", async () => {
+    const out = await through(db3, 'SELECT 3\nSELECT 5\nSET selected three\n');
+    expect(out).toEqual(['OK', expect.stringMatching(/^NOPERM .*\(DB 3 in spec\.uri\): SELECT 5/), 'OK']);
+    expect(await direct(3, 'selected')).toBe('three');
+    expect(await direct(5, 'selected')).toBe('');
   });
 
   it('a DB the server does not have is refused with a hint', async () => {
