@@ -53,7 +53,7 @@ function quit(s: RedisSession): void {
 }
 
 function reset(s: RedisSession, cmd: RedisCommand): void {
-  s.inMulti = false;
+  s.endTransaction();
   if (!s.connected) return void s.replies.push(RESET);
   s.forward(cmd);
   s.runExclusive(() => s.login.restore());

@@ -82,9 +82,18 @@ export class SessionLogin {
     });
   }
 
-  /** RESET logs the backend connection out (to `default`, DB 0); log it back in as the session's user. */
+  /**
+   * RESET logs the backend connection out (to `default`, DB 0); log it back in as the session's user.
+   * If that fails the connection is `default` now, which nobody authorized: the session ends.
+   */
   async restore(): Promise<void> {
-    if (this.backend) await this.s.connected?.restore(this.backend, this.s.agent.state.database);
+    if (!this.backend) return;
+    try {
+      await this.s.connected?.restore(this.backend, this.s.agent.state.database);
+    } catch (err) {
+      this.s.replies.push(this.s.errorBytes(err));
+      this.s.closeAfterReplies(`the backend login after RESET failed: ${errorMessage(err)}`);
+    }
   }
 
   /** Refused logins are audited and counted as denied; other failures (backend down) as failed. */

@@ -197,18 +197,19 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   }
 
   private trackTransaction(name: string): void {
-    if (name === 'multi') {
-      this.inMulti = true;
-    } else if (name === 'exec' || name === 'discard') {
-      this.inMulti = false;
-      this.multiDirty = false;
-    }
+    if (name === 'multi') this.inMulti = true;
+    else if (name === 'exec' || name === 'discard') this.endTransaction();
+  }
+
+  /** EXEC, DISCARD or RESET: no transaction, and nothing of the last one taints the next. */
+  endTransaction(): void {
+    this.inMulti = false;
+    this.multiDirty = false;
   }
 
   /** Like Redis after a queueing error: EXEC discards the transaction and answers EXECABORT. */
   private abortExec(): void {
-    this.inMulti = false;
-    this.multiDirty = false;
+    this.endTransaction();
     this.dispatch(DISCARD, () => EXECABORT);
   }
 
