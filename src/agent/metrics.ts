@@ -21,6 +21,12 @@ export class AgentMetrics {
     labelNames: ['protocol', 'level'],
     registers: [this.registry],
   });
+  readonly clusterRedirectsRefused = new Counter({
+    name: 'drawbridge_cluster_redirects_refused_total',
+    help: 'Redis Cluster MOVED/ASK replies not followed: from a script or function, or to a node the cluster does not name',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly bytesTotal = new Counter({
     name: 'drawbridge_bytes_total',
     help: 'Bytes relayed',

@@ -3,6 +3,7 @@
 // back. StandaloneRouter (standalone-router.ts) pipelines everything over one backend connection; the
 // cluster router (cluster/) routes by key slot across nodes. The session picks one per Database.
 import type { Database } from '../../api/database.js';
+import type { AgentMetrics } from '../../agent/metrics.js';
 import type { SecretReader } from '../../agent/state.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -35,6 +36,8 @@ export interface RouterOptions {
   sessionId: string;
   /** Fresh credentials from the agent's provider, for logins whose credential expires (IAM tokens). */
   renew: Renew;
+  /** The agent's counters (cluster redirects refused). */
+  metrics?: AgentMetrics;
 }
 
 export interface Router {

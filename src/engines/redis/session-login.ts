@@ -147,7 +147,8 @@ export class SessionLogin {
     const mode = addr.cluster || facts.clusterEnabled ? 'cluster' : 'standalone';
     const agent = this.s.agent;
     const renew = (dbUser: string) => agent.credentials().get({ database: agent.state.database, dbUser });
-    const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id, renew });
+    const metrics = agent.metrics;
+    const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id, renew, metrics });
     this.s.attach(router, facts, mode === 'cluster');
   }
 

@@ -10,7 +10,8 @@ import {
   encodeScanCursor,
   nextScanCursor,
 } from '../../../src/engines/redis/cluster/scan-cursor.js';
-import { parseRedirect, redirectKind } from '../../../src/engines/redis/cluster/sender.js';
+import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
+import { redirectKind } from '../../../src/engines/redis/cluster/sender.js';
 import { CROSS_SLOT, KEYLESS, slotAt } from '../../../src/engines/redis/cluster/slots.js';
 import type { RedisReplyError } from '../../../src/engines/redis/router.js';
 
@@ -152,6 +153,7 @@ describe('redirects', () => {
 
   it('parses the target', () => {
     expect(parseRedirect(b('-ASK 12 10.1.2.3:7000\r\n'))).toEqual({
+      kind: 'ask',
       slot: 12,
       address: { host: '10.1.2.3', port: 7000 },
     });

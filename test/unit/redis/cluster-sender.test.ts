@@ -3,9 +3,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import { DrawbridgeError } from '../../../src/errors.js';
 import { type NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
+import { scriptCall } from '../../../src/engines/redis/cluster/redirect.js';
 import { RoutedSend, type SendContext } from '../../../src/engines/redis/cluster/sender.js';
 import { Topology } from '../../../src/engines/redis/cluster/topology.js';
 import { RedisReplyError } from '../../../src/engines/redis/router.js';
+import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 import { createLogger } from '../../../src/log.js';
 
 type Answer = string | 'lost' | 'refused';
@@ -46,42 +48,61 @@ class FakeNode {
   }
 }
 
-function setup(scripts: Record<string, Answer[]>) {
+const GET = Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\nk\r\n');
+const addr = (key: string) => ({ host: key.split(':')[0]!, port: Number(key.split(':')[1]) });
+
+/**
+ * a:1 owns every slot. `named`: the other nodes the cluster's shape lists (as replicas; default: every
+ * scripted node); `later`: nodes only refreshes list. Unlisted scripted nodes catch any dial.
+ */
+function setup(scripts: Record<string, Answer[]>, opts: { named?: string[]; later?: string[] } = {}) {
+  const named = opts.named ?? Object.keys(scripts).filter((k) => k !== 'a:1');
+  const shapeOf = (replicas: string[]) => ({
+    shards: [
+      { slots: [[0, 16383]] as [number, number][], master: addr('a:1'), replicas: replicas.map(addr) },
+    ],
+  });
+  const fetched: string[] = [];
   const topology = new Topology({
     seeds: [],
-    fetchShape: async () => ({
-      shards: [{ slots: [[0, 16383]], master: { host: 'a', port: 1 }, replicas: [] }],
-    }),
+    fetchShape: async (n) => {
+      fetched.push(n.key);
+      return shapeOf([...named, ...(opts.later ?? [])]);
+    },
   });
-  const nodes = new Map<number, FakeNode>();
-  for (const [key, script] of Object.entries(scripts)) {
-    const [host, port] = key.split(':');
-    const id = topology.node({ host: host!, port: Number(port) }).id;
-    nodes.set(id, new FakeNode(key, script));
-  }
-  topology.apply({ shards: [{ slots: [[0, 16383]], master: { host: 'a', port: 1 }, replicas: [] }] });
+  topology.apply(shapeOf(named));
+  const nodes = new Map(Object.entries(scripts).map(([key, script]) => [key, new FakeNode(key, script)]));
+  const refused: unknown[][] = [];
+  const dialled: string[] = [];
   const ctx: SendContext = {
     topology,
     log: createLogger('test', 'silent'),
     retryBudgetMs: 300,
     anyNode: () => 0,
     pubsubHome: () => 0,
+    refusedRedirect: (...args) => void refused.push(args),
   };
-  const send = (idempotent = false) =>
+  const send = (idempotent = false, raw: Buffer = GET) =>
     new Promise<string>((resolve) => {
       new RoutedSend(ctx, {
-        raw: Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\nk\r\n'),
+        raw,
         slot: 100,
         idempotent,
-        lane: (id) => nodes.get(id)!.conn(),
+        lane: (id) => {
+          dialled.push(topology.entry(id).key);
+          return nodes.get(topology.entry(id).key)!.conn();
+        },
         done: (r) => resolve(r instanceof RedisReplyError ? `${r.prefix} ${r.message}` : r.toString()),
       }).start();
     });
   return {
     topology,
-    nodes,
     send,
-    seen: (key: string) => [...nodes.values()].find((n) => n.label === key)!.seen,
+    fetched,
+    refused,
+    dialled,
+    seen: (key: string) => nodes.get(key)!.seen,
+    owner: () => topology.entry(topology.ownerOf(100)).key,
   };
 }
 
@@ -89,7 +110,7 @@ describe('RoutedSend', () => {
   it('MOVED: patches the slot at once and resends to the new owner', async () => {
     const s = setup({ 'a:1': ['-MOVED 100 b:2\r\n'], 'b:2': ['$1\r\nv\r\n'] });
     expect(await s.send()).toBe('$1\r\nv\r\n');
-    expect(s.topology.entry(s.topology.ownerOf(100)).key).toBe('b:2');
+    expect(s.owner()).toBe('b:2');
     expect(s.seen('b:2')).toEqual(['GET']);
   });
 
@@ -97,7 +118,7 @@ describe('RoutedSend', () => {
     const s = setup({ 'a:1': ['-ASK 100 b:2\r\n'], 'b:2': ['$1\r\nv\r\n'] });
     expect(await s.send()).toBe('$1\r\nv\r\n');
     expect(s.seen('b:2')).toEqual(['ASKING+GET']);
-    expect(s.topology.entry(s.topology.ownerOf(100)).key).toBe('a:1');
+    expect(s.owner()).toBe('a:1');
   });
 
   it.each([
@@ -138,4 +159,64 @@ describe('RoutedSend', () => {
       '-WRONGTYPE Operation against a key\r\n',
     );
   });
+
+  it('MOVED to a node the shape does not list yet: refreshes, asking the redirecting node first, then follows', async () => {
+    const s = setup({ 'a:1': ['-MOVED 100 b:2\r\n'], 'b:2': ['$1\r\nv\r\n'] }, { named: [], later: ['b:2'] });
+    expect(await s.send()).toBe('$1\r\nv\r\n');
+    expect(s.fetched[0]).toBe('a:1');
+    expect(s.seen('b:2')).toEqual(['GET']);
+    expect(s.owner()).toBe('b:2');
+    expect(s.refused).toEqual([]);
+  });
+
+  it.each(['MOVED', 'ASK'])(
+    '%s to an address no shape lists: refused, never dialled, routing kept, counted',
+    async (kind) => {
+      const s = setup({ 'a:1': [`-${kind} 100 evil:9\r\n`], 'evil:9': ['+OK\r\n'] }, { named: [] });
+      expect(await s.send()).toMatch(/^TRYAGAIN .*evil:9.*connects only to nodes the cluster confirms/);
+      expect(s.dialled).toEqual(['a:1']);
+      expect(s.seen('evil:9')).toEqual([]);
+      expect(s.fetched.length).toBeGreaterThan(0);
+      expect(s.owner()).toBe('a:1');
+      expect(s.topology.named(addr('evil:9'))).toBeUndefined();
+      expect(s.refused).toEqual([
+        ['unconfirmed', { kind: kind.toLowerCase(), slot: 100, target: 'evil:9', from: 'a:1' }],
+      ]);
+    },
+  );
+
+  it.each([
+    ['EVAL', 'MOVED 100 evil:9'],
+    ['evalsha', 'ASK 100 evil:9'],
+    ['EVAL_RO', 'MOVED 100 b:2'],
+    ['EVALSHA_RO', 'ASK 100 b:2'],
+    ['FCALL', 'MOVED 100 b:2'],
+    ['fcall_ro', 'MOVED 100 evil:9'],
+  ])('%s answering -%s: passed to the client verbatim; not followed, not re-run', async (command, text) => {
+    const s = setup({ 'a:1': [`-${text}\r\n`], 'b:2': [], 'evil:9': [] }, { named: ['b:2'] });
+    const raw = encodeCommand([command, 'return 1', '1', 'k']);
+    expect(await s.send(true, raw)).toBe(`-${text}\r\n`);
+    expect(s.dialled).toEqual(['a:1']);
+    expect(s.seen('a:1')).toEqual([command]);
+    expect(s.owner()).toBe('a:1');
+    expect(s.fetched).toEqual([]);
+    expect(s.refused).toEqual([
+      ['script', { kind: text.startsWith('MOVED') ? 'moved' : 'ask', command: command.toLowerCase() }],
+    ]);
+  });
+});
+
+describe('scriptCall', () => {
+  it.each([
+    ['EVAL', 'eval'],
+    ['evalsha', 'evalsha'],
+    ['Eval_Ro', 'eval_ro'],
+    ['EVALSHA_RO', 'evalsha_ro'],
+    ['FCALL', 'fcall'],
+    ['FCALL_RO', 'fcall_ro'],
+    ['GET', undefined],
+    ['EVALX', undefined],
+    ['FUNCTION', undefined],
+    ['SCRIPT', undefined],
+  ])('%s', (name, want) => expect(scriptCall(encodeCommand([name, 'x']))).toBe(want));
 });

@@ -48,6 +48,7 @@ describe('parseClusterShards', () => {
           replicas: [],
         },
       ],
+      unassigned: [{ host: '10.0.0.9', port: 9 }],
     });
   });
 
@@ -120,25 +121,27 @@ describe('Topology', () => {
       seeds: [A],
       fetchShape: async () => {
         fetches++;
-        return shape([A, 0, 16383]);
+        return { shards: [{ master: A, slots: [[0, 16383]], replicas: [C] }] };
       },
     });
     await t.refresh();
     const before = t.epoch;
-    const id = t.moved(42, C);
+    const id = t.named(C)!;
+    t.moved(42, id);
     expect(t.ownerOf(42)).toBe(id);
     expect(t.epoch).toBe(before + 1);
-    t.moved(43, C);
-    t.moved(44, C);
+    t.moved(43, id);
+    t.moved(44, id);
     await t.refresh();
     expect(fetches).toBeLessThanOrEqual(3); // the first, then at most two for the burst
   });
 
   it('a refresh that started before a MOVED does not undo it', async () => {
     const gate = deferred<ClusterShape>();
-    const t = new Topology({ seeds: [A], fetchShape: () => gate.promise });
+    const t = new Topology({ seeds: [A, C], fetchShape: () => gate.promise });
     const running = t.refresh();
-    const c = t.moved(100, C); // newer than what the pending refresh will say
+    const c = t.named(C)!;
+    t.moved(100, c); // newer than what the pending refresh will say
     gate.resolve(shape([A, 0, 16383]));
     await running;
     expect(t.ownerOf(100)).toBe(c);
@@ -161,5 +164,60 @@ describe('Topology', () => {
     expect(asked).toEqual(['a:1', 'b:2']);
     expect(errors).toEqual([]);
     expect(t.entry(t.ownerOf(5)).key).toBe('b:2');
+  });
+
+  it('names seeds and every node a shape lists (masters, replicas, slotless); nothing else', async () => {
+    const D = { host: 'd', port: 4 };
+    const t = new Topology({
+      seeds: [A],
+      fetchShape: async () => ({
+        shards: [{ master: B, slots: [[0, 16383]], replicas: [C] }],
+        unassigned: [D],
+      }),
+    });
+    expect(t.named(A)).toBeDefined();
+    expect(t.named(B)).toBeUndefined();
+    await t.refresh();
+    for (const n of [A, B, C, D]) expect(t.named(n)).toBeDefined();
+    expect(t.named({ host: 'evil', port: 6379 })).toBeUndefined();
+    expect(t.named({ host: 'b', port: 3 })).toBeUndefined();
+  });
+
+  it('confirm: refreshes asking the redirecting node first; names what the new shape lists', async () => {
+    const asked: string[] = [];
+    let grown = false;
+    const t = new Topology({
+      seeds: [A],
+      fetchShape: async (n) => {
+        asked.push(n.key);
+        return grown
+          ? { shards: [{ master: A, slots: [[0, 8000]], replicas: [C] }, { master: B, slots: [[8001, 16383]], replicas: [] }] }
+          : { shards: [{ master: A, slots: [[0, 16383]], replicas: [C] }] };
+      }, // prettier-ignore
+    });
+    await t.refresh();
+    grown = true;
+    asked.length = 0;
+    const b = await t.confirm(B, t.named(C)!);
+    expect(asked).toEqual(['c:3']);
+    expect(b).toBeDefined();
+    expect(t.entry(t.ownerOf(9000)).key).toBe('b:2');
+  });
+
+  it('confirm: an address no shape names stays unknown, and is never asked anything', async () => {
+    const asked: string[] = [];
+    const t = new Topology({
+      seeds: [A],
+      fetchShape: async (n) => {
+        asked.push(n.key);
+        return shape([A, 0, 16383]);
+      },
+    });
+    await t.refresh();
+    const epoch = t.epoch;
+    expect(await t.confirm({ host: '127.0.0.1', port: 1 }, t.named(A)!)).toBeUndefined();
+    expect(asked).toEqual(['a:1', 'a:1']);
+    expect(t.epoch).toBe(epoch);
+    expect(t.allNodes().map((id) => t.entry(id).key)).toEqual(['a:1']);
   });
 });

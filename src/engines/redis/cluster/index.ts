@@ -9,6 +9,9 @@
 //               Topology (topology.ts, CLUSTER SHARDS/SLOTS + MOVED, epoch)     per node (node-connection.ts)
 //               CommandRules (command-rules.ts, key specs + tips from COMMAND)
 //
+// Only nodes the cluster names are ever dialled: a MOVED/ASK is a hint checked against the shape
+// (redirect.ts), and one answering a script or function goes to the client unfollowed.
+//
 // What the backend must allow the database users: COMMAND (routing rules), CLUSTER SHARDS or CLUSTER
 // SLOTS (topology; any one logged-in user will do, the first session's is used), plus what their
 // clients run. A node that stops answering fails its commands after spec.redis.commandTimeout
@@ -30,7 +33,7 @@ registerRouter('cluster', async (opts) => {
   let service = services.get(key);
   if (!service) {
     const log = opts.log.child({ cluster: spec.uri });
-    service = new ClusterService(opts.database, opts.secrets, log, opts.renew);
+    service = new ClusterService(opts.database, opts.secrets, log, opts.renew, { metrics: opts.metrics });
     services.set(key, service);
   }
   const pool = service.join(opts.login);

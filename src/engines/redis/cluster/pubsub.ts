@@ -15,7 +15,8 @@ import { encodeCommand, encodeValue } from '../serializer.js';
 import { keySlot } from './key-slot.js';
 import { NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { type Done, type SendContext, parseRedirect, redirectKind } from './sender.js';
+import { confirmRedirect, parseRedirect } from './redirect.js';
+import { type Done, type SendContext, redirectKind } from './sender.js';
 import { type LinkEvents, type LinkOutcome, SubscriberLink } from './subscriber-link.js';
 import { NO_NODE } from './topology.js';
 
@@ -226,9 +227,9 @@ export class PubSub implements LinkEvents {
       const kind = Buffer.isBuffer(outcome) ? redirectKind(outcome) : undefined;
       if (kind && moves < MAX_MOVES) {
         const r = kind === 'moved' ? parseRedirect(outcome as Buffer) : undefined;
-        if (r) this.host.ctx.topology.moved(r.slot, r.address);
         const retry = () => this.shardSubscribe(slot, group, moves + 1, done);
-        if (r) retry();
+        // A refused target leaves the owner the (refreshed) table names for the retry.
+        if (r) confirmRedirect(this.host.ctx, r, node, retry);
         else setTimeout(retry, 100);
         return;
       }

@@ -1,7 +1,8 @@
 // Sends one command to the node that owns its slot and keeps at it until there is a reply the
 // client may see: MOVED patches the slot table and resends at once, ASK resends once with ASKING to
 // the importing node, TRYAGAIN/CLUSTERDOWN/LOADING and unreachable nodes back off and retry (after a
-// topology refresh) within a time budget that covers a failover. Redirects never reach the client.
+// topology refresh) within a time budget that covers a failover. Redirects never reach the client,
+// except in a reply to a script or function, and go only to nodes the cluster names (redirect.ts).
 //
 // A command lost in flight (the node died after it was written) is retried only when it cannot have
 // changed anything (a `readonly` command); otherwise the client gets an error saying it may or may
@@ -10,11 +11,16 @@ import type { Logger } from '../../../log.js';
 import { RedisReplyError } from '../router.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
-import { parseAddress } from './shape.js';
-import { NO_NODE, type Topology } from './topology.js';
+import {
+  type RedirectContext,
+  confirmRedirect,
+  scriptCall,
+  parseRedirect,
+  unconfirmedError,
+} from './redirect.js';
+import { NO_NODE } from './topology.js';
 
-export interface SendContext {
-  readonly topology: Topology;
+export interface SendContext extends RedirectContext {
   readonly log: Logger;
   /** How long a command may keep retrying (failover, resharding, cluster down) before failing. */
   readonly retryBudgetMs: number;
@@ -55,16 +61,6 @@ export function redirectKind(frame: Buffer): Redirect {
   return undefined;
 }
 
-/** `-MOVED 3999 10.0.0.2:6379` → slot and address. */
-export function parseRedirect(
-  frame: Buffer,
-): { slot: number; address: { host: string; port: number } } | undefined {
-  const parts = frame.toString('latin1', 1, frame.length - 2).split(' ');
-  const slot = Number(parts[1]);
-  const address = parseAddress(parts[2] ?? '');
-  return Number.isInteger(slot) && address ? { slot, address } : undefined;
-}
-
 export interface SendSpec {
   raw: Buffer;
   /** Slot of the command's keys; -1 for commands routed by `pick` or to any node. */
@@ -84,6 +80,8 @@ export class RoutedSend {
   private retries = 0;
   private startedAt = 0;
   private askNode = NO_NODE;
+  /** Where the last attempt went: a redirect's refresh asks that node first. */
+  private node = NO_NODE;
 
   constructor(
     private readonly ctx: SendContext,
@@ -105,7 +103,8 @@ export class RoutedSend {
   }
 
   private attempt(): boolean {
-    const conn = this.spec.lane(this.target());
+    this.node = this.target();
+    const conn = this.spec.lane(this.node);
     const asking = this.askNode !== NO_NODE;
     this.askNode = NO_NODE;
     const raw = this.spec.raw;
@@ -143,6 +142,15 @@ export class RoutedSend {
       this.retryLater(reply.toString('latin1', 1, reply.length - 2), reply);
       return;
     }
+    const script = scriptCall(this.spec.raw);
+    if (script !== undefined) {
+      // Text the script chose: following it would dial where it says and run the script again. A
+      // real redirect of a script whose keys are moving looks the same; the script did not run then,
+      // and the client retries it as it would any error.
+      this.ctx.refusedRedirect('script', { kind, command: script });
+      this.spec.done(reply);
+      return;
+    }
     const redirect = parseRedirect(reply);
     if (!redirect || ++this.redirects > MAX_REDIRECTS) {
       this.spec.done(
@@ -153,9 +161,14 @@ export class RoutedSend {
       );
       return;
     }
-    if (kind === 'moved') this.ctx.topology.moved(redirect.slot, redirect.address);
-    else this.askNode = this.ctx.topology.node(redirect.address).id;
-    this.attempt();
+    confirmRedirect(this.ctx, redirect, this.node, (node) => {
+      if (node === undefined) {
+        this.spec.done(unconfirmedError(redirect));
+        return;
+      }
+      if (redirect.kind === 'ask') this.askNode = node;
+      this.attempt();
+    });
   };
 
   /** Backs off 10, 20, 40 ... 500 ms, for at most the retry budget; then the last error goes out. */

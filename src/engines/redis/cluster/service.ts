@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Database } from '../../../api/database.js';
 import { backendAddress } from '../../../api/database.js';
 import { parseDuration } from '../../../api/meta.js';
+import type { AgentMetrics } from '../../../agent/metrics.js';
 import type { SecretReader } from '../../../agent/state.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
@@ -17,6 +18,7 @@ import { type CommandRules, parseCommandReply } from './command-rules.js';
 import { HungNodeWatch } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import { LoginPool } from './pool.js';
+import type { RefusedReason } from './redirect.js';
 import type { SendContext } from './sender.js';
 import { type ClusterShape, parseClusterShards, parseClusterSlots } from './shape.js';
 import { type NodeEntry, Topology } from './topology.js';
@@ -26,6 +28,8 @@ export interface ClusterServiceOptions {
   retryBudgetMs?: number;
   /** How long a login's connections stay open after its last session ends (default 30 s). */
   idleCloseMs?: number;
+  /** Where refused redirects are counted. */
+  metrics?: AgentMetrics;
 }
 
 /** spec.redis.commandTimeout when unset: generous for slow commands (KEYS, big Lua), bounded for a hung node. */
@@ -67,6 +71,7 @@ export class ClusterService implements SendContext {
   private lastUsed: LoginPool | undefined;
   private rr = 0;
   private readonly tls: boolean;
+  private readonly metrics: AgentMetrics | undefined;
 
   constructor(
     private readonly database: Database,
@@ -78,6 +83,7 @@ export class ClusterService implements SendContext {
   ) {
     this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
     this.idleCloseMs = opts.idleCloseMs ?? 30_000;
+    this.metrics = opts.metrics;
     this.commandTimeoutMs = parseDuration(database.spec.redis?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT);
     this.hung = new HungNodeWatch(this.commandTimeoutMs, () => this.connections());
     this.hung.start();
@@ -105,6 +111,16 @@ export class ClusterService implements SendContext {
 
   pubsubHome(): number {
     return this.topology.masters()[0] ?? 0;
+  }
+
+  /** A MOVED/ASK not followed (redirect.ts): a warning for whoever watches the agent, never a secret. */
+  refusedRedirect(reason: RefusedReason, fields: Record<string, unknown>): void {
+    this.metrics?.clusterRedirectsRefused.inc({ reason });
+    const why =
+      reason === 'script'
+        ? 'cluster redirect in the reply to a script or function passed to the client, not followed'
+        : 'cluster redirect to a node the cluster does not name refused; nothing dialled';
+    this.log.warn({ reason, ...fields }, why);
   }
 
   rules(name: string): CommandRules | undefined {

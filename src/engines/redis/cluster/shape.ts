@@ -18,6 +18,11 @@ export interface Shard {
 
 export interface ClusterShape {
   shards: Shard[];
+  /**
+   * Nodes the cluster names that serve no slot yet (a new master being filled by resharding). They
+   * route nothing, but an ASK may name one, and only nodes the cluster names are ever dialled.
+   */
+  unassigned?: NodeAddress[];
 }
 
 export function addressKey(a: NodeAddress): string {
@@ -57,27 +62,35 @@ function malformed(what: string): Error {
 /**
  * `CLUSTER SHARDS`. `tls` picks `tls-port` over `port` (a node has both when it serves both). The
  * endpoint is the node's preferred one (`cluster-preferred-endpoint-type`), falling back to its IP.
- * Shards without slots (fresh nodes) are left out; a failed master is kept only if nothing better
- * exists, since commands for its slots have nowhere else to go until a replica is promoted.
+ * Shards without slots (fresh nodes) serve nothing and go to `unassigned`; a failed master is kept
+ * only if nothing better exists, since commands for its slots have nowhere else to go until a replica
+ * is promoted.
  */
 export function parseClusterShards(reply: RespValue, tls: boolean): ClusterShape {
   if (reply instanceof RespError) throw new Error(reply.message);
   if (!Array.isArray(reply)) throw malformed('CLUSTER SHARDS');
   const shards: Shard[] = [];
+  const unassigned: NodeAddress[] = [];
+  const addr = (n: Map<string, RespValue>): NodeAddress | undefined => {
+    const port = Number(n.get(tls ? 'tls-port' : 'port') ?? n.get('port') ?? n.get('tls-port'));
+    const endpoint = text(n.get('endpoint'));
+    const host = endpoint && endpoint !== '?' ? endpoint : text(n.get('ip'));
+    return host && port > 0 ? { host, port } : undefined;
+  };
   for (const entry of reply) {
     const shard = asMap(entry);
     const flat = shard.get('slots');
     if (!Array.isArray(flat)) throw malformed('CLUSTER SHARDS');
     const slots: [number, number][] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) slots.push([Number(flat[i]), Number(flat[i + 1])]);
-    if (slots.length === 0) continue;
     const nodes = (Array.isArray(shard.get('nodes')) ? (shard.get('nodes') as RespValue[]) : []).map(asMap);
-    const addr = (n: Map<string, RespValue>): NodeAddress | undefined => {
-      const port = Number(n.get(tls ? 'tls-port' : 'port') ?? n.get('port') ?? n.get('tls-port'));
-      const endpoint = text(n.get('endpoint'));
-      const host = endpoint && endpoint !== '?' ? endpoint : text(n.get('ip'));
-      return host && port > 0 ? { host, port } : undefined;
-    };
+    if (slots.length === 0) {
+      for (const n of nodes) {
+        const a = addr(n);
+        if (a) unassigned.push(a);
+      }
+      continue;
+    }
     const healthy = (n: Map<string, RespValue>) => text(n.get('health')) === 'online';
     const masters = nodes.filter((n) => text(n.get('role')) === 'master');
     const master = masters.find(healthy) ?? masters[0];
@@ -89,7 +102,7 @@ export function parseClusterShards(reply: RespValue, tls: boolean): ClusterShape
       .filter((a): a is NodeAddress => a !== undefined);
     shards.push({ slots, master: masterAddr, replicas });
   }
-  return { shards };
+  return { shards, unassigned };
 }
 
 /** `CLUSTER SLOTS`: one entry per slot range, `[start, end, master, ...replicas]`, node = `[host, port, id, ...]`. */

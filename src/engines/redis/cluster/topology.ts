@@ -5,6 +5,11 @@
 //
 // Nodes get small integer ids that are never reused while the agent runs; the slot table is a
 // Uint16Array of them, so routing a command costs one array read and no string work.
+//
+// Only the cluster names nodes: the seeds (spec.uri) and what CLUSTER SHARDS/SLOTS of a node already
+// known report. A MOVED/ASK carries an address anyone able to run a script can make up, so it is
+// followed only to a node the current shape names (`named`); any other address waits for a refresh
+// (`confirm`) and is never registered, dialled or sent credentials unless that refresh names it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ClusterShape, type NodeAddress, SLOT_COUNT, addressKey } from './shape.js';
 
@@ -44,9 +49,15 @@ export class Topology {
   private lastRefreshAt = 0;
   /** Recent MOVED patches: slot → [node, when]; re-applied over refresh results while fresh. */
   private readonly patches = new Map<number, [number, number]>();
+  private readonly seedIds: number[];
+  /** Seeds and the nodes the latest applied shape names: the only nodes a redirect may lead to. */
+  private namedIds: ReadonlySet<number>;
+  /** Asked first by the next refresh: the node whose redirect asked for it knows first-hand. */
+  private prefer = NO_NODE;
 
   constructor(private readonly opts: TopologyOptions) {
-    for (const s of opts.seeds) this.node(s);
+    this.seedIds = opts.seeds.map((s) => this.node(s).id);
+    this.namedIds = new Set(this.seedIds);
   }
 
   /** The node serving `slot`, or NO_NODE when no refresh or MOVED has told us yet. */
@@ -58,8 +69,8 @@ export class Topology {
     return this.entries[id]!;
   }
 
-  /** The id for an address, registering it on first sight. */
-  node(address: NodeAddress): NodeEntry {
+  /** The id for an address the cluster (or spec.uri) named, registering it on first sight. */
+  private node(address: NodeAddress): NodeEntry {
     const key = addressKey(address);
     let e = this.byKey.get(key);
     if (!e) {
@@ -81,9 +92,26 @@ export class Topology {
     return [...this.masterIds, ...this.replicaIds];
   }
 
-  /** A MOVED reply: the slot lives at `address` now. Takes effect at once; a refresh follows. */
-  moved(slot: number, address: NodeAddress): number {
-    const id = this.node(address).id;
+  /** The node at `address` if the cluster names it now; registers nothing (called on redirects only). */
+  named(address: NodeAddress): number | undefined {
+    const e = this.byKey.get(addressKey(address));
+    return e && this.namedIds.has(e.id) ? e.id : undefined;
+  }
+
+  /**
+   * The node at `address` once the cluster names it: refreshes (asking `from`, the node that sent
+   * the redirect, first) unless the current shape names it already; undefined if it still does not.
+   */
+  async confirm(address: NodeAddress, from: number): Promise<number | undefined> {
+    const id = this.named(address);
+    if (id !== undefined) return id;
+    this.prefer = from;
+    await this.refresh();
+    return this.named(address);
+  }
+
+  /** A MOVED reply to named node `id`: the slot lives there now. Takes effect at once; a refresh follows. */
+  moved(slot: number, id: number): void {
     if (this.owner[slot] !== id) {
       this.owner[slot] = id;
       this.patches.set(slot, [id, Date.now()]);
@@ -91,7 +119,6 @@ export class Topology {
       this.bump();
     }
     void this.refresh();
-    return id;
   }
 
   /**
@@ -124,9 +151,12 @@ export class Topology {
     } while (this.again);
   }
 
-  /** Asks known masters first, then replicas, then seeds; the first answer wins. */
+  /** Asks the preferred node, known masters, replicas, then seeds; the first answer wins. */
   private async fetchFromAnyNode(): Promise<ClusterShape> {
-    const order = [...new Set([...this.masterIds, ...this.replicaIds, ...this.entries.map((e) => e.id)])];
+    const first = this.prefer === NO_NODE ? [] : [this.prefer];
+    this.prefer = NO_NODE;
+    const known = [...this.masterIds, ...this.replicaIds, ...this.entries.map((e) => e.id)];
+    const order = [...new Set([...first, ...known])];
     let last: unknown = new Error('no cluster node address known');
     for (const id of order) {
       try {
@@ -171,6 +201,8 @@ export class Topology {
       if (!masters.includes(id)) masters.push(id);
     }
     const nextMasters = this.orderMasters(masters);
+    const unassigned = (shape.unassigned ?? []).map((a) => this.node(a).id);
+    this.namedIds = new Set([...this.seedIds, ...nextMasters, ...replicas, ...unassigned]);
     if (changed || !sameList(nextMasters, this.masterIds) || !sameList(replicas, this.replicaIds)) {
       this.masterIds = nextMasters;
       this.replicaIds = replicas;

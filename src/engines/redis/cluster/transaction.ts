@@ -15,7 +15,8 @@ import type { CommandRules } from './command-rules.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { type Done, type SendContext, parseRedirect, redirectKind } from './sender.js';
+import { confirmRedirect, parseRedirect, unconfirmedError } from './redirect.js';
+import { type Done, type SendContext, redirectKind } from './sender.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError } from './slots.js';
 
 const MULTI = encodeCommand(['MULTI']);
@@ -126,14 +127,18 @@ export class Transaction {
     if (first) this.pin(slot, this.ownerOf(slot), false);
     this.watching = true;
     const gen = this.gen;
-    return this.conn!.send(cmd.raw, (reply) => {
+    const conn = this.conn!;
+    return conn.send(cmd.raw, (reply) => {
       const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
       if (gen === this.gen && (redirect || reply instanceof NodeUnavailable)) {
         this.finish(false);
-        if (first && redirect === 'moved' && this.replays++ < MAX_REPLAYS) {
+        const target = redirect === 'moved' ? parseRedirect(reply as Buffer) : undefined;
+        if (first && target && this.replays++ < MAX_REPLAYS) {
           // The slot moved before anything was watched: watch on its new owner instead.
-          this.learnMoved(reply as Buffer);
-          this.watch(cmd, rules, done);
+          confirmRedirect(this.host.ctx, target, conn.node, (node) => {
+            if (node === undefined) done(unconfirmedError(target));
+            else this.watch(cmd, rules, done);
+          });
           return;
         }
       }
@@ -263,28 +268,28 @@ export class Transaction {
   /** After a redirect of a queued command or EXEC: discard here, replay on the slot's owner. */
   private replayAfter(reply: Buffer, kind: 'moved' | 'ask' | 'retry', then?: () => void): void {
     const slot = this.slot;
+    const from = this.conn?.node;
     this.detach();
-    const target = parseRedirect(reply);
-    const go = () => {
-      if (kind === 'moved' && target) this.host.ctx.topology.moved(target.slot, target.address);
-      const node =
-        kind === 'ask' && target ? this.host.ctx.topology.node(target.address).id : this.ownerOf(slot);
-      // The replay includes the command that was redirected (it is the last one queued).
-      this.pin(slot, node, kind === 'ask');
+    const gen = this.gen;
+    // The replay includes the command that was redirected (it is the last one queued). Skipped when
+    // the transaction ended or re-pinned meanwhile (a later command pinned it and replayed all).
+    const go = (askNode?: number) => {
+      if (gen === this.gen) this.pin(slot, askNode ?? this.ownerOf(slot), askNode !== undefined);
       then?.();
     };
-    if (kind === 'retry') setTimeout(go, 50);
-    else go();
+    if (kind === 'retry') {
+      setTimeout(go, 50);
+      return;
+    }
+    const target = parseRedirect(reply);
+    if (!target || from === undefined) go();
+    // A followed MOVED has patched the table; a refused target leaves the owner the table names.
+    else confirmRedirect(this.host.ctx, target, from, (node) => go(kind === 'ask' ? node : undefined));
   }
 
   private ownerOf(slot: number): number {
     const owner = slot === KEYLESS ? -1 : this.host.ctx.topology.ownerOf(slot);
     return owner < 0 || owner === 0xffff ? this.host.ctx.anyNode() : owner;
-  }
-
-  private learnMoved(reply: Buffer): void {
-    const target = parseRedirect(reply);
-    if (target) this.host.ctx.topology.moved(target.slot, target.address);
   }
 
   /** A refused command: discard on the node now so nothing can run; EXEC will say EXECABORT. */

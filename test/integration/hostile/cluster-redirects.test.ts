@@ -1,0 +1,138 @@
+// Hostile client vs. Redis Cluster routing: a person allowed to run scripts makes the server answer
+// MOVED/ASK naming an address of their choosing. Before the fix the agent dialled it and logged in
+// there with the database user's credentials, and patched the slot table every session shares.
+// Played against the real 6-node TLS+ACL cluster through the real agent; a trap listener on a free
+// loopback port records anything that reaches it.
+import { type Server, type Socket, createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
+import type { NodeView } from '../../support/redis-cluster.js';
+import { type ClusterFixture, startClusterFixture } from '../redis/cluster-fixture.js';
+
+let f: ClusterFixture;
+let masters: NodeView[];
+let trap: Server;
+let trapPort: number;
+const reached: { connections: number; bytes: number } = { connections: 0, bytes: 0 };
+const trapped = new Set<Socket>();
+
+beforeAll(async () => {
+  f = await startClusterFixture();
+  masters = await f.cluster.masters();
+  trap = createServer((s) => {
+    reached.connections++;
+    trapped.add(s);
+    s.on('data', (d: Buffer) => (reached.bytes += d.length));
+    s.on('error', () => undefined);
+    s.on('close', () => trapped.delete(s));
+  });
+  await new Promise<void>((resolve) => trap.listen(0, '127.0.0.1', resolve));
+  const addr = trap.address();
+  trapPort = typeof addr === 'object' && addr ? addr.port : 0;
+});
+
+afterAll(async () => {
+  trapped.forEach((s) => s.destroy());
+  await new Promise((r) => trap?.close(r));
+  await f?.stop();
+});
+
+/** The reply or error text of `p`; 'no reply' when the agent sits on it (as it did while dialling). */
+async function outcome(p: Promise<unknown>): Promise<unknown> {
+  const timeout = sleep(5000).then(() => 'no reply');
+  return Promise.race([
+    p.then(
+      (v) => v,
+      (e: Error) => `error: ${e.message}`,
+    ),
+    timeout,
+  ]);
+}
+
+/** A key whose slot `master` serves. */
+function keyOn(master: NodeView, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const key = `${prefix}${i}`;
+    const slot = keySlot(Buffer.from(key));
+    if (master.slots.some(([a, b]) => slot >= a && slot <= b)) return key;
+  }
+}
+
+const errorScript = 'return redis.error_reply(ARGV[1])';
+const LIB = [
+  '#!lua name=hostile',
+  "redis.register_function('redir', function(keys, args) return redis.error_reply(args[1]) end)",
+  "redis.register_function{function_name='redir_ro', flags={'no-writes'}, callback=function(keys, args) return {err=args[1]} end}",
+  "redis.register_function('bump_redir', function(keys, args) redis.call('INCR', keys[1]) return redis.error_reply(args[1]) end)",
+].join('\n');
+
+/** Every other session: writes and reads keys across every slot range, including slot 0. */
+async function othersStillWork(c: Redis): Promise<void> {
+  const keys = [...masters.map((m) => keyOn(m, 'other:')), '{s7920}x'];
+  expect(keySlot(Buffer.from('{s7920}x'))).toBe(0);
+  for (const k of keys) expect(await outcome(c.set(k, `v-${k}`))).toBe('OK');
+  for (const k of keys) expect(await outcome(c.get(k))).toBe(`v-${k}`);
+}
+
+describe('hostile: cluster redirects made up by a script or function', () => {
+  it('MOVED/ASK to a foreign address from EVAL/EVALSHA/EVAL_RO: an ordinary error; never dialled', async () => {
+    const ops = f.ioredis('ops');
+    const foreign = `127.0.0.1:${trapPort}`;
+    const key = keyOn(masters[1]!, 'h:');
+    const slot = keySlot(Buffer.from(key));
+    const sha = (await ops.script('LOAD', errorScript)) as string;
+    const cases: [string, Promise<unknown>][] = [
+      [`MOVED 0 ${foreign}`, ops.eval(errorScript, 0, `MOVED 0 ${foreign}`)],
+      [`ASK 0 ${foreign}`, ops.eval(errorScript, 0, `ASK 0 ${foreign}`)],
+      [`MOVED ${slot} ${foreign}`, ops.eval(errorScript, 1, key, `MOVED ${slot} ${foreign}`)],
+      [`ASK ${slot} ${foreign}`, ops.evalsha(sha, 1, key, `ASK ${slot} ${foreign}`)],
+      [`MOVED ${slot} ${foreign}`, ops.call('EVAL_RO', errorScript, 1, key, `MOVED ${slot} ${foreign}`)],
+      [`MOVED ${slot} ${foreign}`, ops.call('EVALSHA_RO', sha, 1, key, `MOVED ${slot} ${foreign}`)],
+    ];
+    const outcomes = cases.map(([, p]) => outcome(p));
+    for (const [i, [text]] of cases.entries()) expect(await outcomes[i]).toBe(`error: ${text}`);
+    // Inside EXEC's array the redirect is one element of the answer, as from a single server.
+    const tx = await outcome(ops.multi().eval(errorScript, 1, key, `MOVED ${slot} ${foreign}`).exec());
+    expect(String((tx as [Error | null, unknown][])[0]![0])).toMatch(`MOVED ${slot} ${foreign}`);
+    await sleep(300); // a dial would have started by now
+    expect(reached).toEqual({ connections: 0, bytes: 0 });
+    await othersStillWork(f.ioredis('alice'));
+  });
+
+  it('MOVED/ASK from FCALL/FCALL_RO: an ordinary error; never dialled, never re-run', async () => {
+    const ops = f.ioredis('ops');
+    expect(await ops.function('LOAD', 'REPLACE', LIB)).toBe('hostile');
+    const foreign = `127.0.0.1:${trapPort}`;
+    const key = keyOn(masters[0]!, 'hf:');
+    const slot = keySlot(Buffer.from(key));
+    expect(await outcome(ops.fcall('redir', 0, `MOVED 0 ${foreign}`))).toBe(`error: MOVED 0 ${foreign}`);
+    expect(await outcome(ops.fcall('redir', 1, key, `ASK ${slot} ${foreign}`))).toBe(
+      `error: ASK ${slot} ${foreign}`,
+    );
+    expect(await outcome(ops.call('FCALL_RO', 'redir_ro', 1, key, `MOVED ${slot} ${foreign}`))).toBe(
+      `error: MOVED ${slot} ${foreign}`,
+    );
+    // Aimed at a real node that does not own the slot: following it would run the function again
+    // there, bounce back, and patch every session's slot table with a lie.
+    const counter = `{${key}}:runs`;
+    for (const kind of ['MOVED', 'ASK']) {
+      const other = `127.0.0.1:${masters[2]!.port}`;
+      expect(
+        await outcome(
+          ops.fcall('bump_redir', 1, counter, `${kind} ${keySlot(Buffer.from(counter))} ${other}`),
+        ),
+      ).toBe(`error: ${kind} ${keySlot(Buffer.from(counter))} ${other}`);
+    }
+    expect(await ops.get(counter)).toBe('2');
+    await sleep(300);
+    expect(reached).toEqual({ connections: 0, bytes: 0 });
+    await othersStillWork(f.ioredis('alice'));
+    // Counted for whoever watches the agent.
+    const metrics = await f.agent.running.agent.metrics.registry.getSingleMetricAsString(
+      'drawbridge_cluster_redirects_refused_total',
+    );
+    expect(metrics).toMatch(/reason="script"} ([1-9]\d*)/);
+  });
+});
