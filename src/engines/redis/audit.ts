@@ -1,13 +1,25 @@
 // Audit fields for Redis commands: the name and its arguments, long values cut to their length and a
-// hash (auditValue), and secrets replaced: AUTH and HELLO passwords, MIGRATE AUTH, ACL SETUSER
-// password rules, CONFIG SET requirepass/masterauth.
+// hash (auditValue), and secrets replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER
+// password rules, CONFIG SET requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
 import { auditValue } from '../../agent/audit.js';
 import type { RedisCommand } from './parser.js';
 
 const REDACTED = '[redacted]';
 const REDACTED_JSON = JSON.stringify(REDACTED);
 const AUDIT_MAX = 256; // auditValue's default cut
-const SECRET_CONFIG = new Set(['requirepass', 'masterauth', 'tls-key-file-pass', 'tls-client-key-file-pass']);
+const SECRET_CONFIG = new Set([
+  'requirepass',
+  'masterauth',
+  'primaryauth',
+  'tls-key-file-pass',
+  'tls-client-key-file-pass',
+]);
+/**
+ * An ACL rule setting a password (`>pw`, `<pw`, `#hash`, `!hash`), also where one argument holds
+ * several rules or a selector (`on >pw`, `(~k >pw)`): the server refuses those, but the audit line is
+ * written before it answers.
+ */
+const PASSWORD_RULE = /(^|[\s(])[><#!]/;
 
 function lower(b: Buffer | undefined): string {
   return b === undefined ? '' : b.toString('latin1').toLowerCase();
@@ -43,7 +55,7 @@ function secretArgs(cmd: RedisCommand): (i: number) => boolean {
       return (i) => at.has(i);
     }
     case 'acl|setuser':
-      return (i) => i > 2 && /^[><#!]/.test(a[i]!.toString('latin1', 0, 1));
+      return (i) => i > 2 && PASSWORD_RULE.test(a[i]!.toString('latin1'));
     case 'config|set':
       return (i) => i > 2 && i % 2 === 1 && SECRET_CONFIG.has(lower(a[i - 1]));
     default:

@@ -123,6 +123,14 @@ describe('audit arguments', () => {
       cmd('CONFIG', 'SET', 'requirepass', 'pw', 'maxmemory', '1'),
       ['SET', 'requirepass', '[redacted]', 'maxmemory', '1'],
     ],
+    [
+      cmd('ACL', 'SETUSER', 'bob', 'on >pw', '(~k <pw)', '~a#b'),
+      ['SETUSER', 'bob', '[redacted]', '[redacted]', '~a#b'],
+    ],
+    [
+      cmd('CONFIG', 'SET', 'maxmemory', '1', 'PrimaryAuth', 'pw'),
+      ['SET', 'maxmemory', '1', 'PrimaryAuth', '[redacted]'],
+    ],
     [cmd('SET', 'k', 'v'), ['k', 'v']],
   ])('%#: %j', (c, expected) => {
     expect(auditArgs(c)).toEqual(expected);

@@ -1,0 +1,102 @@
+// Hostile: secrets sent in Redis commands must never reach the audit log — whether the command ran,
+// was refused by a role, or failed in the server. Every secret-bearing form is played through the
+// real agent against a real Redis 7, then the real audit file is read as text.
+import { readFile } from 'node:fs/promises';
+import type { TLSSocket } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisFixture, startRedisFixture } from '../redis/fixture.js';
+import { exchange, pipeline } from './resp.js';
+
+let f: RedisFixture;
+const sockets: TLSSocket[] = [];
+
+beforeAll(async () => {
+  f = await startRedisFixture();
+}, 60_000);
+
+afterAll(async () => {
+  sockets.forEach((s) => s.destroy());
+  await f?.stop();
+});
+
+const secret = (n: number) => `s3cret-${n}-xyzzy`;
+const HASH = 'a'.repeat(60) + '4f2e';
+
+describe('audit redaction', () => {
+  it('no secret of AUTH, HELLO AUTH, CONFIG SET, ACL SETUSER or MIGRATE AUTH/AUTH2 is written, run or refused', async () => {
+    const ops = await f.raw('ops');
+    const alice = await f.raw('alice');
+    sockets.push(ops, alice);
+    // ops may run everything: these run (or fail in the server) and are audited as commands.
+    const opsCommands = [
+      ['CONFIG', 'SET', 'masterauth', secret(1)],
+      ['CONFIG', 'SET', 'PrimaryAuth', secret(2)], // Valkey's name; Redis 7 refuses it, the audit line stays
+      ['CONFIG', 'SET', 'maxmemory-policy', 'noeviction', 'masterauth', secret(3)],
+      ['ACL', 'SETUSER', 'redaction-tmp', 'on', `>${secret(4)}`, `#${HASH}`, `<${secret(5)}`, '~*', '+get'],
+      ['ACL', 'SETUSER', 'redaction-tmp', `on >${secret(6)}`], // one argument holding a password rule
+      ['ACL', 'SETUSER', 'redaction-tmp', `(~k >${secret(7)})`],
+      ['MIGRATE', '127.0.0.1', '1', '', '0', '100', 'COPY', 'AUTH', secret(8), 'KEYS', 'a'],
+      ['MIGRATE', '127.0.0.1', '1', '', '0', '100', 'AUTH2', 'someone', secret(9), 'KEYS', 'a'],
+      ['HELLO', '2', 'AUTH', 'app', secret(10)],
+      ['AUTH', 'app', secret(11)],
+      ['AUTH', 'admin', secret(12)],
+    ];
+    await exchange(ops, pipeline(opsCommands), opsCommands.length);
+    await exchange(ops, `CONFIG SET masterauth ${secret(13)}\r\n`, 1); // inline
+    // alice's roles deny @dangerous: these are refused and audited as command.denied, args included.
+    const aliceCommands = [
+      ['CONFIG', 'SET', 'requirepass', secret(14)],
+      ['CONFIG', 'SET', 'primaryauth', secret(15), 'tls-key-file-pass', secret(16)],
+      ['ACL', 'SETUSER', 'x', `>${secret(17)}`],
+      ['AUTH', 'admin', secret(18)],
+      ['HELLO', '3', 'AUTH', 'app', secret(19)],
+    ];
+    await exchange(alice, pipeline(aliceCommands), aliceCommands.length);
+    await f.redis.cli(['CONFIG', 'SET', 'masterauth', '']);
+    await f.redis.cli(['ACL', 'DELUSER', 'redaction-tmp']);
+    await sleep(500);
+
+    const text = await readFile(f.agent.auditPath, 'utf8');
+    for (let n = 1; n <= 19; n++) expect(text, `secret ${n} is in the audit log`).not.toContain(secret(n));
+    expect(text).not.toContain(HASH);
+    // The commands themselves are there, with the secrets' places marked.
+    const events = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const of = (type: string, command: string) =>
+      events.filter((e) => e.type === type && e.command === command).map((e) => e.args);
+    expect(of('command', 'config|set')).toContainEqual(['SET', 'masterauth', '[redacted]']);
+    expect(of('command', 'config|set')).toContainEqual(['SET', 'PrimaryAuth', '[redacted]']);
+    expect(of('command', 'acl|setuser')).toContainEqual([
+      'SETUSER',
+      'redaction-tmp',
+      'on',
+      '[redacted]',
+      '[redacted]',
+      '[redacted]',
+      '~*',
+      '+get',
+    ]);
+    expect(of('command', 'migrate')).toContainEqual([
+      '127.0.0.1',
+      '1',
+      '',
+      '0',
+      '100',
+      'COPY',
+      'AUTH',
+      '[redacted]',
+      'KEYS',
+      'a',
+    ]);
+    expect(of('command.denied', 'config|set')).toContainEqual([
+      'SET',
+      'primaryauth',
+      '[redacted]',
+      'tls-key-file-pass',
+      '[redacted]',
+    ]);
+  });
+});
