@@ -1,8 +1,9 @@
-// Query cancellation. A client only ever sees the agent's own BackendKeyData (a random process id and
-// secret per session); a CancelRequest naming them is forwarded, with the backend's real key, over a
-// fresh backend connection. A guessed or stale key cancels nothing, and no client can cancel another
-// session's query through the agent.
-import { randomBytes, randomInt } from 'node:crypto';
+// Query cancellation. A client sees the server's real process id (NOTIFY carries it, pg_stat_activity
+// and pg_terminate_backend know it) with a secret of the agent's own: 32 random bits, as unguessable
+// as PostgreSQL's. A CancelRequest naming that pair is forwarded, with the backend's real secret, over
+// a fresh backend connection. A guessed or stale secret cancels nothing, and no client can cancel
+// another session's query through the agent: the server's secret never leaves the agent.
+import { randomBytes } from 'node:crypto';
 import { type BackendTarget, openBackend } from './backend.js';
 import { cancelRequest } from './serializer.js';
 
@@ -21,35 +22,42 @@ export interface CancelKey {
 const CANCEL_TIMEOUT_MS = 5_000;
 
 export class CancelKeys {
-  private readonly keys = new Map<number, { secretKey: number; backend: CancelTarget }>();
+  /** Per backend process id, its sessions' secrets (one, unless a reload pointed at another server). */
+  private readonly keys = new Map<number, { secretKey: number; backend: CancelTarget }[]>();
 
   get size(): number {
     return this.keys.size;
   }
 
-  /** A fresh agent-side key for one session, mapped to its backend key until `release`. */
+  /** The key a client gets for one session: the backend's process id, a fresh secret; until `release`. */
   issue(backend: CancelTarget): CancelKey {
-    let processId: number;
-    do processId = randomInt(1, 0x7fff_ffff);
-    while (this.keys.has(processId));
-    const secretKey = randomBytes(4).readInt32BE(0);
-    this.keys.set(processId, { secretKey, backend });
+    const processId = backend.processId;
+    const entries = this.keys.get(processId) ?? [];
+    let secretKey: number;
+    do secretKey = randomBytes(4).readInt32BE(0);
+    while (entries.some((e) => e.secretKey === secretKey));
+    entries.push({ secretKey, backend });
+    this.keys.set(processId, entries);
     return { processId, secretKey };
   }
 
-  release(processId: number): void {
-    this.keys.delete(processId);
+  release(key: CancelKey): void {
+    const entries = this.keys.get(key.processId);
+    if (!entries) return;
+    const rest = entries.filter((e) => e.secretKey !== key.secretKey);
+    if (rest.length > 0) this.keys.set(key.processId, rest);
+    else this.keys.delete(key.processId);
   }
 
   /** `release` for one key, as a callback that holds nothing else. */
-  releaser(processId: number): () => void {
-    return () => this.keys.delete(processId);
+  releaser(key: CancelKey): () => void {
+    const { processId, secretKey } = key;
+    return () => this.release({ processId, secretKey });
   }
 
-  /** The backend key for an agent key, or undefined when the pair does not match a live session. */
+  /** The backend key for a client's key, or undefined when the pair does not match a live session. */
   lookup(key: CancelKey): CancelTarget | undefined {
-    const entry = this.keys.get(key.processId);
-    return entry && entry.secretKey === key.secretKey ? entry.backend : undefined;
+    return this.keys.get(key.processId)?.find((e) => e.secretKey === key.secretKey)?.backend;
   }
 }
 

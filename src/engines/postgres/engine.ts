@@ -21,6 +21,9 @@ import type { Wire } from './wire.js';
 /** A client must be logged in within this time (PostgreSQL's authentication_timeout is 60 s). */
 const STARTUP_TIMEOUT_MS = 30_000;
 
+/** The session of a backend that sent no BackendKeyData: no key is registered under it. */
+const NO_KEY: CancelKey = { processId: 0, secretKey: 0 };
+
 const DENIED_HINT =
   'ask an administrator for an AccessRole that allows it; kubectl db ls shows what you may use';
 
@@ -149,7 +152,7 @@ export class PostgresEngine implements Engine {
       spare: this.spare,
     });
 
-    // 5. Replay the backend's session parameters to the client, swapping its cancel key for ours.
+    // 5. Replay the backend's session parameters to the client, swapping its cancel secret for ours.
     const key = await this.relayStartup(tls, backendWire, target);
     if (!key) {
       agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'failed' });
@@ -159,7 +162,7 @@ export class PostgresEngine implements Engine {
     // 6. Relay. The session is tracked so policy changes and TTLs can end it.
     hs.done();
     if (tls.destroyed || backendWire.socket.destroyed) {
-      this.cancelKeys.release(key.processId);
+      this.cancelKeys.release(key);
       throw new DrawbridgeError('PROTOCOL_ERROR', 'the connection closed during startup');
     }
     const id = newSessionId();
@@ -178,9 +181,11 @@ export class PostgresEngine implements Engine {
         groups: identity.groups,
         backendUser: credential.user,
         clientAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+        // The server's process id: pg_stat_activity.pid, and the key the client was given.
+        backendPid: key.processId,
       },
       // Not a closure over this function's scope: that would keep the whole handshake alive per session.
-      onEnd: this.cancelKeys.releaser(key.processId),
+      onEnd: this.cancelKeys.releaser(key),
     });
     agent.sessions.add(session, decision.ttlMs);
     agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'established' });
@@ -206,20 +211,20 @@ export class PostgresEngine implements Engine {
         const msg = await backend.message(BACKEND_LIMITS);
         switch (msg.code) {
           case BackendCode.BackendKeyData: {
-            if (key) this.cancelKeys.release(key.processId);
+            if (key) this.cancelKeys.release(key);
             key = this.cancelKeys.issue({ target, ...decodeBackendKey(msg.body) });
             tls.write(backendKeyData(key.processId, key.secretKey));
             break;
           }
           case BackendCode.ErrorResponse:
-            if (key) this.cancelKeys.release(key.processId);
+            if (key) this.cancelKeys.release(key);
             tls.end(msg.frame);
             backend.socket.destroy();
             return undefined;
           case BackendCode.ReadyForQuery:
             tls.write(msg.frame);
-            // A backend that sends no key (some poolers) gets one anyway: cancels are then dropped.
-            return key ?? this.cancelKeys.issue({ target, processId: 0, secretKey: 0 });
+            // A backend that sends no key (some poolers): the client gets none either, nothing to cancel.
+            return key ?? NO_KEY;
           default:
             tls.write(msg.frame);
         }
@@ -246,7 +251,6 @@ export class PostgresEngine implements Engine {
       agent.log.debug({ reached }, 'cancel request with an unknown key relayed to peer replicas');
       return;
     }
-    if (backend.processId === 0) return;
     await forwardCancel(backend).catch((err) =>
       agent.log.warn({ err: errorMessage(err) }, 'could not forward a cancel request to the database'),
     );

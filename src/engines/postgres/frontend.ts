@@ -152,8 +152,54 @@ export function startupRequest(params: Map<string, string>): StartupRequest {
   const forward: [string, string][] = [];
   const unsupportedOptions: string[] = [];
   for (const [name, value] of params) {
+    refuseRoleChange(name, value);
     if (name.startsWith('_pq_.')) unsupportedOptions.push(name);
     else if (name !== 'user' && name !== 'database' && name !== 'replication') forward.push([name, value]);
   }
   return { dbUser, dbName: params.get('database') || dbUser, forward, unsupportedOptions };
+}
+
+/** Settings that would make the session run as another role than the one the agent logged in as. */
+const ROLE_SETTINGS = new Set(['role', 'session_authorization', 'session-authorization']);
+/** One `options` word that sets one: `-c role=x`'s second word, `-crole=x`, `--role=x`, `-Fc role=x`. */
+const ROLE_OPTION = /^(?:-[A-Za-z]*c|--)?(?:role|session[_-]authorization)=/i;
+
+/**
+ * Refuses startup parameters and `options` that change the role. `SET ROLE` and `SET SESSION
+ * AUTHORIZATION` inside the session stay possible: the server allows them only for roles the backend
+ * user is a member of (or for superusers), so its grants decide, and the statements are audited.
+ */
+function refuseRoleChange(name: string, value: string): void {
+  const words = name === 'options' ? splitOptions(value) : [];
+  const word = ROLE_SETTINGS.has(name.toLowerCase())
+    ? `${name}=${value}`
+    : words.find((w) => ROLE_OPTION.test(w));
+  if (word === undefined) return;
+  throw new DrawbridgeError(
+    'ACCESS_DENIED',
+    `the startup setting "${word}" changes the role, which the Drawbridge agent does not allow; ` +
+      'use SET ROLE inside the session instead (the server allows it only for roles the database user is a member of)',
+    'connect without role or session_authorization in options or startup parameters',
+  );
+}
+
+/** The words of an `options` value as PostgreSQL splits them (whitespace separates, backslash escapes). */
+export function splitOptions(options: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  for (let i = 0; i < options.length; i++) {
+    const c = options[i]!;
+    if (/\s/.test(c)) {
+      if (inWord) words.push(word);
+      word = '';
+      inWord = false;
+      continue;
+    }
+    inWord = true;
+    if (c === '\\' && i + 1 < options.length) word += options[++i];
+    else word += c;
+  }
+  if (inWord) words.push(word);
+  return words;
 }

@@ -40,6 +40,8 @@ export async function rawSession(
   who: Person,
   dbUser: string,
   dbName: string,
+  /** More startup parameters (options, application_name, ...). */
+  extra: Record<string, string> = {},
 ): Promise<RawSession> {
   const tls = await tlsTo(f, who);
   const buffer = new HandshakeBuffer();
@@ -62,12 +64,7 @@ export async function rawSession(
       await new Promise<void>((resolve) => waiting.push(resolve));
     }
   };
-  tls.write(
-    startupMessage([
-      ['user', dbUser],
-      ['database', dbName],
-    ]),
-  );
+  tls.write(startupMessage([['user', dbUser], ['database', dbName], ...Object.entries(extra)]));
   let key = { processId: 0, secretKey: 0 };
   for (let m = await next(); m?.code !== 0x5a; m = await next()) {
     if (!m) throw new Error('connection closed during startup');

@@ -3,30 +3,46 @@ import { describe, expect, it } from 'vitest';
 import { DrawbridgeError, type ErrorCode } from '../../../src/errors.js';
 import { CancelKeys } from '../../../src/engines/postgres/cancel.js';
 import { fieldsFor } from '../../../src/engines/postgres/errors.js';
-import { startupRequest } from '../../../src/engines/postgres/frontend.js';
+import { splitOptions, startupRequest } from '../../../src/engines/postgres/frontend.js';
 
 const target = { host: '127.0.0.1', port: 5432, tls: undefined };
 
 describe('CancelKeys', () => {
-  it('maps an agent key to the backend key until released', () => {
+  it("keeps the backend's process id, replaces its secret, and maps the pair until released", () => {
     const keys = new CancelKeys();
     const backend = { target, processId: 777, secretKey: 888 };
     const key = keys.issue(backend);
-    expect(key.processId).toBeGreaterThan(0);
+    expect(key.processId).toBe(777);
     expect(keys.lookup(key)).toBe(backend);
-    expect(keys.lookup({ processId: key.processId, secretKey: key.secretKey ^ 1 })).toBeUndefined();
-    expect(keys.lookup({ processId: 777, secretKey: 888 })).toBeUndefined();
-    keys.release(key.processId);
+    expect(keys.lookup({ processId: 777, secretKey: key.secretKey ^ 1 })).toBeUndefined();
+    if (key.secretKey !== 888) expect(keys.lookup({ processId: 777, secretKey: 888 })).toBeUndefined();
+    keys.release(key);
     expect(keys.lookup(key)).toBeUndefined();
     expect(keys.size).toBe(0);
   });
 
-  it('never hands out the same process id twice while in use', () => {
+  it('tells apart sessions with the same process id (two servers after a reload) by their secrets', () => {
     const keys = new CancelKeys();
-    const pids = new Set(
-      Array.from({ length: 5000 }, () => keys.issue({ target, processId: 1, secretKey: 1 }).processId),
+    const a = { target, processId: 5, secretKey: 1 };
+    const b = { target: { ...target, port: 5433 }, processId: 5, secretKey: 2 };
+    const ka = keys.issue(a);
+    const kb = keys.issue(b);
+    expect(ka.secretKey).not.toBe(kb.secretKey);
+    expect(keys.lookup(kb)).toBe(b);
+    keys.releaser(kb)();
+    expect(keys.lookup(kb)).toBeUndefined();
+    expect(keys.lookup(ka)).toBe(a);
+  });
+
+  it('draws secrets over all 32 bits', () => {
+    const keys = new CancelKeys();
+    const secrets = Array.from(
+      { length: 2000 },
+      (_, i) => keys.issue({ target, processId: i, secretKey: 1 }).secretKey,
     );
-    expect(pids.size).toBe(5000);
+    expect(new Set(secrets).size).toBe(2000);
+    expect(secrets.some((s) => s < 0)).toBe(true);
+    expect(secrets.some((s) => s > 2 ** 30)).toBe(true);
   });
 });
 
@@ -84,5 +100,22 @@ describe('startupRequest', () => {
   it('refuses a startup without a user, and replication connections', () => {
     expect(() => req({ database: 'x' })).toThrow('no PostgreSQL user name');
     expect(() => req({ user: 'a', replication: 'database' })).toThrow('replication connections');
+  });
+
+  it.each<Record<string, string>>([
+    { options: '-c role=x' },
+    { options: '-c work_mem=1MB -cROLE=x' },
+    { options: '-Fc session_authorization=x' },
+    { options: '--session-authorization=x' },
+    { options: '-c\\ a=1 --role=x' },
+    { Role: 'x' },
+    { session_authorization: 'x' },
+  ])('refuses settings that change the role: %o', (params: Record<string, string>) => {
+    expect(() => req({ user: 'a', ...params })).toThrow(/changes the role/);
+  });
+
+  it('lets other options through, as PostgreSQL splits them', () => {
+    expect(() => req({ user: 'a', options: '-c application_name=role=x -c rolex=1' })).not.toThrow();
+    expect(splitOptions('-c a=1\\ b  -c\\\\ x')).toEqual(['-c', 'a=1 b', '-c\\', 'x']);
   });
 });
