@@ -4,7 +4,7 @@
 // DrawbridgeError with a protocol code, so a bad packet can only ever end its own session.
 import fc from 'fast-check';
 import { typedOnly } from './fuzz-typed-errors.js';
-import { AUDITED_CODES, QueryAuditor } from '../src/engines/postgres/audit.js';
+import { CLIENT_CODES, QueryAuditor } from '../src/engines/postgres/audit.js';
 import { decodeAuth, decodeBackendKey, decodeErrorFields } from '../src/engines/postgres/decoders.js';
 import {
   BACKEND_LIMITS,
@@ -13,7 +13,6 @@ import {
   HandshakeBuffer,
   MessageScanner,
   PASSWORD_LIMITS,
-  codeSet,
 } from '../src/engines/postgres/parser.js';
 import { be, fe } from '../test/unit/postgres/factory.js';
 
@@ -43,11 +42,12 @@ function decodeBackend(code: number, body: Buffer): void {
   else if (code === 0x4b) decodeBackendKey(body);
 }
 
-const AUDITED = codeSet(AUDITED_CODES);
-
 function scanRelay(chunks: Buffer[]): void {
-  const scanner = new MessageScanner(FRONTEND_LIMITS, AUDITED, 64);
-  const auditor = new QueryAuditor(() => undefined);
+  const scanner = new MessageScanner(FRONTEND_LIMITS, CLIENT_CODES, 64);
+  const auditor = new QueryAuditor(
+    () => undefined,
+    () => 256,
+  );
   for (const c of chunks) scanner.scan(c, auditor.onMessage);
 }
 

@@ -127,10 +127,14 @@ export class JsonLinesAudit implements AuditSink {
   }
 }
 
-/** Long values are cut, with their length and a hash, so audit logs stay readable and comparable. */
+/**
+ * Long values are cut, with their size in bytes and the SHA-256 of the whole value (hex), so audit logs
+ * stay readable and a value can still be matched against a known text.
+ */
 export function auditValue(value: string | Buffer, max = 256): string {
   if (value.length <= max) return typeof value === 'string' ? value : value.toString('utf8');
-  const hash = createHash('sha256').update(value).digest('hex').slice(0, 16);
+  const hash = createHash('sha256').update(value).digest('hex');
   const head = typeof value === 'string' ? value.slice(0, max) : value.subarray(0, max).toString('utf8');
-  return `${head}…[${value.length} bytes sha256:${hash}]`;
+  const bytes = typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+  return `${head}…[${bytes} bytes sha256:${hash}]`;
 }

@@ -91,6 +91,22 @@ export const DatabaseAgent = z.object({
     ),
 });
 
+/** Audit values (statements, parameters) longer than this many characters are cut by default. */
+export const DEFAULT_MAX_AUDIT_VALUE = 4096;
+
+export const DatabaseAudit = z.object({
+  maxValueLength: z
+    .number()
+    .int()
+    .min(256)
+    .max(1 << 20)
+    .default(DEFAULT_MAX_AUDIT_VALUE)
+    .describe(
+      'Statements and parameter values longer than this many characters are cut in audit events, which ' +
+        'then give the full size and the SHA-256 of the whole value (hex), so it can still be matched.',
+    ),
+});
+
 const uriPattern = /^(postgres|postgresql|redis|rediss):\/\/[^/\s:]+(:\d+)?(\/[^\s?]*)?(\?\S*)?$/;
 
 /** A Redis URI's path is the DB number (`redis://host:6379/3`); Redis Cluster has DB 0 only. */
@@ -123,6 +139,7 @@ export const DatabaseSpec = z
     aws: DatabaseAWS.optional(),
     agent: DatabaseAgent.default({ replicas: 1, serviceType: 'ClusterIP' }),
     redis: DatabaseRedis.optional(),
+    audit: DatabaseAudit.default({ maxValueLength: DEFAULT_MAX_AUDIT_VALUE }),
   })
   .superRefine((spec, ctx) => {
     const scheme = spec.uri.split(':', 1)[0] ?? '';

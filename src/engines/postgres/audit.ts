@@ -1,83 +1,186 @@
-// Query audit for the extended and simple protocols. The relay hands over each Query, Parse, Bind and
-// Close as it passes; one `query` event is written per simple Query and per Bind (the moment a
-// statement is about to run with its parameters). Parse only remembers the statement text by name.
+// Query audit for the simple and extended protocols and FunctionCall. The relay hands over each client
+// message that runs or prepares something, and the server's answers that settle prepared statements
+// (statements.ts). One `query` event is written per simple Query, per Bind (the moment a statement is
+// about to run with its parameters) and per FunctionCall, before the message reaches the database.
+// Values are redacted (role passwords, redact.ts) and cut past the Database's
+// spec.audit.maxValueLength, with the SHA-256 of the full text.
 import { auditValue } from '../../agent/audit.js';
 import {
   decodeBind,
   decodeBindNames,
   decodeClose,
+  decodeFunctionCall,
+  decodeFunctionOid,
   decodeParse,
   decodeParsePrefix,
   decodeQuery,
 } from './decoders.js';
-import { FrontendCode } from './messages.js';
+import { BackendCode, FrontendCode } from './messages.js';
+import { codeSet } from './parser.js';
+import { REDACTED, mentionsPassword, redactPasswords } from './redact.js';
+import {
+  type StatementInfo,
+  StatementTracker,
+  type UnknownStatement,
+  rewritesStatements,
+} from './statements.js';
 
-/** The frontend codes the auditor reads; the relay passes every other message without a look. */
-export const AUDITED_CODES = [FrontendCode.Query, FrontendCode.Parse, FrontendCode.Bind, FrontendCode.Close];
+/** Client messages the auditor reads whole, and those it only needs to know were sent. */
+const CLIENT_CAPTURED = [
+  FrontendCode.Query,
+  FrontendCode.Parse,
+  FrontendCode.Bind,
+  FrontendCode.Close,
+  FrontendCode.FunctionCall,
+];
+const CLIENT_NOTIFIED = [
+  FrontendCode.Sync,
+  FrontendCode.Describe,
+  FrontendCode.Execute,
+  FrontendCode.Flush,
+  FrontendCode.CopyDone,
+  FrontendCode.CopyFail,
+  FrontendCode.Terminate,
+];
+/** MessageScanner code sets: the relay passes every other message without a look. */
+export const CLIENT_CODES = codeSet(CLIENT_CAPTURED, CLIENT_NOTIFIED);
+export const SERVER_CODES = codeSet(
+  [],
+  [
+    BackendCode.ParseComplete,
+    BackendCode.CloseComplete,
+    BackendCode.ReadyForQuery,
+    BackendCode.ErrorResponse,
+    BackendCode.CopyInResponse,
+  ],
+);
 
-/** Prepared statements remembered per session; beyond this the oldest are forgotten (audited by name). */
-const MAX_STATEMENTS = 10_000;
 const BINARY_SHOWN = 128;
 
 export type QueryEventFields = Record<string, unknown>;
 
 export class QueryAuditor {
-  /** Created on the first Parse: most sessions (simple protocol) never need it. */
-  private statements: Map<string, string> | undefined;
+  private readonly statements = new StatementTracker();
 
-  constructor(private readonly emit: (fields: QueryEventFields) => void) {}
+  constructor(
+    private readonly emit: (fields: QueryEventFields) => void,
+    /** The longest value shown whole (the Database's spec.audit.maxValueLength, read per event). */
+    private readonly maxValue: () => number,
+  ) {}
 
-  /** MessageCallback for the frontend scanner. `body` is shorter than `bodyLength` when it was cut. */
+  /** MessageCallback for the client scanner. `body` is shorter than `bodyLength` when it was cut. */
   readonly onMessage = (code: number, body: Buffer, bodyLength: number): void => {
+    switch (code) {
+      case FrontendCode.Sync:
+        return this.statements.sync();
+      case FrontendCode.Describe:
+      case FrontendCode.Execute:
+      case FrontendCode.Flush:
+        return this.statements.extended();
+      case FrontendCode.CopyDone:
+      case FrontendCode.CopyFail:
+        return this.statements.copyEnd();
+    }
     const complete = body.length === bodyLength;
     const cut = complete ? undefined : { truncated: true, messageBytes: bodyLength };
     switch (code) {
-      case FrontendCode.Query:
-        this.emit({ query: auditValue(decodeQuery(body, complete)), ...cut });
-        break;
-      case FrontendCode.Parse:
-        this.remember(body, complete);
-        break;
-      case FrontendCode.Bind:
-        this.bind(body, complete, cut);
-        break;
-      case FrontendCode.Close: {
-        const close = decodeClose(body);
-        if (close.target === 'statement') this.statements?.delete(close.name);
+      case FrontendCode.Query: {
+        const sql = decodeQuery(body, complete).toString('utf8');
+        this.statements.simple(rewritesStatements(sql));
+        this.emit({ query: this.sqlValue(sql), ...cut });
         break;
       }
+      case FrontendCode.Parse:
+        return this.parse(body, complete);
+      case FrontendCode.Bind:
+        return this.bind(body, complete, cut);
+      case FrontendCode.Close: {
+        const close = decodeClose(body);
+        return this.statements.close(close.target === 'statement', close.name);
+      }
+      case FrontendCode.FunctionCall:
+        return this.functionCall(body, complete, cut);
     }
   };
 
-  private remember(body: Buffer, complete: boolean): void {
+  /** MessageCallback for the server scanner: the answers that settle prepared statements. */
+  readonly onServerMessage = (code: number): void => {
+    switch (code) {
+      case BackendCode.ParseComplete:
+        return this.statements.parseComplete();
+      case BackendCode.CloseComplete:
+        return this.statements.closeComplete();
+      case BackendCode.ReadyForQuery:
+        return this.statements.readyForQuery();
+      case BackendCode.ErrorResponse:
+        return this.statements.error();
+      case BackendCode.CopyInResponse:
+        return this.statements.copyInResponse();
+    }
+  };
+
+  private sqlValue(sql: string): string {
+    return auditValue(redactPasswords(sql), this.maxValue());
+  }
+
+  private parse(body: Buffer, complete: boolean): void {
     const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
-    const text = complete ? auditValue(query) : auditValue(query) + '…[truncated]';
-    const statements = (this.statements ??= new Map());
-    statements.delete(statement);
-    statements.set(statement, text);
-    if (statements.size > MAX_STATEMENTS) statements.delete(statements.keys().next().value!);
+    const sql = query.toString('utf8');
+    const text = complete ? this.sqlValue(sql) : this.sqlValue(sql) + '…[truncated]';
+    this.statements.parse(statement, { text, rewrites: rewritesStatements(sql) });
   }
 
   private bind(body: Buffer, complete: boolean, cut: object | undefined): void {
-    if (!complete) {
-      const names = decodeBindNames(body);
-      this.emit({ ...this.statementFields(names.statement), parameters: null, ...cut });
-      return;
+    const bind = complete ? decodeBind(body) : undefined;
+    const name = bind ? bind.statement : decodeBindNames(body).statement;
+    this.statements.extended();
+    const resolved = this.statements.resolve(name);
+    // Running it may prepare or deallocate statements: what the agent knows becomes doubtful.
+    if (resolved.text === null || resolved.rewrites) this.statements.forgetAll();
+    const fields = statementFields(name, resolved);
+    if (!bind) {
+      fields.parameters = null;
+      return this.emit(Object.assign(fields, cut));
     }
-    const bind = decodeBind(body);
-    const parameters = bind.values.map((v, i) => (v === null ? null : formatParam(v, bind.binary[i]!)));
-    this.emit({ ...this.statementFields(bind.statement), parameters });
+    const max = this.maxValue();
+    const hide = secret(resolved);
+    fields.parameters = bind.values.map((v, i) =>
+      v === null ? null : hide ? REDACTED : formatParam(v, bind.binary[i]!, max),
+    );
+    this.emit(fields);
   }
 
-  private statementFields(statement: string): QueryEventFields {
-    const query = this.statements?.get(statement) ?? null;
-    return statement === '' ? { query } : { query, statement };
+  private functionCall(body: Buffer, complete: boolean, cut: object | undefined): void {
+    // A function can run any SQL, including PREPARE and DEALLOCATE.
+    this.statements.simple(true);
+    if (!complete) return this.emit({ function: decodeFunctionOid(body), parameters: null, ...cut });
+    const call = decodeFunctionCall(body);
+    const max = this.maxValue();
+    const parameters = call.values.map((v, i) => (v === null ? null : formatParam(v, call.binary[i]!, max)));
+    this.emit({ function: call.oid, parameters });
   }
 }
 
+/** Parameters of a statement that sets a password (or may) are secrets. */
+function secret(resolved: StatementInfo | UnknownStatement): boolean {
+  if (resolved.text !== null) return mentionsPassword(resolved.text);
+  return resolved.possible?.some(mentionsPassword) ?? false;
+}
+
+function statementFields(name: string, resolved: StatementInfo | UnknownStatement): QueryEventFields {
+  const statement = name === '' ? undefined : name;
+  if (resolved.text !== null) return { query: resolved.text, statement };
+  return {
+    query: null,
+    statement,
+    queryUnknown: resolved.reason,
+    possibleQueries: resolved.possible,
+  };
+}
+
 /** Text parameters as text (cut by auditValue); binary ones as hex, at most BINARY_SHOWN bytes shown. */
-export function formatParam(value: Buffer, binary: boolean): string {
-  if (!binary) return auditValue(value);
+export function formatParam(value: Buffer, binary: boolean, max: number): string {
+  if (!binary) return auditValue(value, max);
   const shown = '\\x' + value.toString('hex', 0, Math.min(value.length, BINARY_SHOWN));
   return value.length > BINARY_SHOWN ? `${shown}…[${value.length} bytes]` : shown;
 }

@@ -7,6 +7,7 @@ import {
   type BindMessage,
   type CloseMessage,
   type ErrorFields,
+  type FunctionCallMessage,
   type ParseMessage,
 } from './messages.js';
 
@@ -96,28 +97,48 @@ export function decodeBind(body: Buffer): BindMessage {
   const r = new BodyReader(body, 'Bind');
   const portal = r.cstring();
   const statement = r.cstring();
-  const formatCount = r.int16();
-  if (formatCount < 0) r.fail(`negative format count ${formatCount}`);
-  const formats: number[] = [];
-  for (let i = 0; i < formatCount; i++) formats.push(r.int16());
-  const paramCount = r.int16();
-  if (paramCount < 0) r.fail(`negative parameter count ${paramCount}`);
-  if (formatCount > 1 && formatCount !== paramCount) {
-    r.fail(`${formatCount} parameter formats for ${paramCount} parameters`);
-  }
-  const values: (Buffer | null)[] = [];
-  const binary: boolean[] = [];
-  for (let i = 0; i < paramCount; i++) {
-    const len = r.int32();
-    if (len < -1) r.fail(`invalid parameter length ${len}`);
-    values.push(len === -1 ? null : r.bytes(len));
-    binary.push((formatCount === 1 ? formats[0] : formats[i]) === 1);
-  }
+  const { values, binary } = readValues(r);
   const resultFormats = r.int16();
   if (resultFormats < 0) r.fail(`negative result format count ${resultFormats}`);
   r.bytes(resultFormats * 2);
   r.done();
   return { portal, statement, values, binary };
+}
+
+/** FunctionCall ('F'): the function's OID and its arguments (zero-copy views). */
+export function decodeFunctionCall(body: Buffer): FunctionCallMessage {
+  const r = new BodyReader(body, 'FunctionCall');
+  const oid = r.int32() >>> 0;
+  const { values, binary } = readValues(r);
+  r.int16(); // result format
+  r.done();
+  return { oid, values, binary };
+}
+
+/** The OID a FunctionCall cut at the capture limit still tells. */
+export function decodeFunctionOid(body: Buffer): number {
+  return new BodyReader(body, 'FunctionCall').int32() >>> 0;
+}
+
+/** Format codes, then values: the layout Bind and FunctionCall share. */
+function readValues(r: BodyReader): { values: (Buffer | null)[]; binary: boolean[] } {
+  const formatCount = r.int16();
+  if (formatCount < 0) r.fail(`negative format count ${formatCount}`);
+  const formats: number[] = [];
+  for (let i = 0; i < formatCount; i++) formats.push(r.int16());
+  const count = r.int16();
+  if (count < 0) r.fail(`negative parameter count ${count}`);
+  if (formatCount > 1 && formatCount !== count)
+    r.fail(`${formatCount} parameter formats for ${count} parameters`);
+  const values: (Buffer | null)[] = [];
+  const binary: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = r.int32();
+    if (len < -1) r.fail(`invalid parameter length ${len}`);
+    values.push(len === -1 ? null : r.bytes(len));
+    binary.push((formatCount === 1 ? formats[0] : formats[i]) === 1);
+  }
+  return { values, binary };
 }
 
 /** The names a truncated Bind capture still tells: enough to audit which statement ran. */

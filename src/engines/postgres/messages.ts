@@ -34,10 +34,13 @@ export const enum FrontendCode {
 export const enum BackendCode {
   Authentication = 0x52, // R
   BackendKeyData = 0x4b, // K
+  CloseComplete = 0x33, // 3
+  CopyInResponse = 0x47, // G
   ErrorResponse = 0x45, // E
   NegotiateProtocolVersion = 0x76, // v
   NoticeResponse = 0x4e, // N
   ParameterStatus = 0x53, // S
+  ParseComplete = 0x31, // 1
   ReadyForQuery = 0x5a, // Z
 }
 
@@ -121,6 +124,15 @@ export interface BindMessage {
   /** Raw parameter values (zero-copy views); null is SQL NULL. */
   values: (Buffer | null)[];
   /** Per-parameter format (false text, true binary), expanded from the message's format list. */
+  binary: boolean[];
+}
+
+export interface FunctionCallMessage {
+  /** The function's OID (pg_proc.oid). */
+  oid: number;
+  /** Raw argument values (zero-copy views); null is SQL NULL. */
+  values: (Buffer | null)[];
+  /** Per-argument format (false text, true binary). */
   binary: boolean[];
 }
 

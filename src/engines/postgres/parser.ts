@@ -185,11 +185,22 @@ function decodeParams(packet: Buffer): Map<string, string> {
 
 export type MessageCallback = (code: number, body: Buffer, bodyLength: number) => void;
 
+/** What MessageScanner does with a message code (the values of a code set). */
+export const enum ScanMode {
+  /** Framed and passed over. */
+  Skip = 0,
+  /** Handed to the callback with its body. */
+  Capture = 1,
+  /** Handed to the callback with an empty body as soon as its header is read: no copy, no view. */
+  Notify = 2,
+}
+
 /**
  * Push-side framing for the relay. It walks frame headers in each TCP chunk without copying; the
- * chunk itself is relayed as is. Only codes marked in `capture` are handed to the callback — whole
- * when contiguous (a view into the chunk), otherwise assembled, at most `captureLimit` bytes
- * (`body.length < bodyLength` then says the message was longer than what was kept).
+ * chunk itself is relayed as is. Codes marked Capture in the code set are handed to the callback —
+ * whole when contiguous (a view into the chunk), otherwise assembled, at most `captureLimit` bytes
+ * (`body.length < bodyLength` then says the message was longer than what was kept); codes marked
+ * Notify are handed over by code alone.
  */
 export class MessageScanner {
   /** A header split across chunks is assembled here, byte by byte (no buffer per session). */
@@ -252,8 +263,10 @@ export class MessageScanner {
         length = this.headerLength;
       }
       const bodyLength = checkFrame(code, length, this.table);
-      if (this.captureCodes[code] !== 1) {
+      const mode = this.captureCodes[code];
+      if (mode !== ScanMode.Capture) {
         this.remaining = bodyLength;
+        if (mode === ScanMode.Notify) onMessage(code, EMPTY, bodyLength);
       } else if (end - pos >= bodyLength) {
         onMessage(code, chunk.subarray(pos, pos + bodyLength), bodyLength);
         pos += bodyLength;
@@ -274,8 +287,10 @@ export class MessageScanner {
   }
 }
 
-export function codeSet(codes: number[]): Uint8Array {
+/** A code set for MessageScanner: `capture` codes with their bodies, `notify` codes by code alone. */
+export function codeSet(capture: readonly number[], notify: readonly number[] = []): Uint8Array {
   const set = new Uint8Array(256);
-  for (const c of codes) set[c] = 1;
+  for (const c of notify) set[c] = ScanMode.Notify;
+  for (const c of capture) set[c] = ScanMode.Capture;
   return set;
 }

@@ -9,19 +9,16 @@ import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
-import { AUDITED_CODES, QueryAuditor, type QueryEventFields } from './audit.js';
+import { CLIENT_CODES, QueryAuditor, type QueryEventFields, SERVER_CODES } from './audit.js';
 import { fatalFor } from './errors.js';
 import { FrontendCode } from './messages.js';
-import { BACKEND_LIMITS, FRONTEND_LIMITS, type MessageCallback, MessageScanner, codeSet } from './parser.js';
+import { BACKEND_LIMITS, FRONTEND_LIMITS, type MessageCallback, MessageScanner } from './parser.js';
 import { TERMINATE } from './serializer.js';
 
 /** How long a closing socket may take to flush before it is destroyed. */
 const FORCE_CLOSE_MS = 2_000;
 /** Byte counters reach Prometheus in steps of this size (and at session end), not per chunk. */
 const METRICS_STEP = 1 << 20;
-const NOTHING = codeSet([]);
-/** Audited statements, and Terminate so the session knows the client ended it on purpose. */
-const SCANNED_CODES = codeSet([...AUDITED_CODES, FrontendCode.Terminate]);
 const ignore = () => undefined;
 
 export interface SessionParams {
@@ -45,9 +42,12 @@ export class PostgresSession implements LiveSession {
   readonly identity: Identity;
   private readonly dbUser: string;
   private readonly dbName: string;
-  private readonly frontend = new MessageScanner(FRONTEND_LIMITS, SCANNED_CODES);
-  private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, NOTHING);
-  private readonly auditor = new QueryAuditor((fields) => this.emitQuery(fields));
+  private readonly frontend = new MessageScanner(FRONTEND_LIMITS, CLIENT_CODES);
+  private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, SERVER_CODES);
+  private readonly auditor = new QueryAuditor(
+    (fields) => this.emitQuery(fields),
+    () => this.agent.state.database.spec.audit.maxValueLength,
+  );
   private readonly client: TLSSocket;
   private readonly backend: Socket;
   private readonly onEnd: () => void;
@@ -115,7 +115,9 @@ export class PostgresSession implements LiveSession {
   private readonly relayToClient = (chunk: Buffer): void => {
     this.toClient += chunk.length;
     if (this.ending) return this.drainUntilBoundary(chunk);
-    if (this.scanned(this.backendFrames, chunk, ignore)) this.forward(this.backend, this.client, chunk);
+    if (this.scanned(this.backendFrames, chunk, this.auditor.onServerMessage)) {
+      this.forward(this.backend, this.client, chunk);
+    }
   };
 
   private readonly onClientMessage = (code: number, body: Buffer, bodyLength: number): void => {

@@ -131,7 +131,7 @@ describe('redis access through the agent', () => {
     expect(last[1]).toMatchObject({ command: 'auth', args: ['app', '[redacted]'] });
     expect(last[2]!.args).toEqual([
       'audited',
-      expect.stringMatching(/^v{256}…\[1000 bytes sha256:[0-9a-f]{16}\]$/),
+      expect.stringMatching(/^v{256}…\[1000 bytes sha256:[0-9a-f]{64}\]$/),
     ]);
     expect(last[3]).toMatchObject({ command: 'flushall', reason: 'role "developer" denies "@dangerous"' });
     expect(last[4]).toMatchObject({ commands: 2, denied: 1 });

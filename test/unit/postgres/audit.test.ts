@@ -1,28 +1,49 @@
-// Query audit events from the messages the relay hands over.
+// Query audit events from the messages the relay hands over, in both directions.
 import { describe, expect, it } from 'vitest';
 import { QueryAuditor, formatParam } from '../../../src/engines/postgres/audit.js';
+import { redactPasswords } from '../../../src/engines/postgres/redact.js';
 import { fe } from './factory.js';
 
-function audit(messages: Buffer[], cut?: number) {
+/** A client message, or a server answer by its code ('1', '3', 'Z', 'E', 'G'). */
+type Step = Buffer | string;
+
+function audit(steps: Step[], cut?: number, max = 256) {
   const events: Record<string, unknown>[] = [];
-  const auditor = new QueryAuditor((e) => events.push(e));
-  for (const m of messages) {
+  const auditor = new QueryAuditor(
+    (e) => events.push(JSON.parse(JSON.stringify(e))),
+    () => max,
+  );
+  for (const m of steps) {
+    if (typeof m === 'string') {
+      auditor.onServerMessage(m.charCodeAt(0));
+      continue;
+    }
     const body = m.subarray(5);
     auditor.onMessage(m[0]!, cut === undefined ? body : body.subarray(0, cut), body.length);
   }
   return events;
 }
 
+const run = (statement: string, ...values: Buffer[]) => [
+  fe.bind('', statement, [], values),
+  fe.execute(''),
+  fe.sync(),
+];
+
 describe('QueryAuditor', () => {
   it('audits a simple Query by its text', () => {
     expect(audit([fe.query('select 1')])).toEqual([{ query: 'select 1' }]);
   });
 
-  it('audits each Bind with the statement text Parse remembered and its parameters', () => {
+  it('audits each Bind with the statement text the server accepted, and its parameters', () => {
     const events = audit([
       fe.parse('', 'select $1::int'),
       fe.bind('', '', [], [Buffer.from('7')]),
+      fe.sync(),
+      ...['1', '2', 'Z'],
       fe.parse('named', 'select $1::bytea, $2'),
+      fe.sync(),
+      ...['1', 'Z'],
       fe.bind('', 'named', [1, 0], [Buffer.from([0xde, 0xad]), null]),
       fe.bind('', 'named', [1, 0], [Buffer.from([0xbe]), Buffer.from('x')]),
     ]);
@@ -33,9 +54,137 @@ describe('QueryAuditor', () => {
     ]);
   });
 
-  it('forgets statements on Close, and audits unknown ones by name', () => {
-    const events = audit([fe.parse('s', 'select 1'), fe.close('S', 's'), fe.bind('', 's', [], [])]);
-    expect(events).toEqual([{ query: null, statement: 's', parameters: [] }]);
+  it('keeps the accepted text when a duplicate Parse of the name is refused', () => {
+    const events = audit([
+      fe.parse('s1', 'DELETE FROM t'),
+      fe.sync(),
+      ...['1', 'Z'],
+      fe.parse('s1', 'SELECT 1'),
+      fe.sync(),
+      ...['E', 'Z'],
+      ...run('s1'),
+    ]);
+    expect(events).toEqual([{ query: 'DELETE FROM t', statement: 's1', parameters: [] }]);
+  });
+
+  it('lists the possible texts while Parses of the name across a Sync are unanswered', () => {
+    const events = audit([
+      fe.parse('s1', 'SELEC 1'),
+      fe.sync(),
+      fe.parse('s1', 'DELETE FROM t'),
+      fe.sync(),
+      ...run('s1'),
+    ]);
+    expect(events).toEqual([
+      {
+        query: null,
+        statement: 's1',
+        queryUnknown: expect.stringContaining('not yet answered'),
+        possibleQueries: ['SELEC 1', 'DELETE FROM t'],
+        parameters: [],
+      },
+    ]);
+  });
+
+  it('does not accept Parses the server skipped after an error, up to Sync', () => {
+    const events = audit([
+      fe.bind('', 'nosuch', [], []),
+      fe.parse('s2', 'SELECT 1'),
+      fe.sync(),
+      ...['E', 'Z'],
+      fe.parse('s2', 'DELETE FROM t'),
+      fe.sync(),
+      ...['1', 'Z'],
+      ...run('s2'),
+    ]);
+    expect(events.at(-1)).toMatchObject({ query: 'DELETE FROM t', statement: 's2' });
+  });
+
+  it('skips client messages after an error until the client sends Sync', () => {
+    const events = audit([
+      fe.bind('', 'nosuch', [], []),
+      'E',
+      fe.parse('s3', 'SELECT 1'), // sent after the error: skipped
+      fe.sync(),
+      'Z',
+      fe.parse('s3', 'DELETE FROM t'),
+      fe.sync(),
+      ...['1', 'Z'],
+      ...run('s3'),
+    ]);
+    expect(events.at(-1)).toMatchObject({ query: 'DELETE FROM t', statement: 's3' });
+  });
+
+  it('forgets the unnamed statement after a simple Query, and names closed ones unknown', () => {
+    const events = audit([
+      fe.parse('', 'select 1'),
+      fe.sync(),
+      ...['1', 'Z'],
+      fe.query('select 2'),
+      'Z',
+      ...run(''),
+      ...['E', 'Z'],
+      fe.parse('s', 'select 3'),
+      fe.sync(),
+      ...['1', 'Z'],
+      fe.close('S', 's'),
+      fe.sync(),
+      ...['3', 'Z'],
+      ...run('s'),
+    ]);
+    expect(events[1]).toMatchObject({ query: null, queryUnknown: expect.any(String) });
+    expect(events[2]).toMatchObject({ query: null, statement: 's', queryUnknown: expect.any(String) });
+  });
+
+  it('makes known statements doubtful after SQL that may prepare or deallocate', () => {
+    for (const sql of ['DEALLOCATE s', 'discard all', 'PREPARE s AS select 1']) {
+      const events = audit([
+        fe.parse('s', 'select 3'),
+        fe.sync(),
+        ...['1', 'Z'],
+        fe.query(sql),
+        'Z',
+        ...run('s'),
+      ]);
+      expect(events[1]).toMatchObject({ query: null, possibleQueries: ['select 3'] });
+    }
+    const viaBind = audit([
+      fe.parse('s', 'select 3'),
+      fe.parse('d', 'DEALLOCATE s'),
+      fe.sync(),
+      ...['1', '1', 'Z'],
+      ...run('d'),
+      ...run('s'),
+    ]);
+    expect(viaBind[1]).toMatchObject({ query: null, statement: 's' });
+  });
+
+  it('follows COPY FROM STDIN, whose Sync messages the server ignores', () => {
+    const events = audit([
+      fe.parse('', 'COPY t FROM STDIN'),
+      ...run(''),
+      ...['1', '2', 'G'],
+      fe.copyData(Buffer.from('1\n')),
+      fe.copyDone(),
+      fe.sync(),
+      'Z',
+      fe.parse('s', 'select 4'),
+      fe.sync(),
+      ...['1', 'Z'],
+      ...run('s'),
+    ]);
+    expect(events.at(-1)).toMatchObject({ query: 'select 4', statement: 's' });
+  });
+
+  it('refuses a simple Query after extended messages without Sync, and answers it cannot match', () => {
+    expect(() => audit([fe.parse('s', 'select 1'), fe.query('select 2')])).toThrow(/without a Sync/);
+    expect(() => audit([fe.sync(), '1'])).toThrow(/cannot tell which prepared statements/);
+  });
+
+  it('audits a FunctionCall with its OID and arguments', () => {
+    expect(audit([fe.functionCall(177, [0], [Buffer.from('2'), null])])).toEqual([
+      { function: 177, parameters: ['2', null] },
+    ]);
   });
 
   it('marks statements longer than the capture as truncated, with their full size', () => {
@@ -43,23 +192,55 @@ describe('QueryAuditor', () => {
     expect(audit([fe.query(long)], 100)).toEqual([
       { query: long.slice(0, 100), truncated: true, messageBytes: long.length + 1 },
     ]);
-    const events = audit([fe.parse('big', long), fe.bind('', 'big', [], [Buffer.from('v')])], 100);
-    expect(events[0]).toMatchObject({ statement: 'big', parameters: ['v'] });
+    const events = audit([fe.parse('big', long), fe.sync(), '1', 'Z', fe.bind('', 'big', [], [])], 100);
+    expect(events[0]).toMatchObject({ statement: 'big', parameters: [] });
     expect(String(events[0]!.query)).toMatch(/^select x+…\[truncated\]$/);
-    const bind = fe.bind('', 's', [], [Buffer.alloc(500)]);
-    expect(audit([fe.parse('s', 'select $1'), bind], 50)[0]).toEqual({
-      query: 'select $1',
-      statement: 's',
-      parameters: null,
-      truncated: true,
-      messageBytes: bind.length - 5,
-    });
   });
 
-  it('cuts long values the way the audit log does everywhere', () => {
-    expect(formatParam(Buffer.from('a'.repeat(300)), false)).toMatch(
-      /^a{256}…\[300 bytes sha256:[0-9a-f]{16}\]$/,
+  it('redacts passwords, and the parameters of statements that mention one', () => {
+    const events = audit([
+      fe.query("ALTER ROLE a PASSWORD 'x1'"),
+      'Z',
+      fe.parse('', 'ALTER ROLE a PASSWORD $1'),
+      fe.bind('', '', [], [Buffer.from('x2')]),
+    ]);
+    expect(events).toEqual([
+      { query: 'ALTER ROLE a PASSWORD [redacted]' },
+      { query: 'ALTER ROLE a PASSWORD $1', parameters: ['[redacted]'] },
+    ]);
+  });
+
+  it('cuts long values at the limit, with the SHA-256 of the whole value', () => {
+    expect(formatParam(Buffer.from('a'.repeat(300)), false, 256)).toMatch(
+      /^a{256}…\[300 bytes sha256:[0-9a-f]{64}\]$/,
     );
-    expect(formatParam(Buffer.alloc(200, 0xab), true)).toBe('\\x' + 'ab'.repeat(128) + '…[200 bytes]');
+    expect(formatParam(Buffer.alloc(200, 0xab), true, 256)).toBe('\\x' + 'ab'.repeat(128) + '…[200 bytes]');
+    expect(audit([fe.query('é'.repeat(300))], undefined, 256)[0]!.query).toMatch(/…\[600 bytes sha256:/);
+  });
+});
+
+describe('redactPasswords', () => {
+  it.each([
+    ["CREATE ROLE a PASSWORD 'p''w'", 'CREATE ROLE a PASSWORD [redacted]'],
+    [
+      "create user a with encrypted password 'pw' valid until 'x'",
+      "create user a with encrypted password [redacted] valid until 'x'",
+    ],
+    ['ALTER USER a PASSWORD $$p$w$$; SELECT 1', 'ALTER USER a PASSWORD [redacted]; SELECT 1'],
+    ['ALTER USER a PASSWORD $t$p$$w$t$', 'ALTER USER a PASSWORD [redacted]'],
+    ["ALTER USER a PASSWORD E'p\\'w'", 'ALTER USER a PASSWORD [redacted]'],
+    ["ALTER USER a PASSWORD U&'p'", 'ALTER USER a PASSWORD [redacted]'],
+    ["ALTER USER a PASSWORD /* c */ --x\n 'pw'", 'ALTER USER a PASSWORD /* c */ --x\n [redacted]'],
+    ["ALTER USER a PASSWORD 'unterminated", 'ALTER USER a PASSWORD [redacted]'],
+    [
+      "SELECT 'password', \"password\" 'x', password_x 'y'",
+      "SELECT 'password', \"password\" 'x', password_x 'y'",
+    ],
+    [
+      "ALTER USER a PASSWORD NULL; create role b password 'q'",
+      'ALTER USER a PASSWORD NULL; create role b password [redacted]',
+    ],
+  ])('%s', (sql, expected) => {
+    expect(redactPasswords(sql)).toBe(expected);
   });
 });

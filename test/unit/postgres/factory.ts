@@ -52,6 +52,16 @@ export const fe = {
       int16(resultFormats.length),
       ...resultFormats.map(int16),
     ),
+  functionCall: (oid: number, formats: number[], args: (Buffer | null)[], resultFormat = 0) =>
+    msg(
+      'F',
+      int32(oid),
+      int16(formats.length),
+      ...formats.map(int16),
+      int16(args.length),
+      ...args.flatMap((v) => (v === null ? [int32(-1)] : [int32(v.length), v])),
+      int16(resultFormat),
+    ),
   describe: (kind: 'S' | 'P', name: string) => msg('D', Buffer.from(kind), cstr(name)),
   execute: (portal: string, maxRows = 0) => msg('E', cstr(portal), int32(maxRows)),
   close: (kind: 'S' | 'P', name: string) => msg('C', Buffer.from(kind), cstr(name)),

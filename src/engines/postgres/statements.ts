@@ -1,0 +1,275 @@
+// Which prepared statement a Bind runs. A name means what the server accepted, not what a client sent:
+// a Parse counts once its ParseComplete arrives, a Close once its CloseComplete. Client messages that
+// the server answers are queued in order and matched against the answers, following the server's
+// rules: after an error in an extended-protocol batch it skips everything until Sync (those Parses are
+// never accepted); a Parse of the unnamed statement, and any simple Query, drop the unnamed statement;
+// Sync and Flush sent during COPY FROM STDIN are ignored. SQL that may prepare or deallocate statements
+// (PREPARE, DEALLOCATE, DISCARD, a FunctionCall) makes everything known so far doubtful.
+//
+// A Bind is audited when the client sends it, before any answer: a Parse still in flight in the same
+// batch is what runs if the Bind runs at all (an error skips both); across a Sync the outcome is open,
+// and the event lists the possible texts instead. A client that sends a simple Query or FunctionCall
+// after extended messages without Sync (no driver does) would make errors unattributable: refused.
+import { DrawbridgeError } from '../../errors.js';
+
+/** A statement text as audited (already redacted and cut), and whether running it may rewrite names. */
+export interface StatementInfo {
+  text: string;
+  /** Its SQL may prepare, deallocate or discard statements (PREPARE, DEALLOCATE, DISCARD). */
+  rewrites: boolean;
+}
+
+/** What the audit says when a Bind's statement text is not known for certain. */
+export interface UnknownStatement {
+  text: null;
+  reason: string;
+  /** Texts the name may stand for, when there are candidates. */
+  possible?: string[];
+}
+
+const enum Kind {
+  Parse,
+  Close,
+  ClosePortal,
+  Sync,
+  Simple,
+  CopyEnd,
+}
+
+interface Entry {
+  kind: Kind;
+  name: string;
+  info: StatementInfo | undefined;
+  seq: number;
+  /** SQL sent after it may have changed the name's meaning. */
+  doubtful: boolean;
+}
+
+const constant = (kind: Kind): Entry => ({ kind, name: '', info: undefined, seq: 0, doubtful: false });
+const SYNC = constant(Kind.Sync);
+const SIMPLE = constant(Kind.Simple);
+const CLOSE_PORTAL = constant(Kind.ClosePortal);
+const COPY_END = constant(Kind.CopyEnd);
+
+/** Unanswered messages beyond this end the session: a client is not reading what it asked for. */
+const MAX_PENDING = 1 << 20;
+/** Prepared statements remembered per session; beyond this the oldest are forgotten (unknown). */
+const MAX_STATEMENTS = 10_000;
+const MAX_POSSIBLE = 8;
+
+const NOT_PREPARED: UnknownStatement = {
+  text: null,
+  reason: 'not prepared by a Parse the server accepted in this session (e.g. SQL PREPARE)',
+};
+const CLOSED: UnknownStatement = { text: null, reason: 'closed earlier in the same batch' };
+const REWRITTEN = 'SQL sent since may have prepared or deallocated statements';
+const IN_FLIGHT = 'the server had not yet answered an earlier Parse or Close of this name';
+
+const REWRITES = /\b(?:prepare|deallocate|discard)\b/i;
+
+/** True when SQL text may prepare, deallocate or discard prepared statements. */
+export function rewritesStatements(sql: string): boolean {
+  return REWRITES.test(sql);
+}
+
+function lost(what: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'PROTOCOL_ERROR',
+    `the agent cannot tell which prepared statements the server accepted (${what}), so it cannot audit them`,
+    'reconnect; send Sync after each extended-protocol batch, as drivers do',
+  );
+}
+
+export class StatementTracker {
+  /** Accepted Parses by name (the entry that was answered). */
+  private readonly accepted = new Map<string, Entry>();
+  /** The latest unanswered Parse or Close per statement name. */
+  private readonly lastByName = new Map<string, Entry>();
+  private queue: Entry[] = [];
+  private head = 0;
+  private seq = 0;
+  /** `seq` of the latest Sync, simple Query or FunctionCall sent. */
+  private syncSeq = 0;
+  /** Extended-protocol messages were sent since the last Sync. */
+  private extendedOpen = false;
+  /** The server is skipping messages until Sync after an error, and no Sync was queued yet. */
+  private skipping = false;
+  /** The server is in COPY FROM STDIN, and the client has not ended it yet. */
+  private copyIn = false;
+
+  // Client → server, in the order sent.
+
+  parse(name: string, info: StatementInfo): void {
+    this.extendedOpen = true;
+    if (this.skipping) return;
+    if (this.copyIn) throw lost('a Parse during COPY');
+    const entry: Entry = { kind: Kind.Parse, name, info, seq: ++this.seq, doubtful: false };
+    this.push(entry);
+    this.lastByName.set(name, entry);
+  }
+
+  close(statement: boolean, name: string): void {
+    this.extendedOpen = true;
+    if (this.skipping) return;
+    if (this.copyIn) throw lost('a Close during COPY');
+    if (!statement) return this.push(CLOSE_PORTAL);
+    const entry: Entry = { kind: Kind.Close, name, info: undefined, seq: ++this.seq, doubtful: false };
+    this.push(entry);
+    this.lastByName.set(name, entry);
+  }
+
+  /** Bind, Describe, Execute or Flush. */
+  extended(): void {
+    this.extendedOpen = true;
+  }
+
+  sync(): void {
+    this.extendedOpen = false;
+    this.skipping = false;
+    if (this.copyIn) return; // the server ignores it
+    this.push(SYNC);
+    this.syncSeq = ++this.seq;
+  }
+
+  /** A simple Query or a FunctionCall; `rewrites` when it may change prepared statements. */
+  simple(rewrites: boolean): void {
+    if (this.extendedOpen) {
+      throw new DrawbridgeError(
+        'PROTOCOL_ERROR',
+        'a simple Query or FunctionCall arrived after extended-protocol messages without a Sync',
+        'send Sync to end each extended-protocol batch (all maintained drivers do)',
+      );
+    }
+    if (this.copyIn) throw lost('a Query during COPY');
+    this.push(SIMPLE);
+    this.syncSeq = ++this.seq;
+    if (rewrites) this.forgetAll();
+  }
+
+  /** CopyDone or CopyFail. */
+  copyEnd(): void {
+    if (this.copyIn) this.copyIn = false;
+    else this.push(COPY_END);
+  }
+
+  /** Everything known so far becomes doubtful: SQL may have changed what the names stand for. */
+  forgetAll(): void {
+    for (const e of this.accepted.values()) e.doubtful = true;
+    for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.doubtful = true;
+  }
+
+  /** The statement a Bind sent now will run, as far as the agent can know. */
+  resolve(name: string): StatementInfo | UnknownStatement {
+    const pending = this.lastByName.get(name);
+    if (pending) {
+      if (pending.seq > this.syncSeq && !pending.doubtful) return pending.info ?? CLOSED;
+      return { text: null, reason: IN_FLIGHT, possible: this.possible(name) };
+    }
+    const known = this.accepted.get(name);
+    if (!known) return NOT_PREPARED;
+    if (known.doubtful) return { text: null, reason: REWRITTEN, possible: [known.info!.text] };
+    return known.info!;
+  }
+
+  private possible(name: string): string[] {
+    const out: string[] = [];
+    const known = this.accepted.get(name);
+    if (known) out.push(known.info!.text);
+    for (let i = this.head; i < this.queue.length && out.length < MAX_POSSIBLE; i++) {
+      const e = this.queue[i]!;
+      if (e.kind === Kind.Parse && e.name === name) out.push(e.info!.text);
+    }
+    return out;
+  }
+
+  // Server → client, in the order received.
+
+  parseComplete(): void {
+    const e = this.shift();
+    if (e?.kind !== Kind.Parse) throw lost('ParseComplete without a Parse');
+    this.settled(e);
+    this.accepted.delete(e.name);
+    this.accepted.set(e.name, e);
+    if (this.accepted.size > MAX_STATEMENTS) this.accepted.delete(this.accepted.keys().next().value!);
+  }
+
+  closeComplete(): void {
+    const e = this.shift();
+    if (e?.kind === Kind.Close) {
+      this.settled(e);
+      this.accepted.delete(e.name);
+    } else if (e?.kind !== Kind.ClosePortal) throw lost('CloseComplete without a Close');
+  }
+
+  readyForQuery(): void {
+    const e = this.shift();
+    if (e?.kind === Kind.Simple) this.accepted.delete('');
+    else if (e?.kind !== Kind.Sync) throw lost('ReadyForQuery without a Sync or Query');
+  }
+
+  error(): void {
+    this.copyIn = false;
+    if (this.head < this.queue.length && this.queue[this.head]!.kind === Kind.Simple) return;
+    // An extended-protocol message failed: the server skips everything up to the next Sync.
+    for (; this.head < this.queue.length; this.head++) {
+      const e = this.queue[this.head]!;
+      if (e.kind === Kind.Sync) return this.compact();
+      if (e.kind === Kind.Parse || e.kind === Kind.Close) this.settled(e);
+      // The failing message may be a Parse of the unnamed statement, which drops the old one.
+      if (e.kind === Kind.Parse && e.name === '') this.accepted.delete('');
+    }
+    this.compact();
+    this.skipping = true;
+  }
+
+  /** CopyInResponse: Sync messages sent since the COPY began, until CopyDone/CopyFail, are ignored. */
+  copyInResponse(): void {
+    while (this.head < this.queue.length && this.queue[this.head]!.kind === Kind.CopyEnd) this.head++;
+    let i = this.head;
+    if (i < this.queue.length && this.queue[i]!.kind === Kind.Simple) i++;
+    for (; i < this.queue.length;) {
+      const kind = this.queue[i]!.kind;
+      if (kind === Kind.CopyEnd) {
+        this.queue.splice(i, 1);
+        return;
+      }
+      if (kind !== Kind.Sync) throw lost('a message other than Sync during COPY');
+      this.queue.splice(i, 1);
+    }
+    this.copyIn = true;
+  }
+
+  private push(e: Entry): void {
+    if (this.queue.length - this.head >= MAX_PENDING) {
+      throw new DrawbridgeError(
+        'PROTOCOL_ERROR',
+        `more than ${MAX_PENDING} messages await an answer from the database`,
+        'read the results of what you send',
+      );
+    }
+    this.queue.push(e);
+  }
+
+  /** The oldest unanswered message, past CopyDone/CopyFail sent outside COPY (the server ignores those). */
+  private shift(): Entry | undefined {
+    while (this.head < this.queue.length && this.queue[this.head]!.kind === Kind.CopyEnd) this.head++;
+    const e = this.queue[this.head];
+    if (e) this.head++;
+    this.compact();
+    return e;
+  }
+
+  private compact(): void {
+    if (this.head === this.queue.length) {
+      this.queue.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  private settled(e: Entry): void {
+    if (this.lastByName.get(e.name) === e) this.lastByName.delete(e.name);
+  }
+}

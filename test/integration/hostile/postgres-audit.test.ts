@@ -1,0 +1,253 @@
+// The attacker who may log in and wants the audit log to lie: statements run through paths the audit
+// does not see (FunctionCall), prepared statement names that mean something else than the audit says
+// (a refused duplicate Parse, errors inside pipelined batches, SQL PREPARE/DEALLOCATE/DISCARD), secrets
+// written into the log (role passwords), and values too long to read. Played with raw wire messages
+// against the real PostgreSQL 15 through the real agent; every check reads the real audit file.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../../src/agent/audit.js';
+import { decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
+import { type Fixture, baseDocs, startFixture } from '../postgres/fixture.js';
+import { type RawSession, rawSession } from '../postgres/raw-client.js';
+import { fe } from '../../unit/postgres/factory.js';
+
+let f: Fixture;
+beforeAll(async () => {
+  f = await startFixture();
+  await f.pg.admin('ALTER ROLE alice CREATEROLE');
+});
+afterAll(async () => {
+  await f?.stop();
+});
+
+/** Sends `messages` in one write and reads until `ready` ReadyForQuery; returns the errors seen. */
+async function exchange(s: RawSession, messages: Buffer[], ready = 1): Promise<string[]> {
+  s.tls.write(Buffer.concat(messages));
+  const errors: string[] = [];
+  for (let n = 0; n < ready;) {
+    const m = await s.next();
+    if (!m) throw new Error(`connection closed; errors: ${errors.join('; ')}`);
+    if (m.code === 0x45) errors.push(decodeErrorFields(m.body).message ?? '');
+    if (m.code === 0x5a) n++;
+  }
+  return errors;
+}
+
+/** A raw session and its audit session id (sessions here run one at a time: the newest start is ours). */
+type Session = RawSession & { sessionId: string };
+
+/** `query` events of one session (the audit sink flushes within milliseconds). */
+async function queries(s: Session, count: number): Promise<AuditEvent[]> {
+  for (let i = 0; ; i++) {
+    const found = (await f.agent.auditEvents()).filter(
+      (e) => e.type === 'query' && e.sessionId === s.sessionId,
+    );
+    if (found.length >= count || i === 30) return found;
+    await sleep(100);
+  }
+}
+
+async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
+  const starts = async () => (await f.agent.auditEvents()).filter((e) => e.type === 'session.start');
+  const before = (await starts()).length;
+  const raw = await rawSession(f, f.people.alice, 'alice', 'orders');
+  try {
+    let all = await starts();
+    for (let i = 0; all.length === before && i < 30; i++) {
+      await sleep(50);
+      all = await starts();
+    }
+    return await fn(Object.assign(raw, { sessionId: all.at(-1)!.sessionId }));
+  } finally {
+    raw.tls.destroy();
+  }
+}
+
+async function resetTable(): Promise<void> {
+  await f.pg.admin(
+    'DROP TABLE IF EXISTS t; CREATE TABLE t (id int); ALTER TABLE t OWNER TO alice; ' +
+      'INSERT INTO t VALUES (1), (2)',
+    'orders',
+  );
+}
+const rows = async () => Number((await f.pg.admin('SELECT count(*) FROM t', 'orders')).trim());
+const run = (statement: string) => [fe.bind('', statement, [], []), fe.execute(''), fe.sync()];
+
+describe('FunctionCall', () => {
+  it('is audited with the function OID and its arguments', async () => {
+    const oid = Number((await f.pg.admin("SELECT 'int4pl'::regproc::oid")).trim());
+    await withSession(async (s) => {
+      const call = fe.functionCall(oid, [0], [Buffer.from('2'), Buffer.from('40')]);
+      expect(await exchange(s, [call])).toEqual([]);
+      const events = await queries(s, 1);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ function: oid, parameters: ['2', '40'] });
+    });
+  });
+});
+
+describe('prepared statements', () => {
+  it('a refused duplicate Parse does not rename the statement that runs', async () => {
+    await resetTable();
+    await withSession(async (s) => {
+      expect(await exchange(s, [fe.parse('s1', 'DELETE FROM t'), fe.sync()])).toEqual([]);
+      const dup = await exchange(s, [fe.parse('s1', 'SELECT 1'), fe.sync()]);
+      expect(dup[0]).toContain('already exists');
+      expect(await exchange(s, run('s1'))).toEqual([]);
+      expect(await rows()).toBe(0);
+      const events = await queries(s, 1);
+      expect(events).toEqual([expect.objectContaining({ statement: 's1', query: 'DELETE FROM t' })]);
+    });
+  });
+
+  it('pipelined: a Parse the server has not answered yet is not taken for the statement', async () => {
+    await resetTable();
+    await withSession(async (s) => {
+      // The first Parse fails (syntax), the second is accepted: the Bind runs the DELETE.
+      const errors = await exchange(
+        s,
+        [fe.parse('s1', 'DELET FROM t'), fe.sync(), fe.parse('s1', 'DELETE FROM t'), fe.sync(), ...run('s1')],
+        3,
+      );
+      expect(errors).toHaveLength(1);
+      expect(await rows()).toBe(0);
+      const [bind] = await queries(s, 1);
+      expect(bind).toMatchObject({ statement: 's1', query: null });
+      expect(bind!.queryUnknown).toEqual(expect.any(String));
+      expect(bind!.possibleQueries).toContain('DELETE FROM t');
+    });
+  });
+
+  it('Parses skipped after an error in their batch are not accepted', async () => {
+    await resetTable();
+    await withSession(async (s) => {
+      // The Bind fails, so the server skips the Parse after it until Sync.
+      const skipped = [fe.bind('', 'nosuch', [], []), fe.parse('s2', 'SELECT 1'), fe.sync()];
+      expect(await exchange(s, skipped)).toHaveLength(1);
+      expect(await exchange(s, [fe.parse('s2', 'DELETE FROM t'), fe.sync()])).toEqual([]);
+      expect(await exchange(s, run('s2'))).toEqual([]);
+      expect(await rows()).toBe(0);
+      const events = await queries(s, 3);
+      expect(events.at(-1)).toMatchObject({ statement: 's2', query: 'DELETE FROM t' });
+    });
+  });
+
+  it('the unnamed statement: the same batch names it; after a simple Query it is unknown', async () => {
+    await resetTable();
+    await withSession(async (s) => {
+      expect(await exchange(s, [fe.parse('', 'DELETE FROM t WHERE id = 1'), ...run('')])).toEqual([]);
+      expect(await exchange(s, [fe.query('SELECT 1')])).toEqual([]);
+      expect((await exchange(s, run('')))[0]).toContain('unnamed prepared statement does not exist');
+      const events = await queries(s, 3);
+      expect(events[0]).toMatchObject({ query: 'DELETE FROM t WHERE id = 1' });
+      expect(events[2]).toMatchObject({ query: null, queryUnknown: expect.any(String) });
+    });
+  });
+
+  it('Close frees the name; the next accepted Parse is what runs', async () => {
+    await resetTable();
+    await withSession(async (s) => {
+      await exchange(s, [fe.parse('s3', 'SELECT 1'), fe.sync()]);
+      await exchange(s, [fe.close('S', 's3'), fe.parse('s3', 'DELETE FROM t'), fe.sync()]);
+      expect(await exchange(s, run('s3'))).toEqual([]);
+      expect(await rows()).toBe(0);
+      expect((await queries(s, 1))[0]).toMatchObject({ statement: 's3', query: 'DELETE FROM t' });
+    });
+  });
+
+  it.each([
+    ['DEALLOCATE', 'DEALLOCATE s4; PREPARE s4 AS DELETE FROM t'],
+    ['DISCARD ALL', 'DISCARD ALL'],
+  ])('%s in SQL makes the agent forget what it knew', async (_, sql) => {
+    await resetTable();
+    await withSession(async (s) => {
+      await exchange(s, [fe.parse('s4', 'SELECT 1'), fe.sync()]);
+      await exchange(s, [fe.query(sql)]);
+      await exchange(s, run('s4'));
+      const events = await queries(s, 2);
+      const bind = events.find((e) => e.statement === 's4');
+      expect(bind).toMatchObject({ query: null, queryUnknown: expect.any(String) });
+    });
+  });
+
+  it('refuses a simple Query sent after extended messages without a Sync (the session ends)', async () => {
+    await withSession(async (s) => {
+      s.tls.write(Buffer.concat([fe.parse('s5', 'SELECT 1'), fe.query('SELECT 2')]));
+      const error = await s.errorUntilClose();
+      expect(error?.message).toContain('Sync');
+    });
+  });
+});
+
+describe('secrets and long values', () => {
+  const secrets = ['sekrit-one', 'sekrit-two', 'sekrit-three', 'sekrit-four', 'sekrit-five'];
+
+  it('redacts role passwords in queries and Bind parameters', async () => {
+    await withSession(async (s) => {
+      await exchange(s, [
+        fe.query(
+          `SELECT 1; cReAtE rOlE r1 PASSWORD '${secrets[0]}'; ` +
+            `ALTER USER r1 WITH ENCRYPTED PASSWORD $tag$${secrets[1]}$tag$ VALID UNTIL 'infinity'`,
+        ),
+      ]);
+      await exchange(s, [fe.query(`alter role r1 password E'${secrets[2]}\\'x'`)]);
+      await exchange(s, [fe.parse('', `CREATE USER r2 PASSWORD '${secrets[3]}'`), ...run('')]);
+      // PASSWORD takes no parameters: the server refuses this Parse, but the Bind is audited all the same.
+      await exchange(s, [
+        fe.parse('', 'ALTER ROLE r1 PASSWORD $1'),
+        fe.bind('', '', [], [Buffer.from(secrets[4]!)]),
+        fe.sync(),
+      ]);
+      const events = await queries(s, 4);
+      expect(events).toHaveLength(4);
+      const text = await readFile(f.agent.auditPath, 'utf8');
+      for (const secret of secrets) expect(text).not.toContain(secret);
+      expect(events[0]!.query).toContain('PASSWORD [redacted]');
+      expect(events[0]!.query).toContain("VALID UNTIL 'infinity'");
+      expect(events.at(-1)!.parameters).toEqual(['[redacted]']);
+      expect(
+        Number((await f.pg.admin("SELECT count(*) FROM pg_roles WHERE rolname IN ('r1','r2')")).trim()),
+      ).toBe(2);
+    });
+  });
+
+  it('cuts values past the limit (default 4096) with the SHA-256 of the full text', async () => {
+    const long = `SELECT '${'v'.repeat(6000)}'`;
+    const param = 'p'.repeat(5000);
+    await withSession(async (s) => {
+      await exchange(s, [fe.query(long)]);
+      await exchange(s, [
+        fe.parse('', 'SELECT $1::text'),
+        fe.bind('', '', [], [Buffer.from(param)]),
+        fe.execute(''),
+        fe.sync(),
+      ]);
+      const [q, b] = await queries(s, 2);
+      const sha = (v: string) => createHash('sha256').update(v).digest('hex');
+      expect(q!.query).toBe(`${long.slice(0, 4096)}…[${long.length} bytes sha256:${sha(long)}]`);
+      expect(b!.parameters).toEqual([`${param.slice(0, 4096)}…[5000 bytes sha256:${sha(param)}]`]);
+    });
+  });
+
+  it('takes the limit from the Database spec (spec.audit.maxValueLength)', async () => {
+    const docs = baseDocs(f.pg.port, f.pg.ca.certPem) as { kind: string; spec: Record<string, unknown> }[];
+    docs.find((d) => d.kind === 'Database')!.spec.audit = { maxValueLength: 300 };
+    await f.agent.writeDocs(docs);
+    try {
+      await sleep(2_000);
+      await withSession(async (s) => {
+        const long = `SELECT '${'w'.repeat(400)}'`;
+        await exchange(s, [fe.query(long)]);
+        const [q] = await queries(s, 1);
+        expect(String(q!.query)).toMatch(
+          new RegExp(`^SELECT 'w{292}…\\[${long.length} bytes sha256:[0-9a-f]{64}\\]$`),
+        );
+      });
+    } finally {
+      await f.agent.writeDocs(baseDocs(f.pg.port, f.pg.ca.certPem));
+      await sleep(2_000);
+    }
+  });
+});
