@@ -172,6 +172,19 @@ describe('prepared statements', () => {
     });
   });
 
+  it('follows COPY FROM STDIN in the extended protocol, whose pipelined Sync the server ignores', async () => {
+    await resetTable();
+    await withSession(async (s) => {
+      s.tls.write(Buffer.concat([fe.parse('', 'COPY t FROM STDIN'), ...run('')]));
+      for (let m = await s.next(); m?.code !== 0x47; m = await s.next()) expect(m).toBeDefined(); // CopyInResponse
+      expect(await exchange(s, [fe.copyData(Buffer.from('3\n')), fe.copyDone(), fe.sync()])).toEqual([]);
+      expect(await exchange(s, [fe.parse('s6', 'DELETE FROM t'), fe.sync()])).toEqual([]);
+      expect(await exchange(s, run('s6'))).toEqual([]);
+      expect(await rows()).toBe(0);
+      expect((await queries(s, 2)).at(-1)).toMatchObject({ statement: 's6', query: 'DELETE FROM t' });
+    });
+  });
+
   it('refuses a simple Query sent after extended messages without a Sync (the session ends)', async () => {
     await withSession(async (s) => {
       s.tls.write(Buffer.concat([fe.parse('s5', 'SELECT 1'), fe.query('SELECT 2')]));
