@@ -1,0 +1,264 @@
+// RESP fuzz across the login boundary, through a real in-process agent (TLS, session, login, access
+// checks, audit) in front of a minimal RESP backend. Each case is a sequence of messages — AUTH and
+// HELLO ... AUTH with good, refused and malformed credentials, ordinary and refused commands, MULTI /
+// EXEC / RESET, and sometimes hostile bytes — encoded as RESP or inline and cut at random offsets.
+// Properties: everything the agent sends back is well-formed RESP; no reply is the agent's untyped
+// "internal error"; the agent opens no backend connection unless the case held an AUTH the roles
+// allow; the token never reaches the audit log; and the agent keeps serving new sessions.
+import { type Server, type Socket, createServer } from 'node:net';
+import { createSecureContext, connect as tlsConnect } from 'node:tls';
+import fc from 'fast-check';
+import { Agent } from '../src/agent/agent.js';
+import type { AuditEvent, AuditSink } from '../src/agent/audit.js';
+import { AgentState } from '../src/agent/state.js';
+import { AccessRole, DatabaseUser } from '../src/api/access.js';
+import { Database } from '../src/api/database.js';
+import { RequestParser } from '../src/engines/redis/parser.js';
+import { ReplyFramer, RespError, decodeReply } from '../src/engines/redis/reply-parser.js';
+import { encodeCommand, encodeValue } from '../src/engines/redis/serializer.js';
+import { createLogger } from '../src/log.js';
+import { createCA, issueCertificate } from '../src/pki/ca.js';
+import '../src/engines/redis/index.js';
+import { cut, hostileBytes } from './fuzz-redis-harness.js';
+
+const TOKEN = `${'a'.repeat(20)}.${'b'.repeat(30)}.${'c'.repeat(20)}`;
+const API = { apiVersion: 'drawbridge.dev/v1alpha1' };
+
+/** COMMAND entries (Redis 7 layout, categories at index 6) for what the fake backend knows. */
+const CATALOG: [string, string[]][] = [
+  ['get', ['@read']],
+  ['set', ['@write']],
+  ['ping', ['@connection']],
+  ['echo', ['@connection']],
+  ['select', ['@connection']],
+  ['multi', ['@transaction']],
+  ['exec', ['@transaction']],
+  ['discard', ['@transaction']],
+  ['reset', ['@connection']],
+  ['auth', ['@connection']],
+  ['hello', ['@connection']],
+  ['quit', ['@connection']],
+  ['eval', ['@scripting']],
+  ['flushall', ['@write', '@dangerous']],
+  ['swapdb', ['@write', '@dangerous']],
+];
+
+/** A backend that answers like Redis would for these commands (MULTI queues, EXEC answers each). */
+function fakeBackend(onConnection: () => void): Server {
+  const catalog = encodeValue(CATALOG.map(([n, c]) => [Buffer.from(n), -1, [], 0, 0, 0, c, [], [], []]));
+  const hello = encodeValue(
+    ['server', 'redis', 'version', '7.0.0', 'proto', 2, 'mode', 'standalone'].map((v) =>
+      typeof v === 'string' ? Buffer.from(v) : v,
+    ),
+  );
+  return createServer((socket: Socket) => {
+    onConnection();
+    let queued = -1;
+    const parser = new RequestParser((cmd) => {
+      const name = cmd.name;
+      if (queued >= 0 && !['exec', 'discard', 'multi', 'reset'].includes(name)) {
+        queued++;
+        return void socket.write('+QUEUED\r\n');
+      }
+      if (name === 'exec')
+        socket.write(
+          queued < 0 ? '-ERR EXEC without MULTI\r\n' : `*${queued}\r\n${'+OK\r\n'.repeat(queued)}`,
+        );
+      else if (name === 'multi')
+        socket.write(queued >= 0 ? '-ERR MULTI calls can not be nested\r\n' : '+OK\r\n');
+      else if (name === 'command') socket.write(catalog);
+      else if (name === 'hello') socket.write(hello);
+      else if (name === 'reset') socket.write('+RESET\r\n');
+      else if (name === 'ping') socket.write('+PONG\r\n');
+      else if (name === 'get') socket.write('$-1\r\n');
+      else socket.write('+OK\r\n');
+      if (name === 'multi' && queued < 0) queued = 0;
+      else if (name === 'exec' || name === 'discard' || name === 'reset') queued = -1;
+    });
+    socket.on('data', (d: Buffer) => {
+      try {
+        parser.feed(d);
+      } catch {
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+}
+
+export interface LoginTarget {
+  port: number;
+  ca: string;
+  /** Backend connections opened so far. */
+  backendConnections(): number;
+  audit: AuditEvent[];
+  stop(): Promise<void>;
+}
+
+export async function startLoginTarget(): Promise<LoginTarget> {
+  let connections = 0;
+  const backend = fakeBackend(() => connections++);
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const backendPort = (backend.address() as { port: number }).port;
+  const ca = await createCA({ commonName: 'fuzz CA' });
+  const cert = await issueCertificate(ca, {
+    commonName: 'agent',
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const audit: AuditEvent[] = [];
+  const sink: AuditSink = { emit: (e) => void audit.push(e), close: async () => undefined };
+  const agent = new Agent({
+    state: new AgentState({
+      database: Database.parse({
+        ...API,
+        kind: 'Database',
+        metadata: { name: 'cache', labels: { env: 'prod' } },
+        spec: {
+          protocol: 'redis',
+          uri: `redis://127.0.0.1:${backendPort}`,
+          tls: { mode: 'disabled' },
+          auth: { type: 'password', secretRef: { name: 'login' } },
+        },
+      }),
+      roles: [
+        AccessRole.parse({
+          ...API,
+          kind: 'AccessRole',
+          metadata: { name: 'cart' },
+          spec: {
+            allow: { databaseLabels: { env: '*' }, databaseUsers: ['cart'] },
+            deny: { redisCommands: ['@dangerous'] },
+          },
+        }),
+      ],
+      users: [
+        DatabaseUser.parse({
+          ...API,
+          kind: 'DatabaseUser',
+          metadata: { name: 'cart' },
+          spec: { subjects: [{ kind: 'ServiceAccount', namespace: 'shop', name: 'cart' }], roles: ['cart'] },
+        }),
+      ],
+      secrets: new Map([['login', { cart: 'cart-pw', default: 'default-pw' }]]),
+    }),
+    serverTls: createSecureContext({ cert: cert.certPem, key: cert.keyPem, ca: ca.certPem }),
+    audit: sink,
+    log: createLogger('fuzz', 'silent'),
+    tokenVerifier: {
+      verify: async (t) => {
+        if (t !== TOKEN) throw new Error('not a token this cluster issued');
+        return { user: 'system:serviceaccount:shop:cart', groups: [], source: 'token' };
+      },
+    },
+  });
+  const { port } = await agent.listen('127.0.0.1', 0);
+  return {
+    port,
+    ca: ca.certPem,
+    backendConnections: () => connections,
+    audit,
+    async stop() {
+      await agent.stop(0);
+      await new Promise((r) => backend.close(r));
+    },
+  };
+}
+
+const GOOD_AUTH = [
+  ['AUTH', 'cart', TOKEN],
+  ['HELLO', '2', 'AUTH', 'cart', TOKEN],
+];
+const messages: string[][] = [
+  ...GOOD_AUTH,
+  ['AUTH', 'admin', TOKEN], // a user the roles do not allow
+  ['AUTH', TOKEN], // `default`: not allowed either
+  ['AUTH', 'cart', 'hunter2'], // not a token
+  ['AUTH', 'cart', `${TOKEN}x`], // a token the verifier rejects
+  ['AUTH'],
+  ['AUTH', 'a', 'b', 'c'],
+  ['HELLO', '3', 'AUTH', 'cart', TOKEN],
+  ['HELLO', '2', 'AUTH', 'cart'],
+  ['HELLO', 'x'],
+  ['PING'],
+  ['GET', 'k'],
+  ['SET', 'k', 'v'],
+  ['MULTI'],
+  ['EXEC'],
+  ['DISCARD'],
+  ['RESET'],
+  ['SELECT', '0'],
+  ['SELECT', '1'],
+  ['SWAPDB', '0', '1'],
+  ['EVAL', 'return 1', '0'],
+  ['FLUSHALL'],
+  ['CLIENT', 'REPLY', 'OFF'],
+  ['NOSUCH', 'x'],
+];
+const isGoodAuth = (m: string[]) => GOOD_AUTH.some((g) => g.join(' ') === m.join(' '));
+
+/** A case: messages (each RESP or inline), maybe hostile bytes at the end, and where TCP cuts it. */
+export const loginCase = fc.record({
+  messages: fc.array(fc.tuple(fc.constantFrom(...messages), fc.boolean()), { minLength: 1, maxLength: 10 }),
+  tail: fc.option(hostileBytes, { nil: undefined }),
+  offsets: fc.array(fc.nat(), { maxLength: 4 }),
+});
+export type LoginCase = typeof loginCase extends fc.Arbitrary<infer T> ? T : never;
+
+/** Plays one case on a new connection and checks every property; rejects with what broke. */
+export async function checkLoginCase(t: LoginTarget, c: LoginCase): Promise<void> {
+  const backendBefore = t.backendConnections();
+  const auditBefore = t.audit.length;
+  const bytes = Buffer.concat([
+    ...c.messages.map(([m, inline]) => (inline ? Buffer.from(`${m.join(' ')}\r\n`) : encodeCommand(m))),
+    c.tail ?? Buffer.alloc(0),
+  ]);
+  const received = await play(t, cut(bytes, c.offsets));
+  const replies: unknown[] = [];
+  const framer = new ReplyFramer((f) => replies.push(decodeReply(f)));
+  framer.feed(received); // throws on anything that is not RESP
+  for (const r of replies) {
+    if (r instanceof RespError && /internal error/.test(r.message))
+      throw new Error(`untyped error: ${r.message}`);
+  }
+  if (!c.messages.some(([m]) => isGoodAuth(m)) && t.backendConnections() !== backendBefore) {
+    throw new Error('the agent connected to the backend without an allowed AUTH');
+  }
+  if (JSON.stringify(t.audit.slice(auditBefore)).includes(TOKEN))
+    throw new Error('the token is in the audit log');
+}
+
+/** Writes the chunks, half-closes, and returns all the agent sent until it closed (at most 3 s). */
+function play(t: LoginTarget, chunks: Buffer[]): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const got: Buffer[] = [];
+    const s = tlsConnect({ host: '127.0.0.1', port: t.port, ca: t.ca }, () => {
+      for (const c of chunks) s.write(c);
+      s.end();
+    });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error('the session neither answered nor closed within 3 s'));
+    }, 3000);
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('error', () => undefined);
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got));
+    });
+  });
+}
+
+/** The property, for the unit test and bench/fuzz-redis.ts; the agent must serve a new session after. */
+export async function fuzzLogin(params: fc.Parameters<[LoginCase]>): Promise<void> {
+  const t = await startLoginTarget();
+  try {
+    await fc.assert(
+      fc.asyncProperty(loginCase, (c) => checkLoginCase(t, c)),
+      params,
+    );
+    await checkLoginCase(t, { messages: [[['PING'], false]], tail: undefined, offsets: [] });
+  } finally {
+    await t.stop();
+  }
+}
