@@ -3,7 +3,9 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   feedAllCuts,
+  feedLogin,
   frontendMessage,
+  loginSequence,
   mutatedStream,
   randomBytes,
 } from '../../../bench/fuzz-postgres-harness.js';
@@ -21,6 +23,13 @@ describe('parser fuzz', () => {
     fc.assert(
       fc.property(mutatedStream, (input) => feedAllCuts(input)),
       { numRuns: 300 },
+    );
+  });
+
+  it('throws only typed errors on whole connections across the login boundary, in both directions', () => {
+    fc.assert(
+      fc.property(loginSequence, (seq) => feedLogin(seq)),
+      { numRuns: 2000 },
     );
   });
 
