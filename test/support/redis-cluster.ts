@@ -86,7 +86,7 @@ process.on('exit', () => {
 
 export class RedisCluster {
   readonly nodes: ClusterNode[] = [];
-  private reaper: ChildProcess | undefined;
+  private readonly reapers: (ChildProcess | undefined)[] = [];
 
   private constructor(
     readonly dir: string,
@@ -120,7 +120,7 @@ export class RedisCluster {
     live.add(cluster);
     try {
       for (let i = 0; i < 6; i++) await cluster.startNode(i);
-      cluster.reaper = reaperFor(cluster.nodes.map((n) => n.child.pid));
+      cluster.reapers.push(reaperFor(cluster.nodes.map((n) => n.child.pid)));
       await Promise.all(cluster.nodes.map((n) => cluster.waitPing(n)));
       await cluster.cli(cluster.nodes[0]!.port, [
         '--cluster',
@@ -211,6 +211,21 @@ export class RedisCluster {
     await this.waitHealthy();
   }
 
+  /**
+   * Starts one more node and joins it as an empty master (`redis-cli --cluster add-node`): the cluster
+   * names it, but it serves no slot until a reshard moves some to it. Resolves to its port.
+   */
+  async addMaster(): Promise<number> {
+    await this.startNode(this.nodes.length);
+    const node = this.nodes.at(-1)!;
+    this.reapers.push(reaperFor([node.child.pid]));
+    await this.waitPing(node);
+    const seed = this.running()[0]!.port;
+    await this.cli(seed, ['--cluster', 'add-node', `${HOST}:${node.port}`, `${HOST}:${seed}`]);
+    await this.waitHealthy();
+    return node.port;
+  }
+
   /** Waits for cluster_state:ok on every running node and a synced link on every running replica. */
   async waitHealthy(): Promise<void> {
     await this.until('cluster_state:ok on every node', async () => {
@@ -234,14 +249,14 @@ export class RedisCluster {
   /** Stops every node and removes the directory. Safe to call more than once. */
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => terminate(n)));
-    this.reaper?.kill('SIGKILL');
+    this.reapers.forEach((r) => r?.kill('SIGKILL'));
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
   }
 
   killNow(): void {
     for (const n of this.nodes) if (!n.exited) n.child.kill('SIGKILL');
-    this.reaper?.kill('SIGKILL');
+    this.reapers.forEach((r) => r?.kill('SIGKILL'));
     rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -2,7 +2,8 @@
 // MOVED/ASK naming an address of their choosing. Before the fix the agent dialled it and logged in
 // there with the database user's credentials, and patched the slot table every session shares.
 // Played against the real 6-node TLS+ACL cluster through the real agent; a trap listener on a free
-// loopback port records anything that reaches it.
+// loopback port records anything that reaches it. The last test is the rule's other side: a real
+// redirect to a node the agent has never seen (a new master being filled) is confirmed and followed.
 import { type Server, type Socket, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +11,7 @@ import type { Redis } from 'ioredis';
 import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import type { NodeView } from '../../support/redis-cluster.js';
 import { type ClusterFixture, startClusterFixture } from '../redis/cluster-fixture.js';
+import { keysInSlots, runLoad } from '../redis/cluster-load.js';
 
 let f: ClusterFixture;
 let masters: NodeView[];
@@ -103,6 +105,7 @@ describe('hostile: cluster redirects made up by a script or function', () => {
 
   it('MOVED/ASK from FCALL/FCALL_RO: an ordinary error; never dialled, never re-run', async () => {
     const ops = f.ioredis('ops');
+    const scriptRefusalsBefore = await refusedCount('script');
     expect(await ops.function('LOAD', 'REPLACE', LIB)).toBe('hostile');
     const foreign = `127.0.0.1:${trapPort}`;
     const key = keyOn(masters[0]!, 'hf:');
@@ -130,9 +133,49 @@ describe('hostile: cluster redirects made up by a script or function', () => {
     expect(reached).toEqual({ connections: 0, bytes: 0 });
     await othersStillWork(f.ioredis('alice'));
     // Counted for whoever watches the agent.
-    const metrics = await f.agent.running.agent.metrics.registry.getSingleMetricAsString(
-      'drawbridge_cluster_redirects_refused_total',
+    expect(await refusedCount('script')).toBe(scriptRefusalsBefore + 5);
+  });
+});
+
+/** The agent's count of refused redirects with `reason`. */
+async function refusedCount(reason: string): Promise<number> {
+  const metric = await f.agent.running.agent.metrics.clusterRedirectsRefused.get();
+  return metric.values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
+
+describe('real redirects under the rule', () => {
+  it('a new master joins and receives slots under load: redirects to it are confirmed, followed, no error', async () => {
+    // The agent learns the shape first, so every redirect to the new node names a node it never saw.
+    const seed = f.ioredis('alice');
+    expect(await seed.set('before-join', '1')).toBe('OK');
+    const added = await f.cluster.addMaster();
+    const from = (await f.cluster.masters()).find((m) => m.port !== added)!;
+    const moving = from.slots[0]![0];
+    const keys = keysInSlots(
+      Array.from({ length: 40 }, (_, i) => moving + i),
+      10,
     );
-    expect(metrics).toMatch(/reason="script"} ([1-9]\d*)/);
+    await seed.mset(Object.fromEntries(keys.map((k) => [k, 'seed'])));
+    const clients = Array.from({ length: 4 }, () => f.ioredis('alice'));
+    const load = runLoad(
+      clients,
+      (w, n) => keys[(n * 4 + w) % keys.length]!,
+      async (c, key, value) => {
+        const [set, get] = (await c.pipeline().set(key, value).get(key).exec())!;
+        for (const [err] of [set!, get!]) if (err) throw err;
+        if (get![1] !== value) throw new Error(`read ${String(get![1])} after writing ${value}`);
+      },
+    );
+    await f.cluster.reshard(from.port, added, 40, 5);
+    await load.stop();
+    expect(load.errors).toEqual([]);
+    expect(load.ops).toBeGreaterThan(50);
+    expect(await refusedCount('unconfirmed')).toBe(0);
+    // The slots live on the new node now, and what clients wrote through the agent is there.
+    const owner = (await f.cluster.view()).find((n) => n.port === added)!;
+    expect(owner.slots.some(([a, b]) => a <= moving && moving <= b)).toBe(true);
+    const [key, value] = [...load.acked.entries()].find(([k]) => keySlot(Buffer.from(k)) === moving)!;
+    expect((await f.cluster.cli(added, ['GET', key])).trim()).toBe(value);
+    expect(reached).toEqual({ connections: 0, bytes: 0 });
   });
 });

@@ -5,9 +5,8 @@
 //   the kill; a ledger of every acknowledged write is checked against the cluster afterwards.
 // One cluster for both (resharding first, while all six nodes are up).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
-import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import { type ClusterFixture, startClusterFixture } from './cluster-fixture.js';
+import { keysInSlots, runLoad } from './cluster-load.js';
 
 let f: ClusterFixture;
 
@@ -19,17 +18,6 @@ afterAll(async () => {
   await f?.stop();
 });
 
-/** Key names (via hash tags) landing in each of `slots`, `perSlot` per slot. */
-function keysInSlots(slots: number[], perSlot: number): string[] {
-  const want = new Set(slots);
-  const tags = new Map<number, string>();
-  for (let i = 0; tags.size < want.size; i++) {
-    const slot = keySlot(Buffer.from(`t${i}`));
-    if (want.has(slot) && !tags.has(slot)) tags.set(slot, `t${i}`);
-  }
-  return [...tags.values()].flatMap((t) => Array.from({ length: perSlot }, (_, j) => `{${t}}:${j}`));
-}
-
 /** Sum of `INFO section` counters matching `pattern` (global, one capture) over every running node. */
 async function statOverNodes(section: string, pattern: RegExp): Promise<number> {
   let total = 0;
@@ -37,46 +25,6 @@ async function statOverNodes(section: string, pattern: RegExp): Promise<number> 
     for (const m of (await f.cluster.cli(port, ['INFO', section])).matchAll(pattern)) total += Number(m[1]);
   }
   return total;
-}
-
-interface Load {
-  acked: Map<string, string>;
-  errors: string[];
-  ops: number;
-  stop(): Promise<void>;
-}
-
-/**
- * Each client runs `op` in a loop on the keys `keyOf(client, n)` gives it, one command in flight each;
- * keys of different clients never overlap, so the last acknowledged value of a key is well defined.
- */
-function runLoad(
-  clients: Redis[],
-  keyOf: (client: number, n: number) => string,
-  op: (c: Redis, key: string, value: string) => Promise<void>,
-): Load {
-  const load: Load = { acked: new Map(), errors: [], ops: 0, stop: async () => {} };
-  let running = true;
-  const loops = clients.map(async (c, w) => {
-    for (let n = 0; running; n++) {
-      const key = keyOf(w, n);
-      const value = `w${w}-${n}`;
-      try {
-        await op(c, key, value);
-        load.acked.set(key, value);
-        load.ops++;
-      } catch (err) {
-        load.errors.push(`${key}: ${(err as Error).message}`);
-        // A client whose connection died rejects at once: yield, or this loop starves the event loop.
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }
-  });
-  load.stop = async () => {
-    running = false;
-    await Promise.all(loops);
-  };
-  return load;
 }
 
 describe('Redis Cluster changing under load', () => {
