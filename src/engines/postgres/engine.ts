@@ -123,7 +123,13 @@ export class PostgresEngine implements Engine {
     const { dbUser, dbName } = request;
 
     // 3. Access check before any backend work: a denied person never causes a database connection.
-    const decision = agent.authorize(identity, dbUser, dbName);
+    //    A startup setting that would switch the backend to another role is a denial of its own.
+    const refusal = request.roleChange;
+    if (refusal)
+      agent.log.info({ user: identity.user, dbUser, dbName, reason: refusal.message }, 'access denied');
+    const decision = refusal
+      ? { allowed: false as const, reason: refusal.message }
+      : agent.authorize(identity, dbUser, dbName);
     if (!decision.allowed) {
       agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'denied' });
       agent.audit.emit({
@@ -136,7 +142,7 @@ export class PostgresEngine implements Engine {
         dbName,
         reason: decision.reason,
       });
-      throw new DrawbridgeError('ACCESS_DENIED', decision.reason, DENIED_HINT);
+      throw refusal ?? new DrawbridgeError('ACCESS_DENIED', decision.reason, DENIED_HINT);
     }
 
     // 4. Backend login with the agent's credential for this database user; the client never sees it.

@@ -130,6 +130,8 @@ export interface StartupRequest {
   forward: [string, string][];
   /** `_pq_.` protocol extensions the agent does not implement, reported back to the client. */
   unsupportedOptions: string[];
+  /** Set when a startup setting would change the role: the denial to send (and audit). */
+  roleChange?: DrawbridgeError;
 }
 
 export function startupRequest(params: Map<string, string>): StartupRequest {
@@ -151,12 +153,13 @@ export function startupRequest(params: Map<string, string>): StartupRequest {
   }
   const forward: [string, string][] = [];
   const unsupportedOptions: string[] = [];
+  let roleChange: DrawbridgeError | undefined;
   for (const [name, value] of params) {
-    refuseRoleChange(name, value);
+    roleChange ??= roleChangeRefusal(name, value);
     if (name.startsWith('_pq_.')) unsupportedOptions.push(name);
     else if (name !== 'user' && name !== 'database' && name !== 'replication') forward.push([name, value]);
   }
-  return { dbUser, dbName: params.get('database') || dbUser, forward, unsupportedOptions };
+  return { dbUser, dbName: params.get('database') || dbUser, forward, unsupportedOptions, roleChange };
 }
 
 /** Settings that would make the session run as another role than the one the agent logged in as. */
@@ -165,17 +168,17 @@ const ROLE_SETTINGS = new Set(['role', 'session_authorization', 'session-authori
 const ROLE_OPTION = /^(?:-[A-Za-z]*c|--)?(?:role|session[_-]authorization)=/i;
 
 /**
- * Refuses startup parameters and `options` that change the role. `SET ROLE` and `SET SESSION
- * AUTHORIZATION` inside the session stay possible: the server allows them only for roles the backend
- * user is a member of (or for superusers), so its grants decide, and the statements are audited.
+ * The denial for a startup parameter or `options` word that changes the role. `SET ROLE` and `SET
+ * SESSION AUTHORIZATION` inside the session stay possible: the server allows them only for roles the
+ * backend user is a member of (or for superusers), so its grants decide, and the statements are audited.
  */
-function refuseRoleChange(name: string, value: string): void {
+function roleChangeRefusal(name: string, value: string): DrawbridgeError | undefined {
   const words = name === 'options' ? splitOptions(value) : [];
   const word = ROLE_SETTINGS.has(name.toLowerCase())
     ? `${name}=${value}`
     : words.find((w) => ROLE_OPTION.test(w));
-  if (word === undefined) return;
-  throw new DrawbridgeError(
+  if (word === undefined) return undefined;
+  return new DrawbridgeError(
     'ACCESS_DENIED',
     `the startup setting "${word}" changes the role, which the Drawbridge agent does not allow; ` +
       'use SET ROLE inside the session instead (the server allows it only for roles the database user is a member of)',

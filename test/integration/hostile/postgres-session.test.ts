@@ -47,10 +47,17 @@ describe('startup options that change the role', () => {
     ['role', 'carol'],
     ['session_authorization', 'carol'],
     ['ROLE', 'carol'],
-  ])('refuses %s=%s with an error naming why', async (name, value) => {
+  ])('refuses %s=%s with an error naming why, and audits the denial', async (name, value) => {
     await expect(rawSession(f, f.people.alice, 'alice', 'orders', { [name]: value })).rejects.toThrow(
       /changes the role.*SET ROLE/,
     );
+    await sleep(50);
+    const denied = (await f.agent.auditEvents()).filter((e) => e.type === 'session.denied');
+    expect(denied.at(-1)).toMatchObject({
+      user: 'alice',
+      dbUser: 'alice',
+      reason: expect.stringContaining('changes the role'),
+    });
   });
 
   it('lets other options through', async () => {
