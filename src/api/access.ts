@@ -1,16 +1,39 @@
 // AccessRole (what may be reached) and DatabaseUser (who gets which roles).
 import { z } from 'zod';
-import { duration, objectName, resource } from './meta.js';
+import {
+  type CelRule,
+  celRules,
+  conditions,
+  duration,
+  objectName,
+  observedGeneration,
+  resource,
+} from './meta.js';
 
 /** Label values: a literal, `*`, a glob such as `prod-*`, or an anchored regex `^...$`. */
-const labelValues = z.union([z.string(), z.array(z.string()).min(1)]);
+const labelValues = z
+  .union([z.string(), z.array(z.string()).min(1)])
+  .describe('A value or a list of values: literal, `*`, a glob (`prod-*`) or an anchored regex (`^eu-.*$`).');
+
+const templated = 'Trait templates such as {{traits.dbUsers}} expand per person.';
 
 export const AccessRule = z.object({
-  databaseLabels: z.record(z.string(), labelValues).optional(),
-  databaseUsers: z.array(z.string()).optional(),
-  databaseNames: z.array(z.string()).optional(),
-  /** Redis commands (`get`, `config|get`) or ACL categories (`@read`, `@dangerous`). */
-  redisCommands: z.array(z.string()).optional(),
+  databaseLabels: z
+    .record(z.string(), labelValues)
+    .optional()
+    .describe("Databases whose metadata.labels match every key here; '*': '*' matches every Database."),
+  databaseUsers: z
+    .array(z.string())
+    .optional()
+    .describe(`Database users (PostgreSQL roles, Redis ACL users) a session may log in as. ${templated}`),
+  databaseNames: z
+    .array(z.string())
+    .optional()
+    .describe(`PostgreSQL databases a session may open. ${templated}`),
+  redisCommands: z
+    .array(z.string())
+    .optional()
+    .describe('Redis commands (`get`, `config|get`) or ACL categories (`@read`, `@dangerous`).'),
 });
 export type AccessRule = z.infer<typeof AccessRule>;
 
@@ -21,48 +44,103 @@ export const AllowRule = AccessRule.extend({
    * on a standalone server, where a script could SELECT past the Database's DB number, not even then)
    * or a role allowing the session sets this. Scripts then do whatever the backend ACL user may.
    */
-  redisScripting: z.boolean().optional(),
+  redisScripting: z
+    .boolean()
+    .optional()
+    .describe(
+      'Allow Redis scripts and functions (EVAL, FCALL, FUNCTION LOAD), which run commands the agent cannot ' +
+        'check; without it they are refused unless the roles allow every command.',
+    ),
 });
 export type AllowRule = z.infer<typeof AllowRule>;
 
-export const AccessRoleSpec = z.object({
-  allow: AllowRule.default({}),
-  deny: AccessRule.default({}),
-  options: z
-    .object({
-      maxSessionTTL: duration.default('8h'),
-    })
-    .default({ maxSessionTTL: '8h' }),
-});
+export const AccessRoleSpec = z
+  .object({
+    allow: AllowRule.default({}).describe(
+      'What this role grants; every matcher in it must match. An empty allow grants nothing.',
+    ),
+    deny: AccessRule.default({}).describe(
+      'What this role takes away, from every role a person holds. Deny wins.',
+    ),
+    options: z
+      .object({
+        maxSessionTTL: duration
+          .default('8h')
+          .describe(
+            "Longest certificate (and session) this role allows, e.g. 8h; the smallest of a person's roles applies.",
+          ),
+      })
+      .default({ maxSessionTTL: '8h' })
+      .describe('Session options.'),
+  })
+  .describe('What may be reached: databases, database users and names, Redis commands.');
 
-export const AccessRole = resource('AccessRole', AccessRoleSpec, z.object({}).passthrough());
+export const AccessRoleStatus = z
+  .object({
+    conditions,
+    observedGeneration,
+    users: z.number().int().optional().describe('DatabaseUsers in this namespace that hold this role.'),
+    databases: z.number().int().optional().describe('Databases in this namespace this role may reach.'),
+  })
+  .describe('What the controller observed: conditions, and who and what this role reaches.');
+
+export const AccessRole = resource('AccessRole', AccessRoleSpec, AccessRoleStatus);
 export type AccessRole = z.infer<typeof AccessRole>;
 export type AccessRoleSpec = z.infer<typeof AccessRoleSpec>;
 
+const SUBJECT_RULES: CelRule[] = [
+  {
+    rule: "self.kind != 'ServiceAccount' || has(self.namespace)",
+    message: "a ServiceAccount subject needs a namespace: add namespace: <the ServiceAccount's namespace>",
+    fieldPath: '.namespace',
+  },
+  {
+    rule: "self.kind == 'ServiceAccount' || !has(self.namespace)",
+    message: 'namespace is for ServiceAccount subjects only: remove it from this User or Group subject',
+    fieldPath: '.namespace',
+  },
+];
+
 export const Subject = z
   .object({
-    kind: z.enum(['User', 'Group', 'ServiceAccount']),
-    name: z.string().min(1),
-    namespace: z.string().optional(),
+    kind: z.enum(['User', 'Group', 'ServiceAccount']).describe('User, Group or ServiceAccount (as in RBAC).'),
+    name: z
+      .string()
+      .min(1)
+      .describe('The user name or group (as in client certificates: CN, O), or the ServiceAccount name.'),
+    namespace: z.string().optional().describe("ServiceAccount only: the ServiceAccount's namespace."),
   })
-  .refine((s) => s.kind !== 'ServiceAccount' || !!s.namespace, {
-    message: 'a ServiceAccount subject needs a namespace',
-    path: ['namespace'],
-  });
+  .superRefine((s, ctx) => {
+    if (s.kind === 'ServiceAccount' && !s.namespace)
+      ctx.addIssue({ code: 'custom', path: ['namespace'], message: SUBJECT_RULES[0]!.message });
+    if (s.kind !== 'ServiceAccount' && s.namespace !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['namespace'], message: SUBJECT_RULES[1]!.message });
+  })
+  .meta(celRules(SUBJECT_RULES));
 export type Subject = z.infer<typeof Subject>;
 
-export const DatabaseUserSpec = z.object({
-  subjects: z.array(Subject).min(1),
-  roles: z.array(objectName).min(1),
-  traits: z
-    .object({
-      dbUsers: z.array(z.string()).optional(),
-      dbNames: z.array(z.string()).optional(),
-    })
-    .catchall(z.array(z.string()))
-    .default({}),
-});
+export const DatabaseUserSpec = z
+  .object({
+    subjects: z.array(Subject).min(1).describe('Who this is: users, groups and ServiceAccounts.'),
+    roles: z.array(objectName).min(1).describe('AccessRole names in this namespace.'),
+    traits: z
+      .record(z.string(), z.array(z.string()))
+      .default({})
+      .describe(
+        "Values for the roles' templates, any key: {{traits.dbUsers}} and {{traits.dbNames}} are the usual " +
+          'ones, e.g. {dbUsers: [alice_ro], team: [payments]}.',
+      ),
+  })
+  .describe('Who (subjects) gets which AccessRoles, with traits for their templates.');
 
-export const DatabaseUser = resource('DatabaseUser', DatabaseUserSpec, z.object({}).passthrough());
+export const DatabaseUserStatus = z
+  .object({
+    conditions,
+    observedGeneration,
+    databases: z.number().int().optional().describe('Databases in this namespace this user may reach.'),
+  })
+  .describe('What the controller observed: conditions (missing or invalid roles), what this user reaches.');
+
+export const DatabaseUser = resource('DatabaseUser', DatabaseUserSpec, DatabaseUserStatus);
 export type DatabaseUser = z.infer<typeof DatabaseUser>;
 export type DatabaseUserSpec = z.infer<typeof DatabaseUserSpec>;

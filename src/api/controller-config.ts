@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { AwsMatcher } from '../aws/matchers.js';
+import { agentPodShape } from './database-agent.js';
 import { duration, objectName, parseDuration } from './meta.js';
 import { ValidationError, parseOrThrow } from './validate.js';
 
@@ -70,6 +71,8 @@ export const ControllerAgentsConfig = strict({
      */
     podIdentity: z.boolean().default(false),
   }).default({ podIdentity: false }),
+  /** Pod and Service settings for every agent (nodeSelector, tolerations, resources, ...); spec.agent wins. */
+  pod: strict(agentPodShape).optional(),
 });
 export type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;
 

@@ -2,7 +2,7 @@
 // against one source of truth. `make crds` writes them; a unit test fails when crds/ is stale.
 import { z } from 'zod';
 import { stringify } from 'yaml';
-import { AccessRoleSpec, DatabaseUserSpec } from './access.js';
+import { AccessRoleSpec, AccessRoleStatus, DatabaseUserSpec, DatabaseUserStatus } from './access.js';
 import { DatabaseSpec, DatabaseStatus } from './database.js';
 import { GROUP, VERSION } from './meta.js';
 
@@ -12,23 +12,34 @@ interface CrdInput {
   kind: string;
   plural: string;
   shortNames: string[];
+  /** What `kubectl explain KIND` shows. */
+  description: string;
   spec: z.ZodTypeAny;
   status?: z.ZodTypeAny;
   columns: { name: string; type: string; jsonPath: string; priority?: number }[];
 }
 
+const ready = (type: string) => `.status.conditions[?(@.type=="${type}")]`;
+
+// Short names avoid `db`, `databases` and `users`, which other operators' resources (CloudNativePG's
+// databases.postgresql.cnpg.io, ...) also answer to; `kubectl get drawbridge` lists all three kinds.
 const CRDS: CrdInput[] = [
   {
     kind: 'Database',
     plural: 'databases',
-    shortNames: ['db', 'dbs'],
+    shortNames: ['drawdb'],
+    description:
+      'A database (PostgreSQL or Redis) that people and workloads reach through a Drawbridge agent. ' +
+      'The controller runs one agent Deployment per Database.',
     spec: DatabaseSpec,
     status: DatabaseStatus,
     columns: [
       { name: 'Protocol', type: 'string', jsonPath: '.spec.protocol' },
       { name: 'Auth', type: 'string', jsonPath: '.spec.auth.type' },
-      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
-      { name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason' },
+      { name: 'Ready', type: 'string', jsonPath: `${ready('Ready')}.status` },
+      { name: 'Reason', type: 'string', jsonPath: `${ready('Ready')}.reason` },
+      { name: 'Users', type: 'integer', jsonPath: '.status.access.users' },
+      { name: 'Roles', type: 'integer', jsonPath: '.status.access.roles', priority: 1 },
       { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint', priority: 1 },
       { name: 'URI', type: 'string', jsonPath: '.spec.uri', priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
@@ -38,8 +49,16 @@ const CRDS: CrdInput[] = [
     kind: 'AccessRole',
     plural: 'accessroles',
     shortNames: ['dbrole'],
+    description:
+      'What may be reached: Databases by label, database users and names, Redis commands. ' +
+      'DatabaseUsers grant roles to people, groups and ServiceAccounts.',
     spec: AccessRoleSpec,
+    status: AccessRoleStatus,
     columns: [
+      { name: 'Ready', type: 'string', jsonPath: `${ready('Ready')}.status` },
+      { name: 'Reason', type: 'string', jsonPath: `${ready('Ready')}.reason` },
+      { name: 'Users', type: 'integer', jsonPath: '.status.users' },
+      { name: 'Databases', type: 'integer', jsonPath: '.status.databases' },
       { name: 'Max TTL', type: 'string', jsonPath: '.spec.options.maxSessionTTL' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
@@ -48,9 +67,15 @@ const CRDS: CrdInput[] = [
     kind: 'DatabaseUser',
     plural: 'databaseusers',
     shortNames: ['dbuser'],
+    description:
+      'Who (users, groups, ServiceAccounts) gets which AccessRoles, with traits for their templates.',
     spec: DatabaseUserSpec,
+    status: DatabaseUserStatus,
     columns: [
       { name: 'Roles', type: 'string', jsonPath: '.spec.roles' },
+      { name: 'Ready', type: 'string', jsonPath: `${ready('Ready')}.status` },
+      { name: 'Reason', type: 'string', jsonPath: `${ready('Ready')}.reason` },
+      { name: 'Databases', type: 'integer', jsonPath: '.status.databases' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   },
@@ -74,11 +99,14 @@ const K8S_FORMATS = new Set([
 
 /** Rewrites draft-2020 JSON Schema from zod into a Kubernetes structural OpenAPI v3 schema. */
 export function toStructural(schema: JSONSchema): JSONSchema {
+  if (schema['x-kubernetes-int-or-string']) return intOrString(schema);
   const out: JSONSchema = {};
   for (const [key, value] of Object.entries(schema)) {
     switch (key) {
       case '$schema':
       case 'additionalProperties':
+        // A zod record of unknown values is a Kubernetes type passed through (preserve-unknown-fields).
+        if (schema['x-kubernetes-preserve-unknown-fields']) break;
         if (key === 'additionalProperties' && typeof value === 'object' && !schema.properties) {
           out.additionalProperties = toStructural(value as JSONSchema);
         }
@@ -114,11 +142,28 @@ export function toStructural(schema: JSONSchema): JSONSchema {
         // Go's RE2 has no lookarounds; ours do not use them, so patterns pass through unchanged.
         out.pattern = value;
         break;
+      case 'minimum':
+      case 'maximum':
+        // zod bounds every integer by Number.MAX_SAFE_INTEGER; only real bounds say something.
+        if (Math.abs(value as number) !== Number.MAX_SAFE_INTEGER) out[key] = value;
+        break;
       default:
         out[key] = value;
     }
   }
   return out;
+}
+
+/** resource.Quantity style: a number or a string, the pattern checking the strings (as controller-gen writes it). */
+function intOrString(schema: JSONSchema): JSONSchema {
+  const branches = (schema.anyOf ?? []) as JSONSchema[];
+  const pattern = branches.find((b) => b.type === 'string')?.pattern;
+  return {
+    ...(schema.description ? { description: schema.description } : {}),
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    ...(pattern ? { pattern } : {}),
+    'x-kubernetes-int-or-string': true,
+  };
 }
 
 function jsonSchemaOf(schema: z.ZodTypeAny): JSONSchema {
@@ -153,10 +198,11 @@ export function buildCrd(input: CrdInput): Record<string, unknown> {
           schema: {
             openAPIV3Schema: {
               type: 'object',
+              description: input.description,
               required: ['spec'],
               properties: {
-                apiVersion: { type: 'string' },
-                kind: { type: 'string' },
+                apiVersion: { type: 'string', description: `${GROUP}/${VERSION}` },
+                kind: { type: 'string', description: input.kind },
                 metadata: { type: 'object' },
                 ...properties,
               },

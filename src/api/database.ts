@@ -1,6 +1,17 @@
 // Database: one backend that an agent fronts.
 import { z } from 'zod';
-import { Condition, SecretKeyRef, SecretRef, duration, parseDuration, resource } from './meta.js';
+import {
+  type CelRule,
+  SecretKeyRef,
+  SecretRef,
+  celRules,
+  conditions,
+  duration,
+  observedGeneration,
+  parseDuration,
+  resource,
+} from './meta.js';
+import { DatabaseAgent } from './database-agent.js';
 
 export const PROTOCOLS = ['postgres', 'redis'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -27,69 +38,96 @@ export const AUTH_TYPES = [
 ] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 
-export const DatabaseTLS = z.object({
-  /** verify-full checks chain and host name; verify-ca the chain only; insecure skips checks; disabled is plaintext. */
-  mode: z.enum(['verify-full', 'verify-ca', 'insecure', 'disabled']).default('verify-full'),
-  caSecretRef: SecretKeyRef.optional(),
-  serverName: z.string().optional(),
-});
-
-export const DatabaseAuth = z.object({
-  type: z.enum(AUTH_TYPES),
-  secretRef: SecretRef.optional().describe(
-    'Secret with the backend credentials. password: one key per database user, its value the password; ' +
-      'to rotate a password by hand, put the new one under the user key and the old one under ' +
-      '`<user>.previous` (e.g. `app` and `app.previous`): the agent tries the current password first, ' +
-      'then the previous one, so sessions keep working before and after the server changes; remove ' +
-      '`<user>.previous` once the server has the new password. mtls: keys `tls.crt` and `tls.key`.',
-  ),
-});
-
-export const DatabaseAWS = z.object({
-  type: z.enum(AWS_TYPES),
-  region: z.string().min(1),
-  accountId: z
-    .string()
-    .regex(/^\d{12}$/, 'must be a 12-digit AWS account ID')
-    .optional(),
-  /** Instance, cluster, replication group, workgroup or serverless cache names, by kind. */
-  identifiers: z.record(z.string(), z.string()).optional(),
-  assumeRoleArn: z
-    .string()
-    .startsWith('arn:', 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)')
-    .optional(),
-  externalId: z.string().optional(),
-});
-
-export const DatabaseRedis = z.object({
-  commandTimeout: duration
-    .refine((d) => parseDuration(d) >= 100, 'must be at least 100ms')
-    .optional()
-    .describe(
-      'Redis Cluster: how long a node may send nothing while commands are in flight before the agent ' +
-        'gives up on it (default 30s). Each reply restarts the clock (like envoy op_timeout); on expiry ' +
-        'the waiting commands fail with a "timed out" error and the connection is replaced. Blocking ' +
-        'commands (BLPOP, XREAD BLOCK, ...) get their own timeout plus this.',
+export const DatabaseTLS = z
+  .object({
+    mode: z
+      .enum(['verify-full', 'verify-ca', 'insecure', 'disabled'])
+      .default('verify-full')
+      .describe(
+        'How the agent checks the backend: verify-full (chain and host name, the default), verify-ca ' +
+          '(chain only), insecure (TLS without checks), disabled (plaintext).',
+      ),
+    caSecretRef: SecretKeyRef.optional().describe(
+      "The backend's CA bundle (PEM) in a Secret key; the system roots are used when unset.",
     ),
-});
+    serverName: z
+      .string()
+      .optional()
+      .describe('Host name to verify the server certificate against, when it differs from the URI host.'),
+  })
+  .describe('TLS from the agent to the backend.');
 
-export const DatabaseAgent = z.object({
-  replicas: z.number().int().min(0).max(100).default(1),
-  resources: z
-    .object({
-      requests: z.record(z.string(), z.string()).optional(),
-      limits: z.record(z.string(), z.string()).optional(),
-    })
-    .optional(),
-  serviceType: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']).default('ClusterIP'),
-  serviceAccountAnnotations: z
-    .record(z.string(), z.string())
-    .optional()
-    .describe(
-      "Annotations on the agent's ServiceAccount, e.g. eks.amazonaws.com/role-arn: the IAM role (EKS IRSA) " +
-        'the agent of an AWS Database signs in with. Overrides the controller-wide agents.aws.roleArn.',
+/** Auth types that sign in with the agent's AWS identity, and the spec.aws types each works with. */
+export const AWS_AUTH: Partial<Record<AuthType, readonly AwsType[]>> = {
+  'rds-iam': ['rds', 'aurora'],
+  redshift: ['redshift'],
+  'redshift-serverless': ['redshift-serverless'],
+  'elasticache-iam': ['elasticache', 'elasticache-serverless'],
+  'elasticache-managed': ['elasticache', 'elasticache-serverless'],
+};
+
+export const DatabaseAuth = z
+  .object({
+    type: z
+      .enum(AUTH_TYPES)
+      .describe(
+        'How the agent logs in to the backend: password or mtls (from auth.secretRef), passthrough ' +
+          "(the client's own credentials), or with the agent's AWS identity: rds-iam, redshift, " +
+          'redshift-serverless, elasticache-iam, elasticache-managed (these need spec.aws).',
+      ),
+    secretRef: SecretRef.optional().describe(
+      'Secret with the backend credentials. password: one key per database user, its value the password; ' +
+        'to rotate a password by hand, put the new one under the user key and the old one under ' +
+        '`<user>.previous` (e.g. `app` and `app.previous`): the agent tries the current password first, ' +
+        'then the previous one, so sessions keep working before and after the server changes; remove ' +
+        '`<user>.previous` once the server has the new password. mtls: keys `tls.crt` and `tls.key`.',
     ),
-});
+  })
+  .describe('How the agent authenticates to the backend.');
+
+export const DatabaseAWS = z
+  .object({
+    type: z
+      .enum(AWS_TYPES)
+      .describe(
+        'The AWS service: rds, aurora, redshift, redshift-serverless, elasticache, elasticache-serverless.',
+      ),
+    region: z.string().min(1).describe('AWS region of the database, e.g. eu-west-1.'),
+    accountId: z
+      .string()
+      .regex(/^\d{12}$/, 'must be a 12-digit AWS account ID')
+      .optional()
+      .describe('The 12-digit AWS account that owns the database.'),
+    identifiers: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(
+        'Names AWS knows the database by, by kind: instance, cluster, resourceId, replicationGroup, ' +
+          'serverlessCache, workgroup, endpoint. Discovery fills these in.',
+      ),
+    assumeRoleArn: z
+      .string()
+      .startsWith('arn:', 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)')
+      .optional()
+      .describe("IAM role to assume (after the agent's own identity) for this database's AWS calls."),
+    externalId: z.string().optional().describe('External ID the assumed role requires, if any.'),
+  })
+  .describe('Where the database lives in AWS; needed by the AWS auth types.');
+
+export const DatabaseRedis = z
+  .object({
+    commandTimeout: duration
+      .refine((d) => parseDuration(d) >= 100, 'must be at least 100ms')
+      .meta(celRules([{ rule: "duration(self) >= duration('100ms')", message: 'must be at least 100ms' }]))
+      .optional()
+      .describe(
+        'Redis Cluster: how long a node may send nothing while commands are in flight before the agent ' +
+          'gives up on it (default 30s). Each reply restarts the clock (like envoy op_timeout); on expiry ' +
+          'the waiting commands fail with a "timed out" error and the connection is replaced. Blocking ' +
+          'commands (BLPOP, XREAD BLOCK, ...) get their own timeout plus this.',
+      ),
+  })
+  .describe('Redis-specific settings.');
 
 /** Audit values (statements, parameters) longer than this many characters are cut by default. */
 export const DEFAULT_MAX_AUDIT_VALUE = 4096;
@@ -128,12 +166,73 @@ function checkRedisDatabase(uri: string, ctx: z.RefinementCtx): void {
   }
 }
 
+/** The zod checks below, written again in CEL for the API server (test/integration/operator/crd.test.ts keeps them in step). */
+const SPEC_RULES: CelRule[] = [
+  {
+    rule: "self.protocol == 'postgres' ? self.uri.matches('^postgres(ql)?://') : self.uri.matches('^rediss?://')",
+    message: 'the scheme of spec.uri does not match spec.protocol',
+    messageExpression:
+      "'scheme of spec.uri does not match protocol \"' + self.protocol + '\": use ' + " +
+      "(self.protocol == 'postgres' ? 'postgres:// or postgresql://' : 'redis:// or rediss://')",
+    fieldPath: '.uri',
+  },
+  {
+    rule: "self.protocol != 'redis' || self.uri.matches('^[a-z]+://[^/?]*(/[0-9]*)?([?].*)?$')",
+    message: 'the path of a Redis URI is the DB number: use e.g. redis://host:6379/3, or no path for DB 0',
+    fieldPath: '.uri',
+  },
+  {
+    rule:
+      "self.protocol != 'redis' || !self.uri.matches('[?&]mode=cluster(&|$)') || " +
+      "self.uri.matches('^[a-z]+://[^/?]*(/0*)?([?].*)?$')",
+    message:
+      'Redis Cluster has only DB 0: remove the DB number from the URI (or drop mode=cluster for a standalone server)',
+    fieldPath: '.uri',
+  },
+  {
+    rule: "!(self.auth.type in ['password', 'mtls']) || has(self.auth.secretRef)",
+    message: 'auth types password and mtls need auth.secretRef naming a Secret',
+    messageExpression: "'auth type \"' + self.auth.type + '\" needs auth.secretRef naming a Secret'",
+    fieldPath: '.auth',
+  },
+  {
+    rule: `!(self.auth.type in ${cel(Object.keys(AWS_AUTH))}) || has(self.aws)`,
+    message: 'AWS auth types need spec.aws',
+    messageExpression:
+      "'auth type \"' + self.auth.type + '\" signs in with AWS: set spec.aws (type, region, identifiers; discovery fills these in)'",
+    fieldPath: '.auth',
+  },
+  {
+    rule:
+      `!has(self.aws) || !(self.auth.type in ${cel(Object.keys(AWS_AUTH))}) || ` +
+      `self.aws.type in ${celMap(AWS_AUTH)}[self.auth.type]`,
+    message: 'auth.type does not work with aws.type',
+    messageExpression:
+      "'auth type \"' + self.auth.type + '\" does not work with aws.type \"' + self.aws.type + '\": use aws.type ' + " +
+      `${celMap(Object.fromEntries(Object.entries(AWS_AUTH).map(([k, v]) => [k, v.join(' or ')])))}[self.auth.type]`,
+    fieldPath: '.aws.type',
+  },
+  {
+    rule: "!has(self.aws) || self.protocol == (self.aws.type.startsWith('elasticache') ? 'redis' : 'postgres')",
+    message: 'aws.type does not match protocol',
+    messageExpression:
+      "'aws.type \"' + self.aws.type + '\" is a ' + (self.aws.type.startsWith('elasticache') ? 'redis' : 'postgres') + " +
+      "' database: set protocol to match'",
+    fieldPath: '.protocol',
+  },
+];
+
 export const DatabaseSpec = z
   .object({
-    protocol: z.enum(PROTOCOLS),
+    protocol: z.enum(PROTOCOLS).describe('Wire protocol of the backend: postgres or redis.'),
     uri: z
       .string()
-      .regex(uriPattern, 'must look like postgres://host:5432 or rediss://host:6379?mode=cluster'),
+      .max(2048)
+      .regex(uriPattern, 'must look like postgres://host:5432 or rediss://host:6379?mode=cluster')
+      .describe(
+        'Where the backend is: postgres://host:5432, redis://host:6379/3 (DB 3), ' +
+          'rediss://host:6379?mode=cluster (Redis Cluster; one node is enough).',
+      ),
     tls: DatabaseTLS.default({ mode: 'verify-full' }),
     auth: DatabaseAuth.default({ type: 'password' }),
     aws: DatabaseAWS.optional(),
@@ -159,13 +258,77 @@ export const DatabaseSpec = z
         message: `auth type "${spec.auth.type}" needs auth.secretRef naming a Secret`,
       });
     }
+    checkAws(spec, ctx);
+  })
+  .meta({
+    ...celRules(SPEC_RULES),
+    description: 'One backend database that an agent fronts.',
   });
 
-export const DatabaseStatus = z.object({
-  conditions: z.array(Condition).optional(),
-  endpoint: z.string().optional(),
-  observedGeneration: z.number().int().optional(),
-});
+function checkAws(
+  spec: Pick<z.output<typeof DatabaseSpec>, 'auth' | 'aws' | 'protocol'>,
+  ctx: z.RefinementCtx,
+): void {
+  const awsTypes = AWS_AUTH[spec.auth.type];
+  if (awsTypes && !spec.aws) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['aws'],
+      message: `auth type "${spec.auth.type}" signs in with AWS: set spec.aws (type, region, identifiers; discovery fills these in)`,
+    });
+  }
+  if (!spec.aws) return;
+  if (awsTypes && !awsTypes.includes(spec.aws.type)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['aws', 'type'],
+      message: `auth type "${spec.auth.type}" does not work with aws.type "${spec.aws.type}": use aws.type ${awsTypes.join(' or ')}`,
+    });
+  }
+  const protocol = spec.aws.type.startsWith('elasticache') ? 'redis' : 'postgres';
+  if (spec.protocol !== protocol) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['protocol'],
+      message: `aws.type "${spec.aws.type}" is a ${protocol} database: set protocol to match`,
+    });
+  }
+}
+
+/** A CEL list literal of strings. */
+function cel(values: readonly string[]): string {
+  return `[${values.map((v) => `'${v}'`).join(', ')}]`;
+}
+
+/** A CEL map literal from string keys to strings or string lists. */
+function celMap(map: Record<string, string | readonly string[] | undefined>): string {
+  const value = (v: string | readonly string[] | undefined) =>
+    typeof v === 'string' ? `'${v}'` : cel(v ?? []);
+  return `{${Object.entries(map)
+    .map(([k, v]) => `'${k}': ${value(v)}`)
+    .join(', ')}}`;
+}
+
+export const DatabaseStatus = z
+  .object({
+    conditions,
+    endpoint: z
+      .string()
+      .optional()
+      .describe('host:port of the agent inside the cluster (its Service), where clients connect.'),
+    observedGeneration,
+    access: z
+      .object({
+        users: z
+          .number()
+          .int()
+          .describe('DatabaseUsers in this namespace with a role that may reach this database.'),
+        roles: z.number().int().describe('AccessRoles in this namespace that may reach this database.'),
+      })
+      .optional()
+      .describe('Who may reach this database (counts; `kubectl db ls` lists the details for you).'),
+  })
+  .describe('What the controller observed: conditions, the endpoint, who may reach it.');
 
 export const Database = resource('Database', DatabaseSpec, DatabaseStatus);
 export type Database = z.infer<typeof Database>;

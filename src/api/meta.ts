@@ -27,18 +27,54 @@ export type ObjectMeta = z.infer<typeof ObjectMeta>;
 
 /** metav1.Condition. */
 export const Condition = z.object({
-  type: z.string(),
-  status: z.enum(['True', 'False', 'Unknown']),
-  reason: z.string(),
-  message: z.string(),
-  lastTransitionTime: z.string(),
-  observedGeneration: z.number().int().optional(),
+  type: z.string().describe('What this condition reports on, e.g. Ready.'),
+  status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+  reason: z.string().describe('A CamelCase word saying why, stable enough for alerts and scripts.'),
+  message: z.string().describe('What is wrong and how to fix it, for people.'),
+  lastTransitionTime: z.string().describe('When status last changed (RFC 3339).'),
+  observedGeneration: z
+    .number()
+    .int()
+    .optional()
+    .describe('The metadata.generation this condition was computed from.'),
 });
 export type Condition = z.infer<typeof Condition>;
 
+/** Conditions as Kubernetes merges them: one entry per type (a list-map), so patches touch one entry. */
+export const conditions = z
+  .array(Condition)
+  .optional()
+  .meta({
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['type'],
+    description: 'The latest observations of the object, one entry per condition type.',
+  });
+
+export const observedGeneration = z
+  .number()
+  .int()
+  .optional()
+  .describe('The metadata.generation the controller last acted on.');
+
 /** A key in a Secret in the object's namespace. */
-export const SecretKeyRef = z.object({ name: objectName, key: z.string().min(1) });
-export const SecretRef = z.object({ name: objectName });
+export const SecretKeyRef = z.object({
+  name: objectName.describe("The Secret's name, in this object's namespace."),
+  key: z.string().min(1).describe('The key within the Secret.'),
+});
+export const SecretRef = z.object({
+  name: objectName.describe("The Secret's name, in this object's namespace."),
+});
+
+/** Metadata the API server validates: `x-kubernetes-validations` (CEL) entries on a schema. */
+export interface CelRule {
+  rule: string;
+  /** Shown when the rule fails; messageExpression (CEL, giving a string) when set takes precedence. */
+  message: string;
+  messageExpression?: string;
+  /** Where the error points, relative to the schema the rule sits on (e.g. `.uri`). */
+  fieldPath?: string;
+}
+export const celRules = (rules: CelRule[]) => ({ 'x-kubernetes-validations': rules });
 
 /** Go-style durations as Kubernetes and Teleport write them: `8h`, `30m`, `1h30m`, `90s`. */
 export const duration = z

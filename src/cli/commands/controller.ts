@@ -79,6 +79,7 @@ export function controllerCommand(): Command {
           ...(flags.agentPullPolicy ? { imagePullPolicy: flags.agentPullPolicy } : {}),
           ...(config.agents?.aws.roleArn ? { awsRoleArn: config.agents.aws.roleArn } : {}),
           ...(config.agents?.aws.podIdentity ? { awsPodIdentity: true } : {}),
+          ...(config.agents?.pod ? { pod: config.agents.pod } : {}),
         },
         log,
         identity: flags.identity,

@@ -1,6 +1,7 @@
 // What the controller runs for one Database, as plain manifests: a pure function of the Database, the
 // agent settings and the serving certificate, so it is unit-tested without an API server and applied
 // with server-side apply unchanged.
+import type { AgentPodSettings } from '../../api/database-agent.js';
 import type { Database } from '../../api/database.js';
 import { apiVersionOf } from '../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../kube/types.js';
@@ -17,6 +18,7 @@ import {
   agentTlsSecretName,
 } from '../names.js';
 import { ANNOTATION_AGENT_ROLE, agentRoleArn, agentServiceAccountAnnotations } from './agent-identity.js';
+import { containerResources, effectivePodSettings, podSpecFields } from './pod-settings.js';
 
 export interface AgentSettings {
   /** Container image of the agent (the drawbridge image). */
@@ -28,6 +30,8 @@ export interface AgentSettings {
   awsRoleArn?: string;
   /** The cluster gives agents their role (EKS Pod Identity, agents.aws.podIdentity): nothing to check. */
   awsPodIdentity?: boolean;
+  /** Chart-wide pod and Service defaults (agents.pod); a Database's spec.agent wins. */
+  pod?: AgentPodSettings;
 }
 
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
@@ -98,6 +102,8 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
   const rbac = 'rbac.authorization.k8s.io';
   const read = ['get', 'list', 'watch'];
   const saMeta = meta(db, name);
+  const pod = effectivePodSettings(settings.pod, db.spec.agent);
+  const serviceMeta = meta(db, name);
   const objects: KubeObject[] = [
     {
       apiVersion: 'v1',
@@ -135,9 +141,12 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: meta(db, name),
+      metadata: { ...serviceMeta, annotations: { ...pod.serviceAnnotations, ...serviceMeta.annotations } },
       spec: {
         type: db.spec.agent.serviceType,
+        ...(pod.loadBalancerClass && db.spec.agent.serviceType === 'LoadBalancer'
+          ? { loadBalancerClass: pod.loadBalancerClass }
+          : {}),
         selector: agentSelector(db.metadata.name),
         ports: [{ name: db.spec.protocol, port, targetPort: db.spec.protocol, protocol: 'TCP' }],
       },
@@ -145,7 +154,7 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
   ];
   if (db.spec.protocol === 'postgres') objects.push(peersServiceManifest(db));
   if (db.spec.agent.replicas > 1) objects.push(pdbManifest(db));
-  objects.push(deploymentManifest(db, settings, tlsDigest));
+  objects.push(deploymentManifest(db, settings, pod, tlsDigest));
   return objects;
 }
 
@@ -174,9 +183,14 @@ export function pdbManifest(db: StoredDatabase): KubeObject {
   };
 }
 
-function deploymentManifest(db: StoredDatabase, settings: AgentSettings, tlsDigest: string): KubeObject {
+function deploymentManifest(
+  db: StoredDatabase,
+  settings: AgentSettings,
+  pod: AgentPodSettings,
+  tlsDigest: string,
+): KubeObject {
   const name = agentName(db.metadata.name);
-  const resources = db.spec.agent.resources;
+  const resources = containerResources(pod);
   const role = agentRoleArn(db, settings.awsRoleArn);
   return {
     apiVersion: apiVersionOf('Deployment'),
@@ -187,14 +201,17 @@ function deploymentManifest(db: StoredDatabase, settings: AgentSettings, tlsDige
       selector: { matchLabels: agentSelector(db.metadata.name) },
       template: {
         metadata: {
-          labels: agentLabels(db.metadata.name),
+          // Ours last: the selector labels and the roll-out annotations cannot be overridden.
+          labels: { ...pod.podLabels, ...agentLabels(db.metadata.name) },
           annotations: {
+            ...pod.podAnnotations,
             [ANNOTATION_TLS_DIGEST]: tlsDigest,
             ...(role ? { [ANNOTATION_AGENT_ROLE]: role } : {}),
           },
         },
         spec: {
           serviceAccountName: name,
+          ...podSpecFields(pod, agentSelector(db.metadata.name)),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 65532,

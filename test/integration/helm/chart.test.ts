@@ -197,7 +197,20 @@ describe('charts/drawbridge', () => {
       aws: { roleArn: agentRole, podIdentity: false },
     });
     expect((await settings('agents.aws.podIdentity=true')).agents).toEqual({ aws: { podIdentity: true } });
-    expect((await settings()).agents).toBeUndefined();
+    expect((await settings()).agents).toEqual({ aws: { podIdentity: false } });
+    const pod = await settings(
+      'agents.pod.nodeSelector.pool=db',
+      'agents.pod.priorityClassName=high',
+      'agents.pod.resources.requests.cpu=1',
+      'agents.pod.tolerations[0].key=dedicated',
+      'agents.pod.tolerations[0].operator=Exists',
+    );
+    expect(pod.agents?.pod).toEqual({
+      nodeSelector: { pool: 'db' },
+      priorityClassName: 'high',
+      resources: { requests: { cpu: 1 } },
+      tolerations: [{ key: 'dedicated', operator: 'Exists' }],
+    });
   });
 
   it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {

@@ -3,6 +3,7 @@
  * (two leader-elected processes) creates the agent's objects, the node agent runs the agent, and
  * people and workloads reach PostgreSQL through it with CSR-issued certificates or projected tokens.
  */
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -194,8 +195,17 @@ describe('Database → agent', () => {
     expect(after?.metadata.resourceVersion).toBe(before?.metadata.resourceVersion);
   });
 
-  it('reports an invalid Database with the field to fix', async () => {
-    await env.apply([database('broken', { uri: 'redis://127.0.0.1:6379' })]);
+  it('reports an invalid Database stored before the CRD checked it, with the field to fix', async () => {
+    // The API server refuses it now (test/integration/operator/crd.test.ts); an object stored under an
+    // older CRD without the CEL rules is what the controller still has to report.
+    const crd = JSON.parse(await env.plane.kubectl(['get', 'crd', 'databases.drawbridge.dev', '-o', 'json']));
+    const spec = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec;
+    delete spec['x-kubernetes-validations'];
+    await env.apply([{ ...crd, metadata: { name: crd.metadata.name }, status: undefined }]);
+    await eventually('the CRD without its rules', () =>
+      env.apply([database('broken', { uri: 'redis://127.0.0.1:6379' })]).then(() => true),
+    );
+    await env.plane.kubectl(['apply', '-f', path.resolve('crds')]);
     const ready = await eventually(
       'Ready=False',
       async () => conditions(await env.get<Obj>('database', 'broken', NS)).Ready,

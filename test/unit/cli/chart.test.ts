@@ -5,6 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
 import { Database } from '../../../src/api/database.js';
+import { agentPodShape } from '../../../src/api/database-agent.js';
 
 const root = new URL('../../../', import.meta.url);
 
@@ -17,6 +18,13 @@ describe('charts/drawbridge', () => {
       const want = await readFile(new URL(`crds/${file}`, root), 'utf8');
       expect(await readFile(new URL(`charts/drawbridge/crds/${file}`, root), 'utf8'), file).toBe(want);
     }
+  });
+
+  it('values.schema.json knows every agents.pod key the controller accepts', async () => {
+    const schema = JSON.parse(await readFile(new URL('charts/drawbridge/values.schema.json', root), 'utf8'));
+    expect(Object.keys(schema.properties.agents.properties.pod.properties).sort()).toEqual(
+      Object.keys(agentPodShape).sort(),
+    );
   });
 });
 

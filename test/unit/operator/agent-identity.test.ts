@@ -2,7 +2,7 @@
 // default, Database override, none for self-hosted databases), the pod template following the role,
 // the AgentIdentityMissing condition, and the agents' IAM policy (connect-time calls only).
 import { describe, expect, it } from 'vitest';
-import { Database } from '../../../src/api/database.js';
+import { AWS_AUTH, type AuthType, Database } from '../../../src/api/database.js';
 import { requiredGrants } from '../../../src/aws/iam-statements.js';
 import { agentIdentityCondition } from '../../../src/operator/database/agent-identity.js';
 import { type StoredDatabase, agentManifests } from '../../../src/operator/database/manifests.js';
@@ -13,12 +13,16 @@ const ROLE = `arn:aws:iam::${ACCOUNT}:role/drawbridge-agents`;
 const OWN = `arn:aws:iam::${ACCOUNT}:role/orders-agent`;
 
 function stored(auth: string, agent: object = {}): StoredDatabase {
-  const aws = auth === 'passthrough' ? {} : { aws: { type: 'rds', region: 'us-east-1', identifiers: {} } };
+  const type = AWS_AUTH[auth as AuthType]?.[0];
+  const aws = type ? { aws: { type, region: 'us-east-1', identifiers: {} } } : {};
+  const where = type?.startsWith('elasticache')
+    ? { protocol: 'redis', uri: 'rediss://cache:6379' }
+    : { protocol: 'postgres', uri: 'postgres://db:5432' };
   const db = Database.parse({
     apiVersion: 'drawbridge.dev/v1alpha1',
     kind: 'Database',
     metadata: { name: 'orders', namespace: 'shop' },
-    spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: auth }, agent, ...aws },
+    spec: { ...where, auth: { type: auth }, agent, ...aws },
   });
   return { ...db, metadata: { ...db.metadata, namespace: 'shop', uid: 'u-1' } };
 }

@@ -87,7 +87,13 @@ describe('checkCredentials', () => {
     ['CA Secret missing', ca, [], 'False', 'CASecretNotFound'],
     ['CA Secret without the key', ca, [['ca', { other: 'x' }]], 'False', 'CASecretNotFound'],
     ['passthrough with its CA', ca, [['ca', { 'ca.crt': 'pem' }]], 'True', 'Passthrough'],
-    ['cloud identity', { auth: { type: 'rds-iam' } }, [], 'True', 'CredentialsFromCloudIdentity'],
+    [
+      'cloud identity',
+      { auth: { type: 'rds-iam' }, aws: { type: 'rds', region: 'eu-west-1' } },
+      [],
+      'True',
+      'CredentialsFromCloudIdentity',
+    ],
   ])('%s', (_n, spec, secrets, status, reason) => {
     expect(checkCredentials(db(spec), new Map(secrets))).toMatchObject({
       type: 'CredentialsReady',

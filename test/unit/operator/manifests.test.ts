@@ -136,4 +136,64 @@ describe('agent manifests', () => {
       { kind: 'ServiceAccount', name: 'drawbridge-x', namespace: 'b' },
     ]);
   });
+
+  it('puts the pod and Service settings on the agent, spec.agent over the chart defaults', () => {
+    const defaults = {
+      nodeSelector: { pool: 'infra', arch: 'amd64' },
+      tolerations: [{ key: 'infra', operator: 'Exists' as const }],
+      priorityClassName: 'default-low',
+      podLabels: { team: 'platform' },
+      imagePullSecrets: [{ name: 'regcred' }],
+    };
+    const db = stored({
+      agent: {
+        serviceType: 'LoadBalancer',
+        loadBalancerClass: 'service.k8s.aws/nlb',
+        serviceAnnotations: { 'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal' },
+        nodeSelector: { pool: 'db' },
+        priorityClassName: 'critical',
+        podLabels: { 'app.kubernetes.io/instance': 'hijack', cost: 'orders' },
+        podAnnotations: { 'drawbridge.dev/tls-digest': 'x', 'example.com/a': 'b' },
+        resources: { requests: { cpu: 1, memory: '256Mi' } },
+        topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone' }],
+      },
+    });
+    const all = agentManifests(db, { ...settings, pod: defaults }, 'digest1');
+    const objs = byKind(all);
+    expect(all.find((o) => o.metadata.name === 'drawbridge-orders' && o.kind === 'Service')).toMatchObject({
+      metadata: {
+        annotations: {
+          'service.beta.kubernetes.io/aws-load-balancer-scheme': 'internal',
+          'drawbridge.dev/database': 'shop/orders',
+        },
+      },
+      spec: { type: 'LoadBalancer', loadBalancerClass: 'service.k8s.aws/nlb' },
+    });
+    const template = (objs.Deployment!.spec as { template: KubeObject & { spec: Record<string, unknown> } })
+      .template;
+    expect(template.metadata.labels).toMatchObject({
+      'app.kubernetes.io/instance': 'drawbridge-orders',
+      team: 'platform',
+      cost: 'orders',
+    });
+    expect(template.metadata.annotations).toEqual({
+      'drawbridge.dev/tls-digest': 'digest1',
+      'example.com/a': 'b',
+    });
+    expect(template.spec).toMatchObject({
+      nodeSelector: { pool: 'db', arch: 'amd64' },
+      tolerations: defaults.tolerations,
+      priorityClassName: 'critical',
+      imagePullSecrets: [{ name: 'regcred' }],
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: { 'app.kubernetes.io/instance': 'drawbridge-orders' } },
+        },
+      ],
+      containers: [{ resources: { requests: { cpu: '1', memory: '256Mi' } } }],
+    });
+  });
 });
