@@ -132,18 +132,20 @@ export const DatabaseRedis = z
 /** Audit values (statements, parameters) longer than this many characters are cut by default. */
 export const DEFAULT_MAX_AUDIT_VALUE = 4096;
 
-export const DatabaseAudit = z.object({
-  maxValueLength: z
-    .number()
-    .int()
-    .min(256)
-    .max(1 << 20)
-    .default(DEFAULT_MAX_AUDIT_VALUE)
-    .describe(
-      'Statements and parameter values longer than this many characters are cut in audit events, which ' +
-        'then give the full size and the SHA-256 of the whole value (hex), so it can still be matched.',
-    ),
-});
+export const DatabaseAudit = z
+  .object({
+    maxValueLength: z
+      .number()
+      .int()
+      .min(256)
+      .max(1 << 20)
+      .default(DEFAULT_MAX_AUDIT_VALUE)
+      .describe(
+        'Statements and parameter values longer than this many characters are cut in audit events, which ' +
+          'then give the full size and the SHA-256 of the whole value (hex), so it can still be matched.',
+      ),
+  })
+  .describe('What the audit log records for this database.');
 
 const uriPattern = /^(postgres|postgresql|redis|rediss):\/\/[^/\s:]+(:\d+)?(\/[^\s?]*)?(\?\S*)?$/;
 
