@@ -17,8 +17,10 @@ export type CommandDecision<G = never> = { allowed: true; guard?: G } | { allowe
 /**
  * Commands that run code inside the server (scripts, functions) or install code that later FCALLs run.
  * The commands a script calls never pass the agent, so these are allowed only on top of the roles'
- * own rules: see CommandPolicy's scripting rule. SCRIPT LOAD is not here: it runs nothing, and a
- * script is found by the hash of its own text, so nobody runs loaded code they did not write.
+ * own rules: see CommandPolicy's scripting rule. Beyond the ones named here, any command the server
+ * puts in @scripting counts (a module's, such as Redis Stack's TFCALL) unless it only manages scripts:
+ * SCRIPT LOAD runs nothing, and a script is found by the hash of its own text, so nobody runs loaded
+ * code they did not write.
  */
 export const SCRIPTING_COMMANDS: ReadonlySet<string> = new Set([
   'eval',
@@ -30,6 +32,30 @@ export const SCRIPTING_COMMANDS: ReadonlySet<string> = new Set([
   'function|load',
   'function|restore',
 ]);
+
+/** Redis 7's @scripting commands that neither run nor install code. */
+const SCRIPT_MANAGEMENT: ReadonlySet<string> = new Set([
+  'script',
+  'script|debug',
+  'script|exists',
+  'script|flush',
+  'script|help',
+  'script|kill',
+  'script|load',
+  'function',
+  'function|delete',
+  'function|dump',
+  'function|flush',
+  'function|help',
+  'function|kill',
+  'function|list',
+  'function|stats',
+]);
+
+function runsCode(cmd: CommandInfo): boolean {
+  if (SCRIPTING_COMMANDS.has(cmd.name)) return true;
+  return cmd.categories.includes('scripting') && !SCRIPT_MANAGEMENT.has(cmd.name);
+}
 
 export interface CommandPolicyOptions<G> {
   /**
@@ -124,7 +150,7 @@ export class CommandPolicy<G = never> {
     if (this.allows !== 'all' && !this.allows.some((a) => matchCommand(a.entries, cmd))) {
       return { allowed: false, reason: `no role allows "${cmd.name}" (${this.listAllows()})` };
     }
-    if (this.scriptingRefusal !== undefined && SCRIPTING_COMMANDS.has(cmd.name)) {
+    if (this.scriptingRefusal !== undefined && runsCode(cmd)) {
       const what = cmd.name.startsWith('function|') ? 'loads functions, which run' : 'runs';
       return {
         allowed: false,

@@ -81,8 +81,8 @@ describe('CommandPolicy', () => {
 
 describe('the scripting rule', () => {
   const any = { databaseLabels: { '*': '*' }, databaseUsers: ['*'] };
-  const refusedBecause = (p: CommandPolicy<unknown>, why: RegExp) => {
-    for (const cmd of [evalCmd, functionLoad]) {
+  const refusedBecause = (p: CommandPolicy<unknown>, why: RegExp, cmds = [evalCmd, functionLoad]) => {
+    for (const cmd of cmds) {
       const d = p.check(cmd);
       expect(d.allowed).toBe(false);
       if (!d.allowed) {
@@ -108,6 +108,8 @@ describe('the scripting rule', () => {
     );
     refusedBecause(denying, /role "safe" denies "flushdb"/);
     expect(denying.check(scriptLoad).allowed).toBe(true);
+    // A module's command in @scripting (Redis Stack's TFCALL) runs code too.
+    refusedBecause(denying, /role "safe" denies "flushdb"/, [{ name: 'tfcall', categories: ['scripting'] }]);
     const listing = policyFor(role('ro', { ...any, redisCommands: ['@read', '@scripting'] }));
     refusedBecause(listing, /no role allows every command \(role "ro" allows \["@read","@scripting"\]\)/);
     expect(listing.check(functionLoad)).toMatchObject({

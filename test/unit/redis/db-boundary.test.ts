@@ -1,0 +1,66 @@
+// The DB-number guards, table-driven: which spellings of SELECT, COPY ... DB, MIGRATE, SWAPDB, MOVE
+// and FLUSHALL stay in the Database's DB (3 here; a cluster's 0) and which are refused.
+import { describe, expect, it } from 'vitest';
+import { dbGuards } from '../../../src/engines/redis/db-boundary.js';
+import { commandName } from '../../../src/engines/redis/command-name.js';
+import type { RedisCommand } from '../../../src/engines/redis/parser.js';
+import { OK, encodeCommand } from '../../../src/engines/redis/serializer.js';
+
+const cmd = (...args: string[]): RedisCommand => {
+  const bufs = args.map((a) => Buffer.from(a));
+  return { name: commandName(bufs), args: bufs, raw: encodeCommand(bufs) };
+};
+
+function verdict(guards: ReturnType<typeof dbGuards>, c: RedisCommand, inMulti = false): string {
+  const guard = guards.get(c.name);
+  const r = guard?.(c, inMulti);
+  if (r === undefined) return 'relay';
+  return 'answer' in r ? (r.answer.equals(OK) ? 'OK' : 'answer') : 'refuse';
+}
+
+describe('dbGuards, standalone DB 3', () => {
+  const g = dbGuards(3, false);
+  it.each([
+    [cmd('SELECT', '3'), 'OK'],
+    [cmd('SELECT', '0'), 'refuse'],
+    [cmd('SELECT', '03'), 'refuse'], // Redis reads "03" as invalid, not 3: exact text only
+    [cmd('SELECT', '+3'), 'refuse'],
+    [cmd('SELECT'), 'relay'], // the server's arity error
+    [cmd('SELECT', '3', 'x'), 'relay'],
+    [cmd('SWAPDB', '3', '3'), 'refuse'],
+    [cmd('MOVE', 'k', '3'), 'refuse'],
+    [cmd('COPY', 'a', 'b'), 'relay'],
+    [cmd('COPY', 'a', 'b', 'REPLACE', 'db', '3'), 'relay'],
+    [cmd('COPY', 'a', 'b', 'DB', '0'), 'refuse'],
+    [cmd('COPY', 'a', 'b', 'DB', '3', 'DB', '0'), 'refuse'], // Redis takes the last DB option
+    [cmd('COPY', 'a', 'b', 'DB'), 'relay'], // the server's syntax error
+    [cmd('MIGRATE', 'h', '1', 'k', '3', '100'), 'relay'],
+    [cmd('MIGRATE', 'h', '1', 'k', '0', '100'), 'refuse'],
+    [cmd('FLUSHALL'), 'refuse'],
+    [cmd('FLUSHDB'), 'relay'],
+  ])('%#: %s', (c, expected) => {
+    expect(verdict(g, c)).toBe(expected);
+  });
+
+  it('inside MULTI SELECT 3 is relayed (queued by the server), another DB still refused', () => {
+    expect(verdict(g, cmd('SELECT', '3'), true)).toBe('relay');
+    expect(verdict(g, cmd('SELECT', '4'), true)).toBe('refuse');
+  });
+
+  it('refusals name the boundary and the DB', () => {
+    expect(g.get('select')!(cmd('SELECT', '0'), false)).toEqual({
+      refuse: "the DB number is this Database's boundary (DB 3 in spec.uri): SELECT 0 would leave it",
+    });
+  });
+});
+
+describe('dbGuards, cluster', () => {
+  const g = dbGuards(0, true);
+  it('DB 0 only; FLUSHALL is the only DB, so relayed', () => {
+    expect(verdict(g, cmd('SELECT', '0'))).toBe('OK');
+    expect(g.get('select')!(cmd('SELECT', '1'), false)).toEqual({
+      refuse: 'Redis Cluster has only DB 0: SELECT 1 would leave it',
+    });
+    expect(verdict(g, cmd('FLUSHALL'))).toBe('relay');
+  });
+});
