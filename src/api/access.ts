@@ -49,7 +49,8 @@ export const AllowRule = AccessRule.extend({
     .optional()
     .describe(
       'Allow Redis scripts and functions (EVAL, FCALL, FUNCTION LOAD), which run commands the agent cannot ' +
-        'check; without it they are refused unless the roles allow every command.',
+        "check, with the backend ACL user's rights; without it they are refused unless the roles allow every " +
+        'command and the server is a Redis Cluster (on a standalone server a script could SELECT another DB).',
     ),
 });
 export type AllowRule = z.infer<typeof AllowRule>;
