@@ -1,7 +1,9 @@
-// Who is connecting. From a client certificate: CN = user, O = groups (the Kubernetes convention).
-// From a ServiceAccount token: the TokenReview's username and groups.
+// Who is connecting. From a client certificate: CN = user, O = groups (the Kubernetes convention), read
+// from the certificate's DER subject structure (src/pki/subject.ts), the same reader the CSR signer
+// checks each issued certificate with. From a ServiceAccount token: the TokenReview's username and groups.
 import type { PeerCertificate } from 'node:tls';
 import { DrawbridgeError } from '../errors.js';
+import { certificateSubject } from '../pki/subject.js';
 
 export interface Identity {
   user: string;
@@ -12,20 +14,20 @@ export interface Identity {
 }
 
 export function identityFromCertificate(cert: PeerCertificate | undefined): Identity {
-  if (!cert || !cert.subject || Object.keys(cert.subject).length === 0) {
+  if (!cert?.raw) {
     throw new DrawbridgeError(
       'AUTHN_FAILED',
       'no client certificate was presented',
       'log in first (kubectl db login NAME), or pass the certificate and key to your client',
     );
   }
-  const cn = cert.subject.CN;
-  const user = Array.isArray(cn) ? cn[0] : cn;
+  const { commonName: user, organizations: groups } = certificateSubject(cert.raw);
   if (!user) {
-    throw new DrawbridgeError('AUTHN_FAILED', 'the client certificate has no common name (CN = user name)');
+    throw new DrawbridgeError(
+      'AUTHN_FAILED',
+      'the client certificate has an empty common name (CN = user name)',
+    );
   }
-  const o = cert.subject.O;
-  const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
   return { user, groups, source: 'certificate', expiresAt: new Date(cert.valid_to) };
 }
 

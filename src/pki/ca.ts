@@ -4,7 +4,10 @@
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
 import { webcrypto, randomBytes, createPrivateKey } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { Name as AsnName } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
+import { type Subject, readSubject, subjectName } from './subject.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -31,9 +34,9 @@ export interface CertificateRequest {
   usage: Usage;
 }
 
-function subject(cn: string, orgs: string[] = []): string {
-  const esc = (v: string) => v.replace(/([,+"\\<>;=])/g, '\\$1');
-  return [`CN=${esc(cn)}`, ...orgs.map((o) => `O=${esc(o)}`)].join(', ');
+/** Built from ASN.1 structures (src/pki/subject.ts); handed over as DER, never as a DN string. */
+function subject(commonName: string, organizations: string[] = []): x509.Name {
+  return new x509.Name(AsnConvert.serialize(subjectName({ commonName, organizations })));
 }
 
 function serial(): string {
@@ -120,30 +123,29 @@ export async function issueCertificate(ca: KeyPairPem, req: CertificateRequest):
   return { certPem: await sign(ca, keys.publicKey, req), keyPem: await exportKey(keys.privateKey) };
 }
 
-export interface CsrInfo {
-  commonName: string;
-  organizations: string[];
-}
-
-export function parseCsr(csrPem: string): CsrInfo {
+/** The CSR's CN and O values, read from its ASN.1 subject (exactly one CN). */
+export function parseCsr(csrPem: string): Subject {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
-  const name = csr.subjectName;
-  return {
-    commonName: name.getField('CN')[0] ?? '',
-    organizations: name.getField('O'),
-  };
+  return readSubject(AsnConvert.parse(csr.subjectName.toArrayBuffer(), AsnName));
 }
 
-/** Signs a PKCS#10 request after checking its self-signature; the subject is copied from the CSR. */
+/**
+ * Signs a PKCS#10 request after checking its self-signature. The subject is `opts.subject`, what the
+ * caller approved, not a copy of the CSR's.
+ */
 export async function signCsr(
   ca: KeyPairPem,
   csrPem: string,
-  opts: { validSeconds: number; usage: Usage },
+  opts: { validSeconds: number; usage: Usage; subject: Subject },
 ): Promise<string> {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   if (!(await csr.verify())) throw new Error('CSR signature does not verify: the request was altered');
-  const info = parseCsr(csrPem);
-  return sign(ca, csr.publicKey, { ...info, usage: opts.usage, validSeconds: opts.validSeconds });
+  return sign(ca, csr.publicKey, { ...opts.subject, usage: opts.usage, validSeconds: opts.validSeconds });
+}
+
+/** The DER bytes of a PEM certificate. */
+export function certificateDer(certPem: string): Uint8Array {
+  return new Uint8Array(new x509.X509Certificate(certPem).rawData);
 }
 
 /** A key and a CSR for `kubectl db login`: the key never leaves the person's machine. */

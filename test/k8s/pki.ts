@@ -5,7 +5,9 @@
 import { webcrypto } from 'node:crypto';
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
 import 'reflect-metadata';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import * as x509 from '@peculiar/x509';
+import { subjectName } from '../../src/pki/subject.js';
 
 export interface Issued {
   certPem: string;
@@ -20,9 +22,12 @@ export const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 x509.cryptoProvider.set(webcrypto);
 
-/** Kubernetes reads the user from CN and each group from an O attribute. */
-export function subjectFor(user: string, groups: string[]): x509.JsonName {
-  return [...groups.map((g) => ({ O: [g] })), { CN: [user] }];
+/**
+ * Kubernetes reads the user from CN and each group from an O attribute. Built as ASN.1, so names full
+ * of DN syntax (`,` `+` `=` `#` `\`) reach the API server as they are.
+ */
+export function subjectFor(user: string, groups: string[]): x509.Name {
+  return new x509.Name(AsnConvert.serialize(subjectName({ commonName: user, organizations: groups })));
 }
 
 function validity(): { notBefore: Date; notAfter: Date } {
@@ -59,7 +64,11 @@ export async function newCA(cn: string): Promise<CA> {
   };
 }
 
-export async function issue(ca: CA, subject: x509.JsonName, use: 'server' | 'client'): Promise<Issued> {
+export async function issue(
+  ca: CA,
+  subject: x509.Name | x509.JsonName,
+  use: 'server' | 'client',
+): Promise<Issued> {
   const keys = await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify']);
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),

@@ -9,6 +9,7 @@ import type { Identity } from '../../authn/identity.js';
 import { type Policy, bindRoles, checkAccess } from '../../authz/engine.js';
 import { errorMessage } from '../../errors.js';
 import { parseCsr } from '../../pki/ca.js';
+import type { Subject } from '../../pki/subject.js';
 import type { KubeObject } from '../kube/types.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER } from '../names.js';
 
@@ -22,6 +23,7 @@ export const CSR_REASON = {
   InvalidRequest: 'InvalidRequest',
   AccessDenied: 'AccessDenied',
   SigningFailed: 'SigningFailed',
+  IssuedSubjectMismatch: 'IssuedSubjectMismatch',
 } as const;
 export type CsrReason = (typeof CSR_REASON)[keyof typeof CSR_REASON];
 
@@ -41,7 +43,7 @@ export interface AccessSource {
 }
 
 export type CsrDecision =
-  | { approved: true; reason: CsrReason; message: string; validSeconds: number }
+  | { approved: true; reason: CsrReason; message: string; validSeconds: number; subject: Subject }
   | { approved: false; reason: CsrReason; message: string };
 
 const ALLOWED_USAGES = new Set(['client auth', 'digital signature', 'key encipherment']);
@@ -64,7 +66,7 @@ export function decideCsr(req: CsrRequest, source: AccessSource): CsrDecision {
       `usages ${JSON.stringify(req.usages)}: only "client auth" (with "digital signature", "key encipherment") is signed`,
     );
   }
-  let subject: { commonName: string; organizations: string[] };
+  let subject: Subject;
   try {
     subject = parseCsr(req.requestPem);
   } catch (err) {
@@ -102,6 +104,7 @@ export function decideCsr(req: CsrRequest, source: AccessSource): CsrDecision {
     reason: CSR_REASON.Approved,
     message: `${access.reason} for Database ${namespace}/${name} as ${access.dbUser}; valid ${validSeconds}s (role maxSessionTTL ${roleTtl}s)`,
     validSeconds,
+    subject,
   };
 }
 

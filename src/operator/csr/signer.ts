@@ -6,14 +6,22 @@
 // Outcomes (see controller.ts): resolves when the CSR is decided or not ours; throws (retried with
 // backoff) when an API write fails.
 import type { Logger } from '../../log.js';
-import { type KeyPairPem, signCsr } from '../../pki/ca.js';
+import { type KeyPairPem, certificateDer, signCsr } from '../../pki/ca.js';
+import { type Subject, certificateSubject, sameSubject } from '../../pki/subject.js';
 import { errorMessage } from '../../errors.js';
 import type { Reconciler } from '../controller.js';
 import type { EventSink } from '../events.js';
 import { type KubeObject, metaTime } from '../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
 import { SIGNER_NAME } from '../names.js';
-import { type AccessSource, CSR_REASON, type CsrDecision, type CsrRequest, decideCsr } from './decide.js';
+import {
+  type AccessSource,
+  CSR_REASON,
+  type CsrDecision,
+  type CsrReason,
+  type CsrRequest,
+  decideCsr,
+} from './decide.js';
 
 interface CsrCondition {
   type: 'Approved' | 'Denied' | 'Failed';
@@ -43,6 +51,8 @@ export interface CsrSignerDeps {
   events: EventSink;
   ca: () => KeyPairPem;
   log: Logger;
+  /** Issues the certificate; signCsr unless a test swaps it. */
+  sign?: typeof signCsr;
 }
 
 export function csrRequest(csr: Csr): CsrRequest {
@@ -81,19 +91,24 @@ export class CsrSigner implements Reconciler {
 
     let certPem: string;
     try {
-      certPem = await signCsr(this.deps.ca(), csrRequest(csr).requestPem, {
+      certPem = await (this.deps.sign ?? signCsr)(this.deps.ca(), csrRequest(csr).requestPem, {
         validSeconds: decision.validSeconds,
         usage: 'client',
+        subject: decision.subject,
       });
     } catch (err) {
-      const failed: CsrDecision = {
-        approved: false,
-        reason: CSR_REASON.SigningFailed,
-        message: errorMessage(err),
-      };
-      await this.setCondition(csr, 'Failed', failed);
-      this.deps.events.record(csr, 'Warning', failed.reason, failed.message);
-      return;
+      return this.fail(csr, CSR_REASON.SigningFailed, errorMessage(err));
+    }
+    // The agent reads CN/O back with certificateSubject: hand out only what reads back as approved.
+    const issued = readIssued(certPem);
+    if (!issued.ok || !sameSubject(issued.subject, decision.subject)) {
+      const got = issued.ok ? JSON.stringify(issued.subject) : issued.error;
+      return this.fail(
+        csr,
+        CSR_REASON.IssuedSubjectMismatch,
+        `the issued certificate reads back as ${got}, not the approved ${JSON.stringify(decision.subject)}; ` +
+          'it was not handed out (a bug in the signer: report it)',
+      );
     }
     await this.deps.writer.replace(
       { ...csr, status: { ...csr.status, certificate: Buffer.from(certPem).toString('base64') } },
@@ -101,6 +116,12 @@ export class CsrSigner implements Reconciler {
     );
     this.deps.events.record(csr, 'Normal', 'Issued', decision.message);
     this.deps.log.info({ ...who, validSeconds: decision.validSeconds }, 'CSR approved and signed');
+  }
+
+  private async fail(csr: Csr, reason: CsrReason, message: string): Promise<void> {
+    await this.setCondition(csr, 'Failed', { approved: false, reason, message });
+    this.deps.events.record(csr, 'Warning', reason, message);
+    this.deps.log.warn({ csr: csr.metadata.name, reason, message }, 'CSR failed');
   }
 
   /** Approved/Denied go through the approval subresource, Failed through status (the API's rules). */
@@ -116,5 +137,13 @@ export class CsrSigner implements Reconciler {
     };
     const status = { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] };
     return this.deps.writer.replace({ ...csr, status }, type === 'Failed' ? 'status' : 'approval');
+  }
+}
+
+function readIssued(certPem: string): { ok: true; subject: Subject } | { ok: false; error: string } {
+  try {
+    return { ok: true, subject: certificateSubject(certificateDer(certPem)) };
+  } catch (err) {
+    return { ok: false, error: errorMessage(err) };
   }
 }

@@ -5,10 +5,17 @@ import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
 import type { Policy } from '../../../src/authz/engine.js';
 import { createLogger } from '../../../src/log.js';
 import { type AccessSource, type CsrRequest, decideCsr } from '../../../src/operator/csr/decide.js';
-import { CsrSigner } from '../../../src/operator/csr/signer.js';
+import { CsrSigner, type CsrSignerDeps } from '../../../src/operator/csr/signer.js';
 import type { KubeObject } from '../../../src/operator/kube/types.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER, SIGNER_NAME } from '../../../src/operator/names.js';
-import { type KeyPairPem, createCA, createCsr } from '../../../src/pki/ca.js';
+import {
+  type KeyPairPem,
+  certificateDer,
+  createCA,
+  createCsr,
+  issueCertificate,
+} from '../../../src/pki/ca.js';
+import { certificateSubject } from '../../../src/pki/subject.js';
 import { FakeCache, RecordingEvents, RecordingWriter } from './fakes.js';
 
 const V = 'drawbridge.dev/v1alpha1';
@@ -211,16 +218,17 @@ describe('CsrSigner', () => {
     };
   }
 
-  function signer(csr: KubeObject) {
+  function signer(csr: KubeObject, opts: { sign?: CsrSignerDeps['sign']; access?: AccessSource } = {}) {
     const writer = new RecordingWriter();
     const events = new RecordingEvents();
     const s = new CsrSigner({
       csrs: new FakeCache([csr]),
-      access: source,
+      access: opts.access ?? source,
       writer,
       events,
       ca: () => ca,
       log: createLogger('t', 'silent'),
+      sign: opts.sign,
     });
     return { s, writer, events };
   }
@@ -274,5 +282,60 @@ describe('CsrSigner', () => {
     const { s, writer } = signer(csrObject('x', over));
     await s.reconcile('x');
     expect(writer.writes).toEqual([]);
+  });
+
+  it('issues exactly the approved name when it is full of DN syntax', async () => {
+    const hostile = 'alice, O=system:masters+CN=admin\\"#';
+    const csrPem = (await createCsr({ commonName: hostile, organizations: ['ops, O=root'] })).csrPem;
+    const csr = csrObject('hostile', { username: hostile });
+    Object.assign(csr.spec as object, {
+      request: Buffer.from(csrPem).toString('base64'),
+      groups: ['ops, O=root'],
+    });
+    const access: AccessSource = {
+      database: source.database,
+      policy: () => ({
+        roles: policy.roles,
+        users: [
+          user('h', {
+            subjects: [{ kind: 'User', name: hostile }],
+            roles: ['dev'],
+            traits: { dbUsers: ['alice'] },
+          }),
+        ],
+      }),
+    };
+    const { s, writer } = signer(csr, { access });
+    await s.reconcile('hostile');
+    const signed = writer.replacedStatus<{ certificate: string }>(1);
+    const pem = Buffer.from(signed.certificate, 'base64').toString('utf8');
+    expect(certificateSubject(certificateDer(pem))).toEqual({
+      commonName: hostile,
+      organizations: ['ops, O=root'],
+    });
+  });
+
+  it('fails the request, and hands out nothing, when the issued certificate names someone else', async () => {
+    const forged: CsrSignerDeps['sign'] = async (caPair) =>
+      (
+        await issueCertificate(caPair, {
+          commonName: 'alice',
+          organizations: ['system:masters'],
+          usage: 'client',
+        })
+      ).certPem;
+    const { s, writer, events } = signer(csrObject('forged'), { sign: forged });
+    await s.reconcile('forged');
+    expect(writer.ops()).toEqual([
+      'replace CertificateSigningRequest/approval',
+      'replace CertificateSigningRequest/status',
+    ]);
+    const status = writer.replacedStatus<{ conditions: object[]; certificate?: string }>(1);
+    expect(status.certificate).toBeUndefined();
+    expect(status.conditions).toMatchObject([
+      { type: 'Approved' },
+      { type: 'Failed', reason: 'IssuedSubjectMismatch', message: expect.stringContaining('system:masters') },
+    ]);
+    expect(events.events.map((e) => e.reason)).toEqual(['IssuedSubjectMismatch']);
   });
 });

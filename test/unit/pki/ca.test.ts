@@ -40,7 +40,11 @@ describe('pki', () => {
     });
     const { csrPem, keyPem } = await createCsr({ commonName: 'alice', organizations: ['dba', 'dev'] });
     expect(parseCsr(csrPem)).toEqual({ commonName: 'alice', organizations: ['dba', 'dev'] });
-    const certPem = await signCsr(ca, csrPem, { validSeconds: 600, usage: 'client' });
+    const certPem = await signCsr(ca, csrPem, {
+      validSeconds: 600,
+      usage: 'client',
+      subject: parseCsr(csrPem),
+    });
 
     const server = createServer(
       { cert: srv.certPem, key: srv.keyPem, ca: ca.certPem, requestCert: true },
@@ -75,6 +79,9 @@ describe('pki', () => {
     const body = Buffer.from(csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     body.writeUInt8(body.readUInt8(body.length - 5) ^ 0xff, body.length - 5);
     const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${body.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
-    await expect(signCsr(ca, tampered, { validSeconds: 60, usage: 'client' })).rejects.toThrow(/signature/);
+    const subject = { commonName: 'mallory', organizations: [] };
+    await expect(signCsr(ca, tampered, { validSeconds: 60, usage: 'client', subject })).rejects.toThrow(
+      /signature/,
+    );
   });
 });
