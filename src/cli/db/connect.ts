@@ -1,14 +1,24 @@
 // `kubectl db connect NAME`: starts psql or redis-cli against the agent with the stored client
-// certificate, verifying the agent's certificate (sslmode=verify-full for psql). Arguments after `--`
-// go to the client unchanged.
+// certificate. The agent must prove it serves *this* Database: its certificate has to name the
+// Database's Service name, whether the bytes go there, to --endpoint or through a port-forward on
+// 127.0.0.1. One handshake checks that before the client starts (a wrong agent gets a clear error);
+// psql then checks it again itself (sslmode=verify-full with host = that name). redis-cli checks the CA
+// but not the name, so it talks plaintext to a relay on a Unix socket in a directory only this user
+// can open, and the relay makes each connection with the name check. Arguments after `--` go to the
+// client unchanged.
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { backendAddress } from '../../api/database.js';
 import { DrawbridgeError } from '../../errors.js';
+import { dialAgent, readClientTls } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import type { Io } from './io.js';
+import { startProxy } from './proxy.js';
 import type { StoredLogin } from './store.js';
 import { type OpenDatabase, endpointOptions, openDatabase } from './target-db.js';
 
@@ -17,6 +27,8 @@ export interface ClientCommand {
   args: string[];
   /** Added to the environment the client inherits. */
   env?: Record<string, string>;
+  /** Releases what the client needed (the Redis relay) once it has exited. */
+  close?(): Promise<void>;
 }
 
 /** A libpq conninfo value: quoted when it holds spaces, quotes or backslashes, or is empty. */
@@ -53,37 +65,43 @@ export function psqlCommand(
 }
 
 /**
- * The agent knows the person from the certificate; AUTH only picks the database user (Redis's own
- * `default` when there is none). Its password matters only to passthrough backends, so a REDISCLI_AUTH
- * the person set is kept, and a placeholder stands in otherwise: redis-cli sends no AUTH without one.
+ * redis-cli on the relay's Unix socket. The agent knows the person from the certificate; AUTH only
+ * picks the database user (Redis's own `default` when there is none). Its password matters only to
+ * passthrough backends, so a REDISCLI_AUTH the person set is kept, and a placeholder stands in
+ * otherwise: redis-cli sends no AUTH without one.
  */
-export function redisCliCommand(
-  addr: { host: string; port: number; serverName: string },
-  login: Pick<StoredLogin, 'keyFile' | 'certFile' | 'caFile'>,
-  dbUser: string,
-  extra: string[],
-): ClientCommand {
+export function redisCliCommand(socketPath: string, dbUser: string, extra: string[]): ClientCommand {
   const auth = dbUser === 'default' ? [] : ['--user', dbUser];
   return {
     command: 'redis-cli',
-    args: [
-      '-h',
-      addr.host,
-      '-p',
-      String(addr.port),
-      '--tls',
-      '--cert',
-      login.certFile,
-      '--key',
-      login.keyFile,
-      '--cacert',
-      login.caFile,
-      ...(isIP(addr.serverName) ? [] : ['--sni', addr.serverName]),
-      ...auth,
-      ...extra,
-    ],
+    args: ['-s', socketPath, ...auth, ...extra],
     ...(auth.length ? { env: { REDISCLI_AUTH: process.env.REDISCLI_AUTH ?? 'client-certificate' } } : {}),
   };
+}
+
+/** The name-checking relay for redis-cli, on a socket in a fresh directory that only we may enter. */
+async function redisRelay(open: OpenDatabase): Promise<{ path: string; close(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'kubectl-db-')); // mode 0700
+  const path = join(dir, 'redis.sock');
+  const proxy = await startProxy({
+    protocol: 'redis',
+    ref: open.ref,
+    agent: open.endpoint,
+    listen: { path },
+  });
+  return {
+    path,
+    close: async () => {
+      await proxy.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One TLS handshake with the agent, checking its name, before any client starts. */
+export async function verifyAgent(open: OpenDatabase): Promise<void> {
+  const tls = await dialAgent(open.db.spec.protocol, open.endpoint, await readClientTls(open.login));
+  tls.end();
 }
 
 /** An IP for libpq's hostaddr when the TLS name differs from where the bytes go. */
@@ -99,7 +117,10 @@ export async function clientCommand(
 ): Promise<ClientCommand> {
   const { db, login, endpoint } = open;
   const dbUser = opts.dbUser ?? login.record.dbUser;
-  if (db.spec.protocol === 'redis') return redisCliCommand(endpoint, login, dbUser, extra);
+  if (db.spec.protocol === 'redis') {
+    const relay = await redisRelay(open);
+    return { ...redisCliCommand(relay.path, dbUser, extra), close: relay.close };
+  }
   const dbName = opts.dbName ?? backendAddress(db.spec).database;
   const addr = {
     hostaddr: await hostaddrFor(endpoint),
@@ -157,10 +178,15 @@ export function connectCommand(io: Io): Command {
         onForwardError: (e) => io.err(`${e.message}\n`),
       });
       try {
+        await verifyAgent(open);
         const client = await clientCommand(open, opts, extra);
         if (open.endpoint.via === 'port-forward')
           io.err(`Forwarding to the agent of ${name} through the API server.\n`);
-        process.exitCode = await runClient(client);
+        try {
+          process.exitCode = await runClient(client);
+        } finally {
+          await client.close?.();
+        }
       } finally {
         await open.endpoint.close();
       }

@@ -87,17 +87,30 @@ function startTls(socket: Socket, addr: AgentAddress, creds: ClientTls): Promise
       // Destroy the TLS socket, which owns the TCP one: destroying the TCP socket under a live TLS
       // wrap crashes Node 20.
       tls.destroy();
-      reject(
-        new DrawbridgeError(
-          'AUTHN_FAILED',
-          `TLS with the agent at ${addr.host}:${addr.port} failed: ${err.message}`,
-          'log in again (kubectl db login NAME) to refresh the certificate and the agent CA',
-          { cause: err },
-        ),
-      );
+      reject(tlsError(addr, err));
     };
     tls.once('error', onError);
   });
+}
+
+function tlsError(addr: AgentAddress, err: Error): DrawbridgeError {
+  const where = `${addr.host}:${addr.port}`;
+  if ((err as NodeJS.ErrnoException).code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    // Signed by the Drawbridge CA, but for another Database: its agent must not get this session.
+    return new DrawbridgeError(
+      'AUTHN_FAILED',
+      `refusing the agent at ${where}: its certificate is not for ${addr.serverName} (${err.message})`,
+      "another Database's agent (or a stale port-forward) answered there: check --endpoint and " +
+        '--tls-server-name, or let kubectl db find the agent (drop --endpoint)',
+      { cause: err },
+    );
+  }
+  return new DrawbridgeError(
+    'AUTHN_FAILED',
+    `TLS with the agent at ${where} failed: ${err.message}`,
+    'log in again (kubectl db login NAME) to refresh the certificate and the agent CA',
+    { cause: err },
+  );
 }
 
 export async function dialAgent(

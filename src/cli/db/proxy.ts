@@ -1,7 +1,7 @@
 // `kubectl db proxy NAME --port P`: a local plaintext listener for GUI clients that cannot present a
 // client certificate; every connection goes on to the agent over TLS with the stored login. The login
 // is re-read per connection, so `kubectl db login` in another terminal renews a running proxy.
-import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import { type Server, type Socket, createServer } from 'node:net';
 import { Command, InvalidArgumentError } from 'commander';
 import type { Protocol } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
@@ -16,11 +16,12 @@ export interface ProxyOptions {
   protocol: Protocol;
   ref: DatabaseRef;
   agent: AgentAddress;
-  address: string;
-  port: number;
+  /** A TCP address and port, or the path of a Unix socket. */
+  listen: { address: string; port: number } | { path: string };
 }
 
 export interface RunningProxy {
+  /** The TCP port listened on (0 on a Unix socket). */
   port: number;
   close(): Promise<void>;
 }
@@ -52,13 +53,17 @@ export async function startProxy(opts: ProxyOptions): Promise<RunningProxy> {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.address, () => {
+    const where = opts.listen;
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if ('path' in where) server.listen(where.path, listening);
+    else server.listen(where.port, where.address, listening);
   });
+  const bound = server.address();
   return {
-    port: (server.address() as AddressInfo).port,
+    port: typeof bound === 'object' && bound ? bound.port : 0,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -110,8 +115,7 @@ export function proxyCommand(io: Io): Command {
         protocol: db.spec.protocol,
         ref,
         agent: endpoint,
-        address: opts.address,
-        port: opts.port,
+        listen: { address: opts.address, port: opts.port },
       });
       io.out(
         `Proxying ${describeRef(ref)} on ${opts.address}:${proxy.port} (agent ${endpoint.serverName}, via ${endpoint.via}).\n` +

@@ -1,7 +1,11 @@
-// The agent's serving certificate, issued by the Drawbridge CA for the agent Service's DNS names. It is
-// reused while it has more than a third of its life left and was issued by the current CA; a new one
-// changes the pod template's digest annotation, which rolls the agent pods onto it.
-import { createHash } from 'node:crypto';
+// The agent's serving certificate, issued by the Drawbridge CA for the agent Service's DNS names. It
+// names its own Database only (`<service>.<namespace>…`): no `localhost`, `127.0.0.1` or bare service
+// name, which every agent (or a same-named Database in another namespace) would share, so one agent's
+// certificate never passes for another's. Clients on a port-forward connect to 127.0.0.1 and verify the
+// Database's name (kubectl db does). The certificate is reused while it has more than a third of its
+// life left, was issued by the current CA and names exactly these names; a new one changes the pod
+// template's digest annotation, which rolls the agent pods onto it.
+import { X509Certificate, createHash } from 'node:crypto';
 import { type KeyPairPem, certificateExpiry, issueCertificate } from '../../pki/ca.js';
 import type { KubeObject } from '../kube/types.js';
 import { agentDnsNames } from '../names.js';
@@ -31,17 +35,22 @@ export async function servingCert(
 ): Promise<ServingCert> {
   const data = existing?.data as Record<string, string> | undefined;
   const certPem = text(data?.['tls.crt']);
-  if (data && certPem && data['tls.key'] && text(data['ca.crt']) === ca.certPem) {
+  const names = servingNames(namespace, database);
+  if (
+    data &&
+    certPem &&
+    data['tls.key'] &&
+    text(data['ca.crt']) === ca.certPem &&
+    namesOnly(certPem, names)
+  ) {
     const renewAt = renewTime(certPem);
     if (renewAt && renewAt.getTime() > now.getTime()) {
       return { data: pick(data), digest: digest(certPem), renewAt, issued: false };
     }
   }
   const issued = await issueCertificate(ca, {
-    commonName: agentDnsNames(namespace, database)[0]!,
-    // localhost and 127.0.0.1 serve `kubectl port-forward` and `kubectl db proxy`, which connect locally.
-    dnsNames: [...agentDnsNames(namespace, database), 'localhost'],
-    ipAddresses: ['127.0.0.1'],
+    commonName: names[0]!,
+    dnsNames: names,
     validSeconds: VALID_SECONDS,
     usage: 'server',
   });
@@ -51,6 +60,21 @@ export async function servingCert(
     renewAt: renewTime(issued.certPem)!,
     issued: true,
   };
+}
+
+/** The agent Service's names that include its namespace: unique to this Database. */
+export function servingNames(namespace: string, database: string): string[] {
+  return agentDnsNames(namespace, database).filter((n) => n.includes('.'));
+}
+
+/** Whether the certificate's SANs are exactly `names` (an older one also named localhost/127.0.0.1). */
+function namesOnly(certPem: string, names: string[]): boolean {
+  try {
+    const sans = new X509Certificate(certPem).subjectAltName?.split(', ') ?? [];
+    return sans.length === names.length && names.every((n) => sans.includes(`DNS:${n}`));
+  } catch {
+    return false;
+  }
 }
 
 function renewTime(certPem: string): Date | undefined {

@@ -21,6 +21,8 @@ export const CONTROLLER_NS = 'drawbridge';
 export const NS = 'shop';
 export const DB = 'orders-pg';
 export const CACHE = 'cache';
+/** Another Redis Database alice may use (DB 5 of the same server): its agent must never pass for cache's. */
+export const DECOY = 'cache-decoy';
 const PLUGIN = path.resolve('dist/src/cli/kubectl-db.js');
 
 export interface RunResult {
@@ -34,7 +36,7 @@ export interface CliFixture {
   pg: PostgresServer;
   redis: RedisServer;
   /** Where the node agent runs each Database's agent (host:port on loopback). */
-  agentAddress: Record<typeof DB | typeof CACHE, string>;
+  agentAddress: Record<typeof DB | typeof CACHE | typeof DECOY, string>;
   /** What the PostgreSQL agent process wrote (its audit events go to stdout). */
   agentLogs(): Promise<string>;
   /** Drawbridge's CA (the controller's): signs the agent's certificate and every login. */
@@ -82,6 +84,17 @@ function docs(pg: PostgresServer, redis: RedisServer): object[] {
       spec: {
         protocol: 'redis',
         uri: `rediss://${redis.host}:${redis.tlsPort}`,
+        tls: { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } },
+        auth: { type: 'password', secretRef: { name: 'redis-passwords' } },
+      },
+    },
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: meta(DECOY, { labels: { env: 'prod', app: 'cache' } }),
+      spec: {
+        protocol: 'redis',
+        uri: `rediss://${redis.host}:${redis.tlsPort}/5`,
         tls: { mode: 'verify-full', caSecretRef: { name: 'redis-ca', key: 'ca.crt' } },
         auth: { type: 'password', secretRef: { name: 'redis-passwords' } },
       },
@@ -200,6 +213,7 @@ export async function startCliFixture(): Promise<CliFixture> {
     const agentAddress = {
       [DB]: await nodeAgent.waitForEndpoint(NS, agentName(DB), 90_000),
       [CACHE]: await nodeAgent.waitForEndpoint(NS, agentName(CACHE), 90_000),
+      [DECOY]: await nodeAgent.waitForEndpoint(NS, agentName(DECOY), 90_000),
     };
 
     const env = (kubeconfig: string) => ({

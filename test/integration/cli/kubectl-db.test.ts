@@ -8,7 +8,8 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_BIN } from '../../support/postgres.js';
-import { CACHE, type CliFixture, DB, NS, type RunResult, startCliFixture } from './fixture.js';
+import { agentName } from '../../../src/operator/names.js';
+import { CACHE, type CliFixture, DB, DECOY, NS, type RunResult, startCliFixture } from './fixture.js';
 
 let f: CliFixture;
 let endpoint: string;
@@ -160,6 +161,25 @@ describe('kubectl db connect', () => {
     );
   });
 
+  it('refuses an agent whose certificate does not name the Database, such as the loopback name of a port-forward', async () => {
+    const r = await alice(
+      'connect',
+      DB,
+      '--endpoint',
+      endpoint,
+      '--tls-server-name',
+      '127.0.0.1',
+      '--',
+      '-Atc',
+      'select 1',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(
+      `error: refusing the agent at ${endpoint}: its certificate is not for 127.0.0.1`,
+    );
+  });
+
   it('explains what to do when the agent is neither reachable nor port-forwardable', async () => {
     const r = await alice('connect', DB);
     expect(r.code).toBe(1);
@@ -266,6 +286,19 @@ describe('Redis', () => {
     const r = await alice('connect', CACHE, '--endpoint', f.agentAddress[CACHE], '--', 'acl', 'whoami');
     expectOk(r);
     expect(r.stdout.trim()).toBe('admin');
+  });
+
+  it("refuses another Database's agent at the address before redis-cli sends a command", async () => {
+    const decoy = f.agentAddress[DECOY];
+    const r = await alice('connect', CACHE, '--endpoint', decoy, '--', 'set', 'impersonated', '1');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: refusing the agent at ${decoy}: its certificate is not for ${agentName(CACHE)}.${NS}.svc`,
+    );
+    expect(r.stderr).toContain('--endpoint');
+    // The decoy serves DB 5 of the same server: nothing reached either database.
+    expect(await f.redis.cli(['-n', '5', 'exists', 'impersonated'])).toBe('0\n');
+    expect(await f.redis.cli(['exists', 'impersonated'])).toBe('0\n');
   });
 
   it('relays plaintext redis-cli through kubectl db proxy', async () => {

@@ -59,9 +59,11 @@ export async function startOperatorEnv(opts: {
   namespaces: string[];
   /** Run agent Deployments as processes (default true); tests of the controller alone skip it. */
   nodeAgent?: boolean;
+  /** Extra kube-apiserver flags (e.g. an audit log). */
+  apiServerArgs?: string[];
 }): Promise<OperatorEnv> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`make build\` first`);
-  const plane = await startControlPlane();
+  const plane = await startControlPlane({ apiServerArgs: opts.apiServerArgs });
   const controllers: ControllerProcess[] = [];
   let nodeAgent: NodeAgent | undefined;
   const env: OperatorEnv = {

@@ -6,32 +6,23 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createCsr } from '../../../src/pki/ca.js';
-import {
-  ANNOTATION_DATABASE,
-  ANNOTATION_DB_USER,
-  SIGNER_NAME,
-  agentName,
-} from '../../../src/operator/names.js';
+import { agentName } from '../../../src/operator/names.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
 import { RedisCluster } from '../../support/redis-cluster.js';
 import { NS, PASSWORDS, accessDocs, database as pgDatabase, redisDocs, secret } from './docs.js';
 import { CONTROLLER_NS, type OperatorEnv, eventually, logOf, startOperatorEnv } from './fixture.js';
+import { type Condition, agentHost, people } from './people.js';
 
 let env: OperatorEnv;
 let postgres: PostgresServer;
 let cluster: RedisCluster;
 let caPem: string;
+let login: ReturnType<typeof people>['login'];
+let token: ReturnType<typeof people>['token'];
+let client: ReturnType<typeof people>['client'];
 const database = (name: string, spec: object = {}) => pgDatabase(postgres, name, spec);
 
-interface Condition {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
 type Obj = {
   metadata: Record<string, unknown> & { resourceVersion: string };
   status?: Record<string, unknown>;
@@ -44,7 +35,7 @@ function redis(endpoint: string, opts: { cert?: string; key?: string; password: 
     port: Number(port),
     username: 'app',
     password: opts.password,
-    tls: { ca: caPem, cert: opts.cert, key: opts.key },
+    tls: { ca: caPem, cert: opts.cert, key: opts.key, servername: agentHost('sessions') },
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     lazyConnect: true,
@@ -70,62 +61,6 @@ async function waitReady(name: string): Promise<Obj> {
   );
 }
 
-/** What `kubectl db login` does: a CSR created as the person, then the signed certificate. */
-async function login(
-  kubeconfig: string,
-  csrName: string,
-  subject: { cn: string; orgs?: string[] },
-  { dbUser, database = 'orders' }: { dbUser?: string; database?: string } = {},
-) {
-  const { csrPem, keyPem } = await createCsr({ commonName: subject.cn, organizations: subject.orgs ?? [] });
-  const csr = {
-    apiVersion: 'certificates.k8s.io/v1',
-    kind: 'CertificateSigningRequest',
-    metadata: {
-      name: csrName,
-      annotations: {
-        [ANNOTATION_DATABASE]: `${NS}/${database}`,
-        ...(dbUser ? { [ANNOTATION_DB_USER]: dbUser } : {}),
-      },
-    },
-    spec: {
-      request: Buffer.from(csrPem).toString('base64'),
-      signerName: SIGNER_NAME,
-      usages: ['client auth', 'digital signature'],
-      expirationSeconds: 86_400,
-    },
-  };
-  await env.plane.kubectl(['create', '-f', '-'], { input: JSON.stringify(csr), kubeconfig });
-  const done = await eventually(`CSR ${csrName} decided`, async () => {
-    const c = await env.get<{ status?: { certificate?: string; conditions?: Condition[] } }>('csr', csrName);
-    const decided = c?.status?.certificate || c?.status?.conditions?.some((x) => x.type === 'Denied');
-    return decided ? c : undefined;
-  });
-  const certificate = done.status?.certificate
-    ? Buffer.from(done.status.certificate, 'base64').toString()
-    : undefined;
-  return { certificate, keyPem, conditions: done.status?.conditions ?? [] };
-}
-
-/** A projected-style token for the `app` ServiceAccount (TokenRequest), for `audience` or the API server's. */
-async function token(audience?: string): Promise<string> {
-  const args = ['create', 'token', 'app', '-n', NS, ...(audience ? [`--audience=${audience}`] : [])];
-  return (await env.plane.kubectl(args)).trim();
-}
-
-function client(endpoint: string, user: string, tls: { cert?: string; key?: string }, password?: string) {
-  const [host, port] = endpoint.split(':');
-  return new pg.Client({
-    host,
-    port: Number(port),
-    user,
-    password,
-    database: 'orders',
-    ssl: { ca: caPem, ...tls },
-    connectionTimeoutMillis: 10_000,
-  });
-}
-
 beforeAll(async () => {
   const clusterStarting = RedisCluster.start();
   postgres = await startPostgres({
@@ -146,6 +81,7 @@ beforeAll(async () => {
     env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
   );
   caPem = cm.data['ca.crt']!;
+  ({ login, token, client } = people(env, caPem));
 });
 
 afterEach((ctx) => {

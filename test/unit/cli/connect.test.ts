@@ -39,25 +39,11 @@ describe('conninfoValue', () => {
 });
 
 describe('redisCliCommand', () => {
-  const agent = { host: '127.0.0.1', port: 6390, serverName: 'drawbridge-cache.shop.svc' };
+  const sock = '/tmp/kubectl-db-x/redis.sock';
 
-  it('passes the client certificate, the CA and the server name, and no AUTH for default', () => {
-    const cmd = redisCliCommand(agent, files, 'default', []);
-    expect(cmd.args).toEqual([
-      '-h',
-      '127.0.0.1',
-      '-p',
-      '6390',
-      '--tls',
-      '--cert',
-      files.certFile,
-      '--key',
-      files.keyFile,
-      '--cacert',
-      files.caFile,
-      '--sni',
-      'drawbridge-cache.shop.svc',
-    ]);
+  it('talks to the local relay, and sends no AUTH for default', () => {
+    const cmd = redisCliCommand(sock, 'default', []);
+    expect(cmd.args).toEqual(['-s', sock]);
     expect(cmd.env).toBeUndefined();
   });
 
@@ -65,25 +51,15 @@ describe('redisCliCommand', () => {
     const saved = process.env.REDISCLI_AUTH;
     delete process.env.REDISCLI_AUTH;
     try {
-      const cmd = redisCliCommand(agent, files, 'app', ['get', 'k']);
-      expect(cmd.args.slice(-4)).toEqual(['--user', 'app', 'get', 'k']);
+      const cmd = redisCliCommand(sock, 'app', ['get', 'k']);
+      expect(cmd.args).toEqual(['-s', sock, '--user', 'app', 'get', 'k']);
       expect(cmd.env).toEqual({ REDISCLI_AUTH: 'client-certificate' });
       process.env.REDISCLI_AUTH = 'passthrough-secret';
-      expect(redisCliCommand(agent, files, 'app', []).env).toEqual({ REDISCLI_AUTH: 'passthrough-secret' });
+      expect(redisCliCommand(sock, 'app', []).env).toEqual({ REDISCLI_AUTH: 'passthrough-secret' });
     } finally {
       if (saved === undefined) delete process.env.REDISCLI_AUTH;
       else process.env.REDISCLI_AUTH = saved;
     }
-  });
-
-  it('sends no SNI for an IP address', () => {
-    const cmd = redisCliCommand(
-      { host: '10.0.0.7', port: 6379, serverName: '10.0.0.7' },
-      files,
-      'default',
-      [],
-    );
-    expect(cmd.args).not.toContain('--sni');
   });
 });
 
