@@ -5,14 +5,17 @@ import type { KubeClient } from '../../../src/operator/kube/client.js';
 import { KubeApiError } from '../../../src/operator/kube/errors.js';
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const jwt = (exp: number) =>
-  `${b64({ alg: 'RS256' })}.${b64({ exp, sub: 'system:serviceaccount:shop:app' })}.c2ln`;
+const jwt = (exp: number, aud: unknown = ['drawbridge.dev'], sub = 'system:serviceaccount:shop:app') =>
+  `${b64({ alg: 'RS256' })}.${b64({ aud, exp, sub })}.c2ln`;
+const soon = () => Math.floor(Date.now() / 1000) + 600;
 
-function fakeApi(status: object | Error) {
+/** Our KubeClient seam, counting TokenReviews; answers `status` (or throws it), each after `delayMs`. */
+function fakeApi(status: object | Error, delayMs = 0) {
   const calls: { body: { spec: { token: string; audiences: string[] } } }[] = [];
   const client = {
     request: async (_m: string, _p: string, opts: { body: never }) => {
       calls.push(opts);
+      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
       if (status instanceof Error) throw status;
       return { status };
     },
@@ -76,5 +79,75 @@ describe('TokenReviewVerifier', () => {
   it('reads no expiry from a token without a readable exp claim', () => {
     expect(tokenExpiry('a.b.c')).toBeUndefined();
     expect(tokenExpiry(`${b64({})}.${b64({ sub: 'x' })}.s`)).toBeUndefined();
+  });
+
+  describe('is not an API-server call per login attempt', () => {
+    const refused = { authenticated: false, error: 'invalid bearer token' };
+
+    it('remembers a refusal briefly, then asks again', async () => {
+      const { client, calls } = fakeApi(refused);
+      const v = new TokenReviewVerifier(client, { negativeCacheMs: 100 });
+      const token = jwt(soon());
+      for (let i = 0; i < 20; i++) await expect(v.verify(token)).rejects.toThrow(/invalid bearer token/);
+      expect(calls).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 150));
+      await expect(v.verify(token)).rejects.toThrow(/refused/);
+      expect(calls).toHaveLength(2);
+    });
+
+    it('shares one review between concurrent logins with the same token', async () => {
+      const ok = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] }, 20);
+      const good = new TokenReviewVerifier(ok.client);
+      const token = jwt(soon());
+      const ids = await Promise.all(Array.from({ length: 20 }, () => good.verify(token)));
+      expect(new Set(ids.map((i) => i.user))).toEqual(new Set([user.username]));
+      expect(ok.calls).toHaveLength(1);
+
+      const bad = fakeApi(refused, 20);
+      const v = new TokenReviewVerifier(bad.client);
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => v.verify(token)));
+      expect(results.every((r) => r.status === 'rejected')).toBe(true);
+      expect(bad.calls).toHaveLength(1);
+    });
+
+    it.each([
+      [
+        'another audience',
+        jwt(soon(), ['https://kubernetes.default.svc']),
+        /not a ServiceAccount token for audience "drawbridge.dev"/,
+      ],
+      ['no audience', jwt(soon(), null), /audience/],
+      ['expired', jwt(Math.floor(Date.now() / 1000) - 3600), /expired/],
+      ['not a JWT', 'x'.repeat(60), /audience/],
+      ['unreadable claims', 'eyJhbGciOiJSUzI1NiJ9.!!!!.c2ln', /audience/],
+    ])('refuses a token whose own claims say no (%s) without asking', async (_n, token, message) => {
+      const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
+      const err = await new TokenReviewVerifier(client).verify(token).catch((e: unknown) => e);
+      expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
+      expect((err as Error).message).toMatch(message);
+      expect(calls).toHaveLength(0);
+    });
+
+    it('holds at most maxEntries results, dropping the oldest first', async () => {
+      const { client, calls } = fakeApi(refused);
+      const v = new TokenReviewVerifier(client, { maxEntries: 3 });
+      const tokens = Array.from({ length: 5 }, (_, i) => jwt(soon(), ['drawbridge.dev'], `stranger-${i}`));
+      for (const t of tokens) await v.verify(t).catch(() => undefined);
+      expect(v.cached).toBe(3);
+      expect(calls).toHaveLength(5);
+      await v.verify(tokens[4]!).catch(() => undefined); // newest: still cached
+      expect(calls).toHaveLength(5);
+      await v.verify(tokens[0]!).catch(() => undefined); // oldest: evicted, asked again
+      expect(calls).toHaveLength(6);
+    });
+
+    it('does not remember an API failure', async () => {
+      const { client, calls } = fakeApi(new KubeApiError(503, 'ServiceUnavailable', 'etcd'));
+      const v = new TokenReviewVerifier(client);
+      const token = jwt(soon());
+      await v.verify(token).catch(() => undefined);
+      await v.verify(token).catch(() => undefined);
+      expect(calls).toHaveLength(2);
+    });
   });
 });

@@ -1,0 +1,181 @@
+/**
+ * Who a person or workload is, played by an attacker against a real API server, controller and agent:
+ * names and groups full of DN syntax must be signed and read back exactly (no escaping to get wrong),
+ * and strangers sending made-up tokens must not turn each login into a TokenReview (counted in the
+ * API server's own audit log).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { agentName } from '../../../src/operator/names.js';
+import { certificateDer } from '../../../src/pki/ca.js';
+import { certificateSubject } from '../../../src/pki/subject.js';
+import { type PostgresServer, startPostgres } from '../../support/postgres.js';
+import { NS, PASSWORDS, accessDocs, database, secret } from '../operator/docs.js';
+import { CONTROLLER_NS, type OperatorEnv, eventually, startOperatorEnv } from '../operator/fixture.js';
+import { people } from '../operator/people.js';
+
+let env: OperatorEnv;
+let postgres: PostgresServer;
+let dir: string;
+let endpoint: string;
+let who: ReturnType<typeof people>;
+const auditLog = () => path.join(dir, 'apiserver-audit.jsonl');
+
+/** TokenReviews the agent of `orders` has made so far, from the API server's audit log. */
+async function tokenReviews(): Promise<number> {
+  const agent = `system:serviceaccount:${NS}:${agentName('orders')}`;
+  const text = await readFile(auditLog(), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { objectRef?: { resource?: string }; user?: { username?: string } })
+    .filter((e) => e.objectRef?.resource === 'tokenreviews' && e.user?.username === agent).length;
+}
+
+/** A JWT with the claims of a drawbridge.dev token for `app`, and a signature nobody made. */
+function forgedToken(): string {
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const claims = {
+    aud: ['drawbridge.dev'],
+    exp: Math.floor(Date.now() / 1000) + 3600,
+    iss: 'https://kubernetes.default.svc',
+    sub: `system:serviceaccount:${NS}:app`,
+  };
+  return `${b64({ alg: 'RS256', kid: 'x' })}.${b64(claims)}.${Buffer.alloc(256, 7).toString('base64url')}`;
+}
+
+/** `n` logins with `password`, at most 10 at a time; resolves to each one's error message (or 'ok'). */
+async function logins(n: number, password: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < n; i += 10) {
+    const batch = Array.from({ length: Math.min(10, n - i) }, async () => {
+      const c = who.client(endpoint, 'carol', {}, password);
+      try {
+        await c.connect();
+        await c.end();
+        return 'ok';
+      } catch (err) {
+        return (err as Error).message;
+      }
+    });
+    out.push(...(await Promise.all(batch)));
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-identity-'));
+  const policy = path.join(dir, 'audit-policy.yaml');
+  await writeFile(
+    policy,
+    [
+      'apiVersion: audit.k8s.io/v1',
+      'kind: Policy',
+      'omitStages: [RequestReceived]',
+      'rules:',
+      '  - level: Metadata',
+      '    resources: [{ group: authentication.k8s.io, resources: [tokenreviews] }]',
+      '  - level: None',
+    ].join('\n'),
+  );
+  postgres = await startPostgres({
+    roles: Object.entries(PASSWORDS).map(([name, password]) => ({ name, password })),
+    databases: ['orders'],
+  });
+  env = await startOperatorEnv({
+    controllers: 1,
+    namespaces: [NS],
+    apiServerArgs: [`--audit-policy-file=${policy}`, `--audit-log-path=${auditLog()}`],
+  });
+  await env.apply([
+    secret('pg-ca', { 'ca.crt': postgres.ca.certPem }),
+    secret('pg-passwords', PASSWORDS),
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: NS } },
+    ...accessDocs(),
+    database(postgres, 'orders'),
+  ]);
+  const cm = await eventually('CA ConfigMap', () =>
+    env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
+  );
+  who = people(env, cm.data['ca.crt']!);
+  endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'), 90_000);
+});
+
+afterAll(async () => {
+  await env?.stop();
+  await postgres?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('certificate subjects', () => {
+  it('signs a name and group full of DN syntax exactly, and the agent reads the same person back', async () => {
+    const user = ' alice, O=system:masters+CN=root\\"#ö';
+    const group = '#0c05, O=ops=\\';
+    await env.apply([
+      {
+        apiVersion: 'drawbridge.dev/v1alpha1',
+        kind: 'DatabaseUser',
+        metadata: { name: 'dn-syntax', namespace: NS },
+        spec: { subjects: [{ kind: 'Group', name: group }], roles: ['dev'], traits: { dbUsers: ['alice'] } },
+      },
+    ]);
+    const kubeconfig = await env.plane.makeUserKubeconfig(user, [group]);
+    const { certificate, keyPem, conditions } = await who.login(
+      kubeconfig,
+      'dn-syntax-1',
+      { cn: user, orgs: [group] },
+      { dbUser: 'alice' },
+    );
+    expect(conditions.find((x) => x.type === 'Approved')?.reason).toBe('AccessAllowed');
+    expect(certificateSubject(certificateDer(certificate!))).toEqual({
+      commonName: user,
+      organizations: [group],
+    });
+    // The agent allows the session only if it reads the exact group, and audits the exact user.
+    const c = who.client(endpoint, 'alice', { cert: certificate, key: keyPem });
+    await c.connect();
+    expect((await c.query('select current_user as u')).rows[0].u).toBe('alice');
+    await c.end();
+    const users = await eventually('the session.start audit event', async () => {
+      const files = env.nodeAgent.logs(NS, agentName('orders'));
+      const lines = (await Promise.all(files.map((f) => readFile(f, 'utf8')))).join('').split('\n');
+      const starts = lines
+        .filter((l) => l.includes('"session.start"'))
+        .map((l) => (JSON.parse(l) as { user?: string }).user);
+      return starts.includes(user) ? starts : undefined;
+    });
+    expect(users).toContain(user);
+  });
+});
+
+describe('TokenReview', () => {
+  it('asks the API server once for a flood of logins with one made-up token', async () => {
+    const before = await tokenReviews();
+    const results = await logins(40, forgedToken());
+    expect(new Set(results)).toEqual(new Set([expect.stringMatching(/token was refused/)]));
+    await new Promise((r) => setTimeout(r, 1000)); // the audit log is written as requests complete
+    expect((await tokenReviews()) - before).toBeLessThanOrEqual(2);
+  });
+
+  it('refuses a token for another audience from its claims, without asking', async () => {
+    const before = await tokenReviews();
+    const results = await logins(20, await who.token());
+    expect(new Set(results)).toEqual(
+      new Set([expect.stringMatching(/not a ServiceAccount token for audience "drawbridge.dev"/)]),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await tokenReviews()).toBe(before);
+  });
+
+  it('still admits a real drawbridge.dev token, one review for many logins', async () => {
+    const before = await tokenReviews();
+    expect(await logins(20, await who.token('drawbridge.dev'))).toEqual(Array(20).fill('ok'));
+    const reviews = await eventually('the review in the audit log', async () => {
+      const n = (await tokenReviews()) - before;
+      return n > 0 ? n : undefined;
+    });
+    expect(reviews).toBeLessThanOrEqual(2);
+  });
+});
