@@ -2,7 +2,7 @@
 // DBs of the same server belong to other Databases, with other access rules. So SELECT goes only to
 // this DB (answered by the agent: the connection is already there), and whatever would read or write
 // another DB is refused — SWAPDB, MOVE, COPY ... DB n, MIGRATE to another DB, and on a standalone
-// server FLUSHALL (it empties every DB). These run as guards after the roles allowed the command, so
+// server FLUSHALL (it empties every DB) and MONITOR (it shows every DB's traffic). These run as guards after the roles allowed the command, so
 // only these few command names pay for them. Scripts could SELECT past the boundary inside the
 // server: on standalone servers the scripting rule accounts for it (STANDALONE_SCRIPT_LIMIT).
 import type { RedisCommand } from './parser.js';
@@ -58,8 +58,10 @@ export function dbGuards(db: number, cluster: boolean): ReadonlyMap<string, Comm
           : boundary(`MIGRATE to DB ${show(cmd.args[4])} may write to another DB of this server`),
     ],
   ]);
-  if (!cluster)
+  if (!cluster) {
     guards.set('flushall', () => boundary('FLUSHALL empties every DB of the server; use FLUSHDB'));
+    guards.set('monitor', () => boundary("MONITOR shows every DB's commands and values"));
+  }
   return guards;
 }
 

@@ -3,6 +3,7 @@
 // and in scripts where scripting is granted (then the backend ACL user, pinned with
 // `-select +select|3`, is the boundary). In Redis Cluster only DB 0 exists and SELECT 0 is answered.
 import type { TLSSocket } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestAgent } from '../../support/agent.js';
 import { REDIS_USERS, accessRole } from '../../support/redis.js';
@@ -100,6 +101,7 @@ describe('standalone, Database on DB 3', () => {
       ['COPY', 'mine', 'copied', 'DB', '3', 'db', '0'],
       ['MIGRATE', '127.0.0.1', port, 'mine', '0', '1000', 'COPY', 'REPLACE'],
       ['FLUSHALL'],
+      ['MONITOR'],
     ];
     const out = await exchange(
       ops,
@@ -118,6 +120,22 @@ describe('standalone, Database on DB 3', () => {
     expect(await server(0, 'EXISTS', 'mine')).toBe('0');
     expect(await server(0, 'EXISTS', 'copied')).toBe('0');
     expect(await server(3, 'GET', 'mine')).toBe('db3-value');
+    await sleep(200);
+    const denied = (await db3.auditEvents()).filter((e) => e.type === 'command.denied' && e.user === 'ops');
+    expect(denied.map((e) => e.command)).toEqual([
+      'select',
+      'select',
+      'swapdb',
+      'move',
+      'copy',
+      'copy',
+      'migrate',
+      'flushall',
+      'monitor',
+    ]);
+    expect(denied[0]!.reason).toBe(
+      "the DB number is this Database's boundary (DB 3 in spec.uri): SELECT 0 would leave it",
+    );
   });
 
   it('inside MULTI: SELECT 3 is queued as usual, SELECT 0 aborts the transaction', async () => {

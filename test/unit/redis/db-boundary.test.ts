@@ -38,6 +38,7 @@ describe('dbGuards, standalone DB 3', () => {
     [cmd('MIGRATE', 'h', '1', 'k', '0', '100'), 'refuse'],
     [cmd('FLUSHALL'), 'refuse'],
     [cmd('FLUSHDB'), 'relay'],
+    [cmd('MONITOR'), 'refuse'],
   ])('%#: %s', (c, expected) => {
     expect(verdict(g, c)).toBe(expected);
   });
@@ -56,11 +57,12 @@ describe('dbGuards, standalone DB 3', () => {
 
 describe('dbGuards, cluster', () => {
   const g = dbGuards(0, true);
-  it('DB 0 only; FLUSHALL is the only DB, so relayed', () => {
+  it('DB 0 only; FLUSHALL and MONITOR are left to the cluster router', () => {
     expect(verdict(g, cmd('SELECT', '0'))).toBe('OK');
     expect(g.get('select')!(cmd('SELECT', '1'), false)).toEqual({
       refuse: 'Redis Cluster has only DB 0: SELECT 1 would leave it',
     });
     expect(verdict(g, cmd('FLUSHALL'))).toBe('relay');
+    expect(verdict(g, cmd('MONITOR'))).toBe('relay'); // the cluster router answers it itself
   });
 });
