@@ -23,7 +23,7 @@ export class AgentMetrics {
   });
   readonly clusterRedirectsRefused = new Counter({
     name: 'drawbridge_cluster_redirects_refused_total',
-    help: 'Redis Cluster MOVED/ASK replies not followed: from a script or function, or to a node the cluster does not name',
+    help: 'Redis Cluster MOVED/ASK replies not followed, or TRYAGAIN/CLUSTERDOWN/LOADING not retried: from a script or function (reason=script), or to a node the cluster does not name',
     labelNames: ['reason'],
     registers: [this.registry],
   });

@@ -2,8 +2,10 @@
 // MOVED/ASK naming an address of their choosing. Before the fix the agent dialled it and logged in
 // there with the database user's credentials, and patched the slot table every session shares.
 // Played against the real 6-node TLS+ACL cluster through the real agent; a trap listener on a free
-// loopback port records anything that reaches it. The last test is the rule's other side: a real
+// loopback port records anything that reaches it. Made-up TRYAGAIN/CLUSTERDOWN/LOADING are not
+// retried (a retry re-runs the script's writes). The last test is the rule's other side: a real
 // redirect to a node the agent has never seen (a new master being filled) is confirmed and followed.
+import { readFile } from 'node:fs/promises';
 import { type Server, type Socket, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +136,56 @@ describe('hostile: cluster redirects made up by a script or function', () => {
     await othersStillWork(f.ioredis('alice'));
     // Counted for whoever watches the agent.
     expect(await refusedCount('script')).toBe(scriptRefusalsBefore + 5);
+  });
+});
+
+describe('hostile: cluster retry errors made up by a script or function', () => {
+  // Before the fix the agent retried TRYAGAIN/CLUSTERDOWN/LOADING for its 20 s budget, re-running the
+  // script and its INCR each time, while the audit showed one command.
+  it('TRYAGAIN/CLUSTERDOWN/LOADING/MASTERDOWN after a write: the client gets the error at once; the write ran once', async () => {
+    const ops = f.ioredis('ops');
+    const scriptRefusalsBefore = await refusedCount('script');
+    expect(await ops.function('LOAD', 'REPLACE', LIB)).toBe('hostile');
+    const bump = "redis.call('INCR', KEYS[1]) return redis.error_reply(ARGV[1])";
+    const sha = (await ops.script('LOAD', bump)) as string;
+    const forms: Record<string, (key: string, text: string) => Promise<unknown>> = {
+      eval: (key, text) => ops.eval(bump, 1, key, text),
+      evalsha: (key, text) => ops.evalsha(sha, 1, key, text),
+      fcall: (key, text) => ops.fcall('bump_redir', 1, key, text),
+    };
+    const cases = ['TRYAGAIN', 'CLUSTERDOWN', 'LOADING', 'MASTERDOWN'].flatMap((word) =>
+      Object.entries(forms).map(([form, call]) => {
+        const key = `{made-up}:${form}:${word}`;
+        const text = `${word} made up by ${form}`;
+        const started = Date.now();
+        const result = outcome(call(key, text)).then((got) => ({ got, ms: Date.now() - started }));
+        return { key, text, result };
+      }),
+    );
+    for (const { key, text, result } of cases) {
+      const { got, ms } = await result;
+      expect(got, key).toBe(`error: ${text}`);
+      expect(ms, key).toBeLessThan(1000); // the retry budget is 20 s
+      expect(await ops.get(key), key).toBe('1');
+    }
+    // Inside a transaction the error is one element of EXEC's array, and the script ran once too.
+    const tx = await outcome(ops.multi().eval(bump, 1, '{made-up}:tx', 'TRYAGAIN made up in tx').exec());
+    expect(String((tx as [Error | null, unknown][])[0]![0])).toMatch('TRYAGAIN made up in tx');
+    expect(await ops.get('{made-up}:tx')).toBe('1');
+    // The audit's one line per command is the truth: one run each.
+    await sleep(300);
+    const audit = (await readFile(f.agent.auditPath, 'utf8'))
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; command: string; args?: string[] });
+    for (const { key, text } of [...cases, { key: '{made-up}:tx', text: 'TRYAGAIN made up in tx' }]) {
+      const lines = audit.filter((e) => e.type === 'command' && e.args?.includes(text));
+      expect(lines, text).toHaveLength(1);
+      expect(lines[0]!.args).toContain(key);
+    }
+    // TRYAGAIN/CLUSTERDOWN/LOADING from 3 forms: counted (MASTERDOWN was never retried).
+    expect(await refusedCount('script')).toBe(scriptRefusalsBefore + 9);
+    await othersStillWork(f.ioredis('alice'));
   });
 });
 

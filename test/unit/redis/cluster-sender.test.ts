@@ -204,6 +204,46 @@ describe('RoutedSend', () => {
       ['script', { kind: text.startsWith('MOVED') ? 'moved' : 'ask', command: command.toLowerCase() }],
     ]);
   });
+
+  // A script can write, then return any error text: a retry would run it (and its writes) again
+  // while the audit shows one command. Real ones (resharding, failover) reach the client too.
+  it.each([
+    ['EVAL', '-TRYAGAIN x'],
+    ['evalsha', '-CLUSTERDOWN The cluster is down'],
+    ['EVAL_RO', '-LOADING Redis is loading the dataset in memory'],
+    ['EVALSHA_RO', '-TRYAGAIN Multiple keys request during rehashing of slot'],
+    ['FCALL', '-CLUSTERDOWN Hash slot not served'],
+    ['fcall_ro', '-LOADING x'],
+    ['FCALL', '-MASTERDOWN Link with MASTER is down'],
+    ['EVAL', '-ERR user_script:1: boom'],
+  ])('%s answering %j: passed to the client at once, sent exactly once', async (command, text) => {
+    const busy = `${text}\r\n`;
+    const s = setup({ 'a:1': Array<Answer>(100).fill(busy) });
+    vi.spyOn(s.topology, 'refresh');
+    const started = Date.now();
+    expect(await s.send(true, encodeCommand([command, 'return 1', '1', 'k']))).toBe(busy);
+    expect(Date.now() - started).toBeLessThan(100); // the budget is 300 ms, the first backoff 10 ms
+    expect(s.seen('a:1')).toEqual([command]);
+    expect(s.topology.refresh).not.toHaveBeenCalled();
+    const kind = /^-(TRYAGAIN|CLUSTERDOWN|LOADING)/.test(text)
+      ? [['script', { kind: 'retry', command: command.toLowerCase() }]]
+      : [];
+    expect(s.refused).toEqual(kind);
+  });
+
+  it('a script the node never received (connection refused) is still retried: it cannot have run', async () => {
+    const s = setup({ 'a:1': ['refused', ':1\r\n'] });
+    expect(await s.send(false, encodeCommand(['EVAL', 'return 1', '0']))).toBe(':1\r\n');
+    expect(s.seen('a:1')).toEqual(['EVAL', 'EVAL']); // the first attempt's connect failed
+  });
+
+  it('a write lost in flight is not re-run, script or not', async () => {
+    const s = setup({ 'a:1': ['lost', ':1\r\n'] });
+    expect(await s.send(false, encodeCommand(['FCALL', 'bump', '1', 'k']))).toMatch(
+      /^ERR .*may or may not have been applied/,
+    );
+    expect(s.seen('a:1')).toEqual(['FCALL']);
+  });
 });
 
 describe('scriptCall', () => {

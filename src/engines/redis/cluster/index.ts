@@ -10,7 +10,8 @@
 //               CommandRules (command-rules.ts, key specs + tips from COMMAND)
 //
 // Only nodes the cluster names are ever dialled: a MOVED/ASK is a hint checked against the shape
-// (redirect.ts), and one answering a script or function goes to the client unfollowed.
+// (redirect.ts), and one answering a script or function goes to the client unfollowed — as does its
+// TRYAGAIN/CLUSTERDOWN/LOADING, never retried: a retry would run the script, and its writes, again.
 //
 // What the backend must allow the database users: COMMAND (routing rules), CLUSTER SHARDS or CLUSTER
 // SLOTS (topology; any one logged-in user will do, the first session's is used), plus what their

@@ -5,6 +5,7 @@
 // So, everywhere the agent follows a redirect (plain commands, transactions, SSUBSCRIBE):
 //
 //   reply to EVAL*/FCALL* ───────────────▶ the client's own error: passed on verbatim, not followed
+//                                           (nor retried, for TRYAGAIN/CLUSTERDOWN/LOADING: sender.ts)
 //   MOVED/ASK ─▶ target named by the shape ─▶ followed at once (resharding's fast path, as before)
 //            └▶ otherwise: refresh from known nodes (asking the redirecting node first), re-check
 //                 ├─ named now ──────────▶ followed

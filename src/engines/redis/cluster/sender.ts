@@ -2,7 +2,8 @@
 // client may see: MOVED patches the slot table and resends at once, ASK resends once with ASKING to
 // the importing node, TRYAGAIN/CLUSTERDOWN/LOADING and unreachable nodes back off and retry (after a
 // topology refresh) within a time budget that covers a failover. Redirects never reach the client,
-// except in a reply to a script or function, and go only to nodes the cluster names (redirect.ts).
+// and go only to nodes the cluster names (redirect.ts). A script or function is the exception: its
+// errors are text it may have chosen after writing, so none of them is followed or retried.
 //
 // A command lost in flight (the node died after it was written) is retried only when it cannot have
 // changed anything (a `readonly` command); otherwise the client gets an error saying it may or may
@@ -138,17 +139,18 @@ export class RoutedSend {
       this.spec.done(reply);
       return;
     }
-    if (kind === 'retry') {
-      this.retryLater(reply.toString('latin1', 1, reply.length - 2), reply);
-      return;
-    }
     const script = scriptCall(this.spec.raw);
     if (script !== undefined) {
-      // Text the script chose: following it would dial where it says and run the script again. A
-      // real redirect of a script whose keys are moving looks the same; the script did not run then,
-      // and the client retries it as it would any error.
+      // Text the script may have chosen (redis.error_reply('TRYAGAIN'), 'MOVED 0 evil:1') after its
+      // writes: following or retrying it would run the script again, dial where it says, and audit
+      // one command for many runs. A real redirect, TRYAGAIN or CLUSTERDOWN looks the same; the
+      // script did not run then, and the client retries it as it would any error.
       this.ctx.refusedRedirect('script', { kind, command: script });
       this.spec.done(reply);
+      return;
+    }
+    if (kind === 'retry') {
+      this.retryLater(reply.toString('latin1', 1, reply.length - 2), reply);
       return;
     }
     const redirect = parseRedirect(reply);

@@ -113,12 +113,15 @@ export class ClusterService implements SendContext {
     return this.topology.masters()[0] ?? 0;
   }
 
-  /** A MOVED/ASK not followed (redirect.ts): a warning for whoever watches the agent, never a secret. */
+  /**
+   * A MOVED/ASK not followed (redirect.ts), or a script's TRYAGAIN/CLUSTERDOWN/LOADING not retried
+   * (sender.ts): a warning for whoever watches the agent, never a secret.
+   */
   refusedRedirect(reason: RefusedReason, fields: Record<string, unknown>): void {
     this.metrics?.clusterRedirectsRefused.inc({ reason });
     const why =
       reason === 'script'
-        ? 'cluster redirect in the reply to a script or function passed to the client, not followed'
+        ? 'cluster redirect or retry error in the reply to a script or function passed to the client; not followed, not re-run'
         : 'cluster redirect to a node the cluster does not name refused; nothing dialled';
     this.log.warn({ reason, ...fields }, why);
   }

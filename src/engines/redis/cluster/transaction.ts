@@ -8,6 +8,10 @@
 // transaction it refuses — so without WATCH the agent replays MULTI + the queued commands on the new
 // owner. With WATCH the guarantee cannot move with it: EXEC answers nil, exactly as if a watched key
 // had changed, and the client's optimistic-locking loop retries.
+//
+// A script inside the transaction cannot trigger a replay: its errors are elements of EXEC's array
+// (never read here), and the replies acted on — queueing answers, EXEC's own error — come before
+// anything has run.
 import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
 import { EXECABORT, OK, QUEUED, encodeCommand } from '../serializer.js';
