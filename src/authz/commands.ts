@@ -52,7 +52,8 @@ const SCRIPT_MANAGEMENT: ReadonlySet<string> = new Set([
   'function|stats',
 ]);
 
-function runsCode(cmd: CommandInfo): boolean {
+/** Runs (or installs) code in the server: a script, a function, a module's @scripting command. */
+export function runsCode(cmd: CommandInfo): boolean {
   if (SCRIPTING_COMMANDS.has(cmd.name)) return true;
   return cmd.categories.includes('scripting') && !SCRIPT_MANAGEMENT.has(cmd.name);
 }

@@ -96,3 +96,18 @@ describe('routing facts', () => {
     expect(keyPositions(legacy, args)).toEqual([1, 3]);
   });
 });
+
+describe('runsCode', () => {
+  it.each([
+    ['eval', true],
+    ['fcall', true],
+    ['get', false],
+    ['script', false],
+    ['script|load', false],
+  ])('%s: %s', (name, want) => expect(rules(name).runsCode).toBe(want));
+
+  it("a module command the server lists in @scripting (Redis Stack's TFCALL)", () => {
+    const entry = ['tfcall', -3, ['noscript'], 0, 0, 0, ['@slow', '@scripting'], [], []];
+    expect(parseCommandReply([entry]).get('tfcall')?.runsCode).toBe(true);
+  });
+});

@@ -1,6 +1,8 @@
 // RoutedSend against fake node connections: what each cluster answer makes the agent do next, and
 // that no redirect ever reaches the client. Table-driven: a script of replies per node, in order.
 import { describe, expect, it, vi } from 'vitest';
+import { runsCode } from '../../../src/authz/commands.js';
+import type { CommandRules } from '../../../src/engines/redis/cluster/command-rules.js';
 import { DrawbridgeError } from '../../../src/errors.js';
 import { type NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
 import { scriptCall } from '../../../src/engines/redis/cluster/redirect.js';
@@ -11,6 +13,10 @@ import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 import { createLogger } from '../../../src/log.js';
 
 type Answer = string | 'lost' | 'refused';
+
+/** What the backend's COMMAND says matters here: Redis 7's own, plus a module's @scripting TFCALL. */
+const rules = (name: string) =>
+  ({ runsCode: runsCode({ name, categories: name === 'tfcall' ? ['scripting'] : [] }) }) as CommandRules;
 
 /** Records what reaches each node and answers from a script. */
 class FakeNode {
@@ -81,6 +87,7 @@ function setup(scripts: Record<string, Answer[]>, opts: { named?: string[]; late
     anyNode: () => 0,
     pubsubHome: () => 0,
     refusedRedirect: (...args) => void refused.push(args),
+    rules,
   };
   const send = (idempotent = false, raw: Buffer = GET) =>
     new Promise<string>((resolve) => {
@@ -215,6 +222,7 @@ describe('RoutedSend', () => {
     ['FCALL', '-CLUSTERDOWN Hash slot not served'],
     ['fcall_ro', '-LOADING x'],
     ['FCALL', '-MASTERDOWN Link with MASTER is down'],
+    ['TFCALL', '-TRYAGAIN made up in JavaScript'],
     ['EVAL', '-ERR user_script:1: boom'],
   ])('%s answering %j: passed to the client at once, sent exactly once', async (command, text) => {
     const busy = `${text}\r\n`;
@@ -258,5 +266,8 @@ describe('scriptCall', () => {
     ['EVALX', undefined],
     ['FUNCTION', undefined],
     ['SCRIPT', undefined],
-  ])('%s', (name, want) => expect(scriptCall(encodeCommand([name, 'x']))).toBe(want));
+    ['TFCALL', 'tfcall'],
+  ])('%s', (name, want) =>
+    expect(scriptCall(encodeCommand([name, 'x']), { rules } as unknown as SendContext)).toBe(want),
+  );
 });

@@ -3,6 +3,7 @@
 // fan-out and merging come from the command tips Redis publishes for exactly this purpose
 // (`request_policy:all_shards`, `response_policy:agg_sum`, ...). A newer Redis with new commands is
 // routed correctly without an agent release.
+import { runsCode } from '../../../authz/commands.js';
 import { RespError, type RespValue } from '../reply-parser.js';
 
 export type BeginSearch =
@@ -45,6 +46,8 @@ export interface CommandRules {
   needsGetKeys: boolean;
   requestPolicy?: RequestPolicy;
   responsePolicy?: ResponsePolicy;
+  /** Runs a script or function (EVAL, FCALL, a module's @scripting command): its errors are its own. */
+  runsCode: boolean;
 }
 
 function str(v: RespValue | undefined): string {
@@ -107,6 +110,9 @@ function addEntry(entry: RespValue, out: Map<string, CommandRules>): void {
   const tips = Array.isArray(entry[7]) ? entry[7].map(str) : [];
   const parsed = Array.isArray(entry[8]) ? entry[8].map(parseSpec) : [];
   const tip = (prefix: string) => tips.find((t) => t.startsWith(prefix))?.slice(prefix.length);
+  const categories = Array.isArray(entry[6])
+    ? entry[6].map((c) => str(c).replace(/^@/, '').toLowerCase())
+    : [];
   const rules: CommandRules = {
     name,
     arity: num(entry[1]),
@@ -114,6 +120,7 @@ function addEntry(entry: RespValue, out: Map<string, CommandRules>): void {
     specs: parsed.filter((p) => !p.incomplete).map((p) => p.spec),
     legacy: { first: num(entry[3]), last: num(entry[4]), step: num(entry[5]) },
     needsGetKeys: parsed.some((p) => p.incomplete) && flags.has('movablekeys'),
+    runsCode: runsCode({ name, categories }),
   };
   const request = tip('request_policy:');
   const response = tip('response_policy:');

@@ -4,7 +4,7 @@
 // password or IAM token, and a patched slot table would send every session's commands after it.
 // So, everywhere the agent follows a redirect (plain commands, transactions, SSUBSCRIBE):
 //
-//   reply to EVAL*/FCALL* ───────────────▶ the client's own error: passed on verbatim, not followed
+//   reply to EVAL*/FCALL*/@scripting ────▶ the client's own error: passed on verbatim, not followed
 //                                           (nor retried, for TRYAGAIN/CLUSTERDOWN/LOADING: sender.ts)
 //   MOVED/ASK ─▶ target named by the shape ─▶ followed at once (resharding's fast path, as before)
 //            └▶ otherwise: refresh from known nodes (asking the redirecting node first), re-check
@@ -13,6 +13,7 @@
 //
 // The checks run only when a redirect arrives; a plain command costs nothing more.
 import { RedisReplyError } from '../router.js';
+import type { CommandRules } from './command-rules.js';
 import { type NodeAddress, addressKey, parseAddress } from './shape.js';
 import type { Topology } from './topology.js';
 
@@ -27,6 +28,8 @@ export type RefusedReason = 'script' | 'unconfirmed';
 /** What a redirect may reach: the topology, and where refusals are logged and counted. */
 export interface RedirectContext {
   readonly topology: Topology;
+  /** The backend's rules for a command: whether it runs a script or function. */
+  rules(name: string): CommandRules | undefined;
   /** A redirect was not followed; `fields` go to the log line (addresses and slots only). */
   refusedRedirect(reason: RefusedReason, fields: Record<string, unknown>): void;
 }
@@ -40,24 +43,19 @@ export function parseRedirect(frame: Buffer): Redirect | undefined {
   return kind && Number.isInteger(slot) && slot >= 0 && address ? { kind, slot, address } : undefined;
 }
 
-const SCRIPT_CALLS: ReadonlySet<string> = new Set([
-  'eval',
-  'evalsha',
-  'eval_ro',
-  'evalsha_ro',
-  'fcall',
-  'fcall_ro',
-]);
-
-/** The name when `raw` (a RESP array command) runs a script or function, whose errors say what it chose. */
-export function scriptCall(raw: Buffer): string | undefined {
+/**
+ * The name when `raw` (a RESP array command) runs a script or function (EVAL*, FCALL*, a module's
+ * @scripting command such as TFCALL), whose errors say what it chose. Read only when an error
+ * arrives. FUNCTION LOAD is not one: its library code cannot call commands, its errors start ERR.
+ */
+export function scriptCall(raw: Buffer, ctx: RedirectContext): string | undefined {
   const header = raw.indexOf(0x0a);
   if (header < 0 || raw[header + 1] !== 0x24) return undefined;
   const lenEnd = raw.indexOf(0x0d, header + 2);
   const len = Number(raw.toString('latin1', header + 2, lenEnd));
-  if (!(len > 0 && len <= 10)) return undefined;
+  if (!(len > 0 && len <= 64)) return undefined;
   const name = raw.toString('latin1', lenEnd + 2, lenEnd + 2 + len).toLowerCase();
-  return SCRIPT_CALLS.has(name) ? name : undefined;
+  return ctx.rules(name)?.runsCode ? name : undefined;
 }
 
 /**

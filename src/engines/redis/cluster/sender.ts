@@ -139,7 +139,7 @@ export class RoutedSend {
       this.spec.done(reply);
       return;
     }
-    const script = scriptCall(this.spec.raw);
+    const script = scriptCall(this.spec.raw, this.ctx);
     if (script !== undefined) {
       // Text the script may have chosen (redis.error_reply('TRYAGAIN'), 'MOVED 0 evil:1') after its
       // writes: following or retrying it would run the script again, dial where it says, and audit
