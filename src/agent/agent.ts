@@ -3,6 +3,7 @@
 import { type Server, type Socket, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SecureContext } from 'node:tls';
+import { type AgentLimitsSpec, type Limits, resolveLimits } from '../api/limits.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import { type Decision, checkAccess } from '../authz/engine.js';
 import { DrawbridgeError } from '../errors.js';
@@ -11,6 +12,7 @@ import type { CredentialProvider } from '../engines/credentials.js';
 import { credentialProvider } from '../engines/credentials.js';
 import { type AgentRuntime, type Engine, createEngine } from '../engines/types.js';
 import type { AuditSink } from './audit.js';
+import { IdentitySlots, type LimitName, tooManyConnections } from './limits.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 import type { AgentState } from './state.js';
@@ -24,7 +26,15 @@ export interface AgentOptions {
   metrics?: AgentMetrics;
   /** Other replicas of this agent, `host:port` (see AgentRuntime.peers). */
   peers?: readonly string[];
+  /** The AgentConfig's spec.limits (standalone), over the Database's spec.agent.limits. */
+  limits?: AgentLimitsSpec;
 }
+
+/**
+ * Connections past maxConnections still get a protocol error after their TLS handshake; beyond this
+ * many more at once they are dropped unanswered, so a connection flood holds no more than that.
+ */
+const REFUSAL_SLOTS = 64;
 
 export class Agent implements AgentRuntime {
   readonly state: AgentState;
@@ -39,6 +49,9 @@ export class Agent implements AgentRuntime {
   private readonly engine: Engine;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private limitOverrides: AgentLimitsSpec | undefined;
+  private readonly identities = new IdentitySlots();
+  limits: Limits;
 
   constructor(opts: AgentOptions) {
     this.state = opts.state;
@@ -48,26 +61,66 @@ export class Agent implements AgentRuntime {
     this.metrics = opts.metrics ?? new AgentMetrics();
     this.tlsContext = opts.serverTls;
     this.peerList = opts.peers ?? [];
+    this.limitOverrides = opts.limits;
+    this.limits = this.currentLimits();
     this.engine = createEngine(this.state.database.spec.protocol);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
     // Policy changes re-check every live session at once: revocation within the 5 s promise.
     this.state.on('change', () => {
       this.provider = undefined;
+      this.limits = this.currentLimits();
       this.sessions.reevaluate(this.state.policy, this.state.database);
     });
   }
 
   private accept(socket: Socket): void {
+    const max = this.limits.maxConnections;
+    const full = this.sockets.size >= max;
+    if (full) this.limitExceeded('maxConnections', { clientAddress: socket.remoteAddress });
+    if (this.sockets.size >= max + REFUSAL_SLOTS) return void socket.destroy();
+    const protocol = this.engine.protocol;
     this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    this.metrics.connections.inc({ protocol });
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.metrics.connections.dec({ protocol });
+    });
     // A client error must never take the agent down; engines log and close their own sockets.
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     try {
-      this.engine.handleConnection(socket, this);
+      this.engine.handleConnection(socket, this, full ? tooManyConnections(max) : undefined);
     } catch (err) {
       this.log.error({ err }, 'engine failed to take a connection');
       socket.destroy();
     }
+  }
+
+  private currentLimits(): Limits {
+    return resolveLimits(this.state.database.spec.agent.limits, this.limitOverrides);
+  }
+
+  /** The AgentConfig's limits changed (standalone reload). */
+  setLimits(overrides: AgentLimitsSpec | undefined): void {
+    this.limitOverrides = overrides;
+    this.limits = this.currentLimits();
+  }
+
+  claimIdentity(identity: Identity): void {
+    try {
+      this.identities.claim(identity, this.limits.maxConnectionsPerIdentity);
+    } catch (err) {
+      this.limitExceeded('maxConnectionsPerIdentity', { user: identity.user });
+      throw err;
+    }
+  }
+
+  releaseIdentity(identity: Identity): void {
+    this.identities.release(identity);
+  }
+
+  limitExceeded(limit: LimitName, fields: Record<string, unknown>): void {
+    this.metrics.limitExceeded.inc({ protocol: this.engine.protocol, limit });
+    this.log.info({ ...fields, limit }, 'client limit exceeded');
   }
 
   serverTls(): SecureContext {

@@ -27,6 +27,18 @@ export class AgentMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly connections = new Gauge({
+    name: 'drawbridge_client_connections',
+    help: 'Client connections open, logged in or not (compare with limits.maxConnections)',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  readonly limitExceeded = new Counter({
+    name: 'drawbridge_limit_exceeded_total',
+    help: 'Clients refused or disconnected by a limit (label: its name in spec.agent.limits)',
+    labelNames: ['protocol', 'limit'],
+    registers: [this.registry],
+  });
   readonly bytesTotal = new Counter({
     name: 'drawbridge_bytes_total',
     help: 'Bytes relayed',

@@ -44,6 +44,7 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
     log,
     metrics,
     peers: config.spec.peers,
+    limits: config.spec.limits,
   });
   const [host, portText] = splitHostPort(config.spec.listen);
   const { port } = await agent.listen(host, Number(portText));
@@ -56,6 +57,7 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
       const next = await loadConfigFile(path);
       agent.setServerTls(serverContextFromFiles(next.agent!.spec.tls));
       agent.setPeers(next.agent!.spec.peers);
+      agent.setLimits(next.agent!.spec.limits);
       state.update(snapshotOf(next, path));
       log.info({ path }, 'config reloaded');
     } catch (err) {

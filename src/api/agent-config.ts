@@ -1,6 +1,7 @@
 // AgentConfig: the standalone agent's own settings (not a CRD). It sits in the same YAML stream as the
 // Database, AccessRole, DatabaseUser and Secret documents it uses.
 import { z } from 'zod';
+import { AgentLimitsSpec } from './limits.js';
 import { objectName, resource } from './meta.js';
 
 export const hostPort = z
@@ -24,6 +25,8 @@ export const AgentConfigSpec = z.object({
    * to them, so Ctrl+C works whichever replica the balancer picks.
    */
   peers: z.array(hostPort).default([]),
+  /** Over the Database's spec.agent.limits, field by field. */
+  limits: AgentLimitsSpec.optional(),
 });
 
 export const AgentConfig = resource('AgentConfig', AgentConfigSpec, z.object({}).passthrough());

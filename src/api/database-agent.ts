@@ -2,6 +2,7 @@
 // also the chart-wide defaults (controller config agents.pod, Helm values agents.pod); a Database's
 // own values win, field by field.
 import { z } from 'zod';
+import { AgentLimitsSpec } from './limits.js';
 import { type CelRule, celRules } from './meta.js';
 
 const stringMap = (description: string) => z.record(z.string(), z.string()).optional().describe(description);
@@ -107,6 +108,7 @@ export const DatabaseAgent = z
       "Annotations on the agent's ServiceAccount, e.g. eks.amazonaws.com/role-arn: the IAM role (EKS IRSA) " +
         'the agent of an AWS Database signs in with. Overrides the controller-wide agents.aws.roleArn.',
     ),
+    limits: AgentLimitsSpec.optional(),
     ...agentPodShape,
   })
   .refine((a) => !a.loadBalancerClass || a.serviceType === 'LoadBalancer', {

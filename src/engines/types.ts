@@ -2,12 +2,15 @@
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Protocol } from '../api/database.js';
+import type { Limits } from '../api/limits.js';
+import type { LimitName } from '../agent/limits.js';
 import type { AuditSink } from '../agent/audit.js';
 import type { AgentMetrics } from '../agent/metrics.js';
 import type { SessionRegistry } from '../agent/sessions.js';
 import type { AgentState } from '../agent/state.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import type { Decision } from '../authz/engine.js';
+import type { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CredentialProvider } from './credentials.js';
 
@@ -30,12 +33,26 @@ export interface AgentRuntime {
   peers(): readonly string[];
   /** Access check against the current policy; denials are logged and counted here, audited by the engine. */
   authorize(identity: Identity, dbUser: string, dbName?: string): Decision;
+  /** The client limits in force (replaced when the config changes; read it when needed, don't keep it). */
+  readonly limits: Limits;
+  /**
+   * Takes one of the identity's connection slots once the engine knows who the client is; throws
+   * TOO_MANY_CONNECTIONS (counted and logged) when it holds maxConnectionsPerIdentity already.
+   * Every successful claim is released once, when the connection ends.
+   */
+  claimIdentity(identity: Identity): void;
+  releaseIdentity(identity: Identity): void;
+  /** A client hit a limit and is refused or disconnected: counted in metrics and logged. */
+  limitExceeded(limit: LimitName, fields: Record<string, unknown>): void;
 }
 
 export interface Engine {
   readonly protocol: Protocol;
-  /** Takes over a freshly accepted plaintext TCP socket; owns it until it closes. */
-  handleConnection(socket: Socket, agent: AgentRuntime): void;
+  /**
+   * Takes over a freshly accepted plaintext TCP socket; owns it until it closes. With `refusal` (the
+   * agent is at maxConnections) the engine tells the client so in its own protocol and closes.
+   */
+  handleConnection(socket: Socket, agent: AgentRuntime, refusal?: DrawbridgeError): void;
   /** Releases shared resources (pools, topology refreshers) at agent shutdown. */
   close?(): Promise<void>;
 }

@@ -3,6 +3,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { newSessionId } from '../../agent/sessions.js';
+import type { Identity } from '../../authn/identity.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime, Engine } from '../types.js';
 import { type BackendTarget, backendTarget, loginBackend, openBackend } from './backend.js';
@@ -10,7 +11,7 @@ import { type CancelKey, CancelKeys, forwardCancel } from './cancel.js';
 import { CancelPeers } from './cancel-peers.js';
 import { decodeBackendKey } from './decoders.js';
 import { fatalFor } from './errors.js';
-import { identify, negotiate, startupRequest } from './frontend.js';
+import { type StartupRequest, identify, negotiate, startupRequest } from './frontend.js';
 import { BackendCode } from './messages.js';
 import { BACKEND_LIMITS } from './parser.js';
 import { AUTHENTICATION_OK, backendKeyData, negotiateProtocolVersion } from './serializer.js';
@@ -18,7 +19,10 @@ import { PostgresSession } from './session.js';
 import { SpareBackend } from './spare.js';
 import type { Wire } from './wire.js';
 
-/** A client must be logged in within this time (PostgreSQL's authentication_timeout is 60 s). */
+/**
+ * Once the client has authenticated (limits.authTimeout, like PostgreSQL's authentication_timeout),
+ * the backend login and startup must finish within this time.
+ */
 const STARTUP_TIMEOUT_MS = 30_000;
 
 /** The session of a backend that sent no BackendKeyData: no key is registered under it. */
@@ -28,19 +32,44 @@ const DENIED_HINT =
   'ask an administrator for an AccessRole that allows it; kubectl db ls shows what you may use';
 
 /**
- * The sockets of a connection still in its handshake. If the client goes away, or the startup deadline
- * passes, everything opened for it is closed, so no backend connection outlives its client.
+ * The sockets of a connection still in its handshake. If the client goes away, or a deadline passes
+ * (authentication, then startup), everything opened for it is closed, so no backend connection
+ * outlives its client.
  */
 class Handshake {
   client: Socket;
   private readonly backends = new Set<Socket>();
   private readonly watched: Socket[] = [];
-  private readonly timer: NodeJS.Timeout;
+  private timer: NodeJS.Timeout;
 
-  constructor(socket: Socket) {
+  constructor(
+    socket: Socket,
+    private readonly agent: AgentRuntime,
+  ) {
     this.client = socket;
     this.watch(socket);
-    this.timer = setTimeout(() => this.abort(), STARTUP_TIMEOUT_MS);
+    this.timer = setTimeout(this.authTimedOut, agent.limits.authTimeoutMs);
+    this.timer.unref();
+  }
+
+  /** Like PostgreSQL: a FATAL once TLS is up; before that (startup packet, handshake) just a close. */
+  private readonly authTimedOut = (): void => {
+    const ms = this.agent.limits.authTimeoutMs;
+    this.agent.limitExceeded('authTimeout', { clientAddress: this.client.remoteAddress });
+    if (!('encrypted' in this.client)) return this.abort();
+    this.refuse(
+      new DrawbridgeError(
+        'AUTH_TIMEOUT',
+        `canceling authentication due to timeout: not authenticated within ${ms} ms (limits.authTimeout)`,
+        'connect with the client certificate from kubectl db login, or send the ServiceAccount token as the password at once',
+      ),
+    );
+  };
+
+  /** The client is who it says: the rest of the startup gets its own deadline. */
+  authenticated(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.abort, STARTUP_TIMEOUT_MS);
     this.timer.unref();
   }
 
@@ -82,6 +111,14 @@ class Handshake {
   }
 }
 
+/** What the client handshake established. */
+interface Authenticated {
+  tls: TLSSocket;
+  wire: Wire;
+  identity: Identity;
+  request: StartupRequest;
+}
+
 export class PostgresEngine implements Engine {
   readonly protocol = 'postgres' as const;
   private readonly cancelKeys = new CancelKeys();
@@ -92,16 +129,16 @@ export class PostgresEngine implements Engine {
     this.spare.close();
   }
 
-  handleConnection(socket: Socket, agent: AgentRuntime): void {
+  handleConnection(socket: Socket, agent: AgentRuntime, refusal?: DrawbridgeError): void {
     socket.setNoDelay(true);
-    const hs = new Handshake(socket);
-    this.serve(hs, agent).catch((err) => {
+    const hs = new Handshake(socket, agent);
+    this.serve(hs, agent, refusal).catch((err) => {
       this.logRefusal(err, agent);
       hs.refuse(err);
     });
   }
 
-  private async serve(hs: Handshake, agent: AgentRuntime): Promise<void> {
+  private async serve(hs: Handshake, agent: AgentRuntime, refusal?: DrawbridgeError): Promise<void> {
     const socket = hs.client;
     // 1. Encryption first: SSLRequest → 'S' → TLS. Plaintext startups are refused with a FATAL that
     //    names the fix; a CancelRequest may arrive here, in plaintext, on its own connection.
@@ -112,6 +149,8 @@ export class PostgresEngine implements Engine {
     }
     const { tls, wire } = hello;
     hs.upgraded(tls);
+    // Over maxConnections: a cancel still goes through (above), a session gets "too many clients".
+    if (refusal) throw refusal;
     // 2. Who and what: identity from the client certificate (or a ServiceAccount token), the database
     //    user and name from the startup packet. Protocol extensions we do not speak are declined now,
     //    as a server would, so the client continues with plain 3.0.
@@ -120,6 +159,22 @@ export class PostgresEngine implements Engine {
       tls.write(negotiateProtocolVersion(0, request.unsupportedOptions));
     }
     const identity = await identify(tls, wire, agent.tokenVerifier);
+    hs.authenticated();
+    agent.claimIdentity(identity);
+    try {
+      await this.login(hs, agent, { tls, wire, identity, request });
+    } catch (err) {
+      agent.releaseIdentity(identity);
+      throw err;
+    }
+  }
+
+  /** Steps 3-6, holding one of the identity's connection slots (the session releases it when it ends). */
+  private async login(
+    hs: Handshake,
+    agent: AgentRuntime,
+    { tls, wire, identity, request }: Authenticated,
+  ): Promise<void> {
     const { dbUser, dbName } = request;
 
     // 3. Access check before any backend work: a denied person never causes a database connection.
@@ -162,6 +217,7 @@ export class PostgresEngine implements Engine {
     const key = await this.relayStartup(tls, backendWire, target);
     if (!key) {
       agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'failed' });
+      agent.releaseIdentity(identity);
       return hs.done();
     }
 
@@ -186,7 +242,7 @@ export class PostgresEngine implements Engine {
         identitySource: identity.source,
         groups: identity.groups,
         backendUser: credential.user,
-        clientAddress: `${socket.remoteAddress}:${socket.remotePort}`,
+        clientAddress: `${tls.remoteAddress}:${tls.remotePort}`,
         // The server's process id: pg_stat_activity.pid, and the key the client was given.
         backendPid: key.processId,
       },
@@ -265,8 +321,10 @@ export class PostgresEngine implements Engine {
   private logRefusal(err: unknown, agent: AgentRuntime): void {
     if (!isDrawbridgeError(err)) {
       agent.log.error({ err }, 'postgres connection failed unexpectedly');
-    } else if (err.code !== 'ACCESS_DENIED') {
-      // Denials are logged and counted by agent.authorize.
+    } else if (err.code === 'MESSAGE_TOO_LARGE') {
+      agent.limitExceeded('unauthenticatedRequest', { err: err.message });
+    } else if (err.code !== 'ACCESS_DENIED' && err.code !== 'TOO_MANY_CONNECTIONS') {
+      // Denials are logged and counted by agent.authorize, limits by agent.limitExceeded.
       agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');
     }
     if (!isDrawbridgeError(err, 'ACCESS_DENIED')) {

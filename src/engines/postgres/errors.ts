@@ -10,6 +10,10 @@ const SQLSTATE: Record<ErrorCode, SqlState> = {
   AUTHN_FAILED: SqlState.InvalidAuthorization,
   PROTOCOL_ERROR: SqlState.ProtocolViolation,
   MESSAGE_TOO_LARGE: SqlState.ProtocolViolation,
+  TOO_MANY_CONNECTIONS: SqlState.TooManyConnections,
+  // PostgreSQL's own "canceling authentication due to timeout".
+  AUTH_TIMEOUT: SqlState.QueryCanceled,
+  CLIENT_TOO_SLOW: SqlState.ConnectionFailure,
   BACKEND_UNREACHABLE: SqlState.ConnectionFailure,
   BACKEND_AUTH_FAILED: SqlState.InvalidAuthorization,
   BACKEND_TLS: SqlState.ConnectionFailure,

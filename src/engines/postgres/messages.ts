@@ -75,6 +75,7 @@ export const enum SqlState {
   ConnectionFailure = '08006',
   FeatureNotSupported = '0A000',
   InvalidAuthorization = '28000',
+  TooManyConnections = '53300',
   AdminShutdown = '57P01',
   QueryCanceled = '57014',
   InternalError = 'XX000',

@@ -43,6 +43,17 @@ export const FRONTEND_LIMITS = limits([
   [FrontendCode.CopyFail, SMALL_MESSAGE_LIMIT],
 ]);
 
+let capped: { max: number; table: FrameLimits } | undefined;
+
+/** FRONTEND_LIMITS with the large messages capped at `max` bytes (limits.maxRequestBytes); shared. */
+export function frontendLimits(max: number): FrameLimits {
+  if (capped?.max !== max) {
+    const table = FRONTEND_LIMITS.map((limit) => Math.min(limit, max));
+    capped = { max, table };
+  }
+  return capped.table;
+}
+
 /** What a client may send while the agent asks it for a password (a ServiceAccount token). */
 export const PASSWORD_LIMITS = limits([[FrontendCode.Password, AUTH_MESSAGE_LIMIT]]);
 
@@ -71,7 +82,8 @@ export function checkFrame(code: number, length: number, table: FrameLimits): nu
     throw new DrawbridgeError(
       'MESSAGE_TOO_LARGE',
       `message ${describeCode(code)} of ${length} bytes exceeds the limit of ${max} bytes`,
-      'send smaller statements or parameters (COPY streams large data in chunks)',
+      'send smaller statements or parameters (COPY streams large data in chunks); the agent allows ' +
+        'messages up to limits.maxRequestBytes in spec.agent.limits',
     );
   }
   return length - 4;

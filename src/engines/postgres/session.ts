@@ -7,12 +7,12 @@ import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
-import { DrawbridgeError } from '../../errors.js';
+import { DrawbridgeError, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
 import { CLIENT_CODES, QueryAuditor, type QueryEventFields, SERVER_CODES } from './audit.js';
 import { fatalFor } from './errors.js';
 import { FrontendCode } from './messages.js';
-import { BACKEND_LIMITS, FRONTEND_LIMITS, type MessageCallback, MessageScanner } from './parser.js';
+import { BACKEND_LIMITS, type MessageCallback, MessageScanner, frontendLimits } from './parser.js';
 import { TERMINATE } from './serializer.js';
 
 /** How long a closing socket may take to flush before it is destroyed. */
@@ -42,7 +42,7 @@ export class PostgresSession implements LiveSession {
   readonly identity: Identity;
   private readonly dbUser: string;
   private readonly dbName: string;
-  private readonly frontend = new MessageScanner(FRONTEND_LIMITS, CLIENT_CODES);
+  private readonly frontend: MessageScanner;
   private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, SERVER_CODES);
   private readonly auditor = new QueryAuditor(
     (fields) => this.emitQuery(fields),
@@ -77,6 +77,7 @@ export class PostgresSession implements LiveSession {
     this.backend = p.backend;
     this.onEnd = p.onEnd;
     this.startup = p;
+    this.frontend = new MessageScanner(frontendLimits(agent.limits.maxRequestBytes), CLIENT_CODES);
   }
 
   request(): AccessRequest {
@@ -162,10 +163,9 @@ export class PostgresSession implements LiveSession {
   }
 
   private fail(err: unknown): void {
-    this.agent.log.info(
-      { sessionId: this.id, err: (err as Error).message },
-      'postgres session protocol error',
-    );
+    const fields = { sessionId: this.id, err: (err as Error).message };
+    if (isDrawbridgeError(err, 'MESSAGE_TOO_LARGE')) this.agent.limitExceeded('maxRequestBytes', fields);
+    else this.agent.log.info(fields, 'postgres session protocol error');
     this.endWith(
       err instanceof DrawbridgeError ? `${err.code}: ${err.message}` : 'internal error',
       fatalFor(err),
@@ -213,6 +213,7 @@ export class PostgresSession implements LiveSession {
     if (this.finished) return;
     this.finished = true;
     this.agent.sessions.release(this.id);
+    this.agent.releaseIdentity(this.identity);
     this.onEnd();
     this.countBytes();
     this.agent.metrics.sessionsActive.dec({ protocol: 'postgres' });

@@ -21,7 +21,7 @@ export class ChunkBuffer {
 
   constructor(
     /** Largest frame accepted; beyond it the stream is rejected rather than buffered without bound. */
-    private readonly maxFrame: number,
+    public maxFrame: number,
     private readonly what: string,
   ) {}
 

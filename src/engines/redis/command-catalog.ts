@@ -6,7 +6,8 @@ import type { CommandInfo } from '../../authz/commands.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { type BackendConnectOptions, connectBackend, roundTrip } from './backend-auth.js';
 import { RespError, type RespValue, decodeReply } from './reply-parser.js';
-import { encodeCommand } from './serializer.js';
+import type { RedisCommand } from './parser.js';
+import { encodeCommand, errorReply } from './serializer.js';
 
 export interface BackendFacts {
   /** By rule name: `get`, `config|get`. */
@@ -89,4 +90,24 @@ export function backendFacts(key: string, opts: BackendConnectOptions): Promise<
     facts.catch(() => cache.delete(key));
   }
   return facts;
+}
+
+/** The error Redis gives for a command (or subcommand) it does not know. */
+export function unknownCommandReply(cmd: RedisCommand, facts: BackendFacts): Buffer {
+  const bar = cmd.name.indexOf('|');
+  if (bar > 0 && facts.commands.has(cmd.name.slice(0, bar))) {
+    const sub = cmd.args[1]!.toString('utf8');
+    return errorReply(
+      'ERR',
+      `unknown subcommand '${sub}'. Try ${cmd.name.slice(0, bar).toUpperCase()} HELP.`,
+    );
+  }
+  const args = cmd.args
+    .slice(1, 4)
+    .map((a) => `'${a.toString('utf8', 0, 128)}' `)
+    .join('');
+  return errorReply(
+    'ERR',
+    `unknown command '${cmd.args[0]!.toString('utf8', 0, 128)}', with args beginning with: ${args}`,
+  );
 }

@@ -22,14 +22,14 @@
 // backend-auth.ts (backend connect + AUTH), audit.ts (argument redaction).
 import type { Socket } from 'node:net';
 import { acceptTls } from '../../agent/tls.js';
+import type { DrawbridgeError } from '../../errors.js';
 import { type AgentRuntime, type Engine, registerEngine } from '../types.js';
-import { errorReply } from './serializer.js';
+import { drawbridgeErrorReply, errorReply } from './serializer.js';
 import { closeClusterServices } from './cluster/index.js';
 import { RedisSession } from './session.js';
 import './standalone-router.js';
 
 const TLS_HANDSHAKE = 0x16; // first byte of a TLS record carrying a ClientHello
-const HANDSHAKE_TIMEOUT_MS = 10_000;
 const TLS_REQUIRED = errorReply(
   'ERR',
   'this drawbridge agent only accepts TLS connections (hint: redis-cli --tls --cert <crt> --key <key> --cacert <ca>, or kubectl db connect NAME)',
@@ -38,10 +38,15 @@ const TLS_REQUIRED = errorReply(
 export class RedisEngine implements Engine {
   readonly protocol = 'redis' as const;
 
-  handleConnection(socket: Socket, agent: AgentRuntime): void {
+  handleConnection(socket: Socket, agent: AgentRuntime, refusal?: DrawbridgeError): void {
     socket.setNoDelay(true);
     const clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
-    const timer = setTimeout(() => socket.destroy(), HANDSHAKE_TIMEOUT_MS);
+    // The auth deadline runs from the first byte: a TLS handshake that never finishes counts too.
+    const deadline = Date.now() + agent.limits.authTimeoutMs;
+    const timer = setTimeout(() => {
+      agent.limitExceeded('authTimeout', { clientAddress, during: 'TLS handshake' });
+      socket.destroy();
+    }, agent.limits.authTimeoutMs);
     timer.unref();
     // A plaintext client would only see a failed handshake; answer it in RESP instead.
     socket.once('data', (first: Buffer) => {
@@ -59,7 +64,8 @@ export class RedisEngine implements Engine {
       });
       tls.once('secure', () => {
         clearTimeout(timer);
-        new RedisSession(tls, agent, clientAddress).start();
+        if (refusal) return void tls.end(drawbridgeErrorReply(refusal));
+        new RedisSession(tls, agent, clientAddress).start(deadline);
       });
     });
   }

@@ -31,7 +31,20 @@ export interface RequestParserOptions {
   maxCommand?: number;
   /** Commands named `parent|sub` (defaults to Redis 7's; the catalog may pass what the backend reports). */
   containers?: ReadonlySet<string>;
+  /** Start with Redis's limits for clients that have not authenticated, until `authenticated()`. */
+  unauthenticated?: boolean;
 }
+
+/**
+ * What Redis accepts from a client that has not authenticated (networking.c): at most 10 arguments
+ * of at most 16 KB each; beyond that it answers a protocol error and closes the connection. Inline
+ * lines get the same 16 KB (a token AUTH fits). The whole command's bound follows from these.
+ */
+const UNAUTHENTICATED = { maxArgs: 10, maxBulk: 16 * 1024, maxInline: 16 * 1024, maxCommand: 256 * 1024 };
+
+const MAX_ARGS = 1024 * 1024;
+/** Redis's PROTO_INLINE_MAX_SIZE. */
+const MAX_INLINE = 64 * 1024;
 
 const enum Byte {
   Array = 0x2a, // *
@@ -48,11 +61,21 @@ export function protocolError(message: string): DrawbridgeError {
   );
 }
 
+/** A length over a limit (Redis's own texts), with the limit and how to change it in the hint. */
+function tooLarge(message: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'MESSAGE_TOO_LARGE',
+    `Protocol error: ${message}`,
+    'before AUTH a client may send 10 arguments of 16 KB at most; logged-in clients up to limits.maxRequestBytes of the Database',
+  );
+}
+
 export class RequestParser {
   private readonly bytes: ChunkBuffer;
-  private readonly maxBulk: number;
-  private readonly maxArgs: number;
-  private readonly maxInline: number;
+  private maxBulk: number;
+  private maxArgs: number;
+  private maxInline: number;
+  private unauthenticated: boolean;
   private readonly containers: ReadonlySet<string>;
   // Progress inside the pending multibulk command: its arguments so far, and the next header's offset
   // relative to the command start (so it survives re-buffering).
@@ -64,11 +87,21 @@ export class RequestParser {
     private readonly onCommand: (cmd: RedisCommand) => void,
     opts: RequestParserOptions = {},
   ) {
-    this.maxBulk = opts.maxBulk ?? 512 * 1024 * 1024;
-    this.maxArgs = opts.maxArgs ?? 1024 * 1024;
-    this.maxInline = opts.maxInline ?? 64 * 1024;
+    this.unauthenticated = opts.unauthenticated ?? false;
+    const limits = this.unauthenticated ? UNAUTHENTICATED : opts;
+    this.maxBulk = limits.maxBulk ?? 512 * 1024 * 1024;
+    this.maxArgs = limits.maxArgs ?? MAX_ARGS;
+    this.maxInline = limits.maxInline ?? MAX_INLINE;
     this.containers = opts.containers ?? REDIS_CONTAINER_COMMANDS;
-    this.bytes = new ChunkBuffer(opts.maxCommand ?? 1024 * 1024 * 1024, 'command');
+    this.bytes = new ChunkBuffer(limits.maxCommand ?? 1024 * 1024 * 1024, 'command');
+  }
+
+  /** The client authenticated: Redis's own argument limits, and commands (and bulks) up to `maxCommand`. */
+  authenticated(maxCommand: number): void {
+    this.unauthenticated = false;
+    this.maxArgs = MAX_ARGS;
+    this.maxInline = MAX_INLINE;
+    this.maxBulk = this.bytes.maxFrame = maxCommand;
   }
 
   /** Bytes received but not yet part of a complete command. */
@@ -99,7 +132,7 @@ export class RequestParser {
     if (this.args === undefined) {
       const n = b.readInt(base + 1);
       if (b.next < 0 && n === 0) return false;
-      if (!(n <= this.maxArgs)) throw protocolError('invalid multibulk length');
+      if (!(n <= this.maxArgs)) throw this.tooMany(n);
       if (n <= 0) {
         // Redis skips empty and null arrays without a reply.
         b.start = b.next;
@@ -118,7 +151,7 @@ export class RequestParser {
       }
       const len = b.readInt(at + 1);
       if (b.next < 0 && len === 0) return false;
-      if (!(len >= 0 && len <= this.maxBulk)) throw protocolError('invalid bulk length');
+      if (!(len >= 0 && len <= this.maxBulk)) throw this.tooLong(len);
       const body = b.next;
       if (body + len + 2 > b.end) {
         b.need = body + len + 2 - base;
@@ -138,16 +171,26 @@ export class RequestParser {
     return true;
   }
 
+  private tooMany(n: number): DrawbridgeError {
+    if (!this.unauthenticated || !(n > 0)) return protocolError('invalid multibulk length');
+    return tooLarge('unauthenticated multibulk length');
+  }
+
+  private tooLong(len: number): DrawbridgeError {
+    if (!(len > 0)) return protocolError('invalid bulk length');
+    return tooLarge(this.unauthenticated ? 'unauthenticated bulk length' : 'invalid bulk length');
+  }
+
   /** One inline command line; false when its newline has not arrived yet. */
   private inline(): boolean {
     const b = this.bytes;
     const base = b.start;
     const nl = b.buf.indexOf(Byte.LF, base);
     if (nl < 0 || nl >= b.end) {
-      if (b.end - base > this.maxInline) throw protocolError('too big inline request');
+      if (b.end - base > this.maxInline) throw tooLarge('too big inline request');
       return false;
     }
-    if (nl - base > this.maxInline) throw protocolError('too big inline request');
+    if (nl - base > this.maxInline) throw tooLarge('too big inline request');
     const lineEnd = nl > base && b.buf[nl - 1] === Byte.CR ? nl - 1 : nl;
     const args = splitInline(b.buf, base, lineEnd);
     b.start = nl + 1;

@@ -31,6 +31,9 @@ export class SessionLogin {
   private backend: BackendLogin | undefined;
   /** Who the AUTH in progress turned out to be (audited when it is refused). */
   private attempt: Identity | undefined;
+  /** The identity holding one of its connection slots for this session: the client authenticated. */
+  private claimed: Identity | undefined;
+  private deadline: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly s: RedisSession,
@@ -45,6 +48,43 @@ export class SessionLogin {
 
   get user(): string {
     return this.identity.user;
+  }
+
+  get authenticated(): boolean {
+    return this.claimed !== undefined;
+  }
+
+  /** A certificate's identity takes its connection slot now; anyone else must AUTH by `deadline`. */
+  begin(deadline: number): void {
+    if (this.client.certificate) {
+      try {
+        return this.admit(this.client.certificate);
+      } catch {
+        return; // over its connection limit: admit ended the session, telling the client why
+      }
+    }
+    const limits = this.s.agent.limits;
+    this.deadline = setTimeout(
+      () => {
+        this.s.agent.limitExceeded('authTimeout', { clientAddress: this.client.clientAddress });
+        this.s.terminate(
+          new DrawbridgeError(
+            'AUTH_TIMEOUT',
+            `no successful AUTH within ${limits.authTimeoutMs} ms of connecting (limits.authTimeout)`,
+            'connect with the client certificate from kubectl db login, or AUTH <db-user> <projected token> at once',
+          ),
+        );
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+    this.deadline.unref();
+  }
+
+  /** Releases the connection slot (the session is over). */
+  end(): void {
+    clearTimeout(this.deadline);
+    if (this.claimed) this.s.agent.releaseIdentity(this.claimed);
+    this.claimed = undefined;
   }
 
   /** The first backend connection, as the current database user. */
@@ -152,7 +192,23 @@ export class SessionLogin {
     this.s.attach(router, facts, mode === 'cluster');
   }
 
+  /** Moves the session's connection slot to `identity`; over its limit the session ends. */
+  private admit(identity: Identity): void {
+    if (this.claimed?.user === identity.user) return;
+    try {
+      this.s.agent.claimIdentity(identity);
+    } catch (err) {
+      this.s.terminate(err as DrawbridgeError);
+      throw err;
+    }
+    if (this.claimed) this.s.agent.releaseIdentity(this.claimed);
+    this.claimed = identity;
+    clearTimeout(this.deadline);
+    this.s.authenticated();
+  }
+
   private commit(identity: Identity, dbUser: string, decision: Allowed, login: BackendLogin): void {
+    this.admit(identity);
     const first = this.decision === undefined;
     this.attempt = undefined;
     this.current = identity;

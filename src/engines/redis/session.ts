@@ -13,7 +13,8 @@ import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../types.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
-import type { BackendFacts } from './command-catalog.js';
+import { ClientOutput, type OutputOwner } from './client-output.js';
+import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
@@ -34,11 +35,12 @@ const DISCARD: RedisCommand = {
   raw: encodeCommand(['DISCARD']),
 };
 
-export class RedisSession implements LiveSession, AuditEventWriter {
+export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner {
   readonly id = newSessionId();
   readonly replies: ReplyQueue;
   readonly login: SessionLogin;
   private readonly parser: RequestParser;
+  private readonly output: ClientOutput;
   private router: Router | undefined;
   private facts: BackendFacts | undefined;
   private cluster = false;
@@ -48,7 +50,6 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   private queueHead = 0;
   private busy = false;
   private backendFull = false;
-  private clientSlow = false;
   inMulti = false;
   private multiDirty = false;
   private closing = false;
@@ -71,7 +72,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     clientAddress: string,
   ) {
     this.replies = new ReplyQueue(client);
-    this.parser = new RequestParser((cmd) => this.onCommand(cmd));
+    this.output = new ClientOutput(this);
     let certificate: Identity | undefined;
     let certError: DrawbridgeError | undefined;
     try {
@@ -79,6 +80,12 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     } catch (err) {
       certError = err as DrawbridgeError;
     }
+    // A valid client certificate authenticates at once; anyone else gets Redis's pre-AUTH limits.
+    const max = agent.limits.maxRequestBytes;
+    this.parser = new RequestParser(
+      (cmd) => this.onCommand(cmd),
+      certificate ? { maxBulk: max, maxCommand: max } : { unauthenticated: true },
+    );
     this.login = new SessionLogin(this, { certificate, certError, clientAddress });
   }
 
@@ -90,7 +97,8 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     return { database: this.agent.state.database, dbUser: this.login.dbUser };
   }
 
-  start(): void {
+  /** `deadline`: when the client must have authenticated (limits.authTimeout from its first byte). */
+  start(deadline: number): void {
     this.client.on('data', (chunk: Buffer) => {
       if (this.failure) return;
       this.fromClient += chunk.length;
@@ -99,16 +107,18 @@ export class RedisSession implements LiveSession, AuditEventWriter {
       } catch (err) {
         this.protocolFailure(err as DrawbridgeError);
       }
-    });
-    this.client.on('drain', () => {
-      if (!this.clientSlow) return;
-      this.clientSlow = false;
-      this.router?.resume();
+      this.output.read();
     });
     this.client.on('error', (err) =>
       this.agent.log.debug({ sessionId: this.id, err: err.message }, 'client error'),
     );
     this.client.once('close', () => this.close('client disconnected'));
+    this.login.begin(deadline);
+  }
+
+  /** The client authenticated (SessionLogin): Redis's own limits from now on. */
+  authenticated(): void {
+    this.parser.authenticated(this.agent.limits.maxRequestBytes);
   }
 
   private onCommand(cmd: RedisCommand): void {
@@ -128,7 +138,10 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     this.busy = true;
     this.client.pause();
     step()
-      .catch((err: unknown) => this.replies.push(this.errorBytes(err)))
+      .catch((err: unknown) => {
+        // A step that ended the session (over a connection limit) has already told the client.
+        if (!this.closing) this.replies.push(this.errorBytes(err));
+      })
       .finally(() => {
         this.busy = false;
         while (!this.busy && !this.closing && this.queueHead < this.queue.length) {
@@ -138,7 +151,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
         this.queue = [];
         this.queueHead = 0;
         if (this.failure) return this.failNow(this.failure);
-        if (!this.backendFull && !this.closing) this.client.resume();
+        this.resumeClient();
       });
   }
 
@@ -152,7 +165,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
       return;
     }
     const info = this.facts.commands.get(cmd.name);
-    if (info === undefined) return this.reject(cmd, unknownCommand(cmd, this.facts), 'unknown command');
+    if (info === undefined) return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
     const verdict = this.policy.check(info);
     if (!verdict.allowed) return this.deny(cmd, verdict.reason);
     const guarded = verdict.guard?.(cmd, this.inMulti);
@@ -173,10 +186,7 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     const ok = this.router!.dispatch(cmd, (reply) => {
       const bytes = Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message);
       this.replies.fill(seq, translate ? translate(bytes) : bytes);
-      if (!this.clientSlow && this.replies.congested) {
-        this.clientSlow = true;
-        this.router?.pause();
-      }
+      this.output.replied();
     });
     if (!ok && !this.backendFull) {
       this.backendFull = true;
@@ -229,13 +239,21 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     this.router = router;
     this.facts = facts;
     this.cluster = cluster;
-    router.onPush((frame) => this.replies.writeNow(frame));
+    router.onPush((frame) => {
+      this.replies.writeNow(frame);
+      this.output.pushed();
+    });
     router.onDrain(() => {
       if (!this.backendFull) return;
       this.backendFull = false;
-      if (!this.busy && !this.closing) this.client.resume();
+      this.resumeClient();
     });
     router.onFailure((err) => this.terminate(err));
+  }
+
+  resumeClient(): void {
+    if (this.busy || this.backendFull || this.closing || this.failure || this.output.readsPaused) return;
+    this.client.resume();
   }
 
   get connected(): Router | undefined {
@@ -275,10 +293,15 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   }
 
   private failNow(err: DrawbridgeError): void {
-    this.agent.log.info(
-      { sessionId: this.id, reason: err.message },
-      'malformed client input; closing session',
-    );
+    if (err.code === 'MESSAGE_TOO_LARGE') {
+      const limit = this.login.authenticated ? 'maxRequestBytes' : 'unauthenticatedRequest';
+      this.agent.limitExceeded(limit, { sessionId: this.id, reason: err.message });
+    } else {
+      this.agent.log.info(
+        { sessionId: this.id, reason: err.message },
+        'malformed client input; closing session',
+      );
+    }
     this.replies.push(this.errorBytes(err));
     this.closeAfterReplies(err.message);
   }
@@ -289,6 +312,8 @@ export class RedisSession implements LiveSession, AuditEventWriter {
     const durationMs = started ? Date.now() - this.startedAt : 0;
     this.startedAt = -1;
     this.closing = true;
+    this.output.close();
+    this.login.end();
     this.replies.flush();
     this.client.end();
     setTimeout(() => this.client.destroy(), 1000).unref();
@@ -368,23 +393,4 @@ export class RedisSession implements LiveSession, AuditEventWriter {
   emit(type: AuditEventType, fields: Record<string, unknown>): void {
     this.agent.audit.emit(Object.assign(this.event(type), fields));
   }
-}
-
-function unknownCommand(cmd: RedisCommand, facts: BackendFacts): Buffer {
-  const bar = cmd.name.indexOf('|');
-  if (bar > 0 && facts.commands.has(cmd.name.slice(0, bar))) {
-    const sub = cmd.args[1]!.toString('utf8');
-    return errorReply(
-      'ERR',
-      `unknown subcommand '${sub}'. Try ${cmd.name.slice(0, bar).toUpperCase()} HELP.`,
-    );
-  }
-  const args = cmd.args
-    .slice(1, 4)
-    .map((a) => `'${a.toString('utf8', 0, 128)}' `)
-    .join('');
-  return errorReply(
-    'ERR',
-    `unknown command '${cmd.args[0]!.toString('utf8', 0, 128)}', with args beginning with: ${args}`,
-  );
 }

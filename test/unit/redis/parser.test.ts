@@ -122,7 +122,6 @@ describe('RequestParser', () => {
     ['bad multibulk length', '*x\r\n', 'invalid multibulk length'],
     ['leading zero', '*01\r\n', 'invalid multibulk length'],
     ['negative bulk', '*1\r\n$-1\r\n', 'invalid bulk length'],
-    ['bulk too large', '*1\r\n$600000000\r\n', 'invalid bulk length'],
     ['unterminated bulk', '*1\r\n$1\r\nab\r\n', 'not terminated by CRLF'],
     ['unbalanced quotes', 'SET "a\r\n', 'unbalanced quotes'],
     ['closing quote glued', 'SET "a"b\r\n', 'unbalanced quotes'],
@@ -142,6 +141,51 @@ describe('RequestParser', () => {
       expect((err as Error).message).toContain(message);
     });
   }
+
+  const tooLarge = (p: RequestParser, input: string | Buffer) => {
+    try {
+      p.feed(Buffer.from(input));
+    } catch (err) {
+      expect(isDrawbridgeError(err, 'MESSAGE_TOO_LARGE')).toBe(true);
+      return (err as Error).message;
+    }
+    return 'accepted';
+  };
+
+  it('rejects a bulk longer than maxBulk as soon as its header arrives', () => {
+    const p = new RequestParser(() => undefined, { maxBulk: 1000 });
+    expect(tooLarge(p, '*1\r\n$1001\r\n')).toBe('Protocol error: invalid bulk length');
+  });
+
+  // Redis's own limits before AUTH (networking.c), the same texts.
+  const unauthenticated: [string, string, string][] = [
+    ['11 arguments', '*11\r\n', 'Protocol error: unauthenticated multibulk length'],
+    ['a 16385-byte bulk', '*1\r\n$16385\r\n', 'Protocol error: unauthenticated bulk length'],
+    ['the stranger’s 512 MB bulk', '*1\r\n$536870000\r\n', 'Protocol error: unauthenticated bulk length'],
+    ['an inline line over 16 KB', 'a'.repeat(16 * 1024 + 1), 'Protocol error: too big inline request'],
+  ];
+  for (const [name, input, message] of unauthenticated) {
+    it(`before authentication rejects ${name}`, () => {
+      expect(tooLarge(new RequestParser(() => undefined, { unauthenticated: true }), input)).toBe(message);
+    });
+  }
+
+  it('before authentication accepts 10 arguments of 16 KB (a token AUTH fits)', () => {
+    const got: string[] = [];
+    const p = new RequestParser((c) => got.push(c.name), { unauthenticated: true });
+    const arg = 'x'.repeat(16 * 1024);
+    p.feed(Buffer.from(`*10\r\n$4\r\nauth\r\n${`$${arg.length}\r\n${arg}\r\n`.repeat(9)}`));
+    expect(got).toEqual(['auth']);
+  });
+
+  it('after authenticated() takes commands up to the new maximum, and no larger', () => {
+    const got: number[] = [];
+    const p = new RequestParser((c) => got.push(c.args[1]!.length), { unauthenticated: true });
+    p.authenticated(100_000);
+    p.feed(Buffer.from(`*2\r\n$3\r\nset\r\n$50000\r\n${'v'.repeat(50_000)}\r\n`));
+    expect(got).toEqual([50_000]);
+    expect(tooLarge(p, '*2\r\n$3\r\nset\r\n$100001\r\n')).toBe('Protocol error: invalid bulk length');
+  });
 
   it('rejects an inline line longer than maxInline without waiting for its end', () => {
     const p = new RequestParser(() => undefined, { maxInline: 100 });
