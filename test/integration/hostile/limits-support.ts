@@ -1,0 +1,117 @@
+// What the hostile limit suites share: raw TLS clients (with or without a certificate), streaming a
+// payload until the agent hangs up, the agent's memory while an attack runs, and its limit metrics.
+// The agent runs in this test process, so process.memoryUsage() is the agent's (plus the test's own
+// few reused buffers).
+import { type Socket, connect as tcpConnect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import type { LimitName } from '../../../src/agent/limits.js';
+import type { TestAgent } from '../../support/agent.js';
+
+export const MB = 1024 * 1024;
+
+export interface Credentials {
+  ca: string;
+  cert?: string;
+  key?: string;
+}
+
+/** A TLS connection to the agent; without cert/key it is the stranger with no certificate. */
+export function tlsClient(port: number, who: Credentials): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ...who }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+export function tcpClient(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = tcpConnect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Everything the peer sends until it closes the connection (or `ms` pass: then what came so far). */
+export function received(s: Socket, ms = 15_000): Promise<{ text: string; closed: boolean; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    let text = '';
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      resolve({ text, closed, ms: Date.now() - started });
+    };
+    const timer = setTimeout(() => done(false), ms);
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    s.on('error', () => undefined);
+    s.once('close', () => done(true));
+  });
+}
+
+/**
+ * Sends `head`, then zeros until `total` bytes went out or the peer hung up. Resolves to how many
+ * bytes the socket took before the connection ended (one 64 KB buffer, reused: no memory of ours).
+ */
+export async function streamUntilClosed(s: Socket, head: Buffer, total: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024);
+  let closed = false;
+  s.once('close', () => (closed = true));
+  s.on('error', () => undefined);
+  let sent = 0;
+  s.write(head);
+  while (!closed && sent < total) {
+    sent += chunk.length;
+    if (!s.write(chunk)) {
+      await Promise.race([new Promise((r) => s.once('drain', r)), new Promise((r) => s.once('close', r))]);
+    }
+  }
+  return sent;
+}
+
+/**
+ * Runs `attack` while sampling this process's memory every 20 ms; resolves to its result and the
+ * peak growth of RSS and of Buffer memory (arrayBuffers) over the baseline taken before it.
+ */
+export async function peakGrowth<T>(
+  attack: () => Promise<T>,
+): Promise<{ result: T; rss: number; buffers: number }> {
+  const base = process.memoryUsage();
+  let rss = 0;
+  let buffers = 0;
+  const sample = () => {
+    const m = process.memoryUsage();
+    rss = Math.max(rss, m.rss - base.rss);
+    buffers = Math.max(buffers, m.arrayBuffers - base.arrayBuffers);
+  };
+  const timer = setInterval(sample, 20);
+  try {
+    const result = await attack();
+    sample();
+    return { result, rss, buffers };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** How often the agent counted `limit` in drawbridge_limit_exceeded_total. */
+export async function limitCount(agent: TestAgent, limit: LimitName): Promise<number> {
+  const metric = await agent.running.agent.metrics.limitExceeded.get();
+  return metric.values.find((v) => v.labels.limit === limit)?.value ?? 0;
+}
+
+/** The documents with `limits` set in the Database's spec.agent (as in cluster). */
+export function withLimits(docs: object[], limits: object): object[] {
+  return docs.map((d) => {
+    const doc = d as { kind?: string; spec?: Record<string, unknown> };
+    if (doc.kind !== 'Database') return d;
+    return { ...doc, spec: { ...doc.spec, agent: { ...(doc.spec?.agent as object), limits } } };
+  });
+}
+
+/** Waits until `check` holds (polling), or fails with `what` after `ms`. */
+export async function eventually(check: () => Promise<boolean> | boolean, what: string, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}

@@ -1,0 +1,292 @@
+// Hostile clients against the agent's limits, Redis side: a real Redis 7 behind the real agent. The
+// stranger has no certificate; the insider has one. Neither may make the agent buffer what it sends
+// or what it is sent, hold connections without bound, or sit unauthenticated.
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestAgent } from '../../support/agent.js';
+import { type PersonName, type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
+import {
+  MB,
+  eventually,
+  limitCount,
+  peakGrowth,
+  received,
+  streamUntilClosed,
+  tcpClient,
+  tlsClient,
+  withLimits,
+} from './limits-support.js';
+
+let f: RedisFixture;
+/** An agent with small limits, so each can be reached quickly. */
+let tight: TestAgent;
+
+const TIGHT = {
+  maxConnections: 6,
+  maxConnectionsPerIdentity: 2,
+  authTimeout: '2s',
+  maxRequestBytes: '1Mi',
+  outputBuffer: { maxBytes: '8Mi', stallTimeout: '2s' },
+};
+
+const resp = (...args: (string | Buffer)[]) =>
+  Buffer.concat([
+    Buffer.from(`*${args.length}\r\n`),
+    ...args.flatMap((a) => [
+      Buffer.from(`$${Buffer.byteLength(a)}\r\n`),
+      Buffer.from(a),
+      Buffer.from('\r\n'),
+    ]),
+  ]);
+
+const stranger = (port: number) => tlsClient(port, { ca: f.ca.certPem });
+const person = (port: number, p: PersonName) =>
+  tlsClient(port, { ca: f.ca.certPem, cert: f.people[p].certPem, key: f.people[p].keyPem });
+
+/** Sends one command and waits (10 s at most) until what came back includes `reply`. */
+async function command(s: Socket, reply: string, ...args: string[]): Promise<void> {
+  const got = new Promise<string>((resolve) => {
+    let text = '';
+    const done = () => {
+      clearTimeout(timer);
+      s.off('data', on);
+      resolve(text);
+    };
+    const on = (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes(reply)) done();
+    };
+    const timer = setTimeout(done, 10_000);
+    s.on('data', on);
+  });
+  s.write(resp(...args));
+  expect(await got).toContain(reply);
+}
+
+async function connectionsOpen(agent: TestAgent): Promise<number> {
+  const m = await agent.running.agent.metrics.connections.get();
+  return m.values.reduce((n, v) => n + v.value, 0);
+}
+
+beforeAll(async () => {
+  f = await startRedisFixture();
+  tight = await f.startAgent(withLimits(redisDocs(f.redis), TIGHT));
+});
+
+afterAll(async () => {
+  await f?.stop();
+});
+
+describe('before authentication (Redis’s own unauthenticated limits)', () => {
+  it('the stranger streaming a 512 MB bulk is cut off at its header; the agent buffers none of it', async () => {
+    const s = await stranger(f.agent.port);
+    const reply = received(s);
+    const {
+      result: sent,
+      rss,
+      buffers,
+    } = await peakGrowth(() => streamUntilClosed(s, Buffer.from('*1\r\n$536870000\r\n'), 200 * MB));
+    const r = await reply;
+    expect(r.text).toMatch(/^-ERR Protocol error: unauthenticated bulk length/);
+    expect(r.closed).toBe(true);
+    // What loopback socket buffers took before the close; not the 200 MB.
+    expect(sent).toBeLessThan(32 * MB);
+    expect(buffers).toBeLessThan(16 * MB);
+    expect(rss).toBeLessThan(64 * MB);
+    expect(await limitCount(f.agent, 'unauthenticatedRequest')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('more than 10 arguments, or a 16 KB+ inline line, end the stranger’s connection', async () => {
+    for (const [input, error] of [
+      ['*11\r\n', 'unauthenticated multibulk length'],
+      ['x'.repeat(20_000), 'too big inline request'],
+    ]) {
+      const s = await stranger(f.agent.port);
+      const reply = received(s);
+      s.write(input!);
+      const r = await reply;
+      expect(r.text).toContain(`-ERR Protocol error: ${error}`);
+      expect(r.closed).toBe(true);
+    }
+  });
+
+  it('a stranger is answered NOAUTH, then closed at the auth deadline; a certificate holder is not', async () => {
+    const s = await stranger(tight.port);
+    const reply = received(s);
+    s.write(resp('PING'));
+    const alice = await person(tight.port, 'alice');
+    const r = await reply;
+    expect(r.text).toMatch(/^-NOAUTH Authentication required/);
+    expect(r.text).toContain('-ERR no successful AUTH within 2000 ms of connecting (limits.authTimeout)');
+    expect(r.closed).toBe(true);
+    expect(r.ms).toBeGreaterThan(1500);
+    expect(r.ms).toBeLessThan(8000);
+    // alice authenticated with her certificate when she connected: still served past the deadline.
+    await command(alice, '+PONG', 'PING');
+    alice.destroy();
+    expect(await limitCount(tight, 'authTimeout')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a connection that never even starts TLS is closed at the auth deadline', async () => {
+    const s = await tcpClient(tight.port);
+    const r = await received(s);
+    expect(r.closed).toBe(true);
+    expect(r.ms).toBeLessThan(8000);
+  });
+});
+
+describe('after login', () => {
+  it('commands up to maxRequestBytes go through; a larger bulk ends the session at its header', async () => {
+    const alice = await person(tight.port, 'alice');
+    await command(alice, '+OK', 'SET', 'hostile:big', 'v'.repeat(900 * 1024));
+    const reply = received(alice);
+    const { result: sent, buffers } = await peakGrowth(() =>
+      streamUntilClosed(alice, Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n'), 100 * MB),
+    );
+    const r = await reply;
+    expect(r.text).toMatch(/^-ERR Protocol error: invalid bulk length/);
+    expect(r.closed).toBe(true);
+    expect(sent).toBeLessThan(32 * MB);
+    expect(buffers).toBeLessThan(16 * MB);
+    expect(await limitCount(tight, 'maxRequestBytes')).toBeGreaterThanOrEqual(1);
+    expect((await f.redis.cli(['STRLEN', 'hostile:big'])).trim()).toBe(String(900 * 1024));
+  });
+
+  it('the default maxRequestBytes (128Mi) stops a certificate holder’s 512 MB bulk too', async () => {
+    const alice = await person(f.agent.port, 'alice');
+    const reply = received(alice);
+    const { result: sent } = await peakGrowth(() =>
+      streamUntilClosed(alice, Buffer.from('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n'), 200 * MB),
+    );
+    expect((await reply).text).toMatch(/^-ERR Protocol error: invalid bulk length/);
+    expect(sent).toBeLessThan(32 * MB);
+  });
+});
+
+describe('connection limits', () => {
+  it('maxConnectionsPerIdentity: alice’s third connection is refused, naming the limit; others are not', async () => {
+    const [a1, a2] = [await person(tight.port, 'alice'), await person(tight.port, 'alice')];
+    await command(a1, '+PONG', 'PING');
+    await command(a2, '+PONG', 'PING');
+    const a3 = await person(tight.port, 'alice');
+    const r = await received(a3);
+    expect(r.text).toContain(
+      '"alice" already has 2 connections to this agent (limits.maxConnectionsPerIdentity)',
+    );
+    expect(r.closed).toBe(true);
+    const ops = await person(tight.port, 'ops');
+    await command(ops, '+PONG', 'PING');
+    // A slot comes back when a connection ends.
+    a1.destroy();
+    await sleep(200);
+    const again = await person(tight.port, 'alice');
+    await command(again, '+PONG', 'PING');
+    for (const s of [a2, ops, again]) s.destroy();
+    expect(await limitCount(tight, 'maxConnectionsPerIdentity')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('maxConnections: past the agent’s limit a client gets Redis’s "max number of clients reached"', async () => {
+    await eventually(async () => (await connectionsOpen(tight)) === 0, 'earlier connections to close');
+    // Six strangers that never say a word hold every slot (until the auth deadline).
+    const idle = await Promise.all(Array.from({ length: TIGHT.maxConnections }, () => tcpClient(tight.port)));
+    await eventually(async () => (await connectionsOpen(tight)) === idle.length, 'the agent to count them');
+    const ops = await person(tight.port, 'ops');
+    const r = await received(ops);
+    expect(r.text).toMatch(/^-ERR max number of clients reached: this agent holds 6 connections/);
+    expect(r.closed).toBe(true);
+    idle.forEach((s) => s.destroy());
+    await eventually(async () => (await connectionsOpen(tight)) === 0, 'the idle connections to close');
+    const later = await person(tight.port, 'ops');
+    await command(later, '+PONG', 'PING');
+    later.destroy();
+    expect(await limitCount(tight, 'maxConnections')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('output the client does not read', () => {
+  /** Sends `count` times `head` + `payload` + CRLF straight to Redis as admin (one reused buffer). */
+  async function flood(count: number, head: Buffer, payload: Buffer): Promise<void> {
+    const s = await tcpClient(f.redis.plainPort);
+    s.on('data', () => undefined);
+    s.write(resp('AUTH', 'admin', 'admin-pw'));
+    for (let i = 0; i < count; i++) {
+      s.write(head);
+      s.write(payload);
+      if (!s.write('\r\n')) await new Promise((r) => s.once('drain', r));
+    }
+    await command(s, '+PONG', 'PING');
+    s.destroy();
+  }
+
+  const publish = (channel: string, count: number, size: number) =>
+    flood(
+      count,
+      Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n$${size}\r\n`),
+      Buffer.alloc(size, 'm'),
+    );
+
+  async function subscribedAndDeaf(agentPort: number, channel: string): Promise<TLSSocket> {
+    const s = await person(agentPort, 'alice');
+    await command(
+      s,
+      `*3\r\n$9\r\nsubscribe\r\n$${channel.length}\r\n${channel}\r\n:1\r\n`,
+      'SUBSCRIBE',
+      channel,
+    );
+    s.pause();
+    return s;
+  }
+
+  beforeAll(async () => {
+    // Redis keeps whatever the agent does not read: only the agent's own limit can end the subscriber.
+    await f.redis.cli(['CONFIG', 'SET', 'client-output-buffer-limit', 'pubsub 0 0 0']);
+  });
+  afterAll(async () => {
+    await f.redis.cli(['CONFIG', 'SET', 'client-output-buffer-limit', 'pubsub 32mb 8mb 60']);
+  });
+
+  it('a subscriber that never reads while 200 MB are published is disconnected; memory stays bounded', async () => {
+    const before = await limitCount(tight, 'outputBuffer');
+    const s = await subscribedAndDeaf(tight.port, 'firehose');
+    const { buffers, rss } = await peakGrowth(async () => {
+      await publish('firehose', 200, MB);
+      await eventually(async () => (await limitCount(tight, 'outputBuffer')) > before, 'the disconnect');
+    });
+    // The agent holds at most its socket buffers and one message for the subscriber, not 200 MB.
+    expect(buffers).toBeLessThan(48 * MB);
+    expect(rss).toBeLessThan(128 * MB);
+    const events = await tight.auditEvents();
+    const end = events.find((e) => e.type === 'session.end' && String(e.reason).includes('not reading'));
+    expect(end?.reason).toMatch(/pub\/sub or MONITOR output: .*\(limits\.outputBuffer\)/);
+    s.resume();
+    expect((await received(s)).closed).toBe(true);
+  });
+
+  it('a subscriber that reads slowly is not disconnected, and gets every message in order', async () => {
+    const s = await subscribedAndDeaf(tight.port, 'trickle');
+    s.resume();
+    let text = '';
+    s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    await publish('trickle', 50, 64 * 1024);
+    await eventually(() => (text.match(/\$7\r\nmessage\r\n/g)?.length ?? 0) === 50, 'all 50 messages');
+    expect(s.destroyed).toBe(false);
+    s.destroy();
+  });
+
+  it('MONITOR output the client does not read: the client is disconnected at the stall timeout', async () => {
+    const before = await limitCount(tight, 'outputBuffer');
+    const ops = await person(tight.port, 'ops');
+    await command(ops, '+OK', 'MONITOR');
+    ops.pause();
+    const { buffers } = await peakGrowth(async () => {
+      const size = 256 * 1024;
+      const set = Buffer.from(`*3\r\n$3\r\nSET\r\n$15\r\nhostile:monitor\r\n$${size}\r\n`);
+      await flood(400, set, Buffer.alloc(size, 'x'));
+      await eventually(async () => (await limitCount(tight, 'outputBuffer')) > before, 'the disconnect');
+    });
+    expect(buffers).toBeLessThan(48 * MB);
+    ops.destroy();
+  });
+});
