@@ -257,9 +257,15 @@ describe('output the client does not read', () => {
     // The agent holds at most its socket buffers and one message for the subscriber, not 200 MB.
     expect(buffers).toBeLessThan(48 * MB);
     expect(rss).toBeLessThan(128 * MB);
-    const events = await tight.auditEvents();
-    const end = events.find((e) => e.type === 'session.end' && String(e.reason).includes('not reading'));
-    expect(end?.reason).toMatch(/pub\/sub or MONITOR output: .*\(limits\.outputBuffer\)/);
+    let reason = '';
+    await eventually(async () => {
+      const end = (await tight.auditEvents()).find(
+        (e) => e.type === 'session.end' && String(e.reason).includes('not reading'),
+      );
+      reason = String(end?.reason ?? '');
+      return end !== undefined;
+    }, 'the session.end audit event');
+    expect(reason).toMatch(/pub\/sub or MONITOR output: .*\(limits\.outputBuffer\)/);
     s.resume();
     expect((await received(s)).closed).toBe(true);
   });
