@@ -142,13 +142,12 @@ export class PostgresEngine implements Engine {
     const socket = hs.client;
     // 1. Encryption first: SSLRequest → 'S' → TLS. Plaintext startups are refused with a FATAL that
     //    names the fix; a CancelRequest may arrive here, in plaintext, on its own connection.
-    const hello = await negotiate(socket, agent.serverTls());
+    const hello = await negotiate(socket, agent.serverTls(), (tls) => hs.upgraded(tls));
     if (hello.kind === 'cancel') {
       hs.done();
       return this.cancel(hello, socket, agent);
     }
     const { tls, wire } = hello;
-    hs.upgraded(tls);
     // Over maxConnections: a cancel still goes through (above), a session gets "too many clients".
     if (refusal) throw refusal;
     // 2. Who and what: identity from the client certificate (or a ServiceAccount token), the database

@@ -18,8 +18,15 @@ export type ClientHello =
 const TLS_REQUIRED_HINT =
   'connect with sslmode=require or sslmode=verify-full (kubectl db connect sets this up for you)';
 
-/** Reads packets until a TLS-protected StartupMessage, or a CancelRequest (plaintext or inside TLS). */
-export async function negotiate(socket: Socket, context: SecureContext): Promise<ClientHello> {
+/**
+ * Reads packets until a TLS-protected StartupMessage, or a CancelRequest (plaintext or inside TLS).
+ * `secured` gets the TLS socket as soon as the handshake is done: errors from then on go inside it.
+ */
+export async function negotiate(
+  socket: Socket,
+  context: SecureContext,
+  secured: (tls: TLSSocket) => void,
+): Promise<ClientHello> {
   const wire = new Wire(socket, 'client');
   for (;;) {
     const packet = await wire.startup();
@@ -39,14 +46,17 @@ export async function negotiate(socket: Socket, context: SecureContext): Promise
           'the Drawbridge agent accepts TLS connections only (the client sent a plaintext startup)',
           TLS_REQUIRED_HINT,
         );
-      case 'ssl':
+      case 'ssl': {
         // Bytes sent before our 'S' would bypass TLS (CVE-2021-23214): refuse them.
         if (wire.buffered > 0) {
           throw new DrawbridgeError('PROTOCOL_ERROR', 'received unencrypted data after SSLRequest');
         }
         wire.detach();
         socket.write(SSL_ACCEPTED);
-        return startupInTls(await handshake(socket, context));
+        const tls = await handshake(socket, context);
+        secured(tls);
+        return startupInTls(tls);
+      }
     }
   }
 }

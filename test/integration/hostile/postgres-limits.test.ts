@@ -1,0 +1,263 @@
+// Hostile clients against the agent's limits, PostgreSQL side: a real PostgreSQL 15 behind the real
+// agent. The stranger has no certificate (and, on the agent that takes ServiceAccount tokens, is asked
+// for a password it never sends properly); the insider has one. Neither may make the agent buffer
+// what it sends or is sent, hold connections without bound, or sit in the handshake.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent } from '../../../src/agent/agent.js';
+import { JsonLinesAudit } from '../../../src/agent/audit.js';
+import { snapshotOf } from '../../../src/agent/standalone.js';
+import { AgentState } from '../../../src/agent/state.js';
+import { serverContextFromFiles } from '../../../src/agent/tls.js';
+import { loadConfigFile } from '../../../src/api/config.js';
+import { DrawbridgeError } from '../../../src/errors.js';
+import { decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
+import { type ErrorFields } from '../../../src/engines/postgres/messages.js';
+import { BACKEND_LIMITS, HandshakeBuffer } from '../../../src/engines/postgres/parser.js';
+import { SSL_REQUEST, startupMessage } from '../../../src/engines/postgres/serializer.js';
+import { createLogger } from '../../../src/log.js';
+import { type TestAgent, startTestAgent, writeAgentConfig } from '../../support/agent.js';
+import { type Fixture, type Person, baseDocs, pgClient, startFixture } from '../postgres/fixture.js';
+import { rawSession } from '../postgres/raw-client.js';
+import {
+  MB,
+  eventually,
+  limitCount,
+  peakGrowth,
+  received,
+  streamUntilClosed,
+  tcpClient,
+  withLimits,
+} from './limits-support.js';
+import '../../../src/engines/all.js';
+
+const TIGHT = {
+  maxConnections: 6,
+  maxConnectionsPerIdentity: 2,
+  authTimeout: '2s',
+  maxRequestBytes: '1Mi',
+};
+
+let f: Fixture;
+let tight: TestAgent;
+/** An agent that takes ServiceAccount tokens as passwords (as in cluster); this one accepts none. */
+let tokens: { agent: Agent; port: number; dir: string };
+
+/** SSLRequest, 'S', TLS: the connection as it stands before the startup packet. */
+async function tlsTo(port: number, who?: Person): Promise<TLSSocket> {
+  const raw = tcpConnect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
+  raw.write(SSL_REQUEST);
+  const answer = await new Promise<Buffer>((resolve) => raw.once('data', resolve));
+  expect(answer.toString()).toBe('S');
+  const tls = tlsConnect({
+    socket: raw,
+    ca: f.ca.certPem,
+    servername: 'localhost',
+    ...(who ? { cert: who.certPem, key: who.keyPem } : {}),
+  });
+  await new Promise<void>((resolve, reject) => tls.once('secureConnect', resolve).once('error', reject));
+  return tls;
+}
+
+/** The first ErrorResponse the agent sent before closing, and how long the connection lasted. */
+async function errorAtClose(tls: TLSSocket, ms = 15_000): Promise<{ error?: ErrorFields; ms: number }> {
+  const r = await received(tls, ms);
+  expect(r.closed).toBe(true);
+  const buf = new HandshakeBuffer();
+  buf.push(Buffer.from(r.text, 'latin1'));
+  for (let m = buf.message(BACKEND_LIMITS); m; m = buf.message(BACKEND_LIMITS)) {
+    if (m.code === 0x45) return { error: decodeErrorFields(m.body), ms: r.ms };
+  }
+  return { ms: r.ms };
+}
+
+async function connectError(agentPort: number, who: Person, dbUser = 'alice'): Promise<unknown> {
+  const c = pgClient({ ...f, agent: { ...f.agent, port: agentPort } as TestAgent }, who, dbUser, 'orders');
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+    return c;
+  } catch (err) {
+    return err;
+  }
+}
+
+beforeAll(async () => {
+  f = await startFixture();
+  const docs = withLimits(baseDocs(f.pg.port, f.pg.ca.certPem), TIGHT);
+  tight = await startTestAgent({ database: 'orders-pg', docs, tls: f.agentTls });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-tokens-'));
+  const files = await writeAgentConfig(dir, { database: 'orders-pg', docs, tls: f.agentTls });
+  const bundle = await loadConfigFile(files.configPath);
+  const log = createLogger('token-agent', process.env.DRAWBRIDGE_LOG_LEVEL ?? 'warn');
+  const agent = new Agent({
+    state: new AgentState(snapshotOf(bundle, files.configPath)),
+    serverTls: serverContextFromFiles(bundle.agent!.spec.tls),
+    audit: new JsonLinesAudit(files.auditPath, log),
+    log,
+    limits: bundle.agent!.spec.limits,
+    tokenVerifier: {
+      verify: () => Promise.reject(new DrawbridgeError('AUTHN_FAILED', 'no token is valid here')),
+    },
+  });
+  tokens = { agent, port: (await agent.listen('127.0.0.1', 0)).port, dir };
+});
+
+afterAll(async () => {
+  await tokens?.agent.stop(100);
+  if (tokens) await rm(tokens.dir, { recursive: true, force: true });
+  await tight?.stop();
+  await f?.stop();
+});
+
+describe('before authentication', () => {
+  it('a startup packet over PostgreSQL’s 10000 bytes ends the connection at its length; nothing is buffered', async () => {
+    const tls = await tlsTo(f.agent.port);
+    const closing = errorAtClose(tls);
+    const { result: sent, buffers } = await peakGrowth(() =>
+      streamUntilClosed(tls, Buffer.from([0x00, 0x10, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00]), 100 * MB),
+    );
+    const { error } = await closing;
+    expect(error).toMatchObject({ code: '08P01', message: 'invalid startup packet length 1048576' });
+    expect(sent).toBeLessThan(32 * MB);
+    expect(buffers).toBeLessThan(16 * MB);
+  });
+
+  it('a password message over 64 KB (the token a stranger is asked for) ends the connection at its header', async () => {
+    const tls = await tlsTo(tokens.port);
+    tls.write(
+      startupMessage([
+        ['user', 'alice'],
+        ['database', 'orders'],
+      ]),
+    );
+    // AuthenticationCleartextPassword: the agent asks for the ServiceAccount token.
+    const ask = await new Promise<Buffer>((resolve) => tls.once('data', resolve));
+    expect([...ask]).toEqual([0x52, 0, 0, 0, 8, 0, 0, 0, 3]);
+    const closing = errorAtClose(tls);
+    const { result: sent, buffers } = await peakGrowth(() =>
+      streamUntilClosed(tls, Buffer.from([0x70, 0x06, 0x40, 0x00, 0x00]), 100 * MB),
+    );
+    const { error } = await closing;
+    expect(error).toMatchObject({ code: '08P01' });
+    expect(error?.message).toContain('exceeds the limit of 65535 bytes');
+    expect(sent).toBeLessThan(32 * MB);
+    expect(buffers).toBeLessThan(16 * MB);
+  });
+
+  it('a stranger who never answers the password request gets "canceling authentication due to timeout"', async () => {
+    const tls = await tlsTo(tokens.port);
+    tls.write(
+      startupMessage([
+        ['user', 'alice'],
+        ['database', 'orders'],
+      ]),
+    );
+    const { error, ms } = await errorAtClose(tls);
+    expect(error).toMatchObject({ code: '57014' });
+    expect(error?.message).toContain(
+      'canceling authentication due to timeout: not authenticated within 2000 ms',
+    );
+    expect(ms).toBeGreaterThan(1500);
+    expect(ms).toBeLessThan(8000);
+    const counted = await tokens.agent.metrics.limitExceeded.get();
+    expect(counted.values.find((v) => v.labels.limit === 'authTimeout')?.value).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a connection that sends nothing at all, or stops inside TLS, is closed at the deadline', async () => {
+    const silent = await tcpClient(tight.port);
+    const inTls = await tlsTo(tight.port, f.people.alice);
+    const [a, b] = await Promise.all([received(silent), received(inTls)]);
+    expect(a.closed && b.closed).toBe(true);
+    expect(Math.max(a.ms, b.ms)).toBeLessThan(8000);
+  });
+});
+
+describe('after login', () => {
+  it('a message over maxRequestBytes ends the session with a FATAL naming the limit', async () => {
+    const s = await rawSession({ ...f, agent: tight }, f.people.alice, 'alice', 'orders');
+    const query = (sql: string) => {
+      const body = Buffer.from(sql + '\0');
+      const head = Buffer.alloc(5);
+      head[0] = 0x51;
+      head.writeInt32BE(body.length + 4, 1);
+      return Buffer.concat([head, body]);
+    };
+    s.tls.write(query(`select length('${'x'.repeat(900 * 1024)}')`));
+    let row = '';
+    for (let m = await s.next(); m && m.code !== 0x5a; m = await s.next()) {
+      if (m.code === 0x44) row = m.body.subarray(6).toString();
+    }
+    expect(row).toBe(String(900 * 1024));
+    s.tls.write(query(`select '${'x'.repeat(2 * MB)}'`));
+    const error = await s.errorUntilClose();
+    expect(error).toMatchObject({ code: '08P01' });
+    expect(error?.message).toContain(`exceeds the limit of ${MB} bytes`);
+    expect(error?.hint).toContain('limits.maxRequestBytes');
+    expect(await limitCount(tight, 'maxRequestBytes')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a client that does not read a 64 MB result holds the agent to its socket buffers', async () => {
+    const s = await rawSession(f, f.people.alice, 'alice', 'orders');
+    s.tls.pause();
+    const sql = Buffer.from("select repeat('x', 1048576) from generate_series(1, 64)\0");
+    const head = Buffer.alloc(5);
+    head[0] = 0x51;
+    head.writeInt32BE(sql.length + 4, 1);
+    const { buffers } = await peakGrowth(async () => {
+      s.tls.write(Buffer.concat([head, sql]));
+      await new Promise((r) => setTimeout(r, 3000));
+    });
+    expect(buffers).toBeLessThan(16 * MB);
+    // Once it reads, every row arrives.
+    s.tls.resume();
+    let rows = 0;
+    for (let m = await s.next(); m && m.code !== 0x5a; m = await s.next()) if (m.code === 0x44) rows++;
+    expect(rows).toBe(64);
+    s.tls.destroy();
+  });
+});
+
+describe('connection limits', () => {
+  it('maxConnectionsPerIdentity: a third connection is refused with SQLSTATE 53300 naming the limit', async () => {
+    const [c1, c2] = [
+      await connectError(tight.port, f.people.alice),
+      await connectError(tight.port, f.people.alice),
+    ];
+    const third = await connectError(tight.port, f.people.alice);
+    expect(third).toMatchObject({ code: '53300' });
+    expect(String((third as Error).message)).toContain(
+      '"alice" already has 2 connections to this agent (limits.maxConnectionsPerIdentity)',
+    );
+    // Another person is not affected; a slot comes back when a session ends.
+    const dave = await connectError(tight.port, f.people.dave);
+    await (c1 as { end(): Promise<void> }).end();
+    await eventually(async () => {
+      const c = await connectError(tight.port, f.people.alice);
+      if (c instanceof Error) return false;
+      await (c as { end(): Promise<void> }).end();
+      return true;
+    }, 'a slot for alice');
+    for (const c of [c2, dave]) await (c as { end(): Promise<void> }).end();
+  });
+
+  it('maxConnections: past the agent’s limit a client gets "max number of clients reached" (53300)', async () => {
+    const open = async () =>
+      (await tight.running.agent.metrics.connections.get()).values.reduce((n, v) => n + v.value, 0);
+    await eventually(async () => (await open()) === 0, 'earlier connections to close');
+    const idle = await Promise.all(Array.from({ length: TIGHT.maxConnections }, () => tcpClient(tight.port)));
+    await eventually(async () => (await open()) === idle.length, 'the agent to count them');
+    const refused = await connectError(tight.port, f.people.dave);
+    expect(refused).toMatchObject({ code: '53300' });
+    expect(String((refused as Error).message)).toMatch(/^max number of clients reached: this agent holds 6/);
+    idle.forEach((s) => s.destroy());
+    await eventually(async () => (await open()) === 0, 'the idle connections to close');
+    const later = await connectError(tight.port, f.people.dave);
+    await (later as { end(): Promise<void> }).end();
+  });
+});
