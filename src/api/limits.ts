@@ -43,12 +43,16 @@ export const AgentLimitsSpec = z
       ),
     outputBuffer: z
       .object({
-        maxBytes: byteSize.optional(),
-        stallTimeout: duration.optional(),
+        maxBytes: byteSize
+          .optional()
+          .describe('Output waiting for the client beyond which it is disconnected (default 32Mi).'),
+        stallTimeout: duration
+          .optional()
+          .describe('How long the client may read nothing of its waiting output (default 60s).'),
       })
       .optional()
       .describe(
-        "Redis pub/sub messages and MONITOR lines waiting for a client that does not read them: past " +
+        'Redis pub/sub messages and MONITOR lines waiting for a client that does not read them: past ' +
           'maxBytes (default 32Mi), or with nothing read for stallTimeout (default 60s), the client is ' +
           "disconnected (like Redis's client-output-buffer-limit pubsub).",
       ),
