@@ -52,7 +52,7 @@ export const AgentLimitsSpec = z
       })
       .optional()
       .describe(
-        'Redis pub/sub messages and MONITOR lines waiting for a client that does not read them: past ' +
+        'Redis pub/sub messages waiting for a client that does not read them: past ' +
           'maxBytes (default 32Mi), or with nothing read for stallTimeout (default 60s), the client is ' +
           "disconnected (like Redis's client-output-buffer-limit pubsub).",
       ),

@@ -1,6 +1,6 @@
 // What the agent writes to one client stays bounded whatever the client does:
 // - replies and pushes: once the client socket is over its high-water mark, the backend is not read
-//   (its replies, pub/sub messages and MONITOR lines wait in the kernel and in Redis) until it drains;
+//   (its replies and pub/sub messages wait in the kernel and in Redis) until it drains;
 // - pushes answer no command, so a subscriber that stops reading would hold them forever: past
 //   limits.outputBuffer.maxBytes waiting, or with nothing read for its stallTimeout, it is
 //   disconnected (Redis's client-output-buffer-limit pubsub does the same to direct clients);
@@ -102,7 +102,7 @@ export class ClientOutput {
     this.s.terminate(
       new DrawbridgeError(
         'CLIENT_TOO_SLOW',
-        `the client is not reading its pub/sub or MONITOR output: ${why} (limits.outputBuffer)`,
+        `the client is not reading its pub/sub messages: ${why} (limits.outputBuffer)`,
         'read messages as fast as they are published, or raise outputBuffer in spec.agent.limits',
       ),
     );
