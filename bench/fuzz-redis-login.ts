@@ -3,8 +3,9 @@
 // HELLO ... AUTH with good, refused and malformed credentials, ordinary and refused commands, MULTI /
 // EXEC / RESET, and sometimes hostile bytes — encoded as RESP or inline and cut at random offsets.
 // Properties: everything the agent sends back is well-formed RESP; no reply is the agent's untyped
-// "internal error"; the agent opens no backend connection unless the case held an AUTH the roles
-// allow; the token never reaches the audit log; and the agent keeps serving new sessions.
+// "internal error"; the backend sees no login but as an allowed user, and none for a case without an
+// AUTH the roles allow (each case logs in as its own database user `cart-<n>`, so a login that lands
+// late is still told apart); the token never reaches the audit log; the agent keeps serving.
 import { type Server, type Socket, createServer } from 'node:net';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
@@ -43,8 +44,11 @@ const CATALOG: [string, string[]][] = [
   ['swapdb', ['@write', '@dangerous']],
 ];
 
+/** Database users `cart-0` ... : one per case, so the backend can tell which case a login is for. */
+const CASE_USERS = 20_000;
+
 /** A backend that answers like Redis would for these commands (MULTI queues, EXEC answers each). */
-function fakeBackend(onConnection: () => void): Server {
+function fakeBackend(onLogin: (user: string) => void): Server {
   const catalog = encodeValue(CATALOG.map(([n, c]) => [Buffer.from(n), -1, [], 0, 0, 0, c, [], [], []]));
   const hello = encodeValue(
     ['server', 'redis', 'version', '7.0.0', 'proto', 2, 'mode', 'standalone'].map((v) =>
@@ -52,10 +56,10 @@ function fakeBackend(onConnection: () => void): Server {
     ),
   );
   return createServer((socket: Socket) => {
-    onConnection();
     let queued = -1;
     const parser = new RequestParser((cmd) => {
       const name = cmd.name;
+      if (name === 'auth') onLogin(cmd.args.length === 3 ? cmd.args[1]!.toString() : 'default');
       if (queued >= 0 && !['exec', 'discard', 'multi', 'reset'].includes(name)) {
         queued++;
         return void socket.write('+QUEUED\r\n');
@@ -89,15 +93,19 @@ function fakeBackend(onConnection: () => void): Server {
 export interface LoginTarget {
   port: number;
   ca: string;
-  /** Backend connections opened so far. */
-  backendConnections(): number;
+  /** Backend logins (AUTH) by database user, so far. */
+  logins: Map<string, number>;
   audit: AuditEvent[];
+  /** Cases played; case n logs in as `cart-<n mod CASE_USERS>`. */
+  cases: number;
+  /** Users of cases that held no allowed AUTH: the backend must never see them. */
+  forbidden: Set<string>;
   stop(): Promise<void>;
 }
 
 export async function startLoginTarget(): Promise<LoginTarget> {
-  let connections = 0;
-  const backend = fakeBackend(() => connections++);
+  const logins = new Map<string, number>();
+  const backend = fakeBackend((user) => logins.set(user, (logins.get(user) ?? 0) + 1));
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   const backendPort = (backend.address() as { port: number }).port;
   const ca = await createCA({ commonName: 'fuzz CA' });
@@ -127,7 +135,7 @@ export async function startLoginTarget(): Promise<LoginTarget> {
           kind: 'AccessRole',
           metadata: { name: 'cart' },
           spec: {
-            allow: { databaseLabels: { env: '*' }, databaseUsers: ['cart'] },
+            allow: { databaseLabels: { env: '*' }, databaseUsers: ['cart-*'] },
             deny: { redisCommands: ['@dangerous'] },
           },
         }),
@@ -140,7 +148,7 @@ export async function startLoginTarget(): Promise<LoginTarget> {
           spec: { subjects: [{ kind: 'ServiceAccount', namespace: 'shop', name: 'cart' }], roles: ['cart'] },
         }),
       ],
-      secrets: new Map([['login', { cart: 'cart-pw', default: 'default-pw' }]]),
+      secrets: new Map([['login', caseUserPasswords()]]),
     }),
     serverTls: createSecureContext({ cert: cert.certPem, key: cert.keyPem, ca: ca.certPem }),
     audit: sink,
@@ -156,8 +164,10 @@ export async function startLoginTarget(): Promise<LoginTarget> {
   return {
     port,
     ca: ca.certPem,
-    backendConnections: () => connections,
+    logins,
     audit,
+    cases: 0,
+    forbidden: new Set(),
     async stop() {
       await agent.stop(0);
       await new Promise((r) => backend.close(r));
@@ -165,6 +175,13 @@ export async function startLoginTarget(): Promise<LoginTarget> {
   };
 }
 
+function caseUserPasswords(): Record<string, string> {
+  const out: Record<string, string> = { default: 'default-pw', admin: 'admin-pw' };
+  for (let i = 0; i < CASE_USERS; i++) out[`cart-${i}`] = `pw-${i}`;
+  return out;
+}
+
+// `cart` in these messages becomes the case's own database user when a case is played.
 const GOOD_AUTH = [
   ['AUTH', 'cart', TOKEN],
   ['HELLO', '2', 'AUTH', 'cart', TOKEN],
@@ -207,12 +224,16 @@ export type LoginCase = typeof loginCase extends fc.Arbitrary<infer T> ? T : nev
 
 /** Plays one case on a new connection and checks every property; rejects with what broke. */
 export async function checkLoginCase(t: LoginTarget, c: LoginCase): Promise<void> {
-  const backendBefore = t.backendConnections();
+  const user = `cart-${t.cases++ % CASE_USERS}`;
   const auditBefore = t.audit.length;
   const bytes = Buffer.concat([
-    ...c.messages.map(([m, inline]) => (inline ? Buffer.from(`${m.join(' ')}\r\n`) : encodeCommand(m))),
+    ...c.messages.map(([m, inline]) => {
+      const args = m.map((a) => (a === 'cart' ? user : a));
+      return inline ? Buffer.from(`${args.join(' ')}\r\n`) : encodeCommand(args);
+    }),
     c.tail ?? Buffer.alloc(0),
   ]);
+  if (!c.messages.some(([m]) => isGoodAuth(m))) t.forbidden.add(user);
   const received = await play(t, cut(bytes, c.offsets));
   const replies: unknown[] = [];
   const framer = new ReplyFramer((f) => replies.push(decodeReply(f)));
@@ -221,11 +242,19 @@ export async function checkLoginCase(t: LoginTarget, c: LoginCase): Promise<void
     if (r instanceof RespError && /internal error/.test(r.message))
       throw new Error(`untyped error: ${r.message}`);
   }
-  if (!c.messages.some(([m]) => isGoodAuth(m)) && t.backendConnections() !== backendBefore) {
-    throw new Error('the agent connected to the backend without an allowed AUTH');
-  }
+  checkLogins(t);
   if (JSON.stringify(t.audit.slice(auditBefore)).includes(TOKEN))
     throw new Error('the token is in the audit log');
+}
+
+/** The backend saw logins only as allowed users (`cart-<n>`), and none for a case without an allowed AUTH. */
+function checkLogins(t: LoginTarget): void {
+  for (const user of t.logins.keys()) {
+    if (!user.startsWith('cart-'))
+      throw new Error(`the backend saw a login as "${user}", which no role allows`);
+    if (t.forbidden.has(user))
+      throw new Error(`the backend saw a login for a case without an allowed AUTH (${user})`);
+  }
 }
 
 /** Writes the chunks, half-closes, and returns all the agent sent until it closed (at most 3 s). */
