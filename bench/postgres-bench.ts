@@ -18,6 +18,8 @@ import { PG_BIN, startPostgres } from '../test/support/postgres.js';
 const DURATION = Number(process.env.BENCH_DURATION ?? 20);
 const CONNECT_DURATION = Number(process.env.BENCH_CONNECT_DURATION ?? 10);
 const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
+/** pgbench's query mode (-M): simple, extended (Parse/Bind/Execute per query) or prepared. */
+const MODE = process.env.BENCH_PG_MODE ?? 'simple';
 const IDLE_SETTLE_MS = 15_000;
 const USER = 'bench';
 const PASSWORD = 'bench-scram-password';
@@ -153,10 +155,10 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   cleanups.push(() => stopProcess(pipe.child));
   const atStart = rssMb(agent.child.pid!);
 
-  const select = ['-S', '-c', '8', '-j', '2', '-T', String(DURATION)];
+  const select = ['-S', '-M', MODE, '-c', '8', '-j', '2', '-T', String(DURATION)];
   const connect = ['-S', '-C', '-c', '1', '-j', '1', '-T', String(CONNECT_DURATION)];
   console.log(
-    `pgbench -S -c 8 -j 2 -T ${DURATION} (TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
+    `pgbench -S -M ${MODE} -c 8 -j 2 -T ${DURATION} (TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
   );
   const cpu = (r: { cpuUs: number }) => `${r.cpuUs.toFixed(0).padStart(6)} µs proxy CPU per transaction`;
   const d = await pgbenchRaw(direct, select, pwEnv);

@@ -11,19 +11,23 @@
 //     │                                      │── StartupMessage ─────────────────────▶│
 //     │                                      │◀─ SCRAM-SHA-256 / md5 / cert ─────────▶│ credential
 //     │◀── AuthenticationOk, ParameterStatus─│◀─ AuthenticationOk, ParameterStatus ───│
-//     │◀── BackendKeyData (agent's own key) ─│◀─ BackendKeyData (kept by the agent) ──│
+//     │◀── BackendKeyData (pid, agent secret)│◀─ BackendKeyData (secret kept by agent)│
 //     │◀── ReadyForQuery ────────────────────│◀─ ReadyForQuery ───────────────────────│
-//     │── Query / Parse / Bind / COPY … ═════│ audit ═══════════════════════════════▶│
+//     │── Query / Parse / Bind / F / COPY … ═│ audit ═══════════════════════════════▶│
 //     │◀══════════════════════════════════════ results ═════════════════════════════│
+//     │                                      │ ParseComplete, CloseComplete, errors:  │
+//     │                                      │   which statement names the server took│
 //
-//   Cancel (psql Ctrl+C): a new connection with CancelRequest(agent key) ─▶ agent looks the key up
-//   ─▶ new backend connection with CancelRequest(backend key). Unknown keys are silently ignored.
+//   Cancel (psql Ctrl+C): a new connection with CancelRequest(pid, agent secret) ─▶ agent looks the pair
+//   up ─▶ new backend connection with CancelRequest(pid, backend secret). Unknown keys are ignored
+//   (or relayed once to peer replicas).
 //
 // Files: messages.ts (codes, shapes), parser.ts (framing, limits), decoders.ts (message bodies),
 // serializer.ts (what the agent writes), frontend.ts (client handshake), backend.ts +
 // backend-auth.ts + scram.ts (database connection and login), spare.ts (a connection opened ahead of
-// the next login), engine.ts (the steps), session.ts (relay), audit.ts (query events), cancel.ts (key
-// mapping), errors.ts (SQLSTATE mapping).
+// the next login), engine.ts (the steps), session.ts (relay), audit.ts (query events), statements.ts
+// (which prepared statement a Bind runs), redact.ts (passwords out of the audit), cancel.ts and
+// cancel-peers.ts (cancel keys), errors.ts (SQLSTATE mapping).
 import { registerEngine } from '../types.js';
 import { PostgresEngine } from './engine.js';
 

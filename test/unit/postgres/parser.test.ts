@@ -188,6 +188,21 @@ describe('MessageScanner', () => {
     }
   });
 
+  it('names notified messages by code alone, in stream order with the captured ones, whatever the cut', () => {
+    const mixed = codeSet([0x50], [0x53, 0x45, 0x58]); // capture Parse; notify Sync, Execute, Terminate
+    for (const [a, b] of cuts(stream)) {
+      const scanner = new MessageScanner(FRONTEND_LIMITS, mixed);
+      const seen: string[] = [];
+      for (const c of [a, b]) scanner.scan(c, (code, body) => seen.push(`${code}:${body.length}`));
+      expect(seen).toEqual([
+        `${0x50}:${(expected[1]![1] as Buffer).length}`,
+        `${0x45}:0`,
+        `${0x53}:0`,
+        `${0x58}:0`,
+      ]);
+    }
+  });
+
   it('keeps at most captureLimit bytes of a long message and says how long it was', () => {
     const long = fe.query('x'.repeat(1000));
     for (const [a, b] of cuts(long)) {
