@@ -69,7 +69,7 @@ export class QueryAuditor {
   ) {}
 
   /** MessageCallback for the client scanner. `body` is shorter than `bodyLength` when it was cut. */
-  readonly onMessage = (code: number, body: Buffer, bodyLength: number): void => {
+  readonly onMessage = (code: number, body: Buffer, bodyLength: number, cutSha256?: string): void => {
     switch (code) {
       case FrontendCode.Sync:
         return this.statements.sync();
@@ -87,7 +87,11 @@ export class QueryAuditor {
       case FrontendCode.Query: {
         const sql = decodeQuery(body, complete).toString('utf8');
         this.statements.simple(rewritesStatements(sql));
-        this.emit({ query: this.sqlValue(sql), ...cut });
+        // Cut at the capture limit: the head, and the size and SHA-256 of the whole text.
+        const query = cutSha256
+          ? `${redactPasswords(sql).slice(0, this.maxValue())}…[${bodyLength - 1} bytes sha256:${cutSha256}]`
+          : this.sqlValue(sql);
+        this.emit({ query, ...cut });
         break;
       }
       case FrontendCode.Parse:

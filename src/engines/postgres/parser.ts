@@ -1,6 +1,7 @@
 // Inbound framing for both directions. Every length field is checked before a byte is buffered or
 // relayed: a bad or oversized frame throws a DrawbridgeError (PROTOCOL_ERROR / MESSAGE_TOO_LARGE), which
 // ends that one session. Nothing here throws anything else, whatever the input (see the fuzz test).
+import { type Hash, createHash } from 'node:crypto';
 import { DrawbridgeError } from '../../errors.js';
 import {
   AUTH_MESSAGE_LIMIT,
@@ -195,7 +196,12 @@ function decodeParams(packet: Buffer): Map<string, string> {
   throw new DrawbridgeError('PROTOCOL_ERROR', 'invalid startup packet layout: expected name/value pairs');
 }
 
-export type MessageCallback = (code: number, body: Buffer, bodyLength: number) => void;
+/**
+ * `body` is shorter than `bodyLength` when the message was cut at the capture limit; `cutSha256` then
+ * is the SHA-256 (hex) of the whole body but its final byte: a Query's full text, whose terminator
+ * that byte is.
+ */
+export type MessageCallback = (code: number, body: Buffer, bodyLength: number, cutSha256?: string) => void;
 
 /** What MessageScanner does with a message code (the values of a code set). */
 export const enum ScanMode {
@@ -223,6 +229,8 @@ export class MessageScanner {
   private bodyLength = 0;
   private capture: Buffer | undefined;
   private captured = 0;
+  /** Hashes a message longer than the capture limit as it streams past (rare: no cost otherwise). */
+  private cutHash: Hash | undefined;
 
   constructor(
     private readonly table: FrameLimits,
@@ -249,6 +257,8 @@ export class MessageScanner {
         if (this.capture && this.captured < this.capture.length) {
           this.captured += chunk.copy(this.capture, this.captured, pos, pos + n);
         }
+        // All but the body's final byte.
+        this.cutHash?.update(chunk.subarray(pos, n === this.remaining ? pos + n - 1 : pos + n));
         this.remaining -= n;
         pos += n;
         if (this.remaining === 0 && this.capture) this.deliver(onMessage);
@@ -287,6 +297,7 @@ export class MessageScanner {
         this.bodyLength = this.remaining = bodyLength;
         this.capture = Buffer.allocUnsafe(Math.min(bodyLength, this.captureLimit));
         this.captured = 0;
+        if (bodyLength > this.captureLimit) this.cutHash = createHash('sha256');
       }
     }
     return pos;
@@ -295,7 +306,9 @@ export class MessageScanner {
   private deliver(onMessage: MessageCallback): void {
     const body = this.capture!;
     this.capture = undefined;
-    onMessage(this.code, body, this.bodyLength);
+    const hash = this.cutHash;
+    this.cutHash = undefined;
+    onMessage(this.code, body, this.bodyLength, hash?.digest('hex'));
   }
 }
 

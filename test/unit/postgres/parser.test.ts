@@ -1,4 +1,5 @@
 // Framing, cut at every byte offset to mimic TCP chunking (pg-protocol's inbound-parser style).
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DrawbridgeError } from '../../../src/errors.js';
 import { type StartupPacket, StartupCode } from '../../../src/engines/postgres/messages.js';
@@ -213,6 +214,18 @@ describe('MessageScanner', () => {
       // Contiguous messages are handed over whole as a view; assembled ones are cut at the limit.
       const contiguous = a.length < 5 || b.length === 0;
       expect(seen).toEqual([[contiguous ? 1001 : 100, 1001]]);
+    }
+  });
+
+  it('hashes the whole text of a message cut at the capture limit, whatever the cut', () => {
+    const text = 'select ' + 'y'.repeat(300);
+    const long = fe.query(text);
+    const sha = createHash('sha256').update(text).digest('hex');
+    for (const [a, b] of [...cuts(long)].filter(([x]) => x.length >= 5 && x.length < long.length)) {
+      const scanner = new MessageScanner(FRONTEND_LIMITS, audited, 100);
+      const seen: (string | undefined)[] = [];
+      for (const c of [a, b]) scanner.scan(c, (_code, _body, _len, cutSha256) => seen.push(cutSha256));
+      expect(seen).toEqual([sha]);
     }
   });
 
