@@ -121,9 +121,9 @@ export class PostgresSession implements LiveSession {
     }
   };
 
-  private readonly onClientMessage = (code: number, body: Buffer, bodyLength: number): void => {
+  private readonly onClientMessage: MessageCallback = (code, body, bodyLength, cutSha256) => {
     if (code === FrontendCode.Terminate) this.clientTerminated = true;
-    else this.auditor.onMessage(code, body, bodyLength);
+    else this.auditor.onMessage(code, body, bodyLength, cutSha256);
   };
 
   /** Frames (and audits) a chunk; a malformed one ends the session instead. */
