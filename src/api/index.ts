@@ -4,3 +4,4 @@ export * from './access.js';
 export * from './agent-config.js';
 export * from './config.js';
 export * from './validate.js';
+export * from './access-status.js';

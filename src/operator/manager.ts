@@ -5,6 +5,9 @@ import os from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import type { KeyPairPem } from '../pki/ca.js';
+import { ChangeFilter, byGeneration, byLabels } from './access/changes.js';
+import { accessCounts } from './access/check.js';
+import { AccessRoleReconciler, DatabaseUserReconciler } from './access/reconciler.js';
 import { AGENT_ACCESS_KEY, AgentAccessReconciler, TOKENREVIEW_ROLE } from './agent-access.js';
 import { type AwsSettings, CredentialIssues, startAws } from './aws/index.js';
 import { loadOrCreateCA } from './ca-store.js';
@@ -112,6 +115,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       healthIntervalMs,
       log,
       credentialIssue: (key) => awsIssues.get(key),
+      access: (ns, labels) => accessCounts(validPolicy(roles.list(ns), users.list(ns), log), labels),
     });
     const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 16);
     const csrCtl = new Controller(
@@ -130,14 +134,39 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       2,
     );
     const accessCtl = new Controller(new AgentAccessReconciler(databases, bindings, writer), log, 1);
+    const accessDeps = { roles, users, databases, writer, events, log };
+    const roleCtl = new Controller(new AccessRoleReconciler(accessDeps), log, 2);
+    const userCtl = new Controller(new DatabaseUserReconciler(accessDeps), log, 2);
     stoppers.unshift(
       () => dbCtl.stop(),
       () => csrCtl.stop(),
       () => accessCtl.stop(),
+      () => roleCtl.stop(),
+      () => userCtl.stop(),
     );
+    // Status of each kind counts the others in its namespace: a real change (not a status write) to
+    // one brings the others of that namespace back.
+    const fanOut = (ns: string | undefined, ...ctls: [Controller, Informer<KubeObject>][]) => {
+      for (const [ctl, inf] of ctls) for (const o of inf.list(ns)) ctl.enqueue(objectKey(o));
+    };
+    const roleChanges = new ChangeFilter(byGeneration);
+    const userChanges = new ChangeFilter(byGeneration);
+    const labelChanges = new ChangeFilter(byLabels);
+    roles.onChange((obj, change) => {
+      if (change !== 'delete') roleCtl.enqueue(objectKey(obj));
+      if (roleChanges.changed(obj, change))
+        fanOut(obj.metadata.namespace, [userCtl, users], [dbCtl, databases]);
+    });
+    users.onChange((obj, change) => {
+      if (change !== 'delete') userCtl.enqueue(objectKey(obj));
+      if (userChanges.changed(obj, change))
+        fanOut(obj.metadata.namespace, [roleCtl, roles], [dbCtl, databases]);
+    });
 
     databases.onChange((obj, change) => {
       if (change !== 'delete') databaseReconciler.prefetchHealth(obj);
+      if (labelChanges.changed(obj, change))
+        fanOut(obj.metadata.namespace, [roleCtl, roles], [userCtl, users]);
       dbCtl.enqueue(objectKey(obj));
       // Coalesced: a burst of new Databases becomes one write of the binding, not one per Database.
       if (change !== 'update' || obj.metadata.deletionTimestamp)
@@ -156,7 +185,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       [databases, roles, users, csrs, bindings, ...Object.values(owned)].map((i) => i.start()),
     );
     accessCtl.enqueue(AGENT_ACCESS_KEY);
-    for (const c of [dbCtl, csrCtl, accessCtl]) c.start();
+    for (const c of [dbCtl, csrCtl, accessCtl, roleCtl, userCtl]) c.start();
     if (opts.aws) {
       const aws = startAws({
         ...opts.aws,

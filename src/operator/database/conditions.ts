@@ -56,7 +56,7 @@ export interface ConditionState {
  */
 export function mergeConditions(
   previous: readonly Condition[] | undefined,
-  next: readonly ConditionState[],
+  next: readonly Pick<Condition, 'type' | 'status' | 'reason' | 'message'>[],
   generation: number | undefined,
   now = new Date(),
 ): Condition[] {

@@ -59,12 +59,20 @@ export interface DatabaseReconcilerDeps {
    * precedence over the health check's own result while it lasts.
    */
   credentialIssue?: (key: string) => ConditionState | undefined;
+  /** How many AccessRoles and DatabaseUsers of the namespace reach a Database with these labels. */
+  access?: (namespace: string, labels: Record<string, string>) => DatabaseAccess;
+}
+
+interface DatabaseAccess {
+  users: number;
+  roles: number;
 }
 
 interface DatabaseStatus {
   conditions?: Condition[];
   endpoint?: string;
   observedGeneration?: number;
+  access?: DatabaseAccess;
 }
 
 export class DatabaseReconciler implements Reconciler {
@@ -145,7 +153,8 @@ export class DatabaseReconciler implements Reconciler {
         health?.credentials ??
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];
-    await this.writeStatus(raw, [readyCondition(parts, endpoint), ...parts], endpoint);
+    const access = this.deps.access?.(namespace, db.metadata.labels ?? {});
+    await this.writeStatus(raw, [readyCondition(parts, endpoint), ...parts], endpoint, access);
     if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
     return { requeueAfterMs: Math.max(1000, Math.min(this.deps.healthIntervalMs, renewInMs)) };
@@ -193,6 +202,7 @@ export class DatabaseReconciler implements Reconciler {
     raw: KubeObject,
     next: ConditionState[],
     endpoint: string | undefined,
+    access?: DatabaseAccess,
   ): Promise<void> {
     const old = (raw.status ?? {}) as DatabaseStatus;
     const generation = raw.metadata.generation;
@@ -200,7 +210,9 @@ export class DatabaseReconciler implements Reconciler {
     if (
       sameConditions(old.conditions, conditions) &&
       old.endpoint === endpoint &&
-      old.observedGeneration === generation
+      old.observedGeneration === generation &&
+      old.access?.users === access?.users &&
+      old.access?.roles === access?.roles
     ) {
       return;
     }
@@ -208,6 +220,7 @@ export class DatabaseReconciler implements Reconciler {
       conditions,
       observedGeneration: generation,
       ...(endpoint ? { endpoint } : {}),
+      ...(access ? { access } : {}),
     };
     await this.deps.writer.mergePatch(
       'Database',

@@ -1,0 +1,137 @@
+/**
+ * Status on AccessRole and DatabaseUser, and who may reach a Database, written by the real controller
+ * against a real API server: a broken pattern and a missing role show up as conditions and Warning
+ * Events naming them, and fixing the cause (creating the role) turns them Ready without a restart.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type OperatorEnv, eventually, startOperatorEnv } from './fixture.js';
+
+const NS = 'access';
+const V = 'drawbridge.dev/v1alpha1';
+let env: OperatorEnv;
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+}
+type Obj = {
+  metadata: { generation: number };
+  status?: { conditions?: Condition[] } & Record<string, unknown>;
+};
+
+const role = (name: string, allow: object) => ({
+  apiVersion: V,
+  kind: 'AccessRole',
+  metadata: { name, namespace: NS },
+  spec: { allow },
+});
+const user = (name: string, roles: string[]) => ({
+  apiVersion: V,
+  kind: 'DatabaseUser',
+  metadata: { name, namespace: NS },
+  spec: { subjects: [{ kind: 'User', name }], roles, traits: { dbUsers: [name] } },
+});
+
+beforeAll(async () => {
+  env = await startOperatorEnv({ controllers: 1, namespaces: [NS], nodeAgent: false });
+  await env.apply([
+    {
+      apiVersion: V,
+      kind: 'Database',
+      metadata: { name: 'orders', namespace: NS, labels: { env: 'prod' } },
+      spec: { protocol: 'postgres', uri: 'postgres://127.0.0.1:1', auth: { type: 'passthrough' } },
+    },
+    role('readers', { databaseLabels: { env: 'prod' }, databaseUsers: ['{{traits.dbUsers}}'] }),
+    role('broken', { databaseLabels: { env: '^(prod$' }, databaseUsers: ['x'] }),
+    user('alice', ['readers']),
+    user('carol', ['writers']),
+  ]);
+});
+
+afterAll(async () => {
+  await env?.stop();
+});
+
+/** The object once its status has a Ready condition matching `want`. */
+async function status(kind: string, name: string, want: Partial<Condition>): Promise<Obj> {
+  return eventually(`${kind} ${name} Ready ${JSON.stringify(want)}`, async () => {
+    const obj = await env.get<Obj>(kind, name, NS);
+    const ready = obj?.status?.conditions?.find((c) => c.type === 'Ready');
+    return ready && Object.entries(want).every(([k, v]) => ready[k as keyof Condition] === v)
+      ? obj
+      : undefined;
+  });
+}
+
+async function events(name: string): Promise<string> {
+  return env.plane.kubectl([
+    'get',
+    'events',
+    '-n',
+    NS,
+    '--field-selector',
+    `involvedObject.name=${name}`,
+    '-o',
+    'json',
+  ]);
+}
+
+describe('AccessRole and DatabaseUser status', () => {
+  it('a valid role counts who holds it and what it reaches', async () => {
+    const readers = await status('accessrole', 'readers', { status: 'True' });
+    expect(readers.status).toMatchObject({
+      users: 1,
+      databases: 1,
+      observedGeneration: readers.metadata.generation,
+    });
+    expect(readers.status!.conditions!.map((c) => `${c.type}=${c.status}`).sort()).toEqual([
+      'Ready=True',
+      'Valid=True',
+    ]);
+  });
+
+  it('a broken regex: Valid=False InvalidPattern and a Warning Event naming the field', async () => {
+    const broken = await status('accessrole', 'broken', { status: 'False', reason: 'InvalidPattern' });
+    expect(broken.status!.conditions!.find((c) => c.type === 'Valid')!.message).toMatch(
+      /spec\.allow\.databaseLabels\.env: "\^\(prod\$" is not a valid regular expression/,
+    );
+    await eventually('the Warning Event', async () => (await events('broken')).includes('InvalidPattern'));
+  });
+
+  it('a missing role: Ready=False RoleNotFound naming it, Ready once the role exists', async () => {
+    const carol = await status('databaseuser', 'carol', { status: 'False', reason: 'RoleNotFound' });
+    expect(carol.status!.conditions!.find((c) => c.type === 'Ready')!.message).toContain(
+      'AccessRole "writers" not found in namespace access',
+    );
+    await eventually('the Warning Event', async () =>
+      (await events('carol')).includes('AccessRole \\"writers\\" not found'),
+    );
+    expect(await env.plane.kubectl(['get', 'dbuser', 'carol', '-n', NS])).toMatch(
+      /carol\s+\["writers"\]\s+False\s+RoleNotFound/,
+    );
+
+    await env.apply([
+      role('writers', { databaseLabels: { env: 'prod' }, databaseUsers: ['{{traits.dbUsers}}'] }),
+    ]);
+    const fixed = await status('databaseuser', 'carol', { status: 'True', reason: 'RolesFound' });
+    expect(fixed.status).toMatchObject({ databases: 1 });
+  });
+
+  it('the Database counts the people and roles that may reach it, and follows changes', async () => {
+    await eventually('orders reached by alice and carol, through readers and writers', async () => {
+      const db = await env.get<Obj>('database', 'orders', NS);
+      const access = db?.status?.access as { users: number; roles: number } | undefined;
+      return access?.users === 2 && access.roles === 2;
+    });
+    await env.plane.kubectl(['delete', 'accessrole', 'writers', '-n', NS]);
+    await eventually('orders reached by alice alone', async () => {
+      const db = await env.get<Obj>('database', 'orders', NS);
+      const access = db?.status?.access as { users: number; roles: number } | undefined;
+      return access?.users === 1 && access.roles === 1;
+    });
+    await status('databaseuser', 'carol', { status: 'False', reason: 'RoleNotFound' });
+  });
+});
