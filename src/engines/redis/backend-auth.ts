@@ -53,12 +53,20 @@ export function certificateSwitchError(current: string, next: BackendLogin): Dra
   );
 }
 
+export const WHOAMI = encodeCommand(['ACL', 'WHOAMI']);
+
 /** The user the backend says this connection is (`ACL WHOAMI`) must be the one authorized. */
 async function checkBackendUser(socket: Socket, user: string): Promise<void> {
-  const reply = decodeReply(await roundTrip(socket, encodeCommand(['ACL', 'WHOAMI'])));
+  const failure = whoamiFailure(await roundTrip(socket, WHOAMI), user);
+  if (failure) throw failure;
+}
+
+/** Undefined when `frame` (the reply to ACL WHOAMI) names `user`; otherwise the error to report. */
+export function whoamiFailure(frame: Buffer, user: string): DrawbridgeError | undefined {
+  const reply = decodeReply(frame);
   const actual = Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply);
-  if (actual === user) return;
-  throw new DrawbridgeError(
+  if (actual === user) return undefined;
+  return new DrawbridgeError(
     'BACKEND_AUTH_FAILED',
     reply instanceof RespError
       ? `cannot check which user the backend maps the agent's certificate to: ${reply.message}`

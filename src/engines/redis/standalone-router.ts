@@ -14,6 +14,8 @@ import {
   connectBackend,
   selectCommand,
   selectFailure,
+  WHOAMI,
+  whoamiFailure,
 } from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
@@ -244,13 +246,22 @@ export class StandaloneRouter implements Router {
     // The session's login may be hours old: a rotating credential in it (an IAM token) no longer AUTHs.
     const rotating = this.renew && expiryOf(login.credential) !== undefined;
     await this.relogin(rotating ? { credential: await this.renew!(login.credential.user) } : login);
+    // mtls has no AUTH to send: RESET left the connection as `default`, which must be the mapped user.
+    if (login.credential.kind === 'certificate') {
+      const user = login.credential.user;
+      await this.ask(WHOAMI, (frame) => whoamiFailure(frame, user));
+    }
     const select = selectCommand(database);
-    if (!select) return;
+    if (select) await this.ask(select, (frame) => selectFailure(frame, database));
+  }
+
+  /** Sends `command` in order with the others; rejects with what `failure` finds in its reply. */
+  private async ask(command: Buffer, failure: (frame: Buffer) => DrawbridgeError | undefined): Promise<void> {
     const reply = await new Promise<Buffer | RedisReplyError>((resolve) =>
-      this.enqueue(select, resolve, Expect.OneFrame),
+      this.enqueue(command, resolve, Expect.OneFrame),
     );
-    const failure = Buffer.isBuffer(reply) ? selectFailure(reply, database) : lost(reply.message);
-    if (failure) throw failure;
+    const err = Buffer.isBuffer(reply) ? failure(reply) : lost(reply.message);
+    if (err) throw err;
   }
 
   pause(): void {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueCertificate } from '../../../src/pki/ca.js';
 import type { TestAgent } from '../../support/agent.js';
 import { REDIS_USERS, exec } from '../../support/redis.js';
+import { exchange, pipeline, untilClosed } from '../hostile/resp.js';
 import { type RedisFixture, redisDocs, startRedisFixture } from './fixture.js';
 
 let f: RedisFixture;
@@ -82,6 +83,31 @@ describe('mtls backend auth', () => {
     expect(fresh).toMatch(
       /^-WRONGPASS the backend maps the agent's client certificate to user "default", not "app"/,
     );
+  });
+
+  it("after RESET the connection must still be the certificate's user, else the session ends", async () => {
+    const s = await f.rawAt(mtls.port, 'alice');
+    expect(await exchange(s, pipeline([['ACL', 'WHOAMI'], ['RESET'], ['ACL', 'WHOAMI']]), 3)).toEqual([
+      'default',
+      'RESET',
+      'default',
+    ]);
+    // Once `default` needs a password, RESET leaves the connection logged in as nobody: no going on.
+    await plainCli('ACL', 'SETUSER', 'default', 'resetpass', '>now-needs-one');
+    try {
+      const ended = untilClosed(s);
+      s.write(pipeline([['RESET'], ['SET', 'after-reset', 'x']]));
+      const { replies, closed } = await ended;
+      expect(closed).toBe(true);
+      expect(replies).toEqual([
+        'RESET',
+        expect.stringMatching(
+          /^-WRONGPASS cannot check which user the backend maps the agent's certificate to: NOAUTH/,
+        ),
+      ]);
+    } finally {
+      await plainCli('ACL', 'SETUSER', 'default', 'resetpass', 'nopass');
+    }
   });
 });
 

@@ -5,6 +5,8 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { RequestParser, type RedisCommand } from '../../../src/engines/redis/parser.js';
+import type { Database } from '../../../src/api/database.js';
+import type { BackendLogin } from '../../../src/engines/redis/router.js';
 import { StandaloneRouter } from '../../../src/engines/redis/standalone-router.js';
 import { createLogger } from '../../../src/log.js';
 
@@ -117,6 +119,22 @@ describe('StandaloneRouter', () => {
     backend.reply('-WRONGPASS invalid username-password pair\r\n');
     await expect(refused).rejects.toMatchObject({ code: 'BACKEND_AUTH_FAILED' });
     expect(backend.written).toContain('$3\r\nold\r\n'); // the fallback password was tried too
+  });
+
+  it('after RESET an mtls login (no AUTH to send) is checked with ACL WHOAMI; another user rejects', async () => {
+    const { backend, router } = setup();
+    const database = { spec: { protocol: 'redis', uri: 'redis://h:6379' } } as Database;
+    const login = { credential: { kind: 'certificate', user: 'default' } } as BackendLogin;
+    const same = router.restore(login, database);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(backend.written).toBe('*2\r\n$3\r\nACL\r\n$6\r\nWHOAMI\r\n');
+    backend.reply('$7\r\ndefault\r\n');
+    await same;
+    // `default` needs a password on this server: after RESET the connection is nobody.
+    const other = router.restore(login, database);
+    await new Promise((r) => setTimeout(r, 10));
+    backend.reply('-NOAUTH Authentication required.\r\n');
+    await expect(other).rejects.toMatchObject({ code: 'BACKEND_AUTH_FAILED' });
   });
 
   it('a reply to no command, or the backend closing, fails the router once', async () => {
