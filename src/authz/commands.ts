@@ -88,7 +88,7 @@ const ALLOWED: CommandDecision = { allowed: true };
  * Per-session command policy. Decisions are cached by command name, so the hot path pays one Map
  * lookup per command after the first of its kind.
  *
- * Scripting rule: SCRIPTING_COMMANDS are refused unless a role allowing the session sets
+ * Scripting rule: commands that run code (runsCode) are refused unless a role allowing the session sets
  * allow.redisScripting, or the person's effective command set (after every allow and deny of their
  * roles for this database) is all commands and no `scriptLimit` applies.
  */
