@@ -5,6 +5,7 @@
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { expect } from 'vitest';
 import type { LimitName } from '../../../src/agent/limits.js';
 import type { TestAgent } from '../../support/agent.js';
 
@@ -114,4 +115,59 @@ export async function eventually(check: () => Promise<boolean> | boolean, what: 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+
+/** A RESP command. */
+export const resp = (...args: (string | Buffer)[]) =>
+  Buffer.concat([
+    Buffer.from(`*${args.length}\r\n`),
+    ...args.flatMap((a) => [
+      Buffer.from(`$${Buffer.byteLength(a)}\r\n`),
+      Buffer.from(a),
+      Buffer.from('\r\n'),
+    ]),
+  ]);
+
+/** Sends one Redis command and waits (10 s at most) until what came back includes `reply`. */
+export async function command(s: Socket, reply: string, ...args: string[]): Promise<void> {
+  const got = new Promise<string>((resolve) => {
+    let text = '';
+    const done = () => {
+      clearTimeout(timer);
+      s.off('data', on);
+      resolve(text);
+    };
+    const on = (d: Buffer) => {
+      text += d.toString('latin1');
+      if (text.includes(reply)) done();
+    };
+    const timer = setTimeout(done, 10_000);
+    s.on('data', on);
+  });
+  s.write(resp(...args));
+  expect(await got).toContain(reply);
+}
+
+/**
+ * On a connection straight to a Redis server: AUTH as `login`, then PUBLISH `count` messages of `size`
+ * bytes on `channel` (one reused payload buffer, with backpressure), wait for them all, and close.
+ */
+export async function publishFlood(
+  s: Socket,
+  login: [string, string],
+  channel: string,
+  count: number,
+  size: number,
+): Promise<void> {
+  s.on('data', () => undefined);
+  s.write(resp('AUTH', ...login));
+  const head = Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n$${size}\r\n`);
+  const payload = Buffer.alloc(size, 'm');
+  for (let i = 0; i < count; i++) {
+    s.write(head);
+    s.write(payload);
+    if (!s.write('\r\n')) await new Promise((r) => s.once('drain', r));
+  }
+  await command(s, '+PONG', 'PING');
+  s.destroy();
 }

@@ -1,7 +1,6 @@
 // Hostile clients against the agent's limits, Redis side: a real Redis 7 behind the real agent. The
 // stranger has no certificate; the insider has one. Neither may make the agent buffer what it sends
 // or what it is sent, hold connections without bound, or sit unauthenticated.
-import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,10 +8,13 @@ import type { TestAgent } from '../../support/agent.js';
 import { type PersonName, type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
 import {
   MB,
+  command,
   eventually,
   limitCount,
   peakGrowth,
+  publishFlood,
   received,
+  resp,
   streamUntilClosed,
   tcpClient,
   tlsClient,
@@ -31,39 +33,9 @@ const TIGHT = {
   outputBuffer: { maxBytes: '8Mi', stallTimeout: '2s' },
 };
 
-const resp = (...args: (string | Buffer)[]) =>
-  Buffer.concat([
-    Buffer.from(`*${args.length}\r\n`),
-    ...args.flatMap((a) => [
-      Buffer.from(`$${Buffer.byteLength(a)}\r\n`),
-      Buffer.from(a),
-      Buffer.from('\r\n'),
-    ]),
-  ]);
-
 const stranger = (port: number) => tlsClient(port, { ca: f.ca.certPem });
 const person = (port: number, p: PersonName) =>
   tlsClient(port, { ca: f.ca.certPem, cert: f.people[p].certPem, key: f.people[p].keyPem });
-
-/** Sends one command and waits (10 s at most) until what came back includes `reply`. */
-async function command(s: Socket, reply: string, ...args: string[]): Promise<void> {
-  const got = new Promise<string>((resolve) => {
-    let text = '';
-    const done = () => {
-      clearTimeout(timer);
-      s.off('data', on);
-      resolve(text);
-    };
-    const on = (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes(reply)) done();
-    };
-    const timer = setTimeout(done, 10_000);
-    s.on('data', on);
-  });
-  s.write(resp(...args));
-  expect(await got).toContain(reply);
-}
 
 async function connectionsOpen(agent: TestAgent): Promise<number> {
   const m = await agent.running.agent.metrics.connections.get();
@@ -206,26 +178,11 @@ describe('connection limits', () => {
 });
 
 describe('output the client does not read', () => {
-  /** Sends `count` times `head` + `payload` + CRLF straight to Redis as admin (one reused buffer). */
-  async function flood(count: number, head: Buffer, payload: Buffer): Promise<void> {
+  /** Publishes straight to Redis, as admin. */
+  async function publish(channel: string, count: number, size: number): Promise<void> {
     const s = await tcpClient(f.redis.plainPort);
-    s.on('data', () => undefined);
-    s.write(resp('AUTH', 'admin', 'admin-pw'));
-    for (let i = 0; i < count; i++) {
-      s.write(head);
-      s.write(payload);
-      if (!s.write('\r\n')) await new Promise((r) => s.once('drain', r));
-    }
-    await command(s, '+PONG', 'PING');
-    s.destroy();
+    await publishFlood(s, ['admin', 'admin-pw'], channel, count, size);
   }
-
-  const publish = (channel: string, count: number, size: number) =>
-    flood(
-      count,
-      Buffer.from(`*3\r\n$7\r\nPUBLISH\r\n$${channel.length}\r\n${channel}\r\n$${size}\r\n`),
-      Buffer.alloc(size, 'm'),
-    );
 
   async function subscribedAndDeaf(agentPort: number, channel: string): Promise<TLSSocket> {
     const s = await person(agentPort, 'alice');
