@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { IdentitySlots } from '../../../src/agent/limits.js';
+import { AgentConfigSpec } from '../../../src/api/agent-config.js';
+import { parseByteSize, resolveLimits } from '../../../src/api/limits.js';
+import { isDrawbridgeError } from '../../../src/errors.js';
+
+describe('limits', () => {
+  it('applies the documented defaults', () => {
+    expect(resolveLimits()).toEqual({
+      maxConnections: 1000,
+      maxConnectionsPerIdentity: 100,
+      authTimeoutMs: 10_000,
+      maxRequestBytes: 128 * 1024 * 1024,
+      outputMaxBytes: 32 * 1024 * 1024,
+      outputStallMs: 60_000,
+    });
+  });
+
+  it('takes the AgentConfig over the Database field by field, nested fields too', () => {
+    const database = {
+      maxConnections: 50,
+      authTimeout: '3s',
+      outputBuffer: { maxBytes: '4Mi', stallTimeout: '5s' },
+    };
+    const agentConfig = { maxConnections: 20, outputBuffer: { stallTimeout: '1m' } };
+    expect(resolveLimits(database, agentConfig)).toMatchObject({
+      maxConnections: 20,
+      authTimeoutMs: 3000,
+      outputMaxBytes: 4 * 1024 * 1024,
+      outputStallMs: 60_000,
+    });
+  });
+
+  it.each([
+    ['65536', 65536],
+    ['512Ki', 512 * 1024],
+    ['128Mi', 128 * 1024 * 1024],
+    ['1Gi', 1024 ** 3],
+  ])('reads the size %s', (text, bytes) => expect(parseByteSize(text)).toBe(bytes));
+
+  it('refuses sizes and counts it cannot read, naming the form', () => {
+    const spec = (limits: object) =>
+      AgentConfigSpec.safeParse({
+        listen: '127.0.0.1:6379',
+        database: 'cache',
+        tls: { certFile: 'c', keyFile: 'k', clientCAFile: 'ca' },
+        limits,
+      });
+    expect(spec({ maxRequestBytes: '64MB' }).error?.issues[0]?.message).toContain('"128Mi"');
+    expect(spec({ maxConnections: 0 }).success).toBe(false);
+    expect(spec({ authTimeout: 'soon' }).success).toBe(false);
+    expect(spec({ maxRequestBytes: '64Mi', outputBuffer: { stallTimeout: '30s' } }).success).toBe(true);
+  });
+
+  it('counts connection slots per identity and gives them back', () => {
+    const slots = new IdentitySlots();
+    const alice = { user: 'alice', groups: [], source: 'certificate' as const };
+    const bob = { user: 'bob', groups: [], source: 'certificate' as const };
+    slots.claim(alice, 2);
+    slots.claim(alice, 2);
+    slots.claim(bob, 2);
+    let refused: unknown;
+    try {
+      slots.claim(alice, 2);
+    } catch (err) {
+      refused = err;
+    }
+    expect(isDrawbridgeError(refused, 'TOO_MANY_CONNECTIONS')).toBe(true);
+    expect((refused as Error).message).toContain('limits.maxConnectionsPerIdentity');
+    slots.release(alice);
+    expect(() => slots.claim(alice, 2)).not.toThrow();
+  });
+});
