@@ -151,7 +151,8 @@ export class Agent implements AgentRuntime {
     const database = this.state.database;
     const decision = checkAccess(identity, { database, dbUser, dbName }, this.state.policy);
     if (!decision.allowed) {
-      this.metrics.deniedTotal.inc({ protocol: database.spec.protocol, level: 'session' });
+      const reason = decision.rule === 'deny' ? 'deny_rule' : decision.rule ? 'no_allow_rule' : 'no_role';
+      this.metrics.deniedTotal.inc({ protocol: database.spec.protocol, level: 'session', reason });
       this.log.info({ user: identity.user, dbUser, dbName, reason: decision.reason }, 'access denied');
     }
     return decision;

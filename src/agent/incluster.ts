@@ -131,6 +131,8 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
     clientCAFile: join(opts.tlsDir, 'ca.crt'),
   };
   const metrics = new AgentMetrics(true);
+  metrics.setDatabase(opts.database);
+  metrics.watchCertificates({ serving: tlsFiles.certFile, client_ca: tlsFiles.clientCAFile });
   const agent = new Agent({
     state,
     serverTls: serverContextFromFiles(tlsFiles),

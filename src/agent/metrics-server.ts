@@ -1,9 +1,10 @@
 // Serves /metrics (Prometheus) and /healthz for probes.
 import { type Server, createServer } from 'node:http';
 import type { Logger } from '../log.js';
-import type { AgentMetrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
-export function serveMetrics(listen: string, metrics: AgentMetrics, log: Logger): Promise<Server> {
+/** `metrics`: the agent's or the controller's (anything with a prom-client registry). */
+export function serveMetrics(listen: string, metrics: { registry: Registry }, log: Logger): Promise<Server> {
   const i = listen.lastIndexOf(':');
   const server = createServer((req, res) => {
     if (req.url === '/healthz') {

@@ -1,5 +1,10 @@
 // Prometheus metrics for the agent, one registry per agent so tests can run several in a process.
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { registerBuildInfo } from '../build-info.js';
+
+export type SessionOutcome = 'established' | 'denied' | 'failed';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -17,8 +22,8 @@ export class AgentMetrics {
   });
   readonly deniedTotal = new Counter({
     name: 'drawbridge_access_denied_total',
-    help: 'Sessions and commands denied by access rules',
-    labelNames: ['protocol', 'level'],
+    help: 'Sessions and commands denied by access rules (reason, sessions: deny_rule, no_allow_rule, no_role)',
+    labelNames: ['protocol', 'level', 'reason'],
     registers: [this.registry],
   });
   readonly clusterRedirectsRefused = new Counter({
@@ -46,7 +51,54 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  /** From the client's TCP connection to the session being established or refused (TLS, identity, access, backend login). */
+  readonly sessionSetup = new Histogram({
+    name: 'drawbridge_session_setup_seconds',
+    help: 'Time from client connection to the session established, denied or failed',
+    labelNames: ['protocol', 'outcome'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private certificates: Record<string, string> = {};
+  readonly certificateExpiry = new Gauge({
+    name: 'drawbridge_certificate_expiry_timestamp_seconds',
+    help: "When the agent's certificates expire (unix seconds): its serving certificate and the client CA",
+    labelNames: ['certificate'],
+    registers: [this.registry],
+    // Read at scrape time, so a rotated Secret shows up without the agent being told.
+    collect: () => this.collectExpiry(),
+  });
+
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
+    registerBuildInfo(this.registry, 'agent');
+  }
+
+  /** Every series gets `database="NS/NAME"`, so sessions and denials read by database across agents. */
+  setDatabase(database: string): void {
+    this.registry.setDefaultLabels({ database });
+  }
+
+  /** PEM files whose expiry is exported, by name (`serving`, `client_ca`). */
+  watchCertificates(files: Record<string, string>): void {
+    this.certificates = files;
+  }
+
+  /** Counts a session's outcome and how long getting there took (`openedAtMs`: Date.now() at connect). */
+  sessionOutcome(protocol: string, outcome: SessionOutcome, openedAtMs: number): void {
+    this.sessionsTotal.inc({ protocol, outcome });
+    this.sessionSetup.observe({ protocol, outcome }, (Date.now() - openedAtMs) / 1000);
+  }
+
+  private collectExpiry(): void {
+    this.certificateExpiry.reset();
+    for (const [certificate, file] of Object.entries(this.certificates)) {
+      try {
+        const cert = new X509Certificate(readFileSync(file));
+        this.certificateExpiry.set({ certificate }, Math.floor(Date.parse(cert.validTo) / 1000));
+      } catch {
+        // Missing or unreadable right now (a Secret volume mid-swap): no sample rather than a wrong one.
+      }
+    }
   }
 }

@@ -37,6 +37,8 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
   const config = bundle.agent!;
   const state = new AgentState(snapshotOf(bundle, path));
   const metrics = new AgentMetrics(true);
+  metrics.setDatabase(config.spec.database);
+  metrics.watchCertificates({ serving: config.spec.tls.certFile, client_ca: config.spec.tls.clientCAFile });
   const agent = new Agent({
     state,
     serverTls: serverContextFromFiles(config.spec.tls),

@@ -8,6 +8,7 @@
 // - throws anything else: transient (API conflict, network); retried with per-key exponential backoff.
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ControllerMetrics } from './metrics.js';
 import { WorkQueue } from './workqueue.js';
 
 export interface ReconcileResult {
@@ -35,7 +36,10 @@ export class Controller {
     private readonly reconciler: Reconciler,
     private readonly log: Logger,
     private readonly concurrency = 4,
-  ) {}
+    private readonly metrics?: ControllerMetrics,
+  ) {
+    metrics?.watchQueue(reconciler.name, this.queue);
+  }
 
   enqueue(key: string): void {
     this.queue.add(key);
@@ -65,16 +69,22 @@ export class Controller {
 
   private async runOnce(key: string): Promise<void> {
     const name = this.reconciler.name;
+    const started = performance.now();
+    const done = (result: 'success' | 'requeue' | 'terminal' | 'error') =>
+      this.metrics?.observe(name, result, (performance.now() - started) / 1000);
     try {
       const result = await this.reconciler.reconcile(key);
       this.queue.forget(key);
       if (result?.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
+      done(result?.requeueAfterMs !== undefined ? 'requeue' : 'success');
     } catch (err) {
       if (err instanceof TerminalError) {
+        done('terminal');
         this.queue.forget(key);
         this.log.warn({ controller: name, key, err: err.message }, 'reconcile failed; waiting for a change');
         return;
       }
+      done('error');
       const failures = this.queue.failuresOf(key);
       this.log[failures >= 5 ? 'warn' : 'debug'](
         { controller: name, key, err: errorMessage(err), failures },

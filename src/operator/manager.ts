@@ -22,6 +22,7 @@ import { Informer } from './kube/informer.js';
 import { type KubeObject, objectKey } from './kube/types.js';
 import { clientWriter } from './kube/writer.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
+import type { ControllerMetrics } from './metrics.js';
 import { MANAGED_SELECTOR, SIGNER_NAME } from './names.js';
 import { validPolicy } from './policy.js';
 
@@ -45,6 +46,8 @@ export interface ControllerOptions {
   onLostLeadership?: () => void;
   /** AWS discovery, IAM bootstrap and managed-user rotation (`--config`, aws.*); off when absent. */
   aws?: AwsSettings;
+  /** Reconcile, queue and leader metrics (served by the caller); none when absent. */
+  metrics?: ControllerMetrics;
 }
 
 export interface RunningController {
@@ -74,8 +77,14 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         );
   const stoppers: (() => Promise<void>)[] = [];
 
+  const metrics = opts.metrics;
   const run = async (): Promise<void> => {
-    if (election && !(await election.run(abort.signal, () => opts.onLostLeadership?.()))) return;
+    const lost = () => {
+      metrics?.leader.set(0);
+      opts.onLostLeadership?.();
+    };
+    if (election && !(await election.run(abort.signal, lost))) return;
+    metrics?.leader.set(1);
     const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log);
     const informer = (
       kind: ConstructorParameters<typeof Informer>[1],
@@ -117,7 +126,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       credentialIssue: (key) => awsIssues.get(key),
       access: (ns, labels) => accessCounts(validPolicy(roles.list(ns), users.list(ns), log), labels),
     });
-    const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 16);
+    const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 16, metrics);
     const csrCtl = new Controller(
       new CsrSigner({
         csrs,
@@ -132,11 +141,12 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       }),
       log,
       2,
+      metrics,
     );
-    const accessCtl = new Controller(new AgentAccessReconciler(databases, bindings, writer), log, 1);
+    const accessCtl = new Controller(new AgentAccessReconciler(databases, bindings, writer), log, 1, metrics);
     const accessDeps = { roles, users, databases, writer, events, log };
-    const roleCtl = new Controller(new AccessRoleReconciler(accessDeps), log, 2);
-    const userCtl = new Controller(new DatabaseUserReconciler(accessDeps), log, 2);
+    const roleCtl = new Controller(new AccessRoleReconciler(accessDeps), log, 2, metrics);
+    const userCtl = new Controller(new DatabaseUserReconciler(accessDeps), log, 2, metrics);
     stoppers.unshift(
       () => dbCtl.stop(),
       () => csrCtl.stop(),

@@ -27,6 +27,8 @@ export interface TestAgentOptions {
   log?: Logger;
   /** Other replicas (`host:port`), written to AgentConfig.spec.peers. */
   peers?: string[];
+  /** Where /metrics is served (`host:port`), written to AgentConfig.spec.metrics. */
+  metrics?: string;
 }
 
 export interface TestAgent {
@@ -72,6 +74,7 @@ export async function writeAgentConfig(
       tls: { certFile: file('tls.crt'), keyFile: file('tls.key'), clientCAFile: file('client-ca.crt') },
       audit: { path: auditPath },
       ...(opts.peers ? { peers: opts.peers } : {}),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
     },
   };
   const writeDocs = (docs: object[]) =>

@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import { Command, InvalidArgumentError } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { parseDuration } from '../../api/meta.js';
@@ -54,23 +53,31 @@ export function controllerCommand(): Command {
     .option('--identity <id>', 'leader election identity (default: hostname_pid)')
     .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 16)
     .option('--health-interval <duration>', 'how often backends are probed', '60s')
-    .option('--health-listen <host:port>', 'serve /healthz for liveness probes')
+    .option('--health-listen <host:port>', 'serve /healthz (liveness) and /metrics (Prometheus)')
     .option(
       '--config <file>',
       'settings file (AWS discovery, IAM bootstrap), e.g. /etc/drawbridge/controller.yaml',
     )
     .action(async (flags: ControllerFlags) => {
       const log = createLogger('controller');
-      const [{ loadControllerConfig }, { podFromEnv }, { startController }, { splitHostPort }] =
-        await Promise.all([
-          import('../../api/controller-config.js'),
-          import('../../operator/aws/index.js'),
-          import('../../operator/manager.js'),
-          import('../../agent/standalone.js'),
-        ]);
+      const [
+        { loadControllerConfig },
+        { podFromEnv },
+        { startController },
+        { ControllerMetrics },
+        { serveMetrics },
+      ] = await Promise.all([
+        import('../../api/controller-config.js'),
+        import('../../operator/aws/index.js'),
+        import('../../operator/manager.js'),
+        import('../../operator/metrics.js'),
+        import('../../agent/metrics-server.js'),
+      ]);
       // Checked before anything starts: a bad file stops the controller with the field and the fix.
       const config = flags.config ? await loadControllerConfig(flags.config) : {};
+      const metrics = new ControllerMetrics();
       const running = await startController({
+        metrics,
         kubeConfig: await loadKubeConfig(flags.kubeconfig),
         namespace: flags.namespace,
         agent: {
@@ -98,10 +105,7 @@ export function controllerCommand(): Command {
           : {}),
       });
       running.active.catch(() => process.exit(1));
-      if (flags.healthListen) {
-        const [host, port] = splitHostPort(flags.healthListen);
-        createServer((_req, res) => res.end('ok')).listen(Number(port), host);
-      }
+      if (flags.healthListen) await serveMetrics(flags.healthListen, metrics, log);
       const shutdown = (signal: string) => {
         log.info({ signal }, 'stopping');
         void running.stop().then(() => process.exit(0));

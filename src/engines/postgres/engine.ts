@@ -38,6 +38,8 @@ const DENIED_HINT =
  */
 class Handshake {
   client: Socket;
+  /** When the client connected: session setup time is measured from here. */
+  readonly openedAt = Date.now();
   private readonly backends = new Set<Socket>();
   private readonly watched: Socket[] = [];
   private timer: NodeJS.Timeout;
@@ -133,7 +135,7 @@ export class PostgresEngine implements Engine {
     socket.setNoDelay(true);
     const hs = new Handshake(socket, agent);
     this.serve(hs, agent, refusal).catch((err) => {
-      this.logRefusal(err, agent);
+      this.logRefusal(err, agent, hs.openedAt);
       hs.refuse(err);
     });
   }
@@ -185,7 +187,7 @@ export class PostgresEngine implements Engine {
       ? { allowed: false as const, reason: refusal.message }
       : agent.authorize(identity, dbUser, dbName);
     if (!decision.allowed) {
-      agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'denied' });
+      agent.metrics.sessionOutcome('postgres', 'denied', hs.openedAt);
       agent.audit.emit({
         type: 'session.denied',
         sessionId: newSessionId(),
@@ -215,7 +217,7 @@ export class PostgresEngine implements Engine {
     // 5. Replay the backend's session parameters to the client, swapping its cancel secret for ours.
     const key = await this.relayStartup(tls, backendWire, target);
     if (!key) {
-      agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'failed' });
+      agent.metrics.sessionOutcome('postgres', 'failed', hs.openedAt);
       agent.releaseIdentity(identity);
       return hs.done();
     }
@@ -249,7 +251,7 @@ export class PostgresEngine implements Engine {
       onEnd: this.cancelKeys.releaser(key),
     });
     agent.sessions.add(session, decision.ttlMs);
-    agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'established' });
+    agent.metrics.sessionOutcome('postgres', 'established', hs.openedAt);
     agent.metrics.sessionsActive.inc({ protocol: 'postgres' });
     session.start();
   }
@@ -317,7 +319,7 @@ export class PostgresEngine implements Engine {
     );
   }
 
-  private logRefusal(err: unknown, agent: AgentRuntime): void {
+  private logRefusal(err: unknown, agent: AgentRuntime, openedAt: number): void {
     if (!isDrawbridgeError(err)) {
       agent.log.error({ err }, 'postgres connection failed unexpectedly');
     } else if (err.code === 'MESSAGE_TOO_LARGE') {
@@ -326,8 +328,7 @@ export class PostgresEngine implements Engine {
       // Denials are logged and counted by agent.authorize, limits by agent.limitExceeded.
       agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');
     }
-    if (!isDrawbridgeError(err, 'ACCESS_DENIED')) {
-      agent.metrics.sessionsTotal.inc({ protocol: 'postgres', outcome: 'failed' });
-    }
+    if (!isDrawbridgeError(err, 'ACCESS_DENIED'))
+      agent.metrics.sessionOutcome('postgres', 'failed', openedAt);
   }
 }

@@ -42,7 +42,8 @@ export class RedisEngine implements Engine {
     socket.setNoDelay(true);
     const clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     // The auth deadline runs from the first byte: a TLS handshake that never finishes counts too.
-    const deadline = Date.now() + agent.limits.authTimeoutMs;
+    const openedAt = Date.now();
+    const deadline = openedAt + agent.limits.authTimeoutMs;
     const timer = setTimeout(() => {
       agent.limitExceeded('authTimeout', { clientAddress, during: 'TLS handshake' });
       socket.destroy();
@@ -65,7 +66,7 @@ export class RedisEngine implements Engine {
       tls.once('secure', () => {
         clearTimeout(timer);
         if (refusal) return void tls.end(drawbridgeErrorReply(refusal));
-        new RedisSession(tls, agent, clientAddress).start(deadline);
+        new RedisSession(tls, agent, clientAddress, openedAt).start(deadline);
       });
     });
   }

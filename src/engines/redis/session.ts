@@ -70,6 +70,8 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     readonly client: TLSSocket,
     readonly agent: AgentRuntime,
     clientAddress: string,
+    /** When the client connected (Date.now()): session setup time is measured from here. */
+    readonly openedAt: number,
   ) {
     this.replies = new ReplyQueue(client);
     this.output = new ClientOutput(this);
@@ -331,7 +333,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   /** The session is established (first successful login): tracked, counted, audited. */
   started(fields: Record<string, unknown>): void {
     this.startedAt = Date.now();
-    this.agent.metrics.sessionsTotal.inc({ protocol: 'redis', outcome: 'established' });
+    this.agent.metrics.sessionOutcome('redis', 'established', this.openedAt);
     this.agent.metrics.sessionsActive.inc({ protocol: 'redis' });
     this.emit('session.start', fields);
   }

@@ -4,11 +4,13 @@
  * Events naming them, and fixing the cause (creating the role) turns them Ready without a restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../support/ports.js';
 import { type OperatorEnv, eventually, startOperatorEnv } from './fixture.js';
 
 const NS = 'access';
 const V = 'drawbridge.dev/v1alpha1';
 let env: OperatorEnv;
+let metricsUrl: string;
 
 interface Condition {
   type: string;
@@ -36,7 +38,9 @@ const user = (name: string, roles: string[]) => ({
 });
 
 beforeAll(async () => {
-  env = await startOperatorEnv({ controllers: 1, namespaces: [NS], nodeAgent: false });
+  env = await startOperatorEnv({ controllers: 0, namespaces: [NS], nodeAgent: false });
+  metricsUrl = `http://127.0.0.1:${await freePort()}/metrics`;
+  env.startController('controller-0', { args: [`--health-listen=${new URL(metricsUrl).host}`] });
   await env.apply([
     {
       apiVersion: V,
@@ -133,5 +137,26 @@ describe('AccessRole and DatabaseUser status', () => {
       return access?.users === 1 && access.roles === 1;
     });
     await status('databaseuser', 'carol', { status: 'False', reason: 'RoleNotFound' });
+  });
+});
+
+describe('controller metrics', () => {
+  it('reconciles timed by controller and result, queue depth, leadership and build_info', async () => {
+    const text = await (await fetch(metricsUrl)).text();
+    const value = (re: RegExp) => Number(re.exec(text)?.[1]);
+    for (const controller of ['database', 'accessrole', 'databaseuser']) {
+      const n = new RegExp(
+        `^drawbridge_controller_reconcile_duration_seconds_count\\{controller="${controller}",result="(?:success|requeue)"\\} (\\d+)$`,
+        'm',
+      );
+      expect(value(n), controller).toBeGreaterThan(0);
+      expect(text).toMatch(
+        new RegExp(`^drawbridge_controller_queue_depth\\{controller="${controller}"\\} \\d+$`, 'm'),
+      );
+    }
+    expect(text).toMatch(/^drawbridge_controller_leader 1$/m);
+    expect(text).toMatch(
+      /^drawbridge_build_info\{version="0\.1\.0",node_version="v[\d.]+",component="controller"\} 1$/m,
+    );
   });
 });
