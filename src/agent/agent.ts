@@ -76,9 +76,13 @@ export class Agent implements AgentRuntime {
   private accept(socket: Socket): void {
     const max = this.limits.maxConnections;
     const full = this.sockets.size >= max;
-    if (full) this.limitExceeded('maxConnections', { clientAddress: socket.remoteAddress });
-    if (this.sockets.size >= max + REFUSAL_SLOTS) return void socket.destroy();
     const protocol = this.engine.protocol;
+    if (this.sockets.size >= max + REFUSAL_SLOTS) {
+      // A flood: counted, not logged line by line.
+      this.metrics.limitExceeded.inc({ protocol, limit: 'maxConnections' });
+      return void socket.destroy();
+    }
+    if (full) this.limitExceeded('maxConnections', { clientAddress: socket.remoteAddress });
     this.sockets.add(socket);
     this.metrics.connections.inc({ protocol });
     socket.once('close', () => {
