@@ -213,6 +213,45 @@ describe('charts/drawbridge', () => {
     });
   });
 
+  it('renders the monitoring objects only when asked, scraping the ports the pods serve', async () => {
+    const kinds = (docs: Doc[]) => docs.map((d) => d.kind);
+    expect(kinds(await template())).not.toEqual(expect.arrayContaining(['ServiceMonitor']));
+    const docs = await template(
+      'metrics.serviceMonitor.enabled=true',
+      'metrics.podMonitor.enabled=true',
+      'metrics.prometheusRule.enabled=true',
+      'metrics.prometheusRule.labels.release=kube-prometheus',
+      'metrics.dashboard.enabled=true',
+    );
+    const of = (kind: string) => docs.find((d) => d.kind === kind)!;
+    expect(of('ServiceMonitor').spec).toMatchObject({ endpoints: [{ port: 'health', path: '/metrics' }] });
+    expect(of('PodMonitor').spec).toMatchObject({
+      namespaceSelector: { any: true },
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'drawbridge-agent' } },
+      podMetricsEndpoints: [{ port: 'metrics' }],
+    });
+    const rule = of('PrometheusRule') as Doc & { spec: { groups: { rules: { alert: string }[] }[] } };
+    expect((rule.metadata as { labels?: object }).labels).toMatchObject({ release: 'kube-prometheus' });
+    expect(rule.spec.groups[0]!.rules.map((r) => r.alert)).toContain('DrawbridgeCertificateExpiresSoon');
+    const dashboard = docs.find(
+      (d) => d.kind === 'ConfigMap' && d.metadata.name.endsWith('-dashboard'),
+    ) as Doc & {
+      data: Record<string, string>;
+    };
+    expect((dashboard.metadata as { labels?: object }).labels).toMatchObject({ grafana_dashboard: '1' });
+    expect(JSON.parse(dashboard.data['drawbridge.json']!).uid).toBe('drawbridge');
+    // The Service must select the controller pods and name the port their container declares.
+    const service = docs.find((d) => d.kind === 'Service') as Doc & {
+      spec: { ports: { targetPort: string }[] };
+    };
+    const deploy = of('Deployment') as Doc & {
+      spec: { template: { spec: { containers: { ports: { name: string }[] }[] } } };
+    };
+    expect(deploy.spec.template.spec.containers[0]!.ports.map((p) => p.name)).toContain(
+      service.spec.ports[0]!.targetPort,
+    );
+  });
+
   it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {
     const docs = await template('controller.replicas=1', 'controller.leaderElection=false');
     expect(docs.some((d) => d.kind === 'PodDisruptionBudget')).toBe(false);
