@@ -4,12 +4,13 @@
 // written into the log (role passwords), and values too long to read. Played with raw wire messages
 // against the real PostgreSQL 15 through the real agent; every check reads the real audit file.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../../src/agent/audit.js';
 import { decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
-import { type Fixture, baseDocs, startFixture } from '../postgres/fixture.js';
+import { type Fixture, agentConninfo, baseDocs, runClient, startFixture } from '../postgres/fixture.js';
 import { type RawSession, rawSession } from '../postgres/raw-client.js';
 import { fe } from '../../unit/postgres/factory.js';
 
@@ -183,6 +184,37 @@ describe('prepared statements', () => {
       expect(await rows()).toBe(0);
       expect((await queries(s, 2)).at(-1)).toMatchObject({ statement: 's6', query: 'DELETE FROM t' });
     });
+  });
+
+  it('names every statement of a real pipelining client (pgbench -M prepared, \\startpipeline)', async () => {
+    const conn = agentConninfo(f, f.people.alice, 'alice', 'orders');
+    expect((await runClient('pgbench', ['-i', '-s', '1', '-q', conn])).code).toBe(0);
+    const script = path.join(f.dir, 'pipeline-prepared.sql');
+    const selects = Array.from(
+      { length: 5 },
+      (_, i) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${i + 1};`,
+    );
+    await writeFile(script, ['\\startpipeline', ...selects, '\\endpipeline', ''].join('\n'));
+    const run = await runClient('pgbench', [
+      '-n',
+      '-M',
+      'prepared',
+      '-c',
+      '2',
+      '-t',
+      '20',
+      '-f',
+      script,
+      conn,
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    await sleep(200);
+    const binds = (await f.agent.auditEvents()).filter(
+      (e) =>
+        e.type === 'query' && String(e.query ?? e.possibleQueries).includes('pgbench_accounts WHERE aid'),
+    );
+    expect(binds).toHaveLength(2 * 20 * 5);
+    expect(binds.filter((e) => e.query === null)).toEqual([]);
   });
 
   it('refuses a simple Query sent after extended messages without a Sync (the session ends)', async () => {
