@@ -140,7 +140,9 @@ export class QueryAuditor {
     this.statements.extended();
     const resolved = this.statements.resolve(name);
     // Running it may prepare or deallocate statements: what the agent knows becomes doubtful.
-    if (resolved.text === null || resolved.rewrites) this.statements.forgetAll();
+    if (resolved.text !== null ? resolved.rewrites : resolved.possible?.some(rewritesStatements)) {
+      this.statements.forgetAll();
+    }
     const fields = statementFields(name, resolved);
     if (!bind) {
       fields.parameters = null;

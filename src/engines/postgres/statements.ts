@@ -41,11 +41,11 @@ interface Entry {
   name: string;
   info: StatementInfo | undefined;
   seq: number;
-  /** SQL sent after it may have changed the name's meaning. */
-  doubtful: boolean;
+  /** Why the text may not be what the name stands for (SQL sent since, a failed Parse), if so. */
+  doubt: string | undefined;
 }
 
-const constant = (kind: Kind): Entry => ({ kind, name: '', info: undefined, seq: 0, doubtful: false });
+const constant = (kind: Kind): Entry => ({ kind, name: '', info: undefined, seq: 0, doubt: undefined });
 const SYNC = constant(Kind.Sync);
 const SIMPLE = constant(Kind.Simple);
 const CLOSE_PORTAL = constant(Kind.ClosePortal);
@@ -63,6 +63,8 @@ const NOT_PREPARED: UnknownStatement = {
 };
 const CLOSED: UnknownStatement = { text: null, reason: 'closed earlier in the same batch' };
 const REWRITTEN = 'SQL sent since may have prepared or deallocated statements';
+const UNNAMED_DROPPED =
+  'a later Parse of the unnamed statement failed or was skipped: the server may have dropped it';
 const IN_FLIGHT = 'the server had not yet answered an earlier Parse or Close of this name';
 
 const REWRITES = /\b(?:prepare|deallocate|discard)\b/i;
@@ -103,7 +105,7 @@ export class StatementTracker {
     this.extendedOpen = true;
     if (this.skipping) return;
     if (this.copyIn) throw lost('a Parse during COPY');
-    const entry: Entry = { kind: Kind.Parse, name, info, seq: ++this.seq, doubtful: false };
+    const entry: Entry = { kind: Kind.Parse, name, info, seq: ++this.seq, doubt: undefined };
     this.push(entry);
     this.lastByName.set(name, entry);
   }
@@ -113,7 +115,7 @@ export class StatementTracker {
     if (this.skipping) return;
     if (this.copyIn) throw lost('a Close during COPY');
     if (!statement) return this.push(CLOSE_PORTAL);
-    const entry: Entry = { kind: Kind.Close, name, info: undefined, seq: ++this.seq, doubtful: false };
+    const entry: Entry = { kind: Kind.Close, name, info: undefined, seq: ++this.seq, doubt: undefined };
     this.push(entry);
     this.lastByName.set(name, entry);
   }
@@ -154,21 +156,33 @@ export class StatementTracker {
 
   /** Everything known so far becomes doubtful: SQL may have changed what the names stand for. */
   forgetAll(): void {
-    for (const e of this.accepted.values()) e.doubtful = true;
-    for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.doubtful = true;
+    for (const e of this.accepted.values()) e.doubt = REWRITTEN;
+    for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.doubt = REWRITTEN;
   }
 
   /** The statement a Bind sent now will run, as far as the agent can know. */
   resolve(name: string): StatementInfo | UnknownStatement {
     const pending = this.lastByName.get(name);
     if (pending) {
-      if (pending.seq > this.syncSeq && !pending.doubtful) return pending.info ?? CLOSED;
+      if (pending.seq > this.syncSeq && !pending.doubt) return pending.info ?? CLOSED;
+      // A name the server holds refuses every Parse until it is closed: those in flight fail.
+      const held = name === '' ? undefined : this.accepted.get(name);
+      if (held && !held.doubt && !this.closing(name)) return held.info!;
       return { text: null, reason: IN_FLIGHT, possible: this.possible(name) };
     }
     const known = this.accepted.get(name);
     if (!known) return NOT_PREPARED;
-    if (known.doubtful) return { text: null, reason: REWRITTEN, possible: [known.info!.text] };
+    if (known.doubt) return { text: null, reason: known.doubt, possible: [known.info!.text] };
     return known.info!;
+  }
+
+  /** A Close of `name` awaits its answer. */
+  private closing(name: string): boolean {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const e = this.queue[i]!;
+      if (e.kind === Kind.Close && e.name === name) return true;
+    }
+    return false;
   }
 
   private possible(name: string): string[] {
@@ -216,7 +230,8 @@ export class StatementTracker {
       if (e.kind === Kind.Sync) return this.compact();
       if (e.kind === Kind.Parse || e.kind === Kind.Close) this.settled(e);
       // The failing message may be a Parse of the unnamed statement, which drops the old one.
-      if (e.kind === Kind.Parse && e.name === '') this.accepted.delete('');
+      const unnamed = e.kind === Kind.Parse && e.name === '' ? this.accepted.get('') : undefined;
+      if (unnamed) unnamed.doubt ??= UNNAMED_DROPPED;
     }
     this.compact();
     this.skipping = true;

@@ -226,6 +226,95 @@ describe('prepared statements', () => {
   });
 });
 
+describe('random pipelined batches (differential: what ran against what the audit says)', () => {
+  // Statements return their tag and the Bind's unique parameter, so each row the server sends back is
+  // matched to the Bind event that carried the same parameter. SELEC is a syntax error (a refused Parse).
+  const texts = [
+    "SELECT 'A', $1::text",
+    "SELECT 'B', $1::text",
+    "SELEC 'C', $1::text",
+    "SELECT 'D', $1::text",
+  ];
+  const names = ['s1', 's2', ''];
+  const rewriting = ['SELECT 1', 'DEALLOCATE ALL', "PREPARE s1 AS SELECT 'P', $1::text", 'DEALLOCATE s2'];
+
+  it.each([
+    ['only protocol messages and plain SQL', ['SELECT 1'], 0.8],
+    ['SQL that prepares and deallocates too', rewriting, 0.1],
+  ])('never names a statement other than the one whose row came back: %s', async (_, simple, share) => {
+    let seed = 20_261_206;
+    /** mulberry32: small, seeded, and random in its low bits too. */
+    const rand = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    let id = 0;
+    await withSession(async (s) => {
+      const ran: [string, string][] = [];
+      for (let round = 0; round < 300; round++) {
+        const batch: Buffer[] = [];
+        let ready = 0;
+        let open = false;
+        for (let i = 0, n = 2 + rand(10); i < n; i++) {
+          const op = rand(10);
+          const name = names[rand(names.length)]!;
+          if (op < 3) batch.push(fe.parse(name, texts[rand(texts.length)]!));
+          else if (op < 6) batch.push(fe.bind('', name, [], [Buffer.from(String(++id))]), fe.execute(''));
+          else if (op === 6) batch.push(fe.close('S', name));
+          else if (op === 7)
+            batch.push(fe.bind('', 'zz', [], [])); // an error: skip until Sync
+          else if (op === 8) batch.push(fe.sync());
+          else {
+            if (open) batch.push(fe.sync()); // a Query needs a Sync after extended messages
+            if (open) ready++;
+            batch.push(fe.query(simple[rand(simple.length)]!));
+          }
+          open = op < 8;
+          if (op >= 8) ready++;
+        }
+        batch.push(fe.sync());
+        s.tls.write(Buffer.concat(batch));
+        for (let z = 0; z <= ready;) {
+          const m = await s.next();
+          if (!m) throw new Error(`the agent ended the session in round ${round}`);
+          if (m.code === 0x5a) z++;
+          if (m.code === 0x44 && m.body.readInt16BE(0) === 2) {
+            const a = m.body.readInt32BE(2);
+            const tag = m.body.toString('utf8', 6, 6 + a);
+            ran.push([tag, m.body.toString('utf8', 10 + a)]);
+          }
+        }
+      }
+      expect(ran.length).toBeGreaterThan(40);
+      // Every Bind with a parameter is audited: wait until the sink has written them all.
+      let byParam = new Map<string | undefined, AuditEvent>();
+      for (let i = 0; i < 30 && ran.some(([, param]) => !byParam.has(param)); i++) {
+        await sleep(100);
+        const events = await queries(s, 1);
+        byParam = new Map(events.map((e) => [(e.parameters as string[] | undefined)?.[0], e]));
+      }
+      let named = 0;
+      for (const [tag, param] of ran) {
+        const e = byParam.get(param)!;
+        if (e.query !== null) {
+          named++;
+          expect(e.query, `Bind ${param}`).toContain(`'${tag}'`);
+        } else if (tag !== 'P') {
+          expect(e.possibleQueries, `Bind ${param} ran ${tag}: ${JSON.stringify(e)}`).toEqual(
+            expect.arrayContaining([expect.stringContaining(`'${tag}'`)]),
+          );
+        }
+      }
+      const reasons = ran.map(([, p]) => String(byParam.get(p)!.queryUnknown ?? 'named'));
+      const counts = [...new Set(reasons)].map((r) => `${reasons.filter((x) => x === r).length}× ${r}`);
+      console.log(`differential: ${ran.length} rows back; their Binds: ${counts.join('; ')}`);
+      expect(named).toBeGreaterThan(ran.length * share);
+    });
+  });
+});
+
 describe('secrets and long values', () => {
   const secrets = ['sekrit-one', 'sekrit-two', 'sekrit-three', 'sekrit-four', 'sekrit-five'];
 
