@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # .cache/node/bin holds Node 24 (scripts/node.sh) when the machine's node is older; every target uses it.
 export PATH := $(CURDIR)/.cache/node/bin:$(CURDIR)/node_modules/.bin:/usr/lib/postgresql/15/bin:$(PATH)
 
-APT_PACKAGES := postgresql postgresql-client redis-server redis-tools pgbouncer nutcracker openssl
+APT_PACKAGES := postgresql postgresql-client redis-server redis-tools pgbouncer nutcracker openssl lua5.4
 STAMP := node_modules/.drawbridge-deps
 
 .PHONY: help node deps build crds lint test test-unit test-integration demo clean
@@ -23,7 +23,7 @@ node:
 deps: node $(STAMP)
 $(STAMP): package.json package-lock.json | node
 	@missing=""; \
-	for b in /usr/lib/postgresql/15/bin/initdb psql pgbench redis-server redis-cli redis-benchmark pgbouncer nutcracker openssl; do \
+	for b in /usr/lib/postgresql/15/bin/initdb psql pgbench redis-server redis-cli redis-benchmark pgbouncer nutcracker openssl lua5.4; do \
 	  command -v $$b >/dev/null 2>&1 || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \

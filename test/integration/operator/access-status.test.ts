@@ -4,6 +4,7 @@
  * Events naming them, and fixing the cause (creating the role) turns them Ready without a restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { argoHealth } from '../../support/argocd.js';
 import { freePort } from '../../support/ports.js';
 import { type OperatorEnv, eventually, startOperatorEnv } from './fixture.js';
 
@@ -158,5 +159,43 @@ describe('controller metrics', () => {
     expect(text).toMatch(
       /^drawbridge_build_info\{version="0\.1\.0",node_version="v[\d.]+",component="controller"\} 1$/m,
     );
+  });
+});
+
+describe('Argo CD health (gitops/argocd/health.lua, run by Lua 5.4) of the objects the controller wrote', () => {
+  it.each<[string, string, string, RegExp]>([
+    ['accessrole', 'readers', 'Healthy', /held by 1 DatabaseUser/],
+    ['accessrole', 'broken', 'Degraded', /^InvalidPattern: spec\.allow\.databaseLabels\.env/],
+    ['databaseuser', 'carol', 'Degraded', /^RoleNotFound: .*"writers"/],
+    ['database', 'orders', 'Degraded', /^BackendUnreachable: /],
+  ])('%s %s: %s', async (kind, name, status, message) => {
+    const health = await argoHealth(await env.get(kind, name, NS));
+    expect(health.status).toBe(status);
+    expect(health.message).toMatch(message);
+  });
+
+  it('Progressing before the controller has seen a change, Suspended when scaled to zero', async () => {
+    const readers = (await env.get<Obj>('accessrole', 'readers', NS))!;
+    const newer = {
+      ...readers,
+      metadata: { ...readers.metadata, generation: readers.metadata.generation + 1 },
+    };
+    expect(await argoHealth(newer)).toMatchObject({
+      status: 'Progressing',
+      message: expect.stringMatching(/generation/),
+    });
+    expect((await argoHealth({ metadata: { generation: 1 } })).status).toBe('Progressing');
+    await env.plane.kubectl([
+      'patch',
+      'database',
+      'orders',
+      '-n',
+      NS,
+      '--type=merge',
+      '-p',
+      '{"spec":{"agent":{"replicas":0}}}',
+    ]);
+    await status('database', 'orders', { reason: 'AgentScaledToZero' });
+    expect((await argoHealth(await env.get('database', 'orders', NS))).status).toBe('Suspended');
   });
 });

@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { agentName } from '../../../src/operator/names.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
+import { argoHealth } from '../../support/argocd.js';
 import { RedisCluster } from '../../support/redis-cluster.js';
 import { NS, PASSWORDS, accessDocs, database as pgDatabase, redisDocs, secret } from './docs.js';
 import { CONTROLLER_NS, type OperatorEnv, eventually, logOf, startOperatorEnv } from './fixture.js';
@@ -105,6 +106,10 @@ describe('Database → agent', () => {
     expect(c.CredentialsReady).toMatchObject({ status: 'True', reason: 'SecretFound' });
     expect(db.status).toMatchObject({ endpoint: `drawbridge-orders.${NS}.svc:5432`, observedGeneration: 1 });
     expect(db.metadata.finalizers).toContain('drawbridge.dev/agent-cleanup');
+    expect(await argoHealth(db)).toEqual({
+      status: 'Healthy',
+      message: `agent serving at drawbridge-orders.${NS}.svc:5432`,
+    });
 
     const name = agentName('orders');
     for (const kind of ['deployment', 'service', 'serviceaccount', 'role', 'rolebinding']) {
