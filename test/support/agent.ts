@@ -27,6 +27,8 @@ export interface TestAgentOptions {
   log?: Logger;
   /** Other replicas (`host:port`), written to AgentConfig.spec.peers. */
   peers?: string[];
+  /** AgentConfig.spec.limits (over the Database's spec.agent.limits). */
+  limits?: object;
   /** Where /metrics is served (`host:port`), written to AgentConfig.spec.metrics. */
   metrics?: string;
 }
@@ -74,6 +76,7 @@ export async function writeAgentConfig(
       tls: { certFile: file('tls.crt'), keyFile: file('tls.key'), clientCAFile: file('client-ca.crt') },
       audit: { path: auditPath },
       ...(opts.peers ? { peers: opts.peers } : {}),
+      ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     },
   };

@@ -159,6 +159,22 @@ describe('connection limits', () => {
     expect(await limitCount(tight, 'maxConnectionsPerIdentity')).toBeGreaterThanOrEqual(1);
   });
 
+  it('the AgentConfig’s limits win over the Database’s, field by field', async () => {
+    const agent = await f.startAgent(withLimits(redisDocs(f.redis), TIGHT), { maxConnectionsPerIdentity: 1 });
+    try {
+      const first = await person(agent.port, 'alice');
+      await command(first, '+PONG', 'PING');
+      const second = await person(agent.port, 'alice');
+      expect((await received(second)).text).toContain('"alice" already has 1 connections');
+      // The Database's other limits still apply (maxRequestBytes 1Mi).
+      const reply = received(first);
+      first.write('*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000000\r\n');
+      expect((await reply).text).toMatch(/^-ERR Protocol error: invalid bulk length/);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('maxConnections: past the agent’s limit a client gets Redis’s "max number of clients reached"', async () => {
     await eventually(async () => (await connectionsOpen(tight)) === 0, 'earlier connections to close');
     // Six strangers that never say a word hold every slot (until the auth deadline).
