@@ -226,7 +226,11 @@ describe('real redirects under the rule', () => {
     // The slots live on the new node now, and what clients wrote through the agent is there.
     const owner = (await f.cluster.view()).find((n) => n.port === added)!;
     expect(owner.slots.some(([a, b]) => a <= moving && moving <= b)).toBe(true);
-    const [key, value] = [...load.acked.entries()].find(([k]) => keySlot(Buffer.from(k)) === moving)!;
+    // Any acknowledged write to a slot the new node now owns (under load not every slot gets one).
+    const owns = (slot: number) => owner.slots.some(([a, b]) => a <= slot && slot <= b);
+    const written = [...load.acked.entries()].find(([k]) => owns(keySlot(Buffer.from(k))));
+    expect(written, 'no acknowledged write landed in a moved slot').toBeDefined();
+    const [key, value] = written!;
     expect((await f.cluster.cli(added, ['GET', key])).trim()).toBe(value);
     expect(reached).toEqual({ connections: 0, bytes: 0 });
   });
