@@ -73,11 +73,12 @@ export function auditArgs(cmd: RedisCommand): string[] {
 
 /**
  * Room `writeArgsJson` may need: an argument of n bytes (cut at AUDIT_MAX) takes at most 6 bytes per
- * byte once JSON-escaped (`\u0000`), plus quotes, a comma and, when cut, its length and hash.
+ * byte once JSON-escaped (`\u0000`), plus quotes, a comma and, when cut, its length and full SHA-256
+ * (`…[N bytes sha256:` + 64 hex + `]`, under 100 bytes).
  */
 export function argsJsonMaxBytes(cmd: RedisCommand): number {
   let n = 2;
-  for (let i = 1; i < cmd.args.length; i++) n += Math.min(cmd.args[i]!.length, AUDIT_MAX) * 6 + 64;
+  for (let i = 1; i < cmd.args.length; i++) n += Math.min(cmd.args[i]!.length, AUDIT_MAX) * 6 + 128;
   return n;
 }
 

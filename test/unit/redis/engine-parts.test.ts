@@ -150,6 +150,9 @@ describe('audit arguments', () => {
     ];
     const c: RedisCommand = { name: 'set', args: [b('SET'), ...odd], raw: Buffer.alloc(0) };
     expect(auditArgsJson(c)).toBe(JSON.stringify(auditArgs(c)));
+    // Alone, so no other argument's slack hides a cut one's overrun.
+    const one: RedisCommand = { name: 'echo', args: [b('ECHO'), odd.at(-1)!], raw: Buffer.alloc(0) };
+    expect(auditArgsJson(one)).toBe(JSON.stringify(auditArgs(one)));
   });
 });
 
