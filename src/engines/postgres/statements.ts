@@ -51,10 +51,12 @@ const SIMPLE = constant(Kind.Simple);
 const CLOSE_PORTAL = constant(Kind.ClosePortal);
 const COPY_END = constant(Kind.CopyEnd);
 
-/** Unanswered messages beyond this end the session: a client is not reading what it asked for. */
-const MAX_PENDING = 1 << 20;
-/** Prepared statements remembered per session; beyond this the oldest are forgotten (unknown). */
+/** Unanswered messages (or their statement text) beyond this end the session: memory stays bounded. */
+const MAX_PENDING = 1 << 16;
+const MAX_PENDING_TEXT = 4 << 20;
+/** Prepared statements remembered per session (count, text); beyond, the oldest are forgotten (unknown). */
 const MAX_STATEMENTS = 10_000;
+const MAX_STATEMENTS_TEXT = 4 << 20;
 const MAX_POSSIBLE = 8;
 
 const NOT_PREPARED: UnknownStatement = {
@@ -74,6 +76,14 @@ export function rewritesStatements(sql: string): boolean {
   return REWRITES.test(sql);
 }
 
+function tooMuch(what: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'PROTOCOL_ERROR',
+    `more than ${what} await an answer from the database`,
+    'read the results of what you send before sending more',
+  );
+}
+
 function lost(what: string): DrawbridgeError {
   return new DrawbridgeError(
     'PROTOCOL_ERROR',
@@ -87,6 +97,9 @@ export class StatementTracker {
   private readonly accepted = new Map<string, Entry>();
   /** The latest unanswered Parse or Close per statement name. */
   private readonly lastByName = new Map<string, Entry>();
+  /** Characters of statement text held in `accepted`, and in Parses awaiting an answer. */
+  private acceptedText = 0;
+  private pendingText = 0;
   private queue: Entry[] = [];
   private head = 0;
   private seq = 0;
@@ -107,6 +120,8 @@ export class StatementTracker {
     if (this.copyIn) throw lost('a Parse during COPY');
     const entry: Entry = { kind: Kind.Parse, name, info, seq: ++this.seq, doubt: undefined };
     this.push(entry);
+    this.pendingText += info.text.length;
+    if (this.pendingText > MAX_PENDING_TEXT) throw tooMuch(`${MAX_PENDING_TEXT} characters of statements`);
     this.lastByName.set(name, entry);
   }
 
@@ -202,22 +217,25 @@ export class StatementTracker {
     const e = this.shift();
     if (e?.kind !== Kind.Parse) throw lost('ParseComplete without a Parse');
     this.settled(e);
-    this.accepted.delete(e.name);
+    this.forget(e.name);
     this.accepted.set(e.name, e);
-    if (this.accepted.size > MAX_STATEMENTS) this.accepted.delete(this.accepted.keys().next().value!);
+    this.acceptedText += e.info!.text.length;
+    while (this.accepted.size > MAX_STATEMENTS || this.acceptedText > MAX_STATEMENTS_TEXT) {
+      this.forget(this.accepted.keys().next().value!);
+    }
   }
 
   closeComplete(): void {
     const e = this.shift();
     if (e?.kind === Kind.Close) {
       this.settled(e);
-      this.accepted.delete(e.name);
+      this.forget(e.name);
     } else if (e?.kind !== Kind.ClosePortal) throw lost('CloseComplete without a Close');
   }
 
   readyForQuery(): void {
     const e = this.shift();
-    if (e?.kind === Kind.Simple) this.accepted.delete('');
+    if (e?.kind === Kind.Simple) this.forget('');
     else if (e?.kind !== Kind.Sync) throw lost('ReadyForQuery without a Sync or Query');
   }
 
@@ -255,13 +273,7 @@ export class StatementTracker {
   }
 
   private push(e: Entry): void {
-    if (this.queue.length - this.head >= MAX_PENDING) {
-      throw new DrawbridgeError(
-        'PROTOCOL_ERROR',
-        `more than ${MAX_PENDING} messages await an answer from the database`,
-        'read the results of what you send',
-      );
-    }
+    if (this.queue.length - this.head >= MAX_PENDING) throw tooMuch(`${MAX_PENDING} messages`);
     this.queue.push(e);
   }
 
@@ -284,7 +296,16 @@ export class StatementTracker {
     }
   }
 
+  private forget(name: string): void {
+    const known = this.accepted.get(name);
+    if (!known) return;
+    this.acceptedText -= known.info!.text.length;
+    this.accepted.delete(name);
+  }
+
+  /** An answered or skipped Parse or Close. */
   private settled(e: Entry): void {
+    if (e.kind === Kind.Parse) this.pendingText -= e.info!.text.length;
     if (this.lastByName.get(e.name) === e) this.lastByName.delete(e.name);
   }
 }

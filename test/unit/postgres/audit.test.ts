@@ -181,6 +181,21 @@ describe('QueryAuditor', () => {
     expect(() => audit([fe.sync(), '1'])).toThrow(/cannot tell which prepared statements/);
   });
 
+  it('bounds the statement text it holds: unanswered Parses end the session, accepted ones are evicted', () => {
+    const long = (i: number) => `select ${i}, '${'v'.repeat(4000)}'`;
+    const unanswered = Array.from({ length: 1100 }, (_, i) => fe.parse(`p${i}`, long(i)));
+    expect(() => audit(unanswered, undefined, 4096)).toThrow(/more than 4194304 characters/);
+    const accepted = Array.from({ length: 1100 }, (_, i) => [
+      fe.parse(`p${i}`, long(i)),
+      fe.sync(),
+      '1',
+      'Z',
+    ]).flat();
+    const events = audit([...accepted, ...run('p0'), ...run('p1099')], undefined, 4096);
+    expect(events[0]).toMatchObject({ statement: 'p0', query: null });
+    expect(events[1]).toMatchObject({ statement: 'p1099', query: long(1099) });
+  });
+
   it('audits a FunctionCall with its OID and arguments', () => {
     expect(audit([fe.functionCall(177, [0], [Buffer.from('2'), null])])).toEqual([
       { function: 177, parameters: ['2', null] },
