@@ -10,8 +10,8 @@
 // a shorter time. Both caches are bounded; the oldest entry goes first.
 import { createHash } from 'node:crypto';
 import { DrawbridgeError, errorMessage } from '../errors.js';
-import type { KubeClient } from '../operator/kube/client.js';
-import { collectionPath } from '../operator/kube/resources.js';
+import type { KubeClient } from '../kube/client.js';
+import { collectionPath } from '../kube/resources.js';
 import type { Identity, TokenVerifier } from './identity.js';
 
 export const DEFAULT_AUDIENCE = 'drawbridge.dev';

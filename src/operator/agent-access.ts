@@ -4,9 +4,9 @@
 //
 // Outcomes (see controller.ts): resolves when the binding matches; API errors are retried.
 import type { Reconciler } from './controller.js';
-import { containsDesired } from './kube/subset.js';
-import type { KubeObject } from './kube/types.js';
-import type { ObjectCache, ObjectWriter } from './kube/writer.js';
+import { containsDesired } from '../kube/subset.js';
+import type { KubeObject } from '../kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
 import { LABEL_MANAGED_BY, MANAGED_BY, agentName } from './names.js';
 
 export const TOKENREVIEW_ROLE = 'drawbridge-agent-tokenreview';

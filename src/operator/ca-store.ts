@@ -4,10 +4,10 @@
 // certificates issued from CSRs with it.
 import { type KeyPairPem, createCA } from '../pki/ca.js';
 import type { Logger } from '../log.js';
-import type { KubeClient } from './kube/client.js';
-import { isReason } from './kube/errors.js';
-import { collectionPath, objectPath } from './kube/resources.js';
-import type { KubeObject } from './kube/types.js';
+import type { KubeClient } from '../kube/client.js';
+import { isReason } from '../kube/errors.js';
+import { collectionPath, objectPath } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
 import { LABEL_MANAGED_BY, MANAGED_BY } from './names.js';
 
 export const CA_SECRET_NAME = 'drawbridge-ca';

@@ -2,9 +2,9 @@
 // a failed Event must never fail a reconcile, so errors are logged at debug level only.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../log.js';
-import type { KubeClient } from './kube/client.js';
-import { collectionPath } from './kube/resources.js';
-import { type KubeObject, metaTime } from './kube/types.js';
+import type { KubeClient } from '../kube/client.js';
+import { collectionPath } from '../kube/resources.js';
+import { type KubeObject, metaTime } from '../kube/types.js';
 
 export type EventType = 'Normal' | 'Warning';
 

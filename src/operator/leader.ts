@@ -3,10 +3,10 @@
 // clock, never the holder's timestamps), renews every retry period, and gives up leadership if it cannot
 // renew within the renew deadline. Writes carry the resourceVersion, so two candidates cannot both win.
 import type { Logger } from '../log.js';
-import type { KubeClient } from './kube/client.js';
-import { KubeApiError, isReason } from './kube/errors.js';
-import { collectionPath, objectPath } from './kube/resources.js';
-import { type KubeObject, microTime } from './kube/types.js';
+import type { KubeClient } from '../kube/client.js';
+import { KubeApiError, isReason } from '../kube/errors.js';
+import { collectionPath, objectPath } from '../kube/resources.js';
+import { type KubeObject, microTime } from '../kube/types.js';
 
 export interface LeaseSpec {
   holderIdentity?: string | null;

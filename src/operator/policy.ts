@@ -7,7 +7,7 @@ import { API_VERSION } from '../api/meta.js';
 import { formatIssue } from '../api/validate.js';
 import type { Policy } from '../authz/engine.js';
 import type { Logger } from '../log.js';
-import type { KubeObject } from './kube/types.js';
+import type { KubeObject } from '../kube/types.js';
 
 /** Parses a cached object; list items arrive without apiVersion/kind, which the schemas require. */
 export function parseAs<S extends z.ZodTypeAny>(schema: S, kind: string, obj: KubeObject) {

@@ -19,10 +19,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { createLogger } from '../../src/log.js';
 import { Controller, type Reconciler } from '../../src/operator/controller.js';
-import { KubeClient } from '../../src/operator/kube/client.js';
-import { Informer } from '../../src/operator/kube/informer.js';
-import { objectPath } from '../../src/operator/kube/resources.js';
-import { type KubeObject, objectKey, splitKey } from '../../src/operator/kube/types.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { Informer } from '../../src/kube/informer.js';
+import { objectPath } from '../../src/kube/resources.js';
+import { type KubeObject, objectKey, splitKey } from '../../src/kube/types.js';
 import { AGENT_SELECTOR } from '../../src/operator/names.js';
 import { freePort } from '../support/ports.js';
 

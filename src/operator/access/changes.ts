@@ -2,9 +2,9 @@
 // events too; fanning those out would make every Database reconcile after every AccessRole status
 // write. So an object counts as changed when it appears, goes, or its fingerprint (the generation for
 // AccessRole/DatabaseUser, the labels for a Database) differs from the last one seen.
-import type { ChangeKind } from '../kube/informer.js';
-import type { KubeObject } from '../kube/types.js';
-import { objectKey } from '../kube/types.js';
+import type { ChangeKind } from '../../kube/informer.js';
+import type { KubeObject } from '../../kube/types.js';
+import { objectKey } from '../../kube/types.js';
 
 export type Fingerprint = (obj: KubeObject) => string;
 

@@ -12,9 +12,9 @@ import type { Logger } from '../../log.js';
 import type { Reconciler } from '../controller.js';
 import { mergeConditions, sameConditions } from '../database/conditions.js';
 import type { EventSink } from '../events.js';
-import type { KubeObject } from '../kube/types.js';
-import { splitKey } from '../kube/types.js';
-import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
+import type { KubeObject } from '../../kube/types.js';
+import { splitKey } from '../../kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../../kube/writer.js';
 import { parseAs, parseMemo } from '../policy.js';
 import { type Problem, roleProblems, roleReaches, userReaches } from './check.js';
 

@@ -1,7 +1,7 @@
 // Databases as the AWS parts of the controller read them from the informer cache.
 import { Database } from '../../api/database.js';
-import type { KubeObject } from '../kube/types.js';
-import type { ObjectCache } from '../kube/writer.js';
+import type { KubeObject } from '../../kube/types.js';
+import type { ObjectCache } from '../../kube/writer.js';
 
 export type AwsDatabase = Database & { spec: { aws: NonNullable<Database['spec']['aws']> } };
 

@@ -15,7 +15,7 @@ import { IAM_LIMITS, planPolicy } from '../../aws/iam-policy.js';
 import { type PolicyInputs, requiredGrants } from '../../aws/iam-statements.js';
 import type { AwsMatcher } from '../../aws/matchers.js';
 import type { Logger } from '../../log.js';
-import type { ObjectCache } from '../kube/writer.js';
+import type { ObjectCache } from '../../kube/writer.js';
 import { awsDatabases, databaseKey } from './databases.js';
 import type { CredentialIssues } from './issues.js';
 import type { ControllerEvents } from './report.js';

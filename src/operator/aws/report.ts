@@ -6,7 +6,7 @@
 // new Event every round.
 import type { Logger } from '../../log.js';
 import type { EventSink, EventType } from '../events.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from '../../kube/types.js';
 
 export interface PodRef {
   name: string;

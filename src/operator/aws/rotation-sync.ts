@@ -5,7 +5,7 @@
 import type { AwsIdentity } from '../../aws/credentials.js';
 import { identityOf } from '../../aws/clients.js';
 import type { Logger } from '../../log.js';
-import type { ObjectCache } from '../kube/writer.js';
+import type { ObjectCache } from '../../kube/writer.js';
 import { awsDatabases } from './databases.js';
 
 export interface RotationSyncDeps {

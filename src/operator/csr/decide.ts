@@ -10,7 +10,7 @@ import { type Policy, bindRoles, checkAccess } from '../../authz/engine.js';
 import { errorMessage } from '../../errors.js';
 import { parseCsr } from '../../pki/ca.js';
 import type { Subject } from '../../pki/subject.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from '../../kube/types.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER } from '../names.js';
 
 export const CSR_REASON = {

@@ -11,8 +11,8 @@ import { type Subject, certificateSubject, sameSubject } from '../../pki/subject
 import { errorMessage } from '../../errors.js';
 import type { Reconciler } from '../controller.js';
 import type { EventSink } from '../events.js';
-import { type KubeObject, metaTime } from '../kube/types.js';
-import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
+import { type KubeObject, metaTime } from '../../kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../../kube/writer.js';
 import { SIGNER_NAME } from '../names.js';
 import {
   type AccessSource,

@@ -2,8 +2,8 @@
 // says what to do next. `Ready` summarises the other three.
 import type { Condition } from '../../api/meta.js';
 import type { AwsReason } from '../../aws/errors.js';
-import type { KubeObject } from '../kube/types.js';
-import { metaTime } from '../kube/types.js';
+import type { KubeObject } from '../../kube/types.js';
+import { metaTime } from '../../kube/types.js';
 
 export const CONDITION = {
   Ready: 'Ready',

@@ -3,8 +3,8 @@
 // with server-side apply unchanged.
 import type { AgentPodSettings } from '../../api/database-agent.js';
 import type { Database } from '../../api/database.js';
-import { apiVersionOf } from '../kube/resources.js';
-import type { KubeObject, OwnerReference } from '../kube/types.js';
+import { apiVersionOf } from '../../kube/resources.js';
+import type { KubeObject, OwnerReference } from '../../kube/types.js';
 import {
   AGENT_METRICS_PORT,
   AGENT_TLS_DIR,

@@ -14,10 +14,10 @@ import type { KeyPairPem } from '../../pki/ca.js';
 import type { Logger } from '../../log.js';
 import { type ReconcileResult, type Reconciler, TerminalError } from '../controller.js';
 import type { EventSink } from '../events.js';
-import type { Kind } from '../kube/resources.js';
-import { containsDesired } from '../kube/subset.js';
-import { type KubeObject, objectKey, splitKey } from '../kube/types.js';
-import type { ObjectCache, ObjectWriter } from '../kube/writer.js';
+import type { Kind } from '../../kube/resources.js';
+import { containsDesired } from '../../kube/subset.js';
+import { type KubeObject, objectKey, splitKey } from '../../kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../../kube/writer.js';
 import { FINALIZER, agentEndpoint, agentName, agentPeersName, agentTlsSecretName } from '../names.js';
 import {
   CONDITION,

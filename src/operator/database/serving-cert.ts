@@ -7,7 +7,7 @@
 // template's digest annotation, which rolls the agent pods onto it.
 import { X509Certificate, createHash } from 'node:crypto';
 import { type KeyPairPem, certificateExpiry, issueCertificate } from '../../pki/ca.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from '../../kube/types.js';
 import { agentDnsNames } from '../names.js';
 
 const VALID_SECONDS = 90 * 86_400;

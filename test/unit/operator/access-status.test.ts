@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
 import { accessCounts, roleProblems } from '../../../src/operator/access/check.js';
 import { AccessRoleReconciler, DatabaseUserReconciler } from '../../../src/operator/access/reconciler.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { createLogger } from '../../../src/log.js';
 import { FakeCache, RecordingEvents, RecordingWriter } from './fakes.js';
 

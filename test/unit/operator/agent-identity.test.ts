@@ -6,7 +6,7 @@ import { AWS_AUTH, type AuthType, Database } from '../../../src/api/database.js'
 import { requiredGrants } from '../../../src/aws/iam-statements.js';
 import { agentIdentityCondition } from '../../../src/operator/database/agent-identity.js';
 import { type StoredDatabase, agentManifests } from '../../../src/operator/database/manifests.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { ACCOUNT, databases } from '../aws/fixtures.js';
 
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/drawbridge-agents`;

@@ -9,7 +9,7 @@ import { createLogger } from '../../../src/log.js';
 import { DiscoveryLoop } from '../../../src/operator/aws/discovery-loop.js';
 import { CredentialIssues } from '../../../src/operator/aws/issues.js';
 import { ControllerEvents } from '../../../src/operator/aws/report.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { ACCOUNT, found } from '../aws/fixtures.js';
 import { FakeCache, RecordingEvents, RecordingWriter } from './fakes.js';
 

@@ -13,7 +13,7 @@ import { IamSync } from '../../../src/operator/aws/iam-sync.js';
 import { CredentialIssues } from '../../../src/operator/aws/issues.js';
 import { ControllerEvents } from '../../../src/operator/aws/report.js';
 import { RotationSync } from '../../../src/operator/aws/rotation-sync.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { databases as awsDbs, found } from '../aws/fixtures.js';
 import { FakeCache, RecordingEvents } from './fakes.js';
 

@@ -6,7 +6,7 @@ import type { Policy } from '../../../src/authz/engine.js';
 import { createLogger } from '../../../src/log.js';
 import { type AccessSource, type CsrRequest, decideCsr } from '../../../src/operator/csr/decide.js';
 import { CsrSigner, type CsrSignerDeps } from '../../../src/operator/csr/signer.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER, SIGNER_NAME } from '../../../src/operator/names.js';
 import {
   type KeyPairPem,

@@ -1,8 +1,8 @@
 // Fakes of the operator's own seams (caches, writer, events) for reconcile unit tests.
 import type { EventSink, EventType } from '../../../src/operator/events.js';
-import type { Kind } from '../../../src/operator/kube/resources.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
-import type { ObjectCache, ObjectWriter } from '../../../src/operator/kube/writer.js';
+import type { Kind } from '../../../src/kube/resources.js';
+import type { KubeObject } from '../../../src/kube/types.js';
+import type { ObjectCache, ObjectWriter } from '../../../src/kube/writer.js';
 
 export class FakeCache implements ObjectCache {
   private readonly objects = new Map<string, KubeObject>();

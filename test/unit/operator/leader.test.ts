@@ -2,9 +2,9 @@
 // leader at a time, takeover only after the lease went unrenewed, instant handover on release.
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../src/log.js';
-import type { KubeClient } from '../../../src/operator/kube/client.js';
-import { KubeApiError } from '../../../src/operator/kube/errors.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeClient } from '../../../src/kube/client.js';
+import { KubeApiError } from '../../../src/kube/errors.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { LeaderElector } from '../../../src/operator/leader.js';
 
 class LeaseStore {

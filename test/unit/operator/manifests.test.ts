@@ -7,7 +7,7 @@ import {
   agentManifests,
   referencedSecrets,
 } from '../../../src/operator/database/manifests.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { agentEndpoint, agentName, agentPeersName } from '../../../src/operator/names.js';
 
 function stored(spec: object): StoredDatabase {

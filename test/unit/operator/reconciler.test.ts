@@ -11,7 +11,7 @@ import {
   type OwnedKind,
 } from '../../../src/operator/database/reconciler.js';
 import { servingCert } from '../../../src/operator/database/serving-cert.js';
-import type { KubeObject } from '../../../src/operator/kube/types.js';
+import type { KubeObject } from '../../../src/kube/types.js';
 import { FINALIZER } from '../../../src/operator/names.js';
 import { type KeyPairPem, createCA } from '../../../src/pki/ca.js';
 import { FakeCache, RecordingEvents, RecordingWriter } from './fakes.js';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { TokenReviewVerifier, tokenExpiry } from '../../../src/authn/tokenreview.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
-import type { KubeClient } from '../../../src/operator/kube/client.js';
-import { KubeApiError } from '../../../src/operator/kube/errors.js';
+import type { KubeClient } from '../../../src/kube/client.js';
+import { KubeApiError } from '../../../src/kube/errors.js';
 
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (exp: number, aud: unknown = ['drawbridge.dev'], sub = 'system:serviceaccount:shop:app') =>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { containsDesired } from '../../../src/operator/kube/subset.js';
+import { containsDesired } from '../../../src/kube/subset.js';
 
 describe('containsDesired', () => {
   it.each([

@@ -2,7 +2,7 @@
 // it stops on any other error, so this wrapper restarts it with backoff: a watch must survive an API
 // server restart or a network blip, and the cache must never silently go stale.
 import { type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../log.js';
 import type { KubeClient } from './client.js';
 import { type Kind, apiVersionOf, collectionPath } from './resources.js';
 import type { KubeObject } from './types.js';

@@ -1,6 +1,6 @@
 // API errors, classified where they happen: the HTTP status and the Status `reason` decide whether a
 // caller retries with backoff, waits for a watch event, or reports a terminal problem.
-import { DrawbridgeError } from '../../errors.js';
+import { DrawbridgeError } from '../errors.js';
 
 /** metav1.StatusReason values we branch on, plus NetworkError for requests that got no answer. */
 export type StatusReason =
