@@ -45,7 +45,9 @@ interface Entry {
   doubt: string | undefined;
 }
 
-const constant = (kind: Kind): Entry => ({ kind, name: '', info: undefined, seq: 0, doubt: undefined });
+/** Markers shared by all sessions: never changed. */
+const constant = (kind: Kind): Entry =>
+  Object.freeze({ kind, name: '', info: undefined, seq: 0, doubt: undefined });
 const SYNC = constant(Kind.Sync);
 const SIMPLE = constant(Kind.Simple);
 const CLOSE_PORTAL = constant(Kind.ClosePortal);
@@ -172,7 +174,10 @@ export class StatementTracker {
   /** Everything known so far becomes doubtful: SQL may have changed what the names stand for. */
   forgetAll(): void {
     for (const e of this.accepted.values()) e.doubt = REWRITTEN;
-    for (let i = this.head; i < this.queue.length; i++) this.queue[i]!.doubt = REWRITTEN;
+    for (let i = this.head; i < this.queue.length; i++) {
+      const e = this.queue[i]!;
+      if (e.kind === Kind.Parse || e.kind === Kind.Close) e.doubt = REWRITTEN; // not the shared markers
+    }
   }
 
   /** The statement a Bind sent now will run, as far as the agent can know. */
