@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'SESSION_EXPIRED'
   | 'SESSION_REVOKED'
   | 'AGENT_SHUTDOWN'
+  | 'AUDIT_UNAVAILABLE'
   | 'AWS_ERROR'
   | 'KUBE_ERROR';
 

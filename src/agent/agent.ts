@@ -4,6 +4,7 @@ import { type Server, type Socket, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SecureContext } from 'node:tls';
 import { type AgentLimitsSpec, type Limits, resolveLimits } from '../api/limits.js';
+import { parseDuration } from '../api/meta.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import { type Decision, checkAccess } from '../authz/engine.js';
 import { DrawbridgeError } from '../errors.js';
@@ -65,12 +66,21 @@ export class Agent implements AgentRuntime {
     this.limits = this.currentLimits();
     this.engine = createEngine(this.state.database.spec.protocol);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
+    this.metrics.observeAudit(this.audit.stats);
+    this.configureAudit();
     // Policy changes re-check every live session at once: revocation within the 5 s promise.
     this.state.on('change', () => {
       this.provider = undefined;
       this.limits = this.currentLimits();
+      this.configureAudit();
       this.sessions.reevaluate(this.state.policy, this.state.database);
     });
+  }
+
+  /** The Database's own audit mode and stall timeout, over the agent's defaults. */
+  private configureAudit(): void {
+    const { mode, stallTimeout } = this.state.database.spec.audit;
+    this.audit.configure?.({ mode, stallTimeoutMs: stallTimeout ? parseDuration(stallTimeout) : undefined });
   }
 
   private accept(socket: Socket): void {

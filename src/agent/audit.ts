@@ -1,8 +1,17 @@
-// Audit events as JSON lines, one per line, to a file or stdout. Writes are buffered by the stream;
-// an event is never dropped silently: a write error is logged and the sink reopens on the next event.
-import { createWriteStream, type WriteStream } from 'node:fs';
+// Audit events as JSON lines, one per line, to a file or stdout, encoded straight into batches that
+// AuditFile writes in order. What happens when the sink cannot keep up is a choice (the Database's
+// spec.audit.mode, defaulting to the agent's):
+//   required (default)  the sink failing, or more than its bound behind, holds the sessions: they stop
+//                       reading client input (`held`, `whenWritable`) until it catches up, and end with
+//                       AUDIT_UNAVAILABLE if that lasts past the stall timeout. No event is dropped
+//                       unless twice the bound is waiting (sessions already held): that is counted too.
+//   best-effort         sessions go on; events past the bound are dropped and counted.
+// Either way memory stays bounded, every write error is logged and counted, and nothing is silent.
 import { createHash } from 'node:crypto';
+import type { AuditMode } from '../api/database.js';
+import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { AuditFile } from './audit-file.js';
 
 export type AuditEventType =
   'session.start' | 'session.end' | 'session.denied' | 'query' | 'command' | 'command.denied';
@@ -24,14 +33,46 @@ export interface AuditEventWriter {
   writeAuditEvent(buf: Buffer, at: number): number;
 }
 
+export interface AuditGuarantee {
+  mode: AuditMode;
+  /** Required mode: how long sessions wait for a stuck sink before they are ended. */
+  stallTimeoutMs: number;
+}
+
+/** What the metrics report (drawbridge_audit_*). */
+export interface AuditStats {
+  readonly dropped: number;
+  readonly writeErrors: number;
+  readonly pendingBytes: number;
+  readonly held: boolean;
+}
+
 export interface AuditSink {
   emit(event: AuditEvent): void;
   /** The same, already serialized as one JSON object (`{"type":…}`): for events written per query. */
   emitJson?(json: string): void;
   /** The same, serialized by `writer` into the sink's own buffer: for events written per command. */
   emitWith?(maxBytes: number, writer: AuditEventWriter): void;
+  /** Required mode, sink failing or behind: sessions must not read more client input for now. */
+  readonly held?: boolean;
+  /** Calls `resume()` once the sink takes events again, or `resume(err)` when the stall lasted too long. */
+  whenWritable?(resume: (err?: DrawbridgeError) => void): void;
+  /** Applies a Database's own mode / stall timeout over the agent's defaults (each reload). */
+  configure?(override: Partial<AuditGuarantee>): void;
+  readonly stats?: AuditStats;
   close(): Promise<void>;
 }
+
+export interface AuditOptions extends AuditGuarantee {
+  /** Bytes waiting to be written past which the sink is behind (default 8 MiB). */
+  bufferBytes?: number;
+  /** How soon a failed write is tried again (default 1 s). */
+  retryMs?: number;
+  /** At shutdown, how long the last events get to reach the log (default 5 s). */
+  closeTimeoutMs?: number;
+}
+
+export const DEFAULT_AUDIT: AuditOptions = { mode: 'required', stallTimeoutMs: 30_000, bufferBytes: 8 << 20 };
 
 const FLUSH_MS = 5;
 const FLUSH_BYTES = 64 * 1024;
@@ -39,16 +80,27 @@ const FLUSH_BYTES = 64 * 1024;
 const BATCH_BYTES = FLUSH_BYTES + 16 * 1024;
 /** UTF-8 takes at most 3 bytes per UTF-16 unit: a line of n units surely fits in 3n bytes. */
 const MAX_BYTES_PER_UNIT = 3;
+/** While the sink keeps failing, the error is logged again this often (each retry is counted). */
+const RELOG_MS = 30_000;
 
-export class JsonLinesAudit implements AuditSink {
-  private stream: WriteStream | NodeJS.WritableStream | undefined;
+export class JsonLinesAudit implements AuditSink, AuditStats {
+  held = false;
+  dropped = 0;
+  writeErrors = 0;
+  private readonly file: AuditFile;
+  private readonly defaults: AuditGuarantee;
+  private guarantee: AuditGuarantee;
+  private readonly bufferBytes: number;
+  private readonly closeTimeoutMs: number;
+  /** New events are dropped (and counted): best-effort past the bound, required past twice it. */
+  private refusing = false;
+  private failure: { err: NodeJS.ErrnoException; since: number; loggedAt: number } | undefined;
+  private droppedLogged = 0;
+  private waiters: ((err?: DrawbridgeError) => void)[] = [];
+  private stallTimer: NodeJS.Timeout | undefined;
+  private stalled: DrawbridgeError | undefined;
 
-  constructor(
-    private readonly path: string,
-    private readonly log: Logger,
-  ) {}
-
-  // Lines are encoded straight into a batch buffer (a new one per batch: the stream keeps the last
+  // Lines are encoded straight into a batch buffer (a new one per batch: the file keeps the last
   // until it is written), so a busy relay neither builds nor re-encodes one long string per batch.
   private batch: Buffer | undefined;
   private used = 0;
@@ -56,11 +108,44 @@ export class JsonLinesAudit implements AuditSink {
   private clockMs = 0;
   private timePrefix = '';
 
+  constructor(
+    private readonly path: string,
+    private readonly log: Logger,
+    opts: AuditOptions = DEFAULT_AUDIT,
+  ) {
+    this.defaults = { mode: opts.mode, stallTimeoutMs: opts.stallTimeoutMs };
+    this.guarantee = this.defaults;
+    this.bufferBytes = opts.bufferBytes ?? DEFAULT_AUDIT.bufferBytes!;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 5_000;
+    this.file = new AuditFile(
+      path,
+      { failed: (err) => this.failed(err), written: () => this.written() },
+      opts.retryMs ?? 1000,
+    );
+  }
+
+  get stats(): AuditStats {
+    return this;
+  }
+
+  get pendingBytes(): number {
+    return this.file.queued + this.used;
+  }
+
+  configure(override: Partial<AuditGuarantee>): void {
+    this.guarantee = {
+      mode: override.mode ?? this.defaults.mode,
+      stallTimeoutMs: override.stallTimeoutMs ?? this.defaults.stallTimeoutMs,
+    };
+    this.update();
+  }
+
   emit(event: AuditEvent): void {
     this.emitJson(JSON.stringify(event));
   }
 
   emitJson(json: string): void {
+    if (this.refusing) return this.drop();
     // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
     const batch = this.begin(json.length * MAX_BYTES_PER_UNIT);
     const at = this.used;
@@ -70,8 +155,15 @@ export class JsonLinesAudit implements AuditSink {
   }
 
   emitWith(maxBytes: number, writer: AuditEventWriter): void {
+    if (this.refusing) return this.drop();
     const batch = this.begin(maxBytes);
     this.end(writer.writeAuditEvent(batch, this.used));
+  }
+
+  whenWritable(resume: (err?: DrawbridgeError) => void): void {
+    if (!this.held) process.nextTick(resume);
+    else if (this.stalled) process.nextTick(resume, this.stalled);
+    else this.waiters.push(resume);
   }
 
   /** A batch with room for the time prefix and `maxBytes` more, the prefix written at `used`. */
@@ -104,26 +196,111 @@ export class JsonLinesAudit implements AuditSink {
     const used = this.used;
     this.batch = undefined;
     this.used = 0;
-    this.open().write(batch.subarray(0, used));
+    this.file.push(batch.subarray(0, used));
+    this.update();
   };
 
-  private open(): NodeJS.WritableStream {
-    if (this.stream) return this.stream;
-    if (this.path === '-') return (this.stream = process.stdout);
-    const s = createWriteStream(this.path, { flags: 'a', mode: 0o600 });
-    s.on('error', (err) => {
-      this.log.error({ err, path: this.path }, 'audit log write failed; reopening on next event');
-      this.stream = undefined;
-    });
-    return (this.stream = s);
+  /** Re-derives `refusing` and `held` from what is waiting; called per batch and per write, not per event. */
+  private update(): void {
+    const queued = this.file.queued;
+    const required = this.guarantee.mode === 'required';
+    this.refusing = queued >= (required ? 2 : 1) * this.bufferBytes;
+    // Held from the bound up, released below half of it: no flapping at the edge.
+    const behind =
+      this.failure !== undefined || queued > (this.held ? this.bufferBytes / 2 : this.bufferBytes);
+    this.setHeld(required && behind);
+  }
+
+  private setHeld(held: boolean): void {
+    if (held === this.held) return;
+    this.held = held;
+    if (held) {
+      this.log.warn(
+        { path: this.path, pendingBytes: this.pendingBytes, stallTimeoutMs: this.guarantee.stallTimeoutMs },
+        'audit log behind: sessions wait for it (audit mode required)',
+      );
+      this.stallTimer = setTimeout(() => this.stall(), this.guarantee.stallTimeoutMs);
+      return;
+    }
+    clearTimeout(this.stallTimer);
+    this.stalled = undefined;
+    this.log.info({ path: this.path }, 'audit log caught up: sessions resume');
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resume of waiters) resume();
+  }
+
+  /** Held past the stall timeout: waiting sessions end, and so does each one that tries meanwhile. */
+  private stall(): void {
+    const why = this.failure
+      ? `${this.failure.err.code ?? this.failure.err.message}`
+      : 'writes are not keeping up';
+    this.stalled = new DrawbridgeError(
+      'AUDIT_UNAVAILABLE',
+      `the audit log has taken no events for ${Math.round(this.guarantee.stallTimeoutMs / 1000)}s (${why}); the session ends because its commands could not be audited`,
+      "reconnect later; an admin should check the agent's audit log destination (disk space, log pipeline)",
+    );
+    this.log.error(
+      { path: this.path, sessions: this.waiters.length, reason: why },
+      'audit log stalled: ending the sessions waiting for it',
+    );
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resume of waiters) resume(this.stalled);
+  }
+
+  private drop(): void {
+    this.dropped++;
+    if (this.droppedLogged === 0 || Date.now() - this.droppedLogged > RELOG_MS) {
+      this.droppedLogged = Date.now();
+      this.log.error(
+        {
+          path: this.path,
+          mode: this.guarantee.mode,
+          pendingBytes: this.pendingBytes,
+          dropped: this.dropped,
+        },
+        'audit events dropped: the audit log is not keeping up (drawbridge_audit_events_dropped_total)',
+      );
+    }
+  }
+
+  private failed(err: NodeJS.ErrnoException): void {
+    this.writeErrors++;
+    const now = Date.now();
+    const failure = (this.failure ??= { err, since: now, loggedAt: 0 });
+    failure.err = err;
+    if (now - failure.loggedAt > RELOG_MS) {
+      failure.loggedAt = now;
+      this.log.error(
+        { path: this.path, err: err.message, code: err.code, pendingBytes: this.pendingBytes },
+        'audit log write failed; retrying the same bytes (drawbridge_audit_write_errors_total)',
+      );
+    }
+    this.update();
+  }
+
+  private written(): void {
+    if (this.failure) {
+      this.log.info(
+        { path: this.path, failedForMs: Date.now() - this.failure.since, dropped: this.dropped },
+        'audit log writable again',
+      );
+      this.failure = undefined;
+    }
+    this.update();
   }
 
   async close(): Promise<void> {
     this.flush();
-    const s = this.stream;
-    this.stream = undefined;
-    if (!s || s === process.stdout) return;
-    await new Promise<void>((resolve) => (s as WriteStream).end(resolve));
+    clearTimeout(this.stallTimer);
+    const left = await this.file.close(this.closeTimeoutMs);
+    if (left > 0) {
+      this.log.error(
+        { path: this.path, bytes: left },
+        'audit events not written before shutdown: the audit log did not take them',
+      );
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerBuildInfo } from '../build-info.js';
+import type { AuditStats } from './audit.js';
 
 export type SessionOutcome = 'established' | 'denied' | 'failed';
 
@@ -68,6 +69,43 @@ export class AgentMetrics {
     // Read at scrape time, so a rotated Secret shows up without the agent being told.
     collect: () => this.collectExpiry(),
   });
+
+  // The audit sink counts in plain fields (a drop is one increment, not a metric update); these read
+  // them when scraped.
+  private audit: AuditStats | undefined;
+  readonly auditDropped: Counter = new Counter({
+    name: 'drawbridge_audit_events_dropped_total',
+    help: 'Audit events dropped because the audit log did not keep up (best-effort mode, or twice the buffer behind)',
+    registers: [this.registry],
+    collect: (): void => this.sync(this.auditDropped, this.audit?.dropped),
+  });
+  readonly auditWriteErrors: Counter = new Counter({
+    name: 'drawbridge_audit_write_errors_total',
+    help: 'Failed writes to the audit log (each is retried from the same byte)',
+    registers: [this.registry],
+    collect: (): void => this.sync(this.auditWriteErrors, this.audit?.writeErrors),
+  });
+  readonly auditPendingBytes: Gauge = new Gauge({
+    name: 'drawbridge_audit_pending_bytes',
+    help: 'Audit event bytes waiting to be written',
+    registers: [this.registry],
+    collect: (): void => this.auditPendingBytes.set(this.audit?.pendingBytes ?? 0),
+  });
+  readonly auditHeld: Gauge = new Gauge({
+    name: 'drawbridge_audit_sessions_held',
+    help: '1 while sessions wait for the audit log (required mode, log failing or behind)',
+    registers: [this.registry],
+    collect: (): void => this.auditHeld.set(this.audit?.held ? 1 : 0),
+  });
+
+  observeAudit(stats: AuditStats | undefined): void {
+    this.audit = stats;
+  }
+
+  private sync(counter: Counter, total = 0): void {
+    counter.reset();
+    counter.inc(total);
+  }
 
   constructor(defaults = false) {
     if (defaults) collectDefaultMetrics({ register: this.registry });

@@ -3,6 +3,7 @@
 import { watchFile, unwatchFile } from 'node:fs';
 import { type ConfigBundle, loadConfigFile } from '../api/config.js';
 import { secretValues } from '../api/agent-config.js';
+import { parseDuration } from '../api/meta.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Agent } from './agent.js';
@@ -42,7 +43,11 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
   const agent = new Agent({
     state,
     serverTls: serverContextFromFiles(config.spec.tls),
-    audit: new JsonLinesAudit(config.spec.audit.path, log),
+    audit: new JsonLinesAudit(config.spec.audit.path, log, {
+      mode: config.spec.audit.mode,
+      stallTimeoutMs: parseDuration(config.spec.audit.stallTimeout),
+      bufferBytes: config.spec.audit.bufferBytes,
+    }),
     log,
     metrics,
     peers: config.spec.peers,

@@ -1,8 +1,9 @@
 // AgentConfig: the standalone agent's own settings (not a CRD). It sits in the same YAML stream as the
 // Database, AccessRole, DatabaseUser and Secret documents it uses.
 import { z } from 'zod';
+import { AUDIT_MODES } from './database.js';
 import { AgentLimitsSpec } from './limits.js';
-import { objectName, resource } from './meta.js';
+import { duration, objectName, parseDuration, resource } from './meta.js';
 
 export const hostPort = z
   .string()
@@ -16,7 +17,21 @@ export const AgentConfigSpec = z.object({
     keyFile: z.string().min(1),
     clientCAFile: z.string().min(1),
   }),
-  audit: z.object({ path: z.string().min(1).default('-') }).default({ path: '-' }),
+  audit: z
+    .object({
+      path: z.string().min(1).default('-'),
+      /** The default for Databases that set no spec.audit.mode (see README, "Audit guarantees"). */
+      mode: z.enum(AUDIT_MODES).default('required'),
+      /** Required mode: how long sessions wait for a stuck audit log before they end. */
+      stallTimeout: duration.refine((d) => parseDuration(d) >= 1000, 'must be at least 1s').default('30s'),
+      /** Bytes of events waiting to be written past which the log counts as behind. */
+      bufferBytes: z
+        .number()
+        .int()
+        .min(64 * 1024)
+        .default(8 << 20),
+    })
+    .default({ path: '-', mode: 'required', stallTimeout: '30s', bufferBytes: 8 << 20 }),
   /** Where Prometheus metrics are served (host:port); off when unset. */
   metrics: hostPort.optional(),
   /**

@@ -129,6 +129,10 @@ export const DatabaseRedis = z
   })
   .describe('Redis-specific settings.');
 
+/** What the agent does when its audit log fails or falls behind (src/agent/audit.ts). */
+export const AUDIT_MODES = ['required', 'best-effort'] as const;
+export type AuditMode = (typeof AUDIT_MODES)[number];
+
 /** Audit values (statements, parameters) longer than this many characters are cut by default. */
 export const DEFAULT_MAX_AUDIT_VALUE = 4096;
 
@@ -143,6 +147,21 @@ export const DatabaseAudit = z
       .describe(
         'Statements and parameter values longer than this many characters are cut in audit events, which ' +
           'then give the full size and the SHA-256 of the whole value (hex), so it can still be matched.',
+      ),
+    mode: z
+      .enum(AUDIT_MODES)
+      .optional()
+      .describe(
+        "When the agent's audit log fails or falls behind: required (the default unless the agent's own " +
+          'setting says otherwise) holds the sessions (they stop reading client input) until it catches up ' +
+          'and ends them after stallTimeout; best-effort lets sessions go on and drops events past the ' +
+          'buffer, counting them in drawbridge_audit_events_dropped_total.',
+      ),
+    stallTimeout: duration
+      .refine((d) => parseDuration(d) >= 1000, 'must be at least 1s')
+      .optional()
+      .describe(
+        'Required mode: how long sessions wait for a stuck audit log before they are ended (default 30s).',
       ),
   })
   .describe('What the audit log records for this database.');

@@ -31,6 +31,8 @@ export interface TestAgentOptions {
   limits?: object;
   /** Where /metrics is served (`host:port`), written to AgentConfig.spec.metrics. */
   metrics?: string;
+  /** AgentConfig.spec.audit beyond the default file in the agent's directory. */
+  audit?: { path?: string; mode?: 'required' | 'best-effort'; stallTimeout?: string; bufferBytes?: number };
 }
 
 export interface TestAgent {
@@ -65,7 +67,7 @@ export async function writeAgentConfig(
   await writeFile(file('tls.key'), opts.tls.keyPem, { mode: 0o600 });
   await writeFile(file('client-ca.crt'), opts.tls.clientCaPem);
   const configPath = file('agent.yaml');
-  const auditPath = file('audit.jsonl');
+  const auditPath = opts.audit?.path ?? file('audit.jsonl');
   const agentConfig = {
     apiVersion: 'drawbridge.dev/v1alpha1',
     kind: 'AgentConfig',
@@ -74,7 +76,7 @@ export async function writeAgentConfig(
       listen: opts.listen ?? '127.0.0.1:0',
       database: opts.database,
       tls: { certFile: file('tls.crt'), keyFile: file('tls.key'), clientCAFile: file('client-ca.crt') },
-      audit: { path: auditPath },
+      audit: { ...opts.audit, path: auditPath },
       ...(opts.peers ? { peers: opts.peers } : {}),
       ...(opts.limits ? { limits: opts.limits } : {}),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),

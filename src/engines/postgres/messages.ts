@@ -76,6 +76,7 @@ export const enum SqlState {
   FeatureNotSupported = '0A000',
   InvalidAuthorization = '28000',
   TooManyConnections = '53300',
+  InsufficientResources = '53000',
   AdminShutdown = '57P01',
   QueryCanceled = '57014',
   InternalError = 'XX000',

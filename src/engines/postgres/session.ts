@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
+import { AuditHold } from '../../agent/audit-hold.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
@@ -64,6 +65,7 @@ export class PostgresSession implements LiveSession {
   private finished = false;
   /** The client sent Terminate: whichever socket closes first, the client ended the session. */
   private clientTerminated = false;
+  private auditHold: AuditHold | undefined;
 
   constructor(
     private readonly agent: AgentRuntime,
@@ -107,11 +109,22 @@ export class PostgresSession implements LiveSession {
 
   private readonly relayToBackend = (chunk: Buffer): void => {
     if (this.ending) return;
+    if (this.agent.audit.held) return this.holdForAudit(chunk);
     this.fromClient += chunk.length;
     // Audit events are written before the statement reaches the database.
     if (this.scanned(this.frontend, chunk, this.onClientMessage))
       this.forward(this.client, this.backend, chunk);
   };
+
+  /** Required audit mode and the audit log is behind: read nothing more until it catches up. */
+  private holdForAudit(chunk: Buffer): void {
+    this.auditHold ??= new AuditHold(this.client, this.agent.audit, (err) => {
+      if (err) this.terminate(err);
+      // A full backend resumes the client itself on 'drain' (forward).
+      else if (!this.ending && !this.backend.writableNeedDrain) this.client.resume();
+    });
+    this.auditHold.hold(chunk);
+  }
 
   private readonly relayToClient = (chunk: Buffer): void => {
     this.toClient += chunk.length;

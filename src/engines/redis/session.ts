@@ -4,6 +4,7 @@
 // exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
 import type { AuditEvent, AuditEventType, AuditEventWriter } from '../../agent/audit.js';
+import { AuditHold } from '../../agent/audit-hold.js';
 import { type LiveSession, newSessionId } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
@@ -50,6 +51,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   private queueHead = 0;
   private busy = false;
   private backendFull = false;
+  private auditHold: AuditHold | undefined;
   inMulti = false;
   private multiDirty = false;
   private closing = false;
@@ -103,6 +105,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   start(deadline: number): void {
     this.client.on('data', (chunk: Buffer) => {
       if (this.failure) return;
+      if (this.agent.audit.held) return this.holdForAudit(chunk);
       this.fromClient += chunk.length;
       try {
         this.parser.feed(chunk);
@@ -121,6 +124,14 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   /** The client authenticated (SessionLogin): Redis's own limits from now on. */
   authenticated(): void {
     this.parser.authenticated(this.agent.limits.maxRequestBytes);
+  }
+
+  /** Required audit mode and the audit log is behind: read nothing more until it catches up. */
+  private holdForAudit(chunk: Buffer): void {
+    this.auditHold ??= new AuditHold(this.client, this.agent.audit, (err) =>
+      err ? this.terminate(err) : this.resumeClient(),
+    );
+    this.auditHold.hold(chunk);
   }
 
   private onCommand(cmd: RedisCommand): void {

@@ -160,7 +160,9 @@ describe('connection limits', () => {
   });
 
   it('the AgentConfig’s limits win over the Database’s, field by field', async () => {
-    const agent = await f.startAgent(withLimits(redisDocs(f.redis), TIGHT), { maxConnectionsPerIdentity: 1 });
+    const agent = await f.startAgent(withLimits(redisDocs(f.redis), TIGHT), {
+      limits: { maxConnectionsPerIdentity: 1 },
+    });
     try {
       const first = await person(agent.port, 'alice');
       await command(first, '+PONG', 'PING');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
-import { type TestAgent, startTestAgent } from '../../support/agent.js';
+import { type TestAgent, type TestAgentOptions, startTestAgent } from '../../support/agent.js';
 import {
   type Person,
   REDIS_USERS,
@@ -44,8 +44,8 @@ export interface RedisFixture {
   raw(person: PersonName): Promise<TLSSocket>;
   /** A raw TLS connection to the agent on `port` (one started with startAgent). */
   rawAt(port: number, person: PersonName): Promise<TLSSocket>;
-  /** Another agent in front of the same Redis (other auth types, AgentConfig limits); stopped with the fixture. */
-  startAgent(docs: object[], limits?: object): Promise<TestAgent>;
+  /** Another agent in front of the same Redis (other auth types, AgentConfig limits or audit); stopped with the fixture. */
+  startAgent(docs: object[], opts?: Pick<TestAgentOptions, 'limits' | 'audit'>): Promise<TestAgent>;
   /** redis-cli as `person` through the agent on `port`. */
   cliAt(port: number, person: PersonName, args: string[], stdin?: string): Promise<string>;
   stop(): Promise<void>;
@@ -113,8 +113,8 @@ export async function startRedisFixture(): Promise<RedisFixture> {
     tlsArgs,
     cli: (p, args, stdin) => cliAt(agent.port, p, args, stdin),
     cliAt,
-    async startAgent(docs, limits) {
-      const extra = await startTestAgent({ database: 'cache', docs, tls: agentTls, limits });
+    async startAgent(docs, opts = {}) {
+      const extra = await startTestAgent({ database: 'cache', docs, tls: agentTls, ...opts });
       agents.push(extra);
       return extra;
     },

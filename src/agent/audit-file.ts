@@ -1,0 +1,114 @@
+// Where audit batches go: a file opened for append, or stdout ("-"), written with fs.write one batch at
+// a time so every byte is accounted for. A short write continues from the byte it stopped at; a failed
+// write (disk full, a read-only or vanished file system, a closed pipe) is retried from that same byte
+// after reopening the file, so recovering loses nothing and writes nothing twice. The queued byte count
+// is how far behind the sink is: JsonLinesAudit decides from it whether sessions must wait.
+import { close, open, write } from 'node:fs';
+
+export interface AuditFileEvents {
+  /** An open or write failed; the same bytes are tried again after the retry interval. */
+  failed(err: NodeJS.ErrnoException): void;
+  /** Bytes reached the file (the first success after a failure means it recovered). */
+  written(): void;
+}
+
+/** A non-blocking stdout pipe whose reader is slow answers EAGAIN: wait a little, it is not a failure. */
+const BUSY_RETRY_MS = 10;
+const noop = () => undefined;
+
+export class AuditFile {
+  /** Bytes handed over and not yet written. */
+  queued = 0;
+  private readonly queue: Buffer[] = [];
+  /** How much of queue[0] is already written. */
+  private offset = 0;
+  private fd: number | undefined;
+  /** An open or a write is in flight (one at a time keeps the bytes in order). */
+  private busy = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private onDrained: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly events: AuditFileEvents,
+    private readonly retryMs: number,
+  ) {
+    if (path === '-') this.fd = 1;
+  }
+
+  push(bytes: Buffer): void {
+    this.queue.push(bytes);
+    this.queued += bytes.length;
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.busy || this.retryTimer || this.closed) return;
+    if (this.queue.length === 0) return this.onDrained?.();
+    this.busy = true;
+    if (this.fd === undefined) return open(this.path, 'a', 0o600, this.opened);
+    const head = this.queue[0]!;
+    write(this.fd, head, this.offset, head.length - this.offset, null, this.wrote);
+  }
+
+  private readonly opened = (err: NodeJS.ErrnoException | null, fd: number): void => {
+    this.busy = false;
+    if (err) return this.fail(err);
+    this.fd = fd;
+    this.pump();
+  };
+
+  private readonly wrote = (err: NodeJS.ErrnoException | null, n: number): void => {
+    this.busy = false;
+    if (err) return err.code === 'EAGAIN' ? this.retryIn(BUSY_RETRY_MS) : this.fail(err);
+    this.queued -= n;
+    this.offset += n;
+    if (this.offset === this.queue[0]!.length) {
+      this.queue.shift();
+      this.offset = 0;
+    }
+    this.events.written();
+    this.pump();
+  };
+
+  private fail(err: NodeJS.ErrnoException): void {
+    // Reopen next time: the file may have been rotated, remounted or recreated meanwhile.
+    if (this.fd !== undefined && this.path !== '-') {
+      close(this.fd, noop);
+      this.fd = undefined;
+    }
+    this.events.failed(err);
+    this.retryIn(this.retryMs);
+  }
+
+  private retryIn(ms: number): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, ms);
+  }
+
+  /**
+   * Waits until everything queued is written, at most `timeoutMs` (a sink that stays stuck must not
+   * hold the agent's shutdown forever), then closes the file. Resolves to the bytes left unwritten.
+   */
+  async close(timeoutMs: number): Promise<number> {
+    if (this.queue.length > 0 || this.busy) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.onDrained = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.onDrained = undefined;
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    // A write still in flight (a blocked pipe) keeps its fd: closing it under the write is unsafe.
+    if (this.fd !== undefined && this.path !== '-' && !this.busy) close(this.fd, noop);
+    this.fd = undefined;
+    return this.queued;
+  }
+}

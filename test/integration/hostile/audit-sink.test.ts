@@ -1,0 +1,251 @@
+/**
+ * An audit log that stops taking events — a FIFO whose reader never reads, a full disk — through the
+ * real agent in front of a real Redis 7. Required mode (the default): the session stops being read,
+ * nothing more runs on the server, and the session ends with a clear error when the stall outlasts its
+ * timeout; once the log reads again, everything held is written exactly once and the session goes on.
+ * Best-effort: commands go on, events past the buffer are dropped and counted. Memory stays bounded.
+ * The same for PostgreSQL with the log on a device that is always full (/dev/full: ENOSPC).
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type TestAgent, startTestAgent } from '../../support/agent.js';
+import { type Fixture as PgFixture, baseDocs, pgClient, startFixture } from '../postgres/fixture.js';
+import { type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
+
+let f: RedisFixture;
+let dir: string;
+const readers: number[] = [];
+
+beforeAll(async () => {
+  f = await startRedisFixture();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-audit-sink-'));
+});
+
+afterEach(() => {
+  for (const fd of readers.splice(0)) closeSync(fd);
+});
+
+afterAll(async () => {
+  await f?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** A FIFO with a reader that holds it open and reads nothing (until `drain`): the agent's writes block. */
+function stuckFifo(name: string): { path: string; drain(): string } {
+  const fifo = path.join(dir, name);
+  execFileSync('mkfifo', [fifo]);
+  const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  readers.push(fd);
+  return {
+    path: fifo,
+    /** Reads what is in the FIFO now. */
+    drain() {
+      let text = '';
+      const buf = Buffer.alloc(1 << 20);
+      for (;;) {
+        let n = 0;
+        try {
+          n = readSync(fd, buf);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return text;
+          throw err;
+        }
+        if (n === 0) return text;
+        text += buf.toString('utf8', 0, n);
+      }
+    },
+  };
+}
+
+const VALUE = 'v'.repeat(200);
+function pipeline(prefix: string, n: number): Buffer {
+  const parts: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const key = `${prefix}:${i}`;
+    parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${VALUE.length}\r\n${VALUE}\r\n`);
+  }
+  return Buffer.from(parts.join(''));
+}
+
+/** A raw TLS session as alice; counts +OK replies and keeps what else it was told. */
+async function session(agent: TestAgent) {
+  const socket: TLSSocket = await f.rawAt(agent.port, 'alice');
+  const state = { ok: 0, text: '', closed: false };
+  socket.on('data', (d: Buffer) => {
+    const s = d.toString('latin1');
+    state.ok += s.split('+OK\r\n').length - 1;
+    state.text += s.replace(/\+OK\r\n/g, '');
+  });
+  socket.on('close', () => (state.closed = true));
+  socket.on('error', () => undefined);
+  return { socket, state };
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until the count stops moving for `quietMs`; returns it. */
+async function settled(read: () => number, quietMs = 1000): Promise<number> {
+  let last = -1;
+  while (read() !== last) {
+    last = read();
+    await new Promise((r) => setTimeout(r, quietMs));
+  }
+  return last;
+}
+
+async function metric(agent: TestAgent, name: string): Promise<number> {
+  const text = await agent.running.agent.metrics.registry.metrics();
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return Number(m?.[1] ?? NaN);
+}
+
+const keys = async (prefix: string) =>
+  Number((await f.redis.cli(['eval', `return #redis.call('keys', '${prefix}:*')`, '0'])).trim());
+
+const N = 4000;
+
+/** An agent logging to a stuck FIFO, and alice's session that has just sent N SETs of `prefix`. */
+async function flood(
+  prefix: string,
+  audit: { stallTimeout?: string; mode?: 'best-effort'; bufferBytes: number },
+) {
+  const fifo = stuckFifo(`${prefix}.fifo`);
+  const agent = await f.startAgent(redisDocs(f.redis), { audit: { path: fifo.path, ...audit } });
+  const { socket, state } = await session(agent);
+  socket.write(pipeline(prefix, N));
+  return { fifo, agent, socket, state };
+}
+
+describe('audit mode required (default)', () => {
+  it('stops reading the session while the log is stuck, then ends it with a clear error', async () => {
+    const { fifo, agent, state } = await flood('held', { stallTimeout: '4s', bufferBytes: 256 * 1024 });
+    const ran = await settled(() => state.ok);
+    expect(ran).toBeGreaterThan(0);
+    expect(ran).toBeLessThan(N); // paused: the rest was never read
+    expect(await keys('held')).toBe(ran); // and never reached the server
+    expect(await metric(agent, 'drawbridge_audit_sessions_held')).toBe(1);
+    expect(await metric(agent, 'drawbridge_audit_pending_bytes')).toBeLessThan(2 * 256 * 1024);
+
+    await until('the session ends', () => state.closed);
+    expect(state.text).toMatch(/-ERR the audit log has taken no events for 4s/);
+    expect(state.text).toMatch(/an admin should check the agent's audit log destination/);
+    expect(await keys('held')).toBe(ran);
+    expect(await metric(agent, 'drawbridge_audit_events_dropped_total')).toBe(0);
+    fifo.drain(); // let the agent's last writes through before it stops
+    await agent.stop();
+  });
+
+  it('writes every held event exactly once when the log reads again, and the session goes on', async () => {
+    const { fifo, agent, socket, state } = await flood('resume', {
+      stallTimeout: '60s',
+      bufferBytes: 256 * 1024,
+    });
+    expect(await settled(() => state.ok)).toBeLessThan(N);
+    let log = '';
+    await until('every command answered', () => {
+      log += fifo.drain();
+      return state.ok === N;
+    });
+    expect(state.closed).toBe(false);
+    expect(await keys('resume')).toBe(N);
+    socket.end();
+    await until('the audit log has every command', () => {
+      log += fifo.drain();
+      return (log.match(/"command":"set"/g) ?? []).length >= N;
+    });
+    const sets = log
+      .split('\n')
+      .filter((l) => l.includes('"command":"set"'))
+      .map((l) => (JSON.parse(l) as { args: string[] }).args[0]);
+    expect(sets).toEqual(Array.from({ length: N }, (_, i) => `resume:${i}`));
+    await agent.stop();
+  });
+});
+
+describe('audit mode best-effort', () => {
+  it('runs every command, drops the events the log cannot take and counts them', async () => {
+    const { fifo, agent, socket, state } = await flood('dropped', {
+      mode: 'best-effort',
+      bufferBytes: 64 * 1024,
+    });
+    await until('every command answered', () => state.ok === N);
+    expect(await keys('dropped')).toBe(N);
+    expect(await metric(agent, 'drawbridge_audit_sessions_held')).toBe(0);
+    const dropped = await metric(agent, 'drawbridge_audit_events_dropped_total');
+    expect(dropped).toBeGreaterThan(N / 2);
+    expect(await metric(agent, 'drawbridge_audit_pending_bytes')).toBeLessThan(64 * 1024 + 96 * 1024);
+    socket.end();
+    fifo.drain();
+    await agent.stop();
+  });
+});
+
+describe('PostgreSQL with the audit log on a full disk', () => {
+  let pgf: PgFixture;
+  beforeAll(async () => {
+    pgf = await startFixture();
+  });
+  afterAll(async () => {
+    await pgf?.stop();
+  });
+
+  const agentOn = (mode: 'required' | 'best-effort') =>
+    startTestAgent({
+      database: 'orders-pg',
+      docs: baseDocs(pgf.pg.port, pgf.pg.ca.certPem),
+      tls: pgf.agentTls,
+      audit: { path: '/dev/full', mode, stallTimeout: '3s', bufferBytes: 64 * 1024 },
+    });
+  const client = (agent: TestAgent) => {
+    const c = pgClient({ ...pgf, agent }, pgf.people.alice, 'alice', 'orders');
+    c.on('error', () => undefined);
+    return c;
+  };
+  const tableExists = async (name: string) =>
+    (await pgf.pg.admin(`select count(*) from pg_tables where tablename = '${name}'`, 'orders')).trim() ===
+    '1';
+
+  it('required: a statement waits, never runs, and the session ends with SQLSTATE 53000', async () => {
+    const agent = await agentOn('required');
+    const c = client(agent);
+    await c.connect(); // session.start is the first event the disk refuses
+    await until('sessions held', async () => (await metric(agent, 'drawbridge_audit_sessions_held')) === 1);
+    const started = Date.now();
+    const err = (await c.query('create table audit_probe_required (x int)').catch((e: unknown) => e)) as {
+      code?: string;
+      message: string;
+    };
+    expect(err, String(err)).toMatchObject({ code: '53000' });
+    expect(err.message).toMatch(/the audit log has taken no events for 3s \(ENOSPC\)/);
+    expect(Date.now() - started).toBeGreaterThan(2000);
+    expect(await tableExists('audit_probe_required')).toBe(false);
+    expect(await metric(agent, 'drawbridge_audit_write_errors_total')).toBeGreaterThan(0);
+    await agent.stop();
+  });
+
+  it('best-effort: statements run, the refused events are counted, memory stays bounded', async () => {
+    const agent = await agentOn('best-effort');
+    const c = client(agent);
+    await c.connect();
+    const filler = 'x'.repeat(2000);
+    for (let i = 0; i < 300; i++) await c.query(`select '${filler}' as n${i}`);
+    await c.query('create table audit_probe_best_effort (x int)');
+    await c.end();
+    expect(await tableExists('audit_probe_best_effort')).toBe(true);
+    expect(await metric(agent, 'drawbridge_audit_write_errors_total')).toBeGreaterThan(0);
+    expect(await metric(agent, 'drawbridge_audit_events_dropped_total')).toBeGreaterThan(0);
+    expect(await metric(agent, 'drawbridge_audit_pending_bytes')).toBeLessThan(64 * 1024 + 96 * 1024);
+    await agent.stop();
+  });
+});
