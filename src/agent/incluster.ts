@@ -7,7 +7,8 @@ import { unwatchFile, watchFile } from 'node:fs';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { secretValues, type Secret } from '../api/agent-config.js';
-import { Database } from '../api/database.js';
+import { type AuditMode, Database } from '../api/database.js';
+import { parseDuration } from '../api/meta.js';
 import { formatIssue } from '../api/validate.js';
 import { TokenReviewVerifier } from '../authn/tokenreview.js';
 import { DrawbridgeError, errorMessage } from '../errors.js';
@@ -18,7 +19,7 @@ import type { KubeObject } from '../kube/types.js';
 import { referencedSecrets } from '../operator/database/manifests.js';
 import { parseAs, validPolicy } from '../operator/policy.js';
 import { Agent } from './agent.js';
-import { JsonLinesAudit } from './audit.js';
+import { DEFAULT_AUDIT, JsonLinesAudit } from './audit.js';
 import { AgentMetrics } from './metrics.js';
 import { serveMetrics } from './metrics-server.js';
 import type { RunningAgent } from './standalone.js';
@@ -37,6 +38,9 @@ export interface InClusterAgentOptions {
   log: Logger;
   metrics?: string;
   audit?: string;
+  /** Defaults for a Database whose spec.audit sets none (Helm agents.audit). */
+  auditMode?: AuditMode;
+  auditStallTimeout?: string;
   /** Other replicas, `host:port` (the controller passes its headless peers Service). */
   peers?: string[];
 }
@@ -136,7 +140,11 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
   const agent = new Agent({
     state,
     serverTls: serverContextFromFiles(tlsFiles),
-    audit: new JsonLinesAudit(opts.audit ?? '-', log),
+    audit: new JsonLinesAudit(opts.audit ?? '-', log, {
+      ...DEFAULT_AUDIT,
+      ...(opts.auditMode ? { mode: opts.auditMode } : {}),
+      ...(opts.auditStallTimeout ? { stallTimeoutMs: parseDuration(opts.auditStallTimeout) } : {}),
+    }),
     log,
     metrics,
     tokenVerifier: new TokenReviewVerifier(client),

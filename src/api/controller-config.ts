@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { z } from 'zod';
 import { AwsMatcher } from '../aws/matchers.js';
 import { agentPodShape } from './database-agent.js';
+import { AUDIT_MODES } from './database.js';
 import { duration, objectName, parseDuration } from './meta.js';
 import { ValidationError, parseOrThrow } from './validate.js';
 
@@ -73,6 +74,11 @@ export const ControllerAgentsConfig = strict({
   }).default({ podIdentity: false }),
   /** Pod and Service settings for every agent (nodeSelector, tolerations, resources, ...); spec.agent wins. */
   pod: strict(agentPodShape).optional(),
+  /** The agents' audit mode and stall timeout where a Database's spec.audit sets none. */
+  audit: strict({
+    mode: z.enum(AUDIT_MODES).default('required'),
+    stallTimeout: interval('1s').default('30s'),
+  }).optional(),
 });
 export type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;
 

@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { hostPort } from '../../api/agent-config.js';
+import { AUDIT_MODES, type AuditMode } from '../../api/database.js';
+import { duration, parseDuration } from '../../api/meta.js';
 import type { RunningAgent } from '../../agent/standalone.js';
 import { type Logger, createLogger } from '../../log.js';
 
@@ -10,6 +12,8 @@ interface AgentFlags {
   tlsDir: string;
   metrics?: string;
   audit?: string;
+  auditMode?: AuditMode;
+  auditStallTimeout?: string;
   kubeconfig?: string;
   peers?: string[];
 }
@@ -23,6 +27,16 @@ export function agentCommand(): Command {
     .option('--tls-dir <dir>', 'in-cluster mode: tls.crt, tls.key, ca.crt', '/etc/drawbridge/tls')
     .option('--metrics <host:port>', 'in-cluster mode: serve /metrics and /healthz')
     .option('--audit <path>', 'in-cluster mode: audit log file ("-" for stdout)')
+    .option(
+      '--audit-mode <mode>',
+      "in-cluster mode: required (sessions wait for a failing audit log, then end) or best-effort (events dropped and counted); a Database's spec.audit.mode wins",
+      parseAuditMode,
+    )
+    .option(
+      '--audit-stall-timeout <duration>',
+      'in-cluster mode, required audit: how long sessions wait for a stuck audit log (default 30s)',
+      parseStallTimeout,
+    )
     .option('--kubeconfig <file>', 'in-cluster mode: kubeconfig (default: $KUBECONFIG, then in-cluster)')
     .option(
       '--peers <host:port,...>',
@@ -58,6 +72,19 @@ async function runInCluster(opts: AgentFlags & { database: string }, log: Logger
     import('./controller.js'),
   ]);
   return runInClusterAgent({ ...opts, kubeConfig: await loadKubeConfig(opts.kubeconfig), log });
+}
+
+function parseAuditMode(mode: string): AuditMode {
+  const modes: readonly string[] = AUDIT_MODES;
+  if (!modes.includes(mode)) throw new InvalidArgumentError(`must be one of ${AUDIT_MODES.join(', ')}`);
+  return mode as AuditMode;
+}
+
+function parseStallTimeout(text: string): string {
+  if (!duration.safeParse(text).success || parseDuration(text) < 1000) {
+    throw new InvalidArgumentError('must be a duration of at least 1s, e.g. 30s or 2m');
+  }
+  return text;
 }
 
 function parsePeers(list: string): string[] {

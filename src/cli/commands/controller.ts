@@ -87,6 +87,7 @@ export function controllerCommand(): Command {
           ...(config.agents?.aws.roleArn ? { awsRoleArn: config.agents.aws.roleArn } : {}),
           ...(config.agents?.aws.podIdentity ? { awsPodIdentity: true } : {}),
           ...(config.agents?.pod ? { pod: config.agents.pod } : {}),
+          ...(config.agents?.audit ? { audit: config.agents.audit } : {}),
         },
         log,
         identity: flags.identity,

@@ -2,7 +2,7 @@
 // agent settings and the serving certificate, so it is unit-tested without an API server and applied
 // with server-side apply unchanged.
 import type { AgentPodSettings } from '../../api/database-agent.js';
-import type { Database } from '../../api/database.js';
+import type { AuditMode, Database } from '../../api/database.js';
 import { apiVersionOf } from '../../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../../kube/types.js';
 import {
@@ -32,6 +32,8 @@ export interface AgentSettings {
   awsPodIdentity?: boolean;
   /** Chart-wide pod and Service defaults (agents.pod); a Database's spec.agent wins. */
   pod?: AgentPodSettings;
+  /** The agents' default audit mode and stall timeout (Helm agents.audit); a Database's spec.audit wins. */
+  audit?: { mode: AuditMode; stallTimeout: string };
 }
 
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
@@ -64,7 +66,7 @@ export function referencedSecrets(db: Database): string[] {
   return [...new Set(names)].sort();
 }
 
-export function agentArgs(db: StoredDatabase): string[] {
+export function agentArgs(db: StoredDatabase, settings: Pick<AgentSettings, 'audit'> = {}): string[] {
   return [
     'agent',
     '--database',
@@ -75,6 +77,9 @@ export function agentArgs(db: StoredDatabase): string[] {
     AGENT_TLS_DIR,
     '--metrics',
     `0.0.0.0:${AGENT_METRICS_PORT}`,
+    ...(settings.audit
+      ? ['--audit-mode', settings.audit.mode, '--audit-stall-timeout', settings.audit.stallTimeout]
+      : []),
     ...(db.spec.protocol === 'postgres'
       ? [
           '--peers',
@@ -226,7 +231,7 @@ function deploymentManifest(
               image: settings.image,
               ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
               command: settings.command,
-              args: agentArgs(db),
+              args: agentArgs(db, settings),
               ports: [
                 { name: db.spec.protocol, containerPort: agentPort(db.spec.protocol), protocol: 'TCP' },
                 { name: 'metrics', containerPort: AGENT_METRICS_PORT, protocol: 'TCP' },

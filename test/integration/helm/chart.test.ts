@@ -193,11 +193,19 @@ describe('charts/drawbridge', () => {
       ],
     });
     const agentRole = 'arn:aws:iam::123456789012:role/drawbridge-agents';
+    const audit = { mode: 'required', stallTimeout: '30s' };
     expect((await settings(`agents.aws.roleArn=${agentRole}`)).agents).toEqual({
       aws: { roleArn: agentRole, podIdentity: false },
+      audit,
     });
-    expect((await settings('agents.aws.podIdentity=true')).agents).toEqual({ aws: { podIdentity: true } });
-    expect((await settings()).agents).toEqual({ aws: { podIdentity: false } });
+    expect((await settings('agents.aws.podIdentity=true')).agents).toEqual({
+      aws: { podIdentity: true },
+      audit,
+    });
+    expect((await settings()).agents).toEqual({ aws: { podIdentity: false }, audit });
+    expect(
+      (await settings('agents.audit.mode=best-effort', 'agents.audit.stallTimeout=2m')).agents?.audit,
+    ).toEqual({ mode: 'best-effort', stallTimeout: '2m' });
     const pod = await settings(
       'agents.pod.nodeSelector.pool=db',
       'agents.pod.priorityClassName=high',

@@ -66,6 +66,11 @@ describe('agent manifests', () => {
     const pod = (d.spec as { template: { metadata: { annotations: object }; spec: Record<string, unknown> } })
       .template;
     expect(agentArgs(stored({})).slice(0, 3)).toEqual(['agent', '--database', 'shop/orders']);
+    expect(agentArgs(stored({}))).not.toContain('--audit-mode');
+    const audit = { mode: 'best-effort' as const, stallTimeout: '2m' };
+    expect(agentArgs(stored({}), { audit }).join(' ')).toContain(
+      '--audit-mode best-effort --audit-stall-timeout 2m',
+    );
     expect(pod.metadata.annotations).toEqual({ 'drawbridge.dev/tls-digest': 'digest1' });
     expect(pod.spec).toMatchObject({
       serviceAccountName: 'drawbridge-orders',
