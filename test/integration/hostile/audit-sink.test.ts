@@ -106,7 +106,7 @@ async function settled(read: () => number, quietMs = 1000): Promise<number> {
 
 async function metric(agent: TestAgent, name: string): Promise<number> {
   const text = await agent.running.agent.metrics.registry.metrics();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
   return Number(m?.[1] ?? NaN);
 }
 
