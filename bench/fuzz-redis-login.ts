@@ -18,8 +18,8 @@ import { RequestParser } from '../src/engines/redis/parser.js';
 import { ReplyFramer, RespError, decodeReply } from '../src/engines/redis/reply-parser.js';
 import { encodeCommand, encodeValue } from '../src/engines/redis/serializer.js';
 import { createLogger } from '../src/log.js';
+import { agentParts } from '../src/wiring.js';
 import { createCA, issueCertificate } from '../src/pki/ca.js';
-import '../src/engines/redis/index.js';
 import { cut, hostileBytes } from './fuzz-redis-harness.js';
 
 const TOKEN = `${'a'.repeat(20)}.${'b'.repeat(30)}.${'c'.repeat(20)}`;
@@ -117,6 +117,7 @@ export async function startLoginTarget(): Promise<LoginTarget> {
   const audit: AuditEvent[] = [];
   const sink: AuditSink = { emit: (e) => void audit.push(e), close: async () => undefined };
   const agent = new Agent({
+    parts: agentParts,
     state: new AgentState({
       database: Database.parse({
         ...API,

@@ -3,22 +3,24 @@
 import { type Server, type Socket, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SecureContext } from 'node:tls';
+import type { Protocol } from '../api/database.js';
 import { type AgentLimitsSpec, type Limits, resolveLimits } from '../api/limits.js';
 import { parseDuration } from '../api/meta.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import { type Decision, checkAccess } from '../authz/engine.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CredentialProvider } from '../engines/credentials.js';
-import { credentialProvider } from '../engines/credentials.js';
-import { type AgentRuntime, type Engine, createEngine } from '../engines/types.js';
 import type { AuditSink } from './audit.js';
+import { type CredentialProvider, type CredentialProviders, credentialProvider } from './credentials.js';
+import type { AgentParts, AgentRuntime, Engine } from './engine.js';
 import { IdentitySlots, type LimitName, tooManyConnections } from './limits.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 import type { AgentState } from './state.js';
 
 export interface AgentOptions {
+  /** The engines and credential providers of this build (src/wiring.ts). */
+  parts: AgentParts;
   state: AgentState;
   serverTls: SecureContext;
   audit: AuditSink;
@@ -46,6 +48,7 @@ export class Agent implements AgentRuntime {
   readonly tokenVerifier?: TokenVerifier;
   private tlsContext: SecureContext;
   private peerList: readonly string[];
+  private readonly providers: CredentialProviders;
   private provider: { type: string; provider: CredentialProvider } | undefined;
   private readonly engine: Engine;
   private readonly server: Server;
@@ -64,7 +67,8 @@ export class Agent implements AgentRuntime {
     this.peerList = opts.peers ?? [];
     this.limitOverrides = opts.limits;
     this.limits = this.currentLimits();
-    this.engine = createEngine(this.state.database.spec.protocol);
+    this.providers = opts.parts.credentials;
+    this.engine = engineFor(opts.parts, this.state.database.spec.protocol);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
     this.metrics.observeAudit(this.audit.stats);
     this.configureAudit();
@@ -156,7 +160,13 @@ export class Agent implements AgentRuntime {
   credentials(): CredentialProvider {
     const type = this.state.database.spec.auth.type;
     if (this.provider?.type !== type) {
-      this.provider = { type, provider: credentialProvider(type, { secrets: this.state, log: this.log }) };
+      this.provider = {
+        type,
+        provider: credentialProvider(this.providers, type, {
+          secrets: this.state,
+          log: this.log,
+        }),
+      };
     }
     return this.provider.provider;
   }
@@ -203,4 +213,10 @@ export class Agent implements AgentRuntime {
     for (let waited = 0; this.sessions.size > 0 && waited < 2_000; waited += 20) await sleep(20);
     await this.audit.close();
   }
+}
+
+function engineFor(parts: AgentParts, protocol: Protocol): Engine {
+  const create = parts.engines[protocol];
+  if (!create) throw new Error(`no engine for protocol "${protocol}" in this agent build`);
+  return create();
 }

@@ -20,13 +20,13 @@ import { referencedSecrets } from '../operator/database/manifests.js';
 import { parseAs, validPolicy } from '../operator/policy.js';
 import { Agent } from './agent.js';
 import { DEFAULT_AUDIT, JsonLinesAudit } from './audit.js';
+import type { AgentParts } from './engine.js';
 import { AgentMetrics } from './metrics.js';
 import { serveMetrics } from './metrics-server.js';
 import type { RunningAgent } from './standalone.js';
 import { splitHostPort } from './standalone.js';
 import { AgentState, type StateSnapshot } from './state.js';
 import { serverContextFromFiles } from './tls.js';
-import '../engines/all.js';
 
 export interface InClusterAgentOptions {
   /** `namespace/name` of the Database to serve. */
@@ -36,6 +36,8 @@ export interface InClusterAgentOptions {
   tlsDir: string;
   kubeConfig: KubeConfig;
   log: Logger;
+  /** The engines and credential providers of this build (src/wiring.ts). */
+  parts: AgentParts;
   metrics?: string;
   audit?: string;
   /** Defaults for a Database whose spec.audit sets none (Helm agents.audit). */
@@ -138,6 +140,7 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
   metrics.setDatabase(opts.database);
   metrics.watchCertificates({ serving: tlsFiles.certFile, client_ca: tlsFiles.clientCAFile });
   const agent = new Agent({
+    parts: opts.parts,
     state,
     serverTls: serverContextFromFiles(tlsFiles),
     audit: new JsonLinesAudit(opts.audit ?? '-', log, {

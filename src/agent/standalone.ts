@@ -8,11 +8,11 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Agent } from './agent.js';
 import { JsonLinesAudit } from './audit.js';
+import type { AgentParts } from './engine.js';
 import { AgentMetrics } from './metrics.js';
 import { serveMetrics } from './metrics-server.js';
 import { AgentState, type StateSnapshot } from './state.js';
 import { serverContextFromFiles } from './tls.js';
-import '../engines/all.js';
 
 export function snapshotOf(bundle: ConfigBundle, source: string): StateSnapshot {
   const agent = bundle.agent;
@@ -33,7 +33,11 @@ export interface RunningAgent {
   stop(drainMs?: number): Promise<void>;
 }
 
-export async function runStandaloneAgent(path: string, log: Logger): Promise<RunningAgent> {
+export async function runStandaloneAgent(
+  path: string,
+  log: Logger,
+  parts: AgentParts,
+): Promise<RunningAgent> {
   const bundle = await loadConfigFile(path);
   const config = bundle.agent!;
   const state = new AgentState(snapshotOf(bundle, path));
@@ -41,6 +45,7 @@ export async function runStandaloneAgent(path: string, log: Logger): Promise<Run
   metrics.setDatabase(config.spec.database);
   metrics.watchCertificates({ serving: config.spec.tls.certFile, client_ca: config.spec.tls.clientCAFile });
   const agent = new Agent({
+    parts,
     state,
     serverTls: serverContextFromFiles(config.spec.tls),
     audit: new JsonLinesAudit(config.spec.audit.path, log, {

@@ -1,19 +1,19 @@
-// Registers the AWS backend credential providers with the engines' provider seam, by spec.auth.type.
-// Imported once by src/engines/all.ts; each provider shares the process-wide AWS clients. The AWS SDK
+// The AWS backend credential providers, by spec.auth.type, for the agent's provider seam (listed in
+// src/wiring.ts); each provider shares the process-wide AWS clients. The AWS SDK
 // is loaded on a provider's first credential request, so agents for self-hosted databases never pay
 // for it (it is most of an idle agent's memory otherwise).
-import type { AuthType } from '../api/database.js';
-import {
-  type CredentialProvider,
-  type ProviderDeps,
-  registerCredentialProvider,
-} from '../engines/credentials.js';
+import type {
+  CredentialProvider,
+  CredentialProviders,
+  ProviderDeps,
+  ProviderFactory,
+} from '../agent/credentials.js';
 import type { AwsClients } from './clients.js';
 
 type CreateProvider = (clients: AwsClients, deps: ProviderDeps) => CredentialProvider;
 
-function registerOnFirstUse(type: AuthType, load: () => Promise<CreateProvider>): void {
-  registerCredentialProvider(type, (deps) => {
+function loadedOnFirstUse(load: () => Promise<CreateProvider>): ProviderFactory {
+  return (deps) => {
     let provider: Promise<CredentialProvider> | undefined;
     return {
       async get(req) {
@@ -23,20 +23,19 @@ function registerOnFirstUse(type: AuthType, load: () => Promise<CreateProvider>)
         return (await provider).get(req);
       },
     };
-  });
+  };
 }
 
-registerOnFirstUse('rds-iam', async () => (await import('./backend/rds.js')).rdsIamProvider);
-registerOnFirstUse('redshift', async () => (await import('./backend/redshift.js')).redshiftProvider);
-registerOnFirstUse(
-  'redshift-serverless',
-  async () => (await import('./backend/redshift.js')).redshiftServerlessProvider,
-);
-registerOnFirstUse(
-  'elasticache-iam',
-  async () => (await import('./backend/elasticache.js')).elasticacheIamProvider,
-);
-registerOnFirstUse(
-  'elasticache-managed',
-  async () => (await import('./backend/elasticache.js')).elasticacheManagedProvider,
-);
+export const awsCredentialProviders: CredentialProviders = {
+  'rds-iam': loadedOnFirstUse(async () => (await import('./backend/rds.js')).rdsIamProvider),
+  redshift: loadedOnFirstUse(async () => (await import('./backend/redshift.js')).redshiftProvider),
+  'redshift-serverless': loadedOnFirstUse(
+    async () => (await import('./backend/redshift.js')).redshiftServerlessProvider,
+  ),
+  'elasticache-iam': loadedOnFirstUse(
+    async () => (await import('./backend/elasticache.js')).elasticacheIamProvider,
+  ),
+  'elasticache-managed': loadedOnFirstUse(
+    async () => (await import('./backend/elasticache.js')).elasticacheManagedProvider,
+  ),
+};

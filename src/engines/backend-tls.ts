@@ -6,7 +6,7 @@ import type { Database } from '../api/database.js';
 import { backendAddress } from '../api/database.js';
 import type { SecretReader } from '../agent/state.js';
 import { DrawbridgeError } from '../errors.js';
-import type { BackendCredential } from './credentials.js';
+import type { BackendCredential } from '../agent/credentials.js';
 
 /** Undefined when `spec.tls.mode` is `disabled` (plaintext to the backend). */
 export function backendTlsOptions(

@@ -7,8 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { AuditEvent } from '../../src/agent/audit.js';
+import type { AgentParts } from '../../src/agent/engine.js';
 import { type RunningAgent, runStandaloneAgent } from '../../src/agent/standalone.js';
 import { type Logger, createLogger } from '../../src/log.js';
+import { agentParts } from '../../src/wiring.js';
 
 export interface AgentTls {
   /** The agent's serving certificate and key. */
@@ -33,6 +35,8 @@ export interface TestAgentOptions {
   metrics?: string;
   /** AgentConfig.spec.audit beyond the default file in the agent's directory. */
   audit?: { path?: string; mode?: 'required' | 'best-effort'; stallTimeout?: string; bufferBytes?: number };
+  /** The agent's engines and credential providers: the real build's unless a test swaps one. */
+  parts?: AgentParts;
 }
 
 export interface TestAgent {
@@ -60,7 +64,7 @@ export interface AgentFiles {
 /** Writes TLS files and agent.yaml (listening on `listen`) into `dir`, for an in-process or CLI agent. */
 export async function writeAgentConfig(
   dir: string,
-  opts: Omit<TestAgentOptions, 'log'> & { listen?: string },
+  opts: Omit<TestAgentOptions, 'log' | 'parts'> & { listen?: string },
 ): Promise<AgentFiles> {
   const file = (name: string) => path.join(dir, name);
   await writeFile(file('tls.crt'), opts.tls.certPem);
@@ -95,7 +99,7 @@ export async function startTestAgent(opts: TestAgentOptions): Promise<TestAgent>
   const log = opts.log ?? createLogger('test-agent', process.env.DRAWBRIDGE_LOG_LEVEL ?? 'warn');
   let running: RunningAgent;
   try {
-    running = await runStandaloneAgent(configPath, log);
+    running = await runStandaloneAgent(configPath, log, opts.parts ?? agentParts);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;

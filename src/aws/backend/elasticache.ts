@@ -7,7 +7,7 @@
 //    Manager; the previous one is offered as a fallback while ElastiCache still accepts both.
 import { DescribeUsersCommand } from '@aws-sdk/client-elasticache';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import type { CredentialProvider } from '../../engines/credentials.js';
+import type { CredentialProvider } from '../../agent/credentials.js';
 import { Identifier, awsSpec, identifier, identityOf, type AwsClients } from '../clients.js';
 import type { AwsIdentity } from '../credentials.js';
 import { AwsError, AwsReason, awsCall, isAwsError } from '../errors.js';

@@ -5,7 +5,7 @@
 import { DescribeDBClustersCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { Signer } from '@aws-sdk/rds-signer';
 import { backendAddress } from '../../api/database.js';
-import type { CredentialProvider, ProviderDeps } from '../../engines/credentials.js';
+import type { CredentialProvider, ProviderDeps } from '../../agent/credentials.js';
 import { Identifier, awsSpec, identityOf, type AwsClients, type AwsSpec } from '../clients.js';
 import { AwsError, AwsReason, awsCall, isAwsError } from '../errors.js';
 

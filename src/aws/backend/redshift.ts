@@ -11,7 +11,7 @@ import {
 } from '@aws-sdk/client-redshift';
 import { GetCredentialsCommand, RedshiftServerlessClient } from '@aws-sdk/client-redshift-serverless';
 import { backendAddress, type Database } from '../../api/database.js';
-import type { BackendCredential, CredentialProvider } from '../../engines/credentials.js';
+import type { BackendCredential, CredentialProvider } from '../../agent/credentials.js';
 import { Identifier, awsSpec, identifier, identityOf, type AwsClients } from '../clients.js';
 import { awsCall } from '../errors.js';
 

@@ -62,16 +62,21 @@ export function agentCommand(): Command {
 
 // Each mode loads only its own modules: a standalone agent never pays for the Kubernetes client.
 async function runStandalone(config: string, log: Logger): Promise<RunningAgent> {
-  const { runStandaloneAgent } = await import('../../agent/standalone.js');
-  return runStandaloneAgent(config, log);
+  const [{ runStandaloneAgent }, { agentParts }] = await Promise.all([
+    import('../../agent/standalone.js'),
+    import('../../wiring.js'),
+  ]);
+  return runStandaloneAgent(config, log, agentParts);
 }
 
 async function runInCluster(opts: AgentFlags & { database: string }, log: Logger): Promise<RunningAgent> {
-  const [{ runInClusterAgent }, { loadKubeConfig }] = await Promise.all([
+  const [{ runInClusterAgent }, { loadKubeConfig }, { agentParts }] = await Promise.all([
     import('../../agent/incluster.js'),
     import('./controller.js'),
+    import('../../wiring.js'),
   ]);
-  return runInClusterAgent({ ...opts, kubeConfig: await loadKubeConfig(opts.kubeconfig), log });
+  const kubeConfig = await loadKubeConfig(opts.kubeconfig);
+  return runInClusterAgent({ ...opts, kubeConfig, log, parts: agentParts });
 }
 
 function parseAuditMode(mode: string): AuditMode {

@@ -5,7 +5,7 @@
 import { createRequire } from 'node:module';
 import type { TLSSocket } from 'node:tls';
 import { DrawbridgeError } from '../../errors.js';
-import type { BackendCredential } from '../credentials.js';
+import type { BackendCredential } from '../../agent/credentials.js';
 import { decodeAuth, decodeErrorFields } from './decoders.js';
 import { BackendCode } from './messages.js';
 import { BACKEND_LIMITS } from './parser.js';

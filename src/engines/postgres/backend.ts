@@ -6,7 +6,7 @@ import type { SecretReader } from '../../agent/state.js';
 import { type Database, backendAddress } from '../../api/database.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
 import { backendTlsOptions } from '../backend-tls.js';
-import type { BackendCredential } from '../credentials.js';
+import type { BackendCredential } from '../../agent/credentials.js';
 import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
 import { SSL_REQUEST, startupMessage } from './serializer.js';
 import type { SpareBackend } from './spare.js';

@@ -5,7 +5,7 @@ import type { TLSSocket } from 'node:tls';
 import { newSessionId } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
-import type { AgentRuntime, Engine } from '../types.js';
+import type { AgentRuntime, Engine } from '../../agent/engine.js';
 import { type BackendTarget, backendTarget, loginBackend, openBackend } from './backend.js';
 import { type CancelKey, CancelKeys, forwardCancel } from './cancel.js';
 import { CancelPeers } from './cancel-peers.js';

@@ -28,7 +28,4 @@
 // the next login), engine.ts (the steps), session.ts (relay), audit.ts (query events), statements.ts
 // (which prepared statement a Bind runs), redact.ts (passwords out of the audit), cancel.ts and
 // cancel-peers.ts (cancel keys), errors.ts (SQLSTATE mapping).
-import { registerEngine } from '../types.js';
-import { PostgresEngine } from './engine.js';
-
-registerEngine('postgres', () => new PostgresEngine());
+export { PostgresEngine } from './engine.js';

@@ -9,7 +9,7 @@ import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
 import { DrawbridgeError, isDrawbridgeError } from '../../errors.js';
-import type { AgentRuntime } from '../types.js';
+import type { AgentRuntime } from '../../agent/engine.js';
 import { CLIENT_CODES, QueryAuditor, type QueryEventFields, SERVER_CODES } from './audit.js';
 import { fatalFor } from './errors.js';
 import { FrontendCode } from './messages.js';

@@ -8,7 +8,7 @@
 //   output wait, the client is not read either, so a flood of refused commands cannot pile up replies.
 import type { TLSSocket } from 'node:tls';
 import { DrawbridgeError } from '../../errors.js';
-import type { AgentRuntime } from '../types.js';
+import type { AgentRuntime } from '../../agent/engine.js';
 import type { ReplyQueue } from './reply-queue.js';
 import type { Router } from './router.js';
 

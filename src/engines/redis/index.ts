@@ -17,64 +17,10 @@
 //
 // Files: parser.ts / reply-parser.ts / serializer.ts (codec), session.ts (per-command pipeline),
 // session-login.ts (identity, AUTH, user switch), local-commands.ts (AUTH, HELLO, QUIT, RESET ...),
-// command-catalog.ts (categories from the backend), router.ts (the router seam),
+// command-catalog.ts (categories from the backend), engine.ts (TLS, then a session per client),
+// router.ts (the router seam),
 // standalone-router.ts (one pipelined backend connection), cluster/ (Redis Cluster router),
 // backend-auth.ts (backend connect + AUTH), audit.ts (argument redaction).
-import type { Socket } from 'node:net';
-import { acceptTls } from '../../agent/tls.js';
-import type { DrawbridgeError } from '../../errors.js';
-import { type AgentRuntime, type Engine, registerEngine } from '../types.js';
-import { drawbridgeErrorReply, errorReply } from './serializer.js';
-import { closeClusterServices } from './cluster/index.js';
-import { RedisSession } from './session.js';
-import './standalone-router.js';
-
-const TLS_HANDSHAKE = 0x16; // first byte of a TLS record carrying a ClientHello
-const TLS_REQUIRED = errorReply(
-  'ERR',
-  'this drawbridge agent only accepts TLS connections (hint: redis-cli --tls --cert <crt> --key <key> --cacert <ca>, or kubectl db connect NAME)',
-);
-
-export class RedisEngine implements Engine {
-  readonly protocol = 'redis' as const;
-
-  handleConnection(socket: Socket, agent: AgentRuntime, refusal?: DrawbridgeError): void {
-    socket.setNoDelay(true);
-    const clientAddress = `${socket.remoteAddress}:${socket.remotePort}`;
-    // The auth deadline runs from the first byte: a TLS handshake that never finishes counts too.
-    const openedAt = Date.now();
-    const deadline = openedAt + agent.limits.authTimeoutMs;
-    const timer = setTimeout(() => {
-      agent.limitExceeded('authTimeout', { clientAddress, during: 'TLS handshake' });
-      socket.destroy();
-    }, agent.limits.authTimeoutMs);
-    timer.unref();
-    // A plaintext client would only see a failed handshake; answer it in RESP instead.
-    socket.once('data', (first: Buffer) => {
-      socket.pause();
-      if (first[0] !== TLS_HANDSHAKE) {
-        clearTimeout(timer);
-        socket.end(TLS_REQUIRED);
-        return;
-      }
-      socket.unshift(first);
-      const tls = acceptTls(socket, agent.serverTls());
-      tls.on('error', (err) => {
-        agent.log.debug({ clientAddress, err: err.message }, 'client TLS error');
-        tls.destroy();
-      });
-      tls.once('secure', () => {
-        clearTimeout(timer);
-        if (refusal) return void tls.end(drawbridgeErrorReply(refusal));
-        new RedisSession(tls, agent, clientAddress, openedAt).start(deadline);
-      });
-    });
-  }
-
-  /** Cluster sessions share node connections across sessions; close them with the agent. */
-  async close(): Promise<void> {
-    closeClusterServices();
-  }
-}
-
-registerEngine('redis', () => new RedisEngine());
+export { RedisEngine } from './engine.js';
+export { standaloneRouters } from './standalone-router.js';
+export { ClusterRouters } from './cluster/index.js';

@@ -8,7 +8,7 @@
 // per-command path. A connection in a state where AUTH would be answered differently (inside MULTI it
 // is queued, in RESP2 subscribed mode it is refused) is asked again a little later.
 import { DrawbridgeError, errorMessage } from '../../errors.js';
-import type { BackendCredential } from '../credentials.js';
+import type { BackendCredential } from '../../agent/credentials.js';
 import { authFailure } from './backend-auth.js';
 import { encodeCommand } from './serializer.js';
 

@@ -1,13 +1,14 @@
 // The seam between a client session and the backend(s). The session parses, authenticates, authorizes
 // and audits; a router only moves allowed commands to the right backend connection and their replies
 // back. StandaloneRouter (standalone-router.ts) pipelines everything over one backend connection; the
-// cluster router (cluster/) routes by key slot across nodes. The session picks one per Database.
+// cluster router (cluster/) routes by key slot across nodes. The session picks one per Database; the
+// engine holds one Routers per mode (src/wiring.ts lists them), closed with the engine.
 import type { Database } from '../../api/database.js';
 import type { AgentMetrics } from '../../agent/metrics.js';
 import type { SecretReader } from '../../agent/state.js';
-import { DrawbridgeError } from '../../errors.js';
+import type { DrawbridgeError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { BackendCredential } from '../credentials.js';
+import type { BackendCredential } from '../../agent/credentials.js';
 import type { RedisCommand } from './parser.js';
 import type { Renew } from './reauth.js';
 
@@ -75,28 +76,21 @@ export interface Router {
   close(): Promise<void>;
 }
 
-/** Creates a router connected and logged in (rejects with BACKEND_UNREACHABLE/BACKEND_AUTH_FAILED/...). */
-export type RouterFactory = (opts: RouterOptions) => Promise<Router>;
-
 export type RouterMode = 'standalone' | 'cluster';
 
-const factories = new Map<RouterMode, RouterFactory>();
-
-/** Each router module registers itself on import (standalone-router.ts, cluster/index.ts). */
-export function registerRouter(mode: RouterMode, factory: RouterFactory): void {
-  factories.set(mode, factory);
+/**
+ * The routers of one mode, made once per engine: what its sessions share (cluster node connections,
+ * topology) lives here, so two agents in one process share nothing.
+ */
+export interface Routers {
+  /** A router connected and logged in (rejects with BACKEND_UNREACHABLE/BACKEND_AUTH_FAILED/...). */
+  open(opts: RouterOptions): Promise<Router>;
+  /** Closes what the sessions share (agent shutdown). */
+  close(): void;
 }
 
-export function routerFactory(mode: RouterMode): RouterFactory {
-  const f = factories.get(mode);
-  if (!f) {
-    throw new DrawbridgeError(
-      'INVALID_CONFIG',
-      `Redis ${mode} mode is not available in this agent build`,
-      mode === 'cluster'
-        ? 'remove ?mode=cluster from spec.uri or use a build with cluster support'
-        : undefined,
-    );
-  }
-  return f;
-}
+/** The router modes of a build, each made once per engine. */
+export type RouterModes = Partial<Record<RouterMode, () => Routers>>;
+
+/** How a session reaches a router: the engine's Routers of `mode`. */
+export type OpenRouter = (mode: RouterMode, opts: RouterOptions) => Promise<Router>;

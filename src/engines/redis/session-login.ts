@@ -8,7 +8,7 @@ import { backendAddress } from '../../api/database.js';
 import { DrawbridgeError, type ErrorCode, errorMessage } from '../../errors.js';
 import { type AuthRequest, authIdentity } from './client-auth.js';
 import { backendFacts } from './command-catalog.js';
-import { type BackendLogin, RedisReplyError, routerFactory } from './router.js';
+import { type BackendLogin, RedisReplyError } from './router.js';
 import type { RedisSession } from './session.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
@@ -188,7 +188,7 @@ export class SessionLogin {
     const agent = this.s.agent;
     const renew = (dbUser: string) => agent.credentials().get({ database: agent.state.database, dbUser });
     const metrics = agent.metrics;
-    const router = await routerFactory(mode)({ ...connect, log, sessionId: this.s.id, renew, metrics });
+    const router = await this.s.openRouter(mode, { ...connect, log, sessionId: this.s.id, renew, metrics });
     this.s.attach(router, facts, mode === 'cluster');
   }
 

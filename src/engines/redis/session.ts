@@ -11,7 +11,7 @@ import type { Identity } from '../../authn/identity.js';
 import { CommandPolicy } from '../../authz/commands.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
-import type { AgentRuntime } from '../types.js';
+import type { AgentRuntime } from '../../agent/engine.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
 import { ClientOutput, type OutputOwner } from './client-output.js';
@@ -19,7 +19,7 @@ import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
-import { RedisReplyError, type Router } from './router.js';
+import { type OpenRouter, RedisReplyError, type Router } from './router.js';
 import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
 import { SessionLogin } from './session-login.js';
 import { localCommand } from './local-commands.js';
@@ -74,6 +74,8 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     clientAddress: string,
     /** When the client connected (Date.now()): session setup time is measured from here. */
     readonly openedAt: number,
+    /** The engine's routers (shared by the agent's sessions). */
+    readonly openRouter: OpenRouter,
   ) {
     this.replies = new ReplyQueue(client);
     this.output = new ClientOutput(this);

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { Database } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { BackendCredential } from '../credentials.js';
+import type { BackendCredential } from '../../agent/credentials.js';
 import {
   authAttempts,
   authFailure,
@@ -19,7 +19,7 @@ import {
 } from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
-import { type BackendLogin, type RedisReplyError, type Router, registerRouter } from './router.js';
+import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } from './router.js';
 import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
@@ -314,11 +314,14 @@ function joinFrames(parts: Buffer[]): Buffer {
   return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
-registerRouter('standalone', async (opts) => {
+async function openStandalone(opts: RouterOptions): Promise<Router> {
   const { database, secrets, login } = opts;
   const socket = await connectBackend({ database, secrets, login });
   const log = opts.log.child({ sessionId: opts.sessionId });
   const router = new StandaloneRouter(socket, log, login.credential.user, opts.renew);
   router.keepLoggedIn(login.credential);
   return router;
-});
+}
+
+/** Standalone sessions share nothing: each has its own backend connection. */
+export const standaloneRouters = (): Routers => ({ open: openStandalone, close: () => undefined });

@@ -20,6 +20,7 @@ import { type ErrorFields } from '../../../src/engines/postgres/messages.js';
 import { BACKEND_LIMITS, HandshakeBuffer } from '../../../src/engines/postgres/parser.js';
 import { SSL_REQUEST, startupMessage } from '../../../src/engines/postgres/serializer.js';
 import { createLogger } from '../../../src/log.js';
+import { agentParts } from '../../../src/wiring.js';
 import { type TestAgent, startTestAgent, writeAgentConfig } from '../../support/agent.js';
 import { type Fixture, type Person, baseDocs, pgClient, startFixture } from '../postgres/fixture.js';
 import { rawSession } from '../postgres/raw-client.js';
@@ -33,7 +34,6 @@ import {
   tcpClient,
   withLimits,
 } from './limits-support.js';
-import '../../../src/engines/all.js';
 
 const TIGHT = {
   maxConnections: 6,
@@ -96,6 +96,7 @@ beforeAll(async () => {
   const bundle = await loadConfigFile(files.configPath);
   const log = createLogger('token-agent', process.env.DRAWBRIDGE_LOG_LEVEL ?? 'warn');
   const agent = new Agent({
+    parts: agentParts,
     state: new AgentState(snapshotOf(bundle, files.configPath)),
     serverTls: serverContextFromFiles(bundle.agent!.spec.tls),
     audit: new JsonLinesAudit(files.auditPath, log),

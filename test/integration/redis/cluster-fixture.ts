@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
+import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import { exec, issuePeople, peoplePolicy, rawTls } from '../../support/redis.js';
 import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
@@ -38,6 +39,8 @@ export function clusterDocs(cluster: RedisCluster): object[] {
 export async function startClusterFixture(
   existing?: RedisCluster,
   docs: (cluster: RedisCluster) => object[] = clusterDocs,
+  /** The agent's engines and credential providers, when a test swaps one (reauth-cluster.test.ts). */
+  parts?: AgentParts,
 ): Promise<ClusterFixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-clustertest-'));
   const ca = await createCA({ commonName: 'drawbridge test client CA' });
@@ -56,6 +59,7 @@ export async function startClusterFixture(
       database: 'sessions',
       docs: docs(cluster),
       tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
+      parts,
     });
   } catch (err) {
     if (!existing) await cluster.stop();

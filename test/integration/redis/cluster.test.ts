@@ -258,6 +258,21 @@ describe('Redis Cluster through one agent endpoint', () => {
     expect(out).not.toMatch(/error|MOVED|CROSSSLOT/i);
   });
 
+  it('agents in one process share no cluster connections: stopping one leaves the other serving', async () => {
+    const c = f.ioredis('alice');
+    const [key] = keyPerMaster('own:');
+    expect(await c.set(key!, 'before')).toBe('OK');
+    const other = await startClusterFixture(f.cluster);
+    try {
+      expect((await other.cli('alice', ['SET', key!, 'other'])).trim()).toBe('OK');
+    } finally {
+      await other.stop();
+    }
+    // The same session, no reconnect: its node connections belong to its own agent.
+    expect(await c.get(key!)).toBe('other');
+    expect(await c.set(key!, 'after')).toBe('OK');
+  });
+
   it('a DB number in spec.uri is refused with the fix named (Redis Cluster has DB 0 only)', async () => {
     // Without ?mode=cluster the schema cannot tell; the node's own refusal of SELECT is explained.
     const seed = masters[0]!.port;

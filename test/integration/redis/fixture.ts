@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
+import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, type TestAgentOptions, startTestAgent } from '../../support/agent.js';
 import {
   type Person,
@@ -69,7 +70,8 @@ export function redisDocs(
   ];
 }
 
-export async function startRedisFixture(): Promise<RedisFixture> {
+/** `parts`: the agent's engines and credential providers, when a test swaps one (reauth.test.ts). */
+export async function startRedisFixture(parts?: AgentParts): Promise<RedisFixture> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redistest-'));
   const ca = await createCA({ commonName: 'drawbridge test client CA' });
   const caFile = path.join(dir, 'ca.crt');
@@ -84,7 +86,7 @@ export async function startRedisFixture(): Promise<RedisFixture> {
   const redis = await startRedis();
   let agent: TestAgent;
   try {
-    agent = await startTestAgent({ database: 'cache', docs: redisDocs(redis), tls: agentTls });
+    agent = await startTestAgent({ database: 'cache', docs: redisDocs(redis), tls: agentTls, parts });
   } catch (err) {
     await redis.stop();
     throw err;
@@ -114,7 +116,7 @@ export async function startRedisFixture(): Promise<RedisFixture> {
     cli: (p, args, stdin) => cliAt(agent.port, p, args, stdin),
     cliAt,
     async startAgent(docs, opts = {}) {
-      const extra = await startTestAgent({ database: 'cache', docs, tls: agentTls, ...opts });
+      const extra = await startTestAgent({ database: 'cache', docs, tls: agentTls, parts, ...opts });
       agents.push(extra);
       return extra;
     },

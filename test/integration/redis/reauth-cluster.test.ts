@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerCredentialProvider } from '../../../src/engines/credentials.js';
+import type { ProviderFactory } from '../../../src/agent/credentials.js';
+import { agentParts } from '../../../src/wiring.js';
 import { CLUSTER_USERS, type ClusterUserName } from '../../support/redis-cluster.js';
 import { type ClusterFixture, startClusterFixture } from './cluster-fixture.js';
 
@@ -16,7 +17,7 @@ let f: ClusterFixture;
 let admins: Redis[] = [];
 const issued: number[] = [];
 
-registerCredentialProvider('password', () => ({
+const rotatingPasswords: ProviderFactory = () => ({
   async get({ dbUser }) {
     if (dbUser !== 'rot') {
       return { kind: 'password', user: dbUser, password: CLUSTER_USERS[dbUser as ClusterUserName].password };
@@ -28,7 +29,9 @@ registerCredentialProvider('password', () => ({
     issued.push(expiresAt);
     return { kind: 'password', user: 'rot', password, expiresAt: new Date(expiresAt) };
   },
-}));
+});
+/** The real build with the rotating provider above as `password`. */
+const parts = { ...agentParts, credentials: { ...agentParts.credentials, password: rotatingPasswords } };
 
 interface NodeAuth {
   calls: number;
@@ -54,7 +57,7 @@ async function until(what: string, check: () => boolean): Promise<void> {
 }
 
 beforeAll(async () => {
-  f = await startClusterFixture();
+  f = await startClusterFixture(undefined, undefined, parts);
   const { tls } = f.cluster;
   admins = f.cluster.nodes.map(
     (n) =>

@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { registerCredentialProvider } from '../../../src/engines/credentials.js';
+import type { ProviderFactory } from '../../../src/agent/credentials.js';
+import { agentParts } from '../../../src/wiring.js';
 import { REDIS_USERS, type RedisUserName } from '../../support/redis.js';
 import { type RedisFixture, startRedisFixture } from './fixture.js';
 
@@ -20,7 +21,7 @@ const issued: { password: string; expiresAt: number }[] = [];
 /** When set, new passwords are not put on the server: the next re-AUTH is refused. */
 let refuse = false;
 
-registerCredentialProvider('password', () => ({
+const rotatingPasswords: ProviderFactory = () => ({
   async get({ dbUser }) {
     if (dbUser !== 'rot') {
       return { kind: 'password', user: dbUser, password: REDIS_USERS[dbUser as RedisUserName].password };
@@ -31,7 +32,9 @@ registerCredentialProvider('password', () => ({
     issued.push({ password, expiresAt });
     return { kind: 'password', user: 'rot', password, expiresAt: new Date(expiresAt) };
   },
-}));
+});
+/** The real build with the rotating provider above as `password`. */
+const parts = { ...agentParts, credentials: { ...agentParts.credentials, password: rotatingPasswords } };
 
 /** AUTH calls the server has seen (`INFO commandstats`), and how many it refused. */
 async function authStats(): Promise<{ calls: number; failed: number }> {
@@ -49,7 +52,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>): Pro
 }
 
 beforeAll(async () => {
-  f = await startRedisFixture();
+  f = await startRedisFixture(parts);
   admin = new Redis({
     host: f.redis.host,
     port: f.redis.plainPort,

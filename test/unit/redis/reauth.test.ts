@@ -2,7 +2,7 @@
 // test/integration/redis/reauth*.test.ts): when it fires, waiting while the connection cannot take an
 // AUTH, retrying a failed renewal until the old credential ends, dropping a renewal a new login replaced.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { BackendCredential } from '../../../src/engines/credentials.js';
+import type { BackendCredential } from '../../../src/agent/credentials.js';
 import { Reauth, type ReauthHooks } from '../../../src/engines/redis/reauth.js';
 import type { DrawbridgeError } from '../../../src/errors.js';
 

@@ -11,8 +11,8 @@ import type { Identity, TokenVerifier } from '../../../src/authn/identity.js';
 import { Database } from '../../../src/api/database.js';
 import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
 import { createLogger } from '../../../src/log.js';
+import { agentParts } from '../../../src/wiring.js';
 import { createCA, issueCertificate } from '../../../src/pki/ca.js';
-import '../../../src/engines/redis/index.js';
 
 const TOKEN = `${'a'.repeat(20)}.${'b'.repeat(30)}.${'c'.repeat(20)}`;
 const workload: Identity = { user: 'system:serviceaccount:shop:cart', groups: [], source: 'token' };
@@ -65,6 +65,7 @@ async function agentWith(verifier: TokenVerifier | undefined) {
   });
   const audit = new RecordingAudit();
   const agent = new Agent({
+    parts: agentParts,
     state: new AgentState({
       database,
       roles: [role],

@@ -1,5 +1,5 @@
-// Redis Cluster behind one agent endpoint: registers the cluster router with the session's router
-// registry. One ClusterService per backend cluster is shared by every session of the agent.
+// Redis Cluster behind one agent endpoint: the cluster Routers of one engine (one agent). One
+// ClusterService per backend cluster is shared by every session of that agent, and closed with it.
 //
 //   session ──dispatch──▶ ClusterRouter (router.ts) ──▶ RoutedSend (sender.ts): slot → node, MOVED/ASK/
 //                          │  Transaction, PubSub,       TRYAGAIN/CLUSTERDOWN handled, never shown
@@ -22,34 +22,36 @@
 // cross-slot MSET/DEL/... are not atomic across slots; a transaction or subscription begun before an
 // AUTH finishes as the user that began it.
 import { errorMessage } from '../../../errors.js';
-import { registerRouter } from '../router.js';
+import type { Router, RouterOptions, Routers } from '../router.js';
 import { ClusterRouter } from './router.js';
 import { ClusterService } from './service.js';
 
-const services = new Map<string, ClusterService>();
+export class ClusterRouters implements Routers {
+  private readonly services = new Map<string, ClusterService>();
 
-registerRouter('cluster', async (opts) => {
-  const { spec } = opts.database;
-  const key = `${spec.uri}|${JSON.stringify(spec.tls)}`;
-  let service = services.get(key);
-  if (!service) {
-    const log = opts.log.child({ cluster: spec.uri });
-    service = new ClusterService(opts.database, opts.secrets, log, opts.renew, { metrics: opts.metrics });
-    services.set(key, service);
+  async open(opts: RouterOptions): Promise<Router> {
+    const { spec } = opts.database;
+    const key = `${spec.uri}|${JSON.stringify(spec.tls)}`;
+    let service = this.services.get(key);
+    if (!service) {
+      const log = opts.log.child({ cluster: spec.uri });
+      service = new ClusterService(opts.database, opts.secrets, log, opts.renew, { metrics: opts.metrics });
+      this.services.set(key, service);
+    }
+    const pool = service.join(opts.login);
+    try {
+      await service.ready(pool);
+    } catch (err) {
+      service.leave(pool);
+      opts.log.debug({ sessionId: opts.sessionId, err: errorMessage(err) }, 'cluster router not ready');
+      throw err;
+    }
+    return new ClusterRouter(service, pool);
   }
-  const pool = service.join(opts.login);
-  try {
-    await service.ready(pool);
-  } catch (err) {
-    service.leave(pool);
-    opts.log.debug({ sessionId: opts.sessionId, err: errorMessage(err) }, 'cluster router not ready');
-    throw err;
-  }
-  return new ClusterRouter(service, pool);
-});
 
-/** Closes every cluster connection (agent shutdown). */
-export function closeClusterServices(): void {
-  for (const s of services.values()) s.close();
-  services.clear();
+  /** Closes every cluster connection of this agent (shutdown). */
+  close(): void {
+    for (const s of this.services.values()) s.close();
+    this.services.clear();
+  }
 }

@@ -1,8 +1,9 @@
-// The seam between engines and backend authentication. An engine asks for a credential per backend
-// connection; providers are registered by `spec.auth.type`, so AWS providers plug in without touching
-// engine code.
+// The seam between engines and backend authentication. An engine asks the agent for a credential per
+// backend connection; the agent picks the provider by `spec.auth.type` from those it was built with
+// (src/wiring.ts), so AWS providers plug in without touching engine code. The providers that read
+// the Database's own Secret are here.
 import type { AuthType, Database } from '../api/database.js';
-import type { SecretReader } from '../agent/state.js';
+import type { SecretReader } from './state.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -31,19 +32,20 @@ export interface ProviderDeps {
 
 export type ProviderFactory = (deps: ProviderDeps) => CredentialProvider;
 
-const factories = new Map<AuthType, ProviderFactory>();
+/** The providers an agent build has, by `spec.auth.type`. */
+export type CredentialProviders = Partial<Record<AuthType, ProviderFactory>>;
 
-export function registerCredentialProvider(type: AuthType, factory: ProviderFactory): void {
-  factories.set(type, factory);
-}
-
-export function credentialProvider(type: AuthType, deps: ProviderDeps): CredentialProvider {
-  const f = factories.get(type);
+export function credentialProvider(
+  providers: CredentialProviders,
+  type: AuthType,
+  deps: ProviderDeps,
+): CredentialProvider {
+  const f = providers[type];
   if (!f) {
     throw new DrawbridgeError(
       'CREDENTIALS_UNAVAILABLE',
       `auth type "${type}" is not available in this agent build`,
-      'use one of: ' + [...factories.keys()].join(', '),
+      'use one of: ' + Object.keys(providers).join(', '),
     );
   }
   return f(deps);
@@ -74,7 +76,7 @@ function secretOf(deps: ProviderDeps, db: Database): Record<string, string> {
  */
 const PREVIOUS_PASSWORD_SUFFIX = '.previous';
 
-registerCredentialProvider('password', (deps) => ({
+const passwordProvider: ProviderFactory = (deps) => ({
   async get({ database, dbUser }) {
     const values = secretOf(deps, database);
     const password = values[dbUser];
@@ -89,9 +91,9 @@ registerCredentialProvider('password', (deps) => ({
     const fallback = previous && previous !== password ? { fallbackPasswords: [previous] } : {};
     return { kind: 'password', user: dbUser, password, ...fallback };
   },
-}));
+});
 
-registerCredentialProvider('mtls', (deps) => ({
+const mtlsProvider: ProviderFactory = (deps) => ({
   async get({ database, dbUser }) {
     const values = secretOf(deps, database);
     const certPem = values['tls.crt'];
@@ -104,10 +106,17 @@ registerCredentialProvider('mtls', (deps) => ({
     }
     return { kind: 'certificate', user: dbUser, certPem, keyPem };
   },
-}));
+});
 
-registerCredentialProvider('passthrough', () => ({
+const passthroughProvider: ProviderFactory = () => ({
   async get({ dbUser }) {
     return { kind: 'passthrough', user: dbUser };
   },
-}));
+});
+
+/** The providers every build has: credentials from the Database's Secret, or the client's own. */
+export const secretCredentialProviders: CredentialProviders = {
+  password: passwordProvider,
+  mtls: mtlsProvider,
+  passthrough: passthroughProvider,
+};

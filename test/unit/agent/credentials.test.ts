@@ -2,7 +2,7 @@
 // the fallback the engines try next.
 import { describe, expect, it } from 'vitest';
 import { Database } from '../../../src/api/database.js';
-import { credentialProvider } from '../../../src/engines/credentials.js';
+import { credentialProvider, secretCredentialProviders } from '../../../src/agent/credentials.js';
 import { createLogger } from '../../../src/log.js';
 
 const database = Database.parse({
@@ -18,7 +18,10 @@ const database = Database.parse({
 
 function passwordFor(values: Record<string, string>, dbUser = 'app') {
   const secrets = { secret: (name: string) => (name === 'login' ? values : undefined) };
-  return credentialProvider('password', { secrets, log: createLogger('test', 'silent') }).get({
+  return credentialProvider(secretCredentialProviders, 'password', {
+    secrets,
+    log: createLogger('test', 'silent'),
+  }).get({
     database,
     dbUser,
   });

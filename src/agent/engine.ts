@@ -1,18 +1,20 @@
-// What an engine gets from the agent, and what the agent needs from an engine.
+// The engine contract, owned by the agent: what an engine gets from the agent (AgentRuntime) and what
+// the agent needs from an engine. Engines import this; the agent never imports an engine — it is
+// handed the engines and credential providers of its build as values (AgentParts, see src/wiring.ts).
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
 import type { Protocol } from '../api/database.js';
 import type { Limits } from '../api/limits.js';
-import type { LimitName } from '../agent/limits.js';
-import type { AuditSink } from '../agent/audit.js';
-import type { AgentMetrics } from '../agent/metrics.js';
-import type { SessionRegistry } from '../agent/sessions.js';
-import type { AgentState } from '../agent/state.js';
+import type { LimitName } from './limits.js';
+import type { AuditSink } from './audit.js';
+import type { AgentMetrics } from './metrics.js';
+import type { SessionRegistry } from './sessions.js';
+import type { AgentState } from './state.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import type { Decision } from '../authz/engine.js';
 import type { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CredentialProvider } from './credentials.js';
+import type { CredentialProvider, CredentialProviders } from './credentials.js';
 
 export interface AgentRuntime {
   readonly log: Logger;
@@ -57,14 +59,9 @@ export interface Engine {
   close?(): Promise<void>;
 }
 
-const engines = new Map<Protocol, () => Engine>();
-
-export function registerEngine(protocol: Protocol, create: () => Engine): void {
-  engines.set(protocol, create);
-}
-
-export function createEngine(protocol: Protocol): Engine {
-  const create = engines.get(protocol);
-  if (!create) throw new Error(`no engine registered for protocol "${protocol}"`);
-  return create();
+/** What an agent is built from: an engine per protocol, and the backend credential providers. */
+export interface AgentParts {
+  /** Makes the engine for one agent; called once per agent, which closes it at shutdown. */
+  readonly engines: Partial<Record<Protocol, () => Engine>>;
+  readonly credentials: CredentialProviders;
 }
