@@ -18,6 +18,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { dialAgent, readClientTls } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import type { Io } from './io.js';
+import { otherClient } from './other-client.js';
 import { startProxy } from './proxy.js';
 import type { StoredLogin } from './store.js';
 import { type OpenDatabase, endpointOptions, openDatabase } from './target-db.js';
@@ -161,16 +162,20 @@ export function runClient(client: ClientCommand): Promise<number> {
 
 export function connectCommand(io: Io): Command {
   const cmd = new Command('connect')
-    .description('start psql or redis-cli connected to a database through its agent')
+    .description('start psql, redis-cli or another client connected to a database through its agent')
     .argument('<name>', 'Database name')
-    .argument('[client-args...]', 'arguments for psql / redis-cli (after --)')
+    .argument('[client-args...]', 'arguments for the client (after --)')
+    .option(
+      '--client <command>',
+      'another client (pgcli, usql, iredis, or any command): it gets PG*/REDIS_SOCKET and DATABASE_URL',
+    )
     .option('--db-user <user>', 'database user (default: the one you logged in with)')
     .option('--db-name <name>', 'PostgreSQL database name');
   return endpointOptions(cmd).action(
     async (
       name: string,
       extra: string[],
-      opts: { dbUser?: string; dbName?: string; endpoint?: string; tlsServerName?: string },
+      opts: { dbUser?: string; dbName?: string; client?: string; endpoint?: string; tlsServerName?: string },
       self: Command,
     ) => {
       const open = await openDatabase(self, name, {
@@ -179,7 +184,9 @@ export function connectCommand(io: Io): Command {
       });
       try {
         await verifyAgent(open);
-        const client = await clientCommand(open, opts, extra);
+        const client = opts.client
+          ? await otherClient(open, opts.client, opts, extra)
+          : await clientCommand(open, opts, extra);
         if (open.endpoint.via === 'port-forward')
           io.err(`Forwarding to the agent of ${name} through the API server.\n`);
         try {

@@ -88,13 +88,19 @@ export async function whoami(kc: k8s.KubeConfig): Promise<Identity> {
 export type Kind = 'databases' | 'accessroles' | 'databaseusers';
 
 /** Lists Drawbridge objects in `namespace`, or in every namespace when it is undefined. */
-export async function listObjects(kc: k8s.KubeConfig, plural: Kind, namespace?: string): Promise<unknown[]> {
+export async function listObjects(
+  kc: k8s.KubeConfig,
+  plural: Kind,
+  namespace?: string,
+  labelSelector?: string,
+): Promise<unknown[]> {
   const api = kc.makeApiClient(k8s.CustomObjectsApi);
+  const query = { group: GROUP, version: VERSION, plural, ...(labelSelector ? { labelSelector } : {}) };
   try {
     const list = (
       namespace === undefined
-        ? await api.listClusterCustomObject({ group: GROUP, version: VERSION, plural })
-        : await api.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural })
+        ? await api.listClusterCustomObject(query)
+        : await api.listNamespacedCustomObject({ ...query, namespace })
     ) as { items: unknown[] };
     return list.items;
   } catch (err) {

@@ -1,5 +1,6 @@
 // `kubectl db ls`: the Databases the caller may reach, with the database users their roles allow.
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
+import { stringify } from 'yaml';
 import type { z } from 'zod';
 import { AccessRole, DatabaseUser } from '../../api/access.js';
 import { Database } from '../../api/database.js';
@@ -35,16 +36,52 @@ async function loginCell(context: string, db: Database, now: number): Promise<st
   return `${login.record.dbUser} (${formatDuration(login.expiresAt.getTime() - now)} left)`;
 }
 
+const OUTPUTS = ['table', 'json', 'yaml'] as const;
+type Output = (typeof OUTPUTS)[number];
+
+function output(value: string): Output {
+  if (!(OUTPUTS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`must be one of ${OUTPUTS.join(', ')}`);
+  }
+  return value as Output;
+}
+
+/** One row as data, for -o json|yaml: what the table shows, unabbreviated. */
+async function record(context: string, row: Reachable, now: number) {
+  const db = row.database;
+  const login = await findLogin({ context, namespace: db.metadata.namespace ?? '', name: db.metadata.name });
+  return {
+    namespace: db.metadata.namespace ?? '',
+    name: db.metadata.name,
+    protocol: db.spec.protocol,
+    dbUsers: row.dbUsers,
+    exceptUsers: row.exceptUsers,
+    dbNames: row.dbNames,
+    maxSessionTTL: formatDuration(row.ttlMs),
+    status: readiness(db),
+    labels: db.metadata.labels ?? {},
+    login: login
+      ? {
+          dbUser: login.record.dbUser,
+          expiresAt: login.expiresAt.toISOString(),
+          expired: login.expiresAt.getTime() <= now,
+        }
+      : null,
+  };
+}
+
 export function lsCommand(io: Io): Command {
   return new Command('ls')
     .description('list the databases you may reach and the database users your roles allow')
     .option('-A, --all-namespaces', 'list databases in every namespace')
-    .action(async (opts: { allNamespaces?: boolean }, cmd: Command) => {
+    .option('-l, --selector <selector>', 'only Databases with these labels, e.g. env=prod,team in (a,b)')
+    .option('-o, --output <format>', 'table, json or yaml', output, 'table' as Output)
+    .action(async (opts: { allNamespaces?: boolean; selector?: string; output: Output }, cmd: Command) => {
       const target = loadTarget(cmd.optsWithGlobals<GlobalOptions>());
       const ns = opts.allNamespaces ? undefined : target.namespace;
       const [identity, databases, roleItems, userItems] = await Promise.all([
         whoami(target.kc),
-        listObjects(target.kc, 'databases', ns),
+        listObjects(target.kc, 'databases', ns, opts.selector),
         listObjects(target.kc, 'accessroles', ns),
         listObjects(target.kc, 'databaseusers', ns),
       ]);
@@ -55,6 +92,12 @@ export function lsCommand(io: Io): Command {
         users: users.filter((u) => u.metadata.namespace === namespace),
       });
       const rows = reachable(identity, valid(Database, databases), policyOf);
+      const now = Date.now();
+      if (opts.output !== 'table') {
+        const items = await Promise.all(rows.map((row) => record(target.context, row, now)));
+        io.out(opts.output === 'json' ? `${JSON.stringify({ items }, null, 2)}\n` : stringify({ items }));
+        return;
+      }
       if (rows.length === 0) {
         io.err(
           `no databases reachable for user "${identity.user}" ${ns ? `in namespace ${ns}` : 'in any namespace'}` +
@@ -62,7 +105,6 @@ export function lsCommand(io: Io): Command {
         );
         return;
       }
-      const now = Date.now();
       const headers = [
         ...(ns ? [] : ['NAMESPACE']),
         'NAME',

@@ -1,12 +1,14 @@
 // The `kubectl db` command tree. kubectl finds `kubectl-db` on PATH and passes the rest of the line,
 // so the global flags are kubectl's own spelling.
 import { Command } from 'commander';
+import { VERSION } from '../../build-info.js';
 import { connectCommand } from './connect.js';
 import type { Io } from './io.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
 import { lsCommand } from './ls.js';
 import { proxyCommand } from './proxy.js';
+import { configCommand, envCommand } from './settings.js';
 
 export function kubectlDbProgram(io: Io): Command {
   const program = new Command('kubectl db')
@@ -14,10 +16,25 @@ export function kubectlDbProgram(io: Io): Command {
     .option('--kubeconfig <file>', 'path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context to use')
     .option('-n, --namespace <ns>', "namespace of the Database (default: the context's)")
+    .version(VERSION, '--version', 'print the kubectl-db version')
     .showHelpAfterError()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
-  for (const sub of [lsCommand, loginCommand, connectCommand, proxyCommand, logoutCommand]) {
+  const subcommands = [
+    lsCommand,
+    loginCommand,
+    connectCommand,
+    proxyCommand,
+    envCommand,
+    configCommand,
+    logoutCommand,
+  ];
+  for (const sub of subcommands) {
     program.addCommand(sub(io).configureOutput({ writeOut: io.out, writeErr: io.err }));
   }
+  program.addCommand(
+    new Command('version')
+      .description('print the kubectl-db version')
+      .action(() => io.out(`kubectl-db ${VERSION} (Node.js ${process.version})\n`)),
+  );
   return program;
 }

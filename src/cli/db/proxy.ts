@@ -79,6 +79,17 @@ function parsePort(text: string): number {
   return port;
 }
 
+/**
+ * The port `kubectl db proxy` uses for a Database unless told otherwise: the same every time (so a GUI
+ * client's saved connection keeps working), spread by a hash of namespace/name over 15000-15999
+ * (PostgreSQL) or 16000-16999 (Redis), below the usual ephemeral range.
+ */
+export function defaultProxyPort(protocol: Protocol, namespace: string, name: string): number {
+  let h = 0x811c9dc5; // FNV-1a
+  for (const c of Buffer.from(`${namespace}/${name}`)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return (protocol === 'postgres' ? 15000 : 16000) + (h % 1000);
+}
+
 function isLoopback(address: string): boolean {
   return address === 'localhost' || address === '::1' || address.startsWith('127.');
 }
@@ -93,12 +104,16 @@ export function proxyCommand(io: Io): Command {
   const cmd = new Command('proxy')
     .description('serve a database on a local port for GUI clients (plaintext locally, TLS to the agent)')
     .argument('<name>', 'Database name')
-    .option('-p, --port <port>', 'local port (0 picks a free one)', parsePort, 0)
+    .option(
+      '-p, --port <port>',
+      'local port (default: a fixed one per database; 0 picks a free one)',
+      parsePort,
+    )
     .option('--address <ip>', 'local address to listen on', '127.0.0.1');
   return endpointOptions(cmd).action(
     async (
       name: string,
-      opts: { port: number; address: string; endpoint?: string; tlsServerName?: string },
+      opts: { port?: number; address: string; endpoint?: string; tlsServerName?: string },
       self: Command,
     ) => {
       if (!isLoopback(opts.address)) {
@@ -111,11 +126,19 @@ export function proxyCommand(io: Io): Command {
         onForwardError: (e) => io.err(`${e.message}\n`),
       });
       const { db, login, endpoint, ref } = open;
+      const port = opts.port ?? defaultProxyPort(db.spec.protocol, ref.namespace, ref.name);
       const proxy = await startProxy({
         protocol: db.spec.protocol,
         ref,
         agent: endpoint,
-        listen: { address: opts.address, port: opts.port },
+        listen: { address: opts.address, port },
+      }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EADDRINUSE' || opts.port !== undefined) throw err;
+        throw new DrawbridgeError(
+          'INVALID_CONFIG',
+          `port ${port}, the default for ${describeRef(ref)}, is in use (another kubectl db proxy?)`,
+          'pass --port PORT, or --port 0 for any free port',
+        );
       });
       io.out(
         `Proxying ${describeRef(ref)} on ${opts.address}:${proxy.port} (agent ${endpoint.serverName}, via ${endpoint.via}).\n` +

@@ -24,6 +24,7 @@ export const CACHE = 'cache';
 /** Another Redis Database alice may use (DB 5 of the same server): its agent must never pass for cache's. */
 export const DECOY = 'cache-decoy';
 const PLUGIN = path.resolve('dist/src/cli/kubectl-db.js');
+const COMPLETION = path.resolve('dist/src/cli/kubectl-complete-db.js');
 
 export interface RunResult {
   code: number | null;
@@ -45,6 +46,8 @@ export interface CliFixture {
   home: string;
   /** `kubectl db ARGS` as a person (KUBECONFIG), to completion. */
   kubectlDb(kubeconfig: string, args: string[]): Promise<RunResult>;
+  /** Any kubectl command with the plugins on PATH (`__complete db ...` runs kubectl_complete-db). */
+  kubectl(kubeconfig: string, args: string[]): Promise<RunResult>;
   /** `kubectl db ARGS` left running (proxy). */
   spawnKubectlDb(kubeconfig: string, args: string[]): ChildProcess;
   stop(): Promise<void>;
@@ -153,8 +156,14 @@ export async function startCliFixture(): Promise<CliFixture> {
     cleanup.push(() => rm(home, { recursive: true, force: true }));
     const pluginDir = path.join(home, 'bin');
     await mkdir(pluginDir);
-    await writeFile(path.join(pluginDir, 'kubectl-db'), `#!/bin/sh\nexec node ${PLUGIN} "$@"\n`);
-    await chmod(path.join(pluginDir, 'kubectl-db'), 0o755);
+    // What `npm i -g` puts on PATH: the plugin and its completion helper (kubectl runs both).
+    for (const [bin, js] of [
+      ['kubectl-db', PLUGIN],
+      ['kubectl_complete-db', COMPLETION],
+    ] as const) {
+      await writeFile(path.join(pluginDir, bin), `#!/bin/sh\nexec node ${js} "$@"\n`);
+      await chmod(path.join(pluginDir, bin), 0o755);
+    }
 
     const plane = await startControlPlane();
     cleanup.push(() => plane.stop());
@@ -237,6 +246,7 @@ export async function startCliFixture(): Promise<CliFixture> {
         mallory: await plane.makeUserKubeconfig('mallory', ['devs']),
       },
       kubectlDb: (kubeconfig, args) => exec(kubectl, ['db', ...args], env(kubeconfig)),
+      kubectl: (kubeconfig, args) => exec(kubectl, args, env(kubeconfig)),
       spawnKubectlDb: (kubeconfig, args) =>
         spawn(kubectl, ['db', ...args], { env: env(kubeconfig), stdio: ['ignore', 'pipe', 'pipe'] }),
       stop,
