@@ -13,7 +13,8 @@ async function exported(): Promise<Set<string>> {
   for (const registry of [new AgentMetrics().registry, new ControllerMetrics(false).registry]) {
     for (const m of await registry.getMetricsAsJSON()) {
       names.add(m.name);
-      if (String(m.type) === 'histogram') for (const s of ['_bucket', '_count', '_sum']) names.add(m.name + s);
+      if (String(m.type) === 'histogram')
+        for (const s of ['_bucket', '_count', '_sum']) names.add(m.name + s);
     }
   }
   return names;
