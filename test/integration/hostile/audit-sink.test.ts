@@ -118,10 +118,13 @@ const N = 4000;
 /** An agent logging to a stuck FIFO, and alice's session that has just sent N SETs of `prefix`. */
 async function flood(
   prefix: string,
-  audit: { stallTimeout?: string; mode?: 'best-effort'; bufferBytes: number },
+  audit: { stallTimeout?: string; bufferBytes: number },
+  databaseAudit?: object,
 ) {
   const fifo = stuckFifo(`${prefix}.fifo`);
-  const agent = await f.startAgent(redisDocs(f.redis), { audit: { path: fifo.path, ...audit } });
+  const docs = redisDocs(f.redis) as { kind: string; spec: Record<string, unknown> }[];
+  if (databaseAudit) docs.find((d) => d.kind === 'Database')!.spec.audit = databaseAudit;
+  const agent = await f.startAgent(docs, { audit: { path: fifo.path, ...audit } });
   const { socket, state } = await session(agent);
   socket.write(pipeline(prefix, N));
   return { fifo, agent, socket, state };
@@ -174,11 +177,13 @@ describe('audit mode required (default)', () => {
 });
 
 describe('audit mode best-effort', () => {
-  it('runs every command, drops the events the log cannot take and counts them', async () => {
-    const { fifo, agent, socket, state } = await flood('dropped', {
-      mode: 'best-effort',
-      bufferBytes: 64 * 1024,
-    });
+  it("runs every command, drops the events the log cannot take and counts them (the Database's choice)", async () => {
+    // The agent's default stays required: the Database's spec.audit.mode decides.
+    const { fifo, agent, socket, state } = await flood(
+      'dropped',
+      { bufferBytes: 64 * 1024 },
+      { mode: 'best-effort' },
+    );
     await until('every command answered', () => state.ok === N);
     expect(await keys('dropped')).toBe(N);
     expect(await metric(agent, 'drawbridge_audit_sessions_held')).toBe(0);
