@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes control plane used by the integration tests — kube-apiserver,
-# kube-controller-manager, kubectl, etcd and helm — from source through the Go module proxy,
+# Builds the pinned Kubernetes used by the tests — the control plane (kube-apiserver,
+# kube-controller-manager, kube-scheduler, etcd), a node (kubelet, kube-proxy), kubectl and helm —
+# from source through the Go module proxy,
 # because this machine (and CI) has no Docker and no release downloads, only package registries.
 #
 # Binaries land in ${DRAWBRIDGE_CACHE:-$HOME/.cache/drawbridge}/k8s/<k8s version>/bin, outside the
@@ -16,6 +17,8 @@ K8S_VERSION=v1.34.12
 ETCD_VERSION=v3.6.16
 # Helm 3.19 is the release built against client-go 0.34, i.e. the one whose skew policy covers 1.34.
 HELM_VERSION=v3.19.5
+# CoreDNS 1.14.0 is the last release built against client-go 0.34 (the 1.34 skew); cluster DNS for `make e2e`.
+COREDNS_VERSION=v1.14.0
 
 CACHE_ROOT=${DRAWBRIDGE_CACHE:-$HOME/.cache/drawbridge}
 ROOT=$CACHE_ROOT/k8s/$K8S_VERSION
@@ -73,7 +76,10 @@ build_kubernetes() {
   (cd "$src" && timed "kubernetes module download" go get -tool \
     "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" \
     "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" \
-    "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION")
+    "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" \
+    "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" \
+    "k8s.io/kubernetes/cmd/kube-proxy@$K8S_VERSION")
 
   # Without these the binaries report v0.0.0 and kubectl warns about version skew. Both packages
   # carry version vars, as in upstream's hack/lib/version.sh.
@@ -85,7 +91,7 @@ build_kubernetes() {
     ldflags+=" -X $pkg.gitTreeState=clean"
   done
   local cmd
-  for cmd in kube-apiserver kube-controller-manager kubectl; do
+  for cmd in "${K8S_CMDS[@]}"; do
     fresh "$cmd" "$K8S_VERSION" && continue
     (cd "$src" && timed "$cmd build" go build -p 2 -ldflags "$ldflags" -o "$BIN/$cmd" \
       "k8s.io/kubernetes/cmd/$cmd")
@@ -114,8 +120,50 @@ build_helm() {
   stamp helm "$HELM_VERSION"
 }
 
-fresh kube-apiserver "$K8S_VERSION" && fresh kube-controller-manager "$K8S_VERSION" &&
-  fresh kubectl "$K8S_VERSION" || build_kubernetes
+# The node (kubelet, kube-proxy) and the scheduler run real pods for `make e2e` (test/e2e).
+K8S_CMDS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
+k8s_fresh() {
+  local cmd
+  for cmd in "${K8S_CMDS[@]}"; do fresh "$cmd" "$K8S_VERSION" || return 1; done
+}
+k8s_fresh || build_kubernetes
+# --- coredns ----------------------------------------------------------------------------------
+# Cluster DNS for the real node (test/e2e). Upstream's main links ~60 plugins (cloud DNS providers,
+# dnstap, ...); this main links the four a cluster needs, which halves the build. client-go and its
+# siblings are pinned to the control plane's version so Go's build cache shares them with the build above.
+build_coredns() {
+  local src=$ROOT/src/coredns staging=v0.${K8S_VERSION#v1.} mod
+  mkdir -p "$src"
+  {
+    printf 'module drawbridge.dev/coredns-bin\n\ngo 1.25.0\n\nrequire (\n'
+    printf '\tgithub.com/coredns/coredns %s\n' "$COREDNS_VERSION"
+    for mod in api apimachinery client-go; do printf '\tk8s.io/%s %s\n' "$mod" "$staging"; done
+    printf ')\n'
+  } >"$src/go.mod"
+  cat >"$src/main.go" <<'GO'
+// CoreDNS with only what cluster DNS needs (see build.sh).
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+)
+
+func init() { dnsserver.Directives = []string{"health", "errors", "cache", "kubernetes"} }
+
+func main() { coremain.Run() }
+GO
+  (cd "$src" && timed "coredns module download" go mod tidy)
+  (cd "$src" && timed "coredns build" go build -p 2 -ldflags "-s -w" -o "$BIN/coredns" .)
+  stamp coredns "$COREDNS_VERSION"
+}
+
 fresh etcd "$ETCD_VERSION" || build_etcd
+fresh coredns "$COREDNS_VERSION" || build_coredns
 fresh helm "$HELM_VERSION" || build_helm
 echo "$BIN"

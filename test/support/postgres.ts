@@ -16,7 +16,6 @@ import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js
 import { freePort } from './ports.js';
 
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
-const HOST = '127.0.0.1';
 
 export interface PgRole {
   name: string;
@@ -28,6 +27,10 @@ export interface PgRole {
 }
 
 export interface PostgresOptions {
+  /** Address to listen on (default 127.0.0.1); make e2e uses its node's bridge address. */
+  host?: string;
+  /** Where clients connect from, for pg_hba (default: `host`/32); make e2e's pods use the pod CIDR. */
+  clientNetwork?: string;
   roles?: PgRole[];
   /** Databases to create, owned by the first role (or postgres). */
   databases?: string[];
@@ -94,6 +97,8 @@ const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const user = postgresUser();
+  const host = opts.host ?? '127.0.0.1';
+  const clients = opts.clientNetwork ?? `${host}/32`;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-pg-'));
   const data = path.join(dir, 'data');
   const file = (name: string) => path.join(dir, name);
@@ -124,7 +129,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   const server = await issueCertificate(ca, {
     commonName: 'localhost',
     dnsNames: ['localhost'],
-    ipAddresses: [HOST],
+    ipAddresses: [host],
     usage: 'server',
   });
   const secretFiles: [string, string][] = [
@@ -140,7 +145,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
 
   const port = await freePort();
   const conf = [
-    `listen_addresses = '${HOST}'`,
+    `listen_addresses = '${host}'`,
     `port = ${port}`,
     `unix_socket_directories = '${dir}'`,
     `max_connections = ${opts.maxConnections ?? 200}`,
@@ -158,9 +163,9 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
   // `md5` in pg_hba means: SCRAM for roles stored as SCRAM, md5 for roles stored as md5.
   const hba = [
     'local all postgres trust',
-    ...(opts.certRoles ?? []).map((r) => `hostssl all ${ident(r)} ${HOST}/32 cert`),
-    ...(opts.cleartextRoles ?? []).map((r) => `host all ${ident(r)} ${HOST}/32 password`),
-    `host all all ${HOST}/32 md5`,
+    ...(opts.certRoles ?? []).map((r) => `hostssl all ${ident(r)} ${clients} cert`),
+    ...(opts.cleartextRoles ?? []).map((r) => `host all ${ident(r)} ${clients} password`),
+    `host all all ${clients} md5`,
   ];
   await writeFile(path.join(data, 'pg_hba.conf'), hba.join('\n') + '\n');
   own(path.join(data, 'postgresql.auto.conf'));
@@ -224,7 +229,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     await stop();
     throw err;
   }
-  return { host: HOST, port, dir, ca, caFile: file('ca.crt'), logPath, superuserPassword, admin, stop };
+  return { host, port, dir, ca, caFile: file('ca.crt'), logPath, superuserPassword, admin, stop };
 }
 
 async function waitReady(dir: string, port: number, exited: () => boolean, logPath: string): Promise<void> {

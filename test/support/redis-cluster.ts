@@ -17,7 +17,6 @@ import { freePortPair } from './ports.js';
 import { redisDatabaseDocs } from './redis.js';
 
 export const CLUSTER_BUS_OFFSET = 10_000;
-const HOST = '127.0.0.1';
 
 /** ACL users on every node. `repl` is what replicas use to sync from their master. */
 export const CLUSTER_USERS = {
@@ -34,7 +33,7 @@ export type ClusterUserName = keyof typeof CLUSTER_USERS;
 export function clusterDatabaseDocs(
   cluster: RedisCluster,
   name = 'sessions',
-  labels = { env: 'prod' },
+  labels: Record<string, string> = { env: 'prod' },
 ): object[] {
   return redisDatabaseDocs({
     name,
@@ -73,6 +72,8 @@ export interface ClusterTls {
 }
 
 export interface RedisClusterOptions {
+  /** Address the nodes listen on and announce (default 127.0.0.1); make e2e uses its node's bridge address. */
+  host?: string;
   /** Passed to every node (`--cluster-node-timeout`); failover takes about twice this. */
   nodeTimeoutMs?: number;
   startTimeoutMs?: number;
@@ -98,13 +99,13 @@ export class RedisCluster {
 
   /** Starts 6 nodes, creates the cluster and waits until every node reports cluster_state:ok. */
   static async start(options: RedisClusterOptions = {}): Promise<RedisCluster> {
-    const opts = { nodeTimeoutMs: 2000, startTimeoutMs: 60_000, ...options };
+    const opts = { host: '127.0.0.1', nodeTimeoutMs: 2000, startTimeoutMs: 60_000, ...options };
     const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-cluster-'));
     const ca = await createCA({ commonName: 'drawbridge test redis cluster CA' });
     const server = await issueCertificate(ca, {
       commonName: 'redis-cluster-node',
       dnsNames: ['localhost'],
-      ipAddresses: [HOST],
+      ipAddresses: [opts.host],
       usage: 'both', // nodes are TLS clients of each other on the bus and for replication
     });
     const tls = {
@@ -125,7 +126,7 @@ export class RedisCluster {
       await cluster.cli(cluster.nodes[0]!.port, [
         '--cluster',
         'create',
-        ...cluster.nodes.map((n) => `${HOST}:${n.port}`),
+        ...cluster.nodes.map((n) => `${opts.host}:${n.port}`),
         '--cluster-replicas',
         '1',
         '--cluster-yes',
@@ -139,7 +140,7 @@ export class RedisCluster {
   }
 
   get host(): string {
-    return HOST;
+    return this.opts.host;
   }
 
   get ports(): number[] {
@@ -148,13 +149,13 @@ export class RedisCluster {
 
   /** The `spec.uri` a Database for this cluster uses (any node is a valid seed). */
   uri(seedPort = this.nodes[0]!.port): string {
-    return `rediss://${HOST}:${seedPort}?mode=cluster`;
+    return `rediss://${this.host}:${seedPort}?mode=cluster`;
   }
 
   /** Runs redis-cli over TLS as `admin` against one node; resolves to stdout. */
   cli(port: number, args: string[], user: ClusterUserName = 'admin'): Promise<string> {
     const auth = ['--user', user, '--pass', CLUSTER_USERS[user].password, '--no-auth-warning'];
-    return run('redis-cli', [...this.tlsArgs(), ...auth, '-h', HOST, '-p', String(port), ...args]);
+    return run('redis-cli', [...this.tlsArgs(), ...auth, '-h', this.host, '-p', String(port), ...args]);
   }
 
   /** `--tls --cacert ... --cert ... --key ...` for redis-cli / redis-benchmark talking to the nodes. */
@@ -205,7 +206,7 @@ export class RedisCluster {
     const [from, to] = [fromPort, toPort].map((p) => view.find((n) => n.port === p)?.id);
     if (!from || !to) throw new Error(`no cluster node on port ${from ? toPort : fromPort}`);
     await this.cli(fromPort, [
-      '--cluster', 'reshard', `${HOST}:${fromPort}`, '--cluster-from', from, '--cluster-to', to,
+      '--cluster', 'reshard', `${this.host}:${fromPort}`, '--cluster-from', from, '--cluster-to', to,
       '--cluster-slots', String(slots), '--cluster-pipeline', String(pipeline), '--cluster-yes',
     ]); // prettier-ignore
     await this.waitHealthy();
@@ -293,7 +294,7 @@ export class RedisCluster {
     ]);
     const logPath = path.join(dir, 'redis.log');
     const args = [
-      '--bind', HOST, '--port', '0', '--tls-port', String(port), '--dir', dir, '--logfile', logPath,
+      '--bind', this.host, '--port', '0', '--tls-port', String(port), '--dir', dir, '--logfile', logPath,
       '--tls-cert-file', this.tls.certFile, '--tls-key-file', this.tls.keyFile,
       '--tls-ca-cert-file', this.tls.caFile,
       // Client certificates are accepted (mtls backends) but not required (password backends).

@@ -47,16 +47,24 @@ export function loadTarget(opts: GlobalOptions): KubeTarget {
 
 /** Turns a client-node ApiException (whose message holds the whole response) into a short, typed error. */
 export function kubeError(err: unknown, doing: string): Error {
-  if (!(err instanceof k8s.ApiException)) return err instanceof Error ? err : new Error(String(err));
+  if (!(err instanceof k8s.ApiException)) {
+    if (err instanceof Error) return err;
+    // The WebSocket client (port-forward) rejects with an ErrorEvent: "Unexpected server response: 403".
+    const message = (err as { message?: unknown } | undefined)?.message;
+    if (typeof message !== 'string') return new Error(String(err));
+    const code = Number(/server response: (\d{3})/.exec(message)?.[1]);
+    return new DrawbridgeError('KUBE_ERROR', `${doing}: ${message}`, hintFor(code), { cause: err });
+  }
   const body = typeof err.body === 'string' ? safeJson(err.body) : err.body;
   const detail = (body as { message?: string } | undefined)?.message ?? `HTTP ${err.code}`;
-  const hint =
-    err.code === 403
-      ? 'ask a cluster admin to bind you to the drawbridge-user ClusterRole (see the chart NOTES)'
-      : err.code === 401
-        ? 'your kubeconfig credentials were rejected: log in to the cluster again'
-        : undefined;
-  return new DrawbridgeError('KUBE_ERROR', `${doing}: ${detail}`, hint, { cause: err });
+  return new DrawbridgeError('KUBE_ERROR', `${doing}: ${detail}`, hintFor(err.code), { cause: err });
+}
+
+function hintFor(code: number): string | undefined {
+  if (code === 403)
+    return 'ask a cluster admin to bind you to the drawbridge-user ClusterRole (see the chart NOTES)';
+  if (code === 401) return 'your kubeconfig credentials were rejected: log in to the cluster again';
+  return undefined;
 }
 
 function safeJson(text: string): unknown {
