@@ -222,7 +222,7 @@ export class RedisCluster {
     this.reapers.push(reaperFor([node.child.pid]));
     await this.waitPing(node);
     const seed = this.running()[0]!.port;
-    await this.cli(seed, ['--cluster', 'add-node', `${HOST}:${node.port}`, `${HOST}:${seed}`]);
+    await this.cli(seed, ['--cluster', 'add-node', `${this.host}:${node.port}`, `${this.host}:${seed}`]);
     await this.waitHealthy();
     return node.port;
   }
