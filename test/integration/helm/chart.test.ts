@@ -260,6 +260,37 @@ describe('charts/drawbridge', () => {
     );
   });
 
+  it('pins the image by digest for the controller and its agents, with extra env and pod labels', async () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const docs = await template(
+      `image.digest=${digest}`,
+      'controller.podLabels.team=platform',
+      'controller.podLabels.app\\.kubernetes\\.io/name=hijack',
+      'controller.extraEnv[0].name=HTTPS_PROXY',
+      'controller.extraEnv[0].value=http://proxy:3128',
+    );
+    const deploy = docs.find((d) => d.kind === 'Deployment') as Doc & {
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        template: {
+          metadata: { labels: Record<string, string> };
+          spec: { containers: { image: string; args: string[]; env: { name: string; value?: string }[] }[] };
+        };
+      };
+    };
+    const [c] = deploy.spec.template.spec.containers;
+    expect(c!.image).toBe(`ghcr.io/drawbridge-dev/drawbridge@${digest}`);
+    expect(c!.args).toContain(`--agent-image=ghcr.io/drawbridge-dev/drawbridge@${digest}`);
+    expect(c!.env).toContainEqual({ name: 'HTTPS_PROXY', value: 'http://proxy:3128' });
+    // The selector's labels come last, so a podLabels entry cannot detach the pods from the Deployment.
+    expect(deploy.spec.template.metadata.labels).toMatchObject({
+      team: 'platform',
+      ...deploy.spec.selector.matchLabels,
+    });
+    const err = (await template('image.digest=latest').catch((e: unknown) => e)) as { stderr?: string };
+    expect(err.stderr).toMatch(/digest/);
+  });
+
   it('leaves out the PodDisruptionBudget and leader election when asked to', async () => {
     const docs = await template('controller.replicas=1', 'controller.leaderElection=false');
     expect(docs.some((d) => d.kind === 'PodDisruptionBudget')).toBe(false);
