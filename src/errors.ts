@@ -32,6 +32,20 @@ export class DrawbridgeError extends Error {
   }
 }
 
+/**
+ * An Error without a stack trace, for errors made per command on hot paths (the Redis error replies
+ * the agent makes or decodes) whose stack nobody reads: capturing it costs ~20x the rest (about 12 µs
+ * against 0.6 µs, 20 frames deep).
+ */
+export class StacklessError extends Error {
+  constructor(message: string) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    super(message);
+    Error.stackTraceLimit = limit;
+  }
+}
+
 export function isDrawbridgeError(err: unknown, code?: ErrorCode): err is DrawbridgeError {
   return err instanceof DrawbridgeError && (code === undefined || err.code === code);
 }

@@ -67,7 +67,7 @@ function describeCode(code: number): string {
 }
 
 /** Validates one frame header; returns the body length. */
-export function checkFrame(code: number, length: number, table: FrameLimits): number {
+function checkFrame(code: number, length: number, table: FrameLimits): number {
   const max = table[code] ?? 0;
   if (max === 0) {
     throw new DrawbridgeError(
@@ -142,7 +142,7 @@ export class HandshakeBuffer {
   }
 }
 
-export function decodeStartup(packet: Buffer): StartupPacket {
+function decodeStartup(packet: Buffer): StartupPacket {
   const code = packet.readInt32BE(4);
   const fixed = (expected: number) => {
     if (packet.length !== expected) {

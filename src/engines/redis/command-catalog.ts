@@ -57,7 +57,7 @@ function learnFailed(user: string, detail: string): DrawbridgeError {
   );
 }
 
-export async function loadBackendFacts(opts: BackendConnectOptions): Promise<BackendFacts> {
+async function loadBackendFacts(opts: BackendConnectOptions): Promise<BackendFacts> {
   const user = opts.login.credential.user;
   const socket = await connectBackend(opts);
   const ask = async (command: string[]): Promise<RespValue> => {

@@ -53,7 +53,7 @@ const enum Byte {
   CR = 0x0d,
 }
 
-export function protocolError(message: string): DrawbridgeError {
+function protocolError(message: string): DrawbridgeError {
   return new DrawbridgeError(
     'PROTOCOL_ERROR',
     `Protocol error: ${message}`,

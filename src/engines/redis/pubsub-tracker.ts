@@ -23,8 +23,16 @@ const CHANGES: Record<string, [SubscriptionKind, boolean]> = {
   sunsubscribe: [SubscriptionKind.ShardChannel, false],
 };
 
+/** The subscribe family (standalone and cluster): the commands, and the types of their confirmation frames. */
+export const SUBSCRIBE_COMMANDS: ReadonlySet<string> = new Set(Object.keys(CHANGES));
+
 function startsWith(frame: Buffer, prefix: Buffer): boolean {
   return frame.length > prefix.length && frame.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+}
+
+/** A message/pmessage/smessage push, told by its raw bytes: relaying a message decodes nothing. */
+export function isMessagePush(frame: Buffer): boolean {
+  return startsWith(frame, MESSAGE) || startsWith(frame, PMESSAGE) || startsWith(frame, SMESSAGE);
 }
 
 export class PubSubTracker {
@@ -39,12 +47,7 @@ export class PubSubTracker {
 
   /** A frame that answers no command (call only while `active`). */
   isPush(frame: Buffer): boolean {
-    return (
-      this.monitoring ||
-      startsWith(frame, MESSAGE) ||
-      startsWith(frame, PMESSAGE) ||
-      startsWith(frame, SMESSAGE)
-    );
+    return this.monitoring || isMessagePush(frame);
   }
 
   /** How many frames `UNSUBSCRIBE`-style commands without arguments will get (one when none). */

@@ -2,13 +2,11 @@
 // strings, errors, integers, bulks, nulls and arbitrarily nested arrays — and hands out the raw frame
 // as a slice of the received bytes, so replies are relayed to clients without re-serialising. A frame
 // can also be decoded into a value when the agent must read it (MOVED/ASK, COMMAND INFO, fan-out).
-import { DrawbridgeError } from '../../errors.js';
+import { DrawbridgeError, StacklessError } from '../../errors.js';
 import { ChunkBuffer, findCrlf, parseRespInt } from './chunk-buffer.js';
 
 /** An error reply's text without the leading `-`, e.g. `MOVED 3999 10.0.0.1:6381`. */
-export class RespError {
-  constructor(readonly message: string) {}
-
+export class RespError extends StacklessError {
   /** The first word: ERR, MOVED, ASK, NOPERM, ... */
   get prefix(): string {
     const sp = this.message.indexOf(' ');

@@ -6,19 +6,21 @@
 import type { Database } from '../../api/database.js';
 import type { AgentMetrics } from '../../agent/metrics.js';
 import type { SecretReader } from '../../agent/state.js';
-import type { DrawbridgeError } from '../../errors.js';
+import { type DrawbridgeError, StacklessError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { BackendCredential } from '../../agent/credentials.js';
 import type { RedisCommand } from './parser.js';
 import type { Renew } from './reauth.js';
 
 /** An error reply the router produced itself (not a backend frame); the session serializes it. */
-export class RedisReplyError {
+export class RedisReplyError extends StacklessError {
   constructor(
     /** The first word of the reply: ERR, CROSSSLOT, TRYAGAIN, ... */
     readonly prefix: string,
-    readonly message: string,
-  ) {}
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** How to log in to the backend as one database user. */

@@ -3,20 +3,11 @@
 import type { DrawbridgeError, ErrorCode } from '../../errors.js';
 import { RespError, type RespValue } from './reply-parser.js';
 
-export const enum RespType {
-  Simple = 0x2b, // +
-  Error = 0x2d, // -
-  Integer = 0x3a, // :
-  Bulk = 0x24, // $
-  Array = 0x2a, // *
-}
-
 export const OK = Buffer.from('+OK\r\n');
 export const PONG = Buffer.from('+PONG\r\n');
 export const QUEUED = Buffer.from('+QUEUED\r\n');
 export const RESET = Buffer.from('+RESET\r\n');
 export const NULL_BULK = Buffer.from('$-1\r\n');
-export const EMPTY_ARRAY = Buffer.from('*0\r\n');
 export const EXECABORT = Buffer.from('-EXECABORT Transaction discarded because of previous errors.\r\n');
 export const NOPROTO = Buffer.from('-NOPROTO sorry, this protocol version is not supported.\r\n');
 
@@ -25,7 +16,7 @@ function oneLine(text: string): string {
   return text.replace(/[\r\n]+/g, ' ');
 }
 
-export function simpleString(text: string): Buffer {
+function simpleString(text: string): Buffer {
   return Buffer.from(`+${oneLine(text)}\r\n`);
 }
 

@@ -20,7 +20,7 @@ import {
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer } from './reply-parser.js';
 import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } from './router.js';
-import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
+import { PubSubTracker, SUBSCRIBE_COMMANDS, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
 import { WriteBatcher } from './write-batcher.js';
@@ -53,14 +53,6 @@ const SPECIAL: ReadonlyMap<string, Expect> = new Map([
   ['multi', Expect.TxStart],
   ['exec', Expect.TxEnd],
   ['discard', Expect.TxEnd],
-]);
-const SUBSCRIBE = new Set([
-  'subscribe',
-  'psubscribe',
-  'ssubscribe',
-  'unsubscribe',
-  'punsubscribe',
-  'sunsubscribe',
 ]);
 
 export class StandaloneRouter implements Router {
@@ -115,7 +107,7 @@ export class StandaloneRouter implements Router {
     let expect: number = Expect.OneFrame;
     const argc = cmd.args.length;
     // With arguments, each subscription command gets one frame per channel or pattern named.
-    if (argc > 1 && SUBSCRIBE.has(cmd.name)) expect = argc - 1;
+    if (argc > 1 && SUBSCRIBE_COMMANDS.has(cmd.name)) expect = argc - 1;
     else expect = SPECIAL.get(cmd.name) ?? Expect.OneFrame;
     if (expect <= Expect.Reset) expect = this.noteTransaction(expect);
     this.enqueue(cmd.raw, done, expect);

@@ -15,6 +15,7 @@
 // EXEC) waits for the session's earlier commands and holds later ones until it is answered.
 import type { DrawbridgeError } from '../../../errors.js';
 import type { RedisCommand } from '../parser.js';
+import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
 import { decodeReply } from '../reply-parser.js';
 import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
 import { OK, NULL_BULK, RESET, bulkReply, encodeCommand } from '../serializer.js';
@@ -26,7 +27,6 @@ import type { NodeConnection } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend } from './sender.js';
-import { PUBSUB_COMMANDS } from './subscriber-link.js';
 import type { ClusterService } from './service.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';
@@ -178,7 +178,7 @@ export class ClusterRouter implements Router {
     const rules = this.service.rules(name);
     // Between WATCH and MULTI, reads and writes run as usual (WATCH, a barrier, has been answered).
     if (this.tx.queueing || TRANSACTION_COMMANDS.has(name)) return this.tx.dispatch(cmd, rules, done);
-    if (PUBSUB_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
+    if (SUBSCRIBE_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
     const local = this.local(cmd, done);
     if (local !== undefined) return local;
     if (!rules) return this.send(cmd.raw, KEYLESS, false, this.shared, done);

@@ -33,7 +33,7 @@ export interface ClusterServiceOptions {
 }
 
 /** spec.redis.commandTimeout when unset: generous for slow commands (KEYS, big Lua), bounded for a hung node. */
-export const DEFAULT_COMMAND_TIMEOUT = '30s';
+const DEFAULT_COMMAND_TIMEOUT = '30s';
 
 const CLUSTER_SHARDS = encodeCommand(['CLUSTER', 'SHARDS']);
 const CLUSTER_SLOTS = encodeCommand(['CLUSTER', 'SLOTS']);
@@ -45,7 +45,7 @@ const PING = encodeCommand(['PING']);
  * pool per user, and new connections use the newest token; fixed secrets are part of the key, so a
  * changed password never rides on connections opened with the old one.
  */
-export function loginKey(login: BackendLogin): string {
+function loginKey(login: BackendLogin): string {
   const c = login.credential;
   const secret =
     c.kind === 'password'

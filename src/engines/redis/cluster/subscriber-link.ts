@@ -3,6 +3,7 @@
 // cannot be matched one-per-command: this link counts confirmation frames per request instead and
 // forwards pushes untouched (the raw frame is relayed, never re-encoded).
 import { DrawbridgeError } from '../../../errors.js';
+import { SUBSCRIBE_COMMANDS, isMessagePush } from '../pubsub-tracker.js';
 import { decodeReply } from '../reply-parser.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
@@ -15,27 +16,6 @@ interface Pending {
   got: number;
   done: (outcome: LinkOutcome) => void;
 }
-
-/** How message pushes begin; checked on the raw bytes so relaying a message decodes nothing. */
-const PUSH_PREFIXES = ['*3\r\n$7\r\nmessage\r\n', '*4\r\n$8\r\npmessage\r\n', '*3\r\n$8\r\nsmessage\r\n'].map(
-  (p) => Buffer.from(p),
-);
-
-function isPush(frame: Buffer): boolean {
-  for (const p of PUSH_PREFIXES) {
-    if (frame.length > p.length && frame.compare(p, 0, p.length, 0, p.length) === 0) return true;
-  }
-  return false;
-}
-/** The subscribe family: the commands, and the types of the confirmation frames they get. */
-export const PUBSUB_COMMANDS: ReadonlySet<string> = new Set([
-  'subscribe',
-  'psubscribe',
-  'ssubscribe',
-  'unsubscribe',
-  'punsubscribe',
-  'sunsubscribe',
-]);
 
 export interface LinkEvents {
   push(frame: Buffer): void;
@@ -80,14 +60,14 @@ export class SubscriberLink {
       this.pending.shift()?.done(frame);
       return;
     }
-    if (isPush(frame)) {
+    if (isMessagePush(frame)) {
       this.events.push(frame);
       return;
     }
     const value = decodeReply(frame);
     if (!Array.isArray(value) || value.length < 2 || !Buffer.isBuffer(value[0])) return;
     const type = value[0].toString('latin1');
-    if (!PUBSUB_COMMANDS.has(type)) return;
+    if (!SUBSCRIBE_COMMANDS.has(type)) return;
     const head = this.pending[0];
     if (!head) {
       if (type === 'sunsubscribe' && Buffer.isBuffer(value[1])) this.events.evicted(value[1]);
