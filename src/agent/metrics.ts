@@ -3,7 +3,11 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerBuildInfo } from '../build-info.js';
+import { FastHistogram } from './fast-histogram.js';
 import type { AuditStats } from './audit.js';
+
+/** Redis commands timed: one in this many (a power of two), so timing costs ~1% of a command. */
+export const COMMAND_SAMPLE = 32;
 
 export type SessionOutcome = 'established' | 'denied' | 'failed';
 
@@ -60,6 +64,17 @@ export class AgentMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  /**
+   * Redis: one command in COMMAND_SAMPLE, from reaching the agent to its reply leaving; PostgreSQL: every
+   * round trip, Query or Sync to ReadyForQuery. A FastHistogram: the agent's per-command cost stays flat.
+   */
+  readonly commandDuration = new FastHistogram(
+    this.registry,
+    'drawbridge_command_duration_seconds',
+    'Command (Redis, sampled) or query round trip (PostgreSQL) latency through the agent, backend included',
+    'protocol',
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
   private certificates: Record<string, string> = {};
   readonly certificateExpiry = new Gauge({
     name: 'drawbridge_certificate_expiry_timestamp_seconds',

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
 import { AuditHold } from '../../agent/audit-hold.js';
+import type { LatencySeries } from '../../agent/fast-histogram.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
@@ -12,7 +13,7 @@ import { DrawbridgeError, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import { CLIENT_CODES, QueryAuditor, type QueryEventFields, SERVER_CODES } from './audit.js';
 import { fatalFor } from './errors.js';
-import { FrontendCode } from './messages.js';
+import { BackendCode, FrontendCode } from './messages.js';
 import { BACKEND_LIMITS, type MessageCallback, MessageScanner, frontendLimits } from './parser.js';
 import { TERMINATE } from './serializer.js';
 
@@ -66,6 +67,9 @@ export class PostgresSession implements LiveSession {
   /** The client sent Terminate: whichever socket closes first, the client ended the session. */
   private clientTerminated = false;
   private auditHold: AuditHold | undefined;
+  private readonly roundTrips: LatencySeries;
+  /** performance.now() when the round trip in flight began (Query or Sync); 0 when none is. */
+  private roundTripAt = 0;
 
   constructor(
     private readonly agent: AgentRuntime,
@@ -80,6 +84,7 @@ export class PostgresSession implements LiveSession {
     this.onEnd = p.onEnd;
     this.startup = p;
     this.frontend = new MessageScanner(frontendLimits(agent.limits.maxRequestBytes), CLIENT_CODES);
+    this.roundTrips = agent.metrics.commandDuration.seriesFor('postgres');
   }
 
   request(): AccessRequest {
@@ -129,14 +134,28 @@ export class PostgresSession implements LiveSession {
   private readonly relayToClient = (chunk: Buffer): void => {
     this.toClient += chunk.length;
     if (this.ending) return this.drainUntilBoundary(chunk);
-    if (this.scanned(this.backendFrames, chunk, this.auditor.onServerMessage)) {
+    if (this.scanned(this.backendFrames, chunk, this.onServerMessage)) {
       this.forward(this.backend, this.client, chunk);
     }
   };
 
   private readonly onClientMessage: MessageCallback = (code, body, bodyLength, cutSha256) => {
     if (code === FrontendCode.Terminate) this.clientTerminated = true;
-    else this.auditor.onMessage(code, body, bodyLength, cutSha256);
+    else {
+      // A round trip runs from the first Query or Sync to the ReadyForQuery that ends it (pipelined
+      // ones count as one: the server answers them back to back).
+      if ((code === FrontendCode.Query || code === FrontendCode.Sync) && this.roundTripAt === 0)
+        this.roundTripAt = performance.now();
+      this.auditor.onMessage(code, body, bodyLength, cutSha256);
+    }
+  };
+
+  private readonly onServerMessage = (code: number): void => {
+    if (code === BackendCode.ReadyForQuery && this.roundTripAt !== 0) {
+      this.roundTrips.observe((performance.now() - this.roundTripAt) / 1000);
+      this.roundTripAt = 0;
+    }
+    this.auditor.onServerMessage(code);
   };
 
   /** Frames (and audits) a chunk; a malformed one ends the session instead. */

@@ -2,6 +2,8 @@
 // order, for a cluster), or the agent itself (NOPERM, AUTH, errors). Each command takes a sequence
 // number; a reply is written once every earlier one has been.
 import type { Writable } from 'node:stream';
+import type { LatencySeries } from '../../agent/fast-histogram.js';
+import { COMMAND_SAMPLE } from '../../agent/metrics.js';
 import { WriteBatcher } from './write-batcher.js';
 
 export class ReplyQueue {
@@ -12,8 +14,16 @@ export class ReplyQueue {
   private head = 0;
   private next = 0;
   private whenEmpty: (() => void) | undefined;
+  // Latency sampling: one command in COMMAND_SAMPLE is timed, from its reservation to its reply being
+  // written; the rest cost an increment and a comparison. One sample in flight at a time.
+  private reserved = 0;
+  private sampledSeq = -1;
+  private sampledAt = 0;
 
-  constructor(private readonly socket: Writable) {
+  constructor(
+    private readonly socket: Writable,
+    private readonly latency?: LatencySeries,
+  ) {
     this.out = new WriteBatcher(socket);
   }
 
@@ -35,7 +45,12 @@ export class ReplyQueue {
   /** A place for the reply of the command just received. */
   reserve(): number {
     this.waiting.push(undefined);
-    return this.next + this.waiting.length - this.head - 1;
+    const seq = this.next + this.waiting.length - this.head - 1;
+    if ((++this.reserved & (COMMAND_SAMPLE - 1)) === 0 && this.sampledSeq < 0 && this.latency) {
+      this.sampledSeq = seq;
+      this.sampledAt = performance.now();
+    }
+    return seq;
   }
 
   fill(seq: number, reply: Buffer): void {
@@ -50,6 +65,7 @@ export class ReplyQueue {
       this.out.write(this.waiting[this.head++]!);
       this.next++;
     }
+    if (this.sampledSeq >= 0 && this.sampledSeq < this.next) this.observeSample();
     if (this.head === this.waiting.length) {
       this.waiting.length = this.head = 0;
       this.emptied();
@@ -78,6 +94,11 @@ export class ReplyQueue {
 
   flush(): void {
     this.out.flush();
+  }
+
+  private observeSample(): void {
+    this.latency!.observe((performance.now() - this.sampledAt) / 1000);
+    this.sampledSeq = -1;
   }
 
   private emptied(): void {

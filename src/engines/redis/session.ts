@@ -77,7 +77,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     /** The engine's routers (shared by the agent's sessions). */
     readonly openRouter: OpenRouter,
   ) {
-    this.replies = new ReplyQueue(client);
+    this.replies = new ReplyQueue(client, agent.metrics.commandDuration.seriesFor('redis'));
     this.output = new ClientOutput(this);
     let certificate: Identity | undefined;
     let certError: DrawbridgeError | undefined;

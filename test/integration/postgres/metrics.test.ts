@@ -65,6 +65,16 @@ describe('agent metrics after real sessions', () => {
     expect(sample(text, 'drawbridge_sessions_active', db)).toBe(0);
   });
 
+  it('times each query round trip (Query to ReadyForQuery)', () => {
+    const db = { database: 'orders-pg', protocol: 'postgres' };
+    // psql -c sends one Query; the denied session never got that far.
+    expect(sample(text, 'drawbridge_command_duration_seconds_count', db)).toBe(1);
+    const seconds = sample(text, 'drawbridge_command_duration_seconds_sum', db)!;
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThan(5);
+    expect(sample(text, 'drawbridge_command_duration_seconds_bucket', { ...db, le: '+Inf' })).toBe(1);
+  });
+
   it('counts the denial by reason', () => {
     // mallory's only role allows staging databases: a role, but no allow rule for this one.
     expect(

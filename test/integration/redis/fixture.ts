@@ -46,7 +46,10 @@ export interface RedisFixture {
   /** A raw TLS connection to the agent on `port` (one started with startAgent). */
   rawAt(port: number, person: PersonName): Promise<TLSSocket>;
   /** Another agent in front of the same Redis (other auth types, AgentConfig limits or audit); stopped with the fixture. */
-  startAgent(docs: object[], opts?: Pick<TestAgentOptions, 'limits' | 'audit'>): Promise<TestAgent>;
+  startAgent(
+    docs: object[],
+    opts?: Pick<TestAgentOptions, 'limits' | 'audit' | 'metrics'>,
+  ): Promise<TestAgent>;
   /** redis-cli as `person` through the agent on `port`. */
   cliAt(port: number, person: PersonName, args: string[], stdin?: string): Promise<string>;
   stop(): Promise<void>;
