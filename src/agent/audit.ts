@@ -49,9 +49,10 @@ export interface AuditStats {
 
 export interface AuditSink {
   emit(event: AuditEvent): void;
-  /** The same, already serialized as one JSON object (`{"type":…}`): for events written per query. */
-  emitJson?(json: string): void;
-  /** The same, serialized by `writer` into the sink's own buffer: for events written per command. */
+  /**
+   * The fast path for events written per command or statement (both engines): the same, serialized
+   * by `writer` straight into the sink's own buffer.
+   */
   emitWith?(maxBytes: number, writer: AuditEventWriter): void;
   /** Required mode, sink failing or behind: sessions must not read more client input for now. */
   readonly held?: boolean;
@@ -78,8 +79,8 @@ const FLUSH_MS = 5;
 const FLUSH_BYTES = 64 * 1024;
 /** Room for a full batch plus the line that crosses FLUSH_BYTES. */
 const BATCH_BYTES = FLUSH_BYTES + 16 * 1024;
-/** UTF-8 takes at most 3 bytes per UTF-16 unit: a line of n units surely fits in 3n bytes. */
-const MAX_BYTES_PER_UNIT = 3;
+/** UTF-8 takes at most 3 bytes per UTF-16 unit: a string of n units surely fits in 3n bytes. */
+export const MAX_BYTES_PER_UNIT = 3;
 /** While the sink keeps failing, the error is logged again this often (each retry is counted). */
 const RELOG_MS = 30_000;
 
@@ -141,17 +142,11 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   }
 
   emit(event: AuditEvent): void {
-    this.emitJson(JSON.stringify(event));
-  }
-
-  emitJson(json: string): void {
     if (this.refusing) return this.drop();
     // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
+    const json = JSON.stringify(event);
     const batch = this.begin(json.length * MAX_BYTES_PER_UNIT);
-    const at = this.used;
-    const written = batch.write(json, at, 'utf8');
-    batch[at] = 0x2c; // ,
-    this.end(at + written);
+    this.end(writeJsonFields(batch, this.used, json));
   }
 
   emitWith(maxBytes: number, writer: AuditEventWriter): void {
@@ -302,6 +297,16 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
       );
     }
   }
+}
+
+/**
+ * Writes the fields of the JSON object `json` at `at` as the continuation of an event (its `{` made
+ * a `,`); returns where they end. Room needed: json.length * MAX_BYTES_PER_UNIT.
+ */
+export function writeJsonFields(buf: Buffer, at: number, json: string): number {
+  const end = at + buf.write(json, at, 'utf8');
+  buf[at] = 0x2c; // ,
+  return end;
 }
 
 /**

@@ -3,7 +3,13 @@
 // know where a message ends, so the agent can end a session with a well-formed FATAL of its own.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { AuditEvent, AuditEventType } from '../../agent/audit.js';
+import {
+  type AuditEvent,
+  type AuditEventType,
+  type AuditEventWriter,
+  MAX_BYTES_PER_UNIT,
+  writeJsonFields,
+} from '../../agent/audit.js';
 import { AuditHold } from '../../agent/audit-hold.js';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import type { LiveSession } from '../../agent/sessions.js';
@@ -39,7 +45,7 @@ export interface SessionParams {
   onEnd(): void;
 }
 
-export class PostgresSession implements LiveSession {
+export class PostgresSession implements LiveSession, AuditEventWriter {
   readonly id: string;
   readonly identity: Identity;
   private readonly dbUser: string;
@@ -57,7 +63,9 @@ export class PostgresSession implements LiveSession {
   private startup: Pick<SessionParams, 'clientRest' | 'backendRest' | 'startFields'> | undefined;
   private readonly startedAt = Date.now();
   /** The session's own fields of `query` events, serialized once (per database name). */
-  private queryPrefix: { database: string; json: string } | undefined;
+  private queryPrefix: { database: string; bytes: Buffer } | undefined;
+  /** The statement's own fields (JSON), while its event is being written. */
+  private queryFields = '';
   private fromClient = 0;
   private toClient = 0;
   private counted = { fromClient: 0, toClient: 0 };
@@ -264,15 +272,27 @@ export class PostgresSession implements LiveSession {
     this.counted = { fromClient: this.fromClient, toClient: this.toClient };
   }
 
-  /** `query` events are written per statement: the session's fields are not serialized each time. */
+  /**
+   * `query` events are written per statement, straight into the audit batch: the session's fields
+   * encoded once, then the statement's.
+   */
   private emitQuery(fields: QueryEventFields): void {
     const audit = this.agent.audit;
-    if (!audit.emitJson) return this.emit('query', fields);
+    if (!audit.emitWith) return this.emit('query', fields);
     const database = this.agent.state.database.metadata.name;
     if (this.queryPrefix?.database !== database) {
-      this.queryPrefix = { database, json: JSON.stringify(this.event('query', {})).slice(0, -1) + ',' };
+      const json = JSON.stringify(this.event('query', {}));
+      this.queryPrefix = { database, bytes: Buffer.from(`,${json.slice(1, -1)}`) };
     }
-    audit.emitJson(this.queryPrefix.json + JSON.stringify(fields).slice(1));
+    this.queryFields = JSON.stringify(fields);
+    audit.emitWith(this.queryPrefix.bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
+    this.queryFields = '';
+  }
+
+  writeAuditEvent(buf: Buffer, at: number): number {
+    const prefix = this.queryPrefix!.bytes;
+    buf.set(prefix, at);
+    return writeJsonFields(buf, at + prefix.length, this.queryFields);
   }
 
   private emit(type: AuditEventType, fields: Record<string, unknown>): void {

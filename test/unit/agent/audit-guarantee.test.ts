@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { JsonLinesAudit } from '../../../src/agent/audit.js';
+import { type AuditEvent, JsonLinesAudit } from '../../../src/agent/audit.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 
@@ -35,8 +35,14 @@ function sink(file: string, opts: Partial<ConstructorParameters<typeof JsonLines
   return { s, lines };
 }
 
-const line = (i: number) =>
-  JSON.stringify({ type: 'command', sessionId: 's', database: 'd', protocol: 'redis', user: 'u', n: i });
+const line = (i: number): AuditEvent => ({
+  type: 'command',
+  sessionId: 's',
+  database: 'd',
+  protocol: 'redis',
+  user: 'u',
+  n: i,
+});
 const until = async (what: string, ok: () => boolean, ms = 3000) => {
   const end = Date.now() + ms;
   while (!ok()) {
@@ -48,7 +54,7 @@ const until = async (what: string, ok: () => boolean, ms = 3000) => {
 describe('JsonLinesAudit when the log cannot be written', () => {
   it('required: holds sessions at the first failed write, then ends the waiting ones after the stall timeout', async () => {
     const { s, lines } = sink('/dev/full');
-    s.emitJson(line(1));
+    s.emit(line(1));
     await until('held', () => s.held);
     expect(s.writeErrors).toBeGreaterThan(0);
     expect(lines).toContainEqual(expect.objectContaining({ level: 50, code: 'ENOSPC' }));
@@ -66,7 +72,7 @@ describe('JsonLinesAudit when the log cannot be written', () => {
 
   it('best-effort: never holds, drops past the buffer and counts it, memory stays near the bound', async () => {
     const { s, lines } = sink('/dev/full', { mode: 'best-effort' });
-    for (let i = 0; i < 20_000; i++) s.emitJson(line(i)); // ~2.4 MB of events
+    for (let i = 0; i < 20_000; i++) s.emit(line(i)); // ~2.4 MB of events
     await until('dropping', () => s.dropped > 0);
     expect(s.held).toBe(false);
     expect(s.pendingBytes).toBeLessThan(64 * 1024 + 96 * 1024);
@@ -80,7 +86,7 @@ describe('JsonLinesAudit when the log cannot be written', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'audit-guarantee-'));
     const file = path.join(dir, 'later', 'audit.jsonl'); // its directory does not exist yet: ENOENT
     const { s, lines } = sink(file, { stallTimeoutMs: 10_000, bufferBytes: 1 << 20 });
-    for (let i = 0; i < 3000; i++) s.emitJson(line(i));
+    for (let i = 0; i < 3000; i++) s.emit(line(i));
     await until('held', () => s.held);
     const resumed = new Promise((resolve) => s.whenWritable(resolve));
     await mkdir(path.dirname(file));
@@ -100,7 +106,7 @@ describe('JsonLinesAudit when the log cannot be written', () => {
 
   it('a Database may choose best-effort over the agent default, and back', async () => {
     const { s } = sink('/dev/full');
-    s.emitJson(line(1));
+    s.emit(line(1));
     await until('held', () => s.held);
     const resumed = new Promise((resolve) => s.whenWritable(resolve));
     s.configure({ mode: 'best-effort' });
