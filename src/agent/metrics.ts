@@ -3,11 +3,14 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerBuildInfo } from '../build-info.js';
+import { DrawbridgeError, type ErrorCode } from '../errors.js';
 import { FastHistogram } from './fast-histogram.js';
 import type { AuditStats } from './audit.js';
 
 /** Redis commands timed: one in this many (a power of two), so timing costs ~1% of a command. */
 export const COMMAND_SAMPLE = 32;
+
+const BACKEND_CODES = new Set<ErrorCode>(['BACKEND_UNREACHABLE', 'BACKEND_TLS', 'BACKEND_AUTH_FAILED']);
 
 export type SessionOutcome = 'established' | 'denied' | 'failed';
 
@@ -75,6 +78,12 @@ export class AgentMetrics {
     'protocol',
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
+  readonly backendErrors = new Counter({
+    name: 'drawbridge_backend_errors_total',
+    help: 'Sessions that failed on the backend: BACKEND_UNREACHABLE, BACKEND_TLS, BACKEND_AUTH_FAILED',
+    labelNames: ['protocol', 'code'],
+    registers: [this.registry],
+  });
   private certificates: Record<string, string> = {};
   readonly certificateExpiry = new Gauge({
     name: 'drawbridge_certificate_expiry_timestamp_seconds',
@@ -137,10 +146,16 @@ export class AgentMetrics {
     this.certificates = files;
   }
 
-  /** Counts a session's outcome and how long getting there took (`openedAtMs`: Date.now() at connect). */
-  sessionOutcome(protocol: string, outcome: SessionOutcome, openedAtMs: number): void {
+  /**
+   * Counts a session's outcome and how long getting there took (`openedAtMs`: Date.now() at connect);
+   * `err`, the failure's cause, counts as a backend error when its code says the backend failed.
+   */
+  sessionOutcome(protocol: string, outcome: SessionOutcome, openedAtMs: number, err?: unknown): void {
     this.sessionsTotal.inc({ protocol, outcome });
     this.sessionSetup.observe({ protocol, outcome }, (Date.now() - openedAtMs) / 1000);
+    if (err instanceof DrawbridgeError && BACKEND_CODES.has(err.code)) {
+      this.backendErrors.inc({ protocol, code: err.code });
+    }
   }
 
   private collectExpiry(): void {

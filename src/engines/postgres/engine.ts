@@ -329,6 +329,6 @@ export class PostgresEngine implements Engine {
       agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');
     }
     if (!isDrawbridgeError(err, 'ACCESS_DENIED'))
-      agent.metrics.sessionOutcome('postgres', 'failed', openedAt);
+      agent.metrics.sessionOutcome('postgres', 'failed', openedAt, err);
   }
 }

@@ -142,7 +142,7 @@ export class SessionLogin {
       await step();
     } catch (err) {
       const refused = err instanceof DrawbridgeError && REFUSALS.has(err.code);
-      this.s.agent.metrics.sessionOutcome('redis', refused ? 'denied' : 'failed', this.s.openedAt);
+      this.s.agent.metrics.sessionOutcome('redis', refused ? 'denied' : 'failed', this.s.openedAt, err);
       if (refused) {
         const user = this.attempt?.user ?? this.user;
         this.s.emit('session.denied', { user, dbUser, reason: errorMessage(err) });

@@ -12,6 +12,7 @@ import { type Fixture, agentConninfo, baseDocs, psql, startFixture } from './fix
 let f: Fixture;
 let agent: TestAgent;
 let url: string;
+let dead: TestAgent | undefined;
 
 beforeAll(async () => {
   f = await startFixture();
@@ -25,6 +26,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
+  await dead?.stop();
   await agent?.stop();
   await f?.stop();
 });
@@ -101,5 +103,30 @@ describe('agent metrics after real sessions', () => {
         node_version: process.version,
       }),
     ).toBe(1);
+  });
+});
+
+describe('backend errors', () => {
+  it('counts a session that fails on an unreachable backend by its code', async () => {
+    const port = await freePort();
+    // Nothing listens on the backend port: the agent's connect is refused.
+    dead = await startTestAgent({
+      database: 'orders-pg',
+      docs: baseDocs(await freePort(), f.pg.ca.certPem),
+      tls: f.agentTls,
+      metrics: `127.0.0.1:${port}`,
+    });
+    const r = await psql(
+      agentConninfo({ ...f, agent: dead } as Fixture, f.people.alice, 'alice', 'orders'),
+      'select 1',
+    );
+    expect(r.code).not.toBe(0);
+    await new Promise((done) => setTimeout(done, 200));
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const labels = { database: 'orders-pg', protocol: 'postgres' };
+    expect(sample(text, 'drawbridge_backend_errors_total', { ...labels, code: 'BACKEND_UNREACHABLE' })).toBe(
+      1,
+    );
+    expect(sample(text, 'drawbridge_sessions_total', { ...labels, outcome: 'failed' })).toBe(1);
   });
 });
