@@ -125,6 +125,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       log,
       credentialIssue: (key) => awsIssues.get(key),
       access: (ns, labels) => accessCounts(validPolicy(roles.list(ns), users.list(ns), log), labels),
+      readiness: (key, ready) => metrics?.setDatabaseReady(key, ready),
     });
     const dbCtl = new Controller(databaseReconciler, log, opts.workers ?? 16, metrics);
     const csrCtl = new Controller(

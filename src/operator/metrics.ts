@@ -35,10 +35,24 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
+  readonly databaseReady = new Gauge({
+    name: 'drawbridge_database_ready',
+    help: '1 when a Database is Ready, 0 when not (its Ready condition says why); on the leader only',
+    labelNames: ['namespace', 'database'],
+    registers: [this.registry],
+  });
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
     registerBuildInfo(this.registry, 'controller');
     this.leader.set(0);
+  }
+
+  /** `ready` undefined: the Database is gone, and so is its series. */
+  setDatabaseReady(key: string, ready: boolean | undefined): void {
+    const [namespace = '', database = ''] = key.split('/');
+    if (ready === undefined) this.databaseReady.remove({ namespace, database });
+    else this.databaseReady.set({ namespace, database }, ready ? 1 : 0);
   }
 
   watchQueue(controller: string, queue: { readonly length: number }): void {

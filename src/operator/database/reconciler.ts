@@ -61,6 +61,8 @@ export interface DatabaseReconcilerDeps {
   credentialIssue?: (key: string) => ConditionState | undefined;
   /** How many AccessRoles and DatabaseUsers of the namespace reach a Database with these labels. */
   access?: (namespace: string, labels: Record<string, string>) => DatabaseAccess;
+  /** Told whether each Database is Ready after its reconcile (undefined: it is gone), for metrics. */
+  readiness?: (key: string, ready: boolean | undefined) => void;
 }
 
 interface DatabaseAccess {
@@ -85,6 +87,7 @@ export class DatabaseReconciler implements Reconciler {
     const raw = this.deps.databases.get(name, namespace);
     if (!raw) {
       this.deps.health.forget(key);
+      this.deps.readiness?.(key, undefined);
       return; // Gone; what it owned was removed by the finalizer (and ownerReferences).
     }
     if (raw.metadata.deletionTimestamp) return this.finalize(key, raw);
@@ -96,6 +99,7 @@ export class DatabaseReconciler implements Reconciler {
     if (!parsed.success) {
       const issues = parsed.error.issues.map(formatIssue);
       await this.writeStatus(raw, invalidConditions(issues.join('; ')), undefined);
+      this.deps.readiness?.(key, false);
       throw new TerminalError(`Database ${key} is invalid: ${issues.join('; ')}`);
     }
     const db = parsed.data as StoredDatabase;
@@ -154,7 +158,9 @@ export class DatabaseReconciler implements Reconciler {
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];
     const access = this.deps.access?.(namespace, db.metadata.labels ?? {});
-    await this.writeStatus(raw, [readyCondition(parts, endpoint), ...parts], endpoint, access);
+    const ready = readyCondition(parts, endpoint);
+    await this.writeStatus(raw, [ready, ...parts], endpoint, access);
+    this.deps.readiness?.(key, ready.status === 'True');
     if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
     return { requeueAfterMs: Math.max(1000, Math.min(this.deps.healthIntervalMs, renewInMs)) };

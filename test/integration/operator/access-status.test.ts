@@ -156,6 +156,8 @@ describe('controller metrics', () => {
       );
     }
     expect(text).toMatch(/^drawbridge_controller_leader 1$/m);
+    // orders' backend (127.0.0.1:1) refuses connections: not Ready.
+    expect(text).toMatch(/^drawbridge_database_ready\{namespace="access",database="orders"\} 0$/m);
     expect(text).toMatch(
       /^drawbridge_build_info\{version="0\.1\.0",node_version="v[\d.]+",component="controller"\} 1$/m,
     );
