@@ -313,7 +313,7 @@ export function writeJsonFields(buf: Buffer, at: number, json: string): number {
  * Long values are cut, with their size in bytes and the SHA-256 of the whole value (hex), so audit logs
  * stay readable and a value can still be matched against a known text.
  */
-export function auditValue(value: string | Buffer, max = 256): string {
+export function auditValue(value: string | Buffer, max: number): string {
   if (value.length <= max) return typeof value === 'string' ? value : value.toString('utf8');
   const hash = createHash('sha256').update(value).digest('hex');
   const head = typeof value === 'string' ? value.slice(0, max) : value.subarray(0, max).toString('utf8');

@@ -145,8 +145,9 @@ export const DatabaseAudit = z
       .max(1 << 20)
       .default(DEFAULT_MAX_AUDIT_VALUE)
       .describe(
-        'Statements and parameter values longer than this many characters are cut in audit events, which ' +
-          'then give the full size and the SHA-256 of the whole value (hex), so it can still be matched.',
+        'Statements, parameter values and Redis command arguments longer than this (characters for ' +
+          'statements, bytes for the others) are cut in audit events, which then give the full size and ' +
+          'the SHA-256 of the whole value (hex), so it can still be matched.',
       ),
     mode: z
       .enum(AUDIT_MODES)

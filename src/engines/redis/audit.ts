@@ -1,12 +1,12 @@
-// Audit fields for Redis commands: the name and its arguments, long values cut to their length and a
-// hash (auditValue), and secrets replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER
-// password rules, CONFIG SET requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
+// Audit fields for Redis commands: the name and its arguments, values longer than the Database's
+// spec.audit.maxValueLength (in bytes) cut to their length and a hash (auditValue), and secrets
+// replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER password rules, CONFIG SET
+// requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
 import { auditValue } from '../../agent/audit.js';
 import type { RedisCommand } from './parser.js';
 
 const REDACTED = '[redacted]';
 const REDACTED_JSON = JSON.stringify(REDACTED);
-const AUDIT_MAX = 256; // auditValue's default cut
 const SECRET_CONFIG = new Set([
   'requirepass',
   'masterauth',
@@ -63,31 +63,31 @@ function secretArgs(cmd: RedisCommand): (i: number) => boolean {
   }
 }
 
-/** The arguments after the command name, as written to the audit log. */
-export function auditArgs(cmd: RedisCommand): string[] {
+/** The arguments after the command name, as written to the audit log (each cut past `max` bytes). */
+export function auditArgs(cmd: RedisCommand, max: number): string[] {
   const secret = secretArgs(cmd);
   const out = new Array<string>(cmd.args.length - 1);
-  for (let i = 1; i < cmd.args.length; i++) out[i - 1] = secret(i) ? REDACTED : auditValue(cmd.args[i]!);
+  for (let i = 1; i < cmd.args.length; i++) out[i - 1] = secret(i) ? REDACTED : auditValue(cmd.args[i]!, max);
   return out;
 }
 
 /**
- * Room `writeArgsJson` may need: an argument of n bytes (cut at AUDIT_MAX) takes at most 6 bytes per
- * byte once JSON-escaped (`\u0000`), plus quotes, a comma and, when cut, its length and full SHA-256
- * (`…[N bytes sha256:` + 64 hex + `]`, under 100 bytes).
+ * Room `writeArgsJson` may need with the same `max`: an argument of n bytes (cut at `max`) takes at
+ * most 6 bytes per byte once JSON-escaped (`\u0000`), plus quotes, a comma and, when cut, its length
+ * and full SHA-256 (`…[N bytes sha256:` + 64 hex + `]`, under 100 bytes).
  */
-export function argsJsonMaxBytes(cmd: RedisCommand): number {
+export function argsJsonMaxBytes(cmd: RedisCommand, max: number): number {
   let n = 2;
-  for (let i = 1; i < cmd.args.length; i++) n += Math.min(cmd.args[i]!.length, AUDIT_MAX) * 6 + 128;
+  for (let i = 1; i < cmd.args.length; i++) n += Math.min(cmd.args[i]!.length, max) * 6 + 128;
   return n;
 }
 
 /**
- * `JSON.stringify(auditArgs(cmd))` as UTF-8, written into `buf` at `at` (with argsJsonMaxBytes of room);
+ * `JSON.stringify(auditArgs(cmd, max))` as UTF-8, written into `buf` at `at` (with argsJsonMaxBytes of room);
  * returns where it ends. Printable ASCII without `"` or `\` (most keys and values) needs no escaping
  * and is the same bytes in UTF-8, so it is copied as is: no string is made for it.
  */
-export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand): number {
+export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand, max: number): number {
   const secret = secretArgs(cmd);
   const a = cmd.args;
   buf[at++] = 0x5b; // [
@@ -96,13 +96,13 @@ export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand): numbe
     const b = a[i]!;
     if (secret(i)) {
       at += buf.write(REDACTED_JSON, at, 'latin1');
-    } else if (b.length <= AUDIT_MAX && plainAscii(b)) {
+    } else if (b.length <= max && plainAscii(b)) {
       buf[at++] = 0x22; // "
       buf.set(b, at);
       at += b.length;
       buf[at++] = 0x22;
     } else {
-      at += buf.write(JSON.stringify(auditValue(b, AUDIT_MAX)), at, 'utf8');
+      at += buf.write(JSON.stringify(auditValue(b, max)), at, 'utf8');
     }
   }
   buf[at++] = 0x5d; // ]

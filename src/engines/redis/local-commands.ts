@@ -19,7 +19,7 @@ function auth(s: RedisSession, cmd: RedisCommand): void {
   if (s.inMulti) return refuse(s, notInMulti('AUTH'));
   s.runExclusive(async () => {
     await s.login.auth(req);
-    s.emit('command', { command: 'auth', args: auditArgs(cmd) });
+    s.emit('command', { command: 'auth', args: auditArgs(cmd, s.auditMax) });
     s.replies.push(OK);
   });
 }

@@ -62,11 +62,12 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   private denied = 0;
   private fromClient = 0;
   // auditCommand's session fields as JSON bytes, the last command name it wrote, and the command it
-  // is writing now.
+  // is writing now with the value limit its room was sized for.
   private commandEvent: { user: string; dbUser?: string; database: string; prefix: Buffer } | undefined;
   private commandName = '';
   private commandNameJson = EMPTY;
   private audited: RedisCommand | undefined;
+  private auditedMax = 0;
 
   constructor(
     readonly client: TLSSocket,
@@ -217,7 +218,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   private reject(cmd: RedisCommand, reply: Buffer, reason: string): void {
     this.denied++;
     if (this.inMulti) this.multiDirty = true;
-    this.emit('command.denied', { command: cmd.name, args: auditArgs(cmd), reason });
+    this.emit('command.denied', { command: cmd.name, args: auditArgs(cmd, this.auditMax), reason });
     this.replies.push(reply);
   }
 
@@ -370,16 +371,22 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     };
   }
 
+  /** The longest value audited whole, read per event (as PostgreSQL does): a new spec applies at once. */
+  get auditMax(): number {
+    return this.agent.state.database.spec.audit.maxValueLength;
+  }
+
   /** The per-command event, written for every command relayed: serialized straight into the audit
    * batch from the session's fields (encoded once per login) and the command's own bytes. */
   private auditCommand(cmd: RedisCommand): void {
     const { user, dbUser } = this.login;
     const database = this.agent.state.database.metadata.name;
+    const max = this.auditMax;
     const audit = this.agent.audit;
-    const room = argsJsonMaxBytes(cmd);
+    const room = argsJsonMaxBytes(cmd, max);
     // Huge commands (an MSET of a million keys) are serialized exactly instead of reserving the worst case.
     if (!audit.emitWith || room > MAX_DIRECT_AUDIT_BYTES) {
-      return this.emit('command', { command: cmd.name, args: auditArgs(cmd) });
+      return this.emit('command', { command: cmd.name, args: auditArgs(cmd, max) });
     }
     let e = this.commandEvent;
     if (e === undefined || e.user !== user || e.dbUser !== dbUser || e.database !== database) {
@@ -392,6 +399,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
       this.commandNameJson = Buffer.from(`${JSON.stringify(cmd.name)},"args":`);
     }
     this.audited = cmd;
+    this.auditedMax = max;
     audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this);
     this.audited = undefined;
   }
@@ -400,7 +408,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     buf.set(this.commandEvent!.prefix, at);
     at += this.commandEvent!.prefix.length;
     buf.set(this.commandNameJson, at);
-    at = writeArgsJson(buf, at + this.commandNameJson.length, this.audited!);
+    at = writeArgsJson(buf, at + this.commandNameJson.length, this.audited!, this.auditedMax);
     buf[at] = 0x7d; // }
     return at + 1;
   }

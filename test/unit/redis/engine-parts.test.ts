@@ -1,32 +1,15 @@
-// Pure parts of the Redis engine: command names, the catalog from COMMAND, audit redaction, reply
-// ordering and write batching.
+// Pure parts of the Redis engine: command names, the catalog from COMMAND, reply ordering and write
+// batching (audit arguments: audit.test.ts).
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { argsJsonMaxBytes, auditArgs, writeArgsJson } from '../../../src/engines/redis/audit.js';
-
-/** What writeArgsJson puts in the audit batch, as text (within the room it asked for). */
-function auditArgsJson(c: RedisCommand): string {
-  const room = argsJsonMaxBytes(c);
-  const buf = Buffer.alloc(room + 8, 0xee);
-  const end = writeArgsJson(buf, 4, c);
-  expect(end - 4).toBeLessThanOrEqual(room);
-  expect(buf[end]).toBe(0xee); // nothing written past the end it returned
-  return buf.toString('utf8', 4, end);
-}
 import { catalogFromCommandReply, helloFields } from '../../../src/engines/redis/command-catalog.js';
 import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
-import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
 import { decodeReply } from '../../../src/engines/redis/reply-parser.js';
 import { ReplyQueue } from '../../../src/engines/redis/reply-queue.js';
-import { encodeCommand, encodeValue } from '../../../src/engines/redis/serializer.js';
+import { encodeValue } from '../../../src/engines/redis/serializer.js';
 import { WriteBatcher } from '../../../src/engines/redis/write-batcher.js';
 
 const b = (s: string) => Buffer.from(s);
-const cmd = (...args: string[]): RedisCommand => {
-  let out: RedisCommand | undefined;
-  new RequestParser((c) => (out = c)).feed(encodeCommand(args));
-  return out!;
-};
 
 class Recorder extends Writable {
   writes: string[] = [];
@@ -96,63 +79,6 @@ describe('command catalog', () => {
       );
     expect(helloFields(hello('cluster'))).toEqual({ version: '7.0.15', clusterEnabled: true });
     expect(helloFields(hello('standalone')).clusterEnabled).toBe(false);
-  });
-});
-
-describe('audit arguments', () => {
-  it.each([
-    [cmd('AUTH', 'pw'), ['[redacted]']],
-    [cmd('AUTH', 'app', 'pw'), ['app', '[redacted]']],
-    [
-      cmd('HELLO', '2', 'SETNAME', 'auth', 'AUTH', 'u', 'pw'),
-      ['2', 'SETNAME', 'auth', 'AUTH', 'u', '[redacted]'],
-    ],
-    [
-      cmd('MIGRATE', 'h', '1', 'auth', '0', '5000', 'AUTH', 'pw', 'KEYS', 'auth'),
-      ['h', '1', 'auth', '0', '5000', 'AUTH', '[redacted]', 'KEYS', 'auth'],
-    ],
-    [
-      cmd('MIGRATE', 'h', '1', '', '0', '5000', 'AUTH2', 'u', 'pw'),
-      ['h', '1', '', '0', '5000', 'AUTH2', 'u', '[redacted]'],
-    ],
-    [
-      cmd('ACL', 'SETUSER', 'bob', 'on', '>pw', '#abc', '~*'),
-      ['SETUSER', 'bob', 'on', '[redacted]', '[redacted]', '~*'],
-    ],
-    [
-      cmd('CONFIG', 'SET', 'requirepass', 'pw', 'maxmemory', '1'),
-      ['SET', 'requirepass', '[redacted]', 'maxmemory', '1'],
-    ],
-    [
-      cmd('ACL', 'SETUSER', 'bob', 'on >pw', '(~k <pw)', '~a#b'),
-      ['SETUSER', 'bob', '[redacted]', '[redacted]', '~a#b'],
-    ],
-    [
-      cmd('CONFIG', 'SET', 'maxmemory', '1', 'PrimaryAuth', 'pw'),
-      ['SET', 'maxmemory', '1', 'PrimaryAuth', '[redacted]'],
-    ],
-    [cmd('SET', 'k', 'v'), ['k', 'v']],
-  ])('%#: %j', (c, expected) => {
-    expect(auditArgs(c)).toEqual(expected);
-    expect(JSON.parse(auditArgsJson(c))).toEqual(expected);
-  });
-
-  it('serializes any bytes exactly as JSON.stringify(auditArgs) does', () => {
-    const odd = [
-      Buffer.from('a"b\\c\n\t\u0000\u007f'),
-      Buffer.from('é€😀', 'utf8'),
-      Buffer.from([0xff, 0xc3, 0x28, 0x41]), // invalid UTF-8
-      Buffer.alloc(256, 0x61),
-      Buffer.alloc(257, 0x61), // cut with length and hash
-      Buffer.concat([Buffer.alloc(255, 0x61), Buffer.from('é')]),
-      Buffer.alloc(256, 0x01), // the most escaping: \u0001 for every byte
-      Buffer.alloc(100_000, 0x01), // cut, escaped, with its length and hash
-    ];
-    const c: RedisCommand = { name: 'set', args: [b('SET'), ...odd], raw: Buffer.alloc(0) };
-    expect(auditArgsJson(c)).toBe(JSON.stringify(auditArgs(c)));
-    // Alone, so no other argument's slack hides a cut one's overrun.
-    const one: RedisCommand = { name: 'echo', args: [b('ECHO'), odd.at(-1)!], raw: Buffer.alloc(0) };
-    expect(auditArgsJson(one)).toBe(JSON.stringify(auditArgs(one)));
   });
 });
 

@@ -1,0 +1,84 @@
+// Hostile: a value too long to read in the audit log must still be identifiable there. Commands are
+// played through the real agent against a real Redis 7 and the real audit file is read: values past
+// the Database's spec.audit.maxValueLength end in their size and the SHA-256 of the whole value, and
+// a changed limit applies at once, also to a session already open.
+import { createHash } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
+import { exchange, pipeline } from './resp.js';
+
+let f: RedisFixture;
+let ops: TLSSocket;
+
+beforeAll(async () => {
+  f = await startRedisFixture();
+  ops = await f.raw('ops');
+}, 60_000);
+
+afterAll(async () => {
+  ops?.destroy();
+  await f?.stop();
+});
+
+const sha = (v: string) => createHash('sha256').update(v).digest('hex');
+let keys = 0;
+
+/** Runs SET key value through the agent; returns the value as its `command` event shows it. */
+async function auditedValue(value: string): Promise<string> {
+  const key = `audit-limit-${keys++}`;
+  expect(await exchange(ops, pipeline([['SET', key, value]]), 1)).toEqual(['OK']);
+  for (let i = 0; ; i++) {
+    const event = (await f.agent.auditEvents()).find(
+      (e) => e.type === 'command' && e.command === 'set' && (e.args as string[])[0] === key,
+    );
+    if (event) return (event.args as string[])[1]!;
+    if (i === 30) throw new Error(`no audit event for ${key}`);
+    await sleep(100);
+  }
+}
+
+/** auditedValue(value) once the agent shows it as `expected` (it polls its config file), or after 10 s. */
+async function auditedOnceReloaded(value: string, expected: string): Promise<string> {
+  let shown = await auditedValue(value);
+  for (let i = 0; shown !== expected && i < 50; i++) {
+    await sleep(200);
+    shown = await auditedValue(value);
+  }
+  return shown;
+}
+
+/** The `cache` docs with its Database's spec.audit set to `audit`. */
+function docsWith(audit: object): object[] {
+  return redisDocs(f.redis).map((d) => {
+    const doc = d as { kind: string; spec: object };
+    return doc.kind === 'Database' ? { ...doc, spec: { ...doc.spec, audit } } : d;
+  });
+}
+
+describe('long values in Redis audit events', () => {
+  it('are whole up to the default 4096 bytes and cut past it with the SHA-256 of the whole value', async () => {
+    const whole = 'w'.repeat(1000);
+    expect(await auditedValue(whole)).toBe(whole);
+    const atLimit = 'x'.repeat(4096);
+    expect(await auditedValue(atLimit)).toBe(atLimit);
+    const long = 'y'.repeat(4000) + 'z'.repeat(1000);
+    expect(await auditedValue(long)).toBe(`${long.slice(0, 4096)}…[5000 bytes sha256:${sha(long)}]`);
+    const unicode = 'é'.repeat(2500); // 5000 bytes: cut by bytes, hashed whole
+    expect(await auditedValue(unicode)).toBe(`${'é'.repeat(2048)}…[5000 bytes sha256:${sha(unicode)}]`);
+  });
+
+  it('follow spec.audit.maxValueLength, at once for open sessions', async () => {
+    const value = 'v'.repeat(999) + '"';
+    const cut = `${'v'.repeat(300)}…[1000 bytes sha256:${sha(value)}]`;
+    await f.agent.writeDocs(docsWith({ maxValueLength: 300 }));
+    try {
+      expect(await auditedOnceReloaded(value, cut)).toBe(cut); // on the session opened before
+      expect(await auditedValue('s'.repeat(300))).toBe('s'.repeat(300));
+    } finally {
+      await f.agent.writeDocs(redisDocs(f.redis));
+    }
+    expect(await auditedOnceReloaded(value, value)).toBe(value);
+  });
+});

@@ -1,0 +1,112 @@
+// Audit arguments of Redis commands: secrets redacted, values past the Database's
+// spec.audit.maxValueLength cut with their size and SHA-256, and the direct writer's bytes equal to
+// JSON.stringify of the same arguments within the room it reserved, at the boundary lengths.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_MAX_AUDIT_VALUE } from '../../../src/api/database.js';
+import { argsJsonMaxBytes, auditArgs, writeArgsJson } from '../../../src/engines/redis/audit.js';
+import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
+import { encodeCommand } from '../../../src/engines/redis/serializer.js';
+
+const b = (s: string) => Buffer.from(s);
+const cmd = (...args: string[]): RedisCommand => {
+  let out: RedisCommand | undefined;
+  new RequestParser((c) => (out = c)).feed(encodeCommand(args));
+  return out!;
+};
+
+/** What writeArgsJson puts in the audit batch, as text (within the room it asked for). */
+function auditArgsJson(c: RedisCommand, max = DEFAULT_MAX_AUDIT_VALUE): string {
+  const room = argsJsonMaxBytes(c, max);
+  const buf = Buffer.alloc(room + 8, 0xee);
+  const end = writeArgsJson(buf, 4, c, max);
+  expect(end - 4).toBeLessThanOrEqual(room);
+  expect(buf[end]).toBe(0xee); // nothing written past the end it returned
+  return buf.toString('utf8', 4, end);
+}
+
+describe('audit arguments', () => {
+  it.each([
+    [cmd('AUTH', 'pw'), ['[redacted]']],
+    [cmd('AUTH', 'app', 'pw'), ['app', '[redacted]']],
+    [
+      cmd('HELLO', '2', 'SETNAME', 'auth', 'AUTH', 'u', 'pw'),
+      ['2', 'SETNAME', 'auth', 'AUTH', 'u', '[redacted]'],
+    ],
+    [
+      cmd('MIGRATE', 'h', '1', 'auth', '0', '5000', 'AUTH', 'pw', 'KEYS', 'auth'),
+      ['h', '1', 'auth', '0', '5000', 'AUTH', '[redacted]', 'KEYS', 'auth'],
+    ],
+    [
+      cmd('MIGRATE', 'h', '1', '', '0', '5000', 'AUTH2', 'u', 'pw'),
+      ['h', '1', '', '0', '5000', 'AUTH2', 'u', '[redacted]'],
+    ],
+    [
+      cmd('ACL', 'SETUSER', 'bob', 'on', '>pw', '#abc', '~*'),
+      ['SETUSER', 'bob', 'on', '[redacted]', '[redacted]', '~*'],
+    ],
+    [
+      cmd('CONFIG', 'SET', 'requirepass', 'pw', 'maxmemory', '1'),
+      ['SET', 'requirepass', '[redacted]', 'maxmemory', '1'],
+    ],
+    [
+      cmd('ACL', 'SETUSER', 'bob', 'on >pw', '(~k <pw)', '~a#b'),
+      ['SETUSER', 'bob', '[redacted]', '[redacted]', '~a#b'],
+    ],
+    [
+      cmd('CONFIG', 'SET', 'maxmemory', '1', 'PrimaryAuth', 'pw'),
+      ['SET', 'maxmemory', '1', 'PrimaryAuth', '[redacted]'],
+    ],
+    [cmd('SET', 'k', 'v'), ['k', 'v']],
+  ])('%#: %j', (c, expected) => {
+    expect(auditArgs(c, DEFAULT_MAX_AUDIT_VALUE)).toEqual(expected);
+    expect(JSON.parse(auditArgsJson(c))).toEqual(expected);
+  });
+
+  it.each([256, DEFAULT_MAX_AUDIT_VALUE, 5000])(
+    'serializes any bytes exactly as JSON.stringify(auditArgs) does, with a limit of %i',
+    (max) => {
+      const odd = [
+        Buffer.from('a"b\\c\n\t\u0000\u007f'),
+        Buffer.from('é€😀', 'utf8'),
+        Buffer.from([0xff, 0xc3, 0x28, 0x41]), // invalid UTF-8
+        Buffer.alloc(max - 1, 0x61),
+        Buffer.alloc(max, 0x61),
+        Buffer.alloc(max + 1, 0x61), // cut with length and hash
+        Buffer.concat([Buffer.alloc(max - 1, 0x61), Buffer.from('é')]), // cut inside a character
+        Buffer.from('é'.repeat(max / 2)), // max bytes, none ASCII: whole
+        Buffer.from('😀'.repeat(max)), // 4 bytes each: cut
+        Buffer.alloc(max, 0x01), // the most escaping: \u0001 for every byte
+        Buffer.alloc(max + 1, 0x01),
+        Buffer.alloc(100_000, 0x01), // cut, escaped, with its length and hash
+      ];
+      const all: RedisCommand = { name: 'set', args: [b('SET'), ...odd], raw: Buffer.alloc(0) };
+      expect(auditArgsJson(all, max)).toBe(JSON.stringify(auditArgs(all, max)));
+      // Each alone, so no other argument's slack hides one's overrun.
+      for (const arg of odd) {
+        const one: RedisCommand = { name: 'echo', args: [b('ECHO'), arg], raw: Buffer.alloc(0) };
+        expect(auditArgsJson(one, max)).toBe(JSON.stringify(auditArgs(one, max)));
+      }
+    },
+  );
+
+  it('shows values up to the limit whole and cuts longer ones with their size and SHA-256', () => {
+    const max = 300;
+    const sha = (v: Buffer) => createHash('sha256').update(v).digest('hex');
+    const shown = (v: Buffer) => {
+      const c: RedisCommand = { name: 'set', args: [b('SET'), b('k'), v], raw: Buffer.alloc(0) };
+      return (JSON.parse(auditArgsJson(c, max)) as string[])[1];
+    };
+    const a = (n: number) => Buffer.alloc(n, 0x61);
+    expect(shown(a(max - 1))).toBe('a'.repeat(max - 1));
+    expect(shown(a(max))).toBe('a'.repeat(max));
+    expect(shown(a(max + 1))).toBe(`${'a'.repeat(max)}…[${max + 1} bytes sha256:${sha(a(max + 1))}]`);
+    const split = Buffer.concat([a(max - 1), b('é')]);
+    expect(shown(split)).toBe(`${'a'.repeat(max - 1)}\ufffd…[${max + 1} bytes sha256:${sha(split)}]`);
+    const quotes = Buffer.alloc(max + 1, 0x22); // `"` escaped as \" in the line, whole in the value
+    expect(shown(quotes)).toBe(`${'"'.repeat(max)}…[${max + 1} bytes sha256:${sha(quotes)}]`);
+    // The room reserved follows the limit: a long argument reserves more under a higher one.
+    const long: RedisCommand = { name: 'set', args: [b('SET'), a(5000)], raw: Buffer.alloc(0) };
+    expect(argsJsonMaxBytes(long, 4096)).toBeGreaterThan(argsJsonMaxBytes(long, 300));
+  });
+});
