@@ -315,8 +315,13 @@ export function writeJsonFields(buf: Buffer, at: number, json: string): number {
  */
 export function auditValue(value: string | Buffer, max: number): string {
   if (value.length <= max) return typeof value === 'string' ? value : value.toString('utf8');
-  const hash = createHash('sha256').update(value).digest('hex');
   const head = typeof value === 'string' ? value.slice(0, max) : value.subarray(0, max).toString('utf8');
+  return head + cutMark(value);
+}
+
+/** What follows a cut value's head: `…[N bytes sha256:<hex>]` (nothing in it needs JSON escaping). */
+export function cutMark(value: string | Buffer): string {
+  const hash = createHash('sha256').update(value).digest('hex');
   const bytes = typeof value === 'string' ? Buffer.byteLength(value) : value.length;
-  return `${head}…[${bytes} bytes sha256:${hash}]`;
+  return `…[${bytes} bytes sha256:${hash}]`;
 }

@@ -2,7 +2,7 @@
 // spec.audit.maxValueLength (in bytes) cut to their length and a hash (auditValue), and secrets
 // replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER password rules, CONFIG SET
 // requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
-import { auditValue } from '../../agent/audit.js';
+import { auditValue, cutMark } from '../../agent/audit.js';
 import type { RedisCommand } from './parser.js';
 
 const REDACTED = '[redacted]';
@@ -83,9 +83,10 @@ export function argsJsonMaxBytes(cmd: RedisCommand, max: number): number {
 }
 
 /**
- * `JSON.stringify(auditArgs(cmd, max))` as UTF-8, written into `buf` at `at` (with argsJsonMaxBytes of room);
- * returns where it ends. Printable ASCII without `"` or `\` (most keys and values) needs no escaping
- * and is the same bytes in UTF-8, so it is copied as is: no string is made for it.
+ * `JSON.stringify(auditArgs(cmd, max))` as UTF-8, written into `buf` at `at` (with argsJsonMaxBytes
+ * of room); returns where it ends. Printable ASCII without `"` or `\` (most keys and values) needs
+ * no escaping and is the same bytes in UTF-8, so it is copied as is: no string is made for it (a cut
+ * one's head neither).
  */
 export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand, max: number): number {
   const secret = secretArgs(cmd);
@@ -96,10 +97,17 @@ export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand, max: n
     const b = a[i]!;
     if (secret(i)) {
       at += buf.write(REDACTED_JSON, at, 'latin1');
-    } else if (b.length <= max && plainAscii(b)) {
+    } else if (plainAscii(b, max)) {
+      // Its head as is, then (when cut) the same mark auditValue adds, without making the head a string.
       buf[at++] = 0x22; // "
-      buf.set(b, at);
-      at += b.length;
+      if (b.length <= max) {
+        buf.set(b, at);
+        at += b.length;
+      } else {
+        buf.set(b.subarray(0, max), at);
+        at += max;
+        at += buf.write(cutMark(b), at, 'utf8');
+      }
       buf[at++] = 0x22;
     } else {
       at += buf.write(JSON.stringify(auditValue(b, max)), at, 'utf8');
@@ -109,8 +117,9 @@ export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand, max: n
   return at;
 }
 
-function plainAscii(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) {
+/** Whether the first `max` bytes of `b` need no escaping. */
+function plainAscii(b: Buffer, max: number): boolean {
+  for (let i = 0, end = Math.min(b.length, max); i < end; i++) {
     const c = b[i]!;
     if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
   }
