@@ -217,6 +217,12 @@ export class Agent implements AgentRuntime {
 
 function engineFor(parts: AgentParts, protocol: Protocol): Engine {
   const create = parts.engines[protocol];
-  if (!create) throw new Error(`no engine for protocol "${protocol}" in this agent build`);
+  if (!create) {
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `protocol "${protocol}" is not available in this agent build`,
+      'use one of: ' + Object.keys(parts.engines).join(', '),
+    );
+  }
   return create();
 }

@@ -48,3 +48,16 @@ describe('password provider', () => {
     });
   });
 });
+
+describe('provider choice', () => {
+  it('an auth type the build does not list is refused, naming the ones it has', () => {
+    const deps = { secrets: { secret: () => undefined }, log: createLogger('test', 'silent') };
+    expect(() => credentialProvider(secretCredentialProviders, 'rds-iam', deps)).toThrow(
+      expect.objectContaining({
+        code: 'CREDENTIALS_UNAVAILABLE',
+        message: 'auth type "rds-iam" is not available in this agent build',
+        hint: 'use one of: password, mtls, passthrough',
+      }),
+    );
+  });
+});
