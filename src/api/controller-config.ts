@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { AwsMatcher } from '../aws/matchers.js';
+import { AWS_TYPES } from './database.js';
 import { agentPodShape } from './database-agent.js';
 import { AUDIT_MODES } from './database.js';
 import { duration, objectName, parseDuration } from './meta.js';
@@ -28,6 +28,17 @@ function strict<T extends z.ZodRawShape>(shape: T) {
 
 const interval = (min: string) =>
   duration.refine((v) => parseDuration(v) >= parseDuration(min), `must be at least ${min}`);
+
+/** One discovery matcher: which AWS databases to enrol (evaluated by src/aws/matchers.ts). */
+export const AwsMatcher = z.object({
+  types: z.array(z.enum(AWS_TYPES)).min(1),
+  regions: z.array(z.string().min(1)).min(1),
+  /** Tag key → glob(s) the tag value must match; `'*': '*'` (the default) matches everything. */
+  tags: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({ '*': '*' }),
+  assumeRoleArn: z.string().startsWith('arn:', 'must be an IAM role ARN').optional(),
+  externalId: z.string().optional(),
+});
+export type AwsMatcher = z.infer<typeof AwsMatcher>;
 
 const DEFAULT_ROTATION = '15m';
 

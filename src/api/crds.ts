@@ -2,7 +2,9 @@
 // against one source of truth. `make crds` writes them; a unit test fails when crds/ is stale.
 import { z } from 'zod';
 import { stringify } from 'yaml';
+import { ACCESS_CONDITION } from './access-status.js';
 import { AccessRoleSpec, AccessRoleStatus, DatabaseUserSpec, DatabaseUserStatus } from './access.js';
+import { CONDITION } from './database-status.js';
 import { DatabaseSpec, DatabaseStatus } from './database.js';
 import { GROUP, VERSION } from './meta.js';
 
@@ -36,8 +38,8 @@ const CRDS: CrdInput[] = [
     columns: [
       { name: 'Protocol', type: 'string', jsonPath: '.spec.protocol' },
       { name: 'Auth', type: 'string', jsonPath: '.spec.auth.type' },
-      { name: 'Ready', type: 'string', jsonPath: `${ready('Ready')}.status` },
-      { name: 'Reason', type: 'string', jsonPath: `${ready('Ready')}.reason` },
+      { name: 'Ready', type: 'string', jsonPath: `${ready(CONDITION.Ready)}.status` },
+      { name: 'Reason', type: 'string', jsonPath: `${ready(CONDITION.Ready)}.reason` },
       { name: 'Users', type: 'integer', jsonPath: '.status.access.users' },
       { name: 'Roles', type: 'integer', jsonPath: '.status.access.roles', priority: 1 },
       { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint', priority: 1 },
@@ -55,8 +57,8 @@ const CRDS: CrdInput[] = [
     spec: AccessRoleSpec,
     status: AccessRoleStatus,
     columns: [
-      { name: 'Ready', type: 'string', jsonPath: `${ready('Ready')}.status` },
-      { name: 'Reason', type: 'string', jsonPath: `${ready('Ready')}.reason` },
+      { name: 'Ready', type: 'string', jsonPath: `${ready(ACCESS_CONDITION.Ready)}.status` },
+      { name: 'Reason', type: 'string', jsonPath: `${ready(ACCESS_CONDITION.Ready)}.reason` },
       { name: 'Users', type: 'integer', jsonPath: '.status.users' },
       { name: 'Databases', type: 'integer', jsonPath: '.status.databases' },
       { name: 'Max TTL', type: 'string', jsonPath: '.spec.options.maxSessionTTL' },
@@ -73,8 +75,8 @@ const CRDS: CrdInput[] = [
     status: DatabaseUserStatus,
     columns: [
       { name: 'Roles', type: 'string', jsonPath: '.spec.roles' },
-      { name: 'Ready', type: 'string', jsonPath: `${ready('Ready')}.status` },
-      { name: 'Reason', type: 'string', jsonPath: `${ready('Ready')}.reason` },
+      { name: 'Ready', type: 'string', jsonPath: `${ready(ACCESS_CONDITION.Ready)}.status` },
+      { name: 'Reason', type: 'string', jsonPath: `${ready(ACCESS_CONDITION.Ready)}.reason` },
       { name: 'Databases', type: 'integer', jsonPath: '.status.databases' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],

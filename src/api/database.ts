@@ -378,3 +378,9 @@ export function backendAddress(spec: Pick<DatabaseSpec, 'uri' | 'protocol'>): Ba
     ...(path ? { database: path } : {}),
   };
 }
+
+/** Secrets the agent reads through the API: backend credentials and the backend CA. */
+export function referencedSecrets(db: Database): string[] {
+  const names = [db.spec.auth.secretRef?.name, db.spec.tls.caSecretRef?.name].filter((n): n is string => !!n);
+  return [...new Set(names)].sort();
+}

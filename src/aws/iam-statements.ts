@@ -4,7 +4,8 @@
 // widening the resource grants nothing the configuration does not already ask for.
 import type { AuthType, AwsType, Database } from '../api/database.js';
 import { Identifier } from './clients.js';
-import { type AwsMatcher, accountOfArn, coversRegion, matchesAll } from './matchers.js';
+import type { AwsMatcher } from '../api/controller-config.js';
+import { accountOfArn, coversRegion, matchesAll } from './matchers.js';
 
 export interface Grant {
   actions: string[];

@@ -1,16 +1,7 @@
-// Discovery matchers (controller config / Helm values `aws.matchers`): which AWS databases to enrol.
-import { z } from 'zod';
-import { AWS_TYPES, type AwsType } from '../api/database.js';
-
-export const AwsMatcher = z.object({
-  types: z.array(z.enum(AWS_TYPES)).min(1),
-  regions: z.array(z.string().min(1)).min(1),
-  /** Tag key → glob(s) the tag value must match; `'*': '*'` (the default) matches everything. */
-  tags: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({ '*': '*' }),
-  assumeRoleArn: z.string().startsWith('arn:', 'must be an IAM role ARN').optional(),
-  externalId: z.string().optional(),
-});
-export type AwsMatcher = z.infer<typeof AwsMatcher>;
+// Discovery matchers (controller config / Helm values `aws.matchers`, schema in api/controller-config.ts):
+// which AWS databases to enrol.
+import type { AwsMatcher } from '../api/controller-config.js';
+import type { AwsType } from '../api/database.js';
 
 /** `*` and `?` globs, anchored. */
 export function globMatch(pattern: string, value: string): boolean {

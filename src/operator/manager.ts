@@ -24,7 +24,7 @@ import { clientWriter } from '../kube/writer.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import type { ControllerMetrics } from './metrics.js';
 import { MANAGED_SELECTOR, SIGNER_NAME } from './names.js';
-import { validPolicy } from './policy.js';
+import { validPolicy } from '../authz/policy.js';
 
 export interface ControllerOptions {
   kubeConfig: KubeConfig;

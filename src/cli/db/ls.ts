@@ -4,6 +4,7 @@ import { stringify } from 'yaml';
 import type { z } from 'zod';
 import { AccessRole, DatabaseUser } from '../../api/access.js';
 import { Database } from '../../api/database.js';
+import { CONDITION } from '../../api/database-status.js';
 import type { Io } from './io.js';
 import { type GlobalOptions, listObjects, loadTarget, whoami } from './kube.js';
 import { type NamespacePolicy, type Reachable, formatDuration, reachable } from './reach.js';
@@ -19,7 +20,7 @@ function valid<S extends z.ZodTypeAny>(schema: S, items: unknown[]): z.output<S>
 }
 
 function readiness(db: Database): string {
-  const ready = db.status?.conditions?.find((c) => c.type === 'Ready');
+  const ready = db.status?.conditions?.find((c) => c.type === CONDITION.Ready);
   if (!ready) return 'Pending';
   return ready.status === 'True' ? 'Ready' : ready.reason;
 }

@@ -15,7 +15,7 @@ import type { EventSink } from '../events.js';
 import type { KubeObject } from '../../kube/types.js';
 import { splitKey } from '../../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../../kube/writer.js';
-import { parseAs, parseMemo } from '../policy.js';
+import { parseAs, parseMemo } from '../../kube/parse.js';
 import { type Problem, roleProblems, roleReaches, userReaches } from './check.js';
 
 export interface AccessDeps {

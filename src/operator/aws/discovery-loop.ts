@@ -29,7 +29,7 @@ import {
   plan,
 } from '../../aws/discovery/index.js';
 import { AwsError, AwsReason, awsCondition } from '../../aws/errors.js';
-import type { AwsMatcher } from '../../aws/matchers.js';
+import type { AwsMatcher } from '../../api/controller-config.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { KubeObject } from '../../kube/types.js';

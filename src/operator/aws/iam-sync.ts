@@ -13,7 +13,7 @@ import { awsCondition, classifyAwsError, type AwsError } from '../../aws/errors.
 import type { BootstrapResult, RoleRef } from '../../aws/iam-bootstrap.js';
 import { IAM_LIMITS, planPolicy } from '../../aws/iam-policy.js';
 import { type PolicyInputs, requiredGrants } from '../../aws/iam-statements.js';
-import type { AwsMatcher } from '../../aws/matchers.js';
+import type { AwsMatcher } from '../../api/controller-config.js';
 import type { Logger } from '../../log.js';
 import type { ObjectCache } from '../../kube/writer.js';
 import { awsDatabases, databaseKey } from './databases.js';

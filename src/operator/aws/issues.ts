@@ -4,7 +4,8 @@
 // Each source replaces its whole set every round, so an issue clears once its source succeeds; the
 // Database is re-queued whenever what it should show changes.
 import { awsCondition, type AwsError } from '../../aws/errors.js';
-import { CONDITION, type ConditionState } from '../database/conditions.js';
+import { CONDITION } from '../../api/database-status.js';
+import type { ConditionState } from '../database/conditions.js';
 
 export type IssueSource = 'discovery' | 'iam';
 

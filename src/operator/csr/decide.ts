@@ -4,7 +4,7 @@
 // when an AccessRole bound to them allows the database named in the CSR's annotation.
 import { type Database as DatabaseT, Database } from '../../api/database.js';
 import { formatIssue } from '../../api/validate.js';
-import { parseAs } from '../policy.js';
+import { parseAs } from '../../kube/parse.js';
 import type { Identity } from '../../authn/identity.js';
 import { type Policy, bindRoles, checkAccess } from '../../authz/engine.js';
 import { errorMessage } from '../../errors.js';

@@ -8,7 +8,8 @@
 // Helm value agents.aws.podIdentity), which leaves nothing on the ServiceAccount to check.
 import type { AuthType, Database } from '../../api/database.js';
 import { GROUP } from '../../api/meta.js';
-import { CONDITION, type ConditionState, REASON } from './conditions.js';
+import { CONDITION, REASON } from '../../api/database-status.js';
+import type { ConditionState } from './conditions.js';
 
 export const IRSA_ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';
 /** On the agent pod template: the role, so a changed role rolls the pods (IRSA acts at pod creation). */

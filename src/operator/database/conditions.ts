@@ -1,46 +1,10 @@
-// Database status conditions. Every reason is a constant a person can search for, and every message
-// says what to do next. `Ready` summarises the other three.
+// Database status conditions, built from the reason constants in src/api/database-status.ts; every
+// message says what to do next. `Ready` summarises the other three.
 import type { Condition } from '../../api/meta.js';
+import { CONDITION, REASON, type Reason } from '../../api/database-status.js';
 import type { AwsReason } from '../../aws/errors.js';
 import type { KubeObject } from '../../kube/types.js';
 import { metaTime } from '../../kube/types.js';
-
-export const CONDITION = {
-  Ready: 'Ready',
-  AgentReady: 'AgentReady',
-  BackendReachable: 'BackendReachable',
-  CredentialsReady: 'CredentialsReady',
-} as const;
-
-export const REASON = {
-  // Ready
-  Ready: 'Ready',
-  InvalidSpec: 'InvalidSpec',
-  // AgentReady
-  AgentAvailable: 'AgentAvailable',
-  AgentPodsNotReady: 'AgentPodsNotReady',
-  AgentScaledToZero: 'AgentScaledToZero',
-  AgentDeploying: 'AgentDeploying',
-  AgentApplyFailed: 'AgentApplyFailed',
-  // BackendReachable
-  BackendReachable: 'BackendReachable',
-  BackendUnreachable: 'BackendUnreachable',
-  BackendDNSFailed: 'BackendDNSFailed',
-  BackendTLSFailed: 'BackendTLSFailed',
-  BackendTLSUnavailable: 'BackendTLSUnavailable',
-  Probing: 'Probing',
-  // CredentialsReady
-  SecretFound: 'SecretFound',
-  SecretNotFound: 'SecretNotFound',
-  SecretKeyMissing: 'SecretKeyMissing',
-  SecretUnreadable: 'SecretUnreadable',
-  CASecretNotFound: 'CASecretNotFound',
-  CredentialsFromCloudIdentity: 'CredentialsFromCloudIdentity',
-  AgentIdentityMissing: 'AgentIdentityMissing',
-  Passthrough: 'Passthrough',
-  Checking: 'Checking',
-} as const;
-export type Reason = (typeof REASON)[keyof typeof REASON];
 
 export interface ConditionState {
   type: (typeof CONDITION)[keyof typeof CONDITION];

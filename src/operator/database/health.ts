@@ -3,14 +3,14 @@
 // result from memory and asks for a fresh one when it is stale. A result that changes enqueues the
 // Database again, so status follows the backend without a reconcile ever waiting on the network.
 import { secretValues, type Secret } from '../../api/agent-config.js';
-import type { Database } from '../../api/database.js';
+import { type Database, referencedSecrets } from '../../api/database.js';
 import type { SecretReader } from '../../agent/state.js';
 import { errorMessage } from '../../errors.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isReason } from '../../kube/errors.js';
 import { objectPath } from '../../kube/resources.js';
-import { CONDITION, type ConditionState, REASON } from './conditions.js';
-import { referencedSecrets } from './manifests.js';
+import { CONDITION, REASON } from '../../api/database-status.js';
+import type { ConditionState } from './conditions.js';
 import { probeBackend } from './probe.js';
 
 export interface HealthResult {

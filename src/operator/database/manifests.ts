@@ -2,7 +2,7 @@
 // agent settings and the serving certificate, so it is unit-tested without an API server and applied
 // with server-side apply unchanged.
 import type { AgentPodSettings } from '../../api/database-agent.js';
-import type { AuditMode, Database } from '../../api/database.js';
+import { type AuditMode, type Database, referencedSecrets } from '../../api/database.js';
 import { apiVersionOf } from '../../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../../kube/types.js';
 import {
@@ -58,12 +58,6 @@ function meta(db: StoredDatabase, name: string) {
     annotations: { [ANNOTATION_DATABASE]: `${db.metadata.namespace}/${db.metadata.name}` },
     ownerReferences: [ownerReference(db)],
   };
-}
-
-/** Secrets the agent reads through the API: backend credentials and the backend CA. */
-export function referencedSecrets(db: Database): string[] {
-  const names = [db.spec.auth.secretRef?.name, db.spec.tls.caSecretRef?.name].filter((n): n is string => !!n);
-  return [...new Set(names)].sort();
 }
 
 export function agentArgs(db: StoredDatabase, settings: Pick<AgentSettings, 'audit'> = {}): string[] {

@@ -7,7 +7,8 @@ import { type Database, backendAddress } from '../../api/database.js';
 import type { SecretReader } from '../../agent/state.js';
 import { backendTlsOptions } from '../../engines/backend-tls.js';
 import { errorMessage } from '../../errors.js';
-import { CONDITION, type ConditionState, REASON } from './conditions.js';
+import { CONDITION, REASON } from '../../api/database-status.js';
+import type { ConditionState } from './conditions.js';
 
 // Int32 length 8, Int32 code 80877103: the PostgreSQL SSLRequest.
 const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);

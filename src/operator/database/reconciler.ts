@@ -9,7 +9,7 @@ import { Database } from '../../api/database.js';
 import type { Condition } from '../../api/meta.js';
 import { formatIssue } from '../../api/validate.js';
 import { errorMessage } from '../../errors.js';
-import { parseAs } from '../policy.js';
+import { parseAs } from '../../kube/parse.js';
 import type { KeyPairPem } from '../../pki/ca.js';
 import type { Logger } from '../../log.js';
 import { type ReconcileResult, type Reconciler, TerminalError } from '../controller.js';
@@ -18,11 +18,10 @@ import type { Kind } from '../../kube/resources.js';
 import { containsDesired } from '../../kube/subset.js';
 import { type KubeObject, objectKey, splitKey } from '../../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../../kube/writer.js';
+import { CONDITION, REASON } from '../../api/database-status.js';
 import { FINALIZER, agentEndpoint, agentName, agentPeersName, agentTlsSecretName } from '../names.js';
 import {
-  CONDITION,
   type ConditionState,
-  REASON,
   agentCondition,
   mergeConditions,
   readyCondition,

@@ -25,7 +25,7 @@ import type { Database } from '../../../src/api/database.js';
 import { AwsClients } from '../../../src/aws/clients.js';
 import { discoverAndPlan, runDiscovery } from '../../../src/aws/discovery/index.js';
 import { AwsReason } from '../../../src/aws/errors.js';
-import type { AwsMatcher } from '../../../src/aws/matchers.js';
+import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
 import { createAuroraCluster, createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
 

@@ -24,7 +24,7 @@ import {
 } from '../../../src/aws/iam-bootstrap.js';
 import { IAM_LIMITS, type PolicyDocument, policySize } from '../../../src/aws/iam-policy.js';
 import { requiredGrants } from '../../../src/aws/iam-statements.js';
-import type { AwsMatcher } from '../../../src/aws/matchers.js';
+import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
 import { databases } from '../../unit/aws/fixtures.js';
 import { harness, startAwsWorld } from './fixture.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AwsReason, isAwsError } from '../../../src/aws/errors.js';
 import { IAM_LIMITS, compact, document, pack, planPolicy, policySize } from '../../../src/aws/iam-policy.js';
 import { requiredGrants, type PolicyInputs } from '../../../src/aws/iam-statements.js';
-import type { AwsMatcher } from '../../../src/aws/matchers.js';
+import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { ACCOUNT, databases, resourceId } from './fixtures.js';
 
 const roleLimits = { inlineRoom: IAM_LIMITS.roleInline, managedSlots: IAM_LIMITS.managedPoliciesPerRole };

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { AWS_TYPES, type AwsType } from '../../../src/api/database.js';
 import { desiredDatabases } from '../../../src/aws/discovery/found.js';
-import type { AwsMatcher } from '../../../src/aws/matchers.js';
+import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { createLogger } from '../../../src/log.js';
 import { DiscoveryLoop } from '../../../src/operator/aws/discovery-loop.js';
 import { CredentialIssues } from '../../../src/operator/aws/issues.js';

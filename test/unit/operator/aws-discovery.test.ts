@@ -5,7 +5,7 @@ import type { Database } from '../../../src/api/database.js';
 import { desiredDatabases, type FoundDatabase } from '../../../src/aws/discovery/found.js';
 import type { DiscoveryResult } from '../../../src/aws/discovery/index.js';
 import { AwsError, AwsReason } from '../../../src/aws/errors.js';
-import type { AwsMatcher } from '../../../src/aws/matchers.js';
+import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { createLogger } from '../../../src/log.js';
 import { DiscoveryLoop } from '../../../src/operator/aws/discovery-loop.js';
 import { CredentialIssues } from '../../../src/operator/aws/issues.js';

@@ -7,7 +7,7 @@ import { desiredDatabases } from '../../../src/aws/discovery/found.js';
 import { AwsError, AwsReason } from '../../../src/aws/errors.js';
 import type { BootstrapResult, RoleRef } from '../../../src/aws/iam-bootstrap.js';
 import type { PolicyInputs } from '../../../src/aws/iam-statements.js';
-import type { AwsMatcher } from '../../../src/aws/matchers.js';
+import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { createLogger } from '../../../src/log.js';
 import { IamSync } from '../../../src/operator/aws/iam-sync.js';
 import { CredentialIssues } from '../../../src/operator/aws/issues.js';

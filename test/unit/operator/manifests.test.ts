@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { Database } from '../../../src/api/database.js';
+import { Database, referencedSecrets } from '../../../src/api/database.js';
 import { tokenReviewBinding } from '../../../src/operator/agent-access.js';
-import {
-  type StoredDatabase,
-  agentArgs,
-  agentManifests,
-  referencedSecrets,
-} from '../../../src/operator/database/manifests.js';
+import { type StoredDatabase, agentArgs, agentManifests } from '../../../src/operator/database/manifests.js';
 import type { KubeObject } from '../../../src/kube/types.js';
 import { agentEndpoint, agentName, agentPeersName } from '../../../src/operator/names.js';
 

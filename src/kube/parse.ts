@@ -1,13 +1,12 @@
 // Drawbridge objects as read from watches, validated with the same zod schemas the standalone agent
-// uses (zod at the edge). An invalid AccessRole or DatabaseUser grants nothing and is logged once per
-// version; results are memoised per cached object, so re-reading unchanged caches costs no parsing.
+// uses (zod at the edge). An invalid object is logged once per version (an invalid AccessRole or
+// DatabaseUser grants nothing); results are memoised per cached object, so re-reading unchanged
+// caches costs no parsing.
 import type { z } from 'zod';
-import { AccessRole, DatabaseUser } from '../api/access.js';
 import { API_VERSION } from '../api/meta.js';
 import { formatIssue } from '../api/validate.js';
-import type { Policy } from '../authz/engine.js';
 import type { Logger } from '../log.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject } from './types.js';
 
 /** Parses a cached object; list items arrive without apiVersion/kind, which the schemas require. */
 export function parseAs<S extends z.ZodTypeAny>(schema: S, kind: string, obj: KubeObject) {
@@ -42,11 +41,4 @@ export function parseMemo<S extends z.ZodTypeAny>(
     memo.set(obj, v);
   }
   return v === INVALID ? undefined : (v as z.output<S>);
-}
-
-export function validPolicy(roles: readonly KubeObject[], users: readonly KubeObject[], log: Logger): Policy {
-  return {
-    roles: roles.map((r) => parseMemo(AccessRole, 'AccessRole', r, log)).filter((r) => r !== undefined),
-    users: users.map((u) => parseMemo(DatabaseUser, 'DatabaseUser', u, log)).filter((u) => u !== undefined),
-  };
 }

@@ -1,0 +1,38 @@
+// Database status vocabulary: condition types and reasons are constants a person can search for and
+// tools (the CLI, alerts, Argo CD health checks) can match on. `Ready` summarises the other three.
+export const CONDITION = {
+  Ready: 'Ready',
+  AgentReady: 'AgentReady',
+  BackendReachable: 'BackendReachable',
+  CredentialsReady: 'CredentialsReady',
+} as const;
+
+export const REASON = {
+  // Ready
+  Ready: 'Ready',
+  InvalidSpec: 'InvalidSpec',
+  // AgentReady
+  AgentAvailable: 'AgentAvailable',
+  AgentPodsNotReady: 'AgentPodsNotReady',
+  AgentScaledToZero: 'AgentScaledToZero',
+  AgentDeploying: 'AgentDeploying',
+  AgentApplyFailed: 'AgentApplyFailed',
+  // BackendReachable
+  BackendReachable: 'BackendReachable',
+  BackendUnreachable: 'BackendUnreachable',
+  BackendDNSFailed: 'BackendDNSFailed',
+  BackendTLSFailed: 'BackendTLSFailed',
+  BackendTLSUnavailable: 'BackendTLSUnavailable',
+  Probing: 'Probing',
+  // CredentialsReady
+  SecretFound: 'SecretFound',
+  SecretNotFound: 'SecretNotFound',
+  SecretKeyMissing: 'SecretKeyMissing',
+  SecretUnreadable: 'SecretUnreadable',
+  CASecretNotFound: 'CASecretNotFound',
+  CredentialsFromCloudIdentity: 'CredentialsFromCloudIdentity',
+  AgentIdentityMissing: 'AgentIdentityMissing',
+  Passthrough: 'Passthrough',
+  Checking: 'Checking',
+} as const;
+export type Reason = (typeof REASON)[keyof typeof REASON];
