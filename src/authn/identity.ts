@@ -31,11 +31,6 @@ export function identityFromCertificate(cert: PeerCertificate | undefined): Iden
   return { user, groups, source: 'certificate', expiresAt: new Date(cert.valid_to) };
 }
 
-/** Kubernetes names ServiceAccounts this way in TokenReview results and RBAC. */
-export function serviceAccountUser(namespace: string, name: string): string {
-  return `system:serviceaccount:${namespace}:${name}`;
-}
-
 /** The seam for workload tokens; the operator provides a TokenReview-backed implementation. */
 export interface TokenVerifier {
   verify(token: string): Promise<Identity>;

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Database, DatabaseUser } from '../../../src/api/index.js';
+import { DatabaseUser } from '../../../src/api/access.js';
+import { Database } from '../../../src/api/database.js';
 import { agentManifests } from '../../../src/operator/database/manifests.js';
 import { KubectlError, type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
 
