@@ -3,7 +3,7 @@
 // boundary: startup, password, session messages and the server's answers, cut into random chunks). Exits non-zero on the first input that
 // makes a parser throw anything but a typed protocol error, printing it as hex.
 import fc from 'fast-check';
-import { feed, feedLogin, loginSequence, mutatedStream, randomBytes } from './fuzz-postgres-harness.js';
+import { feed, feedLogin, loginSequence, mutatedStream, randomBytes } from '../test/fuzz/postgres-harness.js';
 
 const total = Number(process.argv[2] ?? 1_000_000);
 const started = process.hrtime.bigint();

@@ -1,10 +1,10 @@
 // `make fuzz-redis`: a million inputs through the RESP request parser and reply framer — valid
 // command streams, valid reply trees, random and RESP-shaped bytes, mutated valid streams — each cut
 // at random offsets — then one session per thousand inputs of message sequences across the login
-// boundary through an in-process agent (fuzz-redis-login.ts). Exits non-zero on the first failing
+// boundary through an in-process agent (test/fuzz/redis-login.ts). Exits non-zero on the first failing
 // input (fast-check prints it and its seed).
-import { redisFuzzProperties } from './fuzz-redis-harness.js';
-import { fuzzLogin } from './fuzz-redis-login.js';
+import { redisFuzzProperties } from '../test/fuzz/redis-harness.js';
+import { fuzzLogin } from '../test/fuzz/redis-login.js';
 
 const total = Number(process.argv[2] ?? 1_000_000);
 const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);

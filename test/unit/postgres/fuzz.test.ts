@@ -8,7 +8,7 @@ import {
   loginSequence,
   mutatedStream,
   randomBytes,
-} from '../../../bench/fuzz-postgres-harness.js';
+} from '../../fuzz/postgres-harness.js';
 import { FRONTEND_LIMITS, MessageScanner, codeSet } from '../../../src/engines/postgres/parser.js';
 
 describe('parser fuzz', () => {

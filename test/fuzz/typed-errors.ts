@@ -1,6 +1,6 @@
 // The one failure both parser fuzz harnesses accept: a DrawbridgeError with a protocol code, which
 // ends only the session that sent the bad bytes.
-import { isDrawbridgeError } from '../src/errors.js';
+import { isDrawbridgeError } from '../../src/errors.js';
 
 const TYPED = new Set(['PROTOCOL_ERROR', 'MESSAGE_TOO_LARGE']);
 

@@ -7,10 +7,10 @@
 //  - what the request parser accepts is what the backend will run: a command's `raw` bytes, parsed
 //    again on their own, give the same name and arguments (no desync between agent and backend).
 import fc from 'fast-check';
-import { typedOnly } from './fuzz-typed-errors.js';
-import { type RedisCommand, RequestParser } from '../src/engines/redis/parser.js';
-import { ReplyFramer, type RespValue, decodeReply } from '../src/engines/redis/reply-parser.js';
-import { encodeCommand, encodeValue } from '../src/engines/redis/serializer.js';
+import { typedOnly } from './typed-errors.js';
+import { type RedisCommand, RequestParser } from '../../src/engines/redis/parser.js';
+import { ReplyFramer, type RespValue, decodeReply } from '../../src/engines/redis/reply-parser.js';
+import { encodeCommand, encodeValue } from '../../src/engines/redis/serializer.js';
 
 const LIMITS = { maxBulk: 4096, maxArgs: 64, maxInline: 512, maxCommand: 64 * 1024 };
 

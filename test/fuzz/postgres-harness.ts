@@ -3,16 +3,16 @@
 // goes through every parser the agent runs on untrusted bytes. The property: nothing is thrown but a
 // DrawbridgeError with a protocol code, so a bad packet can only ever end its own session.
 import fc from 'fast-check';
-import { typedOnly } from './fuzz-typed-errors.js';
-import { isDrawbridgeError } from '../src/errors.js';
-import { CLIENT_CODES, QueryAuditor, SERVER_CODES } from '../src/engines/postgres/audit.js';
+import { typedOnly } from './typed-errors.js';
+import { isDrawbridgeError } from '../../src/errors.js';
+import { CLIENT_CODES, QueryAuditor, SERVER_CODES } from '../../src/engines/postgres/audit.js';
 import {
   decodeAuth,
   decodeBackendKey,
   decodeErrorFields,
   decodePassword,
-} from '../src/engines/postgres/decoders.js';
-import { startupRequest } from '../src/engines/postgres/frontend.js';
+} from '../../src/engines/postgres/decoders.js';
+import { startupRequest } from '../../src/engines/postgres/frontend.js';
 import {
   BACKEND_LIMITS,
   FRONTEND_LIMITS,
@@ -20,8 +20,8 @@ import {
   HandshakeBuffer,
   MessageScanner,
   PASSWORD_LIMITS,
-} from '../src/engines/postgres/parser.js';
-import { be, fe, msg } from '../test/unit/postgres/factory.js';
+} from '../../src/engines/postgres/parser.js';
+import { be, fe, msg } from '../unit/postgres/factory.js';
 
 function drainStartup(chunks: Buffer[]): void {
   const buf = new HandshakeBuffer();
