@@ -9,18 +9,15 @@ STAMP := node_modules/.drawbridge-deps
 
 .PHONY: help node deps build crds lint test test-unit test-integration demo clean
 
-help:
-	@echo "make demo              real PostgreSQL + Redis, an agent, psql and redis-cli through it"
-	@echo "make test              everything CI runs (lint, unit, integration)"
-	@echo "make test-unit         fast tests, no servers"
-	@echo "make test-integration  real servers, real clients"
-	@echo "make crds              regenerate crds/ from the zod schemas"
+# Every target with a `## description` (here and in mk/*.mk) is listed; a new target documents itself.
+help:  ## this list
+	@awk -F':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "make %-22s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 # System packages are installed only when a binary is missing, so a warm machine skips apt entirely.
 node:
 	@bash scripts/node.sh
 
-deps: node $(STAMP)
+deps: node $(STAMP)  ## install what the build and tests need (apt packages, npm ci)
 $(STAMP): package.json package-lock.json | node
 	@missing=""; \
 	for b in /usr/lib/postgresql/15/bin/initdb psql pgbench redis-server redis-cli redis-benchmark pgbouncer nutcracker openssl lua5.4; do \
@@ -32,29 +29,28 @@ $(STAMP): package.json package-lock.json | node
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: deps
+build: deps  ## compile to dist/ (src, bench, scripts, test helpers)
 	tsc -p tsconfig.build.json
 
-crds: build
+crds: build  ## regenerate crds/ from the zod schemas
 	node dist/src/cli/drawbridge.js crds --out crds
 
-lint: deps
+lint: deps  ## typecheck, eslint, prettier --check
 	tsc -p tsconfig.json --noEmit
 	eslint src test bench scripts
 	prettier --check "src/**/*.ts" "test/**/*.ts" "bench/**/*.ts" "scripts/**/*.ts"
 
-test-unit: deps
+test-unit: deps  ## fast tests, no servers
 	vitest run --project unit
 
-test-integration: build
+test-integration: build  ## real servers, real clients
 	vitest run --project integration
 
-test: lint test-unit test-integration
-
-demo: build
+test: lint test-unit test-integration  ## everything CI runs (lint, unit, integration)
+demo: build  ## real PostgreSQL + Redis, an agent, psql and redis-cli through it
 	bash scripts/demo.sh
 
-clean:
+clean:  ## remove dist/ and node_modules/
 	rm -rf dist node_modules
 
 -include mk/*.mk

@@ -2,9 +2,9 @@
 .PHONY: bench-postgres fuzz-postgres
 
 # pgbench direct / agent / pgbouncer, connect latency, RSS with 1,000 idle sessions (BENCH_DURATION=20).
-bench-postgres: deps
+bench-postgres: deps  ## pgbench direct / agent / pgbouncer, connect latency, idle RSS
 	bash bench/postgres.sh
 
 # A million random and mutated inputs through the PostgreSQL parsers (FUZZ_INPUTS, FUZZ_SEED).
-fuzz-postgres: build
+fuzz-postgres: build  ## a million inputs through the PostgreSQL parsers (FUZZ_INPUTS)
 	node dist/bench/fuzz-postgres.js $(or $(FUZZ_INPUTS),1000000)

@@ -1,4 +1,4 @@
-# kubectl db plugin, Helm chart, container image and the kind end-to-end run.
+# What ships to a cluster: the Helm chart, the container image, and the kind end-to-end run.
 CHART := charts/drawbridge
 IMAGE ?= drawbridge:dev
 K8S_BIN = $(shell bash test/k8s/build.sh --bin-dir)
@@ -7,16 +7,16 @@ K8S_BIN = $(shell bash test/k8s/build.sh --bin-dir)
 
 # The chart ships a copy of crds/ (regenerate those with `make crds` first when the schemas change);
 # test/unit/cli/chart.test.ts fails when the copy drifts.
-chart-crds:
+chart-crds:  ## copy crds/ into the Helm chart (after make crds)
 	rm -f $(CHART)/crds/*.yaml
 	cp crds/*.yaml $(CHART)/crds/
 
-helm-lint: k8s-bin
+helm-lint: k8s-bin  ## helm lint the chart, strict
 	$(K8S_BIN)/helm lint $(CHART) --strict
 
-image:
+image:  ## docker build the drawbridge image (IMAGE=drawbridge:dev)
 	docker build -t $(IMAGE) .
 
 # Needs Docker, kind, kubectl, helm and psql on PATH; cannot run on the CI machine (no Docker engine).
-e2e-kind:
+e2e-kind:  ## the whole flow on kind with the image (needs Docker, kind, kubectl, helm)
 	IMAGE=$(IMAGE) bash test/e2e-kind/run.sh
