@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
 import { freePort } from './ports.js';
 
@@ -259,4 +260,28 @@ export function rawTls(
     const s = tlsConnect({ host: '127.0.0.1', port, ...tls }, () => resolve(s));
     s.once('error', reject);
   });
+}
+
+/**
+ * A plain (non-cluster) ioredis client through the agent on `port`, as the holder of `tls`: no retries
+ * or reconnects, so a refused command or a dropped session fails the test at once instead of hanging;
+ * the caller keeps it in `clients` to disconnect on stop.
+ */
+export function ioredisAt(
+  port: number,
+  tls: Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>,
+  clients: Set<Redis>,
+  opts: { username?: string; password?: string } = {},
+): Redis {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    tls,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    ...opts,
+  });
+  client.on('error', () => undefined);
+  clients.add(client);
+  return client;
 }

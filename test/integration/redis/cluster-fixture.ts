@@ -5,11 +5,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { exec, issuePeople, peoplePolicy, rawTls } from '../../support/redis.js';
+import { exec, ioredisAt, issuePeople, peoplePolicy, rawTls } from '../../support/redis.js';
 import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
@@ -84,19 +84,13 @@ export async function startClusterFixture(
     cli: (p, args, stdin) =>
       exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
     raw: (p) => rawTls(agent.port, { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem }),
-    ioredis(p, opts = {}) {
-      const client = new Redis({
-        host: '127.0.0.1',
-        port: agent.port,
-        tls: { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        ...opts,
-      });
-      client.on('error', () => undefined);
-      clients.add(client);
-      return client;
-    },
+    ioredis: (p, opts) =>
+      ioredisAt(
+        agent.port,
+        { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
+        clients,
+        opts,
+      ),
     async stop() {
       clients.forEach((c) => c.disconnect());
       await agent.stop();

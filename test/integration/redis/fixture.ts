@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, type TestAgentOptions, startTestAgent } from '../../support/agent.js';
@@ -21,6 +21,7 @@ import {
   rawTls,
   redisDatabaseDocs,
   startRedis,
+  ioredisAt,
 } from '../../support/redis.js';
 
 /** Kept for suites that import them from here; the builders live in test/support/redis.ts. */
@@ -123,19 +124,13 @@ export async function startRedisFixture(parts?: AgentParts): Promise<RedisFixtur
       agents.push(extra);
       return extra;
     },
-    ioredis(p, opts = {}) {
-      const client = new Redis({
-        host: '127.0.0.1',
-        port: agent.port,
-        tls: { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-        ...opts,
-      });
-      client.on('error', () => undefined);
-      clients.add(client);
-      return client;
-    },
+    ioredis: (p, opts) =>
+      ioredisAt(
+        agent.port,
+        { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
+        clients,
+        opts,
+      ),
     raw: (p) => rawAt(agent.port, p),
     rawAt,
     async stop() {
