@@ -3,7 +3,7 @@
 // (src/wiring.ts), so AWS providers plug in without touching engine code. The providers that read
 // the Database's own Secret are here.
 import type { AuthType, Database } from '../api/database.js';
-import type { SecretReader } from './state.js';
+import type { SecretReader } from '../api/agent-config.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 

@@ -2,6 +2,7 @@
 // the config file (standalone) or by watches (in cluster); sessions are re-checked on every change.
 import { EventEmitter } from 'node:events';
 import type { AccessRole, DatabaseUser } from '../api/access.js';
+import type { SecretReader } from '../api/agent-config.js';
 import type { Database } from '../api/database.js';
 import type { Policy } from '../authz/engine.js';
 
@@ -11,11 +12,6 @@ export interface StateSnapshot {
   users: DatabaseUser[];
   /** Secret name → key → value. */
   secrets: Map<string, Record<string, string>>;
-}
-
-export interface SecretReader {
-  /** Values of a Secret, or undefined when it does not exist (yet). */
-  secret(name: string): Record<string, string> | undefined;
 }
 
 export class AgentState extends EventEmitter implements SecretReader {

@@ -57,6 +57,12 @@ export const Secret = z.object({
 });
 export type Secret = z.infer<typeof Secret>;
 
+/** Reads Secrets by name: the agent's state, or the operator's API reads (backend probes). */
+export interface SecretReader {
+  /** Values of a Secret, or undefined when it does not exist (yet). */
+  secret(name: string): Record<string, string> | undefined;
+}
+
 export function secretValues(secret: Secret): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');

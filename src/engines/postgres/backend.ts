@@ -2,10 +2,10 @@
 // verified TLS handshake, then startup and login. Used for sessions and for forwarding cancels.
 import { type Socket, isIP, connect as tcpConnect } from 'node:net';
 import { type ConnectionOptions, type TLSSocket, createSecureContext, connect as tlsConnect } from 'node:tls';
-import type { SecretReader } from '../../agent/state.js';
+import type { SecretReader } from '../../api/agent-config.js';
 import { type Database, backendAddress } from '../../api/database.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
-import { backendTlsOptions } from '../backend-tls.js';
+import { backendTlsOptions } from '../../api/backend-tls.js';
 import type { BackendCredential } from '../../agent/credentials.js';
 import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
 import { SSL_REQUEST, startupMessage } from './serializer.js';

@@ -5,7 +5,7 @@
 // engine holds one Routers per mode (src/wiring.ts lists them), closed with the engine.
 import type { Database } from '../../api/database.js';
 import type { AgentMetrics } from '../../agent/metrics.js';
-import type { SecretReader } from '../../agent/state.js';
+import type { SecretReader } from '../../api/agent-config.js';
 import { type DrawbridgeError, StacklessError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { BackendCredential } from '../../agent/credentials.js';

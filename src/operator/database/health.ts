@@ -4,7 +4,7 @@
 // Database again, so status follows the backend without a reconcile ever waiting on the network.
 import { secretValues, type Secret } from '../../api/agent-config.js';
 import { type Database, referencedSecrets } from '../../api/database.js';
-import type { SecretReader } from '../../agent/state.js';
+import type { SecretReader } from '../../api/agent-config.js';
 import { errorMessage } from '../../errors.js';
 import type { KubeClient } from '../../kube/client.js';
 import { isReason } from '../../kube/errors.js';

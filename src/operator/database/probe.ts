@@ -4,8 +4,8 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { type Database, backendAddress } from '../../api/database.js';
-import type { SecretReader } from '../../agent/state.js';
-import { backendTlsOptions } from '../../engines/backend-tls.js';
+import type { SecretReader } from '../../api/agent-config.js';
+import { backendTlsOptions } from '../../api/backend-tls.js';
 import { errorMessage } from '../../errors.js';
 import { CONDITION, REASON } from '../../api/database-status.js';
 import type { ConditionState } from './conditions.js';

@@ -6,7 +6,7 @@ import type { Database } from '../../../api/database.js';
 import { backendAddress } from '../../../api/database.js';
 import { parseDuration } from '../../../api/meta.js';
 import type { AgentMetrics } from '../../../agent/metrics.js';
-import type { SecretReader } from '../../../agent/state.js';
+import type { SecretReader } from '../../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { connectBackend } from '../backend-auth.js';

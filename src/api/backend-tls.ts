@@ -1,18 +1,21 @@
-// TLS options for the agent → backend connection, from `spec.tls` and the credential.
+// TLS options for a connection to the backend, from `spec.tls` and the credential: the agent's engines
+// and the operator's reachability probe connect the same way, so both read it from here.
 import type { ConnectionOptions } from 'node:tls';
 import { checkServerIdentity } from 'node:tls';
 import { isIP } from 'node:net';
-import type { Database } from '../api/database.js';
-import { backendAddress } from '../api/database.js';
-import type { SecretReader } from '../agent/state.js';
 import { DrawbridgeError } from '../errors.js';
-import type { BackendCredential } from '../agent/credentials.js';
+import type { SecretReader } from './agent-config.js';
+import type { Database } from './database.js';
+import { backendAddress } from './database.js';
+
+/** What TLS needs of a backend credential (agent/credentials.ts BackendCredential): a client certificate. */
+type CredentialTls = { kind: string; certPem?: string; keyPem?: string };
 
 /** Undefined when `spec.tls.mode` is `disabled` (plaintext to the backend). */
 export function backendTlsOptions(
   db: Database,
   secrets: SecretReader,
-  cred?: BackendCredential,
+  cred?: CredentialTls,
 ): ConnectionOptions | undefined {
   const tls = db.spec.tls;
   if (tls.mode === 'disabled') return undefined;
