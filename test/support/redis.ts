@@ -251,6 +251,47 @@ export async function issuePeople<N extends string>(
   return people;
 }
 
+/** A fixture's certificates: people's client certificates and the agent's serving one, from one test CA. */
+export interface PeopleTls<N extends string> {
+  /** Temporary folder holding the CA and the people's certificate files; the fixture removes it. */
+  dir: string;
+  ca: KeyPairPem;
+  caFile: string;
+  people: Record<N, Person>;
+  /** The agent's serving certificate (127.0.0.1) and the client CA it trusts. */
+  agentTls: { certPem: string; keyPem: string; clientCaPem: string };
+  /** TLS options of a client connecting as `person`. */
+  tls(person: N): { ca: string; cert: string; key: string };
+  /** `--tls --cacert … --cert … --key …` for redis-cli / redis-benchmark as `person`. */
+  tlsArgs(person: N): string[];
+}
+
+export async function issuePeopleTls<N extends string>(
+  names: readonly N[],
+  agentName: string,
+  dirPrefix: string,
+): Promise<PeopleTls<N>> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), dirPrefix));
+  const ca = await createCA({ commonName: 'drawbridge test client CA' });
+  const caFile = path.join(dir, 'ca.crt');
+  await writeFile(caFile, ca.certPem);
+  const people = await issuePeople(ca, dir, names);
+  const serving = await issueCertificate(ca, {
+    commonName: agentName,
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  return {
+    dir,
+    ca,
+    caFile,
+    people,
+    agentTls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
+    tls: (p) => ({ ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem }),
+    tlsArgs: (p) => ['--tls', '--cacert', caFile, '--cert', people[p].certFile, '--key', people[p].keyFile],
+  };
+}
+
 /** A raw TLS connection to an agent on 127.0.0.1:`port` (for exact bytes: pipelines, malformed input). */
 export function rawTls(
   port: number,

@@ -14,7 +14,7 @@ import {
   DescribeDBInstancesCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { CreateClusterCommand, CreateTagsCommand, RedshiftClient } from '@aws-sdk/client-redshift';
+import { CreateTagsCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import {
   CreateNamespaceCommand,
   CreateWorkgroupCommand,
@@ -27,7 +27,14 @@ import { discoverAndPlan, runDiscovery } from '../../../src/aws/discovery/index.
 import { AwsReason } from '../../../src/aws/errors.js';
 import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
-import { createAuroraCluster, createRole, harness, startAwsWorld, trustPolicy } from './fixture.js';
+import {
+  createAuroraCluster,
+  createRedshiftCluster,
+  createRole,
+  harness,
+  startAwsWorld,
+  trustPolicy,
+} from './fixture.js';
 
 let world: Awaited<ReturnType<typeof startAwsWorld>>;
 const prod = [{ Key: 'env', Value: 'prod' }];
@@ -79,16 +86,7 @@ beforeAll(async () => {
       EndpointType: 'READER',
     }),
   );
-  await new RedshiftClient(aws).send(
-    new CreateClusterCommand({
-      ClusterIdentifier: 'warehouse',
-      NodeType: 'dc2.large',
-      MasterUsername: 'admin',
-      MasterUserPassword: 'Admin12345',
-      ClusterType: 'single-node',
-      Tags: prod,
-    }),
-  );
+  await createRedshiftCluster(aws, 'warehouse', prod);
   const rss = new RedshiftServerlessClient(aws);
   await rss.send(new CreateNamespaceCommand({ namespaceName: 'adhoc' }));
   await rss.send(

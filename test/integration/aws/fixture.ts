@@ -2,6 +2,7 @@
 // the agent's own AWS identity — IRSA-style (AWS_ROLE_ARN + web identity token file), so the code under
 // test resolves credentials through the SDK's default chain exactly as in a pod.
 import { IAMClient, CreateRoleCommand } from '@aws-sdk/client-iam';
+import { CreateClusterCommand, RedshiftClient, type RedshiftClientConfig } from '@aws-sdk/client-redshift';
 import {
   CreateDBClusterCommand,
   CreateDBInstanceCommand,
@@ -103,4 +104,22 @@ export async function createAuroraCluster(
       }),
     );
   }
+}
+
+/** A provisioned single-node Redshift cluster (moto creates it available at once). */
+export async function createRedshiftCluster(
+  aws: RedshiftClientConfig,
+  id: string,
+  tags: Tag[],
+): Promise<void> {
+  await new RedshiftClient(aws).send(
+    new CreateClusterCommand({
+      ClusterIdentifier: id,
+      NodeType: 'dc2.large',
+      MasterUsername: 'admin',
+      MasterUserPassword: 'Admin12345',
+      ClusterType: 'single-node',
+      Tags: tags,
+    }),
+  );
 }

@@ -20,11 +20,16 @@ import {
   CreateDBInstanceCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { CreateClusterCommand, RedshiftClient } from '@aws-sdk/client-redshift';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ACCOUNT, type Moto, startMoto } from '../../aws/moto.js';
-import { createAuroraCluster, createRole, harness, trustPolicy } from '../aws/fixture.js';
+import {
+  createAuroraCluster,
+  createRedshiftCluster,
+  createRole,
+  harness,
+  trustPolicy,
+} from '../aws/fixture.js';
 import {
   CONTROLLER_NS,
   type ControllerProcess,
@@ -126,16 +131,7 @@ async function seedAws(): Promise<void> {
       Tags: [{ Key: 'drawbridge.dev/managed', Value: 'true' }],
     }),
   );
-  await new RedshiftClient(aws()).send(
-    new CreateClusterCommand({
-      ClusterIdentifier: 'warehouse',
-      NodeType: 'dc2.large',
-      MasterUsername: 'admin',
-      MasterUserPassword: 'Admin12345',
-      ClusterType: 'single-node',
-      Tags: prod,
-    }),
-  );
+  await createRedshiftCluster(aws(), 'warehouse', prod);
   await createRole(moto, CONTROLLER_ROLE, trustPolicy('*'));
   await createRole(moto, 'discovery-ro', trustPolicy(ROOT, 'ext-1'));
   await createRole(moto, 'discovery-locked', trustPolicy(ROOT, 'expected-id'));

@@ -1,15 +1,13 @@
 // Shared set-up for the Redis Cluster suites: the 6-node TLS + ACL cluster, an agent in front of it
 // (?mode=cluster), people with client certificates, and clients that only know plain Redis aimed at
 // the agent: redis-cli without -c, ioredis without cluster mode, redis-benchmark without --cluster.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import type { Redis } from 'ioredis';
-import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
+import type { KeyPairPem } from '../../../src/pki/ca.js';
 import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { exec, ioredisAt, issuePeople, peoplePolicy, rawTls } from '../../support/redis.js';
+import { exec, ioredisAt, issuePeopleTls, peoplePolicy, rawTls } from '../../support/redis.js';
 import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
@@ -42,23 +40,18 @@ export async function startClusterFixture(
   /** The agent's engines and credential providers, when a test swaps one (reauth-cluster.test.ts). */
   parts?: AgentParts,
 ): Promise<ClusterFixture> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-clustertest-'));
-  const ca = await createCA({ commonName: 'drawbridge test client CA' });
-  const caFile = path.join(dir, 'ca.crt');
-  await writeFile(caFile, ca.certPem);
-  const people = await issuePeople(ca, dir, CLUSTER_PEOPLE);
-  const serving = await issueCertificate(ca, {
-    commonName: 'sessions agent',
-    ipAddresses: ['127.0.0.1'],
-    usage: 'server',
-  });
+  const { dir, ca, caFile, agentTls, tls, tlsArgs } = await issuePeopleTls(
+    CLUSTER_PEOPLE,
+    'sessions agent',
+    'drawbridge-clustertest-',
+  );
   const cluster = existing ?? (await RedisCluster.start());
   let agent: TestAgent;
   try {
     agent = await startTestAgent({
       database: 'sessions',
       docs: docs(cluster),
-      tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem },
+      tls: agentTls,
       parts,
     });
   } catch (err) {
@@ -66,15 +59,6 @@ export async function startClusterFixture(
     throw err;
   }
   const clients = new Set<Redis>();
-  const tlsArgs = (p: ClusterPerson) => [
-    '--tls',
-    '--cacert',
-    caFile,
-    '--cert',
-    people[p].certFile,
-    '--key',
-    people[p].keyFile,
-  ];
   return {
     cluster,
     agent,
@@ -83,14 +67,8 @@ export async function startClusterFixture(
     tlsArgs,
     cli: (p, args, stdin) =>
       exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
-    raw: (p) => rawTls(agent.port, { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem }),
-    ioredis: (p, opts) =>
-      ioredisAt(
-        agent.port,
-        { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
-        clients,
-        opts,
-      ),
+    raw: (p) => rawTls(agent.port, tls(p)),
+    ioredis: (p, opts) => ioredisAt(agent.port, tls(p), clients, opts),
     async stop() {
       clients.forEach((c) => c.disconnect());
       await agent.stop();

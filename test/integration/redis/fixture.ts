@@ -1,11 +1,9 @@
 // Shared set-up for the Redis standalone suites: a real Redis 7 (TLS + ACL users), an agent in front
 // of it, people with client certificates, and redis-cli / ioredis / raw TLS clients aimed at the agent.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import type { Redis } from 'ioredis';
-import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
+import type { KeyPairPem } from '../../../src/pki/ca.js';
 import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, type TestAgentOptions, startTestAgent } from '../../support/agent.js';
 import {
@@ -17,7 +15,7 @@ import {
   databaseUser,
   exec,
   peoplePolicy,
-  issuePeople,
+  issuePeopleTls,
   rawTls,
   redisDatabaseDocs,
   startRedis,
@@ -76,17 +74,11 @@ export function redisDocs(
 
 /** `parts`: the agent's engines and credential providers, when a test swaps one (reauth.test.ts). */
 export async function startRedisFixture(parts?: AgentParts): Promise<RedisFixture> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redistest-'));
-  const ca = await createCA({ commonName: 'drawbridge test client CA' });
-  const caFile = path.join(dir, 'ca.crt');
-  await writeFile(caFile, ca.certPem);
-  const people = await issuePeople(ca, dir, PEOPLE);
-  const serving = await issueCertificate(ca, {
-    commonName: 'cache agent',
-    ipAddresses: ['127.0.0.1'],
-    usage: 'server',
-  });
-  const agentTls = { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem: ca.certPem };
+  const { dir, ca, caFile, people, agentTls, tls, tlsArgs } = await issuePeopleTls(
+    PEOPLE,
+    'cache agent',
+    'drawbridge-redistest-',
+  );
   const redis = await startRedis();
   let agent: TestAgent;
   try {
@@ -99,17 +91,7 @@ export async function startRedisFixture(parts?: AgentParts): Promise<RedisFixtur
   const agents: TestAgent[] = [agent];
   const cliAt = (port: number, p: PersonName, args: string[], stdin?: string) =>
     exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(port), ...args], stdin);
-  const rawAt = (port: number, p: PersonName) =>
-    rawTls(port, { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem });
-  const tlsArgs = (p: PersonName) => [
-    '--tls',
-    '--cacert',
-    caFile,
-    '--cert',
-    people[p].certFile,
-    '--key',
-    people[p].keyFile,
-  ];
+  const rawAt = (port: number, p: PersonName) => rawTls(port, tls(p));
   return {
     redis,
     agent,
@@ -124,13 +106,7 @@ export async function startRedisFixture(parts?: AgentParts): Promise<RedisFixtur
       agents.push(extra);
       return extra;
     },
-    ioredis: (p, opts) =>
-      ioredisAt(
-        agent.port,
-        { ca: ca.certPem, cert: people[p].certPem, key: people[p].keyPem },
-        clients,
-        opts,
-      ),
+    ioredis: (p, opts) => ioredisAt(agent.port, tls(p), clients, opts),
     raw: (p) => rawAt(agent.port, p),
     rawAt,
     async stop() {
