@@ -86,7 +86,11 @@ async function events(name: string): Promise<string> {
 
 describe('AccessRole and DatabaseUser status', () => {
   it('a valid role counts who holds it and what it reaches', async () => {
-    const readers = await status('accessrole', 'readers', { status: 'True' });
+    // Ready may be written before the controller has seen alice's DatabaseUser; the counts converge.
+    const readers = await eventually('readers counts its user and database', async () => {
+      const r = await status('accessrole', 'readers', { status: 'True' });
+      return r.status?.users === 1 && r.status.databases === 1 ? r : undefined;
+    });
     expect(readers.status).toMatchObject({
       users: 1,
       databases: 1,
