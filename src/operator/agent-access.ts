@@ -1,6 +1,7 @@
 // Agents verify workload tokens with TokenReview, a cluster-scoped API that a namespaced RoleBinding
 // cannot grant. One ClusterRoleBinding lists every agent's ServiceAccount; this reconciler keeps its
-// subjects equal to the Databases that exist (a single key: the binding is one object).
+// subjects equal to the Databases that exist (a single key: the binding is one object), and deletes it
+// when none does.
 //
 // Outcomes (see controller.ts): resolves when the binding matches; API errors are retried.
 import type { Reconciler } from './controller.js';
@@ -59,6 +60,11 @@ export class AgentAccessReconciler implements Reconciler {
     }
     const desired = tokenReviewBinding(this.databases.list());
     const live = this.bindings.get(TOKENREVIEW_ROLE);
+    // No agents, no binding: once the last Database is gone (as before helm uninstall) none is left behind.
+    if (!(desired.subjects as unknown[]).length) {
+      if (live) await this.writer.delete('ClusterRoleBinding', TOKENREVIEW_ROLE);
+      return;
+    }
     if (!live || !containsDesired(desired, live)) await this.writer.apply(desired);
   }
 }

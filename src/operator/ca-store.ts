@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { KubeClient } from '../kube/client.js';
 import { isReason } from '../kube/errors.js';
 import { collectionPath, objectPath } from '../kube/resources.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { LABEL_MANAGED_BY, MANAGED_BY } from './names.js';
 
 export const CA_SECRET_NAME = 'drawbridge-ca';
@@ -18,16 +18,27 @@ type Secret = KubeObject & { data?: Record<string, string> };
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
 
-/** Loads the CA from its Secret, creating it when absent; two replicas racing both end up with the winner's. */
+/**
+ * Loads the CA from its Secret, creating it when absent; two replicas racing both end up with the winner's.
+ * `owners` (the controller's Deployment) go on the Secret and the ConfigMap, so that uninstalling the
+ * controller removes them.
+ */
 export async function loadOrCreateCA(
   client: KubeClient,
   namespace: string,
   log: Logger,
+  owners: OwnerReference[] = [],
 ): Promise<KeyPairPem> {
   const path = objectPath('Secret', CA_SECRET_NAME, namespace);
+  const ownerReferences = owners.length ? { ownerReferences: owners } : {};
   let ca: KeyPairPem;
   try {
-    ca = fromSecret(await client.get<Secret>(path));
+    const secret = await client.get<Secret>(path);
+    ca = fromSecret(secret);
+    // A CA made before the controller had an owner to name: adopt it.
+    const uids = new Set(secret.metadata.ownerReferences?.map((r) => r.uid));
+    if (owners.some((o) => !uids.has(o.uid)))
+      await client.patch(path, 'merge', { metadata: ownerReferences });
   } catch (err) {
     if (!isReason(err, 'NotFound')) throw err;
     const fresh = await createCA({ commonName: 'Drawbridge CA' });
@@ -35,7 +46,12 @@ export async function loadOrCreateCA(
       await client.create<Secret>(collectionPath('Secret', namespace), {
         apiVersion: 'v1',
         kind: 'Secret',
-        metadata: { name: CA_SECRET_NAME, namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
+        metadata: {
+          name: CA_SECRET_NAME,
+          namespace,
+          labels: { [LABEL_MANAGED_BY]: MANAGED_BY },
+          ...ownerReferences,
+        },
         type: 'kubernetes.io/tls',
         data: { 'tls.crt': b64(fresh.certPem), 'tls.key': b64(fresh.keyPem) },
       });
@@ -49,7 +65,12 @@ export async function loadOrCreateCA(
   await client.patch(objectPath('ConfigMap', CA_CONFIGMAP_NAME, namespace), 'apply', {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name: CA_CONFIGMAP_NAME, namespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY } },
+    metadata: {
+      name: CA_CONFIGMAP_NAME,
+      namespace,
+      labels: { [LABEL_MANAGED_BY]: MANAGED_BY },
+      ...ownerReferences,
+    },
     data: { 'ca.crt': ca.certPem },
   });
   return ca;

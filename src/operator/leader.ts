@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { KubeClient } from '../kube/client.js';
 import { KubeApiError, isReason } from '../kube/errors.js';
 import { collectionPath, objectPath } from '../kube/resources.js';
-import { type KubeObject, microTime } from '../kube/types.js';
+import { type KubeObject, type OwnerReference, microTime } from '../kube/types.js';
 
 export interface LeaseSpec {
   holderIdentity?: string | null;
@@ -21,6 +21,8 @@ export interface LeaderElectionOptions {
   namespace: string;
   name: string;
   identity: string;
+  /** Put on the Lease when it is created: deleting the owner (helm uninstall) removes it. */
+  ownerReferences?: OwnerReference[];
   /** Defaults give a failover under 15 s after the leader dies without releasing. */
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -141,7 +143,11 @@ export class LeaderElector {
         await this.client.create(collectionPath('Lease', this.opts.namespace), {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name: this.opts.name, namespace: this.opts.namespace },
+          metadata: {
+            name: this.opts.name,
+            namespace: this.opts.namespace,
+            ...(this.opts.ownerReferences ? { ownerReferences: this.opts.ownerReferences } : {}),
+          },
           spec,
         });
         return true;

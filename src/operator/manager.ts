@@ -19,7 +19,8 @@ import { DatabaseReconciler, OWNED_KINDS, type OwnedKind } from './database/reco
 import { EventRecorder } from './events.js';
 import { KubeClient } from '../kube/client.js';
 import { Informer } from '../kube/informer.js';
-import { type KubeObject, objectKey } from '../kube/types.js';
+import { objectPath } from '../kube/resources.js';
+import { type KubeObject, type OwnerReference, objectKey } from '../kube/types.js';
 import { clientWriter } from '../kube/writer.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -34,6 +35,11 @@ export interface ControllerOptions {
   log: Logger;
   /** Unique per replica; defaults to hostname_pid. */
   identity?: string;
+  /**
+   * The controller's own Deployment in `namespace` (the chart's): it owns the CA Secret, the CA ConfigMap
+   * and the Lease, so deleting it (helm uninstall) leaves none of them behind.
+   */
+  ownerDeployment?: string;
   /** `false` runs without election (a single replica, tests). */
   leaderElection?:
     | false
@@ -67,12 +73,21 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const client = await KubeClient.fromKubeConfig(opts.kubeConfig);
   const identity = opts.identity ?? `${os.hostname()}_${process.pid}`;
   const abort = new AbortController();
+  const owners = opts.ownerDeployment
+    ? [await deploymentOwner(client, opts.namespace, opts.ownerDeployment)]
+    : [];
   const election =
     opts.leaderElection === false
       ? undefined
       : new LeaderElector(
           client,
-          { namespace: opts.namespace, name: 'drawbridge-controller', identity, ...opts.leaderElection },
+          {
+            namespace: opts.namespace,
+            name: 'drawbridge-controller',
+            identity,
+            ownerReferences: owners,
+            ...opts.leaderElection,
+          },
           log,
         );
   const stoppers: (() => Promise<void>)[] = [];
@@ -85,7 +100,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     };
     if (election && !(await election.run(abort.signal, lost))) return;
     metrics?.leader.set(1);
-    const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log);
+    const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log, owners);
     const informer = (
       kind: ConstructorParameters<typeof Informer>[1],
       extra: { labelSelector?: string; fieldSelector?: string } = {},
@@ -223,4 +238,9 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       client.close();
     },
   };
+}
+
+async function deploymentOwner(client: KubeClient, namespace: string, name: string): Promise<OwnerReference> {
+  const deployment = await client.get(objectPath('Deployment', name, namespace));
+  return { apiVersion: 'apps/v1', kind: 'Deployment', name, uid: deployment.metadata.uid! };
 }

@@ -11,6 +11,7 @@ interface ControllerFlags {
   agentPullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   leaderElect: boolean;
   identity?: string;
+  ownerDeployment?: string;
   workers: number;
   healthInterval: string;
   healthListen?: string;
@@ -51,6 +52,10 @@ export function controllerCommand(): Command {
     .option('--agent-pull-policy <policy>', 'imagePullPolicy of agent containers')
     .option('--no-leader-elect', 'run without leader election (one replica only)')
     .option('--identity <id>', 'leader election identity (default: hostname_pid)')
+    .option(
+      '--owner-deployment <name>',
+      "the controller's Deployment in --namespace: owns the CA and the Lease, so uninstalling removes them",
+    )
     .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 16)
     .option('--health-interval <duration>', 'how often backends are probed', '60s')
     .option('--health-listen <host:port>', 'serve /healthz (liveness) and /metrics (Prometheus)')
@@ -91,6 +96,7 @@ export function controllerCommand(): Command {
         },
         log,
         identity: flags.identity,
+        ...(flags.ownerDeployment ? { ownerDeployment: flags.ownerDeployment } : {}),
         leaderElection: flags.leaderElect ? {} : false,
         workers: flags.workers,
         healthIntervalMs: parseDuration(flags.healthInterval),

@@ -68,6 +68,9 @@ export async function forwardToAgent(
   const server: Server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    // The client may hang up while the agent's last bytes are still in flight: the tunnel then writes
+    // after FIN. That ends this connection only, never the forwarder (an unhandled 'error' would).
+    socket.on('error', () => socket.destroy());
     forward
       .portForward(namespace, pod, [targetPort], socket, null, socket)
       .then((ws) => {

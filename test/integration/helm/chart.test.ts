@@ -117,6 +117,7 @@ describe('charts/drawbridge', () => {
     );
     const kinds = docs.map((d) => `${d.kind}/${d.metadata.name}`).sort();
     expect(kinds).toEqual([
+      'ClusterRole/drawbridge-agent-tokenreview',
       'ClusterRole/drawbridge-controller',
       'ClusterRole/drawbridge-user',
       'ClusterRoleBinding/drawbridge-controller',
@@ -143,6 +144,7 @@ describe('charts/drawbridge', () => {
       '--agent-image=ghcr.io/drawbridge-dev/drawbridge:0.1.0',
       '--agent-pull-policy=IfNotPresent',
       '--identity=$(POD_NAME)',
+      '--owner-deployment=drawbridge-controller',
       '--health-listen=0.0.0.0:8081',
       '--config=/etc/drawbridge/controller.yaml',
     ]);
@@ -363,10 +365,17 @@ describe('helm install into the test cluster', () => {
     }
   });
 
-  it('accepts the e2e-kind sample under the installed CRDs', async () => {
+  it("accepts the e2e scenario's access rules under the installed CRDs", async () => {
     await plane.kubectl(['create', 'namespace', 'shop']);
-    const out = await plane.kubectl(['apply', '--dry-run=server', '-f', 'test/e2e-kind/sample.yaml']);
-    expect(out).toMatch(/database.drawbridge.dev\/orders created \(server dry run\)/);
+    const out = await plane.kubectl([
+      'apply',
+      '--dry-run=server',
+      '-n',
+      'shop',
+      '-f',
+      'test/e2e/access.yaml',
+    ]);
+    expect(out).toMatch(/accessrole.drawbridge.dev\/orders-app created \(server dry run\)/);
   });
 
   // What the controller does (src/operator) — every one must be allowed.
@@ -398,6 +407,11 @@ describe('helm install into the test cluster', () => {
     { verb: 'patch', on: 'rbac.authorization.k8s.io:clusterroles', name: 'drawbridge-agent-tokenreview' },
     {
       verb: 'watch',
+      on: 'rbac.authorization.k8s.io:clusterrolebindings',
+      name: 'drawbridge-agent-tokenreview',
+    },
+    {
+      verb: 'delete',
       on: 'rbac.authorization.k8s.io:clusterrolebindings',
       name: 'drawbridge-agent-tokenreview',
     },

@@ -1,10 +1,9 @@
 // Fast checks on files that ship beside the code: the chart's CRDs are the generated ones, and the
-// e2e-kind sample is valid under the same schemas the controller uses.
+// e2e scenario's access rules are valid under the same schemas the controller uses.
 import { readFile, readdir } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
-import { Database } from '../../../src/api/database.js';
 import { agentPodShape } from '../../../src/api/database-agent.js';
 
 const root = new URL('../../../', import.meta.url);
@@ -28,14 +27,19 @@ describe('charts/drawbridge', () => {
   });
 });
 
-describe('test/e2e-kind/sample.yaml', () => {
-  it('holds a valid Database, AccessRole and DatabaseUser', async () => {
-    const docs = parseAllDocuments(await readFile(new URL('test/e2e-kind/sample.yaml', root), 'utf8')).map(
+describe('test/e2e/access.yaml', () => {
+  it('holds valid AccessRoles and DatabaseUsers', async () => {
+    const docs = parseAllDocuments(await readFile(new URL('test/e2e/access.yaml', root), 'utf8')).map(
       (d) => d.toJS() as { kind: string },
     );
-    const schemas = { Database, AccessRole, DatabaseUser } as const;
+    const schemas = { AccessRole, DatabaseUser } as const;
     const ours = docs.filter((d): d is { kind: keyof typeof schemas } => d.kind in schemas);
-    expect(ours.map((d) => d.kind).sort()).toEqual(['AccessRole', 'Database', 'DatabaseUser']);
+    expect(ours.map((d) => d.kind).sort()).toEqual([
+      'AccessRole',
+      'AccessRole',
+      'DatabaseUser',
+      'DatabaseUser',
+    ]);
     for (const doc of ours) expect(() => schemas[doc.kind].parse(doc)).not.toThrow();
   });
 });
