@@ -16,3 +16,6 @@ e2e-deps:
 
 e2e: build k8s-bin e2e-deps
 	bash test/e2e/run.sh
+
+# make test ends with the real node (after lint, unit and integration).
+test: e2e

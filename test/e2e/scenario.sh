@@ -260,6 +260,9 @@ no_objects() {
 
 uninstall() {
   kubectl -n "$APP" delete database sessions --timeout=2m >/dev/null || return 1
+  # With the last Database gone, the controller drops the agents' TokenReview binding.
+  eventually 60 gone clusterrolebinding drawbridge-agent-tokenreview ||
+    fail "the TokenReview binding outlived the last Database" || return 1
   helm uninstall drawbridge --namespace "$NS" --wait --timeout 3m >/dev/null || return 1
   # Only what every namespace has: its default ServiceAccount and the cluster's root CA.
   eventually 120 only_defaults || fail "left behind in $NS: $(kubectl -n "$NS" get "$KINDS",lease -o name)" ||
@@ -268,6 +271,7 @@ uninstall() {
   cluster=$(kubectl get clusterrole,clusterrolebinding -o name | grep drawbridge)
   [[ -z $cluster ]] || fail "left behind: $cluster"
 }
+gone() { ! kubectl get "$@" >/dev/null 2>&1; }
 only_defaults() {
   [[ -z $(kubectl -n "$NS" get "$KINDS",lease -o name | grep -v -e '^serviceaccount/default$' \
     -e '^configmap/kube-root-ca.crt$') ]]
