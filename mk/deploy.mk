@@ -17,6 +17,7 @@ helm-lint: k8s-bin  ## helm lint the chart, strict
 image:  ## docker build the drawbridge image (IMAGE=drawbridge:dev)
 	docker build -t $(IMAGE) .
 
-# Needs Docker, kind, kubectl, helm and psql on PATH; cannot run on the CI machine (no Docker engine).
-e2e-kind:  ## the whole flow on kind with the image (needs Docker, kind, kubectl, helm)
+# Needs Docker, kind, kubectl, helm, psql, redis-cli and openssl on PATH; the CI machine has no Docker
+# engine and runs the same scenario on its own real node instead (make e2e).
+e2e-kind:  ## the e2e scenario on kind with the image (needs Docker, kind, kubectl, helm)
 	IMAGE=$(IMAGE) bash test/e2e-kind/run.sh

@@ -14,7 +14,7 @@ e2e-deps:
 	    $(E2E_APT_PACKAGES) >/dev/null; \
 	fi
 
-e2e: build k8s-bin e2e-deps
+e2e: build k8s-bin e2e-deps  ## the image from the Dockerfile on a real single-node Kubernetes via Helm (root)
 	bash test/e2e/run.sh
 
 # make test ends with the real node (after lint, unit and integration).
