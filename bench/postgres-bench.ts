@@ -261,6 +261,8 @@ async function startAgent(
     database: 'bench-pg',
     listen: `127.0.0.1:${port}`,
     tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem },
+    // One bench identity holds every idle session: lift the per-identity and per-agent caps above them.
+    limits: { maxConnections: IDLE_SESSIONS + 100, maxConnectionsPerIdentity: IDLE_SESSIONS + 100 },
     docs: [
       {
         apiVersion: 'drawbridge.dev/v1alpha1',
