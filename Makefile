@@ -32,8 +32,8 @@ $(STAMP): package.json package-lock.json | node
 build: deps  ## compile to dist/ (src, bench, scripts, test helpers)
 	tsc -p tsconfig.build.json
 
-crds: build  ## regenerate crds/ from the zod schemas
-	node dist/src/cli/drawbridge.js crds --out crds
+crds: build  ## regenerate crds/ and the Helm chart's CRD templates from the zod schemas
+	node dist/src/cli/drawbridge.js crds --out crds --helm-out charts/drawbridge/templates/crds
 
 lint: deps  ## typecheck, eslint, prettier --check
 	tsc -p tsconfig.json --noEmit

@@ -3,13 +3,7 @@ CHART := charts/drawbridge
 IMAGE ?= drawbridge:dev
 K8S_BIN = $(shell bash test/k8s/build.sh --bin-dir)
 
-.PHONY: chart-crds helm-lint image e2e-kind
-
-# The chart ships a copy of crds/ (regenerate those with `make crds` first when the schemas change);
-# test/unit/cli/chart.test.ts fails when the copy drifts.
-chart-crds:  ## copy crds/ into the Helm chart (after make crds)
-	rm -f $(CHART)/crds/*.yaml
-	cp crds/*.yaml $(CHART)/crds/
+.PHONY: helm-lint image e2e-kind
 
 helm-lint: k8s-bin  ## helm lint the chart, strict
 	$(K8S_BIN)/helm lint $(CHART) --strict

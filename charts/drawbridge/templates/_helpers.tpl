@@ -13,11 +13,22 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end -}}
 
-{{- define "drawbridge.labels" -}}
-{{ include "drawbridge.selectorLabels" . }}
+{{- define "drawbridge.chartLabels" -}}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "drawbridge.labels" -}}
+{{ include "drawbridge.selectorLabels" . }}
+{{ include "drawbridge.chartLabels" . }}
+{{- end -}}
+
+{{/* The CRDs belong to the release, not to the controller component. */}}
+{{- define "drawbridge.crdLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{ include "drawbridge.chartLabels" . }}
 {{- end -}}
 
 {{- define "drawbridge.serviceAccountName" -}}

@@ -3,48 +3,22 @@
  * server-side dry run, install it, and check with `kubectl auth can-i --as` that the controller's
  * ServiceAccount may do its job and nothing beyond it.
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseControllerConfig } from '../../../src/api/controller-config.js';
 import { startControlPlane, type ControlPlane } from '../../k8s/controlplane.js';
+import { CHART, helmFor, render, type Doc } from './helm.js';
 
-const run = promisify(execFile);
-const CHART = path.resolve('charts/drawbridge');
 const NS = 'drawbridge';
 const SA = `system:serviceaccount:${NS}:drawbridge`;
 
 let plane: ControlPlane;
 let admin: k8s.AuthorizationV1Api;
 
-/** Runs helm against the test cluster with its caches inside the plane's temp dir. */
-async function helm(args: string[]): Promise<string> {
-  const env = {
-    ...process.env,
-    KUBECONFIG: plane.kubeconfigPath,
-    HELM_CACHE_HOME: path.join(plane.dir, 'helm/cache'),
-    HELM_CONFIG_HOME: path.join(plane.dir, 'helm/config'),
-    HELM_DATA_HOME: path.join(plane.dir, 'helm/data'),
-  };
-  const { stdout } = await run(path.join(plane.binDir, 'helm'), args, { env, maxBuffer: 16 << 20 });
-  return stdout;
-}
+/** Runs helm against the test cluster (set once the plane is up). */
+let helm: (args: string[]) => Promise<string>;
 
-type Doc = { kind: string; metadata: { name: string; annotations?: Record<string, string> } } & Record<
-  string,
-  unknown
->;
-
-async function template(...set: string[]): Promise<Doc[]> {
-  const out = await helm(['template', 'drawbridge', CHART, '-n', NS, ...set.flatMap((s) => ['--set', s])]);
-  return parseAllDocuments(out).map((d) => {
-    expect(d.errors).toEqual([]);
-    return d.toJS() as Doc;
-  });
-}
+const template = (...set: string[]): Promise<Doc[]> => render(helm, NS, set);
 
 interface Access {
   verb: string;
@@ -84,6 +58,7 @@ const controllerGroups = ['system:serviceaccounts', `system:serviceaccounts:${NS
 
 beforeAll(async () => {
   plane = await startControlPlane();
+  helm = helmFor(plane);
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(plane.kubeconfigPath);
   admin = kc.makeApiClient(k8s.AuthorizationV1Api);
@@ -123,6 +98,9 @@ describe('charts/drawbridge', () => {
       'ClusterRoleBinding/drawbridge-controller',
       'ClusterRoleBinding/drawbridge-user',
       'ConfigMap/drawbridge-controller',
+      'CustomResourceDefinition/accessroles.drawbridge.dev',
+      'CustomResourceDefinition/databases.drawbridge.dev',
+      'CustomResourceDefinition/databaseusers.drawbridge.dev',
       'Deployment/drawbridge-controller',
       'PodDisruptionBudget/drawbridge-controller',
       'Role/drawbridge-ca-reader',

@@ -1,22 +1,23 @@
-// Fast checks on files that ship beside the code: the chart's CRDs are the generated ones, and the
-// e2e scenario's access rules are valid under the same schemas the controller uses.
+// Fast checks on files that ship beside the code: the chart's CRD templates are the generated ones,
+// and the e2e scenario's access rules are valid under the same schemas the controller uses.
 import { readFile, readdir } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
+import { renderCrds } from '../../../src/api/crds.js';
+import { helmCrdTemplates } from '../../../src/api/crds-helm.js';
 import { agentPodShape } from '../../../src/api/database-agent.js';
 
 const root = new URL('../../../', import.meta.url);
 
 describe('charts/drawbridge', () => {
-  it('ships exactly the CRDs in crds/ (run make chart-crds after make crds)', async () => {
-    const generated = (await readdir(new URL('crds/', root))).sort();
-    const shipped = (await readdir(new URL('charts/drawbridge/crds/', root))).sort();
-    expect(shipped).toEqual(generated);
-    for (const file of generated) {
-      const want = await readFile(new URL(`crds/${file}`, root), 'utf8');
-      expect(await readFile(new URL(`charts/drawbridge/crds/${file}`, root), 'utf8'), file).toBe(want);
-    }
+  it('ships the generated CRDs as templates, not in crds/ (run make crds when this fails)', async () => {
+    // A chart crds/ folder beside the templates would make Helm create every CRD twice and fail.
+    await expect(readdir(new URL('charts/drawbridge/crds/', root))).rejects.toMatchObject({ code: 'ENOENT' });
+    const want = helmCrdTemplates(renderCrds());
+    const dir = new URL('charts/drawbridge/templates/crds/', root);
+    expect((await readdir(dir)).sort()).toEqual([...want.keys()].sort());
+    for (const [file, text] of want) expect(await readFile(new URL(file, dir), 'utf8'), file).toBe(text);
   });
 
   it('values.schema.json knows every agents.pod key the controller accepts', async () => {
