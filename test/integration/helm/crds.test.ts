@@ -174,10 +174,17 @@ describe('the CRD lifecycle through helm', () => {
       await rm(path.join(dir, 'templates/crds'), { recursive: true });
       await mkdir(path.join(dir, 'crds'));
       await cp(path.resolve('crds'), path.join(dir, 'crds'), { recursive: true });
+      // Nor did it have crds values, which is why the README says --reset-then-reuse-values.
+      const values = path.join(dir, 'values.yaml');
+      await writeFile(values, (await readFile(values, 'utf8')).replace(/^crds:\n( .*\n)+/m, ''));
     });
     await helm(['install', 'drawbridge', old, '-n', NS]);
     expect(await serverCrds()).toEqual(CRDS);
-    expect(await helmFails(['upgrade', 'drawbridge', CHART, '-n', NS])).toMatch(/invalid ownership metadata/);
+    const upgrade = ['upgrade', 'drawbridge', CHART, '-n', NS, '--reset-then-reuse-values'];
+    expect(await helmFails(upgrade)).toMatch(/invalid ownership metadata/);
+    expect(await helmFails(['upgrade', 'drawbridge', CHART, '-n', NS, '--reuse-values'])).toMatch(
+      /nil pointer evaluating interface \{\}\.enabled/,
+    );
     // The README's commands.
     await plane.kubectl(['label', 'crd', ...CRDS, 'app.kubernetes.io/managed-by=Helm']);
     await plane.kubectl([
@@ -187,7 +194,7 @@ describe('the CRD lifecycle through helm', () => {
       'meta.helm.sh/release-name=drawbridge',
       `meta.helm.sh/release-namespace=${NS}`,
     ]);
-    await helm(['upgrade', 'drawbridge', CHART, '-n', NS]);
+    await helm(upgrade);
     expect((await crdJson('databases.drawbridge.dev')).metadata.annotations?.[KEEP]).toBe('keep');
   });
 });
