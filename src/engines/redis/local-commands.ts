@@ -19,7 +19,7 @@ function auth(s: RedisSession, cmd: RedisCommand): void {
   if (s.inMulti) return refuse(s, notInMulti('AUTH'));
   s.runExclusive(async () => {
     await s.login.auth(req);
-    s.emit('command', { command: 'auth', args: auditArgs(cmd, s.auditMax) });
+    s.audit.emit('command', { command: 'auth', args: auditArgs(cmd, s.audit.max) });
     s.replies.push(OK);
   });
 }
@@ -42,7 +42,7 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   if (!auth) return s.forward(relay);
   s.runExclusive(async () => {
     await s.login.auth(auth);
-    s.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
+    s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
     s.forward(relay);
   });
 }

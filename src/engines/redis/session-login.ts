@@ -145,7 +145,7 @@ export class SessionLogin {
       this.s.agent.metrics.sessionOutcome('redis', refused ? 'denied' : 'failed', this.s.openedAt, err);
       if (refused) {
         const user = this.attempt?.user ?? this.user;
-        this.s.emit('session.denied', { user, dbUser, reason: errorMessage(err) });
+        this.s.audit.emit('session.denied', { user, dbUser, reason: errorMessage(err) });
       }
       this.attempt = undefined;
       throw err;

@@ -3,7 +3,6 @@
 // completed) by the agent because they change who the session is; everything else is relayed as the
 // exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
-import type { AuditEvent, AuditEventType, AuditEventWriter } from '../../agent/audit.js';
 import { AuditHold } from '../../agent/audit-hold.js';
 import { type LiveSession, newSessionId } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
@@ -12,7 +11,7 @@ import { CommandPolicy } from '../../authz/commands.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
-import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
+import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
 import { ClientOutput, type OutputOwner } from './client-output.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
@@ -21,14 +20,11 @@ import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
 import { type OpenRouter, RedisReplyError, type Router } from './router.js';
 import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
+import { SessionAudit } from './session-audit.js';
 import { SessionLogin } from './session-login.js';
 import { localCommand } from './local-commands.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
-
-const EMPTY = Buffer.alloc(0);
-/** Past this worst-case size a command's audit event is built as a string, not in the batch buffer. */
-const MAX_DIRECT_AUDIT_BYTES = 1 << 20;
 
 const DISCARD: RedisCommand = {
   name: 'discard',
@@ -36,10 +32,11 @@ const DISCARD: RedisCommand = {
   raw: encodeCommand(['DISCARD']),
 };
 
-export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner {
+export class RedisSession implements LiveSession, OutputOwner {
   readonly id = newSessionId();
   readonly replies: ReplyQueue;
   readonly login: SessionLogin;
+  readonly audit = new SessionAudit(this);
   private readonly parser: RequestParser;
   private readonly output: ClientOutput;
   private router: Router | undefined;
@@ -61,13 +58,6 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   private commands = 0;
   private denied = 0;
   private fromClient = 0;
-  // auditCommand's session fields as JSON bytes, the last command name it wrote, and the command it
-  // is writing now with the value limit its room was sized for.
-  private commandEvent: { user: string; dbUser?: string; database: string; prefix: Buffer } | undefined;
-  private commandName = '';
-  private commandNameJson = EMPTY;
-  private audited: RedisCommand | undefined;
-  private auditedMax = 0;
 
   constructor(
     readonly client: TLSSocket,
@@ -187,7 +177,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     const guarded = verdict.guard?.(cmd, this.inMulti);
     if (guarded !== undefined && 'refuse' in guarded) return this.deny(cmd, guarded.refuse);
     this.commands++;
-    this.auditCommand(cmd);
+    this.audit.command(cmd);
     if (guarded !== undefined) return void this.replies.push(guarded.answer);
     if (this.inMulti || cmd.name === 'multi') {
       if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
@@ -218,7 +208,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
   private reject(cmd: RedisCommand, reply: Buffer, reason: string): void {
     this.denied++;
     if (this.inMulti) this.multiDirty = true;
-    this.emit('command.denied', { command: cmd.name, args: auditArgs(cmd, this.auditMax), reason });
+    this.audit.emit('command.denied', { command: cmd.name, args: auditArgs(cmd, this.audit.max), reason });
     this.replies.push(reply);
   }
 
@@ -339,7 +329,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
       const bytes = this.agent.metrics.bytesTotal;
       bytes.inc({ protocol: 'redis', direction: 'from_client' }, this.fromClient);
       bytes.inc({ protocol: 'redis', direction: 'to_client' }, this.replies.bytesWritten);
-      this.emit('session.end', { reason, durationMs, commands: this.commands, denied: this.denied });
+      this.audit.emit('session.end', { reason, durationMs, commands: this.commands, denied: this.denied });
     }
     await this.router?.close();
   }
@@ -349,7 +339,7 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     this.startedAt = Date.now();
     this.agent.metrics.sessionOutcome('redis', 'established', this.openedAt);
     this.agent.metrics.sessionsActive.inc({ protocol: 'redis' });
-    this.emit('session.start', fields);
+    this.audit.emit('session.start', fields);
   }
 
   errorBytes(err: unknown): Buffer {
@@ -357,63 +347,5 @@ export class RedisSession implements LiveSession, AuditEventWriter, OutputOwner 
     if (err instanceof DrawbridgeError) return drawbridgeErrorReply(err);
     this.agent.log.error({ sessionId: this.id, err }, 'unexpected error in redis session');
     return errorReply('ERR', 'internal error in the drawbridge agent (logged)');
-  }
-
-  /** The fields every audit event of this session carries. */
-  private event(type: AuditEventType): AuditEvent {
-    return {
-      type,
-      sessionId: this.id,
-      database: this.agent.state.database.metadata.name,
-      protocol: 'redis',
-      user: this.login.user,
-      dbUser: this.login.dbUser,
-    };
-  }
-
-  /** The longest value audited whole, read per event (as PostgreSQL does): a new spec applies at once. */
-  get auditMax(): number {
-    return this.agent.state.database.spec.audit.maxValueLength;
-  }
-
-  /** The per-command event, written for every command relayed: serialized straight into the audit
-   * batch from the session's fields (encoded once per login) and the command's own bytes. */
-  private auditCommand(cmd: RedisCommand): void {
-    const { user, dbUser } = this.login;
-    const database = this.agent.state.database.metadata.name;
-    const max = this.auditMax;
-    const audit = this.agent.audit;
-    const room = argsJsonMaxBytes(cmd, max);
-    // Huge commands (an MSET of a million keys) are serialized exactly instead of reserving the worst case.
-    if (!audit.emitWith || room > MAX_DIRECT_AUDIT_BYTES) {
-      return this.emit('command', { command: cmd.name, args: auditArgs(cmd, max) });
-    }
-    let e = this.commandEvent;
-    if (e === undefined || e.user !== user || e.dbUser !== dbUser || e.database !== database) {
-      const fields = JSON.stringify(this.event('command'));
-      const prefix = Buffer.from(`,${fields.slice(1, -1)},"command":`);
-      e = this.commandEvent = { user, dbUser, database, prefix };
-    }
-    if (cmd.name !== this.commandName) {
-      this.commandName = cmd.name;
-      this.commandNameJson = Buffer.from(`${JSON.stringify(cmd.name)},"args":`);
-    }
-    this.audited = cmd;
-    this.auditedMax = max;
-    audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this);
-    this.audited = undefined;
-  }
-
-  writeAuditEvent(buf: Buffer, at: number): number {
-    buf.set(this.commandEvent!.prefix, at);
-    at += this.commandEvent!.prefix.length;
-    buf.set(this.commandNameJson, at);
-    at = writeArgsJson(buf, at + this.commandNameJson.length, this.audited!, this.auditedMax);
-    buf[at] = 0x7d; // }
-    return at + 1;
-  }
-
-  emit(type: AuditEventType, fields: Record<string, unknown>): void {
-    this.agent.audit.emit(Object.assign(this.event(type), fields));
   }
 }
