@@ -14,6 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/ca.js';
 import { freePortPair } from './ports.js';
+import { type ClusterNode, reaperFor, run, terminate } from './redis-cluster-process.js';
 import { redisDatabaseDocs } from './redis.js';
 
 export const CLUSTER_BUS_OFFSET = 10_000;
@@ -43,14 +44,6 @@ export function clusterDatabaseDocs(
     auth: 'password',
     login: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
   });
-}
-
-export interface ClusterNode {
-  readonly port: number;
-  readonly dir: string;
-  readonly logPath: string;
-  child: ChildProcess;
-  exited: boolean;
 }
 
 export interface NodeView {
@@ -363,52 +356,6 @@ export function parseClusterNodes(text: string): NodeView[] {
         slots,
       } satisfies NodeView;
     });
-}
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => {
-      // redis-cli prints server errors on stdout with exit code 0 in one-shot mode; treat both as failures.
-      if (code !== 0 || /^(ERR|\(error\))/m.test(stdout)) {
-        reject(
-          new Error(
-            `${cmd} ${args.filter((a) => !a.includes('secret')).join(' ')} → ${code}: ${stderr}${stdout}`,
-          ),
-        );
-      } else resolve(stdout);
-    });
-  });
-}
-
-async function terminate(node: ClusterNode): Promise<void> {
-  if (node.exited) return;
-  const gone = new Promise<void>((r) => node.child.once('exit', () => r()));
-  node.child.kill('SIGTERM');
-  const timer = setTimeout(() => node.child.kill('SIGKILL'), 5_000);
-  await gone;
-  clearTimeout(timer);
-}
-
-/**
- * One detached shell that SIGKILLs every node once this process is gone, even when no 'exit' handler
- * runs (a vitest worker killed on timeout): six orphaned redis-servers would otherwise keep a CI box busy.
- */
-function reaperFor(pids: (number | undefined)[]): ChildProcess | undefined {
-  const known = pids.filter((p): p is number => !!p);
-  if (known.length === 0) return undefined;
-  const script = 'p=$1; shift; while kill -0 "$p" 2>/dev/null; do sleep 1; done; kill -9 "$@" 2>/dev/null';
-  const r = spawn('sh', ['-c', script, 'reaper', String(process.pid), ...known.map(String)], {
-    detached: true,
-    stdio: 'ignore',
-  });
-  r.unref();
-  return r;
 }
 
 /** Waiting can stop early: the thing waited for can no longer happen. */
