@@ -148,6 +148,17 @@ export async function command(s: Socket, reply: string, ...args: string[]): Prom
   expect(await got).toContain(reply);
 }
 
+/** SUBSCRIBEs `s` to `channel`, then stops reading it: the subscriber the output limit is for. */
+export async function subscribeDeaf(s: Socket, channel: string): Promise<void> {
+  await command(
+    s,
+    `*3\r\n$9\r\nsubscribe\r\n$${channel.length}\r\n${channel}\r\n:1\r\n`,
+    'SUBSCRIBE',
+    channel,
+  );
+  s.pause();
+}
+
 /**
  * On a connection straight to a Redis server: AUTH as `login`, then PUBLISH `count` messages of `size`
  * bytes on `channel` (one reused payload buffer, with backpressure), wait for them all, and close.

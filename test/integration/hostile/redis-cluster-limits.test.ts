@@ -7,12 +7,12 @@ import { CLUSTER_USERS } from '../../support/redis-cluster.js';
 import { type ClusterFixture, clusterDocs, startClusterFixture } from '../redis/cluster-fixture.js';
 import {
   MB,
-  command,
   eventually,
   limitCount,
   peakGrowth,
   publishFlood,
   received,
+  subscribeDeaf,
   withLimits,
 } from './limits-support.js';
 
@@ -34,8 +34,7 @@ afterAll(async () => {
 
 it('a cluster subscriber that never reads while 200 MB are published is disconnected; memory stays bounded', async () => {
   const s = await f.raw('alice');
-  await command(s, '*3\r\n$9\r\nsubscribe\r\n$8\r\nfirehose\r\n:1\r\n', 'SUBSCRIBE', 'firehose');
-  s.pause();
+  await subscribeDeaf(s, 'firehose');
   const { buffers, rss } = await peakGrowth(async () => {
     // Straight to a node: Redis Cluster broadcasts PUBLISH to every node, the subscriber's included.
     const node = tlsConnect({ host: '127.0.0.1', port: f.cluster.ports[0]!, ca: f.cluster.tls.caPem });

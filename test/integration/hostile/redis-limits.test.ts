@@ -16,6 +16,7 @@ import {
   received,
   resp,
   streamUntilClosed,
+  subscribeDeaf,
   tcpClient,
   tlsClient,
   withLimits,
@@ -204,13 +205,7 @@ describe('output the client does not read', () => {
 
   async function subscribedAndDeaf(agentPort: number, channel: string): Promise<TLSSocket> {
     const s = await person(agentPort, 'alice');
-    await command(
-      s,
-      `*3\r\n$9\r\nsubscribe\r\n$${channel.length}\r\n${channel}\r\n:1\r\n`,
-      'SUBSCRIBE',
-      channel,
-    );
-    s.pause();
+    await subscribeDeaf(s, channel);
     return s;
   }
 
