@@ -27,14 +27,7 @@ import { discoverAndPlan, runDiscovery } from '../../../src/aws/discovery/index.
 import { AwsReason } from '../../../src/aws/errors.js';
 import type { AwsMatcher } from '../../../src/api/controller-config.js';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
-import {
-  createAuroraCluster,
-  createRedshiftCluster,
-  createRole,
-  harness,
-  startAwsWorld,
-  trustPolicy,
-} from './fixture.js';
+import { createAuroraCluster, createRedshiftCluster, createRole, harness, startAwsWorld } from './fixture.js';
 
 let world: Awaited<ReturnType<typeof startAwsWorld>>;
 const prod = [{ Key: 'env', Value: 'prod' }];
@@ -220,11 +213,7 @@ describe('discovery', () => {
   });
 
   it('a scope that cannot be listed keeps its Databases and reports why', async () => {
-    await createRole(
-      world.moto,
-      'discovery-locked',
-      trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:root`, 'expected-id'),
-    );
+    await createRole(world.moto, 'discovery-locked', `arn:aws:iam::${TEST_ACCOUNT}:root`, 'expected-id');
     const locked: AwsMatcher = {
       ...ALL,
       assumeRoleArn: `arn:aws:iam::${TEST_ACCOUNT}:role/discovery-locked`,

@@ -36,8 +36,15 @@ export function trustPolicy(principal: string, externalId?: string): string {
   });
 }
 
-export async function createRole(moto: Moto, name: string, trust: string): Promise<string> {
+/** Creates IAM role `name` that `principal` may assume (only with `externalId`, when given); returns its ARN. */
+export async function createRole(
+  moto: Moto,
+  name: string,
+  principal: string,
+  externalId?: string,
+): Promise<string> {
   const iam = new IAMClient(harness(moto));
+  const trust = trustPolicy(principal, externalId);
   const out = await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: trust }));
   return out.Role!.Arn!;
 }
@@ -59,7 +66,7 @@ export async function startAwsWorld(opts: { ldap?: boolean } = {}) {
   const moto = await startMoto(opts);
   const saved = Object.fromEntries(AWS_ENV.map((k) => [k, process.env[k]]));
   try {
-    await createRole(moto, 'drawbridge-agent', trustPolicy('*'));
+    await createRole(moto, 'drawbridge-agent', '*');
   } catch (err) {
     await moto.stop();
     throw err;

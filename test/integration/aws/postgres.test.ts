@@ -17,14 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TEST_ACCOUNT } from '../../aws/moto.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import { type Fixture, psql, role, startFixture, user } from '../postgres/fixture.js';
-import {
-  AGENT_ROLE,
-  createAuroraCluster,
-  createRole,
-  harness,
-  startAwsWorld,
-  trustPolicy,
-} from './fixture.js';
+import { AGENT_ROLE, createAuroraCluster, createRole, harness, startAwsWorld } from './fixture.js';
 
 let world: Awaited<ReturnType<typeof startAwsWorld>>;
 let f: Fixture;
@@ -90,12 +83,12 @@ beforeAll(async () => {
   await serverless.send(
     new CreateWorkgroupCommand({ workgroupName: 'analytics-wg', namespaceName: 'analytics' }),
   );
-  await createRole(moto, 'analyst', trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:root`));
-  await createRole(moto, 'locked', trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:root`, 'only-with-this-id'));
+  await createRole(moto, 'analyst', `arn:aws:iam::${TEST_ACCOUNT}:root`);
+  await createRole(moto, 'locked', `arn:aws:iam::${TEST_ACCOUNT}:root`, 'only-with-this-id');
   // Role chaining: the agent's IRSA role may assume redshift-access (with its external ID), and only
   // redshift-access may assume chained-analyst.
-  await createRole(moto, 'redshift-access', trustPolicy(AGENT_ROLE, 'ext-1'));
-  await createRole(moto, 'chained-analyst', trustPolicy(`arn:aws:iam::${TEST_ACCOUNT}:role/redshift-access`));
+  await createRole(moto, 'redshift-access', AGENT_ROLE, 'ext-1');
+  await createRole(moto, 'chained-analyst', `arn:aws:iam::${TEST_ACCOUNT}:role/redshift-access`);
 });
 
 afterAll(async () => {

@@ -132,9 +132,9 @@ async function seedAws(): Promise<void> {
     }),
   );
   await createRedshiftCluster(aws(), 'warehouse', prod);
-  await createRole(moto, CONTROLLER_ROLE, trustPolicy('*'));
-  await createRole(moto, 'discovery-ro', trustPolicy(ROOT, 'ext-1'));
-  await createRole(moto, 'discovery-locked', trustPolicy(ROOT, 'expected-id'));
+  await createRole(moto, CONTROLLER_ROLE, '*');
+  await createRole(moto, 'discovery-ro', ROOT, 'ext-1');
+  await createRole(moto, 'discovery-locked', ROOT, 'expected-id');
 }
 
 const CONFIG = `aws:
