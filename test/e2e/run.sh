@@ -13,6 +13,9 @@ bash "$ROOT/test/e2e/image.sh" >/dev/null
 echo "e2e: binaries and image ready after $(($(date +%s) - start))s" >&2
 
 DIR=$(mktemp -d /tmp/drawbridge-e2e.XXXXXX)
+# A run holds a lock on a file under its DIR while alive, so a concurrent run does not sweep it.
+exec 8>"$DIR/.running"
+flock 8
 id=${DIR##*.}
 export E2E_CGROUP_ROOT=/drawbridge-e2e-$id
 
@@ -30,7 +33,7 @@ remove_cgroups() {
 }
 for stale in /tmp/drawbridge-e2e.*; do
   [[ -d $stale && $stale != "$DIR" ]] || continue
-  # A live run holds the lock on its .running file (below).
+  # A live run holds the lock on its .running file (above).
   flock -n "$stale/.running" true 2>/dev/null || [[ ! -e $stale/.running ]] || continue
   remove_cgroups "drawbridge-e2e-${stale##*.}"
   rm -rf "$stale"
@@ -42,8 +45,5 @@ cleanup() {
 trap cleanup EXIT
 for hierarchy in /sys/fs/cgroup/*/; do mkdir -p "$hierarchy${E2E_CGROUP_ROOT#/}"; done
 
-# A run holds an open file under its DIR while alive, so a concurrent run does not sweep it.
-exec 8>"$DIR/.running"
-flock 8
 unshare --net --mount --pid --fork --kill-child --mount-proc --propagation private \
   bash "$ROOT/test/e2e/node.sh" "$DIR" -- bash "$ROOT/test/e2e/scenario.sh"
