@@ -105,6 +105,9 @@ save() {
   echo "$id" >"$file.id"
 }
 podman run --rm --network none "$IMAGE" --help >/dev/null
+# Each source change leaves the previous image and build stages untagged; keep the recent ones (their
+# layers are the next build's cache) and drop the rest, so the store does not grow run after run.
+podman image prune -f --filter until=6h >/dev/null
 save "$IMAGE" "$CACHE/drawbridge.tar"
 save "$PAUSE" "$CACHE/pause.tar"
 echo "image.sh: $IMAGE is $(podman image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=iec)B" \
