@@ -47,7 +47,7 @@ export interface InClusterAgentOptions {
   peers?: string[];
 }
 
-export function parseDatabaseRef(ref: string): { namespace: string; name: string } {
+function parseDatabaseRef(ref: string): { namespace: string; name: string } {
   const m = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9.]*)$/.exec(ref);
   if (!m) throw new DrawbridgeError('INVALID_CONFIG', `--database "${ref}" must be NAMESPACE/NAME`);
   return { namespace: m[1]!, name: m[2]! };

@@ -23,7 +23,7 @@ export function tooManyConnections(max: number): DrawbridgeError {
   );
 }
 
-export function tooManyForIdentity(user: string, max: number): DrawbridgeError {
+function tooManyForIdentity(user: string, max: number): DrawbridgeError {
   return new DrawbridgeError(
     'TOO_MANY_CONNECTIONS',
     `"${user}" already has ${max} connections to this agent (limits.maxConnectionsPerIdentity)`,

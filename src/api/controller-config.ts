@@ -12,7 +12,7 @@ import { AUDIT_MODES } from './database.js';
 import { duration, objectName, parseDuration } from './meta.js';
 import { ValidationError, parseOrThrow } from './validate.js';
 
-export const IAM_BOOTSTRAP_MODES = ['off', 'print', 'attach'] as const;
+const IAM_BOOTSTRAP_MODES = ['off', 'print', 'attach'] as const;
 export type IamBootstrapMode = (typeof IAM_BOOTSTRAP_MODES)[number];
 
 /** Unknown keys name the keys that are allowed, so the fix is in the message. */
@@ -67,7 +67,7 @@ export const ControllerAwsConfig = strict({
 export type ControllerAwsConfig = z.infer<typeof ControllerAwsConfig>;
 
 /** Settings for the agents the controller runs (Helm values agents.*). */
-export const ControllerAgentsConfig = strict({
+const ControllerAgentsConfig = strict({
   aws: strict({
     /**
      * IAM role (EKS IRSA) for the agents of AWS Databases, written to their ServiceAccounts as
@@ -91,13 +91,13 @@ export const ControllerAgentsConfig = strict({
     stallTimeout: interval('1s').default('30s'),
   }).optional(),
 });
-export type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;
+type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;
 
-export const ControllerConfig = strict({
+const ControllerConfig = strict({
   aws: ControllerAwsConfig.optional(),
   agents: ControllerAgentsConfig.optional(),
 });
-export type ControllerConfig = z.infer<typeof ControllerConfig>;
+type ControllerConfig = z.infer<typeof ControllerConfig>;
 
 /** Parses the YAML text; `source` names the file in errors. */
 export function parseControllerConfig(text: string, source: string): ControllerConfig {

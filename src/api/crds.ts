@@ -100,7 +100,7 @@ const K8S_FORMATS = new Set([
 ]);
 
 /** Rewrites draft-2020 JSON Schema from zod into a Kubernetes structural OpenAPI v3 schema. */
-export function toStructural(schema: JSONSchema): JSONSchema {
+function toStructural(schema: JSONSchema): JSONSchema {
   if (schema['x-kubernetes-int-or-string']) return intOrString(schema);
   const out: JSONSchema = {};
   for (const [key, value] of Object.entries(schema)) {
@@ -172,7 +172,7 @@ function jsonSchemaOf(schema: z.ZodTypeAny): JSONSchema {
   return toStructural(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as JSONSchema);
 }
 
-export function buildCrd(input: CrdInput): Record<string, unknown> {
+function buildCrd(input: CrdInput): Record<string, unknown> {
   const properties: JSONSchema = { spec: jsonSchemaOf(input.spec) };
   if (input.status) properties.status = jsonSchemaOf(input.status);
   return {

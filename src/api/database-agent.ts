@@ -12,7 +12,7 @@ const kubeObject = (description: string) =>
   z.record(z.string(), z.unknown()).meta({ 'x-kubernetes-preserve-unknown-fields': true, description });
 
 /** resource.Quantity as Kubernetes writes it: `1`, `500m`, `256Mi`, `1.5Gi`. */
-export const QUANTITY =
+const QUANTITY =
   /^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$/;
 export const quantity = z
   .union([
@@ -27,7 +27,7 @@ const resourceList = (what: string) =>
     .optional()
     .describe(`${what}, e.g. {cpu: 500m, memory: 256Mi}; numbers such as cpu: 1 are accepted.`);
 
-export const Toleration = z.object({
+const Toleration = z.object({
   key: z
     .string()
     .optional()
@@ -41,7 +41,7 @@ export const Toleration = z.object({
   tolerationSeconds: z.number().int().optional().describe('NoExecute: how long the pod stays once tainted.'),
 });
 
-export const TopologySpreadConstraint = z.object({
+const TopologySpreadConstraint = z.object({
   maxSkew: z.number().int().min(1).describe('How uneven the spread may be.'),
   topologyKey: z.string().min(1).describe('Node label to spread over, e.g. topology.kubernetes.io/zone.'),
   whenUnsatisfiable: z

@@ -13,7 +13,7 @@ import {
 } from './meta.js';
 import { DatabaseAgent } from './database-agent.js';
 
-export const PROTOCOLS = ['postgres', 'redis'] as const;
+const PROTOCOLS = ['postgres', 'redis'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
 
 export const AWS_TYPES = [
@@ -26,7 +26,7 @@ export const AWS_TYPES = [
 ] as const;
 export type AwsType = (typeof AWS_TYPES)[number];
 
-export const AUTH_TYPES = [
+const AUTH_TYPES = [
   'password',
   'mtls',
   'rds-iam',
@@ -38,7 +38,7 @@ export const AUTH_TYPES = [
 ] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 
-export const DatabaseTLS = z
+const DatabaseTLS = z
   .object({
     mode: z
       .enum(['verify-full', 'verify-ca', 'insecure', 'disabled'])
@@ -66,7 +66,7 @@ export const AWS_AUTH: Partial<Record<AuthType, readonly AwsType[]>> = {
   'elasticache-managed': ['elasticache', 'elasticache-serverless'],
 };
 
-export const DatabaseAuth = z
+const DatabaseAuth = z
   .object({
     type: z
       .enum(AUTH_TYPES)
@@ -85,7 +85,7 @@ export const DatabaseAuth = z
   })
   .describe('How the agent authenticates to the backend.');
 
-export const DatabaseAWS = z
+const DatabaseAWS = z
   .object({
     type: z
       .enum(AWS_TYPES)
@@ -114,7 +114,7 @@ export const DatabaseAWS = z
   })
   .describe('Where the database lives in AWS; needed by the AWS auth types.');
 
-export const DatabaseRedis = z
+const DatabaseRedis = z
   .object({
     commandTimeout: duration
       .refine((d) => parseDuration(d) >= 100, 'must be at least 100ms')
@@ -136,7 +136,7 @@ export type AuditMode = (typeof AUDIT_MODES)[number];
 /** Audit values (statements, parameters) longer than this many characters are cut by default. */
 export const DEFAULT_MAX_AUDIT_VALUE = 4096;
 
-export const DatabaseAudit = z
+const DatabaseAudit = z
   .object({
     maxValueLength: z
       .number()

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { duration, parseDuration } from './meta.js';
 
 /** Sizes as Kubernetes quantities in bytes: `65536`, `512Ki`, `128Mi`, `1Gi`. */
-export const byteSize = z
+const byteSize = z
   .string()
   .regex(/^\d+(Ki|Mi|Gi)?$/, 'must be a size in bytes such as "65536", "512Ki", "128Mi" or "1Gi"');
 

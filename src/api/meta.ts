@@ -12,7 +12,7 @@ export const objectName = z
   .max(253)
   .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS name (a-z, 0-9, "-", ".")');
 
-export const ObjectMeta = z.object({
+const ObjectMeta = z.object({
   name: objectName,
   namespace: z.string().optional(),
   labels: z.record(z.string(), z.string()).optional(),
@@ -23,7 +23,7 @@ export const ObjectMeta = z.object({
   deletionTimestamp: z.string().optional(),
   finalizers: z.array(z.string()).optional(),
 });
-export type ObjectMeta = z.infer<typeof ObjectMeta>;
+type ObjectMeta = z.infer<typeof ObjectMeta>;
 
 /** metav1.Condition. */
 export const Condition = z.object({

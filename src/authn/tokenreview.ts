@@ -14,7 +14,7 @@ import type { KubeClient } from '../kube/client.js';
 import { collectionPath } from '../kube/resources.js';
 import type { Identity, TokenVerifier } from './identity.js';
 
-export const DEFAULT_AUDIENCE = 'drawbridge.dev';
+const DEFAULT_AUDIENCE = 'drawbridge.dev';
 
 interface TokenReviewStatus {
   authenticated?: boolean;

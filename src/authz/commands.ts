@@ -22,7 +22,7 @@ export type CommandDecision<G = never> = { allowed: true; guard?: G } | { allowe
  * SCRIPT LOAD runs nothing, and a script is found by the hash of its own text, so nobody runs loaded
  * code they did not write.
  */
-export const SCRIPTING_COMMANDS: ReadonlySet<string> = new Set([
+const SCRIPTING_COMMANDS: ReadonlySet<string> = new Set([
   'eval',
   'evalsha',
   'eval_ro',

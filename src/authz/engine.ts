@@ -33,7 +33,7 @@ export type Decision =
   | { allowed: true; reason: string; roles: BoundRole[]; allowedBy: BoundRole[]; ttlMs: number }
   | { allowed: false; reason: string; role?: string; rule?: 'allow' | 'deny' };
 
-export function subjectMatches(subject: Subject, identity: Identity): boolean {
+function subjectMatches(subject: Subject, identity: Identity): boolean {
   switch (subject.kind) {
     case 'User':
       return subject.name === identity.user;
@@ -94,7 +94,7 @@ export function denyReason(rule: ExpandedRule, req: AccessRequest): string | und
 }
 
 /** Why an allow rule does not grant the request, or undefined when it does. */
-export function allowMismatch(rule: ExpandedRule, req: AccessRequest): string | undefined {
+function allowMismatch(rule: ExpandedRule, req: AccessRequest): string | undefined {
   if (!rule.databaseLabels) return 'allow.databaseLabels is empty';
   const labels = matchLabels(rule.databaseLabels, labelsOf(req.database));
   if (!labels.matched) return labels.mismatch;

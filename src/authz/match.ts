@@ -24,7 +24,7 @@ function compile(pattern: string): (value: string) => boolean {
   return (v) => v === pattern;
 }
 
-export function matchValue(pattern: string, value: string): boolean {
+function matchValue(pattern: string, value: string): boolean {
   let fn = compiled.get(pattern);
   if (!fn) {
     fn = compile(pattern);

@@ -8,7 +8,7 @@ const TEMPLATE = /\{\{\s*(traits|internal|external)\.([A-Za-z0-9_]+)\s*\}\}/;
 const INTERNAL_ALIASES: Record<string, string> = { db_users: 'dbUsers', db_names: 'dbNames' };
 
 /** Expands one value; a template naming a trait the person lacks expands to nothing. */
-export function expandValue(value: string, traits: Traits): string[] {
+function expandValue(value: string, traits: Traits): string[] {
   const m = TEMPLATE.exec(value);
   if (!m) return [value];
   const name = m[1] === 'internal' ? (INTERNAL_ALIASES[m[2]!] ?? m[2]!) : m[2]!;
@@ -18,7 +18,7 @@ export function expandValue(value: string, traits: Traits): string[] {
   return values.map((v) => prefix + v + suffix);
 }
 
-export function expandList(values: readonly string[] | undefined, traits: Traits): string[] | undefined {
+function expandList(values: readonly string[] | undefined, traits: Traits): string[] | undefined {
   return values?.flatMap((v) => expandValue(v, traits));
 }
 

@@ -4,7 +4,7 @@ import type { AwsMatcher } from '../api/controller-config.js';
 import type { AwsType } from '../api/database.js';
 
 /** `*` and `?` globs, anchored. */
-export function globMatch(pattern: string, value: string): boolean {
+function globMatch(pattern: string, value: string): boolean {
   const re = pattern
     .replace(/[.+^${}()|[\]\\]/g, '\\$&')
     .replace(/\*/g, '.*')

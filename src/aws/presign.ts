@@ -30,7 +30,7 @@ class Sha256 implements Checksum {
   }
 }
 
-export const TOKEN_TTL_SECONDS = 900;
+const TOKEN_TTL_SECONDS = 900;
 
 export interface ElastiCacheTokenRequest {
   /** Replication group ID or serverless cache name. */

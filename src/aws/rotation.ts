@@ -25,7 +25,7 @@ import type { AwsIdentity } from './credentials.js';
 import { managedUserSecretId } from './backend/elasticache.js';
 import { AwsReason, awsCall, classifyAwsError, isAwsError } from './errors.js';
 
-export const MANAGED_TAG = 'drawbridge.dev/managed';
+const MANAGED_TAG = 'drawbridge.dev/managed';
 export const ROTATION_PERIOD_MS = 15 * 60_000;
 
 export type RotationOutcome = 'rotated' | 'adopted' | 'current';
@@ -43,7 +43,7 @@ export function rotationToken(secretId: string, slot: number, currentVersion: st
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
-export async function findManagedUsers(clients: AwsClients, id: AwsIdentity): Promise<string[]> {
+async function findManagedUsers(clients: AwsClients, id: AwsIdentity): Promise<string[]> {
   const ec = clients.elasticache(id);
   const users = await awsCall({ action: 'elasticache:DescribeUsers' }, () =>
     ec.send(new DescribeUsersCommand({})),

@@ -23,7 +23,7 @@ export interface RequestOptions {
 }
 
 /** The field manager every Drawbridge write uses, so server-side apply can tell our fields apart. */
-export const FIELD_MANAGER = 'drawbridge';
+const FIELD_MANAGER = 'drawbridge';
 
 export class KubeClient {
   private constructor(

@@ -16,7 +16,7 @@ export const AGENT_ACCESS_KEY = 'tokenreview-binding';
 
 const labels = { [LABEL_MANAGED_BY]: MANAGED_BY };
 
-export function tokenReviewRole(): KubeObject {
+function tokenReviewRole(): KubeObject {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',

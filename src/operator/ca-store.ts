@@ -10,7 +10,7 @@ import { collectionPath, objectPath } from '../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { LABEL_MANAGED_BY, MANAGED_BY } from './names.js';
 
-export const CA_SECRET_NAME = 'drawbridge-ca';
+const CA_SECRET_NAME = 'drawbridge-ca';
 export const CA_CONFIGMAP_NAME = 'drawbridge-ca';
 
 type Secret = KubeObject & { data?: Record<string, string> };

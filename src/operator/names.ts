@@ -6,10 +6,10 @@ import { GROUP } from '../api/meta.js';
 
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const LABEL_NAME = 'app.kubernetes.io/name';
-export const LABEL_INSTANCE = 'app.kubernetes.io/instance';
-export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+const LABEL_INSTANCE = 'app.kubernetes.io/instance';
+const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const MANAGED_BY = 'drawbridge';
-export const AGENT_COMPONENT = 'agent';
+const AGENT_COMPONENT = 'agent';
 /** Selects every object the controller manages. */
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 /** Selects agent Deployments (what a node agent or a dashboard looks for). */

@@ -19,7 +19,7 @@ const DURATION_SECONDS = 900;
 const ROLE_PREFIX = 'role/';
 
 /** `role/NAME` → NAME; undefined for a plain database user. */
-export function roleUser(dbUser: string): string | undefined {
+function roleUser(dbUser: string): string | undefined {
   return dbUser.startsWith(ROLE_PREFIX) ? dbUser.slice(ROLE_PREFIX.length) : undefined;
 }
 

@@ -14,8 +14,8 @@ import { type AuthType, type AwsType, Database, type Protocol } from '../../api/
 
 export const ORIGIN_LABEL = 'drawbridge.dev/origin';
 export const ORIGIN_AWS = 'aws';
-export const NAME_TAG = 'drawbridge.dev/name';
-export const TAGS_ANNOTATION = 'drawbridge.dev/aws-tags';
+const NAME_TAG = 'drawbridge.dev/name';
+const TAGS_ANNOTATION = 'drawbridge.dev/aws-tags';
 
 export interface FoundDatabase {
   type: AwsType;
@@ -77,7 +77,7 @@ export function labelKey(raw: string): string | undefined {
 }
 
 /** DNS-1123 object name from anything. */
-export function objectNameOf(raw: string): string {
+function objectNameOf(raw: string): string {
   return raw
     .toLowerCase()
     .replace(/[^a-z0-9.-]+/g, '-')

@@ -100,7 +100,7 @@ async function redisRelay(open: OpenDatabase): Promise<{ path: string; close(): 
 }
 
 /** One TLS handshake with the agent, checking its name, before any client starts. */
-export async function verifyAgent(open: OpenDatabase): Promise<void> {
+async function verifyAgent(open: OpenDatabase): Promise<void> {
   const tls = await dialAgent(open.db.spec.protocol, open.endpoint, await readClientTls(open.login));
   tls.end();
 }
@@ -111,7 +111,7 @@ async function hostaddrFor(endpoint: Endpoint): Promise<string | undefined> {
   return isIP(endpoint.host) ? endpoint.host : (await lookup(endpoint.host)).address;
 }
 
-export async function clientCommand(
+async function clientCommand(
   open: OpenDatabase,
   opts: { dbUser?: string; dbName?: string },
   extra: string[],

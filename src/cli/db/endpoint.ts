@@ -41,7 +41,7 @@ export function parseHostPort(text: string, what: string): { host: string; port:
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
-export function reachableWithin(host: string, port: number, timeoutMs: number): Promise<boolean> {
+function reachableWithin(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean) => {

@@ -31,7 +31,7 @@ export interface Settings {
   };
 }
 
-export function settingsOf(db: Database, login: StoredLogin): Settings {
+function settingsOf(db: Database, login: StoredLogin): Settings {
   const { namespace = '', name } = db.metadata;
   const protocol = db.spec.protocol;
   const user = login.record.dbUser;
@@ -79,7 +79,7 @@ export function settingsOf(db: Database, login: StoredLogin): Settings {
 }
 
 /** Shell assignments: libpq's PG* variables for PostgreSQL, REDIS_* for Redis, and DATABASE_URL. */
-export function envLines(s: Settings, direct: boolean): string[] {
+function envLines(s: Settings, direct: boolean): string[] {
   const quote = (v: string | number) => `'${String(v).replace(/'/g, `'\\''`)}'`;
   const via = direct ? s.direct : undefined;
   const pairs: [string, string | number][] =

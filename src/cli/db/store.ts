@@ -37,7 +37,7 @@ const CA = 'ca.crt';
 const RECORD = 'login.json';
 
 /** $DRAWBRIDGE_HOME, else ~/.drawbridge. */
-export function storeRoot(): string {
+function storeRoot(): string {
   return process.env.DRAWBRIDGE_HOME ?? join(homedir(), '.drawbridge');
 }
 

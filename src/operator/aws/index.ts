@@ -24,7 +24,7 @@ import { RotationSync } from './rotation-sync.js';
 export { CredentialIssues } from './issues.js';
 export { podFromEnv, type PodRef } from './report.js';
 
-export const AWS_KEYS = { iam: 'aws/iam', discovery: 'aws/discovery', rotation: 'aws/rotation' } as const;
+const AWS_KEYS = { iam: 'aws/iam', discovery: 'aws/discovery', rotation: 'aws/rotation' } as const;
 
 /** How long Database changes settle before IAM and rotation look at them. */
 const DEBOUNCE_MS = 1000;

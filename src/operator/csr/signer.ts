@@ -55,7 +55,7 @@ export interface CsrSignerDeps {
   sign?: typeof signCsr;
 }
 
-export function csrRequest(csr: Csr): CsrRequest {
+function csrRequest(csr: Csr): CsrRequest {
   return {
     username: csr.spec.username ?? '',
     groups: csr.spec.groups ?? [],

@@ -11,7 +11,7 @@ import { GROUP } from '../../api/meta.js';
 import { CONDITION, REASON } from '../../api/database-status.js';
 import type { ConditionState } from './conditions.js';
 
-export const IRSA_ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';
+const IRSA_ROLE_ANNOTATION = 'eks.amazonaws.com/role-arn';
 /** On the agent pod template: the role, so a changed role rolls the pods (IRSA acts at pod creation). */
 export const ANNOTATION_AGENT_ROLE = `${GROUP}/aws-role-arn`;
 
@@ -24,7 +24,7 @@ const AWS_AUTH_TYPES: ReadonlySet<AuthType> = new Set([
   'elasticache-managed',
 ]);
 
-export function needsAwsIdentity(db: Database): boolean {
+function needsAwsIdentity(db: Database): boolean {
   return AWS_AUTH_TYPES.has(db.spec.auth.type);
 }
 

@@ -39,7 +39,7 @@ export interface AgentSettings {
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
 export type StoredDatabase = Database & { metadata: { namespace: string; uid: string } };
 
-export function ownerReference(db: StoredDatabase): OwnerReference {
+function ownerReference(db: StoredDatabase): OwnerReference {
   return {
     apiVersion: db.apiVersion,
     kind: 'Database',
@@ -158,7 +158,7 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
 }
 
 /** Headless, and listing pods that are not ready: cancels must reach a draining replica too. */
-export function peersServiceManifest(db: StoredDatabase): KubeObject {
+function peersServiceManifest(db: StoredDatabase): KubeObject {
   const port = agentPort(db.spec.protocol);
   return {
     apiVersion: 'v1',
@@ -173,7 +173,7 @@ export function peersServiceManifest(db: StoredDatabase): KubeObject {
   };
 }
 
-export function pdbManifest(db: StoredDatabase): KubeObject {
+function pdbManifest(db: StoredDatabase): KubeObject {
   return {
     apiVersion: apiVersionOf('PodDisruptionBudget'),
     kind: 'PodDisruptionBudget',

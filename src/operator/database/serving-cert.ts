@@ -63,7 +63,7 @@ export async function servingCert(
 }
 
 /** The agent Service's names that include its namespace: unique to this Database. */
-export function servingNames(namespace: string, database: string): string[] {
+function servingNames(namespace: string, database: string): string[] {
   return agentDnsNames(namespace, database).filter((n) => n.includes('.'));
 }
 
