@@ -109,7 +109,8 @@ describe('redis access through the agent', () => {
   });
 
   it('audits session.start, commands (long values cut with a hash, passwords redacted), denials, session.end', async () => {
-    const big = 'v'.repeat(1000);
+    // Longer than the default spec.audit.maxValueLength (4096).
+    const big = 'v'.repeat(5000);
     await f.cli(
       'alice',
       ['--user', 'app', '--pass', 'secret-pw', '--no-auth-warning'],
@@ -131,7 +132,7 @@ describe('redis access through the agent', () => {
     expect(last[1]).toMatchObject({ command: 'auth', args: ['app', '[redacted]'] });
     expect(last[2]!.args).toEqual([
       'audited',
-      expect.stringMatching(/^v{256}…\[1000 bytes sha256:[0-9a-f]{64}\]$/),
+      expect.stringMatching(/^v{4096}…\[5000 bytes sha256:[0-9a-f]{64}\]$/),
     ]);
     expect(last[3]).toMatchObject({ command: 'flushall', reason: 'role "developer" denies "@dangerous"' });
     expect(last[4]).toMatchObject({ commands: 2, denied: 1 });
