@@ -2,7 +2,8 @@
 // back exactly from the CSR, from the issued certificate, and by the agent from a real TLS handshake.
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
-import { type TLSSocket, connect, createServer } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { type PeerCertificate, type TLSSocket, connect, createServer } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { identityFromCertificate } from '../../../src/authn/identity.js';
 import {
@@ -80,6 +81,24 @@ describe('certificate subjects', () => {
     expect(seen).toEqual(
       HOSTILE_SUBJECTS.map((s) => expect.objectContaining({ user: s.commonName, groups: s.organizations })),
     );
+  });
+
+  it('reads each certificate once, but hands every connection its own groups', async () => {
+    const peer = async (subject: Subject): Promise<PeerCertificate> => {
+      const x = new X509Certificate((await issueCertificate(ca, { ...subject, usage: 'client' })).certPem);
+      return { raw: x.raw, fingerprint256: x.fingerprint256, valid_to: x.validTo } as PeerCertificate;
+    };
+    const [a, b] = [HOSTILE_SUBJECTS[0]!, HOSTILE_SUBJECTS[1]!];
+    const certA = await peer(a);
+    const first = identityFromCertificate(certA);
+    first.groups.push('system:masters');
+    // The same certificate again (a reconnect): the cached subject, untouched by the first caller.
+    expect(identityFromCertificate(certA)).toMatchObject({ user: a.commonName, groups: a.organizations });
+    // Another certificate with another subject is not mistaken for the first.
+    expect(identityFromCertificate(await peer(b))).toMatchObject({
+      user: b.commonName,
+      groups: b.organizations,
+    });
   });
 
   const attr = (type: string, utf8String: string) =>
