@@ -1,7 +1,14 @@
 // Subjects with every character a DN string escapes (or fails to): written as ASN.1 structures, read
 // back exactly from the CSR, from the issued certificate, and by the agent from a real TLS handshake.
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
+import {
+  AttributeTypeAndValue,
+  AttributeValue,
+  Certificate,
+  Name,
+  RelativeDistinguishedName,
+  Version,
+} from '@peculiar/asn1-x509';
 import { X509Certificate } from 'node:crypto';
 import { type PeerCertificate, type TLSSocket, connect, createServer } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -133,5 +140,19 @@ describe('certificate subjects', () => {
     ],
   ])('refuses a subject with %s', (_name, name, message) => {
     expect(() => readSubject(AsnConvert.parse(AsnConvert.serialize(name), Name))).toThrow(message);
+  });
+
+  it('reads the subject of a v1 certificate (no version field) and refuses cut or padded DER', async () => {
+    const subject = { commonName: 'alice', organizations: ['devs', 'ops'] };
+    const der = certificateDer((await issueCertificate(ca, { ...subject, usage: 'client' })).certPem);
+    const v1 = AsnConvert.parse(der, Certificate);
+    v1.tbsCertificate.version = Version.v1;
+    v1.tbsCertificate.extensions = undefined;
+    const v1Der = new Uint8Array(AsnConvert.serialize(v1));
+    expect(v1Der.length).toBeLessThan(der.length);
+    expect(certificateSubject(v1Der)).toEqual(subject);
+    expect(() => certificateSubject(der.subarray(0, 200))).toThrow(/not a DER X.509 certificate/);
+    expect(() => certificateSubject(new Uint8Array([...der, 0]))).toThrow(/trailing bytes/);
+    expect(() => certificateSubject(new Uint8Array([0x30, 0x80, 0, 0]))).toThrow(/not a DER X.509/);
   });
 });
