@@ -4,9 +4,10 @@
 // so agents that still hold the old one keep logging in (they fall back to AWSPREVIOUS).
 //
 // Two controller replicas may rotate at once. The PutSecretValue idempotency token is derived from
-// (secret, 15-minute slot, current version): both replicas send the same token, Secrets Manager keeps
-// the first value and refuses the second (ResourceExistsException), and the loser adopts the
-// winner's password — one rotation per slot, and both replicas then ModifyUser the same pair.
+// (secret, 15-minute slot) alone, so it names the slot's one version however the replicas interleave:
+// racing writers send the same token, Secrets Manager keeps the first value and refuses the second
+// (ResourceExistsException), and the loser adopts the winner's password; a replica that reads after
+// the winner finds AWSCURRENT already at the slot's version and leaves it. One rotation per slot.
 import { createHash, randomBytes } from 'node:crypto';
 import {
   DescribeUsersCommand,
@@ -35,11 +36,9 @@ export function newPassword(): string {
   return randomBytes(64).toString('hex');
 }
 
-/** Same inputs → same token on every replica; 32 hex digits formatted as a UUID. */
-export function rotationToken(secretId: string, slot: number, currentVersion: string | undefined): string {
-  const h = createHash('sha256')
-    .update(`${secretId}|${slot}|${currentVersion ?? 'initial'}`)
-    .digest('hex');
+/** Same secret and slot → same token on every replica; 32 hex digits formatted as a UUID. */
+export function rotationToken(secretId: string, slot: number): string {
+  const h = createHash('sha256').update(`${secretId}|${slot}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -71,11 +70,12 @@ export async function rotateManagedUser(
   const secretId = managedUserSecretId(id.region, account, userId);
   const current = await readCurrent(clients, id, secretId, userId);
   const slot = Math.floor(now.getTime() / periodMs);
+  const token = rotationToken(secretId, slot);
+  if (current?.VersionId === token) return 'current';
   if (current?.CreatedDate && Math.floor(current.CreatedDate.getTime() / periodMs) === slot) return 'current';
 
   let password = newPassword();
   let outcome: RotationOutcome = 'rotated';
-  const token = rotationToken(secretId, slot, current?.VersionId);
   try {
     await sm.send(
       new PutSecretValueCommand({ SecretId: secretId, SecretString: password, ClientRequestToken: token }),
