@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# PostgreSQL benchmark: pgbench direct vs. through the agent vs. through pgbouncer, connect latency,
-# and the agent's RSS with 1,000 idle sessions, in one run. Prints each figure and the ratios.
-#   BENCH_DURATION=20 (seconds per pgbench -S run)  BENCH_CONNECT_DURATION=10  BENCH_IDLE_SESSIONS=1000
+# PostgreSQL benchmark: pgbench through the agent vs. a bare Node TLS pipe vs. pgbouncer vs. direct,
+# alternating, BENCH_ROUNDS times; connect latency; the agent's RSS with 1,000 idle sessions. Prints the
+# proxy CPU per transaction first, then throughput and the ratios, each as median (min–max).
+#   BENCH_DURATION=20 (seconds per pgbench -S run)  BENCH_ROUNDS=3  BENCH_PG_MODE=simple|extended|prepared
+#   BENCH_CONNECT_DURATION=10 (0 skips)  BENCH_IDLE_SESSIONS=1000 (0 skips)
+#   BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles the agent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:/usr/lib/postgresql/15/bin:$PATH"

@@ -1,7 +1,8 @@
 # PostgreSQL engine: benchmark and parser fuzzing.
 .PHONY: bench-postgres fuzz-postgres
 
-# pgbench direct / agent / pgbouncer, connect latency, RSS with 1,000 idle sessions (BENCH_DURATION=20).
+# pgbench agent / node pipe / pgbouncer / direct, alternating (BENCH_ROUNDS=3, BENCH_DURATION=20), connect
+# latency, RSS with 1,000 idle sessions; CPU per transaction first, medians with their spread.
 bench-postgres: deps  ## pgbench direct / agent / pgbouncer, connect latency, idle RSS
 	bash bench/postgres.sh
 
