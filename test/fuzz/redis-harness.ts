@@ -1,7 +1,7 @@
 // The RESP fuzz harness, shared by the unit test (hundreds of cases in `make test`) and
 // bench/fuzz-redis.ts (a million). Three properties:
-//  - valid streams (multibulk with binary args, inline commands; nested replies) parse to exactly what
-//    was encoded, however TCP cuts them;
+//  - valid streams (multibulk with binary args, inline commands; nested replies, RESP2 and RESP3 with
+//    attributes and streamed strings/aggregates) parse to exactly what was encoded, however TCP cuts them;
 //  - any bytes — random, RESP-shaped, or mutated valid streams — either parse or end with a typed
 //    PROTOCOL_ERROR / MESSAGE_TOO_LARGE, so bad input can only ever end its own session;
 //  - what the request parser accepts is what the backend will run: a command's `raw` bytes, parsed
@@ -9,7 +9,18 @@
 import fc from 'fast-check';
 import { typedOnly } from './typed-errors.js';
 import { type RedisCommand, RequestParser } from '../../src/engines/redis/parser.js';
-import { ReplyFramer, type RespValue, decodeReply } from '../../src/engines/redis/reply-parser.js';
+import {
+  ReplyFramer,
+  RespBigNumber,
+  RespDouble,
+  RespError,
+  RespMap,
+  RespPush,
+  RespSet,
+  type RespValue,
+  RespVerbatim,
+  decodeReply,
+} from '../../src/engines/redis/reply-parser.js';
 import { encodeCommand, encodeValue } from '../../src/engines/redis/serializer.js';
 
 const LIMITS = { maxBulk: 4096, maxArgs: 64, maxInline: 512, maxCommand: 64 * 1024 };
@@ -65,8 +76,108 @@ export const replyValue: fc.Arbitrary<RespValue> = fc.letrec<{ v: RespValue }>((
   ),
 })).v;
 
+const ascii = fc.stringMatching(/^[ -~]{0,20}$/);
+
+/** A RESP3 reply as it may arrive (attributes, streamed strings and aggregates) and the value it decodes to. */
+interface Wire {
+  bytes: Buffer;
+  value: RespValue;
+}
+
+const plain = (value: RespValue): Wire => ({ bytes: encodeValue(value, 3), value });
+
+function aggregate(type: string, items: Wire[], streamed: boolean): Wire {
+  const pairs = type === '%';
+  const kept = pairs ? items.slice(0, items.length - (items.length % 2)) : items;
+  const values = kept.map((w) => w.value);
+  const head = streamed ? `${type}?\r\n` : `${type}${pairs ? kept.length / 2 : kept.length}\r\n`;
+  const bytes = Buffer.concat([
+    Buffer.from(head),
+    ...kept.map((w) => w.bytes),
+    Buffer.from(streamed ? '.\r\n' : ''),
+  ]);
+  if (type === '*') return { bytes, value: values };
+  if (type === '~') return { bytes, value: new RespSet(values) };
+  if (type === '>') return { bytes, value: new RespPush(values) };
+  const entries: [RespValue, RespValue][] = [];
+  for (let i = 0; i < values.length; i += 2) entries.push([values[i]!, values[i + 1]!]);
+  return { bytes, value: new RespMap(entries) };
+}
+
+function streamedString(parts: Buffer[]): Wire {
+  const chunks = parts
+    .filter((p) => p.length > 0)
+    .map((p) => Buffer.concat([Buffer.from(`;${p.length}\r\n`), p, Buffer.from('\r\n')]));
+  return {
+    bytes: Buffer.concat([Buffer.from('$?\r\n'), ...chunks, Buffer.from(';0\r\n')]),
+    value: Buffer.concat(parts),
+  };
+}
+
+/** Every RESP3 type, nested, with attributes before replies and streamed forms mixed in. */
+export const wireReply: fc.Arbitrary<Wire> = fc.letrec<{ w: Wire }>((tie) => ({
+  w: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc
+      .oneof(
+        ascii,
+        fc.integer({ min: -1e12, max: 1e12 }),
+        fc.boolean(),
+        binaryArg,
+        fc.constant(null),
+        fc.double().map((d) => new RespDouble(d)),
+        fc.bigInt().map((n) => new RespBigNumber(n)),
+        fc.tuple(fc.constantFrom('txt', 'mkd'), binaryArg).map(([f, t]) => new RespVerbatim(f, t)),
+        fc
+          .tuple(fc.constantFrom('ERR', 'MOVED'), ascii, fc.boolean())
+          .map(([p, t, multiline]) => new RespError(`${p} ${t}${multiline ? '\r\nmore' : ''}`)),
+      )
+      .map(plain),
+    fc.array(binaryArg, { maxLength: 4 }).map(streamedString),
+    fc
+      .tuple(fc.constantFrom('*', '%', '~', '>'), fc.array(tie('w'), { maxLength: 5 }), fc.boolean())
+      .map(([t, items, streamed]) => aggregate(t, items, streamed)),
+    fc.tuple(fc.array(tie('w'), { maxLength: 4 }), tie('w')).map(([attr, reply]) => ({
+      bytes: Buffer.concat([aggregate('%', attr, false).bytes.fill('|', 0, 1), reply.bytes]),
+      value: reply.value,
+    })),
+  ),
+})).w;
+
+/** RESP3 streams frame one frame per reply, decode to their values and encode back to the same values. */
+export function checkReplies3(replies: Wire[], offsets: number[]): void {
+  const frames: Buffer[] = [];
+  const framer = new ReplyFramer((f) => frames.push(f));
+  for (const c of cut(Buffer.concat(replies.map((r) => r.bytes)), offsets)) framer.feed(c);
+  if (frames.length !== replies.length || frames.some((f, i) => !f.equals(replies[i]!.bytes))) {
+    throw new Error(`framed ${frames.length} frames, sent ${replies.length}`);
+  }
+  for (const [i, f] of frames.entries()) {
+    const want = encodeValue(replies[i]!.value, 3);
+    const got = encodeValue(decodeReply(f), 3);
+    if (!got.equals(want))
+      throw new Error(`decoded ${got.toString('latin1')}, sent ${want.toString('latin1')}`);
+    if (!encodeValue(decodeReply(want), 3).equals(want))
+      throw new Error('decode/encode round trip changed a frame');
+  }
+}
+
 const respToken = fc.constantFrom(
   '*',
+  '%',
+  '~',
+  '>',
+  '|',
+  '_',
+  '#',
+  ',',
+  '(',
+  '!',
+  '=',
+  '?',
+  '.',
+  ';',
+  't',
   '$',
   ':',
   '+',
@@ -90,10 +201,18 @@ export const hostileBytes = fc.oneof(
   fc.array(respToken, { maxLength: 60 }).map((t) => Buffer.from(t.join(''))),
 );
 
-/** Valid streams with one byte changed, inserted or removed. */
+/** Valid streams (commands, or RESP3 replies) with one byte changed, inserted or removed. */
 export const mutatedStream = fc
-  .tuple(commandStream, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('flip', 'insert', 'drop'))
-  .map(([{ input }, at, byte, how]) => {
+  .tuple(
+    fc.oneof(
+      commandStream.map((c) => c.input),
+      fc.array(wireReply, { maxLength: 4 }).map((rs) => Buffer.concat(rs.map((r) => r.bytes))),
+    ),
+    fc.nat(),
+    fc.integer({ min: 0, max: 255 }),
+    fc.constantFrom('flip', 'insert', 'drop'),
+  )
+  .map(([input, at, byte, how]) => {
     if (input.length === 0) return Buffer.from([byte]);
     const i = at % input.length;
     if (how === 'flip')
@@ -115,7 +234,7 @@ export function checkCommands(stream: { input: Buffer; expected: Buffer[][] }, o
 
 /** Valid reply trees frame whole and decode back to themselves, under any chunking. */
 export function checkReplies(values: RespValue[], offsets: number[]): void {
-  const encoded = values.map(encodeValue);
+  const encoded = values.map((v) => encodeValue(v));
   const frames: Buffer[] = [];
   const framer = new ReplyFramer((f) => frames.push(f));
   for (const c of cut(Buffer.concat(encoded), offsets)) framer.feed(c);
@@ -157,6 +276,10 @@ export const redisFuzzProperties: [string, (params: fc.Parameters<unknown>) => v
   [
     'valid reply trees',
     (p) => fc.assert(fc.property(fc.array(replyValue, { maxLength: 6 }), offsets, checkReplies), p),
+  ],
+  [
+    'valid RESP3 replies (attributes, streams)',
+    (p) => fc.assert(fc.property(fc.array(wireReply, { maxLength: 6 }), offsets, checkReplies3), p),
   ],
   ['random and RESP-shaped bytes', (p) => fc.assert(fc.property(hostileBytes, offsets, checkHostile), p)],
   ['mutated valid streams', (p) => fc.assert(fc.property(mutatedStream, offsets, checkHostile), p)],

@@ -1,13 +1,29 @@
-// RESP2 writers (agent → client replies, agent → backend commands). Fixed replies are precomputed;
-// everything else is sized first and written into one allocation.
+// RESP writers (agent → client replies, agent → backend commands). Fixed replies are precomputed;
+// everything else is sized first and written into one allocation. Commands are RESP2 whatever the
+// protocol (RESP3 changes only replies); replies the agent writes itself take the client's protocol
+// where RESP3 differs (null, maps, sets, doubles, booleans, pushes).
 import type { DrawbridgeError, ErrorCode } from '../../errors.js';
-import { RespError, type RespValue } from './reply-parser.js';
+import {
+  RespBigNumber,
+  RespDouble,
+  RespError,
+  RespMap,
+  RespPush,
+  RespSet,
+  type RespValue,
+  RespVerbatim,
+} from './reply-parser.js';
+
+/** The protocol a client negotiated with HELLO (2 until it sends `HELLO 3`). */
+export type RespVersion = 2 | 3;
 
 export const OK = Buffer.from('+OK\r\n');
 export const PONG = Buffer.from('+PONG\r\n');
 export const QUEUED = Buffer.from('+QUEUED\r\n');
 export const RESET = Buffer.from('+RESET\r\n');
 export const NULL_BULK = Buffer.from('$-1\r\n');
+/** RESP3's one null, for what RESP2 answers with a nil bulk or nil array. */
+export const NULL = Buffer.from('_\r\n');
 export const EXECABORT = Buffer.from('-EXECABORT Transaction discarded because of previous errors.\r\n');
 export const NOPROTO = Buffer.from('-NOPROTO sorry, this protocol version is not supported.\r\n');
 
@@ -76,18 +92,70 @@ export function encodeCommand(args: readonly (Buffer | string)[]): Buffer {
   return out;
 }
 
-/** Any decoded value back to RESP2 (merged fan-out replies, locally built arrays). */
-export function encodeValue(value: RespValue): Buffer {
+/** The null reply in the client's protocol. */
+export function nullReply(proto: RespVersion): Buffer {
+  return proto === 3 ? NULL : NULL_BULK;
+}
+
+/** `%<pairs>`: a RESP3 map of `pairs` key/value pairs follows (RESP2 clients get `*<2 × pairs>`). */
+export function mapHeader(pairs: number, proto: RespVersion): Buffer {
+  return proto === 3 ? Buffer.from(`%${pairs}\r\n`) : arrayHeader(2 * pairs);
+}
+
+function doubleText(n: number): string {
+  if (Number.isNaN(n)) return 'nan';
+  if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
+  return String(n);
+}
+
+function errorFrame(message: string, proto: RespVersion): Buffer {
+  // A message with line breaks can only travel whole as a RESP3 blob error.
+  if (proto === 3 && /[\r\n]/.test(message)) {
+    return Buffer.concat([Buffer.from(`!${Buffer.byteLength(message)}\r\n`), Buffer.from(message), CRLF]);
+  }
+  return Buffer.from(`-${oneLine(message)}\r\n`);
+}
+
+const CRLF = Buffer.from('\r\n');
+const TRUE = Buffer.from('#t\r\n');
+const FALSE = Buffer.from('#f\r\n');
+
+/**
+ * Any decoded value back to RESP (merged fan-out replies, locally built replies). With `proto` 3 the
+ * RESP3 types are written as such; with 2 (the default) as Redis itself answers RESP2 clients: maps
+ * as flat arrays, sets and pushes as arrays, doubles, big numbers and verbatim strings as bulks,
+ * booleans as 1/0, null as a nil bulk. Attributes were dropped when decoding.
+ */
+export function encodeValue(value: RespValue, proto: RespVersion = 2): Buffer {
   const parts: Buffer[] = [];
+  const aggregate = (type: string, items: RespValue[]): void => {
+    parts.push(proto === 3 ? Buffer.from(`${type}${items.length}\r\n`) : arrayHeader(items.length));
+    items.forEach(walk);
+  };
   const walk = (v: RespValue): void => {
-    if (v === null) parts.push(NULL_BULK);
+    if (v === null) parts.push(nullReply(proto));
     else if (typeof v === 'number') parts.push(integerReply(v));
     else if (typeof v === 'string') parts.push(simpleString(v));
+    else if (typeof v === 'boolean') parts.push(proto === 3 ? (v ? TRUE : FALSE) : integerReply(v ? 1 : 0));
     else if (Buffer.isBuffer(v)) parts.push(bulkReply(v));
-    else if (v instanceof RespError) parts.push(Buffer.from(`-${oneLine(v.message)}\r\n`));
-    else {
-      parts.push(arrayHeader(v.length));
-      v.forEach(walk);
+    else if (Array.isArray(v)) aggregate('*', v);
+    else if (v instanceof RespError) parts.push(errorFrame(v.message, proto));
+    else if (v instanceof RespMap) {
+      parts.push(mapHeader(v.entries.length, proto));
+      for (const [k, x] of v.entries) {
+        walk(k);
+        walk(x);
+      }
+    } else if (v instanceof RespSet) aggregate('~', v.items);
+    else if (v instanceof RespPush) aggregate('>', v.items);
+    else if (v instanceof RespDouble) {
+      const text = doubleText(v.value);
+      parts.push(proto === 3 ? Buffer.from(`,${text}\r\n`) : bulkReply(text));
+    } else if (v instanceof RespBigNumber) {
+      parts.push(proto === 3 ? Buffer.from(`(${v.value}\r\n`) : bulkReply(String(v.value)));
+    } else if (v instanceof RespVerbatim) {
+      if (proto === 2) parts.push(bulkReply(v.text));
+      else parts.push(Buffer.concat([Buffer.from(`=${v.text.length + 4}\r\n${v.format}:`), v.text, CRLF]));
     }
   };
   walk(value);

@@ -3,19 +3,35 @@
 import type { TLSSocket } from 'node:tls';
 import {
   ReplyFramer,
+  RespBigNumber,
+  RespDouble,
   RespError,
+  RespMap,
+  RespPush,
+  RespSet,
   type RespValue,
+  RespVerbatim,
   decodeReply,
 } from '../../../src/engines/redis/reply-parser.js';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 
-/** A reply as text: `+OK` → 'OK', `-ERR x` → '-ERR x', bulks as UTF-8, arrays as arrays. */
-export type Shown = string | number | null | Shown[];
+/**
+ * A reply as text: `+OK` → 'OK', `-ERR x` → '-ERR x', bulks as UTF-8, arrays as arrays; RESP3 maps as
+ * flat key/value arrays, sets as arrays, pushes as `{ push: [...] }`, doubles as numbers, big numbers
+ * and verbatim strings as strings.
+ */
+export type Shown = string | number | boolean | null | Shown[] | { push: Shown[] };
 
 export function show(v: RespValue): Shown {
   if (v instanceof RespError) return `-${v.message}`;
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   if (Array.isArray(v)) return v.map(show);
+  if (v instanceof RespMap) return v.entries.flat().map(show);
+  if (v instanceof RespSet) return v.items.map(show);
+  if (v instanceof RespPush) return { push: v.items.map(show) };
+  if (v instanceof RespDouble) return v.value;
+  if (v instanceof RespBigNumber) return String(v.value);
+  if (v instanceof RespVerbatim) return v.text.toString('utf8');
   return v;
 }
 

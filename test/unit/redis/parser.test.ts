@@ -49,6 +49,12 @@ const cases: Case[] = [
     commands: [['PING'], ['ECHO', 'x']],
   },
   {
+    // RESP3 changes only replies: from a client, Redis reads these lines as inline commands too.
+    name: 'RESP3 type bytes at the start of a line are inline words',
+    input: Buffer.from('%1\r\n~2 a\r\n>1\r\n|1\r\n_\r\n'),
+    commands: [['%1'], ['~2', 'a'], ['>1'], ['|1'], ['_']],
+  },
+  {
     name: 'unicode name folds ASCII only',
     input: resp('gEt', 'ключ'),
     commands: [['gEt', 'ключ']],
@@ -127,6 +133,11 @@ describe('RequestParser', () => {
     ['closing quote glued', 'SET "a"b\r\n', 'unbalanced quotes'],
     ['NUL in inline', 'GET a\0b\r\n', 'unbalanced quotes'],
     ['too many args', '*2000000\r\n', 'invalid multibulk length'],
+    // Client → server framing stays RESP2 under HELLO 3: no RESP3 types or streams inside a command.
+    ['RESP3 map argument', '*1\r\n%1\r\n', "expected '$', got '%'"],
+    ['RESP3 verbatim argument', '*1\r\n=5\r\ntxt:x\r\n', "expected '$', got '='"],
+    ['streamed command', '*?\r\n$3\r\nGET\r\n.\r\n', 'invalid multibulk length'],
+    ['streamed argument', '*1\r\n$?\r\n;3\r\nGET\r\n;0\r\n', 'invalid bulk length'],
   ];
   for (const [name, input, message] of errors) {
     it(`rejects ${name}`, () => {

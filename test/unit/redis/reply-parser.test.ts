@@ -1,6 +1,7 @@
-// Reply framer: table-driven frames, each stream cut at every byte offset; decoding of every type.
+// Reply framer: table-driven frames (RESP2 and RESP3), each stream cut at every byte offset; decoding
+// of every RESP2 type (RESP3 values, limits and malformed input: reply-resp3.test.ts).
 import { describe, expect, it } from 'vitest';
-import { ReplyFramer, RespError, decodeReply } from '../../../src/engines/redis/reply-parser.js';
+import { ReplyFramer, RespError, decodeReply, isPushFrame } from '../../../src/engines/redis/reply-parser.js';
 import { encodeValue } from '../../../src/engines/redis/serializer.js';
 
 const frames: [string, string][] = [
@@ -18,6 +19,38 @@ const frames: [string, string][] = [
   ['nested arrays', '*2\r\n*2\r\n:1\r\n*1\r\n$1\r\nx\r\n*0\r\n'],
   ['array with nil and error', '*3\r\n$-1\r\n-ERR x\r\n*-1\r\n'],
   ['pubsub message', '*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\nhey\r\n'],
+  // RESP3
+  ['null', '_\r\n'],
+  ['true', '#t\r\n'],
+  ['false', '#f\r\n'],
+  ['double', ',3.14\r\n'],
+  ['double -inf', ',-inf\r\n'],
+  ['big number', '(3492890328409238509324850943850943825024385\r\n'],
+  ['blob error', '!21\r\nSYNTAX invalid syntax\r\n'],
+  ['blob error with CRLF inside', '!10\r\nERR a\r\nb c\r\n'],
+  ['verbatim', '=15\r\ntxt:Some string\r\n'],
+  ['map', '%2\r\n+first\r\n:1\r\n$6\r\nsecond\r\n,2.5\r\n'],
+  ['empty map', '%0\r\n'],
+  ['map with aggregate keys', '%1\r\n*2\r\n:1\r\n:2\r\n~1\r\n#t\r\n'],
+  ['set', '~3\r\n+a\r\n:1\r\n_\r\n'],
+  ['push message', '>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$3\r\nhey\r\n'],
+  ['push invalidate', '>2\r\n$10\r\ninvalidate\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n'],
+  ['push invalidate all', '>2\r\n$10\r\ninvalidate\r\n_\r\n'],
+  ['nested maps in a push', '>2\r\n+x\r\n%1\r\n+k\r\n%2\r\n+a\r\n~1\r\n:1\r\n+b\r\n%0\r\n'],
+  [
+    'attribute before a reply',
+    '|1\r\n+key-popularity\r\n%2\r\n$1\r\na\r\n,0.1923\r\n$1\r\nb\r\n,0.0012\r\n*2\r\n:2039123\r\n:9543892\r\n',
+  ],
+  ['empty attribute before a scalar', '|0\r\n:1\r\n'],
+  ['two attributes before a reply', '|1\r\n+a\r\n:1\r\n|1\r\n+b\r\n*1\r\n:2\r\n+OK\r\n'],
+  ['attribute inside an array', '*2\r\n|1\r\n+ttl\r\n:3600\r\n$1\r\nv\r\n:5\r\n'],
+  ['attribute before a push', '|1\r\n+a\r\n:1\r\n>2\r\n+pong\r\n$0\r\n\r\n'],
+  ['streamed string', '$?\r\n;4\r\nHell\r\n;5\r\no wor\r\n;1\r\nd\r\n;0\r\n'],
+  ['empty streamed string', '$?\r\n;0\r\n'],
+  ['streamed array', '*?\r\n:1\r\n:2\r\n:3\r\n.\r\n'],
+  ['streamed map', '%?\r\n+a\r\n:1\r\n+b\r\n%?\r\n.\r\n.\r\n'],
+  ['nested streams', '*?\r\n~?\r\n.\r\n$?\r\n;1\r\nx\r\n;0\r\n>?\r\n:1\r\n.\r\n*0\r\n.\r\n'],
+  ['attribute in a stream', '~?\r\n|1\r\n+a\r\n:1\r\n:2\r\n.\r\n'],
 ];
 
 function frame(stream: Buffer[]): string[] {
@@ -61,7 +94,18 @@ describe('ReplyFramer', () => {
   });
 
   it('rejects an unknown type byte', () => {
-    expect(() => frame([Buffer.from('%1\r\n')])).toThrow(/unknown type byte 0x25/);
+    expect(() => frame([Buffer.from('@1\r\n')])).toThrow(/unknown type byte 0x40/);
+  });
+
+  it('tells pushes from replies, an attribute before a push included', () => {
+    const pushes = frames.filter(([, f]) => isPushFrame(Buffer.from(f, 'latin1'))).map(([name]) => name);
+    expect(pushes).toEqual([
+      'push message',
+      'push invalidate',
+      'push invalidate all',
+      'nested maps in a push',
+      'attribute before a push',
+    ]);
   });
 
   it('decodes every type and round-trips through encodeValue', () => {
