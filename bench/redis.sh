@@ -8,6 +8,8 @@
 #   agent-plainbe  redis-benchmark ═TLS═▶ agent ──plain──▶ Redis (same backend hop as nutcracker)
 #   node-tls-pipe  redis-benchmark ═TLS═▶ bare Node byte pipe ═TLS═▶ Redis (no parsing, rules or audit):
 #                  the floor of any Node proxy with both hops encrypted, to read the agent's numbers against
+#   direct-tls-resp3, agent-resp3   the direct-tls and agent runs again with redis-benchmark -3 (HELLO 3 on
+#                  every connection, RESP3 replies); agent-resp3 is skipped while the agent lacks RESP3
 # The agent always requires TLS from clients, so its fair baselines are direct-tls (same client hop) and
 # nutcracker (a proxy hop); both are printed. Then bench/redis-cluster.sh, when present, runs the
 # Redis Cluster part. Usage: bash bench/redis.sh  (after `make build`; `make bench-redis` does both).
@@ -52,15 +54,25 @@ declare -A ARGS=(
   [agent-plainbe]="-p $AGENT_PLAIN_BACKEND_PORT ${AGENT_TLS[*]}"
   [node-tls-pipe]="-p $PIPE_PORT -a $REDIS_PASSWORD --tls --cacert $CLIENT_CA"
 )
-TARGETS=(direct-plain direct-tls nutcracker node-tls-pipe agent agent-plainbe)
+TARGETS=(direct-plain direct-tls nutcracker node-tls-pipe agent agent-plainbe direct-tls-resp3)
+ARGS[direct-tls-resp3]="${ARGS[direct-tls]} -3"
+ARGS[agent-resp3]="${ARGS[agent]} -3"
+# shellcheck disable=SC2086
+if redis-cli -h 127.0.0.1 ${ARGS[agent]} HELLO 3 2>&1 | grep -qx 'proto 3'; then
+  TARGETS+=(agent-resp3)
+  RESP3_ROW=""
+else
+  RESP3_ROW="agent-resp3: skipped: agent lacks RESP3 (HELLO 3 not answered with proto 3)"
+fi
 
 # The proxy process whose CPU each target's run is charged (direct targets have no proxy).
-declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$ENV_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID)
+declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$ENV_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID [agent-resp3]=$ENV_PID)
 run_benchmarks "${TARGETS[@]}"
 
 echo
 echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cores, shared; numbers are indicative)"
-print_results 14 proxy_cpu_us/op
+print_results 16 proxy_cpu_us/op
+if [ -n "$RESP3_ROW" ]; then echo "$RESP3_ROW"; fi
 echo
 echo "ratios (agent = TLS client hop + TLS backend hop, audit on; targets: -P16 >= 0.85 direct and >= 1.0 nutcracker; -P1 p99 <= 1.2 nutcracker)"
 print_ratios '
@@ -72,6 +84,10 @@ print_ratios '
         p, t, a, rps[k] / rps["direct-tls "p" "t], rps[k] / rps["direct-plain "p" "t], \
         rps[k] / rps["nutcracker "p" "t], rps[k] / rps["node-tls-pipe "p" "t], p99[k] / p99["nutcracker "p" "t]
     }
+    k = "agent-resp3 "p" "t
+    if (k in rps)
+      printf "-P%-2s %-3s %-13s ops/s vs direct-tls-resp3 %.2f, agent (RESP2) %.2f\n", \
+        p, t, "agent-resp3", rps[k] / rps["direct-tls-resp3 "p" "t], rps[k] / rps["agent "p" "t]
   }'
 
 # ---- Redis Cluster part: bench/redis-cluster.sh (owned by the cluster engine) runs here when present.
