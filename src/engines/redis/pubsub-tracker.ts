@@ -26,11 +26,17 @@ const CHANGES: Record<string, [SubscriptionKind, boolean]> = {
 /** The subscribe family (standalone and cluster): the commands, and the types of their confirmation frames. */
 export const SUBSCRIBE_COMMANDS: ReadonlySet<string> = new Set(Object.keys(CHANGES));
 
+/** `prefix` (a RESP2 array header and more) starts `frame`, as an array (RESP2) or a push (RESP3 `>`). */
 function startsWith(frame: Buffer, prefix: Buffer): boolean {
-  return frame.length > prefix.length && frame.compare(prefix, 0, prefix.length, 0, prefix.length) === 0;
+  const t = frame[0];
+  return (
+    frame.length > prefix.length &&
+    (t === 0x2a || t === 0x3e) && // `*` or `>`
+    frame.compare(prefix, 1, prefix.length, 1, prefix.length) === 0
+  );
 }
 
-/** A message/pmessage/smessage push, told by its raw bytes: relaying a message decodes nothing. */
+/** A message/pmessage/smessage push (RESP2 or RESP3), told by its raw bytes: relaying decodes nothing. */
 export function isMessagePush(frame: Buffer): boolean {
   return startsWith(frame, MESSAGE) || startsWith(frame, PMESSAGE) || startsWith(frame, SMESSAGE);
 }

@@ -239,6 +239,36 @@ describe('RoutedSend', () => {
     expect(s.refused).toEqual(kind);
   });
 
+  // RESP3 connections may carry blob errors (`!len text`): the same words get the same treatment.
+  const blob = (text: string) => `!${Buffer.byteLength(text)}\r\n${text}\r\n`;
+
+  it('a blob-error MOVED (RESP3) to a listed node is followed like a simple one', async () => {
+    const s = setup({ 'a:1': [blob('MOVED 100 b:2')], 'b:2': [',1.5\r\n'] });
+    expect(await s.send()).toBe(',1.5\r\n');
+    expect(s.owner()).toBe('b:2');
+  });
+
+  it('a blob-error ASK to an address no shape lists: refused, never dialled', async () => {
+    const s = setup({ 'a:1': [blob('ASK 100 evil:9')], 'evil:9': ['+OK\r\n'] }, { named: [] });
+    expect(await s.send()).toMatch(/^TRYAGAIN .*evil:9/);
+    expect(s.dialled).toEqual(['a:1']);
+    expect(s.seen('evil:9')).toEqual([]);
+  });
+
+  it.each(['MOVED 100 b:2', 'ASK 100 evil:9', 'TRYAGAIN made up'])(
+    'a script answering the blob error %j: passed on verbatim, not followed, not re-run',
+    async (text) => {
+      const s = setup(
+        { 'a:1': Array<Answer>(5).fill(blob(text)), 'b:2': [], 'evil:9': [] },
+        { named: ['b:2'] },
+      );
+      expect(await s.send(true, encodeCommand(['FCALL', 'f', '1', 'k']))).toBe(blob(text));
+      expect(s.dialled).toEqual(['a:1']);
+      expect(s.seen('a:1')).toEqual(['FCALL']);
+      expect(s.refused).toHaveLength(1);
+    },
+  );
+
   it('a script the node never received (connection refused) is still retried: it cannot have run', async () => {
     const s = setup({ 'a:1': ['refused', ':1\r\n'] });
     expect(await s.send(false, encodeCommand(['EVAL', 'return 1', '0']))).toBe(':1\r\n');

@@ -3,7 +3,7 @@
 // merged by the response policy. SCAN walks the masters one after another behind one cursor.
 import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
-import { arrayHeader, bulkReply, encodeCommand } from '../serializer.js';
+import { type RespVersion, arrayHeader, bulkReply, encodeCommand } from '../serializer.js';
 import { findCrlf, parseRespInt } from '../chunk-buffer.js';
 import type { CommandRules } from './command-rules.js';
 import { type Reply, mergeReplies } from './merge.js';
@@ -13,6 +13,8 @@ import { type Done, type Lane, RoutedSend, type SendContext } from './sender.js'
 export interface FanOutTarget {
   ctx: SendContext;
   lane: Lane;
+  /** What the lane's connections speak: replies come, and the merged one goes, in it. */
+  proto: RespVersion;
 }
 
 /** Sends `raw` to each node of the policy and merges the replies into one `done`. */
@@ -36,7 +38,7 @@ export function fanOut(t: FanOutTarget, rules: CommandRules, raw: Buffer, done: 
       lane: t.lane,
       done: (reply) => {
         replies[i] = reply;
-        if (--left === 0) done(mergeReplies(rules.responsePolicy, replies, labels));
+        if (--left === 0) done(mergeReplies(rules.responsePolicy, replies, labels, t.proto));
       },
     });
     ok = send.start() && ok;

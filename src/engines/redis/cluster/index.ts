@@ -9,6 +9,8 @@
 //               Topology (topology.ts, CLUSTER SHARDS/SLOTS + MOVED, epoch)     per node (node-connection.ts)
 //               CommandRules (command-rules.ts, key specs + tips from COMMAND)
 //
+// RESP2 and RESP3 sessions never share a node connection (protocol.ts): a pool per login and protocol.
+//
 // Only nodes the cluster names are ever dialled: a MOVED/ASK is a hint checked against the shape
 // (redirect.ts), and one answering a script or function goes to the client unfollowed — as does its
 // TRYAGAIN/CLUSTERDOWN/LOADING, never retried: a retry would run the script, and its writes, again.
@@ -17,10 +19,11 @@
 // SLOTS (topology; any one logged-in user will do, the first session's is used), plus what their
 // clients run. A node that stops answering fails its commands after spec.redis.commandTimeout
 // (hung-nodes.ts). Differences from one server, by necessity: WAIT's timeout is capped at 1 s (it
-// holds a shared connection, and must: see MAX_WAIT_MS in router.ts); MONITOR, CLIENT
-// TRACKING/CACHING/NO-EVICT/NO-TOUCH are refused (connection state on shared connections); SCAN's guarantee holds while slots do not move during the scan;
-// cross-slot MSET/DEL/... are not atomic across slots; a transaction or subscription begun before an
-// AUTH finishes as the user that began it.
+// holds a shared connection, and must: see MAX_WAIT_MS in blocking.ts); MONITOR, CLIENT
+// NO-EVICT/NO-TOUCH are refused (connection state on shared connections); CLIENT TRACKING (RESP3)
+// moves the session to node connections of its own (tracking.ts); SCAN's guarantee holds while
+// slots do not move during the scan; cross-slot MSET/DEL/... are not atomic across slots; a
+// transaction or subscription begun before an AUTH finishes as the user that began it.
 import { errorMessage } from '../../../errors.js';
 import type { Router, RouterOptions, Routers } from '../router.js';
 import { ClusterRouter } from './router.js';

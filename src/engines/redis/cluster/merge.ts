@@ -1,26 +1,40 @@
 // Combining the replies of one command sent to several nodes, by the response policy Redis publishes
 // in its command tips. Replies stay raw frames where possible: concatenating KEYS results only
-// rewrites the array header.
+// rewrites the array header. Replies come in the session's protocol (its connections speak it), and
+// the merged reply goes out in it: RESP3 sets are united, maps joined, doubles and booleans
+// aggregated as what they are, verbatim text labelled per node like RESP2's bulk text.
 import { findCrlf, parseRespInt } from '../chunk-buffer.js';
-import { type RespValue, decodeReply } from '../reply-parser.js';
+import { RespDouble, RespMap, RespSet, type RespValue, RespVerbatim, decodeReply } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
-import { arrayHeader, bulkReply, encodeValue, integerReply } from '../serializer.js';
+import { type RespVersion, arrayHeader, bulkReply, encodeValue } from '../serializer.js';
 import type { ResponsePolicy } from './command-rules.js';
+import { isErrorFrame } from './protocol.js';
 
 export type Reply = Buffer | RedisReplyError;
 
 export function isErrorReply(r: Reply): boolean {
-  return !Buffer.isBuffer(r) || r[0] === 0x2d; // '-'
+  return !Buffer.isBuffer(r) || isErrorFrame(r);
 }
 
 const NULL_ARRAY = Buffer.from('*-1\r\n');
 
+const enum Byte {
+  Array = 0x2a, // *
+  Set = 0x7e, // ~
+  Map = 0x25, // %
+}
+
 /**
- * One reply for the client. `labels` name the node each reply came from (for `special` text replies
- * such as INFO). Without a policy, Redis asks clients to aggregate: arrays are concatenated (KEYS,
- * SLOWLOG GET), anything else takes the first non-null reply (RANDOMKEY).
+ * One reply for the client. `labels` name the node each reply came from (for `special` replies such
+ * as INFO). Without a policy, Redis asks clients to aggregate: arrays are concatenated (KEYS,
+ * SLOWLOG GET), sets united, maps joined, anything else takes the first non-null reply (RANDOMKEY).
  */
-export function mergeReplies(policy: ResponsePolicy | undefined, replies: Reply[], labels: string[]): Reply {
+export function mergeReplies(
+  policy: ResponsePolicy | undefined,
+  replies: Reply[],
+  labels: string[],
+  proto: RespVersion = 2,
+): Reply {
   const firstError = replies.find(isErrorReply);
   switch (policy) {
     case 'one_succeeded':
@@ -32,17 +46,26 @@ export function mergeReplies(policy: ResponsePolicy | undefined, replies: Reply[
     case 'agg_max':
     case 'agg_logical_and':
     case 'agg_logical_or':
-      return firstError ?? aggregate(policy, replies as Buffer[]);
+      return firstError ?? aggregate(policy, replies as Buffer[], proto);
     case 'special':
-      return firstError ?? labelled(replies as Buffer[], labels);
-    default:
+      return firstError ?? labelled(replies as Buffer[], labels, proto);
+    default: {
       if (firstError) return firstError;
-      if (replies.every((r) => (r as Buffer)[0] === 0x2a)) return concatArrays(replies as Buffer[]);
-      return replies.find((r) => !isNull(r as Buffer)) ?? replies[0]!;
+      const frames = replies as Buffer[];
+      const type = frames[0]![0];
+      if (frames.every((f) => f[0] === type)) {
+        if (type === Byte.Array) return concatArrays(frames);
+        if (type === Byte.Set) return unite(frames);
+        if (type === Byte.Map) return join(frames);
+      }
+      return frames.find((r) => !isNull(r)) ?? frames[0]!;
+    }
   }
 }
 
+/** `$-1`, `*-1` or RESP3's `_`. */
 function isNull(frame: Buffer): boolean {
+  if (frame.length === 3) return frame[0] === 0x5f; // `_\r\n`
   return frame.length === 5 && frame[1] === 0x2d && frame[2] === 0x31; // `$-1\r\n` or `*-1\r\n`
 }
 
@@ -62,6 +85,34 @@ export function concatArrays(frames: readonly Buffer[]): Buffer {
   return Buffer.concat([arrayHeader(count), ...bodies]);
 }
 
+/** RESP3 sets from several nodes: one set, each member once (compared by its encoding). */
+function unite(frames: readonly Buffer[]): Buffer {
+  const seen = new Map<string, RespValue>();
+  for (const f of frames) {
+    const v = decodeReply(f);
+    if (!(v instanceof RespSet)) continue;
+    for (const item of v.items) {
+      const key = encodeValue(item, 3).toString('latin1');
+      if (!seen.has(key)) seen.set(key, item);
+    }
+  }
+  return encodeValue(new RespSet([...seen.values()]), 3);
+}
+
+/** RESP3 maps from several nodes: one map; a key two nodes both answer keeps the first node's value. */
+function join(frames: readonly Buffer[]): Buffer {
+  const seen = new Map<string, [RespValue, RespValue]>();
+  for (const f of frames) {
+    const v = decodeReply(f);
+    if (!(v instanceof RespMap)) continue;
+    for (const entry of v.entries) {
+      const key = encodeValue(entry[0], 3).toString('latin1');
+      if (!seen.has(key)) seen.set(key, entry);
+    }
+  }
+  return encodeValue(new RespMap([...seen.values()]), 3);
+}
+
 function combine(policy: ResponsePolicy, a: number, b: number): number {
   switch (policy) {
     case 'agg_min':
@@ -77,38 +128,67 @@ function combine(policy: ResponsePolicy, a: number, b: number): number {
   }
 }
 
-/** Integers, or arrays of integers element by element (SCRIPT EXISTS). */
-function aggregate(policy: ResponsePolicy, frames: Buffer[]): Reply {
+/** A number-like reply element as a number; undefined for anything else. */
+function numeric(v: RespValue | undefined): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (v instanceof RespDouble) return v.value;
+  return undefined;
+}
+
+/** `n` in the type `like` came as: integer, RESP3 boolean or RESP3 double. */
+function asTypeOf(like: RespValue | undefined, n: number): RespValue {
+  if (typeof like === 'boolean') return n !== 0;
+  if (like instanceof RespDouble) return new RespDouble(n);
+  return n;
+}
+
+/** Integers, booleans or doubles, or arrays of them element by element (SCRIPT EXISTS). */
+function aggregate(policy: ResponsePolicy, frames: Buffer[], proto: RespVersion): Reply {
   const values = frames.map(decodeReply);
   const first = values[0];
-  if (typeof first === 'number') {
-    let acc = first;
-    for (const v of values.slice(1)) acc = combine(policy, acc, typeof v === 'number' ? v : 0);
-    return integerReply(acc);
+  const start = numeric(first);
+  if (start !== undefined) {
+    let acc = start;
+    for (const v of values.slice(1)) acc = combine(policy, acc, numeric(v) ?? 0);
+    return encodeValue(asTypeOf(first, acc), proto);
   }
   if (Array.isArray(first)) {
-    const acc = first.map((v) => (typeof v === 'number' ? v : 0));
+    const acc = first.map((v) => numeric(v) ?? 0);
     for (const v of values.slice(1)) {
       if (!Array.isArray(v)) continue;
-      for (let i = 0; i < acc.length; i++) acc[i] = combine(policy, acc[i]!, Number(v[i] ?? 0));
+      for (let i = 0; i < acc.length; i++) acc[i] = combine(policy, acc[i]!, numeric(v[i]) ?? 0);
     }
-    return encodeValue(acc);
+    return encodeValue(
+      acc.map((n, i) => asTypeOf(first[i], n)),
+      proto,
+    );
   }
   return new RedisReplyError('ERR', `cannot aggregate replies of this shape across cluster nodes`);
 }
 
+/** Bulk text (RESP2) or verbatim text (RESP3 INFO, MEMORY DOCTOR, LATENCY DOCTOR). */
+function textOf(v: RespValue): Buffer | undefined {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof RespVerbatim) return v.text;
+  return undefined;
+}
+
 /**
  * `special` replies the agent cannot combine generically: text (INFO, MEMORY DOCTOR) becomes one text
- * with a `# Node host:port` line before each node's part; anything else an array of [node, reply].
+ * with a `# Node host:port` line before each node's part (verbatim `txt` in RESP3, as the nodes
+ * answered); anything else (MEMORY STATS, LATENCY LATEST) an array of [node, reply], replies kept in
+ * the session's protocol (maps stay maps in RESP3).
  */
-function labelled(frames: Buffer[], labels: string[]): Buffer {
+function labelled(frames: Buffer[], labels: string[], proto: RespVersion): Buffer {
   const values = frames.map(decodeReply);
-  if (values.every((v) => Buffer.isBuffer(v))) {
-    const text = values
-      .map((v, i) => `# Node ${labels[i]}\r\n${(v as Buffer).toString('utf8')}`)
-      .join('\r\n');
-    return bulkReply(text);
+  const texts = values.map(textOf);
+  if (texts.every((t) => t !== undefined)) {
+    const text = texts.map((t, i) => `# Node ${labels[i]}\r\n${t!.toString('utf8')}`).join('\r\n');
+    return values.every((v) => v instanceof RespVerbatim) && proto === 3
+      ? encodeValue(new RespVerbatim('txt', Buffer.from(text)), 3)
+      : bulkReply(text);
   }
   const pairs: RespValue[] = values.map((v, i) => [Buffer.from(labels[i]!), v]);
-  return encodeValue(pairs);
+  return encodeValue(pairs, proto);
 }

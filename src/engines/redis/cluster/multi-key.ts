@@ -6,7 +6,7 @@
 // CROSSSLOT error instead.
 import { decodeReply, type RespValue } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
-import { encodeValue } from '../serializer.js';
+import { type RespVersion, encodeValue } from '../serializer.js';
 import type { ResponsePolicy } from './command-rules.js';
 import { keySlot } from './key-slot.js';
 import { type Reply, isErrorReply, mergeReplies } from './merge.js';
@@ -53,8 +53,9 @@ export function mergeSplit(
   groups: readonly SlotGroup[],
   replies: readonly Reply[],
   unitCount: number,
+  proto: RespVersion = 2,
 ): Reply {
-  if (policy !== undefined) return mergeReplies(policy, [...replies], []);
+  if (policy !== undefined) return mergeReplies(policy, [...replies], [], proto);
   const failed = replies.find(isErrorReply);
   if (failed) return failed;
   const out = new Array<RespValue>(unitCount).fill(null);
@@ -64,5 +65,5 @@ export function mergeSplit(
       return new RedisReplyError('ERR', 'unexpected reply shape from a cluster node');
     groups[g]!.units.forEach((unit, j) => (out[unit] = values[j] ?? null));
   }
-  return encodeValue(out);
+  return encodeValue(out, proto);
 }

@@ -2,10 +2,13 @@
 // leave in one write, and replies are matched to them first-in first-out. It exists before its socket
 // does, so commands for a node being connected queue here instead of in every caller; a failed
 // connect fails them as "not sent" (safe to retry elsewhere), a connection lost later fails what was
-// written as "sent" (it may have run) and what was still queued as "not sent".
+// written as "sent" (it may have run) and what was still queued as "not sent". A RESP3 connection
+// says HELLO 3 before anything else, and its answer is consumed here.
 import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import { ReplyFramer } from '../reply-parser.js';
+import type { RespVersion } from '../serializer.js';
+import { HELLO_3, errorText, isErrorFrame, isPush } from './protocol.js';
 
 /** Why a command got no reply: `sent` says whether the node may have run it. */
 export class NodeUnavailable {
@@ -39,6 +42,10 @@ export class NodeConnection {
   progress = 0;
   /** How long a reply may take here, when not the command timeout (blocking commands); 0: no limit. */
   replyLimitMs: number | undefined;
+  /** HELLO 3 is written and its answer not read yet. */
+  private helloPending = false;
+  /** Where RESP3 pushes on a plain connection go (a session's tracking connection); else dropped. */
+  private pushes: ((frame: Buffer) => void) | undefined;
 
   constructor(
     /** Topology node id this connection serves. */
@@ -48,8 +55,14 @@ export class NodeConnection {
     connecting: Promise<Socket>,
     /** When set, every frame goes here instead of to a command handler (pub/sub connections). */
     private readonly frames?: (frame: Buffer) => void,
+    /** The protocol every reply on this connection comes in (the sessions it serves speak it). */
+    readonly protocol: RespVersion = 2,
   ) {
     this.framer = new ReplyFramer((frame) => this.onFrame(frame));
+    if (protocol === 3) {
+      this.helloPending = true;
+      this.write(HELLO_3);
+    }
     connecting.then(
       (socket) => this.attach(socket),
       (err: unknown) => this.fail(asDrawbridgeError(err, this.label), false),
@@ -108,6 +121,11 @@ export class NodeConnection {
   onDrain(fn: () => void): void {
     if (this.dead || !this.socket || !this.socket.writableNeedDrain) process.nextTick(fn);
     else this.drainWaiters.push(fn);
+  }
+
+  /** Takes this connection's RESP3 pushes (tracking invalidations), which answer no command. */
+  onPush(fn: (frame: Buffer) => void): void {
+    this.pushes = fn;
   }
 
   onClose(fn: () => void): void {
@@ -198,8 +216,29 @@ export class NodeConnection {
   }
 
   private onFrame(frame: Buffer): void {
+    if (this.helloPending) {
+      this.helloPending = false;
+      if (isErrorFrame(frame)) {
+        const why = errorText(frame);
+        this.fail(
+          new DrawbridgeError(
+            'BACKEND_UNREACHABLE',
+            `cluster node ${this.label} refused HELLO 3: ${why}`,
+            'RESP3 needs Redis 6 or later on every node; until then connect with RESP2 (no HELLO 3)',
+          ),
+          true,
+        );
+      }
+      return;
+    }
     if (this.frames) {
       this.frames(frame);
+      return;
+    }
+    // A push answers no command: matched to a handler it would hand every later reply to the wrong
+    // command, possibly another session's. Only a session's own tracking connection expects any.
+    if (isPush(frame)) {
+      this.pushes?.(frame);
       return;
     }
     if (this.head >= this.handlers.length) {

@@ -1,4 +1,5 @@
-// Backend connections of one database login (user + credential) to every cluster node.
+// Backend connections of one database login (user + credential) and protocol (RESP2 or RESP3) to
+// every cluster node: a RESP3 session's replies are shaped for RESP3 clients only (protocol.ts).
 //
 // Pooling, and why:
 // - Plain commands of every session logged in as the same database user share ONE pipelined
@@ -19,6 +20,7 @@ import type { Socket } from 'node:net';
 import { DrawbridgeError } from '../../../errors.js';
 import { Reauth, type Renew, expiryOf } from '../reauth.js';
 import type { BackendLogin } from '../router.js';
+import type { RespVersion } from '../serializer.js';
 import { NodeConnection, NodeUnavailable } from './node-connection.js';
 
 /** Connects and logs in to one node (the backend-auth module does the work). */
@@ -42,6 +44,8 @@ export class LoginPool {
     private readonly label: (node: number) => string,
     /** Fresh credentials for rotating logins; without it connections use `login` as it is. */
     private readonly renew?: Renew,
+    /** What every connection of this pool speaks (HELLO 3 after login for RESP3). */
+    readonly protocol: RespVersion = 2,
   ) {}
 
   get isClosed(): boolean {
@@ -52,7 +56,7 @@ export class LoginPool {
   private open(node: number, frames?: (frame: Buffer) => void): NodeConnection {
     const login = this.freshLogin();
     const socket = login.then((l) => this.connector(node, l));
-    const c = new NodeConnection(node, this.label(node), socket, frames);
+    const c = new NodeConnection(node, this.label(node), socket, frames, this.protocol);
     const renew = this.renew;
     if (renew && !frames) {
       const reauth = new Reauth({

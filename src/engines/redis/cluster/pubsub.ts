@@ -8,13 +8,23 @@
 // Confirmations are rebuilt by the agent so their counts are the session's totals, as one server
 // would report them; messages are relayed as received. A lost connection is re-established and
 // re-subscribed; if that keeps failing past the retry budget, the session ends with the reason.
+// RESP3: confirmations and messages are pushes, and a subscribed session may run any command (the
+// router routes them as usual; only the subscribe family comes here).
 import { DrawbridgeError } from '../../../errors.js';
 import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
-import { encodeCommand, encodeValue } from '../serializer.js';
+import {
+  type RespVersion,
+  bulkReply,
+  encodeCommand,
+  encodeValue,
+  integerReply,
+  nullReply,
+} from '../serializer.js';
 import { keySlot } from './key-slot.js';
 import { NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
+import { messageFor } from './protocol.js';
 import { confirmRedirect, parseRedirect } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
 import { type LinkEvents, type LinkOutcome, SubscriberLink } from './subscriber-link.js';
@@ -29,8 +39,16 @@ export interface PubSubHost {
 
 const MAX_MOVES = 5;
 
-function confirm(type: string, channel: Buffer | null, count: number): Buffer {
-  return encodeValue([Buffer.from(type), channel, count]);
+const HEADERS: Record<RespVersion, Buffer> = { 2: Buffer.from('*3\r\n'), 3: Buffer.from('>3\r\n') };
+
+/** `subscribe ch n` as the session's protocol has it: an array (RESP2) or a push (RESP3). */
+function confirm(p: RespVersion, type: string, channel: Buffer | null, count: number): Buffer {
+  return Buffer.concat([
+    HEADERS[p],
+    bulkReply(type),
+    channel ? bulkReply(channel) : nullReply(p),
+    integerReply(count),
+  ]);
 }
 
 function failure(outcome: LinkOutcome): Buffer | RedisReplyError {
@@ -49,12 +67,20 @@ export class PubSub implements LinkEvents {
   private pending = 0;
   private paused = false;
   private closed = false;
+  /** The session's protocol (HELLO switches it; subscriptions keep the connections they have). */
+  protocol: RespVersion = 2;
 
   constructor(private readonly host: PubSubHost) {}
 
-  /** RESP2 subscribed mode: only subscribe-family commands, PING, QUIT and RESET are allowed. */
+  /**
+   * RESP2 subscribed mode: only subscribe-family commands, PING, QUIT and RESET are allowed. RESP3
+   * has no such mode.
+   */
   get subscribed(): boolean {
-    return this.pending > 0 || this.channels.size + this.patterns.size + this.shards.size > 0;
+    return (
+      this.protocol === 2 &&
+      (this.pending > 0 || this.channels.size + this.patterns.size + this.shards.size > 0)
+    );
   }
 
   dispatch(cmd: RedisCommand, done: Done): boolean {
@@ -115,7 +141,7 @@ export class PubSub implements LinkEvents {
   // --- LinkEvents ---
 
   push(frame: Buffer): void {
-    this.host.push(frame);
+    this.host.push(messageFor(frame, this.protocol));
   }
 
   evicted(channel: Buffer): void {
@@ -152,7 +178,7 @@ export class PubSub implements LinkEvents {
       }
       const frames = names.map((n) => {
         set.add(n.toString('latin1'));
-        return confirm(type, n, this.channels.size + this.patterns.size);
+        return confirm(this.protocol, type, n, this.channels.size + this.patterns.size);
       });
       done(Buffer.concat(frames));
     });
@@ -164,13 +190,13 @@ export class PubSub implements LinkEvents {
     const reply = () => {
       const frames = targets.map((n) => {
         set.delete(n.toString('latin1'));
-        return confirm(type, n, this.channels.size + this.patterns.size);
+        return confirm(this.protocol, type, n, this.channels.size + this.patterns.size);
       });
       this.closeIdleMain();
       done(
         frames.length > 0
           ? Buffer.concat(frames)
-          : confirm(type, null, this.channels.size + this.patterns.size),
+          : confirm(this.protocol, type, null, this.channels.size + this.patterns.size),
       );
     };
     if (targets.length === 0 || !this.main) {
@@ -197,6 +223,8 @@ export class PubSub implements LinkEvents {
     }
     let left = bySlot.size;
     let error: Buffer | RedisReplyError | undefined;
+    // Each confirmation counts the session's shard channels so far, as one server counts them.
+    const before = new Set(this.shards.keys());
     this.pending++;
     for (const [slot, group] of bySlot) {
       this.shardSubscribe(slot, group, 0, (outcome, node) => {
@@ -208,7 +236,14 @@ export class PubSub implements LinkEvents {
           done(error);
           return;
         }
-        done(Buffer.concat(names.map((n) => confirm('ssubscribe', n, this.shards.size))));
+        done(
+          Buffer.concat(
+            names.map((n) => {
+              before.add(n.toString('latin1'));
+              return confirm(this.protocol, 'ssubscribe', n, before.size);
+            }),
+          ),
+        );
       });
     }
     return true;
@@ -242,10 +277,14 @@ export class PubSub implements LinkEvents {
     const reply = () => {
       const frames = targets.map((n) => {
         this.shards.delete(n.toString('latin1'));
-        return confirm('sunsubscribe', n, this.shards.size);
+        return confirm(this.protocol, 'sunsubscribe', n, this.shards.size);
       });
       this.closeIdleShardLinks();
-      done(frames.length > 0 ? Buffer.concat(frames) : confirm('sunsubscribe', null, this.shards.size));
+      done(
+        frames.length > 0
+          ? Buffer.concat(frames)
+          : confirm(this.protocol, 'sunsubscribe', null, this.shards.size),
+      );
     };
     const byNode = new Map<number, Buffer[]>();
     for (const n of targets) {

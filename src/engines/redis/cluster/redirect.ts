@@ -14,6 +14,7 @@
 // The checks run only when a redirect arrives; a plain command costs nothing more.
 import { RedisReplyError } from '../router.js';
 import type { CommandRules } from './command-rules.js';
+import { errorText } from './protocol.js';
 import { type NodeAddress, addressKey, parseAddress } from './shape.js';
 import type { Topology } from './topology.js';
 
@@ -34,9 +35,9 @@ export interface RedirectContext {
   refusedRedirect(reason: RefusedReason, fields: Record<string, unknown>): void;
 }
 
-/** `-MOVED 3999 10.0.0.2:6379` / `-ASK ...` → kind, slot and address. */
+/** `-MOVED 3999 10.0.0.2:6379` / `-ASK ...` (or the same in a RESP3 blob error) → kind, slot and address. */
 export function parseRedirect(frame: Buffer): Redirect | undefined {
-  const parts = frame.toString('latin1', 1, frame.length - 2).split(' ');
+  const parts = errorText(frame).split(' ');
   const kind = parts[0] === 'MOVED' ? 'moved' : parts[0] === 'ASK' ? 'ask' : undefined;
   const slot = Number(parts[1]);
   const address = parseAddress(parts[2] ?? '');

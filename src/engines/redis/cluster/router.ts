@@ -4,6 +4,8 @@
 //   command ─┬─ in a transaction / MULTI EXEC WATCH ─────▶ Transaction (pinned dedicated connection)
 //            ├─ subscribe family / subscribed mode ──────▶ PubSub (own subscribed connections)
 //            ├─ connection state (ASKING, CLIENT SETNAME) ▶ answered here: shared connections stay clean
+//            ├─ CLIENT TRACKING on (RESP3) ──────────────▶ everything below on the session's own
+//            │                                              tracking connections instead (tracking.ts)
 //            ├─ SCAN ────────────────────────────────────▶ one master at a time, cursor names which
 //            ├─ request_policy all_shards / all_nodes ───▶ every master (node), replies merged
 //            ├─ keys in several slots ───────────────────▶ split per slot (MGET, MSET, DEL ...) or CROSSSLOT
@@ -18,8 +20,8 @@ import type { RedisCommand } from '../parser.js';
 import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
 import { decodeReply } from '../reply-parser.js';
 import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
-import { OK, NULL_BULK, RESET, bulkReply, encodeCommand } from '../serializer.js';
-import { blockingReplyLimitMs } from './blocking.js';
+import { OK, RESET, type RespVersion, bulkReply, encodeCommand, nullReply } from '../serializer.js';
+import { BlockingLanes, capWait, isBlocking } from './blocking.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
 import { fanOut, scan } from './fan-out.js';
 import { SPLITTABLE, mergeSplit, splitBySlot } from './multi-key.js';
@@ -29,18 +31,12 @@ import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend } from './sender.js';
 import type { ClusterService } from './service.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
+import { Tracking } from './tracking.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';
 import type { Reply } from './merge.js';
 
 /** A session holding more commands than this behind a barrier stops reading its client. */
 const MAX_HELD = 1024;
-/**
- * WAIT holds the node's shared connection, so its timeout is capped (0 = "forever" becomes this).
- * It cannot move to a dedicated connection like BLPOP: WAIT waits for the writes made on the
- * connection it runs on, and a session's writes went over the shared one; on a dedicated connection
- * with no writes it would return at once, promising durability it never checked.
- */
-const MAX_WAIT_MS = 1000;
 
 type Held = [RedisCommand, Done];
 
@@ -48,11 +44,17 @@ export class ClusterRouter implements Router {
   private pool: LoginPool;
   private readonly tx: Transaction;
   private readonly pubsub: PubSub;
-  private readonly blocking = new Map<number, NodeConnection>();
+  private readonly blocking: BlockingLanes;
+  private readonly tracking: Tracking;
+  /** CLIENT CACHING yes|no for the next command (tracking in OPTIN/OPTOUT mode). */
+  private caching: Buffer | undefined;
+  private readonly unlisten: () => void;
   private readonly shared: Lane;
   private inFlight = 0;
   private held: Held[] | undefined;
   private clientName: Buffer | undefined;
+  /** The session's protocol: set by HELLO, back to RESP2 by RESET (as on one server). */
+  private protocol: RespVersion = 2;
   private closed = false;
   private pushTo: (frame: Buffer) => void = () => {};
   private drained: () => void = () => {};
@@ -74,6 +76,9 @@ export class ClusterRouter implements Router {
     };
     this.tx = new Transaction(host);
     this.pubsub = new PubSub(host);
+    this.blocking = new BlockingLanes(host.pool, service.commandTimeoutMs);
+    this.tracking = new Tracking(host);
+    this.unlisten = service.onReshape(() => this.tracking.reshaped());
   }
 
   dispatch(cmd: RedisCommand, done: Done): boolean {
@@ -90,9 +95,12 @@ export class ClusterRouter implements Router {
       this.held = [];
     }
     this.inFlight++;
+    // Tracking: an invalidation waits for the replies of commands sent before it (tracking.ts).
+    const n = this.tracking.on ? this.tracking.sent() : -1;
     return this.route(cmd, (reply) => {
       if (this.closed) return;
       done(reply);
+      if (n >= 0) this.tracking.answer(n);
       if (--this.inFlight === 0 && this.held) this.release();
     });
   }
@@ -111,16 +119,17 @@ export class ClusterRouter implements Router {
 
   /** New connections log in as `login`; a transaction or subscription in progress finishes as before. */
   async relogin(login: BackendLogin): Promise<void> {
-    const next = this.service.join(login);
+    const next = this.service.join(login, this.protocol);
     try {
       await this.service.ready(next);
     } catch (err) {
       this.service.leave(next);
       throw err;
     }
-    this.releaseBlocking();
+    this.blocking.release();
     this.service.leave(this.pool);
     this.pool = next;
+    this.tracking.relogged();
   }
 
   /** RESET is answered here, never sent (see dispatch), and Redis Cluster has only DB 0. */
@@ -130,12 +139,14 @@ export class ClusterRouter implements Router {
 
   pause(): void {
     this.pubsub.pause();
-    for (const c of this.blocking.values()) c.pause();
+    this.blocking.pause();
+    this.tracking.pause();
   }
 
   resume(): void {
     this.pubsub.resume();
-    for (const c of this.blocking.values()) c.resume();
+    this.blocking.resume();
+    this.tracking.resume();
   }
 
   async close(): Promise<void> {
@@ -144,7 +155,9 @@ export class ClusterRouter implements Router {
     this.held = undefined;
     this.tx.reset();
     this.pubsub.close();
-    this.releaseBlocking();
+    this.tracking.off();
+    this.unlisten();
+    this.blocking.release();
     this.service.leave(this.pool);
   }
 
@@ -154,7 +167,7 @@ export class ClusterRouter implements Router {
     if (n === 'exec' || n === 'watch') return true;
     if (this.tx.queueing || this.pubsub.subscribed) return false;
     const rules = this.service.rules(n);
-    return rules !== undefined && (this.isBlocking(cmd, rules) || rules.needsGetKeys);
+    return rules !== undefined && (isBlocking(cmd, rules) || rules.needsGetKeys);
   }
 
   private release(): void {
@@ -181,23 +194,34 @@ export class ClusterRouter implements Router {
     if (SUBSCRIBE_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
     const local = this.local(cmd, done);
     if (local !== undefined) return local;
-    if (!rules) return this.send(cmd.raw, KEYLESS, false, this.shared, done);
+    const lane = this.plainLane();
+    if (!rules) return this.send(cmd.raw, KEYLESS, false, lane, done);
     if (name === 'publish' || name.startsWith('pubsub|')) {
-      return this.send(cmd.raw, KEYLESS, false, this.shared, done, this.pubsubHome);
+      return this.send(cmd.raw, KEYLESS, false, lane, done, this.pubsubHome);
     }
-    if (name === 'scan') return scan({ ctx: this.service, lane: this.shared }, cmd, done);
+    const target = { ctx: this.service, lane, proto: this.protocol };
+    if (name === 'scan') return scan(target, cmd, done);
     if (rules.requestPolicy === 'all_shards' || rules.requestPolicy === 'all_nodes') {
-      return fanOut({ ctx: this.service, lane: this.shared }, rules, this.capWait(cmd), done);
+      return fanOut(target, rules, capWait(cmd, this.service.commandTimeoutMs), done);
     }
-    if (rules.needsGetKeys) return this.routeByBackendKeys(cmd, rules, done);
+    if (rules.needsGetKeys) return this.routeByBackendKeys(cmd, rules, lane, done);
     const slot = commandSlot(cmd, rules);
     if (slot === CROSS_SLOT) {
-      if (SPLITTABLE.has(name)) return this.split(cmd, rules, done);
+      if (SPLITTABLE.has(name)) return this.split(cmd, rules, lane, done);
       done(crossSlotError(name));
       return true;
     }
-    const lane = this.isBlocking(cmd, rules) ? this.blockingLane(cmd) : this.shared;
-    return this.send(cmd.raw, slot, rules.flags.has('readonly'), lane, done);
+    const to = isBlocking(cmd, rules) ? this.blocking.lane(cmd) : lane;
+    return this.send(cmd.raw, slot, rules.flags.has('readonly'), to, done);
+  }
+
+  /** Where plain commands go: the login's shared connections, or the session's tracking ones. */
+  private plainLane(): Lane {
+    if (!this.tracking.on) return this.shared;
+    const caching = this.caching;
+    if (!caching) return this.tracking.lane;
+    this.caching = undefined;
+    return this.tracking.cachingLane(caching);
   }
 
   private send(
@@ -223,31 +247,32 @@ export class ClusterRouter implements Router {
   private readonly pubsubHome = (): number => this.service.pubsubHome();
 
   /** Cross-slot MGET/MSET/DEL/UNLINK/EXISTS/TOUCH: one command per slot, in parallel, merged in order. */
-  private split(cmd: RedisCommand, rules: CommandRules, done: Done): boolean {
+  private split(cmd: RedisCommand, rules: CommandRules, lane: Lane, done: Done): boolean {
     const positions = keyPositions(rules, cmd.args);
     const step = rules.specs[0]?.find.type === 'range' ? rules.specs[0].find.keyStep : rules.legacy.step;
     const groups = splitBySlot(cmd.args, positions, Math.max(1, step));
     const replies = new Array<Reply>(groups.length);
     let left = groups.length;
     let ok = true;
+    const proto = this.protocol;
     groups.forEach((g, i) => {
       ok =
-        this.send(encodeCommand(g.args), g.slot, rules.flags.has('readonly'), this.shared, (reply) => {
+        this.send(encodeCommand(g.args), g.slot, rules.flags.has('readonly'), lane, (reply) => {
           replies[i] = reply;
-          if (--left === 0) done(mergeSplit(rules.responsePolicy, groups, replies, positions.length));
+          if (--left === 0) done(mergeSplit(rules.responsePolicy, groups, replies, positions.length, proto));
         }) && ok;
     });
     return ok;
   }
 
   /** SORT ... STORE, MIGRATE ... KEYS: their keys hide where specs cannot see; the backend knows. */
-  private routeByBackendKeys(cmd: RedisCommand, rules: CommandRules, done: Done): boolean {
+  private routeByBackendKeys(cmd: RedisCommand, rules: CommandRules, lane: Lane, done: Done): boolean {
     const getKeys = encodeCommand(['COMMAND', 'GETKEYS', ...cmd.args]);
     this.send(getKeys, KEYLESS, true, this.shared, (reply) => {
       const keys = Buffer.isBuffer(reply) && reply[0] === 0x2a ? this.keysOf(reply) : undefined;
       const slot = keys ? slotOfKeys(keys) : commandSlot(cmd, rules);
       if (slot === CROSS_SLOT) done(crossSlotError(cmd.name));
-      else this.send(cmd.raw, slot, rules.flags.has('readonly'), this.shared, done);
+      else this.send(cmd.raw, slot, rules.flags.has('readonly'), lane, done);
     });
     return true;
   }
@@ -255,18 +280,6 @@ export class ClusterRouter implements Router {
   private keysOf(frame: Buffer): Buffer[] | undefined {
     const v = decodeReply(frame);
     return Array.isArray(v) ? v.filter((k): k is Buffer => Buffer.isBuffer(k)) : undefined;
-  }
-
-  private isBlocking(cmd: RedisCommand, rules: CommandRules): boolean {
-    if (!rules.flags.has('blocking')) return false;
-    // XREAD/XREADGROUP carry the flag but block only with a BLOCK option before STREAMS.
-    if (cmd.name !== 'xread' && cmd.name !== 'xreadgroup') return true;
-    for (let i = 1; i < cmd.args.length; i++) {
-      const a = cmd.args[i]!.toString('latin1').toLowerCase();
-      if (a === 'streams') return false;
-      if (a === 'block') return true;
-    }
-    return false;
   }
 
   /** Commands about the connection itself: answered here, since plain commands share connections. */
@@ -287,18 +300,21 @@ export class ClusterRouter implements Router {
         );
         return true;
       case 'client|getname':
-        done(this.clientName?.length ? bulkReply(this.clientName) : NULL_BULK);
+        done(this.clientName?.length ? bulkReply(this.clientName) : nullReply(this.protocol));
         return true;
-      case 'hello': {
-        // HELLO [2] [SETNAME name]: the name stays with this session, not on a shared connection.
-        const at = cmd.args.findIndex((a) => a.toString('latin1').toLowerCase() === 'setname');
-        if (at > 0) this.clientName = cmd.args[at + 1];
-        const args = at > 0 ? cmd.args.slice(0, at) : cmd.args;
-        return this.send(encodeCommand(args), KEYLESS, true, this.shared, done);
+      case 'hello':
+        return this.hello(cmd, done);
+      case 'client|tracking':
+        if (this.protocol === 3) return this.tracking.dispatch(cmd, done);
+        done(new RedisReplyError('ERR', 'CLIENT TRACKING through the agent needs RESP3: send HELLO 3 first'));
+        return true;
+      case 'client|caching': {
+        const refused = this.tracking.caching(cmd);
+        if (!refused) this.caching = cmd.raw;
+        done(refused ?? OK);
+        return true;
       }
       case 'monitor':
-      case 'client|tracking':
-      case 'client|caching':
       case 'client|no-evict':
       case 'client|no-touch':
         done(
@@ -313,52 +329,53 @@ export class ClusterRouter implements Router {
     }
   }
 
+  /**
+   * HELLO [2|3] [SETNAME name] (the session took AUTH out): the name stays with this session, not on a
+   * shared connection. A protocol change moves the session to the pool of that protocol; commands
+   * already sent answer in the old one, as they would on one server. The node's own HELLO answer
+   * (server, version, proto, mode ...) goes back, in the new protocol.
+   */
+  private hello(cmd: RedisCommand, done: Done): boolean {
+    const at = cmd.args.findIndex((a) => a.toString('latin1').toLowerCase() === 'setname');
+    const args = at > 0 ? cmd.args.slice(0, at) : cmd.args;
+    const version = args.length > 1 ? Number(args[1]!.toString('latin1')) : this.protocol;
+    if (version !== this.protocol && (version === 2 || version === 3)) {
+      if (this.tx.pinned || this.tracking.on) {
+        done(
+          new RedisReplyError(
+            'ERR',
+            'HELLO cannot switch protocols while WATCH or CLIENT TRACKING holds cluster node connections of this session through the agent; UNWATCH (or EXEC) / CLIENT TRACKING OFF first',
+          ),
+        );
+        return true;
+      }
+      this.switchProtocol(version);
+    }
+    if (at > 0) this.clientName = cmd.args[at + 1];
+    return this.send(encodeCommand(args), KEYLESS, true, this.shared, done);
+  }
+
+  /** Moves the session to its login's pool of protocol `p` (no round trip: the login is proven). */
+  private switchProtocol(p: RespVersion): void {
+    if (p === this.protocol) return;
+    const next = this.service.join(this.pool.login, p);
+    this.blocking.release();
+    this.service.leave(this.pool);
+    this.pool = next;
+    this.protocol = p;
+    this.pubsub.protocol = p;
+  }
+
   private reset(done: Done): boolean {
     this.tx.reset();
     this.pubsub.reset();
-    this.releaseBlocking();
+    this.tracking.off();
+    this.caching = undefined;
+    this.blocking.release();
+    this.switchProtocol(2);
     this.clientName = undefined;
     done(RESET);
     return true;
-  }
-
-  /**
-   * WAIT n 0 would block the shared connection forever; cap its timeout, below half the command
-   * timeout so a WAIT never looks like a hung node.
-   */
-  private capWait(cmd: RedisCommand): Buffer {
-    if (cmd.name !== 'wait' || cmd.args.length !== 3) return cmd.raw;
-    const cap = Math.min(MAX_WAIT_MS, Math.floor(this.service.commandTimeoutMs / 2));
-    const t = Number(cmd.args[2]!.toString('latin1'));
-    if (t > 0 && t <= cap) return cmd.raw;
-    return encodeCommand([cmd.args[0]!, cmd.args[1]!, String(cap)]);
-  }
-
-  /** The session's dedicated connection, allowed to stay silent as long as this command may block. */
-  private blockingLane(cmd: RedisCommand): Lane {
-    const limit = blockingReplyLimitMs(cmd, this.service.commandTimeoutMs);
-    return (node) => {
-      const c = this.dedicated(node);
-      c.replyLimitMs = limit;
-      return c;
-    };
-  }
-
-  private dedicated(node: number): NodeConnection {
-    let c = this.blocking.get(node);
-    if (!c || c.closed) {
-      c = this.pool.take(node);
-      this.blocking.set(node, c);
-    }
-    return c;
-  }
-
-  private releaseBlocking(): void {
-    for (const c of this.blocking.values()) {
-      c.replyLimitMs = undefined; // back to the command timeout for whoever takes it next
-      this.pool.release(c, c.inFlight === 0);
-    }
-    this.blocking.clear();
   }
 
   private full(conn: NodeConnection): void {

@@ -19,6 +19,7 @@ import {
   parseRedirect,
   unconfirmedError,
 } from './redirect.js';
+import { errorText, errorTextStart, isErrorFrame } from './protocol.js';
 import { NO_NODE } from './topology.js';
 
 export interface SendContext extends RedirectContext {
@@ -40,7 +41,6 @@ export type Done = (reply: Buffer | RedisReplyError) => void;
 
 const MAX_REDIRECTS = 16;
 const enum Ch {
-  Minus = 0x2d,
   A = 0x41,
   C = 0x43,
   L = 0x4c,
@@ -50,15 +50,21 @@ const enum Ch {
 
 type Redirect = 'moved' | 'ask' | 'retry' | undefined;
 
-/** Classifies an error frame by its prefix bytes, without decoding it. */
+/**
+ * Classifies an error frame by its prefix bytes, without decoding it: a simple error (`-MOVED ...`) or,
+ * in RESP3, a blob error (`!len MOVED ...`) — the same words, treated the same (a module's command
+ * may answer either).
+ */
 export function redirectKind(frame: Buffer): Redirect {
-  if (frame[0] !== Ch.Minus) return undefined;
-  const c = frame[1];
-  if (c === Ch.M && frame.subarray(1, 7).toString('latin1') === 'MOVED ') return 'moved';
-  if (c === Ch.A && frame.subarray(1, 5).toString('latin1') === 'ASK ') return 'ask';
-  if (c === Ch.T && frame.subarray(1, 9).toString('latin1') === 'TRYAGAIN') return 'retry';
-  if (c === Ch.C && frame.subarray(1, 12).toString('latin1') === 'CLUSTERDOWN') return 'retry';
-  if (c === Ch.L && frame.subarray(1, 8).toString('latin1') === 'LOADING') return 'retry';
+  if (!isErrorFrame(frame)) return undefined;
+  const at = errorTextStart(frame);
+  const c = frame[at];
+  const is = (word: string) => frame.toString('latin1', at, at + word.length) === word;
+  if (c === Ch.M && is('MOVED ')) return 'moved';
+  if (c === Ch.A && is('ASK ')) return 'ask';
+  if (c === Ch.T && is('TRYAGAIN')) return 'retry';
+  if (c === Ch.C && is('CLUSTERDOWN')) return 'retry';
+  if (c === Ch.L && is('LOADING')) return 'retry';
   return undefined;
 }
 
@@ -150,17 +156,12 @@ export class RoutedSend {
       return;
     }
     if (kind === 'retry') {
-      this.retryLater(reply.toString('latin1', 1, reply.length - 2), reply);
+      this.retryLater(errorText(reply), reply);
       return;
     }
     const redirect = parseRedirect(reply);
     if (!redirect || ++this.redirects > MAX_REDIRECTS) {
-      this.spec.done(
-        new RedisReplyError(
-          'ERR',
-          `too many cluster redirections (last: ${reply.toString('latin1', 1, reply.length - 2)})`,
-        ),
-      );
+      this.spec.done(new RedisReplyError('ERR', `too many cluster redirections (last: ${errorText(reply)})`));
       return;
     }
     confirmRedirect(this.ctx, redirect, this.node, (node) => {

@@ -13,7 +13,7 @@ import { connectBackend } from '../backend-auth.js';
 import type { Renew } from '../reauth.js';
 import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
 import type { BackendLogin } from '../router.js';
-import { encodeCommand } from '../serializer.js';
+import { type RespVersion, encodeCommand, encodeValue } from '../serializer.js';
 import { type CommandRules, parseCommandReply } from './command-rules.js';
 import { HungNodeWatch } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
@@ -71,6 +71,7 @@ export class ClusterService implements SendContext {
   private lastUsed: LoginPool | undefined;
   private rr = 0;
   private readonly tls: boolean;
+  private readonly reshapeListeners = new Set<() => void>();
   private readonly metrics: AgentMetrics | undefined;
 
   constructor(
@@ -92,8 +93,10 @@ export class ClusterService implements SendContext {
     this.topology = new Topology({
       seeds: [{ host: seed.host, port: seed.port }],
       fetchShape: (node) => this.fetchShape(node),
-      onChange: (epoch) =>
-        this.log.debug({ epoch, masters: this.topology.masters().length }, 'cluster topology changed'),
+      onChange: (epoch) => {
+        this.log.debug({ epoch, masters: this.topology.masters().length }, 'cluster topology changed');
+        for (const l of this.reshapeListeners) l();
+      },
       onRefreshError: (err) => this.log.warn({ err: errorMessage(err) }, 'cluster topology refresh failed'),
     });
   }
@@ -126,13 +129,19 @@ export class ClusterService implements SendContext {
     this.log.warn({ reason, ...fields }, why);
   }
 
+  /** Calls `fn` after every change of the slot table or the node list; returns the unsubscribe. */
+  onReshape(fn: () => void): () => void {
+    this.reshapeListeners.add(fn);
+    return () => this.reshapeListeners.delete(fn);
+  }
+
   rules(name: string): CommandRules | undefined {
     return this.rulesByName?.get(name);
   }
 
-  /** The pool for `login`, created on first use; pair every call with `leave`. */
-  join(login: BackendLogin): LoginPool {
-    const key = loginKey(login);
+  /** The pool for `login` speaking `protocol`, created on first use; pair every call with `leave`. */
+  join(login: BackendLogin, protocol: RespVersion = 2): LoginPool {
+    const key = `${loginKey(login)}:resp${protocol}`;
     let entry = this.pools.get(key);
     if (!entry) {
       const pool = new LoginPool(
@@ -141,6 +150,7 @@ export class ClusterService implements SendContext {
         (node, l) => this.connect(node, l),
         (node) => this.topology.entry(node).key,
         this.renew,
+        protocol,
       );
       entry = { pool };
       this.pools.set(key, entry);
@@ -212,12 +222,17 @@ export class ClusterService implements SendContext {
     return connectBackend({ database: this.database, secrets: this.secrets, login, host, port });
   }
 
-  /** One command on `pool`'s shared connection to `node`, decoded; connection failures reject. */
+  /**
+   * One command on `pool`'s shared connection to `node`, decoded in RESP2 shapes whatever the pool
+   * speaks (CLUSTER SHARDS and COMMAND maps as flat arrays, as their parsers read them); connection
+   * failures reject.
+   */
   query(pool: LoginPool, node: number, raw: Buffer): Promise<RespValue> {
     return new Promise((resolve, reject) => {
       pool.sharedTo(node).send(raw, (reply) => {
         if (reply instanceof NodeUnavailable) reject(reply.error);
-        else resolve(decodeReply(reply));
+        else if (pool.protocol === 2) resolve(decodeReply(reply));
+        else resolve(decodeReply(encodeValue(decodeReply(reply), 2)));
       });
     });
   }

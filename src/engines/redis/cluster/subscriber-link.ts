@@ -1,12 +1,14 @@
 // One subscribed connection to one node. Subscribe-family commands are answered by one frame per
 // channel (or one error frame for the whole command), interleaved with message pushes, so replies
 // cannot be matched one-per-command: this link counts confirmation frames per request instead and
-// forwards pushes untouched (the raw frame is relayed, never re-encoded).
+// forwards pushes untouched (the raw frame is relayed, never re-encoded). The connection speaks the
+// session's protocol: in RESP3 confirmations and messages are pushes (`>`), errors may be blob errors.
 import { DrawbridgeError } from '../../../errors.js';
 import { SUBSCRIBE_COMMANDS, isMessagePush } from '../pubsub-tracker.js';
 import { decodeReply } from '../reply-parser.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
+import { isErrorFrame, messageFor } from './protocol.js';
 
 /** `undefined` = every channel confirmed; otherwise the error frame or the lost connection. */
 export type LinkOutcome = Buffer | NodeUnavailable | undefined;
@@ -55,7 +57,7 @@ export class SubscriberLink {
   }
 
   private onFrame(frame: Buffer): void {
-    if (frame[0] === 0x2d) {
+    if (isErrorFrame(frame)) {
       // An error answers the whole command at the head of the queue.
       this.pending.shift()?.done(frame);
       return;
@@ -64,7 +66,8 @@ export class SubscriberLink {
       this.events.push(frame);
       return;
     }
-    const value = decodeReply(frame);
+    // A confirmation reads the same in both protocols once a push is seen as an array.
+    const value = decodeReply(messageFor(frame, 2));
     if (!Array.isArray(value) || value.length < 2 || !Buffer.isBuffer(value[0])) return;
     const type = value[0].toString('latin1');
     if (!SUBSCRIBE_COMMANDS.has(type)) return;

@@ -19,13 +19,13 @@ import type { CommandRules } from './command-rules.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
+import { isErrorFrame, nullArray } from './protocol.js';
 import { confirmRedirect, parseRedirect, unconfirmedError } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError } from './slots.js';
 
 const MULTI = encodeCommand(['MULTI']);
 const DISCARD = encodeCommand(['DISCARD']);
-const NULL_ARRAY = Buffer.from('*-1\r\n');
 /** Moves of one transaction the agent follows before giving up with TRYAGAIN. */
 const MAX_REPLAYS = 5;
 
@@ -66,6 +66,11 @@ export class Transaction {
   private gen = 0;
 
   constructor(private readonly host: TransactionHost) {}
+
+  /** A node connection is held for this session (WATCH, or MULTI with a keyed command). */
+  get pinned(): boolean {
+    return this.conn !== undefined;
+  }
 
   /** Commands are being queued (MULTI sent): everything goes to the transaction until EXEC/DISCARD. */
   get queueing(): boolean {
@@ -200,7 +205,7 @@ export class Transaction {
         return;
       }
       const out = this.clientReply(reply, 'the slot moved during the transaction; retry it');
-      if (!Buffer.isBuffer(out) || out[0] === 0x2d) this.aborted = true;
+      if (!Buffer.isBuffer(out) || isErrorFrame(out)) this.aborted = true;
       done(out);
     });
   }
@@ -216,12 +221,13 @@ export class Transaction {
       return true;
     }
     if (!this.conn) this.pin(KEYLESS, this.host.ctx.anyNode(), false);
-    return this.conn!.send(cmd.raw, (reply) => {
+    const conn = this.conn!;
+    return conn.send(cmd.raw, (reply) => {
       const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
       if (redirect) {
         if (this.watching || this.replays++ >= MAX_REPLAYS) {
           this.finish(false);
-          done(NULL_ARRAY);
+          done(nullArray(conn.protocol));
           return;
         }
         this.replayAfter(reply as Buffer, redirect, () => this.exec(cmd, done));
@@ -262,7 +268,7 @@ export class Transaction {
     // Replies to the replayed MULTI and commands were already answered (OK/QUEUED); a failure among
     // them makes the node abort EXEC by itself, and the flag makes sure the agent does too.
     const swallow = (reply: Buffer | NodeUnavailable) => {
-      if (gen === this.gen && (reply instanceof NodeUnavailable || reply[0] === 0x2d)) this.aborted = true;
+      if (gen === this.gen && (reply instanceof NodeUnavailable || isErrorFrame(reply))) this.aborted = true;
     };
     if (asking) conn.sendAsking(MULTI, swallow);
     else conn.send(MULTI, swallow);

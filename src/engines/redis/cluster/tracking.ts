@@ -1,0 +1,200 @@
+// CLIENT TRACKING for one cluster session (RESP3; the session refuses REDIRECT, RESP2 and BCAST
+// prefixes outside the database user's keys before anything gets here). Redis tracks per connection
+// — the keys a connection read, or BCAST prefixes — and pushes invalidations on that connection. The
+// shared connections serve every session of a login, so a tracking session moves its plain commands
+// to connections of its own, one per node, each told the session's CLIENT TRACKING command before
+// anything else; their `invalidate` pushes go to this session's client alone:
+//
+//   GET k ──▶ session's own connection to k's node (CLIENT TRACKING ON ... sent first) ──▶ node
+//   client ◀── >2 invalidate [k] ◀── the same connection, after k changed
+//
+// So invalidations come from every node the client read from; BCAST is turned on at every master at
+// once (a prefix spans slots). What one server never needs: when the cluster changes shape (a slot
+// moved, a failover) a node may now hold keys whose reads it never saw, and a lost connection takes
+// its node's tracking table with it; both times the client is told to drop its whole cache (an
+// `invalidate` push with a null key list, what Redis sends on FLUSHALL).
+//
+// An invalidation must not overtake the reply of a read sent before it (the client would cache the
+// old value after dropping it): pushes wait until every command dispatched before them is answered.
+// Not tracked: reads inside MULTI/EXEC and blocking commands, which run on connections of their own
+// (client-side caches do not cache them).
+import type { RedisCommand } from '../parser.js';
+import { RedisReplyError } from '../router.js';
+import { OK } from '../serializer.js';
+import { type NodeConnection, NodeUnavailable } from './node-connection.js';
+import type { LoginPool } from './pool.js';
+import { isErrorFrame } from './protocol.js';
+import type { Done, Lane, SendContext } from './sender.js';
+
+/** `>2 invalidate _`: drop every cached key. */
+const FLUSH_ALL = Buffer.from('>2\r\n$10\r\ninvalidate\r\n_\r\n');
+const ignore = (): void => undefined;
+
+export interface TrackingHost {
+  readonly ctx: SendContext;
+  pool(): LoginPool;
+  push(frame: Buffer): void;
+}
+
+export class Tracking {
+  /** The client's CLIENT TRACKING ON ... as sent; undefined while tracking is off. */
+  private command: Buffer | undefined;
+  /** OPTIN or OPTOUT: what CLIENT CACHING may say. */
+  private opt: 'optin' | 'optout' | undefined;
+  private readonly conns = new Map<number, NodeConnection>();
+  // Ordering pushes after earlier replies: commands are numbered as dispatched; `answered` counts
+  // the leading run of them that has been answered.
+  private dispatched = 0;
+  private answered = 0;
+  private readonly done = new Set<number>();
+  private held: [number, Buffer][] = [];
+
+  constructor(private readonly host: TrackingHost) {}
+
+  get on(): boolean {
+    return this.command !== undefined;
+  }
+
+  /** CLIENT TRACKING ON|OFF [...]: ON opens a tracking connection to every master before answering. */
+  dispatch(cmd: RedisCommand, done: Done): boolean {
+    const mode = cmd.args[2]?.toString('latin1').toLowerCase();
+    if (mode === 'off') {
+      this.off();
+      done(OK);
+      return true;
+    }
+    if (mode !== 'on') {
+      done(new RedisReplyError('ERR', 'syntax error'));
+      return true;
+    }
+    this.off();
+    this.command = cmd.raw;
+    const options = cmd.args.slice(3).map((a) => a.toString('latin1').toLowerCase());
+    this.opt = options.includes('optin') ? 'optin' : options.includes('optout') ? 'optout' : undefined;
+    const masters = this.host.ctx.topology.masters();
+    let left = masters.length;
+    let failed: Buffer | RedisReplyError | undefined;
+    const answered = (reply: Buffer | NodeUnavailable) => {
+      if (reply instanceof NodeUnavailable) failed ??= new RedisReplyError('ERR', reply.error.message);
+      else if (isErrorFrame(reply)) failed ??= reply;
+      if (--left > 0) return;
+      if (failed) this.off();
+      done(failed ?? OK);
+    };
+    if (left === 0) {
+      this.off();
+      done(new RedisReplyError('CLUSTERDOWN', 'the cluster topology is not known yet; retry in a moment'));
+      return true;
+    }
+    for (const node of masters) this.open(node, answered);
+    return true;
+  }
+
+  /**
+   * CLIENT CACHING yes|no, checked as Redis checks it; the command itself is sent right before the
+   * session's next command, on whichever node that goes to (cachingLane).
+   */
+  caching(cmd: RedisCommand): RedisReplyError | undefined {
+    const arg = cmd.args[2]?.toString('latin1').toLowerCase();
+    if (cmd.args.length !== 3 || (arg !== 'yes' && arg !== 'no'))
+      return new RedisReplyError('ERR', 'syntax error');
+    if (!this.on || !this.opt) {
+      return new RedisReplyError(
+        'ERR',
+        'CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled',
+      );
+    }
+    if ((arg === 'yes') !== (this.opt === 'optin')) {
+      const mode = arg === 'yes' ? 'OPTIN' : 'OPTOUT';
+      return new RedisReplyError(
+        'ERR',
+        `CLIENT CACHING ${arg.toUpperCase()} is only valid when tracking is enabled in ${mode} mode.`,
+      );
+    }
+    return undefined;
+  }
+
+  /** The lane of a tracking session's plain commands: its own connection to each node. */
+  readonly lane: Lane = (node) => this.conns.get(node) ?? this.open(node, ignore);
+
+  /** A lane sending `CLIENT CACHING yes|no` right before the command, on whichever node it goes to. */
+  cachingLane(caching: Buffer): Lane {
+    return (node) => {
+      const c = this.lane(node);
+      c.send(caching, ignore);
+      return c;
+    };
+  }
+
+  /** A command entered the router: its number, for `answer`. */
+  sent(): number {
+    return this.dispatched++;
+  }
+
+  /** Command `n` was answered: pushes waiting for it (and every earlier one) go out. */
+  answer(n: number): void {
+    this.done.add(n);
+    while (this.done.delete(this.answered)) this.answered++;
+    let i = 0;
+    while (i < this.held.length && this.held[i]![0] <= this.answered) this.host.push(this.held[i++]![1]);
+    if (i > 0) this.held = this.held.slice(i);
+  }
+
+  /**
+   * The cluster changed shape: cached keys may live where no read was tracked, so the client drops
+   * its cache; a new master gets a tracking connection at once (BCAST invalidations start there).
+   */
+  reshaped(): void {
+    if (!this.on) return;
+    this.push(FLUSH_ALL);
+    for (const node of this.host.ctx.topology.masters()) if (!this.conns.has(node)) this.open(node, ignore);
+  }
+
+  /** After a new login: tracking goes on over that login's connections; the old ones' tables are gone. */
+  relogged(): void {
+    const command = this.command;
+    if (!command) return;
+    this.off();
+    this.command = command;
+    this.reshaped();
+  }
+
+  pause(): void {
+    for (const c of this.conns.values()) c.pause();
+  }
+
+  resume(): void {
+    for (const c of this.conns.values()) c.resume();
+  }
+
+  /** Tracking ends (CLIENT TRACKING OFF, RESET, the session closing). */
+  off(): void {
+    this.command = undefined;
+    const conns = [...this.conns.values()];
+    this.conns.clear();
+    for (const c of conns) this.host.pool().release(c, false);
+  }
+
+  private open(node: number, answered: (reply: Buffer | NodeUnavailable) => void): NodeConnection {
+    const c = this.host.pool().take(node);
+    this.conns.set(node, c);
+    c.onPush((frame) => this.push(frame));
+    c.onClose(() => {
+      if (this.conns.get(node) !== c) return;
+      this.conns.delete(node);
+      this.push(FLUSH_ALL);
+    });
+    c.send(this.command!, (reply) => {
+      // Tracking refused on a connection opened later (a node that joined): not usable for reads.
+      if (!(reply instanceof NodeUnavailable) && isErrorFrame(reply) && answered === ignore) c.destroy();
+      answered(reply);
+    });
+    return c;
+  }
+
+  /** Out now if every command sent so far is answered; else after them. */
+  private push(frame: Buffer): void {
+    if (this.answered === this.dispatched) this.host.push(frame);
+    else this.held.push([this.dispatched, frame]);
+  }
+}

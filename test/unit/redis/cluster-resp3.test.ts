@@ -1,0 +1,193 @@
+// The cluster router's RESP3 paths that need no server: merging RESP3 replies of several nodes,
+// redirects in blob errors, and a node connection that speaks RESP3 (HELLO 3 first, pushes never
+// taken for replies) against a scripted loopback peer.
+import { type Server, type Socket, connect, createServer } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mergeReplies } from '../../../src/engines/redis/cluster/merge.js';
+import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
+import { NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
+import { errorText, messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
+import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
+import { redirectKind } from '../../../src/engines/redis/cluster/sender.js';
+import type { RedisReplyError } from '../../../src/engines/redis/router.js';
+import { encodeCommand } from '../../../src/engines/redis/serializer.js';
+
+const b = (s: string) => Buffer.from(s);
+const text = (r: Buffer | RedisReplyError) =>
+  Buffer.isBuffer(r) ? r.toString('latin1') : `${r.prefix} ${r.message}`;
+const verbatim = (t: string) => `=${t.length + 4}\r\ntxt:${t}\r\n`;
+const blob = (t: string) => `!${t.length}\r\n${t}\r\n`;
+
+describe('mergeReplies, RESP3 replies from several nodes', () => {
+  it.each([
+    ['DBSIZE agg_sum stays an integer', 'agg_sum', [':3\r\n', ':4\r\n'], ':7\r\n'],
+    ['doubles are summed as doubles', 'agg_sum', [',1.5\r\n', ',2\r\n', ',0.25\r\n'], ',3.75\r\n'],
+    ['doubles take their minimum', 'agg_min', [',1.5\r\n', ',-2\r\n'], ',-2\r\n'],
+    ['booleans: logical and', 'agg_logical_and', ['#t\r\n', '#f\r\n', '#t\r\n'], '#f\r\n'],
+    ['booleans: logical or', 'agg_logical_or', ['#f\r\n', '#t\r\n'], '#t\r\n'],
+    [
+      'arrays of booleans element by element',
+      'agg_logical_and',
+      ['*2\r\n#t\r\n#t\r\n', '*2\r\n#t\r\n#f\r\n'],
+      '*2\r\n#t\r\n#f\r\n',
+    ],
+    ['a blob error wins', 'agg_sum', [':1\r\n', blob('ERR boom')], blob('ERR boom')],
+    ['one_succeeded skips blob errors', 'one_succeeded', [blob('NOTBUSY x'), '+OK\r\n'], '+OK\r\n'],
+    ['RANDOMKEY: first non-null over `_`', undefined, ['_\r\n', '$1\r\nk\r\n', '_\r\n'], '$1\r\nk\r\n'],
+    ['RANDOMKEY: every node empty', undefined, ['_\r\n', '_\r\n'], '_\r\n'],
+    [
+      'sets are united, each member once',
+      undefined,
+      ['~2\r\n$1\r\na\r\n$1\r\nb\r\n', '~0\r\n', '~2\r\n$1\r\nb\r\n$1\r\nc\r\n'],
+      '~3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n',
+    ],
+    [
+      'maps are joined; a key both answer keeps the first value',
+      undefined,
+      ['%1\r\n$1\r\na\r\n:1\r\n', '%2\r\n$1\r\nb\r\n,2.5\r\n$1\r\na\r\n:9\r\n'],
+      '%2\r\n$1\r\na\r\n:1\r\n$1\r\nb\r\n,2.5\r\n',
+    ],
+    [
+      'arrays of RESP3 values are concatenated untouched',
+      undefined,
+      ['*1\r\n%1\r\n+k\r\n_\r\n', '*1\r\n~1\r\n,1\r\n'],
+      '*2\r\n%1\r\n+k\r\n_\r\n~1\r\n,1\r\n',
+    ],
+  ] as const)('%s', (_name, policy, parts, want) => {
+    expect(text(mergeReplies(policy, parts.map(b), ['n1', 'n2', 'n3'], 3))).toBe(want);
+  });
+
+  it('labels verbatim text (RESP3 INFO, MEMORY DOCTOR) per node and keeps it verbatim', () => {
+    const out = text(
+      mergeReplies('special', [b(verbatim('a:1\r\n')), b(verbatim('a:2\r\n'))], ['h:1', 'h:2'], 3),
+    );
+    const body = '# Node h:1\r\na:1\r\n\r\n# Node h:2\r\na:2\r\n';
+    expect(out).toBe(verbatim(body));
+  });
+
+  it('special replies that are maps (MEMORY STATS) stay maps, one [node, map] pair per node', () => {
+    const stats = (n: number) => `%2\r\n+peak.allocated\r\n:${n}\r\n+dataset.percentage\r\n,${n / 10}\r\n`;
+    const out = text(mergeReplies('special', [b(stats(5)), b(stats(7))], ['h:1', 'h:2'], 3));
+    expect(out).toBe(`*2\r\n*2\r\n$3\r\nh:1\r\n${stats(5)}*2\r\n$3\r\nh:2\r\n${stats(7)}`);
+  });
+
+  it('the same special reply for a RESP2 session is flat, as Redis answers RESP2', () => {
+    const out = text(mergeReplies('special', [b('*2\r\n$1\r\nk\r\n:1\r\n')], ['h:1'], 2));
+    expect(out).toBe('*1\r\n*2\r\n$3\r\nh:1\r\n*2\r\n$1\r\nk\r\n:1\r\n');
+  });
+});
+
+describe('mergeSplit in RESP3', () => {
+  it('MGET across slots keeps key order and RESP3 nulls', () => {
+    const cmd = ['MGET', 'a', 'b', 'c'].map(b);
+    const groups = splitBySlot(cmd, [1, 2, 3], 1);
+    const replies = groups.map((g) =>
+      b(`*${g.units.length}\r\n${g.units.map((u) => (u === 1 ? '_\r\n' : `$2\r\nv${u}\r\n`)).join('')}`),
+    );
+    expect(text(mergeSplit(undefined, groups, replies, 3, 3))).toBe('*3\r\n$2\r\nv0\r\n_\r\n$2\r\nv2\r\n');
+    expect(text(mergeSplit(undefined, groups, replies, 3, 2))).toBe('*3\r\n$2\r\nv0\r\n$-1\r\n$2\r\nv2\r\n');
+  });
+});
+
+describe('redirects and errors in RESP3 blob errors', () => {
+  it.each([
+    [blob('MOVED 3999 127.0.0.1:6381'), 'moved'],
+    [blob('ASK 3999 127.0.0.1:6381'), 'ask'],
+    [blob('TRYAGAIN Multiple keys'), 'retry'],
+    [blob('CLUSTERDOWN down'), 'retry'],
+    [blob('LOADING loading'), 'retry'],
+    [blob('ERR MOVED 1 a:1'), undefined],
+    ['$10\r\nMOVED 1 a:1\r\n', undefined],
+  ])('%j', (frame, kind) => expect(redirectKind(b(frame))).toBe(kind));
+
+  it('parses a blob error target', () => {
+    expect(parseRedirect(b(blob('MOVED 12 10.1.2.3:7000')))).toEqual({
+      kind: 'moved',
+      slot: 12,
+      address: { host: '10.1.2.3', port: 7000 },
+    });
+    expect(errorText(b(blob('ERR a\r\nb')))).toBe('ERR a\r\nb');
+  });
+
+  it('tags a message for the session protocol, copying only when it must', () => {
+    const msg = b('*3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n');
+    expect(messageFor(msg, 2)).toBe(msg);
+    const pushed = messageFor(msg, 3);
+    expect(pushed.toString()).toBe('>3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$1\r\nx\r\n');
+    expect(msg[0]).toBe(0x2a);
+    expect(messageFor(pushed, 2).equals(msg)).toBe(true);
+    expect(nullArray(3).toString()).toBe('_\r\n');
+    expect(nullArray(2).toString()).toBe('*-1\r\n');
+  });
+});
+
+describe('NodeConnection speaking RESP3', () => {
+  let server: Server | undefined;
+  afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
+
+  /** A loopback peer that records what it reads and answers with `answer(bytesSoFar, socket)`. */
+  async function peer(
+    answer: (seen: string, s: Socket) => void,
+  ): Promise<{ port: number; seen: () => string }> {
+    let seen = '';
+    server = createServer((s) => {
+      s.on('data', (d) => {
+        seen += d.toString('latin1');
+        answer(seen, s);
+      });
+      s.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const addr = server.address();
+    return { port: typeof addr === 'object' && addr ? addr.port : 0, seen: () => seen };
+  }
+
+  const dial = (port: number) =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+
+  const get = (c: NodeConnection) =>
+    new Promise<string>((resolve) =>
+      c.send(encodeCommand(['GET', 'k']), (r) =>
+        resolve(r instanceof NodeUnavailable ? `lost: ${r.error.message} (${r.error.hint})` : r.toString()),
+      ),
+    );
+
+  it('says HELLO 3 before anything else, and a push between replies is never taken for one', async () => {
+    let answered = false;
+    const p = await peer((seen, s) => {
+      if (answered || !seen.includes('GET')) return;
+      answered = true;
+      // HELLO's map, then an invalidation push nobody asked for, then GET's reply.
+      s.write('%1\r\n$5\r\nproto\r\n:3\r\n>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n$1\r\nv\r\n');
+    });
+    const c = new NodeConnection(0, 'peer', dial(p.port), undefined, 3);
+    expect(await get(c)).toBe('$1\r\nv\r\n');
+    expect(p.seen().startsWith(encodeCommand(['HELLO', '3']).toString())).toBe(true);
+    expect(c.closed).toBe(false);
+    c.destroy();
+  });
+
+  it('a node refusing HELLO 3 fails the connection, naming the fix', async () => {
+    const p = await peer((seen, s) => {
+      if (seen.includes('GET')) s.write("-ERR unknown command 'HELLO'\r\n$1\r\nv\r\n");
+    });
+    const c = new NodeConnection(0, 'peer', dial(p.port), undefined, 3);
+    expect(await get(c)).toMatch(
+      /^lost: cluster node peer refused HELLO 3: ERR unknown command .*Redis 6 or later/,
+    );
+    expect(c.closed).toBe(true);
+  });
+
+  it('a RESP2 connection sends no HELLO', async () => {
+    const p = await peer((seen, s) => {
+      if (seen.includes('GET')) s.write('$1\r\nv\r\n');
+    });
+    const c = new NodeConnection(0, 'peer', dial(p.port));
+    expect(await get(c)).toBe('$1\r\nv\r\n');
+    expect(p.seen()).toBe(encodeCommand(['GET', 'k']).toString());
+    c.destroy();
+  });
+});
