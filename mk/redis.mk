@@ -7,3 +7,10 @@ fuzz-redis: build  ## a million inputs through the RESP parsers and the login bo
 
 bench-redis: build  ## redis-benchmark direct / agent / nutcracker
 	bash bench/redis.sh
+
+# redis-py for the RESP3 client tests (test/python), in a cached venv like the AWS emulator's.
+.PHONY: python-venv
+python-venv:  ## the redis-py venv for the RESP3 client tests
+	bash test/support/venv.sh test/python/requirements.txt
+
+test-integration: python-venv

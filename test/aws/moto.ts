@@ -1,6 +1,6 @@
 /**
  * The AWS emulator for integration tests: moto server plus our extension (test/aws/drawbridge_moto),
- * started from the cached venv (test/aws/venv.sh) on a free loopback port.
+ * started from the cached venv (test/support/venv.sh) on a free loopback port.
  *
  * Code under test reaches it the standard way, through `AWS_ENDPOINT_URL` (see `env`), so nothing in
  * src/ knows it is talking to an emulator. `onIssue` receives every credential the emulator hands out
@@ -8,13 +8,14 @@
  * make its real database accept exactly that credential; `verifyPresigned` checks a client-signed
  * IAM token (RDS, ElastiCache) with botocore and moto's record of the signing key, as AWS would.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../support/ports.js';
+import { venvPython } from '../support/venv.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SOURCE_DIR = HERE.endsWith(path.join('dist', 'test', 'aws'))
@@ -94,10 +95,7 @@ process.on('exit', () => live.forEach((p) => p.kill('SIGKILL')));
 
 /** Creates the venv if needed and returns its python. */
 export function motoPython(): string {
-  const venv = path.join(SOURCE_DIR, 'venv.sh');
-  const made = spawnSync('bash', [venv], { stdio: 'inherit' });
-  if (made.status !== 0) throw new Error(`test/aws/venv.sh failed (exit ${made.status})`);
-  return spawnSync('bash', [venv, '--python'], { encoding: 'utf8' }).stdout.trim();
+  return venvPython('test/aws/requirements.txt');
 }
 
 export async function startMoto(opts: { ldap?: boolean } = {}): Promise<Moto> {
