@@ -186,6 +186,7 @@ function caseUserPasswords(): Record<string, string> {
 const GOOD_AUTH = [
   ['AUTH', 'cart', TOKEN],
   ['HELLO', '2', 'AUTH', 'cart', TOKEN],
+  ['HELLO', '3', 'AUTH', 'cart', TOKEN],
 ];
 const messages: string[][] = [
   ...GOOD_AUTH,
@@ -195,7 +196,7 @@ const messages: string[][] = [
   ['AUTH', 'cart', `${TOKEN}x`], // a token the verifier rejects
   ['AUTH'],
   ['AUTH', 'a', 'b', 'c'],
-  ['HELLO', '3', 'AUTH', 'cart', TOKEN],
+  ['HELLO', '4', 'AUTH', 'cart', TOKEN], // NOPROTO: no login
   ['HELLO', '2', 'AUTH', 'cart'],
   ['HELLO', 'x'],
   ['PING'],

@@ -6,11 +6,28 @@
 // only these few command names pay for them. Scripts could SELECT past the boundary inside the
 // server: on standalone servers the scripting rule accounts for it (STANDALONE_SCRIPT_LIMIT).
 import type { RedisCommand } from './parser.js';
+import type { Protocol } from './router.js';
 import { OK } from './serializer.js';
 
-/** undefined: relay the command; `refuse`: the reason it is refused; `answer`: the agent's own reply. */
-export type GuardResult = undefined | { refuse: string } | { answer: Buffer };
-export type CommandGuard = (cmd: RedisCommand, inMulti: boolean) => GuardResult;
+/**
+ * undefined: relay the command; `refuse`: the reason it is refused; `answer`: the agent's own reply;
+ * `check`: asks the backend first (commands after it wait), then refuses with its reason or relays.
+ */
+export type GuardResult =
+  undefined | { refuse: string } | { answer: Buffer } | { check: () => Promise<string | undefined> };
+
+/** What a guard may know of its session. */
+export interface GuardContext {
+  readonly inMulti: boolean;
+  /** The protocol in force once every command relayed so far has run (a HELLO 3 relayed counts). */
+  readonly protocol: Protocol;
+  /** The database user the backend connection is logged in as. */
+  readonly dbUser: string;
+  /** Sends `cmd` on the session's backend connection after everything relayed so far; its reply, unrelayed. */
+  ask(cmd: RedisCommand): Promise<Buffer>;
+}
+
+export type CommandGuard = (cmd: RedisCommand, s: GuardContext) => GuardResult;
 
 export const STANDALONE_SCRIPT_LIMIT =
   "on a standalone server the agent holds the session to its Database's DB number, which SELECT inside a script would leave";
@@ -28,11 +45,11 @@ export function dbGuards(db: number, cluster: boolean): ReadonlyMap<string, Comm
   const guards = new Map<string, CommandGuard>([
     [
       'select',
-      (cmd, inMulti) => {
+      (cmd, s) => {
         if (cmd.args.length !== 2) return undefined; // the server's arity error
         if (!ours(cmd.args[1])) return boundary(`SELECT ${show(cmd.args[1])} would leave it`);
         // In MULTI the server queues it (QUEUED, then OK in EXEC's reply): relayed to keep that shape.
-        return inMulti ? undefined : { answer: OK };
+        return s.inMulti ? undefined : { answer: OK };
       },
     ],
     ['swapdb', () => boundary('SWAPDB exchanges whole DBs')],

@@ -6,7 +6,7 @@ import { parseAuth, parseHello } from './client-auth.js';
 import type { RedisCommand } from './parser.js';
 import { RedisReplyError } from './router.js';
 import { NOPROTO, OK, RESET, encodeCommand, errorReply } from './serializer.js';
-import type { RedisSession } from './session.js';
+import type { RedisSession, RelayHooks } from './session.js';
 
 type Handler = (s: RedisSession, cmd: RedisCommand) => void;
 
@@ -24,26 +24,39 @@ function auth(s: RedisSession, cmd: RedisCommand): void {
   });
 }
 
-/** HELLO 2 (or bare HELLO) goes to the backend without its AUTH part; HELLO 3 is declined (RESP2 only). */
+/**
+ * HELLO 2|3 goes to the backend without its AUTH part (the agent authenticates; see the router seam):
+ * the session's own backend connection then speaks the protocol the client chose. A bare HELLO is
+ * sent as HELLO of the current protocol, which answers the same.
+ */
 function hello(s: RedisSession, cmd: RedisCommand): void {
   const req = parseHello(cmd);
   if (req instanceof RedisReplyError) return refuse(s, req);
   if (s.inMulti) return refuse(s, new RedisReplyError('ERR', 'Command not allowed inside a transaction'));
-  if (req.protover !== undefined && req.protover !== 2) return void s.replies.push(NOPROTO);
-  const args: (string | Buffer)[] = ['HELLO'];
-  if (req.protover !== undefined) args.push('2');
+  const protover = req.protover ?? s.protocol;
+  if (protover !== 2 && protover !== 3) return void s.replies.push(NOPROTO);
+  const args: (string | Buffer)[] = ['HELLO', String(protover)];
   if (req.setname) args.push('SETNAME', req.setname);
   const relay: RedisCommand = {
     name: 'hello',
     args: args.map((a) => Buffer.from(a)),
     raw: encodeCommand(args),
   };
+  // Commands pipelined after HELLO are checked in the protocol it asks for, unless the backend refuses it.
+  const before = s.protocol;
+  const hooks: RelayHooks = {
+    relayed: () => (s.protocol = protover),
+    translate: (reply) => {
+      if (reply[0] === 0x2d /* - */) s.protocol = before;
+      return reply;
+    },
+  };
   const auth = req.auth;
-  if (!auth) return s.forward(relay);
+  if (!auth) return s.forward(relay, hooks);
   s.runExclusive(async () => {
     await s.login.auth(auth);
     s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
-    s.forward(relay);
+    s.forward(relay, hooks);
   });
 }
 
@@ -52,8 +65,10 @@ function quit(s: RedisSession): void {
   s.closeAfterReplies('client sent QUIT');
 }
 
+/** RESET also returns the backend connection (and so the session) to RESP2 and ends tracking. */
 function reset(s: RedisSession, cmd: RedisCommand): void {
   s.endTransaction();
+  s.protocol = 2;
   if (!s.connected) return void s.replies.push(RESET);
   s.forward(cmd);
   s.runExclusive(() => s.login.restore());

@@ -1,8 +1,9 @@
-// What a RESP2 connection is subscribed to, learned from the backend's own subscribe/unsubscribe
-// replies. In RESP2 a pub/sub message is an ordinary array, so the relay can only tell a push from a
-// reply by knowing the connection is in subscribed (or MONITOR) mode — where Redis allows no command
-// whose reply could look like one.
-import { decodeReply } from './reply-parser.js';
+// What a connection is subscribed to, learned from the backend's own subscribe/unsubscribe replies.
+// In RESP2 a pub/sub message is an ordinary array, so the relay can only tell a push from a reply by
+// knowing the connection is in subscribed (or MONITOR) mode — where Redis allows no command whose
+// reply could look like one. In RESP3 messages and confirmations are `>` push frames, and a
+// subscribed connection runs any command.
+import { RespPush, decodeReply } from './reply-parser.js';
 
 export const enum SubscriptionKind {
   Channel = 1,
@@ -47,13 +48,25 @@ export class PubSubTracker {
     [SubscriptionKind.Pattern, new Set()],
     [SubscriptionKind.ShardChannel, new Set()],
   ]);
-  private monitoring = false;
+  /** MONITOR answered +OK: every later frame but RESET's reply is a monitor line. */
+  monitoring = false;
   /** True while any frame may be a push: subscribed to something, or in MONITOR mode. */
   active = false;
 
-  /** A frame that answers no command (call only while `active`). */
-  isPush(frame: Buffer): boolean {
-    return this.monitoring || isMessagePush(frame);
+  /**
+   * A frame other than a RESP3 `>` push that answers no command (call only while `active`): in RESP3
+   * only monitor lines, since subscribed connections get their messages as `>` pushes.
+   */
+  isPush(frame: Buffer, resp3: boolean): boolean {
+    return this.monitoring || (!resp3 && isMessagePush(frame));
+  }
+
+  /** A RESP3 push confirming a (p|s)(un)subscribe (it answers that command), not a message. */
+  isConfirmation(frame: Buffer): boolean {
+    if (isMessagePush(frame)) return false;
+    const push = decodeReply(frame);
+    const kind = push instanceof RespPush ? push.items[0] : undefined;
+    return Buffer.isBuffer(kind) && SUBSCRIBE_COMMANDS.has(kind.toString('latin1'));
   }
 
   /** How many frames `UNSUBSCRIBE`-style commands without arguments will get (one when none). */
@@ -63,8 +76,9 @@ export class PubSubTracker {
 
   /** Updates the subscription sets from a (p|s)(un)subscribe reply frame. */
   observe(frame: Buffer): void {
-    if (frame[0] !== 0x2a /* * */) return;
-    const reply = decodeReply(frame);
+    if (frame[0] !== 0x2a /* * */ && frame[0] !== 0x3e /* > */) return;
+    const decoded = decodeReply(frame);
+    const reply = decoded instanceof RespPush ? decoded.items : decoded;
     if (!Array.isArray(reply) || !Buffer.isBuffer(reply[0])) return;
     const change = CHANGES[reply[0].toString('latin1')];
     const name = reply[1];

@@ -15,16 +15,23 @@ import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
 import { ClientOutput, type OutputOwner } from './client-output.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
-import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
+import { type CommandGuard, type GuardContext, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
-import { type OpenRouter, RedisReplyError, type Router } from './router.js';
+import { type OpenRouter, type Protocol, RedisReplyError, type Router } from './router.js';
 import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
 import { SessionAudit } from './session-audit.js';
 import { SessionLogin } from './session-login.js';
 import { localCommand } from './local-commands.js';
+import { trackingGuard } from './tracking.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
+
+/** A local command's hooks around its relay: `relayed` once it is dispatched, `translate` on its reply. */
+export interface RelayHooks {
+  relayed?: () => void;
+  translate?: (reply: Buffer) => Buffer;
+}
 
 const DISCARD: RedisCommand = {
   name: 'discard',
@@ -32,7 +39,7 @@ const DISCARD: RedisCommand = {
   raw: encodeCommand(['DISCARD']),
 };
 
-export class RedisSession implements LiveSession, OutputOwner {
+export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   readonly id = newSessionId();
   readonly replies: ReplyQueue;
   readonly login: SessionLogin;
@@ -50,6 +57,8 @@ export class RedisSession implements LiveSession, OutputOwner {
   private backendFull = false;
   private auditHold: AuditHold | undefined;
   inMulti = false;
+  /** RESP3 from the HELLO 3 relayed (reverted if the backend refuses it) until HELLO 2 or RESET. */
+  protocol: Protocol = 2;
   private multiDirty = false;
   private closing = false;
   /** Malformed input: reported after the replies of every command received before it. */
@@ -88,6 +97,10 @@ export class RedisSession implements LiveSession, OutputOwner {
 
   get identity(): Identity {
     return this.login.identity;
+  }
+
+  get dbUser(): string {
+    return this.login.dbUser;
   }
 
   request(): AccessRequest {
@@ -162,11 +175,11 @@ export class RedisSession implements LiveSession, OutputOwner {
   }
 
   /** Authorizes, audits and relays one command (connecting to the backend first if needed). */
-  forward(cmd: RedisCommand): void {
+  forward(cmd: RedisCommand, hooks?: RelayHooks): void {
     if (!this.router || !this.facts || !this.policy) {
       this.runExclusive(async () => {
         await this.login.connect();
-        this.forward(cmd);
+        this.forward(cmd, hooks);
       });
       return;
     }
@@ -174,16 +187,41 @@ export class RedisSession implements LiveSession, OutputOwner {
     if (info === undefined) return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
     const verdict = this.policy.check(info);
     if (!verdict.allowed) return this.deny(cmd, verdict.reason);
-    const guarded = verdict.guard?.(cmd, this.inMulti);
-    if (guarded !== undefined && 'refuse' in guarded) return this.deny(cmd, guarded.refuse);
+    const guarded = verdict.guard?.(cmd, this);
+    if (guarded === undefined) return this.relay(cmd, hooks);
+    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse);
+    if ('answer' in guarded) {
+      this.commands++;
+      this.audit.command(cmd);
+      return void this.replies.push(guarded.answer);
+    }
+    this.runExclusive(async () => {
+      const refusal = await guarded.check();
+      if (refusal === undefined) this.relay(cmd, hooks);
+      else this.deny(cmd, refusal);
+    });
+  }
+
+  /** An allowed command: audited, then dispatched. */
+  private relay(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
     this.commands++;
     this.audit.command(cmd);
-    if (guarded !== undefined) return void this.replies.push(guarded.answer);
     if (this.inMulti || cmd.name === 'multi') {
       if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
       this.trackTransaction(cmd.name);
     }
-    this.dispatch(cmd);
+    if (hooks === undefined) return this.dispatch(cmd);
+    hooks.relayed?.();
+    this.dispatch(cmd, hooks.translate);
+  }
+
+  /** Sends `cmd` after everything dispatched so far, for the agent's own use: its reply is not relayed. */
+  ask(cmd: RedisCommand): Promise<Buffer> {
+    return new Promise((resolve) => {
+      this.router!.dispatch(cmd, (reply) =>
+        resolve(Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message)),
+      );
+    });
   }
 
   /** Hands a command to the router; its reply takes the next place in the reply order. */
@@ -270,9 +308,12 @@ export class RedisSession implements LiveSession, OutputOwner {
   regrant(decision: Allowed): void {
     const database = this.agent.state.database;
     const db = this.cluster ? 0 : databaseIndex(database);
+    const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
+    // The cluster router shares node connections between sessions: tracking there is its own matter.
+    if (!this.cluster) guards.set('client|tracking', trackingGuard);
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
-      guards: dbGuards(db, this.cluster),
+      guards,
     });
   }
 

@@ -1,7 +1,9 @@
 // One backend connection per client session, fully pipelined: commands go out in order as their raw
 // bytes, replies come back in order as raw frames. What is not one-reply-per-command is tracked here:
 // SUBSCRIBE-family commands answer with one frame per channel, pub/sub messages and MONITOR lines
-// answer nothing (pushes), and RESET leaves both modes.
+// answer nothing (pushes), and RESET leaves both modes. After HELLO 3 the connection speaks RESP3:
+// pushes are `>` frames, told apart from replies by their type byte whatever the mode, except the
+// subscribe-family confirmations, which are pushes too but answer their command.
 import type { Socket } from 'node:net';
 import type { Database } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
@@ -18,7 +20,7 @@ import {
   whoamiFailure,
 } from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
-import { ReplyFramer } from './reply-parser.js';
+import { ReplyFramer, isPushFrame } from './reply-parser.js';
 import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } from './router.js';
 import { PubSubTracker, SUBSCRIBE_COMMANDS, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
@@ -39,9 +41,11 @@ const enum Expect {
   AllShardChannels = -SubscriptionKind.ShardChannel,
   Monitor = -4,
   Reset = -5,
+  /** HELLO 2|3: its reply's type says which protocol the connection speaks from then on. */
+  Hello = -6,
   // Marks seen only by dispatch (answered as OneFrame): a re-AUTH must not be queued in a transaction.
-  TxStart = -6,
-  TxEnd = -7,
+  TxStart = -7,
+  TxEnd = -8,
 }
 
 const SPECIAL: ReadonlyMap<string, Expect> = new Map([
@@ -50,6 +54,7 @@ const SPECIAL: ReadonlyMap<string, Expect> = new Map([
   ['sunsubscribe', Expect.AllShardChannels],
   ['monitor', Expect.Monitor],
   ['reset', Expect.Reset],
+  ['hello', Expect.Hello],
   ['multi', Expect.TxStart],
   ['exec', Expect.TxEnd],
   ['discard', Expect.TxEnd],
@@ -70,6 +75,8 @@ export class StandaloneRouter implements Router {
   private done = false;
   /** A MULTI was dispatched and no EXEC, DISCARD or RESET after it. */
   private inTransaction = false;
+  /** The backend answered HELLO 3 (and no HELLO 2 or RESET since). */
+  private resp3 = false;
   private readonly reauth: Reauth | undefined;
   private credential: BackendCredential | undefined;
 
@@ -116,6 +123,7 @@ export class StandaloneRouter implements Router {
 
   /** MULTI opens a transaction; EXEC, DISCARD and RESET end it. */
   private noteTransaction(expect: Expect): Expect {
+    if (expect === Expect.Hello) return expect;
     this.inTransaction = expect === Expect.TxStart;
     return expect === Expect.Reset ? expect : Expect.OneFrame;
   }
@@ -128,7 +136,8 @@ export class StandaloneRouter implements Router {
 
   /** Not while an AUTH would be queued (MULTI) or refused (RESP2 subscribed and MONITOR modes). */
   private canReauth(): boolean {
-    if (this.done || this.inTransaction || this.pubsub.active) return false;
+    if (this.done || this.inTransaction) return false;
+    if (this.pubsub.active && (!this.resp3 || this.pubsub.monitoring)) return false;
     // A subscribe-family, MONITOR or RESET command still unanswered may change the mode AUTH meets.
     for (let i = this.head; i < this.expects.length; i++) {
       if (this.expects[i] !== Expect.OneFrame) return false;
@@ -151,26 +160,39 @@ export class StandaloneRouter implements Router {
   }
 
   private onFrame(frame: Buffer): void {
-    // +RESET is the one reply a MONITOR connection still gets (monitor lines are +<timestamp> ...).
-    const resetReply = this.expects[this.head] === Expect.Reset && frame.equals(RESET);
-    if (this.pubsub.active && !resetReply && this.pubsub.isPush(frame)) {
-      this.onPushFrame(frame);
-      return;
+    const expect = this.expects[this.head];
+    if (isPushFrame(frame)) {
+      // A RESP3 push; only a subscribe-family confirmation answers a command (the one awaiting it).
+      if (!(expect !== undefined && isSubscription(expect) && this.pubsub.isConfirmation(frame))) {
+        this.onPushFrame(frame);
+        return;
+      }
+    } else if (this.pubsub.active && this.pubsub.isPush(frame, this.resp3)) {
+      // +RESET is the one reply a MONITOR connection still gets (monitor lines are +<timestamp> ...).
+      if (!(expect === Expect.Reset && frame.equals(RESET))) {
+        this.onPushFrame(frame);
+        return;
+      }
     }
     const done = this.dones[this.head];
     if (done === undefined) {
       this.fail(lost('the backend sent a reply to no command'));
       return;
     }
-    const expect = this.expects[this.head]!;
     if (expect === Expect.OneFrame) this.complete(done, frame);
-    else this.onSpecialFrame(done, expect, frame);
+    else this.onSpecialFrame(done, expect!, frame);
   }
 
   private onSpecialFrame(done: Done, expect: number, frame: Buffer): void {
-    if (expect === Expect.Monitor || expect === Expect.Reset) {
+    if (expect === Expect.Monitor || expect === Expect.Reset || expect === Expect.Hello) {
       if (expect === Expect.Monitor) this.pubsub.monitorStarted(frame);
-      else this.pubsub.reset(frame);
+      else if (expect === Expect.Reset) {
+        this.pubsub.reset(frame);
+        if (frame[0] === 0x2b /* + */) this.resp3 = false;
+      } else if (frame[0] !== 0x2d /* - */) {
+        // HELLO 3 is answered with a map (%), HELLO 2 with an array, in the protocol just chosen.
+        this.resp3 = frame[0] === 0x25; /* % */
+      }
       this.complete(done, frame);
       return;
     }
@@ -284,6 +306,11 @@ export class StandaloneRouter implements Router {
     this.socket.destroy();
     this.onFailed(err);
   }
+}
+
+/** Expects of a subscribe-family command: a count of frames, or all of one kind's. */
+function isSubscription(expect: number): boolean {
+  return expect > 0 || (expect <= Expect.AllChannels && expect >= Expect.AllShardChannels);
 }
 
 function lost(detail: string): DrawbridgeError {

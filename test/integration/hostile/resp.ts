@@ -83,3 +83,45 @@ export function untilClosed(socket: TLSSocket, ms = 5000): Promise<{ replies: Sh
     });
   });
 }
+
+/**
+ * Every frame the agent sends on a connection, in arrival order and as raw text (latin1): replies and
+ * RESP3 pushes alike, so a test sees exactly which came when and of which RESP type.
+ */
+export class FrameReader {
+  private readonly frames: string[] = [];
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  constructor(socket: TLSSocket) {
+    const framer = new ReplyFramer((frame) => {
+      this.frames.push(frame.toString('latin1'));
+      this.wake?.();
+    });
+    socket.on('data', (chunk: Buffer) => framer.feed(chunk));
+    socket.once('close', () => {
+      this.closed = true;
+      this.wake?.();
+    });
+  }
+
+  /** The next `count` frames; rejects when the connection closes or `ms` pass first. */
+  async next(count = 1, ms = 5000): Promise<string[]> {
+    const deadline = Date.now() + ms;
+    while (this.frames.length < count) {
+      if (this.closed) throw new Error(`connection closed; frames so far: ${JSON.stringify(this.frames)}`);
+      const left = deadline - Date.now();
+      if (left <= 0)
+        throw new Error(`no frame within ${ms} ms; frames so far: ${JSON.stringify(this.frames)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+    return this.frames.splice(0, count);
+  }
+}

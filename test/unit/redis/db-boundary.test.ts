@@ -1,7 +1,7 @@
 // The DB-number guards, table-driven: which spellings of SELECT, COPY ... DB, MIGRATE, SWAPDB, MOVE
 // and FLUSHALL stay in the Database's DB (3 here; a cluster's 0) and which are refused.
 import { describe, expect, it } from 'vitest';
-import { dbGuards } from '../../../src/engines/redis/db-boundary.js';
+import { type GuardContext, dbGuards } from '../../../src/engines/redis/db-boundary.js';
 import { commandName } from '../../../src/engines/redis/command-name.js';
 import type { RedisCommand } from '../../../src/engines/redis/parser.js';
 import { OK, encodeCommand } from '../../../src/engines/redis/serializer.js';
@@ -11,11 +11,18 @@ const cmd = (...args: string[]): RedisCommand => {
   return { name: commandName(bufs), args: bufs, raw: encodeCommand(bufs) };
 };
 
+const session = (inMulti: boolean): GuardContext => ({
+  inMulti,
+  protocol: 2,
+  dbUser: 'default',
+  ask: () => Promise.reject(new Error('unused')),
+});
+
 function verdict(guards: ReturnType<typeof dbGuards>, c: RedisCommand, inMulti = false): string {
   const guard = guards.get(c.name);
-  const r = guard?.(c, inMulti);
+  const r = guard?.(c, session(inMulti));
   if (r === undefined) return 'relay';
-  return 'answer' in r ? (r.answer.equals(OK) ? 'OK' : 'answer') : 'refuse';
+  return 'answer' in r ? (r.answer.equals(OK) ? 'OK' : 'answer') : 'refuse' in r ? 'refuse' : 'check';
 }
 
 describe('dbGuards, standalone DB 3', () => {
@@ -49,7 +56,7 @@ describe('dbGuards, standalone DB 3', () => {
   });
 
   it('refusals name the boundary and the DB', () => {
-    expect(g.get('select')!(cmd('SELECT', '0'), false)).toEqual({
+    expect(g.get('select')!(cmd('SELECT', '0'), session(false))).toEqual({
       refuse: "the DB number is this Database's boundary (DB 3 in spec.uri): SELECT 0 would leave it",
     });
   });
@@ -59,7 +66,7 @@ describe('dbGuards, cluster', () => {
   const g = dbGuards(0, true);
   it('DB 0 only; FLUSHALL and MONITOR are left to the cluster router', () => {
     expect(verdict(g, cmd('SELECT', '0'))).toBe('OK');
-    expect(g.get('select')!(cmd('SELECT', '1'), false)).toEqual({
+    expect(g.get('select')!(cmd('SELECT', '1'), session(false))).toEqual({
       refuse: 'Redis Cluster has only DB 0: SELECT 1 would leave it',
     });
     expect(verdict(g, cmd('FLUSHALL'))).toBe('relay');

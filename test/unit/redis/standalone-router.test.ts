@@ -147,3 +147,67 @@ describe('StandaloneRouter', () => {
     expect(failures).toEqual(['BACKEND_UNREACHABLE']);
   });
 });
+
+const push = (...items: string[]) =>
+  `>${items.length}\r\n${items.map((i) => (/^\d+$/.test(i) ? `:${i}\r\n` : `$${i.length}\r\n${i}\r\n`)).join('')}`;
+const HELLO3 = '%1\r\n$5\r\nproto\r\n:3\r\n';
+
+describe('StandaloneRouter after HELLO 3', () => {
+  async function resp3() {
+    const t = setup();
+    t.send('HELLO 3');
+    t.backend.reply(HELLO3);
+    await tick();
+    t.replies.length = 0;
+    return t;
+  }
+
+  it('relays `>` pushes (tracking invalidations) out of band, between replies', async () => {
+    const { backend, replies, pushes, send } = await resp3();
+    send('GET k');
+    send('GET j');
+    backend.reply(`$1\r\nv\r\n${push('invalidate', 'k')}_\r\n`);
+    await tick();
+    expect(replies).toEqual(['$1\r\nv\r\n', '_\r\n']);
+    expect(pushes).toEqual([push('invalidate', 'k')]);
+  });
+
+  it('subscribe confirmations (pushes) answer SUBSCRIBE; messages among them stay pushes', async () => {
+    const { backend, replies, pushes, send } = await resp3();
+    send('SUBSCRIBE a b');
+    send('GET k');
+    backend.reply(push('subscribe', 'a', '1') + push('message', 'a', 'hi') + push('subscribe', 'b', '2'));
+    // Subscribed, a RESP3 connection still runs commands: GET's reply is a reply, not a push.
+    backend.reply(`$1\r\nv\r\n${push('message', 'b', 'yo')}`);
+    await tick();
+    expect(replies).toEqual([push('subscribe', 'a', '1') + push('subscribe', 'b', '2'), '$1\r\nv\r\n']);
+    expect(pushes).toEqual([push('message', 'a', 'hi'), push('message', 'b', 'yo')]);
+    send('UNSUBSCRIBE');
+    send('PING');
+    backend.reply(`${push('unsubscribe', 'a', '1')}${push('unsubscribe', 'b', '0')}+PONG\r\n`);
+    await tick();
+    expect(replies.slice(2)).toEqual([
+      push('unsubscribe', 'a', '1') + push('unsubscribe', 'b', '0'),
+      '+PONG\r\n',
+    ]);
+  });
+
+  it('HELLO 2 and RESET go back to RESP2 framing: a message array is a push again only when subscribed', async () => {
+    const { backend, replies, pushes, send } = await resp3();
+    send('HELLO 2');
+    backend.reply('*2\r\n$5\r\nproto\r\n:2\r\n');
+    send('SUBSCRIBE a');
+    backend.reply(sub('subscribe', 'a', 1) + message('a', 'hi'));
+    await tick();
+    expect(pushes).toEqual([message('a', 'hi')]);
+    send('HELLO 3');
+    backend.reply(HELLO3);
+    send('RESET');
+    backend.reply('+RESET\r\n');
+    send('LRANGE l 0 -1');
+    backend.reply(message('a', 'not a push'));
+    await tick();
+    expect(replies.at(-1)).toBe(message('a', 'not a push'));
+    expect(pushes).toHaveLength(1);
+  });
+});

@@ -1,0 +1,103 @@
+// CLIENT TRACKING through the agent (standalone: each session has its own backend connection, so the
+// invalidations Redis pushes on it belong to that session's client alone).
+// - RESP3 only, on the client's own connection: REDIRECT names a backend connection id, which no
+//   client owns through the agent, and RESP2 tracking needs REDIRECT, so both are refused.
+// - BCAST: Redis pushes invalidations for every key written under a prefix without checking the
+//   connection's key permissions (seen with Redis 7.0), which would tell a database user the names of
+//   keys its ACL hides. So each prefix (no PREFIX: every key) must lie inside a key pattern the
+//   database user may read, as the backend's ACL GETUSER reports them; else it is refused.
+// Default mode (with OPTIN/OPTOUT, NOLOOP) needs no such check: Redis tracks only keys the connection
+// read, which its ACL allowed.
+import { lowerAscii } from './command-name.js';
+import type { CommandGuard, GuardContext } from './db-boundary.js';
+import type { RedisCommand } from './parser.js';
+import { RespError, RespMap, type RespValue, decodeReply } from './reply-parser.js';
+import { encodeCommand } from './serializer.js';
+
+const REDIRECT =
+  'CLIENT TRACKING ... REDIRECT is not available through the drawbridge agent: the id would name a backend connection no client owns; send HELLO 3 and track without REDIRECT, invalidations then arrive on this connection';
+const RESP2 =
+  'CLIENT TRACKING in RESP2 needs REDIRECT to another connection, which the drawbridge agent cannot honour; send HELLO 3 first, invalidations then arrive on this connection';
+const WHY_BCAST =
+  'Redis sends BCAST invalidations for every key under a prefix without checking key permissions';
+const INSTEAD = 'or track without BCAST (invalidations only for keys this connection read)';
+
+export const trackingGuard: CommandGuard = (cmd, s) => {
+  const a = cmd.args;
+  // OFF needs nothing; a malformed command gets the server's own error.
+  if (a.length < 3 || lowerAscii(a[2]!) !== 'on') return undefined;
+  let bcast = false;
+  const prefixes: Buffer[] = [];
+  for (let i = 3; i < a.length; i++) {
+    const opt = lowerAscii(a[i]!);
+    if (opt === 'redirect') return { refuse: REDIRECT };
+    if (opt === 'bcast') bcast = true;
+    else if (opt === 'prefix' && i + 1 < a.length) prefixes.push(a[++i]!);
+  }
+  if (s.protocol !== 3) return { refuse: RESP2 };
+  if (!bcast) return undefined;
+  return { check: () => bcastRefusal(s, prefixes) };
+};
+
+/** Undefined when every prefix lies inside the database user's readable keys; else why not. */
+async function bcastRefusal(s: GuardContext, prefixes: Buffer[]): Promise<string | undefined> {
+  const user = s.dbUser;
+  const reply = decodeReply(await s.ask(command(['ACL', 'GETUSER', user])));
+  const keys = reply instanceof RespError || reply === null ? undefined : field(reply, 'keys');
+  if (keys === undefined) {
+    const why = reply instanceof RespError ? reply.message : 'no such user';
+    return `CLIENT TRACKING BCAST is refused: ${WHY_BCAST}, and the agent cannot read database user "${user}"'s key patterns (ACL GETUSER: ${why}); ${INSTEAD}`;
+  }
+  const patterns = readablePatterns(keys);
+  const wanted = prefixes.length > 0 ? prefixes.map((p) => p.toString('latin1')) : [''];
+  const outside = wanted.find((p) => !patterns.some((q) => covers(q, p)));
+  if (outside === undefined) return undefined;
+  const what = prefixes.length > 0 ? `PREFIX "${outside}"` : 'without PREFIX (every key)';
+  const readable = patterns.length > 0 ? patterns.join(' ') : 'none';
+  return `CLIENT TRACKING BCAST ${what} is outside the keys database user "${user}" may read (${readable}): ${WHY_BCAST}; track a prefix inside them, ${INSTEAD}`;
+}
+
+function command(args: string[]): RedisCommand {
+  return {
+    name: `${args[0]!.toLowerCase()}|${args[1]!.toLowerCase()}`,
+    args: args.map((a) => Buffer.from(a)),
+    raw: encodeCommand(args),
+  };
+}
+
+/** A field of ACL GETUSER's reply: a map in RESP3, a flat [name, value, ...] array in RESP2. */
+function field(reply: RespValue, name: string): RespValue | undefined {
+  if (reply instanceof RespMap) return reply.get(name);
+  if (!Array.isArray(reply)) return undefined;
+  for (let i = 0; i + 1 < reply.length; i += 2) {
+    const k = reply[i];
+    if ((Buffer.isBuffer(k) || typeof k === 'string') && k.toString() === name) return reply[i + 1];
+  }
+  return undefined;
+}
+
+/**
+ * The root key patterns that allow reading: Redis 7 reports `~p` (read and write), `%R~p` and
+ * `%RW~p` in one space-separated string; Redis 6 a list of patterns. Selectors are left out: a key
+ * they allow is readable only by the commands they allow, so they cannot vouch for a prefix.
+ */
+function readablePatterns(keys: RespValue): string[] {
+  if (Array.isArray(keys)) return keys.filter((k) => Buffer.isBuffer(k)).map((k) => k.toString('latin1'));
+  if (!Buffer.isBuffer(keys) && typeof keys !== 'string') return [];
+  const out: string[] = [];
+  for (const rule of keys.toString('latin1').split(' ')) {
+    const m = /^(?:%(?:R|RW|WR))?~(.*)$/i.exec(rule);
+    if (m) out.push(m[1]!);
+  }
+  return out;
+}
+
+/**
+ * Whether glob `pattern` matches every key starting with `prefix`: `*`, or a literal head followed by
+ * one `*` that `prefix` starts with. Anything subtler is treated as not covering (refused).
+ */
+function covers(pattern: string, prefix: string): boolean {
+  if (!pattern.endsWith('*')) return false;
+  const head = pattern.slice(0, -1);
+  return !/[*?[\\]/.test(head) && prefix.startsWith(head);
+}
