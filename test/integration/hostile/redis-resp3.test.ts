@@ -154,6 +154,12 @@ describe('RESP3 pub/sub', () => {
     expect(push).toBe('>3\r\n$7\r\nmessage\r\n$6\r\nnews:1\r\n$5\r\nhello\r\n');
     expect(reply).toBe('_\r\n');
     expect(await c.drain()).toEqual([]);
+    // The unsubscribe confirmation answers UNSUBSCRIBE: an agent-made reply after it is not held back.
+    c.send(['UNSUBSCRIBE', 'news:1'], ['CLIENT', 'TRACKING', 'ON', 'REDIRECT', '1'], ['ECHO', 'last']);
+    const [unsubscribed, refusedTracking, echo] = await c.read(3);
+    expect(unsubscribed).toBe('>3\r\n$11\r\nunsubscribe\r\n$6\r\nnews:1\r\n:0\r\n');
+    expect(refusedTracking).toMatch(/^-NOPERM drawbridge: CLIENT TRACKING \.\.\. REDIRECT/);
+    expect(echo).toBe('$4\r\nlast\r\n');
   });
 });
 
