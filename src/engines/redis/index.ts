@@ -1,9 +1,9 @@
-// Redis engine: the agent speaks RESP2 to clients and to Redis (standalone or Redis Cluster).
+// Redis engine: the agent speaks RESP2 or RESP3 (as each client chooses with HELLO) to clients and
+// to Redis (standalone or Redis Cluster).
 //
-//   client (redis-cli, ioredis)          agent                                     Redis
+//   client (redis-cli, ioredis,          agent                                     Redis
+//   node-redis, redis-py)
 //     │══ TLS handshake (client cert) ══▶│ identity = cert CN/O, or none yet         │
-//     │── HELLO 3 ──────────────────────▶│                                           │
-//     │◀── -NOPROTO ─────────────────────│ RESP2 only: clients fall back             │
 //     │── AUTH app <pass|SA token> ─────▶│ token → TokenVerifier; authorize(app)     │
 //     │                                  │── first time: COMMAND, HELLO ────────────▶│ catalog (cached
 //     │                                  │◀─ categories per command, cluster mode ───│  per backend)
@@ -14,9 +14,16 @@
 //     │◀══ replies, in command order ════│◀═══ raw reply frames ══════════════════════│
 //     │── FLUSHALL ─────────────────────▶│ denied: -NOPERM naming the rule (not sent)│
 //     │── AUTH admin <pass> ────────────▶│ authorize(admin) ── AUTH admin <cred> ───▶│ same connection
+//     │── HELLO 3 [AUTH u p] ───────────▶│ AUTH part as above ── HELLO 3 ───────────▶│ this session's
+//     │◀── %7 server… (the map) ─────────│◀──────────────────────────────────────────│  connection only
+//     │── CLIENT TRACKING ON ───────────▶│ RESP3 only; no REDIRECT; BCAST prefixes   │
+//     │                                  │ inside the user's ACL keys ── relay ─────▶│
+//     │◀══ replies + >push frames ═══════│◀══ pushes (messages, invalidate) ═════════│ out of band
+//     │── RESET ────────────────────────▶│ relay; log in again ─────────────────────▶│ RESP2 again
 //
 // Files: parser.ts / reply-parser.ts / serializer.ts (codec), session.ts (per-command pipeline),
 // session-login.ts (identity, AUTH, user switch), local-commands.ts (AUTH, HELLO, QUIT, RESET ...),
+// tracking.ts (CLIENT TRACKING on standalone), pubsub-tracker.ts (push or reply, RESP2 and RESP3),
 // command-catalog.ts (categories from the backend), engine.ts (TLS, then a session per client),
 // router.ts (the router seam),
 // standalone-router.ts (one pipelined backend connection), cluster/ (Redis Cluster router),

@@ -88,10 +88,13 @@ describe('redis access through the agent', () => {
     expect(out).toContain('maxclients');
   });
 
-  it('HELLO 3 gets NOPROTO, HELLO 2 the RESP2 map; ioredis (RESP3 first) falls back and works', async () => {
-    const out = await f.cli('alice', [], 'HELLO 3\nHELLO 2 AUTH app x\n');
-    const [noproto, ...hello] = lines(out);
-    expect(noproto).toMatch(/^NOPROTO/);
+  it('HELLO 3 gets the backend’s RESP3 map, HELLO 2 the RESP2 one, HELLO 4 NOPROTO; ioredis (RESP3) works', async () => {
+    const out = await f.cli('alice', [], 'HELLO 3\nHELLO 4\nHELLO 2 AUTH app x\n');
+    const all = lines(out);
+    // redis-cli prints a map's entries as `key value` lines, a RESP2 array one item per line.
+    expect(all.slice(0, 3)).toEqual(['server redis', expect.stringMatching(/^version 7\./), 'proto 3']);
+    expect(all[7]).toMatch(/^NOPROTO/);
+    const hello = all.slice(8);
     expect(hello.slice(0, 6)).toEqual([
       'server',
       'redis',
