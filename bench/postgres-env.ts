@@ -48,10 +48,10 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   child.kill('SIGKILL');
 }
 
-/** CPU time (user + system) a process has used, in seconds; /proc counts in 1/100 s ticks. */
-export function cpuSeconds(pid: number): number {
+/** CPU time a process has used, in seconds: user (its own code) and system (mostly the loopback TCP it drives). */
+export function cpuSeconds(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
 export function rssMb(pid: number): number {
@@ -65,7 +65,9 @@ export async function startPipe(dir: string, pgPort: number): Promise<{ child: C
   const file = (name: string) => path.join(dir, name);
   const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'pg-tls-pipe.js');
   const args = [file('proxy.crt'), file('proxy.key'), file('ca.crt'), file('pg-ca.crt')];
-  const child = spawn(process.execPath, [script, String(port), String(pgPort), ...args], {
+  // BENCH_PIPE_NODE_ARGS: as BENCH_AGENT_NODE_ARGS, for profiling the floor the same way.
+  const nodeArgs = process.env.BENCH_PIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, script, String(port), String(pgPort), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
