@@ -56,11 +56,19 @@ export const SERVER_CODES = codeSet(
 );
 
 const BINARY_SHOWN = 128;
+/** A Parse text at most this long is remembered for the next Parse (one copy per session). */
+const REPEAT_PARSE_BYTES = 4096;
 
 export type QueryEventFields = Record<string, unknown>;
 
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
+  /**
+   * The last complete Parse's text as sent and as audited. Drivers send the same Parse again and again
+   * (the unnamed statement per query, pgbench -M extended): a repeat skips decoding, redaction and the
+   * cut. Set on the first Parse: a session that sends none holds nothing.
+   */
+  private lastParse: { sql: Buffer; max: number; info: StatementInfo } | undefined;
 
   constructor(
     private readonly emit: (fields: QueryEventFields) => void,
@@ -129,9 +137,21 @@ export class QueryAuditor {
 
   private parse(body: Buffer, complete: boolean): void {
     const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
+    const max = this.maxValue();
+    const last = this.lastParse;
+    // The same bytes under the same limit audit as the same text (StatementInfo is never changed).
+    if (complete && last?.max === max && last.sql.equals(query))
+      return this.statements.parse(statement, last.info);
     const sql = query.toString('utf8');
     const text = complete ? this.sqlValue(sql) : this.sqlValue(sql) + '…[truncated]';
-    this.statements.parse(statement, { text, rewrites: rewritesStatements(sql) });
+    const info = { text, rewrites: rewritesStatements(sql) };
+    if (complete && query.length <= REPEAT_PARSE_BYTES) {
+      // A copy of its own: a view would keep the whole TCP chunk (or a shared pool slab) alive.
+      const copy = Buffer.allocUnsafeSlow(query.length);
+      query.copy(copy);
+      this.lastParse = { sql: copy, max, info };
+    }
+    this.statements.parse(statement, info);
   }
 
   private bind(body: Buffer, complete: boolean, cut: object | undefined): void {

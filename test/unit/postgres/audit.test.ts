@@ -225,6 +225,38 @@ describe('QueryAuditor', () => {
     ]);
   });
 
+  it('audits a Parse sent again with the same text by the limit in force, and a changed one by its own text', () => {
+    const events: Record<string, unknown>[] = [];
+    let max = 256;
+    const auditor = new QueryAuditor(
+      (e) => events.push(JSON.parse(JSON.stringify(e))),
+      () => max,
+    );
+    const send = (m: Buffer) => auditor.onMessage(m[0]!, m.subarray(5), m.length - 5);
+    const query = (sql: string) => {
+      for (const m of [fe.parse('', sql), fe.bind('', '', [], [Buffer.from('7')]), fe.sync()]) send(m);
+      for (const code of '12Z') auditor.onServerMessage(code.charCodeAt(0));
+    };
+    const long = `select ${'x'.repeat(300)} where a = $1`;
+    query(long);
+    query(long);
+    max = 10;
+    query(long);
+    max = 256;
+    query("ALTER ROLE a PASSWORD 'x' -- $1");
+    query("ALTER ROLE a PASSWORD 'x' -- $1");
+    expect(events.map((e) => [String(e.query).slice(0, 20), e.parameters])).toEqual([
+      [long.slice(0, 20), ['7']],
+      [long.slice(0, 20), ['7']],
+      ['select xxx…[320 byte', ['7']],
+      ['ALTER ROLE a PASSWOR', ['[redacted]']],
+      ['ALTER ROLE a PASSWOR', ['[redacted]']],
+    ]);
+    expect(events[0]!.query).toBe(events[1]!.query);
+    expect(events[4]!.query).toBe('ALTER ROLE a PASSWORD [redacted] -- $1');
+    expect(String(events[0]!.query)).toMatch(/^select x{249}…\[320 bytes sha256:[0-9a-f]{64}\]$/);
+  });
+
   it('cuts long values at the limit, with the SHA-256 of the whole value', () => {
     expect(formatParam(Buffer.from('a'.repeat(300)), false, 256)).toMatch(
       /^a{256}…\[300 bytes sha256:[0-9a-f]{64}\]$/,
