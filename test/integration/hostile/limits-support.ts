@@ -148,11 +148,16 @@ export async function command(s: Socket, reply: string, ...args: string[]): Prom
   expect(await got).toContain(reply);
 }
 
-/** SUBSCRIBEs `s` to `channel`, then stops reading it: the subscriber the output limit is for. */
-export async function subscribeDeaf(s: Socket, channel: string): Promise<void> {
+/**
+ * SUBSCRIBEs `s` to `channel` (in RESP3 after HELLO 3 when `protocol` is 3: messages are then pushes),
+ * then stops reading it: the subscriber the output limit is for.
+ */
+export async function subscribeDeaf(s: Socket, channel: string, protocol: 2 | 3 = 2): Promise<void> {
+  if (protocol === 3) await command(s, '$5\r\nproto\r\n:3\r\n', 'HELLO', '3');
+  const kind = protocol === 3 ? '>' : '*';
   await command(
     s,
-    `*3\r\n$9\r\nsubscribe\r\n$${channel.length}\r\n${channel}\r\n:1\r\n`,
+    `${kind}3\r\n$9\r\nsubscribe\r\n$${channel.length}\r\n${channel}\r\n:1\r\n`,
     'SUBSCRIBE',
     channel,
   );
