@@ -76,8 +76,17 @@ export type RespValue =
   | RespBigNumber
   | RespVerbatim;
 
-/** Deepest nesting of aggregates accepted in one reply (the framer and the decoder both enforce it). */
-export const MAX_REPLY_DEPTH = 1000;
+/**
+ * Deepest nesting of aggregates the framer relays (ReplyFramerOptions.maxDepth): past what Redis itself
+ * can send (a Lua script's reply stops at about 8,000 levels), so only a hostile backend meets it.
+ */
+export const MAX_REPLY_DEPTH = 10_000;
+
+/**
+ * Deepest nesting decodeReply reads, well inside the JS stack. The replies the agent reads itself
+ * (redirects, COMMAND, HELLO, fan-out) are a few levels deep; deeper ones are only ever relayed raw.
+ */
+export const MAX_DECODE_DEPTH = 1000;
 
 export function backendProtocolError(
   message: string,
@@ -218,7 +227,7 @@ class Cursor {
     // Each element takes at least 3 bytes: a hostile count cannot make us allocate past the frame.
     if (!(n >= 0) || n * per * 3 > this.buf.length - this.at)
       throw backendProtocolError('invalid aggregate length');
-    if (depth >= MAX_REPLY_DEPTH) throw tooDeep(MAX_REPLY_DEPTH);
+    if (depth >= MAX_DECODE_DEPTH) throw tooDeep(MAX_DECODE_DEPTH);
     const items = new Array<RespValue>(n * per);
     for (let i = 0; i < items.length; i++) items[i] = this.value(depth + 1);
     return items;
@@ -226,7 +235,7 @@ class Cursor {
 
   /** Elements of `*?`/`%?`/`~?`/`>?` up to the `.` that ends them. */
   private streamed(depth: number): RespValue[] {
-    if (depth >= MAX_REPLY_DEPTH) throw tooDeep(MAX_REPLY_DEPTH);
+    if (depth >= MAX_DECODE_DEPTH) throw tooDeep(MAX_DECODE_DEPTH);
     const items: RespValue[] = [];
     while (this.buf[this.at] !== 0x2e /* . */) {
       if (this.at >= this.buf.length) throw backendProtocolError('truncated reply');

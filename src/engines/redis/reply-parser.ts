@@ -12,13 +12,15 @@
 // - decodeReply skips attributes; maps, sets, pushes, doubles, big numbers and verbatim strings decode
 //   to RespMap/RespSet/RespPush/RespDouble/RespBigNumber/RespVerbatim, booleans to boolean, `_` to
 //   null, blob errors to RespError; serializer.ts encodeValue(v, 3) writes them back as RESP3.
-// - Limits: maxFrame bytes per reply, maxDepth nested aggregates (MAX_REPLY_DEPTH); a streamed
-//   aggregate that never ends is bounded by maxFrame. Violations throw PROTOCOL_ERROR or
+// - Limits: maxFrame bytes per reply, maxDepth nested aggregates (MAX_REPLY_DEPTH, 10,000: more than
+//   a Lua script can return; decodeReply reads 1,000, MAX_DECODE_DEPTH); a streamed aggregate that
+//   never ends is bounded by maxFrame. Violations throw PROTOCOL_ERROR or
 //   MESSAGE_TOO_LARGE, which end the one session whose backend sent them.
 import { ChunkBuffer, findCrlf } from './chunk-buffer.js';
 import { MAX_REPLY_DEPTH, backendProtocolError, replyType, tooDeep } from './reply-decoder.js';
 
 export {
+  MAX_DECODE_DEPTH,
   MAX_REPLY_DEPTH,
   RespBigNumber,
   RespDouble,

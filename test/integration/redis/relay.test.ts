@@ -1,10 +1,11 @@
 // The data path through the agent with real clients and real Redis 7: transactions, pub/sub, blocking
-// commands, 64 MB values, 10,000-command pipelines, redis-benchmark, and malformed input that must end
-// one session only.
+// commands, 64 MB values, script replies nested as deep as Redis allows, 10,000-command pipelines,
+// redis-benchmark, and malformed input that must end one session only.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 import { exec } from '../../support/redis.js';
-import { type RedisFixture, startRedisFixture } from './fixture.js';
+import { type RedisFixture, redisDocs, role, startRedisFixture } from './fixture.js';
 
 let f: RedisFixture;
 
@@ -142,6 +143,36 @@ describe('redis relay through the agent', () => {
     expect(out).toMatch(/SET: [\d.]+ requests per second/);
     expect(out).toMatch(/LPOP: [\d.]+ requests per second/);
     expect(out).not.toMatch(/error/i);
+  });
+
+  it("a script's reply nested as deep as Redis allows (7,994 levels) is relayed intact", async () => {
+    const depth = 7994;
+    const want = Buffer.from(`${'*1\r\n'.repeat(depth)}:1\r\n`);
+    // ops may run anything; scripts also need a role with allow.redisScripting.
+    const agent = await f.startAgent([
+      ...redisDocs(f.redis),
+      role('scripts', { databaseLabels: { env: '*' }, databaseUsers: ['*'], redisScripting: true }),
+      {
+        apiVersion: 'drawbridge.dev/v1alpha1',
+        kind: 'DatabaseUser',
+        metadata: { name: 'ops-scripts' },
+        spec: { subjects: [{ kind: 'User', name: 'ops' }], roles: ['scripts'] },
+      },
+    ]);
+    const raw = await f.rawAt(agent.port, 'ops');
+    const received: Buffer[] = [];
+    let length = 0;
+    const done = new Promise<void>((resolve) =>
+      raw.on('data', (d: Buffer) => {
+        received.push(d);
+        if ((length += d.length) >= want.length) resolve();
+      }),
+    );
+    raw.write(encodeCommand(['EVAL', `local t = 1 for i = 1, ${depth} do t = {t} end return t`, '0']));
+    await Promise.race([done, sleep(10_000)]);
+    expect(Buffer.concat(received).subarray(0, 100).toString()).toBe(want.subarray(0, 100).toString());
+    expect(Buffer.concat(received).equals(want)).toBe(true);
+    raw.destroy();
   });
 
   it('malformed input gets -ERR Protocol error and ends that session only', async () => {

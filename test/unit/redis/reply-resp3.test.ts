@@ -153,20 +153,23 @@ describe('RESP3 limits against a hostile backend', () => {
 
   for (const open of ['*1\r\n', '%1\r\n+k\r\n', '~1\r\n', '>1\r\n', '*?\r\n', '|1\r\n']) {
     it(`nesting of ${JSON.stringify(open)} past maxDepth ends the stream with PROTOCOL_ERROR`, () => {
-      expect(protocolError(() => frameAll(nested(open, 10_000)))).toMatch(
-        /^PROTOCOL_ERROR: .*nested deeper than 1000/,
+      expect(protocolError(() => frameAll(nested(open, 20_000)))).toMatch(
+        /^PROTOCOL_ERROR: .*nested deeper than 10000/,
       );
       expect(protocolError(() => frameAll(nested(open, 6), { maxDepth: 5 }))).toMatch(/nested deeper than 5/);
     });
   }
 
-  it('accepts nesting up to the limit, and decodes it', () => {
-    const depth = 999;
-    const frame = b('*1\r\n'.repeat(depth) + ':1\r\n');
-    expect(frameAll(frame)).toHaveLength(1);
+  it('frames nesting up to its limit (past the ~8,000 of a Lua reply), decodes up to 1,000', () => {
+    const deepest = b('*1\r\n'.repeat(9_999) + ':1\r\n');
+    expect(frameAll(deepest)).toEqual([deepest]);
+    const frame = b('*1\r\n'.repeat(1000) + ':1\r\n');
     let v = decodeReply(frame);
-    for (let i = 0; i < depth; i++) v = (v as RespValue[])[0]!;
+    for (let i = 0; i < 1000; i++) v = (v as RespValue[])[0]!;
     expect(v).toBe(1);
+    expect(protocolError(() => decodeReply(b(`*1\r\n${frame.toString()}`)))).toMatch(
+      /^PROTOCOL_ERROR: .*nested deeper than 1000/,
+    );
   });
 
   it('a long run of attributes costs no stack', () => {
