@@ -18,6 +18,8 @@ const REDIRECT =
   'CLIENT TRACKING ... REDIRECT is not available through the drawbridge agent: the id would name a backend connection no client owns; send HELLO 3 and track without REDIRECT, invalidations then arrive on this connection';
 const RESP2 =
   'CLIENT TRACKING in RESP2 needs REDIRECT to another connection, which the drawbridge agent cannot honour; send HELLO 3 first, invalidations then arrive on this connection';
+const BCAST_IN_MULTI =
+  'CLIENT TRACKING ... BCAST inside MULTI is not available through the drawbridge agent (its prefixes are checked with the backend first); run it outside the transaction';
 const WHY_BCAST =
   'Redis sends BCAST invalidations for every key under a prefix without checking key permissions';
 const INSTEAD = 'or track without BCAST (invalidations only for keys this connection read)';
@@ -36,6 +38,8 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
   }
   if (s.protocol !== 3) return { refuse: RESP2 };
   if (!bcast) return undefined;
+  // The check below asks the backend, which would queue the question in the transaction.
+  if (s.inMulti) return { refuse: BCAST_IN_MULTI };
   return { check: () => bcastRefusal(s, prefixes) };
 };
 
