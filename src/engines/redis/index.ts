@@ -23,7 +23,7 @@
 //
 // Files: parser.ts / reply-parser.ts / serializer.ts (codec), session.ts (per-command pipeline),
 // session-login.ts (identity, AUTH, user switch), local-commands.ts (AUTH, HELLO, QUIT, RESET ...),
-// tracking.ts (CLIENT TRACKING on standalone), pubsub-tracker.ts (push or reply, RESP2 and RESP3),
+// tracking.ts (what CLIENT TRACKING may do), pubsub-tracker.ts (push or reply, RESP2 and RESP3),
 // command-catalog.ts (categories from the backend), engine.ts (TLS, then a session per client),
 // router.ts (the router seam),
 // standalone-router.ts (one pipelined backend connection), cluster/ (Redis Cluster router),

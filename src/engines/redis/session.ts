@@ -308,9 +308,9 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   regrant(decision: Allowed): void {
     const database = this.agent.state.database;
     const db = this.cluster ? 0 : databaseIndex(database);
+    // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
     const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
-    // The cluster router shares node connections between sessions: tracking there is its own matter.
-    if (!this.cluster) guards.set('client|tracking', trackingGuard);
+    guards.set('client|tracking', trackingGuard);
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
       guards,

@@ -1,5 +1,7 @@
-// CLIENT TRACKING through the agent (standalone: each session has its own backend connection, so the
-// invalidations Redis pushes on it belong to that session's client alone).
+// CLIENT TRACKING through the agent: what the session refuses before any router sees it. Standalone,
+// each session has its own backend connection, so the invalidations Redis pushes on it belong to that
+// session's client alone; the cluster router gives a tracking session node connections of its own
+// (cluster/tracking.ts).
 // - RESP3 only, on the client's own connection: REDIRECT names a backend connection id, which no
 //   client owns through the agent, and RESP2 tracking needs REDIRECT, so both are refused.
 // - BCAST: Redis pushes invalidations for every key written under a prefix without checking the

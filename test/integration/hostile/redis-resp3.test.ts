@@ -1,24 +1,27 @@
-// Hostile: RESP3 through the agent against a real Redis 7 (standalone). Switching protocol must open
-// no door RESP2 keeps shut: command and key denials, user switches, channels a database user may not
-// read, and client-side caching, whose BCAST mode Redis itself does not check against key permissions
-// (it would push the names of keys the database user's ACL hides). A stranger without a certificate
+// Hostile: RESP3 through the agent against a real Redis 7 (standalone; the CLIENT TRACKING refusals
+// also through the 6-node cluster's one endpoint). Switching protocol must open no door RESP2 keeps
+// shut: command and key denials, user switches, channels a database user may not read, and
+// client-side caching, whose BCAST mode Redis itself does not check against key permissions (it
+// would push the names of keys the database user's ACL hides). A stranger without a certificate
 // must not get the agent to buffer RESP3 aggregates: the client parser takes none.
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { AuditEvent } from '../../../src/agent/audit.js';
 import type { TestAgent } from '../../support/agent.js';
 import { REDIS_USERS } from '../../support/redis.js';
+import { type ClusterFixture, startClusterFixture } from '../redis/cluster-fixture.js';
 import { type PersonName, type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
 import { MB, peakGrowth, received, streamUntilClosed, tlsClient } from './limits-support.js';
 import { FrameReader, pipeline } from './resp.js';
 
 let f: RedisFixture;
+let cluster: ClusterFixture;
 /** An agent whose login Secret also holds `keyed`: keys app:* and channels news:* only. */
 let agent: TestAgent;
 const sockets: TLSSocket[] = [];
 
 beforeAll(async () => {
-  f = await startRedisFixture();
+  [f, cluster] = await Promise.all([startRedisFixture(), startClusterFixture()]);
   await f.redis.cli(['ACL', 'SETUSER', 'keyed', 'on', '>keyed-pw', '~app:*', '&news:*', '+@all']);
   const login = {
     ...Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password])),
@@ -30,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   sockets.forEach((s) => s.destroy());
   await f?.stop();
+  await cluster?.stop();
 });
 
 /** A raw connection to `agent` as `person`: `send` writes a pipeline, `read` takes the next frames. */
@@ -229,6 +233,39 @@ describe('client tracking', () => {
     expect(reset).toBe('+RESET\r\n');
     await f.redis.cli(['SET', 'r3:reset', 'x']);
     expect(await c.drain()).toEqual([]);
+  });
+});
+
+describe('client tracking through one Redis Cluster endpoint: the same refusals', () => {
+  it('RESP2, REDIRECT and BCAST the agent cannot check are refused; BCAST inside the user’s keys is not', async () => {
+    const alice = await cluster.raw('alice');
+    const ops = await cluster.raw('ops');
+    sockets.push(alice, ops);
+    const a = new FrameReader(alice);
+    const o = new FrameReader(ops);
+    alice.write(
+      pipeline([
+        ['CLIENT', 'TRACKING', 'ON'],
+        ['AUTH', 'app', 'x'],
+        ['HELLO', '3'],
+        ['CLIENT', 'TRACKING', 'ON', 'REDIRECT', '1'],
+        ['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'r3c:'],
+      ]),
+    );
+    const [resp2, , hello, redirect, bcast] = await a.next(5);
+    expect(resp2).toMatch(/^-NOPERM drawbridge: CLIENT TRACKING in RESP2 needs REDIRECT/);
+    expect(hello).toMatch(/^%/);
+    expect(redirect).toMatch(/^-NOPERM drawbridge: CLIENT TRACKING \.\.\. REDIRECT is not available/);
+    // `app` may not run ACL GETUSER (-@dangerous): its key patterns cannot be checked.
+    expect(bcast).toMatch(/^-NOPERM drawbridge: CLIENT TRACKING BCAST is refused: .*ACL GETUSER: NOPERM/);
+    ops.write(
+      pipeline([
+        ['HELLO', '3'],
+        ['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'r3c:'],
+      ]),
+    );
+    const [, on] = await o.next(2);
+    expect(on).toBe('+OK\r\n');
   });
 });
 
