@@ -149,8 +149,28 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const pwEnv = { PGPASSWORD: PASSWORD };
   await run(path.join(PG_BIN, 'pgbench'), ['-i', '-q', '-s', '10', direct], pwEnv);
 
-  const agent = await startAgent(dir, server.port, server.ca.certPem, ca.certPem, serving, maxSessions);
+  const agentOptions = {
+    pgPort: server.port,
+    pgCaPem: server.ca.certPem,
+    clientCaPem: ca.certPem,
+    serving,
+    maxSessions,
+  };
+  const agent = await startAgent(dir, { ...agentOptions, name: 'agent' });
   cleanups.push(() => stopProcess(agent.child));
+  // BENCH_AGENT_BEFORE=<another build's dist>: that agent runs in the same rounds, for before/after.
+  const beforeDist = process.env.BENCH_AGENT_BEFORE;
+  const before = beforeDist
+    ? await startAgent(dir, {
+        ...agentOptions,
+        name: 'agent-before',
+        cli: path.resolve(beforeDist, 'src/cli/drawbridge.js'),
+      })
+    : undefined;
+  if (before) {
+    cleanups.push(() => stopProcess(before.child));
+    await waitPort(before.port, viaCert(before.port));
+  }
   const bouncer = await startPgbouncer(dir, server.port, maxSessions);
   cleanups.push(() => stopProcess(bouncer));
   await waitPort(agent.port, viaCert(agent.port));
@@ -171,9 +191,14 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     bouncer: { name: 'pgbouncer', conninfo: viaCert(bouncer.port), pid: bouncer.pid! },
     direct: { name: 'direct', conninfo: direct, env: pwEnv },
   } satisfies Record<string, Target>;
+  /** Further agents, each read against `agent` in the same rounds. */
+  const extra: Target[] = before
+    ? [{ name: 'agent-before', conninfo: viaCert(before.port), pid: before.child.pid! }]
+    : [];
 
   const select = ['-S', '-M', MODE, '-c', '8', '-j', '2', '-T', String(DURATION)];
-  const order = [targets.agent, targets.pipe, targets.bouncer, targets.direct];
+  const order: Target[] = [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct];
+  const proxies = order.filter((t) => t.pid);
   console.log(
     `pgbench -S -M ${MODE} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
       `(TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
@@ -181,18 +206,16 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const s = await alternate(order, select);
   const cpu = (r: Run) => r.cpuUs;
   const tps = (r: Run) => r.tps;
-  printRows(`proxy CPU per transaction (µs), median (min–max) of ${ROUNDS}`, [
-    ['agent', of(s, 'agent', cpu), 1],
-    ['node-pipe', of(s, 'node-pipe', cpu), 1],
-    ['pgbouncer', of(s, 'pgbouncer', cpu), 1],
-  ]);
+  printRows(
+    `proxy CPU per transaction (µs), median (min–max) of ${ROUNDS}`,
+    proxies.map((t) => [t.name, of(s, t.name, cpu), 1]),
+  );
   // The system part is mostly loopback TCP (the receiver's side too), and moves with the machine's load.
   const user = (r: Run) => r.userUs;
-  printRows("  of which user space (the proxy's own code and its TLS)", [
-    ['agent', of(s, 'agent', user), 1],
-    ['node-pipe', of(s, 'node-pipe', user), 1],
-    ['pgbouncer', of(s, 'pgbouncer', user), 1],
-  ]);
+  printRows(
+    "  of which user space (the proxy's own code and its TLS)",
+    proxies.map((t) => [t.name, of(s, t.name, user), 1]),
+  );
   printRows(
     'throughput (tps), median (min–max)',
     order.map((t) => [t.name, of(s, t.name, tps), 0]),
@@ -212,6 +235,11 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const floor: [string, Spread][] = [
     ['agent / node-pipe user CPU per transaction', ratios(s, 'agent', 'node-pipe', user)],
     ['node-pipe / pgbouncer TPS', ratios(s, 'node-pipe', 'pgbouncer', tps)],
+    ...extra.flatMap((t): [string, Spread][] => [
+      [`agent / ${t.name} CPU per transaction`, ratios(s, 'agent', t.name, cpu)],
+      [`agent / ${t.name} user CPU per transaction`, ratios(s, 'agent', t.name, user)],
+      [`agent / ${t.name} TPS`, ratios(s, 'agent', t.name, tps)],
+    ]),
   ];
 
   if (CONNECT_DURATION > 0) {

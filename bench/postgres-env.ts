@@ -3,7 +3,7 @@
 // pipe (bench/pg-tls-pipe.ts); and the small process helpers the bench needs around them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -12,6 +12,7 @@ import { freePort } from '../test/support/ports.js';
 import { PG_BIN } from '../test/support/postgres.js';
 
 export const USER = 'bench';
+const defaultCli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/drawbridge.js');
 export const PASSWORD = 'bench-scram-password';
 
 export function run(cmd: string, args: string[], env: object = {}): Promise<string> {
@@ -77,18 +78,28 @@ export async function startPipe(dir: string, pgPort: number): Promise<{ child: C
   return { child, port };
 }
 
+export interface AgentOptions {
+  pgPort: number;
+  pgCaPem: string;
+  clientCaPem: string;
+  serving: { certPem: string; keyPem: string };
+  /** Sessions the agent must admit (one bench identity holds them all). */
+  maxSessions: number;
+  /** Names its own directory under the bench's (config, audit log): several agents may run side by side. */
+  name: string;
+  /** The CLI to run, by default this build's; another build's (BENCH_AGENT_BEFORE) for before/after. */
+  cli?: string;
+}
+
 export async function startAgent(
   dir: string,
-  pgPort: number,
-  pgCaPem: string,
-  clientCaPem: string,
-  serving: { certPem: string; keyPem: string },
-  /** Sessions the agent must admit (one bench identity holds them all). */
-  maxSessions: number,
+  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli = defaultCli }: AgentOptions,
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const meta = (name: string) => ({ name });
-  const { configPath } = await writeAgentConfig(dir, {
+  const own = path.join(dir, name);
+  await mkdir(own);
+  const { configPath } = await writeAgentConfig(own, {
     database: 'bench-pg',
     listen: `127.0.0.1:${port}`,
     tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem },
@@ -122,7 +133,6 @@ export async function startAgent(
       },
     ],
   });
-  const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/drawbridge.js');
   // BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the agent.
   const nodeArgs = process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, cli, 'agent', '--config', configPath], {
