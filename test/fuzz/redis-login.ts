@@ -15,7 +15,7 @@ import { AgentState } from '../../src/agent/state.js';
 import { AccessRole, DatabaseUser } from '../../src/api/access.js';
 import { Database } from '../../src/api/database.js';
 import { RequestParser } from '../../src/engines/redis/parser.js';
-import { ReplyFramer, RespError, decodeReply } from '../../src/engines/redis/reply-parser.js';
+import { ReplyFramer, RespError, RespMap, decodeReply } from '../../src/engines/redis/reply-parser.js';
 import { encodeCommand, encodeValue } from '../../src/engines/redis/serializer.js';
 import { createLogger } from '../../src/log.js';
 import { agentParts } from '../../src/wiring.js';
@@ -55,6 +55,14 @@ function fakeBackend(onLogin: (user: string) => void): Server {
       typeof v === 'string' ? Buffer.from(v) : v,
     ),
   );
+  // HELLO 3 switches the connection to RESP3: its reply is a map.
+  const hello3 = encodeValue(
+    new RespMap([
+      [Buffer.from('server'), Buffer.from('redis')],
+      [Buffer.from('proto'), 3],
+    ]),
+    3,
+  );
   return createServer((socket: Socket) => {
     let queued = -1;
     const parser = new RequestParser((cmd) => {
@@ -71,7 +79,7 @@ function fakeBackend(onLogin: (user: string) => void): Server {
       else if (name === 'multi')
         socket.write(queued >= 0 ? '-ERR MULTI calls can not be nested\r\n' : '+OK\r\n');
       else if (name === 'command') socket.write(catalog);
-      else if (name === 'hello') socket.write(hello);
+      else if (name === 'hello') socket.write(cmd.args[1]?.toString() === '3' ? hello3 : hello);
       else if (name === 'reset') socket.write('+RESET\r\n');
       else if (name === 'ping') socket.write('+PONG\r\n');
       else if (name === 'get') socket.write('$-1\r\n');

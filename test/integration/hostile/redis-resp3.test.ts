@@ -85,8 +85,10 @@ const invalidation = (key: string) => `>2\r\n$10\r\ninvalidate\r\n*1\r\n$${key.l
 describe('access checks are the same in RESP3', () => {
   it('HELLO 3 answers with the backend’s map; HELLO 2 and RESET bring the connection back to RESP2', async () => {
     const c = await open('alice');
-    c.send(['HSET', 'r3:h', 'f', 'v'], ['HELLO', '3'], ['HGETALL', 'r3:h'], ['HELLO']);
-    const [, hello, map, bare] = await c.read(4);
+    c.send(['HSET', 'r3:h', 'f', 'v'], ['HELLO', '3', 'SETNAME', 'r3name'], ['HGETALL', 'r3:h'], ['HELLO']);
+    c.send(['CLIENT', 'GETNAME']);
+    const [, hello, map, bare, name] = await c.read(5);
+    expect(name).toBe('$6\r\nr3name\r\n');
     expect(hello).toMatch(/^%7\r\n/);
     expect(hello).toContain('$5\r\nproto\r\n:3\r\n');
     expect(map).toBe('%1\r\n$1\r\nf\r\n$1\r\nv\r\n');
@@ -110,7 +112,7 @@ describe('access checks are the same in RESP3', () => {
 
   it('a person denied a command is still denied after HELLO 3, naming the rule, and audited', async () => {
     const c = await open('rita');
-    c.send(['HELLO', '3', 'AUTH', 'reader', 'x'], ['SET', 'r3:k', 'v'], ['SUBSCRIBE', 'news:1']);
+    c.send(['HELLO', '3', 'AUTH', 'reader', 'rita-pw-1f3a'], ['SET', 'r3:k', 'v'], ['SUBSCRIBE', 'news:1']);
     const [hello, set, subscribe] = await c.read(3);
     expect(hello).toMatch(/^%/);
     expect(set).toMatch(/^-NOPERM drawbridge: no role allows "set"/);
@@ -118,6 +120,16 @@ describe('access checks are the same in RESP3', () => {
     expect(await f.redis.cli(['EXISTS', 'r3:k'])).toBe('0\n');
     const denied = await audited((e) => e.type === 'command.denied' && e.user === 'rita', 2);
     expect(denied.map((e) => e.command)).toEqual(expect.arrayContaining(['set', 'subscribe']));
+    // HELLO's AUTH part is audited redacted; the HELLO relayed to the backend carries none.
+    const login = await audited(
+      (e) => e.user === 'rita' && (e.command === 'auth' || e.command === 'hello'),
+      2,
+    );
+    expect(login.map((e) => [e.command, e.args])).toEqual([
+      ['auth', ['reader', '[redacted]']],
+      ['hello', ['3']],
+    ]);
+    expect(JSON.stringify(await agent.auditEvents())).not.toContain('rita-pw-1f3a');
   });
 
   it('HELLO 3 AUTH as a database user the person may not become is refused, and nothing switches', async () => {
