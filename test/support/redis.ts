@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
 import { freePort } from './ports.js';
 
@@ -303,6 +303,9 @@ export function rawTls(
   });
 }
 
+/** What tests choose of an ioredis client: the AUTH it sends, and its protocol (ioredis 6 says HELLO 3 unless told 2). */
+export type IoredisOptions = Pick<RedisOptions, 'username' | 'password' | 'protocol' | 'replyMapping'>;
+
 /**
  * A plain (non-cluster) ioredis client through the agent on `port`, as the holder of `tls`: no retries
  * or reconnects, so a refused command or a dropped session fails the test at once instead of hanging;
@@ -312,7 +315,7 @@ export function ioredisAt(
   port: number,
   tls: Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>,
   clients: Set<Redis>,
-  opts: { username?: string; password?: string } = {},
+  opts: IoredisOptions = {},
 ): Redis {
   const client = new Redis({
     host: '127.0.0.1',

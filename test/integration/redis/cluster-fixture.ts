@@ -2,13 +2,21 @@
 // (?mode=cluster), people with client certificates, and clients that only know plain Redis aimed at
 // the agent: redis-cli without -c, ioredis without cluster mode, redis-benchmark without --cluster.
 import { rm } from 'node:fs/promises';
-import type { TLSSocket } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import type { Redis } from 'ioredis';
+import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import type { KeyPairPem } from '../../../src/pki/ca.js';
 import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
-import { exec, ioredisAt, issuePeopleTls, peoplePolicy, rawTls } from '../../support/redis.js';
-import { RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
+import {
+  type IoredisOptions,
+  exec,
+  ioredisAt,
+  issuePeopleTls,
+  peoplePolicy,
+  rawTls,
+} from '../../support/redis.js';
+import { type NodeView, RedisCluster, clusterDatabaseDocs } from '../../support/redis-cluster.js';
 
 export const CLUSTER_PEOPLE = ['alice', 'rita', 'ops'] as const;
 export type ClusterPerson = (typeof CLUSTER_PEOPLE)[number];
@@ -24,9 +32,20 @@ export interface ClusterFixture {
   tlsArgs(person: ClusterPerson): string[];
   /** A raw TLS connection to the agent (exact bytes). */
   raw(person: ClusterPerson): Promise<TLSSocket>;
+  /** `person`'s TLS client options (CA, certificate, key), for other client libraries. */
+  tls(person: ClusterPerson): Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>;
   /** A non-cluster ioredis client through the agent. */
-  ioredis(person: ClusterPerson, opts?: { username?: string; password?: string }): Redis;
+  ioredis(person: ClusterPerson, opts?: IoredisOptions): Redis;
   stop(): Promise<void>;
+}
+
+/** The first key `prefix` + n whose slot `master` serves. */
+export function keyOn(master: NodeView, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const key = `${prefix}${i}`;
+    const slot = keySlot(Buffer.from(key));
+    if (master.slots.some(([a, b]) => slot >= a && slot <= b)) return key;
+  }
 }
 
 /** The cluster Database and the test people's access (peoplePolicy). */
@@ -68,6 +87,7 @@ export async function startClusterFixture(
     cli: (p, args, stdin) =>
       exec('redis-cli', [...tlsArgs(p), '-h', '127.0.0.1', '-p', String(agent.port), ...args], stdin),
     raw: (p) => rawTls(agent.port, tls(p)),
+    tls,
     ioredis: (p, opts) => ioredisAt(agent.port, tls(p), clients, opts),
     async stop() {
       clients.forEach((c) => c.disconnect());

@@ -1,6 +1,6 @@
 // The cluster router's RESP3 paths that need no server: merging RESP3 replies of several nodes,
-// redirects in blob errors, and a node connection that speaks RESP3 (HELLO 3 first, pushes never
-// taken for replies) against a scripted loopback peer.
+// redirects in blob errors, a node connection that speaks RESP3 (HELLO 3 first, pushes never taken
+// for replies) against a scripted loopback peer, and a tracking session's invalidation order.
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mergeReplies } from '../../../src/engines/redis/cluster/merge.js';
@@ -8,7 +8,9 @@ import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/mult
 import { NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
 import { errorText, messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
 import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
-import { redirectKind } from '../../../src/engines/redis/cluster/sender.js';
+import type { LoginPool } from '../../../src/engines/redis/cluster/pool.js';
+import { type SendContext, redirectKind } from '../../../src/engines/redis/cluster/sender.js';
+import { Tracking } from '../../../src/engines/redis/cluster/tracking.js';
 import type { RedisReplyError } from '../../../src/engines/redis/router.js';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 
@@ -189,5 +191,77 @@ describe('NodeConnection speaking RESP3', () => {
     expect(await get(c)).toBe('$1\r\nv\r\n');
     expect(p.seen()).toBe(encodeCommand(['GET', 'k']).toString());
     c.destroy();
+  });
+});
+
+describe('Tracking (one session)', () => {
+  /** A tracking session over fake node connections; `invalidate` plays a node's push. */
+  function setup() {
+    const pushed: string[] = [];
+    const onPush: ((f: Buffer) => void)[] = [];
+    const onClose: (() => void)[] = [];
+    const sent: string[] = [];
+    const conn = {
+      onPush: (fn: (f: Buffer) => void) => onPush.push(fn),
+      onClose: (fn: () => void) => onClose.push(fn),
+      send: (raw: Buffer, h: (r: Buffer) => void) => {
+        sent.push(
+          raw
+            .toString()
+            .split('\r\n')
+            .filter((_, i) => i % 2 === 0 && i > 0)
+            .join(' '),
+        );
+        h(b('+OK\r\n'));
+        return true;
+      },
+    } as unknown as NodeConnection;
+    const masters = [0];
+    const t = new Tracking({
+      ctx: { topology: { masters: () => masters } } as unknown as SendContext,
+      pool: () => ({ take: () => conn, release: () => undefined }) as unknown as LoginPool,
+      push: (f) => pushed.push(f.toString()),
+    });
+    const on = encodeCommand(['CLIENT', 'TRACKING', 'ON']);
+    let answer = '';
+    t.dispatch(
+      { name: 'client|tracking', args: ['CLIENT', 'TRACKING', 'ON'].map(b), raw: on },
+      (r) => (answer = String(r)),
+    );
+    const invalidate = (key: string) =>
+      onPush.forEach((fn) => fn(b(`>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\n${key}\r\n`)));
+    return { t, pushed, answer, sent, invalidate, lose: () => onClose.forEach((fn) => fn()), masters };
+  }
+
+  it('an invalidation waits for the replies of commands sent before it, in any completion order', () => {
+    const s = setup();
+    expect(s.answer).toBe('+OK\r\n');
+    expect(s.sent).toEqual(['CLIENT TRACKING ON']);
+    const [a, b1] = [s.t.sent(), s.t.sent()];
+    s.invalidate('k');
+    s.t.answer(b1);
+    expect(s.pushed).toEqual([]);
+    s.t.answer(a);
+    expect(s.pushed).toHaveLength(1);
+    s.invalidate('j'); // nothing outstanding: at once
+    expect(s.pushed).toHaveLength(2);
+  });
+
+  it('a lost tracking connection or a new cluster shape tells the client to drop its whole cache', () => {
+    const s = setup();
+    s.lose();
+    s.t.reshaped();
+    expect(s.pushed).toEqual(['>2\r\n$10\r\ninvalidate\r\n_\r\n', '>2\r\n$10\r\ninvalidate\r\n_\r\n']);
+    s.t.off();
+    s.t.reshaped();
+    expect(s.pushed).toHaveLength(2);
+  });
+
+  it('CLIENT CACHING is checked as Redis checks it', () => {
+    const s = setup();
+    const caching = (arg: string) =>
+      s.t.caching({ name: 'client|caching', args: ['CLIENT', 'CACHING', arg].map(b), raw: b('') })?.message;
+    expect(caching('yes')).toMatch(/only when the client is in tracking mode with OPTIN or OPTOUT/);
+    expect(caching('maybe')).toBe('syntax error');
   });
 });
