@@ -9,6 +9,7 @@ import { NodeConnection, NodeUnavailable } from '../../../src/engines/redis/clus
 import { errorText, messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
 import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
 import type { LoginPool } from '../../../src/engines/redis/cluster/pool.js';
+import { PushOrder } from '../../../src/engines/redis/cluster/push-order.js';
 import { type SendContext, redirectKind } from '../../../src/engines/redis/cluster/sender.js';
 import { Tracking } from '../../../src/engines/redis/cluster/tracking.js';
 import type { RedisReplyError } from '../../../src/engines/redis/router.js';
@@ -233,18 +234,12 @@ describe('Tracking (one session)', () => {
     return { t, pushed, answer, sent, invalidate, lose: () => onClose.forEach((fn) => fn()), masters };
   }
 
-  it('an invalidation waits for the replies of commands sent before it, in any completion order', () => {
+  it("turns tracking on with the client's own command on every master connection", () => {
     const s = setup();
     expect(s.answer).toBe('+OK\r\n');
     expect(s.sent).toEqual(['CLIENT TRACKING ON']);
-    const [a, b1] = [s.t.sent(), s.t.sent()];
     s.invalidate('k');
-    s.t.answer(b1);
-    expect(s.pushed).toEqual([]);
-    s.t.answer(a);
-    expect(s.pushed).toHaveLength(1);
-    s.invalidate('j'); // nothing outstanding: at once
-    expect(s.pushed).toHaveLength(2);
+    expect(s.pushed).toEqual(['>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n']);
   });
 
   it('a lost tracking connection or a new cluster shape tells the client to drop its whole cache', () => {
@@ -263,5 +258,26 @@ describe('Tracking (one session)', () => {
       s.t.caching({ name: 'client|caching', args: ['CLIENT', 'CACHING', arg].map(b), raw: b('') })?.message;
     expect(caching('yes')).toMatch(/only when the client is in tracking mode with OPTIN or OPTOUT/);
     expect(caching('maybe')).toBe('syntax error');
+  });
+});
+
+describe('PushOrder', () => {
+  it('a push waits for the replies of commands sent before it, in any completion order', () => {
+    const out: string[] = [];
+    const order = new PushOrder((f) => out.push(f.toString()));
+    order.push(b('first')); // nothing outstanding: at once
+    const [a, c, d] = [order.sent(), order.sent(), order.sent()];
+    order.push(b('after-3'));
+    const e = order.sent();
+    order.push(b('after-4'));
+    order.answer(c);
+    order.answer(a);
+    expect(out).toEqual(['first']); // d is still out
+    order.answer(d);
+    expect(out).toEqual(['first', 'after-3']);
+    order.answer(e);
+    expect(out).toEqual(['first', 'after-3', 'after-4']);
+    order.push(b('now'));
+    expect(out.at(-1)).toBe('now');
   });
 });

@@ -31,6 +31,7 @@ import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend } from './sender.js';
 import type { ClusterService } from './service.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
+import { PushOrder } from './push-order.js';
 import { Tracking } from './tracking.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';
 import type { Reply } from './merge.js';
@@ -46,6 +47,7 @@ export class ClusterRouter implements Router {
   private readonly pubsub: PubSub;
   private readonly blocking: BlockingLanes;
   private readonly tracking: Tracking;
+  private readonly order: PushOrder;
   /** CLIENT CACHING yes|no for the next command (tracking in OPTIN/OPTOUT mode). */
   private caching: Buffer | undefined;
   private readonly unlisten: () => void;
@@ -67,11 +69,12 @@ export class ClusterRouter implements Router {
   ) {
     this.pool = pool;
     this.shared = (node) => this.pool.sharedTo(node);
+    this.order = new PushOrder((frame) => this.pushTo(frame));
     const host = {
       ctx: service,
       pool: () => this.pool,
       onFull: this.onFull,
-      push: (frame: Buffer) => this.pushTo(frame),
+      push: (frame: Buffer) => this.order.push(frame),
       fail: (err: DrawbridgeError) => this.failed(err),
     };
     this.tx = new Transaction(host);
@@ -95,12 +98,11 @@ export class ClusterRouter implements Router {
       this.held = [];
     }
     this.inFlight++;
-    // Tracking: an invalidation waits for the replies of commands sent before it (tracking.ts).
-    const n = this.tracking.on ? this.tracking.sent() : -1;
+    const n = this.order.sent();
     return this.route(cmd, (reply) => {
       if (this.closed) return;
       done(reply);
-      if (n >= 0) this.tracking.answer(n);
+      this.order.answer(n);
       if (--this.inFlight === 0 && this.held) this.release();
     });
   }

@@ -13,9 +13,7 @@
 // moved, a failover) a node may now hold keys whose reads it never saw, and a lost connection takes
 // its node's tracking table with it; both times the client is told to drop its whole cache (an
 // `invalidate` push with a null key list, what Redis sends on FLUSHALL).
-//
-// An invalidation must not overtake the reply of a read sent before it (the client would cache the
-// old value after dropping it): pushes wait until every command dispatched before them is answered.
+// Invalidations are ordered after the replies of commands sent before them (push-order.ts).
 // Not tracked: reads inside MULTI/EXEC and blocking commands, which run on connections of their own
 // (client-side caches do not cache them).
 import type { RedisCommand } from '../parser.js';
@@ -42,12 +40,6 @@ export class Tracking {
   /** OPTIN or OPTOUT: what CLIENT CACHING may say. */
   private opt: 'optin' | 'optout' | undefined;
   private readonly conns = new Map<number, NodeConnection>();
-  // Ordering pushes after earlier replies: commands are numbered as dispatched; `answered` counts
-  // the leading run of them that has been answered.
-  private dispatched = 0;
-  private answered = 0;
-  private readonly done = new Set<number>();
-  private held: [number, Buffer][] = [];
 
   constructor(private readonly host: TrackingHost) {}
 
@@ -126,27 +118,13 @@ export class Tracking {
     };
   }
 
-  /** A command entered the router: its number, for `answer`. */
-  sent(): number {
-    return this.dispatched++;
-  }
-
-  /** Command `n` was answered: pushes waiting for it (and every earlier one) go out. */
-  answer(n: number): void {
-    this.done.add(n);
-    while (this.done.delete(this.answered)) this.answered++;
-    let i = 0;
-    while (i < this.held.length && this.held[i]![0] <= this.answered) this.host.push(this.held[i++]![1]);
-    if (i > 0) this.held = this.held.slice(i);
-  }
-
   /**
    * The cluster changed shape: cached keys may live where no read was tracked, so the client drops
    * its cache; a new master gets a tracking connection at once (BCAST invalidations start there).
    */
   reshaped(): void {
     if (!this.on) return;
-    this.push(FLUSH_ALL);
+    this.host.push(FLUSH_ALL);
     for (const node of this.host.ctx.topology.masters()) if (!this.conns.has(node)) this.open(node, ignore);
   }
 
@@ -178,11 +156,11 @@ export class Tracking {
   private open(node: number, answered: (reply: Buffer | NodeUnavailable) => void): NodeConnection {
     const c = this.host.pool().take(node);
     this.conns.set(node, c);
-    c.onPush((frame) => this.push(frame));
+    c.onPush((frame) => this.host.push(frame));
     c.onClose(() => {
       if (this.conns.get(node) !== c) return;
       this.conns.delete(node);
-      this.push(FLUSH_ALL);
+      this.host.push(FLUSH_ALL);
     });
     c.send(this.command!, (reply) => {
       // Tracking refused on a connection opened later (a node that joined): not usable for reads.
@@ -190,11 +168,5 @@ export class Tracking {
       answered(reply);
     });
     return c;
-  }
-
-  /** Out now if every command sent so far is answered; else after them. */
-  private push(frame: Buffer): void {
-    if (this.answered === this.dispatched) this.host.push(frame);
-    else this.held.push([this.dispatched, frame]);
   }
 }
