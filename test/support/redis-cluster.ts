@@ -30,11 +30,15 @@ export const CLUSTER_USERS = {
 } as const;
 export type ClusterUserName = keyof typeof CLUSTER_USERS;
 
-/** A Database (`?mode=cluster`, verify-full TLS) for `cluster` with a password Secret for every ACL user. */
+/**
+ * A Database (`?mode=cluster`, verify-full TLS) for `cluster` with a password Secret for every ACL
+ * user, and for the `extra` users a test adds to the nodes itself.
+ */
 export function clusterDatabaseDocs(
   cluster: RedisCluster,
   name = 'sessions',
   labels: Record<string, string> = { env: 'prod' },
+  extra: Record<string, string> = {},
 ): object[] {
   return redisDatabaseDocs({
     name,
@@ -42,7 +46,10 @@ export function clusterDatabaseDocs(
     labels,
     caPem: cluster.tls.caPem,
     auth: 'password',
-    login: Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
+    login: {
+      ...Object.fromEntries(Object.entries(CLUSTER_USERS).map(([u, v]) => [u, v.password])),
+      ...extra,
+    },
   });
 }
 

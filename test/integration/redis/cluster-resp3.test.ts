@@ -3,10 +3,8 @@
 // user never sharing a node connection, fan-out merges, pub/sub and sharded pub/sub pushes
 // interleaved with replies on one connection, HELLO 2 going back, CLIENT TRACKING. Real RESP3
 // client libraries are in cluster-resp3-clients.test.ts.
-import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  ReplyFramer,
   RespDouble,
   RespMap,
   RespPush,
@@ -15,9 +13,9 @@ import {
   RespVerbatim,
   decodeReply,
 } from '../../../src/engines/redis/reply-parser.js';
-import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 import type { NodeView } from '../../support/redis-cluster.js';
-import { type ClusterFixture, type ClusterPerson, keyOn, startClusterFixture } from './cluster-fixture.js';
+import { type ClusterFixture, keyOn, startClusterFixture } from './cluster-fixture.js';
+import { Wire } from './cluster-wire.js';
 
 let f: ClusterFixture;
 let masters: NodeView[];
@@ -31,57 +29,6 @@ afterAll(async () => {
   await f?.stop();
 });
 
-/** One client connection as exact frames: commands out, every frame (reply or push) in arrival order. */
-class Wire {
-  private readonly frames: Buffer[] = [];
-  private wake: (() => void) | undefined;
-
-  private constructor(readonly socket: TLSSocket) {
-    const framer = new ReplyFramer((frame) => {
-      this.frames.push(Buffer.from(frame));
-      this.wake?.();
-    });
-    socket.on('data', (chunk: Buffer) => framer.feed(chunk));
-  }
-
-  static async open(person: ClusterPerson, hello?: 2 | 3): Promise<Wire> {
-    const w = new Wire(await f.raw(person));
-    if (hello)
-      expect(decodeReply((await w.call(['HELLO', String(hello)]))[0]!)).toBeInstanceOf(
-        hello === 3 ? RespMap : Array,
-      );
-    return w;
-  }
-
-  send(...commands: string[][]): void {
-    this.socket.write(Buffer.concat(commands.map((c) => encodeCommand(c))));
-  }
-
-  /** The next `n` frames (replies and pushes alike), within `ms`. */
-  async take(n: number, ms = 5000): Promise<Buffer[]> {
-    const end = Date.now() + ms;
-    while (this.frames.length < n) {
-      if (Date.now() > end)
-        throw new Error(`got ${this.frames.length} of ${n} frames: ${this.frames.map(String).join(' | ')}`);
-      await new Promise<void>((r) => {
-        this.wake = r;
-        setTimeout(r, 50);
-      });
-    }
-    return this.frames.splice(0, n);
-  }
-
-  /** Sends `commands` and returns the next frame for each. */
-  async call(...commands: string[][]): Promise<Buffer[]> {
-    this.send(...commands);
-    return this.take(commands.length);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
 const value = (frame: Buffer): RespValue => decodeReply(frame);
 const texts = (v: RespValue): string[] => (Array.isArray(v) ? v.map((x) => String(x)) : []);
 
@@ -90,7 +37,7 @@ const perMaster = (prefix: string) => masters.map((m) => keyOn(m, prefix));
 
 describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   it('HELLO 3: hashes, sets, sorted sets and nulls come back in their RESP3 types from every master', async () => {
-    const w = await Wire.open('alice');
+    const w = await Wire.open(f, 'alice');
     const [hello] = await w.call(['HELLO', '3', 'SETNAME', 'r3']);
     const info = value(hello!) as RespMap;
     expect(info).toBeInstanceOf(RespMap);
@@ -132,7 +79,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   });
 
   it('RESP2 and RESP3 sessions of one database user never share a node connection', async () => {
-    const [r3, r2] = [await Wire.open('alice', 3), await Wire.open('alice')];
+    const [r3, r2] = [await Wire.open(f, 'alice', 3), await Wire.open(f, 'alice')];
     const keys = perMaster('mix:');
     await r2.call(...keys.map((k) => ['HSET', k, 'f', 'v', 'g', 'w']));
     const reads = Array.from({ length: 300 }, (_, i) => ['HGETALL', keys[i % keys.length]!]);
@@ -147,7 +94,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   });
 
   it('fan-out commands merge RESP3 replies: sums, verbatim INFO per node, maps per node, set-shaped keys', async () => {
-    const w = await Wire.open('ops', 3);
+    const w = await Wire.open(f, 'ops', 3);
     const keys = perMaster('fan:');
     await w.call(['MSET', ...keys.flatMap((k) => [k, '1'])]);
     const [dbsize, keysReply, info, stats, config, exists] = await w.call(
@@ -182,7 +129,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   });
 
   it('pub/sub pushes interleave with replies on one connection; shard messages come from the owning node', async () => {
-    const w = await Wire.open('alice', 3);
+    const w = await Wire.open(f, 'alice', 3);
     const shards = perMaster('sch:');
     const [confirm] = await w.call(['SUBSCRIBE', 'news']);
     expect(value(confirm!)).toEqual(new RespPush([Buffer.from('subscribe'), Buffer.from('news'), 1]));
@@ -195,7 +142,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
     const key = keyOn(masters[1]!, 'sub:');
     const [set, ping] = await w.call(['SET', key, 'v'], ['PING']);
     expect([String(set), String(ping)]).toEqual(['+OK\r\n', '+PONG\r\n']);
-    const pub = await Wire.open('alice');
+    const pub = await Wire.open(f, 'alice');
     await pub.call(['PUBLISH', 'news', 'hello']);
     for (const [i, m] of masters.entries()) {
       // SPUBLISH straight on the owner: the push can only come through the link to that node.
@@ -219,7 +166,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
 
   it('a person without @pubsub is refused SUBSCRIBE/SSUBSCRIBE in RESP3 as in RESP2, naming the rule', async () => {
     for (const hello of ['2', '3']) {
-      const w = await Wire.open('rita');
+      const w = await Wire.open(f, 'rita');
       const [login, sub, ssub] = await w.call(
         ['HELLO', hello, 'AUTH', 'reader', 'ignored'],
         ['SUBSCRIBE', 'news'],
@@ -233,7 +180,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   });
 
   it('HELLO 2 goes back to RESP2: flat replies, and a subscription made in RESP3 gets RESP2 messages', async () => {
-    const w = await Wire.open('alice', 3);
+    const w = await Wire.open(f, 'alice', 3);
     const key = keyOn(masters[2]!, 'down:');
     await w.call(['HSET', key, 'f', 'v']);
     expect(String((await w.call(['HGETALL', key]))[0])).toBe('%1\r\n$1\r\nf\r\n$1\r\nv\r\n');
@@ -241,7 +188,7 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
     const [hello] = await w.call(['HELLO', '2']);
     expect(value(hello!)).toBeInstanceOf(Array);
     expect(texts(value(hello!))).toContain('proto');
-    const pub = await Wire.open('alice');
+    const pub = await Wire.open(f, 'alice');
     await pub.call(['PUBLISH', 'down', 'm']);
     expect(String((await w.take(1))[0])).toBe('*3\r\n$7\r\nmessage\r\n$4\r\ndown\r\n$1\r\nm\r\n');
     const [unsub] = await w.call(['UNSUBSCRIBE', 'down']);
@@ -252,8 +199,8 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   });
 
   it('CLIENT TRACKING: invalidations from every master the client read from, and none after OFF', async () => {
-    const w = await Wire.open('alice', 3);
-    const writer = await Wire.open('alice');
+    const w = await Wire.open(f, 'alice', 3);
+    const writer = await Wire.open(f, 'alice');
     const keys = perMaster('track:');
     await writer.call(...keys.map((k) => ['SET', k, 'v1']));
     expect(String((await w.call(['CLIENT', 'TRACKING', 'ON']))[0])).toBe('+OK\r\n');
@@ -278,9 +225,9 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
   });
 
   it('CLIENT TRACKING BCAST on every master; OPTIN tracks only reads after CLIENT CACHING yes', async () => {
-    const bcast = await Wire.open('alice', 3);
-    const optin = await Wire.open('alice', 3);
-    const writer = await Wire.open('alice');
+    const bcast = await Wire.open(f, 'alice', 3);
+    const optin = await Wire.open(f, 'alice', 3);
+    const writer = await Wire.open(f, 'alice');
     const keys = perMaster('bc:');
     expect(String((await bcast.call(['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'bc:']))[0])).toBe(
       '+OK\r\n',
