@@ -1,11 +1,13 @@
 // Real RESP3 client libraries against the real 6-node TLS+ACL Redis Cluster through one agent
 // endpoint, each knowing nothing of the cluster: node-redis v5 with RESP: 3 sees RESP3 types from
 // every master, merged fan-out replies, pub/sub and sharded pub/sub pushes while the same connection
-// runs commands, and client-side caching invalidated from whichever master holds the key.
+// runs commands, and client-side caching invalidated from whichever master holds the key; redis-py
+// with protocol=3 plays the very scenario it plays against one server (resp3-py.ts).
 import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NodeView } from '../../support/redis-cluster.js';
 import { type ClusterFixture, type ClusterPerson, keyOn, startClusterFixture } from './cluster-fixture.js';
+import { expectRedisPyResp3 } from './resp3-py.js';
 
 let f: ClusterFixture;
 let masters: NodeView[];
@@ -121,5 +123,13 @@ describe('node-redis v5 with RESP: 3, one endpoint for the whole cluster', () =>
     for (const k of keys) await writer.set(k, 'v2');
     await until(async () => (await Promise.all(keys.map((k) => cached.get(k)))).every((v) => v === 'v2'));
     expect(cached.clientSideCache!.stats().missCount).toBeGreaterThanOrEqual(2 * keys.length);
+  });
+});
+
+describe('redis-py with protocol=3, one endpoint for the whole cluster', () => {
+  it('sees what it sees from one server: RESP3 types, pushes between replies, tracking, HELLO 2', async () => {
+    const args = f.tlsArgs('alice');
+    const file = (flag: string) => args[args.indexOf(flag) + 1]!;
+    await expectRedisPyResp3({ port: f.agent.port, ca: f.caFile, cert: file('--cert'), key: file('--key') });
   });
 });

@@ -3,16 +3,13 @@
 // doubles), pub/sub pushes between replies on one connection, client-side caching invalidated by
 // another client's write, scripting as the roles allow, and HELLO 2 going back to RESP2. ioredis
 // pinned to RESP2 works as before.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestAgent } from '../../support/agent.js';
 import { accessRole } from '../../support/redis.js';
-import { venvPython } from '../../support/venv.js';
 import { type PersonName, type RedisFixture, redisDocs, startRedisFixture } from './fixture.js';
+import { expectRedisPyResp3 } from './resp3-py.js';
 
 let f: RedisFixture;
 /** The same Database, where alice also holds a role allowing scripts. */
@@ -171,63 +168,10 @@ describe('node-redis v5, RESP: 3', () => {
   });
 });
 
-function runScript(
-  cmd: string,
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.once('error', reject);
-    child.once('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
 describe('redis-py, protocol=3', () => {
   it('sees RESP3 types, pushes between replies, tracking invalidations and HELLO 2', async () => {
-    const python = venvPython('test/python/requirements.txt');
-    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'resp3_client.py');
-    const cfg = {
-      host: '127.0.0.1',
-      port: f.agent.port,
-      ca: f.caFile,
-      cert: f.people.alice.certFile,
-      key: f.people.alice.keyFile,
-    };
-    // Not spawnSync: the agent runs in this process and must keep serving while the script runs.
-    const run = await runScript(python, [script, JSON.stringify(cfg)]);
-    expect(run.stderr).toBe('');
-    expect(run.status).toBe(0);
-    const out = JSON.parse(run.stdout) as Record<string, unknown>;
-    expect(out.hello).toMatchObject({ map: { proto: 3, role: 'master' } });
-    expect(out.hgetall).toEqual({ map: { a: '1', b: '2' } });
-    // redis-py hands RESP3 sets over as lists (their items may be unhashable).
-    expect((out.smembers as string[]).sort()).toEqual(['x', 'y']);
-    expect(out.zscore).toBe(1.5);
-    expect(out.zrange).toEqual([
-      ['m', 1.5],
-      ['n', 2.25],
-    ]);
-    expect(out.lrange).toEqual(['a', 'b', 'c']);
-    expect(out.pushes).toEqual([
-      ['subscribe', 'py:ch', 1],
-      ['message', 'py:ch', 'hi'],
-    ]);
-    expect(out.set_while_subscribed).toBe('OK');
-    expect(out.get_while_subscribed).toBe('v');
-    expect(out.hello2).toEqual(expect.arrayContaining(['proto', 2]));
-    expect(out.hgetall_resp2).toEqual(['a', '1', 'b', '2']);
-    expect(out.tracking_on).toBe('OK');
-    expect(out.tracked_read).toBe('v1');
-    expect(out.ping_after_write).toBe('PONG');
-    expect(out.invalidated).toEqual([['invalidate', ['py:tracked']]]);
+    const p = f.people.alice;
+    await expectRedisPyResp3({ port: f.agent.port, ca: f.caFile, cert: p.certFile, key: p.keyFile });
   });
 });
 
