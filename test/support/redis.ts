@@ -10,6 +10,7 @@ import path from 'node:path';
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
+import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
 import { freePort } from './ports.js';
 
@@ -302,6 +303,30 @@ export function rawTls(
     s.once('error', reject);
   });
 }
+
+/**
+ * A connected node-redis v5 client speaking RESP3 through the agent on 127.0.0.1:`port` as the holder
+ * of `tls`, without reconnects; its destroy goes to `closers` for the suite's teardown.
+ */
+export async function nodeRedisAt(
+  port: number,
+  tls: Pick<ConnectionOptions, 'ca' | 'cert' | 'key'>,
+  closers: (() => unknown)[],
+  opts: Partial<RedisClientOptions> = {},
+) {
+  const client = createClient({
+    RESP: 3,
+    socket: { host: HOST, port, tls: true, ...tls, reconnectStrategy: false },
+    ...opts,
+  });
+  client.on('error', () => undefined);
+  closers.push(() => client.destroy());
+  await client.connect();
+  return client;
+}
+
+/** node-redis options decoding maps and sets as such, so a test sees which RESP3 type arrived. */
+export const TYPED = { typeMapping: { [RESP_TYPES.MAP]: Map, [RESP_TYPES.SET]: Set } };
 
 /** What tests choose of an ioredis client: the AUTH it sends, and its protocol (ioredis 6 says HELLO 3 unless told 2). */
 export type IoredisOptions = Pick<RedisOptions, 'username' | 'password' | 'protocol' | 'replyMapping'>;

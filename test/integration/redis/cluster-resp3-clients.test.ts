@@ -3,8 +3,9 @@
 // every master, merged fan-out replies, pub/sub and sharded pub/sub pushes while the same connection
 // runs commands, and client-side caching invalidated from whichever master holds the key; redis-py
 // with protocol=3 plays the very scenario it plays against one server (resp3-py.ts).
-import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
+import type { RedisClientOptions } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TYPED, nodeRedisAt } from '../../support/redis.js';
 import type { NodeView } from '../../support/redis-cluster.js';
 import { type ClusterFixture, type ClusterPerson, keyOn, startClusterFixture } from './cluster-fixture.js';
 import { expectRedisPyResp3 } from './resp3-py.js';
@@ -24,20 +25,8 @@ afterAll(async () => {
 });
 
 /** A connected node-redis client (RESP3, no cluster mode) through the agent as `person`. */
-async function nodeRedis(person: ClusterPerson, opts: Partial<RedisClientOptions> = {}) {
-  const client = createClient({
-    RESP: 3,
-    socket: { host: '127.0.0.1', port: f.agent.port, tls: true, ...f.tls(person), reconnectStrategy: false },
-    ...opts,
-  });
-  client.on('error', () => undefined);
-  closers.push(() => client.destroy());
-  await client.connect();
-  return client;
-}
-
-/** Maps and sets decoded as such, so a test sees which RESP3 type arrived. */
-const TYPED = { typeMapping: { [RESP_TYPES.MAP]: Map, [RESP_TYPES.SET]: Set } };
+const nodeRedis = (person: ClusterPerson, opts: Partial<RedisClientOptions> = {}) =>
+  nodeRedisAt(f.agent.port, f.tls(person), closers, opts);
 
 const perMaster = (prefix: string) => masters.map((m) => keyOn(m, prefix));
 

@@ -4,10 +4,10 @@
 // another client's write, scripting as the roles allow, and HELLO 2 going back to RESP2. ioredis
 // pinned to RESP2 works as before.
 import { Redis } from 'ioredis';
-import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
+import type { RedisClientOptions } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestAgent } from '../../support/agent.js';
-import { accessRole } from '../../support/redis.js';
+import { TYPED, accessRole, nodeRedisAt } from '../../support/redis.js';
 import { type PersonName, type RedisFixture, redisDocs, startRedisFixture } from './fixture.js';
 import { expectRedisPyResp3 } from './resp3-py.js';
 
@@ -39,29 +39,11 @@ afterAll(async () => {
   await f?.stop();
 });
 
-/** A connected node-redis client through the agent on `port` as `person`. */
-async function nodeRedis(person: PersonName, opts: Partial<RedisClientOptions> = {}, port = f.agent.port) {
-  const client = createClient({
-    RESP: 3,
-    socket: {
-      host: '127.0.0.1',
-      port,
-      tls: true,
-      ca: f.ca.certPem,
-      cert: f.people[person].certPem,
-      key: f.people[person].keyPem,
-      reconnectStrategy: false,
-    },
-    ...opts,
-  });
-  client.on('error', () => undefined);
-  closers.push(() => client.destroy());
-  await client.connect();
-  return client;
+/** A connected node-redis client (RESP3) through the agent on `port` as `person`. */
+function nodeRedis(person: PersonName, opts: Partial<RedisClientOptions> = {}, port = f.agent.port) {
+  const p = f.people[person];
+  return nodeRedisAt(port, { ca: f.ca.certPem, cert: p.certPem, key: p.keyPem }, closers, opts);
 }
-
-/** Maps and sets decoded as such, so a test sees which RESP3 type arrived. */
-const TYPED = { typeMapping: { [RESP_TYPES.MAP]: Map, [RESP_TYPES.SET]: Set } };
 
 async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 5000): Promise<T> {
   const deadline = Date.now() + ms;
