@@ -26,5 +26,7 @@ export function registerBuildInfo(registry: Registry, component: 'agent' | 'cont
     help: 'Always 1; labels say which Drawbridge version and Node.js run this component',
     labelNames: ['version', 'node_version', 'component'],
     registers: [registry],
+    // An agent's worker processes each report it; summed, it would not be 1.
+    aggregator: 'first',
   }).set({ version: VERSION, node_version: process.version, component }, 1);
 }

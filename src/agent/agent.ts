@@ -12,11 +12,12 @@ import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AuditSink } from './audit.js';
 import { type CredentialProvider, type CredentialProviders, credentialProvider } from './credentials.js';
-import type { AgentParts, AgentRuntime, Engine } from './engine.js';
+import type { AgentParts, AgentRuntime, Engine, WorkerRequest } from './engine.js';
 import { IdentitySlots, type LimitName, tooManyConnections } from './limits.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 import type { AgentState } from './state.js';
+import type { WorkerChannel } from './workers/worker.js';
 
 export interface AgentOptions {
   /** The engines and credential providers of this build (src/wiring.ts). */
@@ -31,6 +32,8 @@ export interface AgentOptions {
   peers?: readonly string[];
   /** The AgentConfig's spec.limits (standalone), over the Database's spec.agent.limits. */
   limits?: AgentLimitsSpec;
+  /** This agent is one of several worker processes of its replica (agent/workers). */
+  workers?: WorkerChannel;
 }
 
 /**
@@ -38,6 +41,9 @@ export interface AgentOptions {
  * many more at once they are dropped unanswered, so a connection flood holds no more than that.
  */
 const REFUSAL_SLOTS = 64;
+
+/** What askWorkers answers without other workers to ask. */
+const noWorker = Promise.resolve(false);
 
 export class Agent implements AgentRuntime {
   readonly state: AgentState;
@@ -55,6 +61,7 @@ export class Agent implements AgentRuntime {
   private readonly sockets = new Set<Socket>();
   private limitOverrides: AgentLimitsSpec | undefined;
   private readonly identities = new IdentitySlots();
+  private readonly workers: WorkerChannel | undefined;
   limits: Limits;
 
   constructor(opts: AgentOptions) {
@@ -69,6 +76,8 @@ export class Agent implements AgentRuntime {
     this.limits = this.currentLimits();
     this.providers = opts.parts.credentials;
     this.engine = engineFor(opts.parts, this.state.database.spec.protocol);
+    this.workers = opts.workers;
+    this.workers?.answerWith((request) => this.engine.handleWorkerRequest?.(request, this) ?? noWorker);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
     this.metrics.observeAudit(this.audit.stats);
     this.configureAudit();
@@ -171,6 +180,10 @@ export class Agent implements AgentRuntime {
     return this.provider.provider;
   }
 
+  askWorkers(request: WorkerRequest): Promise<boolean> {
+    return this.workers ? this.workers.ask(request) : noWorker;
+  }
+
   authorize(identity: Identity, dbUser: string, dbName?: string): Decision {
     const database = this.state.database;
     const decision = checkAccess(identity, { database, dbUser, dbName }, this.state.policy);
@@ -190,6 +203,7 @@ export class Agent implements AgentRuntime {
         const addr = this.server.address();
         const bound = typeof addr === 'object' && addr ? addr.port : port;
         this.log.info({ host, port: bound, database: this.state.database.metadata.name }, 'agent listening');
+        this.workers?.listening();
         resolve({ host, port: bound });
       });
     });

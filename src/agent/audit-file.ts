@@ -29,12 +29,17 @@ export class AuditFile {
   private onDrained: (() => void) | undefined;
   private closed = false;
 
+  /** Writes to a descriptor already open (stdout, an agent worker's audit pipe): never closed or reopened. */
+  private readonly given: number | undefined;
+
   constructor(
     private readonly path: string,
     private readonly events: AuditFileEvents,
     private readonly retryMs: number,
+    fd?: number,
   ) {
-    if (path === '-') this.fd = 1;
+    this.given = fd ?? (path === '-' ? 1 : undefined);
+    this.fd = this.given;
   }
 
   push(bytes: Buffer): void {
@@ -74,7 +79,7 @@ export class AuditFile {
 
   private fail(err: NodeJS.ErrnoException): void {
     // Reopen next time: the file may have been rotated, remounted or recreated meanwhile.
-    if (this.fd !== undefined && this.path !== '-') {
+    if (this.fd !== undefined && this.given === undefined) {
       close(this.fd, noop);
       this.fd = undefined;
     }
@@ -107,7 +112,7 @@ export class AuditFile {
     this.closed = true;
     clearTimeout(this.retryTimer);
     // A write still in flight (a blocked pipe) keeps its fd: closing it under the write is unsafe.
-    if (this.fd !== undefined && this.path !== '-' && !this.busy) close(this.fd, noop);
+    if (this.fd !== undefined && this.given === undefined && !this.busy) close(this.fd, noop);
     this.fd = undefined;
     return this.queued;
   }

@@ -71,6 +71,8 @@ export interface AuditOptions extends AuditGuarantee {
   retryMs?: number;
   /** At shutdown, how long the last events get to reach the log (default 5 s). */
   closeTimeoutMs?: number;
+  /** Write to this open descriptor instead of opening `path` (an agent worker's audit pipe). */
+  fd?: number;
 }
 
 export const DEFAULT_AUDIT: AuditOptions = { mode: 'required', stallTimeoutMs: 30_000, bufferBytes: 8 << 20 };
@@ -122,6 +124,7 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
       path,
       { failed: (err) => this.failed(err), written: () => this.written() },
       opts.retryMs ?? 1000,
+      opts.fd,
     );
   }
 

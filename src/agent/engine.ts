@@ -16,6 +16,9 @@ import type { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CredentialProvider, CredentialProviders } from './credentials.js';
 
+/** What one worker process of an agent asks the others (plain data: it crosses processes). */
+export type WorkerRequest = Readonly<Record<string, string | number | boolean>>;
+
 export interface AgentRuntime {
   readonly log: Logger;
   readonly state: AgentState;
@@ -33,6 +36,12 @@ export interface AgentRuntime {
    * must reach the replica holding a session: PostgreSQL cancels. Empty when there is one replica.
    */
   peers(): readonly string[];
+  /**
+   * Asks this replica's other worker processes (an agent may run several sharing its port, see
+   * agent/workers): true when one of them handled the request (Engine.handleWorkerRequest), false when
+   * none did or there are no others. For what must reach the worker holding a session.
+   */
+  askWorkers(request: WorkerRequest): Promise<boolean>;
   /** Access check against the current policy; denials are logged and counted here, audited by the engine. */
   authorize(identity: Identity, dbUser: string, dbName?: string): Decision;
   /** The client limits in force (replaced when the config changes; read it when needed, don't keep it). */
@@ -55,6 +64,8 @@ export interface Engine {
    * agent is at maxConnections) the engine tells the client so in its own protocol and closes.
    */
   handleConnection(socket: Socket, agent: AgentRuntime, refusal?: DrawbridgeError): void;
+  /** Another worker process's askWorkers: true when this worker handled the request. */
+  handleWorkerRequest?(request: WorkerRequest, agent: AgentRuntime): Promise<boolean>;
   /** Releases shared resources (pools, topology refreshers) at agent shutdown. */
   close?(): Promise<void>;
 }

@@ -27,6 +27,7 @@ import type { RunningAgent } from './standalone.js';
 import { splitHostPort } from './standalone.js';
 import { AgentState, type StateSnapshot } from './state.js';
 import { serverContextFromFiles } from './tls.js';
+import type { WorkerLink } from './workers/worker.js';
 
 export interface InClusterAgentOptions {
   /** `namespace/name` of the Database to serve. */
@@ -45,6 +46,8 @@ export interface InClusterAgentOptions {
   auditStallTimeout?: string;
   /** Other replicas, `host:port` (the controller passes its headless peers Service). */
   peers?: string[];
+  /** This process is one of the agent's workers (agent/workers); the primary serves /metrics. */
+  worker?: WorkerLink;
 }
 
 function parseDatabaseRef(ref: string): { namespace: string; name: string } {
@@ -147,11 +150,13 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
       ...DEFAULT_AUDIT,
       ...(opts.auditMode ? { mode: opts.auditMode } : {}),
       ...(opts.auditStallTimeout ? { stallTimeoutMs: parseDuration(opts.auditStallTimeout) } : {}),
+      fd: opts.worker?.auditFd,
     }),
     log,
     metrics,
     tokenVerifier: new TokenReviewVerifier(client),
     peers: opts.peers ?? [],
+    workers: opts.worker,
   });
 
   // Changes arrive in bursts (a GitOps sync applies many objects): coalesce them into one rebuild.
@@ -181,7 +186,9 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
 
   const [host, port] = splitHostPort(opts.listen);
   const bound = await agent.listen(host, Number(port));
-  const metricsServer = opts.metrics ? await serveMetrics(opts.metrics, metrics, log) : undefined;
+  opts.worker?.exportMetrics(metrics.registry);
+  const metricsServer =
+    opts.metrics && !opts.worker ? await serveMetrics(opts.metrics, metrics, log) : undefined;
   return {
     agent,
     port: bound.port,

@@ -3,12 +3,21 @@ import { type Server, createServer } from 'node:http';
 import type { Logger } from '../log.js';
 import type { Registry } from 'prom-client';
 
-/** `metrics`: the agent's or the controller's (anything with a prom-client registry). */
-export function serveMetrics(listen: string, metrics: { registry: Registry }, log: Logger): Promise<Server> {
+/**
+ * `metrics`: the agent's or the controller's (anything with a prom-client registry, or what reads like
+ * one: the agent's worker pool sums its workers'). `ready`: /healthz answers 503 while it is false.
+ */
+export function serveMetrics(
+  listen: string,
+  metrics: { registry: Pick<Registry, 'metrics' | 'contentType'> },
+  log: Logger,
+  ready: () => boolean = () => true,
+): Promise<Server> {
   const i = listen.lastIndexOf(':');
   const server = createServer((req, res) => {
     if (req.url === '/healthz') {
-      res.end('ok');
+      res.statusCode = ready() ? 200 : 503;
+      res.end(res.statusCode === 200 ? 'ok' : 'no worker is listening');
       return;
     }
     if (req.url !== '/metrics') {

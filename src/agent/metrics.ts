@@ -1,4 +1,6 @@
-// Prometheus metrics for the agent, one registry per agent so tests can run several in a process.
+// Prometheus metrics for the agent, one registry per agent so tests can run several in a process. An
+// agent of several worker processes sums them (agent/workers/primary.ts): each metric's `aggregator`
+// says how, where a sum would be wrong.
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -90,6 +92,8 @@ export class AgentMetrics {
     help: "When the agent's certificates expire (unix seconds): its serving certificate and the client CA",
     labelNames: ['certificate'],
     registers: [this.registry],
+    // Worker processes read the same files: one value, not their sum.
+    aggregator: 'min',
     // Read at scrape time, so a rotated Secret shows up without the agent being told.
     collect: () => this.collectExpiry(),
   });
@@ -119,6 +123,7 @@ export class AgentMetrics {
     name: 'drawbridge_audit_sessions_held',
     help: '1 while sessions wait for the audit log (required mode, log failing or behind)',
     registers: [this.registry],
+    aggregator: 'max',
     collect: (): void => this.auditHeld.set(this.audit?.held ? 1 : 0),
   });
 

@@ -13,6 +13,7 @@ import { AgentMetrics } from './metrics.js';
 import { serveMetrics } from './metrics-server.js';
 import { AgentState, type StateSnapshot } from './state.js';
 import { serverContextFromFiles } from './tls.js';
+import type { WorkerLink } from './workers/worker.js';
 
 export function snapshotOf(bundle: ConfigBundle, source: string): StateSnapshot {
   const agent = bundle.agent;
@@ -33,10 +34,12 @@ export interface RunningAgent {
   stop(drainMs?: number): Promise<void>;
 }
 
+/** `worker`: this process is one of the agent's workers (agent/workers); the primary serves /metrics. */
 export async function runStandaloneAgent(
   path: string,
   log: Logger,
   parts: AgentParts,
+  worker?: WorkerLink,
 ): Promise<RunningAgent> {
   const bundle = await loadConfigFile(path);
   const config = bundle.agent!;
@@ -52,17 +55,19 @@ export async function runStandaloneAgent(
       mode: config.spec.audit.mode,
       stallTimeoutMs: parseDuration(config.spec.audit.stallTimeout),
       bufferBytes: config.spec.audit.bufferBytes,
+      fd: worker?.auditFd,
     }),
     log,
     metrics,
     peers: config.spec.peers,
     limits: config.spec.limits,
+    workers: worker,
   });
   const [host, portText] = splitHostPort(config.spec.listen);
   const { port } = await agent.listen(host, Number(portText));
-  const metricsServer = config.spec.metrics
-    ? await serveMetrics(config.spec.metrics, metrics, log)
-    : undefined;
+  worker?.exportMetrics(metrics.registry);
+  const metricsServer =
+    config.spec.metrics && !worker ? await serveMetrics(config.spec.metrics, metrics, log) : undefined;
 
   const reload = async () => {
     try {

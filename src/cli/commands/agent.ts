@@ -1,8 +1,10 @@
+import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
 import { hostPort } from '../../api/agent-config.js';
 import { AUDIT_MODES, type AuditMode } from '../../api/database.js';
 import { duration, parseDuration } from '../../api/meta.js';
 import type { RunningAgent } from '../../agent/standalone.js';
+import type { WorkerLink } from '../../agent/workers/worker.js';
 import { type Logger, createLogger } from '../../log.js';
 
 interface AgentFlags {
@@ -16,6 +18,7 @@ interface AgentFlags {
   auditStallTimeout?: string;
   kubeconfig?: string;
   peers?: string[];
+  workers?: number;
 }
 
 export function agentCommand(): Command {
@@ -43,33 +46,90 @@ export function agentCommand(): Command {
       'in-cluster mode: the other replicas (a headless Service name resolves to all); PostgreSQL cancels are relayed to them',
       parsePeers,
     )
+    .option(
+      '--workers <n>',
+      'processes sharing the listening port (default: the CPUs the container may use, from its cgroup CPU quota)',
+      parseWorkers,
+    )
     .action(async (opts: AgentFlags) => {
       if (!opts.config && !opts.database) {
         throw new Error('pass --config agent.yaml (standalone) or --database NAMESPACE/NAME (in cluster)');
       }
       const log = createLogger('agent');
+      if (cluster.isPrimary) {
+        const { defaultWorkers } = await import('../../agent/workers/cpu-quota.js');
+        const workers = opts.workers ?? defaultWorkers();
+        // One worker is the agent itself, in this process: no primary in between.
+        if (workers > 1) return runPrimary(opts, workers, log);
+      }
+      const { WorkerLink } = await import('../../agent/workers/worker.js');
+      const worker = cluster.isWorker ? new WorkerLink() : undefined;
+      const wlog = worker ? log.child({ worker: worker.index }) : log;
       const running = opts.config
-        ? await runStandalone(opts.config, log)
-        : await runInCluster({ ...opts, database: opts.database! }, log);
-      const shutdown = (signal: string) => {
-        log.info({ signal }, 'draining sessions');
-        void running.stop().then(() => process.exit(0));
-      };
-      process.once('SIGTERM', () => shutdown('SIGTERM'));
-      process.once('SIGINT', () => shutdown('SIGINT'));
+        ? await runStandalone(opts.config, wlog, worker)
+        : await runInCluster({ ...opts, database: opts.database!, worker }, wlog);
+      onShutdown(log, worker, () => running.stop());
     });
 }
 
+/**
+ * Drains on SIGTERM / SIGINT, then exits. A worker drains when its primary says so (a terminal's
+ * Ctrl+C reaches the whole process group; the primary must not see its workers leave unasked).
+ */
+function onShutdown(
+  log: Logger,
+  worker: { onDrain(stop: () => void): void } | undefined,
+  stop: () => Promise<void>,
+) {
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining sessions');
+    void stop().then(() => process.exit(0));
+  };
+  if (worker) {
+    worker.onDrain(() => shutdown('drain'));
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => undefined);
+    return;
+  }
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** The primary of an agent of `workers` processes: forks them (re-running this command) and supervises. */
+async function runPrimary(opts: AgentFlags, workers: number, log: Logger): Promise<void> {
+  const { WorkerPool } = await import('../../agent/workers/primary.js');
+  const { DEFAULT_AUDIT } = await import('../../agent/audit.js');
+  let pool: InstanceType<typeof WorkerPool>;
+  if (opts.config) {
+    const { loadConfigFile } = await import('../../api/config.js');
+    const spec = (await loadConfigFile(opts.config)).agent?.spec;
+    if (!spec) throw new Error(`${opts.config}: no AgentConfig document; add one (kind: AgentConfig)`);
+    const audit = { path: spec.audit.path, bufferBytes: spec.audit.bufferBytes };
+    pool = new WorkerPool({ workers, log, database: spec.database, metrics: spec.metrics, audit });
+  } else {
+    const audit = { path: opts.audit ?? '-', bufferBytes: DEFAULT_AUDIT.bufferBytes! };
+    pool = new WorkerPool({ workers, log, database: opts.database!, metrics: opts.metrics, audit });
+  }
+  log.info({ workers }, 'starting agent workers');
+  await pool.start();
+  onShutdown(log, undefined, () => pool.stop());
+}
+
 // Each mode loads only its own modules: a standalone agent never pays for the Kubernetes client.
-async function runStandalone(config: string, log: Logger): Promise<RunningAgent> {
+async function runStandalone(config: string, log: Logger, worker?: WorkerLink): Promise<RunningAgent> {
   const [{ runStandaloneAgent }, { agentParts }] = await Promise.all([
     import('../../agent/standalone.js'),
     import('../../wiring.js'),
   ]);
-  return runStandaloneAgent(config, log, agentParts);
+  return runStandaloneAgent(config, log, agentParts, worker);
 }
 
-async function runInCluster(opts: AgentFlags & { database: string }, log: Logger): Promise<RunningAgent> {
+async function runInCluster(
+  opts: AgentFlags & { database: string; worker?: WorkerLink },
+  log: Logger,
+): Promise<RunningAgent> {
   const [{ runInClusterAgent }, { loadKubeConfig }, { agentParts }] = await Promise.all([
     import('../../agent/incluster.js'),
     import('./controller.js'),
@@ -90,6 +150,13 @@ function parseStallTimeout(text: string): string {
     throw new InvalidArgumentError('must be a duration of at least 1s, e.g. 30s or 2m');
   }
   return text;
+}
+
+function parseWorkers(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 256)
+    throw new InvalidArgumentError('must be a whole number from 1 to 256');
+  return n;
 }
 
 function parsePeers(list: string): string[] {

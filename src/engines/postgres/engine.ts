@@ -5,9 +5,9 @@ import type { TLSSocket } from 'node:tls';
 import { newSessionId } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
-import type { AgentRuntime, Engine } from '../../agent/engine.js';
+import type { AgentRuntime, Engine, WorkerRequest } from '../../agent/engine.js';
 import { type BackendTarget, backendTarget, loginBackend, openBackend } from './backend.js';
-import { type CancelKey, CancelKeys, forwardCancel } from './cancel.js';
+import { type CancelKey, CancelKeys, type CancelTarget, forwardCancel } from './cancel.js';
 import { CancelPeers } from './cancel-peers.js';
 import { decodeBackendKey } from './decoders.js';
 import { fatalFor } from './errors.js';
@@ -305,18 +305,26 @@ export class PostgresEngine implements Engine {
     // Like PostgreSQL: no answer either way, so a prober learns nothing about which keys exist.
     socket.destroy();
     const backend = this.cancelKeys.lookup(key);
-    if (!backend) {
-      // Another replica may hold the session (cancels arrive on new connections, load-balanced).
-      const peers = key.fromPeer ? [] : agent.peers();
-      if (peers.length === 0) return agent.log.debug('cancel request with an unknown key ignored');
-      this.peers ??= new CancelPeers(agent.log);
-      const reached = await this.peers.relay(key, peers);
-      agent.log.debug({ reached }, 'cancel request with an unknown key relayed to peer replicas');
-      return;
-    }
-    await forwardCancel(backend).catch((err) =>
-      agent.log.warn({ err: errorMessage(err) }, 'could not forward a cancel request to the database'),
-    );
+    if (backend) return forward(backend, agent);
+    // Cancels arrive on new connections, balanced: another worker process of this replica, or another
+    // replica, may hold the session. The one that does checks the key against its own.
+    const { processId, secretKey } = key;
+    if (await agent.askWorkers({ cancel: 'postgres', processId, secretKey })) return;
+    const peers = key.fromPeer ? [] : agent.peers();
+    if (peers.length === 0) return agent.log.debug('cancel request with an unknown key ignored');
+    this.peers ??= new CancelPeers(agent.log);
+    const reached = await this.peers.relay(key, peers);
+    agent.log.debug({ reached }, 'cancel request with an unknown key relayed to peer replicas');
+  }
+
+  /** Another worker's cancel: forwarded when the key is one of this worker's sessions. */
+  async handleWorkerRequest(request: WorkerRequest, agent: AgentRuntime): Promise<boolean> {
+    const { cancel, processId, secretKey } = request;
+    if (cancel !== 'postgres' || typeof processId !== 'number' || typeof secretKey !== 'number') return false;
+    const backend = this.cancelKeys.lookup({ processId, secretKey });
+    if (!backend) return false;
+    await forward(backend, agent);
+    return true;
   }
 
   private logRefusal(err: unknown, agent: AgentRuntime, openedAt: number): void {
@@ -331,4 +339,10 @@ export class PostgresEngine implements Engine {
     if (!isDrawbridgeError(err, 'ACCESS_DENIED'))
       agent.metrics.sessionOutcome('postgres', 'failed', openedAt, err);
   }
+}
+
+function forward(backend: CancelTarget, agent: AgentRuntime): Promise<void> {
+  return forwardCancel(backend).catch((err) =>
+    agent.log.warn({ err: errorMessage(err) }, 'could not forward a cancel request to the database'),
+  );
 }

@@ -1,0 +1,100 @@
+// One audit log for all of an agent's workers. Each worker encodes its events as it does alone, but
+// into a pipe to the primary (AUDIT_FD), which appends them to the log in whole lines: workers
+// writing the file or stdout themselves could interleave partial lines (a pipe write over 4 KiB is
+// not atomic, a short write to a file resumes later), and a session lives on one worker, so its
+// events stay in order. When the log falls behind, the primary stops reading the pipes: a worker's
+// own queue then grows and its audit mode (required: sessions wait; best-effort: drop) decides, as
+// it would writing the log directly. Failed writes are retried from the same byte by AuditFile.
+import type { Readable } from 'node:stream';
+import type { Logger } from '../../log.js';
+import { AuditFile } from '../audit-file.js';
+import type { AuditStats } from '../audit.js';
+
+const NEWLINE = 0x0a;
+/** While the log keeps failing, the error is logged again this often (each retry is counted). */
+const RELOG_MS = 30_000;
+
+export class AuditRelay implements AuditStats {
+  writeErrors = 0;
+  /** Sessions wait in their workers, whose own sinks report it. */
+  readonly held = false;
+  /** Incomplete lines of workers that died mid-write: dropped, never written half. */
+  dropped = 0;
+  private readonly file: AuditFile;
+  private readonly pipes = new Set<Readable>();
+  private paused = false;
+  private loggedAt = 0;
+
+  constructor(
+    private readonly path: string,
+    /** Bytes waiting past which the pipes are no longer read (resumed below half). */
+    private readonly bufferBytes: number,
+    private readonly log: Logger,
+    retryMs = 1_000,
+  ) {
+    this.file = new AuditFile(path, { failed: (err) => this.failed(err), written: this.written }, retryMs);
+  }
+
+  get pendingBytes(): number {
+    return this.file.queued;
+  }
+
+  /** Reads one worker's audit pipe until it ends (the worker exited). */
+  attach(pipe: Readable, worker: number): void {
+    let tail: Buffer | undefined;
+    pipe.on('data', (chunk: Buffer) => {
+      const end = chunk.lastIndexOf(NEWLINE) + 1;
+      if (end === 0) {
+        tail = tail ? Buffer.concat([tail, chunk]) : chunk;
+        return;
+      }
+      const lines = end === chunk.length ? chunk : chunk.subarray(0, end);
+      this.push(tail ? Buffer.concat([tail, lines]) : lines);
+      tail = end === chunk.length ? undefined : chunk.subarray(end);
+    });
+    pipe.once('close', () => {
+      this.pipes.delete(pipe);
+      if (!tail) return;
+      this.dropped++;
+      this.log.error({ worker, bytes: tail.length }, 'audit: an incomplete line of an exited worker dropped');
+    });
+    pipe.on('error', (err) => this.log.debug({ worker, err: err.message }, 'audit pipe error'));
+    this.pipes.add(pipe);
+    if (this.paused) pipe.pause();
+  }
+
+  private push(lines: Buffer): void {
+    this.file.push(lines);
+    if (this.paused || this.file.queued <= this.bufferBytes) return;
+    this.paused = true;
+    for (const pipe of this.pipes) pipe.pause();
+  }
+
+  private readonly written = (): void => {
+    if (this.loggedAt !== 0) {
+      this.loggedAt = 0;
+      this.log.info({ path: this.path }, 'audit log writable again');
+    }
+    if (!this.paused || this.file.queued > this.bufferBytes / 2) return;
+    this.paused = false;
+    for (const pipe of this.pipes) pipe.resume();
+  };
+
+  private failed(err: NodeJS.ErrnoException): void {
+    this.writeErrors++;
+    if (Date.now() - this.loggedAt < RELOG_MS) return;
+    this.loggedAt = Date.now();
+    this.log.error(
+      { path: this.path, err: err.message, code: err.code, pendingBytes: this.file.queued },
+      'audit log write failed; retrying the same bytes (drawbridge_audit_write_errors_total)',
+    );
+  }
+
+  /** Once every worker's pipe has ended: writes what is queued (at most `timeoutMs`), then closes. */
+  async close(timeoutMs: number): Promise<void> {
+    const left = await this.file.close(timeoutMs);
+    if (left > 0) {
+      this.log.error({ path: this.path, bytes: left }, 'audit events not written before shutdown');
+    }
+  }
+}

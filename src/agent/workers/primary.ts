@@ -1,0 +1,227 @@
+// An agent replica as N worker processes sharing its listening port. The primary serves no client: it
+// forks the workers (node:cluster), restarts one that dies, routes what one worker asks the others (a
+// PostgreSQL CancelRequest landing on a worker that does not hold the session), writes every
+// worker's audit lines to the one log (audit-relay.ts), answers /metrics with the sum over the workers
+// and /healthz while at least one worker listens, and on SIGTERM tells every worker to drain.
+//
+// Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to
+// the next worker. SO_REUSEPORT (`reusePort`, Node ≥ 22.12) lets the kernel pick instead, by a hash
+// of the client's address and port: measured here (bench/workers-balance.ts), 16 connections split
+// 7/9 or worse on two workers, where round-robin splits them 8/8. Proxy clients hold few, long
+// connections (a pool of 10, a pgbench -c 8), so an uneven split is a worker idle while the other is
+// saturated; the primary's cost per accept (a descriptor passed over IPC) is paid once per connection.
+// Round-robin also works the same on Node 20 and 24.
+import cluster, { type Worker } from 'node:cluster';
+import type { Server } from 'node:http';
+import type { Readable } from 'node:stream';
+import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
+import type { Logger } from '../../log.js';
+import type { WorkerRequest } from '../engine.js';
+import { AgentMetrics } from '../metrics.js';
+import { serveMetrics } from '../metrics-server.js';
+import { AuditRelay } from './audit-relay.js';
+import { AUDIT_FD, type ToPrimary, type ToWorker, WORKER_ENV, type WorkerMetrics } from './protocol.js';
+
+export interface WorkerPoolOptions {
+  workers: number;
+  log: Logger;
+  /** `NS/NAME` (in cluster) or the Database's name: the `database` label on every series. */
+  database: string;
+  /** Where /metrics and /healthz are served (`host:port`), if anywhere. */
+  metrics?: string;
+  /** The audit log ("-" for stdout) and how far behind it may fall before workers are held. */
+  audit: { path: string; bufferBytes: number };
+}
+
+/** A worker that dies within this long of its start is restarted after a growing pause. */
+const STABLE_MS = 10_000;
+const MAX_RESTART_DELAY_MS = 30_000;
+const SCRAPE_TIMEOUT_MS = 3_000;
+/** How long workers get to drain (10 s), end their sessions and write their audit, before a kill. */
+const EXIT_GRACE_MS = 25_000;
+
+interface Slot {
+  worker: Worker;
+  startedAt: number;
+  listening: boolean;
+}
+
+/** One worker's ask, waiting for its siblings' answers. */
+interface Ask {
+  from: Worker;
+  id: number;
+  waiting: Set<Worker>;
+}
+
+/** One /metrics request, waiting for the workers' registries. */
+interface Scrape {
+  waiting: Set<Worker>;
+  results: WorkerMetrics[];
+  resolve(results: WorkerMetrics[]): void;
+}
+
+export class WorkerPool {
+  private readonly slots: (Slot | undefined)[] = [];
+  private readonly asks = new Map<number, Ask>();
+  private readonly scrapes = new Map<number, Scrape>();
+  private nextId = 0;
+  private restartDelayMs = 0;
+  private draining = false;
+  private drained: (() => void) | undefined;
+  private readonly relay: AuditRelay;
+  /** The primary's own series: its process, the audit relay, and the two below. */
+  private readonly metrics = new AgentMetrics(true);
+  private readonly restarts = new Counter({
+    name: 'drawbridge_agent_worker_restarts_total',
+    help: 'Agent worker processes that exited unasked and were started again',
+    registers: [this.metrics.registry],
+  });
+  readonly workersUp: Gauge = new Gauge({
+    name: 'drawbridge_agent_workers',
+    help: 'Agent worker processes accepting connections (spec.agent.workers of them when healthy)',
+    registers: [this.metrics.registry],
+    collect: (): void => this.workersUp.set(this.listening()),
+  });
+  private metricsServer: Server | undefined;
+
+  constructor(private readonly opts: WorkerPoolOptions) {
+    this.relay = new AuditRelay(opts.audit.path, opts.audit.bufferBytes, opts.log);
+    this.metrics.setDatabase(opts.database);
+    this.metrics.observeAudit(this.relay);
+  }
+
+  async start(): Promise<void> {
+    // The stdio slot AUDIT_FD is each worker's audit pipe; stdout and stderr (logs) are shared.
+    cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'] });
+    cluster.schedulingPolicy = cluster.SCHED_RR;
+    for (let i = 0; i < this.opts.workers; i++) this.fork(i);
+    if (this.opts.metrics) {
+      const registry = { contentType: this.metrics.registry.contentType, metrics: () => this.collect() };
+      const ready = () => this.listening() > 0;
+      this.metricsServer = await serveMetrics(this.opts.metrics, { registry }, this.opts.log, ready);
+    }
+  }
+
+  /** Workers accepting connections now. */
+  listening(): number {
+    return this.slots.filter((s) => s?.listening).length;
+  }
+
+  /** Every worker drains (stops accepting, sessions get their drain time), then the audit log closes. */
+  async stop(): Promise<void> {
+    this.draining = true;
+    const live = this.slots.filter((s): s is Slot => s !== undefined);
+    if (live.length > 0) {
+      const exited = new Promise<void>((resolve) => (this.drained = resolve));
+      for (const { worker } of live) this.send(worker, { t: 'drain' });
+      const grace = setTimeout(() => {
+        this.opts.log.warn('agent workers still running after their drain: killing them');
+        for (const s of this.slots) s?.worker.process.kill('SIGKILL');
+      }, EXIT_GRACE_MS);
+      await exited;
+      clearTimeout(grace);
+    }
+    this.metricsServer?.close();
+    await this.relay.close(5_000);
+  }
+
+  private fork(index: number): void {
+    const worker = cluster.fork({ [WORKER_ENV]: String(index) });
+    this.slots[index] = { worker, startedAt: Date.now(), listening: false };
+    this.relay.attach(worker.process.stdio![AUDIT_FD] as Readable, index);
+    worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
+    worker.once('exit', (code, signal) => this.exited(index, worker, code, signal));
+  }
+
+  private exited(index: number, worker: Worker, code: number | null, signal: string | null): void {
+    const slot = this.slots[index];
+    if (slot?.worker !== worker) return;
+    this.slots[index] = undefined;
+    for (const [id, ask] of this.asks) this.answered(id, ask, worker, false);
+    for (const [id, scrape] of this.scrapes) this.scraped(id, scrape, worker, []);
+    if (this.draining) {
+      if (this.slots.every((s) => s === undefined)) this.drained?.();
+      return;
+    }
+    // A crash loop must not spin: quick deaths double the pause, a stable run resets it.
+    const stable = Date.now() - slot.startedAt > STABLE_MS;
+    this.restartDelayMs = stable
+      ? 0
+      : Math.min(Math.max(1_000, this.restartDelayMs * 2), MAX_RESTART_DELAY_MS);
+    this.restarts.inc();
+    this.opts.log.error(
+      { worker: index, code, signal, restartInMs: this.restartDelayMs },
+      'agent worker exited; starting it again (drawbridge_agent_worker_restarts_total)',
+    );
+    setTimeout(() => this.draining || this.fork(index), this.restartDelayMs);
+  }
+
+  private received(index: number, from: Worker, msg: ToPrimary): void {
+    switch (msg.t) {
+      case 'listening':
+        if (this.slots[index]) this.slots[index].listening = true;
+        return;
+      case 'ask':
+        return this.route(from, msg.id, msg.request);
+      case 'answer': {
+        const ask = this.asks.get(msg.id);
+        return ask && this.answered(msg.id, ask, from, msg.handled);
+      }
+      case 'metrics': {
+        const scrape = this.scrapes.get(msg.id);
+        return scrape && this.scraped(msg.id, scrape, from, msg.metrics);
+      }
+    }
+  }
+
+  /** Sends one worker's ask to every other worker; the first that handles it settles it. */
+  private route(from: Worker, id: number, request: WorkerRequest): void {
+    const others = this.connected().filter((w) => w !== from);
+    if (others.length === 0) return this.send(from, { t: 'answered', id, handled: false });
+    const routed = this.nextId++;
+    this.asks.set(routed, { from, id, waiting: new Set(others) });
+    for (const w of others) this.send(w, { t: 'ask', id: routed, request });
+  }
+
+  private answered(routed: number, ask: Ask, by: Worker, handled: boolean): void {
+    if (!ask.waiting.delete(by)) return;
+    if (!handled && ask.waiting.size > 0) return;
+    this.asks.delete(routed);
+    this.send(ask.from, { t: 'answered', id: ask.id, handled });
+  }
+
+  /** The Prometheus text of the primary's own metrics and every worker's, summed series by series. */
+  private async collect(): Promise<string> {
+    const workers = this.connected();
+    const id = this.nextId++;
+    const results = await new Promise<WorkerMetrics[]>((resolve) => {
+      this.scrapes.set(id, { waiting: new Set(workers), results: [], resolve });
+      setTimeout(() => this.finishScrape(id), SCRAPE_TIMEOUT_MS).unref();
+      for (const w of workers) this.send(w, { t: 'metrics', id });
+      if (workers.length === 0) this.finishScrape(id);
+    });
+    const own = (await this.metrics.registry.getMetricsAsJSON()) as WorkerMetrics;
+    return AggregatorRegistry.aggregate([...results, own]).metrics();
+  }
+
+  private scraped(id: number, scrape: Scrape, by: Worker, metrics: WorkerMetrics): void {
+    if (!scrape.waiting.delete(by)) return;
+    scrape.results.push(metrics);
+    if (scrape.waiting.size === 0) this.finishScrape(id);
+  }
+
+  private finishScrape(id: number): void {
+    const scrape = this.scrapes.get(id);
+    if (!scrape) return;
+    this.scrapes.delete(id);
+    scrape.resolve(scrape.results);
+  }
+
+  private connected(): Worker[] {
+    return this.slots.flatMap((s) => (s?.worker.isConnected() ? [s.worker] : []));
+  }
+
+  private send(worker: Worker, msg: ToWorker): void {
+    if (worker.isConnected()) worker.send(msg);
+  }
+}

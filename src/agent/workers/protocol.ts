@@ -1,0 +1,26 @@
+// The messages between an agent's primary process and its workers, over the IPC channel node:cluster
+// opens for each worker (JSON: plain data only). Audit lines do not go here but through a pipe of
+// their own (AUDIT_FD), so a burst of events never queues behind, or ahead of, these.
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { WorkerRequest } from '../engine.js';
+
+/** The worker's stdio slot for its audit pipe (after stdin, stdout, stderr and the IPC channel). */
+export const AUDIT_FD = 4;
+/** Which worker a process is (0…N-1), set by the primary in the worker's environment. */
+export const WORKER_ENV = 'DRAWBRIDGE_WORKER';
+
+export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
+export type ToWorker =
+  | { t: 'drain' }
+  | { t: 'metrics'; id: number }
+  /** Another worker's askWorkers, for this one to answer. */
+  | { t: 'ask'; id: number; request: WorkerRequest }
+  /** The outcome of this worker's own askWorkers. */
+  | { t: 'answered'; id: number; handled: boolean };
+
+export type ToPrimary =
+  | { t: 'listening' }
+  | { t: 'metrics'; id: number; metrics: WorkerMetrics }
+  | { t: 'ask'; id: number; request: WorkerRequest }
+  | { t: 'answer'; id: number; handled: boolean };

@@ -1,0 +1,101 @@
+// A worker process's end of the agent's worker pool (primary.ts holds the other): it answers the
+// primary's metric scrapes from the agent's registry, forwards the agent's asks to its sibling
+// workers and answers theirs, and drains when the primary says so.
+import type { Registry } from 'prom-client';
+import type { WorkerRequest } from '../engine.js';
+import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
+import { AUDIT_FD, WORKER_ENV } from './protocol.js';
+
+/** What the agent needs from its worker pool (absent when it runs as a single process). */
+export interface WorkerChannel {
+  /** Resolves true when a sibling worker handled the request, false when none did (or in time). */
+  ask(request: WorkerRequest): Promise<boolean>;
+  /** Answers the siblings' asks. */
+  answerWith(handler: (request: WorkerRequest) => Promise<boolean>): void;
+  /** The agent accepts connections now. */
+  listening(): void;
+}
+
+/** A sibling that does not answer (busy, exiting) must not hold a cancel for long. */
+const ASK_TIMEOUT_MS = 3_000;
+
+export class WorkerLink implements WorkerChannel {
+  /** This worker's number, 0…N-1 (a restarted worker keeps its predecessor's). */
+  readonly index = Number(process.env[WORKER_ENV] ?? 0);
+  /** The audit pipe to the primary, which writes every worker's lines to the one audit log. */
+  readonly auditFd = AUDIT_FD;
+  private readonly asks = new Map<number, (handled: boolean) => void>();
+  private nextId = 0;
+  private handler: ((request: WorkerRequest) => Promise<boolean>) | undefined;
+  private registry: Registry | undefined;
+  private drain: (() => void) | undefined;
+
+  constructor() {
+    process.on('message', (msg: ToWorker) => this.received(msg));
+  }
+
+  /** The primary asked this worker to stop accepting and drain: `stop` runs once. */
+  onDrain(stop: () => void): void {
+    this.drain = stop;
+  }
+
+  /** The registry whose metrics the primary adds to its /metrics. */
+  exportMetrics(registry: Registry): void {
+    this.registry = registry;
+  }
+
+  /** Tells the primary this worker accepts connections (its /healthz counts listening workers). */
+  listening(): void {
+    this.send({ t: 'listening' });
+  }
+
+  ask(request: WorkerRequest): Promise<boolean> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.settle(id, false), ASK_TIMEOUT_MS);
+      this.asks.set(id, (handled) => {
+        clearTimeout(timer);
+        resolve(handled);
+      });
+      this.send({ t: 'ask', id, request });
+    });
+  }
+
+  answerWith(handler: (request: WorkerRequest) => Promise<boolean>): void {
+    this.handler = handler;
+  }
+
+  private received(msg: ToWorker): void {
+    switch (msg.t) {
+      case 'drain':
+        return this.drain?.();
+      case 'answered':
+        return this.settle(msg.id, msg.handled);
+      case 'ask': {
+        const answer = this.handler ? this.handler(msg.request) : Promise.resolve(false);
+        return void answer.then(
+          (handled) => this.send({ t: 'answer', id: msg.id, handled }),
+          () => this.send({ t: 'answer', id: msg.id, handled: false }),
+        );
+      }
+      case 'metrics': {
+        const metrics = this.registry?.getMetricsAsJSON() ?? Promise.resolve([]);
+        return void metrics.then(
+          (m) => this.send({ t: 'metrics', id: msg.id, metrics: m as WorkerMetrics }),
+          () => this.send({ t: 'metrics', id: msg.id, metrics: [] }),
+        );
+      }
+    }
+  }
+
+  private settle(id: number, handled: boolean): void {
+    const resolve = this.asks.get(id);
+    this.asks.delete(id);
+    resolve?.(handled);
+  }
+
+  private send(msg: ToPrimary): void {
+    // The channel closes as the worker exits: what is lost then no longer matters.
+    if (process.connected) process.send!(msg);
+  }
+}

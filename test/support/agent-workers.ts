@@ -1,0 +1,129 @@
+// A standalone agent run as the CLI runs it, `drawbridge agent --config agent.yaml --workers N`, in its
+// own process (node:cluster forks workers from the entry script, so it cannot run inside the test
+// process). Which worker holds a connection is read from the kernel: the worker process whose
+// descriptors include the agent-side socket of that TCP connection (/proc/net/tcp, /proc/PID/fd).
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { AuditEvent } from '../../src/agent/audit.js';
+import { type TestAgentOptions, writeAgentConfig } from './agent.js';
+import { freePort } from './ports.js';
+
+const CLI = path.resolve('dist/src/cli/drawbridge.js');
+
+export interface WorkersAgent {
+  readonly port: number;
+  readonly metricsUrl: string;
+  readonly child: ChildProcess;
+  /** Everything the agent processes logged (stdout and stderr, all workers). */
+  logs(): string;
+  writeDocs(docs: object[]): Promise<void>;
+  auditEvents(): Promise<AuditEvent[]>;
+  /** The raw audit log, to check every line is whole. */
+  auditText(): Promise<string>;
+  /** The worker processes' ids, from the primary's children. */
+  workerPids(): Promise<number[]>;
+  /** The worker process holding the agent side of the TCP connection whose client port is `clientPort`. */
+  ownerOf(clientPort: number): Promise<number | undefined>;
+  metricsText(): Promise<string>;
+  /** SIGTERM to the primary; resolves with its exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startWorkersAgent(
+  opts: Omit<TestAgentOptions, 'log' | 'parts' | 'metrics'> & { workers: number },
+): Promise<WorkersAgent> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-workers-'));
+  const port = await freePort();
+  const metrics = `127.0.0.1:${await freePort()}`;
+  const files = await writeAgentConfig(dir, { ...opts, listen: `127.0.0.1:${port}`, metrics });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'agent', '--config', files.configPath, '--workers', String(opts.workers)],
+    {
+      env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let logs = '';
+  child.stdout!.on('data', (d) => (logs += d));
+  child.stderr!.on('data', (d) => (logs += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const metricsUrl = `http://${metrics}/metrics`;
+  const agent: WorkersAgent = {
+    port,
+    metricsUrl,
+    child,
+    logs: () => logs,
+    writeDocs: files.writeDocs,
+    auditText: () => readFile(files.auditPath, 'utf8').catch(() => ''),
+    async auditEvents() {
+      const text = await agent.auditText();
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as AuditEvent);
+    },
+    async workerPids() {
+      const text = await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8');
+      return text.split(' ').filter(Boolean).map(Number);
+    },
+    async ownerOf(clientPort) {
+      const inode = await socketInode(port, clientPort);
+      if (inode === undefined) return undefined;
+      for (const pid of await agent.workerPids()) {
+        const fds = await readdir(`/proc/${pid}/fd`).catch(() => []);
+        for (const fd of fds) {
+          if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')) === `socket:[${inode}]`) return pid;
+        }
+      }
+      return undefined;
+    },
+    async metricsText() {
+      const res = await fetch(metricsUrl);
+      return res.text();
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const code = await exited;
+      await rm(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+  // Ready: every worker listens (the primary's /healthz counts them, drawbridge_agent_workers says how many).
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const text = await agent.metricsText().catch(() => '');
+    if (metricValue(text, 'drawbridge_agent_workers') === opts.workers) return agent;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await agent.stop();
+      throw new Error(`the agent did not start ${opts.workers} workers:\n${logs}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The value of the first series of `name` (labels ignored) in a Prometheus text exposition. */
+export function metricValue(text: string, name: string, labels = ''): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (!(rest.startsWith(' ') || rest.startsWith('{')) || !rest.includes(labels)) continue;
+    return Number(rest.slice(rest.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+/** The inode of the agent-side socket of the loopback connection from `clientPort` to `agentPort`. */
+async function socketInode(agentPort: number, clientPort: number): Promise<string | undefined> {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  const local = `0100007F:${hex(agentPort)}`;
+  const remote = `0100007F:${hex(clientPort)}`;
+  const table = await readFile('/proc/net/tcp', 'utf8');
+  for (const line of table.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[2] === remote) return f[9];
+  }
+  return undefined;
+}
