@@ -34,9 +34,13 @@ start_env() {
   source "$WORK/env"
 }
 
-# CPU time (user+sys, clock ticks) of a process: on a shared machine, proxy CPU per request is steadier
-# than throughput.
-ticks() { [ -n "${1:-}" ] && awk '{print $14 + $15}' "/proc/$1/stat" || echo 0; }
+# CPU time (user+sys, clock ticks) of the processes listed in $1 (an agent's primary and workers): on a
+# shared machine, proxy CPU per request is steadier than throughput.
+ticks() {
+  local pid sum=0
+  for pid in ${1:-}; do sum=$((sum + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$sum"
+}
 HZ=$(getconf CLK_TCK)
 
 # run_benchmarks TARGET...: for -P 1 and -P 16, each target, SET then GET, one redis-benchmark run each

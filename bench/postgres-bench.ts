@@ -35,6 +35,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** pgbench's query mode (-M): simple, extended (Parse/Bind/Execute per query) or prepared. */
 const MODE = process.env.BENCH_PG_MODE ?? 'simple';
 const IDLE_SETTLE_MS = 15_000;
+/** The worker line: the agent with this many worker processes against one (0 skips it). */
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 
 /** One way to reach the server; `pid` is the proxy process charged for the CPU (none when direct). */
 interface Target {
@@ -241,6 +243,30 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
       [`agent / ${t.name} TPS`, ratios(s, 'agent', t.name, tps)],
     ]),
   ];
+
+  if (WORKERS > 1) {
+    const name = `agent-${WORKERS}w`;
+    const multi = await startAgent(dir, { ...agentOptions, name, workers: WORKERS });
+    cleanups.push(() => stopProcess(multi.child));
+    await waitPort(multi.port, viaCert(multi.port));
+    // CPU counts the primary and its workers.
+    const many = { name, conninfo: viaCert(multi.port), pid: multi.child.pid! };
+    console.log(
+      `workers: the agent with 1 and ${WORKERS} worker processes, same pgbench -S, ${ROUNDS} rounds`,
+    );
+    const w = await alternate([targets.agent, many], select);
+    printRows('workers: proxy CPU per transaction (µs), then throughput (tps), median (min–max)', [
+      ['agent', of(w, 'agent', cpu), 1],
+      [name, of(w, name, cpu), 1],
+      ['agent', of(w, 'agent', tps), 0],
+      [name, of(w, name, tps), 0],
+    ]);
+    printRows('workers: ratios of the same round', [
+      [`CPU/tx`, ratios(w, name, 'agent', cpu), 2],
+      [`TPS`, ratios(w, name, 'agent', tps), 2],
+    ]);
+    await stopProcess(multi.child);
+  }
 
   if (CONNECT_DURATION > 0) {
     const connect = ['-S', '-C', '-c', '1', '-j', '1', '-T', String(CONNECT_DURATION)];

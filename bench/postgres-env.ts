@@ -2,7 +2,7 @@
 // own: the agent (the real CLI), pgbouncer (session mode, client certificates) and the bare Node TLS
 // pipe (bench/pg-tls-pipe.ts); and the small process helpers the bench needs around them.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -49,10 +49,17 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   child.kill('SIGKILL');
 }
 
-/** CPU time a process has used, in seconds: user (its own code) and system (mostly the loopback TCP it drives). */
+/**
+ * CPU time a process and its live children (an agent's workers) have used, in seconds: user (its own
+ * code) and system (mostly the loopback TCP it drives).
+ */
 export function cpuSeconds(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  const own = { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
+  return children
+    .map((child) => cpuSeconds(Number(child)))
+    .reduce((sum, c) => ({ user: sum.user + c.user, system: sum.system + c.system }), own);
 }
 
 export function rssMb(pid: number): number {
@@ -89,11 +96,13 @@ export interface AgentOptions {
   name: string;
   /** The CLI to run, by default this build's; another build's (BENCH_AGENT_BEFORE) for before/after. */
   cli?: string;
+  /** Its worker processes (`--workers`; 1, a single process, unless asked). */
+  workers?: number;
 }
 
 export async function startAgent(
   dir: string,
-  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli = defaultCli }: AgentOptions,
+  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli = defaultCli, workers = 1 }: AgentOptions,
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const meta = (name: string) => ({ name });
@@ -135,7 +144,10 @@ export async function startAgent(
   });
   // BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the agent.
   const nodeArgs = process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, cli, 'agent', '--config', configPath], {
+  // A build from before workers runs as one process and knows no --workers.
+  const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
+  const args = [cli, 'agent', '--config', configPath, ...(hasWorkers ? ['--workers', String(workers)] : [])];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { createServer, connect as tlsConnect } from 'node:tls';
 import { createLogger } from '../src/log.js';
 import { type TestAgent, startTestAgent } from '../test/support/agent.js';
+import { startWorkersAgent } from '../test/support/agent-workers.js';
 import { REDIS_USERS, redisDatabaseDocs, startRedis } from '../test/support/redis.js';
 import { serveUntilStopped } from '../test/support/serve-until-stopped.js';
 import { announceEnv, benchPolicyDocs, createBenchPki } from './redis-bench-setup.js';
@@ -36,6 +37,11 @@ const agents: TestAgent[] = [
   await startTestAgent({ database: 'bench', docs: docs(false), tls, log }),
 ];
 
+// The worker line: the production agent again, as the CLI runs it with BENCH_WORKERS (2) processes.
+const workers = Number(process.env.BENCH_WORKERS ?? 2);
+const multi =
+  workers > 1 ? await startWorkersAgent({ database: 'bench', docs: docs(true), tls, workers }) : undefined;
+
 // The calibration pipe: no parsing, no rules, no audit; redis-benchmark authenticates itself.
 const pipe = createServer({ cert: pki.serving.certPem, key: pki.serving.keyPem }, (client) => {
   const backend = tlsConnect({ host: '127.0.0.1', port: redis.tlsPort, ca: redis.ca.certPem });
@@ -56,11 +62,20 @@ announceEnv(pki, {
   AGENT_PORT: agents[0]!.port,
   AGENT_PLAIN_BACKEND_PORT: agents[1]!.port,
   AGENT_AUDIT: agents[0]!.auditPath,
+  ...(multi
+    ? {
+        AGENT_WORKERS: workers,
+        AGENT_WORKERS_PORT: multi.port,
+        // Its CPU is the primary's and the workers'.
+        AGENT_WORKERS_PIDS: `'${[multi.child.pid!, ...(await multi.workerPids())].join(' ')}'`,
+      }
+    : {}),
 });
 
 serveUntilStopped(
   async () => {
     pipe.close();
+    await multi?.stop();
     for (const a of agents) await a.stop(0);
     await redis.stop();
     await rm(pki.dir, { recursive: true, force: true });

@@ -67,6 +67,13 @@ fi
 
 # The proxy process whose CPU each target's run is charged (direct targets have no proxy).
 declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$ENV_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID [agent-resp3]=$ENV_PID)
+# The worker line: the agent as the CLI runs it with $AGENT_WORKERS processes (BENCH_WORKERS=1 skips it).
+if [ -n "${AGENT_WORKERS_PORT:-}" ]; then
+  WORKERS_ROW="agent-${AGENT_WORKERS}w"
+  ARGS[$WORKERS_ROW]="-p $AGENT_WORKERS_PORT ${AGENT_TLS[*]}"
+  PROXY_PID[$WORKERS_ROW]=$AGENT_WORKERS_PIDS
+  TARGETS+=("$WORKERS_ROW")
+fi
 run_benchmarks "${TARGETS[@]}"
 
 echo
@@ -89,6 +96,20 @@ print_ratios '
       printf "-P%-2s %-3s %-13s ops/s vs direct-tls-resp3 %.2f, agent (RESP2) %.2f\n", \
         p, t, "agent-resp3", rps[k] / rps["direct-tls-resp3 "p" "t], rps[k] / rps["agent "p" "t]
   }'
+
+if [ -n "${WORKERS_ROW:-}" ]; then
+  echo
+  echo "workers ($WORKERS_ROW against the one-process agent, same run; CPU/op counts every process)"
+  awk -v w="$WORKERS_ROW" '
+    { rps[$1" "$2" "$3] = $4; cpu[$1" "$2" "$3] = $7 }
+    END {
+      split("SET GET", tests, " ")
+      for (p = 1; p <= 16; p += 15) for (i = 1; i <= 2; i++) {
+        a = "agent "p" "tests[i]; m = w" "p" "tests[i]
+        printf "-P%-2s %-3s ops/s %.2f of the agent, CPU/op %.2f of it (%s vs %s us)\n", p, tests[i], rps[m] / rps[a], cpu[m] / cpu[a], cpu[m], cpu[a]
+      }
+    }' "$WORK/results"
+fi
 
 # ---- Redis Cluster part: bench/redis-cluster.sh (owned by the cluster engine) runs here when present.
 if [ -f bench/redis-cluster.sh ]; then

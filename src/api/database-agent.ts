@@ -53,6 +53,16 @@ const TopologySpreadConstraint = z.object({
 
 /** Pod and Service settings: per Database in spec.agent, and chart-wide defaults in agents.pod. */
 export const agentPodShape = {
+  workers: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .optional()
+    .describe(
+      'Agent processes per pod, sharing its port. Default: the whole CPUs of resources.limits.cpu (at least 1), ' +
+        "else the node's CPUs; set a CPU limit or this. 1 runs the agent as a single process.",
+    ),
   resources: z
     .object({
       requests: resourceList('What the scheduler reserves for each agent container'),

@@ -60,7 +60,12 @@ function meta(db: StoredDatabase, name: string) {
   };
 }
 
-export function agentArgs(db: StoredDatabase, settings: Pick<AgentSettings, 'audit'> = {}): string[] {
+/** `workers`: the effective spec.agent.workers; unset, the agent counts the CPUs its cgroup allows. */
+export function agentArgs(
+  db: StoredDatabase,
+  settings: Pick<AgentSettings, 'audit'> = {},
+  workers?: number,
+): string[] {
   return [
     'agent',
     '--database',
@@ -80,6 +85,7 @@ export function agentArgs(db: StoredDatabase, settings: Pick<AgentSettings, 'aud
           `${agentPeersName(db.metadata.name)}.${db.metadata.namespace}.svc:${agentPort('postgres')}`,
         ]
       : []),
+    ...(workers ? ['--workers', String(workers)] : []),
   ];
 }
 
@@ -225,7 +231,7 @@ function deploymentManifest(
               image: settings.image,
               ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
               command: settings.command,
-              args: agentArgs(db, settings),
+              args: agentArgs(db, settings, pod.workers),
               ports: [
                 { name: db.spec.protocol, containerPort: agentPort(db.spec.protocol), protocol: 'TCP' },
                 { name: 'metrics', containerPort: AGENT_METRICS_PORT, protocol: 'TCP' },

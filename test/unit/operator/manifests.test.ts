@@ -56,6 +56,19 @@ describe('agent manifests', () => {
     expect(agentArgs(redis)).not.toContain('--peers');
   });
 
+  it('passes spec.agent.workers (over the chart default agents.pod.workers) as --workers', () => {
+    const args = (db: StoredDatabase, pod?: object) => {
+      const d = byKind(agentManifests(db, { ...settings, pod }, 'd')).Deployment!;
+      return (d.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec
+        .containers[0]!.args;
+    };
+    // Unset: the agent counts the CPUs of its cgroup quota itself.
+    expect(args(stored({}))).not.toContain('--workers');
+    expect(args(stored({}), { workers: 2 }).join(' ')).toContain('--workers 2');
+    expect(args(stored({ agent: { workers: 4 } }), { workers: 2 }).join(' ')).toContain('--workers 4');
+    expect(() => stored({ agent: { workers: 0 } })).toThrow();
+  });
+
   it('runs `drawbridge agent --database NS/NAME` with the TLS Secret mounted', () => {
     const d = byKind(agentManifests(stored({}), settings, 'digest1')).Deployment!;
     const pod = (d.spec as { template: { metadata: { annotations: object }; spec: Record<string, unknown> } })
