@@ -4,13 +4,14 @@
 // worker's audit lines to the one log (audit-relay.ts), answers /metrics with the sum over the workers
 // and /healthz while at least one worker listens, and on SIGTERM tells every worker to drain.
 //
-// Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to
-// the next worker. SO_REUSEPORT (`reusePort`, Node ≥ 22.12) lets the kernel pick instead, by a hash
-// of the client's address and port: measured here (bench/workers-balance.ts), 16 connections split
-// 7/9 or worse on two workers, where round-robin splits them 8/8. Proxy clients hold few, long
-// connections (a pool of 10, a pgbench -c 8), so an uneven split is a worker idle while the other is
-// saturated; the primary's cost per accept (a descriptor passed over IPC) is paid once per connection.
-// Round-robin also works the same on Node 20 and 24.
+// Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to a
+// worker. SO_REUSEPORT (`reusePort`, Node >= 22.12) lets the kernel pick instead, by a hash of the
+// client's address and port. Measured on Node 24 with 2 workers (bench/workers-balance.ts, 200 pools
+// each): the busiest worker held 1.06-1.08x its share of a pool of 4-16 connections with round-robin,
+// 1.22-1.37x (often all 4 of 4) with reusePort. Proxy clients hold few, long connections (a pool of 10,
+// pgbench -c 8), so an uneven split leaves a worker idle while the other is saturated, for the life of
+// the pool. The price is the primary's hop per accept: 139 vs 85 µs per sequential plain-TCP connect,
+// small beside a TLS handshake. Round-robin also works alike on Node 20 and 24.
 import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import type { Readable } from 'node:stream';
