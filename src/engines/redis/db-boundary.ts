@@ -6,8 +6,7 @@
 // only these few command names pay for them. Scripts could SELECT past the boundary inside the
 // server: on standalone servers the scripting rule accounts for it (STANDALONE_SCRIPT_LIMIT).
 import type { RedisCommand } from './parser.js';
-import type { Protocol } from './router.js';
-import { OK } from './serializer.js';
+import { OK, type RespVersion } from './serializer.js';
 
 /**
  * undefined: relay the command; `refuse`: the reason it is refused; `answer`: the agent's own reply;
@@ -20,7 +19,7 @@ export type GuardResult =
 export interface GuardContext {
   readonly inMulti: boolean;
   /** The protocol in force once every command relayed so far has run (a HELLO 3 relayed counts). */
-  readonly protocol: Protocol;
+  readonly protocol: RespVersion;
   /** The database user the backend connection is logged in as. */
   readonly dbUser: string;
   /** Sends `cmd` on the session's backend connection after everything relayed so far; its reply, unrelayed. */

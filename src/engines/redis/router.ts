@@ -23,18 +23,6 @@ export class RedisReplyError extends StacklessError {
   }
 }
 
-/**
- * The RESP version a session speaks: 2 until the client's HELLO 3, 2 again after HELLO 2 or RESET.
- * Routers learn it from the HELLO they are dispatched (see Router.dispatch): a connection that
- * answered HELLO 3 must only ever serve sessions speaking RESP3, and RESP2 ones likewise.
- */
-export type Protocol = 2 | 3;
-
-/** The protocol a HELLO as routers get it (`HELLO 2|3 [SETNAME name]`) switches to. */
-export function helloProtocol(cmd: RedisCommand): Protocol {
-  return cmd.args[1]?.[0] === 0x33 /* 3 */ ? 3 : 2;
-}
-
 /** How to log in to the backend as one database user. */
 export interface BackendLogin {
   credential: BackendCredential;
@@ -64,7 +52,8 @@ export interface Router {
    *
    * HELLO always arrives as `HELLO 2|3 [SETNAME name]` (the session took AUTH out and gave a bare
    * HELLO the session's current protocol): once its reply is not an error, replies and pushes on this
-   * session are in that protocol (helloProtocol). RESET returns the session to RESP2. In RESP3 pushes
+   * session are in that protocol (serializer.ts RespVersion), until RESET returns them to RESP2. A backend connection
+   * that answered HELLO 3 must only serve RESP3 sessions, and RESP2 ones likewise. In RESP3 pushes
    * (`>` frames: pub/sub messages, tracking invalidations) go to `onPush` while other commands run.
    */
   dispatch(cmd: RedisCommand, done: (reply: Buffer | RedisReplyError) => void): boolean;

@@ -18,8 +18,9 @@ import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import { type CommandGuard, type GuardContext, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
-import { type OpenRouter, type Protocol, RedisReplyError, type Router } from './router.js';
+import { type OpenRouter, RedisReplyError, type Router } from './router.js';
 import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
+import type { RespVersion } from './serializer.js';
 import { SessionAudit } from './session-audit.js';
 import { SessionLogin } from './session-login.js';
 import { localCommand } from './local-commands.js';
@@ -58,7 +59,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   private auditHold: AuditHold | undefined;
   inMulti = false;
   /** RESP3 from the HELLO 3 relayed (reverted if the backend refuses it) until HELLO 2 or RESET. */
-  protocol: Protocol = 2;
+  protocol: RespVersion = 2;
   private multiDirty = false;
   private closing = false;
   /** Malformed input: reported after the replies of every command received before it. */
