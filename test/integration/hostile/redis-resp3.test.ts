@@ -238,6 +238,30 @@ describe('client tracking', () => {
     expect(relayed.map((e) => e.args)).toContainEqual(['TRACKING', 'ON', 'NOLOOP']);
   });
 
+  it('OPTIN tracks only reads after CLIENT CACHING yes; OPTOUT all but those after CLIENT CACHING no', async () => {
+    const c = await open('alice');
+    c.send(
+      ['HELLO', '3'],
+      ['CLIENT', 'TRACKING', 'ON', 'OPTIN'],
+      ['CLIENT', 'CACHING', 'yes'],
+      ['GET', 'r3:in:a'],
+      ['GET', 'r3:in:b'],
+    );
+    expect((await c.read(5)).slice(1, 3)).toEqual(['+OK\r\n', '+OK\r\n']);
+    await f.redis.cli(['MSET', 'r3:in:a', '1', 'r3:in:b', '1']);
+    expect(await c.drain()).toEqual([invalidation('r3:in:a')]);
+    c.send(
+      ['CLIENT', 'TRACKING', 'OFF'],
+      ['CLIENT', 'TRACKING', 'ON', 'OPTOUT'],
+      ['CLIENT', 'CACHING', 'no'],
+      ['GET', 'r3:out:a'],
+      ['GET', 'r3:out:b'],
+    );
+    expect((await c.read(5)).slice(0, 3)).toEqual(['+OK\r\n', '+OK\r\n', '+OK\r\n']);
+    await f.redis.cli(['MSET', 'r3:out:a', '1', 'r3:out:b', '1']);
+    expect(await c.drain()).toEqual([invalidation('r3:out:b')]);
+  });
+
   it('RESET ends tracking and RESP3: no invalidation after it', async () => {
     const c = await open('alice');
     c.send(['HELLO', '3'], ['CLIENT', 'TRACKING', 'ON'], ['GET', 'r3:reset'], ['RESET']);
