@@ -143,6 +143,17 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
     const [set, ping] = await w.call(['SET', key, 'v'], ['PING']);
     expect([String(set), String(ping)]).toEqual(['+OK\r\n', '+PONG\r\n']);
     const pub = await Wire.open(f, 'alice');
+    // Shard channels live on their owners: PUBSUB asks every master (RESP2 and RESP3 alike).
+    const [numsub2, channels2] = await pub.call(
+      ['PUBSUB', 'SHARDNUMSUB', ...shards],
+      ['PUBSUB', 'SHARDCHANNELS', 'sch:*'],
+    );
+    expect(texts(value(numsub2!))).toEqual(shards.flatMap((s) => [s, '1']));
+    expect(texts(value(channels2!)).sort()).toEqual([...shards].sort());
+    const [numsub3] = await w.call(['PUBSUB', 'SHARDNUMSUB', shards[2]!, 'sch:none']);
+    expect(String(numsub3)).toBe(
+      `*4\r\n$${shards[2]!.length}\r\n${shards[2]}\r\n:1\r\n$8\r\nsch:none\r\n:0\r\n`,
+    );
     await pub.call(['PUBLISH', 'news', 'hello']);
     for (const [i, m] of masters.entries()) {
       // SPUBLISH straight on the owner: the push can only come through the link to that node.

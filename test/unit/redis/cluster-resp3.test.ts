@@ -3,7 +3,7 @@
 // for replies) against a scripted loopback peer, and a tracking session's invalidation order.
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mergeReplies } from '../../../src/engines/redis/cluster/merge.js';
+import { mergeReplies, sumCounts } from '../../../src/engines/redis/cluster/merge.js';
 import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
 import { NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
 import { errorText, messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
@@ -77,6 +77,19 @@ describe('mergeReplies, RESP3 replies from several nodes', () => {
   it('the same special reply for a RESP2 session is flat, as Redis answers RESP2', () => {
     const out = text(mergeReplies('special', [b('*2\r\n$1\r\nk\r\n:1\r\n')], ['h:1'], 2));
     expect(out).toBe('*1\r\n*2\r\n$3\r\nh:1\r\n*2\r\n$1\r\nk\r\n:1\r\n');
+  });
+});
+
+describe('sumCounts (PUBSUB SHARDNUMSUB from every master)', () => {
+  const reply = (a: number, b: number) => `*4\r\n$1\r\na\r\n:${a}\r\n$1\r\nb\r\n:${b}\r\n`;
+  it.each([2, 3] as const)("sums each channel's count, names kept (RESP%i)", (proto) => {
+    expect(text(sumCounts([b(reply(1, 0)), b(reply(0, 0)), b(reply(0, 2))], proto))).toBe(reply(1, 2));
+  });
+
+  it('sums a map of channel → count, and passes an error on', () => {
+    const map = (n: number) => `%1\r\n$1\r\na\r\n:${n}\r\n`;
+    expect(text(sumCounts([b(map(1)), b(map(2))], 3))).toBe(map(3));
+    expect(text(sumCounts([b(map(1)), b('-NOPERM no\r\n')], 3))).toBe('-NOPERM no\r\n');
   });
 });
 

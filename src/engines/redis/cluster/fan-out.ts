@@ -6,7 +6,7 @@ import { RedisReplyError } from '../router.js';
 import { type RespVersion, arrayHeader, bulkReply, encodeCommand } from '../serializer.js';
 import { findCrlf, parseRespInt } from '../chunk-buffer.js';
 import type { CommandRules } from './command-rules.js';
-import { type Reply, mergeReplies } from './merge.js';
+import { type Reply, mergeReplies, sumCounts } from './merge.js';
 import { decodeScanCursor, nextScanCursor } from './scan-cursor.js';
 import { type Done, type Lane, RoutedSend, type SendContext } from './sender.js';
 
@@ -17,8 +17,18 @@ export interface FanOutTarget {
   proto: RespVersion;
 }
 
-/** Sends `raw` to each node of the policy and merges the replies into one `done`. */
-export function fanOut(t: FanOutTarget, rules: CommandRules, raw: Buffer, done: Done): boolean {
+/**
+ * Sends `raw` to each node of the policy and merges the replies into one `done` (by the response
+ * policy, unless `merge` says otherwise).
+ */
+export function fanOut(
+  t: FanOutTarget,
+  rules: CommandRules,
+  raw: Buffer,
+  done: Done,
+  merge: (replies: Reply[], labels: string[]) => Reply = (r, l) =>
+    mergeReplies(rules.responsePolicy, r, l, t.proto),
+): boolean {
   const topology = t.ctx.topology;
   const nodes = rules.requestPolicy === 'all_nodes' ? topology.allNodes() : [...topology.masters()];
   if (nodes.length === 0) {
@@ -38,12 +48,23 @@ export function fanOut(t: FanOutTarget, rules: CommandRules, raw: Buffer, done: 
       lane: t.lane,
       done: (reply) => {
         replies[i] = reply;
-        if (--left === 0) done(mergeReplies(rules.responsePolicy, replies, labels, t.proto));
+        if (--left === 0) done(merge(replies, labels));
       },
     });
     ok = send.start() && ok;
   });
   return ok;
+}
+
+/**
+ * PUBSUB SHARDCHANNELS / SHARDNUMSUB. A shard channel's subscribers are on the master owning its slot
+ * (the agent subscribes there too), not on the pub/sub home node that answers the rest of PUBSUB; so
+ * every master is asked, and channel lists are concatenated, counts summed per channel.
+ */
+export function shardPubsub(t: FanOutTarget, cmd: RedisCommand, rules: CommandRules, done: Done): boolean {
+  const all: CommandRules = { ...rules, requestPolicy: 'all_shards', responsePolicy: undefined };
+  if (cmd.name === 'pubsub|shardchannels') return fanOut(t, all, cmd.raw, done);
+  return fanOut(t, all, cmd.raw, done, (replies) => sumCounts(replies, t.proto));
 }
 
 /**

@@ -113,6 +113,30 @@ function join(frames: readonly Buffer[]): Buffer {
   return encodeValue(new RespMap([...seen.values()]), 3);
 }
 
+/**
+ * `[channel, count, ...]` (or a map of channel → count) from every master, counts summed per channel:
+ * PUBSUB SHARDNUMSUB, where each master counts only the subscribers of the channels it owns.
+ */
+export function sumCounts(replies: Reply[], proto: RespVersion): Reply {
+  const failed = replies.find(isErrorReply);
+  if (failed) return failed;
+  const values = (replies as Buffer[]).map(decodeReply);
+  const first = values[0];
+  const at = (v: RespValue, i: number): number => {
+    const item = Array.isArray(v) ? v[i] : v instanceof RespMap ? v.entries[i]?.[1] : undefined;
+    return typeof item === 'number' ? item : 0;
+  };
+  const total = (i: number) => values.reduce<number>((n, v) => n + at(v, i), 0);
+  if (Array.isArray(first))
+    return encodeValue(
+      first.map((v, i) => (typeof v === 'number' ? total(i) : v)),
+      proto,
+    );
+  if (first instanceof RespMap)
+    return encodeValue(new RespMap(first.entries.map(([k], i) => [k, total(i)])), proto);
+  return new RedisReplyError('ERR', 'unexpected PUBSUB SHARDNUMSUB reply shape from a cluster node');
+}
+
 function combine(policy: ResponsePolicy, a: number, b: number): number {
   switch (policy) {
     case 'agg_min':

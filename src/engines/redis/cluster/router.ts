@@ -7,6 +7,7 @@
 //            ├─ CLIENT TRACKING on (RESP3) ──────────────▶ everything below on the session's own
 //            │                                              tracking connections instead (tracking.ts)
 //            ├─ SCAN ────────────────────────────────────▶ one master at a time, cursor names which
+//            ├─ PUBSUB SHARDCHANNELS/SHARDNUMSUB ────────▶ every master, lists joined, counts summed
 //            ├─ request_policy all_shards / all_nodes ───▶ every master (node), replies merged
 //            ├─ keys in several slots ───────────────────▶ split per slot (MGET, MSET, DEL ...) or CROSSSLOT
 //            ├─ blocking (BLPOP, XREAD BLOCK) ───────────▶ session's dedicated connection to the slot owner
@@ -23,7 +24,7 @@ import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
 import { OK, RESET, type RespVersion, bulkReply, encodeCommand, nullReply } from '../serializer.js';
 import { BlockingLanes, capWait, isBlocking } from './blocking.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
-import { fanOut, scan } from './fan-out.js';
+import { fanOut, scan, shardPubsub } from './fan-out.js';
 import { SPLITTABLE, mergeSplit, splitBySlot } from './multi-key.js';
 import type { NodeConnection } from './node-connection.js';
 import type { LoginPool } from './pool.js';
@@ -198,10 +199,13 @@ export class ClusterRouter implements Router {
     if (local !== undefined) return local;
     const lane = this.plainLane();
     if (!rules) return this.send(cmd.raw, KEYLESS, false, lane, done);
+    const target = { ctx: this.service, lane, proto: this.protocol };
+    if (name === 'pubsub|shardchannels' || name === 'pubsub|shardnumsub') {
+      return shardPubsub(target, cmd, rules, done);
+    }
     if (name === 'publish' || name.startsWith('pubsub|')) {
       return this.send(cmd.raw, KEYLESS, false, lane, done, this.pubsubHome);
     }
-    const target = { ctx: this.service, lane, proto: this.protocol };
     if (name === 'scan') return scan(target, cmd, done);
     if (rules.requestPolicy === 'all_shards' || rules.requestPolicy === 'all_nodes') {
       return fanOut(target, rules, capWait(cmd, this.service.commandTimeoutMs), done);
