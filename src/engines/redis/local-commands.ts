@@ -47,7 +47,7 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   const hooks: RelayHooks = {
     relayed: () => (s.protocol = protover),
     translate: (reply) => {
-      if (reply[0] === 0x2d /* - */) s.protocol = before;
+      if (reply[0] === 0x2d /* - */ || reply[0] === 0x21 /* ! */) s.protocol = before;
       return reply;
     },
   };

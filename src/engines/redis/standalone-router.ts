@@ -189,9 +189,10 @@ export class StandaloneRouter implements Router {
       else if (expect === Expect.Reset) {
         this.pubsub.reset(frame);
         if (frame[0] === 0x2b /* + */) this.resp3 = false;
-      } else if (frame[0] !== 0x2d /* - */) {
-        // HELLO 3 is answered with a map (%), HELLO 2 with an array, in the protocol just chosen.
-        this.resp3 = frame[0] === 0x25; /* % */
+      } else if (frame[0] === 0x25 /* % */ || frame[0] === 0x2a /* * */) {
+        // HELLO 3 is answered with a map, HELLO 2 with an array (the protocol just chosen); an error
+        // (simple or blob) changes nothing.
+        this.resp3 = frame[0] === 0x25;
       }
       this.complete(done, frame);
       return;

@@ -153,6 +153,16 @@ const push = (...items: string[]) =>
 const HELLO3 = '%1\r\n$5\r\nproto\r\n:3\r\n';
 
 describe('StandaloneRouter after HELLO 3', () => {
+  it('a HELLO 3 the backend refuses leaves the connection in RESP2', async () => {
+    const { backend, replies, pushes, send } = setup();
+    send('SUBSCRIBE a');
+    send('HELLO 3');
+    backend.reply(`${sub('subscribe', 'a', 1)}-NOPERM no hello\r\n${message('a', 'hi')}`);
+    await tick();
+    expect(replies).toEqual([sub('subscribe', 'a', 1), '-NOPERM no hello\r\n']);
+    expect(pushes).toEqual([message('a', 'hi')]);
+  });
+
   async function resp3() {
     const t = setup();
     t.send('HELLO 3');
