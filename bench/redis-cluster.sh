@@ -5,10 +5,10 @@
 #   direct-resp3, agent-resp3   the same with redis-benchmark -3 (HELLO 3 on every connection, RESP3
 #           replies; through the agent, node connections of RESP3 sessions speak RESP3 too)
 # -t get,set, -n REQUESTS, -c CLIENTS, random keys over 100,000 (-r) so every master gets traffic; -P 1
-# and -P 16. Prints ops/s, p50/p99, the agent's CPU per request and the agent/direct ratio (target >= 0.7),
-# for RESP2 and RESP3.
+# and -P 16, BENCH_ROUNDS times alternating. Prints the agent's CPU per request, ops/s, p99 and the
+# agent/direct ratio (target >= 0.7), each as median (min–max), for RESP2 and RESP3.
 # Usage: bash bench/redis-cluster.sh  (after `make build`; `make bench-redis-cluster` does both).
-# Env: REQUESTS (200000), CLIENTS (50).
+# Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS (bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -31,14 +31,4 @@ run_benchmarks direct agent direct-resp3 agent-resp3
 
 echo "Redis Cluster (3 masters + 3 replicas, TLS): redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS -r 100000"
 echo "(machine: $(nproc) cores, shared with the cluster, the agent and the client; numbers are indicative)"
-print_results 12 agent_cpu_us/op
-echo
-echo "ratio agent / direct redis-benchmark --cluster (target >= 0.70), RESP2 and RESP3"
-print_ratios '
-  function row(p, t,  r, r3) {
-    r = rps["agent "p" "t] / rps["direct "p" "t]
-    r3 = rps["agent-resp3 "p" "t] / rps["direct-resp3 "p" "t]
-    printf "-P%-2s %-3s RESP2 %.2f %s; RESP3 %.2f %s (agent RESP3 / RESP2 %.2f)\n", p, t,
-      r, (r >= 0.7 ? "ok" : "BELOW TARGET"), r3, (r3 >= 0.7 ? "ok" : "BELOW TARGET"),
-      rps["agent-resp3 "p" "t] / rps["agent "p" "t]
-  }'
+print_results cluster

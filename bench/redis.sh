@@ -13,7 +13,10 @@
 # The agent always requires TLS from clients, so its fair baselines are direct-tls (same client hop) and
 # nutcracker (a proxy hop); both are printed. Then bench/redis-cluster.sh, when present, runs the
 # Redis Cluster part. Usage: bash bench/redis.sh  (after `make build`; `make bench-redis` does both).
-# Env: REQUESTS (200000), CLIENTS (50).
+# Each comparison runs BENCH_ROUNDS (3) times, the targets alternating within a round; the summary
+# prints the proxy CPU per request first, then throughput and the same-round ratios, median (min–max).
+# Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS (bench/lib.sh);
+# BENCH_CLUSTER=0 skips the Redis Cluster part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -78,41 +81,12 @@ run_benchmarks "${TARGETS[@]}"
 
 echo
 echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cores, shared; numbers are indicative)"
-print_results 16 proxy_cpu_us/op
+echo "agent = TLS client hop + TLS backend hop, audit on; node-tls-pipe = the same hops with no parsing, rules or audit"
+print_results standalone # with the worker line: agent-Nw against the one-process agent
 if [ -n "$RESP3_ROW" ]; then echo "$RESP3_ROW"; fi
-echo
-echo "ratios (agent = TLS client hop + TLS backend hop, audit on; targets: -P16 >= 0.85 direct and >= 1.0 nutcracker; -P1 p99 <= 1.2 nutcracker)"
-print_ratios '
-  function row(p, t,  ai, a, k) {
-    for (ai = 1; ai <= 2; ai++) {
-      a = (ai == 1) ? "agent" : "agent-plainbe"
-      k = a" "p" "t
-      printf "-P%-2s %-3s %-13s ops/s vs direct-tls %.2f, direct-plain %.2f, nutcracker %.2f, node-tls-pipe %.2f; p99 vs nutcracker %.2f\n", \
-        p, t, a, rps[k] / rps["direct-tls "p" "t], rps[k] / rps["direct-plain "p" "t], \
-        rps[k] / rps["nutcracker "p" "t], rps[k] / rps["node-tls-pipe "p" "t], p99[k] / p99["nutcracker "p" "t]
-    }
-    k = "agent-resp3 "p" "t
-    if (k in rps)
-      printf "-P%-2s %-3s %-13s ops/s vs direct-tls-resp3 %.2f, agent (RESP2) %.2f\n", \
-        p, t, "agent-resp3", rps[k] / rps["direct-tls-resp3 "p" "t], rps[k] / rps["agent "p" "t]
-  }'
-
-if [ -n "${WORKERS_ROW:-}" ]; then
-  echo
-  echo "workers ($WORKERS_ROW against the one-process agent, same run; CPU/op counts every process)"
-  awk -v w="$WORKERS_ROW" '
-    { rps[$1" "$2" "$3] = $4; cpu[$1" "$2" "$3] = $7 }
-    END {
-      split("SET GET", tests, " ")
-      for (p = 1; p <= 16; p += 15) for (i = 1; i <= 2; i++) {
-        a = "agent "p" "tests[i]; m = w" "p" "tests[i]
-        printf "-P%-2s %-3s ops/s %.2f of the agent, CPU/op %.2f of it (%s vs %s us)\n", p, tests[i], rps[m] / rps[a], cpu[m] / cpu[a], cpu[m], cpu[a]
-      }
-    }' "$WORK/results"
-fi
 
 # ---- Redis Cluster part: bench/redis-cluster.sh (owned by the cluster engine) runs here when present.
-if [ -f bench/redis-cluster.sh ]; then
+if [ -f bench/redis-cluster.sh ] && [ "${BENCH_CLUSTER:-1}" != 0 ]; then
   echo
   bash bench/redis-cluster.sh
 fi
