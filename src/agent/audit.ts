@@ -109,7 +109,8 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   private used = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private clockMs = 0;
-  private timePrefix = '';
+  /** `{"time":"…"` of the current millisecond, as bytes: copied into the batch, not encoded per line. */
+  private timePrefix: Buffer = Buffer.alloc(0);
 
   constructor(
     private readonly path: string,
@@ -169,12 +170,13 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     const now = Date.now();
     if (now !== this.clockMs) {
       this.clockMs = now;
-      this.timePrefix = `{"time":"${new Date(now).toISOString()}"`;
+      this.timePrefix = Buffer.from(`{"time":"${new Date(now).toISOString()}"`, 'latin1');
     }
     const room = this.timePrefix.length + maxBytes + 1;
     if (this.batch && this.used + room > this.batch.length) this.flush();
     const batch = (this.batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, room)));
-    this.used += batch.write(this.timePrefix, this.used, 'latin1');
+    batch.set(this.timePrefix, this.used);
+    this.used += this.timePrefix.length;
     return batch;
   }
 
