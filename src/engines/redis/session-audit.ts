@@ -17,12 +17,29 @@ interface AuditedSession {
   readonly login: SessionLogin;
 }
 
+/**
+ * `"get","args":` per command name, shared by every session: a workload mixing commands would
+ * otherwise encode a name on every change. Relayed commands are the backend's (the catalog bounds
+ * them); the bound is there all the same.
+ */
+const NAME_JSON = new Map<string, Buffer>();
+const MAX_NAMES = 4096;
+
+function nameJson(name: string): Buffer {
+  let json = NAME_JSON.get(name);
+  if (json === undefined) {
+    if (NAME_JSON.size >= MAX_NAMES) NAME_JSON.clear();
+    json = Buffer.from(`${JSON.stringify(name)},"args":`);
+    NAME_JSON.set(name, json);
+  }
+  return json;
+}
+
 export class SessionAudit implements AuditEventWriter {
-  // command()'s session fields as JSON bytes, the last command name it wrote, and the command it is
-  // writing now with the value limit its room was sized for.
+  // command()'s session fields as JSON bytes, and the command it is writing now (its name's JSON and
+  // the value limit its room was sized for).
   private commandEvent: { user: string; dbUser?: string; database: string; prefix: Buffer } | undefined;
-  private commandName = '';
-  private commandNameJson = EMPTY;
+  private commandNameJson: Buffer = EMPTY;
   private audited: RedisCommand | undefined;
   private auditedMax = 0;
 
@@ -50,10 +67,7 @@ export class SessionAudit implements AuditEventWriter {
       const prefix = Buffer.from(`,${fields.slice(1, -1)},"command":`);
       e = this.commandEvent = { user, dbUser, database, prefix };
     }
-    if (cmd.name !== this.commandName) {
-      this.commandName = cmd.name;
-      this.commandNameJson = Buffer.from(`${JSON.stringify(cmd.name)},"args":`);
-    }
+    this.commandNameJson = nameJson(cmd.name);
     this.audited = cmd;
     this.auditedMax = max;
     audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this);
