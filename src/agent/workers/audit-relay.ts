@@ -41,22 +41,24 @@ export class AuditRelay implements AuditStats {
 
   /** Reads one worker's audit pipe until it ends (the worker exited). */
   attach(pipe: Readable, worker: number): void {
-    let tail: Buffer | undefined;
+    // The start of a line whose end has not arrived yet: queued with it, never copied (a chunk of a
+    // busy pipe nearly always ends mid-line). Nothing else runs between the two pushes, and this
+    // process is the log's only writer, so the pieces land side by side.
+    const tail: Buffer[] = [];
     pipe.on('data', (chunk: Buffer) => {
       const end = chunk.lastIndexOf(NEWLINE) + 1;
-      if (end === 0) {
-        tail = tail ? Buffer.concat([tail, chunk]) : chunk;
-        return;
-      }
-      const lines = end === chunk.length ? chunk : chunk.subarray(0, end);
-      this.push(tail ? Buffer.concat([tail, lines]) : lines);
-      tail = end === chunk.length ? undefined : chunk.subarray(end);
+      if (end === 0) return void tail.push(chunk);
+      for (const piece of tail) this.file.push(piece);
+      tail.length = 0;
+      this.push(end === chunk.length ? chunk : chunk.subarray(0, end));
+      if (end < chunk.length) tail.push(chunk.subarray(end));
     });
     pipe.once('close', () => {
       this.pipes.delete(pipe);
-      if (!tail) return;
+      if (tail.length === 0) return;
       this.dropped++;
-      this.log.error({ worker, bytes: tail.length }, 'audit: an incomplete line of an exited worker dropped');
+      const bytes = tail.reduce((n, b) => n + b.length, 0);
+      this.log.error({ worker, bytes }, 'audit: an incomplete line of an exited worker dropped');
     });
     pipe.on('error', (err) => this.log.debug({ worker, err: err.message }, 'audit pipe error'));
     this.pipes.add(pipe);

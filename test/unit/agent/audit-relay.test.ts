@@ -1,0 +1,60 @@
+// The primary's audit relay: lines from several workers' pipes, cut anywhere by the pipe, reach the log
+// whole and in each worker's order; the unfinished line of a worker that died is dropped, never written.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AuditRelay } from '../../../src/agent/workers/audit-relay.js';
+import { createLogger } from '../../../src/log.js';
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function relay(): Promise<{ relay: AuditRelay; file: string }> {
+  dir = await mkdtemp(path.join(tmpdir(), 'drawbridge-relay-'));
+  const file = path.join(dir, 'audit.jsonl');
+  return { relay: new AuditRelay(file, 1 << 20, createLogger('test', 'silent')), file };
+}
+
+const line = (worker: number, n: number) => `{"worker":${worker},"n":${n},"pad":"${'x'.repeat(n % 50)}"}\n`;
+
+describe('AuditRelay', () => {
+  it('writes whole lines from pipes cut at every offset, each worker in order', async () => {
+    const { relay: r, file } = await relay();
+    const pipes = [new PassThrough(), new PassThrough()];
+    pipes.forEach((p, i) => r.attach(p, i));
+    const texts = [0, 1].map((w) => Array.from({ length: 200 }, (_, n) => line(w, n)).join(''));
+    // Interleave the two pipes in chunks of 1..37 bytes, so most chunks end mid-line.
+    const at = [0, 0];
+    for (let step = 1; at[0]! < texts[0]!.length || at[1]! < texts[1]!.length; step++) {
+      const w = step % 2;
+      const size = (step % 37) + 1;
+      pipes[w]!.write(texts[w]!.slice(at[w], at[w]! + size));
+      at[w]! += size;
+      if (step % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    pipes.forEach((p) => p.end());
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await r.close(1_000);
+    const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    const parsed = lines.map((l) => JSON.parse(l) as { worker: number; n: number });
+    expect(parsed).toHaveLength(400);
+    for (const w of [0, 1])
+      expect(parsed.filter((e) => e.worker === w).map((e) => e.n)).toEqual([...Array(200).keys()]);
+  });
+
+  it("drops a dead worker's unfinished line and counts it", async () => {
+    const { relay: r, file } = await relay();
+    const pipe = new PassThrough();
+    r.attach(pipe, 0);
+    pipe.write(line(0, 1) + '{"worker":0,"n":2,"cut');
+    pipe.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await r.close(1_000);
+    expect(await readFile(file, 'utf8')).toBe(line(0, 1));
+    expect(r.dropped).toBe(1);
+  });
+});
