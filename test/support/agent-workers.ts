@@ -20,7 +20,7 @@ export interface WorkersAgent {
   logs(): string;
   writeDocs(docs: object[]): Promise<void>;
   auditEvents(): Promise<AuditEvent[]>;
-  /** The raw audit log, to check every line is whole. */
+  /** The raw audit log, to check every line is whole (after stop: as the agent left it). */
   auditText(): Promise<string>;
   /** The worker processes' ids, from the primary's children. */
   workerPids(): Promise<number[]>;
@@ -47,6 +47,8 @@ export async function startWorkersAgent(
     },
   );
   let logs = '';
+  /** The audit log as the agent left it (its directory is removed once it has stopped). */
+  let finalAudit: string | undefined;
   child.stdout!.on('data', (d) => (logs += d));
   child.stderr!.on('data', (d) => (logs += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -57,7 +59,7 @@ export async function startWorkersAgent(
     child,
     logs: () => logs,
     writeDocs: files.writeDocs,
-    auditText: () => readFile(files.auditPath, 'utf8').catch(() => ''),
+    auditText: async () => finalAudit ?? (await readFile(files.auditPath, 'utf8').catch(() => '')),
     async auditEvents() {
       const text = await agent.auditText();
       return text
@@ -87,6 +89,7 @@ export async function startWorkersAgent(
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
+      if (!finalAudit) finalAudit = await readFile(files.auditPath, 'utf8').catch(() => '');
       await rm(dir, { recursive: true, force: true });
       return code;
     },

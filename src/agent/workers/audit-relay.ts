@@ -6,6 +6,7 @@
 // own queue then grows and its audit mode (required: sessions wait; best-effort: drop) decides, as
 // it would writing the log directly. Failed writes are retried from the same byte by AuditFile.
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.js';
 import { AuditFile } from '../audit-file.js';
 import type { AuditStats } from '../audit.js';
@@ -92,9 +93,14 @@ export class AuditRelay implements AuditStats {
     );
   }
 
-  /** Once every worker's pipe has ended: writes what is queued (at most `timeoutMs`), then closes. */
+  /**
+   * After the workers exited: reads what their pipes still hold (a worker's exit can be seen before its
+   * last bytes), writes what is queued, at most `timeoutMs` in all, then closes.
+   */
   async close(timeoutMs: number): Promise<void> {
-    const left = await this.file.close(timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    while (this.pipes.size > 0 && Date.now() < deadline) await sleep(10);
+    const left = await this.file.close(Math.max(0, deadline - Date.now()));
     if (left > 0) {
       this.log.error({ path: this.path, bytes: left }, 'audit events not written before shutdown');
     }

@@ -13,6 +13,9 @@ import { type Fixture, baseDocs, pgClient, startFixture, user } from './fixture.
 let f: Fixture;
 let agent: WorkersAgent;
 const clients: pg.Client[] = [];
+/** Sessions still open, by the worker holding them (a killed worker's never write session.end). */
+const live = new Map<pg.Client, number>();
+let lostWithWorker = 0;
 
 beforeAll(async () => {
   f = await startFixture();
@@ -43,6 +46,7 @@ async function session(who: 'alice' | 'dave' = 'alice'): Promise<{ c: pg.Client;
     if (worker === undefined) await sleep(20);
   }
   if (worker === undefined) throw new Error('no worker holds the session');
+  live.set(c, worker);
   return { c, worker };
 }
 
@@ -136,6 +140,7 @@ describe('postgres through 2 workers', () => {
     await agent.writeDocs([...docs, user('dave', ['not-prod'], {})]);
     const messages = await Promise.race([Promise.all(ended), sleep(10_000).then(() => ['not ended'])]);
     for (const m of messages) expect(m).toContain('access revoked');
+    for (const [, c] of sessions) live.delete(c);
   });
 
   it('writes every audit line whole, each session in order', async () => {
@@ -156,6 +161,7 @@ describe('postgres through 2 workers', () => {
 
   it('starts a killed worker again, counted and logged', async () => {
     const [victim] = await agent.workerPids();
+    lostWithWorker = [...live.values()].filter((w) => w === victim).length;
     process.kill(victim!, 'SIGKILL');
     for (let i = 0; i < 100; i++) {
       const pids = await agent.workerPids();
@@ -187,6 +193,17 @@ describe('postgres through 2 workers', () => {
     const stopped = agent.stop();
     expect(await result).toBe(1);
     expect(await stopped).toBe(0);
+    // Every session ended with its session.end written, but those of the killed worker; last lines whole.
+    const text = await agent.auditText();
+    expect(text.endsWith('\n')).toBe(true);
+    const events = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; sessionId: string });
+    const ended = new Set(events.filter((e) => e.type === 'session.end').map((e) => e.sessionId));
+    const started = events.filter((e) => e.type === 'session.start').map((e) => e.sessionId);
+    expect(started.filter((id) => !ended.has(id))).toHaveLength(lostWithWorker);
+    expect(lostWithWorker).toBeGreaterThan(0);
   }, 30_000);
 });
 
