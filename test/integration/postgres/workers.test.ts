@@ -5,6 +5,7 @@
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
+import type { AuditEvent } from '../../../src/agent/audit.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelRequest } from '../../../src/engines/postgres/serializer.js';
 import { type WorkersAgent, metricValue, startWorkersAgent } from '../../support/agent-workers.js';
@@ -145,12 +146,7 @@ describe('postgres through 2 workers', () => {
 
   it('writes every audit line whole, each session in order', async () => {
     await sleep(100);
-    const text = await agent.auditText();
-    expect(text.endsWith('\n')).toBe(true);
-    const events = text
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { type: string; sessionId: string });
+    const events = await wholeAuditLines();
     const starts = events.filter((e) => e.type === 'session.start');
     expect(starts.length).toBe(clients.length);
     for (const { sessionId } of starts) {
@@ -194,18 +190,19 @@ describe('postgres through 2 workers', () => {
     expect(await result).toBe(1);
     expect(await stopped).toBe(0);
     // Every session ended with its session.end written, but those of the killed worker; last lines whole.
-    const text = await agent.auditText();
-    expect(text.endsWith('\n')).toBe(true);
-    const events = text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as { type: string; sessionId: string });
+    const events = await wholeAuditLines();
     const ended = new Set(events.filter((e) => e.type === 'session.end').map((e) => e.sessionId));
     const started = events.filter((e) => e.type === 'session.start').map((e) => e.sessionId);
     expect(started.filter((id) => !ended.has(id))).toHaveLength(lostWithWorker);
     expect(lostWithWorker).toBeGreaterThan(0);
   }, 30_000);
 });
+
+/** The audit log's events, after checking it ends with a whole line (each one must parse). */
+async function wholeAuditLines(): Promise<AuditEvent[]> {
+  expect((await agent.auditText()).endsWith('\n')).toBe(true);
+  return agent.auditEvents();
+}
 
 async function waitActive(pid: number): Promise<void> {
   for (let i = 0; i < 100; i++) {
