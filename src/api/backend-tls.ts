@@ -1,7 +1,7 @@
 // TLS options for a connection to the backend, from `spec.tls` and the credential: the agent's engines
 // and the operator's reachability probe connect the same way, so both read it from here.
-import type { ConnectionOptions } from 'node:tls';
-import { checkServerIdentity } from 'node:tls';
+import type { ConnectionOptions, SecureContext } from 'node:tls';
+import { checkServerIdentity, createSecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { DrawbridgeError } from '../errors.js';
 import type { SecretReader } from './agent-config.js';
@@ -45,4 +45,25 @@ export function backendTlsOptions(
     opts.key = cred.keyPem;
   }
   return opts;
+}
+
+const contexts = new Map<string, SecureContext>();
+/** Distinct (CA, certificate, key) sets kept: a few per Database, and mtls certificates per user. */
+const MAX_CONTEXTS = 64;
+
+/**
+ * `opts` with its CA and client certificate as a SecureContext built once per distinct set and shared
+ * by every connection using it: given `ca`, `cert` or `key`, tls.connect parses them into a new
+ * OpenSSL context (CPU and native memory) on every connect. A rotated Secret is a new set.
+ */
+export function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
+  const { ca, cert, key, ...rest } = opts;
+  const id = JSON.stringify([ca, cert, key]);
+  let secureContext = contexts.get(id);
+  if (secureContext === undefined) {
+    secureContext = createSecureContext({ ca, cert, key });
+    if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
+    contexts.set(id, secureContext);
+  }
+  return { ...rest, secureContext };
 }

@@ -6,7 +6,7 @@ import type { Database } from '../../api/database.js';
 import { backendAddress } from '../../api/database.js';
 import type { SecretReader } from '../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
-import { backendTlsOptions } from '../../api/backend-tls.js';
+import { backendTlsOptions, withSharedContext } from '../../api/backend-tls.js';
 import { ReplyFramer, RespError, decodeReply } from './reply-parser.js';
 import type { BackendLogin } from './router.js';
 import { encodeCommand } from './serializer.js';
@@ -125,7 +125,7 @@ export async function connectBackend(opts: BackendConnectOptions): Promise<Socke
   const port = opts.port ?? addr.port;
   const attempts = authAttempts(opts.login);
   const tls = backendTlsOptions(opts.database, opts.secrets, opts.login.credential);
-  const socket = await open(host, port, tls, opts.timeoutMs ?? 10_000);
+  const socket = await open(host, port, tls && withSharedContext(tls), opts.timeoutMs ?? 10_000);
   socket.pause();
   try {
     await login(socket, attempts, opts.login.credential.user);
