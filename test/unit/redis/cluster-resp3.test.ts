@@ -5,7 +5,13 @@ import { type Server, type Socket, connect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { mergeReplies, sumCounts } from '../../../src/engines/redis/cluster/merge.js';
 import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
-import { NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
+import {
+  NodeConnection,
+  NodeUnavailable,
+  Resp3RefusedError,
+} from '../../../src/engines/redis/cluster/node-connection.js';
+import { ClusterRouter } from '../../../src/engines/redis/cluster/router.js';
+import type { ClusterService } from '../../../src/engines/redis/cluster/service.js';
 import { errorText, messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
 import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
 import type { LoginPool } from '../../../src/engines/redis/cluster/pool.js';
@@ -238,8 +244,9 @@ describe('Tracking (one session)', () => {
     });
     const on = encodeCommand(['CLIENT', 'TRACKING', 'ON']);
     let answer = '';
-    t.dispatch(
+    t.run(
       { name: 'client|tracking', args: ['CLIENT', 'TRACKING', 'ON'].map(b), raw: on },
+      3,
       (r) => (answer = String(r)),
     );
     const invalidate = (key: string) =>
@@ -292,5 +299,54 @@ describe('PushOrder', () => {
     expect(out).toEqual(['first', 'after-3', 'after-4']);
     order.push(b('now'));
     expect(out.at(-1)).toBe('now');
+  });
+});
+
+describe('ClusterRouter HELLO', () => {
+  /** A router over fake pools: each protocol's shared connection answers HELLO with `answers[p]`. */
+  function setup(answers: Record<2 | 3, () => Buffer | NodeUnavailable>) {
+    const joined: number[] = [];
+    const pool = (p: 2 | 3) =>
+      ({
+        login: {},
+        protocol: p,
+        sharedTo: () => ({
+          send: (_raw: Buffer, h: (r: Buffer | NodeUnavailable) => void) => (h(answers[p]()), true),
+        }),
+        release: () => undefined,
+      }) as unknown as LoginPool;
+    const service = {
+      commandTimeoutMs: 1000,
+      onReshape: () => () => undefined,
+      rules: () => undefined,
+      anyNode: () => 0,
+      join: (_login: unknown, p: 2 | 3) => (joined.push(p), pool(p)),
+      leave: () => undefined,
+    } as unknown as ClusterService;
+    const router = new ClusterRouter(service, pool(2));
+    const hello = (v: string) =>
+      new Promise<string>((resolve) =>
+        router.dispatch({ name: 'hello', args: ['HELLO', v].map(b), raw: encodeCommand(['HELLO', v]) }, (r) =>
+          resolve(Buffer.isBuffer(r) ? r.toString() : `-${r.prefix} ${r.message}`),
+        ),
+      );
+    return { hello, joined };
+  }
+
+  it("HELLO 3 moves the session to the RESP3 pool and relays the node's map", async () => {
+    const s = setup({ 2: () => b('*0\r\n'), 3: () => b('%1\r\n$5\r\nproto\r\n:3\r\n') });
+    expect(await s.hello('3')).toBe('%1\r\n$5\r\nproto\r\n:3\r\n');
+    expect(s.joined).toEqual([3]);
+  });
+
+  it('nodes refusing RESP3: NOPROTO (clients fall back) and the session back in its RESP2 pool', async () => {
+    const refused = new Resp3RefusedError('a:1', "ERR unknown command 'HELLO'");
+    const s = setup({ 2: () => b('*0\r\n'), 3: () => new NodeUnavailable(refused, true) });
+    expect(await s.hello('3')).toMatch(
+      /^-NOPROTO RESP3 is not available on this cluster: cluster node a:1 refused HELLO 3/,
+    );
+    expect(s.joined).toEqual([3, 2]);
+    expect(await s.hello('2')).toBe('*0\r\n'); // already RESP2: no switch
+    expect(s.joined).toEqual([3, 2]);
   });
 });

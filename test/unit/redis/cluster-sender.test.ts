@@ -4,7 +4,11 @@ import { describe, expect, it, vi } from 'vitest';
 import { runsCode } from '../../../src/authz/commands.js';
 import type { CommandRules } from '../../../src/engines/redis/cluster/command-rules.js';
 import { DrawbridgeError } from '../../../src/errors.js';
-import { type NodeConnection, NodeUnavailable } from '../../../src/engines/redis/cluster/node-connection.js';
+import {
+  type NodeConnection,
+  NodeUnavailable,
+  Resp3RefusedError,
+} from '../../../src/engines/redis/cluster/node-connection.js';
 import { scriptCall } from '../../../src/engines/redis/cluster/redirect.js';
 import { RoutedSend, type SendContext } from '../../../src/engines/redis/cluster/sender.js';
 import { Topology } from '../../../src/engines/redis/cluster/topology.js';
@@ -12,7 +16,7 @@ import { RedisReplyError } from '../../../src/engines/redis/router.js';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 import { createLogger } from '../../../src/log.js';
 
-type Answer = string | 'lost' | 'refused';
+type Answer = string | 'lost' | 'refused' | 'no-resp3';
 
 /** What the backend's COMMAND says matters here: Redis 7's own, plus a module's @scripting TFCALL. */
 const rules = (name: string) =>
@@ -35,7 +39,9 @@ class FakeNode {
             ? new NodeUnavailable(err, true)
             : a === 'refused'
               ? new NodeUnavailable(err, false)
-              : Buffer.from(a),
+              : a === 'no-resp3'
+                ? new NodeUnavailable(new Resp3RefusedError(this.label, "ERR unknown command 'HELLO'"), true)
+                : Buffer.from(a),
         ),
       );
     };
@@ -268,6 +274,12 @@ describe('RoutedSend', () => {
       expect(s.refused).toHaveLength(1);
     },
   );
+
+  it('a node refusing HELLO 3 on a RESP3 connection: the error at once, never retried', async () => {
+    const s = setup({ 'a:1': ['no-resp3', '+OK\r\n'] });
+    expect(await s.send(true)).toMatch(/^ERR cluster node a:1 refused HELLO 3: .*hint: RESP3 needs Redis 6/);
+    expect(s.seen('a:1')).toEqual(['GET']);
+  });
 
   it('a script the node never received (connection refused) is still retried: it cannot have run', async () => {
     const s = setup({ 'a:1': ['refused', ':1\r\n'] });

@@ -20,6 +20,17 @@ export class NodeUnavailable {
 
 export type ReplyHandler = (reply: Buffer | NodeUnavailable) => void;
 
+/** The node refused HELLO 3 (Redis 5, an ACL): every RESP3 connection to it will; never retried. */
+export class Resp3RefusedError extends DrawbridgeError {
+  constructor(label: string, why: string) {
+    super(
+      'BACKEND_UNREACHABLE',
+      `cluster node ${label} refused HELLO 3: ${why}`,
+      'RESP3 needs Redis 6 or later on every node; until then connect with RESP2 (no HELLO 3)',
+    );
+  }
+}
+
 const ASKING = Buffer.from('*1\r\n$6\r\nASKING\r\n');
 /** Above this a batch is written without being copied into one buffer first. */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -218,17 +229,7 @@ export class NodeConnection {
   private onFrame(frame: Buffer): void {
     if (this.helloPending) {
       this.helloPending = false;
-      if (isErrorFrame(frame)) {
-        const why = errorText(frame);
-        this.fail(
-          new DrawbridgeError(
-            'BACKEND_UNREACHABLE',
-            `cluster node ${this.label} refused HELLO 3: ${why}`,
-            'RESP3 needs Redis 6 or later on every node; until then connect with RESP2 (no HELLO 3)',
-          ),
-          true,
-        );
-      }
+      if (isErrorFrame(frame)) this.fail(new Resp3RefusedError(this.label, errorText(frame)), true);
       return;
     }
     if (this.frames) {

@@ -32,10 +32,11 @@ import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend } from './sender.js';
 import type { ClusterService } from './service.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
+import { errorText } from './protocol.js';
 import { PushOrder } from './push-order.js';
 import { Tracking } from './tracking.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';
-import type { Reply } from './merge.js';
+import { type Reply, isErrorReply } from './merge.js';
 
 /** A session holding more commands than this behind a barrier stops reading its client. */
 const MAX_HELD = 1024;
@@ -49,8 +50,6 @@ export class ClusterRouter implements Router {
   private readonly blocking: BlockingLanes;
   private readonly tracking: Tracking;
   private readonly order: PushOrder;
-  /** CLIENT CACHING yes|no for the next command (tracking in OPTIN/OPTOUT mode). */
-  private caching: Buffer | undefined;
   private readonly unlisten: () => void;
   private readonly shared: Lane;
   private inFlight = 0;
@@ -197,7 +196,8 @@ export class ClusterRouter implements Router {
     if (SUBSCRIBE_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
     const local = this.local(cmd, done);
     if (local !== undefined) return local;
-    const lane = this.plainLane();
+    // Plain commands: the login's shared connections, or the session's own while it tracks.
+    const lane = this.tracking.on ? this.tracking.nextLane() : this.shared;
     if (!rules) return this.send(cmd.raw, KEYLESS, false, lane, done);
     const target = { ctx: this.service, lane, proto: this.protocol };
     if (name === 'pubsub|shardchannels' || name === 'pubsub|shardnumsub') {
@@ -219,15 +219,6 @@ export class ClusterRouter implements Router {
     }
     const to = isBlocking(cmd, rules) ? this.blocking.lane(cmd) : lane;
     return this.send(cmd.raw, slot, rules.flags.has('readonly'), to, done);
-  }
-
-  /** Where plain commands go: the login's shared connections, or the session's tracking ones. */
-  private plainLane(): Lane {
-    if (!this.tracking.on) return this.shared;
-    const caching = this.caching;
-    if (!caching) return this.tracking.lane;
-    this.caching = undefined;
-    return this.tracking.cachingLane(caching);
   }
 
   private send(
@@ -311,15 +302,8 @@ export class ClusterRouter implements Router {
       case 'hello':
         return this.hello(cmd, done);
       case 'client|tracking':
-        if (this.protocol === 3) return this.tracking.dispatch(cmd, done);
-        done(new RedisReplyError('ERR', 'CLIENT TRACKING through the agent needs RESP3: send HELLO 3 first'));
-        return true;
-      case 'client|caching': {
-        const refused = this.tracking.caching(cmd);
-        if (!refused) this.caching = cmd.raw;
-        done(refused ?? OK);
-        return true;
-      }
+      case 'client|caching':
+        return this.tracking.run(cmd, this.protocol, done);
       case 'monitor':
       case 'client|no-evict':
       case 'client|no-touch':
@@ -339,7 +323,9 @@ export class ClusterRouter implements Router {
    * HELLO [2|3] [SETNAME name] (the session took AUTH out): the name stays with this session, not on a
    * shared connection. A protocol change moves the session to the pool of that protocol; commands
    * already sent answer in the old one, as they would on one server. The node's own HELLO answer
-   * (server, version, proto, mode ...) goes back, in the new protocol.
+   * (server, version, proto, mode ...) goes back, in the new protocol. When the nodes refuse RESP3
+   * (Redis 5, an ACL without HELLO) the session stays in RESP2 and the client gets NOPROTO, on which
+   * RESP3-first clients (ioredis 6, node-redis) fall back to RESP2 instead of failing.
    */
   private hello(cmd: RedisCommand, done: Done): boolean {
     const at = cmd.args.findIndex((a) => a.toString('latin1').toLowerCase() === 'setname');
@@ -355,7 +341,15 @@ export class ClusterRouter implements Router {
         );
         return true;
       }
+      const before = this.protocol;
       this.switchProtocol(version);
+      if (at > 0) this.clientName = cmd.args[at + 1];
+      return this.send(encodeCommand(args), KEYLESS, true, this.shared, (reply) => {
+        if (!isErrorReply(reply)) return done(reply);
+        if (this.protocol === version) this.switchProtocol(before);
+        const why = Buffer.isBuffer(reply) ? errorText(reply) : reply.message;
+        done(new RedisReplyError('NOPROTO', `RESP${version} is not available on this cluster: ${why}`));
+      });
     }
     if (at > 0) this.clientName = cmd.args[at + 1];
     return this.send(encodeCommand(args), KEYLESS, true, this.shared, done);
@@ -376,7 +370,6 @@ export class ClusterRouter implements Router {
     this.tx.reset();
     this.pubsub.reset();
     this.tracking.off();
-    this.caching = undefined;
     this.blocking.release();
     this.switchProtocol(2);
     this.clientName = undefined;

@@ -11,7 +11,7 @@
 import type { Logger } from '../../../log.js';
 import { RedisReplyError } from '../router.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
-import { type NodeConnection, NodeUnavailable } from './node-connection.js';
+import { type NodeConnection, NodeUnavailable, Resp3RefusedError } from './node-connection.js';
 import {
   type RedirectContext,
   confirmRedirect,
@@ -125,6 +125,11 @@ export class RoutedSend {
       if (reply.error instanceof NodeTimeoutError) {
         // A retry would wait on the same silent node again; the client decides.
         this.spec.done(timeoutReply(reply.error));
+        return;
+      }
+      if (reply.error instanceof Resp3RefusedError) {
+        // Every RESP3 connection to the node would be refused alike (the router answers HELLO 3 NOPROTO).
+        this.spec.done(new RedisReplyError('ERR', `${reply.error.message} (hint: ${reply.error.hint})`));
         return;
       }
       if (!reply.sent || this.spec.idempotent) {

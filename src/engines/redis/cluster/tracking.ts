@@ -18,7 +18,7 @@
 // (client-side caches do not cache them).
 import type { RedisCommand } from '../parser.js';
 import { RedisReplyError } from '../router.js';
-import { OK } from '../serializer.js';
+import { OK, type RespVersion } from '../serializer.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import { isErrorFrame } from './protocol.js';
@@ -40,6 +40,8 @@ export class Tracking {
   /** OPTIN or OPTOUT: what CLIENT CACHING may say. */
   private opt: 'optin' | 'optout' | undefined;
   private readonly conns = new Map<number, NodeConnection>();
+  /** CLIENT CACHING yes|no for the session's next command. */
+  private next: Buffer | undefined;
 
   constructor(private readonly host: TrackingHost) {}
 
@@ -47,8 +49,17 @@ export class Tracking {
     return this.command !== undefined;
   }
 
+  /** CLIENT TRACKING (RESP3 only) or CLIENT CACHING. */
+  run(cmd: RedisCommand, protocol: RespVersion, done: Done): boolean {
+    if (cmd.name === 'client|caching') done(this.caching(cmd) ?? OK);
+    else if (protocol === 3) return this.dispatch(cmd, done);
+    else
+      done(new RedisReplyError('ERR', 'CLIENT TRACKING through the agent needs RESP3: send HELLO 3 first'));
+    return true;
+  }
+
   /** CLIENT TRACKING ON|OFF [...]: ON opens a tracking connection to every master before answering. */
-  dispatch(cmd: RedisCommand, done: Done): boolean {
+  private dispatch(cmd: RedisCommand, done: Done): boolean {
     const mode = cmd.args[2]?.toString('latin1').toLowerCase();
     if (mode === 'off') {
       this.off();
@@ -84,7 +95,7 @@ export class Tracking {
 
   /**
    * CLIENT CACHING yes|no, checked as Redis checks it; the command itself is sent right before the
-   * session's next command, on whichever node that goes to (cachingLane).
+   * session's next command, on whichever node that goes to (nextLane).
    */
   caching(cmd: RedisCommand): RedisReplyError | undefined {
     const arg = cmd.args[2]?.toString('latin1').toLowerCase();
@@ -103,14 +114,18 @@ export class Tracking {
         `CLIENT CACHING ${arg.toUpperCase()} is only valid when tracking is enabled in ${mode} mode.`,
       );
     }
+    this.next = cmd.raw;
     return undefined;
   }
 
   /** The lane of a tracking session's plain commands: its own connection to each node. */
-  readonly lane: Lane = (node) => this.conns.get(node) ?? this.open(node, ignore);
+  private readonly lane: Lane = (node) => this.conns.get(node) ?? this.open(node, ignore);
 
-  /** A lane sending `CLIENT CACHING yes|no` right before the command, on whichever node it goes to. */
-  cachingLane(caching: Buffer): Lane {
+  /** The lane of the session's next plain command: CLIENT CACHING first on its node when one is due. */
+  nextLane(): Lane {
+    const caching = this.next;
+    if (!caching) return this.lane;
+    this.next = undefined;
     return (node) => {
       const c = this.lane(node);
       c.send(caching, ignore);
@@ -148,6 +163,7 @@ export class Tracking {
   /** Tracking ends (CLIENT TRACKING OFF, RESET, the session closing). */
   off(): void {
     this.command = undefined;
+    this.next = undefined;
     const conns = [...this.conns.values()];
     this.conns.clear();
     for (const c of conns) this.host.pool().release(c, false);
