@@ -69,12 +69,14 @@ async function pgbench(target: Target, args: string[]): Promise<Run> {
   return { tps, connectMs, transactions, cpuUs, userUs };
 }
 
-/** ROUNDS rounds, each running every target once in order; the runs by target name, in round order. */
+/** ROUNDS rounds, each running every target once, rotating; the runs by target name, in round order. */
 async function alternate(targets: Target[], args: string[]): Promise<Map<string, Run[]>> {
   const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     const line: string[] = [];
-    for (const t of targets) {
+    // Each round starts one target further on: no target always runs first (after the heaviest load).
+    const shift = (round - 1) % targets.length;
+    for (const t of [...targets.slice(shift), ...targets.slice(0, shift)]) {
       const r = await pgbench(t, args);
       runs.get(t.name)!.push(r);
       const cpu = t.pid ? ` ${r.cpuUs.toFixed(1)} µs (user ${r.userUs.toFixed(1)})` : '';

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL benchmark: pgbench through the agent vs. a bare Node TLS pipe vs. pgbouncer vs. direct,
-# alternating, BENCH_ROUNDS times; connect latency; the agent's RSS with 1,000 idle sessions. Prints the
-# proxy CPU per transaction first, then throughput and the ratios, each as median (min–max).
+# BENCH_ROUNDS times alternating (each round starting one target further on); connect latency; the
+# agent's RSS with 1,000 idle sessions. Prints the proxy CPU per transaction first, then throughput and
+# the ratios, each as median (min–max).
 #   BENCH_DURATION=20 (seconds per pgbench -S run)  BENCH_ROUNDS=3  BENCH_PG_MODE=simple|extended|prepared
 #   BENCH_CONNECT_DURATION=10 (0 skips)  BENCH_IDLE_SESSIONS=1000 (0 skips)
 #   BENCH_AGENT_BEFORE=<another build's dist> (that agent joins the rounds: before/after in one run)
