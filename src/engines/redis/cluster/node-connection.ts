@@ -6,9 +6,9 @@
 // says HELLO 3 before anything else, and its answer is consumed here.
 import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
-import { ReplyFramer } from '../reply-parser.js';
+import { ReplyFramer, isPushFrame } from '../reply-parser.js';
 import type { RespVersion } from '../serializer.js';
-import { HELLO_3, errorText, isErrorFrame, isPush } from './protocol.js';
+import { HELLO_3, errorText, isErrorFrame } from './protocol.js';
 
 /** Why a command got no reply: `sent` says whether the node may have run it. */
 export class NodeUnavailable {
@@ -238,7 +238,7 @@ export class NodeConnection {
     }
     // A push answers no command: matched to a handler it would hand every later reply to the wrong
     // command, possibly another session's. Only a session's own tracking connection expects any.
-    if (isPush(frame)) {
+    if (isPushFrame(frame)) {
       this.pushes?.(frame);
       return;
     }

@@ -36,11 +36,6 @@ export function errorText(frame: Buffer): string {
   return frame.toString('utf8', errorTextStart(frame), Math.max(errorTextStart(frame), frame.length - 2));
 }
 
-/** A RESP3 push (`>`): pub/sub messages and confirmations, tracking invalidations. */
-export function isPush(frame: Buffer): boolean {
-  return frame[0] === Byte.Push;
-}
-
 /** The null an absent aggregate is (EXEC aborted by WATCH): `*-1` in RESP2, `_` in RESP3. */
 export function nullArray(p: RespVersion): Buffer {
   return p === 3 ? NULL : NULL_ARRAY;

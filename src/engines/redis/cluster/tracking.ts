@@ -42,6 +42,8 @@ export class Tracking {
   private readonly conns = new Map<number, NodeConnection>();
   /** CLIENT CACHING yes|no for the session's next command. */
   private next: Buffer | undefined;
+  /** The client is not reading: connections opened meanwhile start paused too. */
+  private paused = false;
 
   constructor(private readonly host: TrackingHost) {}
 
@@ -153,10 +155,12 @@ export class Tracking {
   }
 
   pause(): void {
+    this.paused = true;
     for (const c of this.conns.values()) c.pause();
   }
 
   resume(): void {
+    this.paused = false;
     for (const c of this.conns.values()) c.resume();
   }
 
@@ -171,6 +175,7 @@ export class Tracking {
 
   private open(node: number, answered: (reply: Buffer | NodeUnavailable) => void): NodeConnection {
     const c = this.host.pool().take(node);
+    if (this.paused) c.pause();
     this.conns.set(node, c);
     c.onPush((frame) => this.host.push(frame));
     c.onClose(() => {
