@@ -144,7 +144,7 @@ export class QueryAuditor {
       return this.statements.parse(statement, last.info);
     const sql = query.toString('utf8');
     const text = complete ? this.sqlValue(sql) : this.sqlValue(sql) + '…[truncated]';
-    const info = { text, rewrites: rewritesStatements(sql) };
+    const info = { text, rewrites: rewritesStatements(sql), secret: !complete || mentionsPassword(sql) };
     if (complete && query.length <= REPEAT_PARSE_BYTES) {
       // A copy of its own: a view would keep the whole TCP chunk (or a shared pool slab) alive.
       const copy = Buffer.allocUnsafeSlow(query.length);
@@ -160,7 +160,7 @@ export class QueryAuditor {
     this.statements.extended();
     const resolved = this.statements.resolve(name);
     // Running it may prepare or deallocate statements: what the agent knows becomes doubtful.
-    if (resolved.text !== null ? resolved.rewrites : resolved.possible?.some(rewritesStatements)) {
+    if (resolved.text !== null ? resolved.rewrites : resolved.possible?.some((p) => p.rewrites)) {
       this.statements.forgetAll();
     }
     const fields = statementFields(name, resolved);
@@ -189,8 +189,8 @@ export class QueryAuditor {
 
 /** Parameters of a statement that sets a password (or may) are secrets. */
 function secret(resolved: StatementInfo | UnknownStatement): boolean {
-  if (resolved.text !== null) return mentionsPassword(resolved.text);
-  return resolved.possible?.some(mentionsPassword) ?? false;
+  if (resolved.text !== null) return resolved.secret;
+  return resolved.possible?.some((p) => p.secret) ?? false;
 }
 
 function statementFields(name: string, resolved: StatementInfo | UnknownStatement): QueryEventFields {
@@ -200,7 +200,7 @@ function statementFields(name: string, resolved: StatementInfo | UnknownStatemen
     query: null,
     statement,
     queryUnknown: resolved.reason,
-    possibleQueries: resolved.possible,
+    possibleQueries: resolved.possible?.map((p) => p.text),
   };
 }
 

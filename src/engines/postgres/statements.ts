@@ -12,19 +12,24 @@
 // after extended messages without Sync (no driver does) would make errors unattributable: refused.
 import { DrawbridgeError } from '../../errors.js';
 
-/** A statement text as audited (already redacted and cut), and whether running it may rewrite names. */
+/**
+ * A statement text as audited (already redacted and cut), and what its whole SQL says: whether running
+ * it may rewrite names, and whether its parameters are secrets (decided on the SQL, not the cut text).
+ */
 export interface StatementInfo {
   text: string;
   /** Its SQL may prepare, deallocate or discard statements (PREPARE, DEALLOCATE, DISCARD). */
   rewrites: boolean;
+  /** Its SQL mentions PASSWORD (or was cut before the agent saw it all): Bind parameters are redacted. */
+  secret: boolean;
 }
 
 /** What the audit says when a Bind's statement text is not known for certain. */
 export interface UnknownStatement {
   text: null;
   reason: string;
-  /** Texts the name may stand for, when there are candidates. */
-  possible?: string[];
+  /** Statements the name may stand for, when there are candidates. */
+  possible?: StatementInfo[];
 }
 
 const enum Kind {
@@ -192,7 +197,7 @@ export class StatementTracker {
     }
     const known = this.accepted.get(name);
     if (!known) return NOT_PREPARED;
-    if (known.doubt) return { text: null, reason: known.doubt, possible: [known.info!.text] };
+    if (known.doubt) return { text: null, reason: known.doubt, possible: [known.info!] };
     return known.info!;
   }
 
@@ -205,13 +210,13 @@ export class StatementTracker {
     return false;
   }
 
-  private possible(name: string): string[] {
-    const out: string[] = [];
+  private possible(name: string): StatementInfo[] {
+    const out: StatementInfo[] = [];
     const known = this.accepted.get(name);
-    if (known) out.push(known.info!.text);
+    if (known) out.push(known.info!);
     for (let i = this.head; i < this.queue.length && out.length < MAX_POSSIBLE; i++) {
       const e = this.queue[i]!;
-      if (e.kind === Kind.Parse && e.name === name) out.push(e.info!.text);
+      if (e.kind === Kind.Parse && e.name === name) out.push(e.info!);
     }
     return out;
   }

@@ -257,6 +257,26 @@ describe('QueryAuditor', () => {
     expect(String(events[0]!.query)).toMatch(/^select x{249}…\[320 bytes sha256:[0-9a-f]{64}\]$/);
   });
 
+  it('redacts the parameters of a statement whose PASSWORD lies past the cut of its text', () => {
+    const sql = `ALTER ROLE a /* ${'x'.repeat(300)} */ PASSWORD $1`;
+    const events = audit([
+      fe.parse('s', sql),
+      fe.bind('', 's', [], [Buffer.from('hunter2')]),
+      fe.sync(),
+      ...['1', '2', 'Z'],
+      // Unanswered Parses of the name: the Bind lists the candidates, and one of them sets a password.
+      fe.parse('t', sql),
+      fe.sync(),
+      fe.parse('t', 'select $1'),
+      fe.sync(),
+      fe.bind('', 't', [], [Buffer.from('hunter3')]),
+    ]);
+    expect(String(events[0]!.query)).not.toMatch(/password/i);
+    expect(events[0]).toMatchObject({ statement: 's', parameters: ['[redacted]'] });
+    expect(events[1]).toMatchObject({ query: null, statement: 't', parameters: ['[redacted]'] });
+    expect(JSON.stringify(events)).not.toMatch(/hunter/);
+  });
+
   it('cuts long values at the limit, with the SHA-256 of the whole value', () => {
     expect(formatParam(Buffer.from('a'.repeat(300)), false, 256)).toMatch(
       /^a{256}…\[300 bytes sha256:[0-9a-f]{64}\]$/,
