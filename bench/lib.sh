@@ -2,8 +2,10 @@
 # a work directory removed on exit, the environment process (a dist/bench/*-env.js script printing
 # `export` lines and `# ready`), and the redis-benchmark runs with the proxy CPU each one used.
 # Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS (3), BENCH_TARGETS (all), BENCH_PIPELINES ("1 16"),
-# BENCH_AGENT_NODE_ARGS (node options of the environment process, which runs the agents and the bare
-# pipe: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"; with BENCH_TARGETS=agent it profiles the agent alone).
+# BENCH_AGENT_BEFORE (another build's dist: its agent runs in the same rounds as agent-before),
+# BENCH_AGENT_NODE_ARGS (node options of the environment process, which runs the agents: e.g.
+# "--cpu-prof --cpu-prof-dir=/tmp/prof"; with BENCH_TARGETS=agent it profiles the agent alone),
+# BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process).
 REQUESTS=${REQUESTS:-200000}
 ROUNDS=${BENCH_ROUNDS:-3}
 CLIENTS=${CLIENTS:-50}
@@ -24,19 +26,38 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
-# start_env SCRIPT TENTHS WHAT: runs node dist/bench/SCRIPT (its stdin stays open through a fifo until we
-# exit, so it never outlives us), waits up to TENTHS × 0.1 s for `# ready` and sources its exports.
-start_env() {
-  mkfifo "$WORK/stdin"
+# spawn_env DIST SCRIPT TENTHS WHAT NAME: runs node DIST/bench/SCRIPT, its output in $WORK/NAME (its stdin
+# stays open through a fifo until we exit, so it never outlives us), sets SPAWNED_PID and waits up to
+# TENTHS × 0.1 s for `# ready`.
+spawn_env() {
+  local fd
+  mkfifo "$WORK/$5.stdin"
   # shellcheck disable=SC2086
-  node ${BENCH_AGENT_NODE_ARGS:-} "dist/bench/$1" <"$WORK/stdin" >"$WORK/env" 2>"$WORK/env.log" &
-  ENV_PID=$!
-  exec 3>"$WORK/stdin"
-  for _ in $(seq 1 "$2"); do grep -q '^# ready' "$WORK/env" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^# ready' "$WORK/env" || { cat "$WORK/env.log"; echo "$3 did not start" >&2; exit 1; }
+  node ${BENCH_AGENT_NODE_ARGS:-} "$1/bench/$2" <"$WORK/$5.stdin" >"$WORK/$5" 2>"$WORK/$5.log" &
+  SPAWNED_PID=$!
+  exec {fd}>"$WORK/$5.stdin"
+  for _ in $(seq 1 "$3"); do grep -q '^# ready' "$WORK/$5" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^# ready' "$WORK/$5" || { cat "$WORK/$5.log"; echo "$4 did not start" >&2; exit 1; }
+}
+
+# start_env SCRIPT TENTHS WHAT: this build's environment (dist/bench/SCRIPT); sources its exports.
+start_env() {
+  spawn_env dist "$1" "$2" "$3" env
+  ENV_PID=$SPAWNED_PID
   # shellcheck disable=SC1091
   source "$WORK/env"
 }
+
+# start_before_env SCRIPT TENTHS: BENCH_AGENT_BEFORE (another build's dist) runs its own environment
+# (one process, its own servers and PKI) so its agent joins the rounds: before/after in one run.
+# before_var NAME reads one of its exports.
+start_before_env() {
+  BENCH_WORKERS=1 spawn_env "$BENCH_AGENT_BEFORE" "$1" "$2" "the BENCH_AGENT_BEFORE environment" before
+  BEFORE_PID=$SPAWNED_PID
+  KILL_ON_EXIT+=("$BEFORE_PID")
+}
+# shellcheck disable=SC1091
+before_var() { (source "$WORK/before" && eval "echo \"\$$1\""); }
 
 # CPU time (user and system, clock ticks) of a process: on a shared machine, proxy CPU per request is
 # steadier than throughput, and its user part (the proxy's own code and TLS) steadier still.

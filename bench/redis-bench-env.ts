@@ -1,11 +1,11 @@
 // The servers bench/redis.sh measures: one real Redis 7 (TLS and plaintext ports) and two agents in
 // front of it — one with TLS to the backend (the production setting) and one plaintext to the backend
-// (the same backend hop nutcracker has) — plus a bare Node TLS→TLS byte pipe, the floor any Node
-// proxy with both hops encrypted starts from. Prints `export NAME=value` lines, then `# ready`, and
+// (the same backend hop nutcracker has) — plus a bare Node TLS→TLS byte pipe in its own process, the
+// floor any Node proxy with both hops encrypted starts from. Prints `export NAME=value` lines, then `# ready`, and
 // runs until SIGTERM/SIGINT or stdin closes.
-import { rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import { createServer, connect as tlsConnect } from 'node:tls';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { createLogger } from '../src/log.js';
 import { type TestAgent, startTestAgent } from '../test/support/agent.js';
 import { startWorkersAgent } from '../test/support/agent-workers.js';
@@ -37,24 +37,35 @@ const agents: TestAgent[] = [
   await startTestAgent({ database: 'bench', docs: docs(false), tls, log }),
 ];
 
+async function startPipe(): Promise<{ child: ChildProcess; port: number }> {
+  const cert = path.join(pki.dir, 'pipe.crt');
+  const key = path.join(pki.dir, 'pipe.key');
+  await writeFile(cert, pki.serving.certPem);
+  await writeFile(key, pki.serving.keyPem, { mode: 0o600 });
+  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'redis-tls-pipe.js');
+  // BENCH_PIPE_NODE_ARGS: as BENCH_AGENT_NODE_ARGS, for profiling the floor the same way.
+  const nodeArgs = process.env.BENCH_PIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const args = [...nodeArgs, script, String(redis.tlsPort), cert, key, redis.caFile];
+  // Its stdin is ours: it exits with this process, however this one ends.
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (line: Buffer) => resolve(Number(line.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
+  });
+  return { child, port };
+}
+
 // The worker line: the production agent again, as the CLI runs it with BENCH_WORKERS (2) processes.
 const workers = Number(process.env.BENCH_WORKERS ?? 2);
 const multi =
   workers > 1 ? await startWorkersAgent({ database: 'bench', docs: docs(true), tls, workers }) : undefined;
 
-// The calibration pipe: no parsing, no rules, no audit; redis-benchmark authenticates itself.
-const pipe = createServer({ cert: pki.serving.certPem, key: pki.serving.keyPem }, (client) => {
-  const backend = tlsConnect({ host: '127.0.0.1', port: redis.tlsPort, ca: redis.ca.certPem });
-  client.setNoDelay(true);
-  backend.setNoDelay(true);
-  client.pipe(backend).pipe(client);
-  client.on('error', () => backend.destroy());
-  backend.on('error', () => client.destroy());
-});
-await new Promise<void>((resolve) => pipe.listen(0, '127.0.0.1', resolve));
+// The calibration pipe (bench/redis-tls-pipe.ts), in its own process: no parsing, no rules, no audit.
+const pipe = await startPipe();
 
 announceEnv(pki, {
-  PIPE_PORT: (pipe.address() as AddressInfo).port,
+  PIPE_PORT: pipe.port,
+  PIPE_PID: pipe.child.pid!,
   REDIS_TLS_PORT: redis.tlsPort,
   REDIS_PLAIN_PORT: redis.plainPort,
   REDIS_CA: redis.caFile,
@@ -74,7 +85,7 @@ announceEnv(pki, {
 
 serveUntilStopped(
   async () => {
-    pipe.close();
+    pipe.child.kill();
     await multi?.stop();
     for (const a of agents) await a.stop(0);
     await redis.stop();

@@ -101,6 +101,13 @@ for (const w of targets.filter((t) => /^agent-\d+w$/.test(t))) {
     { label: `ops/s ${w} / agent`, a: w, b: 'agent', figure: ops },
   );
 }
+if (targets.includes('agent-before')) {
+  STANDALONE.push(
+    { label: 'CPU/request agent / agent-before', a: 'agent', b: 'agent-before', figure: cpu },
+    { label: 'user CPU agent / agent-before', a: 'agent', b: 'agent-before', figure: user },
+    { label: 'ops/s agent / agent-before', a: 'agent', b: 'agent-before', figure: ops },
+  );
+}
 const CLUSTER: Check[] = [
   { label: 'ops/s agent / direct --cluster', a: 'agent', b: 'direct', figure: ops, target: '>= 0.7' },
   {
