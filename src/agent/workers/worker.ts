@@ -18,6 +18,8 @@ export interface WorkerChannel {
 
 /** A sibling that does not answer (busy, exiting) must not hold a cancel for long. */
 const ASK_TIMEOUT_MS = 3_000;
+/** A flood of bogus cancels must not queue without bound: past this many waiting, asks are refused. */
+const MAX_ASKS_IN_FLIGHT = 256;
 
 export class WorkerLink implements WorkerChannel {
   /** This worker's number, 0…N-1 (a restarted worker keeps its predecessor's). */
@@ -50,6 +52,7 @@ export class WorkerLink implements WorkerChannel {
   }
 
   ask(request: WorkerRequest): Promise<boolean> {
+    if (this.asks.size >= MAX_ASKS_IN_FLIGHT) return Promise.resolve(false);
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.settle(id, false), ASK_TIMEOUT_MS);
