@@ -4,20 +4,15 @@
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type WorkersAgent, metricValue, startWorkersAgent } from '../../support/agent-workers.js';
-import { type Fixture, baseDocs, pgClient, startFixture } from '../postgres/fixture.js';
+import { type WorkersAgent, metricValue } from '../../support/agent-workers.js';
+import { type Fixture, pgClient, startFixture, startWorkersAgentFor } from '../postgres/fixture.js';
 import { cancelPlain } from '../postgres/raw-client.js';
 
 let f: Fixture;
 let agent: WorkersAgent;
 beforeAll(async () => {
   f = await startFixture();
-  agent = await startWorkersAgent({
-    database: 'orders-pg',
-    docs: baseDocs(f.pg.port, f.pg.ca.certPem),
-    tls: f.agentTls,
-    workers: 2,
-  });
+  agent = await startWorkersAgentFor(f);
 }, 60_000);
 afterAll(async () => {
   await agent?.stop();

@@ -8,6 +8,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 import { type AgentTls, type TestAgent, startTestAgent } from '../../support/agent.js';
+import { type WorkersAgent, startWorkersAgent } from '../../support/agent-workers.js';
 import { PG_BIN, type PostgresServer, startPostgres } from '../../support/postgres.js';
 
 export const PASSWORDS = { alice: 'alice-scram-pw', bob: 'bob-md5-pw', carol: 'carol-pw' } as const;
@@ -148,6 +149,12 @@ export async function startFixture(pgOpts: Parameters<typeof startPostgres>[0] =
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The fixture's documents behind an agent of `workers` processes, run as the CLI runs it. */
+export function startWorkersAgentFor(f: Fixture, workers = 2): Promise<WorkersAgent> {
+  const docs = baseDocs(f.pg.port, f.pg.ca.certPem);
+  return startWorkersAgent({ database: 'orders-pg', docs, tls: f.agentTls, workers });
 }
 
 /** libpq connection string to the agent as `who`. */

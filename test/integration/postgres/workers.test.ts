@@ -8,8 +8,8 @@ import type pg from 'pg';
 import type { AuditEvent } from '../../../src/agent/audit.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cancelRequest } from '../../../src/engines/postgres/serializer.js';
-import { type WorkersAgent, metricValue, startWorkersAgent } from '../../support/agent-workers.js';
-import { type Fixture, baseDocs, pgClient, startFixture, user } from './fixture.js';
+import { type WorkersAgent, metricValue } from '../../support/agent-workers.js';
+import { type Fixture, baseDocs, pgClient, startFixture, startWorkersAgentFor, user } from './fixture.js';
 
 let f: Fixture;
 let agent: WorkersAgent;
@@ -20,12 +20,7 @@ let lostWithWorker = 0;
 
 beforeAll(async () => {
   f = await startFixture();
-  agent = await startWorkersAgent({
-    database: 'orders-pg',
-    docs: baseDocs(f.pg.port, f.pg.ca.certPem),
-    tls: f.agentTls,
-    workers: 2,
-  });
+  agent = await startWorkersAgentFor(f);
 }, 60_000);
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
