@@ -77,7 +77,7 @@ export class WorkerPool {
     help: 'Agent worker processes that exited unasked and were started again',
     registers: [this.metrics.registry],
   });
-  readonly workersUp: Gauge = new Gauge({
+  private readonly workersUp: Gauge = new Gauge({
     name: 'drawbridge_agent_workers',
     help: 'Agent worker processes accepting connections (spec.agent.workers of them when healthy)',
     registers: [this.metrics.registry],
