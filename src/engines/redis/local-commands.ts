@@ -4,6 +4,7 @@
 import { auditArgs } from './audit.js';
 import { parseAuth, parseHello } from './client-auth.js';
 import type { RedisCommand } from './parser.js';
+import { isErrorFrame } from './reply-parser.js';
 import { RedisReplyError } from './router.js';
 import { NOPROTO, OK, RESET, encodeCommand, errorReply } from './serializer.js';
 import type { RedisSession, RelayHooks } from './session.js';
@@ -47,7 +48,7 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   const hooks: RelayHooks = {
     relayed: () => (s.protocol = protover),
     translate: (reply) => {
-      if (reply[0] === 0x2d /* - */ || reply[0] === 0x21 /* ! */) s.protocol = before;
+      if (isErrorFrame(reply)) s.protocol = before;
       return reply;
     },
   };

@@ -56,12 +56,28 @@ const enum Byte {
   LF = 0x0a,
 }
 
-/** First byte of a RESP3 push frame. */
-export const PUSH = 0x3e;
-
 /** Whether a frame is a push (out-of-band data), not the reply to a command. */
 export function isPushFrame(frame: Buffer): boolean {
-  return frame[0] === PUSH || (frame[0] === Byte.Attribute && replyType(frame) === PUSH);
+  return frame[0] === Byte.Push || (frame[0] === Byte.Attribute && replyType(frame) === Byte.Push);
+}
+
+/** A simple error (`-ERR ...`) or RESP3's blob error (`!len ERR ...`): told by the first byte. */
+export function isErrorFrame(frame: Buffer): boolean {
+  const t = frame[0];
+  return t === Byte.Error || t === Byte.BlobError;
+}
+
+/** Where an error frame's text starts: after `-`, or after a blob error's length line. */
+export function errorTextStart(frame: Buffer): number {
+  if (frame[0] !== Byte.BlobError) return 1;
+  const cr = findCrlf(frame, 1, frame.length);
+  return cr < 0 ? frame.length : cr + 2;
+}
+
+/** An error frame's text, e.g. `MOVED 3999 10.0.0.2:6379`. */
+export function errorText(frame: Buffer): string {
+  const at = errorTextStart(frame);
+  return frame.toString('utf8', at, Math.max(at, frame.length - 2));
 }
 
 function unterminated(): Error {

@@ -20,7 +20,7 @@ import {
   whoamiFailure,
 } from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
-import { ReplyFramer, isPushFrame } from './reply-parser.js';
+import { ReplyFramer, isErrorFrame, isPushFrame } from './reply-parser.js';
 import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } from './router.js';
 import { PubSubTracker, SUBSCRIBE_COMMANDS, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
@@ -199,8 +199,9 @@ export class StandaloneRouter implements Router {
     }
     let left = expect > 0 ? expect : this.pubsub.replyCount(-expect as SubscriptionKind);
     this.pubsub.observe(frame);
-    // An error answers the whole command, however many frames it would have had.
-    left = frame[0] === 0x2d /* - */ ? 0 : left - 1;
+    // An error (simple, or a RESP3 blob error) answers the whole command, however many frames it would
+    // have had.
+    left = isErrorFrame(frame) ? 0 : left - 1;
     if (left === 0 && this.parts.length === 0) {
       this.complete(done, frame);
       return;

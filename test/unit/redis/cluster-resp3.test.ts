@@ -12,7 +12,8 @@ import {
 } from '../../../src/engines/redis/cluster/node-connection.js';
 import { ClusterRouter } from '../../../src/engines/redis/cluster/router.js';
 import type { ClusterService } from '../../../src/engines/redis/cluster/service.js';
-import { errorText, messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
+import { messageFor, nullArray } from '../../../src/engines/redis/cluster/protocol.js';
+import { errorText } from '../../../src/engines/redis/reply-parser.js';
 import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
 import type { LoginPool } from '../../../src/engines/redis/cluster/pool.js';
 import { PushOrder } from '../../../src/engines/redis/cluster/push-order.js';

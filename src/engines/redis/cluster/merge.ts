@@ -4,11 +4,18 @@
 // the merged reply goes out in it: RESP3 sets are united, maps joined, doubles and booleans
 // aggregated as what they are, verbatim text labelled per node like RESP2's bulk text.
 import { findCrlf, parseRespInt } from '../chunk-buffer.js';
-import { RespDouble, RespMap, RespSet, type RespValue, RespVerbatim, decodeReply } from '../reply-parser.js';
+import {
+  RespDouble,
+  RespMap,
+  RespSet,
+  type RespValue,
+  RespVerbatim,
+  decodeReply,
+  isErrorFrame,
+} from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { type RespVersion, arrayHeader, bulkReply, encodeValue } from '../serializer.js';
 import type { ResponsePolicy } from './command-rules.js';
-import { isErrorFrame } from './protocol.js';
 
 export type Reply = Buffer | RedisReplyError;
 

@@ -6,9 +6,9 @@
 // says HELLO 3 before anything else, and its answer is consumed here.
 import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
-import { ReplyFramer, isPushFrame } from '../reply-parser.js';
+import { ReplyFramer, errorText, isErrorFrame, isPushFrame } from '../reply-parser.js';
 import type { RespVersion } from '../serializer.js';
-import { HELLO_3, errorText, isErrorFrame } from './protocol.js';
+import { HELLO_3 } from './protocol.js';
 
 /** Why a command got no reply: `sent` says whether the node may have run it. */
 export class NodeUnavailable {

@@ -2,39 +2,18 @@
 // sessions never share a node connection (pool.ts keeps one pool per login and protocol): the same
 // command answers in different shapes (HGETALL: flat array or map), so a reply is only ever relayed
 // to a client that asked in the protocol its connection speaks. Frames are classified by their
-// first bytes here, without decoding, as on the RESP2 path.
-import { findCrlf } from '../chunk-buffer.js';
+// first bytes, without decoding, as on the RESP2 path (error frames: the codec's isErrorFrame).
 import { NULL, type RespVersion, encodeCommand } from '../serializer.js';
 
 /** Sent first on every RESP3 node connection, right after AUTH. */
 export const HELLO_3 = encodeCommand(['HELLO', '3']);
 
 const enum Byte {
-  Error = 0x2d, // -
-  BlobError = 0x21, // !
   Push = 0x3e, // >
   Array = 0x2a, // *
 }
 
 const NULL_ARRAY = Buffer.from('*-1\r\n');
-
-/** A simple error (`-ERR ...`) or RESP3's blob error (`!len ERR ...`). */
-export function isErrorFrame(frame: Buffer): boolean {
-  const t = frame[0];
-  return t === Byte.Error || t === Byte.BlobError;
-}
-
-/** Where an error frame's text starts: after `-`, or after a blob error's length line. */
-export function errorTextStart(frame: Buffer): number {
-  if (frame[0] !== Byte.BlobError) return 1;
-  const cr = findCrlf(frame, 1, frame.length);
-  return cr < 0 ? frame.length : cr + 2;
-}
-
-/** An error frame's text, e.g. `MOVED 3999 10.0.0.2:6379`. */
-export function errorText(frame: Buffer): string {
-  return frame.toString('utf8', errorTextStart(frame), Math.max(errorTextStart(frame), frame.length - 2));
-}
 
 /** The null an absent aggregate is (EXEC aborted by WATCH): `*-1` in RESP2, `_` in RESP3. */
 export function nullArray(p: RespVersion): Buffer {

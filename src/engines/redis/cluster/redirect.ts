@@ -14,7 +14,7 @@
 // The checks run only when a redirect arrives; a plain command costs nothing more.
 import { RedisReplyError } from '../router.js';
 import type { CommandRules } from './command-rules.js';
-import { errorText } from './protocol.js';
+import { errorText } from '../reply-parser.js';
 import { type NodeAddress, addressKey, parseAddress } from './shape.js';
 import type { Topology } from './topology.js';
 

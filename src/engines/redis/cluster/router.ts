@@ -19,7 +19,7 @@
 import type { DrawbridgeError } from '../../../errors.js';
 import type { RedisCommand } from '../parser.js';
 import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
-import { decodeReply } from '../reply-parser.js';
+import { decodeReply, errorText } from '../reply-parser.js';
 import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
 import { OK, RESET, type RespVersion, bulkReply, encodeCommand, nullReply } from '../serializer.js';
 import { BlockingLanes, capWait, isBlocking } from './blocking.js';
@@ -32,7 +32,6 @@ import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend } from './sender.js';
 import type { ClusterService } from './service.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
-import { errorText } from './protocol.js';
 import { PushOrder } from './push-order.js';
 import { Tracking } from './tracking.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';

@@ -9,6 +9,7 @@
 // changed anything (a `readonly` command); otherwise the client gets an error saying it may or may
 // not have run — the agent never replays a write it cannot prove did not happen.
 import type { Logger } from '../../../log.js';
+import { errorText, errorTextStart, isErrorFrame } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable, Resp3RefusedError } from './node-connection.js';
@@ -19,7 +20,6 @@ import {
   parseRedirect,
   unconfirmedError,
 } from './redirect.js';
-import { errorText, errorTextStart, isErrorFrame } from './protocol.js';
 import { NO_NODE } from './topology.js';
 
 export interface SendContext extends RedirectContext {

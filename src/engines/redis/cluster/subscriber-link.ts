@@ -5,10 +5,10 @@
 // session's protocol: in RESP3 confirmations and messages are pushes (`>`), errors may be blob errors.
 import { DrawbridgeError } from '../../../errors.js';
 import { SUBSCRIBE_COMMANDS, isMessagePush } from '../pubsub-tracker.js';
-import { decodeReply } from '../reply-parser.js';
+import { decodeReply, isErrorFrame } from '../reply-parser.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { isErrorFrame, messageFor } from './protocol.js';
+import { messageFor } from './protocol.js';
 
 /** `undefined` = every channel confirmed; otherwise the error frame or the lost connection. */
 export type LinkOutcome = Buffer | NodeUnavailable | undefined;

@@ -17,11 +17,11 @@
 // Not tracked: reads inside MULTI/EXEC and blocking commands, which run on connections of their own
 // (client-side caches do not cache them).
 import type { RedisCommand } from '../parser.js';
+import { isErrorFrame } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { OK, type RespVersion } from '../serializer.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { isErrorFrame } from './protocol.js';
 import type { Done, Lane, SendContext } from './sender.js';
 
 /** `>2 invalidate _`: drop every cached key. */

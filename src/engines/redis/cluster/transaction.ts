@@ -13,13 +13,14 @@
 // (never read here), and the replies acted on — queueing answers, EXEC's own error — come before
 // anything has run.
 import type { RedisCommand } from '../parser.js';
+import { isErrorFrame } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { EXECABORT, OK, QUEUED, encodeCommand } from '../serializer.js';
 import type { CommandRules } from './command-rules.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { isErrorFrame, nullArray } from './protocol.js';
+import { nullArray } from './protocol.js';
 import { confirmRedirect, parseRedirect, unconfirmedError } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError } from './slots.js';
