@@ -247,7 +247,6 @@ describe('Tracking (one session)', () => {
     let answer = '';
     t.run(
       { name: 'client|tracking', args: ['CLIENT', 'TRACKING', 'ON'].map(b), raw: on },
-      3,
       (r) => (answer = String(r)),
     );
     const invalidate = (key: string) =>

@@ -302,7 +302,7 @@ export class ClusterRouter implements Router {
         return this.hello(cmd, done);
       case 'client|tracking':
       case 'client|caching':
-        return this.tracking.run(cmd, this.protocol, done);
+        return this.tracking.run(cmd, done);
       case 'monitor':
       case 'client|no-evict':
       case 'client|no-touch':

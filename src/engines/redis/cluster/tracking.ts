@@ -19,7 +19,7 @@
 import type { RedisCommand } from '../parser.js';
 import { isErrorFrame } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
-import { OK, type RespVersion } from '../serializer.js';
+import { OK } from '../serializer.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import type { Done, Lane, SendContext } from './sender.js';
@@ -51,12 +51,10 @@ export class Tracking {
     return this.command !== undefined;
   }
 
-  /** CLIENT TRACKING (RESP3 only) or CLIENT CACHING. */
-  run(cmd: RedisCommand, protocol: RespVersion, done: Done): boolean {
-    if (cmd.name === 'client|caching') done(this.caching(cmd) ?? OK);
-    else if (protocol === 3) return this.dispatch(cmd, done);
-    else
-      done(new RedisReplyError('ERR', 'CLIENT TRACKING through the agent needs RESP3: send HELLO 3 first'));
+  /** CLIENT TRACKING (in RESP3: the session's tracking guard refuses it in RESP2) or CLIENT CACHING. */
+  run(cmd: RedisCommand, done: Done): boolean {
+    if (cmd.name !== 'client|caching') return this.dispatch(cmd, done);
+    done(this.caching(cmd) ?? OK);
     return true;
   }
 
