@@ -24,7 +24,7 @@ import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
 import { OK, RESET, type RespVersion, bulkReply, encodeCommand, nullReply } from '../serializer.js';
 import { BlockingLanes, capWait, isBlocking } from './blocking.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
-import { fanOut, scan, shardPubsub } from './fan-out.js';
+import { type FanOutTarget, fanOut, scan, shardPubsub } from './fan-out.js';
 import { SPLITTABLE, mergeSplit, splitBySlot } from './multi-key.js';
 import type { NodeConnection } from './node-connection.js';
 import type { LoginPool } from './pool.js';
@@ -198,16 +198,15 @@ export class ClusterRouter implements Router {
     // Plain commands: the login's shared connections, or the session's own while it tracks.
     const lane = this.tracking.on ? this.tracking.nextLane() : this.shared;
     if (!rules) return this.send(cmd.raw, KEYLESS, false, lane, done);
-    const target = { ctx: this.service, lane, proto: this.protocol };
     if (name === 'pubsub|shardchannels' || name === 'pubsub|shardnumsub') {
-      return shardPubsub(target, cmd, rules, done);
+      return shardPubsub(this.target(lane), cmd, rules, done);
     }
     if (name === 'publish' || name.startsWith('pubsub|')) {
       return this.send(cmd.raw, KEYLESS, false, lane, done, this.pubsubHome);
     }
-    if (name === 'scan') return scan(target, cmd, done);
+    if (name === 'scan') return scan(this.target(lane), cmd, done);
     if (rules.requestPolicy === 'all_shards' || rules.requestPolicy === 'all_nodes') {
-      return fanOut(target, rules, capWait(cmd, this.service.commandTimeoutMs), done);
+      return fanOut(this.target(lane), rules, capWait(cmd, this.service.commandTimeoutMs), done);
     }
     if (rules.needsGetKeys) return this.routeByBackendKeys(cmd, rules, lane, done);
     const slot = commandSlot(cmd, rules);
@@ -218,6 +217,11 @@ export class ClusterRouter implements Router {
     }
     const to = isBlocking(cmd, rules) ? this.blocking.lane(cmd) : lane;
     return this.send(cmd.raw, slot, rules.flags.has('readonly'), to, done);
+  }
+
+  /** Made only for the commands that go to several nodes, not for every routed command. */
+  private target(lane: Lane): FanOutTarget {
+    return { ctx: this.service, lane, proto: this.protocol };
   }
 
   private send(
