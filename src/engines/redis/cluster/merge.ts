@@ -16,14 +16,13 @@ import {
 import { RedisReplyError } from '../router.js';
 import { type RespVersion, arrayHeader, bulkReply, encodeValue } from '../serializer.js';
 import type { ResponsePolicy } from './command-rules.js';
+import { NULL_ARRAY } from './protocol.js';
 
 export type Reply = Buffer | RedisReplyError;
 
 export function isErrorReply(r: Reply): boolean {
   return !Buffer.isBuffer(r) || isErrorFrame(r);
 }
-
-const NULL_ARRAY = Buffer.from('*-1\r\n');
 
 const enum Byte {
   Array = 0x2a, // *
@@ -92,32 +91,26 @@ export function concatArrays(frames: readonly Buffer[]): Buffer {
   return Buffer.concat([arrayHeader(count), ...bodies]);
 }
 
-/** RESP3 sets from several nodes: one set, each member once (compared by its encoding). */
+/** RESP3 sets from several nodes: one set, each member once. */
 function unite(frames: readonly Buffer[]): Buffer {
-  const seen = new Map<string, RespValue>();
-  for (const f of frames) {
-    const v = decodeReply(f);
-    if (!(v instanceof RespSet)) continue;
-    for (const item of v.items) {
-      const key = encodeValue(item, 3).toString('latin1');
-      if (!seen.has(key)) seen.set(key, item);
-    }
-  }
-  return encodeValue(new RespSet([...seen.values()]), 3);
+  const items = frames.map(decodeReply).flatMap((v) => (v instanceof RespSet ? v.items : []));
+  return encodeValue(new RespSet(firstByKey(items, (item) => item)), 3);
 }
 
 /** RESP3 maps from several nodes: one map; a key two nodes both answer keeps the first node's value. */
 function join(frames: readonly Buffer[]): Buffer {
-  const seen = new Map<string, [RespValue, RespValue]>();
-  for (const f of frames) {
-    const v = decodeReply(f);
-    if (!(v instanceof RespMap)) continue;
-    for (const entry of v.entries) {
-      const key = encodeValue(entry[0], 3).toString('latin1');
-      if (!seen.has(key)) seen.set(key, entry);
-    }
+  const entries = frames.map(decodeReply).flatMap((v) => (v instanceof RespMap ? v.entries : []));
+  return encodeValue(new RespMap(firstByKey(entries, (entry) => entry[0])), 3);
+}
+
+/** `items` in order, each only if no earlier one has a key of the same encoding. */
+function firstByKey<T>(items: readonly T[], keyOf: (item: T) => RespValue): T[] {
+  const seen = new Map<string, T>();
+  for (const item of items) {
+    const key = encodeValue(keyOf(item), 3).toString('latin1');
+    if (!seen.has(key)) seen.set(key, item);
   }
-  return encodeValue(new RespMap([...seen.values()]), 3);
+  return [...seen.values()];
 }
 
 /**

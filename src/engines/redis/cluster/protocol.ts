@@ -13,7 +13,8 @@ const enum Byte {
   Array = 0x2a, // *
 }
 
-const NULL_ARRAY = Buffer.from('*-1\r\n');
+/** RESP2's nil array. */
+export const NULL_ARRAY = Buffer.from('*-1\r\n');
 
 /** The null an absent aggregate is (EXEC aborted by WATCH): `*-1` in RESP2, `_` in RESP3. */
 export function nullArray(p: RespVersion): Buffer {
