@@ -56,6 +56,13 @@ export class ClientOutput {
     this.armStall();
   }
 
+  /** Pushes held back in the router count with those waiting in the socket. */
+  held(bytes: number): void {
+    if (this.s.client.writableLength + bytes > this.s.agent.limits.outputMaxBytes) {
+      this.exceeded(`more than ${this.s.agent.limits.outputMaxBytes} bytes of output wait`);
+    }
+  }
+
   /** After a chunk from the client was handled: stop reading it while too much output waits. */
   read(): void {
     if (this.s.client.writableLength > this.s.agent.limits.outputMaxBytes) {

@@ -62,6 +62,8 @@ export interface Router {
    * pushes (tracking invalidations). Never counted as a reply.
    */
   onPush(handler: (frame: Buffer) => void): void;
+  /** Pushes the router holds back (to keep them after earlier replies) now total `bytes`. */
+  onPushHeld?(handler: (bytes: number) => void): void;
   /** Backend buffers have room again after `dispatch` returned false. */
   onDrain(handler: () => void): void;
   /**

@@ -288,6 +288,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       this.replies.writeNow(frame);
       this.output.pushed();
     });
+    router.onPushHeld?.((bytes) => this.output.held(bytes));
     router.onDrain(() => {
       if (!this.backendFull) return;
       this.backendFull = false;

@@ -300,6 +300,22 @@ describe('PushOrder', () => {
     order.push(b('now'));
     expect(out.at(-1)).toBe('now');
   });
+
+  it('reports the bytes it holds back, so the session can hold them to limits.outputBuffer', () => {
+    const order = new PushOrder(() => undefined);
+    const held: number[] = [];
+    order.onHeld = (n) => held.push(n);
+    order.push(b('12345')); // nothing outstanding: out at once, nothing held
+    const blpop = order.sent();
+    order.push(b('123'));
+    order.push(b('1234567'));
+    expect(held).toEqual([3, 10]);
+    order.answer(blpop);
+    const next = order.sent();
+    order.push(b('12'));
+    expect(held.at(-1)).toBe(2); // the released ones no longer count
+    order.answer(next);
+  });
 });
 
 describe('ClusterRouter HELLO', () => {

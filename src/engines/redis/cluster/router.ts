@@ -110,6 +110,10 @@ export class ClusterRouter implements Router {
     this.pushTo = handler;
   }
 
+  onPushHeld(handler: (bytes: number) => void): void {
+    this.order.onHeld = handler;
+  }
+
   onDrain(handler: () => void): void {
     this.drained = handler;
   }
