@@ -3,10 +3,10 @@
 // QUIT ends the session, and SYNC/PSYNC or CLIENT REPLY OFF would stop replies matching commands.
 import { auditArgs } from './audit.js';
 import { parseAuth, parseHello } from './client-auth.js';
-import type { RedisCommand } from './parser.js';
+import { type RedisCommand, agentCommand } from './parser.js';
 import { isErrorFrame } from './reply-parser.js';
 import { RedisReplyError } from './router.js';
-import { NOPROTO, OK, RESET, encodeCommand, errorReply } from './serializer.js';
+import { NOPROTO, OK, RESET, errorReply } from './serializer.js';
 import type { RedisSession, RelayHooks } from './session.js';
 
 type Handler = (s: RedisSession, cmd: RedisCommand) => void;
@@ -38,11 +38,7 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   if (protover !== 2 && protover !== 3) return void s.replies.push(NOPROTO);
   const args: (string | Buffer)[] = ['HELLO', String(protover)];
   if (req.setname) args.push('SETNAME', req.setname);
-  const relay: RedisCommand = {
-    name: 'hello',
-    args: args.map((a) => Buffer.from(a)),
-    raw: encodeCommand(args),
-  };
+  const relay = agentCommand(args);
   // Commands pipelined after HELLO are checked in the protocol it asks for, unless the backend refuses it.
   const before = s.protocol;
   const hooks: RelayHooks = {

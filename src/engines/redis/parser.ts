@@ -20,6 +20,12 @@ export interface RedisCommand {
   raw: Buffer;
 }
 
+/** A command the agent sends itself (DISCARD, HELLO without its AUTH, ACL GETUSER), named as parsed ones are. */
+export function agentCommand(args: readonly (string | Buffer)[]): RedisCommand {
+  const bufs = args.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(a)));
+  return { name: commandName(bufs), args: bufs, raw: encodeCommand(bufs) };
+}
+
 export interface RequestParserOptions {
   /** Largest bulk string (Redis proto-max-bulk-len, 512 MB by default). */
   maxBulk?: number;

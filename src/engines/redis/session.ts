@@ -16,10 +16,10 @@ import { databaseIndex } from './backend-auth.js';
 import { ClientOutput, type OutputOwner } from './client-output.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import { type CommandGuard, type GuardContext, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
-import { type RedisCommand, RequestParser } from './parser.js';
+import { type RedisCommand, RequestParser, agentCommand } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
 import { type OpenRouter, RedisReplyError, type Router } from './router.js';
-import { EXECABORT, drawbridgeErrorReply, encodeCommand, errorReply } from './serializer.js';
+import { EXECABORT, drawbridgeErrorReply, errorReply } from './serializer.js';
 import type { RespVersion } from './serializer.js';
 import { SessionAudit } from './session-audit.js';
 import { SessionLogin } from './session-login.js';
@@ -34,11 +34,7 @@ export interface RelayHooks {
   translate?: (reply: Buffer) => Buffer;
 }
 
-const DISCARD: RedisCommand = {
-  name: 'discard',
-  args: [Buffer.from('DISCARD')],
-  raw: encodeCommand(['DISCARD']),
-};
+const DISCARD = agentCommand(['DISCARD']);
 
 export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   readonly id = newSessionId();

@@ -12,9 +12,8 @@
 // read, which its ACL allowed.
 import { lowerAscii } from './command-name.js';
 import type { CommandGuard, GuardContext } from './db-boundary.js';
-import type { RedisCommand } from './parser.js';
+import { agentCommand } from './parser.js';
 import { RespError, RespMap, type RespValue, decodeReply } from './reply-parser.js';
-import { encodeCommand } from './serializer.js';
 
 const REDIRECT =
   'CLIENT TRACKING ... REDIRECT is not available through the drawbridge agent: the id would name a backend connection no client owns; send HELLO 3 and track without REDIRECT, invalidations then arrive on this connection';
@@ -48,7 +47,7 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
 /** Undefined when every prefix lies inside the database user's readable keys; else why not. */
 async function bcastRefusal(s: GuardContext, prefixes: Buffer[]): Promise<string | undefined> {
   const user = s.dbUser;
-  const reply = decodeReply(await s.ask(command(['ACL', 'GETUSER', user])));
+  const reply = decodeReply(await s.ask(agentCommand(['ACL', 'GETUSER', user])));
   const keys = reply instanceof RespError || reply === null ? undefined : field(reply, 'keys');
   if (keys === undefined) {
     const why = reply instanceof RespError ? reply.message : 'no such user';
@@ -61,14 +60,6 @@ async function bcastRefusal(s: GuardContext, prefixes: Buffer[]): Promise<string
   const what = prefixes.length > 0 ? `PREFIX "${outside}"` : 'without PREFIX (every key)';
   const readable = patterns.length > 0 ? patterns.join(' ') : 'none';
   return `CLIENT TRACKING BCAST ${what} is outside the keys database user "${user}" may read (${readable}): ${WHY_BCAST}; track a prefix inside them, ${INSTEAD}`;
-}
-
-function command(args: string[]): RedisCommand {
-  return {
-    name: `${args[0]!.toLowerCase()}|${args[1]!.toLowerCase()}`,
-    args: args.map((a) => Buffer.from(a)),
-    raw: encodeCommand(args),
-  };
 }
 
 /** A field of ACL GETUSER's reply: a map in RESP3, a flat [name, value, ...] array in RESP2. */
