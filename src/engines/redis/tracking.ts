@@ -8,6 +8,8 @@
 //   connection's key permissions (seen with Redis 7.0), which would tell a database user the names of
 //   keys its ACL hides. So each prefix (no PREFIX: every key) must lie inside a key pattern the
 //   database user may read, as the backend's ACL GETUSER reports them; else it is refused.
+//   The check holds for the user it was made for: while BCAST is on, AUTH as another database user is
+//   refused (SessionLogin.auth), since Redis would keep pushing for the prefixes under the new user.
 // Default mode (with OPTIN/OPTOUT, NOLOOP) needs no such check: Redis tracks only keys the connection
 // read, which its ACL allowed.
 import { lowerAscii } from './command-name.js';
@@ -27,8 +29,11 @@ const INSTEAD = 'or track without BCAST (invalidations only for keys this connec
 
 export const trackingGuard: CommandGuard = (cmd, s) => {
   const a = cmd.args;
-  // OFF needs nothing; a malformed command gets the server's own error.
-  if (a.length < 3 || lowerAscii(a[2]!) !== 'on') return undefined;
+  // OFF needs nothing (it ends BCAST, unless queued in a transaction that may never run); a malformed
+  // command gets the server's own error.
+  const mode = a.length < 3 ? undefined : lowerAscii(a[2]!);
+  if (mode === 'off' && !s.inMulti) s.bcastUser = undefined;
+  if (mode !== 'on') return undefined;
   let bcast = false;
   const prefixes: Buffer[] = [];
   for (let i = 3; i < a.length; i++) {
@@ -41,7 +46,13 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
   if (!bcast) return undefined;
   // The check below asks the backend, which would queue the question in the transaction.
   if (s.inMulti) return { refuse: BCAST_IN_MULTI };
-  return { check: () => bcastRefusal(s, prefixes) };
+  return {
+    check: async () => {
+      const refusal = await bcastRefusal(s, prefixes);
+      if (refusal === undefined) s.bcastUser = s.dbUser;
+      return refusal;
+    },
+  };
 };
 
 /** Undefined when every prefix lies inside the database user's readable keys; else why not. */

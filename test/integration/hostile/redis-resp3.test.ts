@@ -218,6 +218,28 @@ describe('client tracking', () => {
     expect(await c.drain()).toEqual([invalidation('app:bc')]);
   });
 
+  it('AUTH as another database user is refused while BCAST tracks prefixes checked for the first', async () => {
+    const c = await open('ops');
+    c.send(
+      ['AUTH', 'admin', 'x'],
+      ['HELLO', '3'],
+      ['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'secret:'],
+      ['AUTH', 'keyed', 'x'],
+      ['ACL', 'WHOAMI'],
+    );
+    const [auth, , on, switched, whoami] = await c.read(5);
+    expect([auth, on]).toEqual(['+OK\r\n', '+OK\r\n']);
+    expect(switched).toMatch(
+      /^-\S+ .*AUTH as database user "keyed" is refused while CLIENT TRACKING BCAST is on/,
+    );
+    expect(whoami).toBe('$5\r\nadmin\r\n');
+    // keyed may not read secret:*, so its invalidations must not reach a session logged in as keyed.
+    c.send(['CLIENT', 'TRACKING', 'OFF'], ['AUTH', 'keyed', 'x'], ['ACL', 'WHOAMI']);
+    expect(await c.read(3)).toEqual(['+OK\r\n', '+OK\r\n', '$5\r\nkeyed\r\n']);
+    await f.redis.cli(['SET', 'secret:pw4', 'x']);
+    expect((await c.drain()).join('')).not.toContain('secret:pw4');
+  });
+
   it('BCAST is refused when the agent cannot read the database user’s key patterns', async () => {
     const c = await open('alice');
     c.send(['AUTH', 'app', 'x'], ['HELLO', '3'], ['CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'app:']);

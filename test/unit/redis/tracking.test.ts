@@ -90,4 +90,17 @@ describe('trackingGuard', () => {
       /cannot read database user "keyed"'s key patterns \(ACL GETUSER: NOPERM/,
     );
   });
+
+  it('remembers whose keys a BCAST passed for, until OFF outside a transaction', async () => {
+    const s = session('~app:*');
+    await verdict(trackingGuard(cmd('CLIENT TRACKING ON BCAST PREFIX secret:'), s));
+    expect(s.bcastUser).toBeUndefined(); // refused: nothing tracks
+    await verdict(trackingGuard(cmd('CLIENT TRACKING ON BCAST PREFIX app:'), s));
+    expect(s.bcastUser).toBe('keyed');
+    const queued = { ...s, inMulti: true };
+    trackingGuard(cmd('CLIENT TRACKING OFF'), queued); // the transaction may never run
+    expect(queued.bcastUser).toBe('keyed');
+    trackingGuard(cmd('CLIENT TRACKING OFF'), s);
+    expect(s.bcastUser).toBeUndefined();
+  });
 });
