@@ -22,8 +22,8 @@ export interface GuardContext {
   readonly protocol: RespVersion;
   /** The database user the backend connection is logged in as. */
   readonly dbUser: string;
-  /** BCAST tracking is on with prefixes checked against this database user's keys (tracking.ts). */
-  bcastUser?: string | undefined;
+  /** CLIENT TRACKING is on for what this database user may read (tracking.ts). */
+  trackingUser?: string | undefined;
   /** Sends `cmd` on the session's backend connection after everything relayed so far; its reply, unrelayed. */
   ask(cmd: RedisCommand): Promise<Buffer>;
 }

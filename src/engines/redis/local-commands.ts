@@ -66,7 +66,7 @@ function quit(s: RedisSession): void {
 function reset(s: RedisSession, cmd: RedisCommand): void {
   s.endTransaction();
   s.protocol = 2;
-  s.bcastUser = undefined;
+  s.trackingUser = undefined;
   if (!s.connected) return void s.replies.push(RESET);
   s.forward(cmd);
   s.runExclusive(() => s.login.restore());

@@ -109,8 +109,8 @@ export class SessionLogin {
   async auth(req: AuthRequest): Promise<void> {
     if (this.client.certError) throw this.client.certError;
     await this.audited(req.user, async () => {
-      const bcast = this.s.bcastUser;
-      if (bcast !== undefined && bcast !== req.user) throw bcastSwitch(bcast, req.user);
+      const tracking = this.s.trackingUser;
+      if (tracking !== undefined && tracking !== req.user) throw trackingSwitch(tracking, req.user);
       const identity = await authIdentity(this.client.certificate, req.password, this.s.agent.tokenVerifier);
       this.attempt = identity;
       const decision = this.check(identity, req.user);
@@ -233,10 +233,10 @@ export class SessionLogin {
   }
 }
 
-function bcastSwitch(bcastUser: string, user: string): DrawbridgeError {
+function trackingSwitch(trackingUser: string, user: string): DrawbridgeError {
   return new DrawbridgeError(
     'ACCESS_DENIED',
-    `AUTH as database user "${user}" is refused while CLIENT TRACKING BCAST is on: its prefixes were checked against the keys "${bcastUser}" may read, and Redis would go on sending their invalidations`,
+    `AUTH as database user "${user}" is refused while CLIENT TRACKING is on: it tracks keys "${trackingUser}" may read, and Redis would go on sending their invalidations`,
     'send CLIENT TRACKING OFF first, then AUTH',
   );
 }

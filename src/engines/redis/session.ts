@@ -56,7 +56,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   inMulti = false;
   /** RESP3 from the HELLO 3 relayed (reverted if the backend refuses it) until HELLO 2 or RESET. */
   protocol: RespVersion = 2;
-  bcastUser: string | undefined;
+  trackingUser: string | undefined;
   private multiDirty = false;
   private closing = false;
   /** Malformed input: reported after the replies of every command received before it. */

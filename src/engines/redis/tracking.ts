@@ -8,10 +8,11 @@
 //   connection's key permissions (seen with Redis 7.0), which would tell a database user the names of
 //   keys its ACL hides. So each prefix (no PREFIX: every key) must lie inside a key pattern the
 //   database user may read, as the backend's ACL GETUSER reports them; else it is refused.
-//   The check holds for the user it was made for: while BCAST is on, AUTH as another database user is
-//   refused (SessionLogin.auth), since Redis would keep pushing for the prefixes under the new user.
 // Default mode (with OPTIN/OPTOUT, NOLOOP) needs no such check: Redis tracks only keys the connection
 // read, which its ACL allowed.
+// Either way what is tracked was allowed for the database user logged in when it was set up, and Redis
+// keeps pushing for it whoever logs in next: while tracking is on, AUTH as another database user is
+// refused (SessionLogin.auth) until CLIENT TRACKING OFF or RESET.
 import { lowerAscii } from './command-name.js';
 import type { CommandGuard, GuardContext } from './db-boundary.js';
 import { agentCommand } from './parser.js';
@@ -29,10 +30,10 @@ const INSTEAD = 'or track without BCAST (invalidations only for keys this connec
 
 export const trackingGuard: CommandGuard = (cmd, s) => {
   const a = cmd.args;
-  // OFF needs nothing (it ends BCAST, unless queued in a transaction that may never run); a malformed
-  // command gets the server's own error.
+  // OFF needs nothing (it ends tracking, unless queued in a transaction that may never run); a
+  // malformed command gets the server's own error.
   const mode = a.length < 3 ? undefined : lowerAscii(a[2]!);
-  if (mode === 'off' && !s.inMulti) s.bcastUser = undefined;
+  if (mode === 'off' && !s.inMulti) s.trackingUser = undefined;
   if (mode !== 'on') return undefined;
   let bcast = false;
   const prefixes: Buffer[] = [];
@@ -43,13 +44,15 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
     else if (opt === 'prefix' && i + 1 < a.length) prefixes.push(a[++i]!);
   }
   if (s.protocol !== 3) return { refuse: RESP2 };
-  if (!bcast) return undefined;
+  // Counted as on even if the backend then refuses it (or its transaction never runs): that only asks
+  // for a CLIENT TRACKING OFF before the next user switch.
+  if (!bcast) return void (s.trackingUser = s.dbUser);
   // The check below asks the backend, which would queue the question in the transaction.
   if (s.inMulti) return { refuse: BCAST_IN_MULTI };
   return {
     check: async () => {
       const refusal = await bcastRefusal(s, prefixes);
-      if (refusal === undefined) s.bcastUser = s.dbUser;
+      if (refusal === undefined) s.trackingUser = s.dbUser;
       return refusal;
     },
   };

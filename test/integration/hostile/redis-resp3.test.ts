@@ -229,15 +229,35 @@ describe('client tracking', () => {
     );
     const [auth, , on, switched, whoami] = await c.read(5);
     expect([auth, on]).toEqual(['+OK\r\n', '+OK\r\n']);
-    expect(switched).toMatch(
-      /^-\S+ .*AUTH as database user "keyed" is refused while CLIENT TRACKING BCAST is on/,
-    );
+    expect(switched).toMatch(/^-\S+ .*AUTH as database user "keyed" is refused while CLIENT TRACKING is on/);
     expect(whoami).toBe('$5\r\nadmin\r\n');
     // keyed may not read secret:*, so its invalidations must not reach a session logged in as keyed.
     c.send(['CLIENT', 'TRACKING', 'OFF'], ['AUTH', 'keyed', 'x'], ['ACL', 'WHOAMI']);
     expect(await c.read(3)).toEqual(['+OK\r\n', '+OK\r\n', '$5\r\nkeyed\r\n']);
     await f.redis.cli(['SET', 'secret:pw4', 'x']);
     expect((await c.drain()).join('')).not.toContain('secret:pw4');
+  });
+
+  it('AUTH as another database user is refused while default tracking follows keys the first one read', async () => {
+    await f.redis.cli(['SET', 'secret:read', 'v1']);
+    const c = await open('ops');
+    c.send(
+      ['AUTH', 'admin', 'x'],
+      ['HELLO', '3'],
+      ['CLIENT', 'TRACKING', 'ON'],
+      ['GET', 'secret:read'],
+      ['AUTH', 'keyed', 'x'],
+      ['ACL', 'WHOAMI'],
+    );
+    const [, , on, value, switched, whoami] = await c.read(6);
+    expect([on, value]).toEqual(['+OK\r\n', '$2\r\nv1\r\n']);
+    expect(switched).toMatch(/^-\S+ .*AUTH as database user "keyed" is refused while CLIENT TRACKING is on/);
+    expect(whoami).toBe('$5\r\nadmin\r\n');
+    // keyed may not read secret:*: once tracking is off and the switch done, no invalidation tells it of writes.
+    c.send(['CLIENT', 'TRACKING', 'OFF'], ['AUTH', 'keyed', 'x'], ['ACL', 'WHOAMI']);
+    expect(await c.read(3)).toEqual(['+OK\r\n', '+OK\r\n', '$5\r\nkeyed\r\n']);
+    await f.redis.cli(['SET', 'secret:read', 'v2']);
+    expect((await c.drain()).join('')).not.toContain('secret:read');
   });
 
   it('BCAST is refused when the agent cannot read the database user’s key patterns', async () => {

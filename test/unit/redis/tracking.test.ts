@@ -94,13 +94,22 @@ describe('trackingGuard', () => {
   it('remembers whose keys a BCAST passed for, until OFF outside a transaction', async () => {
     const s = session('~app:*');
     await verdict(trackingGuard(cmd('CLIENT TRACKING ON BCAST PREFIX secret:'), s));
-    expect(s.bcastUser).toBeUndefined(); // refused: nothing tracks
+    expect(s.trackingUser).toBeUndefined(); // refused: nothing tracks
     await verdict(trackingGuard(cmd('CLIENT TRACKING ON BCAST PREFIX app:'), s));
-    expect(s.bcastUser).toBe('keyed');
+    expect(s.trackingUser).toBe('keyed');
     const queued = { ...s, inMulti: true };
     trackingGuard(cmd('CLIENT TRACKING OFF'), queued); // the transaction may never run
-    expect(queued.bcastUser).toBe('keyed');
+    expect(queued.trackingUser).toBe('keyed');
     trackingGuard(cmd('CLIENT TRACKING OFF'), s);
-    expect(s.bcastUser).toBeUndefined();
+    expect(s.trackingUser).toBeUndefined();
+  });
+
+  it('remembers whose reads default-mode tracking follows (no backend question)', async () => {
+    const s = session('~app:*');
+    expect(await verdict(trackingGuard(cmd('CLIENT TRACKING ON OPTIN NOLOOP'), s))).toBe('relay');
+    expect(s.trackingUser).toBe('keyed');
+    expect(s.asked).toEqual([]);
+    trackingGuard(cmd('CLIENT TRACKING OFF'), s);
+    expect(s.trackingUser).toBeUndefined();
   });
 });
