@@ -231,6 +231,19 @@ async function main(): Promise<void> {
     cli(cacheAgent.port, 'GET', 'demo:greeting'),
     shownCli(cacheAgent.port, 'GET demo:greeting'),
   );
+  step(
+    'The same agent in RESP3 (redis-cli -3: HELLO 3 AUTH, a hash comes back as a map: one line per field)',
+  );
+  show(
+    'redis-cli',
+    cli(cacheAgent.port, '-3', 'HSET', 'demo:user', 'name', 'ada', 'lang', 'en'),
+    shownCli(cacheAgent.port, '-3 HSET demo:user name ada lang en'),
+  );
+  show(
+    'redis-cli',
+    cli(cacheAgent.port, '-3', 'HGETALL', 'demo:user'),
+    shownCli(cacheAgent.port, '-3 HGETALL demo:user'),
+  );
   step('alice runs FLUSHALL (denied: @dangerous)');
   show('redis-cli', cli(cacheAgent.port, 'FLUSHALL'), shownCli(cacheAgent.port, 'FLUSHALL'));
 
