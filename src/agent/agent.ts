@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import type { AuditSink } from './audit.js';
 import { type CredentialProvider, type CredentialProviders, credentialProvider } from './credentials.js';
 import type { AgentParts, AgentRuntime, Engine, WorkerRequest } from './engine.js';
-import { IdentitySlots, type LimitName, tooManyConnections } from './limits.js';
+import { type LimitName, Slots, tooManyConnections, tooManyForIdentity } from './limits.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 import type { AgentState } from './state.js';
@@ -60,7 +60,8 @@ export class Agent implements AgentRuntime {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
   private limitOverrides: AgentLimitsSpec | undefined;
-  private readonly identities = new IdentitySlots();
+  /** Connections per identity, when there is no primary to count them (workers: 1). */
+  private readonly identities = new Slots();
   private readonly workers: WorkerChannel | undefined;
   limits: Limits;
 
@@ -97,10 +98,27 @@ export class Agent implements AgentRuntime {
   }
 
   private accept(socket: Socket): void {
+    // A client error must never take the agent down; engines log and close their own sockets.
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
+    if (!this.workers) return this.admit(socket, this.sockets.size, false);
+    // The primary counts the connections of every worker.
+    const cap = this.limits.maxConnections + REFUSAL_SLOTS;
+    this.workers.take(null, cap).then(
+      (held) => {
+        if (held >= cap) return this.admit(socket, held, false);
+        if (!socket.destroyed) return this.admit(socket, held, true);
+        this.workers?.release(null);
+      },
+      () => socket.destroy(),
+    );
+  }
+
+  /** `held`: the connections open before this one; `shared`: counted by the primary, to give back. */
+  private admit(socket: Socket, held: number, shared: boolean): void {
     const max = this.limits.maxConnections;
-    const full = this.sockets.size >= max;
+    const full = held >= max;
     const protocol = this.engine.protocol;
-    if (this.sockets.size >= max + REFUSAL_SLOTS) {
+    if (held >= max + REFUSAL_SLOTS) {
       // A flood: counted, not logged line by line.
       this.metrics.limitExceeded.inc({ protocol, limit: 'maxConnections' });
       return void socket.destroy();
@@ -111,9 +129,8 @@ export class Agent implements AgentRuntime {
     socket.once('close', () => {
       this.sockets.delete(socket);
       this.metrics.connections.dec({ protocol });
+      if (shared) this.workers?.release(null);
     });
-    // A client error must never take the agent down; engines log and close their own sockets.
-    socket.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     try {
       this.engine.handleConnection(socket, this, full ? tooManyConnections(max) : undefined);
     } catch (err) {
@@ -132,17 +149,18 @@ export class Agent implements AgentRuntime {
     this.limits = this.currentLimits();
   }
 
-  claimIdentity(identity: Identity): void {
-    try {
-      this.identities.claim(identity, this.limits.maxConnectionsPerIdentity);
-    } catch (err) {
-      this.limitExceeded('maxConnectionsPerIdentity', { user: identity.user });
-      throw err;
-    }
+  async claimIdentity(identity: Identity): Promise<void> {
+    const max = this.limits.maxConnectionsPerIdentity;
+    const { user } = identity;
+    const held = this.workers ? await this.workers.take(user, max) : this.identities.take(user, max);
+    if (held < max) return;
+    this.limitExceeded('maxConnectionsPerIdentity', { user });
+    throw tooManyForIdentity(user, max);
   }
 
   releaseIdentity(identity: Identity): void {
-    this.identities.release(identity);
+    if (this.workers) this.workers.release(identity.user);
+    else this.identities.release(identity.user);
   }
 
   limitExceeded(limit: LimitName, fields: Record<string, unknown>): void {

@@ -47,11 +47,12 @@ export interface AgentRuntime {
   /** The client limits in force (replaced when the config changes; read it when needed, don't keep it). */
   readonly limits: Limits;
   /**
-   * Takes one of the identity's connection slots once the engine knows who the client is; throws
-   * TOO_MANY_CONNECTIONS (counted and logged) when it holds maxConnectionsPerIdentity already.
-   * Every successful claim is released once, when the connection ends.
+   * Takes one of the identity's connection slots once the engine knows who the client is; rejects with
+   * TOO_MANY_CONNECTIONS (counted and logged) when it holds maxConnectionsPerIdentity already (over
+   * all worker processes: then the primary answers). Every successful claim is released once, when
+   * the connection ends.
    */
-  claimIdentity(identity: Identity): void;
+  claimIdentity(identity: Identity): Promise<void>;
   releaseIdentity(identity: Identity): void;
   /** A client hit a limit and is refused or disconnected: counted in metrics and logged. */
   limitExceeded(limit: LimitName, fields: Record<string, unknown>): void;

@@ -1,7 +1,7 @@
 // Connection slots: how many client connections one agent replica and one identity may hold. The
 // agent counts every accepted socket (logged in or not); engines claim a slot for an identity as soon
-// as they know who the client is (a client certificate at once, a token once verified).
-import type { Identity } from '../authn/identity.js';
+// as they know who the client is (a client certificate at once, a token once verified). With several
+// worker processes the primary holds the counts for the whole replica (workers/primary.ts).
 import { DrawbridgeError } from '../errors.js';
 
 /** The limits named in metrics and errors, as spelled in spec.agent.limits. */
@@ -23,7 +23,7 @@ export function tooManyConnections(max: number): DrawbridgeError {
   );
 }
 
-function tooManyForIdentity(user: string, max: number): DrawbridgeError {
+export function tooManyForIdentity(user: string, max: number): DrawbridgeError {
   return new DrawbridgeError(
     'TOO_MANY_CONNECTIONS',
     `"${user}" already has ${max} connections to this agent (limits.maxConnectionsPerIdentity)`,
@@ -31,19 +31,24 @@ function tooManyForIdentity(user: string, max: number): DrawbridgeError {
   );
 }
 
-export class IdentitySlots {
-  private readonly held = new Map<string, number>();
+/** Slot counts by key: an identity's user, or null for every connection of the replica. */
+export class Slots {
+  private readonly held = new Map<string | null, number>();
 
-  /** Takes a slot for `identity`; throws TOO_MANY_CONNECTIONS when it already holds `max`. */
-  claim(identity: Identity, max: number): void {
-    const n = this.held.get(identity.user) ?? 0;
-    if (n >= max) throw tooManyForIdentity(identity.user, max);
-    this.held.set(identity.user, n + 1);
+  /** How many `key` held before; takes one more only when that was under `cap`. */
+  take(key: string | null, cap: number): number {
+    const n = this.held.get(key) ?? 0;
+    if (n < cap) this.held.set(key, n + 1);
+    return n;
   }
 
-  release(identity: Identity): void {
-    const n = this.held.get(identity.user) ?? 0;
-    if (n <= 1) this.held.delete(identity.user);
-    else this.held.set(identity.user, n - 1);
+  release(key: string | null, count = 1): void {
+    const n = (this.held.get(key) ?? 0) - count;
+    if (n <= 0) this.held.delete(key);
+    else this.held.set(key, n);
+  }
+
+  entries(): IterableIterator<[string | null, number]> {
+    return this.held.entries();
   }
 }

@@ -1,8 +1,10 @@
 // An agent replica as N worker processes sharing its listening port. The primary serves no client: it
 // forks the workers (node:cluster), restarts one that dies, routes what one worker asks the others (a
 // PostgreSQL CancelRequest landing on a worker that does not hold the session), writes every
-// worker's audit lines to the one log (audit-relay.ts), answers /metrics with the sum over the workers
-// and /healthz while at least one worker listens, and on SIGTERM tells every worker to drain.
+// worker's audit lines to the one log (audit-relay.ts), holds the connection counts of the whole replica
+// (limits.maxConnections and maxConnectionsPerIdentity: a worker takes a slot here per connection and
+// identity, and a worker that dies gives back all of its own), answers /metrics with the sum over the
+// workers and /healthz while at least one worker listens, and on SIGTERM tells every worker to drain.
 //
 // Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to a
 // worker. SO_REUSEPORT (`reusePort`, Node >= 22.12) lets the kernel pick instead, by a hash of the
@@ -18,6 +20,7 @@ import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
 import type { Logger } from '../../log.js';
 import type { WorkerRequest } from '../engine.js';
+import { Slots } from '../limits.js';
 import { AgentMetrics } from '../metrics.js';
 import { serveMetrics } from '../metrics-server.js';
 import { AuditRelay } from './audit-relay.js';
@@ -45,6 +48,8 @@ interface Slot {
   worker: Worker;
   startedAt: number;
   listening: boolean;
+  /** The connection slots this worker holds (of `WorkerPool.held`). */
+  held: Slots;
 }
 
 /** One worker's ask, waiting for its siblings' answers. */
@@ -65,6 +70,8 @@ export class WorkerPool {
   private readonly slots: (Slot | undefined)[] = [];
   private readonly asks = new Map<number, Ask>();
   private readonly scrapes = new Map<number, Scrape>();
+  /** Connection slots held over all workers. */
+  private readonly held = new Slots();
   private nextId = 0;
   private restartDelayMs = 0;
   private draining = false;
@@ -128,7 +135,7 @@ export class WorkerPool {
 
   private fork(index: number): void {
     const worker = cluster.fork({ [WORKER_ENV]: String(index) });
-    this.slots[index] = { worker, startedAt: Date.now(), listening: false };
+    this.slots[index] = { worker, startedAt: Date.now(), listening: false, held: new Slots() };
     this.relay.attach(worker.process.stdio![AUDIT_FD] as Readable, index);
     worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
     worker.once('exit', (code, signal) => this.exited(index, worker, code, signal));
@@ -138,6 +145,8 @@ export class WorkerPool {
     const slot = this.slots[index];
     if (slot?.worker !== worker) return;
     this.slots[index] = undefined;
+    // Its connections died with it.
+    for (const [key, count] of slot.held.entries()) this.held.release(key, count);
     for (const [id, ask] of this.asks) this.answered(id, ask, worker, false);
     for (const [id, scrape] of this.scrapes) this.scraped(id, scrape, worker, []);
     if (this.draining) {
@@ -164,6 +173,19 @@ export class WorkerPool {
         return;
       case 'ask':
         return this.route(from, msg.id, msg.request);
+      case 'take': {
+        const slot = this.slots[index];
+        if (slot?.worker !== from) return;
+        const held = this.held.take(msg.key, msg.cap);
+        if (held < msg.cap) slot.held.take(msg.key, Infinity);
+        return this.send(from, { t: 'taken', id: msg.id, held });
+      }
+      case 'release': {
+        const slot = this.slots[index];
+        if (slot?.worker !== from) return;
+        slot.held.release(msg.key);
+        return this.held.release(msg.key);
+      }
       case 'answer': {
         const ask = this.asks.get(msg.id);
         return ask && this.answered(msg.id, ask, from, msg.handled);

@@ -17,10 +17,15 @@ export type ToWorker =
   /** Another worker's askWorkers, for this one to answer. */
   | { t: 'ask'; id: number; request: WorkerRequest }
   /** The outcome of this worker's own askWorkers. */
-  | { t: 'answered'; id: number; handled: boolean };
+  | { t: 'answered'; id: number; handled: boolean }
+  /** How many connection slots `key` held before this worker's take (see Slots.take). */
+  | { t: 'taken'; id: number; held: number };
 
 export type ToPrimary =
   | { t: 'listening' }
   | { t: 'metrics'; id: number; metrics: WorkerMetrics }
   | { t: 'ask'; id: number; request: WorkerRequest }
-  | { t: 'answer'; id: number; handled: boolean };
+  | { t: 'answer'; id: number; handled: boolean }
+  /** A connection slot, counted for the whole replica: `key` an identity's user, null every connection. */
+  | { t: 'take'; id: number; key: string | null; cap: number }
+  | { t: 'release'; key: string | null };

@@ -1,6 +1,7 @@
 // A worker process's end of the agent's worker pool (primary.ts holds the other): it answers the
 // primary's metric scrapes from the agent's registry, forwards the agent's asks to its sibling
-// workers and answers theirs, and drains when the primary says so.
+// workers and answers theirs, takes connection slots from the primary's replica-wide counts, and
+// drains when the primary says so.
 import type { Registry } from 'prom-client';
 import type { WorkerRequest } from '../engine.js';
 import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
@@ -14,6 +15,9 @@ export interface WorkerChannel {
   answerWith(handler: (request: WorkerRequest) => Promise<boolean>): void;
   /** The agent accepts connections now. */
   listening(): void;
+  /** Slots.take on the primary's counts for the whole replica. */
+  take(key: string | null, cap: number): Promise<number>;
+  release(key: string | null): void;
 }
 
 /** A sibling that does not answer (busy, exiting) must not hold a cancel for long. */
@@ -27,6 +31,7 @@ export class WorkerLink implements WorkerChannel {
   /** The audit pipe to the primary, which writes every worker's lines to the one audit log. */
   readonly auditFd = AUDIT_FD;
   private readonly asks = new Map<number, (handled: boolean) => void>();
+  private readonly takes = new Map<number, (held: number) => void>();
   private nextId = 0;
   private handler: ((request: WorkerRequest) => Promise<boolean>) | undefined;
   private registry: Registry | undefined;
@@ -64,6 +69,20 @@ export class WorkerLink implements WorkerChannel {
     });
   }
 
+  take(key: string | null, cap: number): Promise<number> {
+    // Without the primary this worker is exiting (node:cluster ends a worker whose channel closes).
+    if (!process.connected) return Promise.resolve(0);
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.takes.set(id, resolve);
+      this.send({ t: 'take', id, key, cap });
+    });
+  }
+
+  release(key: string | null): void {
+    this.send({ t: 'release', key });
+  }
+
   answerWith(handler: (request: WorkerRequest) => Promise<boolean>): void {
     this.handler = handler;
   }
@@ -74,6 +93,11 @@ export class WorkerLink implements WorkerChannel {
         return this.drain?.();
       case 'answered':
         return this.settle(msg.id, msg.handled);
+      case 'taken': {
+        const resolve = this.takes.get(msg.id);
+        this.takes.delete(msg.id);
+        return resolve?.(msg.held);
+      }
       case 'ask': {
         const answer = this.handler ? this.handler(msg.request) : Promise.resolve(false);
         return void answer.then(

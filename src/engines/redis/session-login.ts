@@ -34,6 +34,7 @@ export class SessionLogin {
   /** The identity holding one of its connection slots for this session: the client authenticated. */
   private claimed: Identity | undefined;
   private deadline: NodeJS.Timeout | undefined;
+  private ended = false;
 
   constructor(
     private readonly s: RedisSession,
@@ -56,12 +57,12 @@ export class SessionLogin {
 
   /** A certificate's identity takes its connection slot now; anyone else must AUTH by `deadline`. */
   begin(deadline: number): void {
-    if (this.client.certificate) {
-      try {
-        return this.admit(this.client.certificate);
-      } catch {
-        return; // over its connection limit: admit ended the session, telling the client why
-      }
+    const certificate = this.client.certificate;
+    if (certificate) {
+      // Known by its certificate: its commands wait for the slot (the primary's answer, with several
+      // workers) under a logged-in client's limits; over its connection limit admit ends the session.
+      this.s.authenticated();
+      return this.s.runExclusive(() => this.admit(certificate));
     }
     const limits = this.s.agent.limits;
     this.deadline = setTimeout(
@@ -83,6 +84,7 @@ export class SessionLogin {
   /** Releases the connection slot (the session is over). */
   end(): void {
     clearTimeout(this.deadline);
+    this.ended = true;
     if (this.claimed) this.s.agent.releaseIdentity(this.claimed);
     this.claimed = undefined;
   }
@@ -101,7 +103,7 @@ export class SessionLogin {
       const decision = this.check(identity, this.dbUser);
       const login = this.backend ?? (await this.backendLogin(this.dbUser, undefined));
       await this.open(login);
-      this.commit(identity, this.dbUser, decision, login);
+      await this.commit(identity, this.dbUser, decision, login);
     });
   }
 
@@ -120,7 +122,7 @@ export class SessionLogin {
       const router = this.s.connected;
       if (router) await router.relogin(login);
       else await this.open(login);
-      this.commit(identity, req.user, decision, login);
+      await this.commit(identity, req.user, decision, login);
     });
   }
 
@@ -195,13 +197,18 @@ export class SessionLogin {
   }
 
   /** Moves the session's connection slot to `identity`; over its limit the session ends. */
-  private admit(identity: Identity): void {
+  private async admit(identity: Identity): Promise<void> {
     if (this.claimed?.user === identity.user) return;
     try {
-      this.s.agent.claimIdentity(identity);
+      await this.s.agent.claimIdentity(identity);
     } catch (err) {
       this.s.terminate(err as DrawbridgeError);
       throw err;
+    }
+    if (this.ended) {
+      // The client left while the slot was on its way: nothing holds it, nothing is committed.
+      this.s.agent.releaseIdentity(identity);
+      throw new DrawbridgeError('PROTOCOL_ERROR', 'the connection closed during login');
     }
     if (this.claimed) this.s.agent.releaseIdentity(this.claimed);
     this.claimed = identity;
@@ -209,8 +216,13 @@ export class SessionLogin {
     this.s.authenticated();
   }
 
-  private commit(identity: Identity, dbUser: string, decision: Allowed, login: BackendLogin): void {
-    this.admit(identity);
+  private async commit(
+    identity: Identity,
+    dbUser: string,
+    decision: Allowed,
+    login: BackendLogin,
+  ): Promise<void> {
+    await this.admit(identity);
     const first = this.decision === undefined;
     this.attempt = undefined;
     this.current = identity;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { IdentitySlots } from '../../../src/agent/limits.js';
+import { Slots, tooManyForIdentity } from '../../../src/agent/limits.js';
 import { AgentConfigSpec } from '../../../src/api/agent-config.js';
 import { parseByteSize, resolveLimits } from '../../../src/api/limits.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
@@ -52,22 +52,29 @@ describe('limits', () => {
     expect(spec({ maxRequestBytes: '64Mi', outputBuffer: { stallTimeout: '30s' } }).success).toBe(true);
   });
 
-  it('counts connection slots per identity and gives them back', () => {
-    const slots = new IdentitySlots();
-    const alice = { user: 'alice', groups: [], source: 'certificate' as const };
-    const bob = { user: 'bob', groups: [], source: 'certificate' as const };
-    slots.claim(alice, 2);
-    slots.claim(alice, 2);
-    slots.claim(bob, 2);
-    let refused: unknown;
-    try {
-      slots.claim(alice, 2);
-    } catch (err) {
-      refused = err;
-    }
-    expect(isDrawbridgeError(refused, 'TOO_MANY_CONNECTIONS')).toBe(true);
-    expect((refused as Error).message).toContain('limits.maxConnectionsPerIdentity');
-    slots.release(alice);
-    expect(() => slots.claim(alice, 2)).not.toThrow();
+  it('counts connection slots per key, takes none past the cap, and gives them back', () => {
+    const slots = new Slots();
+    expect(slots.take('alice', 2)).toBe(0);
+    expect(slots.take('alice', 2)).toBe(1);
+    expect(slots.take('bob', 2)).toBe(0);
+    expect(slots.take(null, 2)).toBe(0);
+    // Refused: not counted, so a release of another connection frees a slot at once.
+    expect(slots.take('alice', 2)).toBe(2);
+    slots.release('alice');
+    expect(slots.take('alice', 2)).toBe(1);
+    // A worker's death gives back all it held at once.
+    slots.release('alice', 2);
+    expect([...slots.entries()]).toEqual([
+      ['bob', 1],
+      [null, 1],
+    ]);
+  });
+
+  it('names the limit and the fix when an identity is over its connections', () => {
+    const err = tooManyForIdentity('alice', 2);
+    expect(isDrawbridgeError(err, 'TOO_MANY_CONNECTIONS')).toBe(true);
+    expect(err.message).toContain('"alice" already has 2 connections');
+    expect(err.message).toContain('limits.maxConnectionsPerIdentity');
+    expect(err.hint).toContain('raise maxConnectionsPerIdentity');
   });
 });
