@@ -158,9 +158,12 @@ describe('the CRD lifecycle through helm', () => {
     await helm(['upgrade', 'drawbridge', CHART, '-n', NS, '--reuse-values', '--set', 'crds.keep=false']);
     expect((await crdJson('databases.drawbridge.dev')).metadata.annotations?.[KEEP]).toBeUndefined();
     await helm(['uninstall', 'drawbridge', '-n', NS]);
-    for (const crd of CRDS) await plane.kubectl(['wait', '--for=delete', `crd/${crd}`, '--timeout=60s']);
+    // The API server's CRD finalizer (customresourcecleanup) ran past a minute on a loaded 2-core machine
+    // once; it is the server's own work, so the wait is generous and the outcome the same.
+    const crds = CRDS.map((crd) => `crd/${crd}`);
+    await plane.kubectl(['wait', '--for=delete', ...crds, '--timeout=200s']);
     expect(await serverCrds()).toEqual([]);
-  });
+  }, 240_000);
 
   it('crds.enabled=false installs no CRD', async () => {
     await helm(['install', 'drawbridge', CHART, '-n', NS, '--set', 'crds.enabled=false']);
