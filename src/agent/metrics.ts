@@ -32,7 +32,7 @@ export class AgentMetrics {
   });
   readonly deniedTotal = new Counter({
     name: 'drawbridge_access_denied_total',
-    help: 'Sessions and commands denied by access rules (reason, sessions: deny_rule, no_allow_rule, no_role)',
+    help: 'Sessions and commands denied by access rules (reason, sessions: deny_rule, no_allow_rule, no_role; Redis commands: deny_rule, no_allow_rule, scripting, arguments)',
     labelNames: ['protocol', 'level', 'reason'],
     registers: [this.registry],
   });

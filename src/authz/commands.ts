@@ -12,7 +12,11 @@ export interface CommandInfo {
 }
 
 /** `guard`: the engine's check of this command's arguments, run after the roles allow it. */
-export type CommandDecision<G = never> = { allowed: true; guard?: G } | { allowed: false; reason: string };
+export type CommandDecision<G = never> =
+  { allowed: true; guard?: G } | { allowed: false; reason: string; rule: CommandDenial };
+
+/** Which rule refused a command: the label of drawbridge_access_denied_total{level="command"}. */
+export type CommandDenial = 'deny_rule' | 'no_allow_rule' | 'scripting' | 'arguments';
 
 /**
  * Commands that run code inside the server (scripts, functions) or install code that later FCALLs run.
@@ -146,15 +150,17 @@ export class CommandPolicy<G = never> {
   private decide(cmd: CommandInfo): CommandDecision<G> {
     for (const d of this.denies) {
       const hit = matchCommand(d.entries, cmd);
-      if (hit) return { allowed: false, reason: `role "${d.role}" denies "${hit}"` };
+      if (hit) return { allowed: false, reason: `role "${d.role}" denies "${hit}"`, rule: 'deny_rule' };
     }
     if (this.allows !== 'all' && !this.allows.some((a) => matchCommand(a.entries, cmd))) {
-      return { allowed: false, reason: `no role allows "${cmd.name}" (${this.listAllows()})` };
+      const reason = `no role allows "${cmd.name}" (${this.listAllows()})`;
+      return { allowed: false, reason, rule: 'no_allow_rule' };
     }
     if (this.scriptingRefusal !== undefined && runsCode(cmd)) {
       const what = cmd.name.startsWith('function|') ? 'loads functions, which run' : 'runs';
       return {
         allowed: false,
+        rule: 'scripting',
         reason:
           `${cmd.name.replace('|', ' ').toUpperCase()} ${what} commands inside the server, where the agent cannot ` +
           `check them, and ${this.scriptingRefusal}; scripts and functions need a role with ` +

@@ -7,7 +7,7 @@ import { AuditHold } from '../../agent/audit-hold.js';
 import { type LiveSession, newSessionId } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
-import { CommandPolicy } from '../../authz/commands.js';
+import { type CommandDenial, CommandPolicy } from '../../authz/commands.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
@@ -184,10 +184,10 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     const info = this.facts.commands.get(cmd.name);
     if (info === undefined) return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
     const verdict = this.policy.check(info);
-    if (!verdict.allowed) return this.deny(cmd, verdict.reason);
+    if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
     const guarded = verdict.guard?.(cmd, this);
     if (guarded === undefined) return this.relay(cmd, hooks);
-    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse);
+    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, 'arguments');
     if ('answer' in guarded) {
       this.commands++;
       this.audit.command(cmd);
@@ -196,7 +196,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     this.runExclusive(async () => {
       const refusal = await guarded.check();
       if (refusal === undefined) this.relay(cmd, hooks);
-      else this.deny(cmd, refusal);
+      else this.deny(cmd, refusal, 'arguments');
     });
   }
 
@@ -236,8 +236,8 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
   }
 
-  private deny(cmd: RedisCommand, reason: string): void {
-    this.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command' });
+  private deny(cmd: RedisCommand, reason: string, rule: CommandDenial): void {
+    this.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command', reason: rule });
     this.reject(cmd, errorReply('NOPERM', `drawbridge: ${reason}`), reason);
   }
 

@@ -57,3 +57,28 @@ describe('redis command latency', () => {
     expect(inf).toBe(count);
   });
 });
+
+describe('redis command denials', () => {
+  it('are counted by the rule that refused them', async () => {
+    const denied = (text: string, reason: string) =>
+      value(
+        text,
+        new RegExp(
+          `^drawbridge_access_denied_total\\{protocol="redis",level="command",reason="${reason}",database="cache"\\} (\\d+)$`,
+          'm',
+        ),
+      ) || 0;
+    const before = await (await fetch(url)).text();
+    // alice: anything but @dangerous (FLUSHALL), no scripts under a deny, her DB only (SELECT 5);
+    // rita: @read and @connection only (SET).
+    const alice = await f.cliAt(port, 'alice', [], 'FLUSHALL\nFLUSHALL\nEVAL "return 1" 0\nSELECT 5\n');
+    expect(alice).toContain('NOPERM');
+    await f.cliAt(port, 'rita', ['--user', 'reader', '--pass', 'ignored', '--no-auth-warning'], 'SET k v\n');
+    const after = await (await fetch(url)).text();
+    const counted = (reason: string) => denied(after, reason) - denied(before, reason);
+    expect(counted('deny_rule')).toBe(2);
+    expect(counted('scripting')).toBe(1);
+    expect(counted('arguments')).toBe(1);
+    expect(counted('no_allow_rule')).toBe(1);
+  });
+});

@@ -57,7 +57,11 @@ describe('CommandPolicy', () => {
     const p = policyFor(role('ro', { ...any, redisCommands: ['@read', 'ping'] }));
     expect(p.check(get).allowed).toBe(true);
     const d = p.check(set);
-    expect(d).toEqual({ allowed: false, reason: 'no role allows "set" (role "ro" allows ["@read","ping"])' });
+    expect(d).toEqual({
+      allowed: false,
+      reason: 'no role allows "set" (role "ro" allows ["@read","ping"])',
+      rule: 'no_allow_rule',
+    });
   });
 
   it('deny wins over allow, across roles', () => {
@@ -66,7 +70,11 @@ describe('CommandPolicy', () => {
       role('safe', { databaseLabels: { x: 'y' } }, { redisCommands: ['@dangerous'] }),
     );
     expect(p.check(set).allowed).toBe(true);
-    expect(p.check(flushall)).toEqual({ allowed: false, reason: 'role "safe" denies "@dangerous"' });
+    expect(p.check(flushall)).toEqual({
+      allowed: false,
+      reason: 'role "safe" denies "@dangerous"',
+      rule: 'deny_rule',
+    });
     expect(p.check(configGet).allowed).toBe(false);
   });
 
@@ -88,6 +96,7 @@ describe('the scripting rule', () => {
       if (!d.allowed) {
         expect(d.reason).toMatch(why);
         expect(d.reason).toMatch(/allow\.redisScripting: true/);
+        expect(d.rule).toBe('scripting');
       }
     }
   };
@@ -127,7 +136,11 @@ describe('the scripting rule', () => {
     expect(p.check(functionLoad).allowed).toBe(true);
     expect(p.check(flushall).allowed).toBe(false);
     const denied = policyFor(role('scripts', { ...any, redisScripting: true }, { redisCommands: ['eval'] }));
-    expect(denied.check(evalCmd)).toEqual({ allowed: false, reason: 'role "scripts" denies "eval"' });
+    expect(denied.check(evalCmd)).toEqual({
+      allowed: false,
+      reason: 'role "scripts" denies "eval"',
+      rule: 'deny_rule',
+    });
   });
 
   it("hands out the engine's guard with an allowed decision, cached per name", () => {
