@@ -82,6 +82,8 @@ export class RequestParser {
   private maxArgs: number;
   private maxInline: number;
   private unauthenticated: boolean;
+  /** Parsing waits for `resume()`: what follows is read with the limits the pending login decides. */
+  private stopped = false;
   private readonly containers: ReadonlySet<string>;
   // Progress inside the pending multibulk command: its arguments so far, and the next header's offset
   // relative to the command start (so it survives re-buffering).
@@ -110,6 +112,27 @@ export class RequestParser {
     this.maxBulk = this.bytes.maxFrame = maxCommand;
   }
 
+  /** Still under the unauthenticated limits. */
+  get limited(): boolean {
+    return this.unauthenticated;
+  }
+
+  /**
+   * Parses nothing past the command being handled until `resume()`. Before login, an AUTH pipelined
+   * with a large command: the rest stays unparsed bytes (no more than already arrived) until the
+   * AUTH's outcome sets the limits it is read with.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Parses what arrived while stopped; throws as `feed` does. */
+  resume(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.parse();
+  }
+
   /** Bytes received but not yet part of a complete command. */
   get pending(): number {
     return this.bytes.pending;
@@ -120,10 +143,13 @@ export class RequestParser {
    * in order. Throws PROTOCOL_ERROR or MESSAGE_TOO_LARGE on bad input; the stream is unusable after.
    */
   feed(chunk: Buffer): void {
-    if (!this.bytes.append(chunk)) return;
+    if (this.bytes.append(chunk) && !this.stopped) this.parse();
+  }
+
+  private parse(): void {
     const b = this.bytes;
     b.need = 0;
-    while (b.start < b.end) {
+    while (b.start < b.end && !this.stopped) {
       // A pending multibulk command still starts with its `*` at `start`.
       const done = b.buf[b.start] === Byte.Array ? this.multibulk() : this.inline();
       if (!done) return;

@@ -111,11 +111,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       if (this.failure) return;
       if (this.agent.audit.held) return this.holdForAudit(chunk);
       this.fromClient += chunk.length;
-      try {
-        this.parser.feed(chunk);
-      } catch (err) {
-        this.protocolFailure(err as DrawbridgeError);
-      }
+      this.parse(chunk);
       this.output.read();
     });
     this.client.on('error', (err) =>
@@ -154,6 +150,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   runExclusive(step: () => Promise<void>): void {
     this.busy = true;
     this.client.pause();
+    if (this.parser.limited) this.parser.stop();
     step()
       .catch((err: unknown) => {
         // A step that ended the session (over a connection limit) has already told the client.
@@ -168,8 +165,19 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
         this.queue = [];
         this.queueHead = 0;
         if (this.failure) return this.failNow(this.failure);
+        this.parse(undefined);
         this.resumeClient();
       });
+  }
+
+  /** Parses `chunk`, or (undefined) what a step before login left unparsed: with its outcome's limits. */
+  private parse(chunk: Buffer | undefined): void {
+    try {
+      if (chunk) this.parser.feed(chunk);
+      else this.parser.resume();
+    } catch (err) {
+      this.protocolFailure(err as DrawbridgeError);
+    }
   }
 
   /** Authorizes, audits and relays one command (connecting to the backend first if needed). */

@@ -198,6 +198,31 @@ describe('RequestParser', () => {
     expect(tooLarge(p, '*2\r\n$3\r\nset\r\n$100001\r\n')).toBe('Protocol error: invalid bulk length');
   });
 
+  it('stopped after an AUTH, reads the rest of the pipeline with the limits of its outcome', () => {
+    const big = `*3\r\n$3\r\nset\r\n$1\r\nk\r\n$50000\r\n${'v'.repeat(50_000)}\r\n`;
+    const input = Buffer.concat([resp('AUTH', 'u', 'p'), Buffer.from(big), resp('GET', 'k')]);
+    const run = (login: boolean) => {
+      const got: string[] = [];
+      const p = new RequestParser(
+        (c) => {
+          got.push(c.name);
+          if (c.name === 'auth') p.stop();
+        },
+        { unauthenticated: true },
+      );
+      p.feed(input.subarray(0, 30));
+      p.feed(input.subarray(30));
+      expect(got).toEqual(['auth']);
+      expect(p.pending).toBe(input.length - resp('AUTH', 'u', 'p').length);
+      if (login) p.authenticated(100_000);
+      return { got, resume: () => p.resume() };
+    };
+    const ok = run(true);
+    ok.resume();
+    expect(ok.got).toEqual(['auth', 'set', 'get']);
+    expect(() => run(false).resume()).toThrow(/unauthenticated bulk length/);
+  });
+
   it('rejects an inline line longer than maxInline without waiting for its end', () => {
     const p = new RequestParser(() => undefined, { maxInline: 100 });
     expect(() => p.feed(Buffer.alloc(200, 0x61))).toThrow(/too big inline request/);
