@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { KeyPairPem } from '../../../src/pki/ca.js';
 import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, type TestAgentOptions, startTestAgent } from '../../support/agent.js';
+import { type WorkersAgent, startWorkersAgent } from '../../support/agent-workers.js';
 import {
   type Person,
   REDIS_USERS,
@@ -114,6 +115,39 @@ export async function startRedisFixture(parts?: AgentParts): Promise<RedisFixtur
       for (const a of agents) await a.stop();
       await redis.stop();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisWorkersFixture {
+  redis: RedisServer;
+  agent: WorkersAgent;
+  pki: Awaited<ReturnType<typeof issuePeopleTls<PersonName>>>;
+  stop(): Promise<void>;
+}
+
+/** A real Redis behind an agent of two worker processes (the CLI's `--workers 2`), for the test people. */
+export async function startRedisWorkers(dirPrefix: string, limits?: object): Promise<RedisWorkersFixture> {
+  const pki = await issuePeopleTls(PEOPLE, 'cache agent', dirPrefix);
+  const redis = await startRedis();
+  const agent = await startWorkersAgent({
+    database: 'cache',
+    docs: redisDocs(redis),
+    tls: pki.agentTls,
+    workers: 2,
+    ...(limits ? { limits } : {}),
+  }).catch(async (err: unknown) => {
+    await redis.stop();
+    throw err;
+  });
+  return {
+    redis,
+    agent,
+    pki,
+    async stop() {
+      await agent.stop();
+      await redis.stop();
+      await rm(pki.dir, { recursive: true, force: true });
     },
   };
 }
