@@ -39,13 +39,8 @@ EOF
 exec 9>"$CACHE/.image.lock"
 flock 9
 
-timed() {
-  local label=$1 start
-  shift
-  start=$(date +%s)
-  "$@"
-  echo "image.sh: $label took $(($(date +%s) - start))s" >&2
-}
+# shellcheck source=test/support/timed.sh
+source "$ROOT/test/support/timed.sh"
 
 # The mirror apt uses for the main Debian archive (deb822 sources or a one-line sources.list).
 debian_mirror() {

@@ -41,14 +41,8 @@ flock 9
 # only one of the pins, so bumping helm does not rebuild the apiserver).
 fresh() { [[ -x $BIN/$1 && $(cat "$BIN/.$1.version" 2>/dev/null) == "$2" ]]; }
 
-# timed LABEL CMD...: runs CMD and reports its wall time (the numbers README.md quotes).
-timed() {
-  local label=$1 start
-  shift
-  start=$(date +%s)
-  "$@"
-  echo "build.sh: $label took $(($(date +%s) - start))s" >&2
-}
+# shellcheck source=test/support/timed.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../support/timed.sh"
 
 # stamp NAME VERSION: marks $BIN/NAME as built from VERSION.
 stamp() { echo "$2" >"$BIN/.$1.version"; }
