@@ -7,12 +7,13 @@ import { type RedisCommand, agentCommand } from './parser.js';
 import { isErrorFrame } from './reply-parser.js';
 import { RedisReplyError } from './router.js';
 import { NOPROTO, OK, RESET, errorReply } from './serializer.js';
-import type { RedisSession, RelayHooks } from './session.js';
+import type { RelayHooks } from './session-commands.js';
+import type { RedisSession } from './session.js';
 
 type Handler = (s: RedisSession, cmd: RedisCommand) => void;
 
 const refuse = (s: RedisSession, err: RedisReplyError) =>
-  s.refuseInMulti(errorReply(err.prefix, err.message));
+  s.commands.refuseInMulti(errorReply(err.prefix, err.message));
 
 function auth(s: RedisSession, cmd: RedisCommand): void {
   const req = parseAuth(cmd);
@@ -49,11 +50,11 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
     },
   };
   const auth = req.auth;
-  if (!auth) return s.forward(relay, hooks);
+  if (!auth) return s.commands.forward(relay, hooks);
   s.runExclusive(async () => {
     await s.login.auth(auth);
     s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
-    s.forward(relay, hooks);
+    s.commands.forward(relay, hooks);
   });
 }
 
@@ -64,11 +65,11 @@ function quit(s: RedisSession): void {
 
 /** RESET also returns the backend connection (and so the session) to RESP2 and ends tracking. */
 function reset(s: RedisSession, cmd: RedisCommand): void {
-  s.endTransaction();
+  s.commands.endTransaction();
   s.protocol = 2;
   s.trackingUser = undefined;
   if (!s.connected) return void s.replies.push(RESET);
-  s.forward(cmd);
+  s.commands.forward(cmd);
   s.runExclusive(() => s.login.restore());
 }
 
@@ -81,7 +82,7 @@ function replication(s: RedisSession): void {
 
 function clientReply(s: RedisSession, cmd: RedisCommand): void {
   const mode = cmd.args[2]?.toString('latin1').toLowerCase();
-  if (mode !== 'off' && mode !== 'skip') return s.forward(cmd);
+  if (mode !== 'off' && mode !== 'skip') return s.commands.forward(cmd);
   refuse(
     s,
     new RedisReplyError('ERR', 'CLIENT REPLY OFF|SKIP is not available through the drawbridge agent'),

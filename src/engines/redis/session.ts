@@ -1,69 +1,50 @@
-// One client connection, after TLS. Each command is parsed, checked and audited here, then handed to
-// the router; replies go back in command order. AUTH, HELLO, QUIT and RESET are answered (or
-// completed) by the agent because they change who the session is; everything else is relayed as the
-// exact bytes the client sent.
+// One client connection, after TLS. Each command is parsed here, checked and audited
+// (session-commands.ts), then handed to the router; replies go back in command order. AUTH, HELLO,
+// QUIT and RESET are answered (or completed) by the agent because they change who the session is;
+// everything else is relayed as the exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
 import { AuditHold } from '../../agent/audit-hold.js';
 import { type LiveSession, newSessionId } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
-import { type CommandDenial, CommandPolicy } from '../../authz/commands.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
-import { auditArgs } from './audit.js';
-import { databaseIndex } from './backend-auth.js';
 import { ClientOutput, type OutputOwner } from './client-output.js';
-import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
-import { type CommandGuard, type GuardContext, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
-import { type RedisCommand, RequestParser, agentCommand } from './parser.js';
+import type { BackendFacts } from './command-catalog.js';
+import type { GuardContext } from './db-boundary.js';
+import { type RedisCommand, RequestParser } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
 import { type OpenRouter, RedisReplyError, type Router } from './router.js';
-import { EXECABORT, drawbridgeErrorReply, errorReply } from './serializer.js';
+import { drawbridgeErrorReply, errorReply } from './serializer.js';
 import type { RespVersion } from './serializer.js';
 import { SessionAudit } from './session-audit.js';
+import { SessionCommands } from './session-commands.js';
 import { SessionLogin } from './session-login.js';
 import { localCommand } from './local-commands.js';
-import { trackingGuard } from './tracking.js';
-
-type Allowed = Extract<Decision, { allowed: true }>;
-
-/** A local command's hooks around its relay: `relayed` once it is dispatched, `translate` on its reply. */
-export interface RelayHooks {
-  relayed?: () => void;
-  translate?: (reply: Buffer) => Buffer;
-}
-
-const DISCARD = agentCommand(['DISCARD']);
 
 export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   readonly id = newSessionId();
   readonly replies: ReplyQueue;
   readonly login: SessionLogin;
   readonly audit = new SessionAudit(this);
+  readonly commands = new SessionCommands(this);
   private readonly parser: RequestParser;
   private readonly output: ClientOutput;
   private router: Router | undefined;
-  private facts: BackendFacts | undefined;
-  private cluster = false;
-  private policy: CommandPolicy<CommandGuard> | undefined;
   // Commands that arrived while an AUTH or a backend connect was in progress, run in order after it.
   private queue: RedisCommand[] = [];
   private queueHead = 0;
   private busy = false;
   private backendFull = false;
   private auditHold: AuditHold | undefined;
-  inMulti = false;
   /** RESP3 from the HELLO 3 relayed (reverted if the backend refuses it) until HELLO 2 or RESET. */
   protocol: RespVersion = 2;
   trackingUser: string | undefined;
-  private multiDirty = false;
   private closing = false;
   /** Malformed input: reported after the replies of every command received before it. */
   private failure: DrawbridgeError | undefined;
   private startedAt = 0;
-  private commands = 0;
-  private denied = 0;
   private fromClient = 0;
 
   constructor(
@@ -95,6 +76,10 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
 
   get identity(): Identity {
     return this.login.identity;
+  }
+
+  get inMulti(): boolean {
+    return this.commands.inMulti;
   }
 
   get dbUser(): string {
@@ -143,7 +128,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     if (this.closing) return;
     const local = localCommand(cmd.name);
     if (local) local(this, cmd);
-    else this.forward(cmd);
+    else this.commands.forward(cmd);
   }
 
   /** Runs an async step (AUTH, backend connect); commands arriving meanwhile wait their turn. */
@@ -180,47 +165,6 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
   }
 
-  /** Authorizes, audits and relays one command (connecting to the backend first if needed). */
-  forward(cmd: RedisCommand, hooks?: RelayHooks): void {
-    if (!this.router || !this.facts || !this.policy) {
-      this.runExclusive(async () => {
-        await this.login.connect();
-        this.forward(cmd, hooks);
-      });
-      return;
-    }
-    const info = this.facts.commands.get(cmd.name);
-    if (info === undefined) return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
-    const verdict = this.policy.check(info);
-    if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
-    const guarded = verdict.guard?.(cmd, this);
-    if (guarded === undefined) return this.relay(cmd, hooks);
-    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, 'arguments');
-    if ('answer' in guarded) {
-      this.commands++;
-      this.audit.command(cmd);
-      return void this.replies.push(guarded.answer);
-    }
-    this.runExclusive(async () => {
-      const refusal = await guarded.check();
-      if (refusal === undefined) this.relay(cmd, hooks);
-      else this.deny(cmd, refusal, 'arguments');
-    });
-  }
-
-  /** An allowed command: audited, then dispatched. */
-  private relay(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
-    this.commands++;
-    this.audit.command(cmd);
-    if (this.inMulti || cmd.name === 'multi') {
-      if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
-      this.trackTransaction(cmd.name);
-    }
-    if (hooks === undefined) return this.dispatch(cmd);
-    hooks.relayed?.();
-    this.dispatch(cmd, hooks.translate);
-  }
-
   /** Sends `cmd` after everything dispatched so far, for the agent's own use: its reply is not relayed. */
   ask(cmd: RedisCommand): Promise<Buffer> {
     return new Promise((resolve) => {
@@ -244,41 +188,6 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
   }
 
-  private deny(cmd: RedisCommand, reason: string, rule: CommandDenial): void {
-    this.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command', reason: rule });
-    this.reject(cmd, errorReply('NOPERM', `drawbridge: ${reason}`), reason);
-  }
-
-  private reject(cmd: RedisCommand, reply: Buffer, reason: string): void {
-    this.denied++;
-    if (this.inMulti) this.multiDirty = true;
-    this.audit.emit('command.denied', { command: cmd.name, args: auditArgs(cmd, this.audit.max), reason });
-    this.replies.push(reply);
-  }
-
-  private trackTransaction(name: string): void {
-    if (name === 'multi') this.inMulti = true;
-    else if (name === 'exec' || name === 'discard') this.endTransaction();
-  }
-
-  /** EXEC, DISCARD or RESET: no transaction, and nothing of the last one taints the next. */
-  endTransaction(): void {
-    this.inMulti = false;
-    this.multiDirty = false;
-  }
-
-  /** Like Redis after a queueing error: EXEC discards the transaction and answers EXECABORT. */
-  private abortExec(): void {
-    this.endTransaction();
-    this.dispatch(DISCARD, () => EXECABORT);
-  }
-
-  /** A command the agent refuses inside MULTI taints the transaction, as a queueing error does. */
-  refuseInMulti(reply: Buffer): void {
-    if (this.inMulti) this.multiDirty = true;
-    this.replies.push(reply);
-  }
-
   /** Called by SessionLogin once a router is connected for the session's login. */
   attach(router: Router, facts: BackendFacts, cluster: boolean): void {
     if (this.closing) {
@@ -287,8 +196,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       throw new DrawbridgeError('PROTOCOL_ERROR', 'the client disconnected during login');
     }
     this.router = router;
-    this.facts = facts;
-    this.cluster = cluster;
+    this.commands.attach(facts, cluster);
     router.onPush((frame) => {
       this.replies.writeNow(frame);
       this.output.pushed();
@@ -311,17 +219,9 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     return this.router;
   }
 
-  /** A new grant (login, user switch, policy change): command rules are rebuilt from it. */
-  regrant(decision: Allowed): void {
-    const database = this.agent.state.database;
-    const db = this.cluster ? 0 : databaseIndex(database);
-    // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
-    const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
-    guards.set('client|tracking', trackingGuard);
-    this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
-      scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
-      guards,
-    });
+  /** A new grant (login, user switch, policy change; LiveSession): command rules are rebuilt from it. */
+  regrant(decision: Extract<Decision, { allowed: true }>): void {
+    this.commands.regrant(decision);
   }
 
   /** Ends the session now, telling the client why. */
@@ -377,7 +277,12 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       const bytes = this.agent.metrics.bytesTotal;
       bytes.inc({ protocol: 'redis', direction: 'from_client' }, this.fromClient);
       bytes.inc({ protocol: 'redis', direction: 'to_client' }, this.replies.bytesWritten);
-      this.audit.emit('session.end', { reason, durationMs, commands: this.commands, denied: this.denied });
+      this.audit.emit('session.end', {
+        reason,
+        durationMs,
+        commands: this.commands.relayed,
+        denied: this.commands.denied,
+      });
     }
     await this.router?.close();
   }

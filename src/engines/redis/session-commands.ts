@@ -1,0 +1,134 @@
+// A Redis session's command path, for every command the agent does not answer itself
+// (local-commands.ts): authorized against the session's grant, checked by the engine's argument
+// guards, audited, then dispatched; a refused one is answered here. MULTI is followed so that a
+// refusal inside a transaction makes its EXEC abort, as a queueing error does in Redis.
+import { type CommandDenial, CommandPolicy } from '../../authz/commands.js';
+import type { Decision } from '../../authz/engine.js';
+import { auditArgs } from './audit.js';
+import { databaseIndex } from './backend-auth.js';
+import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
+import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
+import { type RedisCommand, agentCommand } from './parser.js';
+import { EXECABORT, errorReply } from './serializer.js';
+import type { RedisSession } from './session.js';
+import { trackingGuard } from './tracking.js';
+
+type Allowed = Extract<Decision, { allowed: true }>;
+
+/** A local command's hooks around its relay: `relayed` once it is dispatched, `translate` on its reply. */
+export interface RelayHooks {
+  relayed?: () => void;
+  translate?: (reply: Buffer) => Buffer;
+}
+
+const DISCARD = agentCommand(['DISCARD']);
+
+export class SessionCommands {
+  private facts: BackendFacts | undefined;
+  private cluster = false;
+  private policy: CommandPolicy<CommandGuard> | undefined;
+  inMulti = false;
+  private multiDirty = false;
+  /** Commands relayed or answered, and commands refused (session.end counts them). */
+  relayed = 0;
+  denied = 0;
+
+  constructor(private readonly s: RedisSession) {}
+
+  /** The backend's commands, once the session's router is connected. */
+  attach(facts: BackendFacts, cluster: boolean): void {
+    this.facts = facts;
+    this.cluster = cluster;
+  }
+
+  /** A new grant (login, user switch, policy change): command rules are rebuilt from it. */
+  regrant(decision: Allowed): void {
+    const database = this.s.agent.state.database;
+    const db = this.cluster ? 0 : databaseIndex(database);
+    // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
+    const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
+    guards.set('client|tracking', trackingGuard);
+    this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
+      scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
+      guards,
+    });
+  }
+
+  /** Authorizes, audits and relays one command (connecting to the backend first if needed). */
+  forward(cmd: RedisCommand, hooks?: RelayHooks): void {
+    const s = this.s;
+    if (!this.facts || !this.policy) {
+      s.runExclusive(async () => {
+        await s.login.connect();
+        this.forward(cmd, hooks);
+      });
+      return;
+    }
+    const info = this.facts.commands.get(cmd.name);
+    if (info === undefined) return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
+    const verdict = this.policy.check(info);
+    if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
+    const guarded = verdict.guard?.(cmd, s);
+    if (guarded === undefined) return this.relay(cmd, hooks);
+    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, 'arguments');
+    if ('answer' in guarded) {
+      this.relayed++;
+      s.audit.command(cmd);
+      return void s.replies.push(guarded.answer);
+    }
+    s.runExclusive(async () => {
+      const refusal = await guarded.check();
+      if (refusal === undefined) this.relay(cmd, hooks);
+      else this.deny(cmd, refusal, 'arguments');
+    });
+  }
+
+  /** An allowed command: audited, then dispatched. */
+  private relay(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    this.relayed++;
+    this.s.audit.command(cmd);
+    if (this.inMulti || cmd.name === 'multi') {
+      if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
+      this.trackTransaction(cmd.name);
+    }
+    if (hooks === undefined) return this.s.dispatch(cmd);
+    hooks.relayed?.();
+    this.s.dispatch(cmd, hooks.translate);
+  }
+
+  private deny(cmd: RedisCommand, reason: string, rule: CommandDenial): void {
+    this.s.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command', reason: rule });
+    this.reject(cmd, errorReply('NOPERM', `drawbridge: ${reason}`), reason);
+  }
+
+  private reject(cmd: RedisCommand, reply: Buffer, reason: string): void {
+    this.denied++;
+    if (this.inMulti) this.multiDirty = true;
+    const audit = this.s.audit;
+    audit.emit('command.denied', { command: cmd.name, args: auditArgs(cmd, audit.max), reason });
+    this.s.replies.push(reply);
+  }
+
+  private trackTransaction(name: string): void {
+    if (name === 'multi') this.inMulti = true;
+    else if (name === 'exec' || name === 'discard') this.endTransaction();
+  }
+
+  /** EXEC, DISCARD or RESET: no transaction, and nothing of the last one taints the next. */
+  endTransaction(): void {
+    this.inMulti = false;
+    this.multiDirty = false;
+  }
+
+  /** Like Redis after a queueing error: EXEC discards the transaction and answers EXECABORT. */
+  private abortExec(): void {
+    this.endTransaction();
+    this.s.dispatch(DISCARD, () => EXECABORT);
+  }
+
+  /** A command the agent refuses inside MULTI taints the transaction, as a queueing error does. */
+  refuseInMulti(reply: Buffer): void {
+    if (this.inMulti) this.multiDirty = true;
+    this.s.replies.push(reply);
+  }
+}
