@@ -8,7 +8,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createCA, issueCertificate } from '../src/pki/ca.js';
 import { PG_BIN, startPostgres } from '../test/support/postgres.js';
 import {
@@ -16,7 +15,6 @@ import {
   USER,
   cpuSeconds,
   openIdleSessions,
-  rssMb,
   run,
   startAgent,
   startPgbouncer,
@@ -24,6 +22,7 @@ import {
   stopProcess,
   waitPort,
 } from './postgres-env.js';
+import { type IdleTarget, measureIdle, memoryOf } from './idle-memory.js';
 import { type Spread, formatSpread, spread } from './stats.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 20);
@@ -34,7 +33,6 @@ const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** pgbench's query mode (-M): simple, extended (Parse/Bind/Execute per query) or prepared. */
 const MODE = process.env.BENCH_PG_MODE ?? 'simple';
-const IDLE_SETTLE_MS = 15_000;
 /** The worker line: the agent with this many worker processes against one (0 skips it). */
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 
@@ -181,7 +179,10 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   await waitPort(bouncer.port, viaCert(bouncer.port));
   const pipe = await startPipe(dir, server.port);
   cleanups.push(() => stopProcess(pipe.child));
-  const atStart = rssMb(agent.child.pid!);
+  // The fixed cost: each proxy's memory before any session.
+  const [agentAtStart, beforeAtStart, pipeAtStart] = await Promise.all(
+    [agent, before, pipe].map((p) => p && memoryOf(p.child.pid!)),
+  );
 
   const targets = {
     agent: { name: 'agent', conninfo: viaCert(agent.port), pid: agent.child.pid! },
@@ -295,35 +296,24 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   }
 
   if (IDLE_SESSIONS > 0) {
-    const before = rssMb(agent.child.pid!);
-    const idle = await openIdleSessions(agent.port, files, IDLE_SESSIONS);
-    await sleep(2000);
-    const justOpened = rssMb(agent.child.pid!);
-    // The handshakes' garbage is still in V8's young generation now; V8 hands it back once allocation
-    // stops (its memory reducer runs after ~8 s). The idle figure is the one after that.
-    await sleep(IDLE_SETTLE_MS - 2000);
-    const withIdle = rssMb(agent.child.pid!);
-    await Promise.all(idle.map((c) => c.end().catch(() => undefined)));
-    const perSessionKb = ((withIdle - before) * 1024) / idle.length;
-    // The same for the bare Node TLS pipe: what 1,000 idle TLS-to-TLS pairs cost Node itself.
-    await sleep(2000);
-    const pipeBefore = rssMb(pipe.child.pid!);
-    const pipeIdle = await openIdleSessions(pipe.port, files, IDLE_SESSIONS, PASSWORD);
-    await sleep(IDLE_SETTLE_MS);
-    const pipeWithIdle = rssMb(pipe.child.pid!);
-    await Promise.all(pipeIdle.map((c) => c.end().catch(() => undefined)));
-    console.log(
-      `agent RSS: ${atStart.toFixed(0)} MB at start, ${before.toFixed(0)} MB after the runs, ` +
-        `${justOpened.toFixed(0)} MB 2 s after opening ${idle.length} idle sessions, ` +
-        `${withIdle.toFixed(0)} MB after ${IDLE_SETTLE_MS / 1000} s (${perSessionKb.toFixed(0)} KB per session)`,
-    );
-    console.log(
-      `node-pipe RSS: ${pipeBefore.toFixed(0)} MB before, ${pipeWithIdle.toFixed(0)} MB with ${pipeIdle.length} idle ` +
-        `sessions (${(((pipeWithIdle - pipeBefore) * 1024) / pipeIdle.length).toFixed(0)} KB per session)`,
-    );
-    const one = (v: number): Spread => ({ median: v, min: v, max: v });
-    checks.push([`agent RSS, ${IDLE_SESSIONS} idle sessions (MB)`, one(withIdle), '<= 120', (v) => v <= 120]);
-    floor.push([`node-pipe RSS, ${IDLE_SESSIONS} idle sessions (MB)`, one(pipeWithIdle)]);
+    const open = (port: number, password?: string) => (n: number) =>
+      openIdleSessions(port, files, n, password);
+    const idleTargets: IdleTarget[] = [
+      { name: 'agent', pid: agent.child.pid!, atStart: agentAtStart!, open: open(agent.port) },
+      ...(before
+        ? [{ name: 'agent-before', pid: before.child.pid!, atStart: beforeAtStart!, open: open(before.port) }]
+        : []),
+      // The bare Node TLS pipe: what idle TLS-to-TLS pairs cost Node itself.
+      { name: 'node-pipe', pid: pipe.child.pid!, atStart: pipeAtStart!, open: open(pipe.port, PASSWORD) },
+    ];
+    const idle = await measureIdle(idleTargets, IDLE_SESSIONS);
+    const rss = (name: string): Spread => {
+      const v = idle.find((r) => r.name === name)!.idle.rss;
+      return { median: v, min: v, max: v };
+    };
+    checks.push([`agent RSS, ${IDLE_SESSIONS} idle sessions (MB)`, rss('agent'), '<= 120', (v) => v <= 120]);
+    if (before) floor.push([`agent-before RSS, ${IDLE_SESSIONS} idle sessions (MB)`, rss('agent-before')]);
+    floor.push([`node-pipe RSS, ${IDLE_SESSIONS} idle sessions (MB)`, rss('node-pipe')]);
   }
 
   console.log(`summary (median (min–max) of ${ROUNDS} rounds; ratios between runs of the same round)`);

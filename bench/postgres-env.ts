@@ -10,6 +10,7 @@ import pg from 'pg';
 import { writeAgentConfig } from '../test/support/agent.js';
 import { freePort } from '../test/support/ports.js';
 import { PG_BIN } from '../test/support/postgres.js';
+import { MEMORY_PROBE_ARGS } from './idle-memory.js';
 
 export const USER = 'bench';
 const defaultCli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/drawbridge.js');
@@ -62,11 +63,6 @@ export function cpuSeconds(pid: number): { user: number; system: number } {
     .reduce((sum, c) => ({ user: sum.user + c.user, system: sum.system + c.system }), own);
 }
 
-export function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
-}
-
 /** bench/pg-tls-pipe.ts in its own process (its CPU and RSS are its own), once it listens. */
 export async function startPipe(dir: string, pgPort: number): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
@@ -75,9 +71,13 @@ export async function startPipe(dir: string, pgPort: number): Promise<{ child: C
   const args = [file('proxy.crt'), file('proxy.key'), file('ca.crt'), file('pg-ca.crt')];
   // BENCH_PIPE_NODE_ARGS: as BENCH_AGENT_NODE_ARGS, for profiling the floor the same way.
   const nodeArgs = process.env.BENCH_PIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, script, String(port), String(pgPort), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...MEMORY_PROBE_ARGS, ...nodeArgs, script, String(port), String(pgPort), ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
@@ -147,7 +147,7 @@ export async function startAgent(
   // A build from before workers runs as one process and knows no --workers.
   const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
   const args = [cli, 'agent', '--config', configPath, ...(hasWorkers ? ['--workers', String(workers)] : [])];
-  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+  const child = spawn(process.execPath, [...MEMORY_PROBE_ARGS, ...nodeArgs, ...args], {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

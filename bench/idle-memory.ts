@@ -1,0 +1,82 @@
+// The idle-memory part of the benches: what a proxy process holds with N idle sessions open, and where
+// the bytes are. Each process runs bench/memory-probe.ts (MEMORY_PROBE_ARGS), which reports its
+// process.memoryUsage() on SIGUSR2: V8's heap (total reserved, used), memory outside it (external, of
+// which ArrayBuffers: socket and TLS buffers) and RSS, whose remainder is code, OpenSSL and malloc.
+import { readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Node options that load the probe into a measured process. */
+export const MEMORY_PROBE_ARGS = [
+  '--import',
+  path.resolve(path.dirname(new URL(import.meta.url).pathname), 'memory-probe.js'),
+];
+
+const FIELDS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'] as const;
+/** process.memoryUsage() of a measured process, in MB. */
+export type Memory = Record<(typeof FIELDS)[number], number>;
+
+/** Asks the probe in process `pid` for its memory usage. */
+export async function memoryOf(pid: number): Promise<Memory> {
+  const file = path.join(os.tmpdir(), `drawbridge-memory-${pid}.json`);
+  await rm(file, { force: true });
+  process.kill(pid, 'SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    await sleep(50);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    await rm(file, { force: true });
+    const usage = JSON.parse(text) as Memory;
+    return Object.fromEntries(FIELDS.map((f) => [f, usage[f] / 2 ** 20])) as Memory;
+  }
+  throw new Error(`process ${pid} did not report its memory (is bench/memory-probe.js loaded?)`);
+}
+
+/** A process to measure and how to open one idle session to it. */
+export interface IdleTarget {
+  name: string;
+  pid: number;
+  /** Its memory when it had just started, for the fixed cost. */
+  atStart: Memory;
+  open(n: number): Promise<{ end(): Promise<unknown> }[]>;
+}
+
+export interface IdleResult {
+  name: string;
+  sessions: number;
+  idle: Memory;
+}
+
+/** The handshakes' garbage sits in V8's young generation until its memory reducer runs (~8 s idle). */
+const SETTLE_MS = 15_000;
+
+/**
+ * Opens `n` idle sessions to each target in turn, reads its memory once they have settled, closes them,
+ * and prints each target's memory at start, before and with the sessions, and the bytes per session.
+ */
+export async function measureIdle(targets: IdleTarget[], n: number): Promise<IdleResult[]> {
+  const results: IdleResult[] = [];
+  const rows: [string, string, Memory][] = [];
+  const perSession: [string, Memory][] = [];
+  for (const t of targets) {
+    const before = await memoryOf(t.pid);
+    const sessions = await t.open(n);
+    await sleep(SETTLE_MS);
+    const idle = await memoryOf(t.pid);
+    await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
+    await sleep(2000);
+    rows.push([t.name, 'at start', t.atStart], [t.name, '0 sessions', before]);
+    rows.push([t.name, `${sessions.length} sessions`, idle]);
+    const kb = (f: keyof Memory) => ((idle[f] - before[f]) * 1024) / sessions.length;
+    perSession.push([t.name, Object.fromEntries(FIELDS.map((f) => [f, kb(f)])) as Memory]);
+    results.push({ name: t.name, sessions: sessions.length, idle });
+  }
+  const cells = (m: Memory, digits: number) => FIELDS.map((f) => m[f].toFixed(digits).padStart(13)).join('');
+  console.log(`idle sessions: process.memoryUsage() (MB), ${SETTLE_MS / 1000} s after opening them`);
+  console.log(`  ${''.padEnd(28)}${FIELDS.map((f) => f.padStart(13)).join('')}`);
+  for (const [name, when, m] of rows) console.log(`  ${`${name}, ${when}`.padEnd(28)}${cells(m, 1)}`);
+  console.log('  per idle session (KB)');
+  for (const [name, m] of perSession) console.log(`  ${name.padEnd(28)}${cells(m, 1)}`);
+  return results;
+}
