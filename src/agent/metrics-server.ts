@@ -1,7 +1,13 @@
 // Serves /metrics (Prometheus) and /healthz for probes.
-import { type Server, createServer } from 'node:http';
+import type * as Http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
 import type { Registry } from 'prom-client';
+
+// Not `import { createServer } from 'node:http'`: Node builds that module's ES facade by reading every
+// export, and its WebSocket getters load undici and http2 (~14 MB of RSS on Node 24 that an agent never
+// uses); require() reads createServer alone.
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 /**
  * `metrics`: the agent's or the controller's (anything with a prom-client registry, or what reads like
@@ -12,7 +18,7 @@ export function serveMetrics(
   metrics: { registry: Pick<Registry, 'metrics' | 'contentType'> },
   log: Logger,
   ready: () => boolean = () => true,
-): Promise<Server> {
+): Promise<Http.Server> {
   const i = listen.lastIndexOf(':');
   const server = createServer((req, res) => {
     if (req.url === '/healthz') {
