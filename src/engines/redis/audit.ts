@@ -3,7 +3,7 @@
 // replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER password rules, CONFIG SET
 // requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
 import { auditValue, cutMark } from '../../agent/audit.js';
-import type { RedisCommand } from './parser.js';
+import { type RedisCommand, spanned } from './parser.js';
 
 const REDACTED = '[redacted]';
 const REDACTED_JSON = JSON.stringify(REDACTED);
@@ -40,24 +40,29 @@ function authOptions(a: Buffer[], from: number, authTakesUser: boolean): Set<num
 
 const never = (): boolean => false;
 
-/** Whether `cmd.args[i]` must not be written down. */
+/** Whether `cmd.args[i]` must not be written down (other commands' `args` are not made for this). */
 function secretArgs(cmd: RedisCommand): (i: number) => boolean {
-  const a = cmd.args;
   switch (cmd.name) {
-    case 'auth':
-      return (i) => i === a.length - 1;
+    case 'auth': {
+      const last = cmd.args.length - 1;
+      return (i) => i === last;
+    }
     case 'hello': {
-      const at = authOptions(a, 2, true);
+      const at = authOptions(cmd.args, 2, true);
       return (i) => at.has(i);
     }
     case 'migrate': {
-      const at = authOptions(a, 6, false); // after host port key db timeout
+      const at = authOptions(cmd.args, 6, false); // after host port key db timeout
       return (i) => at.has(i);
     }
-    case 'acl|setuser':
+    case 'acl|setuser': {
+      const a = cmd.args;
       return (i) => i > 2 && PASSWORD_RULE.test(a[i]!.toString('latin1'));
-    case 'config|set':
+    }
+    case 'config|set': {
+      const a = cmd.args;
       return (i) => i > 2 && i % 2 === 1 && SECRET_CONFIG.has(lower(a[i - 1]));
+    }
     default:
       return never;
   }
@@ -77,51 +82,52 @@ export function auditArgs(cmd: RedisCommand, max: number): string[] {
  * and full SHA-256 (`…[N bytes sha256:` + 64 hex + `]`, under 100 bytes).
  */
 export function argsJsonMaxBytes(cmd: RedisCommand, max: number): number {
+  const { spans } = spanned(cmd);
   let n = 2;
-  for (let i = 1; i < cmd.args.length; i++) n += Math.min(cmd.args[i]!.length, max) * 6 + 128;
+  for (let i = 2; i < spans.length; i += 2) n += Math.min(spans[i + 1]! - spans[i]!, max) * 6 + 128;
   return n;
 }
 
 /**
  * `JSON.stringify(auditArgs(cmd, max))` as UTF-8, written into `buf` at `at` (with argsJsonMaxBytes
- * of room); returns where it ends. Printable ASCII without `"` or `\` (most keys and values) needs
- * no escaping and is the same bytes in UTF-8, so it is copied as is: no string is made for it (a cut
- * one's head neither).
+ * of room); returns where it ends. Arguments are read in place (`spans`). Printable ASCII without `"`
+ * or `\` (most keys and values) needs no escaping and is the same bytes in UTF-8: it is copied as it
+ * is checked, and no string is made for it (a cut one's head neither).
  */
-export function writeArgsJson(buf: Buffer, at: number, cmd: RedisCommand, max: number): number {
+export function writeArgsJson(buf: Buffer, at: number, command: RedisCommand, max: number): number {
+  const cmd = spanned(command);
+  const { raw, spans } = cmd;
   const secret = secretArgs(cmd);
-  const a = cmd.args;
   buf[at++] = 0x5b; // [
-  for (let i = 1; i < a.length; i++) {
+  for (let i = 1; 2 * i < spans.length; i++) {
     if (i > 1) buf[at++] = 0x2c; // ,
-    const b = a[i]!;
+    const start = spans[2 * i]!;
+    const end = spans[2 * i + 1]!;
     if (secret(i)) {
       at += buf.write(REDACTED_JSON, at, 'latin1');
-    } else if (plainAscii(b, max)) {
-      // Its head as is, then (when cut) the same mark auditValue adds, without making the head a string.
-      buf[at++] = 0x22; // "
-      if (b.length <= max) {
-        buf.set(b, at);
-        at += b.length;
-      } else {
-        buf.set(b.subarray(0, max), at);
-        at += max;
-        at += buf.write(cutMark(b), at, 'utf8');
-      }
+      continue;
+    }
+    // Its head as is, then (when cut) the same mark auditValue adds, without making the head a string.
+    const head = Math.min(end, start + max);
+    buf[at] = 0x22; // "
+    if (copyPlain(buf, at + 1, raw, start, head)) {
+      at += 1 + head - start;
+      if (head < end) at += buf.write(cutMark(raw.subarray(start, end)), at, 'utf8');
       buf[at++] = 0x22;
     } else {
-      at += buf.write(JSON.stringify(auditValue(b, max)), at, 'utf8');
+      at += buf.write(JSON.stringify(auditValue(raw.subarray(start, end), max)), at, 'utf8');
     }
   }
   buf[at++] = 0x5d; // ]
   return at;
 }
 
-/** Whether the first `max` bytes of `b` need no escaping. */
-function plainAscii(b: Buffer, max: number): boolean {
-  for (let i = 0, end = Math.min(b.length, max); i < end; i++) {
-    const c = b[i]!;
+/** Copies `src[start, end)` to `buf` at `at` while no byte needs escaping; false at the first that does. */
+function copyPlain(buf: Buffer, at: number, src: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = src[i]!;
     if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+    buf[at++] = c;
   }
   return true;
 }

@@ -31,27 +31,28 @@ function fold(c: number): number {
   return c >= 0x41 && c <= 0x5a ? c + 0x20 : c;
 }
 
-/** `bytes` lower-cased (ASCII only) as a latin1 string; one byte per character, nothing lost. */
-export function lowerAscii(bytes: Buffer): string {
-  if (bytes.length > MAX_INTERNED) return foldCopy(bytes);
+/** `bytes[start, end)` lower-cased (ASCII only) as a latin1 string; one byte per character, nothing lost. */
+export function lowerAscii(bytes: Buffer, start = 0, end = bytes.length): string {
+  const n = end - start;
+  if (n > MAX_INTERNED) return foldCopy(bytes, start, end);
   let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ fold(bytes[i]!), 0x01000193);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ fold(bytes[i]!), 0x01000193);
   const slot = h & (SLOTS - 1);
   const known = internBytes[slot];
-  if (known !== undefined && known.length === bytes.length) {
+  if (known !== undefined && known.length === n) {
     let same = true;
-    for (let i = 0; i < bytes.length && same; i++) same = known[i] === fold(bytes[i]!);
+    for (let i = 0; i < n && same; i++) same = known[i] === fold(bytes[start + i]!);
     if (same) return internNames[slot]!;
   }
   // A colliding name replaces the previous one: the table stays bounded whatever clients send.
-  const name = foldCopy(bytes);
+  const name = foldCopy(bytes, start, end);
   internBytes[slot] = Buffer.from(name, 'latin1');
   internNames[slot] = name;
   return name;
 }
 
-function foldCopy(bytes: Buffer): string {
-  const copy = Buffer.from(bytes);
+function foldCopy(bytes: Buffer, start: number, end: number): string {
+  const copy = Buffer.from(bytes.subarray(start, end));
   for (let i = 0; i < copy.length; i++) copy[i] = fold(copy[i]!);
   return copy.toString('latin1');
 }
@@ -62,4 +63,16 @@ export function commandName(args: readonly Buffer[], containers = REDIS_CONTAINE
   const sub = args[1];
   if (sub === undefined || !containers.has(name)) return name;
   return `${name}|${lowerAscii(sub)}`;
+}
+
+/** commandName of arguments read in place: argument i is `buf[base + spans[2i], base + spans[2i + 1])`. */
+export function spannedName(
+  buf: Buffer,
+  base: number,
+  spans: readonly number[],
+  containers: ReadonlySet<string>,
+): string {
+  const name = lowerAscii(buf, base + spans[0]!, base + spans[1]!);
+  if (spans.length < 4 || !containers.has(name)) return name;
+  return `${name}|${lowerAscii(buf, base + spans[2]!, base + spans[3]!)}`;
 }

@@ -1,29 +1,75 @@
 // Streaming RESP2 request parser (client → agent). Accepts what Redis accepts from clients: arrays of
 // bulk strings (`*N\r\n$L\r\n...`) and inline commands (`GET key\n`, telnet style, with Redis's quote
 // rules), and is at least as strict as Redis everywhere, so the agent never authorizes one command
-// while the backend runs another. Commands come out as slices of the socket chunks: `args` point into
-// the received bytes and `raw` is the exact command as received, forwarded without re-serialising.
+// while the backend runs another. Commands come out as slices of the socket chunks: `raw` is the exact
+// command as received, forwarded without re-serialising, and its arguments are spans of it (a Buffer
+// per argument only for readers that ask for `args`).
 // Inline commands are the exception: they are re-encoded as RESP arrays, so the backend runs exactly
 // the arguments the agent authorized, whatever its own inline quoting rules.
 import { DrawbridgeError } from '../../errors.js';
 import { ChunkBuffer } from './chunk-buffer.js';
 import { splitInline } from './inline.js';
-import { REDIS_CONTAINER_COMMANDS, commandName } from './command-name.js';
+import { REDIS_CONTAINER_COMMANDS, commandName, spannedName } from './command-name.js';
 import { encodeCommand } from './serializer.js';
 
 export interface RedisCommand {
   /** Lower-case command name; `parent|sub` for container commands (`config|get`, `client|kill`). */
-  name: string;
+  readonly name: string;
   /** args[0] is the command name as sent; all are slices of the received bytes (inline quotes aside). */
-  args: Buffer[];
+  readonly args: Buffer[];
   /** The exact RESP (or inline) bytes of this command, forwardable as is. */
-  raw: Buffer;
+  readonly raw: Buffer;
+  /**
+   * Where each argument lies in `raw`: argument i is `raw[spans[2i], spans[2i + 1])`. Every command
+   * the parser or the agent makes has them, so per-command readers (the audit line) need no Buffer
+   * per argument; `args` is then made from them on first read.
+   */
+  readonly spans?: readonly number[];
+}
+
+/** A command whose arguments are read in place until something asks for `args`. */
+class SpannedCommand implements RedisCommand {
+  constructor(
+    readonly name: string,
+    readonly raw: Buffer,
+    readonly spans: readonly number[],
+    private made?: Buffer[],
+  ) {}
+
+  get args(): Buffer[] {
+    if (this.made === undefined) {
+      const { raw, spans } = this;
+      this.made = new Array<Buffer>(spans.length >> 1);
+      for (let i = 0; i < this.made.length; i++) this.made[i] = raw.subarray(spans[2 * i], spans[2 * i + 1]);
+    }
+    return this.made;
+  }
+}
+
+/** `args` as a RESP command (encodeCommand), with the spans of its arguments. */
+function encodedCommand(name: string, args: Buffer[]): SpannedCommand {
+  const raw = encodeCommand(args);
+  const spans = new Array<number>(args.length * 2);
+  let at = String(args.length).length + 3; // *N\r\n
+  for (let i = 0; i < args.length; i++) {
+    const n = args[i]!.length;
+    at += String(n).length + 3; // $n\r\n
+    spans[2 * i] = at;
+    spans[2 * i + 1] = at += n;
+    at += 2;
+  }
+  return new SpannedCommand(name, raw, spans, args);
 }
 
 /** A command the agent sends itself (DISCARD, HELLO without its AUTH, ACL GETUSER), named as parsed ones are. */
 export function agentCommand(args: readonly (string | Buffer)[]): RedisCommand {
   const bufs = args.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(a)));
-  return { name: commandName(bufs), args: bufs, raw: encodeCommand(bufs) };
+  return encodedCommand(commandName(bufs), bufs);
+}
+
+/** `cmd` with spans: itself, or (a command made without them) its arguments encoded again. */
+export function spanned(cmd: RedisCommand): Required<RedisCommand> {
+  return cmd.spans ? (cmd as Required<RedisCommand>) : encodedCommand(cmd.name, cmd.args);
 }
 
 export interface RequestParserOptions {
@@ -85,10 +131,10 @@ export class RequestParser {
   /** Parsing waits for `resume()`: what follows is read with the limits the pending login decides. */
   private stopped = false;
   private readonly containers: ReadonlySet<string>;
-  // Progress inside the pending multibulk command: its arguments so far, and the next header's offset
-  // relative to the command start (so it survives re-buffering).
-  private args: Buffer[] | undefined;
-  private argi = 0;
+  // Progress inside the pending multibulk command: its argument count, the spans of the arguments so
+  // far and the next header's offset, relative to the command start (so they survive re-buffering).
+  private argc = 0;
+  private spans: number[] | undefined;
   private pos = 0;
 
   constructor(
@@ -161,7 +207,7 @@ export class RequestParser {
     const b = this.bytes;
     const buf = b.buf;
     const base = b.start;
-    if (this.args === undefined) {
+    if (this.spans === undefined) {
       const n = b.readInt(base + 1);
       if (b.next < 0 && n === 0) return false;
       if (!(n <= this.maxArgs)) throw this.tooMany(n);
@@ -170,12 +216,12 @@ export class RequestParser {
         b.start = b.next;
         return true;
       }
-      this.args = new Array<Buffer>(n);
-      this.argi = 0;
+      this.argc = n;
+      this.spans = [];
       this.pos = b.next - base;
     }
-    const args = this.args;
-    while (this.argi < args.length) {
+    const spans = this.spans;
+    while (spans.length < 2 * this.argc) {
       const at = base + this.pos;
       if (at >= b.end) return false;
       if (buf[at] !== Byte.Bulk) {
@@ -192,14 +238,15 @@ export class RequestParser {
       if (buf[body + len] !== Byte.CR || buf[body + len + 1] !== Byte.LF) {
         throw protocolError('bulk string not terminated by CRLF');
       }
-      // Slices of earlier chunks stay valid when the buffer is re-copied: old bytes are never reused.
-      args[this.argi++] = buf.subarray(body, body + len);
+      spans.push(body - base, body + len - base);
       this.pos = body + len + 2 - base;
     }
     const end = base + this.pos;
-    this.args = undefined;
+    this.spans = undefined;
     b.start = end;
-    this.onCommand({ name: commandName(args, this.containers), args, raw: buf.subarray(base, end) });
+    // A slice of the chunk stays valid when the buffer is re-copied: old bytes are never reused.
+    const name = spannedName(buf, base, spans, this.containers);
+    this.onCommand(new SpannedCommand(name, buf.subarray(base, end), spans));
     return true;
   }
 
@@ -227,9 +274,7 @@ export class RequestParser {
     const args = splitInline(b.buf, base, lineEnd);
     b.start = nl + 1;
     if (args === undefined) throw protocolError('unbalanced quotes in request');
-    if (args.length > 0) {
-      this.onCommand({ name: commandName(args, this.containers), args, raw: encodeCommand(args) });
-    }
+    if (args.length > 0) this.onCommand(encodedCommand(commandName(args, this.containers), args));
     return true;
   }
 }

@@ -112,9 +112,8 @@ export class StandaloneRouter implements Router {
 
   dispatch(cmd: RedisCommand, done: Done): boolean {
     let expect: number = Expect.OneFrame;
-    const argc = cmd.args.length;
     // With arguments, each subscription command gets one frame per channel or pattern named.
-    if (argc > 1 && SUBSCRIBE_COMMANDS.has(cmd.name)) expect = argc - 1;
+    if (SUBSCRIBE_COMMANDS.has(cmd.name) && cmd.args.length > 1) expect = cmd.args.length - 1;
     else expect = SPECIAL.get(cmd.name) ?? Expect.OneFrame;
     if (expect <= Expect.Reset) expect = this.noteTransaction(expect);
     this.enqueue(cmd.raw, done, expect);
