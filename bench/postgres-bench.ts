@@ -14,6 +14,7 @@ import {
   PASSWORD,
   USER,
   cpuSeconds,
+  ownCpuSeconds,
   openIdleSessions,
   run,
   startAgent,
@@ -51,20 +52,32 @@ interface Run {
   /** Proxy CPU per transaction (µs), and the user-space part of it; NaN for direct. */
   cpuUs: number;
   userUs: number;
+  /** The CPU of the proxy process alone per transaction (µs): an agent's primary, without its workers. */
+  ownUs: number;
 }
 
 async function pgbench(target: Target, args: string[]): Promise<Run> {
   const before = target.pid ? cpuSeconds(target.pid) : undefined;
+  const ownBefore = target.pid ? ownCpuSeconds(target.pid) : undefined;
   const out = await run(path.join(PG_BIN, 'pgbench'), ['-n', ...args, target.conninfo], target.env);
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
   const connectMs = Number(/average connection time = ([\d.]+) ms/.exec(out)?.[1]);
   const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
   if (!Number.isFinite(tps)) throw new Error(`unexpected pgbench output:\n${out}`);
   const after = target.pid ? cpuSeconds(target.pid) : undefined;
+  const ownAfter = target.pid ? ownCpuSeconds(target.pid) : undefined;
   const perTx = (seconds: number) => (seconds * 1e6) / transactions;
+  const usOf = (a = { user: NaN, system: NaN }, b = { user: NaN, system: NaN }) =>
+    perTx(b.user - a.user + b.system - a.system);
   const userUs = before && after ? perTx(after.user - before.user) : NaN;
-  const cpuUs = before && after ? userUs + perTx(after.system - before.system) : NaN;
-  return { tps, connectMs, transactions, cpuUs, userUs };
+  return {
+    tps,
+    connectMs,
+    transactions,
+    cpuUs: usOf(before, after),
+    userUs,
+    ownUs: usOf(ownBefore, ownAfter),
+  };
 }
 
 /** ROUNDS rounds, each running every target once, rotating; the runs by target name, in round order. */
@@ -261,6 +274,7 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     printRows('workers: proxy CPU per transaction (µs), then throughput (tps), median (min–max)', [
       ['agent', of(w, 'agent', cpu), 1],
       [name, of(w, name, cpu), 1],
+      [`${name} primary`, of(w, name, (r) => r.ownUs), 1],
       ['agent', of(w, 'agent', tps), 0],
       [name, of(w, name, tps), 0],
     ]);

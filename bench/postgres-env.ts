@@ -55,12 +55,17 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
  * code) and system (mostly the loopback TCP it drives).
  */
 export function cpuSeconds(pid: number): { user: number; system: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const own = { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+  const own = ownCpuSeconds(pid);
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
   return children
     .map((child) => cpuSeconds(Number(child)))
     .reduce((sum, c) => ({ user: sum.user + c.user, system: sum.system + c.system }), own);
+}
+
+/** CPU time of the process alone (an agent's primary, without its workers), in seconds. */
+export function ownCpuSeconds(pid: number): { user: number; system: number } {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
 /** bench/pg-tls-pipe.ts in its own process (its CPU and RSS are its own), once it listens. */

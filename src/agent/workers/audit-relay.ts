@@ -1,10 +1,16 @@
-// One audit log for all of an agent's workers. Each worker encodes its events as it does alone, but
-// into a pipe to the primary (AUDIT_FD), which appends them to the log in whole lines: workers
-// writing the file or stdout themselves could interleave partial lines (a pipe write over 4 KiB is
-// not atomic, a short write to a file resumes later), and a session lives on one worker, so its
-// events stay in order. When the log falls behind, the primary stops reading the pipes: a worker's
-// own queue then grows and its audit mode (required: sessions wait; best-effort: drop) decides, as
-// it would writing the log directly. Failed writes are retried from the same byte by AuditFile.
+// One audit log for all of an agent's workers, in one of two ways:
+// - A regular file: each worker appends its own batches (O_APPEND), as a single agent would. On Linux a
+//   write to a regular file holds the file's lock from finding its end to the last byte, so batches
+//   of whole lines never interleave, and the primary has nothing to do per batch. Only a short write
+//   (a full disk) can leave a line's head with its tail written after another worker's batch.
+// - Anything else (stdout "-", a FIFO, a device): each worker encodes its events into a pipe to the
+//   primary (AUDIT_FD), which appends them to the log in whole lines: workers writing stdout themselves
+//   could interleave partial lines (a pipe write over 4 KiB is not atomic). When the log falls behind,
+//   the primary stops reading the pipes: a worker's own queue then grows and its audit mode (required:
+//   sessions wait; best-effort: drop) decides, as it would writing the log directly. Failed writes are
+//   retried from the same byte by AuditFile.
+// A session lives on one worker, so its events stay in order either way.
+import { statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.js';
@@ -21,6 +27,8 @@ export class AuditRelay implements AuditStats {
   readonly held = false;
   /** Incomplete lines of workers that died mid-write: dropped, never written half. */
   dropped = 0;
+  /** Workers append to the log themselves (a regular file): no pipes. */
+  readonly direct: boolean;
   private readonly file: AuditFile;
   private readonly pipes = new Set<Readable>();
   private paused = false;
@@ -33,6 +41,7 @@ export class AuditRelay implements AuditStats {
     private readonly log: Logger,
     retryMs = 1_000,
   ) {
+    this.direct = isRegularFile(path);
     this.file = new AuditFile(path, { failed: (err) => this.failed(err), written: this.written }, retryMs);
   }
 
@@ -104,5 +113,15 @@ export class AuditRelay implements AuditStats {
     if (left > 0) {
       this.log.error({ path: this.path, bytes: left }, 'audit events not written before shutdown');
     }
+  }
+}
+
+/** A regular file, or nothing yet (the workers create one). */
+function isRegularFile(path: string): boolean {
+  if (path === '-') return false;
+  try {
+    return statSync(path).isFile();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }

@@ -24,7 +24,14 @@ import { Slots } from '../limits.js';
 import { AgentMetrics } from '../metrics.js';
 import { serveMetrics } from '../metrics-server.js';
 import { AuditRelay } from './audit-relay.js';
-import { AUDIT_FD, type ToPrimary, type ToWorker, WORKER_ENV, type WorkerMetrics } from './protocol.js';
+import {
+  AUDIT_APPEND_ENV,
+  AUDIT_FD,
+  type ToPrimary,
+  type ToWorker,
+  WORKER_ENV,
+  type WorkerMetrics,
+} from './protocol.js';
 
 export interface WorkerPoolOptions {
   workers: number;
@@ -100,7 +107,8 @@ export class WorkerPool {
 
   async start(): Promise<void> {
     // The stdio slot AUDIT_FD is each worker's audit pipe; stdout and stderr (logs) are shared.
-    cluster.setupPrimary({ stdio: ['inherit', 'inherit', 'inherit', 'ipc', 'pipe'] });
+    const stdio = ['inherit', 'inherit', 'inherit', 'ipc', ...(this.relay.direct ? [] : ['pipe'])];
+    cluster.setupPrimary({ stdio });
     cluster.schedulingPolicy = cluster.SCHED_RR;
     for (let i = 0; i < this.opts.workers; i++) this.fork(i);
     if (this.opts.metrics) {
@@ -134,9 +142,10 @@ export class WorkerPool {
   }
 
   private fork(index: number): void {
-    const worker = cluster.fork({ [WORKER_ENV]: String(index) });
+    const append = this.relay.direct ? { [AUDIT_APPEND_ENV]: '1' } : {};
+    const worker = cluster.fork({ [WORKER_ENV]: String(index), ...append });
     this.slots[index] = { worker, startedAt: Date.now(), listening: false, held: new Slots() };
-    this.relay.attach(worker.process.stdio![AUDIT_FD] as Readable, index);
+    if (!this.relay.direct) this.relay.attach(worker.process.stdio![AUDIT_FD] as Readable, index);
     worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
     worker.once('exit', (code, signal) => this.exited(index, worker, code, signal));
   }

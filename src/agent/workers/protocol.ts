@@ -8,6 +8,8 @@ import type { WorkerRequest } from '../engine.js';
 export const AUDIT_FD = 4;
 /** Which worker a process is (0…N-1), set by the primary in the worker's environment. */
 export const WORKER_ENV = 'DRAWBRIDGE_WORKER';
+/** Set ("1") when the audit log is a regular file the workers append to themselves (no AUDIT_FD pipe). */
+export const AUDIT_APPEND_ENV = 'DRAWBRIDGE_WORKER_AUDIT_APPEND';
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 

@@ -5,7 +5,7 @@
 import type { Registry } from 'prom-client';
 import type { WorkerRequest } from '../engine.js';
 import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
-import { AUDIT_FD, WORKER_ENV } from './protocol.js';
+import { AUDIT_APPEND_ENV, AUDIT_FD, WORKER_ENV } from './protocol.js';
 
 /** What the agent needs from its worker pool (absent when it runs as a single process). */
 export interface WorkerChannel {
@@ -28,8 +28,11 @@ const MAX_ASKS_IN_FLIGHT = 256;
 export class WorkerLink implements WorkerChannel {
   /** This worker's number, 0…N-1 (a restarted worker keeps its predecessor's). */
   readonly index = Number(process.env[WORKER_ENV] ?? 0);
-  /** The audit pipe to the primary, which writes every worker's lines to the one audit log. */
-  readonly auditFd = AUDIT_FD;
+  /**
+   * The audit pipe to the primary, which writes every worker's lines to the one audit log; none when
+   * the log is a regular file this worker appends to itself (audit-relay.ts).
+   */
+  readonly auditFd = process.env[AUDIT_APPEND_ENV] ? undefined : AUDIT_FD;
   private readonly asks = new Map<number, (handled: boolean) => void>();
   private readonly takes = new Map<number, (held: number) => void>();
   private nextId = 0;

@@ -1,6 +1,8 @@
 // The primary's audit relay: lines from several workers' pipes, cut anywhere by the pipe, reach the log
-// whole and in each worker's order; the unfinished line of a worker that died is dropped, never written.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+// whole and in each worker's order; the unfinished line of a worker that died is dropped, never written;
+// a regular file (or none yet) is appended to by the workers themselves, anything else relayed.
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -56,5 +58,17 @@ describe('AuditRelay', () => {
     await r.close(1_000);
     expect(await readFile(file, 'utf8')).toBe(line(0, 1));
     expect(r.dropped).toBe(1);
+  });
+
+  it('lets workers append to a regular file or a new one, and relays to anything else', async () => {
+    const { file } = await relay();
+    const log = createLogger('test', 'silent');
+    expect(new AuditRelay(file, 1, log).direct).toBe(true);
+    await writeFile(file, '');
+    expect(new AuditRelay(file, 1, log).direct).toBe(true);
+    const fifo = path.join(dir!, 'audit.fifo');
+    execFileSync('mkfifo', [fifo]);
+    expect(new AuditRelay(fifo, 1, log).direct).toBe(false);
+    expect(new AuditRelay('-', 1, log).direct).toBe(false);
   });
 });
