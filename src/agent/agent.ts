@@ -49,7 +49,7 @@ export class Agent implements AgentRuntime {
   readonly state: AgentState;
   readonly audit: AuditSink;
   readonly log: Logger;
-  readonly sessions = new SessionRegistry();
+  readonly sessions: SessionRegistry;
   readonly metrics: AgentMetrics;
   readonly tokenVerifier?: TokenVerifier;
   private tlsContext: SecureContext;
@@ -78,6 +78,8 @@ export class Agent implements AgentRuntime {
     this.providers = opts.parts.credentials;
     this.engine = engineFor(opts.parts, this.state.database.spec.protocol);
     this.workers = opts.workers;
+    // With workers, the primary learns of each session: it writes their session.end if this worker dies.
+    this.sessions = new SessionRegistry(this.workers);
     this.workers?.answerWith((request) => this.engine.handleWorkerRequest?.(request, this) ?? noWorker);
     this.server = createServer({ noDelay: true, keepAlive: true }, (s) => this.accept(s));
     this.metrics.observeAudit(this.audit.stats);

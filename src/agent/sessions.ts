@@ -19,8 +19,16 @@ export function newSessionId(): string {
   return randomUUID();
 }
 
+/** Told of every session tracked and released (an agent worker's primary: workers/worker.ts). */
+export interface SessionWatcher {
+  opened(session: LiveSession): void;
+  closed(id: string): void;
+}
+
 export class SessionRegistry {
   private readonly live = new Map<string, { session: LiveSession; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly watcher?: SessionWatcher) {}
 
   get size(): number {
     return this.live.size;
@@ -45,6 +53,7 @@ export class SessionRegistry {
     );
     timer.unref();
     this.live.set(session.id, { session, timer });
+    this.watcher?.opened(session);
   }
 
   release(id: string): void {
@@ -52,6 +61,7 @@ export class SessionRegistry {
     if (!entry) return;
     clearTimeout(entry.timer);
     this.live.delete(id);
+    this.watcher?.closed(id);
   }
 
   /** Re-runs the access check for every session; those no longer allowed end now. */

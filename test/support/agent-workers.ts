@@ -2,8 +2,10 @@
 // own process (node:cluster forks workers from the entry script, so it cannot run inside the test
 // process). Which worker holds a connection is read from the kernel: the worker process whose
 // descriptors include the agent-side socket of that TCP connection (/proc/net/tcp, /proc/PID/fd).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
+// With `auditFifo` the audit log is a FIFO this process reads (not a regular file: the primary relays
+// the workers' lines, as it does to stdout), otherwise a file each worker appends to.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, open, readFile, readdir, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { AuditEvent } from '../../src/agent/audit.js';
@@ -29,15 +31,20 @@ export interface WorkersAgent {
   metricsText(): Promise<string>;
   /** SIGTERM to the primary; resolves with its exit code. */
   stop(): Promise<number | null>;
+  /** SIGKILL to worker `pid`; resolves once a new worker has taken its place and listens. */
+  killWorker(pid: number): Promise<void>;
 }
 
 export async function startWorkersAgent(
-  opts: Omit<TestAgentOptions, 'log' | 'parts' | 'metrics'> & { workers: number },
+  opts: Omit<TestAgentOptions, 'log' | 'parts' | 'metrics'> & { workers: number; auditFifo?: boolean },
 ): Promise<WorkersAgent> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-workers-'));
   const port = await freePort();
   const metrics = `127.0.0.1:${await freePort()}`;
-  const files = await writeAgentConfig(dir, { ...opts, listen: `127.0.0.1:${port}`, metrics });
+  const fifo = opts.auditFifo ? await readFifo(path.join(dir, 'audit.fifo')) : undefined;
+  const audit = fifo ? { ...opts.audit, path: fifo.path } : opts.audit;
+  const files = await writeAgentConfig(dir, { ...opts, audit, listen: `127.0.0.1:${port}`, metrics });
+  const readAudit = () => (fifo ? Promise.resolve(fifo.text()) : readFile(files.auditPath, 'utf8'));
   const child = spawn(
     process.execPath,
     [CLI, 'agent', '--config', files.configPath, '--workers', String(opts.workers)],
@@ -59,7 +66,7 @@ export async function startWorkersAgent(
     child,
     logs: () => logs,
     writeDocs: files.writeDocs,
-    auditText: async () => finalAudit ?? (await readFile(files.auditPath, 'utf8').catch(() => '')),
+    auditText: async () => finalAudit ?? (await readAudit().catch(() => '')),
     async auditEvents() {
       const text = await agent.auditText();
       return text
@@ -86,10 +93,22 @@ export async function startWorkersAgent(
       const res = await fetch(metricsUrl);
       return res.text();
     },
+    async killWorker(pid) {
+      process.kill(pid, 'SIGKILL');
+      for (let i = 0; i < 100; i++) {
+        const pids = await agent.workerPids();
+        const text = await agent.metricsText().catch(() => '');
+        const up = metricValue(text, 'drawbridge_agent_workers');
+        if (pids.length === opts.workers && !pids.includes(pid) && up === opts.workers) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`the killed worker was not replaced:\n${logs}`);
+    },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
-      if (!finalAudit) finalAudit = await readFile(files.auditPath, 'utf8').catch(() => '');
+      if (!finalAudit) finalAudit = await readAudit().catch(() => '');
+      await fifo?.close();
       await rm(dir, { recursive: true, force: true });
       return code;
     },
@@ -116,6 +135,16 @@ export function metricValue(text: string, name: string, labels = ''): number | u
     return Number(rest.slice(rest.lastIndexOf(' ') + 1));
   }
   return undefined;
+}
+
+/** A FIFO at `file`, read into memory; opened read-write, so neither side's open waits for the other. */
+async function readFifo(file: string): Promise<{ path: string; text(): string; close(): Promise<void> }> {
+  execFileSync('mkfifo', [file]);
+  const handle = await open(file, 'r+');
+  const stream = handle.createReadStream({ encoding: 'utf8' });
+  let text = '';
+  stream.on('data', (d) => (text += d));
+  return { path: file, text: () => text, close: async () => void stream.destroy() };
 }
 
 /** The inode of the agent-side socket of the loopback connection from `clientPort` to `agentPort`. */

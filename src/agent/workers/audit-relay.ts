@@ -9,13 +9,15 @@
 //   the primary stops reading the pipes: a worker's own queue then grows and its audit mode (required:
 //   sessions wait; best-effort: drop) decides, as it would writing the log directly. Failed writes are
 //   retried from the same byte by AuditFile.
-// A session lives on one worker, so its events stay in order either way.
+// A session lives on one worker, so its events stay in order either way. The primary writes lines of
+// its own too: the session.end of each session a dead worker held, after that worker's last line.
 import { statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.js';
 import { AuditFile } from '../audit-file.js';
 import type { AuditStats } from '../audit.js';
+import type { SessionFields } from './protocol.js';
 
 const NEWLINE = 0x0a;
 /** While the log keeps failing, the error is logged again this often (each retry is counted). */
@@ -31,6 +33,8 @@ export class AuditRelay implements AuditStats {
   readonly direct: boolean;
   private readonly file: AuditFile;
   private readonly pipes = new Set<Readable>();
+  /** Lines to write once a dead worker's pipe has given its last bytes. */
+  private readonly afterPipe = new Map<Readable, Buffer>();
   private paused = false;
   private loggedAt = 0;
 
@@ -65,14 +69,32 @@ export class AuditRelay implements AuditStats {
     });
     pipe.once('close', () => {
       this.pipes.delete(pipe);
-      if (tail.length === 0) return;
-      this.dropped++;
-      const bytes = tail.reduce((n, b) => n + b.length, 0);
-      this.log.error({ worker, bytes }, 'audit: an incomplete line of an exited worker dropped');
+      if (tail.length > 0) {
+        this.dropped++;
+        const bytes = tail.reduce((n, b) => n + b.length, 0);
+        this.log.error({ worker, bytes }, 'audit: an incomplete line of an exited worker dropped');
+      }
+      const after = this.afterPipe.get(pipe);
+      this.afterPipe.delete(pipe);
+      if (after) this.file.push(after);
     });
     pipe.on('error', (err) => this.log.debug({ worker, err: err.message }, 'audit pipe error'));
     this.pipes.add(pipe);
     if (this.paused) pipe.pause();
+  }
+
+  /**
+   * Writes a session.end (`reason`) for each of `sessions`, those of a worker that died: after the
+   * last of its lines (`pipe` closed), so each session's end follows its other events.
+   */
+  endSessions(pipe: Readable | undefined, sessions: Iterable<SessionFields>, reason: string): void {
+    const time = new Date().toISOString();
+    let text = '';
+    for (const s of sessions) text += JSON.stringify({ time, type: 'session.end', ...s, reason }) + '\n';
+    if (text === '') return;
+    const lines = Buffer.from(text);
+    if (pipe && this.pipes.has(pipe)) this.afterPipe.set(pipe, lines);
+    else this.file.push(lines);
   }
 
   private push(lines: Buffer): void {

@@ -1,10 +1,12 @@
 // An agent replica as N worker processes sharing its listening port. The primary serves no client: it
 // forks the workers (node:cluster), restarts one that dies, routes what one worker asks the others (a
-// PostgreSQL CancelRequest landing on a worker that does not hold the session), writes every
-// worker's audit lines to the one log (audit-relay.ts), holds the connection counts of the whole replica
-// (limits.maxConnections and maxConnectionsPerIdentity: a worker takes a slot here per connection and
-// identity, and a worker that dies gives back all of its own), answers /metrics with the sum over the
-// workers and /healthz while at least one worker listens, and on SIGTERM tells every worker to drain.
+// PostgreSQL CancelRequest landing on a worker that does not hold the session), keeps the one audit
+// log (audit-relay.ts: relays the workers' lines unless they append to a file themselves), holds the
+// connection counts of the whole replica (limits.maxConnections and maxConnectionsPerIdentity: a worker
+// takes a slot here per connection and identity, and a worker that dies gives back all of its own),
+// knows each worker's live sessions (a worker that dies gets their session.end written here), answers
+// /metrics with the sum over the workers and /healthz while at least one worker listens, and on
+// SIGTERM tells every worker to drain.
 //
 // Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to a
 // worker. SO_REUSEPORT (`reusePort`, Node >= 22.12) lets the kernel pick instead, by a hash of the
@@ -27,6 +29,7 @@ import { AuditRelay } from './audit-relay.js';
 import {
   AUDIT_APPEND_ENV,
   AUDIT_FD,
+  type SessionFields,
   type ToPrimary,
   type ToWorker,
   WORKER_ENV,
@@ -57,6 +60,10 @@ interface Slot {
   listening: boolean;
   /** The connection slots this worker holds (of `WorkerPool.held`). */
   held: Slots;
+  /** Its live sessions by id: the primary ends them in the audit log if the worker dies. */
+  sessions: Map<string, SessionFields>;
+  /** Its audit pipe, unless it appends to the log itself. */
+  pipe: Readable | undefined;
 }
 
 /** One worker's ask, waiting for its siblings' answers. */
@@ -144,8 +151,17 @@ export class WorkerPool {
   private fork(index: number): void {
     const append = this.relay.direct ? { [AUDIT_APPEND_ENV]: '1' } : {};
     const worker = cluster.fork({ [WORKER_ENV]: String(index), ...append });
-    this.slots[index] = { worker, startedAt: Date.now(), listening: false, held: new Slots() };
-    if (!this.relay.direct) this.relay.attach(worker.process.stdio![AUDIT_FD] as Readable, index);
+    const pipe = this.relay.direct ? undefined : (worker.process.stdio![AUDIT_FD] as Readable);
+    const sessions = new Map<string, SessionFields>();
+    this.slots[index] = {
+      worker,
+      startedAt: Date.now(),
+      listening: false,
+      held: new Slots(),
+      sessions,
+      pipe,
+    };
+    if (pipe) this.relay.attach(pipe, index);
     worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
     worker.once('exit', (code, signal) => this.exited(index, worker, code, signal));
   }
@@ -154,8 +170,10 @@ export class WorkerPool {
     const slot = this.slots[index];
     if (slot?.worker !== worker) return;
     this.slots[index] = undefined;
-    // Its connections died with it.
+    // Its connections died with it: their slots free, their sessions end in the audit log.
     for (const [key, count] of slot.held.entries()) this.held.release(key, count);
+    const reason = `agent worker exited (${signal ? `signal ${signal}` : `code ${code}`})`;
+    this.relay.endSessions(slot.pipe, slot.sessions.values(), reason);
     for (const [id, ask] of this.asks) this.answered(id, ask, worker, false);
     for (const [id, scrape] of this.scrapes) this.scraped(id, scrape, worker, []);
     if (this.draining) {
@@ -169,7 +187,7 @@ export class WorkerPool {
       : Math.min(Math.max(1_000, this.restartDelayMs * 2), MAX_RESTART_DELAY_MS);
     this.restarts.inc();
     this.opts.log.error(
-      { worker: index, code, signal, restartInMs: this.restartDelayMs },
+      { worker: index, code, signal, sessionsEnded: slot.sessions.size, restartInMs: this.restartDelayMs },
       'agent worker exited; starting it again (drawbridge_agent_worker_restarts_total)',
     );
     setTimeout(() => this.draining || this.fork(index), this.restartDelayMs);
@@ -183,18 +201,22 @@ export class WorkerPool {
       case 'ask':
         return this.route(from, msg.id, msg.request);
       case 'take': {
-        const slot = this.slots[index];
-        if (slot?.worker !== from) return;
+        const slot = this.own(index, from);
+        if (!slot) return;
         const held = this.held.take(msg.key, msg.cap);
         if (held < msg.cap) slot.held.take(msg.key, Infinity);
         return this.send(from, { t: 'taken', id: msg.id, held });
       }
       case 'release': {
-        const slot = this.slots[index];
-        if (slot?.worker !== from) return;
+        const slot = this.own(index, from);
+        if (!slot) return;
         slot.held.release(msg.key);
         return this.held.release(msg.key);
       }
+      case 'opened':
+        return void this.own(index, from)?.sessions.set(msg.session.sessionId, msg.session);
+      case 'closed':
+        return void this.own(index, from)?.sessions.delete(msg.sessionId);
       case 'answer': {
         const ask = this.asks.get(msg.id);
         return ask && this.answered(msg.id, ask, from, msg.handled);
@@ -247,6 +269,12 @@ export class WorkerPool {
     if (!scrape) return;
     this.scrapes.delete(id);
     scrape.resolve(scrape.results);
+  }
+
+  /** The slot of worker `index` while `worker` is still the one in it (not an exited predecessor). */
+  private own(index: number, worker: Worker): Slot | undefined {
+    const slot = this.slots[index];
+    return slot?.worker === worker ? slot : undefined;
   }
 
   private connected(): Worker[] {

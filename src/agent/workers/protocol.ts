@@ -13,6 +13,16 @@ export const AUDIT_APPEND_ENV = 'DRAWBRIDGE_WORKER_AUDIT_APPEND';
 
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
+/** The fields every audit event of a session carries: what the primary needs for its session.end. */
+export interface SessionFields {
+  sessionId: string;
+  database: string;
+  protocol: string;
+  user: string;
+  dbUser?: string;
+  dbName?: string;
+}
+
 export type ToWorker =
   | { t: 'drain' }
   | { t: 'metrics'; id: number }
@@ -30,4 +40,7 @@ export type ToPrimary =
   | { t: 'answer'; id: number; handled: boolean }
   /** A connection slot, counted for the whole replica: `key` an identity's user, null every connection. */
   | { t: 'take'; id: number; key: string | null; cap: number }
-  | { t: 'release'; key: string | null };
+  | { t: 'release'; key: string | null }
+  /** A session started (or changed user): the primary ends it in the audit log if this worker dies. */
+  | { t: 'opened'; session: SessionFields }
+  | { t: 'closed'; sessionId: string };

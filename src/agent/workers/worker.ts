@@ -4,11 +4,15 @@
 // drains when the primary says so.
 import type { Registry } from 'prom-client';
 import type { WorkerRequest } from '../engine.js';
+import type { LiveSession, SessionWatcher } from '../sessions.js';
 import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
 import { AUDIT_APPEND_ENV, AUDIT_FD, WORKER_ENV } from './protocol.js';
 
-/** What the agent needs from its worker pool (absent when it runs as a single process). */
-export interface WorkerChannel {
+/**
+ * What the agent needs from its worker pool (absent when it runs as a single process). As the agent's
+ * SessionWatcher it tells the primary of each session, so a worker's crash still ends them in the audit.
+ */
+export interface WorkerChannel extends SessionWatcher {
   /** Resolves true when a sibling worker handled the request, false when none did (or in time). */
   ask(request: WorkerRequest): Promise<boolean>;
   /** Answers the siblings' asks. */
@@ -84,6 +88,17 @@ export class WorkerLink implements WorkerChannel {
 
   release(key: string | null): void {
     this.send({ t: 'release', key });
+  }
+
+  opened(session: LiveSession): void {
+    const { database, dbUser, dbName } = session.request();
+    const { name } = database.metadata;
+    const fields = { sessionId: session.id, database: name, protocol: database.spec.protocol };
+    this.send({ t: 'opened', session: { ...fields, user: session.identity.user, dbUser, dbName } });
+  }
+
+  closed(sessionId: string): void {
+    this.send({ t: 'closed', sessionId });
   }
 
   answerWith(handler: (request: WorkerRequest) => Promise<boolean>): void {

@@ -1,7 +1,8 @@
 // An agent of two worker processes (`--workers 2`) in front of the real PostgreSQL: sessions spread
 // over both, a CancelRequest accepted by the worker that does not hold the session still cancels (and
 // a wrong secret does not), revocation ends sessions on both, one /metrics sums both, the audit log
-// holds whole lines, a killed worker comes back, and SIGTERM drains.
+// holds whole lines, a killed worker comes back (the primary ends its sessions in the audit log), and
+// SIGTERM drains.
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -14,9 +15,10 @@ import { type Fixture, baseDocs, pgClient, startFixture, startWorkersAgentFor, u
 let f: Fixture;
 let agent: WorkersAgent;
 const clients: pg.Client[] = [];
-/** Sessions still open, by the worker holding them (a killed worker's never write session.end). */
+/** Sessions still open, by the worker holding them (a killed worker's session.end the primary writes). */
 const live = new Map<pg.Client, number>();
 let lostWithWorker = 0;
+const CRASH = 'agent worker exited (signal SIGKILL)';
 
 beforeAll(async () => {
   f = await startFixture();
@@ -150,28 +152,25 @@ describe('postgres through 2 workers', () => {
     }
   });
 
-  it('starts a killed worker again, counted and logged', async () => {
+  it('starts a killed worker again, counted and logged; its sessions end in the audit log', async () => {
     const [victim] = await agent.workerPids();
     lostWithWorker = [...live.values()].filter((w) => w === victim).length;
-    process.kill(victim!, 'SIGKILL');
-    for (let i = 0; i < 100; i++) {
-      const pids = await agent.workerPids();
-      const text = await agent.metricsText().catch(() => '');
-      if (
-        pids.length === 2 &&
-        !pids.includes(victim!) &&
-        metricValue(text, 'drawbridge_agent_workers') === 2
-      ) {
-        expect(metricValue(text, 'drawbridge_agent_worker_restarts_total')).toBe(1);
-        expect(agent.logs()).toContain('agent worker exited; starting it again');
-        const seen = new Set<number>();
-        for (let n = 0; n < 4; n++) seen.add((await session()).worker);
-        expect(seen.size).toBe(2);
-        return;
-      }
-      await sleep(100);
+    const survivors = live.size - lostWithWorker;
+    await agent.killWorker(victim!);
+    const text = await agent.metricsText();
+    expect(metricValue(text, 'drawbridge_agent_worker_restarts_total')).toBe(1);
+    expect(metricValue(text, 'drawbridge_sessions_active')).toBe(survivors);
+    expect(agent.logs()).toContain('agent worker exited; starting it again');
+    const crashed = (await wholeAuditLines()).filter((e) => e.reason === CRASH);
+    expect(crashed).toHaveLength(lostWithWorker);
+    for (const e of crashed) {
+      expect(e).toMatchObject({ type: 'session.end', database: 'orders-pg', protocol: 'postgres' });
+      expect(e).toMatchObject({ user: 'alice', dbUser: 'alice', dbName: 'orders' });
     }
-    throw new Error(`the killed worker was not replaced:\n${agent.logs()}`);
+    for (const c of [...live.keys()]) if (live.get(c) === victim) live.delete(c);
+    const seen = new Set<number>();
+    for (let n = 0; n < 4; n++) seen.add((await session()).worker);
+    expect(seen.size).toBe(2);
   });
 
   it('drains on SIGTERM: a running query finishes, then the agent exits 0', async () => {
@@ -184,11 +183,14 @@ describe('postgres through 2 workers', () => {
     const stopped = agent.stop();
     expect(await result).toBe(1);
     expect(await stopped).toBe(0);
-    // Every session ended with its session.end written, but those of the killed worker; last lines whole.
+    // Every session ended with one session.end, last of its events, the killed worker's by the primary.
     const events = await wholeAuditLines();
-    const ended = new Set(events.filter((e) => e.type === 'session.end').map((e) => e.sessionId));
+    const ends = events.filter((e) => e.type === 'session.end');
     const started = events.filter((e) => e.type === 'session.start').map((e) => e.sessionId);
-    expect(started.filter((id) => !ended.has(id))).toHaveLength(lostWithWorker);
+    expect(ends.map((e) => e.sessionId).sort()).toEqual([...started].sort());
+    for (const id of started)
+      expect(events.filter((e) => e.sessionId === id).at(-1)?.type).toBe('session.end');
+    expect(ends.filter((e) => e.reason === CRASH)).toHaveLength(lostWithWorker);
     expect(lostWithWorker).toBeGreaterThan(0);
   }, 30_000);
 });

@@ -126,8 +126,14 @@ export interface RedisWorkersFixture {
   stop(): Promise<void>;
 }
 
-/** A real Redis behind an agent of two worker processes (the CLI's `--workers 2`), for the test people. */
-export async function startRedisWorkers(dirPrefix: string, limits?: object): Promise<RedisWorkersFixture> {
+/**
+ * A real Redis behind an agent of two worker processes (the CLI's `--workers 2`), for the test people.
+ * `auditFifo`: the audit log is a FIFO, which the primary relays the workers' lines to (see startWorkersAgent).
+ */
+export async function startRedisWorkers(
+  dirPrefix: string,
+  { limits, auditFifo }: { limits?: object; auditFifo?: boolean } = {},
+): Promise<RedisWorkersFixture> {
   const pki = await issuePeopleTls(PEOPLE, 'cache agent', dirPrefix);
   const redis = await startRedis();
   const agent = await startWorkersAgent({
@@ -135,6 +141,7 @@ export async function startRedisWorkers(dirPrefix: string, limits?: object): Pro
     docs: redisDocs(redis),
     tls: pki.agentTls,
     workers: 2,
+    auditFifo,
     ...(limits ? { limits } : {}),
   }).catch(async (err: unknown) => {
     await redis.stop();

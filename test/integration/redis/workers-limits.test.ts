@@ -12,7 +12,9 @@ let f: RedisWorkersFixture;
 const sockets = new Set<TLSSocket>();
 
 beforeAll(async () => {
-  f = await startRedisWorkers('drawbridge-redis-workers-limits-', { maxConnectionsPerIdentity: 2 });
+  f = await startRedisWorkers('drawbridge-redis-workers-limits-', {
+    limits: { maxConnectionsPerIdentity: 2 },
+  });
 }, 60_000);
 afterAll(async () => {
   sockets.forEach((s) => s.destroy());

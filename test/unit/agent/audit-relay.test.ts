@@ -1,6 +1,7 @@
 // The primary's audit relay: lines from several workers' pipes, cut anywhere by the pipe, reach the log
 // whole and in each worker's order; the unfinished line of a worker that died is dropped, never written;
-// a regular file (or none yet) is appended to by the workers themselves, anything else relayed.
+// the session.end lines the primary writes for a dead worker's sessions come after that worker's last
+// line; a regular file (or none yet) is appended to by the workers themselves, anything else relayed.
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -58,6 +59,28 @@ describe('AuditRelay', () => {
     await r.close(1_000);
     expect(await readFile(file, 'utf8')).toBe(line(0, 1));
     expect(r.dropped).toBe(1);
+  });
+
+  it("writes a dead worker's session.end lines after the last of its own", async () => {
+    const { relay: r, file } = await relay();
+    const pipe = new PassThrough();
+    r.attach(pipe, 0);
+    pipe.write(line(0, 1));
+    const session = { sessionId: 's1', database: 'db', protocol: 'redis', user: 'alice', dbUser: 'app' };
+    r.endSessions(pipe, [session], 'agent worker exited (signal SIGKILL)');
+    pipe.write(line(0, 2) + '{"cut');
+    pipe.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await r.close(1_000);
+    const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+    expect(lines.slice(0, 2)).toEqual([line(0, 1).trim(), line(0, 2).trim()]);
+    expect(JSON.parse(lines[2]!)).toEqual({
+      time: expect.any(String) as string,
+      type: 'session.end',
+      ...session,
+      reason: 'agent worker exited (signal SIGKILL)',
+    });
+    expect(lines).toHaveLength(3);
   });
 
   it('lets workers append to a regular file or a new one, and relays to anything else', async () => {
