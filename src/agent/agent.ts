@@ -111,7 +111,10 @@ export class Agent implements AgentRuntime {
         if (!socket.destroyed) return this.admit(socket, held, true);
         this.workers?.release(null);
       },
-      () => socket.destroy(),
+      (err: Error) => {
+        this.log.warn({ err: err.message }, 'connection dropped: no connection slot');
+        socket.destroy();
+      },
     );
   }
 

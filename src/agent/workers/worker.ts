@@ -3,6 +3,7 @@
 // workers and answers theirs, takes connection slots from the primary's replica-wide counts, and
 // drains when the primary says so.
 import type { Registry } from 'prom-client';
+import { DrawbridgeError } from '../../errors.js';
 import type { WorkerRequest } from '../engine.js';
 import type { LiveSession, SessionWatcher } from '../sessions.js';
 import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
@@ -28,6 +29,15 @@ export interface WorkerChannel extends SessionWatcher {
 const ASK_TIMEOUT_MS = 3_000;
 /** A flood of bogus cancels must not queue without bound: past this many waiting, asks are refused. */
 const MAX_ASKS_IN_FLIGHT = 256;
+/** A connection slot normally comes back in well under a millisecond: past this, the primary is stuck. */
+export const TAKE_TIMEOUT_MS = 5_000;
+
+/** The IPC channel to the primary: `process` in a worker (a test passes its own). */
+export interface PrimaryChannel {
+  readonly connected: boolean;
+  send(msg: ToPrimary): unknown;
+  on(event: 'message', listener: (msg: ToWorker) => void): unknown;
+}
 
 export class WorkerLink implements WorkerChannel {
   /** This worker's number, 0…N-1 (a restarted worker keeps its predecessor's). */
@@ -44,8 +54,8 @@ export class WorkerLink implements WorkerChannel {
   private registry: Registry | undefined;
   private drain: (() => void) | undefined;
 
-  constructor() {
-    process.on('message', (msg: ToWorker) => this.received(msg));
+  constructor(private readonly primary: PrimaryChannel = process as PrimaryChannel) {
+    primary.on('message', (msg) => this.received(msg));
   }
 
   /** The primary asked this worker to stop accepting and drain: `stop` runs once. */
@@ -76,12 +86,21 @@ export class WorkerLink implements WorkerChannel {
     });
   }
 
+  /** Rejects with AGENT_UNRESPONSIVE when the primary does not answer within TAKE_TIMEOUT_MS. */
   take(key: string | null, cap: number): Promise<number> {
     // Without the primary this worker is exiting (node:cluster ends a worker whose channel closes).
-    if (!process.connected) return Promise.resolve(0);
+    if (!this.primary.connected) return Promise.resolve(0);
     const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.takes.set(id, resolve);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        // The primary may still count the slot when it answers at last: it is given back then.
+        this.takes.set(id, (held) => held < cap && this.release(key));
+        reject(unresponsive());
+      }, TAKE_TIMEOUT_MS);
+      this.takes.set(id, (held) => {
+        clearTimeout(timer);
+        resolve(held);
+      });
       this.send({ t: 'take', id, key, cap });
     });
   }
@@ -141,6 +160,14 @@ export class WorkerLink implements WorkerChannel {
 
   private send(msg: ToPrimary): void {
     // The channel closes as the worker exits: what is lost then no longer matters.
-    if (process.connected) process.send!(msg);
+    if (this.primary.connected) this.primary.send(msg);
   }
+}
+
+function unresponsive(): DrawbridgeError {
+  return new DrawbridgeError(
+    'AGENT_UNRESPONSIVE',
+    `the agent's primary process did not count this connection within ${TAKE_TIMEOUT_MS / 1000}s`,
+    "retry; if it persists the agent pod is short of CPU: raise its CPU limit or lower spec.agent.workers, and check the primary's log",
+  );
 }

@@ -21,6 +21,7 @@ const SQLSTATE: Record<ErrorCode, SqlState> = {
   SESSION_EXPIRED: SqlState.InvalidAuthorization,
   SESSION_REVOKED: SqlState.InvalidAuthorization,
   AGENT_SHUTDOWN: SqlState.AdminShutdown,
+  AGENT_UNRESPONSIVE: SqlState.ConnectionFailure,
   AUDIT_UNAVAILABLE: SqlState.InsufficientResources,
   AWS_ERROR: SqlState.InternalError,
   KUBE_ERROR: SqlState.InternalError,
