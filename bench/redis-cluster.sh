@@ -8,7 +8,9 @@
 # and -P 16, BENCH_ROUNDS times alternating. Prints the agent's CPU per request, ops/s, p99 and the
 # agent/direct ratio (target >= 0.7), each as median (min–max), for RESP2 and RESP3.
 # Usage: bash bench/redis-cluster.sh  (after `make build`; `make bench-redis-cluster` does both).
-# Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS (bench/lib.sh).
+# Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS, BENCH_PIPELINES
+# (bench/lib.sh); BENCH_AGENT_BEFORE (another build's dist): its agent, in front of a cluster of its own,
+# runs in the same rounds as agent-before, for before/after CPU and ops/s ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -26,8 +28,15 @@ ARGS[direct-resp3]="${ARGS[direct]} -3"
 ARGS[agent-resp3]="${ARGS[agent]} -3"
 declare -A PROXY_PID=([agent]=$ENV_PID [agent-resp3]=$ENV_PID)
 EXTRA_ARGS=(-r 100000) # random keys, so every master gets traffic
+TARGETS=(direct agent direct-resp3 agent-resp3)
+if [ -n "${BENCH_AGENT_BEFORE:-}" ]; then
+  start_before_env redis-cluster-env.js 900
+  ARGS[agent-before]="-p $(before_var AGENT_PORT) --tls --cacert $(before_var CLIENT_CA) --cert $(before_var CLIENT_CERT) --key $(before_var CLIENT_KEY)"
+  PROXY_PID[agent-before]=$BEFORE_PID
+  TARGETS+=(agent-before)
+fi
 ERRORS='error|MOVED|ASK'
-run_benchmarks direct agent direct-resp3 agent-resp3
+run_benchmarks "${TARGETS[@]}"
 
 echo "Redis Cluster (3 masters + 3 replicas, TLS): redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS -r 100000"
 echo "(machine: $(nproc) cores, shared with the cluster, the agent and the client; numbers are indicative)"

@@ -101,13 +101,6 @@ for (const w of targets.filter((t) => /^agent-\d+w$/.test(t))) {
     { label: `ops/s ${w} / agent`, a: w, b: 'agent', figure: ops },
   );
 }
-if (targets.includes('agent-before')) {
-  STANDALONE.push(
-    { label: 'CPU/request agent / agent-before', a: 'agent', b: 'agent-before', figure: cpu },
-    { label: 'user CPU agent / agent-before', a: 'agent', b: 'agent-before', figure: user },
-    { label: 'ops/s agent / agent-before', a: 'agent', b: 'agent-before', figure: ops },
-  );
-}
 const CLUSTER: Check[] = [
   { label: 'ops/s agent / direct --cluster', a: 'agent', b: 'direct', figure: ops, target: '>= 0.7' },
   {
@@ -119,6 +112,16 @@ const CLUSTER: Check[] = [
   },
   { label: 'ops/s agent-resp3 / agent', a: 'agent-resp3', b: 'agent', figure: ops },
 ];
+// BENCH_AGENT_BEFORE (both modes): this build's agent against another build's, in the same rounds.
+if (targets.includes('agent-before')) {
+  for (const checks of [STANDALONE, CLUSTER]) {
+    checks.push(
+      { label: 'CPU/request agent / agent-before', a: 'agent', b: 'agent-before', figure: cpu },
+      { label: 'user CPU agent / agent-before', a: 'agent', b: 'agent-before', figure: user },
+      { label: 'ops/s agent / agent-before', a: 'agent', b: 'agent-before', figure: ops },
+    );
+  }
+}
 
 function met(value: number, target: string): boolean {
   const limit = Number(target.slice(3));
