@@ -48,6 +48,11 @@ export interface CommandRules {
   responsePolicy?: ResponsePolicy;
   /** Runs a script or function (EVAL, FCALL, a module's @scripting command): its errors are its own. */
   runsCode: boolean;
+  /**
+   * keyPositions' answer when no argument can change it (GET, SET, HSET ...: keys at fixed indexes),
+   * for commands of at least `minArgs` arguments: routing them allocates and searches nothing.
+   */
+  fixedKeys?: { positions: readonly number[]; minArgs: number };
 }
 
 function str(v: RespValue | undefined): string {
@@ -122,6 +127,7 @@ function addEntry(entry: RespValue, out: Map<string, CommandRules>): void {
     needsGetKeys: parsed.some((p) => p.incomplete) && flags.has('movablekeys'),
     runsCode: runsCode({ name, categories }),
   };
+  rules.fixedKeys = fixedKeys(rules);
   const request = tip('request_policy:');
   const response = tip('response_policy:');
   if (request) rules.requestPolicy = request as RequestPolicy;
@@ -159,6 +165,28 @@ function beginIndex(begin: BeginSearch, args: readonly Buffer[]): number {
     if (sameWord(args[i]!, begin.keyword)) return i + 1;
   }
   return -1;
+}
+
+/**
+ * Key positions of a command whose specs (or legacy range) all start at an index and end a fixed
+ * distance after it: found by keyPositions itself over arguments long enough to hold them all, so the
+ * two cannot disagree (it reads only the argument count for such specs).
+ */
+function fixedKeys(rules: CommandRules): CommandRules['fixedKeys'] {
+  let bound: number;
+  if (rules.specs.length === 0) {
+    const { first, last, step } = rules.legacy;
+    if (first > 0 && step > 0 && last < 0) return undefined;
+    bound = Math.max(0, last);
+  } else {
+    bound = 0;
+    for (const { begin, find } of rules.specs) {
+      if (begin.type !== 'index' || find.type !== 'range' || find.lastKey < 0) return undefined;
+      bound = Math.max(bound, begin.pos + find.lastKey);
+    }
+  }
+  const positions = keyPositions(rules, new Array<Buffer>(bound + 1));
+  return { positions, minArgs: positions.length === 0 ? 0 : Math.max(...positions) + 1 };
 }
 
 /**

@@ -51,7 +51,6 @@ export class ClusterRouter implements Router {
   private readonly order: PushOrder;
   private readonly unlisten: () => void;
   private readonly shared: Lane;
-  private inFlight = 0;
   private held: Held[] | undefined;
   private clientName: Buffer | undefined;
   /** The session's protocol: set by HELLO, back to RESP2 by RESET (as on one server). */
@@ -89,20 +88,20 @@ export class ClusterRouter implements Router {
       this.held.push([cmd, done]);
       return this.held.length < MAX_HELD;
     }
-    if (this.isBarrier(cmd)) {
-      if (this.inFlight > 0) {
+    const rules = this.service.rules(cmd.name);
+    if (this.isBarrier(cmd, rules)) {
+      if (this.order.pending > 0) {
         this.held = [[cmd, done]];
         return true;
       }
       this.held = [];
     }
-    this.inFlight++;
     const n = this.order.sent();
-    return this.route(cmd, (reply) => {
+    return this.route(cmd, rules, (reply) => {
       if (this.closed) return;
       done(reply);
       this.order.answer(n);
-      if (--this.inFlight === 0 && this.held) this.release();
+      if (this.held && this.order.pending === 0) this.release();
     });
   }
 
@@ -167,11 +166,10 @@ export class ClusterRouter implements Router {
   }
 
   /** Commands that leave the shared connection and must not overtake, or be overtaken by, others. */
-  private isBarrier(cmd: RedisCommand): boolean {
+  private isBarrier(cmd: RedisCommand, rules: CommandRules | undefined): boolean {
     const n = cmd.name;
     if (n === 'exec' || n === 'watch') return true;
     if (this.tx.queueing || this.pubsub.subscribed) return false;
-    const rules = this.service.rules(n);
     return rules !== undefined && (isBlocking(cmd, rules) || rules.needsGetKeys);
   }
 
@@ -189,11 +187,10 @@ export class ClusterRouter implements Router {
     if (!this.held && this.waitingDrain === false) this.drained();
   }
 
-  private route(cmd: RedisCommand, done: Done): boolean {
+  private route(cmd: RedisCommand, rules: CommandRules | undefined, done: Done): boolean {
     const name = cmd.name;
     // RESET ends transactions and subscriptions here; sent on, it would log a pooled connection out.
     if (name === 'reset') return this.reset(done);
-    const rules = this.service.rules(name);
     // Between WATCH and MULTI, reads and writes run as usual (WATCH, a barrier, has been answered).
     if (this.tx.queueing || TRANSACTION_COMMANDS.has(name)) return this.tx.dispatch(cmd, rules, done);
     if (SUBSCRIBE_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);

@@ -19,6 +19,8 @@ export function slotAt(args: readonly Buffer[], positions: readonly number[]): n
 }
 
 export function commandSlot(cmd: RedisCommand, rules: CommandRules): number {
+  const fixed = rules.fixedKeys;
+  if (fixed && cmd.args.length >= fixed.minArgs) return slotAt(cmd.args, fixed.positions);
   return slotAt(cmd.args, keyPositions(rules, cmd.args));
 }
 
