@@ -61,6 +61,17 @@ const REPEAT_PARSE_BYTES = 4096;
 
 export type QueryEventFields = Record<string, unknown>;
 
+/**
+ * Writes the event of a Bind whose statement is known: `{query: info.text, statement, parameters}`
+ * (`statement` left out for the unnamed one). The session writes the part before `parameters` once
+ * per statement, not per Bind.
+ */
+export type BindEmitter = (
+  info: StatementInfo,
+  statement: string | undefined,
+  parameters: (string | null)[],
+) => void;
+
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
   /**
@@ -74,6 +85,8 @@ export class QueryAuditor {
     private readonly emit: (fields: QueryEventFields) => void,
     /** The longest value shown whole (the Database's spec.audit.maxValueLength, read per event). */
     private readonly maxValue: () => number,
+    private readonly emitBind: BindEmitter = (info, statement, parameters) =>
+      emit({ query: info.text, statement, parameters }),
   ) {}
 
   /** MessageCallback for the client scanner. `body` is shorter than `bodyLength` when it was cut. */
@@ -163,16 +176,19 @@ export class QueryAuditor {
     if (resolved.text !== null ? resolved.rewrites : resolved.possible?.some((p) => p.rewrites)) {
       this.statements.forgetAll();
     }
-    const fields = statementFields(name, resolved);
     if (!bind) {
+      const fields = statementFields(name, resolved);
       fields.parameters = null;
       return this.emit(Object.assign(fields, cut));
     }
     const max = this.maxValue();
     const hide = secret(resolved);
-    fields.parameters = bind.values.map((v, i) =>
+    const parameters = bind.values.map((v, i) =>
       v === null ? null : hide ? REDACTED : formatParam(v, bind.binary[i]!, max),
     );
+    if (resolved.text !== null) return this.emitBind(resolved, name === '' ? undefined : name, parameters);
+    const fields = statementFields(name, resolved);
+    fields.parameters = parameters;
     this.emit(fields);
   }
 

@@ -18,6 +18,7 @@ import type { AccessRequest } from '../../authz/engine.js';
 import { DrawbridgeError, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import { CLIENT_CODES, QueryAuditor, type QueryEventFields, SERVER_CODES } from './audit.js';
+import type { StatementInfo } from './statements.js';
 import { fatalFor } from './errors.js';
 import { BackendCode, FrontendCode } from './messages.js';
 import { BACKEND_LIMITS, type MessageCallback, MessageScanner, frontendLimits } from './parser.js';
@@ -55,6 +56,7 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
   private readonly auditor = new QueryAuditor(
     (fields) => this.emitQuery(fields),
     () => this.agent.state.database.spec.audit.maxValueLength,
+    (info, statement, parameters) => this.emitBind(info, statement, parameters),
   );
   private readonly client: TLSSocket;
   private readonly backend: Socket;
@@ -62,10 +64,16 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
   /** What `start` needs once; dropped then, so an idle session holds no startup bytes. */
   private startup: Pick<SessionParams, 'clientRest' | 'backendRest' | 'startFields'> | undefined;
   private readonly startedAt = Date.now();
-  /** The session's own fields of `query` events, serialized once (per database name). */
+  /** See prefix(). */
   private queryPrefix: { database: string; bytes: Buffer } | undefined;
   /** The statement's own fields (JSON), while its event is being written. */
   private queryFields = '';
+  /**
+   * `,"query":…,"statement":…,"parameters":` of the statement the last Bind ran, encoded once: a
+   * driver binds the same statement again and again. Set while a Bind's event is being written.
+   */
+  private bindHead: { info: StatementInfo; statement: string | undefined; bytes: Buffer } | undefined;
+  private writingBind = false;
   private fromClient = 0;
   private toClient = 0;
   private counted = { fromClient: 0, toClient: 0 };
@@ -279,20 +287,50 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
   private emitQuery(fields: QueryEventFields): void {
     const audit = this.agent.audit;
     if (!audit.emitWith) return this.emit('query', fields);
+    this.queryFields = JSON.stringify(fields);
+    audit.emitWith(this.prefix().length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
+    this.queryFields = '';
+  }
+
+  /** A Bind of a known statement: the same bytes as emitQuery's, the statement's part cached. */
+  private emitBind(info: StatementInfo, statement: string | undefined, parameters: (string | null)[]): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.emit('query', { query: info.text, statement, parameters });
+    const head = this.bindHead;
+    if (head?.info !== info || head.statement !== statement) {
+      const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
+      this.bindHead = { info, statement, bytes: Buffer.from(`,${json.slice(1, -2)}`) };
+    }
+    this.queryFields = JSON.stringify(parameters);
+    const maxBytes =
+      this.prefix().length + this.bindHead!.bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT;
+    this.writingBind = true;
+    audit.emitWith(maxBytes + 1, this);
+    this.writingBind = false;
+    this.queryFields = '';
+  }
+
+  /** The session's own fields of `query` events, serialized once (per database name). */
+  private prefix(): Buffer {
     const database = this.agent.state.database.metadata.name;
     if (this.queryPrefix?.database !== database) {
       const json = JSON.stringify(this.event('query', {}));
       this.queryPrefix = { database, bytes: Buffer.from(`,${json.slice(1, -1)}`) };
     }
-    this.queryFields = JSON.stringify(fields);
-    audit.emitWith(this.queryPrefix.bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
-    this.queryFields = '';
+    return this.queryPrefix.bytes;
   }
 
   writeAuditEvent(buf: Buffer, at: number): number {
     const prefix = this.queryPrefix!.bytes;
     buf.set(prefix, at);
-    return writeJsonFields(buf, at + prefix.length, this.queryFields);
+    at += prefix.length;
+    if (!this.writingBind) return writeJsonFields(buf, at, this.queryFields);
+    const head = this.bindHead!.bytes;
+    buf.set(head, at);
+    at += head.length;
+    at += buf.write(this.queryFields, at, 'utf8');
+    buf[at] = 0x7d; // }
+    return at + 1;
   }
 
   private emit(type: AuditEventType, fields: Record<string, unknown>): void {
