@@ -13,7 +13,7 @@ import {
   decodeFunctionOid,
   decodeParse,
   decodeParsePrefix,
-  decodeQuery,
+  decodeQueryText,
 } from './decoders.js';
 import { BackendCode, FrontendCode } from './messages.js';
 import { codeSet } from './parser.js';
@@ -106,7 +106,7 @@ export class QueryAuditor {
     const cut = complete ? undefined : { truncated: true, messageBytes: bodyLength };
     switch (code) {
       case FrontendCode.Query: {
-        const sql = decodeQuery(body, complete).toString('utf8');
+        const sql = decodeQueryText(body, complete);
         this.statements.simple(rewritesStatements(sql));
         // Cut at the capture limit: the head, and the size and SHA-256 of the whole text.
         const query = cutSha256

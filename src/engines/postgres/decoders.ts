@@ -45,15 +45,22 @@ class BodyReader {
   }
 
   cstringBytes(): Buffer {
-    const end = this.body.indexOf(0, this.off);
-    if (end < 0) this.fail('missing string terminator');
-    const value = this.body.subarray(this.off, end);
-    this.off = end + 1;
-    return value;
+    const start = this.off;
+    return this.body.subarray(start, this.skipCstring());
   }
 
+  /** Decoded straight from the body: no view allocated per string. */
   cstring(): string {
-    return this.cstringBytes().toString('utf8');
+    const start = this.off;
+    return this.body.toString('utf8', start, this.skipCstring());
+  }
+
+  /** Steps past the string at the offset and its terminator; returns where the string ends. */
+  private skipCstring(): number {
+    const end = this.body.indexOf(0, this.off);
+    if (end < 0) this.fail('missing string terminator');
+    this.off = end + 1;
+    return end;
   }
 
   rest(): Buffer {
@@ -67,10 +74,19 @@ class BodyReader {
 
 /** Query ('Q'): the statement text. A truncated capture yields its prefix. */
 export function decodeQuery(body: Buffer, complete = true): Buffer {
+  return body.subarray(0, queryEnd(body, complete));
+}
+
+/** decodeQuery's text, decoded straight from the body. */
+export function decodeQueryText(body: Buffer, complete = true): string {
+  return body.toString('utf8', 0, queryEnd(body, complete));
+}
+
+function queryEnd(body: Buffer, complete: boolean): number {
   const end = body.indexOf(0);
-  if (end >= 0) return body.subarray(0, end);
+  if (end >= 0) return end;
   if (complete) new BodyReader(body, 'Query').fail('missing string terminator');
-  return body;
+  return body.length;
 }
 
 /** Parse ('P'): statement name and text; parameter type OIDs are not audited. */
