@@ -148,17 +148,25 @@ function parseServerFirst(
   return { nonce, salt: Buffer.from(salt, 'base64'), iterations: count };
 }
 
+/**
+ * The last server certificate's `c=` attribute for -PLUS: a server presents the same certificate on
+ * every login, so each login compares the DER instead of parsing and hashing it again.
+ */
+let lastBinding: { der: Buffer; value: string } | undefined;
+
 /** The `c=` attribute: the GS2 header, plus the server certificate's hash for -PLUS (RFC 5929). */
 function channelBinding(mechanism: string, tls: TLSSocket | undefined): string {
   if (mechanism !== 'SCRAM-SHA-256-PLUS') return tls ? 'eSws' : 'biws'; // "y,," / "n,,"
   const der = tls!.getPeerX509Certificate()!.raw;
+  if (lastBinding?.der.equals(der)) return lastBinding.value;
   let hash = pgCert.signatureAlgorithmHashFromCertificate(der);
   if (hash === 'MD5' || hash === 'SHA-1') hash = 'SHA-256';
   const data = Buffer.concat([
     Buffer.from('p=tls-server-end-point,,'),
     createHash(hash).update(der).digest(),
   ]);
-  return data.toString('base64');
+  lastBinding = { der, value: data.toString('base64') };
+  return lastBinding.value;
 }
 
 function hmac(key: Buffer, text: string): Buffer {
