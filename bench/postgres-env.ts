@@ -152,11 +152,22 @@ export async function startAgent(
   // A build from before workers runs as one process and knows no --workers.
   const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
   const args = [cli, 'agent', '--config', configPath, ...(hasWorkers ? ['--workers', String(workers)] : [])];
-  const child = spawn(process.execPath, [...MEMORY_PROBE_ARGS, ...nodeArgs, ...args], {
+  const child = spawn(process.execPath, [...MEMORY_PROBE_ARGS, ...launcherArgs(cli), ...nodeArgs, ...args], {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   return { child, port };
+}
+
+/**
+ * The node options on the CLI's launcher line (`#!/usr/bin/env -S node --max-semi-space-size=2`): the
+ * agent runs with them as the image and npm's bin start it; a build without any runs without.
+ */
+function launcherArgs(cli: string): string[] {
+  return readFileSync(cli, 'utf8')
+    .split('\n', 1)[0]!
+    .split(' ')
+    .filter((word) => word.startsWith('--'));
 }
 
 /** pgbouncer refuses to run as root: its files go to a directory the postgres user owns. */
