@@ -8,8 +8,11 @@ import { close, open, write } from 'node:fs';
 export interface AuditFileEvents {
   /** An open or write failed; the same bytes are tried again after the retry interval. */
   failed(err: NodeJS.ErrnoException): void;
-  /** Bytes reached the file (the first success after a failure means it recovered). */
-  written(): void;
+  /**
+   * Bytes reached the file (the first success after a failure means it recovered); `done`: a buffer
+   * pushed is now wholly written and no longer held here.
+   */
+  written(done?: Buffer): void;
 }
 
 /** A non-blocking stdout pipe whose reader is slow answers EAGAIN: wait a little, it is not a failure. */
@@ -69,11 +72,12 @@ export class AuditFile {
     if (err) return err.code === 'EAGAIN' ? this.retryIn(BUSY_RETRY_MS) : this.fail(err);
     this.queued -= n;
     this.offset += n;
+    let done: Buffer | undefined;
     if (this.offset === this.queue[0]!.length) {
-      this.queue.shift();
+      done = this.queue.shift();
       this.offset = 0;
     }
-    this.events.written();
+    this.events.written(done);
     this.pump();
   };
 

@@ -103,9 +103,11 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   private stallTimer: NodeJS.Timeout | undefined;
   private stalled: DrawbridgeError | undefined;
 
-  // Lines are encoded straight into a batch buffer (a new one per batch: the file keeps the last
-  // until it is written), so a busy relay neither builds nor re-encodes one long string per batch.
+  // Lines are encoded straight into a batch buffer (the file keeps a batch until it is written; then
+  // it is the spare, taken by the next batch), so a busy relay neither builds nor re-encodes one long
+  // string per batch, nor allocates a buffer for each.
   private batch: Buffer | undefined;
+  private spare: Buffer | undefined;
   private used = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private clockMs = 0;
@@ -123,7 +125,7 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 5_000;
     this.file = new AuditFile(
       path,
-      { failed: (err) => this.failed(err), written: () => this.written() },
+      { failed: (err) => this.failed(err), written: (done) => this.written(done) },
       opts.retryMs ?? 1000,
       opts.fd,
     );
@@ -174,10 +176,17 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     }
     const room = this.timePrefix.length + maxBytes + 1;
     if (this.batch && this.used + room > this.batch.length) this.flush();
-    const batch = (this.batch ??= Buffer.allocUnsafe(Math.max(BATCH_BYTES, room)));
+    const batch = (this.batch ??= this.newBatch(room));
     batch.set(this.timePrefix, this.used);
     this.used += this.timePrefix.length;
     return batch;
+  }
+
+  private newBatch(room: number): Buffer {
+    const spare = this.spare;
+    if (spare === undefined || room > BATCH_BYTES) return Buffer.allocUnsafe(Math.max(BATCH_BYTES, room));
+    this.spare = undefined;
+    return spare;
   }
 
   /** Ends the line written up to `at`. */
@@ -280,7 +289,11 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     this.update();
   }
 
-  private written(): void {
+  private written(done: Buffer | undefined): void {
+    // A batch of the usual size is whole from offset 0 of its own memory (allocUnsafe beyond the pool).
+    if (done !== undefined && done.byteOffset === 0 && done.buffer.byteLength === BATCH_BYTES) {
+      this.spare = Buffer.from(done.buffer, 0, BATCH_BYTES);
+    }
     if (this.failure) {
       this.log.info(
         { path: this.path, failedForMs: Date.now() - this.failure.since, dropped: this.dropped },
