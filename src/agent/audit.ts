@@ -170,16 +170,27 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   /** A batch with room for the time prefix and `maxBytes` more, the prefix written at `used`. */
   private begin(maxBytes: number): Buffer {
     const now = Date.now();
-    if (now !== this.clockMs) {
-      this.clockMs = now;
-      this.timePrefix = Buffer.from(`{"time":"${new Date(now).toISOString()}"`, 'latin1');
-    }
+    if (now !== this.clockMs) this.setClock(now);
     const room = this.timePrefix.length + maxBytes + 1;
     if (this.batch && this.used + room > this.batch.length) this.flush();
     const batch = (this.batch ??= this.newBatch(room));
     batch.set(this.timePrefix, this.used);
     this.used += this.timePrefix.length;
     return batch;
+  }
+
+  /** The time prefix of `now`: within the second it has, only its milliseconds (before `Z"`) change. */
+  private setClock(now: number): void {
+    const p = this.timePrefix;
+    if (p.length > 0 && Math.floor(now / 1000) === Math.floor(this.clockMs / 1000)) {
+      const ms = now % 1000;
+      p[p.length - 5] = 0x30 + Math.floor(ms / 100);
+      p[p.length - 4] = 0x30 + (Math.floor(ms / 10) % 10);
+      p[p.length - 3] = 0x30 + (ms % 10);
+    } else {
+      this.timePrefix = Buffer.from(`{"time":"${new Date(now).toISOString()}"`, 'latin1');
+    }
+    this.clockMs = now;
   }
 
   private newBatch(room: number): Buffer {

@@ -3,7 +3,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type AuditEvent,
   JsonLinesAudit,
@@ -74,5 +74,36 @@ describe('JsonLinesAudit', () => {
     expect(parsed.map((e) => e.args)).toEqual([['key:1'], ['key:2'], ['key:3']]);
     expect(parsed[0]!.query).toBe('select 1 -- ünïcödé ✓');
     expect(parsed[1]!.query).toBe(big);
+  });
+
+  it('stamps each event with its own millisecond, across milliseconds, seconds and days', async () => {
+    const times = [
+      Date.UTC(2026, 11, 31, 23, 59, 58, 998),
+      Date.UTC(2026, 11, 31, 23, 59, 58, 999),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 0),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 9),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 10),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 99),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 100),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 100),
+      Date.UTC(2026, 11, 31, 23, 59, 59, 999),
+      Date.UTC(2027, 0, 1, 0, 0, 0, 0),
+      Date.UTC(2027, 0, 1, 0, 0, 0, 57),
+      Date.UTC(2027, 0, 1, 0, 0, 0, 3), // the clock stepped back
+    ];
+    const now = vi.spyOn(Date, 'now');
+    try {
+      const lines = await written((audit) => {
+        for (const [i, t] of times.entries()) {
+          now.mockReturnValue(t);
+          audit.emit(event(i));
+        }
+      });
+      expect(lines.slice(0, -1).map((l) => (JSON.parse(l) as { time: string }).time)).toEqual(
+        times.map((t) => new Date(t).toISOString()),
+      );
+    } finally {
+      now.mockRestore();
+    }
   });
 });
