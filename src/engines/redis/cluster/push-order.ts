@@ -9,6 +9,13 @@
 // limits.outputBuffer too: a RESP3 subscriber running BLPOP k 0 would otherwise keep every message
 // meanwhile, without bound.
 
+/**
+ * Most groups of held pushes. Each answer visits every group, and a subscriber may interleave pushes
+ * and commands behind one BLPOP k 0 for as long as limits.outputBuffer allows; past this many a new
+ * push joins the last group, which then also waits for the commands sent since (later, never earlier).
+ */
+const MAX_GROUPS = 16;
+
 /** Pushes that arrived after the same commands: out once `unanswered` of those are answered. */
 interface Held {
   /** Commands numbered below this were sent before these pushes. */
@@ -56,8 +63,13 @@ export class PushOrder {
   push(frame: Buffer): void {
     if (this.unanswered === 0) return this.out(frame);
     const last = this.held.at(-1);
-    if (last?.sentBefore === this.dispatched) last.frames.push(frame);
-    else this.held.push({ sentBefore: this.dispatched, unanswered: this.unanswered, frames: [frame] });
+    if (last && (last.sentBefore === this.dispatched || this.held.length === MAX_GROUPS)) {
+      last.sentBefore = this.dispatched;
+      last.unanswered = this.unanswered;
+      last.frames.push(frame);
+    } else {
+      this.held.push({ sentBefore: this.dispatched, unanswered: this.unanswered, frames: [frame] });
+    }
     this.heldBytes += frame.length;
     this.onHeld(this.heldBytes);
   }
