@@ -44,6 +44,11 @@ class BodyReader {
     return this.body.subarray(at, at + n);
   }
 
+  /** Steps over `n` bytes the agent does not read (no view made of them). */
+  skip(n: number): void {
+    this.need(n);
+  }
+
   cstringBytes(): Buffer {
     const start = this.off;
     return this.body.subarray(start, this.skipCstring());
@@ -96,7 +101,7 @@ export function decodeParse(body: Buffer): ParseMessage {
   const query = r.cstringBytes();
   const types = r.int16();
   if (types < 0) r.fail(`negative parameter type count ${types}`);
-  r.bytes(types * 4);
+  r.skip(types * 4);
   r.done();
   return { statement, query };
 }
@@ -116,7 +121,7 @@ export function decodeBind(body: Buffer): BindMessage {
   const { values, binary } = readValues(r);
   const resultFormats = r.int16();
   if (resultFormats < 0) r.fail(`negative result format count ${resultFormats}`);
-  r.bytes(resultFormats * 2);
+  r.skip(resultFormats * 2);
   r.done();
   return { portal, statement, values, binary };
 }
