@@ -1,17 +1,45 @@
 // The idle-memory part of the benches: what a proxy process holds with N idle sessions open, and where
-// the bytes are. Each process runs bench/memory-probe.ts (MEMORY_PROBE_ARGS), which reports its
+// the bytes are. Each process runs bench/memory-probe.ts (agentNodeArgs, pipeNodeArgs), which reports its
 // process.memoryUsage() on SIGUSR2: V8's heap (total reserved, used), memory outside it (external, of
 // which ArrayBuffers: socket and TLS buffers) and RSS, whose remainder is code, OpenSSL and malloc.
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Node options that load the probe into a measured process. */
-export const MEMORY_PROBE_ARGS = [
+const MEMORY_PROBE_ARGS = [
   '--import',
   path.resolve(path.dirname(new URL(import.meta.url).pathname), 'memory-probe.js'),
 ];
+
+const words = (text: string | undefined) => text?.split(' ').filter(Boolean) ?? [];
+
+/**
+ * The command line (after node) of an agent started from `cli` (a build's dist/src/cli/drawbridge.js)
+ * with `configPath`: the probe, the options on the CLI's launcher line (`#!/usr/bin/env -S node
+ * --max-semi-space-size=2`: the agent runs with them as the image and npm's bin start it; a build
+ * without any runs without), BENCH_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles
+ * the agent), then the CLI and its arguments: `workers` processes (a build from before workers runs as
+ * one process and knows no --workers).
+ */
+export function agentArgs(cli: string, configPath: string, workers: number): string[] {
+  const launcher = words(readFileSync(cli, 'utf8').split('\n', 1)[0]).filter((w) => w.startsWith('--'));
+  const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
+  return [
+    ...MEMORY_PROBE_ARGS,
+    ...launcher,
+    ...words(process.env.BENCH_AGENT_NODE_ARGS),
+    ...[cli, 'agent', '--config', configPath],
+    ...(hasWorkers ? ['--workers', String(workers)] : []),
+  ];
+}
+
+/** Node options of a bare pipe: the probe, then BENCH_PIPE_NODE_ARGS (to profile the floor the same way). */
+export function pipeNodeArgs(): string[] {
+  return [...MEMORY_PROBE_ARGS, ...words(process.env.BENCH_PIPE_NODE_ARGS)];
+}
 
 const FIELDS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'] as const;
 /** process.memoryUsage() of a measured process, in MB. */

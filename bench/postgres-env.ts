@@ -2,7 +2,7 @@
 // own: the agent (the real CLI), pgbouncer (session mode, client certificates) and the bare Node TLS
 // pipe (bench/pg-tls-pipe.ts); and the small process helpers the bench needs around them.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chownSync, existsSync, readFileSync } from 'node:fs';
+import { chownSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,7 +10,7 @@ import pg from 'pg';
 import { writeAgentConfig } from '../test/support/agent.js';
 import { freePort } from '../test/support/ports.js';
 import { PG_BIN } from '../test/support/postgres.js';
-import { MEMORY_PROBE_ARGS } from './idle-memory.js';
+import { agentArgs, pipeNodeArgs } from './idle-memory.js';
 
 export const USER = 'bench';
 const defaultCli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/drawbridge.js');
@@ -74,15 +74,9 @@ export async function startPipe(dir: string, pgPort: number): Promise<{ child: C
   const file = (name: string) => path.join(dir, name);
   const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'pg-tls-pipe.js');
   const args = [file('proxy.crt'), file('proxy.key'), file('ca.crt'), file('pg-ca.crt')];
-  // BENCH_PIPE_NODE_ARGS: as BENCH_AGENT_NODE_ARGS, for profiling the floor the same way.
-  const nodeArgs = process.env.BENCH_PIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(
-    process.execPath,
-    [...MEMORY_PROBE_ARGS, ...nodeArgs, script, String(port), String(pgPort), ...args],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawn(process.execPath, [...pipeNodeArgs(), script, String(port), String(pgPort), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
@@ -147,27 +141,11 @@ export async function startAgent(
       },
     ],
   });
-  // BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the agent.
-  const nodeArgs = process.env.BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  // A build from before workers runs as one process and knows no --workers.
-  const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
-  const args = [cli, 'agent', '--config', configPath, ...(hasWorkers ? ['--workers', String(workers)] : [])];
-  const child = spawn(process.execPath, [...MEMORY_PROBE_ARGS, ...launcherArgs(cli), ...nodeArgs, ...args], {
+  const child = spawn(process.execPath, agentArgs(cli, configPath, workers), {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   return { child, port };
-}
-
-/**
- * The node options on the CLI's launcher line (`#!/usr/bin/env -S node --max-semi-space-size=2`): the
- * agent runs with them as the image and npm's bin start it; a build without any runs without.
- */
-function launcherArgs(cli: string): string[] {
-  return readFileSync(cli, 'utf8')
-    .split('\n', 1)[0]!
-    .split(' ')
-    .filter((word) => word.startsWith('--'));
 }
 
 /** pgbouncer refuses to run as root: its files go to a directory the postgres user owns. */

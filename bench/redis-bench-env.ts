@@ -3,15 +3,13 @@
 // (the same backend hop nutcracker has) — plus a bare Node TLS→TLS byte pipe in its own process, the
 // floor any Node proxy with both hops encrypted starts from. Prints `export NAME=value` lines, then `# ready`, and
 // runs until SIGTERM/SIGINT or stdin closes.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { createLogger } from '../src/log.js';
 import { type TestAgent, startTestAgent } from '../test/support/agent.js';
 import { startWorkersAgent } from '../test/support/agent-workers.js';
 import { REDIS_USERS, redisDatabaseDocs, startRedis } from '../test/support/redis.js';
 import { serveUntilStopped } from '../test/support/serve-until-stopped.js';
-import { announceEnv, benchPolicyDocs, createBenchPki } from './redis-bench-setup.js';
+import { announceEnv, benchPolicyDocs, createBenchPki, startRedisPipe } from './redis-bench-setup.js';
 
 const redis = await startRedis();
 const pki = await createBenchPki('drawbridge-redis-bench-');
@@ -37,31 +35,13 @@ const agents: TestAgent[] = [
   await startTestAgent({ database: 'bench', docs: docs(false), tls, log }),
 ];
 
-async function startPipe(): Promise<{ child: ChildProcess; port: number }> {
-  const cert = path.join(pki.dir, 'pipe.crt');
-  const key = path.join(pki.dir, 'pipe.key');
-  await writeFile(cert, pki.serving.certPem);
-  await writeFile(key, pki.serving.keyPem, { mode: 0o600 });
-  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'redis-tls-pipe.js');
-  // BENCH_PIPE_NODE_ARGS: as BENCH_AGENT_NODE_ARGS, for profiling the floor the same way.
-  const nodeArgs = process.env.BENCH_PIPE_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const args = [...nodeArgs, script, String(redis.tlsPort), cert, key, redis.caFile];
-  // Its stdin is ours: it exits with this process, however this one ends.
-  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (line: Buffer) => resolve(Number(line.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
-  });
-  return { child, port };
-}
-
 // The worker line: the production agent again, as the CLI runs it with BENCH_WORKERS (2) processes.
 const workers = Number(process.env.BENCH_WORKERS ?? 2);
 const multi =
   workers > 1 ? await startWorkersAgent({ database: 'bench', docs: docs(true), tls, workers }) : undefined;
 
 // The calibration pipe (bench/redis-tls-pipe.ts), in its own process: no parsing, no rules, no audit.
-const pipe = await startPipe();
+const pipe = await startRedisPipe(pki, redis);
 
 announceEnv(pki, {
   PIPE_PORT: pipe.port,

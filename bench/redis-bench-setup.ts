@@ -1,11 +1,19 @@
 // What the Redis bench environments (bench/redis-bench-env.ts, bench/redis-cluster-env.ts) share: the
 // PKI the agent serves with and redis-benchmark presents, the policy the agent evaluates, and the
-// `export NAME=value` / `# ready` lines the bench scripts source.
+// `export NAME=value` / `# ready` lines the bench scripts source; and the bare Node pipe they read it against.
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type KeyPairPem, createCA, issueCertificate } from '../src/pki/ca.js';
-import { type Person, accessRole, databaseUser, issuePeople } from '../test/support/redis.js';
+import {
+  type Person,
+  type RedisServer,
+  accessRole,
+  databaseUser,
+  issuePeople,
+} from '../test/support/redis.js';
+import { pipeNodeArgs } from './idle-memory.js';
 
 export interface BenchPki {
   /** Temporary directory holding the files below; the caller removes it. */
@@ -59,4 +67,24 @@ export function announceEnv(pki: BenchPki, servers: Record<string, string | numb
   };
   for (const [k, v] of Object.entries(out)) process.stdout.write(`export ${k}=${v}\n`);
   process.stdout.write('# ready\n');
+}
+
+/** The bare Node TLS pipe (bench/redis-tls-pipe.ts) in front of `redis`, in its own process, once it listens. */
+export async function startRedisPipe(
+  pki: BenchPki,
+  redis: RedisServer,
+): Promise<{ child: ChildProcess; port: number }> {
+  const cert = path.join(pki.dir, 'pipe.crt');
+  const key = path.join(pki.dir, 'pipe.key');
+  await writeFile(cert, pki.serving.certPem);
+  await writeFile(key, pki.serving.keyPem, { mode: 0o600 });
+  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'redis-tls-pipe.js');
+  const args = [...pipeNodeArgs(), script, String(redis.tlsPort), cert, key, redis.caFile];
+  // Its stdin is ours: it exits with this process, however this one ends.
+  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.once('data', (line: Buffer) => resolve(Number(line.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
+  });
+  return { child, port };
 }

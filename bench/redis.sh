@@ -16,7 +16,8 @@
 # Each comparison runs BENCH_ROUNDS (3) times, the targets alternating within a round; the summary
 # prints the proxy CPU per request first, then throughput and the same-round ratios, median (min–max).
 # Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS (bench/lib.sh);
-# BENCH_CLUSTER=0 skips the Redis Cluster part.
+# BENCH_CLUSTER=0 skips the Redis Cluster part; BENCH_IDLE_SESSIONS (1000; 0 skips) idle sessions through
+# the agent and the bare pipe, and where their bytes are (bench/redis-idle.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -90,6 +91,10 @@ echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cor
 echo "agent = TLS client hop + TLS backend hop, audit on; node-tls-pipe = the same hops with no parsing, rules or audit"
 print_results standalone # with the worker line: agent-Nw against the one-process agent
 if [ -n "$RESP3_ROW" ]; then echo "$RESP3_ROW"; fi
+if [ "${BENCH_IDLE_SESSIONS:-1000}" != 0 ]; then
+  echo
+  node dist/bench/redis-idle.js
+fi
 
 # ---- Redis Cluster part: bench/redis-cluster.sh (owned by the cluster engine) runs here when present.
 if [ -f bench/redis-cluster.sh ] && [ "${BENCH_CLUSTER:-1}" != 0 ]; then
