@@ -1,7 +1,9 @@
 // Batched socket writes for the relay. Commands and replies are relayed as slices of the chunks they
 // arrived in; consecutive slices of one chunk are merged back into a single write, and everything
 // written in one turn of the event loop leaves in one writev (cork/uncork) — a 16-command pipeline
-// costs one syscall each way, not sixteen.
+// costs one syscall each way, not sixteen. The turn ends after all of its I/O callbacks (setImmediate),
+// not after the callback that wrote (nextTick): a cluster session's replies come from several node
+// connections, and those read in one turn leave in one write instead of one per node.
 import type { Writable } from 'node:stream';
 
 export class WriteBatcher {
@@ -38,7 +40,7 @@ export class WriteBatcher {
     this.runEnd = chunk.byteOffset + chunk.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.flush);
+      setImmediate(this.flush);
     }
   }
 
