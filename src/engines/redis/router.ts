@@ -58,6 +58,12 @@ export interface Router {
    */
   dispatch(cmd: RedisCommand, done: (reply: Buffer | RedisReplyError) => void): boolean;
   /**
+   * `dispatch` without a callback made per command (the hot path of a router that has it): the reply
+   * goes to the `onReply` handler with `seq`, the session's place for it in the reply order.
+   */
+  dispatchSeq?(cmd: RedisCommand, seq: number): boolean;
+  onReply?(handler: (seq: number, reply: Buffer) => void): void;
+  /**
    * Frames that answer no command: pub/sub `message`/`pmessage`/`smessage` pushes, MONITOR lines, RESP3
    * pushes (tracking invalidations). Never counted as a reply.
    */

@@ -177,16 +177,24 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   /** Hands a command to the router; its reply takes the next place in the reply order. */
   dispatch(cmd: RedisCommand, translate?: (reply: Buffer) => Buffer): void {
     const seq = this.replies.reserve();
-    const ok = this.router!.dispatch(cmd, (reply) => {
-      const bytes = Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message);
-      this.replies.fill(seq, translate ? translate(bytes) : bytes);
-      this.output.replied();
-    });
+    const router = this.router!;
+    const ok =
+      router.dispatchSeq && !translate
+        ? router.dispatchSeq(cmd, seq)
+        : router.dispatch(cmd, (reply) => {
+            const bytes = Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message);
+            this.replied(seq, translate ? translate(bytes) : bytes);
+          });
     if (!ok && !this.backendFull) {
       this.backendFull = true;
       this.client.pause();
     }
   }
+
+  private readonly replied = (seq: number, reply: Buffer): void => {
+    this.replies.fill(seq, reply);
+    this.output.replied();
+  };
 
   /** Called by SessionLogin once a router is connected for the session's login. */
   attach(router: Router, facts: BackendFacts, cluster: boolean): void {
@@ -197,6 +205,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
     this.router = router;
     this.commands.attach(facts, cluster);
+    router.onReply?.(this.replied);
     router.onPush((frame) => {
       this.replies.writeNow(frame);
       this.output.pushed();

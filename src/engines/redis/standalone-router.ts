@@ -64,11 +64,13 @@ export class StandaloneRouter implements Router {
   private readonly framer = new ReplyFramer((frame) => this.onFrame(frame));
   private readonly out: WriteBatcher;
   private readonly pubsub = new PubSubTracker();
-  // In-flight commands, oldest first; a head index instead of shift() keeps dequeue O(1).
-  private dones: Done[] = [];
+  // In-flight commands, oldest first, each answered by its callback or (sent) its sequence number; a
+  // head index instead of shift() keeps dequeue O(1).
+  private dones: (Done | number)[] = [];
   private expects: number[] = [];
   private head = 0;
   private parts: Buffer[] = [];
+  private onReplied: (seq: number, reply: Buffer) => void = () => undefined;
   private onPushFrame: (frame: Buffer) => void = () => undefined;
   private onDrained: () => void = () => undefined;
   private onFailed: (err: DrawbridgeError) => void = () => undefined;
@@ -111,6 +113,14 @@ export class StandaloneRouter implements Router {
   }
 
   dispatch(cmd: RedisCommand, done: Done): boolean {
+    return this.relay(cmd, done);
+  }
+
+  dispatchSeq(cmd: RedisCommand, seq: number): boolean {
+    return this.relay(cmd, seq);
+  }
+
+  private relay(cmd: RedisCommand, done: Done | number): boolean {
     let expect: number = Expect.OneFrame;
     // With arguments, each subscription command gets one frame per channel or pattern named.
     if (SUBSCRIBE_COMMANDS.has(cmd.name) && cmd.args.length > 1) expect = cmd.args.length - 1;
@@ -152,7 +162,7 @@ export class StandaloneRouter implements Router {
     );
   }
 
-  private enqueue(raw: Buffer, done: Done, expect: number): void {
+  private enqueue(raw: Buffer, done: Done | number, expect: number): void {
     this.dones.push(done);
     this.expects.push(expect);
     this.out.write(raw);
@@ -182,7 +192,7 @@ export class StandaloneRouter implements Router {
     else this.onSpecialFrame(done, expect!, frame);
   }
 
-  private onSpecialFrame(done: Done, expect: number, frame: Buffer): void {
+  private onSpecialFrame(done: Done | number, expect: number, frame: Buffer): void {
     if (expect === Expect.Monitor || expect === Expect.Reset || expect === Expect.Hello) {
       if (expect === Expect.Monitor) this.pubsub.monitorStarted(frame);
       else if (expect === Expect.Reset) {
@@ -214,7 +224,7 @@ export class StandaloneRouter implements Router {
     }
   }
 
-  private complete(done: Done, reply: Buffer): void {
+  private complete(done: Done | number, reply: Buffer): void {
     this.head++;
     if (this.head === this.dones.length) {
       this.dones.length = this.expects.length = this.head = 0;
@@ -223,7 +233,12 @@ export class StandaloneRouter implements Router {
       this.expects = this.expects.slice(this.head);
       this.head = 0;
     }
-    done(reply);
+    if (typeof done === 'number') this.onReplied(done, reply);
+    else done(reply);
+  }
+
+  onReply(handler: (seq: number, reply: Buffer) => void): void {
+    this.onReplied = handler;
   }
 
   onPush(handler: (frame: Buffer) => void): void {
