@@ -44,7 +44,7 @@ export async function startWorkersAgent(
   const fifo = opts.auditFifo ? await readFifo(path.join(dir, 'audit.fifo')) : undefined;
   const audit = fifo ? { ...opts.audit, path: fifo.path } : opts.audit;
   const files = await writeAgentConfig(dir, { ...opts, audit, listen: `127.0.0.1:${port}`, metrics });
-  const readAudit = () => (fifo ? Promise.resolve(fifo.text()) : readFile(files.auditPath, 'utf8'));
+  const readAudit = async () => (fifo ? fifo.text() : readFile(files.auditPath, 'utf8'));
   const child = spawn(
     process.execPath,
     [CLI, 'agent', '--config', files.configPath, '--workers', String(opts.workers)],
@@ -107,8 +107,7 @@ export async function startWorkersAgent(
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
-      if (!finalAudit) finalAudit = await readAudit().catch(() => '');
-      await fifo?.close();
+      finalAudit ??= fifo ? await fifo.close() : await readAudit().catch(() => '');
       await rm(dir, { recursive: true, force: true });
       return code;
     },
@@ -138,14 +137,26 @@ export function metricValue(text: string, name: string, labels = ''): number | u
 }
 
 /** A FIFO at `file`, read into memory; opened read-write, so neither side's open waits for the other. */
-async function readFifo(file: string): Promise<{ path: string; text(): string; close(): Promise<void> }> {
+async function readFifo(file: string): Promise<{ path: string; text(): string; close(): Promise<string> }> {
   execFileSync('mkfifo', [file]);
   const handle = await open(file, 'r+');
   const stream = handle.createReadStream({ encoding: 'utf8' });
   let text = '';
   stream.on('data', (d) => (text += d));
-  return { path: file, text: () => text, close: async () => void stream.destroy() };
+  return {
+    path: file,
+    text: () => text,
+    /** Once the agent has exited: everything it wrote, read up to a mark written after it, then closes. */
+    async close() {
+      await handle.write(END);
+      for (let i = 0; i < 500 && !text.endsWith(END); i++) await new Promise((r) => setTimeout(r, 10));
+      stream.destroy();
+      return text.endsWith(END) ? text.slice(0, -END.length) : text;
+    },
+  };
 }
+
+const END = "# end of the agent's audit\n";
 
 /** The inode of the agent-side socket of the loopback connection from `clientPort` to `agentPort`. */
 async function socketInode(agentPort: number, clientPort: number): Promise<string | undefined> {

@@ -2,7 +2,7 @@
 // the primary writes a session.end for each of them, naming the crash, after the session's own lines;
 // their connection slots come back (alice may open as many again), the sessions-active gauge drops to
 // the survivors', and the agent serves new sessions. The audit log is a FIFO here: the primary relays
-// the workers' lines to it, as it does to stdout.
+// the workers' lines to it, as it does to stdout, and at shutdown drains every worker's last lines.
 import type { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -77,3 +77,16 @@ it("ends a killed worker's sessions in the audit log, frees their slots and serv
     expect(await s.c.get(s.key)).toBe('v');
   }
 }, 60_000);
+
+it('drains to the FIFO at shutdown: every session ends once, in whole lines', async () => {
+  clients.forEach((c) => c.disconnect());
+  expect(await f.agent.stop()).toBe(0);
+  const text = await f.agent.auditText();
+  expect(text.endsWith('\n')).toBe(true);
+  const events = await f.agent.auditEvents();
+  const started = events.filter((e) => e.type === 'session.start').map((e) => e.sessionId);
+  const ended = events.filter((e) => e.type === 'session.end').map((e) => e.sessionId);
+  expect(started).toHaveLength(6);
+  expect([...ended].sort()).toEqual([...started].sort());
+  expect(events.filter((e) => e.reason === CRASH)).toHaveLength(2);
+}, 30_000);
