@@ -2,6 +2,7 @@
 // opens for each worker (JSON: plain data only). Audit lines do not go here but through a pipe of
 // their own (AUDIT_FD), so a burst of events never queues behind, or ahead of, these.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { AuditEvent } from '../audit.js';
 import type { WorkerRequest } from '../engine.js';
 
 /** The worker's stdio slot for its audit pipe (after stdin, stdout, stderr and the IPC channel). */
@@ -14,14 +15,10 @@ export const AUDIT_APPEND_ENV = 'DRAWBRIDGE_WORKER_AUDIT_APPEND';
 export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 /** The fields every audit event of a session carries: what the primary needs for its session.end. */
-export interface SessionFields {
-  sessionId: string;
-  database: string;
-  protocol: string;
-  user: string;
-  dbUser?: string;
-  dbName?: string;
-}
+export type SessionFields = Pick<
+  AuditEvent,
+  'sessionId' | 'database' | 'protocol' | 'user' | 'dbUser' | 'dbName'
+>;
 
 export type ToWorker =
   | { t: 'drain' }
