@@ -79,7 +79,7 @@ export async function startRedisPipe(
   await writeFile(cert, pki.serving.certPem);
   await writeFile(key, pki.serving.keyPem, { mode: 0o600 });
   const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'redis-tls-pipe.js');
-  const args = [...pipeNodeArgs(), script, String(redis.tlsPort), cert, key, redis.caFile];
+  const args = [...pipeNodeArgs(), script, String(redis.tlsPort), cert, key, redis.caFile, pki.caFile];
   // Its stdin is ours: it exits with this process, however this one ends.
   const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolve, reject) => {

@@ -56,7 +56,7 @@ declare -A ARGS=(
   [nutcracker]="-p $NUT_PORT -a $REDIS_PASSWORD"
   [agent]="-p $AGENT_PORT ${AGENT_TLS[*]}"
   [agent-plainbe]="-p $AGENT_PLAIN_BACKEND_PORT ${AGENT_TLS[*]}"
-  [node-tls-pipe]="-p $PIPE_PORT -a $REDIS_PASSWORD --tls --cacert $CLIENT_CA"
+  [node-tls-pipe]="-p $PIPE_PORT -a $REDIS_PASSWORD ${AGENT_TLS[*]}"
 )
 TARGETS=(direct-plain direct-tls nutcracker node-tls-pipe agent agent-plainbe direct-tls-resp3)
 ARGS[direct-tls-resp3]="${ARGS[direct-tls]} -3"
