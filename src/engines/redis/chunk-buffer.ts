@@ -101,6 +101,14 @@ export class ChunkBuffer {
     return neg ? -n : n;
   }
 
+  /**
+   * Lets go of the bytes once every one is consumed: an idle connection would otherwise keep its last
+   * socket chunk (or its arena) alive, and with it the memory it was sliced from.
+   */
+  drained(): void {
+    if (this.start === this.end && this.parkedLen === 0) this.clear();
+  }
+
   /** Drops everything (after a protocol error, or when the stream is reset). */
   clear(): void {
     this.buf = EMPTY;

@@ -200,6 +200,7 @@ export class RequestParser {
       const done = b.buf[b.start] === Byte.Array ? this.multibulk() : this.inline();
       if (!done) return;
     }
+    b.drained();
   }
 
   /** One `*N` command; false when more bytes are needed. */

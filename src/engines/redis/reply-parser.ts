@@ -120,6 +120,7 @@ export class ReplyFramer {
     while (b.start < b.end && this.frame()) {
       /* one frame handed out per turn */
     }
+    b.drained();
   }
 
   /** Scans elements of the pending frame until it completes (true) or bytes run out (false). */

@@ -56,9 +56,11 @@ export class WriteBatcher {
 
   private writeRun(): void {
     const first = this.first!;
-    this.first = undefined;
+    const run = this.runBuffer!;
+    // Not kept past the write: an idle connection would pin the memory its last chunk came from.
+    this.first = this.runBuffer = undefined;
     if (this.socket.destroyed) return;
     const len = this.runEnd - this.runStart;
-    this.socket.write(len === first.length ? first : Buffer.from(this.runBuffer!, this.runStart, len));
+    this.socket.write(len === first.length ? first : Buffer.from(run, this.runStart, len));
   }
 }
