@@ -3,7 +3,7 @@
 // `printf ... | redis-cli -x CLUSTER KEYSLOT`), so the hash-tag edge cases follow cluster.c, not a port.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
+import { keySlot, keySlotIn } from '../../../src/engines/redis/cluster/key-slot.js';
 
 describe('keySlot matches CLUSTER KEYSLOT', () => {
   it.each([
@@ -59,4 +59,21 @@ describe('keySlot hash tags', () => {
       ),
     );
   });
+});
+
+describe('keySlotIn (a key read in place, as parsed commands hold them)', () => {
+  it('is keySlot of the key alone, whatever braces lie before or after it', () => {
+    const braces = fc.stringMatching(/^[{}ab]*$/);
+    fc.assert(
+      fc.property(braces, braces, braces, (before, key, after) => {
+        const buf = Buffer.from(before + key + after);
+        const start = Buffer.byteLength(before);
+        return keySlotIn(buf, start, start + Buffer.byteLength(key)) === keySlot(Buffer.from(key));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('does not take a tag closed in the next argument: GET x{y then z}', () =>
+    expect(keySlotIn(Buffer.from('x{yz}'), 0, 3)).toBe(keySlot(Buffer.from('x{y'))));
 });

@@ -13,6 +13,7 @@ import {
 import { parseRedirect } from '../../../src/engines/redis/cluster/redirect.js';
 import { redirectKind } from '../../../src/engines/redis/cluster/sender.js';
 import { CROSS_SLOT, KEYLESS, slotAt } from '../../../src/engines/redis/cluster/slots.js';
+import { agentCommand } from '../../../src/engines/redis/parser.js';
 import type { RedisReplyError } from '../../../src/engines/redis/router.js';
 
 const b = (s: string) => Buffer.from(s);
@@ -26,7 +27,7 @@ describe('slotAt', () => {
     ['MGET {a}1 {a}2', [1, 2], keySlot(b('a'))],
     ['MGET a b', [1, 2], CROSS_SLOT],
     ['PING', [], KEYLESS],
-  ])('%s', (line, positions, want) => expect(slotAt(args(line), positions)).toBe(want));
+  ])('%s', (line, positions, want) => expect(slotAt(agentCommand(args(line)), positions)).toBe(want));
 });
 
 describe('splitBySlot / mergeSplit', () => {

@@ -25,10 +25,15 @@ function crc16(key: Buffer, start: number, end: number): number {
 
 /** Redis's key → slot mapping, hash tags included (`{user1}:a` and `{user1}:b` share a slot). */
 export function keySlot(key: Buffer): number {
-  const open = key.indexOf(OPEN);
-  if (open !== -1) {
-    const close = key.indexOf(CLOSE, open + 1);
-    if (close > open + 1) return crc16(key, open + 1, close) & SLOT_MASK;
+  return keySlotIn(key, 0, key.length);
+}
+
+/** keySlot of the key `buf[start, end)`, read in place (a parsed command's argument span). */
+export function keySlotIn(buf: Buffer, start: number, end: number): number {
+  const open = buf.indexOf(OPEN, start);
+  if (open !== -1 && open < end) {
+    const close = buf.indexOf(CLOSE, open + 1);
+    if (close > open + 1 && close < end) return crc16(buf, open + 1, close) & SLOT_MASK;
   }
-  return crc16(key, 0, key.length) & SLOT_MASK;
+  return crc16(buf, start, end) & SLOT_MASK;
 }

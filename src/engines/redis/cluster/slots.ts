@@ -1,33 +1,40 @@
 // The slot a command must run in, from its key positions: one slot, no keys, or keys of several
 // slots (which only the splittable commands survive). Also the CROSSSLOT reply that explains why.
-import type { RedisCommand } from '../parser.js';
+import { type RedisCommand, agentCommand, spanned } from '../parser.js';
 import { RedisReplyError } from '../router.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
-import { keySlot } from './key-slot.js';
+import { keySlotIn } from './key-slot.js';
 
 export const KEYLESS = -1;
 export const CROSS_SLOT = -2;
 
-/** Slot of every key at `positions`, KEYLESS when there are none, CROSS_SLOT when they differ. */
-export function slotAt(args: readonly Buffer[], positions: readonly number[]): number {
+/**
+ * Slot of every argument of `cmd` at `positions`, KEYLESS when there are none, CROSS_SLOT when they
+ * differ. Keys are hashed where they lie in the command's bytes: no Buffer per argument.
+ */
+export function slotAt(cmd: RedisCommand, positions: readonly number[]): number {
   if (positions.length === 0) return KEYLESS;
-  const slot = keySlot(args[positions[0]!]!);
+  const { raw, spans } = spanned(cmd);
+  const first = 2 * positions[0]!;
+  const slot = keySlotIn(raw, spans[first]!, spans[first + 1]!);
   for (let i = 1; i < positions.length; i++) {
-    if (keySlot(args[positions[i]!]!) !== slot) return CROSS_SLOT;
+    const at = 2 * positions[i]!;
+    if (keySlotIn(raw, spans[at]!, spans[at + 1]!) !== slot) return CROSS_SLOT;
   }
   return slot;
 }
 
 export function commandSlot(cmd: RedisCommand, rules: CommandRules): number {
   const fixed = rules.fixedKeys;
-  if (fixed && cmd.args.length >= fixed.minArgs) return slotAt(cmd.args, fixed.positions);
-  return slotAt(cmd.args, keyPositions(rules, cmd.args));
+  const argc = cmd.spans ? cmd.spans.length >> 1 : cmd.args.length;
+  // Keys at fixed places (GET, SET, HSET ...) need neither a position search nor `args`.
+  return slotAt(cmd, fixed && argc >= fixed.minArgs ? fixed.positions : keyPositions(rules, cmd.args));
 }
 
 /** Slot of explicit key names (from COMMAND GETKEYS). */
 export function slotOfKeys(keys: readonly Buffer[]): number {
   return slotAt(
-    keys,
+    agentCommand(keys),
     keys.map((_, i) => i),
   );
 }
