@@ -298,9 +298,7 @@ export class StatementTracker {
 
   private compact(): void {
     if (this.head === this.queue.length) {
-      // Popped, not `length = 0`: that drops the backing store, allocated again by the next push
-      // (once per round trip). Pops shrink it in place once it is mostly empty.
-      while (this.queue.length > 0) this.queue.pop();
+      this.queue.length = 0;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
