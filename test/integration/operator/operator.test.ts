@@ -3,6 +3,7 @@
  * (two leader-elected processes) creates the agent's objects, the node agent runs the agent, and
  * people and workloads reach PostgreSQL through it with CSR-issued certificates or projected tokens.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -306,6 +307,21 @@ describe('lifecycle', () => {
     });
     await eventually('both agent replicas ready', async () =>
       /2\/2/.test(conditions(await env.get<Obj>('database', 'payments', NS)).AgentReady?.message ?? ''),
-    );
+    ).catch(async (err: Error) => {
+      // Which side fell behind: the replicas (node agent: status, logs) or the new leader (condition).
+      const db = await env.get<Obj>('database', 'payments', NS);
+      const deployment = await env.get<Obj>('deployment', name, NS);
+      const replicas = env.nodeAgent.logs(NS, name).map((p) => `${p}:\n${tail(p)}`);
+      throw new Error(
+        `${err.message}\nAgentReady: ${JSON.stringify(conditions(db).AgentReady)}\n` +
+          `Deployment status: ${JSON.stringify(deployment?.status)}\n${replicas.join('\n')}\n` +
+          env.controllers.map(logOf).join('\n'),
+      );
+    });
   });
 });
+
+/** The last lines of a replica's log. */
+function tail(logPath: string): string {
+  return readFileSync(logPath, 'utf8').split('\n').slice(-20).join('\n');
+}
