@@ -4,13 +4,15 @@
 #   agent   redis-benchmark (plain, non-cluster) ═TLS═▶ agent ═TLS═▶ each master (the agent routes)
 #   direct-resp3, agent-resp3   the same with redis-benchmark -3 (HELLO 3 on every connection, RESP3
 #           replies; through the agent, node connections of RESP3 sessions speak RESP3 too)
+#   agent-Nw    the agent as the CLI runs it with BENCH_WORKERS (2) worker processes (1 skips it):
+#           the worker line, against the one-process agent (CPU counts the primary and its workers)
 # -t get,set, -n REQUESTS, -c CLIENTS, random keys over 100,000 (-r) so every master gets traffic; -P 1
 # and -P 16, BENCH_ROUNDS times alternating. Prints the agent's CPU per request, ops/s, p99 and the
 # agent/direct ratio (target >= 0.7), each as median (min–max), for RESP2 and RESP3.
 # Usage: bash bench/redis-cluster.sh  (after `make build`; `make bench-redis-cluster` does both).
 # Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS, BENCH_PIPELINES
-# (bench/lib.sh); BENCH_AGENT_BEFORE (another build's dist): its agent, in front of a cluster of its own,
-# runs in the same rounds as agent-before, for before/after CPU and ops/s ratios.
+# (bench/lib.sh), BENCH_WORKERS; BENCH_AGENT_BEFORE (another build's dist): its agent, in front of a
+# cluster of its own, runs in the same rounds as agent-before, for before/after CPU and ops/s ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -29,6 +31,12 @@ ARGS[agent-resp3]="${ARGS[agent]} -3"
 declare -A PROXY_PID=([agent]=$ENV_PID [agent-resp3]=$ENV_PID)
 EXTRA_ARGS=(-r 100000) # random keys, so every master gets traffic
 TARGETS=(direct agent direct-resp3 agent-resp3)
+if [ -n "${AGENT_WORKERS_PORT:-}" ]; then
+  WORKERS_ROW="agent-${AGENT_WORKERS}w"
+  ARGS[$WORKERS_ROW]="-p $AGENT_WORKERS_PORT --tls --cacert $CLIENT_CA --cert $CLIENT_CERT --key $CLIENT_KEY"
+  PROXY_PID[$WORKERS_ROW]=$AGENT_WORKERS_PIDS
+  TARGETS+=("$WORKERS_ROW")
+fi
 if [ -n "${BENCH_AGENT_BEFORE:-}" ]; then
   start_before_env redis-cluster-env.js 900
   ARGS[agent-before]="-p $(before_var AGENT_PORT) --tls --cacert $(before_var CLIENT_CA) --cert $(before_var CLIENT_CERT) --key $(before_var CLIENT_KEY)"

@@ -94,13 +94,6 @@ const STANDALONE: Check[] = [
   { label: 'ops/s agent-resp3 / direct-tls-resp3', a: 'agent-resp3', b: 'direct-tls-resp3', figure: ops },
   { label: 'ops/s agent-resp3 / agent', a: 'agent-resp3', b: 'agent', figure: ops },
 ];
-// The worker line (bench/redis.sh, BENCH_WORKERS): the agent with N processes against the one-process agent.
-for (const w of targets.filter((t) => /^agent-\d+w$/.test(t))) {
-  STANDALONE.push(
-    { label: `CPU/request ${w} / agent`, a: w, b: 'agent', figure: cpu },
-    { label: `ops/s ${w} / agent`, a: w, b: 'agent', figure: ops },
-  );
-}
 const CLUSTER: Check[] = [
   { label: 'ops/s agent / direct --cluster', a: 'agent', b: 'direct', figure: ops, target: '>= 0.7' },
   {
@@ -112,6 +105,16 @@ const CLUSTER: Check[] = [
   },
   { label: 'ops/s agent-resp3 / agent', a: 'agent-resp3', b: 'agent', figure: ops },
 ];
+// The worker line (BENCH_WORKERS, both modes): the agent with N processes against the one-process
+// agent, and (cluster) against direct.
+for (const w of targets.filter((t) => /^agent-\d+w$/.test(t))) {
+  const workerChecks: Check[] = [
+    { label: `CPU/request ${w} / agent`, a: w, b: 'agent', figure: cpu },
+    { label: `ops/s ${w} / agent`, a: w, b: 'agent', figure: ops },
+  ];
+  STANDALONE.push(...workerChecks);
+  CLUSTER.push(...workerChecks, { label: `ops/s ${w} / direct --cluster`, a: w, b: 'direct', figure: ops });
+}
 // BENCH_AGENT_BEFORE (both modes): this build's agent against another build's, in the same rounds.
 if (targets.includes('agent-before')) {
   for (const checks of [STANDALONE, CLUSTER]) {
