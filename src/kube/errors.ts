@@ -35,27 +35,40 @@ const BY_STATUS: Record<number, StatusReason> = {
 };
 
 export class KubeApiError extends DrawbridgeError {
+  /** A 429's or 503's `details.retryAfterSeconds`, in ms: how long the server asked callers to wait. */
+  readonly retryAfterMs: number | undefined;
+
   constructor(
     readonly status: number,
     readonly reason: StatusReason,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterMs?: number },
   ) {
     super('KUBE_ERROR', message, hintFor(reason), options);
     this.name = 'KubeApiError';
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   static fromResponse(method: string, path: string, status: number, body: string): KubeApiError {
     let reason: StatusReason = BY_STATUS[status] ?? 'Unknown';
     let detail = body.slice(0, 500);
+    let retryAfterSeconds: number | undefined;
     try {
-      const s = JSON.parse(body) as { reason?: string; message?: string };
+      const s = JSON.parse(body) as {
+        reason?: string;
+        message?: string;
+        details?: { retryAfterSeconds?: number };
+      };
       if (s.reason) reason = s.reason as StatusReason;
       if (s.message) detail = s.message;
+      retryAfterSeconds = s.details?.retryAfterSeconds;
     } catch {
       // Not a Status object (a proxy in between): keep the raw text.
     }
-    return new KubeApiError(status, reason, `${method} ${path}: ${status} ${reason}: ${detail}`);
+    const retryAfterMs = typeof retryAfterSeconds === 'number' ? retryAfterSeconds * 1000 : undefined;
+    return new KubeApiError(status, reason, `${method} ${path}: ${status} ${reason}: ${detail}`, {
+      retryAfterMs,
+    });
   }
 
   static network(method: string, path: string, cause: Error): KubeApiError {

@@ -4,6 +4,7 @@
 import { type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
 import type { KubeClient } from './client.js';
+import { KubeApiError } from './errors.js';
 import { type Kind, apiVersionOf, collectionPath } from './resources.js';
 import type { KubeObject } from './types.js';
 
@@ -18,8 +19,37 @@ export interface InformerOptions {
   log: Logger;
 }
 
-const MIN_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 30_000;
+/** client-go's reflector: 800 ms doubling to a 30 s cap, jittered, back to the start once healthy. */
+export const BACKOFF = { initialMs: 800, maxMs: 30_000 } as const;
+/**
+ * A watch open this long counts as healthy even without events (a quiet collection), so the next
+ * failure starts from the initial delay again; one that ends sooner without events is an error, as
+ * in client-go ("very short watch"): a server that accepts and closes at once must not spin.
+ */
+export const HEALTHY_WATCH_MS = 1000;
+
+/**
+ * The delay before each restart. Jitter (×1 to ×2 of a base that doubles up to half the cap, like
+ * client-go's factor 1.0) keeps replicas that failed together, e.g. on an API server restart, from
+ * all coming back in the same instant, at the cap too.
+ */
+export class RestartBackoff {
+  private failures = 0;
+
+  constructor(private readonly random: () => number = Math.random) {}
+
+  /** The wait after one more failure; at least `retryAfterMs` (a 429's Retry-After), at most the cap. */
+  next(retryAfterMs = 0): number {
+    const base = Math.min(BACKOFF.initialMs * 2 ** this.failures, BACKOFF.maxMs / 2);
+    this.failures = Math.min(this.failures + 1, 16);
+    return Math.min(Math.max(Math.round(base * (1 + this.random())), retryAfterMs), BACKOFF.maxMs);
+  }
+
+  /** A list succeeded or a watch proved healthy: the next failure waits the initial delay. */
+  reset(): void {
+    this.failures = 0;
+  }
+}
 
 export class Informer<T extends KubeObject> {
   // client-node types timestamps as Date; the objects are plain JSON, so the cache is typed by cast.
@@ -27,7 +57,7 @@ export class Informer<T extends KubeObject> {
   private readonly handlers: ChangeHandler<T>[] = [];
   private synced = false;
   private stopped = false;
-  private backoffMs = MIN_BACKOFF_MS;
+  private readonly backoff = new RestartBackoff();
   private restartTimer: NodeJS.Timeout | undefined;
   private resolveSynced: (() => void) | undefined;
 
@@ -49,21 +79,20 @@ export class Informer<T extends KubeObject> {
         item.kind ??= kind;
         stripManagedFields(item);
       }
-      this.backoffMs = MIN_BACKOFF_MS;
+      this.backoff.reset();
       // ListWatch fills its cache right after this resolves; mark synced once that has run.
       setImmediate(() => this.markSynced());
       return result;
     };
     this.lw = new ListWatch<KubernetesObject>(
       path,
-      strippingWatch(new Watch(client.kubeConfig)),
+      observedWatch(new Watch(client.kubeConfig), () => this.backoff.reset()),
       list as () => Promise<{ items: KubernetesObject[]; metadata: { resourceVersion?: string } }>,
       false,
       opts.labelSelector,
       opts.fieldSelector,
     );
     const emit = (change: ChangeKind) => (obj: KubernetesObject) => {
-      this.backoffMs = MIN_BACKOFF_MS;
       for (const h of this.handlers) h(obj as unknown as T, change);
     };
     this.lw.on('add', emit('add'));
@@ -79,7 +108,7 @@ export class Informer<T extends KubeObject> {
   /** Starts listing and watching; resolves once the first list is in the cache. */
   start(): Promise<void> {
     const synced = new Promise<void>((resolve) => (this.resolveSynced = resolve));
-    void this.lw.start();
+    this.run();
     return synced;
   }
 
@@ -105,14 +134,18 @@ export class Informer<T extends KubeObject> {
 
   private restartLater(err: unknown): void {
     if (this.stopped) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    const delay = this.backoff.next(retryAfterMs(err));
     this.opts.log.warn(
       { kind: this.kind, path: this.path, err: String(err), retryInMs: delay },
       'watch failed; restarting',
     );
     clearTimeout(this.restartTimer);
-    this.restartTimer = setTimeout(() => void this.lw.start(), delay);
+    this.restartTimer = setTimeout(() => this.run(), delay);
+  }
+
+  /** ListWatch reports request errors through 'error'; a rejection (credentials plugin) is one too. */
+  private run(): void {
+    this.lw.start().catch((err: unknown) => this.restartLater(err));
   }
 }
 
@@ -125,18 +158,52 @@ function stripManagedFields(obj: { metadata?: { managedFields?: unknown[] } } | 
   if (obj?.metadata) delete obj.metadata.managedFields;
 }
 
-function strippingWatch(watch: Watch): Watch {
+/** A 429's Retry-After (the API server sends 1 s while its watch cache initializes); 0 otherwise. */
+function retryAfterMs(err: unknown): number {
+  if (err instanceof KubeApiError) return err.retryAfterMs ?? 0;
+  // client-node's Watch rejects with the status code only, no headers: assume the server's usual 1 s.
+  return (err as { statusCode?: number } | undefined)?.statusCode === 429 ? 1000 : 0;
+}
+
+/**
+ * Wraps client-node's Watch: strips managedFields from each event, calls `healthy` once a watch has
+ * delivered an event or stayed open HEALTHY_WATCH_MS, and turns a watch that ends sooner without any
+ * event into an error, so ListWatch's immediate re-watch goes through the backoff instead.
+ */
+export function observedWatch(watch: Watch, healthy: () => void, now: () => number = Date.now): Watch {
   return {
     config: watch.config,
-    watch: (path, query, callback, done) =>
-      watch.watch(
+    watch: (path, query, callback, done) => {
+      let openedAt: number | undefined;
+      let delivered = false;
+      let ended = false;
+      const request = watch.watch(
         path,
         query,
         (phase, obj: { metadata?: { managedFields?: unknown[] } } | undefined, raw) => {
+          if (phase !== 'ERROR' && !delivered) {
+            delivered = true;
+            healthy();
+          }
           stripManagedFields(obj);
           callback(phase, obj, raw);
         },
-        done,
-      ),
+        (err: unknown) => {
+          ended = true;
+          const openMs = openedAt === undefined ? 0 : now() - openedAt;
+          if (openMs >= HEALTHY_WATCH_MS) healthy();
+          else if (!err && !delivered) err = new Error(`watch closed after ${openMs} ms without an event`);
+          done(err);
+        },
+      );
+      // Resolves once the response has arrived (after `done` when the request failed): open from then.
+      request.then(
+        () => {
+          if (!ended) openedAt = now();
+        },
+        () => undefined, // ListWatch gets the same rejection
+      );
+      return request;
+    },
   } as Watch;
 }
