@@ -116,6 +116,24 @@ function errorFrame(message: string, proto: RespVersion): Buffer {
   return Buffer.from(`-${oneLine(message)}\r\n`);
 }
 
+/**
+ * A decoded RESP3 value as the same reply decodes in RESP2 (what `decodeReply(encodeValue(v, 2))`
+ * gives, without writing and reading it again): maps as flat arrays, sets and pushes as arrays,
+ * doubles, big numbers and verbatim strings as bulks, booleans as 1/0. For the replies the agent
+ * reads itself, whose parsers know the RESP2 shapes.
+ */
+export function resp2Value(v: RespValue): RespValue {
+  if (v === null || typeof v === 'number' || typeof v === 'string' || Buffer.isBuffer(v)) return v;
+  if (v instanceof RespError) return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (Array.isArray(v)) return v.map(resp2Value);
+  if (v instanceof RespMap) return v.entries.flatMap(([k, x]) => [resp2Value(k), resp2Value(x)]);
+  if (v instanceof RespSet || v instanceof RespPush) return v.items.map(resp2Value);
+  if (v instanceof RespDouble) return Buffer.from(doubleText(v.value));
+  if (v instanceof RespBigNumber) return Buffer.from(String(v.value));
+  return v.text;
+}
+
 const CRLF = Buffer.from('\r\n');
 const TRUE = Buffer.from('#t\r\n');
 const FALSE = Buffer.from('#f\r\n');

@@ -14,7 +14,7 @@ import {
   RespVerbatim,
   decodeReply,
 } from '../../../src/engines/redis/reply-parser.js';
-import { encodeValue, mapHeader, nullReply } from '../../../src/engines/redis/serializer.js';
+import { encodeValue, mapHeader, nullReply, resp2Value } from '../../../src/engines/redis/serializer.js';
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1');
 
@@ -141,6 +141,16 @@ describe('RESP3 values to RESP2 (what Redis answers a RESP2 client)', () => {
   for (const [value, want] of cases) {
     it(`${JSON.stringify(want)}`, () => expect(encodeValue(value).toString('latin1')).toBe(want));
   }
+
+  // The cluster service reads CLUSTER SHARDS and COMMAND this way from RESP3 pools (decoded once).
+  it('resp2Value gives what the RESP2 encoding decodes to, for every frame above', () => {
+    for (const [frame] of [...canonical, ...normalised]) {
+      const value = decodeReply(b(frame));
+      // RESP2 cannot carry an error's line breaks; resp2Value keeps its message whole.
+      if (value instanceof RespError) expect(resp2Value(value)).toBe(value);
+      else expect(resp2Value(value), frame).toEqual(decodeReply(encodeValue(value, 2)));
+    }
+  });
 
   it('writes the null and map headers of each protocol', () => {
     expect([nullReply(2), nullReply(3)].map(String)).toEqual(['$-1\r\n', '_\r\n']);

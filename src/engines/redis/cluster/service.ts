@@ -13,7 +13,7 @@ import { connectBackend } from '../backend-auth.js';
 import type { Renew } from '../reauth.js';
 import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
 import type { BackendLogin } from '../router.js';
-import { type RespVersion, encodeCommand, encodeValue } from '../serializer.js';
+import { type RespVersion, encodeCommand, resp2Value } from '../serializer.js';
 import { type CommandRules, parseCommandReply } from './command-rules.js';
 import { HungNodeWatch } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
@@ -232,7 +232,7 @@ export class ClusterService implements SendContext {
       pool.sharedTo(node).send(raw, (reply) => {
         if (reply instanceof NodeUnavailable) reject(reply.error);
         else if (pool.protocol === 2) resolve(decodeReply(reply));
-        else resolve(decodeReply(encodeValue(decodeReply(reply), 2)));
+        else resolve(resp2Value(decodeReply(reply)));
       });
     });
   }
