@@ -43,6 +43,7 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   // Commands pipelined after HELLO are checked in the protocol it asks for, unless the backend refuses it.
   const before = s.protocol;
   const hooks: RelayHooks = {
+    protocol: protover,
     relayed: () => (s.protocol = protover),
     translate: (reply) => {
       if (isErrorFrame(reply)) s.protocol = before;
@@ -52,7 +53,7 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   const auth = req.auth;
   if (!auth) return s.commands.forward(relay, hooks);
   s.runExclusive(async () => {
-    await s.login.auth(auth);
+    await s.login.auth(auth, protover);
     s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
     s.commands.forward(relay, hooks);
   });

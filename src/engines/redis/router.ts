@@ -11,6 +11,7 @@ import type { Logger } from '../../log.js';
 import type { BackendCredential } from '../../agent/credentials.js';
 import type { RedisCommand } from './parser.js';
 import type { Renew } from './reauth.js';
+import type { RespVersion } from './serializer.js';
 
 /** An error reply the router produced itself (not a backend frame); the session serializes it. */
 export class RedisReplyError extends StacklessError {
@@ -41,6 +42,11 @@ export interface RouterOptions {
   renew: Renew;
   /** The agent's counters (cluster redirects refused). */
   metrics?: AgentMetrics;
+  /**
+   * HELLO's protocol when a HELLO is what connects the session (it is dispatched next): a router
+   * whose backend connections are per protocol (cluster) opens in it, and nothing for RESP2 first.
+   */
+  protocol?: RespVersion;
 }
 
 export interface Router {

@@ -9,16 +9,20 @@ import { databaseIndex } from './backend-auth.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, agentCommand } from './parser.js';
-import { EXECABORT, errorReply } from './serializer.js';
+import { EXECABORT, type RespVersion, errorReply } from './serializer.js';
 import type { RedisSession } from './session.js';
 import { trackingGuard } from './tracking.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
 
-/** A local command's hooks around its relay: `relayed` once it is dispatched, `translate` on its reply. */
+/**
+ * A local command's hooks around its relay: `relayed` once it is dispatched, `translate` on its
+ * reply; `protocol`: the one HELLO switches to, for a router the relay has to open first.
+ */
 export interface RelayHooks {
   relayed?: () => void;
   translate?: (reply: Buffer) => Buffer;
+  protocol?: RespVersion;
 }
 
 const DISCARD = agentCommand(['DISCARD']);
@@ -59,7 +63,7 @@ export class SessionCommands {
     const s = this.s;
     if (!this.facts || !this.policy) {
       s.runExclusive(async () => {
-        await s.login.connect();
+        await s.login.connect(hooks?.protocol);
         this.forward(cmd, hooks);
       });
       return;

@@ -9,6 +9,7 @@ import { DrawbridgeError, type ErrorCode, errorMessage } from '../../errors.js';
 import { type AuthRequest, authIdentity } from './client-auth.js';
 import { backendFacts } from './command-catalog.js';
 import { type BackendLogin, RedisReplyError } from './router.js';
+import type { RespVersion } from './serializer.js';
 import type { RedisSession } from './session.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
@@ -89,8 +90,8 @@ export class SessionLogin {
     this.claimed = undefined;
   }
 
-  /** The first backend connection, as the current database user. */
-  async connect(): Promise<void> {
+  /** The first backend connection, as the current database user; `protocol`: see RouterOptions. */
+  async connect(protocol?: RespVersion): Promise<void> {
     if (this.client.certError) throw this.client.certError;
     const identity = this.current;
     if (!identity) {
@@ -102,13 +103,13 @@ export class SessionLogin {
     await this.audited(this.dbUser, async () => {
       const decision = this.check(identity, this.dbUser);
       const login = this.backend ?? (await this.backendLogin(this.dbUser, undefined));
-      await this.open(login);
+      await this.open(login, protocol);
       await this.commit(identity, this.dbUser, decision, login);
     });
   }
 
-  /** AUTH user pass: authenticate, authorize, then log the backend in as `user`. */
-  async auth(req: AuthRequest): Promise<void> {
+  /** AUTH user pass: authenticate, authorize, then log the backend in as `user` (HELLO: in `protocol`). */
+  async auth(req: AuthRequest, protocol?: RespVersion): Promise<void> {
     if (this.client.certError) throw this.client.certError;
     await this.audited(req.user, async () => {
       const tracking = this.s.trackingUser;
@@ -121,7 +122,7 @@ export class SessionLogin {
       const login = await this.backendLogin(req.user, password);
       const router = this.s.connected;
       if (router) await router.relogin(login);
-      else await this.open(login);
+      else await this.open(login, protocol);
       await this.commit(identity, req.user, decision, login);
     });
   }
@@ -182,7 +183,7 @@ export class SessionLogin {
     return { credential, clientPassword };
   }
 
-  private async open(login: BackendLogin): Promise<void> {
+  private async open(login: BackendLogin, protocol: RespVersion | undefined): Promise<void> {
     const { state, log } = this.s.agent;
     const database = state.database;
     const addr = backendAddress(database.spec);
@@ -192,7 +193,8 @@ export class SessionLogin {
     const agent = this.s.agent;
     const renew = (dbUser: string) => agent.credentials().get({ database: agent.state.database, dbUser });
     const metrics = agent.metrics;
-    const router = await this.s.openRouter(mode, { ...connect, log, sessionId: this.s.id, renew, metrics });
+    const opts = { ...connect, log, sessionId: this.s.id, renew, metrics, protocol };
+    const router = await this.s.openRouter(mode, opts);
     this.s.attach(router, facts, mode === 'cluster');
   }
 

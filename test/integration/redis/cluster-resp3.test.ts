@@ -36,6 +36,17 @@ const texts = (v: RespValue): string[] => (Array.isArray(v) ? v.map((x) => Strin
 const perMaster = (prefix: string) => masters.map((m) => keyOn(m, prefix));
 
 describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
+  // First in this file: the agent has no node connection yet, so a RESP2 one would be this session's.
+  it('a session that connects with HELLO 3 opens node connections in RESP3 only', async () => {
+    const w = await Wire.open(f, 'alice', 3);
+    await w.call(...perMaster('first:').map((k) => ['GET', k]));
+    const lists = await Promise.all(masters.map((m) => f.cluster.cli(m.port, ['CLIENT', 'LIST'])));
+    const agents = lists.flatMap((l) => l.split('\n')).filter((l) => / user=default /.test(l));
+    expect(agents.length).toBeGreaterThanOrEqual(masters.length);
+    expect(agents.filter((l) => !/ resp=3\s*$/.test(l))).toEqual([]);
+    w.close();
+  });
+
   it('HELLO 3: hashes, sets, sorted sets and nulls come back in their RESP3 types from every master', async () => {
     const w = await Wire.open(f, 'alice');
     const [hello] = await w.call(['HELLO', '3', 'SETNAME', 'r3']);

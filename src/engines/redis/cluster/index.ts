@@ -25,7 +25,10 @@
 // slots do not move during the scan; cross-slot MSET/DEL/... are not atomic across slots; a
 // transaction or subscription begun before an AUTH finishes as the user that began it.
 import { errorMessage } from '../../../errors.js';
-import type { Router, RouterOptions, Routers } from '../router.js';
+import type { BackendLogin, Router, RouterOptions, Routers } from '../router.js';
+import type { RespVersion } from '../serializer.js';
+import { Resp3RefusedError } from './node-connection.js';
+import type { LoginPool } from './pool.js';
 import { ClusterRouter } from './router.js';
 import { ClusterService } from './service.js';
 
@@ -41,15 +44,35 @@ export class ClusterRouters implements Routers {
       service = new ClusterService(opts.database, opts.secrets, log, opts.renew, { metrics: opts.metrics });
       this.services.set(key, service);
     }
-    const pool = service.join(opts.login);
+    let pool: LoginPool;
     try {
-      await service.ready(pool);
+      pool = await this.ready(service, opts.login, opts.protocol ?? 2);
     } catch (err) {
-      service.leave(pool);
       opts.log.debug({ sessionId: opts.sessionId, err: errorMessage(err) }, 'cluster router not ready');
       throw err;
     }
     return new ClusterRouter(service, pool);
+  }
+
+  /**
+   * The login's pool of the protocol the session starts in (a HELLO 3 that connects it: RESP3, so no
+   * RESP2 connection is opened just to be left idle). Nodes refusing RESP3 get the session in RESP2,
+   * where its HELLO 3 is answered NOPROTO (router.ts).
+   */
+  private async ready(
+    service: ClusterService,
+    login: BackendLogin,
+    protocol: RespVersion,
+  ): Promise<LoginPool> {
+    const pool = service.join(login, protocol);
+    try {
+      await service.ready(pool);
+      return pool;
+    } catch (err) {
+      service.leave(pool);
+      if (protocol === 3 && err instanceof Resp3RefusedError) return this.ready(service, login, 2);
+      throw err;
+    }
   }
 
   /** Closes every cluster connection of this agent (shutdown). */

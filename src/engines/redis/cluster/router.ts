@@ -54,7 +54,7 @@ export class ClusterRouter implements Router {
   private held: Held[] | undefined;
   private clientName: Buffer | undefined;
   /** The session's protocol: set by HELLO, back to RESP2 by RESET (as on one server). */
-  private protocol: RespVersion = 2;
+  private protocol: RespVersion;
   private closed = false;
   private pushTo: (frame: Buffer) => void = () => {};
   private drained: () => void = () => {};
@@ -66,6 +66,7 @@ export class ClusterRouter implements Router {
     pool: LoginPool,
   ) {
     this.pool = pool;
+    this.protocol = pool.protocol;
     this.shared = (node) => this.pool.sharedTo(node);
     this.order = new PushOrder((frame) => this.pushTo(frame));
     const host = {
@@ -77,6 +78,7 @@ export class ClusterRouter implements Router {
     };
     this.tx = new Transaction(host);
     this.pubsub = new PubSub(host);
+    this.pubsub.protocol = pool.protocol;
     this.blocking = new BlockingLanes(host.pool, service.commandTimeoutMs);
     this.tracking = new Tracking(host);
     this.unlisten = service.onReshape(() => this.tracking.reshaped());
