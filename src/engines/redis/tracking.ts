@@ -15,7 +15,7 @@
 // refused (SessionLogin.auth) until CLIENT TRACKING OFF or RESET.
 import { lowerAscii } from './command-name.js';
 import type { CommandGuard, GuardContext } from './db-boundary.js';
-import { agentCommand } from './parser.js';
+import { type RedisCommand, agentCommand } from './parser.js';
 import { RespError, RespMap, type RespValue, decodeReply } from './reply-parser.js';
 
 const REDIRECT =
@@ -28,21 +28,52 @@ const WHY_BCAST =
   'Redis sends BCAST invalidations for every key under a prefix without checking key permissions';
 const INSTEAD = 'or track without BCAST (invalidations only for keys this connection read)';
 
-export const trackingGuard: CommandGuard = (cmd, s) => {
-  const a = cmd.args;
-  // OFF needs nothing (it ends tracking, unless queued in a transaction that may never run); a
-  // malformed command gets the server's own error.
-  const mode = a.length < 3 ? undefined : lowerAscii(a[2]!);
-  if (mode === 'off' && !s.inMulti) s.trackingUser = undefined;
-  if (mode !== 'on') return undefined;
+/** CLIENT TRACKING's arguments as Redis reads them (a malformed command gets the server's error). */
+export interface TrackingRequest {
+  /** undefined: neither ON nor OFF. */
+  readonly mode: 'on' | 'off' | undefined;
+  readonly redirect: boolean;
+  readonly bcast: boolean;
+  readonly prefixes: readonly Buffer[];
+  /** What CLIENT CACHING may then say. */
+  readonly opt: 'optin' | 'optout' | undefined;
+}
+
+/** Read once per command: the guard reads it first, then the cluster router (cluster/tracking.ts). */
+const requests = new WeakMap<RedisCommand, TrackingRequest>();
+
+export function trackingRequest(cmd: RedisCommand): TrackingRequest {
+  let req = requests.get(cmd);
+  if (req === undefined) {
+    req = parseTracking(cmd.args);
+    requests.set(cmd, req);
+  }
+  return req;
+}
+
+function parseTracking(a: readonly Buffer[]): TrackingRequest {
+  const word = a.length < 3 ? undefined : lowerAscii(a[2]!);
+  const mode = word === 'on' || word === 'off' ? word : undefined;
+  let redirect = false;
   let bcast = false;
+  let opt: TrackingRequest['opt'];
   const prefixes: Buffer[] = [];
   for (let i = 3; i < a.length; i++) {
-    const opt = lowerAscii(a[i]!);
-    if (opt === 'redirect') return { refuse: REDIRECT };
-    if (opt === 'bcast') bcast = true;
-    else if (opt === 'prefix' && i + 1 < a.length) prefixes.push(a[++i]!);
+    const o = lowerAscii(a[i]!);
+    if (o === 'bcast') bcast = true;
+    else if (o === 'optin' || o === 'optout') opt = o;
+    else if (o === 'redirect') redirect = true;
+    else if (o === 'prefix' && i + 1 < a.length) prefixes.push(a[++i]!);
   }
+  return { mode, redirect, bcast, prefixes, opt };
+}
+
+export const trackingGuard: CommandGuard = (cmd, s) => {
+  const { mode, redirect, bcast, prefixes } = trackingRequest(cmd);
+  // OFF needs nothing (it ends tracking, unless queued in a transaction that may never run).
+  if (mode === 'off' && !s.inMulti) s.trackingUser = undefined;
+  if (mode !== 'on') return undefined;
+  if (redirect) return { refuse: REDIRECT };
   if (s.protocol !== 3) return { refuse: RESP2 };
   // Counted as on even if the backend then refuses it (or its transaction never runs): that only asks
   // for a CLIENT TRACKING OFF before the next user switch.
@@ -59,7 +90,7 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
 };
 
 /** Undefined when every prefix lies inside the database user's readable keys; else why not. */
-async function bcastRefusal(s: GuardContext, prefixes: Buffer[]): Promise<string | undefined> {
+async function bcastRefusal(s: GuardContext, prefixes: readonly Buffer[]): Promise<string | undefined> {
   const user = s.dbUser;
   const reply = decodeReply(await s.ask(agentCommand(['ACL', 'GETUSER', user])));
   const keys = reply instanceof RespError || reply === null ? undefined : field(reply, 'keys');

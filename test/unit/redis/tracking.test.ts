@@ -6,7 +6,7 @@ import { commandName } from '../../../src/engines/redis/command-name.js';
 import type { RedisCommand } from '../../../src/engines/redis/parser.js';
 import { RespError, RespMap } from '../../../src/engines/redis/reply-parser.js';
 import { encodeCommand, encodeValue } from '../../../src/engines/redis/serializer.js';
-import { trackingGuard } from '../../../src/engines/redis/tracking.js';
+import { trackingGuard, trackingRequest } from '../../../src/engines/redis/tracking.js';
 
 const cmd = (line: string): RedisCommand => {
   const args = line.split(' ').map((a) => Buffer.from(a));
@@ -111,5 +111,26 @@ describe('trackingGuard', () => {
     expect(s.asked).toEqual([]);
     trackingGuard(cmd('CLIENT TRACKING OFF'), s);
     expect(s.trackingUser).toBeUndefined();
+  });
+});
+
+describe('trackingRequest', () => {
+  it('reads the options as Redis does: a PREFIX argument is a prefix, never an option', () => {
+    const r = trackingRequest(cmd('CLIENT TRACKING on BCAST PREFIX optin PREFIX redirect'));
+    expect(r).toEqual({
+      mode: 'on',
+      redirect: false,
+      bcast: true,
+      prefixes: [Buffer.from('optin'), Buffer.from('redirect')],
+      opt: undefined,
+    });
+    expect(trackingRequest(cmd('CLIENT TRACKING ON OPTOUT NOLOOP'))).toMatchObject({ opt: 'optout' });
+    expect(trackingRequest(cmd('CLIENT TRACKING ON REDIRECT 7'))).toMatchObject({ redirect: true });
+    expect(trackingRequest(cmd('CLIENT TRACKING maybe')).mode).toBeUndefined();
+  });
+
+  it('is read once per command: the guard and the cluster router get the same result', () => {
+    const c = cmd('CLIENT TRACKING ON OPTIN');
+    expect(trackingRequest(c)).toBe(trackingRequest(c));
   });
 });

@@ -20,6 +20,7 @@ import type { RedisCommand } from '../parser.js';
 import { isErrorFrame } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { OK } from '../serializer.js';
+import { trackingRequest } from '../tracking.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import type { Done, Lane, SendContext } from './sender.js';
@@ -60,7 +61,7 @@ export class Tracking {
 
   /** CLIENT TRACKING ON|OFF [...]: ON opens a tracking connection to every master before answering. */
   private dispatch(cmd: RedisCommand, done: Done): boolean {
-    const mode = cmd.args[2]?.toString('latin1').toLowerCase();
+    const { mode, opt } = trackingRequest(cmd);
     if (mode === 'off') {
       this.off();
       done(OK);
@@ -72,8 +73,7 @@ export class Tracking {
     }
     this.off();
     this.command = cmd.raw;
-    const options = cmd.args.slice(3).map((a) => a.toString('latin1').toLowerCase());
-    this.opt = options.includes('optin') ? 'optin' : options.includes('optout') ? 'optout' : undefined;
+    this.opt = opt;
     const masters = this.host.ctx.topology.masters();
     let left = masters.length;
     let failed: Buffer | RedisReplyError | undefined;
