@@ -42,6 +42,11 @@ export class SessionAudit implements AuditEventWriter {
   private commandNameJson: Buffer = EMPTY;
   private audited: RedisCommand | undefined;
   private auditedMax = 0;
+  /**
+   * While the session parses a socket read (0 otherwise): when it was read. Its commands arrived
+   * together, and their lines take that time instead of reading the clock once per command.
+   */
+  readAt = 0;
 
   constructor(private readonly s: AuditedSession) {}
 
@@ -70,7 +75,7 @@ export class SessionAudit implements AuditEventWriter {
     this.commandNameJson = nameJson(cmd.name);
     this.audited = cmd;
     this.auditedMax = max;
-    audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this);
+    audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this, this.readAt || Date.now());
     this.audited = undefined;
   }
 

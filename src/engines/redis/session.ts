@@ -96,7 +96,9 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       if (this.failure) return;
       if (this.agent.audit.held) return this.holdForAudit(chunk);
       this.fromClient += chunk.length;
+      this.audit.readAt = Date.now();
       this.parse(chunk);
+      this.audit.readAt = 0;
       this.output.read();
     });
     this.client.on('error', (err) =>

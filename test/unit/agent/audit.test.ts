@@ -106,4 +106,28 @@ describe('JsonLinesAudit', () => {
       now.mockRestore();
     }
   });
+
+  it('stamps a fast-path event with the time its caller read, without reading the clock again', async () => {
+    const readAt = Date.UTC(2026, 11, 31, 23, 59, 59, 7);
+    const json = JSON.stringify(event(1));
+    const now = vi.spyOn(Date, 'now').mockReturnValue(Date.UTC(2027, 0, 1, 0, 0, 0, 500));
+    try {
+      const lines = await written((audit) => {
+        audit.emitWith!(
+          json.length * MAX_BYTES_PER_UNIT,
+          { writeAuditEvent: (b, at) => writeJsonFields(b, at, json) },
+          readAt,
+        );
+        audit.emitWith!(json.length * MAX_BYTES_PER_UNIT, {
+          writeAuditEvent: (b, at) => writeJsonFields(b, at, json),
+        });
+      });
+      expect(lines.slice(0, -1).map((l) => (JSON.parse(l) as { time: string }).time)).toEqual([
+        '2026-12-31T23:59:59.007Z',
+        '2027-01-01T00:00:00.500Z',
+      ]);
+    } finally {
+      now.mockRestore();
+    }
+  });
 });
