@@ -18,20 +18,20 @@ const words = (text: string | undefined) => text?.split(' ').filter(Boolean) ?? 
 
 /**
  * The command line (after node) of an agent started from `cli` (a build's dist/src/cli/drawbridge.js)
- * with `configPath`: the probe, the options on the CLI's launcher line (`#!/usr/bin/env -S node
- * --max-semi-space-size=2`: the agent runs with them as the image and npm's bin start it; a build
- * without any runs without), BENCH_AGENT_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles
- * the agent), then the CLI and its arguments: `workers` processes (a build from before workers runs as
- * one process and knows no --workers).
+ * with `configPath` (standalone) or other `agent` arguments (in cluster): the probe, the options on the
+ * CLI's launcher line (`#!/usr/bin/env -S node --max-semi-space-size=2`: the agent runs with them as
+ * the image and npm's bin start it; a build without any runs without), BENCH_AGENT_NODE_ARGS (e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the agent), then the CLI and its arguments: `workers`
+ * processes (a build from before workers runs as one process and knows no --workers).
  */
-export function agentArgs(cli: string, configPath: string, workers: number): string[] {
+export function agentArgs(cli: string, configPath: string | string[], workers: number): string[] {
   const launcher = words(readFileSync(cli, 'utf8').split('\n', 1)[0]).filter((w) => w.startsWith('--'));
   const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
   return [
     ...MEMORY_PROBE_ARGS,
     ...launcher,
     ...words(process.env.BENCH_AGENT_NODE_ARGS),
-    ...[cli, 'agent', '--config', configPath],
+    ...[cli, 'agent', ...(typeof configPath === 'string' ? ['--config', configPath] : configPath)],
     ...(hasWorkers ? ['--workers', String(workers)] : []),
   ];
 }

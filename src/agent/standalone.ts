@@ -2,7 +2,7 @@
 // The file is re-read when it changes; a broken edit is reported and the last good config stays.
 import { watchFile, unwatchFile } from 'node:fs';
 import { type ConfigBundle, loadConfigFile } from '../api/config.js';
-import { secretValues } from '../api/agent-config.js';
+import { secretValues, splitHostPort } from '../api/agent-config.js';
 import { parseDuration } from '../api/meta.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -95,9 +95,4 @@ export async function runStandaloneAgent(
       await agent.stop(drainMs);
     },
   };
-}
-
-export function splitHostPort(listen: string): [string, string] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
 }

@@ -16,7 +16,7 @@ import type { Identity, TokenVerifier } from './identity.js';
 
 const DEFAULT_AUDIENCE = 'drawbridge.dev';
 
-interface TokenReviewStatus {
+export interface TokenReviewStatus {
   authenticated?: boolean;
   user?: { username?: string; groups?: string[] };
   audiences?: string[];
@@ -33,6 +33,19 @@ export interface TokenReviewOptions {
   maxEntries?: number;
 }
 
+/** Asks the API server about a token (a TokenReview): its status. */
+export type TokenReviewApi = (spec: { token: string; audiences: string[] }) => Promise<TokenReviewStatus>;
+
+/** TokenReviews through `client`; an agent's workers ask their primary instead (agent/workers). */
+export function tokenReviewApi(client: Pick<KubeClient, 'request'>): TokenReviewApi {
+  return async (spec) => {
+    const body = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec };
+    const path = collectionPath('TokenReview');
+    const review = await client.request<{ status?: TokenReviewStatus }>('POST', path, { body });
+    return review.status ?? {};
+  };
+}
+
 /** The API server accepts tokens up to a minute past `exp` (clock skew): so do we before asking. */
 const EXP_LEEWAY_S = 60;
 
@@ -47,7 +60,7 @@ export class TokenReviewVerifier implements TokenVerifier {
   private readonly inFlight = new Map<string, Promise<Identity>>();
 
   constructor(
-    private readonly client: Pick<KubeClient, 'request'>,
+    private readonly api: TokenReviewApi,
     opts: TokenReviewOptions = {},
   ) {
     this.audience = opts.audience ?? DEFAULT_AUDIENCE;
@@ -95,18 +108,7 @@ export class TokenReviewVerifier implements TokenVerifier {
   private async review(token: string, key: string): Promise<Identity> {
     let status: TokenReviewStatus;
     try {
-      const review = await this.client.request<{ status?: TokenReviewStatus }>(
-        'POST',
-        collectionPath('TokenReview'),
-        {
-          body: {
-            apiVersion: 'authentication.k8s.io/v1',
-            kind: 'TokenReview',
-            spec: { token, audiences: [this.audience] },
-          },
-        },
-      );
-      status = review.status ?? {};
+      status = await this.api({ token, audiences: [this.audience] });
     } catch (err) {
       // Not cached: the next login asks again.
       throw new DrawbridgeError(

@@ -1,6 +1,6 @@
 // A standalone agent run as the CLI runs it, `drawbridge agent --config agent.yaml --workers N`, in its
 // own process (node:cluster forks workers from the entry script, so it cannot run inside the test
-// process). Which worker holds a connection is read from the kernel: the worker process whose
+// process); spawnWorkersAgent runs any other agent command line alike (in cluster: `--database`). Which worker holds a connection is read from the kernel: the worker process whose
 // descriptors include the agent-side socket of that TCP connection (/proc/net/tcp, /proc/PID/fd).
 // With `auditFifo` the audit log is a FIFO this process reads (not a regular file: the primary relays
 // the workers' lines, as it does to stdout), otherwise a file each worker appends to.
@@ -14,13 +14,17 @@ import { freePort } from './ports.js';
 
 const CLI = path.resolve('dist/src/cli/drawbridge.js');
 
-export interface WorkersAgent {
+export interface WorkersAgent extends AgentProcesses {
+  writeDocs(docs: object[]): Promise<void>;
+}
+
+/** An agent of a primary and its workers, run as the CLI runs it. */
+export interface AgentProcesses {
   readonly port: number;
   readonly metricsUrl: string;
   readonly child: ChildProcess;
   /** Everything the agent processes logged (stdout and stderr, all workers). */
   logs(): string;
-  writeDocs(docs: object[]): Promise<void>;
   auditEvents(): Promise<AuditEvent[]>;
   /** The raw audit log, to check every line is whole (after stop: as the agent left it). */
   auditText(): Promise<string>;
@@ -45,14 +49,43 @@ export async function startWorkersAgent(
   const audit = fifo ? { ...opts.audit, path: fifo.path } : opts.audit;
   const files = await writeAgentConfig(dir, { ...opts, audit, listen: `127.0.0.1:${port}`, metrics });
   const readAudit = async () => (fifo ? fifo.text() : readFile(files.auditPath, 'utf8'));
-  const child = spawn(
-    process.execPath,
-    [CLI, 'agent', '--config', files.configPath, '--workers', String(opts.workers)],
-    {
-      env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const finalAudit = async () => (fifo ? fifo.close() : readAudit());
+  const args = ['agent', '--config', files.configPath, '--workers', String(opts.workers)];
+  const agent = await spawnWorkersAgent(args, {
+    dir,
+    port,
+    metrics,
+    workers: opts.workers,
+    readAudit,
+    finalAudit,
+  });
+  return { ...agent, writeDocs: files.writeDocs };
+}
+
+/**
+ * `drawbridge agent ...args` as its own process, ready once `workers` workers listen. `dir` (removed
+ * at stop) holds what it uses; `port` and `metrics` are what args tell it to listen on.
+ */
+export async function spawnWorkersAgent(
+  args: string[],
+  o: {
+    dir: string;
+    port: number;
+    metrics: string;
+    workers: number;
+    /** The audit log as it is now, and once the agent has exited. */
+    readAudit(): Promise<string>;
+    finalAudit(): Promise<string>;
+    /** Node's own flags (e.g. `--import`), which node:cluster gives the workers too. */
+    nodeArgs?: string[];
+    env?: Record<string, string>;
+  },
+): Promise<AgentProcesses> {
+  const { dir, port, metrics, readAudit } = o;
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], {
+    env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let logs = '';
   /** The audit log as the agent left it (its directory is removed once it has stopped). */
   let finalAudit: string | undefined;
@@ -60,12 +93,11 @@ export async function startWorkersAgent(
   child.stderr!.on('data', (d) => (logs += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const metricsUrl = `http://${metrics}/metrics`;
-  const agent: WorkersAgent = {
+  const agent: AgentProcesses = {
     port,
     metricsUrl,
     child,
     logs: () => logs,
-    writeDocs: files.writeDocs,
     auditText: async () => finalAudit ?? (await readAudit().catch(() => '')),
     async auditEvents() {
       const text = await agent.auditText();
@@ -99,7 +131,7 @@ export async function startWorkersAgent(
         const pids = await agent.workerPids();
         const text = await agent.metricsText().catch(() => '');
         const up = metricValue(text, 'drawbridge_agent_workers');
-        if (pids.length === opts.workers && !pids.includes(pid) && up === opts.workers) return;
+        if (pids.length === o.workers && !pids.includes(pid) && up === o.workers) return;
         await new Promise((r) => setTimeout(r, 100));
       }
       throw new Error(`the killed worker was not replaced:\n${logs}`);
@@ -107,7 +139,7 @@ export async function startWorkersAgent(
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       const code = await exited;
-      finalAudit ??= fifo ? await fifo.close() : await readAudit().catch(() => '');
+      finalAudit ??= await o.finalAudit().catch(() => '');
       await rm(dir, { recursive: true, force: true });
       return code;
     },
@@ -116,10 +148,10 @@ export async function startWorkersAgent(
   const deadline = Date.now() + 20_000;
   for (;;) {
     const text = await agent.metricsText().catch(() => '');
-    if (metricValue(text, 'drawbridge_agent_workers') === opts.workers) return agent;
+    if (metricValue(text, 'drawbridge_agent_workers') === o.workers) return agent;
     if (child.exitCode !== null || Date.now() > deadline) {
       await agent.stop();
-      throw new Error(`the agent did not start ${opts.workers} workers:\n${logs}`);
+      throw new Error(`the agent did not start ${o.workers} workers:\n${logs}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -6,7 +6,9 @@
 // takes a slot here per connection and identity, and a worker that dies gives back all of its own),
 // knows each worker's live sessions (a worker that dies gets their session.end written here), answers
 // /metrics with the sum over the workers and /healthz while at least one worker listens, and on
-// SIGTERM tells every worker to drain.
+// SIGTERM tells every worker to drain. In cluster it also keeps the agent's one set of watches
+// (incluster-watch.ts) and passes each state on to every worker in order, the current one first to a
+// worker that starts, and asks the API server the workers' TokenReviews.
 //
 // Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to a
 // worker. SO_REUSEPORT (`reusePort`, Node >= 22.12) lets the kernel pick instead, by a hash of the
@@ -20,8 +22,10 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Server } from 'node:http';
 import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Counter, Gauge } from 'prom-client';
+import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { WorkerRequest } from '../engine.js';
+import type { StateSource } from '../incluster-watch.js';
 import { Slots } from '../limits.js';
 import { AgentMetrics } from '../metrics.js';
 import { serveMetrics } from '../metrics-server.js';
@@ -33,7 +37,9 @@ import {
   type ToPrimary,
   type ToWorker,
   WORKER_ENV,
+  type WireState,
   type WorkerMetrics,
+  toWire,
 } from './protocol.js';
 
 export interface WorkerPoolOptions {
@@ -45,6 +51,8 @@ export interface WorkerPoolOptions {
   metrics?: string;
   /** The audit log ("-" for stdout) and how far behind it may fall before workers are held. */
   audit: { path: string; bufferBytes: number };
+  /** In cluster: the watches whose state the workers serve (they keep none of their own). */
+  state?: StateSource;
 }
 
 /** A worker that dies within this long of its start is restarted after a growing pause. */
@@ -64,6 +72,8 @@ interface Slot {
   sessions: Map<string, SessionFields>;
   /** Its audit pipe, unless it appends to the log itself. */
   pipe: Readable | undefined;
+  /** It asked for the state (in cluster) and is sent every change. */
+  subscribed: boolean;
 }
 
 /** One worker's ask, waiting for its siblings' answers. */
@@ -105,11 +115,20 @@ export class WorkerPool {
     collect: (): void => this.workersUp.set(this.listening()),
   });
   private metricsServer: Server | undefined;
+  /** The state as the workers get it, encoded once per change. */
+  private state: WireState | undefined;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.relay = new AuditRelay(opts.audit.path, opts.audit.bufferBytes, opts.log);
     this.metrics.setDatabase(opts.database);
     this.metrics.observeAudit(this.relay);
+    if (opts.state) {
+      this.state = toWire(opts.state.initial);
+      opts.state.onUpdate((next) => {
+        const state = (this.state = toWire(next));
+        for (const s of this.slots) if (s?.subscribed) this.send(s.worker, { t: 'state', state });
+      });
+    }
   }
 
   async start(): Promise<void> {
@@ -145,6 +164,7 @@ export class WorkerPool {
       clearTimeout(grace);
     }
     this.metricsServer?.close();
+    await this.opts.state?.stop();
     await this.relay.close(5_000);
   }
 
@@ -160,6 +180,7 @@ export class WorkerPool {
       held: new Slots(),
       sessions,
       pipe,
+      subscribed: false,
     };
     if (pipe) this.relay.attach(pipe, index);
     worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
@@ -217,6 +238,14 @@ export class WorkerPool {
         return void this.own(index, from)?.sessions.set(msg.session.sessionId, msg.session);
       case 'closed':
         return void this.own(index, from)?.sessions.delete(msg.sessionId);
+      case 'subscribe': {
+        const slot = this.own(index, from);
+        if (!slot || !this.state) return;
+        slot.subscribed = true;
+        return this.send(from, { t: 'state', state: this.state });
+      }
+      case 'review':
+        return this.review(from, msg.id, msg.spec);
       case 'answer': {
         const ask = this.asks.get(msg.id);
         return ask && this.answered(msg.id, ask, from, msg.handled);
@@ -226,6 +255,15 @@ export class WorkerPool {
         return scrape && this.scraped(msg.id, scrape, from, msg.metrics);
       }
     }
+  }
+
+  private review(from: Worker, id: number, spec: { token: string; audiences: string[] }): void {
+    const api = this.opts.state?.tokenReview;
+    if (!api) return this.send(from, { t: 'reviewed', id, error: 'this agent has no Kubernetes API' });
+    api(spec).then(
+      (status) => this.send(from, { t: 'reviewed', id, status }),
+      (err: unknown) => this.send(from, { t: 'reviewed', id, error: errorMessage(err) }),
+    );
   }
 
   /** Sends one worker's ask to every other worker; the first that handles it settles it. */

@@ -2,8 +2,10 @@
 // opens for each worker (JSON: plain data only). Audit lines do not go here but through a pipe of
 // their own (AUDIT_FD), so a burst of events never queues behind, or ahead of, these.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { TokenReviewStatus } from '../../authn/tokenreview.js';
 import type { AuditEvent } from '../audit.js';
 import type { WorkerRequest } from '../engine.js';
+import type { StateSnapshot } from '../state.js';
 
 /** The worker's stdio slot for its audit pipe (after stdin, stdout, stderr and the IPC channel). */
 export const AUDIT_FD = 4;
@@ -20,6 +22,12 @@ export type SessionFields = Pick<
   'sessionId' | 'database' | 'protocol' | 'user' | 'dbUser' | 'dbName'
 >;
 
+/** A StateSnapshot as the channel carries it (a Map does not survive JSON). */
+export type WireState = Omit<StateSnapshot, 'secrets'> & { secrets: [string, Record<string, string>][] };
+
+export const toWire = (s: StateSnapshot): WireState => ({ ...s, secrets: [...s.secrets] });
+export const fromWire = (w: WireState): StateSnapshot => ({ ...w, secrets: new Map(w.secrets) });
+
 export type ToWorker =
   | { t: 'drain' }
   | { t: 'metrics'; id: number }
@@ -28,7 +36,11 @@ export type ToWorker =
   /** The outcome of this worker's own askWorkers. */
   | { t: 'answered'; id: number; handled: boolean }
   /** How many connection slots `key` held before this worker's take (see Slots.take). */
-  | { t: 'taken'; id: number; held: number };
+  | { t: 'taken'; id: number; held: number }
+  /** The agent's state from the primary's watches (in cluster): the current one, then each change. */
+  | { t: 'state'; state: WireState }
+  /** The outcome of this worker's TokenReview: the review's status, or why the API call failed. */
+  | { t: 'reviewed'; id: number; status?: TokenReviewStatus; error?: string };
 
 export type ToPrimary =
   | { t: 'listening' }
@@ -40,4 +52,8 @@ export type ToPrimary =
   | { t: 'release'; key: string | null }
   /** A session started (or changed user): the primary ends it in the audit log if this worker dies. */
   | { t: 'opened'; session: SessionFields }
-  | { t: 'closed'; sessionId: string };
+  | { t: 'closed'; sessionId: string }
+  /** This worker serves a Database from the API server: send the state now, then every change. */
+  | { t: 'subscribe' }
+  /** A TokenReview of a workload token, which only the primary (holding the Kubernetes client) can ask. */
+  | { t: 'review'; id: number; spec: { token: string; audiences: string[] } };

@@ -1,13 +1,17 @@
 // A worker process's end of the agent's worker pool (primary.ts holds the other): it answers the
 // primary's metric scrapes from the agent's registry, forwards the agent's asks to its sibling
 // workers and answers theirs, takes connection slots from the primary's replica-wide counts, and
-// drains when the primary says so.
+// drains when the primary says so. In cluster it takes the agent's state from the primary's watches
+// and has the primary ask the API server its TokenReviews: a worker loads no Kubernetes client.
 import type { Registry } from 'prom-client';
+import type { TokenReviewApi, TokenReviewStatus } from '../../authn/tokenreview.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { WorkerRequest } from '../engine.js';
+import type { StateSource } from '../incluster-watch.js';
 import type { LiveSession, SessionWatcher } from '../sessions.js';
-import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
-import { AUDIT_APPEND_ENV, AUDIT_FD, WORKER_ENV } from './protocol.js';
+import type { StateSnapshot } from '../state.js';
+import type { ToPrimary, ToWorker, WireState, WorkerMetrics } from './protocol.js';
+import { AUDIT_APPEND_ENV, AUDIT_FD, WORKER_ENV, fromWire } from './protocol.js';
 
 /**
  * What the agent needs from its worker pool (absent when it runs as a single process). As the agent's
@@ -49,6 +53,12 @@ export class WorkerLink implements WorkerChannel {
   readonly auditFd = process.env[AUDIT_APPEND_ENV] ? undefined : AUDIT_FD;
   private readonly asks = new Map<number, (handled: boolean) => void>();
   private readonly takes = new Map<number, (held: number) => void>();
+  private readonly reviews = new Map<
+    number,
+    (answer: { status?: TokenReviewStatus; error?: string }) => void
+  >();
+  /** Where the primary's state messages go once clusterState() asked for them. */
+  private stateTo: ((state: WireState) => void) | undefined;
   private nextId = 0;
   private handler: ((request: WorkerRequest) => Promise<boolean>) | undefined;
   private registry: Registry | undefined;
@@ -120,6 +130,40 @@ export class WorkerLink implements WorkerChannel {
     this.send({ t: 'closed', sessionId });
   }
 
+  /**
+   * The agent's state as the primary's watches have it: resolves with the current state, and every
+   * change follows in the order the primary built them. Until it resolves this worker does not listen,
+   * so a worker started late (a restart) never serves from a state older than its siblings'.
+   */
+  clusterState(): Promise<StateSource> {
+    const listeners: ((next: StateSnapshot) => void)[] = [];
+    return new Promise((resolve) => {
+      this.stateTo = (wire) => {
+        this.stateTo = (later) => listeners.forEach((l) => l(fromWire(later)));
+        resolve({
+          initial: fromWire(wire),
+          onUpdate: (listener) => listeners.push(listener),
+          tokenReview: this.tokenReview,
+          stop: () => {
+            this.stateTo = undefined;
+            return Promise.resolve();
+          },
+        });
+      };
+      this.send({ t: 'subscribe' });
+    });
+  }
+
+  /** A TokenReview through the primary; rejects like the API call it stands for when that fails. */
+  private readonly tokenReview: TokenReviewApi = (spec) => {
+    if (!this.primary.connected) return Promise.reject(new Error("the agent's primary process is gone"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.reviews.set(id, ({ status, error }) => (status ? resolve(status) : reject(new Error(error))));
+      this.send({ t: 'review', id, spec });
+    });
+  };
+
   answerWith(handler: (request: WorkerRequest) => Promise<boolean>): void {
     this.handler = handler;
   }
@@ -134,6 +178,13 @@ export class WorkerLink implements WorkerChannel {
         const resolve = this.takes.get(msg.id);
         this.takes.delete(msg.id);
         return resolve?.(msg.held);
+      }
+      case 'state':
+        return this.stateTo?.(msg.state);
+      case 'reviewed': {
+        const settle = this.reviews.get(msg.id);
+        this.reviews.delete(msg.id);
+        return settle?.(msg);
       }
       case 'ask': {
         const answer = this.handler ? this.handler(msg.request) : Promise.resolve(false);

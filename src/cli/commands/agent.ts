@@ -110,7 +110,8 @@ async function runPrimary(opts: AgentFlags, workers: number, log: Logger): Promi
     pool = new WorkerPool({ workers, log, database: spec.database, metrics: spec.metrics, audit });
   } else {
     const audit = { path: opts.audit ?? '-', bufferBytes: DEFAULT_AUDIT.bufferBytes! };
-    pool = new WorkerPool({ workers, log, database: opts.database!, metrics: opts.metrics, audit });
+    const state = await watchState(opts.database!, opts.kubeconfig, log);
+    pool = new WorkerPool({ workers, log, database: opts.database!, metrics: opts.metrics, audit, state });
   }
   log.info({ workers }, 'starting agent workers');
   await pool.start();
@@ -126,17 +127,28 @@ async function runStandalone(config: string, log: Logger, worker?: WorkerLink): 
   return runStandaloneAgent(config, log, agentParts, worker);
 }
 
+// A worker takes its state from the primary's watches: only the process that watches loads the client.
 async function runInCluster(
   opts: AgentFlags & { database: string; worker?: WorkerLink },
   log: Logger,
 ): Promise<RunningAgent> {
-  const [{ runInClusterAgent }, { loadKubeConfig }, { agentParts }] = await Promise.all([
+  const [{ runInClusterAgent }, { agentParts }] = await Promise.all([
     import('../../agent/incluster.js'),
-    import('./controller.js'),
     import('../../wiring.js'),
   ]);
-  const kubeConfig = await loadKubeConfig(opts.kubeconfig);
-  return runInClusterAgent({ ...opts, kubeConfig, log, parts: agentParts });
+  const source = opts.worker
+    ? await opts.worker.clusterState()
+    : await watchState(opts.database, opts.kubeconfig, log);
+  return runInClusterAgent({ ...opts, source, log, parts: agentParts });
+}
+
+async function watchState(database: string, kubeconfig: string | undefined, log: Logger) {
+  const [{ watchAgentState }, { loadKubeConfig }] = await Promise.all([
+    import('../../agent/incluster-watch.js'),
+    import('./controller.js'),
+  ]);
+  const kubeConfig = await loadKubeConfig(kubeconfig);
+  return watchAgentState({ database, kubeConfig, log: log.child({ database }) });
 }
 
 function parseAuditMode(mode: string): AuditMode {

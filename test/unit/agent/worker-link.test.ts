@@ -1,8 +1,11 @@
 // A worker's connection-slot request to its primary: answered, it resolves with the count; unanswered,
 // it fails after TAKE_TIMEOUT_MS with an error naming the fix, and a late answer gives its slot back.
+// In cluster: the state from the primary (the first one starts the agent, each later one follows in
+// order) and TokenReviews through it.
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
-import type { ToPrimary, ToWorker } from '../../../src/agent/workers/protocol.js';
+import type { StateSnapshot } from '../../../src/agent/state.js';
+import { type ToPrimary, type ToWorker, toWire } from '../../../src/agent/workers/protocol.js';
 import { TAKE_TIMEOUT_MS, WorkerLink } from '../../../src/agent/workers/worker.js';
 
 class FakePrimary extends EventEmitter {
@@ -56,4 +59,38 @@ it('gives nothing back when the late answer found the limit reached (no slot was
   expect(await outcome).toMatchObject({ code: 'AGENT_UNRESPONSIVE' });
   primary.answer({ t: 'taken', id: 0, held: 3 });
   expect(primary.sent.filter((m) => m.t === 'release')).toEqual([]);
+});
+
+const snapshot = (n: number): StateSnapshot =>
+  ({ database: { n }, roles: [], users: [], secrets: new Map([['pw', { alice: `pw-${n}` }]]) }) as never;
+
+it('starts from the state the primary sends when asked, then applies every later one in order', async () => {
+  const source = link.clusterState();
+  expect(primary.sent).toEqual([{ t: 'subscribe' }]);
+  primary.answer({ t: 'state', state: toWire(snapshot(1)) });
+  const { initial, onUpdate } = await source;
+  expect(initial).toEqual(snapshot(1));
+  const seen: StateSnapshot[] = [];
+  onUpdate((next) => seen.push(next));
+  primary.answer({ t: 'state', state: toWire(snapshot(2)) });
+  primary.answer({ t: 'state', state: toWire(snapshot(3)) });
+  expect(seen).toEqual([snapshot(2), snapshot(3)]);
+  expect(seen[1]!.secrets.get('pw')).toEqual({ alice: 'pw-3' });
+});
+
+it('asks the primary for TokenReviews: the status, or the failure of its API call', async () => {
+  const source = link.clusterState();
+  primary.answer({ t: 'state', state: toWire(snapshot(1)) });
+  const { tokenReview } = await source;
+  const spec = { token: 't', audiences: ['drawbridge.dev'] };
+  const ok = tokenReview(spec);
+  const failed = tokenReview(spec).catch((err: unknown) => err);
+  expect(primary.sent.slice(1)).toEqual([
+    { t: 'review', id: 0, spec },
+    { t: 'review', id: 1, spec },
+  ]);
+  primary.answer({ t: 'reviewed', id: 1, error: 'no response within 30000 ms' });
+  primary.answer({ t: 'reviewed', id: 0, status: { authenticated: true } });
+  await expect(ok).resolves.toEqual({ authenticated: true });
+  expect(await failed).toMatchObject({ message: 'no response within 30000 ms' });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenReviewVerifier, tokenExpiry } from '../../../src/authn/tokenreview.js';
+import { TokenReviewVerifier, tokenExpiry, tokenReviewApi } from '../../../src/authn/tokenreview.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
 import type { KubeClient } from '../../../src/kube/client.js';
 import { KubeApiError } from '../../../src/kube/errors.js';
@@ -29,7 +29,7 @@ describe('TokenReviewVerifier', () => {
   it('asks for the drawbridge.dev audience and returns the reviewed identity with the token expiry', async () => {
     const exp = Math.floor(Date.now() / 1000) + 600;
     const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
-    const id = await new TokenReviewVerifier(client).verify(jwt(exp));
+    const id = await new TokenReviewVerifier(tokenReviewApi(client)).verify(jwt(exp));
     expect(calls[0]!.body.spec.audiences).toEqual(['drawbridge.dev']);
     expect(id).toEqual({
       user: user.username,
@@ -53,21 +53,25 @@ describe('TokenReviewVerifier', () => {
     ['no user', { authenticated: true, audiences: ['drawbridge.dev'] }, /refused/],
   ])('refuses a token that is %s', async (_n, status, message) => {
     const { client } = fakeApi(status);
-    const err = await new TokenReviewVerifier(client).verify(jwt(2e9)).catch((e: unknown) => e);
+    const err = await new TokenReviewVerifier(tokenReviewApi(client))
+      .verify(jwt(2e9))
+      .catch((e: unknown) => e);
     expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
     expect((err as Error).message).toMatch(message);
   });
 
   it('reports an API failure as an authentication error naming RBAC', async () => {
     const { client } = fakeApi(new KubeApiError(403, 'Forbidden', 'tokenreviews is forbidden'));
-    const err = await new TokenReviewVerifier(client).verify(jwt(2e9)).catch((e: unknown) => e);
+    const err = await new TokenReviewVerifier(tokenReviewApi(client))
+      .verify(jwt(2e9))
+      .catch((e: unknown) => e);
     expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
     expect((err as { hint: string }).hint).toMatch(/RBAC/);
   });
 
   it('reuses a positive review for the cache period', async () => {
     const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
-    const v = new TokenReviewVerifier(client, { cacheMs: 60_000 });
+    const v = new TokenReviewVerifier(tokenReviewApi(client), { cacheMs: 60_000 });
     const token = jwt(Math.floor(Date.now() / 1000) + 600);
     await v.verify(token);
     await v.verify(token);
@@ -86,7 +90,7 @@ describe('TokenReviewVerifier', () => {
 
     it('remembers a refusal briefly, then asks again', async () => {
       const { client, calls } = fakeApi(refused);
-      const v = new TokenReviewVerifier(client, { negativeCacheMs: 100 });
+      const v = new TokenReviewVerifier(tokenReviewApi(client), { negativeCacheMs: 100 });
       const token = jwt(soon());
       for (let i = 0; i < 20; i++) await expect(v.verify(token)).rejects.toThrow(/invalid bearer token/);
       expect(calls).toHaveLength(1);
@@ -97,14 +101,14 @@ describe('TokenReviewVerifier', () => {
 
     it('shares one review between concurrent logins with the same token', async () => {
       const ok = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] }, 20);
-      const good = new TokenReviewVerifier(ok.client);
+      const good = new TokenReviewVerifier(tokenReviewApi(ok.client));
       const token = jwt(soon());
       const ids = await Promise.all(Array.from({ length: 20 }, () => good.verify(token)));
       expect(new Set(ids.map((i) => i.user))).toEqual(new Set([user.username]));
       expect(ok.calls).toHaveLength(1);
 
       const bad = fakeApi(refused, 20);
-      const v = new TokenReviewVerifier(bad.client);
+      const v = new TokenReviewVerifier(tokenReviewApi(bad.client));
       const results = await Promise.allSettled(Array.from({ length: 20 }, () => v.verify(token)));
       expect(results.every((r) => r.status === 'rejected')).toBe(true);
       expect(bad.calls).toHaveLength(1);
@@ -122,7 +126,9 @@ describe('TokenReviewVerifier', () => {
       ['unreadable claims', 'eyJhbGciOiJSUzI1NiJ9.!!!!.c2ln', /audience/],
     ])('refuses a token whose own claims say no (%s) without asking', async (_n, token, message) => {
       const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
-      const err = await new TokenReviewVerifier(client).verify(token).catch((e: unknown) => e);
+      const err = await new TokenReviewVerifier(tokenReviewApi(client))
+        .verify(token)
+        .catch((e: unknown) => e);
       expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
       expect((err as Error).message).toMatch(message);
       expect(calls).toHaveLength(0);
@@ -130,7 +136,7 @@ describe('TokenReviewVerifier', () => {
 
     it('holds at most maxEntries results, dropping the oldest first', async () => {
       const { client, calls } = fakeApi(refused);
-      const v = new TokenReviewVerifier(client, { maxEntries: 3 });
+      const v = new TokenReviewVerifier(tokenReviewApi(client), { maxEntries: 3 });
       const tokens = Array.from({ length: 5 }, (_, i) => jwt(soon(), ['drawbridge.dev'], `stranger-${i}`));
       for (const t of tokens) await v.verify(t).catch(() => undefined);
       expect(v.cached).toBe(3);
@@ -143,7 +149,7 @@ describe('TokenReviewVerifier', () => {
 
     it('does not remember an API failure', async () => {
       const { client, calls } = fakeApi(new KubeApiError(503, 'ServiceUnavailable', 'etcd'));
-      const v = new TokenReviewVerifier(client);
+      const v = new TokenReviewVerifier(tokenReviewApi(client));
       const token = jwt(soon());
       await v.verify(token).catch(() => undefined);
       await v.verify(token).catch(() => undefined);

@@ -1,0 +1,130 @@
+// What an in-cluster agent holds at start, process by process: `drawbridge agent --database NS/NAME
+// --workers N` against a real kube-apiserver (test/k8s), idle, its primary's and each worker's
+// process.memoryUsage() (bench/memory-probe.ts). BENCH_AGENT_BEFORE=<another build's dist> runs that
+// build's agent in the same rounds, alternating. Run after `npx tsc -p tsconfig.build.json`:
+//   node dist/bench/incluster-memory.js   (BENCH_WORKERS=2, BENCH_ROUNDS=3)
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCA, issueCertificate } from '../src/pki/ca.js';
+import { startControlPlane } from '../test/k8s/controlplane.js';
+import { metricValue } from '../test/support/agent-workers.js';
+import { freePort } from '../test/support/ports.js';
+import { agentArgs, memoryOf } from './idle-memory.js';
+import { formatSpread, spread } from './stats.js';
+
+const NS = 'bench';
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Long enough for start-up garbage to be collected (V8's memory reducer runs after ~8 s idle). */
+const SETTLE_MS = 12_000;
+const here = path.dirname(new URL(import.meta.url).pathname);
+
+const plane = await startControlPlane();
+const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-incluster-memory-'));
+try {
+  await plane.kubectl(['apply', '-f', path.resolve(here, '../../crds')]);
+  await plane.kubectl(['create', 'namespace', NS]);
+  const docs = [
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: { name: 'orders', namespace: NS },
+      spec: {
+        protocol: 'postgres',
+        uri: 'postgres://127.0.0.1:5432',
+        auth: { type: 'password', secretRef: { name: 'pg-passwords' } },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'pg-passwords', namespace: NS },
+      stringData: { alice: 'pw' },
+    },
+  ];
+  await plane.kubectl(['apply', '-f', '-'], { input: docs.map((d) => JSON.stringify(d)).join('\n') });
+  const tlsDir = path.join(dir, 'tls');
+  await mkdir(tlsDir);
+  const ca = await createCA({ commonName: 'bench CA' });
+  const serving = await issueCertificate(ca, {
+    commonName: 'agent',
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  await writeFile(path.join(tlsDir, 'tls.crt'), serving.certPem);
+  await writeFile(path.join(tlsDir, 'tls.key'), serving.keyPem);
+  await writeFile(path.join(tlsDir, 'ca.crt'), ca.certPem);
+
+  const builds: [string, string][] = [['agent', path.resolve(here, '..')]];
+  if (process.env.BENCH_AGENT_BEFORE)
+    builds.push(['agent-before', path.resolve(process.env.BENCH_AGENT_BEFORE)]);
+  const rss = new Map<string, number[]>();
+  const add = (key: string, mb: number) => rss.set(key, [...(rss.get(key) ?? []), mb]);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [name, dist] of builds) {
+      const measured = await measure(path.join(dist, 'src/cli/drawbridge.js'));
+      measured.forEach((mb, i) => add(`${name} ${i === 0 ? 'primary' : `worker ${i}`}`, mb));
+      add(
+        `${name} total`,
+        measured.reduce((a, b) => a + b, 0),
+      );
+    }
+  }
+  console.log(
+    `in-cluster agent, ${WORKERS} workers, idle ${SETTLE_MS / 1000} s after start: RSS (MB), ${ROUNDS} rounds`,
+  );
+  for (const [key, values] of rss) console.log(`  ${key.padEnd(24)}${formatSpread(spread(values), 1)}`);
+} finally {
+  await plane.stop();
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Starts the agent of `cli`, waits until it serves and settles; the RSS of its primary, then each worker. */
+async function measure(cli: string): Promise<number[]> {
+  const metrics = `127.0.0.1:${await freePort()}`;
+  const args = [
+    `--database=${NS}/orders`,
+    `--kubeconfig=${plane.kubeconfigPath}`,
+    `--listen=127.0.0.1:${await freePort()}`,
+    `--tls-dir=${path.join(dir, 'tls')}`,
+    `--metrics=${metrics}`,
+    '--audit=-',
+  ];
+  const child = spawn(process.execPath, agentArgs(cli, args, WORKERS), {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
+  });
+  try {
+    await ready(child, metrics);
+    await sleep(SETTLE_MS);
+    const workers = WORKERS > 1 ? await childrenOf(child.pid!) : [];
+    const pids = [child.pid!, ...workers];
+    return await Promise.all(pids.map(async (pid) => (await memoryOf(pid)).rss));
+  } finally {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** Ready: /healthz for one process; every worker listening (drawbridge_agent_workers) for a pool. */
+async function ready(child: ChildProcess, metrics: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const path = WORKERS > 1 ? 'metrics' : 'healthz';
+    const res = await fetch(`http://${metrics}/${path}`).catch(() => undefined);
+    const text = res?.ok ? await res.text() : undefined;
+    if (text !== undefined && (WORKERS === 1 || metricValue(text, 'drawbridge_agent_workers') === WORKERS))
+      return;
+    if (child.exitCode !== null) throw new Error(`the agent exited (${child.exitCode})`);
+    await sleep(100);
+  }
+  throw new Error('the agent did not get ready in 30 s');
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return text.split(' ').filter(Boolean).map(Number);
+}

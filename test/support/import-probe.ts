@@ -1,0 +1,30 @@
+// Loaded with `--import` into an agent the tests start (node:cluster passes the flag on to its workers):
+// every process that resolves a module of a package named in $DRAWBRIDGE_IMPORT_PROBE_PACKAGE appends
+// its pid, once, to the file $DRAWBRIDGE_IMPORT_PROBE_FILE. A test then knows which of the agent's
+// processes loaded that package, however the import was reached (static, dynamic, a dependency's).
+import { appendFileSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+
+// Node >= 22.15 (the project's Node 24); @types/node here predates the synchronous hooks.
+type Resolved = { url: string };
+type Resolve = (specifier: string, context: unknown) => Resolved;
+const { registerHooks } = nodeModule as unknown as {
+  registerHooks(hooks: { resolve(specifier: string, context: unknown, next: Resolve): Resolved }): void;
+};
+
+const pkg = `/node_modules/${process.env.DRAWBRIDGE_IMPORT_PROBE_PACKAGE}/`;
+const file = process.env.DRAWBRIDGE_IMPORT_PROBE_FILE;
+let seen = false;
+
+if (file) {
+  registerHooks({
+    resolve(specifier, context, nextResolve) {
+      const resolved = nextResolve(specifier, context);
+      if (!seen && resolved.url.includes(pkg)) {
+        seen = true;
+        appendFileSync(file, `${process.pid}\n`);
+      }
+      return resolved;
+    },
+  });
+}
