@@ -7,18 +7,16 @@
  * test can act as anyone and observe what the real server does with that identity: RBAC denials,
  * CertificateSigningRequest spec.username/groups, TokenRequest/TokenReview for ServiceAccounts.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { EC, issue, newCA, privatePem, publicPem, subjectFor, type CA, type Issued } from './pki.js';
+import { type Proc, freePort, get, logTail, reaper, terminate } from './procs.js';
 
 export interface ControlPlaneOptions {
   /** Also run kube-controller-manager (garbage collection, namespace deletion, SA tokens). */
@@ -54,6 +52,12 @@ export interface ControlPlane {
   makeUserKubeconfig(user: string, groups?: string[]): Promise<string>;
   /** Runs kubectl against this cluster; resolves to stdout, rejects with KubectlError. */
   kubectl(args: string[], opts?: KubectlOptions): Promise<string>;
+  /**
+   * Kills kube-apiserver (SIGKILL, as a crash: every connection drops) and starts it again on the same
+   * port; resolves once /readyz is 200. Watches then see errors, refused connections, and 429s while
+   * the new server's watch caches initialize: what a client must survive.
+   */
+  restartApiServer(): Promise<void>;
   /** Stops every process and removes `dir`. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -121,15 +125,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
 // ---- processes ---------------------------------------------------------------------------------
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  logPath: string;
-  exited: boolean;
-  /** Watches this Node process and kills the child if we die without running stop(). */
-  reaper: ChildProcess | undefined;
-}
-
 const live = new Set<RunningPlane>();
 // 'exit' handlers must be synchronous: kill hard and remove directories without awaiting.
 process.on('exit', () => {
@@ -144,6 +139,8 @@ class RunningPlane implements ControlPlane {
   private procs: Proc[] = [];
   private stopped = false;
   private users = 0;
+  private apiServerArgs: string[] = [];
+  private apiServerReady: () => Promise<boolean> = async () => false;
 
   constructor(
     readonly dir: string,
@@ -185,7 +182,7 @@ class RunningPlane implements ControlPlane {
     ]);
     await this.waitFor(etcd, async () => (await get(`${etcdUrl}/health`)) === 200);
 
-    const apiserver = this.spawn('kube-apiserver', [
+    this.apiServerArgs = [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -205,10 +202,12 @@ class RunningPlane implements ControlPlane {
       '--disable-admission-plugins=ServiceAccount',
       '--profiling=false',
       ...(opts.apiServerArgs ?? []),
-    ]);
+    ];
+    const apiserver = this.spawn('kube-apiserver', this.apiServerArgs);
     const tls = { ca: this.caPem, cert: admin.certPem, key: admin.keyPem };
     // /readyz includes the RBAC bootstrap-roles hook, so RBAC decisions are final once it is 200.
-    await this.waitFor(apiserver, async () => (await get(`${this.server}/readyz`, tls)) === 200);
+    this.apiServerReady = async () => (await get(`${this.server}/readyz`, tls)) === 200;
+    await this.waitFor(apiserver, this.apiServerReady);
 
     if (opts.controllerManager) {
       const controllers = opts.controllers ?? DEFAULT_CONTROLLERS;
@@ -265,6 +264,22 @@ class RunningPlane implements ControlPlane {
       child.stdin.on('error', () => undefined);
       child.stdin.end(opts.input ?? '');
     });
+  }
+
+  async restartApiServer(): Promise<void> {
+    const i = this.procs.findIndex((p) => p.name === 'kube-apiserver');
+    const old = this.procs[i]!;
+    if (!old.exited) {
+      const gone = new Promise<void>((r) => old.child.once('exit', () => r()));
+      old.child.kill('SIGKILL');
+      await gone;
+    }
+    old.reaper?.kill('SIGKILL');
+    const proc = this.spawn('kube-apiserver', this.apiServerArgs);
+    // In place: stop() takes etcd first in the list and stops it last.
+    this.procs.pop();
+    this.procs[i] = proc;
+    await this.waitFor(proc, this.apiServerReady);
   }
 
   async stop(): Promise<void> {
@@ -331,62 +346,4 @@ class RunningPlane implements ControlPlane {
       'current-context': user,
     });
   }
-}
-
-async function terminate(p: Proc): Promise<void> {
-  if (p.exited) return;
-  const gone = new Promise<void>((r) => p.child.once('exit', () => r()));
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
-  await gone;
-  clearTimeout(timer);
-}
-
-/**
- * A detached shell that outlives us: if this Node process is SIGKILLed (a vitest worker torn down,
- * CI timeout) no 'exit' handler runs, and an orphaned apiserver would eat the CI machine's 2 cores.
- */
-function reaper(childPid: number | undefined, dir: string): ChildProcess | undefined {
-  // No pid means spawn failed; and `kill -9 0` would hit our whole process group.
-  if (!childPid) return undefined;
-  // Polls its own parent pid (field 4 of /proc/self/stat) rather than `kill -0`: a killed parent
-  // can linger as a zombie that still answers kill -0, but its children are re-parented at once.
-  const script =
-    'while [ "$(cut -d" " -f4 /proc/$$/stat)" = "$1" ]; do sleep 1; done; kill -9 "$2" 2>/dev/null; rm -rf "$3"';
-  const args = ['-c', script, 'reaper', String(process.pid), String(childPid), dir];
-  const r = spawn('sh', args, { detached: true, stdio: 'ignore' });
-  r.unref();
-  return r;
-}
-
-function logTail(file: string, lines = 40): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Status code of a GET; plain http for etcd, mutual TLS for the apiserver. */
-function get(url: string, tls?: { ca: string; cert: string; key: string }): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const client = url.startsWith('https:') ? https : http;
-    const req = client.get(url, { ...tls, agent: false, timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
 }
