@@ -1,18 +1,27 @@
 // Batched socket writes for the relay. Commands and replies are relayed as slices of the chunks they
-// arrived in; consecutive slices of one chunk are merged back into a single write, and everything
-// written in one turn of the event loop leaves in one writev (cork/uncork) — a 16-command pipeline
-// costs one syscall each way, not sixteen. The turn ends after all of its I/O callbacks (setImmediate),
-// not after the callback that wrote (nextTick): a cluster session's replies come from several node
+// arrived in; consecutive slices of one chunk are merged back into a single run, and everything
+// written in one turn of the event loop leaves in one socket write — a 16-command pipeline costs one
+// syscall each way, not sixteen. The turn ends after all of its I/O callbacks (setImmediate), not
+// after the callback that wrote (nextTick): a cluster session's replies come from several node
 // connections, and those read in one turn leave in one write instead of one per node.
 import type { Writable } from 'node:stream';
+
+/**
+ * Runs totalling up to this are copied into one buffer: a cluster session's 16 replies interleave
+ * three nodes' chunks (~11 runs), and one write of a copy costs far less than a stream write per run
+ * and a writev (TLS copies a writev into one record anyway). Larger batches go out as a corked writev.
+ */
+const MAX_COPY_BYTES = 64 * 1024;
 
 export class WriteBatcher {
   private first: Buffer | undefined;
   private runBuffer: ArrayBufferLike | undefined;
   private runStart = 0;
   private runEnd = 0;
+  /** Runs ended this turn (a slice of another chunk came between them), oldest first. */
+  private runs: Buffer[] = [];
+  private runsBytes = 0;
   private scheduled = false;
-  private corked = false;
   /** Bytes written so far (for metrics). */
   bytes = 0;
 
@@ -27,12 +36,7 @@ export class WriteBatcher {
         this.runEnd += chunk.length;
         return;
       }
-      // A second run this turn: cork so both leave together.
-      if (!this.corked) {
-        this.corked = true;
-        this.socket.cork();
-      }
-      this.writeRun();
+      this.endRun();
     }
     this.first = chunk;
     this.runBuffer = chunk.buffer;
@@ -47,20 +51,31 @@ export class WriteBatcher {
   /** Sends what is batched now (also runs by itself at the end of the current turn). */
   readonly flush = (): void => {
     this.scheduled = false;
-    if (this.first !== undefined) this.writeRun();
-    if (this.corked) {
-      this.corked = false;
-      this.socket.uncork();
-    }
-  };
-
-  private writeRun(): void {
-    const first = this.first!;
-    const run = this.runBuffer!;
+    if (this.first === undefined) return;
+    const len = this.runEnd - this.runStart;
+    const last = len === this.first.length ? this.first : Buffer.from(this.runBuffer!, this.runStart, len);
     // Not kept past the write: an idle connection would pin the memory its last chunk came from.
     this.first = this.runBuffer = undefined;
-    if (this.socket.destroyed) return;
+    const runs = this.runs;
+    if (runs.length === 0) return this.send(last);
+    runs.push(last);
+    const bytes = this.runsBytes + len;
+    this.runs = [];
+    this.runsBytes = 0;
+    if (bytes <= MAX_COPY_BYTES) return this.send(Buffer.concat(runs, bytes));
+    this.socket.cork();
+    for (const run of runs) this.send(run);
+    this.socket.uncork();
+  };
+
+  private endRun(): void {
+    const first = this.first!;
     const len = this.runEnd - this.runStart;
-    this.socket.write(len === first.length ? first : Buffer.from(run, this.runStart, len));
+    this.runs.push(len === first.length ? first : Buffer.from(this.runBuffer!, this.runStart, len));
+    this.runsBytes += len;
+  }
+
+  private send(bytes: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(bytes);
   }
 }

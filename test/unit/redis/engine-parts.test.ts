@@ -93,7 +93,7 @@ describe('ReplyQueue', () => {
     expect(q.pending).toBe(4);
     q.fill(a, b('A'));
     await tick();
-    expect(out.writes.join('|')).toBe('A|B|C|D');
+    expect(out.writes).toEqual(['ABCD']); // in order, in one write
     expect(q.pending).toBe(0);
   });
 
@@ -109,7 +109,7 @@ describe('ReplyQueue', () => {
 });
 
 describe('WriteBatcher', () => {
-  it('merges adjacent slices of one chunk into one write and batches the rest in one writev', async () => {
+  it('merges adjacent slices of one chunk, and copies the runs of a turn into one write', async () => {
     const out = new Recorder();
     const w = new WriteBatcher(out);
     const chunk = b('+A\r\n+B\r\n+C\r\n');
@@ -119,6 +119,18 @@ describe('WriteBatcher', () => {
     w.write(chunk.subarray(8));
     expect(out.writes).toEqual([]); // nothing leaves before the end of the turn
     await tick();
-    expect(out.writes).toEqual(['+A\r\n+B\r\n|-LOCAL\r\n|+C\r\n']);
+    expect(out.writes).toEqual(['+A\r\n+B\r\n-LOCAL\r\n+C\r\n']);
+    expect(w.bytes).toBe(20);
+  });
+
+  it('writes runs over 64 KB as they are, in one writev', async () => {
+    const out = new Recorder();
+    const w = new WriteBatcher(out);
+    const big = Buffer.alloc(70 * 1024, 'x');
+    w.write(b('+A\r\n'));
+    w.write(big);
+    w.write(b('+B\r\n'));
+    await tick();
+    expect(out.writes).toEqual([`+A\r\n|${big.toString()}|+B\r\n`]);
   });
 });
