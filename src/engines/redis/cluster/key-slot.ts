@@ -28,12 +28,15 @@ export function keySlot(key: Buffer): number {
   return keySlotIn(key, 0, key.length);
 }
 
-/** keySlot of the key `buf[start, end)`, read in place (a parsed command's argument span). */
+/**
+ * keySlot of the key `buf[start, end)`, read in place (a parsed command's argument span). The tag is
+ * looked for in a loop, not with indexOf: keys are short, and a native call costs more than the scan.
+ */
 export function keySlotIn(buf: Buffer, start: number, end: number): number {
-  const open = buf.indexOf(OPEN, start);
-  if (open !== -1 && open < end) {
-    const close = buf.indexOf(CLOSE, open + 1);
-    if (close > open + 1 && close < end) return crc16(buf, open + 1, close) & SLOT_MASK;
-  }
+  let open = start;
+  while (open < end && buf[open] !== OPEN) open++;
+  let close = open + 1;
+  while (close < end && buf[close] !== CLOSE) close++;
+  if (close > open + 1 && close < end) return crc16(buf, open + 1, close) & SLOT_MASK;
   return crc16(buf, start, end) & SLOT_MASK;
 }
