@@ -4,12 +4,14 @@
 // of a sharded store cannot observe in a way it could rely on anyway): MSETNX, by contrast, promises
 // "all or none", which per-slot pieces cannot keep, so it and every other cross-slot command get a
 // CROSSSLOT error instead.
+import type { RedisCommand } from '../parser.js';
 import { decodeReply, type RespValue } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
-import { type RespVersion, encodeValue } from '../serializer.js';
-import type { ResponsePolicy } from './command-rules.js';
+import { type RespVersion, encodeCommand, encodeValue } from '../serializer.js';
+import { type CommandRules, type ResponsePolicy, keyPositions } from './command-rules.js';
 import { keySlot } from './key-slot.js';
 import { type Reply, isErrorReply, mergeReplies } from './merge.js';
+import type { Done, Lane, SlotSend } from './sender.js';
 
 export const SPLITTABLE: ReadonlySet<string> = new Set(['mget', 'mset', 'del', 'unlink', 'exists', 'touch']);
 
@@ -66,4 +68,29 @@ export function mergeSplit(
     groups[g]!.units.forEach((unit, j) => (out[unit] = values[j] ?? null));
   }
   return encodeValue(out, proto);
+}
+
+/** Cross-slot MGET/MSET/DEL/UNLINK/EXISTS/TOUCH: one command per slot, in parallel, merged in order. */
+export function sendSplit(
+  send: SlotSend,
+  cmd: RedisCommand,
+  rules: CommandRules,
+  lane: Lane,
+  done: Done,
+  proto: RespVersion,
+): boolean {
+  const positions = keyPositions(rules, cmd.args);
+  const step = rules.specs[0]?.find.type === 'range' ? rules.specs[0].find.keyStep : rules.legacy.step;
+  const groups = splitBySlot(cmd.args, positions, Math.max(1, step));
+  const replies = new Array<Reply>(groups.length);
+  let left = groups.length;
+  let ok = true;
+  groups.forEach((g, i) => {
+    ok =
+      send(encodeCommand(g.args), g.slot, rules.flags.has('readonly'), lane, (reply) => {
+        replies[i] = reply;
+        if (--left === 0) done(mergeSplit(rules.responsePolicy, groups, replies, positions.length, proto));
+      }) && ok;
+  });
+  return ok;
 }

@@ -19,30 +19,39 @@
 import type { DrawbridgeError } from '../../../errors.js';
 import type { RedisCommand } from '../parser.js';
 import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
-import { decodeReply, errorText } from '../reply-parser.js';
+import { errorText } from '../reply-parser.js';
 import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
-import { OK, RESET, type RespVersion, bulkReply, encodeCommand, nullReply } from '../serializer.js';
+import {
+  OK,
+  RESET,
+  type RespVersion,
+  bulkReply,
+  encodeCommand,
+  errorReply,
+  nullReply,
+} from '../serializer.js';
 import { BlockingLanes, capWait, isBlocking } from './blocking.js';
-import { type CommandRules, keyPositions } from './command-rules.js';
+import type { CommandRules } from './command-rules.js';
 import { type FanOutTarget, fanOut, scan, shardPubsub } from './fan-out.js';
-import { SPLITTABLE, mergeSplit, splitBySlot } from './multi-key.js';
+import { SPLITTABLE, sendSplit } from './multi-key.js';
 import type { NodeConnection } from './node-connection.js';
 import type { LoginPool } from './pool.js';
+import { LOCAL_COMMANDS, Plain, type PlainOwner, PlainSend, plainKind } from './plain.js';
 import { PubSub } from './pubsub.js';
-import { type Done, type Lane, RoutedSend } from './sender.js';
+import { type Done, type Lane, RoutedSend, type SlotSend } from './sender.js';
 import type { ClusterService } from './service.js';
-import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, slotOfKeys } from './slots.js';
+import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError, sendByBackendKeys } from './slots.js';
 import { PushOrder } from './push-order.js';
 import { Tracking } from './tracking.js';
 import { TRANSACTION_COMMANDS, Transaction } from './transaction.js';
-import { type Reply, isErrorReply } from './merge.js';
+import { isErrorReply } from './merge.js';
 
 /** A session holding more commands than this behind a barrier stops reading its client. */
 const MAX_HELD = 1024;
 
 type Held = [RedisCommand, Done];
 
-export class ClusterRouter implements Router {
+export class ClusterRouter implements Router, PlainOwner {
   private pool: LoginPool;
   private readonly tx: Transaction;
   private readonly pubsub: PubSub;
@@ -57,6 +66,7 @@ export class ClusterRouter implements Router {
   private protocol: RespVersion;
   private closed = false;
   private pushTo: (frame: Buffer) => void = () => {};
+  private replied: (seq: number, reply: Buffer) => void = () => {};
   private drained: () => void = () => {};
   private failed: (err: DrawbridgeError) => void = () => {};
   private waitingDrain = false;
@@ -102,9 +112,39 @@ export class ClusterRouter implements Router {
     return this.route(cmd, rules, (reply) => {
       if (this.closed) return;
       done(reply);
-      this.order.answer(n);
-      if (this.held && this.order.pending === 0) this.release();
+      this.settled(n);
     });
+  }
+
+  /** The hot path (plain.ts): a plain command goes to its node as one object, no closure per command. */
+  dispatchSeq(cmd: RedisCommand, seq: number): boolean {
+    const rules = this.service.rules(cmd.name);
+    const kind =
+      rules && !this.held && !this.tx.queueing && !this.pubsub.subscribed ? plainKind(rules) : Plain.No;
+    const slot = kind === Plain.No ? CROSS_SLOT : commandSlot(cmd, rules!);
+    if (slot === CROSS_SLOT || this.closed) {
+      return this.dispatch(cmd, (reply) => this.answered(seq, -1, reply));
+    }
+    const lane = this.tracking.on ? this.tracking.nextLane() : this.shared;
+    const n = this.order.sent();
+    return new PlainSend(this.service, cmd.raw, slot, kind, lane, this.onFull, this, seq, n).start();
+  }
+
+  /** A reply for the session's place `seq`; `n` is the command's PushOrder number (-1: counted by dispatch). */
+  answered(seq: number, n: number, reply: Buffer | RedisReplyError): void {
+    if (this.closed) return;
+    this.replied(seq, Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message));
+    if (n >= 0) this.settled(n);
+  }
+
+  /** Command `n` is answered: pushes held behind it may go, and held commands once none is pending. */
+  private settled(n: number): void {
+    this.order.answer(n);
+    if (this.held && this.order.pending === 0) this.release();
+  }
+
+  onReply(handler: (seq: number, reply: Buffer) => void): void {
+    this.replied = handler;
   }
 
   onPush(handler: (frame: Buffer) => void): void {
@@ -211,10 +251,10 @@ export class ClusterRouter implements Router {
     if (rules.requestPolicy === 'all_shards' || rules.requestPolicy === 'all_nodes') {
       return fanOut(this.target(lane), rules, capWait(cmd, this.service.commandTimeoutMs), done);
     }
-    if (rules.needsGetKeys) return this.routeByBackendKeys(cmd, rules, lane, done);
+    if (rules.needsGetKeys) return sendByBackendKeys(this.send, cmd, rules, lane, this.shared, done);
     const slot = commandSlot(cmd, rules);
     if (slot === CROSS_SLOT) {
-      if (SPLITTABLE.has(name)) return this.split(cmd, rules, lane, done);
+      if (SPLITTABLE.has(name)) return sendSplit(this.send, cmd, rules, lane, done, this.protocol);
       done(crossSlotError(name));
       return true;
     }
@@ -227,66 +267,15 @@ export class ClusterRouter implements Router {
     return { ctx: this.service, lane, proto: this.protocol };
   }
 
-  private send(
-    raw: Buffer,
-    slot: number,
-    idempotent: boolean,
-    lane: Lane,
-    done: Done,
-    pick?: () => number,
-  ): boolean {
-    return new RoutedSend(this.service, {
-      raw,
-      slot,
-      pick,
-      idempotent,
-      lane,
-      done,
-      onFull: this.onFull,
-    }).start();
-  }
+  private readonly send: SlotSend = (raw, slot, idempotent, lane, done, pick) =>
+    new RoutedSend(this.service, { raw, slot, pick, idempotent, lane, done, onFull: this.onFull }).start();
 
   private readonly onFull = (conn: NodeConnection): void => this.full(conn);
   private readonly pubsubHome = (): number => this.service.pubsubHome();
 
-  /** Cross-slot MGET/MSET/DEL/UNLINK/EXISTS/TOUCH: one command per slot, in parallel, merged in order. */
-  private split(cmd: RedisCommand, rules: CommandRules, lane: Lane, done: Done): boolean {
-    const positions = keyPositions(rules, cmd.args);
-    const step = rules.specs[0]?.find.type === 'range' ? rules.specs[0].find.keyStep : rules.legacy.step;
-    const groups = splitBySlot(cmd.args, positions, Math.max(1, step));
-    const replies = new Array<Reply>(groups.length);
-    let left = groups.length;
-    let ok = true;
-    const proto = this.protocol;
-    groups.forEach((g, i) => {
-      ok =
-        this.send(encodeCommand(g.args), g.slot, rules.flags.has('readonly'), lane, (reply) => {
-          replies[i] = reply;
-          if (--left === 0) done(mergeSplit(rules.responsePolicy, groups, replies, positions.length, proto));
-        }) && ok;
-    });
-    return ok;
-  }
-
-  /** SORT ... STORE, MIGRATE ... KEYS: their keys hide where specs cannot see; the backend knows. */
-  private routeByBackendKeys(cmd: RedisCommand, rules: CommandRules, lane: Lane, done: Done): boolean {
-    const getKeys = encodeCommand(['COMMAND', 'GETKEYS', ...cmd.args]);
-    this.send(getKeys, KEYLESS, true, this.shared, (reply) => {
-      const keys = Buffer.isBuffer(reply) && reply[0] === 0x2a ? this.keysOf(reply) : undefined;
-      const slot = keys ? slotOfKeys(keys) : commandSlot(cmd, rules);
-      if (slot === CROSS_SLOT) done(crossSlotError(cmd.name));
-      else this.send(cmd.raw, slot, rules.flags.has('readonly'), lane, done);
-    });
-    return true;
-  }
-
-  private keysOf(frame: Buffer): Buffer[] | undefined {
-    const v = decodeReply(frame);
-    return Array.isArray(v) ? v.filter((k): k is Buffer => Buffer.isBuffer(k)) : undefined;
-  }
-
   /** Commands about the connection itself: answered here, since plain commands share connections. */
   private local(cmd: RedisCommand, done: Done): boolean | undefined {
+    if (!LOCAL_COMMANDS.has(cmd.name)) return undefined;
     switch (cmd.name) {
       case 'asking':
       case 'readonly':

@@ -38,6 +38,15 @@ export interface SendContext extends RedirectContext {
 
 export type Lane = (node: number) => NodeConnection;
 export type Done = (reply: Buffer | RedisReplyError) => void;
+/** Sends one command to its slot's node (or `pick`'s, for slot -1) on `lane`, answered through `done`. */
+export type SlotSend = (
+  raw: Buffer,
+  slot: number,
+  idempotent: boolean,
+  lane: Lane,
+  done: Done,
+  pick?: () => number,
+) => boolean;
 
 const MAX_REDIRECTS = 16;
 const enum Ch {
@@ -82,7 +91,12 @@ export interface SendSpec {
   onFull?: (conn: NodeConnection) => void;
 }
 
-export class RoutedSend {
+/**
+ * One command on its way to the node owning its slot (see the file header), answered through
+ * `finish`: by a callback (RoutedSend), or by the session's place for the reply (router.ts's plain
+ * commands, which need no closure of their own).
+ */
+export abstract class Routed {
   private redirects = 0;
   private retries = 0;
   private startedAt = 0;
@@ -92,8 +106,16 @@ export class RoutedSend {
 
   constructor(
     private readonly ctx: SendContext,
-    private readonly spec: SendSpec,
+    private readonly raw: Buffer,
+    private readonly slot: number,
+    private readonly idempotent: boolean,
+    private readonly lane: Lane,
+    private readonly onFull: ((conn: NodeConnection) => void) | undefined,
+    private readonly pick?: () => number,
   ) {}
+
+  /** The reply the client may see (or the error that ends the attempts); called once. */
+  protected abstract finish(reply: Buffer | RedisReplyError): void;
 
   /** First attempt; false when the connection's buffers are full. */
   start(): boolean {
@@ -102,7 +124,7 @@ export class RoutedSend {
 
   private target(): number {
     if (this.askNode !== NO_NODE) return this.askNode;
-    const { slot, pick } = this.spec;
+    const { slot, pick } = this;
     if (slot < 0) return pick ? pick() : this.ctx.anyNode();
     const owner = this.ctx.topology.ownerOf(slot);
     // Before the first refresh lands, any node will do: its MOVED teaches us the owner.
@@ -111,12 +133,12 @@ export class RoutedSend {
 
   private attempt(): boolean {
     this.node = this.target();
-    const conn = this.spec.lane(this.node);
+    const conn = this.lane(this.node);
     const asking = this.askNode !== NO_NODE;
     this.askNode = NO_NODE;
-    const raw = this.spec.raw;
+    const raw = this.raw;
     const ok = asking ? conn.sendAsking(raw, this.onReply) : conn.send(raw, this.onReply);
-    if (!ok) this.spec.onFull?.(conn);
+    if (!ok) this.onFull?.(conn);
     return ok;
   }
 
@@ -124,19 +146,19 @@ export class RoutedSend {
     if (reply instanceof NodeUnavailable) {
       if (reply.error instanceof NodeTimeoutError) {
         // A retry would wait on the same silent node again; the client decides.
-        this.spec.done(timeoutReply(reply.error));
+        this.finish(timeoutReply(reply.error));
         return;
       }
       if (reply.error instanceof Resp3RefusedError) {
         // Every RESP3 connection to the node would be refused alike (the router answers HELLO 3 NOPROTO).
-        this.spec.done(new RedisReplyError('ERR', `${reply.error.message} (hint: ${reply.error.hint})`));
+        this.finish(new RedisReplyError('ERR', `${reply.error.message} (hint: ${reply.error.hint})`));
         return;
       }
-      if (!reply.sent || this.spec.idempotent) {
+      if (!reply.sent || this.idempotent) {
         void this.ctx.topology.refresh();
         this.retryLater(reply.error.message);
       } else {
-        this.spec.done(
+        this.finish(
           new RedisReplyError(
             'ERR',
             `${reply.error.message} while the command was in flight; it may or may not have been applied (failover?) — check and retry`,
@@ -147,17 +169,17 @@ export class RoutedSend {
     }
     const kind = redirectKind(reply);
     if (kind === undefined) {
-      this.spec.done(reply);
+      this.finish(reply);
       return;
     }
-    const script = scriptCall(this.spec.raw, this.ctx);
+    const script = scriptCall(this.raw, this.ctx);
     if (script !== undefined) {
       // Text the script may have chosen (redis.error_reply('TRYAGAIN'), 'MOVED 0 evil:1') after its
       // writes: following or retrying it would run the script again, dial where it says, and audit
       // one command for many runs. A real redirect, TRYAGAIN or CLUSTERDOWN looks the same; the
       // script did not run then, and the client retries it as it would any error.
       this.ctx.refusedRedirect('script', { kind, command: script });
-      this.spec.done(reply);
+      this.finish(reply);
       return;
     }
     if (kind === 'retry') {
@@ -166,12 +188,12 @@ export class RoutedSend {
     }
     const redirect = parseRedirect(reply);
     if (!redirect || ++this.redirects > MAX_REDIRECTS) {
-      this.spec.done(new RedisReplyError('ERR', `too many cluster redirections (last: ${errorText(reply)})`));
+      this.finish(new RedisReplyError('ERR', `too many cluster redirections (last: ${errorText(reply)})`));
       return;
     }
     confirmRedirect(this.ctx, redirect, this.node, (node) => {
       if (node === undefined) {
-        this.spec.done(unconfirmedError(redirect));
+        this.finish(unconfirmedError(redirect));
         return;
       }
       if (redirect.kind === 'ask') this.askNode = node;
@@ -185,12 +207,26 @@ export class RoutedSend {
     if (this.startedAt === 0) this.startedAt = now;
     if (now - this.startedAt >= this.ctx.retryBudgetMs) {
       this.ctx.log.warn({ why, budgetMs: this.ctx.retryBudgetMs }, 'cluster command gave up retrying');
-      this.spec.done(
+      this.finish(
         lastFrame ?? new RedisReplyError('CLUSTERDOWN', `${why}; gave up after ${this.ctx.retryBudgetMs} ms`),
       );
       return;
     }
     const delay = Math.min(500, 10 * 2 ** this.retries++);
     setTimeout(() => this.attempt(), delay);
+  }
+}
+
+/** A routed command answered through a callback. */
+export class RoutedSend extends Routed {
+  private readonly done: Done;
+
+  constructor(ctx: SendContext, spec: SendSpec) {
+    super(ctx, spec.raw, spec.slot, spec.idempotent, spec.lane, spec.onFull, spec.pick);
+    this.done = spec.done;
+  }
+
+  protected override finish(reply: Buffer | RedisReplyError): void {
+    this.done(reply);
   }
 }

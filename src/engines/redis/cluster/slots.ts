@@ -1,9 +1,12 @@
 // The slot a command must run in, from its key positions: one slot, no keys, or keys of several
 // slots (which only the splittable commands survive). Also the CROSSSLOT reply that explains why.
 import { type RedisCommand, agentCommand, spanned } from '../parser.js';
+import { decodeReply } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
+import { encodeCommand } from '../serializer.js';
 import { type CommandRules, keyPositions } from './command-rules.js';
 import { keySlotIn } from './key-slot.js';
+import type { Done, Lane, SlotSend } from './sender.js';
 
 export const KEYLESS = -1;
 export const CROSS_SLOT = -2;
@@ -37,6 +40,33 @@ export function slotOfKeys(keys: readonly Buffer[]): number {
     agentCommand(keys),
     keys.map((_, i) => i),
   );
+}
+
+/**
+ * SORT ... STORE, MIGRATE ... KEYS: their keys hide where specs cannot see; the backend knows
+ * (COMMAND GETKEYS, asked on `shared`), then the command goes to their slot on `lane`.
+ */
+export function sendByBackendKeys(
+  send: SlotSend,
+  cmd: RedisCommand,
+  rules: CommandRules,
+  lane: Lane,
+  shared: Lane,
+  done: Done,
+): boolean {
+  const getKeys = encodeCommand(['COMMAND', 'GETKEYS', ...cmd.args]);
+  send(getKeys, KEYLESS, true, shared, (reply) => {
+    const keys = Buffer.isBuffer(reply) && reply[0] === 0x2a ? keysOf(reply) : undefined;
+    const slot = keys ? slotOfKeys(keys) : commandSlot(cmd, rules);
+    if (slot === CROSS_SLOT) done(crossSlotError(cmd.name));
+    else send(cmd.raw, slot, rules.flags.has('readonly'), lane, done);
+  });
+  return true;
+}
+
+function keysOf(frame: Buffer): Buffer[] | undefined {
+  const v = decodeReply(frame);
+  return Array.isArray(v) ? v.filter((k): k is Buffer => Buffer.isBuffer(k)) : undefined;
 }
 
 export function crossSlotError(command: string, why = 'its keys'): RedisReplyError {
