@@ -34,6 +34,7 @@ export interface TrackingRequest {
   readonly mode: 'on' | 'off' | undefined;
   readonly redirect: boolean;
   readonly bcast: boolean;
+  readonly noloop: boolean;
   readonly prefixes: readonly Buffer[];
   /** What CLIENT CACHING may then say. */
   readonly opt: 'optin' | 'optout' | undefined;
@@ -56,16 +57,18 @@ function parseTracking(a: readonly Buffer[]): TrackingRequest {
   const mode = word === 'on' || word === 'off' ? word : undefined;
   let redirect = false;
   let bcast = false;
+  let noloop = false;
   let opt: TrackingRequest['opt'];
   const prefixes: Buffer[] = [];
   for (let i = 3; i < a.length; i++) {
     const o = lowerAscii(a[i]!);
     if (o === 'bcast') bcast = true;
+    else if (o === 'noloop') noloop = true;
     else if (o === 'optin' || o === 'optout') opt = o;
     else if (o === 'redirect') redirect = true;
     else if (o === 'prefix' && i + 1 < a.length) prefixes.push(a[++i]!);
   }
-  return { mode, redirect, bcast, prefixes, opt };
+  return { mode, redirect, bcast, noloop, prefixes, opt };
 }
 
 export const trackingGuard: CommandGuard = (cmd, s) => {

@@ -75,6 +75,33 @@ describe('hostile: CLIENT TRACKING on a cluster', () => {
     other.close();
   });
 
+  it('tracking never rides a borrowed connection to another session: refused inside MULTI, not pooled after use', async () => {
+    const a = await Wire.open(f, 'alice', 3);
+    const b = await Wire.open(f, 'alice', 3);
+    const [k1, k2, k3] = masters.map((m) => keyOn(m, 't-lent:'));
+    // Queued inside a transaction it would turn tracking on for a pooled connection, which the next
+    // session to track (b, on any node) could take, along with what was read on it.
+    const [, , inTx, , exec] = (
+      await a.call(['MULTI'], ['GET', k1!], ['CLIENT', 'TRACKING', 'ON'], ['GET', k1!], ['EXEC'])
+    ).map(String);
+    expect(inTx).toMatch(/^-ERR client\|tracking inside MULTI is not supported on a cluster/);
+    expect(exec).toMatch(/^-EXECABORT/);
+    expect(String((await b.call(['CLIENT', 'TRACKING', 'ON']))[0])).toBe('+OK\r\n');
+    // Tracked reads on connections lent to a transaction and a blocking read, then tracking off:
+    // those connections close instead of going back to the pool, where b's transactions borrow.
+    expect(String((await a.call(['CLIENT', 'TRACKING', 'ON']))[0])).toBe('+OK\r\n');
+    await a.call(['MULTI'], ['GET', k2!], ['EXEC'], ['XREAD', 'BLOCK', '100', 'STREAMS', k3!, '0']);
+    expect(String((await a.call(['CLIENT', 'TRACKING', 'OFF']))[0])).toBe('+OK\r\n');
+    for (const m of masters) await b.call(['MULTI'], ['GET', keyOn(m, 't-mine:')], ['EXEC']);
+    await cluster.cli(masters[0]!.port, ['SET', k1!, 'x']);
+    await cluster.cli(masters[1]!.port, ['SET', k2!, 'x']);
+    await cluster.cli(masters[2]!.port, ['XADD', k3!, '*', 'f', 'v']);
+    expect(await b.drain()).toEqual([]);
+    expect(await a.drain()).toEqual([]);
+    a.close();
+    b.close();
+  });
+
   it("BCAST outside the database user's readable keys is refused and pushes nothing; inside, only those keys", async () => {
     const w = await Wire.open(f, 'ops');
     const [auth, hello] = await w.call(['AUTH', 'keyed', 'x'], ['HELLO', '3']);

@@ -246,6 +246,40 @@ describe('RESP3 sessions on a Redis Cluster through one agent endpoint', () => {
     writer.close();
   });
 
+  it('CLIENT TRACKING: reads inside MULTI/EXEC and blocking reads are tracked on every master', async () => {
+    const w = await Wire.open(f, 'alice', 3);
+    const writer = await Wire.open(f, 'alice');
+    const keys = perMaster('tx-track:');
+    const streams = perMaster('xr-track:');
+    const waited = keyOn(masters[1]!, 'xr-wait:');
+    await writer.call(
+      ...keys.map((k) => ['SET', k, 'v1']),
+      ...streams.map((s) => ['XADD', s, '1-1', 'f', 'v']),
+    );
+    expect(String((await w.call(['CLIENT', 'TRACKING', 'ON']))[0])).toBe('+OK\r\n');
+    for (const k of keys) {
+      const replies = (await w.call(['MULTI'], ['GET', k], ['EXEC'])).map(String);
+      expect(replies).toEqual(['+OK\r\n', '+QUEUED\r\n', '*1\r\n$2\r\nv1\r\n']);
+    }
+    for (const s of streams) {
+      expect(String((await w.call(['XREAD', 'BLOCK', '1000', 'STREAMS', s, '0']))[0])).toContain('1-1');
+    }
+    // A read that blocked, then returned what another client added.
+    w.send(['XREAD', 'BLOCK', '5000', 'STREAMS', waited, '$']);
+    await new Promise((r) => setTimeout(r, 200));
+    await writer.call(['XADD', waited, '5-1', 'f', 'v']);
+    expect(String((await w.take(1))[0])).toContain('5-1');
+    await writer.call(
+      ...keys.map((k) => ['SET', k, 'v2']),
+      ...[...streams, waited].map((s) => ['XADD', s, '*', 'f', 'w']),
+    );
+    const want = [...keys, ...streams, waited];
+    const pushes = (await w.take(want.length)).map((b) => texts((value(b) as RespPush).items[1] ?? null));
+    expect(pushes.flat().sort()).toEqual(want.sort());
+    w.close();
+    writer.close();
+  });
+
   it('CLIENT TRACKING BCAST on every master; OPTIN tracks only reads after CLIENT CACHING yes', async () => {
     const bcast = await Wire.open(f, 'alice', 3);
     const optin = await Wire.open(f, 'alice', 3);

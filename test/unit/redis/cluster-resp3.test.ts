@@ -215,6 +215,14 @@ describe('NodeConnection speaking RESP3', () => {
   });
 });
 
+/** A command as its words, as a fake node connection saw it. */
+const words = (raw: Buffer) =>
+  raw
+    .toString()
+    .split('\r\n')
+    .filter((_, i) => i % 2 === 0 && i > 0)
+    .join(' ');
+
 describe('Tracking (one session)', () => {
   /** A tracking session over fake node connections; `invalidate` plays a node's push. */
   function setup() {
@@ -226,13 +234,7 @@ describe('Tracking (one session)', () => {
       onPush: (fn: (f: Buffer) => void) => onPush.push(fn),
       onClose: (fn: () => void) => onClose.push(fn),
       send: (raw: Buffer, h: (r: Buffer) => void) => {
-        sent.push(
-          raw
-            .toString()
-            .split('\r\n')
-            .filter((_, i) => i % 2 === 0 && i > 0)
-            .join(' '),
-        );
+        sent.push(words(raw));
         h(b('+OK\r\n'));
         return true;
       },
@@ -278,6 +280,96 @@ describe('Tracking (one session)', () => {
       s.t.caching({ name: 'client|caching', args: ['CLIENT', 'CACHING', arg].map(b), raw: b('') })?.message;
     expect(caching('yes')).toMatch(/only when the client is in tracking mode with OPTIN or OPTOUT/);
     expect(caching('maybe')).toBe('syntax error');
+  });
+});
+
+describe('Tracking as the lender of transaction and blocking connections', () => {
+  /** Fake node connections recording what was sent, and a pool recording what came back. */
+  function setup(options: string[]) {
+    const pushed: string[] = [];
+    const pooled: string[] = [];
+    let made = 0;
+    const conn = (node: number) => {
+      const id = `c${made++}`;
+      const c = {
+        id,
+        node,
+        closed: false,
+        inFlight: 0,
+        sent: [] as string[],
+        push: (_: Buffer) => undefined as void,
+        pause: () => undefined,
+        onPush: (fn: (f: Buffer) => void) => (c.push = fn),
+        onClose: () => undefined,
+        send: (raw: Buffer, h: (r: Buffer) => void) => {
+          c.sent.push(words(raw));
+          h(b('+OK\r\n'));
+          return true;
+        },
+      };
+      return c;
+    };
+    type Fake = ReturnType<typeof conn>;
+    const t = new Tracking({
+      ctx: { topology: { masters: () => [0] } } as unknown as SendContext,
+      pool: () =>
+        ({
+          take: (node: number) => conn(node),
+          release: (c: Fake, clean: boolean) => pooled.push(`${c.id}:${clean ? 'clean' : 'closed'}`),
+        }) as unknown as LoginPool,
+      push: (f) => pushed.push(f.toString()),
+    });
+    const args = ['CLIENT', 'TRACKING', 'ON', ...options];
+    t.run({ name: 'client|tracking', args: args.map(b), raw: encodeCommand(args) }, () => undefined);
+    const take = (node: number) => t.take(node) as unknown as Fake;
+    const give = (c: Fake, clean = true) => t.release(c as unknown as NodeConnection, clean);
+    return { t, take, give, pushed, pooled };
+  }
+  const invalidate = b('>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n');
+
+  it('lends connections that track every read (CLIENT CACHING is not carried over), kept while tracking lasts', () => {
+    const s = setup(['OPTIN', 'NOLOOP']);
+    const c = s.take(1);
+    expect(c.sent).toEqual(['CLIENT TRACKING ON NOLOOP']);
+    c.push(invalidate);
+    expect(s.pushed).toEqual([invalidate.toString()]);
+    s.give(c);
+    expect(s.take(1)).toBe(c); // its tracking table is still good
+    expect(s.pooled).toEqual([]);
+    s.give(c);
+    s.t.off();
+    expect(s.pooled).toEqual(['c0:closed', 'c1:closed']); // the plain connection too
+  });
+
+  it('after OFF a connection still lent pushes nothing and is closed when given back, never pooled clean', () => {
+    const s = setup([]);
+    const c = s.take(2);
+    s.t.off();
+    c.push(invalidate);
+    expect(s.pushed).toEqual([]);
+    expect(s.t.current(c as unknown as NodeConnection)).toBe(false);
+    s.give(c);
+    expect(s.pooled.at(-1)).toBe(`${c.id}:closed`);
+  });
+
+  it('BCAST (prefixes, not reads) and tracking off lend plain pool connections', () => {
+    const s = setup(['BCAST', 'PREFIX', 'p:']);
+    const c = s.take(3);
+    expect(c.sent).toEqual([]);
+    s.give(c);
+    expect(s.pooled).toEqual([`${c.id}:clean`]);
+  });
+
+  it('CLIENT TRACKING ON is refused while WATCH holds a connection', () => {
+    const s = setup([]);
+    let answer = '';
+    const args = ['CLIENT', 'TRACKING', 'ON'];
+    s.t.run(
+      { name: 'client|tracking', args: args.map(b), raw: encodeCommand(args) },
+      (r) => (answer = text(r)),
+      true,
+    );
+    expect(answer).toMatch(/^ERR CLIENT TRACKING ON cannot start while WATCH holds/);
   });
 });
 

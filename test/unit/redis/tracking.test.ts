@@ -121,10 +121,11 @@ describe('trackingRequest', () => {
       mode: 'on',
       redirect: false,
       bcast: true,
+      noloop: false,
       prefixes: [Buffer.from('optin'), Buffer.from('redirect')],
       opt: undefined,
     });
-    expect(trackingRequest(cmd('CLIENT TRACKING ON OPTOUT NOLOOP'))).toMatchObject({ opt: 'optout' });
+    expect(trackingRequest(cmd('CLIENT TRACKING ON OPTOUT NOLOOP'))).toMatchObject({ opt: 'optout', noloop: true });
     expect(trackingRequest(cmd('CLIENT TRACKING ON REDIRECT 7'))).toMatchObject({ redirect: true });
     expect(trackingRequest(cmd('CLIENT TRACKING maybe')).mode).toBeUndefined();
   });

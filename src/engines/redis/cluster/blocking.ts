@@ -7,8 +7,8 @@ import type { RedisCommand } from '../parser.js';
 import { encodeCommand } from '../serializer.js';
 import type { CommandRules } from './command-rules.js';
 import type { NodeConnection } from './node-connection.js';
-import type { LoginPool } from './pool.js';
 import type { Lane } from './sender.js';
+import type { Lender } from './tracking.js';
 
 /** Timeout in seconds as the first argument after the name. */
 const TIMEOUT_FIRST = new Set(['blmpop', 'bzmpop']);
@@ -73,12 +73,15 @@ export function isBlocking(cmd: RedisCommand, rules: CommandRules): boolean {
   return false;
 }
 
-/** One session's dedicated connections for blocking commands, taken from its current pool. */
+/**
+ * One session's dedicated connections for blocking commands, taken from its current pool, or while
+ * it tracks from its Tracking, so that their reads are tracked too.
+ */
 export class BlockingLanes {
   private readonly conns = new Map<number, NodeConnection>();
 
   constructor(
-    private readonly pool: () => LoginPool,
+    private readonly lender: Lender,
     private readonly commandTimeoutMs: number,
   ) {}
 
@@ -87,8 +90,9 @@ export class BlockingLanes {
     const limit = blockingReplyLimitMs(cmd, this.commandTimeoutMs);
     return (node) => {
       let c = this.conns.get(node);
-      if (!c || c.closed) {
-        c = this.pool().take(node);
+      if (!c || c.closed || !this.lender.current(c)) {
+        if (c) this.give(c);
+        c = this.lender.take(node);
         this.conns.set(node, c);
       }
       c.replyLimitMs = limit;
@@ -106,10 +110,12 @@ export class BlockingLanes {
 
   /** Gives every connection back (a new login or protocol, RESET, the session closing). */
   release(): void {
-    for (const c of this.conns.values()) {
-      c.replyLimitMs = undefined; // back to the command timeout for whoever takes it next
-      this.pool().release(c, c.inFlight === 0);
-    }
+    for (const c of this.conns.values()) this.give(c);
     this.conns.clear();
+  }
+
+  private give(c: NodeConnection): void {
+    c.replyLimitMs = undefined; // back to the command timeout for whoever takes it next
+    this.lender.release(c, c.inFlight === 0);
   }
 }

@@ -86,11 +86,12 @@ export class ClusterRouter implements Router, PlainOwner {
       push: (frame: Buffer) => this.order.push(frame),
       fail: (err: DrawbridgeError) => this.failed(err),
     };
-    this.tx = new Transaction(host);
+    // Transactions and blocking commands borrow through Tracking: its connections while it is on.
+    this.tracking = new Tracking(host);
+    this.tx = new Transaction({ ...host, lender: this.tracking });
     this.pubsub = new PubSub(host);
     this.pubsub.protocol = pool.protocol;
-    this.blocking = new BlockingLanes(host.pool, service.commandTimeoutMs);
-    this.tracking = new Tracking(host);
+    this.blocking = new BlockingLanes(this.tracking, service.commandTimeoutMs);
     this.unlisten = service.onReshape(() => this.tracking.reshaped());
   }
 
@@ -298,7 +299,7 @@ export class ClusterRouter implements Router, PlainOwner {
         return this.hello(cmd, done);
       case 'client|tracking':
       case 'client|caching':
-        return this.tracking.run(cmd, done);
+        return this.tracking.run(cmd, done, this.tx.pinned);
       case 'monitor':
       case 'client|no-evict':
       case 'client|no-touch':

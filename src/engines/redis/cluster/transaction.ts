@@ -19,12 +19,17 @@ import { EXECABORT, OK, QUEUED, encodeCommand } from '../serializer.js';
 import type { CommandRules } from './command-rules.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
-import type { LoginPool } from './pool.js';
 import { nullArray } from './protocol.js';
 import { confirmRedirect, parseRedirect, unconfirmedError } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
 import { CROSS_SLOT, KEYLESS, commandSlot, crossSlotError } from './slots.js';
+import type { Lender } from './tracking.js';
 
+/**
+ * Refused in a transaction: they would change the state of a connection the session only borrows
+ * (a pooled one would carry tracking on to the next session); the session runs them outside one.
+ */
+const CONNECTION_STATE: ReadonlySet<string> = new Set(['client|tracking', 'client|caching']);
 const MULTI = encodeCommand(['MULTI']);
 const DISCARD = encodeCommand(['DISCARD']);
 /** Moves of one transaction the agent follows before giving up with TRYAGAIN. */
@@ -32,7 +37,8 @@ const MAX_REPLAYS = 5;
 
 export interface TransactionHost {
   readonly ctx: SendContext;
-  pool(): LoginPool;
+  /** The session's Tracking, which lends pool connections unless tracking is on. */
+  readonly lender: Lender;
   onFull(conn: NodeConnection): void;
 }
 
@@ -174,7 +180,7 @@ export class Transaction {
       return true;
     }
     const invalid = arityError(cmd, rules);
-    if (invalid || cmd.name.endsWith('subscribe')) {
+    if (invalid || cmd.name.endsWith('subscribe') || CONNECTION_STATE.has(cmd.name)) {
       this.abort();
       done(invalid ?? new RedisReplyError('ERR', `${cmd.name} inside MULTI is not supported on a cluster`));
       return true;
@@ -252,16 +258,16 @@ export class Transaction {
       done(OK);
       return true;
     }
-    const pool = this.host.pool();
+    const lender = this.host.lender;
     return conn.send(cmd.raw, (reply) => {
-      pool.release(conn, !(reply instanceof NodeUnavailable));
+      lender.release(conn, !(reply instanceof NodeUnavailable));
       done(this.clientReply(reply));
     });
   }
 
   /** Takes a dedicated connection to `node`, opening the transaction there if MULTI was sent. */
   private pin(slot: number, node: number, asking: boolean): void {
-    const conn = this.host.pool().take(node);
+    const conn = this.host.lender.take(node);
     this.conn = conn;
     this.slot = slot;
     const gen = ++this.gen;
@@ -315,15 +321,15 @@ export class Transaction {
     this.conn = undefined;
     this.gen++;
     if (!conn) return;
-    const pool = this.host.pool();
-    conn.send(DISCARD, (reply) => pool.release(conn, !(reply instanceof NodeUnavailable)));
+    const lender = this.host.lender;
+    conn.send(DISCARD, (reply) => lender.release(conn, !(reply instanceof NodeUnavailable)));
   }
 
   private finish(clean: boolean): void {
     const conn = this.conn;
     this.conn = undefined;
     this.gen++;
-    if (conn) this.host.pool().release(conn, clean);
+    if (conn) this.host.lender.release(conn, clean);
     this.slot = KEYLESS;
     this.watching = this.inMulti = this.aborted = false;
     this.queued = [];
