@@ -1,6 +1,6 @@
 // What an in-cluster agent holds at start, process by process: `drawbridge agent --database NS/NAME
-// --workers N` against a real kube-apiserver (test/k8s), idle, its primary's and each worker's
-// process.memoryUsage() (bench/memory-probe.ts). BENCH_AGENT_BEFORE=<another build's dist> runs that
+// --workers N` against a real kube-apiserver (test/k8s), idle: its primary's and each worker's RSS,
+// PSS and anonymous memory. BENCH_AGENT_BEFORE=<another build's dist> runs that
 // build's agent in the same rounds, alternating. Run after `npx tsc -p tsconfig.build.json`:
 //   node dist/bench/incluster-memory.js   (BENCH_WORKERS=2, BENCH_ROUNDS=3)
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -12,10 +12,16 @@ import { createCA, issueCertificate } from '../src/pki/ca.js';
 import { startControlPlane } from '../test/k8s/controlplane.js';
 import { metricValue } from '../test/support/agent-workers.js';
 import { freePort } from '../test/support/ports.js';
-import { agentArgs, memoryOf } from './idle-memory.js';
+import { agentArgs } from './idle-memory.js';
 import { formatSpread, spread } from './stats.js';
 
 const NS = 'bench';
+
+interface Memory {
+  rss: number;
+  pss: number;
+  anon: number;
+}
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Long enough for start-up garbage to be collected (V8's memory reducer runs after ~8 s idle). */
@@ -61,29 +67,36 @@ try {
   const builds: [string, string][] = [['agent', path.resolve(here, '..')]];
   if (process.env.BENCH_AGENT_BEFORE)
     builds.push(['agent-before', path.resolve(process.env.BENCH_AGENT_BEFORE)]);
-  const rss = new Map<string, number[]>();
-  const add = (key: string, mb: number) => rss.set(key, [...(rss.get(key) ?? []), mb]);
+  const rows = new Map<string, Memory[]>();
+  const add = (key: string, m: Memory) => rows.set(key, [...(rows.get(key) ?? []), m]);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, dist] of builds) {
       const measured = await measure(path.join(dist, 'src/cli/drawbridge.js'));
-      measured.forEach((mb, i) => add(`${name} ${i === 0 ? 'primary' : `worker ${i}`}`, mb));
-      add(
-        `${name} total`,
-        measured.reduce((a, b) => a + b, 0),
-      );
+      measured.forEach((m, i) => add(`${name} ${i === 0 ? 'primary' : `worker ${i}`}`, m));
+      const sum = (f: keyof Memory) => measured.reduce((a, m) => a + m[f], 0);
+      add(`${name} pod`, { rss: sum('rss'), pss: sum('pss'), anon: sum('anon') });
     }
   }
   console.log(
-    `in-cluster agent, ${WORKERS} workers, idle ${SETTLE_MS / 1000} s after start: RSS (MB), ${ROUNDS} rounds`,
+    `in-cluster agent, ${WORKERS} workers, idle ${SETTLE_MS / 1000} s after start (MB, ${ROUNDS} rounds).`,
   );
-  for (const [key, values] of rss) console.log(`  ${key.padEnd(24)}${formatSpread(spread(values), 1)}`);
+  console.log(
+    '  PSS splits shared pages (the node binary) among the processes: the pod holds the sum of PSS',
+  );
+  console.log(`  ${''.padEnd(22)}${(['rss', 'pss', 'anon'] as const).map((f) => f.padEnd(22)).join('')}`);
+  for (const [key, values] of rows) {
+    const cols = (['rss', 'pss', 'anon'] as const).map((f) =>
+      formatSpread(spread(values.map((v) => v[f])), 1, 6).padEnd(22),
+    );
+    console.log(`  ${key.padEnd(22)}${cols.join('')}`);
+  }
 } finally {
   await plane.stop();
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Starts the agent of `cli`, waits until it serves and settles; the RSS of its primary, then each worker. */
-async function measure(cli: string): Promise<number[]> {
+/** Starts the agent of `cli`, waits until it serves and settles; the memory of its primary, then each worker. */
+async function measure(cli: string): Promise<Memory[]> {
   const metrics = `127.0.0.1:${await freePort()}`;
   const args = [
     `--database=${NS}/orders`,
@@ -102,7 +115,7 @@ async function measure(cli: string): Promise<number[]> {
     await sleep(SETTLE_MS);
     const workers = WORKERS > 1 ? await childrenOf(child.pid!) : [];
     const pids = [child.pid!, ...workers];
-    return await Promise.all(pids.map(async (pid) => (await memoryOf(pid)).rss));
+    return await Promise.all(pids.map(memoryOf));
   } finally {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
@@ -122,6 +135,13 @@ async function ready(child: ChildProcess, metrics: string): Promise<void> {
     await sleep(100);
   }
   throw new Error('the agent did not get ready in 30 s');
+}
+
+/** RSS, PSS and anonymous memory of process `pid` (MB), from /proc/PID/smaps_rollup. */
+async function memoryOf(pid: number): Promise<Memory> {
+  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+  return { rss: kb('Rss') / 1024, pss: kb('Pss') / 1024, anon: kb('Anonymous') / 1024 };
 }
 
 async function childrenOf(pid: number): Promise<number[]> {
