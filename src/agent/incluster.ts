@@ -6,9 +6,7 @@
 // 5 s promise. Workload tokens sent as passwords are verified with TokenReview (audience drawbridge.dev).
 import { unwatchFile, watchFile } from 'node:fs';
 import { join } from 'node:path';
-import { splitHostPort } from '../api/agent-config.js';
-import type { AuditMode } from '../api/database.js';
-import { parseDuration } from '../api/meta.js';
+import { type AuditMode, parseDuration, splitHostPort } from '../api/runtime.js';
 import { TokenReviewVerifier } from '../authn/tokenreview.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';

@@ -2,8 +2,8 @@
 // The file is re-read when it changes; a broken edit is reported and the last good config stays.
 import { watchFile, unwatchFile } from 'node:fs';
 import { type ConfigBundle, loadConfigFile } from '../api/config.js';
-import { secretValues, splitHostPort } from '../api/agent-config.js';
-import { parseDuration } from '../api/meta.js';
+import { secretValues } from '../api/agent-config.js';
+import { parseDuration, splitHostPort } from '../api/runtime.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Agent } from './agent.js';

@@ -4,16 +4,9 @@ import { z } from 'zod';
 import { AUDIT_MODES } from './database.js';
 import { AgentLimitsSpec } from './limits.js';
 import { duration, objectName, parseDuration, resource } from './meta.js';
+import { HOST_PORT, HOST_PORT_MESSAGE } from './runtime.js';
 
-export const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:5432 or 127.0.0.1:6379');
-
-/** The host (IPv6 brackets removed) and port of a `hostPort`. */
-export function splitHostPort(listen: string): [string, string] {
-  const i = listen.lastIndexOf(':');
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
-}
+export const hostPort = z.string().regex(HOST_PORT, HOST_PORT_MESSAGE);
 
 export const AgentConfigSpec = z.object({
   listen: hostPort,

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { DrawbridgeError } from '../errors.js';
 import type { SecretReader } from './agent-config.js';
 import type { Database } from './database.js';
-import { backendAddress } from './database.js';
+import { backendAddress } from './runtime.js';
 
 /** What TLS needs of a backend credential (agent/credentials.ts BackendCredential): a client certificate. */
 type CredentialTls = { kind: string; certPem?: string; keyPem?: string };

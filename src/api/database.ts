@@ -12,19 +12,19 @@ import {
   resource,
 } from './meta.js';
 import { DatabaseAgent } from './database-agent.js';
+import { AUDIT_MODES, AWS_TYPES, type AwsType } from './runtime.js';
+
+export {
+  AUDIT_MODES,
+  AWS_TYPES,
+  type AuditMode,
+  type AwsType,
+  type BackendAddress,
+  backendAddress,
+} from './runtime.js';
 
 const PROTOCOLS = ['postgres', 'redis'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
-
-export const AWS_TYPES = [
-  'rds',
-  'aurora',
-  'redshift',
-  'redshift-serverless',
-  'elasticache',
-  'elasticache-serverless',
-] as const;
-export type AwsType = (typeof AWS_TYPES)[number];
 
 const AUTH_TYPES = [
   'password',
@@ -128,10 +128,6 @@ const DatabaseRedis = z
       ),
   })
   .describe('Redis-specific settings.');
-
-/** What the agent does when its audit log fails or falls behind (src/agent/audit.ts). */
-export const AUDIT_MODES = ['required', 'best-effort'] as const;
-export type AuditMode = (typeof AUDIT_MODES)[number];
 
 /** Audit values (statements, parameters) longer than this many characters are cut by default. */
 export const DEFAULT_MAX_AUDIT_VALUE = 4096;
@@ -356,28 +352,6 @@ export const Database = resource('Database', DatabaseSpec, DatabaseStatus);
 export type Database = z.infer<typeof Database>;
 export type DatabaseSpec = z.infer<typeof DatabaseSpec>;
 export type DatabaseStatus = z.infer<typeof DatabaseStatus>;
-
-/** Backend address from spec.uri, plus whether the URI asks for Redis Cluster mode. */
-export interface BackendAddress {
-  host: string;
-  port: number;
-  tlsInUri: boolean;
-  cluster: boolean;
-  database?: string;
-}
-
-export function backendAddress(spec: Pick<DatabaseSpec, 'uri' | 'protocol'>): BackendAddress {
-  const url = new URL(spec.uri);
-  const defaultPort = spec.protocol === 'postgres' ? 5432 : 6379;
-  const path = decodeURIComponent(url.pathname.replace(/^\//, ''));
-  return {
-    host: url.hostname.replace(/^\[|\]$/g, ''),
-    port: url.port ? Number(url.port) : defaultPort,
-    tlsInUri: url.protocol === 'rediss:',
-    cluster: url.searchParams.get('mode') === 'cluster',
-    ...(path ? { database: path } : {}),
-  };
-}
 
 /** Secrets the agent reads through the API: backend credentials and the backend CA. */
 export function referencedSecrets(db: Database): string[] {

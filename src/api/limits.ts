@@ -2,17 +2,15 @@
 // its connection slots. Set in the Database's spec.agent.limits (in cluster) or the AgentConfig's
 // spec.limits (standalone, field by field over the Database's). Defaults are applied once, here.
 import { z } from 'zod';
-import { duration, parseDuration } from './meta.js';
+import { duration } from './meta.js';
+import { BYTE_SIZE } from './runtime.js';
+
+export { type Limits, parseByteSize, resolveLimits } from './runtime.js';
 
 /** Sizes as Kubernetes quantities in bytes: `65536`, `512Ki`, `128Mi`, `1Gi`. */
 const byteSize = z
   .string()
-  .regex(/^\d+(Ki|Mi|Gi)?$/, 'must be a size in bytes such as "65536", "512Ki", "128Mi" or "1Gi"');
-
-export function parseByteSize(text: string): number {
-  const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(text)!;
-  return Number(m[1]) * { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2] ?? '']!;
-}
+  .regex(BYTE_SIZE, 'must be a size in bytes such as "65536", "512Ki", "128Mi" or "1Gi"');
 
 export const AgentLimitsSpec = z
   .object({
@@ -59,26 +57,3 @@ export const AgentLimitsSpec = z
   })
   .describe('Limits on clients; see the README section "Limits".');
 export type AgentLimitsSpec = z.infer<typeof AgentLimitsSpec>;
-
-/** Limits with every default applied, in bytes and milliseconds. */
-export interface Limits {
-  maxConnections: number;
-  maxConnectionsPerIdentity: number;
-  authTimeoutMs: number;
-  maxRequestBytes: number;
-  outputMaxBytes: number;
-  outputStallMs: number;
-}
-
-/** `override` (AgentConfig) wins field by field over `base` (the Database's spec.agent.limits). */
-export function resolveLimits(base: AgentLimitsSpec = {}, override: AgentLimitsSpec = {}): Limits {
-  const s = { ...base, ...override, outputBuffer: { ...base.outputBuffer, ...override.outputBuffer } };
-  return {
-    maxConnections: s.maxConnections ?? 1000,
-    maxConnectionsPerIdentity: s.maxConnectionsPerIdentity ?? 100,
-    authTimeoutMs: parseDuration(s.authTimeout ?? '10s'),
-    maxRequestBytes: parseByteSize(s.maxRequestBytes ?? '128Mi'),
-    outputMaxBytes: parseByteSize(s.outputBuffer.maxBytes ?? '32Mi'),
-    outputStallMs: parseDuration(s.outputBuffer.stallTimeout ?? '60s'),
-  };
-}

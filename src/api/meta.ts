@@ -1,9 +1,8 @@
 // Kubernetes object envelope shared by every Drawbridge resource.
 import { z } from 'zod';
+import { API_VERSION, DURATION, DURATION_MESSAGE } from './runtime.js';
 
-export const GROUP = 'drawbridge.dev';
-export const VERSION = 'v1alpha1';
-export const API_VERSION = `${GROUP}/${VERSION}`;
+export { API_VERSION, GROUP, VERSION, parseDuration } from './runtime.js';
 
 /** DNS-1123 subdomain, as Kubernetes requires for object names. */
 export const objectName = z
@@ -77,18 +76,7 @@ export interface CelRule {
 export const celRules = (rules: CelRule[]) => ({ 'x-kubernetes-validations': rules });
 
 /** Go-style durations as Kubernetes and Teleport write them: `8h`, `30m`, `1h30m`, `90s`. */
-export const duration = z
-  .string()
-  .regex(/^(\d+(\.\d+)?(h|m|s|ms))+$/, 'must be a duration such as "8h", "30m" or "1h30m"');
-
-export function parseDuration(text: string): number {
-  let ms = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
-    const n = Number(m[1]);
-    ms += n * { h: 3_600_000, m: 60_000, s: 1000, ms: 1 }[m[2] as 'h' | 'm' | 's' | 'ms'];
-  }
-  return ms;
-}
+export const duration = z.string().regex(DURATION, DURATION_MESSAGE);
 
 export function resource<K extends string, S extends z.ZodTypeAny, St extends z.ZodTypeAny>(
   kind: K,

@@ -3,7 +3,7 @@
 // combine with OR; the session TTL is the smallest maxSessionTTL among the person's roles.
 import type { AccessRole, DatabaseUser, Subject } from '../api/access.js';
 import type { Database } from '../api/database.js';
-import { parseDuration } from '../api/meta.js';
+import { parseDuration } from '../api/runtime.js';
 import type { Identity } from '../authn/identity.js';
 import { matchAny, matchLabels } from './match.js';
 import { type ExpandedRule, type Traits, expandRule } from './traits.js';

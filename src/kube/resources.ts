@@ -1,6 +1,6 @@
 // REST paths for the kinds Drawbridge touches. A fixed table instead of discovery: these are stable
 // built-in APIs plus our own CRDs, and a typo should fail at compile time, not at run time.
-import { API_VERSION } from '../api/meta.js';
+import { API_VERSION } from '../api/runtime.js';
 import type { KubeObject } from './types.js';
 
 interface ResourceType {

@@ -1,7 +1,8 @@
 // Loaded with `--import` into an agent the tests start (node:cluster passes the flag on to its workers):
-// every process that resolves a module of a package named in $DRAWBRIDGE_IMPORT_PROBE_PACKAGE appends
-// its pid, once, to the file $DRAWBRIDGE_IMPORT_PROBE_FILE. A test then knows which of the agent's
-// processes loaded that package, however the import was reached (static, dynamic, a dependency's).
+// every process that resolves a module of a package named in $DRAWBRIDGE_IMPORT_PROBE_PACKAGES (comma
+// separated) appends "PID PACKAGE", once per package, to the file $DRAWBRIDGE_IMPORT_PROBE_FILE. A test
+// then knows which of the agent's processes loaded which package, however the import was reached
+// (static, dynamic, a dependency's).
 import { appendFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 
@@ -12,17 +13,18 @@ const { registerHooks } = nodeModule as unknown as {
   registerHooks(hooks: { resolve(specifier: string, context: unknown, next: Resolve): Resolved }): void;
 };
 
-const pkg = `/node_modules/${process.env.DRAWBRIDGE_IMPORT_PROBE_PACKAGE}/`;
+const packages = (process.env.DRAWBRIDGE_IMPORT_PROBE_PACKAGES ?? '').split(',').filter(Boolean);
 const file = process.env.DRAWBRIDGE_IMPORT_PROBE_FILE;
-let seen = false;
+const seen = new Set<string>();
 
 if (file) {
   registerHooks({
     resolve(specifier, context, nextResolve) {
       const resolved = nextResolve(specifier, context);
-      if (!seen && resolved.url.includes(pkg)) {
-        seen = true;
-        appendFileSync(file, `${process.pid}\n`);
+      const pkg = packages.find((p) => resolved.url.includes(`/node_modules/${p}/`));
+      if (pkg && !seen.has(pkg)) {
+        seen.add(pkg);
+        appendFileSync(file, `${process.pid} ${pkg}\n`);
       }
       return resolved;
     },

@@ -1,8 +1,14 @@
 import cluster from 'node:cluster';
 import { Command, InvalidArgumentError } from 'commander';
-import { hostPort } from '../../api/agent-config.js';
-import { AUDIT_MODES, type AuditMode } from '../../api/database.js';
-import { duration, parseDuration } from '../../api/meta.js';
+// The API's plain values, not its schemas: every worker runs this command again (api/runtime.ts).
+import {
+  AUDIT_MODES,
+  type AuditMode,
+  DURATION,
+  HOST_PORT,
+  HOST_PORT_MESSAGE,
+  parseDuration,
+} from '../../api/runtime.js';
 import type { RunningAgent } from '../../agent/standalone.js';
 import type { WorkerLink } from '../../agent/workers/worker.js';
 import { type Logger, createLogger } from '../../log.js';
@@ -158,7 +164,7 @@ function parseAuditMode(mode: string): AuditMode {
 }
 
 function parseStallTimeout(text: string): string {
-  if (!duration.safeParse(text).success || parseDuration(text) < 1000) {
+  if (!DURATION.test(text) || parseDuration(text) < 1000) {
     throw new InvalidArgumentError('must be a duration of at least 1s, e.g. 30s or 2m');
   }
   return text;
@@ -174,8 +180,7 @@ function parseWorkers(text: string): number {
 function parsePeers(list: string): string[] {
   const peers = list.split(',').filter(Boolean);
   for (const peer of peers) {
-    const parsed = hostPort.safeParse(peer);
-    if (!parsed.success) throw new InvalidArgumentError(`"${peer}" ${parsed.error.issues[0]!.message}`);
+    if (!HOST_PORT.test(peer)) throw new InvalidArgumentError(`"${peer}" ${HOST_PORT_MESSAGE}`);
   }
   return peers;
 }

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { parseDuration } from '../../api/meta.js';
+import { parseDuration } from '../../api/runtime.js';
 import { createLogger } from '../../log.js';
 
 interface ControllerFlags {

@@ -2,7 +2,8 @@
 // would attach it (compacted, split into managed policies when it does not fit inline).
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
-import { AWS_TYPES, type AwsType, type Database } from '../../api/database.js';
+import type { Database } from '../../api/database.js';
+import { AWS_TYPES, type AwsType } from '../../api/runtime.js';
 
 function types(value: string): AwsType[] {
   const list = value

@@ -3,7 +3,8 @@
 import { type Socket, isIP, connect as tcpConnect } from 'node:net';
 import { type ConnectionOptions, type TLSSocket, createSecureContext, connect as tlsConnect } from 'node:tls';
 import type { SecretReader } from '../../api/agent-config.js';
-import { type Database, backendAddress } from '../../api/database.js';
+import type { Database } from '../../api/database.js';
+import { backendAddress } from '../../api/runtime.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
 import { backendTlsOptions } from '../../api/backend-tls.js';
 import type { BackendCredential } from '../../agent/credentials.js';

@@ -3,7 +3,7 @@
 import { type Socket, connect as connectTcp } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import type { Database } from '../../api/database.js';
-import { backendAddress } from '../../api/database.js';
+import { backendAddress } from '../../api/runtime.js';
 import type { SecretReader } from '../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { backendTlsOptions, withSharedContext } from '../../api/backend-tls.js';

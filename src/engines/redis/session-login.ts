@@ -4,7 +4,7 @@
 // user's credential, in command order. The backend login always matches the authorized user.
 import type { Identity } from '../../authn/identity.js';
 import type { Decision } from '../../authz/engine.js';
-import { backendAddress } from '../../api/database.js';
+import { backendAddress } from '../../api/runtime.js';
 import { DrawbridgeError, type ErrorCode, errorMessage } from '../../errors.js';
 import { type AuthRequest, authIdentity } from './client-auth.js';
 import { backendFacts } from './command-catalog.js';

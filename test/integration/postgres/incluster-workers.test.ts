@@ -1,6 +1,6 @@
 // An in-cluster agent of two workers (`drawbridge agent --database NS/NAME --workers 2`) against the real
 // kube-apiserver (test/k8s) and PostgreSQL: the primary alone watches the API server and loads the
-// Kubernetes client; the workers serve from the state it passes on. A DatabaseUser deleted in the API
+// Kubernetes client (and zod, to parse what it reads); the workers serve from the state it passes on. A DatabaseUser deleted in the API
 // server ends the sessions on both workers and refuses new ones, applying it again lets them in on both,
 // a workload token is reviewed (through the primary) on both, and a restarted worker starts from the
 // current state.
@@ -58,7 +58,7 @@ beforeAll(async () => {
   await writeFile(path.join(tlsDir, 'tls.crt'), f.agentTls.certPem);
   await writeFile(path.join(tlsDir, 'tls.key'), f.agentTls.keyPem);
   await writeFile(path.join(tlsDir, 'ca.crt'), f.agentTls.clientCaPem);
-  probeFile = path.join(dir, 'kube-client-loaded-by');
+  probeFile = path.join(dir, 'packages-loaded');
   await writeFile(probeFile, '');
   const audit = path.join(dir, 'audit.log');
   const port = await freePort();
@@ -83,7 +83,7 @@ beforeAll(async () => {
     finalAudit: readAudit,
     nodeArgs: [`--import=${PROBE}`],
     env: {
-      DRAWBRIDGE_IMPORT_PROBE_PACKAGE: '@kubernetes/client-node',
+      DRAWBRIDGE_IMPORT_PROBE_PACKAGES: '@kubernetes/client-node,zod',
       DRAWBRIDGE_IMPORT_PROBE_FILE: probeFile,
     },
   });
@@ -95,6 +95,12 @@ afterAll(async () => {
   await plane?.stop();
   await f?.stop();
 });
+
+/** The processes that loaded `pkg`, from the import probe. */
+async function loadedBy(pkg: string): Promise<number[]> {
+  const lines = (await readFile(probeFile, 'utf8')).split('\n').filter(Boolean);
+  return lines.map((l) => l.split(' ')).flatMap(([pid, p]) => (p === pkg ? [Number(pid)] : []));
+}
 
 function client(password?: string): pg.Client {
   const tls = password ? {} : { cert: f.people.alice.certPem, key: f.people.alice.keyPem };
@@ -159,11 +165,11 @@ async function admittedAgain(): Promise<void> {
 }
 
 describe('in-cluster agent of two workers', () => {
-  it('loads the Kubernetes client in the primary only', async () => {
-    const pids = (await readFile(probeFile, 'utf8')).split('\n').filter(Boolean).map(Number);
-    // The probe works: the primary, which watches, did load it.
-    expect(pids).toEqual([agent.child.pid]);
+  it('loads the Kubernetes client and zod in the primary only', async () => {
     expect(await agent.workerPids()).toHaveLength(2);
+    // The probe works: the primary, which watches and parses, did load them.
+    expect(await loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
+    expect(await loadedBy('zod')).toEqual([agent.child.pid]);
   });
 
   it('ends sessions on both workers when the DatabaseUser is deleted, and lets them in again once applied', async () => {
@@ -201,7 +207,7 @@ describe('in-cluster agent of two workers', () => {
     await apply([inNamespace(alice())]);
     await admittedAgain();
     await onBothWorkers();
-    const pids = (await readFile(probeFile, 'utf8')).split('\n').filter(Boolean).map(Number);
-    expect(pids).toEqual([agent.child.pid]);
+    expect(await loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
+    expect(await loadedBy('zod')).toEqual([agent.child.pid]);
   });
 });

@@ -3,8 +3,7 @@
 // this stays, so a new client session costs no CLUSTER SHARDS, no COMMAND and usually no connect.
 import { createHash } from 'node:crypto';
 import type { Database } from '../../../api/database.js';
-import { backendAddress } from '../../../api/database.js';
-import { parseDuration } from '../../../api/meta.js';
+import { backendAddress, parseDuration } from '../../../api/runtime.js';
 import type { AgentMetrics } from '../../../agent/metrics.js';
 import type { SecretReader } from '../../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
