@@ -17,8 +17,9 @@ import {
 } from './decoders.js';
 import { BackendCode, FrontendCode } from './messages.js';
 import { codeSet } from './parser.js';
-import { REDACTED, mentionsPassword, redactPasswords } from './redact.js';
+import { PASSWORD_WORD, REDACTED, mentionsPassword, redactPasswords } from './redact.js';
 import {
+  REWRITE_WORDS,
   type StatementInfo,
   StatementTracker,
   type UnknownStatement,
@@ -54,6 +55,12 @@ export const SERVER_CODES = codeSet(
     BackendCode.CopyInResponse,
   ],
 );
+
+/**
+ * SQL that rewritesStatements or redactPasswords acts on contains one of these words: most statements
+ * contain none, and one pass rules both checks out.
+ */
+const NOTABLE_WORDS = new RegExp([...REWRITE_WORDS, PASSWORD_WORD].join('|'), 'i');
 
 const BINARY_SHOWN = 128;
 /** A Parse text at most this long is remembered for the next Parse (one copy per session). */
@@ -107,11 +114,14 @@ export class QueryAuditor {
     switch (code) {
       case FrontendCode.Query: {
         const sql = decodeQueryText(body, complete);
-        this.statements.simple(rewritesStatements(sql));
+        const plain = !NOTABLE_WORDS.test(sql);
+        this.statements.simple(!plain && rewritesStatements(sql));
         // Cut at the capture limit: the head, and the size and SHA-256 of the whole text.
         const query = cutSha256
           ? `${redactPasswords(sql).slice(0, this.maxValue())}…[${bodyLength - 1} bytes sha256:${cutSha256}]`
-          : this.sqlValue(sql);
+          : plain
+            ? auditValue(sql, this.maxValue())
+            : this.sqlValue(sql);
         this.emit({ query, ...cut });
         break;
       }

@@ -6,7 +6,8 @@
 
 export const REDACTED = '[redacted]';
 
-const PASSWORD = /password/i;
+export const PASSWORD_WORD = 'password';
+const PASSWORD = new RegExp(PASSWORD_WORD, 'i');
 
 /** True when `sql` has PASSWORD anywhere: its Bind parameters are then redacted too. */
 export function mentionsPassword(sql: string): boolean {

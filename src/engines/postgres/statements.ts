@@ -76,7 +76,9 @@ const UNNAMED_DROPPED =
   'a later Parse of the unnamed statement failed or was skipped: the server may have dropped it';
 const IN_FLIGHT = 'the server had not yet answered an earlier Parse or Close of this name';
 
-const REWRITES = /\b(?:prepare|deallocate|discard)\b/i;
+/** The words of SQL that may prepare, deallocate or discard prepared statements. */
+export const REWRITE_WORDS = ['prepare', 'deallocate', 'discard'];
+const REWRITES = new RegExp(`\\b(?:${REWRITE_WORDS.join('|')})\\b`, 'i');
 
 /** True when SQL text may prepare, deallocate or discard prepared statements. */
 export function rewritesStatements(sql: string): boolean {
