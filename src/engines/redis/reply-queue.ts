@@ -24,7 +24,8 @@ export class ReplyQueue {
     private readonly socket: Writable,
     private readonly latency?: LatencySeries,
   ) {
-    this.out = new WriteBatcher(socket);
+    // Replies still out (a cluster session's other nodes): written together when they come in time.
+    this.out = new WriteBatcher(socket, () => this.pending > 0);
   }
 
   /** Bytes handed to the client socket so far. */

@@ -3,7 +3,9 @@
 // written in one turn of the event loop leaves in one socket write — a 16-command pipeline costs one
 // syscall each way, not sixteen. The turn ends after all of its I/O callbacks (setImmediate), not
 // after the callback that wrote (nextTick): a cluster session's replies come from several node
-// connections, and those read in one turn leave in one write instead of one per node.
+// connections, and those read in one turn leave in one write instead of one per node. When more of
+// the batch is due (`due`: replies of the same pipeline still out, often read in the very next turn),
+// the write waits one turn more, never longer: one TLS record and syscall each way instead of two.
 import type { Writable } from 'node:stream';
 
 /**
@@ -25,7 +27,14 @@ export class WriteBatcher {
   /** Bytes written so far (for metrics). */
   bytes = 0;
 
-  constructor(private readonly socket: Writable) {}
+  /** The last turn's write was put off once already (see `due`). */
+  private putOff = false;
+
+  constructor(
+    private readonly socket: Writable,
+    /** More of this batch is due (a cluster session's replies from other nodes, a split read). */
+    private readonly due?: () => boolean,
+  ) {}
 
   write(chunk: Buffer): void {
     this.bytes += chunk.length;
@@ -44,9 +53,20 @@ export class WriteBatcher {
     this.runEnd = chunk.byteOffset + chunk.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flush);
+      setImmediate(this.turnEnded);
     }
   }
+
+  /** The end of the turn the first bytes were written in (or, once, of the next one). */
+  private readonly turnEnded = (): void => {
+    if (!this.putOff && this.first !== undefined && this.due?.()) {
+      this.putOff = true;
+      setImmediate(this.turnEnded);
+      return;
+    }
+    this.putOff = false;
+    this.flush();
+  };
 
   /** Sends what is batched now (also runs by itself at the end of the current turn). */
   readonly flush = (): void => {

@@ -97,6 +97,21 @@ describe('ReplyQueue', () => {
     expect(q.pending).toBe(0);
   });
 
+  it('holds a partial batch one turn for the rest, then writes what it has', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    const [a, bb, c] = [q.reserve(), q.reserve(), q.reserve()];
+    q.fill(a, b('A'));
+    await tick();
+    expect(out.writes).toEqual([]); // B and C are due: A waits one turn for them
+    q.fill(bb, b('B'));
+    await tick();
+    expect(out.writes).toEqual(['AB']); // not longer: C is still out
+    q.fill(c, b('C'));
+    await tick(); // nothing more is due: no wait
+    expect(out.writes).toEqual(['AB', 'C']);
+  });
+
   it('afterAll runs once the last waiting reply is written', () => {
     const q = new ReplyQueue(new Recorder());
     const seq = q.reserve();
