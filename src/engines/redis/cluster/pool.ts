@@ -11,7 +11,8 @@
 //   were enforced by the session before dispatch.
 // - Commands that change or hold connection state — MULTI/EXEC/WATCH, blocking pops, (S)SUBSCRIBE —
 //   get a dedicated connection, taken from a small idle list per node and given back only when clean
-//   (nothing in flight, no transaction, no subscription), otherwise closed.
+//   (nothing in flight, no transaction, no subscription), otherwise closed. A session tracking reads
+//   borrows through its Tracking instead, whose connections never come back here (tracking.ts).
 // - Rotating credentials (IAM tokens): each new connection logs in with a fresh one, and re-AUTHs
 //   before it expires while it is shared or idle (reauth.ts). A connection a session holds (a
 //   transaction may be open on it) waits until it is given back; a subscribed one cannot AUTH in
