@@ -72,7 +72,9 @@ try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, dist] of builds) {
       const measured = await measure(path.join(dist, 'src/cli/drawbridge.js'));
-      measured.forEach((m, i) => add(`${name} ${i === 0 ? 'primary' : `worker ${i}`}`, m));
+      // One worker is the agent itself, in one process (no primary).
+      const role = (i: number) => (i > 0 ? `worker ${i}` : WORKERS > 1 ? 'primary' : 'process');
+      measured.forEach((m, i) => add(`${name} ${role(i)}`, m));
       const sum = (f: keyof Memory) => measured.reduce((a, m) => a + m[f], 0);
       add(`${name} pod`, { rss: sum('rss'), pss: sum('pss'), anon: sum('anon') });
     }
