@@ -10,8 +10,9 @@ import * as nodeModule from 'node:module';
 type Resolved = { url: string };
 type Resolve = (specifier: string, context: unknown) => Resolved;
 const { registerHooks } = nodeModule as unknown as {
-  registerHooks(hooks: { resolve(specifier: string, context: unknown, next: Resolve): Resolved }): void;
+  registerHooks?(hooks: { resolve(specifier: string, context: unknown, next: Resolve): Resolved }): void;
 };
+if (!registerHooks) throw new Error(`the import probe needs Node >= 22.15 (this is ${process.version})`);
 
 const packages = (process.env.DRAWBRIDGE_IMPORT_PROBE_PACKAGES ?? '').split(',').filter(Boolean);
 const file = process.env.DRAWBRIDGE_IMPORT_PROBE_FILE;
