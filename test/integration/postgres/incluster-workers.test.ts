@@ -1,9 +1,9 @@
 // An in-cluster agent of two workers (`drawbridge agent --database NS/NAME --workers 2`) against the real
 // kube-apiserver (test/k8s) and PostgreSQL: the primary alone watches the API server and loads the
-// Kubernetes client (and zod, to parse what it reads); the workers serve from the state it passes on. A DatabaseUser deleted in the API
-// server ends the sessions on both workers and refuses new ones, applying it again lets them in on both,
-// a workload token is reviewed (through the primary) on both, and a restarted worker starts from the
-// current state.
+// Kubernetes client (and zod, to parse what it reads); the workers serve from the state it passes on.
+// A DatabaseUser deleted in the API server ends the sessions on both workers and refuses new ones,
+// applying it again lets them in on both, a workload token is reviewed (through the primary) on both, a
+// restarted worker starts from the current state, and SIGTERM drains it all.
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -209,5 +209,15 @@ describe('in-cluster agent of two workers', () => {
     await onBothWorkers();
     expect(await loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
     expect(await loadedBy('zod')).toEqual([agent.child.pid]);
+  });
+
+  it('drains on SIGTERM: the primary stops its watches and exits 0, logging no error but the kill above', async () => {
+    expect(await agent.stop()).toBe(0);
+    const errors = agent
+      .logs()
+      .split('\n')
+      .filter((l) => /"level":(50|60)/.test(l));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('agent worker exited; starting it again');
   });
 });
