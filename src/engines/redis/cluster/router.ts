@@ -239,7 +239,8 @@ export class ClusterRouter implements Router, PlainOwner {
     if (SUBSCRIBE_COMMANDS.has(name) || this.pubsub.subscribed) return this.pubsub.dispatch(cmd, done);
     const local = this.local(cmd, done);
     if (local !== undefined) return local;
-    // Plain commands: the login's shared connections, or the session's own while it tracks.
+    // Plain commands: the login's shared connections, or the session's own while it tracks. Most of
+    // them never get here: dispatchSeq sends them the same way (plain.ts); keep the two in step.
     const lane = this.tracking.on ? this.tracking.nextLane() : this.shared;
     if (!rules) return this.send(cmd.raw, KEYLESS, false, lane, done);
     if (name === 'pubsub|shardchannels' || name === 'pubsub|shardnumsub') {
