@@ -95,6 +95,7 @@ export interface RequestParserOptions {
 const UNAUTHENTICATED = { maxArgs: 10, maxBulk: 16 * 1024, maxInline: 16 * 1024, maxCommand: 256 * 1024 };
 
 const MAX_ARGS = 1024 * 1024;
+const MAX_PRESIZED_SPANS = 64;
 /** Redis's PROTO_INLINE_MAX_SIZE. */
 const MAX_INLINE = 64 * 1024;
 
@@ -135,6 +136,7 @@ export class RequestParser {
   // far and the next header's offset, relative to the command start (so they survive re-buffering).
   private argc = 0;
   private spans: number[] | undefined;
+  private filled = 0;
   private pos = 0;
 
   constructor(
@@ -218,11 +220,14 @@ export class RequestParser {
         return true;
       }
       this.argc = n;
-      this.spans = [];
+      // Sized for the command up front (an empty array grows to 16 slots on its first push); a header
+      // announcing a million arguments gets room only as they arrive.
+      this.spans = new Array<number>(Math.min(2 * n, MAX_PRESIZED_SPANS));
+      this.filled = 0;
       this.pos = b.next - base;
     }
     const spans = this.spans;
-    while (spans.length < 2 * this.argc) {
+    while (this.filled < 2 * this.argc) {
       const at = base + this.pos;
       if (at >= b.end) return false;
       if (buf[at] !== Byte.Bulk) {
@@ -239,7 +244,8 @@ export class RequestParser {
       if (buf[body + len] !== Byte.CR || buf[body + len + 1] !== Byte.LF) {
         throw protocolError('bulk string not terminated by CRLF');
       }
-      spans.push(body - base, body + len - base);
+      spans[this.filled++] = body - base;
+      spans[this.filled++] = body + len - base;
       this.pos = body + len + 2 - base;
     }
     const end = base + this.pos;
