@@ -4,9 +4,9 @@
 import type { Writable } from 'node:stream';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import { COMMAND_SAMPLE } from '../../agent/metrics.js';
-import { WriteBatcher } from './write-batcher.js';
+import { type HeldWrites, WriteBatcher } from './write-batcher.js';
 
-export class ReplyQueue {
+export class ReplyQueue implements HeldWrites {
   private readonly out: WriteBatcher;
   // waiting[head] is the reply with sequence number `next`, the next to write; a head index rather
   // than shift() keeps 10,000-command pipelines linear.
@@ -95,6 +95,15 @@ export class ReplyQueue {
 
   flush(): void {
     this.out.flush();
+  }
+
+  /** Replies written until `release()` leave together then (one backend read's). */
+  hold(): void {
+    this.out.hold();
+  }
+
+  release(): void {
+    this.out.release();
   }
 
   private observeSample(): void {

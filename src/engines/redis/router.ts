@@ -12,6 +12,7 @@ import type { BackendCredential } from '../../agent/credentials.js';
 import type { RedisCommand } from './parser.js';
 import type { Renew } from './reauth.js';
 import type { RespVersion } from './serializer.js';
+import type { HeldWrites } from './write-batcher.js';
 
 /** An error reply the router produced itself (not a backend frame); the session serializes it. */
 export class RedisReplyError extends StacklessError {
@@ -68,7 +69,10 @@ export interface Router {
    * goes to the `onReply` handler with `seq`, the session's place for it in the reply order.
    */
   dispatchSeq?(cmd: RedisCommand, seq: number): boolean;
-  onReply?(handler: (seq: number, reply: Buffer) => void): void;
+  /** `replies`: held by the router while it hands over the replies of one backend read. */
+  onReply?(handler: (seq: number, reply: Buffer) => void, replies?: HeldWrites): void;
+  /** Its backend writes, for the session to hold while it dispatches the commands of one client read. */
+  readonly writes?: HeldWrites;
   /**
    * Frames that answer no command: pub/sub `message`/`pmessage`/`smessage` pushes, MONITOR lines, RESP3
    * pushes (tracking invalidations). Never counted as a reply.

@@ -96,9 +96,13 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       if (this.failure) return;
       if (this.agent.audit.held) return this.holdForAudit(chunk);
       this.fromClient += chunk.length;
+      // The commands of one read leave in one backend write at its end, audited with its time.
+      const writes = this.router?.writes;
+      writes?.hold();
       this.audit.readAt = Date.now();
       this.parse(chunk);
       this.audit.readAt = 0;
+      writes?.release();
       this.output.read();
     });
     this.client.on('error', (err) =>
@@ -207,7 +211,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
     this.router = router;
     this.commands.attach(facts, cluster);
-    router.onReply?.(this.replied);
+    router.onReply?.(this.replied, this.replies);
     router.onPush((frame) => {
       this.replies.writeNow(frame);
       this.output.pushed();

@@ -25,7 +25,7 @@ import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } fr
 import { PubSubTracker, SUBSCRIBE_COMMANDS, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
-import { WriteBatcher } from './write-batcher.js';
+import { type HeldWrites, WriteBatcher } from './write-batcher.js';
 
 type Done = (reply: Buffer | RedisReplyError) => void;
 
@@ -62,7 +62,9 @@ const SPECIAL: ReadonlyMap<string, Expect> = new Map([
 
 export class StandaloneRouter implements Router {
   private readonly framer = new ReplyFramer((frame) => this.onFrame(frame));
-  private readonly out: WriteBatcher;
+  /** Commands to the backend (the session holds it while it dispatches one client read's). */
+  readonly writes: WriteBatcher;
+  private replies: HeldWrites | undefined;
   private readonly pubsub = new PubSubTracker();
   // In-flight commands, oldest first, each answered by its callback or (sent) its sequence number; a
   // head index instead of shift() keeps dequeue O(1).
@@ -98,13 +100,16 @@ export class StandaloneRouter implements Router {
         send: (auth) => this.sendReauth(auth),
         fail: (err) => this.fail(err),
       });
-    this.out = new WriteBatcher(socket);
+    this.writes = new WriteBatcher(socket);
     socket.on('data', (chunk: Buffer) => {
+      // The replies of one read leave in one client write at its end.
+      this.replies?.hold();
       try {
         this.framer.feed(chunk);
       } catch (err) {
         this.fail(err instanceof DrawbridgeError ? err : lost(errorMessage(err)));
       }
+      this.replies?.release();
     });
     socket.on('drain', () => this.onDrained());
     socket.on('error', (err) => this.fail(lost(err.message)));
@@ -165,7 +170,7 @@ export class StandaloneRouter implements Router {
   private enqueue(raw: Buffer, done: Done | number, expect: number): void {
     this.dones.push(done);
     this.expects.push(expect);
-    this.out.write(raw);
+    this.writes.write(raw);
   }
 
   private onFrame(frame: Buffer): void {
@@ -237,8 +242,9 @@ export class StandaloneRouter implements Router {
     else done(reply);
   }
 
-  onReply(handler: (seq: number, reply: Buffer) => void): void {
+  onReply(handler: (seq: number, reply: Buffer) => void, replies?: HeldWrites): void {
     this.onReplied = handler;
+    this.replies = replies;
   }
 
   onPush(handler: (frame: Buffer) => void): void {
@@ -306,7 +312,7 @@ export class StandaloneRouter implements Router {
     if (this.done) return;
     this.done = true;
     this.reauth?.cancel();
-    this.out.flush();
+    this.writes.flush();
     await new Promise<void>((resolve) => {
       this.socket.once('close', () => resolve());
       this.socket.end();

@@ -6,7 +6,17 @@
 // connections, and those read in one turn leave in one write instead of one per node. When more of
 // the batch is due (`due`: replies of the same pipeline still out, often read in the very next turn),
 // the write waits one turn more, never longer: one TLS record and syscall each way instead of two.
+// A reader that knows where its batch ends (a standalone session's one client or backend read) holds
+// the batcher instead: its writes leave when it releases, in its own callback, unless more is due, and
+// no end-of-turn callback is scheduled (a pending one also makes the event loop poll again before it
+// waits).
 import type { Writable } from 'node:stream';
+
+/** Writes held between `hold()` and `release()`, then sent together at the release. */
+export interface HeldWrites {
+  hold(): void;
+  release(): void;
+}
 
 /**
  * Runs totalling up to this are copied into one buffer: a cluster session's 16 replies interleave
@@ -15,7 +25,7 @@ import type { Writable } from 'node:stream';
  */
 const MAX_COPY_BYTES = 64 * 1024;
 
-export class WriteBatcher {
+export class WriteBatcher implements HeldWrites {
   private first: Buffer | undefined;
   private runBuffer: ArrayBufferLike | undefined;
   private runStart = 0;
@@ -24,6 +34,7 @@ export class WriteBatcher {
   private runs: Buffer[] = [];
   private runsBytes = 0;
   private scheduled = false;
+  private holds = 0;
   /** Bytes written so far (for metrics). */
   bytes = 0;
 
@@ -51,7 +62,7 @@ export class WriteBatcher {
     this.runBuffer = chunk.buffer;
     this.runStart = chunk.byteOffset;
     this.runEnd = chunk.byteOffset + chunk.length;
-    if (!this.scheduled) {
+    if (!this.scheduled && this.holds === 0) {
       this.scheduled = true;
       setImmediate(this.turnEnded);
     }
@@ -67,6 +78,19 @@ export class WriteBatcher {
     this.putOff = false;
     this.flush();
   };
+
+  hold(): void {
+    this.holds++;
+  }
+
+  release(): void {
+    if (--this.holds > 0 || this.first === undefined) return;
+    if (!this.due?.()) return this.flush();
+    // More is due: the end of the turn (and at most one more) decides, as for writes not held.
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.turnEnded);
+  }
 
   /** Sends what is batched now (also runs by itself at the end of the current turn). */
   readonly flush = (): void => {

@@ -112,6 +112,25 @@ describe('ReplyQueue', () => {
     expect(out.writes).toEqual(['AB', 'C']);
   });
 
+  it('held replies leave together at the release, unless more are due: then at the end of the turn', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    const [a, bb, c] = [q.reserve(), q.reserve(), q.reserve()];
+    q.hold();
+    q.fill(a, b('A'));
+    q.fill(bb, b('B'));
+    expect(out.writes).toEqual([]);
+    q.release();
+    expect(out.writes).toEqual([]); // C is due
+    await tick();
+    await tick();
+    expect(out.writes).toEqual(['AB']);
+    q.hold();
+    q.fill(c, b('C'));
+    q.release();
+    expect(out.writes).toEqual(['AB', 'C']); // at the release, in the reader's own callback
+  });
+
   it('afterAll runs once the last waiting reply is written', () => {
     const q = new ReplyQueue(new Recorder());
     const seq = q.reserve();
@@ -136,6 +155,22 @@ describe('WriteBatcher', () => {
     await tick();
     expect(out.writes).toEqual(['+A\r\n+B\r\n-LOCAL\r\n+C\r\n']);
     expect(w.bytes).toBe(20);
+  });
+
+  it('writes what was written while held at the release, and nothing at the end of the turn', async () => {
+    const out = new Recorder();
+    const w = new WriteBatcher(out);
+    const chunk = b('*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n');
+    w.hold();
+    w.write(chunk.subarray(0, 14));
+    w.hold(); // nested: the outer release sends
+    w.write(chunk.subarray(14));
+    w.release();
+    expect(out.writes).toEqual([]);
+    w.release();
+    expect(out.writes).toEqual([chunk.toString()]);
+    await tick();
+    expect(out.writes).toHaveLength(1);
   });
 
   it('writes runs over 64 KB as they are, in one writev', async () => {
