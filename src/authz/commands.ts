@@ -138,6 +138,11 @@ export class CommandPolicy<G = never> {
     return this.allows.map((a) => `role "${a.role}" allows ${JSON.stringify(a.entries)}`).join('; ');
   }
 
+  /** The decision already made for the command named `name`, if any (one lookup on the hot path). */
+  decided(name: string): CommandDecision<G> | undefined {
+    return this.cache.get(name);
+  }
+
   check(cmd: CommandInfo): CommandDecision<G> {
     let d = this.cache.get(cmd.name);
     if (!d) {

@@ -68,9 +68,14 @@ export class SessionCommands {
       });
       return;
     }
-    const info = this.facts.commands.get(cmd.name);
-    if (info === undefined) return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
-    const verdict = this.policy.check(info);
+    // A name decided before is one the backend has (its catalog does not change within a session).
+    let verdict = this.policy.decided(cmd.name);
+    if (verdict === undefined) {
+      const info = this.facts.commands.get(cmd.name);
+      if (info === undefined)
+        return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
+      verdict = this.policy.check(info);
+    }
     if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
     const guarded = verdict.guard?.(cmd, s);
     if (guarded === undefined) return this.relay(cmd, hooks);

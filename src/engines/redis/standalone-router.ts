@@ -22,7 +22,7 @@ import {
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer, isErrorFrame, isPushFrame } from './reply-parser.js';
 import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } from './router.js';
-import { PubSubTracker, SUBSCRIBE_COMMANDS, SubscriptionKind } from './pubsub-tracker.js';
+import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
 import { type HeldWrites, WriteBatcher } from './write-batcher.js';
@@ -46,9 +46,15 @@ const enum Expect {
   // Marks seen only by dispatch (answered as OneFrame): a re-AUTH must not be queued in a transaction.
   TxStart = -7,
   TxEnd = -8,
+  /** SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: one frame per channel named (none named: Redis's error). */
+  Subscribe = -9,
 }
 
+/** Every command not answered by exactly one frame, so that the others cost one lookup. */
 const SPECIAL: ReadonlyMap<string, Expect> = new Map([
+  ['subscribe', Expect.Subscribe],
+  ['psubscribe', Expect.Subscribe],
+  ['ssubscribe', Expect.Subscribe],
   ['unsubscribe', Expect.AllChannels],
   ['punsubscribe', Expect.AllPatterns],
   ['sunsubscribe', Expect.AllShardChannels],
@@ -126,13 +132,17 @@ export class StandaloneRouter implements Router {
   }
 
   private relay(cmd: RedisCommand, done: Done | number): boolean {
-    let expect: number = Expect.OneFrame;
-    // With arguments, each subscription command gets one frame per channel or pattern named.
-    if (SUBSCRIBE_COMMANDS.has(cmd.name) && cmd.args.length > 1) expect = cmd.args.length - 1;
-    else expect = SPECIAL.get(cmd.name) ?? Expect.OneFrame;
-    if (expect <= Expect.Reset) expect = this.noteTransaction(expect);
-    this.enqueue(cmd.raw, done, expect);
+    const special = SPECIAL.get(cmd.name);
+    this.enqueue(cmd.raw, done, special === undefined ? Expect.OneFrame : this.expectOf(cmd, special));
     return !this.socket.writableNeedDrain;
+  }
+
+  private expectOf(cmd: RedisCommand, special: Expect): number {
+    const subscription = special === Expect.Subscribe || isSubscription(special);
+    // With arguments, each subscription command gets one frame per channel or pattern named.
+    if (subscription && cmd.args.length > 1) return cmd.args.length - 1;
+    if (special === Expect.Subscribe) return Expect.OneFrame;
+    return special <= Expect.Reset ? this.noteTransaction(special) : special;
   }
 
   /** MULTI opens a transaction; EXEC, DISCARD and RESET end it. */
