@@ -40,9 +40,6 @@ class Handshake {
   client: Socket;
   /** When the client connected: session setup time is measured from here. */
   readonly openedAt = Date.now();
-  /** The client's address, and `address:port`, read from the TCP socket: see the constructor. */
-  private readonly remoteAddress: string | undefined;
-  readonly clientAddress: string;
   private readonly backends = new Set<Socket>();
   private readonly watched: Socket[] = [];
   private timer: NodeJS.Timeout;
@@ -52,11 +49,6 @@ class Handshake {
     private readonly agent: AgentRuntime,
   ) {
     this.client = socket;
-    // Read before the first byte is: Node caches it as a new property of the socket object it is read
-    // on. Read later, from the TLS socket, it made one more hidden class for the stream code every
-    // relayed chunk goes through, enough to make V8's inline caches there megamorphic (slower lookups).
-    this.remoteAddress = socket.remoteAddress;
-    this.clientAddress = `${this.remoteAddress}:${socket.remotePort}`;
     this.watch(socket);
     this.timer = setTimeout(this.authTimedOut, agent.limits.authTimeoutMs);
     this.timer.unref();
@@ -65,7 +57,7 @@ class Handshake {
   /** Like PostgreSQL: a FATAL once TLS is up; before that (startup packet, handshake) just a close. */
   private readonly authTimedOut = (): void => {
     const ms = this.agent.limits.authTimeoutMs;
-    this.agent.limitExceeded('authTimeout', { clientAddress: this.remoteAddress });
+    this.agent.limitExceeded('authTimeout', { clientAddress: this.client.remoteAddress });
     if (!('encrypted' in this.client)) return this.abort();
     this.refuse(
       new DrawbridgeError(
@@ -251,7 +243,7 @@ export class PostgresEngine implements Engine {
         identitySource: identity.source,
         groups: identity.groups,
         backendUser: credential.user,
-        clientAddress: hs.clientAddress,
+        clientAddress: `${tls.remoteAddress}:${tls.remotePort}`,
         // The server's process id: pg_stat_activity.pid, and the key the client was given.
         backendPid: key.processId,
       },
