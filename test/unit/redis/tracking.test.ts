@@ -125,7 +125,10 @@ describe('trackingRequest', () => {
       prefixes: [Buffer.from('optin'), Buffer.from('redirect')],
       opt: undefined,
     });
-    expect(trackingRequest(cmd('CLIENT TRACKING ON OPTOUT NOLOOP'))).toMatchObject({ opt: 'optout', noloop: true });
+    expect(trackingRequest(cmd('CLIENT TRACKING ON OPTOUT NOLOOP'))).toMatchObject({
+      opt: 'optout',
+      noloop: true,
+    });
     expect(trackingRequest(cmd('CLIENT TRACKING ON REDIRECT 7'))).toMatchObject({ redirect: true });
     expect(trackingRequest(cmd('CLIENT TRACKING maybe')).mode).toBeUndefined();
   });
