@@ -1,11 +1,12 @@
 // Client-facing TLS. Client certificates are requested but not enforced by the handshake, so a client
 // without one (a workload sending a token as its password) still reaches the protocol layer, where a
 // missing or bad certificate gets an error in the client's own protocol instead of a bare TLS alert.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket, createSecureContext } from 'node:tls';
 import { type Identity, identityFromCertificate } from '../authn/identity.js';
-import { DrawbridgeError } from '../errors.js';
+import { DrawbridgeError, errorMessage } from '../errors.js';
 
 export interface ServerTlsFiles {
   certFile: string;
@@ -13,13 +14,61 @@ export interface ServerTlsFiles {
   clientCAFile: string;
 }
 
+/**
+ * The serving context from PEM files. Each file is checked on its own first: OpenSSL's own error for a
+ * bad one ("DECODER routines::unsupported") names neither the file nor what it should hold.
+ */
 export function serverContextFromFiles(files: ServerTlsFiles): SecureContext {
-  return createSecureContext({
-    cert: readFileSync(files.certFile),
-    key: readFileSync(files.keyFile),
-    ca: readFileSync(files.clientCAFile),
-    minVersion: 'TLSv1.2',
-  });
+  const key = readPem(files.keyFile, 'tls.keyFile', 'the PEM private key of the serving certificate', (pem) =>
+    createPrivateKey(pem),
+  );
+  const cert = readPem(
+    files.certFile,
+    'tls.certFile',
+    'the PEM serving certificate',
+    (pem) => new X509Certificate(pem),
+  );
+  const ca = readPem(
+    files.clientCAFile,
+    'tls.clientCAFile',
+    'the PEM client CA certificate(s)',
+    (pem) => new X509Certificate(pem),
+  );
+  try {
+    return createSecureContext({ cert, key, ca, minVersion: 'TLSv1.2' });
+  } catch (err) {
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `tls.certFile ${files.certFile} and tls.keyFile ${files.keyFile} do not go together: ${errorMessage(err)}`,
+      'give the key of that certificate (or the certificate of that key)',
+    );
+  }
+}
+
+/** `file`'s bytes once `check` (which throws on what it cannot parse) accepted them. */
+function readPem(file: string, field: string, holds: string, check: (pem: Buffer) => unknown): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? errorMessage(err);
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `${field} ${file}: cannot read it (${reason})`,
+      `point ${field} at ${holds}`,
+    );
+  }
+  try {
+    check(pem);
+  } catch {
+    // Not the parser's message: a broken key file could echo part of the key.
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `${field} ${file}: not ${holds}`,
+      `point ${field} at ${holds}`,
+    );
+  }
+  return pem;
 }
 
 /** Wraps an accepted socket in server-side TLS; `head` is any bytes already read past the TLS start. */

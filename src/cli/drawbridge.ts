@@ -5,6 +5,7 @@
 // more GC per PostgreSQL transaction (README, Performance). Agent workers inherit it: node:cluster
 // forks them with this process's options.
 import { Command } from 'commander';
+import { DrawbridgeError } from '../errors.js';
 import { agentCommand } from './commands/agent.js';
 import { controllerCommand } from './commands/controller.js';
 import { crdsCommand } from './commands/crds.js';
@@ -20,6 +21,7 @@ program.addCommand(crdsCommand());
 program.addCommand(iamCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`drawbridge: ${err instanceof Error ? err.message : String(err)}\n`);
+  const hint = err instanceof DrawbridgeError && err.hint ? `\n  fix: ${err.hint}` : '';
+  process.stderr.write(`drawbridge: ${err instanceof Error ? err.message : String(err)}${hint}\n`);
   process.exit(1);
 });
