@@ -53,11 +53,18 @@ export interface WorkerPoolOptions {
   audit: { path: string; bufferBytes: number };
   /** In cluster: the watches whose state the workers serve (they keep none of their own). */
   state?: StateSource;
+  /**
+   * Every worker keeps dying as it starts (e.g. a TLS key it cannot read): the pool stops restarting
+   * them and calls this, so the process can exit and its supervisor (the kubelet) show the crash loop.
+   */
+  onCrashLoop?(reason: string): void;
 }
 
 /** A worker that dies within this long of its start is restarted after a growing pause. */
 const STABLE_MS = 10_000;
 const MAX_RESTART_DELAY_MS = 30_000;
+/** Quick deaths in a row, with no worker listening in between or now, before the pool gives up. */
+const CRASH_LOOP_DEATHS = 5;
 const SCRAPE_TIMEOUT_MS = 3_000;
 /** How long workers get to drain (10 s), end their sessions and write their audit, before a kill. */
 const EXIT_GRACE_MS = 25_000;
@@ -98,6 +105,8 @@ export class WorkerPool {
   private readonly held = new Slots();
   private nextId = 0;
   private restartDelayMs = 0;
+  /** Quick worker deaths since a worker last started listening or ran stably. */
+  private quickDeaths = 0;
   private draining = false;
   private drained: (() => void) | undefined;
   private readonly relay: AuditRelay;
@@ -184,6 +193,14 @@ export class WorkerPool {
     };
     if (pipe) this.relay.attach(pipe, index);
     worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
+    // A send that races the worker's death fails with EPIPE as an 'error' event: unhandled, it would
+    // throw here and take every other worker's sessions down with the primary. Its exit follows.
+    worker.on('error', (err) =>
+      this.opts.log.warn(
+        { worker: index, err: errorMessage(err) },
+        'agent worker unreachable; it is exiting',
+      ),
+    );
     worker.once('exit', (code, signal) => this.exited(index, worker, code, signal));
   }
 
@@ -206,6 +223,14 @@ export class WorkerPool {
     this.restartDelayMs = stable
       ? 0
       : Math.min(Math.max(1_000, this.restartDelayMs * 2), MAX_RESTART_DELAY_MS);
+    this.quickDeaths = stable ? 0 : this.quickDeaths + 1;
+    // Restarting forever inside a live process would hide the loop behind a 503 /healthz.
+    if (this.quickDeaths >= CRASH_LOOP_DEATHS && this.listening() === 0 && this.opts.onCrashLoop) {
+      this.draining = true;
+      return this.opts.onCrashLoop(
+        `${reason} ${this.quickDeaths} times in a row, each within ${STABLE_MS / 1000} s of its start`,
+      );
+    }
     this.restarts.inc();
     this.opts.log.error(
       { worker: index, code, signal, sessionsEnded: slot.sessions.size, restartInMs: this.restartDelayMs },
@@ -218,6 +243,7 @@ export class WorkerPool {
     switch (msg.t) {
       case 'listening':
         if (this.slots[index]) this.slots[index].listening = true;
+        this.quickDeaths = 0;
         return;
       case 'ask':
         return this.route(from, msg.id, msg.request);

@@ -108,16 +108,26 @@ async function runPrimary(opts: AgentFlags, workers: number, log: Logger): Promi
   const { WorkerPool } = await import('../../agent/workers/primary.js');
   const { DEFAULT_AUDIT } = await import('../../agent/audit.js');
   let pool: InstanceType<typeof WorkerPool>;
+  // Exit non-zero so the kubelet (or systemd) restarts the container and shows the crash loop.
+  const onCrashLoop = (reason: string) => {
+    log.fatal(
+      { reason },
+      "every agent worker keeps exiting at start: giving up (see the workers' errors above)",
+    );
+    void pool.stop().then(() => process.exit(1));
+  };
   if (opts.config) {
     const { loadConfigFile } = await import('../../api/config.js');
     const spec = (await loadConfigFile(opts.config)).agent?.spec;
     if (!spec) throw new Error(`${opts.config}: no AgentConfig document; add one (kind: AgentConfig)`);
     const audit = { path: spec.audit.path, bufferBytes: spec.audit.bufferBytes };
-    pool = new WorkerPool({ workers, log, database: spec.database, metrics: spec.metrics, audit });
+    const { database, metrics } = spec;
+    pool = new WorkerPool({ workers, log, database, metrics, audit, onCrashLoop });
   } else {
     const audit = { path: opts.audit ?? '-', bufferBytes: DEFAULT_AUDIT.bufferBytes! };
     const state = await watchState(opts.database!, opts.kubeconfig, log);
-    pool = new WorkerPool({ workers, log, database: opts.database!, metrics: opts.metrics, audit, state });
+    const database = opts.database!;
+    pool = new WorkerPool({ workers, log, database, metrics: opts.metrics, audit, state, onCrashLoop });
   }
   log.info({ workers }, 'starting agent workers');
   await pool.start();
