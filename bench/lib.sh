@@ -59,6 +59,24 @@ start_before_env() {
 # shellcheck disable=SC1091
 before_var() { (source "$WORK/before" && eval "echo \"\$$1\""); }
 
+# add_agent_rows ENV_SCRIPT TENTHS (Redis benches, after ARGS, PROXY_PID and TARGETS are set): the
+# worker row, the agent as the CLI runs it with $AGENT_WORKERS processes (BENCH_WORKERS=1 skips it),
+# and with BENCH_AGENT_BEFORE that build's agent, started from its own ENV_SCRIPT.
+add_agent_rows() {
+  if [ -n "${AGENT_WORKERS_PORT:-}" ]; then
+    WORKERS_ROW="agent-${AGENT_WORKERS}w"
+    ARGS[$WORKERS_ROW]="-p $AGENT_WORKERS_PORT --tls --cacert $CLIENT_CA --cert $CLIENT_CERT --key $CLIENT_KEY"
+    PROXY_PID[$WORKERS_ROW]=$AGENT_WORKERS_PIDS
+    TARGETS+=("$WORKERS_ROW")
+  fi
+  if [ -n "${BENCH_AGENT_BEFORE:-}" ]; then
+    start_before_env "$1" "$2"
+    ARGS[agent-before]="-p $(before_var AGENT_PORT) --tls --cacert $(before_var CLIENT_CA) --cert $(before_var CLIENT_CERT) --key $(before_var CLIENT_KEY)"
+    PROXY_PID[agent-before]=$BEFORE_PID
+    TARGETS+=(agent-before)
+  fi
+}
+
 # CPU time (user and system, clock ticks) of a process: on a shared machine, proxy CPU per request is
 # steadier than throughput, and its user part (the proxy's own code and TLS) steadier still.
 HZ=$(getconf CLK_TCK)

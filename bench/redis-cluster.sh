@@ -31,18 +31,7 @@ ARGS[agent-resp3]="${ARGS[agent]} -3"
 declare -A PROXY_PID=([agent]=$ENV_PID [agent-resp3]=$ENV_PID)
 EXTRA_ARGS=(-r 100000) # random keys, so every master gets traffic
 TARGETS=(direct agent direct-resp3 agent-resp3)
-if [ -n "${AGENT_WORKERS_PORT:-}" ]; then
-  WORKERS_ROW="agent-${AGENT_WORKERS}w"
-  ARGS[$WORKERS_ROW]="-p $AGENT_WORKERS_PORT --tls --cacert $CLIENT_CA --cert $CLIENT_CERT --key $CLIENT_KEY"
-  PROXY_PID[$WORKERS_ROW]=$AGENT_WORKERS_PIDS
-  TARGETS+=("$WORKERS_ROW")
-fi
-if [ -n "${BENCH_AGENT_BEFORE:-}" ]; then
-  start_before_env redis-cluster-env.js 900
-  ARGS[agent-before]="-p $(before_var AGENT_PORT) --tls --cacert $(before_var CLIENT_CA) --cert $(before_var CLIENT_CERT) --key $(before_var CLIENT_KEY)"
-  PROXY_PID[agent-before]=$BEFORE_PID
-  TARGETS+=(agent-before)
-fi
+add_agent_rows redis-cluster-env.js 900
 ERRORS='error|MOVED|ASK'
 run_benchmarks "${TARGETS[@]}"
 

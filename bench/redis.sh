@@ -71,19 +71,7 @@ fi
 
 # The proxy process whose CPU each target's run is charged (direct targets have no proxy).
 declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$PIPE_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID [agent-resp3]=$ENV_PID)
-# The worker line: the agent as the CLI runs it with $AGENT_WORKERS processes (BENCH_WORKERS=1 skips it).
-if [ -n "${AGENT_WORKERS_PORT:-}" ]; then
-  WORKERS_ROW="agent-${AGENT_WORKERS}w"
-  ARGS[$WORKERS_ROW]="-p $AGENT_WORKERS_PORT ${AGENT_TLS[*]}"
-  PROXY_PID[$WORKERS_ROW]=$AGENT_WORKERS_PIDS
-  TARGETS+=("$WORKERS_ROW")
-fi
-if [ -n "${BENCH_AGENT_BEFORE:-}" ]; then
-  start_before_env redis-bench-env.js 300
-  ARGS[agent-before]="-p $(before_var AGENT_PORT) --tls --cacert $(before_var CLIENT_CA) --cert $(before_var CLIENT_CERT) --key $(before_var CLIENT_KEY)"
-  PROXY_PID[agent-before]=$BEFORE_PID
-  TARGETS+=(agent-before)
-fi
+add_agent_rows redis-bench-env.js 300
 run_benchmarks "${TARGETS[@]}"
 
 echo
