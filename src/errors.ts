@@ -54,3 +54,9 @@ export function isDrawbridgeError(err: unknown, code?: ErrorCode): err is Drawbr
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The message and, for a DrawbridgeError with a hint, a `fix: ...` line under it. */
+export function messageWithHint(err: unknown): string {
+  const hint = err instanceof DrawbridgeError && err.hint ? `\n  fix: ${err.hint}` : '';
+  return `${errorMessage(err)}${hint}`;
+}

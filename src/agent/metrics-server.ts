@@ -1,4 +1,4 @@
-// Serves /metrics (Prometheus) and /healthz for probes.
+// Serves /metrics (Prometheus), /healthz (readiness) and /livez (liveness) for probes.
 import type * as Http from 'node:http';
 import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
@@ -11,7 +11,8 @@ const { createServer } = createRequire(import.meta.url)('node:http') as typeof H
 
 /**
  * `metrics`: the agent's or the controller's (anything with a prom-client registry, or what reads like
- * one: the agent's worker pool sums its workers'). `ready`: /healthz answers 503 while it is false.
+ * one: the agent's worker pool sums its workers'). `ready`: /healthz answers 503 while it is false;
+ * /livez answers 200 while the process can answer at all.
  */
 export function serveMetrics(
   listen: string,
@@ -21,6 +22,12 @@ export function serveMetrics(
 ): Promise<Http.Server> {
   const i = listen.lastIndexOf(':');
   const server = createServer((req, res) => {
+    // Liveness: the process's event loop still answers. Never /healthz, which is 503 while the agent
+    // drains or its workers restart: a liveness probe on it would kill pods for doing their job.
+    if (req.url === '/livez') {
+      res.end('ok');
+      return;
+    }
     if (req.url === '/healthz') {
       res.statusCode = ready() ? 200 : 503;
       res.end(res.statusCode === 200 ? 'ok' : 'no worker is listening');

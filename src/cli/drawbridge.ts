@@ -5,7 +5,7 @@
 // more GC per PostgreSQL transaction (README, Performance). Agent workers inherit it: node:cluster
 // forks them with this process's options.
 import { Command } from 'commander';
-import { DrawbridgeError } from '../errors.js';
+import { messageWithHint } from '../errors.js';
 import { agentCommand } from './commands/agent.js';
 import { controllerCommand } from './commands/controller.js';
 import { crdsCommand } from './commands/crds.js';
@@ -21,7 +21,6 @@ program.addCommand(crdsCommand());
 program.addCommand(iamCommand());
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const hint = err instanceof DrawbridgeError && err.hint ? `\n  fix: ${err.hint}` : '';
-  process.stderr.write(`drawbridge: ${err instanceof Error ? err.message : String(err)}${hint}\n`);
+  process.stderr.write(`drawbridge: ${messageWithHint(err)}\n`);
   process.exit(1);
 });

@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 // The API's plain values, not its schemas: every worker runs this command again (api/runtime.ts).
 import {
@@ -11,6 +12,7 @@ import {
 } from '../../api/runtime.js';
 import type { RunningAgent } from '../../agent/standalone.js';
 import type { WorkerLink } from '../../agent/workers/worker.js';
+import { messageWithHint } from '../../errors.js';
 import { type Logger, createLogger } from '../../log.js';
 
 interface AgentFlags {
@@ -25,6 +27,7 @@ interface AgentFlags {
   kubeconfig?: string;
   peers?: string[];
   workers?: number;
+  terminationLog?: string;
 }
 
 export function agentCommand(): Command {
@@ -57,25 +60,52 @@ export function agentCommand(): Command {
       'processes sharing the listening port (default: the CPUs the container may use, from its cgroup CPU quota)',
       parseWorkers,
     )
+    .option(
+      '--termination-log <file>',
+      "where a fatal start-up error is written (the container's terminationMessagePath: Kubernetes shows it in the pod's status, and the controller in the Database's)",
+    )
     .action(async (opts: AgentFlags) => {
-      if (!opts.config && !opts.database) {
-        throw new Error('pass --config agent.yaml (standalone) or --database NAMESPACE/NAME (in cluster)');
+      try {
+        await runAgent(opts);
+      } catch (err) {
+        // A worker's error lands here too (it shares the file): the primary's crash-loop line follows it.
+        writeTerminationLog(opts.terminationLog, messageWithHint(err));
+        throw err;
       }
-      const log = createLogger('agent');
-      if (cluster.isPrimary) {
-        const { defaultWorkers } = await import('../../agent/workers/cpu-quota.js');
-        const workers = opts.workers ?? defaultWorkers();
-        // One worker is the agent itself, in this process: no primary in between.
-        if (workers > 1) return runPrimary(opts, workers, log);
-      }
-      const { WorkerLink } = await import('../../agent/workers/worker.js');
-      const worker = cluster.isWorker ? new WorkerLink() : undefined;
-      const wlog = worker ? log.child({ worker: worker.index }) : log;
-      const running = opts.config
-        ? await runStandalone(opts.config, wlog, worker)
-        : await runInCluster({ ...opts, database: opts.database!, worker }, wlog);
-      onShutdown(log, worker, () => running.stop());
     });
+}
+
+async function runAgent(opts: AgentFlags): Promise<void> {
+  if (!opts.config && !opts.database) {
+    throw new Error('pass --config agent.yaml (standalone) or --database NAMESPACE/NAME (in cluster)');
+  }
+  const log = createLogger('agent');
+  if (cluster.isPrimary) {
+    const { defaultWorkers } = await import('../../agent/workers/cpu-quota.js');
+    const workers = opts.workers ?? defaultWorkers();
+    // One worker is the agent itself, in this process: no primary in between.
+    if (workers > 1) return runPrimary(opts, workers, log);
+  }
+  const { WorkerLink } = await import('../../agent/workers/worker.js');
+  const worker = cluster.isWorker ? new WorkerLink() : undefined;
+  const wlog = worker ? log.child({ worker: worker.index }) : log;
+  const running = opts.config
+    ? await runStandalone(opts.config, wlog, worker)
+    : await runInCluster({ ...opts, database: opts.database!, worker }, wlog);
+  onShutdown(log, worker, () => running.stop());
+}
+
+/**
+ * The kubelet keeps at most 4096 bytes of it. The agent never logs a secret, and what is written here is
+ * what it logs (an error's message and fix), so none reaches the pod's or the Database's status.
+ */
+function writeTerminationLog(file: string | undefined, text: string, append = false): void {
+  if (!file) return;
+  try {
+    (append ? appendFileSync : writeFileSync)(file, `${text}\n`.slice(0, 4096));
+  } catch {
+    // Best effort: the same text is in the log, and the exit goes ahead either way.
+  }
 }
 
 /**
@@ -114,6 +144,7 @@ async function runPrimary(opts: AgentFlags, workers: number, log: Logger): Promi
       { reason },
       "every agent worker keeps exiting at start: giving up (see the workers' errors above)",
     );
+    writeTerminationLog(opts.terminationLog, `${reason}: giving up`, true);
     void pool.stop().then(() => process.exit(1));
   };
   if (opts.config) {

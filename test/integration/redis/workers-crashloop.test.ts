@@ -3,7 +3,7 @@
 // and the pod shows the crash loop (a primary restarting them forever would only answer 503 on
 // /healthz, and nothing above it would see why).
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -39,7 +39,11 @@ it('exits 1 once every worker keeps dying at start, naming why', async () => {
   await writeFile(path.join(dir, 'tls.key'), 'not a key\n');
   await rm(pki.dir, { recursive: true, force: true });
 
-  const child = spawn(process.execPath, [CLI, 'agent', '--config', configPath, '--workers', '2'], {
+  // What the kubelet mounts at the container's terminationMessagePath.
+  const terminationLog = path.join(dir, 'termination-log');
+  await writeFile(terminationLog, '');
+  const args = ['agent', '--config', configPath, '--workers', '2', '--termination-log', terminationLog];
+  const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -65,4 +69,12 @@ it('exits 1 once every worker keeps dying at start, naming why', async () => {
   expect(logs).toContain(`tls.keyFile ${key}: not the PEM private key of the serving certificate`);
   expect(logs).toContain('fix: point tls.keyFile at the PEM private key');
   expect(logs).not.toContain('not a key');
+  // The pod's last termination message: a worker's error and fix, then why the primary gave up.
+  const message = await readFile(terminationLog, 'utf8');
+  expect(message).toMatch(
+    new RegExp(
+      `^tls\\.keyFile ${key}: not the PEM private key of the serving certificate\\n  fix: point tls\\.keyFile at .*\\n` +
+        'agent worker exited \\(code 1\\) 5 times in a row, each within 10 s of its start: giving up\\n$',
+    ),
+  );
 }, 90_000);

@@ -1,0 +1,25 @@
+import type { AddressInfo } from 'node:net';
+import { afterEach, expect, it } from 'vitest';
+import { serveMetrics } from '../../../src/agent/metrics-server.js';
+import { createLogger } from '../../../src/log.js';
+
+const servers: { close(): void }[] = [];
+afterEach(() => servers.splice(0).forEach((s) => s.close()));
+
+async function get(port: number, path: string): Promise<[number, string]> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return [res.status, await res.text()];
+}
+
+it('answers /livez while /healthz says not ready (draining, workers restarting)', async () => {
+  let ready = false;
+  const registry = { contentType: 'text/plain', metrics: () => Promise.resolve('up 1\n') };
+  const server = await serveMetrics('127.0.0.1:0', { registry }, createLogger('test', 'silent'), () => ready);
+  servers.push(server);
+  const { port } = server.address() as AddressInfo;
+  expect(await get(port, '/healthz')).toEqual([503, 'no worker is listening']);
+  expect(await get(port, '/livez')).toEqual([200, 'ok']);
+  ready = true;
+  expect(await get(port, '/healthz')).toEqual([200, 'ok']);
+  expect(await get(port, '/nope')).toEqual([404, '']);
+});
