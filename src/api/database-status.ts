@@ -14,6 +14,11 @@ export const REASON = {
   // AgentReady
   AgentAvailable: 'AgentAvailable',
   AgentPodsNotReady: 'AgentPodsNotReady',
+  // ... and why, from the agent pods' status (src/operator/database/pod-status.ts)
+  AgentCrashLooping: 'AgentCrashLooping',
+  AgentOOMKilled: 'AgentOOMKilled',
+  AgentImagePullFailed: 'AgentImagePullFailed',
+  AgentUnschedulable: 'AgentUnschedulable',
   AgentScaledToZero: 'AgentScaledToZero',
   AgentDeploying: 'AgentDeploying',
   AgentApplyFailed: 'AgentApplyFailed',

@@ -19,6 +19,7 @@ const RESOURCES = {
   ConfigMap: { apiVersion: 'v1', plural: 'configmaps', namespaced: true },
   Service: { apiVersion: 'v1', plural: 'services', namespaced: true },
   Event: { apiVersion: 'v1', plural: 'events', namespaced: true },
+  Pod: { apiVersion: 'v1', plural: 'pods', namespaced: true },
   Deployment: { apiVersion: 'apps/v1', plural: 'deployments', namespaced: true },
   PodDisruptionBudget: { apiVersion: 'policy/v1', plural: 'poddisruptionbudgets', namespaced: true },
   Role: { apiVersion: 'rbac.authorization.k8s.io/v1', plural: 'roles', namespaced: true },

@@ -24,7 +24,7 @@ import { type KubeObject, type OwnerReference, objectKey } from '../kube/types.j
 import { clientWriter } from '../kube/writer.js';
 import { LeaderElector, type LeaderElectionOptions } from './leader.js';
 import type { ControllerMetrics } from './metrics.js';
-import { MANAGED_SELECTOR, SIGNER_NAME } from './names.js';
+import { AGENT_SELECTOR, LABEL_INSTANCE, MANAGED_SELECTOR, SIGNER_NAME } from './names.js';
 import { validPolicy } from '../authz/policy.js';
 
 export interface ControllerOptions {
@@ -117,6 +117,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     const owned = Object.fromEntries(
       OWNED_KINDS.map((k) => [k, informer(k, { labelSelector: MANAGED_SELECTOR })]),
     ) as Record<OwnedKind, Informer<KubeObject>>;
+    // The agents' pods only (their labels), for why they are not ready: a crash loop, an image pull.
+    const pods = informer('Pod', { labelSelector: AGENT_SELECTOR });
 
     const writer = clientWriter(client);
     const events = new EventRecorder(client, 'drawbridge-controller', log);
@@ -131,6 +133,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     const databaseReconciler = new DatabaseReconciler({
       databases,
       owned,
+      pods,
       writer,
       events,
       health,
@@ -204,11 +207,18 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         if (key) dbCtl.enqueue(key);
       });
     }
+    // A pod's owner is a ReplicaSet; its instance label names the agent Deployment, owned by the Database.
+    pods.onChange((pod) => {
+      const instance = pod.metadata.labels?.[LABEL_INSTANCE];
+      const deployment = instance ? owned.Deployment.get(instance, pod.metadata.namespace) : undefined;
+      const key = deployment && ownerKey(deployment);
+      if (key) dbCtl.enqueue(key);
+    });
     csrs.onChange((obj, change) => change !== 'delete' && csrCtl.enqueue(obj.metadata.name));
     bindings.onChange(() => accessCtl.enqueue(AGENT_ACCESS_KEY));
 
     await Promise.all(
-      [databases, roles, users, csrs, bindings, ...Object.values(owned)].map((i) => i.start()),
+      [databases, roles, users, csrs, bindings, pods, ...Object.values(owned)].map((i) => i.start()),
     );
     accessCtl.enqueue(AGENT_ACCESS_KEY);
     for (const c of [dbCtl, csrCtl, accessCtl, roleCtl, userCtl]) c.start();

@@ -6,7 +6,7 @@ import { GROUP } from '../api/meta.js';
 
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const LABEL_NAME = 'app.kubernetes.io/name';
-const LABEL_INSTANCE = 'app.kubernetes.io/instance';
+export const LABEL_INSTANCE = 'app.kubernetes.io/instance';
 const LABEL_COMPONENT = 'app.kubernetes.io/component';
 export const MANAGED_BY = 'drawbridge';
 const AGENT_COMPONENT = 'agent';
@@ -28,6 +28,8 @@ export const SIGNER_NAME = `${GROUP}/database-client`;
 /** Where the agent's serving certificate, key and client CA are mounted in its pod. */
 export const AGENT_TLS_DIR = '/etc/drawbridge/tls';
 export const AGENT_METRICS_PORT = 9090;
+/** The agent container's terminationMessagePath (the Kubernetes default), passed as --termination-log. */
+export const AGENT_TERMINATION_LOG = '/dev/termination-log';
 
 /**
  * `drawbridge-<database><suffix>`, made DNS-1035-safe and cut to 63 characters with a hash before the

@@ -5,6 +5,7 @@ import { CONDITION, REASON, type Reason } from '../../api/database-status.js';
 import type { AwsReason } from '../../aws/errors.js';
 import type { KubeObject } from '../../kube/types.js';
 import { metaTime } from '../../kube/types.js';
+import { podProblem } from './pod-status.js';
 
 export interface ConditionState {
   type: (typeof CONDITION)[keyof typeof CONDITION];
@@ -61,11 +62,15 @@ interface DeploymentStatus {
   observedGeneration?: number;
 }
 
-/** AgentReady from the agent Deployment's status (undefined: not created yet). */
+/**
+ * AgentReady from the agent Deployment's status (undefined: not created yet) and, for why its pods are
+ * not ready, from theirs.
+ */
 export function agentCondition(
   deployment: KubeObject | undefined,
   wanted: number,
   where: string,
+  pods: readonly KubeObject[] = [],
 ): ConditionState {
   const type = CONDITION.AgentReady;
   if (wanted === 0) {
@@ -86,12 +91,22 @@ export function agentCondition(
     };
   }
   const ready = status.readyReplicas ?? 0;
+  const problem = podProblem(pods);
   if (ready >= 1) {
+    // Still serving, but a roll-out stuck on a crashing pod is worth a line.
     return {
       type,
       status: 'True',
       reason: REASON.AgentAvailable,
-      message: `${ready}/${wanted} agent replicas ready`,
+      message: `${ready}/${wanted} agent replicas ready${problem ? `; ${problem.message}` : ''}`,
+    };
+  }
+  if (problem) {
+    return {
+      type,
+      status: 'False',
+      reason: problem.reason,
+      message: `0/${wanted} agent replicas ready: ${problem.message}`,
     };
   }
   return {

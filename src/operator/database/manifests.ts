@@ -7,6 +7,7 @@ import { apiVersionOf } from '../../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../../kube/types.js';
 import {
   AGENT_METRICS_PORT,
+  AGENT_TERMINATION_LOG,
   AGENT_TLS_DIR,
   ANNOTATION_DATABASE,
   ANNOTATION_TLS_DIGEST,
@@ -76,6 +77,8 @@ export function agentArgs(
     AGENT_TLS_DIR,
     '--metrics',
     `0.0.0.0:${AGENT_METRICS_PORT}`,
+    '--termination-log',
+    AGENT_TERMINATION_LOG,
     ...(settings.audit
       ? ['--audit-mode', settings.audit.mode, '--audit-stall-timeout', settings.audit.stallTimeout]
       : []),
@@ -237,6 +240,20 @@ function deploymentManifest(
                 { name: 'metrics', containerPort: AGENT_METRICS_PORT, protocol: 'TCP' },
               ],
               readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 5 },
+              // /livez, not /healthz: that one is 503 while the agent drains or restarts its workers, which a
+              // liveness probe would punish with a kill. This one fails only when the process stops
+              // answering for a minute (a generous budget: a CPU-starved agent is slow, not dead). The
+              // agent answers within seconds of its start, so no startupProbe is needed.
+              livenessProbe: {
+                httpGet: { path: '/livez', port: 'metrics' },
+                periodSeconds: 10,
+                timeoutSeconds: 5,
+                failureThreshold: 6,
+              },
+              // The agent writes a fatal start-up error (and fix) there; a crash without one leaves the
+              // log's tail. Either way the pod's lastState, and the Database's AgentReady, say why.
+              terminationMessagePath: AGENT_TERMINATION_LOG,
+              terminationMessagePolicy: 'FallbackToLogsOnError',
               ...(resources ? { resources } : {}),
               securityContext: {
                 allowPrivilegeEscalation: false,

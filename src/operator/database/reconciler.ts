@@ -19,7 +19,14 @@ import { containsDesired } from '../../kube/subset.js';
 import { type KubeObject, objectKey, splitKey } from '../../kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../../kube/writer.js';
 import { CONDITION, REASON } from '../../api/database-status.js';
-import { FINALIZER, agentEndpoint, agentName, agentPeersName, agentTlsSecretName } from '../names.js';
+import {
+  FINALIZER,
+  LABEL_INSTANCE,
+  agentEndpoint,
+  agentName,
+  agentPeersName,
+  agentTlsSecretName,
+} from '../names.js';
 import {
   type ConditionState,
   agentCondition,
@@ -46,6 +53,8 @@ export type OwnedKind = (typeof OWNED_KINDS)[number];
 export interface DatabaseReconcilerDeps {
   databases: ObjectCache;
   owned: Record<OwnedKind, ObjectCache>;
+  /** The agent pods (label AGENT_SELECTOR), read for why they are not ready; none when absent. */
+  pods?: ObjectCache;
   writer: ObjectWriter;
   events: EventSink;
   health: Pick<HealthChecker, 'request' | 'result' | 'forget'>;
@@ -148,6 +157,7 @@ export class DatabaseReconciler implements Reconciler {
             owned.Deployment.get(agentName(name), namespace),
             db.spec.agent.replicas,
             `${namespace}/${agentName(name)}`,
+            this.agentPods(namespace, name),
           ),
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
       // An AWS failure already seen (AssumeRoleDenied, RDSCABundleMissing) is the more specific one.
@@ -176,6 +186,13 @@ export class DatabaseReconciler implements Reconciler {
     if (!parsed.success) return;
     const db = { ...parsed.data, metadata: { ...parsed.data.metadata, namespace: raw.metadata.namespace } };
     this.deps.health.request(objectKey(raw), db);
+  }
+
+  private agentPods(namespace: string, database: string): KubeObject[] {
+    const instance = agentName(database);
+    return (this.deps.pods?.list(namespace) ?? []).filter(
+      (p) => p.metadata.labels?.[LABEL_INSTANCE] === instance,
+    );
   }
 
   /** Deletes what the agent owned, then lets the Database go. */

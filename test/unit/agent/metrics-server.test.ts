@@ -13,7 +13,10 @@ async function get(port: number, path: string): Promise<[number, string]> {
 
 it('answers /livez while /healthz says not ready (draining, workers restarting)', async () => {
   let ready = false;
-  const registry = { contentType: 'text/plain', metrics: () => Promise.resolve('up 1\n') };
+  const registry = {
+    contentType: 'text/plain; version=0.0.4; charset=utf-8' as const,
+    metrics: () => Promise.resolve('up 1\n'),
+  };
   const server = await serveMetrics('127.0.0.1:0', { registry }, createLogger('test', 'silent'), () => ready);
   servers.push(server);
   const { port } = server.address() as AddressInfo;

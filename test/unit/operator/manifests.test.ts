@@ -74,6 +74,7 @@ describe('agent manifests', () => {
     const pod = (d.spec as { template: { metadata: { annotations: object }; spec: Record<string, unknown> } })
       .template;
     expect(agentArgs(stored({})).slice(0, 3)).toEqual(['agent', '--database', 'shop/orders']);
+    expect(agentArgs(stored({})).join(' ')).toContain('--termination-log /dev/termination-log');
     expect(agentArgs(stored({}))).not.toContain('--audit-mode');
     const audit = { mode: 'best-effort' as const, stallTimeout: '2m' };
     expect(agentArgs(stored({}), { audit }).join(' ')).toContain(
@@ -87,6 +88,11 @@ describe('agent manifests', () => {
           image: 'img:1',
           command: ['drawbridge'],
           volumeMounts: [{ name: 'tls', mountPath: '/etc/drawbridge/tls' }],
+          readinessProbe: { httpGet: { path: '/healthz', port: 'metrics' } },
+          // Never /healthz: it is 503 while draining.
+          livenessProbe: { httpGet: { path: '/livez', port: 'metrics' }, failureThreshold: 6 },
+          terminationMessagePath: '/dev/termination-log',
+          terminationMessagePolicy: 'FallbackToLogsOnError',
         },
       ],
       volumes: [{ name: 'tls', secret: { secretName: 'drawbridge-orders-tls' } }],

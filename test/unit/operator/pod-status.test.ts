@@ -1,0 +1,274 @@
+// AgentReady from real-looking agent pod status (as the kubelet and scheduler of Kubernetes 1.34 write it).
+import { describe, expect, it } from 'vitest';
+import { agentCondition } from '../../../src/operator/database/conditions.js';
+import { podProblem, terminationMessage } from '../../../src/operator/database/pod-status.js';
+import type { KubeObject } from '../../../src/kube/types.js';
+
+const AGENT_ERROR =
+  'tls.keyFile /etc/drawbridge/tls/tls.key: not the PEM private key of the serving certificate\n' +
+  '  fix: point tls.keyFile at the PEM private key of the serving certificate\n' +
+  'agent worker exited (code 1) 5 times in a row, each within 10 s of its start: giving up\n';
+
+function pod(name: string, status: object, extra: Partial<KubeObject['metadata']> = {}): KubeObject {
+  return { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'shop', ...extra }, status };
+}
+
+const readyConditions = [
+  { type: 'PodScheduled', status: 'True' },
+  { type: 'Initialized', status: 'True' },
+  { type: 'ContainersReady', status: 'True' },
+  { type: 'Ready', status: 'True' },
+];
+const notReady = [
+  { type: 'PodScheduled', status: 'True' },
+  { type: 'Initialized', status: 'True' },
+  {
+    type: 'ContainersReady',
+    status: 'False',
+    reason: 'ContainersNotReady',
+    message: 'containers with unready status: [agent]',
+  },
+  {
+    type: 'Ready',
+    status: 'False',
+    reason: 'ContainersNotReady',
+    message: 'containers with unready status: [agent]',
+  },
+];
+
+const crashLooping = pod('drawbridge-orders-7d9f8b6c5-x2x4q', {
+  phase: 'Running',
+  conditions: notReady,
+  containerStatuses: [
+    {
+      name: 'agent',
+      image: 'drawbridge:1.0',
+      imageID: 'docker.io/library/drawbridge@sha256:0123',
+      containerID: 'containerd://aa',
+      ready: false,
+      started: false,
+      restartCount: 3,
+      state: {
+        waiting: {
+          reason: 'CrashLoopBackOff',
+          message:
+            'back-off 40s restarting failed container=agent pod=drawbridge-orders-7d9f8b6c5-x2x4q_shop(0c1e)',
+        },
+      },
+      lastState: {
+        terminated: {
+          exitCode: 1,
+          reason: 'Error',
+          message: AGENT_ERROR,
+          startedAt: '2026-12-06T22:00:01Z',
+          finishedAt: '2026-12-06T22:00:17Z',
+          containerID: 'containerd://aa',
+        },
+      },
+    },
+  ],
+});
+
+const imagePull = pod('drawbridge-orders-6c8d7b5f4-qq9zt', {
+  phase: 'Pending',
+  conditions: notReady,
+  containerStatuses: [
+    {
+      name: 'agent',
+      image: 'registry.example/drawbridge:nope',
+      imageID: '',
+      ready: false,
+      started: false,
+      restartCount: 0,
+      state: {
+        waiting: {
+          reason: 'ImagePullBackOff',
+          message: 'Back-off pulling image "registry.example/drawbridge:nope"',
+        },
+      },
+      lastState: {},
+    },
+  ],
+});
+
+const oomKilled = pod('drawbridge-orders-5b7c6d4e3-mm8kp', {
+  phase: 'Running',
+  conditions: notReady,
+  containerStatuses: [
+    {
+      name: 'agent',
+      image: 'drawbridge:1.0',
+      imageID: 'docker.io/library/drawbridge@sha256:0123',
+      ready: false,
+      started: false,
+      restartCount: 2,
+      state: {
+        waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s restarting failed container=agent' },
+      },
+      lastState: {
+        terminated: {
+          exitCode: 137,
+          reason: 'OOMKilled',
+          startedAt: '2026-12-06T22:00:01Z',
+          finishedAt: '2026-12-06T22:00:09Z',
+        },
+      },
+    },
+  ],
+});
+
+const unschedulable = pod('drawbridge-orders-4a6b5c3d2-ll7jn', {
+  phase: 'Pending',
+  conditions: [
+    {
+      type: 'PodScheduled',
+      status: 'False',
+      reason: 'Unschedulable',
+      message:
+        '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.',
+    },
+  ],
+  qosClass: 'Burstable',
+});
+
+const ready = pod('drawbridge-orders-7d9f8b6c5-a1b2c', {
+  phase: 'Running',
+  conditions: readyConditions,
+  containerStatuses: [
+    {
+      name: 'agent',
+      ready: true,
+      started: true,
+      restartCount: 1, // crashed once, long ago: now serving
+      state: { running: { startedAt: '2026-12-06T21:00:00Z' } },
+      lastState: { terminated: { exitCode: 1, reason: 'Error', finishedAt: '2026-12-06T20:59:59Z' } },
+    },
+  ],
+});
+
+const starting = pod('drawbridge-orders-7d9f8b6c5-s7t8u', {
+  phase: 'Pending',
+  conditions: notReady,
+  containerStatuses: [
+    { name: 'agent', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } },
+  ],
+});
+
+const deployment = (readyReplicas: number) => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'drawbridge-orders', namespace: 'shop' },
+  status: { observedGeneration: 1, replicas: 1, readyReplicas },
+});
+
+describe('AgentReady from the agent pods', () => {
+  it("names the crash-looping pod, container, restarts and the agent's own error", () => {
+    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [crashLooping]);
+    expect(c).toMatchObject({ type: 'AgentReady', status: 'False', reason: 'AgentCrashLooping' });
+    expect(c.message).toBe(
+      '0/1 agent replicas ready: pod drawbridge-orders-7d9f8b6c5-x2x4q container agent is crash-looping, ' +
+        'restarted 3 times; last exit code 1 at 2026-12-06T22:00:17Z: ' +
+        'tls.keyFile /etc/drawbridge/tls/tls.key: not the PEM private key of the serving certificate; ' +
+        'fix: point tls.keyFile at the PEM private key of the serving certificate; ' +
+        'agent worker exited (code 1) 5 times in a row, each within 10 s of its start: giving up',
+    );
+  });
+
+  it('says the image cannot be pulled, and where to fix it', () => {
+    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [imagePull]);
+    expect(c).toMatchObject({ status: 'False', reason: 'AgentImagePullFailed' });
+    expect(c.message).toContain(
+      'pod drawbridge-orders-6c8d7b5f4-qq9zt container agent: ImagePullBackOff: Back-off pulling image "registry.example/drawbridge:nope"',
+    );
+    expect(c.message).toContain('imagePullSecrets');
+  });
+
+  it('tells an OOM kill from a crash, and names the memory limit', () => {
+    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [oomKilled]);
+    expect(c).toMatchObject({ status: 'False', reason: 'AgentOOMKilled' });
+    expect(c.message).toContain(
+      'container agent was killed for going over its memory limit (OOMKilled), restarted 2 times',
+    );
+    expect(c.message).toContain('spec.agent.resources.limits.memory');
+  });
+
+  it("carries the scheduler's message for a pod no node takes", () => {
+    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [unschedulable]);
+    expect(c).toMatchObject({ status: 'False', reason: 'AgentUnschedulable' });
+    expect(c.message).toContain('cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu.');
+  });
+
+  it('is AgentAvailable when a pod is ready, noting a crash-looping one of a stuck roll-out', () => {
+    expect(agentCondition(deployment(1), 1, 'shop/drawbridge-orders', [ready])).toEqual({
+      type: 'AgentReady',
+      status: 'True',
+      reason: 'AgentAvailable',
+      message: '1/1 agent replicas ready',
+    });
+    const rollout = agentCondition(deployment(1), 1, 'shop/drawbridge-orders', [ready, crashLooping]);
+    expect(rollout).toMatchObject({ status: 'True', reason: 'AgentAvailable' });
+    expect(rollout.message).toMatch(
+      /^1\/1 agent replicas ready; pod drawbridge-orders-7d9f8b6c5-x2x4q container agent is crash-looping/,
+    );
+  });
+
+  it('stays AgentPodsNotReady for pods on their way up, and skips terminating ones', () => {
+    expect(agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [starting])).toMatchObject({
+      status: 'False',
+      reason: 'AgentPodsNotReady',
+    });
+    const leaving = { ...crashLooping, metadata: { ...crashLooping.metadata, deletionTimestamp: 'x' } };
+    expect(podProblem([leaving, starting])).toBeUndefined();
+  });
+
+  it('reports the most specific problem when pods differ, whatever their order', () => {
+    expect(podProblem([unschedulable, crashLooping, imagePull])?.reason).toBe('AgentImagePullFailed');
+    expect(podProblem([unschedulable, crashLooping])?.reason).toBe('AgentCrashLooping');
+  });
+
+  it('calls a container that exited non-zero and is not yet backing off a crash', () => {
+    const exited = pod('p', {
+      containerStatuses: [
+        {
+          name: 'agent',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 2, reason: 'Error' } },
+        },
+      ],
+    });
+    expect(podProblem([exited])).toEqual({
+      reason: 'AgentCrashLooping',
+      message: 'pod p container agent exited, restarted 0 times; last exit code 2',
+    });
+  });
+});
+
+describe('terminationMessage', () => {
+  it('keeps the msg of JSON log lines (the log-tail fallback) and drops a partial first line', () => {
+    const tail =
+      'rkers":2}\n' +
+      '{"level":50,"time":1,"msg":"agent worker exited; starting it again","restartInMs":1000}\n' +
+      '{"level":60,"time":2,"reason":"agent worker exited (code 1) 5 times in a row","msg":"every agent worker keeps exiting at start: giving up"}\n';
+    expect(terminationMessage(tail)).toBe(
+      'rkers":2}; agent worker exited; starting it again; every agent worker keeps exiting at start: giving up (agent worker exited (code 1) 5 times in a row)',
+    );
+  });
+
+  it('never passes on a private key or a token some crash printed', () => {
+    const key = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----';
+    const jwt = 'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW0ifQ.c2lnbmF0dXJlc2ln';
+    const out = terminationMessage(
+      `crash: ${key}\nsent ${jwt} then died\n-----BEGIN EC PRIVATE KEY-----\nMHcC`,
+    );
+    expect(out).toBe('crash: [PEM block removed]; sent [token removed] then died; [PEM block removed]');
+    expect(out).not.toMatch(/MIIE|MHcC|eyJ/);
+  });
+
+  it('keeps the end of a long message, where the last words are', () => {
+    const out = terminationMessage(`${'x'.repeat(2000)}\nthe end`);
+    expect(out).toHaveLength(600);
+    expect(out.startsWith('…')).toBe(true);
+    expect(out.endsWith('; the end')).toBe(true);
+  });
+});
