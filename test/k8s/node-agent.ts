@@ -4,12 +4,15 @@
  * the container's args and env, the mounted Secret volumes written to a temporary directory, and the
  * pod's ServiceAccount identity (a TokenRequest token in a kubeconfig). Listen addresses are
  * rewritten to free loopback ports and published in an annotation on the Deployment; readiness comes
- * from the agent's /healthz and is reported in the Deployment's status. Deleting the Deployment stops
- * its processes. It lives in test/, never in the product.
+ * from the agent's /healthz and is reported in the Deployment's status. Each replica is also a Pod
+ * object whose status says what a kubelet's would (node-pods.ts): a process that exits is restarted in
+ * the same pod after a doubling back-off, shown as CrashLoopBackOff with its restartCount and
+ * lastState.terminated (exit code, termination message). Deleting the Deployment stops its processes
+ * and deletes its pods. It lives in test/, never in the product.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -25,6 +28,16 @@ import { objectPath } from '../../src/kube/resources.js';
 import { type KubeObject, objectKey, splitKey } from '../../src/kube/types.js';
 import { AGENT_SELECTOR } from '../../src/operator/names.js';
 import { freePort } from '../support/ports.js';
+import {
+  type ContainerRun,
+  createPod,
+  deletePod,
+  podManifest,
+  podStatus,
+  terminated,
+  terminationMessage,
+  writePodStatus,
+} from './node-pods.js';
 
 /** Where the node agent publishes the replicas' client addresses (comma-separated host:port). */
 export const ENDPOINTS_ANNOTATION = 'node-agent.test.drawbridge.dev/endpoints';
@@ -41,6 +54,8 @@ export interface NodeAgentOptions {
   kubeconfigPath: string;
   /** The compiled CLI that stands in for the image's `drawbridge` entrypoint. */
   drawbridgeBin?: string;
+  /** First pause before a crashed process is started again, doubling to 16x (the kubelet's: 10 s to 5 min). */
+  restartBackoffMs?: number;
 }
 
 export interface NodeAgent {
@@ -54,6 +69,10 @@ export interface NodeAgent {
 }
 
 interface Container {
+  name: string;
+  image?: string;
+  terminationMessagePath?: string;
+  terminationMessagePolicy?: string;
   command?: string[];
   args?: string[];
   env?: { name: string; value?: string }[];
@@ -69,12 +88,24 @@ type Deployment = KubeObject & {
 };
 
 interface Replica {
-  child: ChildProcess;
+  /** Its Pod object, once the API server took it. */
+  pod?: KubeObject;
+  container: Container;
+  launch: { exe: string; args: string[]; env: NodeJS.ProcessEnv };
+  child?: ChildProcess;
   endpoint: string;
   healthz: string;
   logPath: string;
-  ready: boolean;
+  /** What the container's terminationMessagePath is mapped to. */
+  terminationLog: string;
+  run: ContainerRun;
   exited: boolean;
+  /** Stopped on purpose (scale-down, roll-out): no restart. */
+  stopping: boolean;
+  restartAt?: number;
+  backoffMs: number;
+  /** The pod status last written, to write only changes. */
+  reported?: string;
 }
 
 interface Pod {
@@ -91,6 +122,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const bin = opts.drawbridgeBin ?? path.join(repoRoot(), 'dist/src/cli/drawbridge.js');
   const root = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-node-'));
   const pods = new Map<string, Pod>();
+  const backoffBaseMs = opts.restartBackoffMs ?? 1000;
   const deployments = new Informer<Deployment>(client, 'Deployment', { labelSelector: AGENT_SELECTOR, log });
 
   const reconciler: Reconciler = {
@@ -107,10 +139,10 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       if (!d) return;
       if (!pods.has(key)) pods.set(key, await startPod(d, hash));
       const running = pods.get(key)!;
-      await scale(d, running);
+      await scale(d, running, hash);
       await reportStatus(d, running);
       // Readiness and crashes are observed by polling, as a kubelet's probes do.
-      return { requeueAfterMs: running.replicas.every((r) => r.ready) ? 2000 : 300 };
+      return { requeueAfterMs: running.replicas.every((r) => r.run.ready) ? 2000 : 300 };
     },
   };
   const controller = new Controller(reconciler, log, 2);
@@ -122,17 +154,18 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     return { templateHash: hash, dir, replicas: [] };
   }
 
-  async function scale(d: Deployment, pod: Pod): Promise<void> {
-    for (const r of pod.replicas.filter((x) => x.exited)) {
-      pod.replicas.splice(pod.replicas.indexOf(r), 1); // restartPolicy: Always
+  async function scale(d: Deployment, pod: Pod, hash: string): Promise<void> {
+    // restartPolicy: Always, in the same pod, once its back-off is over.
+    for (const r of pod.replicas) {
+      if (r.exited && !r.stopping && r.restartAt !== undefined && Date.now() >= r.restartAt) start(r, d);
     }
     const wanted = d.spec.replicas ?? 1;
     while (pod.replicas.length > wanted) await stopReplica(pod.replicas.pop()!);
-    while (pod.replicas.length < wanted) pod.replicas.push(await startReplica(d, pod));
-    await Promise.all(pod.replicas.map(async (r) => (r.ready = !r.exited && (await healthy(r.healthz)))));
+    while (pod.replicas.length < wanted) pod.replicas.push(await startReplica(d, pod, hash));
+    await Promise.all(pod.replicas.map(async (r) => (r.run.ready = !r.exited && (await healthy(r.healthz)))));
   }
 
-  async function startReplica(d: Deployment, pod: Pod): Promise<Replica> {
+  async function startReplica(d: Deployment, pod: Pod, hash: string): Promise<Replica> {
     const ns = d.metadata.namespace!;
     const spec = d.spec.template.spec;
     const container = spec.containers[0]!;
@@ -151,6 +184,9 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       }
       mounts.set(m.mountPath, target);
     }
+    // The kubelet mounts a file at terminationMessagePath; args naming it are rewritten like mounts.
+    const terminationLog = path.join(rdir, 'termination-log');
+    mounts.set(container.terminationMessagePath ?? '/dev/termination-log', terminationLog);
     const port = await freePort();
     const metricsPort = await freePort();
     const args = (container.args ?? []).map((a, i, all) => {
@@ -168,27 +204,65 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     const [exe, ...exeArgs] =
       command[0] === 'drawbridge' ? [process.execPath, bin, ...command.slice(1)] : command;
     const env = Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? '']));
-    const logPath = path.join(rdir, 'agent.log');
-    const fd = openSync(logPath, 'a');
-    const child = spawn(exe!, [...exeArgs, ...args], {
-      env: { PATH: process.env.PATH, ...env, KUBECONFIG: kubeconfig },
-      stdio: ['ignore', fd, fd],
-    });
-    closeSync(fd);
     const replica: Replica = {
-      child,
+      container,
+      launch: {
+        exe: exe!,
+        args: [...exeArgs, ...args],
+        env: { PATH: process.env.PATH, ...env, KUBECONFIG: kubeconfig },
+      },
       endpoint: `127.0.0.1:${port}`,
       healthz: `http://127.0.0.1:${metricsPort}/healthz`,
-      logPath,
-      ready: false,
-      exited: false,
+      logPath: path.join(rdir, 'agent.log'),
+      terminationLog,
+      run: { restartCount: 0, startedAt: '', ready: false },
+      exited: true,
+      stopping: false,
+      backoffMs: 0,
     };
-    child.on('exit', () => {
-      replica.exited = true;
-      replica.ready = false;
+    const manifest = podManifest(d, hash, `${d.metadata.name}-${hash}-${randomBytes(3).toString('hex')}`);
+    try {
+      await createPod(client, manifest);
+      replica.pod = manifest;
+    } catch (err) {
+      // The process runs anyway; only the operator's view of the pod is missing.
+      log.warn({ pod: manifest.metadata.name, err: String(err) }, 'could not create the Pod object');
+    }
+    start(replica, d);
+    return replica;
+  }
+
+  /** Starts (or restarts) the replica's process, with a fresh termination-log file as a new container gets. */
+  function start(r: Replica, d: Deployment): void {
+    writeFileSync(r.terminationLog, '');
+    const fd = openSync(r.logPath, 'a');
+    const child = spawn(r.launch.exe, r.launch.args, { env: r.launch.env, stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    const startedAt = Date.now();
+    Object.assign(r, { child, exited: false, restartAt: undefined });
+    r.run = {
+      ...r.run,
+      startedAt: new Date(startedAt).toISOString().replace(/\.\d+Z$/, 'Z'),
+      backoffMs: undefined,
+    };
+    child.on('exit', (code, signal) => {
+      r.exited = true;
+      r.run.ready = false;
+      if (r.stopping) return;
+      const fallback = r.container.terminationMessagePolicy === 'FallbackToLogsOnError';
+      const message = terminationMessage(r.terminationLog, r.logPath, code ?? 1, fallback);
+      // The kubelet's back-off: doubling, back to the start after a run of 10 minutes.
+      const stable = Date.now() - startedAt > 600_000;
+      r.backoffMs = stable || !r.backoffMs ? backoffBaseMs : Math.min(r.backoffMs * 2, backoffBaseMs * 16);
+      r.restartAt = Date.now() + r.backoffMs;
+      r.run = {
+        ...r.run,
+        restartCount: r.run.restartCount + 1,
+        last: terminated(code, signal, r.run.startedAt, message),
+        backoffMs: r.backoffMs,
+      };
       controller.enqueue(objectKey(d));
     });
-    return replica;
   }
 
   /** What a kubelet gives a pod: a token for its ServiceAccount, here inside a kubeconfig. */
@@ -218,7 +292,15 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   }
 
   async function reportStatus(d: Deployment, pod: Pod): Promise<void> {
-    const ready = pod.replicas.filter((r) => r.ready);
+    for (const r of pod.replicas) {
+      if (!r.pod) continue;
+      const status = podStatus(r.pod.metadata.name, r.container.name, r.container.image ?? '', r.run);
+      const json = JSON.stringify(status);
+      if (json === r.reported) continue;
+      await writePodStatus(client, r.pod, status);
+      r.reported = json;
+    }
+    const ready = pod.replicas.filter((r) => r.run.ready);
     const endpoints = ready.map((r) => r.endpoint).join(',');
     const status = d.status as { readyReplicas?: number; observedGeneration?: number } | undefined;
     if (status?.readyReplicas !== ready.length || status?.observedGeneration !== d.metadata.generation) {
@@ -240,12 +322,16 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   }
 
   async function stopReplica(r: Replica): Promise<void> {
-    if (r.exited) return;
-    const gone = new Promise<void>((resolve) => r.child.once('exit', () => resolve()));
-    r.child.kill('SIGTERM');
-    const kill = setTimeout(() => r.child.kill('SIGKILL'), 5000);
-    await gone;
-    clearTimeout(kill);
+    r.stopping = true;
+    const child = r.child;
+    if (child && !r.exited) {
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(kill);
+    }
+    if (r.pod) await deletePod(client, r.pod.metadata.name, r.pod.metadata.namespace!).catch(() => undefined);
   }
 
   async function stopPod(pod: Pod): Promise<void> {
@@ -259,7 +345,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   const agent: NodeAgent = {
     endpoints(namespace, deployment) {
       return (pods.get(`${namespace}/${deployment}`)?.replicas ?? [])
-        .filter((r) => r.ready)
+        .filter((r) => r.run.ready)
         .map((r) => r.endpoint);
     },
     async waitForEndpoint(namespace, deployment, timeoutMs = 60_000) {

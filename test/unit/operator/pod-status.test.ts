@@ -36,37 +36,43 @@ const notReady = [
   },
 ];
 
-const crashLooping = pod('drawbridge-orders-7d9f8b6c5-x2x4q', {
-  phase: 'Running',
-  conditions: notReady,
-  containerStatuses: [
-    {
-      name: 'agent',
-      image: 'drawbridge:1.0',
-      imageID: 'docker.io/library/drawbridge@sha256:0123',
-      containerID: 'containerd://aa',
-      ready: false,
-      started: false,
-      restartCount: 3,
-      state: {
-        waiting: {
-          reason: 'CrashLoopBackOff',
-          message:
-            'back-off 40s restarting failed container=agent pod=drawbridge-orders-7d9f8b6c5-x2x4q_shop(0c1e)',
-        },
+/** A running pod whose agent container is down: `container` says how. */
+const failing = (name: string, container: object) =>
+  pod(name, {
+    phase: 'Running',
+    conditions: notReady,
+    containerStatuses: [
+      {
+        name: 'agent',
+        image: 'drawbridge:1.0',
+        imageID: 'docker.io/library/drawbridge@sha256:0123',
+        ready: false,
+        started: false,
+        ...container,
       },
-      lastState: {
-        terminated: {
-          exitCode: 1,
-          reason: 'Error',
-          message: AGENT_ERROR,
-          startedAt: '2026-12-06T22:00:01Z',
-          finishedAt: '2026-12-06T22:00:17Z',
-          containerID: 'containerd://aa',
-        },
-      },
+    ],
+  });
+
+const crashLooping = failing('drawbridge-orders-7d9f8b6c5-x2x4q', {
+  containerID: 'containerd://aa',
+  restartCount: 3,
+  state: {
+    waiting: {
+      reason: 'CrashLoopBackOff',
+      message:
+        'back-off 40s restarting failed container=agent pod=drawbridge-orders-7d9f8b6c5-x2x4q_shop(0c1e)',
     },
-  ],
+  },
+  lastState: {
+    terminated: {
+      exitCode: 1,
+      reason: 'Error',
+      message: AGENT_ERROR,
+      startedAt: '2026-12-06T22:00:01Z',
+      finishedAt: '2026-12-06T22:00:17Z',
+      containerID: 'containerd://aa',
+    },
+  },
 });
 
 const imagePull = pod('drawbridge-orders-6c8d7b5f4-qq9zt', {
@@ -91,30 +97,19 @@ const imagePull = pod('drawbridge-orders-6c8d7b5f4-qq9zt', {
   ],
 });
 
-const oomKilled = pod('drawbridge-orders-5b7c6d4e3-mm8kp', {
-  phase: 'Running',
-  conditions: notReady,
-  containerStatuses: [
-    {
-      name: 'agent',
-      image: 'drawbridge:1.0',
-      imageID: 'docker.io/library/drawbridge@sha256:0123',
-      ready: false,
-      started: false,
-      restartCount: 2,
-      state: {
-        waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s restarting failed container=agent' },
-      },
-      lastState: {
-        terminated: {
-          exitCode: 137,
-          reason: 'OOMKilled',
-          startedAt: '2026-12-06T22:00:01Z',
-          finishedAt: '2026-12-06T22:00:09Z',
-        },
-      },
+const oomKilled = failing('drawbridge-orders-5b7c6d4e3-mm8kp', {
+  restartCount: 2,
+  state: {
+    waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s restarting failed container=agent' },
+  },
+  lastState: {
+    terminated: {
+      exitCode: 137,
+      reason: 'OOMKilled',
+      startedAt: '2026-12-06T22:00:01Z',
+      finishedAt: '2026-12-06T22:00:09Z',
     },
-  ],
+  },
 });
 
 const unschedulable = pod('drawbridge-orders-4a6b5c3d2-ll7jn', {
@@ -174,28 +169,35 @@ describe('AgentReady from the agent pods', () => {
     );
   });
 
-  it('says the image cannot be pulled, and where to fix it', () => {
-    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [imagePull]);
-    expect(c).toMatchObject({ status: 'False', reason: 'AgentImagePullFailed' });
-    expect(c.message).toContain(
-      'pod drawbridge-orders-6c8d7b5f4-qq9zt container agent: ImagePullBackOff: Back-off pulling image "registry.example/drawbridge:nope"',
-    );
-    expect(c.message).toContain('imagePullSecrets');
-  });
-
-  it('tells an OOM kill from a crash, and names the memory limit', () => {
-    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [oomKilled]);
-    expect(c).toMatchObject({ status: 'False', reason: 'AgentOOMKilled' });
-    expect(c.message).toContain(
-      'container agent was killed for going over its memory limit (OOMKilled), restarted 2 times',
-    );
-    expect(c.message).toContain('spec.agent.resources.limits.memory');
-  });
-
-  it("carries the scheduler's message for a pod no node takes", () => {
-    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [unschedulable]);
-    expect(c).toMatchObject({ status: 'False', reason: 'AgentUnschedulable' });
-    expect(c.message).toContain('cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu.');
+  it.each([
+    [
+      'an image that cannot be pulled, and where to fix it',
+      imagePull,
+      'AgentImagePullFailed',
+      [
+        'pod drawbridge-orders-6c8d7b5f4-qq9zt container agent: ImagePullBackOff: Back-off pulling image "registry.example/drawbridge:nope"',
+        'imagePullSecrets',
+      ],
+    ],
+    [
+      'an OOM kill (not a crash), naming the memory limit',
+      oomKilled,
+      'AgentOOMKilled',
+      [
+        'container agent was killed for going over its memory limit (OOMKilled), restarted 2 times',
+        'spec.agent.resources.limits.memory',
+      ],
+    ],
+    [
+      "a pod no node takes, with the scheduler's message",
+      unschedulable,
+      'AgentUnschedulable',
+      ['cannot be scheduled: 0/3 nodes are available: 3 Insufficient cpu.'],
+    ],
+  ])('says %s', (_what, p, reason, fragments) => {
+    const c = agentCondition(deployment(0), 1, 'shop/drawbridge-orders', [p]);
+    expect(c).toMatchObject({ status: 'False', reason });
+    for (const f of fragments) expect(c.message).toContain(f);
   });
 
   it('is AgentAvailable when a pod is ready, noting a crash-looping one of a stuck roll-out', () => {
