@@ -25,20 +25,29 @@ const words = (text: string | undefined) => text?.split(' ').filter(Boolean) ?? 
  * processes (a build from before workers runs as one process and knows no --workers).
  */
 export function agentArgs(cli: string, configPath: string | string[], workers: number): string[] {
-  const launcher = words(readFileSync(cli, 'utf8').split('\n', 1)[0]).filter((w) => w.startsWith('--'));
   const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
   return [
     ...MEMORY_PROBE_ARGS,
-    ...launcher,
+    ...launcherOptions(cli),
     ...words(process.env.BENCH_AGENT_NODE_ARGS),
     ...[cli, 'agent', ...(typeof configPath === 'string' ? ['--config', configPath] : configPath)],
     ...(hasWorkers ? ['--workers', String(workers)] : []),
   ];
 }
 
-/** Node options of a bare pipe: the probe, then BENCH_PIPE_NODE_ARGS (to profile the floor the same way). */
+/**
+ * Node options of a bare pipe: the probe, this build's launcher options (the floor runs with the V8
+ * heap the agent has: a smaller young generation costs GC per operation), then BENCH_PIPE_NODE_ARGS
+ * (to profile the floor the same way).
+ */
 export function pipeNodeArgs(): string[] {
-  return [...MEMORY_PROBE_ARGS, ...words(process.env.BENCH_PIPE_NODE_ARGS)];
+  const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/drawbridge.js');
+  return [...MEMORY_PROBE_ARGS, ...launcherOptions(cli), ...words(process.env.BENCH_PIPE_NODE_ARGS)];
+}
+
+/** The Node options on a CLI's launcher line (`#!/usr/bin/env -S node --max-semi-space-size=2`). */
+function launcherOptions(cli: string): string[] {
+  return words(readFileSync(cli, 'utf8').split('\n', 1)[0]).filter((w) => w.startsWith('--'));
 }
 
 const FIELDS = ['rss', 'heapTotal', 'heapUsed', 'external', 'arrayBuffers'] as const;

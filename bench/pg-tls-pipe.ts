@@ -46,4 +46,4 @@ async function serve(raw: Socket): Promise<void> {
 createServer((raw) => {
   raw.on('error', () => raw.destroy());
   serve(raw).catch(() => raw.destroy());
-}).listen(Number(port), '127.0.0.1', () => console.log('ready'));
+}).listen(Number(port), '127.0.0.1');

@@ -20,10 +20,10 @@ import {
   startAgent,
   startPgbouncer,
   startPipe,
-  stopProcess,
   waitPort,
 } from './postgres-env.js';
 import { type IdleTarget, measureIdle, memoryOf } from './idle-memory.js';
+import { cliOf, stopProcesses } from './proxy-process.js';
 import { type Spread, formatSpread, spread } from './stats.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 20);
@@ -172,26 +172,26 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     maxSessions,
   };
   const agent = await startAgent(dir, { ...agentOptions, name: 'agent' });
-  cleanups.push(() => stopProcess(agent.child));
+  cleanups.push(() => stopProcesses([agent.child]));
   // BENCH_AGENT_BEFORE=<another build's dist>: that agent runs in the same rounds, for before/after.
   const beforeDist = process.env.BENCH_AGENT_BEFORE;
   const before = beforeDist
     ? await startAgent(dir, {
         ...agentOptions,
         name: 'agent-before',
-        cli: path.resolve(beforeDist, 'src/cli/drawbridge.js'),
+        cli: cliOf(beforeDist),
       })
     : undefined;
   if (before) {
-    cleanups.push(() => stopProcess(before.child));
+    cleanups.push(() => stopProcesses([before.child]));
     await waitPort(before.port, viaCert(before.port));
   }
   const bouncer = await startPgbouncer(dir, server.port, maxSessions);
-  cleanups.push(() => stopProcess(bouncer));
+  cleanups.push(() => stopProcesses([bouncer]));
   await waitPort(agent.port, viaCert(agent.port));
   await waitPort(bouncer.port, viaCert(bouncer.port));
   const pipe = await startPipe(dir, server.port);
-  cleanups.push(() => stopProcess(pipe.child));
+  cleanups.push(() => stopProcesses([pipe.child]));
   // The fixed cost: each proxy's memory before any session.
   const [agentAtStart, beforeAtStart, pipeAtStart] = await Promise.all(
     [agent, before, pipe].map((p) => p && memoryOf(p.child.pid!)),
@@ -263,7 +263,7 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   if (WORKERS > 1) {
     const name = `agent-${WORKERS}w`;
     const multi = await startAgent(dir, { ...agentOptions, name, workers: WORKERS });
-    cleanups.push(() => stopProcess(multi.child));
+    cleanups.push(() => stopProcesses([multi.child]));
     await waitPort(multi.port, viaCert(multi.port));
     // CPU counts the primary and its workers.
     const many = { name, conninfo: viaCert(multi.port), pid: multi.child.pid! };
@@ -282,7 +282,7 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
       [`CPU/tx`, ratios(w, name, 'agent', cpu), 2],
       [`TPS`, ratios(w, name, 'agent', tps), 2],
     ]);
-    await stopProcess(multi.child);
+    await stopProcesses([multi.child]);
   }
 
   if (CONNECT_DURATION > 0) {

@@ -1,19 +1,18 @@
 // The processes bench/postgres-bench.ts compares, each in its own process so its CPU and RSS are its
-// own: the agent (the real CLI), pgbouncer (session mode, client certificates) and the bare Node TLS
-// pipe (bench/pg-tls-pipe.ts); and the small process helpers the bench needs around them.
+// own: the agent (the real CLI) and the bare Node TLS pipe (bench/pg-tls-pipe.ts), started as every
+// bench target is (bench/proxy-process.ts), and pgbouncer (session mode, client certificates); and the
+// small process helpers the bench needs around them.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chownSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { writeAgentConfig } from '../test/support/agent.js';
 import { freePort } from '../test/support/ports.js';
 import { PG_BIN } from '../test/support/postgres.js';
-import { agentArgs, pipeNodeArgs } from './idle-memory.js';
+import { type ProxyProcess, startAgentProcess, startPipeProcess } from './proxy-process.js';
 
 export const USER = 'bench';
-const defaultCli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/cli/drawbridge.js');
 export const PASSWORD = 'bench-scram-password';
 
 export function run(cmd: string, args: string[], env: object = {}): Promise<string> {
@@ -41,15 +40,6 @@ export async function waitPort(port: number, conninfo: string): Promise<void> {
   throw new Error(`nothing answers on port ${port}`);
 }
 
-/** SIGTERM (the agent drains and exits, writing any profile), SIGKILL after 15 s. */
-export async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await Promise.race([exited, sleep(15_000)]);
-  child.kill('SIGKILL');
-}
-
 /**
  * CPU time a process and its live children (an agent's workers) have used, in seconds: user (its own
  * code) and system (mostly the loopback TCP it drives).
@@ -69,19 +59,10 @@ export function ownCpuSeconds(pid: number): { user: number; system: number } {
 }
 
 /** bench/pg-tls-pipe.ts in its own process (its CPU and RSS are its own), once it listens. */
-export async function startPipe(dir: string, pgPort: number): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
+export function startPipe(dir: string, pgPort: number): Promise<ProxyProcess> {
   const file = (name: string) => path.join(dir, name);
-  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'pg-tls-pipe.js');
   const args = [file('proxy.crt'), file('proxy.key'), file('ca.crt'), file('pg-ca.crt')];
-  const child = spawn(process.execPath, [...pipeNodeArgs(), script, String(port), String(pgPort), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.once('data', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
-  });
-  return { child, port };
+  return startPipeProcess('node-pipe', 'pg-tls-pipe.js', [String(pgPort), ...args]);
 }
 
 export interface AgentOptions {
@@ -93,23 +74,24 @@ export interface AgentOptions {
   maxSessions: number;
   /** Names its own directory under the bench's (config, audit log): several agents may run side by side. */
   name: string;
-  /** The CLI to run, by default this build's; another build's (BENCH_AGENT_BEFORE) for before/after. */
+  /** The CLI to run (cliOf(dist)), by default this build's; another build's (BENCH_AGENT_BEFORE) for before/after. */
   cli?: string;
   /** Its worker processes (`--workers`; 1, a single process, unless asked). */
   workers?: number;
 }
 
-export async function startAgent(
+/** The agent in its own process, started as every bench target is (bench/proxy-process.ts). */
+export function startAgent(
   dir: string,
-  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli = defaultCli, workers = 1 }: AgentOptions,
-): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
+  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli, workers }: AgentOptions,
+): Promise<ProxyProcess> {
   const meta = (name: string) => ({ name });
-  const own = path.join(dir, name);
-  await mkdir(own);
-  const { configPath } = await writeAgentConfig(own, {
+  return startAgentProcess({
+    name,
+    dir,
+    cli,
+    workers,
     database: 'bench-pg',
-    listen: `127.0.0.1:${port}`,
     tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem },
     // One bench identity holds every idle session: lift the per-identity and per-agent caps to them.
     limits: { maxConnections: maxSessions, maxConnectionsPerIdentity: maxSessions },
@@ -141,11 +123,6 @@ export async function startAgent(
       },
     ],
   });
-  const child = spawn(process.execPath, agentArgs(cli, configPath, workers), {
-    env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  return { child, port };
 }
 
 /** pgbouncer refuses to run as root: its files go to a directory the postgres user owns. */

@@ -1,7 +1,6 @@
 // What the Redis bench environments (bench/redis-bench-env.ts, bench/redis-cluster-env.ts) share: the
 // PKI the agent serves with and redis-benchmark presents, the policy the agent evaluates, and the
 // `export NAME=value` / `# ready` lines the bench scripts source; and the bare Node pipe they read it against.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +12,13 @@ import {
   databaseUser,
   issuePeople,
 } from '../test/support/redis.js';
-import { pipeNodeArgs } from './idle-memory.js';
+import {
+  type AgentProcessOptions,
+  type ProxyProcess,
+  cliOf,
+  startAgentProcess,
+  startPipeProcess,
+} from './proxy-process.js';
 
 export interface BenchPki {
   /** Temporary directory holding the files below; the caller removes it. */
@@ -70,21 +75,40 @@ export function announceEnv(pki: BenchPki, servers: Record<string, string | numb
 }
 
 /** The bare Node TLS pipe (bench/redis-tls-pipe.ts) in front of `redis`, in its own process, once it listens. */
-export async function startRedisPipe(
-  pki: BenchPki,
-  redis: RedisServer,
-): Promise<{ child: ChildProcess; port: number }> {
+export async function startRedisPipe(pki: BenchPki, redis: RedisServer): Promise<ProxyProcess> {
   const cert = path.join(pki.dir, 'pipe.crt');
   const key = path.join(pki.dir, 'pipe.key');
   await writeFile(cert, pki.serving.certPem);
   await writeFile(key, pki.serving.keyPem, { mode: 0o600 });
-  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), 'redis-tls-pipe.js');
-  const args = [...pipeNodeArgs(), script, String(redis.tlsPort), cert, key, redis.caFile, pki.caFile];
-  // Its stdin is ours: it exits with this process, however this one ends.
-  const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.once('data', (line: Buffer) => resolve(Number(line.toString().trim())));
-    child.once('exit', (code) => reject(new Error(`the Node TLS pipe exited (${code})`)));
-  });
-  return { child, port };
+  const args = [String(redis.tlsPort), cert, key, redis.caFile, pki.caFile];
+  return startPipeProcess('node-tls-pipe', 'redis-tls-pipe.js', args);
+}
+
+/**
+ * The agent rows both Redis benches have beside their agent, each in its own process: the worker line
+ * (the agent with BENCH_WORKERS (2) processes; 1 skips it) and, with BENCH_AGENT_BEFORE=<another
+ * build's dist>, that build's agent (before/after in one run); with the `export` lines naming them.
+ */
+export async function startOtherAgents(
+  common: Omit<AgentProcessOptions, 'name' | 'cli' | 'workers'>,
+): Promise<{ agents: ProxyProcess[]; exports: Record<string, number> }> {
+  const agents: ProxyProcess[] = [];
+  const exports: Record<string, number> = {};
+  const workers = Number(process.env.BENCH_WORKERS ?? 2);
+  if (workers > 1) {
+    const multi = await startAgentProcess({ ...common, name: `agent-${workers}w`, workers });
+    agents.push(multi);
+    Object.assign(exports, {
+      AGENT_WORKERS: workers,
+      AGENT_WORKERS_PORT: multi.port,
+      AGENT_WORKERS_PID: multi.child.pid!,
+    });
+  }
+  const beforeDist = process.env.BENCH_AGENT_BEFORE;
+  if (beforeDist) {
+    const before = await startAgentProcess({ ...common, name: 'agent-before', cli: cliOf(beforeDist) });
+    agents.push(before);
+    Object.assign(exports, { AGENT_BEFORE_PORT: before.port, AGENT_BEFORE_PID: before.child.pid! });
+  }
+  return { agents, exports };
 }

@@ -11,15 +11,15 @@
 # agent/direct ratio (target >= 0.7), each as median (min–max), for RESP2 and RESP3.
 # Usage: bash bench/redis-cluster.sh  (after `make build`; `make bench-redis-cluster` does both).
 # Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS, BENCH_PIPELINES
-# (bench/lib.sh), BENCH_WORKERS; BENCH_AGENT_BEFORE (another build's dist): its agent, in front of a
-# cluster of its own, runs in the same rounds as agent-before, for before/after CPU and ops/s ratios.
+# (bench/lib.sh), BENCH_WORKERS; BENCH_AGENT_BEFORE (another build's dist): its agent, in its own process
+# in front of the same cluster, runs in the same rounds as agent-before, for before/after CPU and ops/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 bench_workdir drawbridge-cluster-bench
 
-# Cluster + agent (one Node process).
+# The cluster, and each agent in a process of its own (bench/redis-cluster-env.ts).
 start_env redis-cluster-env.js 900 "cluster bench environment"
 
 declare -A ARGS=(
@@ -28,10 +28,10 @@ declare -A ARGS=(
 )
 ARGS[direct-resp3]="${ARGS[direct]} -3"
 ARGS[agent-resp3]="${ARGS[agent]} -3"
-declare -A PROXY_PID=([agent]=$ENV_PID [agent-resp3]=$ENV_PID)
+declare -A PROXY_PID=([agent]=$AGENT_PID [agent-resp3]=$AGENT_PID)
 EXTRA_ARGS=(-r 100000) # random keys, so every master gets traffic
 TARGETS=(direct agent direct-resp3 agent-resp3)
-add_agent_rows redis-cluster-env.js 900
+add_agent_rows
 ERRORS='error|MOVED|ASK'
 run_benchmarks "${TARGETS[@]}"
 

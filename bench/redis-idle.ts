@@ -3,18 +3,15 @@
 // (1000) idle Redis sessions, and where the bytes are (bench/idle-memory.ts). Each session is a TLS
 // connection that has had its PING answered, so the agent holds its backend connection too.
 // BENCH_AGENT_BEFORE=<another build's dist> adds that build's agent (before/after in one run).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, readFile, rm } from 'node:fs/promises';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
 import { type TLSSocket, connect } from 'node:tls';
-import { writeAgentConfig } from '../test/support/agent.js';
-import { freePort } from '../test/support/ports.js';
 import { REDIS_USERS, redisDatabaseDocs, startRedis } from '../test/support/redis.js';
-import { type IdleTarget, agentArgs, measureIdle, memoryOf } from './idle-memory.js';
+import { type IdleTarget, measureIdle, memoryOf } from './idle-memory.js';
+import { cliOf, startAgentProcess, stopProcesses } from './proxy-process.js';
 import { benchPolicyDocs, createBenchPki, startRedisPipe } from './redis-bench-setup.js';
 
 const SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
-const here = path.dirname(new URL(import.meta.url).pathname);
 const PING = '*1\r\n$4\r\nPING\r\n';
 
 const redis = await startRedis();
@@ -26,11 +23,22 @@ try {
   const { password } = REDIS_USERS.default;
   const auth = `*2\r\n$4\r\nAUTH\r\n$${Buffer.byteLength(password)}\r\n${password}\r\n`;
   const targets: IdleTarget[] = [];
-  const agents: [string, string][] = [['agent', path.resolve(here, '../src/cli/drawbridge.js')]];
+  const agents: [string, string][] = [['agent', cliOf()]];
   const before = process.env.BENCH_AGENT_BEFORE;
-  if (before) agents.push(['agent-before', path.resolve(before, 'src/cli/drawbridge.js')]);
+  if (before) agents.push(['agent-before', cliOf(before)]);
+  const docs = redisDatabaseDocs({
+    name: 'bench',
+    uri: `rediss://127.0.0.1:${redis.tlsPort}`,
+    labels: { env: 'bench' },
+    caPem: redis.ca.certPem,
+    auth: 'password',
+    login: { default: REDIS_USERS.default.password },
+  });
+  const limits = { maxConnections: SESSIONS + 10, maxConnectionsPerIdentity: SESSIONS + 10 };
   for (const [name, cli] of agents) {
-    const agent = await startAgent(name, cli);
+    const common = { database: 'bench', tls: pki.tls, limits, docs: [...docs, ...benchPolicyDocs()] };
+    const agent = await startAgentProcess({ ...common, name, cli, dir: pki.dir });
+    children.push(agent.child);
     targets.push(await target(name, agent, (n) => openSessions(n, agent.port, { ...tls, ...cert }, PING)));
   }
   const pipe = await startRedisPipe(pki, redis);
@@ -38,7 +46,7 @@ try {
   targets.push(await target('node-pipe', pipe, (n) => openSessions(n, pipe.port, tls, auth + PING)));
   await measureIdle(targets, SESSIONS);
 } finally {
-  for (const child of children) child.kill();
+  await stopProcesses(children);
   await redis.stop();
   await rm(pki.dir, { recursive: true, force: true });
 }
@@ -52,38 +60,6 @@ async function target(
   const [first] = await open(1);
   await first!.end();
   return { name, pid: child.pid!, atStart: await memoryOf(child.pid!), open };
-}
-
-async function startAgent(name: string, cli: string): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const dir = path.join(pki.dir, name);
-  await mkdir(dir);
-  const docs = redisDatabaseDocs({
-    name: 'bench',
-    uri: `rediss://127.0.0.1:${redis.tlsPort}`,
-    labels: { env: 'bench' },
-    caPem: redis.ca.certPem,
-    auth: 'password',
-    login: { default: REDIS_USERS.default.password },
-  });
-  const listen = `127.0.0.1:${port}`;
-  const limits = { maxConnections: SESSIONS + 10, maxConnectionsPerIdentity: SESSIONS + 10 };
-  const config = { database: 'bench', listen, tls: pki.tls, limits, docs: [...docs, ...benchPolicyDocs()] };
-  const { configPath } = await writeAgentConfig(dir, config);
-  const child = spawn(process.execPath, agentArgs(cli, configPath, 1), {
-    env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  children.push(child);
-  for (let i = 0; i < 100; i++) {
-    const up = await openSessions(1, port, { ...tls, ...cert }, PING).then(
-      ([s]) => s!.end().then(() => true),
-      () => false,
-    );
-    if (up) return { child, port };
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the ${name} agent did not answer on ${listen}`);
 }
 
 /** `n` TLS connections to `port`, 50 at a time, each once `hello` has been answered (+PONG last). */

@@ -15,7 +15,9 @@
 # Redis Cluster part. Usage: bash bench/redis.sh  (after `make build`; `make bench-redis` does both).
 # Each comparison runs BENCH_ROUNDS (3) times, the targets alternating within a round; the summary
 # prints the proxy CPU per request first, then throughput and the same-round ratios, median (min–max).
-# Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_AGENT_NODE_ARGS (bench/lib.sh);
+# Each proxy runs in its own process, started the same way, and is charged that process's CPU alone.
+# Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_PIPELINES, BENCH_AGENT_BEFORE,
+# BENCH_WORKERS, BENCH_AGENT_NODE_ARGS, BENCH_PIPE_NODE_ARGS (bench/lib.sh);
 # BENCH_CLUSTER=0 skips the Redis Cluster part; BENCH_IDLE_SESSIONS (1000; 0 skips) idle sessions through
 # the agent and the bare pipe, and where their bytes are (bench/redis-idle.ts).
 set -euo pipefail
@@ -24,7 +26,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 bench_workdir drawbridge-redis-bench
 
-# Redis + agents (one Node process).
+# Redis, and every proxy below in a process of its own (bench/redis-bench-env.ts).
 start_env redis-bench-env.js 300 "bench environment"
 
 free_port() { node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
@@ -69,9 +71,10 @@ else
   RESP3_ROW="agent-resp3: skipped: agent lacks RESP3 (HELLO 3 not answered with proto 3)"
 fi
 
-# The proxy process whose CPU each target's run is charged (direct targets have no proxy).
-declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$PIPE_PID [agent]=$ENV_PID [agent-plainbe]=$ENV_PID [agent-resp3]=$ENV_PID)
-add_agent_rows redis-bench-env.js 300
+# The proxy process whose CPU (with its children's) each target's run is charged (direct targets have none).
+declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$PIPE_PID [agent]=$AGENT_PID
+  [agent-plainbe]=$AGENT_PLAIN_BACKEND_PID [agent-resp3]=$AGENT_PID)
+add_agent_rows
 run_benchmarks "${TARGETS[@]}"
 
 echo

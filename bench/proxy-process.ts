@@ -1,0 +1,124 @@
+// Every proxy the benches measure — this build's agent (one process or with workers), another build's
+// (BENCH_AGENT_BEFORE), the bare Node TLS pipes — runs in a process of its own, started one way:
+// `node OPTIONS SCRIPT ARGS` with the same Node options (the probe, the CLI launcher line's V8 flags,
+// BENCH_AGENT_NODE_ARGS or BENCH_PIPE_NODE_ARGS: bench/idle-memory.ts), its logs written by the kernel
+// to the starter's stderr (no process reads them), nothing else in it. So no target shares an event
+// loop, a heap or a GC with another, and the CPU a bench charges a target is its own process's (an
+// agent with workers: the primary's and its workers'). Before this, the Redis benches ran the agent in
+// the environment process beside the agent-plainbe agent and the worker agent's supervisor: the agent
+// was charged their leftovers and, against the same build in a process of its own, got ~0.92 of the
+// throughput at 1.01–1.05× the CPU per request.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type TestAgentOptions, writeAgentConfig } from '../test/support/agent.js';
+import { metricValue } from '../test/support/agent-workers.js';
+import { freePort } from '../test/support/ports.js';
+import { agentArgs, pipeNodeArgs } from './idle-memory.js';
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+
+/** The CLI of a build: `dist` is its dist/ directory (this build's by default). */
+export const cliOf = (dist = path.resolve(here, '..')): string => path.resolve(dist, 'src/cli/drawbridge.js');
+
+export interface ProxyProcess {
+  name: string;
+  /** Where it listens on 127.0.0.1. */
+  port: number;
+  /** The process (an agent with workers: the primary, whose children are the workers). */
+  child: ChildProcess;
+}
+
+export interface AgentProcessOptions extends Omit<TestAgentOptions, 'log' | 'parts' | 'metrics'> {
+  /** Names the agent and its directory under `dir` (config, TLS files, audit log). */
+  name: string;
+  dir: string;
+  /** The CLI to run (cliOf(dist)); this build's by default. */
+  cli?: string;
+  /** `--workers` (1: the agent alone in its process, as every single-process target runs). */
+  workers?: number;
+}
+
+/** `drawbridge agent --config` in its own process, once it listens (with workers: every worker). */
+export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyProcess> {
+  const { name, dir, cli = cliOf(), workers = 1, ...config } = o;
+  const own = path.join(dir, name);
+  await mkdir(own);
+  const port = await freePort();
+  // Every agent serves /metrics as in production; a primary's says how many workers listen.
+  const metrics = `127.0.0.1:${await freePort()}`;
+  const { configPath } = await writeAgentConfig(own, { ...config, listen: `127.0.0.1:${port}`, metrics });
+  const child = startProcess(agentArgs(cli, configPath, workers), { DRAWBRIDGE_LOG_LEVEL: 'warn' });
+  const allWorkers = async () =>
+    workers === 1 ||
+    metricValue(await (await fetch(`http://${metrics}/metrics`)).text(), 'drawbridge_agent_workers') ===
+      workers;
+  await untilListening(name, child, port, allWorkers);
+  return { name, port, child };
+}
+
+/** A bare pipe, `node dist/bench/SCRIPT PORT ...args`, in its own process, once it listens. */
+export async function startPipeProcess(name: string, script: string, args: string[]): Promise<ProxyProcess> {
+  const port = await freePort();
+  const child = startProcess([...pipeNodeArgs(), path.resolve(here, script), String(port), ...args]);
+  await untilListening(name, child, port, async () => true);
+  return { name, port, child };
+}
+
+/** Ends the processes (SIGTERM: agents drain and write any --cpu-prof profile) and waits for them. */
+export async function stopProcesses(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await Promise.race([exited, sleep(15_000)]);
+      child.kill('SIGKILL');
+    }),
+  );
+}
+
+function startProcess(args: string[], env: Record<string, string> = {}): ChildProcess {
+  // stdin stays a pipe from this process: the bare pipes exit when it ends (this process is gone).
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['pipe', 2, 2] });
+  // And should this process die without stopping it (SIGKILL), a watchdog ends it.
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      'while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill "$1" 2>/dev/null',
+      `${process.pid}`,
+      `${child.pid}`,
+    ],
+    { detached: true, stdio: 'ignore' },
+  );
+  watchdog.unref();
+  return child;
+}
+
+async function untilListening(
+  name: string,
+  child: ChildProcess,
+  port: number,
+  ready: () => Promise<boolean>,
+): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) as it started`);
+    if ((await accepts(port)) && (await ready().catch(() => false))) return;
+    await sleep(100);
+  }
+  await stopProcesses([child]);
+  throw new Error(`${name} did not listen on 127.0.0.1:${port} within 30 s`);
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
