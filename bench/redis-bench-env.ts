@@ -1,8 +1,7 @@
 // The servers bench/redis.sh measures: one real Redis 7 (TLS and plaintext ports) and, each in its own
-// process started the same way (bench/proxy-process.ts), the agents in front of it — one with TLS to
-// the backend (the production setting), one plaintext to the backend (the same backend hop nutcracker
-// has), the production one again with BENCH_WORKERS (2) worker processes (the worker line; 1 skips
-// it) and, with BENCH_AGENT_BEFORE=<another build's dist>, that build's (before/after in one run) — and
+// process started the same way (bench/proxy-process.ts), the agents in front of it — the agent rows
+// of both Redis benches (startAgents in bench/redis-bench-setup.ts) with TLS to the backend (the
+// production setting), and one plaintext to the backend (the same backend hop nutcracker has) — and
 // a bare Node TLS→TLS byte pipe, the floor any Node proxy with both hops encrypted starts from. This
 // process only starts them: it runs no target. Prints `export NAME=value` lines (each target's port
 // and process id, whose CPU is charged to it with its children's), then `# ready`, and runs until
@@ -15,7 +14,7 @@ import {
   announceEnv,
   benchPolicyDocs,
   createBenchPki,
-  startOtherAgents,
+  startAgents,
   startRedisPipe,
 } from './redis-bench-setup.js';
 
@@ -37,9 +36,8 @@ function docs(backendTls: boolean): object[] {
 }
 
 const common = { database: 'bench', tls: pki.tls, dir: pki.dir };
-const agent = await startAgentProcess({ ...common, name: 'agent', docs: docs(true) });
+const { agents, exports } = await startAgents({ ...common, docs: docs(true) });
 const plain = await startAgentProcess({ ...common, name: 'agent-plainbe', docs: docs(false) });
-const others = await startOtherAgents({ ...common, docs: docs(true) });
 // The calibration pipe (bench/redis-tls-pipe.ts): no parsing, no rules, no audit.
 const pipe = await startRedisPipe(pki, redis);
 
@@ -50,16 +48,14 @@ announceEnv(pki, {
   REDIS_PLAIN_PORT: redis.plainPort,
   REDIS_CA: redis.caFile,
   REDIS_PASSWORD: REDIS_USERS.default.password,
-  AGENT_PORT: agent.port,
-  AGENT_PID: agent.child.pid!,
   AGENT_PLAIN_BACKEND_PORT: plain.port,
   AGENT_PLAIN_BACKEND_PID: plain.child.pid!,
-  ...others.exports,
+  ...exports,
 });
 
 serveUntilStopped(
   async () => {
-    await stopProcesses([pipe, agent, plain, ...others.agents].map((p) => p.child));
+    await stopProcesses([pipe, plain, ...agents].map((p) => p.child));
     await redis.stop();
     await rm(pki.dir, { recursive: true, force: true });
   },

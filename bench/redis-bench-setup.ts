@@ -85,30 +85,30 @@ export async function startRedisPipe(pki: BenchPki, redis: RedisServer): Promise
 }
 
 /**
- * The agent rows both Redis benches have beside their agent, each in its own process: the worker line
- * (the agent with BENCH_WORKERS (2) processes; 1 skips it) and, with BENCH_AGENT_BEFORE=<another
- * build's dist>, that build's agent (before/after in one run); with the `export` lines naming them.
+ * The agent rows both Redis benches have, each agent in its own process: `agent` (the production
+ * setting), `agent-resp3` (the same, for the redis-benchmark -3 runs: no row's runs leave their garbage
+ * or closing sessions in another row's process), the worker line (the agent with BENCH_WORKERS (2)
+ * processes; 1 skips it) and, with BENCH_AGENT_BEFORE=<another build's dist>, that build's agent
+ * (before/after in one run); with the `export` lines naming their ports and process ids.
  */
-export async function startOtherAgents(
+export async function startAgents(
   common: Omit<AgentProcessOptions, 'name' | 'cli' | 'workers'>,
 ): Promise<{ agents: ProxyProcess[]; exports: Record<string, number> }> {
   const agents: ProxyProcess[] = [];
   const exports: Record<string, number> = {};
+  const start = async (prefix: string, o: Partial<AgentProcessOptions> & { name: string }) => {
+    const agent = await startAgentProcess({ ...common, ...o });
+    agents.push(agent);
+    Object.assign(exports, { [`${prefix}_PORT`]: agent.port, [`${prefix}_PID`]: agent.child.pid! });
+  };
+  await start('AGENT', { name: 'agent' });
+  await start('AGENT_RESP3', { name: 'agent-resp3' });
   const workers = Number(process.env.BENCH_WORKERS ?? 2);
   if (workers > 1) {
-    const multi = await startAgentProcess({ ...common, name: `agent-${workers}w`, workers });
-    agents.push(multi);
-    Object.assign(exports, {
-      AGENT_WORKERS: workers,
-      AGENT_WORKERS_PORT: multi.port,
-      AGENT_WORKERS_PID: multi.child.pid!,
-    });
+    await start('AGENT_WORKERS', { name: `agent-${workers}w`, workers });
+    exports.AGENT_WORKERS = workers;
   }
   const beforeDist = process.env.BENCH_AGENT_BEFORE;
-  if (beforeDist) {
-    const before = await startAgentProcess({ ...common, name: 'agent-before', cli: cliOf(beforeDist) });
-    agents.push(before);
-    Object.assign(exports, { AGENT_BEFORE_PORT: before.port, AGENT_BEFORE_PID: before.child.pid! });
-  }
+  if (beforeDist) await start('AGENT_BEFORE', { name: 'agent-before', cli: cliOf(beforeDist) });
   return { agents, exports };
 }

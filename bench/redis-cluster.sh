@@ -27,8 +27,8 @@ declare -A ARGS=(
   [agent]="-p $AGENT_PORT --tls --cacert $CLIENT_CA --cert $CLIENT_CERT --key $CLIENT_KEY"
 )
 ARGS[direct-resp3]="${ARGS[direct]} -3"
-ARGS[agent-resp3]="${ARGS[agent]} -3"
-declare -A PROXY_PID=([agent]=$AGENT_PID [agent-resp3]=$AGENT_PID)
+ARGS[agent-resp3]="-p $AGENT_RESP3_PORT --tls --cacert $CLIENT_CA --cert $CLIENT_CERT --key $CLIENT_KEY -3"
+declare -A PROXY_PID=([agent]=$AGENT_PID [agent-resp3]=$AGENT_RESP3_PID)
 EXTRA_ARGS=(-r 100000) # random keys, so every master gets traffic
 TARGETS=(direct agent direct-resp3 agent-resp3)
 add_agent_rows

@@ -122,6 +122,7 @@ if (targets.includes('agent-before')) {
       { label: 'CPU/request agent / agent-before', a: 'agent', b: 'agent-before', figure: cpu },
       { label: 'user CPU agent / agent-before', a: 'agent', b: 'agent-before', figure: user },
       { label: 'ops/s agent / agent-before', a: 'agent', b: 'agent-before', figure: ops },
+      { label: 'p99 agent / agent-before', a: 'agent', b: 'agent-before', figure: p99 },
     );
   }
 }

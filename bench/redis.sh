@@ -62,9 +62,8 @@ declare -A ARGS=(
 )
 TARGETS=(direct-plain direct-tls nutcracker node-tls-pipe agent agent-plainbe direct-tls-resp3)
 ARGS[direct-tls-resp3]="${ARGS[direct-tls]} -3"
-ARGS[agent-resp3]="${ARGS[agent]} -3"
-# shellcheck disable=SC2086
-if redis-cli -h 127.0.0.1 ${ARGS[agent]} HELLO 3 2>&1 | grep -qx 'proto 3'; then
+ARGS[agent-resp3]="-p $AGENT_RESP3_PORT ${AGENT_TLS[*]} -3" # the agent again, in a process of its own
+if redis-cli -h 127.0.0.1 -p "$AGENT_RESP3_PORT" "${AGENT_TLS[@]}" HELLO 3 2>&1 | grep -qx 'proto 3'; then
   TARGETS+=(agent-resp3)
   RESP3_ROW=""
 else
@@ -73,7 +72,7 @@ fi
 
 # The proxy process whose CPU (with its children's) each target's run is charged (direct targets have none).
 declare -A PROXY_PID=([nutcracker]=$NUT_PID [node-tls-pipe]=$PIPE_PID [agent]=$AGENT_PID
-  [agent-plainbe]=$AGENT_PLAIN_BACKEND_PID [agent-resp3]=$AGENT_PID)
+  [agent-plainbe]=$AGENT_PLAIN_BACKEND_PID [agent-resp3]=$AGENT_RESP3_PID)
 add_agent_rows
 run_benchmarks "${TARGETS[@]}"
 
