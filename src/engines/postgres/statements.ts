@@ -61,6 +61,8 @@ const COPY_END = constant(Kind.CopyEnd);
 /** Unanswered messages (or their statement text) beyond this end the session: memory stays bounded. */
 const MAX_PENDING = 1 << 16;
 const MAX_PENDING_TEXT = 4 << 20;
+/** An emptied queue up to this long keeps its memory (see compact). */
+const KEPT_QUEUE = 64;
 /** Prepared statements remembered per session (count, text); beyond, the oldest are forgotten (unknown). */
 const MAX_STATEMENTS = 10_000;
 const MAX_STATEMENTS_TEXT = 4 << 20;
@@ -300,7 +302,10 @@ export class StatementTracker {
 
   private compact(): void {
     if (this.head === this.queue.length) {
-      this.queue.length = 0;
+      // Popped empty, a short queue keeps its backing store: after `length = 0` the next push (each
+      // Query's) would allocate a new one. A long one is let go.
+      if (this.queue.length > KEPT_QUEUE) this.queue.length = 0;
+      else while (this.queue.length > 0) this.queue.pop();
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.queue.length) {
       this.queue = this.queue.slice(this.head);
