@@ -79,6 +79,9 @@ export type BindEmitter = (
   parameters: (string | null)[],
 ) => void;
 
+/** Writes the event of a whole simple Query, `{query}`: the common case, written without a fields object. */
+export type QueryTextEmitter = (query: string) => void;
+
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
   /**
@@ -94,6 +97,7 @@ export class QueryAuditor {
     private readonly maxValue: () => number,
     private readonly emitBind: BindEmitter = (info, statement, parameters) =>
       emit({ query: info.text, statement, parameters }),
+    private readonly emitText: QueryTextEmitter = (query) => emit({ query }),
   ) {}
 
   /** MessageCallback for the client scanner. `body` is shorter than `bodyLength` when it was cut. */
@@ -117,13 +121,12 @@ export class QueryAuditor {
         const plain = !NOTABLE_WORDS.test(sql);
         this.statements.simple(!plain && rewritesStatements(sql));
         // Cut at the capture limit: the head, and the size and SHA-256 of the whole text.
-        const query = cutSha256
-          ? `${redactPasswords(sql).slice(0, this.maxValue())}…[${bodyLength - 1} bytes sha256:${cutSha256}]`
-          : plain
-            ? auditValue(sql, this.maxValue())
-            : this.sqlValue(sql);
-        this.emit({ query, ...cut });
-        break;
+        if (cutSha256) {
+          const head = redactPasswords(sql).slice(0, this.maxValue());
+          return this.emit({ query: `${head}…[${bodyLength - 1} bytes sha256:${cutSha256}]`, ...cut });
+        }
+        const query = plain ? auditValue(sql, this.maxValue()) : this.sqlValue(sql);
+        return cut ? this.emit({ query, ...cut }) : this.emitText(query);
       }
       case FrontendCode.Parse:
         return this.parse(body, complete);

@@ -29,6 +29,17 @@ const FORCE_CLOSE_MS = 2_000;
 /** Byte counters reach Prometheus in steps of this size (and at session end), not per chunk. */
 const METRICS_STEP = 1 << 20;
 const ignore = () => undefined;
+/** What precedes a whole simple Query's text (JSON) in its `query` event. */
+const QUERY_KEY = Buffer.from(',"query":');
+
+/** The session's fields of `query` events (`,"type":…,"dbName":…`), as JSON and bytes. */
+interface QueryPrefix {
+  database: string;
+  json: string;
+  bytes: Buffer;
+  /** `bytes`, then `,"query":`. */
+  withQueryKey: Buffer;
+}
 
 export interface SessionParams {
   id: string;
@@ -57,6 +68,7 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
     (fields) => this.emitQuery(fields),
     () => this.agent.state.database.spec.audit.maxValueLength,
     (info, statement, parameters) => this.emitBind(info, statement, parameters),
+    (query) => this.emitText(query),
   );
   private readonly client: TLSSocket;
   private readonly backend: Socket;
@@ -65,15 +77,20 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
   private startup: Pick<SessionParams, 'clientRest' | 'backendRest' | 'startFields'> | undefined;
   private readonly startedAt = Date.now();
   /** See prefix(). */
-  private queryPrefix: { database: string; bytes: Buffer } | undefined;
+  private queryPrefix: QueryPrefix | undefined;
   /** The statement's own fields (JSON), while its event is being written. */
   private queryFields = '';
   /**
-   * `,"query":…,"statement":…,"parameters":` of the statement the last Bind ran, encoded once: a
-   * driver binds the same statement again and again. Set while a Bind's event is being written.
+   * The session's fields and `,"query":…,"statement":…,"parameters":` of the statement the last Bind
+   * ran, encoded once: a driver binds the same statement again and again.
    */
-  private bindHead: { info: StatementInfo; statement: string | undefined; bytes: Buffer } | undefined;
-  private writingBind = false;
+  private bindHead:
+    { info: StatementInfo; statement: string | undefined; prefix: QueryPrefix; bytes: Buffer } | undefined;
+  /**
+   * While an event that ends with one value (a Bind's parameters, a whole Query's text) is written:
+   * its fields up to that value, which queryFields then holds as JSON.
+   */
+  private eventHead: Buffer | undefined;
   private fromClient = 0;
   private toClient = 0;
   private counted = { fromClient: 0, toClient: 0 };
@@ -288,44 +305,63 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
     const audit = this.agent.audit;
     if (!audit.emitWith) return this.emit('query', fields);
     this.queryFields = JSON.stringify(fields);
-    audit.emitWith(this.prefix().length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
+    audit.emitWith(this.prefix().bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
     this.queryFields = '';
+  }
+
+  /** A whole simple Query: the same bytes as emitQuery's, without a fields object to build and walk. */
+  private emitText(query: string): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.emit('query', { query });
+    this.writeValue(this.prefix().withQueryKey, JSON.stringify(query));
   }
 
   /** A Bind of a known statement: the same bytes as emitQuery's, the statement's part cached. */
   private emitBind(info: StatementInfo, statement: string | undefined, parameters: (string | null)[]): void {
     const audit = this.agent.audit;
     if (!audit.emitWith) return this.emit('query', { query: info.text, statement, parameters });
+    const prefix = this.prefix();
     const head = this.bindHead;
-    if (head?.info !== info || head.statement !== statement) {
+    if (head?.info !== info || head.statement !== statement || head.prefix !== prefix) {
       const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
-      this.bindHead = { info, statement, bytes: Buffer.from(`,${json.slice(1, -2)}`) };
+      const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
+      this.bindHead = { info, statement, prefix, bytes };
     }
-    this.queryFields = JSON.stringify(parameters);
-    const maxBytes =
-      this.prefix().length + this.bindHead!.bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT;
-    this.writingBind = true;
-    audit.emitWith(maxBytes + 1, this);
-    this.writingBind = false;
+    this.writeValue(this.bindHead!.bytes, JSON.stringify(parameters));
+  }
+
+  /**
+   * Writes an event that ends with one JSON value: `head` (the session's fields on), then `json`.
+   * Only for a sink with emitWith.
+   */
+  private writeValue(head: Buffer, json: string): void {
+    this.eventHead = head;
+    this.queryFields = json;
+    this.agent.audit.emitWith!(head.length + json.length * MAX_BYTES_PER_UNIT + 1, this);
+    this.eventHead = undefined;
     this.queryFields = '';
   }
 
   /** The session's own fields of `query` events, serialized once (per database name). */
-  private prefix(): Buffer {
+  private prefix(): QueryPrefix {
     const database = this.agent.state.database.metadata.name;
     if (this.queryPrefix?.database !== database) {
-      const json = JSON.stringify(this.event('query', {}));
-      this.queryPrefix = { database, bytes: Buffer.from(`,${json.slice(1, -1)}`) };
+      const event = JSON.stringify(this.event('query', {}));
+      const json = `,${event.slice(1, -1)}`;
+      const bytes = Buffer.from(json);
+      const withQueryKey = Buffer.concat([bytes, QUERY_KEY]);
+      this.queryPrefix = { database, json, bytes, withQueryKey };
     }
-    return this.queryPrefix.bytes;
+    return this.queryPrefix;
   }
 
   writeAuditEvent(buf: Buffer, at: number): number {
-    const prefix = this.queryPrefix!.bytes;
-    buf.set(prefix, at);
-    at += prefix.length;
-    if (!this.writingBind) return writeJsonFields(buf, at, this.queryFields);
-    const head = this.bindHead!.bytes;
+    const head = this.eventHead;
+    if (!head) {
+      const prefix = this.queryPrefix!.bytes;
+      buf.set(prefix, at);
+      return writeJsonFields(buf, at + prefix.length, this.queryFields);
+    }
     buf.set(head, at);
     at += head.length;
     at += buf.write(this.queryFields, at, 'utf8');
