@@ -96,13 +96,13 @@ export function argsJsonMaxBytes(cmd: RedisCommand, max: number): number {
  */
 export function writeArgsJson(buf: Buffer, at: number, command: RedisCommand, max: number): number {
   const cmd = spanned(command);
-  const { raw, spans } = cmd;
+  const { bytes, offset, spans } = cmd;
   const secret = secretArgs(cmd);
   buf[at++] = 0x5b; // [
   for (let i = 1; 2 * i < spans.length; i++) {
     if (i > 1) buf[at++] = 0x2c; // ,
-    const start = spans[2 * i]!;
-    const end = spans[2 * i + 1]!;
+    const start = offset + spans[2 * i]!;
+    const end = offset + spans[2 * i + 1]!;
     if (secret(i)) {
       at += buf.write(REDACTED_JSON, at, 'latin1');
       continue;
@@ -110,12 +110,12 @@ export function writeArgsJson(buf: Buffer, at: number, command: RedisCommand, ma
     // Its head as is, then (when cut) the same mark auditValue adds, without making the head a string.
     const head = Math.min(end, start + max);
     buf[at] = 0x22; // "
-    if (copyPlain(buf, at + 1, raw, start, head)) {
+    if (copyPlain(buf, at + 1, bytes, start, head)) {
       at += 1 + head - start;
-      if (head < end) at += buf.write(cutMark(raw.subarray(start, end)), at, 'utf8');
+      if (head < end) at += buf.write(cutMark(bytes.subarray(start, end)), at, 'utf8');
       buf[at++] = 0x22;
     } else {
-      at += buf.write(JSON.stringify(auditValue(raw.subarray(start, end), max)), at, 'utf8');
+      at += buf.write(JSON.stringify(auditValue(bytes.subarray(start, end), max)), at, 'utf8');
     }
   }
   buf[at++] = 0x5d; // ]

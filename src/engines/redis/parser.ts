@@ -1,9 +1,9 @@
 // Streaming RESP2 request parser (client → agent). Accepts what Redis accepts from clients: arrays of
 // bulk strings (`*N\r\n$L\r\n...`) and inline commands (`GET key\n`, telnet style, with Redis's quote
 // rules), and is at least as strict as Redis everywhere, so the agent never authorizes one command
-// while the backend runs another. Commands come out as slices of the socket chunks: `raw` is the exact
+// while the backend runs another. Commands come out in place in the socket chunks: `raw` is the exact
 // command as received, forwarded without re-serialising, and its arguments are spans of it (a Buffer
-// per argument only for readers that ask for `args`).
+// for the command or an argument only for readers that ask for `raw` or `args`).
 // Inline commands are the exception: they are re-encoded as RESP arrays, so the backend runs exactly
 // the arguments the agent authorized, whatever its own inline quoting rules.
 import { DrawbridgeError } from '../../errors.js';
@@ -25,22 +25,39 @@ export interface RedisCommand {
    * per argument; `args` is then made from them on first read.
    */
   readonly spans?: readonly number[];
+  /**
+   * `raw` in place: it is `bytes[offset, end)` (the socket chunk it arrived in), so the hot path
+   * (relay, audit) reads and forwards it without a Buffer made per command; `raw` is made on first read.
+   */
+  readonly bytes?: Buffer;
+  readonly offset?: number;
+  readonly end?: number;
 }
 
-/** A command whose arguments are read in place until something asks for `args`. */
+/** A command whose bytes and arguments are read in place until something asks for `raw` or `args`. */
 class SpannedCommand implements RedisCommand {
+  private rawMade: Buffer | undefined;
+
   constructor(
     readonly name: string,
-    readonly raw: Buffer,
+    readonly bytes: Buffer,
+    readonly offset: number,
+    readonly end: number,
     readonly spans: readonly number[],
     private made?: Buffer[],
   ) {}
 
+  get raw(): Buffer {
+    return (this.rawMade ??= this.bytes.subarray(this.offset, this.end));
+  }
+
   get args(): Buffer[] {
     if (this.made === undefined) {
-      const { raw, spans } = this;
+      const { bytes, offset, spans } = this;
       this.made = new Array<Buffer>(spans.length >> 1);
-      for (let i = 0; i < this.made.length; i++) this.made[i] = raw.subarray(spans[2 * i], spans[2 * i + 1]);
+      for (let i = 0; i < this.made.length; i++) {
+        this.made[i] = bytes.subarray(offset + spans[2 * i]!, offset + spans[2 * i + 1]!);
+      }
     }
     return this.made;
   }
@@ -58,7 +75,7 @@ function encodedCommand(name: string, args: Buffer[]): SpannedCommand {
     spans[2 * i + 1] = at += n;
     at += 2;
   }
-  return new SpannedCommand(name, raw, spans, args);
+  return new SpannedCommand(name, raw, 0, raw.length, spans, args);
 }
 
 /** A command the agent sends itself (DISCARD, HELLO without its AUTH, ACL GETUSER), named as parsed ones are. */
@@ -67,9 +84,9 @@ export function agentCommand(args: readonly (string | Buffer)[]): RedisCommand {
   return encodedCommand(commandName(bufs), bufs);
 }
 
-/** `cmd` with spans: itself, or (a command made without them) its arguments encoded again. */
+/** `cmd` with spans and in place: itself, or (a command made without them) its arguments encoded again. */
 export function spanned(cmd: RedisCommand): Required<RedisCommand> {
-  return cmd.spans ? (cmd as Required<RedisCommand>) : encodedCommand(cmd.name, cmd.args);
+  return cmd.spans && cmd.bytes ? (cmd as Required<RedisCommand>) : encodedCommand(cmd.name, cmd.args);
 }
 
 export interface RequestParserOptions {
@@ -251,9 +268,9 @@ export class RequestParser {
     const end = base + this.pos;
     this.spans = undefined;
     b.start = end;
-    // A slice of the chunk stays valid when the buffer is re-copied: old bytes are never reused.
+    // The chunk's bytes stay valid when the buffer is re-copied: old bytes are never reused.
     const name = spannedName(buf, base, spans, this.containers);
-    this.onCommand(new SpannedCommand(name, buf.subarray(base, end), spans));
+    this.onCommand(new SpannedCommand(name, buf, base, end, spans));
     return true;
   }
 

@@ -94,6 +94,9 @@ export interface ReplyFramerOptions {
   maxDepth?: number;
 }
 
+/** A frame in place: `bytes[start, end)`. */
+export type FrameInPlace = (bytes: Buffer, start: number, end: number) => void;
+
 export class ReplyFramer {
   private readonly bytes: ChunkBuffer;
   private readonly maxDepth: number;
@@ -104,12 +107,22 @@ export class ReplyFramer {
   /** Inside a streamed string: `pos` is at its next `;` part. */
   private chunked = false;
 
+  /**
+   * `onFrame` gets each frame as a Buffer; `inPlace` (ReplyFramer.inPlace) instead gets where it lies
+   * in the chunk, `bytes[start, end)`, valid for as long as a slice of it would be.
+   */
   constructor(
     private readonly onFrame: (frame: Buffer) => void,
     opts: ReplyFramerOptions = {},
+    private readonly inPlace?: FrameInPlace,
   ) {
     this.bytes = new ChunkBuffer(opts.maxFrame ?? 1024 * 1024 * 1024, 'reply');
     this.maxDepth = opts.maxDepth ?? MAX_REPLY_DEPTH;
+  }
+
+  /** A framer handing out where each frame lies instead of a Buffer per frame (a relay's hot path). */
+  static inPlace(onFrame: FrameInPlace, opts: ReplyFramerOptions = {}): ReplyFramer {
+    return new ReplyFramer((frame) => onFrame(frame, 0, frame.length), opts, onFrame);
   }
 
   /** Calls `onFrame` for every complete reply now available, in order. Throws PROTOCOL_ERROR. */
@@ -175,7 +188,8 @@ export class ReplyFramer {
       if (depth === 0) {
         b.start = next;
         this.pos = 0;
-        this.onFrame(buf.subarray(base, next));
+        if (this.inPlace) this.inPlace(buf, base, next);
+        else this.onFrame(buf.subarray(base, next));
         return true;
       }
     }

@@ -54,12 +54,14 @@ export class ReplyQueue implements HeldWrites {
     return seq;
   }
 
-  fill(seq: number, reply: Buffer): void {
+  /** The reply for `seq`: `reply[start, end)` (all of it by default; in place in a backend chunk). */
+  fill(seq: number, reply: Buffer, start = 0, end = reply.length): void {
     if (seq !== this.next) {
-      this.waiting[this.head + seq - this.next] = reply;
+      const whole = start === 0 && end === reply.length;
+      this.waiting[this.head + seq - this.next] = whole ? reply : reply.subarray(start, end);
       return;
     }
-    this.out.write(reply);
+    this.out.write(reply, start, end);
     this.head++;
     this.next++;
     while (this.head < this.waiting.length && this.waiting[this.head] !== undefined) {

@@ -50,6 +50,9 @@ export interface RouterOptions {
   protocol?: RespVersion;
 }
 
+/** A reply for the session's place `seq`: `reply[start, end)` (all of `reply` without them). */
+export type ReplyHandler = (seq: number, reply: Buffer, start?: number, end?: number) => void;
+
 export interface Router {
   /**
    * Sends `cmd` on and calls `done` exactly once with its reply: a complete raw RESP frame (or the
@@ -70,7 +73,7 @@ export interface Router {
    */
   dispatchSeq?(cmd: RedisCommand, seq: number): boolean;
   /** `replies`: held by the router while it hands over the replies of one backend read. */
-  onReply?(handler: (seq: number, reply: Buffer) => void, replies?: HeldWrites): void;
+  onReply?(handler: ReplyHandler, replies?: HeldWrites): void;
   /** Its backend writes, for the session to hold while it dispatches the commands of one client read. */
   readonly writes?: HeldWrites;
   /**

@@ -197,8 +197,8 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
   }
 
-  private readonly replied = (seq: number, reply: Buffer): void => {
-    this.replies.fill(seq, reply);
+  private readonly replied = (seq: number, reply: Buffer, start?: number, end?: number): void => {
+    this.replies.fill(seq, reply, start, end);
     this.output.replied();
   };
 

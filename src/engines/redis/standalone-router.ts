@@ -21,13 +21,24 @@ import {
 } from './backend-auth.js';
 import type { RedisCommand } from './parser.js';
 import { ReplyFramer, isErrorFrame, isPushFrame } from './reply-parser.js';
-import type { BackendLogin, RedisReplyError, Router, RouterOptions, Routers } from './router.js';
+import type {
+  BackendLogin,
+  RedisReplyError,
+  ReplyHandler,
+  Router,
+  RouterOptions,
+  Routers,
+} from './router.js';
 import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
 import { type HeldWrites, WriteBatcher } from './write-batcher.js';
 
 type Done = (reply: Buffer | RedisReplyError) => void;
+
+/** The type bytes of frames that may be pushes: a RESP3 push, or an attribute (before a push or a reply). */
+const PUSH = 0x3e; // >
+const ATTRIBUTE = 0x7c; // |
 
 /**
  * What answers an in-flight command. Positive: that many subscription reply frames are still due.
@@ -67,7 +78,7 @@ const SPECIAL: ReadonlyMap<string, Expect> = new Map([
 ]);
 
 export class StandaloneRouter implements Router {
-  private readonly framer = new ReplyFramer((frame) => this.onFrame(frame));
+  private readonly framer = ReplyFramer.inPlace((bytes, start, end) => this.onFrameAt(bytes, start, end));
   /** Commands to the backend (the session holds it while it dispatches one client read's). */
   readonly writes: WriteBatcher;
   private replies: HeldWrites | undefined;
@@ -78,7 +89,7 @@ export class StandaloneRouter implements Router {
   private expects: number[] = [];
   private head = 0;
   private parts: Buffer[] = [];
-  private onReplied: (seq: number, reply: Buffer) => void = () => undefined;
+  private onReplied: ReplyHandler = () => undefined;
   private onPushFrame: (frame: Buffer) => void = () => undefined;
   private onDrained: () => void = () => undefined;
   private onFailed: (err: DrawbridgeError) => void = () => undefined;
@@ -133,7 +144,9 @@ export class StandaloneRouter implements Router {
 
   private relay(cmd: RedisCommand, done: Done | number): boolean {
     const special = SPECIAL.get(cmd.name);
-    this.enqueue(cmd.raw, done, special === undefined ? Expect.OneFrame : this.expectOf(cmd, special));
+    const expect = special === undefined ? Expect.OneFrame : this.expectOf(cmd, special);
+    // In place in the client's chunk when it is there (no Buffer per command).
+    this.enqueue(cmd.bytes ?? cmd.raw, done, expect, cmd.offset, cmd.end);
     return !this.socket.writableNeedDrain;
   }
 
@@ -177,10 +190,33 @@ export class StandaloneRouter implements Router {
     );
   }
 
-  private enqueue(raw: Buffer, done: Done | number, expect: number): void {
+  /** Sends `raw[start, end)` (all of it by default), answered by `done`. */
+  private enqueue(raw: Buffer, done: Done | number, expect: number, start?: number, end?: number): void {
     this.dones.push(done);
     this.expects.push(expect);
-    this.writes.write(raw);
+    this.writes.write(raw, start, end);
+  }
+
+  /**
+   * A frame in place in the backend's chunk. The common one (one frame answering a plain command of
+   * the session's, outside pub/sub and MONITOR modes) is handed over as it lies, without a Buffer;
+   * every other goes through onFrame.
+   */
+  private onFrameAt(bytes: Buffer, start: number, end: number): void {
+    const done = this.dones[this.head];
+    const type = bytes[start];
+    if (
+      typeof done === 'number' &&
+      this.expects[this.head] === Expect.OneFrame &&
+      type !== PUSH &&
+      type !== ATTRIBUTE &&
+      !this.pubsub.active
+    ) {
+      this.advance();
+      this.onReplied(done, bytes, start, end);
+    } else {
+      this.onFrame(bytes.subarray(start, end));
+    }
   }
 
   private onFrame(frame: Buffer): void {
@@ -240,6 +276,13 @@ export class StandaloneRouter implements Router {
   }
 
   private complete(done: Done | number, reply: Buffer): void {
+    this.advance();
+    if (typeof done === 'number') this.onReplied(done, reply);
+    else done(reply);
+  }
+
+  /** The oldest in-flight command is answered. */
+  private advance(): void {
     this.head++;
     if (this.head === this.dones.length) {
       this.dones.length = this.expects.length = this.head = 0;
@@ -248,11 +291,9 @@ export class StandaloneRouter implements Router {
       this.expects = this.expects.slice(this.head);
       this.head = 0;
     }
-    if (typeof done === 'number') this.onReplied(done, reply);
-    else done(reply);
   }
 
-  onReply(handler: (seq: number, reply: Buffer) => void, replies?: HeldWrites): void {
+  onReply(handler: ReplyHandler, replies?: HeldWrites): void {
     this.onReplied = handler;
     this.replies = replies;
   }

@@ -1,7 +1,8 @@
-// Batched socket writes for the relay. Commands and replies are relayed as slices of the chunks they
-// arrived in; consecutive slices of one chunk are merged back into a single run, and everything
-// written in one turn of the event loop leaves in one socket write — a 16-command pipeline costs one
-// syscall each way, not sixteen. The turn ends after all of its I/O callbacks (setImmediate), not
+// Batched socket writes for the relay. Commands and replies are relayed as ranges of the chunks they
+// arrived in (no Buffer per command or reply); consecutive ranges of one chunk are merged back into a
+// single run (a whole pipeline: the chunk itself, as it came), and everything written in one turn
+// of the event loop leaves in one socket write — a 16-command pipeline costs one syscall each way,
+// not sixteen. The turn ends after all of its I/O callbacks (setImmediate), not
 // after the callback that wrote (nextTick): a cluster session's replies come from several node
 // connections, and those read in one turn leave in one write instead of one per node. When more of
 // the batch is due (`due`: replies of the same pipeline still out, often read in the very next turn),
@@ -47,21 +48,24 @@ export class WriteBatcher implements HeldWrites {
     private readonly due?: () => boolean,
   ) {}
 
-  write(chunk: Buffer): void {
-    this.bytes += chunk.length;
+  /** Writes `chunk[start, end)`: a relayed command or reply in place in the chunk it arrived in. */
+  write(chunk: Buffer, start = 0, end = chunk.length): void {
+    const len = end - start;
+    const at = chunk.byteOffset + start;
+    this.bytes += len;
     if (this.first !== undefined) {
-      // byteOffset first: reading `.buffer` is the costly test, and most slices that do not continue
-      // the run already fail the cheap one.
-      if (chunk.byteOffset === this.runEnd && chunk.buffer === this.runBuffer) {
-        this.runEnd += chunk.length;
+      // The same chunk as the run's first (most of a pipeline's commands or replies) needs no
+      // `.buffer` read, the costly test; most slices of other chunks already fail the offset test.
+      if (at === this.runEnd && (chunk === this.first || chunk.buffer === this.runBuffer)) {
+        this.runEnd += len;
         return;
       }
       this.endRun();
     }
     this.first = chunk;
     this.runBuffer = chunk.buffer;
-    this.runStart = chunk.byteOffset;
-    this.runEnd = chunk.byteOffset + chunk.length;
+    this.runStart = at;
+    this.runEnd = at + len;
     if (!this.scheduled && this.holds === 0) {
       this.scheduled = true;
       setImmediate(this.turnEnded);
@@ -96,14 +100,13 @@ export class WriteBatcher implements HeldWrites {
   readonly flush = (): void => {
     this.scheduled = false;
     if (this.first === undefined) return;
-    const len = this.runEnd - this.runStart;
-    const last = len === this.first.length ? this.first : Buffer.from(this.runBuffer!, this.runStart, len);
+    const last = this.run();
     // Not kept past the write: an idle connection would pin the memory its last chunk came from.
     this.first = this.runBuffer = undefined;
     const runs = this.runs;
     if (runs.length === 0) return this.send(last);
     runs.push(last);
-    const bytes = this.runsBytes + len;
+    const bytes = this.runsBytes + last.length;
     this.runs = [];
     this.runsBytes = 0;
     if (bytes <= MAX_COPY_BYTES) return this.send(Buffer.concat(runs, bytes));
@@ -113,10 +116,17 @@ export class WriteBatcher implements HeldWrites {
   };
 
   private endRun(): void {
+    const run = this.run();
+    this.runs.push(run);
+    this.runsBytes += run.length;
+  }
+
+  /** The current run as one Buffer: its first chunk when it is exactly that, else a view of the bytes. */
+  private run(): Buffer {
     const first = this.first!;
     const len = this.runEnd - this.runStart;
-    this.runs.push(len === first.length ? first : Buffer.from(this.runBuffer!, this.runStart, len));
-    this.runsBytes += len;
+    if (this.runStart === first.byteOffset && len === first.length) return first;
+    return Buffer.from(this.runBuffer!, this.runStart, len);
   }
 
   private send(bytes: Buffer): void {

@@ -131,6 +131,17 @@ describe('ReplyQueue', () => {
     expect(out.writes).toEqual(['AB', 'C']); // at the release, in the reader's own callback
   });
 
+  it('keeps a reply filled in place out of order as its own bytes', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    const [a, bb] = [q.reserve(), q.reserve()];
+    const chunk = b('+A\r\n+B\r\n');
+    q.fill(bb, chunk, 4, 8); // waits for A: kept as its range of the chunk
+    q.fill(a, b('+a\r\n'));
+    await tick();
+    expect(out.writes).toEqual(['+a\r\n+B\r\n']);
+  });
+
   it('afterAll runs once the last waiting reply is written', () => {
     const q = new ReplyQueue(new Recorder());
     const seq = q.reserve();
@@ -171,6 +182,27 @@ describe('WriteBatcher', () => {
     expect(out.writes).toEqual([chunk.toString()]);
     await tick();
     expect(out.writes).toHaveLength(1);
+  });
+
+  it('writes ranges of a chunk in place: a run from inside a chunk is its own bytes, not the whole chunk', async () => {
+    const out = new Recorder();
+    const w = new WriteBatcher(out);
+    const chunk = b('+A\r\n+B\r\n+C\r\n');
+    const other = b('xx+D\r\n+E\r\n');
+    w.write(chunk, 4, 8);
+    w.write(chunk, 8, 12); // continues the run
+    w.write(other, 2, 6); // as long as `chunk`, from offset 2 of another buffer
+    w.write(other.subarray(6)); // a slice continuing that run
+    w.write(chunk, 0, 4); // back to the first chunk, not where its run ended
+    await tick();
+    expect(out.writes).toEqual(['+B\r\n+C\r\n+D\r\n+E\r\n+A\r\n']);
+    expect(w.bytes).toBe(20);
+    // A run as long as the buffer it started in, but from inside it: only the run's bytes leave.
+    const backing = b('xx+D\r\n+E\r\n+F');
+    w.write(backing.subarray(0, 10), 2, 10);
+    w.write(backing, 10, 12);
+    await tick();
+    expect(out.writes[1]).toBe('+D\r\n+E\r\n+F');
   });
 
   it('writes runs over 64 KB as they are, in one writev', async () => {

@@ -106,6 +106,19 @@ describe('RequestParser', () => {
     expect(cmds[9_999]!.args[1]!.toString()).toBe('k9999');
   });
 
+  it('leaves the commands of a chunk in place: raw is bytes[offset, end) of that chunk', () => {
+    const chunk = Buffer.concat([resp('SET', 'a', '1'), resp('GET', 'a')]);
+    const [set, get] = collect([chunk]);
+    expect(set!.bytes).toBe(chunk);
+    expect(get!.bytes).toBe(chunk);
+    expect([set!.offset, set!.end, get!.offset, get!.end]).toEqual([0, 27, 27, 47]);
+    expect(get!.raw.toString()).toBe(resp('GET', 'a').toString());
+    // Split across reads: in place in the bytes the parser joined them into.
+    const [split] = collect([chunk.subarray(0, 10), chunk.subarray(10, 27)]);
+    expect(split!.raw.toString()).toBe(resp('SET', 'a', '1').toString());
+    expect(split!.bytes!.subarray(split!.offset, split!.end).equals(split!.raw)).toBe(true);
+  });
+
   it('a 64 MB value in 64 KB chunks', () => {
     const value = Buffer.alloc(64 * 1024 * 1024, 0x61);
     value[value.length - 1] = 0x7a;

@@ -58,6 +58,23 @@ describe('StandaloneRouter', () => {
     expect(replies).toEqual(['+OK\r\n', '$1\r\n1\r\n']);
   });
 
+  it("hands a session's replies over in place, pushes and attributed replies as frames", async () => {
+    const { backend, router, pushes } = setup();
+    const bySeq: string[] = [];
+    router.onReply((seq, reply, start, end) => (bySeq[seq] = reply.toString('latin1', start, end)));
+    const chunk = Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\na\r\n'.repeat(4));
+    new RequestParser((c) => router.dispatchSeq(c, bySeq.push('') - 1)).feed(chunk);
+    await tick();
+    expect(backend.written).toBe(chunk.toString()); // the client's bytes as they came
+    const attributed = '|1\r\n+ttl\r\n:3\r\n$1\r\nz\r\n';
+    const invalidate = '>2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\na\r\n';
+    backend.reply(`$1\r\nx\r\n${invalidate}:5\r\n${attributed}`);
+    backend.reply('-ERR no\r\n');
+    await tick();
+    expect(bySeq).toEqual(['$1\r\nx\r\n', ':5\r\n', attributed, '-ERR no\r\n']);
+    expect(pushes).toEqual([invalidate]);
+  });
+
   it('SUBSCRIBE a b gets both frames as one reply; messages are pushes; argument-less UNSUBSCRIBE counts channels', async () => {
     const { backend, replies, pushes, send } = setup();
     send('SUBSCRIBE a b');
