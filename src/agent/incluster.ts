@@ -8,7 +8,7 @@ import { unwatchFile, watchFile } from 'node:fs';
 import { join } from 'node:path';
 import { type AuditMode, parseDuration, splitHostPort } from '../api/runtime.js';
 import { TokenReviewVerifier } from '../authn/tokenreview.js';
-import { errorMessage } from '../errors.js';
+import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Agent } from './agent.js';
 import { DEFAULT_AUDIT, JsonLinesAudit } from './audit.js';
@@ -18,7 +18,7 @@ import { AgentMetrics } from './metrics.js';
 import { serveMetrics } from './metrics-server.js';
 import type { RunningAgent } from './standalone.js';
 import { AgentState } from './state.js';
-import { serverContextFromFiles } from './tls.js';
+import { type ServerTlsFiles, serverContextFromFiles } from './tls.js';
 import type { WorkerLink } from './workers/worker.js';
 
 export interface InClusterAgentOptions {
@@ -27,6 +27,8 @@ export interface InClusterAgentOptions {
   listen: string;
   /** Directory with tls.crt, tls.key and ca.crt (the agent's TLS Secret, mounted). */
   tlsDir: string;
+  /** `namespace/name` of that Secret, which the controller keeps: the fix for a bad file names it. */
+  tlsSecret?: string;
   /** The watches (incluster-watch.ts), or in a worker its primary's (WorkerLink.clusterState). */
   source: StateSource;
   log: Logger;
@@ -59,7 +61,7 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
   const agent = new Agent({
     parts: opts.parts,
     state,
-    serverTls: serverContextFromFiles(tlsFiles),
+    serverTls: controllerTls(tlsFiles, opts.tlsSecret),
     audit: new JsonLinesAudit(opts.audit ?? '-', log, {
       ...DEFAULT_AUDIT,
       ...(opts.auditMode ? { mode: opts.auditMode } : {}),
@@ -99,4 +101,22 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
       await agent.stop();
     },
   };
+}
+
+/**
+ * The serving context from the Secret the controller mounts. Its files are the controller's, not a path
+ * the person chose: a bad one is fixed by having the controller issue them again, which is the hint.
+ */
+function controllerTls(files: ServerTlsFiles, secret: string | undefined) {
+  try {
+    return serverContextFromFiles(files);
+  } catch (err) {
+    if (!secret || !isDrawbridgeError(err, 'INVALID_CONFIG')) throw err;
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      err.message,
+      `these files come from Secret ${secret}, which the controller keeps: delete it and the controller issues a new certificate and key (the agent pods roll onto them)`,
+      { cause: err },
+    );
+  }
 }

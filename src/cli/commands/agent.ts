@@ -179,14 +179,18 @@ async function runInCluster(
   opts: AgentFlags & { database: string; worker?: WorkerLink },
   log: Logger,
 ): Promise<RunningAgent> {
-  const [{ runInClusterAgent }, { agentParts }] = await Promise.all([
+  const [{ runInClusterAgent }, { agentParts }, { agentTlsSecretName }] = await Promise.all([
     import('../../agent/incluster.js'),
     import('../../wiring.js'),
+    import('../../operator/names.js'),
   ]);
   const source = opts.worker
     ? await opts.worker.clusterState()
     : await watchState(opts.database, opts.kubeconfig, log);
-  return runInClusterAgent({ ...opts, source, log, parts: agentParts });
+  // The controller mounts the Secret it keeps for this Database at --tls-dir.
+  const [namespace, name] = opts.database.split('/');
+  const tlsSecret = `${namespace}/${agentTlsSecretName(name!)}`;
+  return runInClusterAgent({ ...opts, source, log, parts: agentParts, tlsSecret });
 }
 
 async function watchState(database: string, kubeconfig: string | undefined, log: Logger) {

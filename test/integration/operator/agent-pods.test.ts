@@ -4,7 +4,8 @@
  * whose serving key is not a key exits at start (its workers die, its primary gives up), the pod goes
  * into CrashLoopBackOff with the agent's own error as its last termination message, and the controller
  * turns that into AgentReady=False AgentCrashLooping naming the key file and the fix, with no secret in
- * it; putting the key back returns AgentAvailable.
+ * it; doing what the fix says (deleting the Secret: the controller issues a new one) returns
+ * AgentAvailable.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { agentName, agentTlsSecretName } from '../../../src/operator/names.js';
@@ -64,8 +65,9 @@ async function agentReady(match: (c: Condition) => boolean, what: string): Promi
   );
 }
 
-async function setKey(key: string): Promise<void> {
-  const patch = JSON.stringify({ data: { 'tls.key': key } });
+/** A serving key that is not a key, read by the agent pods started after it. */
+async function breakKey(): Promise<void> {
+  const patch = JSON.stringify({ data: { 'tls.key': Buffer.from('not a key\n').toString('base64') } });
   await env.plane.kubectl(['patch', 'secret', agentTlsSecretName('cache'), '-n', NS, '-p', patch]);
   // The key is read at start: roll the pods, as `kubectl rollout restart` does.
   await env.plane.kubectl(['rollout', 'restart', `deployment/${DEPLOYMENT}`, '-n', NS]);
@@ -76,7 +78,7 @@ it('says in AgentReady and an Event that the agent crash-loops, and why, then re
   const secret = (await env.get<Secret>('secret', agentTlsSecretName('cache'), NS))!;
   const goodKey = secret.data['tls.key']!;
 
-  await setKey(Buffer.from('not a key\n').toString('base64'));
+  await breakKey();
   const crash = await agentReady(
     (c) => c.reason === 'AgentCrashLooping' && c.message.includes('tls.keyFile'),
     'AgentReady=False AgentCrashLooping',
@@ -86,7 +88,8 @@ it('says in AgentReady and an Event that the agent crash-loops, and why, then re
     new RegExp(
       `^0/1 agent replicas ready: pod ${DEPLOYMENT}-[0-9a-f]+-[0-9a-f]+ container agent (is crash-looping|exited), ` +
         'restarted \\d+ times?; last exit code 1 at \\S+: tls\\.keyFile \\S+/tls\\.key: not the PEM private key ' +
-        'of the serving certificate; fix: point tls\\.keyFile at the PEM private key',
+        `of the serving certificate; fix: these files come from Secret ${NS}/${agentTlsSecretName('cache')}, ` +
+        'which the controller keeps: delete it and the controller issues a new certificate and key',
     ),
   );
   expect(crash.message).toContain('5 times in a row');
@@ -135,7 +138,7 @@ it('says in AgentReady and an Event that the agent crash-loops, and why, then re
     message: expect.stringContaining('tls.keyFile') as unknown,
   });
 
-  await setKey(goodKey);
+  await env.plane.kubectl(['delete', 'secret', agentTlsSecretName('cache'), '-n', NS]);
   const back = await agentReady((c) => c.reason === 'AgentAvailable', 'AgentAvailable again');
   expect(back).toMatchObject({ status: 'True', message: '1/1 agent replicas ready' });
 }, 300_000);

@@ -6,7 +6,7 @@ import type { KubeObject } from '../../../src/kube/types.js';
 
 const AGENT_ERROR =
   'tls.keyFile /etc/drawbridge/tls/tls.key: not the PEM private key of the serving certificate\n' +
-  '  fix: point tls.keyFile at the PEM private key of the serving certificate\n' +
+  '  fix: these files come from Secret shop/drawbridge-orders-tls, which the controller keeps: delete it and the controller issues a new certificate and key (the agent pods roll onto them)\n' +
   'agent worker exited (code 1) 5 times in a row, each within 10 s of its start: giving up\n';
 
 function pod(name: string, status: object, extra: Partial<KubeObject['metadata']> = {}): KubeObject {
@@ -164,7 +164,7 @@ describe('AgentReady from the agent pods', () => {
       '0/1 agent replicas ready: pod drawbridge-orders-7d9f8b6c5-x2x4q container agent is crash-looping, ' +
         'restarted 3 times; last exit code 1 at 2026-12-06T22:00:17Z: ' +
         'tls.keyFile /etc/drawbridge/tls/tls.key: not the PEM private key of the serving certificate; ' +
-        'fix: point tls.keyFile at the PEM private key of the serving certificate; ' +
+        'fix: these files come from Secret shop/drawbridge-orders-tls, which the controller keeps: delete it and the controller issues a new certificate and key (the agent pods roll onto them); ' +
         'agent worker exited (code 1) 5 times in a row, each within 10 s of its start: giving up',
     );
   });
