@@ -18,28 +18,21 @@ interface AuditedSession {
 }
 
 /**
- * `"get","args":` per command name, shared by every session: a workload mixing commands would
- * otherwise encode a name on every change. Relayed commands are the backend's (the catalog bounds
- * them); the bound is there all the same.
+ * Command names a session keeps its event heads for: a session runs a handful of commands (relayed
+ * ones are the backend's, which the catalog bounds); past this many the heads are made again.
  */
-const NAME_JSON = new Map<string, Buffer>();
-const MAX_NAMES = 4096;
-
-function nameJson(name: string): Buffer {
-  let json = NAME_JSON.get(name);
-  if (json === undefined) {
-    if (NAME_JSON.size >= MAX_NAMES) NAME_JSON.clear();
-    json = Buffer.from(`${JSON.stringify(name)},"args":`);
-    NAME_JSON.set(name, json);
-  }
-  return json;
-}
+const MAX_HEADS = 64;
 
 export class SessionAudit implements AuditEventWriter {
-  // command()'s session fields as JSON bytes, and the command it is writing now (its name's JSON and
-  // the value limit its room was sized for).
+  // command()'s session fields as JSON bytes, and per command name the event's head up to its
+  // arguments (`,"type":"command",…,"command":"get","args":`, one copy per line), the last one used
+  // at hand (a pipeline repeats its command). Then the command being written now, its head and the
+  // value limit its room was sized for.
   private commandEvent: { user: string; dbUser?: string; database: string; prefix: Buffer } | undefined;
-  private commandNameJson: Buffer = EMPTY;
+  private readonly heads = new Map<string, Buffer>();
+  private lastName = '';
+  private lastHead: Buffer = EMPTY;
+  private auditedHead: Buffer = EMPTY;
   private audited: RedisCommand | undefined;
   private auditedMax = 0;
   /**
@@ -71,19 +64,34 @@ export class SessionAudit implements AuditEventWriter {
       const fields = JSON.stringify(this.event('command'));
       const prefix = Buffer.from(`,${fields.slice(1, -1)},"command":`);
       e = this.commandEvent = { user, dbUser, database, prefix };
+      this.heads.clear();
+      this.lastName = '';
     }
-    this.commandNameJson = nameJson(cmd.name);
+    const head = (this.auditedHead =
+      cmd.name === this.lastName ? this.lastHead : this.head(cmd.name, e.prefix));
     this.audited = cmd;
     this.auditedMax = max;
-    audit.emitWith(e.prefix.length + this.commandNameJson.length + room + 1, this, this.readAt || Date.now());
+    audit.emitWith(head.length + room + 1, this, this.readAt || Date.now());
     this.audited = undefined;
   }
 
+  /** The event's head for command `name` with the session's fields `prefix`. */
+  private head(name: string, prefix: Buffer): Buffer {
+    let head = this.heads.get(name);
+    if (head === undefined) {
+      if (this.heads.size >= MAX_HEADS) this.heads.clear();
+      head = Buffer.concat([prefix, Buffer.from(`${JSON.stringify(name)},"args":`)]);
+      this.heads.set(name, head);
+    }
+    this.lastName = name;
+    this.lastHead = head;
+    return head;
+  }
+
   writeAuditEvent(buf: Buffer, at: number): number {
-    buf.set(this.commandEvent!.prefix, at);
-    at += this.commandEvent!.prefix.length;
-    buf.set(this.commandNameJson, at);
-    at = writeArgsJson(buf, at + this.commandNameJson.length, this.audited!, this.auditedMax);
+    const head = this.auditedHead;
+    buf.set(head, at);
+    at = writeArgsJson(buf, at + head.length, this.audited!, this.auditedMax);
     buf[at] = 0x7d; // }
     return at + 1;
   }

@@ -1,12 +1,16 @@
 // Audit arguments of Redis commands: secrets redacted, values past the Database's
 // spec.audit.maxValueLength cut with their size and SHA-256, and the direct writer's bytes equal to
-// JSON.stringify of the same arguments within the room it reserved, at the boundary lengths.
+// JSON.stringify of the same arguments within the room it reserved, at the boundary lengths; a
+// session's command lines follow its user and each command's name.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_AUDIT_VALUE } from '../../../src/api/database.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from '../../../src/engines/redis/audit.js';
 import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
+import { SessionAudit } from '../../../src/engines/redis/session-audit.js';
+import type { SessionLogin } from '../../../src/engines/redis/session-login.js';
+import type { AgentRuntime } from '../../../src/agent/engine.js';
 
 const b = (s: string) => Buffer.from(s);
 const cmd = (...args: string[]): RedisCommand => {
@@ -108,5 +112,58 @@ describe('audit arguments', () => {
     // The room reserved follows the limit: a long argument reserves more under a higher one.
     const long: RedisCommand = { name: 'set', args: [b('SET'), a(5000)], raw: Buffer.alloc(0) };
     expect(argsJsonMaxBytes(long, 4096)).toBeGreaterThan(argsJsonMaxBytes(long, 300));
+  });
+});
+
+describe('SessionAudit command lines', () => {
+  it("carry the session's current user and each command's own name, however commands alternate", () => {
+    const lines: string[] = [];
+    const batch = Buffer.alloc(1 << 16);
+    const sink = {
+      emit: (e: object) => lines.push(JSON.stringify(e)),
+      emitWith: (max: number, w: { writeAuditEvent(buf: Buffer, at: number): number }) => {
+        const end = w.writeAuditEvent(batch, 0);
+        expect(end).toBeLessThanOrEqual(max);
+        lines.push(`{"time":0${batch.toString('utf8', 0, end)}`);
+      },
+      close: async () => undefined,
+    };
+    const database = { metadata: { name: 'cache' }, spec: { audit: { maxValueLength: 64 } } };
+    const login = { user: 'alice', dbUser: 'default' };
+    const audit = new SessionAudit({
+      id: 's1',
+      agent: { audit: sink, state: { database } } as unknown as AgentRuntime,
+      login: login as unknown as SessionLogin,
+    });
+    const names = Array.from({ length: 70 }, (_, i) => `cmd${i}`); // more than a session keeps heads for
+    const sent: [string, string, string][] = [];
+    const send = (name: string, key: string) => {
+      audit.command(cmd(name.toUpperCase(), key));
+      sent.push([login.dbUser, name, key]);
+    };
+    send('get', 'a');
+    send('get', 'b');
+    send('set', 'c');
+    send('get', 'd');
+    login.dbUser = 'app'; // AUTH as another user: the next line says so
+    send('get', 'e');
+    database.metadata.name = 'renamed';
+    send('get', 'f');
+    for (const name of names) send(name, name);
+    send('get', 'g');
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.map((e) => [e.dbUser, e.command, (e.args as string[])[0]])).toEqual(sent);
+    expect(parsed.map((e) => e.database)).toEqual([...Array(5).fill('cache'), ...Array(72).fill('renamed')]);
+    expect(parsed[0]).toEqual({
+      time: 0,
+      type: 'command',
+      sessionId: 's1',
+      database: 'cache',
+      protocol: 'redis',
+      user: 'alice',
+      dbUser: 'default',
+      command: 'get',
+      args: ['a'],
+    });
   });
 });
