@@ -44,6 +44,8 @@ const CRDS: CrdInput[] = [
       { name: 'Roles', type: 'integer', jsonPath: '.status.access.roles', priority: 1 },
       { name: 'Endpoint', type: 'string', jsonPath: '.status.endpoint', priority: 1 },
       { name: 'URI', type: 'string', jsonPath: '.spec.uri', priority: 1 },
+      // `-o wide`: why it is not Ready (a crash loop names the pod and the agent's error).
+      { name: 'Message', type: 'string', jsonPath: `${ready(CONDITION.Ready)}.message`, priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   },

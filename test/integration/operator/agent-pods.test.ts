@@ -99,6 +99,12 @@ it('says in AgentReady and an Event that the agent crash-loops, and why, then re
   expect(crash.message).not.toContain(keyPem.split('\n')[1]!);
   expect(crash.message).not.toContain('PRIVATE KEY-----');
 
+  // What a person sees first: the reason, and with -o wide why.
+  const wide = await env.plane.kubectl(['get', 'drawdb', 'cache', '-n', NS, '-o', 'wide']);
+  expect(wide).toMatch(
+    /\bFalse\s+AgentCrashLooping\b.*AgentReady: 0\/1 agent replicas ready: pod .*tls\.keyFile/,
+  );
+
   // Ready carries the same reason, and the change was told as a Warning Event on the Database.
   const db = (await env.get<Obj>('database', 'cache', NS))!;
   expect(db.status!.conditions!.find((c) => c.type === 'Ready')).toMatchObject({
