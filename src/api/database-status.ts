@@ -19,6 +19,7 @@ export const REASON = {
   AgentOOMKilled: 'AgentOOMKilled',
   AgentImagePullFailed: 'AgentImagePullFailed',
   AgentUnschedulable: 'AgentUnschedulable',
+  AgentPodsRejected: 'AgentPodsRejected',
   AgentScaledToZero: 'AgentScaledToZero',
   AgentDeploying: 'AgentDeploying',
   AgentApplyFailed: 'AgentApplyFailed',

@@ -56,6 +56,7 @@ export function readyCondition(parts: readonly ConditionState[], endpoint: strin
 }
 
 interface DeploymentStatus {
+  conditions?: { type: string; status: string; reason?: string; message?: string }[];
   replicas?: number;
   readyReplicas?: number;
   updatedReplicas?: number;
@@ -107,6 +108,16 @@ export function agentCondition(
       status: 'False',
       reason: problem.reason,
       message: `0/${wanted} agent replicas ready: ${problem.message}`,
+    };
+  }
+  // No pod to look at: the API server refused to create them (a quota, Pod Security admission).
+  const refused = status.conditions?.find((c) => c.type === 'ReplicaFailure' && c.status === 'True');
+  if (refused) {
+    return {
+      type,
+      status: 'False',
+      reason: REASON.AgentPodsRejected,
+      message: `0/${wanted} agent replicas ready: the API server refuses the agent pods of ${where}: ${refused.message ?? refused.reason ?? 'FailedCreate'}`,
     };
   }
   return {

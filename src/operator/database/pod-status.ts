@@ -24,6 +24,7 @@ interface ContainerStatus {
   lastState?: ContainerState;
 }
 interface PodStatus {
+  phase?: string;
   conditions?: { type: string; status: string; reason?: string; message?: string }[];
   initContainerStatuses?: ContainerStatus[];
   containerStatuses?: ContainerStatus[];
@@ -60,11 +61,16 @@ export function podProblem(pods: readonly KubeObject[]): PodProblem | undefined 
   let found: PodProblem | undefined;
   const sorted = [...pods].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
   for (const pod of sorted) {
-    if (pod.metadata.deletionTimestamp) continue;
-    const problem = problemOf(pod);
-    if (problem && (!found || RANK.indexOf(problem.reason) < RANK.indexOf(found.reason))) found = problem;
+    // Leaving, or done for good (an evicted pod stays Failed until collected; its replacement tells).
+    const phase = (pod.status as PodStatus | undefined)?.phase;
+    if (pod.metadata.deletionTimestamp || phase === 'Failed' || phase === 'Succeeded') continue;
+    found = moreTelling(problemOf(pod), found);
   }
   return found;
+}
+
+function moreTelling(a: PodProblem | undefined, b: PodProblem | undefined): PodProblem | undefined {
+  return a && (!b || RANK.indexOf(a.reason) < RANK.indexOf(b.reason)) ? a : b;
 }
 
 function problemOf(pod: KubeObject): PodProblem | undefined {
@@ -79,9 +85,7 @@ function problemOf(pod: KubeObject): PodProblem | undefined {
   }
   let found: PodProblem | undefined;
   for (const c of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
-    if (c.ready) continue;
-    const problem = containerProblem(name, c);
-    if (problem && (!found || RANK.indexOf(problem.reason) < RANK.indexOf(found.reason))) found = problem;
+    if (!c.ready) found = moreTelling(containerProblem(name, c), found);
   }
   return found;
 }

@@ -223,6 +223,53 @@ describe('AgentReady from the agent pods', () => {
     expect(podProblem([leaving, starting])).toBeUndefined();
   });
 
+  it('passes over an evicted pod (Failed for good) for its replacement', () => {
+    const evicted = pod('drawbridge-orders-7d9f8b6c5-e1v2c', {
+      phase: 'Failed',
+      reason: 'Evicted',
+      message: 'The node was low on resource: memory.',
+      containerStatuses: [
+        {
+          name: 'agent',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 137, reason: 'Error' } },
+        },
+      ],
+    });
+    expect(podProblem([evicted])).toBeUndefined();
+    expect(agentCondition(deployment(1), 1, 'shop/drawbridge-orders', [evicted, ready]).message).toBe(
+      '1/1 agent replicas ready',
+    );
+  });
+
+  it('says when the API server refuses to create the pods at all (a quota, Pod Security)', () => {
+    const refused = {
+      ...deployment(0),
+      status: {
+        observedGeneration: 1,
+        replicas: 0,
+        conditions: [
+          { type: 'Available', status: 'False', reason: 'MinimumReplicasUnavailable' },
+          {
+            type: 'ReplicaFailure',
+            status: 'True',
+            reason: 'FailedCreate',
+            message:
+              'pods "drawbridge-orders-7d9f8b6c5-x2x4q" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=10, limited: pods=10',
+          },
+        ],
+      },
+    };
+    expect(agentCondition(refused, 1, 'shop/drawbridge-orders', [])).toEqual({
+      type: 'AgentReady',
+      status: 'False',
+      reason: 'AgentPodsRejected',
+      message:
+        '0/1 agent replicas ready: the API server refuses the agent pods of shop/drawbridge-orders: pods "drawbridge-orders-7d9f8b6c5-x2x4q" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=10, limited: pods=10',
+    });
+  });
+
   it('reports the most specific problem when pods differ, whatever their order', () => {
     expect(podProblem([unschedulable, crashLooping, imagePull])?.reason).toBe('AgentImagePullFailed');
     expect(podProblem([unschedulable, crashLooping])?.reason).toBe('AgentCrashLooping');
