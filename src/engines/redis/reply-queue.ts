@@ -8,10 +8,13 @@ import { type HeldWrites, WriteBatcher } from './write-batcher.js';
 
 export class ReplyQueue implements HeldWrites {
   private readonly out: WriteBatcher;
-  // waiting[head] is the reply with sequence number `next`, the next to write; a head index rather
-  // than shift() keeps 10,000-command pipelines linear.
+  // waiting[head] is the reply with sequence number `next`, the next to write, and [head, tail) are
+  // reserved; a head index rather than shift() keeps 10,000-command pipelines linear. Emptied, the
+  // array keeps its slots (`length = 0` would drop them and every pipeline would grow new ones);
+  // a slot is cleared once written, so no reply outlives its write.
   private waiting: (Buffer | undefined)[] = [];
   private head = 0;
+  private tail = 0;
   private next = 0;
   private whenEmpty: (() => void) | undefined;
   // Latency sampling: one command in COMMAND_SAMPLE is timed, from its reservation to its reply being
@@ -35,7 +38,7 @@ export class ReplyQueue implements HeldWrites {
 
   /** Replies reserved but not yet written. */
   get pending(): number {
-    return this.waiting.length - this.head;
+    return this.tail - this.head;
   }
 
   /** The client is slow: its socket buffers are over the high-water mark. */
@@ -45,8 +48,8 @@ export class ReplyQueue implements HeldWrites {
 
   /** A place for the reply of the command just received. */
   reserve(): number {
-    this.waiting.push(undefined);
-    const seq = this.next + this.waiting.length - this.head - 1;
+    if (this.tail === this.waiting.length) this.waiting.push(undefined);
+    const seq = this.next + this.tail++ - this.head;
     if ((++this.reserved & (COMMAND_SAMPLE - 1)) === 0 && this.sampledSeq < 0 && this.latency) {
       this.sampledSeq = seq;
       this.sampledAt = performance.now();
@@ -64,16 +67,18 @@ export class ReplyQueue implements HeldWrites {
     this.out.write(reply, start, end);
     this.head++;
     this.next++;
-    while (this.head < this.waiting.length && this.waiting[this.head] !== undefined) {
-      this.out.write(this.waiting[this.head++]!);
+    while (this.head < this.tail && this.waiting[this.head] !== undefined) {
+      this.out.write(this.waiting[this.head]!);
+      this.waiting[this.head++] = undefined;
       this.next++;
     }
     if (this.sampledSeq >= 0 && this.sampledSeq < this.next) this.observeSample();
-    if (this.head === this.waiting.length) {
-      this.waiting.length = this.head = 0;
+    if (this.head === this.tail) {
+      this.head = this.tail = 0;
       this.emptied();
-    } else if (this.head >= 4096 && this.head * 2 >= this.waiting.length) {
-      this.waiting = this.waiting.slice(this.head);
+    } else if (this.head >= 4096 && this.head * 2 >= this.tail) {
+      this.waiting = this.waiting.slice(this.head, this.tail);
+      this.tail -= this.head;
       this.head = 0;
     }
   }

@@ -83,11 +83,14 @@ export class StandaloneRouter implements Router {
   readonly writes: WriteBatcher;
   private replies: HeldWrites | undefined;
   private readonly pubsub = new PubSubTracker();
-  // In-flight commands, oldest first, each answered by its callback or (sent) its sequence number; a
-  // head index instead of shift() keeps dequeue O(1).
-  private dones: (Done | number)[] = [];
+  // In-flight commands, oldest first, in [head, tail), each answered by its callback or (sent) its
+  // sequence number; a head index instead of shift() keeps dequeue O(1). Emptied, the arrays keep
+  // their slots (`length = 0` would drop them and every pipeline would grow new ones); a dones slot
+  // is cleared once answered, so no callback outlives its command.
+  private dones: (Done | number | undefined)[] = [];
   private expects: number[] = [];
   private head = 0;
+  private tail = 0;
   private parts: Buffer[] = [];
   private onReplied: ReplyHandler = () => undefined;
   private onPushFrame: (frame: Buffer) => void = () => undefined;
@@ -176,7 +179,7 @@ export class StandaloneRouter implements Router {
     if (this.done || this.inTransaction) return false;
     if (this.pubsub.active && (!this.resp3 || this.pubsub.monitoring)) return false;
     // A subscribe-family, MONITOR or RESET command still unanswered may change the mode AUTH meets.
-    for (let i = this.head; i < this.expects.length; i++) {
+    for (let i = this.head; i < this.tail; i++) {
       if (this.expects[i] !== Expect.OneFrame) return false;
     }
     return true;
@@ -192,8 +195,14 @@ export class StandaloneRouter implements Router {
 
   /** Sends `raw[start, end)` (all of it by default), answered by `done`. */
   private enqueue(raw: Buffer, done: Done | number, expect: number, start?: number, end?: number): void {
-    this.dones.push(done);
-    this.expects.push(expect);
+    if (this.tail < this.dones.length) {
+      this.dones[this.tail] = done;
+      this.expects[this.tail] = expect;
+    } else {
+      this.dones.push(done);
+      this.expects.push(expect);
+    }
+    this.tail++;
     this.writes.write(raw, start, end);
   }
 
@@ -220,7 +229,7 @@ export class StandaloneRouter implements Router {
   }
 
   private onFrame(frame: Buffer): void {
-    const expect = this.expects[this.head];
+    const expect = this.head < this.tail ? this.expects[this.head] : undefined;
     if (isPushFrame(frame)) {
       // A RESP3 push; only a subscribe-family confirmation answers a command (the one awaiting it).
       if (!(expect !== undefined && isSubscription(expect) && this.pubsub.isConfirmation(frame))) {
@@ -283,12 +292,13 @@ export class StandaloneRouter implements Router {
 
   /** The oldest in-flight command is answered. */
   private advance(): void {
-    this.head++;
-    if (this.head === this.dones.length) {
-      this.dones.length = this.expects.length = this.head = 0;
-    } else if (this.head >= 4096 && this.head * 2 >= this.dones.length) {
-      this.dones = this.dones.slice(this.head);
-      this.expects = this.expects.slice(this.head);
+    this.dones[this.head++] = undefined;
+    if (this.head === this.tail) {
+      this.head = this.tail = 0;
+    } else if (this.head >= 4096 && this.head * 2 >= this.tail) {
+      this.dones = this.dones.slice(this.head, this.tail);
+      this.expects = this.expects.slice(this.head, this.tail);
+      this.tail -= this.head;
       this.head = 0;
     }
   }

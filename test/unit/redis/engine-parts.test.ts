@@ -142,6 +142,24 @@ describe('ReplyQueue', () => {
     expect(out.writes).toEqual(['+a\r\n+B\r\n']);
   });
 
+  it('keeps the order across long pipelines, refills and out-of-order replies', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    let expected = '';
+    for (const n of [3, 10_000, 5]) {
+      const seqs = Array.from({ length: n }, () => q.reserve());
+      // Filled in pairs, the second of each first: every other reply waits for the one before it.
+      for (let i = 0; i < n; i += 2) {
+        if (i + 1 < n) q.fill(seqs[i + 1]!, b(`${i + 1},`));
+        q.fill(seqs[i]!, b(`${i},`));
+        expected += i + 1 < n ? `${i},${i + 1},` : `${i},`;
+      }
+      expect(q.pending).toBe(0);
+    }
+    await tick();
+    expect(out.writes.join('')).toBe(expected);
+  });
+
   it('afterAll runs once the last waiting reply is written', () => {
     const q = new ReplyQueue(new Recorder());
     const seq = q.reserve();

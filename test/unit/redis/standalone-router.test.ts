@@ -75,6 +75,25 @@ describe('StandaloneRouter', () => {
     expect(pushes).toEqual([invalidate]);
   });
 
+  it('matches 10,000 pipelined replies, read in pieces, to their commands, then a reply to none ends it', async () => {
+    const { backend, router } = setup();
+    const bySeq: string[] = [];
+    let failed = '';
+    router.onReply((seq, reply, start, end) => (bySeq[seq] = reply.toString('latin1', start, end)));
+    router.onFailure((err) => (failed = err.message));
+    const n = 10_000;
+    const chunk = Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\na\r\n'.repeat(n));
+    new RequestParser((c) => router.dispatchSeq(c, bySeq.push('') - 1)).feed(chunk);
+    const replies = Array.from({ length: n }, (_, i) => `:${i}\r\n`).join('');
+    for (let i = 0; i < replies.length; i += 4099) backend.reply(replies.slice(i, i + 4099));
+    await tick();
+    expect(bySeq).toEqual(Array.from({ length: n }, (_, i) => `:${i}\r\n`));
+    expect(failed).toBe('');
+    backend.reply(':0\r\n');
+    await tick();
+    expect(failed).toContain('a reply to no command');
+  });
+
   it('SUBSCRIBE a b gets both frames as one reply; messages are pushes; argument-less UNSUBSCRIBE counts channels', async () => {
     const { backend, replies, pushes, send } = setup();
     send('SUBSCRIBE a b');
