@@ -1,12 +1,15 @@
 // A cluster node that accepts connections but stops answering (SIGSTOP on a real master): its commands
 // fail after spec.redis.commandTimeout with a "timed out" error, other masters keep serving, and the
 // node is used again once it answers. Blocking commands get their own timeout, not the command one.
-// The cluster's node timeout is long, so the stopped master is not failed over during the test.
+// A new session is never failed by the silent node, even the first one of a login, whose login is
+// proven with a PING to some master. The cluster's node timeout is long, so the stopped master is not
+// failed over during the test.
 import type { NodeView } from '../../support/redis-cluster.js';
 import { RedisCluster } from '../../support/redis-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
 import { type ClusterFixture, clusterDocs, startClusterFixture } from './cluster-fixture.js';
+import { Wire } from './cluster-wire.js';
 
 const COMMAND_TIMEOUT = '1s';
 
@@ -109,5 +112,25 @@ describe('a hung cluster node', () => {
     expect(txError).toMatch(timedOut);
     // The transaction may have run on the node once it woke: either value is what the error promised.
     expect(['victim-value', 'from-tx']).toContain(await hungClient.get(victimKey));
+  });
+
+  it('the first session of a database user logs in while a master is stopped', async () => {
+    // Each new login is proven by one PING to the next master in turn (which keyless commands take
+    // too: raw connections send none): over as many new logins as there are masters, one PING goes to
+    // the stopped master, unless the proof moves on from it.
+    const users = ['admin', 'app', 'reader'] as const;
+    expect((await f.cluster.masters()).length).toBeLessThanOrEqual(users.length);
+    await f.ioredis('alice').set(otherKey, 'first-logins');
+    const replies = await whileStopped(victim, async () => {
+      const out: string[] = [];
+      for (const user of users) {
+        const w = await Wire.open(f, 'ops');
+        // ops may be any database user; with a client certificate the AUTH password is not used.
+        out.push((await w.call(['AUTH', user, 'unused'], ['GET', otherKey])).join(''));
+        w.close();
+      }
+      return out;
+    });
+    expect(replies).toEqual(users.map(() => '+OK\r\n$12\r\nfirst-logins\r\n'));
   });
 });

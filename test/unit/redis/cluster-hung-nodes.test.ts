@@ -1,8 +1,18 @@
-// Hung-node detection and blocking-command limits: pure helpers and the sweep over fake connections.
-import { describe, expect, it } from 'vitest';
+// Hung-node detection and blocking-command limits: pure helpers and the sweep over fake connections;
+// askAny (a question any node can answer) over fake nodes that answer, refuse, fail or stay silent.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { blockingReplyLimitMs, blockingWaitMs } from '../../../src/engines/redis/cluster/blocking.js';
-import { HungNodeWatch, NodeTimeoutError } from '../../../src/engines/redis/cluster/hung-nodes.js';
-import type { NodeConnection } from '../../../src/engines/redis/cluster/node-connection.js';
+import {
+  HEDGE_MS,
+  HungNodeWatch,
+  NodeTimeoutError,
+  askAny,
+} from '../../../src/engines/redis/cluster/hung-nodes.js';
+import { DrawbridgeError } from '../../../src/errors.js';
+import {
+  type NodeConnection,
+  Resp3RefusedError,
+} from '../../../src/engines/redis/cluster/node-connection.js';
 import type { RedisCommand } from '../../../src/engines/redis/parser.js';
 
 const command = (line: string): RedisCommand => {
@@ -97,5 +107,77 @@ describe('HungNodeWatch', () => {
     expect(blocking.destroyed).toBeInstanceOf(NodeTimeoutError);
     for (let i = 0; i < 100; i++) w.sweep();
     expect(forever.destroyed).toBeUndefined();
+  });
+});
+
+describe('askAny', () => {
+  beforeEach(() => void vi.useFakeTimers());
+  afterEach(() => void vi.useRealTimers());
+
+  type Behaviour = 'silent' | 'unreachable' | 'refused' | 'no-resp3' | string;
+  /** Nodes 1..n behaving as told ('silent' never settles; any other string is the node's answer). */
+  function ask(behaviour: Record<number, Behaviour>) {
+    const asked: number[] = [];
+    const outcome = { value: undefined as unknown, error: undefined as unknown };
+    const nodes = Object.keys(behaviour).map(Number);
+    void askAny(nodes, (node) => {
+      asked.push(node);
+      const b = behaviour[node]!;
+      if (b === 'silent') return new Promise<string>(() => {});
+      if (b === 'unreachable') {
+        return Promise.reject(new DrawbridgeError('BACKEND_UNREACHABLE', `node ${node} is silent`));
+      }
+      if (b === 'refused') return Promise.reject(new DrawbridgeError('BACKEND_AUTH_FAILED', 'WRONGPASS'));
+      if (b === 'no-resp3') return Promise.reject(new Resp3RefusedError(`n${node}`, 'ERR unknown command'));
+      return Promise.resolve(b);
+    }).then(
+      (v) => (outcome.value = v),
+      (e: unknown) => (outcome.error = e),
+    );
+    return { asked, outcome };
+  }
+
+  it('a silent node gets HEDGE_MS, then the next is asked too and its answer wins', async () => {
+    const { asked, outcome } = ask({ 1: 'silent', 2: 'PONG from 2', 3: 'PONG from 3' });
+    await vi.advanceTimersByTimeAsync(HEDGE_MS - 1);
+    expect(asked).toEqual([1]);
+    expect(outcome.value).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(asked).toEqual([1, 2]);
+    expect(outcome.value).toBe('PONG from 2');
+    await vi.advanceTimersByTimeAsync(10 * HEDGE_MS);
+    expect(asked).toEqual([1, 2]);
+  });
+
+  it('an unreachable node (a hung one timed out) moves the question on at once', async () => {
+    const { asked, outcome } = ask({ 1: 'unreachable', 2: 'unreachable', 3: 'PONG from 3' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(asked).toEqual([1, 2, 3]);
+    expect(outcome.value).toBe('PONG from 3');
+  });
+
+  it('a refusal is what every node would say: it fails at once, nothing more is asked', async () => {
+    const { asked, outcome } = ask({ 1: 'refused', 2: 'PONG from 2' });
+    await vi.advanceTimersByTimeAsync(10 * HEDGE_MS);
+    expect(asked).toEqual([1]);
+    expect((outcome.error as DrawbridgeError).code).toBe('BACKEND_AUTH_FAILED');
+  });
+
+  it('a refused HELLO 3 fails it at once too (the session falls back to RESP2)', async () => {
+    const { asked, outcome } = ask({ 1: 'no-resp3', 2: 'PONG from 2' });
+    await vi.advanceTimersByTimeAsync(10 * HEDGE_MS);
+    expect(asked).toEqual([1]);
+    expect(outcome.error).toBeInstanceOf(Resp3RefusedError);
+  });
+
+  it('fails with the last error only when every node failed', async () => {
+    const { asked, outcome } = ask({ 1: 'unreachable', 2: 'silent', 3: 'unreachable' });
+    await vi.advanceTimersByTimeAsync(10 * HEDGE_MS);
+    expect(asked).toEqual([1, 2, 3]);
+    // Node 2 may still answer: nothing is decided while it is out.
+    expect(outcome).toEqual({ value: undefined, error: undefined });
+    const all = ask({ 1: 'unreachable', 2: 'unreachable' });
+    await vi.advanceTimersByTimeAsync(0);
+    expect((all.outcome.error as Error).message).toBe('node 2 is silent');
   });
 });

@@ -7,11 +7,14 @@
 // commands fail with NodeTimeoutError (they may still run on the node, so they are never retried) and
 // the next command for that node opens a fresh connection. Other nodes' connections are untouched.
 //
+// What any node can answer (a new login's proof, COMMAND) is asked with `askAny`, which moves on from
+// a silent node after a short hedge instead of waiting for the timeout.
+//
 // One sweep per ClusterService every quarter of the timeout, instead of a timer per command, keeps
 // the per-command path free of timers: a connection only counts the data chunks it receives.
 import { DrawbridgeError } from '../../../errors.js';
 import { RedisReplyError } from '../router.js';
-import type { NodeConnection } from './node-connection.js';
+import { type NodeConnection, Resp3RefusedError } from './node-connection.js';
 
 /** In-flight commands on a hung node connection fail with this; never retried (they may have run). */
 export class NodeTimeoutError extends DrawbridgeError {
@@ -27,6 +30,60 @@ export class NodeTimeoutError extends DrawbridgeError {
 /** What the client gets for a command lost to a hung node. */
 export function timeoutReply(err: NodeTimeoutError): RedisReplyError {
   return new RedisReplyError('ERR', `drawbridge: ${err.message} (hint: ${err.hint})`);
+}
+
+/** How long one node may take to answer `askAny` before the next is asked too. */
+export const HEDGE_MS = 200;
+
+/**
+ * Asks `nodes` in order until one answers: each gets HEDGE_MS before the next is asked too (at once
+ * when it cannot be reached), and the first reply wins, whatever the others do later. A node that is
+ * unreachable or silent (BACKEND_UNREACHABLE, NodeTimeoutError included) only moves the question on;
+ * any other failure (a refused login, RESP3 refused) is what every node would say, and fails it at
+ * once. It fails with the last error only when every node failed. For what any node can answer (a
+ * new login's proof, COMMAND): a hung node must not fail, nor hold up for its timeout, the login of a
+ * session whose commands may never need that node.
+ */
+export function askAny<T>(nodes: readonly number[], ask: (node: number) => Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let failed = 0;
+    let done = false;
+    let hedge: NodeJS.Timeout | undefined;
+    const settle = () => {
+      done = true;
+      clearTimeout(hedge);
+    };
+    const askNext = () => {
+      clearTimeout(hedge);
+      if (done || next >= nodes.length) return;
+      const node = nodes[next++]!;
+      if (next < nodes.length) hedge = setTimeout(askNext, HEDGE_MS);
+      ask(node).then(
+        (reply) => {
+          if (done) return;
+          settle();
+          resolve(reply);
+        },
+        (err: unknown) => {
+          if (done) return;
+          if (nodeTrouble(err) && ++failed < nodes.length) return askNext();
+          settle();
+          reject(err);
+        },
+      );
+    };
+    askNext();
+  });
+}
+
+/** The node is unreachable or silent; a refused HELLO 3 is the cluster's answer (Redis 5 nodes). */
+function nodeTrouble(err: unknown): boolean {
+  return (
+    err instanceof DrawbridgeError &&
+    err.code === 'BACKEND_UNREACHABLE' &&
+    !(err instanceof Resp3RefusedError)
+  );
 }
 
 /** The fewest milliseconds between sweeps, whatever the timeout. */

@@ -14,7 +14,7 @@ import { RespError, type RespValue, decodeReply } from '../reply-parser.js';
 import type { BackendLogin } from '../router.js';
 import { type RespVersion, encodeCommand, resp2Value } from '../serializer.js';
 import { type CommandRules, parseCommandReply } from './command-rules.js';
-import { HungNodeWatch } from './hung-nodes.js';
+import { HungNodeWatch, askAny } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import { LoginPool } from './pool.js';
 import type { RefusedReason } from './redirect.js';
@@ -55,6 +55,11 @@ function loginKey(login: BackendLogin): string {
         ? c.certPem
         : (login.clientPassword ?? '');
   return `${c.kind}:${c.user}:${createHash('sha256').update(secret).digest('base64url')}`;
+}
+
+/** RESP2 and RESP3 sessions of one login use separate pools (protocol.ts). */
+function poolKey(login: BackendLogin, protocol: RespVersion): string {
+  return `${loginKey(login)}:resp${protocol}`;
 }
 
 export class ClusterService implements SendContext {
@@ -140,7 +145,7 @@ export class ClusterService implements SendContext {
 
   /** The pool for `login` speaking `protocol`, created on first use; pair every call with `leave`. */
   join(login: BackendLogin, protocol: RespVersion = 2): LoginPool {
-    const key = `${loginKey(login)}:resp${protocol}`;
+    const key = poolKey(login, protocol);
     let entry = this.pools.get(key);
     if (!entry) {
       const pool = new LoginPool(
@@ -177,8 +182,9 @@ export class ClusterService implements SendContext {
   /**
    * Learns the topology and the command rules once (with the first session's login), and proves
    * `pool`'s login works, so a bad credential fails the session at connect, as it does standalone.
-   * An open connection of the login is proof already: the PING is skipped, so a new session costs no
-   * round trip and does not wait on whichever node the PING would go to (it may be the hung one).
+   * An open connection of the login, in either protocol, is proof already: the PING is skipped, so a
+   * new session costs no round trip. The PING that proves a new login goes to any master that
+   * answers (askAny): a hung node fails only the commands that need it, never a login.
    */
   async ready(pool: LoginPool): Promise<void> {
     if (!this.loading) {
@@ -186,7 +192,14 @@ export class ClusterService implements SendContext {
       this.loading.catch(() => (this.loading = undefined));
     }
     await this.loading;
-    if (!pool.loggedIn) await this.query(pool, this.anyNode(), PING);
+    if (!this.proven(pool)) await this.queryAny(pool, PING);
+  }
+
+  /** Some connection of `pool`'s login is open and logged in, in its protocol or the other. */
+  private proven(pool: LoginPool): boolean {
+    if (pool.loggedIn) return true;
+    const other = this.pools.get(poolKey(pool.login, pool.protocol === 2 ? 3 : 2));
+    return other?.pool.loggedIn ?? false;
   }
 
   close(): void {
@@ -205,7 +218,7 @@ export class ClusterService implements SendContext {
       // refresh() reports errors through onRefreshError; ask once more to surface the reason here.
       this.topology.apply(await this.fetchShape(this.topology.entry(0)));
     }
-    const reply = await this.query(pool, this.anyNode(), COMMAND);
+    const reply = await this.queryAny(pool, COMMAND);
     if (reply instanceof RespError) {
       throw new DrawbridgeError(
         'BACKEND_UNREACHABLE',
@@ -234,6 +247,13 @@ export class ClusterService implements SendContext {
         else resolve(resp2Value(decodeReply(reply)));
       });
     });
+  }
+
+  /** `query` to the next master in turn, or another master if that one cannot answer (askAny). */
+  private queryAny(pool: LoginPool, raw: Buffer): Promise<RespValue> {
+    const first = this.anyNode();
+    const nodes = [first, ...this.topology.masters().filter((m) => m !== first)];
+    return askAny(nodes, (node) => this.query(pool, node, raw));
   }
 
   /** CLUSTER SHARDS, or CLUSTER SLOTS on servers (or ACLs) without it. */
