@@ -1,6 +1,7 @@
 // Free loopback ports for test servers. The kernel picks a free port (bind to 0), so parallel test
-// files never race on a fixed number; the port is released before the server binds it, which is the
-// usual small window every harness of this kind accepts.
+// files never race on a fixed number; the port is released before the server binds it, and another
+// process can take it in that window (another test's server, or a connection's local port): servers
+// are started through withFreshPorts, which starts them again on fresh ports when that happened.
 import { createServer } from 'node:net';
 
 function tryBind(port: number): Promise<number | undefined> {
@@ -34,4 +35,22 @@ export async function freePortPair(offset: number): Promise<number> {
     if ((await tryBind(port + offset)) !== undefined && (await tryBind(port)) !== undefined) return port;
   }
   throw new Error(`no free loopback port P with P+${offset} also free after 200 attempts`);
+}
+
+/** What a server says (in the log its start error carries) when a port it was given is taken. */
+const PORT_TAKEN = /address already in use|EADDRINUSE/i;
+
+/**
+ * `start` (which picks its ports with freePort/freePortPair), tried again on fresh ports when the
+ * server could not bind one, at most `tries` times in all. `start` must leave nothing running when it
+ * fails, and its error must carry what the server said (its log tail).
+ */
+export async function withFreshPorts<T>(start: () => Promise<T>, tries = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (err) {
+      if (attempt >= tries || !PORT_TAKEN.test(err instanceof Error ? err.message : String(err))) throw err;
+    }
+  }
 }

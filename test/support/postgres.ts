@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
-import { freePort } from './ports.js';
+import { freePort, withFreshPorts } from './ports.js';
 
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -95,7 +95,12 @@ function run(cmd: string, args: string[], opts: { user?: { uid: number; gid: num
 const quote = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
 
-export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
+/** Starts the server, again on a fresh port if its port was taken before it could bind it (ports.ts). */
+export function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
+  return withFreshPorts(() => startPostgresOnce(opts));
+}
+
+async function startPostgresOnce(opts: PostgresOptions): Promise<PostgresServer> {
   const user = postgresUser();
   const host = opts.host ?? '127.0.0.1';
   const clients = opts.clientNetwork ?? `${host}/32`;

@@ -8,12 +8,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/ca.js';
-import { freePortPair } from './ports.js';
+import { freePortPair, withFreshPorts } from './ports.js';
 import { type ClusterNode, reaperFor, run, terminate } from './redis-cluster-process.js';
 import { redisDatabaseDocs } from './redis.js';
 
@@ -120,9 +120,10 @@ export class RedisCluster {
     const cluster = new RedisCluster(dir, tls, ca, opts);
     live.add(cluster);
     try {
-      for (let i = 0; i < 6; i++) await cluster.startNode(i);
-      cluster.reapers.push(reaperFor(cluster.nodes.map((n) => n.child.pid)));
-      await Promise.all(cluster.nodes.map((n) => cluster.waitPing(n)));
+      const launched = await Promise.allSettled([0, 1, 2, 3, 4, 5].map((i) => cluster.launchNode(i)));
+      for (const l of launched) if (l.status === 'fulfilled') cluster.nodes.push(l.value);
+      const failed = launched.find((l) => l.status === 'rejected');
+      if (failed) throw failed.reason;
       await cluster.cli(cluster.nodes[0]!.port, [
         '--cluster',
         'create',
@@ -217,10 +218,8 @@ export class RedisCluster {
    * names it, but it serves no slot until a reshard moves some to it. Resolves to its port.
    */
   async addMaster(): Promise<number> {
-    await this.startNode(this.nodes.length);
-    const node = this.nodes.at(-1)!;
-    this.reapers.push(reaperFor([node.child.pid]));
-    await this.waitPing(node);
+    const node = await this.launchNode(this.nodes.length);
+    this.nodes.push(node);
     const seed = this.running()[0]!.port;
     await this.cli(seed, ['--cluster', 'add-node', `${this.host}:${node.port}`, `${this.host}:${seed}`]);
     await this.waitHealthy();
@@ -264,8 +263,7 @@ export class RedisCluster {
   /** The last lines of a node's log, for test failure messages. */
   logTail(port: number, lines = 30): string {
     const node = this.nodes.find((n) => n.port === port);
-    if (!node) return '(no such node)';
-    return readFileSync(node.logPath, 'utf8').split('\n').slice(-lines).join('\n');
+    return node ? nodeLogTail(node, lines) : '(no such node)';
   }
 
   private running(): ClusterNode[] {
@@ -280,9 +278,31 @@ export class RedisCluster {
     );
   }
 
-  private async startNode(index: number): Promise<void> {
+  /**
+   * Starts node `index` and waits for its PONG, again on fresh ports if a port it was given was taken
+   * before it could bind it. A node that fails is stopped, so a retry or a failed start leaves none.
+   */
+  private launchNode(index: number): Promise<ClusterNode> {
+    return withFreshPorts(async () => {
+      const node = await this.startNode(index);
+      const reaper = reaperFor([node.child.pid]);
+      try {
+        await this.waitPing(node);
+      } catch (err) {
+        await terminate(node);
+        reaper?.kill('SIGKILL');
+        throw err;
+      }
+      this.reapers.push(reaper);
+      return node;
+    });
+  }
+
+  private async startNode(index: number): Promise<ClusterNode> {
     const port = await freePortPair(CLUSTER_BUS_OFFSET);
+    // A fresh directory for each try: a node that could not bind may have written its nodes.conf.
     const dir = path.join(this.dir, `node-${index}`);
+    await rm(dir, { recursive: true, force: true });
     await mkdir(dir);
     // Each rule is its own argv word: redis-server quotes a word with spaces as one value.
     const users = Object.entries(CLUSTER_USERS).flatMap(([name, u]) => [
@@ -309,13 +329,12 @@ export class RedisCluster {
     closeSync(out);
     const node: ClusterNode = { port, dir, logPath, child, exited: false };
     child.once('exit', () => (node.exited = true));
-    this.nodes.push(node);
+    return node;
   }
 
   private async waitPing(node: ClusterNode): Promise<void> {
     await this.until(`node ${node.port} answering PING`, async () => {
-      if (node.exited)
-        throw new StartFailed(`redis-server on ${node.port} exited:\n${this.logTail(node.port)}`);
+      if (node.exited) throw new StartFailed(`redis-server on ${node.port} exited:\n${nodeLogTail(node)}`);
       return (await this.cli(node.port, ['PING'])).trim() === 'PONG' || 'no PONG';
     });
   }
@@ -363,6 +382,10 @@ export function parseClusterNodes(text: string): NodeView[] {
         slots,
       } satisfies NodeView;
     });
+}
+
+function nodeLogTail(node: ClusterNode, lines = 30): string {
+  return readFileSync(node.logPath, 'utf8').split('\n').slice(-lines).join('\n');
 }
 
 /** Waiting can stop early: the thing waited for can no longer happen. */

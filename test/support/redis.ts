@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
-import { freePort } from './ports.js';
+import { freePort, withFreshPorts } from './ports.js';
 
 const HOST = '127.0.0.1';
 
@@ -41,7 +41,12 @@ export interface RedisServer {
 const running = new Set<ChildProcess>();
 process.on('exit', () => running.forEach((c) => c.kill('SIGKILL')));
 
-export async function startRedis(): Promise<RedisServer> {
+/** Starts the server, again on fresh ports if one was taken before it could bind it (ports.ts). */
+export function startRedis(): Promise<RedisServer> {
+  return withFreshPorts(startRedisOnce);
+}
+
+async function startRedisOnce(): Promise<RedisServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-'));
   const file = (name: string) => path.join(dir, name);
   const ca = await createCA({ commonName: 'drawbridge test redis CA' });
