@@ -144,8 +144,11 @@ async function runPrimary(opts: AgentFlags, workers: number, log: Logger): Promi
       { reason },
       "every agent worker keeps exiting at start: giving up (see the workers' errors above)",
     );
-    writeTerminationLog(opts.terminationLog, `${reason}: giving up`, true);
-    void pool.stop().then(() => process.exit(1));
+    // Once every worker is gone: one still starting would write its error over this line.
+    void pool.stop().then(() => {
+      writeTerminationLog(opts.terminationLog, `${reason}: giving up`, true);
+      process.exit(1);
+    });
   };
   if (opts.config) {
     const { loadConfigFile } = await import('../../api/config.js');
