@@ -85,22 +85,27 @@ proc_tree() {
 }
 
 # run_benchmarks TARGET...: for -P 1 and -P 16, BENCH_ROUNDS rounds, each running SET then GET against
-# every target in turn (so the runs compared sit side by side; each round starts one target further
-# on, so no target always runs right after the same one), one redis-benchmark run each, so the CPU
+# every target in turn (so the runs compared sit side by side; every other round starts one target
+# further on and every second round runs backwards, so no target always runs first or right after the
+# same one), one redis-benchmark run each, so the CPU
 # used can be attributed to it, with the caller's ARGS[target] and EXTRA_ARGS. BENCH_TARGETS (space
 # separated) keeps only those targets. Appends "target P test round ops/s p50_ms p99_ms user_us sys_us"
 # to $WORK/results, the CPU per request of PROXY_PID[target] ("-" for targets without a proxy).
 run_benchmarks() {
-  local p t test round line cpu u0 s0 u1 s1 shift
-  local targets=() order
+  local p t test round line cpu u0 s0 u1 s1 shift i
+  local targets=() order reversed=()
   for t in "$@"; do
     if [ -z "${BENCH_TARGETS:-}" ] || [[ " $BENCH_TARGETS " == *" $t "* ]]; then targets+=("$t"); fi
   done
   # CSV: "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
   for p in ${BENCH_PIPELINES:-1 16}; do
     for round in $(seq 1 "$ROUNDS"); do
-      shift=$(((round - 1) % ${#targets[@]}))
+      shift=$(((round - 1) / 2 % ${#targets[@]}))
       order=("${targets[@]:shift}" "${targets[@]:0:shift}")
+      if ((round % 2 == 0)); then
+        for ((i = 0; i < ${#order[@]}; i++)); do reversed[i]=${order[${#order[@]} - 1 - i]}; done
+        order=("${reversed[@]}")
+      fi
       for test in set get; do
         for t in "${order[@]}"; do
           read -r u0 s0 < <(cpu_ticks "${PROXY_PID[$t]:-}")

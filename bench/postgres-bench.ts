@@ -85,9 +85,12 @@ async function alternate(targets: Target[], args: string[]): Promise<Map<string,
   const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
   for (let round = 1; round <= ROUNDS; round++) {
     const line: string[] = [];
-    // Each round starts one target further on: no target always runs first (after the heaviest load).
-    const shift = (round - 1) % targets.length;
-    for (const t of [...targets.slice(shift), ...targets.slice(0, shift)]) {
+    // Every other round starts one target further on, and every second round runs backwards: no
+    // target always runs first (after the heaviest load) or right after the same one (its leftovers).
+    const shift = Math.floor((round - 1) / 2) % targets.length;
+    const order = [...targets.slice(shift), ...targets.slice(0, shift)];
+    if (round % 2 === 0) order.reverse();
+    for (const t of order) {
       const r = await pgbench(t, args);
       runs.get(t.name)!.push(r);
       const cpu = t.pid ? ` ${r.cpuUs.toFixed(1)} µs (user ${r.userUs.toFixed(1)})` : '';
