@@ -16,7 +16,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { EC, issue, newCA, privatePem, publicPem, subjectFor, type CA, type Issued } from './pki.js';
-import { type Proc, freePort, get, logTail, reaper, terminate } from './procs.js';
+import { freePort } from '../support/ports.js';
+import { terminate } from '../support/terminate.js';
+import { type Proc, get, logTail, reaper } from './procs.js';
 
 export interface ControlPlaneOptions {
   /** Also run kube-controller-manager (garbage collection, namespace deletion, SA tokens). */
@@ -88,6 +90,8 @@ export class KubectlError extends Error {
 }
 
 const ISSUER = 'https://kubernetes.default.svc.cluster.local';
+/** How long a control-plane process has to exit after SIGTERM before it is killed. */
+const STOP_GRACE_MS = 10_000;
 
 /** Locates the binaries without duplicating build.sh's version pins. */
 export function k8sBinDir(): string {
@@ -287,8 +291,8 @@ class RunningPlane implements ControlPlane {
     this.stopped = true;
     // Controllers and the apiserver first so that neither logs a storm of etcd errors on the way down.
     const [etcd, ...rest] = this.procs;
-    await Promise.all(rest.map(terminate));
-    if (etcd) await terminate(etcd);
+    await Promise.all(rest.map((p) => terminate(p, STOP_GRACE_MS)));
+    if (etcd) await terminate(etcd, STOP_GRACE_MS);
     for (const p of this.procs) p.reaper?.kill('SIGKILL');
     await rm(this.dir, { recursive: true, force: true });
     live.delete(this);

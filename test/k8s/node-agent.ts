@@ -28,6 +28,7 @@ import { objectPath } from '../../src/kube/resources.js';
 import { type KubeObject, objectKey, splitKey } from '../../src/kube/types.js';
 import { AGENT_SELECTOR } from '../../src/operator/names.js';
 import { freePort } from '../support/ports.js';
+import { terminate } from '../support/terminate.js';
 import {
   type ContainerRun,
   createPod,
@@ -323,14 +324,7 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
 
   async function stopReplica(r: Replica): Promise<void> {
     r.stopping = true;
-    const child = r.child;
-    if (child && !r.exited) {
-      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      child.kill('SIGTERM');
-      const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(kill);
-    }
+    if (r.child) await terminate({ child: r.child, exited: r.exited }, 5000);
     if (r.pod) await deletePod(client, r.pod.metadata.name, r.pod.metadata.namespace!).catch(() => undefined);
   }
 

@@ -1,9 +1,9 @@
-// Process and HTTP helpers of the control plane (controlplane.ts): stopping, reaping, probing.
+// Process and HTTP helpers of the control plane (controlplane.ts): reaping, logs, probing (stopping:
+// support/terminate.ts; ports: support/ports.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 
 export interface Proc {
   name: string;
@@ -12,15 +12,6 @@ export interface Proc {
   exited: boolean;
   /** Watches this Node process and kills the child if we die without running stop(). */
   reaper: ChildProcess | undefined;
-}
-
-export async function terminate(p: Proc): Promise<void> {
-  if (p.exited) return;
-  const gone = new Promise<void>((r) => p.child.once('exit', () => r()));
-  p.child.kill('SIGTERM');
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
-  await gone;
-  clearTimeout(timer);
 }
 
 /**
@@ -46,17 +37,6 @@ export function logTail(file: string, lines = 40): string {
   } catch {
     return '(no log)';
   }
-}
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 /** Status code of a GET; plain http for etcd, mutual TLS for the apiserver. */

@@ -31,15 +31,6 @@ export function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-export async function terminate(node: ClusterNode): Promise<void> {
-  if (node.exited) return;
-  const gone = new Promise<void>((r) => node.child.once('exit', () => r()));
-  node.child.kill('SIGTERM');
-  const timer = setTimeout(() => node.child.kill('SIGKILL'), 5_000);
-  await gone;
-  clearTimeout(timer);
-}
-
 /**
  * One detached shell that SIGKILLs every node once this process is gone, even when no 'exit' handler
  * runs (a vitest worker killed on timeout): six orphaned redis-servers would otherwise keep a CI box busy.

@@ -14,10 +14,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/ca.js';
 import { freePortPair, withFreshPorts } from './ports.js';
-import { type ClusterNode, reaperFor, run, terminate } from './redis-cluster-process.js';
+import { type ClusterNode, reaperFor, run } from './redis-cluster-process.js';
+import { terminate } from './terminate.js';
 import { redisDatabaseDocs } from './redis.js';
 
 export const CLUSTER_BUS_OFFSET = 10_000;
+
+/** How long a node has to exit after SIGTERM before it is killed. */
+const STOP_GRACE_MS = 5_000;
 
 /** ACL users on every node. `repl` is what replicas use to sync from their master. */
 export const CLUSTER_USERS = {
@@ -248,7 +252,7 @@ export class RedisCluster {
 
   /** Stops every node and removes the directory. Safe to call more than once. */
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => terminate(n)));
+    await Promise.all(this.nodes.map((n) => terminate(n, STOP_GRACE_MS)));
     this.reapers.forEach((r) => r?.kill('SIGKILL'));
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
@@ -289,7 +293,7 @@ export class RedisCluster {
       try {
         await this.waitPing(node);
       } catch (err) {
-        await terminate(node);
+        await terminate(node, STOP_GRACE_MS);
         reaper?.kill('SIGKILL');
         throw err;
       }

@@ -13,6 +13,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { RESP_TYPES, type RedisClientOptions, createClient } from 'redis';
 import { type KeyPairPem, createCA, issueCertificate } from '../../src/pki/ca.js';
 import { freePort, withFreshPorts } from './ports.js';
+import { terminate } from './terminate.js';
 
 const HOST = '127.0.0.1';
 
@@ -116,13 +117,7 @@ async function startRedisOnce(): Promise<RedisServer> {
       ...args,
     ]);
   const stop = async () => {
-    if (!exited) {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      const force = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await gone;
-      clearTimeout(force);
-    }
+    await terminate({ child, exited }, 5000);
     watchdog.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
