@@ -217,6 +217,35 @@ denied() {
   [[ $out == *denied* ]] || fail "expected a denial, got: $out"
 }
 
+# An agent that cannot start (its serving key is not a key) is reported in its Database's status with
+# the agent's own error, which the real kubelet took from the container's termination log; doing what the
+# message says (delete the Secret: the controller issues a new one) brings it back.
+crash_reported() {
+  local secret=drawbridge-sessions-tls msg
+  kubectl -n "$APP" patch secret "$secret" -p "{\"data\":{\"tls.key\":\"$(printf 'not a key\n' | base64 -w0)\"}}" \
+    >/dev/null || return 1
+  kubectl -n "$APP" rollout restart deploy/drawbridge-sessions >/dev/null || return 1
+  # The old pod serves on while the roll-out waits for the new one: AgentReady says why that one fails.
+  eventually 180 agent_says sessions 'tls.keyFile' ||
+    fail "AgentReady never named the key file: $(agent_message sessions)" || return 1
+  msg=$(agent_message sessions)
+  [[ $msg == *'crash-looping'* || $msg == *exited* ]] || fail "AgentReady: $msg" || return 1
+  [[ $msg != *'not a key'* ]] || fail "the bad file's content is in the status: $msg" || return 1
+  kubectl -n "$APP" delete secret "$secret" >/dev/null || return 1
+  eventually 60 kubectl -n "$APP" get secret "$secret" >/dev/null 2>&1 ||
+    fail "the controller did not issue a new $secret" || return 1
+  kubectl -n "$APP" rollout restart deploy/drawbridge-sessions >/dev/null || return 1
+  kubectl -n "$APP" rollout status deploy/drawbridge-sessions --timeout=3m >/dev/null || return 1
+  eventually 60 agent_says sessions '1/1 agent replicas ready' ||
+    fail "AgentReady after the fix: $(agent_message sessions)" || return 1
+  msg=$(agent_message sessions)
+  [[ $msg != *tls.keyFile* ]] || fail "AgentReady still reports the old crash: $msg"
+}
+agent_message() {
+  kubectl -n "$APP" get database "$1" -o jsonpath='{.status.conditions[?(@.type=="AgentReady")].message}'
+}
+agent_says() { [[ $(agent_message "$1") == *"$2"* ]]; }
+
 upgrade_drains() {
   local old out
   old=$(agent_pods orders)
@@ -278,7 +307,7 @@ only_defaults() {
 }
 
 # --- run: each step needs the ones before it, so the first failure ends the run ----------------------
-steps=(install databases agents_hardened people alice_postgres alice_redis workload denied upgrade_drains
+steps=(install databases agents_hardened people alice_postgres alice_redis workload denied crash_reported upgrade_drains
   delete_database uninstall)
 for step in "${steps[@]}"; do
   echo "==> $step" >&2
