@@ -2,16 +2,22 @@
 // fail after spec.redis.commandTimeout with a "timed out" error, other masters keep serving, and the
 // node is used again once it answers. Blocking commands get their own timeout, not the command one.
 // A new session is never failed by the silent node, even the first one of a login, whose login is
-// proven with a PING to some master. The cluster's node timeout is long, so the stopped master is not
+// proven with a PING to some master; nor is a topology refresh held up for the command timeout when
+// it asks the silent node first. The cluster's node timeout is long, so the stopped master is not
 // failed over during the test.
 import type { NodeView } from '../../support/redis-cluster.js';
 import { RedisCluster } from '../../support/redis-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
+import { ClusterRouters, RedisEngine, standaloneRouters } from '../../../src/engines/redis/index.js';
+import type { ClusterService } from '../../../src/engines/redis/cluster/service.js';
+import { agentParts } from '../../../src/wiring.js';
 import { type ClusterFixture, clusterDocs, startClusterFixture } from './cluster-fixture.js';
 import { Wire } from './cluster-wire.js';
 
 const COMMAND_TIMEOUT = '1s';
+/** The second agent's: long enough to tell a refresh that waited for it, short of the node timeout (15 s). */
+const LONG_TIMEOUT_MS = 10_000;
 
 let f: ClusterFixture;
 let victim: NodeView;
@@ -19,12 +25,10 @@ let victimKey: string;
 let otherKey: string;
 
 /** The fixture's documents with spec.redis.commandTimeout set on the Database. */
-function docsWithTimeout(cluster: RedisCluster): object[] {
+function docsWithTimeout(cluster: RedisCluster, commandTimeout = COMMAND_TIMEOUT): object[] {
   return clusterDocs(cluster).map((d) => {
     const doc = d as { kind: string; spec: object };
-    return doc.kind === 'Database'
-      ? { ...doc, spec: { ...doc.spec, redis: { commandTimeout: COMMAND_TIMEOUT } } }
-      : d;
+    return doc.kind === 'Database' ? { ...doc, spec: { ...doc.spec, redis: { commandTimeout } } } : d;
   });
 }
 
@@ -133,4 +137,50 @@ describe('a hung cluster node', () => {
     });
     expect(replies).toEqual(users.map(() => '+OK\r\n$12\r\nfirst-logins\r\n'));
   });
+
+  it('a topology refresh moves on from the stopped master it asks first', async () => {
+    // A second agent whose command timeout is long, and whose cluster state the test can reach: a
+    // refresh (what every MOVED and failed connection triggers) asks the master of slot 0 first.
+    let routers: ClusterRouters | undefined;
+    const parts = {
+      ...agentParts,
+      engines: {
+        ...agentParts.engines,
+        redis: () =>
+          new RedisEngine({ standalone: standaloneRouters, cluster: () => (routers = new ClusterRouters()) }),
+      },
+    };
+    const g = await startClusterFixture(
+      f.cluster,
+      (c) => docsWithTimeout(c, `${LONG_TIMEOUT_MS / 1000}s`),
+      parts,
+    );
+    try {
+      const masters = await f.cluster.masters();
+      const first = masters.find((m) => m.slots.some(([a]) => a === 0))!;
+      const healthyKey = keyOn(
+        masters.find((m) => m !== first)!,
+        'topo',
+      );
+      await f.ioredis('alice').set(healthyKey, 'still-served');
+      // The agent's first session learns the topology (from the seed).
+      expect((await g.cli('alice', ['GET', healthyKey])).trim()).toBe('still-served');
+      const services = (routers as unknown as { services: Map<string, ClusterService> }).services;
+      const topology = [...services.values()][0]!.topology;
+      expect(topology.entry(topology.masters()[0]!).address.port).toBe(first.port);
+
+      const [reply, refreshMs] = await whileStopped(first, async () => {
+        const started = Date.now();
+        const refreshed = topology.refresh().then(() => Date.now() - started);
+        const got = await g.cli('alice', ['GET', healthyKey]);
+        return [got, await refreshed] as const;
+      });
+      expect(reply.trim()).toBe('still-served');
+      // The old refresh waited for the stopped node's timeout before asking the next: >= LONG_TIMEOUT_MS.
+      expect(refreshMs).toBeLessThan(LONG_TIMEOUT_MS / 2);
+      expect(topology.masters()).toHaveLength(masters.length);
+    } finally {
+      await g.stop();
+    }
+  }, 30_000);
 });

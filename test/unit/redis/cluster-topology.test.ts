@@ -1,5 +1,6 @@
 // Slot map and topology: CLUSTER SHARDS/SLOTS parsing, MOVED patches, epoch-guarded refreshes.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { HEDGE_MS } from '../../../src/engines/redis/cluster/hung-nodes.js';
 import { RespError, type RespValue } from '../../../src/engines/redis/reply-parser.js';
 import {
   type ClusterShape,
@@ -164,6 +165,34 @@ describe('Topology', () => {
     expect(asked).toEqual(['a:1', 'b:2']);
     expect(errors).toEqual([]);
     expect(t.entry(t.ownerOf(5)).key).toBe('b:2');
+  });
+
+  it('a silent node holds a refresh up for HEDGE_MS, not its timeout; an error moves on at once', async () => {
+    vi.useFakeTimers();
+    try {
+      const asked: string[] = [];
+      const t = new Topology({
+        seeds: [A, B, C],
+        fetchShape: (n) => {
+          asked.push(n.key);
+          if (n.key === 'a:1') return new Promise<ClusterShape>(() => {}); // SIGSTOPped: never answers
+          if (n.key === 'b:2') return Promise.reject(new Error('NOPERM'));
+          return Promise.resolve(shape([C, 0, 16383]));
+        },
+      });
+      let done = false;
+      const running = t.refresh().then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(HEDGE_MS - 1);
+      expect(asked).toEqual(['a:1']);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(done).toBe(true);
+      expect(asked).toEqual(['a:1', 'b:2', 'c:3']);
+      await running;
+      expect(t.entry(t.ownerOf(0)).key).toBe('c:3');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('names seeds and every node a shape lists (masters, replicas, slotless); nothing else', async () => {

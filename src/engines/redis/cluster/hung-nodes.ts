@@ -7,8 +7,8 @@
 // commands fail with NodeTimeoutError (they may still run on the node, so they are never retried) and
 // the next command for that node opens a fresh connection. Other nodes' connections are untouched.
 //
-// What any node can answer (a new login's proof, COMMAND) is asked with `askAny`, which moves on from
-// a silent node after a short hedge instead of waiting for the timeout.
+// What any node can answer (a new login's proof, COMMAND, the topology) is asked with `askAny`, which
+// moves on from a silent node after a short hedge instead of waiting for the timeout.
 //
 // One sweep per ClusterService every quarter of the timeout, instead of a timer per command, keeps
 // the per-command path free of timers: a connection only counts the data chunks it receives.
@@ -37,14 +37,18 @@ export const HEDGE_MS = 200;
 
 /**
  * Asks `nodes` in order until one answers: each gets HEDGE_MS before the next is asked too (at once
- * when it cannot be reached), and the first reply wins, whatever the others do later. A node that is
- * unreachable or silent (BACKEND_UNREACHABLE, NodeTimeoutError included) only moves the question on;
- * any other failure (a refused login, RESP3 refused) is what every node would say, and fails it at
- * once. It fails with the last error only when every node failed. For what any node can answer (a
- * new login's proof, COMMAND): a hung node must not fail, nor hold up for its timeout, the login of a
- * session whose commands may never need that node.
+ * when it cannot be reached), and the first reply wins, whatever the others do later. A failure
+ * `moveOn` accepts only moves the question on: by default a node that is unreachable or silent
+ * (BACKEND_UNREACHABLE, NodeTimeoutError included); any other failure (a refused login, RESP3
+ * refused) is what every node would say, and fails it at once. It fails with the last error only when
+ * every node failed. For what any node can answer (a new login's proof, COMMAND, the cluster's shape):
+ * a hung node must not fail, nor hold up for its timeout, what may never need that node.
  */
-export function askAny<T>(nodes: readonly number[], ask: (node: number) => Promise<T>): Promise<T> {
+export function askAny<T>(
+  nodes: readonly number[],
+  ask: (node: number) => Promise<T>,
+  moveOn: (err: unknown) => boolean = nodeTrouble,
+): Promise<T> {
   return new Promise((resolve, reject) => {
     let next = 0;
     let failed = 0;
@@ -67,7 +71,7 @@ export function askAny<T>(nodes: readonly number[], ask: (node: number) => Promi
         },
         (err: unknown) => {
           if (done) return;
-          if (nodeTrouble(err) && ++failed < nodes.length) return askNext();
+          if (moveOn(err) && ++failed < nodes.length) return askNext();
           settle();
           reject(err);
         },

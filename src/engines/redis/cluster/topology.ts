@@ -11,6 +11,7 @@
 // followed only to a node the current shape names (`named`); any other address waits for a refresh
 // (`confirm`) and is never registered, dialled or sent credentials unless that refresh names it.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { askAny } from './hung-nodes.js';
 import { type ClusterShape, type NodeAddress, SLOT_COUNT, addressKey } from './shape.js';
 
 export const NO_NODE = 0xffff;
@@ -151,21 +152,18 @@ export class Topology {
     } while (this.again);
   }
 
-  /** Asks the preferred node, known masters, replicas, then seeds; the first answer wins. */
-  private async fetchFromAnyNode(): Promise<ClusterShape> {
+  /**
+   * Asks the preferred node, known masters, replicas, then seeds, in that order, and the first answer
+   * wins (askAny): a silent node holds the refresh up for a short hedge, not the command timeout, and
+   * any failure (unreachable, or an error such as an ACL refusal) moves on to the next node at once.
+   */
+  private fetchFromAnyNode(): Promise<ClusterShape> {
     const first = this.prefer === NO_NODE ? [] : [this.prefer];
     this.prefer = NO_NODE;
     const known = [...this.masterIds, ...this.replicaIds, ...this.entries.map((e) => e.id)];
     const order = [...new Set([...first, ...known])];
-    let last: unknown = new Error('no cluster node address known');
-    for (const id of order) {
-      try {
-        return await this.opts.fetchShape(this.entries[id]!);
-      } catch (err) {
-        last = err;
-      }
-    }
-    throw last;
+    if (order.length === 0) return Promise.reject(new Error('no cluster node address known'));
+    return askAny(order, (id) => this.opts.fetchShape(this.entries[id]!), everyFailure);
   }
 
   /** Replaces the slot table with `shape`, then re-applies recent MOVED patches. */
@@ -221,6 +219,9 @@ export class Topology {
     this.opts.onChange?.(this.epoch);
   }
 }
+
+/** Whatever one node fails with, another may answer the shape. */
+const everyFailure = (): boolean => true;
 
 function sameList(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
