@@ -1,5 +1,6 @@
 // The audit sink: JSON lines with `time` first, in order, whole, across batch boundaries and for
 // events of any size or script.
+import { statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -128,6 +129,30 @@ describe('JsonLinesAudit', () => {
       ]);
     } finally {
       now.mockRestore();
+    }
+  });
+
+  it('writes a full batch into a regular file before emit returns (no threadpool round trip)', async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-audit-'));
+    const file = path.join(dir, 'audit.jsonl');
+    const audit = new JsonLinesAudit(file, createLogger('test', 'silent'));
+    try {
+      audit.emit(event(0)); // opens the file (asynchronously, once)
+      while (audit.pendingBytes > 0) await new Promise((r) => setTimeout(r, 5));
+      const before = statSync(file).size;
+      let n = 1;
+      // Until a 64 KiB batch is flushed (about 500 events; 5,000 at most).
+      while (n < 5000 && (n === 1 || audit.pendingBytes > 0)) audit.emit(event(n++));
+      // Nothing waits for a callback: the batch is in the file, and the sink is not behind.
+      expect(audit.pendingBytes).toBe(0);
+      expect(statSync(file).size - before).toBeGreaterThanOrEqual(64 * 1024);
+      await audit.close();
+      const lines = (await readFile(file, 'utf8')).split('\n');
+      expect(lines.slice(0, -1).map((l) => (JSON.parse(l) as { args: string[] }).args[0])).toEqual(
+        Array.from({ length: n }, (_, i) => `key:${i}`),
+      );
+    } finally {
+      await audit.close();
     }
   });
 });
