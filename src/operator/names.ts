@@ -2,7 +2,8 @@
 // look for agents. Object names derive from the Database name but must also be valid Service names
 // (DNS-1035 labels, at most 63 characters), which a Database name need not be.
 import { createHash } from 'node:crypto';
-import { GROUP } from '../api/meta.js';
+// runtime.js, not meta.js: the in-cluster agent's workers import this file and must not load zod.
+import { GROUP } from '../api/runtime.js';
 
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const LABEL_NAME = 'app.kubernetes.io/name';
