@@ -6,9 +6,10 @@
 // A regular file is written with writeSync in the event loop's thread: a write into the page cache is a
 // memcpy, while fs.write's threadpool round trip (wake a thread, wake the loop, run the callback) cost
 // more than the write itself, once per 5 ms flush (~1 µs per pgbench -S transaction, ~0.5 µs per Redis
-// -P16 SET on the 2-core bench). Pipes, FIFOs and devices stay on fs.write: they may block (a log
-// pipeline that stops reading), and the loop must go on holding or ending sessions meanwhile.
-import { close, fstatSync, open, write, writeSync } from 'node:fs';
+// -P16 SET on the 2-core bench). Pipes, FIFOs, devices and files on a network or FUSE file system stay
+// on fs.write: they may block (a log pipeline that stops reading, a hard NFS mount whose server is
+// gone), and the loop must go on holding or ending sessions meanwhile.
+import { close, fstatSync, open, statfsSync, write, writeSync } from 'node:fs';
 
 export interface AuditFileEvents {
   /** An open or write failed; the same bytes are tried again after the retry interval. */
@@ -36,7 +37,7 @@ export class AuditFile {
   private retryTimer: NodeJS.Timeout | undefined;
   private onDrained: (() => void) | undefined;
   private closed = false;
-  /** The open file is a regular one: written synchronously (see the top of this file). */
+  /** The open file is a regular one on a local disk: written synchronously (see the top of this file). */
   private regular = false;
 
   /** Writes to a descriptor already open (stdout, an agent worker's audit pipe): never closed or reopened. */
@@ -79,7 +80,7 @@ export class AuditFile {
     this.busy = false;
     if (err) return this.fail(err);
     this.fd = fd;
-    this.regular = isRegularFile(fd);
+    this.regular = isLocalFile(fd, this.path);
     this.pump();
   };
 
@@ -138,10 +139,19 @@ export class AuditFile {
   }
 }
 
-function isRegularFile(fd: number): boolean {
+/**
+ * statfs f_type of the file systems whose writes land in the page cache without waiting on anything but
+ * the local disk: ext2/3/4, XFS, Btrfs, tmpfs, overlayfs (a container's writable layer), ZFS, F2FS.
+ */
+const LOCAL_FILE_SYSTEMS = new Set([
+  0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x794c7630, 0x2fc12fc1, 0xf2f52010,
+]);
+
+/** Whether `fd` (opened from `path`) is a regular file on a local file system: safe to write in the loop. */
+export function isLocalFile(fd: number, path: string): boolean {
   try {
-    return fstatSync(fd).isFile();
+    return fstatSync(fd).isFile() && LOCAL_FILE_SYSTEMS.has(statfsSync(path).type);
   } catch {
-    return false; // not known to be a file: the threadpool write is always safe
+    return false; // not known to be local: the threadpool write is always safe
   }
 }

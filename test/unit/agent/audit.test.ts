@@ -1,5 +1,6 @@
 // The audit sink: JSON lines with `time` first, in order, whole, across batch boundaries and for
 // events of any size or script.
+import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +12,7 @@ import {
   MAX_BYTES_PER_UNIT,
   writeJsonFields,
 } from '../../../src/agent/audit.js';
+import { isLocalFile } from '../../../src/agent/audit-file.js';
 import { createLogger } from '../../../src/log.js';
 
 let dir: string | undefined;
@@ -153,6 +155,31 @@ describe('JsonLinesAudit', () => {
       );
     } finally {
       await audit.close();
+    }
+  });
+});
+
+describe('isLocalFile: which audit files are written in the event loop', () => {
+  it('a file on a local disk is; a pipe, and a regular file on a file system not known to be local, are not', async () => {
+    const { closeSync, openSync } = await import('node:fs');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'audit-local-'));
+    const file = path.join(dir, 'audit.log');
+    const fd = openSync(file, 'a');
+    // procfs stands in for NFS or FUSE: its files are regular files whose writes may wait on more
+    // than the local disk, so they stay on the threadpool.
+    const proc = openSync('/proc/self/status', 'r');
+    const fifo = path.join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const pipe = openSync(fifo, 'r+'); // read-write: Linux opens a FIFO so without a peer
+    try {
+      expect(isLocalFile(fd, file)).toBe(true);
+      expect(isLocalFile(proc, '/proc/self/status')).toBe(false);
+      expect(isLocalFile(pipe, fifo)).toBe(false);
+    } finally {
+      closeSync(fd);
+      closeSync(proc);
+      closeSync(pipe);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
