@@ -72,14 +72,21 @@ function pipeline(prefix: string, n: number): Buffer {
   return Buffer.from(parts.join(''));
 }
 
-/** A raw TLS session as alice; counts +OK replies and keeps what else it was told. */
+/**
+ * A raw TLS session as alice; counts +OK replies and keeps what else it was told. Counts whole lines:
+ * a reply may be split across two reads (a batch over one TLS record is), so a read is not a unit.
+ */
 async function session(agent: TestAgent) {
   const socket: TLSSocket = await f.rawAt(agent.port, 'alice');
   const state = { ok: 0, text: '', closed: false };
+  let partial = '';
   socket.on('data', (d: Buffer) => {
-    const s = d.toString('latin1');
-    state.ok += s.split('+OK\r\n').length - 1;
-    state.text += s.replace(/\+OK\r\n/g, '');
+    const lines = (partial + d.toString('latin1')).split('\r\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (line === '+OK') state.ok++;
+      else state.text += `${line}\r\n`;
+    }
   });
   socket.on('close', () => (state.closed = true));
   socket.on('error', () => undefined);
@@ -184,7 +191,9 @@ describe('audit mode best-effort', () => {
       { bufferBytes: 64 * 1024 },
       { mode: 'best-effort' },
     );
-    await until('every command answered', () => state.ok === N);
+    await until('every command answered', () => state.ok === N).catch((err: Error) => {
+      throw new Error(`${err.message}: ${state.ok} of ${N} +OK, closed ${state.closed}, told ${state.text}`);
+    });
     expect(await keys('dropped')).toBe(N);
     expect(await metric(agent, 'drawbridge_audit_sessions_held')).toBe(0);
     const dropped = await metric(agent, 'drawbridge_audit_events_dropped_total');
