@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { EC, issue, newCA, privatePem, publicPem, subjectFor, type CA, type Issued } from './pki.js';
-import { freePort } from '../support/ports.js';
+import { freePort, withFreshPorts } from '../support/ports.js';
 import { terminate } from '../support/terminate.js';
 import { type Proc, get, logTail, reaper } from './procs.js';
 
@@ -115,16 +115,20 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       throw new Error(`${bin} not found in ${binDir}: run \`make k8s-bin\` (test/k8s/build.sh) first`);
     }
   }
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-k8s-'));
-  const plane = new RunningPlane(dir, binDir, opts.startTimeoutMs ?? 90_000);
-  live.add(plane);
-  try {
-    await plane.start(opts);
-  } catch (err) {
-    await plane.stop();
-    throw err;
-  }
-  return plane;
+  // A port picked free can be taken before etcd or the apiserver binds it: both exit saying "address
+  // already in use" (quoted from their log by waitFor), and the whole plane starts again on fresh ports.
+  return withFreshPorts(async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-k8s-'));
+    const plane = new RunningPlane(dir, binDir, opts.startTimeoutMs ?? 90_000);
+    live.add(plane);
+    try {
+      await plane.start(opts);
+    } catch (err) {
+      await plane.stop();
+      throw err;
+    }
+    return plane;
+  });
 }
 
 // ---- processes ---------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 // The test servers' starters survive a port taken between freePort's check and the server's bind
 // (another test's server, or a connection's local port, took it): each is handed a port somebody
 // holds first, as the race would leave it, and must come up on a fresh one, with nothing of the
-// failed try left running. For the cluster the taken port is a node's bus port (port + 10000).
+// failed try left running. For the cluster the taken port is a node's bus port (port + 10000); for the
+// Kubernetes control plane, etcd's peer port or kube-apiserver's secure port.
+import { readFileSync, readdirSync } from 'node:fs';
 import { type Server, createServer } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type * as Ports from '../../support/ports.js';
 import { freePort, freePortPair } from '../../support/ports.js';
+import { startControlPlane } from '../../k8s/controlplane.js';
 import { startPostgres } from '../../support/postgres.js';
 import { startRedis } from '../../support/redis.js';
 import { CLUSTER_BUS_OFFSET, RedisCluster } from '../../support/redis-cluster.js';
@@ -35,6 +38,20 @@ async function taken(offset = 0): Promise<number> {
   });
   holders.push(srv);
   return port;
+}
+
+/** Command lines of this machine's processes that mention `text` (what a failed try left running). */
+function processesWith(text: string): string[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        return ''; // gone meanwhile
+      }
+    })
+    .filter((cmd) => cmd.includes(text));
 }
 
 afterEach(async () => {
@@ -82,4 +99,29 @@ describe('a port taken before the server binds it', () => {
       await cluster.stop();
     }
   });
+
+  // The control plane takes its ports in this order: etcd client, etcd peer, kube-apiserver.
+  it.each([
+    ['etcd peer', 1, '--listen-peer-urls=http://127.0.0.1:'],
+    ['kube-apiserver secure', 2, '--secure-port='],
+  ])(
+    'the Kubernetes control plane whose %s port is taken starts again on fresh ports',
+    async (_, at, flag) => {
+      const port = await taken();
+      const free = [await freePort(), await freePort()];
+      handOut.push(...free.slice(0, at), port);
+      const plane = await startControlPlane();
+      try {
+        expect(handOut).toEqual([]);
+        expect(processesWith(`${flag}${port} `)).toEqual([]);
+        if (flag.startsWith('--secure')) expect(plane.server).not.toBe(`https://127.0.0.1:${port}`);
+        expect(await plane.kubectl(['get', 'namespace', 'default', '-o', 'name'])).toBe(
+          'namespace/default\n',
+        );
+      } finally {
+        await plane.stop();
+      }
+    },
+    180_000,
+  );
 });
