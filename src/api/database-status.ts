@@ -13,6 +13,8 @@ export const REASON = {
   InvalidSpec: 'InvalidSpec',
   // AgentReady
   AgentAvailable: 'AgentAvailable',
+  /** Still True: a replica serves, but another pod fails (pod-status.ts says why). */
+  AgentDegraded: 'AgentDegraded',
   AgentPodsNotReady: 'AgentPodsNotReady',
   // ... and why, from the agent pods' status (src/operator/database/pod-status.ts)
   AgentCrashLooping: 'AgentCrashLooping',

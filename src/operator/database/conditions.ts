@@ -40,11 +40,13 @@ export function mergeConditions(
 export function readyCondition(parts: readonly ConditionState[], endpoint: string): ConditionState {
   const failing = parts.find((p) => p.status === 'False') ?? parts.find((p) => p.status !== 'True');
   if (!failing) {
+    // Serving, so Ready (Argo CD: Healthy); a failing agent pod is still worth a line where people look.
+    const degraded = parts.find((p) => p.reason === REASON.AgentDegraded);
     return {
       type: CONDITION.Ready,
       status: 'True',
       reason: REASON.Ready,
-      message: `agent serving at ${endpoint}`,
+      message: `agent serving at ${endpoint}${degraded ? `; ${degraded.type}: ${degraded.message}` : ''}`,
     };
   }
   return {
@@ -94,11 +96,12 @@ export function agentCondition(
   const ready = status.readyReplicas ?? 0;
   const problem = podProblem(pods);
   if (ready >= 1) {
-    // Still serving, but a roll-out stuck on a crashing pod is worth a line.
+    // Still serving (True, as a Deployment stays Available), but a failing pod (a second replica
+    // crash-looping, a roll-out stuck on a crashing pod) is AgentDegraded, named, and a Warning Event.
     return {
       type,
       status: 'True',
-      reason: REASON.AgentAvailable,
+      reason: problem ? REASON.AgentDegraded : REASON.AgentAvailable,
       message: `${ready}/${wanted} agent replicas ready${problem ? `; ${problem.message}` : ''}`,
     };
   }

@@ -252,6 +252,7 @@ export class DatabaseReconciler implements Reconciler {
       'status',
     );
     this.recordReadyTransition(raw, old.conditions, conditions[0]!);
+    this.recordDegraded(raw, old.conditions, conditions);
   }
 
   private recordReadyTransition(raw: KubeObject, old: Condition[] | undefined, ready: Condition): void {
@@ -259,6 +260,14 @@ export class DatabaseReconciler implements Reconciler {
     if (before?.status === ready.status && before.reason === ready.reason) return;
     if (ready.status === 'True') this.deps.events.record(raw, 'Normal', REASON.Ready, ready.message);
     else if (ready.status === 'False') this.deps.events.record(raw, 'Warning', ready.reason, ready.message);
+  }
+
+  /** Ready stays True while a replica serves: a failing pod is told once, when AgentReady turns degraded. */
+  private recordDegraded(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
+    const agent = next.find((c) => c.type === CONDITION.AgentReady);
+    if (agent?.reason !== REASON.AgentDegraded) return;
+    if (old?.find((c) => c.type === CONDITION.AgentReady)?.reason === REASON.AgentDegraded) return;
+    this.deps.events.record(raw, 'Warning', REASON.AgentDegraded, agent.message);
   }
 }
 

@@ -39,6 +39,17 @@ describe('conditions', () => {
     expect(readyCondition(parts, 'svc:5432')).toMatchObject({ type: 'Ready', status, reason });
   });
 
+  it('Ready stays True and Ready while the agent is degraded, and says why', () => {
+    const agent = { ...t('AgentReady', 'True', 'AgentDegraded'), message: '1/2 agent replicas ready; pod p' };
+    const parts = [agent, t('BackendReachable', 'True'), t('CredentialsReady', 'True')];
+    expect(readyCondition(parts, 'svc:5432')).toEqual({
+      type: 'Ready',
+      status: 'True',
+      reason: 'Ready',
+      message: 'agent serving at svc:5432; AgentReady: 1/2 agent replicas ready; pod p',
+    });
+  });
+
   it.each([
     ['no Deployment yet', undefined, 1, 'Unknown', 'AgentDeploying'],
     ['not observed yet', { status: {} }, 1, 'Unknown', 'AgentDeploying'],

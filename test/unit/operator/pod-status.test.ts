@@ -200,7 +200,7 @@ describe('AgentReady from the agent pods', () => {
     for (const f of fragments) expect(c.message).toContain(f);
   });
 
-  it('is AgentAvailable when a pod is ready, noting a crash-looping one of a stuck roll-out', () => {
+  it('is AgentAvailable when a pod is ready; AgentDegraded (still True) naming a crash-looping one of a stuck roll-out', () => {
     expect(agentCondition(deployment(1), 1, 'shop/drawbridge-orders', [ready])).toEqual({
       type: 'AgentReady',
       status: 'True',
@@ -208,7 +208,7 @@ describe('AgentReady from the agent pods', () => {
       message: '1/1 agent replicas ready',
     });
     const rollout = agentCondition(deployment(1), 1, 'shop/drawbridge-orders', [ready, crashLooping]);
-    expect(rollout).toMatchObject({ status: 'True', reason: 'AgentAvailable' });
+    expect(rollout).toMatchObject({ status: 'True', reason: 'AgentDegraded' });
     expect(rollout.message).toMatch(
       /^1\/1 agent replicas ready; pod drawbridge-orders-7d9f8b6c5-x2x4q container agent is crash-looping/,
     );
