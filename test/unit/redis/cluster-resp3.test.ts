@@ -8,6 +8,7 @@ import { mergeReplies, sumCounts } from '../../../src/engines/redis/cluster/merg
 import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
 import {
   NodeConnection,
+  type ReplyTaker,
   NodeUnavailable,
   Resp3RefusedError,
 } from '../../../src/engines/redis/cluster/node-connection.js';
@@ -261,7 +262,12 @@ describe('ClusterRouter HELLO', () => {
         login: {},
         protocol: p,
         sharedTo: () => ({
-          send: (_raw: Buffer, h: (r: Buffer | NodeUnavailable) => void) => (h(answers[p]()), true),
+          sendAt: (_bytes: Buffer, _from: number, _to: number, t: ReplyTaker) => {
+            const r = answers[p]();
+            if (r instanceof NodeUnavailable) t.unavailable(r);
+            else t.replyAt(r, 0, r.length);
+            return true;
+          },
         }),
         release: () => undefined,
       }) as unknown as LoginPool;

@@ -7,6 +7,7 @@ import { DrawbridgeError } from '../../../src/errors.js';
 import {
   type NodeConnection,
   NodeUnavailable,
+  type ReplyTaker,
   Resp3RefusedError,
 } from '../../../src/engines/redis/cluster/node-connection.js';
 import { scriptCall } from '../../../src/engines/redis/cluster/redirect.js';
@@ -30,30 +31,33 @@ class FakeNode {
     private readonly script: Answer[],
   ) {}
   conn(): NodeConnection {
-    const answer = (h: (r: Buffer | NodeUnavailable) => void) => {
+    const answer = (t: ReplyTaker) => {
       const a = this.script.shift() ?? '+OK\r\n';
       const err = new DrawbridgeError('BACKEND_UNREACHABLE', `connection to ${this.label} closed`);
-      queueMicrotask(() =>
-        h(
-          a === 'lost'
-            ? new NodeUnavailable(err, true)
-            : a === 'refused'
-              ? new NodeUnavailable(err, false)
-              : a === 'no-resp3'
-                ? new NodeUnavailable(new Resp3RefusedError(this.label, "ERR unknown command 'HELLO'"), true)
-                : Buffer.from(a),
-        ),
-      );
+      queueMicrotask(() => {
+        if (a === 'lost') t.unavailable(new NodeUnavailable(err, true));
+        else if (a === 'refused') t.unavailable(new NodeUnavailable(err, false));
+        else if (a === 'no-resp3') {
+          t.unavailable(
+            new NodeUnavailable(new Resp3RefusedError(this.label, "ERR unknown command 'HELLO'"), true),
+          );
+        } else {
+          // The reply in place inside a larger chunk, as a node connection hands it over.
+          const chunk = Buffer.from(`+x\r\n${a}`);
+          t.replyAt(chunk, 4, chunk.length);
+        }
+      });
     };
+    const command = (bytes: Buffer, from: number, to: number) => bytes.toString('latin1', from, to);
     return {
-      send: (raw: Buffer, h: (r: Buffer | NodeUnavailable) => void) => {
-        this.seen.push(raw.toString().split('\r\n')[2]!);
-        answer(h);
+      sendAt: (bytes: Buffer, from: number, to: number, t: ReplyTaker) => {
+        this.seen.push(command(bytes, from, to).split('\r\n')[2]!);
+        answer(t);
         return true;
       },
-      sendAsking: (raw: Buffer, h: (r: Buffer | NodeUnavailable) => void) => {
-        this.seen.push(`ASKING+${raw.toString().split('\r\n')[2]}`);
-        answer(h);
+      sendAskingAt: (bytes: Buffer, from: number, to: number, t: ReplyTaker) => {
+        this.seen.push(`ASKING+${command(bytes, from, to).split('\r\n')[2]}`);
+        answer(t);
         return true;
       },
     } as unknown as NodeConnection;

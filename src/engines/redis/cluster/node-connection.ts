@@ -20,6 +20,22 @@ export class NodeUnavailable {
 
 export type ReplyHandler = (reply: Buffer | NodeUnavailable) => void;
 
+/**
+ * Takes one command's reply as an object rather than a callback (sender.ts's Routed): no closure per
+ * command, and the reply where it lies in the node's chunk, `bytes[start, end)`, not a Buffer of its own.
+ */
+export interface ReplyTaker {
+  replyAt(bytes: Buffer, start: number, end: number): void;
+  unavailable(why: NodeUnavailable): void;
+}
+
+type Waiting = ReplyHandler | ReplyTaker;
+
+function tell(w: Waiting, why: NodeUnavailable): void {
+  if (typeof w === 'function') w(why);
+  else w.unavailable(why);
+}
+
 /** The node refused HELLO 3 (Redis 5, an ACL): every RESP3 connection to it will; never retried. */
 export class Resp3RefusedError extends DrawbridgeError {
   constructor(label: string, why: string) {
@@ -34,16 +50,28 @@ export class Resp3RefusedError extends DrawbridgeError {
 const ASKING = Buffer.from('*1\r\n$6\r\nASKING\r\n');
 /** Above this a batch is written without being copied into one buffer first. */
 const MAX_BATCH_BYTES = 256 * 1024;
+/** Commands up to this long are copied into the batch byte by byte: cheaper than a native copy call. */
+const SHORT_COPY = 64;
 const ignore: ReplyHandler = () => {};
+const EMPTY = Buffer.alloc(0);
+const PUSH = 0x3e; // '>'
+const ATTRIBUTE = 0x7c; // '|': an attribute may precede a push
 
 export class NodeConnection {
   private socket: Socket | undefined;
   private readonly framer: ReplyFramer;
   /** Handlers of commands written (or queued while connecting), oldest first from `head`. */
-  private handlers: ReplyHandler[] = [];
+  private handlers: Waiting[] = [];
   private head = 0;
-  /** Written this iteration (or before the socket is ready), not yet handed to the socket. */
+  /**
+   * Written this iteration (or before the socket is ready), not yet handed to the socket: command i
+   * is `out[i][outStart[i], outEnd[i])`, in place in the client chunk it came in (no Buffer each).
+   * The arrays keep their slots between flushes (`outCount` marks the end).
+   */
   private out: Buffer[] = [];
+  private outStart: number[] = [];
+  private outEnd: number[] = [];
+  private outCount = 0;
   private outBytes = 0;
   private flushing = false;
   private dead: DrawbridgeError | undefined;
@@ -69,7 +97,7 @@ export class NodeConnection {
     /** The protocol every reply on this connection comes in (the sessions it serves speak it). */
     readonly protocol: RespVersion = 2,
   ) {
-    this.framer = new ReplyFramer((frame) => this.onFrame(frame));
+    this.framer = ReplyFramer.inPlace((bytes, start, end) => this.onFrame(bytes, start, end));
     if (protocol === 3) {
       this.helloPending = true;
       this.write(HELLO_3);
@@ -95,23 +123,28 @@ export class NodeConnection {
 
   /** Writes `raw` and calls `handler` with its reply. False: buffers are full, wait for onDrain. */
   send(raw: Buffer, handler: ReplyHandler): boolean {
-    if (this.dead) {
-      handler(new NodeUnavailable(this.dead, false));
-      return true;
-    }
-    this.handlers.push(handler);
-    return this.write(raw);
+    return this.sendAt(raw, 0, raw.length, handler);
   }
 
-  /** `ASKING` then `raw` in one write, so no other command can come between them. */
-  sendAsking(raw: Buffer, handler: ReplyHandler): boolean {
+  /** Writes the command `bytes[start, end)`; its reply goes to `taker`. False as for `send`. */
+  sendAt(bytes: Buffer, start: number, end: number, taker: Waiting): boolean {
     if (this.dead) {
-      handler(new NodeUnavailable(this.dead, false));
+      tell(taker, new NodeUnavailable(this.dead, false));
       return true;
     }
-    this.handlers.push(ignore, handler);
+    this.handlers.push(taker);
+    return this.write(bytes, start, end);
+  }
+
+  /** `ASKING` then the command `bytes[start, end)` in one write, so no other command can come between them. */
+  sendAskingAt(bytes: Buffer, start: number, end: number, taker: Waiting): boolean {
+    if (this.dead) {
+      tell(taker, new NodeUnavailable(this.dead, false));
+      return true;
+    }
+    this.handlers.push(ignore, taker);
     this.write(ASKING);
-    return this.write(raw);
+    return this.write(bytes, start, end);
   }
 
   /** Writes without expecting a matched reply (pub/sub connections, whose frames all go to `frames`). */
@@ -171,9 +204,12 @@ export class NodeConnection {
    * together after its I/O callbacks (setImmediate), as one TLS write per node: one record and one
    * syscall instead of one per command, and no per-command stream bookkeeping (twemproxy-style).
    */
-  private write(raw: Buffer): boolean {
-    this.out.push(raw);
-    this.outBytes += raw.length;
+  private write(bytes: Buffer, start = 0, end = bytes.length): boolean {
+    const i = this.outCount++;
+    this.out[i] = bytes;
+    this.outStart[i] = start;
+    this.outEnd[i] = end;
+    this.outBytes += end - start;
     const s = this.socket;
     if (!s) return true; // sent once connected
     if (!this.flushing) {
@@ -186,20 +222,35 @@ export class NodeConnection {
   private readonly flush = (): void => {
     this.flushing = false;
     const s = this.socket;
-    const out = this.out;
+    const { out, outStart, outEnd } = this;
+    const count = this.outCount;
     const bytes = this.outBytes;
-    this.out = [];
-    this.outBytes = 0;
-    if (!s || this.dead || out.length === 0) return;
-    if (out.length === 1 || bytes > MAX_BATCH_BYTES) {
+    this.outCount = this.outBytes = 0;
+    if (!s || this.dead || count === 0) return this.clearOut(count);
+    if (count === 1 || bytes > MAX_BATCH_BYTES) {
       // Big values are not copied again: write them as they are, in one corked writev.
       s.cork();
-      for (const b of out) s.write(b);
+      for (let i = 0; i < count; i++) s.write(out[i]!.subarray(outStart[i], outEnd[i]));
       s.uncork();
     } else {
-      s.write(Buffer.concat(out, bytes));
+      const batch = Buffer.allocUnsafe(bytes);
+      let at = 0;
+      for (let i = 0; i < count; i++) {
+        const from = out[i]!;
+        const start = outStart[i]!;
+        const end = outEnd[i]!;
+        if (end - start > SHORT_COPY) at += from.copy(batch, at, start, end);
+        else for (let j = start; j < end; j++) batch[at++] = from[j]!;
+      }
+      s.write(batch);
     }
+    this.clearOut(count);
   };
+
+  /** Lets go of the chunks the first `count` queued commands lay in (their memory is the clients'). */
+  private clearOut(count: number): void {
+    this.out.fill(EMPTY, 0, count);
+  }
 
   private attach(socket: Socket): void {
     if (this.dead) {
@@ -226,20 +277,22 @@ export class NodeConnection {
     socket.resume();
   }
 
-  private onFrame(frame: Buffer): void {
+  private onFrame(bytes: Buffer, start: number, end: number): void {
     if (this.helloPending) {
       this.helloPending = false;
+      const frame = bytes.subarray(start, end);
       if (isErrorFrame(frame)) this.fail(new Resp3RefusedError(this.label, errorText(frame)), true);
       return;
     }
     if (this.frames) {
-      this.frames(frame);
+      this.frames(bytes.subarray(start, end));
       return;
     }
     // A push answers no command: matched to a handler it would hand every later reply to the wrong
     // command, possibly another session's. Only a session's own tracking connection expects any.
-    if (isPushFrame(frame)) {
-      this.pushes?.(frame);
+    const first = bytes[start];
+    if ((first === PUSH || first === ATTRIBUTE) && isPushFrame(bytes.subarray(start, end))) {
+      this.pushes?.(bytes.subarray(start, end));
       return;
     }
     if (this.head >= this.handlers.length) {
@@ -253,7 +306,8 @@ export class NodeConnection {
       this.handlers = this.handlers.slice(this.head);
       this.head = 0;
     }
-    handler(frame);
+    if (typeof handler === 'function') handler(bytes.subarray(start, end));
+    else handler.replyAt(bytes, start, end);
   }
 
   private fail(err: DrawbridgeError, written: boolean): void {
@@ -266,10 +320,10 @@ export class NodeConnection {
     this.head = 0;
     // Handlers and queued buffers pair up in order (ASKING has its own): the last `out.length`
     // commands never left this process, whatever happened to the socket.
-    const firstUnsent = written && this.socket !== undefined ? pending.length - this.out.length : 0;
-    this.out = [];
-    this.outBytes = 0;
-    pending.forEach((h, i) => h(new NodeUnavailable(err, i < firstUnsent)));
+    const firstUnsent = written && this.socket !== undefined ? pending.length - this.outCount : 0;
+    this.clearOut(this.outCount);
+    this.outCount = this.outBytes = 0;
+    pending.forEach((h, i) => tell(h, new NodeUnavailable(err, i < firstUnsent)));
     for (const w of this.drainWaiters.splice(0)) w();
     for (const l of this.closeListeners.splice(0)) l();
   }

@@ -66,13 +66,16 @@ export function plainKind(rules: CommandRules): Plain {
 
 /** Takes a plain command's reply: `seq` is its place in the session's order, `n` its PushOrder number. */
 export interface PlainOwner {
-  answered(seq: number, n: number, reply: Buffer | RedisReplyError): void;
+  /** `reply[start, end)` when a range is given (a node's reply in place), else all of it. */
+  answered(seq: number, n: number, reply: Buffer | RedisReplyError, start?: number, end?: number): void;
 }
 
 export class PlainSend extends Routed {
   constructor(
     ctx: SendContext,
-    raw: Buffer,
+    bytes: Buffer,
+    from: number,
+    to: number,
     slot: number,
     kind: Plain,
     lane: Lane,
@@ -81,10 +84,10 @@ export class PlainSend extends Routed {
     private readonly seq: number,
     private readonly n: number,
   ) {
-    super(ctx, raw, slot, kind === Plain.Read, lane, onFull);
+    super(ctx, bytes, from, to, slot, kind === Plain.Read, lane, onFull);
   }
 
-  protected override finish(reply: Buffer | RedisReplyError): void {
-    this.owner.answered(this.seq, this.n, reply);
+  protected override finish(reply: Buffer | RedisReplyError, start?: number, end?: number): void {
+    this.owner.answered(this.seq, this.n, reply, start, end);
   }
 }

@@ -20,7 +20,7 @@ import type { DrawbridgeError } from '../../../errors.js';
 import type { RedisCommand } from '../parser.js';
 import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
 import { errorText } from '../reply-parser.js';
-import { RedisReplyError, type BackendLogin, type Router } from '../router.js';
+import { RedisReplyError, type BackendLogin, type ReplyHandler, type Router } from '../router.js';
 import {
   OK,
   RESET,
@@ -66,7 +66,7 @@ export class ClusterRouter implements Router, PlainOwner {
   private protocol: RespVersion;
   private closed = false;
   private pushTo: (frame: Buffer) => void = () => {};
-  private replied: (seq: number, reply: Buffer) => void = () => {};
+  private replied: ReplyHandler = () => {};
   private drained: () => void = () => {};
   private failed: (err: DrawbridgeError) => void = () => {};
   private waitingDrain = false;
@@ -128,13 +128,23 @@ export class ClusterRouter implements Router, PlainOwner {
     }
     const lane = this.tracking.on ? this.tracking.nextLane() : this.shared;
     const n = this.order.sent();
-    return new PlainSend(this.service, cmd.raw, slot, kind, lane, this.onFull, this, seq, n).start();
+    // In place in the client's chunk when the parser made it (no Buffer per command).
+    const { bytes, offset, end } = cmd;
+    const send =
+      bytes === undefined
+        ? new PlainSend(this.service, cmd.raw, 0, cmd.raw.length, slot, kind, lane, this.onFull, this, seq, n)
+        : new PlainSend(this.service, bytes, offset!, end!, slot, kind, lane, this.onFull, this, seq, n);
+    return send.start();
   }
 
-  /** A reply for the session's place `seq`; `n` is the command's PushOrder number (-1: counted by dispatch). */
-  answered(seq: number, n: number, reply: Buffer | RedisReplyError): void {
+  /**
+   * A reply for the session's place `seq` (`reply[start, end)` when a range is given); `n` is the
+   * command's PushOrder number (-1: counted by dispatch).
+   */
+  answered(seq: number, n: number, reply: Buffer | RedisReplyError, start?: number, end?: number): void {
     if (this.closed) return;
-    this.replied(seq, Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message));
+    if (Buffer.isBuffer(reply)) this.replied(seq, reply, start, end);
+    else this.replied(seq, errorReply(reply.prefix, reply.message));
     if (n >= 0) this.settled(n);
   }
 
@@ -144,7 +154,7 @@ export class ClusterRouter implements Router, PlainOwner {
     if (this.held && this.order.pending === 0) this.release();
   }
 
-  onReply(handler: (seq: number, reply: Buffer) => void): void {
+  onReply(handler: ReplyHandler): void {
     this.replied = handler;
   }
 

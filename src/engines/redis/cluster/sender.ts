@@ -12,7 +12,8 @@ import type { Logger } from '../../../log.js';
 import { errorText, errorTextStart, isErrorFrame } from '../reply-parser.js';
 import { RedisReplyError } from '../router.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
-import { type NodeConnection, NodeUnavailable, Resp3RefusedError } from './node-connection.js';
+import type { NodeUnavailable } from './node-connection.js';
+import { type NodeConnection, type ReplyTaker, Resp3RefusedError } from './node-connection.js';
 import {
   type RedirectContext,
   confirmRedirect,
@@ -49,6 +50,8 @@ export type SlotSend = (
 ) => boolean;
 
 const MAX_REDIRECTS = 16;
+const ERROR = 0x2d; // '-'
+const BLOB_ERROR = 0x21; // '!'
 const enum Ch {
   A = 0x41,
   C = 0x43,
@@ -66,6 +69,10 @@ type Redirect = 'moved' | 'ask' | 'retry' | undefined;
  */
 export function redirectKind(frame: Buffer): Redirect {
   if (!isErrorFrame(frame)) return undefined;
+  return errorRedirectKind(frame);
+}
+
+function errorRedirectKind(frame: Buffer): Redirect {
   const at = errorTextStart(frame);
   const c = frame[at];
   const is = (word: string) => frame.toString('latin1', at, at + word.length) === word;
@@ -94,9 +101,11 @@ export interface SendSpec {
 /**
  * One command on its way to the node owning its slot (see the file header), answered through
  * `finish`: by a callback (RoutedSend), or by the session's place for the reply (router.ts's plain
- * commands, which need no closure of their own).
+ * commands, which need no closure of their own). The command is `bytes[from, to)`, in place in the
+ * chunk it came in (which stays valid: parsed bytes are never overwritten), and the node connection
+ * hands its reply to this object (ReplyTaker), in place in the node's chunk.
  */
-export abstract class Routed {
+export abstract class Routed implements ReplyTaker {
   private redirects = 0;
   private retries = 0;
   private startedAt = 0;
@@ -106,7 +115,9 @@ export abstract class Routed {
 
   constructor(
     private readonly ctx: SendContext,
-    private readonly raw: Buffer,
+    private readonly bytes: Buffer,
+    private readonly from: number,
+    private readonly to: number,
     private readonly slot: number,
     private readonly idempotent: boolean,
     private readonly lane: Lane,
@@ -114,8 +125,11 @@ export abstract class Routed {
     private readonly pick?: () => number,
   ) {}
 
-  /** The reply the client may see (or the error that ends the attempts); called once. */
-  protected abstract finish(reply: Buffer | RedisReplyError): void;
+  /**
+   * The reply the client may see (or the error that ends the attempts), `reply[start, end)` when
+   * a range is given (a node's reply in place), else all of it; called once.
+   */
+  protected abstract finish(reply: Buffer | RedisReplyError, start?: number, end?: number): void;
 
   /** First attempt; false when the connection's buffers are full. */
   start(): boolean {
@@ -136,43 +150,50 @@ export abstract class Routed {
     const conn = this.lane(this.node);
     const asking = this.askNode !== NO_NODE;
     this.askNode = NO_NODE;
-    const raw = this.raw;
-    const ok = asking ? conn.sendAsking(raw, this.onReply) : conn.send(raw, this.onReply);
+    const { bytes, from, to } = this;
+    const ok = asking ? conn.sendAskingAt(bytes, from, to, this) : conn.sendAt(bytes, from, to, this);
     if (!ok) this.onFull?.(conn);
     return ok;
   }
 
-  private readonly onReply = (reply: Buffer | NodeUnavailable): void => {
-    if (reply instanceof NodeUnavailable) {
-      if (reply.error instanceof NodeTimeoutError) {
-        // A retry would wait on the same silent node again; the client decides.
-        this.finish(timeoutReply(reply.error));
-        return;
-      }
-      if (reply.error instanceof Resp3RefusedError) {
-        // Every RESP3 connection to the node would be refused alike (the router answers HELLO 3 NOPROTO).
-        this.finish(new RedisReplyError('ERR', `${reply.error.message} (hint: ${reply.error.hint})`));
-        return;
-      }
-      if (!reply.sent || this.idempotent) {
-        void this.ctx.topology.refresh();
-        this.retryLater(reply.error.message);
-      } else {
-        this.finish(
-          new RedisReplyError(
-            'ERR',
-            `${reply.error.message} while the command was in flight; it may or may not have been applied (failover?) — check and retry`,
-          ),
-        );
-      }
+  /** The node's reply `bytes[start, end)`: the client's unless it is a redirect or a retry. */
+  replyAt(bytes: Buffer, start: number, end: number): void {
+    const first = bytes[start];
+    // Only an error frame may redirect: anything else goes out without a Buffer of its own.
+    if (first !== ERROR && first !== BLOB_ERROR) return this.finish(bytes, start, end);
+    const frame = bytes.subarray(start, end);
+    const kind = errorRedirectKind(frame);
+    if (kind === undefined) return this.finish(frame);
+    this.redirected(frame, kind);
+  }
+
+  unavailable(reply: NodeUnavailable): void {
+    if (reply.error instanceof NodeTimeoutError) {
+      // A retry would wait on the same silent node again; the client decides.
+      this.finish(timeoutReply(reply.error));
       return;
     }
-    const kind = redirectKind(reply);
-    if (kind === undefined) {
-      this.finish(reply);
+    if (reply.error instanceof Resp3RefusedError) {
+      // Every RESP3 connection to the node would be refused alike (the router answers HELLO 3 NOPROTO).
+      this.finish(new RedisReplyError('ERR', `${reply.error.message} (hint: ${reply.error.hint})`));
       return;
     }
-    const script = scriptCall(this.raw, this.ctx);
+    if (!reply.sent || this.idempotent) {
+      void this.ctx.topology.refresh();
+      this.retryLater(reply.error.message);
+    } else {
+      this.finish(
+        new RedisReplyError(
+          'ERR',
+          `${reply.error.message} while the command was in flight; it may or may not have been applied (failover?) — check and retry`,
+        ),
+      );
+    }
+  }
+
+  /** A MOVED, ASK, TRYAGAIN, CLUSTERDOWN or LOADING error frame came back. */
+  private redirected(reply: Buffer, kind: NonNullable<Redirect>): void {
+    const script = scriptCall(this.bytes.subarray(this.from, this.to), this.ctx);
     if (script !== undefined) {
       // Text the script may have chosen (redis.error_reply('TRYAGAIN'), 'MOVED 0 evil:1') after its
       // writes: following or retrying it would run the script again, dial where it says, and audit
@@ -199,7 +220,7 @@ export abstract class Routed {
       if (redirect.kind === 'ask') this.askNode = node;
       this.attempt();
     });
-  };
+  }
 
   /** Backs off 10, 20, 40 ... 500 ms, for at most the retry budget; then the last error goes out. */
   private retryLater(why: string, lastFrame?: Buffer): void {
@@ -222,11 +243,12 @@ export class RoutedSend extends Routed {
   private readonly done: Done;
 
   constructor(ctx: SendContext, spec: SendSpec) {
-    super(ctx, spec.raw, spec.slot, spec.idempotent, spec.lane, spec.onFull, spec.pick);
+    const raw = spec.raw;
+    super(ctx, raw, 0, raw.length, spec.slot, spec.idempotent, spec.lane, spec.onFull, spec.pick);
     this.done = spec.done;
   }
 
-  protected override finish(reply: Buffer | RedisReplyError): void {
-    this.done(reply);
+  protected override finish(reply: Buffer | RedisReplyError, start?: number, end?: number): void {
+    this.done(start === undefined ? reply : (reply as Buffer).subarray(start, end));
   }
 }

@@ -17,12 +17,12 @@ export const CROSS_SLOT = -2;
  */
 export function slotAt(cmd: RedisCommand, positions: readonly number[]): number {
   if (positions.length === 0) return KEYLESS;
-  const { raw, spans } = spanned(cmd);
+  const { bytes, offset: o, spans } = spanned(cmd);
   const first = 2 * positions[0]!;
-  const slot = keySlotIn(raw, spans[first]!, spans[first + 1]!);
+  const slot = keySlotIn(bytes, o + spans[first]!, o + spans[first + 1]!);
   for (let i = 1; i < positions.length; i++) {
     const at = 2 * positions[i]!;
-    if (keySlotIn(raw, spans[at]!, spans[at + 1]!) !== slot) return CROSS_SLOT;
+    if (keySlotIn(bytes, o + spans[at]!, o + spans[at + 1]!) !== slot) return CROSS_SLOT;
   }
   return slot;
 }

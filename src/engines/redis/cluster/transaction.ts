@@ -277,7 +277,7 @@ export class Transaction {
     const swallow = (reply: Buffer | NodeUnavailable) => {
       if (gen === this.gen && (reply instanceof NodeUnavailable || isErrorFrame(reply))) this.aborted = true;
     };
-    if (asking) conn.sendAsking(MULTI, swallow);
+    if (asking) conn.sendAskingAt(MULTI, 0, MULTI.length, swallow);
     else conn.send(MULTI, swallow);
     for (const raw of this.queued) conn.send(raw, swallow);
   }
