@@ -11,8 +11,12 @@ export class ReplyQueue implements HeldWrites {
   // waiting[head] is the reply with sequence number `next`, the next to write, and [head, tail) are
   // reserved; a head index rather than shift() keeps 10,000-command pipelines linear. Emptied, the
   // array keeps its slots (`length = 0` would drop them and every pipeline would grow new ones);
-  // a slot is cleared once written, so no reply outlives its write.
+  // a slot is cleared once written, so no reply outlives its write. A reply waiting is
+  // `waiting[i][starts[i], ends[i])`: in place in its backend chunk (a cluster session's replies
+  // come out of order), not a Buffer of its own.
   private waiting: (Buffer | undefined)[] = [];
+  private starts: number[] = [];
+  private ends: number[] = [];
   private head = 0;
   private tail = 0;
   private next = 0;
@@ -48,7 +52,11 @@ export class ReplyQueue implements HeldWrites {
 
   /** A place for the reply of the command just received. */
   reserve(): number {
-    if (this.tail === this.waiting.length) this.waiting.push(undefined);
+    if (this.tail === this.waiting.length) {
+      this.waiting.push(undefined);
+      this.starts.push(0);
+      this.ends.push(0);
+    }
     const seq = this.next + this.tail++ - this.head;
     if ((++this.reserved & (COMMAND_SAMPLE - 1)) === 0 && this.sampledSeq < 0 && this.latency) {
       this.sampledSeq = seq;
@@ -60,16 +68,19 @@ export class ReplyQueue implements HeldWrites {
   /** The reply for `seq`: `reply[start, end)` (all of it by default; in place in a backend chunk). */
   fill(seq: number, reply: Buffer, start = 0, end = reply.length): void {
     if (seq !== this.next) {
-      const whole = start === 0 && end === reply.length;
-      this.waiting[this.head + seq - this.next] = whole ? reply : reply.subarray(start, end);
+      const at = this.head + seq - this.next;
+      this.waiting[at] = reply;
+      this.starts[at] = start;
+      this.ends[at] = end;
       return;
     }
     this.out.write(reply, start, end);
     this.head++;
     this.next++;
     while (this.head < this.tail && this.waiting[this.head] !== undefined) {
-      this.out.write(this.waiting[this.head]!);
-      this.waiting[this.head++] = undefined;
+      const at = this.head++;
+      this.out.write(this.waiting[at]!, this.starts[at], this.ends[at]);
+      this.waiting[at] = undefined;
       this.next++;
     }
     if (this.sampledSeq >= 0 && this.sampledSeq < this.next) this.observeSample();
@@ -78,6 +89,8 @@ export class ReplyQueue implements HeldWrites {
       this.emptied();
     } else if (this.head >= 4096 && this.head * 2 >= this.tail) {
       this.waiting = this.waiting.slice(this.head, this.tail);
+      this.starts = this.starts.slice(this.head, this.tail);
+      this.ends = this.ends.slice(this.head, this.tail);
       this.tail -= this.head;
       this.head = 0;
     }

@@ -25,14 +25,32 @@ export interface HeldWrites {
  * and a writev (TLS copies a writev into one record anyway). Larger batches go out as a corked writev.
  */
 const MAX_COPY_BYTES = 64 * 1024;
+/** Ranges up to this long are copied byte by byte: cheaper than Buffer.copy's native call. */
+const SHORT_COPY = 64;
+
+/** Copies `from[start, end)` into `to` at `at`; returns where the copy ends in `to`. */
+export function copyRange(from: Buffer, start: number, end: number, to: Buffer, at: number): number {
+  if (end - start > SHORT_COPY) return at + from.copy(to, at, start, end);
+  for (let i = start; i < end; i++) to[at++] = from[i]!;
+  return at;
+}
+
+const EMPTY = Buffer.alloc(0);
 
 export class WriteBatcher implements HeldWrites {
   private first: Buffer | undefined;
   private runBuffer: ArrayBufferLike | undefined;
   private runStart = 0;
   private runEnd = 0;
-  /** Runs ended this turn (a slice of another chunk came between them), oldest first. */
+  /**
+   * Runs ended this turn (a slice of another chunk came between them), oldest first: run i is
+   * `runs[i][runFrom[i], runTo[i])`, without a Buffer made for it. The arrays keep their slots
+   * (`runCount` marks the end).
+   */
   private runs: Buffer[] = [];
+  private runFrom: number[] = [];
+  private runTo: number[] = [];
+  private runCount = 0;
   private runsBytes = 0;
   private scheduled = false;
   private holds = 0;
@@ -100,25 +118,46 @@ export class WriteBatcher implements HeldWrites {
   readonly flush = (): void => {
     this.scheduled = false;
     if (this.first === undefined) return;
-    const last = this.run();
-    // Not kept past the write: an idle connection would pin the memory its last chunk came from.
+    if (this.runCount === 0) {
+      const only = this.run();
+      // Not kept past the write: an idle connection would pin the memory its last chunk came from.
+      this.first = this.runBuffer = undefined;
+      return this.send(only);
+    }
+    this.endRun();
     this.first = this.runBuffer = undefined;
-    const runs = this.runs;
-    if (runs.length === 0) return this.send(last);
-    runs.push(last);
-    const bytes = this.runsBytes + last.length;
-    this.runs = [];
-    this.runsBytes = 0;
-    if (bytes <= MAX_COPY_BYTES) return this.send(Buffer.concat(runs, bytes));
-    this.socket.cork();
-    for (const run of runs) this.send(run);
-    this.socket.uncork();
+    const { runs, runFrom, runTo } = this;
+    const count = this.runCount;
+    const bytes = this.runsBytes;
+    this.runCount = this.runsBytes = 0;
+    if (bytes <= MAX_COPY_BYTES) {
+      const all = Buffer.allocUnsafe(bytes);
+      for (let i = 0, at = 0; i < count; i++) at = copyRange(runs[i]!, runFrom[i]!, runTo[i]!, all, at);
+      this.send(all);
+    } else {
+      this.socket.cork();
+      for (let i = 0; i < count; i++) this.send(runs[i]!.subarray(runFrom[i], runTo[i]));
+      this.socket.uncork();
+    }
+    runs.fill(EMPTY, 0, count);
   };
 
+  /** Ends the current run: kept as a range of its first chunk when it lies within it (the usual case). */
   private endRun(): void {
-    const run = this.run();
-    this.runs.push(run);
-    this.runsBytes += run.length;
+    const first = this.first!;
+    const from = this.runStart - first.byteOffset;
+    const to = this.runEnd - first.byteOffset;
+    const i = this.runCount++;
+    if (to <= first.length) {
+      this.runs[i] = first;
+      this.runFrom[i] = from;
+      this.runTo[i] = to;
+    } else {
+      this.runs[i] = this.run();
+      this.runFrom[i] = 0;
+      this.runTo[i] = to - from;
+    }
+    this.runsBytes += to - from;
   }
 
   /** The current run as one Buffer: its first chunk when it is exactly that, else a view of the bytes. */

@@ -131,6 +131,27 @@ describe('ReplyQueue', () => {
     expect(out.writes).toEqual(['AB', 'C']); // at the release, in the reader's own callback
   });
 
+  it('keeps many replies filled in place out of order as their ranges, across refills', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    // Three "nodes" answering a pipeline of 9 out of order, each reply a range inside its node's chunk.
+    const nodes = [b('xx+0\r\n+3\r\n+6\r\n'), b('+1\r\n+4\r\n+7\r\nyy'), b('z+2\r\n+5\r\n+8\r\n')];
+    const starts = [2, 0, 1];
+    for (let round = 0; round < 2; round++) {
+      const seqs = Array.from({ length: 9 }, () => q.reserve());
+      for (const node of [2, 1, 0]) {
+        for (let k = 0; k < 3; k++) {
+          const at = starts[node]! + 4 * k;
+          q.fill(seqs[3 * k + node]!, nodes[node]!, at, at + 4);
+        }
+      }
+      expect(q.pending).toBe(0);
+      await tick();
+    }
+    const one = Array.from({ length: 9 }, (_, i) => `+${i}\r\n`).join('');
+    expect(out.writes).toEqual([one, one]);
+  });
+
   it('keeps a reply filled in place out of order as its own bytes', async () => {
     const out = new Recorder();
     const q = new ReplyQueue(out);
@@ -221,6 +242,30 @@ describe('WriteBatcher', () => {
     w.write(backing, 10, 12);
     await tick();
     expect(out.writes[1]).toBe('+D\r\n+E\r\n+F');
+  });
+
+  it('copies interleaved runs of several chunks into one write: short, long, and past the Buffer a run started in', async () => {
+    const out = new Recorder();
+    const w = new WriteBatcher(out);
+    const long = `$100\r\n${'v'.repeat(100)}\r\n`;
+    const a = b(`+A1\r\n${long}+A2\r\n`);
+    const c = b('+C1\r\n+C2\r\n');
+    const backing = b('xx+D1\r\n+D2\r\n');
+    w.write(a, 0, 5);
+    w.write(c, 0, 5);
+    w.write(a, 5, 5 + long.length); // over the short-copy length
+    w.write(backing.subarray(0, 7), 2, 7);
+    w.write(backing, 7, 12); // continues the run past the Buffer it started in
+    w.write(c, 5, 10);
+    w.write(a, 5 + long.length);
+    await tick();
+    expect(out.writes).toEqual([`+A1\r\n+C1\r\n${long}+D1\r\n+D2\r\n+C2\r\n+A2\r\n`]);
+    expect(w.bytes).toBe(30 + long.length);
+    // The next turn's runs start afresh.
+    w.write(c, 5, 10);
+    w.write(a, 0, 5);
+    await tick();
+    expect(out.writes[1]).toBe('+C2\r\n+A1\r\n');
   });
 
   it('writes runs over 64 KB as they are, in one writev', async () => {

@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import { ReplyFramer, errorText, isErrorFrame, isPushFrame } from '../reply-parser.js';
 import type { RespVersion } from '../serializer.js';
+import { copyRange } from '../write-batcher.js';
 import { HELLO_3 } from './protocol.js';
 
 /** Why a command got no reply: `sent` says whether the node may have run it. */
@@ -50,8 +51,6 @@ export class Resp3RefusedError extends DrawbridgeError {
 const ASKING = Buffer.from('*1\r\n$6\r\nASKING\r\n');
 /** Above this a batch is written without being copied into one buffer first. */
 const MAX_BATCH_BYTES = 256 * 1024;
-/** Commands up to this long are copied into the batch byte by byte: cheaper than a native copy call. */
-const SHORT_COPY = 64;
 const ignore: ReplyHandler = () => {};
 const EMPTY = Buffer.alloc(0);
 const PUSH = 0x3e; // '>'
@@ -234,14 +233,7 @@ export class NodeConnection {
       s.uncork();
     } else {
       const batch = Buffer.allocUnsafe(bytes);
-      let at = 0;
-      for (let i = 0; i < count; i++) {
-        const from = out[i]!;
-        const start = outStart[i]!;
-        const end = outEnd[i]!;
-        if (end - start > SHORT_COPY) at += from.copy(batch, at, start, end);
-        else for (let j = start; j < end; j++) batch[at++] = from[j]!;
-      }
+      for (let i = 0, at = 0; i < count; i++) at = copyRange(out[i]!, outStart[i]!, outEnd[i]!, batch, at);
       s.write(batch);
     }
     this.clearOut(count);
