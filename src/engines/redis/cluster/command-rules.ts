@@ -53,6 +53,8 @@ export interface CommandRules {
    * for commands of at least `minArgs` arguments: routing them allocates and searches nothing.
    */
   fixedKeys?: { positions: readonly number[]; minArgs: number };
+  /** plainKind's answer (plain.ts), kept here on first use: no lookup per command. */
+  plain?: number;
 }
 
 function str(v: RespValue | undefined): string {

@@ -33,8 +33,6 @@ export const enum Plain {
   Read,
 }
 
-const known = new WeakMap<CommandRules, Plain>();
-
 /**
  * Whether route() sends commands of these rules straight to their slot's node on the session's lane
  * (outside a transaction or RESP2 subscribed mode, with nothing held): not answered by the router,
@@ -43,7 +41,7 @@ const known = new WeakMap<CommandRules, Plain>();
  * the general way (split or CROSSSLOT).
  */
 export function plainKind(rules: CommandRules): Plain {
-  let kind = known.get(rules);
+  let kind: Plain | undefined = rules.plain;
   if (kind === undefined) {
     const { name, requestPolicy } = rules;
     const special =
@@ -59,7 +57,7 @@ export function plainKind(rules: CommandRules): Plain {
       rules.needsGetKeys ||
       rules.flags.has('blocking');
     kind = special ? Plain.No : rules.flags.has('readonly') ? Plain.Read : Plain.Write;
-    known.set(rules, kind);
+    rules.plain = kind;
   }
   return kind;
 }

@@ -30,7 +30,8 @@ export type NodeConnector = (node: number, login: BackendLogin) => Promise<Socke
 const MAX_IDLE_PER_NODE = 4;
 
 export class LoginPool {
-  private readonly shared = new Map<number, NodeConnection>();
+  /** By node id (ids are small and dense): an index, not a Map lookup, per command. */
+  private shared: (NodeConnection | undefined)[] = [];
   private readonly idle = new Map<number, NodeConnection[]>();
   private readonly dedicated = new Set<NodeConnection>();
   /** Routers currently using this login; the pool closes when the last one leaves (after a grace). */
@@ -99,10 +100,10 @@ export class LoginPool {
 
   /** The pipelined connection for plain commands to `node`, (re)opened on demand. */
   sharedTo(node: number): NodeConnection {
-    let c = this.shared.get(node);
+    let c = this.shared[node];
     if (!c || c.closed) {
       c = this.open(node);
-      this.shared.set(node, c);
+      this.shared[node] = c;
     }
     return c;
   }
@@ -143,12 +144,12 @@ export class LoginPool {
 
   /** Closes connections to nodes that left the cluster. */
   forget(nodes: ReadonlySet<number>): void {
-    for (const [node, c] of this.shared) {
-      if (!nodes.has(node)) {
+    this.shared.forEach((c, node) => {
+      if (c && !nodes.has(node)) {
         c.destroy('node left the cluster');
-        this.shared.delete(node);
+        this.shared[node] = undefined;
       }
-    }
+    });
     for (const [node, list] of this.idle) {
       if (!nodes.has(node)) {
         for (const c of list) c.destroy('node left the cluster');
@@ -165,7 +166,7 @@ export class LoginPool {
 
   /** Every connection of this login: shared, idle and held by sessions. */
   *connections(): IterableIterator<NodeConnection> {
-    yield* this.shared.values();
+    for (const c of this.shared) if (c) yield c;
     for (const list of this.idle.values()) yield* list;
     yield* this.dedicated;
   }
@@ -174,7 +175,7 @@ export class LoginPool {
   close(): void {
     this.closed = true;
     const all = [...this.connections()];
-    this.shared.clear();
+    this.shared = [];
     this.idle.clear();
     this.dedicated.clear();
     for (const c of all) c.destroy('pool closed');

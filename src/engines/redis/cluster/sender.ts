@@ -98,6 +98,14 @@ export interface SendSpec {
   onFull?: (conn: NodeConnection) => void;
 }
 
+/** A command's redirects and retries so far, and the node an ASK sends its next attempt to. */
+class Again {
+  redirects = 0;
+  retries = 0;
+  startedAt = 0;
+  askNode = NO_NODE;
+}
+
 /**
  * One command on its way to the node owning its slot (see the file header), answered through
  * `finish`: by a callback (RoutedSend), or by the session's place for the reply (router.ts's plain
@@ -106,12 +114,10 @@ export interface SendSpec {
  * hands its reply to this object (ReplyTaker), in place in the node's chunk.
  */
 export abstract class Routed implements ReplyTaker {
-  private redirects = 0;
-  private retries = 0;
-  private startedAt = 0;
-  private askNode = NO_NODE;
   /** Where the last attempt went: a redirect's refresh asks that node first. */
   private node = NO_NODE;
+  /** Made by the first redirect or retry: most commands need none. */
+  private again: Again | undefined;
 
   constructor(
     private readonly ctx: SendContext,
@@ -122,8 +128,12 @@ export abstract class Routed implements ReplyTaker {
     private readonly idempotent: boolean,
     private readonly lane: Lane,
     private readonly onFull: ((conn: NodeConnection) => void) | undefined,
-    private readonly pick?: () => number,
   ) {}
+
+  /** Where a keyless command (slot -1) goes. */
+  protected keyless(): number {
+    return this.ctx.anyNode();
+  }
 
   /**
    * The reply the client may see (or the error that ends the attempts), `reply[start, end)` when
@@ -137,9 +147,10 @@ export abstract class Routed implements ReplyTaker {
   }
 
   private target(): number {
-    if (this.askNode !== NO_NODE) return this.askNode;
-    const { slot, pick } = this;
-    if (slot < 0) return pick ? pick() : this.ctx.anyNode();
+    const ask = this.again?.askNode ?? NO_NODE;
+    if (ask !== NO_NODE) return ask;
+    const slot = this.slot;
+    if (slot < 0) return this.keyless();
     const owner = this.ctx.topology.ownerOf(slot);
     // Before the first refresh lands, any node will do: its MOVED teaches us the owner.
     return owner === NO_NODE ? this.ctx.anyNode() : owner;
@@ -148,8 +159,9 @@ export abstract class Routed implements ReplyTaker {
   private attempt(): boolean {
     this.node = this.target();
     const conn = this.lane(this.node);
-    const asking = this.askNode !== NO_NODE;
-    this.askNode = NO_NODE;
+    const again = this.again;
+    const asking = again !== undefined && again.askNode !== NO_NODE;
+    if (asking) again.askNode = NO_NODE;
     const { bytes, from, to } = this;
     const ok = asking ? conn.sendAskingAt(bytes, from, to, this) : conn.sendAt(bytes, from, to, this);
     if (!ok) this.onFull?.(conn);
@@ -208,7 +220,8 @@ export abstract class Routed implements ReplyTaker {
       return;
     }
     const redirect = parseRedirect(reply);
-    if (!redirect || ++this.redirects > MAX_REDIRECTS) {
+    const again = (this.again ??= new Again());
+    if (!redirect || ++again.redirects > MAX_REDIRECTS) {
       this.finish(new RedisReplyError('ERR', `too many cluster redirections (last: ${errorText(reply)})`));
       return;
     }
@@ -217,7 +230,7 @@ export abstract class Routed implements ReplyTaker {
         this.finish(unconfirmedError(redirect));
         return;
       }
-      if (redirect.kind === 'ask') this.askNode = node;
+      if (redirect.kind === 'ask') again.askNode = node;
       this.attempt();
     });
   }
@@ -225,15 +238,16 @@ export abstract class Routed implements ReplyTaker {
   /** Backs off 10, 20, 40 ... 500 ms, for at most the retry budget; then the last error goes out. */
   private retryLater(why: string, lastFrame?: Buffer): void {
     const now = Date.now();
-    if (this.startedAt === 0) this.startedAt = now;
-    if (now - this.startedAt >= this.ctx.retryBudgetMs) {
+    const again = (this.again ??= new Again());
+    if (again.startedAt === 0) again.startedAt = now;
+    if (now - again.startedAt >= this.ctx.retryBudgetMs) {
       this.ctx.log.warn({ why, budgetMs: this.ctx.retryBudgetMs }, 'cluster command gave up retrying');
       this.finish(
         lastFrame ?? new RedisReplyError('CLUSTERDOWN', `${why}; gave up after ${this.ctx.retryBudgetMs} ms`),
       );
       return;
     }
-    const delay = Math.min(500, 10 * 2 ** this.retries++);
+    const delay = Math.min(500, 10 * 2 ** again.retries++);
     setTimeout(() => this.attempt(), delay);
   }
 }
@@ -241,11 +255,17 @@ export abstract class Routed implements ReplyTaker {
 /** A routed command answered through a callback. */
 export class RoutedSend extends Routed {
   private readonly done: Done;
+  private readonly pick: (() => number) | undefined;
 
   constructor(ctx: SendContext, spec: SendSpec) {
     const raw = spec.raw;
-    super(ctx, raw, 0, raw.length, spec.slot, spec.idempotent, spec.lane, spec.onFull, spec.pick);
+    super(ctx, raw, 0, raw.length, spec.slot, spec.idempotent, spec.lane, spec.onFull);
     this.done = spec.done;
+    this.pick = spec.pick;
+  }
+
+  protected override keyless(): number {
+    return this.pick ? this.pick() : super.keyless();
   }
 
   protected override finish(reply: Buffer | RedisReplyError, start?: number, end?: number): void {
