@@ -8,7 +8,7 @@
 //    again on their own, give the same name and arguments (no desync between agent and backend).
 import fc from 'fast-check';
 import { typedOnly } from './typed-errors.js';
-import { type RedisCommand, RequestParser } from '../../src/engines/redis/parser.js';
+import { type RedisCommand, RequestParser, owned } from '../../src/engines/redis/parser.js';
 import {
   ReplyFramer,
   RespBigNumber,
@@ -40,7 +40,8 @@ export function cut(input: Buffer, offsets: number[]): Buffer[] {
 
 export function parseAll(chunks: Buffer[]): RedisCommand[] {
   const cmds: RedisCommand[] = [];
-  const p = new RequestParser((c) => cmds.push(c), LIMITS);
+  // As the session parses: the parser's one reused object, kept with owned().
+  const p = new RequestParser((c) => cmds.push(owned(c)), { ...LIMITS, reuse: true });
   for (const c of chunks) p.feed(c);
   return cmds;
 }

@@ -82,9 +82,9 @@ export function auditArgs(cmd: RedisCommand, max: number): string[] {
  * and full SHA-256 (`…[N bytes sha256:` + 64 hex + `]`, under 100 bytes).
  */
 export function argsJsonMaxBytes(cmd: RedisCommand, max: number): number {
-  const { spans } = spanned(cmd);
+  const { spans, argc } = spanned(cmd);
   let n = 2;
-  for (let i = 2; i < spans.length; i += 2) n += Math.min(spans[i + 1]! - spans[i]!, max) * 6 + 128;
+  for (let i = 2; i < 2 * argc; i += 2) n += Math.min(spans[i + 1]! - spans[i]!, max) * 6 + 128;
   return n;
 }
 
@@ -96,10 +96,10 @@ export function argsJsonMaxBytes(cmd: RedisCommand, max: number): number {
  */
 export function writeArgsJson(buf: Buffer, at: number, command: RedisCommand, max: number): number {
   const cmd = spanned(command);
-  const { bytes, offset, spans } = cmd;
+  const { bytes, offset, spans, argc } = cmd;
   const secret = secretArgs(cmd);
   buf[at++] = 0x5b; // [
-  for (let i = 1; 2 * i < spans.length; i++) {
+  for (let i = 1; i < argc; i++) {
     if (i > 1) buf[at++] = 0x2c; // ,
     const start = offset + spans[2 * i]!;
     const end = offset + spans[2 * i + 1]!;

@@ -65,14 +65,15 @@ export function commandName(args: readonly Buffer[], containers = REDIS_CONTAINE
   return `${name}|${lowerAscii(sub)}`;
 }
 
-/** commandName of arguments read in place: argument i is `buf[base + spans[2i], base + spans[2i + 1])`. */
+/** commandName of `argc` arguments read in place: argument i is `buf[base + spans[2i], base + spans[2i + 1])`. */
 export function spannedName(
   buf: Buffer,
   base: number,
   spans: readonly number[],
+  argc: number,
   containers: ReadonlySet<string>,
 ): string {
   const name = lowerAscii(buf, base + spans[0]!, base + spans[1]!);
-  if (spans.length < 4 || !containers.has(name)) return name;
+  if (argc < 2 || !containers.has(name)) return name;
   return `${name}|${lowerAscii(buf, base + spans[2]!, base + spans[3]!)}`;
 }

@@ -20,15 +20,14 @@ export interface RedisCommand {
   /** The exact RESP (or inline) bytes of this command, forwardable as is. */
   readonly raw: Buffer;
   /**
-   * Where each argument lies in `raw`: argument i is `raw[spans[2i], spans[2i + 1])`. Every command
-   * the parser or the agent makes has them, so per-command readers (the audit line) need no Buffer
-   * per argument; `args` is then made from them on first read.
+   * Where each argument lies in `raw`: argument i < argc is `raw[spans[2i], spans[2i + 1])` (past
+   * 2·argc the array may hold stale numbers). Every command the parser or the agent makes has them, so
+   * per-command readers (the audit line) need no Buffer per argument; `args` is then made from them
+   * on first read.
    */
   readonly spans?: readonly number[];
-  /**
-   * `raw` in place: it is `bytes[offset, end)` (the socket chunk it arrived in), so the hot path
-   * (relay, audit) reads and forwards it without a Buffer made per command; `raw` is made on first read.
-   */
+  /** How many arguments `spans` describes (with `spans`). */
+  readonly argc?: number;
   readonly bytes?: Buffer;
   readonly offset?: number;
   readonly end?: number;
@@ -37,6 +36,7 @@ export interface RedisCommand {
 /** A command whose bytes and arguments are read in place until something asks for `raw` or `args`. */
 class SpannedCommand implements RedisCommand {
   private rawMade: Buffer | undefined;
+  readonly argc: number;
 
   constructor(
     readonly name: string,
@@ -45,22 +45,80 @@ class SpannedCommand implements RedisCommand {
     readonly end: number,
     readonly spans: readonly number[],
     private made?: Buffer[],
-  ) {}
+  ) {
+    this.argc = spans.length >> 1;
+  }
 
   get raw(): Buffer {
     return (this.rawMade ??= this.bytes.subarray(this.offset, this.end));
   }
 
   get args(): Buffer[] {
-    if (this.made === undefined) {
-      const { bytes, offset, spans } = this;
-      this.made = new Array<Buffer>(spans.length >> 1);
-      for (let i = 0; i < this.made.length; i++) {
-        this.made[i] = bytes.subarray(offset + spans[2 * i]!, offset + spans[2 * i + 1]!);
-      }
-    }
-    return this.made;
+    return (this.made ??= argsOf(this.bytes, this.offset, this.spans, this.argc));
   }
+}
+
+function argsOf(bytes: Buffer, offset: number, spans: readonly number[], argc: number): Buffer[] {
+  const args = new Array<Buffer>(argc);
+  for (let i = 0; i < argc; i++) args[i] = bytes.subarray(offset + spans[2 * i]!, offset + spans[2 * i + 1]!);
+  return args;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The parser's one command object, filled again for each command it parses: a pipeline of small
+ * commands then costs no object and no spans array per command. It is valid only during the parser's
+ * callback; whatever keeps a command past it (a queue, an async step, a router that holds commands)
+ * keeps `owned(cmd)`, a copy of its own.
+ */
+class ParsedCommand implements RedisCommand {
+  name = '';
+  bytes: Buffer = EMPTY;
+  offset = 0;
+  end = 0;
+  argc = 0;
+  private rawMade: Buffer | undefined;
+  private made: Buffer[] | undefined;
+
+  constructor(public spans: number[]) {}
+
+  fill(name: string, bytes: Buffer, offset: number, end: number, argc: number, spans: number[]): void {
+    this.name = name;
+    this.bytes = bytes;
+    this.offset = offset;
+    this.end = end;
+    this.argc = argc;
+    this.spans = spans;
+    this.rawMade = this.made = undefined;
+  }
+
+  /** Between commands: holds no socket chunk (an idle session would keep it alive) and no large spans. */
+  clear(spans: number[]): void {
+    this.fill('', EMPTY, 0, 0, 0, spans);
+  }
+
+  get raw(): Buffer {
+    return (this.rawMade ??= this.bytes.subarray(this.offset, this.end));
+  }
+
+  get args(): Buffer[] {
+    return (this.made ??= argsOf(this.bytes, this.offset, this.spans, this.argc));
+  }
+
+  /** A command of its own with the same bytes (chunks are never reused, so they stay valid) and arguments. */
+  copy(): SpannedCommand {
+    const spans = this.spans.slice(0, 2 * this.argc);
+    return new SpannedCommand(this.name, this.bytes, this.offset, this.end, spans, this.made);
+  }
+}
+
+/**
+ * `cmd`, or (the parser's reused object) a copy of it that stays valid after the parser's callback:
+ * for anything that keeps a command. Idempotent: a kept command comes back as itself.
+ */
+export function owned(cmd: RedisCommand): RedisCommand {
+  return cmd instanceof ParsedCommand ? cmd.copy() : cmd;
 }
 
 /** `args` as a RESP command (encodeCommand), with the spans of its arguments. */
@@ -102,6 +160,11 @@ export interface RequestParserOptions {
   containers?: ReadonlySet<string>;
   /** Start with Redis's limits for clients that have not authenticated, until `authenticated()`. */
   unauthenticated?: boolean;
+  /**
+   * The callback gets the parser's one command object, filled again for each command (ParsedCommand):
+   * valid during the call only, `owned(cmd)` keeps it. Without this, each command is an object of its own.
+   */
+  reuse?: boolean;
 }
 
 /**
@@ -113,6 +176,8 @@ const UNAUTHENTICATED = { maxArgs: 10, maxBulk: 16 * 1024, maxInline: 16 * 1024,
 
 const MAX_ARGS = 1024 * 1024;
 const MAX_PRESIZED_SPANS = 64;
+/** Commands of up to this many arguments reuse the parser's spans array; larger ones get their own. */
+const MAX_REUSED_ARGS = 16;
 /** Redis's PROTO_INLINE_MAX_SIZE. */
 const MAX_INLINE = 64 * 1024;
 
@@ -149,12 +214,16 @@ export class RequestParser {
   /** Parsing waits for `resume()`: what follows is read with the limits the pending login decides. */
   private stopped = false;
   private readonly containers: ReadonlySet<string>;
-  // Progress inside the pending multibulk command: its argument count, the spans of the arguments so
-  // far and the next header's offset, relative to the command start (so they survive re-buffering).
+  // Progress inside the pending multibulk command (none: argc 0): its argument count, the spans of the
+  // arguments so far and the next header's offset, relative to the command start (so they survive
+  // re-buffering). Small commands fill `reused`.
   private argc = 0;
-  private spans: number[] | undefined;
+  private spans: number[];
+  private readonly reused = new Array<number>(2 * MAX_REUSED_ARGS).fill(0);
   private filled = 0;
   private pos = 0;
+  private readonly cmd: ParsedCommand;
+  private readonly reuse: boolean;
 
   constructor(
     private readonly onCommand: (cmd: RedisCommand) => void,
@@ -167,6 +236,9 @@ export class RequestParser {
     this.maxInline = limits.maxInline ?? MAX_INLINE;
     this.containers = opts.containers ?? REDIS_CONTAINER_COMMANDS;
     this.bytes = new ChunkBuffer(limits.maxCommand ?? 1024 * 1024 * 1024, 'command');
+    this.spans = this.reused;
+    this.cmd = new ParsedCommand(this.reused);
+    this.reuse = opts.reuse ?? false;
   }
 
   /** The client authenticated: Redis's own argument limits, and commands (and bulks) up to `maxCommand`. */
@@ -217,8 +289,9 @@ export class RequestParser {
     while (b.start < b.end && !this.stopped) {
       // A pending multibulk command still starts with its `*` at `start`.
       const done = b.buf[b.start] === Byte.Array ? this.multibulk() : this.inline();
-      if (!done) return;
+      if (!done) break;
     }
+    this.cmd.clear(this.reused);
     b.drained();
   }
 
@@ -227,7 +300,7 @@ export class RequestParser {
     const b = this.bytes;
     const buf = b.buf;
     const base = b.start;
-    if (this.spans === undefined) {
+    if (this.argc === 0) {
       const n = b.readInt(base + 1);
       if (b.next < 0 && n === 0) return false;
       if (!(n <= this.maxArgs)) throw this.tooMany(n);
@@ -239,7 +312,8 @@ export class RequestParser {
       this.argc = n;
       // Sized for the command up front (an empty array grows to 16 slots on its first push); a header
       // announcing a million arguments gets room only as they arrive.
-      this.spans = new Array<number>(Math.min(2 * n, MAX_PRESIZED_SPANS));
+      this.spans =
+        n <= MAX_REUSED_ARGS ? this.reused : new Array<number>(Math.min(2 * n, MAX_PRESIZED_SPANS));
       this.filled = 0;
       this.pos = b.next - base;
     }
@@ -266,11 +340,14 @@ export class RequestParser {
       this.pos = body + len + 2 - base;
     }
     const end = base + this.pos;
-    this.spans = undefined;
+    const argc = this.argc;
+    this.argc = 0;
+    this.spans = this.reused;
     b.start = end;
     // The chunk's bytes stay valid when the buffer is re-copied: old bytes are never reused.
-    const name = spannedName(buf, base, spans, this.containers);
-    this.onCommand(new SpannedCommand(name, buf, base, end, spans));
+    const cmd = this.cmd;
+    cmd.fill(spannedName(buf, base, spans, argc, this.containers), buf, base, end, argc, spans);
+    this.onCommand(this.reuse ? cmd : cmd.copy());
     return true;
   }
 

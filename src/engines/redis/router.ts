@@ -72,6 +72,11 @@ export interface Router {
    * goes to the `onReply` handler with `seq`, the session's place for it in the reply order.
    */
   dispatchSeq?(cmd: RedisCommand, seq: number): boolean;
+  /**
+   * Reads a command only during `dispatch`/`dispatchSeq` (it keeps the bytes, which stay valid, not
+   * the object): the session may hand it the parser's reused command. Otherwise it gets owned(cmd).
+   */
+  readonly borrowsCommands?: boolean;
   /** `replies`: held by the router while it hands over the replies of one backend read. */
   onReply?(handler: ReplyHandler, replies?: HeldWrites): void;
   /** Its backend writes, for the session to hold while it dispatches the commands of one client read. */

@@ -8,7 +8,7 @@ import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
-import { type RedisCommand, agentCommand } from './parser.js';
+import { type RedisCommand, agentCommand, owned } from './parser.js';
 import { EXECABORT, type RespVersion, errorReply } from './serializer.js';
 import type { RedisSession } from './session.js';
 import { trackingGuard } from './tracking.js';
@@ -62,9 +62,10 @@ export class SessionCommands {
   forward(cmd: RedisCommand, hooks?: RelayHooks): void {
     const s = this.s;
     if (!this.facts || !this.policy) {
+      const kept = owned(cmd);
       s.runExclusive(async () => {
         await s.login.connect(hooks?.protocol);
-        this.forward(cmd, hooks);
+        this.forward(kept, hooks);
       });
       return;
     }
@@ -77,7 +78,10 @@ export class SessionCommands {
       verdict = this.policy.check(info);
     }
     if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
-    const guarded = verdict.guard?.(cmd, s);
+    if (verdict.guard === undefined) return this.relay(cmd, hooks);
+    // A guard may keep its command (an async check, the tracking request it parsed): one of its own.
+    cmd = owned(cmd);
+    const guarded = verdict.guard(cmd, s);
     if (guarded === undefined) return this.relay(cmd, hooks);
     if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, 'arguments');
     if ('answer' in guarded) {

@@ -13,7 +13,7 @@ import type { AgentRuntime } from '../../agent/engine.js';
 import { ClientOutput, type OutputOwner } from './client-output.js';
 import type { BackendFacts } from './command-catalog.js';
 import type { GuardContext } from './db-boundary.js';
-import { type RedisCommand, RequestParser } from './parser.js';
+import { type RedisCommand, RequestParser, owned } from './parser.js';
 import { ReplyQueue } from './reply-queue.js';
 import { type OpenRouter, RedisReplyError, type Router } from './router.js';
 import { drawbridgeErrorReply, errorReply } from './serializer.js';
@@ -66,10 +66,11 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       certError = err as DrawbridgeError;
     }
     // A valid client certificate authenticates at once; anyone else gets Redis's pre-AUTH limits.
+    // Commands come as the parser's one reused object: what keeps one past onCommand keeps owned(cmd).
     const max = agent.limits.maxRequestBytes;
     this.parser = new RequestParser(
       (cmd) => this.onCommand(cmd),
-      certificate ? { maxBulk: max, maxCommand: max } : { unauthenticated: true },
+      certificate ? { maxBulk: max, maxCommand: max, reuse: true } : { unauthenticated: true, reuse: true },
     );
     this.login = new SessionLogin(this, { certificate, certError, clientAddress });
   }
@@ -126,14 +127,15 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   }
 
   private onCommand(cmd: RedisCommand): void {
-    if (this.busy || this.queueHead < this.queue.length) this.queue.push(cmd);
+    if (this.busy || this.queueHead < this.queue.length) this.queue.push(owned(cmd));
     else this.handle(cmd);
   }
 
   private handle(cmd: RedisCommand): void {
     if (this.closing) return;
     const local = localCommand(cmd.name);
-    if (local) local(this, cmd);
+    // The agent's own commands may keep theirs past this call (AUTH awaits the login, then audits it).
+    if (local) local(this, owned(cmd));
     else this.commands.forward(cmd);
   }
 
@@ -184,6 +186,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   dispatch(cmd: RedisCommand, translate?: (reply: Buffer) => Buffer): void {
     const seq = this.replies.reserve();
     const router = this.router!;
+    if (!router.borrowsCommands) cmd = owned(cmd);
     const ok =
       router.dispatchSeq && !translate
         ? router.dispatchSeq(cmd, seq)

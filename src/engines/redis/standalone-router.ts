@@ -145,6 +145,8 @@ export class StandaloneRouter implements Router {
     return this.relay(cmd, seq);
   }
 
+  readonly borrowsCommands = true;
+
   private relay(cmd: RedisCommand, done: Done | number): boolean {
     const special = SPECIAL.get(cmd.name);
     const expect = special === undefined ? Expect.OneFrame : this.expectOf(cmd, special);

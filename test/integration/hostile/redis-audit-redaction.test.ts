@@ -1,6 +1,10 @@
 // Hostile: secrets sent in Redis commands must never reach the audit log — whether the command ran,
 // was refused by a role, or failed in the server. Every secret-bearing form is played through the
 // real agent against a real Redis 7, then the real audit file is read as text.
+// And each command's line is its own: the parser fills one command object per session again for every
+// command, and whatever keeps a command past its parse (the queue while the backend connects, the
+// agent's own commands, a guard) takes a copy; a mix-up would let one command's arguments reach
+// another's audit line, rule check or backend write.
 import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -98,5 +102,88 @@ describe('audit redaction', () => {
       'tls-key-file-pass',
       '[redacted]',
     ]);
+  });
+});
+
+type Line = [type: string, command: string, args: string[]];
+
+/** The session's command events, in order, once `count` of them are in the audit file. */
+async function commandLines(
+  sessionOf: (e: Record<string, unknown>) => boolean,
+  count: number,
+): Promise<Line[]> {
+  let lines: Line[] = [];
+  for (let i = 0; i < 100 && lines.length < count; i++) {
+    if (i > 0) await sleep(100);
+    // The file appears with the agent's first audit batch; a line still being written is read next time.
+    const text = await readFile(f.agent.auditPath, 'utf8').catch(() => '');
+    const events = text
+      .split('\n')
+      .slice(0, -1)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const first = events.find(sessionOf);
+    lines = events
+      .filter((e) => first !== undefined && e.sessionId === first.sessionId)
+      .filter((e) => e.type === 'command' || e.type === 'command.denied')
+      .map((e) => [e.type as string, e.command as string, e.args as string[]]);
+  }
+  return lines;
+}
+
+describe('one reused command object per session', () => {
+  it('a pipeline queued while the backend connects, then one relayed in place: every command is audited, checked and run as sent', async () => {
+    const alice = await f.raw('alice'); // developer: @dangerous denied
+    sockets.push(alice);
+    // One write before any backend connection: the first command connects, the others wait queued.
+    const first = [
+      ['SET', 'reuse:a', 'value-a'],
+      ['GET', 'reuse:a'],
+      ['SELECT', '7'], // the DB boundary guard refuses it
+      ['FLUSHALL'], // the role refuses it
+      ['SET', 'reuse:b', 'value-b', 'EX', '100'],
+      ['CLIENT', 'REPLY', 'ON'], // answered through the agent's own command path
+      ['MULTI'],
+      ['SET', 'reuse:c', 'value-c'],
+      ['EXEC'],
+      ['ECHO', 'end-of-first'],
+    ];
+    const replies1 = await exchange(alice, pipeline(first), first.length);
+    expect(replies1).toEqual([
+      'OK',
+      'value-a',
+      expect.stringMatching(/^-NOPERM .*SELECT 7/),
+      expect.stringMatching(/^-NOPERM /),
+      'OK',
+      'OK',
+      'OK',
+      'QUEUED',
+      ['OK'],
+      'end-of-first',
+    ]);
+    // Connected now: these are relayed with the parser's reused object, a guard and a denial among them.
+    const second: string[][] = [];
+    for (let i = 0; i < 40; i++) second.push(['SET', `reuse:k${i}`, `v${i}`]);
+    second.splice(10, 0, ['SWAPDB', '0', '1'], ['SELECT', '0'], ['GET', 'reuse:k3']);
+    const replies2 = await exchange(alice, pipeline(second), second.length);
+    expect(replies2[10]).toMatch(/^-NOPERM /);
+    expect(replies2.slice(11, 13)).toEqual(['OK', 'v3']);
+
+    const denied = new Set(['select|7', 'flushall', 'swapdb']);
+    const want: Line[] = [...first, ...second].map(([name, ...args]) => {
+      const command = name === 'CLIENT' ? 'client|reply' : name!.toLowerCase();
+      const refused = denied.has(command) || denied.has(`${command}|${args[0]}`);
+      return [
+        refused ? 'command.denied' : 'command',
+        command,
+        command === 'client|reply' ? ['REPLY', 'ON'] : args,
+      ];
+    });
+    const lines = await commandLines(
+      (e) => e.command === 'set' && (e.args as string[])[0] === 'reuse:a',
+      want.length,
+    );
+    expect(lines).toEqual(want);
+    for (let i = 0; i < 40; i++) expect((await f.redis.cli(['GET', `reuse:k${i}`])).trim()).toBe(`v${i}`);
+    expect((await f.redis.cli(['GET', 'reuse:c'])).trim()).toBe('value-c');
   });
 });

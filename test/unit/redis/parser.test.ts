@@ -1,7 +1,8 @@
 // Request parser: table-driven, every message cut at every byte offset (TCP may split anywhere).
 import { describe, expect, it } from 'vitest';
 import { isDrawbridgeError } from '../../../src/errors.js';
-import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
+import { auditArgs } from '../../../src/engines/redis/audit.js';
+import { type RedisCommand, RequestParser, owned } from '../../../src/engines/redis/parser.js';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 
 const resp = (...args: string[]) => encodeCommand(args);
@@ -62,9 +63,10 @@ const cases: Case[] = [
   },
 ];
 
+/** As the session parses: one reused object, each command kept as owned(cmd). */
 function collect(chunks: Buffer[]): RedisCommand[] {
   const out: RedisCommand[] = [];
-  const p = new RequestParser((c) => out.push(c));
+  const p = new RequestParser((c) => out.push(owned(c)), { reuse: true });
   for (const c of chunks) p.feed(c);
   expect(p.pending).toBe(0);
   return out;
@@ -245,5 +247,50 @@ describe('RequestParser', () => {
     const p = new RequestParser(() => undefined, { maxCommand: 1000 });
     p.feed(Buffer.from('*1\r\n$5000\r\n'));
     expect(() => p.feed(Buffer.alloc(2000))).toThrow(expect.objectContaining({ code: 'MESSAGE_TOO_LARGE' }));
+  });
+
+  it('reuse: one object for every command, valid during the call; owned() keeps each command whole', () => {
+    const seen: RedisCommand[] = [];
+    const kept: RedisCommand[] = [];
+    const during: string[][] = [];
+    const p = new RequestParser(
+      (c) => {
+        seen.push(c);
+        during.push([c.name, ...auditArgs(c, 100)]);
+        kept.push(owned(c));
+      },
+      { reuse: true },
+    );
+    const big = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    const input = Buffer.concat([
+      resp('SET', 'a', 'secret-of-a'),
+      resp('AUTH', 'app', 'password'),
+      resp('CONFIG', 'GET', 'maxmemory'),
+      resp('DEL', ...big), // more arguments than the reused spans hold
+      resp('GET', 'b'),
+    ]);
+    const want = [
+      ['set', 'a', 'secret-of-a'],
+      ['auth', 'app', '[redacted]'],
+      ['config|get', 'GET', 'maxmemory'],
+      ['del', ...big],
+      ['get', 'b'],
+    ];
+    // Fed whole and cut in two inside the second command (its end arrives in the next read).
+    for (const chunks of [[input], [input.subarray(0, 40), input.subarray(40)]]) {
+      seen.length = kept.length = during.length = 0;
+      for (const c of chunks) p.feed(c);
+      expect(during).toEqual(want);
+      expect(new Set(seen).size).toBe(1);
+      // Kept commands still read as themselves after the parser moved on: names, arguments, bytes.
+      expect(kept.map((c) => [c.name, ...auditArgs(c, 100)])).toEqual(want);
+      expect(kept[0]!.raw.toString()).toBe(resp('SET', 'a', 'secret-of-a').toString());
+      expect(kept[4]!.args.map(String)).toEqual(['GET', 'b']);
+      expect(kept.every((c) => owned(c) === c)).toBe(true);
+      // Between reads the reused object holds no command (nor the chunk it came in).
+      expect(seen[0]!.name).toBe('');
+      expect(seen[0]!.raw.length).toBe(0);
+      expect(seen[0]!.args).toEqual([]);
+    }
   });
 });

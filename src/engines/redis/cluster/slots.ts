@@ -29,7 +29,7 @@ export function slotAt(cmd: RedisCommand, positions: readonly number[]): number 
 
 export function commandSlot(cmd: RedisCommand, rules: CommandRules): number {
   const fixed = rules.fixedKeys;
-  const argc = cmd.spans ? cmd.spans.length >> 1 : cmd.args.length;
+  const argc = cmd.spans ? cmd.argc! : cmd.args.length;
   // Keys at fixed places (GET, SET, HSET ...) need neither a position search nor `args`.
   return slotAt(cmd, fixed && argc >= fixed.minArgs ? fixed.positions : keyPositions(rules, cmd.args));
 }
