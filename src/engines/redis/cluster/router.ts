@@ -17,7 +17,7 @@
 // single connection would have kept it: a command that leaves the shared connection (blocking, WATCH,
 // EXEC) waits for the session's earlier commands and holds later ones until it is answered.
 import type { DrawbridgeError } from '../../../errors.js';
-import type { RedisCommand } from '../parser.js';
+import { type RedisCommand, owned } from '../parser.js';
 import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
 import { errorText } from '../reply-parser.js';
 import { RedisReplyError, type BackendLogin, type ReplyHandler, type Router } from '../router.js';
@@ -95,8 +95,12 @@ export class ClusterRouter implements Router, PlainOwner {
     this.unlisten = service.onReshape(() => this.tracking.reshaped());
   }
 
-  dispatch(cmd: RedisCommand, done: Done): boolean {
+  /** dispatchSeq reads a plain command during the call; dispatch keeps owned(cmd) (held, queued, ...). */
+  readonly borrowsCommands = true;
+
+  dispatch(borrowed: RedisCommand, done: Done): boolean {
     if (this.closed) return true;
+    const cmd = owned(borrowed);
     if (this.held) {
       this.held.push([cmd, done]);
       return this.held.length < MAX_HELD;
