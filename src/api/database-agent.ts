@@ -51,17 +51,23 @@ const TopologySpreadConstraint = z.object({
   labelSelector: kubeObject("Pods to count; defaults to this Database's agent pods.").optional(),
 });
 
+const upTo64 = z.number().int().min(1).max(64);
+
 /** Pod and Service settings: per Database in spec.agent, and chart-wide defaults in agents.pod. */
 export const agentPodShape = {
-  workers: z
-    .number()
-    .int()
-    .min(1)
-    .max(64)
+  workers: upTo64
     .optional()
     .describe(
       'Agent processes per pod, sharing its port. Default: the whole CPUs of resources.limits.cpu (at least 1), ' +
         "else the node's CPUs; set a CPU limit or this. 1 runs the agent as a single process.",
+    ),
+  semiSpaceMB: upTo64
+    .optional()
+    .describe(
+      "Upper bound of each agent process's V8 young-generation semi-spaces, in MB (node --max-semi-space-size; " +
+        'V8 grows them to it only under allocation pressure). Larger: less garbage-collection CPU per command ' +
+        'when busy (the Redis Cluster path most), for up to 3x this in memory per process under load. ' +
+        "Default: the drawbridge launcher's (README, Performance).",
     ),
   resources: z
     .object({

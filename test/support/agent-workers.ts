@@ -40,7 +40,14 @@ export interface AgentProcesses {
 }
 
 export async function startWorkersAgent(
-  opts: Omit<TestAgentOptions, 'log' | 'parts' | 'metrics'> & { workers: number; auditFifo?: boolean },
+  opts: Omit<TestAgentOptions, 'log' | 'parts' | 'metrics'> & {
+    workers: number;
+    auditFifo?: boolean;
+    /** More `drawbridge agent` arguments, Node's own options, and environment (spawnWorkersAgent's). */
+    args?: string[];
+    nodeArgs?: string[];
+    env?: Record<string, string>;
+  },
 ): Promise<WorkersAgent> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-workers-'));
   const port = await freePort();
@@ -50,7 +57,14 @@ export async function startWorkersAgent(
   const files = await writeAgentConfig(dir, { ...opts, audit, listen: `127.0.0.1:${port}`, metrics });
   const readAudit = async () => (fifo ? fifo.text() : readFile(files.auditPath, 'utf8'));
   const finalAudit = async () => (fifo ? fifo.close() : readAudit());
-  const args = ['agent', '--config', files.configPath, '--workers', String(opts.workers)];
+  const args = [
+    'agent',
+    '--config',
+    files.configPath,
+    '--workers',
+    String(opts.workers),
+    ...(opts.args ?? []),
+  ];
   const agent = await spawnWorkersAgent(args, {
     dir,
     port,
@@ -58,6 +72,8 @@ export async function startWorkersAgent(
     workers: opts.workers,
     readAudit,
     finalAudit,
+    nodeArgs: opts.nodeArgs,
+    env: opts.env,
   });
   return { ...agent, writeDocs: files.writeDocs };
 }

@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { appendFileSync, writeFileSync } from 'node:fs';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 // The API's plain values, not its schemas: every worker runs this command again (api/runtime.ts).
 import {
   AUDIT_MODES,
@@ -14,6 +14,7 @@ import type { RunningAgent } from '../../agent/standalone.js';
 import type { WorkerLink } from '../../agent/workers/worker.js';
 import { messageWithHint } from '../../errors.js';
 import { type Logger, createLogger } from '../../log.js';
+import { ensureSemiSpace } from '../semi-space.js';
 
 interface AgentFlags {
   config?: string;
@@ -27,6 +28,7 @@ interface AgentFlags {
   kubeconfig?: string;
   peers?: string[];
   workers?: number;
+  semiSpaceMb?: number;
   terminationLog?: string;
 }
 
@@ -60,12 +62,21 @@ export function agentCommand(): Command {
       'processes sharing the listening port (default: the CPUs the container may use, from its cgroup CPU quota)',
       parseWorkers,
     )
+    .addOption(
+      new Option(
+        '--semi-space-mb <n>',
+        "bound of V8's young-generation semi-spaces of each agent process, 1-64 MB (default: the launcher's --max-semi-space-size)",
+      )
+        .env('DRAWBRIDGE_SEMI_SPACE_MB')
+        .argParser(parseSemiSpace),
+    )
     .option(
       '--termination-log <file>',
       "where a fatal start-up error is written (the container's terminationMessagePath: Kubernetes shows it in the pod's status, and the controller in the Database's)",
     )
     .action(async (opts: AgentFlags) => {
       try {
+        ensureSemiSpace(opts.semiSpaceMb);
         await runAgent(opts);
       } catch (err) {
         // A worker's error lands here too (it shares the file): the primary's crash-loop line follows it.
@@ -222,6 +233,13 @@ function parseWorkers(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 256)
     throw new InvalidArgumentError('must be a whole number from 1 to 256');
+  return n;
+}
+
+function parseSemiSpace(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new InvalidArgumentError('must be a whole number from 1 to 64');
   return n;
 }
 

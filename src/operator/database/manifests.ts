@@ -61,11 +61,14 @@ function meta(db: StoredDatabase, name: string) {
   };
 }
 
-/** `workers`: the effective spec.agent.workers; unset, the agent counts the CPUs its cgroup allows. */
+/**
+ * `pod`: the effective spec.agent settings: workers (unset, the agent counts the CPUs its cgroup
+ * allows) and semiSpaceMB (unset, the launcher's).
+ */
 export function agentArgs(
   db: StoredDatabase,
   settings: Pick<AgentSettings, 'audit'> = {},
-  workers?: number,
+  { workers, semiSpaceMB }: Pick<AgentPodSettings, 'workers' | 'semiSpaceMB'> = {},
 ): string[] {
   return [
     'agent',
@@ -89,6 +92,7 @@ export function agentArgs(
         ]
       : []),
     ...(workers ? ['--workers', String(workers)] : []),
+    ...(semiSpaceMB ? ['--semi-space-mb', String(semiSpaceMB)] : []),
   ];
 }
 
@@ -234,7 +238,7 @@ function deploymentManifest(
               image: settings.image,
               ...(settings.imagePullPolicy ? { imagePullPolicy: settings.imagePullPolicy } : {}),
               command: settings.command,
-              args: agentArgs(db, settings, pod.workers),
+              args: agentArgs(db, settings, pod),
               ports: [
                 { name: db.spec.protocol, containerPort: agentPort(db.spec.protocol), protocol: 'TCP' },
                 { name: 'metrics', containerPort: AGENT_METRICS_PORT, protocol: 'TCP' },

@@ -5,6 +5,13 @@ import { type StoredDatabase, agentArgs, agentManifests } from '../../../src/ope
 import type { KubeObject } from '../../../src/kube/types.js';
 import { agentEndpoint, agentName, agentPeersName } from '../../../src/operator/names.js';
 
+/** The agent container's args in the Deployment rendered for `db` with the chart-wide pod defaults `pod`. */
+function deploymentArgs(db: StoredDatabase, pod?: object): string[] {
+  const d = byKind(agentManifests(db, { ...settings, pod }, 'd')).Deployment!;
+  return (d.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!
+    .args;
+}
+
 function stored(spec: object): StoredDatabase {
   const db = Database.parse({
     apiVersion: 'drawbridge.dev/v1alpha1',
@@ -57,16 +64,25 @@ describe('agent manifests', () => {
   });
 
   it('passes spec.agent.workers (over the chart default agents.pod.workers) as --workers', () => {
-    const args = (db: StoredDatabase, pod?: object) => {
-      const d = byKind(agentManifests(db, { ...settings, pod }, 'd')).Deployment!;
-      return (d.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec
-        .containers[0]!.args;
-    };
     // Unset: the agent counts the CPUs of its cgroup quota itself.
-    expect(args(stored({}))).not.toContain('--workers');
-    expect(args(stored({}), { workers: 2 }).join(' ')).toContain('--workers 2');
-    expect(args(stored({ agent: { workers: 4 } }), { workers: 2 }).join(' ')).toContain('--workers 4');
+    expect(deploymentArgs(stored({}))).not.toContain('--workers');
+    expect(deploymentArgs(stored({}), { workers: 2 }).join(' ')).toContain('--workers 2');
+    expect(deploymentArgs(stored({ agent: { workers: 4 } }), { workers: 2 }).join(' ')).toContain(
+      '--workers 4',
+    );
     expect(() => stored({ agent: { workers: 0 } })).toThrow();
+  });
+
+  it('passes spec.agent.semiSpaceMB (over agents.pod.semiSpaceMB) as --semi-space-mb', () => {
+    // Unset: the launcher line's bound.
+    expect(deploymentArgs(stored({}))).not.toContain('--semi-space-mb');
+    expect(deploymentArgs(stored({}), { semiSpaceMB: 8 }).join(' ')).toContain('--semi-space-mb 8');
+    expect(deploymentArgs(stored({ agent: { semiSpaceMB: 16 } }), { semiSpaceMB: 8 }).join(' ')).toContain(
+      '--semi-space-mb 16',
+    );
+    expect(() => stored({ agent: { semiSpaceMB: 0 } })).toThrow();
+    expect(() => stored({ agent: { semiSpaceMB: 128 } })).toThrow();
+    expect(() => stored({ agent: { semiSpaceMB: '16 --require x' } })).toThrow();
   });
 
   it('runs `drawbridge agent --database NS/NAME` with the TLS Secret mounted', () => {
