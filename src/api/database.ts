@@ -12,7 +12,7 @@ import {
   resource,
 } from './meta.js';
 import { DatabaseAgent } from './database-agent.js';
-import { AUDIT_MODES, AWS_TYPES, type AwsType } from './runtime.js';
+import { AUDIT_MODES, AWS_TYPES, type AwsType, HOST_PORT, HOST_PORT_MESSAGE } from './runtime.js';
 
 export {
   AUDIT_MODES,
@@ -125,6 +125,15 @@ const DatabaseRedis = z
           'gives up on it (default 30s). Each reply restarts the clock (like envoy op_timeout); on expiry ' +
           'the waiting commands fail with a "timed out" error and the connection is replaced. Blocking ' +
           'commands (BLPOP, XREAD BLOCK, ...) get their own timeout plus this.',
+      ),
+    seedNodes: z
+      .array(z.string().max(262).regex(HOST_PORT, HOST_PORT_MESSAGE))
+      .max(16)
+      .optional()
+      .describe(
+        "Redis Cluster: more of its nodes (host:port) to learn the cluster's shape from when the node in " +
+          'spec.uri does not answer (hung, restarting); the first to answer wins, and the agent follows the ' +
+          'nodes the cluster names after that.',
       ),
   })
   .describe('Redis-specific settings.');

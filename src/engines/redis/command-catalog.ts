@@ -5,6 +5,7 @@
 import type { CommandInfo } from '../../authz/commands.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { type BackendConnectOptions, connectBackend, roundTrip } from './backend-auth.js';
+import { fromAnySeed } from './cluster/seeds.js';
 import { RespError, type RespValue, decodeReply } from './reply-parser.js';
 import type { RedisCommand } from './parser.js';
 import { encodeCommand, errorReply } from './serializer.js';
@@ -80,12 +81,19 @@ const cache = new Map<string, Promise<BackendFacts>>();
 
 /**
  * The facts for backend `key` (host:port), loaded with the first session's login. A failed load is
- * forgotten, so the next session (maybe as a user allowed to run COMMAND) tries again.
+ * forgotten, so the next session (maybe as a user allowed to run COMMAND) tries again. A cluster's
+ * are asked of whichever seed answers first, within the first-reply limit (cluster/seeds.ts).
  */
-export function backendFacts(key: string, opts: BackendConnectOptions): Promise<BackendFacts> {
+export function backendFacts(
+  key: string,
+  opts: BackendConnectOptions,
+  cluster = false,
+): Promise<BackendFacts> {
   let facts = cache.get(key);
   if (!facts) {
-    facts = loadBackendFacts(opts);
+    facts = cluster
+      ? fromAnySeed(opts.database.spec, ({ host, port }) => loadBackendFacts({ ...opts, host, port }))
+      : loadBackendFacts(opts);
     cache.set(key, facts);
     facts.catch(() => cache.delete(key));
   }

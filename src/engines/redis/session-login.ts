@@ -188,7 +188,7 @@ export class SessionLogin {
     const database = state.database;
     const addr = backendAddress(database.spec);
     const connect = { database, secrets: state, login };
-    const facts = await backendFacts(`${addr.host}:${addr.port}`, connect);
+    const facts = await backendFacts(`${addr.host}:${addr.port}`, connect, addr.cluster);
     const mode = addr.cluster || facts.clusterEnabled ? 'cluster' : 'standalone';
     const agent = this.s.agent;
     const renew = (dbUser: string) => agent.credentials().get({ database: agent.state.database, dbUser });

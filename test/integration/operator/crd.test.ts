@@ -121,6 +121,16 @@ describe('the API server refuses what zod refuses, with a message naming the fix
       /spec\.redis\.commandTimeout: .*must be at least 100ms/,
     ],
     [
+      'a Redis Cluster seed node without a port',
+      database('seeds', {
+        protocol: 'redis',
+        uri: 'rediss://cache-0:6379?mode=cluster',
+        auth: { type: 'passthrough' },
+        redis: { seedNodes: ['cache-1:6379', 'cache-2'] },
+      }),
+      /spec\.redis\.seedNodes\[1\]: .*should match/,
+    ],
+    [
       'a loadBalancerClass on a ClusterIP Service',
       database('lbclass', { ...pg, agent: { loadBalancerClass: 'service.k8s.aws/nlb' } }),
       /spec\.agent\.loadBalancerClass: .*loadBalancerClass needs serviceType: LoadBalancer/,

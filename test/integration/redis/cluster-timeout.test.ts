@@ -3,8 +3,9 @@
 // node is used again once it answers. Blocking commands get their own timeout, not the command one.
 // A new session is never failed by the silent node, even the first one of a login, whose login is
 // proven with a PING to some master; nor is a topology refresh held up for the command timeout when
-// it asks the silent node first. The cluster's node timeout is long, so the stopped master is not
-// failed over during the test.
+// it asks the silent node first. A new agent whose only seed is silent fails its first session
+// within the first-reply limit, naming the fix (spec.redis.seedNodes); with another seed listed it
+// serves. The cluster's node timeout is long, so the stopped master is not failed over during the test.
 import type { NodeView } from '../../support/redis-cluster.js';
 import { RedisCluster } from '../../support/redis-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,11 +25,17 @@ let victim: NodeView;
 let victimKey: string;
 let otherKey: string;
 
-/** The fixture's documents with spec.redis.commandTimeout set on the Database. */
-function docsWithTimeout(cluster: RedisCluster, commandTimeout = COMMAND_TIMEOUT): object[] {
+/** The fixture's documents with spec.redis.commandTimeout (and more) set on the Database. */
+function docsWithTimeout(
+  cluster: RedisCluster,
+  commandTimeout = COMMAND_TIMEOUT,
+  spec: { uri?: string; seedNodes?: string[] } = {},
+): object[] {
   return clusterDocs(cluster).map((d) => {
     const doc = d as { kind: string; spec: object };
-    return doc.kind === 'Database' ? { ...doc, spec: { ...doc.spec, redis: { commandTimeout } } } : d;
+    if (doc.kind !== 'Database') return d;
+    const { seedNodes, ...top } = spec;
+    return { ...doc, spec: { ...doc.spec, ...top, redis: { commandTimeout, seedNodes } } };
   });
 }
 
@@ -183,4 +190,42 @@ describe('a hung cluster node', () => {
       await g.stop();
     }
   }, 30_000);
+
+  it('a new agent whose only seed is stopped fails the first session fast, naming the fix; with another seed it serves', async () => {
+    // The seed is spec.uri's node; the agents' command timeout is long, and the node is stopped for
+    // less than the cluster's node timeout, so nothing fails over.
+    const masters = await f.cluster.masters();
+    const [seed, other] = [masters[0]!, masters[1]!];
+    const key = keyOn(other, 'seedless');
+    await f.ioredis('alice').set(key, 'served');
+    const timeout = `${LONG_TIMEOUT_MS / 1000}s`;
+    const lone = await startClusterFixture(f.cluster, (c) =>
+      docsWithTimeout(c, timeout, { uri: c.uri(seed.port) }),
+    );
+    const two = await startClusterFixture(f.cluster, (c) =>
+      docsWithTimeout(c, timeout, { uri: c.uri(seed.port), seedNodes: [`127.0.0.1:${other.port}`] }),
+    );
+    try {
+      const [loneReply, loneMs, twoReply] = await whileStopped(seed, async () => {
+        const started = Date.now();
+        const reply = await lone.cli('alice', ['GET', key]).catch((err: Error) => err.message);
+        const ms = Date.now() - started;
+        return [reply, ms, await two.cli('alice', ['GET', key])] as const;
+      });
+      expect(loneReply).toMatch(
+        new RegExp(
+          `no node of the cluster answered within \\d+ ms: 127\\.0\\.0\\.1:${seed.port} \\(spec\\.uri\\).*` +
+            "list more of the cluster's nodes in spec\\.redis\\.seedNodes",
+        ),
+      );
+      // Before: the first session waited for the connect timeout (10 s), twice.
+      expect(loneMs).toBeLessThan(LONG_TIMEOUT_MS);
+      expect(twoReply.trim()).toBe('served');
+      // Once the seed answers again, the lone agent serves too.
+      expect((await lone.cli('alice', ['GET', key])).trim()).toBe('served');
+    } finally {
+      await lone.stop();
+      await two.stop();
+    }
+  }, 60_000);
 });

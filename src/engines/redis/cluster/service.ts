@@ -3,7 +3,6 @@
 // this stays, so a new client session costs no CLUSTER SHARDS, no COMMAND and usually no connect.
 import { createHash } from 'node:crypto';
 import type { Database } from '../../../api/database.js';
-import { backendAddress, parseDuration } from '../../../api/runtime.js';
 import type { AgentMetrics } from '../../../agent/metrics.js';
 import type { SecretReader } from '../../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
@@ -17,6 +16,7 @@ import { type CommandRules, parseCommandReply } from './command-rules.js';
 import { HungNodeWatch, askAny } from './hung-nodes.js';
 import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import { LoginPool } from './pool.js';
+import { clusterSeeds, commandTimeoutMs, firstReply } from './seeds.js';
 import type { RefusedReason } from './redirect.js';
 import type { SendContext } from './sender.js';
 import { type ClusterShape, parseClusterShards, parseClusterSlots } from './shape.js';
@@ -30,9 +30,6 @@ export interface ClusterServiceOptions {
   /** Where refused redirects are counted. */
   metrics?: AgentMetrics;
 }
-
-/** spec.redis.commandTimeout when unset: generous for slow commands (KEYS, big Lua), bounded for a hung node. */
-const DEFAULT_COMMAND_TIMEOUT = '30s';
 
 const CLUSTER_SHARDS = encodeCommand(['CLUSTER', 'SHARDS']);
 const CLUSTER_SLOTS = encodeCommand(['CLUSTER', 'SLOTS']);
@@ -89,13 +86,12 @@ export class ClusterService implements SendContext {
     this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
     this.idleCloseMs = opts.idleCloseMs ?? 30_000;
     this.metrics = opts.metrics;
-    this.commandTimeoutMs = parseDuration(database.spec.redis?.commandTimeout ?? DEFAULT_COMMAND_TIMEOUT);
+    this.commandTimeoutMs = commandTimeoutMs(database.spec);
     this.hung = new HungNodeWatch(this.commandTimeoutMs, () => this.connections());
     this.hung.start();
     this.tls = database.spec.tls.mode !== 'disabled';
-    const seed = backendAddress(database.spec);
     this.topology = new Topology({
-      seeds: [{ host: seed.host, port: seed.port }],
+      seeds: clusterSeeds(database.spec),
       fetchShape: (node) => this.fetchShape(node),
       onChange: (epoch) => {
         this.log.debug({ epoch, masters: this.topology.masters().length }, 'cluster topology changed');
@@ -213,11 +209,8 @@ export class ClusterService implements SendContext {
 
   private async load(pool: LoginPool): Promise<void> {
     this.lastUsed = pool;
-    await this.topology.refresh();
-    if (this.topology.masters().length === 0) {
-      // refresh() reports errors through onRefreshError; ask once more to surface the reason here.
-      this.topology.apply(await this.fetchShape(this.topology.entry(0)));
-    }
+    // The first shape: from the seeds, the first answer winning, within the first-reply limit (seeds.ts).
+    if (this.topology.masters().length === 0) await firstReply(this.database.spec, this.topology.learn());
     const reply = await this.queryAny(pool, COMMAND);
     if (reply instanceof RespError) {
       throw new DrawbridgeError(

@@ -137,6 +137,11 @@ export class Topology {
     return this.running;
   }
 
+  /** The shape from whichever node known (at first: the seeds) answers first; rejects if none does. */
+  async learn(): Promise<void> {
+    this.apply(await this.fetchFromAnyNode());
+  }
+
   private async refreshLoop(): Promise<void> {
     do {
       // While a node is down every failing command asks for a refresh: one per interval is plenty.
