@@ -8,7 +8,8 @@
 # runs in the same rounds as agent-before), BENCH_WORKERS (2: the agent-Nw row; 1 skips it),
 # BENCH_AGENT_NODE_ARGS (Node options of every agent process: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 # writes one profile per agent process, named by its pid; the pids are printed as the bench starts),
-# BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process).
+# BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process), BENCH_AUDIT=stdout (every agent's audit log
+# on stdout, a pipe drained by a cat as a container runtime would; default: a file).
 REQUESTS=${REQUESTS:-200000}
 ROUNDS=${BENCH_ROUNDS:-3}
 CLIENTS=${CLIENTS:-50}
@@ -46,7 +47,8 @@ start_env() {
 
 # add_agent_rows (Redis benches, after ARGS, PROXY_PID and TARGETS are set): the worker row, the agent
 # as the CLI runs it with $AGENT_WORKERS processes (BENCH_WORKERS=1 skips it), and with
-# BENCH_AGENT_BEFORE that build's agent (the environment started both); then prints each target's pid.
+# BENCH_AGENT_BEFORE that build's agent, alone and with $AGENT_WORKERS processes (the environment
+# started them); then prints each target's pid.
 add_agent_rows() {
   local tls="--tls --cacert $CLIENT_CA --cert $CLIENT_CERT --key $CLIENT_KEY" t
   if [ -n "${AGENT_WORKERS_PORT:-}" ]; then
@@ -59,6 +61,11 @@ add_agent_rows() {
     ARGS[agent-before]="-p $AGENT_BEFORE_PORT $tls"
     PROXY_PID[agent-before]=$AGENT_BEFORE_PID
     TARGETS+=(agent-before)
+  fi
+  if [ -n "${AGENT_BEFORE_WORKERS_PORT:-}" ]; then
+    ARGS[agent-before-${AGENT_WORKERS}w]="-p $AGENT_BEFORE_WORKERS_PORT $tls"
+    PROXY_PID[agent-before-${AGENT_WORKERS}w]=$AGENT_BEFORE_WORKERS_PID
+    TARGETS+=("agent-before-${AGENT_WORKERS}w")
   fi
   for t in "${TARGETS[@]}"; do [ -n "${PROXY_PID[$t]:-}" ] && echo "  $t: pid ${PROXY_PID[$t]}" >&2; done
   return 0

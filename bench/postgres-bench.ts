@@ -270,22 +270,50 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     await waitPort(multi.port, viaCert(multi.port));
     // CPU counts the primary and its workers.
     const many = { name, conninfo: viaCert(multi.port), pid: multi.child.pid! };
+    // BENCH_AGENT_BEFORE: that build with as many workers, in the same rounds.
+    const bname = `agent-before-${WORKERS}w`;
+    const beforeMulti = beforeDist
+      ? await startAgent(dir, { ...agentOptions, name: bname, cli: cliOf(beforeDist), workers: WORKERS })
+      : undefined;
+    if (beforeMulti) {
+      cleanups.push(() => stopProcesses([beforeMulti.child]));
+      await waitPort(beforeMulti.port, viaCert(beforeMulti.port));
+    }
+    const beforeMany = beforeMulti && {
+      name: bname,
+      conninfo: viaCert(beforeMulti.port),
+      pid: beforeMulti.child.pid!,
+    };
     console.log(
       `workers: the agent with 1 and ${WORKERS} worker processes, same pgbench -S, ${ROUNDS} rounds`,
     );
-    const w = await alternate([targets.agent, many], select);
+    const w = await alternate([targets.agent, many, ...(beforeMany ? [beforeMany] : [])], select);
+    const primary = (r: Run) => r.ownUs;
     printRows('workers: proxy CPU per transaction (µs), then throughput (tps), median (min–max)', [
       ['agent', of(w, 'agent', cpu), 1],
       [name, of(w, name, cpu), 1],
-      [`${name} primary`, of(w, name, (r) => r.ownUs), 1],
+      [`${name} primary`, of(w, name, primary), 1],
+      ...(beforeMany
+        ? ([
+            [bname, of(w, bname, cpu), 1],
+            [`${bname} primary`, of(w, bname, primary), 1],
+          ] satisfies [string, Spread, number][])
+        : []),
       ['agent', of(w, 'agent', tps), 0],
       [name, of(w, name, tps), 0],
     ]);
     printRows('workers: ratios of the same round', [
       [`CPU/tx`, ratios(w, name, 'agent', cpu), 2],
       [`TPS`, ratios(w, name, 'agent', tps), 2],
+      ...(beforeMany
+        ? ([[`CPU/tx ${name} / ${bname}`, ratios(w, name, bname, cpu), 2]] satisfies [
+            string,
+            Spread,
+            number,
+          ][])
+        : []),
     ]);
-    await stopProcesses([multi.child]);
+    await stopProcesses([multi.child, ...(beforeMulti ? [beforeMulti.child] : [])]);
   }
 
   if (CONNECT_DURATION > 0) {

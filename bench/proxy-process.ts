@@ -8,7 +8,10 @@
 // the environment process beside the agent-plainbe agent and the worker agent's supervisor: the agent
 // was charged their leftovers and, against the same build in a process of its own, got ~0.92 of the
 // throughput at 1.01–1.05× the CPU per request.
-import { type ChildProcess, spawn } from 'node:child_process';
+// BENCH_AUDIT=stdout: every agent writes its audit log to stdout ("-"), a pipe that a `cat` of its own
+// drains (as a container runtime reads a pod's stdout); otherwise to a file in its directory.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
@@ -49,8 +52,17 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyPr
   const port = await freePort();
   // Every agent serves /metrics as in production; a primary's says how many workers listen.
   const metrics = `127.0.0.1:${await freePort()}`;
-  const { configPath } = await writeAgentConfig(own, { ...config, listen: `127.0.0.1:${port}`, metrics });
-  const child = startProcess(agentArgs(cli, configPath, workers), { DRAWBRIDGE_LOG_LEVEL: 'warn' });
+  const toStdout = process.env.BENCH_AUDIT === 'stdout';
+  const audit = toStdout ? { audit: { ...config.audit, path: '-' } } : {};
+  const { configPath } = await writeAgentConfig(own, {
+    ...config,
+    ...audit,
+    listen: `127.0.0.1:${port}`,
+    metrics,
+  });
+  const stdout = toStdout ? drainedPipe(path.join(own, 'stdout')) : 2;
+  const child = startProcess(agentArgs(cli, configPath, workers), { DRAWBRIDGE_LOG_LEVEL: 'warn' }, stdout);
+  if (toStdout) closeSync(stdout);
   const allWorkers = async () =>
     workers === 1 ||
     metricValue(await (await fetch(`http://${metrics}/metrics`)).text(), 'drawbridge_agent_workers') ===
@@ -80,9 +92,19 @@ export async function stopProcesses(children: ChildProcess[]): Promise<void> {
   );
 }
 
-function startProcess(args: string[], env: Record<string, string> = {}): ChildProcess {
+/** The write end of a FIFO at `fifo` that a `cat` reads to /dev/null (until the last writer exits). */
+function drainedPipe(fifo: string): number {
+  spawnSync('mkfifo', [fifo]);
+  spawn('sh', ['-c', 'exec cat "$0" >/dev/null', fifo], { stdio: 'ignore' }).unref();
+  return openSync(fifo, 'w'); // returns once cat has it open for reading
+}
+
+function startProcess(args: string[], env: Record<string, string> = {}, stdout = 2): ChildProcess {
   // stdin stays a pipe from this process: the bare pipes exit when it ends (this process is gone).
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['pipe', 2, 2] });
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', stdout, 2],
+  });
   // And should this process die without stopping it (SIGKILL), a watchdog ends it.
   const watchdog = spawn(
     'sh',

@@ -89,7 +89,7 @@ export async function startRedisPipe(pki: BenchPki, redis: RedisServer): Promise
  * setting), `agent-resp3` (the same, for the redis-benchmark -3 runs: no row's runs leave their garbage
  * or closing sessions in another row's process), the worker line (the agent with BENCH_WORKERS (2)
  * processes; 1 skips it) and, with BENCH_AGENT_BEFORE=<another build's dist>, that build's agent
- * (before/after in one run); with the `export` lines naming their ports and process ids.
+ * alone and with as many workers (before/after in one run); with the `export` lines naming their ports and process ids.
  */
 export async function startAgents(
   common: Omit<AgentProcessOptions, 'name' | 'cli' | 'workers'>,
@@ -110,5 +110,12 @@ export async function startAgents(
   }
   const beforeDist = process.env.BENCH_AGENT_BEFORE;
   if (beforeDist) await start('AGENT_BEFORE', { name: 'agent-before', cli: cliOf(beforeDist) });
+  if (beforeDist && workers > 1) {
+    await start('AGENT_BEFORE_WORKERS', {
+      name: `agent-before-${workers}w`,
+      cli: cliOf(beforeDist),
+      workers,
+    });
+  }
   return { agents, exports };
 }

@@ -126,6 +126,16 @@ if (targets.includes('agent-before')) {
     );
   }
 }
+// And with workers: agent-Nw against agent-before-Nw.
+for (const b of targets.filter((t) => /^agent-before-\d+w$/.test(t))) {
+  const w = b.replace('-before', '');
+  for (const checks of [STANDALONE, CLUSTER]) {
+    checks.push(
+      { label: `CPU/request ${w} / ${b}`, a: w, b, figure: cpu },
+      { label: `ops/s ${w} / ${b}`, a: w, b, figure: ops },
+    );
+  }
+}
 
 function met(value: number, target: string): boolean {
   const limit = Number(target.slice(3));
