@@ -95,17 +95,19 @@ export async function spawnWorkersAgent(
     /** Node's own flags (e.g. `--import`), which node:cluster gives the workers too. */
     nodeArgs?: string[];
     env?: Record<string, string>;
+    /** The agent's stdout: this descriptor (e.g. a pipe the test reads), not a pipe collected in logs(). */
+    stdout?: number;
   },
 ): Promise<AgentProcesses> {
   const { dir, port, metrics, readAudit } = o;
   const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info', ...o.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', o.stdout ?? 'pipe', 'pipe'],
   });
   let logs = '';
   /** The audit log as the agent left it (its directory is removed once it has stopped). */
   let finalAudit: string | undefined;
-  child.stdout!.on('data', (d) => (logs += d));
+  child.stdout?.on('data', (d) => (logs += d));
   child.stderr!.on('data', (d) => (logs += d));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const metricsUrl = `http://${metrics}/metrics`;
@@ -160,11 +162,16 @@ export async function spawnWorkersAgent(
       return code;
     },
   };
-  // Ready: every worker listens (the primary's /healthz counts them, drawbridge_agent_workers says how many).
+  // Ready: every worker listens (the primary's /healthz counts them, drawbridge_agent_workers says how
+  // many); one process (no primary): its /healthz answers 200.
   const deadline = Date.now() + 20_000;
+  const healthz = metricsUrl.replace(/\/metrics$/, '/healthz');
+  const ready = async () =>
+    o.workers === 1
+      ? (await fetch(healthz).catch(() => undefined))?.status === 200
+      : metricValue(await agent.metricsText().catch(() => ''), 'drawbridge_agent_workers') === o.workers;
   for (;;) {
-    const text = await agent.metricsText().catch(() => '');
-    if (metricValue(text, 'drawbridge_agent_workers') === o.workers) return agent;
+    if (await ready()) return agent;
     if (child.exitCode !== null || Date.now() > deadline) {
       await agent.stop();
       throw new Error(`the agent did not start ${o.workers} workers:\n${logs}`);

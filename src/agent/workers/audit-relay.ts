@@ -11,6 +11,9 @@
 //   retried from the same byte by AuditFile.
 // A session lives on one worker, so its events stay in order either way. The primary writes lines of
 // its own too: the session.end of each session a dead worker held, after that worker's last line.
+// With the audit log on stdout, the workers' stdout (their log lines) comes through a pipe to the
+// primary as well and is written alike, in whole lines: the primary is then stdout's only writer, so a
+// log line never lands inside an audit line the pipe took only half of when it was full.
 import { statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,6 +34,8 @@ export class AuditRelay implements AuditStats {
   dropped = 0;
   /** Workers append to the log themselves (a regular file): no pipes. */
   readonly direct: boolean;
+  /** The log is stdout: the workers' stdout comes through the primary too (attach, `logs`). */
+  readonly stdout: boolean;
   private readonly file: AuditFile;
   private readonly pipes = new Set<Readable>();
   /** Lines to write once a dead worker's pipe has given its last bytes. */
@@ -46,6 +51,7 @@ export class AuditRelay implements AuditStats {
     retryMs = 1_000,
   ) {
     this.direct = isRegularFile(path);
+    this.stdout = path === '-';
     this.file = new AuditFile(path, { failed: (err) => this.failed(err), written: this.written }, retryMs);
   }
 
@@ -53,8 +59,8 @@ export class AuditRelay implements AuditStats {
     return this.file.queued;
   }
 
-  /** Reads one worker's audit pipe until it ends (the worker exited). */
-  attach(pipe: Readable, worker: number): void {
+  /** Reads one worker's audit pipe (or, `logs`, its stdout) until it ends (the worker exited). */
+  attach(pipe: Readable, worker: number, logs = false): void {
     // The start of a line whose end has not arrived yet: queued with it, never copied (a chunk of a
     // busy pipe nearly always ends mid-line). Nothing else runs between the two pushes, and this
     // process is the log's only writer, so the pieces land side by side.
@@ -69,7 +75,7 @@ export class AuditRelay implements AuditStats {
     });
     pipe.once('close', () => {
       this.pipes.delete(pipe);
-      if (tail.length > 0) {
+      if (tail.length > 0 && !logs) {
         this.dropped++;
         const bytes = tail.reduce((n, b) => n + b.length, 0);
         this.log.error({ worker, bytes }, 'audit: an incomplete line of an exited worker dropped');

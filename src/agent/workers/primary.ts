@@ -141,8 +141,10 @@ export class WorkerPool {
   }
 
   async start(): Promise<void> {
-    // The stdio slot AUDIT_FD is each worker's audit pipe; stdout and stderr (logs) are shared.
-    const stdio = ['inherit', 'inherit', 'inherit', 'ipc', ...(this.relay.direct ? [] : ['pipe'])];
+    // The stdio slot AUDIT_FD is each worker's audit pipe; stdout and stderr (logs) are shared, but
+    // for an audit log on stdout, whose lines the workers' must not land inside (audit-relay.ts).
+    const stdout = this.relay.stdout ? 'pipe' : 'inherit';
+    const stdio = ['inherit', stdout, 'inherit', 'ipc', ...(this.relay.direct ? [] : ['pipe'])];
     cluster.setupPrimary({ stdio });
     cluster.schedulingPolicy = cluster.SCHED_RR;
     for (let i = 0; i < this.opts.workers; i++) this.fork(i);
@@ -192,6 +194,7 @@ export class WorkerPool {
       subscribed: false,
     };
     if (pipe) this.relay.attach(pipe, index);
+    if (this.relay.stdout) this.relay.attach(worker.process.stdout!, index, true);
     worker.on('message', (msg: ToPrimary) => this.received(index, worker, msg));
     // A send that races the worker's death fails with EPIPE as an 'error' event: unhandled, it would
     // throw here and take every other worker's sessions down with the primary. Its exit follows.
