@@ -20,9 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.js';
 import { AuditFile } from '../audit-file.js';
 import type { AuditStats } from '../audit.js';
+import { LineBatches, PipeLines } from './pipe-lines.js';
 import type { SessionFields } from './protocol.js';
 
-const NEWLINE = 0x0a;
 /** While the log keeps failing, the error is logged again this often (each retry is counted). */
 const RELOG_MS = 30_000;
 
@@ -37,7 +37,8 @@ export class AuditRelay implements AuditStats {
   /** The log is stdout: the workers' stdout comes through the primary too (attach, `logs`). */
   readonly stdout: boolean;
   private readonly file: AuditFile;
-  private readonly pipes = new Set<Readable>();
+  private readonly pipes = new Map<Readable, PipeLines>();
+  private readonly batches = new LineBatches();
   /** Lines to write once a dead worker's pipe has given its last bytes. */
   private readonly afterPipe = new Map<Readable, Buffer>();
   private paused = false;
@@ -61,32 +62,22 @@ export class AuditRelay implements AuditStats {
 
   /** Reads one worker's audit pipe (or, `logs`, its stdout) until it ends (the worker exited). */
   attach(pipe: Readable, worker: number, logs = false): void {
-    // The start of a line whose end has not arrived yet: queued with it, never copied (a chunk of a
-    // busy pipe nearly always ends mid-line). Nothing else runs between the two pushes, and this
-    // process is the log's only writer, so the pieces land side by side.
-    const tail: Buffer[] = [];
-    pipe.on('data', (chunk: Buffer) => {
-      const end = chunk.lastIndexOf(NEWLINE) + 1;
-      if (end === 0) return void tail.push(chunk);
-      for (const piece of tail) this.file.push(piece);
-      tail.length = 0;
-      this.push(end === chunk.length ? chunk : chunk.subarray(0, end));
-      if (end < chunk.length) tail.push(chunk.subarray(end));
-    });
-    pipe.once('close', () => {
+    // Whole lines only, copied out of each read (pipe-lines.ts); this process is the log's only writer.
+    const reader = new PipeLines(pipe, this.batches, this.push);
+    reader.stream.once('close', () => {
       this.pipes.delete(pipe);
-      if (tail.length > 0 && !logs) {
+      if (reader.carried > 0 && !logs) {
         this.dropped++;
-        const bytes = tail.reduce((n, b) => n + b.length, 0);
+        const bytes = reader.carried;
         this.log.error({ worker, bytes }, 'audit: an incomplete line of an exited worker dropped');
       }
       const after = this.afterPipe.get(pipe);
       this.afterPipe.delete(pipe);
       if (after) this.file.push(after);
     });
-    pipe.on('error', (err) => this.log.debug({ worker, err: err.message }, 'audit pipe error'));
-    this.pipes.add(pipe);
-    if (this.paused) pipe.pause();
+    reader.stream.on('error', (err) => this.log.debug({ worker, err: err.message }, 'audit pipe error'));
+    this.pipes.set(pipe, reader);
+    if (this.paused) reader.stream.pause();
   }
 
   /**
@@ -103,21 +94,22 @@ export class AuditRelay implements AuditStats {
     else this.file.push(lines);
   }
 
-  private push(lines: Buffer): void {
+  private readonly push = (lines: Buffer): void => {
     this.file.push(lines);
     if (this.paused || this.file.queued <= this.bufferBytes) return;
     this.paused = true;
-    for (const pipe of this.pipes) pipe.pause();
-  }
+    for (const reader of this.pipes.values()) reader.stream.pause();
+  };
 
-  private readonly written = (): void => {
+  private readonly written = (done?: Buffer): void => {
+    if (done) this.batches.release(done);
     if (this.loggedAt !== 0) {
       this.loggedAt = 0;
       this.log.info({ path: this.path }, 'audit log writable again');
     }
     if (!this.paused || this.file.queued > this.bufferBytes / 2) return;
     this.paused = false;
-    for (const pipe of this.pipes) pipe.resume();
+    for (const reader of this.pipes.values()) reader.stream.resume();
   };
 
   private failed(err: NodeJS.ErrnoException): void {
