@@ -6,8 +6,7 @@
  * Best-effort: commands go on, events past the buffer are dropped and counted. Memory stays bounded.
  * The same for PostgreSQL with the log on a device that is always full (/dev/full: ENOSPC).
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import { type Fixture as PgFixture, baseDocs, pgClient, startFixture } from '../postgres/fixture.js';
 import { type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
+import { fifoReader, pipeline, readNow, replies, settled, until } from './audit-support.js';
 
 let f: RedisFixture;
 let dir: string;
@@ -38,77 +38,19 @@ afterAll(async () => {
 /** A FIFO with a reader that holds it open and reads nothing (until `drain`): the agent's writes block. */
 function stuckFifo(name: string): { path: string; drain(): string } {
   const fifo = path.join(dir, name);
-  execFileSync('mkfifo', [fifo]);
-  const fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fd = fifoReader(fifo);
   readers.push(fd);
   return {
     path: fifo,
     /** Reads what is in the FIFO now. */
-    drain() {
-      let text = '';
-      const buf = Buffer.alloc(1 << 20);
-      for (;;) {
-        let n = 0;
-        try {
-          n = readSync(fd, buf);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return text;
-          throw err;
-        }
-        if (n === 0) return text;
-        text += buf.toString('utf8', 0, n);
-      }
-    },
+    drain: () => readNow(fd),
   };
 }
 
-const VALUE = 'v'.repeat(200);
-function pipeline(prefix: string, n: number): Buffer {
-  const parts: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const key = `${prefix}:${i}`;
-    parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${VALUE.length}\r\n${VALUE}\r\n`);
-  }
-  return Buffer.from(parts.join(''));
-}
-
-/**
- * A raw TLS session as alice; counts +OK replies and keeps what else it was told. Counts whole lines:
- * a reply may be split across two reads (a batch over one TLS record is), so a read is not a unit.
- */
+/** A raw TLS session as alice, counting its +OK replies. */
 async function session(agent: TestAgent) {
   const socket: TLSSocket = await f.rawAt(agent.port, 'alice');
-  const state = { ok: 0, text: '', closed: false };
-  let partial = '';
-  socket.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString('latin1')).split('\r\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (line === '+OK') state.ok++;
-      else state.text += `${line}\r\n`;
-    }
-  });
-  socket.on('close', () => (state.closed = true));
-  socket.on('error', () => undefined);
-  return { socket, state };
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Waits until the count stops moving for `quietMs`; returns it. */
-async function settled(read: () => number, quietMs = 1000): Promise<number> {
-  let last = -1;
-  while (read() !== last) {
-    last = read();
-    await new Promise((r) => setTimeout(r, quietMs));
-  }
-  return last;
+  return { socket, state: replies(socket) };
 }
 
 async function metric(agent: TestAgent, name: string): Promise<number> {

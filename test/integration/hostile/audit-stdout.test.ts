@@ -7,8 +7,7 @@
  * once, in order, and the agent's own log lines (pino, the same pipe) are all there too. Best-effort:
  * every command runs, the events the pipe cannot take are dropped and counted.
  */
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +18,7 @@ import { type AgentProcesses, metricValue, spawnWorkersAgent } from '../../suppo
 import { freePort } from '../../support/ports.js';
 import { type RedisServer, issuePeopleTls, rawTls, startRedis } from '../../support/redis.js';
 import { PEOPLE, redisDocs } from '../redis/fixture.js';
+import { fifoReader, pipeline, readNow, replies, settled, until } from './audit-support.js';
 
 let pki: Awaited<ReturnType<typeof issuePeopleTls>>;
 let redis: RedisServer;
@@ -36,27 +36,13 @@ afterAll(async () => {
 /** A pipe (a FIFO) for the agent's stdout, read only when `drain` is called. */
 function stdoutPipe(dir: string) {
   const fifo = path.join(dir, 'stdout');
-  execFileSync('mkfifo', [fifo]);
-  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const reader = fifoReader(fifo);
   const writer = openSync(fifo, constants.O_WRONLY); // does not wait: the reader is open
   let text = '';
-  const buf = Buffer.alloc(1 << 20);
   return {
     writer,
     /** Reads what is in the pipe now; returns everything read so far. */
-    drain(): string {
-      for (;;) {
-        let n = 0;
-        try {
-          n = readSync(reader, buf);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return text;
-          throw err;
-        }
-        if (n === 0) return text;
-        text += buf.toString('utf8', 0, n);
-      }
-    },
+    drain: () => (text += readNow(reader)),
     close: () => closeSync(reader),
   };
 }
@@ -94,53 +80,14 @@ async function agentOnPipe(workers: number, audit: Audit) {
   return { agent, pipe };
 }
 
-const VALUE = 'v'.repeat(200);
 const N = 8000;
 
-function pipeline(prefix: string): Buffer {
-  const parts: string[] = [];
-  for (let i = 0; i < N; i++) {
-    const key = `${prefix}:${i}`;
-    parts.push(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${VALUE.length}\r\n${VALUE}\r\n`);
-  }
-  return Buffer.from(parts.join(''));
-}
-
-/** Alice's raw TLS session, which has just sent N SETs of `prefix`; counts +OK replies by whole lines. */
+/** Alice's raw TLS session, which has just sent N SETs of `prefix`; counts its +OK replies. */
 async function flood(agent: AgentProcesses, prefix: string) {
   const socket: TLSSocket = await rawTls(agent.port, pki.tls('alice'));
-  const state = { ok: 0, text: '', closed: false };
-  let partial = '';
-  socket.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString('latin1')).split('\r\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (line === '+OK') state.ok++;
-      else state.text += `${line}\r\n`;
-    }
-  });
-  socket.on('close', () => (state.closed = true));
-  socket.on('error', () => undefined);
-  socket.write(pipeline(prefix));
+  const state = replies(socket);
+  socket.write(pipeline(prefix, N));
   return { socket, state };
-}
-
-async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Waits until the count stops moving for `quietMs`; returns it. */
-async function settled(read: () => number, quietMs = 1000): Promise<number> {
-  let last = -1;
-  while (read() !== last) {
-    last = read();
-    await new Promise((r) => setTimeout(r, quietMs));
-  }
-  return last;
 }
 
 const metric = async (agent: AgentProcesses, name: string) =>
@@ -192,15 +139,17 @@ describe.each([1, 2])('audit log on stdout, a pipe, %i worker(s)', (workers) => 
       expect(await healthz(agent)).toBe(200); // the event loop answers while the pipe is full
       expect(await metric(agent, 'drawbridge_audit_events_dropped_total')).toBe(0);
 
-      await until('every command answered', () => {
+      const read = () => {
         pipe.drain();
         return state.ok === N;
-      });
+      };
+      await until('every command answered', read, 30_000);
       expect(state.closed).toBe(false);
       expect(state.text).toBe('');
       expect(await keys(prefix)).toBe(N);
       socket.end();
-      await until('the audit log has every command', () => pipe.drain().split(`"${prefix}:`).length > N);
+      const logged = () => pipe.drain().split(`"${prefix}:`).length > N;
+      await until('the audit log has every command', logged, 30_000);
       expect(await stop(agent, pipe)).toBe(0);
       const { events, logs, other } = split(pipe.drain());
       expect(other).toEqual([]); // every line whole
@@ -222,7 +171,7 @@ describe.each([1, 2])('audit log on stdout, a pipe, %i worker(s)', (workers) => 
     const prefix = `dropped${workers}`;
     try {
       const { socket, state } = await flood(agent, prefix);
-      await until('every command answered', () => state.ok === N).catch((err: Error) => {
+      await until('every command answered', () => state.ok === N, 30_000).catch((err: Error) => {
         throw new Error(
           `${err.message}: ${state.ok} of ${N} +OK, closed ${state.closed}, told ${state.text}`,
         );
