@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argoHealth } from '../../support/argocd.js';
 import { freePort } from '../../support/ports.js';
-import { type OperatorEnv, eventually, startOperatorEnv } from './fixture.js';
+import { type OperatorEnv, eventsOf, eventually, startOperatorEnv } from './fixture.js';
 
 const NS = 'access';
 const V = 'drawbridge.dev/v1alpha1';
@@ -71,17 +71,8 @@ async function status(kind: string, name: string, want: Partial<Condition>): Pro
   });
 }
 
-async function events(name: string): Promise<string> {
-  return env.plane.kubectl([
-    'get',
-    'events',
-    '-n',
-    NS,
-    '--field-selector',
-    `involvedObject.name=${name}`,
-    '-o',
-    'json',
-  ]);
+function events(name: string): Promise<string> {
+  return eventsOf(env, NS, `involvedObject.name=${name}`);
 }
 
 describe('AccessRole and DatabaseUser status', () => {

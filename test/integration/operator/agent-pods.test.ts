@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, expect, it, onTestFinished } from 'vitest';
 import { agentName, agentTlsSecretName } from '../../../src/operator/names.js';
 import { startRedis } from '../../support/redis.js';
-import { type OperatorEnv, eventually, startOperatorEnv } from './fixture.js';
+import { type OperatorEnv, eventsOf, eventually, startOperatorEnv } from './fixture.js';
 import type { Condition } from './people.js';
 
 const NS = 'pods';
@@ -79,17 +79,9 @@ async function breakKey(database = 'cache'): Promise<void> {
 }
 
 /** Warning Events on Database `name` with `reason`: their messages. */
-async function warnings(name: string, reason: string): Promise<string> {
-  return env.plane.kubectl([
-    'get',
-    'events',
-    '-n',
-    NS,
-    '--field-selector',
-    `involvedObject.kind=Database,involvedObject.name=${name},type=Warning,reason=${reason}`,
-    '-o',
-    'jsonpath={.items[*].message}',
-  ]);
+function warnings(name: string, reason: string): Promise<string> {
+  const selector = `involvedObject.kind=Database,involvedObject.name=${name},type=Warning,reason=${reason}`;
+  return eventsOf(env, NS, selector, 'jsonpath={.items[*].message}');
 }
 
 async function agentPods(database: string): Promise<Pods> {

@@ -34,6 +34,25 @@ export interface OperatorEnv {
   stop(): Promise<void>;
 }
 
+/** `kubectl get events` in `namespace` matching `fieldSelector`, printed as `output` (-o). */
+export function eventsOf(
+  env: OperatorEnv,
+  namespace: string,
+  fieldSelector: string,
+  output = 'json',
+): Promise<string> {
+  return env.plane.kubectl([
+    'get',
+    'events',
+    '-n',
+    namespace,
+    '--field-selector',
+    fieldSelector,
+    '-o',
+    output,
+  ]);
+}
+
 export async function eventually<T>(
   what: string,
   check: () => Promise<T | undefined | false>,
