@@ -103,11 +103,52 @@ function lost(what: string): DrawbridgeError {
   );
 }
 
+/**
+ * Entries by statement name, the unnamed statement ('') in a field of its own: drivers parse it again
+ * for every query (node-postgres, pgbench -M extended, JDBC below prepareThreshold), and a Map's
+ * delete and set of the same key per query keep rehashing it (a new table every few queries, garbage
+ * that outlives the young generation once the session is old).
+ */
+class ByName {
+  private unnamed: Entry | undefined;
+  private readonly named = new Map<string, Entry>();
+
+  get size(): number {
+    return this.named.size + (this.unnamed ? 1 : 0);
+  }
+
+  get(name: string): Entry | undefined {
+    return name === '' ? this.unnamed : this.named.get(name);
+  }
+
+  set(name: string, e: Entry): void {
+    if (name === '') this.unnamed = e;
+    else this.named.set(name, e);
+  }
+
+  delete(name: string): void {
+    if (name === '') this.unnamed = undefined;
+    else this.named.delete(name);
+  }
+
+  forEach(fn: (e: Entry) => void): void {
+    if (this.unnamed) fn(this.unnamed);
+    this.named.forEach(fn);
+  }
+
+  /** The name to forget first: the oldest named statement, then the unnamed one (the newest). */
+  oldest(): string | undefined {
+    const first = this.named.keys().next();
+    if (!first.done) return first.value;
+    return this.unnamed ? '' : undefined;
+  }
+}
+
 export class StatementTracker {
   /** Accepted Parses by name (the entry that was answered). */
-  private readonly accepted = new Map<string, Entry>();
+  private readonly accepted = new ByName();
   /** The latest unanswered Parse or Close per statement name. */
-  private readonly lastByName = new Map<string, Entry>();
+  private readonly lastByName = new ByName();
   /** Characters of statement text held in `accepted`, and in Parses awaiting an answer. */
   private acceptedText = 0;
   private pendingText = 0;
@@ -182,7 +223,7 @@ export class StatementTracker {
 
   /** Everything known so far becomes doubtful: SQL may have changed what the names stand for. */
   forgetAll(): void {
-    for (const e of this.accepted.values()) e.doubt = REWRITTEN;
+    this.accepted.forEach((e) => (e.doubt = REWRITTEN));
     for (let i = this.head; i < this.queue.length; i++) {
       const e = this.queue[i]!;
       if (e.kind === Kind.Parse || e.kind === Kind.Close) e.doubt = REWRITTEN; // not the shared markers
@@ -235,7 +276,7 @@ export class StatementTracker {
     this.accepted.set(e.name, e);
     this.acceptedText += e.info!.text.length;
     while (this.accepted.size > MAX_STATEMENTS || this.acceptedText > MAX_STATEMENTS_TEXT) {
-      this.forget(this.accepted.keys().next().value!);
+      this.forget(this.accepted.oldest()!);
     }
   }
 
