@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --max-valid-polymorphic-map-count=8
 // `drawbridge`: the agent, the controller and admin tools in one binary. The launcher line bounds V8's
 // young generation (2 MB semi-spaces; V8's default grows them to 16 MB in a burst of handshakes and
 // keeps them): an agent holds ~8 MB less at start and ~12 MB less with 1,000 idle sessions, for ~0.3 µs
