@@ -1,6 +1,9 @@
 // An established session: bytes are relayed both ways as they arrive (one write per TCP chunk, with
 // backpressure), while MessageScanner frames each direction to audit statements on the way in and to
 // know where a message ends, so the agent can end a session with a well-formed FATAL of its own.
+
+// The module's binding, not the global: globalThis.performance is an accessor, a getter call per read.
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import {

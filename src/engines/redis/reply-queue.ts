@@ -1,6 +1,9 @@
 // Replies leave in the order commands arrived, whoever produced them: the backend (possibly out of
 // order, for a cluster), or the agent itself (NOPERM, AUTH, errors). Each command takes a sequence
 // number; a reply is written once every earlier one has been.
+
+// The module's binding, not the global: globalThis.performance is an accessor, a getter call per read.
+import { performance } from 'node:perf_hooks';
 import type { Writable } from 'node:stream';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import { COMMAND_SAMPLE } from '../../agent/metrics.js';
