@@ -193,6 +193,9 @@ function checkRedisDatabase(uri: string, ctx: z.RefinementCtx): void {
   }
 }
 
+const SEEDS_NEED_CLUSTER =
+  'seed nodes are for Redis Cluster: add ?mode=cluster to spec.uri, or remove spec.redis.seedNodes';
+
 /** The zod checks below, written again in CEL for the API server (test/integration/operator/crd.test.ts keeps them in step). */
 const SPEC_RULES: CelRule[] = [
   {
@@ -215,6 +218,11 @@ const SPEC_RULES: CelRule[] = [
     message:
       'Redis Cluster has only DB 0: remove the DB number from the URI (or drop mode=cluster for a standalone server)',
     fieldPath: '.uri',
+  },
+  {
+    rule: "!has(self.redis) || !has(self.redis.seedNodes) || self.uri.matches('[?&]mode=cluster(&|$)')",
+    message: SEEDS_NEED_CLUSTER,
+    fieldPath: '.redis.seedNodes',
   },
   {
     rule: "!(self.auth.type in ['password', 'mtls']) || has(self.auth.secretRef)",
@@ -278,6 +286,9 @@ export const DatabaseSpec = z
       });
     }
     if (spec.protocol === 'redis') checkRedisDatabase(spec.uri, ctx);
+    if (spec.redis?.seedNodes && !/[?&]mode=cluster(&|$)/.test(spec.uri)) {
+      ctx.addIssue({ code: 'custom', path: ['redis', 'seedNodes'], message: SEEDS_NEED_CLUSTER });
+    }
     if ((spec.auth.type === 'password' || spec.auth.type === 'mtls') && !spec.auth.secretRef) {
       ctx.addIssue({
         code: 'custom',

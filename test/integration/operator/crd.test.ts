@@ -131,6 +131,16 @@ describe('the API server refuses what zod refuses, with a message naming the fix
       /spec\.redis\.seedNodes\[1\]: .*should match/,
     ],
     [
+      'seed nodes for a standalone Redis',
+      database('standaloneseeds', {
+        protocol: 'redis',
+        uri: 'rediss://cache-0:6379/2',
+        auth: { type: 'passthrough' },
+        redis: { seedNodes: ['cache-1:6379'] },
+      }),
+      /spec\.redis\.seedNodes: .*seed nodes are for Redis Cluster: add \?mode=cluster to spec\.uri/,
+    ],
+    [
       'a loadBalancerClass on a ClusterIP Service',
       database('lbclass', { ...pg, agent: { loadBalancerClass: 'service.k8s.aws/nlb' } }),
       /spec\.agent\.loadBalancerClass: .*loadBalancerClass needs serviceType: LoadBalancer/,

@@ -38,6 +38,21 @@ describe('spec.uri DB number', () => {
   });
 });
 
+describe('spec.redis.seedNodes', () => {
+  const seeds = (uri: string) => {
+    const spec = { protocol: 'redis', uri, auth: { type: 'passthrough' }, redis: { seedNodes: ['h2:6379'] } };
+    const r = DatabaseSpec.safeParse(spec);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  };
+  it('is for Redis Cluster only', () => {
+    expect(seeds('rediss://h:6379?mode=cluster')).toEqual([]);
+    expect(seeds('rediss://h:6379?tls=1&mode=cluster')).toEqual([]);
+    expect(seeds('rediss://h:6379/2')).toEqual([
+      'redis.seedNodes: seed nodes are for Redis Cluster: add ?mode=cluster to spec.uri, or remove spec.redis.seedNodes',
+    ]);
+  });
+});
+
 describe('selectFailure', () => {
   const db = database('redis://h:6379/3');
   it.each([
