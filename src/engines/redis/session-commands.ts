@@ -58,17 +58,14 @@ export class SessionCommands {
     });
   }
 
-  /** Authorizes, audits and relays one command (connecting to the backend first if needed). */
+  /**
+   * Authorizes, audits and relays one command (connecting to the backend first if needed). The steps
+   * that wait are closures of their own methods: a closure made here, even on a path taken once per
+   * session, would have every call allocate the variables it captures.
+   */
   forward(cmd: RedisCommand, hooks?: RelayHooks): void {
     const s = this.s;
-    if (!this.facts || !this.policy) {
-      const kept = owned(cmd);
-      s.runExclusive(async () => {
-        await s.login.connect(hooks?.protocol);
-        this.forward(kept, hooks);
-      });
-      return;
-    }
+    if (!this.facts || !this.policy) return this.connectThenForward(owned(cmd), hooks);
     // A name decided before is one the backend has (its catalog does not change within a session).
     let verdict = this.policy.decided(cmd.name);
     if (verdict === undefined) {
@@ -89,7 +86,23 @@ export class SessionCommands {
       s.audit.command(cmd);
       return void s.replies.push(guarded.answer);
     }
-    s.runExclusive(async () => {
+    this.checkThenRelay(cmd, guarded, hooks);
+  }
+
+  private connectThenForward(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    this.s.runExclusive(async () => {
+      await this.s.login.connect(hooks?.protocol);
+      this.forward(cmd, hooks);
+    });
+  }
+
+  /** A guard asks the backend first (commands after it wait): then refuses, or relays. */
+  private checkThenRelay(
+    cmd: RedisCommand,
+    guarded: { check: () => Promise<string | undefined> },
+    hooks: RelayHooks | undefined,
+  ): void {
+    this.s.runExclusive(async () => {
       const refusal = await guarded.check();
       if (refusal === undefined) this.relay(cmd, hooks);
       else this.deny(cmd, refusal, 'arguments');

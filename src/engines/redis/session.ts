@@ -187,17 +187,26 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     const seq = this.replies.reserve();
     const router = this.router!;
     if (!router.borrowsCommands) cmd = owned(cmd);
+    // The callback is made in a method of its own: made here, every dispatch would allocate what it
+    // captures once a session had taken that path (a HELLO).
     const ok =
       router.dispatchSeq && !translate
         ? router.dispatchSeq(cmd, seq)
-        : router.dispatch(cmd, (reply) => {
-            const bytes = Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message);
-            this.replied(seq, translate ? translate(bytes) : bytes);
-          });
+        : router.dispatch(cmd, this.replyTo(seq, translate));
     if (!ok && !this.backendFull) {
       this.backendFull = true;
       this.client.pause();
     }
+  }
+
+  private replyTo(
+    seq: number,
+    translate?: (reply: Buffer) => Buffer,
+  ): (reply: Buffer | RedisReplyError) => void {
+    return (reply) => {
+      const bytes = Buffer.isBuffer(reply) ? reply : errorReply(reply.prefix, reply.message);
+      this.replied(seq, translate ? translate(bytes) : bytes);
+    };
   }
 
   private readonly replied = (seq: number, reply: Buffer, start?: number, end?: number): void => {

@@ -127,18 +127,18 @@ export class ClusterRouter implements Router, PlainOwner {
     const kind =
       rules && !this.held && !this.tx.queueing && !this.pubsub.subscribed ? plainKind(rules) : Plain.No;
     const slot = kind === Plain.No ? CROSS_SLOT : commandSlot(cmd, rules!);
-    if (slot === CROSS_SLOT || this.closed) {
-      return this.dispatch(cmd, (reply) => this.answered(seq, -1, reply));
-    }
+    if (slot === CROSS_SLOT || this.closed) return this.dispatchTo(cmd, seq);
     const lane = this.tracking.on ? this.tracking.nextLane() : this.shared;
     const n = this.order.sent();
     // In place in the client's chunk when the parser made it (no Buffer per command).
-    const { bytes, offset, end } = cmd;
-    const send =
-      bytes === undefined
-        ? new PlainSend(this.service, cmd.raw, 0, cmd.raw.length, slot, kind, lane, this.onFull, this, seq, n)
-        : new PlainSend(this.service, bytes, offset!, end!, slot, kind, lane, this.onFull, this, seq, n);
+    const { bytes = cmd.raw, offset = 0, end = bytes.length } = cmd;
+    const send = new PlainSend(this.service, bytes, offset, end, slot, kind, lane, this.onFull, this, seq, n);
     return send.start();
+  }
+
+  /** dispatch answering `seq`: its closure made in dispatchSeq would cost every call once one took it. */
+  private dispatchTo(cmd: RedisCommand, seq: number): boolean {
+    return this.dispatch(cmd, (reply) => this.answered(seq, -1, reply));
   }
 
   /**
