@@ -2,8 +2,8 @@
 // each pipe is read into one buffer of its own, and the whole lines of each read are copied into a
 // batch shared by all pipes, reused once written. Node's default read allocates a new 64 KiB
 // ArrayBuffer per read: at a busy relay (tens of MB/s) that external memory made V8 run a major GC
-// every second or so, most of the primary's CPU (~0.6 µs per Redis -P16 command). Copying a read costs
-// a memcpy; the start of a line whose end has not come yet waits in the pipe's own carry buffer.
+// every second or so, most of the primary's CPU. Copying a read costs a memcpy; the start of a line
+// whose end has not come yet waits in the pipe's own carry buffer.
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 
