@@ -3,7 +3,7 @@
 // for replies) against a scripted loopback peer, pushes ordered after earlier replies, and HELLO's
 // protocol switch (tracking: cluster-tracking.test.ts).
 import { type Server, type Socket, connect, createServer } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mergeReplies, sumCounts } from '../../../src/engines/redis/cluster/merge.js';
 import { mergeSplit, splitBySlot } from '../../../src/engines/redis/cluster/multi-key.js';
 import {
@@ -203,6 +203,50 @@ describe('NodeConnection speaking RESP3', () => {
       /^lost: cluster node peer refused HELLO 3: ERR unknown command .*Redis 6 or later/,
     );
     expect(c.closed).toBe(true);
+  });
+
+  it('matches long pipelines to their handlers in order across ring growth, then fails the rest as sent on a loss', async () => {
+    // The peer echoes each key back, in pieces split inside frames, until 1,040 answers; then it hangs up.
+    let keys = 0;
+    let answered = 0;
+    const p = await peer((seen, s) => {
+      const all = [...seen.matchAll(/\$\d+\r\n(k\d+)\r\n/g)].map((m) => m[1]!);
+      let out = '';
+      for (; keys < all.length && answered < 1040; keys++, answered++)
+        out += `$${all[keys]!.length}\r\n${all[keys]}\r\n`;
+      for (let at = 0; at < out.length; at += 7) s.write(out.slice(at, at + 7));
+      if (answered === 1040) s.destroy();
+    });
+    const c = new NodeConnection(0, 'peer', dial(p.port));
+    // Each command's handler records which command it belongs to with the reply it was given.
+    const got: string[] = [];
+    const taker = (i: number): ReplyTaker => ({
+      replyAt: (bytes, start, end) => void got.push(`${i} ${bytes.toString('latin1', start, end)}`),
+      unavailable: (why) => void got.push(`${i} lost sent=${why.sent}`),
+    });
+    const pipeline = (from: number, n: number) => {
+      // The commands in place in one chunk, as a client's pipeline arrives; every third by callback.
+      const cmds = Array.from({ length: n }, (_, i) => encodeCommand(['GET', `k${from + i}`]));
+      const chunk = Buffer.concat(cmds);
+      let at = 0;
+      cmds.forEach((cmd, i) => {
+        const t = taker(from + i);
+        if (i % 3 === 2)
+          c.send(cmd, (r) => (r instanceof NodeUnavailable ? t.unavailable(r) : t.replyAt(r, 0, r.length)));
+        else c.sendAt(chunk, at, at + cmd.length, t);
+        at += cmd.length;
+      });
+    };
+    const expected = (from: number, n: number) =>
+      Array.from({ length: n }, (_, i) => `${from + i} $${`k${from + i}`.length}\r\nk${from + i}\r\n`);
+    pipeline(0, 40);
+    await vi.waitFor(() => expect(got).toHaveLength(40));
+    // The ring's start has moved on: this pipeline wraps around it and makes it grow several times.
+    pipeline(40, 1200);
+    await vi.waitFor(() => expect(got).toHaveLength(1240));
+    expect(got.slice(0, 1040)).toEqual(expected(0, 1040));
+    expect(got.slice(1040)).toEqual(Array.from({ length: 200 }, (_, i) => `${1040 + i} lost sent=true`));
+    expect(c.inFlight).toBe(0);
   });
 
   it('a RESP2 connection sends no HELLO', async () => {

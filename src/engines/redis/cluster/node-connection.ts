@@ -52,6 +52,8 @@ const ASKING = Buffer.from('*1\r\n$6\r\nASKING\r\n');
 /** Above this a batch is written without being copied into one buffer first. */
 const MAX_BATCH_BYTES = 256 * 1024;
 const ignore: ReplyHandler = () => {};
+/** First size of a connection's ring of reply handlers (a power of two). */
+const RING_START = 64;
 const EMPTY = Buffer.alloc(0);
 const PUSH = 0x3e; // '>'
 const ATTRIBUTE = 0x7c; // '|': an attribute may precede a push
@@ -59,9 +61,14 @@ const ATTRIBUTE = 0x7c; // '|': an attribute may precede a push
 export class NodeConnection {
   private socket: Socket | undefined;
   private readonly framer: ReplyFramer;
-  /** Handlers of commands written (or queued while connecting), oldest first from `head`. */
-  private handlers: Waiting[] = [];
+  /**
+   * Handlers of commands written (or queued while connecting), oldest first: a ring of
+   * `waiting` handlers from `head`, whose size is a power of two, doubled when full. Neither a
+   * reply nor a command moves or allocates anything while the pipeline fits.
+   */
+  private handlers: Waiting[] = new Array<Waiting>(RING_START).fill(ignore);
   private head = 0;
+  private waiting = 0;
   /**
    * Written this iteration (or before the socket is ready), not yet handed to the socket: command i
    * is `out[i][outStart[i], outEnd[i])`, in place in the client chunk it came in (no Buffer each).
@@ -117,7 +124,7 @@ export class NodeConnection {
 
   /** Commands waiting for their reply. */
   get inFlight(): number {
-    return this.handlers.length - this.head;
+    return this.waiting;
   }
 
   /** Writes `raw` and calls `handler` with its reply. False: buffers are full, wait for onDrain. */
@@ -131,7 +138,7 @@ export class NodeConnection {
       tell(taker, new NodeUnavailable(this.dead, false));
       return true;
     }
-    this.handlers.push(taker);
+    this.expect(taker);
     return this.write(bytes, start, end);
   }
 
@@ -141,7 +148,8 @@ export class NodeConnection {
       tell(taker, new NodeUnavailable(this.dead, false));
       return true;
     }
-    this.handlers.push(ignore, taker);
+    this.expect(ignore);
+    this.expect(taker);
     this.write(ASKING);
     return this.write(bytes, start, end);
   }
@@ -287,19 +295,37 @@ export class NodeConnection {
       this.pushes?.(bytes.subarray(start, end));
       return;
     }
-    if (this.head >= this.handlers.length) {
+    if (this.waiting === 0) {
       this.fail(new DrawbridgeError('PROTOCOL_ERROR', `${this.label} sent a reply nobody asked for`), true);
       return;
     }
-    const handler = this.handlers[this.head]!;
-    this.handlers[this.head++] = ignore;
-    // Compact now and then instead of shifting on every reply.
-    if (this.head >= 1024 && this.head * 2 >= this.handlers.length) {
-      this.handlers = this.handlers.slice(this.head);
-      this.head = 0;
-    }
+    const handlers = this.handlers;
+    const handler = handlers[this.head]!;
+    handlers[this.head] = ignore;
+    this.head = (this.head + 1) & (handlers.length - 1);
+    this.waiting--;
     if (typeof handler === 'function') handler(bytes.subarray(start, end));
     else handler.replyAt(bytes, start, end);
+  }
+
+  /** Adds the handler of the command written next, growing the ring when it is full. */
+  private expect(w: Waiting): void {
+    let handlers = this.handlers;
+    if (this.waiting === handlers.length) {
+      const grown = this.inOrder();
+      grown.length = 2 * handlers.length;
+      this.handlers = handlers = grown.fill(ignore, this.waiting);
+      this.head = 0;
+    }
+    handlers[(this.head + this.waiting++) & (handlers.length - 1)] = w;
+  }
+
+  /** The waiting handlers, oldest first, in a new array. */
+  private inOrder(): Waiting[] {
+    const { handlers, head, waiting } = this;
+    const all = new Array<Waiting>(waiting);
+    for (let i = 0; i < waiting; i++) all[i] = handlers[(head + i) & (handlers.length - 1)]!;
+    return all;
   }
 
   private fail(err: DrawbridgeError, written: boolean): void {
@@ -307,9 +333,9 @@ export class NodeConnection {
     this.dead = err;
     this.framer.reset();
     this.socket?.destroy();
-    const pending = this.handlers.slice(this.head);
-    this.handlers = [];
-    this.head = 0;
+    const pending = this.inOrder();
+    this.handlers.fill(ignore);
+    this.head = this.waiting = 0;
     // Handlers and queued buffers pair up in order (ASKING has its own): the last `out.length`
     // commands never left this process, whatever happened to the socket.
     const firstUnsent = written && this.socket !== undefined ? pending.length - this.outCount : 0;
