@@ -1,9 +1,10 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --max-valid-polymorphic-map-count=8
 // `drawbridge`: the agent, the controller and admin tools in one binary. The launcher line bounds V8's
 // young generation (2 MB semi-spaces; V8's default grows them to 16 MB in a burst of handshakes and
-// keeps them): an agent holds ~8 MB less at start and ~12 MB less with 1,000 idle sessions, for ~0.3 µs
-// more GC per PostgreSQL transaction (README, Performance). Agent workers inherit it: node:cluster
-// forks them with this process's options.
+// keeps them): an agent holds ~7 MB less at start and ~20 MB less with 1,000 idle sessions; only the
+// Redis Cluster path measurably pays for it in CPU (README, Performance). Agent workers inherit it:
+// node:cluster forks them with this process's options. `drawbridge agent --semi-space-mb N`
+// (spec.agent.semiSpaceMB) runs the agent with another bound (cli/semi-space.ts).
 import { Command } from 'commander';
 import { messageWithHint } from '../errors.js';
 import { agentCommand } from './commands/agent.js';
