@@ -159,7 +159,67 @@ describe('JsonLinesAudit', () => {
   });
 });
 
-describe('isLocalFile: which audit files are written in the event loop', () => {
+describe('JsonLinesAudit to a pipe', () => {
+  it('writes a batch before emit returns, holds what a full pipe cannot take, then writes it all once', async () => {
+    const { closeSync, constants, openSync, readSync } = await import('node:fs');
+    dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-audit-'));
+    const fifo = path.join(dir, 'audit.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const buf = Buffer.alloc(1 << 20);
+    const readNow = () => {
+      let text = '';
+      for (;;) {
+        try {
+          const n = readSync(reader, buf);
+          if (n === 0) return text;
+          text += buf.toString('utf8', 0, n);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return text;
+          throw err;
+        }
+      }
+    };
+    const audit = new JsonLinesAudit(fifo, createLogger('test', 'silent'));
+    try {
+      audit.emit(event(0)); // opens the FIFO (asynchronously, once)
+      while (audit.pendingBytes > 0) await new Promise((r) => setTimeout(r, 5));
+      let text = readNow();
+      let n = 1;
+      let got = '';
+      while (n < 5000 && got === '') {
+        audit.emit(event(n++));
+        got = readNow();
+      }
+      // The batch is in the pipe as soon as the emit that filled it returns (no threadpool round trip).
+      expect(got.length).toBeGreaterThanOrEqual(64 * 1024);
+      text += got;
+      // Nobody reads: the pipe (64 KiB) fills, and the rest waits in the sink, counted.
+      const big = { query: 'x'.repeat(1000) };
+      for (let i = 0; i < 1000; i++) audit.emit(event(n++, big));
+      await new Promise((r) => setTimeout(r, 50)); // the loop runs meanwhile
+      expect(audit.pendingBytes).toBeGreaterThan(500_000);
+      expect(audit.held).toBe(false); // under the 8 MiB bound
+      const closed = audit.close();
+      for (let i = 0; i < 200 && (audit.pendingBytes > 0 || !text.endsWith('\n')); i++) {
+        text += readNow();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await closed;
+      text += readNow();
+      const keys = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => (JSON.parse(l) as { args: string[] }).args[0]);
+      expect(keys).toEqual(Array.from({ length: n }, (_, i) => `key:${i}`));
+    } finally {
+      await audit.close();
+      closeSync(reader);
+    }
+  });
+});
+
+describe('isLocalFile: which regular audit files are written in the event loop', () => {
   it('a file on a local disk is; a pipe, and a regular file on a file system not known to be local, are not', async () => {
     const { closeSync, openSync } = await import('node:fs');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'audit-local-'));
