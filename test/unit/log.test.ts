@@ -1,0 +1,43 @@
+// Log lines to a stdout pipe nobody reads: bounded in memory, the loss reported once it drains.
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { boundedLines } from '../../src/log.js';
+
+/** A stream that takes writes only when `release()` is called, like a pipe whose reader stopped. */
+function stuckPipe() {
+  const got: string[] = [];
+  const held: (() => void)[] = [];
+  const out = new Writable({
+    highWaterMark: 16,
+    write(chunk: Buffer, _enc, done) {
+      got.push(chunk.toString());
+      held.push(done);
+    },
+  });
+  const release = async () => {
+    while (held.length) {
+      held.shift()!();
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  return { out, got, release };
+}
+
+describe('boundedLines', () => {
+  it('queues lines up to the bound, drops the rest, then says how many were dropped', async () => {
+    const pipe = stuckPipe();
+    const log = boundedLines(pipe.out as never, 100);
+    for (let i = 0; i < 10; i++) log.write(`{"msg":"line ${i}"}\n`); // 17 bytes each: 5 fit in 100
+    await pipe.release();
+    const lines = pipe.got.join('').trimEnd().split('\n');
+    expect(lines.slice(0, 5)).toEqual([0, 1, 2, 3, 4].map((i) => `{"msg":"line ${i}"}`));
+    expect(lines).toHaveLength(6);
+    expect(JSON.parse(lines[5]!)).toMatchObject({
+      level: 40,
+      msg: '5 log lines dropped: stdout was not read',
+    });
+    log.write('{"msg":"after"}\n'); // drained: lines flow again, nothing more reported
+    await pipe.release();
+    expect(pipe.got.at(-1)).toBe('{"msg":"after"}\n');
+  });
+});
