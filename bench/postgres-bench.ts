@@ -321,12 +321,17 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     console.log(
       `pgbench -S -C -c 1 -T ${CONNECT_DURATION} (a new TLS connection per transaction), ${ROUNDS} rounds`,
     );
-    const c = await alternate([targets.agent, targets.bouncer, targets.direct], connect);
+    const c = await alternate(
+      [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct],
+      connect,
+    );
     const ms = (r: Run) => r.connectMs;
     printRows(
       'connection time (ms), median (min–max)',
       [
         ['agent', of(c, 'agent', ms), 2],
+        ...extra.map((t): [string, Spread, number] => [t.name, of(c, t.name, ms), 2]),
+        ['node-pipe', of(c, 'node-pipe', ms), 2],
         ['pgbouncer', of(c, 'pgbouncer', ms), 2],
         ['direct', of(c, 'direct', ms), 2],
       ],
@@ -334,8 +339,16 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     );
     printRows('proxy CPU per connection (µs), median (min–max)', [
       ['agent', of(c, 'agent', cpu), 0],
+      ...extra.map((t): [string, Spread, number] => [t.name, of(c, t.name, cpu), 0]),
+      ['node-pipe', of(c, 'node-pipe', cpu), 0],
       ['pgbouncer', of(c, 'pgbouncer', cpu), 0],
     ]);
+    // The pipe does both TLS handshakes (client certificate checked) and nothing else: Node's floor.
+    floor.push(['agent / node-pipe CPU per connection', ratios(c, 'agent', 'node-pipe', cpu)]);
+    floor.push(['agent / pgbouncer connections per second', ratios(c, 'agent', 'pgbouncer', (r) => r.tps)]);
+    for (const t of extra) {
+      floor.push([`agent / ${t.name} CPU per connection`, ratios(c, 'agent', t.name, cpu)]);
+    }
     const added = spread(c.get('agent')!.map((r, i) => r.connectMs - c.get('direct')![i]!.connectMs));
     checks.push(['added connect latency (ms)', added, '<= 3', (v) => v <= 3]);
   }
