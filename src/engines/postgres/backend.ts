@@ -1,7 +1,13 @@
 // Connections from the agent to the database: TCP, then (per spec.tls) PostgreSQL's SSLRequest and a
 // verified TLS handshake, then startup and login. Used for sessions and for forwarding cancels.
 import { type Socket, isIP, connect as tcpConnect } from 'node:net';
-import { type ConnectionOptions, type TLSSocket, createSecureContext, connect as tlsConnect } from 'node:tls';
+import {
+  type ConnectionOptions,
+  type TLSSocket,
+  checkServerIdentity,
+  createSecureContext,
+  connect as tlsConnect,
+} from 'node:tls';
 import type { SecretReader } from '../../api/agent-config.js';
 import type { Database } from '../../api/database.js';
 import { backendAddress } from '../../api/runtime.js';
@@ -9,6 +15,7 @@ import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.j
 import { backendTlsOptions } from '../../api/backend-tls.js';
 import type { BackendCredential } from '../../agent/credentials.js';
 import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
+import { noteServerCertificate } from './scram.js';
 import { SSL_REQUEST, startupMessage } from './serializer.js';
 import type { SpareBackend } from './spare.js';
 import { Wire, ignoreError } from './wire.js';
@@ -113,7 +120,18 @@ function startTls(raw: Socket, target: BackendTarget, opts: ConnectionOptions): 
       }
       // SNI may not carry an IP address (RFC 6066); the identity check then uses `host`.
       const servername = opts.servername && !isIP(opts.servername) ? opts.servername : undefined;
-      const socket = tlsConnect({ ...opts, host: target.host, servername, socket: raw });
+      const verify = opts.checkServerIdentity ?? checkServerIdentity;
+      const socket: TLSSocket = tlsConnect({
+        ...opts,
+        host: target.host,
+        servername,
+        socket: raw,
+        // Node reads the server certificate for this check; SCRAM-SHA-256-PLUS binds to that same one.
+        checkServerIdentity: (host, cert) => {
+          noteServerCertificate(socket, cert.raw);
+          return verify(host, cert);
+        },
+      });
       socket.once('secureConnect', () => {
         raw.off('close', closed);
         socket.removeAllListeners('error');

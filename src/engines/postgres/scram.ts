@@ -154,10 +154,31 @@ function parseServerFirst(
  */
 let lastBinding: { der: Buffer; value: string } | undefined;
 
+/**
+ * Each backend socket's `c=` attribute, from the certificate Node read for its identity check: reading
+ * it again from the socket builds another copy of the certificate (tens of µs per login).
+ */
+const bindings = new WeakMap<TLSSocket, string>();
+
+/** Called with the server certificate Node checked on this socket's handshake; never throws. */
+export function noteServerCertificate(tls: TLSSocket, der: Buffer): void {
+  try {
+    bindings.set(tls, endPointBinding(der));
+  } catch {
+    // A certificate pg cannot read: channelBinding reads it again, and the login reports the error.
+  }
+}
+
 /** The `c=` attribute: the GS2 header, plus the server certificate's hash for -PLUS (RFC 5929). */
 function channelBinding(mechanism: string, tls: TLSSocket | undefined): string {
   if (mechanism !== 'SCRAM-SHA-256-PLUS') return tls ? 'eSws' : 'biws'; // "y,," / "n,,"
-  const der = tls!.getPeerX509Certificate()!.raw;
+  const noted = bindings.get(tls!);
+  if (noted !== undefined) return noted;
+  // No identity check ran (spec.tls.mode insecure with an unverified chain), or it could not be read.
+  return endPointBinding(tls!.getPeerX509Certificate()!.raw);
+}
+
+function endPointBinding(der: Buffer): string {
   if (lastBinding?.der.equals(der)) return lastBinding.value;
   let hash = pgCert.signatureAlgorithmHashFromCertificate(der);
   if (hash === 'MD5' || hash === 'SHA-1') hash = 'SHA-256';

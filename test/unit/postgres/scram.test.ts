@@ -13,6 +13,7 @@ import {
   type ScramSession,
   continueScram,
   finishScram,
+  noteServerCertificate,
   startScram,
 } from '../../../src/engines/postgres/scram.js';
 
@@ -22,8 +23,9 @@ const pgSasl = require('pg/lib/crypto/sasl.js') as {
 };
 
 let tls: TLSSocket;
+let der: Buffer;
 beforeAll(async () => {
-  const der = new X509Certificate((await createCA({ commonName: 'db server' })).certPem).raw;
+  der = new X509Certificate((await createCA({ commonName: 'db server' })).certPem).raw;
   // What both implementations read from a TLS socket for tls-server-end-point channel binding.
   tls = { getPeerCertificate: () => ({ raw: der }), getPeerX509Certificate: () => ({ raw: der }) } as never;
 });
@@ -59,6 +61,27 @@ describe('continueScram', () => {
     expect(ours.response).toBe(theirs.response);
     expect(ours.serverSignature).toBe(theirs.serverSignature);
     expect(() => finishScram(ours, `v=${theirs.serverSignature}`)).not.toThrow();
+  });
+
+  it('binds to the certificate noted during the identity check, without reading it again', async () => {
+    const noted = {
+      getPeerX509Certificate: () => {
+        throw new Error('read again');
+      },
+    } as never as TLSSocket;
+    noteServerCertificate(noted, der);
+    const ours = startScram(['SCRAM-SHA-256-PLUS'], tls);
+    const theirs = { ...ours };
+    await continueScram(ours, 'pencil', serverFirst(ours), noted, new ScramKeyCache());
+    await pgSasl.continueSession(theirs, 'pencil', serverFirst(theirs), tls);
+    expect(ours.response).toBe(theirs.response);
+  });
+
+  it('reads the certificate when none was noted, and reports one it cannot use', async () => {
+    const garbage = { getPeerX509Certificate: () => ({ raw: Buffer.from('not a certificate') }) } as never;
+    noteServerCertificate(garbage, Buffer.from('not a certificate')); // must not throw
+    const s = startScram(['SCRAM-SHA-256-PLUS'], tls);
+    await expect(continueScram(s, 'pencil', serverFirst(s), garbage, new ScramKeyCache())).rejects.toThrow();
   });
 
   it('rejects a server signature that does not match', async () => {
