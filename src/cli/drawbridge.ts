@@ -5,6 +5,8 @@
 // Redis Cluster path measurably pays for it in CPU (README, Performance). Agent workers inherit it:
 // node:cluster forks them with this process's options. `drawbridge agent --semi-space-mb N`
 // (spec.agent.semiSpaceMB) runs the agent with another bound (cli/semi-space.ts).
+// --max-valid-polymorphic-map-count=8: a session's sockets reach Node's stream code in more shapes than
+// V8's default of 4, past which each property load there (every read and write) is a megamorphic one.
 import { Command } from 'commander';
 import { messageWithHint } from '../errors.js';
 import { agentCommand } from './commands/agent.js';
