@@ -6,7 +6,7 @@
 // spec.audit.maxValueLength, with the SHA-256 of the full text.
 import { auditValue } from '../../agent/audit.js';
 import {
-  decodeBind,
+  ValueCursor,
   decodeBindNames,
   decodeClose,
   decodeFunctionCall,
@@ -63,21 +63,18 @@ export const SERVER_CODES = codeSet(
 const NOTABLE_WORDS = new RegExp([...REWRITE_WORDS, PASSWORD_WORD].join('|'), 'i');
 
 const BINARY_SHOWN = 128;
-/** A Parse text at most this long is remembered for the next Parse (one copy per session). */
+/** A Parse at most this long is remembered for the next Parse (one copy per session). */
 const REPEAT_PARSE_BYTES = 4096;
+const REDACTED_JSON = JSON.stringify(REDACTED);
 
 export type QueryEventFields = Record<string, unknown>;
 
 /**
  * Writes the event of a Bind whose statement is known: `{query: info.text, statement, parameters}`
- * (`statement` left out for the unnamed one). The session writes the part before `parameters` once
- * per statement, not per Bind.
+ * (`statement` left out for the unnamed one), `parameters` given as JSON (an array of strings and
+ * nulls). The session writes the part before `parameters` once per statement, not per Bind.
  */
-export type BindEmitter = (
-  info: StatementInfo,
-  statement: string | undefined,
-  parameters: (string | null)[],
-) => void;
+export type BindEmitter = (info: StatementInfo, statement: string | undefined, parameters: string) => void;
 
 /** Writes the event of a whole simple Query, `{query}`: the common case, written without a fields object. */
 export type QueryTextEmitter = (query: string) => void;
@@ -85,18 +82,21 @@ export type QueryTextEmitter = (query: string) => void;
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
   /**
-   * The last complete Parse's text as sent and as audited. Drivers send the same Parse again and again
-   * (the unnamed statement per query, pgbench -M extended): a repeat skips decoding, redaction and the
+   * The last complete Parse's body as sent, its statement name and its text as audited. Drivers send
+   * the same Parse again and again (the unnamed statement per query, pgbench -M extended): a repeat of
+   * the whole body (name, text and parameter types, byte for byte) skips decoding, redaction and the
    * cut. Set on the first Parse: a session that sends none holds nothing.
    */
-  private lastParse: { sql: Buffer; max: number; info: StatementInfo } | undefined;
+  private lastParse: { body: Buffer; statement: string; max: number; info: StatementInfo } | undefined;
+  /** Reads each Bind's values in place (one per session). */
+  private readonly values = new ValueCursor();
 
   constructor(
     private readonly emit: (fields: QueryEventFields) => void,
     /** The longest value shown whole (the Database's spec.audit.maxValueLength, read per event). */
     private readonly maxValue: () => number,
     private readonly emitBind: BindEmitter = (info, statement, parameters) =>
-      emit({ query: info.text, statement, parameters }),
+      emit({ query: info.text, statement, parameters: JSON.parse(parameters) as unknown }),
     private readonly emitText: QueryTextEmitter = (query) => emit({ query }),
   ) {}
 
@@ -162,47 +162,61 @@ export class QueryAuditor {
   }
 
   private parse(body: Buffer, complete: boolean): void {
-    const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
     const max = this.maxValue();
     const last = this.lastParse;
-    // The same bytes under the same limit audit as the same text (StatementInfo is never changed).
-    if (complete && last?.max === max && last.sql.equals(query))
-      return this.statements.parse(statement, last.info);
+    // The same bytes under the same limit are the same valid message, auditing as the same text
+    // (StatementInfo is never changed). The whole body is compared: name, text, types.
+    if (complete && last?.max === max && last.body.equals(body))
+      return this.statements.parse(last.statement, last.info);
+    const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
     const sql = query.toString('utf8');
     const text = complete ? this.sqlValue(sql) : this.sqlValue(sql) + '…[truncated]';
     const info = { text, rewrites: rewritesStatements(sql), secret: !complete || mentionsPassword(sql) };
-    if (complete && query.length <= REPEAT_PARSE_BYTES) {
+    if (complete && body.length <= REPEAT_PARSE_BYTES) {
       // A copy of its own: a view would keep the whole TCP chunk (or a shared pool slab) alive.
-      const copy = Buffer.allocUnsafeSlow(query.length);
-      query.copy(copy);
-      this.lastParse = { sql: copy, max, info };
+      const copy = Buffer.allocUnsafeSlow(body.length);
+      body.copy(copy);
+      this.lastParse = { body: copy, statement, max, info };
     }
     this.statements.parse(statement, info);
   }
 
   private bind(body: Buffer, complete: boolean, cut: object | undefined): void {
-    const bind = complete ? decodeBind(body) : undefined;
-    const name = bind ? bind.statement : decodeBindNames(body).statement;
+    if (complete) this.values.openBind(body);
+    const name = complete ? this.values.statement : decodeBindNames(body).statement;
     this.statements.extended();
     const resolved = this.statements.resolve(name);
     // Running it may prepare or deallocate statements: what the agent knows becomes doubtful.
     if (resolved.text !== null ? resolved.rewrites : resolved.possible?.some((p) => p.rewrites)) {
       this.statements.forgetAll();
     }
-    if (!bind) {
+    if (!complete) {
       const fields = statementFields(name, resolved);
       fields.parameters = null;
       return this.emit(Object.assign(fields, cut));
     }
-    const max = this.maxValue();
-    const hide = secret(resolved);
-    const parameters = bind.values.map((v, i) =>
-      v === null ? null : hide ? REDACTED : formatParam(v, bind.binary[i]!, max),
-    );
+    const parameters = this.parametersJson(secret(resolved));
     if (resolved.text !== null) return this.emitBind(resolved, name === '' ? undefined : name, parameters);
     const fields = statementFields(name, resolved);
-    fields.parameters = parameters;
+    fields.parameters = JSON.parse(parameters) as unknown;
     this.emit(fields);
+  }
+
+  /**
+   * The opened Bind's parameters as JSON, each written as it is read: the bytes JSON.stringify gives
+   * for the array of formatted values (nulls, or REDACTED for a secret statement's).
+   */
+  private parametersJson(hide: boolean): string {
+    const c = this.values;
+    const max = this.maxValue();
+    let json = '[';
+    for (let first = true; c.next(); first = false) {
+      if (!first) json += ',';
+      if (c.start < 0) json += 'null';
+      else
+        json += hide ? REDACTED_JSON : JSON.stringify(formatParamAt(c.body, c.start, c.end, c.binary, max));
+    }
+    return json + ']';
   }
 
   private functionCall(body: Buffer, complete: boolean, cut: object | undefined): void {
@@ -235,7 +249,14 @@ function statementFields(name: string, resolved: StatementInfo | UnknownStatemen
 
 /** Text parameters as text (cut by auditValue); binary ones as hex, at most BINARY_SHOWN bytes shown. */
 export function formatParam(value: Buffer, binary: boolean, max: number): string {
-  if (!binary) return auditValue(value, max);
-  const shown = '\\x' + value.toString('hex', 0, Math.min(value.length, BINARY_SHOWN));
-  return value.length > BINARY_SHOWN ? `${shown}…[${value.length} bytes]` : shown;
+  return formatParamAt(value, 0, value.length, binary, max);
+}
+
+/** formatParam of the bytes from `start` to `end` of `buf`, without a view of them when short. */
+function formatParamAt(buf: Buffer, start: number, end: number, binary: boolean, max: number): string {
+  const length = end - start;
+  if (!binary)
+    return length <= max ? buf.toString('utf8', start, end) : auditValue(buf.subarray(start, end), max);
+  const shown = '\\x' + buf.toString('hex', start, Math.min(end, start + BINARY_SHOWN));
+  return length > BINARY_SHOWN ? `${shown}…[${length} bytes]` : shown;
 }

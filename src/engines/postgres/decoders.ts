@@ -11,6 +11,8 @@ import {
   type ParseMessage,
 } from './messages.js';
 
+const EMPTY = Buffer.alloc(0);
+
 /** Sequential reads over one message body; running past its end is a protocol error, never a RangeError. */
 class BodyReader {
   private off = 0;
@@ -115,25 +117,27 @@ export function decodeParsePrefix(body: Buffer): ParseMessage {
 
 /** Bind ('B'): portal, statement and parameter values (zero-copy views). */
 export function decodeBind(body: Buffer): BindMessage {
-  const r = new BodyReader(body, 'Bind');
-  const portal = r.cstring();
-  const statement = r.cstring();
-  const { values, binary } = readValues(r);
-  const resultFormats = r.int16();
-  if (resultFormats < 0) r.fail(`negative result format count ${resultFormats}`);
-  r.skip(resultFormats * 2);
-  r.done();
-  return { portal, statement, values, binary };
+  const c = new ValueCursor();
+  c.openBind(body);
+  const { portal, statement } = c;
+  return { portal, statement, ...collect(c) };
 }
 
 /** FunctionCall ('F'): the function's OID and its arguments (zero-copy views). */
 export function decodeFunctionCall(body: Buffer): FunctionCallMessage {
-  const r = new BodyReader(body, 'FunctionCall');
-  const oid = r.int32() >>> 0;
-  const { values, binary } = readValues(r);
-  r.int16(); // result format
-  r.done();
-  return { oid, values, binary };
+  const c = new ValueCursor();
+  const oid = c.openFunctionCall(body);
+  return { oid, ...collect(c) };
+}
+
+function collect(c: ValueCursor): { values: (Buffer | null)[]; binary: boolean[] } {
+  const values: (Buffer | null)[] = [];
+  const binary: boolean[] = [];
+  while (c.next()) {
+    values.push(c.start < 0 ? null : c.body.subarray(c.start, c.end));
+    binary.push(c.binary);
+  }
+  return { values, binary };
 }
 
 /** The OID a FunctionCall cut at the capture limit still tells. */
@@ -141,25 +145,125 @@ export function decodeFunctionOid(body: Buffer): number {
   return new BodyReader(body, 'FunctionCall').int32() >>> 0;
 }
 
-/** Format codes, then values: the layout Bind and FunctionCall share. */
-function readValues(r: BodyReader): { values: (Buffer | null)[]; binary: boolean[] } {
-  const formatCount = r.int16();
-  if (formatCount < 0) r.fail(`negative format count ${formatCount}`);
-  const formats: number[] = [];
-  for (let i = 0; i < formatCount; i++) formats.push(r.int16());
-  const count = r.int16();
-  if (count < 0) r.fail(`negative parameter count ${count}`);
-  if (formatCount > 1 && formatCount !== count)
-    r.fail(`${formatCount} parameter formats for ${count} parameters`);
-  const values: (Buffer | null)[] = [];
-  const binary: boolean[] = [];
-  for (let i = 0; i < count; i++) {
-    const len = r.int32();
-    if (len < -1) r.fail(`invalid parameter length ${len}`);
-    values.push(len === -1 ? null : r.bytes(len));
-    binary.push((formatCount === 1 ? formats[0] : formats[i]) === 1);
+/**
+ * The values of a Bind or FunctionCall read in place, one at a time: no array and no view per value,
+ * and one cursor per session reused for every message (the audit writes each value as it is read).
+ * The whole message is checked: next() returns false only once the bytes after the values are valid.
+ */
+export class ValueCursor {
+  body: Buffer = EMPTY;
+  /** Bind's names (openBind). */
+  portal = '';
+  statement = '';
+  /** The current value's bytes in `body`; `start` is -1 for SQL NULL. */
+  start = 0;
+  end = 0;
+  binary = false;
+  private bind = true;
+  private off = 0;
+  private formatsAt = 0;
+  private formatCount = 0;
+  private count = 0;
+  private index = 0;
+
+  openBind(body: Buffer): void {
+    this.begin(body, true);
+    this.portal = this.cstring();
+    this.statement = this.cstring();
+    this.values();
   }
-  return { values, binary };
+
+  /** Returns the function's OID. */
+  openFunctionCall(body: Buffer): number {
+    this.begin(body, false);
+    const oid = this.body.readInt32BE(this.need(4)) >>> 0;
+    this.values();
+    return oid;
+  }
+
+  /** Steps to the next value; false after the last one (the rest of the message checked). */
+  next(): boolean {
+    if (this.index === this.count) {
+      this.finish();
+      return false;
+    }
+    const i = this.index++;
+    const len = this.int32();
+    if (len < -1) this.fail(`invalid parameter length ${len}`);
+    const format =
+      this.formatCount === 0
+        ? 0
+        : this.body.readInt16BE(this.formatsAt + (this.formatCount === 1 ? 0 : i * 2));
+    this.binary = format === 1;
+    if (len === -1) {
+      this.start = this.end = -1;
+    } else {
+      this.start = this.need(len);
+      this.end = this.start + len;
+    }
+    return true;
+  }
+
+  private begin(body: Buffer, bind: boolean): void {
+    this.body = body;
+    this.bind = bind;
+    this.off = 0;
+  }
+
+  /** Format codes, then the value count: the layout Bind and FunctionCall share. */
+  private values(): void {
+    const formatCount = this.int16();
+    if (formatCount < 0) this.fail(`negative format count ${formatCount}`);
+    this.formatsAt = this.need(formatCount * 2);
+    this.formatCount = formatCount;
+    const count = this.int16();
+    if (count < 0) this.fail(`negative parameter count ${count}`);
+    if (formatCount > 1 && formatCount !== count)
+      this.fail(`${formatCount} parameter formats for ${count} parameters`);
+    this.count = count;
+    this.index = 0;
+  }
+
+  /** Bind's result formats, FunctionCall's result format; then nothing. */
+  private finish(): void {
+    if (this.bind) {
+      const resultFormats = this.int16();
+      if (resultFormats < 0) this.fail(`negative result format count ${resultFormats}`);
+      this.need(resultFormats * 2);
+    } else this.int16();
+    if (this.off !== this.body.length) this.fail('unexpected trailing bytes');
+    this.body = EMPTY; // an idle session keeps no TCP chunk alive
+  }
+
+  private need(n: number): number {
+    const at = this.off;
+    if (n < 0 || at + n > this.body.length) this.fail('is truncated');
+    this.off += n;
+    return at;
+  }
+
+  private int16(): number {
+    return this.body.readInt16BE(this.need(2));
+  }
+
+  private int32(): number {
+    return this.body.readInt32BE(this.need(4));
+  }
+
+  private cstring(): string {
+    const end = this.body.indexOf(0, this.off);
+    if (end < 0) this.fail('missing string terminator');
+    const s = this.body.toString('utf8', this.off, end);
+    this.off = end + 1;
+    return s;
+  }
+
+  private fail(problem: string): never {
+    throw new DrawbridgeError(
+      'PROTOCOL_ERROR',
+      `invalid ${this.bind ? 'Bind' : 'FunctionCall'} message: ${problem}`,
+    );
+  }
 }
 
 /** The names a truncated Bind capture still tells: enough to audit which statement ran. */

@@ -320,9 +320,15 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
   }
 
   /** A Bind of a known statement: the same bytes as emitQuery's, the statement's part cached. */
-  private emitBind(info: StatementInfo, statement: string | undefined, parameters: (string | null)[]): void {
+  private emitBind(info: StatementInfo, statement: string | undefined, parameters: string): void {
     const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('query', { query: info.text, statement, parameters });
+    if (!audit.emitWith) {
+      return this.emit('query', {
+        query: info.text,
+        statement,
+        parameters: JSON.parse(parameters) as unknown,
+      });
+    }
     const prefix = this.prefix();
     const head = this.bindHead;
     if (head?.info !== info || head.statement !== statement || head.prefix !== prefix) {
@@ -330,7 +336,7 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
       const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
       this.bindHead = { info, statement, prefix, bytes };
     }
-    this.writeValue(this.bindHead!.bytes, JSON.stringify(parameters));
+    this.writeValue(this.bindHead!.bytes, parameters);
   }
 
   /**

@@ -257,6 +257,72 @@ describe('QueryAuditor', () => {
     expect(String(events[0]!.query)).toMatch(/^select x{249}…\[320 bytes sha256:[0-9a-f]{64}\]$/);
   });
 
+  it('audits a Parse repeating an earlier one but for its name or types by its own name', () => {
+    const ready = ['1', 'Z'];
+    const events = audit([
+      fe.parse('a', 'DELETE FROM t WHERE id = $1'),
+      fe.sync(),
+      ...ready,
+      fe.parse('b', 'DELETE FROM t WHERE id = $1'),
+      fe.sync(),
+      ...ready,
+      fe.parse('b2', 'DELETE FROM t WHERE id = $1', [23]),
+      fe.parse('b2', 'DELETE FROM t WHERE id = $1', [20]),
+      fe.sync(),
+      '1',
+      'E',
+      'Z',
+      fe.close('S', 'a'),
+      fe.sync(),
+      '3',
+      'Z',
+      ...run('a', Buffer.from('1')),
+      ...run('b', Buffer.from('2')),
+      ...run('b2', Buffer.from('3')),
+    ]);
+    expect(events).toEqual([
+      { query: null, statement: 'a', queryUnknown: expect.stringMatching(/not prepared/), parameters: ['1'] },
+      { query: 'DELETE FROM t WHERE id = $1', statement: 'b', parameters: ['2'] },
+      { query: 'DELETE FROM t WHERE id = $1', statement: 'b2', parameters: ['3'] },
+    ]);
+  });
+
+  it("writes a Bind's parameters as the JSON of the array of their audited values", () => {
+    const seen: string[] = [];
+    const auditor = new QueryAuditor(
+      () => undefined,
+      () => 8,
+      (_info, _statement, parameters) => seen.push(parameters),
+    );
+    const send = (m: Buffer) => auditor.onMessage(m[0]!, m.subarray(5), m.length - 5);
+    send(fe.parse('', 'select $1, $2, $3, $4, $5, $6'));
+    const binary = Buffer.alloc(200, 0xab);
+    const values = [
+      Buffer.from('a"\\\n\u0001é'),
+      null,
+      binary,
+      Buffer.from('0123456789'),
+      Buffer.from([0, 1]),
+      null,
+    ];
+    send(fe.bind('', '', [0, 0, 1, 0, 1, 0], values));
+    send(fe.bind('', '', [], []));
+    send(fe.bind('', '', [1], [Buffer.from([7])]));
+    expect(seen).toEqual([
+      JSON.stringify([
+        'a"\\\n\u0001é',
+        null,
+        `\\x${'ab'.repeat(128)}…[200 bytes]`,
+        formatParam(Buffer.from('0123456789'), false, 8),
+        '\\x0001',
+        null,
+      ]),
+      '[]',
+      '["\\\\x07"]',
+    ]);
+    expect(seen[0]).toContain('01234567…[10 bytes sha256:');
+  });
+
   it('redacts the parameters of a statement whose PASSWORD lies past the cut of its text', () => {
     const sql = `ALTER ROLE a /* ${'x'.repeat(300)} */ PASSWORD $1`;
     const events = audit([
