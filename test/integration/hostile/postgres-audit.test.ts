@@ -147,6 +147,30 @@ describe('prepared statements', () => {
     });
   });
 
+  it('a Parse repeating the bytes of the last one but for its name runs, and is audited, by its own name', async () => {
+    await resetTable();
+    await f.pg.admin('INSERT INTO t VALUES (3)', 'orders');
+    const sql = 'DELETE FROM t WHERE id = $1';
+    const runWith = (statement: string, id: string) => [
+      fe.bind('', statement, [], [Buffer.from(id)]),
+      fe.execute(''),
+      fe.sync(),
+    ];
+    await withSession(async (s) => {
+      expect(await exchange(s, [fe.parse('', sql), ...runWith('', '1')])).toEqual([]);
+      expect(await exchange(s, [fe.parse('s5', sql), fe.sync()])).toEqual([]);
+      expect(await exchange(s, runWith('s5', '3'))).toEqual([]);
+      expect(await exchange(s, [fe.parse('', sql), ...runWith('', '2')])).toEqual([]);
+      expect(await rows()).toBe(0);
+      const events = await queries(s, 3);
+      expect(events.map((e) => [e.statement, e.query, e.parameters])).toEqual([
+        [undefined, sql, ['1']],
+        ['s5', sql, ['3']],
+        [undefined, sql, ['2']],
+      ]);
+    });
+  });
+
   it('Close frees the name; the next accepted Parse is what runs', async () => {
     await resetTable();
     await withSession(async (s) => {
