@@ -253,7 +253,8 @@ export class ValueCursor {
   private cstring(): string {
     const end = this.body.indexOf(0, this.off);
     if (end < 0) this.fail('missing string terminator');
-    const s = this.body.toString('utf8', this.off, end);
+    // Drivers bind the unnamed portal (and often statement): no call into the decoder for ''.
+    const s = end === this.off ? '' : this.body.toString('utf8', this.off, end);
     this.off = end + 1;
     return s;
   }
