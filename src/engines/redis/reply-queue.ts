@@ -77,6 +77,10 @@ export class ReplyQueue implements HeldWrites {
       this.ends[at] = end;
       return;
     }
+    // Held while the replies now in order go out: if none is left pending after them, nothing more
+    // is due for this client and they leave at once (a pipeline of one is not kept for the end of the
+    // turn, and costs no setImmediate); otherwise the batcher waits for the rest (one write per turn).
+    this.out.hold();
     this.out.write(reply, start, end);
     this.head++;
     this.next++;
@@ -86,6 +90,7 @@ export class ReplyQueue implements HeldWrites {
       this.waiting[at] = undefined;
       this.next++;
     }
+    this.out.release();
     if (this.sampledSeq >= 0 && this.sampledSeq < this.next) this.observeSample();
     if (this.head === this.tail) {
       this.head = this.tail = 0;

@@ -97,13 +97,17 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       if (this.failure) return;
       if (this.agent.audit.held) return this.holdForAudit(chunk);
       this.fromClient += chunk.length;
-      // The commands of one read leave in one backend write at its end, audited with its time.
+      // The commands of one read leave in one backend write at its end, audited with its time; the
+      // replies the agent makes itself (denials, local commands) leave at its end too, not at the
+      // end of the turn, when no backend reply is due before them.
       const writes = this.router?.writes;
       writes?.hold();
+      this.replies.hold();
       this.audit.readAt = Date.now();
       this.parse(chunk);
       this.audit.readAt = 0;
       writes?.release();
+      this.replies.release();
       this.output.read();
     });
     this.client.on('error', (err) =>

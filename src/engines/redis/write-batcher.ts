@@ -7,10 +7,12 @@
 // connections, and those read in one turn leave in one write instead of one per node. When more of
 // the batch is due (`due`: replies of the same pipeline still out, often read in the very next turn),
 // the write waits one turn more, never longer: one TLS record and syscall each way instead of two.
-// A reader that knows where its batch ends (a standalone session's one client or backend read) holds
-// the batcher instead: its writes leave when it releases, in its own callback, unless more is due, and
-// no end-of-turn callback is scheduled (a pending one also makes the event loop poll again before it
-// waits).
+// A reader that knows where its batch ends (a session's one client read, a standalone backend read, the
+// reply queue writing the replies now in order) holds the batcher instead: its writes leave when it
+// releases, in its own callback, unless more is due, and no end-of-turn callback is scheduled (a
+// pending one also makes the event loop poll again before it waits). So a cluster reply that leaves
+// nothing pending (pipeline depth 1) is written in the node read that brought it, not after the
+// turn's other I/O callbacks, and costs no setImmediate.
 import type { Writable } from 'node:stream';
 
 /** Writes held between `hold()` and `release()`, then sent together at the release. */

@@ -131,6 +131,22 @@ describe('ReplyQueue', () => {
     expect(out.writes).toEqual(['AB', 'C']); // at the release, in the reader's own callback
   });
 
+  it('writes at once when nothing is left pending, and batches while replies are still due', async () => {
+    const out = new Recorder();
+    const q = new ReplyQueue(out);
+    q.fill(q.reserve(), b('A')); // a pipeline of one: out in the filler's own callback
+    expect(out.writes).toEqual(['A']);
+    const [bb, c, d] = [q.reserve(), q.reserve(), q.reserve()];
+    q.fill(d, b('D'));
+    q.fill(bb, b('B'));
+    expect(out.writes).toEqual(['A']); // C is due: B waits for it
+    q.fill(c, b('C')); // the last one due: B, C and D leave together, now
+    expect(out.writes).toEqual(['A', 'BCD']);
+    await tick();
+    await tick();
+    expect(out.writes).toEqual(['A', 'BCD']); // the turn's end finds nothing left to write
+  });
+
   it('keeps many replies filled in place out of order as their ranges, across refills', async () => {
     const out = new Recorder();
     const q = new ReplyQueue(out);
