@@ -18,11 +18,19 @@ class BodyReader {
   private off = 0;
 
   constructor(
-    private readonly body: Buffer,
-    private readonly what: string,
+    private body: Buffer,
+    private what: string,
   ) {}
 
-  private need(n: number): number {
+  /** Reads `body` from its start (a reader reused across messages, as ValueCursor's). */
+  reset(body: Buffer, what: string): void {
+    this.body = body;
+    this.what = what;
+    this.off = 0;
+  }
+
+  /** Steps over `n` bytes; returns where they start. */
+  need(n: number): number {
     const at = this.off;
     if (n < 0 || at + n > this.body.length) this.fail('is truncated');
     this.off += n;
@@ -56,10 +64,12 @@ class BodyReader {
     return this.body.subarray(start, this.skipCstring());
   }
 
-  /** Decoded straight from the body: no view allocated per string. */
+  /** Decoded straight from the body: no view allocated per string, no decoder call for ''. */
   cstring(): string {
     const start = this.off;
-    return this.body.toString('utf8', start, this.skipCstring());
+    const end = this.skipCstring();
+    // Drivers bind the unnamed portal (and often statement) on every query.
+    return end === start ? '' : this.body.toString('utf8', start, end);
   }
 
   /** Steps past the string at the offset and its terminator; returns where the string ends. */
@@ -159,8 +169,8 @@ export class ValueCursor {
   start = 0;
   end = 0;
   binary = false;
+  private readonly r = new BodyReader(EMPTY, 'Bind');
   private bind = true;
-  private off = 0;
   private formatsAt = 0;
   private formatCount = 0;
   private count = 0;
@@ -168,15 +178,15 @@ export class ValueCursor {
 
   openBind(body: Buffer): void {
     this.begin(body, true);
-    this.portal = this.cstring();
-    this.statement = this.cstring();
+    this.portal = this.r.cstring();
+    this.statement = this.r.cstring();
     this.values();
   }
 
   /** Returns the function's OID. */
   openFunctionCall(body: Buffer): number {
     this.begin(body, false);
-    const oid = this.body.readInt32BE(this.need(4)) >>> 0;
+    const oid = this.r.int32() >>> 0;
     this.values();
     return oid;
   }
@@ -188,8 +198,8 @@ export class ValueCursor {
       return false;
     }
     const i = this.index++;
-    const len = this.int32();
-    if (len < -1) this.fail(`invalid parameter length ${len}`);
+    const len = this.r.int32();
+    if (len < -1) this.r.fail(`invalid parameter length ${len}`);
     const format =
       this.formatCount === 0
         ? 0
@@ -198,7 +208,7 @@ export class ValueCursor {
     if (len === -1) {
       this.start = this.end = -1;
     } else {
-      this.start = this.need(len);
+      this.start = this.r.need(len);
       this.end = this.start + len;
     }
     return true;
@@ -207,63 +217,36 @@ export class ValueCursor {
   private begin(body: Buffer, bind: boolean): void {
     this.body = body;
     this.bind = bind;
-    this.off = 0;
+    this.r.reset(body, bind ? 'Bind' : 'FunctionCall');
   }
 
   /** Format codes, then the value count: the layout Bind and FunctionCall share. */
   private values(): void {
-    const formatCount = this.int16();
-    if (formatCount < 0) this.fail(`negative format count ${formatCount}`);
-    this.formatsAt = this.need(formatCount * 2);
+    const r = this.r;
+    const formatCount = r.int16();
+    if (formatCount < 0) r.fail(`negative format count ${formatCount}`);
+    this.formatsAt = r.need(formatCount * 2);
     this.formatCount = formatCount;
-    const count = this.int16();
-    if (count < 0) this.fail(`negative parameter count ${count}`);
+    const count = r.int16();
+    if (count < 0) r.fail(`negative parameter count ${count}`);
     if (formatCount > 1 && formatCount !== count)
-      this.fail(`${formatCount} parameter formats for ${count} parameters`);
+      r.fail(`${formatCount} parameter formats for ${count} parameters`);
     this.count = count;
     this.index = 0;
   }
 
   /** Bind's result formats, FunctionCall's result format; then nothing. */
   private finish(): void {
+    const r = this.r;
     if (this.bind) {
-      const resultFormats = this.int16();
-      if (resultFormats < 0) this.fail(`negative result format count ${resultFormats}`);
-      this.need(resultFormats * 2);
-    } else this.int16();
-    if (this.off !== this.body.length) this.fail('unexpected trailing bytes');
-    this.body = EMPTY; // an idle session keeps no TCP chunk alive
-  }
-
-  private need(n: number): number {
-    const at = this.off;
-    if (n < 0 || at + n > this.body.length) this.fail('is truncated');
-    this.off += n;
-    return at;
-  }
-
-  private int16(): number {
-    return this.body.readInt16BE(this.need(2));
-  }
-
-  private int32(): number {
-    return this.body.readInt32BE(this.need(4));
-  }
-
-  private cstring(): string {
-    const end = this.body.indexOf(0, this.off);
-    if (end < 0) this.fail('missing string terminator');
-    // Drivers bind the unnamed portal (and often statement): no call into the decoder for ''.
-    const s = end === this.off ? '' : this.body.toString('utf8', this.off, end);
-    this.off = end + 1;
-    return s;
-  }
-
-  private fail(problem: string): never {
-    throw new DrawbridgeError(
-      'PROTOCOL_ERROR',
-      `invalid ${this.bind ? 'Bind' : 'FunctionCall'} message: ${problem}`,
-    );
+      const resultFormats = r.int16();
+      if (resultFormats < 0) r.fail(`negative result format count ${resultFormats}`);
+      r.skip(resultFormats * 2);
+    } else r.int16();
+    r.done();
+    // An idle session keeps no TCP chunk alive.
+    this.body = EMPTY;
+    r.reset(EMPTY, 'Bind');
   }
 }
 
