@@ -64,15 +64,15 @@ export function boundedLines(out: Pick<Socket, 'write'>, maxBytes = MAX_QUEUED_L
       send(`${JSON.stringify(line)}\n`);
     }
   };
-  const send = (line: string) => {
-    const bytes = Buffer.byteLength(line);
+  const send = (line: string, bytes = Buffer.byteLength(line)) => {
     queued += bytes;
     out.write(line, written(bytes));
   };
   return {
     write(line: string) {
-      if (queued + line.length > maxBytes) dropped++;
-      else send(line);
+      const bytes = Buffer.byteLength(line);
+      if (queued + bytes > maxBytes) dropped++;
+      else send(line, bytes);
     },
   };
 }
