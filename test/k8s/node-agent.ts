@@ -12,7 +12,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -92,7 +92,8 @@ interface Replica {
   /** Its Pod object, once the API server took it. */
   pod?: KubeObject;
   container: Container;
-  launch: { exe: string; args: string[]; env: NodeJS.ProcessEnv };
+  /** Its command line; the ports come from start(), fresh for every run of the process. */
+  launch: { exe: string; args: (port: number, metricsPort: number) => string[]; env: NodeJS.ProcessEnv };
   child?: ChildProcess;
   endpoint: string;
   healthz: string;
@@ -158,7 +159,8 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
   async function scale(d: Deployment, pod: Pod, hash: string): Promise<void> {
     // restartPolicy: Always, in the same pod, once its back-off is over.
     for (const r of pod.replicas) {
-      if (r.exited && !r.stopping && r.restartAt !== undefined && Date.now() >= r.restartAt) start(r, d);
+      if (r.exited && !r.stopping && r.restartAt !== undefined && Date.now() >= r.restartAt)
+        await start(r, d);
     }
     const wanted = d.spec.replicas ?? 1;
     while (pod.replicas.length > wanted) await stopReplica(pod.replicas.pop()!);
@@ -188,15 +190,14 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
     // The kubelet mounts a file at terminationMessagePath; args naming it are rewritten like mounts.
     const terminationLog = path.join(rdir, 'termination-log');
     mounts.set(container.terminationMessagePath ?? '/dev/termination-log', terminationLog);
-    const port = await freePort();
-    const metricsPort = await freePort();
-    const args = (container.args ?? []).map((a, i, all) => {
-      if (all[i - 1] === '--listen') return `127.0.0.1:${port}`;
-      if (all[i - 1] === '--metrics') return `127.0.0.1:${metricsPort}`;
-      for (const [from, to] of mounts)
-        if (a === from || a.startsWith(`${from}/`)) return to + a.slice(from.length);
-      return a;
-    });
+    const args = (port: number, metricsPort: number) =>
+      (container.args ?? []).map((a, i, all) => {
+        if (all[i - 1] === '--listen') return `127.0.0.1:${port}`;
+        if (all[i - 1] === '--metrics') return `127.0.0.1:${metricsPort}`;
+        for (const [from, to] of mounts)
+          if (a === from || a.startsWith(`${from}/`)) return to + a.slice(from.length);
+        return a;
+      });
     const kubeconfig = path.join(rdir, 'kubeconfig');
     await writeFile(kubeconfig, await serviceAccountKubeconfig(ns, spec.serviceAccountName ?? 'default'), {
       mode: 0o600,
@@ -209,11 +210,11 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       container,
       launch: {
         exe: exe!,
-        args: [...exeArgs, ...args],
+        args: (port, metricsPort) => [...exeArgs, ...args(port, metricsPort)],
         env: { PATH: process.env.PATH, ...env, KUBECONFIG: kubeconfig },
       },
-      endpoint: `127.0.0.1:${port}`,
-      healthz: `http://127.0.0.1:${metricsPort}/healthz`,
+      endpoint: '',
+      healthz: '',
       logPath: path.join(rdir, 'agent.log'),
       terminationLog,
       run: { restartCount: 0, startedAt: '', ready: false },
@@ -229,15 +230,26 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
       // The process runs anyway; only the operator's view of the pod is missing.
       log.warn({ pod: manifest.metadata.name, err: String(err) }, 'could not create the Pod object');
     }
-    start(replica, d);
+    await start(replica, d);
     return replica;
   }
 
-  /** Starts (or restarts) the replica's process, with a fresh termination-log file as a new container gets. */
-  function start(r: Replica, d: Deployment): void {
+  /**
+   * Starts (or restarts) the replica's process, with a fresh termination-log file as a new container
+   * gets. A pod has its own IP, so its ports never clash; here every replica shares loopback, and a
+   * port picked free can be taken before the agent binds it (a test server's, a connection's local
+   * port). So each run gets fresh ports: a restart after EADDRINUSE is not doomed to repeat it.
+   */
+  async function start(r: Replica, d: Deployment): Promise<void> {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    r.endpoint = `127.0.0.1:${port}`;
+    r.healthz = `http://127.0.0.1:${metricsPort}/healthz`;
     writeFileSync(r.terminationLog, '');
     const fd = openSync(r.logPath, 'a');
-    const child = spawn(r.launch.exe, r.launch.args, { env: r.launch.env, stdio: ['ignore', fd, fd] });
+    const child = spawn(r.launch.exe, r.launch.args(port, metricsPort), {
+      env: r.launch.env,
+      stdio: ['ignore', fd, fd],
+    });
     closeSync(fd);
     const startedAt = Date.now();
     Object.assign(r, { child, exited: false, restartAt: undefined });
@@ -348,8 +360,14 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
         const [endpoint] = agent.endpoints(namespace, deployment);
         if (endpoint) return endpoint;
         if (Date.now() > deadline) {
+          // CI keeps only what the test printed: the log file is gone with the machine, so its tail goes here.
+          const replicas = pods.get(`${namespace}/${deployment}`)?.replicas ?? [];
+          const tails = replicas.map(
+            (r, i) =>
+              `replica ${i} (${r.exited ? 'exited' : 'running'}, ${r.run.restartCount} restarts, ${r.logPath}):\n${logTail(r.logPath)}`,
+          );
           throw new Error(
-            `no ready replica of ${namespace}/${deployment} after ${timeoutMs} ms; logs: ${agent.logs(namespace, deployment).join(', ')}`,
+            `no ready replica of ${namespace}/${deployment} after ${timeoutMs} ms; ${tails.join('\n') || 'no replica started (is the Deployment there?)'}`,
           );
         }
         await new Promise((r) => setTimeout(r, 200));
@@ -372,6 +390,15 @@ export async function startNodeAgent(opts: NodeAgentOptions): Promise<NodeAgent>
 
 function templateHash(d: Deployment): string {
   return createHash('sha256').update(JSON.stringify(d.spec.template)).digest('hex').slice(0, 10);
+}
+
+/** The last lines of a replica's log (what `kubectl logs --tail` would show). */
+function logTail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(no log: ${String(err)})`;
+  }
 }
 
 function healthy(url: string): Promise<boolean> {
