@@ -14,11 +14,14 @@ import type { AuditSink } from './audit.js';
 import { type CredentialProvider, type CredentialProviders, credentialProvider } from './credentials.js';
 import type { AgentParts, AgentRuntime, Engine, WorkerRequest } from './engine.js';
 import { type LimitName, Slots, tooManyConnections, tooManyForIdentity } from './limits.js';
+import { listenError } from './listen-error.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 import type { AgentState } from './state.js';
 import type { WorkerChannel } from './workers/worker.js';
 
+/** Where the client listener's address comes from, in either mode. */
+const LISTEN_SETTING = "--listen, or spec.listen in a standalone agent's config";
 export interface AgentOptions {
   /** The engines and credential providers of this build (src/wiring.ts). */
   parts: AgentParts;
@@ -220,9 +223,11 @@ export class Agent implements AgentRuntime {
 
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
+      const failed = (err: unknown) =>
+        reject(listenError(err, 'client connections', `${host}:${port}`, LISTEN_SETTING));
+      this.server.once('error', failed);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', failed);
         const addr = this.server.address();
         const bound = typeof addr === 'object' && addr ? addr.port : port;
         this.log.info({ host, port: bound, database: this.state.database.metadata.name }, 'agent listening');

@@ -2,6 +2,7 @@
 import type * as Http from 'node:http';
 import { createRequire } from 'node:module';
 import type { Logger } from '../log.js';
+import { listenError } from './listen-error.js';
 import type { Registry } from 'prom-client';
 
 // Not `import { createServer } from 'node:http'`: Node builds that module's ES facade by reading every
@@ -19,6 +20,8 @@ export function serveMetrics(
   metrics: { registry: Pick<Registry, 'metrics' | 'contentType'> },
   log: Logger,
   ready: () => boolean = () => true,
+  /** Where `listen` comes from, for the error that names the fix. */
+  setting = "--metrics, or spec.metrics in a standalone agent's config",
 ): Promise<Http.Server> {
   const i = listen.lastIndexOf(':');
   const server = createServer((req, res) => {
@@ -50,7 +53,12 @@ export function serveMetrics(
       },
     );
   });
-  return new Promise((resolve) =>
-    server.listen(Number(listen.slice(i + 1)), listen.slice(0, i), () => resolve(server)),
-  );
+  return new Promise((resolve, reject) => {
+    const failed = (err: unknown) => reject(listenError(err, 'metrics and probes', listen, setting));
+    server.once('error', failed);
+    server.listen(Number(listen.slice(i + 1)), listen.slice(0, i), () => {
+      server.off('error', failed);
+      resolve(server);
+    });
+  });
 }

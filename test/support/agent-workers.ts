@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AuditEvent } from '../../src/agent/audit.js';
 import { type TestAgentOptions, writeAgentConfig } from './agent.js';
-import { freePort } from './ports.js';
+import { freePort, withFreshPorts } from './ports.js';
 
 const CLI = path.resolve('dist/src/cli/drawbridge.js');
 
@@ -49,6 +49,12 @@ export async function startWorkersAgent(
     env?: Record<string, string>;
   },
 ): Promise<WorkersAgent> {
+  // Its ports are picked free, then bound by the agent a moment later: another process may take one in
+  // between, and then it starts again on fresh ones.
+  return withFreshPorts(() => startWorkersAgentOnce(opts));
+}
+
+async function startWorkersAgentOnce(opts: Parameters<typeof startWorkersAgent>[0]): Promise<WorkersAgent> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-workers-'));
   const port = await freePort();
   const metrics = `127.0.0.1:${await freePort()}`;
@@ -74,6 +80,9 @@ export async function startWorkersAgent(
     finalAudit,
     nodeArgs: opts.nodeArgs,
     env: opts.env,
+  }).catch(async (err: unknown) => {
+    await fifo?.close();
+    throw err;
   });
   return { ...agent, writeDocs: files.writeDocs };
 }

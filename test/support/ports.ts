@@ -37,8 +37,8 @@ export async function freePortPair(offset: number): Promise<number> {
   throw new Error(`no free loopback port P with P+${offset} also free after 200 attempts`);
 }
 
-/** What a server says (in the log its start error carries) when a port it was given is taken. */
-const PORT_TAKEN = /address already in use|EADDRINUSE/i;
+/** What a server says (in the log its start error carries) when a port it was given is taken; the agent: listen-error.ts. */
+const PORT_TAKEN = /address already in use|EADDRINUSE|port is in use by another process/i;
 
 /**
  * `start` (which picks its ports with freePort/freePortPair), tried again on fresh ports when the

@@ -112,7 +112,8 @@ export function controllerCommand(): Command {
           : {}),
       });
       running.active.catch(() => process.exit(1));
-      if (flags.healthListen) await serveMetrics(flags.healthListen, metrics, log);
+      if (flags.healthListen)
+        await serveMetrics(flags.healthListen, metrics, log, () => true, '--health-listen');
       const shutdown = (signal: string) => {
         log.info({ signal }, 'stopping');
         void running.stop().then(() => process.exit(0));

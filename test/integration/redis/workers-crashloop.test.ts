@@ -1,8 +1,9 @@
 // An agent of two workers whose TLS key is not a key: each worker dies as it starts. The primary
 // restarts them with growing pauses, then gives up and exits 1, so the kubelet restarts the container
 // and the pod shows the crash loop (a primary restarting them forever would only answer 503 on
-// /healthz, and nothing above it would see why).
+// /healthz, and nothing above it would see why). And an agent whose port is taken says so and how to fix it.
 import { spawn } from 'node:child_process';
+import { type Server, createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,3 +79,38 @@ it('exits 1 once every worker keeps dying at start, naming why', async () => {
     ),
   );
 }, 90_000);
+
+it('names a taken port and the setting to change, and exits 1', async () => {
+  const pki = await issuePeopleTls(['alice'], 'cache agent', 'drawbridge-taken-pki-');
+  const holder: Server = await new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => resolve(srv));
+  });
+  try {
+    const listen = `127.0.0.1:${(holder.address() as { port: number }).port}`;
+    const own = await mkdtemp(path.join(dir, 'taken-'));
+    const { configPath } = await writeAgentConfig(own, {
+      database: 'cache',
+      docs: redisDocs(redis),
+      tls: pki.agentTls,
+      listen,
+    });
+    for (const workers of ['1', '2']) {
+      const child = spawn(process.execPath, [CLI, 'agent', '--config', configPath, '--workers', workers], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      clearTimeout(timer);
+      expect(code, stderr).toBe(1);
+      expect(stderr).toContain(
+        `cannot listen on ${listen} for client connections: the port is in use by another process\n` +
+          "  fix: stop what holds it, or choose a free port (--listen, or spec.listen in a standalone agent's config)",
+      );
+    }
+  } finally {
+    holder.close();
+    await rm(pki.dir, { recursive: true, force: true });
+  }
+}, 150_000);

@@ -1,9 +1,14 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { serveMetrics } from '../../../src/agent/metrics-server.js';
+import { isDrawbridgeError } from '../../../src/errors.js';
 import { createLogger } from '../../../src/log.js';
 
 const servers: { close(): void }[] = [];
+const registry = {
+  contentType: 'text/plain; version=0.0.4; charset=utf-8' as const,
+  metrics: () => Promise.resolve('up 1\n'),
+};
 afterEach(() => servers.splice(0).forEach((s) => s.close()));
 
 async function get(port: number, path: string): Promise<[number, string]> {
@@ -13,10 +18,6 @@ async function get(port: number, path: string): Promise<[number, string]> {
 
 it('answers /livez while /healthz says not ready (draining, workers restarting)', async () => {
   let ready = false;
-  const registry = {
-    contentType: 'text/plain; version=0.0.4; charset=utf-8' as const,
-    metrics: () => Promise.resolve('up 1\n'),
-  };
   const server = await serveMetrics('127.0.0.1:0', { registry }, createLogger('test', 'silent'), () => ready);
   servers.push(server);
   const { port } = server.address() as AddressInfo;
@@ -25,4 +26,19 @@ it('answers /livez while /healthz says not ready (draining, workers restarting)'
   ready = true;
   expect(await get(port, '/healthz')).toEqual([200, 'ok']);
   expect(await get(port, '/nope')).toEqual([404, '']);
+});
+
+it('names a taken address and the setting to change, instead of throwing from an error event', async () => {
+  const log = createLogger('test', 'silent');
+  const first = await serveMetrics('127.0.0.1:0', { registry }, log);
+  servers.push(first);
+  const taken = `127.0.0.1:${(first.address() as AddressInfo).port}`;
+  const err = await serveMetrics(taken, { registry }, log, () => true, '--health-listen').catch(
+    (e: unknown) => e,
+  );
+  expect(isDrawbridgeError(err, 'INVALID_CONFIG')).toBe(true);
+  expect((err as Error).message).toBe(
+    `cannot listen on ${taken} for metrics and probes: the port is in use by another process`,
+  );
+  expect((err as { hint?: string }).hint).toBe('stop what holds it, or choose a free port (--health-listen)');
 });
