@@ -7,6 +7,7 @@ import { readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type Spread, formatSpread, spread } from './stats.js';
 
 /** Node options that load the probe into a measured process. */
 const MEMORY_PROBE_ARGS = [
@@ -82,38 +83,61 @@ export interface IdleTarget {
 export interface IdleResult {
   name: string;
   sessions: number;
-  idle: Memory;
+  /** RSS with the sessions open, MB, one per round. */
+  rss: number[];
 }
 
 /** The handshakes' garbage sits in V8's young generation until its memory reducer runs (~8 s idle). */
 const SETTLE_MS = 15_000;
 
 /**
- * Opens `n` idle sessions to each target in turn, reads its memory once they have settled, closes them,
- * and prints each target's memory at start, before and with the sessions, and the bytes per session.
+ * `rounds` times: opens `n` idle sessions to each target in turn (the order rotating each round, as the
+ * throughput rounds do), reads its memory once they have settled, and closes them. Prints each target's
+ * memory at start and, as median (min–max) over the rounds, before and with the sessions and the bytes
+ * per session (against the same round's 0 sessions). The processes live through every round, as an
+ * agent lives through its sessions: a later round shows what the earlier rounds' sessions left behind.
  */
-export async function measureIdle(targets: IdleTarget[], n: number): Promise<IdleResult[]> {
-  const results: IdleResult[] = [];
-  const rows: [string, string, Memory][] = [];
-  const perSession: [string, Memory][] = [];
-  for (const t of targets) {
-    const before = await memoryOf(t.pid);
-    const sessions = await t.open(n);
-    await sleep(SETTLE_MS);
-    const idle = await memoryOf(t.pid);
-    await Promise.all(sessions.map((s) => s.end().catch(() => undefined)));
-    await sleep(2000);
-    rows.push([t.name, 'at start', t.atStart], [t.name, '0 sessions', before]);
-    rows.push([t.name, `${sessions.length} sessions`, idle]);
-    const kb = (f: keyof Memory) => ((idle[f] - before[f]) * 1024) / sessions.length;
-    perSession.push([t.name, Object.fromEntries(FIELDS.map((f) => [f, kb(f)])) as Memory]);
-    results.push({ name: t.name, sessions: sessions.length, idle });
+export async function measureIdle(targets: IdleTarget[], n: number, rounds = 1): Promise<IdleResult[]> {
+  const seen = new Map(targets.map((t) => [t.name, { before: [] as Memory[], idle: [] as Memory[] }]));
+  let sessions = n;
+  for (let round = 0; round < rounds; round++) {
+    const shift = round % targets.length;
+    const order = [...targets.slice(shift), ...targets.slice(0, shift)];
+    if (round % 2 === 1) order.reverse();
+    const line: string[] = [];
+    for (const t of order) {
+      const before = await memoryOf(t.pid);
+      const open = await t.open(n);
+      sessions = open.length;
+      await sleep(SETTLE_MS);
+      const idle = await memoryOf(t.pid);
+      await Promise.all(open.map((s) => s.end().catch(() => undefined)));
+      await sleep(2000);
+      seen.get(t.name)!.before.push(before);
+      seen.get(t.name)!.idle.push(idle);
+      line.push(
+        `${t.name} ${idle.rss.toFixed(1)} MB (${(((idle.rss - before.rss) * 1024) / sessions).toFixed(1)} KB/session)`,
+      );
+    }
+    console.log(`  idle round ${round + 1}: ${line.join(', ')}`);
   }
-  const cells = (m: Memory, digits: number) => FIELDS.map((f) => m[f].toFixed(digits).padStart(13)).join('');
-  console.log(`idle sessions: process.memoryUsage() (MB), ${SETTLE_MS / 1000} s after opening them`);
-  console.log(`  ${''.padEnd(28)}${FIELDS.map((f) => f.padStart(13)).join('')}`);
-  for (const [name, when, m] of rows) console.log(`  ${`${name}, ${when}`.padEnd(28)}${cells(m, 1)}`);
+  const cell = (s: Spread) => formatSpread(s, 1, 7).padStart(22);
+  const row = (ms: Memory[]) => FIELDS.map((f) => cell(spread(ms.map((m) => m[f])))).join('');
+  console.log(
+    `idle sessions: process.memoryUsage() (MB), ${SETTLE_MS / 1000} s after opening them, median (min–max) of ${rounds}`,
+  );
+  console.log(`  ${''.padEnd(28)}${FIELDS.map((f) => f.padStart(22)).join('')}`);
+  for (const t of targets) {
+    const { before, idle } = seen.get(t.name)!;
+    console.log(`  ${`${t.name}, at start`.padEnd(28)}${row([t.atStart])}`);
+    console.log(`  ${`${t.name}, 0 sessions`.padEnd(28)}${row(before)}`);
+    console.log(`  ${`${t.name}, ${sessions} sessions`.padEnd(28)}${row(idle)}`);
+  }
   console.log('  per idle session (KB)');
-  for (const [name, m] of perSession) console.log(`  ${name.padEnd(28)}${cells(m, 1)}`);
-  return results;
+  for (const t of targets) {
+    const { before, idle } = seen.get(t.name)!;
+    const kb = (f: keyof Memory) => spread(idle.map((m, i) => ((m[f] - before[i]![f]) * 1024) / sessions));
+    console.log(`  ${t.name.padEnd(28)}${FIELDS.map((f) => cell(kb(f))).join('')}`);
+  }
+  return targets.map((t) => ({ name: t.name, sessions, rss: seen.get(t.name)!.idle.map((m) => m.rss) }));
 }

@@ -220,100 +220,105 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const select = ['-S', '-M', MODE, '-c', '8', '-j', '2', '-T', String(DURATION)];
   const order: Target[] = [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct];
   const proxies = order.filter((t) => t.pid);
-  console.log(
-    `pgbench -S -M ${MODE} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
-      `(TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
-  );
-  const s = await alternate(order, select);
   const cpu = (r: Run) => r.cpuUs;
   const tps = (r: Run) => r.tps;
-  printRows(
-    `proxy CPU per transaction (µs), median (min–max) of ${ROUNDS}`,
-    proxies.map((t) => [t.name, of(s, t.name, cpu), 1]),
-  );
-  // The system part is mostly loopback TCP (the receiver's side too), and moves with the machine's load.
-  const user = (r: Run) => r.userUs;
-  printRows(
-    "  of which user space (the proxy's own code and its TLS)",
-    proxies.map((t) => [t.name, of(s, t.name, user), 1]),
-  );
-  printRows(
-    'throughput (tps), median (min–max)',
-    order.map((t) => [t.name, of(s, t.name, tps), 0]),
-    { 'node-pipe': 'bare Node TLS pipe: the floor of a Node proxy' },
-  );
-  const checks: [string, Spread, string, (v: number) => boolean][] = [
-    [
-      'agent / node-pipe CPU per transaction',
-      ratios(s, 'agent', 'node-pipe', cpu),
-      '<= 1.15',
-      (v) => v <= 1.15,
-    ],
-    ['agent / node-pipe TPS', ratios(s, 'agent', 'node-pipe', tps), '>= 0.9', (v) => v >= 0.9],
-    ['agent / direct TPS', ratios(s, 'agent', 'direct', tps), '>= 0.85', (v) => v >= 0.85],
-    ['agent / pgbouncer TPS', ratios(s, 'agent', 'pgbouncer', tps), '>= 1.0', (v) => v >= 1.0],
-  ];
-  const floor: [string, Spread][] = [
-    ['agent / node-pipe user CPU per transaction', ratios(s, 'agent', 'node-pipe', user)],
-    ['node-pipe / pgbouncer TPS', ratios(s, 'node-pipe', 'pgbouncer', tps)],
-    ...extra.flatMap((t): [string, Spread][] => [
-      [`agent / ${t.name} CPU per transaction`, ratios(s, 'agent', t.name, cpu)],
-      [`agent / ${t.name} user CPU per transaction`, ratios(s, 'agent', t.name, user)],
-      [`agent / ${t.name} TPS`, ratios(s, 'agent', t.name, tps)],
-    ]),
-  ];
-
-  if (WORKERS > 1) {
-    const name = `agent-${WORKERS}w`;
-    const multi = await startAgent(dir, { ...agentOptions, name, workers: WORKERS });
-    cleanups.push(() => stopProcesses([multi.child]));
-    await waitPort(multi.port, viaCert(multi.port));
-    // CPU counts the primary and its workers.
-    const many = { name, conninfo: viaCert(multi.port), pid: multi.child.pid! };
-    // BENCH_AGENT_BEFORE: that build with as many workers, in the same rounds.
-    const bname = `agent-before-${WORKERS}w`;
-    const beforeMulti = beforeDist
-      ? await startAgent(dir, { ...agentOptions, name: bname, cli: cliOf(beforeDist), workers: WORKERS })
-      : undefined;
-    if (beforeMulti) {
-      cleanups.push(() => stopProcesses([beforeMulti.child]));
-      await waitPort(beforeMulti.port, viaCert(beforeMulti.port));
-    }
-    const beforeMany = beforeMulti && {
-      name: bname,
-      conninfo: viaCert(beforeMulti.port),
-      pid: beforeMulti.child.pid!,
-    };
+  const checks: [string, Spread, string, (v: number) => boolean][] = [];
+  const floor: [string, Spread][] = [];
+  // BENCH_DURATION=0 skips the throughput and worker parts (e.g. to measure idle memory alone).
+  if (DURATION > 0) {
     console.log(
-      `workers: the agent with 1 and ${WORKERS} worker processes, same pgbench -S, ${ROUNDS} rounds`,
+      `pgbench -S -M ${MODE} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
+        `(TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
     );
-    const w = await alternate([targets.agent, many, ...(beforeMany ? [beforeMany] : [])], select);
-    const primary = (r: Run) => r.ownUs;
-    printRows('workers: proxy CPU per transaction (µs), then throughput (tps), median (min–max)', [
-      ['agent', of(w, 'agent', cpu), 1],
-      [name, of(w, name, cpu), 1],
-      [`${name} primary`, of(w, name, primary), 1],
-      ...(beforeMany
-        ? ([
-            [bname, of(w, bname, cpu), 1],
-            [`${bname} primary`, of(w, bname, primary), 1],
-          ] satisfies [string, Spread, number][])
-        : []),
-      ['agent', of(w, 'agent', tps), 0],
-      [name, of(w, name, tps), 0],
-    ]);
-    printRows('workers: ratios of the same round', [
-      [`CPU/tx`, ratios(w, name, 'agent', cpu), 2],
-      [`TPS`, ratios(w, name, 'agent', tps), 2],
-      ...(beforeMany
-        ? ([[`CPU/tx ${name} / ${bname}`, ratios(w, name, bname, cpu), 2]] satisfies [
-            string,
-            Spread,
-            number,
-          ][])
-        : []),
-    ]);
-    await stopProcesses([multi.child, ...(beforeMulti ? [beforeMulti.child] : [])]);
+    const s = await alternate(order, select);
+    printRows(
+      `proxy CPU per transaction (µs), median (min–max) of ${ROUNDS}`,
+      proxies.map((t) => [t.name, of(s, t.name, cpu), 1]),
+    );
+    // The system part is mostly loopback TCP (the receiver's side too), and moves with the machine's load.
+    const user = (r: Run) => r.userUs;
+    printRows(
+      "  of which user space (the proxy's own code and its TLS)",
+      proxies.map((t) => [t.name, of(s, t.name, user), 1]),
+    );
+    printRows(
+      'throughput (tps), median (min–max)',
+      order.map((t) => [t.name, of(s, t.name, tps), 0]),
+      { 'node-pipe': 'bare Node TLS pipe: the floor of a Node proxy' },
+    );
+    checks.push(
+      [
+        'agent / node-pipe CPU per transaction',
+        ratios(s, 'agent', 'node-pipe', cpu),
+        '<= 1.15',
+        (v) => v <= 1.15,
+      ],
+      ['agent / node-pipe TPS', ratios(s, 'agent', 'node-pipe', tps), '>= 0.9', (v) => v >= 0.9],
+      ['agent / direct TPS', ratios(s, 'agent', 'direct', tps), '>= 0.85', (v) => v >= 0.85],
+      ['agent / pgbouncer TPS', ratios(s, 'agent', 'pgbouncer', tps), '>= 1.0', (v) => v >= 1.0],
+    );
+    floor.push(
+      ['agent / node-pipe user CPU per transaction', ratios(s, 'agent', 'node-pipe', user)],
+      ['node-pipe / pgbouncer TPS', ratios(s, 'node-pipe', 'pgbouncer', tps)],
+      ...extra.flatMap((t): [string, Spread][] => [
+        [`agent / ${t.name} CPU per transaction`, ratios(s, 'agent', t.name, cpu)],
+        [`agent / ${t.name} user CPU per transaction`, ratios(s, 'agent', t.name, user)],
+        [`agent / ${t.name} TPS`, ratios(s, 'agent', t.name, tps)],
+      ]),
+    );
+
+    if (WORKERS > 1) {
+      const name = `agent-${WORKERS}w`;
+      const multi = await startAgent(dir, { ...agentOptions, name, workers: WORKERS });
+      cleanups.push(() => stopProcesses([multi.child]));
+      await waitPort(multi.port, viaCert(multi.port));
+      // CPU counts the primary and its workers.
+      const many = { name, conninfo: viaCert(multi.port), pid: multi.child.pid! };
+      // BENCH_AGENT_BEFORE: that build with as many workers, in the same rounds.
+      const bname = `agent-before-${WORKERS}w`;
+      const beforeMulti = beforeDist
+        ? await startAgent(dir, { ...agentOptions, name: bname, cli: cliOf(beforeDist), workers: WORKERS })
+        : undefined;
+      if (beforeMulti) {
+        cleanups.push(() => stopProcesses([beforeMulti.child]));
+        await waitPort(beforeMulti.port, viaCert(beforeMulti.port));
+      }
+      const beforeMany = beforeMulti && {
+        name: bname,
+        conninfo: viaCert(beforeMulti.port),
+        pid: beforeMulti.child.pid!,
+      };
+      console.log(
+        `workers: the agent with 1 and ${WORKERS} worker processes, same pgbench -S, ${ROUNDS} rounds`,
+      );
+      const w = await alternate([targets.agent, many, ...(beforeMany ? [beforeMany] : [])], select);
+      const primary = (r: Run) => r.ownUs;
+      printRows('workers: proxy CPU per transaction (µs), then throughput (tps), median (min–max)', [
+        ['agent', of(w, 'agent', cpu), 1],
+        [name, of(w, name, cpu), 1],
+        [`${name} primary`, of(w, name, primary), 1],
+        ...(beforeMany
+          ? ([
+              [bname, of(w, bname, cpu), 1],
+              [`${bname} primary`, of(w, bname, primary), 1],
+            ] satisfies [string, Spread, number][])
+          : []),
+        ['agent', of(w, 'agent', tps), 0],
+        [name, of(w, name, tps), 0],
+      ]);
+      printRows('workers: ratios of the same round', [
+        [`CPU/tx`, ratios(w, name, 'agent', cpu), 2],
+        [`TPS`, ratios(w, name, 'agent', tps), 2],
+        ...(beforeMany
+          ? ([[`CPU/tx ${name} / ${bname}`, ratios(w, name, bname, cpu), 2]] satisfies [
+              string,
+              Spread,
+              number,
+            ][])
+          : []),
+      ]);
+      await stopProcesses([multi.child, ...(beforeMulti ? [beforeMulti.child] : [])]);
+    }
   }
 
   if (CONNECT_DURATION > 0) {
@@ -364,11 +369,8 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
       // The bare Node TLS pipe: what idle TLS-to-TLS pairs cost Node itself.
       { name: 'node-pipe', pid: pipe.child.pid!, atStart: pipeAtStart!, open: open(pipe.port, PASSWORD) },
     ];
-    const idle = await measureIdle(idleTargets, IDLE_SESSIONS);
-    const rss = (name: string): Spread => {
-      const v = idle.find((r) => r.name === name)!.idle.rss;
-      return { median: v, min: v, max: v };
-    };
+    const idle = await measureIdle(idleTargets, IDLE_SESSIONS, ROUNDS);
+    const rss = (name: string): Spread => spread(idle.find((r) => r.name === name)!.rss);
     checks.push([`agent RSS, ${IDLE_SESSIONS} idle sessions (MB)`, rss('agent'), '<= 120', (v) => v <= 120]);
     if (before) floor.push([`agent-before RSS, ${IDLE_SESSIONS} idle sessions (MB)`, rss('agent-before')]);
     floor.push([`node-pipe RSS, ${IDLE_SESSIONS} idle sessions (MB)`, rss('node-pipe')]);

@@ -4,7 +4,8 @@
 # agent's RSS with 1,000 idle sessions. Prints the proxy CPU per transaction first, then throughput and
 # the ratios, each as median (min–max).
 #   BENCH_DURATION=20 (seconds per pgbench -S run)  BENCH_ROUNDS=3  BENCH_PG_MODE=simple|extended|prepared
-#   BENCH_CONNECT_DURATION=10 (0 skips)  BENCH_IDLE_SESSIONS=1000 (0 skips)
+#   BENCH_DURATION=0 skips the throughput and worker parts; BENCH_CONNECT_DURATION=10 (0 skips)
+#   BENCH_IDLE_SESSIONS=1000 (0 skips; BENCH_ROUNDS rounds too)
 #   BENCH_AGENT_BEFORE=<another build's dist> (that agent joins the rounds: before/after in one run)
 #   BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles the agent), BENCH_PIPE_NODE_ARGS (the pipe)
 #   BENCH_AUDIT=stdout (every agent's audit log on stdout, a pipe drained by a cat; default: a file)

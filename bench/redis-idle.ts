@@ -44,7 +44,7 @@ try {
   const pipe = await startRedisPipe(pki, redis);
   children.push(pipe.child);
   targets.push(await target('node-pipe', pipe, (n) => openSessions(n, pipe.port, tls, auth + PING)));
-  await measureIdle(targets, SESSIONS);
+  await measureIdle(targets, SESSIONS, Number(process.env.BENCH_ROUNDS ?? 3));
 } finally {
   await stopProcesses(children);
   await redis.stop();
