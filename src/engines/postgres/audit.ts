@@ -17,6 +17,7 @@ import {
 } from './decoders.js';
 import { BackendCode, FrontendCode } from './messages.js';
 import { codeSet } from './parser.js';
+import { plainQueryLength } from './plain-query.js';
 import { PASSWORD_WORD, REDACTED, mentionsPassword, redactPasswords } from './redact.js';
 import {
   REWRITE_WORDS,
@@ -79,6 +80,12 @@ export type BindEmitter = (info: StatementInfo, statement: string | undefined, p
 /** Writes the event of a whole simple Query, `{query}`: the common case, written without a fields object. */
 export type QueryTextEmitter = (query: string) => void;
 
+/**
+ * Writes the event `{query}` of a whole simple Query whose text is `body`'s first `length` bytes,
+ * plain text that JSON shows as is (plain-query.ts): most statements, written without a string.
+ */
+export type PlainQueryEmitter = (body: Buffer, length: number) => void;
+
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
   /**
@@ -98,6 +105,8 @@ export class QueryAuditor {
     private readonly emitBind: BindEmitter = (info, statement, parameters) =>
       emit({ query: info.text, statement, parameters: JSON.parse(parameters) as unknown }),
     private readonly emitText: QueryTextEmitter = (query) => emit({ query }),
+    private readonly emitPlain: PlainQueryEmitter = (body, length) =>
+      emitText(body.toString('latin1', 0, length)),
   ) {}
 
   /** MessageCallback for the client scanner. `body` is shorter than `bodyLength` when it was cut. */
@@ -117,6 +126,11 @@ export class QueryAuditor {
     const cut = complete ? undefined : { truncated: true, messageBytes: bodyLength };
     switch (code) {
       case FrontendCode.Query: {
+        const length = complete ? plainQueryLength(body, this.maxValue()) : -1;
+        if (length >= 0) {
+          this.statements.simple(false);
+          return this.emitPlain(body, length);
+        }
         const sql = decodeQueryText(body, complete);
         const plain = !NOTABLE_WORDS.test(sql);
         this.statements.simple(!plain && rewritesStatements(sql));

@@ -6,13 +6,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import {
-  type AuditEvent,
-  type AuditEventType,
-  type AuditEventWriter,
-  MAX_BYTES_PER_UNIT,
-  writeJsonFields,
-} from '../../agent/audit.js';
 import { AuditHold } from '../../agent/audit-hold.js';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import type { LiveSession } from '../../agent/sessions.js';
@@ -20,30 +13,18 @@ import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
 import { DrawbridgeError, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
-import { CLIENT_CODES, QueryAuditor, type QueryEventFields, SERVER_CODES } from './audit.js';
-import type { StatementInfo } from './statements.js';
+import { CLIENT_CODES, QueryAuditor, SERVER_CODES } from './audit.js';
 import { fatalFor } from './errors.js';
 import { BackendCode, FrontendCode } from './messages.js';
 import { BACKEND_LIMITS, type MessageCallback, MessageScanner, frontendLimits } from './parser.js';
 import { TERMINATE } from './serializer.js';
+import { SessionAudit } from './session-audit.js';
 
 /** How long a closing socket may take to flush before it is destroyed. */
 const FORCE_CLOSE_MS = 2_000;
 /** Byte counters reach Prometheus in steps of this size (and at session end), not per chunk. */
 const METRICS_STEP = 1 << 20;
 const ignore = () => undefined;
-/** What precedes a whole simple Query's text (JSON) in its `query` event. */
-const QUERY_KEY = Buffer.from(',"query":');
-
-/** The session's fields of `query` events (`,"type":…,"dbName":…`), as JSON and bytes. */
-interface QueryPrefix {
-  database: string;
-  json: string;
-  bytes: Buffer;
-  /** `bytes`, then `,"query":`. */
-  withQueryKey: Buffer;
-}
-
 export interface SessionParams {
   id: string;
   identity: Identity;
@@ -60,18 +41,20 @@ export interface SessionParams {
   onEnd(): void;
 }
 
-export class PostgresSession implements LiveSession, AuditEventWriter {
+export class PostgresSession implements LiveSession {
   readonly id: string;
   readonly identity: Identity;
   private readonly dbUser: string;
   private readonly dbName: string;
   private readonly frontend: MessageScanner;
   private readonly backendFrames = new MessageScanner(BACKEND_LIMITS, SERVER_CODES);
+  private readonly events: SessionAudit;
   private readonly auditor = new QueryAuditor(
-    (fields) => this.emitQuery(fields),
+    (fields) => this.events.query(fields),
     () => this.agent.state.database.spec.audit.maxValueLength,
-    (info, statement, parameters) => this.emitBind(info, statement, parameters),
-    (query) => this.emitText(query),
+    (info, statement, parameters) => this.events.bind(info, statement, parameters),
+    (query) => this.events.text(query),
+    (body, length) => this.events.plain(body, length),
   );
   private readonly client: TLSSocket;
   private readonly backend: Socket;
@@ -79,21 +62,6 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
   /** What `start` needs once; dropped then, so an idle session holds no startup bytes. */
   private startup: Pick<SessionParams, 'clientRest' | 'backendRest' | 'startFields'> | undefined;
   private readonly startedAt = Date.now();
-  /** See prefix(). */
-  private queryPrefix: QueryPrefix | undefined;
-  /** The statement's own fields (JSON), while its event is being written. */
-  private queryFields = '';
-  /**
-   * The session's fields and `,"query":…,"statement":…,"parameters":` of the statement the last Bind
-   * ran, encoded once: a driver binds the same statement again and again.
-   */
-  private bindHead:
-    { info: StatementInfo; statement: string | undefined; prefix: QueryPrefix; bytes: Buffer } | undefined;
-  /**
-   * While an event that ends with one value (a Bind's parameters, a whole Query's text) is written:
-   * its fields up to that value, which queryFields then holds as JSON.
-   */
-  private eventHead: Buffer | undefined;
   private fromClient = 0;
   private toClient = 0;
   private counted = { fromClient: 0, toClient: 0 };
@@ -119,6 +87,7 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
     this.backend = p.backend;
     this.onEnd = p.onEnd;
     this.startup = p;
+    this.events = new SessionAudit(agent, p.id, p.identity.user, p.dbUser, p.dbName);
     this.frontend = new MessageScanner(frontendLimits(agent.limits.maxRequestBytes), CLIENT_CODES);
     this.roundTrips = agent.metrics.commandDuration.seriesFor('postgres');
   }
@@ -134,7 +103,7 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
     this.backend.on('data', this.relayToClient);
     this.client.once('close', () => this.closed('client disconnected'));
     this.backend.once('close', () => this.closed('the database closed the connection'));
-    this.emit('session.start', startFields);
+    this.events.emit('session.start', startFields);
     if (backendRest.length > 0) this.relayToClient(backendRest);
     if (clientRest.length > 0) this.relayToBackend(clientRest);
     if (!this.ending) {
@@ -285,7 +254,7 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
     this.onEnd();
     this.countBytes();
     this.agent.metrics.sessionsActive.dec({ protocol: 'postgres' });
-    this.emit('session.end', {
+    this.events.emit('session.end', {
       reason: this.ending?.reason,
       durationMs: Date.now() - this.startedAt,
       bytesFromClient: this.fromClient,
@@ -298,100 +267,5 @@ export class PostgresSession implements LiveSession, AuditEventWriter {
     bytes.inc({ protocol: 'postgres', direction: 'from_client' }, this.fromClient - this.counted.fromClient);
     bytes.inc({ protocol: 'postgres', direction: 'to_client' }, this.toClient - this.counted.toClient);
     this.counted = { fromClient: this.fromClient, toClient: this.toClient };
-  }
-
-  /**
-   * `query` events are written per statement, straight into the audit batch: the session's fields
-   * encoded once, then the statement's.
-   */
-  private emitQuery(fields: QueryEventFields): void {
-    const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('query', fields);
-    this.queryFields = JSON.stringify(fields);
-    audit.emitWith(this.prefix().bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
-    this.queryFields = '';
-  }
-
-  /** A whole simple Query: the same bytes as emitQuery's, without a fields object to build and walk. */
-  private emitText(query: string): void {
-    const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('query', { query });
-    this.writeValue(this.prefix().withQueryKey, JSON.stringify(query));
-  }
-
-  /** A Bind of a known statement: the same bytes as emitQuery's, the statement's part cached. */
-  private emitBind(info: StatementInfo, statement: string | undefined, parameters: string): void {
-    const audit = this.agent.audit;
-    if (!audit.emitWith) {
-      return this.emit('query', {
-        query: info.text,
-        statement,
-        parameters: JSON.parse(parameters) as unknown,
-      });
-    }
-    const prefix = this.prefix();
-    const head = this.bindHead;
-    if (head?.info !== info || head.statement !== statement || head.prefix !== prefix) {
-      const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
-      const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
-      this.bindHead = { info, statement, prefix, bytes };
-    }
-    this.writeValue(this.bindHead!.bytes, parameters);
-  }
-
-  /**
-   * Writes an event that ends with one JSON value: `head` (the session's fields on), then `json`.
-   * Only for a sink with emitWith.
-   */
-  private writeValue(head: Buffer, json: string): void {
-    this.eventHead = head;
-    this.queryFields = json;
-    this.agent.audit.emitWith!(head.length + json.length * MAX_BYTES_PER_UNIT + 1, this);
-    this.eventHead = undefined;
-    this.queryFields = '';
-  }
-
-  /** The session's own fields of `query` events, serialized once (per database name). */
-  private prefix(): QueryPrefix {
-    const database = this.agent.state.database.metadata.name;
-    if (this.queryPrefix?.database !== database) {
-      const event = JSON.stringify(this.event('query', {}));
-      const json = `,${event.slice(1, -1)}`;
-      const bytes = Buffer.from(json);
-      const withQueryKey = Buffer.concat([bytes, QUERY_KEY]);
-      this.queryPrefix = { database, json, bytes, withQueryKey };
-    }
-    return this.queryPrefix;
-  }
-
-  writeAuditEvent(buf: Buffer, at: number): number {
-    const head = this.eventHead;
-    if (!head) {
-      const prefix = this.queryPrefix!.bytes;
-      buf.set(prefix, at);
-      return writeJsonFields(buf, at + prefix.length, this.queryFields);
-    }
-    buf.set(head, at);
-    at += head.length;
-    at += buf.write(this.queryFields, at, 'utf8');
-    buf[at] = 0x7d; // }
-    return at + 1;
-  }
-
-  private emit(type: AuditEventType, fields: Record<string, unknown>): void {
-    this.agent.audit.emit(this.event(type, fields));
-  }
-
-  private event(type: AuditEventType, fields: Record<string, unknown>): AuditEvent {
-    return {
-      type,
-      sessionId: this.id,
-      database: this.agent.state.database.metadata.name,
-      protocol: 'postgres',
-      user: this.identity.user,
-      dbUser: this.dbUser,
-      dbName: this.dbName,
-      ...fields,
-    };
   }
 }

@@ -1,0 +1,75 @@
+// The common simple Query, audited from its bytes: printable ASCII text that JSON shows as is, with
+// none of the words that make the auditor look closer. Its `query` event is the text's bytes between
+// quotes, copied from the message into the audit batch: no string is decoded, searched, stringified
+// and encoded again per statement. Anything else (a tab or newline, a quote or backslash, non-ASCII,
+// a NUL inside, a text past the value limit) takes the string path, which writes the same bytes for
+// the texts this one takes.
+import { PASSWORD_WORD } from './redact.js';
+import { REWRITE_WORDS } from './statements.js';
+
+/** Words whose statements rewritesStatements or redactPasswords act on (lower-case ASCII letters). */
+const NOTABLE = [...REWRITE_WORDS, PASSWORD_WORD];
+
+const enum Byte {
+  /** Shown by JSON as is, and no word starts with it. */
+  Plain = 0,
+  /** A control byte, `"`, `\` or non-ASCII: the string path. */
+  Other = 1,
+  /** The first letter of a notable word, either case. */
+  WordStart = 2,
+}
+
+const BYTES = new Uint8Array(256).fill(Byte.Other);
+BYTES.fill(Byte.Plain, 0x20, 0x80);
+BYTES[0x22] = Byte.Other; // "
+BYTES[0x5c] = Byte.Other; // \
+for (const word of NOTABLE) {
+  const c = word.charCodeAt(0);
+  BYTES[c] = BYTES[c & ~0x20] = Byte.WordStart;
+}
+
+/** Texts up to this long are copied byte by byte: cheaper than a native copy's call. */
+const LOOP_COPY = 128;
+
+/**
+ * The length of a whole Query's text (`body` is the message body, its terminator last) when it takes
+ * this path: at most `max` bytes (the value limit, so never cut), printable ASCII without `"` or `\`,
+ * and none of the notable words in any case (as the auditor's case-insensitive word test); otherwise -1.
+ */
+export function plainQueryLength(body: Buffer, max: number): number {
+  const n = body.length - 1;
+  if (n < 0 || n > max || body[n] !== 0) return -1;
+  for (let i = 0; i < n; i++) {
+    const kind = BYTES[body[i]!]!;
+    if (kind !== Byte.Plain && (kind === Byte.Other || startsWord(body, i, n))) return -1;
+  }
+  return n;
+}
+
+/** Whether a notable word starts at `at` (case-insensitive; ASCII letters OR 0x20 are lower case). */
+function startsWord(body: Buffer, at: number, end: number): boolean {
+  for (const word of NOTABLE) {
+    if (word.length > end - at) continue;
+    let i = 0;
+    while (i < word.length && (body[at + i]! | 0x20) === word.charCodeAt(i)) i++;
+    if (i === word.length) return true;
+  }
+  return false;
+}
+
+/**
+ * Writes `head` (the event up to `"query":`), the text (`body`'s first `length` bytes, which
+ * plainQueryLength accepted) as a JSON string, and the closing `}`; returns where it ends. Room
+ * needed: head.length + length + 3.
+ */
+export function writePlainQuery(buf: Buffer, at: number, head: Buffer, body: Buffer, length: number): number {
+  buf.set(head, at);
+  at += head.length;
+  buf[at++] = 0x22; // "
+  if (length <= LOOP_COPY) for (let i = 0; i < length; i++) buf[at + i] = body[i]!;
+  else body.copy(buf, at, 0, length);
+  at += length;
+  buf[at++] = 0x22;
+  buf[at++] = 0x7d; // }
+  return at;
+}

@@ -1,0 +1,165 @@
+// The `query` events of one PostgreSQL session, written straight into the audit batch: the session's
+// own fields encoded once (per database name), then each statement's. A whole simple Query of plain
+// text is copied from its message (plain-query.ts), a Bind of a known statement reuses the part of its
+// event before the parameters, and anything else is written from its fields' JSON. A sink without
+// emitWith gets the same events as objects.
+import {
+  type AuditEvent,
+  type AuditEventType,
+  type AuditEventWriter,
+  MAX_BYTES_PER_UNIT,
+  writeJsonFields,
+} from '../../agent/audit.js';
+import type { AgentRuntime } from '../../agent/engine.js';
+import type { QueryEventFields } from './audit.js';
+import { writePlainQuery } from './plain-query.js';
+import type { StatementInfo } from './statements.js';
+
+/** What precedes a whole simple Query's text (JSON) in its `query` event. */
+const QUERY_KEY = Buffer.from(',"query":');
+
+/** The session's fields of `query` events (`,"type":…,"dbName":…`), as JSON and bytes. */
+interface QueryPrefix {
+  database: string;
+  json: string;
+  bytes: Buffer;
+  /** `bytes`, then `,"query":`. */
+  withQueryKey: Buffer;
+}
+
+export class SessionAudit implements AuditEventWriter {
+  /** See prefix(). */
+  private queryPrefix: QueryPrefix | undefined;
+  /** The statement's own fields (JSON), while its event is being written. */
+  private queryFields = '';
+  /**
+   * The session's fields and `,"query":…,"statement":…,"parameters":` of the statement the last Bind
+   * ran, encoded once: a driver binds the same statement again and again.
+   */
+  private bindHead:
+    { info: StatementInfo; statement: string | undefined; prefix: QueryPrefix; bytes: Buffer } | undefined;
+  /**
+   * While an event that ends with one value (a Bind's parameters, a whole Query's text) is written:
+   * its fields up to that value, which queryFields then holds as JSON.
+   */
+  private eventHead: Buffer | undefined;
+  /** While a plain Query's event is written (plain()): the message body holding its text, and its length. */
+  private plainBody: Buffer | undefined;
+  private plainLength = 0;
+
+  constructor(
+    private readonly agent: AgentRuntime,
+    private readonly sessionId: string,
+    private readonly user: string,
+    private readonly dbUser: string,
+    private readonly dbName: string,
+  ) {}
+
+  /**
+   * `query` events are written per statement, straight into the audit batch: the session's fields
+   * encoded once, then the statement's.
+   */
+  query(fields: QueryEventFields): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.emit('query', fields);
+    this.queryFields = JSON.stringify(fields);
+    audit.emitWith(this.prefix().bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
+    this.queryFields = '';
+  }
+
+  /** A whole simple Query: the same bytes as query()'s, without a fields object to build and walk. */
+  text(query: string): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.emit('query', { query });
+    this.writeValue(this.prefix().withQueryKey, JSON.stringify(query));
+  }
+
+  /** A whole simple Query of plain text: text()'s bytes, the text copied from the message. */
+  plain(body: Buffer, length: number): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.emit('query', { query: body.toString('latin1', 0, length) });
+    const head = (this.eventHead = this.prefix().withQueryKey);
+    this.plainBody = body;
+    this.plainLength = length;
+    audit.emitWith(head.length + length + 3, this);
+    this.eventHead = undefined;
+    this.plainBody = undefined;
+  }
+
+  /** A Bind of a known statement: the same bytes as query()'s, the statement's part cached. */
+  bind(info: StatementInfo, statement: string | undefined, parameters: string): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) {
+      return this.emit('query', {
+        query: info.text,
+        statement,
+        parameters: JSON.parse(parameters) as unknown,
+      });
+    }
+    const prefix = this.prefix();
+    const head = this.bindHead;
+    if (head?.info !== info || head.statement !== statement || head.prefix !== prefix) {
+      const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
+      const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
+      this.bindHead = { info, statement, prefix, bytes };
+    }
+    this.writeValue(this.bindHead!.bytes, parameters);
+  }
+
+  /**
+   * Writes an event that ends with one JSON value: `head` (the session's fields on), then `json`.
+   * Only for a sink with emitWith.
+   */
+  private writeValue(head: Buffer, json: string): void {
+    this.eventHead = head;
+    this.queryFields = json;
+    this.agent.audit.emitWith!(head.length + json.length * MAX_BYTES_PER_UNIT + 1, this);
+    this.eventHead = undefined;
+    this.queryFields = '';
+  }
+
+  /** The session's own fields of `query` events, serialized once (per database name). */
+  private prefix(): QueryPrefix {
+    const database = this.agent.state.database.metadata.name;
+    if (this.queryPrefix?.database !== database) {
+      const event = JSON.stringify(this.event('query', {}));
+      const json = `,${event.slice(1, -1)}`;
+      const bytes = Buffer.from(json);
+      const withQueryKey = Buffer.concat([bytes, QUERY_KEY]);
+      this.queryPrefix = { database, json, bytes, withQueryKey };
+    }
+    return this.queryPrefix;
+  }
+
+  writeAuditEvent(buf: Buffer, at: number): number {
+    const head = this.eventHead;
+    if (!head) {
+      const prefix = this.queryPrefix!.bytes;
+      buf.set(prefix, at);
+      return writeJsonFields(buf, at + prefix.length, this.queryFields);
+    }
+    if (this.plainBody) return writePlainQuery(buf, at, head, this.plainBody, this.plainLength);
+    buf.set(head, at);
+    at += head.length;
+    at += buf.write(this.queryFields, at, 'utf8');
+    buf[at] = 0x7d; // }
+    return at + 1;
+  }
+
+  emit(type: AuditEventType, fields: Record<string, unknown>): void {
+    this.agent.audit.emit(this.event(type, fields));
+  }
+
+  private event(type: AuditEventType, fields: Record<string, unknown>): AuditEvent {
+    return {
+      type,
+      sessionId: this.sessionId,
+      database: this.agent.state.database.metadata.name,
+      protocol: 'postgres',
+      user: this.user,
+      dbUser: this.dbUser,
+      dbName: this.dbName,
+      ...fields,
+    };
+  }
+}

@@ -1,0 +1,66 @@
+// The byte path of a simple Query's audit event: it takes only texts it writes exactly as the string
+// path does (JSON.stringify of the text), and leaves every other text to the string path.
+import { describe, expect, it } from 'vitest';
+import { plainQueryLength, writePlainQuery } from '../../../src/engines/postgres/plain-query.js';
+
+/** A Query message body: the text's bytes, then the terminator. */
+const body = (text: string | Buffer) => Buffer.concat([Buffer.from(text), Buffer.from([0])]);
+const HEAD = Buffer.from(',"type":"query","sessionId":"s1","query":');
+
+/** What the byte path writes for `text`, or undefined when it leaves the text to the string path. */
+function written(text: string | Buffer, max = 256): string | undefined {
+  const b = body(text);
+  const n = plainQueryLength(b, max);
+  if (n < 0) return undefined;
+  const buf = Buffer.alloc(HEAD.length + n + 3 + 8, 0xff);
+  const end = writePlainQuery(buf, 4, HEAD, b, n);
+  expect(end).toBe(4 + HEAD.length + n + 3);
+  expect(buf.subarray(0, 4).every((x) => x === 0xff)).toBe(true);
+  return buf.toString('latin1', 4, end);
+}
+
+const stringPath = (text: string) => `${HEAD.toString('latin1')}${JSON.stringify(text)}}`;
+
+describe('plain Query texts', () => {
+  it('writes what the string path writes, byte for byte', () => {
+    for (const text of [
+      'SELECT abalance FROM pgbench_accounts WHERE aid = 745707;',
+      'select 1',
+      '',
+      "insert into t values ('it''s', 'a/b', '{}', 'x\x7f')",
+      'x'.repeat(200), // past the loop copy: a native copy
+      'x'.repeat(256),
+    ]) {
+      expect(written(text), text).toBe(stringPath(text));
+    }
+  });
+
+  it('takes every printable ASCII byte but " and \\, and no other byte', () => {
+    for (let c = 0; c < 256; c++) {
+      const text = Buffer.from([0x61, c, 0x62]);
+      const plain = c >= 0x20 && c < 0x80 && c !== 0x22 && c !== 0x5c;
+      expect(written(text), `byte ${c}`).toBe(plain ? stringPath(text.toString('latin1')) : undefined);
+    }
+  });
+
+  it('leaves texts with the words the auditor looks closer at to the string path, in any case', () => {
+    for (const word of ['prepare', 'deallocate', 'discard', 'password']) {
+      const mixed = [...word].map((ch, i) => (i % 2 ? ch.toUpperCase() : ch)).join('');
+      for (const text of [word, word.toUpperCase(), mixed, `x${word}y`, `select 1; ${mixed}`]) {
+        expect(written(text), text).toBeUndefined();
+      }
+      // A word cut short by the end of the text is not the word.
+      expect(written(`select ${word.slice(0, -1)}`)).toBe(stringPath(`select ${word.slice(0, -1)}`));
+    }
+    expect(written('select passwor, prepar, discar, dealloc from pgbench_accounts')).toBeDefined();
+  });
+
+  it('leaves texts past the value limit, with a NUL inside or without their terminator', () => {
+    expect(written('x'.repeat(257))).toBeUndefined();
+    expect(written('x'.repeat(10), 9)).toBeUndefined();
+    expect(written('x'.repeat(10), 10)).toBe(stringPath('x'.repeat(10)));
+    expect(plainQueryLength(Buffer.from('select 1\0x\0'), 256)).toBe(-1);
+    expect(plainQueryLength(Buffer.from('select 1'), 256)).toBe(-1);
+    expect(plainQueryLength(Buffer.alloc(0), 256)).toBe(-1);
+  });
+});
