@@ -289,6 +289,11 @@ export class MessageScanner {
       if (mode !== ScanMode.Capture) {
         this.remaining = bodyLength;
         if (mode === ScanMode.Notify) onMessage(code, EMPTY, bodyLength);
+        // The whole body is in this chunk (most messages): passed over in one step.
+        if (end - pos >= bodyLength) {
+          pos += bodyLength;
+          this.remaining = 0;
+        }
       } else if (end - pos >= bodyLength) {
         onMessage(code, chunk.subarray(pos, pos + bodyLength), bodyLength);
         pos += bodyLength;
