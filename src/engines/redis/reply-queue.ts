@@ -38,6 +38,11 @@ export class ReplyQueue implements HeldWrites {
     this.out = new WriteBatcher(socket, () => this.pending > 0);
   }
 
+  /** A cluster session: a batch of replies waits for the rest of it, not for one turn (write-batcher.ts). */
+  waitForRest(): void {
+    this.out.waitForRest = true;
+  }
+
   /** Bytes handed to the client socket so far. */
   get bytesWritten(): number {
     return this.out.bytes;
