@@ -60,6 +60,7 @@ export class ReplyQueue implements HeldWrites {
 
   /** A place for the reply of the command just received. */
   reserve(): number {
+    this.out.cutWait();
     if (this.tail === this.waiting.length) {
       this.waiting.push(undefined);
       this.starts.push(0);

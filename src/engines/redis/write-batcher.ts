@@ -12,7 +12,8 @@
 // turn ends within microseconds, and a node answering a few hundred microseconds after the others
 // split 12-27% of -P16 pipelines into two writes, each waking the client for nothing. So the write
 // that leaves nothing due sends the batch, and WAIT_FOR_REST_MS bounds the wait (a blocking command
-// in the pipeline, a client that pipelines without pause).
+// in the pipeline). A client that sends more meanwhile does not wait for whole pipelines (it streams
+// commands, or awaits many at once): for it the wait ends with the turn, as before (`cutWait`).
 // A reader that knows where its batch ends (a session's one client read, a standalone backend read, the
 // reply queue writing the replies now in order) holds the batcher instead: its writes leave when it
 // releases, in its own callback, unless more is due, and no end-of-turn callback is scheduled (a
@@ -73,6 +74,8 @@ export class WriteBatcher implements HeldWrites {
   waitForRest = false;
   /** Ends such a wait: made on the first, re-armed (refresh) for each later one, never cleared. */
   private restTimer: NodeJS.Timeout | undefined;
+  /** A batch waits for the rest of it now (on restTimer, not on a turn). */
+  private waiting = false;
 
   constructor(
     private readonly socket: Writable,
@@ -110,12 +113,21 @@ export class WriteBatcher implements HeldWrites {
       this.putOff = true;
       // `scheduled` stays set while waiting for the rest: later writes join the batch, and the release
       // that leaves nothing due sends it. A timer firing after that finds no wait and does nothing.
-      if (this.waitForRest) (this.restTimer ??= setTimeout(this.waited, WAIT_FOR_REST_MS).unref()).refresh();
-      else setImmediate(this.turnEnded);
+      if (this.waitForRest) {
+        this.waiting = true;
+        (this.restTimer ??= setTimeout(this.waited, WAIT_FOR_REST_MS).unref()).refresh();
+      } else setImmediate(this.turnEnded);
       return;
     }
     this.flush();
   };
+
+  /** The client sent more while its batch waited for the rest: the batch goes at the end of this turn. */
+  cutWait(): void {
+    if (!this.waiting) return;
+    this.waiting = false;
+    setImmediate(this.turnEnded);
+  }
 
   private readonly waited = (): void => {
     if (this.putOff) this.flush();
@@ -136,7 +148,7 @@ export class WriteBatcher implements HeldWrites {
 
   /** Sends what is batched now (also runs by itself at the end of the current turn). */
   readonly flush = (): void => {
-    this.scheduled = this.putOff = false;
+    this.scheduled = this.putOff = this.waiting = false;
     if (this.first === undefined) return;
     if (this.runCount === 0) {
       const only = this.run();

@@ -112,7 +112,7 @@ describe('ReplyQueue', () => {
     expect(out.writes).toEqual(['AB', 'C']);
   });
 
-  it('a cluster session waits past the turns for the rest of a batch, then at most its timer', async () => {
+  it('a cluster session waits past the turns for the rest of a batch: at most its timer, and not once the client sends more', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // turns (setImmediate) stay real
     try {
       const out = new Recorder();
@@ -146,6 +146,16 @@ describe('ReplyQueue', () => {
       q.fill(h, b('H'));
       vi.advanceTimersByTime(5);
       expect(out.writes).toEqual(['ABCD', 'E', 'F', 'GH']);
+      // A client that sends more while its batch waits streams: the batch goes at the end of the turn.
+      const i = q.reserve();
+      q.reserve();
+      q.fill(i, b('I'));
+      await tick();
+      await tick();
+      expect(out.writes).toEqual(['ABCD', 'E', 'F', 'GH']); // I waits for the rest of its batch
+      q.reserve();
+      await tick();
+      expect(out.writes).toEqual(['ABCD', 'E', 'F', 'GH', 'I']);
     } finally {
       vi.useRealTimers();
     }
