@@ -21,6 +21,14 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 # --- runtime ---------------------------------------------------------------------------------
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
+# jemalloc instead of glibc's malloc (README, Performance): every TLS connection holds a 64 KB read
+# buffer in Node, and once connections come and go glibc reuses those buffers' untouched pages for
+# small objects, so an idle agent's RSS grows toward 64 KB per connection; jemalloc keeps large
+# buffers apart and returns freed pages. Preloaded (below) for every process of the image.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libjemalloc2 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
+ && ln -s "$(find /usr/lib -name libjemalloc.so.2 | head -1)" /usr/local/lib/libjemalloc.so.2
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist/src ./dist/src
@@ -30,5 +38,6 @@ RUN ln -s /app/dist/src/cli/drawbridge.js /usr/local/bin/drawbridge \
  && useradd --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin drawbridge
 # Numeric, so the kubelet can check runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
+ENV LD_PRELOAD=/usr/local/lib/libjemalloc.so.2
 ENTRYPOINT ["drawbridge"]
 CMD ["--help"]

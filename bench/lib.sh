@@ -9,7 +9,9 @@
 # BENCH_AGENT_NODE_ARGS (Node options of every agent process: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 # writes one profile per agent process, named by its pid; the pids are printed as the bench starts),
 # BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process), BENCH_AUDIT=stdout (every agent's audit log
-# on stdout, a pipe drained by a cat as a container runtime would; default: a file).
+# on stdout, a pipe drained by a cat as a container runtime would; default: a file), BENCH_MALLOC=glibc and
+# BENCH_BEFORE_MALLOC=glibc (every proxy, or the before agent, on glibc's malloc; default: jemalloc preloaded,
+# as the image runs the agent).
 REQUESTS=${REQUESTS:-200000}
 ROUNDS=${BENCH_ROUNDS:-3}
 CLIENTS=${CLIENTS:-50}

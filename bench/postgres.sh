@@ -9,6 +9,8 @@
 #   BENCH_AGENT_BEFORE=<another build's dist> (that agent joins the rounds: before/after in one run)
 #   BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles the agent), BENCH_PIPE_NODE_ARGS (the pipe)
 #   BENCH_AUDIT=stdout (every agent's audit log on stdout, a pipe drained by a cat; default: a file)
+#   BENCH_MALLOC=glibc, BENCH_BEFORE_MALLOC=glibc (every proxy, or the before agent, on glibc's malloc;
+#   default: jemalloc preloaded, as the image runs the agent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:/usr/lib/postgresql/15/bin:$PATH"

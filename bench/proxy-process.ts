@@ -10,8 +10,9 @@
 // throughput at 1.01–1.05× the CPU per request.
 // BENCH_AUDIT=stdout: every agent writes its audit log to stdout ("-"), a pipe that a `cat` of its own
 // drains (as a container runtime reads a pod's stdout); otherwise to a file in its directory.
+// BENCH_MALLOC / BENCH_BEFORE_MALLOC: jemalloc (as the image, the default) or glibc (mallocEnv).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
@@ -44,6 +45,31 @@ export interface AgentProcessOptions extends Omit<TestAgentOptions, 'log' | 'par
   workers?: number;
 }
 
+/** This machine's jemalloc (Debian's libjemalloc2, which the image preloads), if it has one. */
+const JEMALLOC = readdirSync('/usr/lib')
+  .filter((d) => d.endsWith('-linux-gnu'))
+  .map((d) => `/usr/lib/${d}/libjemalloc.so.2`)
+  .find((f) => existsSync(f));
+
+/**
+ * The allocator of a measured process, as its environment: the image preloads jemalloc (Dockerfile),
+ * so every proxy here does too when this machine has it. BENCH_MALLOC=glibc runs them on glibc's malloc;
+ * BENCH_BEFORE_MALLOC (default: as BENCH_MALLOC) the BENCH_AGENT_BEFORE agent, e.g. glibc to measure
+ * the allocator itself against this build.
+ */
+function mallocEnv(before = false): Record<string, string> {
+  const which = (before && process.env.BENCH_BEFORE_MALLOC) || process.env.BENCH_MALLOC || 'jemalloc';
+  if (which === 'glibc') return { LD_PRELOAD: '' };
+  if (which !== 'jemalloc') throw new Error(`BENCH_MALLOC=${which}: expected jemalloc or glibc`);
+  if (!JEMALLOC) {
+    console.warn(
+      "bench: no libjemalloc.so.2 here (apt-get install libjemalloc2): glibc malloc, not the image's",
+    );
+    return { LD_PRELOAD: '' };
+  }
+  return { LD_PRELOAD: JEMALLOC };
+}
+
 /** `drawbridge agent --config` in its own process, once it listens (with workers: every worker). */
 export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyProcess> {
   const { name, dir, cli = cliOf(), workers = 1, ...config } = o;
@@ -61,7 +87,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyPr
     metrics,
   });
   const stdout = toStdout ? drainedPipe(path.join(own, 'stdout')) : 2;
-  const child = startProcess(agentArgs(cli, configPath, workers), { DRAWBRIDGE_LOG_LEVEL: 'warn' }, stdout);
+  const env = { DRAWBRIDGE_LOG_LEVEL: 'warn', ...mallocEnv(cli !== cliOf()) };
+  const child = startProcess(agentArgs(cli, configPath, workers), env, stdout);
   if (toStdout) closeSync(stdout);
   const allWorkers = async () =>
     workers === 1 ||
@@ -74,7 +101,10 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyPr
 /** A bare pipe, `node dist/bench/SCRIPT PORT ...args`, in its own process, once it listens. */
 export async function startPipeProcess(name: string, script: string, args: string[]): Promise<ProxyProcess> {
   const port = await freePort();
-  const child = startProcess([...pipeNodeArgs(), path.resolve(here, script), String(port), ...args]);
+  const child = startProcess(
+    [...pipeNodeArgs(), path.resolve(here, script), String(port), ...args],
+    mallocEnv(),
+  );
   await untilListening(name, child, port, async () => true);
   return { name, port, child };
 }

@@ -130,6 +130,9 @@ agents_hardened() {
       return 1
     fi
     grep -q 'Read-only file system' "$WORK/touch.err" || fail "$pod: $(cat "$WORK/touch.err")" || return 1
+    # The image preloads jemalloc (Dockerfile): idle memory stays flat as connections come and go.
+    kubectl -n "$APP" exec "$pod" -- grep -q libjemalloc /proc/1/maps ||
+      fail "$pod: the agent does not run on jemalloc (the image's LD_PRELOAD)" || return 1
   done
 }
 
