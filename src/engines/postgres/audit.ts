@@ -17,7 +17,7 @@ import {
 } from './decoders.js';
 import { BackendCode, FrontendCode } from './messages.js';
 import { codeSet } from './parser.js';
-import { plainQueryLength } from './plain-query.js';
+import { PlainValues, plainQueryLength, showsAsIs } from './plain-query.js';
 import { PASSWORD_WORD, REDACTED, mentionsPassword, redactPasswords } from './redact.js';
 import {
   REWRITE_WORDS,
@@ -86,6 +86,13 @@ export type QueryTextEmitter = (query: string) => void;
  */
 export type PlainQueryEmitter = (body: Buffer, length: number) => void;
 
+/** A Bind's event as BindEmitter's, its parameters given where they lie in the message (PlainValues). */
+export type PlainBindEmitter = (
+  info: StatementInfo,
+  statement: string | undefined,
+  values: PlainValues,
+) => void;
+
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
   /**
@@ -97,6 +104,8 @@ export class QueryAuditor {
   private lastParse: { body: Buffer; statement: string; max: number; info: StatementInfo } | undefined;
   /** Reads each Bind's values in place (one per session). */
   private readonly values = new ValueCursor();
+  /** Where a Bind's values lie when JSON shows each as is (one per session). */
+  private readonly plainValues = new PlainValues();
 
   constructor(
     private readonly emit: (fields: QueryEventFields) => void,
@@ -107,6 +116,8 @@ export class QueryAuditor {
     private readonly emitText: QueryTextEmitter = (query) => emit({ query }),
     private readonly emitPlain: PlainQueryEmitter = (body, length) =>
       emitText(body.toString('latin1', 0, length)),
+    private readonly emitBindPlain: PlainBindEmitter = (info, statement, values) =>
+      emitBind(info, statement, values.json()),
   ) {}
 
   /** MessageCallback for the client scanner. `body` is shorter than `bodyLength` when it was cut. */
@@ -209,11 +220,36 @@ export class QueryAuditor {
       fields.parameters = null;
       return this.emit(Object.assign(fields, cut));
     }
+    const statement = name === '' ? undefined : name;
+    // Most Binds: text values JSON shows as is, of a known statement that is not secret.
+    if (resolved.text !== null && !resolved.secret) {
+      if (this.valuesAsIs(body)) return this.emitBindPlain(resolved, statement, this.plainValues);
+      this.values.openBind(body); // read again from the first value, by the string path
+    }
     const parameters = this.parametersJson(secret(resolved));
-    if (resolved.text !== null) return this.emitBind(resolved, name === '' ? undefined : name, parameters);
+    if (resolved.text !== null) return this.emitBind(resolved, statement, parameters);
     const fields = statementFields(name, resolved);
     fields.parameters = JSON.parse(parameters) as unknown;
     this.emit(fields);
+  }
+
+  /**
+   * Reads the opened Bind's values into plainValues while each is NULL or a text value that JSON shows
+   * as is within the value limit (the string path would write the same bytes); false at the first
+   * other one.
+   */
+  private valuesAsIs(body: Buffer): boolean {
+    const c = this.values;
+    const plain = this.plainValues;
+    const max = this.maxValue();
+    plain.reset(body);
+    while (c.next()) {
+      if (c.start < 0) plain.add(-1, -1);
+      else if (!c.binary && c.end - c.start <= max && showsAsIs(body, c.start, c.end))
+        plain.add(c.start, c.end);
+      else return false;
+    }
+    return true;
   }
 
   /**

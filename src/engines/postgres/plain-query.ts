@@ -73,3 +73,67 @@ export function writePlainQuery(buf: Buffer, at: number, head: Buffer, body: Buf
   buf[at++] = 0x7d; // }
   return at;
 }
+
+/** Whether JSON shows `buf`'s bytes from `start` to `end` as is: printable ASCII without `"` or `\`. */
+export function showsAsIs(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (BYTES[buf[i]!] === Byte.Other) return false;
+  return true;
+}
+
+/**
+ * A Bind's parameters when JSON shows each as is (text values that showsAsIs, or NULL): where they lie
+ * in the message, so their audit array is copied from it. One per session, reused for every Bind.
+ */
+export class PlainValues {
+  body: Buffer = Buffer.alloc(0);
+  count = 0;
+  /** Bytes of their JSON array. */
+  jsonBytes = 2;
+  /** Each value's start and end in `body`; start -1 for NULL. */
+  private spans = new Int32Array(32);
+
+  reset(body: Buffer): void {
+    this.body = body;
+    this.count = 0;
+    this.jsonBytes = 2; // []
+  }
+
+  add(start: number, end: number): void {
+    const at = this.count++ * 2;
+    if (at === this.spans.length) {
+      const wider = new Int32Array(at * 2);
+      wider.set(this.spans);
+      this.spans = wider;
+    }
+    this.spans[at] = start;
+    this.spans[at + 1] = end;
+    this.jsonBytes += (this.count > 1 ? 1 : 0) + (start < 0 ? 4 : end - start + 2);
+  }
+
+  /** Writes the JSON array at `at` (room: jsonBytes); returns where it ends. */
+  write(buf: Buffer, at: number): number {
+    const { body, spans } = this;
+    buf[at++] = 0x5b; // [
+    for (let v = 0; v < this.count; v++) {
+      if (v > 0) buf[at++] = 0x2c; // ,
+      const start = spans[v * 2]!;
+      if (start < 0) {
+        at += buf.write('null', at, 'latin1');
+        continue;
+      }
+      const end = spans[v * 2 + 1]!;
+      buf[at++] = 0x22;
+      if (end - start <= LOOP_COPY) for (let i = start; i < end; i++) buf[at++] = body[i]!;
+      else at += body.copy(buf, at, start, end);
+      buf[at++] = 0x22;
+    }
+    buf[at++] = 0x5d; // ]
+    return at;
+  }
+
+  /** The same JSON as a string (a sink without emitWith, tests). */
+  json(): string {
+    const buf = Buffer.allocUnsafe(this.jsonBytes);
+    return buf.toString('latin1', 0, this.write(buf, 0));
+  }
+}

@@ -12,7 +12,7 @@ import {
 } from '../../agent/audit.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import type { QueryEventFields } from './audit.js';
-import { writePlainQuery } from './plain-query.js';
+import { type PlainValues, writePlainQuery } from './plain-query.js';
 import type { StatementInfo } from './statements.js';
 
 /** What precedes a whole simple Query's text (JSON) in its `query` event. */
@@ -46,6 +46,8 @@ export class SessionAudit implements AuditEventWriter {
   /** While a plain Query's event is written (plain()): the message body holding its text, and its length. */
   private plainBody: Buffer | undefined;
   private plainLength = 0;
+  /** While a Bind's event is written from its values in place (bindPlain()). */
+  private plainValues: PlainValues | undefined;
 
   constructor(
     private readonly agent: AgentRuntime,
@@ -96,14 +98,29 @@ export class SessionAudit implements AuditEventWriter {
         parameters: JSON.parse(parameters) as unknown,
       });
     }
+    this.writeValue(this.bindHeadOf(info, statement), parameters);
+  }
+
+  /** A Bind of a known statement whose values JSON shows as is: bind()'s bytes, the values copied. */
+  bindPlain(info: StatementInfo, statement: string | undefined, values: PlainValues): void {
+    const audit = this.agent.audit;
+    if (!audit.emitWith) return this.bind(info, statement, values.json());
+    const head = (this.eventHead = this.bindHeadOf(info, statement));
+    this.plainValues = values;
+    audit.emitWith(head.length + values.jsonBytes + 1, this);
+    this.eventHead = undefined;
+    this.plainValues = undefined;
+  }
+
+  /** The event of a Bind of `info` up to its parameters, kept for the next Bind of the same. */
+  private bindHeadOf(info: StatementInfo, statement: string | undefined): Buffer {
     const prefix = this.prefix();
     const head = this.bindHead;
-    if (head?.info !== info || head.statement !== statement || head.prefix !== prefix) {
-      const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
-      const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
-      this.bindHead = { info, statement, prefix, bytes };
-    }
-    this.writeValue(this.bindHead!.bytes, parameters);
+    if (head?.info === info && head.statement === statement && head.prefix === prefix) return head.bytes;
+    const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
+    const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
+    this.bindHead = { info, statement, prefix, bytes };
+    return bytes;
   }
 
   /**
@@ -141,6 +158,11 @@ export class SessionAudit implements AuditEventWriter {
     if (this.plainBody) return writePlainQuery(buf, at, head, this.plainBody, this.plainLength);
     buf.set(head, at);
     at += head.length;
+    if (this.plainValues) {
+      at = this.plainValues.write(buf, at);
+      buf[at] = 0x7d; // }
+      return at + 1;
+    }
     at += buf.write(this.queryFields, at, 'utf8');
     buf[at] = 0x7d; // }
     return at + 1;

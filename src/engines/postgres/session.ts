@@ -55,6 +55,7 @@ export class PostgresSession implements LiveSession {
     (info, statement, parameters) => this.events.bind(info, statement, parameters),
     (query) => this.events.text(query),
     (body, length) => this.events.plain(body, length),
+    (info, statement, values) => this.events.bindPlain(info, statement, values),
   );
   private readonly client: TLSSocket;
   private readonly backend: Socket;

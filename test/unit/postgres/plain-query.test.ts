@@ -1,7 +1,10 @@
 // The byte path of a simple Query's audit event: it takes only texts it writes exactly as the string
 // path does (JSON.stringify of the text), and leaves every other text to the string path.
 import { describe, expect, it } from 'vitest';
+import { QueryAuditor } from '../../../src/engines/postgres/audit.js';
 import { plainQueryLength, writePlainQuery } from '../../../src/engines/postgres/plain-query.js';
+import { REDACTED } from '../../../src/engines/postgres/redact.js';
+import { fe } from './factory.js';
 
 /** A Query message body: the text's bytes, then the terminator. */
 const body = (text: string | Buffer) => Buffer.concat([Buffer.from(text), Buffer.from([0])]);
@@ -62,5 +65,58 @@ describe('plain Query texts', () => {
     expect(plainQueryLength(Buffer.from('select 1\0x\0'), 256)).toBe(-1);
     expect(plainQueryLength(Buffer.from('select 1'), 256)).toBe(-1);
     expect(plainQueryLength(Buffer.alloc(0), 256)).toBe(-1);
+  });
+});
+
+describe('plain Bind parameters', () => {
+  /** Each Bind's parameters as written: `plain` (copied from the message) or `string` (JSON of the values). */
+  function binds(sql: string, values: (Buffer | null)[][], formats: number[] = [], max = 256) {
+    const seen: [string, string][] = [];
+    const auditor = new QueryAuditor(
+      () => undefined,
+      () => max,
+      (_info, _statement, parameters) => seen.push(['string', parameters]),
+      undefined,
+      undefined,
+      (_info, _statement, plain) => {
+        const buf = Buffer.alloc(plain.jsonBytes + 2, 0xff);
+        const end = plain.write(buf, 1);
+        expect(end).toBe(1 + plain.jsonBytes);
+        expect(buf[0]).toBe(0xff);
+        seen.push(['plain', buf.toString('latin1', 1, end)]);
+      },
+    );
+    const send = (m: Buffer) => auditor.onMessage(m[0]!, m.subarray(5), m.length - 5);
+    send(fe.parse('s', sql));
+    for (const v of values) send(fe.bind('', 's', formats, v));
+    return seen;
+  }
+  const text = (...v: (string | null)[]) => v.map((x) => (x === null ? null : Buffer.from(x)));
+
+  it('copies text values and NULLs that JSON shows as is, as JSON.stringify writes them', () => {
+    const long = 'x'.repeat(200); // past the loop copy: a native copy
+    const seen = binds('select $1, $2, $3', [text('745707', null, ''), text(long, 'a b', null), []]);
+    expect(seen).toEqual([
+      ['plain', JSON.stringify(['745707', null, ''])],
+      ['plain', JSON.stringify([long, 'a b', null])],
+      ['plain', '[]'],
+    ]);
+  });
+
+  it('leaves any other value to the string path, which writes every value from the first', () => {
+    const seen = binds('select $1, $2', [text('ok', 'a"b'), text('ok', 'tab\there'), text('é', 'ok')]);
+    expect(seen).toEqual([
+      ['string', JSON.stringify(['ok', 'a"b'])],
+      ['string', JSON.stringify(['ok', 'tab\there'])],
+      ['string', JSON.stringify(['é', 'ok'])],
+    ]);
+    expect(binds('select $1', [text('0123456789')], [], 8)[0]![0]).toBe('string');
+    expect(binds('select $1', [[Buffer.from('ab')]], [1])).toEqual([['string', '["\\\\x6162"]']]);
+  });
+
+  it('never copies the values of a statement that mentions a password', () => {
+    expect(binds('alter role a password $1', [text('hunter2')])).toEqual([
+      ['string', JSON.stringify([REDACTED])],
+    ]);
   });
 });
