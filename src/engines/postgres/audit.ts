@@ -156,7 +156,10 @@ export class QueryAuditor {
       case FrontendCode.Parse:
         return this.parse(body, complete);
       case FrontendCode.Bind:
-        return this.bind(body, complete, cut);
+        this.bind(body, complete, cut);
+        // Views of the message would keep the client's chunk for as long as the session idles.
+        this.values.release();
+        return this.plainValues.release();
       case FrontendCode.Close: {
         const close = decodeClose(body);
         return this.statements.close(close.target === 'statement', close.name);

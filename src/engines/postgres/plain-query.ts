@@ -80,22 +80,32 @@ export function showsAsIs(buf: Buffer, start: number, end: number): boolean {
   return true;
 }
 
+const EMPTY = Buffer.alloc(0);
+/** Room for 16 values' spans, what almost every statement binds; a larger Bind grows it for itself. */
+const USUAL_SPANS = 32;
+
 /**
  * A Bind's parameters when JSON shows each as is (text values that showsAsIs, or NULL): where they lie
  * in the message, so their audit array is copied from it. One per session, reused for every Bind.
  */
 export class PlainValues {
-  body: Buffer = Buffer.alloc(0);
+  body: Buffer = EMPTY;
   count = 0;
   /** Bytes of their JSON array. */
   jsonBytes = 2;
   /** Each value's start and end in `body`; start -1 for NULL. */
-  private spans = new Int32Array(32);
+  private spans = new Int32Array(USUAL_SPANS);
 
   reset(body: Buffer): void {
     this.body = body;
     this.count = 0;
     this.jsonBytes = 2; // []
+  }
+
+  /** After the event: lets go of the message, and of spans grown for an outsized Bind (up to 512 KB). */
+  release(): void {
+    this.body = EMPTY;
+    if (this.spans.length > USUAL_SPANS) this.spans = new Int32Array(USUAL_SPANS);
   }
 
   add(start: number, end: number): void {

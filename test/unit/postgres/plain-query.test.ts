@@ -2,8 +2,13 @@
 // path does (JSON.stringify of the text), and leaves every other text to the string path.
 import { describe, expect, it } from 'vitest';
 import { QueryAuditor } from '../../../src/engines/postgres/audit.js';
-import { plainQueryLength, writePlainQuery } from '../../../src/engines/postgres/plain-query.js';
-import { REDACTED } from '../../../src/engines/postgres/redact.js';
+import {
+  type PlainValues,
+  plainQueryLength,
+  writePlainQuery,
+} from '../../../src/engines/postgres/plain-query.js';
+import { PASSWORD_WORD, REDACTED } from '../../../src/engines/postgres/redact.js';
+import { REWRITE_WORDS } from '../../../src/engines/postgres/statements.js';
 import { fe } from './factory.js';
 
 /** A Query message body: the text's bytes, then the terminator. */
@@ -56,6 +61,12 @@ describe('plain Query texts', () => {
       expect(written(`select ${word.slice(0, -1)}`)).toBe(stringPath(`select ${word.slice(0, -1)}`));
     }
     expect(written('select passwor, prepar, discar, dealloc from pgbench_accounts')).toBeDefined();
+  });
+
+  it('folds case only for words of lower-case ASCII letters, which every notable word is', () => {
+    // startsWord compares (byte | 0x20): right for letters only. A word with a digit or _ added to
+    // these lists would never match there, and its statements would skip the string path's checks.
+    for (const word of [...REWRITE_WORDS, PASSWORD_WORD]) expect(word).toMatch(/^[a-z]+$/);
   });
 
   it('leaves texts past the value limit, with a NUL inside or without their terminator', () => {
@@ -112,6 +123,33 @@ describe('plain Bind parameters', () => {
     ]);
     expect(binds('select $1', [text('0123456789')], [], 8)[0]![0]).toBe('string');
     expect(binds('select $1', [[Buffer.from('ab')]], [1])).toEqual([['string', '["\\\\x6162"]']]);
+  });
+
+  it('lets go of the message once the event is written, after an outsized Bind too', () => {
+    let kept: PlainValues | undefined;
+    const seen: string[] = [];
+    const auditor = new QueryAuditor(
+      () => undefined,
+      () => 256,
+      undefined,
+      undefined,
+      undefined,
+      (_info, _statement, plain) => {
+        kept = plain;
+        const buf = Buffer.alloc(plain.jsonBytes);
+        plain.write(buf, 0);
+        seen.push(buf.toString('latin1'));
+      },
+    );
+    const send = (m: Buffer) => auditor.onMessage(m[0]!, m.subarray(5), m.length - 5);
+    send(fe.parse('s', 'select 1'));
+    const many = Array.from({ length: 1000 }, (_, i) => Buffer.from(String(i)));
+    for (const v of [many, text('a', null)]) {
+      send(fe.bind('', 's', [], v));
+      // A view of the message would keep the client's whole chunk alive while the session idles.
+      expect(kept?.body.length).toBe(0);
+    }
+    expect(seen).toEqual([JSON.stringify(many.map(String)), JSON.stringify(['a', null])]);
   });
 
   it('never copies the values of a statement that mentions a password', () => {
