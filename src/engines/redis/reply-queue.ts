@@ -38,11 +38,6 @@ export class ReplyQueue implements HeldWrites {
     this.out = new WriteBatcher(socket, () => this.pending > 0);
   }
 
-  /** A cluster session: a batch of replies waits for the rest of it, not for one turn (write-batcher.ts). */
-  waitForRest(): void {
-    this.out.waitForRest = true;
-  }
-
   /** Bytes handed to the client socket so far. */
   get bytesWritten(): number {
     return this.out.bytes;
@@ -60,7 +55,6 @@ export class ReplyQueue implements HeldWrites {
 
   /** A place for the reply of the command just received. */
   reserve(): number {
-    this.out.cutWait();
     if (this.tail === this.waiting.length) {
       this.waiting.push(undefined);
       this.starts.push(0);

@@ -227,7 +227,6 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     }
     this.router = router;
     this.commands.attach(facts, cluster);
-    if (cluster) this.replies.waitForRest();
     router.onReply?.(this.replied, this.replies);
     router.onPush((frame) => {
       this.replies.writeNow(frame);

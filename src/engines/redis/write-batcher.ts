@@ -7,13 +7,6 @@
 // connections, and those read in one turn leave in one write instead of one per node. When more of
 // the batch is due (`due`: replies of the same pipeline still out, often read in the very next turn),
 // the write waits one turn more, never longer: one TLS record and syscall each way instead of two.
-// A cluster session's batcher waits for the rest instead (`waitForRest`): one turn is too short
-// there. With an end-of-turn callback pending the event loop does not block for I/O, so the extra
-// turn ends within microseconds, and a node answering a few hundred microseconds after the others
-// split 12-27% of -P16 pipelines into two writes, each waking the client for nothing. So the write
-// that leaves nothing due sends the batch, and WAIT_FOR_REST_MS bounds the wait (a blocking command
-// in the pipeline). A client that sends more meanwhile does not wait for whole pipelines (it streams
-// commands, or awaits many at once): for it the wait ends with the turn, as before (`cutWait`).
 // A reader that knows where its batch ends (a session's one client read, a standalone backend read, the
 // reply queue writing the replies now in order) holds the batcher instead: its writes leave when it
 // releases, in its own callback, unless more is due, and no end-of-turn callback is scheduled (a
@@ -34,8 +27,6 @@ export interface HeldWrites {
  * and a writev (TLS copies a writev into one record anyway). Larger batches go out as a corked writev.
  */
 const MAX_COPY_BYTES = 64 * 1024;
-/** Longest a cluster session's batch waits for the rest of it once its turn has ended. */
-const WAIT_FOR_REST_MS = 1;
 /** Ranges up to this long are copied byte by byte: cheaper than Buffer.copy's native call. */
 const SHORT_COPY = 64;
 
@@ -70,12 +61,6 @@ export class WriteBatcher implements HeldWrites {
 
   /** The last turn's write was put off once already (see `due`). */
   private putOff = false;
-  /** Put off until nothing is due, for at most WAIT_FOR_REST_MS, rather than one turn (see the header). */
-  waitForRest = false;
-  /** Ends such a wait: made on the first, re-armed (refresh) for each later one, never cleared. */
-  private restTimer: NodeJS.Timeout | undefined;
-  /** A batch waits for the rest of it now (on restTimer, not on a turn). */
-  private waiting = false;
 
   constructor(
     private readonly socket: Writable,
@@ -111,26 +96,11 @@ export class WriteBatcher implements HeldWrites {
   private readonly turnEnded = (): void => {
     if (!this.putOff && this.first !== undefined && this.due?.()) {
       this.putOff = true;
-      // `scheduled` stays set while waiting for the rest: later writes join the batch, and the release
-      // that leaves nothing due sends it. A timer firing after that finds no wait and does nothing.
-      if (this.waitForRest) {
-        this.waiting = true;
-        (this.restTimer ??= setTimeout(this.waited, WAIT_FOR_REST_MS).unref()).refresh();
-      } else setImmediate(this.turnEnded);
+      setImmediate(this.turnEnded);
       return;
     }
+    this.putOff = false;
     this.flush();
-  };
-
-  /** The client sent more while its batch waited for the rest: the batch goes at the end of this turn. */
-  cutWait(): void {
-    if (!this.waiting) return;
-    this.waiting = false;
-    setImmediate(this.turnEnded);
-  }
-
-  private readonly waited = (): void => {
-    if (this.putOff) this.flush();
   };
 
   hold(): void {
@@ -148,7 +118,7 @@ export class WriteBatcher implements HeldWrites {
 
   /** Sends what is batched now (also runs by itself at the end of the current turn). */
   readonly flush = (): void => {
-    this.scheduled = this.putOff = this.waiting = false;
+    this.scheduled = false;
     if (this.first === undefined) return;
     if (this.runCount === 0) {
       const only = this.run();

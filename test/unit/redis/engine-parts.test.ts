@@ -1,7 +1,7 @@
 // Pure parts of the Redis engine: command names, the catalog from COMMAND, reply ordering and write
 // batching (audit arguments: audit.test.ts).
 import { Writable } from 'node:stream';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { catalogFromCommandReply, helloFields } from '../../../src/engines/redis/command-catalog.js';
 import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
 import { decodeReply } from '../../../src/engines/redis/reply-parser.js';
@@ -110,55 +110,6 @@ describe('ReplyQueue', () => {
     q.fill(c, b('C'));
     await tick(); // nothing more is due: no wait
     expect(out.writes).toEqual(['AB', 'C']);
-  });
-
-  it('a cluster session waits past the turns for the rest of a batch: at most its timer, and not once the client sends more', async () => {
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // turns (setImmediate) stay real
-    try {
-      const out = new Recorder();
-      const q = new ReplyQueue(out);
-      q.waitForRest();
-      const [a, bb, c, d] = [q.reserve(), q.reserve(), q.reserve(), q.reserve()];
-      q.fill(a, b('A'));
-      for (let i = 0; i < 5; i++) await tick();
-      expect(out.writes).toEqual([]); // B, C, D are due (another node's): A waits for them, turns or not
-      q.hold();
-      q.fill(bb, b('B'));
-      q.fill(c, b('C'));
-      q.release();
-      expect(out.writes).toEqual([]); // D is still due
-      q.fill(d, b('D')); // nothing left due: the whole batch leaves now, in one write
-      expect(out.writes).toEqual(['ABCD']);
-      // A reply that takes long (a blocking command) holds the ones before it until the timer.
-      const [e, f] = [q.reserve(), q.reserve()];
-      q.fill(e, b('E'));
-      await tick();
-      await tick();
-      expect(out.writes).toEqual(['ABCD']);
-      vi.advanceTimersByTime(1);
-      expect(out.writes).toEqual(['ABCD', 'E']);
-      q.fill(f, b('F'));
-      expect(out.writes).toEqual(['ABCD', 'E', 'F']);
-      // The timer, re-armed for the next wait, finds none once the batch has left.
-      const [g, h] = [q.reserve(), q.reserve()];
-      q.fill(g, b('G'));
-      await tick();
-      q.fill(h, b('H'));
-      vi.advanceTimersByTime(5);
-      expect(out.writes).toEqual(['ABCD', 'E', 'F', 'GH']);
-      // A client that sends more while its batch waits streams: the batch goes at the end of the turn.
-      const i = q.reserve();
-      q.reserve();
-      q.fill(i, b('I'));
-      await tick();
-      await tick();
-      expect(out.writes).toEqual(['ABCD', 'E', 'F', 'GH']); // I waits for the rest of its batch
-      q.reserve();
-      await tick();
-      expect(out.writes).toEqual(['ABCD', 'E', 'F', 'GH', 'I']);
-    } finally {
-      vi.useRealTimers();
-    }
   });
 
   it('held replies leave together at the release, unless more are due: then at the end of the turn', async () => {
