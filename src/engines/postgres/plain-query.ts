@@ -4,6 +4,7 @@
 // and encoded again per statement. Anything else (a tab or newline, a quote or backslash, non-ASCII,
 // a NUL inside, a text past the value limit) takes the string path, which writes the same bytes for
 // the texts this one takes.
+import { copyRange } from '../../agent/copy-range.js';
 import { PASSWORD_WORD } from './redact.js';
 import { REWRITE_WORDS } from './statements.js';
 
@@ -27,9 +28,6 @@ for (const word of NOTABLE) {
   const c = word.charCodeAt(0);
   BYTES[c] = BYTES[c & ~0x20] = Byte.WordStart;
 }
-
-/** Texts up to this long are copied byte by byte: cheaper than a native copy's call. */
-const LOOP_COPY = 128;
 
 /**
  * The length of a whole Query's text (`body` is the message body, its terminator last) when it takes
@@ -66,9 +64,7 @@ export function writePlainQuery(buf: Buffer, at: number, head: Buffer, body: Buf
   buf.set(head, at);
   at += head.length;
   buf[at++] = 0x22; // "
-  if (length <= LOOP_COPY) for (let i = 0; i < length; i++) buf[at + i] = body[i]!;
-  else body.copy(buf, at, 0, length);
-  at += length;
+  at = copyRange(body, 0, length, buf, at);
   buf[at++] = 0x22;
   buf[at++] = 0x7d; // }
   return at;
@@ -133,8 +129,7 @@ export class PlainValues {
       }
       const end = spans[v * 2 + 1]!;
       buf[at++] = 0x22;
-      if (end - start <= LOOP_COPY) for (let i = start; i < end; i++) buf[at++] = body[i]!;
-      else at += body.copy(buf, at, start, end);
+      at = copyRange(body, start, end, buf, at);
       buf[at++] = 0x22;
     }
     buf[at++] = 0x5d; // ]

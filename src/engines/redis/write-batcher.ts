@@ -14,6 +14,7 @@
 // nothing pending (pipeline depth 1) is written in the node read that brought it, not after the
 // turn's other I/O callbacks, and costs no setImmediate.
 import type { Writable } from 'node:stream';
+import { copyRange } from '../../agent/copy-range.js';
 
 /** Writes held between `hold()` and `release()`, then sent together at the release. */
 export interface HeldWrites {
@@ -27,16 +28,6 @@ export interface HeldWrites {
  * and a writev (TLS copies a writev into one record anyway). Larger batches go out as a corked writev.
  */
 const MAX_COPY_BYTES = 64 * 1024;
-/** Ranges up to this long are copied byte by byte: cheaper than Buffer.copy's native call. */
-const SHORT_COPY = 64;
-
-/** Copies `from[start, end)` into `to` at `at`; returns where the copy ends in `to`. */
-export function copyRange(from: Buffer, start: number, end: number, to: Buffer, at: number): number {
-  if (end - start > SHORT_COPY) return at + from.copy(to, at, start, end);
-  for (let i = start; i < end; i++) to[at++] = from[i]!;
-  return at;
-}
-
 const EMPTY = Buffer.alloc(0);
 
 export class WriteBatcher implements HeldWrites {

@@ -8,7 +8,7 @@ import type { Socket } from 'node:net';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import { ReplyFramer, errorText, isErrorFrame, isPushFrame } from '../reply-parser.js';
 import type { RespVersion } from '../serializer.js';
-import { copyRange } from '../write-batcher.js';
+import { copyRange } from '../../../agent/copy-range.js';
 import { HELLO_3 } from './protocol.js';
 
 /** Why a command got no reply: `sent` says whether the node may have run it. */
