@@ -340,7 +340,15 @@ describe('random pipelined batches (differential: what ran against what the audi
 });
 
 describe('secrets and long values', () => {
-  const secrets = ['sekrit-one', 'sekrit-two', 'sekrit-three', 'sekrit-four', 'sekrit-five'];
+  const secrets = [
+    'sekrit-one',
+    'sekrit-two',
+    'sekrit-three',
+    'sekrit-four',
+    'sekrit-five',
+    'sekrit-six',
+    'sekrit-seven',
+  ];
 
   it('redacts role passwords in queries and Bind parameters', async () => {
     await withSession(async (s) => {
@@ -358,13 +366,24 @@ describe('secrets and long values', () => {
         fe.bind('', '', [], [Buffer.from(secrets[4]!)]),
         fe.sync(),
       ]);
-      const events = await queries(s, 4);
-      expect(events).toHaveLength(4);
+      // Plain ASCII without " or \, which the audit copies as bytes unless a notable word is in it, in any case.
+      await exchange(s, [fe.query(`alter role r1 pAsSwOrD '${secrets[5]}'`)]);
+      // A statement that mentions the word, with a value the audit would otherwise copy from the Bind.
+      await exchange(s, [
+        fe.parse('pw', 'SELECT $1::text AS PassWord'),
+        fe.bind('', 'pw', [], [Buffer.from(secrets[6]!)]),
+        fe.execute(''),
+        fe.sync(),
+      ]);
+      const events = await queries(s, 6);
+      expect(events).toHaveLength(6);
       const text = await readFile(f.agent.auditPath, 'utf8');
       for (const secret of secrets) expect(text).not.toContain(secret);
       expect(events[0]!.query).toContain('PASSWORD [redacted]');
       expect(events[0]!.query).toContain("VALID UNTIL 'infinity'");
-      expect(events.at(-1)!.parameters).toEqual(['[redacted]']);
+      expect(events[3]!.parameters).toEqual(['[redacted]']);
+      expect(events[4]!.query).toBe('alter role r1 pAsSwOrD [redacted]');
+      expect(events[5]).toMatchObject({ statement: 'pw', parameters: ['[redacted]'] });
       expect(
         Number((await f.pg.admin("SELECT count(*) FROM pg_roles WHERE rolname IN ('r1','r2')")).trim()),
       ).toBe(2);
