@@ -157,8 +157,8 @@ export class QueryAuditor {
         return this.parse(body, complete);
       case FrontendCode.Bind:
         this.bind(body, complete, cut);
-        // Views of the message would keep the client's chunk for as long as the session idles.
-        this.values.release();
+        // A view of the message would keep the client's chunk for as long as the session idles (the
+        // value cursor lets go of it itself, once it has read the message to its end).
         return this.plainValues.release();
       case FrontendCode.Close: {
         const close = decodeClose(body);

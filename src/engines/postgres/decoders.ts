@@ -191,11 +191,6 @@ export class ValueCursor {
     return oid;
   }
 
-  /** After the message: lets go of it. */
-  release(): void {
-    this.begin(EMPTY, true);
-  }
-
   /** Steps to the next value; false after the last one (the rest of the message checked). */
   next(): boolean {
     if (this.index === this.count) {
