@@ -13,8 +13,6 @@ import { PG_BIN, startPostgres } from '../test/support/postgres.js';
 import {
   PASSWORD,
   USER,
-  cpuSeconds,
-  ownCpuSeconds,
   openIdleSessions,
   run,
   startAgent,
@@ -23,6 +21,7 @@ import {
   waitPort,
 } from './postgres-env.js';
 import { type IdleTarget, measureIdle, memoryOf } from './idle-memory.js';
+import { ROUNDS, type Run, type Target, alternate, of, printRows, ratios } from './pgbench-runs.js';
 import { cliOf, stopProcesses } from './proxy-process.js';
 import { type Spread, formatSpread, spread } from './stats.js';
 
@@ -31,91 +30,15 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 20);
 const CONNECT_DURATION = Number(process.env.BENCH_CONNECT_DURATION ?? 10);
 /** 0 skips the idle-memory part. */
 const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-/** pgbench's query mode (-M): simple, extended (Parse/Bind/Execute per query) or prepared. */
-const MODE = process.env.BENCH_PG_MODE ?? 'simple';
+/**
+ * pgbench's query modes (-M), each measured in turn: simple, extended (Parse/Bind/Execute per query,
+ * as node-postgres with parameters) or prepared (Bind/Execute of a named statement, as JDBC or pgx).
+ */
+const MODES = (process.env.BENCH_PG_MODES ?? 'simple').split(/[\s,]+/).filter(Boolean);
+/** The targets measured (space-separated; the agent always is, and agent-before with BENCH_AGENT_BEFORE). */
+const TARGETS = process.env.BENCH_TARGETS?.split(/\s+/).filter(Boolean);
 /** The worker line: the agent with this many worker processes against one (0 skips it). */
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
-
-/** One way to reach the server; `pid` is the proxy process charged for the CPU (none when direct). */
-interface Target {
-  name: string;
-  conninfo: string;
-  env?: object;
-  pid?: number;
-}
-
-interface Run {
-  tps: number;
-  connectMs: number;
-  transactions: number;
-  /** Proxy CPU per transaction (µs), and the user-space part of it; NaN for direct. */
-  cpuUs: number;
-  userUs: number;
-  /** The CPU of the proxy process alone per transaction (µs): an agent's primary, without its workers. */
-  ownUs: number;
-}
-
-async function pgbench(target: Target, args: string[]): Promise<Run> {
-  const before = target.pid ? cpuSeconds(target.pid) : undefined;
-  const ownBefore = target.pid ? ownCpuSeconds(target.pid) : undefined;
-  const out = await run(path.join(PG_BIN, 'pgbench'), ['-n', ...args, target.conninfo], target.env);
-  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
-  const connectMs = Number(/average connection time = ([\d.]+) ms/.exec(out)?.[1]);
-  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1]);
-  if (!Number.isFinite(tps)) throw new Error(`unexpected pgbench output:\n${out}`);
-  const after = target.pid ? cpuSeconds(target.pid) : undefined;
-  const ownAfter = target.pid ? ownCpuSeconds(target.pid) : undefined;
-  const perTx = (seconds: number) => (seconds * 1e6) / transactions;
-  const usOf = (a = { user: NaN, system: NaN }, b = { user: NaN, system: NaN }) =>
-    perTx(b.user - a.user + b.system - a.system);
-  const userUs = before && after ? perTx(after.user - before.user) : NaN;
-  return {
-    tps,
-    connectMs,
-    transactions,
-    cpuUs: usOf(before, after),
-    userUs,
-    ownUs: usOf(ownBefore, ownAfter),
-  };
-}
-
-/** ROUNDS rounds, each running every target once, rotating; the runs by target name, in round order. */
-async function alternate(targets: Target[], args: string[]): Promise<Map<string, Run[]>> {
-  const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
-  for (let round = 1; round <= ROUNDS; round++) {
-    const line: string[] = [];
-    // Every other round starts one target further on, and every second round runs backwards: no
-    // target always runs first (after the heaviest load) or right after the same one (its leftovers).
-    const shift = Math.floor((round - 1) / 2) % targets.length;
-    const order = [...targets.slice(shift), ...targets.slice(0, shift)];
-    if (round % 2 === 0) order.reverse();
-    for (const t of order) {
-      const r = await pgbench(t, args);
-      runs.get(t.name)!.push(r);
-      const cpu = t.pid ? ` ${r.cpuUs.toFixed(1)} µs (user ${r.userUs.toFixed(1)})` : '';
-      line.push(`${t.name} ${r.tps.toFixed(0)} tps${cpu}`);
-    }
-    console.log(`  round ${round}: ${line.join(', ')}`);
-  }
-  return runs;
-}
-
-/** Per-round ratios of one figure of target `a` over target `b` (runs of one round sit side by side). */
-function ratios(runs: Map<string, Run[]>, a: string, b: string, figure: (r: Run) => number): Spread {
-  const bs = runs.get(b)!;
-  return spread(runs.get(a)!.map((r, i) => figure(r) / figure(bs[i]!)));
-}
-
-const of = (runs: Map<string, Run[]>, name: string, figure: (r: Run) => number): Spread =>
-  spread(runs.get(name)!.map(figure));
-
-function printRows(title: string, rows: [string, Spread, number][], note: Record<string, string> = {}): void {
-  console.log(title);
-  for (const [name, s, digits] of rows) {
-    console.log(`  ${name.padEnd(12)} ${formatSpread(s, digits)}${note[name] ? `   ${note[name]}` : ''}`);
-  }
-}
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-bench-pg-'));
@@ -217,8 +140,13 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     ? [{ name: 'agent-before', conninfo: viaCert(before.port), pid: before.child.pid! }]
     : [];
 
-  const select = ['-S', '-M', MODE, '-c', '8', '-j', '2', '-T', String(DURATION)];
-  const order: Target[] = [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct];
+  const select = (mode: string) => ['-S', '-M', mode, '-c', '8', '-j', '2', '-T', String(DURATION)];
+  // BENCH_TARGETS leaves targets out (the agent and agent-before always run).
+  const all: Target[] = [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct];
+  const order = all.filter(
+    (t) => t === targets.agent || extra.includes(t) || !TARGETS || TARGETS.includes(t.name),
+  );
+  const has = (name: string) => order.some((t) => t.name === name);
   const proxies = order.filter((t) => t.pid);
   const cpu = (r: Run) => r.cpuUs;
   const tps = (r: Run) => r.tps;
@@ -226,46 +154,53 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const floor: [string, Spread][] = [];
   // BENCH_DURATION=0 skips the throughput and worker parts (e.g. to measure idle memory alone).
   if (DURATION > 0) {
-    console.log(
-      `pgbench -S -M ${MODE} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
-        `(TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
-    );
-    const s = await alternate(order, select);
-    printRows(
-      `proxy CPU per transaction (µs), median (min–max) of ${ROUNDS}`,
-      proxies.map((t) => [t.name, of(s, t.name, cpu), 1]),
-    );
-    // The system part is mostly loopback TCP (the receiver's side too), and moves with the machine's load.
-    const user = (r: Run) => r.userUs;
-    printRows(
-      "  of which user space (the proxy's own code and its TLS)",
-      proxies.map((t) => [t.name, of(s, t.name, user), 1]),
-    );
-    printRows(
-      'throughput (tps), median (min–max)',
-      order.map((t) => [t.name, of(s, t.name, tps), 0]),
-      { 'node-pipe': 'bare Node TLS pipe: the floor of a Node proxy' },
-    );
-    checks.push(
-      [
-        'agent / node-pipe CPU per transaction',
-        ratios(s, 'agent', 'node-pipe', cpu),
-        '<= 1.15',
-        (v) => v <= 1.15,
-      ],
-      ['agent / node-pipe TPS', ratios(s, 'agent', 'node-pipe', tps), '>= 0.9', (v) => v >= 0.9],
-      ['agent / direct TPS', ratios(s, 'agent', 'direct', tps), '>= 0.85', (v) => v >= 0.85],
-      ['agent / pgbouncer TPS', ratios(s, 'agent', 'pgbouncer', tps), '>= 1.0', (v) => v >= 1.0],
-    );
-    floor.push(
-      ['agent / node-pipe user CPU per transaction', ratios(s, 'agent', 'node-pipe', user)],
-      ['node-pipe / pgbouncer TPS', ratios(s, 'node-pipe', 'pgbouncer', tps)],
-      ...extra.flatMap((t): [string, Spread][] => [
-        [`agent / ${t.name} CPU per transaction`, ratios(s, 'agent', t.name, cpu)],
-        [`agent / ${t.name} user CPU per transaction`, ratios(s, 'agent', t.name, user)],
-        [`agent / ${t.name} TPS`, ratios(s, 'agent', t.name, tps)],
-      ]),
-    );
+    for (const mode of MODES) {
+      console.log(
+        `pgbench -S -M ${mode} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
+          `(TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
+      );
+      const s = await alternate(order, select(mode));
+      printRows(
+        `proxy CPU per transaction (µs), median (min–max) of ${ROUNDS}`,
+        proxies.map((t) => [t.name, of(s, t.name, cpu), 1]),
+      );
+      // The system part is mostly loopback TCP (the receiver's side too), and moves with the machine's load.
+      const user = (r: Run) => r.userUs;
+      printRows(
+        "  of which user space (the proxy's own code and its TLS)",
+        proxies.map((t) => [t.name, of(s, t.name, user), 1]),
+      );
+      printRows(
+        'throughput (tps), median (min–max)',
+        order.map((t) => [t.name, of(s, t.name, tps), 0]),
+        { 'node-pipe': 'bare Node TLS pipe: the floor of a Node proxy' },
+      );
+      const ratio = (a: string, b: string, what: string, figure: (r: Run) => number): [string, Spread] => [
+        `${a} / ${b} ${what} (-M ${mode})`,
+        ratios(s, a, b, figure),
+      ];
+      // CPU is to stay below its bound, throughput above.
+      const check = (b: string, what: string, figure: (r: Run) => number, bound: number) => {
+        const [target, ok] =
+          figure === cpu
+            ? [`<= ${bound}`, (v: number) => v <= bound]
+            : [`>= ${bound}`, (v: number) => v >= bound];
+        if (has(b)) checks.push([...ratio('agent', b, what, figure), target, ok]);
+      };
+      check('node-pipe', 'CPU per transaction', cpu, 1.15);
+      check('node-pipe', 'TPS', tps, 0.9);
+      check('direct', 'TPS', tps, 0.85);
+      check('pgbouncer', 'TPS', tps, 1.0);
+      if (has('node-pipe')) floor.push(ratio('agent', 'node-pipe', 'user CPU per transaction', user));
+      if (has('node-pipe') && has('pgbouncer')) floor.push(ratio('node-pipe', 'pgbouncer', 'TPS', tps));
+      for (const t of extra) {
+        floor.push(
+          ratio('agent', t.name, 'CPU per transaction', cpu),
+          ratio('agent', t.name, 'user CPU per transaction', user),
+          ratio('agent', t.name, 'TPS', tps),
+        );
+      }
+    }
 
     if (WORKERS > 1) {
       const name = `agent-${WORKERS}w`;
@@ -289,9 +224,12 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
         pid: beforeMulti.child.pid!,
       };
       console.log(
-        `workers: the agent with 1 and ${WORKERS} worker processes, same pgbench -S, ${ROUNDS} rounds`,
+        `workers: the agent with 1 and ${WORKERS} worker processes, pgbench -S -M ${MODES[0]}, ${ROUNDS} rounds`,
       );
-      const w = await alternate([targets.agent, many, ...(beforeMany ? [beforeMany] : [])], select);
+      const w = await alternate(
+        [targets.agent, many, ...(beforeMany ? [beforeMany] : [])],
+        select(MODES[0]!),
+      );
       const primary = (r: Run) => r.ownUs;
       printRows('workers: proxy CPU per transaction (µs), then throughput (tps), median (min–max)', [
         ['agent', of(w, 'agent', cpu), 1],
@@ -326,36 +264,29 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     console.log(
       `pgbench -S -C -c 1 -T ${CONNECT_DURATION} (a new TLS connection per transaction), ${ROUNDS} rounds`,
     );
-    const c = await alternate(
-      [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct],
-      connect,
-    );
+    const c = await alternate(order, connect);
     const ms = (r: Run) => r.connectMs;
     printRows(
       'connection time (ms), median (min–max)',
-      [
-        ['agent', of(c, 'agent', ms), 2],
-        ...extra.map((t): [string, Spread, number] => [t.name, of(c, t.name, ms), 2]),
-        ['node-pipe', of(c, 'node-pipe', ms), 2],
-        ['pgbouncer', of(c, 'pgbouncer', ms), 2],
-        ['direct', of(c, 'direct', ms), 2],
-      ],
+      order.map((t) => [t.name, of(c, t.name, ms), 2]),
       { pgbouncer: 'reuses server connections' },
     );
-    printRows('proxy CPU per connection (µs), median (min–max)', [
-      ['agent', of(c, 'agent', cpu), 0],
-      ...extra.map((t): [string, Spread, number] => [t.name, of(c, t.name, cpu), 0]),
-      ['node-pipe', of(c, 'node-pipe', cpu), 0],
-      ['pgbouncer', of(c, 'pgbouncer', cpu), 0],
-    ]);
+    printRows(
+      'proxy CPU per connection (µs), median (min–max)',
+      proxies.map((t) => [t.name, of(c, t.name, cpu), 0]),
+    );
     // The pipe does both TLS handshakes (client certificate checked) and nothing else: Node's floor.
-    floor.push(['agent / node-pipe CPU per connection', ratios(c, 'agent', 'node-pipe', cpu)]);
-    floor.push(['agent / pgbouncer connections per second', ratios(c, 'agent', 'pgbouncer', (r) => r.tps)]);
+    if (has('node-pipe'))
+      floor.push(['agent / node-pipe CPU per connection', ratios(c, 'agent', 'node-pipe', cpu)]);
+    if (has('pgbouncer'))
+      floor.push(['agent / pgbouncer connections per second', ratios(c, 'agent', 'pgbouncer', tps)]);
     for (const t of extra) {
       floor.push([`agent / ${t.name} CPU per connection`, ratios(c, 'agent', t.name, cpu)]);
     }
-    const added = spread(c.get('agent')!.map((r, i) => r.connectMs - c.get('direct')![i]!.connectMs));
-    checks.push(['added connect latency (ms)', added, '<= 3', (v) => v <= 3]);
+    if (has('direct')) {
+      const added = spread(c.get('agent')!.map((r, i) => r.connectMs - c.get('direct')![i]!.connectMs));
+      checks.push(['added connect latency (ms)', added, '<= 3', (v) => v <= 3]);
+    }
   }
 
   if (IDLE_SESSIONS > 0) {
@@ -379,10 +310,10 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   console.log(`summary (median (min–max) of ${ROUNDS} rounds; ratios between runs of the same round)`);
   for (const [label, value, target, ok] of checks) {
     const verdict = ok(value.median) ? 'met' : 'MISSED';
-    console.log(`  ${label.padEnd(44)} ${formatSpread(value, 2)}   target ${target.padEnd(7)} ${verdict}`);
+    console.log(`  ${label.padEnd(56)} ${formatSpread(value, 2)}   target ${target.padEnd(7)} ${verdict}`);
   }
   // Node's own floor, for reading the misses: a proxy that does nothing but TLS on both hops.
-  for (const [label, value] of floor) console.log(`  ${label.padEnd(44)} ${formatSpread(value, 2)}`);
+  for (const [label, value] of floor) console.log(`  ${label.padEnd(56)} ${formatSpread(value, 2)}`);
 }
 
 main().catch((err) => {
