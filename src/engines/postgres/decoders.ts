@@ -72,6 +72,24 @@ class BodyReader {
     return end === start ? '' : this.body.toString('utf8', start, end);
   }
 
+  /**
+   * cstring(), but `last` itself when the string's bytes are its characters, all ASCII: a driver binds
+   * the same statement (and portal) name for every query, and reading it again builds no string (nor,
+   * for the statement lookup, hashes one: V8 keeps a string's hash). ASCII bytes decode one character
+   * each, so equal bytes are an equal string; any other byte decodes as usual.
+   */
+  cstringLike(last: string): string {
+    const body = this.body;
+    const start = this.off;
+    const end = this.skipCstring();
+    if (end - start !== last.length) return end === start ? '' : body.toString('utf8', start, end);
+    for (let i = 0; i < last.length; i++) {
+      const b = body[start + i]!;
+      if (b >= 0x80 || b !== last.charCodeAt(i)) return body.toString('utf8', start, end);
+    }
+    return last;
+  }
+
   /** Steps past the string at the offset and its terminator; returns where the string ends. */
   private skipCstring(): number {
     const end = this.body.indexOf(0, this.off);
@@ -178,8 +196,8 @@ export class ValueCursor {
 
   openBind(body: Buffer): void {
     this.begin(body, true);
-    this.portal = this.r.cstring();
-    this.statement = this.r.cstring();
+    this.portal = this.r.cstringLike(this.portal);
+    this.statement = this.r.cstringLike(this.statement);
     this.values();
   }
 

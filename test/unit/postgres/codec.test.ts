@@ -10,6 +10,7 @@ import {
   decodeParsePrefix,
   decodePassword,
   decodeQuery,
+  ValueCursor,
 } from '../../../src/engines/postgres/decoders.js';
 import { BACKEND_LIMITS, HandshakeBuffer } from '../../../src/engines/postgres/parser.js';
 import {
@@ -96,6 +97,29 @@ describe('decoders', () => {
   ];
   it.each(badBinds)('refuses Bind with %s', (_name, bytes, message) => {
     expect(() => decodeBind(bytes.length > 5 && bytes[0] === 0x42 ? body(bytes) : bytes)).toThrow(message);
+  });
+
+  it('reads the names of a Bind after another as decoding them would, for every byte value', () => {
+    // The cursor keeps the last names' strings and returns them again for the same ASCII bytes.
+    const c = new ValueCursor();
+    const open = (name: Buffer) => {
+      c.openBind(Buffer.concat([name, Buffer.from([0]), name, Buffer.from([0, 0, 0, 0, 0, 0, 0])]));
+      while (c.next());
+      return [c.portal, c.statement];
+    };
+    for (let b = 1; b < 256; b++) {
+      const bytes = Buffer.from([0x61, b, 0x62]);
+      const decoded = bytes.toString('utf8');
+      // After the same bytes, after no name, and after a name whose characters match the bytes'
+      // codes (U+0080–U+00FF encode as two bytes each: equal codes are not equal bytes).
+      for (const before of [bytes, Buffer.alloc(0), Buffer.from(`a${String.fromCharCode(b)}b`)]) {
+        open(before);
+        expect(open(bytes), `byte ${b} after ${before.toString('hex')}`).toEqual([decoded, decoded]);
+      }
+    }
+    expect(open(Buffer.from('P_1'))).toEqual(['P_1', 'P_1']);
+    expect(open(Buffer.from('P_2'))).toEqual(['P_2', 'P_2']);
+    expect(open(Buffer.alloc(0))).toEqual(['', '']);
   });
 
   it('reads Close, PasswordMessage and BackendKeyData', () => {
