@@ -1,13 +1,15 @@
 // A cluster session's hot path: commands of one slot that need nothing but the connection to that
 // slot's node — GET, SET, HSET, INCR ..., the bulk of any workload. Whether a command is one is
 // decided once per command name (from its rules), and each is sent as one object that carries the
-// session's place for its reply, instead of a callback (and the closures it captures) per command.
+// session's place for its reply, instead of a callback (and the closures it captures) per command;
+// the session reuses these objects once answered, so a command allocates none.
 // Everything else takes the router's general path (router.ts route()), which sends these the same way.
 import { SUBSCRIBE_COMMANDS } from '../pubsub-tracker.js';
 import type { RedisReplyError } from '../router.js';
 import type { CommandRules } from './command-rules.js';
 import type { NodeConnection } from './node-connection.js';
 import { type Lane, Routed, type SendContext } from './sender.js';
+import { KEYLESS } from './slots.js';
 import { TRANSACTION_COMMANDS } from './transaction.js';
 
 /** The commands router.ts answers itself (its local()): connection state stays off shared connections. */
@@ -68,24 +70,72 @@ export interface PlainOwner {
   answered(seq: number, n: number, reply: Buffer | RedisReplyError, start?: number, end?: number): void;
 }
 
-export class PlainSend extends Routed {
+const EMPTY = Buffer.alloc(0);
+/** Finished PlainSends a session keeps for its next commands: a pipeline of this many allocates none. */
+const SPARE = 32;
+
+/**
+ * A session's plain commands on their way, each as a PlainSend: one object per command in flight,
+ * reused once its reply is handed over (no allocation per command, so no young-generation garbage
+ * for it either).
+ */
+export class PlainSends {
+  private readonly spare: PlainSend[] = [];
+
   constructor(
-    ctx: SendContext,
+    private readonly ctx: SendContext,
+    private readonly onFull: (conn: NodeConnection) => void,
+    private readonly owner: PlainOwner,
+  ) {}
+
+  /** Sends `bytes[from, to)` to `slot`'s node on `lane`; its reply goes to the owner's place `seq`. */
+  send(
     bytes: Buffer,
     from: number,
     to: number,
     slot: number,
     kind: Plain,
     lane: Lane,
-    onFull: (conn: NodeConnection) => void,
-    private readonly owner: PlainOwner,
-    private readonly seq: number,
-    private readonly n: number,
-  ) {
-    super(ctx, bytes, from, to, slot, kind === Plain.Read, lane, onFull);
+    seq: number,
+    n: number,
+  ): boolean {
+    const send = this.spare.pop() ?? new PlainSend(this.ctx, lane, this.onFull, this.owner, this);
+    send.rearm(bytes, from, to, slot, kind === Plain.Read, lane);
+    send.answers(seq, n);
+    return send.start();
   }
 
+  /** A PlainSend that has finished (nothing refers to it any more): kept for a next command. */
+  put(send: PlainSend): void {
+    if (this.spare.length < SPARE) this.spare.push(send);
+  }
+}
+
+class PlainSend extends Routed {
+  private seq = 0;
+  private n = 0;
+
+  constructor(
+    ctx: SendContext,
+    lane: Lane,
+    onFull: (conn: NodeConnection) => void,
+    private readonly owner: PlainOwner,
+    private readonly sends: PlainSends,
+  ) {
+    super(ctx, EMPTY, 0, 0, KEYLESS, false, lane, onFull); // armed before each start
+  }
+
+  /** The session's place for this command's reply, and its PushOrder number. */
+  answers(seq: number, n: number): void {
+    this.seq = seq;
+    this.n = n;
+  }
+
+  /** Back to the spares before the reply goes on: the session may dispatch its next command at once. */
   protected override finish(reply: Buffer | RedisReplyError, start?: number, end?: number): void {
-    this.owner.answered(this.seq, this.n, reply, start, end);
+    const { seq, n } = this;
+    this.forget();
+    this.sends.put(this);
+    this.owner.answered(seq, n, reply, start, end);
   }
 }

@@ -36,7 +36,7 @@ import { type FanOutTarget, fanOut, scan, shardPubsub } from './fan-out.js';
 import { SPLITTABLE, sendSplit } from './multi-key.js';
 import type { NodeConnection } from './node-connection.js';
 import type { LoginPool } from './pool.js';
-import { LOCAL_COMMANDS, Plain, type PlainOwner, PlainSend, plainKind } from './plain.js';
+import { LOCAL_COMMANDS, Plain, type PlainOwner, PlainSends, plainKind } from './plain.js';
 import { PubSub } from './pubsub.js';
 import { type Done, type Lane, RoutedSend, type SlotSend } from './sender.js';
 import type { ClusterService } from './service.js';
@@ -60,6 +60,7 @@ export class ClusterRouter implements Router, PlainOwner {
   private readonly order: PushOrder;
   private readonly unlisten: () => void;
   private readonly shared: Lane;
+  private readonly plain: PlainSends;
   private held: Held[] | undefined;
   private clientName: Buffer | undefined;
   /** The session's protocol: set by HELLO, back to RESP2 by RESET (as on one server). */
@@ -78,6 +79,7 @@ export class ClusterRouter implements Router, PlainOwner {
     this.pool = pool;
     this.protocol = pool.protocol;
     this.shared = (node) => this.pool.sharedTo(node);
+    this.plain = new PlainSends(service, this.onFull, this);
     this.order = new PushOrder((frame) => this.pushTo(frame));
     const host = {
       ctx: service,
@@ -132,8 +134,7 @@ export class ClusterRouter implements Router, PlainOwner {
     const n = this.order.sent();
     // In place in the client's chunk when the parser made it (no Buffer per command).
     const { bytes = cmd.raw, offset = 0, end = bytes.length } = cmd;
-    const send = new PlainSend(this.service, bytes, offset, end, slot, kind, lane, this.onFull, this, seq, n);
-    return send.start();
+    return this.plain.send(bytes, offset, end, slot, kind, lane, seq, n);
   }
 
   /** dispatch answering `seq`: its closure made in dispatchSeq would cost every call once one took it. */

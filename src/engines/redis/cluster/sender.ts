@@ -50,6 +50,7 @@ export type SlotSend = (
 ) => boolean;
 
 const MAX_REDIRECTS = 16;
+const EMPTY = Buffer.alloc(0);
 const ERROR = 0x2d; // '-'
 const BLOB_ERROR = 0x21; // '!'
 const enum Ch {
@@ -109,9 +110,10 @@ class Again {
 /**
  * One command on its way to the node owning its slot (see the file header), answered through
  * `finish`: by a callback (RoutedSend), or by the session's place for the reply (router.ts's plain
- * commands, which need no closure of their own). The command is `bytes[from, to)`, in place in the
- * chunk it came in (which stays valid: parsed bytes are never overwritten), and the node connection
- * hands its reply to this object (ReplyTaker), in place in the node's chunk.
+ * commands, which need no closure of their own, and whose objects are reused: plain.ts). The command
+ * is `bytes[from, to)`, in place in the chunk it came in (which stays valid: parsed bytes are never
+ * overwritten), and the node connection hands its reply to this object (ReplyTaker), in place in the
+ * node's chunk.
  */
 export abstract class Routed implements ReplyTaker {
   /** Where the last attempt went: a redirect's refresh asks that node first. */
@@ -121,14 +123,31 @@ export abstract class Routed implements ReplyTaker {
 
   constructor(
     private readonly ctx: SendContext,
-    private readonly bytes: Buffer,
-    private readonly from: number,
-    private readonly to: number,
-    private readonly slot: number,
-    private readonly idempotent: boolean,
-    private readonly lane: Lane,
+    private bytes: Buffer,
+    private from: number,
+    private to: number,
+    private slot: number,
+    private idempotent: boolean,
+    private lane: Lane,
     private readonly onFull: ((conn: NodeConnection) => void) | undefined,
   ) {}
+
+  /** Makes this object the next command's, with nothing of the last one left (it has finished). */
+  rearm(bytes: Buffer, from: number, to: number, slot: number, idempotent: boolean, lane: Lane): void {
+    this.bytes = bytes;
+    this.from = from;
+    this.to = to;
+    this.slot = slot;
+    this.idempotent = idempotent;
+    this.lane = lane;
+    this.node = NO_NODE;
+    this.again = undefined;
+  }
+
+  /** Lets go of the command's chunk once finished (a reused object must not pin client memory). */
+  protected forget(): void {
+    this.bytes = EMPTY;
+  }
 
   /** Where a keyless command (slot -1) goes. */
   protected keyless(): number {
