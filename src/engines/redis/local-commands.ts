@@ -10,7 +10,7 @@ import { NOPROTO, OK, RESET, errorReply } from './serializer.js';
 import type { RelayHooks } from './session-commands.js';
 import type { RedisSession } from './session.js';
 
-type Handler = (s: RedisSession, cmd: RedisCommand) => void;
+export type LocalHandler = (s: RedisSession, cmd: RedisCommand) => void;
 
 const refuse = (s: RedisSession, err: RedisReplyError) =>
   s.commands.refuseInMulti(errorReply(err.prefix, err.message));
@@ -94,7 +94,7 @@ function notInMulti(what: string): RedisReplyError {
   return new RedisReplyError('ERR', `${what} inside MULTI is not available through the drawbridge agent`);
 }
 
-const handlers = new Map<string, Handler>([
+const handlers = new Map<string, LocalHandler>([
   ['auth', auth],
   ['hello', hello],
   ['quit', quit],
@@ -104,6 +104,6 @@ const handlers = new Map<string, Handler>([
   ['client|reply', clientReply],
 ]);
 
-export function localCommand(name: string): Handler | undefined {
+export function localCommand(name: string): LocalHandler | undefined {
   return handlers.get(name);
 }

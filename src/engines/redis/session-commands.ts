@@ -2,7 +2,7 @@
 // (local-commands.ts): authorized against the session's grant, checked by the engine's argument
 // guards, audited, then dispatched; a refused one is answered here. MULTI is followed so that a
 // refusal inside a transaction makes its EXEC abort, as a queueing error does in Redis.
-import { type CommandDenial, CommandPolicy } from '../../authz/commands.js';
+import { type CommandDecision, type CommandDenial, CommandPolicy } from '../../authz/commands.js';
 import type { Decision } from '../../authz/engine.js';
 import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
@@ -31,6 +31,10 @@ export class SessionCommands {
   private facts: BackendFacts | undefined;
   private cluster = false;
   private policy: CommandPolicy<CommandGuard> | undefined;
+  // The last command name decided and its decision: a pipeline repeats its command, and comparing
+  // the same interned name costs less than the policy's Map lookup.
+  private lastName = '';
+  private lastVerdict: CommandDecision<CommandGuard> | undefined;
   inMulti = false;
   private multiDirty = false;
   /** Commands relayed or answered, and commands refused (session.end counts them). */
@@ -56,6 +60,7 @@ export class SessionCommands {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
       guards,
     });
+    this.lastVerdict = undefined;
   }
 
   /**
@@ -67,13 +72,15 @@ export class SessionCommands {
     const s = this.s;
     if (!this.facts || !this.policy) return this.connectThenForward(owned(cmd), hooks);
     // A name decided before is one the backend has (its catalog does not change within a session).
-    let verdict = this.policy.decided(cmd.name);
+    let verdict = cmd.name === this.lastName ? this.lastVerdict : this.policy.decided(cmd.name);
     if (verdict === undefined) {
       const info = this.facts.commands.get(cmd.name);
       if (info === undefined)
         return this.reject(cmd, unknownCommandReply(cmd, this.facts), 'unknown command');
       verdict = this.policy.check(info);
     }
+    this.lastName = cmd.name;
+    this.lastVerdict = verdict;
     if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
     if (verdict.guard === undefined) return this.relay(cmd, hooks);
     // A guard may keep its command (an async check, the tracking request it parsed): one of its own.

@@ -21,7 +21,7 @@ import type { RespVersion } from './serializer.js';
 import { SessionAudit } from './session-audit.js';
 import { SessionCommands } from './session-commands.js';
 import { SessionLogin } from './session-login.js';
-import { localCommand } from './local-commands.js';
+import { type LocalHandler, localCommand } from './local-commands.js';
 
 export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   readonly id = newSessionId();
@@ -46,6 +46,10 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   private failure: DrawbridgeError | undefined;
   private startedAt = 0;
   private fromClient = 0;
+  // The last command name looked up among the agent's own and what it found (nearly always none): a
+  // pipeline repeats its command, and comparing the same interned name costs less than a Map lookup.
+  private localName = '';
+  private local: LocalHandler | undefined;
 
   constructor(
     readonly client: TLSSocket,
@@ -137,7 +141,11 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
 
   private handle(cmd: RedisCommand): void {
     if (this.closing) return;
-    const local = localCommand(cmd.name);
+    if (cmd.name !== this.localName) {
+      this.local = localCommand(cmd.name);
+      this.localName = cmd.name;
+    }
+    const local = this.local;
     // The agent's own commands may keep theirs past this call (AUTH awaits the login, then audits it).
     if (local) local(this, owned(cmd));
     else this.commands.forward(cmd);

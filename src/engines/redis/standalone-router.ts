@@ -101,6 +101,10 @@ export class StandaloneRouter implements Router {
   private inTransaction = false;
   /** The backend answered HELLO 3 (and no HELLO 2 or RESET since). */
   private resp3 = false;
+  // The last command name looked up in SPECIAL and what it found (nearly always nothing): a pipeline
+  // repeats its command, and comparing the same interned name costs less than a Map lookup.
+  private specialName = '';
+  private special: Expect | undefined;
   private readonly reauth: Reauth | undefined;
   private credential: BackendCredential | undefined;
 
@@ -148,7 +152,11 @@ export class StandaloneRouter implements Router {
   readonly borrowsCommands = true;
 
   private relay(cmd: RedisCommand, done: Done | number): boolean {
-    const special = SPECIAL.get(cmd.name);
+    if (cmd.name !== this.specialName) {
+      this.special = SPECIAL.get(cmd.name);
+      this.specialName = cmd.name;
+    }
+    const special = this.special;
     const expect = special === undefined ? Expect.OneFrame : this.expectOf(cmd, special);
     // In place in the client's chunk when it is there (no Buffer per command).
     this.enqueue(cmd.bytes ?? cmd.raw, done, expect, cmd.offset, cmd.end);
