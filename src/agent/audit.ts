@@ -110,7 +110,11 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   private batch: Buffer | undefined;
   private spare: Buffer | undefined;
   private used = 0;
+  // One timer object, re-armed with refresh() (no Timeout allocated and cleared per batch): armed
+  // whenever a line is waiting and none is armed. A batch flushed by size leaves it armed: it then
+  // flushes the next batch early, which still writes every line within FLUSH_MS.
   private flushTimer: NodeJS.Timeout | undefined;
+  private flushArmed = false;
   private clockMs = 0;
   /** `{"time":"…"` of the current millisecond, as bytes: copied into the batch, not encoded per line. */
   private timePrefix: Buffer = Buffer.alloc(0);
@@ -205,12 +209,21 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     this.batch![at] = 0x0a;
     this.used = at + 1;
     if (this.used >= FLUSH_BYTES) this.flush();
-    else if (!this.flushTimer) this.flushTimer = setTimeout(this.flush, FLUSH_MS);
+    else if (!this.flushArmed) this.armFlush();
   }
 
-  private readonly flush = (): void => {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
+  private armFlush(): void {
+    this.flushArmed = true;
+    if (this.flushTimer) this.flushTimer.refresh();
+    else this.flushTimer = setTimeout(this.flushNow, FLUSH_MS);
+  }
+
+  private readonly flushNow = (): void => {
+    this.flushArmed = false;
+    this.flush();
+  };
+
+  private flush(): void {
     const batch = this.batch;
     if (!batch || this.used === 0) return;
     const used = this.used;
@@ -218,7 +231,7 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     this.used = 0;
     this.file.push(batch.subarray(0, used));
     this.update();
-  };
+  }
 
   /** Re-derives `refusing` and `held` from what is waiting; called per batch and per write, not per event. */
   private update(): void {
@@ -316,6 +329,8 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.flushTimer);
+    this.flushArmed = false;
     this.flush();
     clearTimeout(this.stallTimer);
     const left = await this.file.close(this.closeTimeoutMs);

@@ -126,7 +126,8 @@ export function writeArgsJson(buf: Buffer, at: number, command: RedisCommand, ma
 function copyPlain(buf: Buffer, at: number, src: Buffer, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
     const c = src[i]!;
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false;
+    // c < 0x20 || c > 0x7e in one unsigned comparison.
+    if ((c - 0x20) >>> 0 > 0x5e || c === 0x22 || c === 0x5c) return false;
     buf[at++] = c;
   }
   return true;
