@@ -35,6 +35,8 @@ const IDLE_SESSIONS = Number(process.env.BENCH_IDLE_SESSIONS ?? 1000);
  * as node-postgres with parameters) or prepared (Bind/Execute of a named statement, as JDBC or pgx).
  */
 const MODES = (process.env.BENCH_PG_MODES ?? 'simple').split(/[\s,]+/).filter(Boolean);
+/** pgbench's built-in script: select-only (-S, one SELECT by key), or e.g. tpcb-like (seven statements). */
+const SCRIPT = process.env.BENCH_PG_SCRIPT ?? 'select-only';
 /** The targets measured (space-separated; the agent always is, and agent-before with BENCH_AGENT_BEFORE). */
 const TARGETS = process.env.BENCH_TARGETS?.split(/\s+/).filter(Boolean);
 /** The worker line: the agent with this many worker processes against one (0 skips it). */
@@ -140,7 +142,7 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
     ? [{ name: 'agent-before', conninfo: viaCert(before.port), pid: before.child.pid! }]
     : [];
 
-  const select = (mode: string) => ['-S', '-M', mode, '-c', '8', '-j', '2', '-T', String(DURATION)];
+  const select = (mode: string) => ['-b', SCRIPT, '-M', mode, '-c', '8', '-j', '2', '-T', String(DURATION)];
   // BENCH_TARGETS leaves targets out (the agent and agent-before always run).
   const all: Target[] = [targets.agent, ...extra, targets.pipe, targets.bouncer, targets.direct];
   const order = all.filter(
@@ -156,7 +158,7 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   if (DURATION > 0) {
     for (const mode of MODES) {
       console.log(
-        `pgbench -S -M ${mode} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
+        `pgbench -b ${SCRIPT} -M ${mode} -c 8 -j 2 -T ${DURATION}, ${ROUNDS} rounds of ${order.map((t) => t.name).join(', ')} ` +
           `(TLS everywhere; ${os.cpus().length} CPUs, load ${os.loadavg()[0]!.toFixed(1)})`,
       );
       const s = await alternate(order, select(mode));

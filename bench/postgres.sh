@@ -6,7 +6,8 @@
 #   BENCH_DURATION=20 (seconds per pgbench -S run)  BENCH_ROUNDS=3
 #   BENCH_PG_MODES="simple extended prepared" (pgbench -M modes, each measured in turn; default simple;
 #   the worker line runs the first)  BENCH_TARGETS="node-pipe" (the pgbench runs' targets beside the
-#   agent, of node-pipe pgbouncer direct; default all)
+#   agent, of node-pipe pgbouncer direct; default all)  BENCH_PG_SCRIPT=tpcb-like (pgbench's built-in
+#   script; default select-only, i.e. -S)
 #   BENCH_DURATION=0 skips the throughput and worker parts; BENCH_CONNECT_DURATION=10 (0 skips)
 #   BENCH_IDLE_SESSIONS=1000 (0 skips; BENCH_ROUNDS rounds too)
 #   BENCH_AGENT_BEFORE=<another build's dist> (that agent joins the rounds: before/after in one run)
