@@ -64,7 +64,8 @@ export const SERVER_CODES = codeSet(
 const NOTABLE_WORDS = new RegExp([...REWRITE_WORDS, PASSWORD_WORD].join('|'), 'i');
 
 const BINARY_SHOWN = 128;
-/** A Parse at most this long is remembered for the next Parse (one copy per session). */
+/** Parses remembered for their repeats (RecentParses): at most this many, of this many bytes together. */
+const REPEAT_PARSES = 8;
 const REPEAT_PARSE_BYTES = 4096;
 const REDACTED_JSON = JSON.stringify(REDACTED);
 
@@ -95,13 +96,8 @@ export type PlainBindEmitter = (
 
 export class QueryAuditor {
   private readonly statements = new StatementTracker();
-  /**
-   * The last complete Parse's body as sent, its statement name and its text as audited. Drivers send
-   * the same Parse again and again (the unnamed statement per query, pgbench -M extended): a repeat of
-   * the whole body (name, text and parameter types, byte for byte) skips decoding, redaction and the
-   * cut. Set on the first Parse: a session that sends none holds nothing.
-   */
-  private lastParse: { body: Buffer; statement: string; max: number; info: StatementInfo } | undefined;
+  /** Set on the first Parse: a session that sends none holds nothing. */
+  private recentParses: RecentParses | undefined;
   /** Reads each Bind's values in place (one per session). */
   private readonly values = new ValueCursor();
   /** Where a Bind's values lie when JSON shows each as is (one per session). */
@@ -191,21 +187,13 @@ export class QueryAuditor {
 
   private parse(body: Buffer, complete: boolean): void {
     const max = this.maxValue();
-    const last = this.lastParse;
-    // The same bytes under the same limit are the same valid message, auditing as the same text
-    // (StatementInfo is never changed). The whole body is compared: name, text, types.
-    if (complete && last?.max === max && last.body.equals(body))
-      return this.statements.parse(last.statement, last.info);
+    const known = complete ? this.recentParses?.find(body, max) : undefined;
+    if (known) return this.statements.parse(known.statement, known.info);
     const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
     const sql = query.toString('utf8');
     const text = complete ? this.sqlValue(sql) : this.sqlValue(sql) + '…[truncated]';
     const info = { text, rewrites: rewritesStatements(sql), secret: !complete || mentionsPassword(sql) };
-    if (complete && body.length <= REPEAT_PARSE_BYTES) {
-      // A copy of its own: a view would keep the whole TCP chunk (or a shared pool slab) alive.
-      const copy = Buffer.allocUnsafeSlow(body.length);
-      body.copy(copy);
-      this.lastParse = { body: copy, statement, max, info };
-    }
+    if (complete) (this.recentParses ??= new RecentParses()).add(body, statement, max, info);
     this.statements.parse(statement, info);
   }
 
@@ -280,6 +268,47 @@ export class QueryAuditor {
     const max = this.maxValue();
     const parameters = call.values.map((v, i) => (v === null ? null : formatParam(v, call.binary[i]!, max)));
     this.emit({ function: call.oid, parameters });
+  }
+}
+
+interface KnownParse {
+  body: Buffer;
+  statement: string;
+  /** The value limit its text was cut by. */
+  max: number;
+  info: StatementInfo;
+}
+
+/**
+ * The last few complete Parse bodies as sent, with their statement names and texts as audited. Drivers
+ * send the same few Parses again and again (the unnamed statement per query: node-postgres with
+ * parameters, pgbench -M extended, JDBC below prepareThreshold, each statement of a transaction in
+ * turn): a repeat of a whole body (name, text and parameter types, byte for byte) under the same limit
+ * is the same valid message, auditing as the same text (StatementInfo is never changed), so it skips
+ * decoding, redaction and the cut. Newest first; the oldest go first.
+ */
+class RecentParses {
+  private readonly parses: KnownParse[] = [];
+  private bytes = 0;
+
+  find(body: Buffer, max: number): KnownParse | undefined {
+    for (let i = 0; i < this.parses.length; i++) {
+      const p = this.parses[i]!;
+      if (p.body.length === body.length && p.max === max && p.body.equals(body)) return p;
+    }
+    return undefined;
+  }
+
+  add(body: Buffer, statement: string, max: number, info: StatementInfo): void {
+    if (body.length > REPEAT_PARSE_BYTES) return;
+    // A copy of its own: a view would keep the whole TCP chunk (or a shared pool slab) alive.
+    const copy = Buffer.allocUnsafeSlow(body.length);
+    body.copy(copy);
+    this.parses.unshift({ body: copy, statement, max, info });
+    this.bytes += copy.length;
+    while (this.parses.length > REPEAT_PARSES || this.bytes > REPEAT_PARSE_BYTES) {
+      this.bytes -= this.parses.pop()!.body.length;
+    }
   }
 }
 

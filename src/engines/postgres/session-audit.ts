@@ -18,6 +18,20 @@ import type { StatementInfo } from './statements.js';
 /** What precedes a whole simple Query's text (JSON) in its `query` event. */
 const QUERY_KEY = Buffer.from(',"query":');
 
+/**
+ * Bind event heads kept per session: as many as the auditor's remembered Parses, of at most this many
+ * bytes together (the newest always kept).
+ */
+const BIND_HEADS = 8;
+const BIND_HEAD_BYTES = 8192;
+
+interface BindHead {
+  info: StatementInfo;
+  statement: string | undefined;
+  prefix: QueryPrefix;
+  bytes: Buffer;
+}
+
 /** The session's fields of `query` events (`,"type":…,"dbName":…`), as JSON and bytes. */
 interface QueryPrefix {
   database: string;
@@ -33,11 +47,11 @@ export class SessionAudit implements AuditEventWriter {
   /** The statement's own fields (JSON), while its event is being written. */
   private queryFields = '';
   /**
-   * The session's fields and `,"query":…,"statement":…,"parameters":` of the statement the last Bind
-   * ran, encoded once: a driver binds the same statement again and again.
+   * The session's fields and `,"query":…,"statement":…,"parameters":` of the statements the last Binds
+   * ran, each encoded once: a driver binds the same few statements again and again. Newest first.
    */
-  private bindHead:
-    { info: StatementInfo; statement: string | undefined; prefix: QueryPrefix; bytes: Buffer } | undefined;
+  private readonly bindHeads: BindHead[] = [];
+  private bindHeadBytes = 0;
   /**
    * While an event that ends with one value (a Bind's parameters, a whole Query's text) is written:
    * its fields up to that value, which queryFields then holds as JSON.
@@ -112,14 +126,21 @@ export class SessionAudit implements AuditEventWriter {
     this.plainValues = undefined;
   }
 
-  /** The event of a Bind of `info` up to its parameters, kept for the next Bind of the same. */
+  /** The event of a Bind of `info` up to its parameters, kept for the next Binds of the same. */
   private bindHeadOf(info: StatementInfo, statement: string | undefined): Buffer {
     const prefix = this.prefix();
-    const head = this.bindHead;
-    if (head?.info === info && head.statement === statement && head.prefix === prefix) return head.bytes;
+    const heads = this.bindHeads;
+    for (let i = 0; i < heads.length; i++) {
+      const head = heads[i]!;
+      if (head.info === info && head.statement === statement && head.prefix === prefix) return head.bytes;
+    }
     const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
     const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
-    this.bindHead = { info, statement, prefix, bytes };
+    heads.unshift({ info, statement, prefix, bytes });
+    this.bindHeadBytes += bytes.length;
+    while (heads.length > BIND_HEADS || (heads.length > 1 && this.bindHeadBytes > BIND_HEAD_BYTES)) {
+      this.bindHeadBytes -= heads.pop()!.bytes.length;
+    }
     return bytes;
   }
 

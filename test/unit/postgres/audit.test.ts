@@ -257,6 +257,51 @@ describe('QueryAuditor', () => {
     expect(String(events[0]!.query)).toMatch(/^select x{249}…\[320 bytes sha256:[0-9a-f]{64}\]$/);
   });
 
+  it('audits a Parse repeating any earlier one as it audits it the first time', () => {
+    // Six statements in turn, named and unnamed, among them a password and a PREPARE; then ten (more
+    // than the auditor remembers, one past the bytes it keeps), then the six again; the limit changed in
+    // between: every event is the one an auditor that never saw the statement writes.
+    const sqls = Array.from({ length: 10 }, (_, i) => `select ${i}, $1 from t${i}`);
+    sqls[3] = "ALTER ROLE a PASSWORD 'x' -- $1";
+    sqls[5] = 'PREPARE p AS select $1';
+    sqls[7] = `select $1, '${'y'.repeat(5000)}'`;
+    let max = 256;
+    const query = (events: unknown[], auditor: QueryAuditor, i: number) => {
+      const name = i % 2 ? '' : `s${i}`;
+      const value = Buffer.from(`v${i}`);
+      for (const m of [fe.parse(name, sqls[i]!), fe.bind('', name, [], [value]), fe.sync()])
+        auditor.onMessage(m[0]!, m.subarray(5), m.length - 5);
+      for (const code of '12Z') auditor.onServerMessage(code.charCodeAt(0));
+      return events;
+    };
+    const auditorOf = (events: unknown[]) =>
+      new QueryAuditor(
+        (e) => events.push(JSON.parse(JSON.stringify(e))),
+        () => max,
+      );
+    const events: unknown[] = [];
+    const auditor = auditorOf(events);
+    const expected: unknown[] = [];
+    for (const [count, limit] of [
+      [6, 256],
+      [6, 256],
+      [6, 12],
+      [10, 12],
+      [6, 12],
+      [6, 256],
+    ]) {
+      max = limit!;
+      for (let i = 0; i < count!; i++) {
+        query(events, auditor, i);
+        const fresh: unknown[] = [];
+        expected.push(...query(fresh, auditorOf(fresh), i));
+      }
+    }
+    expect(events).toHaveLength(40);
+    expect(events).toEqual(expected);
+    expect(JSON.stringify(events)).not.toMatch(/v3|'x'/);
+  });
+
   it('audits a Parse repeating an earlier one but for its name or types by its own name', () => {
     const ready = ['1', 'Z'];
     const events = audit([
