@@ -4,6 +4,7 @@ import type { ConnectionOptions, SecureContext } from 'node:tls';
 import { checkServerIdentity, createSecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { DrawbridgeError } from '../errors.js';
+import { learnKeyShares } from './backend-key-share.js';
 import type { SecretReader } from './agent-config.js';
 import type { Database } from './database.js';
 import { backendAddress } from './runtime.js';
@@ -54,7 +55,8 @@ const MAX_CONTEXTS = 64;
 /**
  * `opts` with its CA and client certificate as a SecureContext built once per distinct set and shared
  * by every connection using it: given `ca`, `cert` or `key`, tls.connect parses them into a new
- * OpenSSL context (CPU and native memory) on every connect. A rotated Secret is a new set.
+ * OpenSSL context (CPU and native memory) on every connect. A rotated Secret is a new set. Connect
+ * with contextFor(secureContext, server) and tell noteKeyExchange what the server chose (./backend-key-share.ts).
  */
 export function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
   const { ca, cert, key, ...rest } = opts;
@@ -62,6 +64,7 @@ export function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
   let secureContext = contexts.get(id);
   if (secureContext === undefined) {
     secureContext = createSecureContext({ ca, cert, key });
+    learnKeyShares(secureContext, { ca, cert, key });
     if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
     contexts.set(id, secureContext);
   }

@@ -1,18 +1,13 @@
 // Connections from the agent to the database: TCP, then (per spec.tls) PostgreSQL's SSLRequest and a
 // verified TLS handshake, then startup and login. Used for sessions and for forwarding cancels.
 import { type Socket, isIP, connect as tcpConnect } from 'node:net';
-import {
-  type ConnectionOptions,
-  type TLSSocket,
-  checkServerIdentity,
-  createSecureContext,
-  connect as tlsConnect,
-} from 'node:tls';
+import { type ConnectionOptions, type TLSSocket, checkServerIdentity, connect as tlsConnect } from 'node:tls';
 import type { SecretReader } from '../../api/agent-config.js';
 import type { Database } from '../../api/database.js';
 import { backendAddress } from '../../api/runtime.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
-import { backendTlsOptions } from '../../api/backend-tls.js';
+import { backendTlsOptions, withSharedContext } from '../../api/backend-tls.js';
+import { contextFor, noteKeyExchange } from '../../api/backend-key-share.js';
 import type { BackendCredential } from '../../agent/credentials.js';
 import { BackendAuthError, INVALID_PASSWORD, authenticate } from './backend-auth.js';
 import { noteServerCertificate } from './scram.js';
@@ -44,16 +39,11 @@ export function backendTarget(db: Database, secrets: SecretReader, cred?: Backen
   const id = JSON.stringify([host, port, db.spec.tls, tls?.ca, tls?.cert, tls?.key]);
   let target = targets.get(id);
   if (!target) {
-    target = { host, port, tls: tls && withContext(tls) };
+    target = { host, port, tls: tls && withSharedContext(tls) };
     targets.set(id, target);
     if (targets.size > MAX_TARGETS) targets.delete(targets.keys().next().value!);
   }
   return target;
-}
-
-function withContext(opts: ConnectionOptions): ConnectionOptions {
-  const { ca, cert, key, ...rest } = opts;
-  return { ...rest, secureContext: createSecureContext({ ca, cert, key }) };
 }
 
 /** TCP (+ TLS) to the backend, ready for a startup packet or a CancelRequest. */
@@ -121,8 +111,11 @@ function startTls(raw: Socket, target: BackendTarget, opts: ConnectionOptions): 
       // SNI may not carry an IP address (RFC 6066); the identity check then uses `host`.
       const servername = opts.servername && !isIP(opts.servername) ? opts.servername : undefined;
       const verify = opts.checkServerIdentity ?? checkServerIdentity;
+      const server = `${target.host}:${target.port}`;
+      const secureContext = contextFor(opts.secureContext!, server);
       const socket: TLSSocket = tlsConnect({
         ...opts,
+        secureContext,
         host: target.host,
         servername,
         socket: raw,
@@ -133,6 +126,7 @@ function startTls(raw: Socket, target: BackendTarget, opts: ConnectionOptions): 
         },
       });
       socket.once('secureConnect', () => {
+        noteKeyExchange(opts.secureContext!, server, secureContext, socket);
         raw.off('close', closed);
         socket.removeAllListeners('error');
         socket.on('error', ignoreError);

@@ -1,12 +1,13 @@
 // Agent → backend connections: TCP (+ TLS per spec.tls, with the client certificate for `mtls`) and
 // the AUTH that logs in as the session's database user. Used by the standalone and cluster routers.
 import { type Socket, connect as connectTcp } from 'node:net';
-import { connect as connectTls } from 'node:tls';
+import { type TLSSocket, connect as connectTls } from 'node:tls';
 import type { Database } from '../../api/database.js';
 import { backendAddress } from '../../api/runtime.js';
 import type { SecretReader } from '../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { backendTlsOptions, withSharedContext } from '../../api/backend-tls.js';
+import { contextFor, noteKeyExchange } from '../../api/backend-key-share.js';
 import { ReplyFramer, RespError, decodeReply } from './reply-parser.js';
 import type { BackendLogin } from './router.js';
 import { encodeCommand } from './serializer.js';
@@ -148,7 +149,10 @@ function open(
   timeoutMs: number,
 ): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = tls ? connectTls({ ...tls, host, port }) : connectTcp({ host, port });
+    const server = `${host}:${port}`;
+    const context = tls?.secureContext;
+    const secureContext = context && contextFor(context, server);
+    const s = tls ? connectTls({ ...tls, secureContext, host, port }) : connectTcp({ host, port });
     const ready = tls ? 'secureConnect' : 'connect';
     const timer = setTimeout(() => s.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     s.setNoDelay(true);
@@ -168,6 +172,7 @@ function open(
     };
     s.once('error', onError);
     s.once(ready, () => {
+      if (context && secureContext) noteKeyExchange(context, server, secureContext, s as TLSSocket);
       clearTimeout(timer);
       s.off('error', onError);
       resolve(s);
