@@ -1,6 +1,6 @@
 // A Redis session's audit events. The per-command event is on the hot path: it is serialized straight
 // into the audit batch from the session's fields (encoded once per login) and the command's own bytes.
-import type { AuditEvent, AuditEventType, AuditEventWriter } from '../../agent/audit.js';
+import type { AuditClock, AuditEvent, AuditEventType, AuditEventWriter } from '../../agent/audit.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
 import type { RedisCommand } from './parser.js';
@@ -23,16 +23,42 @@ interface AuditedSession {
  */
 const MAX_HEADS = 64;
 
+/**
+ * A command name's event head, `,"type":"command",…,"command":"get","args":`, and (`line`) the same
+ * after the sink's `{"time":"…"` of the millisecond `timeMs`: one copy starts a line, and within a
+ * millisecond (a pipeline's commands share their read's) the time is not copied again.
+ */
+class EventHead {
+  line: Buffer = EMPTY;
+  timeMs = -1;
+
+  constructor(readonly head: Buffer) {}
+
+  /** `line` with the clock's time before the head. */
+  at(clock: AuditClock): Buffer {
+    const time = clock.time;
+    if (this.line.length !== time.length + this.head.length) {
+      this.line = Buffer.allocUnsafe(time.length + this.head.length);
+      this.line.set(this.head, time.length);
+      this.timeMs = -1;
+    }
+    if (clock.ms !== this.timeMs) {
+      this.line.set(time, 0);
+      this.timeMs = clock.ms;
+    }
+    return this.line;
+  }
+}
+
 export class SessionAudit implements AuditEventWriter {
   // command()'s session fields as JSON bytes, and per command name the event's head up to its
-  // arguments (`,"type":"command",…,"command":"get","args":`, one copy per line), the last one used
-  // at hand (a pipeline repeats its command). Then the command being written now, its head and the
-  // value limit its room was sized for.
+  // arguments, the last one used at hand (a pipeline repeats its command). Then the command being
+  // written now, its head and the value limit its room was sized for.
   private commandEvent: { user: string; dbUser?: string; database: string; prefix: Buffer } | undefined;
-  private readonly heads = new Map<string, Buffer>();
+  private readonly heads = new Map<string, EventHead>();
   private lastName = '';
-  private lastHead: Buffer = EMPTY;
-  private auditedHead: Buffer = EMPTY;
+  private lastHead = new EventHead(EMPTY);
+  private auditedHead = this.lastHead;
   private audited: RedisCommand | undefined;
   private auditedMax = 0;
   /**
@@ -71,16 +97,16 @@ export class SessionAudit implements AuditEventWriter {
       cmd.name === this.lastName ? this.lastHead : this.head(cmd.name, e.prefix));
     this.audited = cmd;
     this.auditedMax = max;
-    audit.emitWith(head.length + room + 1, this, this.readAt || Date.now());
+    audit.emitWith(head.head.length + room + 1, this, this.readAt || Date.now());
     this.audited = undefined;
   }
 
   /** The event's head for command `name` with the session's fields `prefix`. */
-  private head(name: string, prefix: Buffer): Buffer {
+  private head(name: string, prefix: Buffer): EventHead {
     let head = this.heads.get(name);
     if (head === undefined) {
       if (this.heads.size >= MAX_HEADS) this.heads.clear();
-      head = Buffer.concat([prefix, Buffer.from(`${JSON.stringify(name)},"args":`)]);
+      head = new EventHead(Buffer.concat([prefix, Buffer.from(`${JSON.stringify(name)},"args":`)]));
       this.heads.set(name, head);
     }
     this.lastName = name;
@@ -89,9 +115,17 @@ export class SessionAudit implements AuditEventWriter {
   }
 
   writeAuditEvent(buf: Buffer, at: number): number {
-    const head = this.auditedHead;
-    buf.set(head, at);
-    at = writeArgsJson(buf, at + head.length, this.audited!, this.auditedMax);
+    return this.writeFrom(this.auditedHead.head, buf, at);
+  }
+
+  writeAuditLine(buf: Buffer, at: number, clock: AuditClock): number {
+    return this.writeFrom(this.auditedHead.at(clock), buf, at);
+  }
+
+  /** `start` (the event's head, or time and head), then the command's arguments and the closing `}`. */
+  private writeFrom(start: Buffer, buf: Buffer, at: number): number {
+    buf.set(start, at);
+    at = writeArgsJson(buf, at + start.length, this.audited!, this.auditedMax);
     buf[at] = 0x7d; // }
     return at + 1;
   }
