@@ -13,6 +13,20 @@ import {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Longer names are decoded each time (BodyReader.cstringAmong): what a session keeps stays small. */
+const MAX_KEPT_NAME = 128;
+/** Statement names a session's Binds recognise without decoding them (BodyReader.cstringAmong). */
+const RECENT_NAMES = 8;
+
+/** Whether `body`'s bytes from `start` are ASCII and `name`'s characters (`name.length` of them). */
+function isAsciiOf(body: Buffer, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const b = body[start + i]!;
+    if (b >= 0x80 || b !== name.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 /** Sequential reads over one message body; running past its end is a protocol error, never a RangeError. */
 class BodyReader {
   private off = 0;
@@ -73,21 +87,28 @@ class BodyReader {
   }
 
   /**
-   * cstring(), but `last` itself when the string's bytes are its characters, all ASCII: a driver binds
-   * the same statement (and portal) name for every query, and reading it again builds no string (nor,
-   * for the statement lookup, hashes one: V8 keeps a string's hash). ASCII bytes decode one character
-   * each, so equal bytes are an equal string; any other byte decodes as usual.
+   * cstring(), but one of `recent` itself when the string's bytes are its characters, all ASCII; a
+   * string not among them goes first (past `keep`, the oldest goes; a long one is not kept). Drivers
+   * bind the same few statement (and portal) names again and again: reading one again builds no string
+   * (nor, for the statement lookup, hashes one: V8 keeps a string's hash). ASCII bytes decode one
+   * character each, so equal bytes are an equal string; any other byte decodes as usual.
    */
-  cstringLike(last: string): string {
+  cstringAmong(recent: string[], keep: number): string {
     const body = this.body;
     const start = this.off;
     const end = this.skipCstring();
-    if (end - start !== last.length) return end === start ? '' : body.toString('utf8', start, end);
-    for (let i = 0; i < last.length; i++) {
-      const b = body[start + i]!;
-      if (b >= 0x80 || b !== last.charCodeAt(i)) return body.toString('utf8', start, end);
+    const n = end - start;
+    if (n === 0) return '';
+    for (let r = 0; r < recent.length; r++) {
+      const name = recent[r]!;
+      if (name.length === n && isAsciiOf(body, start, name)) return name;
     }
-    return last;
+    const name = body.toString('utf8', start, end);
+    if (n <= MAX_KEPT_NAME) {
+      recent.unshift(name);
+      if (recent.length > keep) recent.pop();
+    }
+    return name;
   }
 
   /** Steps past the string at the offset and its terminator; returns where the string ends. */
@@ -188,6 +209,9 @@ export class ValueCursor {
   end = 0;
   binary = false;
   private readonly r = new BodyReader(EMPTY, 'Bind');
+  /** Names of recent Binds' statements and portals, newest first (BodyReader.cstringAmong). */
+  private readonly statements: string[] = [];
+  private readonly portals: string[] = [];
   private bind = true;
   private formatsAt = 0;
   private formatCount = 0;
@@ -196,8 +220,8 @@ export class ValueCursor {
 
   openBind(body: Buffer): void {
     this.begin(body, true);
-    this.portal = this.r.cstringLike(this.portal);
-    this.statement = this.r.cstringLike(this.statement);
+    this.portal = this.r.cstringAmong(this.portals, 1);
+    this.statement = this.r.cstringAmong(this.statements, RECENT_NAMES);
     this.values();
   }
 

@@ -100,7 +100,7 @@ describe('decoders', () => {
   });
 
   it('reads the names of a Bind after another as decoding them would, for every byte value', () => {
-    // The cursor keeps the last names' strings and returns them again for the same ASCII bytes.
+    // The cursor keeps recent names' strings and returns them again for the same ASCII bytes.
     const c = new ValueCursor();
     const open = (name: Buffer) => {
       c.openBind(Buffer.concat([name, Buffer.from([0]), name, Buffer.from([0, 0, 0, 0, 0, 0, 0])]));
@@ -120,6 +120,15 @@ describe('decoders', () => {
     expect(open(Buffer.from('P_1'))).toEqual(['P_1', 'P_1']);
     expect(open(Buffer.from('P_2'))).toEqual(['P_2', 'P_2']);
     expect(open(Buffer.alloc(0))).toEqual(['', '']);
+    // Names in turn, within and past what the cursor keeps, among them non-ASCII, long and near ones.
+    const names = ['S_1', 'S_2', 'S_10', 'S_1é', 'S_1\xe9', 'x'.repeat(200), 'x'.repeat(199) + 'y'];
+    for (const count of [4, 4, 7, 12, 3]) {
+      for (let i = 0; i < count; i++) {
+        const name = Buffer.from(names[i % names.length]!, i % names.length === 4 ? 'latin1' : 'utf8');
+        const decoded = name.toString('utf8');
+        expect(open(name), `${count} ${i}`).toEqual([decoded, decoded]);
+      }
+    }
   });
 
   it('reads Close, PasswordMessage and BackendKeyData', () => {
