@@ -35,9 +35,22 @@ interface KeyShares {
 
 const shares = new WeakMap<SecureContext, KeyShares>();
 
+/**
+ * Whether this Node's OpenSSL (3.5 on) has the hybrid group and reads group tuples. Before it (Node 20
+ * and 22: 3.0) there is nothing to learn, and the one-share context is never tried: OpenSSL would
+ * refuse its group list and leave the error on the thread's queue, where Node reports it as the
+ * failure of the next TLS connection.
+ */
+export const HYBRID_KEY_SHARES = opensslAtLeast(process.versions.openssl ?? '', 3, 5);
+
+function opensslAtLeast(version: string, major: number, minor: number): boolean {
+  const [a = 0, b = 0] = version.split(/[.+-]/).map(Number);
+  return a > major || (a === major && b >= minor);
+}
+
 /** Registers a shared backend context (built with OpenSSL's default groups) for key-share learning. */
 export function learnKeyShares(context: SecureContext, options: SecureContextOptions): void {
-  shares.set(context, { options, classicalUntil: new Map() });
+  if (HYBRID_KEY_SHARES) shares.set(context, { options, classicalUntil: new Map() });
 }
 
 /** The context for the next handshake with `server`: `context` itself, or its one-share twin. */
@@ -77,6 +90,6 @@ function oneShareTwin(options: SecureContextOptions): SecureContext | null {
   try {
     return createSecureContext({ ...options, ecdhCurve: ONE_CLASSICAL_SHARE });
   } catch {
-    return null; // OpenSSL before 3.5 reads neither the tuples nor the key-share marks, nor has ML-KEM
+    return null; // an OpenSSL built without ML-KEM
   }
 }

@@ -47,6 +47,8 @@ export async function startWorkersAgent(
     args?: string[];
     nodeArgs?: string[];
     env?: Record<string, string>;
+    /** The Node binary to run it with (this test's by default). */
+    node?: string;
   },
 ): Promise<WorkersAgent> {
   // Its ports are picked free, then bound by the agent a moment later: another process may take one in
@@ -80,6 +82,7 @@ async function startWorkersAgentOnce(opts: Parameters<typeof startWorkersAgent>[
     finalAudit,
     nodeArgs: opts.nodeArgs,
     env: opts.env,
+    node: opts.node,
   }).catch(async (err: unknown) => {
     await fifo?.close();
     throw err;
@@ -104,12 +107,13 @@ export async function spawnWorkersAgent(
     /** Node's own flags (e.g. `--import`), which node:cluster gives the workers too. */
     nodeArgs?: string[];
     env?: Record<string, string>;
+    node?: string;
     /** The agent's stdout: this descriptor (e.g. a pipe the test reads), not a pipe collected in logs(). */
     stdout?: number;
   },
 ): Promise<AgentProcesses> {
   const { dir, port, metrics, readAudit } = o;
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], {
+  const child = spawn(o.node ?? process.execPath, [...(o.nodeArgs ?? []), CLI, ...args], {
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info', ...o.env },
     stdio: ['ignore', o.stdout ?? 'pipe', 'pipe'],
   });

@@ -5,26 +5,16 @@ import { type AddressInfo, type Server, type Socket, connect, createServer } fro
 import {
   type SecureContext,
   type TLSSocket,
-  createSecureContext,
   connect as tlsConnect,
   createServer as createTlsServer,
 } from 'node:tls';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { withSharedContext } from '../../../src/api/backend-tls.js';
-import { contextFor, noteKeyExchange } from '../../../src/api/backend-key-share.js';
+import { HYBRID_KEY_SHARES, contextFor, noteKeyExchange } from '../../../src/api/backend-key-share.js';
 import { type KeyPairPem, createCA, issueCertificate } from '../../../src/pki/ca.js';
 
 const HYBRID = 'X25519MLKEM768';
 const GROUP_NAMES: Record<number, string> = { 0x11ec: HYBRID, 0x1d: 'X25519', 0x17: 'P-256' };
-const hasHybrid = (() => {
-  try {
-    createSecureContext({ ecdhCurve: HYBRID });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 /** supported_groups and key_share groups of a ClientHello record. */
 function helloGroups(record: Buffer): { groups: string[]; shares: string[] } {
   let p = 5 + 4 + 2 + 32; // record header, handshake header, version, random
@@ -104,7 +94,7 @@ async function handshake(shared: SecureContext, port: number): Promise<string> {
   return name;
 }
 
-describe.skipIf(!hasHybrid)('backend key shares', () => {
+describe.skipIf(!HYBRID_KEY_SHARES)('backend key shares', () => {
   const shared = () => withSharedContext({ ca: ca.certPem }).secureContext!;
 
   it('offers a server that chose X25519 one X25519 share, still listing the hybrid group first', async () => {
