@@ -29,7 +29,8 @@ import type {
   RouterOptions,
   Routers,
 } from './router.js';
-import { PubSubTracker, SubscriptionKind } from './pubsub-tracker.js';
+import { PubSubTracker, type SubscriptionKind } from './pubsub-tracker.js';
+import { Expect, SPECIAL, isSubscription, joinFrames } from './reply-expect.js';
 import { Reauth, type Renew, expiryOf } from './reauth.js';
 import { RESET } from './serializer.js';
 import { type HeldWrites, WriteBatcher } from './write-batcher.js';
@@ -39,43 +40,6 @@ type Done = (reply: Buffer | RedisReplyError) => void;
 /** The type bytes of frames that may be pushes: a RESP3 push, or an attribute (before a push or a reply). */
 const PUSH = 0x3e; // >
 const ATTRIBUTE = 0x7c; // |
-
-/**
- * What answers an in-flight command. Positive: that many subscription reply frames are still due.
- * Negative: resolved when the first frame arrives (how many channels an argument-less UNSUBSCRIBE
- * drops is only known then), or a mode change to apply once the reply is seen.
- */
-const enum Expect {
-  OneFrame = 0,
-  AllChannels = -SubscriptionKind.Channel,
-  AllPatterns = -SubscriptionKind.Pattern,
-  AllShardChannels = -SubscriptionKind.ShardChannel,
-  Monitor = -4,
-  Reset = -5,
-  /** HELLO 2|3: its reply's type says which protocol the connection speaks from then on. */
-  Hello = -6,
-  // Marks seen only by dispatch (answered as OneFrame): a re-AUTH must not be queued in a transaction.
-  TxStart = -7,
-  TxEnd = -8,
-  /** SUBSCRIBE, PSUBSCRIBE, SSUBSCRIBE: one frame per channel named (none named: Redis's error). */
-  Subscribe = -9,
-}
-
-/** Every command not answered by exactly one frame, so that the others cost one lookup. */
-const SPECIAL: ReadonlyMap<string, Expect> = new Map([
-  ['subscribe', Expect.Subscribe],
-  ['psubscribe', Expect.Subscribe],
-  ['ssubscribe', Expect.Subscribe],
-  ['unsubscribe', Expect.AllChannels],
-  ['punsubscribe', Expect.AllPatterns],
-  ['sunsubscribe', Expect.AllShardChannels],
-  ['monitor', Expect.Monitor],
-  ['reset', Expect.Reset],
-  ['hello', Expect.Hello],
-  ['multi', Expect.TxStart],
-  ['exec', Expect.TxEnd],
-  ['discard', Expect.TxEnd],
-]);
 
 export class StandaloneRouter implements Router {
   private readonly framer = ReplyFramer.inPlace((bytes, start, end) => this.onFrameAt(bytes, start, end));
@@ -401,29 +365,12 @@ export class StandaloneRouter implements Router {
   }
 }
 
-/** Expects of a subscribe-family command: a count of frames, or all of one kind's. */
-function isSubscription(expect: number): boolean {
-  return expect > 0 || (expect <= Expect.AllChannels && expect >= Expect.AllShardChannels);
-}
-
 function lost(detail: string): DrawbridgeError {
   return new DrawbridgeError(
     'BACKEND_UNREACHABLE',
     `lost the connection to the backend: ${detail}`,
     'reconnect; if it persists, check the backend (restarts, maxclients, timeout settings)',
   );
-}
-
-/** Frames that arrived back to back in one chunk are one view; others are copied together. */
-function joinFrames(parts: Buffer[]): Buffer {
-  const first = parts[0]!;
-  let end = first.byteOffset + first.length;
-  for (let i = 1; i < parts.length; i++) {
-    const p = parts[i]!;
-    if (p.buffer !== first.buffer || p.byteOffset !== end) return Buffer.concat(parts);
-    end += p.length;
-  }
-  return Buffer.from(first.buffer, first.byteOffset, end - first.byteOffset);
 }
 
 async function openStandalone(opts: RouterOptions): Promise<Router> {
