@@ -1,9 +1,15 @@
 // Audit arguments of Redis commands: secrets redacted, values past the Database's
 // spec.audit.maxValueLength cut with their size and SHA-256, and the direct writer's bytes equal to
 // JSON.stringify of the same arguments within the room it reserved, at the boundary lengths; a
-// session's command lines follow its user and each command's name.
+// session's command lines follow its user and each command's name, and carry the time of their read
+// (the line head keeps the sink's time bytes and must follow every millisecond).
 import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { JsonLinesAudit } from '../../../src/agent/audit.js';
+import { createLogger } from '../../../src/log.js';
 import { DEFAULT_MAX_AUDIT_VALUE } from '../../../src/api/database.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from '../../../src/engines/redis/audit.js';
 import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
@@ -165,5 +171,47 @@ describe('SessionAudit command lines', () => {
       command: 'get',
       args: ['a'],
     });
+  });
+});
+
+describe('SessionAudit command lines through the file sink', () => {
+  it('carry the time of their read, as the millisecond and the second change under a kept head', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-audit-'));
+    try {
+      const file = path.join(dir, 'audit.jsonl');
+      const sink = new JsonLinesAudit(file, createLogger('test', 'silent'));
+      const database = { metadata: { name: 'cache' }, spec: { audit: { maxValueLength: 64 } } };
+      const audit = new SessionAudit({
+        id: 's1',
+        agent: { audit: sink, state: { database } } as unknown as AgentRuntime,
+        login: { user: 'alice', dbUser: 'default' } as unknown as SessionLogin,
+      });
+      const t0 = Date.UTC(2026, 11, 7, 9, 30, 59, 998);
+      // The same ms twice, the next ms, the next second, back to an earlier one, another command
+      // between: each line's head is reused, its time bytes may not be.
+      const sent: [number, string][] = [
+        [t0, 'get'],
+        [t0, 'get'],
+        [t0 + 1, 'get'],
+        [t0 + 2, 'get'],
+        [t0 + 2, 'set'],
+        [t0 + 3, 'get'],
+        [t0 + 1003, 'get'],
+        [t0 + 1, 'get'],
+        [t0 + 1, 'set'],
+      ];
+      for (const [at, name] of sent) {
+        audit.readAt = at;
+        audit.command(cmd(name.toUpperCase(), 'k'));
+      }
+      await sink.close();
+      const lines = (await readFile(file, 'utf8')).split('\n').filter(Boolean);
+      const parsed = lines.map((l) => JSON.parse(l) as { time: string; command: string });
+      expect(parsed.map((e) => [e.time, e.command])).toEqual(
+        sent.map(([at, name]) => [new Date(at).toISOString(), name]),
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
