@@ -48,6 +48,26 @@ export function backendTlsOptions(
   return opts;
 }
 
+/**
+ * A TLS error OpenSSL raised on a backend connection after its handshake (Node gives such errors
+ * OpenSSL's `library`), as the error to report `during` a phase. Without this it read as "the backend
+ * closed the connection" with a hint at the backend's logs. An alert is the server refusing the session
+ * (TLS 1.3 clients learn that their certificate was refused only after the handshake); any other
+ * OpenSSL error is the agent's own (a record it could not read, or its OpenSSL failing, as Node 20's
+ * did once with a stale error queue). Undefined for any other error.
+ */
+export function backendTlsFailure(err: unknown, during: string): DrawbridgeError | undefined {
+  if (!(err instanceof Error) || typeof (err as { library?: unknown }).library !== 'string') return undefined;
+  const alert = /\balert\b/i.test(err.message);
+  return new DrawbridgeError(
+    'BACKEND_TLS',
+    `TLS to the backend failed ${during}: ${err.message}`,
+    alert
+      ? 'the server refused the TLS session: check spec.tls and whether the server requires a client certificate (spec.auth.type mtls)'
+      : "the agent's OpenSSL raised it, not a server alert: check spec.tls, the agent's Node.js and OpenSSL (node -p process.versions) and what sits between the agent and the server",
+  );
+}
+
 const contexts = new Map<string, SecureContext>();
 /** Distinct (CA, certificate, key) sets kept: a few per Database, and mtls certificates per user. */
 const MAX_CONTEXTS = 64;

@@ -1,6 +1,7 @@
 // Awaitable reads for the connection handshake (client startup, backend authentication). The relay
 // does not use this: once a session is established, sockets stream straight through MessageScanner.
 import type { Socket } from 'node:net';
+import { backendTlsFailure } from '../../api/backend-tls.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { Frame, StartupPacket } from './messages.js';
 import { type FrameLimits, HandshakeBuffer } from './parser.js';
@@ -19,6 +20,8 @@ export class Wire {
   private readonly buffer = new HandshakeBuffer();
   private wake: (() => void) | undefined;
   private closed: DrawbridgeError | undefined;
+  /** The socket's error, which Node emits just before 'close': a TLS one is reported as such. */
+  private error: Error | undefined;
 
   constructor(
     readonly socket: Socket,
@@ -26,8 +29,13 @@ export class Wire {
     private readonly peer: string,
   ) {
     socket.on('data', this.onData);
+    socket.on('error', this.onError);
     socket.on('close', this.onClose);
   }
+
+  private readonly onError = (err: Error): void => {
+    this.error = err;
+  };
 
   private readonly onData = (chunk: Buffer): void => {
     this.buffer.push(chunk);
@@ -36,10 +44,13 @@ export class Wire {
   };
 
   private readonly onClose = (): void => {
-    this.closed = new DrawbridgeError(
-      this.peer === 'client' ? 'PROTOCOL_ERROR' : 'BACKEND_UNREACHABLE',
-      `the ${this.peer} closed the connection during startup`,
-    );
+    const tls = this.peer === 'client' ? undefined : backendTlsFailure(this.error, 'during startup');
+    this.closed =
+      tls ??
+      new DrawbridgeError(
+        this.peer === 'client' ? 'PROTOCOL_ERROR' : 'BACKEND_UNREACHABLE',
+        `the ${this.peer} closed the connection during startup`,
+      );
     this.notify();
   };
 
@@ -78,6 +89,7 @@ export class Wire {
   detach(): Buffer {
     this.socket.pause();
     this.socket.off('data', this.onData);
+    this.socket.off('error', this.onError);
     this.socket.off('close', this.onClose);
     return this.buffer.take();
   }

@@ -6,7 +6,7 @@ import type { Database } from '../../api/database.js';
 import { backendAddress } from '../../api/runtime.js';
 import type { SecretReader } from '../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
-import { backendTlsOptions, withSharedContext } from '../../api/backend-tls.js';
+import { backendTlsFailure, backendTlsOptions, withSharedContext } from '../../api/backend-tls.js';
 import { contextFor, noteKeyExchange } from '../../api/backend-key-share.js';
 import { ReplyFramer, RespError, decodeReply } from './reply-parser.js';
 import type { BackendLogin } from './router.js';
@@ -216,11 +216,12 @@ export function roundTrip(socket: Socket, command: Buffer): Promise<Buffer> {
     const onEnd = (err?: Error | boolean) => {
       cleanup();
       reject(
-        new DrawbridgeError(
-          'BACKEND_UNREACHABLE',
-          `the backend closed the connection during login${err instanceof Error ? `: ${err.message}` : ''}`,
-          'check the backend logs (maxclients, ACL, TLS settings)',
-        ),
+        backendTlsFailure(err, 'during login') ??
+          new DrawbridgeError(
+            'BACKEND_UNREACHABLE',
+            `the backend closed the connection during login${err instanceof Error ? `: ${err.message}` : ''}`,
+            'check the backend logs (maxclients, ACL, TLS settings)',
+          ),
       );
     };
     socket.on('data', onData);

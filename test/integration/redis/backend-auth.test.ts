@@ -85,6 +85,15 @@ describe('mtls backend auth', () => {
     );
   });
 
+  it('an agent without a client certificate is told the server refused its TLS session, and how to fix it', async () => {
+    // TLS 1.3: the agent's handshake completes before Redis checks for its certificate, so the alert
+    // arrives while it logs in. It read as "the backend closed the connection … check the backend logs".
+    const password = await f.startAgent(redisDocs(f.redis));
+    const reply = await firstReply(password.port, 'PING\r\n');
+    expect(reply).toMatch(/^-ERR TLS to the backend failed during login: .*alert/);
+    expect(reply).toMatch(/the server refused the TLS session.*client certificate \(spec\.auth\.type mtls\)/);
+  });
+
   it("after RESET the connection must still be the certificate's user, else the session ends", async () => {
     const s = await f.rawAt(mtls.port, 'alice');
     expect(await exchange(s, pipeline([['ACL', 'WHOAMI'], ['RESET'], ['ACL', 'WHOAMI']]), 3)).toEqual([
