@@ -152,9 +152,9 @@ export async function startFixture(pgOpts: Parameters<typeof startPostgres>[0] =
 }
 
 /** The fixture's documents behind an agent of `workers` processes, run as the CLI runs it. */
-export function startWorkersAgentFor(f: Fixture, workers = 2): Promise<WorkersAgent> {
+export function startWorkersAgentFor(f: Fixture, workers = 2, node?: string): Promise<WorkersAgent> {
   const docs = baseDocs(f.pg.port, f.pg.ca.certPem);
-  return startWorkersAgent({ database: 'orders-pg', docs, tls: f.agentTls, workers });
+  return startWorkersAgent({ database: 'orders-pg', docs, tls: f.agentTls, workers, node });
 }
 
 /** libpq connection string to the agent as `who`. */

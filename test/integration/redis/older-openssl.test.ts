@@ -3,27 +3,13 @@
 // learning (src/api/backend-key-share.ts) once tried an OpenSSL 3.5 group list there; OpenSSL refused
 // it and left the error on its queue, where Node reported it as the next backend handshake's failure,
 // so every session after the first lost its backend. Skipped where the machine has no such Node.
-import { execFileSync } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startWorkersAgent } from '../../support/agent-workers.js';
+import { olderNode } from '../../support/older-node.js';
 import { type RedisServer, ioredisAt, issuePeopleTls, startRedis } from '../../support/redis.js';
 import { redisDocs } from './fixture.js';
-
-/** A Node binary on this machine whose OpenSSL is older than 3.5 (the machine's own Node 20). */
-function olderNode(): string | undefined {
-  for (const node of ['/usr/bin/node', '/usr/local/bin/node']) {
-    try {
-      const version = execFileSync(node, ['-p', 'process.versions.openssl'], { encoding: 'utf8' });
-      const [major = 0, minor = 0] = version.trim().split('.').map(Number);
-      if (major < 3 || (major === 3 && minor < 5)) return node;
-    } catch {
-      // not there
-    }
-  }
-  return undefined;
-}
 
 const node = olderNode();
 let redis: RedisServer;
