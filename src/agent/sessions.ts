@@ -25,8 +25,27 @@ export interface SessionWatcher {
   closed(id: string): void;
 }
 
+/** Why a session that was allowed is not any more. */
+export function revoked(reason: string): DrawbridgeError {
+  return new DrawbridgeError(
+    'SESSION_REVOKED',
+    `access revoked: ${reason}`,
+    'ask an admin to restore access',
+  );
+}
+
 export class SessionRegistry {
   private readonly live = new Map<string, { session: LiveSession; timer: NodeJS.Timeout }>();
+  /**
+   * Policy changes re-checked so far. A session is decided before its backend login and tracked after
+   * it: an engine compares this count across the login and decides again if a change came between,
+   * which re-checked the sessions tracked then, not the one logging in.
+   */
+  private changed = 0;
+
+  get changes(): number {
+    return this.changed;
+  }
 
   constructor(private readonly watcher?: SessionWatcher) {}
 
@@ -66,18 +85,13 @@ export class SessionRegistry {
 
   /** Re-runs the access check for every session; those no longer allowed end now. */
   reevaluate(policy: Policy, database: AccessRequest['database']): void {
+    this.changed++;
     for (const { session } of [...this.live.values()]) {
       const req = { ...session.request(), database };
       const decision = checkAccess(session.identity, req, policy);
       if (decision.allowed) session.regrant?.(decision);
       else {
-        session.terminate(
-          new DrawbridgeError(
-            'SESSION_REVOKED',
-            `access revoked: ${decision.reason}`,
-            'ask an admin to restore access',
-          ),
-        );
+        session.terminate(revoked(decision.reason));
       }
     }
   }

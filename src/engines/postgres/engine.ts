@@ -2,9 +2,9 @@
 // The steps, and why each is where it is, are in the comments below; see index.ts for the diagram.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { newSessionId } from '../../agent/sessions.js';
+import { newSessionId, revoked } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
-import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../../errors.js';
+import { DrawbridgeError, type ErrorCode, errorMessage, isDrawbridgeError } from '../../errors.js';
 import type { AgentRuntime, Engine, WorkerRequest } from '../../agent/engine.js';
 import { type BackendTarget, backendTarget, loginBackend, openBackend } from './backend.js';
 import { type CancelKey, CancelKeys, type CancelTarget, forwardCancel } from './cancel.js';
@@ -183,21 +183,13 @@ export class PostgresEngine implements Engine {
     const refusal = request.roleChange;
     if (refusal)
       agent.log.info({ user: identity.user, dbUser, dbName, reason: refusal.message }, 'access denied');
-    const decision = refusal
+    const since = agent.sessions.changes;
+    let decision = refusal
       ? { allowed: false as const, reason: refusal.message }
       : agent.authorize(identity, dbUser, dbName);
     if (!decision.allowed) {
       agent.metrics.sessionOutcome('postgres', 'denied', hs.openedAt);
-      agent.audit.emit({
-        type: 'session.denied',
-        sessionId: newSessionId(),
-        database: agent.state.database.metadata.name,
-        protocol: 'postgres',
-        user: identity.user,
-        dbUser,
-        dbName,
-        reason: decision.reason,
-      });
+      deniedEvent(agent, identity.user, dbUser, dbName, decision.reason);
       throw refusal ?? new DrawbridgeError('ACCESS_DENIED', decision.reason, DENIED_HINT);
     }
 
@@ -222,7 +214,18 @@ export class PostgresEngine implements Engine {
       return hs.done();
     }
 
-    // 6. Relay. The session is tracked so policy changes and TTLs can end it.
+    // 6. Relay. The session is tracked so policy changes and TTLs can end it. One that came while the
+    //    backend logged in re-checked the sessions tracked then, not this one: it is decided again.
+    if (agent.sessions.changes !== since) {
+      decision = agent.authorize(identity, dbUser, dbName);
+      if (!decision.allowed) {
+        this.cancelKeys.release(key);
+        agent.metrics.sessionOutcome('postgres', 'denied', hs.openedAt);
+        const err = revoked(decision.reason);
+        deniedEvent(agent, identity.user, dbUser, dbName, err.message);
+        throw err;
+      }
+    }
     hs.done();
     if (tls.destroyed || backendWire.socket.destroyed) {
       this.cancelKeys.release(key);
@@ -332,13 +335,35 @@ export class PostgresEngine implements Engine {
       agent.log.error({ err }, 'postgres connection failed unexpectedly');
     } else if (err.code === 'MESSAGE_TOO_LARGE') {
       agent.limitExceeded('unauthenticatedRequest', { err: err.message });
-    } else if (err.code !== 'ACCESS_DENIED' && err.code !== 'TOO_MANY_CONNECTIONS') {
+    } else if (!DENIALS.has(err.code) && err.code !== 'TOO_MANY_CONNECTIONS') {
       // Denials are logged and counted by agent.authorize, limits by agent.limitExceeded.
       agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');
     }
-    if (!isDrawbridgeError(err, 'ACCESS_DENIED'))
+    if (!isDrawbridgeError(err) || !DENIALS.has(err.code))
       agent.metrics.sessionOutcome('postgres', 'failed', openedAt, err);
   }
+}
+
+/** Refusals of access (counted as denied where they are decided, not as failed sessions). */
+const DENIALS: ReadonlySet<ErrorCode> = new Set(['ACCESS_DENIED', 'SESSION_REVOKED']);
+
+function deniedEvent(
+  agent: AgentRuntime,
+  user: string,
+  dbUser: string,
+  dbName: string,
+  reason: string,
+): void {
+  agent.audit.emit({
+    type: 'session.denied',
+    sessionId: newSessionId(),
+    database: agent.state.database.metadata.name,
+    protocol: 'postgres',
+    user,
+    dbUser,
+    dbName,
+    reason,
+  });
 }
 
 function forward(backend: CancelTarget, agent: AgentRuntime): Promise<void> {

@@ -4,6 +4,7 @@
 // user's credential, in command order. The backend login always matches the authorized user.
 import type { Identity } from '../../authn/identity.js';
 import type { Decision } from '../../authz/engine.js';
+import { revoked } from '../../agent/sessions.js';
 import { backendAddress } from '../../api/runtime.js';
 import { DrawbridgeError, type ErrorCode, errorMessage } from '../../errors.js';
 import { type AuthRequest, authIdentity } from './client-auth.js';
@@ -14,7 +15,12 @@ import type { RedisSession } from './session.js';
 
 type Allowed = Extract<Decision, { allowed: true }>;
 
-const REFUSALS = new Set<ErrorCode>(['ACCESS_DENIED', 'AUTHN_FAILED', 'BACKEND_AUTH_FAILED']);
+const REFUSALS = new Set<ErrorCode>([
+  'ACCESS_DENIED',
+  'AUTHN_FAILED',
+  'BACKEND_AUTH_FAILED',
+  'SESSION_REVOKED',
+]);
 
 const NOBODY: Identity = { user: '', groups: [], source: 'certificate' };
 
@@ -101,10 +107,11 @@ export class SessionLogin {
       );
     }
     await this.audited(this.dbUser, async () => {
+      const since = this.s.agent.sessions.changes;
       const decision = this.check(identity, this.dbUser);
       const login = this.backend ?? (await this.backendLogin(this.dbUser, undefined));
       await this.open(login, protocol);
-      await this.commit(identity, this.dbUser, decision, login);
+      await this.commit(identity, this.dbUser, decision, login, since);
     });
   }
 
@@ -116,6 +123,7 @@ export class SessionLogin {
       if (tracking !== undefined && tracking !== req.user) throw trackingSwitch(tracking, req.user);
       const identity = await authIdentity(this.client.certificate, req.password, this.s.agent.tokenVerifier);
       this.attempt = identity;
+      const since = this.s.agent.sessions.changes;
       const decision = this.check(identity, req.user);
       // With a certificate the password is the client's own database password (passthrough).
       const password = identity.source === 'certificate' ? req.password : undefined;
@@ -123,7 +131,7 @@ export class SessionLogin {
       const router = this.s.connected;
       if (router) await router.relogin(login);
       else await this.open(login, protocol);
-      await this.commit(identity, req.user, decision, login);
+      await this.commit(identity, req.user, decision, login, since);
     });
   }
 
@@ -155,6 +163,19 @@ export class SessionLogin {
       this.attempt = undefined;
       throw err;
     }
+  }
+
+  /**
+   * The policy changed while the backend logged in: the re-check of live sessions saw this one as it
+   * was (or not at all, on its first connect). Decided again now; refused, the session ends, as the
+   * re-check would have ended it: its backend connection is already logged in as `dbUser`.
+   */
+  private decideAgain(identity: Identity, dbUser: string): Allowed {
+    const decision = this.s.agent.authorize(identity, dbUser);
+    if (decision.allowed) return decision;
+    const err = revoked(decision.reason);
+    this.s.terminate(err);
+    throw err;
   }
 
   private check(identity: Identity, dbUser: string): Allowed {
@@ -218,13 +239,16 @@ export class SessionLogin {
     this.s.authenticated();
   }
 
+  /** `since`: the registry's policy changes when `decision` was made. */
   private async commit(
     identity: Identity,
     dbUser: string,
     decision: Allowed,
     login: BackendLogin,
+    since: number,
   ): Promise<void> {
     await this.admit(identity);
+    if (this.s.agent.sessions.changes !== since) decision = this.decideAgain(identity, dbUser);
     const first = this.decision === undefined;
     this.attempt = undefined;
     this.current = identity;
