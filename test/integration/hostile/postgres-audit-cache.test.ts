@@ -1,0 +1,136 @@
+// Hostile: what a PostgreSQL session's audit remembers must never make a line lie. The auditor keeps
+// the last Parses' bodies with the text and secrecy it audited them with (a repeat skips decoding and
+// redaction), the session keeps the heads of its last Bind events, and the Bind decoder the names of
+// the last statements bound (ASCII only). The attacker sends what these are keyed on, nearly: a Parse
+// of the same length as an earlier one that differs in its last bytes (and mentions PASSWORD), the
+// same Parse bytes again after spec.audit.maxValueLength changed, a statement name of the same byte
+// length as another but not ASCII, one name closed and parsed again for other SQL and back. Raw wire
+// messages through the real agent to PostgreSQL 15; the real audit file and the server's state are read.
+import { readFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditEvent } from '../../../src/agent/audit.js';
+import { type Fixture, baseDocs, startFixture } from '../postgres/fixture.js';
+import { fe } from '../../unit/postgres/factory.js';
+import { until } from './audit-support.js';
+import { type Session, exchange, queries, withSession } from './postgres-audit-support.js';
+
+let f: Fixture;
+beforeAll(async () => {
+  f = await startFixture();
+});
+afterAll(async () => {
+  await f?.stop();
+});
+
+async function resetTable(): Promise<void> {
+  await f.pg.admin(
+    'DROP TABLE IF EXISTS c; CREATE TABLE c (id int); ALTER TABLE c OWNER TO alice; INSERT INTO c VALUES (1), (2)',
+    'orders',
+  );
+}
+const rows = async () => Number((await f.pg.admin('SELECT count(*) FROM c', 'orders')).trim());
+/** Bind of `statement` with text values, Execute, Sync. */
+const run = (statement: string, values: string[] = []) => [
+  fe.bind(
+    '',
+    statement,
+    [],
+    values.map((v) => Buffer.from(v)),
+  ),
+  fe.execute(''),
+  fe.sync(),
+];
+const shown = (events: AuditEvent[]) => events.map((e) => [e.statement, e.query, e.parameters]);
+
+describe('the Parse, Bind head and statement name caches', () => {
+  it('a Parse as long as the last one, differing only in its last bytes, is audited as itself: a password stays out', async () => {
+    const plain = 'SELECT $1::text AS xxxxxxxx';
+    const secret = 'SELECT $1::text AS password';
+    expect(plain.length).toBe(secret.length);
+    await withSession(f, async (s) => {
+      for (const round of ['1', '2']) {
+        expect(await exchange(s, [fe.parse('', plain), ...run('', [`visible-${round}`])])).toEqual([]);
+        expect(await exchange(s, [fe.parse('', secret), ...run('', [`pw-sekrit-${round}`])])).toEqual([]);
+      }
+      expect(shown(await queries(f, s, 4))).toEqual([
+        [undefined, plain, ['visible-1']],
+        [undefined, secret, ['[redacted]']],
+        [undefined, plain, ['visible-2']],
+        [undefined, secret, ['[redacted]']],
+      ]);
+    });
+    expect(await readFile(f.agent.auditPath, 'utf8')).not.toContain('pw-sekrit');
+  });
+
+  it('the same Parse bytes after spec.audit.maxValueLength changed are cut by the new limit', async () => {
+    const sql = `SELECT $1::text AS v, '${'w'.repeat(400)}' AS w`;
+    const docs = baseDocs(f.pg.port, f.pg.ca.certPem) as { kind: string; spec: Record<string, unknown> }[];
+    try {
+      await withSession(f, async (s: Session) => {
+        expect(await exchange(s, [fe.parse('', sql), ...run('', ['a'])])).toEqual([]);
+        docs.find((d) => d.kind === 'Database')!.spec.audit = { maxValueLength: 300 };
+        await f.agent.writeDocs(docs);
+        // A simple Query (which the Parse cache never sees) tells when the limit has changed.
+        let n = 0;
+        await until('the new limit', async () => {
+          await exchange(s, [fe.query(sql.replace('$1::text', `'${++n}'`))]);
+          return String((await queries(f, s, n + 1)).at(-1)?.query).includes('bytes sha256:');
+        });
+        expect(await exchange(s, [fe.parse('', sql), ...run('', ['b'])])).toEqual([]);
+        const events = await queries(f, s, n + 2);
+        expect(events[0]).toMatchObject({ query: sql, parameters: ['a'] });
+        expect(events.at(-1)!.parameters).toEqual(['b']);
+        expect(String(events.at(-1)!.query)).toMatch(
+          new RegExp(
+            `^${sql.slice(0, 300).replace(/[$()]/g, '\\$&')}…\\[${sql.length} bytes sha256:[0-9a-f]{64}\\]$`,
+          ),
+        );
+      });
+    } finally {
+      await f.agent.writeDocs(baseDocs(f.pg.port, f.pg.ca.certPem));
+    }
+  });
+
+  it('statement names of one byte length, one not ASCII, bound in turn: each Bind is audited by what it runs', async () => {
+    await resetTable();
+    const other = 'ab\u00e9'; // 4 bytes in UTF-8, as 'abcd'
+    expect(Buffer.byteLength(other)).toBe(4);
+    await withSession(f, async (s) => {
+      const prepare = [
+        fe.parse('abcd', 'SELECT 1'),
+        fe.parse(other, 'DELETE FROM c WHERE id = $1'),
+        fe.sync(),
+      ];
+      expect(await exchange(s, prepare)).toEqual([]);
+      const binds = [...run('abcd'), ...run(other, ['1']), ...run('abcd'), ...run(other, ['2'])];
+      expect(await exchange(s, binds, 4)).toEqual([]);
+      expect(await rows()).toBe(0);
+      expect(shown(await queries(f, s, 4))).toEqual([
+        ['abcd', 'SELECT 1', []],
+        [other, 'DELETE FROM c WHERE id = $1', ['1']],
+        ['abcd', 'SELECT 1', []],
+        [other, 'DELETE FROM c WHERE id = $1', ['2']],
+      ]);
+    });
+  });
+
+  it('one name closed and parsed again for other SQL, then for the first SQL again: each Bind says what ran', async () => {
+    await resetTable();
+    const reparse = (sql: string) => [fe.close('S', 's1'), fe.parse('s1', sql), fe.sync()];
+    await withSession(f, async (s) => {
+      expect(await exchange(s, [fe.parse('s1', 'SELECT 1'), ...run('s1')])).toEqual([]);
+      // The Parse answered before its Bind is sent: across a Sync the audit would only list the candidates.
+      for (const sql of ['DELETE FROM c WHERE id = 1', 'SELECT 1', 'DELETE FROM c WHERE id = 1']) {
+        expect(await exchange(s, reparse(sql))).toEqual([]);
+        expect(await exchange(s, run('s1'))).toEqual([]);
+      }
+      expect(await rows()).toBe(1);
+      expect(shown(await queries(f, s, 4))).toEqual([
+        ['s1', 'SELECT 1', []],
+        ['s1', 'DELETE FROM c WHERE id = 1', []],
+        ['s1', 'SELECT 1', []],
+        ['s1', 'DELETE FROM c WHERE id = 1', []],
+      ]);
+    });
+  });
+});
