@@ -54,7 +54,7 @@ function learnFailed(user: string, detail: string): DrawbridgeError {
   return new DrawbridgeError(
     'BACKEND_UNREACHABLE',
     `cannot learn the backend's commands as "${user}": ${detail}`,
-    `let database user "${user}" run COMMAND and HELLO (ACL +@connection), or AUTH as one who can`,
+    `let database user "${user}" run COMMAND and HELLO (ACL SETUSER ${user} +command +hello), or AUTH as one who can`,
   );
 }
 
