@@ -68,7 +68,12 @@ export class Agent implements AgentRuntime {
   private readonly workers: WorkerChannel | undefined;
   limits: Limits;
 
-  constructor(opts: AgentOptions) {
+  /** An agent with its Database's engine, loaded (src/wiring.ts) before the agent takes a connection. */
+  static async create(opts: AgentOptions): Promise<Agent> {
+    return new Agent(opts, await engineFor(opts.parts, opts.state.database.spec.protocol));
+  }
+
+  private constructor(opts: AgentOptions, engine: Engine) {
     this.state = opts.state;
     this.audit = opts.audit;
     this.log = opts.log;
@@ -79,7 +84,7 @@ export class Agent implements AgentRuntime {
     this.limitOverrides = opts.limits;
     this.limits = this.currentLimits();
     this.providers = opts.parts.credentials;
-    this.engine = engineFor(opts.parts, this.state.database.spec.protocol);
+    this.engine = engine;
     this.workers = opts.workers;
     // With workers, the primary learns of each session: it writes their session.end if this worker dies.
     this.sessions = new SessionRegistry(this.workers);
@@ -257,7 +262,7 @@ export class Agent implements AgentRuntime {
   }
 }
 
-function engineFor(parts: AgentParts, protocol: Protocol): Engine {
+function engineFor(parts: AgentParts, protocol: Protocol): Promise<Engine> {
   const create = parts.engines[protocol];
   if (!create) {
     throw new DrawbridgeError(

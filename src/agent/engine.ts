@@ -73,7 +73,10 @@ export interface Engine {
 
 /** What an agent is built from: an engine per protocol, and the backend credential providers. */
 export interface AgentParts {
-  /** Makes the engine for one agent; called once per agent, which closes it at shutdown. */
-  readonly engines: Partial<Record<Protocol, () => Engine>>;
+  /**
+   * Makes the engine for one agent; called once per agent, which closes it at shutdown. Asynchronous:
+   * each loads its engine's modules (src/wiring.ts), so an agent holds only its own protocol's code.
+   */
+  readonly engines: Partial<Record<Protocol, () => Promise<Engine>>>;
   readonly credentials: CredentialProviders;
 }

@@ -47,7 +47,7 @@ export async function runStandaloneAgent(
   const metrics = new AgentMetrics(true);
   metrics.setDatabase(config.spec.database);
   metrics.watchCertificates({ serving: config.spec.tls.certFile, client_ca: config.spec.tls.clientCAFile });
-  const agent = new Agent({
+  const agent = await Agent.create({
     parts,
     state,
     serverTls: serverContextFromFiles(config.spec.tls),

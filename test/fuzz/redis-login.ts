@@ -124,7 +124,7 @@ export async function startLoginTarget(): Promise<LoginTarget> {
   });
   const audit: AuditEvent[] = [];
   const sink: AuditSink = { emit: (e) => void audit.push(e), close: async () => undefined };
-  const agent = new Agent({
+  const agent = await Agent.create({
     parts: agentParts,
     state: new AgentState({
       database: Database.parse({

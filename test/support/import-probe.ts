@@ -2,7 +2,8 @@
 // every process that resolves a module of a package named in $DRAWBRIDGE_IMPORT_PROBE_PACKAGES (comma
 // separated) appends "PID PACKAGE", once per package, to the file $DRAWBRIDGE_IMPORT_PROBE_FILE. A test
 // then knows which of the agent's processes loaded which package, however the import was reached
-// (static, dynamic, a dependency's).
+// (static, dynamic, a dependency's). An entry starting with `/` names a part of the module's path
+// instead (`/dist/src/engines/redis/`: any module of the agent's own Redis engine).
 import { appendFileSync } from 'node:fs';
 import * as nodeModule from 'node:module';
 
@@ -22,7 +23,7 @@ if (file) {
   registerHooks({
     resolve(specifier, context, nextResolve) {
       const resolved = nextResolve(specifier, context);
-      const pkg = packages.find((p) => resolved.url.includes(`/node_modules/${p}/`));
+      const pkg = packages.find((p) => resolved.url.includes(p.startsWith('/') ? p : `/node_modules/${p}/`));
       if (pkg && !seen.has(pkg)) {
         seen.add(pkg);
         appendFileSync(file, `${process.pid} ${pkg}\n`);

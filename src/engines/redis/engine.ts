@@ -17,8 +17,8 @@ const TLS_REQUIRED = errorReply(
 
 export class RedisEngine implements Engine {
   readonly protocol = 'redis' as const;
-  /** This agent's routers, by mode, made on first use. */
-  private readonly routers = new Map<RouterMode, Routers>();
+  /** This agent's routers, by mode, made on first use (a session waits for its mode's modules to load). */
+  private readonly routers = new Map<RouterMode, Routers | Promise<Routers>>();
 
   constructor(private readonly modes: RouterModes) {}
 
@@ -55,7 +55,7 @@ export class RedisEngine implements Engine {
     });
   }
 
-  private readonly openRouter: OpenRouter = (mode, opts) => {
+  private readonly openRouter: OpenRouter = async (mode, opts) => {
     let routers = this.routers.get(mode);
     if (!routers) {
       const make = this.modes[mode];
@@ -63,13 +63,14 @@ export class RedisEngine implements Engine {
       routers = make();
       this.routers.set(mode, routers);
     }
-    return routers.open(opts);
+    return (await routers).open(opts);
   };
 
   /** Cluster sessions share node connections across sessions; close them with the agent. */
   async close(): Promise<void> {
-    for (const routers of this.routers.values()) routers.close();
+    const all = [...this.routers.values()];
     this.routers.clear();
+    for (const routers of all) (await routers).close();
   }
 }
 

@@ -26,8 +26,8 @@
 // tracking.ts (what CLIENT TRACKING may do), pubsub-tracker.ts (push or reply, RESP2 and RESP3),
 // command-catalog.ts (categories from the backend), engine.ts (TLS, then a session per client),
 // router.ts (the router seam),
-// standalone-router.ts (one pipelined backend connection), cluster/ (Redis Cluster router),
+// standalone-router.ts (one pipelined backend connection), cluster/ (Redis Cluster router; its
+// cluster/index.ts is imported apart, on a Database's first cluster session: src/wiring.ts),
 // backend-auth.ts (backend connect + AUTH), audit.ts (argument redaction).
 export { RedisEngine } from './engine.js';
 export { standaloneRouters } from './standalone-router.js';
-export { ClusterRouters } from './cluster/index.js';

@@ -126,8 +126,8 @@ export interface Routers {
   close(): void;
 }
 
-/** The router modes of a build, each made once per engine. */
-export type RouterModes = Partial<Record<RouterMode, () => Routers>>;
+/** The router modes of a build, each made once per engine (cluster's loads its modules: src/wiring.ts). */
+export type RouterModes = Partial<Record<RouterMode, () => Routers | Promise<Routers>>>;
 
 /** How a session reaches a router: the engine's Routers of `mode`. */
 export type OpenRouter = (mode: RouterMode, opts: RouterOptions) => Promise<Router>;

@@ -95,7 +95,7 @@ beforeAll(async () => {
   const files = await writeAgentConfig(dir, { database: 'orders-pg', docs, tls: f.agentTls });
   const bundle = await loadConfigFile(files.configPath);
   const log = createLogger('token-agent', process.env.DRAWBRIDGE_LOG_LEVEL ?? 'warn');
-  const agent = new Agent({
+  const agent = await Agent.create({
     parts: agentParts,
     state: new AgentState(snapshotOf(bundle, files.configPath)),
     serverTls: serverContextFromFiles(bundle.agent!.spec.tls),

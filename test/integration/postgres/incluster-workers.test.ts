@@ -12,16 +12,16 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
 import { type AgentProcesses, spawnWorkersAgent } from '../../support/agent-workers.js';
+import { type ImportProbe, importProbe } from '../../support/import-probe-log.js';
 import { freePort } from '../../support/ports.js';
 import { type Fixture, baseDocs, startFixture, user } from './fixture.js';
 
 const NS = 'shop';
-const PROBE = path.resolve('dist/test/support/import-probe.js');
 
 let f: Fixture;
 let plane: ControlPlane;
 let agent: AgentProcesses;
-let probeFile: string;
+let probe: ImportProbe;
 const clients: pg.Client[] = [];
 
 const inNamespace = (doc: object) => {
@@ -58,8 +58,7 @@ beforeAll(async () => {
   await writeFile(path.join(tlsDir, 'tls.crt'), f.agentTls.certPem);
   await writeFile(path.join(tlsDir, 'tls.key'), f.agentTls.keyPem);
   await writeFile(path.join(tlsDir, 'ca.crt'), f.agentTls.clientCaPem);
-  probeFile = path.join(dir, 'packages-loaded');
-  await writeFile(probeFile, '');
+  probe = await importProbe(dir, ['@kubernetes/client-node', 'zod']);
   const audit = path.join(dir, 'audit.log');
   const port = await freePort();
   const metrics = `127.0.0.1:${await freePort()}`;
@@ -81,11 +80,8 @@ beforeAll(async () => {
     workers: 2,
     readAudit,
     finalAudit: readAudit,
-    nodeArgs: [`--import=${PROBE}`],
-    env: {
-      DRAWBRIDGE_IMPORT_PROBE_PACKAGES: '@kubernetes/client-node,zod',
-      DRAWBRIDGE_IMPORT_PROBE_FILE: probeFile,
-    },
+    nodeArgs: probe.nodeArgs,
+    env: probe.env,
   });
 }, 120_000);
 
@@ -95,12 +91,6 @@ afterAll(async () => {
   await plane?.stop();
   await f?.stop();
 });
-
-/** The processes that loaded `pkg`, from the import probe. */
-async function loadedBy(pkg: string): Promise<number[]> {
-  const lines = (await readFile(probeFile, 'utf8')).split('\n').filter(Boolean);
-  return lines.map((l) => l.split(' ')).flatMap(([pid, p]) => (p === pkg ? [Number(pid)] : []));
-}
 
 function client(password?: string): pg.Client {
   const tls = password ? {} : { cert: f.people.alice.certPem, key: f.people.alice.keyPem };
@@ -168,8 +158,8 @@ describe('in-cluster agent of two workers', () => {
   it('loads the Kubernetes client and zod in the primary only', async () => {
     expect(await agent.workerPids()).toHaveLength(2);
     // The probe works: the primary, which watches and parses, did load them.
-    expect(await loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
-    expect(await loadedBy('zod')).toEqual([agent.child.pid]);
+    expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
+    expect(await probe.loadedBy('zod')).toEqual([agent.child.pid]);
   });
 
   it('ends sessions on both workers when the DatabaseUser is deleted, and lets them in again once applied', async () => {
@@ -207,8 +197,8 @@ describe('in-cluster agent of two workers', () => {
     await apply([inNamespace(alice())]);
     await admittedAgain();
     await onBothWorkers();
-    expect(await loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
-    expect(await loadedBy('zod')).toEqual([agent.child.pid]);
+    expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
+    expect(await probe.loadedBy('zod')).toEqual([agent.child.pid]);
   });
 
   it('drains on SIGTERM: the primary stops its watches and exits 0, logging no error but the kill above', async () => {

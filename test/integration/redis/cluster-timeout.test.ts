@@ -10,7 +10,8 @@ import type { NodeView } from '../../support/redis-cluster.js';
 import { RedisCluster } from '../../support/redis-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../../src/engines/redis/cluster/key-slot.js';
-import { ClusterRouters, RedisEngine, standaloneRouters } from '../../../src/engines/redis/index.js';
+import { ClusterRouters } from '../../../src/engines/redis/cluster/index.js';
+import { RedisEngine, standaloneRouters } from '../../../src/engines/redis/index.js';
 import type { ClusterService } from '../../../src/engines/redis/cluster/service.js';
 import { agentParts } from '../../../src/wiring.js';
 import { type ClusterFixture, clusterDocs, startClusterFixture } from './cluster-fixture.js';
@@ -153,8 +154,11 @@ describe('a hung cluster node', () => {
       ...agentParts,
       engines: {
         ...agentParts.engines,
-        redis: () =>
-          new RedisEngine({ standalone: standaloneRouters, cluster: () => (routers = new ClusterRouters()) }),
+        redis: async () =>
+          new RedisEngine({
+            standalone: standaloneRouters,
+            cluster: async () => (routers = new ClusterRouters()),
+          }),
       },
     };
     const g = await startClusterFixture(

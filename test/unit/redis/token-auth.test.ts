@@ -64,7 +64,7 @@ async function agentWith(verifier: TokenVerifier | undefined) {
     usage: 'server',
   });
   const audit = new RecordingAudit();
-  const agent = new Agent({
+  const agent = await Agent.create({
     parts: agentParts,
     state: new AgentState({
       database,
