@@ -1,9 +1,9 @@
 // Who is connecting. From a client certificate: CN = user, O = groups (the Kubernetes convention), read
-// from the certificate's DER subject structure (src/pki/subject.ts), the same reader the CSR signer
+// from the certificate's DER subject structure (src/pki/subject-der.ts), the same reader the CSR signer
 // checks each issued certificate with. From a ServiceAccount token: the TokenReview's username and groups.
 import type { PeerCertificate } from 'node:tls';
 import { DrawbridgeError } from '../errors.js';
-import { type Subject, certificateSubject } from '../pki/subject.js';
+import { type Subject, certificateSubject } from '../pki/subject-der.js';
 
 export interface Identity {
   user: string;

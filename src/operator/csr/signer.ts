@@ -7,7 +7,7 @@
 // backoff) when an API write fails.
 import type { Logger } from '../../log.js';
 import { type KeyPairPem, certificateDer, signCsr } from '../../pki/ca.js';
-import { type Subject, certificateSubject, sameSubject } from '../../pki/subject.js';
+import { type Subject, certificateSubject, sameSubject } from '../../pki/subject-der.js';
 import { errorMessage } from '../../errors.js';
 import type { Reconciler } from '../controller.js';
 import type { EventSink } from '../events.js';

@@ -1,7 +1,7 @@
 // What a standalone PostgreSQL agent (`drawbridge agent --config`, as the CLI runs it) loads: its own
 // engine, not the Redis one (src/wiring.ts imports an engine when an agent of its protocol is made),
-// nor the AWS SDK (a Database with password auth) or the Kubernetes client. An idle agent's fixed
-// memory is mostly the code it has loaded (README, Performance).
+// nor the AWS SDK (a Database with password auth), the Kubernetes client or an ASN.1 library. An idle
+// agent's fixed memory is mostly the code it has loaded (README, Performance).
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,13 @@ let agent: WorkersAgent;
 beforeAll(async () => {
   f = await startFixture();
   dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-pg-imports-'));
-  probe = await importProbe(dir, [POSTGRES_ENGINE, REDIS_ENGINE, '@aws-sdk', '@kubernetes/client-node']);
+  probe = await importProbe(dir, [
+    POSTGRES_ENGINE,
+    REDIS_ENGINE,
+    '@aws-sdk',
+    '@kubernetes/client-node',
+    '@peculiar/',
+  ]);
   agent = await startWorkersAgent({
     database: 'orders-pg',
     docs: baseDocs(f.pg.port, f.pg.ca.certPem),
@@ -50,4 +56,6 @@ it('serves a session with its own engine only: no Redis engine, AWS SDK or Kuber
   expect(await probe.loadedBy(REDIS_ENGINE)).toEqual([]);
   expect(await probe.loadedBy('@aws-sdk')).toEqual([]);
   expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([]);
+  // Client certificates are read by src/pki/subject-der.ts, with no ASN.1 library (~1.5 MB of heap).
+  expect(await probe.loadedBy('@peculiar/')).toEqual([]);
 });
