@@ -115,7 +115,7 @@ run_benchmarks() {
         for ((i = 0; i < ${#order[@]}; i++)); do reversed[i]=${order[${#order[@]} - 1 - i]}; done
         order=("${reversed[@]}")
       fi
-      for test in set get; do
+      for test in ${BENCH_TESTS:-set get}; do
         for t in "${order[@]}"; do
           read -r u0 s0 < <(cpu_ticks "${PROXY_PID[$t]:-}")
           # shellcheck disable=SC2086

@@ -30,4 +30,6 @@ const pipe = createServer(serverOptions, (client) => {
 });
 pipe.listen(Number(port), '127.0.0.1');
 process.stdin.on('end', () => process.exit(0));
+// The bench ends it with SIGTERM: exiting (not dying of the signal) writes a --cpu-prof profile.
+process.once('SIGTERM', () => process.exit(0));
 process.stdin.resume();

@@ -19,7 +19,10 @@
 # Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_PIPELINES, BENCH_AGENT_BEFORE,
 # BENCH_WORKERS, BENCH_AGENT_NODE_ARGS, BENCH_PIPE_NODE_ARGS (bench/lib.sh);
 # BENCH_CLUSTER=0 skips the Redis Cluster part; BENCH_IDLE_SESSIONS (1000; 0 skips) idle sessions through
-# the agent and the bare pipe, and where their bytes are (bench/redis-idle.ts).
+# the agent and the bare pipe, and where their bytes are (bench/redis-idle.ts); BENCH_CONNECT=N (0: skipped,
+# the default) then measures new sessions: N GETs with redis-benchmark -k 0 (a connection each: two TLS
+# handshakes, the agent's login and audit) against the agent, the bare pipe and agent-before, and prints
+# the proxy CPU per connection (2000: 10–40 s per target and round on this 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -81,6 +84,16 @@ echo "redis-benchmark -t get,set -n $REQUESTS -c $CLIENTS (machine: $(nproc) cor
 echo "agent = TLS client hop + TLS backend hop, audit on; node-tls-pipe = the same hops with no parsing, rules or audit"
 print_results standalone # with the worker line: agent-Nw against the one-process agent
 if [ -n "$RESP3_ROW" ]; then echo "$RESP3_ROW"; fi
+if [ "${BENCH_CONNECT:-0}" != 0 ]; then
+  echo
+  echo "new sessions: redis-benchmark -k 0 -t get -n $BENCH_CONNECT -c $CLIENTS (a connection per request: CPU per connection)"
+  : >"$WORK/results"
+  connect_targets=(node-tls-pipe agent)
+  [ -n "${PROXY_PID[agent-before]:-}" ] && connect_targets+=(agent-before)
+  EXTRA_ARGS=(-k 0)
+  REQUESTS=$BENCH_CONNECT BENCH_PIPELINES=1 BENCH_TESTS=get BENCH_TARGETS= run_benchmarks "${connect_targets[@]}"
+  print_results standalone
+fi
 if [ "${BENCH_IDLE_SESSIONS:-1000}" != 0 ]; then
   echo
   node dist/bench/redis-idle.js

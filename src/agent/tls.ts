@@ -92,8 +92,8 @@ export function acceptTls(socket: Socket, context: SecureContext): TLSSocket {
 
 /** The certificate identity, undefined when no certificate was sent, or an error naming why it was rejected. */
 export function certificateIdentity(tls: TLSSocket): Identity | undefined {
-  const cert = tls.getPeerCertificate();
-  if (!cert || Object.keys(cert).length === 0) return undefined;
+  const cert = tls.getPeerX509Certificate();
+  if (!cert) return undefined;
   if (!tls.authorized) {
     throw new DrawbridgeError(
       'AUTHN_FAILED',

@@ -71,6 +71,7 @@ export function backendTlsFailure(err: unknown, during: string): DrawbridgeError
 const contexts = new Map<string, SecureContext>();
 /** Distinct (CA, certificate, key) sets kept: a few per Database, and mtls certificates per user. */
 const MAX_CONTEXTS = 64;
+let last: (Pick<ConnectionOptions, 'ca' | 'cert' | 'key'> & { secureContext: SecureContext }) | undefined;
 
 /**
  * `opts` with its CA and client certificate as a SecureContext built once per distinct set and shared
@@ -80,6 +81,10 @@ const MAX_CONTEXTS = 64;
  */
 export function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
   const { ca, cert, key, ...rest } = opts;
+  // The set of the last connect, as it nearly always is: compared as they are, not joined into a key.
+  if (last && last.ca === ca && last.cert === cert && last.key === key) {
+    return { ...rest, secureContext: last.secureContext };
+  }
   const id = JSON.stringify([ca, cert, key]);
   let secureContext = contexts.get(id);
   if (secureContext === undefined) {
@@ -88,5 +93,6 @@ export function withSharedContext(opts: ConnectionOptions): ConnectionOptions {
     if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value!);
     contexts.set(id, secureContext);
   }
+  last = { ca, cert, key, secureContext };
   return { ...rest, secureContext };
 }

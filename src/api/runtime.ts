@@ -55,7 +55,22 @@ export interface BackendAddress {
   database?: string;
 }
 
+/** Parsed addresses by protocol and URI: a session reads its backend's several times (~10 µs a parse). */
+const addresses = new Map<string, Readonly<BackendAddress>>();
+const MAX_ADDRESSES = 256;
+
 export function backendAddress(spec: Pick<DatabaseSpec, 'uri' | 'protocol'>): BackendAddress {
+  const key = `${spec.protocol} ${spec.uri}`;
+  let addr = addresses.get(key);
+  if (addr === undefined) {
+    addr = Object.freeze(parseBackendAddress(spec));
+    if (addresses.size >= MAX_ADDRESSES) addresses.delete(addresses.keys().next().value!);
+    addresses.set(key, addr);
+  }
+  return addr;
+}
+
+function parseBackendAddress(spec: Pick<DatabaseSpec, 'uri' | 'protocol'>): BackendAddress {
   const url = new URL(spec.uri);
   const defaultPort = spec.protocol === 'postgres' ? 5432 : 6379;
   const path = decodeURIComponent(url.pathname.replace(/^\//, ''));

@@ -1,7 +1,7 @@
 // Who is connecting. From a client certificate: CN = user, O = groups (the Kubernetes convention), read
 // from the certificate's DER subject structure (src/pki/subject-der.ts), the same reader the CSR signer
 // checks each issued certificate with. From a ServiceAccount token: the TokenReview's username and groups.
-import type { PeerCertificate } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { DrawbridgeError } from '../errors.js';
 import { type Subject, certificateSubject } from '../pki/subject-der.js';
 
@@ -13,15 +13,22 @@ export interface Identity {
   expiresAt?: Date;
 }
 
-export function identityFromCertificate(cert: PeerCertificate | undefined): Identity {
-  if (!cert?.raw) {
+/**
+ * What the identity needs of a peer certificate: TLSSocket.getPeerX509Certificate() has it, computed
+ * natively when read; getPeerCertificate() would build a JS object of every field (~30 µs a connection).
+ */
+export type PeerX509 = Pick<X509Certificate, 'raw' | 'fingerprint256' | 'validTo'>;
+
+export function identityFromCertificate(cert: PeerX509 | undefined): Identity {
+  if (!cert) {
     throw new DrawbridgeError(
       'AUTHN_FAILED',
       'no client certificate was presented',
       'log in first (kubectl db login NAME), or pass the certificate and key to your client',
     );
   }
-  const { commonName: user, organizations } = subjectOf(cert);
+  const { subject, expiresAt } = parsedOf(cert);
+  const { commonName: user, organizations } = subject;
   const groups = [...organizations];
   if (!user) {
     throw new DrawbridgeError(
@@ -29,30 +36,31 @@ export function identityFromCertificate(cert: PeerCertificate | undefined): Iden
       'the client certificate has an empty common name (CN = user name)',
     );
   }
-  return { user, groups, source: 'certificate', expiresAt: new Date(cert.valid_to) };
+  return { user, groups, source: 'certificate', expiresAt: new Date(expiresAt) };
 }
 
 /**
- * Parsed subjects by certificate (SHA-256 of its DER, computed by Node for every peer certificate).
+ * Parsed subjects and end of validity (ms) by certificate (SHA-256 of its DER, which OpenSSL computes).
  * Parsing the whole certificate with @peculiar/asn1 allocates ~tens of KB per connection; at a
  * connect burst that garbage grew V8's young generation to its maximum, which the agent then held
  * as RSS (~30 KB per idle session in bench/postgres.sh). A client reconnects with the same
- * certificate, so it is parsed once. The subject is a function of the DER alone: nothing to expire.
+ * certificate, so it is parsed once (its DER copied out and its date text parsed once too). Both are
+ * functions of the DER alone: nothing to expire.
  */
-const subjects = new Map<string, Subject>();
+const parsed = new Map<string, { subject: Subject; expiresAt: number }>();
 const MAX_SUBJECTS = 1024;
 
-function subjectOf(cert: PeerCertificate): Subject {
+function parsedOf(cert: PeerX509): { subject: Subject; expiresAt: number } {
   const key = cert.fingerprint256;
-  let subject = key ? subjects.get(key) : undefined;
-  if (!subject) {
-    subject = certificateSubject(cert.raw);
+  let known = key ? parsed.get(key) : undefined;
+  if (!known) {
+    known = { subject: certificateSubject(cert.raw), expiresAt: Date.parse(cert.validTo) };
     if (key) {
-      if (subjects.size >= MAX_SUBJECTS) subjects.delete(subjects.keys().next().value!);
-      subjects.set(key, subject);
+      if (parsed.size >= MAX_SUBJECTS) parsed.delete(parsed.keys().next().value!);
+      parsed.set(key, known);
     }
   }
-  return subject;
+  return known;
 }
 
 /** The seam for workload tokens; the operator provides a TokenReview-backed implementation. */

@@ -308,8 +308,11 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     this.output.close();
     this.login.end();
     this.replies.flush();
-    this.client.end();
-    setTimeout(() => this.client.destroy(), 1000).unref();
+    // A client that closed is gone: end() would only make an error (write after destroy) to drop.
+    if (!this.client.destroyed) {
+      this.client.end();
+      setTimeout(() => this.client.destroy(), 1000).unref();
+    }
     this.agent.sessions.release(this.id);
     if (started) {
       this.agent.metrics.sessionsActive.dec({ protocol: 'redis' });

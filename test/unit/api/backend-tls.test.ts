@@ -19,5 +19,10 @@ describe('withSharedContext', () => {
     const mtls = withSharedContext({ ca: ca.certPem, cert: client.certPem, key: client.keyPem });
     expect(mtls.secureContext).not.toBe(a.secureContext);
     expect(mtls).not.toHaveProperty('key');
+    // Right after the same CA alone, the CA with a certificate is still its own context, and back.
+    expect(withSharedContext({ ca: ca.certPem }).secureContext).toBe(a.secureContext);
+    const again = withSharedContext({ ca: ca.certPem, cert: client.certPem, key: client.keyPem });
+    expect(again.secureContext).toBe(mtls.secureContext);
+    expect(withSharedContext({ ca: ca.certPem }).secureContext).toBe(a.secureContext);
   });
 });

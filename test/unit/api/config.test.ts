@@ -115,4 +115,18 @@ describe('helpers', () => {
       database: 'orders',
     });
   });
+
+  it('backendAddress parses a URI once per protocol, read-only, and follows a changed spec.uri', () => {
+    const first = backendAddress({ protocol: 'redis', uri: 'redis://a.local:7000/2' });
+    expect(backendAddress({ protocol: 'redis', uri: 'redis://a.local:7000/2' })).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    expect(backendAddress({ protocol: 'redis', uri: 'redis://b.local:7001/3' })).toMatchObject({
+      host: 'b.local',
+      port: 7001,
+      database: '3',
+    });
+    // Without a port the protocol's default: the same URI text read for another protocol differs.
+    expect(backendAddress({ protocol: 'redis', uri: 'redis://a.local/2' }).port).toBe(6379);
+    expect(backendAddress({ protocol: 'postgres', uri: 'redis://a.local/2' }).port).toBe(5432);
+  });
 });

@@ -10,7 +10,7 @@ import {
   Version,
 } from '@peculiar/asn1-x509';
 import { X509Certificate } from 'node:crypto';
-import { type PeerCertificate, type TLSSocket, connect, createServer } from 'node:tls';
+import { type TLSSocket, connect, createServer } from 'node:tls';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { identityFromCertificate } from '../../../src/authn/identity.js';
 import {
@@ -60,7 +60,7 @@ describe('certificate subjects', () => {
     const tls = createServer(
       { cert: server.certPem, key: server.keyPem, ca: ca.certPem, requestCert: true },
       (s: TLSSocket) => {
-        seen.push(identityFromCertificate(s.getPeerCertificate()));
+        seen.push(identityFromCertificate(s.getPeerX509Certificate()));
         s.end();
       },
     );
@@ -91,20 +91,27 @@ describe('certificate subjects', () => {
   });
 
   it('reads each certificate once, but hands every connection its own groups', async () => {
-    const peer = async (subject: Subject): Promise<PeerCertificate> => {
-      const x = new X509Certificate((await issueCertificate(ca, { ...subject, usage: 'client' })).certPem);
-      return { raw: x.raw, fingerprint256: x.fingerprint256, valid_to: x.validTo } as PeerCertificate;
-    };
+    const peer = async (subject: Subject, validSeconds: number): Promise<X509Certificate> =>
+      new X509Certificate(
+        (await issueCertificate(ca, { ...subject, usage: 'client', validSeconds })).certPem,
+      );
     const [a, b] = [HOSTILE_SUBJECTS[0]!, HOSTILE_SUBJECTS[1]!];
-    const certA = await peer(a);
+    const certA = await peer(a, 3600);
     const first = identityFromCertificate(certA);
     first.groups.push('system:masters');
-    // The same certificate again (a reconnect): the cached subject, untouched by the first caller.
-    expect(identityFromCertificate(certA)).toMatchObject({ user: a.commonName, groups: a.organizations });
-    // Another certificate with another subject is not mistaken for the first.
-    expect(identityFromCertificate(await peer(b))).toMatchObject({
+    first.expiresAt!.setTime(0);
+    // The same certificate again (a reconnect): the cached subject and expiry, untouched by the first caller.
+    expect(identityFromCertificate(certA)).toMatchObject({
+      user: a.commonName,
+      groups: a.organizations,
+      expiresAt: new Date(certA.validTo),
+    });
+    // Another certificate with another subject and expiry is not mistaken for the first.
+    const certB = await peer(b, 7200);
+    expect(identityFromCertificate(certB)).toMatchObject({
       user: b.commonName,
       groups: b.organizations,
+      expiresAt: new Date(certB.validTo),
     });
   });
 

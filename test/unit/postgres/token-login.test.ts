@@ -16,7 +16,7 @@ function connection(clientSends: Buffer) {
   const written: Buffer[] = [];
   const stream = new PassThrough();
   const tls = Object.assign(stream, {
-    getPeerCertificate: () => ({}),
+    getPeerX509Certificate: () => undefined,
     write: (b: Buffer) => written.push(b) > 0,
   }) as unknown as TLSSocket;
   const wire = new Wire(tls as Socket, 'client');
