@@ -1,7 +1,10 @@
 // What an in-cluster agent holds at start, process by process: `drawbridge agent --database NS/NAME
 // --workers N` against a real kube-apiserver (test/k8s), idle: its primary's and each worker's RSS,
 // PSS and anonymous memory. BENCH_AGENT_BEFORE=<another build's dist> runs that
-// build's agent in the same rounds, alternating. Run after `npx tsc -p tsconfig.build.json`:
+// build's agent in the same rounds, alternating. The agents read a service account as in a pod
+// (KUBERNETES_SERVICE_HOST/PORT, token, ca.crt); BENCH_KUBECONFIG=agent-before (builds, comma-separated)
+// gives those --kubeconfig instead (builds from before they read the service account themselves).
+// Run after `npx tsc -p tsconfig.build.json`:
 //   node dist/bench/incluster-memory.js   (BENCH_WORKERS=2, BENCH_ROUNDS=3)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +30,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Long enough for start-up garbage to be collected (V8's memory reducer runs after ~8 s idle). */
 const SETTLE_MS = 12_000;
 const here = path.dirname(new URL(import.meta.url).pathname);
+const KUBECONFIG_BUILDS = (process.env.BENCH_KUBECONFIG ?? '').split(',');
 
 const plane = await startControlPlane();
 const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-incluster-memory-'));
@@ -63,6 +67,26 @@ try {
   await writeFile(path.join(tlsDir, 'tls.crt'), serving.certPem);
   await writeFile(path.join(tlsDir, 'tls.key'), serving.keyPem);
   await writeFile(path.join(tlsDir, 'ca.crt'), ca.certPem);
+  // What the kubelet mounts in a pod; the agent reads it there (DRAWBRIDGE_TEST_SERVICE_ACCOUNT_DIR).
+  const serviceAccount = path.join(dir, 'serviceaccount');
+  await mkdir(serviceAccount);
+  await plane.kubectl(['create', 'serviceaccount', 'agent', '-n', NS]);
+  await plane.kubectl([
+    'create',
+    'clusterrolebinding',
+    'agent',
+    '--clusterrole=cluster-admin',
+    `--serviceaccount=${NS}:agent`,
+  ]);
+  const token = await plane.kubectl(['create', 'token', 'agent', '-n', NS]);
+  await writeFile(path.join(serviceAccount, 'token'), token.trim());
+  await writeFile(path.join(serviceAccount, 'ca.crt'), plane.caPem);
+  const server = new URL(plane.server);
+  const inPod = {
+    KUBERNETES_SERVICE_HOST: server.hostname,
+    KUBERNETES_SERVICE_PORT: server.port,
+    DRAWBRIDGE_TEST_SERVICE_ACCOUNT_DIR: serviceAccount,
+  };
 
   const builds: [string, string][] = [['agent', path.resolve(here, '..')]];
   if (process.env.BENCH_AGENT_BEFORE)
@@ -71,7 +95,10 @@ try {
   const add = (key: string, m: Memory) => rows.set(key, [...(rows.get(key) ?? []), m]);
   for (let round = 0; round < ROUNDS; round++) {
     for (const [name, dist] of builds) {
-      const measured = await measure(path.join(dist, 'src/cli/drawbridge.js'));
+      const credentials = KUBECONFIG_BUILDS.includes(name)
+        ? { args: [`--kubeconfig=${plane.kubeconfigPath}`], env: {} }
+        : { args: [], env: inPod };
+      const measured = await measure(path.join(dist, 'src/cli/drawbridge.js'), credentials);
       // One worker is the agent itself, in one process (no primary).
       const role = (i: number) => (i > 0 ? `worker ${i}` : WORKERS > 1 ? 'primary' : 'process');
       measured.forEach((m, i) => add(`${name} ${role(i)}`, m));
@@ -97,12 +124,15 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Starts the agent of `cli`, waits until it serves and settles; the memory of its primary, then each worker. */
-async function measure(cli: string): Promise<Memory[]> {
+/** Starts the agent of `cli` with `credentials`, waits until it serves and settles; the memory of its primary, then each worker. */
+async function measure(
+  cli: string,
+  credentials: { args: string[]; env: Record<string, string> },
+): Promise<Memory[]> {
   const metrics = `127.0.0.1:${await freePort()}`;
   const args = [
     `--database=${NS}/orders`,
-    `--kubeconfig=${plane.kubeconfigPath}`,
+    ...credentials.args,
     `--listen=127.0.0.1:${await freePort()}`,
     `--tls-dir=${path.join(dir, 'tls')}`,
     `--metrics=${metrics}`,
@@ -110,7 +140,7 @@ async function measure(cli: string): Promise<Memory[]> {
   ];
   const child = spawn(process.execPath, agentArgs(cli, args, WORKERS), {
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
+    env: { ...process.env, ...credentials.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
   });
   try {
     await ready(child, metrics);

@@ -3,14 +3,13 @@
 // StateSnapshot. One process of an agent watches: the agent itself, or the primary of its workers,
 // which hands the snapshots on to them (agent/workers): N workers do not load the Kubernetes client
 // nor put N sets of watches on the API server.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { secretValues, type Secret } from '../api/agent-config.js';
 import { Database, referencedSecrets } from '../api/database.js';
 import { formatIssue } from '../api/validate.js';
 import { type TokenReviewApi, tokenReviewApi } from '../authn/tokenreview.js';
 import { validPolicy } from '../authz/policy.js';
 import { DrawbridgeError, errorMessage } from '../errors.js';
-import { KubeClient } from '../kube/client.js';
+import type { KubeClient } from '../kube/client.js';
 import { Informer } from '../kube/informer.js';
 import { parseAs } from '../kube/parse.js';
 import type { KubeObject } from '../kube/types.js';
@@ -86,12 +85,13 @@ export function parseDatabaseRef(ref: string): { namespace: string; name: string
 export async function watchAgentState(opts: {
   /** `namespace/name`. */
   database: string;
-  kubeConfig: KubeConfig;
+  /** From the pod's service account or a kubeconfig; closed when the watches stop. */
+  client: KubeClient;
   log: Logger;
 }): Promise<StateSource> {
   const { namespace, name } = parseDatabaseRef(opts.database);
   const log = opts.log;
-  const client = await KubeClient.fromKubeConfig(opts.kubeConfig);
+  const client = opts.client;
   const watch = (kind: 'Database' | 'AccessRole' | 'DatabaseUser', fieldSelector?: string) =>
     new Informer<KubeObject>(client, kind, { namespace, fieldSelector, log });
   const databases = watch('Database', `metadata.name=${name}`);

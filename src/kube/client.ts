@@ -4,6 +4,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { type KubeCredentials, kubeConfigCredentials } from './credentials.js';
 import { KubeApiError } from './errors.js';
 import type { KubeList, KubeObject } from './types.js';
 
@@ -25,52 +26,43 @@ export interface RequestOptions {
 /** The field manager every Drawbridge write uses, so server-side apply can tell our fields apart. */
 const FIELD_MANAGER = 'drawbridge';
 
-export class KubeClient {
-  private constructor(
-    readonly kubeConfig: KubeConfig,
-    private readonly server: URL,
-    private readonly agent: http.Agent,
-    private readonly staticHeaders: Record<string, string> | undefined,
-  ) {}
+/** One event of a watch: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR (whose object is a Status). */
+export type WatchCallback = (type: string, obj: KubeObject) => void;
+/** Ends a watch; `done` is then called once, with the error when the watch failed. */
+export type WatchDone = (err: unknown) => void;
 
-  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster)
-      throw new Error('the kubeconfig has no current cluster; pick a context or pass --kubeconfig');
-    const opts: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
-    const tls: https.AgentOptions = {
-      ca: opts.ca,
-      cert: opts.cert,
-      key: opts.key,
-      rejectUnauthorized: opts.rejectUnauthorized,
-      servername: opts.servername,
-    };
-    const server = new URL(cluster.server);
-    const agent =
-      server.protocol === 'https:'
-        ? new https.Agent({ ...tls, keepAlive: true, maxSockets: 32 })
-        : new http.Agent({ keepAlive: true, maxSockets: 32 });
-    // Token files and exec plugins rotate credentials; everything else is fixed at start-up.
-    const user = kc.getCurrentUser();
-    const rotating = !!(user?.authProvider || user?.exec);
-    const headers = rotating ? undefined : { ...(opts.headers as Record<string, string> | undefined) };
-    return new KubeClient(kc, server, agent, headers);
+export class KubeClient {
+  private readonly agent: http.Agent;
+  // Watches hold their connection for as long as they last: a pool of their own, so they never take
+  // the sockets requests need.
+  private readonly watchAgent: http.Agent;
+
+  constructor(private readonly credentials: KubeCredentials) {
+    const { server, tls } = credentials;
+    const https_ = server.protocol === 'https:';
+    this.agent = https_
+      ? new https.Agent({ ...tls, keepAlive: true, maxSockets: 32 })
+      : new http.Agent({ keepAlive: true, maxSockets: 32 });
+    this.watchAgent = https_ ? new https.Agent(tls) : new http.Agent();
   }
 
-  private async headers(): Promise<Record<string, string>> {
-    if (this.staticHeaders) return this.staticHeaders;
-    const opts: https.RequestOptions = {};
-    await this.kubeConfig.applyToHTTPSOptions(opts);
-    return { ...(opts.headers as Record<string, string> | undefined) };
+  static async fromKubeConfig(kc: KubeConfig): Promise<KubeClient> {
+    return new KubeClient(await kubeConfigCredentials(kc));
+  }
+
+  private url(path: string, query: RequestOptions['query'] = {}): URL {
+    const url = new URL(this.credentials.server.href.replace(/\/$/, '') + path);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const url = new URL(this.server.href.replace(/\/$/, '') + path);
-    for (const [k, v] of Object.entries(opts.query ?? {}))
-      if (v !== undefined) url.searchParams.set(k, String(v));
+    const url = this.url(path, opts.query);
     const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
-    const headers: Record<string, string> = { ...(await this.headers()), accept: 'application/json' };
+    const headers: Record<string, string> = {
+      ...(await this.credentials.headers()),
+      accept: 'application/json',
+    };
     if (body) {
       headers['content-type'] = opts.contentType ?? 'application/json';
       headers['content-length'] = String(body.length);
@@ -134,7 +126,70 @@ export class KubeClient {
     }
   }
 
+  /**
+   * Watches a collection: one JSON event per line. Resolves once the response has arrived (after
+   * `done` when the request failed) with what ends the watch.
+   */
+  async watch(
+    path: string,
+    query: RequestOptions['query'],
+    callback: WatchCallback,
+    done: WatchDone,
+  ): Promise<{ abort(): void }> {
+    const url = this.url(path, { ...query, watch: true });
+    const headers = { ...(await this.credentials.headers()), accept: 'application/json' };
+    let ended = false;
+    const end = (err: unknown) => {
+      if (ended) return;
+      ended = true;
+      req.destroy();
+      done(err);
+    };
+    const client = url.protocol === 'https:' ? https : http;
+    const req = client.request(url, { headers, agent: this.watchAgent });
+    return new Promise((resolve) => {
+      const handle = { abort: () => end(null) };
+      req.on('error', (err) => {
+        end(KubeApiError.network('GET', path, err));
+        resolve(handle);
+      });
+      req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
+      req.on('response', (res) => {
+        resolve(handle);
+        res.setEncoding('utf8');
+        let text = '';
+        if (res.statusCode !== 200) {
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => end(KubeApiError.fromResponse('GET', path, res.statusCode ?? 0, text)));
+          return;
+        }
+        res.on('data', (chunk: string) => {
+          text += chunk;
+          let nl: number;
+          while (!ended && (nl = text.indexOf('\n')) >= 0) {
+            const line = text.slice(0, nl);
+            text = text.slice(nl + 1);
+            if (!line.trim()) continue;
+            let event: { type: string; object: KubeObject };
+            try {
+              event = JSON.parse(line) as typeof event;
+            } catch {
+              end(new Error(`GET ${path}: the watch sent a line that is not JSON`));
+              return;
+            }
+            callback(event.type, event.object);
+          }
+        });
+        res.on('error', (err) => end(KubeApiError.network('GET', path, err)));
+        res.on('end', () => end(null));
+        res.on('close', () => end(null));
+      });
+      req.end();
+    });
+  }
+
   close(): void {
     this.agent.destroy();
+    this.watchAgent.destroy();
   }
 }

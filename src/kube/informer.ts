@@ -1,12 +1,12 @@
-// A watched, cached collection. client-node's ListWatch does list-then-watch and relists on 410 Gone;
-// it stops on any other error, so this wrapper restarts it with backoff: a watch must survive an API
-// server restart or a network blip, and the cache must never silently go stale.
-import { type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
+// A watched, cached collection: list, then watch from the list's resourceVersion; relist on 410 Gone
+// (as client-node's ListWatch did, whose module loads all of client-node's generated models), restart
+// with backoff on any other error: a watch must survive an API server restart or a network blip, and
+// the cache must never silently go stale.
 import type { Logger } from '../log.js';
-import type { KubeClient } from './client.js';
+import type { KubeClient, WatchCallback, WatchDone } from './client.js';
 import { KubeApiError } from './errors.js';
 import { type Kind, apiVersionOf, collectionPath } from './resources.js';
-import type { KubeObject } from './types.js';
+import type { KubeList, KubeObject } from './types.js';
 
 export type ChangeKind = 'add' | 'update' | 'delete';
 export type ChangeHandler<T> = (obj: T, change: ChangeKind) => void;
@@ -51,17 +51,23 @@ export class RestartBackoff {
   }
 }
 
+/** KubeClient.watch's shape: what observedWatch wraps. */
+export type WatchFn = KubeClient['watch'];
+
 export class Informer<T extends KubeObject> {
-  // client-node types timestamps as Date; the objects are plain JSON, so the cache is typed by cast.
-  private readonly lw: ListWatch<KubernetesObject>;
+  /** namespace ('' when cluster-scoped) → name → object. */
+  private objects = new Map<string, Map<string, T>>();
+  private resourceVersion = '';
+  private request: { abort(): void } | undefined;
   private readonly handlers: ChangeHandler<T>[] = [];
   private synced = false;
   private stopped = false;
   private readonly backoff = new RestartBackoff();
   private restartTimer: NodeJS.Timeout | undefined;
   private resolveSynced: (() => void) | undefined;
-
   private readonly path: string;
+  private readonly listFn: () => Promise<KubeList<T>>;
+  private readonly watch: WatchFn;
 
   constructor(
     client: KubeClient,
@@ -71,7 +77,7 @@ export class Informer<T extends KubeObject> {
     const path = (this.path = collectionPath(kind, opts.namespace));
     const query = { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector };
     const apiVersion = apiVersionOf(kind);
-    const list = async () => {
+    this.listFn = async () => {
       const result = await client.list<T>(path, query);
       // Items of a list carry no apiVersion/kind; watch events do. Make cached objects uniform.
       for (const item of result.items) {
@@ -79,26 +85,9 @@ export class Informer<T extends KubeObject> {
         item.kind ??= kind;
         stripManagedFields(item);
       }
-      this.backoff.reset();
-      // ListWatch fills its cache right after this resolves; mark synced once that has run.
-      setImmediate(() => this.markSynced());
       return result;
     };
-    this.lw = new ListWatch<KubernetesObject>(
-      path,
-      observedWatch(new Watch(client.kubeConfig), () => this.backoff.reset()),
-      list as () => Promise<{ items: KubernetesObject[]; metadata: { resourceVersion?: string } }>,
-      false,
-      opts.labelSelector,
-      opts.fieldSelector,
-    );
-    const emit = (change: ChangeKind) => (obj: KubernetesObject) => {
-      for (const h of this.handlers) h(obj as unknown as T, change);
-    };
-    this.lw.on('add', emit('add'));
-    this.lw.on('update', emit('update'));
-    this.lw.on('delete', emit('delete'));
-    this.lw.on('error', (err: unknown) => this.restartLater(err));
+    this.watch = observedWatch(client.watch.bind(client), () => this.backoff.reset());
   }
 
   onChange(handler: ChangeHandler<T>): void {
@@ -108,22 +97,25 @@ export class Informer<T extends KubeObject> {
   /** Starts listing and watching; resolves once the first list is in the cache. */
   start(): Promise<void> {
     const synced = new Promise<void>((resolve) => (this.resolveSynced = resolve));
+    this.stopped = false;
     this.run();
     return synced;
   }
 
   get(name: string, namespace?: string): T | undefined {
-    return this.lw.get(name, namespace) as T | undefined;
+    return this.objects.get(namespace ?? '')?.get(name);
   }
 
   list(namespace?: string): readonly T[] {
-    return this.lw.list(namespace) as unknown as readonly T[];
+    if (namespace) return [...(this.objects.get(namespace)?.values() ?? [])];
+    return [...this.objects.values()].flatMap((byName) => [...byName.values()]);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.restartTimer);
-    await this.lw.stop();
+    this.request?.abort();
+    this.request = undefined;
   }
 
   private markSynced(): void {
@@ -143,11 +135,82 @@ export class Informer<T extends KubeObject> {
     this.restartTimer = setTimeout(() => this.run(), delay);
   }
 
-  /** ListWatch reports request errors through 'error'; a rejection (credentials plugin) is one too. */
   private run(): void {
-    this.lw.start().catch((err: unknown) => this.restartLater(err));
+    this.listAndWatch().catch((err: unknown) => this.restartLater(err));
+  }
+
+  private async listAndWatch(): Promise<void> {
+    if (this.stopped) return;
+    if (!this.resourceVersion) {
+      const list = await this.listFn();
+      if (this.stopped) return;
+      this.replace(list.items);
+      this.resourceVersion = list.metadata.resourceVersion ?? '';
+      this.backoff.reset();
+      this.markSynced();
+    }
+    const query = {
+      resourceVersion: this.resourceVersion,
+      labelSelector: this.opts.labelSelector,
+      fieldSelector: this.opts.fieldSelector,
+    };
+    const request = await this.watch(this.path, query, this.onEvent, this.watchEnded);
+    if (this.stopped) request.abort();
+    else this.request = request;
+  }
+
+  private readonly onEvent: WatchCallback = (type, obj) => {
+    if (type === 'ERROR') {
+      // The server ends the watch after this; 410 Gone: what we hold is too old, list again.
+      if ((obj as { code?: number }).code === 410) this.resourceVersion = '';
+      return;
+    }
+    if (type === 'ADDED' || type === 'MODIFIED') this.put(obj as T);
+    else if (type === 'DELETED') this.remove(obj as T);
+    this.resourceVersion = obj.metadata?.resourceVersion ?? '';
+  };
+
+  private readonly watchEnded: WatchDone = (err) => {
+    this.request = undefined;
+    if (this.stopped) return;
+    if (err instanceof KubeApiError && err.status === 410) this.resourceVersion = '';
+    else if (err) return this.restartLater(err);
+    this.run(); // a watch the server ended (its timeout): watch again at once, as client-go does
+  };
+
+  /** A fresh list: objects it no longer holds are deleted, the rest added or updated. */
+  private replace(items: T[]): void {
+    const listed = new Set(items.map((o) => key(o)));
+    for (const byName of this.objects.values())
+      for (const obj of byName.values()) if (!listed.has(key(obj))) this.remove(obj);
+    for (const obj of items) this.put(obj);
+  }
+
+  private put(obj: T): void {
+    const ns = obj.metadata.namespace ?? '';
+    let byName = this.objects.get(ns);
+    if (!byName) this.objects.set(ns, (byName = new Map()));
+    const found = byName.get(obj.metadata.name);
+    const version = obj.metadata.resourceVersion;
+    if (found && version !== undefined && found.metadata.resourceVersion === version) return;
+    byName.set(obj.metadata.name, obj);
+    this.emit(obj, found ? 'update' : 'add');
+  }
+
+  private remove(obj: T): void {
+    const ns = obj.metadata.namespace ?? '';
+    const byName = this.objects.get(ns);
+    if (!byName?.delete(obj.metadata.name)) return;
+    if (byName.size === 0) this.objects.delete(ns);
+    this.emit(obj, 'delete');
+  }
+
+  private emit(obj: T, change: ChangeKind): void {
+    for (const h of this.handlers) h(obj, change);
   }
 }
+
+const key = (o: KubeObject) => `${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 /**
  * managedFields are often the largest part of an object written by server-side apply, and nothing
@@ -160,50 +223,47 @@ function stripManagedFields(obj: { metadata?: { managedFields?: unknown[] } } | 
 
 /** A 429's Retry-After (the API server sends 1 s while its watch cache initializes); 0 otherwise. */
 function retryAfterMs(err: unknown): number {
-  if (err instanceof KubeApiError) return err.retryAfterMs ?? 0;
-  // client-node's Watch rejects with the status code only, no headers: assume the server's usual 1 s.
-  return (err as { statusCode?: number } | undefined)?.statusCode === 429 ? 1000 : 0;
+  if (!(err instanceof KubeApiError)) return 0;
+  // A 429 without retryAfterSeconds: assume the server's usual 1 s.
+  return err.retryAfterMs ?? (err.status === 429 ? 1000 : 0);
 }
 
 /**
- * Wraps client-node's Watch: strips managedFields from each event, calls `healthy` once a watch has
+ * Wraps a watch: strips managedFields from each event, calls `healthy` once a watch has
  * delivered an event or stayed open HEALTHY_WATCH_MS, and turns a watch that ends sooner without any
- * event into an error, so ListWatch's immediate re-watch goes through the backoff instead.
+ * event into an error, so the immediate re-watch goes through the backoff instead.
  */
-export function observedWatch(watch: Watch, healthy: () => void, now: () => number = Date.now): Watch {
-  return {
-    config: watch.config,
-    watch: (path, query, callback, done) => {
-      let openedAt: number | undefined;
-      let delivered = false;
-      let ended = false;
-      const request = watch.watch(
-        path,
-        query,
-        (phase, obj: { metadata?: { managedFields?: unknown[] } } | undefined, raw) => {
-          if (phase !== 'ERROR' && !delivered) {
-            delivered = true;
-            healthy();
-          }
-          stripManagedFields(obj);
-          callback(phase, obj, raw);
-        },
-        (err: unknown) => {
-          ended = true;
-          const openMs = openedAt === undefined ? 0 : now() - openedAt;
-          if (openMs >= HEALTHY_WATCH_MS) healthy();
-          else if (!err && !delivered) err = new Error(`watch closed after ${openMs} ms without an event`);
-          done(err);
-        },
-      );
-      // Resolves once the response has arrived (after `done` when the request failed): open from then.
-      request.then(
-        () => {
-          if (!ended) openedAt = now();
-        },
-        () => undefined, // ListWatch gets the same rejection
-      );
-      return request;
-    },
-  } as Watch;
+export function observedWatch(watch: WatchFn, healthy: () => void, now: () => number = Date.now): WatchFn {
+  return (path, query, callback, done) => {
+    let openedAt: number | undefined;
+    let delivered = false;
+    let ended = false;
+    const request = watch(
+      path,
+      query,
+      (type, obj) => {
+        if (type !== 'ERROR' && !delivered) {
+          delivered = true;
+          healthy();
+        }
+        stripManagedFields(obj);
+        callback(type, obj);
+      },
+      (err: unknown) => {
+        ended = true;
+        const openMs = openedAt === undefined ? 0 : now() - openedAt;
+        if (openMs >= HEALTHY_WATCH_MS) healthy();
+        else if (!err && !delivered) err = new Error(`watch closed after ${openMs} ms without an event`);
+        done(err);
+      },
+    );
+    // Resolves once the response has arrived (after `done` when the request failed): open from then.
+    request.then(
+      () => {
+        if (!ended) openedAt = now();
+      },
+      () => undefined, // the caller gets the same rejection
+    );
+    return request;
+  };
 }

@@ -1,6 +1,8 @@
 // An in-cluster agent of two workers (`drawbridge agent --database NS/NAME --workers 2`) against the real
-// kube-apiserver (test/k8s) and PostgreSQL: the primary alone watches the API server and loads the
-// Kubernetes client (and zod, to parse what it reads); the workers serve from the state it passes on.
+// kube-apiserver (test/k8s) and PostgreSQL, started as in a pod: KUBERNETES_SERVICE_HOST/PORT and a
+// service account directory (token, ca.crt, namespace). The primary alone watches the API server, with
+// the service account's token and without loading client-node, and loads zod to parse what it reads;
+// the workers serve from the state it passes on.
 // A DatabaseUser deleted in the API server ends the sessions on both workers and refuses new ones,
 // applying it again lets them in on both, a workload token is reviewed (through the primary) on both, a
 // restarted worker starts from the current state, and SIGTERM drains it all.
@@ -59,13 +61,23 @@ beforeAll(async () => {
   await writeFile(path.join(tlsDir, 'tls.key'), f.agentTls.keyPem);
   await writeFile(path.join(tlsDir, 'ca.crt'), f.agentTls.clientCaPem);
   probe = await importProbe(dir, ['@kubernetes/client-node', 'zod']);
+  // What the kubelet gives a pod: the service account's token, the cluster's CA and the namespace.
+  const serviceAccount = path.join(dir, 'serviceaccount');
+  await mkdir(serviceAccount);
+  await plane.kubectl(['create', 'serviceaccount', 'drawbridge-agent', '-n', NS]);
+  const binding = ['--clusterrole=cluster-admin', `--serviceaccount=${NS}:drawbridge-agent`];
+  await plane.kubectl(['create', 'clusterrolebinding', 'drawbridge-agent', ...binding]);
+  const token = await plane.kubectl(['create', 'token', 'drawbridge-agent', '-n', NS]);
+  await writeFile(path.join(serviceAccount, 'token'), token.trim());
+  await writeFile(path.join(serviceAccount, 'ca.crt'), plane.caPem);
+  await writeFile(path.join(serviceAccount, 'namespace'), NS);
+  const apiServer = new URL(plane.server);
   const audit = path.join(dir, 'audit.log');
   const port = await freePort();
   const metrics = `127.0.0.1:${await freePort()}`;
   const args = [
     'agent',
     `--database=${NS}/orders-pg`,
-    `--kubeconfig=${plane.kubeconfigPath}`,
     `--listen=127.0.0.1:${port}`,
     `--tls-dir=${tlsDir}`,
     `--metrics=${metrics}`,
@@ -81,7 +93,12 @@ beforeAll(async () => {
     readAudit,
     finalAudit: readAudit,
     nodeArgs: probe.nodeArgs,
-    env: probe.env,
+    env: {
+      ...probe.env,
+      KUBERNETES_SERVICE_HOST: apiServer.hostname,
+      KUBERNETES_SERVICE_PORT: apiServer.port,
+      DRAWBRIDGE_TEST_SERVICE_ACCOUNT_DIR: serviceAccount,
+    },
   });
 }, 120_000);
 
@@ -155,10 +172,10 @@ async function admittedAgain(): Promise<void> {
 }
 
 describe('in-cluster agent of two workers', () => {
-  it('loads the Kubernetes client and zod in the primary only', async () => {
+  it('loads zod in the primary only, and client-node nowhere: the service account is read directly', async () => {
     expect(await agent.workerPids()).toHaveLength(2);
-    // The probe works: the primary, which watches and parses, did load them.
-    expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
+    // The probe works: the primary, which parses, did load zod.
+    expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([]);
     expect(await probe.loadedBy('zod')).toEqual([agent.child.pid]);
   });
 
@@ -197,7 +214,7 @@ describe('in-cluster agent of two workers', () => {
     await apply([inNamespace(alice())]);
     await admittedAgain();
     await onBothWorkers();
-    expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([agent.child.pid]);
+    expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([]);
     expect(await probe.loadedBy('zod')).toEqual([agent.child.pid]);
   });
 

@@ -1,7 +1,13 @@
-import type { Watch } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { KubeApiError } from '../../../src/kube/errors.js';
-import { BACKOFF, HEALTHY_WATCH_MS, RestartBackoff, observedWatch } from '../../../src/kube/informer.js';
+import type { WatchCallback, WatchDone } from '../../../src/kube/client.js';
+import {
+  BACKOFF,
+  HEALTHY_WATCH_MS,
+  RestartBackoff,
+  type WatchFn,
+  observedWatch,
+} from '../../../src/kube/informer.js';
 
 const schedule = (b: RestartBackoff, n: number) => Array.from({ length: n }, () => b.next());
 
@@ -51,19 +57,13 @@ describe('RestartBackoff', () => {
   });
 });
 
-type Callback = (phase: string, obj: unknown, raw: unknown) => void;
-type Done = (err: unknown) => void;
-
-/** A Watch whose single request the test drives: open (response arrived), events, end. */
+/** A watch whose single request the test drives: open (response arrived), events, end. */
 function fakeWatch() {
-  const calls: { callback: Callback; done: Done; open: () => void }[] = [];
-  const watch = {
-    config: {},
-    watch: (_path: string, _query: unknown, callback: Callback, done: Done) =>
-      new Promise<AbortController>((resolve) => {
-        calls.push({ callback, done, open: () => resolve(new AbortController()) });
-      }),
-  } as unknown as Watch;
+  const calls: { callback: WatchCallback; done: WatchDone; open: () => void }[] = [];
+  const watch: WatchFn = (_path, _query, callback, done) =>
+    new Promise((resolve) => {
+      calls.push({ callback, done, open: () => resolve({ abort: () => undefined }) });
+    });
   return { watch, calls };
 }
 
@@ -79,10 +79,10 @@ async function watched() {
     () => healthy.push(clock),
     () => clock,
   );
-  const request = w.watch(
+  const request = w(
     '/api/v1/configmaps',
     {},
-    (_phase, obj) => events.push(obj),
+    (_type, obj) => events.push(obj),
     (err) => ended.push(err),
   );
   const call = fake.calls[0]!;
@@ -114,11 +114,11 @@ describe('observedWatch', () => {
   it('counts the first event as healthy at once, not ERROR events; strips managedFields', async () => {
     const w = await watched();
     await w.open();
-    w.call.callback('ERROR', { code: 410 }, {});
+    w.call.callback('ERROR', { code: 410 } as never);
     expect(w.healthy).toEqual([]);
     const obj = { metadata: { name: 'a', managedFields: [{ manager: 'x' }] } };
-    w.call.callback('ADDED', obj, {});
-    w.call.callback('MODIFIED', obj, {});
+    w.call.callback('ADDED', obj as never);
+    w.call.callback('MODIFIED', obj as never);
     expect(w.healthy).toHaveLength(1);
     expect(w.events).toEqual([{ code: 410 }, { metadata: { name: 'a' } }, { metadata: { name: 'a' } }]);
   });
@@ -142,7 +142,7 @@ describe('observedWatch', () => {
     expect(w.ended).toEqual([err]);
   });
 
-  it('passes a normal end of a healthy watch on as no error (ListWatch re-watches at once)', async () => {
+  it('passes a normal end of a healthy watch on as no error (the informer re-watches at once)', async () => {
     const w = await watched();
     await w.open();
     w.advance(HEALTHY_WATCH_MS);
