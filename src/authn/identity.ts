@@ -41,11 +41,10 @@ export function identityFromCertificate(cert: PeerX509 | undefined): Identity {
 
 /**
  * Parsed subjects and end of validity (ms) by certificate (SHA-256 of its DER, which OpenSSL computes).
- * Parsing the whole certificate with @peculiar/asn1 allocates ~tens of KB per connection; at a
- * connect burst that garbage grew V8's young generation to its maximum, which the agent then held
- * as RSS (~30 KB per idle session in bench/postgres.sh). A client reconnects with the same
- * certificate, so it is parsed once (its DER copied out and its date text parsed once too). Both are
- * functions of the DER alone: nothing to expire.
+ * A client reconnects with the same certificate, so it is read once (its DER copied out and its date
+ * text parsed once too): per-connection garbage at a connect burst once grew V8's young generation
+ * to its maximum, which the agent then held as RSS. Both are functions of the DER alone: nothing to
+ * expire.
  */
 const parsed = new Map<string, { subject: Subject; expiresAt: number }>();
 const MAX_SUBJECTS = 1024;
