@@ -1,7 +1,7 @@
 // Client-facing TLS. Client certificates are requested but not enforced by the handshake, so a client
 // without one (a workload sending a token as its password) still reaches the protocol layer, where a
 // missing or bad certificate gets an error in the client's own protocol instead of a bare TLS alert.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, constants, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { type SecureContext, TLSSocket, createSecureContext } from 'node:tls';
@@ -35,7 +35,19 @@ export function serverContextFromFiles(files: ServerTlsFiles): SecureContext {
     (pem) => new X509Certificate(pem),
   );
   try {
-    return createSecureContext({ cert, key, ca, minVersion: 'TLSv1.2' });
+    // No session is ever resumed: a resumed handshake carries no client certificate (OpenSSL would
+    // hand back the one of the session's first holder), so every session is a full handshake. The
+    // context has no session id context, which OpenSSL 3.5 treats as a cache miss for a ticket
+    // offered back; OpenSSL 3.0 (Node 20, 22) failed such a handshake with an internal_error alert,
+    // so a client that offered its ticket on reconnect (JDBC and Go cache them) could not connect.
+    // No stateless tickets, then: those a client gets name a session in a cache Node does not keep.
+    return createSecureContext({
+      cert,
+      key,
+      ca,
+      minVersion: 'TLSv1.2',
+      secureOptions: constants.SSL_OP_NO_TICKET,
+    });
   } catch (err) {
     throw new DrawbridgeError(
       'INVALID_CONFIG',
