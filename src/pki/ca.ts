@@ -5,9 +5,9 @@
 import 'reflect-metadata';
 import { webcrypto, randomBytes, createPrivateKey } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { Name as AsnName } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';
-import { type Subject, readSubject, subjectName } from './subject.js';
+import { type Subject, subjectName } from './subject.js';
+import { subjectFromDer } from './subject-der.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -126,7 +126,7 @@ export async function issueCertificate(ca: KeyPairPem, req: CertificateRequest):
 /** The CSR's CN and O values, read from its ASN.1 subject (exactly one CN). */
 export function parseCsr(csrPem: string): Subject {
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
-  return readSubject(AsnConvert.parse(csr.subjectName.toArrayBuffer(), AsnName));
+  return subjectFromDer(new Uint8Array(csr.subjectName.toArrayBuffer()));
 }
 
 /**

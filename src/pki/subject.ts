@@ -3,10 +3,9 @@
 // walking the same structure: a name with `,`, `+`, `=`, `\`, `"`, `#`, a leading space or any Unicode
 // is just bytes in one attribute, so no escaping rule can be got wrong on either side. The CSR signer
 // re-reads what it issued with the very function the agent reads client certificates with
-// (./subject-der.ts, which the agent imports alone: it needs no ASN.1 library).
-import { AsnConvert } from '@peculiar/asn1-schema';
+// (./subject-der.ts, from the DER; the agent imports it alone: it needs no ASN.1 library).
 import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
-import { type Subject, subjectFromDer } from './subject-der.js';
+import type { Subject } from './subject-der.js';
 
 export { type Subject, certificateSubject, sameSubject } from './subject-der.js';
 
@@ -21,9 +20,4 @@ const rdn = (type: string, value: string) =>
 /** `CN=user, O=group…`, one single-valued RDN each, as an ASN.1 Name. */
 export function subjectName(subject: Subject): Name {
   return new Name([rdn(OID_CN, subject.commonName), ...subject.organizations.map((o) => rdn(OID_O, o))]);
-}
-
-/** CN and O values of a Name, read by the reader the agent uses on certificates (./subject-der.ts). */
-export function readSubject(name: Name): Subject {
-  return subjectFromDer(new Uint8Array(AsnConvert.serialize(name)));
 }
