@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 const SRC = ['api', 'pki', 'kube', 'authn', 'authz', 'agent', 'engines', 'aws', 'operator', 'cli', 'wiring'];
 const except = (...allowed) => SRC.filter((f) => !allowed.includes(f));
 const LAYERS = {
-  '{errors,log,build-info}.ts': except(),
+  '{errors,log,build-info,on-first-use}.ts': except(),
   api: except(),
   pki: except(),
   kube: except('api'),

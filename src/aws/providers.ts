@@ -8,21 +8,18 @@ import type {
   ProviderDeps,
   ProviderFactory,
 } from '../agent/credentials.js';
+import { onFirstUse } from '../on-first-use.js';
 import type { AwsClients } from './clients.js';
 
 type CreateProvider = (clients: AwsClients, deps: ProviderDeps) => CredentialProvider;
 
 function loadedOnFirstUse(load: () => Promise<CreateProvider>): ProviderFactory {
   return (deps) => {
-    let provider: Promise<CredentialProvider> | undefined;
-    return {
-      async get(req) {
-        provider ??= Promise.all([load(), import('./clients.js')]).then(([create, clients]) =>
-          create(clients.sharedAwsClients(), deps),
-        );
-        return (await provider).get(req);
-      },
-    };
+    const provider = onFirstUse(async () => {
+      const [create, clients] = await Promise.all([load(), import('./clients.js')]);
+      return create(clients.sharedAwsClients(), deps);
+    });
+    return { get: async (req) => (await provider()).get(req) };
   };
 }
 

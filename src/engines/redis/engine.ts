@@ -4,6 +4,7 @@
 import type { Socket } from 'node:net';
 import { acceptTls } from '../../agent/tls.js';
 import type { AgentRuntime, Engine } from '../../agent/engine.js';
+import { onFirstUse } from '../../on-first-use.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { OpenRouter, RouterMode, RouterModes, Routers } from './router.js';
 import { drawbridgeErrorReply, errorReply } from './serializer.js';
@@ -18,7 +19,9 @@ const TLS_REQUIRED = errorReply(
 export class RedisEngine implements Engine {
   readonly protocol = 'redis' as const;
   /** This agent's routers, by mode, made on first use (a session waits for its mode's modules to load). */
-  private readonly routers = new Map<RouterMode, Routers | Promise<Routers>>();
+  private readonly routers = new Map<RouterMode, () => Promise<Routers>>();
+  /** The routers made, to close with the agent. */
+  private readonly made = new Set<Routers>();
 
   constructor(private readonly modes: RouterModes) {}
 
@@ -60,17 +63,23 @@ export class RedisEngine implements Engine {
     if (!routers) {
       const make = this.modes[mode];
       if (!make) throw unavailable(mode);
-      routers = make();
+      routers = onFirstUse(async () => {
+        const made = await make();
+        this.made.add(made);
+        return made;
+      });
       this.routers.set(mode, routers);
     }
-    return (await routers).open(opts);
+    return (await routers()).open(opts);
   };
 
   /** Cluster sessions share node connections across sessions; close them with the agent. */
   async close(): Promise<void> {
-    const all = [...this.routers.values()];
+    const pending = [...this.routers.values()];
     this.routers.clear();
-    for (const routers of all) (await routers).close();
+    await Promise.allSettled(pending.map((routers) => routers()));
+    for (const routers of this.made) routers.close();
+    this.made.clear();
   }
 }
 
