@@ -24,6 +24,11 @@ export interface StateSource {
   onUpdate(listener: (next: StateSnapshot) => void): void;
   /** Workload tokens are checked with the API server (TokenReview). */
   readonly tokenReview: TokenReviewApi;
+  /**
+   * Where the watches are (not in a worker): how long the state has not followed the API server (its
+   * longest-failing watch; 0 while all are open). Meanwhile the agent enforces the state it last saw.
+   */
+  staleMs?(): number;
   stop(): Promise<void>;
 }
 
@@ -58,6 +63,10 @@ class SecretWatches {
       started.push(inf.start());
     }
     await Promise.all(started);
+  }
+
+  staleMs(now: number): number {
+    return Math.max(0, ...[...this.watches.values()].map((w) => w.staleMs(now)));
   }
 
   values(): Map<string, Record<string, string>> {
@@ -138,6 +147,8 @@ export async function watchAgentState(opts: {
     initial,
     onUpdate: (listener) => listeners.push(listener),
     tokenReview: tokenReviewApi(client),
+    staleMs: (now = Date.now()) =>
+      Math.max(secrets.staleMs(now), ...[databases, roles, users].map((w) => w.staleMs(now))),
     async stop() {
       clearTimeout(timer);
       await Promise.all([databases.stop(), roles.stop(), users.stop(), secrets.stop()]);

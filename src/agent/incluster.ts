@@ -58,6 +58,7 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
   const metrics = new AgentMetrics(true);
   metrics.setDatabase(opts.database);
   metrics.watchCertificates({ serving: tlsFiles.certFile, client_ca: tlsFiles.clientCAFile });
+  metrics.observeState(source);
   const agent = await Agent.create({
     parts: opts.parts,
     state,

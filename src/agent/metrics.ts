@@ -127,6 +127,20 @@ export class AgentMetrics {
     collect: (): void => this.auditHeld.set(this.audit?.held ? 1 : 0),
   });
 
+  // Only the process that watches the API server reports a value (a worker's source has no staleMs).
+  private stateSource: { staleMs?(): number } | undefined;
+  readonly stateStale: Gauge = new Gauge({
+    name: 'drawbridge_state_stale_seconds',
+    help: 'How long the agent has enforced roles, users and Secrets it cannot refresh: its longest-failing watch of the API server (0 while all are open)',
+    registers: [this.registry],
+    aggregator: 'max',
+    collect: (): void => this.stateStale.set((this.stateSource?.staleMs?.() ?? 0) / 1000),
+  });
+
+  observeState(source: { staleMs?(): number }): void {
+    this.stateSource = source;
+  }
+
   observeAudit(stats: AuditStats | undefined): void {
     this.audit = stats;
   }

@@ -31,13 +31,36 @@ export type WatchCallback = (type: string, obj: KubeObject) => void;
 /** Ends a watch; `done` is then called once, with the error when the watch failed. */
 export type WatchDone = (err: unknown) => void;
 
+export interface KubeClientOptions {
+  /**
+   * The `timeoutSeconds` each watch asks for; by default client-go's: random from 5 to 10 minutes, so
+   * watches started together (a restart, a partition healing) do not all end together.
+   */
+  watchTimeoutSeconds?: () => number;
+  /** How long past its timeoutSeconds a watch may stay silent before it is presumed dead. */
+  watchGraceMs?: number;
+}
+
+/** client-go's reflector: 5 minutes × (1 to 2). */
+const randomWatchTimeout = () => Math.floor(300 * (1 + Math.random()));
+/** Past timeoutSeconds the server ends the watch; its close should reach us well within this. */
+export const WATCH_GRACE_MS = 30_000;
+
 export class KubeClient {
   private readonly agent: http.Agent;
   // Watches hold their connection for as long as they last: a pool of their own, so they never take
   // the sockets requests need.
   private readonly watchAgent: http.Agent;
 
-  constructor(private readonly credentials: KubeCredentials) {
+  private readonly watchTimeoutSeconds: () => number;
+  private readonly watchGraceMs: number;
+
+  constructor(
+    private readonly credentials: KubeCredentials,
+    opts: KubeClientOptions = {},
+  ) {
+    this.watchTimeoutSeconds = opts.watchTimeoutSeconds ?? randomWatchTimeout;
+    this.watchGraceMs = opts.watchGraceMs ?? WATCH_GRACE_MS;
     const { server, tls } = credentials;
     const https_ = server.protocol === 'https:';
     this.agent = https_
@@ -127,8 +150,15 @@ export class KubeClient {
   }
 
   /**
-   * Watches a collection: one JSON event per line. Resolves once the response has arrived (after
-   * `done` when the request failed) with what ends the watch.
+   * Watches a collection: one JSON event per line. Resolves once the watch is open (after `done` when
+   * the request failed) with what ends the watch.
+   *
+   * Why a deadline: a connection that dies without a FIN or RST (a NAT or conntrack entry dropped, the
+   * API server's host lost, a partition, a middlebox that keeps the socket open) would otherwise leave
+   * the watch waiting forever, and whatever acts on it (an agent enforcing access) on state it can no
+   * longer refresh. The server ends every watch after `timeoutSeconds` and sends BOOKMARKs while it is
+   * open; nothing at all for timeoutSeconds plus a grace means the connection is dead: the watch ends
+   * with an error and the caller watches again (through its backoff).
    */
   async watch(
     path: string,
@@ -136,56 +166,68 @@ export class KubeClient {
     callback: WatchCallback,
     done: WatchDone,
   ): Promise<{ abort(): void }> {
-    const url = this.url(path, { ...query, watch: true });
+    const timeoutSeconds = this.watchTimeoutSeconds();
+    const url = this.url(path, { ...query, watch: true, timeoutSeconds, allowWatchBookmarks: true });
     const headers = { ...(await this.credentials.headers()), accept: 'application/json' };
+    const silenceMs = timeoutSeconds * 1000 + this.watchGraceMs;
+    let resolve!: (handle: { abort(): void }) => void;
+    const opened = new Promise<{ abort(): void }>((r) => (resolve = r));
+    const handle = { abort: () => end(null) };
     let ended = false;
     const end = (err: unknown) => {
       if (ended) return;
       ended = true;
+      clearTimeout(deadline);
       req.destroy();
       done(err);
+      resolve(handle);
     };
+    // Refreshed by every chunk: covers connecting, the TLS handshake, the response and the stream.
+    const deadline = setTimeout(() => {
+      const why = `nothing from the API server for ${silenceMs} ms (timeoutSeconds ${timeoutSeconds} + grace)`;
+      end(KubeApiError.network('GET', path, new Error(`${why}: the connection is presumed dead`)));
+    }, silenceMs);
     const client = url.protocol === 'https:' ? https : http;
     const req = client.request(url, { headers, agent: this.watchAgent });
-    return new Promise((resolve) => {
-      const handle = { abort: () => end(null) };
-      req.on('error', (err) => {
-        end(KubeApiError.network('GET', path, err));
-        resolve(handle);
-      });
-      req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
-      req.on('response', (res) => {
-        resolve(handle);
-        res.setEncoding('utf8');
-        let text = '';
-        if (res.statusCode !== 200) {
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => end(KubeApiError.fromResponse('GET', path, res.statusCode ?? 0, text)));
-          return;
-        }
-        res.on('data', (chunk: string) => {
-          text += chunk;
-          let nl: number;
-          while (!ended && (nl = text.indexOf('\n')) >= 0) {
-            const line = text.slice(0, nl);
-            text = text.slice(nl + 1);
-            if (!line.trim()) continue;
-            let event: { type: string; object: KubeObject };
-            try {
-              event = JSON.parse(line) as typeof event;
-            } catch {
-              end(new Error(`GET ${path}: the watch sent a line that is not JSON`));
-              return;
-            }
-            callback(event.type, event.object);
+    req.on('error', (err) => end(KubeApiError.network('GET', path, err)));
+    // A peer that is gone (no FIN, no RST) is found by keepalive probes sooner than by the deadline.
+    req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
+    req.on('response', (res) => {
+      deadline.refresh();
+      res.setEncoding('utf8');
+      let text = '';
+      res.on('error', (err) => end(KubeApiError.network('GET', path, err)));
+      if (res.statusCode !== 200) {
+        const refused = () => end(KubeApiError.fromResponse('GET', path, res.statusCode ?? 0, text));
+        res.on('data', (c: string) => (text += c));
+        res.on('end', refused);
+        res.on('close', refused);
+        return;
+      }
+      resolve(handle);
+      res.on('data', (chunk: string) => {
+        deadline.refresh();
+        text += chunk;
+        let nl: number;
+        while (!ended && (nl = text.indexOf('\n')) >= 0) {
+          const line = text.slice(0, nl);
+          text = text.slice(nl + 1);
+          if (!line.trim()) continue;
+          let event: { type: string; object: KubeObject };
+          try {
+            event = JSON.parse(line) as typeof event;
+          } catch {
+            end(new Error(`GET ${path}: the watch sent a line that is not JSON`));
+            return;
           }
-        });
-        res.on('error', (err) => end(KubeApiError.network('GET', path, err)));
-        res.on('end', () => end(null));
-        res.on('close', () => end(null));
+          callback(event.type, event.object);
+        }
       });
-      req.end();
+      res.on('end', () => end(null));
+      res.on('close', () => end(null));
     });
+    req.end();
+    return opened;
   }
 
   close(): void {

@@ -65,6 +65,8 @@ export class Informer<T extends KubeObject> {
   private readonly backoff = new RestartBackoff();
   private restartTimer: NodeJS.Timeout | undefined;
   private resolveSynced: (() => void) | undefined;
+  /** When the cache stopped following the server (first failure since it last did); undefined while it does. */
+  private failingSince: number | undefined;
   private readonly path: string;
   private readonly listFn: () => Promise<KubeList<T>>;
   private readonly watch: WatchFn;
@@ -116,6 +118,7 @@ export class Informer<T extends KubeObject> {
     clearTimeout(this.restartTimer);
     this.request?.abort();
     this.request = undefined;
+    this.failingSince = undefined; // nothing relies on a stopped cache
   }
 
   private markSynced(): void {
@@ -124,11 +127,20 @@ export class Informer<T extends KubeObject> {
     this.resolveSynced?.();
   }
 
+  /**
+   * How long the cache has not been following the server: 0 while a watch is open (or the last list
+   * is fresh), else since the first failure. What an agent enforces meanwhile is what it last saw.
+   */
+  staleMs(now = Date.now()): number {
+    return this.failingSince === undefined ? 0 : now - this.failingSince;
+  }
+
   private restartLater(err: unknown): void {
     if (this.stopped) return;
     const delay = this.backoff.next(retryAfterMs(err));
+    this.failingSince ??= Date.now();
     this.opts.log.warn(
-      { kind: this.kind, path: this.path, err: String(err), retryInMs: delay },
+      { kind: this.kind, path: this.path, err: String(err), retryInMs: delay, staleMs: this.staleMs() },
       'watch failed; restarting',
     );
     clearTimeout(this.restartTimer);
@@ -147,6 +159,7 @@ export class Informer<T extends KubeObject> {
       this.replace(list.items);
       this.resourceVersion = list.metadata.resourceVersion ?? '';
       this.backoff.reset();
+      this.following();
       this.markSynced();
     }
     const query = {
@@ -154,15 +167,36 @@ export class Informer<T extends KubeObject> {
       labelSelector: this.opts.labelSelector,
       fieldSelector: this.opts.fieldSelector,
     };
-    const request = await this.watch(this.path, query, this.onEvent, this.watchEnded);
+    let ended = false;
+    const request = await this.watch(this.path, query, this.onEvent, (err) => {
+      ended = true;
+      this.watchEnded(err);
+    });
     if (this.stopped) request.abort();
-    else this.request = request;
+    else if (!ended) {
+      // The server accepted our resourceVersion: whatever changed since arrives on this watch.
+      this.request = request;
+      this.following();
+    }
+  }
+
+  /** The cache follows the server again: say so once, after a failure. */
+  private following(): void {
+    if (this.failingSince === undefined) return;
+    this.opts.log.info({ kind: this.kind, path: this.path, staleMs: this.staleMs() }, 'watch restored');
+    this.failingSince = undefined;
   }
 
   private readonly onEvent: WatchCallback = (type, obj) => {
     if (type === 'ERROR') {
       // The server ends the watch after this; 410 Gone: what we hold is too old, list again.
       if ((obj as { code?: number }).code === 410) this.resourceVersion = '';
+      return;
+    }
+    if (type === 'BOOKMARK') {
+      // Only metadata.resourceVersion: where to resume, so a re-watch need not list again.
+      const version = obj.metadata?.resourceVersion;
+      if (version) this.resourceVersion = version;
       return;
     }
     if (type === 'ADDED' || type === 'MODIFIED') this.put(obj as T);

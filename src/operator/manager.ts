@@ -101,12 +101,16 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     if (election && !(await election.run(abort.signal, lost))) return;
     metrics?.leader.set(1);
     const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log, owners);
+    // What the metric reads: the watches this leader's reconciles and CSR signing trust.
+    const informers: Informer<KubeObject>[] = [];
+    metrics?.observeStale(() => Math.max(0, ...informers.map((i) => i.staleMs())));
     const informer = (
       kind: ConstructorParameters<typeof Informer>[1],
       extra: { labelSelector?: string; fieldSelector?: string } = {},
     ) => {
       const inf = new Informer<KubeObject>(client, kind, { log, ...extra });
       stoppers.push(() => inf.stop());
+      informers.push(inf);
       return inf;
     };
     const databases = informer('Database');

@@ -42,6 +42,14 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
 
+  private staleMs: () => number = () => 0;
+  readonly stale: Gauge = new Gauge({
+    name: 'drawbridge_controller_stale_seconds',
+    help: "How long the leader's longest-failing watch has failed: meanwhile it reconciles and signs logins (CSRs) from what it last saw; 0 while all are open",
+    registers: [this.registry],
+    collect: (): void => this.stale.set(this.staleMs() / 1000),
+  });
+
   constructor(defaults = true) {
     if (defaults) collectDefaultMetrics({ register: this.registry });
     registerBuildInfo(this.registry, 'controller');
@@ -53,6 +61,11 @@ export class ControllerMetrics {
     const [namespace = '', database = ''] = key.split('/');
     if (ready === undefined) this.databaseReady.remove({ namespace, database });
     else this.databaseReady.set({ namespace, database }, ready ? 1 : 0);
+  }
+
+  /** The leader's informers, once it leads. */
+  observeStale(staleMs: () => number): void {
+    this.staleMs = staleMs;
   }
 
   watchQueue(controller: string, queue: { readonly length: number }): void {

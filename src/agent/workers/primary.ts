@@ -132,6 +132,7 @@ export class WorkerPool {
     this.metrics.setDatabase(opts.database);
     this.metrics.observeAudit(this.relay);
     if (opts.state) {
+      this.metrics.observeState(opts.state);
       this.state = toWire(opts.state.initial);
       opts.state.onUpdate((next) => {
         const state = (this.state = toWire(next));
