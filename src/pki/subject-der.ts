@@ -1,9 +1,10 @@
 // Reading a certificate's subject (CN = user, O = each group) straight from its DER bytes, which is what
-// the agent does for every client certificate (src/authn/identity.ts) and the CSR signer for what it
-// issues. Each string type is decoded strictly by its own encoding: a value that is not valid in it is
+// the agent does for every client certificate (src/authn/identity.ts) and the CSR signer for each CSR
+// and for what it issues. Each string type is decoded strictly by its own encoding: a value that is not valid in it is
 // refused, never read as some other name. A decoder that kept the low 16 bits of a UniversalString's
 // characters read U+10061 "lice" as "alice", and one that read invalid UTF-8 as Latin-1 gave a second
 // spelling of a name; a CA the agent trusts (clientCAFile) could issue such a subject to someone else.
+// test/unit/pki/subject-openssl.test.ts compares this reading with OpenSSL's for random subjects.
 import { DrawbridgeError } from '../errors.js';
 
 export interface Subject {
@@ -139,9 +140,7 @@ export function subjectFromDer(der: Uint8Array, at = 0, limit = der.length): Sub
  * ~230 µs of CPU and tens of KB of garbage per read.
  */
 export function certificateSubject(der: Uint8Array): Subject {
-  const cert = element(der, 0, der.length, SEQUENCE, 'X.509 certificate');
-  if (cert.end !== der.length) throw invalid('not a DER X.509 certificate (trailing bytes)');
-  const tbs = element(der, cert.start, cert.end, SEQUENCE, 'X.509 certificate');
+  const tbs = signedPart(der, 'X.509 certificate');
   let at = tbs.start;
   const skip = (tag: number) => (at = element(der, at, tbs.end, tag, 'X.509 certificate').end);
   if (der[at] === EXPLICIT_0) skip(EXPLICIT_0); // version
@@ -150,6 +149,23 @@ export function certificateSubject(der: Uint8Array): Subject {
   skip(SEQUENCE); // issuer
   skip(SEQUENCE); // validity
   return subjectFromDer(der, at, tbs.end);
+}
+
+/**
+ * The subject of a DER PKCS#10 request, read from the request's own bytes: a library's re-encoding of
+ * them kept 16 bits of each UniversalString character. Its signature is checked when it is signed.
+ */
+export function csrSubject(der: Uint8Array): Subject {
+  const info = signedPart(der, 'PKCS#10 request');
+  const version = element(der, info.start, info.end, INTEGER, 'PKCS#10 request');
+  return subjectFromDer(der, version.end, info.end);
+}
+
+/** The signed part of a DER certificate or CSR: the first element of its SEQUENCE, which nothing may trail. */
+function signedPart(der: Uint8Array, what: string) {
+  const outer = element(der, 0, der.length, SEQUENCE, what);
+  if (outer.end !== der.length) throw invalid(`not a DER ${what} (trailing bytes)`);
+  return element(der, outer.start, outer.end, SEQUENCE, what);
 }
 
 export function sameSubject(a: Subject, b: Subject): boolean {

@@ -8,7 +8,7 @@ import { parseAs } from '../../kube/parse.js';
 import type { Identity } from '../../authn/identity.js';
 import { type Policy, bindRoles, checkAccess } from '../../authz/engine.js';
 import { errorMessage } from '../../errors.js';
-import { parseCsr } from '../../pki/ca.js';
+import { MAX_CSR_PEM, parseCsr } from '../../pki/ca.js';
 import type { Subject } from '../../pki/subject.js';
 import type { KubeObject } from '../../kube/types.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER } from '../names.js';
@@ -64,6 +64,13 @@ export function decideCsr(req: CsrRequest, source: AccessSource): CsrDecision {
     return deny(
       CSR_REASON.UnsupportedUsages,
       `usages ${JSON.stringify(req.usages)}: only "client auth" (with "digital signature", "key encipherment") is signed`,
+    );
+  }
+  if (req.requestPem.length > MAX_CSR_PEM) {
+    return deny(
+      CSR_REASON.InvalidRequest,
+      `spec.request is ${req.requestPem.length} bytes: the signer reads CSRs of up to ${MAX_CSR_PEM} bytes; ` +
+        'request one with only a CN and Os, as kubectl db login does (under 1 KiB)',
     );
   }
   let subject: Subject;
