@@ -35,7 +35,11 @@ export function revoked(reason: string): DrawbridgeError {
 }
 
 export class SessionRegistry {
-  private readonly live = new Map<string, { session: LiveSession; timer: NodeJS.Timeout }>();
+  /** `since`: when the session was (re)decided, which its role TTL `ttlMs` counts from. */
+  private readonly live = new Map<
+    string,
+    { session: LiveSession; since: number; ttlMs: number; timer: NodeJS.Timeout }
+  >();
   /**
    * Policy changes re-checked so far. A session is decided before its backend login and tracked after
    * it: an engine compares this count across the login and decides again if a change came between,
@@ -55,23 +59,8 @@ export class SessionRegistry {
 
   /** Tracks a session until `release`; schedules its end at the earlier of role TTL and credential expiry. */
   add(session: LiveSession, ttlMs: number): void {
-    const expiry = session.identity.expiresAt?.getTime();
-    const byCert = expiry === undefined ? Infinity : expiry - Date.now();
-    const ms = Math.max(0, Math.min(ttlMs, byCert));
-    const byRole = ttlMs <= byCert;
-    const timer = setTimeout(
-      () =>
-        session.terminate(
-          new DrawbridgeError(
-            'SESSION_EXPIRED',
-            byRole ? 'session reached the maximum session TTL of its role' : 'client certificate expired',
-            'log in again (kubectl db login NAME) and reconnect',
-          ),
-        ),
-      Math.min(ms, 2 ** 31 - 1),
-    );
-    timer.unref();
-    this.live.set(session.id, { session, timer });
+    const since = Date.now();
+    this.live.set(session.id, { session, since, ttlMs, timer: expireAt(session, since, ttlMs) });
     this.watcher?.opened(session);
   }
 
@@ -86,12 +75,20 @@ export class SessionRegistry {
   /** Re-runs the access check for every session; those no longer allowed end now. */
   reevaluate(policy: Policy, database: AccessRequest['database']): void {
     this.changed++;
-    for (const { session } of [...this.live.values()]) {
+    for (const entry of [...this.live.values()]) {
+      const session = entry.session;
       const req = { ...session.request(), database };
       const decision = checkAccess(session.identity, req, policy);
-      if (decision.allowed) session.regrant?.(decision);
-      else {
+      if (!decision.allowed) {
         session.terminate(revoked(decision.reason));
+        continue;
+      }
+      session.regrant?.(decision);
+      // The TTL follows the roles too: a shorter maxSessionTTL ends a session that has outlived it.
+      if (decision.ttlMs !== entry.ttlMs) {
+        clearTimeout(entry.timer);
+        entry.ttlMs = decision.ttlMs;
+        entry.timer = expireAt(session, entry.since, decision.ttlMs);
       }
     }
   }
@@ -100,4 +97,27 @@ export class SessionRegistry {
   terminateAll(err: DrawbridgeError): void {
     for (const { session } of [...this.live.values()]) session.terminate(err);
   }
+}
+
+/** A timer ending `session` at the earlier of `since` + `ttlMs` (its roles) and its credential's expiry. */
+function expireAt(session: LiveSession, since: number, ttlMs: number): NodeJS.Timeout {
+  const expiry = session.identity.expiresAt?.getTime();
+  const byCert = expiry === undefined ? Infinity : expiry - Date.now();
+  const byRole = since + ttlMs - Date.now();
+  const ms = Math.max(0, Math.min(byRole, byCert));
+  const timer = setTimeout(
+    () =>
+      session.terminate(
+        new DrawbridgeError(
+          'SESSION_EXPIRED',
+          byRole <= byCert
+            ? 'session reached the maximum session TTL of its role'
+            : 'client certificate expired',
+          'log in again (kubectl db login NAME) and reconnect',
+        ),
+      ),
+    Math.min(ms, 2 ** 31 - 1),
+  );
+  timer.unref();
+  return timer;
 }

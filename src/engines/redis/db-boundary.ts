@@ -9,11 +9,17 @@ import type { RedisCommand } from './parser.js';
 import { OK, type RespVersion } from './serializer.js';
 
 /**
- * undefined: relay the command; `refuse`: the reason it is refused; `answer`: the agent's own reply;
- * `check`: asks the backend first (commands after it wait), then refuses with its reason or relays.
+ * `check` asks the backend first (commands after it wait), then refuses with its reason or relays;
+ * `passed` runs just before the relay (the command may still be refused after the check: a policy
+ * change made while it waited).
  */
-export type GuardResult =
-  undefined | { refuse: string } | { answer: Buffer } | { check: () => Promise<string | undefined> };
+export interface GuardCheck {
+  check(): Promise<string | undefined>;
+  passed?(): void;
+}
+
+/** undefined: relay the command; `refuse`: the reason it is refused; `answer`: the agent's own reply. */
+export type GuardResult = undefined | { refuse: string } | { answer: Buffer } | GuardCheck;
 
 /** What a guard may know of its session. */
 export interface GuardContext {

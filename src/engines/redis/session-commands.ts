@@ -7,7 +7,7 @@ import type { Decision } from '../../authz/engine.js';
 import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
-import { type CommandGuard, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
+import { type CommandGuard, type GuardCheck, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
 import { type RedisCommand, agentCommand, owned } from './parser.js';
 import { EXECABORT, type RespVersion, errorReply } from './serializer.js';
 import type { RedisSession } from './session.js';
@@ -37,6 +37,10 @@ export class SessionCommands {
   private lastVerdict: CommandDecision<CommandGuard> | undefined;
   inMulti = false;
   private multiDirty = false;
+  // The open transaction's queued command names (each run once in a row), and the registry's policy
+  // changes when MULTI opened: EXEC runs them after any change made meanwhile (checkQueued).
+  private readonly queued: string[] = [];
+  private multiSince = 0;
   /** Commands relayed or answered, and commands refused (session.end counts them). */
   relayed = 0;
   denied = 0;
@@ -103,21 +107,41 @@ export class SessionCommands {
     });
   }
 
-  /** A guard asks the backend first (commands after it wait): then refuses, or relays. */
-  private checkThenRelay(
-    cmd: RedisCommand,
-    guarded: { check: () => Promise<string | undefined> },
-    hooks: RelayHooks | undefined,
-  ): void {
+  /**
+   * A guard asks the backend first (commands after it wait): then refuses, or relays. A policy change
+   * that came meanwhile regranted or ended the session after the command was decided: it is decided
+   * again (or dropped, the session over), as one sent after the change would be.
+   */
+  private checkThenRelay(cmd: RedisCommand, guarded: GuardCheck, hooks: RelayHooks | undefined): void {
+    const since = this.s.agent.sessions.changes;
     this.s.runExclusive(async () => {
       const refusal = await guarded.check();
-      if (refusal === undefined) this.relay(cmd, hooks);
-      else this.deny(cmd, refusal, 'arguments');
+      if (this.s.agent.sessions.changes !== since && !this.stillAllowed(cmd)) return;
+      if (refusal !== undefined) return this.deny(cmd, refusal, 'arguments');
+      guarded.passed?.();
+      this.relay(cmd, hooks);
     });
+  }
+
+  /** Decides `cmd` again under the session's grant now; refused (or the session ended), it is not run. */
+  private stillAllowed(cmd: RedisCommand): boolean {
+    if (this.s.ended) return false;
+    const verdict = this.verdictOf(cmd.name);
+    if (verdict.allowed) return true;
+    this.deny(cmd, verdict.reason, verdict.rule);
+    return false;
+  }
+
+  /** The grant's decision on a command the backend has (one relayed before, or just decided). */
+  private verdictOf(name: string): CommandDecision<CommandGuard> {
+    return this.policy!.decided(name) ?? this.policy!.check(this.facts!.commands.get(name)!);
   }
 
   /** An allowed command: audited, then dispatched. */
   private relay(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    if (this.inMulti && cmd.name === 'exec' && this.s.agent.sessions.changes !== this.multiSince) {
+      if (!this.checkQueued(cmd)) return;
+    }
     this.relayed++;
     this.s.audit.command(cmd);
     if (this.inMulti || cmd.name === 'multi') {
@@ -143,14 +167,40 @@ export class SessionCommands {
   }
 
   private trackTransaction(name: string): void {
-    if (name === 'multi') this.inMulti = true;
-    else if (name === 'exec' || name === 'discard') this.endTransaction();
+    if (name === 'exec' || name === 'discard') return this.endTransaction();
+    // A nested MULTI is the backend's error: the transaction and its queue stay as they are.
+    if (!this.inMulti) {
+      this.inMulti = true;
+      this.multiSince = this.s.agent.sessions.changes;
+    } else if (name !== 'multi' && name !== this.queued[this.queued.length - 1]) this.queued.push(name);
+  }
+
+  /**
+   * EXEC after a policy change: its commands were decided when they were queued, under the grant of
+   * then. Each is decided again; one refused now discards the transaction, nothing of it runs.
+   */
+  private checkQueued(exec: RedisCommand): boolean {
+    for (const name of this.queued) {
+      const verdict = this.verdictOf(name);
+      if (verdict.allowed) continue;
+      const reason = `the transaction's "${name}" is refused since it was queued: ${verdict.reason}`;
+      this.s.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command', reason: verdict.rule });
+      this.denied++;
+      const audit = this.s.audit;
+      audit.emit('command.denied', { command: exec.name, args: auditArgs(exec, audit.max), reason });
+      const reply = errorReply('EXECABORT', `drawbridge: Transaction discarded: ${reason}`);
+      this.endTransaction();
+      this.s.dispatch(DISCARD, () => reply);
+      return false;
+    }
+    return true;
   }
 
   /** EXEC, DISCARD or RESET: no transaction, and nothing of the last one taints the next. */
   endTransaction(): void {
     this.inMulti = false;
     this.multiDirty = false;
+    this.queued.length = 0;
   }
 
   /** Like Redis after a queueing error: EXEC discards the transaction and answers EXECABORT. */

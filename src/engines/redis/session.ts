@@ -254,6 +254,11 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     this.client.resume();
   }
 
+  /** The session is over (or closing): nothing more of it is relayed. */
+  get ended(): boolean {
+    return this.closing;
+  }
+
   get connected(): Router | undefined {
     return this.router;
   }

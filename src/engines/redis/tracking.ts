@@ -84,11 +84,8 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
   // The check below asks the backend, which would queue the question in the transaction.
   if (s.inMulti) return { refuse: BCAST_IN_MULTI };
   return {
-    check: async () => {
-      const refusal = await bcastRefusal(s, prefixes);
-      if (refusal === undefined) s.trackingUser = s.dbUser;
-      return refusal;
-    },
+    check: () => bcastRefusal(s, prefixes),
+    passed: () => void (s.trackingUser = s.dbUser),
   };
 };
 

@@ -42,8 +42,12 @@ function session(
 async function verdict(r: GuardResult): Promise<string> {
   if (r === undefined) return 'relay';
   if ('refuse' in r) return `refuse: ${r.refuse}`;
-  if ('check' in r) return (await r.check()) === undefined ? 'relay' : `refuse: ${await r.check()}`;
-  return 'answer';
+  if (!('check' in r)) return 'answer';
+  // As SessionCommands does: `passed` once the check (and a re-decision) let the command through.
+  const refusal = await r.check();
+  if (refusal !== undefined) return `refuse: ${refusal}`;
+  r.passed?.();
+  return 'relay';
 }
 
 describe('trackingGuard', () => {
