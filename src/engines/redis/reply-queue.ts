@@ -48,6 +48,16 @@ export class ReplyQueue implements HeldWrites {
     return this.tail - this.head;
   }
 
+  /** The sequence number `reserve` gave last. */
+  get lastReserved(): number {
+    return this.next + this.tail - this.head - 1;
+  }
+
+  /** Whether the reply for `seq` has been written. */
+  answered(seq: number): boolean {
+    return seq < this.next;
+  }
+
   /** The client is slow: its socket buffers are over the high-water mark. */
   get congested(): boolean {
     return this.socket.writableNeedDrain;

@@ -1,7 +1,9 @@
 // A Redis session's command path, for every command the agent does not answer itself
 // (local-commands.ts): authorized against the session's grant, checked by the engine's argument
 // guards, audited, then dispatched; a refused one is answered here. MULTI is followed so that a
-// refusal inside a transaction makes its EXEC abort, as a queueing error does in Redis.
+// refusal inside a transaction makes its EXEC abort, as a queueing error does in Redis. A command
+// decided under one grant but run after a policy change (after a guard's backend check, queued in
+// MULTI, behind a blocking command) is decided again under the new one.
 import { type CommandDecision, type CommandDenial, CommandPolicy } from '../../authz/commands.js';
 import type { Decision } from '../../authz/engine.js';
 import { auditArgs } from './audit.js';
@@ -26,6 +28,10 @@ export interface RelayHooks {
 }
 
 const DISCARD = agentCommand(['DISCARD']);
+/** The mark of a blocking command (never called: forward relays it with relayBlocking). */
+const BLOCKS: CommandGuard = () => undefined;
+
+type CommandDenied = Extract<CommandDecision, { allowed: false }>;
 
 export class SessionCommands {
   private facts: BackendFacts | undefined;
@@ -41,6 +47,12 @@ export class SessionCommands {
   // changes when MULTI opened: EXEC runs them after any change made meanwhile (checkQueued).
   private readonly queued: string[] = [];
   private multiSince = 0;
+  // Standalone: the reply number of the last blocking command relayed (-1: none waiting), and the
+  // names of the blocking commands waiting and of the commands relayed behind them (each once in a
+  // row). The server runs them once it returns, whenever that is, under the grant they were decided
+  // with: refusedBehindBlocking.
+  private blockedSeq = -1;
+  private readonly behind: string[] = [];
   /** Commands relayed or answered, and commands refused (session.end counts them). */
   relayed = 0;
   denied = 0;
@@ -60,6 +72,11 @@ export class SessionCommands {
     // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
     const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
     guards.set('client|tracking', trackingGuard);
+    if (!this.cluster) {
+      for (const info of this.facts!.commands.values()) {
+        if (info.categories.includes('blocking') && !guards.has(info.name)) guards.set(info.name, BLOCKS);
+      }
+    }
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
       guards,
@@ -87,6 +104,7 @@ export class SessionCommands {
     this.lastVerdict = verdict;
     if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
     if (verdict.guard === undefined) return this.relay(cmd, hooks);
+    if (verdict.guard === BLOCKS) return this.relayBlocking(cmd, hooks);
     // A guard may keep its command (an async check, the tracking request it parsed): one of its own.
     cmd = owned(cmd);
     const guarded = verdict.guard(cmd, s);
@@ -137,10 +155,57 @@ export class SessionCommands {
     return this.policy!.decided(name) ?? this.policy!.check(this.facts!.commands.get(name)!);
   }
 
+  /**
+   * A blocking command (standalone): it runs (pops, reads) when it returns, and what is relayed after
+   * it waits on the server until then.
+   */
+  private relayBlocking(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    this.relay(cmd, hooks);
+    // Queued in a transaction it blocks nothing.
+    if (this.inMulti) return;
+    // Behind another blocking command, relay noted it already.
+    if (this.blockedSeq < 0) this.behind.push(cmd.name);
+    this.blockedSeq = this.s.replies.lastReserved;
+  }
+
+  /**
+   * After a policy change: the first command waiting on the server behind a blocking command that the
+   * grant now refuses, as the reason the session ends (closing its connection drops them unrun).
+   */
+  refusedBehindBlocking(): string | undefined {
+    if (this.blockedSeq < 0 || !this.stillBlocked()) return undefined;
+    const refused = this.firstRefused(this.behind);
+    if (refused === undefined) return undefined;
+    const [name, verdict] = refused;
+    return `"${name}" still waits on the server (a blocking command, or behind one) and is refused now: ${verdict.reason}`;
+  }
+
+  /** Whether the last blocking command has not returned yet (if it has, nothing waits behind it). */
+  private stillBlocked(): boolean {
+    if (!this.s.replies.answered(this.blockedSeq)) return true;
+    this.blockedSeq = -1;
+    this.behind.length = 0;
+    return false;
+  }
+
+  /** The first of `names` the grant now refuses, with its verdict; each refusal is counted. */
+  private firstRefused(names: readonly string[]): [string, CommandDenied] | undefined {
+    for (const name of names) {
+      const verdict = this.verdictOf(name);
+      if (verdict.allowed) continue;
+      this.s.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command', reason: verdict.rule });
+      return [name, verdict];
+    }
+    return undefined;
+  }
+
   /** An allowed command: audited, then dispatched. */
   private relay(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
     if (this.inMulti && cmd.name === 'exec' && this.s.agent.sessions.changes !== this.multiSince) {
       if (!this.checkQueued(cmd)) return;
+    }
+    if (this.blockedSeq >= 0 && this.stillBlocked() && cmd.name !== this.behind[this.behind.length - 1]) {
+      this.behind.push(cmd.name);
     }
     this.relayed++;
     this.s.audit.command(cmd);
@@ -180,20 +245,17 @@ export class SessionCommands {
    * then. Each is decided again; one refused now discards the transaction, nothing of it runs.
    */
   private checkQueued(exec: RedisCommand): boolean {
-    for (const name of this.queued) {
-      const verdict = this.verdictOf(name);
-      if (verdict.allowed) continue;
-      const reason = `the transaction's "${name}" is refused since it was queued: ${verdict.reason}`;
-      this.s.agent.metrics.deniedTotal.inc({ protocol: 'redis', level: 'command', reason: verdict.rule });
-      this.denied++;
-      const audit = this.s.audit;
-      audit.emit('command.denied', { command: exec.name, args: auditArgs(exec, audit.max), reason });
-      const reply = errorReply('EXECABORT', `drawbridge: Transaction discarded: ${reason}`);
-      this.endTransaction();
-      this.s.dispatch(DISCARD, () => reply);
-      return false;
-    }
-    return true;
+    const refused = this.firstRefused(this.queued);
+    if (refused === undefined) return true;
+    const [name, verdict] = refused;
+    const reason = `the transaction's "${name}" is refused since it was queued: ${verdict.reason}`;
+    this.denied++;
+    const audit = this.s.audit;
+    audit.emit('command.denied', { command: exec.name, args: auditArgs(exec, audit.max), reason });
+    const reply = errorReply('EXECABORT', `drawbridge: Transaction discarded: ${reason}`);
+    this.endTransaction();
+    this.s.dispatch(DISCARD, () => reply);
+    return false;
   }
 
   /** EXEC, DISCARD or RESET: no transaction, and nothing of the last one taints the next. */

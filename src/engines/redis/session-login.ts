@@ -255,7 +255,7 @@ export class SessionLogin {
     this.dbUser = dbUser;
     this.decision = decision;
     this.backend = login;
-    this.s.regrant(decision);
+    this.s.commands.regrant(decision);
     // Re-added so the TTL follows the roles of the current user.
     this.s.agent.sessions.release(this.s.id);
     this.s.agent.sessions.add(this.s, decision.ttlMs);

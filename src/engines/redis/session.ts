@@ -4,7 +4,7 @@
 // everything else is relayed as the exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
 import { AuditHold } from '../../agent/audit-hold.js';
-import { type LiveSession, newSessionId } from '../../agent/sessions.js';
+import { type LiveSession, newSessionId, revoked } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
@@ -263,9 +263,14 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     return this.router;
   }
 
-  /** A new grant (login, user switch, policy change; LiveSession): command rules are rebuilt from it. */
+  /**
+   * A policy change still allowing the session (LiveSession): command rules are rebuilt from it. What
+   * waits on the server behind a blocking command runs under it too, or the session ends.
+   */
   regrant(decision: Extract<Decision, { allowed: true }>): void {
     this.commands.regrant(decision);
+    const refused = this.commands.refusedBehindBlocking();
+    if (refused !== undefined) this.terminate(revoked(refused));
   }
 
   /** Ends the session now, telling the client why. */

@@ -1,7 +1,8 @@
 // Hostile: a policy change that lands while a Redis session's command waits. Commands are decided
 // when they arrive; some run later than that. CLIENT TRACKING ... BCAST first asks the server for the
 // database user's key patterns (ACL GETUSER), and is relayed after that round trip; a command queued
-// in MULTI runs at EXEC, whenever the client sends it; and a session's TTL was its roles' at login. A
+// in MULTI runs at EXEC, whenever the client sends it; a blocking command (BLPOP) and what is
+// pipelined behind it run when it returns; and a session's TTL was its roles' at login. A
 // person who expects to lose a right sends the command before and lets it run after. Played against
 // the real agent and Redis 7: the server holds the ACL GETUSER (CLIENT PAUSE, or stopped: SIGSTOP);
 // the client holds its transaction open.
@@ -40,21 +41,30 @@ function developer(users: string[], deny: string[]): object[] {
   );
 }
 
-/** Waits until a new session of alice's gets `want` for `probe` (within 300 ms): a change applied. */
-async function applied(probe: string[], want = '-NOPERM'): Promise<void> {
+/** Waits until a new session of alice's gets replies starting `want` to `probe` (within 300 ms). */
+async function applied(probe: string[][], want = '-NOPERM'): Promise<void> {
   await until('the agent applied the change', async () => {
     const s = await f.raw('alice');
-    const reply = exchange(s, pipeline([probe]), 1).then(([r]) => r, String);
-    const got = await Promise.race([reply, sleep(300).then(() => 'waiting')]);
+    const replies = exchange(s, pipeline(probe), probe.length).then(
+      (r) => r.map(String),
+      (e) => [String(e)],
+    );
+    const got = await Promise.race([replies, sleep(300).then(() => ['waiting'])]);
     s.destroy();
-    return String(got).startsWith(want);
+    return got.length === probe.length && got.every((r) => r.startsWith(want));
   });
 }
 
-/** The test policy again, once in force (alice may be `app` again). */
+/** The test policy again, once in force: alice may be `app` and write (every change here takes one). */
 async function restore(): Promise<void> {
   await f.agent.writeDocs(redisDocs(f.redis));
-  await applied(['AUTH', 'app', 'x'], 'OK');
+  await applied(
+    [
+      ['AUTH', 'app', 'x'],
+      ['SET', 'restored', '1'],
+    ],
+    'OK',
+  );
 }
 
 /**
@@ -66,7 +76,7 @@ async function changeWhilePaused<T>(
   alice: TLSSocket,
   commands: string[][],
   docs: object[],
-  probe: string[],
+  probe: string[][],
   read: (s: TLSSocket) => Promise<T>,
 ): Promise<T> {
   const pausedUntil = Date.now() + PAUSE_MS;
@@ -103,7 +113,7 @@ describe('CLIENT TRACKING BCAST while its check waits on the server', () => {
     ];
     // alice may no longer track, nor be `app` (the probe, refused without the server).
     const docs = developer(['default'], ['@dangerous', 'client|tracking']);
-    const [tracking, info] = await changeWhilePaused(alice, commands, docs, ['AUTH', 'app', 'x'], (s) =>
+    const [tracking, info] = await changeWhilePaused(alice, commands, docs, [['AUTH', 'app', 'x']], (s) =>
       exchange(s, '', 2),
     );
     expect(tracking).toMatch(/^-NOPERM drawbridge: role "developer" denies "client\|tracking"/);
@@ -158,7 +168,7 @@ describe('a transaction open across a policy change', () => {
     expect(await queue(reader, ['GET', 'tx:read'])).toEqual(['OK', 'QUEUED']);
     try {
       await f.agent.writeDocs(developer(['default', 'app'], ['@dangerous', '@write']));
-      await applied(['SET', 'tx:probe', '1']);
+      await applied([['SET', 'tx:probe', '1']]);
       const [exec] = await exchange(writer, pipeline([['EXEC']]), 1);
       expect(exec).toBe(
         `-EXECABORT drawbridge: Transaction discarded: the transaction's "set" is refused since it was queued: role "developer" denies "@write"`,
@@ -185,6 +195,78 @@ describe('a transaction open across a policy change', () => {
     });
     writer.destroy();
     reader.destroy();
+  });
+});
+
+describe('a blocking command, and commands waiting on the server behind it', () => {
+  /** A session of alice's, established (its first command needs the server), the keys cleared. */
+  async function started(): Promise<TLSSocket> {
+    await f.redis.cli(['DEL', 'blk:list', 'blk:write', 'blk:read']);
+    const alice = await f.raw('alice');
+    expect(await exchange(alice, pipeline([['PING']]), 1)).toEqual(['PONG']);
+    return alice;
+  }
+
+  /**
+   * Sends `commands` on a session of alice's (BLPOP blk:list first: they wait), then narrows her role
+   * to deny `deny` and pushes to blk:list; what she is told until the session closes.
+   */
+  async function blockThenNarrow(commands: string[][], deny: string) {
+    const alice = await started();
+    const ended = untilClosed(alice, 5000);
+    alice.write(pipeline([['BLPOP', 'blk:list', '0'], ...commands]));
+    try {
+      await f.agent.writeDocs(developer(['default', 'app'], ['@dangerous', deny]));
+      await applied([['SET', 'blk:probe', '1']]);
+      await f.redis.cli(['RPUSH', 'blk:list', 'go']);
+      return await ended;
+    } finally {
+      await restore();
+    }
+  }
+
+  it('one the grant refuses since: the session ends, its connection closes, nothing of it runs', async () => {
+    // Redis runs the SET once BLPOP returns: whenever someone pushes, or its timeout.
+    const { replies, closed } = await blockThenNarrow([['SET', 'blk:write', '1']], 'set');
+    expect(replies).toEqual([
+      expect.stringMatching(
+        /^-ERR access revoked: "set" still waits on the server \(a blocking command, or behind one\) and is refused now: role "developer" denies "set"/,
+      ),
+    ]);
+    expect(closed).toBe(true);
+    // The connection closed with the session: Redis dropped the BLPOP and the SET behind it.
+    expect(await f.redis.cli(['EXISTS', 'blk:write'])).toBe('0\n');
+    expect(await f.redis.cli(['LLEN', 'blk:list'])).toBe('1\n');
+  });
+
+  it('the blocking command itself refused since (BLPOP pops: @write): the session ends before it pops', async () => {
+    const { replies, closed } = await blockThenNarrow([], '@write');
+    expect(replies).toEqual([
+      expect.stringMatching(/^-ERR access revoked: "blpop" still waits on the server/),
+    ]);
+    expect(closed).toBe(true);
+    expect(await f.redis.cli(['LLEN', 'blk:list'])).toBe('1\n');
+  });
+
+  it('all still allowed: the session goes on, the commands run', async () => {
+    const alice = await started();
+    const replies = exchange(
+      alice,
+      pipeline([
+        ['BLPOP', 'blk:list', '0'],
+        ['GET', 'blk:read'],
+      ]),
+      2,
+    );
+    try {
+      await f.agent.writeDocs(developer(['default', 'app'], ['@dangerous', 'set']));
+      await applied([['SET', 'blk:probe', '1']]);
+      await f.redis.cli(['RPUSH', 'blk:list', 'go']);
+      expect(await replies).toEqual([['blk:list', 'go'], null]);
+    } finally {
+      await restore();
+    }
+    alice.destroy();
   });
 });
 
