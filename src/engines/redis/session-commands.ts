@@ -47,10 +47,11 @@ export class SessionCommands {
   // changes when MULTI opened: EXEC runs them after any change made meanwhile (checkQueued).
   private readonly queued: string[] = [];
   private multiSince = 0;
-  // Standalone: the reply number of the last blocking command relayed (-1: none waiting), and the
-  // names of the blocking commands waiting and of the commands relayed behind them (each once in a
-  // row). The server runs them once it returns, whenever that is, under the grant they were decided
-  // with: refusedBehindBlocking.
+  // The reply number of the last blocking command relayed (-1: none waiting), and the names of the
+  // blocking commands waiting and of the commands relayed behind them (each once in a row). They run
+  // once it returns, whenever that is, under the grant they were decided with: refusedBehindBlocking.
+  // (A standalone server queues them behind it; a cluster router holds them, a blocking command is
+  // one of its barriers.)
   private blockedSeq = -1;
   private readonly behind: string[] = [];
   /** Commands relayed or answered, and commands refused (session.end counts them). */
@@ -72,10 +73,8 @@ export class SessionCommands {
     // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
     const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
     guards.set('client|tracking', trackingGuard);
-    if (!this.cluster) {
-      for (const info of this.facts!.commands.values()) {
-        if (info.categories.includes('blocking') && !guards.has(info.name)) guards.set(info.name, BLOCKS);
-      }
+    for (const info of this.facts!.commands.values()) {
+      if (info.categories.includes('blocking') && !guards.has(info.name)) guards.set(info.name, BLOCKS);
     }
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
@@ -156,8 +155,8 @@ export class SessionCommands {
   }
 
   /**
-   * A blocking command (standalone): it runs (pops, reads) when it returns, and what is relayed after
-   * it waits on the server until then.
+   * A blocking command: it runs (pops, reads) when it returns, and what is relayed after it waits
+   * until then.
    */
   private relayBlocking(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
     this.relay(cmd, hooks);
@@ -169,8 +168,8 @@ export class SessionCommands {
   }
 
   /**
-   * After a policy change: the first command waiting on the server behind a blocking command that the
-   * grant now refuses, as the reason the session ends (closing its connection drops them unrun).
+   * After a policy change: the first command waiting behind a blocking command (or that one) that the
+   * grant now refuses, as the reason the session ends (closing its connections drops them unrun).
    */
   refusedBehindBlocking(): string | undefined {
     if (this.blockedSeq < 0 || !this.stillBlocked()) return undefined;
