@@ -63,8 +63,7 @@ export class ChunkBuffer {
     }
     for (const p of this.parked) this.end += p.copy(this.buf, this.end);
     this.end += chunk.copy(this.buf, this.end);
-    this.parked.length = 0;
-    this.parkedLen = 0;
+    this.dropParked();
     return true;
   }
 
@@ -112,9 +111,18 @@ export class ChunkBuffer {
   /** Drops everything (after a protocol error, or when the stream is reset). */
   clear(): void {
     this.buf = EMPTY;
-    this.start = this.end = this.need = this.parkedLen = 0;
-    this.parked.length = 0;
+    this.start = this.end = this.need = 0;
+    this.dropParked();
     this.owned = false;
+  }
+
+  /**
+   * Empties `parked` only when it holds something: a store to an array's `length` is a call into V8's
+   * runtime even when it is already 0, and `drained()` runs after every socket read.
+   */
+  private dropParked(): void {
+    if (this.parked.length !== 0) this.parked.length = 0;
+    this.parkedLen = 0;
   }
 }
 
