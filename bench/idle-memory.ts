@@ -57,6 +57,12 @@ export type Memory = Record<(typeof FIELDS)[number], number>;
 
 /** Asks the probe in process `pid` for its memory usage. */
 export async function memoryOf(pid: number): Promise<Memory> {
+  const usage = await probeReport(pid);
+  return Object.fromEntries(FIELDS.map((f) => [f, usage[f] / 2 ** 20])) as Memory;
+}
+
+/** The probe's report of process `pid`: its process.memoryUsage() (bytes), with BENCH_MEMORY_GC its modules. */
+export async function probeReport(pid: number): Promise<NodeJS.MemoryUsage & { modules?: string[] }> {
   const file = path.join(os.tmpdir(), `drawbridge-memory-${pid}.json`);
   await rm(file, { force: true });
   process.kill(pid, 'SIGUSR2');
@@ -65,8 +71,7 @@ export async function memoryOf(pid: number): Promise<Memory> {
     const text = await readFile(file, 'utf8').catch(() => undefined);
     if (text === undefined) continue;
     await rm(file, { force: true });
-    const usage = JSON.parse(text) as Memory;
-    return Object.fromEntries(FIELDS.map((f) => [f, usage[f] / 2 ** 20])) as Memory;
+    return JSON.parse(text) as NodeJS.MemoryUsage & { modules?: string[] };
   }
   throw new Error(`process ${pid} did not report its memory (is bench/memory-probe.js loaded?)`);
 }

@@ -1,8 +1,7 @@
-// `drawbridge agent --config agent.yaml`: the agent on a plain host, configured by one YAML stream.
-// The file is re-read when it changes; a broken edit is reported and the last good config stays.
-import { watchFile, unwatchFile } from 'node:fs';
-import { type ConfigBundle, loadConfigFile } from '../api/config.js';
-import { secretValues } from '../api/agent-config.js';
+// `drawbridge agent --config agent.yaml`: the agent on a plain host, configured by one YAML stream
+// (config-file.ts reads and watches it: here when the agent is one process, in the primary when it has
+// workers, which then take each config from the primary and never load the YAML parser or schemas).
+import type { AgentConfig } from '../api/agent-config.js';
 import { parseDuration, splitHostPort } from '../api/runtime.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -15,16 +14,18 @@ import { AgentState, type StateSnapshot } from './state.js';
 import { serverContextFromFiles } from './tls.js';
 import type { WorkerLink } from './workers/worker.js';
 
-export function snapshotOf(bundle: ConfigBundle, source: string): StateSnapshot {
-  const agent = bundle.agent;
-  if (!agent) throw new Error(`${source}: no AgentConfig document; add one (kind: AgentConfig)`);
-  const database = bundle.databases.find((d) => d.metadata.name === agent.spec.database)!;
-  return {
-    database,
-    roles: bundle.roles,
-    users: bundle.users,
-    secrets: new Map(bundle.secrets.map((s) => [s.metadata.name, secretValues(s)])),
-  };
+/** What a standalone agent serves: its AgentConfig's spec, and the state the file's documents make. */
+export interface StandaloneConfig {
+  spec: AgentConfig['spec'];
+  state: StateSnapshot;
+}
+
+/** The config file's current config, then each good edit of it, in order. */
+export interface ConfigSource {
+  readonly path: string;
+  readonly initial: StandaloneConfig;
+  onUpdate(listener: (next: StandaloneConfig) => void): void;
+  stop(): void;
 }
 
 export interface RunningAgent {
@@ -41,56 +42,52 @@ export async function runStandaloneAgent(
   parts: AgentParts,
   worker?: WorkerLink,
 ): Promise<RunningAgent> {
-  const bundle = await loadConfigFile(path);
-  const config = bundle.agent!;
-  const state = new AgentState(snapshotOf(bundle, path));
+  const source = worker
+    ? await worker.standaloneConfig(path)
+    : await (await import('./config-file.js')).watchConfigFile(path, log);
+  const { spec } = source.initial;
+  const state = new AgentState(source.initial.state);
   const metrics = new AgentMetrics(true);
-  metrics.setDatabase(config.spec.database);
-  metrics.watchCertificates({ serving: config.spec.tls.certFile, client_ca: config.spec.tls.clientCAFile });
+  metrics.setDatabase(spec.database);
+  metrics.watchCertificates({ serving: spec.tls.certFile, client_ca: spec.tls.clientCAFile });
   const agent = await Agent.create({
     parts,
     state,
-    serverTls: serverContextFromFiles(config.spec.tls),
-    audit: new JsonLinesAudit(config.spec.audit.path, log, {
-      mode: config.spec.audit.mode,
-      stallTimeoutMs: parseDuration(config.spec.audit.stallTimeout),
-      bufferBytes: config.spec.audit.bufferBytes,
+    serverTls: serverContextFromFiles(spec.tls),
+    audit: new JsonLinesAudit(spec.audit.path, log, {
+      mode: spec.audit.mode,
+      stallTimeoutMs: parseDuration(spec.audit.stallTimeout),
+      bufferBytes: spec.audit.bufferBytes,
       fd: worker?.auditFd,
     }),
     log,
     metrics,
-    peers: config.spec.peers,
-    limits: config.spec.limits,
+    peers: spec.peers,
+    limits: spec.limits,
     workers: worker,
   });
-  const [host, portText] = splitHostPort(config.spec.listen);
+  const [host, portText] = splitHostPort(spec.listen);
   const { port } = await agent.listen(host, Number(portText));
   worker?.exportMetrics(metrics.registry);
-  const metricsServer =
-    config.spec.metrics && !worker ? await serveMetrics(config.spec.metrics, metrics, log) : undefined;
+  const metricsServer = spec.metrics && !worker ? await serveMetrics(spec.metrics, metrics, log) : undefined;
 
-  const reload = async () => {
+  source.onUpdate((next) => {
     try {
-      const next = await loadConfigFile(path);
-      agent.setServerTls(serverContextFromFiles(next.agent!.spec.tls));
-      agent.setPeers(next.agent!.spec.peers);
-      agent.setLimits(next.agent!.spec.limits);
-      state.update(snapshotOf(next, path));
+      agent.setServerTls(serverContextFromFiles(next.spec.tls));
+      agent.setPeers(next.spec.peers);
+      agent.setLimits(next.spec.limits);
+      state.update(next.state);
       log.info({ path }, 'config reloaded');
     } catch (err) {
       log.error({ path, error: errorMessage(err) }, 'config reload failed; keeping the previous config');
     }
-  };
-  // Polling survives editors and ConfigMap mounts that replace the file instead of writing it.
-  watchFile(path, { interval: 1000 }, (cur, prev) => {
-    if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) void reload();
   });
 
   return {
     agent,
     port,
     async stop(drainMs?: number) {
-      unwatchFile(path);
+      source.stop();
       metricsServer?.close();
       await agent.stop(drainMs);
     },

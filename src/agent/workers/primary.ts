@@ -7,8 +7,9 @@
 // knows each worker's live sessions (a worker that dies gets their session.end written here), answers
 // /metrics with the sum over the workers and /healthz while at least one worker listens, and on
 // SIGTERM tells every worker to drain. In cluster it also keeps the agent's one set of watches
-// (incluster-watch.ts) and passes each state on to every worker in order, the current one first to a
-// worker that starts, and asks the API server the workers' TokenReviews.
+// (incluster-watch.ts), standalone it reads and watches the config file (config-file.ts), and passes
+// each state on to every worker in order, the current one first to a worker that starts; in cluster
+// it also asks the API server the workers' TokenReviews.
 //
 // Port sharing: node:cluster's round-robin, the primary accepting each connection and handing it to a
 // worker. SO_REUSEPORT (`reusePort`, Node >= 22.12) lets the kernel pick instead, by a hash of the
@@ -26,6 +27,7 @@ import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { WorkerRequest } from '../engine.js';
 import type { StateSource } from '../incluster-watch.js';
+import type { ConfigSource } from '../standalone.js';
 import { Slots } from '../limits.js';
 import { AgentMetrics } from '../metrics.js';
 import { serveMetrics } from '../metrics-server.js';
@@ -37,7 +39,6 @@ import {
   type ToPrimary,
   type ToWorker,
   WORKER_ENV,
-  type WireState,
   type WorkerMetrics,
   toWire,
 } from './protocol.js';
@@ -53,6 +54,8 @@ export interface WorkerPoolOptions {
   audit: { path: string; bufferBytes: number };
   /** In cluster: the watches whose state the workers serve (they keep none of their own). */
   state?: StateSource;
+  /** Standalone: the config file whose config the workers serve (they never parse it themselves). */
+  config?: ConfigSource;
   /**
    * Every worker keeps dying as it starts (e.g. a TLS key it cannot read): the pool stops restarting
    * them and calls this, so the process can exit and its supervisor (the kubelet) show the crash loop.
@@ -79,7 +82,7 @@ interface Slot {
   sessions: Map<string, SessionFields>;
   /** Its audit pipe, unless it appends to the log itself. */
   pipe: Readable | undefined;
-  /** It asked for the state (in cluster) and is sent every change. */
+  /** It asked for the state and is sent every change. */
   subscribed: boolean;
 }
 
@@ -125,19 +128,25 @@ export class WorkerPool {
   });
   private metricsServer: Server | undefined;
   /** The state as the workers get it, encoded once per change. */
-  private state: WireState | undefined;
+  private state: Extract<ToWorker, { t: 'state' }> | undefined;
 
   constructor(private readonly opts: WorkerPoolOptions) {
     this.relay = new AuditRelay(opts.audit.path, opts.audit.bufferBytes, opts.log);
     this.metrics.setDatabase(opts.database);
     this.metrics.observeAudit(this.relay);
+    const publish = (msg: Extract<ToWorker, { t: 'state' }>) => {
+      this.state = msg;
+      for (const s of this.slots) if (s?.subscribed) this.send(s.worker, msg);
+    };
     if (opts.state) {
       this.metrics.observeState(opts.state);
-      this.state = toWire(opts.state.initial);
-      opts.state.onUpdate((next) => {
-        const state = (this.state = toWire(next));
-        for (const s of this.slots) if (s?.subscribed) this.send(s.worker, { t: 'state', state });
-      });
+      this.state = { t: 'state', state: toWire(opts.state.initial) };
+      opts.state.onUpdate((next) => publish({ t: 'state', state: toWire(next) }));
+    }
+    if (opts.config) {
+      const { spec, state } = opts.config.initial;
+      this.state = { t: 'state', state: toWire(state), spec };
+      opts.config.onUpdate((next) => publish({ t: 'state', state: toWire(next.state), spec: next.spec }));
     }
   }
 
@@ -177,6 +186,7 @@ export class WorkerPool {
     }
     this.metricsServer?.close();
     await this.opts.state?.stop();
+    this.opts.config?.stop();
     await this.relay.close(5_000);
   }
 
@@ -272,7 +282,7 @@ export class WorkerPool {
         const slot = this.own(index, from);
         if (!slot || !this.state) return;
         slot.subscribed = true;
-        return this.send(from, { t: 'state', state: this.state });
+        return this.send(from, this.state);
       }
       case 'review':
         return this.review(from, msg.id, msg.spec);

@@ -2,6 +2,7 @@
 // opens for each worker (JSON: plain data only). Audit lines do not go here but through a pipe of
 // their own (AUDIT_FD), so a burst of events never queues behind, or ahead of, these.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { AgentConfig } from '../../api/agent-config.js';
 import type { TokenReviewStatus } from '../../authn/tokenreview.js';
 import type { AuditEvent } from '../audit.js';
 import type { WorkerRequest } from '../engine.js';
@@ -37,8 +38,11 @@ export type ToWorker =
   | { t: 'answered'; id: number; handled: boolean }
   /** How many connection slots `key` held before this worker's take (see Slots.take). */
   | { t: 'taken'; id: number; held: number }
-  /** The agent's state from the primary's watches (in cluster): the current one, then each change. */
-  | { t: 'state'; state: WireState }
+  /**
+   * The agent's state from the primary's watches (in cluster) or config file (standalone, with the
+   * AgentConfig's spec): the current one, then each change.
+   */
+  | { t: 'state'; state: WireState; spec?: AgentConfig['spec'] }
   /** The outcome of this worker's TokenReview: the review's status, or why the API call failed. */
   | { t: 'reviewed'; id: number; status?: TokenReviewStatus; error?: string };
 
@@ -53,7 +57,7 @@ export type ToPrimary =
   /** A session started (or changed user): the primary ends it in the audit log if this worker dies. */
   | { t: 'opened'; session: SessionFields }
   | { t: 'closed'; sessionId: string }
-  /** This worker serves a Database from the API server: send the state now, then every change. */
+  /** This worker serves the primary's state (API server or config file): send it now, then every change. */
   | { t: 'subscribe' }
   /** A TokenReview of a workload token, which only the primary (holding the Kubernetes client) can ask. */
   | { t: 'review'; id: number; spec: { token: string; audiences: string[] } };

@@ -1,16 +1,17 @@
 // A worker process's end of the agent's worker pool (primary.ts holds the other): it answers the
 // primary's metric scrapes from the agent's registry, forwards the agent's asks to its sibling
 // workers and answers theirs, takes connection slots from the primary's replica-wide counts, and
-// drains when the primary says so. In cluster it takes the agent's state from the primary's watches
-// and has the primary ask the API server its TokenReviews: a worker loads no Kubernetes client.
+// drains when the primary says so. It takes the agent's state from the primary: in cluster from its
+// watches (and has it ask the API server its TokenReviews: a worker loads no Kubernetes client),
+// standalone the config file the primary parsed and validated (a worker loads no YAML parser or zod).
 import type { Registry } from 'prom-client';
 import type { TokenReviewApi, TokenReviewStatus } from '../../authn/tokenreview.js';
 import { DrawbridgeError } from '../../errors.js';
 import type { WorkerRequest } from '../engine.js';
 import type { StateSource } from '../incluster-watch.js';
+import type { ConfigSource, StandaloneConfig } from '../standalone.js';
 import type { LiveSession, SessionWatcher } from '../sessions.js';
-import type { StateSnapshot } from '../state.js';
-import type { ToPrimary, ToWorker, WireState, WorkerMetrics } from './protocol.js';
+import type { ToPrimary, ToWorker, WorkerMetrics } from './protocol.js';
 import { AUDIT_APPEND_ENV, AUDIT_FD, WORKER_ENV, fromWire } from './protocol.js';
 
 /**
@@ -28,6 +29,8 @@ export interface WorkerChannel extends SessionWatcher {
   take(key: string | null, cap: number): Promise<number>;
   release(key: string | null): void;
 }
+
+type StateMessage = Extract<ToWorker, { t: 'state' }>;
 
 /** A sibling that does not answer (busy, exiting) must not hold a cancel for long. */
 const ASK_TIMEOUT_MS = 3_000;
@@ -57,8 +60,8 @@ export class WorkerLink implements WorkerChannel {
     number,
     (answer: { status?: TokenReviewStatus; error?: string }) => void
   >();
-  /** Where the primary's state messages go once clusterState() asked for them. */
-  private stateTo: ((state: WireState) => void) | undefined;
+  /** Where the primary's state messages go once subscribe() asked for them. */
+  private stateTo: ((msg: StateMessage) => void) | undefined;
   private nextId = 0;
   private handler: ((request: WorkerRequest) => Promise<boolean>) | undefined;
   private registry: Registry | undefined;
@@ -135,20 +138,41 @@ export class WorkerLink implements WorkerChannel {
    * change follows in the order the primary built them. Until it resolves this worker does not listen,
    * so a worker started late (a restart) never serves from a state older than its siblings'.
    */
-  clusterState(): Promise<StateSource> {
-    const listeners: ((next: StateSnapshot) => void)[] = [];
+  async clusterState(): Promise<StateSource> {
+    const { initial, onUpdate } = await this.subscribe();
+    return {
+      initial: fromWire(initial.state),
+      onUpdate: (listener) => onUpdate((msg) => listener(fromWire(msg.state))),
+      tokenReview: this.tokenReview,
+      stop: () => {
+        this.stateTo = undefined;
+        return Promise.resolve();
+      },
+    };
+  }
+
+  /** The standalone agent's config as the primary read it from `path`, then each good edit; see clusterState. */
+  async standaloneConfig(path: string): Promise<ConfigSource> {
+    const config = (msg: StateMessage): StandaloneConfig => {
+      if (!msg.spec) throw new Error("the agent's primary sent no AgentConfig spec");
+      return { spec: msg.spec, state: fromWire(msg.state) };
+    };
+    const { initial, onUpdate } = await this.subscribe();
+    return {
+      path,
+      initial: config(initial),
+      onUpdate: (listener) => onUpdate((msg) => listener(config(msg))),
+      stop: () => (this.stateTo = undefined),
+    };
+  }
+
+  /** The primary's current state message, and every later one to `onUpdate`'s listeners, in order. */
+  private subscribe(): Promise<{ initial: StateMessage; onUpdate(l: (msg: StateMessage) => void): void }> {
+    const listeners: ((msg: StateMessage) => void)[] = [];
     return new Promise((resolve) => {
-      this.stateTo = (wire) => {
-        this.stateTo = (later) => listeners.forEach((l) => l(fromWire(later)));
-        resolve({
-          initial: fromWire(wire),
-          onUpdate: (listener) => listeners.push(listener),
-          tokenReview: this.tokenReview,
-          stop: () => {
-            this.stateTo = undefined;
-            return Promise.resolve();
-          },
-        });
+      this.stateTo = (initial) => {
+        this.stateTo = (later) => listeners.forEach((l) => l(later));
+        resolve({ initial, onUpdate: (listener) => listeners.push(listener) });
       };
       this.send({ t: 'subscribe' });
     });
@@ -180,7 +204,7 @@ export class WorkerLink implements WorkerChannel {
         return resolve?.(msg.held);
       }
       case 'state':
-        return this.stateTo?.(msg.state);
+        return this.stateTo?.(msg);
       case 'reviewed': {
         const settle = this.reviews.get(msg.id);
         this.reviews.delete(msg.id);

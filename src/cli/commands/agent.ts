@@ -162,12 +162,13 @@ async function runPrimary(opts: AgentFlags, workers: number, log: Logger): Promi
     });
   };
   if (opts.config) {
-    const { loadConfigFile } = await import('../../api/config.js');
-    const spec = (await loadConfigFile(opts.config)).agent?.spec;
-    if (!spec) throw new Error(`${opts.config}: no AgentConfig document; add one (kind: AgentConfig)`);
+    // Read, validated and watched here; the workers take each config from this process.
+    const { watchConfigFile } = await import('../../agent/config-file.js');
+    const config = await watchConfigFile(opts.config, log);
+    const { spec } = config.initial;
     const audit = { path: spec.audit.path, bufferBytes: spec.audit.bufferBytes };
     const { database, metrics } = spec;
-    pool = new WorkerPool({ workers, log, database, metrics, audit, onCrashLoop });
+    pool = new WorkerPool({ workers, log, database, metrics, audit, config, onCrashLoop });
   } else {
     const audit = { path: opts.audit ?? '-', bufferBytes: DEFAULT_AUDIT.bufferBytes! };
     const state = await watchState(opts.database!, opts.kubeconfig, log);

@@ -10,7 +10,7 @@ import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../../src/agent/agent.js';
 import { JsonLinesAudit } from '../../../src/agent/audit.js';
-import { snapshotOf } from '../../../src/agent/standalone.js';
+import { snapshotOf } from '../../../src/agent/config-file.js';
 import { AgentState } from '../../../src/agent/state.js';
 import { serverContextFromFiles } from '../../../src/agent/tls.js';
 import { loadConfigFile } from '../../../src/api/config.js';

@@ -1,8 +1,8 @@
 // An agent of two worker processes (`--workers 2`) in front of the real PostgreSQL: sessions spread
 // over both, a CancelRequest accepted by the worker that does not hold the session still cancels (and
-// a wrong secret does not), revocation ends sessions on both, one /metrics sums both, the audit log
-// holds whole lines, a killed worker comes back (the primary ends its sessions in the audit log), and
-// SIGTERM drains.
+// a wrong secret does not), revocation ends sessions on both, a broken edit of the config is refused
+// once (the primary alone parses the file), one /metrics sums both, the audit log holds whole lines, a
+// killed worker comes back (the primary ends its sessions in the audit log), and SIGTERM drains.
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
@@ -139,6 +139,22 @@ describe('postgres through 2 workers', () => {
     const messages = await Promise.race([Promise.all(ended), sleep(10_000).then(() => ['not ended'])]);
     for (const m of messages) expect(m).toContain('access revoked');
     for (const [, c] of sessions) live.delete(c);
+  });
+
+  it('refuses a broken edit of the config once, in the primary; both workers keep the last good one', async () => {
+    const logged = () => agent.logs().split('config reload failed; keeping the previous config').length - 1;
+    const before = logged();
+    const docs = baseDocs(f.pg.port, f.pg.ca.certPem);
+    await agent.writeDocs([...docs, user('eve', ['no-such-role'], {})]);
+    for (let i = 0; i < 50 && logged() === before; i++) await sleep(100);
+    await sleep(1_500); // a worker that parsed the file itself would log it too by now
+    expect(logged() - before).toBe(1);
+    expect(agent.logs()).toContain('names role \\"no-such-role\\", which is not in the file');
+    // dave's revocation (the last good config) still holds on both workers; alice still gets in on both.
+    for (let i = 0; i < 2; i++) await expect(session('dave')).rejects.toThrow(/not allowed|denied|access/i);
+    await onBothWorkers('alice');
+    // The file stays broken for the tests below: the worker killed next starts from the primary's last
+    // good config (one that parsed the file itself would exit at start, again and again).
   });
 
   it('writes every audit line whole, each session in order', async () => {
