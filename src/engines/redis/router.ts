@@ -81,6 +81,8 @@ export interface Router {
   onReply?(handler: ReplyHandler, replies?: HeldWrites): void;
   /** Its backend writes, for the session to hold while it dispatches the commands of one client read. */
   readonly writes?: HeldWrites;
+  /** Subscribed to a channel or pattern (or in MONITOR mode): messages come with no command. */
+  readonly listening: boolean;
   /**
    * Frames that answer no command: pub/sub `message`/`pmessage`/`smessage` pushes, MONITOR lines, RESP3
    * pushes (tracking invalidations). Never counted as a reply.

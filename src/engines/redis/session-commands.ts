@@ -30,6 +30,12 @@ export interface RelayHooks {
 const DISCARD = agentCommand(['DISCARD']);
 /** The mark of a blocking command (never called: forward relays it with relayBlocking). */
 const BLOCKS: CommandGuard = () => undefined;
+/** The mark of a command that subscribes (never called: forward relays it with relaySubscribe). */
+const SUBSCRIBES: CommandGuard = () => undefined;
+/** What leaves a session hearing messages no command asks for (MONITOR stays refused on a server). */
+const SUBSCRIBING = ['subscribe', 'psubscribe', 'ssubscribe'];
+/** What a session with CLIENT TRACKING on needs to keep it (refusedStanding). */
+const TRACKING = ['client|tracking'];
 
 type CommandDenied = Extract<CommandDecision, { allowed: false }>;
 
@@ -54,6 +60,9 @@ export class SessionCommands {
   // one of its barriers.)
   private blockedSeq = -1;
   private readonly behind: string[] = [];
+  // The subscribing commands relayed: their messages keep coming, under the grant they were decided
+  // with, while the session listens (refusedStanding).
+  private readonly subscribedWith: string[] = [];
   /** Commands relayed or answered, and commands refused (session.end counts them). */
   relayed = 0;
   denied = 0;
@@ -76,6 +85,7 @@ export class SessionCommands {
     for (const info of this.facts!.commands.values()) {
       if (info.categories.includes('blocking') && !guards.has(info.name)) guards.set(info.name, BLOCKS);
     }
+    for (const name of SUBSCRIBING) guards.set(name, SUBSCRIBES);
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
       guards,
@@ -104,6 +114,7 @@ export class SessionCommands {
     if (!verdict.allowed) return this.deny(cmd, verdict.reason, verdict.rule);
     if (verdict.guard === undefined) return this.relay(cmd, hooks);
     if (verdict.guard === BLOCKS) return this.relayBlocking(cmd, hooks);
+    if (verdict.guard === SUBSCRIBES) return this.relaySubscribe(cmd, hooks);
     // A guard may keep its command (an async check, the tracking request it parsed): one of its own.
     cmd = owned(cmd);
     const guarded = verdict.guard(cmd, s);
@@ -167,16 +178,38 @@ export class SessionCommands {
     this.blockedSeq = this.s.replies.lastReserved;
   }
 
+  /** A subscribing command: its messages keep coming until unsubscribed. */
+  private relaySubscribe(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    if (!this.subscribedWith.includes(cmd.name)) this.subscribedWith.push(cmd.name);
+    this.relay(cmd, hooks);
+  }
+
   /**
-   * After a policy change: the first command waiting behind a blocking command (or that one) that the
-   * grant now refuses, as the reason the session ends (closing its connections drops them unrun).
+   * After a policy change: why the session must end, if the grant now refuses a command still acting
+   * (closing its connections drops it): one waiting behind a blocking command (or that one), the
+   * subscription the session still listens on, or the CLIENT TRACKING still on.
    */
-  refusedBehindBlocking(): string | undefined {
-    if (this.blockedSeq < 0 || !this.stillBlocked()) return undefined;
-    const refused = this.firstRefused(this.behind);
-    if (refused === undefined) return undefined;
-    const [name, verdict] = refused;
-    return `"${name}" still waits on the server (a blocking command, or behind one) and is refused now: ${verdict.reason}`;
+  refusedStanding(): string | undefined {
+    if (this.blockedSeq >= 0 && this.stillBlocked()) {
+      const refused = this.firstRefused(this.behind);
+      if (refused !== undefined) {
+        const [name, verdict] = refused;
+        return `"${name}" still waits on the server (a blocking command, or behind one) and is refused now: ${verdict.reason}`;
+      }
+    }
+    if (this.subscribedWith.length > 0 && this.s.connected?.listening) {
+      const refused = this.firstRefused(this.subscribedWith);
+      if (refused !== undefined) {
+        const [name, verdict] = refused;
+        return `the session still listens on what "${name}" subscribed to, which is refused now: ${verdict.reason}`;
+      }
+    }
+    if (this.s.trackingUser !== undefined) {
+      const refused = this.firstRefused(TRACKING);
+      if (refused !== undefined)
+        return `CLIENT TRACKING is still on, which is refused now: ${refused[1].reason}`;
+    }
+    return undefined;
   }
 
   /** Whether the last blocking command has not returned yet (if it has, nothing waits behind it). */

@@ -265,11 +265,11 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
 
   /**
    * A policy change still allowing the session (LiveSession): command rules are rebuilt from it. What
-   * waits on the server behind a blocking command runs under it too, or the session ends.
+   * still acts (behind a blocking command, a subscription, tracking) does so under it, or the session ends.
    */
   regrant(decision: Extract<Decision, { allowed: true }>): void {
     this.commands.regrant(decision);
-    const refused = this.commands.refusedBehindBlocking();
+    const refused = this.commands.refusedStanding();
     if (refused !== undefined) this.terminate(revoked(refused));
   }
 

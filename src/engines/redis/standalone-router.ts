@@ -340,6 +340,10 @@ export class StandaloneRouter implements Router {
     if (err) throw err;
   }
 
+  get listening(): boolean {
+    return this.pubsub.active;
+  }
+
   pause(): void {
     this.socket.pause();
   }

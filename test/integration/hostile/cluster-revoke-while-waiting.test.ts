@@ -1,4 +1,5 @@
-// Hostile: a policy change while commands of a Redis Cluster session wait behind a blocking command.
+// Hostile: a policy change while commands of a Redis Cluster session still act: waiting behind a
+// blocking command, or a subscription still heard (its node connections are the session's own).
 // The agent's cluster router holds what a session sends after BLPOP (a blocking command is one of
 // its barriers) and dispatches it when BLPOP returns: whenever someone pushes, or its timeout, which
 // the client chooses. Those commands were decided when they arrived; a person who expects to lose a
@@ -79,6 +80,26 @@ describe('hostile: commands held behind a blocking command on a cluster', () => 
       // The session's blocking connection closed with it: the node dropped the BLPOP, nothing popped.
       expect(await cluster.cli(master.port, ['EXISTS', written])).toBe('0\n');
       expect(await cluster.cli(master.port, ['LLEN', list])).toBe('1\n');
+    } finally {
+      await f.agent.writeDocs(docs());
+      await setGets('OK');
+    }
+  });
+
+  it('a subscription whose SSUBSCRIBE is refused since: the session ends', async () => {
+    const alice = await f.raw('alice');
+    const [confirmed] = await exchange(alice, pipeline([['SSUBSCRIBE', 'news']]), 1);
+    expect(confirmed).toEqual(['ssubscribe', 'news', 1]);
+    const ended = untilClosed(alice, 5000);
+    try {
+      await f.agent.writeDocs(docs(['ssubscribe', 'set']));
+      const { replies, closed } = await ended;
+      expect(replies).toEqual([
+        expect.stringMatching(
+          /^-ERR access revoked: the session still listens on what "ssubscribe" subscribed to, which is refused now: role "developer" denies "ssubscribe"/,
+        ),
+      ]);
+      expect(closed).toBe(true);
     } finally {
       await f.agent.writeDocs(docs());
       await setGets('OK');

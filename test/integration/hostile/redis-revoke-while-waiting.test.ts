@@ -270,6 +270,60 @@ describe('a blocking command, and commands waiting on the server behind it', () 
   });
 });
 
+describe('what keeps acting after the command that started it: subscriptions, tracking', () => {
+  /** Narrows alice's role to deny `deny` too; what `alice` is told until closed (or 2 s). */
+  async function narrowed(alice: TLSSocket, deny: string[]) {
+    const ended = untilClosed(alice, 2000);
+    try {
+      await f.agent.writeDocs(developer(['default', 'app'], ['@dangerous', ...deny]));
+      await applied([['SET', 'standing:probe', '1']]);
+      return await ended;
+    } finally {
+      await restore();
+    }
+  }
+
+  it('a subscription whose SUBSCRIBE is refused since: the session ends', async () => {
+    const alice = await f.raw('alice');
+    expect(await exchange(alice, pipeline([['SUBSCRIBE', 'news']]), 1)).toEqual([['subscribe', 'news', 1]]);
+    const { replies, closed } = await narrowed(alice, ['subscribe', 'set']);
+    expect(replies).toEqual([
+      expect.stringMatching(
+        /^-ERR access revoked: the session still listens on what "subscribe" subscribed to, which is refused now: role "developer" denies "subscribe"/,
+      ),
+    ]);
+    expect(closed).toBe(true);
+  });
+
+  it('a session that unsubscribed goes on', async () => {
+    const alice = await f.raw('alice');
+    await exchange(alice, pipeline([['SUBSCRIBE', 'news'], ['UNSUBSCRIBE']]), 2);
+    const { replies, closed } = await narrowed(alice, ['subscribe', 'set']);
+    expect({ replies, closed }).toEqual({ replies: [], closed: false });
+    expect(await exchange(alice, pipeline([['PING']]), 1)).toEqual(['PONG']);
+    alice.destroy();
+  });
+
+  it('CLIENT TRACKING still on, refused since: the session ends', async () => {
+    const alice = await f.raw('alice');
+    await exchange(
+      alice,
+      pipeline([
+        ['HELLO', '3'],
+        ['CLIENT', 'TRACKING', 'ON'],
+      ]),
+      2,
+    );
+    const { replies, closed } = await narrowed(alice, ['client|tracking', 'set']);
+    expect(replies).toEqual([
+      expect.stringMatching(
+        /^-ERR access revoked: CLIENT TRACKING is still on, which is refused now: role "developer" denies "client\|tracking"/,
+      ),
+    ]);
+    expect(closed).toBe(true);
+  });
+});
+
 describe('a policy change that shortens the session TTL', () => {
   it("a session older than its roles' new maxSessionTTL ends now, with the reason", async () => {
     const alice = await f.raw('alice');

@@ -72,6 +72,11 @@ export class PubSub implements LinkEvents {
 
   constructor(private readonly host: PubSubHost) {}
 
+  /** Subscribed to a channel, pattern or shard channel (either protocol). */
+  get listening(): boolean {
+    return this.pending > 0 || this.channels.size + this.patterns.size + this.shards.size > 0;
+  }
+
   /**
    * RESP2 subscribed mode: only subscribe-family commands, PING, QUIT and RESET are allowed. RESP3
    * has no such mode.

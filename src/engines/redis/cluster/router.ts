@@ -142,10 +142,7 @@ export class ClusterRouter implements Router, PlainOwner {
     return this.dispatch(cmd, (reply) => this.answered(seq, -1, reply));
   }
 
-  /**
-   * A reply for the session's place `seq` (`reply[start, end)` when a range is given); `n` is the
-   * command's PushOrder number (-1: counted by dispatch).
-   */
+  /** Reply for place `seq` (`reply[start, end)` if ranged); `n`: its PushOrder number (-1: dispatch's). */
   answered(seq: number, n: number, reply: Buffer | RedisReplyError, start?: number, end?: number): void {
     if (this.closed) return;
     if (Buffer.isBuffer(reply)) this.replied(seq, reply, start, end);
@@ -197,6 +194,10 @@ export class ClusterRouter implements Router, PlainOwner {
   /** RESET is answered here, never sent (see dispatch), and Redis Cluster has only DB 0. */
   restore(login: BackendLogin): Promise<void> {
     return this.relogin(login);
+  }
+
+  get listening(): boolean {
+    return this.pubsub.listening;
   }
 
   pause(): void {
@@ -332,12 +333,11 @@ export class ClusterRouter implements Router, PlainOwner {
   }
 
   /**
-   * HELLO [2|3] [SETNAME name] (the session took AUTH out): the name stays with this session, not on a
-   * shared connection. A protocol change moves the session to the pool of that protocol; commands
-   * already sent answer in the old one, as they would on one server. The node's own HELLO answer
-   * (server, version, proto, mode ...) goes back, in the new protocol. When the nodes refuse RESP3
-   * (Redis 5, an ACL without HELLO) the session stays in RESP2 and the client gets NOPROTO, on which
-   * RESP3-first clients (ioredis 6, node-redis) fall back to RESP2 instead of failing.
+   * HELLO [2|3] [SETNAME name] (the session took AUTH out): the name stays with this session, not on a shared
+   * connection. A protocol change moves the session to the pool of that protocol; commands already sent
+   * answer in the old one, as on one server. The node's own HELLO answer goes back, in the new protocol. When
+   * the nodes refuse RESP3 (Redis 5, an ACL without HELLO) the session stays in RESP2 and the client gets
+   * NOPROTO, on which RESP3-first clients (ioredis 6, node-redis) fall back to RESP2 instead of failing.
    */
   private hello(cmd: RedisCommand, done: Done): boolean {
     const at = cmd.args.findIndex((a) => a.toString('latin1').toLowerCase() === 'setname');
