@@ -63,6 +63,10 @@ export async function negotiate(
 
 function handshake(socket: Socket, context: SecureContext): Promise<TLSSocket> {
   const tls = acceptTls(socket, context);
+  // The session reads remoteAddress (its audit record); Node caches it on the socket (`_peername`). Asked
+  // now, before any byte, the client socket keeps one shape for life: asked later, it would change shape
+  // mid-session, one more map at every inline cache of Node's stream code than a TLS server's sockets.
+  void tls.remoteAddress;
   return new Promise((resolve, reject) => {
     const closed = () =>
       reject(

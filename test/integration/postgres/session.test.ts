@@ -286,6 +286,7 @@ describe('cancel', () => {
 describe('audit', () => {
   it('records session start and end with identity, duration, bytes and reason', async () => {
     const s = await rawSession(f, f.people.alice, 'bob', 'orders');
+    const port = s.tls.localPort;
     s.tls.end(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
     await s.errorUntilClose();
     const start = await audited('session.start', (e) => e.dbUser === 'bob');
@@ -297,6 +298,8 @@ describe('audit', () => {
       backendUser: 'bob',
       identitySource: 'certificate',
       reason: 'allowed by role "dev"',
+      // The client's own end of the connection (the agent reads it as the TLS handshake starts).
+      clientAddress: `127.0.0.1:${port}`,
     });
     const end = await audited('session.end', (e) => e.sessionId === start[0]!.sessionId);
     expect(end[0]).toMatchObject({ reason: 'client disconnected', bytesFromClient: 5 });
