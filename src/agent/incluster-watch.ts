@@ -10,7 +10,7 @@ import { type TokenReviewApi, tokenReviewApi } from '../authn/tokenreview.js';
 import { validPolicy } from '../authz/policy.js';
 import { DrawbridgeError, errorMessage } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
-import { Informer } from '../kube/informer.js';
+import { Informer, longestStale } from '../kube/informer.js';
 import { parseAs } from '../kube/parse.js';
 import type { KubeObject } from '../kube/types.js';
 import type { Logger } from '../log.js';
@@ -66,7 +66,7 @@ class SecretWatches {
   }
 
   staleMs(now: number): number {
-    return Math.max(0, ...[...this.watches.values()].map((w) => w.staleMs(now)));
+    return longestStale(this.watches.values(), now);
   }
 
   values(): Map<string, Record<string, string>> {
@@ -147,8 +147,7 @@ export async function watchAgentState(opts: {
     initial,
     onUpdate: (listener) => listeners.push(listener),
     tokenReview: tokenReviewApi(client),
-    staleMs: (now = Date.now()) =>
-      Math.max(secrets.staleMs(now), ...[databases, roles, users].map((w) => w.staleMs(now))),
+    staleMs: (now = Date.now()) => longestStale([secrets, databases, roles, users], now),
     async stop() {
       clearTimeout(timer);
       await Promise.all([databases.stop(), roles.stop(), users.stop(), secrets.stop()]);

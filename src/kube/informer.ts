@@ -262,6 +262,16 @@ function retryAfterMs(err: unknown): number {
   return err.retryAfterMs ?? (err.status === 429 ? 1000 : 0);
 }
 
+/** The longest any of `informers` has not followed the server (0 while all do): what a stale metric reports. */
+export function longestStale(
+  informers: Iterable<{ staleMs(now?: number): number }>,
+  now = Date.now(),
+): number {
+  let ms = 0;
+  for (const inf of informers) ms = Math.max(ms, inf.staleMs(now));
+  return ms;
+}
+
 /**
  * Wraps a watch: strips managedFields from each event, calls `healthy` once a watch has
  * delivered an event or stayed open HEALTHY_WATCH_MS, and turns a watch that ends sooner without any

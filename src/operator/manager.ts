@@ -18,7 +18,7 @@ import type { AgentSettings } from './database/manifests.js';
 import { DatabaseReconciler, OWNED_KINDS, type OwnedKind } from './database/reconciler.js';
 import { EventRecorder } from './events.js';
 import { KubeClient } from '../kube/client.js';
-import { Informer } from '../kube/informer.js';
+import { Informer, longestStale } from '../kube/informer.js';
 import { objectPath } from '../kube/resources.js';
 import { type KubeObject, type OwnerReference, objectKey } from '../kube/types.js';
 import { clientWriter } from '../kube/writer.js';
@@ -103,7 +103,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log, owners);
     // What the metric reads: the watches this leader's reconciles and CSR signing trust.
     const informers: Informer<KubeObject>[] = [];
-    metrics?.observeStale(() => Math.max(0, ...informers.map((i) => i.staleMs())));
+    metrics?.observeStale(() => longestStale(informers));
     const informer = (
       kind: ConstructorParameters<typeof Informer>[1],
       extra: { labelSelector?: string; fieldSelector?: string } = {},
