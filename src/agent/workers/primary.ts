@@ -27,7 +27,8 @@ import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { WorkerRequest } from '../engine.js';
 import type { StateSource } from '../incluster-watch.js';
-import type { ConfigSource } from '../standalone.js';
+import type { ConfigSource, StandaloneConfig } from '../standalone.js';
+import type { StateSnapshot } from '../state.js';
 import { Slots } from '../limits.js';
 import { AgentMetrics } from '../metrics.js';
 import { serveMetrics } from '../metrics-server.js';
@@ -140,13 +141,14 @@ export class WorkerPool {
     };
     if (opts.state) {
       this.metrics.observeState(opts.state);
-      this.state = { t: 'state', state: toWire(opts.state.initial) };
-      opts.state.onUpdate((next) => publish({ t: 'state', state: toWire(next) }));
+      const send = (state: StateSnapshot) => publish({ t: 'state', state: toWire(state) });
+      send(opts.state.initial);
+      opts.state.onUpdate(send);
     }
     if (opts.config) {
-      const { spec, state } = opts.config.initial;
-      this.state = { t: 'state', state: toWire(state), spec };
-      opts.config.onUpdate((next) => publish({ t: 'state', state: toWire(next.state), spec: next.spec }));
+      const send = ({ state, spec }: StandaloneConfig) => publish({ t: 'state', state: toWire(state), spec });
+      send(opts.config.initial);
+      opts.config.onUpdate(send);
     }
   }
 
