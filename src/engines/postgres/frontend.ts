@@ -28,12 +28,21 @@ export async function negotiate(
   secured: (tls: TLSSocket) => void,
 ): Promise<ClientHello> {
   const wire = new Wire(socket, 'client');
-  for (;;) {
+  for (let gssencAnswered = false; ;) {
     const packet = await wire.startup();
     switch (packet.kind) {
       case 'gssenc':
         // libpq asks for GSSAPI encryption first when it has Kerberos credentials; 'N' makes it fall back
-        // to SSLRequest on the same connection.
+        // to SSLRequest on the same connection. Once only, as PostgreSQL: a stream of them would queue
+        // an answer each, unread, until the auth timeout (memory a stranger could grow without bound).
+        if (gssencAnswered) {
+          throw new DrawbridgeError(
+            'PROTOCOL_ERROR',
+            'the client sent GSSENCRequest twice; the agent does not offer GSSAPI encryption',
+            TLS_REQUIRED_HINT,
+          );
+        }
+        gssencAnswered = true;
         socket.write(ENCRYPTION_REFUSED);
         continue;
       case 'cancel':

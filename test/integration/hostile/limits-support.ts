@@ -49,11 +49,16 @@ export function received(s: Socket, ms = 15_000): Promise<{ text: string; closed
 }
 
 /**
- * Sends `head`, then zeros until `total` bytes went out or the peer hung up. Resolves to how many
- * bytes the socket took before the connection ended (one 64 KB buffer, reused: no memory of ours).
+ * Sends `head`, then `chunk` (64 KB of zeros) again and again until `total` bytes went out or the peer
+ * hung up. Resolves to how many bytes the socket took before the connection ended (one buffer, reused:
+ * no memory of ours).
  */
-export async function streamUntilClosed(s: Socket, head: Buffer, total: number): Promise<number> {
-  const chunk = Buffer.alloc(64 * 1024);
+export async function streamUntilClosed(
+  s: Socket,
+  head: Buffer,
+  total: number,
+  chunk = Buffer.alloc(64 * 1024),
+): Promise<number> {
   let closed = false;
   s.once('close', () => (closed = true));
   s.on('error', () => undefined);

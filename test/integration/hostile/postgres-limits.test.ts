@@ -151,6 +151,27 @@ describe('before authentication', () => {
     expect(buffers).toBeLessThan(16 * MB);
   });
 
+  it('GSSENCRequest is answered once, as by PostgreSQL: a stream of them ends the connection at the second', async () => {
+    // Each answered 'N' would wait in the agent's socket until the auth timeout: 8 bytes in, one write
+    // queued, as long as a stranger keeps sending.
+    const s = await tcpClient(f.agent.port);
+    const reply = received(s);
+    const gssenc = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]);
+    const sent = await streamUntilClosed(s, gssenc, 64 * MB, Buffer.concat(Array(8192).fill(gssenc)));
+    const { text, closed } = await reply;
+    expect(closed).toBe(true);
+    expect(text[0]).toBe('N');
+    const buf = new HandshakeBuffer();
+    buf.push(Buffer.from(text.slice(1), 'latin1'));
+    const m = buf.message(BACKEND_LIMITS);
+    expect(m?.code).toBe(0x45);
+    expect(decodeErrorFields(m!.body)).toMatchObject({
+      code: '08P01',
+      message: 'the client sent GSSENCRequest twice; the agent does not offer GSSAPI encryption',
+    });
+    expect(sent).toBeLessThan(32 * MB);
+  });
+
   it('a stranger who never answers the password request gets "canceling authentication due to timeout"', async () => {
     const tls = await tlsTo(tokens.port);
     tls.write(
