@@ -77,6 +77,25 @@ const REWRITTEN = 'SQL sent since may have prepared or deallocated statements';
 const UNNAMED_DROPPED =
   'a later Parse of the unnamed statement failed or was skipped: the server may have dropped it';
 const IN_FLIGHT = 'the server had not yet answered an earlier Parse or Close of this name';
+const AMBIGUOUS_NAME: UnknownStatement = {
+  text: null,
+  reason:
+    'the name is not ASCII of at most 63 bytes: PostgreSQL keeps the first 63 bytes of a name, in its ' +
+    'own encoding, so another name may stand for the same statement',
+};
+
+/**
+ * PostgreSQL keys prepared statements by the first NAMEDATALEN - 1 bytes of their names, after
+ * conversion from client_encoding: the agent, which decodes names as UTF-8, tells names apart exactly
+ * as the server does only when they are ASCII (the same bytes in every encoding) and no longer.
+ */
+const MAX_NAME_BYTES = 63;
+
+function exactName(name: string): boolean {
+  if (name.length > MAX_NAME_BYTES) return false;
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
 
 /** The words of SQL that may prepare, deallocate or discard prepared statements. */
 export const REWRITE_WORDS = ['prepare', 'deallocate', 'discard'];
@@ -174,7 +193,8 @@ export class StatementTracker {
     this.push(entry);
     this.pendingText += info.text.length;
     if (this.pendingText > MAX_PENDING_TEXT) throw tooMuch(`${MAX_PENDING_TEXT} characters of statements`);
-    this.lastByName.set(name, entry);
+    // Binds of a name the server may alias are never resolved (resolve): nothing to remember it by.
+    if (name === '' || exactName(name)) this.lastByName.set(name, entry);
   }
 
   close(statement: boolean, name: string): void {
@@ -184,7 +204,9 @@ export class StatementTracker {
     if (!statement) return this.push(CLOSE_PORTAL);
     const entry: Entry = { kind: Kind.Close, name, info: undefined, seq: ++this.seq, doubt: undefined };
     this.push(entry);
-    this.lastByName.set(name, entry);
+    if (exactName(name)) this.lastByName.set(name, entry);
+    // It may close a statement the agent knows by another name (its first 63 bytes, another spelling).
+    else this.forgetAll();
   }
 
   /** Bind, Describe, Execute or Flush. */
@@ -241,7 +263,7 @@ export class StatementTracker {
       return { text: null, reason: IN_FLIGHT, possible: this.possible(name) };
     }
     const known = this.accepted.get(name);
-    if (!known) return NOT_PREPARED;
+    if (!known) return name === '' || exactName(name) ? NOT_PREPARED : AMBIGUOUS_NAME;
     if (known.doubt) return { text: null, reason: known.doubt, possible: [known.info!] };
     return known.info!;
   }
@@ -273,6 +295,7 @@ export class StatementTracker {
     if (e?.kind !== Kind.Parse) throw lost('ParseComplete without a Parse');
     this.settled(e);
     this.forget(e.name);
+    if (e.name !== '' && !exactName(e.name)) return;
     this.accepted.set(e.name, e);
     this.acceptedText += e.info!.text.length;
     while (this.accepted.size > MAX_STATEMENTS || this.acceptedText > MAX_STATEMENTS_TEXT) {

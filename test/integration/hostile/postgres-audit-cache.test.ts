@@ -4,13 +4,15 @@
 // the last statements bound (ASCII only). The attacker sends what these are keyed on, nearly: a Parse
 // of the same length as an earlier one that differs in its last bytes (and mentions PASSWORD), the
 // same Parse bytes again after spec.audit.maxValueLength changed, a statement name of the same byte
-// length as another but not ASCII, one name closed and parsed again for other SQL and back. Raw wire
-// messages through the real agent to PostgreSQL 15; the real audit file and the server's state are read.
+// length as another but not ASCII, one name closed and parsed again for other SQL and back; and names
+// the server takes for one another (it keeps a name's first 63 bytes, after converting them from
+// client_encoding) though the agent reads them apart. Raw wire messages through the real agent to
+// PostgreSQL 15; the real audit file and the server's state are read.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../../src/agent/audit.js';
 import { type Fixture, baseDocs, startFixture } from '../postgres/fixture.js';
-import { fe } from '../../unit/postgres/factory.js';
+import { fe, msg } from '../../unit/postgres/factory.js';
 import { until } from './audit-support.js';
 import { type Session, exchange, queries, withSession } from './postgres-audit-support.js';
 
@@ -91,7 +93,7 @@ describe('the Parse, Bind head and statement name caches', () => {
     }
   });
 
-  it('statement names of one byte length, one not ASCII, bound in turn: each Bind is audited by what it runs', async () => {
+  it('statement names of one byte length, one not ASCII, bound in turn: neither is taken for the other', async () => {
     await resetTable();
     const other = 'ab\u00e9'; // 4 bytes in UTF-8, as 'abcd'
     expect(Buffer.byteLength(other)).toBe(4);
@@ -105,11 +107,12 @@ describe('the Parse, Bind head and statement name caches', () => {
       const binds = [...run('abcd'), ...run(other, ['1']), ...run('abcd'), ...run(other, ['2'])];
       expect(await exchange(s, binds, 4)).toEqual([]);
       expect(await rows()).toBe(0);
+      // A name not ASCII is never resolved (see the names PostgreSQL aliases, below).
       expect(shown(await queries(f, s, 4))).toEqual([
         ['abcd', 'SELECT 1', []],
-        [other, 'DELETE FROM c WHERE id = $1', ['1']],
+        [other, null, ['1']],
         ['abcd', 'SELECT 1', []],
-        [other, 'DELETE FROM c WHERE id = $1', ['2']],
+        [other, null, ['2']],
       ]);
     });
   });
@@ -131,6 +134,40 @@ describe('the Parse, Bind head and statement name caches', () => {
         ['s1', 'SELECT 1', []],
         ['s1', 'DELETE FROM c WHERE id = 1', []],
       ]);
+    });
+  });
+
+  it('a name past 63 bytes closed and parsed again under another spelling: the Bind does not claim the old SQL', async () => {
+    await resetTable();
+    const stem = 'n'.repeat(63);
+    await withSession(f, async (s) => {
+      expect(await exchange(s, [fe.parse(`${stem}X`, 'SELECT 1'), fe.sync()])).toEqual([]);
+      // The server closes and parses `stem` both times: names are keyed by their first 63 bytes.
+      const respell = [fe.close('S', `${stem}Y`), fe.parse(`${stem}Y`, 'DELETE FROM c'), fe.sync()];
+      expect(await exchange(s, respell)).toEqual([]);
+      expect(await exchange(s, run(`${stem}X`))).toEqual([]);
+      expect(await rows()).toBe(0);
+      const [bind] = await queries(f, s, 1);
+      expect(bind).toMatchObject({ statement: `${stem}X`, query: null });
+      expect(bind!.queryUnknown).toMatch(/first 63 bytes/);
+    });
+  });
+
+  it('names in client_encoding LATIN1 that the agent would decode alike: the Bind does not claim the other SQL', async () => {
+    await resetTable();
+    const latin1 = (s: string) => Buffer.from(`${s}\0`, 'latin1');
+    const parse = (name: string, sql: string) => msg('P', latin1(name), latin1(sql), Buffer.from([0, 0]));
+    const bind = (name: string) => msg('B', latin1(''), latin1(name), Buffer.alloc(6));
+    await withSession(f, async (s) => {
+      expect(await exchange(s, [fe.query('SET client_encoding = LATIN1')])).toEqual([]);
+      // Two names on the server (sÿ, sþ); invalid UTF-8 both, one string (s\ufffd) each to a decoder.
+      const prepare = [parse('s\xff', 'DELETE FROM c'), parse('s\xfe', 'SELECT 1'), fe.sync()];
+      expect(await exchange(s, prepare)).toEqual([]);
+      expect(await exchange(s, [bind('s\xff'), fe.execute(''), fe.sync()])).toEqual([]);
+      expect(await rows()).toBe(0);
+      const events = await queries(f, s, 2);
+      expect(events[1]).toMatchObject({ query: null });
+      expect(events[1]!.queryUnknown).toMatch(/not ASCII/);
     });
   });
 });
