@@ -281,10 +281,22 @@ export class StatementTracker {
     const out: StatementInfo[] = [];
     const known = this.accepted.get(name);
     if (known) out.push(known.info!);
-    for (let i = this.head; i < this.queue.length && out.length < MAX_POSSIBLE; i++) {
+    let omitted = 0;
+    let rewrites = false;
+    let secret = false;
+    for (let i = this.head; i < this.queue.length; i++) {
       const e = this.queue[i]!;
-      if (e.kind === Kind.Parse && e.name === name) out.push(e.info!);
+      if (e.kind !== Kind.Parse || e.name !== name) continue;
+      if (out.length < MAX_POSSIBLE) out.push(e.info!);
+      else {
+        omitted++;
+        rewrites ||= e.info!.rewrites;
+        secret ||= e.info!.secret;
+      }
     }
+    // The one that runs may be among those left out (the newest, after Close and Parse again): the list
+    // says it is not whole, and what they may do still counts (parameters redacted, names doubted).
+    if (omitted > 0) out.push({ text: `[${omitted} more not listed]`, rewrites, secret });
     return out;
   }
 

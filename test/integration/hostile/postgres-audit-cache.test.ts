@@ -6,7 +6,8 @@
 // same Parse bytes again after spec.audit.maxValueLength changed, a statement name of the same byte
 // length as another but not ASCII, one name closed and parsed again for other SQL and back; and names
 // the server takes for one another (it keeps a name's first 63 bytes, after converting them from
-// client_encoding) though the agent reads them apart. Raw wire messages through the real agent to
+// client_encoding) though the agent reads them apart; and more Parses of one name in flight than the
+// audit lists as candidates. Raw wire messages through the real agent to
 // PostgreSQL 15; the real audit file and the server's state are read.
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -168,6 +169,23 @@ describe('the Parse, Bind head and statement name caches', () => {
       const events = await queries(f, s, 2);
       expect(events[1]).toMatchObject({ query: null });
       expect(events[1]!.queryUnknown).toMatch(/not ASCII/);
+    });
+  });
+
+  it('ten Parses of one name in flight, the last one what runs: the candidates listed say some are left out', async () => {
+    await resetTable();
+    await withSession(f, async (s) => {
+      const rounds = ['1', '2', '3', '4', '5', '6', '7', '8', '9', 'password'].flatMap((v) => [
+        fe.close('S', 's1'),
+        fe.parse('s1', v === 'password' ? "DELETE FROM c WHERE $1::text <> 'password'" : `SELECT ${v}`),
+        fe.sync(),
+      ]);
+      expect(await exchange(s, [...rounds, ...run('s1', ['pw-sekrit'])], 11)).toEqual([]);
+      expect(await rows()).toBe(0);
+      const [bind] = await queries(f, s, 1);
+      expect(bind).toMatchObject({ query: null, parameters: ['[redacted]'] });
+      expect(bind!.possibleQueries).toHaveLength(9);
+      expect((bind!.possibleQueries as string[]).at(-1)).toBe('[2 more not listed]');
     });
   });
 });
