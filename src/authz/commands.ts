@@ -113,7 +113,7 @@ export class CommandPolicy<G = never> {
     const labels = database.metadata.labels ?? {};
     this.denies = roles
       .filter((r) => r.deny.redisCommands?.length)
-      .filter((r) => !r.deny.databaseLabels || matchLabels(r.deny.databaseLabels, labels).matched)
+      .filter((r) => !r.deny.databaseLabels || matchLabels(r.deny.databaseLabels, labels, 'match').matched)
       .map((r) => ({ role: r.name, entries: r.deny.redisCommands! }));
     this.allows = allowedBy.some((r) => !r.allow.redisCommands)
       ? 'all'

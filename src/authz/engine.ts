@@ -5,7 +5,7 @@ import type { AccessRole, DatabaseUser, Subject } from '../api/access.js';
 import type { Database } from '../api/database.js';
 import { parseDuration } from '../api/runtime.js';
 import type { Identity } from '../authn/identity.js';
-import { matchAny, matchLabels } from './match.js';
+import { matchAny, matchLabels, patternError } from './match.js';
 import { type ExpandedRule, type Traits, expandRule } from './traits.js';
 
 export interface Policy {
@@ -82,15 +82,25 @@ function labelsOf(db: Database): Record<string, string> {
 export function denyReason(rule: ExpandedRule, req: AccessRequest): string | undefined {
   const scoped = rule.databaseUsers || rule.databaseNames || rule.redisCommands;
   if (!rule.databaseLabels && !scoped) return undefined;
-  if (rule.databaseLabels && !matchLabels(rule.databaseLabels, labelsOf(req.database)).matched)
+  // 'match': a deny pattern the engine cannot evaluate denies (match.ts).
+  if (rule.databaseLabels && !matchLabels(rule.databaseLabels, labelsOf(req.database), 'match').matched)
     return undefined;
-  const user = rule.databaseUsers ? matchAny(rule.databaseUsers, req.dbUser) : undefined;
-  if (user !== undefined) return `database user "${req.dbUser}" matches deny.databaseUsers "${user}"`;
+  const user = rule.databaseUsers ? matchAny(rule.databaseUsers, req.dbUser, 'match') : undefined;
+  if (user !== undefined)
+    return `database user "${req.dbUser}" matches deny.databaseUsers "${user}"${unreadable(user)}`;
   const name =
-    rule.databaseNames && req.dbName !== undefined ? matchAny(rule.databaseNames, req.dbName) : undefined;
-  if (name !== undefined) return `database name "${req.dbName}" matches deny.databaseNames "${name}"`;
+    rule.databaseNames && req.dbName !== undefined
+      ? matchAny(rule.databaseNames, req.dbName, 'match')
+      : undefined;
+  if (name !== undefined)
+    return `database name "${req.dbName}" matches deny.databaseNames "${name}"${unreadable(name)}`;
   if (!scoped) return `database labels match deny.databaseLabels`;
   return undefined;
+}
+
+function unreadable(pattern: string): string {
+  const err = patternError(pattern);
+  return err ? ` (a pattern that cannot be evaluated, so it denies: ${err}; fix the role)` : '';
 }
 
 /** Why an allow rule does not grant the request, or undefined when it does. */

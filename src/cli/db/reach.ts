@@ -5,7 +5,7 @@ import type { AccessRole, DatabaseUser } from '../../api/access.js';
 import type { Database } from '../../api/database.js';
 import type { Identity } from '../../authn/identity.js';
 import { type BoundRole, bindRoles, checkAccess, type Policy } from '../../authz/engine.js';
-import { matchLabels } from '../../authz/match.js';
+import { type OnInvalid, matchLabels } from '../../authz/match.js';
 
 export interface Reachable {
   database: Database;
@@ -18,8 +18,12 @@ export interface Reachable {
   ttlMs: number;
 }
 
-function labelsMatch(selector: Record<string, string[]> | undefined, db: Database): boolean {
-  return !!selector && matchLabels(selector, db.metadata.labels ?? {}).matched;
+function labelsMatch(
+  selector: Record<string, string[]> | undefined,
+  db: Database,
+  onInvalid: OnInvalid = 'skip',
+): boolean {
+  return !!selector && matchLabels(selector, db.metadata.labels ?? {}, onInvalid).matched;
 }
 
 function union(values: Iterable<string[] | undefined>): string[] {
@@ -28,7 +32,7 @@ function union(values: Iterable<string[] | undefined>): string[] {
 
 /** Deny rules that apply to this database: labels match, or the rule names no labels at all. */
 function denyingRoles(roles: BoundRole[], db: Database): BoundRole[] {
-  return roles.filter((r) => !r.deny.databaseLabels || labelsMatch(r.deny.databaseLabels, db));
+  return roles.filter((r) => !r.deny.databaseLabels || labelsMatch(r.deny.databaseLabels, db, 'match'));
 }
 
 export function reachableFrom(identity: Identity, db: Database, policy: Policy): Reachable | undefined {

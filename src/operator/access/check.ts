@@ -3,7 +3,7 @@
 // which Databases a role or a DatabaseUser reaches. Pure functions over parsed objects.
 import type { AccessRole, AccessRule, DatabaseUser } from '../../api/access.js';
 import { ACCESS_REASON, type AccessReason } from '../../api/access-status.js';
-import { matchLabels } from '../../authz/match.js';
+import { matchLabels, patternError } from '../../authz/match.js';
 import { type ExpandedRule, type Traits, expandRule } from '../../authz/traits.js';
 
 export interface Problem {
@@ -30,15 +30,15 @@ function valueProblem(value: string): Problem | undefined {
       message: `"${value}" is matched literally: a regular expression needs both ^ and $`,
     };
   }
-  if (starts) {
-    try {
-      new RegExp(value);
-    } catch (err) {
-      return {
-        reason: ACCESS_REASON.InvalidPattern,
-        message: `"${value}" is not a valid regular expression (${(err as Error).message}); it would match nothing`,
-      };
-    }
+  const err = starts ? patternError(value) : undefined;
+  if (err) {
+    return {
+      reason: ACCESS_REASON.InvalidPattern,
+      message:
+        `"${value}" is not a valid regular expression (${err}): patterns run in linear time, as in RE2, ` +
+        'so no backreferences, lookarounds or counted repetitions above {16}; until fixed it matches ' +
+        'nothing in allow and everything in deny',
+    };
   }
   return undefined;
 }
@@ -73,7 +73,7 @@ function allows(rule: ExpandedRule, labels: Record<string, string>): boolean {
 /** A deny rule with labels only shuts `db` out entirely (the engine's denyReason without a request). */
 function shutsOut(rule: ExpandedRule, labels: Record<string, string>): boolean {
   if (!rule.databaseLabels || rule.databaseUsers || rule.databaseNames || rule.redisCommands) return false;
-  return matchLabels(rule.databaseLabels, labels).matched;
+  return matchLabels(rule.databaseLabels, labels, 'match').matched;
 }
 
 /** The role on its own reaches a Database with these labels (templates left as written: a count, not a promise). */
