@@ -122,9 +122,16 @@ function describe(req: AccessRequest): string {
   return `access to ${req.database.metadata.name} as database user "${req.dbUser}"${name}`;
 }
 
-/** Decides whether `identity` may open a session; evaluated on every new session and on policy change. */
-export function checkAccess(identity: Identity, req: AccessRequest, policy: Policy): Decision {
-  const roles = bindRoles(identity, policy);
+/**
+ * Decides whether `identity` may open a session; evaluated on every new session and on policy change.
+ * `roles`: bindRoles(identity, policy) when the caller already has them (several requests, one person).
+ */
+export function checkAccess(
+  identity: Identity,
+  req: AccessRequest,
+  policy: Policy,
+  roles: BoundRole[] = bindRoles(identity, policy),
+): Decision {
   if (roles.length === 0) {
     return {
       allowed: false,

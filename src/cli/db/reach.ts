@@ -40,7 +40,7 @@ export function reachableFrom(identity: Identity, db: Database, policy: Policy):
   const matching = roles.filter((r) => labelsMatch(r.allow.databaseLabels, db));
   const candidates = union(matching.map((r) => r.allow.databaseUsers));
   const dbUsers = candidates.filter(
-    (dbUser) => checkAccess(identity, { database: db, dbUser }, policy).allowed,
+    (dbUser) => checkAccess(identity, { database: db, dbUser }, policy, roles).allowed,
   );
   if (dbUsers.length === 0) return undefined;
   const patterns = dbUsers.some((u) => /[*?^]/.test(u));

@@ -10,6 +10,18 @@ import { type KeyPairPem, createCA, signCsr } from '../../../src/pki/ca.js';
 import { csrPem, der, extensionRequest, requestedExtensions } from '../../fuzz/der-subject.js';
 
 const V = 'drawbridge.dev/v1alpha1';
+/** alice, holding one role `name` that allows `allow`. */
+const aliceWith = (name: string, allow: object) => ({
+  roles: [AccessRole.parse({ apiVersion: V, kind: 'AccessRole', metadata: { name }, spec: { allow } })],
+  users: [
+    DatabaseUser.parse({
+      apiVersion: V,
+      kind: 'DatabaseUser',
+      metadata: { name: 'alice' },
+      spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: [name] },
+    }),
+  ],
+});
 const source: AccessSource = {
   database: () => ({
     apiVersion: V,
@@ -17,24 +29,7 @@ const source: AccessSource = {
     metadata: { name: 'orders', namespace: 'shop', labels: { env: 'prod' } },
     spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' } },
   }),
-  policy: () => ({
-    roles: [
-      AccessRole.parse({
-        apiVersion: V,
-        kind: 'AccessRole',
-        metadata: { name: 'all' },
-        spec: { allow: { databaseLabels: { '*': '*' }, databaseUsers: ['*'] } },
-      }),
-    ],
-    users: [
-      DatabaseUser.parse({
-        apiVersion: V,
-        kind: 'DatabaseUser',
-        metadata: { name: 'alice' },
-        spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['all'] },
-      }),
-    ],
-  }),
+  policy: () => aliceWith('all', { databaseLabels: { '*': '*' }, databaseUsers: ['*'] }),
 };
 
 const alice = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -111,5 +106,36 @@ describe('hostile CSRs', () => {
     expect(cert.ca).toBe(false);
     expect(cert.subjectAltName).toBeUndefined();
     expect(cert.keyUsage).toEqual(['1.3.6.1.5.5.7.3.2']); // clientAuth only
+  });
+});
+
+// The namespace's rules are the tenant's to write, and the controller decides every namespace's CSRs on
+// one event loop: a CSR must cost it a bounded number of evaluations of those rules, and its status a
+// bounded message, however many database users a role names.
+describe('hostile roles', () => {
+  const N = 2000;
+  const bloated: AccessSource = {
+    database: source.database,
+    // Regexes that do not match their own text: no candidate is ever allowed.
+    policy: () =>
+      aliceWith('bloated', {
+        databaseLabels: { '*': '*' },
+        databaseUsers: Array.from({ length: N }, (_, i) => `^u${i}$`),
+      }),
+  };
+
+  it('tries 16 of the database users its roles name, says so, and names --db-user', () => {
+    const d = decideCsr(request(csrPem(der(0x30, rdn(CN, UTF8, 'alice')), alice)), bloated);
+    expect(d).toMatchObject({ approved: false, reason: 'AccessDenied' });
+    expect(d.message).toMatch(
+      /^tried 16 of the 2000 database users your roles name; for another, annotate the CSR with drawbridge.dev\/db-user: NAME \(kubectl db login --db-user NAME\): access to orders as database user "\^u0\$" denied/,
+    );
+    expect(d.message.length).toBeLessThanOrEqual(2048);
+  });
+
+  it('still signs for a database user it names', () => {
+    const req = request(csrPem(der(0x30, rdn(CN, UTF8, 'alice')), alice));
+    req.annotations['drawbridge.dev/db-user'] = 'u1999';
+    expect(decideCsr(req, bloated)).toMatchObject({ approved: true, reason: 'AccessAllowed' });
   });
 });
