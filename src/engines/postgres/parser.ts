@@ -95,14 +95,35 @@ function checkFrame(code: number, length: number, table: FrameLimits): number {
  * and leaves whatever follows untouched, so the relay can take over mid-stream without losing bytes.
  */
 export class HandshakeBuffer {
+  /** The unread bytes. */
   private buf: Buffer = EMPTY;
+  /** When `buf` lies in memory of this buffer's own, that memory; `buf` ends at `storeEnd` in it. */
+  private store: Buffer | undefined;
+  private storeEnd = 0;
 
   get length(): number {
     return this.buf.length;
   }
 
+  /**
+   * Appends in place, the room doubling as it fills: a peer sending its packet a byte per TCP segment
+   * (or TLS record) costs a copy of what it sent, not of everything buffered per byte (a 64 KB password
+   * message, once 2 GB of copying).
+   */
   push(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const unread = this.buf.length;
+    if (unread === 0) {
+      this.buf = chunk;
+      this.store = undefined;
+      return;
+    }
+    if (!this.store || this.storeEnd + chunk.length > this.store.length) {
+      this.store = Buffer.allocUnsafe(2 * (unread + chunk.length));
+      this.storeEnd = this.buf.copy(this.store);
+    }
+    // Past the end of every view handed out so far: those keep their bytes.
+    this.storeEnd += chunk.copy(this.store, this.storeEnd);
+    this.buf = this.store.subarray(this.storeEnd - unread - chunk.length, this.storeEnd);
   }
 
   /** The next startup-phase packet (no code byte), or undefined until it is complete. */
@@ -138,6 +159,7 @@ export class HandshakeBuffer {
   take(): Buffer {
     const rest = this.buf;
     this.buf = EMPTY;
+    this.store = undefined;
     return rest;
   }
 }

@@ -1,6 +1,6 @@
 // Framing, cut at every byte offset to mimic TCP chunking (pg-protocol's inbound-parser style).
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DrawbridgeError } from '../../../src/errors.js';
 import { type StartupPacket, StartupCode } from '../../../src/engines/postgres/messages.js';
 import { cancelRequest } from '../../../src/engines/postgres/serializer.js';
@@ -122,6 +122,33 @@ describe('HandshakeBuffer.message', () => {
       expect(buf.message(BACKEND_LIMITS)!.frame).toEqual(trailing);
       expect(buf.length).toBe(0);
     }
+  });
+
+  it('a 64 KB message sent a byte at a time is copied about once, not once per byte; frames read stay whole', () => {
+    const first = fe.password('token');
+    const big = msg('p', Buffer.alloc(65_000, 0x61), Buffer.from([0]));
+    const bytes = [...Buffer.concat([first, big])].map((b) => Buffer.from([b]));
+    const buf = new HandshakeBuffer();
+    const alloc = vi.spyOn(Buffer, 'allocUnsafe');
+    const concat = vi.spyOn(Buffer, 'concat');
+    let frame: Buffer | undefined;
+    let allocated = 0;
+    try {
+      for (const b of bytes) {
+        buf.push(b);
+        frame ??= buf.message(PASSWORD_LIMITS)?.frame;
+      }
+      const results = [...alloc.mock.results, ...concat.mock.results];
+      allocated = results.reduce((n, r) => n + (r.value as Buffer).length, 0);
+    } finally {
+      alloc.mockRestore();
+      concat.mockRestore();
+    }
+    expect(allocated).toBeGreaterThan(big.length);
+    expect(allocated).toBeLessThan(8 * big.length);
+    expect(frame).toEqual(first);
+    expect(buf.message(PASSWORD_LIMITS)!.frame).toEqual(big);
+    expect(buf.length).toBe(0);
   });
 
   it('accepts only PasswordMessage while asking for a password', () => {
