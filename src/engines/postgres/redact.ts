@@ -4,6 +4,8 @@
 // than a regular expression, so a PASSWORD inside a literal, identifier or comment is not taken for the
 // keyword, and a literal is cut where PostgreSQL itself ends it.
 
+import { DrawbridgeError } from '../../errors.js';
+
 export const REDACTED = '[redacted]';
 
 export const PASSWORD_WORD = 'password';
@@ -17,11 +19,40 @@ export function mentionsPassword(sql: string): boolean {
 const isWord = (c: number) =>
   (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f || c > 0x7f;
 
-/** `sql` with the literal after each PASSWORD keyword replaced by [redacted]. */
+/**
+ * `sql` with the literal after each PASSWORD keyword replaced by [redacted]. Where the server's reading
+ * may differ from the agent's, only what is a password literal either way is redacted: a backslash in a
+ * '…' literal escapes only with standard_conforming_strings off (a session setting the agent does not
+ * follow), so both readings are made. Redacting by the wrong one would hide SQL that runs (SELECT
+ * 'a\' PASSWORD '; DELETE …' is one SELECT and a DELETE to a server with it off).
+ */
 export function redactPasswords(sql: string): string {
   if (!PASSWORD.test(sql)) return sql;
+  let spans = passwordLiterals(sql, false);
+  if (spans.length > 0 && sql.includes('\\')) spans = intersect(spans, passwordLiterals(sql, true));
+  if (spans.length === 0) return sql;
+  // In a client_encoding such as SJIS or BIG5, a backslash after a non-ASCII byte may be part of that
+  // character, and bytes that are not UTF-8 read as U+FFFD: the server may end the literal elsewhere.
+  if (sql.includes('\ufffd') || /[^\0-\x7f]\\/.test(sql)) {
+    throw new DrawbridgeError(
+      'PROTOCOL_ERROR',
+      'the agent cannot tell where the password literal of this statement ends (it is not UTF-8, or has a ' +
+        'backslash after a character that is not ASCII), so it can neither redact it nor show the statement',
+      "send it in UTF-8 (SET client_encoding = 'UTF8'), or set the password with psql's \\password",
+    );
+  }
   let out = '';
   let copied = 0;
+  for (const [from, to] of spans) {
+    out += sql.slice(copied, from) + REDACTED;
+    copied = to;
+  }
+  return out + sql.slice(copied);
+}
+
+/** Where each literal after a PASSWORD keyword starts and ends; '…' with backslash escapes or not. */
+function passwordLiterals(sql: string, backslashInPlain: boolean): [number, number][] {
+  const spans: [number, number][] = [];
   let afterPassword = false;
   for (let i = 0; i < sql.length;) {
     const c = sql.charCodeAt(i);
@@ -30,12 +61,9 @@ export function redactPasswords(sql: string): string {
       i = end;
       continue;
     }
-    const literal = literalEnd(sql, i);
+    const literal = literalEnd(sql, i, backslashInPlain);
     if (literal > i) {
-      if (afterPassword) {
-        out += sql.slice(copied, i) + REDACTED;
-        copied = literal;
-      }
+      if (afterPassword) spans.push([i, literal]);
       afterPassword = false;
       i = literal;
       continue;
@@ -57,16 +85,33 @@ export function redactPasswords(sql: string): string {
     afterPassword = false;
     i++;
   }
-  return copied === 0 ? sql : out + sql.slice(copied);
+  return spans;
 }
+
+/** The parts of the spans in `a` that are also in spans in `b` (both sorted, none overlapping). */
+function intersect(a: [number, number][], b: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0, j = 0; i < a.length && j < b.length;) {
+    const from = Math.max(a[i]![0], b[j]![0]);
+    const to = Math.min(a[i]![1], b[j]![1]);
+    if (from < to) out.push([from, to]);
+    if (a[i]![1] < b[j]![1]) i++;
+    else j++;
+  }
+  return out;
+}
+
+const LINE_END = /[\n\r]/g;
 
 /** Past whitespace or one comment at `i` (nested block comments, as PostgreSQL allows); `i` if none. */
 function skipSpaceOrComment(sql: string, i: number): number {
   const c = sql.charCodeAt(i);
   if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) return i + 1;
   if (c === 0x2d && sql.charCodeAt(i + 1) === 0x2d) {
-    const nl = sql.indexOf('\n', i);
-    return nl < 0 ? sql.length : nl + 1;
+    // As PostgreSQL's lexer: a carriage return ends it too.
+    LINE_END.lastIndex = i;
+    const nl = LINE_END.exec(sql);
+    return nl ? nl.index + 1 : sql.length;
   }
   if (c === 0x2f && sql.charCodeAt(i + 1) === 0x2a) {
     let depth = 0;
@@ -84,18 +129,23 @@ function skipSpaceOrComment(sql: string, i: number): number {
   return i;
 }
 
+const DOLLAR_TAG = /\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/y;
+
 /** The end of a string literal starting at `i` ('…', E'…', U&'…', B'…', X'…', $tag$…$tag$), or `i`. */
-function literalEnd(sql: string, i: number): number {
+function literalEnd(sql: string, i: number, backslashInPlain: boolean): number {
   const c = sql.charCodeAt(i) | 0x20;
-  if (sql.charCodeAt(i) === 0x27) return quotedEnd(sql, i + 1, false);
+  if (sql.charCodeAt(i) === 0x27) return quotedEnd(sql, i + 1, backslashInPlain);
   if ((c === 0x65 || c === 0x62 || c === 0x78 || c === 0x6e) && sql.charCodeAt(i + 1) === 0x27) {
-    return quotedEnd(sql, i + 2, c === 0x65); // E'…' has backslash escapes
+    // E'…' has backslash escapes; N'…' as '…'
+    return quotedEnd(sql, i + 2, c === 0x65 || (c === 0x6e && backslashInPlain));
   }
   if (c === 0x75 && sql.charCodeAt(i + 1) === 0x26 && sql.charCodeAt(i + 2) === 0x27) {
     return quotedEnd(sql, i + 3, false);
   }
   if (sql.charCodeAt(i) === 0x24) {
-    const tag = /^\$(?:[A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)?\$/.exec(sql.slice(i, i + 64));
+    // A tag of any length, as PostgreSQL's.
+    DOLLAR_TAG.lastIndex = i;
+    const tag = DOLLAR_TAG.exec(sql);
     if (!tag) return i;
     const close = sql.indexOf(tag[0], i + tag[0].length);
     return close < 0 ? sql.length : close + tag[0].length;

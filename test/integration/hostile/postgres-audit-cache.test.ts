@@ -7,12 +7,16 @@
 // length as another but not ASCII, one name closed and parsed again for other SQL and back; and names
 // the server takes for one another (it keeps a name's first 63 bytes, after converting them from
 // client_encoding) though the agent reads them apart; and more Parses of one name in flight than the
-// audit lists as candidates. Raw wire messages through the real agent to
-// PostgreSQL 15; the real audit file and the server's state are read.
+// audit lists as candidates. Last, password redaction: where the agent's lexer ends the literal after
+// PASSWORD later than PostgreSQL does, what follows would run unseen (each case runs a DELETE so).
+// Raw wire messages through the real agent to PostgreSQL 15; the real audit file and the server's
+// state are read.
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../../src/agent/audit.js';
-import { type Fixture, baseDocs, startFixture } from '../postgres/fixture.js';
+import { decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
+import { type Fixture, PASSWORDS, baseDocs, startFixture } from '../postgres/fixture.js';
 import { fe, msg } from '../../unit/postgres/factory.js';
 import { until } from './audit-support.js';
 import { type Session, exchange, queries, withSession } from './postgres-audit-support.js';
@@ -187,5 +191,55 @@ describe('the Parse, Bind head and statement name caches', () => {
       expect(bind!.possibleQueries).toHaveLength(9);
       expect((bind!.possibleQueries as string[]).at(-1)).toBe('[2 more not listed]');
     });
+  });
+});
+
+describe('password redaction', () => {
+  const tail = "'; DELETE FROM c; --'";
+
+  it.each([
+    [
+      'standard_conforming_strings off',
+      'SET standard_conforming_strings = off',
+      `SELECT 'a\\' PASSWORD ${tail}`,
+    ],
+    ['a carriage return ending a -- comment', 'SELECT 1', `SELECT 1 -- x\r, 'abc\n PASSWORD ${tail}`],
+    [
+      'a dollar-quote tag of 70 letters',
+      'SELECT 1',
+      `SELECT $${'a'.repeat(70)}$ PASSWORD '$${'a'.repeat(70)}$; DELETE FROM c; --'`,
+    ],
+  ])('%s: the DELETE that runs is in the audit', async (_name, setup, sql) => {
+    await resetTable();
+    await withSession(f, async (s) => {
+      expect(await exchange(s, [fe.query(setup)])).toEqual([]);
+      expect(await exchange(s, [fe.query(sql)])).toEqual([]);
+      expect(await rows()).toBe(0);
+      const [, event] = await queries(f, s, 2);
+      expect(event!.query).toContain('DELETE FROM c');
+    });
+  });
+
+  it('client_encoding SJIS, a backslash after a character not ASCII: the statement is refused, nothing runs', async () => {
+    await resetTable();
+    try {
+      await withSession(f, async (s) => {
+        expect(await exchange(s, [fe.query('SET client_encoding = SJIS')])).toEqual([]);
+        // 'Ł' is C5 81 in UTF-8; SJIS reads 81 5C as one character, so the literal ends at the next quote.
+        s.tls.write(msg('Q', Buffer.from(`ALTER ROLE alice PASSWORD E'x\u0141\\${tail}\0`)));
+        let m = await s.next();
+        while (m && m.code !== 0x45 && m.code !== 0x5a) m = await s.next();
+        expect(m?.code).toBe(0x45); // not ReadyForQuery: the statement did not run
+        const error = decodeErrorFields(m!.body);
+        expect(error).toMatchObject({ severity: 'FATAL', code: '08P01' });
+        expect(error.message).toContain('cannot tell where the password literal of this statement ends');
+        expect(await s.next()).toBeUndefined();
+        await sleep(200);
+        expect((await queries(f, s, 1)).map((e) => e.query)).toEqual(['SET client_encoding = SJIS']);
+      });
+      expect(await rows()).toBe(2);
+    } finally {
+      await f.pg.admin(`ALTER ROLE alice PASSWORD '${PASSWORDS.alice}'`);
+    }
   });
 });

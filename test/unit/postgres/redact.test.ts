@@ -1,0 +1,49 @@
+// Password redaction must never hide SQL that runs: wherever the server may read a statement otherwise
+// than the agent's lexer (a session setting, a client encoding, a lexer rule), only what is a password
+// literal either way is redacted, or the statement is refused.
+import { describe, expect, it } from 'vitest';
+import { redactPasswords } from '../../../src/engines/postgres/redact.js';
+
+describe('redactPasswords', () => {
+  it.each([
+    ["ALTER ROLE a PASSWORD 'p\\w'", 'ALTER ROLE a PASSWORD [redacted]'],
+    ["ALTER ROLE a PASSWORD 'ends\\'", 'ALTER ROLE a PASSWORD [redacted]'],
+    ["ALTER ROLE a PASSWORD E'it\\'s'", 'ALTER ROLE a PASSWORD [redacted]'],
+    [
+      "ALTER ROLE a PASSWORD $x$s3cret$x$ VALID UNTIL 'infinity'",
+      "ALTER ROLE a PASSWORD [redacted] VALID UNTIL 'infinity'",
+    ],
+    ["ALTER ROLE a PASSWORD -- note\n's3cret'", 'ALTER ROLE a PASSWORD -- note\n[redacted]'],
+  ])('%s', (sql, audited) => {
+    expect(redactPasswords(sql)).toBe(audited);
+  });
+
+  it.each([
+    // With standard_conforming_strings off (SET by the client), the first literal runs to the quote
+    // before the semicolon: the DELETE runs.
+    ["SELECT 'a\\' PASSWORD '; DELETE FROM t; --'", "SELECT 'a\\' PASSWORD '"],
+    ["SELECT N'a\\' PASSWORD '; DELETE FROM t; --'", "SELECT N'a\\' PASSWORD '"],
+    // A carriage return ends a -- comment for PostgreSQL: the literal starts before PASSWORD.
+    ["SELECT 1 -- x\r, 'abc\n PASSWORD '; DELETE FROM t; --'", "SELECT 1 -- x\r, 'abc\n PASSWORD '"],
+    // A dollar quote's tag may be of any length.
+    [`SELECT $${'a'.repeat(70)}$ PASSWORD '$${'a'.repeat(70)}$; DELETE FROM t; --'`, ' PASSWORD '],
+  ])('shows what runs: %j', (sql, kept) => {
+    const audited = redactPasswords(sql);
+    expect(audited).toContain('; DELETE FROM t; --');
+    expect(audited).toContain(kept);
+  });
+
+  it.each([
+    // SJIS: 0x81 0x5C is one character (client_encoding SJIS), read as U+FFFD and a backslash.
+    ["ALTER ROLE a PASSWORD E'x\ufffd\\'; DELETE FROM t; --'"],
+    // UTF-8 'Ł' is C5 81: SJIS reads 81 5C as one character again, the string is valid UTF-8.
+    ["ALTER ROLE a PASSWORD E'x\u0141\\'; DELETE FROM t; --'"],
+  ])('refuses a password literal whose end depends on the client encoding: %j', (sql) => {
+    expect(() => redactPasswords(sql)).toThrow(/cannot tell where the password literal/);
+  });
+
+  it('leaves alone what has no password literal, whatever its bytes', () => {
+    const sql = "SELECT 'x\ufffd\\' AS password";
+    expect(redactPasswords(sql)).toBe(sql);
+  });
+});
