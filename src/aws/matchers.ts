@@ -3,13 +3,34 @@
 import type { AwsMatcher } from '../api/controller-config.js';
 import type { AwsType } from '../api/database.js';
 
-/** `*` and `?` globs, anchored. */
-function globMatch(pattern: string, value: string): boolean {
-  const re = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(value);
+/**
+ * `*` and `?` globs, anchored, matched without a regex: the value may be a Database's spec.aws.region,
+ * which a tenant writes at any length, and a backtracking regex of an admin's `*-*-*` took 4 s on 3,000
+ * characters (cubic) of the controller's one event loop. Greedy, going back only to the last star:
+ * at most value × pattern steps.
+ */
+export function globMatch(pattern: string, value: string): boolean {
+  let p = 0;
+  let v = 0;
+  let star = -1;
+  let resume = 0;
+  while (v < value.length) {
+    const c = pattern[p];
+    if (c === '*') {
+      star = p++;
+      resume = v;
+    } else if (c !== undefined && (c === '?' || c === value[v])) {
+      p++;
+      v++;
+    } else if (star >= 0) {
+      p = star + 1;
+      v = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 /** True when every tag selector of the matcher is satisfied by `tags`. */

@@ -11,7 +11,7 @@ import {
   labelValue,
   plan,
 } from '../../../src/aws/discovery/found.js';
-import { tagsMatch } from '../../../src/aws/matchers.js';
+import { coversRegion, globMatch, tagsMatch } from '../../../src/aws/matchers.js';
 import { ACCOUNT, found } from './fixtures.js';
 
 const LABEL_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
@@ -165,5 +165,34 @@ describe('tag matchers', () => {
     [{ '*': 'orders-*' }, { app: 'orders-api' }, true],
   ])('%j on %j → %s', (selectors, tags, want) => {
     expect(tagsMatch(selectors, tags)).toBe(want);
+  });
+});
+
+describe('globs', () => {
+  const asRegex = (pattern: string, value: string) =>
+    new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    ).test(value);
+
+  it('match as the anchored regex they read as, on every short pattern and value', () => {
+    const alphabet = ['a', 'b', '-', '*', '?'];
+    const strings = (n: number): string[] =>
+      n === 0 ? [''] : strings(n - 1).flatMap((s) => [s, ...alphabet.map((c) => s + c)]);
+    const patterns = [...new Set(strings(4))];
+    const values = [...new Set(strings(4))].filter((v) => !/[*?]/.test(v));
+    const wrong: string[] = [];
+    for (const p of patterns)
+      for (const v of values) if (globMatch(p, v) !== asRegex(p, v)) wrong.push(`${p} ~ ${v}`);
+    expect(wrong).toEqual([]);
+    expect(patterns.length * values.length).toBeGreaterThan(90_000);
+  });
+
+  it("an admin's many-star region glob against a tenant's 100,000-character region answers at once", () => {
+    const m = { types: ['rds' as const], regions: ['*-*-*-1'], tags: {} };
+    expect(coversRegion(m, 'rds', '-'.repeat(100_000))).toBe(false);
+    expect(coversRegion(m, 'rds', 'us-gov-west-1')).toBe(true);
   });
 });
