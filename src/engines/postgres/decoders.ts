@@ -59,6 +59,11 @@ class BodyReader {
     return this.body.readInt16BE(this.need(2));
   }
 
+  /** A count: PostgreSQL reads them unsigned (pq_getmsgint), so a Bind may carry up to 65,535 values. */
+  uint16(): number {
+    return this.body.readUInt16BE(this.need(2));
+  }
+
   int32(): number {
     return this.body.readInt32BE(this.need(4));
   }
@@ -150,8 +155,7 @@ export function decodeParse(body: Buffer): ParseMessage {
   const r = new BodyReader(body, 'Parse');
   const statement = r.cstring();
   const query = r.cstringBytes();
-  const types = r.int16();
-  if (types < 0) r.fail(`negative parameter type count ${types}`);
+  const types = r.uint16();
   r.skip(types * 4);
   r.done();
   return { statement, query };
@@ -265,12 +269,10 @@ export class ValueCursor {
   /** Format codes, then the value count: the layout Bind and FunctionCall share. */
   private values(): void {
     const r = this.r;
-    const formatCount = r.int16();
-    if (formatCount < 0) r.fail(`negative format count ${formatCount}`);
+    const formatCount = r.uint16();
     this.formatsAt = r.need(formatCount * 2);
     this.formatCount = formatCount;
-    const count = r.int16();
-    if (count < 0) r.fail(`negative parameter count ${count}`);
+    const count = r.uint16();
     if (formatCount > 1 && formatCount !== count)
       r.fail(`${formatCount} parameter formats for ${count} parameters`);
     this.count = count;
@@ -281,8 +283,7 @@ export class ValueCursor {
   private finish(): void {
     const r = this.r;
     if (this.bind) {
-      const resultFormats = r.int16();
-      if (resultFormats < 0) r.fail(`negative result format count ${resultFormats}`);
+      const resultFormats = r.uint16();
       r.skip(resultFormats * 2);
     } else r.int16();
     r.done();

@@ -111,6 +111,18 @@ describe('extended protocol', () => {
     expect(cut[0]!.query).toBe(`${text.slice(0, 4096)}…[${text.length} bytes sha256:${sha}]`);
   });
 
+  it('carries a Bind of 40,000 parameters (counts are unsigned 16-bit, as PostgreSQL reads them)', async () => {
+    const n = 40_000;
+    const text = `select array_length(array[${Array.from({ length: n }, (_, i) => `$${i + 1}::int`).join(',')}], 1) as n`;
+    const values = Array.from({ length: n }, (_, i) => i);
+    await withClient(async (c) => {
+      expect((await c.query(text, values)).rows[0].n).toBe(n);
+    });
+    // The statement is longer than the audit's capture: its line has the head, cut, and every value.
+    const [e] = await audited('query', (e) => String(e.query).startsWith(text.slice(0, 4096)));
+    expect(e!.parameters).toEqual(values.map(String));
+  });
+
   it('streams a large result (20 MB) to the client', async () => {
     const rows = await withClient(async (c) => {
       const r = await c.query("select repeat('y', 1000) as v from generate_series(1, 20000)");
