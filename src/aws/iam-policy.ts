@@ -124,7 +124,8 @@ export function planPolicy(grants: Grant[], limits: PolicyLimits): PolicyPlan {
   }
   for (const [i, stmts] of forms.entries()) {
     const managed = pack(stmts, managedMax);
-    if (managed.length <= limits.managedSlots) {
+    // A statement of one resource longer than a policy stays too long: AWS would refuse that policy.
+    if (managed.length <= limits.managedSlots && managed.every((d) => policySize(d) <= managedMax)) {
       return { managed, widened: i === 1, size: policySize(document(stmts)) };
     }
   }

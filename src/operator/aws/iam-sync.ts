@@ -17,6 +17,7 @@ import type { AwsMatcher } from '../../api/controller-config.js';
 import type { Logger } from '../../log.js';
 import type { ObjectCache } from '../../kube/writer.js';
 import { awsDatabases, databaseKey } from './databases.js';
+import { fitByNamespace } from './iam-fit.js';
 import type { CredentialIssues } from './issues.js';
 import type { ControllerEvents } from './report.js';
 
@@ -62,12 +63,15 @@ export class IamSync {
     if (inputs === this.lastInputs && now < this.nextRunAt) return this.nextRunAt - now;
     this.lastInputs = inputs;
     try {
-      if (this.deps.mode === 'attach') await this.attach(databases);
-      else this.print(databases, undefined);
-      this.printAssumedRoles(databases);
-      if (this.deps.agentRoleArn) this.print(databases, this.deps.agentRoleArn, true);
-      this.deps.issues.replace('iam', new Map());
-      this.nextRunAt = now + this.deps.resyncMs;
+      const { included, left } = fitByNamespace(databases, matchers);
+      if (this.deps.mode === 'attach') await this.attach(included);
+      else this.print(included, undefined);
+      this.printAssumedRoles(included);
+      if (this.deps.agentRoleArn) this.print(included, this.deps.agentRoleArn, true);
+      this.deps.issues.replace('iam', left);
+      const first = left.values().next().value;
+      if (first) this.deps.events.warn(first.reason, `IAM bootstrap: ${awsCondition(first).message}`);
+      this.nextRunAt = now + (first ? Math.min(RETRY_MS, this.deps.resyncMs) : this.deps.resyncMs);
     } catch (err) {
       const e = classifyAwsError(err, { action: 'IAM bootstrap' });
       this.deps.issues.replace('iam', new Map<string, AwsError>(databases.map((d) => [databaseKey(d), e])));

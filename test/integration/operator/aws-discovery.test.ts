@@ -40,6 +40,8 @@ import {
 } from './fixture.js';
 
 const NS = 'aws-dbs';
+/** A tenant's namespace: its Databases are its own to write. */
+const TENANT = 'tenant-b';
 const POD = 'drawbridge-controller-0';
 const ARN = (role: string) => `arn:aws:iam::${TEST_ACCOUNT}:role/${role}`;
 const CONTROLLER_ROLE = 'drawbridge-controller';
@@ -179,7 +181,7 @@ async function controllerPod(): Promise<Record<string, string>> {
 beforeAll(async () => {
   [moto, env] = await Promise.all([
     startMoto(),
-    startOperatorEnv({ controllers: 0, namespaces: [NS], nodeAgent: false }),
+    startOperatorEnv({ controllers: 0, namespaces: [NS, TENANT], nodeAgent: false }),
   ]);
   await seedAws();
   await env.apply([
@@ -382,5 +384,53 @@ describe('drawbridge controller --config (AWS)', () => {
     expect(billing.status?.conditions?.find((c) => c.type === 'CredentialsReady')?.reason).not.toBe(
       'AssumeRoleDenied',
     );
+  });
+  it("a tenant's Databases that do not fit the role's policy are told so; every other namespace's stay covered", async () => {
+    // 30 RDS Databases with 3,000-character resource IDs: ~90,000 characters, past any role's room.
+    await env.apply(
+      Array.from({ length: 30 }, (_, i) => ({
+        apiVersion: 'drawbridge.dev/v1alpha1',
+        kind: 'Database',
+        metadata: { name: `bloat-${i}`, namespace: TENANT },
+        spec: {
+          protocol: 'postgres',
+          uri: 'postgres://bloat.rds.amazonaws.com:5432',
+          auth: { type: 'rds-iam' },
+          aws: {
+            type: 'rds',
+            region: 'us-east-1',
+            identifiers: { resourceId: `db-${'X'.repeat(3000)}${i}` },
+          },
+        },
+      })),
+    );
+    const credentials = async (namespace: string, name: string) => {
+      const d = await env.get<Db>('database', name, namespace);
+      return d?.status?.conditions?.find((c) => c.type === 'CredentialsReady');
+    };
+    const told = await eventually(
+      `PolicySizeExceeded on ${TENANT}/bloat-0\n${logOf(controller)}`,
+      async () => {
+        const c = await credentials(TENANT, 'bloat-0');
+        return c?.reason === 'PolicySizeExceeded' && c;
+      },
+    );
+    expect(told.message).toMatch(/of namespace tenant-b .*does not fit beside the other namespaces'/);
+    // A later IAM sync: the other namespace's Databases are still covered, and told nothing.
+    const policy = async () => {
+      const out = await new IAMClient(aws()).send(
+        new GetRolePolicyCommand({ RoleName: CONTROLLER_ROLE, PolicyName: 'drawbridge' }),
+      );
+      return decodeURIComponent(out.PolicyDocument!);
+    };
+    const billing = await env.get<{ spec: { aws: { identifiers: { resourceId: string } } } }>(
+      'database',
+      n('billing', 'rds'),
+      NS,
+    );
+    expect(await policy()).toContain(`dbuser:${billing!.spec.aws.identifiers.resourceId}/*`);
+    expect(await policy()).not.toContain('XXXXXXXX');
+    expect((await credentials(NS, 'legacy-cache'))?.reason).not.toBe('PolicySizeExceeded');
+    expect((await credentials(NS, n('billing', 'rds')))?.reason).not.toBe('PolicySizeExceeded');
   });
 });

@@ -172,6 +172,50 @@ describe('IamSync', () => {
   });
 });
 
+describe('IamSync across namespaces', () => {
+  /** A tenant's Databases with resource IDs this long: a policy no role has room for. */
+  const bloated = (count: number, length: number) =>
+    awsDbs('rds', count).map((db, i) =>
+      inNs('team-b')({
+        ...db,
+        metadata: { ...db.metadata, name: `bloat-${i}` },
+        spec: {
+          ...db.spec,
+          aws: { ...db.spec.aws!, identifiers: { resourceId: `db-${'X'.repeat(length)}${i}` } },
+        },
+      }),
+    );
+  const teamA = awsDbs('rds', 2).map(inNs('team-a'));
+
+  // 7 x 10,000: each resource alone is longer than a managed policy (6,144), which the plan once
+  // packed one to a policy and called fitting; AWS would have refused them, failing every namespace.
+  it.each([
+    ['print', 30, 3_000],
+    ['attach', 30, 3_000],
+    ['print', 7, 10_000],
+    ['attach', 7, 10_000],
+  ] as const)(
+    '%s, %i Databases with %i-character IDs in one namespace: it is told so; the others are covered',
+    async (mode, count, length) => {
+      const { sync, calls, issues, sink } = setup([...teamA, ...bloated(count, length)], mode);
+      await sync.run(0);
+      for (const db of teamA) expect(issues.get(`team-a/${db.metadata.name}`)).toBeUndefined();
+      expect(issues.get('team-b/bloat-3')).toMatchObject({
+        reason: 'PolicySizeExceeded',
+        message: expect.stringMatching(
+          new RegExp(
+            `^the IAM policy for the ${count} AWS Database\\(s\\) of namespace team-b \\(~\\d+ characters\\) ` +
+              "does not fit beside the other namespaces'.*Fix: give this namespace an IAM role of its own",
+          ),
+        ),
+      });
+      expect(sink.events.some((e) => e.reason === 'PolicySizeExceeded')).toBe(true);
+      if (mode === 'attach')
+        expect(calls[0]!.databases.map((d) => d.metadata.namespace)).toEqual(['team-a', 'team-a']);
+    },
+  );
+});
+
 describe('RotationSync', () => {
   const managed = (name: string, region: string, assumeRoleArn?: string) =>
     inNs('a')(
