@@ -7,7 +7,7 @@ import type { Protocol } from '../api/database.js';
 import type { AgentLimitsSpec } from '../api/limits.js';
 import { type Limits, parseDuration, resolveLimits } from '../api/runtime.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
-import { type Decision, checkAccess } from '../authz/engine.js';
+import { type Decision, certificateOutlivesRoles, checkAccess } from '../authz/engine.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AuditSink } from './audit.js';
@@ -37,6 +37,11 @@ export interface AgentOptions {
   limits?: AgentLimitsSpec;
   /** This agent is one of several worker processes of its replica (agent/workers). */
   workers?: WorkerChannel;
+  /**
+   * Refuse client certificates issued for longer than the roles deciding a session allow: in a cluster,
+   * where the controller signs them for the maxSessionTTL of one namespace's roles (certificateOutlivesRoles).
+   */
+  roleBoundCertificates?: boolean;
 }
 
 /**
@@ -55,6 +60,7 @@ export class Agent implements AgentRuntime {
   readonly sessions: SessionRegistry;
   readonly metrics: AgentMetrics;
   readonly tokenVerifier?: TokenVerifier;
+  private readonly roleBoundCertificates: boolean;
   private tlsContext: SecureContext;
   private peerList: readonly string[];
   private readonly providers: CredentialProviders;
@@ -78,6 +84,7 @@ export class Agent implements AgentRuntime {
     this.audit = opts.audit;
     this.log = opts.log;
     this.tokenVerifier = opts.tokenVerifier;
+    this.roleBoundCertificates = opts.roleBoundCertificates ?? false;
     this.metrics = opts.metrics ?? new AgentMetrics();
     this.tlsContext = opts.serverTls;
     this.peerList = opts.peers ?? [];
@@ -217,9 +224,26 @@ export class Agent implements AgentRuntime {
 
   authorize(identity: Identity, dbUser: string, dbName?: string): Decision {
     const database = this.state.database;
-    const decision = checkAccess(identity, { database, dbUser, dbName }, this.state.policy);
+    let decision = checkAccess(identity, { database, dbUser, dbName }, this.state.policy);
+    const outlives =
+      decision.allowed && this.roleBoundCertificates && certificateOutlivesRoles(identity, decision.ttlMs);
+    if (outlives) {
+      const name = database.metadata.name;
+      decision = {
+        allowed: false,
+        reason:
+          `access to ${name} as database user "${dbUser}" denied: ${outlives}; log in to this Database ` +
+          `for a certificate of its own (kubectl db login ${name} --db-user ${dbUser})`,
+      };
+    }
     if (!decision.allowed) {
-      const reason = decision.rule === 'deny' ? 'deny_rule' : decision.rule ? 'no_allow_rule' : 'no_role';
+      const reason = outlives
+        ? 'certificate_ttl'
+        : decision.rule === 'deny'
+          ? 'deny_rule'
+          : decision.rule
+            ? 'no_allow_rule'
+            : 'no_role';
       this.metrics.deniedTotal.inc({ protocol: database.spec.protocol, level: 'session', reason });
       this.log.info({ user: identity.user, dbUser, dbName, reason: decision.reason }, 'access denied');
     }

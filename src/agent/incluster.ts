@@ -74,6 +74,7 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
     tokenVerifier: new TokenReviewVerifier(source.tokenReview),
     peers: opts.peers ?? [],
     workers: opts.worker,
+    roleBoundCertificates: true,
   });
 
   // Secret volumes are updated by swapping a symlink; polling notices that where fs.watch may not.

@@ -11,13 +11,15 @@ export interface Identity {
   source: 'certificate' | 'token';
   /** When the credential stops being valid; sessions end then. */
   expiresAt?: Date;
+  /** A certificate's notBefore: with expiresAt, how long it was issued for. */
+  issuedAt?: Date;
 }
 
 /**
  * What the identity needs of a peer certificate: TLSSocket.getPeerX509Certificate() has it, computed
  * natively when read; getPeerCertificate() would build a JS object of every field (~30 µs a connection).
  */
-export type PeerX509 = Pick<X509Certificate, 'raw' | 'fingerprint256' | 'validTo'>;
+export type PeerX509 = Pick<X509Certificate, 'raw' | 'fingerprint256' | 'validFrom' | 'validTo'>;
 
 export function identityFromCertificate(cert: PeerX509 | undefined): Identity {
   if (!cert) {
@@ -27,7 +29,7 @@ export function identityFromCertificate(cert: PeerX509 | undefined): Identity {
       'log in first (kubectl db login NAME), or pass the certificate and key to your client',
     );
   }
-  const { subject, expiresAt } = parsedOf(cert);
+  const { subject, expiresAt, issuedAt } = parsedOf(cert);
   const { commonName: user, organizations } = subject;
   const groups = [...organizations];
   if (!user) {
@@ -36,7 +38,13 @@ export function identityFromCertificate(cert: PeerX509 | undefined): Identity {
       'the client certificate has an empty common name (CN = user name)',
     );
   }
-  return { user, groups, source: 'certificate', expiresAt: new Date(expiresAt) };
+  return {
+    user,
+    groups,
+    source: 'certificate',
+    expiresAt: new Date(expiresAt),
+    issuedAt: new Date(issuedAt),
+  };
 }
 
 /**
@@ -46,14 +54,18 @@ export function identityFromCertificate(cert: PeerX509 | undefined): Identity {
  * to its maximum, which the agent then held as RSS. Both are functions of the DER alone: nothing to
  * expire.
  */
-const parsed = new Map<string, { subject: Subject; expiresAt: number }>();
+const parsed = new Map<string, { subject: Subject; expiresAt: number; issuedAt: number }>();
 const MAX_SUBJECTS = 1024;
 
-function parsedOf(cert: PeerX509): { subject: Subject; expiresAt: number } {
+function parsedOf(cert: PeerX509): { subject: Subject; expiresAt: number; issuedAt: number } {
   const key = cert.fingerprint256;
   let known = key ? parsed.get(key) : undefined;
   if (!known) {
-    known = { subject: certificateSubject(cert.raw), expiresAt: Date.parse(cert.validTo) };
+    known = {
+      subject: certificateSubject(cert.raw),
+      expiresAt: Date.parse(cert.validTo),
+      issuedAt: Date.parse(cert.validFrom),
+    };
     if (key) {
       if (parsed.size >= MAX_SUBJECTS) parsed.delete(parsed.keys().next().value!);
       parsed.set(key, known);

@@ -166,3 +166,24 @@ export function checkAccess(
     ttlMs,
   };
 }
+
+/** The signer's backdated notBefore (60 s) and rounding. */
+const CERTIFICATE_SLACK_MS = 120_000;
+
+/**
+ * Why a client certificate may not open a session its roles allow for `ttlMs`, or undefined. In a
+ * cluster the controller signs a certificate for at most the maxSessionTTL of the roles of the
+ * namespace it was requested for, and every agent trusts it: one issued for longer than the roles
+ * deciding here allow was issued under another namespace's roles (a tenant's, with a TTL of a year),
+ * and would outlive what this namespace's roles promise (a person removed from a group keeps it).
+ */
+export function certificateOutlivesRoles(identity: Identity, ttlMs: number): string | undefined {
+  if (identity.source !== 'certificate' || !identity.issuedAt || !identity.expiresAt) return undefined;
+  const lifetimeMs = identity.expiresAt.getTime() - identity.issuedAt.getTime();
+  if (!(lifetimeMs > ttlMs + CERTIFICATE_SLACK_MS)) return undefined;
+  const h = (ms: number) => `${Math.round(ms / 360_000) / 10}h`;
+  return (
+    `the client certificate was issued for ${h(lifetimeMs)}, longer than the maxSessionTTL (${h(ttlMs)}) ` +
+    "of the roles that decide here: it was issued for another Database's roles"
+  );
+}

@@ -182,6 +182,49 @@ describe('CSR signer and the agent', () => {
     await c.end();
   });
 
+  it("refuses a certificate signed under another namespace's roles for longer than its own allow", async () => {
+    // A tenant owns `tenant-x`: a Database there and a role granting alice a 30-day maxSessionTTL.
+    const T = 'tenant-x';
+    await env.plane.kubectl(['create', 'namespace', T]);
+    const V = 'drawbridge.dev/v1alpha1';
+    await env.apply([
+      {
+        apiVersion: V,
+        kind: 'Database',
+        metadata: { name: 'bait', namespace: T },
+        spec: { protocol: 'postgres', uri: 'postgres://127.0.0.1:1', auth: { type: 'passthrough' } },
+      },
+      {
+        apiVersion: V,
+        kind: 'AccessRole',
+        metadata: { name: 'long', namespace: T },
+        spec: {
+          allow: { databaseLabels: { '*': '*' }, databaseUsers: ['*'] },
+          options: { maxSessionTTL: '720h' },
+        },
+      },
+      {
+        apiVersion: V,
+        kind: 'DatabaseUser',
+        metadata: { name: 'alice', namespace: T },
+        spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['long'] },
+      },
+    ]);
+    const kubeconfig = await env.plane.makeUserKubeconfig('alice');
+    const long = await login(
+      kubeconfig,
+      'alice-tenant',
+      { cn: 'alice' },
+      { namespace: T, database: 'bait', dbUser: 'alice', expirationSeconds: 30 * 86_400 },
+    );
+    expect(long.certificate).toBeTruthy();
+    const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
+    const c = client(endpoint, 'alice', { cert: long.certificate, key: long.keyPem });
+    await expect(c.connect()).rejects.toThrow(
+      /client certificate was issued for 720h, longer than the maxSessionTTL \(1h\) of the roles that decide here.*kubectl db login orders --db-user alice/,
+    );
+  });
+
   it('denies a person no DatabaseUser names, and a CSR naming someone else, with the reason', async () => {
     const mallory = await env.plane.makeUserKubeconfig('mallory');
     const denied = await login(mallory, 'mallory-1', { cn: 'mallory' });

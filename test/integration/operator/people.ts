@@ -27,7 +27,12 @@ export function people(env: OperatorEnv, caPem: string) {
     kubeconfig: string,
     csrName: string,
     subject: { cn: string; orgs?: string[] },
-    { dbUser, database = 'orders' }: { dbUser?: string; database?: string } = {},
+    {
+      dbUser,
+      database = 'orders',
+      namespace = NS,
+      expirationSeconds = 86_400,
+    }: { dbUser?: string; database?: string; namespace?: string; expirationSeconds?: number } = {},
   ) {
     const { csrPem, keyPem } = await createCsr({ commonName: subject.cn, organizations: subject.orgs ?? [] });
     const csr = {
@@ -36,7 +41,7 @@ export function people(env: OperatorEnv, caPem: string) {
       metadata: {
         name: csrName,
         annotations: {
-          [ANNOTATION_DATABASE]: `${NS}/${database}`,
+          [ANNOTATION_DATABASE]: `${namespace}/${database}`,
           ...(dbUser ? { [ANNOTATION_DB_USER]: dbUser } : {}),
         },
       },
@@ -44,7 +49,7 @@ export function people(env: OperatorEnv, caPem: string) {
         request: Buffer.from(csrPem).toString('base64'),
         signerName: SIGNER_NAME,
         usages: ['client auth', 'digital signature'],
-        expirationSeconds: 86_400,
+        expirationSeconds,
       },
     };
     await env.plane.kubectl(['create', '-f', '-'], { input: JSON.stringify(csr), kubeconfig });

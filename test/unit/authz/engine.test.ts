@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkAccess, type Policy } from '../../../src/authz/engine.js';
+import type { Identity } from '../../../src/authn/identity.js';
+import { certificateOutlivesRoles, checkAccess, type Policy } from '../../../src/authz/engine.js';
 import { db, person, role, user } from './fixtures.js';
 
 const prod = db('orders', { env: 'prod', team: 'payments' });
@@ -164,5 +165,28 @@ describe('checkAccess', () => {
   it('a DatabaseUser naming a missing role grants nothing', () => {
     const p: Policy = { roles: [], users: [user('u', [{ kind: 'User', name: 'u' }], ['ghost'])] };
     expect(checkAccess(person('u'), { database: prod, dbUser: 'x', dbName: 'y' }, p).allowed).toBe(false);
+  });
+});
+
+describe('certificateOutlivesRoles', () => {
+  const cert = (hours: number) => ({
+    ...person('alice'),
+    issuedAt: new Date(0),
+    expiresAt: new Date(hours * 3_600_000 + 60_000), // the signer backdates notBefore by 60 s
+  });
+  it.each<[string, Identity, number, RegExp | undefined]>([
+    ['a certificate of the roles here', cert(1), 3_600_000, undefined],
+    ['a shorter one', cert(0.5), 3_600_000, undefined],
+    [
+      'one signed under 720h roles elsewhere',
+      cert(720),
+      3_600_000,
+      /issued for 720h, longer than the maxSessionTTL \(1h\)/,
+    ],
+    ['a token', { user: 'x', groups: [], source: 'token', expiresAt: new Date(9e12) }, 1000, undefined],
+  ])('%s', (_n, identity, ttlMs, want) => {
+    const why = certificateOutlivesRoles(identity, ttlMs);
+    if (want) expect(why).toMatch(want);
+    else expect(why).toBeUndefined();
   });
 });
