@@ -42,6 +42,16 @@ const TARGETS = process.env.BENCH_TARGETS?.split(/\s+/).filter(Boolean);
 /** The worker line: the agent with this many worker processes against one (0 skips it). */
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 
+/** BENCH_AGENT_VARIANTS as [name, dist] pairs. */
+function variants(): [string, string][] {
+  const words = (process.env.BENCH_AGENT_VARIANTS ?? '').split(/\s+/).filter(Boolean);
+  return words.map((w) => {
+    const at = w.indexOf('=');
+    if (at <= 0) throw new Error(`BENCH_AGENT_VARIANTS: expected name=<dist>, got ${w}`);
+    return [w.slice(0, at), w.slice(at + 1)];
+  });
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-bench-pg-'));
   const cleanups: (() => Promise<unknown> | void)[] = [() => rm(dir, { recursive: true, force: true })];
@@ -141,6 +151,13 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
   const extra: Target[] = before
     ? [{ name: 'agent-before', conninfo: viaCert(before.port), pid: before.child.pid! }]
     : [];
+  // BENCH_AGENT_VARIANTS="name=<dist> ...": more builds' agents in the same rounds (e.g. an ablation).
+  for (const [name, dist] of variants()) {
+    const variant = await startAgent(dir, { ...agentOptions, name, cli: cliOf(dist) });
+    cleanups.push(() => stopProcesses([variant.child]));
+    await waitPort(variant.port, viaCert(variant.port));
+    extra.push({ name, conninfo: viaCert(variant.port), pid: variant.child.pid! });
+  }
 
   const select = (mode: string) => ['-b', SCRIPT, '-M', mode, '-c', '8', '-j', '2', '-T', String(DURATION)];
   // BENCH_TARGETS leaves targets out (the agent and agent-before always run).
