@@ -22,15 +22,23 @@ const words = (text: string | undefined) => text?.split(' ').filter(Boolean) ?? 
  * with `configPath` (standalone) or other `agent` arguments (in cluster): the probe, the options on the
  * CLI's launcher line (`#!/usr/bin/env -S node --max-semi-space-size=2`: the agent runs with them as
  * the image and npm's bin start it; a build without any runs without), BENCH_AGENT_NODE_ARGS (e.g.
- * "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the agent), then the CLI and its arguments: `workers`
- * processes (a build from before workers runs as one process and knows no --workers).
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the agent; for the `before` agent BENCH_BEFORE_NODE_ARGS
+ * when set, so one build can run beside itself with other options), then the CLI and its arguments:
+ * `workers` processes (a build from before workers runs as one process and knows no --workers).
  */
-export function agentArgs(cli: string, configPath: string | string[], workers: number): string[] {
+export function agentArgs(
+  cli: string,
+  configPath: string | string[],
+  workers: number,
+  before = false,
+): string[] {
   const hasWorkers = existsSync(path.join(path.dirname(cli), '../agent/workers/primary.js'));
+  const { BENCH_AGENT_NODE_ARGS: agent, BENCH_BEFORE_NODE_ARGS: beforeArgs } = process.env;
+  const nodeArgs = before && beforeArgs !== undefined ? beforeArgs : agent;
   return [
     ...MEMORY_PROBE_ARGS,
     ...launcherOptions(cli),
-    ...words(process.env.BENCH_AGENT_NODE_ARGS),
+    ...words(nodeArgs),
     ...[cli, 'agent', ...(typeof configPath === 'string' ? ['--config', configPath] : configPath)],
     ...(hasWorkers ? ['--workers', String(workers)] : []),
   ];

@@ -98,7 +98,11 @@ try {
       const credentials = KUBECONFIG_BUILDS.includes(name)
         ? { args: [`--kubeconfig=${plane.kubeconfigPath}`], env: {} }
         : { args: [], env: inPod };
-      const measured = await measure(path.join(dist, 'src/cli/drawbridge.js'), credentials);
+      const measured = await measure(
+        path.join(dist, 'src/cli/drawbridge.js'),
+        credentials,
+        name === 'agent-before',
+      );
       // One worker is the agent itself, in one process (no primary).
       const role = (i: number) => (i > 0 ? `worker ${i}` : WORKERS > 1 ? 'primary' : 'process');
       measured.forEach((m, i) => add(`${name} ${role(i)}`, m));
@@ -124,10 +128,11 @@ try {
   await rm(dir, { recursive: true, force: true });
 }
 
-/** Starts the agent of `cli` with `credentials`, waits until it serves and settles; the memory of its primary, then each worker. */
+/** Starts the agent of `cli` with `credentials` (`before`: BENCH_AGENT_BEFORE's), waits until it serves and settles; the memory of its primary, then each worker. */
 async function measure(
   cli: string,
   credentials: { args: string[]; env: Record<string, string> },
+  before: boolean,
 ): Promise<Memory[]> {
   const metrics = `127.0.0.1:${await freePort()}`;
   const args = [
@@ -138,7 +143,7 @@ async function measure(
     `--metrics=${metrics}`,
     '--audit=-',
   ];
-  const child = spawn(process.execPath, agentArgs(cli, args, WORKERS), {
+  const child = spawn(process.execPath, agentArgs(cli, args, WORKERS, before), {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, ...credentials.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
   });

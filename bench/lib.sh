@@ -8,7 +8,9 @@
 # runs in the same rounds as agent-before), BENCH_WORKERS (2: the agent-Nw row; 1 skips it),
 # BENCH_AGENT_NODE_ARGS (Node options of every agent process: e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
 # writes one profile per agent process, named by its pid; the pids are printed as the bench starts),
-# BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process), BENCH_AUDIT=stdout (every agent's audit log
+# BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process), BENCH_BEFORE_NODE_ARGS (the before agent's,
+# in place of BENCH_AGENT_NODE_ARGS: with BENCH_AGENT_BEFORE=dist, this build beside itself with other
+# options, e.g. BENCH_AGENT_NODE_ARGS=--a-v8-flag BENCH_BEFORE_NODE_ARGS=""), BENCH_AUDIT=stdout (every agent's audit log
 # on stdout, a pipe drained by a cat as a container runtime would; default: a file), BENCH_MALLOC=glibc and
 # BENCH_BEFORE_MALLOC=glibc (every proxy, or the before agent, on glibc's malloc; default: jemalloc preloaded,
 # as the image runs the agent).

@@ -118,6 +118,7 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
         ...agentOptions,
         name: 'agent-before',
         cli: cliOf(beforeDist),
+        before: true,
       })
     : undefined;
   if (before) {
@@ -231,7 +232,13 @@ async function bench(dir: string, cleanups: (() => Promise<unknown> | void)[]): 
       // BENCH_AGENT_BEFORE: that build with as many workers, in the same rounds.
       const bname = `agent-before-${WORKERS}w`;
       const beforeMulti = beforeDist
-        ? await startAgent(dir, { ...agentOptions, name: bname, cli: cliOf(beforeDist), workers: WORKERS })
+        ? await startAgent(dir, {
+            ...agentOptions,
+            name: bname,
+            cli: cliOf(beforeDist),
+            before: true,
+            workers: WORKERS,
+          })
         : undefined;
       if (beforeMulti) {
         cleanups.push(() => stopProcesses([beforeMulti.child]));

@@ -76,6 +76,8 @@ export interface AgentOptions {
   name: string;
   /** The CLI to run (cliOf(dist)), by default this build's; another build's (BENCH_AGENT_BEFORE) for before/after. */
   cli?: string;
+  /** BENCH_AGENT_BEFORE's agent (startAgentProcess). */
+  before?: boolean;
   /** Its worker processes (`--workers`; 1, a single process, unless asked). */
   workers?: number;
 }
@@ -83,13 +85,14 @@ export interface AgentOptions {
 /** The agent in its own process, started as every bench target is (bench/proxy-process.ts). */
 export function startAgent(
   dir: string,
-  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli, workers }: AgentOptions,
+  { pgPort, pgCaPem, clientCaPem, serving, maxSessions, name, cli, before, workers }: AgentOptions,
 ): Promise<ProxyProcess> {
   const meta = (name: string) => ({ name });
   return startAgentProcess({
     name,
     dir,
     cli,
+    before,
     workers,
     database: 'bench-pg',
     tls: { certPem: serving.certPem, keyPem: serving.keyPem, clientCaPem },

@@ -12,7 +12,9 @@
 #   BENCH_IDLE_SESSIONS=1000 (0 skips; BENCH_ROUNDS rounds too)
 #   BENCH_AGENT_BEFORE=<another build's dist> (that agent joins the rounds: before/after in one run)
 #   BENCH_AGENT_VARIANTS="name=<dist> ..." (more builds' agents in the same rounds, each read against the agent)
-#   BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles the agent), BENCH_PIPE_NODE_ARGS (the pipe)
+#   BENCH_AGENT_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (profiles the agent), BENCH_PIPE_NODE_ARGS (the pipe),
+#   BENCH_BEFORE_NODE_ARGS (the before agent's, in place of BENCH_AGENT_NODE_ARGS: BENCH_AGENT_BEFORE=dist
+#   runs this build beside itself with other Node options)
 #   BENCH_AUDIT=stdout (every agent's audit log on stdout, a pipe drained by a cat; default: a file)
 #   BENCH_MALLOC=glibc, BENCH_BEFORE_MALLOC=glibc (every proxy, or the before agent, on glibc's malloc;
 #   default: jemalloc preloaded, as the image runs the agent)

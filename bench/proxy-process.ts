@@ -11,6 +11,7 @@
 // BENCH_AUDIT=stdout: every agent writes its audit log to stdout ("-"), a pipe that a `cat` of its own
 // drains (as a container runtime reads a pod's stdout); otherwise to a file in its directory.
 // BENCH_MALLOC / BENCH_BEFORE_MALLOC: jemalloc (as the image, the default) or glibc (mallocEnv).
+// BENCH_BEFORE_NODE_ARGS: the before agent's Node options in place of BENCH_AGENT_NODE_ARGS (agentArgs).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -43,6 +44,12 @@ export interface AgentProcessOptions extends Omit<TestAgentOptions, 'log' | 'par
   cli?: string;
   /** `--workers` (1: the agent alone in its process, as every single-process target runs). */
   workers?: number;
+  /**
+   * BENCH_AGENT_BEFORE's agent, run with BENCH_BEFORE_MALLOC and BENCH_BEFORE_NODE_ARGS (which may be
+   * this very build beside itself with other options); any other build's (BENCH_AGENT_VARIANTS) runs as
+   * the agent does.
+   */
+  before?: boolean;
 }
 
 /** This machine's jemalloc (Debian's libjemalloc2, which the image preloads), if it has one. */
@@ -72,7 +79,7 @@ function mallocEnv(before = false): Record<string, string> {
 
 /** `drawbridge agent --config` in its own process, once it listens (with workers: every worker). */
 export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyProcess> {
-  const { name, dir, cli = cliOf(), workers = 1, ...config } = o;
+  const { name, dir, cli = cliOf(), workers = 1, before = false, ...config } = o;
   const own = path.join(dir, name);
   await mkdir(own);
   const port = await freePort();
@@ -87,8 +94,8 @@ export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyPr
     metrics,
   });
   const stdout = toStdout ? drainedPipe(path.join(own, 'stdout')) : 2;
-  const env = { DRAWBRIDGE_LOG_LEVEL: 'warn', ...mallocEnv(cli !== cliOf()) };
-  const child = startProcess(agentArgs(cli, configPath, workers), env, stdout);
+  const env = { DRAWBRIDGE_LOG_LEVEL: 'warn', ...mallocEnv(before) };
+  const child = startProcess(agentArgs(cli, configPath, workers, before), env, stdout);
   if (toStdout) closeSync(stdout);
   const allWorkers = async () =>
     workers === 1 ||

@@ -109,11 +109,12 @@ export async function startAgents(
     exports.AGENT_WORKERS = workers;
   }
   const beforeDist = process.env.BENCH_AGENT_BEFORE;
-  if (beforeDist) await start('AGENT_BEFORE', { name: 'agent-before', cli: cliOf(beforeDist) });
+  if (beforeDist) await start('AGENT_BEFORE', { name: 'agent-before', cli: cliOf(beforeDist), before: true });
   if (beforeDist && workers > 1) {
     await start('AGENT_BEFORE_WORKERS', {
       name: `agent-before-${workers}w`,
       cli: cliOf(beforeDist),
+      before: true,
       workers,
     });
   }

@@ -37,7 +37,13 @@ try {
   const limits = { maxConnections: SESSIONS + 10, maxConnectionsPerIdentity: SESSIONS + 10 };
   for (const [name, cli] of agents) {
     const common = { database: 'bench', tls: pki.tls, limits, docs: [...docs, ...benchPolicyDocs()] };
-    const agent = await startAgentProcess({ ...common, name, cli, dir: pki.dir });
+    const agent = await startAgentProcess({
+      ...common,
+      name,
+      cli,
+      before: name === 'agent-before',
+      dir: pki.dir,
+    });
     children.push(agent.child);
     targets.push(await target(name, agent, (n) => openSessions(n, agent.port, { ...tls, ...cert }, PING)));
   }

@@ -17,7 +17,7 @@
 # prints the proxy CPU per request first, then throughput and the same-round ratios, median (min–max).
 # Each proxy runs in its own process, started the same way, and is charged that process's CPU alone.
 # Env: REQUESTS (200000), CLIENTS (50), BENCH_ROUNDS, BENCH_TARGETS, BENCH_PIPELINES, BENCH_AGENT_BEFORE,
-# BENCH_WORKERS, BENCH_AGENT_NODE_ARGS, BENCH_PIPE_NODE_ARGS (bench/lib.sh);
+# BENCH_WORKERS, BENCH_AGENT_NODE_ARGS, BENCH_PIPE_NODE_ARGS, BENCH_BEFORE_NODE_ARGS (bench/lib.sh);
 # BENCH_CLUSTER=0 skips the Redis Cluster part; BENCH_IDLE_SESSIONS (1000; 0 skips) idle sessions through
 # the agent and the bare pipe, and where their bytes are (bench/redis-idle.ts); BENCH_CONNECT=N (0: skipped,
 # the default) then measures new sessions: N GETs with redis-benchmark -k 0 (a connection each: two TLS

@@ -62,6 +62,7 @@ try {
         name: `${name}-${round}`,
         dir,
         cli,
+        before: name === 'agent-before',
         workers: WORKERS,
         database: 'orders',
         docs,
