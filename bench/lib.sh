@@ -10,7 +10,8 @@
 # writes one profile per agent process, named by its pid; the pids are printed as the bench starts),
 # BENCH_PIPE_NODE_ARGS (the same for the bare pipe's process), BENCH_BEFORE_NODE_ARGS (the before agent's,
 # in place of BENCH_AGENT_NODE_ARGS: with BENCH_AGENT_BEFORE=dist, this build beside itself with other
-# options, e.g. BENCH_AGENT_NODE_ARGS=--a-v8-flag BENCH_BEFORE_NODE_ARGS=""), BENCH_AUDIT=stdout (every agent's audit log
+# options, e.g. BENCH_AGENT_NODE_ARGS=--a-v8-flag BENCH_BEFORE_NODE_ARGS=""), BENCH_AGENT_VARIANTS="NAME=DIST[:AUDIT] ..."
+# (more agents in the same rounds, rows NAME: bench/redis-bench-setup.ts), BENCH_AUDIT=stdout (every agent's audit log
 # on stdout, a pipe drained by a cat as a container runtime would; default: a file), BENCH_MALLOC=glibc and
 # BENCH_BEFORE_MALLOC=glibc (every proxy, or the before agent, on glibc's malloc; default: jemalloc preloaded,
 # as the image runs the agent).
@@ -71,6 +72,13 @@ add_agent_rows() {
     PROXY_PID[agent-before-${AGENT_WORKERS}w]=$AGENT_BEFORE_WORKERS_PID
     TARGETS+=("agent-before-${AGENT_WORKERS}w")
   fi
+  local v name port pid
+  for v in ${AGENT_VARIANTS//,/ }; do # BENCH_AGENT_VARIANTS: NAME:PORT:PID each
+    IFS=: read -r name port pid <<<"$v"
+    ARGS[$name]="-p $port $tls"
+    PROXY_PID[$name]=$pid
+    TARGETS+=("$name")
+  done
   for t in "${TARGETS[@]}"; do [ -n "${PROXY_PID[$t]:-}" ] && echo "  $t: pid ${PROXY_PID[$t]}" >&2; done
   return 0
 }

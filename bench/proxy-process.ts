@@ -14,7 +14,7 @@
 // BENCH_BEFORE_NODE_ARGS: the before agent's Node options in place of BENCH_AGENT_NODE_ARGS (agentArgs).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,7 +50,11 @@ export interface AgentProcessOptions extends Omit<TestAgentOptions, 'log' | 'par
    * the agent does.
    */
   before?: boolean;
+  /** Where its audit log goes (default: BENCH_AUDIT's): a file in its directory, stdout, or a file on tmpfs. */
+  auditTo?: AuditTo;
 }
+
+export type AuditTo = 'file' | 'stdout' | 'shm';
 
 /** This machine's jemalloc (Debian's libjemalloc2, which the image preloads), if it has one. */
 const JEMALLOC = readdirSync('/usr/lib')
@@ -79,14 +83,18 @@ function mallocEnv(before = false): Record<string, string> {
 
 /** `drawbridge agent --config` in its own process, once it listens (with workers: every worker). */
 export async function startAgentProcess(o: AgentProcessOptions): Promise<ProxyProcess> {
-  const { name, dir, cli = cliOf(), workers = 1, before = false, ...config } = o;
+  const { name, dir, cli = cliOf(), workers = 1, before = false, auditTo, ...config } = o;
   const own = path.join(dir, name);
   await mkdir(own);
   const port = await freePort();
   // Every agent serves /metrics as in production; a primary's says how many workers listen.
   const metrics = `127.0.0.1:${await freePort()}`;
-  const toStdout = process.env.BENCH_AUDIT === 'stdout';
-  const audit = toStdout ? { audit: { ...config.audit, path: '-' } } : {};
+  const to = auditTo ?? (process.env.BENCH_AUDIT === 'stdout' ? 'stdout' : 'file');
+  const toStdout = to === 'stdout';
+  const shm = to === 'shm' ? await mkdtemp('/dev/shm/drawbridge-bench-') : undefined;
+  if (shm) shmDirs.push(shm);
+  const auditPath = toStdout ? '-' : shm ? `${shm}/audit.jsonl` : undefined;
+  const audit = auditPath ? { audit: { ...config.audit, path: auditPath } } : {};
   const { configPath } = await writeAgentConfig(own, {
     ...config,
     ...audit,
@@ -116,6 +124,9 @@ export async function startPipeProcess(name: string, script: string, args: strin
   return { name, port, child };
 }
 
+/** tmpfs directories of agents auditing there (auditTo 'shm'), removed by stopProcesses. */
+const shmDirs: string[] = [];
+
 /** Ends the processes (SIGTERM: agents drain and write any --cpu-prof profile) and waits for them. */
 export async function stopProcesses(children: ChildProcess[]): Promise<void> {
   await Promise.all(
@@ -127,6 +138,7 @@ export async function stopProcesses(children: ChildProcess[]): Promise<void> {
       child.kill('SIGKILL');
     }),
   );
+  await Promise.all(shmDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
 
 /** The write end of a FIFO at `fifo` that a `cat` reads to /dev/null (until the last writer exits). */

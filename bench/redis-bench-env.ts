@@ -36,7 +36,7 @@ function docs(backendTls: boolean): object[] {
 }
 
 const common = { database: 'bench', tls: pki.tls, dir: pki.dir };
-const { agents, exports } = await startAgents({ ...common, docs: docs(true) });
+const { agents, exports, variants } = await startAgents({ ...common, docs: docs(true) });
 const plain = await startAgentProcess({ ...common, name: 'agent-plainbe', docs: docs(false) });
 // The calibration pipe (bench/redis-tls-pipe.ts): no parsing, no rules, no audit.
 const pipe = await startRedisPipe(pki, redis);
@@ -51,6 +51,7 @@ announceEnv(pki, {
   AGENT_PLAIN_BACKEND_PORT: plain.port,
   AGENT_PLAIN_BACKEND_PID: plain.child.pid!,
   ...exports,
+  AGENT_VARIANTS: variants,
 });
 
 serveUntilStopped(

@@ -14,6 +14,7 @@ import {
 } from '../test/support/redis.js';
 import {
   type AgentProcessOptions,
+  type AuditTo,
   type ProxyProcess,
   cliOf,
   startAgentProcess,
@@ -93,9 +94,10 @@ export async function startRedisPipe(pki: BenchPki, redis: RedisServer): Promise
  */
 export async function startAgents(
   common: Omit<AgentProcessOptions, 'name' | 'cli' | 'workers'>,
-): Promise<{ agents: ProxyProcess[]; exports: Record<string, number> }> {
+): Promise<{ agents: ProxyProcess[]; exports: Record<string, number>; variants: string }> {
   const agents: ProxyProcess[] = [];
   const exports: Record<string, number> = {};
+  const variants: string[] = [];
   const start = async (prefix: string, o: Partial<AgentProcessOptions> & { name: string }) => {
     const agent = await startAgentProcess({ ...common, ...o });
     agents.push(agent);
@@ -118,5 +120,17 @@ export async function startAgents(
       workers,
     });
   }
-  return { agents, exports };
+  // BENCH_AGENT_VARIANTS="NAME=DIST[:AUDIT] ...": more builds' agents (or this one's, DIST "."), each
+  // alone in its process and in the same rounds as row NAME, AUDIT file (default), stdout or shm (a
+  // file on tmpfs): e.g. temporary builds with one part removed each, to see what each part costs.
+  for (const variant of (process.env.BENCH_AGENT_VARIANTS ?? '').split(/\s+/).filter(Boolean)) {
+    const m = /^([a-z0-9-]+)=([^:]+)(?::(file|stdout|shm))?$/.exec(variant);
+    if (!m) throw new Error(`BENCH_AGENT_VARIANTS: "${variant}" is not NAME=DIST[:file|stdout|shm]`);
+    const [, name, dist, auditTo] = m;
+    const cli = dist === '.' ? cliOf() : cliOf(dist);
+    const agent = await startAgentProcess({ ...common, name: name!, cli, auditTo: auditTo as AuditTo });
+    agents.push(agent);
+    variants.push(`${name}:${agent.port}:${agent.child.pid!}`);
+  }
+  return { agents, exports, variants: variants.join(',') };
 }

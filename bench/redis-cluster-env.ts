@@ -14,13 +14,14 @@ const pki = await createBenchPki('drawbridge-cluster-bench-');
 
 const docs = [...clusterDatabaseDocs(cluster, 'bench', { env: 'bench' }), ...benchPolicyDocs()];
 const common = { database: 'bench', docs, tls: pki.tls, dir: pki.dir };
-const { agents, exports } = await startAgents(common);
+const { agents, exports, variants } = await startAgents(common);
 
 announceEnv(pki, {
   CLUSTER_PORT: cluster.ports[0]!,
   CLUSTER_CA: cluster.tls.caFile,
   CLUSTER_PASSWORD: CLUSTER_USERS.default.password,
   ...exports,
+  AGENT_VARIANTS: variants,
 });
 
 serveUntilStopped(

@@ -137,6 +137,18 @@ for (const b of targets.filter((t) => /^agent-before-\d+w$/.test(t))) {
   }
 }
 
+// BENCH_AGENT_VARIANTS' rows (any other agent row): against the agent and the pipe, in the same rounds.
+const NAMED =
+  /^(agent|agent-plainbe|agent-resp3|agent-before|agent(-before)?-\d+w|node-tls-pipe|direct.*|nutcracker)$/;
+for (const v of targets.filter((t) => !NAMED.test(t))) {
+  for (const checks of [STANDALONE, CLUSTER]) {
+    checks.push(
+      { label: `CPU/request ${v} / agent`, a: v, b: 'agent', figure: cpu },
+      { label: `CPU/request ${v} / node-tls-pipe`, a: v, b: 'node-tls-pipe', figure: cpu },
+    );
+  }
+}
+
 function met(value: number, target: string): boolean {
   const limit = Number(target.slice(3));
   return target.startsWith('<=') ? value <= limit : value >= limit;
