@@ -47,7 +47,7 @@ export class AuditFile {
   private onDrained: (() => void) | undefined;
   private closed = false;
   /** The open file is a regular one on a local disk: written synchronously (see the top of this file). */
-  private regular = false;
+  regular = false;
   /** The open descriptor is a pipe or a socket: written through this stream (see the top of this file). */
   private stream: Socket | undefined;
   /** Buffers of the queue in the write in flight on `stream`. */
