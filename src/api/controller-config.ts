@@ -49,6 +49,13 @@ export const ControllerAwsConfig = strict({
   discoveryInterval: interval('1s').default('5m'),
   /** Namespace the discovered Databases are created in (default: the controller's own). */
   namespace: objectName.optional(),
+  /**
+   * The namespaces whose AWS Databases get the controller's AWS identities: the agents' default role,
+   * coverage by the IAM policy it prints or attaches, and role assumption by the controller itself.
+   * Empty: every namespace. The discovery namespace is always included (its Databases are the
+   * controller's own).
+   */
+  namespaces: z.array(objectName).default([]),
   /** `attach`: put the needed policy on the controller's own IAM role; `print`: log it; `off`. */
   iamBootstrap: z.enum(IAM_BOOTSTRAP_MODES).default('print'),
   /** ElastiCache users tagged drawbridge.dev/managed=true (auth type elasticache-managed). */
@@ -65,6 +72,18 @@ export const ControllerAwsConfig = strict({
   rdsCaSecretRef: strict({ name: objectName, key: z.string().min(1).default('ca.crt') }).optional(),
 });
 export type ControllerAwsConfig = z.infer<typeof ControllerAwsConfig>;
+
+/**
+ * The namespaces whose Databases may use the controller's AWS identities: aws.namespaces plus the
+ * discovery namespace (default: the controller's own); empty, as aws.namespaces: every namespace.
+ */
+export function allowedAwsNamespaces(
+  aws: ControllerAwsConfig | undefined,
+  controllerNamespace: string,
+): string[] {
+  if (!aws?.namespaces.length) return [];
+  return [...new Set([...aws.namespaces, aws.namespace ?? controllerNamespace])];
+}
 
 /** Settings for the agents the controller runs (Helm values agents.*). */
 const ControllerAgentsConfig = strict({

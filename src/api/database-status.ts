@@ -40,6 +40,8 @@ export const REASON = {
   CASecretNotFound: 'CASecretNotFound',
   CredentialsFromCloudIdentity: 'CredentialsFromCloudIdentity',
   AgentIdentityMissing: 'AgentIdentityMissing',
+  /** An AWS Database outside the Helm value aws.namespaces: the controller lends it no AWS identity. */
+  AWSNamespaceNotAllowed: 'AWSNamespaceNotAllowed',
   Passthrough: 'Passthrough',
   Checking: 'Checking',
 } as const;

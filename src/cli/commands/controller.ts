@@ -66,7 +66,7 @@ export function controllerCommand(): Command {
     .action(async (flags: ControllerFlags) => {
       const log = createLogger('controller');
       const [
-        { loadControllerConfig },
+        { allowedAwsNamespaces, loadControllerConfig },
         { podFromEnv },
         { startController },
         { ControllerMetrics },
@@ -91,6 +91,7 @@ export function controllerCommand(): Command {
           ...(flags.agentPullPolicy ? { imagePullPolicy: flags.agentPullPolicy } : {}),
           ...(config.agents?.aws.roleArn ? { awsRoleArn: config.agents.aws.roleArn } : {}),
           ...(config.agents?.aws.podIdentity ? { awsPodIdentity: true } : {}),
+          awsNamespaces: allowedAwsNamespaces(config.aws, flags.namespace),
           ...(config.agents?.pod ? { pod: config.agents.pod } : {}),
           ...(config.agents?.audit ? { audit: config.agents.audit } : {}),
         },

@@ -2,6 +2,7 @@
 import { Database } from '../../api/database.js';
 import type { KubeObject } from '../../kube/types.js';
 import type { ObjectCache } from '../../kube/writer.js';
+import { awsNamespaceAllowed } from '../database/agent-identity.js';
 
 export type AwsDatabase = Database & { spec: { aws: NonNullable<Database['spec']['aws']> } };
 
@@ -17,6 +18,11 @@ export function awsDatabases(cache: ObjectCache, namespace?: string): AwsDatabas
     if (parsed.success && parsed.data.spec.aws) out.push(parsed.data as AwsDatabase);
   }
   return out.sort((a, b) => databaseKey(a).localeCompare(databaseKey(b)));
+}
+
+/** The AWS Databases the controller lends its AWS identities to: those of the namespaces allowed. */
+export function lentAwsDatabases(cache: ObjectCache, allowed: readonly string[] | undefined): AwsDatabase[] {
+  return awsDatabases(cache).filter((d) => awsNamespaceAllowed(allowed, d.metadata.namespace ?? ''));
 }
 
 /**

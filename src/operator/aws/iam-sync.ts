@@ -16,7 +16,7 @@ import { type PolicyInputs, requiredGrants } from '../../aws/iam-statements.js';
 import type { AwsMatcher } from '../../api/controller-config.js';
 import type { Logger } from '../../log.js';
 import type { ObjectCache } from '../../kube/writer.js';
-import { awsDatabases, databaseKey } from './databases.js';
+import { databaseKey, lentAwsDatabases } from './databases.js';
 import { fitByNamespace } from './iam-fit.js';
 import type { CredentialIssues } from './issues.js';
 import type { ControllerEvents } from './report.js';
@@ -38,6 +38,8 @@ export interface IamSyncDeps {
   log: Logger;
   /** The agents' own IAM role, when they have one (agents.aws.roleArn). */
   agentRoleArn?: string;
+  /** Only these namespaces' Databases are covered (aws.namespaces with discovery's); empty: all. */
+  namespaces?: readonly string[];
 }
 
 export class IamSync {
@@ -54,7 +56,7 @@ export class IamSync {
    */
   async run(now = Date.now()): Promise<number | undefined> {
     const { matchers } = this.deps;
-    const databases = awsDatabases(this.deps.databases);
+    const databases = lentAwsDatabases(this.deps.databases, this.deps.namespaces);
     if (!databases.length && !matchers.length && this.lastInputs === undefined) return undefined;
     const inputs = JSON.stringify([
       databases.map((d) => [databaseKey(d), d.spec.aws, d.spec.auth]),

@@ -3,7 +3,7 @@
 // and a failing one backs off alone. Order at start: IAM first (discovery's own Describe permissions
 // may come from it), then discovery, then rotation. Database changes re-queue IAM and rotation after
 // a short debounce, so a discovery round that creates fifty Databases costs one IAM sync.
-import type { ControllerAwsConfig } from '../../api/controller-config.js';
+import { type ControllerAwsConfig, allowedAwsNamespaces } from '../../api/controller-config.js';
 import { parseDuration } from '../../api/meta.js';
 import { type AwsClients, sharedAwsClients } from '../../aws/clients.js';
 import { runDiscovery } from '../../aws/discovery/index.js';
@@ -85,6 +85,7 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
   const { config, log } = opts;
   const clients = opts.clients ?? sharedAwsClients();
   const namespace = config.namespace ?? opts.defaultNamespace;
+  const allowed = allowedAwsNamespaces(config, opts.defaultNamespace);
   const events = new ControllerEvents(opts.events, opts.pod, log);
   const discoveryIntervalMs = parseDuration(config.discoveryInterval);
   const discovery = config.matchers.length
@@ -114,6 +115,7 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
           attach: (inputs) => bootstrapIam(clients, iamRegion, inputs),
           resyncMs: Math.max(discoveryIntervalMs, 5 * 60_000),
           log,
+          namespaces: allowed,
           ...(opts.agentRoleArn ? { agentRoleArn: opts.agentRoleArn } : {}),
         });
   const rotationMs = parseDuration(config.managedUsers.rotationInterval);
@@ -121,6 +123,7 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
     databases: opts.databases,
     start: (ids) => startRotation(clients, ids, log, rotationMs),
     log,
+    namespaces: allowed,
   });
 
   const ctl = new Controller(new AwsReconciler({ discovery, iam, rotation }, discoveryIntervalMs), log, 1);
@@ -131,7 +134,12 @@ export function startAws(opts: AwsControllerOptions): { stop(): Promise<void> } 
   for (const key of [AWS_KEYS.iam, AWS_KEYS.discovery, AWS_KEYS.rotation]) ctl.enqueue(key);
   ctl.start();
   log.info(
-    { namespace, matchers: config.matchers.length, iamBootstrap: config.iamBootstrap },
+    {
+      namespace,
+      matchers: config.matchers.length,
+      iamBootstrap: config.iamBootstrap,
+      allowedNamespaces: allowed.length ? allowed : 'all',
+    },
     'AWS discovery, IAM bootstrap and rotation running',
   );
   return {

@@ -6,13 +6,15 @@ import type { AwsIdentity } from '../../aws/credentials.js';
 import { identityOf } from '../../aws/clients.js';
 import type { Logger } from '../../log.js';
 import type { ObjectCache } from '../../kube/writer.js';
-import { awsDatabases } from './databases.js';
+import { lentAwsDatabases } from './databases.js';
 
 export interface RotationSyncDeps {
   databases: ObjectCache;
   /** startRotation with the controller's clients and period (a seam for unit tests). */
   start: (identities: AwsIdentity[]) => { stop(): void };
   log: Logger;
+  /** Only these namespaces' roles are assumed (aws.namespaces with discovery's); empty: all. */
+  namespaces?: readonly string[];
 }
 
 export class RotationSync {
@@ -23,7 +25,7 @@ export class RotationSync {
 
   run(): void {
     const byKey = new Map<string, AwsIdentity>();
-    for (const db of awsDatabases(this.deps.databases)) {
+    for (const db of lentAwsDatabases(this.deps.databases, this.deps.namespaces)) {
       if (db.spec.auth.type !== 'elasticache-managed') continue;
       const id = identityOf(db.spec.aws);
       byKey.set(JSON.stringify([id.region, id.assumeRoleArn, id.externalId]), id);

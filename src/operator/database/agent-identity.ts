@@ -28,6 +28,55 @@ function needsAwsIdentity(db: Database): boolean {
   return AWS_AUTH_TYPES.has(db.spec.auth.type);
 }
 
+/**
+ * Whether a namespace's Databases may use the controller's AWS identities (Helm value aws.namespaces;
+ * empty: every namespace). Outside it a Database gets no default agent role, no place in the IAM policy
+ * and no role assumed by the controller on its behalf: whoever may create a Database there would
+ * otherwise hold all three (README, "AWS in a cluster shared by teams").
+ */
+export function awsNamespaceAllowed(allowed: readonly string[] | undefined, namespace: string): boolean {
+  return !allowed?.length || allowed.includes(namespace);
+}
+
+/** The controller-wide agent role (agents.aws.roleArn) if the Database's namespace may have it. */
+export function defaultAgentRole(
+  namespace: string,
+  settings: { awsRoleArn?: string; awsNamespaces?: readonly string[] },
+): string | undefined {
+  return awsNamespaceAllowed(settings.awsNamespaces, namespace) ? settings.awsRoleArn : undefined;
+}
+
+/**
+ * CredentialsReady=False when an AWS Database outside aws.namespaces would need the controller's AWS
+ * identities; else undefined. An agent role of its own (or one associated by EKS Pod Identity) serves,
+ * except for managed ElastiCache users, whose passwords the controller itself rotates.
+ */
+export function awsNamespaceCondition(
+  db: Database,
+  namespace: string,
+  allowed: readonly string[] | undefined,
+  podIdentity = false,
+): ConditionState | undefined {
+  if (awsNamespaceAllowed(allowed, namespace) || (!db.spec.aws && !needsAwsIdentity(db))) return undefined;
+  const managed = db.spec.auth.type === 'elasticache-managed';
+  if (!managed && (podIdentity || agentRoleArn(db, undefined))) return undefined;
+  const fix = managed
+    ? `add ${namespace} to the Helm value aws.namespaces (the controller rotates managed ElastiCache ` +
+      'users itself)'
+    : `add ${namespace} to the Helm value aws.namespaces, or give this Database an IAM role of its own ` +
+      `in spec.agent.serviceAccountAnnotations["${IRSA_ROLE_ANNOTATION}"] (trusted for this namespace ` +
+      'alone, with the policy from `drawbridge iam print --agents`)';
+  return {
+    type: CONDITION.CredentialsReady,
+    status: 'False',
+    reason: REASON.AWSNamespaceNotAllowed,
+    message:
+      `namespace ${namespace} is not in the Helm value aws.namespaces, so the controller lends this ` +
+      `Database none of its AWS identities (the agents' default role, its IAM policy, assuming ` +
+      `spec.aws.assumeRoleArn): ${fix}`,
+  };
+}
+
 /** The agent ServiceAccount's annotations: the default role for AWS Databases, then the Database's own. */
 export function agentServiceAccountAnnotations(
   db: Database,

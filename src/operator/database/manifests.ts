@@ -18,7 +18,12 @@ import {
   agentSelector,
   agentTlsSecretName,
 } from '../names.js';
-import { ANNOTATION_AGENT_ROLE, agentRoleArn, agentServiceAccountAnnotations } from './agent-identity.js';
+import {
+  ANNOTATION_AGENT_ROLE,
+  agentRoleArn,
+  agentServiceAccountAnnotations,
+  defaultAgentRole,
+} from './agent-identity.js';
 import { containerResources, effectivePodSettings, podSpecFields } from './pod-settings.js';
 
 export interface AgentSettings {
@@ -29,6 +34,8 @@ export interface AgentSettings {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** IAM role (EKS IRSA) for agents of AWS Databases that name none themselves (agents.aws.roleArn). */
   awsRoleArn?: string;
+  /** Namespaces whose Databases may use the controller's AWS identities (aws.namespaces); empty: all. */
+  awsNamespaces?: readonly string[];
   /** The cluster gives agents their role (EKS Pod Identity, agents.aws.podIdentity): nothing to check. */
   awsPodIdentity?: boolean;
   /** Chart-wide pod and Service defaults (agents.pod); a Database's spec.agent wins. */
@@ -122,7 +129,10 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
       kind: 'ServiceAccount',
       metadata: {
         ...saMeta,
-        annotations: { ...agentServiceAccountAnnotations(db, settings.awsRoleArn), ...saMeta.annotations },
+        annotations: {
+          ...agentServiceAccountAnnotations(db, defaultAgentRole(db.metadata.namespace, settings)),
+          ...saMeta.annotations,
+        },
       },
     },
     {
@@ -203,7 +213,7 @@ function deploymentManifest(
 ): KubeObject {
   const name = agentName(db.metadata.name);
   const resources = containerResources(pod);
-  const role = agentRoleArn(db, settings.awsRoleArn);
+  const role = agentRoleArn(db, defaultAgentRole(db.metadata.namespace, settings));
   return {
     apiVersion: apiVersionOf('Deployment'),
     kind: 'Deployment',

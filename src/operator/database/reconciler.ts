@@ -34,7 +34,7 @@ import {
   readyCondition,
   sameConditions,
 } from './conditions.js';
-import { agentIdentityCondition } from './agent-identity.js';
+import { agentIdentityCondition, awsNamespaceCondition, defaultAgentRole } from './agent-identity.js';
 import type { HealthChecker } from './health.js';
 import { type AgentSettings, type StoredDatabase, agentManifests, tlsSecretManifest } from './manifests.js';
 import { servingCert } from './serving-cert.js';
@@ -150,6 +150,7 @@ export class DatabaseReconciler implements Reconciler {
     this.deps.health.request(key, db);
     const health = this.deps.health.result(key);
     const endpoint = agentEndpoint(namespace, name, db.spec.protocol);
+    const agent = this.deps.agent;
     const parts: ConditionState[] = [
       failures.length
         ? applyFailed(failures)
@@ -160,9 +161,11 @@ export class DatabaseReconciler implements Reconciler {
             this.agentPods(namespace, name),
           ),
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
-      // An AWS failure already seen (AssumeRoleDenied, RDSCABundleMissing) is the more specific one.
-      this.deps.credentialIssue?.(key) ??
-        agentIdentityCondition(db, this.deps.agent.awsRoleArn, this.deps.agent.awsPodIdentity) ??
+      // Outside aws.namespaces nothing AWS is lent; else an AWS failure already seen (AssumeRoleDenied,
+      // RDSCABundleMissing) is the more specific one.
+      awsNamespaceCondition(db, namespace, agent.awsNamespaces, agent.awsPodIdentity) ??
+        this.deps.credentialIssue?.(key) ??
+        agentIdentityCondition(db, defaultAgentRole(namespace, agent), agent.awsPodIdentity) ??
         health?.credentials ??
         unknown(CONDITION.CredentialsReady, REASON.Checking, 'reading the Secrets'),
     ];
@@ -253,6 +256,16 @@ export class DatabaseReconciler implements Reconciler {
     );
     this.recordReadyTransition(raw, old.conditions, conditions[0]!);
     this.recordDegraded(raw, old.conditions, conditions);
+    this.recordNamespaceRefused(raw, old.conditions, conditions);
+  }
+
+  /** Told once, when CredentialsReady turns AWSNamespaceNotAllowed, unless Ready's own event says it. */
+  private recordNamespaceRefused(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
+    const reason = REASON.AWSNamespaceNotAllowed;
+    const cred = next.find((c) => c.type === CONDITION.CredentialsReady);
+    if (cred?.reason !== reason || next[0]?.reason === reason) return;
+    if (old?.find((c) => c.type === CONDITION.CredentialsReady)?.reason === reason) return;
+    this.deps.events.record(raw, 'Warning', reason, cred.message);
   }
 
   private recordReadyTransition(raw: KubeObject, old: Condition[] | undefined, ready: Condition): void {

@@ -137,6 +137,7 @@ describe('charts/drawbridge', () => {
     };
     expect((await settings()).aws).toEqual({
       matchers: [],
+      namespaces: [],
       discoveryInterval: '5m',
       iamBootstrap: 'print',
       managedUsers: { rotationInterval: '15m' },
@@ -146,6 +147,7 @@ describe('charts/drawbridge', () => {
       'aws.iamBootstrap=attach',
       'aws.discoveryInterval=30s',
       'aws.namespace=aws-dbs',
+      'aws.namespaces={team-a,team-b}',
       'aws.enableIamAuth=true',
       'aws.managedUsers.rotationInterval=5m',
       'aws.matchers[0].types={rds,elasticache}',
@@ -159,6 +161,7 @@ describe('charts/drawbridge', () => {
       iamBootstrap: 'attach',
       discoveryInterval: '30s',
       namespace: 'aws-dbs',
+      namespaces: ['team-a', 'team-b'],
       enableIamAuth: true,
       managedUsers: { rotationInterval: '5m' },
       rdsCaSecretRef: { name: 'rds-ca-bundle', key: 'ca.crt' },
@@ -296,6 +299,7 @@ describe('charts/drawbridge', () => {
     ['controllr.replicas=2', /controllr/],
     ['aws.iamBootstrap=sometimes', /iamBootstrap/],
     ['aws.discoveryInterval=often', /discoveryInterval/],
+    ['aws.namespaces={Team_A}', /namespaces/],
   ])('rejects %s through values.schema.json', async (value, field) => {
     const err = (await template(value).catch((e: unknown) => e)) as { stderr?: string };
     expect(err.stderr).toMatch(/values don't meet the specifications of the schema/);

@@ -2,30 +2,17 @@
 // default, Database override, none for self-hosted databases), the pod template following the role,
 // the AgentIdentityMissing condition, and the agents' IAM policy (connect-time calls only).
 import { describe, expect, it } from 'vitest';
-import { AWS_AUTH, type AuthType, Database } from '../../../src/api/database.js';
 import { requiredGrants } from '../../../src/aws/iam-statements.js';
 import { agentIdentityCondition } from '../../../src/operator/database/agent-identity.js';
 import { type StoredDatabase, agentManifests } from '../../../src/operator/database/manifests.js';
 import type { KubeObject } from '../../../src/kube/types.js';
 import { ACCOUNT, databases } from '../aws/fixtures.js';
+import { storedDatabase } from './fakes.js';
 
 const ROLE = `arn:aws:iam::${ACCOUNT}:role/drawbridge-agents`;
 const OWN = `arn:aws:iam::${ACCOUNT}:role/orders-agent`;
 
-function stored(auth: string, agent: object = {}): StoredDatabase {
-  const type = AWS_AUTH[auth as AuthType]?.[0];
-  const aws = type ? { aws: { type, region: 'us-east-1', identifiers: {} } } : {};
-  const where = type?.startsWith('elasticache')
-    ? { protocol: 'redis', uri: 'rediss://cache:6379' }
-    : { protocol: 'postgres', uri: 'postgres://db:5432' };
-  const db = Database.parse({
-    apiVersion: 'drawbridge.dev/v1alpha1',
-    kind: 'Database',
-    metadata: { name: 'orders', namespace: 'shop' },
-    spec: { ...where, auth: { type: auth }, agent, ...aws },
-  });
-  return { ...db, metadata: { ...db.metadata, namespace: 'shop', uid: 'u-1' } };
-}
+const stored = (auth: string, agent: object = {}) => storedDatabase(auth, agent);
 
 function agent(db: StoredDatabase, awsRoleArn?: string) {
   const objs = agentManifests(db, { image: 'img', command: ['drawbridge'], awsRoleArn }, 'digest');

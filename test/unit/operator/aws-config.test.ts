@@ -18,6 +18,7 @@ describe('controller config', () => {
     expect(parse('aws:\n  iamBootstrap: print\n  matchers: []\n')).toEqual({
       aws: {
         matchers: [],
+        namespaces: [],
         discoveryInterval: '5m',
         iamBootstrap: 'print',
         managedUsers: { rotationInterval: '15m' },

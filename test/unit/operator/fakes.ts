@@ -1,8 +1,10 @@
-// Fakes of the operator's own seams (caches, writer, events) for reconcile unit tests.
+// Fakes of the operator's own seams (caches, writer, events) and a stored Database for reconcile unit tests.
 import type { EventSink, EventType } from '../../../src/operator/events.js';
 import type { Kind } from '../../../src/kube/resources.js';
 import type { KubeObject } from '../../../src/kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../../../src/kube/writer.js';
+import { AWS_AUTH, type AuthType, Database } from '../../../src/api/database.js';
+import type { StoredDatabase } from '../../../src/operator/database/manifests.js';
 
 export class FakeCache implements ObjectCache {
   private readonly objects = new Map<string, KubeObject>();
@@ -73,4 +75,20 @@ export class RecordingEvents implements EventSink {
   record(_obj: KubeObject, type: EventType, reason: string, message: string): void {
     this.events.push({ type, reason, message });
   }
+}
+
+/** `orders` as stored, with spec.aws matching an AWS auth type (self-hosted for any other). */
+export function storedDatabase(auth: string, agent: object = {}, namespace = 'shop'): StoredDatabase {
+  const type = AWS_AUTH[auth as AuthType]?.[0];
+  const aws = type ? { aws: { type, region: 'us-east-1', identifiers: {} } } : {};
+  const where = type?.startsWith('elasticache')
+    ? { protocol: 'redis', uri: 'rediss://cache:6379' }
+    : { protocol: 'postgres', uri: 'postgres://db:5432' };
+  const db = Database.parse({
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'Database',
+    metadata: { name: 'orders', namespace },
+    spec: { ...where, auth: { type: auth }, agent, ...aws },
+  });
+  return { ...db, metadata: { ...db.metadata, namespace, uid: 'u-1' } };
 }
