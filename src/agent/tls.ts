@@ -41,12 +41,15 @@ export function serverContextFromFiles(files: ServerTlsFiles): SecureContext {
     // offered back; OpenSSL 3.0 (Node 20, 22) failed such a handshake with an internal_error alert,
     // so a client that offered its ticket on reconnect (JDBC and Go cache them) could not connect.
     // No stateless tickets, then: those a client gets name a session in a cache Node does not keep.
+    // No TLS 1.2 renegotiation either: the client certificate is read after the first handshake's chain
+    // check (PostgreSQL: after the startup packet), and a renegotiation in between could swap in another
+    // certificate from any CA, whose subject the agent would then take for the client's identity.
     return createSecureContext({
       cert,
       key,
       ca,
       minVersion: 'TLSv1.2',
-      secureOptions: constants.SSL_OP_NO_TICKET,
+      secureOptions: constants.SSL_OP_NO_TICKET | constants.SSL_OP_NO_RENEGOTIATION,
     });
   } catch (err) {
     throw new DrawbridgeError(

@@ -7,8 +7,14 @@
  * Also on a Node whose OpenSSL predates 3.5 (the machine's Node 20, the agent run as the CLI runs it):
  * OpenSSL 3.0 failed a handshake offering a ticket with an internal_error alert, so a client caching
  * its session (JDBC, Go) could not reconnect; the agent now issues no stateless tickets.
+ *
+ * Nor TLS 1.2 renegotiation: the agent trusts the chain check of the first handshake and reads the
+ * certificate after the startup packet, so a client that renegotiated in between could present another
+ * certificate, from any CA, and be taken for its subject. Mallory (a valid certificate, no access to
+ * this database) renegotiating with a self-signed "alice" (an OpenSSL client: SSL_renegotiate after
+ * SSL_use_certificate_file) was logged in as alice. Every renegotiation is refused now.
  */
-import { connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
@@ -30,43 +36,17 @@ afterAll(async () => {
   await f?.stop();
 });
 
-interface Attempt {
-  /** The handshake resumed an earlier session. */
-  reused: boolean;
-  /** Session tickets the agent sent. */
-  tickets: Buffer[];
-  /** What the agent answered the startup packet: 'ready' (a session), or its error message. */
-  outcome: string;
-}
-
-type Version = 'TLSv1.2' | 'TLSv1.3';
-
-/**
- * To the agent on `port`: SSLRequest, a TLS handshake as `who` (or with no certificate), offering
- * `session`, then a startup as alice.
- */
-async function attempt(port: number, who: Person | undefined, maxVersion: Version, session?: Buffer) {
+/** A connection to the agent on `port` after SSLRequest and its 'S'. */
+async function sslRequested(port: number): Promise<Socket> {
   const raw = tcpConnect({ host: '127.0.0.1', port });
   await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
   raw.write(SSL_REQUEST);
   await new Promise((resolve) => raw.once('data', resolve));
-  const tickets: Buffer[] = [];
-  const tls: TLSSocket = tlsConnect({
-    socket: raw,
-    ca: f.ca.certPem,
-    ...(who && { cert: who.certPem, key: who.keyPem }),
-    servername: 'localhost',
-    maxVersion,
-    session,
-  });
-  tls.on('session', (s: Buffer) => tickets.push(s));
-  const handshake = await new Promise<string | undefined>((resolve) => {
-    tls.once('secureConnect', () => resolve(undefined));
-    tls.once('error', (err) => resolve(err.message));
-  });
-  tls.on('error', () => undefined);
-  if (handshake !== undefined) return { reused: false, tickets, outcome: `handshake failed: ${handshake}` };
-  const reused = tls.isSessionReused();
+  return raw;
+}
+
+/** A startup as alice to `orders`: 'ready' (a session), the agent's error message, or 'closed'. */
+async function startupOutcome(tls: TLSSocket): Promise<string> {
   tls.write(
     startupMessage([
       ['user', 'alice'],
@@ -85,6 +65,44 @@ async function attempt(port: number, who: Person | undefined, maxVersion: Versio
     tls.once('close', () => resolve('closed'));
   });
   tls.destroy();
+  return outcome;
+}
+
+interface Attempt {
+  /** The handshake resumed an earlier session. */
+  reused: boolean;
+  /** Session tickets the agent sent. */
+  tickets: Buffer[];
+  /** What the agent answered the startup packet: 'ready' (a session), or its error message. */
+  outcome: string;
+}
+
+type Version = 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * To the agent on `port`: SSLRequest, a TLS handshake as `who` (or with no certificate), offering
+ * `session`, then a startup as alice.
+ */
+async function attempt(port: number, who: Person | undefined, maxVersion: Version, session?: Buffer) {
+  const raw = await sslRequested(port);
+  const tickets: Buffer[] = [];
+  const tls: TLSSocket = tlsConnect({
+    socket: raw,
+    ca: f.ca.certPem,
+    ...(who && { cert: who.certPem, key: who.keyPem }),
+    servername: 'localhost',
+    maxVersion,
+    session,
+  });
+  tls.on('session', (s: Buffer) => tickets.push(s));
+  const handshake = await new Promise<string | undefined>((resolve) => {
+    tls.once('secureConnect', () => resolve(undefined));
+    tls.once('error', (err) => resolve(err.message));
+  });
+  tls.on('error', () => undefined);
+  if (handshake !== undefined) return { reused: false, tickets, outcome: `handshake failed: ${handshake}` };
+  const reused = tls.isSessionReused();
+  const outcome = await startupOutcome(tls);
   return { reused, tickets, outcome } satisfies Attempt;
 }
 
@@ -117,4 +135,46 @@ describe.each(['TLSv1.3', 'TLSv1.2'] as const)('session resumption over %s', (ve
   it.skipIf(!node)('does the same, and lets a client offering a ticket connect, on an older OpenSSL', () =>
     resumptionRefused(older!.port, version),
   );
+});
+
+/** To the agent on `port` as `who` in TLS 1.2: a renegotiation, then a startup as alice. */
+async function renegotiateThenStart(port: number, who: Person) {
+  const raw = await sslRequested(port);
+  const tls: TLSSocket = tlsConnect({
+    socket: raw,
+    ca: f.ca.certPem,
+    cert: who.certPem,
+    key: who.keyPem,
+    servername: 'localhost',
+    maxVersion: 'TLSv1.2',
+  });
+  await new Promise<void>((resolve, reject) => tls.once('secureConnect', resolve).once('error', reject));
+  // A refused renegotiation is an error on the socket (OpenSSL's "no renegotiation" alert), not the callback's.
+  const renegotiation = await new Promise<string>((resolve) => {
+    tls.once('error', (err) => resolve(`refused: ${err.message}`));
+    tls.once('close', () => resolve('refused: closed'));
+    if (!tls.renegotiate({}, (err) => resolve(err ? `refused: ${err.message}` : 'done'))) {
+      resolve('refused before it started');
+    }
+  });
+  tls.on('error', () => undefined);
+  // Refused, the client has destroyed its socket: no startup to send.
+  const outcome = tls.destroyed ? 'closed' : await startupOutcome(tls);
+  return { renegotiation, outcome };
+}
+
+async function renegotiationRefused(port: number) {
+  const mallory = await renegotiateThenStart(port, f.people.mallory);
+  expect(mallory.renegotiation).toMatch(/no renegotiation/);
+  expect(mallory.outcome).not.toBe('ready');
+  // Nobody renegotiates, whoever the first certificate named.
+  const alice = await renegotiateThenStart(port, f.people.alice);
+  expect(alice.renegotiation).toMatch(/no renegotiation/);
+}
+
+describe('TLS 1.2 renegotiation', () => {
+  it('is refused, so no client can present another certificate after the chain check', () =>
+    renegotiationRefused(f.agent.port));
+
+  it.skipIf(!node)('is refused on an older OpenSSL too', () => renegotiationRefused(older!.port));
 });
