@@ -34,6 +34,12 @@ const BLOCKS: CommandGuard = () => undefined;
 const SUBSCRIBES: CommandGuard = () => undefined;
 /** What leaves a session hearing messages no command asks for (MONITOR stays refused on a server). */
 const SUBSCRIBING = ['subscribe', 'psubscribe', 'ssubscribe'];
+/**
+ * Commands that hold the session's later commands on the server without being @blocking: WAIT and
+ * WAITAOF return at a timeout the client chooses (no replica acknowledging), and Redis runs what
+ * was pipelined behind them only then.
+ */
+const WAITS = ['wait', 'waitaof'];
 /** What a session with CLIENT TRACKING on needs to keep it (refusedStanding). */
 const TRACKING = ['client|tracking'];
 
@@ -85,6 +91,7 @@ export class SessionCommands {
     for (const info of this.facts!.commands.values()) {
       if (info.categories.includes('blocking') && !guards.has(info.name)) guards.set(info.name, BLOCKS);
     }
+    for (const name of WAITS) guards.set(name, BLOCKS);
     for (const name of SUBSCRIBING) guards.set(name, SUBSCRIBES);
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,

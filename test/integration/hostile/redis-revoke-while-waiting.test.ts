@@ -268,6 +268,32 @@ describe('a blocking command, and commands waiting on the server behind it', () 
     }
     alice.destroy();
   });
+
+  it('WAIT blocks too (not @blocking): what waits behind it and is refused since ends the session', async () => {
+    // No replica acknowledges: WAIT 1 returns at its timeout, which the client chose, and Redis
+    // runs the SET behind it then.
+    const alice = await started();
+    const ended = untilClosed(alice, 8000);
+    alice.write(
+      pipeline([
+        ['WAIT', '1', '4000'],
+        ['SET', 'blk:write', '1'],
+      ]),
+    );
+    try {
+      await f.agent.writeDocs(developer(['default', 'app'], ['@dangerous', 'set']));
+      await applied([['SET', 'blk:probe', '1']]);
+      const { replies, closed } = await ended;
+      expect(replies).toEqual([
+        expect.stringMatching(/^-ERR access revoked: "set" still waits on the server \(a blocking command/),
+      ]);
+      expect(closed).toBe(true);
+      await sleep(4500);
+      expect(await f.redis.cli(['EXISTS', 'blk:write'])).toBe('0\n');
+    } finally {
+      await restore();
+    }
+  });
 });
 
 describe('what keeps acting after the command that started it: subscriptions, tracking', () => {
