@@ -64,14 +64,30 @@ function quit(s: RedisSession): void {
   s.closeAfterReplies('client sent QUIT');
 }
 
-/** RESET also returns the backend connection (and so the session) to RESP2 and ends tracking. */
+/**
+ * RESET also returns the backend connection (and so the session) to RESP2 and ends tracking. Only a
+ * RESET relayed does: one the roles refuse leaves the backend's transaction, protocol and tracking
+ * as they were, so the agent's view of them stays too.
+ */
 function reset(s: RedisSession, cmd: RedisCommand): void {
+  if (!s.connected) {
+    forgetState(s);
+    return void s.replies.push(RESET);
+  }
+  let relayed = false;
+  s.commands.forward(cmd, {
+    relayed: () => {
+      relayed = true;
+      forgetState(s);
+    },
+  });
+  if (relayed) s.runExclusive(() => s.login.restore());
+}
+
+function forgetState(s: RedisSession): void {
   s.commands.endTransaction();
   s.protocol = 2;
   s.trackingUser = undefined;
-  if (!s.connected) return void s.replies.push(RESET);
-  s.commands.forward(cmd);
-  s.runExclusive(() => s.login.restore());
 }
 
 function replication(s: RedisSession): void {

@@ -1,11 +1,12 @@
 // Hostile: session state across RESET against a real Redis 7 and the 6-node TLS+ACL cluster. RESET
 // must leave nothing of a transaction behind (a refused command inside MULTI must not poison the next
-// one), and when the agent cannot log the backend back in after RESET the session ends: it never goes
-// on as the server's `default` user.
+// one), a RESET the roles refuse leaves the transaction and tracking as they are, and when the agent
+// cannot log the backend back in after RESET the session ends: it never goes on as the server's
+// `default` user.
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestAgent } from '../../support/agent.js';
-import { REDIS_USERS } from '../../support/redis.js';
+import { REDIS_USERS, accessRole } from '../../support/redis.js';
 import { type ClusterFixture, startClusterFixture } from '../redis/cluster-fixture.js';
 import { type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
 import { exchange, pipeline, untilClosed } from './resp.js';
@@ -49,6 +50,52 @@ describe.each(['standalone', 'cluster'] as const)('%s: RESET', (mode) => {
     expect(out[0]).toBe('OK');
     expect(out[1]).toMatch(/^-NOPERM/);
     expect(out.slice(2)).toEqual(['RESET', 'OK', 'QUEUED', ['OK'], 'v']);
+  });
+});
+
+describe('standalone: a RESET the roles refuse changes nothing', () => {
+  let agent: TestAgent;
+
+  beforeAll(async () => {
+    // alice's developer role also denies RESET.
+    const docs = redisDocs(f.redis).map((d) =>
+      (d as { kind: string; metadata: { name: string } }).kind === 'AccessRole' &&
+      (d as { metadata: { name: string } }).metadata.name === 'developer'
+        ? accessRole(
+            'developer',
+            { databaseLabels: { env: '*' }, databaseUsers: ['default', 'app'] },
+            { redisCommands: ['@dangerous', 'reset'] },
+          )
+        : d,
+    );
+    agent = await f.startAgent(docs);
+  });
+
+  it('the transaction a refused command tainted still aborts at EXEC', async () => {
+    await f.redis.cli(['DEL', 'rs:partial']);
+    const alice = await track(f.rawAt(agent.port, 'alice'));
+    const out = await exchange(
+      alice,
+      pipeline([['MULTI'], ['SET', 'rs:partial', '1'], ['FLUSHDB'], ['RESET'], ['EXEC']]),
+      5,
+    );
+    expect(out.slice(0, 2)).toEqual(['OK', 'QUEUED']);
+    expect(out[2]).toMatch(/^-NOPERM drawbridge: role "developer" denies "@dangerous"/);
+    expect(out[3]).toMatch(/^-NOPERM drawbridge: role "developer" denies "reset"/);
+    expect(out[4]).toMatch(/^-EXECABORT/);
+    expect(await f.redis.cli(['EXISTS', 'rs:partial'])).toBe('0\n');
+  });
+
+  it('CLIENT TRACKING stays on, and AUTH as another user stays refused', async () => {
+    const alice = await track(f.rawAt(agent.port, 'alice'));
+    const out = await exchange(
+      alice,
+      pipeline([['HELLO', '3'], ['CLIENT', 'TRACKING', 'ON'], ['RESET'], ['AUTH', 'app', 'x']]),
+      4,
+    );
+    expect(out[1]).toBe('OK');
+    expect(out[2]).toMatch(/^-NOPERM drawbridge: role "developer" denies "reset"/);
+    expect(out[3]).toMatch(/^-NOPERM AUTH as database user "app" is refused while CLIENT TRACKING is on/);
   });
 });
 
