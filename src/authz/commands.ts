@@ -9,6 +9,11 @@ export interface CommandInfo {
   name: string;
   /** Lower-case ACL categories without `@` (e.g. `read`, `dangerous`). */
   categories: readonly string[];
+  /**
+   * Subcommands the engine does not name apart (a module's container command, which the engine's
+   * parser does not split into `parent|sub`): the command is allowed only when each of them is.
+   */
+  unsplit?: readonly CommandInfo[];
 }
 
 /** `guard`: the engine's check of this command's arguments, run after the roles allow it. */
@@ -153,6 +158,18 @@ export class CommandPolicy<G = never> {
   }
 
   private decide(cmd: CommandInfo): CommandDecision<G> {
+    const own = this.decideOne(cmd);
+    if (!own.allowed || cmd.unsplit === undefined) return own;
+    for (const sub of cmd.unsplit) {
+      const d = this.check(sub);
+      if (d.allowed) continue;
+      const why = `"${cmd.name}" counts as each of its subcommands, which the agent does not tell apart`;
+      return { allowed: false, rule: d.rule, reason: `${d.reason}; ${why}` };
+    }
+    return own;
+  }
+
+  private decideOne(cmd: CommandInfo): CommandDecision<G> {
     for (const d of this.denies) {
       const hit = matchCommand(d.entries, cmd);
       if (hit) return { allowed: false, reason: `role "${d.role}" denies "${hit}"`, rule: 'deny_rule' };

@@ -3,6 +3,7 @@
 // once per backend address and cached, so access rules on `@write` or `@dangerous` follow the server
 // actually behind the agent (modules, newer commands) instead of a table kept by hand.
 import type { CommandInfo } from '../../authz/commands.js';
+import { REDIS_CONTAINER_COMMANDS } from './command-name.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { type BackendConnectOptions, connectBackend, roundTrip } from './backend-auth.js';
 import { fromAnySeed } from './cluster/seeds.js';
@@ -35,6 +36,13 @@ export function catalogFromCommandReply(reply: RespValue): Pick<BackendFacts, 'c
     if (Array.isArray(subs) && subs.length > 0) {
       containers.add(name);
       subs.forEach(add);
+      // A container the parser does not split (a module's: FT.CONFIG, JSON.DEBUG) reaches the rules
+      // under its own name, whatever subcommand it runs: it is decided as all of them.
+      if (!REDIS_CONTAINER_COMMANDS.has(name)) {
+        const prefix = `${name}|`;
+        const unsplit = [...commands.values()].filter((c) => c.name.startsWith(prefix));
+        commands.set(name, { name, categories, unsplit });
+      }
     }
   };
   reply.forEach(add);

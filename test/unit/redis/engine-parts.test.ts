@@ -2,12 +2,15 @@
 // batching (audit arguments: audit.test.ts).
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { CommandPolicy } from '../../../src/authz/commands.js';
+import { bindRoles } from '../../../src/authz/engine.js';
 import { catalogFromCommandReply, helloFields } from '../../../src/engines/redis/command-catalog.js';
 import { commandName, lowerAscii } from '../../../src/engines/redis/command-name.js';
 import { decodeReply } from '../../../src/engines/redis/reply-parser.js';
 import { ReplyQueue } from '../../../src/engines/redis/reply-queue.js';
 import { encodeValue } from '../../../src/engines/redis/serializer.js';
 import { WriteBatcher } from '../../../src/engines/redis/write-batcher.js';
+import { db, person, role, user } from '../authz/fixtures.js';
 
 const b = (s: string) => Buffer.from(s);
 
@@ -70,6 +73,53 @@ describe('command catalog', () => {
     expect(commands.get('get')).toEqual({ name: 'get', categories: ['read', 'string', 'fast'] });
     expect(commands.get('config|get')?.categories).toContain('dangerous');
     expect([...containers]).toEqual(['config']);
+  });
+
+  it("decides a module's container (not split by the parser) as every one of its subcommands", () => {
+    // Redis 8's FT.CONFIG: the parser names `FT.CONFIG SET ...` ft.config, as it names no module's
+    // containers apart; its categories alone say nothing of SET's @dangerous.
+    const module = decodeReply(
+      encodeValue([
+        [
+          b('ft.config'),
+          -2,
+          [],
+          0,
+          0,
+          0,
+          ['@slow'],
+          [],
+          [],
+          [
+            [b('ft.config|get'), 3, [], 0, 0, 0, ['@slow'], [], [], []],
+            [b('ft.config|set'), 4, [], 0, 0, 0, ['@admin', '@slow', '@dangerous'], [], [], []],
+          ],
+        ],
+      ]),
+    );
+    const { commands } = catalogFromCommandReply(module);
+    expect(commandName([b('FT.CONFIG'), b('SET'), b('x'), b('1')])).toBe('ft.config');
+    const policy = (deny: string[]) => {
+      const r = role('dev', { databaseLabels: { env: '*' } }, { redisCommands: deny });
+      const bound = bindRoles(person('u'), {
+        roles: [r],
+        users: [user('u', [{ kind: 'User', name: 'u' }], ['dev'])],
+      });
+      return new CommandPolicy(bound, bound, db('cache', {}, 'redis'));
+    };
+    for (const deny of [['@dangerous'], ['ft.config|set']]) {
+      expect(policy(deny).check(commands.get('ft.config')!)).toMatchObject({
+        allowed: false,
+        rule: 'deny_rule',
+        reason: `role "dev" denies "${deny[0]}"; "ft.config" counts as each of its subcommands, which the agent does not tell apart`,
+      });
+    }
+    expect(policy(['flushall']).check(commands.get('ft.config')!).allowed).toBe(true);
+    // Redis's own containers are split by the parser and keep their own entries.
+    expect(catalogFromCommandReply(reply).commands.get('config')).toEqual({
+      name: 'config',
+      categories: ['slow'],
+    });
   });
 
   it('reads version and cluster mode from HELLO', () => {
