@@ -76,6 +76,11 @@ export interface CommandPolicyOptions<G> {
   scriptLimit?: string;
   /** The engine's argument checks by command name, handed out with the (cached) decision. */
   guards?: ReadonlyMap<string, G>;
+  /**
+   * Commands that change code beyond the agent's limit (standalone Redis: FUNCTION DELETE/FLUSH, whose
+   * libraries every DB's FCALL runs), by name with what they do: decided by the scripting rule too.
+   */
+  sharedCode?: ReadonlyMap<string, string>;
 }
 
 /** The first entry of `entries` that covers `cmd`, or undefined. */
@@ -108,6 +113,7 @@ export class CommandPolicy<G = never> {
   /** Why scripting is refused (undefined: allowed as far as command rules allow each command). */
   private readonly scriptingRefusal: string | undefined;
   private readonly guards: ReadonlyMap<string, G> | undefined;
+  private readonly sharedCode: ReadonlyMap<string, string> | undefined;
 
   constructor(
     roles: readonly BoundRole[],
@@ -124,6 +130,7 @@ export class CommandPolicy<G = never> {
       ? 'all'
       : allowedBy.map((r) => ({ role: r.name, entries: r.allow.redisCommands! }));
     this.guards = opts.guards;
+    this.sharedCode = opts.sharedCode;
     const granted = allowedBy.find((r) => r.allow.redisScripting);
     const narrower = this.narrowedBy() ?? opts.scriptLimit;
     this.scriptingRefusal = granted || narrower === undefined ? undefined : narrower;
@@ -178,15 +185,16 @@ export class CommandPolicy<G = never> {
       const reason = `no role allows "${cmd.name}" (${this.listAllows()})`;
       return { allowed: false, reason, rule: 'no_allow_rule' };
     }
-    if (this.scriptingRefusal !== undefined && runsCode(cmd)) {
+    const shared = this.sharedCode?.get(cmd.name);
+    if (this.scriptingRefusal !== undefined && (shared !== undefined || runsCode(cmd))) {
       const what = cmd.name.startsWith('function|') ? 'loads functions, which run' : 'runs';
+      const does = shared ?? `${what} commands inside the server, where the agent cannot check them`;
       return {
         allowed: false,
         rule: 'scripting',
         reason:
-          `${cmd.name.replace('|', ' ').toUpperCase()} ${what} commands inside the server, where the agent cannot ` +
-          `check them, and ${this.scriptingRefusal}; scripts and functions need a role with ` +
-          `allow.redisScripting: true (they then run with the backend ACL user's rights)`,
+          `${cmd.name.replace('|', ' ').toUpperCase()} ${does}, and ${this.scriptingRefusal}; scripts and ` +
+          `functions need a role with allow.redisScripting: true (they then run with the backend ACL user's rights)`,
       };
     }
     const guard = this.guards?.get(cmd.name);

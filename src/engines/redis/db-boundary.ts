@@ -39,6 +39,16 @@ export type CommandGuard = (cmd: RedisCommand, s: GuardContext) => GuardResult;
 export const STANDALONE_SCRIPT_LIMIT =
   "on a standalone server the agent holds the session to its Database's DB number, which SELECT inside a script would leave";
 
+/**
+ * A server's functions are not per DB: every DB's FCALL runs the same libraries. On a standalone
+ * server (other DBs, other Databases) deleting them needs what loading them needs (the scripting rule).
+ */
+const SHARED_FUNCTIONS = 'changes the functions every DB of the server shares';
+export const STANDALONE_SHARED_CODE: ReadonlyMap<string, string> = new Map([
+  ['function|delete', SHARED_FUNCTIONS],
+  ['function|flush', SHARED_FUNCTIONS],
+]);
+
 /** The guards for a Database on DB `db` (a cluster: 0). */
 export function dbGuards(db: number, cluster: boolean): ReadonlyMap<string, CommandGuard> {
   const own = String(db);

@@ -9,7 +9,13 @@ import type { Decision } from '../../authz/engine.js';
 import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
 import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
-import { type CommandGuard, type GuardCheck, STANDALONE_SCRIPT_LIMIT, dbGuards } from './db-boundary.js';
+import {
+  type CommandGuard,
+  type GuardCheck,
+  STANDALONE_SCRIPT_LIMIT,
+  STANDALONE_SHARED_CODE,
+  dbGuards,
+} from './db-boundary.js';
 import { type RedisCommand, agentCommand, owned } from './parser.js';
 import { EXECABORT, type RespVersion, errorReply } from './serializer.js';
 import type { RedisSession } from './session.js';
@@ -95,6 +101,7 @@ export class SessionCommands {
     for (const name of SUBSCRIBING) guards.set(name, SUBSCRIBES);
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
       scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
+      sharedCode: this.cluster ? undefined : STANDALONE_SHARED_CODE,
       guards,
     });
     this.lastVerdict = undefined;

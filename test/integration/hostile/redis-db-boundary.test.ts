@@ -184,6 +184,42 @@ describe('standalone, Database on DB 3', () => {
   });
 });
 
+describe('standalone, Database on DB 3: functions every DB shares', () => {
+  const lib = "#!lua name=db0lib\nredis.register_function('db0f', function() return 'db0' end)";
+
+  it('FUNCTION DELETE and FLUSH need allow.redisScripting: they change what FCALL runs in every DB', async () => {
+    await server(0, 'FUNCTION', 'LOAD', 'REPLACE', lib);
+    // alice's developer role allows everything but @dangerous, FUNCTION DELETE/FLUSH (@write) too.
+    const alice = await raw('alice');
+    const out = await exchange(
+      alice,
+      pipeline([
+        ['FUNCTION', 'DELETE', 'db0lib'],
+        ['FUNCTION', 'FLUSH'],
+      ]),
+      2,
+    );
+    expect(await server(0, 'FCALL', 'db0f', '0')).toBe('db0');
+    for (const [i, name] of ['DELETE', 'FLUSH'].entries()) {
+      expect(out[i]).toMatch(
+        new RegExp(
+          `^-NOPERM drawbridge: FUNCTION ${name} changes the functions every DB of the server shares, and .*allow\\.redisScripting: true`,
+        ),
+      );
+    }
+    // With the grant (alice as the pinned user), it is the backend's to decide: relayed.
+    const granted = await exchange(
+      alice,
+      pipeline([
+        ['AUTH', PINNED.user, 'x'],
+        ['FUNCTION', 'DELETE', 'nosuchlib'],
+      ]),
+      2,
+    );
+    expect(granted).toEqual(['OK', '-ERR Library not found']);
+  });
+});
+
 describe('cluster: DB 0 only', () => {
   it('SELECT 0 is answered; other DBs, SWAPDB, MOVE and COPY ... DB n are refused', async () => {
     const alice = await cluster.raw('ops');
