@@ -40,13 +40,19 @@ export const STANDALONE_SCRIPT_LIMIT =
   "on a standalone server the agent holds the session to its Database's DB number, which SELECT inside a script would leave";
 
 /**
- * A server's functions are not per DB: every DB's FCALL runs the same libraries. On a standalone
- * server (other DBs, other Databases) deleting them needs what loading them needs (the scripting rule).
+ * A server's functions and script cache are not per DB, nor is the script it runs: every DB's FCALL
+ * runs the same libraries, EVALSHA finds the same scripts, SCRIPT KILL stops whoever's script runs.
+ * On a standalone server (other DBs, other Databases) these need what running scripts needs (the
+ * scripting rule).
  */
 const SHARED_FUNCTIONS = 'changes the functions every DB of the server shares';
+const RUNNING = "stops the script or function running now, whichever DB's session runs it";
 export const STANDALONE_SHARED_CODE: ReadonlyMap<string, string> = new Map([
   ['function|delete', SHARED_FUNCTIONS],
   ['function|flush', SHARED_FUNCTIONS],
+  ['function|kill', RUNNING],
+  ['script|kill', RUNNING],
+  ['script|flush', 'empties the script cache every DB of the server shares'],
 ]);
 
 /** The guards for a Database on DB `db` (a cluster: 0). */

@@ -187,7 +187,7 @@ describe('standalone, Database on DB 3', () => {
 describe('standalone, Database on DB 3: functions every DB shares', () => {
   const lib = "#!lua name=db0lib\nredis.register_function('db0f', function() return 'db0' end)";
 
-  it('FUNCTION DELETE and FLUSH need allow.redisScripting: they change what FCALL runs in every DB', async () => {
+  it('FUNCTION DELETE/FLUSH/KILL and SCRIPT FLUSH/KILL need allow.redisScripting: they act on every DB', async () => {
     await server(0, 'FUNCTION', 'LOAD', 'REPLACE', lib);
     // alice's developer role allows everything but @dangerous, FUNCTION DELETE/FLUSH (@write) too.
     const alice = await raw('alice');
@@ -204,6 +204,28 @@ describe('standalone, Database on DB 3: functions every DB shares', () => {
       expect(out[i]).toMatch(
         new RegExp(
           `^-NOPERM drawbridge: FUNCTION ${name} changes the functions every DB of the server shares, and .*allow\\.redisScripting: true`,
+        ),
+      );
+    }
+    // The script cache and the script running now are the server's too.
+    const sha = await server(0, 'SCRIPT', 'LOAD', 'return 1');
+    const more = await exchange(
+      alice,
+      pipeline([
+        ['SCRIPT', 'FLUSH'],
+        ['SCRIPT', 'KILL'],
+        ['FUNCTION', 'KILL'],
+      ]),
+      3,
+    );
+    expect(await server(0, 'SCRIPT', 'EXISTS', sha)).toBe('1');
+    expect(more[0]).toMatch(
+      /^-NOPERM drawbridge: SCRIPT FLUSH empties the script cache every DB of the server shares, and /,
+    );
+    for (const [i, name] of ['SCRIPT KILL', 'FUNCTION KILL'].entries()) {
+      expect(more[i + 1]).toMatch(
+        new RegExp(
+          `^-NOPERM drawbridge: ${name} stops the script or function running now, whichever DB's session runs it, and `,
         ),
       );
     }
