@@ -2,7 +2,8 @@
 // DBs of the same server belong to other Databases, with other access rules. So SELECT goes only to
 // this DB (answered by the agent: the connection is already there), and whatever would read or write
 // another DB is refused — SWAPDB, MOVE, COPY ... DB n, MIGRATE to another DB, and on a standalone
-// server FLUSHALL (it empties every DB) and MONITOR (it shows every DB's traffic). These run as guards after the roles allowed the command, so
+// server FLUSHALL (it empties every DB), MONITOR (it shows every DB's traffic) and REPLICAOF a master
+// (it replaces every DB). These run as guards after the roles allowed the command, so
 // only these few command names pay for them. Scripts could SELECT past the boundary inside the
 // server: on standalone servers the scripting rule accounts for it (STANDALONE_SCRIPT_LIMIT).
 import type { RedisCommand } from './parser.js';
@@ -101,8 +102,21 @@ export function dbGuards(db: number, cluster: boolean): ReadonlyMap<string, Comm
   if (!cluster) {
     guards.set('flushall', () => boundary('FLUSHALL empties every DB of the server; use FLUSHDB'));
     guards.set('monitor', () => boundary("MONITOR shows every DB's commands and values"));
+    // REPLICAOF NO ONE (promote) keeps the data; any master replaces every DB with its own.
+    const replicaof: CommandGuard = (cmd) =>
+      cmd.args.length === 3 && lower(cmd.args[1]!) === 'no' && lower(cmd.args[2]!) === 'one'
+        ? undefined
+        : boundary(
+            `${cmd.name.toUpperCase()} makes the server replicate another, which replaces every DB's data`,
+          );
+    guards.set('replicaof', replicaof);
+    guards.set('slaveof', replicaof);
   }
   return guards;
+}
+
+function lower(arg: Buffer): string {
+  return arg.toString('latin1').toLowerCase();
 }
 
 function show(arg: Buffer | undefined): string {

@@ -102,6 +102,8 @@ describe('standalone, Database on DB 3', () => {
       ['MIGRATE', '127.0.0.1', port, 'mine', '0', '1000', 'COPY', 'REPLACE'],
       ['FLUSHALL'],
       ['MONITOR'],
+      ['REPLICAOF', '127.0.0.1', '1'],
+      ['SLAVEOF', 'localhost', '1'],
     ];
     const out = await exchange(
       ops,
@@ -132,7 +134,10 @@ describe('standalone, Database on DB 3', () => {
       'migrate',
       'flushall',
       'monitor',
+      'replicaof',
+      'slaveof',
     ]);
+    expect(await server(0, 'ROLE')).toMatch(/^master/);
     expect(denied[0]!.reason).toBe(
       "the DB number is this Database's boundary (DB 3 in spec.uri): SELECT 0 would leave it",
     );

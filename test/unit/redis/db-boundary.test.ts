@@ -1,5 +1,5 @@
-// The DB-number guards, table-driven: which spellings of SELECT, COPY ... DB, MIGRATE, SWAPDB, MOVE
-// and FLUSHALL stay in the Database's DB (3 here; a cluster's 0) and which are refused.
+// The DB-number guards, table-driven: which spellings of SELECT, COPY ... DB, MIGRATE, SWAPDB, MOVE,
+// FLUSHALL and REPLICAOF stay in the Database's DB (3 here; a cluster's 0) and which are refused.
 import { describe, expect, it } from 'vitest';
 import { type GuardContext, dbGuards } from '../../../src/engines/redis/db-boundary.js';
 import { commandName } from '../../../src/engines/redis/command-name.js';
@@ -46,6 +46,10 @@ describe('dbGuards, standalone DB 3', () => {
     [cmd('FLUSHALL'), 'refuse'],
     [cmd('FLUSHDB'), 'relay'],
     [cmd('MONITOR'), 'refuse'],
+    [cmd('REPLICAOF', 'h', '6379'), 'refuse'], // the master's data replaces every DB
+    [cmd('SLAVEOF', 'h', '6379'), 'refuse'],
+    [cmd('REPLICAOF', 'No', 'ONE'), 'relay'], // promotes: the data stays
+    [cmd('REPLICAOF', 'no', 'one', 'x'), 'refuse'],
   ])('%#: %s', (c, expected) => {
     expect(verdict(g, c)).toBe(expected);
   });
