@@ -10,28 +10,40 @@ import {
   resource,
 } from './meta.js';
 
+// Size bounds. The controller decides every namespace's CSRs against the roles of the Database's namespace,
+// so an unbounded role (a tenant's 1.2 MB AccessRole cost 4.6 s per CSR) slows it for all. The generated
+// CRDs carry these (maxItems, maxLength, maxProperties): the API server refuses a larger object with a
+// message naming the field and the bound. Generous for real use: a PostgreSQL role name is at most 63
+// bytes, a Kubernetes label value 63 characters, and Redis has about 240 commands.
+/** A database user or database name, a pattern or a {{traits}} template. */
+const NAME_MAX = 128;
+const NAMES_MAX = 64;
+const label = z.string().max(NAME_MAX);
+
 /** Label values: a literal, `*`, a glob such as `prod-*`, or an anchored regex `^...$`. */
 const labelValues = z
-  .union([z.string(), z.array(z.string()).min(1)])
+  .union([label, z.array(label).min(1).max(16)])
+  // A string-or-list is no structural type: the CRD keeps the value open (CEL cannot type it either),
+  // so these bounds are zod's, in the controller; the CRD bounds the number of keys.
   .describe('A value or a list of values: literal, `*`, a glob (`prod-*`) or an anchored regex (`^eu-.*$`).');
+const names = z.array(z.string().max(NAME_MAX)).max(NAMES_MAX);
 
 const templated = 'Trait templates such as {{traits.dbUsers}} expand per person.';
 
 export const AccessRule = z.object({
   databaseLabels: z
     .record(z.string(), labelValues)
+    .refine((labels) => Object.keys(labels).length <= 16, 'at most 16 label keys')
+    .meta({ maxProperties: 16 })
     .optional()
     .describe("Databases whose metadata.labels match every key here; '*': '*' matches every Database."),
-  databaseUsers: z
-    .array(z.string())
+  databaseUsers: names
     .optional()
     .describe(`Database users (PostgreSQL roles, Redis ACL users) a session may log in as. ${templated}`),
-  databaseNames: z
-    .array(z.string())
-    .optional()
-    .describe(`PostgreSQL databases a session may open. ${templated}`),
+  databaseNames: names.optional().describe(`PostgreSQL databases a session may open. ${templated}`),
   redisCommands: z
-    .array(z.string())
+    .array(z.string().max(64))
+    .max(512)
     .optional()
     .describe('Redis commands (`get`, `config|get`) or ACL categories (`@read`, `@dangerous`).'),
 });
@@ -108,8 +120,9 @@ export const Subject = z
     name: z
       .string()
       .min(1)
+      .max(512)
       .describe('The user name or group (as in client certificates: CN, O), or the ServiceAccount name.'),
-    namespace: z.string().optional().describe("ServiceAccount only: the ServiceAccount's namespace."),
+    namespace: z.string().max(63).optional().describe("ServiceAccount only: the ServiceAccount's namespace."),
   })
   .superRefine((s, ctx) => {
     if (s.kind === 'ServiceAccount' && !s.namespace)
@@ -122,10 +135,12 @@ export type Subject = z.infer<typeof Subject>;
 
 export const DatabaseUserSpec = z
   .object({
-    subjects: z.array(Subject).min(1).describe('Who this is: users, groups and ServiceAccounts.'),
-    roles: z.array(objectName).min(1).describe('AccessRole names in this namespace.'),
+    subjects: z.array(Subject).min(1).max(256).describe('Who this is: users, groups and ServiceAccounts.'),
+    roles: z.array(objectName).min(1).max(32).describe('AccessRole names in this namespace.'),
     traits: z
-      .record(z.string(), z.array(z.string()))
+      .record(z.string(), names)
+      .refine((traits) => Object.keys(traits).length <= 16, 'at most 16 traits')
+      .meta({ maxProperties: 16 })
       .default({})
       .describe(
         "Values for the roles' templates, any key: {{traits.dbUsers}} and {{traits.dbNames}} are the usual " +

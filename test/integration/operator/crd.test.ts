@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DatabaseUser } from '../../../src/api/access.js';
+import { AccessRole, DatabaseUser } from '../../../src/api/access.js';
 import { Database } from '../../../src/api/database.js';
 import { agentManifests } from '../../../src/operator/database/manifests.js';
 import { KubectlError, type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
@@ -59,6 +59,18 @@ async function get(kind: string, name: string): Promise<{ spec: Record<string, u
 }
 
 const alice = [{ kind: 'User', name: 'alice' }];
+
+function role(name: string, allow: object): object {
+  return {
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'AccessRole',
+    metadata: { name, namespace: NS },
+    spec: { allow },
+  };
+}
+
+const many = <T>(n: number, item: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => item(i));
+const SCHEMAS = { Database, DatabaseUser, AccessRole } as const;
 
 describe('the API server refuses what zod refuses, with a message naming the fix', () => {
   it.each<[string, object, RegExp]>([
@@ -160,9 +172,41 @@ describe('the API server refuses what zod refuses, with a message naming the fix
       user('userns', { subjects: [{ kind: 'User', name: 'bob', namespace: NS }], roles: ['r'] }),
       /namespace is for ServiceAccount subjects only/,
     ],
+    // The controller matches every CSR against its namespace's roles: a tenant's oversized role would
+    // slow it for every namespace, so the API server refuses one.
+    [
+      'a role naming 10,000 database users',
+      role('huge', { databaseUsers: many(10_000, (i) => `user_${i}`) }),
+      /spec\.allow\.databaseUsers: Too many: 10000: must have at most 64 items/,
+    ],
+    [
+      'a role with a 200 kB database name',
+      role('longname', { databaseNames: ['n'.repeat(200_000)] }),
+      /spec\.allow\.databaseNames\[0\]: Too long: may not be (longer|more) than 128/,
+    ],
+    [
+      'a deny rule with 1,000 Redis commands',
+      { ...role('cmds', {}), spec: { deny: { redisCommands: many(1000, (i) => `cmd${i}`) } } },
+      /spec\.deny\.redisCommands: Too many: 1000: must have at most 512 items/,
+    ],
+    [
+      'a role matching 100 label keys',
+      role('labels', { databaseLabels: Object.fromEntries(many(100, (i) => `k${i}`).map((k) => [k, '*'])) }),
+      /spec\.allow\.databaseLabels: Too many: 100: must have at most 16 items/,
+    ],
+    [
+      'a DatabaseUser with 1,000 subjects',
+      user('crowd', { subjects: many(1000, (i) => ({ kind: 'User', name: `u${i}` })), roles: ['r'] }),
+      /spec\.subjects: Too many: 1000: must have at most 256 items/,
+    ],
+    [
+      'a DatabaseUser trait of 1,000 values',
+      user('traits', { subjects: alice, roles: ['r'], traits: { dbUsers: many(1000, (i) => `u${i}`) } }),
+      /spec\.traits\.dbUsers: Too many: 1000: must have at most 64 items/,
+    ],
   ])('%s', async (_name, obj, message) => {
     expect(await apply(obj)).toMatch(message);
-    const schema = (obj as { kind: string }).kind === 'Database' ? Database : DatabaseUser;
+    const schema = SCHEMAS[(obj as { kind: keyof typeof SCHEMAS }).kind];
     expect(schema.safeParse(obj).success, 'zod accepts what the API server refused').toBe(false);
   });
 
