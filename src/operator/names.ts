@@ -59,9 +59,14 @@ export function agentPort(protocol: 'postgres' | 'redis'): number {
   return protocol === 'postgres' ? 5432 : 6379;
 }
 
+/** The agent Service's DNS name, which its serving certificate names and clients verify. */
+export function agentHost(namespace: string, database: string): string {
+  return `${agentName(database)}.${namespace}.svc`;
+}
+
 /** The in-cluster address clients use: the agent Service's DNS name and port. */
 export function agentEndpoint(namespace: string, database: string, protocol: 'postgres' | 'redis'): string {
-  return `${agentName(database)}.${namespace}.svc:${agentPort(protocol)}`;
+  return `${agentHost(namespace, database)}:${agentPort(protocol)}`;
 }
 
 export function agentDnsNames(namespace: string, database: string): string[] {

@@ -1,11 +1,14 @@
 // Where a client reaches the agent: --endpoint when given, else the Database's status.endpoint when it
 // answers from here (inside the cluster network, a VPN, or the local test control plane), else a
-// port-forward to an agent pod through the API server. The agent's certificate names the
-// status.endpoint host, so that stays the TLS server name whichever way the bytes travel.
+// port-forward to an agent pod through the API server. The TLS server name is the agent Service's name,
+// worked out here from the Database's namespace and name, whichever way the bytes travel: never taken
+// from status, which whoever may write databases/status could point at another Database's agent (its
+// certificate would then pass the name check, and the session would go to the wrong database).
 import { connect } from 'node:net';
 import type * as k8s from '@kubernetes/client-node';
 import type { Database } from '../../api/database.js';
 import { DrawbridgeError } from '../../errors.js';
+import { agentHost } from '../../operator/names.js';
 import { forwardToAgent } from './portforward.js';
 
 export interface Endpoint {
@@ -20,7 +23,7 @@ export interface Endpoint {
 
 export interface EndpointOptions {
   endpoint?: string;
-  /** Default: the status.endpoint host, which the agent's certificate names; else the --endpoint host. */
+  /** Default: the agent Service's name (drawbridge-<name>.<namespace>.svc), which its certificate names. */
   tlsServerName?: string;
   /** How long status.endpoint gets to accept a TCP connection before we port-forward instead. */
   probeMs?: number;
@@ -62,9 +65,10 @@ export async function resolveEndpoint(
   opts: EndpointOptions,
 ): Promise<Endpoint> {
   const status = db.status?.endpoint ? parseHostPort(db.status.endpoint, 'status.endpoint') : undefined;
+  const { namespace = 'default', name } = db.metadata;
+  const serverName = opts.tlsServerName ?? agentHost(namespace, name);
   if (opts.endpoint) {
     const { host, port } = parseHostPort(opts.endpoint, '--endpoint');
-    const serverName = opts.tlsServerName ?? status?.host ?? host;
     return { host, port, serverName, via: 'endpoint', close: noop };
   }
   if (!status) {
@@ -74,7 +78,6 @@ export async function resolveEndpoint(
       `wait for its agent to be ready (kubectl -n ${db.metadata.namespace} get database ${db.metadata.name}), or pass --endpoint host:port`,
     );
   }
-  const serverName = opts.tlsServerName ?? status.host;
   if (await reachableWithin(status.host, status.port, opts.probeMs ?? 1500)) {
     return { ...status, serverName, via: 'status', close: noop };
   }

@@ -30,6 +30,6 @@ export function endpointOptions(cmd: Command): Command {
     .option('--endpoint <host:port>', "the agent's address (default: status.endpoint, else a port-forward)")
     .option(
       '--tls-server-name <name>',
-      "name to verify in the agent's certificate (default: the endpoint host)",
+      "name to verify in the agent's certificate (default: the agent Service's, drawbridge-NAME.NAMESPACE.svc)",
     );
 }

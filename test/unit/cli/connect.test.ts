@@ -1,6 +1,8 @@
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { Database } from '../../../src/api/database.js';
 import { conninfoValue, psqlCommand, redisCliCommand } from '../../../src/cli/db/connect.js';
-import { parseHostPort } from '../../../src/cli/db/endpoint.js';
+import { parseHostPort, resolveEndpoint } from '../../../src/cli/db/endpoint.js';
 
 const files = { keyFile: '/h/.drawbridge/c/ns/db/tls.key', certFile: '/h/c/tls.crt', caFile: '/h/c/ca.crt' };
 
@@ -73,4 +75,31 @@ describe('parseHostPort', () => {
   it.each(['host', 'host:0', 'host:70000', ':5432', '::1:5432'])('rejects %s', (text) =>
     expect(() => parseHostPort(text, '--endpoint')).toThrow(/is not host:port/),
   );
+});
+
+describe('resolveEndpoint', () => {
+  const kc = new KubeConfig();
+  const db = (endpoint?: string) =>
+    Database.parse({
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: { name: 'orders', namespace: 'shop' },
+      spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' } },
+      ...(endpoint ? { status: { endpoint } } : {}),
+    });
+
+  it("verifies the agent of this Database, whatever its status says (another Database's agent there fails)", async () => {
+    // Whoever may write databases/status in shop points it at a Database in another namespace.
+    const spoofed = db('drawbridge-payments.bank.svc:5432');
+    const e = await resolveEndpoint(kc, spoofed, { endpoint: '127.0.0.1:40123' });
+    expect(e).toMatchObject({ host: '127.0.0.1', port: 40123, serverName: 'drawbridge-orders.shop.svc' });
+    expect((await resolveEndpoint(kc, db(), { endpoint: '10.0.0.9:5432' })).serverName).toBe(
+      'drawbridge-orders.shop.svc',
+    );
+    const named = await resolveEndpoint(kc, spoofed, {
+      endpoint: '127.0.0.1:1',
+      tlsServerName: 'agent.example',
+    });
+    expect(named.serverName).toBe('agent.example');
+  });
 });
