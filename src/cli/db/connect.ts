@@ -18,6 +18,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { dialAgent, readClientTls } from './dial.js';
 import type { Endpoint } from './endpoint.js';
 import type { Io } from './io.js';
+import { printable } from './printable.js';
 import { otherClient } from './other-client.js';
 import { startProxy } from './proxy.js';
 import type { StoredLogin } from './store.js';
@@ -180,7 +181,7 @@ export function connectCommand(io: Io): Command {
     ) => {
       const open = await openDatabase(self, name, {
         ...opts,
-        onForwardError: (e) => io.err(`${e.message}\n`),
+        onForwardError: (e) => io.err(`${printable(e.message)}\n`),
       });
       try {
         await verifyAgent(open);

@@ -7,6 +7,7 @@ import { duration, parseDuration } from '../../api/meta.js';
 import { certificateExpiry, createCsr } from '../../pki/ca.js';
 import { MIN_EXPIRATION_SECONDS, csrObject, waitForCertificate, type CsrState } from './csr.js';
 import type { Io } from './io.js';
+import { printable } from './printable.js';
 import { type GlobalOptions, getDatabase, kubeError, loadTarget, whoami } from './kube.js';
 import { Progress } from './progress.js';
 import { formatDuration } from './reach.js';
@@ -112,9 +113,11 @@ export function loginCommand(io: Io): Command {
         },
       );
       io.out(
-        `Logged in to ${describeRef(ref)} as database user "${opts.dbUser}" (certificate for "${identity.user}",` +
-          ` valid ${formatDuration(expiresAt.getTime() - Date.now())}, in ${login.dir}).\n` +
-          `Connect with: kubectl db connect ${name}${target.namespace !== 'default' ? ` -n ${target.namespace}` : ''}\n`,
+        printable(
+          `Logged in to ${describeRef(ref)} as database user "${opts.dbUser}" (certificate for "${identity.user}",` +
+            ` valid ${formatDuration(expiresAt.getTime() - Date.now())}, in ${login.dir}).\n` +
+            `Connect with: kubectl db connect ${name}${target.namespace !== 'default' ? ` -n ${target.namespace}` : ''}\n`,
+        ),
       );
     });
 }

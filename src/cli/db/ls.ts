@@ -6,6 +6,7 @@ import { AccessRole, DatabaseUser } from '../../api/access.js';
 import { Database } from '../../api/database.js';
 import { CONDITION } from '../../api/database-status.js';
 import type { Io } from './io.js';
+import { printable } from './printable.js';
 import { type GlobalOptions, listObjects, loadTarget, whoami } from './kube.js';
 import { type NamespacePolicy, type Reachable, formatDuration, reachable } from './reach.js';
 import { findLogin } from './store.js';
@@ -101,8 +102,10 @@ export function lsCommand(io: Io): Command {
       }
       if (rows.length === 0) {
         io.err(
-          `no databases reachable for user "${identity.user}" ${ns ? `in namespace ${ns}` : 'in any namespace'}` +
-            ' (no DatabaseUser binds you to a role that allows one)\n',
+          printable(
+            `no databases reachable for user "${identity.user}" ${ns ? `in namespace ${ns}` : 'in any namespace'}` +
+              ' (no DatabaseUser binds you to a role that allows one)\n',
+          ),
         );
         return;
       }

@@ -2,11 +2,13 @@
 // so the global flags are kubectl's own spelling.
 import { Command } from 'commander';
 import { VERSION } from '../../build-info.js';
+import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { connectCommand } from './connect.js';
 import type { Io } from './io.js';
 import { loginCommand } from './login.js';
 import { logoutCommand } from './logout.js';
 import { lsCommand } from './ls.js';
+import { printableLine } from './printable.js';
 import { proxyCommand } from './proxy.js';
 import { configCommand, envCommand } from './settings.js';
 
@@ -37,4 +39,14 @@ export function kubectlDbProgram(io: Io): Command {
       .action(() => io.out(`kubectl-db ${VERSION} (Node.js ${process.version})\n`)),
   );
   return program;
+}
+
+/**
+ * What the plugin prints for a failed command. Messages quote the cluster (a CSR denial quotes the
+ * roles, API errors the objects), so control characters in them are shown, not obeyed, line breaks
+ * included: a quoted one could otherwise print a line of its own that looks like ours.
+ */
+export function errorReport(err: unknown): string {
+  const hint = err instanceof DrawbridgeError && err.hint ? `\n  ${printableLine(err.hint)}` : '';
+  return `error: ${printableLine(errorMessage(err))}${hint}\n`;
 }

@@ -1,6 +1,7 @@
 // A one-line status while something waits on the cluster: redrawn in place on a terminal, and printed
 // only when it changes otherwise (CI logs, pipes), so logs stay readable.
 import type { Io } from './io.js';
+import { printableLine } from './printable.js';
 
 const FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -10,7 +11,8 @@ export class Progress {
 
   constructor(private readonly io: Io) {}
 
-  update(message: string, elapsedMs: number): void {
+  update(text: string, elapsedMs: number): void {
+    const message = printableLine(text);
     if (this.io.errIsTTY) {
       const spinner = FRAMES[this.frame++ % FRAMES.length];
       this.io.err(`\r\x1b[2K${spinner} ${message} (${Math.floor(elapsedMs / 1000)}s)`);

@@ -7,6 +7,7 @@ import type { Protocol } from '../../api/database.js';
 import { DrawbridgeError, errorMessage } from '../../errors.js';
 import { type AgentAddress, dialAgent, readClientTls } from './dial.js';
 import type { Io } from './io.js';
+import { printable } from './printable.js';
 import { servePostgresClient } from './pg-local.js';
 import { relay } from './relay.js';
 import { type DatabaseRef, describeRef, requireLogin } from './store.js';
@@ -123,7 +124,7 @@ export function proxyCommand(io: Io): Command {
       }
       const open = await openDatabase(self, name, {
         ...opts,
-        onForwardError: (e) => io.err(`${e.message}\n`),
+        onForwardError: (e) => io.err(`${printable(e.message)}\n`),
       });
       const { db, login, endpoint, ref } = open;
       const port = opts.port ?? defaultProxyPort(db.spec.protocol, ref.namespace, ref.name);

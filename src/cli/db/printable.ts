@@ -1,0 +1,26 @@
+// Text from the cluster reaches a person's terminal: table cells built from AccessRoles that any
+// namespace's tenant may write (a DatabaseUser there can name anyone, so their roles show up in that
+// person's `kubectl db ls -A`), CSR denial messages quoting those roles, API server errors. A terminal
+// obeys control sequences in it (clear the screen, rewrite lines, set the clipboard with OSC 52, fake
+// a prompt) and bidi overrides reorder what is shown, so these are printed as visible escapes instead.
+
+// C0 controls but tab and newline, DEL and C1 controls, and the bidi embedding/override/isolate marks.
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+// eslint-disable-next-line no-control-regex
+const UNSAFE_IN_LINE = /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+
+const escape = (c: string) => {
+  const code = c.charCodeAt(0);
+  return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+};
+
+/** `text` with control characters shown as `\xNN` / `\uNNNN`; newlines and tabs are kept. */
+export function printable(text: string): string {
+  return text.replace(UNSAFE, escape);
+}
+
+/** Like printable, for one table cell or line: newlines and tabs are escaped too. */
+export function printableLine(text: string): string {
+  return text.replace(UNSAFE_IN_LINE, escape);
+}
