@@ -432,6 +432,10 @@ describe('helm install into the test cluster', () => {
     const other = (a: Access) => allowed('bob', ['system:authenticated'], a);
     const csr = 'certificates.k8s.io:certificatesigningrequests';
     expect(await dev({ verb: 'create', on: csr })).toBe(true);
+    expect(await dev({ verb: 'get', on: csr, name: 'db-shop-orders-x7k2p' })).toBe(true);
+    // Not everyone's CSRs: who asks for which database, with their groups.
+    expect(await dev({ verb: 'list', on: csr })).toBe(false);
+    expect(await dev({ verb: 'watch', on: csr })).toBe(false);
     expect(await dev({ verb: 'list', on: 'drawbridge.dev:databases', namespace: 'shop' })).toBe(true);
     expect(await dev({ verb: 'create', on: ':pods/portforward', namespace: 'shop', name: 'x' })).toBe(false);
     expect(await other({ verb: 'create', on: csr })).toBe(false);
