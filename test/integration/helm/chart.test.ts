@@ -6,6 +6,8 @@
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseControllerConfig } from '../../../src/api/controller-config.js';
+import { Database } from '../../../src/api/database.js';
+import { type StoredDatabase, agentManifests } from '../../../src/operator/database/manifests.js';
 import { startControlPlane, type ControlPlane } from '../../k8s/controlplane.js';
 import { CHART, helmFor, render, type Doc } from './helm.js';
 
@@ -311,6 +313,34 @@ describe('charts/drawbridge', () => {
       (e: unknown) => e,
     )) as { stderr?: string };
     expect(err.stderr).toMatch(/types/);
+  });
+
+  it('runs the controller and its agents under the Pod Security Standards restricted profile', async () => {
+    const ns = 'restricted';
+    await plane.kubectl(['create', 'namespace', ns]);
+    await plane.kubectl(['label', 'namespace', ns, 'pod-security.kubernetes.io/enforce=restricted']);
+    type PodSpec = { containers: { securityContext: Record<string, unknown> }[] };
+    type WithPod = { kind: string; spec: { template: { spec: PodSpec } } };
+    const controller = (await template()).find((d) => d.kind === 'Deployment') as Doc & WithPod;
+    const db = Database.parse({
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: { name: 'orders', namespace: ns, uid: 'u-1' },
+      spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' } },
+    }) as StoredDatabase;
+    const agent = agentManifests(db, { image: 'drawbridge:test', command: ['drawbridge'] }, 'digest').find(
+      (o) => o.kind === 'Deployment',
+    ) as unknown as WithPod;
+    const create = (name: string, spec: PodSpec) =>
+      plane.kubectl(['create', '--dry-run=server', '-f', '-'], {
+        input: JSON.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns }, spec }),
+      });
+    expect(await create('controller', controller.spec.template.spec)).toContain('created (server dry run)');
+    expect(await create('agent', agent.spec.template.spec)).toContain('created (server dry run)');
+    // The namespace does enforce it: one container allowed to escalate is refused.
+    const loose = structuredClone(agent.spec.template.spec);
+    loose.containers[0]!.securityContext.allowPrivilegeEscalation = true;
+    await expect(create('loose', loose)).rejects.toThrow(/violates PodSecurity "restricted/);
   });
 
   it('renders objects the API server accepts (server-side dry run)', async () => {
