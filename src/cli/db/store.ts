@@ -1,7 +1,13 @@
 // Where `kubectl db login` keeps what it got: ~/.drawbridge/<context>/<namespace>/<database>/ holding
 // the private key (made here, never sent anywhere), the signed certificate, the CA that signs agent
 // certificates, and a small JSON record of the login. Files are 0600 and folders 0700.
-import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+//
+// Whoever can write in these folders can swap ca.crt for a CA of their own and read every session (or
+// plant a symlink that makes a login overwrite another file), so a folder another user owns or may
+// write in is refused, on every login and every use, and files are written to a new private file
+// and renamed into place: a symlink already there is replaced, never followed.
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { certificateExpiry } from '../../pki/ca.js';
@@ -46,12 +52,57 @@ function segment(value: string): string {
   return encodeURIComponent(value).replace(/^\.+$/, (dots) => '%2E'.repeat(dots.length));
 }
 
+const segments = (ref: DatabaseRef) => [segment(ref.context), segment(ref.namespace), segment(ref.name)];
+
 export function loginDir(ref: DatabaseRef, root = storeRoot()): string {
-  return join(root, segment(ref.context), segment(ref.namespace), segment(ref.name));
+  return join(root, ...segments(ref));
 }
 
 export function describeRef(ref: Pick<DatabaseRef, 'namespace' | 'name'>): string {
   return `${ref.namespace}/${ref.name}`;
+}
+
+/**
+ * Refuses the store root and the folders under it down to `ref`'s unless each is ours and no one else
+ * may write in it (the root may be a symlink the person made; the folders under it may not). POSIX
+ * only: Windows has no owner and mode bits here.
+ */
+async function checkPrivate(root: string, ref: DatabaseRef): Promise<void> {
+  const uid = process.getuid?.();
+  if (uid === undefined) return;
+  const below = segments(ref);
+  const paths = below.map((_, i) => join(root, ...below.slice(0, i + 1)));
+  for (const [i, path] of [root, ...paths].entries()) {
+    const st = i === 0 ? await stat(path) : await lstat(path);
+    const why = !st.isDirectory()
+      ? 'is not a folder (a symlink?)'
+      : st.uid !== uid
+        ? `belongs to uid ${st.uid}, not you (${uid})`
+        : st.mode & 0o022
+          ? 'may be written by other users'
+          : undefined;
+    if (why) {
+      throw new DrawbridgeError(
+        'INVALID_CONFIG',
+        `refusing the credential store: ${path} ${why}, so someone else could replace the agent CA kept there`,
+        i === 0
+          ? `chmod go-w ${path}, or point DRAWBRIDGE_HOME at a folder of your own`
+          : `remove ${path} and log in again (kubectl db login)`,
+      );
+    }
+  }
+}
+
+/** Writes a new 0600 file beside `path` and renames it over `path`: a symlink there is replaced, not followed. */
+async function writePrivate(path: string, text: string): Promise<void> {
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(temp, text, { mode: 0o600, flag: 'wx' });
+    await rename(temp, path);
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw err;
+  }
 }
 
 export async function saveLogin(
@@ -59,16 +110,15 @@ export async function saveLogin(
   files: { keyPem: string; certPem: string; caPem: string },
   record: LoginRecord,
 ): Promise<StoredLogin> {
-  const dir = loginDir(ref);
+  const root = storeRoot();
+  const dir = loginDir(ref, root);
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const write = (name: string, text: string) => writeFile(join(dir, name), text, { mode: 0o600 });
-  // libpq refuses a key file readable by others; writeFile's mode only applies on creation, so
-  // replace rather than overwrite in place.
-  await rm(join(dir, KEY), { force: true });
-  await write(KEY, files.keyPem);
-  await write(CERT, files.certPem);
-  await write(CA, files.caPem);
-  await write(RECORD, `${JSON.stringify(record, null, 2)}\n`);
+  await checkPrivate(root, ref);
+  // The key first and the record last: a login cut short leaves no record, so it is not used.
+  await writePrivate(join(dir, KEY), files.keyPem);
+  await writePrivate(join(dir, CERT), files.certPem);
+  await writePrivate(join(dir, CA), files.caPem);
+  await writePrivate(join(dir, RECORD), `${JSON.stringify(record, null, 2)}\n`);
   return stored(dir, record);
 }
 
@@ -85,7 +135,8 @@ function stored(dir: string, record: LoginRecord): StoredLogin {
 
 /** The login for `ref`, or undefined when there is none. */
 export async function findLogin(ref: DatabaseRef): Promise<StoredLogin | undefined> {
-  const dir = loginDir(ref);
+  const root = storeRoot();
+  const dir = loginDir(ref, root);
   let text: string;
   try {
     text = await readFile(join(dir, RECORD), 'utf8');
@@ -93,6 +144,7 @@ export async function findLogin(ref: DatabaseRef): Promise<StoredLogin | undefin
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+  await checkPrivate(root, ref);
   const login = stored(dir, JSON.parse(text) as LoginRecord);
   // The certificate file is the truth: a hand-copied or re-issued certificate wins over the record.
   login.expiresAt = certificateExpiry(await readFile(login.certFile, 'utf8'));

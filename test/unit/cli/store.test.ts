@@ -1,4 +1,16 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readFile,
+  readdir,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -104,5 +116,56 @@ describe('credential store', () => {
     expect(await removeLogins({ context: 'kind-dev', namespace: 'shop' })).toEqual(['shop/orders']);
     expect(await findLogin(orders)).toBeUndefined();
     expect(await findLogin(other)).toBeDefined();
+  });
+});
+
+// Another local user who can write in the store could swap ca.crt for a CA of their own (and read every
+// session through a relay of theirs) or make a login overwrite another file through a symlink.
+describe.skipIf(process.getuid === undefined)('credential store in a folder others can reach', () => {
+  const refused = (p: Promise<unknown>) =>
+    p.then(
+      () => 'accepted',
+      (err: unknown) => (isDrawbridgeError(err) ? err.message : String(err)),
+    );
+
+  it('replaces a symlink planted where a file goes instead of writing through it', async () => {
+    const victim = path.join(home, 'victim');
+    await writeFile(victim, 'precious\n');
+    const dir = loginDir(orders);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await symlink(victim, path.join(dir, 'tls.crt'));
+    const stored = await login(orders);
+    expect(await readFile(victim, 'utf8')).toBe('precious\n');
+    expect((await lstat(stored.certFile)).isSymbolicLink()).toBe(false);
+    expect((await readdir(dir)).sort()).toEqual(['ca.crt', 'login.json', 'tls.crt', 'tls.key']);
+  });
+
+  it('refuses a login folder that is a symlink, or that others may write in or own', async () => {
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-elsewhere-'));
+    try {
+      await mkdir(path.join(home, 'kind-dev', 'shop'), { recursive: true, mode: 0o700 });
+      await symlink(elsewhere, loginDir(orders));
+      expect(await refused(login(orders))).toMatch(/orders is not a folder \(a symlink\?\)/);
+      expect(await readdir(elsewhere)).toEqual([]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+    const other = { ...orders, name: 'other' };
+    await login(other);
+    await chmod(path.join(home, 'kind-dev'), 0o777);
+    expect(await refused(findLogin(other))).toMatch(/kind-dev may be written by other users/);
+    expect(await refused(login(other))).toMatch(/kind-dev may be written by other users/);
+    await chmod(path.join(home, 'kind-dev'), 0o700);
+    if (process.getuid?.() !== 0) return; // only root may give a folder away
+    await chown(loginDir(other), 65534, 65534);
+    expect(await refused(requireLogin(other))).toMatch(/other belongs to uid 65534/);
+  });
+
+  it('refuses a store root that others may write in, naming the fix', async () => {
+    await chmod(home, 0o1777);
+    const err = await login(orders).catch((e: unknown) => e);
+    expect(isDrawbridgeError(err) && err.hint).toMatch(
+      /chmod go-w .* or point DRAWBRIDGE_HOME at a folder of your own/,
+    );
   });
 });
