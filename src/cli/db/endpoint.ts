@@ -32,7 +32,8 @@ export interface EndpointOptions {
 }
 
 export function parseHostPort(text: string, what: string): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(text.trim());
+  // A DNS name or an IP: the host goes into URLs and conninfo strings, where "/?@&=" would start fields.
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(text.trim());
   const port = Number(m?.[2]);
   if (!m || port < 1 || port > 65535) {
     throw new DrawbridgeError(

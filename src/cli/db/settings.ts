@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { stringify } from 'yaml';
 import { backendAddress } from '../../api/database.js';
 import type { Database } from '../../api/database.js';
+import { agentHost } from '../../operator/names.js';
 import { parseHostPort } from './endpoint.js';
 import type { Io } from './io.js';
 import { type GlobalOptions, getDatabase, loadTarget } from './kube.js';
@@ -31,7 +32,7 @@ export interface Settings {
   };
 }
 
-function settingsOf(db: Database, login: StoredLogin): Settings {
+export function settingsOf(db: Database, login: StoredLogin): Settings {
   const { namespace = '', name } = db.metadata;
   const protocol = db.spec.protocol;
   const user = login.record.dbUser;
@@ -40,7 +41,11 @@ function settingsOf(db: Database, login: StoredLogin): Settings {
   const path = database ? `/${encodeURIComponent(database)}` : '';
   const url = (scheme: string, host: string, p: number, query = '') =>
     `${scheme}://${encodeURIComponent(user)}@${host}:${p}${path}${query}`;
-  const endpoint = db.status?.endpoint ? parseHostPort(db.status.endpoint, 'status.endpoint') : undefined;
+  // The direct host is the agent Service's name, which verify-full checks its certificate against; only
+  // the port comes from status. A host taken from status went into DATABASE_URL unencoded, so whoever may
+  // write databases/status could append ?sslmode=disable&host=theirs and get the session in plaintext.
+  const status = db.status?.endpoint ? parseHostPort(db.status.endpoint, 'status.endpoint') : undefined;
+  const endpoint = status && { host: agentHost(namespace, name), port: status.port };
   const q = encodeURIComponent;
   const tlsQuery = `?sslmode=verify-full&sslcert=${q(login.certFile)}&sslkey=${q(login.keyFile)}&sslrootcert=${q(login.caFile)}`;
   return {

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { Database } from '../../../src/api/database.js';
 import { conninfoValue, psqlCommand, redisCliCommand } from '../../../src/cli/db/connect.js';
 import { parseHostPort, resolveEndpoint } from '../../../src/cli/db/endpoint.js';
+import { settingsOf } from '../../../src/cli/db/settings.js';
+import type { StoredLogin } from '../../../src/cli/db/store.js';
 
 const files = { keyFile: '/h/.drawbridge/c/ns/db/tls.key', certFile: '/h/c/tls.crt', caFile: '/h/c/ca.crt' };
 
@@ -72,9 +74,16 @@ describe('parseHostPort', () => {
     ['[::1]:5432', { host: '::1', port: 5432 }],
   ])('%s', (text, want) => expect(parseHostPort(text, 'x')).toEqual(want));
 
-  it.each(['host', 'host:0', 'host:70000', ':5432', '::1:5432'])('rejects %s', (text) =>
-    expect(() => parseHostPort(text, '--endpoint')).toThrow(/is not host:port/),
-  );
+  it.each([
+    'host',
+    'host:0',
+    'host:70000',
+    ':5432',
+    '::1:5432',
+    // From a status whoever may write databases/status wrote: the host lands in URLs and conninfo.
+    'evil.example/x?sslmode=disable&host=evil.example:5432',
+    'user@evil.example:5432',
+  ])('rejects %s', (text) => expect(() => parseHostPort(text, '--endpoint')).toThrow(/is not host:port/));
 });
 
 describe('resolveEndpoint', () => {
@@ -101,5 +110,27 @@ describe('resolveEndpoint', () => {
       tlsServerName: 'agent.example',
     });
     expect(named.serverName).toBe('agent.example');
+  });
+});
+
+describe('settingsOf (kubectl db env --direct, config)', () => {
+  it("names the Database's own agent, whatever host its status says", () => {
+    const db = Database.parse({
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'Database',
+      metadata: { name: 'orders', namespace: 'shop' },
+      spec: { protocol: 'postgres', uri: 'postgres://db:5432/orders', auth: { type: 'passthrough' } },
+      status: { endpoint: 'drawbridge-payments.bank.svc:5433' },
+    });
+    const login = {
+      ...files,
+      record: { dbUser: 'app' },
+      expiresAt: new Date(0),
+    } as unknown as StoredLogin;
+    const direct = settingsOf(db, login).direct!;
+    expect(direct).toMatchObject({ host: 'drawbridge-orders.shop.svc', port: 5433 });
+    expect(direct.url).toMatch(
+      /^postgres:\/\/app@drawbridge-orders\.shop\.svc:5433\/orders\?sslmode=verify-full&/,
+    );
   });
 });
