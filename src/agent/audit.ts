@@ -14,7 +14,13 @@ import type { Logger } from '../log.js';
 import { AuditFile } from './audit-file.js';
 
 export type AuditEventType =
-  'session.start' | 'session.end' | 'session.denied' | 'query' | 'command' | 'command.denied';
+  | 'session.start'
+  | 'session.end'
+  | 'session.denied'
+  | 'query'
+  | 'command'
+  | 'command.denied'
+  | 'token.refused';
 
 export interface AuditEvent {
   type: AuditEventType;

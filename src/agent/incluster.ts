@@ -3,19 +3,21 @@
 // (incluster-watch.ts), kept by this process or, in a worker, by the primary that passes them on; its
 // serving certificate from the Secret the controller mounts. Every change replaces the AgentState
 // snapshot, and AgentState re-checks live sessions at once — a revoked role ends sessions within the
-// 5 s promise. Workload tokens sent as passwords are verified with TokenReview (audience drawbridge.dev).
+// 5 s promise. Workload tokens sent as passwords are verified with TokenReview, for this Database's own
+// audience (drawbridge.dev/NS/NAME); refusals are counted and audited.
 import { unwatchFile, watchFile } from 'node:fs';
 import { join } from 'node:path';
-import { type AuditMode, parseDuration, splitHostPort } from '../api/runtime.js';
-import { TokenReviewVerifier } from '../authn/tokenreview.js';
+import { type AuditMode, parseDuration, splitHostPort, workloadAudience } from '../api/runtime.js';
+import { type TokenEvents, TokenReviewVerifier } from '../authn/tokenreview.js';
 import { DrawbridgeError, errorMessage, isDrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { Agent } from './agent.js';
-import { DEFAULT_AUDIT, JsonLinesAudit } from './audit.js';
+import { type AuditSink, DEFAULT_AUDIT, JsonLinesAudit } from './audit.js';
 import type { AgentParts } from './engine.js';
 import type { StateSource } from './incluster-watch.js';
 import { AgentMetrics } from './metrics.js';
 import { serveMetrics } from './metrics-server.js';
+import { newSessionId } from './sessions.js';
 import type { RunningAgent } from './standalone.js';
 import { AgentState } from './state.js';
 import { type ServerTlsFiles, serverContextFromFiles } from './tls.js';
@@ -59,19 +61,26 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
   metrics.setDatabase(opts.database);
   metrics.watchCertificates({ serving: tlsFiles.certFile, client_ca: tlsFiles.clientCAFile });
   metrics.observeState(source);
+  const audit = new JsonLinesAudit(opts.audit ?? '-', log, {
+    ...DEFAULT_AUDIT,
+    ...(opts.auditMode ? { mode: opts.auditMode } : {}),
+    ...(opts.auditStallTimeout ? { stallTimeoutMs: parseDuration(opts.auditStallTimeout) } : {}),
+    fd: opts.worker?.auditFd,
+  });
+  const [namespace = '', name = ''] = opts.database.split('/');
   const agent = await Agent.create({
     parts: opts.parts,
     state,
     serverTls: controllerTls(tlsFiles, opts.tlsSecret),
-    audit: new JsonLinesAudit(opts.audit ?? '-', log, {
-      ...DEFAULT_AUDIT,
-      ...(opts.auditMode ? { mode: opts.auditMode } : {}),
-      ...(opts.auditStallTimeout ? { stallTimeoutMs: parseDuration(opts.auditStallTimeout) } : {}),
-      fd: opts.worker?.auditFd,
-    }),
+    audit,
     log,
     metrics,
-    tokenVerifier: new TokenReviewVerifier(source.tokenReview),
+    tokenVerifier: new TokenReviewVerifier(source.tokenReview, {
+      audience: workloadAudience(namespace, name),
+      acceptShared: () => state.database.spec.workloads?.acceptSharedAudience ?? false,
+      owner: `Database ${opts.database}`,
+      events: tokenEvents(state, metrics, audit),
+    }),
     peers: opts.peers ?? [],
     workers: opts.worker,
     roleBoundCertificates: true,
@@ -101,6 +110,30 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
       metricsServer?.close();
       await source.stop();
       await agent.stop();
+    },
+  };
+}
+
+/** Refused tokens are counted by reason and audited; logins on the shared audience are counted. */
+function tokenEvents(state: AgentState, metrics: AgentMetrics, audit: AuditSink): TokenEvents {
+  return {
+    refused(reason, err, subject) {
+      metrics.tokensRefused.inc({ reason });
+      const { metadata, spec } = state.database;
+      audit.emit({
+        type: 'token.refused',
+        sessionId: newSessionId(),
+        database: metadata.name,
+        protocol: spec.protocol,
+        user: '',
+        reason,
+        message: err.message,
+        // Unverified: who the token says it is, for finding the workload, never proof of who sent it.
+        ...(subject ? { claimedSubject: subject } : {}),
+      });
+    },
+    sharedAccepted() {
+      metrics.tokensSharedAudience.inc();
     },
   };
 }

@@ -36,6 +36,17 @@ export class AgentMetrics {
     labelNames: ['protocol', 'level', 'reason'],
     registers: [this.registry],
   });
+  readonly tokensRefused = new Counter({
+    name: 'drawbridge_tokens_refused_total',
+    help: 'Workload tokens refused (reason: shared_audience, other_audience, expired, not_authenticated, review_failed)',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly tokensSharedAudience = new Counter({
+    name: 'drawbridge_tokens_shared_audience_total',
+    help: "Logins with a token for the shared audience drawbridge.dev (spec.workloads.acceptSharedAudience): workloads still to move to the Database's own",
+    registers: [this.registry],
+  });
   readonly clusterRedirectsRefused = new Counter({
     name: 'drawbridge_cluster_redirects_refused_total',
     help: 'Redis Cluster MOVED/ASK replies not followed, or TRYAGAIN/CLUSTERDOWN/LOADING not retried: from a script or function (reason=script), or to a node the cluster does not name',

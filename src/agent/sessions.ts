@@ -25,6 +25,10 @@ export interface SessionWatcher {
   closed(id: string): void;
 }
 
+const SHARED_AUDIENCE_WITHDRAWN =
+  'the session logged in with a token for the shared audience drawbridge.dev, which this Database no ' +
+  'longer accepts (spec.workloads.acceptSharedAudience); use a token for its own audience';
+
 /** Why a session that was allowed is not any more. */
 export function revoked(reason: string): DrawbridgeError {
   return new DrawbridgeError(
@@ -77,6 +81,10 @@ export class SessionRegistry {
     this.changed++;
     for (const entry of [...this.live.values()]) {
       const session = entry.session;
+      if (session.identity.sharedAudience && !database.spec.workloads?.acceptSharedAudience) {
+        session.terminate(revoked(SHARED_AUDIENCE_WITHDRAWN));
+        continue;
+      }
       const req = { ...session.request(), database };
       const decision = checkAccess(session.identity, req, policy);
       if (!decision.allowed) {

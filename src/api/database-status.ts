@@ -1,10 +1,12 @@
 // Database status vocabulary: condition types and reasons are constants a person can search for and
-// tools (the CLI, alerts, Argo CD health checks) can match on. `Ready` summarises the other three.
+// tools (the CLI, alerts, Argo CD health checks) can match on. `Ready` summarises AgentReady,
+// BackendReachable and CredentialsReady; WorkloadTokensScoped is a warning that leaves Ready alone.
 export const CONDITION = {
   Ready: 'Ready',
   AgentReady: 'AgentReady',
   BackendReachable: 'BackendReachable',
   CredentialsReady: 'CredentialsReady',
+  WorkloadTokensScoped: 'WorkloadTokensScoped',
 } as const;
 
 export const REASON = {
@@ -44,5 +46,9 @@ export const REASON = {
   AWSNamespaceNotAllowed: 'AWSNamespaceNotAllowed',
   Passthrough: 'Passthrough',
   Checking: 'Checking',
+  // WorkloadTokensScoped
+  DatabaseAudience: 'DatabaseAudience',
+  /** False: spec.workloads.acceptSharedAudience lets tokens for any agent in (a Warning Event too). */
+  SharedAudienceAccepted: 'SharedAudienceAccepted',
 } as const;
 export type Reason = (typeof REASON)[keyof typeof REASON];

@@ -12,6 +12,7 @@ import {
   resource,
 } from './meta.js';
 import { DatabaseAgent } from './database-agent.js';
+import { DatabaseWorkloads } from './database-workloads.js';
 import { AUDIT_MODES, AWS_TYPES, type AwsType, HOST_PORT, HOST_PORT_MESSAGE } from './runtime.js';
 
 export {
@@ -274,6 +275,7 @@ export const DatabaseSpec = z
     agent: DatabaseAgent.default({ replicas: 1, serviceType: 'ClusterIP' }),
     redis: DatabaseRedis.optional(),
     audit: DatabaseAudit.default({ maxValueLength: DEFAULT_MAX_AUDIT_VALUE }),
+    workloads: DatabaseWorkloads.optional(),
   })
   .superRefine((spec, ctx) => {
     const scheme = spec.uri.split(':', 1)[0] ?? '';

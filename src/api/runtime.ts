@@ -113,3 +113,19 @@ export function resolveLimits(base: AgentLimitsSpec = {}, override: AgentLimitsS
     outputStallMs: parseDuration(s.outputBuffer.stallTimeout ?? '60s'),
   };
 }
+
+/**
+ * The audience every agent accepted workload tokens for before tokens were scoped to one Database. A
+ * token for it opens sessions at any agent, so one captured by one agent (or sent to the wrong
+ * database) could be replayed at another; agents refuse it unless spec.workloads.acceptSharedAudience.
+ */
+export const SHARED_AUDIENCE = GROUP;
+
+/**
+ * The audience a workload's token must be for to reach the Database `namespace/name`:
+ * `drawbridge.dev/<namespace>/<name>`. Kubernetes takes any string as an audience; names and namespaces
+ * hold no `/`, so each Database has its own and none is another's prefix.
+ */
+export function workloadAudience(namespace: string, name: string): string {
+  return `${GROUP}/${namespace}/${name}`;
+}

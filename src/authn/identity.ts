@@ -13,6 +13,8 @@ export interface Identity {
   expiresAt?: Date;
   /** A certificate's notBefore: with expiresAt, how long it was issued for. */
   issuedAt?: Date;
+  /** A token accepted only for the shared audience (spec.workloads.acceptSharedAudience): ends when that does. */
+  sharedAudience?: boolean;
 }
 
 /**

@@ -1,7 +1,10 @@
 // Workload identity from a projected ServiceAccount token: the agent asks the API server (TokenReview)
-// whether the token is valid *for the drawbridge.dev audience*. A token minted for another audience —
-// the default API token, or one meant for another service — is refused, so a token leaked from
-// elsewhere cannot open a database session.
+// whether the token is valid *for this Database's audience*, `drawbridge.dev/<namespace>/<database>`
+// (api/runtime.ts workloadAudience). A token minted for another audience — the default API token, one
+// meant for another service, or one for another Database — is refused, so a token a workload sends to
+// one database (which that database's agent, or anyone who can read its traffic, then holds) opens no
+// session at another. The old shared audience `drawbridge.dev` is refused with the fix, unless the
+// Database opts in (spec.workloads.acceptSharedAudience, read at each login).
 //
 // A password is a stranger's to choose, so it must not become an API-server call each time: a token
 // whose unverified claims already say no (another audience, expired) is refused without a review;
@@ -9,12 +12,11 @@
 // token): successes briefly (a connection pool opening many sessions costs one review), refusals for
 // a shorter time. Both caches are bounded; the oldest entry goes first.
 import { createHash } from 'node:crypto';
+import { SHARED_AUDIENCE } from '../api/runtime.js';
 import { DrawbridgeError, errorMessage } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
 import { collectionPath } from '../kube/resources.js';
 import type { Identity, TokenVerifier } from './identity.js';
-
-const DEFAULT_AUDIENCE = 'drawbridge.dev';
 
 export interface TokenReviewStatus {
   authenticated?: boolean;
@@ -23,8 +25,26 @@ export interface TokenReviewStatus {
   error?: string;
 }
 
+/** Why a token was refused: a fixed set, so it can label a metric. */
+export type TokenRefusalReason =
+  'shared_audience' | 'other_audience' | 'expired' | 'not_authenticated' | 'review_failed';
+
+/** What the agent counts and audits of tokens (the verifier stays free of the agent's services). */
+export interface TokenEvents {
+  /** `subject`: the token's own `sub` claim, unverified (who to look for, never who it was). */
+  refused(reason: TokenRefusalReason, err: DrawbridgeError, subject: string | undefined): void;
+  /** A token accepted only for the shared audience, under spec.workloads.acceptSharedAudience. */
+  sharedAccepted(identity: Identity): void;
+}
+
 export interface TokenReviewOptions {
-  audience?: string;
+  /** The audience tokens must be for: workloadAudience(namespace, database). */
+  audience: string;
+  /** Whether tokens for the shared audience are accepted too; asked at each login (the spec may change). */
+  acceptShared?: () => boolean;
+  /** Where the audience is set, for the fix a shared-audience refusal names (`Database shop/orders`). */
+  owner?: string;
+  events?: TokenEvents;
   /** How long a positive review is reused (default 10 s; never beyond the token's expiry). */
   cacheMs?: number;
   /** How long a refusal is remembered (default 5 s). */
@@ -46,24 +66,43 @@ export function tokenReviewApi(client: Pick<KubeClient, 'request'>): TokenReview
   };
 }
 
+/** A token refusal, with its reason for the metric and audit. */
+export class TokenRefused extends DrawbridgeError {
+  constructor(
+    readonly reason: TokenRefusalReason,
+    message: string,
+    hint: string,
+    options?: { cause?: unknown },
+  ) {
+    super('AUTHN_FAILED', message, hint, options);
+  }
+}
+
 /** The API server accepts tokens up to a minute past `exp` (clock skew): so do we before asking. */
 const EXP_LEEWAY_S = 60;
 
-type Cached = { identity: Identity; until: number } | { refused: DrawbridgeError; until: number };
+type Cached =
+  { identity: Identity; shared: boolean; until: number } | { refused: TokenRefused; until: number };
 
 export class TokenReviewVerifier implements TokenVerifier {
   private readonly audience: string;
+  private readonly acceptShared: () => boolean;
+  private readonly owner: string;
+  private readonly events: TokenEvents | undefined;
   private readonly cacheMs: number;
   private readonly negativeCacheMs: number;
   private readonly maxEntries: number;
   private readonly cache = new Map<string, Cached>();
-  private readonly inFlight = new Map<string, Promise<Identity>>();
+  private readonly inFlight = new Map<string, Promise<{ identity: Identity; shared: boolean }>>();
 
   constructor(
     private readonly api: TokenReviewApi,
-    opts: TokenReviewOptions = {},
+    opts: TokenReviewOptions,
   ) {
-    this.audience = opts.audience ?? DEFAULT_AUDIENCE;
+    this.audience = opts.audience;
+    this.acceptShared = opts.acceptShared ?? (() => false);
+    this.owner = opts.owner ?? 'the Database';
+    this.events = opts.events;
     this.cacheMs = opts.cacheMs ?? 10_000;
     this.negativeCacheMs = opts.negativeCacheMs ?? 5_000;
     this.maxEntries = opts.maxEntries ?? 10_000;
@@ -75,11 +114,23 @@ export class TokenReviewVerifier implements TokenVerifier {
   }
 
   async verify(token: string): Promise<Identity> {
+    try {
+      const { identity, shared } = await this.check(token);
+      if (shared) this.events?.sharedAccepted(identity);
+      return identity;
+    } catch (err) {
+      if (err instanceof TokenRefused) this.events?.refused(err.reason, err, subjectClaim(token));
+      throw err;
+    }
+  }
+
+  private async check(token: string): Promise<{ identity: Identity; shared: boolean }> {
     const key = createHash('sha256').update(token).digest('base64');
     const hit = this.cache.get(key);
-    if (hit && hit.until > Date.now()) {
+    // A success for the shared audience lasts only while the Database still accepts it.
+    if (hit && hit.until > Date.now() && !('shared' in hit && hit.shared && !this.acceptShared())) {
       if ('refused' in hit) throw hit.refused;
-      return hit.identity;
+      return hit;
     }
     const claimsSayNo = this.precheck(token);
     if (claimsSayNo) throw claimsSayNo;
@@ -92,34 +143,44 @@ export class TokenReviewVerifier implements TokenVerifier {
   }
 
   /** A refusal the token's own claims give, or undefined when only the API server can tell. */
-  private precheck(token: string): DrawbridgeError | undefined {
+  private precheck(token: string): TokenRefused | undefined {
     const claims = tokenClaims(token);
     const aud = claims?.aud;
     const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
     if (!audiences.includes(this.audience)) {
-      return this.refusal(`it is not a ServiceAccount token for audience "${this.audience}"`);
+      if (!audiences.includes(SHARED_AUDIENCE)) {
+        return this.refusal(
+          'other_audience',
+          `it is not a ServiceAccount token for audience "${this.audience}" (this database's)`,
+        );
+      }
+      if (!this.acceptShared()) return this.sharedRefusal();
     }
     if (typeof claims?.exp === 'number' && claims.exp + EXP_LEEWAY_S < Date.now() / 1000) {
-      return this.refusal('it has expired');
+      return this.refusal('expired', 'it has expired');
     }
     return undefined;
   }
 
-  private async review(token: string, key: string): Promise<Identity> {
+  private async review(token: string, key: string): Promise<{ identity: Identity; shared: boolean }> {
+    const audiences = this.acceptShared() ? [this.audience, SHARED_AUDIENCE] : [this.audience];
     let status: TokenReviewStatus;
     try {
-      status = await this.api({ token, audiences: [this.audience] });
+      status = await this.api({ token, audiences });
     } catch (err) {
       // Not cached: the next login asks again.
-      throw new DrawbridgeError(
-        'AUTHN_FAILED',
+      throw new TokenRefused(
+        'review_failed',
         `could not check the token with the Kubernetes API: ${errorMessage(err)}`,
         'retry; if it persists, the agent may lack RBAC to create TokenReviews',
         { cause: err },
       );
     }
-    if (!status.authenticated || !status.user?.username || !status.audiences?.includes(this.audience)) {
-      const refused = this.refusal(status.error ?? 'not authenticated');
+    // The API server answers with the audiences the token is valid for among those asked.
+    const own = status.audiences?.includes(this.audience) ?? false;
+    const shared = !own && audiences.length > 1 && (status.audiences?.includes(SHARED_AUDIENCE) ?? false);
+    if (!status.authenticated || !status.user?.username || !(own || shared)) {
+      const refused = this.refusal('not_authenticated', status.error ?? 'not authenticated');
       this.remember(key, { refused, until: Date.now() + this.negativeCacheMs });
       throw refused;
     }
@@ -129,17 +190,30 @@ export class TokenReviewVerifier implements TokenVerifier {
       groups: status.user.groups ?? [],
       source: 'token',
       ...(expiresAt ? { expiresAt } : {}),
+      ...(shared ? { sharedAudience: true } : {}),
     };
     const until = Math.min(Date.now() + this.cacheMs, expiresAt?.getTime() ?? Infinity);
-    this.remember(key, { identity, until });
-    return identity;
+    this.remember(key, { identity, shared, until });
+    return { identity, shared };
   }
 
-  private refusal(why: string): DrawbridgeError {
-    return new DrawbridgeError(
-      'AUTHN_FAILED',
+  private refusal(reason: TokenRefusalReason, why: string): TokenRefused {
+    return new TokenRefused(
+      reason,
       `the ServiceAccount token was refused: ${why}`,
       `mount a projected ServiceAccount token with audience "${this.audience}" and send it as the password`,
+    );
+  }
+
+  private sharedRefusal(): TokenRefused {
+    return new TokenRefused(
+      'shared_audience',
+      `the ServiceAccount token was refused: it is for the shared audience "${SHARED_AUDIENCE}", which any ` +
+        'Drawbridge agent may be sent, so it could be replayed at another database; this database ' +
+        `accepts audience "${this.audience}" only`,
+      `mount the token with audience "${this.audience}": projected volume source ` +
+        `{serviceAccountToken: {audience: ${this.audience}, expirationSeconds: 3600, path: token}} ` +
+        `(or, while migrating, set spec.workloads.acceptSharedAudience: true on ${this.owner}, which is unsafe)`,
     );
   }
 
@@ -151,13 +225,19 @@ export class TokenReviewVerifier implements TokenVerifier {
 }
 
 /** The claims of a JWT, unverified (the API server verifies the signature); undefined when unreadable. */
-function tokenClaims(token: string): { aud?: unknown; exp?: unknown } | undefined {
+function tokenClaims(token: string): { aud?: unknown; exp?: unknown; sub?: unknown } | undefined {
   try {
     const claims: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
     return typeof claims === 'object' && claims !== null ? claims : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The `sub` claim, unverified. */
+function subjectClaim(token: string): string | undefined {
+  const sub = tokenClaims(token)?.sub;
+  return typeof sub === 'string' ? sub.slice(0, 253) : undefined;
 }
 
 /** The `exp` claim; the API server has already verified the signature, this only reads the date. */

@@ -198,7 +198,7 @@ spec:
   volumes:
     - name: token
       projected:
-        sources: [{ serviceAccountToken: { audience: drawbridge.dev, expirationSeconds: 3600, path: token } }]
+        sources: [{ serviceAccountToken: { audience: drawbridge.dev/$APP/orders, expirationSeconds: 3600, path: token } }]
     - name: ca
       configMap: { name: drawbridge-ca }
 EOF

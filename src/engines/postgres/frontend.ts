@@ -140,7 +140,7 @@ export async function identify(
     throw new DrawbridgeError(
       'AUTHN_FAILED',
       'no client certificate was presented, and the password is not a ServiceAccount token',
-      'mount a projected ServiceAccount token (audience drawbridge.dev) and send it as the password',
+      'mount a projected ServiceAccount token (audience drawbridge.dev/<namespace>/<database>) and send it as the password',
     );
   }
   return verifier.verify(token);

@@ -83,7 +83,7 @@ export async function authIdentity(
     throw new DrawbridgeError(
       'AUTHN_FAILED',
       `the ServiceAccount token was not accepted: ${errorMessage(err)}`,
-      'mount a fresh projected token with audience drawbridge.dev',
+      "mount a fresh projected token with the Database's audience, drawbridge.dev/<namespace>/<database>",
     );
   }
 }

@@ -1,7 +1,9 @@
 // Database status conditions, built from the reason constants in src/api/database-status.ts; every
 // message says what to do next. `Ready` summarises the other three.
 import type { Condition } from '../../api/meta.js';
+import type { Database } from '../../api/database.js';
 import { CONDITION, REASON, type Reason } from '../../api/database-status.js';
+import { SHARED_AUDIENCE, workloadAudience } from '../../api/runtime.js';
 import type { AwsReason } from '../../aws/errors.js';
 import type { KubeObject } from '../../kube/types.js';
 import { metaTime } from '../../kube/types.js';
@@ -54,6 +56,33 @@ export function readyCondition(parts: readonly ConditionState[], endpoint: strin
     status: failing.status,
     reason: failing.reason,
     message: `${failing.type}: ${failing.message}`,
+  };
+}
+
+/**
+ * Whether workload tokens are scoped to this Database: False while spec.workloads.acceptSharedAudience
+ * lets in tokens minted for the shared audience, which any agent accepts. Not part of Ready: the agent
+ * serves either way, but people should see it (and the Warning Event) and move their workloads.
+ */
+export function workloadTokensCondition(db: Database, namespace: string): ConditionState {
+  const audience = workloadAudience(namespace, db.metadata.name);
+  if (!db.spec.workloads?.acceptSharedAudience) {
+    return {
+      type: CONDITION.WorkloadTokensScoped,
+      status: 'True',
+      reason: REASON.DatabaseAudience,
+      message: `workload tokens must be for audience ${audience}`,
+    };
+  }
+  return {
+    type: CONDITION.WorkloadTokensScoped,
+    status: 'False',
+    reason: REASON.SharedAudienceAccepted,
+    message:
+      `spec.workloads.acceptSharedAudience is true: tokens for the shared audience ${SHARED_AUDIENCE} open ` +
+      'sessions here, so a token a workload sends to any other Drawbridge database (or that its agent ' +
+      `captures) can be replayed here as that ServiceAccount; move the workloads to audience ${audience} ` +
+      '(drawbridge_tokens_shared_audience_total counts who still uses the old one) and remove the setting',
   };
 }
 

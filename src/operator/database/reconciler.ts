@@ -33,6 +33,7 @@ import {
   mergeConditions,
   readyCondition,
   sameConditions,
+  workloadTokensCondition,
 } from './conditions.js';
 import { agentIdentityCondition, awsNamespaceCondition, defaultAgentRole } from './agent-identity.js';
 import type { HealthChecker } from './health.js';
@@ -171,7 +172,8 @@ export class DatabaseReconciler implements Reconciler {
     ];
     const access = this.deps.access?.(namespace, db.metadata.labels ?? {});
     const ready = readyCondition(parts, endpoint);
-    await this.writeStatus(raw, [ready, ...parts], endpoint, access);
+    const tokens = workloadTokensCondition(db, namespace);
+    await this.writeStatus(raw, [ready, ...parts, tokens], endpoint, access);
     this.deps.readiness?.(key, ready.status === 'True');
     if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
@@ -257,6 +259,16 @@ export class DatabaseReconciler implements Reconciler {
     this.recordReadyTransition(raw, old.conditions, conditions[0]!);
     this.recordDegraded(raw, old.conditions, conditions);
     this.recordNamespaceRefused(raw, old.conditions, conditions);
+    this.recordSharedAudience(raw, old.conditions, conditions);
+  }
+
+  /** Told once, when WorkloadTokensScoped turns SharedAudienceAccepted. */
+  private recordSharedAudience(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
+    const reason = REASON.SharedAudienceAccepted;
+    const tokens = next.find((c) => c.type === CONDITION.WorkloadTokensScoped);
+    if (tokens?.reason !== reason) return;
+    if (old?.find((c) => c.type === CONDITION.WorkloadTokensScoped)?.reason === reason) return;
+    this.deps.events.record(raw, 'Warning', reason, tokens.message);
   }
 
   /** Told once, when CredentialsReady turns AWSNamespaceNotAllowed, unless Ready's own event says it. */

@@ -8,6 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { workloadAudience } from '../../../src/api/runtime.js';
 import { agentName } from '../../../src/operator/names.js';
 import { certificateDer } from '../../../src/pki/ca.js';
 import { certificateSubject } from '../../../src/pki/subject.js';
@@ -34,11 +35,11 @@ async function tokenReviews(): Promise<number> {
     .filter((e) => e.objectRef?.resource === 'tokenreviews' && e.user?.username === agent).length;
 }
 
-/** A JWT with the claims of a drawbridge.dev token for `app`, and a signature nobody made. */
+/** A JWT with the claims of a token for `app` and the audience of `orders`, and a signature nobody made. */
 function forgedToken(): string {
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const claims = {
-    aud: ['drawbridge.dev'],
+    aud: [workloadAudience(NS, 'orders')],
     exp: Math.floor(Date.now() / 1000) + 3600,
     iss: 'https://kubernetes.default.svc',
     sub: `system:serviceaccount:${NS}:app`,
@@ -163,15 +164,33 @@ describe('TokenReview', () => {
     const before = await tokenReviews();
     const results = await logins(20, await who.token());
     expect(new Set(results)).toEqual(
-      new Set([expect.stringMatching(/not a ServiceAccount token for audience "drawbridge.dev"/)]),
+      new Set([
+        expect.stringContaining(
+          `not a ServiceAccount token for audience "${workloadAudience(NS, 'orders')}"`,
+        ),
+      ]),
     );
     await new Promise((r) => setTimeout(r, 1000));
     expect(await tokenReviews()).toBe(before);
   });
 
-  it('still admits a real drawbridge.dev token, one review for many logins', async () => {
+  it("refuses tokens for the shared audience and for another Database's from their claims, without asking", async () => {
     const before = await tokenReviews();
-    expect(await logins(20, await who.token('drawbridge.dev'))).toEqual(Array(20).fill('ok'));
+    const shared = await logins(10, await who.token('drawbridge.dev'));
+    expect(new Set(shared)).toEqual(
+      new Set([expect.stringMatching(/the shared audience "drawbridge\.dev"/)]),
+    );
+    const other = await logins(10, await who.token(workloadAudience(NS, 'sessions')));
+    expect(new Set(other)).toEqual(
+      new Set([expect.stringMatching(/not a ServiceAccount token for audience/)]),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await tokenReviews()).toBe(before);
+  });
+
+  it("still admits a real token for the Database's audience, one review for many logins", async () => {
+    const before = await tokenReviews();
+    expect(await logins(20, await who.token(workloadAudience(NS, 'orders')))).toEqual(Array(20).fill('ok'));
     const reviews = await eventually('the review in the audit log', async () => {
       const n = (await tokenReviews()) - before;
       return n > 0 ? n : undefined;

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { workloadAudience } from '../../../src/api/runtime.js';
 import { agentName } from '../../../src/operator/names.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
 import { argoHealth } from '../../support/argocd.js';
@@ -238,15 +239,29 @@ describe('CSR signer and the agent', () => {
     expect(spoof.conditions.find((x) => x.type === 'Denied')?.reason).toBe('SubjectMismatch');
   });
 
-  it('accepts a workload token for audience drawbridge.dev as the password, and refuses another audience', async () => {
+  it("accepts a workload token for the Database's own audience, and refuses another Database's, the shared and the API server's", async () => {
     const endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'));
-    const ok = client(endpoint, 'carol', {}, await token('drawbridge.dev'));
+    const ok = client(endpoint, 'carol', {}, await token(workloadAudience(NS, 'orders')));
     await ok.connect();
     expect((await ok.query('select current_user as u')).rows[0].u).toBe('carol');
     await ok.end();
 
+    // carol's ServiceAccount may use orders: a token it sent to sessions (whose agent then holds it) must not open orders.
+    const replayed = client(endpoint, 'carol', {}, await token(workloadAudience(NS, 'sessions')));
+    await expect(replayed.connect()).rejects.toThrow(
+      `not a ServiceAccount token for audience "${workloadAudience(NS, 'orders')}"`,
+    );
+    const shared = client(endpoint, 'carol', {}, await token('drawbridge.dev'));
+    await expect(shared.connect()).rejects.toThrow(/the shared audience "drawbridge\.dev"/);
     const wrong = client(endpoint, 'carol', {}, await token());
     await expect(wrong.connect()).rejects.toThrow(/token was refused/);
+
+    const db = await env.get<{ status: { conditions: Condition[] } }>('database', 'orders', NS);
+    expect(db?.status.conditions.find((c) => c.type === 'WorkloadTokensScoped')).toMatchObject({
+      status: 'True',
+      reason: 'DatabaseAudience',
+      message: `workload tokens must be for audience ${workloadAudience(NS, 'orders')}`,
+    });
   });
 
   it('ends a live session when the role that allowed it is removed', async () => {
@@ -287,19 +302,28 @@ describe('Redis Cluster through the agent', () => {
     await expect(alice.flushall()).rejects.toThrow(/dangerous|denied/i);
     alice.disconnect();
 
-    const app = redis(endpoint, { password: await token('drawbridge.dev') });
+    const app = redis(endpoint, { password: await token(workloadAudience(NS, 'sessions')) });
     await app.connect();
     expect(await app.get('k3')).toBe('v3');
     app.disconnect();
 
-    const foreign = redis(endpoint, { password: await token() });
-    // ioredis reports the AUTH error and, depending on timing, "Connection is closed" in either order.
-    const errors: string[] = [];
-    foreign.on('error', (e: Error) => errors.push(e.message));
-    await foreign.connect().catch((e: Error) => errors.push(e.message));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(errors.join('\n')).toMatch(/token was refused/);
-    foreign.disconnect();
+    // The API server's own audience, and that of orders (a token the agent of orders has seen).
+    for (const [audience, refusal] of [
+      [undefined, /token was refused/],
+      [
+        workloadAudience(NS, 'orders'),
+        /not a ServiceAccount token for audience "drawbridge\.dev\/[^/]+\/sessions"/,
+      ],
+    ] as const) {
+      const foreign = redis(endpoint, { password: await token(audience) });
+      // ioredis reports the AUTH error and, depending on timing, "Connection is closed" in either order.
+      const errors: string[] = [];
+      foreign.on('error', (e: Error) => errors.push(e.message));
+      await foreign.connect().catch((e: Error) => errors.push(e.message));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(errors.join('\n')).toMatch(refusal);
+      foreign.disconnect();
+    }
   });
 });
 

@@ -4,8 +4,10 @@
 // the service account's token and without loading client-node, and loads zod to parse what it reads;
 // the workers serve from the state it passes on.
 // A DatabaseUser deleted in the API server ends the sessions on both workers and refuses new ones,
-// applying it again lets them in on both, a workload token is reviewed (through the primary) on both, a
-// restarted worker starts from the current state, and SIGTERM drains it all.
+// applying it again lets them in on both, a workload token is reviewed (through the primary) on both —
+// for this Database's audience only: another Database's is refused, the shared one too unless the
+// Database opts in, whose sessions end when it opts out — a restarted worker starts from the current
+// state, and SIGTERM drains it all.
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
-import { type AgentProcesses, spawnWorkersAgent } from '../../support/agent-workers.js';
+import type { AuditEvent } from '../../../src/agent/audit.js';
+import { type AgentProcesses, metricValue, spawnWorkersAgent } from '../../support/agent-workers.js';
 import { type ImportProbe, importProbe } from '../../support/import-probe-log.js';
 import { freePort } from '../../support/ports.js';
 import { type Fixture, baseDocs, startFixture, user } from './fixture.js';
@@ -45,6 +48,8 @@ const app = {
   },
 };
 const NOT_A_SUBJECT = /is not a subject of any DatabaseUser/;
+/** The audience workload tokens for this Database must be for. */
+const AUDIENCE = `drawbridge.dev/${NS}/orders-pg`;
 
 beforeAll(async () => {
   [f, plane] = await Promise.all([startFixture(), startControlPlane()]);
@@ -109,6 +114,43 @@ afterAll(async () => {
   await f?.stop();
 });
 
+/** A token for the `app` ServiceAccount, for `audience` (the API server's own when unset). */
+async function appToken(audience?: string): Promise<string> {
+  const args = ['create', 'token', 'app', '-n', NS, ...(audience ? [`--audience=${audience}`] : [])];
+  return (await plane.kubectl(args)).trim();
+}
+
+/** The Database orders-pg as applied at the start, with `workloads` when given. */
+function ordersDatabase(workloads?: object): object {
+  const db = baseDocs(f.pg.port, f.pg.ca.certPem)[0] as { spec: object };
+  return inNamespace({ ...db, spec: { ...db.spec, ...(workloads ? { workloads } : {}) } });
+}
+
+/** Waits until a session with `token` (alice's certificate when unset) gets in, once a change has arrived. */
+async function eventuallyConnects(token?: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const c = client(token);
+    if (
+      await c.connect().then(
+        () => c.end().then(() => true),
+        () => false,
+      )
+    )
+      return;
+    await sleep(100);
+  }
+  throw new Error('never let in');
+}
+
+/** The token.refused audit events, once there are `n`. */
+async function eventuallyAudited(n: number): Promise<AuditEvent[]> {
+  for (let i = 0; ; i++) {
+    const refused = (await agent.auditEvents()).filter((e) => e.type === 'token.refused');
+    if (refused.length >= n || i >= 50) return refused;
+    await sleep(100);
+  }
+}
+
 function client(password?: string): pg.Client {
   const tls = password ? {} : { cert: f.people.alice.certPem, key: f.people.alice.keyPem };
   const c = new pg.Client({
@@ -156,21 +198,6 @@ async function refusedOnBoth(): Promise<void> {
   for (let i = 0; i < 4; i++) await expect(client().connect()).rejects.toThrow(NOT_A_SUBJECT);
 }
 
-/** Waits until alice gets in again after her DatabaseUser was applied. */
-async function admittedAgain(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const c = client();
-    if (
-      await c.connect().then(
-        () => c.end().then(() => true),
-        () => false,
-      )
-    )
-      return;
-    await sleep(100);
-  }
-}
-
 describe('in-cluster agent of two workers', () => {
   it('loads zod in the primary only, and client-node nowhere: the service account is read directly', async () => {
     expect(await agent.workerPids()).toHaveLength(2);
@@ -190,18 +217,70 @@ describe('in-cluster agent of two workers', () => {
     await refusedOnBoth();
 
     await apply([inNamespace(alice())]);
-    await admittedAgain();
+    await eventuallyConnects();
     await onBothWorkers();
   });
 
-  it('accepts a workload token on both workers: the primary asks the TokenReviews', async () => {
-    const token = (
-      await plane.kubectl(['create', 'token', 'app', '-n', NS, '--audience=drawbridge.dev'])
-    ).trim();
-    const sessions = await onBothWorkers(token);
+  it("accepts a token for this Database's audience on both workers: the primary asks the TokenReviews", async () => {
+    const sessions = await onBothWorkers(await appToken(AUDIENCE));
     for (const c of sessions) expect((await c.query('select current_user as u')).rows[0].u).toBe('alice');
-    const foreign = (await plane.kubectl(['create', 'token', 'app', '-n', NS])).trim();
-    await expect(client(foreign).connect()).rejects.toThrow(/token was refused/);
+    await expect(client(await appToken()).connect()).rejects.toThrow(/token was refused/);
+  });
+
+  it("refuses a token for another Database's audience, and for the shared one with the fix; counted and audited", async () => {
+    // The same ServiceAccount, allowed here: only the audience differs. A token the workload sends to
+    // another database (and that database's agent sees) opens nothing here.
+    const other = client(await appToken(`drawbridge.dev/${NS}/sessions`));
+    await expect(other.connect()).rejects.toThrow(
+      `the ServiceAccount token was refused: it is not a ServiceAccount token for audience "${AUDIENCE}" (this database's)`,
+    );
+    const err = (await client(await appToken('drawbridge.dev'))
+      .connect()
+      .catch((e: unknown) => e)) as { message: string; hint?: string };
+    expect(err.message).toMatch(
+      /it is for the shared audience "drawbridge\.dev", which any Drawbridge agent/,
+    );
+    expect(err.message).toContain(`this database accepts audience "${AUDIENCE}" only`);
+    expect(err.hint).toContain(
+      `{serviceAccountToken: {audience: ${AUDIENCE}, expirationSeconds: 3600, path: token}}`,
+    );
+    expect(err.hint).toContain(`spec.workloads.acceptSharedAudience: true on Database ${NS}/orders-pg`);
+
+    const metrics = await agent.metricsText();
+    expect(metricValue(metrics, 'drawbridge_tokens_refused_total', 'reason="shared_audience"')).toBe(1);
+    expect(metricValue(metrics, 'drawbridge_tokens_refused_total', 'reason="other_audience"')).toBe(2);
+    const refused = await eventuallyAudited(3);
+    expect(refused.map((e) => e.reason).sort()).toEqual([
+      'other_audience',
+      'other_audience',
+      'shared_audience',
+    ]);
+    expect(refused.find((e) => e.reason === 'shared_audience')).toMatchObject({
+      database: 'orders-pg',
+      protocol: 'postgres',
+      claimedSubject: `system:serviceaccount:${NS}:app`,
+    });
+  });
+
+  it('accepts the shared audience only while the Database opts in, and ends its sessions when it opts out', async () => {
+    const shared = await appToken('drawbridge.dev');
+    await apply([ordersDatabase({ acceptSharedAudience: true })]);
+    await eventuallyConnects(shared);
+    const sessions = await onBothWorkers(shared);
+    const sharedLogins = metricValue(await agent.metricsText(), 'drawbridge_tokens_shared_audience_total');
+    expect(sharedLogins).toBeGreaterThanOrEqual(2);
+
+    const ended = sessions.map(
+      (c) => new Promise<string>((resolve) => c.once('error', (e: Error) => resolve(e.message))),
+    );
+    await apply([ordersDatabase()]);
+    const messages = await Promise.race([Promise.all(ended), sleep(10_000).then(() => ['not ended'])]);
+    for (const m of messages) expect(m).toMatch(/access revoked: .*shared audience drawbridge\.dev/);
+    // Cached successes do not outlive the opt-in either.
+    for (let i = 0; i < 4; i++) {
+      await expect(client(shared).connect()).rejects.toThrow(/shared audience "drawbridge\.dev"/);
+    }
+    await onBothWorkers(await appToken(AUDIENCE));
   });
 
   it('starts a restarted worker from the current state', async () => {
@@ -212,7 +291,7 @@ describe('in-cluster agent of two workers', () => {
     // Had the new worker the state the agent started with, alice would be let in on it.
     for (let i = 0; i < 4; i++) await expect(client().connect()).rejects.toThrow(NOT_A_SUBJECT);
     await apply([inNamespace(alice())]);
-    await admittedAgain();
+    await eventuallyConnects();
     await onBothWorkers();
     expect(await probe.loadedBy('@kubernetes/client-node')).toEqual([]);
     expect(await probe.loadedBy('zod')).toEqual([agent.child.pid]);

@@ -4,8 +4,9 @@ import { isDrawbridgeError } from '../../../src/errors.js';
 import type { KubeClient } from '../../../src/kube/client.js';
 import { KubeApiError } from '../../../src/kube/errors.js';
 
+const AUD = 'drawbridge.dev/shop/orders';
 const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const jwt = (exp: number, aud: unknown = ['drawbridge.dev'], sub = 'system:serviceaccount:shop:app') =>
+const jwt = (exp: number, aud: unknown = [AUD], sub = 'system:serviceaccount:shop:app') =>
   `${b64({ alg: 'RS256' })}.${b64({ aud, exp, sub })}.c2ln`;
 const soon = () => Math.floor(Date.now() / 1000) + 600;
 
@@ -26,11 +27,11 @@ function fakeApi(status: object | Error, delayMs = 0) {
 const user = { username: 'system:serviceaccount:shop:app', groups: ['system:serviceaccounts'] };
 
 describe('TokenReviewVerifier', () => {
-  it('asks for the drawbridge.dev audience and returns the reviewed identity with the token expiry', async () => {
+  it("asks for the Database's own audience and returns the reviewed identity with the token expiry", async () => {
     const exp = Math.floor(Date.now() / 1000) + 600;
-    const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
-    const id = await new TokenReviewVerifier(tokenReviewApi(client)).verify(jwt(exp));
-    expect(calls[0]!.body.spec.audiences).toEqual(['drawbridge.dev']);
+    const { client, calls } = fakeApi({ authenticated: true, user, audiences: [AUD] });
+    const id = await new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD }).verify(jwt(exp));
+    expect(calls[0]!.body.spec.audiences).toEqual([AUD]);
     expect(id).toEqual({
       user: user.username,
       groups: user.groups,
@@ -50,10 +51,10 @@ describe('TokenReviewVerifier', () => {
       { authenticated: true, user, audiences: ['vault'] },
       /refused/,
     ],
-    ['no user', { authenticated: true, audiences: ['drawbridge.dev'] }, /refused/],
+    ['no user', { authenticated: true, audiences: [AUD] }, /refused/],
   ])('refuses a token that is %s', async (_n, status, message) => {
     const { client } = fakeApi(status);
-    const err = await new TokenReviewVerifier(tokenReviewApi(client))
+    const err = await new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD })
       .verify(jwt(2e9))
       .catch((e: unknown) => e);
     expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
@@ -62,7 +63,7 @@ describe('TokenReviewVerifier', () => {
 
   it('reports an API failure as an authentication error naming RBAC', async () => {
     const { client } = fakeApi(new KubeApiError(403, 'Forbidden', 'tokenreviews is forbidden'));
-    const err = await new TokenReviewVerifier(tokenReviewApi(client))
+    const err = await new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD })
       .verify(jwt(2e9))
       .catch((e: unknown) => e);
     expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
@@ -70,8 +71,8 @@ describe('TokenReviewVerifier', () => {
   });
 
   it('reuses a positive review for the cache period', async () => {
-    const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
-    const v = new TokenReviewVerifier(tokenReviewApi(client), { cacheMs: 60_000 });
+    const { client, calls } = fakeApi({ authenticated: true, user, audiences: [AUD] });
+    const v = new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD, cacheMs: 60_000 });
     const token = jwt(Math.floor(Date.now() / 1000) + 600);
     await v.verify(token);
     await v.verify(token);
@@ -90,7 +91,7 @@ describe('TokenReviewVerifier', () => {
 
     it('remembers a refusal briefly, then asks again', async () => {
       const { client, calls } = fakeApi(refused);
-      const v = new TokenReviewVerifier(tokenReviewApi(client), { negativeCacheMs: 100 });
+      const v = new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD, negativeCacheMs: 100 });
       const token = jwt(soon());
       for (let i = 0; i < 20; i++) await expect(v.verify(token)).rejects.toThrow(/invalid bearer token/);
       expect(calls).toHaveLength(1);
@@ -100,15 +101,15 @@ describe('TokenReviewVerifier', () => {
     });
 
     it('shares one review between concurrent logins with the same token', async () => {
-      const ok = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] }, 20);
-      const good = new TokenReviewVerifier(tokenReviewApi(ok.client));
+      const ok = fakeApi({ authenticated: true, user, audiences: [AUD] }, 20);
+      const good = new TokenReviewVerifier(tokenReviewApi(ok.client), { audience: AUD });
       const token = jwt(soon());
       const ids = await Promise.all(Array.from({ length: 20 }, () => good.verify(token)));
       expect(new Set(ids.map((i) => i.user))).toEqual(new Set([user.username]));
       expect(ok.calls).toHaveLength(1);
 
       const bad = fakeApi(refused, 20);
-      const v = new TokenReviewVerifier(tokenReviewApi(bad.client));
+      const v = new TokenReviewVerifier(tokenReviewApi(bad.client), { audience: AUD });
       const results = await Promise.allSettled(Array.from({ length: 20 }, () => v.verify(token)));
       expect(results.every((r) => r.status === 'rejected')).toBe(true);
       expect(bad.calls).toHaveLength(1);
@@ -118,15 +119,15 @@ describe('TokenReviewVerifier', () => {
       [
         'another audience',
         jwt(soon(), ['https://kubernetes.default.svc']),
-        /not a ServiceAccount token for audience "drawbridge.dev"/,
+        /not a ServiceAccount token for audience "drawbridge.dev\/shop\/orders"/,
       ],
       ['no audience', jwt(soon(), null), /audience/],
       ['expired', jwt(Math.floor(Date.now() / 1000) - 3600), /expired/],
       ['not a JWT', 'x'.repeat(60), /audience/],
       ['unreadable claims', 'eyJhbGciOiJSUzI1NiJ9.!!!!.c2ln', /audience/],
     ])('refuses a token whose own claims say no (%s) without asking', async (_n, token, message) => {
-      const { client, calls } = fakeApi({ authenticated: true, user, audiences: ['drawbridge.dev'] });
-      const err = await new TokenReviewVerifier(tokenReviewApi(client))
+      const { client, calls } = fakeApi({ authenticated: true, user, audiences: [AUD] });
+      const err = await new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD })
         .verify(token)
         .catch((e: unknown) => e);
       expect(isDrawbridgeError(err, 'AUTHN_FAILED')).toBe(true);
@@ -136,8 +137,8 @@ describe('TokenReviewVerifier', () => {
 
     it('holds at most maxEntries results, dropping the oldest first', async () => {
       const { client, calls } = fakeApi(refused);
-      const v = new TokenReviewVerifier(tokenReviewApi(client), { maxEntries: 3 });
-      const tokens = Array.from({ length: 5 }, (_, i) => jwt(soon(), ['drawbridge.dev'], `stranger-${i}`));
+      const v = new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD, maxEntries: 3 });
+      const tokens = Array.from({ length: 5 }, (_, i) => jwt(soon(), [AUD], `stranger-${i}`));
       for (const t of tokens) await v.verify(t).catch(() => undefined);
       expect(v.cached).toBe(3);
       expect(calls).toHaveLength(5);
@@ -149,7 +150,7 @@ describe('TokenReviewVerifier', () => {
 
     it('does not remember an API failure', async () => {
       const { client, calls } = fakeApi(new KubeApiError(503, 'ServiceUnavailable', 'etcd'));
-      const v = new TokenReviewVerifier(tokenReviewApi(client));
+      const v = new TokenReviewVerifier(tokenReviewApi(client), { audience: AUD });
       const token = jwt(soon());
       await v.verify(token).catch(() => undefined);
       await v.verify(token).catch(() => undefined);

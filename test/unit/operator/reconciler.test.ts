@@ -1,6 +1,7 @@
 // DatabaseReconciler against fake caches: what one reconcile would write, for each starting state.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../../src/api/database.js';
+import type { Condition } from '../../../src/api/meta.js';
 import { createLogger } from '../../../src/log.js';
 import { TerminalError } from '../../../src/operator/controller.js';
 import type { HealthResult } from '../../../src/operator/database/health.js';
@@ -120,6 +121,7 @@ describe('DatabaseReconciler', () => {
       'AgentReady=Unknown/AgentDeploying',
       'BackendReachable=Unknown/Probing',
       'CredentialsReady=Unknown/Checking',
+      'WorkloadTokensScoped=True/DatabaseAudience',
     ]);
     expect(events.events.map((e) => e.reason)).toEqual(['AgentDeployed']);
     expect(requested).toEqual(['shop/orders']);
@@ -135,13 +137,44 @@ describe('DatabaseReconciler', () => {
     const status = (first.writer.writes[0] as { patch: { status: object } }).patch.status;
     expect(status).toMatchObject({
       observedGeneration: 3,
-      conditions: [{ type: 'Ready', status: 'True' }, {}, {}, {}],
+      conditions: [{ type: 'Ready', status: 'True' }, {}, {}, {}, {}],
     });
 
     const again = reconciler({ ...db, status }, owned, healthy);
     await again.r.reconcile('shop/orders');
     expect(again.writer.ops()).toEqual([]);
     expect(again.events.events).toEqual([]);
+  });
+
+  it('warns, once, while the Database accepts tokens for the shared audience, and leaves Ready alone', async () => {
+    const db = database({ workloads: { acceptSharedAudience: true } });
+    const owned = await steadyOwned(db, { observedGeneration: 1, readyReplicas: 1 });
+    const first = reconciler(db, owned, healthy);
+    await first.r.reconcile('shop/orders');
+    const status = (first.writer.writes[0] as { patch: { status: { conditions: Condition[] } } }).patch
+      .status;
+    const tokens = status.conditions.find((c) => c.type === 'WorkloadTokensScoped')!;
+    expect(tokens).toMatchObject({ status: 'False', reason: 'SharedAudienceAccepted' });
+    expect(tokens.message).toMatch(/tokens for the shared audience drawbridge\.dev open sessions here/);
+    expect(tokens.message).toMatch(/move the workloads to audience drawbridge\.dev\/shop\/orders/);
+    expect(status.conditions[0]).toMatchObject({ type: 'Ready', status: 'True' });
+    expect(first.events.events.filter((e) => e.type === 'Warning')).toEqual([
+      { type: 'Warning', reason: 'SharedAudienceAccepted', message: tokens.message },
+    ]);
+
+    const again = reconciler({ ...db, status }, owned, healthy);
+    await again.r.reconcile('shop/orders');
+    expect(again.events.events).toEqual([]);
+
+    const removed = reconciler({ ...database(), status }, owned, healthy);
+    await removed.r.reconcile('shop/orders');
+    const after = (removed.writer.writes[0] as { patch: { status: { conditions: Condition[] } } }).patch
+      .status;
+    expect(after.conditions.find((c) => c.type === 'WorkloadTokensScoped')).toMatchObject({
+      status: 'True',
+      reason: 'DatabaseAudience',
+      message: 'workload tokens must be for audience drawbridge.dev/shop/orders',
+    });
   });
 
   it('re-applies only an object that drifted from what it should be', async () => {

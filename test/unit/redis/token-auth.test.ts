@@ -135,7 +135,7 @@ describe('AUTH with a ServiceAccount token', () => {
     });
     const [reply] = await talk([`AUTH cart ${TOKEN}`]);
     expect(reply).toBe(
-      '-WRONGPASS the ServiceAccount token was not accepted: token expired (hint: mount a fresh projected token with audience drawbridge.dev)',
+      "-WRONGPASS the ServiceAccount token was not accepted: token expired (hint: mount a fresh projected token with the Database's audience, drawbridge.dev/<namespace>/<database>)",
     );
   });
 
