@@ -2,8 +2,8 @@
 // DBs of the same server belong to other Databases, with other access rules. So SELECT goes only to
 // this DB (answered by the agent: the connection is already there), and whatever would read or write
 // another DB is refused — SWAPDB, MOVE, COPY ... DB n, MIGRATE to another DB, and on a standalone
-// server FLUSHALL (it empties every DB), MONITOR (it shows every DB's traffic) and REPLICAOF a master
-// (it replaces every DB). These run as guards after the roles allowed the command, so
+// server FLUSHALL (it empties every DB), MONITOR and SLOWLOG GET (they show every DB's traffic) and
+// REPLICAOF a master (it replaces every DB). These run as guards after the roles allowed the command, so
 // only these few command names pay for them. Scripts could SELECT past the boundary inside the
 // server: on standalone servers the scripting rule accounts for it (STANDALONE_SCRIPT_LIMIT).
 import type { RedisCommand } from './parser.js';
@@ -102,6 +102,7 @@ export function dbGuards(db: number, cluster: boolean): ReadonlyMap<string, Comm
   if (!cluster) {
     guards.set('flushall', () => boundary('FLUSHALL empties every DB of the server; use FLUSHDB'));
     guards.set('monitor', () => boundary("MONITOR shows every DB's commands and values"));
+    guards.set('slowlog|get', () => boundary("SLOWLOG GET shows every DB's commands and values"));
     // REPLICAOF NO ONE (promote) keeps the data; any master replaces every DB with its own.
     const replicaof: CommandGuard = (cmd) =>
       cmd.args.length === 3 && lower(cmd.args[1]!) === 'no' && lower(cmd.args[2]!) === 'one'

@@ -189,6 +189,31 @@ describe('standalone, Database on DB 3', () => {
   });
 });
 
+describe('standalone, Database on DB 3: what the server logs of every DB', () => {
+  it("SLOWLOG GET is refused like MONITOR: it shows other DBs' commands with their arguments", async () => {
+    await server(0, 'CONFIG', 'SET', 'slowlog-log-slower-than', '0');
+    try {
+      await server(0, 'SET', 'db0:slow', 'db0-slow-value');
+      const ops = await raw('ops');
+      const [got, len] = await exchange(
+        ops,
+        pipeline([
+          ['SLOWLOG', 'GET', '128'],
+          ['SLOWLOG', 'LEN'],
+        ]),
+        2,
+      );
+      expect(JSON.stringify(got)).not.toContain('db0-slow-value');
+      expect(got).toMatch(
+        /^-NOPERM drawbridge: the DB number is this Database's boundary \(DB 3 in spec\.uri\): SLOWLOG GET shows every DB's commands and values/,
+      );
+      expect(typeof len).toBe('number'); // how many, not what
+    } finally {
+      await server(0, 'CONFIG', 'SET', 'slowlog-log-slower-than', '10000');
+    }
+  });
+});
+
 describe('standalone, Database on DB 3: functions every DB shares', () => {
   const lib = "#!lua name=db0lib\nredis.register_function('db0f', function() return 'db0' end)";
 

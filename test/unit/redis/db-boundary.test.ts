@@ -46,6 +46,8 @@ describe('dbGuards, standalone DB 3', () => {
     [cmd('FLUSHALL'), 'refuse'],
     [cmd('FLUSHDB'), 'relay'],
     [cmd('MONITOR'), 'refuse'],
+    [cmd('SLOWLOG', 'GET', '10'), 'refuse'], // other DBs' commands and values
+    [cmd('SLOWLOG', 'LEN'), 'relay'],
     [cmd('REPLICAOF', 'h', '6379'), 'refuse'], // the master's data replaces every DB
     [cmd('SLAVEOF', 'h', '6379'), 'refuse'],
     [cmd('REPLICAOF', 'No', 'ONE'), 'relay'], // promotes: the data stays
