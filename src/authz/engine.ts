@@ -11,6 +11,12 @@ import { type ExpandedRule, type Traits, expandRule } from './traits.js';
 export interface Policy {
   roles: readonly AccessRole[];
   users: readonly DatabaseUser[];
+  /**
+   * Roles present but invalid (stored before a schema bound tightened, or a check only the controller
+   * makes): the names of those the person is bound to. Their deny rules cannot be read, so a session of
+   * anyone bound to one is denied until it is fixed rather than decided as if it did not exist.
+   */
+  invalidRoles?: ReadonlySet<string>;
 }
 
 export interface AccessRequest {
@@ -24,6 +30,8 @@ export interface AccessRequest {
 /** A role bound to the person, with its rules expanded for their traits. */
 export interface BoundRole {
   name: string;
+  /** The role is invalid: it denies every session of the person (Policy.invalidRoles). */
+  invalid?: true;
   allow: ExpandedRule;
   deny: ExpandedRule;
   maxSessionTTLms: number;
@@ -59,8 +67,10 @@ export function bindRoles(identity: Identity, policy: Policy): BoundRole[] {
   const bound: BoundRole[] = [];
   for (const name of names) {
     const role = byName.get(name);
-    if (!role) continue; // A DatabaseUser naming a missing role grants nothing; the operator reports it.
-    bound.push(bindRole(role, traits));
+    if (role) bound.push(bindRole(role, traits));
+    else if (policy.invalidRoles?.has(name))
+      bound.push({ name, invalid: true, allow: {}, deny: {}, maxSessionTTLms: 0 });
+    // Otherwise a DatabaseUser names a missing role: it grants nothing; the operator reports it.
   }
   return bound;
 }
@@ -139,7 +149,9 @@ export function checkAccess(
     };
   }
   for (const role of roles) {
-    const why = denyReason(role.deny, req);
+    const why = role.invalid
+      ? `the role is invalid, so its deny rules cannot be read (its Valid condition names the fields to fix)`
+      : denyReason(role.deny, req);
     if (why)
       return {
         allowed: false,

@@ -105,12 +105,18 @@ export function userReaches(
 
 /** How many AccessRoles and DatabaseUsers of a namespace reach a Database with these labels. */
 export function accessCounts(
-  policy: { roles: readonly AccessRole[]; users: readonly DatabaseUser[] },
+  policy: {
+    roles: readonly AccessRole[];
+    users: readonly DatabaseUser[];
+    invalidRoles?: ReadonlySet<string>;
+  },
   labels: Record<string, string>,
 ): { users: number; roles: number } {
   const byName = new Map(policy.roles.map((r) => [r.metadata.name, r]));
+  // Those bound to an invalid role are denied every session (authz/policy), so they reach nothing.
+  const denied = (u: DatabaseUser) => u.spec.roles.some((name) => policy.invalidRoles?.has(name));
   return {
     roles: policy.roles.filter((r) => roleReaches(r, labels)).length,
-    users: policy.users.filter((u) => userReaches(u, byName, labels)).length,
+    users: policy.users.filter((u) => !denied(u) && userReaches(u, byName, labels)).length,
   };
 }

@@ -43,7 +43,9 @@ const cond = (type: string, ok: boolean, reason: string, message: string): State
 
 /** Valid and Ready both False for a spec the schema refuses, with the fields to fix. */
 function invalidSpec(kind: string, error: z.ZodError): Outcome {
-  const message = `fix the ${kind}: ${error.issues.map(formatIssue).join('; ')}`;
+  // An invalid role's deny rules cannot be read, so agents and the signer deny those bound to it (authz/policy).
+  const until = kind === 'AccessRole' ? '; until then every session of those bound to it is denied' : '';
+  const message = `fix the ${kind}: ${error.issues.map(formatIssue).join('; ')}${until}`;
   return {
     valid: cond(ACCESS_CONDITION.Valid, false, ACCESS_REASON.InvalidSpec, message),
     ready: cond(ACCESS_CONDITION.Ready, false, ACCESS_REASON.InvalidSpec, message),
@@ -208,7 +210,9 @@ export class DatabaseUserReconciler extends AccessStatusReconciler<'DatabaseUser
     if (broken.length) {
       return {
         reason: ACCESS_REASON.RoleInvalid,
-        message: `spec.roles: AccessRole ${quoted(broken)} is invalid: see kubectl describe accessrole ${broken[0]}`,
+        message:
+          `spec.roles: AccessRole ${quoted(broken)} is invalid: see kubectl describe accessrole ${broken[0]}` +
+          ' (a role the schema refuses denies every session of those bound to it until fixed)',
       };
     }
     return undefined;

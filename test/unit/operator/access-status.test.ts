@@ -153,4 +153,18 @@ describe('AccessRole and DatabaseUser status', () => {
       message: expect.stringMatching(/^fix the DatabaseUser: spec\.subjects: /),
     });
   });
+
+  it('an AccessRole the schema refuses says its people are denied until it is fixed', async () => {
+    const users65 = Array.from({ length: 65 }, (_, i) => `u${i}`);
+    const bad = { metadata: { name: 'huge', namespace: NS }, spec: { deny: { databaseUsers: users65 } } };
+    const { deps, role: rec } = setup({ roles: [bad] });
+    await rec.reconcile(`${NS}/huge`);
+    expect(status(deps.writer).conditions[0]).toMatchObject({
+      status: 'False',
+      reason: 'InvalidSpec',
+      message: expect.stringMatching(
+        /^fix the AccessRole: spec\.deny\.databaseUsers: .*every session of those bound to it is denied$/,
+      ),
+    });
+  });
 });
