@@ -6,7 +6,7 @@
 import { secretValues, type Secret } from '../api/agent-config.js';
 import { Database, referencedSecrets } from '../api/database.js';
 import { formatIssue } from '../api/validate.js';
-import { type TokenReviewApi, tokenReviewApi } from '../authn/tokenreview.js';
+import { ReviewRate, type TokenReviewApi, tokenReviewApi } from '../authn/tokenreview.js';
 import { validPolicy } from '../authz/policy.js';
 import { DrawbridgeError, errorMessage } from '../errors.js';
 import type { KubeClient } from '../kube/client.js';
@@ -29,6 +29,8 @@ export interface StateSource {
    * longest-failing watch; 0 while all are open). Meanwhile the agent enforces the state it last saw.
    */
   staleMs?(): number;
+  /** Where the API server is asked (not in a worker): TokenReviews refused by its ReviewRate so far. */
+  reviewsRefused?(): number;
   stop(): Promise<void>;
 }
 
@@ -128,6 +130,7 @@ export async function watchAgentState(opts: {
   };
   const initial = await snapshot();
 
+  const reviews = new ReviewRate(log);
   const listeners: ((next: StateSnapshot) => void)[] = [];
   // Changes arrive in bursts (a GitOps sync applies many objects): coalesce them into one rebuild.
   let timer: NodeJS.Timeout | undefined;
@@ -146,7 +149,8 @@ export async function watchAgentState(opts: {
   return {
     initial,
     onUpdate: (listener) => listeners.push(listener),
-    tokenReview: tokenReviewApi(client),
+    tokenReview: reviews.limit(tokenReviewApi(client)),
+    reviewsRefused: () => reviews.refused,
     staleMs: (now = Date.now()) => longestStale([secrets, databases, roles, users], now),
     async stop() {
       clearTimeout(timer);

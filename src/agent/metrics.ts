@@ -139,7 +139,7 @@ export class AgentMetrics {
   });
 
   // Only the process that watches the API server reports a value (a worker's source has no staleMs).
-  private stateSource: { staleMs?(): number } | undefined;
+  private stateSource: { staleMs?(): number; reviewsRefused?(): number } | undefined;
   readonly stateStale: Gauge = new Gauge({
     name: 'drawbridge_state_stale_seconds',
     help: 'How long the agent has enforced roles, users and Secrets it cannot refresh: its longest-failing watch of the API server (0 while all are open)',
@@ -148,7 +148,14 @@ export class AgentMetrics {
     collect: (): void => this.stateStale.set((this.stateSource?.staleMs?.() ?? 0) / 1000),
   });
 
-  observeState(source: { staleMs?(): number }): void {
+  readonly tokenReviewsRefused: Counter = new Counter({
+    name: 'drawbridge_token_reviews_refused_total',
+    help: 'ServiceAccount tokens not checked: more distinct ones than the agent sends the API server (TokenReviews, 50/s)',
+    registers: [this.registry],
+    collect: (): void => this.sync(this.tokenReviewsRefused, this.stateSource?.reviewsRefused?.()),
+  });
+
+  observeState(source: { staleMs?(): number; reviewsRefused?(): number }): void {
     this.stateSource = source;
   }
 

@@ -10,10 +10,13 @@
 // whose unverified claims already say no (another audience, expired) is refused without a review;
 // concurrent logins with one token share one review; and results are cached, keyed by a hash (never the
 // token): successes briefly (a connection pool opening many sessions costs one review), refusals for
-// a shorter time. Both caches are bounded; the oldest entry goes first.
+// a shorter time. Both caches are bounded; the oldest entry goes first. Made-up tokens are free to
+// make, and each distinct one passes all of that: the process asking the API server (ReviewRate)
+// asks at a bounded rate, so strangers cannot turn the agent into a flood against the API server.
 import { createHash } from 'node:crypto';
 import { SHARED_AUDIENCE } from '../api/runtime.js';
 import { DrawbridgeError, errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { KubeClient } from '../kube/client.js';
 import { collectionPath } from '../kube/resources.js';
 import type { Identity, TokenVerifier } from './identity.js';
@@ -64,6 +67,88 @@ export function tokenReviewApi(client: Pick<KubeClient, 'request'>): TokenReview
     const review = await client.request<{ status?: TokenReviewStatus }>('POST', path, { body });
     return review.status ?? {};
   };
+}
+
+/**
+ * TokenReviews per agent replica: `perSecond` on average, `burst` at once; up to `maxWaiting` more wait
+ * their turn (at 50/s, 200 wait at most 4 s, inside the default authTimeout of 10 s), and any past them
+ * are refused at once. A pool of workloads reconnecting together (one review per token, cached 10 s)
+ * fits; a stranger's stream of distinct made-up tokens gets the same 50/s, not what it sends.
+ */
+export const REVIEW_RATE = { perSecond: 50, burst: 100, maxWaiting: 200 };
+
+/** How often the refusals of a flood are logged (each one is counted). */
+const REFUSAL_LOG_MS = 30_000;
+
+/** Lets TokenReviews through `api` at REVIEW_RATE; counts and logs those it refuses. */
+export class ReviewRate {
+  /** Reviews refused so far (drawbridge_token_reviews_refused_total). */
+  refused = 0;
+  private tokens: number;
+  private filledAt = Date.now();
+  private readonly waiting: (() => void)[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private loggedAt = -Infinity;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly rate = REVIEW_RATE,
+  ) {
+    this.tokens = rate.burst;
+  }
+
+  limit(api: TokenReviewApi): TokenReviewApi {
+    return async (spec) => {
+      await this.turn();
+      return api(spec);
+    };
+  }
+
+  private turn(): Promise<void> {
+    this.refill();
+    if (this.waiting.length === 0 && this.tokens >= 1) {
+      this.tokens--;
+      return Promise.resolve();
+    }
+    if (this.waiting.length >= this.rate.maxWaiting) return Promise.reject(this.refuse());
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.timer ??= setTimeout(this.drain, 1000 / this.rate.perSecond);
+    });
+  }
+
+  private readonly drain = (): void => {
+    this.timer = undefined;
+    this.refill();
+    for (; this.tokens >= 1 && this.waiting.length > 0; this.tokens--) this.waiting.shift()!();
+    if (this.waiting.length > 0) this.timer = setTimeout(this.drain, 1000 / this.rate.perSecond);
+  };
+
+  private refill(): void {
+    const now = Date.now();
+    this.tokens = Math.min(
+      this.rate.burst,
+      this.tokens + ((now - this.filledAt) * this.rate.perSecond) / 1000,
+    );
+    this.filledAt = now;
+  }
+
+  private refuse(): DrawbridgeError {
+    this.refused++;
+    const { perSecond, maxWaiting } = this.rate;
+    if (Date.now() - this.loggedAt >= REFUSAL_LOG_MS) {
+      this.loggedAt = Date.now();
+      this.log.warn(
+        { refused: this.refused, perSecond, maxWaiting },
+        'TokenReviews refused: more distinct tokens than the agent checks (drawbridge_token_reviews_refused_total)',
+      );
+    }
+    return new DrawbridgeError(
+      'AUTHN_FAILED',
+      `the agent checks at most ${perSecond} ServiceAccount tokens a second and ${maxWaiting} are waiting: this one was not checked`,
+      'retry in a few seconds; a lasting flood of made-up tokens shows in drawbridge_token_reviews_refused_total',
+    );
+  }
 }
 
 /** A token refusal, with its reason for the metric and audit. */

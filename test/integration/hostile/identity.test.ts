@@ -4,24 +4,30 @@
  * and strangers sending made-up tokens must not turn each login into a TokenReview (counted in the
  * API server's own audit log).
  */
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect as tcpConnect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { workloadAudience } from '../../../src/api/runtime.js';
+import { SSL_REQUEST, passwordMessage, startupMessage } from '../../../src/engines/postgres/serializer.js';
 import { agentName } from '../../../src/operator/names.js';
 import { certificateDer } from '../../../src/pki/ca.js';
 import { certificateSubject } from '../../../src/pki/subject.js';
 import { type PostgresServer, startPostgres } from '../../support/postgres.js';
 import { NS, PASSWORDS, accessDocs, database, secret } from '../operator/docs.js';
 import { CONTROLLER_NS, type OperatorEnv, eventually, startOperatorEnv } from '../operator/fixture.js';
-import { people } from '../operator/people.js';
+import { agentHost, people } from '../operator/people.js';
+import { pgAnswer } from './pg-answer.js';
 
 let env: OperatorEnv;
 let postgres: PostgresServer;
 let dir: string;
 let endpoint: string;
 let who: ReturnType<typeof people>;
+let caPem: string;
 const auditLog = () => path.join(dir, 'apiserver-audit.jsonl');
 
 /** TokenReviews the agent of `orders` has made so far, from the API server's audit log. */
@@ -35,16 +41,45 @@ async function tokenReviews(): Promise<number> {
     .filter((e) => e.objectRef?.resource === 'tokenreviews' && e.user?.username === agent).length;
 }
 
-/** A JWT with the claims of a token for `app` and the audience of `orders`, and a signature nobody made. */
-function forgedToken(): string {
+/**
+ * A JWT with the claims of a token for `app` and the audience of `orders`, and a signature nobody made;
+ * `jti` varies it.
+ */
+function forgedToken(jti = 0): string {
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const claims = {
+    jti: String(jti),
     aud: [workloadAudience(NS, 'orders')],
     exp: Math.floor(Date.now() / 1000) + 3600,
     iss: 'https://kubernetes.default.svc',
     sub: `system:serviceaccount:${NS}:app`,
   };
   return `${b64({ alg: 'RS256', kid: 'x' })}.${b64(claims)}.${Buffer.alloc(256, 7).toString('base64url')}`;
+}
+
+/** A workload's connection, without a certificate, that the agent has asked for its password (the token). */
+async function askedForPassword(): Promise<TLSSocket> {
+  const [host, port] = endpoint.split(':');
+  const raw = tcpConnect({ host, port: Number(port) });
+  await once(raw, 'connect');
+  raw.write(SSL_REQUEST);
+  await once(raw, 'data');
+  const tls = tlsConnect({ socket: raw, ca: caPem, servername: agentHost('orders') });
+  await once(tls, 'secureConnect');
+  tls.write(
+    startupMessage([
+      ['user', 'carol'],
+      ['database', 'orders'],
+    ]),
+  );
+  await once(tls, 'data'); // AuthenticationCleartextPassword
+  return tls;
+}
+
+/** Sends `token` as the password: the agent's error message, 'ok', or 'closed'. */
+async function answer(tls: TLSSocket, token: string): Promise<string> {
+  tls.write(passwordMessage(token));
+  return pgAnswer(tls, 0x52, 'ok');
 }
 
 /** `n` logins with `password`, at most 10 at a time; resolves to each one's error message (or 'ok'). */
@@ -100,7 +135,8 @@ beforeAll(async () => {
   const cm = await eventually('CA ConfigMap', () =>
     env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
   );
-  who = people(env, cm.data['ca.crt']!);
+  caPem = cm.data['ca.crt']!;
+  who = people(env, caPem);
   endpoint = await env.nodeAgent.waitForEndpoint(NS, agentName('orders'), 90_000);
 });
 
@@ -158,6 +194,24 @@ describe('TokenReview', () => {
     expect(new Set(results)).toEqual(new Set([expect.stringMatching(/token was refused/)]));
     await new Promise((r) => setTimeout(r, 1000)); // the audit log is written as requests complete
     expect((await tokenReviews()) - before).toBeLessThanOrEqual(2);
+  });
+
+  it('asks the API server at a bounded rate however many distinct made-up tokens strangers send', async () => {
+    // Each token is new, so neither the cache nor a shared review helps: without a bound, every login
+    // was a TokenReview. 500 connections asked for their password, then 500 tokens at once: 100 are
+    // asked, 200 wait their turn at 50/s, the rest are refused.
+    const before = await tokenReviews();
+    const n = 500;
+    const waiting = await Promise.all(Array.from({ length: n }, askedForPassword));
+    const results = await Promise.all(waiting.map((tls, i) => answer(tls, forgedToken(i + 1))));
+    const refused = results.filter((r) => /checks at most 50 ServiceAccount tokens a second/.test(r));
+    expect(refused.length).toBeGreaterThan(0);
+    // The waiting ones are asked within 4 s: the audit log has them all after that.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect((await tokenReviews()) - before).toBeLessThanOrEqual(n - refused.length);
+    const files = env.nodeAgent.logs(NS, agentName('orders'));
+    const logs = (await Promise.all(files.map((f) => readFile(f, 'utf8')))).join('');
+    expect(logs).toContain('drawbridge_token_reviews_refused_total');
   });
 
   it('refuses a token for another audience from its claims, without asking', async () => {

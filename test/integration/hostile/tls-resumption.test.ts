@@ -17,12 +17,11 @@
 import { type Socket, connect as tcpConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeErrorFields } from '../../../src/engines/postgres/decoders.js';
-import { BACKEND_LIMITS, HandshakeBuffer } from '../../../src/engines/postgres/parser.js';
 import { SSL_REQUEST, startupMessage } from '../../../src/engines/postgres/serializer.js';
 import type { WorkersAgent } from '../../support/agent-workers.js';
 import { olderNode } from '../../support/older-node.js';
 import { type Fixture, type Person, startFixture, startWorkersAgentFor } from '../postgres/fixture.js';
+import { pgAnswer } from './pg-answer.js';
 
 const node = olderNode();
 let f: Fixture;
@@ -53,19 +52,7 @@ async function startupOutcome(tls: TLSSocket): Promise<string> {
       ['database', 'orders'],
     ]),
   );
-  const buffer = new HandshakeBuffer();
-  const outcome = await new Promise<string>((resolve) => {
-    tls.on('data', (chunk: Buffer) => {
-      buffer.push(chunk);
-      for (let m = buffer.message(BACKEND_LIMITS); m; m = buffer.message(BACKEND_LIMITS)) {
-        if (m.code === 0x45) resolve(decodeErrorFields(m.body).message ?? 'error');
-        if (m.code === 0x5a) resolve('ready');
-      }
-    });
-    tls.once('close', () => resolve('closed'));
-  });
-  tls.destroy();
-  return outcome;
+  return pgAnswer(tls, 0x5a, 'ready');
 }
 
 interface Attempt {

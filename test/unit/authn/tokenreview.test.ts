@@ -1,6 +1,13 @@
-import { describe, expect, it } from 'vitest';
-import { TokenReviewVerifier, tokenExpiry, tokenReviewApi } from '../../../src/authn/tokenreview.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  REVIEW_RATE,
+  ReviewRate,
+  TokenReviewVerifier,
+  tokenExpiry,
+  tokenReviewApi,
+} from '../../../src/authn/tokenreview.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
+import { createLogger } from '../../../src/log.js';
 import type { KubeClient } from '../../../src/kube/client.js';
 import { KubeApiError } from '../../../src/kube/errors.js';
 
@@ -156,5 +163,51 @@ describe('TokenReviewVerifier', () => {
       await v.verify(token).catch(() => undefined);
       expect(calls).toHaveLength(2);
     });
+  });
+});
+
+describe('ReviewRate', () => {
+  const refused = { authenticated: false, error: 'invalid bearer token' };
+  afterEach(() => vi.useRealTimers());
+
+  it('asks the API server at most its rate, however many distinct tokens strangers send', async () => {
+    vi.useFakeTimers();
+    const { client, calls } = fakeApi(refused);
+    const { burst, perSecond, maxWaiting } = REVIEW_RATE;
+    const rate = new ReviewRate(createLogger('unit', 'silent'));
+    const v = new TokenReviewVerifier(rate.limit(tokenReviewApi(client)), { audience: AUD });
+    const n = burst + maxWaiting + 50;
+    const results = Array.from({ length: n }, (_, i) =>
+      v.verify(jwt(soon(), [AUD], `stranger-${i}`)).then(
+        () => 'ok',
+        (e: unknown) => (e as Error).message,
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    // The burst is asked at once; the next maxWaiting wait their turn; the rest are refused now.
+    expect(calls).toHaveLength(burst);
+    expect(rate.refused).toBe(50);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls.length).toBeGreaterThanOrEqual(burst + perSecond - 1);
+    expect(calls.length).toBeLessThanOrEqual(burst + perSecond);
+    await vi.advanceTimersByTimeAsync((maxWaiting / perSecond) * 1000);
+    expect(calls).toHaveLength(burst + maxWaiting);
+    const texts = await Promise.all(results);
+    expect(texts.filter((t) => /checks at most 50 ServiceAccount tokens a second/.test(t))).toHaveLength(50);
+    expect(texts.filter((t) => /token was refused/.test(t))).toHaveLength(burst + maxWaiting);
+  });
+
+  it('costs a cached or shared review nothing', async () => {
+    const { client, calls } = fakeApi({ authenticated: true, user, audiences: [AUD] });
+    const rate = new ReviewRate(createLogger('unit', 'silent'), { perSecond: 1, burst: 1, maxWaiting: 0 });
+    const v = new TokenReviewVerifier(rate.limit(tokenReviewApi(client)), { audience: AUD });
+    const token = jwt(soon());
+    await Promise.all(Array.from({ length: 5 }, () => v.verify(token)));
+    await v.verify(token);
+    expect(calls).toHaveLength(1);
+    expect(rate.refused).toBe(0);
+    const other = await v.verify(jwt(soon(), [AUD], 'other')).catch((e: unknown) => e);
+    expect(isDrawbridgeError(other, 'AUTHN_FAILED')).toBe(true);
+    expect(rate.refused).toBe(1);
   });
 });
