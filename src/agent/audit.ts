@@ -4,14 +4,16 @@
 //   required (default)  the sink failing, or more than its bound behind, holds the sessions: they stop
 //                       reading client input (`held`, `whenWritable`) until it catches up, and end with
 //                       AUDIT_UNAVAILABLE if that lasts past the stall timeout. No event is dropped
-//                       unless twice the bound is waiting (sessions already held): that is counted too.
+//                       unless twice the bound is waiting (sessions already held): that is counted, and
+//                       emit's `false` ends the session instead of running what was not recorded.
 //   best-effort         sessions go on; events past the bound are dropped and counted.
 // Either way memory stays bounded, every write error is logged and counted, and nothing is silent.
-import { createHash } from 'node:crypto';
 import type { AuditMode } from '../api/database.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditFile } from './audit-file.js';
+
+export { auditValue, cutMark } from './audit-value.js';
 
 export type AuditEventType =
   | 'session.start'
@@ -68,13 +70,14 @@ export interface AuditStats {
 }
 
 export interface AuditSink {
-  emit(event: AuditEvent): void;
+  /** `false`: required mode dropped the event; what it records must not run (auditOverflow). */
+  emit(event: AuditEvent): boolean | void;
   /**
    * The fast path for events written per command or statement (both engines): the same, serialized
    * by `writer` straight into the sink's own buffer. `now`: the event's time (Date.now()) when the
    * caller has it already, e.g. one clock read for all the commands of one socket read.
    */
-  emitWith?(maxBytes: number, writer: AuditEventWriter, now?: number): void;
+  emitWith?(maxBytes: number, writer: AuditEventWriter, now?: number): boolean | void;
   /** Required mode, sink failing or behind: sessions must not read more client input for now. */
   readonly held?: boolean;
   /** Calls `resume()` once the sink takes events again, or `resume(err)` when the stall lasted too long. */
@@ -174,22 +177,22 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     this.update();
   }
 
-  emit(event: AuditEvent): void {
+  emit(event: AuditEvent): boolean {
     if (this.refusing) return this.drop();
     // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
     const json = JSON.stringify(event);
     const batch = this.begin(json.length * MAX_BYTES_PER_UNIT, Date.now());
-    this.end(writeJsonFields(batch, this.used, json));
+    return this.end(writeJsonFields(batch, this.used, json));
   }
 
-  emitWith(maxBytes: number, writer: AuditEventWriter, now = Date.now()): void {
+  emitWith(maxBytes: number, writer: AuditEventWriter, now = Date.now()): boolean {
     if (this.refusing) return this.drop();
     if (!writer.writeAuditLine) {
       const batch = this.begin(maxBytes, now);
       return this.end(writer.writeAuditEvent(batch, this.used));
     }
     const batch = this.begin(maxBytes, now, false);
-    this.end(writer.writeAuditLine(batch, this.used, this.clock));
+    return this.end(writer.writeAuditLine(batch, this.used, this.clock));
   }
 
   whenWritable(resume: (err?: DrawbridgeError) => void): void {
@@ -237,12 +240,13 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     return spare;
   }
 
-  /** Ends the line written up to `at`. */
-  private end(at: number): void {
+  /** Ends the line written up to `at`: it is queued. */
+  private end(at: number): true {
     this.batch![at] = 0x0a;
     this.used = at + 1;
     if (this.used >= this.flushBytes) this.flush();
     else if (!this.flushArmed) this.armFlush();
+    return true;
   }
 
   private armFlush(): void {
@@ -315,7 +319,7 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
     for (const resume of waiters) resume(this.stalled);
   }
 
-  private drop(): void {
+  private drop(): boolean {
     this.dropped++;
     if (this.droppedLogged === 0 || Date.now() - this.droppedLogged > RELOG_MS) {
       this.droppedLogged = Date.now();
@@ -329,6 +333,7 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
         'audit events dropped: the audit log is not keeping up (drawbridge_audit_events_dropped_total)',
       );
     }
+    return this.guarantee.mode !== 'required';
   }
 
   private failed(err: NodeJS.ErrnoException): void {
@@ -386,21 +391,4 @@ export function writeJsonFields(buf: Buffer, at: number, json: string): number {
   const end = at + buf.write(json, at, 'utf8');
   buf[at] = 0x2c; // ,
   return end;
-}
-
-/**
- * Long values are cut, with their size in bytes and the SHA-256 of the whole value (hex), so audit logs
- * stay readable and a value can still be matched against a known text.
- */
-export function auditValue(value: string | Buffer, max: number): string {
-  if (value.length <= max) return typeof value === 'string' ? value : value.toString('utf8');
-  const head = typeof value === 'string' ? value.slice(0, max) : value.subarray(0, max).toString('utf8');
-  return head + cutMark(value);
-}
-
-/** What follows a cut value's head: `…[N bytes sha256:<hex>]` (nothing in it needs JSON escaping). */
-export function cutMark(value: string | Buffer): string {
-  const hash = createHash('sha256').update(value).digest('hex');
-  const bytes = typeof value === 'string' ? Buffer.byteLength(value) : value.length;
-  return `…[${bytes} bytes sha256:${hash}]`;
 }

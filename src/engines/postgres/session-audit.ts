@@ -10,10 +10,19 @@ import {
   MAX_BYTES_PER_UNIT,
   writeJsonFields,
 } from '../../agent/audit.js';
+import { auditOverflow } from '../../agent/audit-hold.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import type { QueryEventFields } from './audit.js';
 import { type PlainValues, writePlainQuery } from './plain-query.js';
 import type { StatementInfo } from './statements.js';
+
+/**
+ * A statement whose event required mode dropped must not reach the server: thrown through the
+ * message scanner, it ends the session before the chunk holding the statement is relayed.
+ */
+function mustRun(queued: boolean | void): void {
+  if (queued === false) throw auditOverflow();
+}
 
 /** What precedes a whole simple Query's text (JSON) in its `query` event. */
 const QUERY_KEY = Buffer.from(',"query":');
@@ -77,40 +86,42 @@ export class SessionAudit implements AuditEventWriter {
    */
   query(fields: QueryEventFields): void {
     const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('query', fields);
+    if (!audit.emitWith) return mustRun(this.emit('query', fields));
     this.queryFields = JSON.stringify(fields);
-    audit.emitWith(this.prefix().bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT, this);
+    const queued = audit.emitWith(
+      this.prefix().bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT,
+      this,
+    );
     this.queryFields = '';
+    mustRun(queued);
   }
 
   /** A whole simple Query: the same bytes as query()'s, without a fields object to build and walk. */
   text(query: string): void {
     const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('query', { query });
+    if (!audit.emitWith) return mustRun(this.emit('query', { query }));
     this.writeValue(this.prefix().withQueryKey, JSON.stringify(query));
   }
 
   /** A whole simple Query of plain text: text()'s bytes, the text copied from the message. */
   plain(body: Buffer, length: number): void {
     const audit = this.agent.audit;
-    if (!audit.emitWith) return this.emit('query', { query: body.toString('latin1', 0, length) });
+    if (!audit.emitWith) return mustRun(this.emit('query', { query: body.toString('latin1', 0, length) }));
     const head = (this.eventHead = this.prefix().withQueryKey);
     this.plainBody = body;
     this.plainLength = length;
-    audit.emitWith(head.length + length + 3, this);
+    const queued = audit.emitWith(head.length + length + 3, this);
     this.eventHead = undefined;
     this.plainBody = undefined;
+    mustRun(queued);
   }
 
   /** A Bind of a known statement: the same bytes as query()'s, the statement's part cached. */
   bind(info: StatementInfo, statement: string | undefined, parameters: string): void {
     const audit = this.agent.audit;
     if (!audit.emitWith) {
-      return this.emit('query', {
-        query: info.text,
-        statement,
-        parameters: JSON.parse(parameters) as unknown,
-      });
+      const event = { query: info.text, statement, parameters: JSON.parse(parameters) as unknown };
+      return mustRun(this.emit('query', event));
     }
     this.writeValue(this.bindHeadOf(info, statement), parameters);
   }
@@ -121,9 +132,10 @@ export class SessionAudit implements AuditEventWriter {
     if (!audit.emitWith) return this.bind(info, statement, values.json());
     const head = (this.eventHead = this.bindHeadOf(info, statement));
     this.plainValues = values;
-    audit.emitWith(head.length + values.jsonBytes + 1, this);
+    const queued = audit.emitWith(head.length + values.jsonBytes + 1, this);
     this.eventHead = undefined;
     this.plainValues = undefined;
+    mustRun(queued);
   }
 
   /** The event of a Bind of `info` up to its parameters, kept for the next Binds of the same. */
@@ -151,9 +163,10 @@ export class SessionAudit implements AuditEventWriter {
   private writeValue(head: Buffer, json: string): void {
     this.eventHead = head;
     this.queryFields = json;
-    this.agent.audit.emitWith!(head.length + json.length * MAX_BYTES_PER_UNIT + 1, this);
+    const queued = this.agent.audit.emitWith!(head.length + json.length * MAX_BYTES_PER_UNIT + 1, this);
     this.eventHead = undefined;
     this.queryFields = '';
+    mustRun(queued);
   }
 
   /** The session's own fields of `query` events, serialized once (per database name). */
@@ -189,8 +202,9 @@ export class SessionAudit implements AuditEventWriter {
     return at + 1;
   }
 
-  emit(type: AuditEventType, fields: Record<string, unknown>): void {
-    this.agent.audit.emit(this.event(type, fields));
+  /** False: required mode dropped it (see AuditSink.emit). */
+  emit(type: AuditEventType, fields: Record<string, unknown>): boolean {
+    return this.agent.audit.emit(this.event(type, fields)) !== false;
   }
 
   private event(type: AuditEventType, fields: Record<string, unknown>): AuditEvent {

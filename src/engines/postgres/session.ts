@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { AuditHold } from '../../agent/audit-hold.js';
+import { AuditHold, auditOverflow } from '../../agent/audit-hold.js';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
@@ -104,7 +104,7 @@ export class PostgresSession implements LiveSession {
     this.backend.on('data', this.relayToClient);
     this.client.once('close', () => this.closed('client disconnected'));
     this.backend.once('close', () => this.closed('the database closed the connection'));
-    this.events.emit('session.start', startFields);
+    if (!this.events.emit('session.start', startFields)) return this.terminate(auditOverflow());
     if (backendRest.length > 0) this.relayToClient(backendRest);
     if (clientRest.length > 0) this.relayToBackend(clientRest);
     if (!this.ending) {

@@ -1,6 +1,7 @@
 // Commands the agent answers or completes itself, because relaying them as they are would break the
 // session's guarantees: AUTH/HELLO change who the session is, RESET logs the backend connection out,
 // QUIT ends the session, and SYNC/PSYNC or CLIENT REPLY OFF would stop replies matching commands.
+import { auditOverflow } from '../../agent/audit-hold.js';
 import { auditArgs } from './audit.js';
 import { parseAuth, parseHello } from './client-auth.js';
 import { type RedisCommand, agentCommand } from './parser.js';
@@ -21,7 +22,9 @@ function auth(s: RedisSession, cmd: RedisCommand): void {
   if (s.inMulti) return refuse(s, notInMulti('AUTH'));
   s.runExclusive(async () => {
     await s.login.auth(req);
-    s.audit.emit('command', { command: 'auth', args: auditArgs(cmd, s.audit.max) });
+    // Dropped (required mode, the log far behind): the session, now another user's, goes no further.
+    if (!s.audit.emit('command', { command: 'auth', args: auditArgs(cmd, s.audit.max) }))
+      return s.terminate(auditOverflow());
     s.replies.push(OK);
   });
 }
@@ -54,7 +57,8 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   if (!auth) return s.commands.forward(relay, hooks);
   s.runExclusive(async () => {
     await s.login.auth(auth, protover);
-    s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] });
+    if (!s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] }))
+      return s.terminate(auditOverflow());
     s.commands.forward(relay, hooks);
   });
 }

@@ -74,8 +74,8 @@ export class SessionAudit implements AuditEventWriter {
     return this.s.agent.state.database.spec.audit.maxValueLength;
   }
 
-  /** The per-command event, written for every command relayed. */
-  command(cmd: RedisCommand): void {
+  /** The per-command event, written for every command relayed; false: dropped, it must not run (auditOverflow). */
+  command(cmd: RedisCommand): boolean {
     const { user, dbUser } = this.s.login;
     const database = this.s.agent.state.database.metadata.name;
     const max = this.max;
@@ -97,8 +97,9 @@ export class SessionAudit implements AuditEventWriter {
       cmd.name === this.lastName ? this.lastHead : this.head(cmd.name, e.prefix));
     this.audited = cmd;
     this.auditedMax = max;
-    audit.emitWith(head.head.length + room + 1, this, this.readAt || Date.now());
+    const queued = audit.emitWith(head.head.length + room + 1, this, this.readAt || Date.now());
     this.audited = undefined;
+    return queued !== false;
   }
 
   /** The event's head for command `name` with the session's fields `prefix`. */
@@ -130,8 +131,9 @@ export class SessionAudit implements AuditEventWriter {
     return at + 1;
   }
 
-  emit(type: AuditEventType, fields: Record<string, unknown>): void {
-    this.s.agent.audit.emit(Object.assign(this.event(type), fields));
+  /** False: required mode dropped it (see AuditSink.emit). */
+  emit(type: AuditEventType, fields: Record<string, unknown>): boolean {
+    return this.s.agent.audit.emit(Object.assign(this.event(type), fields)) !== false;
   }
 
   /** The fields every audit event of this session carries. */

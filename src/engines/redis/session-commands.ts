@@ -4,6 +4,7 @@
 // refusal inside a transaction makes its EXEC abort, as a queueing error does in Redis. A command
 // decided under one grant but run after a policy change (after a guard's backend check, queued in
 // MULTI, behind a blocking command) is decided again under the new one.
+import { auditOverflow } from '../../agent/audit-hold.js';
 import { type CommandDecision, type CommandDenial, CommandPolicy } from '../../authz/commands.js';
 import type { Decision } from '../../authz/engine.js';
 import { auditArgs } from './audit.js';
@@ -135,8 +136,8 @@ export class SessionCommands {
     if (guarded === undefined) return this.relay(cmd, hooks);
     if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, 'arguments');
     if ('answer' in guarded) {
+      if (!s.audit.command(cmd)) return s.terminate(auditOverflow());
       this.relayed++;
-      s.audit.command(cmd);
       return void s.replies.push(guarded.answer);
     }
     this.checkThenRelay(cmd, guarded, hooks);
@@ -253,8 +254,8 @@ export class SessionCommands {
     if (this.blockedSeq >= 0 && this.stillBlocked() && cmd.name !== this.behind[this.behind.length - 1]) {
       this.behind.push(cmd.name);
     }
+    if (!this.s.audit.command(cmd)) return this.s.terminate(auditOverflow());
     this.relayed++;
-    this.s.audit.command(cmd);
     if (this.inMulti || cmd.name === 'multi') {
       if (cmd.name === 'exec' && this.multiDirty) return this.abortExec();
       this.trackTransaction(cmd.name);

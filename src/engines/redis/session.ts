@@ -3,7 +3,7 @@
 // QUIT and RESET are answered (or completed) by the agent because they change who the session is;
 // everything else is relayed as the exact bytes the client sent.
 import type { TLSSocket } from 'node:tls';
-import { AuditHold } from '../../agent/audit-hold.js';
+import { AuditHold, auditOverflow } from '../../agent/audit-hold.js';
 import { type LiveSession, newSessionId, revoked } from '../../agent/sessions.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
@@ -344,7 +344,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     this.startedAt = Date.now();
     this.agent.metrics.sessionOutcome('redis', 'established', this.openedAt);
     this.agent.metrics.sessionsActive.inc({ protocol: 'redis' });
-    this.audit.emit('session.start', fields);
+    if (!this.audit.emit('session.start', fields)) this.terminate(auditOverflow());
   }
 
   errorBytes(err: unknown): Buffer {
