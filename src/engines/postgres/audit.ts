@@ -4,7 +4,7 @@
 // about to run with its parameters) and per FunctionCall, before the message reaches the database.
 // Values are redacted (role passwords, redact.ts) and cut past the Database's
 // spec.audit.maxValueLength, with the SHA-256 of the full text.
-import { auditValue } from '../../agent/audit.js';
+import { auditValue, cutMark } from '../../agent/audit.js';
 import {
   ValueCursor,
   decodeBindNames,
@@ -329,7 +329,10 @@ function statementFields(name: string, resolved: StatementInfo | UnknownStatemen
   };
 }
 
-/** Text parameters as text (cut by auditValue); binary ones as hex, at most BINARY_SHOWN bytes shown. */
+/**
+ * Text parameters as text (cut by auditValue); binary ones as hex, at most BINARY_SHOWN bytes shown
+ * (then cutMark's size and SHA-256).
+ */
 export function formatParam(value: Buffer, binary: boolean, max: number): string {
   return formatParamAt(value, 0, value.length, binary, max);
 }
@@ -340,5 +343,6 @@ function formatParamAt(buf: Buffer, start: number, end: number, binary: boolean,
   if (!binary)
     return length <= max ? buf.toString('utf8', start, end) : auditValue(buf.subarray(start, end), max);
   const shown = '\\x' + buf.toString('hex', start, Math.min(end, start + BINARY_SHOWN));
-  return length > BINARY_SHOWN ? `${shown}…[${length} bytes]` : shown;
+  // Cut, the whole value is still pinned by its hash: a text value sent in binary is the same bytes.
+  return length > BINARY_SHOWN ? shown + cutMark(buf.subarray(start, end)) : shown;
 }
