@@ -340,8 +340,11 @@ export function formatParam(value: Buffer, binary: boolean, max: number): string
 /** formatParam of the bytes from `start` to `end` of `buf`, without a view of them when short. */
 function formatParamAt(buf: Buffer, start: number, end: number, binary: boolean, max: number): string {
   const length = end - start;
-  if (!binary)
-    return length <= max ? buf.toString('utf8', start, end) : auditValue(buf.subarray(start, end), max);
+  if (!binary) {
+    const text = length <= max ? buf.toString('utf8', start, end) : '\ufffd';
+    // Not UTF-8 (a client_encoding other than UTF8): auditValue adds the hash that tells bytes apart.
+    return text.includes('\ufffd') ? auditValue(buf.subarray(start, end), max) : text;
+  }
   const shown = '\\x' + buf.toString('hex', start, Math.min(end, start + BINARY_SHOWN));
   // Cut, the whole value is still pinned by its hash: a text value sent in binary is the same bytes.
   return length > BINARY_SHOWN ? shown + cutMark(buf.subarray(start, end)) : shown;

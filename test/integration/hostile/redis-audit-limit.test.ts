@@ -25,10 +25,19 @@ afterAll(async () => {
 const sha = (v: string) => createHash('sha256').update(v).digest('hex');
 let keys = 0;
 
+/** RESP for SET `key` `value`, the value as given (bytes that are not UTF-8 too). */
+const setBytes = (key: string, value: Buffer) =>
+  Buffer.concat([
+    Buffer.from(`*3\r\n$3\r\nSET\r\n$${key.length}\r\n${key}\r\n$${value.length}\r\n`),
+    value,
+    Buffer.from('\r\n'),
+  ]);
+
 /** Runs SET key value through the agent; returns the value as its `command` event shows it. */
-async function auditedValue(value: string): Promise<string> {
+async function auditedValue(value: string | Buffer): Promise<string> {
   const key = `audit-limit-${keys++}`;
-  expect(await exchange(ops, pipeline([['SET', key, value]]), 1)).toEqual(['OK']);
+  const set = typeof value === 'string' ? pipeline([['SET', key, value]]) : setBytes(key, value);
+  expect(await exchange(ops, set, 1)).toEqual(['OK']);
   for (let i = 0; ; i++) {
     const event = (await f.agent.auditEvents()).find(
       (e) => e.type === 'command' && e.command === 'set' && (e.args as string[])[0] === key,
@@ -67,6 +76,19 @@ describe('long values in Redis audit events', () => {
     expect(await auditedValue(long)).toBe(`${long.slice(0, 4096)}…[5000 bytes sha256:${sha(long)}]`);
     const unicode = 'é'.repeat(2500); // 5000 bytes: cut by bytes, hashed whole
     expect(await auditedValue(unicode)).toBe(`${'é'.repeat(2048)}…[5000 bytes sha256:${sha(unicode)}]`);
+  });
+
+  it('that are not UTF-8 are told apart: the SHA-256 of their bytes follows what UTF-8 makes of them', async () => {
+    const shown = await Promise.all(
+      [[0xff], [0xfe], [0xef, 0xbf, 0xbd], [0x61, 0xc3]].map((b) => auditedValue(Buffer.from(b))),
+    );
+    const shaOf = (b: number[]) => createHash('sha256').update(Buffer.from(b)).digest('hex');
+    expect(shown).toEqual([
+      `\ufffd…[1 bytes sha256:${shaOf([0xff])}]`,
+      `\ufffd…[1 bytes sha256:${shaOf([0xfe])}]`,
+      '\ufffd', // the character U+FFFD itself, valid UTF-8
+      `a\ufffd…[2 bytes sha256:${shaOf([0x61, 0xc3])}]`,
+    ]);
   });
 
   it('follow spec.audit.maxValueLength, at once for open sessions', async () => {

@@ -389,6 +389,12 @@ describe('QueryAuditor', () => {
     expect(JSON.stringify(events)).not.toMatch(/hunter/);
   });
 
+  it('tells text values that are not UTF-8 apart by the SHA-256 of their bytes', () => {
+    const ff = Buffer.from([0x61, 0xff]);
+    expect(formatParam(ff, false, 256)).toBe(`a\ufffd${cutMark(ff)}`);
+    expect(formatParam(Buffer.from('a\ufffd'), false, 256)).toBe('a\ufffd'); // the character itself
+  });
+
   it('cuts long values at the limit, with the SHA-256 of the whole value', () => {
     expect(formatParam(Buffer.from('a'.repeat(300)), false, 256)).toMatch(
       /^a{256}…\[300 bytes sha256:[0-9a-f]{64}\]$/,
