@@ -249,6 +249,9 @@ export class PostgresEngine implements Engine {
         clientAddress: `${tls.remoteAddress}:${tls.remotePort}`,
         // The server's process id: pg_stat_activity.pid, and the key the client was given.
         backendPid: key.processId,
+        // What the server was told besides user and database (`options=-c search_path=…`): it shapes
+        // what every statement of the session does. At most the 10000-byte startup packet.
+        startupParameters: Object.fromEntries(request.forward),
       },
       // Not a closure over this function's scope: that would keep the whole handshake alive per session.
       onEnd: this.cancelKeys.releaser(key),
