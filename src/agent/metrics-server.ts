@@ -11,6 +11,14 @@ import type { Registry } from 'prom-client';
 const { createServer } = createRequire(import.meta.url)('node:http') as typeof Http;
 
 /**
+ * Scrapers and probes send their request at once and are answered at once. Node closes a connection
+ * that sends nothing at all only once it sends something (headersTimeout counts from the first byte):
+ * anyone who reaches the port could hold sockets open by the thousand. One idle, or trickling its
+ * headers, for this long is closed.
+ */
+const IDLE_MS = 10_000;
+
+/**
  * `metrics`: the agent's or the controller's (anything with a prom-client registry, or what reads like
  * one: the agent's worker pool sums its workers'). `ready`: /healthz answers 503 while it is false;
  * /livez answers 200 while the process can answer at all.
@@ -24,7 +32,8 @@ export function serveMetrics(
   setting = "--metrics, or spec.metrics in a standalone agent's config",
 ): Promise<Http.Server> {
   const i = listen.lastIndexOf(':');
-  const server = createServer((req, res) => {
+  const timeouts = { headersTimeout: IDLE_MS, requestTimeout: IDLE_MS, connectionsCheckingInterval: 1_000 };
+  const server = createServer(timeouts, (req, res) => {
     // Liveness: the process's event loop still answers. Never /healthz, which is 503 while the agent
     // drains or its workers restart: a liveness probe on it would kill pods for doing their job.
     if (req.url === '/livez') {
@@ -53,6 +62,8 @@ export function serveMetrics(
       },
     );
   });
+  // With no 'timeout' listener, a socket idle this long is destroyed.
+  server.setTimeout(IDLE_MS);
   return new Promise((resolve, reject) => {
     const failed = (err: unknown) => reject(listenError(err, 'metrics and probes', listen, setting));
     server.once('error', failed);

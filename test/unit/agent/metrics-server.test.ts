@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { serveMetrics } from '../../../src/agent/metrics-server.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
@@ -41,4 +41,22 @@ it('names a taken address and the setting to change, instead of throwing from an
     `cannot listen on ${taken} for metrics and probes: the port is in use by another process`,
   );
   expect((err as { hint?: string }).hint).toBe('stop what holds it, or choose a free port (--health-listen)');
+});
+
+it('closes a connection that sends nothing, or trickles its headers, and still answers scrapes', async () => {
+  const server = await serveMetrics('127.0.0.1:0', { registry }, createLogger('test', 'silent'));
+  servers.push(server);
+  const { port } = server.address() as AddressInfo;
+  const closed = (write?: string) => {
+    const s = connect(port, '127.0.0.1', () => write && s.write(write));
+    s.on('error', () => undefined);
+    const trickle = setInterval(() => write && !s.destroyed && s.write('x-a: b\r\n'), 1000);
+    return new Promise<boolean>((resolve) => s.once('close', () => resolve(true))).finally(() =>
+      clearInterval(trickle),
+    );
+  };
+  // Before, neither was ever closed (the sender of nothing) or only after 60-90 s (the trickler).
+  const [idle, trickler] = [closed(), closed('GET /metrics HTTP/1.1\r\n')];
+  expect(await get(port, '/metrics')).toEqual([200, 'up 1\n']);
+  expect(await Promise.all([idle, trickler])).toEqual([true, true]);
 });
