@@ -72,6 +72,8 @@ export class PostgresSession implements LiveSession {
   /** The client sent Terminate: whichever socket closes first, the client ended the session. */
   private clientTerminated = false;
   private auditHold: AuditHold | undefined;
+  /** A client chunk failed to scan and was not relayed: the backend may be inside a message. */
+  private frontendCut = false;
   private readonly roundTrips: LatencySeries;
   /** performance.now() when the round trip in flight began (Query or Sync); 0 when none is. */
   private roundTripAt = 0;
@@ -170,6 +172,8 @@ export class PostgresSession implements LiveSession {
       scanner.scan(chunk, onMessage);
       return true;
     } catch (err) {
+      // The chunk is not relayed: the server may hold the head of the message that failed.
+      if (scanner === this.frontend) this.frontendCut = true;
       this.fail(err);
       return false;
     }
@@ -227,9 +231,13 @@ export class PostgresSession implements LiveSession {
     setTimeout(() => this.destroy(), FORCE_CLOSE_MS).unref();
   }
 
-  /** A clean Terminate when the backend is between client messages; otherwise a plain disconnect. */
+  /**
+   * A clean Terminate when the backend is between client messages; otherwise a plain disconnect: a
+   * Terminate after a message's relayed head would complete it with the Terminate's bytes, and the
+   * server would run a statement no one audited (`…AS ab` missing its `ab` runs as `…AS X`).
+   */
   private closeBackend(): void {
-    if (this.frontend.atBoundary && this.backend.writable) this.backend.end(TERMINATE);
+    if (!this.frontendCut && this.frontend.atBoundary && this.backend.writable) this.backend.end(TERMINATE);
     else this.backend.destroy();
   }
 

@@ -59,3 +59,22 @@ describe('session.start', () => {
     });
   });
 });
+
+describe('a malformed message split across reads', () => {
+  it("never reaches the server completed by bytes of the agent's own", async () => {
+    // A Query with no string terminator: the agent refuses it once its last bytes come, and ends the
+    // session. Its head was relayed already; the server must not get it completed by the agent's
+    // Terminate ('X', 0, 0, 0, 4): in place of its last 2 bytes, they make it `… AS X`.
+    const body = Buffer.from('CREATE TABLE wedge AS SELECT 1 AS ab');
+    const message = Buffer.concat([Buffer.from([0x51, 0, 0, 0, 0]), body]);
+    message.writeInt32BE(4 + body.length, 1);
+    await withSession(f, async (s) => {
+      s.tls.write(message.subarray(0, message.length - 2));
+      await sleep(300);
+      s.tls.write(message.subarray(message.length - 2));
+      await sleep(1000);
+    });
+    const made = await f.pg.admin(`select count(*) from pg_tables where tablename like 'wedge%'`, 'orders');
+    expect(made.trim()).toBe('0');
+  });
+});
