@@ -14,9 +14,13 @@ import { cancelRequest } from './serializer.js';
 const RELAY_TIMEOUT_MS = 2_000;
 /** Unknown keys are cheap to send; relays are not. Past this many in flight, more are dropped. */
 const MAX_RELAYS_IN_FLIGHT = 64;
+/** Drops come in floods (a stranger's stream of CancelRequests): logged with their count this often. */
+const DROP_LOG_MS = 30_000;
 
 export class CancelPeers {
   private inFlight = 0;
+  private dropped = 0;
+  private loggedAt = -Infinity;
 
   constructor(private readonly log: Logger) {}
 
@@ -27,7 +31,14 @@ export class CancelPeers {
   async relay(key: CancelKey, peers: readonly string[]): Promise<number> {
     if (peers.length === 0) return 0;
     if (this.inFlight >= MAX_RELAYS_IN_FLIGHT) {
-      this.log.warn('too many cancel requests to relay to peer replicas at once; dropping one');
+      this.dropped++;
+      if (Date.now() - this.loggedAt >= DROP_LOG_MS) {
+        this.loggedAt = Date.now();
+        this.log.warn(
+          { dropped: this.dropped, inFlight: this.inFlight },
+          'too many cancel requests to relay to peer replicas at once; dropping them (dropped: count so far)',
+        );
+      }
       return 0;
     }
     this.inFlight++;
