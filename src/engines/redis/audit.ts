@@ -2,6 +2,7 @@
 // spec.audit.maxValueLength (in bytes) cut to their length and a hash (auditValue), and secrets
 // replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER password rules, CONFIG SET
 // requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
+import { createHash } from 'node:crypto';
 import { auditValue, cutMark } from '../../agent/audit.js';
 import { type RedisCommand, spanned } from './parser.js';
 
@@ -68,12 +69,48 @@ function secretArgs(cmd: RedisCommand): (i: number) => boolean {
   }
 }
 
+/**
+ * How much of one command its audit line shows: this many arguments, or until the bytes shown reach
+ * AUDIT_BYTES_SHOWN; the rest is one mark with their count, size and SHA-256. A command may hold
+ * millions of one-byte arguments (128 MiB by default), each six bytes once JSON-escaped: written out
+ * whole, one line would take gigabytes of the agent's memory. Commands within direct reach of
+ * writeArgsJson (argsJsonMaxBytes ≤ 1 MiB) never come near either bound.
+ */
+export const AUDIT_ARGS_SHOWN = 16_384;
+export const AUDIT_BYTES_SHOWN = 1 << 20;
+
 /** The arguments after the command name, as written to the audit log (each cut past `max` bytes). */
 export function auditArgs(cmd: RedisCommand, max: number): string[] {
   const secret = secretArgs(cmd);
-  const out = new Array<string>(cmd.args.length - 1);
-  for (let i = 1; i < cmd.args.length; i++) out[i - 1] = secret(i) ? REDACTED : auditValue(cmd.args[i]!, max);
+  const a = cmd.args;
+  const out: string[] = [];
+  let shown = 0;
+  for (let i = 1; i < a.length; i++) {
+    if (out.length === AUDIT_ARGS_SHOWN || shown >= AUDIT_BYTES_SHOWN) {
+      out.push(restMark(a, i, secret));
+      break;
+    }
+    shown += Math.min(a[i]!.length, max);
+    out.push(secret(i) ? REDACTED : auditValue(a[i]!, max));
+  }
   return out;
+}
+
+/**
+ * The arguments from `from` on, not shown: `…[N more arguments, B bytes sha256:<hex>]`, the hash over
+ * them as RESP bulk strings (`$len\r\n…\r\n` each, a secret as `[redacted]`), so a copy of the
+ * command can be checked against it.
+ */
+function restMark(a: readonly Buffer[], from: number, secret: (i: number) => boolean): string {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for (let i = from; i < a.length; i++) {
+    const v = secret(i) ? Buffer.from(REDACTED) : a[i]!;
+    hash.update(`$${v.length}\r\n`).update(v).update('\r\n');
+    bytes += v.length;
+  }
+  const n = a.length - from;
+  return `…[${n} more argument${n === 1 ? '' : 's'}, ${bytes} bytes sha256:${hash.digest('hex')}]`;
 }
 
 /**

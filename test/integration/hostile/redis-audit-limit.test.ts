@@ -91,6 +91,27 @@ describe('long values in Redis audit events', () => {
     ]);
   });
 
+  it('a command of 300,000 control-character keys: its line shows 16,384 and hashes the rest', async () => {
+    // Written out whole, each one-byte key is ~9 bytes of JSON: a 128 MiB command of them would need
+    // gigabytes of the agent's memory for one line. The line is bounded; the rest is counted and hashed.
+    const keys = Array.from({ length: 300_000 }, (_, i) => String.fromCharCode(1 + (i % 30)));
+    expect(await exchange(ops, pipeline([['EXISTS', ...keys]]), 1)).toEqual([0]);
+    let event: Record<string, unknown> | undefined;
+    for (let i = 0; !event && i < 30; i++) {
+      event = (await f.agent.auditEvents()).find((e) => e.type === 'command' && e.command === 'exists');
+      if (!event) await sleep(100);
+    }
+    const args = event!.args as string[];
+    expect(args).toHaveLength(16_385);
+    expect(args.slice(0, 3)).toEqual(keys.slice(0, 3));
+    const rest = createHash('sha256');
+    for (const k of keys.slice(16_384)) rest.update(`$1\r\n${k}\r\n`);
+    expect(args[16_384]).toBe(
+      `…[${300_000 - 16_384} more arguments, ${300_000 - 16_384} bytes sha256:${rest.digest('hex')}]`,
+    );
+    expect(await exchange(ops, pipeline([['PING']]), 1)).toEqual(['PONG']); // the session goes on
+  });
+
   it('follow spec.audit.maxValueLength, at once for open sessions', async () => {
     const value = 'v'.repeat(999) + '"';
     const cut = `${'v'.repeat(300)}…[1000 bytes sha256:${sha(value)}]`;

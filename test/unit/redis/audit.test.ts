@@ -11,7 +11,13 @@ import { describe, expect, it } from 'vitest';
 import { JsonLinesAudit } from '../../../src/agent/audit.js';
 import { createLogger } from '../../../src/log.js';
 import { DEFAULT_MAX_AUDIT_VALUE } from '../../../src/api/database.js';
-import { argsJsonMaxBytes, auditArgs, writeArgsJson } from '../../../src/engines/redis/audit.js';
+import {
+  AUDIT_ARGS_SHOWN,
+  AUDIT_BYTES_SHOWN,
+  argsJsonMaxBytes,
+  auditArgs,
+  writeArgsJson,
+} from '../../../src/engines/redis/audit.js';
 import { type RedisCommand, RequestParser } from '../../../src/engines/redis/parser.js';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
 import { SessionAudit } from '../../../src/engines/redis/session-audit.js';
@@ -118,6 +124,44 @@ describe('audit arguments', () => {
     // The room reserved follows the limit: a long argument reserves more under a higher one.
     const long: RedisCommand = { name: 'set', args: [b('SET'), a(5000)], raw: Buffer.alloc(0) };
     expect(argsJsonMaxBytes(long, 4096)).toBeGreaterThan(argsJsonMaxBytes(long, 300));
+  });
+
+  // A command of a million one-byte control characters (7 MB on the wire) would be ~11 MB of JSON, and
+  // the 128 MiB allowed ~200 MB: one line is bounded, the rest counted and hashed as RESP bulk strings.
+  const restOf = (args: Buffer[]) => {
+    const h = createHash('sha256');
+    for (const v of args) h.update(`$${v.length}\r\n`).update(v).update('\r\n');
+    return `${args.length} more argument${args.length === 1 ? '' : 's'}, ${args.reduce((n, v) => n + v.length, 0)} bytes sha256:${h.digest('hex')}`;
+  };
+
+  it('shows at most AUDIT_ARGS_SHOWN arguments of a command, then the rest as one mark', () => {
+    const args = Array.from({ length: 1_000_000 }, (_, i) => Buffer.from([1 + (i % 30)]));
+    const shown = auditArgs({ name: 'exists', args: [b('EXISTS'), ...args], raw: Buffer.alloc(0) }, 4096);
+    expect(shown).toHaveLength(AUDIT_ARGS_SHOWN + 1);
+    expect(shown[AUDIT_ARGS_SHOWN - 1]).toBe(args[AUDIT_ARGS_SHOWN - 1]!.toString());
+    expect(shown[AUDIT_ARGS_SHOWN]).toBe(`…[${restOf(args.slice(AUDIT_ARGS_SHOWN))}]`);
+    expect(JSON.stringify(shown).length).toBeLessThan(200_000);
+  });
+
+  it('shows arguments until AUDIT_BYTES_SHOWN bytes, then the rest as one mark, secrets hashed as [redacted]', () => {
+    const big = Buffer.alloc(AUDIT_BYTES_SHOWN / 2, 0x01);
+    const c: RedisCommand = {
+      name: 'mset',
+      args: [b('MSET'), big, big, b('k'), b('v')],
+      raw: Buffer.alloc(0),
+    };
+    const shown = auditArgs(c, AUDIT_BYTES_SHOWN);
+    expect(shown.slice(0, 2)).toEqual([big.toString(), big.toString()]);
+    expect(shown[2]).toBe(`…[${restOf([b('k'), b('v')])}]`);
+    const auth = cmd(
+      'ACL',
+      'SETUSER',
+      'u',
+      ...Array.from({ length: AUDIT_ARGS_SHOWN - 2 }, () => 'on'),
+      '>pw',
+    );
+    const mark = auditArgs(auth, 4096).at(-1)!;
+    expect(mark).toBe(`…[${restOf([b('[redacted]')])}]`);
   });
 });
 
