@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { AuditHold, auditOverflow } from '../../agent/audit-hold.js';
+import { readDirect } from '../../agent/direct-read.js';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
@@ -102,8 +103,8 @@ export class PostgresSession implements LiveSession {
   start(): void {
     const { clientRest, backendRest, startFields } = this.startup!;
     this.startup = undefined;
-    this.client.on('data', this.relayToBackend);
-    this.backend.on('data', this.relayToClient);
+    readDirect(this.client, this.relayToBackend);
+    readDirect(this.backend, this.relayToClient);
     this.client.once('close', () => this.closed('client disconnected'));
     this.backend.once('close', () => this.closed('the database closed the connection'));
     if (!this.events.emit('session.start', startFields)) return this.terminate(auditOverflow());
