@@ -17,6 +17,7 @@ import { type LimitName, Slots, tooManyConnections, tooManyForIdentity } from '.
 import { listenError } from './listen-error.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
+import { acceptedSocket } from './tls.js';
 import type { AgentState } from './state.js';
 import type { WorkerChannel } from './workers/worker.js';
 
@@ -68,6 +69,13 @@ export class Agent implements AgentRuntime {
   private readonly engine: Engine;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /**
+   * Accepted connections whose client has not proved who it is yet, oldest first. At maxConnections a
+   * new connection closes the oldest of these (OpenSSH's MaxStartups, without the randomness), so
+   * strangers holding idle connections can delay but never lock out those with a certificate or
+   * token: authenticated sessions keep their slots, and each newcomer gets one from a stranger.
+   */
+  private readonly strangers = new Set<Socket>();
   private limitOverrides: AgentLimitsSpec | undefined;
   /** Connections per identity, when there is no primary to count them (workers: 1). */
   private readonly identities = new Slots();
@@ -143,20 +151,34 @@ export class Agent implements AgentRuntime {
       this.metrics.limitExceeded.inc({ protocol, limit: 'maxConnections' });
       return void socket.destroy();
     }
-    if (full) this.limitExceeded('maxConnections', { clientAddress: socket.remoteAddress });
+    const admitted = !full || this.closeOldestStranger();
+    if (!admitted) this.limitExceeded('maxConnections', { clientAddress: socket.remoteAddress });
     this.sockets.add(socket);
+    this.strangers.add(socket);
     this.metrics.connections.inc({ protocol });
     socket.once('close', () => {
       this.sockets.delete(socket);
+      this.strangers.delete(socket);
       this.metrics.connections.dec({ protocol });
       if (shared) this.workers?.release(null);
     });
     try {
-      this.engine.handleConnection(socket, this, full ? tooManyConnections(max) : undefined);
+      this.engine.handleConnection(socket, this, admitted ? undefined : tooManyConnections(max));
     } catch (err) {
       this.log.error({ err }, 'engine failed to take a connection');
       socket.destroy();
     }
+  }
+
+  /** Makes room at maxConnections: closes this process's oldest unauthenticated connection, if any. */
+  private closeOldestStranger(): boolean {
+    const oldest = this.strangers.values().next().value;
+    if (oldest === undefined) return false;
+    this.strangers.delete(oldest);
+    oldest.destroy();
+    // Counted, not logged: a flood of strangers would otherwise be a flood of log lines.
+    this.metrics.strangersClosed.inc({ protocol: this.engine.protocol });
+    return true;
   }
 
   private currentLimits(): Limits {
@@ -169,11 +191,11 @@ export class Agent implements AgentRuntime {
     this.limits = this.currentLimits();
   }
 
-  async claimIdentity(identity: Identity): Promise<void> {
+  async claimIdentity(identity: Identity, client: Socket): Promise<void> {
     const max = this.limits.maxConnectionsPerIdentity;
     const { user } = identity;
     const held = this.workers ? await this.workers.take(user, max) : this.identities.take(user, max);
-    if (held < max) return;
+    if (held < max) return void this.strangers.delete(acceptedSocket(client));
     this.limitExceeded('maxConnectionsPerIdentity', { user });
     throw tooManyForIdentity(user, max);
   }

@@ -50,9 +50,10 @@ export interface AgentRuntime {
    * Takes one of the identity's connection slots once the engine knows who the client is; rejects with
    * TOO_MANY_CONNECTIONS (counted and logged) when it holds maxConnectionsPerIdentity already (over
    * all worker processes: then the primary answers). Every successful claim is released once, when
-   * the connection ends.
+   * the connection ends. `client` (the connection's TLS socket): from here on it is no stranger's, so
+   * an agent at maxConnections never closes it to admit another (it closes the oldest not yet claimed).
    */
-  claimIdentity(identity: Identity): Promise<void>;
+  claimIdentity(identity: Identity, client: Socket): Promise<void>;
   releaseIdentity(identity: Identity): void;
   /** A client hit a limit and is refused or disconnected: counted in metrics and logged. */
   limitExceeded(limit: LimitName, fields: Record<string, unknown>): void;

@@ -65,6 +65,12 @@ export class AgentMetrics {
     labelNames: ['protocol', 'limit'],
     registers: [this.registry],
   });
+  readonly strangersClosed = new Counter({
+    name: 'drawbridge_unauthenticated_connections_closed_total',
+    help: 'Connections not yet authenticated closed, oldest first, to admit a new one at limits.maxConnections',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
   readonly bytesTotal = new Counter({
     name: 'drawbridge_bytes_total',
     help: 'Bytes relayed',

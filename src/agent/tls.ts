@@ -86,6 +86,14 @@ function readPem(file: string, field: string, holds: string, check: (pem: Buffer
   return pem;
 }
 
+/** The accepted TCP socket under each TLSSocket acceptTls made (the agent counts connections by it). */
+const accepted = new WeakMap<Socket, Socket>();
+
+/** The TCP socket the agent accepted for `client` (a TLSSocket from acceptTls, or that socket itself). */
+export function acceptedSocket(client: Socket): Socket {
+  return accepted.get(client) ?? client;
+}
+
 /** Wraps an accepted socket in server-side TLS; `head` is any bytes already read past the TLS start. */
 export function acceptTls(socket: Socket, context: SecureContext): TLSSocket {
   const tls = new TLSSocket(socket, {
@@ -94,6 +102,7 @@ export function acceptTls(socket: Socket, context: SecureContext): TLSSocket {
     requestCert: true,
     rejectUnauthorized: false,
   });
+  accepted.set(tls, socket);
   // tls.Server records the chain check on its sockets ('secure' → authorized / authorizationError); a
   // TLSSocket wrapped by hand never does, so without this every client certificate looks unverified.
   tls.once('secure', () => {

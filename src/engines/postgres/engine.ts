@@ -161,7 +161,7 @@ export class PostgresEngine implements Engine {
     }
     const identity = await identify(tls, wire, agent.tokenVerifier);
     hs.authenticated();
-    await agent.claimIdentity(identity);
+    await agent.claimIdentity(identity, tls);
     try {
       await this.login(hs, agent, { tls, wire, identity, request });
     } catch (err) {

@@ -223,7 +223,7 @@ export class SessionLogin {
   private async admit(identity: Identity): Promise<void> {
     if (this.claimed?.user === identity.user) return;
     try {
-      await this.s.agent.claimIdentity(identity);
+      await this.s.agent.claimIdentity(identity, this.s.client);
     } catch (err) {
       this.s.terminate(err as DrawbridgeError);
       throw err;

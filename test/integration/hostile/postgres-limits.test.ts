@@ -3,7 +3,7 @@
 // for a password it never sends properly); the insider has one. Neither may make the agent buffer
 // what it sends or is sent, hold connections without bound, or sit in the handshake.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -268,18 +268,66 @@ describe('connection limits', () => {
     for (const c of [c2, dave]) await (c as { end(): Promise<void> }).end();
   });
 
-  it('maxConnections: past the agent’s limit a client gets "max number of clients reached" (53300)', async () => {
+  it('maxConnections: strangers holding every slot are closed oldest first for each newcomer', async () => {
     const open = async () =>
       (await tight.running.agent.metrics.connections.get()).values.reduce((n, v) => n + v.value, 0);
+    const closedStrangers = async () =>
+      (await tight.running.agent.metrics.strangersClosed.get()).values.reduce((n, v) => n + v.value, 0);
     await eventually(async () => (await open()) === 0, 'earlier connections to close');
-    const idle = await Promise.all(Array.from({ length: TIGHT.maxConnections }, () => tcpClient(tight.port)));
+    const before = await closedStrangers();
+    // A stranger without a certificate holds every slot (reopening them at each authTimeout would keep
+    // them): people with a certificate still get in, each in the slot of the oldest stranger.
+    const idle: Socket[] = [];
+    for (let i = 0; i < TIGHT.maxConnections; i++) idle.push(await tcpClient(tight.port));
+    const gone = idle.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve())));
     await eventually(async () => (await open()) === idle.length, 'the agent to count them');
-    const refused = await connectError(tight.port, f.people.dave);
-    expect(refused).toMatchObject({ code: '53300' });
-    expect(String((refused as Error).message)).toMatch(/^max number of clients reached: this agent holds 6/);
+    const sessions = [];
+    for (const who of [f.people.dave, f.people.alice, f.people.alice, f.people.dave]) {
+      const c = await connectError(tight.port, who);
+      expect(c).not.toBeInstanceOf(Error);
+      sessions.push(c as { end(): Promise<void> });
+    }
+    await Promise.all(gone.slice(0, 4)); // the four oldest, in order
+    expect(idle.slice(4).every((s) => !s.destroyed)).toBe(true);
+    expect((await closedStrangers()) - before).toBe(4);
+    // Authenticated sessions keep their slots: with every slot held by one, a newcomer is refused.
     idle.forEach((s) => s.destroy());
-    await eventually(async () => (await open()) === 0, 'the idle connections to close');
-    const later = await connectError(tight.port, f.people.dave);
-    await (later as { end(): Promise<void> }).end();
+    await eventually(async () => (await open()) === 4, 'the strangers to go');
+    const more = [await tcpClient(tight.port), await tcpClient(tight.port)];
+    await eventually(async () => (await open()) === 6, 'two more strangers');
+    const third = await connectError(tight.port, f.people.dave); // takes a stranger's slot, then its own limit
+    expect(third).toMatchObject({ code: '53300' });
+    expect(String((third as Error).message)).toContain('(limits.maxConnectionsPerIdentity)');
+    for (const c of sessions) await c.end();
+    more.forEach((s) => s.destroy());
+    await eventually(async () => (await open()) === 0, 'everything to close');
+  });
+
+  it('maxConnections: with every slot held by authenticated sessions a client gets "max number of clients reached" (53300)', async () => {
+    const docs = withLimits(baseDocs(f.pg.port, f.pg.ca.certPem), { ...TIGHT, maxConnections: 4 });
+    const small = await startTestAgent({ database: 'orders-pg', docs, tls: f.agentTls });
+    try {
+      const sessions = [];
+      for (const who of [f.people.dave, f.people.alice, f.people.alice, f.people.dave]) {
+        const c = await connectError(small.port, who);
+        expect(c).not.toBeInstanceOf(Error);
+        sessions.push(c as { end(): Promise<void> });
+      }
+      const refused = await connectError(small.port, f.people.mallory);
+      expect(refused).toMatchObject({ code: '53300' });
+      expect(String((refused as Error).message)).toMatch(
+        /^max number of clients reached: this agent holds 4/,
+      );
+      await sessions[0]!.end();
+      await eventually(async () => {
+        const c = await connectError(small.port, f.people.dave);
+        if (c instanceof Error) return false;
+        sessions[0] = c as { end(): Promise<void> };
+        return true;
+      }, 'a slot once a session ends');
+      for (const c of sessions) await c.end();
+    } finally {
+      await small.stop();
+    }
   });
 });
