@@ -110,13 +110,22 @@ export function acceptTls(socket: Socket, context: SecureContext): TLSSocket {
     const err = handle?.verifyError();
     if (err) tls.authorizationError = err;
     else tls.authorized = true;
+    checked.set(tls, tls.getPeerX509Certificate() ?? null);
   });
   return tls;
 }
 
+/**
+ * The certificate whose chain the handshake checked, kept as of that check: the identity is read
+ * from it, never from the socket later (PostgreSQL reads it after the startup packet), so nothing
+ * that could change the peer's certificate in between (a TLS 1.2 renegotiation, refused anyway by
+ * the serving context) can make a certificate the check never saw the client's identity.
+ */
+const checked = new WeakMap<TLSSocket, X509Certificate | null>();
+
 /** The certificate identity, undefined when no certificate was sent, or an error naming why it was rejected. */
 export function certificateIdentity(tls: TLSSocket): Identity | undefined {
-  const cert = tls.getPeerX509Certificate();
+  const cert = checked.has(tls) ? checked.get(tls) : tls.getPeerX509Certificate();
   if (!cert) return undefined;
   if (!tls.authorized) {
     throw new DrawbridgeError(

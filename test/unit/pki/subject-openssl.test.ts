@@ -4,7 +4,7 @@
 // A CA the agent trusts (clientCAFile) may issue any subject; anyone may submit any CSR.
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:net';
-import { connect } from 'node:tls';
+import { type TLSSocket, connect } from 'node:tls';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,13 +168,17 @@ describe('the agent reads one user and their groups from what its TLS handshake 
   const context = serverContextFromFiles(files);
 
   /** The identity (or refusal) the agent's TLS layer gives a client presenting `client`. */
-  async function handshake(client: { certPem: string; keyPem: string }): Promise<unknown> {
+  async function handshake(
+    client: { certPem: string; keyPem: string },
+    later?: (tls: TLSSocket) => void,
+  ): Promise<unknown> {
     let result: (seen: unknown) => void;
     const seen = new Promise((resolve) => (result = resolve));
     const server = createServer((socket) => {
       const tls = acceptTls(socket, context);
       tls.on('error', () => {});
       tls.once('secure', () => {
+        later?.(tls);
         result(read(() => certificateIdentity(tls)));
         tls.end();
       });
@@ -240,6 +244,17 @@ describe('the agent reads one user and their groups from what its TLS handshake 
     const got = await handshake(ca.leaf(subject));
     if (expected instanceof RegExp) expect(got).toMatch(expected);
     else expect(got).toMatchObject(expected as object);
+  });
+
+  it('reads the identity from the certificate the handshake checked, whatever the socket says later', async () => {
+    // What a TLS 1.2 renegotiation did (refused since): the socket reports another certificate, from
+    // a CA nobody trusts, after the chain check of the first.
+    const stranger = new FuzzCa().leaf(der(0x30, rdn([CN, UTF8, 'mallory'])));
+    const swapped = new X509Certificate(stranger.certPem);
+    const got = await handshake(ca.leaf(der(0x30, alice)), (tls) => {
+      tls.getPeerX509Certificate = () => swapped;
+    });
+    expect(got).toMatchObject({ user: 'alice' });
   });
 
   it('refuses a certificate for servers only (no clientAuth) at the handshake', async () => {
