@@ -1,6 +1,7 @@
 // Commands the agent answers or completes itself, because relaying them as they are would break the
 // session's guarantees: AUTH/HELLO change who the session is, RESET logs the backend connection out,
 // QUIT ends the session, and SYNC/PSYNC or CLIENT REPLY OFF would stop replies matching commands.
+import { auditValue } from '../../agent/audit.js';
 import { auditOverflow } from '../../agent/audit-hold.js';
 import { auditArgs } from './audit.js';
 import { parseAuth, parseHello } from './client-auth.js';
@@ -57,8 +58,8 @@ function hello(s: RedisSession, cmd: RedisCommand): void {
   if (!auth) return s.commands.forward(relay, hooks);
   s.runExclusive(async () => {
     await s.login.auth(auth, protover);
-    if (!s.audit.emit('command', { command: 'auth', args: [auth.user, '[redacted]'] }))
-      return s.terminate(auditOverflow());
+    const args = [auditValue(auth.user, s.audit.max), '[redacted]'];
+    if (!s.audit.emit('command', { command: 'auth', args })) return s.terminate(auditOverflow());
     s.commands.forward(relay, hooks);
   });
 }

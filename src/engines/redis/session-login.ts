@@ -4,6 +4,7 @@
 // user's credential, in command order. The backend login always matches the authorized user.
 import type { Identity } from '../../authn/identity.js';
 import type { Decision } from '../../authz/engine.js';
+import { auditValue } from '../../agent/audit.js';
 import { revoked } from '../../agent/sessions.js';
 import { backendAddress } from '../../api/runtime.js';
 import { DrawbridgeError, type ErrorCode, errorMessage } from '../../errors.js';
@@ -158,7 +159,11 @@ export class SessionLogin {
       this.s.agent.metrics.sessionOutcome('redis', refused ? 'denied' : 'failed', this.s.openedAt, err);
       if (refused) {
         const user = this.attempt?.user ?? this.user;
-        this.s.audit.emit('session.denied', { user, dbUser, reason: errorMessage(err) });
+        // The name is the client's AUTH argument (up to maxRequestBytes), quoted in the reason too:
+        // both cut as values are, or one line would be six times its control characters, twice.
+        const max = this.s.audit.max;
+        const reason = auditValue(errorMessage(err), max);
+        this.s.audit.emit('session.denied', { user, dbUser: auditValue(dbUser, max), reason });
       }
       this.attempt = undefined;
       throw err;

@@ -3,6 +3,7 @@
 // the Database's spec.audit.maxValueLength end in their size and the SHA-256 of the whole value, and
 // a changed limit applies at once, also to a session already open.
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +111,43 @@ describe('long values in Redis audit events', () => {
       `…[${300_000 - 16_384} more arguments, ${300_000 - 16_384} bytes sha256:${rest.digest('hex')}]`,
     );
     expect(await exchange(ops, pipeline([['PING']]), 1)).toEqual(['PONG']); // the session goes on
+  });
+
+  it('a refused AUTH of a 2 MiB name of control characters: session.denied shows it cut', async () => {
+    // AUTH as another user is refused while CLIENT TRACKING is on; the refusal names the user. Whole,
+    // the name took six bytes a byte in dbUser and again in the reason: a 24 MiB line for this one.
+    const s = await f.raw('ops');
+    try {
+      expect(
+        await exchange(
+          s,
+          pipeline([
+            ['HELLO', '3'],
+            ['CLIENT', 'TRACKING', 'ON'],
+          ]),
+          2,
+        ),
+      ).toHaveLength(2);
+      const name = '\x01'.repeat(2 << 20);
+      const [reply] = await exchange(s, pipeline([['AUTH', name, 'pw']]), 1);
+      expect(String(reply)).toContain(
+        `-NOPERM AUTH as database user "${name}" is refused while CLIENT TRACKING`,
+      );
+      let line: string | undefined;
+      for (let i = 0; !line && i < 30; i++, await sleep(100)) {
+        line = (await readFile(f.agent.auditPath, 'utf8'))
+          .split('\n')
+          .find((l) => l.includes('"session.denied"'));
+      }
+      expect(line!.length).toBeLessThan(60_000);
+      const denied = JSON.parse(line!) as Record<string, string>;
+      expect(denied.dbUser).toBe(`${name.slice(0, 4096)}…[${2 << 20} bytes sha256:${sha(name)}]`);
+      const reason = `AUTH as database user "${name}" is refused while CLIENT TRACKING`;
+      expect(denied.reason).toMatch(/…\[\d+ bytes sha256:[0-9a-f]{64}\]$/);
+      expect(denied.reason!.startsWith(`${reason.slice(0, 4096)}…[`)).toBe(true);
+    } finally {
+      s.destroy();
+    }
   });
 
   it('follow spec.audit.maxValueLength, at once for open sessions', async () => {

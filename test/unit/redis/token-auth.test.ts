@@ -2,6 +2,7 @@
 // asks the TokenVerifier who it is and authorizes that identity. The verifier is faked here (the real
 // TokenReview one comes with the operator). The Database points at a closed port: an allowed login
 // gets as far as the backend connect, which proves authorization passed.
+import { createHash } from 'node:crypto';
 import { createSecureContext, connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent } from '../../../src/agent/agent.js';
@@ -125,6 +126,23 @@ describe('AUTH with a ServiceAccount token', () => {
       user: 'system:serviceaccount:shop:cart',
       dbUser: 'admin',
     });
+  });
+
+  it('a refused database user name is cut in session.denied, as values are (the reason quoting it too)', async () => {
+    // Each control character is six bytes of JSON: the whole name (up to maxRequestBytes), in dbUser
+    // and again in the reason, would make one line of twelve times its length.
+    const { talk, audit } = await agentWith({ verify: async () => workload });
+    const name = 'u' + '\x01'.repeat(9_999);
+    const [reply] = await talk([`AUTH ${name} ${TOKEN}`]);
+    expect(reply!.startsWith(`-NOPERM access to cache as database user "${name}"`)).toBe(true);
+    const denied = audit.events.at(-1)!;
+    expect(denied.type).toBe('session.denied');
+    const sha = createHash('sha256').update(name).digest('hex');
+    expect(denied.dbUser).toBe(`${name.slice(0, 4096)}…[10000 bytes sha256:${sha}]`);
+    const reason = `access to cache as database user "${name}"`;
+    expect(String(denied.reason).startsWith(`${reason.slice(0, 4096)}…[`)).toBe(true);
+    expect(denied.reason).toMatch(/…\[\d+ bytes sha256:[0-9a-f]{64}\]$/);
+    expect(JSON.stringify(denied).length).toBeLessThan(2 * 6 * 4096 + 1000);
   });
 
   it('a token the verifier rejects gets WRONGPASS', async () => {
