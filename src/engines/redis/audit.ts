@@ -70,27 +70,28 @@ function secretArgs(cmd: RedisCommand): (i: number) => boolean {
 }
 
 /**
- * How much of one command its audit line shows: this many arguments, or until the bytes shown reach
- * AUDIT_BYTES_SHOWN; the rest is one mark with their count, size and SHA-256. A command may hold
- * millions of one-byte arguments (128 MiB by default), each six bytes once JSON-escaped: written out
- * whole, one line would take gigabytes of the agent's memory. Commands within direct reach of
- * writeArgsJson (argsJsonMaxBytes ≤ 1 MiB) never come near either bound.
+ * How much of one command its audit line shows: this many arguments, or until they may take
+ * AUDIT_JSON_SHOWN bytes of JSON (counted as argsJsonMaxBytes does: six per byte shown, as if every one
+ * were escaped); the rest is one mark with their count, size and SHA-256. A command may hold millions
+ * of one-byte arguments (128 MiB by default), each up to nine bytes of JSON: written out whole, one
+ * line would take gigabytes of the agent's memory. An MSET of 20,000 short keys stays whole.
  */
-export const AUDIT_ARGS_SHOWN = 16_384;
-export const AUDIT_BYTES_SHOWN = 1 << 20;
+export const AUDIT_ARGS_SHOWN = 65_536;
+export const AUDIT_JSON_SHOWN = 8 << 20;
 
 /** The arguments after the command name, as written to the audit log (each cut past `max` bytes). */
 export function auditArgs(cmd: RedisCommand, max: number): string[] {
   const secret = secretArgs(cmd);
   const a = cmd.args;
   const out: string[] = [];
-  let shown = 0;
+  let room = 0;
   for (let i = 1; i < a.length; i++) {
-    if (out.length === AUDIT_ARGS_SHOWN || shown >= AUDIT_BYTES_SHOWN) {
+    if (out.length === AUDIT_ARGS_SHOWN || room >= AUDIT_JSON_SHOWN) {
       out.push(restMark(a, i, secret));
       break;
     }
-    shown += Math.min(a[i]!.length, max);
+    const n = a[i]!.length;
+    room += Math.min(n, max) * 6 + (n > max ? 110 : 3);
     out.push(secret(i) ? REDACTED : auditValue(a[i]!, max));
   }
   return out;
