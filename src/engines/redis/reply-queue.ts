@@ -9,6 +9,13 @@ import type { LatencySeries } from '../../agent/fast-histogram.js';
 import { COMMAND_SAMPLE } from '../../agent/metrics.js';
 import { type HeldWrites, WriteBatcher } from './write-batcher.js';
 
+/**
+ * Replies reserved and not yet written past which the client is not read (until half are written): a
+ * client pipelining commands whose replies it never reads would otherwise grow the agent's queues by
+ * ~50 bytes per 14-byte PING, without end (Redis itself keeps reading such a client).
+ */
+export const MAX_PENDING_REPLIES = 65_536;
+
 export class ReplyQueue implements HeldWrites {
   private readonly out: WriteBatcher;
   // waiting[head] is the reply with sequence number `next`, the next to write, and [head, tail) are
@@ -29,10 +36,14 @@ export class ReplyQueue implements HeldWrites {
   private reserved = 0;
   private sampledSeq = -1;
   private sampledAt = 0;
+  /** MAX_PENDING_REPLIES wait: `room` was told to stop reading the client. */
+  full = false;
 
   constructor(
     private readonly socket: Writable,
     private readonly latency?: LatencySeries,
+    /** Told (true) when MAX_PENDING_REPLIES wait, and (false) once half of them are written. */
+    private readonly room?: (full: boolean) => void,
   ) {
     // Replies still out (a cluster session's other nodes): written together when they come in time.
     this.out = new WriteBatcher(socket, () => this.pending > 0);
@@ -71,6 +82,10 @@ export class ReplyQueue implements HeldWrites {
       this.ends.push(0);
     }
     const seq = this.next + this.tail++ - this.head;
+    if (this.tail - this.head === MAX_PENDING_REPLIES && !this.full) {
+      this.full = true;
+      this.room?.(true);
+    }
     if ((++this.reserved & (COMMAND_SAMPLE - 1)) === 0 && this.sampledSeq < 0 && this.latency) {
       this.sampledSeq = seq;
       this.sampledAt = performance.now();
@@ -111,6 +126,10 @@ export class ReplyQueue implements HeldWrites {
       this.ends = this.ends.slice(this.head, this.tail);
       this.tail -= this.head;
       this.head = 0;
+    }
+    if (this.full && this.tail - this.head <= MAX_PENDING_REPLIES / 2) {
+      this.full = false;
+      this.room?.(false);
     }
   }
 

@@ -60,7 +60,9 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     /** The engine's routers (shared by the agent's sessions). */
     readonly openRouter: OpenRouter,
   ) {
-    this.replies = new ReplyQueue(client, agent.metrics.commandDuration.seriesFor('redis'));
+    this.replies = new ReplyQueue(client, agent.metrics.commandDuration.seriesFor('redis'), (full) =>
+      full ? client.pause() : this.resumeClient(),
+    );
     this.output = new ClientOutput(this);
     let certificate: Identity | undefined;
     let certError: DrawbridgeError | undefined;
@@ -250,7 +252,15 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   }
 
   resumeClient(): void {
-    if (this.busy || this.backendFull || this.closing || this.failure || this.output.readsPaused) return;
+    if (
+      this.busy ||
+      this.backendFull ||
+      this.closing ||
+      this.failure ||
+      this.output.readsPaused ||
+      this.replies.full
+    )
+      return;
     this.client.resume();
   }
 
