@@ -11,7 +11,8 @@ export type LimitName =
   | 'authTimeout'
   | 'maxRequestBytes'
   | 'unauthenticatedRequest'
-  | 'outputBuffer';
+  | 'outputBuffer'
+  | 'subscriptions';
 
 const WHERE = "spec.agent.limits of the Database (or the AgentConfig's spec.limits)";
 

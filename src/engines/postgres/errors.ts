@@ -14,6 +14,7 @@ const SQLSTATE: Record<ErrorCode, SqlState> = {
   // PostgreSQL's own "canceling authentication due to timeout".
   AUTH_TIMEOUT: SqlState.QueryCanceled,
   CLIENT_TOO_SLOW: SqlState.ConnectionFailure,
+  TOO_MANY_SUBSCRIPTIONS: SqlState.InsufficientResources,
   BACKEND_UNREACHABLE: SqlState.ConnectionFailure,
   BACKEND_AUTH_FAILED: SqlState.InvalidAuthorization,
   BACKEND_TLS: SqlState.ConnectionFailure,

@@ -248,7 +248,12 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       this.backendFull = false;
       this.resumeClient();
     });
-    router.onFailure((err) => this.terminate(err));
+    router.onFailure((err) => {
+      if (err.code === 'TOO_MANY_SUBSCRIPTIONS') {
+        this.agent.limitExceeded('subscriptions', { sessionId: this.id });
+      }
+      this.terminate(err);
+    });
   }
 
   resumeClient(): void {

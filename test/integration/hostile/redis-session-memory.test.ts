@@ -1,12 +1,14 @@
 // Hostile: an authenticated client, sending only commands its roles allow, must not make the agent
-// keep per-session state that grows with what it sends: a deep pipeline whose replies it never reads.
-// A real Redis 7 behind the real agent (in this process: its heap is the agent's).
+// keep per-session state that grows with what it sends: a deep pipeline whose replies it never reads,
+// distinct pub/sub channels by the hundred thousand. A real Redis 7 and the 6-node TLS Redis Cluster
+// behind the real agent (in this process: its heap is the agent's).
 import type { TLSSocket } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ClusterFixture, startClusterFixture } from '../redis/cluster-fixture.js';
 import { type RedisFixture, startRedisFixture } from '../redis/fixture.js';
-import { MB } from './limits-support.js';
+import { MB, eventually, limitCount, resp } from './limits-support.js';
 
 // What the agent retains, not the garbage its parsing left: measured after a full collection.
 setFlagsFromString('--expose-gc');
@@ -17,16 +19,13 @@ const heapAfterGc = () => {
 };
 
 let f: RedisFixture;
-const sockets: TLSSocket[] = [];
-
+let cluster: ClusterFixture;
 beforeAll(async () => {
-  f = await startRedisFixture();
-});
+  [f, cluster] = await Promise.all([startRedisFixture(), startClusterFixture()]);
+}, 120_000);
 
-afterAll(async () => {
-  sockets.forEach((s) => s.destroy());
-  await f?.stop();
-});
+// Stopping the agents closes the attackers' connections.
+afterAll(() => Promise.all([f?.stop(), cluster?.stop()]));
 
 /**
  * Writes `count` copies of `cmd` (in batches of 4,096, one reused buffer) without reading; stops early
@@ -51,7 +50,6 @@ async function pipelineUnread(s: TLSSocket, cmd: Buffer, count: number, stallMs 
 describe('a pipeline whose replies the client does not read', () => {
   it('the agent stops reading it at 65,536 unanswered commands; its memory stays bounded; every reply comes once read', async () => {
     const alice = await f.raw('alice');
-    sockets.push(alice);
     alice.pause();
     const total = 2 * 1024 * 1024;
     const base = heapAfterGc();
@@ -78,5 +76,42 @@ describe('a pipeline whose replies the client does not read', () => {
       }, 50);
     });
     expect(pongs).toBe(sent);
+  });
+});
+
+// The agent keeps each subscription's name (standalone: pubsub-tracker.ts; cluster: cluster/pubsub.ts).
+describe.each([
+  ['standalone', 'SUBSCRIBE'],
+  ['cluster', 'SSUBSCRIBE'],
+] as const)('%s: %s', (mode, verb) => {
+  it('a session subscribing to more than 100,000 channels ends, naming the limit; the agent keeps none of them', async () => {
+    const agent = mode === 'cluster' ? cluster.agent : f.agent;
+    const alice = await (mode === 'cluster' ? cluster : f).raw('alice');
+    const before = await limitCount(agent, 'subscriptions');
+    const confirmation = `$${verb.length}\r\n${verb.toLowerCase()}\r\n`;
+    let text = '';
+    let confirmed = 0;
+    let closed = false;
+    alice.on('data', (d: Buffer) => {
+      // A confirmation split across two reads is counted once: the carried tail is shorter than one.
+      const seen = text.slice(-(confirmation.length - 1)) + d.toString('latin1');
+      confirmed += seen.split(confirmation).length - 1;
+      text = seen.slice(-4096);
+    });
+    alice.once('close', () => (closed = true));
+    const base = heapAfterGc();
+    const pad = 'c'.repeat(90);
+    for (let batch = 0; batch < 20 && !closed; batch++) {
+      const names = Array.from({ length: 10_000 }, (_, i) => `${pad}:${batch}:${i}`);
+      alice.write(resp(verb, ...names));
+      const want = (batch + 1) * 10_000;
+      await eventually(() => closed || confirmed >= want, `batch ${batch}'s confirmations`, 60_000);
+    }
+    await eventually(() => closed, 'the session to end');
+    expect(text).toMatch(/more than 100000 subscriptions .*\(Redis pub\/sub\)/);
+    expect(confirmed).toBeLessThanOrEqual(100_000);
+    expect(await limitCount(agent, 'subscriptions')).toBe(before + 1);
+    // The ended session's subscriptions are freed (only what its close leaves for a moment remains).
+    await eventually(() => heapAfterGc() - base < 8 * MB, 'its memory to be freed');
   });
 });

@@ -24,6 +24,7 @@ import {
 import { keySlot } from './key-slot.js';
 import { NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
+import { SubscriptionBudget, tooManySubscriptions } from '../pubsub-tracker.js';
 import { messageFor } from './protocol.js';
 import { confirmRedirect, parseRedirect } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
@@ -62,6 +63,7 @@ export class PubSub implements LinkEvents {
   private readonly patterns = new Set<string>();
   /** Shard channel → node it is subscribed on. */
   private readonly shards = new Map<string, number>();
+  private readonly budget = new SubscriptionBudget();
   private main: SubscriberLink | undefined;
   private readonly shardLinks = new Map<number, SubscriberLink>();
   private pending = 0;
@@ -82,10 +84,7 @@ export class PubSub implements LinkEvents {
    * has no such mode.
    */
   get subscribed(): boolean {
-    return (
-      this.protocol === 2 &&
-      (this.pending > 0 || this.channels.size + this.patterns.size + this.shards.size > 0)
-    );
+    return this.protocol === 2 && this.listening;
   }
 
   dispatch(cmd: RedisCommand, done: Done): boolean {
@@ -131,6 +130,7 @@ export class PubSub implements LinkEvents {
     this.channels.clear();
     this.patterns.clear();
     this.shards.clear();
+    this.budget.clear();
     this.pending = 0;
     const links = this.links();
     this.main = undefined;
@@ -182,9 +182,10 @@ export class PubSub implements LinkEvents {
         return;
       }
       const frames = names.map((n) => {
-        set.add(n.toString('latin1'));
+        this.budget.add(set, n.toString('latin1'));
         return confirm(this.protocol, type, n, this.channels.size + this.patterns.size);
       });
+      if (this.budget.exceeded) return this.host.fail(tooManySubscriptions());
       done(Buffer.concat(frames));
     });
   }
@@ -194,7 +195,7 @@ export class PubSub implements LinkEvents {
     const targets = names.length > 0 ? names : [...set].map((k) => Buffer.from(k, 'latin1'));
     const reply = () => {
       const frames = targets.map((n) => {
-        set.delete(n.toString('latin1'));
+        this.budget.delete(set, n.toString('latin1'));
         return confirm(this.protocol, type, n, this.channels.size + this.patterns.size);
       });
       this.closeIdleMain();
@@ -234,9 +235,10 @@ export class PubSub implements LinkEvents {
     for (const [slot, group] of bySlot) {
       this.shardSubscribe(slot, group, 0, (outcome, node) => {
         if (outcome !== undefined) error ??= failure(outcome);
-        else for (const n of group) this.shards.set(n.toString('latin1'), node);
+        else for (const n of group) this.budget.add(this.shards, n.toString('latin1'), node);
         if (--left > 0) return;
         this.pending--;
+        if (this.budget.exceeded) return this.host.fail(tooManySubscriptions());
         if (error) {
           done(error);
           return;
@@ -281,7 +283,7 @@ export class PubSub implements LinkEvents {
     const targets = names.length > 0 ? names : [...this.shards.keys()].map((k) => Buffer.from(k, 'latin1'));
     const reply = () => {
       const frames = targets.map((n) => {
-        this.shards.delete(n.toString('latin1'));
+        this.budget.delete(this.shards, n.toString('latin1'));
         return confirm(this.protocol, 'sunsubscribe', n, this.shards.size);
       });
       this.closeIdleShardLinks();
