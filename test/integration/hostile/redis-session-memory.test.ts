@@ -2,13 +2,14 @@
 // keep per-session state that grows with what it sends: a deep pipeline whose replies it never reads,
 // distinct pub/sub channels by the hundred thousand. A real Redis 7 and the 6-node TLS Redis Cluster
 // behind the real agent (in this process: its heap is the agent's).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { TLSSocket } from 'node:tls';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ClusterFixture, startClusterFixture } from '../redis/cluster-fixture.js';
 import { type RedisFixture, startRedisFixture } from '../redis/fixture.js';
-import { MB, eventually, limitCount, resp } from './limits-support.js';
+import { MB, eventually, limitCount, received, resp } from './limits-support.js';
 
 // What the agent retains, not the garbage its parsing left: measured after a full collection.
 setFlagsFromString('--expose-gc');
@@ -113,5 +114,24 @@ describe.each([
     expect(await limitCount(agent, 'subscriptions')).toBe(before + 1);
     // The ended session's subscriptions are freed (only what its close leaves for a moment remains).
     await eventually(() => heapAfterGc() - base < 8 * MB, 'its memory to be freed');
+  });
+});
+
+describe('cluster: one SSUBSCRIBE of 120,000 channels of one slot', () => {
+  it('is handled in one pass: the agent (this process) goes on serving; the session ends at the bound', async () => {
+    const alice = await cluster.raw('alice');
+    const got = received(alice, 60_000);
+    const names = Array.from({ length: 120_000 }, (_, i) => `{one-slot}:${i}`);
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    // Built here: a spread of 120,000 arguments would overflow the stack.
+    alice.write(`*${names.length + 1}\r\n$10\r\nSSUBSCRIBE\r\n`);
+    alice.write(names.map((n) => `$${n.length}\r\n${n}\r\n`).join(''));
+    const r = await got;
+    delay.disable();
+    expect(r.text).toMatch(/more than 100000 subscriptions/);
+    // Grouping the names by slot copied the group per name (O(N²)): the worker, every session on it,
+    // stood still for tens of seconds. A liveness bound, far above what one pass takes.
+    expect(delay.max / 1e6).toBeLessThan(5000);
   });
 });

@@ -26,6 +26,7 @@ import { NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import { SubscriptionBudget, tooManySubscriptions } from '../pubsub-tracker.js';
 import { messageFor } from './protocol.js';
+import { groupBy, shardCounts } from './pubsub-groups.js';
 import { confirmRedirect, parseRedirect } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
 import { type LinkEvents, type LinkOutcome, SubscriberLink } from './subscriber-link.js';
@@ -222,15 +223,10 @@ export class PubSub implements LinkEvents {
       done(new RedisReplyError('ERR', "wrong number of arguments for 'ssubscribe' command"));
       return true;
     }
-    const bySlot = new Map<number, Buffer[]>();
-    for (const n of names) {
-      const slot = keySlot(n);
-      bySlot.set(slot, [...(bySlot.get(slot) ?? []), n]);
-    }
+    const bySlot = groupBy(names, keySlot);
     let left = bySlot.size;
     let error: Buffer | RedisReplyError | undefined;
-    // Each confirmation counts the session's shard channels so far, as one server counts them.
-    const before = new Set(this.shards.keys());
+    const counts = shardCounts(names, this.shards);
     this.pending++;
     for (const [slot, group] of bySlot) {
       this.shardSubscribe(slot, group, 0, (outcome, node) => {
@@ -243,14 +239,7 @@ export class PubSub implements LinkEvents {
           done(error);
           return;
         }
-        done(
-          Buffer.concat(
-            names.map((n) => {
-              before.add(n.toString('latin1'));
-              return confirm(this.protocol, 'ssubscribe', n, before.size);
-            }),
-          ),
-        );
+        done(Buffer.concat(names.map((n, i) => confirm(this.protocol, 'ssubscribe', n, counts[i]!))));
       });
     }
     return true;
@@ -293,11 +282,10 @@ export class PubSub implements LinkEvents {
           : confirm(this.protocol, 'sunsubscribe', null, this.shards.size),
       );
     };
-    const byNode = new Map<number, Buffer[]>();
-    for (const n of targets) {
+    const byNode = groupBy(targets, (n) => {
       const node = this.shards.get(n.toString('latin1'));
-      if (node !== undefined && this.shardLinks.has(node)) byNode.set(node, [...(byNode.get(node) ?? []), n]);
-    }
+      return node !== undefined && this.shardLinks.has(node) ? node : undefined;
+    });
     if (byNode.size === 0) {
       reply();
       return true;
