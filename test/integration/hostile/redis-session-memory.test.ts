@@ -135,3 +135,32 @@ describe('cluster: one SSUBSCRIBE of 120,000 channels of one slot', () => {
     expect(delay.max / 1e6).toBeLessThan(5000);
   });
 });
+
+describe('cluster: a MULTI of a million commands', () => {
+  it('is discarded once 64 MiB are queued in the agent, naming the bound; EXEC answers EXECABORT', async () => {
+    const alice = await cluster.raw('alice');
+    let text = '';
+    let replies = 0;
+    let refused = '';
+    alice.on('data', (d: Buffer) => {
+      const seen = text.slice(-8) + d.toString('latin1');
+      replies += seen.split('+QUEUED\r\n').length - 1;
+      text = seen.slice(-4096);
+      refused ||= /-ERR[^\r]*/.exec(seen)?.[0] ?? '';
+    });
+    alice.write(resp('MULTI'));
+    const base = heapAfterGc();
+    // Keyless PINGs: the agent answers QUEUED itself until a keyed command pins the transaction.
+    const batch = Buffer.concat(Array.from({ length: 8192 }, () => resp('PING')));
+    for (let sent = 8192; sent <= 1_200_000 && refused === ''; sent += 8192) {
+      alice.write(batch);
+      await eventually(() => refused !== '' || replies >= sent, 'the QUEUED replies', 60_000);
+    }
+    expect(refused).toMatch(/queues at most 67108864 bytes of commands in the agent/);
+    expect(heapAfterGc() - base).toBeLessThan(16 * MB);
+    text = '';
+    alice.write(resp('EXEC'));
+    await eventually(() => text.includes('EXECABORT'), 'EXECABORT');
+    alice.destroy();
+  });
+});

@@ -34,6 +34,17 @@ const MULTI = encodeCommand(['MULTI']);
 const DISCARD = encodeCommand(['DISCARD']);
 /** Moves of one transaction the agent follows before giving up with TRYAGAIN. */
 const MAX_REPLAYS = 5;
+/**
+ * What one transaction may queue in the agent (kept for a replay), each command counted QUEUED_COST
+ * bytes over its size: Redis bounds no MULTI, and the agent answers QUEUED itself before a keyed
+ * command pins it, so without a bound a client's MULTI grew the agent as fast as it could send.
+ */
+const MAX_QUEUED_BYTES = 64 << 20;
+const QUEUED_COST = 64;
+
+const TOO_LONG =
+  `a transaction on a Redis Cluster queues at most ${MAX_QUEUED_BYTES} bytes of commands in the agent ` +
+  `(each counted ${QUEUED_COST} bytes over its size): it is discarded; EXEC smaller transactions`;
 
 export interface TransactionHost {
   readonly ctx: SendContext;
@@ -68,6 +79,7 @@ export class Transaction {
   private aborted = false;
   /** Raw commands queued since MULTI, for replay on (re)pinning. */
   private queued: Buffer[] = [];
+  private queuedBytes = 0;
   private replays = 0;
   /** Bumped whenever the pinned connection changes, so late replies from an old one change nothing. */
   private gen = 0;
@@ -117,6 +129,7 @@ export class Transaction {
     this.inMulti = true;
     this.aborted = false;
     this.queued = [];
+    this.queuedBytes = 0;
     this.replays = 0;
     if (this.conn) return this.send(cmd.raw, done);
     done(OK);
@@ -189,6 +202,13 @@ export class Transaction {
     if (slot === CROSS_SLOT || (slot !== KEYLESS && this.slot !== KEYLESS && slot !== this.slot)) {
       this.abort();
       done(crossSlotError(cmd.name, 'all keys of a transaction'));
+      return true;
+    }
+    this.queuedBytes += cmd.raw.length + QUEUED_COST;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+      this.abort();
+      this.queued = [];
+      done(new RedisReplyError('ERR', TOO_LONG));
       return true;
     }
     if (!this.conn && slot === KEYLESS) {
@@ -333,6 +353,7 @@ export class Transaction {
     this.slot = KEYLESS;
     this.watching = this.inMulti = this.aborted = false;
     this.queued = [];
+    this.queuedBytes = 0;
   }
 
   private send(raw: Buffer, done: Done): boolean {
