@@ -12,7 +12,8 @@ export type LimitName =
   | 'maxRequestBytes'
   | 'unauthenticatedRequest'
   | 'outputBuffer'
-  | 'subscriptions';
+  | 'subscriptions'
+  | 'unansweredMessages';
 
 const WHERE = "spec.agent.limits of the Database (or the AgentConfig's spec.limits)";
 

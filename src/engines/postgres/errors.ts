@@ -15,6 +15,7 @@ const SQLSTATE: Record<ErrorCode, SqlState> = {
   AUTH_TIMEOUT: SqlState.QueryCanceled,
   CLIENT_TOO_SLOW: SqlState.ConnectionFailure,
   TOO_MANY_SUBSCRIPTIONS: SqlState.InsufficientResources,
+  TOO_MANY_UNANSWERED: SqlState.ProtocolViolation,
   BACKEND_UNREACHABLE: SqlState.ConnectionFailure,
   BACKEND_AUTH_FAILED: SqlState.InvalidAuthorization,
   BACKEND_TLS: SqlState.ConnectionFailure,

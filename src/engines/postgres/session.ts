@@ -208,6 +208,8 @@ export class PostgresSession implements LiveSession {
   private fail(err: unknown): void {
     const fields = { sessionId: this.id, err: (err as Error).message };
     if (isDrawbridgeError(err, 'MESSAGE_TOO_LARGE')) this.agent.limitExceeded('maxRequestBytes', fields);
+    else if (isDrawbridgeError(err, 'TOO_MANY_UNANSWERED'))
+      this.agent.limitExceeded('unansweredMessages', fields);
     else this.agent.log.info(fields, 'postgres session protocol error');
     this.endWith(
       err instanceof DrawbridgeError ? `${err.code}: ${err.message}` : 'internal error',

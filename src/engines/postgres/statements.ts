@@ -108,7 +108,7 @@ export function rewritesStatements(sql: string): boolean {
 
 function tooMuch(what: string): DrawbridgeError {
   return new DrawbridgeError(
-    'PROTOCOL_ERROR',
+    'TOO_MANY_UNANSWERED',
     `more than ${what} await an answer from the database`,
     'read the results of what you send before sending more',
   );

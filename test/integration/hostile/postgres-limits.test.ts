@@ -224,6 +224,27 @@ describe('after login', () => {
     expect(await limitCount(tight, 'maxRequestBytes')).toBeGreaterThanOrEqual(1);
   });
 
+  it('65,536 messages the server has not answered end the session, counted as limit unansweredMessages', async () => {
+    const s = await rawSession({ ...f, agent: tight }, f.people.alice, 'alice', 'orders');
+    const message = (code: string, body: Buffer) => {
+      const head = Buffer.alloc(5);
+      head.write(code, 0, 'latin1');
+      head.writeInt32BE(body.length + 4, 1);
+      return Buffer.concat([head, body]);
+    };
+    const parse = (sql: string) => message('P', Buffer.from(`\0${sql}\0\0\0`, 'latin1'));
+    // The server sleeps in the first Execute, reading nothing: the Parses after it wait unanswered.
+    s.tls.write(parse('select pg_sleep(5)'));
+    s.tls.write(message('B', Buffer.from('\0\0\0\0\0\0\0\0', 'latin1')));
+    s.tls.write(message('E', Buffer.from('\0\0\0\0\0', 'latin1')));
+    const before = await limitCount(tight, 'unansweredMessages');
+    s.tls.write(Buffer.concat(Array.from({ length: 70_000 }, () => parse('select 1'))));
+    const error = await s.errorUntilClose();
+    expect(error).toMatchObject({ code: '08P01' });
+    expect(error?.message).toContain('more than 65536 messages await an answer');
+    expect(await limitCount(tight, 'unansweredMessages')).toBe(before + 1);
+  });
+
   it('a client that does not read a 64 MB result holds the agent to its socket buffers', async () => {
     const s = await rawSession(f, f.people.alice, 'alice', 'orders');
     s.tls.pause();
