@@ -15,6 +15,24 @@ export type LimitName =
   | 'subscriptions'
   | 'unansweredMessages';
 
+/**
+ * The limit a client's input hit, from the error it ended its session with (counted in
+ * drawbridge_limit_exceeded_total); undefined for errors that are not a limit. A request's size counts
+ * against `unauthenticatedRequest` until the client has logged in.
+ */
+export function limitOf(code: string, authenticated: boolean): LimitName | undefined {
+  switch (code) {
+    case 'MESSAGE_TOO_LARGE':
+      return authenticated ? 'maxRequestBytes' : 'unauthenticatedRequest';
+    case 'TOO_MANY_UNANSWERED':
+      return 'unansweredMessages';
+    case 'TOO_MANY_SUBSCRIPTIONS':
+      return 'subscriptions';
+    default:
+      return undefined;
+  }
+}
+
 const WHERE = "spec.agent.limits of the Database (or the AgentConfig's spec.limits)";
 
 export function tooManyConnections(max: number): DrawbridgeError {

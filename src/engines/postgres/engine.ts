@@ -2,6 +2,7 @@
 // The steps, and why each is where it is, are in the comments below; see index.ts for the diagram.
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { limitOf } from '../../agent/limits.js';
 import { newSessionId, revoked } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import { DrawbridgeError, type ErrorCode, errorMessage, isDrawbridgeError } from '../../errors.js';
@@ -334,10 +335,11 @@ export class PostgresEngine implements Engine {
   }
 
   private logRefusal(err: unknown, agent: AgentRuntime, openedAt: number): void {
+    const limit = isDrawbridgeError(err) ? limitOf(err.code, false) : undefined;
     if (!isDrawbridgeError(err)) {
       agent.log.error({ err }, 'postgres connection failed unexpectedly');
-    } else if (err.code === 'MESSAGE_TOO_LARGE') {
-      agent.limitExceeded('unauthenticatedRequest', { err: err.message });
+    } else if (limit) {
+      agent.limitExceeded(limit, { err: err.message });
     } else if (!DENIALS.has(err.code) && err.code !== 'TOO_MANY_CONNECTIONS') {
       // Denials are logged and counted by agent.authorize, limits by agent.limitExceeded.
       agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');

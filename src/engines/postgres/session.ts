@@ -8,11 +8,12 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { AuditHold, auditOverflow } from '../../agent/audit-hold.js';
 import { readDirect } from '../../agent/direct-read.js';
+import { limitOf } from '../../agent/limits.js';
 import type { LatencySeries } from '../../agent/fast-histogram.js';
 import type { LiveSession } from '../../agent/sessions.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest } from '../../authz/engine.js';
-import { DrawbridgeError, isDrawbridgeError } from '../../errors.js';
+import { DrawbridgeError } from '../../errors.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import { CLIENT_CODES, QueryAuditor, SERVER_CODES } from './audit.js';
 import { fatalFor } from './errors.js';
@@ -207,9 +208,9 @@ export class PostgresSession implements LiveSession {
 
   private fail(err: unknown): void {
     const fields = { sessionId: this.id, err: (err as Error).message };
-    if (isDrawbridgeError(err, 'MESSAGE_TOO_LARGE')) this.agent.limitExceeded('maxRequestBytes', fields);
-    else if (isDrawbridgeError(err, 'TOO_MANY_UNANSWERED'))
-      this.agent.limitExceeded('unansweredMessages', fields);
+    // The session starts after the login (frontend.ts): every limit here is a logged-in client's.
+    const limit = err instanceof DrawbridgeError ? limitOf(err.code, true) : undefined;
+    if (limit) this.agent.limitExceeded(limit, fields);
     else this.agent.log.info(fields, 'postgres session protocol error');
     this.endWith(
       err instanceof DrawbridgeError ? `${err.code}: ${err.message}` : 'internal error',

@@ -5,6 +5,7 @@
 import type { TLSSocket } from 'node:tls';
 import { AuditHold, auditOverflow } from '../../agent/audit-hold.js';
 import { type LiveSession, newSessionId, revoked } from '../../agent/sessions.js';
+import { limitOf } from '../../agent/limits.js';
 import { certificateIdentity } from '../../agent/tls.js';
 import type { Identity } from '../../authn/identity.js';
 import type { AccessRequest, Decision } from '../../authz/engine.js';
@@ -249,6 +250,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
       this.resumeClient();
     });
     router.onFailure((err) => {
+      // The router's failures are the backend's, but for the subscriptions this client asked for.
       if (err.code === 'TOO_MANY_SUBSCRIPTIONS') {
         this.agent.limitExceeded('subscriptions', { sessionId: this.id });
       }
@@ -311,8 +313,8 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
   }
 
   private failNow(err: DrawbridgeError): void {
-    if (err.code === 'MESSAGE_TOO_LARGE') {
-      const limit = this.login.authenticated ? 'maxRequestBytes' : 'unauthenticatedRequest';
+    const limit = limitOf(err.code, this.login.authenticated);
+    if (limit) {
       this.agent.limitExceeded(limit, { sessionId: this.id, reason: err.message });
     } else {
       this.agent.log.info(

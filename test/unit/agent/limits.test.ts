@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Slots, tooManyForIdentity } from '../../../src/agent/limits.js';
+import { Slots, limitOf, tooManyForIdentity } from '../../../src/agent/limits.js';
 import { AgentConfigSpec } from '../../../src/api/agent-config.js';
 import { parseByteSize, resolveLimits } from '../../../src/api/limits.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
@@ -50,6 +50,14 @@ describe('limits', () => {
     expect(spec({ maxConnections: 0 }).success).toBe(false);
     expect(spec({ authTimeout: 'soon' }).success).toBe(false);
     expect(spec({ maxRequestBytes: '64Mi', outputBuffer: { stallTimeout: '30s' } }).success).toBe(true);
+  });
+
+  it('names the limit an engine error hit, by whether the client had logged in', () => {
+    expect(limitOf('MESSAGE_TOO_LARGE', false)).toBe('unauthenticatedRequest');
+    expect(limitOf('MESSAGE_TOO_LARGE', true)).toBe('maxRequestBytes');
+    expect(limitOf('TOO_MANY_UNANSWERED', true)).toBe('unansweredMessages');
+    expect(limitOf('TOO_MANY_SUBSCRIPTIONS', true)).toBe('subscriptions');
+    expect(limitOf('PROTOCOL_ERROR', true)).toBeUndefined();
   });
 
   it('counts connection slots per key, takes none past the cap, and gives them back', () => {
