@@ -1,8 +1,9 @@
 // Secrets kept out of the audit log: the string literal after a PASSWORD keyword (CREATE/ALTER ROLE|USER
 // … [ENCRYPTED] PASSWORD '…', a user mapping's OPTIONS (password '…')), in any case, quoted any way
-// SQL allows ('…', E'…', U&'…', $tag$…$tag$), anywhere in a multi-statement Query. A small lexer rather
-// than a regular expression, so a PASSWORD inside a literal, identifier or comment is not taken for the
-// keyword, and a literal is cut where PostgreSQL itself ends it.
+// SQL allows ('…', E'…', U&'…', $tag$…$tag$, 'pieces' on lines of their own), anywhere in a
+// multi-statement Query. A small lexer rather than a regular expression, so a PASSWORD inside a
+// literal, identifier or comment is not taken for the keyword, and a literal is cut where PostgreSQL
+// itself ends it.
 
 import { DrawbridgeError } from '../../errors.js';
 
@@ -153,14 +154,43 @@ function literalEnd(sql: string, i: number, backslashInPlain: boolean): number {
   return i;
 }
 
+/**
+ * The end of a quoted literal whose text starts at `from`, with its continuations: PostgreSQL joins
+ * 'sec'<newline>'ret' into one literal ('secret'), read the same way (E'…' keeps its escapes).
+ */
 function quotedEnd(sql: string, from: number, backslashes: boolean): number {
   for (let j = from; j < sql.length; j++) {
     const c = sql.charCodeAt(j);
     if (backslashes && c === 0x5c) j++;
     else if (c === 0x27) {
-      if (sql.charCodeAt(j + 1) !== 0x27) return j + 1;
-      j++;
+      if (sql.charCodeAt(j + 1) === 0x27) j++;
+      else {
+        const next = continuation(sql, j + 1);
+        if (next < 0) return j + 1;
+        j = next;
+      }
     }
   }
   return sql.length;
+}
+
+/**
+ * The opening quote of a literal continuing the one closed just before `i`, or -1: as PostgreSQL's
+ * lexer (quotecontinue), spaces and -- comments with at least one newline between the two, nothing
+ * else (not a block comment). A vertical tab counts as a space, as from PostgreSQL 16: to 15 it is no
+ * SQL at all, so the statement fails whichever way it is read.
+ */
+function continuation(sql: string, i: number): number {
+  let newline = false;
+  for (; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (c === 0x0a || c === 0x0d) newline = true;
+    else if (c === 0x2d && sql.charCodeAt(i + 1) === 0x2d) {
+      LINE_END.lastIndex = i;
+      const nl = LINE_END.exec(sql);
+      if (!nl) return -1;
+      i = nl.index - 1; // the newline is read next
+    } else if (c !== 0x20 && c !== 0x09 && c !== 0x0b && c !== 0x0c) return newline && c === 0x27 ? i : -1;
+  }
+  return -1;
 }

@@ -8,7 +8,8 @@
 // the server takes for one another (it keeps a name's first 63 bytes, after converting them from
 // client_encoding) though the agent reads them apart; and more Parses of one name in flight than the
 // audit lists as candidates. Last, password redaction: where the agent's lexer ends the literal after
-// PASSWORD later than PostgreSQL does, what follows would run unseen (each case runs a DELETE so).
+// PASSWORD later than PostgreSQL does, what follows would run unseen (each case runs a DELETE so);
+// where it ends it earlier (a literal continued on the next line), the rest of the password is logged.
 // Raw wire messages through the real agent to PostgreSQL 15; the real audit file and the server's
 // state are read.
 import { readFile } from 'node:fs/promises';
@@ -218,6 +219,21 @@ describe('password redaction', () => {
       const [, event] = await queries(f, s, 2);
       expect(event!.query).toContain('DELETE FROM c');
     });
+  });
+
+  it('a password in pieces on lines of their own, which PostgreSQL joins into one literal: no piece is audited', async () => {
+    // alice's own password, in three pieces: that the next session logs in shows the server joined them.
+    const [a, b, c] = ['alice-s', 'cram-', 'pw'];
+    expect(a + b + c).toBe(PASSWORDS.alice);
+    await withSession(f, async (s) => {
+      const sql = `ALTER ROLE alice PASSWORD '${a}'\n'${b}' -- ${c}\n\t'${c}'; SELECT 'after'`;
+      expect(await exchange(s, [fe.query(sql)])).toEqual([]);
+      const [event] = await queries(f, s, 1);
+      expect(event!.query).toBe(`ALTER ROLE alice PASSWORD [redacted]; SELECT 'after'`);
+    });
+    await withSession(f, async (s) => expect(await exchange(s, [fe.query('SELECT 1')])).toEqual([]));
+    const text = await readFile(f.agent.auditPath, 'utf8');
+    for (const piece of [a, b, c]) expect(text).not.toContain(`'${piece}'`);
   });
 
   it('client_encoding SJIS, a backslash after a character not ASCII: the statement is refused, nothing runs', async () => {

@@ -14,8 +14,24 @@ describe('redactPasswords', () => {
       "ALTER ROLE a PASSWORD [redacted] VALID UNTIL 'infinity'",
     ],
     ["ALTER ROLE a PASSWORD -- note\n's3cret'", 'ALTER ROLE a PASSWORD -- note\n[redacted]'],
-  ])('%s', (sql, audited) => {
+    // PostgreSQL joins literals separated by a newline (and spaces or -- comments): one password.
+    ["ALTER ROLE a PASSWORD 'sec'\n'ret'", 'ALTER ROLE a PASSWORD [redacted]'],
+    [
+      "ALTER ROLE a PASSWORD 's' -- c\r\n  -- d\n\t'e'\f\n'c' VALID UNTIL 'infinity'",
+      "ALTER ROLE a PASSWORD [redacted] VALID UNTIL 'infinity'",
+    ],
+    ["ALTER ROLE a PASSWORD E'a'\n'\\'b'", 'ALTER ROLE a PASSWORD [redacted]'],
+    ["ALTER ROLE a PASSWORD U&'a'\n'b' UESCAPE '!'", "ALTER ROLE a PASSWORD [redacted] UESCAPE '!'"],
+    // Without a newline, or across a block comment, PostgreSQL does not join them (a syntax error).
+    ["ALTER ROLE a PASSWORD 'sec' 'ret'", "ALTER ROLE a PASSWORD [redacted] 'ret'"],
+    ["ALTER ROLE a PASSWORD 'sec' /* */\n'ret'", "ALTER ROLE a PASSWORD [redacted] /* */\n'ret'"],
+  ])('%j', (sql, audited) => {
     expect(redactPasswords(sql)).toBe(audited);
+  });
+
+  it('joins 100,000 continued pieces into one literal', () => {
+    const sql = `ALTER ROLE a PASSWORD 'x'${"\n'x'".repeat(100_000)}; SELECT 1`;
+    expect(redactPasswords(sql)).toBe('ALTER ROLE a PASSWORD [redacted]; SELECT 1');
   });
 
   it.each([
