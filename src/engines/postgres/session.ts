@@ -202,7 +202,9 @@ export class PostgresSession implements LiveSession {
     } catch {
       return this.destroy();
     }
-    if (n > 0) this.client.write(chunk.subarray(0, n));
+    // Backpressure still: a client that stops reading inside a 1 GB row would have the agent hold the
+    // rest of it until the force close.
+    if (n > 0) this.forward(this.backend, this.client, chunk.subarray(0, n));
     if (this.backendFrames.atBoundary) this.closeWith(fatal);
   }
 

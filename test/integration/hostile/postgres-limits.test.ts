@@ -264,6 +264,27 @@ describe('after login', () => {
     expect(rows).toBe(64);
     s.tls.destroy();
   });
+
+  it('a client that stops reading inside a 256 MB row, then sends a malformed message, still holds the agent to its socket buffers', async () => {
+    // The agent ends the session, but first relays the rest of the row in flight so its FATAL can be
+    // parsed: that rest must wait for the client too, not pile up in the agent until the force close.
+    const s = await rawSession(f, f.people.alice, 'alice', 'orders');
+    const sql = Buffer.from("select repeat('x', 256 * 1048576)\0");
+    const head = Buffer.alloc(5);
+    head[0] = 0x51;
+    head.writeInt32BE(sql.length + 4, 1);
+    const rowStarted = new Promise((r) => s.tls.once('data', r));
+    s.tls.write(Buffer.concat([head, sql]));
+    await rowStarted;
+    s.tls.pause();
+    await new Promise((r) => setTimeout(r, 1000)); // the agent stops reading the server
+    const { buffers } = await peakGrowth(async () => {
+      s.tls.write(Buffer.from([0, 0, 0, 0, 4])); // no such message type
+      await new Promise((r) => setTimeout(r, 3000)); // past the agent's force close (2 s)
+    });
+    s.tls.destroy();
+    expect(buffers).toBeLessThan(16 * MB);
+  }, 60_000);
 });
 
 describe('connection limits', () => {
