@@ -1,9 +1,9 @@
-// Secrets kept out of the audit log: the string literal after a PASSWORD keyword (CREATE/ALTER ROLE|USER
-// … [ENCRYPTED] PASSWORD '…', a user mapping's OPTIONS (password '…')), in any case, quoted any way
-// SQL allows ('…', E'…', U&'…', $tag$…$tag$, 'pieces' on lines of their own), anywhere in a
-// multi-statement Query. A small lexer rather than a regular expression, so a PASSWORD inside a
-// literal, identifier or comment is not taken for the keyword, and a literal is cut where PostgreSQL
-// itself ends it.
+// Secrets kept out of the audit log: the string literal after a PASSWORD keyword of a role or server
+// statement (CREATE/ALTER ROLE|USER|GROUP … [ENCRYPTED] PASSWORD '…', a user mapping's or server's
+// OPTIONS (password '…')), in any case, quoted any way SQL allows ('…', E'…', U&'…', $tag$…$tag$,
+// 'pieces' on lines of their own), anywhere in a multi-statement Query. A small lexer rather than a
+// regular expression, so a PASSWORD inside a literal, identifier or comment is not taken for the
+// keyword, and a literal is cut where PostgreSQL itself ends it.
 
 import { DrawbridgeError } from '../../errors.js';
 
@@ -51,10 +51,25 @@ export function redactPasswords(sql: string): string {
   return out + sql.slice(copied);
 }
 
-/** Where each literal after a PASSWORD keyword starts and ends; '…' with backslash escapes or not. */
+/**
+ * The statements whose PASSWORD is followed by a password: CREATE/ALTER ROLE, USER (and USER MAPPING's
+ * OPTIONS), GROUP, SERVER (OPTIONS). No literal in them is ever evaluated. Elsewhere `password '…'` is
+ * no role option but may be a typed literal (a type or domain named password, e.g. in pg_temp, which
+ * every user may create), whose text a function can run: `SELECT run(password 'DELETE FROM t')`.
+ */
+const PASSWORD_STATEMENTS = new Set(['role', 'user', 'group', 'server']);
+
+/**
+ * Where each literal after a PASSWORD keyword of a role or server statement starts and ends; '…' with
+ * backslash escapes or not.
+ */
 function passwordLiterals(sql: string, backslashInPlain: boolean): [number, number][] {
   const spans: [number, number][] = [];
   let afterPassword = false;
+  /** Tokens of the statement so far (a top-level semicolon starts the next one), and its first word. */
+  let tokens = 0;
+  let first = '';
+  let passwordStatement = false;
   for (let i = 0; i < sql.length;) {
     const c = sql.charCodeAt(i);
     const end = skipSpaceOrComment(sql, i);
@@ -62,6 +77,7 @@ function passwordLiterals(sql: string, backslashInPlain: boolean): [number, numb
       i = end;
       continue;
     }
+    tokens++;
     const literal = literalEnd(sql, i, backslashInPlain);
     if (literal > i) {
       if (afterPassword) spans.push([i, literal]);
@@ -79,9 +95,19 @@ function passwordLiterals(sql: string, backslashInPlain: boolean): [number, numb
     if (isWord(c)) {
       let j = i + 1;
       while (j < sql.length && (isWord(sql.charCodeAt(j)) || sql.charCodeAt(j) === 0x24)) j++;
-      afterPassword = j - i === 8 && sql.slice(i, j).toLowerCase() === 'password';
+      if (tokens <= 2) {
+        const word = sql.slice(i, j).toLowerCase();
+        if (tokens === 1) first = word;
+        else passwordStatement = (first === 'create' || first === 'alter') && PASSWORD_STATEMENTS.has(word);
+      }
+      afterPassword = passwordStatement && j - i === 8 && sql.slice(i, j).toLowerCase() === 'password';
       i = j;
       continue;
+    }
+    if (c === 0x3b) {
+      tokens = 0;
+      first = '';
+      passwordStatement = false;
     }
     afterPassword = false;
     i++;

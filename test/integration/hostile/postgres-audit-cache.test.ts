@@ -8,7 +8,8 @@
 // the server takes for one another (it keeps a name's first 63 bytes, after converting them from
 // client_encoding) though the agent reads them apart; and more Parses of one name in flight than the
 // audit lists as candidates. Last, password redaction: where the agent's lexer ends the literal after
-// PASSWORD later than PostgreSQL does, what follows would run unseen (each case runs a DELETE so);
+// PASSWORD later than PostgreSQL does, or takes for a password what is none (a typed literal that a
+// function runs), what follows would run unseen (each case runs a DELETE so);
 // where it ends it earlier (a literal continued on the next line), the rest of the password is logged.
 // Raw wire messages through the real agent to PostgreSQL 15; the real audit file and the server's
 // state are read.
@@ -209,6 +210,13 @@ describe('password redaction', () => {
       'a dollar-quote tag of 70 letters',
       'SELECT 1',
       `SELECT $${'a'.repeat(70)}$ PASSWORD '$${'a'.repeat(70)}$; DELETE FROM c; --'`,
+    ],
+    [
+      // A typed literal of a domain named password: pg_temp's, which any user may create.
+      'a domain named password',
+      'CREATE DOMAIN pg_temp.password AS text; ' +
+        'CREATE FUNCTION pg_temp.run(q text) RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE q; END $$',
+      "SELECT pg_temp.run(password 'DELETE FROM c')",
     ],
   ])('%s: the DELETE that runs is in the audit', async (_name, setup, sql) => {
     await resetTable();
