@@ -64,6 +64,20 @@ export const AllowRule = AccessRule.extend({
         "check, with the backend ACL user's rights; without it they are refused unless the roles allow every " +
         'command and the server is a Redis Cluster (on a standalone server a script could SELECT another DB).',
     ),
+  /**
+   * A standalone Redis server's DBs belong to Databases with other access rules; commands that act on
+   * the whole server (CONFIG, ACL, CLIENT KILL, FLUSHALL, SHUTDOWN...) or show its other DBs are
+   * refused there unless a role allowing the session sets this. Redis Cluster has one DB: no effect.
+   */
+  redisServerWide: z
+    .boolean()
+    .optional()
+    .describe(
+      'Allow, on a standalone Redis server, what acts on or shows every DB of the server (CONFIG, ACL, CLIENT ' +
+        'KILL/PAUSE/UNBLOCK, FLUSHALL, SAVE, SHUTDOWN, DEBUG, keyspace notifications of other DBs...) as far as ' +
+        'the command rules allow each command; without it they are refused and CLIENT LIST, INFO and PUBSUB ' +
+        "CHANNELS show only this Database's DB.",
+    ),
 });
 export type AllowRule = z.infer<typeof AllowRule>;
 

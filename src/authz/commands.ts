@@ -21,7 +21,7 @@ export type CommandDecision<G = never> =
   { allowed: true; guard?: G } | { allowed: false; reason: string; rule: CommandDenial };
 
 /** Which rule refused a command: the label of drawbridge_access_denied_total{level="command"}. */
-export type CommandDenial = 'deny_rule' | 'no_allow_rule' | 'scripting' | 'arguments';
+export type CommandDenial = 'deny_rule' | 'no_allow_rule' | 'scripting' | 'server_wide' | 'arguments';
 
 /**
  * Commands that run code inside the server (scripts, functions) or install code that later FCALLs run.
@@ -81,6 +81,21 @@ export interface CommandPolicyOptions<G> {
    * libraries every DB's FCALL runs), by name with what they do: decided by the scripting rule too.
    */
   sharedCode?: ReadonlyMap<string, string>;
+  /**
+   * Commands that act on or show more than the session's limit (standalone Redis: every DB of the
+   * server, whose other DBs may be other Databases'), by name with what they do, and that limit:
+   * allowed only by a role that also sets allow.redisServerWide.
+   */
+  serverWide?: { commands: ReadonlyMap<string, string>; limit: string };
+}
+
+/** How to get what CommandPolicyOptions.serverWide holds back. */
+export const SERVER_WIDE_GRANT =
+  'commands that act on or show the whole server need a role with allow.redisServerWide: true';
+
+/** Whether a role allowing the session grants what acts on the whole (standalone Redis) server. */
+export function grantsServerWide(allowedBy: readonly BoundRole[]): boolean {
+  return allowedBy.some((r) => r.allow.redisServerWide);
 }
 
 /** The first entry of `entries` that covers `cmd`, or undefined. */
@@ -114,6 +129,8 @@ export class CommandPolicy<G = never> {
   private readonly scriptingRefusal: string | undefined;
   private readonly guards: ReadonlyMap<string, G> | undefined;
   private readonly sharedCode: ReadonlyMap<string, string> | undefined;
+  /** What needs allow.redisServerWide, when no role allowing the session sets it. */
+  private readonly serverWide: CommandPolicyOptions<G>['serverWide'];
 
   constructor(
     roles: readonly BoundRole[],
@@ -131,6 +148,7 @@ export class CommandPolicy<G = never> {
       : allowedBy.map((r) => ({ role: r.name, entries: r.allow.redisCommands! }));
     this.guards = opts.guards;
     this.sharedCode = opts.sharedCode;
+    this.serverWide = grantsServerWide(allowedBy) ? undefined : opts.serverWide;
     const granted = allowedBy.find((r) => r.allow.redisScripting);
     const narrower = this.narrowedBy() ?? opts.scriptLimit;
     this.scriptingRefusal = granted || narrower === undefined ? undefined : narrower;
@@ -195,6 +213,14 @@ export class CommandPolicy<G = never> {
         reason:
           `${cmd.name.replace('|', ' ').toUpperCase()} ${does}, and ${this.scriptingRefusal}; scripts and ` +
           `functions need a role with allow.redisScripting: true (they then run with the backend ACL user's rights)`,
+      };
+    }
+    const wide = this.serverWide?.commands.get(cmd.name);
+    if (wide !== undefined) {
+      return {
+        allowed: false,
+        rule: 'server_wide',
+        reason: `${cmd.name.replace('|', ' ').toUpperCase()} ${wide}, and ${this.serverWide!.limit}; ${SERVER_WIDE_GRANT}`,
       };
     }
     const guard = this.guards?.get(cmd.name);

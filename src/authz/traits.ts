@@ -29,9 +29,10 @@ export interface ExpandedRule {
   databaseNames?: string[];
   redisCommands?: string[];
   redisScripting?: boolean;
+  redisServerWide?: boolean;
 }
 
-/** Expands an allow or deny rule (deny rules have no redisScripting). */
+/** Expands an allow or deny rule (deny rules have no redisScripting, redisServerWide). */
 export function expandRule(rule: AllowRule, traits: Traits): ExpandedRule {
   const out: ExpandedRule = {};
   if (rule.databaseLabels) {
@@ -48,5 +49,6 @@ export function expandRule(rule: AllowRule, traits: Traits): ExpandedRule {
   if (names) out.databaseNames = names;
   if (rule.redisCommands) out.redisCommands = rule.redisCommands.map((c) => c.toLowerCase());
   if (rule.redisScripting) out.redisScripting = true;
+  if (rule.redisServerWide) out.redisServerWide = true;
   return out;
 }

@@ -5,7 +5,12 @@
 // decided under one grant but run after a policy change (after a guard's backend check, queued in
 // MULTI, behind a blocking command) is decided again under the new one.
 import { auditOverflow } from '../../agent/audit-hold.js';
-import { type CommandDecision, type CommandDenial, CommandPolicy } from '../../authz/commands.js';
+import {
+  type CommandDecision,
+  type CommandDenial,
+  CommandPolicy,
+  grantsServerWide,
+} from '../../authz/commands.js';
 import type { Decision } from '../../authz/engine.js';
 import { auditArgs } from './audit.js';
 import { databaseIndex } from './backend-auth.js';
@@ -14,9 +19,12 @@ import {
   type CommandGuard,
   type GuardCheck,
   STANDALONE_SCRIPT_LIMIT,
+  STANDALONE_SERVER_WIDE,
   STANDALONE_SHARED_CODE,
   dbGuards,
+  serverWideLimit,
 } from './db-boundary.js';
+import { OtherDbChannels } from './keyspace-channels.js';
 import { type RedisCommand, agentCommand, owned } from './parser.js';
 import { EXECABORT, type RespVersion, errorReply } from './serializer.js';
 import type { RedisSession } from './session.js';
@@ -39,6 +47,8 @@ const DISCARD = agentCommand(['DISCARD']);
 const BLOCKS: CommandGuard = () => undefined;
 /** The mark of a command that subscribes (never called: forward relays it with relaySubscribe). */
 const SUBSCRIBES: CommandGuard = () => undefined;
+/** The mark of PUBLISH on a standalone server without allow.redisServerWide (relayPublish). */
+const PUBLISHES: CommandGuard = () => undefined;
 /** What leaves a session hearing messages no command asks for (MONITOR stays refused on a server). */
 const SUBSCRIBING = ['subscribe', 'psubscribe', 'ssubscribe'];
 /**
@@ -76,6 +86,11 @@ export class SessionCommands {
   // The subscribing commands relayed: their messages keep coming, under the grant they were decided
   // with, while the session listens (refusedStanding).
   private readonly subscribedWith: string[] = [];
+  // Standalone: other DBs' keyspace notification channels, refused without allow.redisServerWide, and
+  // the subscribing command that reached them under it (refusedStanding).
+  private otherDbs: OtherDbChannels | undefined;
+  private wideGranted = false;
+  private wideSubscription: string | undefined;
   /** Commands relayed or answered, and commands refused (session.end counts them). */
   relayed = 0;
   denied = 0;
@@ -92,19 +107,25 @@ export class SessionCommands {
   regrant(decision: Allowed): void {
     const database = this.s.agent.state.database;
     const db = this.cluster ? 0 : databaseIndex(database);
+    const wide = this.cluster || grantsServerWide(decision.allowedBy);
     // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
-    const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster));
+    const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster, wide));
     guards.set('client|tracking', trackingGuard);
     for (const info of this.facts!.commands.values()) {
       if (info.categories.includes('blocking') && !guards.has(info.name)) guards.set(info.name, BLOCKS);
     }
     for (const name of WAITS) guards.set(name, BLOCKS);
     for (const name of SUBSCRIBING) guards.set(name, SUBSCRIBES);
+    this.otherDbs = this.cluster ? undefined : new OtherDbChannels(db, serverWideLimit(db));
+    if (!wide) guards.set('publish', PUBLISHES);
+    const standalone = !this.cluster;
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
-      scriptLimit: this.cluster ? undefined : STANDALONE_SCRIPT_LIMIT,
-      sharedCode: this.cluster ? undefined : STANDALONE_SHARED_CODE,
+      scriptLimit: standalone ? STANDALONE_SCRIPT_LIMIT : undefined,
+      sharedCode: standalone ? STANDALONE_SHARED_CODE : undefined,
+      serverWide: standalone ? { commands: STANDALONE_SERVER_WIDE, limit: serverWideLimit(db) } : undefined,
       guards,
     });
+    this.wideGranted = wide;
     this.lastVerdict = undefined;
   }
 
@@ -130,11 +151,13 @@ export class SessionCommands {
     if (verdict.guard === undefined) return this.relay(cmd, hooks);
     if (verdict.guard === BLOCKS) return this.relayBlocking(cmd, hooks);
     if (verdict.guard === SUBSCRIBES) return this.relaySubscribe(cmd, hooks);
+    if (verdict.guard === PUBLISHES) return this.relayPublish(cmd, hooks);
     // A guard may keep its command (an async check, the tracking request it parsed): one of its own.
     cmd = owned(cmd);
     const guarded = verdict.guard(cmd, s);
     if (guarded === undefined) return this.relay(cmd, hooks);
-    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, 'arguments');
+    if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, guarded.rule ?? 'arguments');
+    if ('translate' in guarded) return this.relay(cmd, { ...hooks, translate: guarded.translate });
     if ('answer' in guarded) {
       if (!s.audit.command(cmd)) return s.terminate(auditOverflow());
       this.relayed++;
@@ -193,9 +216,25 @@ export class SessionCommands {
     this.blockedSeq = this.s.replies.lastReserved;
   }
 
-  /** A subscribing command: its messages keep coming until unsubscribed. */
+  /**
+   * A subscribing command: its messages keep coming until unsubscribed. On a standalone server, one
+   * that would hear another DB's keyspace notifications needs allow.redisServerWide.
+   */
   private relaySubscribe(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    const other = this.otherDbs?.subscribed(cmd);
+    if (other !== undefined) {
+      if (!this.wideGranted)
+        return this.deny(cmd, this.otherDbs!.subscribeRefusal(cmd, other), 'server_wide');
+      this.wideSubscription ??= cmd.name;
+    }
     if (!this.subscribedWith.includes(cmd.name)) this.subscribedWith.push(cmd.name);
+    this.relay(cmd, hooks);
+  }
+
+  /** PUBLISH without allow.redisServerWide: not to another DB's notification channel (a forged event). */
+  private relayPublish(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    const refusal = this.otherDbs!.publishRefusal(cmd);
+    if (refusal !== undefined) return this.deny(cmd, refusal, 'server_wide');
     this.relay(cmd, hooks);
   }
 
@@ -218,6 +257,10 @@ export class SessionCommands {
         const [name, verdict] = refused;
         return `the session still listens on what "${name}" subscribed to, which is refused now: ${verdict.reason}`;
       }
+    }
+    // (Counted from the subscribing command on, while the session listens to anything.)
+    if (this.wideSubscription !== undefined && !this.wideGranted && this.s.connected?.listening) {
+      return `the session still listens on another DB's keyspace notifications ("${this.wideSubscription}" under allow.redisServerWide), which no role grants now`;
     }
     if (this.s.trackingUser !== undefined) {
       const refused = this.firstRefused(TRACKING);

@@ -9,14 +9,26 @@ import { readFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisFixture, startRedisFixture } from '../redis/fixture.js';
+import type { TestAgent } from '../../support/agent.js';
+import { accessRole, databaseUser } from '../../support/redis.js';
+import { type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
 import { exchange, pipeline } from './resp.js';
 
 let f: RedisFixture;
+/** ops here may also run what acts on the whole server (CONFIG SET, ACL SETUSER): allow.redisServerWide. */
+let agent: TestAgent;
 const sockets: TLSSocket[] = [];
 
 beforeAll(async () => {
   f = await startRedisFixture();
+  const docs = redisDocs(f.redis).filter(
+    (d) => (d as { metadata: { name: string } }).metadata.name !== 'ops',
+  );
+  agent = await f.startAgent([
+    ...docs,
+    accessRole('server-admin', { databaseLabels: { env: '*' }, databaseUsers: ['*'], redisServerWide: true }),
+    databaseUser('ops', ['admin', 'server-admin']),
+  ]);
 }, 60_000);
 
 afterAll(async () => {
@@ -29,8 +41,8 @@ const HASH = 'a'.repeat(60) + '4f2e';
 
 describe('audit redaction', () => {
   it('no secret of AUTH, HELLO AUTH, CONFIG SET, ACL SETUSER or MIGRATE AUTH/AUTH2 is written, run or refused', async () => {
-    const ops = await f.raw('ops');
-    const alice = await f.raw('alice');
+    const ops = await f.rawAt(agent.port, 'ops');
+    const alice = await f.rawAt(agent.port, 'alice');
     sockets.push(ops, alice);
     // ops may run everything: these run (or fail in the server) and are audited as commands.
     const opsCommands = [
@@ -61,7 +73,7 @@ describe('audit redaction', () => {
     await f.redis.cli(['ACL', 'DELUSER', 'redaction-tmp']);
     await sleep(500);
 
-    const text = await readFile(f.agent.auditPath, 'utf8');
+    const text = await readFile(agent.auditPath, 'utf8');
     for (let n = 1; n <= 19; n++) expect(text, `secret ${n} is in the audit log`).not.toContain(secret(n));
     expect(text).not.toContain(HASH);
     // The commands themselves are there, with the secrets' places marked.

@@ -35,7 +35,8 @@ function docs(rwDenies: string[] = ['config|set']): object[] {
     }),
     accessRole(
       'rw',
-      { ...labels, databaseUsers: ['default'], redisCommands: RW_ALLOWS },
+      // CONFIG and CLIENT LIST act on the whole (standalone) server: allow.redisServerWide.
+      { ...labels, databaseUsers: ['default'], redisCommands: RW_ALLOWS, redisServerWide: true },
       { redisCommands: rwDenies },
     ),
     accessRole('ro', { ...labels, databaseUsers: ['reader'], redisCommands: ['@read', '@connection'] }),

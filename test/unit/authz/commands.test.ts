@@ -151,3 +151,29 @@ describe('the scripting rule', () => {
     expect(p.check(set)).toBe(p.check(set));
   });
 });
+
+describe('the server-wide rule (standalone Redis: every DB of the server)', () => {
+  const any = { databaseLabels: { '*': '*' }, databaseUsers: ['*'] };
+  const serverWide = { commands: new Map([['flushall', 'empties every DB']]), limit: 'this is DB 3' };
+
+  it('refuses what acts on the whole server even to a person allowed every command, naming the fix', () => {
+    const p = policyWith({ serverWide }, role('all', any));
+    expect(p.check(flushall)).toEqual({
+      allowed: false,
+      rule: 'server_wide',
+      reason:
+        'FLUSHALL empties every DB, and this is DB 3; commands that act on or show the whole server need a role with allow.redisServerWide: true',
+    });
+    expect(p.check(get).allowed).toBe(true);
+  });
+
+  it('allow.redisServerWide lifts it as far as the command rules allow; deny still wins', () => {
+    const granted = policyWith({ serverWide }, role('wide', { ...any, redisServerWide: true }));
+    expect(granted.check(flushall).allowed).toBe(true);
+    const denied = policyWith(
+      { serverWide },
+      role('wide', { ...any, redisServerWide: true }, { redisCommands: ['@dangerous'] }),
+    );
+    expect(denied.check(flushall)).toMatchObject({ allowed: false, rule: 'deny_rule' });
+  });
+});

@@ -1,5 +1,6 @@
-// The DB-number guards, table-driven: which spellings of SELECT, COPY ... DB, MIGRATE, SWAPDB, MOVE,
-// FLUSHALL and REPLICAOF stay in the Database's DB (3 here; a cluster's 0) and which are refused.
+// The DB-number guards, table-driven: which spellings of SELECT, COPY ... DB, MIGRATE, SWAPDB, MOVE
+// and REPLICAOF stay in the Database's DB (3 here; a cluster's 0) and which are refused; which replies
+// are cut to it (CLIENT LIST, INFO, PUBSUB CHANNELS) unless a role grants allow.redisServerWide.
 import { describe, expect, it } from 'vitest';
 import { type GuardContext, dbGuards } from '../../../src/engines/redis/db-boundary.js';
 import { commandName } from '../../../src/engines/redis/command-name.js';
@@ -22,6 +23,7 @@ function verdict(guards: ReturnType<typeof dbGuards>, c: RedisCommand, inMulti =
   const guard = guards.get(c.name);
   const r = guard?.(c, session(inMulti));
   if (r === undefined) return 'relay';
+  if ('translate' in r) return 'cut';
   return 'answer' in r ? (r.answer.equals(OK) ? 'OK' : 'answer') : 'refuse' in r ? 'refuse' : 'check';
 }
 
@@ -43,12 +45,13 @@ describe('dbGuards, standalone DB 3', () => {
     [cmd('COPY', 'a', 'b', 'DB'), 'relay'], // the server's syntax error
     [cmd('MIGRATE', 'h', '1', 'k', '3', '100'), 'relay'],
     [cmd('MIGRATE', 'h', '1', 'k', '0', '100'), 'refuse'],
-    [cmd('FLUSHALL'), 'refuse'],
-    [cmd('FLUSHDB'), 'relay'],
+    [cmd('FLUSHDB'), 'relay'], // FLUSHALL, SLOWLOG GET...: the policy's server-wide rule
     [cmd('MONITOR'), 'refuse'],
-    [cmd('SLOWLOG', 'GET', '10'), 'refuse'], // other DBs' commands and values
-    [cmd('SLOWLOG', 'LEN'), 'relay'],
-    [cmd('REPLICAOF', 'h', '6379'), 'refuse'], // the master's data replaces every DB
+    [cmd('CLIENT', 'LIST'), 'cut'],
+    [cmd('INFO', 'keyspace'), 'cut'],
+    [cmd('PUBSUB', 'CHANNELS'), 'cut'],
+    [cmd('CLIENT', 'INFO'), 'relay'], // its own connection
+    [cmd('REPLICAOF', 'h', '6379'), 'refuse'], // the master's data replaces every DB: server-wide
     [cmd('SLAVEOF', 'h', '6379'), 'refuse'],
     [cmd('REPLICAOF', 'No', 'ONE'), 'relay'], // promotes: the data stays
     [cmd('REPLICAOF', 'no', 'one', 'x'), 'refuse'],
@@ -59,6 +62,24 @@ describe('dbGuards, standalone DB 3', () => {
   it('inside MULTI SELECT 3 is relayed (queued by the server), another DB still refused', () => {
     expect(verdict(g, cmd('SELECT', '3'), true)).toBe('relay');
     expect(verdict(g, cmd('SELECT', '4'), true)).toBe('refuse');
+  });
+
+  it('inside MULTI what would be cut is refused: EXEC would return it whole', () => {
+    const r = g.get('client|list')!(cmd('CLIENT', 'LIST'), session(true));
+    expect(r).toMatchObject({ rule: 'server_wide' });
+    expect((r as { refuse: string }).refuse).toMatch(
+      /^CLIENT LIST inside MULTI .*allow\.redisServerWide: true$/,
+    );
+  });
+
+  it('with allow.redisServerWide: REPLICAOF a master and the uncut replies; never another DB, nor MONITOR', () => {
+    const wide = dbGuards(3, false, true);
+    expect(verdict(wide, cmd('REPLICAOF', 'h', '6379'))).toBe('relay');
+    expect(verdict(wide, cmd('CLIENT', 'LIST'), true)).toBe('relay');
+    expect(verdict(wide, cmd('INFO'))).toBe('relay');
+    expect(verdict(wide, cmd('SELECT', '0'))).toBe('refuse');
+    expect(verdict(wide, cmd('SWAPDB', '0', '3'))).toBe('refuse');
+    expect(verdict(wide, cmd('MONITOR'))).toBe('refuse');
   });
 
   it('refusals name the boundary and the DB', () => {
