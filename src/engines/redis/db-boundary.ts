@@ -120,9 +120,7 @@ export const STANDALONE_SERVER_WIDE: ReadonlyMap<string, string> = new Map([
   ['bgrewriteaof', DUMPS],
   ['shutdown', "stops the server, every DB's clients with it"],
   ['failover', 'hands the whole server over to a replica'],
-  ['sync', REPLICATES],
-  ['psync', REPLICATES],
-  ['replconf', REPLICATES],
+  ['replconf', REPLICATES], // SYNC and PSYNC the agent answers itself (local-commands.ts)
   ['module|load', MODULES],
   ['module|loadex', MODULES],
   ['module|unload', MODULES],
