@@ -6,6 +6,7 @@ import { RedisReplyError } from '../router.js';
 import { type RespVersion, arrayHeader, bulkReply, encodeCommand } from '../serializer.js';
 import { findCrlf, parseRespInt } from '../chunk-buffer.js';
 import type { CommandRules } from './command-rules.js';
+import type { NodeConnection } from './node-connection.js';
 import { type Reply, mergeReplies, sumCounts } from './merge.js';
 import { decodeScanCursor, nextScanCursor } from './scan-cursor.js';
 import { type Done, type Lane, RoutedSend, type SendContext } from './sender.js';
@@ -15,6 +16,8 @@ export interface FanOutTarget {
   lane: Lane;
   /** What the lane's connections speak: replies come, and the merged one goes, in it. */
   proto: RespVersion;
+  /** A write filled a connection: the session stops reading until it drains (sender.ts). */
+  onFull: (conn: NodeConnection) => void;
 }
 
 /**
@@ -46,6 +49,7 @@ export function fanOut(
       pick: () => node,
       idempotent: rules.flags.has('readonly'),
       lane: t.lane,
+      onFull: t.onFull,
       done: (reply) => {
         replies[i] = reply;
         if (--left === 0) done(merge(replies, labels));
@@ -94,6 +98,7 @@ export function scan(t: FanOutTarget, cmd: RedisCommand, done: Done): boolean {
     pick: () => t.ctx.topology.masters()[pos.node] ?? t.ctx.anyNode(),
     idempotent: true,
     lane: t.lane,
+    onFull: t.onFull,
     done: (reply) => {
       if (!Buffer.isBuffer(reply) || reply[0] !== 0x2a) {
         done(reply);

@@ -22,7 +22,7 @@ import {
   nullReply,
 } from '../serializer.js';
 import { keySlot } from './key-slot.js';
-import { NodeUnavailable } from './node-connection.js';
+import { type NodeConnection, NodeUnavailable } from './node-connection.js';
 import type { LoginPool } from './pool.js';
 import { SubscriptionBudget, tooManySubscriptions } from '../pubsub-tracker.js';
 import { messageFor } from './protocol.js';
@@ -37,6 +37,7 @@ export interface PubSubHost {
   pool(): LoginPool;
   push(frame: Buffer): void;
   fail(err: DrawbridgeError): void;
+  onFull(conn: NodeConnection): void;
 }
 
 const MAX_MOVES = 5;
@@ -150,6 +151,10 @@ export class PubSub implements LinkEvents {
     this.host.push(messageFor(frame, this.protocol));
   }
 
+  full(conn: NodeConnection): void {
+    this.host.onFull(conn);
+  }
+
   evicted(channel: Buffer): void {
     const key = channel.toString('latin1');
     if (!this.shards.has(key)) return;
@@ -228,8 +233,9 @@ export class PubSub implements LinkEvents {
     let error: Buffer | RedisReplyError | undefined;
     const counts = shardCounts(names, this.shards);
     this.pending++;
+    let ok = true;
     for (const [slot, group] of bySlot) {
-      this.shardSubscribe(slot, group, 0, (outcome, node) => {
+      const sent = this.shardSubscribe(slot, group, 0, (outcome, node) => {
         if (outcome !== undefined) error ??= failure(outcome);
         else for (const n of group) this.budget.add(this.shards, n.toString('latin1'), node);
         if (--left > 0) return;
@@ -241,8 +247,9 @@ export class PubSub implements LinkEvents {
         }
         done(Buffer.concat(names.map((n, i) => confirm(this.protocol, 'ssubscribe', n, counts[i]!))));
       });
+      ok &&= sent;
     }
-    return true;
+    return ok;
   }
 
   /** SSUBSCRIBE one slot's channels on its owner, following MOVED a few times. */
@@ -251,10 +258,10 @@ export class PubSub implements LinkEvents {
     group: Buffer[],
     moves: number,
     done: (outcome: LinkOutcome, node: number) => void,
-  ): void {
+  ): boolean {
     const owner = this.host.ctx.topology.ownerOf(slot);
     const node = owner === NO_NODE ? this.host.ctx.anyNode() : owner;
-    this.shardLink(node).request(encodeCommand(['SSUBSCRIBE', ...group]), group.length, (outcome) => {
+    return this.shardLink(node).request(encodeCommand(['SSUBSCRIBE', ...group]), group.length, (outcome) => {
       const kind = Buffer.isBuffer(outcome) ? redirectKind(outcome) : undefined;
       if (kind && moves < MAX_MOVES) {
         const r = kind === 'moved' ? parseRedirect(outcome as Buffer) : undefined;
@@ -291,15 +298,18 @@ export class PubSub implements LinkEvents {
       return true;
     }
     let left = byNode.size;
+    let ok = true;
     this.pending++;
     for (const [node, group] of byNode) {
-      this.shardLinks.get(node)!.request(encodeCommand(['SUNSUBSCRIBE', ...group]), group.length, () => {
+      const link = this.shardLinks.get(node)!;
+      const sent = link.request(encodeCommand(['SUNSUBSCRIBE', ...group]), group.length, () => {
         if (--left > 0) return;
         this.pending--;
         reply();
       });
+      ok &&= sent;
     }
-    return true;
+    return ok;
   }
 
   // --- links ---

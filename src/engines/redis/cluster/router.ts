@@ -282,7 +282,7 @@ export class ClusterRouter implements Router, PlainOwner {
 
   /** Made only for the commands that go to several nodes, not for every routed command. */
   private target(lane: Lane): FanOutTarget {
-    return { ctx: this.service, lane, proto: this.protocol };
+    return { ctx: this.service, lane, proto: this.protocol, onFull: this.onFull };
   }
 
   private readonly send: SlotSend = (raw, slot, idempotent, lane, done, pick) =>

@@ -25,6 +25,8 @@ export interface LinkEvents {
   evicted(channel: Buffer): void;
   /** The connection is gone; requests still pending were told. */
   lost(link: SubscriberLink): void;
+  /** A request filled the connection's buffers: the session stops reading until `conn` drains. */
+  full(conn: NodeConnection): void;
 }
 
 export class SubscriberLink {
@@ -49,7 +51,9 @@ export class SubscriberLink {
   /** Sends a subscribe-family command expecting `expected` confirmation frames. */
   request(raw: Buffer, expected: number, done: (outcome: LinkOutcome) => void): boolean {
     this.pending.push({ expected, got: 0, done });
-    return this.conn.sendUnmatched(raw);
+    const ok = this.conn.sendUnmatched(raw);
+    if (!ok) this.events.full(this.conn);
+    return ok;
   }
 
   close(): void {

@@ -18,7 +18,7 @@ import { RedisReplyError } from '../router.js';
 import { EXECABORT, OK, QUEUED, encodeCommand } from '../serializer.js';
 import type { CommandRules } from './command-rules.js';
 import { NodeTimeoutError, timeoutReply } from './hung-nodes.js';
-import { type NodeConnection, NodeUnavailable } from './node-connection.js';
+import { type NodeConnection, NodeUnavailable, type ReplyHandler } from './node-connection.js';
 import { nullArray } from './protocol.js';
 import { confirmRedirect, parseRedirect, unconfirmedError } from './redirect.js';
 import { type Done, type SendContext, redirectKind } from './sender.js';
@@ -157,7 +157,7 @@ export class Transaction {
     this.watching = true;
     const gen = this.gen;
     const conn = this.conn!;
-    return conn.send(cmd.raw, (reply) => {
+    return this.sent(conn, cmd.raw, (reply) => {
       const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
       if (gen === this.gen && (redirect || reply instanceof NodeUnavailable)) {
         this.finish(false);
@@ -181,7 +181,7 @@ export class Transaction {
       done(OK);
       return true;
     }
-    return this.conn.send(cmd.raw, (reply) => {
+    return this.sent(this.conn, cmd.raw, (reply) => {
       this.finish(!(reply instanceof NodeUnavailable));
       done(this.clientReply(reply));
     });
@@ -219,7 +219,7 @@ export class Transaction {
     if (!this.conn) this.pin(slot, this.ownerOf(slot), false);
     this.queued.push(cmd.raw);
     const gen = this.gen;
-    return this.conn!.send(cmd.raw, (reply) => {
+    return this.sent(this.conn!, cmd.raw, (reply) => {
       if (gen !== this.gen) {
         done(QUEUED); // superseded by a replay or abort; EXEC reports the outcome
         return;
@@ -249,7 +249,7 @@ export class Transaction {
     }
     if (!this.conn) this.pin(KEYLESS, this.host.ctx.anyNode(), false);
     const conn = this.conn!;
-    return conn.send(cmd.raw, (reply) => {
+    return this.sent(conn, cmd.raw, (reply) => {
       const redirect = reply instanceof NodeUnavailable ? undefined : redirectKind(reply);
       if (redirect) {
         if (this.watching || this.replays++ >= MAX_REPLAYS) {
@@ -279,7 +279,7 @@ export class Transaction {
       return true;
     }
     const lender = this.host.lender;
-    return conn.send(cmd.raw, (reply) => {
+    return this.sent(conn, cmd.raw, (reply) => {
       lender.release(conn, !(reply instanceof NodeUnavailable));
       done(this.clientReply(reply));
     });
@@ -357,8 +357,12 @@ export class Transaction {
   }
 
   private send(raw: Buffer, done: Done): boolean {
-    const conn = this.conn!;
-    const ok = conn.send(raw, (reply) => done(this.clientReply(reply)));
+    return this.sent(this.conn!, raw, (reply) => done(this.clientReply(reply)));
+  }
+
+  /** Sends `raw` on `conn`; when that fills it, the session is told to stop reading until it drains. */
+  private sent(conn: NodeConnection, raw: Buffer, handler: ReplyHandler): boolean {
+    const ok = conn.send(raw, handler);
     if (!ok) this.host.onFull(conn);
     return ok;
   }
