@@ -1,9 +1,10 @@
 // Secrets kept out of the audit log: the string literal after a PASSWORD keyword of a role or server
 // statement (CREATE/ALTER ROLE|USER|GROUP … [ENCRYPTED] PASSWORD '…', a user mapping's or server's
 // OPTIONS (password '…')), in any case, quoted any way SQL allows ('…', E'…', U&'…', $tag$…$tag$,
-// 'pieces' on lines of their own), anywhere in a multi-statement Query. A small lexer rather than a
-// regular expression, so a PASSWORD inside a literal, identifier or comment is not taken for the
-// keyword, and a literal is cut where PostgreSQL itself ends it.
+// 'pieces' on lines of their own), anywhere in a multi-statement Query, and in the body of a DO block
+// or function in PL/pgSQL or SQL (migrations: IF NOT EXISTS … THEN CREATE ROLE … PASSWORD '…'). A
+// small lexer rather than a regular expression, so a PASSWORD inside a literal, identifier or comment
+// is not taken for the keyword, and a literal is cut where PostgreSQL itself ends it.
 
 import { DrawbridgeError } from '../../errors.js';
 
@@ -59,17 +60,45 @@ export function redactPasswords(sql: string): string {
  */
 const PASSWORD_STATEMENTS = new Set(['role', 'user', 'group', 'server']);
 
+/** Languages whose bodies are SQL: a DO block's or function's in them is read for role statements too. */
+const SQL_LANGUAGES = new Set(['plpgsql', 'sql']);
+/** Words after which a statement starts in a PL/pgSQL body (besides a semicolon). */
+const BLOCK_WORDS = new Set(['begin', 'then', 'else', 'loop']);
+
 /**
  * Where each literal after a PASSWORD keyword of a role or server statement starts and ends; '…' with
- * backslash escapes or not.
+ * backslash escapes or not. `nested`: `sql` is the body of a DO block or function in PL/pgSQL or SQL,
+ * where a statement also starts after BEGIN, THEN, ELSE and LOOP.
  */
-function passwordLiterals(sql: string, backslashInPlain: boolean): [number, number][] {
+function passwordLiterals(sql: string, backslashInPlain: boolean, nested = false): [number, number][] {
   const spans: [number, number][] = [];
   let afterPassword = false;
   /** Tokens of the statement so far (a top-level semicolon starts the next one), and its first word. */
   let tokens = 0;
   let first = '';
+  /** The previous token in lower case when a word of at most 9 characters, else ''. */
+  let prev = '';
+  /** The token number of a CREATE or ALTER that starts a statement. */
+  let verb = -1;
   let passwordStatement = false;
+  /** A DO block or CREATE FUNCTION/PROCEDURE, and whether its LANGUAGE (if named) is SQL. */
+  let routine = false;
+  let sqlLanguage = true;
+  /** Its $…$ literals that mention PASSWORD: their text, read as SQL at the end of the statement. */
+  let bodies: [number, number][] = [];
+  const endStatement = () => {
+    if (routine && sqlLanguage) {
+      for (const [from, to] of bodies) {
+        for (const [a, b] of passwordLiterals(sql.slice(from, to), backslashInPlain, true))
+          spans.push([from + a, from + b]);
+      }
+    }
+    tokens = 0;
+    verb = -1;
+    passwordStatement = routine = false;
+    sqlLanguage = true;
+    bodies = [];
+  };
   for (let i = 0; i < sql.length;) {
     const c = sql.charCodeAt(i);
     const end = skipSpaceOrComment(sql, i);
@@ -81,7 +110,13 @@ function passwordLiterals(sql: string, backslashInPlain: boolean): [number, numb
     const literal = literalEnd(sql, i, backslashInPlain);
     if (literal > i) {
       if (afterPassword) spans.push([i, literal]);
+      else if (routine && c === 0x24) {
+        const body = dollarBody(sql, i, literal);
+        if (body && PASSWORD.test(sql.slice(body[0], body[1]))) bodies.push(body);
+      }
+      if (prev === 'language') sqlLanguage = false; // LANGUAGE 'name': not read as SQL
       afterPassword = false;
+      prev = '';
       i = literal;
       continue;
     }
@@ -89,30 +124,43 @@ function passwordLiterals(sql: string, backslashInPlain: boolean): [number, numb
       // "quoted identifier": never the keyword
       const close = sql.indexOf('"', i + 1);
       i = close < 0 ? sql.length : close + 1;
+      if (prev === 'language') sqlLanguage = false;
       afterPassword = false;
+      prev = '';
       continue;
     }
     if (isWord(c)) {
       let j = i + 1;
       while (j < sql.length && (isWord(sql.charCodeAt(j)) || sql.charCodeAt(j) === 0x24)) j++;
-      if (tokens <= 2) {
-        const word = sql.slice(i, j).toLowerCase();
-        if (tokens === 1) first = word;
-        else passwordStatement = (first === 'create' || first === 'alter') && PASSWORD_STATEMENTS.has(word);
+      const word = j - i <= 9 ? sql.slice(i, j).toLowerCase() : '';
+      if (verb === tokens - 1) passwordStatement ||= PASSWORD_STATEMENTS.has(word);
+      const starts = tokens === 1 || (nested && BLOCK_WORDS.has(prev));
+      if (starts && (word === 'create' || word === 'alter')) verb = tokens;
+      if (tokens === 1) first = word;
+      if (!nested && (first === 'do' || (first === 'create' && tokens <= 4))) {
+        routine ||= first === 'do' || word === 'function' || word === 'procedure';
       }
-      afterPassword = passwordStatement && j - i === 8 && sql.slice(i, j).toLowerCase() === 'password';
+      if (prev === 'language') sqlLanguage &&= SQL_LANGUAGES.has(word);
+      afterPassword = passwordStatement && word === 'password';
+      prev = word;
       i = j;
       continue;
     }
-    if (c === 0x3b) {
-      tokens = 0;
-      first = '';
-      passwordStatement = false;
-    }
+    if (c === 0x3b) endStatement();
     afterPassword = false;
+    prev = '';
     i++;
   }
+  endStatement();
   return spans;
+}
+
+/** The text of the $tag$…$tag$ literal from `start` to `end`, without its tags; undefined if unclosed. */
+function dollarBody(sql: string, start: number, end: number): [number, number] | undefined {
+  DOLLAR_TAG.lastIndex = start;
+  const tag = DOLLAR_TAG.exec(sql)![0];
+  if (end - start < 2 * tag.length || !sql.startsWith(tag, end - tag.length)) return undefined;
+  return [start + tag.length, end - tag.length];
 }
 
 /** The parts of the spans in `a` that are also in spans in `b` (both sorted, none overlapping). */

@@ -244,6 +244,25 @@ describe('password redaction', () => {
     for (const piece of [a, b, c]) expect(text).not.toContain(`'${piece}'`);
   });
 
+  it("a migration's DO block that creates a role with a password: the role is made, the password is not audited", async () => {
+    await f.pg.admin('DROP ROLE IF EXISTS migrated');
+    await f.pg.admin('ALTER ROLE alice CREATEROLE');
+    try {
+      await withSession(f, async (s) => {
+        const sql =
+          "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'migrated') THEN " +
+          "CREATE ROLE migrated LOGIN PASSWORD 'migration-secret'; END IF; END $$";
+        expect(await exchange(s, [fe.query(sql)])).toEqual([]);
+        const [event] = await queries(f, s, 1);
+        expect(event!.query).toContain('CREATE ROLE migrated LOGIN PASSWORD [redacted]; END IF; END $$');
+      });
+      expect((await f.pg.admin("SELECT count(*) FROM pg_roles WHERE rolname = 'migrated'")).trim()).toBe('1');
+      expect(await readFile(f.agent.auditPath, 'utf8')).not.toContain('migration-secret');
+    } finally {
+      await f.pg.admin('DROP ROLE IF EXISTS migrated; ALTER ROLE alice NOCREATEROLE');
+    }
+  });
+
   it('client_encoding SJIS, a backslash after a character not ASCII: the statement is refused, nothing runs', async () => {
     await resetTable();
     try {

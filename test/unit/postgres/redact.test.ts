@@ -38,6 +38,26 @@ describe('redactPasswords', () => {
     ],
     ["ALTER TABLE t ADD c text DEFAULT run(password 'DELETE FROM t')", null],
     ["SELECT ';' AS x; ALTER ROLE a PASSWORD 'p'", "SELECT ';' AS x; ALTER ROLE a PASSWORD [redacted]"],
+    // The body of a DO block or function in PL/pgSQL or SQL: a role statement after ; BEGIN THEN ELSE LOOP.
+    [
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN " +
+        "CREATE ROLE app LOGIN PASSWORD 's'; END IF; END $$",
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN " +
+        'CREATE ROLE app LOGIN PASSWORD [redacted]; END IF; END $$',
+    ],
+    [
+      "DO LANGUAGE plpgsql $x$ BEGIN ALTER USER app WITH PASSWORD 's'; END $x$",
+      'DO LANGUAGE plpgsql $x$ BEGIN ALTER USER app WITH PASSWORD [redacted]; END $x$',
+    ],
+    [
+      "CREATE OR REPLACE FUNCTION f() RETURNS void AS $$ SELECT 1; ALTER ROLE app PASSWORD 's' $$ LANGUAGE sql",
+      'CREATE OR REPLACE FUNCTION f() RETURNS void AS $$ SELECT 1; ALTER ROLE app PASSWORD [redacted] $$ LANGUAGE sql',
+    ],
+    // Not SQL, or no statement: shown as is.
+    ["DO $$ alter role password 'DELETE FROM t'; $$ LANGUAGE plperl", null],
+    ["DO LANGUAGE 'plpgsql' $$ BEGIN ALTER ROLE app PASSWORD 's'; END $$", null],
+    ["DO $$ BEGIN PERFORM alter user, pg_temp.run(password 'DELETE FROM t'); END $$", null],
+    ["SELECT $$ALTER ROLE app PASSWORD 's'$$", null],
   ])('%j', (sql, audited) => {
     expect(redactPasswords(sql)).toBe(audited ?? sql);
   });
