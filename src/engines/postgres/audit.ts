@@ -140,7 +140,8 @@ export class QueryAuditor {
         }
         const sql = decodeQueryText(body, complete);
         const plain = !NOTABLE_WORDS.test(sql);
-        this.statements.simple(!plain && rewritesStatements(sql));
+        // Cut at the capture limit, the rest may prepare or deallocate statements unseen.
+        this.statements.simple(!complete || (!plain && rewritesStatements(sql)));
         // Cut at the capture limit: the head, and the size and SHA-256 of the whole text.
         if (cutSha256) {
           const head = redactPasswords(sql).slice(0, this.maxValue());
@@ -192,7 +193,11 @@ export class QueryAuditor {
     const { statement, query } = complete ? decodeParse(body) : decodeParsePrefix(body);
     const sql = query.toString('utf8');
     const text = complete ? this.sqlValue(sql) : this.sqlValue(sql) + '…[truncated]';
-    const info = { text, rewrites: rewritesStatements(sql), secret: !complete || mentionsPassword(sql) };
+    const info = {
+      text,
+      rewrites: !complete || rewritesStatements(sql),
+      secret: !complete || mentionsPassword(sql),
+    };
     if (complete) (this.recentParses ??= new RecentParses()).add(body, statement, max, info);
     this.statements.parse(statement, info);
   }

@@ -18,7 +18,7 @@ import { DrawbridgeError } from '../../errors.js';
  */
 export interface StatementInfo {
   text: string;
-  /** Its SQL may prepare, deallocate or discard statements (PREPARE, DEALLOCATE, DISCARD). */
+  /** Its SQL may prepare, deallocate or discard statements (PREPARE, DEALLOCATE, DISCARD), or was cut. */
   rewrites: boolean;
   /** Its SQL mentions PASSWORD (or was cut before the agent saw it all): Bind parameters are redacted. */
   secret: boolean;

@@ -149,6 +149,11 @@ describe('prepared statements', () => {
   it.each([
     ['DEALLOCATE', 'DEALLOCATE s4; PREPARE s4 AS DELETE FROM t'],
     ['DISCARD ALL', 'DISCARD ALL'],
+    // Past the 1 MiB of a message the agent reads: the audit shows its head and hash only.
+    [
+      'DEALLOCATE past 1 MiB of comment',
+      `/* ${'x'.repeat(1_100_000)} */ DEALLOCATE s4; PREPARE s4 AS DELETE FROM t`,
+    ],
   ])('%s in SQL makes the agent forget what it knew', async (_, sql) => {
     await resetTable();
     await withSession(async (s) => {
@@ -157,6 +162,20 @@ describe('prepared statements', () => {
       await exchange(s, run('s4'));
       const events = await queries(s, 2);
       const bind = events.find((e) => e.statement === 's4');
+      expect(bind).toMatchObject({ query: null, queryUnknown: expect.any(String) });
+    });
+  });
+
+  it('a Parse past 1 MiB, its DEALLOCATE and PREPARE unread, makes the agent forget what it knew', async () => {
+    await resetTable();
+    const pad = `/* ${'x'.repeat(1_100_000)} */ `;
+    await withSession(async (s) => {
+      await exchange(s, [fe.parse('s7', 'SELECT 1'), fe.sync()]);
+      expect(await exchange(s, [fe.parse('', pad + 'DEALLOCATE s7'), ...run('')])).toEqual([]);
+      await exchange(s, [fe.parse('', pad + 'PREPARE s7 AS DELETE FROM t'), ...run('')]);
+      expect(await exchange(s, run('s7'))).toEqual([]);
+      expect(await rows()).toBe(0);
+      const bind = (await queries(s, 3)).find((e) => e.statement === 's7');
       expect(bind).toMatchObject({ query: null, queryUnknown: expect.any(String) });
     });
   });
