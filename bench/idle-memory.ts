@@ -55,7 +55,7 @@ export function pipeNodeArgs(): string[] {
 }
 
 /** The Node options on a CLI's launcher line (`#!/usr/bin/env -S node --max-semi-space-size=2`). */
-function launcherOptions(cli: string): string[] {
+export function launcherOptions(cli: string): string[] {
   return words(readFileSync(cli, 'utf8').split('\n', 1)[0]).filter((w) => w.startsWith('--'));
 }
 
