@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { AWS_TYPES } from './database.js';
-import { agentPodShape } from './database-agent.js';
+import { DEFAULT_FORBIDDEN_POD_METADATA_KEYS, agentPodShape, podMetadataKeyGlob } from './database-agent.js';
 import { AUDIT_MODES } from './database.js';
 import { duration, objectName, parseDuration } from './meta.js';
 import { ValidationError, parseOrThrow } from './validate.js';
@@ -104,6 +104,12 @@ const ControllerAgentsConfig = strict({
   }).default({ podIdentity: false }),
   /** Pod and Service settings for every agent (nodeSelector, tolerations, resources, ...); spec.agent wins. */
   pod: strict(agentPodShape).optional(),
+  /**
+   * Label and annotation keys (globs) a Database's spec.agent.podLabels / podAnnotations may not set:
+   * the agent's stdout is the audit log, and these keys tell log collectors to skip or reshape it.
+   * agents.pod (the platform's own) may set them.
+   */
+  forbiddenPodMetadataKeys: z.array(podMetadataKeyGlob).default([...DEFAULT_FORBIDDEN_POD_METADATA_KEYS]),
   /** The agents' audit mode and stall timeout where a Database's spec.audit sets none. */
   audit: strict({
     mode: z.enum(AUDIT_MODES).default('required'),

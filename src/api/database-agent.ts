@@ -88,8 +88,14 @@ export const agentPodShape = {
     .optional()
     .describe('How the agent replicas spread over zones or nodes.'),
   priorityClassName: z.string().optional().describe('PriorityClass of the agent pods.'),
-  podLabels: stringMap('Extra labels on the agent pods (the selector labels cannot be overridden).'),
-  podAnnotations: stringMap('Extra annotations on the agent pods.'),
+  podLabels: stringMap(
+    'Extra labels on the agent pods (the selector labels cannot be overridden). Keys the platform forbids ' +
+      "(log collectors' switches, Helm agents.forbiddenPodMetadataKeys) are not applied: PodMetadataAllowed says which.",
+  ),
+  podAnnotations: stringMap(
+    "Extra annotations on the agent pods. Keys the platform forbids (log collectors' switches such as " +
+      'fluentbit.io/exclude, Helm agents.forbiddenPodMetadataKeys) are not applied: PodMetadataAllowed says which.',
+  ),
   serviceAnnotations: stringMap(
     "Annotations on the agent's Service, e.g. service.beta.kubernetes.io/aws-load-balancer-scheme: internal.",
   ),
@@ -99,6 +105,30 @@ export const agentPodShape = {
     .describe('serviceType LoadBalancer: the load balancer implementation, e.g. service.k8s.aws/nlb.'),
 };
 export const AgentPodSettings = z.object(agentPodShape);
+
+/**
+ * Pod label and annotation keys a Database may not put on its agent pods, whose stdout is the audit
+ * log: log collectors read these to skip a pod's logs or to reshape them (Fluent Bit, Filebeat and
+ * Elastic Agent hints, Datadog, Vector, Splunk, Sumo Logic). Globs: `*` is any run of characters.
+ * The controller's default (Helm agents.forbiddenPodMetadataKeys).
+ */
+export const DEFAULT_FORBIDDEN_POD_METADATA_KEYS: readonly string[] = [
+  'fluentbit.io/*',
+  'co.elastic.logs*',
+  'co.elastic.hints*',
+  'ad.datadoghq.com/*',
+  'vector.dev/*',
+  'splunk.com/*',
+  'sumologic.com/*',
+];
+
+/** A label or annotation key, or a glob of them (`*` any run of characters). */
+export const podMetadataKeyGlob = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9*]([A-Za-z0-9._/*-]{0,315})$/,
+    'must be a label or annotation key, `*` standing for any run of characters (e.g. fluentbit.io/*)',
+  );
 export type AgentPodSettings = z.infer<typeof AgentPodSettings>;
 
 const LOAD_BALANCER_CLASS: CelRule = {

@@ -1,12 +1,14 @@
 // Database status vocabulary: condition types and reasons are constants a person can search for and
 // tools (the CLI, alerts, Argo CD health checks) can match on. `Ready` summarises AgentReady,
-// BackendReachable and CredentialsReady; WorkloadTokensScoped is a warning that leaves Ready alone.
+// BackendReachable and CredentialsReady; WorkloadTokensScoped and PodMetadataAllowed are warnings that
+// leave Ready alone (the agent serves, audited, either way).
 export const CONDITION = {
   Ready: 'Ready',
   AgentReady: 'AgentReady',
   BackendReachable: 'BackendReachable',
   CredentialsReady: 'CredentialsReady',
   WorkloadTokensScoped: 'WorkloadTokensScoped',
+  PodMetadataAllowed: 'PodMetadataAllowed',
 } as const;
 
 export const REASON = {
@@ -50,5 +52,12 @@ export const REASON = {
   DatabaseAudience: 'DatabaseAudience',
   /** False: spec.workloads.acceptSharedAudience lets tokens for any agent in (a Warning Event too). */
   SharedAudienceAccepted: 'SharedAudienceAccepted',
+  // PodMetadataAllowed
+  PodMetadataAllowed: 'PodMetadataAllowed',
+  /**
+   * False: spec.agent.podLabels/podAnnotations set keys the platform forbids (Helm
+   * agents.forbiddenPodMetadataKeys: log collectors' skip switches); the agent runs without them.
+   */
+  PodMetadataForbidden: 'PodMetadataForbidden',
 } as const;
 export type Reason = (typeof REASON)[keyof typeof REASON];

@@ -94,6 +94,8 @@ export function controllerCommand(): Command {
           awsNamespaces: allowedAwsNamespaces(config.aws, flags.namespace),
           ...(config.agents?.pod ? { pod: config.agents.pod } : {}),
           ...(config.agents?.audit ? { audit: config.agents.audit } : {}),
+          // Unset (no agents in the file): the default list, in manifests.ts.
+          ...(config.agents ? { forbiddenPodMetadataKeys: config.agents.forbiddenPodMetadataKeys } : {}),
         },
         log,
         identity: flags.identity,

@@ -24,6 +24,7 @@ import {
   agentServiceAccountAnnotations,
   defaultAgentRole,
 } from './agent-identity.js';
+import { forbiddenGlobs, forbiddenPodMetadata, withoutForbidden } from './pod-metadata.js';
 import { containerResources, effectivePodSettings, podSpecFields } from './pod-settings.js';
 
 export interface AgentSettings {
@@ -42,6 +43,8 @@ export interface AgentSettings {
   pod?: AgentPodSettings;
   /** The agents' default audit mode and stall timeout (Helm agents.audit); a Database's spec.audit wins. */
   audit?: { mode: AuditMode; stallTimeout: string };
+  /** Pod label/annotation key globs a Database may not set (agents.forbiddenPodMetadataKeys); unset: the default list. */
+  forbiddenPodMetadataKeys?: readonly string[];
 }
 
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
@@ -121,7 +124,9 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
   const rbac = 'rbac.authorization.k8s.io';
   const read = ['get', 'list', 'watch'];
   const saMeta = meta(db, name);
-  const pod = effectivePodSettings(settings.pod, db.spec.agent);
+  // The Database's own pod labels and annotations without the keys the platform forbids (pod-metadata.ts).
+  const forbidden = forbiddenPodMetadata(db.spec.agent, forbiddenGlobs(settings.forbiddenPodMetadataKeys));
+  const pod = effectivePodSettings(settings.pod, withoutForbidden(db.spec.agent, forbidden));
   const serviceMeta = meta(db, name);
   const objects: KubeObject[] = [
     {

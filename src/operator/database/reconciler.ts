@@ -36,6 +36,13 @@ import {
   workloadTokensCondition,
 } from './conditions.js';
 import { agentIdentityCondition, awsNamespaceCondition, defaultAgentRole } from './agent-identity.js';
+import {
+  FORBIDDEN_KEYS_VALUE,
+  forbiddenGlobs,
+  forbiddenPodMetadata,
+  podMetadataCondition,
+  strayForbiddenPatch,
+} from './pod-metadata.js';
 import type { HealthChecker } from './health.js';
 import { type AgentSettings, type StoredDatabase, agentManifests, tlsSecretManifest } from './manifests.js';
 import { servingCert } from './serving-cert.js';
@@ -135,6 +142,7 @@ export class DatabaseReconciler implements Reconciler {
     await Promise.all(
       stale.map((obj) => this.deps.writer.apply(obj).catch((err: unknown) => failures.push({ obj, err }))),
     );
+    await this.removeStrayForbidden(raw, desired, failures);
     if (db.spec.agent.replicas <= 1 && owned.PodDisruptionBudget.get(agentName(name), namespace)) {
       await this.deps.writer.delete('PodDisruptionBudget', agentName(name), namespace);
     }
@@ -173,7 +181,9 @@ export class DatabaseReconciler implements Reconciler {
     const access = this.deps.access?.(namespace, db.metadata.labels ?? {});
     const ready = readyCondition(parts, endpoint);
     const tokens = workloadTokensCondition(db, namespace);
-    await this.writeStatus(raw, [ready, ...parts, tokens], endpoint, access);
+    const globs = forbiddenGlobs(agent.forbiddenPodMetadataKeys);
+    const podMetadata = podMetadataCondition(forbiddenPodMetadata(db.spec.agent, globs));
+    await this.writeStatus(raw, [ready, ...parts, tokens, podMetadata], endpoint, access);
     this.deps.readiness?.(key, ready.status === 'True');
     if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
@@ -191,6 +201,37 @@ export class DatabaseReconciler implements Reconciler {
     if (!parsed.success) return;
     const db = { ...parsed.data, metadata: { ...parsed.data.metadata, namespace: raw.metadata.namespace } };
     this.deps.health.request(objectKey(raw), db);
+  }
+
+  /**
+   * Forbidden pod labels/annotations on the live agent Deployment that the controller does not want
+   * (applied by an older release, or edited in): removed whoever set them (pod-metadata.ts).
+   */
+  private async removeStrayForbidden(
+    raw: KubeObject,
+    desired: readonly KubeObject[],
+    failures: { obj: KubeObject; err: unknown }[],
+  ): Promise<void> {
+    const deployment = desired.find((o) => o.kind === 'Deployment')!;
+    const { name, namespace } = deployment.metadata;
+    const live = this.deps.owned.Deployment.get(name, namespace);
+    const globs = forbiddenGlobs(this.deps.agent.forbiddenPodMetadataKeys);
+    const stray = strayForbiddenPatch(live, deployment, globs);
+    if (!stray) return;
+    try {
+      await this.deps.writer.mergePatch('Deployment', name, namespace, stray.patch);
+    } catch (err) {
+      failures.push({ obj: deployment, err });
+      return;
+    }
+    const keys = stray.keys;
+    this.deps.events.record(
+      raw,
+      'Warning',
+      REASON.PodMetadataForbidden,
+      `removed ${keys.map((k) => `"${k}"`).join(', ')} from the agent Deployment ${name}'s pod template: the ` +
+        `platform forbids these keys on agent pods, whose stdout is the audit log (Helm value ${FORBIDDEN_KEYS_VALUE})`,
+    );
   }
 
   private agentPods(namespace: string, database: string): KubeObject[] {
@@ -260,6 +301,16 @@ export class DatabaseReconciler implements Reconciler {
     this.recordDegraded(raw, old.conditions, conditions);
     this.recordNamespaceRefused(raw, old.conditions, conditions);
     this.recordSharedAudience(raw, old.conditions, conditions);
+    this.recordPodMetadataForbidden(raw, old.conditions, conditions);
+  }
+
+  /** Told when PodMetadataAllowed turns False, and again when the keys it names change. */
+  private recordPodMetadataForbidden(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
+    const type = CONDITION.PodMetadataAllowed;
+    const now = next.find((c) => c.type === type);
+    if (now?.status !== 'False') return;
+    if (old?.find((c) => c.type === type)?.message === now.message) return;
+    this.deps.events.record(raw, 'Warning', now.reason, now.message);
   }
 
   /** Told once, when WorkloadTokensScoped turns SharedAudienceAccepted. */

@@ -7,6 +7,7 @@ import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseControllerConfig } from '../../../src/api/controller-config.js';
 import { Database } from '../../../src/api/database.js';
+import { DEFAULT_FORBIDDEN_POD_METADATA_KEYS } from '../../../src/api/database-agent.js';
 import { type StoredDatabase, agentManifests } from '../../../src/operator/database/manifests.js';
 import { startControlPlane, type ControlPlane } from '../../k8s/controlplane.js';
 import { CHART, helmFor, render, type Doc } from './helm.js';
@@ -179,15 +180,27 @@ describe('charts/drawbridge', () => {
     });
     const agentRole = 'arn:aws:iam::123456789012:role/drawbridge-agents';
     const audit = { mode: 'required', stallTimeout: '30s' };
+    // The chart's default list is the controller's own (what it uses with no config file).
+    const forbiddenPodMetadataKeys = [...DEFAULT_FORBIDDEN_POD_METADATA_KEYS];
     expect((await settings(`agents.aws.roleArn=${agentRole}`)).agents).toEqual({
       aws: { roleArn: agentRole, podIdentity: false },
       audit,
+      forbiddenPodMetadataKeys,
     });
     expect((await settings('agents.aws.podIdentity=true')).agents).toEqual({
       aws: { podIdentity: true },
       audit,
+      forbiddenPodMetadataKeys,
     });
-    expect((await settings()).agents).toEqual({ aws: { podIdentity: false }, audit });
+    expect((await settings()).agents).toEqual({
+      aws: { podIdentity: false },
+      audit,
+      forbiddenPodMetadataKeys,
+    });
+    expect(
+      (await settings('agents.forbiddenPodMetadataKeys={logs.example.com/*,fluentbit.io/*}')).agents
+        ?.forbiddenPodMetadataKeys,
+    ).toEqual(['logs.example.com/*', 'fluentbit.io/*']);
     expect(
       (await settings('agents.audit.mode=best-effort', 'agents.audit.stallTimeout=2m')).agents?.audit,
     ).toEqual({ mode: 'best-effort', stallTimeout: '2m' });

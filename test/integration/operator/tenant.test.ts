@@ -1,11 +1,17 @@
 /**
  * A tenant with every right in its own namespace (team-b) and none elsewhere, against the real
- * controller and API server: what it writes there must not stop the controller serving team-a.
+ * controller and API server: what it writes there must not stop the controller serving team-a, nor
+ * keep its own agent's audit log from being shipped.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANNOTATION_DATABASE, ANNOTATION_DB_USER, SIGNER_NAME } from '../../../src/operator/names.js';
+import {
+  ANNOTATION_DATABASE,
+  ANNOTATION_DB_USER,
+  SIGNER_NAME,
+  agentName,
+} from '../../../src/operator/names.js';
 import { createCsr } from '../../../src/pki/ca.js';
-import { type OperatorEnv, eventually, startOperatorEnv } from './fixture.js';
+import { type OperatorEnv, eventsOf, eventually, startOperatorEnv } from './fixture.js';
 
 const V = 'drawbridge.dev/v1alpha1';
 const A = 'team-a';
@@ -107,5 +113,55 @@ describe('a tenant cannot stop the controller for other namespaces', () => {
       return d?.status?.access?.users === 1 ? d : undefined;
     });
     expect(orders.status?.access).toEqual({ users: 1, roles: 1 });
+  });
+});
+
+describe("a tenant cannot stop its agent's audit log from being shipped", () => {
+  type Deployment = { spec: { template: { metadata: TemplateMeta } } };
+  type TemplateMeta = { labels: Record<string, string>; annotations: Record<string, string> };
+  const deployment = () => env.get<Deployment>('deployment', agentName('audited'), B);
+
+  it("the agent runs without log collectors' skip keys, the Database says why, and edits are undone", async () => {
+    const db = database(B, 'audited', {});
+    const agent = {
+      podAnnotations: { 'fluentbit.io/exclude': 'true', 'example.com/team': 'b' },
+      podLabels: { 'vector.dev/exclude': 'true', cost: 'b' },
+    };
+    await env.apply([{ ...db, spec: { ...db.spec, agent } }], tenant);
+
+    const applied = await eventually('agent Deployment', deployment);
+    const meta = applied.spec.template.metadata;
+    expect(meta.annotations['example.com/team']).toBe('b');
+    expect(meta.annotations['fluentbit.io/exclude']).toBeUndefined();
+    expect(meta.labels.cost).toBe('b');
+    expect(meta.labels['vector.dev/exclude']).toBeUndefined();
+
+    const condition = await eventually('PodMetadataAllowed=False', async () => {
+      const d = await env.get<{
+        status?: { conditions?: { type: string; status: string; reason: string; message: string }[] };
+      }>('database', 'audited', B);
+      return d?.status?.conditions?.find((c) => c.type === 'PodMetadataAllowed' && c.status === 'False');
+    });
+    expect(condition.reason).toBe('PodMetadataForbidden');
+    expect(condition.message).toContain('spec.agent.podAnnotations["fluentbit.io/exclude"]');
+    expect(condition.message).toContain('agents.forbiddenPodMetadataKeys');
+    const warned = await eventually('Warning Event', async () => {
+      const out = await eventsOf(env, B, 'involvedObject.name=audited,reason=PodMetadataForbidden');
+      const items = (JSON.parse(out) as { items: { type: string; message: string }[] }).items;
+      return items.find((e) => e.message.includes('vector.dev/exclude'));
+    });
+    expect(warned.type).toBe('Warning');
+
+    // The tenant may edit the Deployment in its namespace: the controller removes the key again.
+    const edit = { spec: { template: { metadata: { annotations: { 'fluentbit.io/exclude': 'true' } } } } };
+    await env.plane.kubectl(
+      ['patch', 'deployment', agentName('audited'), '-n', B, '--type=merge', '-p', JSON.stringify(edit)],
+      { kubeconfig: tenant },
+    );
+    await eventually('the edited-in key removed', async () => {
+      const d = await deployment();
+      return d && d.spec.template.metadata.annotations['fluentbit.io/exclude'] === undefined;
+    });
+    expect((await deployment())?.spec.template.metadata.annotations['example.com/team']).toBe('b');
   });
 });

@@ -4,6 +4,7 @@ import type { Kind } from '../../../src/kube/resources.js';
 import type { KubeObject } from '../../../src/kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../../../src/kube/writer.js';
 import { AWS_AUTH, type AuthType, Database } from '../../../src/api/database.js';
+import { FINALIZER } from '../../../src/operator/names.js';
 import type { StoredDatabase } from '../../../src/operator/database/manifests.js';
 
 export class FakeCache implements ObjectCache {
@@ -91,4 +92,22 @@ export function storedDatabase(auth: string, agent: object = {}, namespace = 'sh
     spec: { ...where, auth: { type: auth }, agent, ...aws },
   });
   return { ...db, metadata: { ...db.metadata, namespace, uid: 'u-1' } };
+}
+
+/** `shop/orders` as the API server returns it (PostgreSQL, passthrough); `spec` and `meta` add or override. */
+export function database(spec: object = {}, meta: object = {}): KubeObject {
+  return {
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'Database',
+    metadata: {
+      name: 'orders',
+      namespace: 'shop',
+      uid: 'u-1',
+      generation: 3,
+      resourceVersion: '7',
+      finalizers: [FINALIZER],
+      ...meta,
+    },
+    spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' }, ...spec },
+  };
 }

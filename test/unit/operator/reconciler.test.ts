@@ -15,7 +15,7 @@ import { servingCert } from '../../../src/operator/database/serving-cert.js';
 import type { KubeObject } from '../../../src/kube/types.js';
 import { FINALIZER } from '../../../src/operator/names.js';
 import { type KeyPairPem, createCA } from '../../../src/pki/ca.js';
-import { FakeCache, RecordingEvents, RecordingWriter } from './fakes.js';
+import { FakeCache, RecordingEvents, RecordingWriter, database } from './fakes.js';
 
 const AGENT = { image: 'drawbridge:test', command: ['drawbridge'] };
 let ca: KeyPairPem;
@@ -23,23 +23,6 @@ let ca: KeyPairPem;
 beforeAll(async () => {
   ca = await createCA({ commonName: 'test' });
 });
-
-function database(spec: object = {}, meta: object = {}): KubeObject {
-  return {
-    apiVersion: 'drawbridge.dev/v1alpha1',
-    kind: 'Database',
-    metadata: {
-      name: 'orders',
-      namespace: 'shop',
-      uid: 'u-1',
-      generation: 3,
-      resourceVersion: '7',
-      finalizers: [FINALIZER],
-      ...meta,
-    },
-    spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' }, ...spec },
-  };
-}
 
 const healthy: HealthResult = {
   generation: 3,
@@ -122,6 +105,7 @@ describe('DatabaseReconciler', () => {
       'BackendReachable=Unknown/Probing',
       'CredentialsReady=Unknown/Checking',
       'WorkloadTokensScoped=True/DatabaseAudience',
+      'PodMetadataAllowed=True/PodMetadataAllowed',
     ]);
     expect(events.events.map((e) => e.reason)).toEqual(['AgentDeployed']);
     expect(requested).toEqual(['shop/orders']);
@@ -137,7 +121,7 @@ describe('DatabaseReconciler', () => {
     const status = (first.writer.writes[0] as { patch: { status: object } }).patch.status;
     expect(status).toMatchObject({
       observedGeneration: 3,
-      conditions: [{ type: 'Ready', status: 'True' }, {}, {}, {}, {}],
+      conditions: [{ type: 'Ready', status: 'True' }, {}, {}, {}, {}, {}],
     });
 
     const again = reconciler({ ...db, status }, owned, healthy);
