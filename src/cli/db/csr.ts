@@ -1,6 +1,7 @@
 // The Kubernetes CertificateSigningRequest behind `kubectl db login`: what it carries, and waiting for
 // the controller's decision. The API server fills in spec.username/groups from the caller's own
 // credentials; the annotations say which database and database user the certificate is for.
+import { X509Certificate, createPublicKey } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { DrawbridgeError } from '../../errors.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER, SIGNER_NAME } from '../../operator/names.js';
@@ -101,4 +102,42 @@ export async function waitForCertificate(csrName: string, opts: WaitOptions): Pr
     `certificate request ${csrName}: still waiting for ${waitingFor} after ${Math.round(opts.timeoutMs / 1000)}s`,
     `check that the drawbridge controller is running (kubectl get csr ${csrName}; kubectl -n drawbridge get pods)`,
   );
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+/**
+ * Refuses an issued certificate unless it is for our own key and signed by the CA we trust for the
+ * agents (the controller's, which also signs logins): whoever may write a CSR's status (a rogue or
+ * misconfigured signer, a cluster admin's mistake) could otherwise hand us a certificate for someone
+ * else's key, which would never work, or one from another CA, which we would store and present.
+ */
+export function checkIssuedCertificate(
+  csrName: string,
+  certPem: string,
+  keyPem: string,
+  caPem: string,
+): void {
+  const refuse = (what: string) =>
+    new DrawbridgeError(
+      'AUTHN_FAILED',
+      `certificate request ${csrName}: the issued certificate ${what}; it was not stored`,
+      `the certificate did not come from the drawbridge controller's signer as expected: ask your cluster admin ` +
+        `who signs drawbridge.dev/database-client requests (kubectl get csr ${csrName} -o yaml), then log in again`,
+    );
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch {
+    throw refuse('is not a PEM certificate');
+  }
+  const ours = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
+  if (!cert.publicKey.export({ type: 'spki', format: 'der' }).equals(ours)) {
+    throw refuse('is for another key than the one this login made');
+  }
+  const cas = (caPem.match(PEM_CERTIFICATE) ?? []).map((pem) => new X509Certificate(pem));
+  if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
+    throw refuse(`is not signed by the agents' CA (issuer "${cert.issuer.replace(/\n/g, ', ')}")`);
+  }
+  if (Date.parse(cert.validTo) <= Date.now()) throw refuse(`expired at ${cert.validTo}`);
 }

@@ -5,7 +5,13 @@ import * as k8s from '@kubernetes/client-node';
 import { Command, InvalidArgumentError } from 'commander';
 import { duration, parseDuration } from '../../api/meta.js';
 import { certificateExpiry, createCsr } from '../../pki/ca.js';
-import { MIN_EXPIRATION_SECONDS, csrObject, waitForCertificate, type CsrState } from './csr.js';
+import {
+  MIN_EXPIRATION_SECONDS,
+  checkIssuedCertificate,
+  csrObject,
+  waitForCertificate,
+  type CsrState,
+} from './csr.js';
 import type { Io } from './io.js';
 import { printable } from './printable.js';
 import { type GlobalOptions, getDatabase, kubeError, loadTarget, whoami } from './kube.js';
@@ -100,6 +106,8 @@ export function loginCommand(io: Io): Command {
         progress.done();
       }
 
+      // Before anything is stored: our key, the CA we trust for the agents, not expired.
+      checkIssuedCertificate(csrName, certPem, keyPem, caPem);
       const expiresAt = certificateExpiry(certPem);
       const login = await saveLogin(
         ref,

@@ -1,8 +1,9 @@
 import type * as k8s from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { csrObject, csrState, waitForCertificate } from '../../../src/cli/db/csr.js';
+import { checkIssuedCertificate, csrObject, csrState, waitForCertificate } from '../../../src/cli/db/csr.js';
 import { parseTtl } from '../../../src/cli/db/login.js';
 import { isDrawbridgeError } from '../../../src/errors.js';
+import { createCA, createCsr, issueCertificate, signCsr } from '../../../src/pki/ca.js';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
@@ -125,4 +126,68 @@ describe('parseTtl', () => {
   ])('%s → %d s', (text, seconds) => expect(parseTtl(text)).toBe(seconds));
 
   it.each(['5m', 'soon', '1d'])('rejects %s', (text) => expect(() => parseTtl(text)).toThrow());
+});
+
+describe('checkIssuedCertificate', () => {
+  const subject = { commonName: 'alice', organizations: ['devs'] };
+  const sign = (ca: { certPem: string; keyPem: string }, csrPem: string, validSeconds = 3600) =>
+    signCsr(ca, csrPem, { validSeconds, usage: 'client', subject });
+  const refusal = (f: () => void) => {
+    try {
+      f();
+    } catch (err) {
+      return err as Error;
+    }
+    throw new Error('accepted');
+  };
+
+  it("accepts the agents' CA's certificate for our key, also from a CA bundle", async () => {
+    const [ca, other, mine] = await Promise.all([
+      createCA({ commonName: 'drawbridge' }),
+      createCA({ commonName: 'x' }),
+      createCsr(subject),
+    ]);
+    const certPem = await sign(ca, mine.csrPem);
+    expect(() => checkIssuedCertificate('db-1', certPem, mine.keyPem, ca.certPem)).not.toThrow();
+    expect(() =>
+      checkIssuedCertificate('db-1', certPem, mine.keyPem, other.certPem + ca.certPem),
+    ).not.toThrow();
+  });
+
+  it('refuses a certificate for another key, even from our CA', async () => {
+    const [ca, mine] = await Promise.all([createCA({ commonName: 'drawbridge' }), createCsr(subject)]);
+    const theirs = await issueCertificate(ca, { ...subject, usage: 'client' });
+    const err = refusal(() => checkIssuedCertificate('db-1', theirs.certPem, mine.keyPem, ca.certPem));
+    expect(isDrawbridgeError(err)).toBe(true);
+    expect(err.message).toMatch(
+      /certificate request db-1: the issued certificate is for another key than the one this login made; it was not stored/,
+    );
+  });
+
+  it("refuses our key signed by another CA, also one that copies our CA's name", async () => {
+    const [ca, impostor, stranger, mine] = await Promise.all([
+      createCA({ commonName: 'drawbridge' }),
+      createCA({ commonName: 'drawbridge' }),
+      createCA({ commonName: 'evil' }),
+      createCsr(subject),
+    ]);
+    for (const signer of [impostor, stranger]) {
+      const certPem = await sign(signer, mine.csrPem);
+      const err = refusal(() => checkIssuedCertificate('db-2', certPem, mine.keyPem, ca.certPem));
+      expect(err.message).toMatch(
+        /is not signed by the agents' CA \(issuer "CN=(drawbridge|evil), O=drawbridge"\); it was not stored/,
+      );
+    }
+  });
+
+  it('refuses what is not a certificate and one already expired', async () => {
+    const [ca, mine] = await Promise.all([createCA({ commonName: 'drawbridge' }), createCsr(subject)]);
+    expect(refusal(() => checkIssuedCertificate('db-3', PEM, mine.keyPem, ca.certPem)).message).toMatch(
+      /is not a PEM certificate/,
+    );
+    const expired = await sign(ca, mine.csrPem, -60);
+    expect(refusal(() => checkIssuedCertificate('db-3', expired, mine.keyPem, ca.certPem)).message).toMatch(
+      /expired at/,
+    );
+  });
 });
