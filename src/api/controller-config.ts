@@ -85,6 +85,32 @@ export function allowedAwsNamespaces(
   return [...new Set([...aws.namespaces, aws.namespace ?? controllerNamespace])];
 }
 
+const labelSelector = strict({
+  matchLabels: z.record(z.string(), z.string()).optional(),
+  matchExpressions: z.array(z.record(z.string(), z.unknown())).optional(),
+});
+/** A networking.k8s.io/v1 NetworkPolicyPeer: pods, namespaces (both: those pods in those namespaces) or addresses. */
+const NetworkPolicyPeer = strict({
+  podSelector: labelSelector.optional(),
+  namespaceSelector: labelSelector.optional(),
+  ipBlock: strict({ cidr: z.string().min(1), except: z.array(z.string()).optional() }).optional(),
+}).refine(
+  (p) => p.podSelector || p.namespaceSelector || p.ipBlock,
+  'set podSelector, namespaceSelector or ipBlock',
+);
+export type NetworkPolicyPeer = z.infer<typeof NetworkPolicyPeer>;
+
+/**
+ * A NetworkPolicy beside every agent (Helm networkPolicy.*; present means enabled): the listener only
+ * from `clients` (empty: from anywhere) and the agent's other replicas, metrics only from `metricsFrom`.
+ */
+const AgentNetworkPolicy = strict({
+  clients: z.array(NetworkPolicyPeer).default([]),
+  // At least one: an empty `from` would let everyone in.
+  metricsFrom: z.array(NetworkPolicyPeer).min(1),
+});
+export type AgentNetworkPolicy = z.infer<typeof AgentNetworkPolicy>;
+
 /** Settings for the agents the controller runs (Helm values agents.*). */
 const ControllerAgentsConfig = strict({
   aws: strict({
@@ -110,6 +136,7 @@ const ControllerAgentsConfig = strict({
    * agents.pod (the platform's own) may set them.
    */
   forbiddenPodMetadataKeys: z.array(podMetadataKeyGlob).default([...DEFAULT_FORBIDDEN_POD_METADATA_KEYS]),
+  networkPolicy: AgentNetworkPolicy.optional(),
   /** The agents' audit mode and stall timeout where a Database's spec.audit sets none. */
   audit: strict({
     mode: z.enum(AUDIT_MODES).default('required'),

@@ -96,6 +96,7 @@ export function controllerCommand(): Command {
           ...(config.agents?.audit ? { audit: config.agents.audit } : {}),
           // Unset (no agents in the file): the default list, in manifests.ts.
           ...(config.agents ? { forbiddenPodMetadataKeys: config.agents.forbiddenPodMetadataKeys } : {}),
+          ...(config.agents?.networkPolicy ? { networkPolicy: config.agents.networkPolicy } : {}),
         },
         log,
         identity: flags.identity,

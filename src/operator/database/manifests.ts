@@ -1,6 +1,7 @@
 // What the controller runs for one Database, as plain manifests: a pure function of the Database, the
 // agent settings and the serving certificate, so it is unit-tested without an API server and applied
 // with server-side apply unchanged.
+import type { AgentNetworkPolicy } from '../../api/controller-config.js';
 import type { AgentPodSettings } from '../../api/database-agent.js';
 import { type AuditMode, type Database, referencedSecrets } from '../../api/database.js';
 import { apiVersionOf } from '../../kube/resources.js';
@@ -45,6 +46,8 @@ export interface AgentSettings {
   audit?: { mode: AuditMode; stallTimeout: string };
   /** Pod label/annotation key globs a Database may not set (agents.forbiddenPodMetadataKeys); unset: the default list. */
   forbiddenPodMetadataKeys?: readonly string[];
+  /** A NetworkPolicy beside each agent (Helm networkPolicy.enabled); unset: none. */
+  networkPolicy?: AgentNetworkPolicy;
 }
 
 /** A Database as stored: the parsed spec plus the identity fields the API server assigned. */
@@ -181,6 +184,7 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
   ];
   if (db.spec.protocol === 'postgres') objects.push(peersServiceManifest(db));
   if (db.spec.agent.replicas > 1) objects.push(pdbManifest(db));
+  if (settings.networkPolicy) objects.push(networkPolicyManifest(db, settings.networkPolicy));
   objects.push(deploymentManifest(db, settings, pod, tlsDigest));
   return objects;
 }
@@ -207,6 +211,31 @@ function pdbManifest(db: StoredDatabase): KubeObject {
     kind: 'PodDisruptionBudget',
     metadata: meta(db, agentName(db.metadata.name)),
     spec: { maxUnavailable: 1, selector: { matchLabels: agentSelector(db.metadata.name) } },
+  };
+}
+
+/**
+ * Ingress to the agent pods: the listener from the platform's clients (none named: from anywhere) and
+ * from the agent's own replicas (a PostgreSQL cancel relayed to the one holding the session), metrics
+ * from the monitoring peers. Egress stays open: backends, the API server and AWS are anywhere.
+ * NetworkPolicies are namespaced, so each Database's namespace gets its own, made here.
+ */
+function networkPolicyManifest(db: StoredDatabase, np: AgentNetworkPolicy): KubeObject {
+  const pods = { matchLabels: agentSelector(db.metadata.name) };
+  const listener = [{ protocol: 'TCP', port: agentPort(db.spec.protocol) }];
+  return {
+    apiVersion: apiVersionOf('NetworkPolicy'),
+    kind: 'NetworkPolicy',
+    metadata: meta(db, agentName(db.metadata.name)),
+    spec: {
+      podSelector: pods,
+      policyTypes: ['Ingress'],
+      ingress: [
+        np.clients.length ? { ports: listener, from: np.clients } : { ports: listener },
+        ...(np.clients.length ? [{ ports: listener, from: [{ podSelector: pods }] }] : []),
+        { ports: [{ protocol: 'TCP', port: AGENT_METRICS_PORT }], from: np.metricsFrom },
+      ],
+    },
   };
 }
 

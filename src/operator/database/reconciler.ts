@@ -1,6 +1,7 @@
 // Reconciles one Database into its agent: TLS Secret, ServiceAccount, Role, RoleBinding, Service,
-// PodDisruptionBudget (replicas > 1) and Deployment, then writes status. Level-based: it gets a key,
-// reads the Database and everything it owns from informer caches, and applies only what differs.
+// PodDisruptionBudget (replicas > 1), NetworkPolicy (Helm networkPolicy.enabled) and Deployment, then
+// writes status. Level-based: it gets a key, reads the Database and everything it owns from informer
+// caches, and applies only what differs.
 //
 // Outcomes (see controller.ts): `{ requeueAfterMs }` for the periodic health re-check and certificate
 // renewal; TerminalError when the spec is invalid (reported as Ready=False InvalidSpec, waits for an
@@ -54,6 +55,7 @@ export const OWNED_KINDS = [
   'RoleBinding',
   'Service',
   'PodDisruptionBudget',
+  'NetworkPolicy',
   'Deployment',
 ] as const satisfies readonly Kind[];
 export type OwnedKind = (typeof OWNED_KINDS)[number];
@@ -145,6 +147,9 @@ export class DatabaseReconciler implements Reconciler {
     await this.removeStrayForbidden(raw, desired, failures);
     if (db.spec.agent.replicas <= 1 && owned.PodDisruptionBudget.get(agentName(name), namespace)) {
       await this.deps.writer.delete('PodDisruptionBudget', agentName(name), namespace);
+    }
+    if (!this.deps.agent.networkPolicy && owned.NetworkPolicy.get(agentName(name), namespace)) {
+      await this.deps.writer.delete('NetworkPolicy', agentName(name), namespace);
     }
     if (db.spec.protocol !== 'postgres' && owned.Service.get(agentPeersName(name), namespace)) {
       await this.deps.writer.delete('Service', agentPeersName(name), namespace);

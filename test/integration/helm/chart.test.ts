@@ -315,6 +315,7 @@ describe('charts/drawbridge', () => {
     ['aws.iamBootstrap=sometimes', /iamBootstrap/],
     ['aws.discoveryInterval=often', /discoveryInterval/],
     ['aws.namespaces={Team_A}', /namespaces/],
+    ['networkPolicy.agentClients[0].podSelector.matchLabel.x=y', /agentClients/],
   ])('rejects %s through values.schema.json', async (value, field) => {
     const err = (await template(value).catch((e: unknown) => e)) as { stderr?: string };
     expect(err.stderr).toMatch(/values don't meet the specifications of the schema/);
@@ -418,6 +419,8 @@ describe('helm install into the test cluster', () => {
     { verb: 'delete', on: ':services', namespace: 'shop' },
     { verb: 'patch', on: ':serviceaccounts', namespace: 'shop' },
     { verb: 'create', on: 'policy:poddisruptionbudgets', namespace: 'shop' },
+    { verb: 'watch', on: 'networking.k8s.io:networkpolicies' },
+    { verb: 'delete', on: 'networking.k8s.io:networkpolicies', namespace: 'shop' },
     { verb: 'create', on: 'rbac.authorization.k8s.io:roles', namespace: 'shop' },
     { verb: 'create', on: 'rbac.authorization.k8s.io:rolebindings', namespace: 'shop' },
     { verb: 'get', on: ':secrets', namespace: 'shop' },

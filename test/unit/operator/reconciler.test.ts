@@ -222,6 +222,7 @@ describe('DatabaseReconciler', () => {
     await r.reconcile('shop/orders');
     expect(writer.ops()).toEqual([
       'delete Deployment',
+      'delete NetworkPolicy',
       'delete PodDisruptionBudget',
       'delete Service',
       'delete RoleBinding',
