@@ -28,3 +28,24 @@ export function utf8Value(value: Buffer): string {
   const text = value.toString('utf8');
   return text.includes('\ufffd') && !isUtf8(value) ? text + cutMark(value) : text;
 }
+
+/**
+ * What JSON leaves as it is but a log viewer may not show as it is: C1 controls (a terminal may act
+ * on them), bidirectional overrides and isolates (a key or statement that reads otherwise than it
+ * runs: Trojan Source), zero-width and other format characters (two names that look the same), and
+ * the line and paragraph separators some tools break lines at. Escaped, the value is the same JSON.
+ */
+const UNSEEN = /[\u007f-\u009f\u2028\u2029\p{Cf}]/u;
+const UNSEEN_ALL = new RegExp(UNSEEN.source, 'gu');
+
+function escapeUnits(c: string): string {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
+/** JSON.stringify for the audit log: the same value, with what a viewer would hide escaped. */
+export function auditJson(value: unknown): string {
+  const json = JSON.stringify(value);
+  return UNSEEN.test(json) ? json.replace(UNSEEN_ALL, escapeUnits) : json;
+}

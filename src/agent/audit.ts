@@ -12,8 +12,9 @@ import type { AuditMode } from '../api/database.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuditFile } from './audit-file.js';
+import { auditJson } from './audit-value.js';
 
-export { auditValue, cutMark } from './audit-value.js';
+export { auditJson, auditValue, cutMark } from './audit-value.js';
 
 export type AuditEventType =
   | 'session.start'
@@ -180,7 +181,7 @@ export class JsonLinesAudit implements AuditSink, AuditStats {
   emit(event: AuditEvent): boolean {
     if (this.refusing) return this.drop();
     // `time` first, without copying the event: the prefix, then the event with its `{` made a `,`.
-    const json = JSON.stringify(event);
+    const json = auditJson(event);
     const batch = this.begin(json.length * MAX_BYTES_PER_UNIT, Date.now());
     return this.end(writeJsonFields(batch, this.used, json));
   }

@@ -4,7 +4,7 @@
 // about to run with its parameters) and per FunctionCall, before the message reaches the database.
 // Values are redacted (role passwords, redact.ts) and cut past the Database's
 // spec.audit.maxValueLength, with the SHA-256 of the full text.
-import { auditValue, cutMark } from '../../agent/audit.js';
+import { auditJson, auditValue, cutMark } from '../../agent/audit.js';
 import {
   ValueCursor,
   decodeBindNames,
@@ -259,8 +259,7 @@ export class QueryAuditor {
     for (let first = true; c.next(); first = false) {
       if (!first) json += ',';
       if (c.start < 0) json += 'null';
-      else
-        json += hide ? REDACTED_JSON : JSON.stringify(formatParamAt(c.body, c.start, c.end, c.binary, max));
+      else json += hide ? REDACTED_JSON : auditJson(formatParamAt(c.body, c.start, c.end, c.binary, max));
     }
     return json + ']';
   }

@@ -14,14 +14,14 @@ const NOTABLE = [...REWRITE_WORDS, PASSWORD_WORD];
 const enum Byte {
   /** Shown by JSON as is, and no word starts with it. */
   Plain = 0,
-  /** A control byte, `"`, `\` or non-ASCII: the string path. */
+  /** A control byte, DEL, `"`, `\` or non-ASCII: the string path. */
   Other = 1,
   /** The first letter of a notable word, either case. */
   WordStart = 2,
 }
 
 const BYTES = new Uint8Array(256).fill(Byte.Other);
-BYTES.fill(Byte.Plain, 0x20, 0x80);
+BYTES.fill(Byte.Plain, 0x20, 0x7f); // DEL (0x7f) is escaped (auditJson)
 BYTES[0x22] = Byte.Other; // "
 BYTES[0x5c] = Byte.Other; // \
 for (const word of NOTABLE) {

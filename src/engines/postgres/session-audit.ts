@@ -8,6 +8,7 @@ import {
   type AuditEventType,
   type AuditEventWriter,
   MAX_BYTES_PER_UNIT,
+  auditJson,
   writeJsonFields,
 } from '../../agent/audit.js';
 import { auditOverflow } from '../../agent/audit-hold.js';
@@ -87,7 +88,7 @@ export class SessionAudit implements AuditEventWriter {
   query(fields: QueryEventFields): void {
     const audit = this.agent.audit;
     if (!audit.emitWith) return mustRun(this.emit('query', fields));
-    this.queryFields = JSON.stringify(fields);
+    this.queryFields = auditJson(fields);
     const queued = audit.emitWith(
       this.prefix().bytes.length + this.queryFields.length * MAX_BYTES_PER_UNIT,
       this,
@@ -100,7 +101,7 @@ export class SessionAudit implements AuditEventWriter {
   text(query: string): void {
     const audit = this.agent.audit;
     if (!audit.emitWith) return mustRun(this.emit('query', { query }));
-    this.writeValue(this.prefix().withQueryKey, JSON.stringify(query));
+    this.writeValue(this.prefix().withQueryKey, auditJson(query));
   }
 
   /** A whole simple Query of plain text: text()'s bytes, the text copied from the message. */
@@ -146,7 +147,7 @@ export class SessionAudit implements AuditEventWriter {
       const head = heads[i]!;
       if (head.info === info && head.statement === statement && head.prefix === prefix) return head.bytes;
     }
-    const json = JSON.stringify({ query: info.text, statement, parameters: 0 });
+    const json = auditJson({ query: info.text, statement, parameters: 0 });
     const bytes = Buffer.from(`${prefix.json},${json.slice(1, -2)}`);
     heads.unshift({ info, statement, prefix, bytes });
     this.bindHeadBytes += bytes.length;
@@ -173,7 +174,7 @@ export class SessionAudit implements AuditEventWriter {
   private prefix(): QueryPrefix {
     const database = this.agent.state.database.metadata.name;
     if (this.queryPrefix?.database !== database) {
-      const event = JSON.stringify(this.event('query', {}));
+      const event = auditJson(this.event('query', {}));
       const json = `,${event.slice(1, -1)}`;
       const bytes = Buffer.from(json);
       const withQueryKey = Buffer.concat([bytes, QUERY_KEY]);

@@ -3,7 +3,7 @@
 // replaced: AUTH and HELLO passwords, MIGRATE AUTH/AUTH2, ACL SETUSER password rules, CONFIG SET
 // requirepass/masterauth (Valkey: primaryauth) and TLS key passphrases.
 import { createHash } from 'node:crypto';
-import { auditValue, cutMark } from '../../agent/audit.js';
+import { auditJson, auditValue, cutMark } from '../../agent/audit.js';
 import { type RedisCommand, spanned } from './parser.js';
 
 const REDACTED = '[redacted]';
@@ -153,7 +153,7 @@ export function writeArgsJson(buf: Buffer, at: number, command: RedisCommand, ma
       if (head < end) at += buf.write(cutMark(bytes.subarray(start, end)), at, 'utf8');
       buf[at++] = 0x22;
     } else {
-      at += buf.write(JSON.stringify(auditValue(bytes.subarray(start, end), max)), at, 'utf8');
+      at += buf.write(auditJson(auditValue(bytes.subarray(start, end), max)), at, 'utf8');
     }
   }
   buf[at++] = 0x5d; // ]

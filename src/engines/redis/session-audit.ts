@@ -1,6 +1,12 @@
 // A Redis session's audit events. The per-command event is on the hot path: it is serialized straight
 // into the audit batch from the session's fields (encoded once per login) and the command's own bytes.
-import type { AuditClock, AuditEvent, AuditEventType, AuditEventWriter } from '../../agent/audit.js';
+import {
+  type AuditClock,
+  type AuditEvent,
+  type AuditEventType,
+  type AuditEventWriter,
+  auditJson,
+} from '../../agent/audit.js';
 import type { AgentRuntime } from '../../agent/engine.js';
 import { argsJsonMaxBytes, auditArgs, writeArgsJson } from './audit.js';
 import type { RedisCommand } from './parser.js';
@@ -87,7 +93,7 @@ export class SessionAudit implements AuditEventWriter {
     }
     let e = this.commandEvent;
     if (e === undefined || e.user !== user || e.dbUser !== dbUser || e.database !== database) {
-      const fields = JSON.stringify(this.event('command'));
+      const fields = auditJson(this.event('command'));
       const prefix = Buffer.from(`,${fields.slice(1, -1)},"command":`);
       e = this.commandEvent = { user, dbUser, database, prefix };
       this.heads.clear();
@@ -107,7 +113,7 @@ export class SessionAudit implements AuditEventWriter {
     let head = this.heads.get(name);
     if (head === undefined) {
       if (this.heads.size >= MAX_HEADS) this.heads.clear();
-      head = new EventHead(Buffer.concat([prefix, Buffer.from(`${JSON.stringify(name)},"args":`)]));
+      head = new EventHead(Buffer.concat([prefix, Buffer.from(`${auditJson(name)},"args":`)]));
       this.heads.set(name, head);
     }
     this.lastName = name;

@@ -66,6 +66,18 @@ describe('JsonLinesAudit', () => {
     });
   });
 
+  it('escapes what a log viewer would hide or act on, the value unchanged', async () => {
+    // A right-to-left override makes `admin` read backwards; a zero-width space makes two names look
+    // alike; C1 controls, DEL and the line separators act on terminals and line splitters.
+    const hidden = 'key:\u202eadmin\u2066 a\u200bb\u0085\u009b31m\u007f\u2028\u2029\u{e0041}\ufeff';
+    const lines = await written((audit) => audit.emit(event(1, { args: [hidden], user: 'ali\u200bce' })));
+    expect(lines[0]).not.toMatch(/[\u007f-\u009f\u2028\u2029\u200b\u202e\u2066\ufeff]|\u{e0041}/u);
+    expect(lines[0]).toContain(
+      'key:\\u202eadmin\\u2066 a\\u200bb\\u0085\\u009b31m\\u007f\\u2028\\u2029\\udb40\\udc41\\ufeff',
+    );
+    expect(JSON.parse(lines[0]!)).toMatchObject({ args: [hidden], user: 'ali\u200bce' });
+  });
+
   it('keeps multi-byte text and events larger than a batch whole', async () => {
     const big = 'ü€😀'.repeat(40_000); // 360 KB of UTF-8
     const lines = await written((audit) => {

@@ -60,4 +60,19 @@ describe('SessionAudit', () => {
       query: `select $1 from "t5" where x = 'é5'`,
     });
   });
+
+  it('escapes what a log viewer would hide or act on, in statements and parameters', () => {
+    const s = session(true);
+    // Reads as `… where owner = 'alice'` in a viewer that applies the override.
+    const text = "select * from t where owner = 'ecila\u202e' --\u200b\u0085\u007f\u2028";
+    s.send(fe.query(text));
+    s.send(fe.parse('', `${text} and $1`));
+    s.send(fe.bind('', '', [], [Buffer.from('x\u2066y\u007f')]));
+    s.send(fe.sync());
+    for (const line of s.lines) expect(line).not.toMatch(/[\u007f-\u009f\u2028\u200b\u202e\u2066]/);
+    expect(s.lines.map((l) => JSON.parse(l) as { query: string; parameters?: string[] })).toMatchObject([
+      { query: text },
+      { query: `${text} and $1`, parameters: ['x\u2066y\u007f'] },
+    ]);
+  });
 });

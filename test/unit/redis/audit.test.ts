@@ -1,6 +1,6 @@
 // Audit arguments of Redis commands: secrets redacted, values past the Database's
 // spec.audit.maxValueLength cut with their size and SHA-256, and the direct writer's bytes equal to
-// JSON.stringify of the same arguments within the room it reserved, at the boundary lengths; a
+// auditJson of the same arguments within the room it reserved, at the boundary lengths; a
 // session's command lines follow its user and each command's name, and carry the time of their read
 // (the line head keeps the sink's time bytes and must follow every millisecond).
 import { createHash } from 'node:crypto';
@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { JsonLinesAudit } from '../../../src/agent/audit.js';
+import { JsonLinesAudit, auditJson } from '../../../src/agent/audit.js';
 import { createLogger } from '../../../src/log.js';
 import { DEFAULT_MAX_AUDIT_VALUE } from '../../../src/api/database.js';
 import {
@@ -80,7 +80,7 @@ describe('audit arguments', () => {
   });
 
   it.each([256, DEFAULT_MAX_AUDIT_VALUE, 5000])(
-    'serializes any bytes exactly as JSON.stringify(auditArgs) does, with a limit of %i',
+    'serializes any bytes exactly as auditJson(auditArgs) does, with a limit of %i',
     (max) => {
       const odd = [
         Buffer.from('a"b\\c\n\t\u0000\u007f'),
@@ -97,14 +97,21 @@ describe('audit arguments', () => {
         Buffer.alloc(100_000, 0x01), // cut, escaped, with its length and hash
       ];
       const all: RedisCommand = { name: 'set', args: [b('SET'), ...odd], raw: Buffer.alloc(0) };
-      expect(auditArgsJson(all, max)).toBe(JSON.stringify(auditArgs(all, max)));
+      expect(auditArgsJson(all, max)).toBe(auditJson(auditArgs(all, max)));
       // Each alone, so no other argument's slack hides one's overrun.
       for (const arg of odd) {
         const one: RedisCommand = { name: 'echo', args: [b('ECHO'), arg], raw: Buffer.alloc(0) };
-        expect(auditArgsJson(one, max)).toBe(JSON.stringify(auditArgs(one, max)));
+        expect(auditArgsJson(one, max)).toBe(auditJson(auditArgs(one, max)));
       }
     },
   );
+
+  it('escapes what a log viewer would hide or act on (bidirectional overrides, zero-width, C1, DEL)', () => {
+    const hidden = ['user:\u202enimda', 'a\u200bb\u0085\u2028\u{e0041}', 'del\u007f'];
+    const text = auditArgsJson(cmd('MSET', hidden[0]!, hidden[1]!, hidden[2]!, ''));
+    expect(text).toBe('["user:\\u202enimda","a\\u200bb\\u0085\\u2028\\udb40\\udc41","del\\u007f",""]');
+    expect(JSON.parse(text)).toEqual([...hidden, '']);
+  });
 
   it('shows values up to the limit whole and cuts longer ones with their size and SHA-256', () => {
     const max = 300;
