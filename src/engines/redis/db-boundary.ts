@@ -11,6 +11,7 @@
 // accounts for it (STANDALONE_SCRIPT_LIMIT).
 import { type CommandDenial, SERVER_WIDE_GRANT } from '../../authz/commands.js';
 import { ownChannels, ownClients, ownKeyspace } from './db-replies.js';
+import { aclUserField, rootPatterns } from './acl-user.js';
 import { OtherDbChannels } from './keyspace-channels.js';
 import type { RedisCommand } from './parser.js';
 import { OK, type RespVersion } from './serializer.js';
@@ -23,6 +24,8 @@ import { OK, type RespVersion } from './serializer.js';
 export interface GuardCheck {
   check(): Promise<string | undefined>;
   passed?(): void;
+  /** What the command's reply becomes, if relayed. */
+  translate?(reply: Buffer): Buffer;
 }
 
 /**
@@ -210,7 +213,6 @@ export function dbGuards(db: number, cluster: boolean, wide = false): ReadonlyMa
         ? serverWide(`${what} inside MULTI would show every DB's (run it outside the transaction)`)
         : result;
   };
-  const channels = new OtherDbChannels(db, serverWideLimit(db));
   guards.set(
     'client|list',
     cut('CLIENT LIST', (r) => ownClients(r, db)),
@@ -219,10 +221,32 @@ export function dbGuards(db: number, cluster: boolean, wide = false): ReadonlyMa
     'info',
     cut('INFO', (r) => ownKeyspace(r, db)),
   );
-  guards.set(
-    'pubsub|channels',
-    cut('PUBSUB CHANNELS', (r) => ownChannels(r, channels)),
-  );
+  // Redis lists every channel of the server, whoever may use it: cut to the user's ACL channels.
+  const other = new OtherDbChannels(db, serverWideLimit(db));
+  const channels =
+    (what: string, notifications?: OtherDbChannels): CommandGuard =>
+    (_cmd, s) => {
+      if (s.inMulti)
+        return serverWide(
+          `${what} inside MULTI would show every DB's channels (run it outside the transaction)`,
+        );
+      let patterns: Buffer[] = [];
+      return {
+        check: async () => {
+          const got = await aclUserField(s, 'channels');
+          if ('why' in got) {
+            return serverWide(
+              `${what} lists every channel of the server, whoever may use it, and the agent cannot read database user "${s.dbUser}"'s channel patterns (ACL GETUSER: ${got.why}; let it run ACL GETUSER)`,
+            ).refuse;
+          }
+          patterns = rootPatterns(got.value, /^&(.*)$/).map((p) => Buffer.from(p, 'latin1'));
+          return undefined;
+        },
+        translate: (reply) => ownChannels(reply, patterns, notifications),
+      };
+    };
+  guards.set('pubsub|channels', channels('PUBSUB CHANNELS', other));
+  guards.set('pubsub|shardchannels', channels('PUBSUB SHARDCHANNELS'));
   return guards;
 }
 

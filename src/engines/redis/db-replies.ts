@@ -1,8 +1,9 @@
 // Replies of a standalone server that list every DB, cut to the session's own DB (db-boundary.ts
 // applies them where no role grants allow.redisServerWide): CLIENT LIST keeps the clients whose
-// current DB is the session's, INFO the session's DB's keyspace lines, PUBSUB CHANNELS drops other
-// DBs' keyspace notification channels (which carry their key names). An error reply passes as is.
-import type { OtherDbChannels } from './keyspace-channels.js';
+// current DB is the session's, INFO the session's DB's keyspace lines, PUBSUB CHANNELS the channels
+// the database user may use, but other DBs' keyspace notification channels (their key names). An
+// error reply passes as is.
+import { type OtherDbChannels, globMatches } from './keyspace-channels.js';
 import { decodeReply } from './reply-parser.js';
 import { encodeCommand } from './serializer.js';
 
@@ -54,11 +55,17 @@ export function ownKeyspace(reply: Buffer, db: number): Buffer {
   );
 }
 
-/** PUBSUB CHANNELS: without other DBs' keyspace notification channels. */
-export function ownChannels(reply: Buffer, channels: OtherDbChannels): Buffer {
+/**
+ * PUBSUB CHANNELS / SHARDCHANNELS: only the channels one of `patterns` (the database user's ACL
+ * channel patterns, which Redis does not apply to these) matches, without other DBs' keyspace
+ * notification channels (`other`).
+ */
+export function ownChannels(reply: Buffer, patterns: readonly Buffer[], other?: OtherDbChannels): Buffer {
   if (reply[0] !== 0x2a) return reply; // an array of channel names, in RESP2 and RESP3
   const names = decodeReply(reply);
   if (!Array.isArray(names)) return reply;
-  const kept = names.filter((n) => !Buffer.isBuffer(n) || !channels.isOther(n)) as Buffer[];
+  const kept = names.filter(
+    (n) => Buffer.isBuffer(n) && !other?.isOther(n) && patterns.some((p) => globMatches(p, n)),
+  ) as Buffer[];
   return kept.length === names.length ? reply : encodeCommand(kept);
 }

@@ -205,8 +205,6 @@ function tokenAt(p: Buffer, i: number): Token {
   const not = p[j] === 0x5e;
   if (not) j++;
   const members = new Uint8Array(256);
-  // Redis compares ranges as (signed) chars: one with an end past ASCII is read as matching anything.
-  let anything = false;
   for (; ; j++) {
     if (j >= p.length) {
       j = p.length - 1; // an unclosed class ends with the pattern
@@ -215,14 +213,51 @@ function tokenAt(p: Buffer, i: number): Token {
     if (p[j] === 0x5c && p.length - j >= 2) members[p[++j]!] = 1;
     else if (p[j] === 0x5d) break;
     else if (p.length - j >= 3 && p[j + 1] === 0x2d) {
-      const [a, b] = [p[j]!, p[j + 2]!].sort((x, y) => x - y);
-      if (b! >= 0x80) anything = true;
-      for (let x = a!; x <= b!; x++) members[x] = 1;
+      // Redis compares a range's ends and the byte as (signed) chars.
+      let [a, b] = [signed(p[j]!), signed(p[j + 2]!)];
+      if (a > b) [a, b] = [b, a];
+      for (let x = 0; x < 256; x++) if (signed(x) >= a && signed(x) <= b) members[x] = 1;
       j += 2;
     } else members[p[j]!] = 1;
   }
-  const has = anything ? ANY : (x: number) => (members[x] === 1) !== not;
-  return { star: false, has, next: j + 1 };
+  return { star: false, has: (x) => (members[x] === 1) !== not, next: j + 1 };
+}
+
+function signed(byte: number): number {
+  return byte < 0x80 ? byte : byte - 0x100;
+}
+
+/** Whether glob `pattern` matches `s` as Redis's stringmatchlen does (case-sensitive). */
+export function globMatches(pattern: Buffer, s: Buffer): boolean {
+  let p = 0;
+  let i = 0;
+  // Where to try again after the last star: the pattern after it, and the next byte it may take.
+  let starNext = -1;
+  let starAt = 0;
+  while (i < s.length) {
+    if (p < pattern.length) {
+      const t = tokenAt(pattern, p);
+      if (t.star) {
+        starNext = p = t.next;
+        starAt = i;
+        continue;
+      }
+      if (t.has(s[i]!)) {
+        p = t.next;
+        i++;
+        continue;
+      }
+    }
+    if (starNext < 0) return false;
+    p = starNext;
+    i = ++starAt;
+  }
+  while (p < pattern.length) {
+    const t = tokenAt(pattern, p);
+    if (!t.star) return false;
+    p = t.next;
+  }
+  return true;
 }
 
 function literal(c: number, next: number): Token {

@@ -157,13 +157,11 @@ export class SessionCommands {
     const guarded = verdict.guard(cmd, s);
     if (guarded === undefined) return this.relay(cmd, hooks);
     if ('refuse' in guarded) return this.deny(cmd, guarded.refuse, guarded.rule ?? 'arguments');
+    if ('check' in guarded) return this.checkThenRelay(cmd, guarded, hooks);
     if ('translate' in guarded) return this.relay(cmd, { ...hooks, translate: guarded.translate });
-    if ('answer' in guarded) {
-      if (!s.audit.command(cmd)) return s.terminate(auditOverflow());
-      this.relayed++;
-      return void s.replies.push(guarded.answer);
-    }
-    this.checkThenRelay(cmd, guarded, hooks);
+    if (!s.audit.command(cmd)) return s.terminate(auditOverflow());
+    this.relayed++;
+    s.replies.push(guarded.answer);
   }
 
   private connectThenForward(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
@@ -185,7 +183,8 @@ export class SessionCommands {
       if (this.s.agent.sessions.changes !== since && !this.stillAllowed(cmd)) return;
       if (refusal !== undefined) return this.deny(cmd, refusal, 'arguments');
       guarded.passed?.();
-      this.relay(cmd, hooks);
+      const translate = guarded.translate;
+      this.relay(cmd, translate ? { ...hooks, translate } : hooks);
     });
   }
 

@@ -15,8 +15,8 @@
 // refused (SessionLogin.auth) until CLIENT TRACKING OFF or RESET.
 import { lowerAscii } from './command-name.js';
 import type { CommandGuard, GuardContext } from './db-boundary.js';
-import { type RedisCommand, agentCommand } from './parser.js';
-import { RespError, RespMap, type RespValue, decodeReply } from './reply-parser.js';
+import { aclUserField, rootPatterns } from './acl-user.js';
+import type { RedisCommand } from './parser.js';
 
 const REDIRECT =
   'CLIENT TRACKING ... REDIRECT is not available through the drawbridge agent: the id would name a backend connection no client owns; send HELLO 3 and track without REDIRECT, invalidations then arrive on this connection';
@@ -92,46 +92,18 @@ export const trackingGuard: CommandGuard = (cmd, s) => {
 /** Undefined when every prefix lies inside the database user's readable keys; else why not. */
 async function bcastRefusal(s: GuardContext, prefixes: readonly Buffer[]): Promise<string | undefined> {
   const user = s.dbUser;
-  const reply = decodeReply(await s.ask(agentCommand(['ACL', 'GETUSER', user])));
-  const keys = reply instanceof RespError || reply === null ? undefined : field(reply, 'keys');
-  if (keys === undefined) {
-    const why = reply instanceof RespError ? reply.message : 'no such user';
-    return `CLIENT TRACKING BCAST is refused: ${WHY_BCAST}, and the agent cannot read database user "${user}"'s key patterns (ACL GETUSER: ${why}); ${INSTEAD}`;
+  const keys = await aclUserField(s, 'keys');
+  if ('why' in keys) {
+    return `CLIENT TRACKING BCAST is refused: ${WHY_BCAST}, and the agent cannot read database user "${user}"'s key patterns (ACL GETUSER: ${keys.why}); ${INSTEAD}`;
   }
-  const patterns = readablePatterns(keys);
+  // Patterns that allow reading: `~p` (read and write), `%R~p`, `%RW~p`.
+  const patterns = rootPatterns(keys.value, /^(?:%(?:R|RW|WR))?~(.*)$/i);
   const wanted = prefixes.length > 0 ? prefixes.map((p) => p.toString('latin1')) : [''];
   const outside = wanted.find((p) => !patterns.some((q) => covers(q, p)));
   if (outside === undefined) return undefined;
   const what = prefixes.length > 0 ? `PREFIX "${outside}"` : 'without PREFIX (every key)';
   const readable = patterns.length > 0 ? patterns.join(' ') : 'none';
   return `CLIENT TRACKING BCAST ${what} is outside the keys database user "${user}" may read (${readable}): ${WHY_BCAST}; track a prefix inside them, ${INSTEAD}`;
-}
-
-/** A field of ACL GETUSER's reply: a map in RESP3, a flat [name, value, ...] array in RESP2. */
-function field(reply: RespValue, name: string): RespValue | undefined {
-  if (reply instanceof RespMap) return reply.get(name);
-  if (!Array.isArray(reply)) return undefined;
-  for (let i = 0; i + 1 < reply.length; i += 2) {
-    const k = reply[i];
-    if ((Buffer.isBuffer(k) || typeof k === 'string') && k.toString() === name) return reply[i + 1];
-  }
-  return undefined;
-}
-
-/**
- * The root key patterns that allow reading: Redis 7 reports `~p` (read and write), `%R~p` and
- * `%RW~p` in one space-separated string; Redis 6 a list of patterns. Selectors are left out: a key
- * they allow is readable only by the commands they allow, so they cannot vouch for a prefix.
- */
-function readablePatterns(keys: RespValue): string[] {
-  if (Array.isArray(keys)) return keys.filter((k) => Buffer.isBuffer(k)).map((k) => k.toString('latin1'));
-  if (!Buffer.isBuffer(keys) && typeof keys !== 'string') return [];
-  const out: string[] = [];
-  for (const rule of keys.toString('latin1').split(' ')) {
-    const m = /^(?:%(?:R|RW|WR))?~(.*)$/i.exec(rule);
-    if (m) out.push(m[1]!);
-  }
-  return out;
 }
 
 /**

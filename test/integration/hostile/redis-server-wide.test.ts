@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestAgent } from '../../support/agent.js';
-import { accessRole, databaseUser } from '../../support/redis.js';
+import { REDIS_USERS, accessRole, databaseUser } from '../../support/redis.js';
 import { type PersonName, type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
 import { exchange, pipeline, untilClosed } from './resp.js';
 
@@ -20,18 +20,31 @@ const direct: Redis[] = [];
 const REFUSED =
   /^-NOPERM drawbridge: .*this Database is DB 3 of a standalone server \(spec\.uri\), whose other DBs may be other Databases'; commands that act on or show the whole server need a role with allow\.redisServerWide: true$/;
 
+/** A tenant's backend user: its channels are `app:*`; it may read its own ACL (ACL GETUSER). */
+const TENANT = { user: 'tenant3', password: 'tenant3-pw' };
+
 function db3Docs(wide = true): object[] {
+  const login = Object.fromEntries(Object.entries(REDIS_USERS).map(([u, v]) => [u, v.password]));
   return [
-    ...redisDocs(f.redis).map((d) => {
-      const doc = d as { kind: string; spec: { uri: string } };
-      return doc.kind === 'Database' ? { ...doc, spec: { ...doc.spec, uri: `${doc.spec.uri}/3` } } : d;
-    }),
+    ...redisDocs(f.redis, { auth: 'password', login: { ...login, [TENANT.user]: TENANT.password } }).map(
+      (d) => {
+        const doc = d as { kind: string; spec: { uri: string } };
+        return doc.kind === 'Database' ? { ...doc, spec: { ...doc.spec, uri: `${doc.spec.uri}/3` } } : d;
+      },
+    ),
     accessRole('server-admin', {
       databaseLabels: { env: '*' },
       databaseUsers: ['admin'],
       redisServerWide: wide,
     }),
     databaseUser('mallory', ['server-admin']),
+    accessRole('tenant', { databaseLabels: { env: '*' }, databaseUsers: [TENANT.user] }),
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'DatabaseUser',
+      metadata: { name: 'alice-tenant' },
+      spec: { subjects: [{ kind: 'User', name: 'alice' }], roles: ['tenant'] },
+    },
   ];
 }
 
@@ -59,6 +72,19 @@ async function raw(person: PersonName): Promise<TLSSocket> {
 
 beforeAll(async () => {
   f = await startRedisFixture();
+  const { user, password } = TENANT;
+  await f.redis.cli([
+    'ACL',
+    'SETUSER',
+    user,
+    'on',
+    `>${password}`,
+    '~*',
+    '&app:*',
+    '+@all',
+    '-@dangerous',
+    '+acl|getuser',
+  ]);
   db3 = await f.startAgent(db3Docs());
 }, 120_000);
 
@@ -248,12 +274,31 @@ describe("standalone, Database on DB 3: pub/sub is server-wide, other DBs' keysp
     expect(forged).toEqual(['shared hello']);
   });
 
-  it("PUBSUB CHANNELS leaves out DB 0's notification channels (their key names)", async () => {
-    await (await onServer(0)).subscribe('__keyspace@0__:db0:customer:1234', 'shared-channel');
-    const ops = await raw('ops');
+  it("PUBSUB CHANNELS leaves out DB 0's notification channels (their key names) and what the user's ACL channels do not match", async () => {
+    await (await onServer(0)).subscribe('__keyspace@0__:db0:customer:1234', 'shared-channel', 'app:orders');
+    await (await onServer(0)).ssubscribe('app:shard', 'team2:shard');
+    const ops = await raw('ops'); // as `default`: every channel (&*)
     const [channels] = await exchange(ops, pipeline([['PUBSUB', 'CHANNELS']]), 1);
     expect(channels).toContain('shared-channel');
     expect(JSON.stringify(channels)).not.toContain('customer');
+    // Redis lists every channel whatever the user's ACL says: tenant3 sees only its app:* ones.
+    const alice = await raw('alice');
+    const out = await exchange(
+      alice,
+      pipeline([
+        ['AUTH', TENANT.user, 'x'],
+        ['PUBSUB', 'CHANNELS'],
+        ['PUBSUB', 'SHARDCHANNELS'],
+        ['AUTH', 'app', 'x'], // may not read its ACL: the list cannot be cut, so it is refused
+        ['PUBSUB', 'CHANNELS', '*'],
+      ]),
+      5,
+    );
+    expect(out.slice(0, 3)).toEqual(['OK', ['app:orders'], ['app:shard']]);
+    expect(out[3]).toBe('OK');
+    expect(out[4]).toMatch(
+      /^-NOPERM drawbridge: PUBSUB CHANNELS lists every channel of the server, whoever may use it, and the agent cannot read database user "app"'s channel patterns \(ACL GETUSER: .*let it run ACL GETUSER\), .*allow\.redisServerWide: true$/,
+    );
   });
 
   it('allow.redisServerWide (mallory): the whole server, as far as the command rules allow', async () => {

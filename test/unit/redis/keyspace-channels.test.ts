@@ -3,7 +3,7 @@
 // (PSUBSCRIBE), checked against Redis's own matcher semantics, then the replies cut to DB 3.
 import { describe, expect, it } from 'vitest';
 import { ownChannels, ownClients, ownKeyspace } from '../../../src/engines/redis/db-replies.js';
-import { OtherDbChannels } from '../../../src/engines/redis/keyspace-channels.js';
+import { OtherDbChannels, globMatches } from '../../../src/engines/redis/keyspace-channels.js';
 import { encodeCommand, errorReply } from '../../../src/engines/redis/serializer.js';
 
 const db3 = new OtherDbChannels(3, 'limit');
@@ -75,6 +75,31 @@ describe('OtherDbChannels, DB 3', () => {
   });
 });
 
+describe('globMatches, as Redis matches channels (checked against KEYS on Redis 7.0)', () => {
+  it.each([
+    ['*', '', true],
+    ['a*', 'abc', true],
+    ['a*c', 'abxc', true],
+    ['a*c', 'abxcd', false],
+    ['a?c', 'abc', true],
+    ['a?c', 'ac', false],
+    ['[abc]x', 'bx', true],
+    ['[^abc]x', 'bx', false],
+    ['[a-c]x', 'bx', true],
+    ['[c-a]x', 'bx', true], // a reversed range is swapped
+    ['[]x', ']x', false], // `]` right after `[` closes an empty class
+    ['a\\*', 'a*', true],
+    ['a\\*', 'ab', false],
+    ['[\\]]', ']', true],
+    ['ab[', 'abc', false], // an unclosed class ends with the pattern
+    ['ab[^', 'abc', true],
+    ['*a*b*', 'xxaxxbxx', true],
+    ['A*', 'abc', false], // case matters
+  ])('%s ~ %s: %s', (pattern, s, matches) => {
+    expect(globMatches(b(pattern), b(s))).toBe(matches);
+  });
+});
+
 describe('replies cut to DB 3', () => {
   const line = (id: number, db: number) =>
     `id=${id} addr=127.0.0.1:1 name=db=3 flags=N db=${db} sub=0 cmd=get\n`;
@@ -96,16 +121,22 @@ describe('replies cut to DB 3', () => {
     expect(out).toBe('$24\r\n# Keyspace\r\ndb3:keys=2\r\n\r\n');
   });
 
-  it("PUBSUB CHANNELS drops other DBs' notification channels", () => {
-    const reply = encodeCommand(['__keyspace@0__:secret', 'orders', '__keyspace@3__:mine']);
-    expect(ownChannels(reply, db3)).toEqual(encodeCommand(['orders', '__keyspace@3__:mine']));
-    expect(ownChannels(encodeCommand(['orders']), db3)).toEqual(encodeCommand(['orders']));
+  it("PUBSUB CHANNELS keeps what the user's ACL channel patterns match, without other DBs' notification channels", () => {
+    const all = [b('*')];
+    const reply = encodeCommand(['__keyspace@0__:secret', 'orders', '__keyspace@3__:mine', 'team2:x']);
+    expect(ownChannels(reply, all, db3)).toEqual(encodeCommand(['orders', '__keyspace@3__:mine', 'team2:x']));
+    expect(ownChannels(reply, [b('orders'), b('__keyspace@*')], db3)).toEqual(
+      encodeCommand(['orders', '__keyspace@3__:mine']),
+    );
+    expect(ownChannels(reply, [b('team[0-9]:*')])).toEqual(encodeCommand(['team2:x'])); // shard channels
+    expect(ownChannels(reply, [])).toEqual(encodeCommand([]));
+    expect(ownChannels(encodeCommand(['orders']), all, db3)).toEqual(encodeCommand(['orders']));
   });
 
   it('an error reply passes as is', () => {
     const err = errorReply('NOPERM', 'no');
     expect(ownClients(err, 3)).toBe(err);
     expect(ownKeyspace(err, 3)).toBe(err);
-    expect(ownChannels(err, db3)).toBe(err);
+    expect(ownChannels(err, [b('*')], db3)).toBe(err);
   });
 });
