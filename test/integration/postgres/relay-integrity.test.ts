@@ -1,7 +1,7 @@
 // Every byte through the relay reaches its own session intact: many sessions at once, each sending
 // its own values (small ones, and large ones spanning many reads both ways) pipelined in random pieces,
 // and a client that stops reading while a large result streams (the agent pauses the database, then
-// resumes it). The relay reads through src/agent/direct-read.ts, whose reads land in shared slabs:
+// resumes it; PostgreSQL itself is seen waiting to write meanwhile). The relay reads through src/agent/direct-read.ts, whose reads land in shared slabs:
 // a byte read for one session showing up in another's would be a leak across sessions.
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -65,22 +65,41 @@ it('relays 12 sessions at once, each its own values (up to 150 KB), pipelined in
   );
 });
 
+const ROWS = 2_000;
+const BIG_RESULT = query(`select repeat(md5(g::text), 200) from generate_series(1, ${ROWS}) g`);
+const row = (i: number) =>
+  createHash('md5')
+    .update(`${i + 1}`)
+    .digest('hex')
+    .repeat(200);
+
 it('streams a 12 MB result to a client that stops reading for a while, every row intact', async () => {
   const s = await rawSession(f, f.people.alice, 'alice', 'orders');
-  const rows = 2_000;
   s.tls.pause();
-  s.tls.write(query(`select repeat(md5(g::text), 200) from generate_series(1, ${rows}) g`));
+  s.tls.write(BIG_RESULT);
   await sleep(700); // the agent's write to the client fills: it pauses the database socket
   s.tls.resume();
   const got = await values(s, 1);
-  expect(got.length).toBe(rows);
-  got.forEach((v, i) =>
-    expect(v).toBe(
-      createHash('md5')
-        .update(`${i + 1}`)
-        .digest('hex')
-        .repeat(200),
-    ),
+  expect(got.length).toBe(ROWS);
+  got.forEach((v, i) => expect(v).toBe(row(i)));
+  s.tls.end();
+});
+
+it('holds the database back while the client reads nothing: PostgreSQL waits to write', async () => {
+  const s = await rawSession(f, f.people.alice, 'alice', 'orders');
+  const rows = 10_000; // 64 MB: far more than the sockets' buffers on the way hold
+  s.tls.pause();
+  s.tls.write(query(`select repeat(md5(g::text), 200) from generate_series(1, ${rows}) g`));
+  // Relayed without backpressure, the agent would take all of it within this time, and the server
+  // would be done; paused, the agent stops reading the server, whose send blocks.
+  await sleep(3_000);
+  const activity = await f.pg.admin(
+    `select state, wait_event from pg_stat_activity where pid = ${s.processId}`,
   );
+  expect(activity).toContain('active|ClientWrite');
+  s.tls.resume();
+  const got = await values(s, 1);
+  expect(got.length).toBe(rows);
+  got.forEach((v, i) => expect(v).toBe(row(i)));
   s.tls.end();
 });
