@@ -315,6 +315,15 @@ describe('client tracking', () => {
 });
 
 describe('client tracking through one Redis Cluster endpoint: the same refusals', () => {
+  // The agent's first cluster session learns the topology (CLUSTER SHARDS) and the command table
+  // (COMMAND), and each login's first proves it (PING), over new TLS connections to the nodes: 2-3 s on
+  // a loaded machine, against 0.2 s for the refusals themselves, and past the 5 s frame deadline below
+  // in a loaded CI run. Sessions that only PING pay for it here, with no deadline but the hook's.
+  beforeAll(async () => {
+    const pongs = await Promise.all((['alice', 'ops'] as const).map((p) => cluster.cli(p, ['PING'])));
+    expect(pongs.map((r) => r.trim())).toEqual(['PONG', 'PONG']);
+  });
+
   it('RESP2, REDIRECT and BCAST the agent cannot check are refused; BCAST inside the user’s keys is not', async () => {
     const alice = await cluster.raw('alice');
     const ops = await cluster.raw('ops');
