@@ -130,7 +130,10 @@ beforeAll(async () => {
     secret('pg-passwords', PASSWORDS),
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: NS } },
     ...accessDocs(),
-    database(postgres, 'orders'),
+    // The bounded-rate test holds 500 strangers at the password prompt until all are there: their TLS
+    // handshakes take over 10 s on a loaded machine, and the default authTimeout (10 s) would rightly
+    // close the first ones (a FATAL, a reset, or a close mid-handshake) before the tokens are sent.
+    database(postgres, 'orders', { agent: { limits: { authTimeout: '3m' } } }),
   ]);
   const cm = await eventually('CA ConfigMap', () =>
     env.get<{ data: Record<string, string> }>('configmap', 'drawbridge-ca', CONTROLLER_NS),
