@@ -4,9 +4,8 @@
  * and strangers sending made-up tokens must not turn each login into a TokenReview (counted in the
  * API server's own audit log).
  */
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect as tcpConnect } from 'node:net';
+import { type Socket, connect as tcpConnect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
@@ -58,21 +57,30 @@ function forgedToken(jti = 0): string {
 }
 
 /** A workload's connection, without a certificate, that the agent has asked for its password (the token). */
+/** `event` on `s`; a close or error first fails the step, naming it (events.once would wait forever on a close). */
+function step(s: Socket, event: string, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    s.once(event, () => resolve());
+    s.once('close', () => reject(new Error(`${what}: the agent closed the connection first`)));
+    s.once('error', (err) => reject(new Error(`${what}: ${err.message}`)));
+  });
+}
+
 async function askedForPassword(): Promise<TLSSocket> {
   const [host, port] = endpoint.split(':');
   const raw = tcpConnect({ host, port: Number(port) });
-  await once(raw, 'connect');
+  await step(raw, 'connect', 'connect');
   raw.write(SSL_REQUEST);
-  await once(raw, 'data');
+  await step(raw, 'data', 'SSLRequest answer');
   const tls = tlsConnect({ socket: raw, ca: caPem, servername: agentHost('orders') });
-  await once(tls, 'secureConnect');
+  await step(tls, 'secureConnect', 'TLS handshake');
   tls.write(
     startupMessage([
       ['user', 'carol'],
       ['database', 'orders'],
     ]),
   );
-  await once(tls, 'data'); // AuthenticationCleartextPassword
+  await step(tls, 'data', 'password request'); // AuthenticationCleartextPassword
   return tls;
 }
 

@@ -16,6 +16,8 @@ export async function pgAnswer(tls: TLSSocket, done: number, outcome: string): P
       }
     });
     tls.once('close', () => resolve('closed'));
+    // A reset while reading the answer is an answer too (and an unheard 'error' would crash the worker).
+    tls.once('error', (err) => resolve(`error: ${err.message}`));
   });
   tls.destroy();
   return answer;
