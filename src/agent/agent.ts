@@ -3,14 +3,14 @@
 import { type Server, type Socket, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SecureContext } from 'node:tls';
-import type { Protocol } from '../api/database.js';
+import type { Database, Protocol } from '../api/database.js';
 import type { AgentLimitsSpec } from '../api/limits.js';
-import { type Limits, parseDuration, resolveLimits } from '../api/runtime.js';
+import { type AuditMode, type Limits, parseDuration, resolveLimits } from '../api/runtime.js';
 import type { Identity, TokenVerifier } from '../authn/identity.js';
 import { type Decision, certificateOutlivesRoles, checkAccess } from '../authz/engine.js';
 import { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { AuditSink } from './audit.js';
+import type { AuditGuarantee, AuditSink } from './audit.js';
 import { type CredentialProvider, type CredentialProviders, credentialProvider } from './credentials.js';
 import type { AgentParts, AgentRuntime, Engine, WorkerRequest } from './engine.js';
 import { type LimitName, Slots, tooManyConnections, tooManyForIdentity } from './limits.js';
@@ -43,6 +43,23 @@ export interface AgentOptions {
    * where the controller signs them for the maxSessionTTL of one namespace's roles (certificateOutlivesRoles).
    */
   roleBoundCertificates?: boolean;
+  /** The platform's audit mode (Helm agents.audit.enforce): the Database's spec.audit.mode is ignored. */
+  auditModeEnforced?: AuditMode;
+}
+
+/**
+ * What a Database's spec.audit overrides of the agent's defaults, and the mode it asked for in vain
+ * when the platform enforces its own. Only the mode is pinned: best-effort is what lets events drop,
+ * while any stallTimeout still holds commands until their events are written.
+ */
+export function auditOverride(
+  audit: Database['spec']['audit'],
+  enforced: AuditMode | undefined,
+): { override: Partial<AuditGuarantee>; ignored?: AuditMode } {
+  const stallTimeoutMs = audit.stallTimeout ? parseDuration(audit.stallTimeout) : undefined;
+  if (!enforced) return { override: { mode: audit.mode, stallTimeoutMs } };
+  const ignored = audit.mode && audit.mode !== enforced ? audit.mode : undefined;
+  return { override: { mode: enforced, stallTimeoutMs }, ...(ignored ? { ignored } : {}) };
 }
 
 /**
@@ -80,6 +97,9 @@ export class Agent implements AgentRuntime {
   /** Connections per identity, when there is no primary to count them (workers: 1). */
   private readonly identities = new Slots();
   private readonly workers: WorkerChannel | undefined;
+  private readonly auditModeEnforced: AuditMode | undefined;
+  /** The spec.audit.mode last logged as ignored: told once, not on every policy change. */
+  private auditModeIgnored: AuditMode | undefined;
   limits: Limits;
 
   /** An agent with its Database's engine, loaded (src/wiring.ts) before the agent takes a connection. */
@@ -101,6 +121,7 @@ export class Agent implements AgentRuntime {
     this.providers = opts.parts.credentials;
     this.engine = engine;
     this.workers = opts.workers;
+    this.auditModeEnforced = opts.auditModeEnforced;
     // With workers, the primary learns of each session: it writes their session.end if this worker dies.
     this.sessions = new SessionRegistry(this.workers);
     this.workers?.answerWith((request) => this.engine.handleWorkerRequest?.(request, this) ?? noWorker);
@@ -116,10 +137,17 @@ export class Agent implements AgentRuntime {
     });
   }
 
-  /** The Database's own audit mode and stall timeout, over the agent's defaults. */
+  /** The Database's own audit mode and stall timeout, over the agent's defaults (the mode may be pinned). */
   private configureAudit(): void {
-    const { mode, stallTimeout } = this.state.database.spec.audit;
-    this.audit.configure?.({ mode, stallTimeoutMs: stallTimeout ? parseDuration(stallTimeout) : undefined });
+    const { override, ignored } = auditOverride(this.state.database.spec.audit, this.auditModeEnforced);
+    this.audit.configure?.(override);
+    if (ignored && ignored !== this.auditModeIgnored) {
+      this.log.warn(
+        { requested: ignored, mode: override.mode },
+        "the Database's spec.audit.mode is ignored: the platform enforces the agents' audit mode (Helm agents.audit.enforce)",
+      );
+    }
+    this.auditModeIgnored = ignored;
   }
 
   private accept(socket: Socket): void {

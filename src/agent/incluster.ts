@@ -41,6 +41,8 @@ export interface InClusterAgentOptions {
   /** Defaults for a Database whose spec.audit sets none (Helm agents.audit). */
   auditMode?: AuditMode;
   auditStallTimeout?: string;
+  /** auditMode (default required) is the platform's: the Database's spec.audit.mode is ignored. */
+  auditModeEnforced?: boolean;
   /** Other replicas, `host:port` (the controller passes its headless peers Service). */
   peers?: string[];
   /** This process is one of the agent's workers (agent/workers); the primary serves /metrics. */
@@ -84,6 +86,7 @@ export async function runInClusterAgent(opts: InClusterAgentOptions): Promise<Ru
     peers: opts.peers ?? [],
     workers: opts.worker,
     roleBoundCertificates: true,
+    ...(opts.auditModeEnforced ? { auditModeEnforced: opts.auditMode ?? DEFAULT_AUDIT.mode } : {}),
   });
 
   // Secret volumes are updated by swapping a symlink; polling notices that where fs.watch may not.

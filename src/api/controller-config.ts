@@ -141,6 +141,8 @@ const ControllerAgentsConfig = strict({
   audit: strict({
     mode: z.enum(AUDIT_MODES).default('required'),
     stallTimeout: interval('1s').default('30s'),
+    /** The mode is the platform's: agents ignore a Database's spec.audit.mode (AuditModeAllowed says so). */
+    enforce: z.boolean().default(false),
   }).optional(),
 });
 type ControllerAgentsConfig = z.infer<typeof ControllerAgentsConfig>;

@@ -1,7 +1,7 @@
 // Database status vocabulary: condition types and reasons are constants a person can search for and
 // tools (the CLI, alerts, Argo CD health checks) can match on. `Ready` summarises AgentReady,
-// BackendReachable and CredentialsReady; WorkloadTokensScoped and PodMetadataAllowed are warnings that
-// leave Ready alone (the agent serves, audited, either way).
+// BackendReachable and CredentialsReady; WorkloadTokensScoped, PodMetadataAllowed and AuditModeAllowed
+// are warnings that leave Ready alone (the agent serves, audited, either way).
 export const CONDITION = {
   Ready: 'Ready',
   AgentReady: 'AgentReady',
@@ -9,6 +9,7 @@ export const CONDITION = {
   CredentialsReady: 'CredentialsReady',
   WorkloadTokensScoped: 'WorkloadTokensScoped',
   PodMetadataAllowed: 'PodMetadataAllowed',
+  AuditModeAllowed: 'AuditModeAllowed',
 } as const;
 
 export const REASON = {
@@ -59,5 +60,12 @@ export const REASON = {
    * agents.forbiddenPodMetadataKeys: log collectors' skip switches); the agent runs without them.
    */
   PodMetadataForbidden: 'PodMetadataForbidden',
+  // AuditModeAllowed
+  AuditModeAllowed: 'AuditModeAllowed',
+  /**
+   * False: spec.audit.mode asks for another mode than the one the platform enforces (Helm
+   * agents.audit.enforce); the agent keeps the platform's.
+   */
+  AuditModeEnforced: 'AuditModeEnforced',
 } as const;
 export type Reason = (typeof REASON)[keyof typeof REASON];

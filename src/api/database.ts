@@ -162,7 +162,8 @@ const DatabaseAudit = z
         "When the agent's audit log fails or falls behind: required (the default unless the agent's own " +
           'setting says otherwise) holds the sessions (they stop reading client input) until it catches up ' +
           'and ends them after stallTimeout; best-effort lets sessions go on and drops events past the ' +
-          'buffer, counting them in drawbridge_audit_events_dropped_total.',
+          'buffer, counting them in drawbridge_audit_events_dropped_total. Ignored when the platform ' +
+          'enforces its own mode (Helm agents.audit.enforce): AuditModeAllowed says so.',
       ),
     stallTimeout: duration
       .refine((d) => parseDuration(d) >= 1000, 'must be at least 1s')

@@ -25,6 +25,7 @@ interface AgentFlags {
   audit?: string;
   auditMode?: AuditMode;
   auditStallTimeout?: string;
+  auditModeEnforced?: boolean;
   kubeconfig?: string;
   peers?: string[];
   workers?: number;
@@ -50,6 +51,10 @@ export function agentCommand(): Command {
       '--audit-stall-timeout <duration>',
       'in-cluster mode, required audit: how long sessions wait for a stuck audit log (default 30s)',
       parseStallTimeout,
+    )
+    .option(
+      '--audit-mode-enforced',
+      "in-cluster mode: --audit-mode is the platform's: a Database's spec.audit.mode is ignored (Helm agents.audit.enforce)",
     )
     .option('--kubeconfig <file>', 'in-cluster mode: kubeconfig (default: $KUBECONFIG, then in-cluster)')
     .option(

@@ -1,13 +1,16 @@
 // Database status conditions, built from the reason constants in src/api/database-status.ts; every
 // message says what to do next. `Ready` summarises the other three.
 import type { Condition } from '../../api/meta.js';
-import type { Database } from '../../api/database.js';
+import type { AuditMode, Database } from '../../api/database.js';
 import { CONDITION, REASON, type Reason } from '../../api/database-status.js';
 import { SHARED_AUDIENCE, workloadAudience } from '../../api/runtime.js';
 import type { AwsReason } from '../../aws/errors.js';
 import type { KubeObject } from '../../kube/types.js';
 import { metaTime } from '../../kube/types.js';
 import { podProblem } from './pod-status.js';
+
+/** The Helm value that pins the agents' audit mode. */
+const AUDIT_ENFORCE_VALUE = 'agents.audit.enforce';
 
 export interface ConditionState {
   type: (typeof CONDITION)[keyof typeof CONDITION];
@@ -83,6 +86,30 @@ export function workloadTokensCondition(db: Database, namespace: string): Condit
       'sessions here, so a token a workload sends to any other Drawbridge database (or that its agent ' +
       `captures) can be replayed here as that ServiceAccount; move the workloads to audience ${audience} ` +
       '(drawbridge_tokens_shared_audience_total counts who still uses the old one) and remove the setting',
+  };
+}
+
+/** AuditModeAllowed: False while spec.audit.mode asks for another mode than the one the platform enforces. */
+export function auditModeCondition(
+  db: Database,
+  audit: { mode: AuditMode; enforce?: boolean } | undefined,
+): ConditionState {
+  const asked = db.spec.audit.mode;
+  if (!audit?.enforce || !asked || asked === audit.mode) {
+    return {
+      type: CONDITION.AuditModeAllowed,
+      status: 'True',
+      reason: REASON.AuditModeAllowed,
+      message: audit?.enforce ? `the agent's audit mode is ${audit.mode}` : 'spec.audit.mode is applied',
+    };
+  }
+  return {
+    type: CONDITION.AuditModeAllowed,
+    status: 'False',
+    reason: REASON.AuditModeEnforced,
+    message:
+      `spec.audit.mode ${asked} is ignored: the platform enforces audit mode ${audit.mode} on every agent ` +
+      `(Helm value ${AUDIT_ENFORCE_VALUE}); remove spec.audit.mode from the Database, or ask the platform team`,
   };
 }
 

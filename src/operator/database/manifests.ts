@@ -42,8 +42,11 @@ export interface AgentSettings {
   awsPodIdentity?: boolean;
   /** Chart-wide pod and Service defaults (agents.pod); a Database's spec.agent wins. */
   pod?: AgentPodSettings;
-  /** The agents' default audit mode and stall timeout (Helm agents.audit); a Database's spec.audit wins. */
-  audit?: { mode: AuditMode; stallTimeout: string };
+  /**
+   * The agents' default audit mode and stall timeout (Helm agents.audit); a Database's spec.audit wins,
+   * but for the mode when `enforce` is set.
+   */
+  audit?: { mode: AuditMode; stallTimeout: string; enforce?: boolean };
   /** Pod label/annotation key globs a Database may not set (agents.forbiddenPodMetadataKeys); unset: the default list. */
   forbiddenPodMetadataKeys?: readonly string[];
   /** A NetworkPolicy beside each agent (Helm networkPolicy.enabled); unset: none. */
@@ -98,6 +101,7 @@ export function agentArgs(
     ...(settings.audit
       ? ['--audit-mode', settings.audit.mode, '--audit-stall-timeout', settings.audit.stallTimeout]
       : []),
+    ...(settings.audit?.enforce ? ['--audit-mode-enforced'] : []),
     ...(db.spec.protocol === 'postgres'
       ? [
           '--peers',

@@ -31,6 +31,7 @@ import {
 import {
   type ConditionState,
   agentCondition,
+  auditModeCondition,
   mergeConditions,
   readyCondition,
   sameConditions,
@@ -188,7 +189,8 @@ export class DatabaseReconciler implements Reconciler {
     const tokens = workloadTokensCondition(db, namespace);
     const globs = forbiddenGlobs(agent.forbiddenPodMetadataKeys);
     const podMetadata = podMetadataCondition(forbiddenPodMetadata(db.spec.agent, globs));
-    await this.writeStatus(raw, [ready, ...parts, tokens, podMetadata], endpoint, access);
+    const auditMode = auditModeCondition(db, agent.audit);
+    await this.writeStatus(raw, [ready, ...parts, tokens, podMetadata, auditMode], endpoint, access);
     this.deps.readiness?.(key, ready.status === 'True');
     if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
@@ -306,12 +308,20 @@ export class DatabaseReconciler implements Reconciler {
     this.recordDegraded(raw, old.conditions, conditions);
     this.recordNamespaceRefused(raw, old.conditions, conditions);
     this.recordSharedAudience(raw, old.conditions, conditions);
-    this.recordPodMetadataForbidden(raw, old.conditions, conditions);
+    this.recordRefusal(raw, old.conditions, conditions, CONDITION.PodMetadataAllowed);
+    this.recordRefusal(raw, old.conditions, conditions, CONDITION.AuditModeAllowed);
   }
 
-  /** Told when PodMetadataAllowed turns False, and again when the keys it names change. */
-  private recordPodMetadataForbidden(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
-    const type = CONDITION.PodMetadataAllowed;
+  /**
+   * Told when PodMetadataAllowed / AuditModeAllowed turns False, and again when what it names (the
+   * keys, the modes) changes.
+   */
+  private recordRefusal(
+    raw: KubeObject,
+    old: Condition[] | undefined,
+    next: Condition[],
+    type: string,
+  ): void {
     const now = next.find((c) => c.type === type);
     if (now?.status !== 'False') return;
     if (old?.find((c) => c.type === type)?.message === now.message) return;

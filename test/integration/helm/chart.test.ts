@@ -179,7 +179,7 @@ describe('charts/drawbridge', () => {
       ],
     });
     const agentRole = 'arn:aws:iam::123456789012:role/drawbridge-agents';
-    const audit = { mode: 'required', stallTimeout: '30s' };
+    const audit = { mode: 'required', stallTimeout: '30s', enforce: false };
     // The chart's default list is the controller's own (what it uses with no config file).
     const forbiddenPodMetadataKeys = [...DEFAULT_FORBIDDEN_POD_METADATA_KEYS];
     expect((await settings(`agents.aws.roleArn=${agentRole}`)).agents).toEqual({
@@ -203,7 +203,8 @@ describe('charts/drawbridge', () => {
     ).toEqual(['logs.example.com/*', 'fluentbit.io/*']);
     expect(
       (await settings('agents.audit.mode=best-effort', 'agents.audit.stallTimeout=2m')).agents?.audit,
-    ).toEqual({ mode: 'best-effort', stallTimeout: '2m' });
+    ).toEqual({ mode: 'best-effort', stallTimeout: '2m', enforce: false });
+    expect((await settings('agents.audit.enforce=true')).agents?.audit).toEqual({ ...audit, enforce: true });
     const pod = await settings(
       'agents.pod.nodeSelector.pool=db',
       'agents.pod.priorityClassName=high',

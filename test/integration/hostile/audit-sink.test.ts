@@ -4,15 +4,23 @@
  * nothing more runs on the server, and the session ends with a clear error when the stall outlasts its
  * timeout; once the log reads again, everything held is written exactly once and the session goes on.
  * Best-effort: commands go on, events past the buffer are dropped and counted. Memory stays bounded.
- * The same for PostgreSQL with the log on a device that is always full (/dev/full: ENOSPC).
+ * The same for PostgreSQL with the log on a device that is always full (/dev/full: ENOSPC). When the
+ * platform enforces its mode (Helm agents.audit.enforce: --audit-mode-enforced), an in-cluster agent
+ * keeps required over a Database's best-effort.
  */
 import { closeSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type TestAgent, startTestAgent } from '../../support/agent.js';
+import { snapshotOf } from '../../../src/agent/config-file.js';
+import { runInClusterAgent } from '../../../src/agent/incluster.js';
+import type { StateSource } from '../../../src/agent/incluster-watch.js';
+import { loadConfigFile } from '../../../src/api/config.js';
+import { agentParts } from '../../../src/wiring.js';
+import { type TestAgent, startTestAgent, writeAgentConfig } from '../../support/agent.js';
 import { type Fixture as PgFixture, baseDocs, pgClient, startFixture } from '../postgres/fixture.js';
 import { type RedisFixture, redisDocs, startRedisFixture } from '../redis/fixture.js';
 import { fifoReader, pipeline, readNow, replies, settled, until } from './audit-support.js';
@@ -144,6 +152,59 @@ describe('audit mode best-effort', () => {
     socket.end();
     fifo.drain();
     await agent.stop();
+  });
+});
+
+describe('audit mode enforced by the platform (Helm agents.audit.enforce)', () => {
+  it("keeps required over a Database's best-effort: on a full disk the flood is held, then the session ends", async () => {
+    // An in-cluster agent as the controller starts it, fed the state its watches would give.
+    const tlsDir = path.join(dir, 'enforced');
+    await mkdir(tlsDir);
+    const read = (name: string) => readFile(path.join(f.agent.dir, name), 'utf8');
+    const tls = {
+      certPem: await read('tls.crt'),
+      keyPem: await read('tls.key'),
+      clientCaPem: await read('client-ca.crt'),
+    };
+    await writeFile(path.join(tlsDir, 'ca.crt'), tls.clientCaPem);
+    const docs = redisDocs(f.redis) as { kind: string; spec: Record<string, unknown> }[];
+    docs.find((d) => d.kind === 'Database')!.spec.audit = { mode: 'best-effort', stallTimeout: '2s' };
+    const { configPath } = await writeAgentConfig(tlsDir, { database: 'cache', docs, tls });
+    const source: StateSource = {
+      initial: snapshotOf(await loadConfigFile(configPath), configPath),
+      onUpdate: () => undefined,
+      tokenReview: () => Promise.reject(new Error('no workload tokens in this test')),
+      stop: async () => undefined,
+    };
+    const lines: string[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const running = await runInClusterAgent({
+      database: 'shop/cache',
+      listen: '127.0.0.1:0',
+      tlsDir,
+      source,
+      log,
+      parts: agentParts,
+      audit: '/dev/full',
+      auditMode: 'required',
+      auditModeEnforced: true,
+    });
+    try {
+      const socket: TLSSocket = await f.rawAt(running.port, 'alice');
+      const state = replies(socket);
+      socket.write(pipeline('enforced', N));
+      await until('the session ends', () => state.closed);
+      // The Database's stallTimeout stays its own.
+      expect(state.text).toMatch(/-ERR the audit log has taken no events for 2s/);
+      expect(state.ok).toBeLessThan(N);
+      expect(await keys('enforced')).toBeLessThan(N);
+      // Told once, at start, why the Database's mode is not the agent's.
+      const warned = lines.filter((l) => l.includes('spec.audit.mode is ignored'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatch(/"requested":"best-effort","mode":"required".*agents\.audit\.enforce/);
+    } finally {
+      await running.stop();
+    }
   });
 });
 

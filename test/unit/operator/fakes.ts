@@ -5,7 +5,16 @@ import type { KubeObject } from '../../../src/kube/types.js';
 import type { ObjectCache, ObjectWriter } from '../../../src/kube/writer.js';
 import { AWS_AUTH, type AuthType, Database } from '../../../src/api/database.js';
 import { FINALIZER } from '../../../src/operator/names.js';
-import type { StoredDatabase } from '../../../src/operator/database/manifests.js';
+import type { AgentSettings, StoredDatabase } from '../../../src/operator/database/manifests.js';
+import type { Condition } from '../../../src/api/meta.js';
+import { createLogger } from '../../../src/log.js';
+import type { HealthResult } from '../../../src/operator/database/health.js';
+import {
+  DatabaseReconciler,
+  OWNED_KINDS,
+  type OwnedKind,
+} from '../../../src/operator/database/reconciler.js';
+import type { KeyPairPem } from '../../../src/pki/ca.js';
 
 export class FakeCache implements ObjectCache {
   private readonly objects = new Map<string, KubeObject>();
@@ -110,4 +119,46 @@ export function database(spec: object = {}, meta: object = {}): KubeObject {
     },
     spec: { protocol: 'postgres', uri: 'postgres://db:5432', auth: { type: 'passthrough' }, ...spec },
   };
+}
+
+const healthy: HealthResult = {
+  generation: 3,
+  checkedAt: Date.now(),
+  backend: { type: 'BackendReachable', status: 'True', reason: 'BackendReachable', message: 'ok' },
+  credentials: { type: 'CredentialsReady', status: 'True', reason: 'Passthrough', message: 'ok' },
+};
+
+/** One reconcile of `db` (as shop/orders) with a healthy backend, `agent` settings and a live Deployment. */
+export function reconcileOnce(
+  ca: KeyPairPem,
+  db: KubeObject,
+  agent: Partial<AgentSettings> = {},
+  liveDeployment?: KubeObject,
+) {
+  const owned = Object.fromEntries(OWNED_KINDS.map((k) => [k, new FakeCache()])) as Record<
+    OwnedKind,
+    FakeCache
+  >;
+  if (liveDeployment) owned.Deployment.put(liveDeployment);
+  const writer = new RecordingWriter();
+  const events = new RecordingEvents();
+  const r = new DatabaseReconciler({
+    databases: new FakeCache([db]),
+    owned,
+    writer,
+    events,
+    health: { request: () => undefined, result: () => healthy, forget: () => undefined },
+    ca: () => ca,
+    agent: { image: 'drawbridge:test', command: ['drawbridge'], ...agent },
+    healthIntervalMs: 30_000,
+    log: createLogger('test', 'silent'),
+  });
+  return { writer, events, done: r.reconcile('shop/orders') };
+}
+
+/** The status the reconcile wrote. */
+export function writtenStatus(writer: RecordingWriter): { conditions: Condition[] } {
+  const w = writer.writes.find((x) => x.op === 'patch' && x.subresource === 'status');
+  if (w?.op !== 'patch') throw new Error('no status written');
+  return (w.patch as { status: { conditions: Condition[] } }).status;
 }

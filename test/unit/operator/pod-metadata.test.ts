@@ -4,18 +4,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseControllerConfig } from '../../../src/api/controller-config.js';
 import { DEFAULT_FORBIDDEN_POD_METADATA_KEYS } from '../../../src/api/database-agent.js';
-import type { Condition } from '../../../src/api/meta.js';
 import type { KubeObject } from '../../../src/kube/types.js';
-import { createLogger } from '../../../src/log.js';
-import type { HealthResult } from '../../../src/operator/database/health.js';
 import type { AgentSettings } from '../../../src/operator/database/manifests.js';
-import {
-  DatabaseReconciler,
-  OWNED_KINDS,
-  type OwnedKind,
-} from '../../../src/operator/database/reconciler.js';
 import { type KeyPairPem, createCA } from '../../../src/pki/ca.js';
-import { FakeCache, RecordingEvents, RecordingWriter, database } from './fakes.js';
+import { type RecordingWriter, database, reconcileOnce, writtenStatus } from './fakes.js';
 
 let ca: KeyPairPem;
 beforeAll(async () => {
@@ -38,45 +30,15 @@ const withAgent = (agent: object, status?: object): KubeObject => ({
   ...(status ? { status } : {}),
 });
 
-const healthy: HealthResult = {
-  generation: 3,
-  checkedAt: Date.now(),
-  backend: { type: 'BackendReachable', status: 'True', reason: 'BackendReachable', message: 'ok' },
-  credentials: { type: 'CredentialsReady', status: 'True', reason: 'Passthrough', message: 'ok' },
-};
-
-function run(db: KubeObject, agent: Partial<AgentSettings> = {}, liveDeployment?: KubeObject) {
-  const owned = Object.fromEntries(OWNED_KINDS.map((k) => [k, new FakeCache()])) as Record<
-    OwnedKind,
-    FakeCache
-  >;
-  if (liveDeployment) owned.Deployment.put(liveDeployment);
-  const writer = new RecordingWriter();
-  const events = new RecordingEvents();
-  const r = new DatabaseReconciler({
-    databases: new FakeCache([db]),
-    owned,
-    writer,
-    events,
-    health: { request: () => undefined, result: () => healthy, forget: () => undefined },
-    ca: () => ca,
-    agent: { image: 'drawbridge:test', command: ['drawbridge'], ...agent },
-    healthIntervalMs: 30_000,
-    log: createLogger('test', 'silent'),
-  });
-  return { writer, events, done: r.reconcile('shop/orders') };
-}
+const run = (db: KubeObject, agent: Partial<AgentSettings> = {}, live?: KubeObject) =>
+  reconcileOnce(ca, db, agent, live);
+const status = writtenStatus;
 
 type Template = { metadata: { labels: Record<string, string>; annotations: Record<string, string> } };
 function template(writer: RecordingWriter): Template['metadata'] {
   const w = writer.writes.find((x) => x.op === 'apply' && x.kind === 'Deployment');
   if (w?.op !== 'apply') throw new Error('no Deployment applied');
   return (w.obj.spec as { template: Template }).template.metadata;
-}
-function status(writer: RecordingWriter): { conditions: Condition[] } {
-  const w = writer.writes.find((x) => x.op === 'patch' && x.subresource === 'status');
-  if (w?.op !== 'patch') throw new Error('no status written');
-  return (w.patch as { status: { conditions: Condition[] } }).status;
 }
 
 describe('forbidden agent pod metadata', () => {

@@ -106,6 +106,7 @@ describe('DatabaseReconciler', () => {
       'CredentialsReady=Unknown/Checking',
       'WorkloadTokensScoped=True/DatabaseAudience',
       'PodMetadataAllowed=True/PodMetadataAllowed',
+      'AuditModeAllowed=True/AuditModeAllowed',
     ]);
     expect(events.events.map((e) => e.reason)).toEqual(['AgentDeployed']);
     expect(requested).toEqual(['shop/orders']);
@@ -121,7 +122,7 @@ describe('DatabaseReconciler', () => {
     const status = (first.writer.writes[0] as { patch: { status: object } }).patch.status;
     expect(status).toMatchObject({
       observedGeneration: 3,
-      conditions: [{ type: 'Ready', status: 'True' }, {}, {}, {}, {}, {}],
+      conditions: [{ type: 'Ready', status: 'True' }, {}, {}, {}, {}, {}, {}],
     });
 
     const again = reconciler({ ...db, status }, owned, healthy);
