@@ -1,7 +1,10 @@
 // Structured JSON logs through pino. Secrets never reach a log line: known secret-bearing fields are
-// redacted wherever they appear, and code logs identities, not credentials.
+// redacted wherever they appear, and code logs identities, not credentials. Fields hold what clients
+// chose (database user and name, a malformed byte): pino's JSON escapes C0 controls only, so each line
+// has the characters a log viewer would hide or obey escaped too, as the audit log has (unseen.ts).
 import { Socket } from 'node:net';
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { escapeUnseen } from './unseen.js';
 
 const REDACT = [
   'password',
@@ -20,10 +23,20 @@ const REDACT = [
   '*.keyPem',
 ];
 
-export function createLogger(name: string, level = process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info'): Logger {
-  const opts = { name, level, redact: { paths: REDACT, censor: '[redacted]' }, base: { pid: process.pid } };
-  const stdout = stdoutStream();
-  return stdout ? pino(opts, stdout) : pino(opts);
+/** `to`: where lines go (tests); stdout by default. */
+export function createLogger(
+  name: string,
+  level = process.env.DRAWBRIDGE_LOG_LEVEL ?? 'info',
+  to: DestinationStream | undefined = stdoutStream(),
+): Logger {
+  const opts = {
+    name,
+    level,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    base: { pid: process.pid },
+    hooks: { streamWrite: escapeUnseen },
+  };
+  return to ? pino(opts, to) : pino(opts);
 }
 
 /**

@@ -1,6 +1,7 @@
 // How the audit shows long values: cut, with the size and SHA-256 of the whole.
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { escapeUnseen } from '../unseen.js';
 
 /**
  * Long values are cut, with their size in bytes and the SHA-256 of the whole value (hex), so audit logs
@@ -29,23 +30,7 @@ export function utf8Value(value: Buffer): string {
   return text.includes('\ufffd') && !isUtf8(value) ? text + cutMark(value) : text;
 }
 
-/**
- * What JSON leaves as it is but a log viewer may not show as it is: C1 controls (a terminal may act
- * on them), bidirectional overrides and isolates (a key or statement that reads otherwise than it
- * runs: Trojan Source), zero-width and other format characters (two names that look the same), and
- * the line and paragraph separators some tools break lines at. Escaped, the value is the same JSON.
- */
-const UNSEEN = /[\u007f-\u009f\u2028\u2029\p{Cf}]/u;
-const UNSEEN_ALL = new RegExp(UNSEEN.source, 'gu');
-
-function escapeUnits(c: string): string {
-  let out = '';
-  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
-  return out;
-}
-
-/** JSON.stringify for the audit log: the same value, with what a viewer would hide escaped. */
+/** JSON.stringify for the audit log: the same value, with what a viewer would hide escaped (unseen.ts). */
 export function auditJson(value: unknown): string {
-  const json = JSON.stringify(value);
-  return UNSEEN.test(json) ? json.replace(UNSEEN_ALL, escapeUnits) : json;
+  return escapeUnseen(JSON.stringify(value));
 }

@@ -1,12 +1,11 @@
 // `kubectl db ls`: the Databases the caller may reach, with the database users their roles allow.
 import { Command, InvalidArgumentError } from 'commander';
-import { stringify } from 'yaml';
 import type { z } from 'zod';
 import { AccessRole, DatabaseUser } from '../../api/access.js';
 import { Database } from '../../api/database.js';
 import { CONDITION } from '../../api/database-status.js';
 import type { Io } from './io.js';
-import { printable } from './printable.js';
+import { printable, printableOutput } from './printable.js';
 import { type GlobalOptions, listObjects, loadTarget, whoami } from './kube.js';
 import { type NamespacePolicy, type Reachable, formatDuration, reachable } from './reach.js';
 import { findLogin } from './store.js';
@@ -97,7 +96,7 @@ export function lsCommand(io: Io): Command {
       const now = Date.now();
       if (opts.output !== 'table') {
         const items = await Promise.all(rows.map((row) => record(target.context, row, now)));
-        io.out(opts.output === 'json' ? `${JSON.stringify({ items }, null, 2)}\n` : stringify({ items }));
+        io.out(printableOutput({ items }, opts.output));
         return;
       }
       if (rows.length === 0) {

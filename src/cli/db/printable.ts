@@ -1,3 +1,6 @@
+import { Scalar, stringify } from 'yaml';
+import { UNSEEN, escapeUnseen, escapeUnseenYaml } from '../../unseen.js';
+
 // Text from the cluster reaches a person's terminal: table cells built from AccessRoles that any
 // namespace's tenant may write (a DatabaseUser there can name anyone, so their roles show up in that
 // person's `kubectl db ls -A`), CSR denial messages quoting those roles, API server errors. A terminal
@@ -23,4 +26,20 @@ export function printable(text: string): string {
 /** Like printable, for one table cell or line: newlines and tabs are escaped too. */
 export function printableLine(text: string): string {
   return text.replace(UNSAFE_IN_LINE, escape);
+}
+
+/**
+ * `-o json` and `-o yaml`: the same values, with C1 controls, bidi and other format characters (which
+ * JSON.stringify and the YAML writer leave as they are) written as escapes a terminal shows.
+ */
+export function printableOutput(value: unknown, format: 'json' | 'yaml'): string {
+  if (format === 'json') return `${escapeUnseen(JSON.stringify(value, null, 2))}\n`;
+  // Only a double-quoted YAML string has escapes: such strings are written so.
+  const quoted = (_key: unknown, v: unknown) => {
+    if (typeof v !== 'string' || !UNSEEN.test(v)) return v;
+    const node = new Scalar(v);
+    node.type = 'QUOTE_DOUBLE';
+    return node;
+  };
+  return escapeUnseenYaml(stringify(value, quoted));
 }

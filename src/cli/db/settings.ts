@@ -3,11 +3,11 @@
 // (plaintext on this machine's loopback, at the database's fixed proxy port), or straight to the agent
 // with the client certificate from `kubectl db login` (from inside the cluster network).
 import { Command, InvalidArgumentError } from 'commander';
-import { stringify } from 'yaml';
 import { backendAddress } from '../../api/database.js';
 import type { Database } from '../../api/database.js';
 import { agentHost } from '../../operator/names.js';
 import { parseHostPort } from './endpoint.js';
+import { printableOutput } from './printable.js';
 import type { Io } from './io.js';
 import { type GlobalOptions, getDatabase, loadTarget } from './kube.js';
 import { defaultProxyPort } from './proxy.js';
@@ -157,6 +157,6 @@ export function configCommand(io: Io): Command {
     )
     .action(async (name: string, opts: { output: 'yaml' | 'json' }, self: Command) => {
       const s = await load(self, name);
-      io.out(opts.output === 'json' ? `${JSON.stringify(s, null, 2)}\n` : stringify(s));
+      io.out(printableOutput(s, opts.output));
     });
 }

@@ -2,9 +2,12 @@
 // people's `kubectl db ls -A` and in CSR denial messages, and a terminal obeys escape sequences.
 import type * as k8s from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { waitForCertificate } from '../../../src/cli/db/csr.js';
 import { errorReport } from '../../../src/cli/db/program.js';
+import { printableOutput } from '../../../src/cli/db/printable.js';
 import { renderTable } from '../../../src/cli/db/table.js';
+import { UNSEEN } from '../../../src/unseen.js';
 
 // Clear the screen, set the clipboard (OSC 52), a C1 CSI, a fake second line, a right-to-left override.
 const HOSTILE = 'app\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07\x9b31m\r\nPassword: \u202e';
@@ -43,5 +46,30 @@ describe('errorReport', () => {
     expect(report).not.toMatch(CONTROL);
     // Its own line breaks (the hint) stay.
     expect(report.split('\n')).toHaveLength(3);
+  });
+});
+
+describe('printableOutput (-o json, -o yaml)', () => {
+  // What JSON.stringify and the YAML writer leave as they are: C1 CSI, a right-to-left override, a
+  // zero-width space, a line separator, and a character past U+FFFF (a language tag).
+  const value = {
+    items: [{ dbNames: ['orders\u009b2J\u202egpj.exe\u200b\u2028', 'plain', '\u{e0001}x'], ok: 'é' }],
+  };
+
+  it('json: the same value, every such character escaped', () => {
+    const out = printableOutput(value, 'json');
+    expect(out).not.toMatch(UNSEEN);
+    expect(out).not.toMatch(CONTROL);
+    expect(out).toContain('orders\\u009b2J\\u202egpj.exe\\u200b\\u2028');
+    expect(JSON.parse(out)).toEqual(value);
+  });
+
+  it('yaml: the same value, such strings double-quoted with escapes; others as before', () => {
+    const out = printableOutput(value, 'yaml');
+    expect(out).not.toMatch(UNSEEN);
+    expect(out).not.toMatch(CONTROL);
+    expect(out).toContain('"orders\\u009b2J\\u202egpj.exe\\u200b\\u2028"');
+    expect(out).toContain('- plain\n');
+    expect(parse(out)).toEqual(value);
   });
 });
