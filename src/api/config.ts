@@ -4,7 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import { AccessRole, DatabaseUser } from './access.js';
 import { AgentConfig, Secret } from './agent-config.js';
 import { Database } from './database.js';
-import { ValidationError, parseOrThrow } from './validate.js';
+import { ValidationError, parseOrThrow, yamlSyntaxError } from './validate.js';
 
 export interface ConfigBundle {
   agent?: AgentConfig;
@@ -20,13 +20,10 @@ type Kind = keyof typeof SCHEMAS;
 /** Parses a YAML stream of Drawbridge documents. `source` names the file in errors. */
 export function parseConfig(text: string, source: string): ConfigBundle {
   const bundle: ConfigBundle = { databases: [], roles: [], users: [], secrets: [] };
-  const docs = parseAllDocuments(text);
+  const docs = parseAllDocuments(text, { prettyErrors: false });
   docs.forEach((doc, i) => {
     const n = i + 1;
-    if (doc.errors.length) {
-      const e = doc.errors[0]!;
-      throw new ValidationError(`${source} document ${n}: YAML syntax error: ${e.message}`, [e.message]);
-    }
+    if (doc.errors.length) throw yamlSyntaxError(`${source} document ${n}`, text, doc.errors[0]);
     const value = doc.toJS() as { kind?: unknown; metadata?: { name?: unknown } } | null;
     if (value === null || value === undefined) return; // empty document between `---`
     const kind = value.kind;

@@ -10,7 +10,7 @@ import { AWS_TYPES } from './database.js';
 import { DEFAULT_FORBIDDEN_POD_METADATA_KEYS, agentPodShape, podMetadataKeyGlob } from './database-agent.js';
 import { AUDIT_MODES } from './database.js';
 import { duration, objectName, parseDuration } from './meta.js';
-import { ValidationError, parseOrThrow } from './validate.js';
+import { parseOrThrow, yamlSyntaxError } from './validate.js';
 
 const IAM_BOOTSTRAP_MODES = ['off', 'print', 'attach'] as const;
 export type IamBootstrapMode = (typeof IAM_BOOTSTRAP_MODES)[number];
@@ -157,10 +157,9 @@ type ControllerConfig = z.infer<typeof ControllerConfig>;
 export function parseControllerConfig(text: string, source: string): ControllerConfig {
   let value: unknown;
   try {
-    value = parse(text) ?? {};
+    value = parse(text, { prettyErrors: false }) ?? {};
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    throw new ValidationError(`${source}: YAML syntax error: ${message}`, [message]);
+    throw yamlSyntaxError(source, text, err);
   }
   return parseOrThrow(ControllerConfig, value, source);
 }

@@ -24,3 +24,15 @@ export function parseOrThrow<S extends z.ZodTypeAny>(schema: S, value: unknown, 
   const issues = result.error.issues.map(formatIssue);
   throw new ValidationError(`${where} is invalid:\n  - ${issues.join('\n  - ')}`, issues);
 }
+
+/**
+ * A YAML syntax error named by its place alone. The YAML library's own message quotes the offending
+ * line, and a standalone agent's config holds Secrets: a stray quote on a password line would put the
+ * password into the error, which the agent logs. Parse with `prettyErrors: false` for `pos`.
+ */
+export function yamlSyntaxError(where: string, text: string, err: unknown): ValidationError {
+  const { message, pos } = err as { message: string; pos?: [number, number] };
+  const before = pos ? text.slice(0, pos[0]).split('\n') : undefined;
+  const place = before ? ` at line ${before.length}, column ${before.at(-1)!.length + 1}` : '';
+  return new ValidationError(`${where}: YAML syntax error${place}: ${message}`, [message]);
+}

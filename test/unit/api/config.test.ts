@@ -83,6 +83,22 @@ describe('parseConfig', () => {
     expect(() => parseConfig(stream(...docs), 'agent.yaml')).toThrow(message);
   });
 
+  it('names a YAML syntax error by line and column, never quoting the line: it may be a password', () => {
+    const secret = 'kind: Secret\nmetadata: {name: pw}\nstringData:\n  alice: "hunter2-LOGTEST" extra\n';
+    const text = stream(agent, secret);
+    const line = text.split('\n').findIndex((l) => l.includes('hunter2')) + 1;
+    const err = (() => {
+      try {
+        parseConfig(text, 'agent.yaml');
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message).toBe(
+      `agent.yaml document 2: YAML syntax error at line ${line}, column 28: Unexpected scalar at node end`,
+    );
+  });
+
   it('names a DatabaseUser role that is missing', () => {
     expect(() => parseConfig(stream(agent, database, userDoc), 'a.yaml')).toThrow(
       /DatabaseUser alice names role "reader", which is not in the file/,
