@@ -130,7 +130,9 @@ function containerProblem(pod: string, c: ContainerStatus): PodProblem | undefin
 /**
  * One line from a termination message: the agent's own (an error and its fix) or its log's tail (JSON
  * lines, of which the `msg`). The agent never logs a secret; a key or token that some crash printed
- * anyway is cut out before the message goes where anyone who reads the Database can see it.
+ * anyway is cut out before the message goes where anyone who reads the Database can see it. The tail
+ * holds audit lines too (they share stdout): people's statements and commands, which are not for
+ * whoever reads the Database. Only log lines (a `msg`) and plain text (a crash's stack) are kept.
  */
 export function terminationMessage(text: string): string {
   const lines = text
@@ -144,13 +146,14 @@ export function terminationMessage(text: string): string {
 }
 
 function logLine(line: string): string {
-  if (!line.startsWith('{')) return line;
+  // The kubelet's tail may start mid-line: the end of a JSON line (an audit event's, maybe) is dropped.
+  if (!line.startsWith('{')) return line.endsWith('}') ? '' : line;
   try {
     const entry = JSON.parse(line) as { msg?: unknown; err?: unknown; reason?: unknown };
-    if (typeof entry.msg !== 'string') return line;
+    if (typeof entry.msg !== 'string') return ''; // an audit event
     const detail = [entry.reason, entry.err].find((d) => typeof d === 'string');
     return detail ? `${entry.msg} (${detail as string})` : entry.msg;
   } catch {
-    return line; // the kubelet's tail may start mid-line
+    return '';
   }
 }

@@ -300,8 +300,19 @@ describe('terminationMessage', () => {
       '{"level":50,"time":1,"msg":"agent worker exited; starting it again","restartInMs":1000}\n' +
       '{"level":60,"time":2,"reason":"agent worker exited (code 1) 5 times in a row","msg":"every agent worker keeps exiting at start: giving up"}\n';
     expect(terminationMessage(tail)).toBe(
-      'rkers":2}; agent worker exited; starting it again; every agent worker keeps exiting at start: giving up (agent worker exited (code 1) 5 times in a row)',
+      'agent worker exited; starting it again; every agent worker keeps exiting at start: giving up (agent worker exited (code 1) 5 times in a row)',
     );
+  });
+
+  it('passes on no audit line of the tail: people’s statements are not for whoever reads the Database', () => {
+    const tail =
+      `ery":"SELECT * FROM patients WHERE ssn = '078-05-1120'","statement":"x"}\n` +
+      `{"time":"2026-12-08T00:00:00.000Z","type":"query","sessionId":"s1","user":"alice","query":"SELECT card FROM cards WHERE pan = '4111111111111111'"}\n` +
+      `{"time":"2026-12-08T00:00:00.000Z","type":"command","sessionId":"s2","user":"bob","command":"SET","args":["session:1","tok-LOGTEST"]}\n` +
+      'Error: boom\n    at Object.<anonymous> (/app/dist/src/agent/agent.js:1:1)\n';
+    const out = terminationMessage(tail);
+    expect(out).toBe('Error: boom; at Object.<anonymous> (/app/dist/src/agent/agent.js:1:1)');
+    expect(out).not.toMatch(/078-05|4111|tok-LOGTEST|alice|bob/);
   });
 
   it('never passes on a private key or a token some crash printed', () => {
