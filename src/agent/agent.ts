@@ -15,6 +15,7 @@ import { type CredentialProvider, type CredentialProviders, credentialProvider }
 import type { AgentParts, AgentRuntime, Engine, WorkerRequest } from './engine.js';
 import { type LimitName, Slots, tooManyConnections, tooManyForIdentity } from './limits.js';
 import { listenError } from './listen-error.js';
+import { LogBudget } from './log-budget.js';
 import { AgentMetrics } from './metrics.js';
 import { SessionRegistry } from './sessions.js';
 import { acceptedSocket } from './tls.js';
@@ -75,6 +76,7 @@ export class Agent implements AgentRuntime {
   readonly state: AgentState;
   readonly audit: AuditSink;
   readonly log: Logger;
+  readonly clientLog: LogBudget;
   readonly sessions: SessionRegistry;
   readonly metrics: AgentMetrics;
   readonly tokenVerifier?: TokenVerifier;
@@ -111,6 +113,7 @@ export class Agent implements AgentRuntime {
     this.state = opts.state;
     this.audit = opts.audit;
     this.log = opts.log;
+    this.clientLog = new LogBudget(opts.log);
     this.tokenVerifier = opts.tokenVerifier;
     this.roleBoundCertificates = opts.roleBoundCertificates ?? false;
     this.metrics = opts.metrics ?? new AgentMetrics();
@@ -235,7 +238,7 @@ export class Agent implements AgentRuntime {
 
   limitExceeded(limit: LimitName, fields: Record<string, unknown>): void {
     this.metrics.limitExceeded.inc({ protocol: this.engine.protocol, limit });
-    this.log.info({ ...fields, limit }, 'client limit exceeded');
+    this.clientLog.info({ ...fields, limit }, 'client limit exceeded', limit);
   }
 
   serverTls(): SecureContext {
@@ -295,7 +298,7 @@ export class Agent implements AgentRuntime {
             ? 'no_allow_rule'
             : 'no_role';
       this.metrics.deniedTotal.inc({ protocol: database.spec.protocol, level: 'session', reason });
-      this.log.info({ user: identity.user, dbUser, dbName, reason: decision.reason }, 'access denied');
+      this.clientLog.info({ user: identity.user, dbUser, dbName, reason: decision.reason }, 'access denied');
     }
     return decision;
   }

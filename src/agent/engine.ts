@@ -14,6 +14,7 @@ import type { Identity, TokenVerifier } from '../authn/identity.js';
 import type { Decision } from '../authz/engine.js';
 import type { DrawbridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { LogBudget } from './log-budget.js';
 import type { CredentialProvider, CredentialProviders } from './credentials.js';
 
 /** What one worker process of an agent asks the others (plain data: it crosses processes). */
@@ -21,6 +22,8 @@ export type WorkerRequest = Readonly<Record<string, string | number | boolean>>;
 
 export interface AgentRuntime {
   readonly log: Logger;
+  /** For lines a client causes at its own pace (refusals, malformed input): a few per message a window. */
+  readonly clientLog: LogBudget;
   readonly state: AgentState;
   readonly audit: AuditSink;
   readonly sessions: SessionRegistry;

@@ -183,7 +183,7 @@ export class PostgresEngine implements Engine {
     //    A startup setting that would switch the backend to another role is a denial of its own.
     const refusal = request.roleChange;
     if (refusal)
-      agent.log.info({ user: identity.user, dbUser, dbName, reason: refusal.message }, 'access denied');
+      agent.clientLog.info({ user: identity.user, dbUser, dbName, reason: refusal.message }, 'access denied');
     const since = agent.sessions.changes;
     let decision = refusal
       ? { allowed: false as const, reason: refusal.message }
@@ -341,8 +341,10 @@ export class PostgresEngine implements Engine {
     } else if (limit) {
       agent.limitExceeded(limit, { err: err.message });
     } else if (!DENIALS.has(err.code) && err.code !== 'TOO_MANY_CONNECTIONS') {
-      // Denials are logged and counted by agent.authorize, limits by agent.limitExceeded.
-      agent.log.info({ code: err.code, err: err.message }, 'postgres connection refused');
+      // Denials are logged and counted by agent.authorize, limits by agent.limitExceeded. A budget per
+      // code: strangers' failed handshakes do not hide the backend's failures.
+      const fields = { code: err.code, err: err.message };
+      agent.clientLog.info(fields, 'postgres connection refused', err.code);
     }
     if (!isDrawbridgeError(err) || !DENIALS.has(err.code))
       agent.metrics.sessionOutcome('postgres', 'failed', openedAt, err);

@@ -213,7 +213,7 @@ export class PostgresSession implements LiveSession {
     // The session starts after the login (frontend.ts): every limit here is a logged-in client's.
     const limit = err instanceof DrawbridgeError ? limitOf(err.code, true) : undefined;
     if (limit) this.agent.limitExceeded(limit, fields);
-    else this.agent.log.info(fields, 'postgres session protocol error');
+    else this.agent.clientLog.info(fields, 'postgres session protocol error');
     this.endWith(
       err instanceof DrawbridgeError ? `${err.code}: ${err.message}` : 'internal error',
       fatalFor(err),

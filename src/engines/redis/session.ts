@@ -317,7 +317,7 @@ export class RedisSession implements LiveSession, OutputOwner, GuardContext {
     if (limit) {
       this.agent.limitExceeded(limit, { sessionId: this.id, reason: err.message });
     } else {
-      this.agent.log.info(
+      this.agent.clientLog.info(
         { sessionId: this.id, reason: err.message },
         'malformed client input; closing session',
       );

@@ -48,7 +48,7 @@ export interface RedisFixture {
   /** Another agent in front of the same Redis (other auth types, AgentConfig limits or audit); stopped with the fixture. */
   startAgent(
     docs: object[],
-    opts?: Pick<TestAgentOptions, 'limits' | 'audit' | 'metrics'>,
+    opts?: Pick<TestAgentOptions, 'limits' | 'audit' | 'metrics' | 'log'>,
   ): Promise<TestAgent>;
   /** redis-cli as `person` through the agent on `port`. */
   cliAt(port: number, person: PersonName, args: string[], stdin?: string): Promise<string>;

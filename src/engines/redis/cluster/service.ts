@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Database } from '../../../api/database.js';
 import type { AgentMetrics } from '../../../agent/metrics.js';
+import { LogBudget } from '../../../agent/log-budget.js';
 import type { SecretReader } from '../../../api/agent-config.js';
 import { DrawbridgeError, errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
@@ -74,6 +75,8 @@ export class ClusterService implements SendContext {
   private readonly tls: boolean;
   private readonly reshapeListeners = new Set<() => void>();
   private readonly metrics: AgentMetrics | undefined;
+  /** A script may return 'MOVED 0 x' a hundred thousand times a second: a few lines, the rest counted. */
+  private readonly redirectLog: LogBudget;
 
   constructor(
     private readonly database: Database,
@@ -86,6 +89,7 @@ export class ClusterService implements SendContext {
     this.retryBudgetMs = opts.retryBudgetMs ?? 20_000;
     this.idleCloseMs = opts.idleCloseMs ?? 30_000;
     this.metrics = opts.metrics;
+    this.redirectLog = new LogBudget(log);
     this.commandTimeoutMs = commandTimeoutMs(database.spec);
     this.hung = new HungNodeWatch(this.commandTimeoutMs, () => this.connections());
     this.hung.start();
@@ -126,7 +130,7 @@ export class ClusterService implements SendContext {
       reason === 'script'
         ? 'cluster redirect or retry error in the reply to a script or function passed to the client; not followed, not re-run'
         : 'cluster redirect to a node the cluster does not name refused; nothing dialled';
-    this.log.warn({ reason, ...fields }, why);
+    this.redirectLog.warn({ reason, ...fields }, why);
   }
 
   /** Calls `fn` after every change of the slot table or the node list; returns the unsubscribe. */
