@@ -6,8 +6,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { backendAddress } from '../../api/database.js';
 import type { Database } from '../../api/database.js';
 import { agentHost } from '../../operator/names.js';
+import { DrawbridgeError } from '../../errors.js';
+import { UNSEEN } from '../../unseen.js';
 import { parseHostPort } from './endpoint.js';
-import { printableOutput } from './printable.js';
+import { printableLine, printableOutput } from './printable.js';
 import type { Io } from './io.js';
 import { type GlobalOptions, getDatabase, loadTarget } from './kube.js';
 import { defaultProxyPort } from './proxy.js';
@@ -83,8 +85,12 @@ export function settingsOf(db: Database, login: StoredLogin): Settings {
   };
 }
 
-/** Shell assignments: libpq's PG* variables for PostgreSQL, REDIS_* for Redis, and DATABASE_URL. */
-function envLines(s: Settings, direct: boolean): string[] {
+/**
+ * Shell assignments: libpq's PG* variables for PostgreSQL, REDIS_* for Redis, and DATABASE_URL. Read on
+ * a terminal as often as eval'ed, and a quoted value cannot be escaped without changing it: a value a
+ * terminal would obey (the database name in spec.uri is whoever writes the Database's) is refused.
+ */
+export function envLines(s: Settings, direct: boolean): string[] {
   const quote = (v: string | number) => `'${String(v).replace(/'/g, `'\\''`)}'`;
   const via = direct ? s.direct : undefined;
   const pairs: [string, string | number][] =
@@ -116,6 +122,15 @@ function envLines(s: Settings, direct: boolean): string[] {
             : []),
         ];
   pairs.push(['DATABASE_URL', via?.url ?? s.proxy.url]);
+  for (const [name, v] of pairs) {
+    const text = String(v);
+    if (printableLine(text) === text && !UNSEEN.test(text)) continue;
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `${name} of ${s.namespace}/${s.name} would hold control or format characters, which a terminal obeys or hides: ${printableLine(text)}`,
+      `kubectl db config ${s.name} -o json shows the settings with them escaped; if the database name in spec.uri is not meant so, have the Database fixed`,
+    );
+  }
   const note = via
     ? `# ${s.namespace}/${s.name} straight to its agent, as ${s.user} (login valid until ${s.expiresAt})`
     : `# ${s.namespace}/${s.name} through \`${s.proxy.command}\` (run it first), as ${s.user}`;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Database } from '../../../src/api/database.js';
 import { conninfoValue, psqlCommand, redisCliCommand } from '../../../src/cli/db/connect.js';
 import { parseHostPort, resolveEndpoint } from '../../../src/cli/db/endpoint.js';
-import { settingsOf } from '../../../src/cli/db/settings.js';
+import { envLines, settingsOf } from '../../../src/cli/db/settings.js';
 import type { StoredLogin } from '../../../src/cli/db/store.js';
 
 const files = { keyFile: '/h/.drawbridge/c/ns/db/tls.key', certFile: '/h/c/tls.crt', caFile: '/h/c/ca.crt' };
@@ -131,6 +131,25 @@ describe('settingsOf (kubectl db env --direct, config)', () => {
     expect(direct).toMatchObject({ host: 'drawbridge-orders.shop.svc', port: 5433 });
     expect(direct.url).toMatch(
       /^postgres:\/\/app@drawbridge-orders\.shop\.svc:5433\/orders\?sslmode=verify-full&/,
+    );
+  });
+
+  it('env refuses a value a terminal would obey (a database name in spec.uri), naming it escaped', () => {
+    const db = (uri: string) =>
+      Database.parse({
+        apiVersion: 'drawbridge.dev/v1alpha1',
+        kind: 'Database',
+        metadata: { name: 'orders', namespace: 'shop' },
+        spec: { protocol: 'postgres', uri, auth: { type: 'passthrough' } },
+      });
+    const login = { ...files, record: { dbUser: 'app' }, expiresAt: new Date(0) } as unknown as StoredLogin;
+    // ESC [2J (clear the screen), a C1 CSI, a right-to-left override, as spec.uri's percent escapes.
+    const hostile = settingsOf(db('postgres://db:5432/orders%1b%5b2J%c2%9b31m%e2%80%ae'), login);
+    expect(() => envLines(hostile, false)).toThrow(
+      'PGDATABASE of shop/orders would hold control or format characters, which a terminal obeys or hides: orders\\x1b[2J\\x9b31m\\u202e',
+    );
+    expect(envLines(settingsOf(db('postgres://db:5432/orders'), login), false)).toContain(
+      "export PGDATABASE='orders'",
     );
   });
 });
