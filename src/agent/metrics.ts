@@ -16,6 +16,8 @@ const BACKEND_CODES = new Set<ErrorCode>(['BACKEND_UNREACHABLE', 'BACKEND_TLS', 
 
 export type SessionOutcome = 'established' | 'denied' | 'failed';
 
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly sessionsActive = new Gauge({
@@ -106,7 +108,7 @@ export class AgentMetrics {
   private certificates: Record<string, string> = {};
   readonly certificateExpiry = new Gauge({
     name: 'drawbridge_certificate_expiry_timestamp_seconds',
-    help: "When the agent's certificates expire (unix seconds): its serving certificate and the client CA",
+    help: "When the agent's certificates expire (unix seconds): its serving certificate and the client CA (the first to expire of a rotation's trust bundle)",
     labelNames: ['certificate'],
     registers: [this.registry],
     // Worker processes read the same files: one value, not their sum.
@@ -205,8 +207,10 @@ export class AgentMetrics {
     this.certificateExpiry.reset();
     for (const [certificate, file] of Object.entries(this.certificates)) {
       try {
-        const cert = new X509Certificate(readFileSync(file));
-        this.certificateExpiry.set({ certificate }, Math.floor(Date.parse(cert.validTo) / 1000));
+        // A bundle (a CA rotation's old and new CA): the one that expires first is the one to act on.
+        const pems = readFileSync(file, 'latin1').match(PEM_CERTIFICATE) ?? [];
+        const expiry = Math.min(...pems.map((pem) => Date.parse(new X509Certificate(pem).validTo)));
+        if (Number.isFinite(expiry)) this.certificateExpiry.set({ certificate }, Math.floor(expiry / 1000));
       } catch {
         // Missing or unreadable right now (a Secret volume mid-swap): no sample rather than a wrong one.
       }

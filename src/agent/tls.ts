@@ -128,14 +128,25 @@ export function certificateIdentity(tls: TLSSocket): Identity | undefined {
   const cert = checked.has(tls) ? checked.get(tls) : tls.getPeerX509Certificate();
   if (!cert) return undefined;
   if (!tls.authorized) {
+    const code = tlsErrorCode(tls.authorizationError);
+    const why = UNTRUSTED_ISSUER.has(code) ? ' (its issuer is not a CA this agent trusts)' : '';
     throw new DrawbridgeError(
       'AUTHN_FAILED',
-      `client certificate rejected: ${tlsErrorCode(tls.authorizationError)}`,
+      `client certificate rejected: ${code}${why}`,
       'get a fresh certificate with kubectl db login NAME (it must be issued by the Drawbridge client CA)',
     );
   }
   return identityFromCertificate(cert);
 }
+
+/** What OpenSSL says of a certificate from another CA, or from one a CA rotation retired. */
+const UNTRUSTED_ISSUER = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+]);
 
 function tlsErrorCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | undefined)?.code ?? String(err);

@@ -4,13 +4,13 @@
 import os from 'node:os';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../log.js';
-import type { KeyPairPem } from '../pki/ca.js';
 import { ChangeFilter, byGeneration, byLabels } from './access/changes.js';
 import { accessCounts } from './access/check.js';
 import { AccessRoleReconciler, DatabaseUserReconciler } from './access/reconciler.js';
 import { AGENT_ACCESS_KEY, AgentAccessReconciler, TOKENREVIEW_ROLE } from './agent-access.js';
 import { type AwsSettings, CredentialIssues, startAws } from './aws/index.js';
-import { loadOrCreateCA } from './ca-store.js';
+import { type CaState, trustBundle } from './ca-rotation.js';
+import { CA_SECRET_NAME, CaReconciler, loadOrCreateCA } from './ca-store.js';
 import { Controller } from './controller.js';
 import { CsrSigner } from './csr/signer.js';
 import { HealthChecker } from './database/health.js';
@@ -100,13 +100,14 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     };
     if (election && !(await election.run(abort.signal, lost))) return;
     metrics?.leader.set(1);
-    const ca: KeyPairPem = await loadOrCreateCA(client, opts.namespace, log, owners);
+    let ca: CaState = await loadOrCreateCA(client, opts.namespace, log, owners);
+    let trust = trustBundle(ca);
     // What the metric reads: the watches this leader's reconciles and CSR signing trust.
     const informers: Informer<KubeObject>[] = [];
     metrics?.observeStale(() => longestStale(informers));
     const informer = (
       kind: ConstructorParameters<typeof Informer>[1],
-      extra: { labelSelector?: string; fieldSelector?: string } = {},
+      extra: { namespace?: string; labelSelector?: string; fieldSelector?: string } = {},
     ) => {
       const inf = new Informer<KubeObject>(client, kind, { log, ...extra });
       stoppers.push(() => inf.stop());
@@ -116,6 +117,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     const databases = informer('Database');
     const roles = informer('AccessRole');
     const users = informer('DatabaseUser');
+    const caSecret = informer('Secret', {
+      namespace: opts.namespace,
+      fieldSelector: `metadata.name=${CA_SECRET_NAME}`,
+    });
     const csrs = informer('CertificateSigningRequest', { fieldSelector: `spec.signerName=${SIGNER_NAME}` });
     const bindings = informer('ClusterRoleBinding', { fieldSelector: `metadata.name=${TOKENREVIEW_ROLE}` });
     const owned = Object.fromEntries(
@@ -141,7 +146,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       writer,
       events,
       health,
-      ca: () => ca,
+      ca: () => ca.signing,
+      trust: () => trust,
       agent: opts.agent,
       healthIntervalMs,
       log,
@@ -155,7 +161,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         csrs,
         writer,
         events,
-        ca: () => ca,
+        ca: () => ca.signing,
         log,
         access: {
           database: (ns, name) => databases.get(name, ns),
@@ -166,6 +172,26 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       2,
       metrics,
     );
+    // A rotation step changes what agents trust or what signs them: every Database is reconciled again.
+    const caCtl = new Controller(
+      new CaReconciler({
+        client,
+        namespace: opts.namespace,
+        owners,
+        secret: () => caSecret.get(CA_SECRET_NAME, opts.namespace),
+        events,
+        log,
+        changed: (next) => {
+          const changed = next.signing.certPem !== ca.signing.certPem || trustBundle(next) !== trust;
+          ca = next;
+          trust = trustBundle(next);
+          if (changed) fanOut(undefined, [dbCtl, databases]);
+        },
+      }),
+      log,
+      1,
+      metrics,
+    );
     const accessCtl = new Controller(new AgentAccessReconciler(databases, bindings, writer), log, 1, metrics);
     const accessDeps = { roles, users, databases, writer, events, log };
     const roleCtl = new Controller(new AccessRoleReconciler(accessDeps), log, 2, metrics);
@@ -173,6 +199,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     stoppers.unshift(
       () => dbCtl.stop(),
       () => csrCtl.stop(),
+      () => caCtl.stop(),
       () => accessCtl.stop(),
       () => roleCtl.stop(),
       () => userCtl.stop(),
@@ -220,12 +247,16 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     });
     csrs.onChange((obj, change) => change !== 'delete' && csrCtl.enqueue(obj.metadata.name));
     bindings.onChange(() => accessCtl.enqueue(AGENT_ACCESS_KEY));
+    caSecret.onChange(() => caCtl.enqueue(CA_SECRET_NAME));
 
     await Promise.all(
-      [databases, roles, users, csrs, bindings, pods, ...Object.values(owned)].map((i) => i.start()),
+      [databases, roles, users, csrs, bindings, caSecret, pods, ...Object.values(owned)].map((i) =>
+        i.start(),
+      ),
     );
     accessCtl.enqueue(AGENT_ACCESS_KEY);
-    for (const c of [dbCtl, csrCtl, accessCtl, roleCtl, userCtl]) c.start();
+    caCtl.enqueue(CA_SECRET_NAME);
+    for (const c of [dbCtl, csrCtl, caCtl, accessCtl, roleCtl, userCtl]) c.start();
     if (opts.aws) {
       const aws = startAws({
         ...opts.aws,

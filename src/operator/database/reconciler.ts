@@ -70,6 +70,8 @@ export interface DatabaseReconcilerDeps {
   events: EventSink;
   health: Pick<HealthChecker, 'request' | 'result' | 'forget'>;
   ca: () => KeyPairPem;
+  /** The CAs agents trust for client certificates (ca-rotation.ts); the signing CA alone when absent. */
+  trust?: () => string;
   agent: AgentSettings;
   healthIntervalMs: number;
   log: Logger;
@@ -126,25 +128,26 @@ export class DatabaseReconciler implements Reconciler {
     db.metadata.uid = raw.metadata.uid ?? '';
 
     const owned = this.deps.owned;
-    const cert = await servingCert(
-      owned.Secret.get(agentTlsSecretName(name), namespace),
-      namespace,
-      name,
-      this.deps.ca(),
-    );
+    const ca = this.deps.ca();
+    const tlsSecret = owned.Secret.get(agentTlsSecretName(name), namespace);
+    const cert = await servingCert(tlsSecret, namespace, name, ca, this.deps.trust?.() ?? ca.certPem);
     const desired = [tlsSecretManifest(db, cert.data), ...agentManifests(db, this.deps.agent, cert.digest)];
     const deploymentExisted = !!owned.Deployment.get(agentName(name), namespace);
-    // The objects do not depend on each other at apply time, so they go out together (one round trip
-    // of latency, not seven). One failing (say, a full Service IP range) must not hide the rest or the
-    // status: report failures in AgentReady, then raise the first one for a retry.
+    // The objects go out together (one round trip of latency, not seven), after a changed TLS Secret:
+    // pods of a template with its new digest then mount its new content. One failing (say, a full
+    // Service IP range) must not hide the rest or the status: report failures in AgentReady, then raise
+    // the first one for a retry.
     const failures: { obj: KubeObject; err: unknown }[] = [];
     const stale = desired.filter((obj) => {
       const live = owned[obj.kind as OwnedKind].get(obj.metadata.name, namespace);
       return !live || !containsDesired(obj, live);
     });
-    await Promise.all(
-      stale.map((obj) => this.deps.writer.apply(obj).catch((err: unknown) => failures.push({ obj, err }))),
-    );
+    const apply = (objs: KubeObject[]) =>
+      Promise.all(
+        objs.map((obj) => this.deps.writer.apply(obj).catch((err: unknown) => failures.push({ obj, err }))),
+      );
+    await apply(stale.filter((obj) => obj === desired[0]));
+    await apply(stale.filter((obj) => obj !== desired[0]));
     await this.removeStrayForbidden(raw, desired, failures);
     if (db.spec.agent.replicas <= 1 && owned.PodDisruptionBudget.get(agentName(name), namespace)) {
       await this.deps.writer.delete('PodDisruptionBudget', agentName(name), namespace);

@@ -3,8 +3,9 @@
 // name, which every agent (or a same-named Database in another namespace) would share, so one agent's
 // certificate never passes for another's. Clients on a port-forward connect to 127.0.0.1 and verify the
 // Database's name (kubectl db does). The certificate is reused while it has more than a third of its
-// life left, was issued by the current CA and names exactly these names; a new one changes the pod
-// template's digest annotation, which rolls the agent pods onto it.
+// life left, was issued by the signing CA and names exactly these names; a new one changes the pod
+// template's digest annotation, which rolls the agent pods onto it. ca.crt is the trust bundle (the
+// signing CA, and during a rotation the other one: ca-rotation.ts); a change of it rolls them too.
 import { X509Certificate, createHash } from 'node:crypto';
 import { type KeyPairPem, certificateExpiry, issueCertificate } from '../../pki/ca.js';
 import type { KubeObject } from '../../kube/types.js';
@@ -14,7 +15,7 @@ const VALID_SECONDS = 90 * 86_400;
 const RENEW_BEFORE_MS = 30 * 86_400_000;
 
 export interface ServingCert {
-  /** Secret `data` (base64): tls.crt, tls.key, and ca.crt — the CA that client certificates must chain to. */
+  /** Secret `data` (base64): tls.crt, tls.key, and ca.crt — the CAs that client certificates must chain to. */
   data: Record<string, string>;
   /** Short digest of the certificate, for the pod template annotation. */
   digest: string;
@@ -31,21 +32,17 @@ export async function servingCert(
   namespace: string,
   database: string,
   ca: KeyPairPem,
+  trusted = ca.certPem,
   now = new Date(),
 ): Promise<ServingCert> {
   const data = existing?.data as Record<string, string> | undefined;
   const certPem = text(data?.['tls.crt']);
   const names = servingNames(namespace, database);
-  if (
-    data &&
-    certPem &&
-    data['tls.key'] &&
-    text(data['ca.crt']) === ca.certPem &&
-    namesOnly(certPem, names)
-  ) {
+  if (data && certPem && data['tls.key'] && issuedBy(certPem, ca.certPem) && namesOnly(certPem, names)) {
     const renewAt = renewTime(certPem);
     if (renewAt && renewAt.getTime() > now.getTime()) {
-      return { data: pick(data), digest: digest(certPem), renewAt, issued: false };
+      const kept = { 'tls.crt': data['tls.crt']!, 'tls.key': data['tls.key']!, 'ca.crt': b64(trusted) };
+      return { data: kept, digest: digest(certPem, ca, trusted), renewAt, issued: false };
     }
   }
   const issued = await issueCertificate(ca, {
@@ -55,8 +52,8 @@ export async function servingCert(
     usage: 'server',
   });
   return {
-    data: { 'tls.crt': b64(issued.certPem), 'tls.key': b64(issued.keyPem), 'ca.crt': b64(ca.certPem) },
-    digest: digest(issued.certPem),
+    data: { 'tls.crt': b64(issued.certPem), 'tls.key': b64(issued.keyPem), 'ca.crt': b64(trusted) },
+    digest: digest(issued.certPem, ca, trusted),
     renewAt: renewTime(issued.certPem)!,
     issued: true,
   };
@@ -85,10 +82,23 @@ function renewTime(certPem: string): Date | undefined {
   }
 }
 
-function pick(data: Record<string, string>): Record<string, string> {
-  return { 'tls.crt': data['tls.crt']!, 'tls.key': data['tls.key']!, 'ca.crt': data['ca.crt']! };
+/** Whether `ca` signed the certificate: after a rotation's update step, one from the old CA is replaced. */
+function issuedBy(certPem: string, caPem: string): boolean {
+  try {
+    const issuer = new X509Certificate(caPem);
+    const cert = new X509Certificate(certPem);
+    return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
 }
 
-function digest(certPem: string): string {
-  return createHash('sha256').update(certPem).digest('hex').slice(0, 16);
+/**
+ * The bundle joins the digest only while it holds more than the signing CA: a controller upgrade
+ * leaves every agent's digest (of its certificate alone) as it was, so no agent rolls for it.
+ */
+function digest(certPem: string, ca: KeyPairPem, trusted: string): string {
+  const hash = createHash('sha256').update(certPem);
+  if (trusted !== ca.certPem) hash.update(trusted);
+  return hash.digest('hex').slice(0, 16);
 }

@@ -38,6 +38,8 @@ export interface CliFixture {
   redis: RedisServer;
   /** Where the node agent runs each Database's agent (host:port on loopback). */
   agentAddress: Record<typeof DB | typeof CACHE | typeof DECOY, string>;
+  /** Where a Database's agent runs now (a new address once its pods rolled), when a replica is ready. */
+  agentNow(name: string): Promise<string>;
   /** What the PostgreSQL agent process wrote (its audit events go to stdout). */
   agentLogs(): Promise<string>;
   /** Drawbridge's CA (the controller's): signs the agent's certificate and every login. */
@@ -237,6 +239,7 @@ export async function startCliFixture(): Promise<CliFixture> {
       pg,
       redis,
       agentAddress,
+      agentNow: (name) => nodeAgent.waitForEndpoint(NS, agentName(name), 90_000),
       agentLogs: async () =>
         (await Promise.all(nodeAgent.logs(NS, agentName(DB)).map((f) => readFile(f, 'utf8')))).join(''),
       caPem: caMap,
