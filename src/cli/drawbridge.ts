@@ -10,6 +10,7 @@
 import { Command } from 'commander';
 import { messageWithHint } from '../errors.js';
 import { agentCommand } from './commands/agent.js';
+import { caCommand } from './commands/ca.js';
 import { controllerCommand } from './commands/controller.js';
 import { crdsCommand } from './commands/crds.js';
 import { iamCommand } from './commands/iam.js';
@@ -19,6 +20,7 @@ const program = new Command('drawbridge')
   .showHelpAfterError();
 
 program.addCommand(agentCommand());
+program.addCommand(caCommand());
 program.addCommand(controllerCommand());
 program.addCommand(crdsCommand());
 program.addCommand(iamCommand());

@@ -2,10 +2,10 @@
  * Rotating the Drawbridge CA with the real controller, agents (the node agent runs them, rolling them as
  * a kubelet would) and `kubectl db login`: init trusts a new CA next to the old one, update makes it sign
  * logins and agent certificates while the old CA's certificates keep working, standby drops the old CA,
- * after which a certificate it issued is refused with what to do. Every step is the annotation a platform
- * engineer sets with kubectl.
+ * after which a certificate it issued is refused with what to do. Each step is the annotation a platform
+ * engineer sets, with `drawbridge ca rotate` (init, update) or kubectl (standby).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -58,6 +58,17 @@ const request = (phase: string) =>
     'drawbridge-ca',
     `drawbridge.dev/ca-rotation=${phase}`,
   ]);
+
+/** `drawbridge ca ARGS` as the cluster admin. */
+function drawbridgeCa(...args: string[]): Promise<RunResult> {
+  const cli = path.resolve('dist/src/cli/drawbridge.js');
+  const argv = [cli, 'ca', ...args, '--namespace', CONTROLLER_NS, '--kubeconfig', f.plane.kubeconfigPath];
+  return new Promise((resolve) =>
+    execFile(process.execPath, argv, (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+    ),
+  );
+}
 
 /** The ConfigMap once the controller reports `phase`: its bundle and message. */
 function published(phase: string): Promise<{ bundle: string; message: string }> {
@@ -149,7 +160,11 @@ describe('rotating the Drawbridge CA', () => {
   it('init: agents and logins trust a new CA next to the old one, which still signs', async () => {
     endpoint = await f.agentNow(DB);
     before = (await login('before')).dir;
-    await request('init');
+    const cli = await drawbridgeCa('rotate', 'init');
+    expect(cli.stderr).toBe('');
+    expect(cli.stdout).toMatch(
+      /^phase: init\na new CA is trusted next to the current one.*\nsigning: CN=Drawbridge CA, .*\ntrusted: CN=Drawbridge CA \d{4}-/,
+    );
     const { bundle, message } = await published('init');
     const cas = certs(bundle);
     expect(cas).toHaveLength(2);
@@ -168,7 +183,7 @@ describe('rotating the Drawbridge CA', () => {
   }, 240_000);
 
   it('update: the new CA signs logins and the agent; a certificate from the old CA still works', async () => {
-    await request('update');
+    expect((await drawbridgeCa('rotate', 'update')).code).toBe(0);
     const { bundle } = await published('update');
     expect(certs(bundle).map((c) => c.fingerprint256)).toEqual([
       newCA.fingerprint256,
@@ -200,6 +215,12 @@ describe('rotating the Drawbridge CA', () => {
   }, 240_000);
 
   it('refuses a jump over init with a Warning naming the fix, and no key in any message', async () => {
+    const cli = await drawbridgeCa('rotate', 'update');
+    expect(cli.code).toBe(1);
+    expect(cli.stderr).toBe(
+      'drawbridge: cannot go from phase standby to update: set drawbridge.dev/ca-rotation=init first and wait for the agents to roll\n',
+    );
+    expect((await drawbridgeCa('status')).stdout).toMatch(/^phase: standby\none CA signs and is trusted;/);
     await request('update');
     const warning = await eventually('warning', async () => (await events('CARotationRefused'))[0]);
     expect(warning).toBe(
