@@ -62,12 +62,15 @@ export const AllowRule = AccessRule.extend({
     .describe(
       'Allow Redis scripts and functions (EVAL, FCALL, FUNCTION LOAD), which run commands the agent cannot ' +
         "check, with the backend ACL user's rights; without it they are refused unless the roles allow every " +
-        'command and the server is a Redis Cluster (on a standalone server a script could SELECT another DB).',
+        'command and the server is a Redis Cluster and a role sets redisServerWide (on a standalone server a ' +
+        'script could SELECT another DB; on a cluster it could call CLUSTER MEET/SETSLOT).',
     ),
   /**
    * A standalone Redis server's DBs belong to Databases with other access rules; commands that act on
    * the whole server (CONFIG, ACL, CLIENT KILL, FLUSHALL, SHUTDOWN...) or show its other DBs are
-   * refused there unless a role allowing the session sets this. Redis Cluster has one DB: no effect.
+   * refused there unless a role allowing the session sets this. On a Redis Cluster (one DB) it holds
+   * back only what changes the node addresses the agent dials and logs in at (CLUSTER MEET/SETSLOT...,
+   * CONFIG SET/GET, MODULE LOAD), and scripts, which could call those.
    */
   redisServerWide: z
     .boolean()
@@ -76,7 +79,9 @@ export const AllowRule = AccessRule.extend({
       'Allow, on a standalone Redis server, what acts on or shows every DB of the server (CONFIG, ACL, CLIENT ' +
         'KILL/PAUSE/UNBLOCK, FLUSHALL, SAVE, SHUTDOWN, DEBUG, keyspace notifications of other DBs...) as far as ' +
         'the command rules allow each command; without it they are refused and CLIENT LIST, INFO and PUBSUB ' +
-        "CHANNELS show only this Database's DB.",
+        "CHANNELS show only this Database's DB. On a Redis Cluster: what changes the nodes the agent dials and " +
+        'logs in at (CLUSTER MEET/FORGET/RESET/SETSLOT/ADDSLOTS/DELSLOTS/FAILOVER/REPLICATE, CONFIG SET, MODULE ' +
+        'LOAD) or shows their passwords (CONFIG GET); without it these, and scripts, are refused.',
     ),
 });
 export type AllowRule = z.infer<typeof AllowRule>;

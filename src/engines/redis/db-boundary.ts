@@ -8,7 +8,9 @@
 // this DB (db-replies.ts) and other DBs' keyspace notifications refused (keyspace-channels.ts). These
 // run as guards after the roles allowed the command, so only these few command names pay for them.
 // Scripts could SELECT past the boundary inside the server: on standalone servers the scripting rule
-// accounts for it (STANDALONE_SCRIPT_LIMIT).
+// accounts for it (STANDALONE_SCRIPT_LIMIT). On a cluster the agent's own boundary is the nodes the
+// cluster names, where it sends credentials: what changes them (CLUSTER_SERVER_WIDE) needs the same
+// grant, and so do scripts, which may call CLUSTER MEET/SETSLOT (CLUSTER_SCRIPT_LIMIT).
 import { type CommandDenial, SERVER_WIDE_GRANT } from '../../authz/commands.js';
 import { ownChannels, ownClients, ownKeyspace } from './db-replies.js';
 import { aclUserField, rootPatterns } from './acl-user.js';
@@ -138,6 +140,46 @@ export const STANDALONE_SERVER_WIDE: ReadonlyMap<string, string> = new Map([
   ['memory|malloc-stats', MEMORY],
   ['memory|purge', 'purges the allocator of the whole server'],
 ]);
+
+const TOPOLOGY =
+  "changes which node serves which slots, where the agent sends this Database's commands and credentials";
+const ANNOUNCES =
+  "changes the nodes' configuration, the addresses they announce (cluster-announce-ip/-hostname/-port/-tls-port) too";
+
+/**
+ * Redis Cluster: the agent dials, and logs in with the Database's credentials at, whatever address
+ * the cluster names for a node. What changes those names (a node met at any address, slots handed to
+ * it, a node announcing another address, a module's code) or shows the nodes' passwords needs
+ * allow.redisServerWide, as on a standalone server. Commands the cluster only reads (CLUSTER SHARDS,
+ * NODES, INFO) stay with the command rules.
+ */
+export const CLUSTER_SERVER_WIDE: ReadonlyMap<string, string> = new Map([
+  ['cluster|meet', 'adds a node at any address to the cluster, which the agent then dials and logs in at'],
+  ['cluster|forget', TOPOLOGY],
+  ['cluster|reset', TOPOLOGY],
+  ['cluster|setslot', TOPOLOGY],
+  ['cluster|addslots', TOPOLOGY],
+  ['cluster|addslotsrange', TOPOLOGY],
+  ['cluster|delslots', TOPOLOGY],
+  ['cluster|delslotsrange', TOPOLOGY],
+  ['cluster|flushslots', TOPOLOGY],
+  ['cluster|failover', TOPOLOGY],
+  ['cluster|replicate', TOPOLOGY],
+  ['cluster|bumpepoch', TOPOLOGY],
+  ['cluster|set-config-epoch', TOPOLOGY],
+  ['config|set', ANNOUNCES],
+  ['config|get', "shows the nodes' configuration, their passwords too (requirepass, masterauth)"],
+  ['module|load', 'loads code into the nodes, which may announce any address'],
+  ['module|loadex', 'loads code into the nodes, which may announce any address'],
+]);
+
+/** Why CLUSTER_SERVER_WIDE is refused. */
+export const CLUSTER_SERVER_WIDE_LIMIT =
+  "this Database is a Redis Cluster, and the agent dials and sends the Database's credentials to the nodes the cluster names";
+
+/** Scripts on a cluster without allow.redisServerWide: they may call CLUSTER MEET/SETSLOT (not noscript). */
+export const CLUSTER_SCRIPT_LIMIT =
+  "a script or function may call what changes the cluster's topology (CLUSTER MEET, SETSLOT...), which needs allow.redisServerWide";
 
 /** Why STANDALONE_SERVER_WIDE is refused, for the Database on DB `db`. */
 export function serverWideLimit(db: number): string {

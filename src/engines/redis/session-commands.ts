@@ -18,6 +18,9 @@ import { type BackendFacts, unknownCommandReply } from './command-catalog.js';
 import {
   type CommandGuard,
   type GuardCheck,
+  CLUSTER_SCRIPT_LIMIT,
+  CLUSTER_SERVER_WIDE,
+  CLUSTER_SERVER_WIDE_LIMIT,
   STANDALONE_SCRIPT_LIMIT,
   STANDALONE_SERVER_WIDE,
   STANDALONE_SHARED_CODE,
@@ -107,7 +110,10 @@ export class SessionCommands {
   regrant(decision: Allowed): void {
     const database = this.s.agent.state.database;
     const db = this.cluster ? 0 : databaseIndex(database);
-    const wide = this.cluster || grantsServerWide(decision.allowedBy);
+    const granted = grantsServerWide(decision.allowedBy);
+    // A cluster has no other DBs: its guards, PUBLISH and keyspace channels are the standalone ones
+    // granted; only what moves the agent's connections (CLUSTER_SERVER_WIDE) waits for the grant.
+    const wide = this.cluster || granted;
     // CLIENT TRACKING's refusals (RESP2, REDIRECT, BCAST outside the user's keys) hold in both modes.
     const guards = new Map<string, CommandGuard>(dbGuards(db, this.cluster, wide));
     guards.set('client|tracking', trackingGuard);
@@ -120,9 +126,11 @@ export class SessionCommands {
     if (!wide) guards.set('publish', PUBLISHES);
     const standalone = !this.cluster;
     this.policy = new CommandPolicy(decision.roles, decision.allowedBy, database, {
-      scriptLimit: standalone ? STANDALONE_SCRIPT_LIMIT : undefined,
+      scriptLimit: standalone ? STANDALONE_SCRIPT_LIMIT : granted ? undefined : CLUSTER_SCRIPT_LIMIT,
       sharedCode: standalone ? STANDALONE_SHARED_CODE : undefined,
-      serverWide: standalone ? { commands: STANDALONE_SERVER_WIDE, limit: serverWideLimit(db) } : undefined,
+      serverWide: standalone
+        ? { commands: STANDALONE_SERVER_WIDE, limit: serverWideLimit(db) }
+        : { commands: CLUSTER_SERVER_WIDE, limit: CLUSTER_SERVER_WIDE_LIMIT },
       guards,
     });
     this.wideGranted = wide;

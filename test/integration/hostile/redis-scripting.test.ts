@@ -154,6 +154,8 @@ describe.each(['standalone', 'cluster'] as const)(
         1,
       );
       if (mode === 'cluster') {
+        // ops is the cluster's admin (allow.redisServerWide, clusterDocs): a script calling CLUSTER
+        // MEET/SETSLOT moves nothing it may not move. Without it: hostile/cluster-topology.test.ts.
         expect(set).toBe('OK');
       } else {
         // On a standalone server the agent holds the session to the Database's DB number; SELECT in a script would not be.

@@ -10,6 +10,7 @@ import type { AgentParts } from '../../../src/agent/engine.js';
 import { type TestAgent, startTestAgent } from '../../support/agent.js';
 import {
   type IoredisOptions,
+  accessRole,
   exec,
   ioredisAt,
   issuePeopleTls,
@@ -48,9 +49,29 @@ export function keyOn(master: NodeView, prefix: string): string {
   }
 }
 
-/** The cluster Database and the test people's access (peoplePolicy). */
+/** A role with allow.redisServerWide (the cluster's admin: CONFIG, CLUSTER MEET/SETSLOT..., scripts) for `person`. */
+export function clusterAdmin(person: ClusterPerson): object[] {
+  return [
+    accessRole('cluster-admin', {
+      databaseLabels: { env: '*' },
+      databaseUsers: ['*'],
+      redisServerWide: true,
+    }),
+    {
+      apiVersion: 'drawbridge.dev/v1alpha1',
+      kind: 'DatabaseUser',
+      metadata: { name: `${person}-cluster-admin` },
+      spec: { subjects: [{ kind: 'User', name: person }], roles: ['cluster-admin'] },
+    },
+  ];
+}
+
+/**
+ * The cluster Database and the test people's access (peoplePolicy); ops is the cluster's admin too
+ * (without it: hostile/cluster-topology.test.ts).
+ */
 export function clusterDocs(cluster: RedisCluster): object[] {
-  return [...clusterDatabaseDocs(cluster), ...peoplePolicy()];
+  return [...clusterDatabaseDocs(cluster), ...peoplePolicy(), ...clusterAdmin('ops')];
 }
 
 export async function startClusterFixture(
