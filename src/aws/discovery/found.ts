@@ -3,7 +3,12 @@
 //   name:   <aws name>[-reader|-<custom endpoint>]-<type>-<region>-<account>, or the value of the
 //           AWS tag drawbridge.dev/name (plus the endpoint suffix);
 //   labels: region, account-id, engine, engine-version, endpoint-type, vpc-id, the AWS tags made into
-//           valid label keys/values (never an error), and drawbridge.dev/origin=aws;
+//           valid label keys/values (never an error), and drawbridge.dev/origin=aws. AccessRoles select
+//           by these labels, so a tag never sets one of discovery's own (even where AWS gave no value,
+//           e.g. an Aurora cluster's vpc-id) nor a drawbridge.dev/, kubernetes.io/ or k8s.io/ key;
+//   names:  a name two found databases ask for (a tag naming another database's name, an Aurora
+//           cluster `x-reader` beside cluster x's reader) stays with the Database that already has it,
+//           else goes to neither: a tag or a new resource never takes over another database's name;
 //   the AWS tags verbatim in the annotation drawbridge.dev/aws-tags;
 //   tls:    verify-full. RDS and Aurora server certificates chain to the Amazon RDS CAs, which are
 //           not public roots, so those get spec.tls.caSecretRef (the bundle's Secret, when the
@@ -92,18 +97,76 @@ function suffix(f: FoundDatabase): string {
   return '';
 }
 
+/** The name made of the database's AWS identity (unique in AWS, though not always once joined). */
+function ownName(f: FoundDatabase): string {
+  return objectNameOf(`${f.name}${suffix(f)}-${f.type}-${f.region}-${f.account}`);
+}
+
+/** The name a found database asks for: its drawbridge.dev/name tag's, else its own. */
 export function databaseName(f: FoundDatabase): string {
   const override = f.tags[NAME_TAG];
-  return objectNameOf(
-    override ? `${override}${suffix(f)}` : `${f.name}${suffix(f)}-${f.type}-${f.region}-${f.account}`,
+  return (override && objectNameOf(`${override}${suffix(f)}`)) || ownName(f);
+}
+
+export interface NameOptions {
+  /** The Databases that exist: a contested name stays with the discovered one already holding it. */
+  existing?: Database[];
+  /** Called for each name several found databases asked for, with their AWS names. */
+  onConflict?: (name: string, claimants: string[]) => void;
+}
+
+/**
+ * One name per found database, or undefined for those left without. A name asked for by several
+ * endpoints stays with the one the existing Database points at, else with the one whose own name it
+ * is (never a tag's); the others fall back from a tag name to their own name, and are left out when
+ * that is contested too. Several finds of one endpoint (two matchers) are one claim, the last as before.
+ */
+function assignNames(found: FoundDatabase[], opts: NameOptions): (string | undefined)[] {
+  const own = found.map(ownName);
+  const names: (string | undefined)[] = found.map(databaseName);
+  const held = new Map(
+    (opts.existing ?? [])
+      .filter((d) => d.metadata.labels?.[ORIGIN_LABEL] === ORIGIN_AWS)
+      .map((d) => [d.metadata.name, d.spec?.uri]),
   );
+  for (const fallBack of [true, false]) {
+    const claims = new Map<string, number[]>();
+    names.forEach((n, i) => n && claims.set(n, [...(claims.get(n) ?? []), i]));
+    for (const [name, who] of claims) {
+      const endpoints = [...new Map(who.map((i) => [uri(found[i]!), i])).values()];
+      if (endpoints.length === 1) continue;
+      opts.onConflict?.(
+        name,
+        endpoints.map((i) => `${found[i]!.type} ${found[i]!.name} (${found[i]!.host})`),
+      );
+      const holder = endpoints.filter((i) => uri(found[i]!) === held.get(name));
+      const ownNamed = endpoints.filter((i) => own[i] === name);
+      const keeper = [holder, ownNamed].find((k) => k.length === 1)?.[0];
+      const kept = keeper === undefined ? undefined : uri(found[keeper]!);
+      for (const i of who) {
+        if (uri(found[i]!) !== kept) names[i] = fallBack && own[i] !== name ? own[i] : undefined;
+      }
+    }
+  }
+  return names;
+}
+
+/** Labels only discovery sets, from what AWS answered. */
+const FACT_LABELS = new Set(['region', 'account-id', 'engine', 'engine-version', 'endpoint-type', 'vpc-id']);
+const RESERVED_PREFIXES = ['drawbridge.dev', 'kubernetes.io', 'k8s.io'];
+
+/** A label key no AWS tag may set: discovery's facts and the platform's and Kubernetes' prefixes. */
+function reservedKey(key: string): boolean {
+  if (FACT_LABELS.has(key)) return true;
+  const prefix = key.slice(0, Math.max(0, key.lastIndexOf('/')));
+  return RESERVED_PREFIXES.some((p) => prefix === p || prefix.endsWith(`.${p}`));
 }
 
 export function databaseLabels(f: FoundDatabase): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(f.tags)) {
     const key = labelKey(k);
-    if (key) labels[key] = labelValue(v);
+    if (key && !reservedKey(key)) labels[key] = labelValue(v);
   }
   const own: Record<string, string | undefined> = {
     region: f.region,
@@ -136,10 +199,13 @@ export function desiredDatabases(
   found: FoundDatabase[],
   namespace?: string,
   rdsCa?: CaSecretRef,
+  names: NameOptions = {},
 ): Database[] {
   const byName = new Map<string, Database>();
-  for (const f of found) {
-    const name = databaseName(f);
+  const assigned = assignNames(found, names);
+  for (const [i, f] of found.entries()) {
+    const name = assigned[i];
+    if (!name) continue;
     byName.set(
       name,
       Database.parse({

@@ -40,6 +40,8 @@ export interface DiscoveryOptions {
   enableIamAuth?: boolean;
   /** The Amazon RDS CA bundle's Secret, for RDS/Aurora spec.tls.caSecretRef. */
   rdsCa?: CaSecretRef;
+  /** The Databases that exist: a name two found databases ask for stays with its holder. */
+  existing?: Database[];
   log?: Logger;
 }
 
@@ -100,7 +102,12 @@ export async function runDiscovery(
       }
     }
   }
-  return { databases: desiredDatabases(found, opts.namespace, opts.rdsCa), found, failed, errors };
+  const databases = desiredDatabases(found, opts.namespace, opts.rdsCa, {
+    ...(opts.existing ? { existing: opts.existing } : {}),
+    onConflict: (name, claimants) =>
+      opts.log?.warn({ name, claimants }, 'AWS discovery: several databases ask for one Database name'),
+  });
+  return { databases, found, failed, errors };
 }
 
 /** plan()'s `keep`: protects Databases whose scope failed to list this round. */
@@ -122,6 +129,6 @@ export async function discoverAndPlan(
   existing: Database[],
   opts: DiscoveryOptions = {},
 ) {
-  const result = await runDiscovery(matchers, clients, opts);
+  const result = await runDiscovery(matchers, clients, { ...opts, existing });
   return { ...result, plan: plan(existing, result.databases, keepFailedScopes(result.failed)) };
 }

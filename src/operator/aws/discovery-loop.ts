@@ -85,6 +85,16 @@ export class DiscoveryLoop {
       rounds.flatMap((r) => r.result.found),
       namespace,
       this.deps.rdsCa,
+      {
+        existing,
+        onConflict: (name, claimants) =>
+          this.deps.events.warn(
+            'DiscoveryNameConflict',
+            `AWS discovery: ${claimants.join(', ')} all ask for Database name ${name} in ${namespace}; ` +
+              'it stays with the one that has it (else none), the others fall back to their own names or are left ' +
+              'out. Fix: give each a distinct drawbridge.dev/name tag',
+          ),
+      },
     );
     const changes = plan(existing, desired, keepFailedScopes(failed));
     const writeErrors: string[] = [];

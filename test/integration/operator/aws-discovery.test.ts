@@ -326,6 +326,28 @@ describe('drawbridge controller --config (AWS)', () => {
     });
   });
 
+  it("never lets a drawbridge.dev/name tag take over another database's Database; says so on the Pod", async () => {
+    const billing = n('billing', 'rds');
+    const uri = (await databases()).get(billing)!.spec.uri;
+    await new RDSClient(aws()).send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: 'sandbox',
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t3.micro',
+        Tags: [...prod, { Key: 'drawbridge.dev/name', Value: billing }],
+      }),
+    );
+    const dbs = await eventually('sandbox under its own name', async () => {
+      const all = await databases();
+      return all.has(n('sandbox', 'rds')) && all;
+    });
+    expect(dbs.get(billing)!.spec.uri).toBe(uri);
+    const conflict = await eventually('DiscoveryNameConflict event', async () =>
+      (await podEvents()).find((e) => e.reason === 'DiscoveryNameConflict'),
+    );
+    expect(conflict.message).toContain(`Database name ${billing}`);
+  });
+
   it('deletes the Databases of what AWS no longer has, and never a hand-made one', async () => {
     await new ElastiCacheClient(aws()).send(
       new DeleteReplicationGroupCommand({ ReplicationGroupId: 'sessions' }),

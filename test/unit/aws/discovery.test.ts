@@ -75,6 +75,115 @@ describe('label sanitising', () => {
   });
 });
 
+describe('hostile tags', () => {
+  it('never sets a discovery label AWS gave no value for, nor a platform or Kubernetes key', () => {
+    // An Aurora cluster has no vpc-id from AWS, a serverless workgroup no engine-version: a tag
+    // named after them used to become the label AccessRoles select by.
+    const labels = databaseLabels(
+      found('aurora', 'x', {
+        vpcId: undefined,
+        engineVersion: undefined,
+        tags: {
+          'vpc-id': 'vpc-prod',
+          'engine-version': '16',
+          '/region': 'eu-west-1',
+          'endpoint-type!': 'instance',
+          'drawbridge.dev/tier': 'gold',
+          'Drawbridge.Dev/origin': 'manual',
+          'app.kubernetes.io/managed-by': 'drawbridge',
+          'kubernetes.io/metadata.name': 'kube-system',
+          'x.k8s.io/y': 'z',
+          'example.com/team': 'a',
+          env: 'dev',
+        },
+      }),
+    );
+    expect(labels).toEqual({
+      region: 'us-east-1',
+      'account-id': ACCOUNT,
+      engine: 'postgres',
+      'endpoint-type': 'primary',
+      'example.com/team': 'a',
+      env: 'dev',
+      [ORIGIN_LABEL]: 'aws',
+    });
+  });
+});
+
+describe('name conflicts', () => {
+  const tag = (name: string) => ({ tags: { 'drawbridge.dev/name': name } });
+  const prod = found('rds', 'prod');
+  const prodName = `prod-rds-us-east-1-${ACCOUNT}`;
+  const names = (dbs: Database[]) => dbs.map((d) => `${d.metadata.name} ${d.spec.uri}`).sort();
+
+  it("a tag naming another database's name does not take it, in either order", () => {
+    const dev = found('rds', 'dev', tag(prodName));
+    for (const order of [
+      [prod, dev],
+      [dev, prod],
+    ]) {
+      const conflicts: string[] = [];
+      const out = desiredDatabases(order, undefined, undefined, { onConflict: (n) => conflicts.push(n) });
+      expect(names(out)).toEqual([
+        `dev-rds-us-east-1-${ACCOUNT} postgres://${dev.host}:5432`,
+        `${prodName} postgres://${prod.host}:5432`,
+      ]);
+      expect(conflicts).toEqual([prodName]);
+    }
+  });
+
+  it('a name two tags ask for stays with the Database that has it, else falls back for both', () => {
+    const a = found('rds', 'a', tag('orders'));
+    const b = found('rds', 'b', tag('orders'));
+    expect(names(desiredDatabases([a, b]))).toEqual([
+      `a-rds-us-east-1-${ACCOUNT} postgres://${a.host}:5432`,
+      `b-rds-us-east-1-${ACCOUNT} postgres://${b.host}:5432`,
+    ]);
+    const [held] = desiredDatabases([a]);
+    for (const order of [
+      [a, b],
+      [b, a],
+    ]) {
+      expect(names(desiredDatabases(order, undefined, undefined, { existing: [held!] }))).toEqual([
+        `b-rds-us-east-1-${ACCOUNT} postgres://${b.host}:5432`,
+        `orders postgres://${a.host}:5432`,
+      ]);
+    }
+  });
+
+  it("a new cluster named x-reader does not take over cluster x's reader endpoint", () => {
+    const reader = found('aurora', 'fleet', { endpointType: 'reader', host: 'fleet.cluster-ro.example' });
+    const squatter = found('aurora', 'fleet-reader');
+    const name = `fleet-reader-aurora-us-east-1-${ACCOUNT}`;
+    const [held] = desiredDatabases([reader]);
+    expect(held!.metadata.name).toBe(name);
+    for (const order of [
+      [reader, squatter],
+      [squatter, reader],
+    ]) {
+      expect(names(desiredDatabases(order, undefined, undefined, { existing: [held!] }))).toEqual([
+        `${name} postgres://${reader.host}:5432`,
+      ]);
+      // With no Database holding it yet, neither gets it.
+      expect(desiredDatabases(order)).toEqual([]);
+    }
+  });
+
+  it('one endpoint found by two matchers is no conflict', () => {
+    const conflicts: string[] = [];
+    const out = desiredDatabases(
+      [prod, { ...prod, assumeRoleArn: 'arn:aws:iam::123456789012:role/r' }],
+      undefined,
+      undefined,
+      {
+        onConflict: (n) => conflicts.push(n),
+      },
+    );
+    expect(out.map((d) => d.spec.aws!.assumeRoleArn)).toEqual(['arn:aws:iam::123456789012:role/r']);
+    expect(conflicts).toEqual([]);
+  });
+});
+
 describe('naming', () => {
   it.each([
     [found('rds', 'orders'), `orders-rds-us-east-1-${ACCOUNT}`],
