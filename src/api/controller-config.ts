@@ -10,6 +10,7 @@ import { AWS_TYPES } from './database.js';
 import { DEFAULT_FORBIDDEN_POD_METADATA_KEYS, agentPodShape, podMetadataKeyGlob } from './database-agent.js';
 import { AUDIT_MODES } from './database.js';
 import { duration, objectName, parseDuration } from './meta.js';
+import { ROLE_ARN, ROLE_ARN_MESSAGE } from './runtime.js';
 import { parseOrThrow, yamlSyntaxError } from './validate.js';
 
 const IAM_BOOTSTRAP_MODES = ['off', 'print', 'attach'] as const;
@@ -35,7 +36,8 @@ export const AwsMatcher = z.object({
   regions: z.array(z.string().min(1)).min(1),
   /** Tag key → glob(s) the tag value must match; `'*': '*'` (the default) matches everything. */
   tags: z.record(z.string(), z.union([z.string(), z.array(z.string())])).default({ '*': '*' }),
-  assumeRoleArn: z.string().startsWith('arn:', 'must be an IAM role ARN').optional(),
+  // Discovered Databases carry it: the Database schema's rule, checked at start-up instead.
+  assumeRoleArn: z.string().regex(ROLE_ARN, ROLE_ARN_MESSAGE).optional(),
   externalId: z.string().optional(),
 });
 export type AwsMatcher = z.infer<typeof AwsMatcher>;

@@ -13,7 +13,15 @@ import {
 } from './meta.js';
 import { DatabaseAgent } from './database-agent.js';
 import { DatabaseWorkloads } from './database-workloads.js';
-import { AUDIT_MODES, AWS_TYPES, type AwsType, HOST_PORT, HOST_PORT_MESSAGE } from './runtime.js';
+import {
+  AUDIT_MODES,
+  AWS_TYPES,
+  type AwsType,
+  HOST_PORT,
+  HOST_PORT_MESSAGE,
+  ROLE_ARN,
+  ROLE_ARN_MESSAGE,
+} from './runtime.js';
 
 export {
   AUDIT_MODES,
@@ -93,14 +101,25 @@ const DatabaseAWS = z
       .describe(
         'The AWS service: rds, aurora, redshift, redshift-serverless, elasticache, elasticache-serverless.',
       ),
-    region: z.string().min(1).describe('AWS region of the database, e.g. eu-west-1.'),
+    // Region, identifiers and role ARN go into the IAM policy the controller prints or attaches: a `*`
+    // or `?` there would grant every database (or role) it matches, not this one; AWS names none so.
+    region: z
+      .string()
+      .max(32)
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, 'must be an AWS region such as eu-west-1')
+      .describe('AWS region of the database, e.g. eu-west-1.'),
     accountId: z
       .string()
       .regex(/^\d{12}$/, 'must be a 12-digit AWS account ID')
       .optional()
       .describe('The 12-digit AWS account that owns the database.'),
     identifiers: z
-      .record(z.string(), z.string())
+      .record(
+        z.string(),
+        z
+          .string()
+          .regex(/^[^*?$]*$/, 'must name one AWS resource: no "*", "?" or "$" (IAM wildcards, variables)'),
+      )
       .optional()
       .describe(
         'Names AWS knows the database by, by kind: instance, cluster, resourceId, replicationGroup, ' +
@@ -108,7 +127,7 @@ const DatabaseAWS = z
       ),
     assumeRoleArn: z
       .string()
-      .startsWith('arn:', 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)')
+      .regex(ROLE_ARN, ROLE_ARN_MESSAGE)
       .optional()
       .describe("IAM role to assume (after the agent's own identity) for this database's AWS calls."),
     externalId: z.string().optional().describe('External ID the assumed role requires, if any.'),

@@ -23,6 +23,9 @@ export function parseDuration(text: string): number {
   return ms;
 }
 
+/** An IAM role ARN, no wildcards: it becomes sts:AssumeRole's resource in the policies Drawbridge plans. */
+export const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
+export const ROLE_ARN_MESSAGE = 'must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)';
 export const HOST_PORT = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/;
 export const HOST_PORT_MESSAGE = 'must be host:port, e.g. 0.0.0.0:5432 or 127.0.0.1:6379';
 

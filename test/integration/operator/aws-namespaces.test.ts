@@ -141,4 +141,24 @@ describe('aws.namespaces', () => {
       expect(l.policy).not.toContain('cache-b');
     }
   });
+
+  it('refuses a Database whose spec.aws would put an IAM wildcard in the policy it plans', async () => {
+    const wild = (name: string, aws: object) => {
+      const db = cache('team-a', name);
+      return { ...db, spec: { ...db.spec, aws: { ...db.spec.aws, ...aws } } };
+    };
+    const refused: [object, RegExp][] = [
+      [
+        wild('wild-role', { assumeRoleArn: 'arn:aws:iam::*:role/*' }),
+        /spec\.aws\.assumeRoleArn.*should match/,
+      ],
+      [wild('wild-region', { region: '*' }), /spec\.aws\.region.*should match/],
+      [
+        wild('wild-group', { identifiers: { replicationGroup: '*' } }),
+        /spec\.aws\.identifiers\.replicationGroup.*should match/,
+      ],
+    ];
+    for (const [db, message] of refused) await expect(env.apply([db])).rejects.toThrow(message);
+    for (const l of loggedPolicies()) expect(l.policy).not.toMatch(/iam::\*|replicationgroup:\*|wild-/);
+  });
 });

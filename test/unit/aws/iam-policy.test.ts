@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Database } from '../../../src/api/database.js';
 import { AwsReason, isAwsError } from '../../../src/aws/errors.js';
 import { IAM_LIMITS, compact, document, pack, planPolicy, policySize } from '../../../src/aws/iam-policy.js';
 import { requiredGrants, type PolicyInputs } from '../../../src/aws/iam-statements.js';
@@ -211,5 +212,47 @@ describe('assumed roles', () => {
         (g) => g.actions.includes('redshift:GetClusterCredentials') || g.actions.includes('sts:AssumeRole'),
       ),
     ).toBe(false);
+  });
+});
+
+describe("a Database's spec.aws names one resource", () => {
+  // Region, identifiers and assumeRoleArn are spliced into the policy's ARNs: a tenant's `*` there
+  // granted every database (or, as sts:AssumeRole on arn:aws:iam::*:role/*, every role) it matched.
+  const spec = (aws: object) => ({
+    apiVersion: 'drawbridge.dev/v1alpha1',
+    kind: 'Database',
+    metadata: { name: 'x', namespace: 'tenant' },
+    spec: {
+      protocol: 'postgres',
+      uri: 'postgres://x.example:5432',
+      auth: { type: 'rds-iam' },
+      aws: { type: 'rds', region: 'us-east-1', ...aws },
+    },
+  });
+
+  it.each([
+    { region: '*' },
+    { region: 'us-*' },
+    { region: 'us-east-1:*' },
+    { identifiers: { resourceId: '*' } },
+    { identifiers: { resourceId: 'db-?' } },
+    { identifiers: { resourceId: '${aws:username}' } },
+    { identifiers: { workgroupArn: 'arn:aws:redshift-serverless:us-east-1:123456789012:workgroup/*' } },
+    { assumeRoleArn: 'arn:*' },
+    { assumeRoleArn: 'arn:aws:iam::*:role/*' },
+    { assumeRoleArn: `arn:aws:iam::${ACCOUNT}:role/team-*` },
+    { assumeRoleArn: `arn:aws:iam::${ACCOUNT}:user/admin` },
+  ])('refuses %j', (aws) => {
+    expect(Database.safeParse(spec(aws)).success).toBe(false);
+  });
+
+  it.each([
+    { region: 'us-gov-west-1' },
+    { region: 'ap-southeast-5', accountId: ACCOUNT },
+    { identifiers: { resourceId: resourceId('db', 'x'), instance: 'orders' } },
+    { identifiers: { workgroupArn: 'arn:aws:redshift-serverless:us-east-1:123456789012:workgroup/0f3c-11' } },
+    { assumeRoleArn: `arn:aws-cn:iam::${ACCOUNT}:role/path/to/db+access@team=a,b.c` },
+  ])('accepts %j', (aws) => {
+    expect(Database.safeParse(spec(aws)).success).toBe(true);
   });
 });
