@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseAllDocuments } from 'yaml';
 import { AccessRole, DatabaseUser } from './access.js';
 import { AgentConfig, Secret } from './agent-config.js';
+import { DrawbridgeError } from '../errors.js';
 import { Database } from './database.js';
 import { ValidationError, parseOrThrow, yamlSyntaxError } from './validate.js';
 
@@ -81,5 +82,12 @@ function checkReferences(bundle: ConfigBundle, source: string): void {
 }
 
 export async function loadConfigFile(path: string): Promise<ConfigBundle> {
-  return parseConfig(await readFile(path, 'utf8'), path);
+  const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new DrawbridgeError(
+      'INVALID_CONFIG',
+      `${path}: cannot read it (${err.code ?? err.message})`,
+      'pass --config the YAML file holding the AgentConfig and the documents it uses',
+    );
+  });
+  return parseConfig(text, path);
 }

@@ -7,25 +7,12 @@
 // (spec.agent.semiSpaceMB) runs the agent with another bound (cli/semi-space.ts).
 // --max-valid-polymorphic-map-count=8: a session's sockets reach Node's stream code in more shapes than
 // V8's default of 4, past which each property load there (every read and write) is a megamorphic one.
-import { Command } from 'commander';
 import { messageWithHint } from '../errors.js';
-import { agentCommand } from './commands/agent.js';
-import { caCommand } from './commands/ca.js';
-import { controllerCommand } from './commands/controller.js';
-import { crdsCommand } from './commands/crds.js';
-import { iamCommand } from './commands/iam.js';
+import { drawbridgeProgram } from './commands/program.js';
 
-const program = new Command('drawbridge')
-  .description('Least-privilege, audited access to PostgreSQL and Redis without long-lived passwords')
-  .showHelpAfterError();
-
-program.addCommand(agentCommand());
-program.addCommand(caCommand());
-program.addCommand(controllerCommand());
-program.addCommand(crdsCommand());
-program.addCommand(iamCommand());
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`drawbridge: ${messageWithHint(err)}\n`);
-  process.exit(1);
-});
+drawbridgeProgram()
+  .parseAsync(process.argv)
+  .catch((err: unknown) => {
+    process.stderr.write(`drawbridge: ${messageWithHint(err)}\n`);
+    process.exit(1);
+  });

@@ -36,8 +36,17 @@ interface AgentFlags {
 export function agentCommand(): Command {
   return new Command('agent')
     .description('run a database agent (proxy) in front of one Database')
-    .option('--config <file>', 'standalone mode: YAML with an AgentConfig and the documents it uses')
-    .option('--database <ns/name>', 'in-cluster mode: serve this Database, read through watches')
+    .addOption(
+      new Option(
+        '--config <file>',
+        'standalone mode: YAML with an AgentConfig and the documents it uses',
+      ).conflicts('database'),
+    )
+    .option(
+      '--database <ns/name>',
+      'in-cluster mode: serve this Database, read through watches',
+      parseDatabaseRef,
+    )
     .option('--listen <host:port>', 'in-cluster mode: client listener', '0.0.0.0:5432')
     .option('--tls-dir <dir>', 'in-cluster mode: tls.crt, tls.key, ca.crt', '/etc/drawbridge/tls')
     .option('--metrics <host:port>', 'in-cluster mode: serve /metrics and /healthz')
@@ -78,6 +87,15 @@ export function agentCommand(): Command {
     .option(
       '--termination-log <file>',
       "where a fatal start-up error is written (the container's terminationMessagePath: Kubernetes shows it in the pod's status, and the controller in the Database's)",
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  # A plain host: agent.yaml as in the README's "Run an agent on a plain host"
+  drawbridge agent --config agent.yaml
+  # In a pod, as the controller starts it (kubectl -n shop get deploy drawbridge-orders -o yaml)
+  drawbridge agent --database shop/orders --listen 0.0.0.0:5432 --tls-dir /etc/drawbridge/tls`,
     )
     .action(async (opts: AgentFlags) => {
       try {
@@ -227,6 +245,13 @@ async function watchState(database: string, kubeconfig: string | undefined, log:
       ? new KubeClient(credentials.serviceAccountCredentials(env, env.DRAWBRIDGE_TEST_SERVICE_ACCOUNT_DIR))
       : await KubeClient.fromKubeConfig(await (await import('./controller.js')).loadKubeConfig(kubeconfig));
   return watchAgentState({ database, client, log: log.child({ database }) });
+}
+
+function parseDatabaseRef(ref: string): string {
+  if (!/^[^/\s]+\/[^/\s]+$/.test(ref)) {
+    throw new InvalidArgumentError('must be NAMESPACE/NAME of a Database, e.g. shop/orders');
+  }
+  return ref;
 }
 
 function parseAuditMode(mode: string): AuditMode {

@@ -1,7 +1,7 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { parseDuration } from '../../api/runtime.js';
 import { createLogger } from '../../log.js';
+import { durationArg, loadKubeConfigInto } from '../args.js';
 
 interface ControllerFlags {
   kubeconfig?: string;
@@ -13,7 +13,7 @@ interface ControllerFlags {
   identity?: string;
   ownerDeployment?: string;
   workers: number;
-  healthInterval: string;
+  healthInterval: number;
   healthListen?: string;
   config?: string;
 }
@@ -29,8 +29,7 @@ export async function loadKubeConfig(file?: string): Promise<KubeConfig> {
   // Loaded on use: the Kubernetes client is most of the CLI's memory, and a standalone agent needs none of it.
   const { KubeConfig } = await import('@kubernetes/client-node');
   const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
+  loadKubeConfigInto(kc, file);
   return kc;
 }
 
@@ -57,7 +56,11 @@ export function controllerCommand(): Command {
       "the controller's Deployment in --namespace: owns the CA and the Lease, so uninstalling removes them",
     )
     .option('--workers <n>', 'Databases reconciled concurrently', positiveInt, 16)
-    .option('--health-interval <duration>', 'how often backends are probed', '60s')
+    .addOption(
+      new Option('--health-interval <duration>', 'how often backends are probed')
+        .argParser(durationArg('1s'))
+        .default(60_000, '60s'),
+    )
     .option('--health-listen <host:port>', 'serve /healthz (liveness) and /metrics (Prometheus)')
     .option(
       '--config <file>',
@@ -103,7 +106,7 @@ export function controllerCommand(): Command {
         ...(flags.ownerDeployment ? { ownerDeployment: flags.ownerDeployment } : {}),
         leaderElection: flags.leaderElect ? {} : false,
         workers: flags.workers,
-        healthIntervalMs: parseDuration(flags.healthInterval),
+        healthIntervalMs: flags.healthInterval,
         onLostLeadership: () => process.exit(1),
         ...(config.aws
           ? {

@@ -5,6 +5,7 @@ import { Database } from '../../api/database.js';
 import { GROUP, VERSION } from '../../api/meta.js';
 import type { Identity } from '../../authn/identity.js';
 import { DrawbridgeError } from '../../errors.js';
+import { loadKubeConfigInto } from '../args.js';
 
 export interface GlobalOptions {
   kubeconfig?: string;
@@ -21,8 +22,7 @@ export interface KubeTarget {
 
 export function loadTarget(opts: GlobalOptions): KubeTarget {
   const kc = new k8s.KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else kc.loadFromDefault();
+  loadKubeConfigInto(kc, opts.kubeconfig);
   if (opts.context) {
     if (!kc.getContextObject(opts.context)) {
       throw new DrawbridgeError(

@@ -2,9 +2,10 @@
 // drawbridge.dev/database-client signer, wait for the controller to approve and sign it, then keep the
 // key, the certificate and the agents' CA under ~/.drawbridge. The private key never leaves this machine.
 import * as k8s from '@kubernetes/client-node';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { duration, parseDuration } from '../../api/meta.js';
 import { certificateExpiry, createCsr } from '../../pki/ca.js';
+import { durationArg } from '../args.js';
 import {
   MIN_EXPIRATION_SECONDS,
   checkIssuedCertificate,
@@ -52,7 +53,11 @@ export function loginCommand(io: Io): Command {
     .argument('<name>', 'Database name')
     .requiredOption('--db-user <user>', 'database user to log in as')
     .option('--ttl <duration>', "certificate lifetime (capped by your roles' maxSessionTTL)", parseTtl)
-    .option('--timeout <duration>', 'how long to wait for approval', (t) => parseDuration(t), 120_000)
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait for approval')
+        .argParser(durationArg('1s'))
+        .default(120_000, '2m'),
+    )
     .option(
       '--controller-namespace <ns>',
       'namespace of the drawbridge controller',
