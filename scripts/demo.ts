@@ -1,8 +1,9 @@
 // `make demo`: real PostgreSQL, Redis and a 6-node Redis Cluster on loopback, a `drawbridge agent`
 // process in front of each, and the real clients (psql, redis-cli) going through them with a
-// short-lived client certificate for alice. Everything started here is stopped on the way out.
+// short-lived client certificate for alice. Everything started here is stopped on the way out, on
+// Ctrl+C (SIGINT), SIGTERM or SIGHUP too; the demo's files stay only when it ran to the end.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,9 +17,12 @@ import { REDIS_USERS, startRedis } from '../test/support/redis.js';
 
 const API = 'drawbridge.dev/v1alpha1';
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
+/** Set once a signal, a failure or the end starts the cleanup: nothing new is started after it. */
+let stopping = false;
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 
 function step(title: string): void {
+  if (stopping) throw new Error('stopping');
   console.log(`\n${bold(`▶ ${title}`)}`);
 }
 
@@ -41,6 +45,7 @@ async function startAgent(
   await mkdir(agentDir, { recursive: true });
   const files = await writeAgentConfig(agentDir, { database, docs, tls, listen: `127.0.0.1:${port}` });
   const bin = path.join(import.meta.dirname, '../src/cli/drawbridge.js');
+  if (stopping) throw new Error('stopping');
   const child: ChildProcess = spawn(process.execPath, [bin, 'agent', '--config', files.configPath], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, DRAWBRIDGE_LOG_LEVEL: 'warn' },
@@ -74,10 +79,10 @@ const dbUser = (name: string, roles: string[], traits: object = {}) => ({
   spec: { subjects: [{ kind: 'User', name }], roles, traits },
 });
 
-async function main(): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-demo-'));
-  const file = (n: string) => path.join(dir, n);
+const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-demo-'));
+const file = (n: string) => path.join(dir, n);
 
+async function main(): Promise<void> {
   step(
     'A throwaway CA, the agent serving certificate and a 1-hour client certificate for alice (CN=alice, O=dev)',
   );
@@ -273,26 +278,57 @@ async function main(): Promise<void> {
   );
 
   await sleep(300);
-  step('Audit log (JSON lines), one file per agent');
-  for (const p of new Set([pgAgent.auditPath, cacheAgent.auditPath, clusterAgent.auditPath])) {
-    const lines = (await readFile(p, 'utf8').catch(() => '')).trim().split('\n').filter(Boolean);
-    console.log(`  ${p} (${lines.length} events), e.g.:`);
-    const ofType = (t: string) => lines.filter((l) => l.includes(`"type":"${t}"`));
-    const picks = ['session.denied', 'command.denied', 'query', 'command'].flatMap(ofType);
-    for (const l of picks.slice(0, 3)) console.log(`    ${l.slice(0, 240)}`);
+  step('Audit log (JSON lines, one file per agent): each denial with the rule that made it, then what ran');
+  for (const p of [pgAgent.auditPath, cacheAgent.auditPath, clusterAgent.auditPath]) {
+    const events = (await readFile(p, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    console.log(`  ${path.relative(dir, p)} (${events.length} events), e.g.:`);
+    for (const line of auditPicks(events)) console.log(`    ${line}`);
   }
-  console.log(`\nDemo files (certificates, agent.yaml, audit logs) stay in ${dir}.`);
+  console.log(`
+Done: every server and agent it started is stopped. What it left in ${dir}:
+  ca.crt alice.crt alice.key   the throwaway CA and alice's 1-hour client certificate
+  */agent.yaml                 what each agent ran: an AgentConfig plus the Database, AccessRole,
+                               DatabaseUser and Secret documents it uses
+  */audit.jsonl                each agent's audit log, in full
+Next: README "Run an agent on a plain host" puts one in front of your own database; make demo-k8s
+runs the Kubernetes flow (controller, kubectl db login / connect). rm -rf ${dir} when done.`);
+}
+
+/** Denials first (they name the rule), then the first query or command that is not the login. */
+function auditPicks(events: string[]): string[] {
+  const denied = events.filter((l) => /"type":"(session|command)\.denied"/.test(l));
+  const ran = events.filter((l) => /"type":"(query|command)"/.test(l) && !l.includes('"command":"auth"'));
+  return [...denied.slice(0, 1), ...ran.slice(0, 2)].map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l));
 }
 
 async function cleanup(): Promise<void> {
   for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
 }
 
-process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+/** Stops what was started; the demo's files go too unless it ran to the end (`keep`). */
+async function finish(code: number, keep = false): Promise<never> {
+  stopping = true;
+  await cleanup();
+  if (!keep) await rm(dir, { recursive: true, force: true });
+  process.exit(code);
+}
+
+// A terminal's Ctrl+C reaches the servers and agents too (one process group): they start stopping at
+// once, and cleanup waits for each. The servers' own exit handlers remove a half-started one.
+const SIGNAL_CODES = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+for (const [signal, code] of Object.entries(SIGNAL_CODES)) {
+  process.once(signal, () => {
+    if (stopping) return;
+    console.error(`\n${signal}: stopping the servers and agents, removing ${dir}`);
+    void finish(code);
+  });
+}
 main()
-  .then(cleanup)
-  .catch(async (err: unknown) => {
+  .then(() => finish(0, true))
+  .catch((err: unknown) => {
+    // A client or server the signal ended first fails main(): the signal's line said what happened.
+    if (stopping) return;
     console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
-    await cleanup();
-    process.exit(1);
+    console.error(`Stopping the servers and agents it started, removing ${dir}.`);
+    void finish(1);
   });

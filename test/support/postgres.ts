@@ -7,8 +7,8 @@
  * process exit) ends it and removes the directory.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmodSync, chownSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -59,14 +59,24 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-const live = new Set<{ child: ChildProcess; dir: string }>();
+// From the directory's creation on (an interrupted initdb leaves one), the server once it runs.
+const live = new Set<{ child?: ChildProcess; dir: string }>();
 // 'exit' handlers must be synchronous: stop hard and remove the directory.
 process.on('exit', () => {
-  for (const s of live) {
-    s.child.kill('SIGQUIT');
-    rmSync(s.dir, { recursive: true, force: true });
-  }
+  for (const s of live) s.child?.kill('SIGQUIT');
+  for (const s of live) removeNow(s.dir);
 });
+
+/** The server (or initdb) deletes its own files as it stops, under our feet: try again for ~1 s. */
+function removeNow(dir: string): void {
+  for (let tries = 0; tries < 20; tries++) {
+    try {
+      return rmSync(dir, { recursive: true, force: true });
+    } catch {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // a synchronous sleep
+    }
+  }
+}
 
 function postgresUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
@@ -104,7 +114,10 @@ async function startPostgresOnce(opts: PostgresOptions): Promise<PostgresServer>
   const user = postgresUser();
   const host = opts.host ?? '127.0.0.1';
   const clients = opts.clientNetwork ?? `${host}/32`;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-pg-'));
+  // Sync: tracked (below) the moment it exists, so an exit during start removes it too.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'drawbridge-pg-'));
+  const entry: { child?: ChildProcess; dir: string } = { dir };
+  live.add(entry);
   const data = path.join(dir, 'data');
   const file = (name: string) => path.join(dir, name);
   const own = (p: string) => user && chownSync(p, user.uid, user.gid);
@@ -183,8 +196,7 @@ async function startPostgresOnce(opts: PostgresOptions): Promise<PostgresServer>
     stdio: ['ignore', logFd, logFd],
   });
   closeSync(logFd);
-  const entry = { child, dir };
-  live.add(entry);
+  entry.child = child;
   let exited = false;
   child.once('exit', () => (exited = true));
 

@@ -3,7 +3,7 @@
 // which speaks no TLS, and for direct baselines), ACL users with distinct rights, no persistence.
 // Started asynchronously (the agent under test runs in this same process) and always torn down.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,8 +39,14 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-const running = new Set<ChildProcess>();
-process.on('exit', () => running.forEach((c) => c.kill('SIGKILL')));
+// Servers and their directories, from the directory's creation on: removed on exit, even mid-start.
+const running = new Map<string, ChildProcess | undefined>();
+process.on('exit', () =>
+  running.forEach((child, dir) => {
+    child?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }),
+);
 
 /** Starts the server, again on fresh ports if one was taken before it could bind it (ports.ts). */
 export function startRedis(): Promise<RedisServer> {
@@ -48,7 +54,9 @@ export function startRedis(): Promise<RedisServer> {
 }
 
 async function startRedisOnce(): Promise<RedisServer> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'drawbridge-redis-'));
+  // Sync: tracked (below) the moment it exists, so an exit during start removes it too.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'drawbridge-redis-'));
+  running.set(dir, undefined);
   const file = (name: string) => path.join(dir, name);
   const ca = await createCA({ commonName: 'drawbridge test redis CA' });
   const cert = await issueCertificate(ca, {
@@ -81,7 +89,7 @@ async function startRedisOnce(): Promise<RedisServer> {
     ].join('\n') + '\n',
   );
   const child = spawn('redis-server', [file('redis.conf')], { stdio: 'ignore' });
-  running.add(child);
+  running.set(dir, child);
   // A watchdog kills the server if this process dies without running exit handlers (worker killed).
   const watchdog = spawn(
     'sh',
@@ -95,10 +103,7 @@ async function startRedisOnce(): Promise<RedisServer> {
   );
   watchdog.unref();
   let exited = false;
-  child.once('exit', () => {
-    exited = true;
-    running.delete(child);
-  });
+  child.once('exit', () => (exited = true));
 
   const cli = (args: string[], user: RedisUserName = 'admin') =>
     exec('redis-cli', [
@@ -120,6 +125,7 @@ async function startRedisOnce(): Promise<RedisServer> {
     await terminate({ child, exited }, 5000);
     watchdog.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+    running.delete(dir);
   };
 
   const deadline = Date.now() + 20_000;
