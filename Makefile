@@ -21,12 +21,16 @@ deps: node $(STAMP)  ## install what the build and tests need (apt packages, npm
 $(STAMP): package.json package-lock.json | node
 	@missing=""; \
 	for b in /usr/lib/postgresql/15/bin/initdb psql pgbench redis-server redis-cli redis-benchmark pgbouncer nutcracker openssl lua5.4; do \
-	  command -v $$b >/dev/null 2>&1 || missing=1; done; \
+	  command -v $$b >/dev/null 2>&1 || missing="$$missing $${b##*/}"; done; \
 	if [ -n "$$missing" ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	  echo "deps: missing$$missing; installing Debian packages: $(APT_PACKAGES)"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; } || { \
+	    echo "deps: apt-get failed (above). Install them yourself, as root with Debian's mirrors reachable:" >&2; \
+	    echo "  apt-get update && apt-get install -y $(APT_PACKAGES)" >&2; exit 1; }; \
 	  for s in postgresql redis-server pgbouncer nutcracker; do service $$s stop >/dev/null 2>&1 || true; done; \
 	fi
-	npm ci --no-audit --no-fund
+	@echo "deps: npm ci (the project's packages, from package-lock.json)"
+	@npm ci --no-audit --no-fund || { echo "deps: npm ci failed (above): is the npm registry reachable? (npm config get registry)" >&2; exit 1; }
 	@touch $@
 
 build: deps  ## compile to dist/ (src, bench, scripts, test helpers)

