@@ -20,7 +20,19 @@ export function kubectlDbProgram(io: Io): Command {
     .option('-n, --namespace <ns>', "namespace of the Database (default: the context's)")
     .version(VERSION, '--version', 'print the kubectl-db version')
     .showHelpAfterError()
-    .configureOutput({ writeOut: io.out, writeErr: io.err });
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  kubectl db ls                                       # what you may reach, as which database users
+  kubectl db -n shop login orders --db-user app       # a short-lived client certificate
+  kubectl db -n shop connect orders                   # psql or redis-cli through the agent
+  kubectl db -n shop connect orders -- -c 'select 1'  # arguments after -- go to the client
+  kubectl db -n shop proxy orders                     # plaintext on 127.0.0.1 for GUI clients
+
+Run kubectl db COMMAND --help for a command's flags.`,
+    );
   const subcommands = [
     lsCommand,
     loginCommand,

@@ -69,6 +69,14 @@ describe('drawbridge', () => {
   });
 });
 
+describe('kubectl db', () => {
+  it('--help ends with examples of the first commands a person runs', async () => {
+    const r = await run(kubectlDb(), ['--help']);
+    expect(r.out).toContain('kubectl db -n shop login orders --db-user app');
+    expect(r.out).toContain("kubectl db -n shop connect orders -- -c 'select 1'");
+  });
+});
+
 describe('kubectl db login', () => {
   it.each(['abc', '120', '0s'])('refuses --timeout %s instead of giving up at once', async (value) => {
     const r = await run(kubectlDb(), ['login', 'orders', '--db-user', 'app', '--timeout', value]);
