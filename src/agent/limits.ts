@@ -13,6 +13,7 @@ export type LimitName =
   | 'unauthenticatedRequest'
   | 'outputBuffer'
   | 'subscriptions'
+  | 'maxPubSubPatterns'
   | 'unansweredMessages';
 
 /**

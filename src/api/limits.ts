@@ -54,6 +54,17 @@ export const AgentLimitsSpec = z
           'maxBytes (default 32Mi), or with nothing read for stallTimeout (default 60s), the client is ' +
           "disconnected (like Redis's client-output-buffer-limit pubsub).",
       ),
+    maxPubSubPatterns: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .optional()
+      .describe(
+        'Redis pub/sub patterns (PSUBSCRIBE) one session may hold (default 1024); a PSUBSCRIBE past it is ' +
+          'refused. Redis before 7.2 spends time quadratic in the patterns of one connection: 100,000 ' +
+          'would keep the server busy for minutes.',
+      ),
   })
   .describe('Limits on clients; see the README section "Limits".');
 export type AgentLimitsSpec = z.infer<typeof AgentLimitsSpec>;

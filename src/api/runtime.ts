@@ -102,6 +102,7 @@ export interface Limits {
   maxRequestBytes: number;
   outputMaxBytes: number;
   outputStallMs: number;
+  maxPubSubPatterns: number;
 }
 
 /** `override` (AgentConfig) wins field by field over `base` (the Database's spec.agent.limits). */
@@ -114,6 +115,7 @@ export function resolveLimits(base: AgentLimitsSpec = {}, override: AgentLimitsS
     maxRequestBytes: parseByteSize(s.maxRequestBytes ?? '128Mi'),
     outputMaxBytes: parseByteSize(s.outputBuffer.maxBytes ?? '32Mi'),
     outputStallMs: parseDuration(s.outputBuffer.stallTimeout ?? '60s'),
+    maxPubSubPatterns: s.maxPubSubPatterns ?? 1024,
   };
 }
 

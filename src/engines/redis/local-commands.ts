@@ -91,6 +91,7 @@ function reset(s: RedisSession, cmd: RedisCommand): void {
 
 function forgetState(s: RedisSession): void {
   s.commands.endTransaction();
+  s.commands.patterns.clear();
   s.protocol = 2;
   s.trackingUser = undefined;
 }

@@ -29,7 +29,8 @@ import {
 } from './db-boundary.js';
 import { OtherDbChannels } from './keyspace-channels.js';
 import { type RedisCommand, agentCommand, owned } from './parser.js';
-import { EXECABORT, type RespVersion, errorReply } from './serializer.js';
+import { PatternBound } from './pubsub-patterns.js';
+import { EXECABORT, type RespVersion, drawbridgeErrorReply, errorReply } from './serializer.js';
 import type { RedisSession } from './session.js';
 import { trackingGuard } from './tracking.js';
 
@@ -50,6 +51,8 @@ const DISCARD = agentCommand(['DISCARD']);
 const BLOCKS: CommandGuard = () => undefined;
 /** The mark of a command that subscribes (never called: forward relays it with relaySubscribe). */
 const SUBSCRIBES: CommandGuard = () => undefined;
+/** The mark of PUNSUBSCRIBE (never called: forward relays it with relayPunsubscribe). */
+const PUNSUBSCRIBES: CommandGuard = () => undefined;
 /** The mark of PUBLISH on a standalone server without allow.redisServerWide (relayPublish). */
 const PUBLISHES: CommandGuard = () => undefined;
 /** What leaves a session hearing messages no command asks for (MONITOR stays refused on a server). */
@@ -94,6 +97,8 @@ export class SessionCommands {
   private otherDbs: OtherDbChannels | undefined;
   private wideGranted = false;
   private wideSubscription: string | undefined;
+  /** The patterns the session's relayed commands hold (limits.maxPubSubPatterns); RESET clears them. */
+  readonly patterns = new PatternBound();
   /** Commands relayed or answered, and commands refused (session.end counts them). */
   relayed = 0;
   denied = 0;
@@ -122,6 +127,7 @@ export class SessionCommands {
     }
     for (const name of WAITS) guards.set(name, BLOCKS);
     for (const name of SUBSCRIBING) guards.set(name, SUBSCRIBES);
+    guards.set('punsubscribe', PUNSUBSCRIBES);
     this.otherDbs = this.cluster ? undefined : new OtherDbChannels(db, serverWideLimit(db));
     if (!wide) guards.set('publish', PUBLISHES);
     const standalone = !this.cluster;
@@ -159,6 +165,7 @@ export class SessionCommands {
     if (verdict.guard === undefined) return this.relay(cmd, hooks);
     if (verdict.guard === BLOCKS) return this.relayBlocking(cmd, hooks);
     if (verdict.guard === SUBSCRIBES) return this.relaySubscribe(cmd, hooks);
+    if (verdict.guard === PUNSUBSCRIBES) return this.relayPunsubscribe(cmd, hooks);
     if (verdict.guard === PUBLISHES) return this.relayPublish(cmd, hooks);
     // A guard may keep its command (an async check, the tracking request it parsed): one of its own.
     cmd = owned(cmd);
@@ -234,7 +241,23 @@ export class SessionCommands {
         return this.deny(cmd, this.otherDbs!.subscribeRefusal(cmd, other), 'server_wide');
       this.wideSubscription ??= cmd.name;
     }
+    if (cmd.name === 'psubscribe') {
+      const refused = this.patterns.subscribe(cmd.args.slice(1), this.s.agent.limits.maxPubSubPatterns);
+      if (refused !== undefined) {
+        this.s.agent.limitExceeded('maxPubSubPatterns', {
+          sessionId: this.s.id,
+          patterns: this.patterns.size,
+        });
+        return this.reject(cmd, drawbridgeErrorReply(refused), refused.message);
+      }
+    }
     if (!this.subscribedWith.includes(cmd.name)) this.subscribedWith.push(cmd.name);
+    this.relay(cmd, hooks);
+  }
+
+  /** PUNSUBSCRIBE frees the session's patterns (pubsub-patterns.ts) as it is relayed. */
+  private relayPunsubscribe(cmd: RedisCommand, hooks: RelayHooks | undefined): void {
+    this.patterns.unsubscribe(cmd.args.slice(1));
     this.relay(cmd, hooks);
   }
 

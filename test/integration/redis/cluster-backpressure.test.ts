@@ -7,12 +7,13 @@
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCommand } from '../../../src/engines/redis/serializer.js';
-import { eventually } from '../hostile/limits-support.js';
-import { type ClusterFixture, startClusterFixture } from './cluster-fixture.js';
+import { eventually, withLimits } from '../hostile/limits-support.js';
+import { type ClusterFixture, clusterDocs, startClusterFixture } from './cluster-fixture.js';
 
 let f: ClusterFixture;
 beforeAll(async () => {
-  f = await startClusterFixture();
+  // 10,000 patterns, past the default limits.maxPubSubPatterns: this suite fills connections.
+  f = await startClusterFixture(undefined, (c) => withLimits(clusterDocs(c), { maxPubSubPatterns: 10_000 }));
 }, 120_000);
 
 afterAll(() => f?.stop());

@@ -13,6 +13,7 @@ describe('limits', () => {
       maxRequestBytes: 128 * 1024 * 1024,
       outputMaxBytes: 32 * 1024 * 1024,
       outputStallMs: 60_000,
+      maxPubSubPatterns: 1024,
     });
   });
 
@@ -50,6 +51,9 @@ describe('limits', () => {
     expect(spec({ maxConnections: 0 }).success).toBe(false);
     expect(spec({ authTimeout: 'soon' }).success).toBe(false);
     expect(spec({ maxRequestBytes: '64Mi', outputBuffer: { stallTimeout: '30s' } }).success).toBe(true);
+    expect(spec({ maxPubSubPatterns: 0 }).success).toBe(false);
+    expect(spec({ maxPubSubPatterns: 100_001 }).success).toBe(false);
+    expect(spec({ maxPubSubPatterns: 16 }).success).toBe(true);
   });
 
   it('names the limit an engine error hit, by whether the client had logged in', () => {
