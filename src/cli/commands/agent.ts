@@ -12,11 +12,11 @@ import {
 } from '../../api/runtime.js';
 import type { RunningAgent } from '../../agent/standalone.js';
 import type { WorkerLink } from '../../agent/workers/worker.js';
-import { messageWithHint } from '../../errors.js';
+import { DrawbridgeError, messageWithHint } from '../../errors.js';
 import { type Logger, createLogger } from '../../log.js';
 import { ensureSemiSpace } from '../semi-space.js';
 
-interface AgentFlags {
+export interface AgentFlags {
   config?: string;
   database?: string;
   listen: string;
@@ -99,6 +99,7 @@ Examples:
     )
     .action(async (opts: AgentFlags) => {
       try {
+        refuseInClusterAudit(opts);
         ensureSemiSpace(opts.semiSpaceMb);
         await runAgent(opts);
       } catch (err) {
@@ -107,6 +108,28 @@ Examples:
         throw err;
       }
     });
+}
+
+/**
+ * A standalone agent's audit is its config file's (AgentConfig spec.audit, and a Database's spec.audit
+ * beside it): whoever edits the file sets audit.path too, so a flag pinning the mode would guard
+ * nothing, and one silently ignored would look like it does.
+ */
+export function refuseInClusterAudit(opts: AgentFlags): void {
+  if (!opts.config) return;
+  const flags: [string, unknown][] = [
+    ['--audit', opts.audit],
+    ['--audit-mode', opts.auditMode],
+    ['--audit-stall-timeout', opts.auditStallTimeout],
+    ['--audit-mode-enforced', opts.auditModeEnforced],
+  ];
+  const given = flags.filter(([, v]) => v !== undefined).map(([flag]) => flag);
+  if (given.length === 0) return;
+  throw new DrawbridgeError(
+    'INVALID_CONFIG',
+    `${given.join(', ')} ${given.length > 1 ? 'are' : 'is'} for in-cluster agents (--database); a standalone agent takes its audit settings from --config`,
+    'set spec.audit (path, mode, stallTimeout) of the AgentConfig; a Database\'s spec.audit.mode in the same file wins over its mode, so keep that file writable only by whoever owns the audit (README, "Run an agent on a plain host")',
+  );
 }
 
 async function runAgent(opts: AgentFlags): Promise<void> {
