@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { errorMessage } from '../errors.js';
 import { processIo } from './db/io.js';
 import { type GlobalOptions, listObjects, loadTarget } from './db/kube.js';
+import { printableLine } from './db/printable.js';
 import { kubectlDbProgram } from './db/program.js';
 
 const NO_FILE_COMP = 4;
@@ -62,10 +63,12 @@ async function complete(words: string[]): Promise<string[]> {
 }
 
 complete(process.argv.slice(2)).then(
-  (candidates) => process.stdout.write([...candidates, `:${NO_FILE_COMP}`].join('\n') + '\n'),
+  // Names from the API server reach the shell's completion menu: one line each, shown, not obeyed.
+  (candidates) =>
+    process.stdout.write([...candidates.map(printableLine), `:${NO_FILE_COMP}`].join('\n') + '\n'),
   (err: unknown) => {
     // Completion must never print an error into the shell line: no candidates, and why on stderr.
-    process.stderr.write(`kubectl_complete-db: ${errorMessage(err)}\n`);
+    process.stderr.write(`kubectl_complete-db: ${printableLine(errorMessage(err))}\n`);
     process.stdout.write(`:${NO_FILE_COMP}\n`);
   },
 );

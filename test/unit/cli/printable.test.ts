@@ -21,6 +21,12 @@ describe('renderTable', () => {
     expect(out).toContain('app\\x1b[2J\\x1b]52;c;cm0gLXJmIH4=\\x07\\x9b31m\\x0d\\x0aPassword: \\u202e');
   });
 
+  it('shows zero-width and other format characters and line separators as escapes too', () => {
+    const out = renderTable(['NAME'], [['a\u200bb\u2028c\u{e0041}\u061c']]);
+    expect(out).not.toMatch(UNSEEN);
+    expect(out).toContain('a\\u200bb\\u2028c\\u{e0041}\\u061c');
+  });
+
   it('leaves ordinary text alone', () => {
     expect(renderTable(['A', 'B'], [['é-ü', 'x']])).toBe('A     B\né-ü   x\n');
   });
@@ -71,5 +77,13 @@ describe('printableOutput (-o json, -o yaml)', () => {
     expect(out).toContain('"orders\\u009b2J\\u202egpj.exe\\u200b\\u2028"');
     expect(out).toContain('- plain\n');
     expect(parse(out)).toEqual(value);
+  });
+
+  it('yaml: map keys too (a hostile label or annotation key)', () => {
+    const labels = { labels: { 'team\u202e\u200b': 'a', plain: 'b' } };
+    const out = printableOutput(labels, 'yaml');
+    expect(out).not.toMatch(UNSEEN);
+    expect(out).toContain('"team\\u202e\\u200b": a');
+    expect(parse(out)).toEqual(labels);
   });
 });
