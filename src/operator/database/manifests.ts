@@ -235,8 +235,11 @@ function networkPolicyManifest(db: StoredDatabase, np: AgentNetworkPolicy): Kube
       podSelector: pods,
       policyTypes: ['Ingress'],
       ingress: [
-        np.clients.length ? { ports: listener, from: np.clients } : { ports: listener },
-        ...(np.clients.length ? [{ ports: listener, from: [{ podSelector: pods }] }] : []),
+        // The listener: from the platform's clients and the agent's own replicas (PostgreSQL cancels
+        // relayed between them); without clients, from anywhere.
+        np.clients.length
+          ? { ports: listener, from: [...np.clients, { podSelector: pods }] }
+          : { ports: listener },
         { ports: [{ protocol: 'TCP', port: AGENT_METRICS_PORT }], from: np.metricsFrom },
       ],
     },

@@ -50,8 +50,10 @@ it('puts a NetworkPolicy beside the agent while enabled, and takes it away after
   const on = env.startController('np-on', { args: [`--config=${config}`] });
   const policy = await eventually('agent NetworkPolicy', () => env.get<Policy>('networkpolicy', NAME, NS));
   expect(policy.spec.ingress.map((r) => r.from)).toEqual([
-    [clients],
-    [{ podSelector: { matchLabels: expect.objectContaining({ 'app.kubernetes.io/instance': NAME }) } }],
+    [
+      clients,
+      { podSelector: { matchLabels: expect.objectContaining({ 'app.kubernetes.io/instance': NAME }) } },
+    ],
     [monitoring],
   ]);
   // Reconciles every 3 s (--health-interval): a policy that matches is not written again.

@@ -48,8 +48,7 @@ describe('agent NetworkPolicy', () => {
       podSelector: pods,
       policyTypes: ['Ingress'],
       ingress: [
-        { ports: [{ protocol: 'TCP', port: 5432 }], from: CLIENTS },
-        { ports: [{ protocol: 'TCP', port: 5432 }], from: [{ podSelector: pods }] },
+        { ports: [{ protocol: 'TCP', port: 5432 }], from: [...CLIENTS, { podSelector: pods }] },
         { ports: [{ protocol: 'TCP', port: 9090 }], from: MONITORING },
       ],
     });
