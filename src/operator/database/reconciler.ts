@@ -1,13 +1,12 @@
 // Reconciles one Database into its agent: TLS Secret, ServiceAccount, Role, RoleBinding, Service,
 // PodDisruptionBudget (replicas > 1), NetworkPolicy (Helm networkPolicy.enabled) and Deployment, then
-// writes status. Level-based: it gets a key, reads the Database and everything it owns from informer
-// caches, and applies only what differs.
+// writes status (status.ts). Level-based: it gets a key, reads the Database and everything it owns
+// from informer caches, and applies only what differs.
 //
 // Outcomes (see controller.ts): `{ requeueAfterMs }` for the periodic health re-check and certificate
 // renewal; TerminalError when the spec is invalid (reported as Ready=False InvalidSpec, waits for an
 // edit); any other error (API conflict, network) is retried with backoff.
 import { Database } from '../../api/database.js';
-import type { Condition } from '../../api/meta.js';
 import { formatIssue } from '../../api/validate.js';
 import { errorMessage } from '../../errors.js';
 import { parseAs } from '../../kube/parse.js';
@@ -32,9 +31,7 @@ import {
   type ConditionState,
   agentCondition,
   auditModeCondition,
-  mergeConditions,
   readyCondition,
-  sameConditions,
   workloadTokensCondition,
 } from './conditions.js';
 import { agentIdentityCondition, awsNamespaceCondition, defaultAgentRole } from './agent-identity.js';
@@ -48,6 +45,7 @@ import {
 import type { HealthChecker } from './health.js';
 import { type AgentSettings, type StoredDatabase, agentManifests, tlsSecretManifest } from './manifests.js';
 import { servingCert } from './serving-cert.js';
+import { type DatabaseAccess, DatabaseStatusWriter } from './status.js';
 
 export const OWNED_KINDS = [
   'Secret',
@@ -86,22 +84,14 @@ export interface DatabaseReconcilerDeps {
   readiness?: (key: string, ready: boolean | undefined) => void;
 }
 
-interface DatabaseAccess {
-  users: number;
-  roles: number;
-}
-
-interface DatabaseStatus {
-  conditions?: Condition[];
-  endpoint?: string;
-  observedGeneration?: number;
-  access?: DatabaseAccess;
-}
-
 export class DatabaseReconciler implements Reconciler {
   readonly name = 'database';
 
-  constructor(private readonly deps: DatabaseReconcilerDeps) {}
+  private readonly status: DatabaseStatusWriter;
+
+  constructor(private readonly deps: DatabaseReconcilerDeps) {
+    this.status = new DatabaseStatusWriter(deps.writer, deps.events);
+  }
 
   async reconcile(key: string): Promise<ReconcileResult | void> {
     const { namespace = '', name } = splitKey(key);
@@ -119,7 +109,7 @@ export class DatabaseReconciler implements Reconciler {
     const parsed = parseAs(Database, 'Database', raw);
     if (!parsed.success) {
       const issues = parsed.error.issues.map(formatIssue);
-      await this.writeStatus(raw, invalidConditions(issues.join('; ')), undefined);
+      await this.status.write(raw, invalidConditions(issues.join('; ')), undefined);
       this.deps.readiness?.(key, false);
       throw new TerminalError(`Database ${key} is invalid: ${issues.join('; ')}`);
     }
@@ -193,7 +183,7 @@ export class DatabaseReconciler implements Reconciler {
     const globs = forbiddenGlobs(agent.forbiddenPodMetadataKeys);
     const podMetadata = podMetadataCondition(forbiddenPodMetadata(db.spec.agent, globs));
     const auditMode = auditModeCondition(db, agent.audit);
-    await this.writeStatus(raw, [ready, ...parts, tokens, podMetadata, auditMode], endpoint, access);
+    await this.status.write(raw, [ready, ...parts, tokens, podMetadata, auditMode], endpoint, access);
     this.deps.readiness?.(key, ready.status === 'True');
     if (failures.length) throw failures[0]!.err;
     const renewInMs = cert.renewAt.getTime() - Date.now();
@@ -274,94 +264,6 @@ export class DatabaseReconciler implements Reconciler {
     return this.deps.writer.mergePatch('Database', name, namespace, {
       metadata: { finalizers, resourceVersion },
     });
-  }
-
-  private async writeStatus(
-    raw: KubeObject,
-    next: ConditionState[],
-    endpoint: string | undefined,
-    access?: DatabaseAccess,
-  ): Promise<void> {
-    const old = (raw.status ?? {}) as DatabaseStatus;
-    const generation = raw.metadata.generation;
-    const conditions = mergeConditions(old.conditions, next, generation);
-    if (
-      sameConditions(old.conditions, conditions) &&
-      old.endpoint === endpoint &&
-      old.observedGeneration === generation &&
-      old.access?.users === access?.users &&
-      old.access?.roles === access?.roles
-    ) {
-      return;
-    }
-    const status: DatabaseStatus = {
-      conditions,
-      observedGeneration: generation,
-      ...(endpoint ? { endpoint } : {}),
-      ...(access ? { access } : {}),
-    };
-    await this.deps.writer.mergePatch(
-      'Database',
-      raw.metadata.name,
-      raw.metadata.namespace,
-      { status },
-      'status',
-    );
-    this.recordReadyTransition(raw, old.conditions, conditions[0]!);
-    this.recordDegraded(raw, old.conditions, conditions);
-    this.recordNamespaceRefused(raw, old.conditions, conditions);
-    this.recordSharedAudience(raw, old.conditions, conditions);
-    this.recordRefusal(raw, old.conditions, conditions, CONDITION.PodMetadataAllowed);
-    this.recordRefusal(raw, old.conditions, conditions, CONDITION.AuditModeAllowed);
-  }
-
-  /**
-   * Told when PodMetadataAllowed / AuditModeAllowed turns False, and again when what it names (the
-   * keys, the modes) changes.
-   */
-  private recordRefusal(
-    raw: KubeObject,
-    old: Condition[] | undefined,
-    next: Condition[],
-    type: string,
-  ): void {
-    const now = next.find((c) => c.type === type);
-    if (now?.status !== 'False') return;
-    if (old?.find((c) => c.type === type)?.message === now.message) return;
-    this.deps.events.record(raw, 'Warning', now.reason, now.message);
-  }
-
-  /** Told once, when WorkloadTokensScoped turns SharedAudienceAccepted. */
-  private recordSharedAudience(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
-    const reason = REASON.SharedAudienceAccepted;
-    const tokens = next.find((c) => c.type === CONDITION.WorkloadTokensScoped);
-    if (tokens?.reason !== reason) return;
-    if (old?.find((c) => c.type === CONDITION.WorkloadTokensScoped)?.reason === reason) return;
-    this.deps.events.record(raw, 'Warning', reason, tokens.message);
-  }
-
-  /** Told once, when CredentialsReady turns AWSNamespaceNotAllowed, unless Ready's own event says it. */
-  private recordNamespaceRefused(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
-    const reason = REASON.AWSNamespaceNotAllowed;
-    const cred = next.find((c) => c.type === CONDITION.CredentialsReady);
-    if (cred?.reason !== reason || next[0]?.reason === reason) return;
-    if (old?.find((c) => c.type === CONDITION.CredentialsReady)?.reason === reason) return;
-    this.deps.events.record(raw, 'Warning', reason, cred.message);
-  }
-
-  private recordReadyTransition(raw: KubeObject, old: Condition[] | undefined, ready: Condition): void {
-    const before = old?.find((c) => c.type === CONDITION.Ready);
-    if (before?.status === ready.status && before.reason === ready.reason) return;
-    if (ready.status === 'True') this.deps.events.record(raw, 'Normal', REASON.Ready, ready.message);
-    else if (ready.status === 'False') this.deps.events.record(raw, 'Warning', ready.reason, ready.message);
-  }
-
-  /** Ready stays True while a replica serves: a failing pod is told once, when AgentReady turns degraded. */
-  private recordDegraded(raw: KubeObject, old: Condition[] | undefined, next: Condition[]): void {
-    const agent = next.find((c) => c.type === CONDITION.AgentReady);
-    if (agent?.reason !== REASON.AgentDegraded) return;
-    if (old?.find((c) => c.type === CONDITION.AgentReady)?.reason === REASON.AgentDegraded) return;
-    this.deps.events.record(raw, 'Warning', REASON.AgentDegraded, agent.message);
   }
 }
 
