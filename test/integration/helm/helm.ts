@@ -1,9 +1,10 @@
-// helm against a test control plane, its caches inside the plane's temp dir.
+// helm against a test control plane, its caches inside the plane's temp dir; the chart suites' plane.
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import type { ControlPlane } from '../../k8s/controlplane.js';
+import { type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
 
 const run = promisify(execFile);
 
@@ -40,4 +41,33 @@ export async function render(
     if (d.errors.length) throw new Error(`helm template printed invalid YAML: ${d.errors.join('; ')}`);
     return d.toJS() as Doc;
   });
+}
+
+export interface HelmFixture {
+  readonly plane: ControlPlane;
+  /** helm against the plane. */
+  helm(args: string[]): Promise<string>;
+  /** `helm template` of the chart in the namespace, with these `--set` values. */
+  template(...set: string[]): Promise<Doc[]>;
+}
+
+/** A control plane with namespace `ns` for the calling test file (its beforeAll/afterAll), and helm against it. */
+export function helmFixture(ns: string): HelmFixture {
+  let plane: ControlPlane | undefined;
+  let helm: ((args: string[]) => Promise<string>) | undefined;
+  beforeAll(async () => {
+    plane = await startControlPlane();
+    helm = helmFor(plane);
+    await plane.kubectl(['create', 'namespace', ns]);
+  });
+  afterAll(async () => {
+    await plane?.stop();
+  });
+  return {
+    get plane() {
+      return plane!;
+    },
+    helm: (args) => helm!(args),
+    template: (...set) => render(helm!, ns, set),
+  };
 }

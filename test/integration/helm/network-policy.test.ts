@@ -3,27 +3,15 @@
  * policy selecting its pods on the port they serve, the agents' settings written to controller.yaml as
  * the controller reads them, and both the chart's and an agent's policy accepted by a server-side dry run.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseControllerConfig } from '../../../src/api/controller-config.js';
 import { Database } from '../../../src/api/database.js';
 import { type StoredDatabase, agentManifests } from '../../../src/operator/database/manifests.js';
-import { type ControlPlane, startControlPlane } from '../../k8s/controlplane.js';
-import { CHART, type Doc, helmFor, render } from './helm.js';
+import { CHART, type Doc, helmFixture } from './helm.js';
 
 const NS = 'drawbridge';
-let plane: ControlPlane;
-let helm: (args: string[]) => Promise<string>;
-const template = (...set: string[]): Promise<Doc[]> => render(helm, NS, set);
-
-beforeAll(async () => {
-  plane = await startControlPlane();
-  helm = helmFor(plane);
-  await plane.kubectl(['create', 'namespace', NS]);
-});
-
-afterAll(async () => {
-  await plane?.stop();
-});
+const fx = helmFixture(NS);
+const { helm, template } = fx;
 
 describe('charts/drawbridge networkPolicy', () => {
   it("renders NetworkPolicies only when asked: the controller's metrics port, the agents' from controller.yaml", async () => {
@@ -77,10 +65,10 @@ describe('charts/drawbridge networkPolicy', () => {
     const agentPolicy = agent.find((o) => o.kind === 'NetworkPolicy')!;
 
     // The API server accepts the chart's and the agent's policy as they are.
-    await plane.kubectl(['create', 'namespace', 'np']);
+    await fx.plane.kubectl(['create', 'namespace', 'np']);
     const out = await helm(['template', 'drawbridge', CHART, '-n', NS, ...set.flatMap((v) => ['--set', v])]);
     const dryRun = (input: string, ns: string) =>
-      plane.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input });
+      fx.plane.kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], { input });
     expect(await dryRun(out, NS)).toMatch(
       /networkpolicy.networking.k8s.io\/drawbridge-controller created \(server dry run\)/,
     );
