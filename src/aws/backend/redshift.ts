@@ -1,5 +1,6 @@
 // Redshift and Redshift Serverless: temporary database passwords from AWS.
-//  - Redshift, database user NAME: GetClusterCredentials(AutoCreate=false) → user `IAM:NAME`.
+//  - Redshift, database user NAME: GetClusterCredentials(AutoCreate=false) → user `IAM:NAME`; NAME in
+//    lower case only (plainUser).
 //  - Redshift, database user `role/NAME`: assume role NAME (chained after spec.aws.assumeRoleArn), then
 //    GetClusterCredentialsWithIAM → user `IAMR:NAME`; Redshift maps the role to a database user.
 //  - Redshift Serverless: GetCredentials(workgroup, database) as the (chained) role.
@@ -13,6 +14,7 @@ import { GetCredentialsCommand, RedshiftServerlessClient } from '@aws-sdk/client
 import { backendAddress, type Database } from '../../api/database.js';
 import type { BackendCredential, CredentialProvider } from '../../agent/credentials.js';
 import { Identifier, awsSpec, identifier, identityOf, type AwsClients } from '../clients.js';
+import { DrawbridgeError } from '../../errors.js';
 import { awsCall } from '../errors.js';
 
 const DURATION_SECONDS = 900;
@@ -27,6 +29,21 @@ async function roleArn(clients: AwsClients, database: Database, role: string): P
   const aws = awsSpec(database.spec, database.metadata.name);
   const account = aws.accountId ?? (await clients.account(identityOf(aws)));
   return `arn:aws:iam::${account}:role/${role}`;
+}
+
+/**
+ * A plain Redshift user as AccessRoles checked it. Redshift user names are case-insensitive (AWS
+ * documents DbUser as lower case only) while access rules compare exactly, so `AWSUSER` would slip
+ * past a deny of `awsuser` to the very same user if AWS folded it: refused before AWS is asked.
+ */
+function plainUser(dbUser: string): string {
+  const lower = dbUser.toLowerCase();
+  if (dbUser === lower) return dbUser;
+  throw new DrawbridgeError(
+    'ACCESS_DENIED',
+    `database user "${dbUser}" has upper-case letters, which Redshift does not tell from "${lower}"`,
+    `connect as "${lower}"`,
+  );
 }
 
 function dbNameOf(database: Database, dbName: string | undefined): string | undefined {
@@ -69,18 +86,17 @@ export function redshiftProvider(clients: AwsClients): CredentialProvider {
         );
         return password(out.DbUser, out.DbPassword, out.Expiration);
       }
-      const out = await awsCall(
-        { action: `redshift:GetClusterCredentials on ${cluster} for ${dbUser}` },
-        () =>
-          clients.redshift(id).send(
-            new GetClusterCredentialsCommand({
-              ClusterIdentifier: cluster,
-              DbUser: dbUser,
-              DbName: name,
-              AutoCreate: false,
-              DurationSeconds: DURATION_SECONDS,
-            }),
-          ),
+      const user = plainUser(dbUser);
+      const out = await awsCall({ action: `redshift:GetClusterCredentials on ${cluster} for ${user}` }, () =>
+        clients.redshift(id).send(
+          new GetClusterCredentialsCommand({
+            ClusterIdentifier: cluster,
+            DbUser: user,
+            DbName: name,
+            AutoCreate: false,
+            DurationSeconds: DURATION_SECONDS,
+          }),
+        ),
       );
       return password(out.DbUser, out.DbPassword, out.Expiration);
     },

@@ -153,6 +153,14 @@ describe('Redshift (seed 001)', () => {
     expect(issued).toContain('IAM:alice');
   });
 
+  it('refuses a user name with upper case before asking AWS: Redshift would not tell it from the lower-case one', async () => {
+    const before = issued.length;
+    const r = await psql(conninfo(agent, 'ADMIN'), 'select 1');
+    expect(r.code).not.toBe(0);
+    expect(issued.length).toBe(before);
+    expect(r.stderr).toContain('which Redshift does not tell from "admin"');
+  });
+
   it('gets a fresh password from AWS for every connection', async () => {
     const before = issued.length;
     expect((await psql(conninfo(agent, 'alice'), 'select 1')).stdout.trim()).toBe('1');
