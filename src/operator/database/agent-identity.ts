@@ -47,19 +47,34 @@ export function defaultAgentRole(
 }
 
 /**
+ * The agents' shared role (agents.aws.roleArn) when the namespace may not have it: a Database there
+ * naming it in spec.agent.serviceAccountAnnotations would otherwise have the controller write onto its
+ * ServiceAccount the very role aws.namespaces withholds (only its trust policy would stand between).
+ */
+export function withheldAgentRole(
+  namespace: string,
+  settings: { awsRoleArn?: string; awsNamespaces?: readonly string[] },
+): string | undefined {
+  return awsNamespaceAllowed(settings.awsNamespaces, namespace) ? undefined : settings.awsRoleArn;
+}
+
+/**
  * CredentialsReady=False when an AWS Database outside aws.namespaces would need the controller's AWS
  * identities; else undefined. An agent role of its own (or one associated by EKS Pod Identity) serves,
- * except for managed ElastiCache users, whose passwords the controller itself rotates.
+ * except for managed ElastiCache users, whose passwords the controller itself rotates; the agents'
+ * shared role (`sharedRoleArn`) named as its own does not.
  */
 export function awsNamespaceCondition(
   db: Database,
   namespace: string,
   allowed: readonly string[] | undefined,
   podIdentity = false,
+  sharedRoleArn?: string,
 ): ConditionState | undefined {
   if (awsNamespaceAllowed(allowed, namespace) || (!db.spec.aws && !needsAwsIdentity(db))) return undefined;
   const managed = db.spec.auth.type === 'elasticache-managed';
-  if (!managed && (podIdentity || agentRoleArn(db, undefined))) return undefined;
+  const borrowed = sameRole(db.spec.agent.serviceAccountAnnotations?.[IRSA_ROLE_ANNOTATION], sharedRoleArn);
+  if (!managed && (podIdentity || agentRoleArn(db, undefined, sharedRoleArn))) return undefined;
   const fix = managed
     ? `add ${namespace} to the Helm value aws.namespaces (the controller rotates managed ElastiCache ` +
       'users itself)'
@@ -73,23 +88,38 @@ export function awsNamespaceCondition(
     message:
       `namespace ${namespace} is not in the Helm value aws.namespaces, so the controller lends this ` +
       `Database none of its AWS identities (the agents' default role, its IAM policy, assuming ` +
-      `spec.aws.assumeRoleArn): ${fix}`,
+      `spec.aws.assumeRoleArn)${borrowed ? ", nor the agents' role named in spec.agent.serviceAccountAnnotations" : ''}: ${fix}`,
   };
 }
 
-/** The agent ServiceAccount's annotations: the default role for AWS Databases, then the Database's own. */
+/** IAM role names are unique regardless of case. */
+function sameRole(a: string | undefined, b: string | undefined): boolean {
+  return !!a && !!b && a.toLowerCase() === b.toLowerCase();
+}
+
+/**
+ * The agent ServiceAccount's annotations: the default role for AWS Databases, then the Database's own,
+ * less a role naming `withheld` (withheldAgentRole).
+ */
 export function agentServiceAccountAnnotations(
   db: Database,
   defaultRoleArn: string | undefined,
+  withheld?: string,
 ): Record<string, string> {
   const defaults: Record<string, string> =
     needsAwsIdentity(db) && defaultRoleArn ? { [IRSA_ROLE_ANNOTATION]: defaultRoleArn } : {};
-  return { ...defaults, ...db.spec.agent.serviceAccountAnnotations };
+  const own = { ...db.spec.agent.serviceAccountAnnotations };
+  if (sameRole(own[IRSA_ROLE_ANNOTATION], withheld)) delete own[IRSA_ROLE_ANNOTATION];
+  return { ...defaults, ...own };
 }
 
 /** The IAM role the agent's pods run as, if any. */
-export function agentRoleArn(db: Database, defaultRoleArn: string | undefined): string | undefined {
-  return agentServiceAccountAnnotations(db, defaultRoleArn)[IRSA_ROLE_ANNOTATION] || undefined;
+export function agentRoleArn(
+  db: Database,
+  defaultRoleArn: string | undefined,
+  withheld?: string,
+): string | undefined {
+  return agentServiceAccountAnnotations(db, defaultRoleArn, withheld)[IRSA_ROLE_ANNOTATION] || undefined;
 }
 
 /** CredentialsReady=False when an AWS Database's agent would have no AWS identity; else undefined. */

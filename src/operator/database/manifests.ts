@@ -24,6 +24,7 @@ import {
   agentRoleArn,
   agentServiceAccountAnnotations,
   defaultAgentRole,
+  withheldAgentRole,
 } from './agent-identity.js';
 import { forbiddenGlobs, forbiddenPodMetadata, withoutForbidden } from './pod-metadata.js';
 import { containerResources, effectivePodSettings, podSpecFields } from './pod-settings.js';
@@ -142,7 +143,11 @@ export function agentManifests(db: StoredDatabase, settings: AgentSettings, tlsD
       metadata: {
         ...saMeta,
         annotations: {
-          ...agentServiceAccountAnnotations(db, defaultAgentRole(db.metadata.namespace, settings)),
+          ...agentServiceAccountAnnotations(
+            db,
+            defaultAgentRole(db.metadata.namespace, settings),
+            withheldAgentRole(db.metadata.namespace, settings),
+          ),
           ...saMeta.annotations,
         },
       },
@@ -254,7 +259,8 @@ function deploymentManifest(
 ): KubeObject {
   const name = agentName(db.metadata.name);
   const resources = containerResources(pod);
-  const role = agentRoleArn(db, defaultAgentRole(db.metadata.namespace, settings));
+  const ns = db.metadata.namespace;
+  const role = agentRoleArn(db, defaultAgentRole(ns, settings), withheldAgentRole(ns, settings));
   return {
     apiVersion: apiVersionOf('Deployment'),
     kind: 'Deployment',

@@ -171,7 +171,7 @@ export class DatabaseReconciler implements Reconciler {
       health?.backend ?? unknown(CONDITION.BackendReachable, REASON.Probing, 'probing the backend'),
       // Outside aws.namespaces nothing AWS is lent; else an AWS failure already seen (AssumeRoleDenied,
       // RDSCABundleMissing) is the more specific one.
-      awsNamespaceCondition(db, namespace, agent.awsNamespaces, agent.awsPodIdentity) ??
+      awsNamespaceCondition(db, namespace, agent.awsNamespaces, agent.awsPodIdentity, agent.awsRoleArn) ??
         this.deps.credentialIssue?.(key) ??
         agentIdentityCondition(db, defaultAgentRole(namespace, agent), agent.awsPodIdentity) ??
         health?.credentials ??

@@ -103,6 +103,21 @@ describe('aws.namespaces', () => {
     expect(deploy.spec.template.metadata.annotations['drawbridge.dev/aws-role-arn']).toBeUndefined();
   });
 
+  it("never writes the agents' role onto the agent of a Database not listed that names it as its own", async () => {
+    const db = cache('team-b', 'cache-c');
+    const borrowing = {
+      ...db,
+      spec: { ...db.spec, agent: { serviceAccountAnnotations: { [IRSA]: AGENTS_ROLE } } },
+    };
+    await env.apply([borrowing]);
+    expect(await eventually('team-b cache-c SA', () => saRole('team-b', 'cache-c'))).toBe('none');
+    const cond = await eventually('cache-c CredentialsReady', async () => {
+      const c = await credentials('team-b', 'cache-c');
+      return c?.reason === 'AWSNamespaceNotAllowed' && c;
+    });
+    expect(cond.message).toMatch(/nor the agents' role named in spec\.agent\.serviceAccountAnnotations/);
+  });
+
   it('reports AWSNamespaceNotAllowed on the Database not listed, with a Warning Event naming the fix', async () => {
     const cond = await eventually('team-b CredentialsReady', async () => {
       const c = await credentials('team-b', 'cache-b');

@@ -87,6 +87,22 @@ describe('aws.namespaces: the decision', () => {
     expect(awsNamespaceCondition(stored('team-b', 'redshift'), 'team-b', ALLOWED, true)).toBeUndefined();
   });
 
+  it("withholds the agents' role from a namespace not listed even when its Database names it as its own", () => {
+    for (const named of [ROLE, ROLE.toUpperCase().replace('ARN:AWS:IAM', 'arn:aws:iam')]) {
+      const borrowing = stored('team-b', 'rds-iam', { serviceAccountAnnotations: { [IRSA]: named } });
+      expect(saRole(borrowing, ALLOWED)).toBeUndefined();
+      expect(awsNamespaceCondition(borrowing, 'team-b', ALLOWED, false, ROLE)?.reason).toBe(
+        'AWSNamespaceNotAllowed',
+      );
+      expect(
+        saRole(stored('team-a', 'rds-iam', { serviceAccountAnnotations: { [IRSA]: named } }), ALLOWED),
+      ).toBe(named);
+    }
+    const own = stored('team-b', 'rds-iam', { serviceAccountAnnotations: { [IRSA]: OWN } });
+    expect(saRole(own, ALLOWED)).toBe(OWN);
+    expect(awsNamespaceCondition(own, 'team-b', ALLOWED, false, ROLE)).toBeUndefined();
+  });
+
   it('refuses managed ElastiCache users even with a role of their own: the controller rotates them', () => {
     const own = stored('team-b', 'elasticache-managed', { serviceAccountAnnotations: { [IRSA]: OWN } });
     expect(awsNamespaceCondition(own, 'team-b', ALLOWED)?.message).toMatch(
