@@ -7,7 +7,16 @@
  * process exit) ends it and removes the directory.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,14 +76,18 @@ process.on('exit', () => {
   for (const s of live) removeNow(s.dir);
 });
 
-/** The server (or initdb) deletes its own files as it stops, under our feet: try again for ~1 s. */
+/**
+ * The server (or initdb) deletes its own files as it stops, under our feet: rmSync then fails, or
+ * returns with files left (an entry gone mid-walk is an ENOENT that `force` ignores). Try again for ~1 s.
+ */
 function removeNow(dir: string): void {
-  for (let tries = 0; tries < 20; tries++) {
+  for (let tries = 0; tries < 20 && existsSync(dir); tries++) {
     try {
-      return rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     } catch {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // a synchronous sleep
+      // Tried again below.
     }
+    if (existsSync(dir)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50); // sleeps
   }
 }
 
@@ -220,16 +233,19 @@ async function startPostgresOnce(opts: PostgresOptions): Promise<PostgresServer>
       sql,
     ]);
 
+  let stopping = false;
   const stop = async () => {
-    if (!live.has(entry)) return;
-    live.delete(entry);
+    if (stopping) return;
+    stopping = true;
     if (!exited) {
       const done = new Promise((r) => child.once('exit', r));
       child.kill('SIGINT'); // fast shutdown: ends sessions, no checkpoint wait for clients
       await Promise.race([done, sleep(10_000)]);
       if (!exited) child.kill('SIGKILL');
     }
-    rmSync(dir, { recursive: true, force: true });
+    removeNow(dir);
+    // Only now: a process that exits while this waits still removes the directory on its way out.
+    live.delete(entry);
   };
 
   try {
