@@ -3,9 +3,9 @@
 // refused one is never asked for), sets the annotation on Secret drawbridge-ca, and waits until the
 // controller reports the phase on ConfigMap drawbridge-ca. `status` reads only that public ConfigMap.
 import { X509Certificate } from 'node:crypto';
-import { Command, InvalidArgumentError } from 'commander';
-import { parseDuration } from '../../api/runtime.js';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { DrawbridgeError } from '../../errors.js';
+import { durationArg } from '../args.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { KubeObject } from '../../kube/types.js';
 import { loadKubeConfig } from './controller.js';
@@ -13,7 +13,8 @@ import { loadKubeConfig } from './controller.js';
 interface Flags {
   kubeconfig?: string;
   namespace: string;
-  timeout: string;
+  /** ms */
+  timeout: number;
 }
 
 type WithData = KubeObject & { data?: Record<string, string> };
@@ -57,8 +58,8 @@ export function caCommand(): Command {
       .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)')
       .option(
         '--namespace <ns>',
-        "the controller's namespace",
-        process.env.POD_NAMESPACE ?? 'drawbridge-system',
+        "the controller's namespace (where kubectl db login looks)",
+        process.env.DRAWBRIDGE_NAMESPACE ?? 'drawbridge',
       );
   common(ca.command('status').description('the phase, what to do next, and the CAs trusted')).action(
     async (flags: Flags) => print(await (await connect(flags)).status()),
@@ -73,7 +74,11 @@ export function caCommand(): Command {
       })
       .description('ask the controller for the next phase of a CA rotation, and wait for it'),
   )
-    .option('--timeout <duration>', 'how long to wait for the controller', '60s')
+    .addOption(
+      new Option('--timeout <duration>', 'how long to wait for the controller')
+        .argParser(durationArg('1s'))
+        .default(60_000, '60s'),
+    )
     .action(async (phase: string, flags: Flags) => {
       const { client, rotation, store, objectPath, ns, status } = await connect(flags);
       const path = objectPath('Secret', store.CA_SECRET_NAME, ns);
@@ -86,14 +91,14 @@ export function caCommand(): Command {
       await client.patch(path, 'merge', {
         metadata: { annotations: { [rotation.ANNOTATION_CA_ROTATION]: phase } },
       });
-      const deadline = Date.now() + parseDuration(flags.timeout);
+      const deadline = Date.now() + flags.timeout;
       for (;;) {
         const now = await status();
         if (now.phase === phase) return print(now);
         if (Date.now() > deadline) {
           throw new DrawbridgeError(
             'KUBE_ERROR',
-            `the controller did not report phase ${phase} within ${flags.timeout} (it reports ${now.phase})`,
+            `the controller did not report phase ${phase} within ${flags.timeout / 1000}s (it reports ${now.phase})`,
             `check that it runs (kubectl -n ${ns} get pods) and its Events ` +
               `(kubectl -n ${ns} get events --field-selector involvedObject.name=${store.CA_SECRET_NAME})`,
           );

@@ -39,8 +39,8 @@ export function controllerCommand(): Command {
     .option('--kubeconfig <file>', 'kubeconfig (default: $KUBECONFIG, ~/.kube/config, then in-cluster)')
     .option(
       '--namespace <ns>',
-      'namespace for the CA Secret and the leader Lease',
-      process.env.POD_NAMESPACE ?? 'drawbridge-system',
+      'namespace for the CA Secret and the leader Lease (the chart sets it; by hand, where kubectl db looks)',
+      process.env.POD_NAMESPACE ?? 'drawbridge',
     )
     .option(
       '--agent-image <image>',

@@ -67,6 +67,24 @@ describe('drawbridge', () => {
     expect(r.err?.code).toBe('commander.invalidArgument');
     expect(r.out).toContain('use a duration of at least 1s');
   });
+
+  it.each(['abc', '0s', '60'])(
+    'ca rotate refuses --timeout %s before asking the controller anything',
+    async (value) => {
+      const r = await run(drawbridgeProgram(), ['ca', 'rotate', 'init', '--timeout', value]);
+      expect(r.err?.code).toBe('commander.invalidArgument');
+      expect(r.out).toContain('use a duration of at least 1s');
+    },
+  );
+
+  it.each([
+    ['ca', 'status', '--help'],
+    ['controller', '--help'],
+  ])('%s %s looks for the controller where kubectl db login does', async (...args) => {
+    const r = await run(drawbridgeProgram(), args);
+    // Up to the next option: --agent-command's default is "drawbridge" too.
+    expect(r.out).toMatch(/--namespace <ns>(?:(?!\n\s+--)[^])*\(default: "drawbridge"\)/);
+  });
 });
 
 describe('kubectl db', () => {
