@@ -64,7 +64,7 @@ function secretOf(deps: ProviderDeps, db: Database): Record<string, string> {
     throw new DrawbridgeError(
       'CREDENTIALS_UNAVAILABLE',
       `Secret "${name}" named by Database ${db.metadata.name} spec.auth.secretRef does not exist`,
-      `create Secret "${name}" in the Database's namespace`,
+      `create Secret "${name}" in the Database's namespace (a standalone agent: add a Secret document named "${name}" to its config file)`,
     );
   }
   return values;

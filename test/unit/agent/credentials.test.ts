@@ -42,6 +42,18 @@ describe('password provider', () => {
     expect(await passwordFor(values)).toEqual({ kind: 'password', user: 'app', ...want });
   });
 
+  it('a missing Secret names both fixes: the namespace in Kubernetes, a document in the standalone file', async () => {
+    const deps = { secrets: { secret: () => undefined }, log: createLogger('test', 'silent') };
+    const get = credentialProvider(secretCredentialProviders, 'password', deps).get({
+      database,
+      dbUser: 'app',
+    });
+    await expect(get).rejects.toMatchObject({
+      code: 'CREDENTIALS_UNAVAILABLE',
+      hint: expect.stringContaining('add a Secret document named "login" to its config file'),
+    });
+  });
+
   it('a previous password alone is no login: the current one is required', async () => {
     await expect(passwordFor({ 'app.previous': 'old' })).rejects.toMatchObject({
       code: 'CREDENTIALS_UNAVAILABLE',
