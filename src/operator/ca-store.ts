@@ -160,7 +160,9 @@ export class CaReconciler implements Reconciler {
       events.record(written, 'Normal', `CARotation${step.to[0]!.toUpperCase()}${step.to.slice(1)}`, message);
       log.info({ phase: step.to }, `CA rotation: ${message}`);
     }
-    await publish(client, namespace, owners, state, message);
+    // Before publishing, which may fail: once update is written the old key is deleted and must sign
+    // nothing more, retry or not.
     this.deps.changed(state);
+    await publish(client, namespace, owners, state, message);
   }
 }

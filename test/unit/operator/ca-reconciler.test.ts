@@ -1,5 +1,6 @@
 // The CaReconciler against a fake API server: a controller that crashed after writing a step (before
-// publishing it) converges on its next pass without making another CA; a stale Secret is never
+// publishing it) converges on its next pass without making another CA, and signs with the CA it wrote
+// even when publishing fails; a stale Secret is never
 // overwritten (its resourceVersion guards the write); no private key reaches a log line or an Event.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -107,7 +108,21 @@ describe('CaReconciler', () => {
     await w.reconciler.reconcile();
     expect(caState(w.s.secret.data, 's').next).toEqual(written.next); // no second new CA
     expect(w.s.configMap!.data['ca.crt']).toBe(trustBundle(written));
-    expect(w.states.map(phaseOf)).toEqual(['init']);
+    expect(w.states.map(phaseOf)).toEqual(['init', 'init']); // the failed pass already told the caller
+  });
+
+  it('signs with the new CA once update is written, even if the ConfigMap write then fails', async () => {
+    const w = world('init');
+    await w.reconciler.reconcile();
+    w.sync();
+    const next = caState(w.s.secret.data, 's').next!;
+    w.s.secret.metadata.annotations!['drawbridge.dev/ca-rotation'] = 'update';
+    w.s.failPublish = 1; // the ConfigMap stays unwritable, say, for the whole retry backoff
+    await expect(w.reconciler.reconcile()).rejects.toThrow('connection reset');
+    expect(w.s.secret.data['tls.key']).toBe(b64(next.keyPem)); // the old key is gone from the Secret
+    // What the CSR signer and serving certificates use (manager.ts): not the old key a moment longer.
+    expect(w.states.at(-1)?.signing).toEqual(next);
+    expect(phaseOf(w.states.at(-1)!)).toBe('update');
   });
 
   it('never writes over a Secret it has not seen (a stale cache, another replica)', async () => {
