@@ -8,6 +8,7 @@
 //            trusted — its key is gone — so certificates it issued keep working until they expire.
 // `standby` again drops previous.crt: from then on a certificate from the old CA is refused.
 // An operator asks for a phase with the annotation; the controller moves one step at a time.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { KeyPairPem } from '../pki/ca.js';
 import { GROUP } from '../api/runtime.js';
 
@@ -42,12 +43,20 @@ export function caState(data: SecretData | undefined, where: string): CaState {
   }
   const next = { certPem: text(data?.['next.crt']), keyPem: text(data?.['next.key']) };
   const previous = text(data?.['previous.crt']);
-  return {
-    signing,
-    // A half-written pair (a hand edit) is no CA: ignored, so init makes a whole one again.
-    ...(next.certPem && next.keyPem ? { next } : {}),
-    ...(previous && !(next.certPem && next.keyPem) ? { previous } : {}),
-  };
+  // A half-written or mismatched pair (a hand edit) is no CA: ignored, so init makes a whole one again
+  // rather than update making it the signing pair, whose every certificate would then fail to verify.
+  const whole = isCaPair(next);
+  return { signing, ...(whole ? { next } : {}), ...(previous && !whole ? { previous } : {}) };
+}
+
+function isCaPair({ certPem, keyPem }: KeyPairPem): boolean {
+  if (!certPem || !keyPem) return false;
+  try {
+    const cert = new X509Certificate(certPem);
+    return cert.ca && cert.checkPrivateKey(createPrivateKey(keyPem));
+  } catch {
+    return false;
+  }
 }
 
 export function phaseOf(state: CaState): Phase {

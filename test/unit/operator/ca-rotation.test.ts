@@ -40,6 +40,20 @@ const trusts = (state: CaState, ca: KeyPairPem, client: string) => {
 };
 
 describe('CA rotation phases', () => {
+  it('takes a hand-edited next pair of mismatched key and certificate for no CA: update cannot sign with it', () => {
+    const data: Data = {
+      'tls.crt': b64(old.certPem),
+      'tls.key': b64(old.keyPem),
+      'next.crt': b64(fresh.certPem),
+      'next.key': b64(old.keyPem),
+    };
+    const state = caState(data, 's');
+    expect(phaseOf(state)).toBe('standby');
+    expect(trustBundle(state)).toBe(old.certPem);
+    expect(nextStep(state, 'update').kind).toBe('refuse');
+    expect(phaseOf(caState(apply(data, 'init'), 's'))).toBe('init'); // init writes a whole pair over it
+  });
+
   it('goes standby → init → update → standby, trusting the old CA until the end', async () => {
     const oldClient = (await issueCertificate(old, { commonName: 'alice', usage: 'client' })).certPem;
     const standby: Data = { 'tls.crt': b64(old.certPem), 'tls.key': b64(old.keyPem) };
