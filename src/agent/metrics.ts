@@ -5,6 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { registerBuildInfo } from '../build-info.js';
+import { pemCertificates } from '../pki/pem.js';
 import { DrawbridgeError, type ErrorCode } from '../errors.js';
 import { FastHistogram } from './fast-histogram.js';
 import type { AuditStats } from './audit.js';
@@ -15,8 +16,6 @@ export const COMMAND_SAMPLE = 32;
 const BACKEND_CODES = new Set<ErrorCode>(['BACKEND_UNREACHABLE', 'BACKEND_TLS', 'BACKEND_AUTH_FAILED']);
 
 export type SessionOutcome = 'established' | 'denied' | 'failed';
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -208,7 +207,7 @@ export class AgentMetrics {
     for (const [certificate, file] of Object.entries(this.certificates)) {
       try {
         // A bundle (a CA rotation's old and new CA): the one that expires first is the one to act on.
-        const pems = readFileSync(file, 'latin1').match(PEM_CERTIFICATE) ?? [];
+        const pems = pemCertificates(readFileSync(file, 'latin1'));
         const expiry = Math.min(...pems.map((pem) => Date.parse(new X509Certificate(pem).validTo)));
         if (Number.isFinite(expiry)) this.certificateExpiry.set({ certificate }, Math.floor(expiry / 1000));
       } catch {

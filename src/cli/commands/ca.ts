@@ -8,6 +8,7 @@ import { DrawbridgeError } from '../../errors.js';
 import { durationArg } from '../args.js';
 import type { KubeClient } from '../../kube/client.js';
 import type { KubeObject } from '../../kube/types.js';
+import { pemCertificates } from '../../pki/pem.js';
 import { loadKubeConfig } from './controller.js';
 
 interface Flags {
@@ -18,8 +19,6 @@ interface Flags {
 }
 
 type WithData = KubeObject & { data?: Record<string, string> };
-
-const PEM = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
 
 async function connect(flags: Flags) {
   const [{ KubeClient }, rotation, store, { objectPath }] = await Promise.all([
@@ -36,7 +35,7 @@ async function connect(flags: Flags) {
     return {
       phase: a[rotation.ANNOTATION_CA_PHASE] ?? 'unknown',
       message: a[rotation.ANNOTATION_CA_MESSAGE] ?? '',
-      cas: (cm.data?.['ca.crt']?.match(PEM) ?? []).map((p) => new X509Certificate(p)),
+      cas: pemCertificates(cm.data?.['ca.crt'] ?? '').map((p) => new X509Certificate(p)),
     };
   };
   return { client, rotation, store, objectPath, ns, status };

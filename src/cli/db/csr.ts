@@ -4,6 +4,7 @@
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import { DrawbridgeError } from '../../errors.js';
+import { pemCertificates } from '../../pki/pem.js';
 import { ANNOTATION_DATABASE, ANNOTATION_DB_USER, SIGNER_NAME } from '../../operator/names.js';
 
 /** The API server rejects expirationSeconds below ten minutes. */
@@ -104,8 +105,6 @@ export async function waitForCertificate(csrName: string, opts: WaitOptions): Pr
   );
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-
 /**
  * Refuses an issued certificate unless it is for our own key and signed by the CA we trust for the
  * agents (the controller's, which also signs logins): whoever may write a CSR's status (a rogue or
@@ -135,7 +134,7 @@ export function checkIssuedCertificate(
   if (!cert.publicKey.export({ type: 'spki', format: 'der' }).equals(ours)) {
     throw refuse('is for another key than the one this login made');
   }
-  const cas = (caPem.match(PEM_CERTIFICATE) ?? []).map((pem) => new X509Certificate(pem));
+  const cas = pemCertificates(caPem).map((pem) => new X509Certificate(pem));
   if (!cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey))) {
     throw refuse(`is not signed by the agents' CA (issuer "${cert.issuer.replace(/\n/g, ', ')}")`);
   }
